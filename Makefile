@@ -1,0 +1,39 @@
+# Kedge: `make help` lists the targets.
+SHELL := /bin/bash
+GO    ?= go
+PKGS  ?= ./...
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: build ## run a working node on an embedded default (data in ./var, gNMI on 127.0.0.1:9339)
+	./bin/kedge-daemon --data-dir ./var --listen 127.0.0.1:9339
+
+.PHONY: test
+test: ## run every test with -race (root runs the kernel tests too)
+	$(GO) test -race -count=1 -timeout 40m $(PKGS)
+
+.PHONY: build
+build: ## build the binaries into ./bin
+	$(GO) build -o bin/ ./server/cmd/kedge-daemon
+
+.PHONY: generate
+generate: ## rebuild everything generated (gen/, the README tree listing)
+	$(GO) generate ./yang/...
+
+.PHONY: yang-validate
+yang-validate: ## check the YANG modules with goyang: zero errors
+	$(GO) run ./yang/cmd/yangcheck yang
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+.PHONY: bench
+bench: ## run the benchmarks (results go in BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKGS)
