@@ -1,0 +1,89 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+)
+
+// snapshotChunk bounds one bbolt value: bbolt stores a large value in
+// contiguous pages, so a multi-megabyte snapshot is split.
+const snapshotChunk = 4 << 20
+
+// compactAsync writes a snapshot in the background once the log has grown
+// past the threshold. Commits continue meanwhile, except while the tree is
+// being encoded under the read lock.
+func (s *Store) compactAsync() {
+	if !s.compacting.TryLock() {
+		return
+	}
+	s.logBytes = 0 // counted again from here; a failed compaction retries later
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.compacting.Unlock()
+		if err := s.Compact(); err != nil {
+			s.log.Error("compact store", "err", err)
+		}
+	}()
+}
+
+// Compact writes a snapshot of the config tree and drops the log records
+// it covers, in one bbolt transaction.
+func (s *Store) Compact() error {
+	start := time.Now()
+	s.mu.RLock()
+	seq := s.seq
+	blob := encodeSnapshot(s.t, seq, s.now().UnixNano())
+	s.mu.RUnlock()
+	err := s.db.Update(func(btx *bolt.Tx) error {
+		if err := btx.DeleteBucket(bucketSnap); err != nil {
+			return err
+		}
+		b, err := btx.CreateBucket(bucketSnap)
+		if err != nil {
+			return err
+		}
+		b.FillPercent = 1
+		for i := 0; len(blob) > 0; i++ {
+			n := min(len(blob), snapshotChunk)
+			var k [8]byte
+			binary.BigEndian.PutUint64(k[:], uint64(i))
+			if err := b.Put(k[:], blob[:n]); err != nil {
+				return err
+			}
+			blob = blob[n:]
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], seq)
+		if err := btx.Bucket(bucketMeta).Put(keySnapSeq, v[:]); err != nil {
+			return err
+		}
+		c := btx.Bucket(bucketLog).Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("compact at seq %d: %w", seq, err)
+	}
+	s.log.Info("store compacted", "seq", seq, "took", time.Since(start))
+	return nil
+}
+
+// encodeSnapshot serialises every config leaf as one record at seq.
+func encodeSnapshot(t *tree.Tree, seq uint64, ts int64) []byte {
+	e := newEncoder(seq, ts, 1<<16)
+	_ = tree.Match{In: t.Root()}.Leaves(func(n *tree.Node) bool { return n.Config }, func(in *tree.Inst, n *tree.Node, v tree.Value) error {
+		e.add(tree.Change{Op: tree.OpUpdate, In: in, Node: n, Val: v})
+		return nil
+	})
+	return e.bytes()
+}

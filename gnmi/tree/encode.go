@@ -1,0 +1,211 @@
+package tree
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+)
+
+// Encoding options for JSON output.
+type EncodeOpts struct {
+	// IETF selects RFC 7951: module-qualified top-level member names and
+	// 64-bit integers as strings. Otherwise plain OpenConfig JSON.
+	IETF bool
+	// Keep filters leaves (gNMI DataType); nil keeps all.
+	Keep func(*Node) bool
+}
+
+// JSON encodes the match as a JSON value: a scalar or array for a leaf or
+// leaf-list, an object for an instance. ok is false when nothing under the
+// match passes the filter.
+func (m Match) JSON(o EncodeOpts) ([]byte, bool) {
+	var b bytes.Buffer
+	if m.Node != nil {
+		if o.Keep != nil && !o.Keep(m.Node) {
+			return nil, false
+		}
+		writeValue(&b, m.Node, m.In.vals[m.Node.slot], o.IETF)
+		return b.Bytes(), true
+	}
+	if !writeInst(&b, m.In, o, true) {
+		return nil, false
+	}
+	return b.Bytes(), true
+}
+
+// writeInst writes in as an object; top marks the top-level object, whose
+// member names RFC 7951 qualifies with their module.
+func writeInst(b *bytes.Buffer, in *Inst, o EncodeOpts, top bool) bool {
+	start := b.Len()
+	b.WriteByte('{')
+	n := 0
+	member := func(ch *Node) {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		n++
+		b.WriteByte('"')
+		if o.IETF && (top || ch.Module != in.s.Module) && ch.Module != "" {
+			b.WriteString(ch.Module)
+			b.WriteByte(':')
+		}
+		b.WriteString(ch.Name)
+		b.WriteString(`":`)
+	}
+	for _, ch := range in.s.Children {
+		switch ch.Kind {
+		case KindLeaf, KindLeafList:
+			v := in.vals[ch.slot]
+			if !v.IsSet() {
+				continue
+			}
+			_, key := keyValue(in, ch)
+			if o.Keep != nil && !o.Keep(ch) && !(key && in.s.Kind == KindList) {
+				continue
+			}
+			member(ch)
+			writeValue(b, ch, v, o.IETF)
+		case KindContainer:
+			sub := in.subs[ch.slot]
+			if sub == nil {
+				continue
+			}
+			mark := b.Len()
+			member(ch)
+			if !writeInst(b, sub, o, false) {
+				b.Truncate(mark)
+				n--
+			}
+		case KindList:
+			l := in.lists[ch.slot]
+			if l == nil || len(l.m) == 0 {
+				continue
+			}
+			mark := b.Len()
+			member(ch)
+			if !writeList(b, l, o) {
+				b.Truncate(mark)
+				n--
+			}
+		}
+	}
+	if n == 0 || (in.s.Kind == KindList && !hasKept(in, o)) {
+		b.Truncate(start)
+		return false
+	}
+	b.WriteByte('}')
+	return true
+}
+
+// hasKept reports whether an entry holds anything the filter keeps beyond
+// its keys (an entry with only keys shows in CONFIG but not in STATE).
+func hasKept(in *Inst, o EncodeOpts) bool {
+	if o.Keep == nil {
+		return true
+	}
+	return !in.isEmpty(o.Keep) && anyKept(in, o.Keep)
+}
+
+func anyKept(in *Inst, keep func(*Node) bool) bool {
+	found := false
+	_ = eachInst(in, func(x *Inst) error {
+		for _, ch := range x.s.Children {
+			if (ch.Kind == KindLeaf || ch.Kind == KindLeafList) && x.vals[ch.slot].IsSet() && keep(ch) {
+				found = true
+				return errStop
+			}
+		}
+		return nil
+	})
+	return found
+}
+
+type stopErr struct{}
+
+func (stopErr) Error() string { return "stop" }
+
+var errStop error = stopErr{}
+
+func writeList(b *bytes.Buffer, l *List, o EncodeOpts) bool {
+	b.WriteByte('[')
+	n := 0
+	for _, k := range sortedEntryKeys(l) {
+		mark := b.Len()
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		if writeInst(b, l.m[k], o, false) {
+			n++
+		} else {
+			b.Truncate(mark)
+		}
+	}
+	if n == 0 {
+		return false
+	}
+	b.WriteByte(']')
+	return true
+}
+
+func sortedEntryKeys(l *List) []string {
+	keys := make([]string, 0, len(l.m))
+	for k := range l.m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	return keys
+}
+
+func writeValue(b *bytes.Buffer, n *Node, v Value, ietf bool) {
+	if v.IsList() {
+		b.WriteByte('[')
+		for i, e := range v.Elems() {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeScalar(b, n, e, ietf)
+		}
+		b.WriteByte(']')
+		return
+	}
+	writeScalar(b, n, v, ietf)
+}
+
+func writeScalar(b *bytes.Buffer, n *Node, v Value, ietf bool) {
+	switch v.k {
+	case vBool:
+		b.WriteString(strconv.FormatBool(v.BoolVal()))
+	case vUint, vInt:
+		if n.Type.jsonNumber(ietf) {
+			b.WriteString(v.String())
+		} else {
+			b.WriteByte('"')
+			b.WriteString(v.String())
+			b.WriteByte('"')
+		}
+	default:
+		q, _ := json.Marshal(v.s)
+		b.Write(q)
+	}
+}
+
+// Typed converts a leaf value to a scalar gNMI TypedValue (PROTO encoding).
+func Typed(v Value) *gpb.TypedValue {
+	switch v.k {
+	case vUint:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: v.n}}
+	case vInt:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_IntVal{IntVal: int64(v.n)}}
+	case vBool:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: v.n != 0}}
+	case vList:
+		el := make([]*gpb.TypedValue, 0, len(v.Elems()))
+		for _, e := range v.Elems() {
+			el = append(el, Typed(e))
+		}
+		return &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: el}}}
+	}
+	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v.s}}
+}

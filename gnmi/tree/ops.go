@@ -1,0 +1,514 @@
+package tree
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+)
+
+// locate resolves a concrete path for writing, creating containers and
+// list entries on the way.
+func (tx *Txn) locate(elems []*gpb.PathElem) (Target, string, error) {
+	in := tx.t.root
+	for i, e := range elems {
+		at := renderElems(elems[:i+1])
+		n, err := childNode(in.s, e.GetName())
+		if err != nil {
+			return Target{}, at, newErr(ErrUnknownPath, at, err.Error())
+		}
+		last := i == len(elems)-1
+		switch n.Kind {
+		case KindLeaf, KindLeafList:
+			if !last {
+				return Target{}, at, newErr(ErrUnknownPath, at, "a leaf has no children")
+			}
+			return Target{In: in, Node: n}, at, nil
+		case KindContainer:
+			if len(e.GetKey()) > 0 {
+				return Target{}, at, newErr(ErrBadPath, at, "container "+n.Name+" takes no keys")
+			}
+			in = tx.ensureSub(in, n)
+		case KindList:
+			if len(e.GetKey()) == 0 && last {
+				return Target{In: in, Node: n}, at, nil
+			}
+			keys, err := parseKeys(n, e, at)
+			if err != nil {
+				return Target{}, at, err
+			}
+			ent, err := tx.entry(in, n, keys, true, at)
+			if err != nil {
+				return Target{}, at, err
+			}
+			in = ent
+		}
+	}
+	return Target{In: in}, renderElems(elems), nil
+}
+
+// Delete removes whatever the path names. Deleting data that does not
+// exist is not an error (gNMI specification 3.4.6).
+func (tx *Txn) Delete(elems []*gpb.PathElem) error {
+	tgt, found, err := tx.t.Lookup(elems)
+	if err != nil || !found {
+		return err
+	}
+	at := renderElems(elems)
+	switch {
+	case tgt.Node == nil && tgt.In.s.Kind == KindList:
+		if !tx.owns(tgt.In.s) {
+			tx.clear(tgt.In, true)
+			return nil
+		}
+		p := tgt.In.parent
+		tx.deleteEntry(p, p.lists[tgt.In.s.slot], keyString(tgt.In.keys))
+	case tgt.Node == nil:
+		tx.clear(tgt.In, true)
+	case tgt.Node.Kind == KindList:
+		l := tgt.In.lists[tgt.Node.slot]
+		if !tx.owns(tgt.Node) {
+			for _, e := range l.m {
+				tx.clear(e, true)
+			}
+			return nil
+		}
+		for k := range l.m {
+			tx.deleteEntry(tgt.In, l, k)
+		}
+	default:
+		return tx.deleteLeaf(tgt.In, tgt.Node, at)
+	}
+	return nil
+}
+
+// Update merges val into the path (gNMI update).
+func (tx *Txn) Update(elems []*gpb.PathElem, val *gpb.TypedValue) error {
+	return tx.set(elems, val, false)
+}
+
+// Replace makes the path hold exactly val (gNMI replace): nodes under the
+// path that this writer owns and val omits are removed.
+func (tx *Txn) Replace(elems []*gpb.PathElem, val *gpb.TypedValue) error {
+	return tx.set(elems, val, true)
+}
+
+// SetValue writes an already typed leaf value at a concrete path; the
+// store uses it to replay its log.
+func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
+	tgt, at, err := tx.locate(elems)
+	if err != nil {
+		return err
+	}
+	if tgt.Node == nil || (tgt.Node.Kind != KindLeaf && tgt.Node.Kind != KindLeafList) {
+		return newErr(ErrBadPath, at, "not a leaf")
+	}
+	return tx.setLeaf(tgt.In, tgt.Node, v, at)
+}
+
+func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) error {
+	if val == nil || val.GetValue() == nil {
+		return newErr(ErrBadValue, renderElems(elems), "no value")
+	}
+	tgt, at, err := tx.locate(elems)
+	if err != nil {
+		return err
+	}
+	if n := tgt.Node; n != nil && (n.Kind == KindLeaf || n.Kind == KindLeafList) {
+		v, err := decodeLeaf(n, val)
+		if err != nil {
+			return newErr(ErrBadValue, at, err.Error())
+		}
+		return tx.setLeaf(tgt.In, n, v, at)
+	}
+	x, err := decodeJSON(val)
+	if err != nil {
+		return newErr(ErrBadValue, at, err.Error())
+	}
+	if tgt.Node != nil { // a whole list
+		arr, ok := x.([]any)
+		if !ok {
+			if obj, isObj := x.(map[string]any); isObj {
+				// Some clients wrap the list: {"route": [...]}.
+				if inner, ok2 := unwrapList(obj, tgt.Node); ok2 {
+					arr, ok = inner, true
+				}
+			}
+		}
+		if !ok {
+			return newErr(ErrBadValue, at, "a list takes a JSON array of entries")
+		}
+		return tx.mergeList(tgt.In, tgt.Node, arr, replace, at)
+	}
+	obj, ok := x.(map[string]any)
+	if !ok {
+		return newErr(ErrBadValue, at, fmt.Sprintf("%s takes a JSON object", nodeName(tgt.In.s)))
+	}
+	return tx.merge(tgt.In, obj, replace, at)
+}
+
+func unwrapList(obj map[string]any, n *Node) ([]any, bool) {
+	if len(obj) != 1 {
+		return nil, false
+	}
+	for k, v := range obj {
+		if k != n.Name && k != n.Module+":"+n.Name {
+			return nil, false
+		}
+		arr, ok := v.([]any)
+		return arr, ok
+	}
+	return nil, false
+}
+
+func decodeJSON(val *gpb.TypedValue) (any, error) {
+	var raw []byte
+	switch v := val.GetValue().(type) {
+	case *gpb.TypedValue_JsonIetfVal:
+		raw = v.JsonIetfVal
+	case *gpb.TypedValue_JsonVal:
+		raw = v.JsonVal
+	default:
+		return nil, fmt.Errorf("a container or list takes a JSON or JSON_IETF value, not %T", val.GetValue())
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var x any
+	if err := d.Decode(&x); err != nil {
+		return nil, fmt.Errorf("decode JSON: %w", err)
+	}
+	if d.More() {
+		return nil, fmt.Errorf("decode JSON: trailing data after the value")
+	}
+	return x, nil
+}
+
+// decodeLeaf converts a gNMI TypedValue into a leaf or leaf-list value.
+func decodeLeaf(n *Node, val *gpb.TypedValue) (Value, error) {
+	t := n.Type
+	if n.Kind == KindLeafList {
+		var elems []*gpb.TypedValue
+		switch v := val.GetValue().(type) {
+		case *gpb.TypedValue_LeaflistVal:
+			elems = v.LeaflistVal.GetElement()
+		case *gpb.TypedValue_JsonIetfVal, *gpb.TypedValue_JsonVal:
+			x, err := decodeJSON(val)
+			if err != nil {
+				return Value{}, err
+			}
+			arr, ok := x.([]any)
+			if !ok {
+				return Value{}, fmt.Errorf("leaf-list %s takes a JSON array", n.Name)
+			}
+			out := make([]Value, 0, len(arr))
+			for _, a := range arr {
+				v, err := t.ParseJSON(a)
+				if err != nil {
+					return Value{}, err
+				}
+				out = append(out, v)
+			}
+			return leafList(out)
+		default:
+			return Value{}, fmt.Errorf("leaf-list %s takes a leaflist_val or a JSON array, not %T", n.Name, val.GetValue())
+		}
+		out := make([]Value, 0, len(elems))
+		for _, e := range elems {
+			v, err := decodeScalar(t, e)
+			if err != nil {
+				return Value{}, err
+			}
+			out = append(out, v)
+		}
+		return leafList(out)
+	}
+	return decodeScalar(t, val)
+}
+
+// leafList builds a leaf-list value, refusing duplicates as YANG does for
+// config leaf-lists.
+func leafList(vs []Value) (Value, error) {
+	seen := make(map[string]bool, len(vs))
+	for _, v := range vs {
+		s := v.String()
+		if seen[s] {
+			return Value{}, fmt.Errorf("duplicate leaf-list element %q", s)
+		}
+		seen[s] = true
+	}
+	return ListValue(vs), nil
+}
+
+func decodeScalar(t *Type, val *gpb.TypedValue) (Value, error) {
+	switch v := val.GetValue().(type) {
+	case *gpb.TypedValue_StringVal:
+		return t.ParseText(v.StringVal)
+	case *gpb.TypedValue_AsciiVal:
+		return t.ParseText(v.AsciiVal)
+	case *gpb.TypedValue_UintVal:
+		return t.CheckUint(v.UintVal)
+	case *gpb.TypedValue_IntVal:
+		return t.CheckInt(v.IntVal)
+	case *gpb.TypedValue_BoolVal:
+		return t.CheckBool(v.BoolVal)
+	case *gpb.TypedValue_JsonIetfVal, *gpb.TypedValue_JsonVal:
+		x, err := decodeJSON(val)
+		if err != nil {
+			return Value{}, err
+		}
+		if _, isArr := x.([]any); isArr {
+			return Value{}, fmt.Errorf("a leaf takes a scalar, not a JSON array")
+		}
+		if _, isObj := x.(map[string]any); isObj {
+			return Value{}, fmt.Errorf("a leaf takes a scalar, not a JSON object")
+		}
+		return t.ParseJSON(x)
+	case nil:
+		return Value{}, fmt.Errorf("no value")
+	}
+	return Value{}, fmt.Errorf("%T is not a supported encoding for %s", val.GetValue(), t.base().describe())
+}
+
+// members normalises a JSON object's member names to schema children,
+// rejecting unknown members and members this writer may not write.
+func (tx *Txn) members(in *Inst, obj map[string]any, at string) (map[*Node]any, error) {
+	out := make(map[*Node]any, len(obj))
+	for name, x := range obj {
+		n, err := childNode(in.s, name)
+		if err != nil {
+			return nil, newErr(ErrUnknownPath, at+"/"+name, err.Error())
+		}
+		if (n.Kind == KindLeaf || n.Kind == KindLeafList) && !tx.owns(n) {
+			if _, key := keyValue(in, n); !key {
+				return nil, tx.ownErr(n, at+"/"+n.Name)
+			}
+		}
+		if n.Kind == KindList && !n.Config && !tx.state {
+			return nil, tx.ownErr(n, at+"/"+n.Name)
+		}
+		out[n] = x
+	}
+	return out, nil
+}
+
+// merge applies a decoded JSON object to an instance, in schema order so
+// that changes come out deterministically.
+func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool, at string) error {
+	mem, err := tx.members(in, obj, at)
+	if err != nil {
+		return err
+	}
+	for _, ch := range in.s.Children {
+		x, given := mem[ch]
+		cat := at + "/" + ch.Name
+		if at == "/" {
+			cat = "/" + ch.Name
+		}
+		switch ch.Kind {
+		case KindLeaf, KindLeafList:
+			if !given {
+				if _, key := keyValue(in, ch); replace && tx.owns(ch) && !key {
+					tx.setVal(in, ch, Value{})
+				}
+				continue
+			}
+			var v Value
+			var err error
+			if ch.Kind == KindLeafList {
+				arr, ok := x.([]any)
+				if !ok {
+					return newErr(ErrBadValue, cat, "a leaf-list takes a JSON array")
+				}
+				vs := make([]Value, 0, len(arr))
+				for _, a := range arr {
+					e, err := ch.Type.ParseJSON(a)
+					if err != nil {
+						return newErr(ErrBadValue, cat, err.Error())
+					}
+					vs = append(vs, e)
+				}
+				v, err = leafList(vs)
+			} else {
+				v, err = ch.Type.ParseJSON(x)
+			}
+			if err != nil {
+				return newErr(ErrBadValue, cat, err.Error())
+			}
+			if err := tx.setLeaf(in, ch, v, cat); err != nil {
+				return err
+			}
+		case KindContainer:
+			if !given {
+				if replace {
+					if sub := in.subs[ch.slot]; sub != nil {
+						tx.clear(sub, true)
+					}
+				}
+				continue
+			}
+			o, ok := x.(map[string]any)
+			if !ok {
+				return newErr(ErrBadValue, cat, "a container takes a JSON object")
+			}
+			if err := tx.merge(tx.ensureSub(in, ch), o, replace, cat); err != nil {
+				return err
+			}
+		case KindList:
+			if !given {
+				if replace {
+					if l := in.lists[ch.slot]; l != nil {
+						if tx.owns(ch) {
+							for k := range l.m {
+								tx.deleteEntry(in, l, k)
+							}
+						} else {
+							for _, e := range l.m {
+								tx.clear(e, true)
+							}
+						}
+					}
+				}
+				continue
+			}
+			arr, ok := x.([]any)
+			if !ok {
+				return newErr(ErrBadValue, cat, "a list takes a JSON array of entries")
+			}
+			if err := tx.mergeList(in, ch, arr, replace, cat); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mergeList applies a JSON array of entries to list n under in.
+func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool, at string) error {
+	var keep map[string]bool
+	if replace {
+		keep = make(map[string]bool, len(arr))
+	}
+	for i, a := range arr {
+		obj, ok := a.(map[string]any)
+		if !ok {
+			return newErr(ErrBadValue, fmt.Sprintf("%s[%d]", at, i), "a list entry is a JSON object")
+		}
+		keys, err := entryKeys(n, obj)
+		if err != nil {
+			return newErr(ErrBadPath, fmt.Sprintf("%s[%d]", at, i), err.Error())
+		}
+		ent, err := tx.entry(in, n, keys, true, at)
+		if err != nil {
+			return err
+		}
+		if keep != nil {
+			k := keyString(keys)
+			if keep[k] {
+				return newErr(ErrBadValue, ent.PathString(), "duplicate list entry")
+			}
+			keep[k] = true
+		}
+		if err := tx.merge(ent, obj, replace, ent.PathString()); err != nil {
+			return err
+		}
+	}
+	if replace && tx.owns(n) {
+		if l := in.lists[n.slot]; l != nil {
+			for k := range l.m {
+				if !keep[k] {
+					tx.deleteEntry(in, l, k)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// entryKeys reads a JSON list entry's keys, from the entry's key leaves
+// or, failing that, from their config mirrors.
+func entryKeys(n *Node, obj map[string]any) ([]Value, error) {
+	keys := make([]Value, len(n.Keys))
+	for i, k := range n.Keys {
+		x, ok := lookupMember(obj, k)
+		if !ok && k.configKey != nil {
+			if sub, ok2 := lookupMember(obj, k.configKey.Parent); ok2 {
+				if so, ok3 := sub.(map[string]any); ok3 {
+					x, ok = lookupMember(so, k.configKey)
+				}
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("list %s entry lacks key %q", n.Name, k.Name)
+		}
+		v, err := k.Type.ParseJSON(x)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", k.Name, err)
+		}
+		keys[i] = v
+	}
+	return keys, nil
+}
+
+func lookupMember(obj map[string]any, n *Node) (any, bool) {
+	if x, ok := obj[n.Name]; ok {
+		return x, true
+	}
+	x, ok := obj[n.Module+":"+n.Name]
+	return x, ok
+}
+
+// ApplyRaw replays one logged leaf change at an instance path: a set
+// creates what it needs; deleting a list entry's key leaf removes the
+// entry; deletes under data that is already gone are no-ops. It skips
+// the client-facing checks because the change was validated when it was
+// first committed.
+func (tx *Txn) ApplyRaw(instPath, leaf string, v Value) error {
+	elems, err := tx.parseCached(instPath)
+	if err != nil {
+		return err
+	}
+	if !v.IsSet() {
+		tgt, found, err := tx.t.Lookup(elems)
+		if err != nil || !found || tgt.Node != nil {
+			return err
+		}
+		n := tgt.In.s.byName[leaf]
+		if n == nil {
+			return newErr(ErrUnknownPath, instPath+"/"+leaf, "no such leaf")
+		}
+		if _, key := keyValue(tgt.In, n); key {
+			if in := tgt.In; in.s.Kind == KindList {
+				tx.deleteEntry(in.parent, in.parent.lists[in.s.slot], keyString(in.keys))
+			}
+			return nil
+		}
+		tx.setVal(tgt.In, n, Value{})
+		return nil
+	}
+	tgt, at, err := tx.locate(elems)
+	if err != nil {
+		return err
+	}
+	if tgt.Node != nil {
+		return newErr(ErrBadPath, at, "not an instance path")
+	}
+	n := tgt.In.s.byName[leaf]
+	if n == nil || (n.Kind != KindLeaf && n.Kind != KindLeafList) {
+		return newErr(ErrUnknownPath, at+"/"+leaf, "no such leaf")
+	}
+	tx.setVal(tgt.In, n, v)
+	return nil
+}
+
+func (tx *Txn) parseCached(path string) ([]*gpb.PathElem, error) {
+	if path == tx.lastPath && tx.lastElems != nil {
+		return tx.lastElems, nil
+	}
+	elems, err := ParsePath(path)
+	if err != nil {
+		return nil, newErr(ErrBadPath, path, err.Error())
+	}
+	tx.lastPath, tx.lastElems = path, elems
+	return elems, nil
+}

@@ -1,0 +1,5 @@
+package tree
+
+import "sort"
+
+func sortStrings(s []string) { sort.Strings(s) }

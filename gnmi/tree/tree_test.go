@@ -1,0 +1,317 @@
+package tree
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+)
+
+type op struct {
+	kind string // "update", "replace", "delete"
+	path string
+	val  *gpb.TypedValue
+}
+
+// apply runs ops in one transaction, validates, and commits or rolls back.
+func apply(t *testing.T, tr *Tree, state bool, ops ...op) ([]Change, error) {
+	t.Helper()
+	tx, err := tr.Begin(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range ops {
+		var err error
+		switch o.kind {
+		case "update":
+			err = tx.Update(p(t, o.path), o.val)
+		case "replace":
+			err = tx.Replace(p(t, o.path), o.val)
+		case "delete":
+			err = tx.Delete(p(t, o.path))
+		}
+		if err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+	}
+	if err := tx.Validate(); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	ch := tx.Changes()
+	tx.Commit()
+	return ch, nil
+}
+
+func render(ch []Change) []string {
+	var out []string
+	for _, c := range ch {
+		if c.Op == OpDelete {
+			out = append(out, "del "+c.Path())
+		} else {
+			out = append(out, "set "+c.Path()+"="+c.Val.String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dump renders every set leaf of the tree, sorted, as the ground truth for
+// "nothing changed" checks.
+func dump(tr *Tree) string {
+	var lines []string
+	_ = Match{In: tr.Root()}.Leaves(nil, func(in *Inst, n *Node, v Value) error {
+		lines = append(lines, Match{In: in, Node: n}.Path()+"="+v.String())
+		return nil
+	})
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+const r1 = "/top/routes/route[prefix=10.0.0.0/24][table=254]"
+
+func TestUpdateCreatesEntryAndMirrorsKeys(t *testing.T) {
+	tr := New(testSchema(t))
+	ch, err := apply(t, tr, false, op{"update", r1 + "/config/device", strVal("eth0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"set " + r1 + "/config/device=eth0",
+		"set " + r1 + "/config/prefix=10.0.0.0/24",
+		"set " + r1 + "/config/table=254",
+		"set " + r1 + "/prefix=10.0.0.0/24",
+		"set " + r1 + "/table=254",
+	}
+	if d := cmp.Diff(want, render(ch)); d != "" {
+		t.Fatalf("changes (-want +got):\n%s", d)
+	}
+	// Writing the same value again is no change at all.
+	ch, err = apply(t, tr, false, op{"update", r1 + "/config/device", strVal("eth0")})
+	if err != nil || len(ch) != 0 {
+		t.Fatalf("idempotent update: changes %v err %v", render(ch), err)
+	}
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	tr := New(testSchema(t))
+	if _, err := apply(t, tr, false,
+		op{"update", "/top/devices/device[name=sw1]/config/address", strVal("192.0.2.1")},
+		op{"update", r1 + "/config/device", strVal("eth0")},
+	); err != nil {
+		t.Fatal(err)
+	}
+	before := dump(tr)
+	cases := []struct {
+		name string
+		ops  []op
+		want error
+		in   string // substring the message must contain
+	}{
+		{"unknown leaf", []op{{"update", r1 + "/config/nope", strVal("x")}}, ErrUnknownPath, "nope"},
+		{"unknown container", []op{{"update", "/top/nope/x", strVal("x")}}, ErrUnknownPath, "nope"},
+		{"wrong type", []op{{"update", r1 + "/config/metric", strVal("ten")}}, ErrBadValue, "metric"},
+		{"out of range", []op{{"update", r1 + "/config/metric", uintVal(1001)}}, ErrBadValue, "0..1000"},
+		{"range uint8", []op{{"update", "/top/posture/config/level", uintVal(6)}}, ErrBadValue, "1..5"},
+		{"pattern", []op{{"update", r1 + "/config/extra", jsonVal(`["not-a-prefix"]`)}}, ErrBadValue, "not-a-prefix"},
+		{"length", []op{{"update", r1 + "/config/device", strVal("a-very-long-interface-name")}}, ErrBadValue, "length"},
+		{"enum", []op{{"update", r1 + "/config/class", strVal("bogus")}}, ErrBadValue, "bogus"},
+		{"malformed key", []op{{"update", "/top/routes/route[prefix=nope][table=1]/config/device", strVal("x")}}, ErrBadValue, "nope"},
+		{"missing key", []op{{"update", "/top/routes/route[prefix=10.1.0.0/16]/config/device", strVal("x")}}, ErrBadPath, "table"},
+		{"key not a number", []op{{"update", "/top/routes/route[prefix=10.1.0.0/16][table=x]/config/device", strVal("x")}}, ErrBadValue, "table"},
+		{"delete key leaf", []op{{"delete", r1 + "/config/prefix", nil}}, ErrKeyLeaf, "delete the list entry"},
+		{"delete entry key", []op{{"delete", r1 + "/prefix", nil}}, ErrKeyLeaf, ""},
+		{"change mirror", []op{{"update", r1 + "/config/table", uintVal(7)}}, ErrKeyLeaf, "differs"},
+		{"write state", []op{{"update", r1 + "/state/status", strVal("installed")}}, ErrReadOnly, "config false"},
+		{"mandatory", []op{{"update", "/top/devices/device[name=sw2]/config/name", strVal("sw2")}}, ErrMandatory, "address"},
+		{"leafref dangling", []op{{"update", r1 + "/config/dev-ref", strVal("sw9")}}, ErrLeafref, "sw9"},
+		{"leafref target removed", []op{
+			{"update", r1 + "/config/dev-ref", strVal("sw1")},
+			{"delete", "/top/devices/device[name=sw1]", nil},
+		}, ErrLeafref, "still referenced"},
+		{"bad json", []op{{"update", r1 + "/config", jsonVal(`{"device": `)}}, ErrBadValue, "JSON"},
+		{"json wrong shape", []op{{"update", r1 + "/config", jsonVal(`["x"]`)}}, ErrBadValue, "object"},
+		{"json unknown member", []op{{"update", r1 + "/config", jsonVal(`{"devise":"eth1"}`)}}, ErrUnknownPath, "devise"},
+		{"json state member", []op{{"update", r1, jsonVal(`{"state":{"status":"installed"}}`)}}, ErrReadOnly, ""},
+		{"later op fails", []op{
+			{"update", r1 + "/config/device", strVal("eth9")},
+			{"update", r1 + "/config/metric", uintVal(5000)},
+		}, ErrBadValue, "5000"},
+		{"dup leaf-list", []op{{"update", r1 + "/config/extra", jsonVal(`["10.0.0.0/8","10.0.0.0/8"]`)}}, ErrBadValue, "duplicate"},
+		{"int64 overflow", []op{{"update", r1 + "/config/big", jsonVal(`"99999999999999999999"`)}}, ErrBadValue, "int64"},
+		{"bool as string", []op{{"update", r1 + "/config/on", jsonVal(`"true"`)}}, ErrBadValue, "boolean"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := apply(t, tr, false, c.ops...)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+			if !strings.Contains(err.Error(), c.in) {
+				t.Fatalf("err %q does not mention %q", err, c.in)
+			}
+			if got := dump(tr); got != before {
+				t.Fatalf("tree changed:\n%s\nwant:\n%s", got, before)
+			}
+		})
+	}
+}
+
+func TestReplaceIsExact(t *testing.T) {
+	tr := New(testSchema(t))
+	if _, err := apply(t, tr, false, op{"update", r1 + "/config", jsonVal(`{"device":"eth0","metric":10,"tags":"a"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := apply(t, tr, false, op{"replace", r1 + "/config", jsonVal(`{"device":"eth0","metric":20}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"del " + r1 + "/config/tags", "set " + r1 + "/config/metric=20"}
+	if d := cmp.Diff(want, render(ch)); d != "" {
+		t.Fatalf("replace changes (-want +got):\n%s", d)
+	}
+	// Replacing the list drops entries not named and keeps the named ones
+	// without churn.
+	if _, err := apply(t, tr, false, op{"update", "/top/routes/route[prefix=10.9.0.0/16][table=1]/config/device", strVal("eth1")}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err = apply(t, tr, false, op{"replace", "/top/routes", jsonVal(`{"kedge-test:route":[{"prefix":"10.0.0.0/24","table":254,"config":{"prefix":"10.0.0.0/24","table":254,"device":"eth0","metric":20}}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range render(ch) {
+		if !strings.Contains(c, "10.9.0.0/16") {
+			t.Fatalf("replace touched a kept entry: %v", render(ch))
+		}
+	}
+	if len(ch) != 5 {
+		t.Fatalf("want 5 deletes for the dropped entry, got %v", render(ch))
+	}
+}
+
+func TestStateWriter(t *testing.T) {
+	tr := New(testSchema(t))
+	if _, err := apply(t, tr, true, op{"update", r1 + "/state/status", strVal("installed")}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("state for a missing config entry: %v", err)
+	}
+	if _, err := apply(t, tr, false, op{"update", r1 + "/config/device", strVal("eth0")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apply(t, tr, true, op{"update", r1 + "/state/status", strVal("installed")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apply(t, tr, true, op{"update", r1 + "/config/device", strVal("eth1")}); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("state writer wrote config: %v", err)
+	}
+	if _, err := apply(t, tr, true, op{"update", "/top/sessions/session[id=s1]/state/peer", strVal("anchor")}); err != nil {
+		t.Fatal(err)
+	}
+	// A config replace of the entry leaves its state alone.
+	ch, err := apply(t, tr, false, op{"replace", r1 + "/config", jsonVal(`{"device":"eth2"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"set " + r1 + "/config/device=eth2"}, render(ch)); d != "" {
+		t.Fatal(d)
+	}
+	// Deleting the config entry removes its state too.
+	ch, err = apply(t, tr, false, op{"delete", r1, nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(render(ch), "del "+r1+"/state/status") {
+		t.Fatalf("entry delete kept state: %v", render(ch))
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWalkAndJSON(t *testing.T) {
+	tr := New(testSchema(t))
+	if _, err := apply(t, tr, false,
+		op{"update", r1 + "/config", jsonVal(`{"device":"eth0","big":"-5","extra":["10.1.0.0/16"]}`)},
+		op{"update", "/top/routes/route[prefix=10.2.0.0/16][table=254]/config/device", strVal("eth1")},
+		op{"update", "/top/posture/config/level", uintVal(3)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := tr.Walk(p(t, "/top/routes/route[prefix=*][table=254]/config/device"), func(m Match) error {
+		got = append(got, m.Path())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	want := []string{r1 + "/config/device", "/top/routes/route[prefix=10.2.0.0/16][table=254]/config/device"}
+	sort.Strings(want)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatal(d)
+	}
+	got = nil
+	if err := tr.Walk(p(t, "/top/.../level"), func(m Match) error { got = append(got, m.Path()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"/top/posture/config/level"}, got); d != "" {
+		t.Fatal(d)
+	}
+	if err := tr.Walk(p(t, "/top/routs"), func(Match) error { return nil }); !errors.Is(err, ErrUnknownPath) {
+		t.Fatalf("walk typo: %v", err)
+	}
+	var js []byte
+	_ = tr.Walk(p(t, r1+"/config"), func(m Match) error {
+		js, _ = m.JSON(EncodeOpts{IETF: true})
+		return nil
+	})
+	wantJS := `{"kedge-test:big":"-5","kedge-test:device":"eth0","kedge-test:extra":["10.1.0.0/16"],"kedge-test:prefix":"10.0.0.0/24","kedge-test:table":254}`
+	if string(js) != wantJS {
+		t.Fatalf("JSON_IETF:\n got %s\nwant %s", js, wantJS)
+	}
+	_ = tr.Walk(p(t, "/top/posture"), func(m Match) error {
+		js, _ = m.JSON(EncodeOpts{})
+		return nil
+	})
+	if string(js) != `{"config":{"level":3}}` {
+		t.Fatalf("JSON: %s", js)
+	}
+	_ = tr.Walk(p(t, "/top/posture"), func(m Match) error {
+		_, ok := m.JSON(EncodeOpts{Keep: func(n *Node) bool { return !n.Config }})
+		if ok {
+			t.Fatal("state filter kept config data")
+		}
+		return nil
+	})
+}
+
+func TestParsePathRoundTrip(t *testing.T) {
+	for _, s := range []string{
+		"/top",
+		"/top/routes/route[prefix=10.0.0.0/24][table=254]/config/device",
+		`/top/devices/device[name=a\]b\\c]/config`,
+	} {
+		elems, err := ParsePath(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if got := RenderPath(elems); got != s {
+			t.Fatalf("round trip %q -> %q", s, got)
+		}
+	}
+	for _, bad := range []string{"/a//b", "/a[k]", "/a[k=v", "/a/", "/a[=v]", "/a[k=1][k=2]", "/a[k=v]x"} {
+		if _, err := ParsePath(bad); err == nil {
+			t.Fatalf("ParsePath(%q) accepted", bad)
+		}
+	}
+}
