@@ -206,16 +206,23 @@ func (s *Store) AddValidator(prefix string, v Validator) {
 // to the feed. It returns the published commit; a transaction that
 // changes nothing returns a Commit with no changes and the current seq.
 func (s *Store) Commit(ctx context.Context, ops []Op) (*Commit, error) {
-	return s.commit(ctx, ops, false)
+	return s.commit(ctx, ops, false, false)
 }
 
 // CommitState applies ops to config false nodes (reconcilers writing
 // /state). State is not persisted: reconcilers rebuild it after restart.
 func (s *Store) CommitState(ctx context.Context, ops []Op) (*Commit, error) {
-	return s.commit(ctx, ops, true)
+	return s.commit(ctx, ops, true, false)
 }
 
-func (s *Store) commit(ctx context.Context, ops []Op, state bool) (*Commit, error) {
+// CommitOperational is CommitState that may also create entries of config
+// lists that exist only in state (the system's own entries, such as the
+// default accord of every posture level).
+func (s *Store) CommitOperational(ctx context.Context, ops []Op) (*Commit, error) {
+	return s.commit(ctx, ops, true, true)
+}
+
+func (s *Store) commit(ctx context.Context, ops []Op, state, operational bool) (*Commit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -229,6 +236,10 @@ func (s *Store) commit(ctx context.Context, ops []Op, state bool) (*Commit, erro
 	tx, err := s.t.Begin(state)
 	if err != nil {
 		return nil, err
+	}
+	tx.OperationalEntries = operational
+	if len(ops) > 64 {
+		tx.Reserve(len(ops))
 	}
 	if err := applyOps(tx, ops); err != nil {
 		tx.Rollback()

@@ -105,13 +105,19 @@ func hasKept(in *Inst, o EncodeOpts) bool {
 	if o.Keep == nil {
 		return true
 	}
-	return !in.isEmpty(o.Keep) && anyKept(in, o.Keep)
+	return anyKept(in, o.Keep)
 }
 
+// anyKept reports whether a kept leaf is set at or below entry in, other
+// than the entry's own keys: an operational entry (keys in state only)
+// must not show up in a CONFIG read.
 func anyKept(in *Inst, keep func(*Node) bool) bool {
 	found := false
 	_ = eachInst(in, func(x *Inst) error {
 		for _, ch := range x.s.Children {
+			if x == in && isKey(in.s, ch) {
+				continue
+			}
 			if (ch.Kind == KindLeaf || ch.Kind == KindLeafList) && x.vals[ch.slot].IsSet() && keep(ch) {
 				found = true
 				return errStop
@@ -174,10 +180,10 @@ func writeValue(b *bytes.Buffer, n *Node, v Value, ietf bool) {
 }
 
 func writeScalar(b *bytes.Buffer, n *Node, v Value, ietf bool) {
-	switch v.k {
-	case vBool:
-		b.WriteString(strconv.FormatBool(v.BoolVal()))
-	case vUint, vInt:
+	switch x := v.x.(type) {
+	case bool:
+		b.WriteString(strconv.FormatBool(x))
+	case uint64, int64:
 		if n.Type.jsonNumber(ietf) {
 			b.WriteString(v.String())
 		} else {
@@ -185,27 +191,27 @@ func writeScalar(b *bytes.Buffer, n *Node, v Value, ietf bool) {
 			b.WriteString(v.String())
 			b.WriteByte('"')
 		}
-	default:
-		q, _ := json.Marshal(v.s)
+	case string:
+		q, _ := json.Marshal(x)
 		b.Write(q)
 	}
 }
 
 // Typed converts a leaf value to a scalar gNMI TypedValue (PROTO encoding).
 func Typed(v Value) *gpb.TypedValue {
-	switch v.k {
-	case vUint:
-		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: v.n}}
-	case vInt:
-		return &gpb.TypedValue{Value: &gpb.TypedValue_IntVal{IntVal: int64(v.n)}}
-	case vBool:
-		return &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: v.n != 0}}
-	case vList:
-		el := make([]*gpb.TypedValue, 0, len(v.Elems()))
-		for _, e := range v.Elems() {
+	switch x := v.x.(type) {
+	case uint64:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: x}}
+	case int64:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_IntVal{IntVal: x}}
+	case bool:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: x}}
+	case []Value:
+		el := make([]*gpb.TypedValue, 0, len(x))
+		for _, e := range x {
 			el = append(el, Typed(e))
 		}
 		return &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: el}}}
 	}
-	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v.s}}
+	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v.Str()}}
 }

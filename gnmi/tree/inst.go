@@ -13,14 +13,16 @@ import (
 type Inst struct {
 	s      *Node
 	parent *Inst
-	keys   []Value // list entries only, in key order
 	vals   []Value
 	subs   []*Inst
 	lists  []*List
-	// mark and chk are the ids of the last transaction that touched this
-	// instance and that checked its mandatory leaves; comparing ids
-	// replaces per-transaction sets on the hot path.
-	mark, chk uint64
+	// mark is the id of the last transaction that touched this instance;
+	// comparing ids replaces a per-transaction set on the hot path.
+	mark uint64
+	// dead marks a list entry removed from its list. Its key leaves keep
+	// their values so that changes already published can still render
+	// their paths; everything else reads it as empty.
+	dead bool
 }
 
 // List holds the entries of one list under one parent instance.
@@ -36,7 +38,24 @@ func (in *Inst) Schema() *Node { return in.s }
 func (in *Inst) Parent() *Inst { return in.parent }
 
 // Keys returns a list entry's key values in key order.
-func (in *Inst) Keys() []Value { return in.keys }
+func (in *Inst) Keys() []Value {
+	keys := make([]Value, len(in.s.Keys))
+	for i, k := range in.s.Keys {
+		keys[i] = in.vals[k.slot]
+	}
+	return keys
+}
+
+// key returns the entry's i-th key value.
+func (in *Inst) key(i int) Value { return in.vals[in.s.Keys[i].slot] }
+
+// keyStr returns the entry's map key in its list.
+func (in *Inst) keyStr() string {
+	if len(in.s.Keys) == 1 {
+		return in.key(0).String()
+	}
+	return keyString(in.Keys())
+}
 
 // Leaf returns the value of the leaf or leaf-list child n (zero if unset).
 // Callers must hold the store's read lock.
@@ -121,9 +140,9 @@ func (in *Inst) Elems() []*gpb.PathElem {
 		depth--
 		e := &gpb.PathElem{Name: p.s.Name}
 		if p.s.Kind == KindList {
-			e.Key = make(map[string]string, len(p.keys))
+			e.Key = make(map[string]string, len(p.s.Keys))
 			for i, k := range p.s.Keys {
-				e.Key[k.Name] = p.keys[i].String()
+				e.Key[k.Name] = p.key(i).String()
 			}
 		}
 		elems[depth] = e
@@ -147,7 +166,7 @@ func (in *Inst) PathString() string {
 			b.WriteByte('[')
 			b.WriteString(k.Name)
 			b.WriteByte('=')
-			writeEscapedKey(&b, p.keys[j].String())
+			writeEscapedKey(&b, p.key(j).String())
 			b.WriteByte(']')
 		}
 	}

@@ -9,43 +9,43 @@ import (
 )
 
 // locate resolves a concrete path for writing, creating containers and
-// list entries on the way.
-func (tx *Txn) locate(elems []*gpb.PathElem) (Target, string, error) {
+// list entries on the way. Paths for messages are rendered only on error:
+// locate runs once per operation and a bulk Set has 100,000 of them.
+func (tx *Txn) locate(elems []*gpb.PathElem) (Target, error) {
 	in := tx.t.root
 	for i, e := range elems {
-		at := renderElems(elems[:i+1])
 		n, err := childNode(in.s, e.GetName())
 		if err != nil {
-			return Target{}, at, newErr(ErrUnknownPath, at, err.Error())
+			return Target{}, newErr(ErrUnknownPath, renderElems(elems[:i+1]), err.Error())
 		}
 		last := i == len(elems)-1
 		switch n.Kind {
 		case KindLeaf, KindLeafList:
 			if !last {
-				return Target{}, at, newErr(ErrUnknownPath, at, "a leaf has no children")
+				return Target{}, newErr(ErrUnknownPath, renderElems(elems[:i+1]), "a leaf has no children")
 			}
-			return Target{In: in, Node: n}, at, nil
+			return Target{In: in, Node: n}, nil
 		case KindContainer:
 			if len(e.GetKey()) > 0 {
-				return Target{}, at, newErr(ErrBadPath, at, "container "+n.Name+" takes no keys")
+				return Target{}, newErr(ErrBadPath, renderElems(elems[:i+1]), "container "+n.Name+" takes no keys")
 			}
 			in = tx.ensureSub(in, n)
 		case KindList:
 			if len(e.GetKey()) == 0 && last {
-				return Target{In: in, Node: n}, at, nil
+				return Target{In: in, Node: n}, nil
 			}
-			keys, err := parseKeys(n, e, at)
+			keys, err := parseKeys(n, e, elems[:i+1])
 			if err != nil {
-				return Target{}, at, err
+				return Target{}, err
 			}
-			ent, err := tx.entry(in, n, keys, true, at)
+			ent, err := tx.entry(in, n, keys, true, elems[:i+1])
 			if err != nil {
-				return Target{}, at, err
+				return Target{}, err
 			}
 			in = ent
 		}
 	}
-	return Target{In: in}, renderElems(elems), nil
+	return Target{In: in}, nil
 }
 
 // Delete removes whatever the path names. Deleting data that does not
@@ -55,7 +55,6 @@ func (tx *Txn) Delete(elems []*gpb.PathElem) error {
 	if err != nil || !found {
 		return err
 	}
-	at := renderElems(elems)
 	switch {
 	case tgt.Node == nil && tgt.In.s.Kind == KindList:
 		if !tx.owns(tgt.In.s) {
@@ -63,7 +62,7 @@ func (tx *Txn) Delete(elems []*gpb.PathElem) error {
 			return nil
 		}
 		p := tgt.In.parent
-		tx.deleteEntry(p, p.lists[tgt.In.s.slot], keyString(tgt.In.keys))
+		tx.deleteEntry(p, p.lists[tgt.In.s.slot], tgt.In.keyStr())
 	case tgt.Node == nil:
 		tx.clear(tgt.In, true)
 	case tgt.Node.Kind == KindList:
@@ -78,7 +77,7 @@ func (tx *Txn) Delete(elems []*gpb.PathElem) error {
 			tx.deleteEntry(tgt.In, l, k)
 		}
 	default:
-		return tx.deleteLeaf(tgt.In, tgt.Node, at)
+		return tx.deleteLeaf(tgt.In, tgt.Node)
 	}
 	return nil
 }
@@ -97,34 +96,35 @@ func (tx *Txn) Replace(elems []*gpb.PathElem, val *gpb.TypedValue) error {
 // SetValue writes an already typed leaf value at a concrete path; the
 // store uses it to replay its log.
 func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
-	tgt, at, err := tx.locate(elems)
+	tgt, err := tx.locate(elems)
 	if err != nil {
 		return err
 	}
+	at := renderElems(elems)
 	if tgt.Node == nil || (tgt.Node.Kind != KindLeaf && tgt.Node.Kind != KindLeafList) {
 		return newErr(ErrBadPath, at, "not a leaf")
 	}
-	return tx.setLeaf(tgt.In, tgt.Node, v, at)
+	return tx.setLeaf(tgt.In, tgt.Node, v)
 }
 
 func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) error {
 	if val == nil || val.GetValue() == nil {
 		return newErr(ErrBadValue, renderElems(elems), "no value")
 	}
-	tgt, at, err := tx.locate(elems)
+	tgt, err := tx.locate(elems)
 	if err != nil {
 		return err
 	}
 	if n := tgt.Node; n != nil && (n.Kind == KindLeaf || n.Kind == KindLeafList) {
 		v, err := decodeLeaf(n, val)
 		if err != nil {
-			return newErr(ErrBadValue, at, err.Error())
+			return newErr(ErrBadValue, renderElems(elems), err.Error())
 		}
-		return tx.setLeaf(tgt.In, n, v, at)
+		return tx.setLeaf(tgt.In, n, v)
 	}
 	x, err := decodeJSON(val)
 	if err != nil {
-		return newErr(ErrBadValue, at, err.Error())
+		return newErr(ErrBadValue, renderElems(elems), err.Error())
 	}
 	if tgt.Node != nil { // a whole list
 		arr, ok := x.([]any)
@@ -137,15 +137,15 @@ func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) err
 			}
 		}
 		if !ok {
-			return newErr(ErrBadValue, at, "a list takes a JSON array of entries")
+			return newErr(ErrBadValue, renderElems(elems), "a list takes a JSON array of entries")
 		}
-		return tx.mergeList(tgt.In, tgt.Node, arr, replace, at)
+		return tx.mergeList(tgt.In, tgt.Node, arr, replace)
 	}
 	obj, ok := x.(map[string]any)
 	if !ok {
-		return newErr(ErrBadValue, at, fmt.Sprintf("%s takes a JSON object", nodeName(tgt.In.s)))
+		return newErr(ErrBadValue, renderElems(elems), fmt.Sprintf("%s takes a JSON object", nodeName(tgt.In.s)))
 	}
-	return tx.merge(tgt.In, obj, replace, at)
+	return tx.merge(tgt.In, obj, replace)
 }
 
 func unwrapList(obj map[string]any, n *Node) ([]any, bool) {
@@ -272,7 +272,8 @@ func decodeScalar(t *Type, val *gpb.TypedValue) (Value, error) {
 
 // members normalises a JSON object's member names to schema children,
 // rejecting unknown members and members this writer may not write.
-func (tx *Txn) members(in *Inst, obj map[string]any, at string) (map[*Node]any, error) {
+func (tx *Txn) members(in *Inst, obj map[string]any) (map[*Node]any, error) {
+	at := in.PathString()
 	out := make(map[*Node]any, len(obj))
 	for name, x := range obj {
 		n, err := childNode(in.s, name)
@@ -294,17 +295,14 @@ func (tx *Txn) members(in *Inst, obj map[string]any, at string) (map[*Node]any, 
 
 // merge applies a decoded JSON object to an instance, in schema order so
 // that changes come out deterministically.
-func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool, at string) error {
-	mem, err := tx.members(in, obj, at)
+func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
+	mem, err := tx.members(in, obj)
 	if err != nil {
 		return err
 	}
 	for _, ch := range in.s.Children {
 		x, given := mem[ch]
-		cat := at + "/" + ch.Name
-		if at == "/" {
-			cat = "/" + ch.Name
-		}
+		cat := childPath{in, ch}
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
 			if !given {
@@ -318,13 +316,13 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool, at string) erro
 			if ch.Kind == KindLeafList {
 				arr, ok := x.([]any)
 				if !ok {
-					return newErr(ErrBadValue, cat, "a leaf-list takes a JSON array")
+					return newErr(ErrBadValue, cat.String(), "a leaf-list takes a JSON array")
 				}
 				vs := make([]Value, 0, len(arr))
 				for _, a := range arr {
 					e, err := ch.Type.ParseJSON(a)
 					if err != nil {
-						return newErr(ErrBadValue, cat, err.Error())
+						return newErr(ErrBadValue, cat.String(), err.Error())
 					}
 					vs = append(vs, e)
 				}
@@ -333,9 +331,9 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool, at string) erro
 				v, err = ch.Type.ParseJSON(x)
 			}
 			if err != nil {
-				return newErr(ErrBadValue, cat, err.Error())
+				return newErr(ErrBadValue, cat.String(), err.Error())
 			}
-			if err := tx.setLeaf(in, ch, v, cat); err != nil {
+			if err := tx.setLeaf(in, ch, v); err != nil {
 				return err
 			}
 		case KindContainer:
@@ -349,9 +347,9 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool, at string) erro
 			}
 			o, ok := x.(map[string]any)
 			if !ok {
-				return newErr(ErrBadValue, cat, "a container takes a JSON object")
+				return newErr(ErrBadValue, cat.String(), "a container takes a JSON object")
 			}
-			if err := tx.merge(tx.ensureSub(in, ch), o, replace, cat); err != nil {
+			if err := tx.merge(tx.ensureSub(in, ch), o, replace); err != nil {
 				return err
 			}
 		case KindList:
@@ -373,9 +371,9 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool, at string) erro
 			}
 			arr, ok := x.([]any)
 			if !ok {
-				return newErr(ErrBadValue, cat, "a list takes a JSON array of entries")
+				return newErr(ErrBadValue, cat.String(), "a list takes a JSON array of entries")
 			}
-			if err := tx.mergeList(in, ch, arr, replace, cat); err != nil {
+			if err := tx.mergeList(in, ch, arr, replace); err != nil {
 				return err
 			}
 		}
@@ -384,7 +382,8 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool, at string) erro
 }
 
 // mergeList applies a JSON array of entries to list n under in.
-func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool, at string) error {
+func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
+	at := childPath{in, n}
 	var keep map[string]bool
 	if replace {
 		keep = make(map[string]bool, len(arr))
@@ -398,7 +397,7 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool, at string) 
 		if err != nil {
 			return newErr(ErrBadPath, fmt.Sprintf("%s[%d]", at, i), err.Error())
 		}
-		ent, err := tx.entry(in, n, keys, true, at)
+		ent, err := tx.entry(in, n, keys, true, nil)
 		if err != nil {
 			return err
 		}
@@ -409,7 +408,7 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool, at string) 
 			}
 			keep[k] = true
 		}
-		if err := tx.merge(ent, obj, replace, ent.PathString()); err != nil {
+		if err := tx.merge(ent, obj, replace); err != nil {
 			return err
 		}
 	}
@@ -479,17 +478,18 @@ func (tx *Txn) ApplyRaw(instPath, leaf string, v Value) error {
 		}
 		if _, key := keyValue(tgt.In, n); key {
 			if in := tgt.In; in.s.Kind == KindList {
-				tx.deleteEntry(in.parent, in.parent.lists[in.s.slot], keyString(in.keys))
+				tx.deleteEntry(in.parent, in.parent.lists[in.s.slot], in.keyStr())
 			}
 			return nil
 		}
 		tx.setVal(tgt.In, n, Value{})
 		return nil
 	}
-	tgt, at, err := tx.locate(elems)
+	tgt, err := tx.locate(elems)
 	if err != nil {
 		return err
 	}
+	at := instPath
 	if tgt.Node != nil {
 		return newErr(ErrBadPath, at, "not an instance path")
 	}
@@ -511,4 +511,19 @@ func (tx *Txn) parseCached(path string) ([]*gpb.PathElem, error) {
 	}
 	tx.lastPath, tx.lastElems = path, elems
 	return elems, nil
+}
+
+// childPath names a child of an instance for error messages; it is
+// rendered only when an error is built.
+type childPath struct {
+	in *Inst
+	n  *Node
+}
+
+func (c childPath) String() string {
+	p := c.in.PathString()
+	if p == "/" {
+		return "/" + c.n.Name
+	}
+	return p + "/" + c.n.Name
 }

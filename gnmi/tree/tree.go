@@ -59,7 +59,29 @@ func nodeName(n *Node) string {
 }
 
 // parseKeys turns a path element's key map into the list's key values.
-func parseKeys(list *Node, e *gpb.PathElem, at string) ([]Value, error) {
+func parseKeys(list *Node, e *gpb.PathElem, elems []*gpb.PathElem) ([]Value, error) {
+	if len(e.GetKey()) == len(list.Keys) {
+		// Fast path: every key present and valid; no message rendering.
+		keys := make([]Value, len(list.Keys))
+		ok := true
+		for i, k := range list.Keys {
+			s, found := e.GetKey()[k.Name]
+			if !found || s == "*" {
+				ok = false
+				break
+			}
+			v, err := k.Type.ParseText(s)
+			if err != nil {
+				ok = false
+				break
+			}
+			keys[i] = v
+		}
+		if ok {
+			return keys, nil
+		}
+	}
+	at := renderElems(elems)
 	if len(e.GetKey()) != len(list.Keys) {
 		return nil, newErr(ErrBadPath, at, fmt.Sprintf("list %s needs keys %s, got %d", list.Name, keyNames(list), len(e.GetKey())))
 	}
@@ -127,7 +149,7 @@ func (t *Tree) Lookup(elems []*gpb.PathElem) (Target, bool, error) {
 				l := in.lists[n.slot]
 				return Target{In: in, Node: n}, l != nil && len(l.m) > 0, nil
 			}
-			keys, err := parseKeys(n, e, at)
+			keys, err := parseKeys(n, e, elems[:i+1])
 			if err != nil {
 				return Target{}, false, err
 			}

@@ -315,3 +315,37 @@ func TestParsePathRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestOperationalEntries(t *testing.T) {
+	tr := New(testSchema(t))
+	dev := "/top/devices/device[name=auto1]"
+	tx, _ := tr.Begin(true)
+	if err := tx.Update(p(t, dev+"/state/reachable"), &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: true}}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("strict state writer created an entry: %v", err)
+	}
+	tx.Rollback()
+	tx, _ = tr.Begin(true)
+	tx.OperationalEntries = true
+	if err := tx.Update(p(t, dev+"/state/reachable"), &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: true}}); err != nil {
+		t.Fatal(err)
+	}
+	tx.Commit()
+	cfg := func(n *Node) bool { return n.Config }
+	var shown []string
+	_ = tr.Walk(p(t, "/top/devices"), func(m Match) error {
+		if js, ok := m.JSON(EncodeOpts{Keep: cfg}); ok {
+			shown = append(shown, string(js))
+		}
+		return nil
+	})
+	if len(shown) != 0 {
+		t.Fatalf("operational entry shows in CONFIG: %v", shown)
+	}
+	// A config writer adopting it gets the config key mirror.
+	if _, err := apply(t, tr, false, op{"update", dev + "/config/address", strVal("192.0.2.9")}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dump(tr), dev+"/config/name=auto1") {
+		t.Fatalf("adopted entry lacks its config key:\n%s", dump(tr))
+	}
+}

@@ -35,6 +35,11 @@ type Txn struct {
 	t     *Tree
 	id    uint64
 	state bool
+	// OperationalEntries lets a state writer create entries of config
+	// lists that have no config (the system's own entries, like the
+	// default accords); they carry their keys in state only. Off by
+	// default so a late state write cannot resurrect a deleted entry.
+	OperationalEntries bool
 	// touched lists every instance written, in first-touch order, with
 	// a copy of its leaf values before the transaction (nil for instances
 	// the transaction created). Net changes and rollback derive from it.
@@ -46,6 +51,9 @@ type Txn struct {
 	// of one instance.
 	lastPath  string
 	lastElems []*gpb.PathElem
+	// changes caches Changes until the next write.
+	changes []Change
+	cached  bool
 }
 
 type touchedInst struct {
@@ -108,6 +116,7 @@ func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
 		return
 	}
 	tx.touch(in)
+	tx.cached = false
 	tx.t.reindex(n, old, v)
 	in.vals[n.slot] = v
 }
@@ -168,30 +177,36 @@ func (tx *Txn) ensureList(in *Inst, n *Node) *List {
 
 // entry returns the list entry with keys, creating it (and filling its
 // key leaves and their config or state mirrors) when create is set.
-func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, at string) (*Inst, error) {
+func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.PathElem) (*Inst, error) {
 	k := keyString(keys)
 	if l := in.lists[n.slot]; l != nil {
 		if e := l.m[k]; e != nil {
+			if !tx.state && create {
+				tx.adoptOperational(e)
+			}
 			return e, nil
 		}
 	}
 	if !create {
 		return nil, nil
 	}
-	if tx.state && n.Config {
-		return nil, newErr(ErrNotFound, at, "state can only be written for entries that exist in config")
+	if tx.state && n.Config && !tx.OperationalEntries {
+		return nil, newErr(ErrNotFound, whereElems(in, n, elems), "state can only be written for entries that exist in config")
 	}
 	if !tx.state && !n.Config {
-		return nil, newErr(ErrReadOnly, at, "list "+n.Name+" is config false")
+		return nil, newErr(ErrReadOnly, whereElems(in, n, elems), "list "+n.Name+" is config false")
 	}
 	l := tx.ensureList(in, n)
 	e := tx.newInst(n, in)
-	e.keys = keys
 	l.m[k] = e
 	tx.undo = append(tx.undo, undoRec{k: uEntryAdd, in: in, n: n, key: k, ent: e})
 	for i, kn := range n.Keys {
 		tx.setVal(e, kn, keys[i])
-		if m := kn.configKey; m != nil {
+		m := kn.configKey
+		if tx.state && m != nil && m.Config {
+			m = stateMirror(n, kn)
+		}
+		if m != nil {
 			tx.setVal(tx.ensureSub(e, m.Parent), m, keys[i])
 		}
 	}
@@ -206,7 +221,24 @@ func (tx *Txn) deleteEntry(in *Inst, l *List, key string) {
 	}
 	tx.clear(e, false)
 	delete(l.m, key)
+	tx.setDead(e, true)
 	tx.undo = append(tx.undo, undoRec{k: uEntryDel, in: in, n: l.s, key: key, ent: e})
+}
+
+// setDead marks a removed entry (or revives it on rollback), moving its
+// key values out of (or back into) the leafref indexes.
+func (tx *Txn) setDead(e *Inst, dead bool) {
+	tx.touch(e)
+	tx.cached = false
+	e.dead = dead
+	for _, k := range e.s.Keys {
+		v := e.vals[k.slot]
+		if dead {
+			tx.t.reindex(k, v, Value{})
+		} else {
+			tx.t.reindex(k, Value{}, v)
+		}
+	}
 }
 
 // clear unsets the leaves below in. Whole-entry deletes (all) clear
@@ -217,8 +249,12 @@ func (tx *Txn) clear(in *Inst, ownedOnly bool) {
 	for _, ch := range in.s.Children {
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
-			if _, key := keyValue(in, ch); ownedOnly && (!tx.owns(ch) || key) {
+			_, key := keyValue(in, ch)
+			if ownedOnly && (!tx.owns(ch) || key) {
 				continue
+			}
+			if key && in.s.Kind == KindList {
+				continue // an entry's own keys stay for its path; setDead unindexes them
 			}
 			tx.setVal(in, ch, Value{})
 		case KindContainer:
@@ -246,24 +282,24 @@ func (tx *Txn) clear(in *Inst, ownedOnly bool) {
 func (tx *Txn) owns(n *Node) bool { return n.Config != tx.state }
 
 // setLeaf writes a leaf on behalf of a client, refusing to change keys.
-func (tx *Txn) setLeaf(in *Inst, n *Node, v Value, at string) error {
+func (tx *Txn) setLeaf(in *Inst, n *Node, v Value) error {
 	if !tx.owns(n) {
-		return tx.ownErr(n, at)
+		return tx.ownErr(n, childPath{in, n}.String())
 	}
 	if want, ok := keyValue(in, n); ok && !want.Equal(v) {
-		return newErr(ErrKeyLeaf, at, fmt.Sprintf("value %s differs from the list key %s", v, want))
+		return newErr(ErrKeyLeaf, childPath{in, n}.String(), fmt.Sprintf("value %s differs from the list key %s", v, want))
 	}
 	tx.setVal(in, n, v)
 	return nil
 }
 
 // deleteLeaf unsets a leaf on behalf of a client.
-func (tx *Txn) deleteLeaf(in *Inst, n *Node, at string) error {
+func (tx *Txn) deleteLeaf(in *Inst, n *Node) error {
 	if !tx.owns(n) {
-		return tx.ownErr(n, at)
+		return tx.ownErr(n, childPath{in, n}.String())
 	}
 	if _, ok := keyValue(in, n); ok {
-		return newErr(ErrKeyLeaf, at, "a list key cannot be deleted; delete the list entry instead")
+		return newErr(ErrKeyLeaf, childPath{in, n}.String(), "a list key cannot be deleted; delete the list entry instead")
 	}
 	tx.setVal(in, n, Value{})
 	return nil
@@ -282,7 +318,7 @@ func keyValue(in *Inst, n *Node) (Value, bool) {
 	if in.s.Kind == KindList {
 		for i, k := range in.s.Keys {
 			if k == n {
-				return in.keys[i], true
+				return in.key(i), true
 			}
 		}
 		return Value{}, false
@@ -292,7 +328,7 @@ func keyValue(in *Inst, n *Node) (Value, bool) {
 	}
 	for i, k := range in.parent.s.Keys {
 		if k.configKey == n {
-			return in.parent.keys[i], true
+			return in.parent.key(i), true
 		}
 	}
 	return Value{}, false
@@ -330,6 +366,11 @@ func (tx *Txn) Rollback() {
 			delete(u.in.lists[u.n.slot].m, u.key)
 		case uEntryDel:
 			u.in.lists[u.n.slot].m[u.key] = u.ent
+			u.ent.dead = false
+			for _, k := range u.ent.s.Keys {
+				v := u.ent.vals[k.slot]
+				tx.t.reindex(k, Value{}, v)
+			}
 		}
 	}
 	tx.finish()
@@ -341,14 +382,17 @@ func (tx *Txn) Commit() { tx.finish() }
 
 func (tx *Txn) finish() {
 	tx.done = true
-	tx.touched, tx.undo = nil, nil
+	tx.touched, tx.undo, tx.changes, tx.cached = nil, nil, nil, false
 	tx.t.tx = nil
 }
 
 // Changes returns the transaction's net per-leaf changes in first-touch
 // order: a leaf written and restored within the transaction is absent.
 func (tx *Txn) Changes() []Change {
-	var out []Change
+	if tx.cached {
+		return tx.changes
+	}
+	out := make([]Change, 0, len(tx.touched)*3)
 	for _, ti := range tx.touched {
 		for _, ch := range ti.in.s.Children {
 			if ch.Kind != KindLeaf && ch.Kind != KindLeafList {
@@ -359,6 +403,9 @@ func (tx *Txn) Changes() []Change {
 				orig = ti.orig[ch.slot]
 			}
 			cur := ti.in.vals[ch.slot]
+			if ti.in.dead {
+				cur = Value{}
+			}
 			switch {
 			case cur.Equal(orig):
 			case cur.IsSet():
@@ -368,8 +415,57 @@ func (tx *Txn) Changes() []Change {
 			}
 		}
 	}
+	tx.changes, tx.cached = out, true
 	return out
 }
 
 // Empty reports whether the transaction changed nothing.
 func (tx *Txn) Empty() bool { return len(tx.Changes()) == 0 }
+
+// whereElems renders a client path when one is known, else the child of
+// an instance.
+func whereElems(in *Inst, n *Node, elems []*gpb.PathElem) string {
+	if elems != nil {
+		return renderElems(elems)
+	}
+	return childPath{in, n}.String()
+}
+
+// Reserve sizes the transaction's bookkeeping for about n operations, so
+// a bulk Set does not spend its time growing slices.
+func (tx *Txn) Reserve(n int) {
+	if cap(tx.touched) < 2*n {
+		tx.touched = append(make([]touchedInst, 0, 2*n), tx.touched...)
+	}
+	if cap(tx.undo) < 3*n {
+		tx.undo = append(make([]undoRec, 0, 3*n), tx.undo...)
+	}
+}
+
+// stateMirror returns state/<key> of list n, where an operational entry
+// keeps its key, or nil.
+func stateMirror(n, key *Node) *Node {
+	st := n.byName["state"]
+	if st == nil || st.Kind != KindContainer {
+		return nil
+	}
+	if m := st.byName[key.Name]; m != nil && m.Kind == KindLeaf {
+		return m
+	}
+	return nil
+}
+
+// adoptOperational gives an entry that a state writer created its config
+// key mirrors once a config writer writes under it.
+func (tx *Txn) adoptOperational(e *Inst) {
+	for _, kn := range e.s.Keys {
+		m := kn.configKey
+		if m == nil || !m.Config {
+			continue
+		}
+		if sub := e.subs[m.Parent.slot]; sub != nil && sub.vals[m.slot].IsSet() {
+			continue
+		}
+		tx.setVal(tx.ensureSub(e, m.Parent), m, e.vals[kn.slot])
+	}
+}

@@ -34,6 +34,9 @@ func (tx *Txn) Validate() error {
 				continue
 			}
 			old, cur := ti.orig[ch.slot], ti.in.vals[ch.slot]
+			if ti.in.dead {
+				cur = Value{}
+			}
 			if old.Equal(cur) {
 				continue
 			}
@@ -47,14 +50,15 @@ func (tx *Txn) Validate() error {
 		}
 	}
 	if !tx.state {
+		checked := make(map[*Inst]bool)
 		for _, ti := range tx.touched {
 			e := entryOf(ti.in)
 			// Top-level containers have no mandatory leaves in Kedge's
 			// modules; only list entries are checked.
-			if e.parent == nil || e.chk == tx.id || !attached(e) {
+			if e.parent == nil || checked[e] || !attached(e) {
 				continue
 			}
-			e.chk = tx.id
+			checked[e] = true
 			tx.checkMandatory(e, e.s, e.PathString(), add)
 		}
 	}
@@ -149,11 +153,8 @@ func entryOf(in *Inst) *Inst {
 // attached reports whether in is still reachable from the root.
 func attached(in *Inst) bool {
 	for p := in; p.parent != nil; p = p.parent {
-		if p.s.Kind == KindList {
-			l := p.parent.lists[p.s.slot]
-			if l == nil || l.m[keyString(p.keys)] != p {
-				return false
-			}
+		if p.dead {
+			return false
 		}
 	}
 	return true

@@ -5,92 +5,72 @@ import (
 	"strings"
 )
 
-type vkind uint8
-
-const (
-	vNone vkind = iota
-	vString
-	vUint
-	vInt
-	vBool
-	vList
-)
-
-// Value is one leaf or leaf-list value. It is small and comparable by
-// Equal; the zero Value means "not set". Enumerations, prefixes and
-// addresses are held as their canonical strings.
+// Value is one leaf or leaf-list value; the zero Value means "not set".
+// Enumerations, prefixes and addresses are held as their canonical
+// strings. A Value is one interface word pair (16 bytes): a route holds
+// a dozen leaf slots, most of them empty, and at 100,000 routes the slot
+// size decides whether the tree fits in 1 KiB a route. Small integers
+// and booleans box without allocating.
 type Value struct {
-	s string
-	n uint64
-	l *[]Value
-	k vkind
+	x any // nil, string, uint64, int64, bool or []Value
 }
 
 // String constructs a string-kind value (strings, enums, unions of them).
-func String(s string) Value { return Value{k: vString, s: s} }
+func String(s string) Value { return Value{x: s} }
 
 // Uint constructs an unsigned integer value.
-func Uint(n uint64) Value { return Value{k: vUint, n: n} }
+func Uint(n uint64) Value { return Value{x: n} }
 
 // Int constructs a signed integer value.
-func Int(n int64) Value { return Value{k: vInt, n: uint64(n)} }
+func Int(n int64) Value { return Value{x: n} }
 
 // Bool constructs a boolean value.
-func Bool(b bool) Value {
-	if b {
-		return Value{k: vBool, n: 1}
-	}
-	return Value{k: vBool}
-}
+func Bool(b bool) Value { return Value{x: b} }
 
 // ListValue constructs a leaf-list value.
-func ListValue(vs []Value) Value {
-	c := append([]Value(nil), vs...)
-	return Value{k: vList, l: &c}
-}
+func ListValue(vs []Value) Value { return Value{x: append([]Value(nil), vs...)} }
 
 // IsSet reports whether v holds a value.
-func (v Value) IsSet() bool { return v.k != vNone }
+func (v Value) IsSet() bool { return v.x != nil }
 
 // IsList reports whether v is a leaf-list value.
-func (v Value) IsList() bool { return v.k == vList }
+func (v Value) IsList() bool { _, ok := v.x.([]Value); return ok }
 
 // Str returns the string form of a string-kind value.
-func (v Value) Str() string { return v.s }
+func (v Value) Str() string { s, _ := v.x.(string); return s }
 
 // UintVal returns an unsigned value.
-func (v Value) UintVal() uint64 { return v.n }
+func (v Value) UintVal() uint64 { n, _ := v.x.(uint64); return n }
 
 // IntVal returns a signed value.
-func (v Value) IntVal() int64 { return int64(v.n) }
+func (v Value) IntVal() int64 { n, _ := v.x.(int64); return n }
 
 // BoolVal returns a boolean value.
-func (v Value) BoolVal() bool { return v.n != 0 }
+func (v Value) BoolVal() bool { b, _ := v.x.(bool); return b }
 
 // Elems returns the elements of a leaf-list value.
-func (v Value) Elems() []Value {
-	if v.l == nil {
-		return nil
-	}
-	return *v.l
-}
+func (v Value) Elems() []Value { l, _ := v.x.([]Value); return l }
 
-// IsString, IsUint, IsInt and IsBool report the value's kind.
-func (v Value) IsString() bool { return v.k == vString }
-func (v Value) IsUint() bool   { return v.k == vUint }
-func (v Value) IsInt() bool    { return v.k == vInt }
-func (v Value) IsBool() bool   { return v.k == vBool }
+// IsString reports whether v is a string-kind value.
+func (v Value) IsString() bool { _, ok := v.x.(string); return ok }
+
+// IsUint reports whether v is an unsigned integer.
+func (v Value) IsUint() bool { _, ok := v.x.(uint64); return ok }
+
+// IsInt reports whether v is a signed integer.
+func (v Value) IsInt() bool { _, ok := v.x.(int64); return ok }
+
+// IsBool reports whether v is a boolean.
+func (v Value) IsBool() bool { _, ok := v.x.(bool); return ok }
 
 // Equal reports whether two values are the same.
 func (v Value) Equal(o Value) bool {
-	if v.k != o.k || v.s != o.s || v.n != o.n {
-		return false
+	a, aList := v.x.([]Value)
+	b, bList := o.x.([]Value)
+	if !aList && !bList {
+		return v.x == o.x
 	}
-	if v.k != vList {
-		return true
-	}
-	a, b := v.Elems(), o.Elems()
-	if len(a) != len(b) {
+	if aList != bList || len(a) != len(b) {
 		return false
 	}
 	for i := range a {
@@ -103,21 +83,18 @@ func (v Value) Equal(o Value) bool {
 
 // String returns the canonical text form used in path keys and logs.
 func (v Value) String() string {
-	switch v.k {
-	case vString:
-		return v.s
-	case vUint:
-		return strconv.FormatUint(v.n, 10)
-	case vInt:
-		return strconv.FormatInt(int64(v.n), 10)
-	case vBool:
-		if v.n != 0 {
-			return "true"
-		}
-		return "false"
-	case vList:
-		parts := make([]string, 0, len(v.Elems()))
-		for _, e := range v.Elems() {
+	switch x := v.x.(type) {
+	case string:
+		return x
+	case uint64:
+		return strconv.FormatUint(x, 10)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case bool:
+		return strconv.FormatBool(x)
+	case []Value:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
 			parts = append(parts, e.String())
 		}
 		return "[" + strings.Join(parts, ",") + "]"

@@ -236,7 +236,7 @@ func keysMatch(ent *Inst, e *gpb.PathElem) bool {
 		if !ok || s == "*" {
 			continue
 		}
-		if ent.keys[i].String() != s {
+		if ent.key(i).String() != s {
 			return false
 		}
 	}
