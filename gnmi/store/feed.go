@@ -126,3 +126,21 @@ func (w *Watcher) Ready() <-chan struct{} {
 
 // Pos returns the sequence number of the next commit the watcher reads.
 func (w *Watcher) Pos() uint64 { return w.next }
+
+// TryNext returns the next commit if one is available, without waiting.
+func (w *Watcher) TryNext() (*Commit, bool, error) {
+	w.f.mu.Lock()
+	defer w.f.mu.Unlock()
+	if w.next < w.f.first {
+		return nil, false, ErrResync
+	}
+	if w.next < w.f.next {
+		c := w.f.commits[w.next-w.f.first]
+		w.next++
+		return c, true, nil
+	}
+	if w.f.closed {
+		return nil, false, ErrClosed
+	}
+	return nil, false, nil
+}

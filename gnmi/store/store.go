@@ -206,23 +206,42 @@ func (s *Store) AddValidator(prefix string, v Validator) {
 // to the feed. It returns the published commit; a transaction that
 // changes nothing returns a Commit with no changes and the current seq.
 func (s *Store) Commit(ctx context.Context, ops []Op) (*Commit, error) {
-	return s.commit(ctx, ops, false, false)
+	return s.commit(ctx, ops, commitOpts{})
+}
+
+// UndoEncoder turns a commit's inverse operations into a blob that
+// CommitUndoable stores durably together with the commit.
+type UndoEncoder func(undo []Op) ([]byte, error)
+
+// CommitUndoable is Commit that also computes the commit's inverse and
+// stores encode(inverse) under the meta key in the same durable write, so
+// a crash can never keep the commit but lose its rollback (gNMI
+// commit-confirmed). It persists the meta even when nothing changed.
+func (s *Store) CommitUndoable(ctx context.Context, ops []Op, key string, encode UndoEncoder) (*Commit, error) {
+	return s.commit(ctx, ops, commitOpts{undoKey: key, undo: encode})
+}
+
+type commitOpts struct {
+	state, operational bool
+	undoKey            string
+	undo               UndoEncoder
 }
 
 // CommitState applies ops to config false nodes (reconcilers writing
 // /state). State is not persisted: reconcilers rebuild it after restart.
 func (s *Store) CommitState(ctx context.Context, ops []Op) (*Commit, error) {
-	return s.commit(ctx, ops, true, false)
+	return s.commit(ctx, ops, commitOpts{state: true})
 }
 
 // CommitOperational is CommitState that may also create entries of config
 // lists that exist only in state (the system's own entries, such as the
 // default accord of every posture level).
 func (s *Store) CommitOperational(ctx context.Context, ops []Op) (*Commit, error) {
-	return s.commit(ctx, ops, true, true)
+	return s.commit(ctx, ops, commitOpts{state: true, operational: true})
 }
 
-func (s *Store) commit(ctx context.Context, ops []Op, state, operational bool) (*Commit, error) {
+func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, error) {
+	state := o.state
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -237,7 +256,7 @@ func (s *Store) commit(ctx context.Context, ops []Op, state, operational bool) (
 	if err != nil {
 		return nil, err
 	}
-	tx.OperationalEntries = operational
+	tx.OperationalEntries = o.operational
 	if len(ops) > 64 {
 		tx.Reserve(len(ops))
 	}
@@ -250,8 +269,21 @@ func (s *Store) commit(ctx context.Context, ops []Op, state, operational bool) (
 		return nil, err
 	}
 	changes := tx.Changes()
+	var meta []byte
+	if o.undo != nil {
+		var err error
+		if meta, err = o.undo(undoOps(tx.Undo())); err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("encode rollback: %w", err)
+		}
+	}
 	if len(changes) == 0 {
 		tx.Rollback()
+		if o.undo != nil {
+			if err := s.PutMeta(o.undoKey, meta); err != nil {
+				return nil, err
+			}
+		}
 		return &Commit{Seq: s.seq, Time: s.now(), State: state}, nil
 	}
 	if !state {
@@ -263,7 +295,7 @@ func (s *Store) commit(ctx context.Context, ops []Op, state, operational bool) (
 	c := &Commit{Seq: s.seq + 1, Time: s.now(), State: state, Changes: changes}
 	if !state {
 		rec := encodeRecord(c.Seq, c.Time.UnixNano(), changes)
-		if err := s.append(c.Seq, rec); err != nil {
+		if err := s.append(c.Seq, rec, o.undoKey, meta); err != nil {
 			tx.Rollback()
 			return nil, err
 		}
@@ -314,14 +346,24 @@ func (s *Store) runValidators(changes []tree.Change) error {
 	return errors.Join(errs...)
 }
 
-// append persists one log record; bbolt fsyncs before Update returns.
-func (s *Store) append(seq uint64, rec []byte) error {
+// append persists one log record, and optionally a meta blob in the same
+// transaction; bbolt fsyncs before Update returns.
+func (s *Store) append(seq uint64, rec []byte, metaKey string, meta []byte) error {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)
 	err := s.db.Update(func(btx *bolt.Tx) error {
 		b := btx.Bucket(bucketLog)
 		b.FillPercent = 1 // keys only ever grow: pack pages full
-		return b.Put(k[:], rec)
+		if err := b.Put(k[:], rec); err != nil {
+			return err
+		}
+		switch {
+		case metaKey == "":
+			return nil
+		case meta == nil:
+			return btx.Bucket(bucketMeta).Delete([]byte("x/" + metaKey))
+		}
+		return btx.Bucket(bucketMeta).Put([]byte("x/"+metaKey), meta)
 	})
 	if err != nil {
 		return fmt.Errorf("persist commit %d: %w", seq, err)
@@ -406,4 +448,17 @@ func (s *Store) Close() error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// undoOps converts the tree's inverse into store operations.
+func undoOps(u []tree.UndoOp) []Op {
+	ops := make([]Op, 0, len(u))
+	for _, x := range u {
+		if x.Delete {
+			ops = append(ops, Op{Kind: OpDelete, Path: x.Elems})
+			continue
+		}
+		ops = append(ops, Op{Kind: OpUpdate, Path: x.Elems, Val: tree.Typed(x.Val)})
+	}
+	return ops
 }

@@ -215,3 +215,10 @@ func Typed(v Value) *gpb.TypedValue {
 	}
 	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v.Str()}}
 }
+
+// LeafJSON encodes one leaf or leaf-list value as JSON text.
+func (Match) LeafJSON(n *Node, v Value, ietf bool) ([]byte, bool) {
+	var b bytes.Buffer
+	writeValue(&b, n, v, ietf)
+	return b.Bytes(), true
+}

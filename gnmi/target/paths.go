@@ -1,0 +1,99 @@
+package target
+
+import (
+	"fmt"
+	"strings"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+)
+
+// origin is the one origin Kedge serves; "" means the same.
+const origin = "kedge"
+
+// fullPath joins a request prefix and a path into data path elements,
+// rejecting other origins and the deprecated string elements. Module
+// qualifiers on element names ("kedge:kedge") are accepted by the tree.
+func fullPath(prefix, p *gpb.Path) ([]*gpb.PathElem, error) {
+	for _, x := range []*gpb.Path{prefix, p} {
+		if x == nil {
+			continue
+		}
+		if o := x.GetOrigin(); o != "" && o != origin {
+			return nil, fmt.Errorf("origin %q is not served (use \"\" or %q)", o, origin)
+		}
+		if len(x.GetElement()) > 0 {
+			return nil, fmt.Errorf("path uses the deprecated element field; use elem")
+		}
+	}
+	if prefix.GetOrigin() != "" && p.GetOrigin() != "" && prefix.GetOrigin() != p.GetOrigin() {
+		return nil, fmt.Errorf("prefix and path disagree on origin")
+	}
+	elems := make([]*gpb.PathElem, 0, len(prefix.GetElem())+len(p.GetElem()))
+	elems = append(elems, prefix.GetElem()...)
+	elems = append(elems, p.GetElem()...)
+	for _, e := range elems {
+		if e.GetName() == "" {
+			return nil, fmt.Errorf("path has an empty element")
+		}
+	}
+	return elems, nil
+}
+
+// hasWildcard reports whether a path uses "*", "..." or wildcard keys.
+func hasWildcard(elems []*gpb.PathElem) bool {
+	for _, e := range elems {
+		if e.GetName() == "*" || e.GetName() == "..." {
+			return true
+		}
+		for _, v := range e.GetKey() {
+			if v == "*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stripModule drops an RFC 7951 module qualifier from an element name.
+func stripModule(name string) string {
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// matchPrefix reports whether pattern (which may hold "*", "..." and
+// wildcard or omitted keys) selects path or one of its ancestors, so that
+// a subscription to a container covers every leaf below it.
+func matchPrefix(pattern, path []*gpb.PathElem) bool {
+	if len(pattern) == 0 {
+		return true
+	}
+	p := pattern[0]
+	if p.GetName() == "..." {
+		for i := 0; i <= len(path); i++ {
+			if matchPrefix(pattern[1:], path[i:]) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(path) == 0 {
+		return false
+	}
+	e := path[0]
+	if p.GetName() != "*" && stripModule(p.GetName()) != e.GetName() {
+		return false
+	}
+	for k, v := range p.GetKey() {
+		if v != "*" && e.GetKey()[k] != v {
+			return false
+		}
+	}
+	return matchPrefix(pattern[1:], path[1:])
+}
+
+// pathString renders elements for messages.
+func pathString(elems []*gpb.PathElem) string { return tree.RenderPath(elems) }

@@ -1,0 +1,415 @@
+package target
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/guildhouse-co/kedge/gnmi/store"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+)
+
+// Stream behaviour, documented for clients:
+//   - Every commit that touches a subscribed path reaches the stream as one
+//     Notification carrying all of that commit's matching updates and
+//     deletes, with the commit's timestamp; never half a commit.
+//   - A slow subscriber never blocks Set: each stream reads the store's
+//     change feed at its own pace. The feed keeps a bounded backlog (about
+//     a million leaf changes). A stream that falls further behind than
+//     that is ended with RESOURCE_EXHAUSTED, rather than silently skipping
+//     changes; the client resubscribes and gets a fresh initial sync.
+//   - TARGET_DEFINED is ON_CHANGE for every Kedge path.
+const (
+	syncBatch          = 512              // updates per initial-sync Notification
+	minSampleInterval  = time.Millisecond // finer intervals are refused
+	defaultSampleEvery = time.Second      // sample_interval 0
+)
+
+type subEntry struct {
+	elems     []*gpb.PathElem
+	mode      gpb.SubscriptionMode
+	sample    time.Duration
+	suppress  bool
+	heartbeat time.Duration
+	// last values sent by SAMPLE with suppress_redundant, by path.
+	last map[string]string
+}
+
+type subscription struct {
+	s           *Server
+	target      string
+	enc         encoder
+	entries     []*subEntry
+	updatesOnly bool
+}
+
+// Subscribe serves ONCE, POLL and STREAM subscriptions.
+func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) error {
+	if err := s.authRead(stream.Context()); err != nil {
+		return err
+	}
+	req, err := stream.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	sl := req.GetSubscribe()
+	if sl == nil {
+		return status.Error(codes.InvalidArgument, "the first SubscribeRequest must carry a SubscriptionList")
+	}
+	sub, err := s.newSubscription(sl, req)
+	if err != nil {
+		return err
+	}
+	switch sl.GetMode() {
+	case gpb.SubscriptionList_ONCE:
+		_, err := sub.initialSync(stream, false)
+		return err
+	case gpb.SubscriptionList_POLL:
+		return sub.poll(stream)
+	case gpb.SubscriptionList_STREAM:
+		return sub.stream(stream)
+	}
+	return status.Errorf(codes.InvalidArgument, "unknown subscription list mode %v", sl.GetMode())
+}
+
+func (s *Server) newSubscription(sl *gpb.SubscriptionList, req *gpb.SubscribeRequest) (*subscription, error) {
+	if err := checkEncoding(sl.GetEncoding()); err != nil {
+		return nil, err
+	}
+	if len(sl.GetUseModels()) > 0 {
+		if err := s.checkModels(sl.GetUseModels()); err != nil {
+			return nil, err
+		}
+	}
+	sub := &subscription{
+		s:           s,
+		target:      sl.GetPrefix().GetTarget(),
+		enc:         encoder{enc: sl.GetEncoding(), depth: depthOf(req.GetExtension())},
+		updatesOnly: sl.GetUpdatesOnly(),
+	}
+	subs := sl.GetSubscription()
+	if len(subs) == 0 {
+		subs = []*gpb.Subscription{{Path: &gpb.Path{}}}
+	}
+	for _, x := range subs {
+		elems, err := fullPath(sl.GetPrefix(), x.GetPath())
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		if err := tree.CheckPath(s.st.Schema(), elems); err != nil {
+			return nil, errStatus(err)
+		}
+		e := &subEntry{elems: normalize(elems), mode: x.GetMode(), suppress: x.GetSuppressRedundant(),
+			sample: time.Duration(x.GetSampleInterval()), heartbeat: time.Duration(x.GetHeartbeatInterval())}
+		if e.mode == gpb.SubscriptionMode_TARGET_DEFINED {
+			e.mode = gpb.SubscriptionMode_ON_CHANGE
+		}
+		if sl.GetMode() == gpb.SubscriptionList_STREAM {
+			if e.mode == gpb.SubscriptionMode_SAMPLE {
+				if e.sample == 0 {
+					e.sample = defaultSampleEvery
+				}
+				if e.sample < minSampleInterval {
+					return nil, status.Errorf(codes.InvalidArgument, "sample_interval %v is below the minimum %v", e.sample, minSampleInterval)
+				}
+			}
+			if e.heartbeat != 0 && e.heartbeat < minSampleInterval {
+				return nil, status.Errorf(codes.InvalidArgument, "heartbeat_interval %v is below the minimum %v", e.heartbeat, minSampleInterval)
+			}
+		}
+		sub.entries = append(sub.entries, e)
+	}
+	return sub, nil
+}
+
+// normalize strips module qualifiers so patterns compare with rendered
+// paths.
+func normalize(elems []*gpb.PathElem) []*gpb.PathElem {
+	out := make([]*gpb.PathElem, len(elems))
+	for i, e := range elems {
+		out[i] = &gpb.PathElem{Name: stripModule(e.GetName()), Key: e.GetKey()}
+	}
+	return out
+}
+
+func (sub *subscription) notification(ts int64) *gpb.Notification {
+	n := &gpb.Notification{Timestamp: ts}
+	if sub.target != "" {
+		n.Prefix = &gpb.Path{Target: sub.target}
+	}
+	return n
+}
+
+// current collects the per-leaf updates an entry selects now.
+func (sub *subscription) current(t *tree.Tree, e *subEntry, fn func(*gpb.Update)) error {
+	return t.Walk(e.elems, func(m tree.Match) error {
+		keep := sub.enc.depthFilter(m)
+		if sub.enc.depth == 0 {
+			keep = nil
+		}
+		return m.Leaves(keep, func(in *tree.Inst, n *tree.Node, v tree.Value) error {
+			fn(&gpb.Update{Path: &gpb.Path{Elem: append(in.Elems(), &gpb.PathElem{Name: n.Name})}, Val: sub.enc.leafValue(n, v)})
+			return nil
+		})
+	})
+}
+
+// initialSync sends the current data (unless updates_only) and the sync
+// response, and returns a watcher positioned right after what was sent.
+func (sub *subscription) initialSync(stream gpb.GNMI_SubscribeServer, watch bool) (*store.Watcher, error) {
+	var batch []*gpb.Notification
+	ts := time.Now().UnixNano()
+	collect := func(t *tree.Tree, _ uint64) error {
+		if sub.updatesOnly {
+			return nil
+		}
+		n := sub.notification(ts)
+		for _, e := range sub.entries {
+			err := sub.current(t, e, func(u *gpb.Update) {
+				n.Update = append(n.Update, u)
+				if len(n.Update) == syncBatch {
+					batch = append(batch, n)
+					n = sub.notification(ts)
+				}
+			})
+			if err != nil {
+				return errStatus(err)
+			}
+		}
+		if len(n.Update) > 0 {
+			batch = append(batch, n)
+		}
+		return nil
+	}
+	var w *store.Watcher
+	var err error
+	if watch {
+		w, err = sub.s.st.ReadWatch(collect)
+	} else {
+		err = sub.s.st.Read(func(t *tree.Tree) error { return collect(t, 0) })
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range batch {
+		if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}); err != nil {
+			return nil, err
+		}
+	}
+	if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true}}); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (sub *subscription) poll(stream gpb.GNMI_SubscribeServer) error {
+	if _, err := sub.initialSync(stream, false); err != nil {
+		return err
+	}
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if req.GetPoll() == nil {
+			return status.Error(codes.InvalidArgument, "a POLL subscription accepts only Poll messages")
+		}
+		if _, err := sub.initialSync(stream, false); err != nil {
+			return err
+		}
+	}
+}
+
+// stream serves a STREAM subscription until the client goes away.
+func (sub *subscription) stream(stream gpb.GNMI_SubscribeServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	// A STREAM client sends nothing more; reading detects its half-close
+	// or a protocol error.
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					return // half-close: keep streaming until the context ends
+				}
+				recvErr <- err
+				return
+			}
+			if req.GetPoll() != nil || req.GetSubscribe() != nil {
+				recvErr <- status.Error(codes.InvalidArgument, "a STREAM subscription accepts no further requests")
+				return
+			}
+		}
+	}()
+	w, err := sub.initialSync(stream, true)
+	if err != nil {
+		return err
+	}
+	timers := sub.startTimers(ctx)
+	hasOnChange := false
+	for _, e := range sub.entries {
+		hasOnChange = hasOnChange || e.mode == gpb.SubscriptionMode_ON_CHANGE
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case err := <-recvErr:
+			return err
+		case e := <-timers:
+			if err := sub.sendCurrent(stream, e); err != nil {
+				return err
+			}
+		case <-w.Ready():
+			for {
+				c, ok, err := w.TryNext()
+				if errors.Is(err, store.ErrResync) {
+					return status.Error(codes.ResourceExhausted, "subscriber fell too far behind the change feed; resubscribe")
+				}
+				if err != nil {
+					return errStatus(err)
+				}
+				if !ok {
+					break
+				}
+				if !hasOnChange {
+					continue
+				}
+				if err := sub.sendCommit(stream, c); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// sendCommit sends one commit's matching changes as one Notification.
+func (sub *subscription) sendCommit(stream gpb.GNMI_SubscribeServer, c *store.Commit) error {
+	if len(c.Changes) == 0 {
+		return nil
+	}
+	r := sub.s.render.get(c)
+	var upd []*gpb.Update
+	n := sub.notification(c.Time.UnixNano())
+	for i, ch := range c.Changes {
+		p := r.paths[i]
+		if !sub.wants(p.Elem) {
+			continue
+		}
+		if ch.Op == tree.OpDelete {
+			n.Delete = append(n.Delete, p)
+			continue
+		}
+		if upd == nil {
+			upd = r.updates(sub.enc.enc)
+		}
+		n.Update = append(n.Update, upd[i])
+	}
+	if len(n.Update) == 0 && len(n.Delete) == 0 {
+		return nil
+	}
+	return stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+}
+
+// wants reports whether an ON_CHANGE entry selects the path, honouring
+// the depth extension.
+func (sub *subscription) wants(path []*gpb.PathElem) bool {
+	for _, e := range sub.entries {
+		if e.mode != gpb.SubscriptionMode_ON_CHANGE || !matchPrefix(e.elems, path) {
+			continue
+		}
+		if d := sub.enc.depth; d > 0 && !hasWildcard(e.elems) && len(path)-len(e.elems) > int(d) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// startTimers drives SAMPLE intervals and heartbeats: each tick names the
+// entry whose current values are due.
+func (sub *subscription) startTimers(ctx context.Context) <-chan *tickEntry {
+	out := make(chan *tickEntry)
+	for _, e := range sub.entries {
+		if e.mode == gpb.SubscriptionMode_SAMPLE {
+			go tick(ctx, out, e, e.sample, false)
+		}
+		if e.heartbeat > 0 {
+			go tick(ctx, out, e, e.heartbeat, true)
+		}
+	}
+	return out
+}
+
+type tickEntry struct {
+	e         *subEntry
+	heartbeat bool
+}
+
+func tick(ctx context.Context, out chan<- *tickEntry, e *subEntry, every time.Duration, heartbeat bool) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			select {
+			case out <- &tickEntry{e: e, heartbeat: heartbeat}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// sendCurrent sends an entry's current values for a sample or heartbeat.
+// With suppress_redundant a sample sends only values that changed since
+// the last one (and deletes for paths that went away); a heartbeat sends
+// everything regardless.
+func (sub *subscription) sendCurrent(stream gpb.GNMI_SubscribeServer, te *tickEntry) error {
+	e := te.e
+	n := sub.notification(time.Now().UnixNano())
+	seen := map[string]string{}
+	err := sub.s.st.Read(func(t *tree.Tree) error {
+		return sub.current(t, e, func(u *gpb.Update) {
+			key := pathString(u.GetPath().GetElem())
+			val := u.GetVal().String()
+			seen[key] = val
+			if e.mode == gpb.SubscriptionMode_SAMPLE && e.suppress && !te.heartbeat && e.last != nil && e.last[key] == val {
+				return
+			}
+			n.Update = append(n.Update, u)
+		})
+	})
+	if err != nil {
+		return errStatus(err)
+	}
+	if e.mode == gpb.SubscriptionMode_SAMPLE {
+		for key := range e.last {
+			if _, ok := seen[key]; !ok {
+				if elems, perr := tree.ParsePath(key); perr == nil {
+					n.Delete = append(n.Delete, &gpb.Path{Elem: elems})
+				}
+			}
+		}
+		e.last = seen
+	}
+	if len(n.Update) == 0 && len(n.Delete) == 0 {
+		return nil
+	}
+	return stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+}

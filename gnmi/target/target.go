@@ -1,0 +1,77 @@
+// Package target is Kedge's gNMI target: Capabilities, Get, Set (with the
+// commit-confirmed extension) and Subscribe over the tree store. It is the
+// edge where store and tree errors become gRPC status codes. It never
+// touches the kernel: Set commits to the store and the reconcilers, which
+// watch the store's change feed, do the rest.
+package target
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
+
+	"github.com/guildhouse-co/kedge/gnmi/store"
+)
+
+// Authorizer decides what the caller identified in ctx may do. The server
+// package implements it from tiers and a policy file; the target calls it
+// before touching the store. Errors that wrap ErrUnauthenticated or
+// ErrPermissionDenied become those gRPC codes; any other error is
+// reported as PermissionDenied too (never as success).
+type Authorizer interface {
+	// Read allows Capabilities, Get and Subscribe.
+	Read(ctx context.Context) error
+	// Write allows a Set that changes the given data paths (gNMI string
+	// form, e.g. /kedge/posture/config/level).
+	Write(ctx context.Context, paths []string) error
+}
+
+// Sentinels an Authorizer wraps.
+var (
+	ErrUnauthenticated  = errors.New("unauthenticated")
+	ErrPermissionDenied = errors.New("permission denied")
+)
+
+// Options configure a Server; zero values are sensible defaults.
+type Options struct {
+	Logger *slog.Logger
+	// Auth is required: nil refuses every RPC rather than allowing all.
+	Auth Authorizer
+	// Version is reported in Capabilities' gNMI version field's absence;
+	// the gNMI version itself comes from the proto package.
+	Version string
+}
+
+// Server implements gnmi.GNMIServer.
+type Server struct {
+	gpb.UnimplementedGNMIServer
+	st   *store.Store
+	opts Options
+	log  *slog.Logger
+	cc   *confirmer
+	// render shares each commit's rendered paths between streams.
+	render renderCache
+}
+
+// Register adds the server to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { gpb.RegisterGNMIServer(g, s) }
+
+// New returns a target over st. A commit-confirmed left pending by a
+// previous run is restored: rolled back at once if its deadline passed,
+// otherwise re-armed.
+func New(st *store.Store, o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	cc, err := newConfirmer(st, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{st: st, opts: o, log: o.Logger, cc: cc}, nil
+}
+
+// Close stops the rollback timer; open streams end when the store closes.
+func (s *Server) Close() { s.cc.close() }
