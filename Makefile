@@ -13,9 +13,13 @@ help: ## list the targets
 run: build ## run a working node on an embedded default (data in ./var, gNMI on 127.0.0.1:9339)
 	./bin/kedge-daemon --data-dir ./var --listen 127.0.0.1:9339
 
+FUZZTIME ?= 10s
+
 .PHONY: test
-test: ## run every test with -race (root runs the kernel tests too)
+test: ## run every test with -race (root runs the kernel tests too), then the fuzz targets briefly
 	$(GO) test -race -count=1 -timeout 40m $(PKGS)
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) ./gnmi/tree
+	$(GO) test -run '^$$' -fuzz '^FuzzSetValue$$' -fuzztime $(FUZZTIME) ./gnmi/tree
 
 .PHONY: build
 build: ## build the binaries into ./bin

@@ -1,0 +1,90 @@
+package tree
+
+import (
+	"testing"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+)
+
+// FuzzParsePath: any string either fails to parse or round-trips through
+// RenderPath to a path that parses to the same elements.
+func FuzzParsePath(f *testing.F) {
+	for _, s := range []string{
+		"/top/routes/route[prefix=10.0.0.0/24][table=254]/config/device",
+		`/top/devices/device[name=a\]b\\c]/config`,
+		"/a//b", "/a[k]", "/a[k=v", "/", "", "/a[k=1][k=2]", "/*/.../x[k=*]",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		elems, err := ParsePath(s)
+		if err != nil {
+			return
+		}
+		again, err := ParsePath(RenderPath(elems))
+		if err != nil {
+			t.Fatalf("rendered path %q of %q does not parse: %v", RenderPath(elems), s, err)
+		}
+		if RenderPath(again) != RenderPath(elems) {
+			t.Fatalf("round trip of %q: %q != %q", s, RenderPath(again), RenderPath(elems))
+		}
+	})
+}
+
+// FuzzSetValue: any path and JSON value applied to a tree either fails
+// with an error that changed nothing, or succeeds; it never panics.
+func FuzzSetValue(f *testing.F) {
+	seeds := []struct{ path, val string }{
+		{"/top/routes/route[prefix=10.0.0.0/24][table=254]/config", `{"device":"eth0","metric":7}`},
+		{"/top/routes/route[prefix=10.0.0.0/24][table=254]/config/metric", `5000`},
+		{"/top/routes", `{"route":[{"prefix":"10.0.0.0/24","table":1}]}`},
+		{"/top/routes/route[prefix=nope][table=1]/config/device", `"x"`},
+		{"/top/posture/config/level", `"3"`},
+		{"/top/devices/device[name=a]/config", `{"address":"x","name":"a"}`},
+		{"/top/routes/route[prefix=10.0.0.0/24][table=254]/config/extra", `["10.0.0.0/8",1,null]`},
+		{"/", `{"kedge-test:top":{"posture":{"config":{"level":2}}}}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.path, s.val, false)
+		f.Add(s.path, s.val, true)
+	}
+	schema := testSchema(f)
+	f.Fuzz(func(t *testing.T, path, val string, replace bool) {
+		elems, err := ParsePath(path)
+		if err != nil {
+			return
+		}
+		tr := New(schema)
+		tx, _ := tr.Begin(false)
+		_ = tx.Update(mustElems(t, "/top/devices/device[name=sw1]/config/address"), &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "x"}})
+		tx.Commit()
+		before := dump(tr)
+		tx, _ = tr.Begin(false)
+		v := &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(val)}}
+		if replace {
+			err = tx.Replace(elems, v)
+		} else {
+			err = tx.Update(elems, v)
+		}
+		if err == nil {
+			err = tx.Validate()
+		}
+		if err != nil {
+			tx.Rollback()
+			if got := dump(tr); got != before {
+				t.Fatalf("failed set of %s = %s changed the tree: %v", path, val, err)
+			}
+			return
+		}
+		_ = tx.Changes()
+		tx.Commit()
+	})
+}
+
+func mustElems(t *testing.T, s string) []*gpb.PathElem {
+	e, err := ParsePath(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
