@@ -3,6 +3,7 @@ module github.com/guildhouse-co/kedge
 go 1.26.8
 
 require (
+	bitbucket.org/creachadair/stringset v0.0.14 // indirect
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/cilium/ebpf v0.22.0 // indirect

@@ -1,0 +1,265 @@
+// Package route is Kedge's route backend: it makes the kernel's routes,
+// policy rules and underlay interfaces (VLAN, or macvlan where the kernel
+// lacks 8021q) in one network namespace match a plain Config.
+//
+// Ownership: Kedge's routes and rules carry Kedge's own rtnetlink protocol
+// number (DefaultProtocol, configurable). Only those are ever replaced or
+// deleted; a route of another protocol is never touched, even one with the
+// same destination. Underlay interfaces Kedge made carry the alias
+// InterfaceAlias.
+//
+// Restarts: New adopts Kedge's routes already in the kernel (no flush). Set
+// compares against the kernel, so a route present both in the kernel and in
+// the new Config causes no message at all; stale ones are deleted at the end
+// of the first Set, after every add, so a restart makes no route flap. A
+// daemon that cannot promise its first Config is complete sets
+// Options.HoldStale and calls Sweep once it is.
+//
+// All kernel access goes through the internal rtnl package.
+package route
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
+)
+
+// DefaultProtocol is Kedge's rtnetlink route protocol number, 107 (0x6b,
+// ASCII 'k'). It is unassigned in the kernel's list (rtnetlink.h: 0-4, 8-18,
+// 42, 99, 186-192), in iproute2's rt_protos, and outside the range FRR uses
+// (186-198) and Calico's 80. To show it by name: echo "107 kedge" >
+// /etc/iproute2/rt_protos.d/kedge.conf.
+const DefaultProtocol uint8 = 107
+
+// InterfaceAlias marks the underlay interfaces Kedge made (IFLA_IFALIAS);
+// interfaces without it are never changed or deleted.
+const InterfaceAlias = "kedge:underlay"
+
+// DefaultBatch is how many route messages go in one netlink sendmsg.
+const DefaultBatch = 512
+
+// Options configure a Backend.
+type Options struct {
+	// Protocol marks Kedge's routes and rules; 0 means DefaultProtocol.
+	// Values the kernel reserves for itself (0-4) are rejected.
+	Protocol uint8
+	// NetNS is the network namespace: "" is the current one, a bare name is
+	// /run/netns/NAME, a path is used as is.
+	NetNS string
+	// Logger receives adoption and change summaries; nil discards them.
+	Logger *slog.Logger
+	// Batch is the number of requests per netlink send; 0 means DefaultBatch.
+	Batch int
+	// HoldStale keeps the routes, rules and interfaces adopted by New, even
+	// when a Config lacks them, until Sweep is called (FRR's graceful
+	// restart). Without it the first Set removes them.
+	HoldStale bool
+}
+
+// Backend programs one network namespace. Its methods are safe for
+// concurrent use; Set calls are serialised.
+type Backend struct {
+	mu     sync.Mutex
+	conn   *rtnl.Conn
+	proto  uint8
+	batch  int
+	log    *slog.Logger
+	vlan   *bool // 8021q support, probed once on first need
+	status Status
+	// held is what New adopted, kept until Sweep when Options.HoldStale.
+	held *heldState
+	last *Config // the last Config given to Set, for Sweep
+	// cache is Kedge's routes in the kernel as of the end of the last Set,
+	// kept true by the netlink monitor; nil means read the kernel.
+	cache   map[Key]rtnl.Route
+	dumped  bool // the current Set read the kernel's routes
+	scratch scratch
+}
+
+// scratch is per-Set working memory reused across Sets.
+type scratch struct {
+	norm  []Route
+	errs  []error
+	keys  map[Key]int
+	arena []byte
+	reqs  []rtnl.Request
+	sent  []rtnl.Route
+	idx   []int
+}
+
+type heldState struct {
+	routes map[Key]bool
+	rules  map[rtnl.Rule]bool
+	links  map[string]bool
+}
+
+// New opens the namespace and adopts the Kedge routes already there without
+// changing them.
+func New(opts Options) (*Backend, error) {
+	if opts.Protocol == 0 {
+		opts.Protocol = DefaultProtocol
+	}
+	if opts.Protocol <= 4 {
+		return nil, fmt.Errorf("check protocol %d: reserved for the kernel", opts.Protocol)
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = DefaultBatch
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	conn, err := rtnl.Open(rtnl.NSPath(opts.NetNS))
+	if err != nil {
+		return nil, fmt.Errorf("open route backend: %w", err)
+	}
+	b := &Backend{conn: conn, proto: opts.Protocol, batch: opts.Batch,
+		log: opts.Logger.With("backend", "route", "netns", opts.NetNS)}
+	routes, err := b.kernelRoutes()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("adopt routes: %w", err)
+	}
+	rules, err := conn.Rules(b.proto)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("adopt rules: %w", err)
+	}
+	b.status.Adopted = len(routes)
+	b.log.Info("adopted kernel state", "routes", len(routes), "rules", len(rules), "protocol", b.proto,
+		"hold_stale", opts.HoldStale)
+	if opts.HoldStale {
+		links, err := conn.Links()
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("adopt interfaces: %w", err)
+		}
+		b.held = &heldState{routes: map[Key]bool{}, rules: map[rtnl.Rule]bool{}, links: map[string]bool{}}
+		for k := range routes {
+			b.held.routes[k] = true
+		}
+		for _, r := range rules {
+			b.held.rules[r] = true
+		}
+		for _, l := range links {
+			if l.Alias == InterfaceAlias {
+				b.held.links[l.Name] = true
+			}
+		}
+	}
+	return b, nil
+}
+
+// Sweep ends the hold of Options.HoldStale: it applies the last Config again,
+// now removing whatever adopted state that Config lacks. Without HoldStale,
+// or when called twice, it is the same as repeating the last Set. Before any
+// Set it fails with ErrNoConfig rather than sweep everything away.
+func (b *Backend) Sweep(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last == nil {
+		return fmt.Errorf("sweep: %w", ErrNoConfig)
+	}
+	b.held = nil
+	return b.set(ctx, *b.last)
+}
+
+// Close releases the netlink socket. Routes stay in the kernel.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.conn.Close()
+}
+
+// State is the outcome for one item of the last Set.
+type State uint8
+
+// Item states.
+const (
+	StateInstalled State = iota + 1
+	StateFailed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateInstalled:
+		return "installed"
+	case StateFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// RouteStatus is the outcome of one route of the last Config: Routes[i] of
+// Status is about cfg.Routes[i]. It does not repeat the route, to keep a
+// 100,000-route Status small; a failure's *RouteError names it.
+type RouteStatus struct {
+	State State
+	Err   error // non-nil when State is StateFailed; a *RouteError
+}
+
+// RuleStatus is the outcome of one rule of the last Config.
+type RuleStatus struct {
+	Rule  Rule
+	State State
+	Err   error
+}
+
+// InterfaceStatus is the outcome of one interface of the last Config.
+type InterfaceStatus struct {
+	Name  string
+	Kind  Kind // the kind actually made (never KindAuto once installed)
+	State State
+	Err   error
+}
+
+// Status is the result of the last Set, in Config order, for the reconciler
+// to write into /state.
+type Status struct {
+	Routes     []RouteStatus
+	Rules      []RuleStatus
+	Interfaces []InterfaceStatus
+	Adopted    int  // Kedge routes found in the kernel by New
+	Added      int  // routes created or replaced by the last Set
+	Removed    int  // stale routes deleted by the last Set
+	Messages   int  // route and rule requests the last Set sent
+	Sends      int  // netlink sendmsg calls they took (batching)
+	ReadKernel bool // the Set read Kedge's routes from the kernel, not its cache
+	Applied    time.Time
+}
+
+// Status returns the result of the last Set.
+func (b *Backend) Status() Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.status
+	s.Routes = append([]RouteStatus(nil), s.Routes...)
+	s.Rules = append([]RuleStatus(nil), s.Rules...)
+	s.Interfaces = append([]InterfaceStatus(nil), s.Interfaces...)
+	return s
+}
+
+// VLANSupported reports (probing the kernel once) whether 802.1Q links can be made.
+func (b *Backend) VLANSupported() (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.vlanSupported()
+}
+
+func (b *Backend) vlanSupported() (bool, error) {
+	if b.vlan != nil {
+		return *b.vlan, nil
+	}
+	ok, err := b.conn.VLANSupported()
+	if err != nil {
+		return false, err
+	}
+	b.vlan = &ok
+	if !ok {
+		b.log.Info("kernel lacks 8021q; underlay interfaces of kind auto become macvlan")
+	}
+	return ok, nil
+}

@@ -1,0 +1,58 @@
+package route_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+)
+
+// TestRepairsExternalChanges: between Sets the backend trusts its cache
+// unless the netlink monitor saw someone else act; then it reads the kernel
+// again and repairs what was removed, without touching foreign routes.
+func TestRepairsExternalChanges(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n.NS)
+	ctx := context.Background()
+	routes := []route.Route{
+		{Dst: pfx("10.80.0.0/24"), Gateway: addr("10.0.0.2"), Device: n.Dev},
+		{Dst: pfx("10.81.0.0/24"), Device: n.Dev, Table: 100},
+	}
+	cfg := route.Config{Routes: routes}
+	set := func(step string) route.Status {
+		t.Helper()
+		if err := b.Set(ctx, cfg); err != nil {
+			t.Fatalf("%s: set: %v", step, err)
+		}
+		checkKernel(t, n, routes)
+		return b.Status()
+	}
+	set("first")
+	if st := set("idle"); st.ReadKernel || st.Added != 0 {
+		t.Errorf("idle Set: read kernel %t, added %d; want cache only, nothing added", st.ReadKernel, st.Added)
+	}
+
+	ip(t, "-n", n.NS, "route", "del", "10.80.0.0/24", "proto", "107")
+	if st := set("after external delete"); !st.ReadKernel || st.Added != 1 {
+		t.Errorf("after external delete: read kernel %t, added %d; want a read and 1 added", st.ReadKernel, st.Added)
+	}
+
+	// Link down drops IPv4 routes without any route notification.
+	ip(t, "-n", n.NS, "link", "set", n.Dev, "down")
+	ip(t, "-n", n.NS, "link", "set", n.Dev, "up")
+	if st := set("after link flap"); !st.ReadKernel || st.Added != 2 {
+		t.Errorf("after link flap: read kernel %t, added %d; want a read and 2 added", st.ReadKernel, st.Added)
+	}
+
+	// Another protocol takes one of our keys: we must notice and not fight it.
+	ip(t, "-n", n.NS, "route", "replace", "10.80.0.0/24", "via", "10.0.0.3", "dev", n.Dev, "proto", "static")
+	err := b.Set(ctx, cfg)
+	if !errors.Is(err, route.ErrKeyTaken) {
+		t.Errorf("after foreign replace: got %v, want ErrKeyTaken", err)
+	}
+	checkKernel(t, n, routes[1:])
+	if got := ip(t, "-n", n.NS, "route", "show", "10.80.0.0/24"); got != "10.80.0.0/24 via 10.0.0.3 dev "+n.Dev+" proto static \n" {
+		t.Errorf("foreign route changed: %q", got)
+	}
+}

@@ -1,0 +1,136 @@
+package rtnl
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+func testNS(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	name := "rtnl-" + hex.EncodeToString(b)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("add netns: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	return name
+}
+
+func openNS(t *testing.T, name string) *Conn {
+	t.Helper()
+	c, err := Open(NSPath(name))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestKindSupported(t *testing.T) {
+	ns := testNS(t)
+	c := openNS(t, ns)
+	for kind, want := range map[string]bool{"macvlan": true, "kedge-no-such-kind": false} {
+		got, err := c.KindSupported(kind)
+		if err != nil || got != want {
+			t.Errorf("KindSupported(%q) = %t, %v; want %t", kind, got, err, want)
+		}
+	}
+	vlan, err := c.VLANSupported()
+	t.Logf("vlan supported: %t, %v", vlan, err)
+	links, err := c.Links()
+	if err != nil {
+		t.Fatalf("links: %v", err)
+	}
+	if len(links) != 1 || links[0].Name != "lo" {
+		t.Errorf("probes left links behind: %+v", links)
+	}
+}
+
+// TestExecAcksMappedBySequence sends good and bad requests in one batch and
+// checks each result lands on its own request.
+func TestExecAcksMappedBySequence(t *testing.T) {
+	ns := testNS(t)
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up: %v: %s", err, out)
+	}
+	c := openNS(t, ns)
+	lo := 1
+	mk := func(dst string, gw string) Request {
+		r := Route{Dst: netip.MustParsePrefix(dst), OIF: lo, Table: 254, Protocol: 107, Type: unix.RTN_UNICAST, Scope: unix.RT_SCOPE_LINK}
+		if gw != "" {
+			r.Gateway, r.Scope = netip.MustParseAddr(gw), unix.RT_SCOPE_UNIVERSE
+		}
+		return NewRoute(r, FlagCreate)
+	}
+	reqs := []Request{
+		mk("10.1.0.0/24", ""),
+		mk("10.2.0.0/24", "192.0.2.1"), // no connected network
+		mk("10.3.0.0/24", ""),
+		mk("10.1.0.0/24", ""), // exists now
+		mk("10.4.0.0/24", ""),
+	}
+	errs, err := c.Exec(context.Background(), reqs, 2)
+	if err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	wantErr := []error{nil, unix.ENETUNREACH, nil, unix.EEXIST, nil}
+	for i := range reqs {
+		if (wantErr[i] == nil) != (errs[i] == nil) || (wantErr[i] != nil && !errors.Is(errs[i], wantErr[i])) {
+			t.Errorf("request %d: got %v, want %v", i, errs[i], wantErr[i])
+		}
+	}
+	if !strings.Contains(errs[1].Error(), "gateway") {
+		t.Errorf("no extended ack message: %v", errs[1])
+	}
+	if got := c.Counters(); got.Sends != 3 || got.Messages != 5 {
+		t.Errorf("counters %+v, want 5 messages in 3 sends", got)
+	}
+	rs, err := c.Routes(107)
+	if err != nil {
+		t.Fatalf("routes: %v", err)
+	}
+	var dsts []string
+	for _, r := range rs {
+		dsts = append(dsts, r.Dst.String())
+	}
+	if diff := cmp.Diff([]string{"10.1.0.0/24", "10.3.0.0/24", "10.4.0.0/24"}, dsts); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
+	}
+	del, err := c.Exec(context.Background(), []Request{DelRoute(rs[0]), DelRoute(rs[0])}, 0)
+	if err != nil || del[0] != nil || !errors.Is(del[1], unix.ESRCH) {
+		t.Errorf("delete twice: %v %v", del, err)
+	}
+}
+
+func TestParseRoundTrip(t *testing.T) {
+	r := Route{Dst: netip.MustParsePrefix("fd00:1::/64"), Gateway: netip.MustParseAddr("fd00::2"), OIF: 7,
+		Table: 1000, Priority: 5, Src: netip.MustParseAddr("fd00::1"), Protocol: 107, Type: unix.RTN_UNICAST}
+	req := NewRoute(r, FlagReplace)
+	got, ok, err := parseRoute(req.Body)
+	if err != nil || !ok {
+		t.Fatalf("parse: %v %t", err, ok)
+	}
+	if diff := cmp.Diff(r, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	rule := Rule{Family: unix.AF_INET, Priority: 10, Src: netip.MustParsePrefix("10.0.0.0/8"), Table: 300, Mark: 1, Mask: 3, Protocol: 107}
+	gotRule, err := parseRule(NewRule(rule).Body)
+	if err != nil || gotRule != rule {
+		t.Errorf("rule round trip: got %+v, %v; want %+v", gotRule, err, rule)
+	}
+}
