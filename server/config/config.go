@@ -1,0 +1,162 @@
+// Package config owns the daemon's settings: their defaults, the YAML
+// file that may set them (--config) and the command-line flags that win
+// over the file, plus the defaults that depend on other settings (socket
+// and users file under the data dir, node name from the hostname).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultSocket is where the unix socket goes when /run/kedge is usable.
+const DefaultSocket = "/run/kedge/kedge.sock"
+
+// Config is everything the daemon is told. Field names are the YAML keys
+// and the flag names.
+type Config struct {
+	Listen      string `yaml:"listen"`
+	Socket      string `yaml:"socket"`
+	SocketGroup string `yaml:"socket-group"`
+	DataDir     string `yaml:"data-dir"`
+	NodeName    string `yaml:"node-name"`
+	TLSCert     string `yaml:"tls-cert"`
+	TLSKey      string `yaml:"tls-key"`
+	TLSCA       string `yaml:"tls-ca"`
+	Insecure    bool   `yaml:"insecure"`
+	NetNS       string `yaml:"netns"`
+	Users       string `yaml:"users"`
+	Policy      string `yaml:"policy"`
+	MaxMsgBytes int    `yaml:"max-msg-bytes"`
+	LogLevel    string `yaml:"log-level"`
+}
+
+// Defaults returns the built-in settings, before resolution.
+func Defaults() Config {
+	return Config{
+		Listen:      "127.0.0.1:9339",
+		DataDir:     "/var/lib/kedge",
+		MaxMsgBytes: 64 << 20,
+		LogLevel:    "info",
+	}
+}
+
+// Parse builds the configuration from args (without the program name):
+// defaults, then the --config file if given, then the flags that were set
+// explicitly. It does not resolve derived defaults (see Resolve).
+func Parse(args []string, stderr io.Writer) (Config, error) {
+	// First pass: find --config only.
+	pre := flag.NewFlagSet("kedge-daemon", flag.ContinueOnError)
+	pre.SetOutput(io.Discard)
+	cfgFile := pre.String("config", "", "")
+	bind(pre, &Config{})
+	if err := pre.Parse(args); err != nil {
+		// Reported by the second pass with usage.
+		*cfgFile = ""
+	}
+
+	c := Defaults()
+	if *cfgFile != "" {
+		b, err := os.ReadFile(*cfgFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("parse config %s: %w", *cfgFile, err)
+		}
+	}
+	// Second pass binds to c, whose current values (file over defaults)
+	// become the flag defaults, so only flags given on the command line
+	// overwrite them.
+	fs := flag.NewFlagSet("kedge-daemon", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("config", "", "YAML file with any of these settings (keys are the flag names); flags win")
+	bind(fs, &c)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, fmt.Errorf("parse flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("parse flags: unexpected argument %q", fs.Arg(0))
+	}
+	return c, nil
+}
+
+func bind(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "TCP address of the gNMI listener (empty: none)")
+	fs.StringVar(&c.Socket, "socket", c.Socket, "unix socket path (default "+DefaultSocket+", else <data-dir>/kedge.sock; \"off\": none)")
+	fs.StringVar(&c.SocketGroup, "socket-group", c.SocketGroup, "group (name or gid) owning the 0660 unix socket")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the tree store, users, TLS material")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "node name (default: hostname)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "server certificate (PEM); default: self-signed in <data-dir>/tls")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "server private key (PEM)")
+	fs.StringVar(&c.TLSCA, "tls-ca", c.TLSCA, "CA bundle (PEM); when set, clients must present a certificate it signed (mTLS)")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "plaintext TCP (loopback addresses only)")
+	fs.StringVar(&c.NetNS, "netns", c.NetNS, "network namespace the dataplane backends act in")
+	fs.StringVar(&c.Users, "users", c.Users, "users file (default <data-dir>/users.yaml)")
+	fs.StringVar(&c.Policy, "policy", c.Policy, "tier policy file (default: built-in policy)")
+	fs.IntVar(&c.MaxMsgBytes, "max-msg-bytes", c.MaxMsgBytes, "largest gRPC message accepted")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+// Resolve fills the defaults that depend on other settings and checks
+// the result. usableDir reports whether a directory can hold the socket
+// (injected so tests need not touch /run).
+func (c *Config) Resolve(hostname func() (string, error), usableDir func(string) error) error {
+	if c.DataDir == "" {
+		return errors.New("resolve config: --data-dir is empty")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("resolve data dir: %w", err)
+	}
+	c.DataDir = abs
+	if c.NodeName == "" {
+		h, err := hostname()
+		if err != nil {
+			return fmt.Errorf("resolve node name: %w", err)
+		}
+		c.NodeName = h
+	}
+	if c.Socket == "" {
+		c.Socket = DefaultSocket
+		if usableDir(filepath.Dir(DefaultSocket)) != nil {
+			c.Socket = filepath.Join(c.DataDir, "kedge.sock")
+		}
+	}
+	if c.Users == "" {
+		c.Users = filepath.Join(c.DataDir, "users.yaml")
+	}
+	if c.MaxMsgBytes <= 0 {
+		return fmt.Errorf("resolve config: --max-msg-bytes %d must be positive", c.MaxMsgBytes)
+	}
+	if _, err := c.Level(); err != nil {
+		return err
+	}
+	if c.Insecure && (c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "") {
+		return errors.New("resolve config: --insecure conflicts with --tls-cert/--tls-key/--tls-ca")
+	}
+	return nil
+}
+
+// SocketOff reports whether the unix socket is disabled.
+func (c *Config) SocketOff() bool { return c.Socket == "off" }
+
+// Level parses LogLevel.
+func (c *Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(c.LogLevel))); err != nil {
+		return 0, fmt.Errorf("resolve config: --log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}

@@ -1,0 +1,302 @@
+// Package server wires the Kedge daemon together: it opens the tree
+// store, bootstraps the users file, loads the tier policy, builds the
+// gNMI target and serves it on the TCP listener (TLS by default, mTLS
+// with a CA, plaintext only on loopback) and on the unix socket (peer
+// credentials), and shuts all of it down in order. The pieces live in
+// the subpackages: config (settings), auth (identities, tiers), listen
+// (listeners), probe (what this machine allows the backends).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/guildhouse-co/kedge/gnmi/store"
+	"github.com/guildhouse-co/kedge/gnmi/target"
+	"github.com/guildhouse-co/kedge/server/auth"
+	"github.com/guildhouse-co/kedge/server/config"
+	"github.com/guildhouse-co/kedge/server/listen"
+	"github.com/guildhouse-co/kedge/server/probe"
+	"github.com/guildhouse-co/kedge/yang"
+)
+
+// ShutdownTimeout bounds the graceful part of a shutdown: in-flight RPCs
+// get this long, then open streams (Subscribe) are cut.
+const ShutdownTimeout = 5 * time.Second
+
+// Daemon is a running node. Create it with Start; stop it with Shutdown.
+type Daemon struct {
+	cfg   config.Config
+	log   *slog.Logger
+	st    *store.Store
+	tgt   *target.Server
+	grpcs []*grpc.Server
+	tcpLn net.Listener
+	unixL net.Listener
+	errc  chan error
+	strms *streams
+}
+
+// Start brings the daemon up on a resolved configuration and returns
+// once every listener is accepting.
+func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
+	// Refuse plaintext off the loopback before touching anything.
+	if cfg.Listen != "" && cfg.Insecure && !listen.IsLoopback(cfg.Listen) {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, listen.ErrInsecureNonLoopback)
+	}
+	d := &Daemon{cfg: cfg, log: log, errc: make(chan error, 2), strms: newStreams()}
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+	// 0711: others may traverse to a socket placed here but cannot list
+	// the directory; every secret in it is 0600 on its own.
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	log.Info("data dir", "path", cfg.DataDir, "node", cfg.NodeName, "netns", cfg.NetNS)
+
+	pwPath := filepath.Join(cfg.DataDir, "master.password")
+	created, err := auth.Bootstrap(cfg.Users, pwPath)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created users file with user master; its password is in a 0600 file", "users", cfg.Users, "password_file", pwPath)
+	} else {
+		log.Info("users file", "path", cfg.Users)
+	}
+	pws, err := auth.NewPasswords(cfg.Users, runtime.NumCPU(), log)
+	if err != nil {
+		return nil, err
+	}
+	policy := auth.DefaultPolicy()
+	if cfg.Policy != "" {
+		if policy, err = auth.LoadPolicy(cfg.Policy); err != nil {
+			return nil, err
+		}
+		log.Info("policy", "path", cfg.Policy)
+	} else {
+		log.Info("policy", "path", "built-in (root is master on the unix socket)")
+	}
+	authn := auth.NewAuthenticator(policy, pws, log)
+
+	for _, r := range probe.Run(probe.Host()) {
+		log.Info("dataplane backend", "backend", r.Backend, "available", r.Available, "why", r.Reason)
+	}
+
+	schema, err := yang.Schema()
+	if err != nil {
+		return nil, fmt.Errorf("compile schema: %w", err)
+	}
+	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, store.Options{Logger: log}); err != nil {
+		return nil, err
+	}
+	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
+		return nil, fmt.Errorf("create gnmi target: %w", err)
+	}
+
+	if cfg.Listen != "" {
+		if err := d.startTCP(authn, pwPath); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.SocketOff() {
+		if err := d.startUnix(authn); err != nil {
+			return nil, err
+		}
+	}
+	if d.tcpLn == nil && d.unixL == nil {
+		return nil, errors.New("start daemon: no listener (--listen and --socket both off)")
+	}
+	return d, nil
+}
+
+func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authenticator) *grpc.Server {
+	g := grpc.NewServer(
+		grpc.Creds(creds),
+		grpc.MaxRecvMsgSize(d.cfg.MaxMsgBytes),
+		grpc.ChainUnaryInterceptor(a.Unary),
+		grpc.ChainStreamInterceptor(a.Stream, d.strms.interceptor),
+	)
+	d.tgt.Register(g)
+	d.grpcs = append(d.grpcs, g)
+	return g
+}
+
+func (d *Daemon) startTCP(a *auth.Authenticator, pwPath string) error {
+	cfg := d.cfg
+	var creds credentials.TransportCredentials
+	hint := ""
+	if cfg.Insecure {
+		creds = insecure.NewCredentials()
+		hint = "--insecure"
+	} else {
+		tc, generated, err := listen.ServerTLS(listen.TLSFiles{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA},
+			filepath.Join(cfg.DataDir, "tls"), []string{cfg.NodeName})
+		if err != nil {
+			return err
+		}
+		creds = credentials.NewTLS(tc)
+		hint = "--tls-ca <ca.pem>"
+		if generated != "" {
+			d.log.Info("TLS with a self-signed certificate", "cert", generated)
+			hint = "--skip-verify"
+		}
+		if cfg.TLSCA != "" {
+			d.log.Info("mTLS: clients must present a certificate signed by the CA", "ca", cfg.TLSCA)
+			hint += " --tls-cert <client.pem> --tls-key <client.key>"
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	d.tcpLn = ln
+	g := d.newGRPC(creds, a)
+	go func() { d.errc <- serveErr("tcp", g.Serve(ln)) }()
+	d.log.Info("gNMI listening", "tcp", ln.Addr().String(), "tls", !cfg.Insecure, "mtls", cfg.TLSCA != "")
+	d.log.Info("connect with gnmic",
+		"cmd", fmt.Sprintf("gnmic -a %s %s -u master -p \"$(cat %s)\" capabilities", ln.Addr(), hint, pwPath))
+	return nil
+}
+
+func (d *Daemon) startUnix(a *auth.Authenticator) error {
+	gid := -1
+	if g := d.cfg.SocketGroup; g != "" {
+		n, err := strconv.Atoi(g)
+		if err != nil {
+			grp, lerr := user.LookupGroup(g)
+			if lerr != nil {
+				return fmt.Errorf("look up socket group: %w", lerr)
+			}
+			if n, err = strconv.Atoi(grp.Gid); err != nil {
+				return fmt.Errorf("look up socket group %s: gid %q: %w", g, grp.Gid, err)
+			}
+		}
+		gid = n
+	}
+	ln, err := listen.Unix(d.cfg.Socket, listen.UnixOptions{Mode: 0o660, GID: gid})
+	if err != nil {
+		return err
+	}
+	d.unixL = ln
+	g := d.newGRPC(listen.PeerCreds{}, a)
+	go func() { d.errc <- serveErr("unix", g.Serve(ln)) }()
+	d.log.Info("gNMI listening", "unix", d.cfg.Socket, "mode", "0660", "group", d.cfg.SocketGroup)
+	d.log.Info("connect locally (identity: your uid/gid)", "cmd", fmt.Sprintf("gnmic -a unix://%s --insecure capabilities", d.cfg.Socket))
+	return nil
+}
+
+func serveErr(which string, err error) error {
+	if err == nil || errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return fmt.Errorf("serve %s: %w", which, err)
+}
+
+// TCPAddr is the TCP listener's address (nil without one).
+func (d *Daemon) TCPAddr() net.Addr {
+	if d.tcpLn == nil {
+		return nil
+	}
+	return d.tcpLn.Addr()
+}
+
+// SocketPath is the unix socket's path ("" without one).
+func (d *Daemon) SocketPath() string {
+	if d.unixL == nil {
+		return ""
+	}
+	return d.cfg.Socket
+}
+
+// Err reports a listener that stopped serving on its own.
+func (d *Daemon) Err() <-chan error { return d.errc }
+
+// Shutdown stops the listeners gracefully: new connections are refused,
+// open streams (Subscribe) are ended, in-flight unary RPCs (a Set's
+// commit) may finish within timeout, then anything left is cut. Then it
+// closes the target and the store.
+func (d *Daemon) Shutdown(timeout time.Duration) error {
+	done := make(chan struct{})
+	go func() {
+		var wg sync.WaitGroup
+		for _, g := range d.grpcs {
+			wg.Go(g.GracefulStop)
+		}
+		wg.Wait()
+		close(done)
+	}()
+	d.strms.cancelAll()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		d.log.Warn("graceful stop timed out; cutting open streams", "timeout", timeout)
+		for _, g := range d.grpcs {
+			g.Stop()
+		}
+		<-done
+	}
+	return d.closeAll()
+}
+
+func (d *Daemon) closeAll() error {
+	var errs []error
+	for _, g := range d.grpcs {
+		g.Stop()
+	}
+	if d.grpcs == nil {
+		// Listeners opened before their grpc.Server existed.
+		for _, ln := range []net.Listener{d.tcpLn, d.unixL} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+	}
+	if d.tgt != nil {
+		d.tgt.Close()
+		d.tgt = nil
+	}
+	if d.st != nil {
+		if err := d.st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+		d.st = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts the daemon and serves until ctx is done (SIGTERM/SIGINT in
+// main) or a listener fails, then shuts down.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	d, err := Start(cfg, log)
+	if err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "cause", context.Cause(ctx))
+	case serveErr = <-d.errc:
+		log.Error("listener failed; shutting down", "err", serveErr)
+	}
+	return errors.Join(serveErr, d.Shutdown(ShutdownTimeout))
+}

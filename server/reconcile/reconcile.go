@@ -1,0 +1,246 @@
+// Package reconcile is the loop every dataplane backend runs under: watch
+// the store's change feed, coalesce bursts (drain every commit that is
+// ready, then reconcile once), translate the tree into the backend's plain
+// Config with a pure intent function under the store's read lock, call the
+// backend's idempotent Set, write the outcome to state, and retry failures
+// with capped exponential backoff. The intent is never cached: every
+// reconcile, retries included, recomputes it from the tree, so a backend
+// error never loses a change.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/guildhouse-co/kedge/gnmi/store"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+)
+
+// Backend makes the world match a whole Config. Set must be idempotent and
+// return when ctx is done; it is called from one goroutine at a time.
+type Backend[C any] interface {
+	Set(ctx context.Context, cfg C) error
+}
+
+// Intent translates the tree into a backend Config. It runs under the
+// store's read lock, must not modify the tree or keep references into it,
+// and must not block.
+type Intent[C any] func(t *tree.Tree) (C, error)
+
+// Source is what a reconciler needs of the store (*store.Store).
+type Source interface {
+	Read(fn func(t *tree.Tree) error) error
+	ReadWatch(fn func(t *tree.Tree, seq uint64) error) (*store.Watcher, error)
+	CommitState(ctx context.Context, ops []store.Op) (*store.Commit, error)
+}
+
+// Options configure a Reconciler.
+type Options[C any] struct {
+	// Name labels logs and errors (routes, mesh, ...).
+	Name   string
+	Logger *slog.Logger
+	// Prefixes are the schema paths (e.g. /kedge/routes) whose config
+	// changes trigger a reconcile; empty means every config change.
+	Prefixes []string
+	// StatePrefixes are state paths that also trigger one, e.g.
+	// /kedge/posture/state/effective-level for posture-aware intent.
+	StatePrefixes []string
+	// Report returns the state operations that record a reconcile's
+	// outcome (err is nil on success); nil writes nothing.
+	Report func(cfg C, err error) []store.Op
+	// RetryMin and RetryMax bound the backoff after a failed Set
+	// (defaults 50 ms and 30 s).
+	RetryMin, RetryMax time.Duration
+}
+
+// Stats count what a Reconciler did; for tests and metrics.
+type Stats struct {
+	Reconciles int   // attempts (intent computed, Set called unless intent failed)
+	Failures   int   // Set or intent failures
+	Resyncs    int   // times the watcher fell behind and the tree was re-read
+	Commits    int   // relevant commits read from the feed
+	LastErr    error // of the last reconcile, nil when it succeeded
+}
+
+// Reconciler runs one backend's loop. Create it with New and call Run once.
+type Reconciler[C any] struct {
+	src    Source
+	intent Intent[C]
+	b      Backend[C]
+	o      Options[C]
+	log    *slog.Logger
+	kick   chan struct{}
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// New returns a reconciler of b driven by src through intent.
+func New[C any](src Source, intent Intent[C], b Backend[C], o Options[C]) *Reconciler[C] {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 50 * time.Millisecond
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = max(30*time.Second, o.RetryMin)
+	}
+	return &Reconciler[C]{src: src, intent: intent, b: b, o: o,
+		log: o.Logger.With("reconciler", o.Name), kick: make(chan struct{}, 1)}
+}
+
+// Stats returns a copy of the counters.
+func (r *Reconciler[C]) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Kick asks for a reconcile even though the tree did not change (the
+// backend knows its world drifted). It never blocks.
+func (r *Reconciler[C]) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles once, then on every relevant change, until ctx is done
+// (it then returns nil) or the store closes.
+func (r *Reconciler[C]) Run(ctx context.Context) error {
+	w, err := r.src.ReadWatch(func(*tree.Tree, uint64) error { return nil })
+	if err != nil {
+		return fmt.Errorf("watch tree for %s: %w", r.o.Name, err)
+	}
+	dirty := true
+	var backoff time.Duration
+	var retry <-chan time.Time
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if dirty && retry == nil {
+			if err := r.reconcile(ctx); err != nil && ctx.Err() == nil {
+				// Recompute and retry later; changes that arrive meanwhile
+				// are folded into that attempt.
+				backoff = min(max(2*backoff, r.o.RetryMin), r.o.RetryMax)
+				timer = time.NewTimer(backoff)
+				retry = timer.C
+			} else {
+				dirty, backoff = false, 0
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-retry:
+			retry, timer = nil, nil
+		case <-r.kick:
+			dirty = true
+		case <-w.Ready():
+			changed, nw, err := r.drain(ctx, w)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("read change feed for %s: %w", r.o.Name, err)
+			}
+			w = nw
+			dirty = dirty || changed
+		}
+	}
+}
+
+// drain reads every ready commit and reports whether one was relevant. On
+// ErrResync it starts a new watcher at the current tree: the next
+// reconcile reads the whole tree anyway, so nothing is lost.
+func (r *Reconciler[C]) drain(ctx context.Context, w *store.Watcher) (bool, *store.Watcher, error) {
+	changed := false
+	for {
+		select {
+		case <-w.Ready():
+		default:
+			return changed, w, nil
+		}
+		c, err := w.Next(ctx)
+		if errors.Is(err, store.ErrResync) {
+			r.mu.Lock()
+			r.stats.Resyncs++
+			r.mu.Unlock()
+			r.log.Warn("fell behind the change feed; resyncing from the tree")
+			nw, err := r.src.ReadWatch(func(*tree.Tree, uint64) error { return nil })
+			return true, nw, err
+		}
+		if err != nil {
+			return changed, w, err
+		}
+		if r.relevant(c) {
+			changed = true
+			r.mu.Lock()
+			r.stats.Commits++
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *Reconciler[C]) relevant(c *store.Commit) bool {
+	prefixes := r.o.Prefixes
+	if c.State {
+		prefixes = r.o.StatePrefixes
+		if len(prefixes) == 0 {
+			return false
+		}
+	} else if len(prefixes) == 0 {
+		return len(c.Changes) > 0
+	}
+	for _, ch := range c.Changes {
+		for _, p := range prefixes {
+			if strings.HasPrefix(ch.Node.Path, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reconcile computes the intent from the tree and applies it.
+func (r *Reconciler[C]) reconcile(ctx context.Context) error {
+	var cfg C
+	err := r.src.Read(func(t *tree.Tree) error {
+		var err error
+		cfg, err = r.intent(t)
+		return err
+	})
+	if err != nil {
+		err = fmt.Errorf("compute %s intent: %w", r.o.Name, err)
+	} else {
+		err = r.b.Set(ctx, cfg)
+	}
+	r.mu.Lock()
+	r.stats.Reconciles++
+	if err != nil {
+		r.stats.Failures++
+	}
+	r.stats.LastErr = err
+	r.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("reconcile failed", "err", err)
+	}
+	if r.o.Report != nil && ctx.Err() == nil {
+		if ops := r.o.Report(cfg, err); len(ops) > 0 {
+			if _, serr := r.src.CommitState(ctx, ops); serr != nil {
+				r.log.Warn("write reconcile state", "err", serr)
+			}
+		}
+	}
+	return err
+}
