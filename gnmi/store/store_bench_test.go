@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/yang"
 )
 
 // The store benchmarks run their whole workload in one iteration (make
@@ -27,7 +28,7 @@ func percentiles(d []time.Duration) (p50, p99 time.Duration) {
 // 10,000 routes.
 func BenchmarkCommitSingleLeaf(b *testing.B) {
 	for range b.N {
-		s, err := Open(b.TempDir(), testSchema(b), Options{})
+		s, err := Open(b.TempDir(), kedgeSchema(b), Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -35,7 +36,7 @@ func BenchmarkCommitSingleLeaf(b *testing.B) {
 		const n = 2000
 		lat := make([]time.Duration, 0, n)
 		for i := 0; i < n; i++ {
-			op := upd(b, route(i%10000)+"/config/tags", str(strconv.Itoa(i)))
+			op := upd(b, kroute(i%10000)+"/config/owner", str(strconv.Itoa(i)))
 			start := time.Now()
 			if _, err := s.Commit(context.Background(), []Op{op}); err != nil {
 				b.Fatal(err)
@@ -49,15 +50,27 @@ func BenchmarkCommitSingleLeaf(b *testing.B) {
 	}
 }
 
-// routeOps builds one update per route, each a JSON route config as a
-// gNMI client would send it.
+// routeOps builds one update per route of Kedge's schema, each a JSON
+// route config as a gNMI client would send it.
 func routeOps(b testing.TB, n int) []Op {
 	ops := make([]Op, 0, n)
 	for i := 0; i < n; i++ {
-		ops = append(ops, Op{Kind: OpUpdate, Path: path(b, route(i)+"/config"),
-			Val: js(`{"device":"eth0","metric":` + strconv.Itoa(i%1000) + `,"class":"pod"}`)})
+		ops = append(ops, Op{Kind: OpUpdate, Path: path(b, kroute(i)+"/config"),
+			Val: js(`{"next-hop":"192.0.2.1","device":"eth0","metric":` + strconv.Itoa(i%1000) + `,"class":"pod"}`)})
 	}
 	return ops
+}
+
+func kroute(i int) string {
+	return "/kedge/routes/route[prefix=10." + itoa(i/65536%256) + "." + itoa(i/256%256) + "." + itoa(i%256) + "/32][table=254]"
+}
+
+func kedgeSchema(b testing.TB) *tree.Schema {
+	s, err := yang.Schema()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
 }
 
 // Benchmark100kRoutes commits 100,000 routes in one transaction and
@@ -65,7 +78,7 @@ func routeOps(b testing.TB, n int) []Op {
 func Benchmark100kRoutes(b *testing.B) {
 	for range b.N {
 		const n = 100000
-		s, err := Open(b.TempDir(), testSchema(b), Options{})
+		s, err := Open(b.TempDir(), kedgeSchema(b), Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -81,7 +94,7 @@ func Benchmark100kRoutes(b *testing.B) {
 		// in steady state; measure both with and without it retained.
 		rss1, heap1 := memNow()
 		s.feed.budget = 1
-		mustCommit(b, s, upd(b, route(0)+"/config/tags", str("x")))
+		mustCommit(b, s, upd(b, kroute(0)+"/config/owner", str("x")))
 		rss2, heap2 := memNow()
 		b.ReportMetric(took.Seconds(), "commit-s")
 		b.ReportMetric(float64(rss1-rss0)/n, "rss-B/route(feed-retained)")
@@ -109,5 +122,3 @@ func memNow() (rss, heap int64) {
 	}
 	return rss, int64(ms.HeapAlloc)
 }
-
-var _ = gpb.Path{}

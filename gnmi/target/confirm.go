@@ -31,6 +31,8 @@ type pending struct {
 	ID       string `json:"id"`
 	Deadline int64  `json:"deadline_unix_ns"`
 	Undo     []byte `json:"undo"` // a marshalled gnmi.SetRequest
+	// Paths the commit wrote, for authorising confirm and cancel.
+	Paths []string `json:"paths"`
 }
 
 // confirmer owns the commit-confirmed state machine: at most one pending
@@ -115,6 +117,9 @@ func (c *confirmer) handle(ctx context.Context, cm *gnmi_ext.Commit, ops []store
 			}
 		}
 		p := &pending{ID: cm.GetId(), Deadline: c.now().Add(d).UnixNano()}
+		for _, op := range ops {
+			p.Paths = append(p.Paths, pathString(op.Path))
+		}
 		commit, err := c.st.CommitUndoable(ctx, ops, pendingKey, func(undo []store.Op) ([]byte, error) {
 			b, err := marshalOps(undo)
 			if err != nil {
@@ -244,4 +249,14 @@ func unmarshalOps(b []byte) ([]store.Op, error) {
 		ops = append(ops, store.Op{Kind: store.OpUpdate, Path: u.GetPath().GetElem(), Val: u.GetVal()})
 	}
 	return ops, nil
+}
+
+// pendingPaths returns the paths the pending commit wrote, if any.
+func (c *confirmer) pendingPaths() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil {
+		return nil
+	}
+	return append([]string(nil), c.cur.Paths...)
 }

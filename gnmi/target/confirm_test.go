@@ -134,3 +134,29 @@ func TestCommitDefaultRollback(t *testing.T) {
 		t.Fatalf("default rollback window %v", left)
 	}
 }
+
+func TestConfirmNeedsRightsOverThePendingCommit(t *testing.T) {
+	e := newEnv(t, t.TempDir(), storeOpts(), allow{denyPrefix: "/kedge/posture"})
+	// The commit itself is made by someone allowed (the store directly
+	// stands in for a master session here).
+	e.srv.opts.Auth = allow{}
+	e.mustSet(levelSet(t, 2, commitExtension("m", time.Minute)))
+	e.srv.opts.Auth = allow{denyPrefix: "/kedge/posture"}
+	if _, err := e.set(&gpb.SetRequest{Extension: commitExtension("m", "cancel")}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("cancel by a caller without rights over the commit: %v", err)
+	}
+	e.srv.opts.Auth = allow{}
+	e.mustSet(&gpb.SetRequest{Extension: commitExtension("m", "confirm")})
+}
+
+func TestDeprecatedElementPaths(t *testing.T) {
+	e := newEnv(t, t.TempDir(), storeOpts(), allow{})
+	e.mustSet(levelSet(t, 3, nil))
+	resp, err := e.get(&gpb.GetRequest{Path: []*gpb.Path{{Element: []string{"kedge", "posture", "config", "level"}}}, Encoding: gpb.Encoding_PROTO})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetNotification()[0].GetUpdate()[0].GetVal().GetUintVal(); got != 3 {
+		t.Fatalf("level %d", got)
+	}
+}

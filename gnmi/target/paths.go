@@ -23,16 +23,21 @@ func fullPath(prefix, p *gpb.Path) ([]*gpb.PathElem, error) {
 		if o := x.GetOrigin(); o != "" && o != origin {
 			return nil, fmt.Errorf("origin %q is not served (use \"\" or %q)", o, origin)
 		}
-		if len(x.GetElement()) > 0 {
-			return nil, fmt.Errorf("path uses the deprecated element field; use elem")
-		}
 	}
 	if prefix.GetOrigin() != "" && p.GetOrigin() != "" && prefix.GetOrigin() != p.GetOrigin() {
 		return nil, fmt.Errorf("prefix and path disagree on origin")
 	}
-	elems := make([]*gpb.PathElem, 0, len(prefix.GetElem())+len(p.GetElem()))
-	elems = append(elems, prefix.GetElem()...)
-	elems = append(elems, p.GetElem()...)
+	pe, err := elemsOf(prefix)
+	if err != nil {
+		return nil, err
+	}
+	e, err := elemsOf(p)
+	if err != nil {
+		return nil, err
+	}
+	elems := make([]*gpb.PathElem, 0, len(pe)+len(e))
+	elems = append(elems, pe...)
+	elems = append(elems, e...)
 	for _, e := range elems {
 		if e.GetName() == "" {
 			return nil, fmt.Errorf("path has an empty element")
@@ -97,3 +102,19 @@ func matchPrefix(pattern, path []*gpb.PathElem) bool {
 
 // pathString renders elements for messages.
 func pathString(elems []*gpb.PathElem) string { return tree.RenderPath(elems) }
+
+// elemsOf returns a path's elements, converting the deprecated string
+// element field (still sent by gnmi_cli -q) when elem is empty.
+func elemsOf(p *gpb.Path) ([]*gpb.PathElem, error) {
+	if len(p.GetElem()) > 0 || len(p.GetElement()) == 0 {
+		if len(p.GetElem()) > 0 && len(p.GetElement()) > 0 {
+			return nil, fmt.Errorf("path sets both elem and the deprecated element")
+		}
+		return p.GetElem(), nil
+	}
+	elems, err := tree.ParsePath("/" + strings.Join(p.GetElement(), "/"))
+	if err != nil {
+		return nil, fmt.Errorf("deprecated element path: %w", err)
+	}
+	return elems, nil
+}

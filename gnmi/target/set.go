@@ -39,16 +39,22 @@ func (s *Server) Set(ctx context.Context, req *gpb.SetRequest) (*gpb.SetResponse
 	if err != nil {
 		return nil, err
 	}
+	commit, err := commitExt(req)
+	if err != nil {
+		return nil, err
+	}
 	paths := make([]string, len(ops))
 	for i, op := range ops {
 		paths[i] = pathString(op.elems)
 	}
+	if commit != nil && commit.GetCommit() == nil {
+		// Confirm, cancel and set_rollback_duration carry no paths; they
+		// act on the pending commit, so the caller must be allowed to
+		// write everything it changed.
+		paths = append(paths, s.cc.pendingPaths()...)
+	}
 	if err := s.opts.Auth.Write(ctx, paths); err != nil {
 		return nil, authStatus(err)
-	}
-	commit, err := commitExt(req)
-	if err != nil {
-		return nil, err
 	}
 	sops := make([]store.Op, len(ops))
 	for i, op := range ops {

@@ -59,7 +59,7 @@ func (tx *Txn) Validate() error {
 				continue
 			}
 			checked[e] = true
-			tx.checkMandatory(e, e.s, e.PathString(), add)
+			tx.checkMandatory(e, e.s, func() string { return e.PathString() }, add)
 		}
 	}
 	return errors.Join(errs...)
@@ -164,7 +164,7 @@ func attached(in *Inst) bool {
 // the containers of list entry in, not descending into nested lists
 // (entries of their own). A container without data under an entry still
 // exists in YANG terms, so its mandatory leaves are reported missing.
-func (tx *Txn) checkMandatory(in *Inst, s *Node, at string, add func(error)) {
+func (tx *Txn) checkMandatory(in *Inst, s *Node, at func() string, add func(error)) {
 	for _, ch := range s.Children {
 		if !ch.Config {
 			continue
@@ -172,14 +172,14 @@ func (tx *Txn) checkMandatory(in *Inst, s *Node, at string, add func(error)) {
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
 			if ch.Mandatory && (in == nil || !in.vals[ch.slot].IsSet()) {
-				add(newErr(ErrMandatory, at+"/"+ch.Name, "mandatory leaf "+ch.Name+" is not set"))
+				add(newErr(ErrMandatory, at()+"/"+ch.Name, "mandatory leaf "+ch.Name+" is not set"))
 			}
 		case KindContainer:
 			var sub *Inst
 			if in != nil {
 				sub = in.subs[ch.slot]
 			}
-			tx.checkMandatory(sub, ch, at+"/"+ch.Name, add)
+			tx.checkMandatory(sub, ch, func() string { return at() + "/" + ch.Name }, add)
 		}
 	}
 }
