@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"strings"
 	"errors"
 	"fmt"
 
@@ -37,6 +38,10 @@ type encoder struct {
 	cur    *tree.Inst
 	leaves []byte
 	n      int
+	// paths memoises rendered instance paths: a bulk commit's groups
+	// share a few parents (the routes container, each new entry), so a
+	// path is its parent's plus one element.
+	paths map[*tree.Inst]string
 }
 
 func newEncoder(seq uint64, ts int64, sizeHint int) *encoder {
@@ -69,7 +74,7 @@ func (e *encoder) flush() {
 	if e.n == 0 {
 		return
 	}
-	path := e.cur.PathString()
+	path := e.path(e.cur)
 	common := commonPrefix(e.prev, path)
 	e.buf = binary.AppendUvarint(e.buf, uint64(common))
 	e.buf = appendString(e.buf, path[common:])
@@ -274,4 +279,25 @@ func decodeRecord(b []byte, tx *tree.Txn) (seq uint64, ts int64, err error) {
 		return 0, 0, fmt.Errorf("decode record: %w", r.err)
 	}
 	return seq, ts, nil
+}
+
+// path renders in's path from its memoised parent's.
+func (e *encoder) path(in *tree.Inst) string {
+	if p, ok := e.paths[in]; ok {
+		return p
+	}
+	var p string
+	if par := in.Parent(); par == nil {
+		p = "/"
+	} else {
+		p = strings.TrimSuffix(e.path(par), "/") + in.Element()
+	}
+	if e.paths == nil {
+		e.paths = map[*tree.Inst]string{}
+	}
+	if len(e.paths) > 4096 {
+		clear(e.paths)
+	}
+	e.paths[in] = p
+	return p
 }

@@ -1,7 +1,13 @@
 package tree
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
 	"testing"
+	"unicode/utf8"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 )
@@ -87,4 +93,39 @@ func mustElems(t *testing.T, s string) []*gpb.PathElem {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// FuzzJSON: the tree's JSON decoder agrees with encoding/json on every
+// input encoding/json accepts as valid UTF-8, and never accepts what it
+// rejects.
+func FuzzJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":[true,false,null],"c":"x\u00e9\ud83d\ude00"}`, `[]`, `-0.5e+3`, `"\\\"\/"`, `{"a":`, `01`, `[1,]`, "\"\xff\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ours, err := parseJSON(b)
+		var std any
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.UseNumber()
+		stdErr := d.Decode(&std)
+		if stdErr == nil && d.More() {
+			stdErr = errors.New("trailing")
+		}
+		if stdErr == nil {
+			var rest any
+			if d.Decode(&rest) != io.EOF {
+				stdErr = errors.New("trailing")
+			}
+		}
+		switch {
+		case stdErr != nil && err == nil:
+			t.Fatalf("accepted %q that encoding/json rejects: %v", b, stdErr)
+		case stdErr == nil && err != nil:
+			if utf8.Valid(b) {
+				t.Fatalf("rejected valid %q: %v", b, err)
+			}
+		case err == nil && !reflect.DeepEqual(ours, std):
+			t.Fatalf("%q: got %#v, encoding/json %#v", b, ours, std)
+		}
+	})
 }

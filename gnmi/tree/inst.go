@@ -214,3 +214,19 @@ func (in *Inst) isEmpty(keep func(*Node) bool) bool {
 	}
 	return true
 }
+
+// Element renders in's own path element ("/name" or "/name[k=v]…"), so
+// that callers can build paths from a parent's rendered path.
+func (in *Inst) Element() string {
+	var b strings.Builder
+	b.WriteByte('/')
+	b.WriteString(in.s.Name)
+	for j, k := range in.s.Keys {
+		b.WriteByte('[')
+		b.WriteString(k.Name)
+		b.WriteByte('=')
+		writeEscapedKey(&b, in.key(j).String())
+		b.WriteByte(']')
+	}
+	return b.String()
+}

@@ -1,8 +1,6 @@
 package tree
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -172,16 +170,7 @@ func decodeJSON(val *gpb.TypedValue) (any, error) {
 	default:
 		return nil, fmt.Errorf("a container or list takes a JSON or JSON_IETF value, not %T", val.GetValue())
 	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var x any
-	if err := d.Decode(&x); err != nil {
-		return nil, fmt.Errorf("decode JSON: %w", err)
-	}
-	if d.More() {
-		return nil, fmt.Errorf("decode JSON: trailing data after the value")
-	}
-	return x, nil
+	return parseJSON(raw)
 }
 
 // decodeLeaf converts a gNMI TypedValue into a leaf or leaf-list value.
@@ -270,38 +259,50 @@ func decodeScalar(t *Type, val *gpb.TypedValue) (Value, error) {
 	return Value{}, fmt.Errorf("%T is not a supported encoding for %s", val.GetValue(), t.base().describe())
 }
 
-// members normalises a JSON object's member names to schema children,
-// rejecting unknown members and members this writer may not write.
-func (tx *Txn) members(in *Inst, obj map[string]any) (map[*Node]any, error) {
-	at := in.PathString()
-	out := make(map[*Node]any, len(obj))
-	for name, x := range obj {
+// members checks a JSON object's member names against the schema,
+// rejecting unknown members and members this writer may not write, and
+// reports whether any name is module-qualified.
+func (tx *Txn) members(in *Inst, obj map[string]any) (qualified bool, err error) {
+	for name := range obj {
 		n, err := childNode(in.s, name)
 		if err != nil {
-			return nil, newErr(ErrUnknownPath, at+"/"+name, err.Error())
+			return false, newErr(ErrUnknownPath, childName(in, name), err.Error())
+		}
+		if name != n.Name {
+			qualified = true
 		}
 		if (n.Kind == KindLeaf || n.Kind == KindLeafList) && !tx.owns(n) {
 			if _, key := keyValue(in, n); !key {
-				return nil, tx.ownErr(n, at+"/"+n.Name)
+				return false, tx.ownErr(n, childPath{in, n}.String())
 			}
 		}
 		if n.Kind == KindList && !n.Config && !tx.state {
-			return nil, tx.ownErr(n, at+"/"+n.Name)
+			return false, tx.ownErr(n, childPath{in, n}.String())
 		}
-		out[n] = x
 	}
-	return out, nil
+	return qualified, nil
+}
+
+func childName(in *Inst, name string) string {
+	p := in.PathString()
+	if p == "/" {
+		return "/" + name
+	}
+	return p + "/" + name
 }
 
 // merge applies a decoded JSON object to an instance, in schema order so
 // that changes come out deterministically.
 func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
-	mem, err := tx.members(in, obj)
+	qualified, err := tx.members(in, obj)
 	if err != nil {
 		return err
 	}
 	for _, ch := range in.s.Children {
-		x, given := mem[ch]
+		x, given := obj[ch.Name]
+		if !given && qualified {
+			x, given = obj[ch.Module+":"+ch.Name]
+		}
 		cat := childPath{in, ch}
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
