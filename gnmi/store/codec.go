@@ -2,9 +2,9 @@ package store
 
 import (
 	"encoding/binary"
-	"strings"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )

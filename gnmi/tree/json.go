@@ -293,4 +293,3 @@ func (p *jsonParser) number() (any, error) {
 	}
 	return json.Number(p.b[start:p.i]), nil
 }
-
