@@ -133,6 +133,9 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		grpc.MaxRecvMsgSize(d.cfg.MaxMsgBytes),
 		grpc.ChainUnaryInterceptor(a.Unary),
 		grpc.ChainStreamInterceptor(a.Stream, d.strms.interceptor),
+		// Subscribe notifications are encoded once per commit for all
+		// streams that select the same changes.
+		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
 	d.grpcs = append(d.grpcs, g)

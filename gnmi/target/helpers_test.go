@@ -57,7 +57,11 @@ func newEnv(t *testing.T, dir string, so store.Options, auth Authorizer) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	var opts []grpc.ServerOption
+	if sharedCodecInTests {
+		opts = append(opts, srv.GRPCServerOption())
+	}
+	g := grpc.NewServer(opts...)
 	srv.Register(g)
 	go g.Serve(lis)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -175,3 +179,7 @@ func itoa(n uint64) string {
 }
 
 func storeOpts() store.Options { return store.Options{} }
+
+// sharedCodecInTests selects whether test servers install the target's
+// codec (as the daemon does); TestStormWithoutSharedCodec turns it off.
+var sharedCodecInTests = true

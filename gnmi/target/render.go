@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -25,6 +26,39 @@ type rendered struct {
 	paths []*gpb.Path
 	mu    sync.Mutex
 	upd   map[gpb.Encoding][]*gpb.Update
+	enc   map[string]*encodedNotif
+}
+
+// encodedNotif is one commit's notification for one subscription
+// signature, marshalled once.
+type encodedNotif struct {
+	once sync.Once
+	msg  *preEncoded // nil when the commit selects nothing
+	err  error
+}
+
+// encoded returns the commit's notification for the signature, built and
+// marshalled by the first stream that asks.
+func (r *rendered) encoded(sig string, build func() *gpb.SubscribeResponse) (*preEncoded, error) {
+	r.mu.Lock()
+	if r.enc == nil {
+		r.enc = map[string]*encodedNotif{}
+	}
+	e := r.enc[sig]
+	if e == nil {
+		e = &encodedNotif{}
+		r.enc[sig] = e
+	}
+	r.mu.Unlock()
+	e.once.Do(func() {
+		resp := build()
+		if resp == nil {
+			return
+		}
+		b, err := proto.Marshal(resp)
+		e.msg, e.err = &preEncoded{b: b}, err
+	})
+	return e.msg, e.err
 }
 
 func (rc *renderCache) get(c *store.Commit) *rendered {

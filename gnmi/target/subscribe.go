@@ -3,7 +3,9 @@ package target
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -46,6 +48,9 @@ type subscription struct {
 	enc         encoder
 	entries     []*subEntry
 	updatesOnly bool
+	// sig identifies what this subscription selects from a commit:
+	// streams with equal signatures get byte-identical notifications.
+	sig string
 }
 
 // Subscribe serves ONCE, POLL and STREAM subscriptions.
@@ -127,6 +132,14 @@ func (s *Server) newSubscription(sl *gpb.SubscriptionList, req *gpb.SubscribeReq
 		}
 		sub.entries = append(sub.entries, e)
 	}
+	var sig strings.Builder
+	fmt.Fprintf(&sig, "%d|%s|%d", sub.enc.enc, sub.target, sub.enc.depth)
+	for _, e := range sub.entries {
+		if e.mode == gpb.SubscriptionMode_ON_CHANGE {
+			sig.WriteString("|" + pathString(e.elems))
+		}
+	}
+	sub.sig = sig.String()
 	return sub, nil
 }
 
@@ -296,12 +309,34 @@ func (sub *subscription) stream(stream gpb.GNMI_SubscribeServer) error {
 	}
 }
 
-// sendCommit sends one commit's matching changes as one Notification.
+// sendCommit sends one commit's matching changes as one Notification,
+// encoded once for all streams with the same selection when the gRPC
+// server uses the target's codec.
 func (sub *subscription) sendCommit(stream gpb.GNMI_SubscribeServer, c *store.Commit) error {
 	if len(c.Changes) == 0 {
 		return nil
 	}
 	r := sub.s.render.get(c)
+	if sub.s.shared.Load() {
+		msg, err := r.encoded(sub.sig, func() *gpb.SubscribeResponse { return sub.commitResponse(r, c) })
+		if err != nil {
+			return status.Errorf(codes.Internal, "encode notification: %v", err)
+		}
+		if msg == nil {
+			return nil
+		}
+		return stream.SendMsg(msg)
+	}
+	resp := sub.commitResponse(r, c)
+	if resp == nil {
+		return nil
+	}
+	return stream.Send(resp)
+}
+
+// commitResponse builds the notification of a commit's matching changes,
+// or nil when nothing matches.
+func (sub *subscription) commitResponse(r *rendered, c *store.Commit) *gpb.SubscribeResponse {
 	var upd []*gpb.Update
 	n := sub.notification(c.Time.UnixNano())
 	for i, ch := range c.Changes {
@@ -321,7 +356,7 @@ func (sub *subscription) sendCommit(stream gpb.GNMI_SubscribeServer, c *store.Co
 	if len(n.Update) == 0 && len(n.Delete) == 0 {
 		return nil
 	}
-	return stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+	return &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}
 }
 
 // wants reports whether an ON_CHANGE entry selects the path, honouring

@@ -66,7 +66,7 @@ func kedgeSide(b *testing.B) *side {
 		b.Fatal(err)
 	}
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
-	g := grpc.NewServer()
+	g := grpc.NewServer(srv.GRPCServerOption())
 	srv.Register(g)
 	go g.Serve(lis)
 	// Pre-create the routes so the measured updates are value changes.

@@ -217,7 +217,16 @@ func TestSlowSubscriberNeverBlocksSet(t *testing.T) {
 
 // TestManySubscribersSetStorm: 50 STREAM subscribers and concurrent Sets;
 // each subscriber sees every commit's value, in commit order.
-func TestManySubscribersSetStorm(t *testing.T) {
+func TestManySubscribersSetStorm(t *testing.T) { storm(t) }
+
+// TestStormWithoutSharedCodec runs the storm with per-stream encoding.
+func TestStormWithoutSharedCodec(t *testing.T) {
+	sharedCodecInTests = false
+	defer func() { sharedCodecInTests = true }()
+	storm(t)
+}
+
+func storm(t *testing.T) {
 	e := newEnv(t, t.TempDir(), storeOpts(), allow{})
 	e.mustSet(&gpb.SetRequest{Update: []*gpb.Update{{Path: gp(t, "/kedge/system/config/cluster"), Val: sval("0")}}})
 	const subs, sets = 50, 200

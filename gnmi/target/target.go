@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc"
@@ -54,6 +55,8 @@ type Server struct {
 	cc   *confirmer
 	// render shares each commit's rendered paths between streams.
 	render renderCache
+	// shared is set once the gRPC server uses sharedCodec.
+	shared atomic.Bool
 }
 
 // Register adds the server to a gRPC server.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/guildhouse-co/kedge/gnmi/store"
@@ -68,6 +69,8 @@ type Engine struct {
 	pending       *inflight     // the plan in flight or to retry
 	snap          *snapshot     // taken before the first escalation, until restored
 	backoff       time.Duration
+
+	processed atomic.Uint64 // read by any goroutine; see Processed
 }
 
 // New returns an engine over st. It reads nothing until Run.
@@ -119,7 +122,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	published := e.accords
-	external, _ := e.pollSource()
+	external, foreign := e.pollSource()
 	var resumedTo uint8
 	if p := e.pending; p != nil {
 		e.log.Info("resuming interrupted posture transition", "seq", p.Seq, "from", p.From, "to", p.To)
@@ -130,7 +133,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	// just did): a backend may have lost its state (a fresh shm segment, a
 	// new BPF pin) while we were down.
 	eff, _ := Effective(e.cfgLevel, external)
-	e.evaluate(ctx, external, resumedTo != eff)
+	e.evaluate(ctx, external, resumedTo != eff || (foreign && e.ownsMap()))
+	e.processed.Store(w.Pos() - 1)
 
 	poll := time.NewTicker(e.opt.PollInterval)
 	defer poll.Stop()
@@ -165,6 +169,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				}
 				e.evaluate(ctx, external, false)
 			}
+			e.processed.Store(w.Pos() - 1)
 		case <-poll.C:
 			if lvl, foreign := e.pollSource(); foreign {
 				// Even when the request does not change the effective
@@ -182,6 +187,12 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Processed returns the sequence number of the last store commit whose
+// effect on the posture the engine has applied: after a config commit with
+// sequence n, Processed() >= n means the engine acted on it (readiness
+// checks, tests).
+func (e *Engine) Processed() uint64 { return e.processed.Load() }
 
 // drain reads every commit that is ready and reports whether one changed
 // the intended level or the accord overrides; on ErrResync it re-reads the

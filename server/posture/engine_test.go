@@ -3,6 +3,7 @@ package posture
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -64,18 +65,27 @@ func TestRandomSequencesConverge(t *testing.T) {
 			steps := append(asSteps(rs), ShmStep(shmW), BPFMapStep(bpf, bpfmap.Config{}),
 				IntentStep("mesh", StageMesh, st, meshIntent, meshFake),
 				IntentStep("routes", StageRoutes, st, intent.RouteConfig, Setter[route.Config](routeFake)))
-			start(t, st, Options{Steps: steps, LevelSource: bpf})
+			e, _ := start(t, st, Options{Steps: steps, LevelSource: bpf})
 
 			var cfg, ext uint8 = 5, 0
+			var lastCommit uint64
 			expect := func() uint8 { l, _ := Effective(cfg, ext); return l }
 			settled := func() bool {
 				l := expect()
-				return converged(st, rs, l) && shmW.State().Level == l && bpf.State().Level == l
+				// Processed: a plan still running for an older commit
+				// could overwrite a map write made now (the shared map has
+				// no compare-and-swap), so wait until the engine is idle.
+				ok := e.Processed() >= lastCommit && converged(st, rs, l) && shmW.State().Level == l && bpf.State().Level == l
+				if !ok && os.Getenv("DEBUG_POSTURE") != "" {
+					t.Logf("want %d (cfg %d ext %d): effective %d shm %d bpf %d handshake %d notary %d", l, cfg, ext,
+						effectiveLevel(st), shmW.State().Level, bpf.State().Level, rs[0].last().Level, rs[1].last().Level)
+				}
+				return ok
 			}
 			for range 30 {
 				if rng.IntN(5) > 0 {
 					cfg = uint8(1 + rng.IntN(5))
-					setLevel(t, st, cfg) // no waiting: bursts coalesce
+					lastCommit = setLevel(t, st, cfg) // no waiting: bursts coalesce
 					continue
 				}
 				// Another program writes the map. It must differ from what

@@ -195,7 +195,9 @@ func (e *Engine) execute(ctx context.Context, from, to uint8, seq uint64, resume
 		if err != nil {
 			sr.Result, sr.Err = ResultFailed, err.Error()
 		} else if s.Stage() == StageBPF {
-			e.applied.BPFLevel = to
+			// The map holds what we wrote: any other value read later is
+			// someone else's, even one equal to what was there before.
+			e.applied.BPFLevel, e.lastSeen = to, to
 		}
 		if _, ok := s.(Background); ok && err == nil {
 			waits = append(waits, i)

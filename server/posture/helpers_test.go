@@ -43,14 +43,15 @@ func mustPath(t testing.TB, s string) []*gpb.PathElem {
 	return p
 }
 
-func setLevel(t testing.TB, st *store.Store, level uint8) {
+func setLevel(t testing.TB, st *store.Store, level uint8) uint64 {
 	t.Helper()
-	_, err := st.Commit(context.Background(), []store.Op{{Kind: store.OpUpdate,
+	c, err := st.Commit(context.Background(), []store.Op{{Kind: store.OpUpdate,
 		Path: mustPath(t, "/kedge/posture/config/level"),
 		Val:  &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: uint64(level)}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c.Seq
 }
 
 // recStep is a recording step: it keeps every transition it was asked to

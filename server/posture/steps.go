@@ -17,6 +17,13 @@ import (
 	"github.com/guildhouse-co/kedge/models/accord"
 )
 
+// The real backends fit the engine's interfaces.
+var (
+	_ ShmWriter    = (*shm.Writer)(nil)
+	_ BPFMapSetter = (*bpfmap.Backend)(nil)
+	_ LevelSource  = (*bpfmap.Backend)(nil)
+)
+
 // ShmWriter is the VPP governance segment writer (*shm.Writer, or
 // shmtest.Writer in tests).
 type ShmWriter interface {

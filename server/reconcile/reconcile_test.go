@@ -47,6 +47,7 @@ func addRoute(t testing.TB, st *store.Store, i int) {
 	_, err := st.Commit(context.Background(), []store.Op{
 		{Kind: store.OpUpdate, Path: mustPath(t, base+"prefix"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: prefix}}},
 		{Kind: store.OpUpdate, Path: mustPath(t, base+"table"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: 254}}},
+		{Kind: store.OpUpdate, Path: mustPath(t, base+"device"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "eth0"}}},
 	})
 	if err != nil {
 		t.Fatal(err)

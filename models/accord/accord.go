@@ -1,0 +1,140 @@
+// Package accord holds the posture accords as data: for each posture level
+// 1 (lockdown) .. 5 (normal) what the overlay mesh, the underlay, the
+// Shellstream handshake, the CNI routes, the notary and the VPP flow policy
+// do. The defaults are the seed's tables; operators override them leaf by
+// leaf under /kedge/accords/accord[level]/config, and Effective merges the
+// two. Field names follow the YANG leaves of kedge-accords.
+package accord
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Level bounds. Lower is more restrictive.
+const (
+	MinLevel uint8 = 1
+	MaxLevel uint8 = 5
+)
+
+// Overlay mesh modes (leaf overlay-mode).
+const (
+	OverlayFull           = "full"
+	OverlayFullFastHealth = "full-fast-health"
+	OverlayFullReverify   = "full-reverify"
+	OverlayManagementOnly = "management-only"
+	OverlayIsolated       = "isolated"
+)
+
+// Handshake policies (leaf handshake).
+const (
+	HandshakeCache        = "cache"
+	HandshakeCacheLogAll  = "cache-log-all"
+	HandshakeReverify     = "reverify"
+	HandshakeCriticalOnly = "critical-only"
+	HandshakeLocalOnly    = "local-only"
+)
+
+// Route policies (leaf route-policy).
+const (
+	RoutesFull                        = "full"
+	RoutesWithholdUnderlayBelowMaster = "withhold-underlay-below-master"
+	RoutesCriticalOnly                = "critical-only"
+	RoutesMonitoringOnly              = "monitoring-only"
+)
+
+// Notary flush modes (typedef notary-flush-mode).
+const (
+	FlushBatched     = "batched"
+	FlushImmediate   = "immediate"
+	FlushEveryRecord = "every-record"
+)
+
+// VPP flow policies (leaf vpp-flow-policy).
+const (
+	VPPStandard              = "standard"
+	VPPDeepClassification    = "deep-classification"
+	VPPDeprioritizeInterZone = "deprioritize-inter-zone"
+	VPPEmergencyZone         = "emergency-zone"
+	VPPAllowlistOnly         = "allowlist-only"
+)
+
+// Session types (leaf-list allowed-session-types).
+const (
+	SessionManagement = "management"
+	SessionIncident   = "incident"
+	SessionMonitoring = "monitoring"
+	SessionOperator   = "operator"
+	SessionRoutine    = "routine"
+)
+
+// Tiers (typedef tier), highest first.
+const (
+	TierMaster    = "master"
+	TierSiteOwner = "site-owner"
+	TierOperator  = "operator"
+	TierObserver  = "observer"
+)
+
+// Accord is the policy of one posture level. Slices are never shared
+// between Accords returned by this package: callers may modify them.
+type Accord struct {
+	Level                 uint8    `json:"level"`
+	OverlayMode           string   `json:"overlay-mode"`
+	KeepaliveSeconds      uint16   `json:"keepalive-seconds"`
+	HealthCheckSeconds    uint16   `json:"health-check-seconds"`
+	Handshake             string   `json:"handshake"`
+	AllowedSessionTypes   []string `json:"allowed-session-types"`
+	UnderlayMutationTiers []string `json:"underlay-mutation-tiers"`
+	CompilerFrozen        bool     `json:"compiler-frozen"`
+	RoutePolicy           string   `json:"route-policy"`
+	NotarySamplingPercent uint8    `json:"notary-sampling-percent"`
+	NotaryFlush           string   `json:"notary-flush"`
+	NotaryPayloadHashing  bool     `json:"notary-payload-hashing"`
+	ForensicSnapshot      bool     `json:"forensic-snapshot"`
+	VPPFlowPolicy         string   `json:"vpp-flow-policy"`
+}
+
+// Valid reports whether level is a posture level.
+func Valid(level uint8) bool { return level >= MinLevel && level <= MaxLevel }
+
+// Default returns the seed's accord for level.
+func Default(level uint8) (Accord, error) {
+	if !Valid(level) {
+		return Accord{}, fmt.Errorf("look up accord: level %d out of range %d..%d", level, MinLevel, MaxLevel)
+	}
+	return defaults[level-1].clone(), nil
+}
+
+// Defaults returns the seed's accords for levels 1..5, in that order.
+func Defaults() []Accord {
+	out := make([]Accord, len(defaults))
+	for i, a := range defaults {
+		out[i] = a.clone()
+	}
+	return out
+}
+
+func (a Accord) clone() Accord {
+	a.AllowedSessionTypes = slices.Clone(a.AllowedSessionTypes)
+	a.UnderlayMutationTiers = slices.Clone(a.UnderlayMutationTiers)
+	return a
+}
+
+// Equal reports whether two accords say the same thing.
+func (a Accord) Equal(b Accord) bool {
+	return a.Level == b.Level && a.OverlayMode == b.OverlayMode &&
+		a.KeepaliveSeconds == b.KeepaliveSeconds && a.HealthCheckSeconds == b.HealthCheckSeconds &&
+		a.Handshake == b.Handshake && slices.Equal(a.AllowedSessionTypes, b.AllowedSessionTypes) &&
+		slices.Equal(a.UnderlayMutationTiers, b.UnderlayMutationTiers) &&
+		a.CompilerFrozen == b.CompilerFrozen && a.RoutePolicy == b.RoutePolicy &&
+		a.NotarySamplingPercent == b.NotarySamplingPercent && a.NotaryFlush == b.NotaryFlush &&
+		a.NotaryPayloadHashing == b.NotaryPayloadHashing && a.ForensicSnapshot == b.ForensicSnapshot &&
+		a.VPPFlowPolicy == b.VPPFlowPolicy
+}
+
+// TierAllowed reports whether tier may execute underlay mutations.
+func (a Accord) TierAllowed(tier string) bool { return slices.Contains(a.UnderlayMutationTiers, tier) }
+
+// SessionAllowed reports whether a session of type typ may start or continue.
+func (a Accord) SessionAllowed(typ string) bool { return slices.Contains(a.AllowedSessionTypes, typ) }
