@@ -49,6 +49,7 @@ type Daemon struct {
 	unixL net.Listener
 	errc  chan error
 	strms *streams
+	dp    *dataplane
 }
 
 // Start brings the daemon up on a resolved configuration and returns
@@ -96,7 +97,8 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	}
 	authn := auth.NewAuthenticator(policy, pws, log)
 
-	for _, r := range probe.Run(probe.Host()) {
+	probed := probe.Run(probe.Host())
+	for _, r := range probed {
 		log.Info("dataplane backend", "backend", r.Backend, "available", r.Available, "why", r.Reason)
 	}
 
@@ -109,6 +111,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	}
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
+	}
+	if err := d.startDataplane(probed); err != nil {
+		return nil, err
 	}
 
 	if cfg.Listen != "" {
@@ -278,6 +283,12 @@ func (d *Daemon) closeAll() error {
 		d.tgt.Close()
 		d.tgt = nil
 	}
+	// The dataplane stops before the store closes: its last state writes
+	// need the store, and its backends keep the kernel as it is.
+	if err := d.dp.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close dataplane: %w", err))
+	}
+	d.dp = nil
 	if d.st != nil {
 		if err := d.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))

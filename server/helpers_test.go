@@ -44,6 +44,7 @@ func testConfig(t testing.TB) config.Config {
 	c.Listen = "127.0.0.1:0"
 	c.Socket = filepath.Join(dir, "kedge.sock")
 	c.NodeName = "kedge-test-node"
+	c.Dataplane = "off" // dataplane tests pass their own paths
 	if err := c.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}

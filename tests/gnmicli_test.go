@@ -164,7 +164,7 @@ func TestGnmiCli(t *testing.T) {
 
 	t.Run("password", func(t *testing.T) {
 		dir := t.TempDir()
-		addr := gcliDaemon(t, daemon, "--data-dir", dir, "--listen", "127.0.0.1:0", "--socket", "off")
+		addr := gcliDaemon(t, daemon, "--data-dir", dir, "--dataplane", "off", "--listen", "127.0.0.1:0", "--socket", "off")
 		pw, err := os.ReadFile(filepath.Join(dir, "master.password"))
 		if err != nil {
 			t.Fatal(err)
@@ -205,7 +205,7 @@ func TestGnmiCli(t *testing.T) {
 		if err := os.WriteFile(policy, []byte("tiers:\n  master: {write: [\"/\"]}\ncertificates:\n  gnmi-cli-client: master\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		addr := gcliDaemon(t, daemon, "--data-dir", dir, "--listen", "127.0.0.1:0", "--socket", "off", "--tls-ca", ca, "--policy", policy)
+		addr := gcliDaemon(t, daemon, "--data-dir", dir, "--dataplane", "off", "--listen", "127.0.0.1:0", "--socket", "off", "--tls-ca", ca, "--policy", policy)
 		conn := []string{"-address", addr, "-ca_crt", filepath.Join(dir, "tls", "server.crt"),
 			"-client_crt", clientCert, "-client_key", clientKey, "-timeout", "20s"}
 		if caps := gcli(t, cli, nil, append(conn, "-capabilities")...); !strings.Contains(caps, `name: "kedge"`) {

@@ -38,6 +38,17 @@ type Config struct {
 	Policy      string `yaml:"policy"`
 	MaxMsgBytes int    `yaml:"max-msg-bytes"`
 	LogLevel    string `yaml:"log-level"`
+	// Dataplane selects the backends: "auto" starts every backend this
+	// machine allows (see the probe); "off" starts none, so the node
+	// serves its tree without touching the kernel.
+	Dataplane string `yaml:"dataplane"`
+	// ShmPath is the VPP governance segment ("off": none).
+	ShmPath string `yaml:"shm-path"`
+	// BPFPinDir holds the posture_level map and its companions ("off": none).
+	BPFPinDir string `yaml:"bpf-pin-dir"`
+	// EnforceCgroup is the cgroup v2 directory whose egress the posture
+	// program guards (empty: the program is not attached).
+	EnforceCgroup string `yaml:"enforce-cgroup"`
 }
 
 // Defaults returns the built-in settings, before resolution.
@@ -47,6 +58,9 @@ func Defaults() Config {
 		DataDir:     "/var/lib/kedge",
 		MaxMsgBytes: 64 << 20,
 		LogLevel:    "info",
+		Dataplane:   "auto",
+		ShmPath:     "/dev/shm/kedge-governance",
+		BPFPinDir:   "/sys/fs/bpf/kedge",
 	}
 }
 
@@ -107,6 +121,10 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Policy, "policy", c.Policy, "tier policy file (default: built-in policy)")
 	fs.IntVar(&c.MaxMsgBytes, "max-msg-bytes", c.MaxMsgBytes, "largest gRPC message accepted")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.Dataplane, "dataplane", c.Dataplane, "auto: start every backend this machine allows; off: none")
+	fs.StringVar(&c.ShmPath, "shm-path", c.ShmPath, "VPP governance shared-memory segment (\"off\": none)")
+	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
+	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
 }
 
 // Resolve fills the defaults that depend on other settings and checks
@@ -136,6 +154,9 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if c.Users == "" {
 		c.Users = filepath.Join(c.DataDir, "users.yaml")
+	}
+	if c.Dataplane != "auto" && c.Dataplane != "off" {
+		return fmt.Errorf("resolve config: --dataplane %q: want auto or off", c.Dataplane)
 	}
 	if c.MaxMsgBytes <= 0 {
 		return fmt.Errorf("resolve config: --max-msg-bytes %d must be positive", c.MaxMsgBytes)

@@ -120,7 +120,7 @@ func TestBinary(t *testing.T) {
 	bin := buildDaemon(t)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "kedge.sock")
-	p := startProc(t, bin, "--data-dir", dir, "--listen", "127.0.0.1:0", "--socket", sock, "--netns", "kedge-test-ns")
+	p := startProc(t, bin, "--data-dir", dir, "--listen", "127.0.0.1:0", "--socket", sock, "--netns", "kedge-test-ns", "--dataplane", "off")
 	addr := p.waitLine(t, regexp.MustCompile(`msg="gNMI listening" tcp=(\S+)`))
 	p.waitLine(t, regexp.MustCompile(`msg="gNMI listening" unix=`))
 	for _, want := range []string{"created users file", "dataplane backend", "gnmic -a"} {

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/server/posture"
+	"github.com/guildhouse-co/kedge/server/probe"
+)
+
+// dataplane is the part of the daemon that acts on the machine: the
+// posture engine with the steps of the backends this machine allows, and
+// the reconcilers that keep backends matching the tree. It only reads the
+// store's change feed and writes state back; RPC handlers never reach it.
+type dataplane struct {
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closers []func() error
+	engine  *posture.Engine
+}
+
+// startDataplane opens the backends the probe allows and starts the
+// posture engine. A backend that cannot open is logged and left out: the
+// node keeps serving its tree, and its state says what is missing.
+func (d *Daemon) startDataplane(results []probe.Result) error {
+	avail := map[string]bool{}
+	for _, r := range results {
+		avail[r.Backend] = r.Available
+	}
+	cfg := d.cfg
+	dp := &dataplane{}
+	var steps []posture.Step
+	var levels posture.LevelSource
+	on := cfg.Dataplane == "auto"
+
+	if on && cfg.ShmPath != "off" && avail["shm"] {
+		w, err := shm.Open(cfg.ShmPath, shm.WithLogger(d.log))
+		if err != nil {
+			d.log.Warn("VPP governance segment unavailable", "path", cfg.ShmPath, "err", err)
+		} else {
+			steps = append(steps, posture.ShmStep(w))
+			dp.closers = append(dp.closers, w.Close)
+			d.log.Info("VPP governance segment", "path", w.Path())
+		}
+	}
+	if on && cfg.BPFPinDir != "off" && avail["bpfmap"] {
+		b, err := bpfmap.Open(bpfmap.WithPinDir(cfg.BPFPinDir), bpfmap.WithLogger(d.log))
+		if err != nil {
+			d.log.Warn("posture_level BPF map unavailable", "pin_dir", cfg.BPFPinDir, "err", err)
+		} else {
+			steps = append(steps, posture.BPFMapStep(b, bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
+			levels = b
+			dp.closers = append(dp.closers, b.Close)
+			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
+		}
+	}
+	extra, err := d.startReconcilers(dp, on, avail)
+	if err != nil {
+		dp.close()
+		return err
+	}
+	steps = append(steps, extra...)
+
+	eng, err := posture.New(d.st, posture.Options{Logger: d.log.With("component", "posture"), Steps: steps, LevelSource: levels})
+	if err != nil {
+		dp.close()
+		return fmt.Errorf("start posture engine: %w", err)
+	}
+	dp.engine = eng
+	ctx, cancel := context.WithCancel(context.Background())
+	dp.cancel = cancel
+	dp.wg.Add(1)
+	go func() {
+		defer dp.wg.Done()
+		if err := eng.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Error("posture engine stopped", "err", err)
+		}
+	}()
+	names := make([]string, 0, len(steps))
+	for _, s := range steps {
+		names = append(names, s.Name())
+	}
+	d.log.Info("posture engine running", "steps", names)
+	d.dp = dp
+	return nil
+}
+
+// close stops the engine and the reconcilers, then closes the backends.
+func (dp *dataplane) close() error {
+	if dp == nil {
+		return nil
+	}
+	if dp.cancel != nil {
+		dp.cancel()
+	}
+	dp.wg.Wait()
+	var errs []error
+	for i := len(dp.closers) - 1; i >= 0; i-- {
+		if err := dp.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
