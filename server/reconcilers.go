@@ -7,5 +7,13 @@ import "github.com/guildhouse-co/kedge/server/posture"
 // reconciler (tree changes) and one step (posture transitions), both
 // calling its idempotent Set with the same intent.
 func (d *Daemon) startReconcilers(dp *dataplane, on bool, avail map[string]bool) ([]posture.Step, error) {
-	return nil, nil
+	var steps []posture.Step
+	for _, start := range []func(*dataplane, bool, map[string]bool) ([]posture.Step, error){d.startRoutes, d.startMesh} {
+		s, err := start(dp, on, avail)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, s...)
+	}
+	return steps, nil
 }
