@@ -1,0 +1,180 @@
+// Package wgsys is wgmesh's chokepoint to the operating system: the wgctrl
+// client for WireGuard configuration and a netlink handle for link state
+// (MTU, addresses, up), both opened inside the device's network namespace.
+package wgsys
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/wgctrl"
+
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh/internal/nsthread"
+)
+
+// ErrNotSupported means the kernel has no WireGuard link type.
+var ErrNotSupported = errors.New("kernel wireguard not supported")
+
+// OpenWireGuard opens a wgctrl client inside t's namespace, so its kernel
+// (generic netlink) socket talks to that namespace. Userspace devices are
+// reached through their UAPI socket under /var/run/wireguard, which is a
+// file system path and therefore shared by every namespace.
+func OpenWireGuard(t *nsthread.Thread) (*wgctrl.Client, error) {
+	var c *wgctrl.Client
+	err := t.Do(func() error {
+		var err error
+		c, err = wgctrl.New()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open wgctrl client: %w", err)
+	}
+	return c, nil
+}
+
+// Links changes link attributes in one namespace.
+type Links struct {
+	h *netlink.Handle
+}
+
+// OpenLinks opens a route netlink socket inside t's namespace.
+func OpenLinks(t *nsthread.Thread) (*Links, error) {
+	var h *netlink.Handle
+	err := t.Do(func() error {
+		var err error
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open netlink handle: %w", err)
+	}
+	return &Links{h: h}, nil
+}
+
+// Close releases the netlink socket.
+func (l *Links) Close() { l.h.Close() }
+
+// Exists reports whether a link with this name exists.
+func (l *Links) Exists(name string) (bool, error) {
+	_, err := l.h.LinkByName(name)
+	if err == nil {
+		return true, nil
+	}
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	return false, fmt.Errorf("look up link %s: %w", name, err)
+}
+
+// CreateWireGuard creates a kernel WireGuard link. It returns ErrNotSupported
+// when the kernel has no wireguard link type (no module).
+func (l *Links) CreateWireGuard(name string, mtu int) error {
+	la := netlink.NewLinkAttrs()
+	la.Name = name
+	la.MTU = mtu
+	err := l.h.LinkAdd(&netlink.Wireguard{LinkAttrs: la})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOTSUP):
+		return ErrNotSupported
+	}
+	return fmt.Errorf("create wireguard link %s: %w", name, err)
+}
+
+// Delete removes a link; a missing link is not an error.
+func (l *Links) Delete(name string) error {
+	link, err := l.h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("look up link %s: %w", name, err)
+	}
+	if err := l.h.LinkDel(link); err != nil {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+// Sync makes the link have this MTU (0 leaves it), exactly these addresses
+// (new ones are added before stale ones are removed) and be up. It reports
+// whether anything changed and joins partial failures.
+func (l *Links) Sync(name string, mtu int, addrs []netip.Prefix) (bool, error) {
+	link, err := l.h.LinkByName(name)
+	if err != nil {
+		return false, fmt.Errorf("look up link %s: %w", name, err)
+	}
+	changed := false
+	var errs []error
+	if mtu != 0 && link.Attrs().MTU != mtu {
+		changed = true
+		if err := l.h.LinkSetMTU(link, mtu); err != nil {
+			errs = append(errs, fmt.Errorf("set mtu %d on %s: %w", mtu, name, err))
+		}
+	}
+	have, err := l.h.AddrList(link, unix.AF_UNSPEC)
+	if err != nil {
+		return changed, errors.Join(append(errs, fmt.Errorf("list addresses of %s: %w", name, err))...)
+	}
+	want := make(map[netip.Prefix]bool, len(addrs))
+	for _, p := range addrs {
+		want[p] = true
+	}
+	present := make(map[netip.Prefix]netlink.Addr, len(have))
+	for _, a := range have {
+		p, ok := toPrefix(a)
+		if !ok || (p.Addr().Is6() && p.Addr().IsLinkLocalUnicast()) {
+			continue // kernel-made link-local addresses are not ours to manage
+		}
+		present[p] = a
+	}
+	for _, p := range addrs {
+		if _, ok := present[p]; ok {
+			continue
+		}
+		changed = true
+		a, err := netlink.ParseAddr(p.String())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("parse address %s: %w", p, err))
+			continue
+		}
+		if err := l.h.AddrReplace(link, a); err != nil {
+			errs = append(errs, fmt.Errorf("add address %s to %s: %w", p, name, err))
+		}
+	}
+	for p, a := range present {
+		if want[p] {
+			continue
+		}
+		changed = true
+		if err := l.h.AddrDel(link, &a); err != nil {
+			errs = append(errs, fmt.Errorf("delete address %s from %s: %w", p, name, err))
+		}
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		changed = true
+		if err := l.h.LinkSetUp(link); err != nil {
+			errs = append(errs, fmt.Errorf("set %s up: %w", name, err))
+		}
+	}
+	return changed, errors.Join(errs...)
+}
+
+func toPrefix(a netlink.Addr) (netip.Prefix, bool) {
+	if a.IPNet == nil {
+		return netip.Prefix{}, false
+	}
+	ip, ok := netip.AddrFromSlice(a.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := a.Mask.Size()
+	return netip.PrefixFrom(ip.Unmap(), ones), true
+}
