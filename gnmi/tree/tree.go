@@ -18,6 +18,7 @@ type Tree struct {
 	targets map[*Node]map[string]int
 	refs    map[*Node]map[string]int
 	tx      *Txn
+	txIDs   uint64 // ids of this tree's transactions, for Inst.mark
 }
 
 // New returns an empty tree over s.

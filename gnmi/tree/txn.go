@@ -79,16 +79,14 @@ type undoRec struct {
 	ent *Inst
 }
 
-var txIDs uint64
-
 // Begin starts a transaction. state selects a state writer, which may
 // write only config false nodes and may not create config list entries.
 func (t *Tree) Begin(state bool) (*Txn, error) {
 	if t.tx != nil {
 		return nil, errors.New("begin transaction: another transaction is open")
 	}
-	txIDs++
-	tx := &Txn{t: t, id: txIDs, state: state}
+	t.txIDs++
+	tx := &Txn{t: t, id: t.txIDs, state: state}
 	t.tx = tx
 	return tx, nil
 }
