@@ -15,8 +15,7 @@ type encoder struct {
 	depth uint32 // 0: unlimited
 }
 
-func (e encoder) updates(m tree.Match, req []*gpb.PathElem) []*gpb.Update {
-	base := len(m.Elems())
+func (e encoder) updates(m tree.Match) []*gpb.Update {
 	limit := e.keep
 	if e.depth > 0 {
 		limit = e.depthFilter(m)
@@ -29,7 +28,6 @@ func (e encoder) updates(m tree.Match, req []*gpb.PathElem) []*gpb.Update {
 		})
 		return out
 	}
-	_ = base
 	js, ok := m.JSON(tree.EncodeOpts{IETF: e.enc == gpb.Encoding_JSON_IETF, Keep: limit})
 	if !ok {
 		return nil
@@ -58,11 +56,10 @@ func (e encoder) leafValue(n *tree.Node, v tree.Value) *gpb.TypedValue {
 // depthFilter keeps leaves at most depth schema levels below the match
 // (the depth extension: 1 is the node and its direct children).
 func (e encoder) depthFilter(m tree.Match) func(*tree.Node) bool {
-	var top *tree.Node
 	if m.Node != nil {
 		return e.keep
 	}
-	top = m.In.Schema()
+	top := m.In.Schema()
 	max := int(e.depth)
 	keep := e.keep
 	return func(n *tree.Node) bool {

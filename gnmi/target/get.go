@@ -118,7 +118,7 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 				n.Prefix = &gpb.Path{Target: tgt}
 			}
 			err = t.Walk(elems, func(m tree.Match) error {
-				n.Update = append(n.Update, enc.updates(m, elems)...)
+				n.Update = append(n.Update, enc.updates(m)...)
 				return nil
 			})
 			if err != nil {
