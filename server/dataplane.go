@@ -80,6 +80,11 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 			d.log.Error("posture engine stopped", "err", err)
 		}
 	}()
+	dp.wg.Add(1)
+	go func() {
+		defer dp.wg.Done()
+		d.sweepPods(ctx)
+	}()
 	names := make([]string, 0, len(steps))
 	for _, s := range steps {
 		names = append(names, s.Name())

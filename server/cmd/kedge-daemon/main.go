@@ -1,6 +1,7 @@
 // Command kedge-daemon runs a Kedge node: the gNMI target over the tree
 // store, on TCP (TLS by default) and a unix socket. "kedge-daemon user add
-// NAME --tier T" adds or resets a user in the users file.
+// NAME --tier T" adds or resets a user in the users file; "kedge-daemon
+// install-cni" installs the CNI plugin and its conflist (DaemonSet init).
 package main
 
 import (
@@ -24,6 +25,13 @@ func main() {
 func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "user" {
 		if err := userCmd(args[1:], stdin, stderr); err != nil {
+			fmt.Fprintln(stderr, "kedge-daemon:", err)
+			return 1
+		}
+		return 0
+	}
+	if len(args) > 0 && args[0] == "install-cni" {
+		if err := installCNICmd(args[1:], stderr); err != nil {
 			fmt.Fprintln(stderr, "kedge-daemon:", err)
 			return 1
 		}
