@@ -33,6 +33,6 @@ func installCNICmd(args []string, stderr io.Writer) error {
 	if err := install.Install(o); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "installed %s into %s and wrote %s/%s\n", o.Binary, o.BinDir, o.ConfDir, o.ConfName)
+	fmt.Fprintf(stderr, "installed %s as %s/kedge and wrote %s/%s\n", o.Binary, o.BinDir, o.ConfDir, o.ConfName)
 	return nil
 }

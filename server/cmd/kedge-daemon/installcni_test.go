@@ -20,7 +20,8 @@ func TestInstallCNI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out.String())
 	}
-	got, err := os.ReadFile(filepath.Join(bin, "kedge-cni"))
+	// CNI runs the binary named after the plugin type, "kedge".
+	got, err := os.ReadFile(filepath.Join(bin, "kedge"))
 	if err != nil || !bytes.Contains(got, []byte("echo plugin")) {
 		t.Fatalf("plugin not copied: %v", err)
 	}
