@@ -22,8 +22,8 @@ test: ## run every test with -race (root runs the kernel tests too), then the fu
 	$(GO) test -run '^$$' -fuzz '^FuzzSetValue$$' -fuzztime $(FUZZTIME) ./gnmi/tree
 
 .PHONY: build
-build: ## build the binaries into ./bin
-	$(GO) build -o bin/ ./server/cmd/kedge-daemon
+build: ## build the binaries into ./bin (kedge-daemon, kedge-cni, kedge-wg)
+	$(GO) build -o bin/ ./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
 
 .PHONY: generate
 generate: ## rebuild everything generated (gen/, the README tree listing)
