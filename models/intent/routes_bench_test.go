@@ -1,0 +1,67 @@
+package intent
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/models/accord"
+	"github.com/guildhouse-co/kedge/yang"
+)
+
+// BenchmarkRoutes100k times the routes intent over 100,000 routes (what a
+// reconcile pays per change at that size), median of 5 runs.
+func BenchmarkRoutes100k(b *testing.B) {
+	const n = 100_000
+	ls := make([]leaf, 0, 4*n)
+	a := netip.MustParseAddr("10.128.0.1")
+	for range n {
+		ls = append(ls, routeLeaves(a.String()+"/32", "underlay", "operator")...)
+		a = a.Next()
+	}
+	tr := buildTree(b, ls)
+	for _, level := range []uint8{5, 1} {
+		acc, _ := accord.Default(level)
+		var ds []time.Duration
+		for range 5 {
+			start := time.Now()
+			set, err := Routes(tr, acc)
+			ds = append(ds, time.Since(start))
+			if err != nil || len(set.Config.Routes)+len(set.Withheld) != n {
+				b.Fatalf("level %d: %d routes + %d withheld, err %v", level, len(set.Config.Routes), len(set.Withheld), err)
+			}
+		}
+		slices.Sort(ds)
+		b.ReportMetric(float64(ds[2].Microseconds())/1000, "level"+string('0'+level)+"-ms")
+	}
+}
+
+// buildTree is build for benchmarks too.
+func buildTree(tb testing.TB, leaves []leaf) *tree.Tree {
+	tb.Helper()
+	schema, err := yang.Schema()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tr := tree.New(schema)
+	tx, err := tr.Begin(false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, l := range leaves {
+		p, err := tree.ParsePath(l.path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := tx.Update(p, l.val); err != nil {
+			tb.Fatalf("update %s: %v", l.path, err)
+		}
+	}
+	if err := tx.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	tx.Commit()
+	return tr
+}

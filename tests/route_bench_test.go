@@ -1,0 +1,186 @@
+package tests
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// hostRoutes returns n /32 routes out of rtA in the main table, starting
+// at 10.128.0.1, with the given class and tier.
+func hostRoutes(n int, class, tier string) []rt {
+	out := make([]rt, n)
+	a := netip.MustParseAddr("10.128.0.1")
+	for i := range out {
+		out[i] = rt{prefix: a.String() + "/32", table: 254, dev: "rtA", class: class, tier: tier}
+		a = a.Next()
+	}
+	return out
+}
+
+// present reports whether the namespace routes addr through a route of
+// its own (no default route exists there, so a lookup only succeeds for
+// an installed route). One kernel lookup: cheap enough to spin on.
+func (n *rtNS) present(addr string) bool {
+	_, err := n.h.RouteGet(net.ParseIP(addr))
+	return err == nil
+}
+
+func hostOf(r rt) string { return strings.TrimSuffix(r.prefix, "/32") }
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+// BenchmarkRoutes100k: one gNMI Set (JSON) of 100,000 routes into a
+// running daemon acting in one namespace until the last is in the kernel,
+// side by side with `ip -batch` installing the same routes in another.
+func BenchmarkRoutes100k(b *testing.B) {
+	const total = 100_000
+	for range b.N {
+		rs := hostRoutes(total, "", "")
+		// ip -batch first, in its own namespace.
+		nsIP := newNS(b, "benchip")
+		f := filepath.Join(b.TempDir(), "routes.batch")
+		var sb strings.Builder
+		for _, r := range rs {
+			fmt.Fprintf(&sb, "route add %s dev rtA proto 107\n", r.prefix)
+		}
+		if err := os.WriteFile(f, []byte(sb.String()), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if out, err := exec.Command("ip", "-n", nsIP.name, "-batch", f).CombinedOutput(); err != nil {
+			b.Fatalf("ip -batch: %v\n%s", err, out)
+		}
+		ipDur := time.Since(t0)
+		if got := nsIP.countKedge(b); got != total {
+			b.Fatalf("ip -batch installed %d routes, want %d", got, total)
+		}
+
+		ns := newNS(b, "benchkedge")
+		c, stop := startKedge(b, daemonCfg(b, b.TempDir(), ns.name))
+		js := routesJSON(rs)
+		first, last := hostOf(rs[0]), hostOf(rs[total-1])
+		t0 = time.Now()
+		if _, err := c.Set(rpcCtx(b), &gpb.SetRequest{Update: []*gpb.Update{{Path: path(b, "/kedge/routes"), Val: jsonVal(js)}}}); err != nil {
+			b.Fatalf("set: %v", err)
+		}
+		setDur := time.Since(t0)
+		// Poll with short sleeps: a spinning lookup would take CPU the
+		// daemon needs on a small machine.
+		for !ns.present(first) {
+			if time.Since(t0) > 2*time.Minute {
+				b.Fatal("first route never appeared")
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		firstDur := time.Since(t0)
+		for !ns.present(last) {
+			if time.Since(t0) > 2*time.Minute {
+				b.Fatal("last route never appeared")
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		kedgeDur := time.Since(t0)
+		if got := ns.countKedge(b); got != total {
+			b.Fatalf("kedge installed %d routes, want %d", got, total)
+		}
+		eventually(b, "state of the last route", func() bool {
+			s, _ := entryState(b, c, rs[total-1].path())
+			return s == "installed"
+		})
+		stateDur := time.Since(t0)
+		stop()
+
+		b.ReportMetric(kedgeDur.Seconds(), "kedge-s")
+		b.ReportMetric(ipDur.Seconds(), "ip-batch-s")
+		b.ReportMetric(kedgeDur.Seconds()/ipDur.Seconds(), "kedge/ip")
+		b.ReportMetric(setDur.Seconds(), "set-rpc-s")
+		b.ReportMetric((firstDur - setDur).Seconds(), "set-to-first-route-s")
+		b.ReportMetric((kedgeDur - firstDur).Seconds(), "first-to-last-route-s")
+		b.ReportMetric(stateDur.Seconds(), "until-state-s")
+		b.ReportMetric(float64(len(js))/1e6, "json-MB")
+	}
+}
+
+// BenchmarkRouteSingle: gNMI Set of one route until it is in the kernel,
+// over 1,000 routes added one by one.
+func BenchmarkRouteSingle(b *testing.B) {
+	const n = 1000
+	for range b.N {
+		ns := newNS(b, "benchone")
+		c, _ := startKedge(b, daemonCfg(b, b.TempDir(), ns.name))
+		rs := hostRoutes(n, "", "")
+		// A route monitor, not a spinning lookup: the waiting must not take
+		// the CPU the daemon needs.
+		m := ns.monitor(b)
+		lat, rpc, after := make([]time.Duration, 0, n), make([]time.Duration, 0, n), make([]time.Duration, 0, n)
+		for _, r := range rs {
+			addr := hostOf(r)
+			req := &gpb.SetRequest{Update: []*gpb.Update{{Path: path(b, r.path()+"/config"), Val: jsonVal([]byte(r.json()))}}}
+			t0 := time.Now()
+			if _, err := c.Set(rpcCtx(b), req); err != nil {
+				b.Fatalf("set: %v", err)
+			}
+			rpc = append(rpc, time.Since(t0))
+			m.until(b, func(u netlink.RouteUpdate) bool {
+				return u.Type == unix.RTM_NEWROUTE && u.Dst != nil && u.Dst.IP.String() == addr
+			})
+			lat = append(lat, time.Since(t0))
+			after = append(after, lat[len(lat)-1]-rpc[len(rpc)-1])
+		}
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		b.ReportMetric(ms(percentile(rpc, 0.5)), "set-rpc-p50-ms")
+		b.ReportMetric(ms(percentile(rpc, 0.99)), "set-rpc-p99-ms")
+		b.ReportMetric(ms(percentile(after, 0.5)), "rpc-to-kernel-p50-ms")
+		b.ReportMetric(ms(percentile(after, 0.99)), "rpc-to-kernel-p99-ms")
+		b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(slices.Max(lat).Microseconds())/1000, "max-ms")
+	}
+}
+
+// BenchmarkRoutePosture10k: with 10,000 underlay routes (withheld at
+// level 1) and 100 monitoring ones (kept), the time from the gNMI Set of
+// the level until the kernel matches, 5→1 and 1→5.
+func BenchmarkRoutePosture10k(b *testing.B) {
+	const under, mon = 10_000, 100
+	for range b.N {
+		ns := newNS(b, "benchposture")
+		c, _ := startKedge(b, daemonCfg(b, b.TempDir(), ns.name))
+		rs := hostRoutes(under+mon, "underlay", "operator")
+		for i := under; i < len(rs); i++ {
+			rs[i].class = "monitoring"
+		}
+		setRoutes(b, c, rs...)
+		eventually(b, "all routes at level 5", func() bool { return ns.countKedge(b) == under+mon })
+		measure := func(level uint64, want int) time.Duration {
+			t0 := time.Now()
+			setLevel(b, c, level)
+			for ns.countKedge(b) != want {
+				if time.Since(t0) > time.Minute {
+					b.Fatalf("level %d: kernel never reached %d routes", level, want)
+				}
+			}
+			return time.Since(t0)
+		}
+		down := measure(1, mon)
+		up := measure(5, under+mon)
+		b.ReportMetric(down.Seconds()*1000, "5to1-ms")
+		b.ReportMetric(up.Seconds()*1000, "1to5-ms")
+	}
+}
