@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"regexp"
 	"testing"
 	"unicode/utf8"
 
@@ -126,6 +127,26 @@ func FuzzJSON(f *testing.F) {
 			}
 		case err == nil && !reflect.DeepEqual(ours, std):
 			t.Fatalf("%q: got %#v, encoding/json %#v", b, ours, std)
+		}
+	})
+}
+
+// FuzzFastPatterns: each hand-written pattern matcher accepts exactly what
+// its regular expression accepts.
+func FuzzFastPatterns(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "255.255.255.255/32", "256.1.1.1/8", "01.2.3.4/8", "1.2.3.4/33", "1.2.3.4/03",
+		"1.2.3.4", "1.2.3", "1.2.3.4.5", "", ".1.2.3", "1.2.3.4/", "1.2.3.4/3/4", "199.249.250.251/29", "1.2.3.4\n"} {
+		f.Add(s)
+	}
+	res := map[string]*regexp.Regexp{}
+	for text := range fastPatterns {
+		res[text] = regexp.MustCompile(anchoredPrefix + text + anchoredSuffix)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for text, fast := range fastPatterns {
+			if got, want := fast(s), res[text].MatchString(s); got != want {
+				t.Fatalf("%q: fast matcher %v, regexp %v for %s", s, got, want, text)
+			}
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,7 +34,7 @@ type Type struct {
 	bits     int
 	ranges   []numRange
 	lengths  []numRange
-	patterns []*regexp.Regexp
+	patterns []pattern
 	enums    map[string]bool
 	Members  []*Type // union members, in order
 	refPath  string
@@ -59,11 +58,11 @@ func (c *compiler) compileType(y *yang.YangType, leaf *Node) (*Type, error) {
 	case yang.Ystring:
 		t.Kind = TString
 		for _, p := range append(append([]string(nil), y.POSIXPattern...), y.Pattern...) {
-			re, err := regexp.Compile("^(?:" + p + ")$")
+			pt, err := compilePattern(p)
 			if err != nil {
-				return nil, fmt.Errorf("pattern %q: %w", p, err)
+				return nil, err
 			}
-			t.patterns = append(t.patterns, re)
+			t.patterns = append(t.patterns, pt)
 		}
 		t.lengths = toRanges(y.Length, true)
 	case yang.Yint8, yang.Yint16, yang.Yint32, yang.Yint64:
@@ -295,9 +294,9 @@ func (t *Type) checkString(s string) (Value, error) {
 			return Value{}, fmt.Errorf("%q has length %d outside %s", s, n, rangeText(t.lengths))
 		}
 	}
-	for _, re := range t.patterns {
-		if !re.MatchString(s) {
-			return Value{}, fmt.Errorf("%q does not match %s pattern %s", s, t.Name, re.String())
+	for _, pt := range t.patterns {
+		if !pt.match(s) {
+			return Value{}, fmt.Errorf("%q does not match %s pattern %s", s, t.Name, pt.text)
 		}
 	}
 	return String(s), nil
