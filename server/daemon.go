@@ -27,6 +27,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/cni/podrule"
 	"github.com/guildhouse-co/kedge/gnmi/store"
+	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/gnmi/target"
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/config"
@@ -113,6 +114,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	// Pod addresses are claimed in the Set that registers the pod; this
 	// rule makes a concurrent claim of the same address fail in commit.
 	podrule.Register(d.st)
+	rules.Register(d.st)
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
 	}
