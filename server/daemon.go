@@ -27,8 +27,8 @@ import (
 
 	"github.com/guildhouse-co/kedge/cni/podrule"
 	"github.com/guildhouse-co/kedge/gnmi/store"
-	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/gnmi/target"
+	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/config"
 	"github.com/guildhouse-co/kedge/server/listen"
