@@ -11,4 +11,9 @@
 // Appending one small record per commit is what keeps a single-leaf
 // commit near one fsync; rewriting the tree's records in place would
 // cost a B+tree update per leaf.
+//
+// Config and state commits share one sequence, so a watcher sees them in
+// the order they happened. State commits are not persisted: after a
+// restart numbering continues from the last durable commit and state is
+// rebuilt by the reconcilers, so no watcher spans a restart.
 package store
