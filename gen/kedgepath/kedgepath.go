@@ -620,6 +620,11 @@ func (n *Kedge_Mesh_Peers_Peer_ConfigPath) PublicKey() *Kedge_Mesh_Peers_Peer_Co
 	return &Kedge_Mesh_Peers_Peer_Config_PublicKeyPath{ygot.NewNodePath([]string{"public-key"}, nil, n)}
 }
 
+// Reconnect returns the path of /kedge/mesh/peers/peer/config/reconnect.
+func (n *Kedge_Mesh_Peers_Peer_ConfigPath) Reconnect() *Kedge_Mesh_Peers_Peer_Config_ReconnectPath {
+	return &Kedge_Mesh_Peers_Peer_Config_ReconnectPath{ygot.NewNodePath([]string{"reconnect"}, nil, n)}
+}
+
 // Kedge_Mesh_Peers_Peer_Config_AllowedIpsPath is the path of
 // /kedge/mesh/peers/peer/config/allowed-ips (leaf-list, config). Prefixes
 // routed to and accepted from this peer.
@@ -667,6 +672,16 @@ type Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath struct {
 // /kedge/mesh/peers/peer/config/public-key (leaf, config). The peer's
 // WireGuard public key.
 type Kedge_Mesh_Peers_Peer_Config_PublicKeyPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Mesh_Peers_Peer_Config_ReconnectPath is the path of
+// /kedge/mesh/peers/peer/config/reconnect (leaf, config). De-escalation
+// signal for a peer that announced a posture teardown (DRAIN) and so is
+// posture-down here: this node does not reconnect to it until this leaf holds
+// a value different from the one it held when the DRAIN arrived (write e.g.
+// the current time). It has no effect on peers that are not posture-down.
+type Kedge_Mesh_Peers_Peer_Config_ReconnectPath struct {
 	*ygot.NodePath
 }
 
@@ -725,6 +740,11 @@ func (n *Kedge_Mesh_Peers_Peer_StatePath) PersistentKeepalive() *Kedge_Mesh_Peer
 // PublicKey returns the path of /kedge/mesh/peers/peer/state/public-key.
 func (n *Kedge_Mesh_Peers_Peer_StatePath) PublicKey() *Kedge_Mesh_Peers_Peer_State_PublicKeyPath {
 	return &Kedge_Mesh_Peers_Peer_State_PublicKeyPath{ygot.NewNodePath([]string{"public-key"}, nil, n)}
+}
+
+// Reconnect returns the path of /kedge/mesh/peers/peer/state/reconnect.
+func (n *Kedge_Mesh_Peers_Peer_StatePath) Reconnect() *Kedge_Mesh_Peers_Peer_State_ReconnectPath {
+	return &Kedge_Mesh_Peers_Peer_State_ReconnectPath{ygot.NewNodePath([]string{"reconnect"}, nil, n)}
 }
 
 // RxBytes returns the path of /kedge/mesh/peers/peer/state/rx-bytes.
@@ -803,6 +823,16 @@ type Kedge_Mesh_Peers_Peer_State_PersistentKeepalivePath struct {
 // /kedge/mesh/peers/peer/state/public-key (leaf, state). The peer's WireGuard
 // public key.
 type Kedge_Mesh_Peers_Peer_State_PublicKeyPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Mesh_Peers_Peer_State_ReconnectPath is the path of
+// /kedge/mesh/peers/peer/state/reconnect (leaf, state). De-escalation signal
+// for a peer that announced a posture teardown (DRAIN) and so is posture-down
+// here: this node does not reconnect to it until this leaf holds a value
+// different from the one it held when the DRAIN arrived (write e.g. the
+// current time). It has no effect on peers that are not posture-down.
+type Kedge_Mesh_Peers_Peer_State_ReconnectPath struct {
 	*ygot.NodePath
 }
 

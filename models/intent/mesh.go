@@ -6,26 +6,134 @@ import (
 	"strings"
 	"time"
 
+	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
 
-// Mesh translates /kedge/mesh under the accord's overlay mode (the seed's
-// overlay table) on top of base, which carries what the tree does not hold
-// (the private key): full modes keep every peer, management-only keeps the
-// peers marked critical, isolated keeps none. A peer without its own
-// persistent keepalive gets the accord's. The interface, port, MTU and
-// addresses come from /kedge/mesh/config when set there.
+// MeshPeer is one peer configured under /kedge/mesh/peers, with what the
+// posture logic needs beyond the backend's wgmesh.Peer.
+type MeshPeer struct {
+	wgmesh.Peer
+	// Critical peers carry management traffic and stay at
+	// management-only levels.
+	Critical bool
+	// Reconnect is the peer's config/reconnect leaf (0 when unset): a
+	// change of it lifts the peer's posture-down mark (see the yang).
+	Reconnect uint64
+}
+
+// Handshake ages, from WireGuard's protocol constants: a session is
+// re-keyed after RekeyAfterTime while traffic (keepalives included) flows
+// and is unusable after RejectAfterTime.
+const (
+	rekeyAfterTime  = 120 * time.Second
+	rejectAfterTime = 180 * time.Second
+)
+
+// StaleAfter is the handshake age past which a peer counts as stale under
+// the accord: a live peer re-keys every two minutes, and the accord's
+// health-check interval is the slack allowed twice before the peer is
+// reported. At level 5 (30 s checks) that is WireGuard's own reject age,
+// 180 s; level 4's faster checks (10 s) report a peer that missed its
+// re-key after 140 s. Accords without health checks (isolated) use the
+// reject age.
+func StaleAfter(a accord.Accord) time.Duration {
+	if a.HealthCheckSeconds == 0 {
+		return rejectAfterTime
+	}
+	return min(rekeyAfterTime+2*time.Duration(a.HealthCheckSeconds)*time.Second, rejectAfterTime)
+}
+
+// MeshConfigured reports whether the tree describes a mesh at all (a leaf
+// of /kedge/mesh/config, or any peer): only then does the node host a
+// device.
+func MeshConfigured(t *tree.Tree) bool {
+	m := meshNode(t)
+	if m == nil {
+		return false
+	}
+	// An emptied config container may stay in the tree; only a set leaf
+	// counts.
+	if c := m.Sub("config"); c != nil {
+		for _, leaf := range []string{"interface", "listen-port", "mtu", "addresses"} {
+			if c.Get(leaf).IsSet() {
+				return true
+			}
+		}
+	}
+	n := 0
+	if p := m.Sub("peers"); p != nil {
+		p.Entries("peer", func(*tree.Inst) bool { n++; return false })
+	}
+	return n > 0
+}
+
+// MeshPeers lists every configured peer, sorted by name, whatever the
+// posture level; a peer without its own persistent keepalive (absent or 0)
+// gets the accord's.
+func MeshPeers(t *tree.Tree, a accord.Accord) []MeshPeer {
+	m := meshNode(t)
+	if m == nil {
+		return nil
+	}
+	peers := m.Sub("peers")
+	if peers == nil {
+		return nil
+	}
+	var out []MeshPeer
+	peers.Entries("peer", func(in *tree.Inst) bool {
+		c := in.Sub("config")
+		if c == nil {
+			return true
+		}
+		ka := time.Duration(a.KeepaliveSeconds) * time.Second
+		if v := c.Get("persistent-keepalive"); v.IsSet() && v.UintVal() > 0 {
+			ka = time.Duration(v.UintVal()) * time.Second
+		}
+		out = append(out, MeshPeer{
+			Peer: wgmesh.Peer{
+				Name:                in.Keys()[0].Str(),
+				PublicKey:           c.Get("public-key").Str(),
+				Endpoint:            c.Get("endpoint").Str(),
+				AllowedIPs:          prefixes(c.Get("allowed-ips")),
+				PersistentKeepalive: ka,
+			},
+			Critical:  c.Get("critical").BoolVal(),
+			Reconnect: c.Get("reconnect").UintVal(),
+		})
+		return true
+	})
+	slices.SortFunc(out, func(x, y MeshPeer) int { return strings.Compare(x.Name, y.Name) })
+	return out
+}
+
+// KeptBy reports whether the accord's overlay mode keeps p (the seed's
+// overlay table): full modes keep every peer, management-only the
+// critical ones, isolated none.
+func KeptBy(a accord.Accord, p MeshPeer) bool {
+	switch a.OverlayMode {
+	case accord.OverlayIsolated:
+		return false
+	case accord.OverlayManagementOnly:
+		return p.Critical
+	}
+	return true
+}
+
+// Mesh translates /kedge/mesh under the accord's overlay mode on top of
+// base, which carries what the tree does not hold (the private key): the
+// peers KeptBy the accord, with the accord's keepalive where a peer has
+// none. The interface, port, MTU and addresses come from
+// /kedge/mesh/config when set there. Level 5's standard keepalive and
+// level 4's faster health checks differ only in StaleAfter, which the
+// daemon applies when it reports peer state; level 3 keeps the mesh as is.
 func Mesh(t *tree.Tree, a accord.Accord, base wgmesh.Config) wgmesh.Config {
 	cfg := base
 	cfg.Peers = nil
 	cfg.Addresses = slices.Clone(base.Addresses)
-	k := t.Root().Sub("kedge")
-	if k == nil {
-		return cfg
-	}
-	m := k.Sub("mesh")
+	m := meshNode(t)
 	if m == nil {
 		return cfg
 	}
@@ -43,36 +151,45 @@ func Mesh(t *tree.Tree, a accord.Accord, base wgmesh.Config) wgmesh.Config {
 			cfg.Addresses = prefixes(v)
 		}
 	}
-	if a.OverlayMode == accord.OverlayIsolated {
-		return cfg
+	for _, p := range MeshPeers(t, a) {
+		if KeptBy(a, p) {
+			cfg.Peers = append(cfg.Peers, p.Peer)
+		}
 	}
-	peers := m.Sub("peers")
-	if peers == nil {
-		return cfg
-	}
-	peers.Entries("peer", func(in *tree.Inst) bool {
-		c := in.Sub("config")
-		if c == nil {
-			return true
-		}
-		if a.OverlayMode == accord.OverlayManagementOnly && !c.Get("critical").BoolVal() {
-			return true
-		}
-		ka := time.Duration(a.KeepaliveSeconds) * time.Second
-		if v := c.Get("persistent-keepalive"); v.IsSet() {
-			ka = time.Duration(v.UintVal()) * time.Second
-		}
-		cfg.Peers = append(cfg.Peers, wgmesh.Peer{
-			Name:                in.Keys()[0].Str(),
-			PublicKey:           c.Get("public-key").Str(),
-			Endpoint:            c.Get("endpoint").Str(),
-			AllowedIPs:          prefixes(c.Get("allowed-ips")),
-			PersistentKeepalive: ka,
-		})
-		return true
-	})
-	slices.SortFunc(cfg.Peers, func(x, y wgmesh.Peer) int { return strings.Compare(x.Name, y.Name) })
 	return cfg
+}
+
+// OverlayRoutes are the routes of the overlay class: each kept peer's
+// allowed IPs on-link via the mesh interface, in the main table, one route
+// per prefix (the first peer by name wins a prefix two peers claim; the
+// mesh backend rejects the second). The route backend programs them;
+// neither the WireGuard host nor the mesh backend installs routes (the
+// kernel's own connected route of the tunnel address is the only other
+// route on the interface).
+func OverlayRoutes(t *tree.Tree, a accord.Accord) []route.Route {
+	cfg := Mesh(t, a, wgmesh.Config{Interface: wgmesh.DefaultInterface})
+	seen := map[netip.Prefix]bool{}
+	var out []route.Route
+	for _, p := range cfg.Peers {
+		for _, pfx := range p.AllowedIPs {
+			pfx = pfx.Masked()
+			if !pfx.IsValid() || seen[pfx] {
+				continue
+			}
+			seen[pfx] = true
+			out = append(out, route.Route{Dst: pfx, Device: cfg.Interface})
+		}
+	}
+	slices.SortFunc(out, func(x, y route.Route) int { return x.Dst.Compare(y.Dst) })
+	return out
+}
+
+func meshNode(t *tree.Tree) *tree.Inst {
+	k := t.Root().Sub("kedge")
+	if k == nil {
+		return nil
+	}
+	return k.Sub("mesh")
 }
 
 func prefixes(v tree.Value) []netip.Prefix {
