@@ -23,7 +23,7 @@ var (
 	meshStatePrefixes  = []string{"/kedge/posture/state/effective-level"}
 )
 
-// Mesh device modes (the proposed --mesh-device flag).
+// Mesh device modes (--mesh-device).
 const (
 	// meshDeviceEmbedded: the daemon hosts the device itself (kernel
 	// WireGuard, else wireguard-go in the daemon's namespace). A daemon
@@ -83,6 +83,9 @@ func (d *Daemon) startMesh(dp *dataplane, on bool, avail map[string]bool) ([]pos
 		return nil, nil
 	}
 	opts := defaultMeshOptions()
+	if d.cfg.MeshDevice != "" {
+		opts.device = d.cfg.MeshDevice
+	}
 	ap := newMeshApplier(meshApplierConfig{
 		backend: b, st: d.st, log: log, node: d.cfg.NodeName, netns: ns,
 		priv: priv, pub: pub, opts: opts,

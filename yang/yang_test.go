@@ -33,7 +33,7 @@ var containers = []struct {
 	{"/kedge/accords/accord/state", true, ""},
 	{"/kedge/mesh/config", false, "interface:string listen-port:uint16 mtu:uint16 addresses:union*"},
 	{"/kedge/mesh/state", true, "public-key:string endpoint:string status:enumeration error:string"},
-	{"/kedge/mesh/peers/peer/config", false, "name:string public-key:string! endpoint:string allowed-ips:union* persistent-keepalive:uint16 cluster:string critical:boolean"},
+	{"/kedge/mesh/peers/peer/config", false, "name:string public-key:string! endpoint:string allowed-ips:union* persistent-keepalive:uint16 cluster:string critical:boolean reconnect:uint64"},
 	{"/kedge/mesh/peers/peer/state", true, "last-handshake:uint64 rx-bytes:uint64 tx-bytes:uint64 status:enumeration error:string"},
 	{"/kedge/routes/route/config", false, "prefix:union table:uint32 next-hop:union device:string metric:uint32 class:enumeration owner:string tier:enumeration"},
 	{"/kedge/routes/route/state", true, "status:enumeration reason:string"},

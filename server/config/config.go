@@ -49,6 +49,10 @@ type Config struct {
 	// EnforceCgroup is the cgroup v2 directory whose egress the posture
 	// program guards (empty: the program is not attached).
 	EnforceCgroup string `yaml:"enforce-cgroup"`
+	// MeshDevice says who owns the WireGuard device: "embedded" (the
+	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
+	// such as kedge-wg hosts it and the daemon only configures it).
+	MeshDevice string `yaml:"mesh-device"`
 }
 
 // Defaults returns the built-in settings, before resolution.
@@ -61,6 +65,7 @@ func Defaults() Config {
 		Dataplane:   "auto",
 		ShmPath:     "/dev/shm/kedge-governance",
 		BPFPinDir:   "/sys/fs/bpf/kedge",
+		MeshDevice:  "embedded",
 	}
 }
 
@@ -124,6 +129,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Dataplane, "dataplane", c.Dataplane, "auto: start every backend this machine allows; off: none")
 	fs.StringVar(&c.ShmPath, "shm-path", c.ShmPath, "VPP governance shared-memory segment (\"off\": none)")
 	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
+	fs.StringVar(&c.MeshDevice, "mesh-device", c.MeshDevice, "WireGuard device owner: embedded (the daemon hosts it) or external (a sidecar such as kedge-wg does)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
 }
 
@@ -154,6 +160,9 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if c.Users == "" {
 		c.Users = filepath.Join(c.DataDir, "users.yaml")
+	}
+	if c.MeshDevice != "embedded" && c.MeshDevice != "external" {
+		return fmt.Errorf("resolve config: --mesh-device %q: want embedded or external", c.MeshDevice)
 	}
 	if c.Dataplane != "auto" && c.Dataplane != "off" {
 		return fmt.Errorf("resolve config: --dataplane %q: want auto or off", c.Dataplane)
