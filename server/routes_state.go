@@ -93,6 +93,9 @@ func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) ([]store.Op,
 				}
 			}
 		}
+		if o.IsOverlay() {
+			continue // no /kedge/routes entry; the peer's state is the mesh's
+		}
 		if o.IsPod() {
 			p := agg(o.Pod)
 			if v.status == statusInstalled {
@@ -108,6 +111,9 @@ func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) ([]store.Op,
 		w.put(routeKey(o), v, o.Stated)
 	}
 	for _, wh := range s.Withheld {
+		if wh.Origin.IsOverlay() {
+			continue
+		}
 		if wh.Origin.IsPod() {
 			p := agg(wh.Origin.Pod)
 			if p.nWithheld == 0 {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
@@ -157,31 +156,6 @@ func Mesh(t *tree.Tree, a accord.Accord, base wgmesh.Config) wgmesh.Config {
 		}
 	}
 	return cfg
-}
-
-// OverlayRoutes are the routes of the overlay class: each kept peer's
-// allowed IPs on-link via the mesh interface, in the main table, one route
-// per prefix (the first peer by name wins a prefix two peers claim; the
-// mesh backend rejects the second). The route backend programs them;
-// neither the WireGuard host nor the mesh backend installs routes (the
-// kernel's own connected route of the tunnel address is the only other
-// route on the interface).
-func OverlayRoutes(t *tree.Tree, a accord.Accord) []route.Route {
-	cfg := Mesh(t, a, wgmesh.Config{Interface: wgmesh.DefaultInterface})
-	seen := map[netip.Prefix]bool{}
-	var out []route.Route
-	for _, p := range cfg.Peers {
-		for _, pfx := range p.AllowedIPs {
-			pfx = pfx.Masked()
-			if !pfx.IsValid() || seen[pfx] {
-				continue
-			}
-			seen[pfx] = true
-			out = append(out, route.Route{Dst: pfx, Device: cfg.Interface})
-		}
-	}
-	slices.SortFunc(out, func(x, y route.Route) int { return x.Dst.Compare(y.Dst) })
-	return out
 }
 
 func meshNode(t *tree.Tree) *tree.Inst {

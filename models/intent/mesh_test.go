@@ -60,6 +60,9 @@ func TestMeshConfigured(t *testing.T) {
 	}
 }
 
+// TestOverlayRoutesPerLevel: the routes intent carries a route to each
+// peer's allowed IPs through the mesh interface, under the accord: all at
+// 5..3, the critical peer's at 2, none at 1.
 func TestOverlayRoutesPerLevel(t *testing.T) {
 	tr := build(t, meshTree(t, true))
 	r := func(p string) route.Route { return route.Route{Dst: netip.MustParsePrefix(p), Device: "kmesh7"} }
@@ -71,7 +74,16 @@ func TestOverlayRoutesPerLevel(t *testing.T) {
 	}
 	for l := accord.MinLevel; l <= accord.MaxLevel; l++ {
 		a, _ := accord.Default(l)
-		got := OverlayRoutes(tr, a)
+		set, err := Routes(tr, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []route.Route
+		for _, rt := range set.Config.Routes {
+			if rt.Device == "kmesh7" {
+				got = append(got, rt)
+			}
+		}
 		if d := cmp.Diff(want[l], got, cmp.Comparer(func(x, y netip.Prefix) bool { return x == y }),
 			cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); d != "" {
 			t.Errorf("level %d overlay routes (-want +got):\n%s", l, d)

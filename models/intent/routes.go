@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
@@ -20,6 +21,9 @@ type Origin struct {
 	Prefix string
 	Table  uint32
 	Pod    PodKey
+	// Peer, when set, names the mesh peer an overlay route leads to: the
+	// route has no /kedge/routes entry of its own.
+	Peer string
 	// Stated is whether the entry already had a state status when the
 	// intent was computed; a state writer that skips unchanged entries
 	// must still write one that lost its state (deleted and re-created).
@@ -28,6 +32,9 @@ type Origin struct {
 
 // IsPod reports whether the route is a pod's host route.
 func (o Origin) IsPod() bool { return o.Pod.ContainerID != "" }
+
+// IsOverlay reports whether the route leads to a mesh peer.
+func (o Origin) IsOverlay() bool { return o.Peer != "" }
 
 // Withheld is an entry of the tree's config that the accord keeps out of
 // the kernel (or, in RouteSet.Invalid, that cannot become a route), with
@@ -174,6 +181,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool) (RouteSet, error) {
 	if pods != nil {
 		podRoutes(pods, full, &set, consider)
 	}
+	overlayRoutes(t, consider)
 	// Entries runs in map order; sort so equal trees give equal Configs.
 	rs := set.Config.Routes
 	order := sortOrder(len(rs), func(i int) (netip.Prefix, uint32) { return rs[i].Dst, rs[i].Table },
@@ -314,7 +322,8 @@ func stated(in *tree.Inst) bool {
 
 func compareOrigin(a, b Origin) int {
 	return cmp.Or(cmp.Compare(a.Prefix, b.Prefix), cmp.Compare(a.Table, b.Table),
-		cmp.Compare(a.Pod.ContainerID, b.Pod.ContainerID), cmp.Compare(a.Pod.IfName, b.Pod.IfName))
+		cmp.Compare(a.Pod.ContainerID, b.Pod.ContainerID), cmp.Compare(a.Pod.IfName, b.Pod.IfName),
+		cmp.Compare(a.Peer, b.Peer))
 }
 
 func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {
@@ -368,4 +377,48 @@ func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {
 		return true, ""
 	}
 	return false, "unknown route policy"
+}
+
+// overlayRoutes offers a route to each mesh peer's allowed IPs through
+// the mesh interface: overlay routes go through the route backend like
+// every other route (wireguard-go installs none). A critical peer's
+// routes are management routes, so level 2 keeps them; the others are
+// overlay routes, withheld at 2 and 1 as the seed's CNI table says.
+func overlayRoutes(t *tree.Tree, consider func(route.Route, Origin, subject)) {
+	mesh := meshNode(t)
+	if mesh == nil || mesh.Sub("peers") == nil {
+		return
+	}
+	dev := wgmesh.DefaultInterface
+	if c := mesh.Sub("config"); c != nil && c.Get("interface").Str() != "" {
+		dev = c.Get("interface").Str()
+	}
+	// A prefix two peers claim goes to the first by name (the mesh
+	// backend rejects the second peer's claim the same way).
+	var peers []*tree.Inst
+	mesh.Sub("peers").Entries("peer", func(in *tree.Inst) bool {
+		peers = append(peers, in)
+		return true
+	})
+	slices.SortFunc(peers, func(a, b *tree.Inst) int { return cmp.Compare(a.Keys()[0].Str(), b.Keys()[0].Str()) })
+	seen := map[netip.Prefix]bool{}
+	for _, in := range peers {
+		c := in.Sub("config")
+		if c == nil {
+			continue
+		}
+		class := "overlay"
+		if c.Get("critical").BoolVal() {
+			class = "management"
+		}
+		name := in.Keys()[0].Str()
+		for _, pfx := range prefixes(c.Get("allowed-ips")) {
+			pfx = pfx.Masked()
+			if seen[pfx] {
+				continue
+			}
+			seen[pfx] = true
+			consider(route.Route{Dst: pfx, Device: dev}, Origin{Peer: name}, subject{class: class, tier: accord.TierMaster, dst: pfx})
+		}
+	}
 }
