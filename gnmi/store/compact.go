@@ -26,21 +26,32 @@ func (s *Store) compactAsync() {
 	go func() {
 		defer s.wg.Done()
 		defer s.compacting.Unlock()
-		if err := s.Compact(); err != nil {
+		if err := s.compact(); err != nil {
 			s.log.Error("compact store", "err", err)
 		}
 	}()
 }
 
 // Compact writes a snapshot of the config tree and drops the log records
-// it covers, in one bbolt transaction.
+// it covers, in one bbolt transaction. It waits for a background
+// compaction to finish first: two compactions racing could otherwise
+// store an older snapshot after a newer one had dropped the log it needs.
 func (s *Store) Compact() error {
+	s.compacting.Lock()
+	defer s.compacting.Unlock()
+	return s.compact()
+}
+
+func (s *Store) compact() error {
 	start := time.Now()
 	s.mu.RLock()
 	seq := s.seq
 	blob := encodeSnapshot(s.t, seq, s.now().UnixNano())
 	s.mu.RUnlock()
 	err := s.db.Update(func(btx *bolt.Tx) error {
+		if v := btx.Bucket(bucketMeta).Get(keySnapSeq); len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {
+			return nil // a snapshot at least this new is already stored
+		}
 		if err := btx.DeleteBucket(bucketSnap); err != nil {
 			return err
 		}
