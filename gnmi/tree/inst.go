@@ -157,23 +157,27 @@ func (in *Inst) PathString() string {
 	for p := in; p.parent != nil; p = p.parent {
 		chain = append(chain, p)
 	}
-	var b strings.Builder
-	for i := len(chain) - 1; i >= 0; i-- {
-		p := chain[i]
-		b.WriteByte('/')
-		b.WriteString(p.s.Name)
-		for j, k := range p.s.Keys {
-			b.WriteByte('[')
-			b.WriteString(k.Name)
-			b.WriteByte('=')
-			writeEscapedKey(&b, p.key(j).String())
-			b.WriteByte(']')
-		}
-	}
-	if b.Len() == 0 {
+	if len(chain) == 0 {
 		return "/"
 	}
+	var b strings.Builder
+	for i := len(chain) - 1; i >= 0; i-- {
+		chain[i].writeElement(&b)
+	}
 	return b.String()
+}
+
+// writeElement writes in's own path element: "/name" and its keys.
+func (in *Inst) writeElement(b *strings.Builder) {
+	b.WriteByte('/')
+	b.WriteString(in.s.Name)
+	for j, k := range in.s.Keys {
+		b.WriteByte('[')
+		b.WriteString(k.Name)
+		b.WriteByte('=')
+		writeEscapedKey(b, in.key(j).String())
+		b.WriteByte(']')
+	}
 }
 
 func writeEscapedKey(b *strings.Builder, s string) {
@@ -219,14 +223,6 @@ func (in *Inst) isEmpty(keep func(*Node) bool) bool {
 // that callers can build paths from a parent's rendered path.
 func (in *Inst) Element() string {
 	var b strings.Builder
-	b.WriteByte('/')
-	b.WriteString(in.s.Name)
-	for j, k := range in.s.Keys {
-		b.WriteByte('[')
-		b.WriteString(k.Name)
-		b.WriteByte('=')
-		writeEscapedKey(&b, in.key(j).String())
-		b.WriteByte(']')
-	}
+	in.writeElement(&b)
 	return b.String()
 }
