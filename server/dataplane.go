@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/shm"
@@ -21,6 +22,31 @@ type dataplane struct {
 	wg      sync.WaitGroup
 	closers []func() error
 	engine  *posture.Engine
+	// ready closes once the engine has converged after start and
+	// published the effective level. Reconcilers wait for it: the
+	// effective level is state, not persisted, and a reconciler that ran
+	// first would apply the configured level for a moment even when the
+	// BPF map (which survives restarts) holds a stricter one.
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+// readyTimeout bounds how long reconcilers wait for the engine; past it
+// they start anyway (and the engine's own steps still apply the level).
+const readyTimeout = 10 * time.Second
+
+// waitReady blocks until the engine has converged, the timeout passes,
+// or ctx ends (false).
+func (dp *dataplane) waitReady(ctx context.Context) bool {
+	t := time.NewTimer(readyTimeout)
+	defer t.Stop()
+	select {
+	case <-dp.ready:
+	case <-t.C:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // startDataplane opens the backends the probe allows and starts the
@@ -32,7 +58,7 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 		avail[r.Backend] = r.Available
 	}
 	cfg := d.cfg
-	dp := &dataplane{}
+	dp := &dataplane{ready: make(chan struct{})}
 	var steps []posture.Step
 	var levels posture.LevelSource
 	on := cfg.Dataplane == "auto"
@@ -65,7 +91,8 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 	}
 	steps = append(steps, extra...)
 
-	eng, err := posture.New(d.st, posture.Options{Logger: d.log.With("component", "posture"), Steps: steps, LevelSource: levels})
+	eng, err := posture.New(d.st, posture.Options{Logger: d.log.With("component", "posture"), Steps: steps, LevelSource: levels,
+		OnReady: func() { dp.readyOnce.Do(func() { close(dp.ready) }) }})
 	if err != nil {
 		dp.close()
 		return fmt.Errorf("start posture engine: %w", err)

@@ -101,6 +101,9 @@ func (d *Daemon) startMesh(dp *dataplane, on bool, avail map[string]bool) ([]pos
 	done := make(chan struct{}, 2)
 	go func() {
 		defer func() { done <- struct{}{} }()
+		if !dp.waitReady(ctx) {
+			return
+		}
 		if err := rec.Run(ctx); err != nil {
 			log.Error("mesh reconciler stopped", "err", err)
 		}

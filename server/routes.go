@@ -52,6 +52,9 @@ func (d *Daemon) startRoutes(dp *dataplane, on bool, avail map[string]bool) ([]p
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if !dp.waitReady(ctx) {
+			return
+		}
 		if err := rec.Run(ctx); err != nil {
 			log.Error("route reconciler stopped", "err", err)
 		}

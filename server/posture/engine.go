@@ -47,6 +47,10 @@ type Options struct {
 	Now func() time.Time
 	// OnReport, if set, is called after every transition (tests, metrics).
 	OnReport func(Report)
+	// OnReady, if set, is called once Run has converged at start and
+	// published the effective level: reconcilers that read the level
+	// from the tree wait for it.
+	OnReady func()
 }
 
 // Engine runs posture transitions. Create it with New and call Run once.
@@ -135,6 +139,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	eff, _ := Effective(e.cfgLevel, external)
 	e.evaluate(ctx, external, resumedTo != eff || (foreign && e.ownsMap()))
 	e.processed.Store(w.Pos() - 1)
+	if e.opt.OnReady != nil {
+		e.opt.OnReady()
+	}
 
 	poll := time.NewTicker(e.opt.PollInterval)
 	defer poll.Stop()
