@@ -120,8 +120,9 @@ func BenchmarkTransition(b *testing.B) {
 			b.Fatalf("at level 1 the mesh fake holds %d peers", len(last.Peers))
 		}
 		up, upE2E := measure(5)
-		if n := len(routeFake.Routes()); n != routes {
-			b.Fatalf("after 1→5 the route fake holds %d routes, want %d", n, routes)
+		// Every route, plus one overlay route to each peer's allowed IP.
+		if n := len(routeFake.Routes()); n != routes+peers {
+			b.Fatalf("after 1→5 the route fake holds %d routes, want %d", n, routes+peers)
 		}
 		if last, _ := meshFake.Last(); len(last.Peers) != peers {
 			b.Fatalf("after 1→5 the mesh fake holds %d peers, want %d", len(last.Peers), peers)
