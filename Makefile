@@ -34,9 +34,10 @@ yang-validate: ## check the YANG modules with goyang: zero errors
 	$(GO) run ./yang/cmd/yangcheck yang
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and staticcheck (pinned in go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
 
 .PHONY: bench
 bench: ## run the benchmarks (results go in BENCHMARKS.md)

@@ -14,6 +14,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
@@ -111,7 +112,7 @@ func Open(dir string, schema *tree.Schema, o Options) (*Store, error) {
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %s: locked by another process", dir)
 		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)

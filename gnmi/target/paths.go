@@ -105,6 +105,8 @@ func pathString(elems []*gpb.PathElem) string { return tree.RenderPath(elems) }
 
 // elemsOf returns a path's elements, converting the deprecated string
 // element field (still sent by gnmi_cli -q) when elem is empty.
+//
+//lint:file-ignore SA1019 the deprecated element field is read on purpose, for old clients
 func elemsOf(p *gpb.Path) ([]*gpb.PathElem, error) {
 	if len(p.GetElem()) > 0 || len(p.GetElement()) == 0 {
 		if len(p.GetElem()) > 0 && len(p.GetElement()) > 0 {

@@ -43,10 +43,9 @@ type Type struct {
 }
 
 type numRange struct {
-	lo, hi       int64
-	ulo, uhi     uint64
-	unsigned     bool
-	loInf, hiInf bool
+	lo, hi   int64
+	ulo, uhi uint64
+	unsigned bool
 }
 
 func (c *compiler) compileType(y *yang.YangType, leaf *Node) (*Type, error) {
