@@ -112,6 +112,7 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 		defer dp.wg.Done()
 		d.sweepPods(ctx)
 	}()
+	d.startSystem(ctx, dp)
 	names := make([]string, 0, len(steps))
 	for _, s := range steps {
 		names = append(names, s.Name())

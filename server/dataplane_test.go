@@ -89,3 +89,36 @@ func TestPostureDrivesShmAndBPF(t *testing.T) {
 		waitUntil(t, fmt.Sprintf("effective level %d in state", level), func() bool { return effective(t, c) == uint64(level) })
 	}
 }
+
+// TestSystemState: /kedge/system/state shows the node name, the build and
+// the boot time, and follows /kedge/system/config.
+func TestSystemState(t *testing.T) {
+	d := startDaemon(t, testConfig(t))
+	c := tlsClient(t, d, nil)
+	ctx := ctxAs(t, "master", masterPW)
+	get := func() map[string]string {
+		out := map[string]string{}
+		resp, err := c.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{gp(t, "/kedge/system/state")}, Encoding: gpb.Encoding_PROTO})
+		if err != nil {
+			return out
+		}
+		for _, n := range resp.GetNotification() {
+			for _, u := range n.GetUpdate() {
+				elems := u.GetPath().GetElem()
+				v := u.GetVal()
+				s := v.GetStringVal()
+				if _, isUint := v.GetValue().(*gpb.TypedValue_UintVal); isUint {
+					s = fmt.Sprint(v.GetUintVal())
+				}
+				out[elems[len(elems)-1].GetName()] = s
+			}
+		}
+		return out
+	}
+	waitUntil(t, "system state", func() bool { s := get(); return s["node-name"] == "kedge-test-node" && s["version"] != "" && s["boot-time"] != "" })
+	if _, err := c.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{{Path: gp(t, "/kedge/system/config"),
+		Val: jsonIETF(`{"cluster":"lab","role":"appliance"}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "cluster and role in state", func() bool { s := get(); return s["cluster"] == "lab" && s["role"] == "appliance" })
+}
