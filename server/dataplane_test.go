@@ -115,7 +115,10 @@ func TestSystemState(t *testing.T) {
 		}
 		return out
 	}
-	waitUntil(t, "system state", func() bool { s := get(); return s["node-name"] == "kedge-test-node" && s["version"] != "" && s["boot-time"] != "" })
+	waitUntil(t, "system state", func() bool {
+		s := get()
+		return s["node-name"] == "kedge-test-node" && s["version"] != "" && s["boot-time"] != ""
+	})
 	if _, err := c.Set(ctx, &gpb.SetRequest{Update: []*gpb.Update{{Path: gp(t, "/kedge/system/config"),
 		Val: jsonIETF(`{"cluster":"lab","role":"appliance"}`)}}}); err != nil {
 		t.Fatal(err)
