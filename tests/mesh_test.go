@@ -377,7 +377,9 @@ func (l *meshLab) pairs(t *testing.T, what string, up func(a, b int) bool) {
 				continue
 			}
 			if up(a.i, b.i) {
-				meshWait(t, fmt.Sprintf("%s: echo %s→%s", what, a.name, b.name), 15*time.Second,
+				// Generous: a loaded CI machine running -race can miss
+				// WireGuard's first handshake and wait out its 5 s retry.
+				meshWait(t, fmt.Sprintf("%s: echo %s→%s", what, a.name, b.name), 45*time.Second,
 					func() bool { return a.ping(b, 200*time.Millisecond) })
 			} else if a.ping(b, 300*time.Millisecond) {
 				t.Errorf("%s: echo %s→%s passed, want it to fail", what, a.name, b.name)
@@ -642,7 +644,9 @@ func (nd *meshNode) stream(t testing.TB, dst *meshNode) *meshEchoStream {
 			case <-tick.C:
 			}
 			s.sent.Add(1)
-			if nd.ping(dst, time.Second) {
+			// An echo counts as lost only if it never comes back: a late
+			// answer on a starved -race run is not a drop.
+			if nd.ping(dst, 3*time.Second) {
 				s.got.Add(1)
 			}
 		}
