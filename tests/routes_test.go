@@ -421,6 +421,11 @@ func (m *monitor) until(t testing.TB, stop func(netlink.RouteUpdate) bool) []str
 	for {
 		select {
 		case u := <-m.ch:
+			if u.Protocol != kedgeProto {
+				// The kernel's own routes (IPv6 link-local and local
+				// routes appearing as addresses finish DAD) are not ours.
+				continue
+			}
 			op := "add"
 			if u.Type == unix.RTM_DELROUTE {
 				op = "del"
