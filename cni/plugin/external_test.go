@@ -60,27 +60,8 @@ func TestCnitool(t *testing.T) {
 // master on it) and drives ADD, CHECK, STATUS and DEL against it.
 func TestRealDaemon(t *testing.T) {
 	needRoot(t)
-	daemon := buildTool(t, "kedge-daemon", "github.com/guildhouse-co/kedge/server/cmd/kedge-daemon")
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "kedge.sock")
-	cmd := exec.Command(daemon, "--socket", sock, "--data-dir", filepath.Join(dir, "data"), "--listen", "", "--log-level", "warn")
-	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("daemon log:\n%s", b)
-		}
-	})
+	// The plugin's side only: the daemon touches no kernel state.
+	sock := startRealDaemon(t, "--dataplane", "off")
 	waitDaemon(t, sock)
 	setPools(t, sock, `["10.68.0.0/24"]`)
 
@@ -113,6 +94,39 @@ func TestRealDaemon(t *testing.T) {
 	if p := podByID(pods(t, sock), cid, "eth0"); p != nil || hostLinkExists(plugin.HostVethName(cid, "eth0")) {
 		t.Fatalf("left after DEL: %+v", p)
 	}
+}
+
+// startRealDaemon runs the kedge-daemon binary on a socket in a temp dir
+// (no TCP listener, no VPP segment or BPF pins at the host's default
+// paths), waits until it answers, and stops it at cleanup, showing its
+// log if the test failed. It returns the socket path.
+func startRealDaemon(t *testing.T, args ...string) string {
+	t.Helper()
+	daemon := buildTool(t, "kedge-daemon", "github.com/guildhouse-co/kedge/server/cmd/kedge-daemon")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "kedge.sock")
+	args = append([]string{"--socket", sock, "--data-dir", filepath.Join(dir, "data"), "--listen", "",
+		"--shm-path", "off", "--bpf-pin-dir", "off", "--log-level", "warn"}, args...)
+	cmd := exec.Command(daemon, args...)
+	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("daemon log:\n%s", b)
+		}
+	})
+	waitDaemon(t, sock)
+	return sock
 }
 
 // waitDaemon waits, with a deadline, until the daemon answers on sock.

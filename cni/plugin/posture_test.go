@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,31 +23,9 @@ import (
 // it; at 1 both are gone; at 5 both are back.
 func TestPostureChangesPodRoutes(t *testing.T) {
 	needRoot(t)
-	daemon := buildTool(t, "kedge-daemon", "github.com/guildhouse-co/kedge/server/cmd/kedge-daemon")
 	hostNS := newNS(t) // the node's network namespace: host veths and routes
 	hostName := filepath.Base(hostNS)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "kedge.sock")
-	cmd := exec.Command(daemon, "--socket", sock, "--data-dir", filepath.Join(dir, "data"), "--listen", "",
-		"--netns", hostName, "--shm-path", "off", "--bpf-pin-dir", "off", "--log-level", "warn")
-	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("daemon log:\n%s", b)
-		}
-	})
-	waitDaemon(t, sock)
+	sock := startRealDaemon(t, "--netns", hostName)
 	setPools(t, sock, `["10.69.0.0/24"]`)
 
 	// The plugin runs in the node's namespace, as the runtime would run it.
