@@ -1,11 +1,9 @@
 package tests
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -15,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,14 +21,10 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/guildhouse-co/kedge/gnmi/tree"
-	"github.com/guildhouse-co/kedge/server"
-	"github.com/guildhouse-co/kedge/server/config"
 )
 
 // A meshLab is n namespaces, each with one veth into a bridge in a hub
@@ -152,45 +145,9 @@ func startMeshDaemon(t testing.TB, nd *meshNode) (gpb.GNMIClient, func()) {
 	if nd.dir == "" {
 		nd.dir = t.TempDir()
 	}
-	dir := nd.dir
-	c := config.Defaults()
-	c.DataDir = dir
-	c.Listen = ""
-	c.Socket = dir + "/kedge.sock"
+	c := daemonCfg(t, nd.dir, nd.ns)
 	c.NodeName = nd.name
-	c.NetNS = nd.ns
-	c.Dataplane = "auto"
-	c.ShmPath, c.BPFPinDir = "off", "off"
-	if err := c.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	d, err := server.Start(c, meshLog(t))
-	if err != nil {
-		t.Fatalf("start daemon %s: %v", nd.name, err)
-	}
-	conn, err := grpc.NewClient("unix://"+d.SocketPath(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop := func() { once.Do(func() { conn.Close(); d.Shutdown(5 * time.Second) }) }
-	t.Cleanup(stop)
-	return gpb.NewGNMIClient(conn), stop
-}
-
-func meshCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func meshPath(t testing.TB, s string) *gpb.Path {
-	t.Helper()
-	e, err := tree.ParsePath(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &gpb.Path{Elem: e}
+	return startKedge(t, c)
 }
 
 // meshSet sends one gNMI Set of JSON values (path → JSON) and returns its error.
@@ -198,13 +155,13 @@ func meshSet(t testing.TB, c gpb.GNMIClient, vals map[string]string, deletes ...
 	t.Helper()
 	req := &gpb.SetRequest{}
 	for p, v := range vals {
-		req.Update = append(req.Update, &gpb.Update{Path: meshPath(t, p),
+		req.Update = append(req.Update, &gpb.Update{Path: path(t, p),
 			Val: &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(v)}}})
 	}
 	for _, p := range deletes {
-		req.Delete = append(req.Delete, meshPath(t, p))
+		req.Delete = append(req.Delete, path(t, p))
 	}
-	_, err := c.Set(meshCtx(t), req)
+	_, err := c.Set(rpcCtx(t), req)
 	return err
 }
 
@@ -219,7 +176,7 @@ func meshMustSet(t testing.TB, c gpb.GNMIClient, vals map[string]string, deletes
 // (full rendered path) as text.
 func meshLeaves(t testing.TB, c gpb.GNMIClient, p string) map[string]string {
 	t.Helper()
-	resp, err := c.Get(meshCtx(t), &gpb.GetRequest{Path: []*gpb.Path{meshPath(t, p)}, Encoding: gpb.Encoding_PROTO})
+	resp, err := c.Get(rpcCtx(t), &gpb.GetRequest{Path: []*gpb.Path{path(t, p)}, Encoding: gpb.Encoding_PROTO})
 	out := map[string]string{}
 	if err != nil {
 		return out
@@ -260,7 +217,7 @@ func meshWait(t testing.TB, what string, timeout time.Duration, cond func() bool
 
 func setMeshLevel(t testing.TB, c gpb.GNMIClient, level uint64) {
 	t.Helper()
-	_, err := c.Set(meshCtx(t), &gpb.SetRequest{Update: []*gpb.Update{{Path: meshPath(t, "/kedge/posture/config/level"),
+	_, err := c.Set(rpcCtx(t), &gpb.SetRequest{Update: []*gpb.Update{{Path: path(t, "/kedge/posture/config/level"),
 		Val: &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: level}}}}})
 	if err != nil {
 		t.Fatalf("set level %d: %v", level, err)
@@ -389,14 +346,6 @@ func (l *meshLab) pairs(t *testing.T, what string, up func(a, b int) bool) {
 }
 
 func meshAll(int, int) bool { return true }
-
-// meshLog shows the daemons' warnings with -v, and nothing otherwise.
-func meshLog(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
 
 // devicePeers lists the peer keys on a node's device, through wgctrl.
 func (l *meshLab) devicePeers(t testing.TB, nd *meshNode) []wgtypes.Key {
