@@ -75,7 +75,10 @@ type Backend struct {
 	last *Config // the last Config given to Set, for Sweep
 	// cache is Kedge's routes in the kernel as of the end of the last Set,
 	// kept true by the netlink monitor; nil means read the kernel.
-	cache   map[Key]rtnl.Route
+	cache map[Key]rtnl.Route
+	// links is the namespace's links as last listed, kept true the same
+	// way; nil means list them.
+	links   []rtnl.Link
 	dumped  bool // the current Set read the kernel's routes
 	scratch scratch
 }

@@ -56,3 +56,40 @@ func TestRepairsExternalChanges(t *testing.T) {
 		t.Errorf("foreign route changed: %q", got)
 	}
 }
+
+// TestLinkCacheFollowsLinks: the backend lists links only when the
+// monitor saw one change, so a device created, renamed or deleted between
+// two Sets must still be seen by the second.
+func TestLinkCacheFollowsLinks(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n.NS)
+	ctx := context.Background()
+	late := route.Route{Dst: pfx("10.82.0.0/24"), Device: "late0"}
+	cfg := route.Config{Routes: []route.Route{late}}
+	if err := b.Set(ctx, cfg); !errors.Is(err, route.ErrUnknownDevice) {
+		t.Fatalf("route on a missing device: got %v, want ErrUnknownDevice", err)
+	}
+	ip(t, "-n", n.NS, "link", "add", "late0", "type", "veth", "peer", "name", "late1")
+	ip(t, "-n", n.NS, "link", "set", "late0", "up")
+	if err := b.Set(ctx, cfg); err != nil {
+		t.Fatalf("after the device appeared: %v", err)
+	}
+	checkKernel(t, n, cfg.Routes)
+
+	// Renamed away: the name no longer resolves (the kernel keeps the
+	// route on the renamed device; the backend must not think late0 exists).
+	ip(t, "-n", n.NS, "link", "set", "late0", "down")
+	ip(t, "-n", n.NS, "link", "set", "late0", "name", "other0")
+	ip(t, "-n", n.NS, "link", "set", "other0", "up")
+	if err := b.Set(ctx, cfg); !errors.Is(err, route.ErrUnknownDevice) {
+		t.Fatalf("after the device was renamed away: got %v, want ErrUnknownDevice", err)
+	}
+	// Back under its name, at a new index after delete and re-create.
+	ip(t, "-n", n.NS, "link", "del", "other0")
+	ip(t, "-n", n.NS, "link", "add", "late0", "type", "veth", "peer", "name", "late1")
+	ip(t, "-n", n.NS, "link", "set", "late0", "up")
+	if err := b.Set(ctx, cfg); err != nil {
+		t.Fatalf("after the device was re-created: %v", err)
+	}
+	checkKernel(t, n, cfg.Routes)
+}

@@ -32,7 +32,7 @@ func (b *Backend) set(ctx context.Context, cfg Config) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("set routes: %w", err)
 	}
-	links, err := b.conn.Links()
+	links, err := b.linkList()
 	if err != nil {
 		return fmt.Errorf("set routes: %w", err)
 	}
@@ -68,6 +68,11 @@ func (b *Backend) set(ctx context.Context, cfg Config) error {
 	errs = append(errs, delErrs...)
 	errs = append(errs, b.deleteStaleRules(ctx, ruleKeep)...)
 	errs = append(errs, b.deleteStaleInterfaces(links, keepLinks)...)
+	if len(cfg.Interfaces) > 0 || len(b.links) != len(links) {
+		// Interfaces were (or may have been) made or deleted: list them
+		// again next time rather than trust the notifications' timing.
+		b.links = nil
+	}
 
 	after := b.conn.Counters()
 	st.Messages, st.Sends = after.Messages-before.Messages, after.Sends-before.Sends
@@ -107,19 +112,22 @@ func sameRoute(d, k rtnl.Route) bool {
 
 func kernelKey(r rtnl.Route) Key { return Key{Table: r.Table, Dst: r.Dst, Metric: r.Priority} }
 
-// kernelRoutes returns Kedge's routes in the kernel, keyed. It keeps them
-// cached between Sets and reads the kernel again only when the monitor saw
-// someone else touch a Kedge route or key, a link went down or away or an
-// address was deleted (the kernel drops routes on those without a route
-// notification), or events were lost.
-func (b *Backend) kernelRoutes() (map[Key]rtnl.Route, error) {
+// drainEvents applies the monitor's queued notifications to the caches:
+// someone else touching a Kedge route or key, a link going down or away or
+// an address deleted (the kernel drops routes on those without a route
+// notification) or lost events drop the route cache; any link event drops
+// the link list.
+func (b *Backend) drainEvents() {
 	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
 		switch {
-		case b.cache == nil:
 		case !ev.IsRoute:
+			if ev.Type == unix.RTM_NEWLINK || ev.Type == unix.RTM_DELLINK {
+				b.links = nil
+			}
 			if ev.Removal {
 				b.cache = nil
 			}
+		case b.cache == nil:
 		case ev.Route.Protocol == b.proto:
 			b.cache = nil
 		default:
@@ -129,8 +137,31 @@ func (b *Backend) kernelRoutes() (map[Key]rtnl.Route, error) {
 		}
 	})
 	if err != nil || overflow {
-		b.cache = nil
+		b.cache, b.links = nil, nil
 	}
+}
+
+// linkList returns the namespace's links, from a cache kept true by the
+// monitor: listing them costs more than a one-route Set's own messages.
+// The caller must not modify the slice.
+func (b *Backend) linkList() ([]rtnl.Link, error) {
+	b.drainEvents()
+	if b.links != nil {
+		return b.links, nil
+	}
+	links, err := b.conn.Links()
+	if err != nil {
+		return nil, err
+	}
+	b.links = links
+	return links, nil
+}
+
+// kernelRoutes returns Kedge's routes in the kernel, keyed. It keeps them
+// cached between Sets and reads the kernel again only when drainEvents
+// dropped the cache.
+func (b *Backend) kernelRoutes() (map[Key]rtnl.Route, error) {
+	b.drainEvents()
 	if b.cache != nil {
 		return b.cache, nil
 	}
