@@ -46,7 +46,7 @@ func (d *Daemon) startRoutes(dp *dataplane, on bool, avail map[string]bool) ([]p
 		return nil, nil
 	}
 	ap := &routeApplier{b: b, st: d.st, log: log}
-	rec := reconcile.New[intent.RouteSet](d.st, timedIntent(log, currentRoutes), ap, reconcile.Options[intent.RouteSet]{
+	rec := reconcile.New[intent.RouteSet](d.st, timedIntent(log, currentRoutes(&intent.RouteCache{})), ap, reconcile.Options[intent.RouteSet]{
 		Name: "routes", Logger: log, Prefixes: routeConfigPrefixes, StatePrefixes: routeStatePrefixes})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -71,8 +71,11 @@ func (d *Daemon) startRoutes(dp *dataplane, on bool, avail map[string]bool) ([]p
 }
 
 // currentRoutes is the reconciler's intent: the routes under the accord
-// of the level in effect.
-func currentRoutes(t *tree.Tree) (intent.RouteSet, error) { return intent.Routes(t, accord.Current(t)) }
+// of the level in effect, through a cache only the reconciler uses (the
+// posture step computes its own, under the target accord).
+func currentRoutes(c *intent.RouteCache) reconcile.Intent[intent.RouteSet] {
+	return func(t *tree.Tree) (intent.RouteSet, error) { return c.Routes(t, accord.Current(t)) }
+}
 
 // timedIntent logs how long the intent took, at debug level: with
 // 100,000 routes it is a visible part of a reconcile.

@@ -43,7 +43,7 @@ func newRoutesRig(t *testing.T) *routesRig {
 	t.Cleanup(func() { st.Close() })
 	fake := routetest.New("eth0", "veth1")
 	ap := &routeApplier{b: fake, st: st, log: testLogger(t)}
-	rec := reconcile.New[intent.RouteSet](st, currentRoutes, ap, reconcile.Options[intent.RouteSet]{
+	rec := reconcile.New[intent.RouteSet](st, currentRoutes(&intent.RouteCache{}), ap, reconcile.Options[intent.RouteSet]{
 		Name: "routes", Prefixes: routeConfigPrefixes, StatePrefixes: routeStatePrefixes, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -37,6 +37,14 @@ func (in *Inst) Schema() *Node { return in.s }
 // Parent returns the enclosing instance, nil for the root.
 func (in *Inst) Parent() *Inst { return in.parent }
 
+// Stamp identifies the last transaction that wrote one of the instance's
+// own leaves (not its children's). While the same *Inst keeps the same
+// stamp its leaf values are unchanged, so a consumer may cache what it
+// derived from them; a rolled-back write changes the stamp but not the
+// values, which only costs that consumer a recomputation. Read it under
+// the store's lock, like the values.
+func (in *Inst) Stamp() uint64 { return in.mark }
+
 // Keys returns a list entry's key values in key order.
 func (in *Inst) Keys() []Value {
 	keys := make([]Value, len(in.s.Keys))
@@ -78,6 +86,10 @@ func (in *Inst) Sub(name string) *Inst {
 	}
 	return in.subs[n.slot]
 }
+
+// SubAt is Sub by schema node, for loops over many entries: n must be a
+// container child of the instance's schema node (from Node.Child).
+func (in *Inst) SubAt(n *Node) *Inst { return in.subs[n.slot] }
 
 // Entries calls fn for each entry of the named list child, in no
 // particular order, until fn returns false.

@@ -349,3 +349,59 @@ func TestOperationalEntries(t *testing.T) {
 		t.Fatalf("adopted entry lacks its config key:\n%s", dump(tr))
 	}
 }
+
+// A consumer caching what it derived from an instance relies on Stamp:
+// it must change with every write of the instance's own leaves and with
+// nothing else.
+func TestStampFollowsOwnLeaves(t *testing.T) {
+	tr := New(testSchema(t))
+	r2 := "/top/routes/route[prefix=10.0.1.0/24][table=254]"
+	if _, err := apply(t, tr, false, op{"update", r1 + "/config/device", strVal("eth0")},
+		op{"update", r2 + "/config/device", strVal("eth0")}); err != nil {
+		t.Fatal(err)
+	}
+	config := func(path string) *Inst {
+		t.Helper()
+		tg, ok, err := tr.Lookup(p(t, path+"/config/device"))
+		if err != nil || !ok {
+			t.Fatalf("lookup %s: %v %v", path, ok, err)
+		}
+		return tg.In
+	}
+	c1, c2 := config(r1), config(r2)
+	s1, s2 := c1.Stamp(), c2.Stamp()
+	if s1 == 0 || s2 == 0 {
+		t.Fatalf("stamps of written instances are %d and %d, want non-zero", s1, s2)
+	}
+	// Rewriting the same value is no write.
+	if _, err := apply(t, tr, false, op{"update", r1 + "/config/device", strVal("eth0")}); err != nil {
+		t.Fatal(err)
+	}
+	if c1.Stamp() != s1 {
+		t.Fatal("an unchanged value moved the stamp")
+	}
+	// A write to one entry moves only its stamp.
+	if _, err := apply(t, tr, false, op{"update", r1 + "/config/metric", uintVal(5)}); err != nil {
+		t.Fatal(err)
+	}
+	if c1.Stamp() == s1 || c2.Stamp() != s2 {
+		t.Fatalf("after writing r1: r1 %d→%d, r2 %d→%d", s1, c1.Stamp(), s2, c2.Stamp())
+	}
+	// State writes below an entry are another instance's leaves.
+	s1 = c1.Stamp()
+	if _, err := apply(t, tr, true, op{"update", r1 + "/state/status", strVal("installed")}); err != nil {
+		t.Fatal(err)
+	}
+	if c1.Stamp() != s1 {
+		t.Fatal("a state write moved the config instance's stamp")
+	}
+	// A failed transaction may move the stamp, never the values.
+	before := dump(tr)
+	if _, err := apply(t, tr, false, op{"update", r1 + "/config/device", strVal("eth1")},
+		op{"update", r1 + "/config/metric", uintVal(1001)}); err == nil {
+		t.Fatal("out-of-range metric accepted")
+	}
+	if dump(tr) != before {
+		t.Fatal("a failed transaction changed the tree")
+	}
+}

@@ -1,7 +1,9 @@
 package intent
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -97,4 +99,10 @@ func podRoutes(pods *tree.Inst, full bool, set *RouteSet, consider func(route.Ro
 		}
 		return true
 	})
+	// Entries runs in map order; equal trees give equal sets.
+	byKey := func(a, b PodRef) int {
+		return cmp.Or(cmp.Compare(a.Key.ContainerID, b.Key.ContainerID), cmp.Compare(a.Key.IfName, b.Key.IfName))
+	}
+	slices.SortFunc(set.Pods, byKey)
+	slices.SortFunc(set.PodsPending, byKey)
 }

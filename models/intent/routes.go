@@ -100,16 +100,16 @@ type subject struct {
 // whole intent, so one bad entry never keeps the rest out of the kernel;
 // the error result is for the reconciler's and posture step's intent
 // signatures and is nil.
-func Routes(t *tree.Tree, a accord.Accord) (RouteSet, error) { return routes(t, a, true) }
+func Routes(t *tree.Tree, a accord.Accord) (RouteSet, error) { return routes(t, a, true, nil) }
 
 // RouteConfig is Routes without the withheld and state bookkeeping, for a
 // posture step or reconciler that only needs the backend's Config.
 func RouteConfig(t *tree.Tree, a accord.Accord) (route.Config, error) {
-	s, err := routes(t, a, false)
+	s, err := routes(t, a, false, nil)
 	return s.Config, err
 }
 
-func routes(t *tree.Tree, a accord.Accord, full bool) (RouteSet, error) {
+func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteSet, error) {
 	var set RouteSet
 	k := t.Root().Sub("kedge")
 	if k == nil {
@@ -137,7 +137,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool) (RouteSet, error) {
 	// them) and are sorted in place afterwards: at 100,000 routes a
 	// separate working slice is 17 MB more to allocate and copy.
 	set.Config.Routes = make([]route.Route, 0, n)
-	var origins []Origin
+	origins := make([]Origin, 0, n)
 	reasons := withholdReasons{prefix: "posture level " + strconv.Itoa(int(a.Level)) + " (" + a.RoutePolicy + "): "}
 	consider := func(r route.Route, o Origin, s subject) {
 		if ok, why := keepRoute(a, s, eps); ok {
@@ -147,7 +147,9 @@ func routes(t *tree.Tree, a accord.Accord, full bool) (RouteSet, error) {
 			set.Withheld = append(set.Withheld, Withheld{Dst: r.Dst, Table: r.Table, Reason: reasons.get(why), Origin: o})
 		}
 	}
-	if rt != nil {
+	if rt != nil && cache != nil {
+		cache.walk(rt, full, &set, consider)
+	} else if rt != nil {
 		var leaves *routeNodes
 		rt.Entries("route", func(in *tree.Inst) bool {
 			c := in.Sub("config")
@@ -157,39 +159,42 @@ func routes(t *tree.Tree, a accord.Accord, full bool) (RouteSet, error) {
 			if leaves == nil {
 				leaves = newRouteNodes(c.Schema())
 			}
-			// The list keys are leafrefs to these config leaves: the same
-			// values, read without allocating the key slice.
-			o := Origin{Prefix: c.Leaf(leaves.prefix).Str(), Table: uint32(c.Leaf(leaves.table).UintVal())}
+			e := leaves.translate(c)
+			o := e.origin
 			if full {
 				o.Stated = stated(in)
 			}
-			r, err := leaves.route(c)
-			if err != nil {
+			if e.err != nil {
 				if full {
-					set.Invalid = append(set.Invalid, Withheld{Dst: r.Dst, Table: o.Table, Reason: err.Error(), Origin: o})
+					set.Invalid = append(set.Invalid, Withheld{Dst: e.route.Dst, Table: o.Table, Reason: e.err.Error(), Origin: o})
 				}
 				return true
 			}
-			s := subject{class: c.Leaf(leaves.class).Str(), tier: c.Leaf(leaves.tier).Str(), dst: r.Dst}
-			if s.tier == "" {
-				s.tier = accord.TierOperator
-			}
-			consider(r, o, s)
+			consider(e.route, o, e.subject)
 			return true
 		})
+	}
+	// With a cache, the routes so far came out in order; only the pods'
+	// and overlay routes after them need sorting, then a merge.
+	sorted := 0
+	if cache != nil {
+		sorted = len(set.Config.Routes)
 	}
 	if pods != nil {
 		podRoutes(pods, full, &set, consider)
 	}
 	overlayRoutes(t, consider)
 	// Entries runs in map order; sort so equal trees give equal Configs.
-	rs := set.Config.Routes
+	rs, ors := set.Config.Routes[sorted:], origins[sorted:]
 	order := sortOrder(len(rs), func(i int) (netip.Prefix, uint32) { return rs[i].Dst, rs[i].Table },
-		func(i, j int) int { return compareOrigin(origins[i], origins[j]) })
+		func(i, j int) int { return compareOrigin(ors[i], ors[j]) })
 	permute(order, func(i, j int) {
 		rs[i], rs[j] = rs[j], rs[i]
-		origins[i], origins[j] = origins[j], origins[i]
+		ors[i], ors[j] = ors[j], ors[i]
 	})
+	if sorted > 0 && len(rs) > 0 {
+		set.Config.Routes, origins = mergeSorted(set.Config.Routes, origins, sorted)
+	}
 	if full {
 		set.Origins = origins
 	}
@@ -228,6 +233,19 @@ func newRouteNodes(config *tree.Node) *routeNodes {
 		device: config.Child("device"), metric: config.Child("metric"), class: config.Child("class"), tier: config.Child("tier")}
 }
 
+// translate reads one route entry's config into its route, origin (the
+// list keys are leafrefs to these config leaves: the same values, read
+// without allocating the key slice) and policy subject.
+func (l *routeNodes) translate(c *tree.Inst) translated {
+	o := Origin{Prefix: c.Leaf(l.prefix).Str(), Table: uint32(c.Leaf(l.table).UintVal())}
+	r, err := l.route(c)
+	s := subject{class: c.Leaf(l.class).Str(), tier: c.Leaf(l.tier).Str(), dst: r.Dst}
+	if s.tier == "" {
+		s.tier = accord.TierOperator
+	}
+	return translated{route: r, origin: o, subject: s, err: err}
+}
+
 func (l *routeNodes) route(c *tree.Inst) (route.Route, error) {
 	pfx := c.Leaf(l.prefix).Str()
 	dst, err := netip.ParsePrefix(pfx)
@@ -260,21 +278,11 @@ func sortOrder(n int, at func(int) (netip.Prefix, uint32), tie func(i, j int) in
 	keys := make([]sortKey, n)
 	for i := range keys {
 		p, table := at(i)
-		a := p.Addr().As16()
-		keys[i] = sortKey{table: table, v6: p.Addr().Is6(), bits: int16(p.Bits()),
-			hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:]), idx: int32(i)}
+		keys[i] = keyOf(p, table)
+		keys[i].idx = int32(i)
 	}
 	slices.SortFunc(keys, func(x, y sortKey) int {
-		if x.table != y.table {
-			return cmp.Compare(x.table, y.table)
-		}
-		if x.v6 != y.v6 {
-			if x.v6 {
-				return 1
-			}
-			return -1
-		}
-		if c := cmp.Or(cmp.Compare(x.hi, y.hi), cmp.Compare(x.lo, y.lo), cmp.Compare(x.bits, y.bits)); c != 0 {
+		if c := compareKeys(x, y); c != 0 {
 			return c
 		}
 		return tie(int(x.idx), int(y.idx)) // rare: two entries with one key
@@ -284,6 +292,58 @@ func sortOrder(n int, at func(int) (netip.Prefix, uint32), tie func(i, j int) in
 		out[i] = k.idx
 	}
 	return out
+}
+
+func keyOf(p netip.Prefix, table uint32) sortKey {
+	a := p.Addr().As16()
+	return sortKey{table: table, v6: p.Addr().Is6(), bits: int16(p.Bits()),
+		hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:])}
+}
+
+// compareKeys orders by table, then address (IPv4 before IPv6), then
+// prefix length; idx is not compared.
+func compareKeys(x, y sortKey) int {
+	switch {
+	case x.table != y.table:
+		return cmp.Compare(x.table, y.table)
+	case x.v6 != y.v6:
+		if x.v6 {
+			return 1
+		}
+		return -1
+	case x.hi != y.hi:
+		return cmp.Compare(x.hi, y.hi)
+	case x.lo != y.lo:
+		return cmp.Compare(x.lo, y.lo)
+	}
+	return cmp.Compare(x.bits, y.bits)
+}
+
+// compareRoutes is the order of a RouteSet's routes.
+func compareRoutes(a route.Route, ao Origin, b route.Route, bo Origin) int {
+	if c := compareKeys(keyOf(a.Dst, a.Table), keyOf(b.Dst, b.Table)); c != 0 {
+		return c
+	}
+	return compareOrigin(ao, bo)
+}
+
+// mergeSorted merges the two sorted runs [0, split) and [split, len) of
+// routes and their origins into new slices.
+func mergeSorted(rs []route.Route, ors []Origin, split int) ([]route.Route, []Origin) {
+	outR, outO := make([]route.Route, 0, len(rs)), make([]Origin, 0, len(ors))
+	i, j := 0, split
+	for i < split && j < len(rs) {
+		if compareRoutes(rs[j], ors[j], rs[i], ors[i]) < 0 {
+			outR, outO = append(outR, rs[j]), append(outO, ors[j])
+			j++
+		} else {
+			outR, outO = append(outR, rs[i]), append(outO, ors[i])
+			i++
+		}
+	}
+	outR, outO = append(outR, rs[i:split]...), append(outO, ors[i:split]...)
+	outR, outO = append(outR, rs[j:]...), append(outO, ors[j:]...)
+	return outR, outO
 }
 
 // permute reorders in place so that position i receives what was at

@@ -1,0 +1,140 @@
+package intent
+
+import (
+	"slices"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/models/accord"
+)
+
+// RouteCache makes the reconciler's routes intent cheap after a small
+// change to a big table. It keeps, between two intents over the same
+// tree, the translation of every /kedge/routes entry (remembered with its
+// config instance's tree.Stamp, so an entry that changed or is new is read
+// again) and the entries in output order (so only new entries are sorted,
+// then merged). The accord's decisions, pods and overlay routes are
+// recomputed every time: they are few, or depend on more than one entry.
+//
+// The cache holds *tree.Inst pointers, read only inside the intent, which
+// runs under the store's lock. Entries gone from the tree are dropped by
+// the first intent that no longer sees them. A RouteCache is not safe for
+// concurrent use; give each caller its own.
+type RouteCache struct {
+	byConfig map[*tree.Inst]*cachedRoute
+	order    []*cachedRoute // live entries in output order
+	gen      uint64         // this intent's generation; entries it saw carry it
+	leaves   *routeNodes
+	// schema nodes of an entry's config and state containers and of the
+	// state's status leaf, looked up once
+	config, state, status *tree.Node
+}
+
+// translated is what one route entry's config says, before any accord.
+type translated struct {
+	route   route.Route
+	origin  Origin // Stated is filled per intent, not cached
+	subject subject
+	err     error
+}
+
+type cachedRoute struct {
+	translated
+	key           sortKey
+	entry, config *tree.Inst
+	stamp, gen    uint64
+}
+
+// Routes is the package's Routes, reusing the translations and order of
+// unchanged entries.
+func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord) (RouteSet, error) {
+	if c.byConfig == nil {
+		c.byConfig = map[*tree.Inst]*cachedRoute{}
+	}
+	c.gen++
+	return routes(t, a, true, c)
+}
+
+// walk offers every /kedge/routes entry to consider, in output order.
+func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func(route.Route, Origin, subject)) {
+	var fresh []*cachedRoute
+	seen := 0
+	rt.Entries("route", func(in *tree.Inst) bool {
+		if c.config == nil {
+			c.config, c.state = in.Schema().Child("config"), in.Schema().Child("state")
+			c.status = c.state.Child("status")
+		}
+		cfg := in.SubAt(c.config)
+		if cfg == nil {
+			return true
+		}
+		seen++
+		e := c.byConfig[cfg]
+		if e != nil && e.stamp == cfg.Stamp() && e.entry == in {
+			e.gen = c.gen
+			return true
+		}
+		if c.leaves == nil {
+			c.leaves = newRouteNodes(cfg.Schema())
+		}
+		ne := &cachedRoute{translated: c.leaves.translate(cfg), entry: in, config: cfg, stamp: cfg.Stamp(), gen: c.gen}
+		ne.key = keyOf(ne.route.Dst, ne.origin.Table)
+		if e != nil {
+			e.gen = 0 // replaced: dropped from the order below
+		}
+		c.byConfig[cfg] = ne
+		fresh = append(fresh, ne)
+		return true
+	})
+	if len(fresh) > 0 || len(c.order) != seen {
+		c.reorder(fresh)
+	}
+	for _, e := range c.order {
+		o := e.origin
+		if full {
+			st := e.entry.SubAt(c.state)
+			o.Stated = st != nil && st.Leaf(c.status).IsSet()
+		}
+		if e.err != nil {
+			if full {
+				set.Invalid = append(set.Invalid, Withheld{Dst: e.route.Dst, Table: o.Table, Reason: e.err.Error(), Origin: o})
+			}
+			continue
+		}
+		consider(e.route, o, e.subject)
+	}
+}
+
+// reorder drops the entries this intent did not see and merges the fresh
+// ones, sorted, into the order.
+func (c *RouteCache) reorder(fresh []*cachedRoute) {
+	kept := make([]*cachedRoute, 0, len(c.order))
+	for _, e := range c.order {
+		if e.gen == c.gen {
+			kept = append(kept, e)
+		} else if c.byConfig[e.config] == e {
+			delete(c.byConfig, e.config)
+		}
+	}
+	slices.SortFunc(fresh, compareCached)
+	out := make([]*cachedRoute, 0, len(kept)+len(fresh))
+	i, j := 0, 0
+	for i < len(kept) && j < len(fresh) {
+		if compareCached(fresh[j], kept[i]) < 0 {
+			out = append(out, fresh[j])
+			j++
+		} else {
+			out = append(out, kept[i])
+			i++
+		}
+	}
+	out = append(append(out, kept[i:]...), fresh[j:]...)
+	c.order = out
+}
+
+func compareCached(a, b *cachedRoute) int {
+	if c := compareKeys(a.key, b.key); c != 0 {
+		return c
+	}
+	return compareOrigin(a.origin, b.origin)
+}

@@ -1,0 +1,122 @@
+package intent
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/models/accord"
+)
+
+// TestRouteCacheMatchesRoutes replays random changes (routes added,
+// changed and deleted, state written, pods and overlay routes sharing
+// destinations with routes, failed transactions, level changes) and checks
+// after each that the cached intent equals the uncached one exactly.
+func TestRouteCacheMatchesRoutes(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			var ls []leaf
+			ls = append(ls, podLeaves("c1", `["10.40.0.3/32"]`, "veth1", "underlay", "")...)
+			ls = append(ls, podLeaves("c2", `["10.40.0.9/32"]`, "veth2", "overlay", "master")...)
+			peer := "/kedge/mesh/peers/peer[name=p1]/config/"
+			ls = append(ls, leaf{peer + "name", s("p1")}, leaf{peer + "public-key", s(key(1))},
+				leaf{peer + "allowed-ips", js(`["10.40.0.5/32","10.41.0.0/16"]`)})
+			ep := "/kedge/routes/endpoints/endpoint[name=prom]/config/"
+			ls = append(ls, leaf{ep + "name", s("prom")}, leaf{ep + "kind", s("monitoring")}, leaf{ep + "prefix", s("10.40.0.0/29")})
+			tr := build(t, ls)
+
+			prefix := func() string { return fmt.Sprintf("10.40.0.%d/32", rng.IntN(12)) }
+			entry := func(p string) string { return "/kedge/routes/route[prefix=" + p + "][table=254]" }
+			classes := []string{"overlay", "underlay", "management", "monitoring", "incident"}
+			var cache RouteCache
+			most := 0
+			for step := range 300 {
+				var ops []op
+				what := rng.IntN(10)
+				switch {
+				case what < 4: // add or change a route
+					p := prefix()
+					c := entry(p) + "/config/"
+					ops = append(ops, op{path: c + "prefix", val: s(p)}, op{path: c + "table", val: u(254)}, op{path: c + "device", val: s("eth0")},
+						op{path: c + "class", val: s(classes[rng.IntN(len(classes))])}, op{path: c + "metric", val: u(uint64(rng.IntN(3)))})
+					if rng.IntN(2) == 0 {
+						ops = append(ops, op{path: c + "tier", val: s([]string{"master", "operator"}[rng.IntN(2)])})
+					}
+				case what < 6: // delete a route
+					ops = append(ops, op{path: entry(prefix())})
+				case what < 7: // a transaction that fails and rolls back
+					c := entry(prefix()) + "/config/"
+					ops = append(ops, op{path: c + "metric", val: u(7)}, op{path: c + "class", val: s("not-a-class")})
+				case what < 8: // state, which only moves Stated
+					ops = append(ops, op{path: entry(prefix()) + "/state/status", val: s("installed"), state: true})
+				case what < 9: // a pod moves
+					ops = append(ops, op{path: "/kedge/pods/pod[container-id=c1][ifname=eth0]/config/addresses",
+						val: js(`["` + prefix() + `"]`)})
+				default: // nothing changes but the level
+				}
+				applyOps(t, tr, ops)
+				acc, _ := accord.Default(uint8(1 + rng.IntN(5)))
+				got, err := cache.Routes(tr, acc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := Routes(tr, acc)
+				most = max(most, len(cache.order))
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("step %d (op kind %d, level %d): cached intent differs:\ngot  %+v\nwant %+v",
+						step, what, acc.Level, got, want)
+				}
+			}
+			if most < 6 {
+				t.Errorf("the table never held more than %d routes: the changes did not apply", most)
+			}
+			if len(cache.byConfig) != len(cache.order) {
+				t.Errorf("cache keeps %d entries for %d routes", len(cache.byConfig), len(cache.order))
+			}
+		})
+	}
+}
+
+// op is one write: a value to update, nil to delete; state selects a
+// state transaction. Writes of one step that fail roll back together.
+type op struct {
+	path  string
+	val   *gpb.TypedValue
+	state bool
+}
+
+func applyOps(t *testing.T, tr *tree.Tree, ops []op) {
+	t.Helper()
+	if len(ops) == 0 {
+		return
+	}
+	tx, err := tr.Begin(ops[0].state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range ops {
+		p, err := tree.ParsePath(o.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.val == nil {
+			err = tx.Delete(p)
+		} else {
+			err = tx.Update(p, o.val)
+		}
+		if err != nil {
+			tx.Rollback()
+			return
+		}
+	}
+	if err := tx.Validate(); err != nil {
+		tx.Rollback()
+		return
+	}
+	tx.Commit()
+}
