@@ -1,7 +1,7 @@
 package intent
 
 import (
-	"slices"
+	"net/netip"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -48,8 +48,12 @@ type cachedRoute struct {
 // Routes is the package's Routes, reusing the translations and order of
 // unchanged entries.
 func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord) (RouteSet, error) {
-	if c.byConfig == nil {
-		c.byConfig = map[*tree.Inst]*cachedRoute{}
+	if len(c.byConfig) == 0 {
+		n := 0
+		if k := t.Root().Sub("kedge"); k != nil && k.Sub("routes") != nil {
+			n = k.Sub("routes").Len("route")
+		}
+		c.byConfig = make(map[*tree.Inst]*cachedRoute, n)
 	}
 	c.gen++
 	return routes(t, a, true, c)
@@ -58,6 +62,7 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord) (RouteSet, error) {
 // walk offers every /kedge/routes entry to consider, in output order.
 func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func(route.Route, Origin, subject)) {
 	var fresh []*cachedRoute
+	var slab []cachedRoute
 	seen := 0
 	rt.Entries("route", func(in *tree.Inst) bool {
 		if c.config == nil {
@@ -77,7 +82,15 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 		if c.leaves == nil {
 			c.leaves = newRouteNodes(cfg.Schema())
 		}
-		ne := &cachedRoute{translated: c.leaves.translate(cfg), entry: in, config: cfg, stamp: cfg.Stamp(), gen: c.gen}
+		if len(slab) == 0 {
+			// Entries come from chunks, not one allocation each: a bulk
+			// Set of 100,000 routes would otherwise make 100,000 objects
+			// for the collector to trace.
+			slab = make([]cachedRoute, min(max(rt.Len("route")-seen+1, 16), 4096))
+		}
+		ne := &slab[0]
+		slab = slab[1:]
+		*ne = cachedRoute{translated: c.leaves.translate(cfg), entry: in, config: cfg, stamp: cfg.Stamp(), gen: c.gen}
 		ne.key = keyOf(ne.route.Dst, ne.origin.Table)
 		if e != nil {
 			e.gen = 0 // replaced: dropped from the order below
@@ -116,7 +129,11 @@ func (c *RouteCache) reorder(fresh []*cachedRoute) {
 			delete(c.byConfig, e.config)
 		}
 	}
-	slices.SortFunc(fresh, compareCached)
+	// Sort keys by value, not through the pointers: after a bulk Set
+	// fresh holds every entry, and chasing pointers dominates the sort.
+	order := sortOrder(len(fresh), func(i int) (netip.Prefix, uint32) { return fresh[i].route.Dst, fresh[i].origin.Table },
+		func(i, j int) int { return compareOrigin(fresh[i].origin, fresh[j].origin) })
+	permute(order, func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	out := make([]*cachedRoute, 0, len(kept)+len(fresh))
 	i, j := 0, 0
 	for i < len(kept) && j < len(fresh) {

@@ -96,6 +96,15 @@ func BenchmarkRoutesOneChange(b *testing.B) {
 				}
 			}
 		})
+		b.Run(name+"/cold-cache", func(b *testing.B) {
+			// The first intent after a bulk Set: every entry is new.
+			for b.Loop() {
+				var cold RouteCache
+				if set, err := cold.Routes(tr, acc); err != nil || len(set.Config.Routes) != n {
+					b.Fatalf("%d routes, err %v", len(set.Config.Routes), err)
+				}
+			}
+		})
 		b.Run(name+"/uncached", func(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				b.StopTimer()
