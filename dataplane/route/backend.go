@@ -78,20 +78,27 @@ type Backend struct {
 	cache map[Key]rtnl.Route
 	// links is the namespace's links as last listed, kept true the same
 	// way; nil means list them.
-	links   []rtnl.Link
-	dumped  bool // the current Set read the kernel's routes
+	links       []rtnl.Link
+	linkEpoch   uint64 // counts the times links was dropped
+	dumped      bool   // the current Set read the kernel's routes
+	incremental bool   // the current Set took the fast path
+	// prev is the last Set's routes and outcome, the fast path's reference.
+	prev    lastSet
 	scratch scratch
 }
 
 // scratch is per-Set working memory reused across Sets.
 type scratch struct {
-	norm  []Route
-	errs  []error
-	keys  map[Key]int
-	arena []byte
-	reqs  []rtnl.Request
-	sent  []rtnl.Route
-	idx   []int
+	// spareNorm and spareStatus are the buffers of the Set before prev,
+	// free for the next one.
+	spareNorm   []Route
+	spareStatus []RouteStatus
+	errs        []error
+	keys        map[Key]int
+	arena       []byte
+	reqs        []rtnl.Request
+	sent        []rtnl.Route
+	idx         []int
 }
 
 type heldState struct {
@@ -231,7 +238,10 @@ type Status struct {
 	Messages   int  // route and rule requests the last Set sent
 	Sends      int  // netlink sendmsg calls they took (batching)
 	ReadKernel bool // the Set read Kedge's routes from the kernel, not its cache
-	Applied    time.Time
+	// Incremental: the Set planned its routes from the previous Set's
+	// (Config in key order, kernel untouched by others), not from scratch.
+	Incremental bool
+	Applied     time.Time
 }
 
 // Status returns the result of the last Set.

@@ -55,7 +55,7 @@ func (b *Backend) set(ctx context.Context, cfg Config) error {
 	errs = append(errs, ruleErrs...)
 
 	routeStatus, stale, added, routeErrs, err := b.addRoutes(ctx, cfg.Routes, index)
-	st.Routes, st.Added, st.ReadKernel = routeStatus, added, b.dumped
+	st.Routes, st.Added, st.ReadKernel, st.Incremental = routeStatus, added, b.dumped, b.incremental
 	errs = append(errs, routeErrs...)
 	if err != nil {
 		// The adds did not all happen, so nothing may be deleted yet.
@@ -71,8 +71,11 @@ func (b *Backend) set(ctx context.Context, cfg Config) error {
 	if len(cfg.Interfaces) > 0 || len(b.links) != len(links) {
 		// Interfaces were (or may have been) made or deleted: list them
 		// again next time rather than trust the notifications' timing.
-		b.links = nil
+		b.dropLinks()
 	}
+	// The fast path may start from this Set only if it left the kernel
+	// holding exactly this Config's routes (failed ones aside).
+	b.prev.ok = b.prev.ordered && err == nil && len(delErrs) == 0 && removed == len(stale) && b.held == nil && b.cache != nil
 
 	after := b.conn.Counters()
 	st.Messages, st.Sends = after.Messages-before.Messages, after.Sends-before.Sends
@@ -122,7 +125,7 @@ func (b *Backend) drainEvents() {
 		switch {
 		case !ev.IsRoute:
 			if ev.Type == unix.RTM_NEWLINK || ev.Type == unix.RTM_DELLINK {
-				b.links = nil
+				b.dropLinks()
 			}
 			if ev.Removal {
 				b.cache = nil
@@ -137,8 +140,16 @@ func (b *Backend) drainEvents() {
 		}
 	})
 	if err != nil || overflow {
-		b.cache, b.links = nil, nil
+		b.cache = nil
+		b.dropLinks()
 	}
+}
+
+// dropLinks forgets the link list; linkEpoch tells the fast path that
+// device names may now resolve differently.
+func (b *Backend) dropLinks() {
+	b.links = nil
+	b.linkEpoch++
 }
 
 // linkList returns the namespace's links, from a cache kept true by the
@@ -188,66 +199,24 @@ func (b *Backend) addRoutes(ctx context.Context, routes []Route, index map[strin
 		return nil, nil, 0, nil, err
 	}
 	sc := &b.scratch
-	norm, check := grow(sc.norm, len(routes)), grow(sc.errs, len(routes))
-	clear(check)
-	if sc.keys == nil {
-		sc.keys = make(map[Key]int, len(routes))
+	p := routePlan{norm: grow(sc.spareNorm, len(routes)), st: grow(sc.spareStatus, len(routes)),
+		arena: sc.arena[:0], reqs: sc.reqs[:0], sent: sc.sent[:0], idx: sc.idx[:0]}
+	b.incremental = b.fastPlan(routes, index, kernel, &p)
+	if !b.incremental {
+		p.reset()
+		b.fullPlan(routes, index, kernel, &p)
 	}
-	keys := sc.keys
-	clear(keys)
-	normalizeRoutes(routes, norm, check, keys)
-	st = grow(b.status.Routes, len(routes))
-	arena := sc.arena[:0]
-	reqs, sent, reqIdx := sc.reqs[:0], sc.sent[:0], sc.idx[:0]
-	defer func() {
-		// Kept for the next Set: a one-route change to a big Config then
-		// allocates almost nothing, which keeps GC off the latency tail.
-		sc.norm, sc.errs, sc.arena, sc.reqs, sc.sent, sc.idx = norm, check, arena, reqs, sent, reqIdx
-	}()
-	for i, r := range routes {
-		n := norm[i]
-		st[i] = RouteStatus{State: StateInstalled}
-		if check[i] != nil {
-			st[i].State, st[i].Err = StateFailed, &RouteError{Route: r, Err: check[i]}
-			continue
-		}
-		oif := 0
-		if n.Device != "" {
-			var ok bool
-			if oif, ok = index[n.Device]; !ok {
-				st[i].State = StateFailed
-				st[i].Err = &RouteError{Route: r, Err: fmt.Errorf("%w %q", ErrUnknownDevice, n.Device)}
-				continue
-			}
-		}
-		want := b.toKernel(n, oif)
-		flags := uint16(rtnl.FlagCreate)
-		if have, ok := kernel[kernelKey(want)]; ok {
-			if sameRoute(want, have) {
-				continue
-			}
-			flags = rtnl.FlagReplace
-		}
-		var req rtnl.Request
-		arena, req = rtnl.AppendRoute(arena, want, flags)
-		reqs = append(reqs, req)
-		sent = append(sent, want)
-		reqIdx = append(reqIdx, i)
-	}
-	for k, r := range kernel {
-		if _, inCfg := keys[k]; !inCfg && (b.held == nil || !b.held.routes[k]) {
-			stale = append(stale, r)
-		}
-	}
-	results, err := b.conn.Exec(ctx, reqs, b.batch)
+	st, stale = p.st, p.stale
+	sc.arena, sc.reqs, sc.sent, sc.idx = p.arena, p.reqs, p.sent, p.idx
+	results, err := b.conn.Exec(ctx, p.reqs, b.batch)
 	unsent := map[int]bool{}
 	for j, rerr := range results {
-		i := reqIdx[j]
+		i := p.idx[j]
 		switch {
 		case rerr == nil:
 			added++
 			if b.cache != nil {
-				b.cache[kernelKey(sent[j])] = sent[j]
+				b.cache[kernelKey(p.sent[j])] = p.sent[j]
 			}
 		case errors.Is(rerr, rtnl.ErrAckLost):
 			b.cache = nil // outcome unknown: read the kernel next time
@@ -269,7 +238,90 @@ func (b *Backend) addRoutes(ctx context.Context, routes []Route, index map[strin
 			errs = append(errs, s.Err)
 		}
 	}
+	// This Set's routes become the fast path's reference; the previous
+	// reference's buffers are reused by the next Set.
+	sc.spareNorm, sc.spareStatus = b.prev.norm, b.prev.status
+	b.prev = lastSet{routes: routes, norm: p.norm, status: st, linkEpoch: b.linkEpoch, ordered: p.ordered}
 	return st, stale, added, errs, err
+}
+
+// routePlan is what a Set sends: the normalized routes, their status so
+// far, the requests (in arena) with the route each installs and the index
+// of its Config route, and the stale Kedge routes to delete afterwards.
+type routePlan struct {
+	norm  []Route
+	st    []RouteStatus
+	arena []byte
+	reqs  []rtnl.Request
+	sent  []rtnl.Route
+	idx   []int
+	stale []rtnl.Route
+	// ordered: the routes are in strict key order (the fast path checks it
+	// as it goes; a full plan checks it for the next Set).
+	ordered bool
+}
+
+func (p *routePlan) reset() {
+	p.arena, p.reqs, p.sent, p.idx, p.stale = p.arena[:0], p.reqs[:0], p.sent[:0], p.idx[:0], nil
+}
+
+// fullPlan compares every route with the kernel.
+func (b *Backend) fullPlan(routes []Route, index map[string]int, kernel map[Key]rtnl.Route, p *routePlan) {
+	sc := &b.scratch
+	check := grow(sc.errs, len(routes))
+	clear(check)
+	if sc.keys == nil {
+		sc.keys = make(map[Key]int, len(routes))
+	}
+	keys := sc.keys
+	clear(keys)
+	normalizeRoutes(routes, p.norm, check, keys)
+	sc.errs = check
+	// The next Set may merge against this one only if it is in key order.
+	p.ordered = true
+	for i := 1; i < len(p.norm) && p.ordered; i++ {
+		a, c := p.norm[i-1], p.norm[i]
+		p.ordered = compareKey(Key{Table: a.Table, Dst: a.Dst, Metric: a.Metric}, Key{Table: c.Table, Dst: c.Dst, Metric: c.Metric}) < 0
+	}
+	for i, r := range routes {
+		if check[i] != nil {
+			p.st[i] = RouteStatus{State: StateFailed, Err: &RouteError{Route: r, Err: check[i]}}
+			continue
+		}
+		b.planRoute(i, r, p.norm[i], index, kernel, p)
+	}
+	for k, r := range kernel {
+		if _, inCfg := keys[k]; !inCfg && (b.held == nil || !b.held.routes[k]) {
+			p.stale = append(p.stale, r)
+		}
+	}
+}
+
+// planRoute plans one valid normalized route: nothing when the kernel
+// already has it, else a create or replace request.
+func (b *Backend) planRoute(i int, r, n Route, index map[string]int, kernel map[Key]rtnl.Route, p *routePlan) {
+	p.st[i] = RouteStatus{State: StateInstalled}
+	oif := 0
+	if n.Device != "" {
+		var ok bool
+		if oif, ok = index[n.Device]; !ok {
+			p.st[i] = RouteStatus{State: StateFailed, Err: &RouteError{Route: r, Err: fmt.Errorf("%w %q", ErrUnknownDevice, n.Device)}}
+			return
+		}
+	}
+	want := b.toKernel(n, oif)
+	flags := uint16(rtnl.FlagCreate)
+	if have, ok := kernel[kernelKey(want)]; ok {
+		if sameRoute(want, have) {
+			return
+		}
+		flags = rtnl.FlagReplace
+	}
+	var req rtnl.Request
+	p.arena, req = rtnl.AppendRoute(p.arena, want, flags)
+	p.reqs = append(p.reqs, req)
+	p.sent = append(p.sent, want)
+	p.idx = append(p.idx, i)
 }
 
 // grow returns s resized to n, reusing its array when it is big enough and

@@ -295,6 +295,11 @@ func sortOrder(n int, at func(int) (netip.Prefix, uint32), tie func(i, j int) in
 }
 
 func keyOf(p netip.Prefix, table uint32) sortKey {
+	if table == 0 {
+		// Table 0 is the main table (route.Route): sort it as the kernel
+		// keys it, so the backend's fast path finds the Config in order.
+		table = 254
+	}
 	a := p.Addr().As16()
 	return sortKey{table: table, v6: p.Addr().Is6(), bits: int16(p.Bits()),
 		hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:])}
