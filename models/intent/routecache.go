@@ -63,6 +63,7 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord) (RouteSet, error) {
 func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func(route.Route, Origin, subject)) {
 	var fresh []*cachedRoute
 	var slab []cachedRoute
+	chunk := 1
 	seen := 0
 	rt.Entries("route", func(in *tree.Inst) bool {
 		if c.config == nil {
@@ -85,8 +86,10 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 		if len(slab) == 0 {
 			// Entries come from chunks, not one allocation each: a bulk
 			// Set of 100,000 routes would otherwise make 100,000 objects
-			// for the collector to trace.
-			slab = make([]cachedRoute, min(max(rt.Len("route")-seen+1, 16), 4096))
+			// for the collector to trace. Chunks start small and double,
+			// since a chunk lives as long as any entry in it.
+			slab = make([]cachedRoute, chunk)
+			chunk = min(2*chunk, 4096)
 		}
 		ne := &slab[0]
 		slab = slab[1:]
