@@ -93,6 +93,7 @@ type scratch struct {
 	// free for the next one.
 	spareNorm   []Route
 	spareStatus []RouteStatus
+	spareRoutes []Route
 	errs        []error
 	keys        map[Key]int
 	arena       []byte

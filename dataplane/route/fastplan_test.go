@@ -53,6 +53,7 @@ func TestFastPlanMatchesKernel(t *testing.T) {
 	cur := map[netip.Prefix]route.Route{}
 	kernel := map[route.Key]route.Route{}
 	incremental := 0
+	var buf []route.Route
 	const steps = 120
 	for step := range steps {
 		for range 1 + rng.IntN(3) {
@@ -63,10 +64,13 @@ func TestFastPlanMatchesKernel(t *testing.T) {
 				cur[p] = variant(p)
 			}
 		}
-		cfg := route.Config{}
+		// One buffer for every step's Config, as the routes intent reuses
+		// its output: Set must keep its own copy.
+		buf = buf[:0]
 		for _, r := range cur {
-			cfg.Routes = append(cfg.Routes, r)
+			buf = append(buf, r)
 		}
+		cfg := route.Config{Routes: buf}
 		slices.SortFunc(cfg.Routes, byKey)
 		shuffled := step%40 == 39
 		if shuffled {

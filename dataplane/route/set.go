@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 	"golang.org/x/sys/unix"
@@ -20,10 +21,14 @@ import (
 // The per-item outcome is in Status. A key present in cfg is never deleted,
 // even when its item failed (the kernel keeps what it had for it).
 //
-// Set keeps cfg for Sweep: the caller must not modify it afterwards.
+// Set keeps its own copy of cfg's routes (for Sweep and for the next
+// Set's fast path): the caller may reuse cfg's slices once it returns.
 func (b *Backend) Set(ctx context.Context, cfg Config) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// Copy into the buffer of two Sets ago: prev still holds the last one.
+	cfg.Routes = append(b.scratch.spareRoutes[:0], cfg.Routes...)
+	b.scratch.spareRoutes = nil
 	b.last = &cfg
 	return b.set(ctx, cfg)
 }
@@ -241,6 +246,9 @@ func (b *Backend) addRoutes(ctx context.Context, routes []Route, index map[strin
 	// This Set's routes become the fast path's reference; the previous
 	// reference's buffers are reused by the next Set.
 	sc.spareNorm, sc.spareStatus = b.prev.norm, b.prev.status
+	if unsafe.SliceData(b.prev.routes) != unsafe.SliceData(routes) { // Sweep passes the same routes again
+		sc.spareRoutes = b.prev.routes
+	}
 	b.prev = lastSet{routes: routes, norm: p.norm, status: st, linkEpoch: b.linkEpoch, ordered: p.ordered}
 	return st, stale, added, errs, err
 }

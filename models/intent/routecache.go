@@ -28,6 +28,10 @@ type RouteCache struct {
 	// schema nodes of an entry's config and state containers and of the
 	// state's status leaf, looked up once
 	config, state, status *tree.Node
+	// out and merged are the returned set's route and origin slices,
+	// reused by the next intent; spare is the order's other buffer.
+	out, merged outBuf
+	spare       []*cachedRoute
 }
 
 // translated is what one route entry's config says, before any accord.
@@ -46,7 +50,10 @@ type cachedRoute struct {
 }
 
 // Routes is the package's Routes, reusing the translations and order of
-// unchanged entries.
+// unchanged entries. The set it returns is valid until the next call:
+// its route and origin slices are reused (route.Backend.Set copies what
+// it keeps), which keeps a one-route reconcile from allocating the whole
+// table again.
 func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord) (RouteSet, error) {
 	if len(c.byConfig) == 0 {
 		n := 0
@@ -124,32 +131,29 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 // reorder drops the entries this intent did not see and merges the fresh
 // ones, sorted, into the order.
 func (c *RouteCache) reorder(fresh []*cachedRoute) {
-	kept := make([]*cachedRoute, 0, len(c.order))
-	for _, e := range c.order {
-		if e.gen == c.gen {
-			kept = append(kept, e)
-		} else if c.byConfig[e.config] == e {
-			delete(c.byConfig, e.config)
-		}
-	}
 	// Sort keys by value, not through the pointers: after a bulk Set
 	// fresh holds every entry, and chasing pointers dominates the sort.
 	order := sortOrder(len(fresh), func(i int) (netip.Prefix, uint32) { return fresh[i].route.Dst, fresh[i].origin.Table },
 		func(i, j int) int { return compareOrigin(fresh[i].origin, fresh[j].origin) })
 	permute(order, func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
-	out := make([]*cachedRoute, 0, len(kept)+len(fresh))
-	i, j := 0, 0
-	for i < len(kept) && j < len(fresh) {
-		if compareCached(fresh[j], kept[i]) < 0 {
+	out := c.spare[:0]
+	j := 0
+	for _, e := range c.order {
+		if e.gen != c.gen {
+			if c.byConfig[e.config] == e {
+				delete(c.byConfig, e.config)
+			}
+			continue
+		}
+		for j < len(fresh) && compareCached(fresh[j], e) < 0 {
 			out = append(out, fresh[j])
 			j++
-		} else {
-			out = append(out, kept[i])
-			i++
 		}
+		out = append(out, e)
 	}
-	out = append(append(out, kept[i:]...), fresh[j:]...)
-	c.order = out
+	out = append(out, fresh[j:]...)
+	clear(c.order) // the spare buffer must not keep dropped entries alive
+	c.spare, c.order = c.order[:0], out
 }
 
 func compareCached(a, b *cachedRoute) int {

@@ -136,8 +136,12 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	// Kept routes go straight into the Config (and their origins beside
 	// them) and are sorted in place afterwards: at 100,000 routes a
 	// separate working slice is 17 MB more to allocate and copy.
-	set.Config.Routes = make([]route.Route, 0, n)
-	origins := make([]Origin, 0, n)
+	var origins []Origin
+	if cache != nil {
+		set.Config.Routes, origins = cache.out.take(n)
+	} else {
+		set.Config.Routes, origins = make([]route.Route, 0, n), make([]Origin, 0, n)
+	}
 	reasons := withholdReasons{prefix: "posture level " + strconv.Itoa(int(a.Level)) + " (" + a.RoutePolicy + "): "}
 	consider := func(r route.Route, o Origin, s subject) {
 		if ok, why := keepRoute(a, s, eps); ok {
@@ -192,8 +196,18 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 		rs[i], rs[j] = rs[j], rs[i]
 		ors[i], ors[j] = ors[j], ors[i]
 	})
+	if cache != nil {
+		cache.out.keep(set.Config.Routes, origins)
+	}
 	if sorted > 0 && len(rs) > 0 {
-		set.Config.Routes, origins = mergeSorted(set.Config.Routes, origins, sorted)
+		var into outBuf
+		if cache != nil {
+			into = cache.merged
+		}
+		set.Config.Routes, origins = mergeSorted(set.Config.Routes, origins, sorted, into)
+		if cache != nil {
+			cache.merged.keep(set.Config.Routes, origins)
+		}
 	}
 	if full {
 		set.Origins = origins
@@ -334,8 +348,8 @@ func compareRoutes(a route.Route, ao Origin, b route.Route, bo Origin) int {
 
 // mergeSorted merges the two sorted runs [0, split) and [split, len) of
 // routes and their origins into new slices.
-func mergeSorted(rs []route.Route, ors []Origin, split int) ([]route.Route, []Origin) {
-	outR, outO := make([]route.Route, 0, len(rs)), make([]Origin, 0, len(ors))
+func mergeSorted(rs []route.Route, ors []Origin, split int, into outBuf) ([]route.Route, []Origin) {
+	outR, outO := into.take(len(rs))
 	i, j := 0, split
 	for i < split && j < len(rs) {
 		if compareRoutes(rs[j], ors[j], rs[i], ors[i]) < 0 {
@@ -350,6 +364,27 @@ func mergeSorted(rs []route.Route, ors []Origin, split int) ([]route.Route, []Or
 	outR, outO = append(outR, rs[j:]...), append(outO, ors[j:]...)
 	return outR, outO
 }
+
+// outBuf is a pair of output slices a RouteCache reuses between intents.
+type outBuf struct {
+	routes  []route.Route
+	origins []Origin
+}
+
+// take returns the buffers emptied, with room for n (a zero outBuf
+// allocates).
+func (b outBuf) take(n int) ([]route.Route, []Origin) {
+	r, o := b.routes[:0], b.origins[:0]
+	if cap(r) < n {
+		r = make([]route.Route, 0, n+n/8)
+	}
+	if cap(o) < n {
+		o = make([]Origin, 0, n+n/8)
+	}
+	return r, o
+}
+
+func (b *outBuf) keep(r []route.Route, o []Origin) { b.routes, b.origins = r, o }
 
 // permute reorders in place so that position i receives what was at
 // order[i]: it walks each cycle of the permutation once, with one swap per
