@@ -3,6 +3,10 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,7 +25,9 @@ func (s *Store) compactAsync() {
 	if !s.compacting.TryLock() {
 		return
 	}
+	s.walMu.Lock()
 	s.logBytes = 0 // counted again from here; a failed compaction retries later
+	s.walMu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -47,10 +53,52 @@ func (s *Store) compact() error {
 	s.mu.RLock()
 	seq := s.seq
 	blob := encodeSnapshot(s.t, seq, s.now().UnixNano())
+	// Commits after seq go to a new segment; the snapshot, with the metas
+	// as of now, covers every segment before it.
+	s.walMu.Lock()
+	var first uint64
+	var metas map[string][]byte
+	var err error
+	if s.w == nil {
+		err = ErrClosed
+	} else {
+		var next *wal
+		if next, err = openSegment(s.dir, s.w.id+1, segmentSize(s.compactAt)); err == nil {
+			_ = s.w.close()
+			s.w, first, metas = next, next.id, maps.Clone(s.metas)
+		}
+	}
+	s.walMu.Unlock()
 	s.mu.RUnlock()
-	err := s.db.Update(func(btx *bolt.Tx) error {
+	if err != nil {
+		return fmt.Errorf("compact at seq %d: %w", seq, err)
+	}
+	stored := false
+	err = s.db.Update(func(btx *bolt.Tx) error {
 		if v := btx.Bucket(bucketMeta).Get(keySnapSeq); len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {
 			return nil // a snapshot at least this new is already stored
+		}
+		stored = true
+		meta := btx.Bucket(bucketMeta)
+		var old [][]byte
+		c := meta.Cursor()
+		for k, _ := c.Seek([]byte("x/")); k != nil && strings.HasPrefix(string(k), "x/"); k, _ = c.Next() {
+			old = append(old, append([]byte(nil), k...))
+		}
+		for _, k := range old {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+		for k, v := range metas {
+			if err := meta.Put([]byte("x/"+k), v); err != nil {
+				return err
+			}
+		}
+		var f [8]byte
+		binary.BigEndian.PutUint64(f[:], first)
+		if err := meta.Put(keyWALFirst, f[:]); err != nil {
+			return err
 		}
 		if err := btx.DeleteBucket(bucketSnap); err != nil {
 			return err
@@ -74,9 +122,9 @@ func (s *Store) compact() error {
 		if err := btx.Bucket(bucketMeta).Put(keySnapSeq, v[:]); err != nil {
 			return err
 		}
-		c := btx.Bucket(bucketLog).Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
+		lc := btx.Bucket(bucketLog).Cursor()
+		for k, _ := lc.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = lc.First() {
+			if err := lc.Delete(); err != nil {
 				return err
 			}
 		}
@@ -84,6 +132,19 @@ func (s *Store) compact() error {
 	})
 	if err != nil {
 		return fmt.Errorf("compact at seq %d: %w", seq, err)
+	}
+	if stored {
+		ids, err := segments(s.dir)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if id < first {
+				if err := os.Remove(filepath.Join(s.dir, segmentName(id))); err != nil {
+					return fmt.Errorf("remove compacted log segment: %w", err)
+				}
+			}
+		}
 	}
 	s.log.Info("store compacted", "seq", seq, "took", time.Since(start))
 	return nil

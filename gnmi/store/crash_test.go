@@ -21,6 +21,10 @@ const crashEnv = "KEDGE_STORE_CRASH_DIR"
 const (
 	bigEvery  = 5
 	bigRoutes = 300
+	// undoEvery commits store a meta in the same write (CommitUndoable);
+	// after metaEvery commits a PutMeta follows.
+	undoEvery = 4
+	metaEvery = 3
 )
 
 // TestCrashChild is the child side of TestCrashDurability: it commits in
@@ -45,10 +49,24 @@ func TestCrashChild(t *testing.T) {
 				ops = append(ops, upd(t, route(1000+k)+"/config/tags", v))
 			}
 		}
-		if _, err := s.Commit(context.Background(), ops); err != nil {
+		var err error
+		if i%undoEvery == 0 {
+			// The commit and its meta must be durable together.
+			tag := itoa(i)
+			_, err = s.CommitUndoable(context.Background(), ops, "crash-undo", func([]Op) ([]byte, error) { return []byte(tag), nil })
+		} else {
+			_, err = s.Commit(context.Background(), ops)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		os.Stdout.WriteString("ack " + itoa(i) + "\n")
+		if i%metaEvery == 0 {
+			if err := s.PutMeta("crash-meta", []byte(itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+			os.Stdout.WriteString("meta " + itoa(i) + "\n")
+		}
 	}
 }
 
@@ -76,7 +94,7 @@ func TestCrashDurability(t *testing.T) {
 	}
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 7))
-	lastAck := 0
+	lastAck, lastMeta := 0, 0
 	for trial := 0; trial < 30; trial++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashEnv+"="+dir)
@@ -93,6 +111,10 @@ func TestCrashDurability(t *testing.T) {
 		killed := false
 		for sc.Scan() {
 			line := sc.Text()
+			if m, ok := strings.CutPrefix(line, "meta "); ok {
+				lastMeta, _ = strconv.Atoi(m)
+				continue
+			}
 			if !strings.HasPrefix(line, "ack ") {
 				continue
 			}
@@ -128,6 +150,20 @@ func TestCrashDurability(t *testing.T) {
 			if got := readTags(t, s, route(1000+k)); got != wantBig {
 				t.Fatalf("trial %d: big transaction half applied: route %d has %d, want %d", trial, k, got, wantBig)
 			}
+		}
+		meta := func(key string) int {
+			v, err := s.GetMeta(key)
+			if err != nil {
+				t.Fatalf("trial %d: get meta %s: %v", trial, key, err)
+			}
+			n, _ := strconv.Atoi(string(v))
+			return n
+		}
+		if m := meta("crash-meta"); m < lastMeta || m > a {
+			t.Fatalf("trial %d: meta %d after acknowledged meta %d and commit %d", trial, m, lastMeta, a)
+		}
+		if u, want := meta("crash-undo"), a-a%undoEvery; u != want {
+			t.Fatalf("trial %d: commit %d on disk with its undo meta at %d, want %d: not one durable write", trial, a, u, want)
 		}
 		lastAck = a
 		if err := s.Close(); err != nil {

@@ -24,6 +24,8 @@ var (
 	bucketSnap = []byte("snapshot")
 	bucketMeta = []byte("meta")
 	keySnapSeq = []byte("snapshot-seq")
+	// keyWALFirst is the first log segment the snapshot does not cover.
+	keyWALFirst = []byte("wal-first")
 )
 
 // OpKind is a Set operation.
@@ -76,7 +78,16 @@ type Store struct {
 	feed     *feed
 
 	validators []validatorEntry
-	logBytes   int64
+	dir        string
+
+	// walMu guards the log segment being written and the metas (lock
+	// order: commitMu, mu, walMu).
+	walMu  sync.Mutex
+	w      *wal
+	metas  map[string][]byte
+	walErr error // a failed log sync: the store refuses writes from then on
+
+	logBytes   int64 // log written since the last compaction (walMu)
 	compactAt  int64
 	compacting sync.Mutex
 	wg         sync.WaitGroup
@@ -117,19 +128,31 @@ func Open(dir string, schema *tree.Schema, o Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	s := &Store{schema: schema, db: db, log: o.Logger, now: o.Now, t: tree.New(schema), compactAt: o.CompactBytes}
-	if err := s.restore(); err != nil {
+	s := &Store{schema: schema, db: db, log: o.Logger, now: o.Now, t: tree.New(schema), compactAt: o.CompactBytes,
+		dir: dir, metas: map[string][]byte{}}
+	next, err := s.restore()
+	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	// A new segment on every open: an old segment's tail, possibly torn by
+	// a crash, is never written again.
+	if s.w, err = openSegment(dir, next, segmentSize(s.compactAt)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	s.feed = newFeed(s.seq+1, o.FeedBudget)
 	return s, nil
 }
 
-// restore loads the snapshot and replays the log after it.
-func (s *Store) restore() error {
+// restore loads the snapshot and the metas stored with it, replays the
+// log after it (records bbolt still holds from before the segment files,
+// then the segments) and returns the number for the next segment.
+func (s *Store) restore() (uint64, error) {
 	start := time.Now()
 	var records int
+	var first uint64
+	ends := map[uint64]int64{}
 	err := s.db.Update(func(btx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketLog, bucketSnap, bucketMeta} {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
@@ -141,8 +164,9 @@ func (s *Store) restore() error {
 			return err
 		}
 		defer tx.Commit()
+		meta := btx.Bucket(bucketMeta)
 		var snapSeq uint64
-		if v := btx.Bucket(bucketMeta).Get(keySnapSeq); len(v) == 8 {
+		if v := meta.Get(keySnapSeq); len(v) == 8 {
 			snapSeq = binary.BigEndian.Uint64(v)
 			var blob []byte
 			c := btx.Bucket(bucketSnap).Cursor()
@@ -157,8 +181,15 @@ func (s *Store) restore() error {
 				return fmt.Errorf("snapshot: holds seq %d, meta says %d", seq, snapSeq)
 			}
 		}
+		if v := meta.Get(keyWALFirst); len(v) == 8 {
+			first = binary.BigEndian.Uint64(v)
+		}
+		c := meta.Cursor()
+		for k, v := c.Seek([]byte("x/")); k != nil && strings.HasPrefix(string(k), "x/"); k, v = c.Next() {
+			s.metas[string(k[2:])] = append([]byte(nil), v...)
+		}
 		s.seq = snapSeq
-		c := btx.Bucket(bucketLog).Cursor()
+		c = btx.Bucket(bucketLog).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
 			if seq <= snapSeq {
@@ -175,12 +206,126 @@ func (s *Store) restore() error {
 			s.logBytes += int64(len(v))
 			records++
 		}
-		return nil
+		n, err := s.replaySegments(first, tx, ends)
+		records += n
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("restore store: %w", err)
+		return 0, fmt.Errorf("restore store: %w", err)
+	}
+	ids, err := segments(s.dir)
+	if err != nil {
+		return 0, err
+	}
+	next := first
+	for _, id := range ids {
+		if id < first {
+			// Covered by the snapshot; a crash after the compaction's
+			// commit left it behind.
+			if err := os.Remove(filepath.Join(s.dir, segmentName(id))); err != nil {
+				return 0, fmt.Errorf("remove compacted log segment: %w", err)
+			}
+			continue
+		}
+		next = id + 1
+		// Replayed: finished, never written again. Trimming after the
+		// replay succeeded, a crash mid-way leaves a longer file only.
+		if end, ok := ends[id]; ok {
+			if err := trimSegment(s.dir, id, end); err != nil {
+				return 0, err
+			}
+		}
 	}
 	s.log.Info("store restored", "seq", s.seq, "log_records", records, "took", time.Since(start))
+	return next, nil
+}
+
+// replaySegments applies the segments from first on, in order, and notes
+// where each one's intact records end.
+func (s *Store) replaySegments(first uint64, tx *tree.Txn, ends map[uint64]int64) (int, error) {
+	ids, err := segments(s.dir)
+	if err != nil {
+		return 0, err
+	}
+	records := 0
+	for _, id := range ids {
+		if id < first {
+			continue
+		}
+		end, err := readSegment(s.dir, id, func(p []byte) error {
+			r, err := decodeWALRecord(p)
+			if err != nil {
+				return err
+			}
+			if r.kind == walCommit {
+				if r.seq <= s.seq {
+					return nil // already in the snapshot
+				}
+				// Sequence numbers have gaps: state commits take one too
+				// and are not logged.
+				got, _, err := decodeRecord(r.rec, tx)
+				if err != nil {
+					return err
+				}
+				if got != r.seq {
+					return fmt.Errorf("log record of commit %d holds seq %d", r.seq, got)
+				}
+				s.seq = r.seq
+				records++
+			}
+			s.applyMeta(r.metaKey, r.metaOp, r.meta)
+			s.logBytes += int64(walHeader + len(p))
+			return nil
+		})
+		if err != nil {
+			return records, err
+		}
+		ends[id] = end
+	}
+	return records, nil
+}
+
+func (s *Store) applyMeta(key string, op byte, val []byte) {
+	switch op {
+	case metaPut:
+		s.metas[key] = append([]byte(nil), val...)
+	case metaDel:
+		delete(s.metas, key)
+	}
+}
+
+// compactDue reports whether the log has outgrown the compaction
+// threshold.
+func (s *Store) compactDue() bool {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	return s.logBytes > s.compactAt
+}
+
+// walAppend writes one log payload durably (callers hold walMu).
+func (s *Store) walAppend(payload []byte) error {
+	if s.walErr != nil {
+		return s.walErr
+	}
+	if s.w == nil {
+		return ErrClosed
+	}
+	next, err := s.w.append(payload)
+	if err != nil {
+		if errors.Is(err, errLogSync) {
+			// Whether the record reached the disk is unknown, and a later
+			// record must not pretend it did not: refuse writes until a
+			// restart replays what the disk holds.
+			s.walErr = fmt.Errorf("store stopped after a failed log sync: %w", err)
+			s.log.Error("store stopped writing", "err", err)
+		}
+		return err
+	}
+	if next != nil {
+		_ = s.w.close()
+		s.w = next
+	}
+	s.logBytes += int64(walHeader + len(payload))
 	return nil
 }
 
@@ -295,17 +440,15 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 	}
 	c := &Commit{Seq: s.seq + 1, Time: s.now(), State: state, Changes: changes}
 	if !state {
-		rec := encodeRecord(c.Seq, c.Time.UnixNano(), changes)
-		if err := s.append(c.Seq, rec, o.undoKey, meta); err != nil {
+		if err := s.append(c.Seq, encodeRecord(c.Seq, c.Time.UnixNano(), changes), o.undoKey, meta); err != nil {
 			tx.Rollback()
 			return nil, err
 		}
-		s.logBytes += int64(len(rec))
 	}
 	tx.Commit()
 	s.seq = c.Seq
 	s.feed.publish(c)
-	if !state && s.logBytes > s.compactAt {
+	if !state && s.compactDue() {
 		s.compactAsync()
 	}
 	return c, nil
@@ -347,27 +490,20 @@ func (s *Store) runValidators(changes []tree.Change) error {
 	return errors.Join(errs...)
 }
 
-// append persists one log record, and optionally a meta blob in the same
-// transaction; bbolt fsyncs before Update returns.
+// append persists one log record, and optionally a meta change in the
+// same durable write: one write and one fdatasync of the log segment.
 func (s *Store) append(seq uint64, rec []byte, metaKey string, meta []byte) error {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	err := s.db.Update(func(btx *bolt.Tx) error {
-		b := btx.Bucket(bucketLog)
-		b.FillPercent = 1 // keys only ever grow: pack pages full
-		if err := b.Put(k[:], rec); err != nil {
-			return err
-		}
-		switch {
-		case metaKey == "":
-			return nil
-		case meta == nil:
-			return btx.Bucket(bucketMeta).Delete([]byte("x/" + metaKey))
-		}
-		return btx.Bucket(bucketMeta).Put([]byte("x/"+metaKey), meta)
-	})
-	if err != nil {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if err := s.walAppend(encodeCommitRecord(seq, rec, metaKey, meta)); err != nil {
 		return fmt.Errorf("persist commit %d: %w", seq, err)
+	}
+	if metaKey != "" {
+		op := metaPut
+		if meta == nil {
+			op = metaDel
+		}
+		s.applyMeta(metaKey, op, meta)
 	}
 	return nil
 }
@@ -402,32 +538,33 @@ func (s *Store) ReadWatch(fn func(t *tree.Tree, seq uint64) error) (*Watcher, er
 // PutMeta durably stores a small named blob (nil deletes it) for other
 // components: a pending commit-confirmed, a posture snapshot.
 func (s *Store) PutMeta(key string, val []byte) error {
-	err := s.db.Update(func(btx *bolt.Tx) error {
-		b := btx.Bucket(bucketMeta)
-		if val == nil {
-			return b.Delete([]byte("x/" + key))
-		}
-		return b.Put([]byte("x/"+key), val)
-	})
-	if err != nil {
+	if key == "" || len(key) > 1<<15 {
+		return fmt.Errorf("put meta: key must be 1..32768 bytes")
+	}
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if s.w == nil {
+		return ErrClosed
+	}
+	if err := s.walAppend(encodeMetaRecord(key, val)); err != nil {
 		return fmt.Errorf("put meta %s: %w", key, err)
 	}
+	op := metaPut
+	if val == nil {
+		op = metaDel
+	}
+	s.applyMeta(key, op, val)
 	return nil
 }
 
 // GetMeta returns a blob stored by PutMeta, or nil.
 func (s *Store) GetMeta(key string) ([]byte, error) {
-	var out []byte
-	err := s.db.View(func(btx *bolt.Tx) error {
-		if v := btx.Bucket(bucketMeta).Get([]byte("x/" + key)); v != nil {
-			out = append([]byte(nil), v...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("get meta %s: %w", key, err)
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if v, ok := s.metas[key]; ok {
+		return append([]byte(nil), v...), nil
 	}
-	return out, nil
+	return nil, nil
 }
 
 // Close waits for a running compaction, ends every watcher and closes the
@@ -445,7 +582,11 @@ func (s *Store) Close() error {
 	s.commitMu.Unlock()
 	s.wg.Wait()
 	s.feed.close()
-	if err := s.db.Close(); err != nil {
+	s.walMu.Lock()
+	werr := s.w.close()
+	s.w = nil
+	s.walMu.Unlock()
+	if err := errors.Join(werr, s.db.Close()); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil

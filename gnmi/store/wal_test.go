@@ -1,0 +1,204 @@
+package store
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func reopen(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, testSchema(t), Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	return s
+}
+
+func getMeta(t *testing.T, s *Store, key string) string {
+	t.Helper()
+	v, err := s.GetMeta(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(v)
+}
+
+// TestMetasAcrossCompactionAndRestart: metas written before a snapshot
+// live in bbolt with it, later ones in the log; a delete after the
+// snapshot must stay a delete; compacted segments are removed.
+func TestMetasAcrossCompactionAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := reopen(t, dir)
+	for _, kv := range [][2]string{{"a", "1"}, {"b", "2"}, {"c", "3"}} {
+		if err := s.PutMeta(kv[0], []byte(kv[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCommit(t, s, upd(t, route(1)+"/config/device", str("eth1")))
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutMeta("a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutMeta("b", []byte("22")); err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, s, upd(t, route(2)+"/config/device", str("eth2")))
+	want := dump(s)
+	s.Close()
+	s = reopen(t, dir)
+	defer s.Close()
+	for k, v := range map[string]string{"a": "", "b": "22", "c": "3"} {
+		if got := getMeta(t, s, k); got != v {
+			t.Errorf("meta %s = %q, want %q", k, got, v)
+		}
+	}
+	if dump(s) != want || s.Seq() != 2 {
+		t.Fatalf("after compaction and restart: seq %d, tree equal %t", s.Seq(), dump(s) == want)
+	}
+	ids, err := segments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The segment written after the compaction, and this open's own.
+	if len(ids) != 2 {
+		t.Errorf("segments %v: compacted ones must be removed", ids)
+	}
+}
+
+// TestTornTailIsIgnored: a crash can leave a record half written after
+// the last acknowledged one; it must be dropped, not fail the restart or
+// shadow later writes.
+func TestTornTailIsIgnored(t *testing.T) {
+	dir := t.TempDir()
+	s := reopen(t, dir)
+	for i := range 3 {
+		mustCommit(t, s, upd(t, route(i)+"/config/device", str("eth"+itoa(i))))
+	}
+	want := dump(s)
+	id := s.w.id
+	off := s.w.off
+	s.Close()
+	// A record header promising 100 bytes, a wrong CRC and half the bytes.
+	f, err := os.OpenFile(filepath.Join(dir, segmentName(id)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := binary.LittleEndian.AppendUint32(nil, 100)
+	torn = binary.LittleEndian.AppendUint32(torn, 0xdeadbeef)
+	torn = append(torn, make([]byte, 50)...)
+	for i := range 50 {
+		torn[8+i] = byte(i + 1)
+	}
+	if _, err := f.WriteAt(torn, off); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s = reopen(t, dir)
+	if dump(s) != want || s.Seq() != 3 {
+		t.Fatalf("after a torn tail: seq %d, tree equal %t", s.Seq(), dump(s) == want)
+	}
+	mustCommit(t, s, upd(t, route(9)+"/config/device", str("eth9")))
+	want = dump(s)
+	s.Close()
+	s = reopen(t, dir)
+	defer s.Close()
+	if dump(s) != want || s.Seq() != 4 {
+		t.Fatalf("a commit after the torn tail: seq %d, tree equal %t", s.Seq(), dump(s) == want)
+	}
+}
+
+// TestLogInBoltIsReplayed: a store written before the log moved to
+// segment files keeps its records in bbolt; they are replayed, later
+// commits go to segments, and a compaction drops them.
+func TestLogInBoltIsReplayed(t *testing.T) {
+	dir := t.TempDir()
+	// Write two commits the old way: records in bbolt's log bucket.
+	s := reopen(t, dir)
+	c1 := mustCommit(t, s, upd(t, route(1)+"/config/device", str("eth1")))
+	c2 := mustCommit(t, s, upd(t, route(2)+"/config/device", str("eth2")))
+	want := dump(s)
+	s.Close()
+	ids, _ := segments(dir)
+	for _, id := range ids {
+		os.Remove(filepath.Join(dir, segmentName(id)))
+	}
+	db, err := bolt.Open(filepath.Join(dir, "tree.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(btx *bolt.Tx) error {
+		for _, c := range []*Commit{c1, c2} {
+			var k [8]byte
+			binary.BigEndian.PutUint64(k[:], c.Seq)
+			if err := btx.Bucket(bucketLog).Put(k[:], encodeRecord(c.Seq, c.Time.UnixNano(), c.Changes)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, dir)
+	if dump(s) != want || s.Seq() != 2 {
+		t.Fatalf("old log: seq %d, tree equal %t", s.Seq(), dump(s) == want)
+	}
+	mustCommit(t, s, upd(t, route(3)+"/config/device", str("eth3")))
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	want = dump(s)
+	s.Close()
+	s = reopen(t, dir)
+	defer s.Close()
+	if dump(s) != want || s.Seq() != 3 {
+		t.Fatalf("after compaction: seq %d, tree equal %t", s.Seq(), dump(s) == want)
+	}
+	_ = s.db.View(func(btx *bolt.Tx) error {
+		if k, _ := btx.Bucket(bucketLog).Cursor().First(); k != nil {
+			t.Errorf("compaction left old log records in bbolt")
+		}
+		return nil
+	})
+}
+
+// TestRestartsKeepOneEmptySegment: every open starts a preallocated
+// segment; the ones that stayed empty, and the unused space of the
+// others, must be given back at the next open.
+func TestRestartsKeepOneEmptySegment(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 5 {
+		s := reopen(t, dir)
+		if i == 2 {
+			mustCommit(t, s, upd(t, route(1)+"/config/device", str("eth1")))
+		}
+		s.Close()
+	}
+	s := reopen(t, dir)
+	defer s.Close()
+	ids, err := segments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 {
+		t.Fatalf("segments %v, want the one with the commit and this open's", ids)
+	}
+	st, err := os.Stat(filepath.Join(dir, segmentName(ids[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 4096 {
+		t.Errorf("finished segment is %d bytes: its preallocation was not given back", st.Size())
+	}
+	if !strings.Contains(dump(s), "eth1") || s.Seq() != 1 {
+		t.Fatalf("after restarts: seq %d (want 1), tree:\n%s", s.Seq(), dump(s))
+	}
+}
