@@ -2,12 +2,14 @@ package route_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // countOurs counts Kedge-protocol routes through the netlink API.
@@ -107,6 +111,113 @@ func installNetlink(b *testing.B, total int, gw bool) time.Duration {
 	return d
 }
 
+// installRaw is the kernel's own cost, the floor under any netlink
+// client: the same routes as prebuilt RTM_NEWROUTE messages (onlink,
+// main table), 512 per sendmsg, with every request acknowledged or (ack
+// false) only failures reported. Only the send loop is timed.
+func installRaw(b *testing.B, total int, ack bool) time.Duration {
+	n := newTestNet(b)
+	link, err := nsHandle(b, n.NS).LinkByName(n.Dev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	flags := uint16(unix.NLM_F_REQUEST | unix.NLM_F_CREATE | unix.NLM_F_EXCL)
+	if ack {
+		flags |= unix.NLM_F_ACK
+	}
+	const batch = 512
+	var bufs [][]byte
+	for i, r := range manyRoutes(total, n.Dev) {
+		if i%batch == 0 {
+			bufs = append(bufs, nil)
+		}
+		m := bufs[len(bufs)-1]
+		m = binary.NativeEndian.AppendUint32(m, 16+12+3*8)
+		m = binary.NativeEndian.AppendUint16(m, unix.RTM_NEWROUTE)
+		m = binary.NativeEndian.AppendUint16(m, flags)
+		m = binary.NativeEndian.AppendUint32(m, uint32(i+1))
+		m = binary.NativeEndian.AppendUint32(m, 0)
+		m = append(m, unix.AF_INET, 32, 0, 0, unix.RT_TABLE_MAIN, proto, unix.RT_SCOPE_LINK, unix.RTN_UNICAST, 0, 0, 0, 0)
+		for _, a := range []struct {
+			typ uint16
+			v   []byte
+		}{{unix.RTA_DST, r.Dst.Addr().AsSlice()}, {unix.RTA_OIF, binary.NativeEndian.AppendUint32(nil, uint32(link.Attrs().Index))},
+			{unix.RTA_TABLE, binary.NativeEndian.AppendUint32(nil, unix.RT_TABLE_MAIN)}} {
+			m = binary.NativeEndian.AppendUint16(m, 8)
+			m = binary.NativeEndian.AppendUint16(m, a.typ)
+			m = append(m, a.v...)
+		}
+		bufs[len(bufs)-1] = m
+	}
+	var d time.Duration
+	err = inNS(n.NS, func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20)
+		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return err
+		}
+		rb := make([]byte, 1<<20)
+		start := time.Now()
+		for i, m := range bufs {
+			if err := unix.Sendto(fd, m, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+				return err
+			}
+			if !ack {
+				continue
+			}
+			want := min(batch, total-i*batch)
+			for got := 0; got < want; {
+				k, _, err := unix.Recvfrom(fd, rb, 0)
+				if err != nil {
+					return err
+				}
+				for off := 0; off+unix.NLMSG_HDRLEN <= k; got++ {
+					l := int(binary.NativeEndian.Uint32(rb[off:]))
+					if code := int32(binary.NativeEndian.Uint32(rb[off+16:])); code != 0 {
+						return fmt.Errorf("route add: %w", unix.Errno(-code))
+					}
+					off += (l + 3) &^ 3
+				}
+			}
+		}
+		d = time.Since(start)
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := countOurs(b, n.NS); got != total {
+		b.Fatalf("raw netlink installed %d routes, want %d", got, total)
+	}
+	return d
+}
+
+// inNS runs fn on a locked thread inside the named namespace.
+func inNS(ns string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return err
+	}
+	defer netns.Set(orig)
+	return fn()
+}
+
 func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -140,15 +251,23 @@ func BenchmarkInstall100k(b *testing.B) {
 func benchInstall(b *testing.B, gw bool) {
 	const total, rounds = 100000, 3
 	for range b.N {
-		var tBE, tIP, tNL, tNoop, tRemove []time.Duration
+		var tBE, tIP, tNL, tNoop, tRemove, tRaw, tRawNoAck []time.Duration
 		sends := 0
 		for range rounds {
 			install, noop, remove, s := installBackend(b, total, gw)
 			tBE, tNoop, tRemove, sends = append(tBE, install), append(tNoop, noop), append(tRemove, remove), s
 			tIP = append(tIP, installIPBatch(b, total, gw))
 			tNL = append(tNL, installNetlink(b, total, gw))
+			if !gw {
+				tRaw, tRawNoAck = append(tRaw, installRaw(b, total, true)), append(tRawNoAck, installRaw(b, total, false))
+			}
 		}
 		be, ipb, nl := median(tBE), median(tIP), median(tNL)
+		if !gw {
+			// The floor: what the kernel alone takes, next to ip -batch.
+			b.ReportMetric(median(tRaw).Seconds()/ipb.Seconds(), "raw-acked/ipbatch_time")
+			b.ReportMetric(median(tRawNoAck).Seconds()/ipb.Seconds(), "raw-unacked/ipbatch_time")
+		}
 		b.ReportMetric(total/be.Seconds(), "backend_routes/s")
 		b.ReportMetric(total/ipb.Seconds(), "ipbatch_routes/s")
 		b.ReportMetric(total/nl.Seconds(), "netlink1_routes/s")
