@@ -123,7 +123,8 @@ func BenchmarkRouteSingle(b *testing.B) {
 	const n = 1000
 	for range b.N {
 		ns := newNS(b, "benchone")
-		c, _ := startKedge(b, daemonCfg(b, b.TempDir(), ns.name))
+		dir := b.TempDir()
+		c, _ := startKedge(b, daemonCfg(b, dir, ns.name))
 		rs := hostRoutes(n, "", "")
 		// A route monitor, not a spinning lookup: the waiting must not take
 		// the CPU the daemon needs.
@@ -151,7 +152,39 @@ func BenchmarkRouteSingle(b *testing.B) {
 		b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
 		b.ReportMetric(float64(slices.Max(lat).Microseconds())/1000, "max-ms")
+		// Every Set waits for one fdatasync; what the disk gives right
+		// after the run bounds what the Set can do.
+		fs := fsyncLatency(b, dir, n)
+		b.ReportMetric(ms(percentile(fs, 0.5)), "disk-fdatasync-p50-ms")
+		b.ReportMetric(ms(percentile(fs, 0.99)), "disk-fdatasync-p99-ms")
 	}
+}
+
+// fsyncLatency times n 512-byte writes, each followed by fdatasync, into
+// a preallocated file in dir (as the store's log does).
+func fsyncLatency(b *testing.B, dir string, n int) []time.Duration {
+	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(n)*512); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 512)
+	out := make([]time.Duration, 0, n)
+	for i := range n {
+		t0 := time.Now()
+		if _, err := f.WriteAt(buf, int64(i)*512); err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, time.Since(t0))
+	}
+	return out
 }
 
 // BenchmarkRoutePosture10k: with 10,000 underlay routes (withheld at
