@@ -389,6 +389,9 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 	if replace {
 		keep = make(map[string]bool, len(arr))
 	}
+	if len(arr) > 256 && !tx.state {
+		tx.sizeList(in, n, len(arr))
+	}
 	for i, a := range arr {
 		obj, ok := a.(map[string]any)
 		if !ok {

@@ -2,6 +2,7 @@ package tree
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -403,5 +404,32 @@ func TestStampFollowsOwnLeaves(t *testing.T) {
 	}
 	if dump(tr) != before {
 		t.Fatal("a failed transaction changed the tree")
+	}
+}
+
+// A bulk JSON list is created presized; a bad entry at its end must still
+// leave no trace of the list or of the entries before it.
+func TestBulkListRollsBack(t *testing.T) {
+	tr := New(testSchema(t))
+	before := dump(tr)
+	var sb strings.Builder
+	sb.WriteString(`{"route":[`)
+	for i := range 300 {
+		fmt.Fprintf(&sb, `{"prefix":"10.%d.%d.0/24","table":254,"config":{"prefix":"10.%d.%d.0/24","table":254,"device":"eth0"}},`, i/256, i%256, i/256, i%256)
+	}
+	sb.WriteString(`{"prefix":"10.200.0.0/24","table":254,"config":{"prefix":"10.200.0.0/24","table":254,"metric":5000}}]}`)
+	if _, err := apply(t, tr, false, op{"update", "/top/routes", jsonVal(sb.String())}); err == nil {
+		t.Fatal("out-of-range metric accepted")
+	}
+	if got := dump(tr); got != before {
+		t.Fatalf("a failed bulk Set left:\n%s", got)
+	}
+	// And the same list without the bad entry applies whole.
+	good := strings.Replace(sb.String(), `"metric":5000`, `"metric":5`, 1)
+	if _, err := apply(t, tr, false, op{"update", "/top/routes", jsonVal(good)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.Root().Sub("top").Sub("routes").Len("route"); n != 301 {
+		t.Fatalf("%d routes, want 301", n)
 	}
 }

@@ -173,6 +173,20 @@ func (tx *Txn) ensureList(in *Inst, n *Node) *List {
 	return l
 }
 
+// sizeList makes an absent or empty list ready for n entries, so a bulk
+// Set of 100,000 routes does not rehash the list's map as it grows.
+func (tx *Txn) sizeList(in *Inst, n *Node, entries int) {
+	if l := in.lists[n.slot]; l != nil {
+		if len(l.m) == 0 {
+			l.m = make(map[string]*Inst, entries)
+		}
+		return
+	}
+	l := &List{s: n, m: make(map[string]*Inst, entries)}
+	in.lists[n.slot] = l
+	tx.undo = append(tx.undo, undoRec{k: uListAdd, in: in, n: n})
+}
+
 // entry returns the list entry with keys, creating it (and filling its
 // key leaves and their config or state mirrors) when create is set.
 func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.PathElem) (*Inst, error) {
