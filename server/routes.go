@@ -92,8 +92,9 @@ func timedIntent(log *slog.Logger, f reconcile.Intent[intent.RouteSet]) reconcil
 // (*route.Backend, or routetest.Fake in tests).
 type routeBackend interface {
 	Set(ctx context.Context, cfg route.Config) error
-	// Status is the per-route outcome of the last Set, in Config order.
-	Status() route.Status
+	// CopyStatus copies the outcome of the last Set (per route, in
+	// Config order) into dst, reusing its slices.
+	CopyStatus(dst *route.Status)
 }
 
 // stateCommitter reads the tree and writes state (*store.Store).
@@ -114,6 +115,7 @@ type routeApplier struct {
 	// writes only what changed (one route out of 100,000, not all).
 	written map[stateKey]stateVal
 	spare   map[stateKey]stateVal // the map before written, reused
+	status  route.Status          // the backend's last outcome, its slices reused
 }
 
 // Set applies s and records the outcome. It returns the backend's error:
@@ -133,7 +135,8 @@ func (a *routeApplier) Set(ctx context.Context, s intent.RouteSet) error {
 		// last known outcome until the retry succeeds.
 		return err
 	}
-	st := a.b.Status()
+	a.b.CopyStatus(&a.status)
+	st := a.status
 	ops, next := a.stateOps(s, st)
 	opsDone := time.Now()
 	if len(ops) > 0 {

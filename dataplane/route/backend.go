@@ -247,13 +247,22 @@ type Status struct {
 
 // Status returns the result of the last Set.
 func (b *Backend) Status() Status {
+	var s Status
+	b.CopyStatus(&s)
+	return s
+}
+
+// CopyStatus is Status into dst, reusing dst's slices: a reconciler
+// reading the outcome of every one-route Set into a 100,000-route Config
+// need not allocate the whole status each time.
+func (b *Backend) CopyStatus(dst *Status) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := b.status
-	s.Routes = append([]RouteStatus(nil), s.Routes...)
-	s.Rules = append([]RuleStatus(nil), s.Rules...)
-	s.Interfaces = append([]InterfaceStatus(nil), s.Interfaces...)
-	return s
+	routes, rules, ifs := dst.Routes, dst.Rules, dst.Interfaces
+	*dst = b.status
+	dst.Routes = append(routes[:0], b.status.Routes...)
+	dst.Rules = append(rules[:0], b.status.Rules...)
+	dst.Interfaces = append(ifs[:0], b.status.Interfaces...)
 }
 
 // VLANSupported reports (probing the kernel once) whether 802.1Q links can be made.

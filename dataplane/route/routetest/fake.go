@@ -197,6 +197,9 @@ func (f *Fake) Status() route.Status {
 	return s
 }
 
+// CopyStatus is Status into dst (route.Backend's signature).
+func (f *Fake) CopyStatus(dst *route.Status) { *dst = f.Status() }
+
 // Calls returns copies of every Config passed to Set, in order.
 func (f *Fake) Calls() []route.Config {
 	f.mu.Lock()
