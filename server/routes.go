@@ -46,8 +46,7 @@ func (d *Daemon) startRoutes(dp *dataplane, on bool, avail map[string]bool) ([]p
 		return nil, nil
 	}
 	ap := &routeApplier{b: b, st: d.st, log: log}
-	rec := reconcile.New[intent.RouteSet](d.st, timedIntent(log, currentRoutes(&intent.RouteCache{})), ap, reconcile.Options[intent.RouteSet]{
-		Name: "routes", Logger: log, Prefixes: routeConfigPrefixes, StatePrefixes: routeStatePrefixes})
+	rec := reconcile.New[intent.RouteSet](d.st, nil, ap, routeOptions(log, &intent.RouteCache{}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -70,21 +69,22 @@ func (d *Daemon) startRoutes(dp *dataplane, on bool, avail map[string]bool) ([]p
 	return []posture.Step{posture.IntentStep[intent.RouteSet]("routes", posture.StageRoutes, d.st, intent.Routes, stepApplier{ap})}, nil
 }
 
-// currentRoutes is the reconciler's intent: the routes under the accord
-// of the level in effect, through a cache only the reconciler uses (the
-// posture step computes its own, under the target accord).
-func currentRoutes(c *intent.RouteCache) reconcile.Intent[intent.RouteSet] {
-	return func(t *tree.Tree) (intent.RouteSet, error) { return c.Routes(t, accord.Current(t)) }
-}
-
-// timedIntent logs how long the intent took, at debug level: with
-// 100,000 routes it is a visible part of a reconcile.
-func timedIntent(log *slog.Logger, f reconcile.Intent[intent.RouteSet]) reconcile.Intent[intent.RouteSet] {
-	return func(t *tree.Tree) (intent.RouteSet, error) {
-		start := time.Now()
-		s, err := f(t)
-		log.Debug("routes intent", "routes", len(s.Config.Routes), "withheld", len(s.Withheld), "took", time.Since(start))
-		return s, err
+// routeOptions configure the route reconciler: its intent is the routes
+// under the accord of the level in effect, through a cache that follows
+// the change feed (the posture step computes its own, under the target
+// accord), timed at debug level since at 100,000 routes it is a visible
+// part of a reconcile.
+func routeOptions(log *slog.Logger, c *intent.RouteCache) reconcile.Options[intent.RouteSet] {
+	return reconcile.Options[intent.RouteSet]{
+		Name: "routes", Logger: log, Prefixes: routeConfigPrefixes, StatePrefixes: routeStatePrefixes,
+		IntentAt: func(t *tree.Tree, seq uint64) (intent.RouteSet, error) {
+			start := time.Now()
+			s, err := c.Routes(t, accord.Current(t), seq)
+			log.Debug("routes intent", "routes", len(s.Config.Routes), "withheld", len(s.Withheld), "took", time.Since(start))
+			return s, err
+		},
+		Observe: c.Observe,
+		Lost:    c.Lost,
 	}
 }
 
@@ -114,8 +114,7 @@ type routeApplier struct {
 	// written is the status and reason last committed per entry, so a Set
 	// writes only what changed (one route out of 100,000, not all).
 	written map[stateKey]stateVal
-	spare   map[stateKey]stateVal // the map before written, reused
-	status  route.Status          // the backend's last outcome, its slices reused
+	status  route.Status // the backend's last outcome, its slices reused
 }
 
 // Set applies s and records the outcome. It returns the backend's error:
@@ -137,18 +136,17 @@ func (a *routeApplier) Set(ctx context.Context, s intent.RouteSet) error {
 	}
 	a.b.CopyStatus(&a.status)
 	st := a.status
-	ops, next := a.stateOps(s, st)
+	ops := a.stateOps(s, st)
 	opsDone := time.Now()
 	if len(ops) > 0 {
 		if serr := a.commitState(ctx, ops); serr != nil {
-			a.spare, a.written = next, nil
+			a.written = nil // unknown what the tree holds: write everything next time
 			if ctx.Err() == nil {
 				a.log.Warn("write route state", "err", serr)
 			}
 			return err
 		}
 	}
-	a.spare, a.written = a.written, next
 	a.log.Debug("routes applied", "routes", len(s.Config.Routes), "added", st.Added, "removed", st.Removed,
 		"sends", st.Sends, "kernel", kernel, "state_ops", len(ops), "state_build", opsDone.Sub(start)-kernel,
 		"state_commit", time.Since(opsDone))

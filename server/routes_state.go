@@ -37,19 +37,25 @@ type podAgg struct {
 
 // stateWriter builds one state commit: ops for the entries whose status
 // or reason differs from what was last committed (or that have no state
-// yet), and next, what the tree holds once they are committed.
+// yet). It updates written in place to what the tree holds once they are
+// committed (the caller drops written when the commit fails): one map
+// lookup for an unchanged entry, which at 100,000 routes is most of them.
+// Entries that left the set stay in written; they are harmless (a
+// re-created entry has no state yet, so it is written again) and dropped
+// when written outgrows the set.
 type stateWriter struct {
 	written map[stateKey]stateVal
-	next    map[stateKey]stateVal
 	ops     []store.Op
+	n       int // entries put
 }
 
 func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
-	w.next[k] = v
+	w.n++
 	old, known := w.written[k]
 	if stated && known && old == v {
 		return
 	}
+	w.written[k] = v
 	base := k.statePath()
 	w.ops = append(w.ops, store.Op{Kind: store.OpUpdate, Path: leafPath(base, "status"), Val: strVal(v.status)})
 	switch {
@@ -61,16 +67,15 @@ func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
 }
 
 // stateOps returns the state operations that bring the tree's route and
-// pod status in line with s and the backend's st, and the map of what the
-// tree will hold after them. It runs in one pass over the routes, since
-// at 100,000 routes every extra map or pass shows in the reconcile time.
-func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) ([]store.Op, map[stateKey]stateVal) {
-	next := a.spare
-	if next == nil {
-		next = make(map[stateKey]stateVal, len(s.Config.Routes)+len(s.Withheld)+len(s.Invalid))
+// pod status in line with s and the backend's st, updating a.written to
+// what the tree will hold after them. It runs in one pass over the
+// routes, since at 100,000 routes every extra map or pass shows in the
+// reconcile time.
+func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
+	if a.written == nil {
+		a.written = make(map[stateKey]stateVal, len(s.Config.Routes)+len(s.Withheld)+len(s.Invalid))
 	}
-	clear(next)
-	w := &stateWriter{written: a.written, next: next}
+	w := &stateWriter{written: a.written}
 	pods := map[intent.PodKey]*podAgg{}
 	agg := func(k intent.PodKey) *podAgg {
 		p := pods[k]
@@ -153,7 +158,13 @@ func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) ([]store.Op,
 	for _, ref := range s.PodsPending {
 		w.put(podStateKey(ref.Key), stateVal{statusPending, ref.Reason}, ref.Stated)
 	}
-	return w.ops, next
+	if len(a.written) > 2*w.n+1024 {
+		// Mostly entries that are gone: start over, which writes every
+		// entry's state once more (states already right are rewritten
+		// unchanged and publish nothing).
+		a.written = nil
+	}
+	return w.ops
 }
 
 func routeKey(o intent.Origin) stateKey { return stateKey{a: o.Prefix, table: o.Table} }

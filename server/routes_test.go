@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -43,8 +44,9 @@ func newRoutesRig(t *testing.T) *routesRig {
 	t.Cleanup(func() { st.Close() })
 	fake := routetest.New("eth0", "veth1")
 	ap := &routeApplier{b: fake, st: st, log: testLogger(t)}
-	rec := reconcile.New[intent.RouteSet](st, currentRoutes(&intent.RouteCache{}), ap, reconcile.Options[intent.RouteSet]{
-		Name: "routes", Prefixes: routeConfigPrefixes, StatePrefixes: routeStatePrefixes, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
+	o := routeOptions(slog.New(slog.DiscardHandler), &intent.RouteCache{})
+	o.RetryMin, o.RetryMax = time.Millisecond, 5*time.Millisecond
+	rec := reconcile.New[intent.RouteSet](st, nil, ap, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -245,7 +247,7 @@ func TestRouteStateEntryGone(t *testing.T) {
 	r := newRoutesRig(t)
 	r.commit(t, store.OpUpdate, routeConfig("10.5.0.0/24", "eth0", "overlay"))
 	r.waitState(t, routeEntry("10.5.0.0/24"), "installed", "")
-	w := &stateWriter{next: map[stateKey]stateVal{}}
+	w := &stateWriter{written: map[stateKey]stateVal{}}
 	w.put(stateKey{a: "10.5.0.0/24", table: 254}, stateVal{statusFailed, "test"}, true)
 	w.put(stateKey{a: "10.6.0.0/24", table: 254}, stateVal{status: statusInstalled}, false) // no such entry
 	r.ap.mu.Lock()

@@ -187,6 +187,41 @@ func fsyncLatency(b *testing.B, dir string, n int) []time.Duration {
 	return out
 }
 
+// BenchmarkRouteSingleInto100k: the single-route Set of
+// BenchmarkRouteSingle against a table of 100,000 routes already
+// installed, 100 routes; what a big table costs each small change.
+func BenchmarkRouteSingleInto100k(b *testing.B) {
+	const base, n = 100_000, 100
+	for range b.N {
+		ns := newNS(b, "benchbig")
+		c, _ := startKedge(b, daemonCfg(b, b.TempDir(), ns.name))
+		all := hostRoutes(base+n, "", "")
+		if _, err := c.Set(rpcCtx(b), &gpb.SetRequest{Update: []*gpb.Update{{Path: path(b, "/kedge/routes"), Val: jsonVal(routesJSON(all[:base]))}}}); err != nil {
+			b.Fatalf("set: %v", err)
+		}
+		eventually(b, "the last route's state", func() bool {
+			s, _ := entryState(b, c, all[base-1].path())
+			return s == "installed"
+		})
+		m := ns.monitor(b)
+		lat := make([]time.Duration, 0, n)
+		for _, r := range all[base:] {
+			addr := hostOf(r)
+			req := &gpb.SetRequest{Update: []*gpb.Update{{Path: path(b, r.path()+"/config"), Val: jsonVal([]byte(r.json()))}}}
+			t0 := time.Now()
+			if _, err := c.Set(rpcCtx(b), req); err != nil {
+				b.Fatalf("set: %v", err)
+			}
+			m.until(b, func(u netlink.RouteUpdate) bool {
+				return u.Type == unix.RTM_NEWROUTE && u.Dst != nil && u.Dst.IP.String() == addr
+			})
+			lat = append(lat, time.Since(t0))
+		}
+		b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+	}
+}
+
 // BenchmarkRoutePosture10k: with 10,000 underlay routes (withheld at
 // level 1) and 100 monitoring ones (kept), the time from the gNMI Set of
 // the level until the kernel matches, 5→1 and 1→5.

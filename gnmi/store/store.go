@@ -516,6 +516,14 @@ func (s *Store) Read(fn func(t *tree.Tree) error) error {
 	return fn(s.t)
 }
 
+// ReadAt is Read that also passes the sequence number of the last commit
+// the tree holds.
+func (s *Store) ReadAt(fn func(t *tree.Tree, seq uint64) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return fn(s.t, s.seq)
+}
+
 // Watch returns a watcher that reads every commit after the current one.
 func (s *Store) Watch() *Watcher {
 	s.mu.RLock()

@@ -87,6 +87,10 @@ func (in *Inst) Sub(name string) *Inst {
 	return in.subs[n.slot]
 }
 
+// Removed reports whether a list entry has been deleted from its list
+// (a change feed consumer may hold one).
+func (in *Inst) Removed() bool { return in.dead }
+
 // SubAt is Sub by schema node, for loops over many entries: n must be a
 // container child of the instance's schema node (from Node.Child).
 func (in *Inst) SubAt(n *Node) *Inst { return in.subs[n.slot] }

@@ -2,6 +2,7 @@ package intent
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -10,21 +11,24 @@ import (
 
 // RouteCache makes the reconciler's routes intent cheap after a small
 // change to a big table. It keeps, between two intents over the same
-// tree, the translation of every /kedge/routes entry (remembered with its
-// config instance's tree.Stamp, so an entry that changed or is new is read
-// again) and the entries in output order (so only new entries are sorted,
-// then merged). The accord's decisions, pods and overlay routes are
+// tree, the translation of every /kedge/routes entry and the entries in
+// output order, so only changed entries are read and only new ones sorted
+// (then merged). The accord's decisions, pods and overlay routes are
 // recomputed every time: they are few, or depend on more than one entry.
 //
+// It learns what changed in two ways. Told of every commit (Observe), it
+// re-reads just the entries those commits touched. Otherwise (first use,
+// a commit it was not told of, a lost feed) it walks every entry and
+// re-reads those whose config instance's tree.Stamp moved.
+//
 // The cache holds *tree.Inst pointers, read only inside the intent, which
-// runs under the store's lock. Entries gone from the tree are dropped by
-// the first intent that no longer sees them. A RouteCache is not safe for
-// concurrent use; give each caller its own.
+// runs under the store's lock. A RouteCache is not safe for concurrent
+// use; give each caller its own.
 type RouteCache struct {
-	byConfig map[*tree.Inst]*cachedRoute
-	order    []*cachedRoute // live entries in output order
-	gen      uint64         // this intent's generation; entries it saw carry it
-	leaves   *routeNodes
+	byEntry map[*tree.Inst]*cachedRoute
+	order   []*cachedRoute // live entries in output order
+	gen     uint64         // this walk's generation; entries it saw carry it
+	leaves  *routeNodes
 	// schema nodes of an entry's config and state containers and of the
 	// state's status leaf, looked up once
 	config, state, status *tree.Node
@@ -32,6 +36,15 @@ type RouteCache struct {
 	// reused by the next intent; spare is the order's other buffer.
 	out, merged outBuf
 	spare       []*cachedRoute
+
+	// What Observe learned since the last intent: the entries touched,
+	// and whether the cache may rely on them (synced: the last intent and
+	// every commit since were seen, up to seq observed).
+	dirty    map[*tree.Inst]struct{}
+	observed uint64
+	synced   bool
+	// incremental: this intent reads only the dirty entries.
+	incremental bool
 }
 
 // translated is what one route entry's config says, before any accord.
@@ -47,69 +60,169 @@ type cachedRoute struct {
 	key           sortKey
 	entry, config *tree.Inst
 	stamp, gen    uint64
+	dropped       bool // replaced or gone: leaves the order at the next reorder
 }
 
+// routeListPath is the schema path of /kedge/routes/route.
+const routeListPath = "/kedge/routes/route"
+
+// Observe tells the cache of one commit from the store's feed (sequence
+// number, whether it is a state commit, its changes), in feed order. A
+// caller that observes must observe every commit; Lost says it could not.
+func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
+	if seq <= c.observed {
+		return // the last intent read a tree that already had it
+	}
+	if seq != c.observed+1 {
+		c.synced = false // a commit went by unseen
+	}
+	c.observed = seq
+	if state || !c.synced {
+		return // state never changes a translation; unsynced walks anyway
+	}
+	for _, ch := range changes {
+		if !strings.HasPrefix(ch.Node.Path, routeListPath+"/") {
+			continue
+		}
+		e := ch.In
+		for e != nil && e.Schema().Path != routeListPath {
+			e = e.Parent()
+		}
+		if e != nil {
+			if c.dirty == nil {
+				c.dirty = map[*tree.Inst]struct{}{}
+			}
+			c.dirty[e] = struct{}{}
+		}
+	}
+}
+
+// Lost tells the cache that commits went by unobserved (the feed was
+// lost): the next intent walks every entry.
+func (c *RouteCache) Lost() { c.synced = false }
+
 // Routes is the package's Routes, reusing the translations and order of
-// unchanged entries. The set it returns is valid until the next call:
-// its route and origin slices are reused (route.Backend.Set copies what
-// it keeps), which keeps a one-route reconcile from allocating the whole
-// table again.
-func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord) (RouteSet, error) {
-	if len(c.byConfig) == 0 {
+// unchanged entries; seq is the tree's commit sequence number (the cache
+// relies on what Observe told it only when it has seen every commit up to
+// seq). The set it returns is valid until the next call: its route and
+// origin slices are reused (route.Backend.Set copies what it keeps),
+// which keeps a one-route reconcile from allocating the whole table again.
+func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet, error) {
+	if c.byEntry == nil {
 		n := 0
 		if k := t.Root().Sub("kedge"); k != nil && k.Sub("routes") != nil {
 			n = k.Sub("routes").Len("route")
 		}
-		c.byConfig = make(map[*tree.Inst]*cachedRoute, n)
+		c.byEntry = make(map[*tree.Inst]*cachedRoute, n)
 	}
 	c.gen++
-	return routes(t, a, true, c)
+	c.incremental = c.synced && seq == c.observed
+	set, err := routes(t, a, true, c)
+	// The cache now reflects the tree at seq; commits after it must be
+	// observed one by one.
+	clear(c.dirty)
+	c.observed, c.synced = seq, true
+	return set, err
 }
 
-// walk offers every /kedge/routes entry to consider, in output order.
+func (c *RouteCache) nodes(entry *tree.Inst) {
+	if c.config == nil {
+		c.config, c.state = entry.Schema().Child("config"), entry.Schema().Child("state")
+		c.status = c.state.Child("status")
+		c.leaves = newRouteNodes(c.config)
+	}
+}
+
+// alloc returns a zeroed cachedRoute from the current chunk. Entries come
+// from chunks, not one allocation each: a bulk Set of 100,000 routes
+// would otherwise make 100,000 objects for the collector to trace.
+// Chunks start small and double, since a chunk lives as long as any entry
+// in it.
+type allocator struct {
+	slab  []cachedRoute
+	chunk int
+}
+
+func (a *allocator) new() *cachedRoute {
+	if len(a.slab) == 0 {
+		a.chunk = min(max(2*a.chunk, 1), 4096)
+		a.slab = make([]cachedRoute, a.chunk)
+	}
+	e := &a.slab[0]
+	a.slab = a.slab[1:]
+	return e
+}
+
+// read translates entry's config into a new cache entry replacing old (nil
+// when the entry has no config).
+func (c *RouteCache) read(entry, cfg *tree.Inst, old *cachedRoute, al *allocator) *cachedRoute {
+	if old != nil {
+		old.dropped = true
+		delete(c.byEntry, entry)
+	}
+	if cfg == nil {
+		return nil
+	}
+	ne := al.new()
+	*ne = cachedRoute{translated: c.leaves.translate(cfg), entry: entry, config: cfg, stamp: cfg.Stamp(), gen: c.gen}
+	ne.key = keyOf(ne.route.Dst, ne.origin.Table)
+	c.byEntry[entry] = ne
+	return ne
+}
+
+// walk offers every /kedge/routes entry to consider, in output order; rt
+// is /kedge/routes (nil when absent). When the intent is incremental only
+// the entries Observe marked dirty are read again.
 func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func(route.Route, Origin, subject)) {
 	var fresh []*cachedRoute
-	var slab []cachedRoute
-	chunk := 1
-	seen := 0
-	rt.Entries("route", func(in *tree.Inst) bool {
-		if c.config == nil {
-			c.config, c.state = in.Schema().Child("config"), in.Schema().Child("state")
-			c.status = c.state.Child("status")
+	var al allocator
+	changed := false
+	if c.incremental {
+		for entry := range c.dirty {
+			c.nodes(entry)
+			var cfg *tree.Inst
+			if !entry.Removed() {
+				cfg = entry.SubAt(c.config)
+			}
+			old := c.byEntry[entry]
+			if ne := c.read(entry, cfg, old, &al); ne != nil {
+				fresh = append(fresh, ne)
+			}
+			changed = changed || old != nil
 		}
-		cfg := in.SubAt(c.config)
-		if cfg == nil {
+	} else {
+		seen := 0
+		visit := func(entry *tree.Inst) bool {
+			c.nodes(entry)
+			cfg := entry.SubAt(c.config)
+			if cfg == nil {
+				return true
+			}
+			seen++
+			e := c.byEntry[entry]
+			if e != nil && e.stamp == cfg.Stamp() && e.config == cfg {
+				e.gen = c.gen
+				return true
+			}
+			fresh = append(fresh, c.read(entry, cfg, e, &al))
+			changed = changed || e != nil
 			return true
 		}
-		seen++
-		e := c.byConfig[cfg]
-		if e != nil && e.stamp == cfg.Stamp() && e.entry == in {
-			e.gen = c.gen
-			return true
+		if rt != nil { // without /kedge/routes every entry is gone
+			rt.Entries("route", visit)
 		}
-		if c.leaves == nil {
-			c.leaves = newRouteNodes(cfg.Schema())
+		// Entries not seen are gone from the tree.
+		if len(c.byEntry) > seen {
+			for _, e := range c.order {
+				if e.gen != c.gen && !e.dropped {
+					e.dropped = true
+					delete(c.byEntry, e.entry)
+					changed = true
+				}
+			}
 		}
-		if len(slab) == 0 {
-			// Entries come from chunks, not one allocation each: a bulk
-			// Set of 100,000 routes would otherwise make 100,000 objects
-			// for the collector to trace. Chunks start small and double,
-			// since a chunk lives as long as any entry in it.
-			slab = make([]cachedRoute, chunk)
-			chunk = min(2*chunk, 4096)
-		}
-		ne := &slab[0]
-		slab = slab[1:]
-		*ne = cachedRoute{translated: c.leaves.translate(cfg), entry: in, config: cfg, stamp: cfg.Stamp(), gen: c.gen}
-		ne.key = keyOf(ne.route.Dst, ne.origin.Table)
-		if e != nil {
-			e.gen = 0 // replaced: dropped from the order below
-		}
-		c.byConfig[cfg] = ne
-		fresh = append(fresh, ne)
-		return true
-	})
-	if len(fresh) > 0 || len(c.order) != seen {
+	}
+	if len(fresh) > 0 || changed {
 		c.reorder(fresh)
 	}
 	for _, e := range c.order {
@@ -128,8 +241,8 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 	}
 }
 
-// reorder drops the entries this intent did not see and merges the fresh
-// ones, sorted, into the order.
+// reorder drops the replaced and gone entries and merges the fresh ones,
+// sorted, into the order.
 func (c *RouteCache) reorder(fresh []*cachedRoute) {
 	// Sort keys by value, not through the pointers: after a bulk Set
 	// fresh holds every entry, and chasing pointers dominates the sort.
@@ -139,10 +252,7 @@ func (c *RouteCache) reorder(fresh []*cachedRoute) {
 	out := c.spare[:0]
 	j := 0
 	for _, e := range c.order {
-		if e.gen != c.gen {
-			if c.byConfig[e.config] == e {
-				delete(c.byConfig, e.config)
-			}
+		if e.dropped {
 			continue
 		}
 		for j < len(fresh) && compareCached(fresh[j], e) < 0 {

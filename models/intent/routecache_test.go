@@ -34,7 +34,8 @@ func TestRouteCacheMatchesRoutes(t *testing.T) {
 			entry := func(p string) string { return "/kedge/routes/route[prefix=" + p + "][table=254]" }
 			classes := []string{"overlay", "underlay", "management", "monitoring", "incident"}
 			var cache RouteCache
-			most := 0
+			var seq uint64
+			most, unobserved := 0, 0
 			for step := range 300 {
 				var ops []op
 				what := rng.IntN(10)
@@ -59,9 +60,21 @@ func TestRouteCacheMatchesRoutes(t *testing.T) {
 						val: js(`["` + prefix() + `"]`)})
 				default: // nothing changes but the level
 				}
-				applyOps(t, tr, ops)
+				if changes, ok := applyOps(t, tr, ops); ok {
+					seq++
+					// Now and then a commit goes by unobserved: the cache
+					// must notice and walk every entry.
+					if rng.IntN(20) != 0 {
+						cache.Observe(seq, len(ops) > 0 && ops[0].state, changes)
+					} else {
+						unobserved++
+					}
+				}
+				if rng.IntN(3) == 0 {
+					continue // commits pile up between intents, as the reconciler coalesces them
+				}
 				acc, _ := accord.Default(uint8(1 + rng.IntN(5)))
-				got, err := cache.Routes(tr, acc)
+				got, err := cache.Routes(tr, acc, seq)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -72,11 +85,14 @@ func TestRouteCacheMatchesRoutes(t *testing.T) {
 						step, what, acc.Level, got, want)
 				}
 			}
+			if unobserved == 0 {
+				t.Errorf("every commit was observed: the fallback walk went untested")
+			}
 			if most < 6 {
 				t.Errorf("the table never held more than %d routes: the changes did not apply", most)
 			}
-			if len(cache.byConfig) != len(cache.order) {
-				t.Errorf("cache keeps %d entries for %d routes", len(cache.byConfig), len(cache.order))
+			if len(cache.byEntry) != len(cache.order) {
+				t.Errorf("cache keeps %d entries for %d routes", len(cache.byEntry), len(cache.order))
 			}
 		})
 	}
@@ -90,10 +106,12 @@ type op struct {
 	state bool
 }
 
-func applyOps(t *testing.T, tr *tree.Tree, ops []op) {
+// applyOps commits ops as one transaction and returns its changes; ok
+// is false when nothing was committed (a failed or empty transaction).
+func applyOps(t *testing.T, tr *tree.Tree, ops []op) (changes []tree.Change, ok bool) {
 	t.Helper()
 	if len(ops) == 0 {
-		return
+		return nil, false
 	}
 	tx, err := tr.Begin(ops[0].state)
 	if err != nil {
@@ -111,12 +129,14 @@ func applyOps(t *testing.T, tr *tree.Tree, ops []op) {
 		}
 		if err != nil {
 			tx.Rollback()
-			return
+			return nil, false
 		}
 	}
 	if err := tx.Validate(); err != nil {
 		tx.Rollback()
-		return
+		return nil, false
 	}
+	changes = tx.Changes()
 	tx.Commit()
+	return changes, len(changes) > 0
 }

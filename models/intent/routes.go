@@ -151,7 +151,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 			set.Withheld = append(set.Withheld, Withheld{Dst: r.Dst, Table: r.Table, Reason: reasons.get(why), Origin: o})
 		}
 	}
-	if rt != nil && cache != nil {
+	if cache != nil {
 		cache.walk(rt, full, &set, consider)
 	} else if rt != nil {
 		var leaves *routeNodes

@@ -3,9 +3,11 @@
 // ready, then reconcile once), translate the tree into the backend's plain
 // Config with a pure intent function under the store's read lock, call the
 // backend's idempotent Set, write the outcome to state, and retry failures
-// with capped exponential backoff. The intent is never cached: every
-// reconcile, retries included, recomputes it from the tree, so a backend
-// error never loses a change.
+// with capped exponential backoff. Every reconcile, retries included,
+// computes the whole Config from the tree, so a backend error never loses
+// a change; an intent may keep what it derived from unchanged parts of the
+// tree (Options.IntentAt and Observe let it follow the feed), never what
+// the backend did with it.
 package reconcile
 
 import (
@@ -35,6 +37,7 @@ type Intent[C any] func(t *tree.Tree) (C, error)
 // Source is what a reconciler needs of the store (*store.Store).
 type Source interface {
 	Read(fn func(t *tree.Tree) error) error
+	ReadAt(fn func(t *tree.Tree, seq uint64) error) error
 	ReadWatch(fn func(t *tree.Tree, seq uint64) error) (*store.Watcher, error)
 	CommitState(ctx context.Context, ops []store.Op) (*store.Commit, error)
 }
@@ -56,6 +59,15 @@ type Options[C any] struct {
 	// RetryMin and RetryMax bound the backoff after a failed Set
 	// (defaults 50 ms and 30 s).
 	RetryMin, RetryMax time.Duration
+
+	// An intent that keeps state between calls (a cache) may follow the
+	// feed: IntentAt, when set, replaces the intent and also gets the
+	// sequence number of the tree it reads; Observe is called with every
+	// commit the reconciler reads from the feed, relevant or not, in
+	// order; Lost when the feed was lost and commits went by unread.
+	IntentAt func(t *tree.Tree, seq uint64) (C, error)
+	Observe  func(seq uint64, state bool, changes []tree.Change)
+	Lost     func()
 }
 
 // Stats count what a Reconciler did; for tests and metrics.
@@ -80,7 +92,8 @@ type Reconciler[C any] struct {
 	stats Stats
 }
 
-// New returns a reconciler of b driven by src through intent.
+// New returns a reconciler of b driven by src through intent (nil when
+// o.IntentAt is set).
 func New[C any](src Source, intent Intent[C], b Backend[C], o Options[C]) *Reconciler[C] {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -176,12 +189,18 @@ func (r *Reconciler[C]) drain(ctx context.Context, w *store.Watcher) (bool, *sto
 			r.mu.Lock()
 			r.stats.Resyncs++
 			r.mu.Unlock()
+			if r.o.Lost != nil {
+				r.o.Lost()
+			}
 			r.log.Warn("fell behind the change feed; resyncing from the tree")
 			nw, err := r.src.ReadWatch(func(*tree.Tree, uint64) error { return nil })
 			return true, nw, err
 		}
 		if err != nil {
 			return changed, w, err
+		}
+		if r.o.Observe != nil {
+			r.o.Observe(c.Seq, c.State, c.Changes)
 		}
 		if r.relevant(c) {
 			changed = true
@@ -215,11 +234,20 @@ func (r *Reconciler[C]) relevant(c *store.Commit) bool {
 // reconcile computes the intent from the tree and applies it.
 func (r *Reconciler[C]) reconcile(ctx context.Context) error {
 	var cfg C
-	err := r.src.Read(func(t *tree.Tree) error {
-		var err error
-		cfg, err = r.intent(t)
-		return err
-	})
+	var err error
+	if r.o.IntentAt != nil {
+		err = r.src.ReadAt(func(t *tree.Tree, seq uint64) error {
+			var err error
+			cfg, err = r.o.IntentAt(t, seq)
+			return err
+		})
+	} else {
+		err = r.src.Read(func(t *tree.Tree) error {
+			var err error
+			cfg, err = r.intent(t)
+			return err
+		})
+	}
 	if err != nil {
 		err = fmt.Errorf("compute %s intent: %w", r.o.Name, err)
 	} else {

@@ -268,3 +268,83 @@ func TestKick(t *testing.T) {
 	r.Kick()
 	waitFor(t, "kicked reconcile", func() bool { return r.Stats().Reconciles == 2 })
 }
+
+// feedFollower records what a feed-following intent is told.
+type feedFollower struct {
+	mu       sync.Mutex
+	observed []uint64
+	lost     int
+	intents  []uint64 // the seq each IntentAt read
+}
+
+// TestIntentFollowsFeed: an intent with IntentAt sees every commit the
+// reconciler reads, in order and once, and the tree's sequence number
+// with each read; a lost feed is reported.
+func TestIntentFollowsFeed(t *testing.T) {
+	st := openStore(t, store.Options{FeedBudget: 10})
+	gate := make(chan struct{})
+	b := &fakeBackend{gate: gate, entered: make(chan struct{})}
+	f := &feedFollower{}
+	r := New[[]string](st, nil, b, Options[[]string]{Name: "test", Prefixes: []string{"/kedge/routes"},
+		IntentAt: func(t *tree.Tree, seq uint64) ([]string, error) {
+			f.mu.Lock()
+			f.intents = append(f.intents, seq)
+			f.mu.Unlock()
+			return routeIntent(t)
+		},
+		Observe: func(seq uint64, state bool, changes []tree.Change) {
+			f.mu.Lock()
+			f.observed = append(f.observed, seq)
+			f.mu.Unlock()
+		},
+		Lost: func() {
+			f.mu.Lock()
+			f.lost++
+			f.mu.Unlock()
+		},
+	})
+	run(t, r)
+	<-b.entered
+	addRoute(t, st, 0)
+	close(gate)
+	waitFor(t, "route 0 applied", func() bool {
+		calls, _ := b.snapshot()
+		return len(calls) > 0 && len(calls[len(calls)-1]) == 1
+	})
+	for i := 1; i <= 3; i++ {
+		addRoute(t, st, i)
+		waitFor(t, fmt.Sprintf("route %d applied", i), func() bool {
+			calls, _ := b.snapshot()
+			return len(calls[len(calls)-1]) == i+1
+		})
+	}
+	f.mu.Lock()
+	observed, intents := slices.Clone(f.observed), slices.Clone(f.intents)
+	f.mu.Unlock()
+	if want := []uint64{1, 2, 3, 4}; !slices.Equal(observed, want) {
+		t.Errorf("observed %v, want %v", observed, want)
+	}
+	if last := intents[len(intents)-1]; last != 4 {
+		t.Errorf("last intent read the tree at seq %d, want 4", last)
+	}
+	// Overflow the feed while Set is held: the intent hears it was lost.
+	b.mu.Lock()
+	b.gate, b.entered = make(chan struct{}), make(chan struct{})
+	gate = b.gate
+	b.mu.Unlock()
+	addRoute(t, st, 100)
+	<-b.entered
+	for i := 4; i < 40; i++ {
+		addRoute(t, st, i)
+	}
+	close(gate)
+	waitFor(t, "all routes applied", func() bool {
+		calls, _ := b.snapshot()
+		return len(calls[len(calls)-1]) == 41
+	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lost == 0 {
+		t.Error("a feed overflow was not reported as lost")
+	}
+}
