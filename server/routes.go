@@ -114,7 +114,10 @@ type routeApplier struct {
 	// written is the status and reason last committed per entry, so a Set
 	// writes only what changed (one route out of 100,000, not all).
 	written map[stateKey]stateVal
-	status  route.Status // the backend's last outcome, its slices reused
+	// marks is the routes list's entries as last written, in order (see
+	// stateOps); spareMarks is its other buffer.
+	marks, spareMarks []stateMark
+	status            route.Status // the backend's last outcome, its slices reused
 }
 
 // Set applies s and records the outcome. It returns the backend's error:
@@ -140,7 +143,7 @@ func (a *routeApplier) Set(ctx context.Context, s intent.RouteSet) error {
 	opsDone := time.Now()
 	if len(ops) > 0 {
 		if serr := a.commitState(ctx, ops); serr != nil {
-			a.written = nil // unknown what the tree holds: write everything next time
+			a.written, a.marks = nil, nil // unknown what the tree holds: write everything next time
 			if ctx.Err() == nil {
 				a.log.Warn("write route state", "err", serr)
 			}

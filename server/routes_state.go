@@ -1,6 +1,8 @@
 package server
 
 import (
+	"cmp"
+	"net/netip"
 	"strconv"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -86,6 +88,15 @@ func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 		return p
 	}
 	statusKnown := len(st.Routes) == len(s.Config.Routes)
+	// The routes come in the intent's order, as they did last time:
+	// walking the last Set's entries alongside, an entry equal to its
+	// counterpart there (same origin, status and reason, state present)
+	// needs no map lookup at all.
+	prev, marks := a.marks, a.spareMarks[:0]
+	if a.written == nil || len(a.written) == 0 {
+		prev = nil
+	}
+	j := 0
 	for i := range s.Config.Routes {
 		o := s.Origins[i]
 		v := stateVal{status: statusPending, reason: "not applied yet"}
@@ -113,8 +124,20 @@ func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 			}
 			continue
 		}
+		m := stateMark{dst: s.Config.Routes[i].Dst, prefix: o.Prefix, table: o.Table, v: v}
+		for j < len(prev) && prev[j].before(m) {
+			j++
+		}
+		marks = append(marks, m)
+		if o.Stated && j < len(prev) && prev[j] == m {
+			j++
+			w.n++
+			continue
+		}
 		w.put(routeKey(o), v, o.Stated)
 	}
+	clear(a.marks) // the spare must not keep reason strings alive
+	a.spareMarks, a.marks = a.marks[:0], marks
 	for _, wh := range s.Withheld {
 		if wh.Origin.IsOverlay() {
 			continue
@@ -168,6 +191,31 @@ func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 }
 
 func routeKey(o intent.Origin) stateKey { return stateKey{a: o.Prefix, table: o.Table} }
+
+// stateMark is one /kedge/routes entry of the routes list as the last
+// state commit left it, in the intent's order.
+type stateMark struct {
+	dst    netip.Prefix
+	prefix string
+	table  uint32
+	v      stateVal
+}
+
+// before orders marks as the routes intent orders routes: table (0 is
+// the main table), address (IPv4 first), prefix length, then the key.
+func (m stateMark) before(o stateMark) bool {
+	mt, ot := cmp.Or(m.table, 254), cmp.Or(o.table, 254)
+	if mt != ot {
+		return mt < ot
+	}
+	if c := m.dst.Addr().Compare(o.dst.Addr()); c != 0 {
+		return c < 0
+	}
+	if m.dst.Bits() != o.dst.Bits() {
+		return m.dst.Bits() < o.dst.Bits()
+	}
+	return m.prefix < o.prefix
+}
 
 func podStateKey(k intent.PodKey) stateKey {
 	return stateKey{pod: true, a: k.ContainerID, b: k.IfName}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -261,5 +262,42 @@ func TestRouteStateEntryGone(t *testing.T) {
 	}
 	if _, err := r.st.CommitState(context.Background(), w.ops[1:]); err == nil {
 		t.Error("state of a missing entry committed: the retry path is not exercised")
+	}
+}
+
+// TestRouteStateFollowsChurn: routes added, failing on an unknown device,
+// fixed, and deleted in random order; after each burst every entry's
+// state must be exactly its route's outcome (the state writer skips
+// entries it believes unchanged, so a wrong belief would show here).
+func TestRouteStateFollowsChurn(t *testing.T) {
+	r := newRoutesRig(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	devs := []string{"eth0", "veth1", "nodev0"}
+	cur := map[string]string{} // prefix -> device
+	for step := range 60 {
+		for range 1 + rng.IntN(4) {
+			p := fmt.Sprintf("10.7.%d.0/24", rng.IntN(30))
+			if _, ok := cur[p]; ok && rng.IntN(3) == 0 {
+				r.commit(t, store.OpDelete, map[string]*gpb.TypedValue{routeEntry(p): nil})
+				delete(cur, p)
+				continue
+			}
+			d := devs[rng.IntN(len(devs))]
+			r.commit(t, store.OpUpdate, routeConfig(p, d, "underlay"))
+			cur[p] = d
+		}
+		waitUntil(t, fmt.Sprintf("step %d: every entry's state", step), func() bool {
+			for p, d := range cur {
+				s, why := r.state(t, routeEntry(p))
+				want := statusInstalled
+				if d == "nodev0" {
+					want = statusFailed
+				}
+				if s != want || (want == statusFailed) != (why != "") {
+					return false
+				}
+			}
+			return true
+		})
 	}
 }
