@@ -1,7 +1,10 @@
 package intent
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
@@ -36,6 +39,7 @@ type RouteCache struct {
 	// reused by the next intent; spare is the order's other buffer.
 	out, merged outBuf
 	spare       []*cachedRoute
+	dropped     []*cachedRoute // entries of order marked dropped since the last reorder
 
 	// What Observe learned since the last intent: the entries touched,
 	// and whether the cache may rely on them (synced: the last intent and
@@ -61,6 +65,11 @@ type cachedRoute struct {
 	entry, config *tree.Inst
 	stamp, gen    uint64
 	dropped       bool // replaced or gone: leaves the order at the next reorder
+	// stated: the entry's state status was seen set. The route state
+	// writer never removes it from a live entry (Observe re-reads one that
+	// loses it), so once seen it need not be read from the tree again:
+	// at 100,000 routes those reads were most of an intent.
+	stated bool
 }
 
 // routeListPath is the schema path of /kedge/routes/route.
@@ -77,11 +86,16 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 		c.synced = false // a commit went by unseen
 	}
 	c.observed = seq
-	if state || !c.synced {
-		return // state never changes a translation; unsynced walks anyway
+	if !c.synced {
+		return // the next intent walks every entry anyway
 	}
 	for _, ch := range changes {
 		if !strings.HasPrefix(ch.Node.Path, routeListPath+"/") {
+			continue
+		}
+		// State never changes a translation; only a removed status
+		// matters, since the cache remembers which entries have one.
+		if state && (ch.Op != tree.OpDelete || ch.Node.Path != routeListPath+"/state/status") {
 			continue
 		}
 		e := ch.In
@@ -158,6 +172,7 @@ func (a *allocator) new() *cachedRoute {
 func (c *RouteCache) read(entry, cfg *tree.Inst, old *cachedRoute, al *allocator) *cachedRoute {
 	if old != nil {
 		old.dropped = true
+		c.dropped = append(c.dropped, old)
 		delete(c.byEntry, entry)
 	}
 	if cfg == nil {
@@ -216,6 +231,7 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 			for _, e := range c.order {
 				if e.gen != c.gen && !e.dropped {
 					e.dropped = true
+					c.dropped = append(c.dropped, e)
 					delete(c.byEntry, e.entry)
 					changed = true
 				}
@@ -228,8 +244,11 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 	for _, e := range c.order {
 		o := e.origin
 		if full {
-			st := e.entry.SubAt(c.state)
-			o.Stated = st != nil && st.Leaf(c.status).IsSet()
+			if !e.stated || !c.incremental { // a walk trusts nothing it remembers
+				st := e.entry.SubAt(c.state)
+				e.stated = st != nil && st.Leaf(c.status).IsSet()
+			}
+			o.Stated = e.stated
 		}
 		if e.err != nil {
 			if full {
@@ -242,7 +261,11 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 }
 
 // reorder drops the replaced and gone entries and merges the fresh ones,
-// sorted, into the order.
+// sorted, into the order. After a small change it touches only the
+// entries around the change: each fresh entry's place is found by binary
+// search and the runs between are copied whole (reading every entry of a
+// 100,000-route order to compare it cost more than the rest of the
+// intent).
 func (c *RouteCache) reorder(fresh []*cachedRoute) {
 	// Sort keys by value, not through the pointers: after a bulk Set
 	// fresh holds every entry, and chasing pointers dominates the sort.
@@ -250,20 +273,71 @@ func (c *RouteCache) reorder(fresh []*cachedRoute) {
 		func(i, j int) int { return compareOrigin(fresh[i].origin, fresh[j].origin) })
 	permute(order, func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	out := c.spare[:0]
-	j := 0
-	for _, e := range c.order {
-		if e.dropped {
-			continue
+	if len(fresh)+len(c.dropped) > len(c.order)/16 {
+		// Many changes (a bulk Set): one merge pass.
+		j := 0
+		for _, e := range c.order {
+			if e.dropped {
+				continue
+			}
+			for j < len(fresh) && compareCached(fresh[j], e) < 0 {
+				out = append(out, fresh[j])
+				j++
+			}
+			out = append(out, e)
 		}
-		for j < len(fresh) && compareCached(fresh[j], e) < 0 {
-			out = append(out, fresh[j])
-			j++
+		out = append(out, fresh[j:]...)
+	} else {
+		// A few: find each insertion and removal point by binary search
+		// and copy the runs between them whole.
+		type cut struct {
+			at     int
+			remove bool
+			add    *cachedRoute
 		}
-		out = append(out, e)
+		cuts := make([]cut, 0, len(fresh)+len(c.dropped))
+		for _, f := range fresh {
+			cuts = append(cuts, cut{at: sort.Search(len(c.order), func(i int) bool { return compareCached(f, c.order[i]) < 0 }), add: f})
+		}
+		for _, d := range c.dropped {
+			i := sort.Search(len(c.order), func(i int) bool { return compareCached(d, c.order[i]) <= 0 })
+			for i < len(c.order) && c.order[i] != d {
+				i++ // entries with equal keys: find this one
+			}
+			if i < len(c.order) {
+				cuts = append(cuts, cut{at: i, remove: true})
+			}
+		}
+		// Insertions before a position come before removing the entry at it.
+		slices.SortStableFunc(cuts, func(a, b cut) int {
+			return cmp.Or(cmp.Compare(a.at, b.at), cmpBool(a.remove, b.remove))
+		})
+		pos := 0
+		for _, k := range cuts {
+			out = append(out, c.order[pos:k.at]...)
+			pos = k.at
+			if k.remove {
+				pos++
+			} else {
+				out = append(out, k.add)
+			}
+		}
+		out = append(out, c.order[pos:]...)
 	}
-	out = append(out, fresh[j:]...)
+	clear(c.dropped)
+	c.dropped = c.dropped[:0]
 	clear(c.order) // the spare buffer must not keep dropped entries alive
 	c.spare, c.order = c.order[:0], out
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func compareCached(a, b *cachedRoute) int {

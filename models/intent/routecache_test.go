@@ -16,11 +16,20 @@ import (
 // changed and deleted, state written, pods and overlay routes sharing
 // destinations with routes, failed transactions, level changes) and checks
 // after each that the cached intent equals the uncached one exactly.
+// With a pool of 400 destinations and a table of about 250 routes, small
+// changes take the cache's binary-search path; with 12, its merge pass.
 func TestRouteCacheMatchesRoutes(t *testing.T) {
 	for seed := range uint64(8) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+		pool, prefill := 12, 0
+		if seed%2 == 1 {
+			pool, prefill = 400, 250
+		}
+		t.Run(fmt.Sprintf("%d-pool%d", seed, pool), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			var ls []leaf
+			for i := range prefill {
+				ls = append(ls, routeLeaves(fmt.Sprintf("10.40.%d.%d/32", i/256, i%256), "underlay", "operator")...)
+			}
 			ls = append(ls, podLeaves("c1", `["10.40.0.3/32"]`, "veth1", "underlay", "")...)
 			ls = append(ls, podLeaves("c2", `["10.40.0.9/32"]`, "veth2", "overlay", "master")...)
 			peer := "/kedge/mesh/peers/peer[name=p1]/config/"
@@ -30,7 +39,7 @@ func TestRouteCacheMatchesRoutes(t *testing.T) {
 			ls = append(ls, leaf{ep + "name", s("prom")}, leaf{ep + "kind", s("monitoring")}, leaf{ep + "prefix", s("10.40.0.0/29")})
 			tr := build(t, ls)
 
-			prefix := func() string { return fmt.Sprintf("10.40.0.%d/32", rng.IntN(12)) }
+			prefix := func() string { i := rng.IntN(pool); return fmt.Sprintf("10.40.%d.%d/32", i/256, i%256) }
 			entry := func(p string) string { return "/kedge/routes/route[prefix=" + p + "][table=254]" }
 			classes := []string{"overlay", "underlay", "management", "monitoring", "incident"}
 			var cache RouteCache
@@ -53,8 +62,12 @@ func TestRouteCacheMatchesRoutes(t *testing.T) {
 				case what < 7: // a transaction that fails and rolls back
 					c := entry(prefix()) + "/config/"
 					ops = append(ops, op{path: c + "metric", val: u(7)}, op{path: c + "class", val: s("not-a-class")})
-				case what < 8: // state, which only moves Stated
-					ops = append(ops, op{path: entry(prefix()) + "/state/status", val: s("installed"), state: true})
+				case what < 8: // state, which only moves Stated: written, or now and then removed
+					st := op{path: entry(prefix()) + "/state/status", val: s("installed"), state: true}
+					if rng.IntN(3) == 0 {
+						st.val = nil
+					}
+					ops = append(ops, st)
 				case what < 9: // a pod moves
 					ops = append(ops, op{path: "/kedge/pods/pod[container-id=c1][ifname=eth0]/config/addresses",
 						val: js(`["` + prefix() + `"]`)})
