@@ -17,13 +17,7 @@ import (
 // reconcile pays per change at that size), median of 5 runs.
 func BenchmarkRoutes100k(b *testing.B) {
 	const n = 100_000
-	ls := make([]leaf, 0, 4*n)
-	a := netip.MustParseAddr("10.128.0.1")
-	for range n {
-		ls = append(ls, routeLeaves(a.String()+"/32", "underlay", "operator")...)
-		a = a.Next()
-	}
-	tr := buildTree(b, ls)
+	tr := routeTree(b, n)
 	for _, level := range []uint8{5, 1} {
 		acc, _ := accord.Default(level)
 		var ds []time.Duration
@@ -38,6 +32,17 @@ func BenchmarkRoutes100k(b *testing.B) {
 		slices.Sort(ds)
 		b.ReportMetric(float64(ds[2].Microseconds())/1000, "level"+string('0'+level)+"-ms")
 	}
+}
+
+// routeTree is a tree of n underlay /32 routes from 10.128.0.1 on.
+func routeTree(b *testing.B, n int) *tree.Tree {
+	ls := make([]leaf, 0, 4*n)
+	a := netip.MustParseAddr("10.128.0.1")
+	for range n {
+		ls = append(ls, routeLeaves(a.String()+"/32", "underlay", "operator")...)
+		a = a.Next()
+	}
+	return buildTree(b, ls)
 }
 
 // buildTree is build for benchmarks too.
@@ -73,13 +78,7 @@ func buildTree(tb testing.TB, leaves []leaf) *tree.Tree {
 // RouteCache, side by side.
 func BenchmarkRoutesOneChange(b *testing.B) {
 	for _, n := range []int{1_000, 100_000} {
-		ls := make([]leaf, 0, 4*n)
-		a := netip.MustParseAddr("10.128.0.1")
-		for range n {
-			ls = append(ls, routeLeaves(a.String()+"/32", "underlay", "operator")...)
-			a = a.Next()
-		}
-		tr := buildTree(b, ls)
+		tr := routeTree(b, n)
 		acc, _ := accord.Default(5)
 		var cache RouteCache
 		var seq uint64
