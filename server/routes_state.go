@@ -93,7 +93,7 @@ func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 	// counterpart there (same origin, status and reason, state present)
 	// needs no map lookup at all.
 	prev, marks := a.marks, a.spareMarks[:0]
-	if a.written == nil || len(a.written) == 0 {
+	if len(a.written) == 0 {
 		prev = nil
 	}
 	j := 0
