@@ -53,6 +53,9 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// fdatasync is unix.Fdatasync; tests replace it to make a sync fail.
+var fdatasync = unix.Fdatasync
+
 // wal is the segment being written. It is guarded by Store.walMu.
 type wal struct {
 	dir  string
@@ -152,7 +155,7 @@ func (w *wal) append(payload []byte) (next *wal, err error) {
 	if _, err := w.f.WriteAt(w.buf, w.off); err != nil {
 		return nil, fmt.Errorf("write log: %w", err)
 	}
-	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+	if err := fdatasync(int(w.f.Fd())); err != nil {
 		// The record's fate on disk is unknown: never write after it.
 		w.off = w.size
 		return nil, fmt.Errorf("%w: %w", errLogSync, err)

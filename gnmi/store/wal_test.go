@@ -1,13 +1,16 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 func reopen(t *testing.T, dir string) *Store {
@@ -201,4 +204,42 @@ func TestRestartsKeepOneEmptySegment(t *testing.T) {
 	if !strings.Contains(dump(s), "eth1") || s.Seq() != 1 {
 		t.Fatalf("after restarts: seq %d (want 1), tree:\n%s", s.Seq(), dump(s))
 	}
+}
+
+// TestFailedSyncStopsWrites: after an fdatasync error nobody knows
+// whether the record reached the disk, so the store fails that commit,
+// refuses every later write (no commit may be acknowledged on top of a
+// record of unknown fate), and a restart replays whatever the disk holds.
+func TestFailedSyncStopsWrites(t *testing.T) {
+	dir := t.TempDir()
+	s := reopen(t, dir)
+	mustCommit(t, s, upd(t, route(1)+"/config/device", str("eth1")))
+	before := dump(s)
+	fdatasync = func(int) error { return unix.EIO }
+	_, err := s.Commit(context.Background(), []Op{upd(t, route(2)+"/config/device", str("eth2"))})
+	fdatasync = unix.Fdatasync
+	if !errors.Is(err, unix.EIO) {
+		t.Fatalf("commit with a failing sync: %v, want EIO", err)
+	}
+	if dump(s) != before {
+		t.Fatal("a commit that failed to sync changed the tree")
+	}
+	for name, write := range map[string]func() error{
+		"commit": func() error {
+			_, err := s.Commit(context.Background(), []Op{upd(t, route(3)+"/config/device", str("eth3"))})
+			return err
+		},
+		"put meta": func() error { return s.PutMeta("k", []byte("v")) },
+	} {
+		if err := write(); err == nil || !strings.Contains(err.Error(), "store stopped") {
+			t.Errorf("%s after a failed sync: %v, want the store stopped", name, err)
+		}
+	}
+	s.Close()
+	s = reopen(t, dir)
+	defer s.Close()
+	if !strings.Contains(dump(s), "eth1") || strings.Contains(dump(s), "eth3") {
+		t.Fatalf("after restart:\n%s", dump(s))
+	}
+	mustCommit(t, s, upd(t, route(4)+"/config/device", str("eth4")))
 }
