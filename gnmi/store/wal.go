@@ -23,8 +23,8 @@ import (
 // metas as of each snapshot.
 //
 // A segment is preallocated (fallocate) so that appending to it does not
-// change the file's size, and fdatasync has no size to journal. Records
-// are framed as
+// change the file's size or allocate blocks: fdatasync then flushes the
+// data and at most marks the extent written. Records are framed as
 //
 //	u32 payload length | u32 CRC-32C of payload | payload
 //
@@ -100,8 +100,9 @@ func openSegment(dir string, id uint64, size int64) (*wal, error) {
 		return nil, fmt.Errorf("create log segment: %w", err)
 	}
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-		// Filesystems without fallocate: grow the file instead; appends
-		// then cost a size update each, but stay correct.
+		// Filesystems without fallocate: a sparse file of that size;
+		// appends then allocate blocks as they go, slower to sync but
+		// just as correct.
 		if err := f.Truncate(size); err != nil {
 			f.Close()
 			os.Remove(path)
