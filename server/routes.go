@@ -48,9 +48,10 @@ func (d *Daemon) startRoutes(dp *dataplane, on bool, avail map[string]bool) ([]p
 	ap := &routeApplier{b: b, st: d.st, log: log}
 	rec := reconcile.New[intent.RouteSet](d.st, nil, ap, routeOptions(log, &intent.RouteCache{}))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		if !dp.waitReady(ctx) {
 			return
 		}
@@ -58,11 +59,23 @@ func (d *Daemon) startRoutes(dp *dataplane, on bool, avail map[string]bool) ([]p
 			log.Error("route reconciler stopped", "err", err)
 		}
 	}()
-	// Closers run last to first: stop the reconciler, then close the
-	// backend (which leaves the routes in the kernel).
+	// What others do to Kedge's routes and rules (delete one, take a link
+	// down) wakes the reconciler, which puts them back: the kernel is
+	// repaired without waiting for the next change to the tree.
+	go func() {
+		defer wg.Done()
+		if !dp.waitReady(ctx) {
+			return
+		}
+		if err := b.Watch(ctx, rec.Kick); err != nil {
+			log.Error("route drift watch stopped", "err", err)
+		}
+	}()
+	// Closers run last to first: stop the reconciler and the watch, then
+	// close the backend (which leaves the routes in the kernel).
 	dp.closers = append(dp.closers, b.Close, func() error {
 		cancel()
-		<-done
+		wg.Wait()
 		return nil
 	})
 	d.log.Info("route backend", "netns", d.cfg.NetNS, "protocol", route.DefaultProtocol)

@@ -387,6 +387,30 @@ func TestRoutesThroughGNMI(t *testing.T) {
 	waitRoutes(t, n, "no routes", []string{})
 }
 
+// TestRoutesRepairedAfterOutsideChange: what someone else does to
+// Kedge's routes is undone without any change to the tree: a deleted
+// route comes back, and so do the routes a link flap took away.
+func TestRoutesRepairedAfterOutsideChange(t *testing.T) {
+	n := newNS(t, "repair")
+	c, _ := startKedge(t, daemonCfg(t, t.TempDir(), n.name))
+	r1 := rt{prefix: "10.11.0.0/24", table: 254, nh: "10.77.0.2"}
+	r2 := rt{prefix: "10.12.0.0/16", table: 100, dev: "rtA"}
+	setRoutes(t, c, r1, r2)
+	want := []string{"10.11.0.0/24 table 254 dev rtA via 10.77.0.2", "10.12.0.0/16 table 100 dev rtA"}
+	waitRoutes(t, n, "both routes", want)
+
+	ipCmd(t, "-n", n.name, "route", "del", "10.11.0.0/24", "proto", "107")
+	waitRoutes(t, n, "the deleted route back", want)
+
+	ipCmd(t, "-n", n.name, "link", "set", "rtA", "down")
+	waitRoutes(t, n, "no routes while the link is down", []string{})
+	ipCmd(t, "-n", n.name, "link", "set", "rtA", "up")
+	waitRoutes(t, n, "both routes after the link came back", want)
+	for _, r := range []rt{r1, r2} {
+		waitState(t, c, r.path(), "installed", "")
+	}
+}
+
 // monitor records route notifications for Kedge's protocol in the
 // namespace until the test ends.
 type monitor struct {

@@ -3,7 +3,9 @@ package route_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 )
@@ -92,4 +94,77 @@ func TestLinkCacheFollowsLinks(t *testing.T) {
 		t.Fatalf("after the device was re-created: %v", err)
 	}
 	checkKernel(t, n, cfg.Routes)
+}
+
+// TestWatchSeesDrift: Watch wakes its caller when someone else deletes a
+// Kedge route or rule or takes the link down, and not for Kedge's own
+// Sets; a Set after the wake-up repairs the kernel.
+func TestWatchSeesDrift(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n.NS)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	drift := make(chan struct{}, 16)
+	done := make(chan error, 1)
+	go func() { done <- b.Watch(ctx, func() { drift <- struct{}{} }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	routes := []route.Route{{Dst: pfx("10.83.0.0/24"), Device: n.Dev}, {Dst: pfx("10.84.0.0/24"), Gateway: addr("10.0.0.2")}}
+	cfg := route.Config{Routes: routes, Rules: []route.Rule{{Priority: 1200, Dst: pfx("10.85.0.0/16"), Table: 100}}}
+	set := func() {
+		t.Helper()
+		if err := b.Set(context.Background(), cfg); err != nil {
+			t.Fatalf("set: %v", err)
+		}
+	}
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case <-drift:
+			t.Fatalf("%s woke the watch", what)
+		case <-time.After(400 * time.Millisecond):
+		}
+	}
+	woken := func(what string) {
+		t.Helper()
+		select {
+		case <-drift:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not wake the watch", what)
+		}
+		for len(drift) > 0 {
+			<-drift
+		}
+	}
+	set()
+	quiet("Kedge's own Set")
+	ip(t, "-n", n.NS, "route", "del", "10.83.0.0/24", "proto", "107")
+	woken("an outside route delete")
+	set()
+	checkKernel(t, n, routes)
+	ip(t, "-n", n.NS, "rule", "del", "priority", "1200")
+	woken("an outside rule delete")
+	set()
+	if got := ip(t, "-n", n.NS, "rule", "show", "priority", "1200"); !strings.Contains(got, "10.85.0.0/16") {
+		t.Fatalf("rule not restored: %q", got)
+	}
+	ip(t, "-n", n.NS, "link", "set", n.Dev, "down")
+	woken("a link going down")
+	ip(t, "-n", n.NS, "link", "set", n.Dev, "up")
+	woken("the link coming back")
+	set()
+	checkKernel(t, n, routes)
+	// The link's carrier and IPv6 events trail in for a while after it
+	// comes up; let them pass before listening for silence.
+	time.Sleep(500 * time.Millisecond)
+	for len(drift) > 0 {
+		<-drift
+	}
+	// Routes of other protocols are none of Kedge's business.
+	ip(t, "-n", n.NS, "route", "add", "10.86.0.0/24", "dev", n.Dev, "proto", "static")
+	quiet("a foreign route")
 }

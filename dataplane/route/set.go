@@ -124,30 +124,63 @@ func kernelKey(r rtnl.Route) Key { return Key{Table: r.Table, Dst: r.Dst, Metric
 // someone else touching a Kedge route or key, a link going down or away or
 // an address deleted (the kernel drops routes on those without a route
 // notification) or lost events drop the route cache; any link event drops
-// the link list.
-func (b *Backend) drainEvents() {
+// the link list. It reports whether any of that happened, or a policy
+// rule changed: then the kernel may no longer be what the last Set made
+// it, and the next Set repairs it.
+func (b *Backend) drainEvents() (drift bool) {
 	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
 		switch {
 		case !ev.IsRoute:
-			if ev.Type == unix.RTM_NEWLINK || ev.Type == unix.RTM_DELLINK {
+			switch ev.Type {
+			case unix.RTM_NEWLINK, unix.RTM_DELLINK:
 				b.dropLinks()
+				drift = true
+			case unix.RTM_NEWRULE, unix.RTM_DELRULE:
+				drift = true // Set reads the rules every time
 			}
 			if ev.Removal {
-				b.cache = nil
+				b.cache, drift = nil, true
 			}
 		case b.cache == nil:
 		case ev.Route.Protocol == b.proto:
-			b.cache = nil
+			b.cache, drift = nil, true
 		default:
 			if _, ours := b.cache[kernelKey(ev.Route)]; ours {
-				b.cache = nil // another protocol replaced one of ours
+				b.cache, drift = nil, true // another protocol replaced one of ours
 			}
 		}
 	})
 	if err != nil || overflow {
 		b.cache = nil
 		b.dropLinks()
+		drift = true
 	}
+	return drift
+}
+
+// Watch calls drift whenever someone else changes what the last Set made
+// (deletes or replaces a Kedge route, removes a policy rule, takes a link
+// down or away, deletes an address) or makes a failed route possible (a
+// link appears or comes up), so the caller can Set again and repair it, as
+// Tailscale's router restores the rules others remove. Kedge's own changes
+// do not wake it. It returns nil when ctx is done, or the monitor's error.
+func (b *Backend) Watch(ctx context.Context, drift func()) error {
+	for ctx.Err() == nil {
+		ready, err := b.conn.WaitChanges(250 * time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("watch namespace: %w", err)
+		}
+		if !ready {
+			continue
+		}
+		b.mu.Lock()
+		changed := b.drainEvents()
+		b.mu.Unlock()
+		if changed {
+			drift()
+		}
+	}
+	return nil
 }
 
 // dropLinks forgets the link list; linkEpoch tells the fast path that

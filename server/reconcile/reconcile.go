@@ -116,7 +116,8 @@ func (r *Reconciler[C]) Stats() Stats {
 }
 
 // Kick asks for a reconcile even though the tree did not change (the
-// backend knows its world drifted). It never blocks.
+// backend knows its world drifted), at once, even during a retry's
+// backoff. It never blocks.
 func (r *Reconciler[C]) Kick() {
 	select {
 	case r.kick <- struct{}{}:
@@ -158,7 +159,14 @@ func (r *Reconciler[C]) Run(ctx context.Context) error {
 		case <-retry:
 			retry, timer = nil, nil
 		case <-r.kick:
+			// The backend saw its world change: try now rather than at
+			// the end of a backoff (a failing route may have just become
+			// possible); a new failure keeps doubling the delay.
 			dirty = true
+			if timer != nil {
+				timer.Stop()
+				retry, timer = nil, nil
+			}
 		case <-w.Ready():
 			changed, nw, err := r.drain(ctx, w)
 			if err != nil {

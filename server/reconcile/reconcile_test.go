@@ -269,6 +269,22 @@ func TestKick(t *testing.T) {
 	waitFor(t, "kicked reconcile", func() bool { return r.Stats().Reconciles == 2 })
 }
 
+// TestKickCutsBackoff: after a failure the retry waits out its backoff,
+// but a Kick (the backend saw its world change) reconciles at once.
+func TestKickCutsBackoff(t *testing.T) {
+	st := openStore(t, store.Options{})
+	b := &fakeBackend{fail: 1}
+	r := New[[]string](st, routeIntent, b, Options[[]string]{Name: "test", RetryMin: time.Hour, RetryMax: time.Hour})
+	run(t, r)
+	waitFor(t, "the failed first reconcile", func() bool { return r.Stats().Failures == 1 })
+	start := time.Now()
+	r.Kick()
+	waitFor(t, "the kicked retry", func() bool { return r.Stats().Reconciles == 2 })
+	if s := r.Stats(); s.LastErr != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("kicked retry: err %v after %v", s.LastErr, time.Since(start))
+	}
+}
+
 // feedFollower records what a feed-following intent is told.
 type feedFollower struct {
 	mu       sync.Mutex

@@ -2,7 +2,9 @@ package rtnl
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,7 +18,8 @@ import (
 // port id), so only other actors' changes, or an overflow, reach the backend.
 
 const monitorGroups = unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR |
-	unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_IPV6_ROUTE
+	unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_IPV6_ROUTE | unix.RTMGRP_IPV4_RULE |
+	1<<(unix.RTNLGRP_IPV6_RULE-1) // no RTMGRP_ name for IPv6 rules
 
 // Event is a change made by someone else. Route is set for route events.
 type Event struct {
@@ -108,6 +111,22 @@ func (c *Conn) Changes(fn func(Event)) (overflow bool, err error) {
 			}
 		}
 	}
+}
+
+// WaitChanges waits up to timeout for a notification to read and reports
+// whether one is there. It does not consume it: Changes does.
+func (c *Conn) WaitChanges(timeout time.Duration) (bool, error) {
+	fds := []unix.PollFd{{Fd: int32(c.mon.fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, int(timeout/time.Millisecond))
+	switch {
+	case errors.Is(err, unix.EINTR):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("poll netlink monitor: %w", err)
+	case fds[0].Revents&unix.POLLNVAL != 0:
+		return false, fmt.Errorf("poll netlink monitor: %w", unix.EBADF)
+	}
+	return n > 0, nil
 }
 
 // splitTruncated parses messages like parseMessages but accepts a last
