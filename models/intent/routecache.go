@@ -51,12 +51,23 @@ type RouteCache struct {
 	incremental bool
 }
 
-// translated is what one route entry's config says, before any accord.
+// translated is what one route entry's config says, before any accord:
+// its route, its list keys (the prefix as the tree holds it), class and
+// tier. It is kept small: a RouteCache holds one per route.
 type translated struct {
-	route   route.Route
-	origin  Origin // Stated is filled per intent, not cached
-	subject subject
-	err     error
+	route       route.Route
+	prefix      string
+	table       uint32
+	class, tier string
+	err         error
+}
+
+// origin is the entry's Origin (Stated is filled per intent).
+func (t *translated) origin() Origin { return Origin{Prefix: t.prefix, Table: t.table} }
+
+// subject is what the accord's route policy looks at.
+func (t *translated) subject() subject {
+	return subject{class: t.class, tier: t.tier, dst: t.route.Dst}
 }
 
 type cachedRoute struct {
@@ -180,7 +191,7 @@ func (c *RouteCache) read(entry, cfg *tree.Inst, old *cachedRoute, al *allocator
 	}
 	ne := al.new()
 	*ne = cachedRoute{translated: c.leaves.translate(cfg), entry: entry, config: cfg, stamp: cfg.Stamp(), gen: c.gen}
-	ne.key = keyOf(ne.route.Dst, ne.origin.Table)
+	ne.key = keyOf(ne.route.Dst, ne.table)
 	c.byEntry[entry] = ne
 	return ne
 }
@@ -242,7 +253,7 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 		c.reorder(fresh)
 	}
 	for _, e := range c.order {
-		o := e.origin
+		o := e.origin()
 		if full {
 			if !e.stated || !c.incremental { // a walk trusts nothing it remembers
 				st := e.entry.SubAt(c.state)
@@ -256,7 +267,7 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 			}
 			continue
 		}
-		consider(e.route, o, e.subject)
+		consider(e.route, o, e.subject())
 	}
 }
 
@@ -269,8 +280,8 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 func (c *RouteCache) reorder(fresh []*cachedRoute) {
 	// Sort keys by value, not through the pointers: after a bulk Set
 	// fresh holds every entry, and chasing pointers dominates the sort.
-	order := sortOrder(len(fresh), func(i int) (netip.Prefix, uint32) { return fresh[i].route.Dst, fresh[i].origin.Table },
-		func(i, j int) int { return compareOrigin(fresh[i].origin, fresh[j].origin) })
+	order := sortOrder(len(fresh), func(i int) (netip.Prefix, uint32) { return fresh[i].route.Dst, fresh[i].table },
+		func(i, j int) int { return compareOrigin(fresh[i].origin(), fresh[j].origin()) })
 	permute(order, func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	out := c.spare[:0]
 	if len(fresh)+len(c.dropped) > len(c.order)/16 {
@@ -344,5 +355,5 @@ func compareCached(a, b *cachedRoute) int {
 	if c := compareKeys(a.key, b.key); c != 0 {
 		return c
 	}
-	return compareOrigin(a.origin, b.origin)
+	return compareOrigin(a.origin(), b.origin())
 }

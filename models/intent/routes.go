@@ -164,7 +164,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 				leaves = newRouteNodes(c.Schema())
 			}
 			e := leaves.translate(c)
-			o := e.origin
+			o := e.origin()
 			if full {
 				o.Stated = stated(in)
 			}
@@ -174,7 +174,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 				}
 				return true
 			}
-			consider(e.route, o, e.subject)
+			consider(e.route, o, e.subject())
 			return true
 		})
 	}
@@ -251,13 +251,13 @@ func newRouteNodes(config *tree.Node) *routeNodes {
 // list keys are leafrefs to these config leaves: the same values, read
 // without allocating the key slice) and policy subject.
 func (l *routeNodes) translate(c *tree.Inst) translated {
-	o := Origin{Prefix: c.Leaf(l.prefix).Str(), Table: uint32(c.Leaf(l.table).UintVal())}
 	r, err := l.route(c)
-	s := subject{class: c.Leaf(l.class).Str(), tier: c.Leaf(l.tier).Str(), dst: r.Dst}
-	if s.tier == "" {
-		s.tier = accord.TierOperator
+	t := translated{route: r, prefix: c.Leaf(l.prefix).Str(), table: uint32(c.Leaf(l.table).UintVal()),
+		class: c.Leaf(l.class).Str(), tier: c.Leaf(l.tier).Str(), err: err}
+	if t.tier == "" {
+		t.tier = accord.TierOperator
 	}
-	return translated{route: r, origin: o, subject: s, err: err}
+	return t
 }
 
 func (l *routeNodes) route(c *tree.Inst) (route.Route, error) {
