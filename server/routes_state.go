@@ -37,6 +37,22 @@ type podAgg struct {
 	nWithheld, nFailed int
 }
 
+// fail counts one failed route of the pod, keeping the first reason.
+func (p *podAgg) fail(reason string) {
+	if p.nFailed == 0 {
+		p.failed = reason
+	}
+	p.nFailed++
+}
+
+// withhold counts one withheld route of the pod, keeping the first reason.
+func (p *podAgg) withhold(reason string) {
+	if p.nWithheld == 0 {
+		p.withheld = reason
+	}
+	p.nWithheld++
+}
+
 // stateWriter builds one state commit: ops for the entries whose status
 // or reason differs from what was last committed (or that have no state
 // yet). It updates written in place to what the tree holds once they are
@@ -113,14 +129,10 @@ func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 			continue // no /kedge/routes entry; the peer's state is the mesh's
 		}
 		if o.IsPod() {
-			p := agg(o.Pod)
-			if v.status == statusInstalled {
+			if p := agg(o.Pod); v.status == statusInstalled {
 				p.installed++
 			} else {
-				if p.nFailed == 0 {
-					p.failed = v.reason
-				}
-				p.nFailed++
+				p.fail(v.reason)
 			}
 			continue
 		}
@@ -143,22 +155,14 @@ func (a *routeApplier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 			continue
 		}
 		if wh.Origin.IsPod() {
-			p := agg(wh.Origin.Pod)
-			if p.nWithheld == 0 {
-				p.withheld = wh.Reason
-			}
-			p.nWithheld++
+			agg(wh.Origin.Pod).withhold(wh.Reason)
 			continue
 		}
 		w.put(routeKey(wh.Origin), stateVal{statusWithheld, wh.Reason}, wh.Origin.Stated)
 	}
 	for _, inv := range s.Invalid {
 		if inv.Origin.IsPod() {
-			p := agg(inv.Origin.Pod)
-			if p.nFailed == 0 {
-				p.failed = inv.Reason
-			}
-			p.nFailed++
+			agg(inv.Origin.Pod).fail(inv.Reason)
 			continue
 		}
 		w.put(routeKey(inv.Origin), stateVal{statusFailed, inv.Reason}, inv.Origin.Stated)
