@@ -31,8 +31,16 @@ build: ## build the binaries into ./bin (kedge-daemon, kedge-cni, kedge-wg)
 	$(GO) build -o bin/ ./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
 
 .PHONY: generate
-generate: ## rebuild everything generated (gen/, the README tree listing)
+generate: proto-gen ## rebuild everything generated (gen/, the README tree listing)
 	$(GO) generate ./yang/...
+
+# Kedge's own protocols: proto/kedge/<name>/v1 → gen/proto with buf and the
+# protoc plugins pinned in go.mod (no remote plugins, no network).
+PROTOS = $(shell find proto -name '*.proto' 2>/dev/null)
+
+.PHONY: proto-gen
+proto-gen: ## rebuild gen/proto from proto/ with buf
+	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf generate; else rm -rf gen/proto; fi
 
 .PHONY: yang-validate
 yang-validate: ## check the YANG modules with goyang: zero errors
@@ -43,6 +51,7 @@ lint: ## gofmt, go vet and staticcheck (pinned in go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf lint && $(GO) tool buf format --diff --exit-code; fi
 
 .PHONY: bench
 bench: ## run the benchmarks (results go in BENCHMARKS.md)
