@@ -35,6 +35,12 @@ func NewAuthenticator(policy *Policy, passwords *Passwords, log *slog.Logger) *A
 	return &Authenticator{policy: policy, passwords: passwords, log: log}
 }
 
+// UnixTier says which tier, if any, the policy gives a unix socket peer
+// with these credentials, and the identity name it would get.
+func (a *Authenticator) UnixTier(uid, gid uint32) (Tier, string, bool) {
+	return a.policy.UnixTier(uid, gid)
+}
+
 // errUnauthenticated is what callers see: no hint of which part failed.
 var errUnauthenticated = status.Error(codes.Unauthenticated, "authentication required: client certificate, username/password metadata, or unix socket peer with a tier")
 
