@@ -88,13 +88,13 @@ func commitExt(req *gpb.SetRequest) (*gnmi_ext.Commit, error) {
 	return nil, nil
 }
 
-func (c *confirmer) plainSet(ctx context.Context, ops []store.Op) (*store.Commit, error) {
+func (c *confirmer) plainSet(ctx context.Context, ops []store.Op, check store.Check) (*store.Commit, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cur != nil {
 		return nil, c.busy()
 	}
-	return c.st.Commit(ctx, ops)
+	return c.st.CommitWith(ctx, ops, store.CommitOptions{Check: check})
 }
 
 func (c *confirmer) busy() error {
@@ -102,7 +102,7 @@ func (c *confirmer) busy() error {
 		c.cur.ID, time.Unix(0, c.cur.Deadline).UTC().Format(time.RFC3339))
 }
 
-func (c *confirmer) handle(ctx context.Context, cm *gnmi_ext.Commit, ops []store.Op) (*store.Commit, error) {
+func (c *confirmer) handle(ctx context.Context, cm *gnmi_ext.Commit, ops []store.Op, check store.Check) (*store.Commit, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if req := cm.GetCommit(); req != nil {
@@ -120,14 +120,15 @@ func (c *confirmer) handle(ctx context.Context, cm *gnmi_ext.Commit, ops []store
 		for _, op := range ops {
 			p.Paths = append(p.Paths, pathString(op.Path))
 		}
-		commit, err := c.st.CommitUndoable(ctx, ops, pendingKey, func(undo []store.Op) ([]byte, error) {
-			b, err := marshalOps(undo)
-			if err != nil {
-				return nil, err
-			}
-			p.Undo = b
-			return json.Marshal(p)
-		})
+		commit, err := c.st.CommitWith(ctx, ops, store.CommitOptions{Check: check, UndoKey: pendingKey,
+			Undo: func(undo []store.Op) ([]byte, error) {
+				b, err := marshalOps(undo)
+				if err != nil {
+					return nil, err
+				}
+				p.Undo = b
+				return json.Marshal(p)
+			}})
 		if err != nil {
 			return nil, err
 		}

@@ -29,6 +29,7 @@ func (a allow) Write(_ context.Context, paths []string) error {
 	}
 	return nil
 }
+func (allow) WriteChanges(context.Context, store.Proposed) error { return nil }
 
 type env struct {
 	t      *testing.T

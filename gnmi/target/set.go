@@ -60,15 +60,19 @@ func (s *Server) Set(ctx context.Context, req *gpb.SetRequest) (*gpb.SetResponse
 	for i, op := range ops {
 		sops[i] = store.Op{Kind: storeKind(op.kind), Path: op.elems, Val: op.val}
 	}
+	check := func(p store.Proposed) error { return s.opts.Auth.WriteChanges(ctx, p) }
 	var c *store.Commit
 	if commit != nil {
-		c, err = s.cc.handle(ctx, commit, sops)
+		c, err = s.cc.handle(ctx, commit, sops, check)
 	} else {
-		c, err = s.cc.plainSet(ctx, sops)
+		c, err = s.cc.plainSet(ctx, sops, check)
 	}
 	if err != nil {
 		if _, ok := status.FromError(err); ok {
 			return nil, err
+		}
+		if errors.Is(err, ErrPermissionDenied) || errors.Is(err, ErrUnauthenticated) {
+			return nil, authStatus(err)
 		}
 		return nil, abortStatus(err, ops)
 	}
