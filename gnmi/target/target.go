@@ -35,6 +35,13 @@ type Authorizer interface {
 	// the commit, after validation and before the commit is made durable;
 	// an error aborts the Set and nothing changes.
 	WriteChanges(ctx context.Context, p store.Proposed) error
+	// Principal names the caller for the record of a commit-confirmed it
+	// leaves pending; the target stores it and gives it back to
+	// ResolvePending.
+	Principal(ctx context.Context) string
+	// ResolvePending allows confirming, cancelling or re-timing the
+	// pending commit that owner made and that wrote paths.
+	ResolvePending(ctx context.Context, owner string, paths []string) error
 }
 
 // Sentinels an Authorizer wraps.
