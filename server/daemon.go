@@ -52,6 +52,7 @@ type Daemon struct {
 	errc  chan error
 	strms *streams
 	dp    *dataplane
+	authn *auth.Authenticator
 }
 
 // Start brings the daemon up on a resolved configuration and returns
@@ -98,6 +99,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		log.Info("policy", "path", "built-in (root is master on the unix socket)")
 	}
 	authn := auth.NewAuthenticator(policy, pws, log)
+	d.authn = authn
 
 	probed := probe.Run(probe.Host())
 	for _, r := range probed {
@@ -303,6 +305,10 @@ func (d *Daemon) closeAll() error {
 	if d.tgt != nil {
 		d.tgt.Close()
 		d.tgt = nil
+	}
+	if d.authn != nil {
+		d.authn.Close()
+		d.authn = nil
 	}
 	// The dataplane stops before the store closes: its last state writes
 	// need the store, and its backends keep the kernel as it is.

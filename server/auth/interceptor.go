@@ -36,6 +36,10 @@ func NewAuthenticator(policy *Policy, passwords *Passwords, log *slog.Logger) *A
 	return &Authenticator{policy: policy, passwords: passwords, log: log, rejects: newRejectLog(log)}
 }
 
+// Close ends the authenticator's background work: the summary of
+// rejected authentications still being counted is logged now.
+func (a *Authenticator) Close() { a.rejects.close() }
+
 // UnixTier says which tier, if any, the policy gives a unix socket peer
 // with these credentials, and the identity name it would get.
 func (a *Authenticator) UnixTier(uid, gid uint32) (Tier, string, bool) {

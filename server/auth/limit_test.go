@@ -242,11 +242,12 @@ func TestRejectLogAggregates(t *testing.T) {
 	var buf bytes.Buffer
 	r := newRejectLog(slog.New(slog.NewTextHandler(&buf, nil)))
 	var pending []func()
-	r.after = func(d time.Duration, fn func()) {
+	r.after = func(d time.Duration, fn func()) func() bool {
 		if d != rejectWindow {
 			t.Errorf("window %v", d)
 		}
 		pending = append(pending, fn)
+		return func() bool { pending = nil; return true }
 	}
 	lines := func() []string { return strings.Split(strings.TrimSpace(buf.String()), "\n") }
 	fire := func() {
@@ -291,6 +292,16 @@ func TestRejectLogAggregates(t *testing.T) {
 	r.record("no usable credentials", "", "192.0.2.9", "/gnmi.gNMI/Get", errors.New("no credentials"))
 	if l := lines(); len(l) != 4 || !strings.Contains(l[3], "192.0.2.9") {
 		t.Fatalf("first rejection after a quiet window not logged at once:\n%s", buf.String())
+	}
+	// Closing logs what the open window counted and cancels its end.
+	r.record("bad username or password", "bob", "192.0.2.9", "/gnmi.gNMI/Get", ErrBadCredentials)
+	r.close()
+	if l := lines(); len(l) != 5 || !strings.Contains(l[4], "count=1") || len(pending) != 0 {
+		t.Fatalf("close did not log the window or left it scheduled (%d):\n%s", len(pending), buf.String())
+	}
+	r.record("bad username or password", "bob", "192.0.2.9", "/gnmi.gNMI/Get", ErrBadCredentials)
+	if l := lines(); len(l) != 6 || len(pending) != 0 {
+		t.Fatalf("after close a rejection is logged at once and nothing is scheduled (%d):\n%s", len(pending), buf.String())
 	}
 }
 

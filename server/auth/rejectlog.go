@@ -21,11 +21,13 @@ const rejectWindow = time.Minute
 type rejectLog struct {
 	log    *slog.Logger
 	window time.Duration
-	// after schedules fn once d has passed (time.AfterFunc; tests run
-	// the window's end by hand).
-	after func(d time.Duration, fn func())
+	// after schedules fn once d has passed and returns a function that
+	// cancels it (time.AfterFunc; tests run the window's end by hand).
+	after func(d time.Duration, fn func()) (stop func() bool)
 
 	mu      sync.Mutex
+	stop    func() bool // cancels the scheduled end of the open window
+	closed  bool
 	open    bool // a window is running: rejections are counted
 	total   int
 	reasons map[string]int
@@ -35,7 +37,7 @@ type rejectLog struct {
 
 func newRejectLog(log *slog.Logger) *rejectLog {
 	return &rejectLog{log: log, window: rejectWindow,
-		after: func(d time.Duration, fn func()) { time.AfterFunc(d, fn) }}
+		after: func(d time.Duration, fn func()) func() bool { return time.AfterFunc(d, fn).Stop }}
 }
 
 // tally bounds the distinct users and peers a summary names: both come
@@ -46,9 +48,11 @@ const tally = 8
 func (r *rejectLog) record(reason, user, peer, method string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.open {
-		r.open = true
-		r.after(r.window, r.flush)
+	if !r.open || r.closed {
+		r.open = !r.closed
+		if !r.closed {
+			r.stop = r.after(r.window, r.flush)
+		}
 		r.log.Warn("rejected authentication (more within "+r.window.String()+" are summed up)",
 			"reason", reason, "user", clip(user), "peer", peer, "method", method, "err", err)
 		return
@@ -68,14 +72,31 @@ func (r *rejectLog) record(reason, user, peer, method string, err error) {
 func (r *rejectLog) flush() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.total == 0 {
+	if r.closed || r.total == 0 {
 		r.open = false
 		return
 	}
-	r.log.Warn("rejected authentications in the last "+r.window.String(),
-		"count", r.total, "reasons", summary(r.reasons), "users", summary(r.users), "peers", summary(r.peers))
+	r.summarize("rejected authentications in the last " + r.window.String())
+	r.stop = r.after(r.window, r.flush)
+}
+
+func (r *rejectLog) summarize(msg string) {
+	r.log.Warn(msg, "count", r.total, "reasons", summary(r.reasons), "users", summary(r.users), "peers", summary(r.peers))
 	r.total = 0
-	r.after(r.window, r.flush)
+}
+
+// close cancels the window's scheduled end and logs what it counted so
+// far; later rejections are logged one by one (the daemon is stopping).
+func (r *rejectLog) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stop != nil {
+		r.stop()
+	}
+	if r.total > 0 {
+		r.summarize("rejected authentications in the last window (stopping)")
+	}
+	r.closed, r.open = true, false
 }
 
 func count(m map[string]int, k string) {
