@@ -156,7 +156,7 @@ func (l *Log) Append(payload []byte) error {
 		// what part of this one reached the file. Left over bytes past
 		// the next record are no record (each names its own offset and
 		// segment), so a restart sees at most a torn tail.
-		return fmt.Errorf("write log segment %s: %w", Name(s.id), err)
+		return fmt.Errorf("append to log: %w", err)
 	}
 	if err := fdatasync(int(s.f.Fd())); err != nil {
 		l.err = fmt.Errorf("log stopped after a failed sync of %s: %w: %w", Name(s.id), ErrSync, err)
