@@ -159,15 +159,19 @@ func decodeHeader(b []byte) (header, error) {
 	return h, nil
 }
 
-// appendRecord frames payload as the record at off of segment id.
+// frameRecord fills hdr (RecordHeaderSize bytes) for payload as the
+// record at off of segment id.
+func frameRecord(hdr []byte, id uint64, off int64, payload []byte) {
+	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(off))
+	binary.LittleEndian.PutUint32(hdr[4:], recordCRC(id, hdr, payload))
+}
+
+// appendRecord appends payload framed as the record at off of segment id.
 func appendRecord(b []byte, id uint64, off int64, payload []byte) []byte {
-	start := len(b)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
-	b = binary.LittleEndian.AppendUint32(b, 0)
-	b = binary.LittleEndian.AppendUint64(b, uint64(off))
-	b = append(b, payload...)
-	binary.LittleEndian.PutUint32(b[start+4:], recordCRC(id, b[start:start+RecordHeaderSize], payload))
-	return b
+	var hdr [RecordHeaderSize]byte
+	frameRecord(hdr[:], id, off, payload)
+	return append(append(b, hdr[:]...), payload...)
 }
 
 // recordCRC checksums a record with the segment it belongs to and the

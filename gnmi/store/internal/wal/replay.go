@@ -321,17 +321,9 @@ func check(s *seg, newest bool, expect map[uint64]int64, mustBeEmpty map[uint64]
 		return 0, nil, nil, nil
 	}
 	want, chained := expect[s.id]
-	if s.kind == kindCurrent && newest && s.r.size != s.hdr.size {
-		// The newest segment keeps the size it was made with: only a
-		// finished segment is ever cut back.
-		end, err := intactEnd(s)
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		d := damage(end, fmt.Sprintf("the file is %d bytes but was created with %d", s.r.size, s.hdr.size))
-		d.Unknown = s.r.size < s.hdr.size
-		return 0, d, nil, nil
-	}
+	// The newest segment keeps the size it was made with: only a
+	// finished segment is ever cut back.
+	resized := s.kind == kindCurrent && newest && s.r.size != s.hdr.size
 	off := s.start()
 	for {
 		if chained && off == want {
@@ -356,6 +348,11 @@ func check(s *seg, newest bool, expect map[uint64]int64, mustBeEmpty map[uint64]
 			continue
 		}
 		// The written part ends here, cleanly or not.
+		if resized {
+			d := damage(off, fmt.Sprintf("the file is %d bytes but was created with %d", s.r.size, s.hdr.size))
+			d.Unknown = s.r.size < s.hdr.size
+			return 0, d, nil, nil
+		}
 		if chained {
 			if what == foundBad {
 				d := damage(off, why)
@@ -438,18 +435,6 @@ func finishLegacy(s *seg, off int64, what found, why string, newest bool,
 		return off, nil, &Torn{Path: s.path, Off: off, Reason: why}, nil
 	}
 	return off, nil, nil, nil
-}
-
-// intactEnd is where a segment's valid records end, read from the start.
-func intactEnd(s *seg) (int64, error) {
-	off := s.start()
-	for {
-		_, n, what, _, err := s.read(off)
-		if err != nil || what != foundRecord {
-			return off, err
-		}
-		off += n
-	}
 }
 
 // countFrom passes every valid record after off to fn: the records after

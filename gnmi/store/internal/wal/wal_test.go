@@ -260,9 +260,14 @@ func TestNewestSegmentKeepsItsSize(t *testing.T) {
 	if err := os.Truncate(segPath(dir, 1), w.off[20]+5); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := replay(t, dir, 0)
-	if d := damage(t, err); d.Off != w.off[20] || !d.Unknown {
+	got, _, err := replay(t, dir, 0)
+	d := damage(t, err)
+	if d.Off != w.off[20] || !d.Unknown {
 		t.Fatalf("damage %+v: want at the cut record %d, unknown losses", d, w.off[20])
+	}
+	// What was applied is what recovery keeps.
+	if plan, err := d.Plan(); err != nil || !slices.Equal(got, want(0, 20)) || plan.Keep != 20 {
+		t.Fatalf("applied %d records, plan %+v (%v): want the 20 before the cut", len(got), plan, err)
 	}
 }
 

@@ -47,7 +47,7 @@ type Log struct {
 	seg  *segment
 	last Link // the newest segment holding records, and its end
 	err  error
-	buf  []byte
+	hdr  [RecordHeaderSize]byte
 }
 
 type segment struct {
@@ -150,8 +150,8 @@ func (l *Log) Append(payload []byte) error {
 		}
 	}
 	s := l.seg
-	l.buf = appendRecord(l.buf[:0], s.id, s.off, payload)
-	if _, err := s.f.WriteAt(l.buf, s.off); err != nil {
+	frameRecord(l.hdr[:], s.id, s.off, payload)
+	if err := writeAt(s.f, s.off, l.hdr[:], payload); err != nil {
 		// Nothing was synced and s.off stays: the next record overwrites
 		// what part of this one reached the file. Left over bytes past
 		// the next record are no record (each names its own offset and
@@ -164,8 +164,29 @@ func (l *Log) Append(payload []byte) error {
 	}
 	s.off += need
 	l.last = Link{ID: s.id, End: s.off}
-	if cap(l.buf) > 1<<20 {
-		l.buf = nil // do not keep a bulk commit's buffer
+	return nil
+}
+
+// writeAt writes hdr and payload at off with one system call (two for a
+// short write): the payload, megabytes for a bulk commit, is not copied.
+func writeAt(f *os.File, off int64, hdr, payload []byte) error {
+	iov := [][]byte{hdr, payload}
+	for len(iov) > 0 {
+		n, err := unix.Pwritev(int(f.Fd()), iov, off)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return &os.PathError{Op: "write", Path: f.Name(), Err: err}
+		}
+		off += int64(n)
+		for len(iov) > 0 && n >= len(iov[0]) {
+			n -= len(iov[0])
+			iov = iov[1:]
+		}
+		if len(iov) > 0 {
+			iov[0] = iov[0][n:]
+		}
 	}
 	return nil
 }
