@@ -8,6 +8,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // window is how much of a segment the reader holds at a time: records
@@ -132,17 +134,31 @@ func (r *reader) legacyRecord(off int64) (payload []byte, n int64, what found, w
 	return b[legacyHeader:], legacyHeader + plen, foundRecord, "", nil
 }
 
-// next finds the first valid record at or after from, or returns -1.
+// next finds the first valid record at or after from, or returns -1,
+// and whether any byte from there to it (or to the end) is not zero.
 // A valid record names its own offset and is checksummed with it and
 // the segment number, so a match is a record written right there, not
 // a payload that happens to look like one.
-func (r *reader) next(from int64) (int64, error) {
+func (r *reader) next(from int64) (at int64, data bool, err error) {
 	for p := from; p+RecordHeaderSize <= r.size; {
+		// Holes (and unwritten preallocated extents, until read) are
+		// zeros the kernel can skip without reading them. A header
+		// that ends in the data after a hole starts at most 15 bytes
+		// before it.
+		d, err := unix.Seek(int(r.f.Fd()), p, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return -1, data, nil
+		}
+		if err == nil && d-RecordHeaderSize+1 > p {
+			p = d - RecordHeaderSize + 1
+			continue
+		}
 		n := int(min(int64(window), r.size-p))
 		b, err := r.bytes(p, n)
 		if err != nil {
-			return -1, err
+			return -1, data, err
 		}
+		data = data || !isZero(b)
 		for i := 0; i+RecordHeaderSize <= n; i++ {
 			// Skip runs of zeros fast: the offset field of a record
 			// past the header is never zero.
@@ -155,13 +171,13 @@ func (r *reader) next(from int64) (int64, error) {
 			}
 			_, _, what, _, err := r.record(p + int64(i))
 			if err != nil {
-				return -1, err
+				return -1, data, err
 			}
 			if what == foundRecord {
-				return p + int64(i), nil
+				return p + int64(i), data, nil
 			}
 			if b, err = r.bytes(p, n); err != nil {
-				return -1, err
+				return -1, data, err
 			}
 		}
 		if p+int64(n) >= r.size {
@@ -169,7 +185,7 @@ func (r *reader) next(from int64) (int64, error) {
 		}
 		p += int64(n - RecordHeaderSize + 1)
 	}
-	return -1, nil
+	return -1, data, nil
 }
 
 // zeroFrom reports whether every byte from off to the end of the file

@@ -311,7 +311,7 @@ func check(s *seg, newest bool, expect map[uint64]int64, mustBeEmpty map[uint64]
 	case kindBlank:
 		// A creation cut short holds zeros; a valid record anywhere
 		// means the header itself was zeroed.
-		at, err := s.r.next(HeaderSize)
+		at, _, err := s.r.next(HeaderSize)
 		if err != nil {
 			return 0, nil, nil, err
 		}
@@ -378,7 +378,7 @@ func finish(s *seg, off int64, what found, why string, newest bool,
 	if s.kind == kindLegacy {
 		return finishLegacy(s, off, what, why, newest, damage)
 	}
-	at, err := s.r.next(off + 1)
+	at, data, err := s.r.next(off + 1)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -392,9 +392,8 @@ func finish(s *seg, off int64, what found, why string, newest bool,
 		// The end of the written part, unless data follows the zeroed
 		// header: then a crash wrote a record's later sectors but not
 		// its first (newest segment), or the segment is damaged.
-		zero, err := s.r.zeroFrom(off)
-		if err != nil || zero {
-			return off, nil, nil, err
+		if !data {
+			return off, nil, nil, nil
 		}
 		why = "a zeroed record header followed by data"
 	}
@@ -463,7 +462,7 @@ func countFrom(s *seg, off int64, fn func([]byte) error, unknown *bool) error {
 		case foundEOF:
 			return nil
 		}
-		at, err := s.r.next(off + 1)
+		at, _, err := s.r.next(off + 1)
 		if err != nil || at < 0 {
 			return err
 		}
