@@ -51,6 +51,24 @@ func (r *reader) bytes(off int64, n int) ([]byte, error) {
 	return r.buf[:n], nil
 }
 
+// span returns exactly the n bytes at off, reading no more than that
+// (next must not read into a hole). The slice is valid until the next
+// call.
+func (r *reader) span(off int64, n int) ([]byte, error) {
+	if off >= r.off && off+int64(n) <= r.off+int64(len(r.buf)) {
+		return r.buf[off-r.off:][:n], nil
+	}
+	if cap(r.mem) < n {
+		r.mem = make([]byte, max(n, window))
+	}
+	r.buf, r.off = r.mem[:n], off
+	if _, err := r.f.ReadAt(r.buf, off); err != nil {
+		r.buf = nil
+		return nil, fmt.Errorf("read log segment %s: %w", Name(r.id), err)
+	}
+	return r.buf, nil
+}
+
 // what reading at an offset found.
 type found int
 
@@ -140,21 +158,26 @@ func (r *reader) legacyRecord(off int64) (payload []byte, n int64, what found, w
 // the segment number, so a match is a record written right there, not
 // a payload that happens to look like one.
 func (r *reader) next(from int64) (at int64, data bool, err error) {
+	fd := int(r.f.Fd())
 	for p := from; p+RecordHeaderSize <= r.size; {
-		// Holes (and unwritten preallocated extents, until read) are
-		// zeros the kernel can skip without reading them. A header
-		// that ends in the data after a hole starts at most 15 bytes
-		// before it.
-		d, err := unix.Seek(int(r.f.Fd()), p, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
+		// Holes (and unwritten preallocated extents, until something
+		// reads them) are zeros the kernel can skip without reading,
+		// and no record starts in one: its bytes were written.
+		end := r.size
+		if d, err := unix.Seek(fd, p, unix.SEEK_DATA); errors.Is(err, unix.ENXIO) {
 			return -1, data, nil
+		} else if err == nil && d > p {
+			p = d
+			continue
+		} else if h, err := unix.Seek(fd, p, unix.SEEK_HOLE); err == nil && h > p && h < end {
+			end = h // read no further: reading a hole caches it as data
 		}
-		if err == nil && d-RecordHeaderSize+1 > p {
-			p = d - RecordHeaderSize + 1
+		n := int(min(int64(window), end-p))
+		if n < RecordHeaderSize {
+			p += int64(n)
 			continue
 		}
-		n := int(min(int64(window), r.size-p))
-		b, err := r.bytes(p, n)
+		b, err := r.span(p, n)
 		if err != nil {
 			return -1, data, err
 		}
@@ -176,12 +199,13 @@ func (r *reader) next(from int64) (at int64, data bool, err error) {
 			if what == foundRecord {
 				return p + int64(i), data, nil
 			}
-			if b, err = r.bytes(p, n); err != nil {
+			if b, err = r.span(p, n); err != nil {
 				return -1, data, err
 			}
 		}
-		if p+int64(n) >= r.size {
-			break
+		if p+int64(n) >= end {
+			p = end
+			continue
 		}
 		p += int64(n - RecordHeaderSize + 1)
 	}
