@@ -373,30 +373,54 @@ func TestSnapshotByteFlipRefusesToStart(t *testing.T) {
 			if !d.Snapshot || d.File != path || !strings.Contains(d.Reason, "checksum mismatch") {
 				t.Fatalf("damage %+v: want tree.db's checksum", d)
 			}
+			// Without its snapshot nothing else can be applied: recovery
+			// moves tree.db and the log aside and the store starts empty.
+			r, err := Recover(dir, testSchema(t), true, time.Now())
+			if err != nil || len(r.Move) < 2 || r.Move[0] != path {
+				t.Fatalf("recover: %v, %+v", err, r)
+			}
+			s, err := Open(dir, testSchema(t), Options{})
+			if err != nil {
+				t.Fatalf("open after recovery: %v", err)
+			}
+			defer s.Close()
+			if s.Seq() != 0 || dump(s) != "" {
+				t.Fatalf("after recovering a damaged snapshot: seq %d, tree:\n%s", s.Seq(), dump(s))
+			}
+			if _, err := os.Stat(filepath.Join(r.Aside, treeDB)); err != nil {
+				t.Fatalf("the damaged tree.db was not kept aside: %v", err)
+			}
 		})
 	}
 }
 
-// TestTruncatedTreeDBIsAnError: a tree.db cut short made bbolt fault
-// (exit 2, nothing to recover); now Open and Check return an error
-// naming the file, whatever the cut.
-func TestTruncatedTreeDBIsAnError(t *testing.T) {
-	dir := snapshotStore(t, 3000)
-	path := filepath.Join(dir, treeDB)
-	orig, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, frac := range []int{2, 3, 4, 8, 16, 32} {
-		if err := os.WriteFile(path, orig[:len(orig)/frac], 0o600); err != nil {
-			t.Fatal(err)
-		}
-		d := refused(t, dir)
-		if !d.Snapshot || d.File != path {
-			t.Fatalf("cut to 1/%d: damage %+v, want tree.db", frac, d)
-		}
-		if r, err := Check(dir, testSchema(t)); err != nil || r.Damage == nil || !r.Damage.Snapshot {
-			t.Fatalf("cut to 1/%d: check %v, %+v", frac, err, r)
-		}
+// TestLogWithoutItsSnapshotIsDamage: a log whose segments were made
+// after a snapshot that is gone (tree.db deleted, or replaced by an older
+// copy) must not be replayed onto an empty tree as if it were complete.
+func TestLogWithoutItsSnapshotIsDamage(t *testing.T) {
+	for _, compactions := range []int{1, 2} {
+		t.Run(fmt.Sprint(compactions), func(t *testing.T) {
+			dir := t.TempDir()
+			s := reopen(t, dir)
+			var cl commitLog
+			for range compactions {
+				commitN(t, s, len(cl.seq), 20, &cl)
+				if err := s.Compact(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			commitN(t, s, len(cl.seq), 5, &cl)
+			s.Close()
+			if err := os.Remove(filepath.Join(dir, treeDB)); err != nil {
+				t.Fatal(err)
+			}
+			d := refused(t, dir)
+			// After one compaction the segment it started links to one
+			// that is gone; after two, the segments also say which
+			// snapshot they follow.
+			if d.Commits != 5 || !strings.Contains(d.Reason, map[int]string{1: "missing", 2: "snapshot"}[compactions]) {
+				t.Fatalf("damage %+v: want the log refused for its missing snapshot, 5 commits after it", d)
+			}
+		})
 	}
 }

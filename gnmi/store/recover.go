@@ -53,6 +53,9 @@ func (e *DamageError) Error() string {
 		b.WriteString("the snapshot is the base of everything else in the store")
 	} else {
 		fmt.Fprintf(&b, "%s follow it", e.dropped())
+		if e.Unknown {
+			b.WriteString(", and more may have been in bytes that are missing")
+		}
 	}
 	fmt.Fprintf(&b, "; nothing was changed; `kedge-daemon store check --data-dir %s` shows what `kedge-daemon store recover --data-dir %s --apply` would drop", e.Dir, e.Dir)
 	return b.String()
@@ -66,11 +69,7 @@ func (e *DamageError) dropped() string {
 	if e.Commits > 0 {
 		s += fmt.Sprintf(" (seq %d..%d)", e.FirstSeq, e.LastSeq)
 	}
-	s += fmt.Sprintf(" and %d meta records", e.Metas)
-	if e.Unknown {
-		s += ", and an unknown number more, since bytes are missing,"
-	}
-	return s
+	return s + fmt.Sprintf(" and %d meta records", e.Metas)
 }
 
 // Report is what checking a store found.

@@ -220,7 +220,7 @@ func Replay(dir string, first uint64, apply, dropped func(payload []byte) error)
 		if d != nil {
 			dmg = d
 			dmg.prev = last
-			if d.present && d.Off >= s.start() {
+			if d.present {
 				if err := countFrom(s, d.Off, drop, &d.Unknown); err != nil {
 					return nil, err
 				}
