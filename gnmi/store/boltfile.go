@@ -72,9 +72,23 @@ func readBoltMeta(f *os.File, off int64) (boltMeta, error) {
 	}, nil
 }
 
+// errBoltDamaged marks what checkBoltFile found wrong with the file, as
+// opposed to an error reading it.
+var errBoltDamaged = errors.New("damaged bbolt file")
+
 // checkBoltFile checks the structure of the bbolt file at path by reading
-// it. An error means bbolt must not open the file.
+// it. An error matching errBoltDamaged means bbolt must not open the
+// file; any other error is one of reading it.
 func checkBoltFile(path string) error {
+	err := checkBolt(path)
+	var pe *os.PathError
+	if err != nil && !errors.As(err, &pe) {
+		return fmt.Errorf("%w: %w", errBoltDamaged, err)
+	}
+	return err
+}
+
+func checkBolt(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

@@ -424,3 +424,27 @@ func TestLogWithoutItsSnapshotIsDamage(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncatedTreeDBIsAnError: a tree.db cut short made bbolt fault
+// (exit 2, nothing to recover); now Open and Check return an error
+// naming the file, whatever the cut.
+func TestTruncatedTreeDBIsAnError(t *testing.T) {
+	dir := snapshotStore(t, 3000)
+	path := filepath.Join(dir, treeDB)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, frac := range []int{2, 3, 4, 8, 16, 32} {
+		if err := os.WriteFile(path, orig[:len(orig)/frac], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := refused(t, dir)
+		if !d.Snapshot || d.File != path {
+			t.Fatalf("cut to 1/%d: damage %+v, want tree.db", frac, d)
+		}
+		if r, err := Check(dir, testSchema(t)); err != nil || r.Damage == nil || !r.Damage.Snapshot {
+			t.Fatalf("cut to 1/%d: check %v, %+v", frac, err, r)
+		}
+	}
+}

@@ -40,8 +40,10 @@ func (s *Store) load() (*loaded, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open store %s: %w", s.dir, err)
 	case st.Size() > 0:
-		if err := checkBoltFile(path); err != nil {
+		if err := checkBoltFile(path); errors.Is(err, errBoltDamaged) {
 			return nil, s.damagedTreeDB(err)
+		} else if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", s.dir, err)
 		}
 		db, err := openBolt(path, true)
 		if err != nil {
@@ -137,24 +139,9 @@ func (s *Store) apply(fn func(tx *tree.Txn) error) error {
 }
 
 // replayLog applies the log segments that the snapshot does not cover.
+// Damage becomes a *DamageError counting the commits and metas after it.
 func (s *Store) replayLog(l *loaded) error {
-	var dmg *DamageError
-	dropped := func(p []byte) error {
-		r, err := decodeWALRecord(p)
-		if err != nil {
-			return nil // counted as a record by the log, not decodable
-		}
-		if r.kind == walCommit {
-			dmg.Commits++
-			if dmg.FirstSeq == 0 {
-				dmg.FirstSeq = r.seq
-			}
-			dmg.LastSeq = r.seq
-		} else {
-			dmg.Metas++
-		}
-		return nil
-	}
+	dmg := &DamageError{}
 	err := s.apply(func(tx *tree.Txn) error {
 		res, err := wal.Replay(s.dir, l.snap.first, func(p []byte) error {
 			r, err := decodeWALRecord(p)
@@ -182,19 +169,26 @@ func (s *Store) replayLog(l *loaded) error {
 			s.logBytes += int64(wal.RecordHeaderSize + len(p))
 			return nil
 		}, func(p []byte) error {
-			if dmg == nil {
-				dmg = &DamageError{}
+			// A record after the damage: counted for the report only.
+			r, err := decodeWALRecord(p)
+			switch {
+			case err != nil:
+			case r.kind == walCommit:
+				dmg.Commits++
+				if dmg.FirstSeq == 0 {
+					dmg.FirstSeq = r.seq
+				}
+				dmg.LastSeq = r.seq
+			default:
+				dmg.Metas++
 			}
-			return dropped(p)
+			return nil
 		})
 		l.replay = res
 		return err
 	})
 	var we *wal.DamageError
 	if errors.As(err, &we) {
-		if dmg == nil {
-			dmg = &DamageError{}
-		}
 		dmg.Dir, dmg.File, dmg.Offset, dmg.Reason, dmg.Unknown = s.dir, we.Path, we.Off, we.Reason, we.Unknown
 		dmg.KeptSeq, dmg.log = s.seq, we
 		return dmg
