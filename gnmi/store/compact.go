@@ -78,7 +78,7 @@ func (s *Store) compact() error {
 	}
 	stored := false
 	err = s.db.Update(func(btx *bolt.Tx) error {
-		if stored, ok := storedSeq(btx); ok && stored >= seq {
+		if have, ok := storedSeq(btx); ok && have >= seq {
 			return nil // a snapshot at least this new is already stored
 		}
 		stored = true

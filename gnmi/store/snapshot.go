@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // A snapshot is stored in tree.db as its encoded record split into
@@ -98,7 +99,7 @@ func writeSnapshot(btx *bolt.Tx, blob []byte, seq, first uint64, metas map[strin
 			return err
 		}
 	}
-	if err := btx.DeleteBucket(bucketSnap); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+	if err := btx.DeleteBucket(bucketSnap); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 		return err
 	}
 	b, err := btx.CreateBucket(bucketSnap)
