@@ -187,6 +187,14 @@ func TestDiskFullAtRollover(t *testing.T) {
 	}
 	mustCommit(t, s, upd(t, route(0)+"/config/tags", str(itoa(acked))))
 	acked++
+	// Failed attempts to make the next segment warn about nothing: the
+	// ERROR about the full disk says it (a kept sparse segment would).
+	if w := logs.find(slog.LevelWarn, "sparse"); len(w) > 1 {
+		t.Errorf("%d warnings about sparse segments for one rollover: %q", len(w), w)
+	}
+	if len(logs.find(slog.LevelError, "out of disk space")) == 0 {
+		t.Errorf("no ERROR about the full disk: %q", logs.find(slog.LevelError))
+	}
 	want := dump(s)
 	s.Close()
 	s, err = Open(dir, testSchema(t), Options{})

@@ -91,7 +91,8 @@ func (l *Log) create(id uint64, size int64) (*segment, error) {
 		return nil, err
 	}
 	s := &segment{id: id, f: f, off: HeaderSize, size: size}
-	if ferr := unix.Fallocate(int(f.Fd()), 0, 0, size); ferr != nil {
+	ferr := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if ferr != nil {
 		// No preallocation (a filesystem without fallocate, or not enough
 		// free space for the whole segment): a sparse file of that size.
 		// Appends then allocate blocks as they go, which makes syncs
@@ -100,8 +101,6 @@ func (l *Log) create(id uint64, size int64) (*segment, error) {
 			return fail(fmt.Errorf("size log segment: %w", err))
 		}
 		s.sparse = true
-		l.o.Logger.Warn("write-ahead log segment is sparse: preallocation failed, so appends allocate disk blocks as they go and fail when the disk is full",
-			"segment", path, "size", size, "err", ferr)
 	}
 	if _, err := f.WriteAt(header{id: id, size: size, prev: l.last, base: l.o.Base}.encode(), 0); err != nil {
 		return fail(fmt.Errorf("write log segment header: %w", err))
@@ -111,6 +110,10 @@ func (l *Log) create(id uint64, size int64) (*segment, error) {
 	}
 	if err := syncDir(l.dir); err != nil {
 		return fail(err)
+	}
+	if s.sparse {
+		l.o.Logger.Warn("write-ahead log segment is sparse: preallocation failed, so appends allocate disk blocks as they go and fail when the disk is full",
+			"segment", path, "size", size, "err", ferr)
 	}
 	return s, nil
 }
