@@ -570,3 +570,50 @@ func xor(t *testing.T, path string, off int64, x byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeletedNewestSegmentRefusesToStart: the newest segment, the big
+// preallocated file, deleted while the daemon was stopped. After a
+// compaction it is the only segment; after a restart it is the one the
+// previous segment was cut back for. Either way the commits in it were
+// lost silently before; now Open refuses, and recovery keeps what is
+// left and makes an empty segment for the log to go on in.
+func TestDeletedNewestSegmentRefusesToStart(t *testing.T) {
+	for _, after := range []string{"compaction", "restart"} {
+		t.Run(after, func(t *testing.T) {
+			dir := t.TempDir()
+			s := reopen(t, dir)
+			var cl commitLog
+			commitN(t, s, 0, 20, &cl)
+			if after == "compaction" {
+				if err := s.Compact(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				s.Close()
+				s = reopen(t, dir)
+			}
+			kept := s.Seq()
+			commitN(t, s, 20, 10, &cl)
+			s.Close()
+			if err := os.Remove(filepath.Join(dir, wal.Name(cl.seg[29]))); err != nil {
+				t.Fatal(err)
+			}
+			d := refused(t, dir)
+			if !d.Unknown || d.KeptSeq != kept {
+				t.Fatalf("damage %+v: want unknown losses after seq %d", d, kept)
+			}
+			if _, err := Recover(dir, testSchema(t), true, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(dir, testSchema(t), Options{})
+			if err != nil {
+				t.Fatalf("open after recovery: %v", err)
+			}
+			defer s.Close()
+			if s.Seq() != kept {
+				t.Fatalf("after recovery seq %d, want %d", s.Seq(), kept)
+			}
+			mustCommit(t, s, upd(t, route(99)+"/config/device", str("eth99")))
+		})
+	}
+}

@@ -90,6 +90,7 @@ type Report struct {
 	Rewrite string
 	Keep    int
 	Move    []string
+	Create  string // an empty log segment made when none is left
 	// Aside is where Recover put the originals.
 	Aside string
 }
@@ -137,7 +138,7 @@ func (r *Report) plan() error {
 	if err != nil {
 		return err
 	}
-	r.Rewrite, r.Keep, r.Move = p.Rewrite, p.Keep, p.Move
+	r.Rewrite, r.Keep, r.Move, r.Create = p.Rewrite, p.Keep, p.Move, p.Create
 	return nil
 }
 

@@ -143,7 +143,7 @@ func (s *Store) apply(fn func(tx *tree.Txn) error) error {
 func (s *Store) replayLog(l *loaded) error {
 	dmg := &DamageError{}
 	err := s.apply(func(tx *tree.Txn) error {
-		res, err := wal.Replay(s.dir, l.snap.first, func(p []byte) error {
+		res, err := wal.Replay(s.dir, l.snap.first, l.snap.present, func(p []byte) error {
 			r, err := decodeWALRecord(p)
 			if err != nil {
 				return err

@@ -166,6 +166,13 @@ func printReport(w io.Writer, r *store.Report, verb string, apply bool) {
 	for _, m := range r.Move {
 		fmt.Fprintf(w, "    %s aside %s\n", move, m)
 	}
+	if r.Create != "" {
+		create := "create"
+		if apply {
+			create = "created"
+		}
+		fmt.Fprintf(w, "    %s an empty %s for the log to go on in\n", create, r.Create)
+	}
 	if r.Aside != "" {
 		fmt.Fprintf(w, "  originals are in %s\n", r.Aside)
 	} else {

@@ -17,6 +17,9 @@ type Plan struct {
 	// Move lists the segments that go aside whole: the damaged one if it
 	// keeps nothing, and every later one.
 	Move []string
+	// Create is an empty segment made for the log to go on in, when no
+	// segment is left.
+	Create string
 }
 
 // Plan says what Repair would do.
@@ -36,6 +39,9 @@ func (e *DamageError) Plan() (Plan, error) {
 	}
 	for _, id := range e.later {
 		p.Move = append(p.Move, filepath.Join(e.dir, Name(id)))
+	}
+	if e.recreate {
+		p.Create = filepath.Join(e.dir, Name(max(e.seg, next(e.later))))
 	}
 	return p, nil
 }
@@ -93,6 +99,15 @@ func Repair(e *DamageError, aside string) error {
 	}
 	for _, path := range plan.Move {
 		if err := MoveAside(path, aside); err != nil {
+			return err
+		}
+	}
+	if e.recreate {
+		l, err := Create(e.dir, max(e.seg, next(e.later)), Link{}, Options{SegmentSize: HeaderSize + RecordHeaderSize + 1, Base: e.seg})
+		if err != nil {
+			return fmt.Errorf("repair log: %w", err)
+		}
+		if err := l.Close(); err != nil {
 			return err
 		}
 	}
@@ -155,4 +170,13 @@ func rewrite(e *DamageError, aside string) error {
 		return fmt.Errorf("repair log: %w", err)
 	}
 	return nil
+}
+
+// next is the number after the highest of ids (0 for none).
+func next(ids []uint64) uint64 {
+	n := uint64(0)
+	for _, id := range ids {
+		n = max(n, id+1)
+	}
+	return n
 }

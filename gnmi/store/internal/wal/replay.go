@@ -35,6 +35,9 @@ type DamageError struct {
 	start   int64 // where seg's records start
 	prev    Link  // the newest segment before seg holding records
 	later   []uint64
+	// recreate: no segment is left, so Repair makes an empty one for
+	// the log to go on in (else the next Replay finds the same damage).
+	recreate bool
 }
 
 func (e *DamageError) Error() string {
@@ -105,11 +108,13 @@ func (s *seg) read(off int64) ([]byte, int64, found, string, error) {
 
 // Replay reads segments first and up of dir in order and calls apply
 // with every record of the log, then returns what it found; it changes
-// no file. On damage before the end of the log it stops applying and
-// returns a *DamageError, calling dropped with each valid record that
-// recovery would drop. Either callback's payload is valid only during
-// the call.
-func Replay(dir string, first uint64, apply, dropped func(payload []byte) error) (*Result, error) {
+// no file. With snapshot set (a snapshot covers the segments below
+// first), at least one segment from first on must exist: the log always
+// has a segment being written. On damage before the end of the log it
+// stops applying and returns a *DamageError, calling dropped with each
+// valid record that recovery would drop. Either callback's payload is
+// valid only during the call.
+func Replay(dir string, first uint64, snapshot bool, apply, dropped func(payload []byte) error) (*Result, error) {
 	all, err := List(dir)
 	if err != nil {
 		return nil, err
@@ -242,6 +247,13 @@ func Replay(dir string, first uint64, apply, dropped func(payload []byte) error)
 	if dmg == nil && len(pending) > 0 {
 		dmg = pending[0]
 		dmg.prev = last
+	}
+	if dmg == nil && snapshot && newest < 0 {
+		dmg = &DamageError{Path: filepath.Join(dir, Name(first)), seg: first, Unknown: true, recreate: true,
+			Reason: "the segment is missing: the snapshot says the log goes on in it, and no segment from it on is there"}
+		for _, s := range segs {
+			dmg.later = append(dmg.later, s.id) // blank ones
+		}
 	}
 	if dmg != nil {
 		dmg.dir = dir

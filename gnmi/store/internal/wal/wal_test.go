@@ -54,7 +54,7 @@ func newLog(t *testing.T, dir string, size int64) *Log {
 func replay(t *testing.T, dir string, first uint64) ([]string, *Result, error) {
 	t.Helper()
 	var got []string
-	res, err := Replay(dir, first, func(p []byte) error {
+	res, err := Replay(dir, first, false, func(p []byte) error {
 		got = append(got, string(p))
 		return nil
 	}, func([]byte) error { return nil })
@@ -459,4 +459,29 @@ func hashDir(t *testing.T, dir string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestDeletedNewestSegmentIsDamage: a rollover cuts the old segment back
+// to its records, so when the newest file is deleted the one before it
+// does not pass for the newest (it no longer has its created size).
+func TestDeletedNewestSegmentIsDamage(t *testing.T) {
+	dir := t.TempDir()
+	l := newLog(t, dir, 1024)
+	var w written
+	write(t, l, 0, 120, &w)
+	id, _ := l.Position()
+	l.Close()
+	if id < 3 {
+		t.Fatalf("only %d segments: want rollovers", id)
+	}
+	if st, err := os.Stat(segPath(dir, id-1)); err != nil || st.Size() >= 1024 {
+		t.Fatalf("segment %d after the rollover: %v, size %d; want it cut back to its records", id-1, err, st.Size())
+	}
+	if err := os.Remove(segPath(dir, id)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := replay(t, dir, 0)
+	if d := damage(t, err); d.Path != segPath(dir, id-1) || !d.Unknown {
+		t.Fatalf("damage %+v: want segment %d, no longer its created size", d, id-1)
+	}
 }

@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -182,6 +183,9 @@ func writeAt(f *os.File, off int64, hdr, payload []byte) error {
 			}
 			return &os.PathError{Op: "write", Path: f.Name(), Err: err}
 		}
+		if n == 0 {
+			return &os.PathError{Op: "write", Path: f.Name(), Err: io.ErrShortWrite}
+		}
 		off += int64(n)
 		for len(iov) > 0 && n >= len(iov[0]) {
 			n -= len(iov[0])
@@ -212,11 +216,17 @@ func (l *Log) Rotate() (uint64, error) {
 
 // rotate switches to a new segment of size bytes. The old one is never
 // written again; its successor's header records where its records end.
+//
+// The old segment is cut back to its records (best effort): every
+// segment but the newest is then shorter than it was made, so if the
+// newest file goes missing, the one before it no longer passes for the
+// newest (Replay checks the newest keeps its size).
 func (l *Log) rotate(size int64) error {
 	next, err := l.create(l.seg.id+1, size)
 	if err != nil {
 		return err
 	}
+	_ = l.seg.f.Truncate(l.seg.off)
 	_ = l.seg.f.Close()
 	l.seg = next
 	return nil

@@ -204,7 +204,7 @@ func readPebble(t *testing.T, path string) (n int, err error) {
 
 func readKedge(dir string) (int, error) {
 	n := 0
-	_, err := wal.Replay(dir, 0, func([]byte) error { n++; return nil }, func([]byte) error { return nil })
+	_, err := wal.Replay(dir, 0, false, func([]byte) error { n++; return nil }, func([]byte) error { return nil })
 	return n, err
 }
 
