@@ -46,8 +46,10 @@
 //     with. An older segment whose records stop short of what its
 //     successor recorded (truncated, zeroed or damaged), a missing
 //     segment, or a newest segment whose size changed is damage, never a
-//     torn tail. A segment whose base is above the snapshot's first
-//     segment was made after a snapshot that is no longer there.
+//     torn tail. Every segment but the newest is cut back to its
+//     records once the next exists, so a deleted newest segment shows
+//     too. A segment whose base is above the snapshot's first segment
+//     was made after a snapshot that is no longer there.
 //
 // Segments written before this format (no header, records framed as
 // u32 length, u32 CRC-32C of the payload, payload) are still read; they
