@@ -25,7 +25,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/guildhouse-co/kedge/cni/podrule"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/target"
 	"github.com/guildhouse-co/kedge/models/rules"
@@ -111,10 +110,12 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, store.Options{Logger: log}); err != nil {
 		return nil, err
 	}
-	// Pod addresses are claimed in the Set that registers the pod; this
-	// rule makes a concurrent claim of the same address fail in commit.
-	podrule.Register(d.st)
-	rules.Register(d.st)
+	// The semantic rules run in every commit they concern; the pod address
+	// rule among them makes a concurrent claim of one address fail there
+	// (pod addresses are claimed in the Set that registers the pod).
+	for _, r := range rules.All() {
+		d.st.AddValidator(r.Prefix, r.Check)
+	}
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
 	}

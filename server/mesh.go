@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 	"github.com/guildhouse-co/kedge/models/intent"
@@ -19,8 +20,8 @@ import (
 // and of state only the effective level, so the state it writes (under
 // /kedge/mesh/.../state) never triggers it again.
 var (
-	meshConfigPrefixes = []string{"/kedge/mesh", "/kedge/accords"}
-	meshStatePrefixes  = []string{"/kedge/posture/state/effective-level"}
+	meshConfigPrefixes = []string{kedgepath.Root().Kedge().Mesh().SchemaPath(), kedgepath.Root().Kedge().Accords().SchemaPath()}
+	meshStatePrefixes  = []string{kedgepath.Root().Kedge().Posture().State().EffectiveLevel().SchemaPath()}
 )
 
 // Mesh device modes (--mesh-device).
@@ -194,17 +195,7 @@ func (a *meshApplier) reconcileAccord(t *tree.Tree) accord.Accord {
 	if step == 0 || step <= cur.Level {
 		return cur
 	}
-	level := accord.MaxLevel
-	if k := t.Root().Sub("kedge"); k != nil {
-		if p := k.Sub("posture"); p != nil {
-			if c := p.Sub("config"); c != nil {
-				if v := c.Get("level"); v.IsSet() && accord.Valid(uint8(v.UintVal())) {
-					level = uint8(v.UintVal())
-				}
-			}
-		}
-	}
-	acc, err := accord.Effective(min(level, step), accord.OverridesFromTree(t))
+	acc, err := accord.Effective(min(accord.ConfigLevel(t), step), accord.OverridesFromTree(t))
 	if err != nil {
 		return cur
 	}

@@ -8,6 +8,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
@@ -18,23 +19,29 @@ import (
 // posture teardown with a DRAIN and is not reconnected until the peer's
 // reconnect leaf changes.
 const (
-	meshUp         = "up"
-	meshStatusDown = "down"
-	meshIsolated   = "isolated"
+	meshUp         = kedgepath.MeshStatusUp
+	meshStatusDown = kedgepath.MeshStatusDown
+	meshIsolated   = kedgepath.MeshStatusIsolated
 
-	peerPending     = "pending"
-	peerUp          = "up"
-	peerStale       = "stale"
-	peerDrained     = "drained"
-	peerPostureDown = "posture-down"
-	peerFailed      = "failed"
+	peerPending     = kedgepath.PeerStatusPending
+	peerUp          = kedgepath.PeerStatusUp
+	peerStale       = kedgepath.PeerStatusStale
+	peerDrained     = kedgepath.PeerStatusDrained
+	peerPostureDown = kedgepath.PeerStatusPostureDown
+	peerFailed      = kedgepath.PeerStatusFailed
 )
 
 // meshLeaf is a state leaf as last committed.
 type meshLeaf struct {
-	val  string // the value's text form, for change detection
+	text string // the value's text form, for change detection
 	peer string // the peer entry holding it; "" for /kedge/mesh/state
 	path []*gpb.PathElem
+	val  *gpb.TypedValue
+}
+
+// stateLeaf is the meshLeaf writing v at p.
+func stateLeaf[P store.Leaf[T], T any](p P, v T) meshLeaf {
+	return meshLeaf{text: fmt.Sprint(v), path: p.Elems(), val: p.Val(v)}
 }
 
 // refreshLoop re-reads the device every refresh period and writes what
@@ -82,10 +89,10 @@ func (a *meshApplier) writeLeavesLocked(ctx context.Context, want map[string]mes
 	next := make(map[string]meshLeaf, len(want))
 	for k, l := range want {
 		next[k] = l
-		if old, ok := a.written[k]; ok && old.val == l.val {
+		if old, ok := a.written[k]; ok && old.text == l.text {
 			continue
 		}
-		ops = append(ops, store.Op{Kind: store.OpUpdate, Path: l.path, Val: l.valProto()})
+		ops = append(ops, store.Op{Kind: store.OpUpdate, Path: l.path, Val: l.val})
 	}
 	configured := map[string]bool{}
 	for _, p := range a.last.peers {
@@ -116,11 +123,12 @@ func (a *meshApplier) writeLeavesLocked(ctx context.Context, want map[string]mes
 // wantState is the state the tree should hold now.
 func (a *meshApplier) wantState(st *wgmesh.Status) map[string]meshLeaf {
 	out := map[string]meshLeaf{}
-	put := func(peer, leaf string, v any) {
-		p := meshStatePath(peer, leaf)
-		out[tree.RenderPath(p)] = meshLeaf{val: fmt.Sprint(v), peer: peer, path: p}
+	put := func(peer string, l meshLeaf) {
+		l.peer = peer
+		out[tree.RenderPath(l.path)] = l
 	}
-	put("", "public-key", a.pub.String())
+	ms := kedgepath.Root().Kedge().Mesh().State()
+	put("", stateLeaf(ms.PublicKey(), a.pub.String()))
 	status, errText := meshUp, ""
 	switch {
 	case a.hostErr != nil:
@@ -132,15 +140,15 @@ func (a *meshApplier) wantState(st *wgmesh.Status) map[string]meshLeaf {
 	case a.last.isolated:
 		status = meshIsolated
 	}
-	put("", "status", status)
+	put("", stateLeaf(ms.Status(), status))
 	if errText != "" {
-		put("", "error", errText)
+		put("", stateLeaf(ms.Error(), errText))
 	}
 	byName := map[string]wgmesh.PeerStatus{}
 	if st != nil {
-		put("", "interface", st.Interface)
+		put("", stateLeaf(ms.Interface(), st.Interface))
 		if st.ListenPort != 0 {
-			put("", "listen-port", uint64(st.ListenPort))
+			put("", stateLeaf(ms.ListenPort(), uint16(st.ListenPort)))
 		}
 		for _, p := range st.Peers {
 			byName[p.Name] = p
@@ -148,9 +156,11 @@ func (a *meshApplier) wantState(st *wgmesh.Status) map[string]meshLeaf {
 	}
 	now := time.Now()
 	for _, p := range a.last.peers {
-		put(p.Name, "public-key", p.PublicKey)
-		ps, onDev := byName[p.Name]
-		var status, errText string
+		ps := kedgepath.Root().Kedge().Mesh().Peers().Peer(p.Name).State()
+		put(p.Name, stateLeaf(ps.PublicKey(), p.PublicKey))
+		dev, onDev := byName[p.Name]
+		var status kedgepath.PeerStatus
+		var errText string
 		down := a.postureDown(p.Name)
 		switch {
 		case down:
@@ -159,30 +169,30 @@ func (a *meshApplier) wantState(st *wgmesh.Status) map[string]meshLeaf {
 			status = peerDrained
 		case st == nil:
 			status, errText = peerFailed, "mesh device: "+orText(a.setErr, a.hostErr)
-		case onDev && ps.Err != nil:
-			status, errText = peerFailed, ps.Err.Error()
-		case onDev && !ps.LastHandshake.IsZero():
+		case onDev && dev.Err != nil:
+			status, errText = peerFailed, dev.Err.Error()
+		case onDev && !dev.LastHandshake.IsZero():
 			status = peerUp
-			if now.Sub(ps.LastHandshake) > a.last.staleAfter {
+			if now.Sub(dev.LastHandshake) > a.last.staleAfter {
 				status = peerStale
 			}
 		case onDev:
-			status = string(ps.State) // pending, or failed after FailAfter
+			status = kedgepath.PeerStatus(dev.State) // pending, or failed after FailAfter
 		default:
 			status = peerPending
 		}
-		put(p.Name, "status", status)
+		put(p.Name, stateLeaf(ps.Status(), status))
 		if errText != "" {
-			put(p.Name, "error", errText)
+			put(p.Name, stateLeaf(ps.Error(), errText))
 		}
-		if onDev && ps.Err == nil {
+		if onDev && dev.Err == nil {
 			var hs uint64
-			if !ps.LastHandshake.IsZero() {
-				hs = uint64(ps.LastHandshake.UnixNano())
+			if !dev.LastHandshake.IsZero() {
+				hs = uint64(dev.LastHandshake.UnixNano())
 			}
-			put(p.Name, "last-handshake", hs)
-			put(p.Name, "rx-bytes", uint64(ps.RxBytes))
-			put(p.Name, "tx-bytes", uint64(ps.TxBytes))
+			put(p.Name, stateLeaf(ps.LastHandshake(), hs))
+			put(p.Name, stateLeaf(ps.RxBytes(), uint64(dev.RxBytes)))
+			put(p.Name, stateLeaf(ps.TxBytes(), uint64(dev.TxBytes)))
 		}
 	}
 	return out
@@ -195,26 +205,4 @@ func orText(errs ...error) string {
 		}
 	}
 	return "not readable"
-}
-
-// meshStatePath is /kedge/mesh/state/LEAF, or with a peer
-// /kedge/mesh/peers/peer[name=PEER]/state/LEAF.
-func meshStatePath(peer, leaf string) []*gpb.PathElem {
-	if peer == "" {
-		return []*gpb.PathElem{{Name: "kedge"}, {Name: "mesh"}, {Name: "state"}, {Name: leaf}}
-	}
-	return []*gpb.PathElem{{Name: "kedge"}, {Name: "mesh"}, {Name: "peers"},
-		{Name: "peer", Key: map[string]string{"name": peer}}, {Name: "state"}, {Name: leaf}}
-}
-
-// valProto is the leaf's gNMI value: counters and times are uint64, the
-// rest strings.
-func (l meshLeaf) valProto() *gpb.TypedValue {
-	switch l.path[len(l.path)-1].GetName() {
-	case "listen-port", "last-handshake", "rx-bytes", "tx-bytes":
-		var n uint64
-		fmt.Sscan(l.val, &n)
-		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: n}}
-	}
-	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: l.val}}
 }

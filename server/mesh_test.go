@@ -44,7 +44,7 @@ func statusOf(m map[string]meshLeaf) map[string]string {
 		if l.peer != "" {
 			k = l.peer + "/" + k
 		}
-		out[k] = l.val
+		out[k] = l.text
 	}
 	return out
 }

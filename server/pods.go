@@ -5,10 +5,10 @@ import (
 	"net/netip"
 	"time"
 
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
-
 	"github.com/guildhouse-co/kedge/cni/registry"
 	"github.com/guildhouse-co/kedge/cni/sweep"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
@@ -25,36 +25,29 @@ type storePods struct{ st *store.Store }
 func (p storePods) Pods(context.Context) ([]registry.Pod, error) {
 	var pods []registry.Pod
 	err := p.st.Read(func(t *tree.Tree) error {
-		k := t.Root().Sub("kedge")
-		if k == nil || k.Sub("pods") == nil {
-			return nil
-		}
-		k.Sub("pods").Entries("pod", func(in *tree.Inst) bool {
-			keys := in.Keys()
-			pod := registry.Pod{ContainerID: keys[0].Str(), IfName: keys[1].Str()}
-			if c := in.Sub("config"); c != nil {
-				pod.Netns = c.Get("netns").Str()
-				pod.HostIfName = c.Get("host-ifname").Str()
-				pod.Namespace, pod.Name = c.Get("namespace").Str(), c.Get("name").Str()
-				for _, a := range c.Get("addresses").Elems() {
-					if pfx, err := netip.ParsePrefix(a.Str()); err == nil {
-						pod.Addresses = append(pod.Addresses, pfx)
-					}
+		for in := range kedgetree.Of(t).Kedge().Pods().Pod().All() {
+			cid, _ := in.ContainerId()
+			ifname, _ := in.Ifname()
+			pod := registry.Pod{ContainerID: cid, IfName: ifname}
+			c := in.Config()
+			pod.Netns, _ = c.Netns()
+			pod.HostIfName, _ = c.HostIfname()
+			pod.Namespace, _ = c.Namespace()
+			pod.Name, _ = c.Name()
+			for _, a := range c.Addresses() {
+				if pfx, err := netip.ParsePrefix(a); err == nil {
+					pod.Addresses = append(pod.Addresses, pfx)
 				}
 			}
 			pods = append(pods, pod)
-			return true
-		})
+		}
 		return nil
 	})
 	return pods, err
 }
 
 func (p storePods) Remove(ctx context.Context, containerID, ifname string) error {
-	_, err := p.st.Commit(ctx, []store.Op{{Kind: store.OpDelete, Path: []*gpb.PathElem{
-		{Name: "kedge"}, {Name: "pods"},
-		{Name: "pod", Key: map[string]string{"container-id": containerID, "ifname": ifname}},
-	}}})
+	_, err := p.st.Commit(ctx, []store.Op{store.Delete(kedgepath.Root().Kedge().Pods().Pod(containerID, ifname))})
 	return err
 }
 

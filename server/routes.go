@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
@@ -21,8 +22,9 @@ import (
 // the state this reconciler writes (route and pod status) never triggers
 // it again.
 var (
-	routeConfigPrefixes = []string{"/kedge/routes", "/kedge/pods", "/kedge/accords"}
-	routeStatePrefixes  = []string{"/kedge/posture/state/effective-level"}
+	routeConfigPrefixes = []string{kedgepath.Root().Kedge().Routes().SchemaPath(), kedgepath.Root().Kedge().Pods().SchemaPath(),
+		kedgepath.Root().Kedge().Accords().SchemaPath()}
+	routeStatePrefixes = []string{kedgepath.Root().Kedge().Posture().State().EffectiveLevel().SchemaPath()}
 )
 
 // startRoutes opens the route backend in the daemon's namespace, starts

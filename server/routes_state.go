@@ -5,20 +5,20 @@ import (
 	"net/netip"
 	"strconv"
 
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
-
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/models/intent"
 )
 
-// Route and pod statuses (the enums of kedge-routes and kedge-pods).
+// Route and pod statuses (the enums of kedge-routes and kedge-pods, which
+// share their names).
 const (
-	statusInstalled = "installed"
-	statusWithheld  = "withheld"
-	statusFailed    = "failed"
-	statusPending   = "pending"
-	statusActive    = "active"
+	statusInstalled = string(kedgepath.RouteStatusInstalled)
+	statusWithheld  = string(kedgepath.RouteStatusWithheld)
+	statusFailed    = string(kedgepath.RouteStatusFailed)
+	statusPending   = string(kedgepath.RouteStatusPending)
+	statusActive    = string(kedgepath.PodStatusActive)
 )
 
 // stateKey names a /kedge/routes or /kedge/pods entry.
@@ -74,13 +74,25 @@ func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
 		return
 	}
 	w.written[k] = v
-	base := k.statePath()
-	w.ops = append(w.ops, store.Op{Kind: store.OpUpdate, Path: leafPath(base, "status"), Val: strVal(v.status)})
-	switch {
-	case v.reason != "":
-		w.ops = append(w.ops, store.Op{Kind: store.OpUpdate, Path: leafPath(base, "reason"), Val: strVal(v.reason)})
-	case stated && (!known || old.reason != ""):
-		w.ops = append(w.ops, store.Op{Kind: store.OpDelete, Path: leafPath(base, "reason")})
+	// The reason leaf is written when there is one, and deleted when the
+	// entry may still hold an old one.
+	dropReason := v.reason == "" && stated && (!known || old.reason != "")
+	if k.pod {
+		st := kedgepath.Root().Kedge().Pods().Pod(k.a, k.b).State()
+		w.ops = append(w.ops, store.Update(st.Status(), kedgepath.PodStatus(v.status)))
+		if v.reason != "" {
+			w.ops = append(w.ops, store.Update(st.Reason(), v.reason))
+		} else if dropReason {
+			w.ops = append(w.ops, store.Delete(st.Reason()))
+		}
+		return
+	}
+	st := kedgepath.Root().Kedge().Routes().Route(k.a, k.table).State()
+	w.ops = append(w.ops, store.Update(st.Status(), kedgepath.RouteStatus(v.status)))
+	if v.reason != "" {
+		w.ops = append(w.ops, store.Update(st.Reason(), v.reason))
+	} else if dropReason {
+		w.ops = append(w.ops, store.Delete(st.Reason()))
 	}
 }
 
@@ -223,33 +235,4 @@ func (m stateMark) before(o stateMark) bool {
 
 func podStateKey(k intent.PodKey) stateKey {
 	return stateKey{pod: true, a: k.ContainerID, b: k.IfName}
-}
-
-var (
-	elemKedge  = &gpb.PathElem{Name: "kedge"}
-	elemRoutes = &gpb.PathElem{Name: "routes"}
-	elemPods   = &gpb.PathElem{Name: "pods"}
-	elemState  = &gpb.PathElem{Name: "state"}
-)
-
-// statePath is the entry's state container; leafPath appends a leaf. The
-// shared elements are never modified by the store.
-func (k stateKey) statePath() []*gpb.PathElem {
-	if k.pod {
-		return []*gpb.PathElem{elemKedge, elemPods,
-			{Name: "pod", Key: map[string]string{"container-id": k.a, "ifname": k.b}}, elemState}
-	}
-	return []*gpb.PathElem{elemKedge, elemRoutes,
-		{Name: "route", Key: map[string]string{"prefix": k.a, "table": strconv.FormatUint(uint64(k.table), 10)}}, elemState}
-}
-
-func leafPath(base []*gpb.PathElem, leaf string) []*gpb.PathElem {
-	p := make([]*gpb.PathElem, len(base)+1)
-	copy(p, base)
-	p[len(base)] = &gpb.PathElem{Name: leaf}
-	return p
-}
-
-func strVal(s string) *gpb.TypedValue {
-	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: s}}
 }

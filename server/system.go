@@ -6,8 +6,8 @@ import (
 	"runtime/debug"
 	"time"
 
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
-
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/server/reconcile"
@@ -17,7 +17,8 @@ import (
 // identity (config where set, else the daemon's own), the build, and when
 // this daemon started.
 type systemState struct {
-	nodeName, cluster, role string
+	nodeName, cluster string
+	role              kedgepath.NodeRole
 }
 
 // systemPublisher writes /kedge/system/state; it is the "backend" of a
@@ -30,41 +31,36 @@ type systemPublisher struct {
 }
 
 func (p systemPublisher) Set(ctx context.Context, s systemState) error {
-	base := []*gpb.PathElem{{Name: "kedge"}, {Name: "system"}, {Name: "state"}}
-	leaf := func(name string) []*gpb.PathElem {
-		return append(append([]*gpb.PathElem(nil), base...), &gpb.PathElem{Name: name})
-	}
-	str := func(v string) *gpb.TypedValue { return tree.Typed(tree.String(v)) }
+	st := kedgepath.Root().Kedge().System().State()
 	node := s.nodeName
 	if node == "" {
 		node = p.node
 	}
 	ops := []store.Op{
-		{Kind: store.OpUpdate, Path: leaf("node-name"), Val: str(node)},
-		{Kind: store.OpUpdate, Path: leaf("version"), Val: str(p.version)},
-		{Kind: store.OpUpdate, Path: leaf("boot-time"), Val: tree.Typed(tree.Uint(uint64(p.boot.UnixNano())))},
+		store.Update(st.NodeName(), node),
+		store.Update(st.Version(), p.version),
+		store.Update(st.BootTime(), uint64(p.boot.UnixNano())),
 	}
-	for _, kv := range [][2]string{{"cluster", s.cluster}, {"role", s.role}} {
-		if kv[1] == "" {
-			ops = append(ops, store.Op{Kind: store.OpDelete, Path: leaf(kv[0])})
-			continue
-		}
-		ops = append(ops, store.Op{Kind: store.OpUpdate, Path: leaf(kv[0]), Val: str(kv[1])})
+	if s.cluster == "" {
+		ops = append(ops, store.Delete(st.Cluster()))
+	} else {
+		ops = append(ops, store.Update(st.Cluster(), s.cluster))
+	}
+	if s.role == "" {
+		ops = append(ops, store.Delete(st.Role()))
+	} else {
+		ops = append(ops, store.Update(st.Role(), s.role))
 	}
 	_, err := p.st.CommitState(ctx, ops)
 	return err
 }
 
 func systemIntent(t *tree.Tree) (systemState, error) {
-	var s systemState
-	if k := t.Root().Sub("kedge"); k != nil {
-		if sys := k.Sub("system"); sys != nil {
-			if c := sys.Sub("config"); c != nil {
-				s = systemState{nodeName: c.Get("node-name").Str(), cluster: c.Get("cluster").Str(), role: c.Get("role").Str()}
-			}
-		}
-	}
-	return s, nil
+	c := kedgetree.Of(t).Kedge().System().Config()
+	node, _ := c.NodeName()
+	cluster, _ := c.Cluster()
+	role, _ := c.Role()
+	return systemState{nodeName: node, cluster: cluster, role: role}, nil
 }
 
 // buildVersion names this binary: the module version when built from a
@@ -89,7 +85,8 @@ func buildVersion() string {
 func (d *Daemon) startSystem(ctx context.Context, dp *dataplane) {
 	pub := systemPublisher{st: d.st, node: d.cfg.NodeName, version: buildVersion(), boot: time.Now()}
 	rec := reconcile.New[systemState](d.st, systemIntent, pub, reconcile.Options[systemState]{
-		Name: "system", Logger: d.log.With("component", "system"), Prefixes: []string{"/kedge/system/config"}})
+		Name: "system", Logger: d.log.With("component", "system"),
+		Prefixes: []string{kedgepath.Root().Kedge().System().Config().SchemaPath()}})
 	dp.wg.Add(1)
 	go func() {
 		defer dp.wg.Done()

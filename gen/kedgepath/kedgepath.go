@@ -12,6 +12,7 @@
 package kedgepath
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -705,6 +706,25 @@ type Kedge_Accords_AccordPath struct{ base }
 
 // SchemaPath returns "/kedge/accords/accord", the schema path (no keys).
 func (Kedge_Accords_AccordPath) SchemaPath() string { return "/kedge/accords/accord" }
+
+// ParseKeys reads the keys of a /kedge/accords/accord entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Accords_AccordPath) ParseKeys(e *gpb.PathElem) (level uint8, err error) {
+	if e.GetName() != "accord" {
+		err = fmt.Errorf("parse keys of /kedge/accords/accord: element %q is not accord", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["level"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/accords/accord: no key level")
+		return
+	} else if v, perr := strconv.ParseUint(s, 10, 8); perr != nil {
+		err = fmt.Errorf("parse keys of /kedge/accords/accord: key level: %w", perr)
+		return
+	} else {
+		level = uint8(v)
+	}
+	return level, nil
+}
 
 // Config returns the path of /kedge/accords/accord/config.
 func (p Kedge_Accords_AccordPath) Config() Kedge_Accords_Accord_ConfigPath {
@@ -1430,6 +1450,22 @@ type Kedge_Mesh_Peers_PeerPath struct{ base }
 
 // SchemaPath returns "/kedge/mesh/peers/peer", the schema path (no keys).
 func (Kedge_Mesh_Peers_PeerPath) SchemaPath() string { return "/kedge/mesh/peers/peer" }
+
+// ParseKeys reads the keys of a /kedge/mesh/peers/peer entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Mesh_Peers_PeerPath) ParseKeys(e *gpb.PathElem) (name string, err error) {
+	if e.GetName() != "peer" {
+		err = fmt.Errorf("parse keys of /kedge/mesh/peers/peer: element %q is not peer", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["name"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/mesh/peers/peer: no key name")
+		return
+	} else {
+		name = s
+	}
+	return name, nil
+}
 
 // Config returns the path of /kedge/mesh/peers/peer/config.
 func (p Kedge_Mesh_Peers_PeerPath) Config() Kedge_Mesh_Peers_Peer_ConfigPath {
@@ -2293,6 +2329,28 @@ type Kedge_Pods_PodPath struct{ base }
 // SchemaPath returns "/kedge/pods/pod", the schema path (no keys).
 func (Kedge_Pods_PodPath) SchemaPath() string { return "/kedge/pods/pod" }
 
+// ParseKeys reads the keys of a /kedge/pods/pod entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Pods_PodPath) ParseKeys(e *gpb.PathElem) (containerId string, ifname string, err error) {
+	if e.GetName() != "pod" {
+		err = fmt.Errorf("parse keys of /kedge/pods/pod: element %q is not pod", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["container-id"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/pods/pod: no key container-id")
+		return
+	} else {
+		containerId = s
+	}
+	if s, ok := e.GetKey()["ifname"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/pods/pod: no key ifname")
+		return
+	} else {
+		ifname = s
+	}
+	return containerId, ifname, nil
+}
+
 // Config returns the path of /kedge/pods/pod/config.
 func (p Kedge_Pods_PodPath) Config() Kedge_Pods_Pod_ConfigPath {
 	return Kedge_Pods_Pod_ConfigPath{p.child(e_config)}
@@ -2840,6 +2898,25 @@ func (Kedge_Posture_History_TransitionPath) SchemaPath() string {
 	return "/kedge/posture/history/transition"
 }
 
+// ParseKeys reads the keys of a /kedge/posture/history/transition entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Posture_History_TransitionPath) ParseKeys(e *gpb.PathElem) (sequence uint64, err error) {
+	if e.GetName() != "transition" {
+		err = fmt.Errorf("parse keys of /kedge/posture/history/transition: element %q is not transition", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["sequence"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/posture/history/transition: no key sequence")
+		return
+	} else if v, perr := strconv.ParseUint(s, 10, 64); perr != nil {
+		err = fmt.Errorf("parse keys of /kedge/posture/history/transition: key sequence: %w", perr)
+		return
+	} else {
+		sequence = uint64(v)
+	}
+	return sequence, nil
+}
+
 // Sequence returns the path of /kedge/posture/history/transition/sequence.
 func (p Kedge_Posture_History_TransitionPath) Sequence() Kedge_Posture_History_Transition_SequencePath {
 	return Kedge_Posture_History_Transition_SequencePath{p.child(e_sequence)}
@@ -3170,6 +3247,25 @@ func (Kedge_Posture_State_LastTransition_Steps_StepPath) SchemaPath() string {
 	return "/kedge/posture/state/last-transition/steps/step"
 }
 
+// ParseKeys reads the keys of a /kedge/posture/state/last-transition/steps/step entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Posture_State_LastTransition_Steps_StepPath) ParseKeys(e *gpb.PathElem) (index uint8, err error) {
+	if e.GetName() != "step" {
+		err = fmt.Errorf("parse keys of /kedge/posture/state/last-transition/steps/step: element %q is not step", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["index"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/posture/state/last-transition/steps/step: no key index")
+		return
+	} else if v, perr := strconv.ParseUint(s, 10, 8); perr != nil {
+		err = fmt.Errorf("parse keys of /kedge/posture/state/last-transition/steps/step: key index: %w", perr)
+		return
+	} else {
+		index = uint8(v)
+	}
+	return index, nil
+}
+
 // Index returns the path of /kedge/posture/state/last-transition/steps/step/index.
 func (p Kedge_Posture_State_LastTransition_Steps_StepPath) Index() Kedge_Posture_State_LastTransition_Steps_Step_IndexPath {
 	return Kedge_Posture_State_LastTransition_Steps_Step_IndexPath{p.child(e_index)}
@@ -3422,6 +3518,22 @@ func (Kedge_Routes_Endpoints_EndpointPath) SchemaPath() string {
 	return "/kedge/routes/endpoints/endpoint"
 }
 
+// ParseKeys reads the keys of a /kedge/routes/endpoints/endpoint entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Routes_Endpoints_EndpointPath) ParseKeys(e *gpb.PathElem) (name string, err error) {
+	if e.GetName() != "endpoint" {
+		err = fmt.Errorf("parse keys of /kedge/routes/endpoints/endpoint: element %q is not endpoint", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["name"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/routes/endpoints/endpoint: no key name")
+		return
+	} else {
+		name = s
+	}
+	return name, nil
+}
+
 // Config returns the path of /kedge/routes/endpoints/endpoint/config.
 func (p Kedge_Routes_Endpoints_EndpointPath) Config() Kedge_Routes_Endpoints_Endpoint_ConfigPath {
 	return Kedge_Routes_Endpoints_Endpoint_ConfigPath{p.child(e_config)}
@@ -3626,6 +3738,31 @@ type Kedge_Routes_RoutePath struct{ base }
 
 // SchemaPath returns "/kedge/routes/route", the schema path (no keys).
 func (Kedge_Routes_RoutePath) SchemaPath() string { return "/kedge/routes/route" }
+
+// ParseKeys reads the keys of a /kedge/routes/route entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Routes_RoutePath) ParseKeys(e *gpb.PathElem) (prefix string, table uint32, err error) {
+	if e.GetName() != "route" {
+		err = fmt.Errorf("parse keys of /kedge/routes/route: element %q is not route", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["prefix"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/routes/route: no key prefix")
+		return
+	} else {
+		prefix = s
+	}
+	if s, ok := e.GetKey()["table"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/routes/route: no key table")
+		return
+	} else if v, perr := strconv.ParseUint(s, 10, 32); perr != nil {
+		err = fmt.Errorf("parse keys of /kedge/routes/route: key table: %w", perr)
+		return
+	} else {
+		table = uint32(v)
+	}
+	return prefix, table, nil
+}
 
 // Config returns the path of /kedge/routes/route/config.
 func (p Kedge_Routes_RoutePath) Config() Kedge_Routes_Route_ConfigPath {
@@ -4022,6 +4159,22 @@ type Kedge_Sessions_SessionPath struct{ base }
 
 // SchemaPath returns "/kedge/sessions/session", the schema path (no keys).
 func (Kedge_Sessions_SessionPath) SchemaPath() string { return "/kedge/sessions/session" }
+
+// ParseKeys reads the keys of a /kedge/sessions/session entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Sessions_SessionPath) ParseKeys(e *gpb.PathElem) (id string, err error) {
+	if e.GetName() != "session" {
+		err = fmt.Errorf("parse keys of /kedge/sessions/session: element %q is not session", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["id"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/sessions/session: no key id")
+		return
+	} else {
+		id = s
+	}
+	return id, nil
+}
 
 // Id returns the path of /kedge/sessions/session/id.
 func (p Kedge_Sessions_SessionPath) Id() Kedge_Sessions_Session_IdPath {
@@ -4456,6 +4609,22 @@ type Kedge_Underlay_Devices_DevicePath struct{ base }
 // SchemaPath returns "/kedge/underlay/devices/device", the schema path (no keys).
 func (Kedge_Underlay_Devices_DevicePath) SchemaPath() string { return "/kedge/underlay/devices/device" }
 
+// ParseKeys reads the keys of a /kedge/underlay/devices/device entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Underlay_Devices_DevicePath) ParseKeys(e *gpb.PathElem) (name string, err error) {
+	if e.GetName() != "device" {
+		err = fmt.Errorf("parse keys of /kedge/underlay/devices/device: element %q is not device", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["name"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/underlay/devices/device: no key name")
+		return
+	} else {
+		name = s
+	}
+	return name, nil
+}
+
 // Config returns the path of /kedge/underlay/devices/device/config.
 func (p Kedge_Underlay_Devices_DevicePath) Config() Kedge_Underlay_Devices_Device_ConfigPath {
 	return Kedge_Underlay_Devices_Device_ConfigPath{p.child(e_config)}
@@ -4727,6 +4896,22 @@ type Kedge_Underlay_Mutations_MutationPath struct{ base }
 // SchemaPath returns "/kedge/underlay/mutations/mutation", the schema path (no keys).
 func (Kedge_Underlay_Mutations_MutationPath) SchemaPath() string {
 	return "/kedge/underlay/mutations/mutation"
+}
+
+// ParseKeys reads the keys of a /kedge/underlay/mutations/mutation entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Underlay_Mutations_MutationPath) ParseKeys(e *gpb.PathElem) (id string, err error) {
+	if e.GetName() != "mutation" {
+		err = fmt.Errorf("parse keys of /kedge/underlay/mutations/mutation: element %q is not mutation", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["id"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/underlay/mutations/mutation: no key id")
+		return
+	} else {
+		id = s
+	}
+	return id, nil
 }
 
 // Config returns the path of /kedge/underlay/mutations/mutation/config.
@@ -5060,6 +5245,25 @@ type Kedge_Underlay_Vlans_VlanPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans/vlan", the schema path (no keys).
 func (Kedge_Underlay_Vlans_VlanPath) SchemaPath() string { return "/kedge/underlay/vlans/vlan" }
+
+// ParseKeys reads the keys of a /kedge/underlay/vlans/vlan entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Underlay_Vlans_VlanPath) ParseKeys(e *gpb.PathElem) (id uint16, err error) {
+	if e.GetName() != "vlan" {
+		err = fmt.Errorf("parse keys of /kedge/underlay/vlans/vlan: element %q is not vlan", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["id"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/underlay/vlans/vlan: no key id")
+		return
+	} else if v, perr := strconv.ParseUint(s, 10, 16); perr != nil {
+		err = fmt.Errorf("parse keys of /kedge/underlay/vlans/vlan: key id: %w", perr)
+		return
+	} else {
+		id = uint16(v)
+	}
+	return id, nil
+}
 
 // Config returns the path of /kedge/underlay/vlans/vlan/config.
 func (p Kedge_Underlay_Vlans_VlanPath) Config() Kedge_Underlay_Vlans_Vlan_ConfigPath {

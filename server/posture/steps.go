@@ -13,6 +13,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
@@ -222,13 +223,13 @@ func (s *forensicStep) Wait() error {
 func encodeForensic(b *bytes.Buffer, tr *tree.Tree, t Transition) {
 	b.WriteString(`{"seq":` + strconv.FormatUint(t.Seq, 10) +
 		`,"from":` + strconv.Itoa(int(t.From)) + `,"to":` + strconv.Itoa(int(t.To)))
-	k := tr.Root().Sub("kedge")
-	for _, name := range []string{"mesh", "routes", "sessions"} {
-		b.WriteString(`,"` + name + `":`)
-		var in *tree.Inst
-		if k != nil {
-			in = k.Sub(name)
-		}
+	k := kedgetree.Of(tr).Kedge()
+	for _, part := range []struct {
+		name string
+		in   *tree.Inst
+	}{{"mesh", k.Mesh().Inst()}, {"routes", k.Routes().Inst()}, {"sessions", k.Sessions().Inst()}} {
+		b.WriteString(`,"` + part.name + `":`)
+		in := part.in
 		js, ok := []byte(nil), false
 		if in != nil {
 			js, ok = tree.Match{In: in}.JSON(tree.EncodeOpts{})

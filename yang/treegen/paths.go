@@ -29,7 +29,7 @@ func Paths(root *goyang.Entry, pkg string) ([]byte, error) {
 		"writers make store operations from it (gnmi/store's Update and Delete). "+
 		"Readers of the daemon's tree use gen/kedgetree.", pkg)))
 	g.p("package %s\n\n", pkg)
-	g.p("import (\n\"sort\"\n\"strconv\"\n\"strings\"\n\ngpb \"github.com/openconfig/gnmi/proto/gnmi\"\n)\n\n")
+	g.p("import (\n\"fmt\"\n\"sort\"\n\"strconv\"\n\"strings\"\n\ngpb \"github.com/openconfig/gnmi/proto/gnmi\"\n)\n\n")
 	g.p("var _ = strconv.FormatUint\n\n")
 	g.pathBase()
 	g.enums(m)
@@ -257,7 +257,53 @@ func (g *gen) pathNode(n *node) {
 		g.p("func (%s) Val(vs []%s) *gpb.TypedValue {\nel := make([]*gpb.TypedValue, len(vs))\nfor i, v := range vs {\nel[i] = %s\n}\nreturn list(el)\n}\n\n",
 			typ, n.leaf.goType, valExpr(n.leaf, "v"))
 	}
+	if n.kind == kList {
+		g.parseKeys(n)
+	}
 	for _, c := range n.children {
 		g.pathChild(typ, c)
 	}
+}
+
+// parseKeys writes ParseKeys on a list's path type: the typed keys of an
+// entry from a path element of a response.
+func (g *gen) parseKeys(n *node) {
+	typ := n.typeName + "Path"
+	var results, names []string
+	for _, k := range n.keys {
+		pn := paramName(k.name)
+		results = append(results, pn+" "+k.leaf.goType)
+		names = append(names, pn)
+	}
+	g.p("// ParseKeys reads the keys of a %s entry from e, a path element of a\n// response; it fails when e is another node's or a key is missing or malformed.\n", n.path)
+	g.p("func (%s) ParseKeys(e *gpb.PathElem) (%s, err error) {\n", typ, strings.Join(results, ", "))
+	g.p("if e.GetName() != %q {\nerr = fmt.Errorf(\"parse keys of %s: element %%q is not %s\", e.GetName())\nreturn\n}\n", n.name, n.path, n.name)
+	for _, k := range n.keys {
+		pn := paramName(k.name)
+		g.p("if s, ok := e.GetKey()[%q]; !ok {\nerr = fmt.Errorf(\"parse keys of %s: no key %s\")\nreturn\n} else ", k.name, n.path, k.name)
+		switch k.leaf.base {
+		case bUint:
+			g.p("if v, perr := strconv.ParseUint(s, 10, %s); perr != nil {\nerr = fmt.Errorf(\"parse keys of %s: key %s: %%w\", perr)\nreturn\n} else {\n%s = %s(v)\n}\n",
+				bitsOf(k.leaf.goType), n.path, k.name, pn, k.leaf.goType)
+		case bInt:
+			g.p("if v, perr := strconv.ParseInt(s, 10, %s); perr != nil {\nerr = fmt.Errorf(\"parse keys of %s: key %s: %%w\", perr)\nreturn\n} else {\n%s = %s(v)\n}\n",
+				bitsOf(k.leaf.goType), n.path, k.name, pn, k.leaf.goType)
+		case bBool:
+			g.p("if v, perr := strconv.ParseBool(s); perr != nil {\nerr = fmt.Errorf(\"parse keys of %s: key %s: %%w\", perr)\nreturn\n} else {\n%s = v\n}\n",
+				n.path, k.name, pn)
+		case bEnum:
+			g.p("{\n%s = %s(s)\n}\n", pn, k.leaf.goType)
+		default:
+			g.p("{\n%s = s\n}\n", pn)
+		}
+	}
+	g.p("return %s, nil\n}\n\n", strings.Join(names, ", "))
+}
+
+func bitsOf(goType string) string {
+	b := strings.TrimLeft(goType, "uint")
+	if b == "" {
+		return "64"
+	}
+	return b
 }

@@ -27,7 +27,6 @@ func TestDependencies(t *testing.T) {
 		"github.com/guildhouse-co/kedge/server",
 		"github.com/guildhouse-co/kedge/dataplane",
 		"github.com/guildhouse-co/kedge/models",
-		"github.com/guildhouse-co/kedge/cni/podrule",
 		"github.com/coreos/go-iptables",
 		"sigs.k8s.io/knftables",
 	}

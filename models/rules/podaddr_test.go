@@ -1,13 +1,12 @@
-package podrule
+package rules
 
 import (
 	"context"
-	"strings"
+	"errors"
 	"testing"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/guildhouse-co/kedge/cni/registry"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/yang"
@@ -33,15 +32,19 @@ func TestUniqueAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	Register(st)
+	register(st)
 	ctx := context.Background()
 	if _, err := st.Commit(ctx, []store.Op{podOp(t, "a", `["10.76.0.2/32"]`), podOp(t, "b", `["10.76.0.3/32"]`)}); err != nil {
 		t.Fatalf("distinct addresses: %v", err)
 	}
 	// Same address, different prefix length, other pod: refused whole.
 	_, err = st.Commit(ctx, []store.Op{podOp(t, "c", `["10.76.0.9/32"]`), podOp(t, "d", `["10.76.0.2/24"]`)})
-	if err == nil || !strings.Contains(err.Error(), registry.ConflictMarker) {
-		t.Fatalf("duplicate address: err = %v", err)
+	var re *tree.RuleError
+	if !errors.As(err, &re) || re.Reason != ReasonPodAddressInUse || !errors.Is(err, tree.ErrRule) {
+		t.Fatalf("duplicate address: err = %v, want a RuleError %s", err, ReasonPodAddressInUse)
+	}
+	if re.Path != "/kedge/pods/pod[container-id=d][ifname=eth0]" && re.Path != "/kedge/pods/pod[container-id=a][ifname=eth0]" {
+		t.Errorf("refusal names %s, want one of the two pods", re.Path)
 	}
 	// Re-registering a pod with its own address is fine.
 	if _, err := st.Commit(ctx, []store.Op{podOp(t, "a", `["10.76.0.2/32"]`)}); err != nil {
