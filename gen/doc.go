@@ -22,5 +22,10 @@
 // yang/: a client that loads a Get response into gnmi/tree (validated by
 // the daemon's own schema code) and reads it with kedgetree sees exactly
 // the types and rules the daemon applies, and writes with kedgepath's
-// typed paths and values.
+// typed paths and values. Package gnmi/mirror does the loading; the test
+// tests.TestMirrorDaemonTree writes a running daemon's config with
+// kedgepath, reads its whole tree back through a mirror with kedgetree,
+// and checks that the mirror encodes to exactly the JSON_IETF the daemon
+// serves for /, config and state. That is the client API issue 20's
+// kedgectl builds on.
 package gen
