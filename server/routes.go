@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -42,7 +43,7 @@ func (d *Daemon) startRoutes(dp *dataplane, on bool, avail map[string]bool) ([]p
 		return nil, nil
 	}
 	log := d.log.With("component", "routes")
-	b, err := route.New(route.Options{NetNS: d.cfg.NetNS, Logger: log})
+	b, err := kernel.New(kernel.Options{NetNS: d.cfg.NetNS, Logger: log})
 	if err != nil {
 		d.log.Warn("route backend unavailable", "netns", d.cfg.NetNS, "err", err)
 		return nil, nil

@@ -1,4 +1,4 @@
-package route_test
+package kernel_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -82,9 +83,9 @@ func newTestNet(t testing.TB) testNet {
 	return n
 }
 
-func newBackend(t testing.TB, ns string) *route.Backend {
+func newBackend(t testing.TB, ns string) *kernel.Backend {
 	t.Helper()
-	b, err := route.New(route.Options{NetNS: ns})
+	b, err := kernel.New(kernel.Options{NetNS: ns})
 	if err != nil {
 		t.Fatalf("new backend: %v", err)
 	}

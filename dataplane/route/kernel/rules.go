@@ -1,4 +1,4 @@
-package route
+package kernel
 
 import (
 	"context"
@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 	"golang.org/x/sys/unix"
 )
 
-func (b *Backend) ruleToKernel(r Rule) rtnl.Rule {
+func (b *Backend) ruleToKernel(r route.Rule) rtnl.Rule {
 	n := r.Normalize()
 	fam := uint8(unix.AF_INET)
 	if n.IPv6 {
@@ -22,14 +23,14 @@ func (b *Backend) ruleToKernel(r Rule) rtnl.Rule {
 
 // addRules adds the desired rules the kernel lacks. Rules have no key but
 // their whole tuple, so a changed rule is an add plus a later delete.
-func (b *Backend) addRules(ctx context.Context, rules []Rule) ([]RuleStatus, map[rtnl.Rule]bool, []error) {
-	st := make([]RuleStatus, len(rules))
+func (b *Backend) addRules(ctx context.Context, rules []route.Rule) ([]route.RuleStatus, map[rtnl.Rule]bool, []error) {
+	st := make([]route.RuleStatus, len(rules))
 	keep := make(map[rtnl.Rule]bool, len(rules))
 	have, err := b.conn.Rules(b.proto)
 	if err != nil {
 		err = fmt.Errorf("list rules: %w", err)
 		for i, r := range rules {
-			st[i] = RuleStatus{Rule: r, State: StateFailed, Err: &RuleError{Rule: r, Err: err}}
+			st[i] = route.RuleStatus{Rule: r, State: route.StateFailed, Err: &route.RuleError{Rule: r, Err: err}}
 		}
 		// Without the kernel's list nothing may be deleted: keep is partial.
 		return st, nil, []error{err}
@@ -38,15 +39,15 @@ func (b *Backend) addRules(ctx context.Context, rules []Rule) ([]RuleStatus, map
 	for _, r := range have {
 		kernel[r] = true
 	}
-	check := CheckRules(rules)
+	check := route.CheckRules(rules)
 	var reqs []rtnl.Request
 	var reqIdx []int
 	for i, r := range rules {
-		st[i] = RuleStatus{Rule: r, State: StateInstalled}
+		st[i] = route.RuleStatus{Rule: r, State: route.StateInstalled}
 		k := b.ruleToKernel(r)
 		keep[k] = true
 		if check[i] != nil {
-			st[i].State, st[i].Err = StateFailed, &RuleError{Rule: r, Err: check[i]}
+			st[i].State, st[i].Err = route.StateFailed, &route.RuleError{Rule: r, Err: check[i]}
 			continue
 		}
 		if kernel[k] {
@@ -60,7 +61,7 @@ func (b *Backend) addRules(ctx context.Context, rules []Rule) ([]RuleStatus, map
 	for j, rerr := range results {
 		if rerr != nil {
 			i := reqIdx[j]
-			st[i].State, st[i].Err = StateFailed, &RuleError{Rule: rules[i], Err: fmt.Errorf("add rule: %w", rerr)}
+			st[i].State, st[i].Err = route.StateFailed, &route.RuleError{Rule: rules[i], Err: fmt.Errorf("add rule: %w", rerr)}
 		}
 	}
 	for _, s := range st {
@@ -101,7 +102,7 @@ func (b *Backend) deleteStaleRules(ctx context.Context, keep map[rtnl.Rule]bool)
 	results, err := b.conn.Exec(ctx, reqs, b.batch)
 	for j, rerr := range results {
 		if rerr != nil && !errors.Is(rerr, unix.ENOENT) {
-			errs = append(errs, &RuleError{Rule: names[j], Err: fmt.Errorf("delete stale rule: %w", rerr)})
+			errs = append(errs, &route.RuleError{Rule: names[j], Err: fmt.Errorf("delete stale rule: %w", rerr)})
 		}
 	}
 	if err != nil && len(errs) == 0 {
@@ -117,7 +118,7 @@ type ruleEntry struct {
 
 // planRuleDeletes returns the requests, in order, that delete the stale
 // rules of have (in kernel list order) without ever removing a kept one.
-func planRuleDeletes(have []rtnl.Rule, keep map[rtnl.Rule]bool) ([]rtnl.Request, []Rule, []error) {
+func planRuleDeletes(have []rtnl.Rule, keep map[rtnl.Rule]bool) ([]rtnl.Request, []route.Rule, []error) {
 	list := make([]ruleEntry, 0, len(have))
 	seen := make(map[rtnl.Rule]bool, len(have))
 	for _, r := range have {
@@ -128,7 +129,7 @@ func planRuleDeletes(have []rtnl.Rule, keep map[rtnl.Rule]bool) ([]rtnl.Request,
 		list = append(list, ruleEntry{r: r, stale: stale})
 	}
 	var reqs []rtnl.Request
-	var names []Rule
+	var names []route.Rule
 	var errs []error
 	for range 4*len(list) + 1 {
 		s := slices.IndexFunc(list, func(e ruleEntry) bool { return e.stale })
@@ -142,7 +143,7 @@ func planRuleDeletes(have []rtnl.Rule, keep map[rtnl.Rule]bool) ([]rtnl.Request,
 		case hit.stale || hit.r == x:
 			list = slices.Delete(list, j, j+1)
 		case hit.r.Other:
-			errs = append(errs, &RuleError{Rule: publicRule(x), Err: fmt.Errorf("delete stale rule: would hit a rule Kedge did not make")})
+			errs = append(errs, &route.RuleError{Rule: publicRule(x), Err: fmt.Errorf("delete stale rule: would hit a rule Kedge did not make")})
 			list[s].stale = false
 			continue
 		default:
@@ -178,7 +179,7 @@ func ruleMatches(pattern, r rtnl.Rule) bool {
 	return true
 }
 
-func publicRule(r rtnl.Rule) Rule {
-	return Rule{Priority: r.Priority, Src: r.Src, Dst: r.Dst, Table: r.Table,
+func publicRule(r rtnl.Rule) route.Rule {
+	return route.Rule{Priority: r.Priority, Src: r.Src, Dst: r.Dst, Table: r.Table,
 		Mark: r.Mark, Mask: r.Mask, IPv6: r.Family == unix.AF_INET6}
 }

@@ -1,4 +1,4 @@
-package route_test
+package kernel_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +27,7 @@ func TestRestartAdoptsWithoutFlap(t *testing.T) {
 	}
 	stale := route.Route{Dst: pfx("10.62.0.0/24"), Gateway: addr("10.0.0.2"), Device: n.Dev}
 
-	first, err := route.New(route.Options{NetNS: n.NS})
+	first, err := kernel.New(kernel.Options{NetNS: n.NS})
 	if err != nil {
 		t.Fatalf("new backend: %v", err)
 	}
@@ -96,7 +97,7 @@ func TestHoldStaleUntilSweep(t *testing.T) {
 	first.Close()
 
 	mon := newMonitor(t, n.NS)
-	second, err := route.New(route.Options{NetNS: n.NS, HoldStale: true})
+	second, err := kernel.New(kernel.Options{NetNS: n.NS, HoldStale: true})
 	if err != nil {
 		t.Fatal(err)
 	}

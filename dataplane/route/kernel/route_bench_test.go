@@ -1,4 +1,4 @@
-package route_test
+package kernel_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -321,7 +322,7 @@ func BenchmarkBatchSize(b *testing.B) {
 		for range rounds {
 			for i, size := range sizes {
 				n := newTestNet(b)
-				be, err := route.New(route.Options{NetNS: n.NS, Batch: size})
+				be, err := kernel.New(kernel.Options{NetNS: n.NS, Batch: size})
 				if err != nil {
 					b.Fatal(err)
 				}

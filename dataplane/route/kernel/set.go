@@ -1,4 +1,4 @@
-package route
+package kernel
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -23,7 +24,7 @@ import (
 //
 // Set keeps its own copy of cfg's routes (for Sweep and for the next
 // Set's fast path): the caller may reuse cfg's slices once it returns.
-func (b *Backend) Set(ctx context.Context, cfg Config) error {
+func (b *Backend) Set(ctx context.Context, cfg route.Config) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	// Copy into the buffer of two Sets ago: prev still holds the last one.
@@ -33,7 +34,7 @@ func (b *Backend) Set(ctx context.Context, cfg Config) error {
 	return b.set(ctx, cfg)
 }
 
-func (b *Backend) set(ctx context.Context, cfg Config) error {
+func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("set routes: %w", err)
 	}
@@ -41,7 +42,7 @@ func (b *Backend) set(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("set routes: %w", err)
 	}
-	st := Status{Adopted: b.status.Adopted}
+	st := route.Status{Adopted: b.status.Adopted}
 	b.dumped = false
 	before := b.conn.Counters()
 	var errs []error
@@ -90,18 +91,18 @@ func (b *Backend) set(ctx context.Context, cfg Config) error {
 	return errors.Join(errs...)
 }
 
-func kernelScope(s Scope) uint8 {
+func kernelScope(s route.Scope) uint8 {
 	switch s {
-	case ScopeLink:
+	case route.ScopeLink:
 		return unix.RT_SCOPE_LINK
-	case ScopeHost:
+	case route.ScopeHost:
 		return unix.RT_SCOPE_HOST
 	}
 	return unix.RT_SCOPE_UNIVERSE
 }
 
 // toKernel converts a normalized route; oif is 0 when no device is named.
-func (b *Backend) toKernel(r Route, oif int) rtnl.Route {
+func (b *Backend) toKernel(r route.Route, oif int) rtnl.Route {
 	return rtnl.Route{Dst: r.Dst, Gateway: r.Gateway, OIF: oif, Table: r.Table,
 		Priority: r.Metric, Src: r.Src, Scope: kernelScope(r.Scope),
 		Protocol: b.proto, Type: unix.RTN_UNICAST}
@@ -118,7 +119,9 @@ func sameRoute(d, k rtnl.Route) bool {
 	return d.Gateway == k.Gateway && d.Src == k.Src && d.Scope == k.Scope
 }
 
-func kernelKey(r rtnl.Route) Key { return Key{Table: r.Table, Dst: r.Dst, Metric: r.Priority} }
+func kernelKey(r rtnl.Route) route.Key {
+	return route.Key{Table: r.Table, Dst: r.Dst, Metric: r.Priority}
+}
 
 // drainEvents applies the monitor's queued notifications to the caches:
 // someone else touching a Kedge route or key, a link going down or away or
@@ -209,7 +212,7 @@ func (b *Backend) linkList() ([]rtnl.Link, error) {
 // kernelRoutes returns Kedge's routes in the kernel, keyed. It keeps them
 // cached between Sets and reads the kernel again only when drainEvents
 // dropped the cache.
-func (b *Backend) kernelRoutes() (map[Key]rtnl.Route, error) {
+func (b *Backend) kernelRoutes() (map[route.Key]rtnl.Route, error) {
 	b.drainEvents()
 	if b.cache != nil {
 		return b.cache, nil
@@ -219,7 +222,7 @@ func (b *Backend) kernelRoutes() (map[Key]rtnl.Route, error) {
 		return nil, err
 	}
 	b.dumped = true
-	b.cache = make(map[Key]rtnl.Route, len(routes))
+	b.cache = make(map[route.Key]rtnl.Route, len(routes))
 	for _, r := range routes {
 		b.cache[kernelKey(r)] = r
 	}
@@ -230,8 +233,8 @@ func (b *Backend) kernelRoutes() (map[Key]rtnl.Route, error) {
 // the kernel, and returns the Kedge routes in the kernel whose key cfg does
 // not have (stale). A key present in cfg is never stale, even if its item
 // failed.
-func (b *Backend) addRoutes(ctx context.Context, routes []Route, index map[string]int) (
-	st []RouteStatus, stale []rtnl.Route, added int, errs []error, err error) {
+func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map[string]int) (
+	st []route.RouteStatus, stale []rtnl.Route, added int, errs []error, err error) {
 	kernel, err := b.kernelRoutes()
 	if err != nil {
 		return nil, nil, 0, nil, err
@@ -258,14 +261,14 @@ func (b *Backend) addRoutes(ctx context.Context, routes []Route, index map[strin
 			}
 		case errors.Is(rerr, rtnl.ErrAckLost):
 			b.cache = nil // outcome unknown: read the kernel next time
-			st[i].State, st[i].Err = StateFailed, &RouteError{Route: routes[i], Err: fmt.Errorf("add route: %w", rerr)}
+			st[i].State, st[i].Err = route.StateFailed, &route.RouteError{Route: routes[i], Err: fmt.Errorf("add route: %w", rerr)}
 		case err != nil && errors.Is(rerr, err):
 			// Never sent (socket failure or ctx done): the caller gets err
 			// once, not once per route.
 			unsent[i] = true
-			st[i].State, st[i].Err = StateFailed, &RouteError{Route: routes[i], Err: fmt.Errorf("add route: not sent: %w", rerr)}
+			st[i].State, st[i].Err = route.StateFailed, &route.RouteError{Route: routes[i], Err: fmt.Errorf("add route: not sent: %w", rerr)}
 		default:
-			st[i].State, st[i].Err = StateFailed, &RouteError{Route: routes[i], Err: classify("add route", rerr)}
+			st[i].State, st[i].Err = route.StateFailed, &route.RouteError{Route: routes[i], Err: classify("add route", rerr)}
 		}
 	}
 	if err != nil {
@@ -290,8 +293,8 @@ func (b *Backend) addRoutes(ctx context.Context, routes []Route, index map[strin
 // far, the requests (in arena) with the route each installs and the index
 // of its Config route, and the stale Kedge routes to delete afterwards.
 type routePlan struct {
-	norm  []Route
-	st    []RouteStatus
+	norm  []route.Route
+	st    []route.RouteStatus
 	arena []byte
 	reqs  []rtnl.Request
 	sent  []rtnl.Route
@@ -307,26 +310,26 @@ func (p *routePlan) reset() {
 }
 
 // fullPlan compares every route with the kernel.
-func (b *Backend) fullPlan(routes []Route, index map[string]int, kernel map[Key]rtnl.Route, p *routePlan) {
+func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel map[route.Key]rtnl.Route, p *routePlan) {
 	sc := &b.scratch
 	check := grow(sc.errs, len(routes))
 	clear(check)
 	if sc.keys == nil {
-		sc.keys = make(map[Key]int, len(routes))
+		sc.keys = make(map[route.Key]int, len(routes))
 	}
 	keys := sc.keys
 	clear(keys)
-	normalizeRoutes(routes, p.norm, check, keys)
+	route.NormalizeRoutes(routes, p.norm, check, keys)
 	sc.errs = check
 	// The next Set may merge against this one only if it is in key order.
 	p.ordered = true
 	for i := 1; i < len(p.norm) && p.ordered; i++ {
 		a, c := p.norm[i-1], p.norm[i]
-		p.ordered = compareKey(Key{Table: a.Table, Dst: a.Dst, Metric: a.Metric}, Key{Table: c.Table, Dst: c.Dst, Metric: c.Metric}) < 0
+		p.ordered = compareKey(route.Key{Table: a.Table, Dst: a.Dst, Metric: a.Metric}, route.Key{Table: c.Table, Dst: c.Dst, Metric: c.Metric}) < 0
 	}
 	for i, r := range routes {
 		if check[i] != nil {
-			p.st[i] = RouteStatus{State: StateFailed, Err: &RouteError{Route: r, Err: check[i]}}
+			p.st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: r, Err: check[i]}}
 			continue
 		}
 		b.planRoute(i, r, p.norm[i], index, kernel, p)
@@ -340,13 +343,13 @@ func (b *Backend) fullPlan(routes []Route, index map[string]int, kernel map[Key]
 
 // planRoute plans one valid normalized route: nothing when the kernel
 // already has it, else a create or replace request.
-func (b *Backend) planRoute(i int, r, n Route, index map[string]int, kernel map[Key]rtnl.Route, p *routePlan) {
-	p.st[i] = RouteStatus{State: StateInstalled}
+func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kernel map[route.Key]rtnl.Route, p *routePlan) {
+	p.st[i] = route.RouteStatus{State: route.StateInstalled}
 	oif := 0
 	if n.Device != "" {
 		var ok bool
 		if oif, ok = index[n.Device]; !ok {
-			p.st[i] = RouteStatus{State: StateFailed, Err: &RouteError{Route: r, Err: fmt.Errorf("%w %q", ErrUnknownDevice, n.Device)}}
+			p.st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: r, Err: fmt.Errorf("%w %q", route.ErrUnknownDevice, n.Device)}}
 			return
 		}
 	}
@@ -380,11 +383,11 @@ func grow[T any](s []T, n int) []T {
 func classify(op string, err error) error {
 	switch {
 	case errors.Is(err, unix.ENETUNREACH):
-		return fmt.Errorf("%s: %w: %w", op, ErrGatewayUnreachable, err)
+		return fmt.Errorf("%s: %w: %w", op, route.ErrGatewayUnreachable, err)
 	case errors.Is(err, unix.EEXIST):
-		return fmt.Errorf("%s: %w: %w", op, ErrKeyTaken, err)
+		return fmt.Errorf("%s: %w: %w", op, route.ErrKeyTaken, err)
 	case errors.Is(err, unix.ENODEV):
-		return fmt.Errorf("%s: %w: %w", op, ErrUnknownDevice, err)
+		return fmt.Errorf("%s: %w: %w", op, route.ErrUnknownDevice, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
@@ -414,7 +417,7 @@ func (b *Backend) deleteStaleRoutes(ctx context.Context, stale []rtnl.Route) (in
 				b.cache = nil
 			}
 			r := stale[j]
-			errs = append(errs, &RouteError{Route: fromKernel(r), Err: fmt.Errorf("delete stale route: %w", rerr)})
+			errs = append(errs, &route.RouteError{Route: fromKernel(r), Err: fmt.Errorf("delete stale route: %w", rerr)})
 		}
 	}
 	if err != nil {
@@ -427,8 +430,8 @@ func (b *Backend) deleteStaleRoutes(ctx context.Context, stale []rtnl.Route) (in
 }
 
 // fromKernel renders a kernel route for error messages.
-func fromKernel(r rtnl.Route) Route {
-	out := Route{Dst: r.Dst, Gateway: r.Gateway, Table: r.Table, Metric: r.Priority, Src: r.Src}
+func fromKernel(r rtnl.Route) route.Route {
+	out := route.Route{Dst: r.Dst, Gateway: r.Gateway, Table: r.Table, Metric: r.Priority, Src: r.Src}
 	if r.OIF != 0 {
 		out.Device = fmt.Sprintf("ifindex-%d", r.OIF)
 	}

@@ -1,4 +1,4 @@
-package route_test
+package kernel_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 )
 
 // manyRoutes returns n /32 routes in 10.128.0.0/9 via the peer.
@@ -46,7 +47,7 @@ func TestBatch10000WithBadRouteInside(t *testing.T) {
 	if st.Added != total {
 		t.Errorf("added %d, want %d", st.Added, total)
 	}
-	if wantSends := (total + 1 + route.DefaultBatch - 1) / route.DefaultBatch; st.Sends != wantSends {
+	if wantSends := (total + 1 + kernel.DefaultBatch - 1) / kernel.DefaultBatch; st.Sends != wantSends {
 		t.Errorf("sent %d netlink messages in %d sendmsg calls, want %d calls", st.Messages, st.Sends, wantSends)
 	}
 	for i, s := range st.Routes {

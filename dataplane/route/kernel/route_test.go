@@ -1,4 +1,4 @@
-package route_test
+package kernel_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 )
 
 // checkKernel compares the kernel, seen through both ip(8) and netlink, with
@@ -235,7 +236,7 @@ func TestRules(t *testing.T) {
 func TestProtocolIsolation(t *testing.T) {
 	n := newTestNet(t)
 	ours := newBackend(t, n.NS)
-	other, err := route.New(route.Options{NetNS: n.NS, Protocol: 108})
+	other, err := kernel.New(kernel.Options{NetNS: n.NS, Protocol: 108})
 	if err != nil {
 		t.Fatalf("new backend: %v", err)
 	}
@@ -257,7 +258,7 @@ func TestProtocolIsolation(t *testing.T) {
 	if !strings.Contains(got, "10.71.0.0/24") || !strings.Contains(got, "10.70.0.0/24 dev "+n.Dev+" table 100") {
 		t.Errorf("protocol 108 routes:\n%s", got)
 	}
-	if _, err := route.New(route.Options{NetNS: n.NS, Protocol: 2}); err == nil {
+	if _, err := kernel.New(kernel.Options{NetNS: n.NS, Protocol: 2}); err == nil {
 		t.Error("protocol 2 (kernel) accepted")
 	}
 }

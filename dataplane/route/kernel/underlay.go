@@ -1,4 +1,4 @@
-package route
+package kernel
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 )
 
@@ -13,8 +14,8 @@ import (
 // returns their status, the names to keep, the refreshed link list and the
 // errors. A wrong-kind or wrong-parent interface of ours is deleted and made
 // again: the kernel cannot change those in place.
-func (b *Backend) setInterfaces(ifs []Interface, links []rtnl.Link) ([]InterfaceStatus, map[string]bool, []rtnl.Link, []error) {
-	st := make([]InterfaceStatus, len(ifs))
+func (b *Backend) setInterfaces(ifs []route.Interface, links []rtnl.Link) ([]route.InterfaceStatus, map[string]bool, []rtnl.Link, []error) {
+	st := make([]route.InterfaceStatus, len(ifs))
 	keep := make(map[string]bool, len(ifs))
 	count := make(map[string]int, len(ifs))
 	for _, i := range ifs {
@@ -28,17 +29,17 @@ func (b *Backend) setInterfaces(ifs []Interface, links []rtnl.Link) ([]Interface
 	changed := false
 	var errs []error
 	for i, want := range ifs {
-		st[i] = InterfaceStatus{Name: want.Name, Kind: want.Kind, State: StateInstalled}
+		st[i] = route.InterfaceStatus{Name: want.Name, Kind: want.Kind, State: route.StateInstalled}
 		var err error
 		if count[want.Name] > 1 {
-			err = ErrDuplicate
+			err = route.ErrDuplicate
 		} else {
 			var made bool
 			st[i].Kind, made, err = b.setInterface(want, byName)
 			changed = changed || made
 		}
 		if err != nil {
-			st[i].State, st[i].Err = StateFailed, &InterfaceError{Name: want.Name, Err: err}
+			st[i].State, st[i].Err = route.StateFailed, &route.InterfaceError{Name: want.Name, Err: err}
 			errs = append(errs, st[i].Err)
 		}
 	}
@@ -53,49 +54,49 @@ func (b *Backend) setInterfaces(ifs []Interface, links []rtnl.Link) ([]Interface
 	return st, keep, links, errs
 }
 
-func checkInterface(want Interface) error {
+func checkInterface(want route.Interface) error {
 	switch {
 	case want.Name == "" || len(want.Name) > 15:
-		return fmt.Errorf("%w: name must be 1..15 bytes", ErrInvalid)
+		return fmt.Errorf("%w: name must be 1..15 bytes", route.ErrInvalid)
 	case want.Parent == "":
-		return fmt.Errorf("%w: no parent", ErrInvalid)
-	case want.Kind > KindMacvlan:
-		return fmt.Errorf("%w: kind %d", ErrInvalid, want.Kind)
-	case want.Kind != KindMacvlan && (want.VLANID == 0 || want.VLANID > 4094):
-		return fmt.Errorf("%w: vlan id must be 1..4094", ErrInvalid)
+		return fmt.Errorf("%w: no parent", route.ErrInvalid)
+	case want.Kind > route.KindMacvlan:
+		return fmt.Errorf("%w: kind %d", route.ErrInvalid, want.Kind)
+	case want.Kind != route.KindMacvlan && (want.VLANID == 0 || want.VLANID > 4094):
+		return fmt.Errorf("%w: vlan id must be 1..4094", route.ErrInvalid)
 	}
 	return nil
 }
 
 // setInterface makes one interface match; it returns the kind made and
 // whether a link was created.
-func (b *Backend) setInterface(want Interface, byName map[string]rtnl.Link) (Kind, bool, error) {
+func (b *Backend) setInterface(want route.Interface, byName map[string]rtnl.Link) (route.Kind, bool, error) {
 	if err := checkInterface(want); err != nil {
 		return want.Kind, false, err
 	}
 	parent, ok := byName[want.Parent]
 	if !ok {
-		return want.Kind, false, fmt.Errorf("%w %q (parent)", ErrUnknownDevice, want.Parent)
+		return want.Kind, false, fmt.Errorf("%w %q (parent)", route.ErrUnknownDevice, want.Parent)
 	}
 	kind := want.Kind
-	if kind != KindMacvlan {
+	if kind != route.KindMacvlan {
 		vlan, err := b.vlanSupported()
 		if err != nil {
 			return kind, false, err
 		}
 		switch {
 		case vlan:
-			kind = KindVLAN
-		case kind == KindVLAN:
-			return kind, false, fmt.Errorf("make vlan: %w (8021q)", ErrNotSupported)
+			kind = route.KindVLAN
+		case kind == route.KindVLAN:
+			return kind, false, fmt.Errorf("make vlan: %w (8021q)", route.ErrNotSupported)
 		default:
-			kind = KindMacvlan
+			kind = route.KindMacvlan
 		}
 	}
 	made := false
 	cur, exists := byName[want.Name]
-	if exists && cur.Alias != InterfaceAlias {
-		return kind, false, ErrNotOwned
+	if exists && cur.Alias != route.InterfaceAlias {
+		return kind, false, route.ErrNotOwned
 	}
 	if exists && !sameLink(cur, kind, parent.Index, want.VLANID) {
 		if err := b.conn.DelLink(cur.Index); err != nil {
@@ -105,10 +106,10 @@ func (b *Backend) setInterface(want Interface, byName map[string]rtnl.Link) (Kin
 	}
 	if !exists {
 		var err error
-		if kind == KindVLAN {
-			err = b.conn.AddVLAN(want.Name, parent.Index, int(want.VLANID), InterfaceAlias)
+		if kind == route.KindVLAN {
+			err = b.conn.AddVLAN(want.Name, parent.Index, int(want.VLANID), route.InterfaceAlias)
 		} else {
-			err = b.conn.AddMacvlan(want.Name, parent.Index, InterfaceAlias)
+			err = b.conn.AddMacvlan(want.Name, parent.Index, route.InterfaceAlias)
 		}
 		if err != nil {
 			return kind, false, err
@@ -120,7 +121,7 @@ func (b *Backend) setInterface(want Interface, byName map[string]rtnl.Link) (Kin
 		}
 		i := slices.IndexFunc(links, func(l rtnl.Link) bool { return l.Name == want.Name })
 		if i < 0 {
-			return kind, made, fmt.Errorf("find new link: %w", ErrUnknownDevice)
+			return kind, made, fmt.Errorf("find new link: %w", route.ErrUnknownDevice)
 		}
 		cur = links[i]
 		b.log.Info("made underlay interface", "name", want.Name, "kind", kind, "parent", want.Parent)
@@ -136,11 +137,11 @@ func (b *Backend) setInterface(want Interface, byName map[string]rtnl.Link) (Kin
 	return kind, made, nil
 }
 
-func sameLink(l rtnl.Link, kind Kind, parent int, vlanID uint16) bool {
+func sameLink(l rtnl.Link, kind route.Kind, parent int, vlanID uint16) bool {
 	if l.Parent != parent {
 		return false
 	}
-	if kind == KindVLAN {
+	if kind == route.KindVLAN {
 		return l.Kind == "vlan" && l.VLANID == int(vlanID)
 	}
 	return l.Kind == "macvlan" && l.Mode == "bridge"
@@ -174,11 +175,11 @@ func (b *Backend) setAddrs(index int, want []netip.Prefix) error {
 func (b *Backend) deleteStaleInterfaces(links []rtnl.Link, keep map[string]bool) []error {
 	var errs []error
 	for _, l := range links {
-		if l.Alias != InterfaceAlias || keep[l.Name] || (b.held != nil && b.held.links[l.Name]) {
+		if l.Alias != route.InterfaceAlias || keep[l.Name] || (b.held != nil && b.held.links[l.Name]) {
 			continue
 		}
 		if err := b.conn.DelLink(l.Index); err != nil {
-			errs = append(errs, &InterfaceError{Name: l.Name, Err: err})
+			errs = append(errs, &route.InterfaceError{Name: l.Name, Err: err})
 			continue
 		}
 		b.log.Info("deleted underlay interface", "name", l.Name)

@@ -1,12 +1,7 @@
-// Package route is Kedge's route backend: it makes the kernel's routes,
-// policy rules and underlay interfaces (VLAN, or macvlan where the kernel
-// lacks 8021q) in one network namespace match a plain Config.
-//
-// Ownership: Kedge's routes and rules carry Kedge's own rtnetlink protocol
-// number (DefaultProtocol, configurable). Only those are ever replaced or
-// deleted; a route of another protocol is never touched, even one with the
-// same destination. Underlay interfaces Kedge made carry the alias
-// InterfaceAlias.
+// Package kernel is the route backend over rtnetlink (see package route
+// for the contract): it makes the kernel's routes, policy rules and
+// underlay interfaces (VLAN, or macvlan where the kernel lacks 8021q) in
+// one network namespace match a route.Config.
 //
 // Restarts: New adopts Kedge's routes already in the kernel (no flush). Set
 // compares against the kernel, so a route present both in the kernel and in
@@ -16,28 +11,17 @@
 // Options.HoldStale and calls Sweep once it is.
 //
 // All kernel access goes through the internal rtnl package.
-package route
+package kernel
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
+	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 )
-
-// DefaultProtocol is Kedge's rtnetlink route protocol number, 107 (0x6b,
-// ASCII 'k'). It is unassigned in the kernel's list (rtnetlink.h: 0-4, 8-18,
-// 42, 99, 186-192), in iproute2's rt_protos, and outside the range FRR uses
-// (186-198) and Calico's 80. To show it by name: echo "107 kedge" >
-// /etc/iproute2/rt_protos.d/kedge.conf.
-const DefaultProtocol uint8 = 107
-
-// InterfaceAlias marks the underlay interfaces Kedge made (IFLA_IFALIAS);
-// interfaces without it are never changed or deleted.
-const InterfaceAlias = "kedge:underlay"
 
 // DefaultBatch is how many route messages go in one netlink sendmsg.
 const DefaultBatch = 512
@@ -60,8 +44,8 @@ type Options struct {
 	HoldStale bool
 }
 
-// Backend programs one network namespace. Its methods are safe for
-// concurrent use; Set calls are serialised.
+// Backend programs one network namespace (a route.Backend). Its methods
+// are safe for concurrent use; Set calls are serialised.
 type Backend struct {
 	mu     sync.Mutex
 	conn   *rtnl.Conn
@@ -69,13 +53,13 @@ type Backend struct {
 	batch  int
 	log    *slog.Logger
 	vlan   *bool // 8021q support, probed once on first need
-	status Status
+	status route.Status
 	// held is what New adopted, kept until Sweep when Options.HoldStale.
 	held *heldState
-	last *Config // the last Config given to Set, for Sweep
+	last *route.Config // the last Config given to Set, for Sweep
 	// cache is Kedge's routes in the kernel as of the end of the last Set,
 	// kept true by the netlink monitor; nil means read the kernel.
-	cache map[Key]rtnl.Route
+	cache map[route.Key]rtnl.Route
 	// links is the namespace's links as last listed, kept true the same
 	// way; nil means list them.
 	links       []rtnl.Link
@@ -91,11 +75,11 @@ type Backend struct {
 type scratch struct {
 	// spareNorm and spareStatus are the buffers of the Set before prev,
 	// free for the next one.
-	spareNorm   []Route
-	spareStatus []RouteStatus
-	spareRoutes []Route
+	spareNorm   []route.Route
+	spareStatus []route.RouteStatus
+	spareRoutes []route.Route
 	errs        []error
-	keys        map[Key]int
+	keys        map[route.Key]int
 	arena       []byte
 	reqs        []rtnl.Request
 	sent        []rtnl.Route
@@ -103,7 +87,7 @@ type scratch struct {
 }
 
 type heldState struct {
-	routes map[Key]bool
+	routes map[route.Key]bool
 	rules  map[rtnl.Rule]bool
 	links  map[string]bool
 }
@@ -112,7 +96,7 @@ type heldState struct {
 // changing them.
 func New(opts Options) (*Backend, error) {
 	if opts.Protocol == 0 {
-		opts.Protocol = DefaultProtocol
+		opts.Protocol = route.DefaultProtocol
 	}
 	if opts.Protocol <= 4 {
 		return nil, fmt.Errorf("check protocol %d: reserved for the kernel", opts.Protocol)
@@ -148,7 +132,7 @@ func New(opts Options) (*Backend, error) {
 			conn.Close()
 			return nil, fmt.Errorf("adopt interfaces: %w", err)
 		}
-		b.held = &heldState{routes: map[Key]bool{}, rules: map[rtnl.Rule]bool{}, links: map[string]bool{}}
+		b.held = &heldState{routes: map[route.Key]bool{}, rules: map[rtnl.Rule]bool{}, links: map[string]bool{}}
 		for k := range routes {
 			b.held.routes[k] = true
 		}
@@ -156,7 +140,7 @@ func New(opts Options) (*Backend, error) {
 			b.held.rules[r] = true
 		}
 		for _, l := range links {
-			if l.Alias == InterfaceAlias {
+			if l.Alias == route.InterfaceAlias {
 				b.held.links[l.Name] = true
 			}
 		}
@@ -172,7 +156,7 @@ func (b *Backend) Sweep(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.last == nil {
-		return fmt.Errorf("sweep: %w", ErrNoConfig)
+		return fmt.Errorf("sweep: %w", route.ErrNoConfig)
 	}
 	b.held = nil
 	return b.set(ctx, *b.last)
@@ -185,69 +169,9 @@ func (b *Backend) Close() error {
 	return b.conn.Close()
 }
 
-// State is the outcome for one item of the last Set.
-type State uint8
-
-// Item states.
-const (
-	StateInstalled State = iota + 1
-	StateFailed
-)
-
-func (s State) String() string {
-	switch s {
-	case StateInstalled:
-		return "installed"
-	case StateFailed:
-		return "failed"
-	}
-	return "unknown"
-}
-
-// RouteStatus is the outcome of one route of the last Config: Routes[i] of
-// Status is about cfg.Routes[i]. It does not repeat the route, to keep a
-// 100,000-route Status small; a failure's *RouteError names it.
-type RouteStatus struct {
-	State State
-	Err   error // non-nil when State is StateFailed; a *RouteError
-}
-
-// RuleStatus is the outcome of one rule of the last Config.
-type RuleStatus struct {
-	Rule  Rule
-	State State
-	Err   error
-}
-
-// InterfaceStatus is the outcome of one interface of the last Config.
-type InterfaceStatus struct {
-	Name  string
-	Kind  Kind // the kind actually made (never KindAuto once installed)
-	State State
-	Err   error
-}
-
-// Status is the result of the last Set, in Config order, for the reconciler
-// to write into /state.
-type Status struct {
-	Routes     []RouteStatus
-	Rules      []RuleStatus
-	Interfaces []InterfaceStatus
-	Adopted    int  // Kedge routes found in the kernel by New
-	Added      int  // routes created or replaced by the last Set
-	Removed    int  // stale routes deleted by the last Set
-	Messages   int  // route and rule requests the last Set sent
-	Sends      int  // netlink sendmsg calls they took (batching)
-	ReadKernel bool // the Set read Kedge's routes from the kernel, not its cache
-	// Incremental: the Set planned its routes from the previous Set's
-	// (Config in key order, kernel untouched by others), not from scratch.
-	Incremental bool
-	Applied     time.Time
-}
-
 // Status returns the result of the last Set.
-func (b *Backend) Status() Status {
-	var s Status
+func (b *Backend) Status() route.Status {
+	var s route.Status
 	b.CopyStatus(&s)
 	return s
 }
@@ -255,7 +179,7 @@ func (b *Backend) Status() Status {
 // CopyStatus is Status into dst, reusing dst's slices: a reconciler
 // reading the outcome of every one-route Set into a 100,000-route Config
 // need not allocate the whole status each time.
-func (b *Backend) CopyStatus(dst *Status) {
+func (b *Backend) CopyStatus(dst *route.Status) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	routes, rules, ifs := dst.Routes, dst.Rules, dst.Interfaces
