@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
@@ -78,7 +79,7 @@ func (d *Daemon) startMesh(dp *dataplane, on bool, avail map[string]bool) ([]pos
 		return nil, nil
 	}
 	ns := meshNetnsPath(d.cfg.NetNS)
-	b, err := wgmesh.New(wgmesh.Options{Netns: ns, Logger: log})
+	b, err := wgdevice.New(wgdevice.Options{Netns: ns, Logger: log})
 	if err != nil {
 		d.log.Warn("mesh backend unavailable", "netns", d.cfg.NetNS, "err", err)
 		return nil, nil

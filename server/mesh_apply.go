@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/drain"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/host"
@@ -22,13 +20,13 @@ import (
 )
 
 type meshApplierConfig struct {
-	backend *wgmesh.Backend
+	backend wgmesh.Backend
 	st      *store.Store
 	log     *slog.Logger
 	node    string // this node's name: the peer name its peers use for it
 	netns   string // namespace path of the device
-	priv    wgtypes.Key
-	pub     wgtypes.Key
+	priv    wgmesh.Key
+	pub     wgmesh.Key
 	opts    meshOptions
 }
 

@@ -15,11 +15,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"golang.zx2c4.com/wireguard/wgctrl"
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/drain"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/host"
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
@@ -27,9 +27,9 @@ import (
 	"github.com/guildhouse-co/kedge/yang"
 )
 
-func meshTestKey(t *testing.T) wgtypes.Key {
+func meshTestKey(t *testing.T) wgmesh.Key {
 	t.Helper()
-	k, err := wgtypes.GeneratePrivateKey()
+	k, err := wgmesh.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestMeshDaemonDeviceOnConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("device %s not hosted: %v", iface, err)
 	}
-	if dev.ListenPort != 51833 || dev.PublicKey != pub {
+	if dev.ListenPort != 51833 || wgmesh.Key(dev.PublicKey) != pub {
 		t.Errorf("device port %d key %s, want 51833 and %s", dev.ListenPort, dev.PublicKey, pub)
 	}
 
@@ -342,7 +342,7 @@ func TestMeshExternalDevice(t *testing.T) {
 	ns := meshNetnsPath(meshNetns(t))
 	st := meshStore(t, t.TempDir())
 	defer st.Close()
-	b, err := wgmesh.New(wgmesh.Options{Netns: ns, Logger: testLogger(t)})
+	b, err := wgdevice.New(wgdevice.Options{Netns: ns, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

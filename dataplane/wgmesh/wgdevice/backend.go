@@ -1,4 +1,13 @@
-package wgmesh
+// Package wgdevice is the WireGuard mesh backend over wgctrl and netlink
+// (see package wgmesh for the contract). Set talks to WireGuard only
+// through wgctrl and to the link only through netlink, both via
+// internal/wgsys. Peer changes are applied as diffs against what the
+// device reports, never as a full replace, so live peers keep their
+// sessions; allowed IPs that a peer loses are first handed to a throwaway
+// peer and only then dropped, so no prefix is ever unrouted while it still
+// belongs to someone. Because the diff is against the device, a restarted
+// daemon adopts a live device without touching it.
+package wgdevice
 
 import (
 	"context"
@@ -13,6 +22,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/internal/nsthread"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/internal/wgsys"
 )
@@ -181,8 +191,8 @@ func (b *Backend) Close() error {
 // unresolvable endpoint, conflicting allowed IP) are reported as *PeerError
 // and left as the device has them; everything else is applied. All failures
 // come back joined.
-func (b *Backend) Set(ctx context.Context, cfg Config) error {
-	cfg, err := cfg.withDefaults()
+func (b *Backend) Set(ctx context.Context, cfg wgmesh.Config) error {
+	cfg, err := withDefaults(cfg)
 	if err != nil {
 		return err
 	}
@@ -205,7 +215,7 @@ func (b *Backend) Set(ctx context.Context, cfg Config) error {
 	if !p.empty() {
 		for _, e := range b.apply(cfg.Interface, p) {
 			errs = append(errs, e)
-			var pe *PeerError
+			var pe *wgmesh.PeerError
 			if errors.As(e, &pe) {
 				failed[pe.Name] = true
 			}
@@ -227,7 +237,7 @@ func (b *Backend) Set(ctx context.Context, cfg Config) error {
 
 // resolve validates and resolves the peers. keep collects keys of invalid
 // peers whose live state must not be touched.
-func (b *Backend) resolve(ctx context.Context, cfg Config) ([]wantPeer, map[wgtypes.Key]bool, []error) {
+func (b *Backend) resolve(ctx context.Context, cfg wgmesh.Config) ([]wantPeer, map[wgtypes.Key]bool, []error) {
 	var errs []error
 	keep := map[wgtypes.Key]bool{}
 	count := map[wgtypes.Key]int{}
@@ -235,18 +245,18 @@ func (b *Backend) resolve(ctx context.Context, cfg Config) ([]wantPeer, map[wgty
 	bad := make([]bool, len(cfg.Peers))
 	fail := func(i int, err error) {
 		bad[i] = true
-		errs = append(errs, &PeerError{Name: cfg.Peers[i].Name, Err: err})
+		errs = append(errs, &wgmesh.PeerError{Name: cfg.Peers[i].Name, Err: err})
 	}
 	for i, pe := range cfg.Peers {
 		k, err := wgtypes.ParseKey(pe.PublicKey)
 		if err != nil {
-			fail(i, fmt.Errorf("%w: %q", ErrBadKey, pe.PublicKey))
+			fail(i, fmt.Errorf("%w: %q", wgmesh.ErrBadKey, pe.PublicKey))
 			continue
 		}
 		keys[i] = k
 		count[k]++
 	}
-	own := cfg.PrivateKey.PublicKey()
+	own := wgtypes.Key(cfg.PrivateKey.PublicKey())
 	for i := range cfg.Peers {
 		if bad[i] {
 			continue
@@ -254,9 +264,9 @@ func (b *Backend) resolve(ctx context.Context, cfg Config) ([]wantPeer, map[wgty
 		switch {
 		case count[keys[i]] > 1:
 			keep[keys[i]] = true
-			fail(i, fmt.Errorf("%w: %s", ErrDuplicateKey, keys[i]))
+			fail(i, fmt.Errorf("%w: %s", wgmesh.ErrDuplicateKey, keys[i]))
 		case keys[i] == own:
-			fail(i, ErrOwnKey)
+			fail(i, wgmesh.ErrOwnKey)
 		}
 	}
 	owner := map[netip.Prefix]string{}
@@ -269,12 +279,12 @@ func (b *Backend) resolve(ctx context.Context, cfg Config) ([]wantPeer, map[wgty
 		var perr error
 		for _, pfx := range pe.AllowedIPs {
 			if !pfx.IsValid() {
-				perr = fmt.Errorf("%w: %v", ErrBadPrefix, pfx)
+				perr = fmt.Errorf("%w: %v", wgmesh.ErrBadPrefix, pfx)
 				break
 			}
 			m := pfx.Masked()
 			if o, ok := owner[m]; ok && o != pe.Name {
-				perr = fmt.Errorf("%w: %s is also peer %q's", ErrPrefixConflict, m, o)
+				perr = fmt.Errorf("%w: %s is also peer %q's", wgmesh.ErrPrefixConflict, m, o)
 				break
 			}
 			if !slices.Contains(w.allowed, m) {
@@ -304,15 +314,15 @@ func (b *Backend) endpoint(ctx context.Context, s string) (netip.AddrPort, error
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%w: %q: %v", ErrUnresolvable, s, err)
+		return netip.AddrPort{}, fmt.Errorf("%w: %q: %v", wgmesh.ErrUnresolvable, s, err)
 	}
 	pn, err := net.LookupPort("udp", port)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%w: %q: %v", ErrUnresolvable, s, err)
+		return netip.AddrPort{}, fmt.Errorf("%w: %q: %v", wgmesh.ErrUnresolvable, s, err)
 	}
 	addrs, err := b.opts.Resolve(ctx, host)
 	if err != nil || len(addrs) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("%w: %q: %v", ErrUnresolvable, s, err)
+		return netip.AddrPort{}, fmt.Errorf("%w: %q: %v", wgmesh.ErrUnresolvable, s, err)
 	}
 	// Prefer IPv4: the underlay of most Kedge sites is v4 only.
 	slices.SortStableFunc(addrs, func(x, y netip.Addr) int {
@@ -355,7 +365,7 @@ func (b *Backend) applyEach(iface string, p plan, batchErr error) []error {
 	}
 	for _, u := range p.units {
 		if err := b.wg.ConfigureDevice(iface, wgtypes.Config{Peers: u.peers}); err != nil {
-			errs = append(errs, &PeerError{Name: u.name, Err: fmt.Errorf("%w: %v", ErrDeviceRejected, err)})
+			errs = append(errs, &wgmesh.PeerError{Name: u.name, Err: fmt.Errorf("%w: %v", wgmesh.ErrDeviceRejected, err)})
 		}
 	}
 	if len(errs) == 0 {
@@ -367,7 +377,7 @@ func (b *Backend) applyEach(iface string, p plan, batchErr error) []error {
 }
 
 // record remembers what was applied, for endpoint diffs and status.
-func (b *Backend) record(cfg Config, want []wantPeer, keep map[wgtypes.Key]bool, p plan, failed map[string]bool, errs []error) {
+func (b *Backend) record(cfg wgmesh.Config, want []wantPeer, keep map[wgtypes.Key]bool, p plan, failed map[string]bool, errs []error) {
 	now := b.opts.Now()
 	b.iface = cfg.Interface
 	names := make(map[wgtypes.Key]string, len(want))
@@ -423,7 +433,7 @@ func (b *Backend) record(cfg Config, want []wantPeer, keep map[wgtypes.Key]bool,
 	b.names, b.addrs, b.wants = names, addrs, wants
 	b.peerErrs = map[string]error{}
 	for _, e := range errs {
-		var pe *PeerError
+		var pe *wgmesh.PeerError
 		if errors.As(e, &pe) {
 			b.peerErrs[pe.Name] = pe.Err
 		}
@@ -443,4 +453,33 @@ func (b *Backend) PeerForAddr(a netip.Addr) (string, bool) {
 		}
 	}
 	return name, best >= 0
+}
+
+// Errors of a Config that cannot be applied at all.
+var (
+	errNoPrivateKey    = errors.New("no private key")
+	errBadInterfaceLen = errors.New("interface name must be 1-15 bytes")
+)
+
+// withDefaults returns cfg with the defaults filled in and checks the device
+// level fields; an error here means nothing can be applied.
+func withDefaults(cfg wgmesh.Config) (wgmesh.Config, error) {
+	if cfg.Interface == "" {
+		cfg.Interface = wgmesh.DefaultInterface
+	}
+	if len(cfg.Interface) > 15 {
+		return cfg, fmt.Errorf("check interface %q: %w", cfg.Interface, errBadInterfaceLen)
+	}
+	if cfg.PrivateKey.IsZero() {
+		return cfg, fmt.Errorf("check config: %w", errNoPrivateKey)
+	}
+	if cfg.ListenPort < 0 || cfg.ListenPort > 65535 {
+		return cfg, fmt.Errorf("check listen port %d: out of range", cfg.ListenPort)
+	}
+	for _, a := range cfg.Addresses {
+		if !a.IsValid() {
+			return cfg, fmt.Errorf("check address %v: invalid prefix", a)
+		}
+	}
+	return cfg, nil
 }

@@ -1,4 +1,4 @@
-package wgmesh
+package wgdevice
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -72,7 +73,7 @@ func (p plan) phaseOne() (wgtypes.Config, bool) {
 // back on every Set. temp mints the throwaway peer key when one is needed.
 // pendingKA holds keepalives deferred by an earlier plan and not yet set:
 // they count as applied.
-func makePlan(dev *wgtypes.Device, cfg Config, want []wantPeer, keep map[wgtypes.Key]bool,
+func makePlan(dev *wgtypes.Device, cfg wgmesh.Config, want []wantPeer, keep map[wgtypes.Key]bool,
 	lastEP map[wgtypes.Key]netip.AddrPort, pendingKA map[wgtypes.Key]time.Duration, temp func() wgtypes.Key) plan {
 	p := plan{
 		endpoints:  map[wgtypes.Key]netip.AddrPort{},
@@ -80,9 +81,9 @@ func makePlan(dev *wgtypes.Device, cfg Config, want []wantPeer, keep map[wgtypes
 		keepalives: map[wgtypes.Key]bool{},
 		initiated:  map[wgtypes.Key]bool{},
 	}
-	own := cfg.PrivateKey.PublicKey()
-	if dev.PrivateKey != cfg.PrivateKey {
-		k := cfg.PrivateKey
+	own := wgtypes.Key(cfg.PrivateKey.PublicKey())
+	if dev.PrivateKey != wgtypes.Key(cfg.PrivateKey) {
+		k := wgtypes.Key(cfg.PrivateKey)
 		p.privateKey = &k
 	}
 	if cfg.ListenPort != 0 && dev.ListenPort != cfg.ListenPort {

@@ -1,4 +1,4 @@
-package wgmesh
+package wgdevice
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -58,14 +59,14 @@ func TestDeviceRejectionFailsAlone(t *testing.T) {
 	b.links.Close()
 	b.links = noLinks{}
 	t.Cleanup(func() { b.Close() })
-	cfg := Config{Interface: "kwfake0", PrivateKey: mustKey(t), Peers: []Peer{
+	cfg := wgmesh.Config{Interface: "kwfake0", PrivateKey: wgmesh.Key(mustKey(t)), Peers: []wgmesh.Peer{
 		{Name: "ok1", PublicKey: mustKey(t).PublicKey().String(), AllowedIPs: pfx("10.0.0.1/32")},
 		{Name: "rejected", PublicKey: bad.String(), AllowedIPs: pfx("10.0.0.2/32")},
 		{Name: "ok2", PublicKey: mustKey(t).PublicKey().String(), AllowedIPs: pfx("10.0.0.3/32")},
 	}}
 	err = b.Set(context.Background(), cfg)
-	var pe *PeerError
-	if !errors.As(err, &pe) || pe.Name != "rejected" || !errors.Is(err, ErrDeviceRejected) {
+	var pe *wgmesh.PeerError
+	if !errors.As(err, &pe) || pe.Name != "rejected" || !errors.Is(err, wgmesh.ErrDeviceRejected) {
 		t.Fatalf("Set = %v, want a PeerError for \"rejected\"", err)
 	}
 	if len(f.dev.Peers) != 2 {

@@ -1,4 +1,4 @@
-package wgmesh_test
+package wgdevice_test
 
 import (
 	"context"

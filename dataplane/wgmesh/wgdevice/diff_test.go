@@ -1,4 +1,4 @@
-package wgmesh
+package wgdevice
 
 import (
 	"net"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -93,7 +94,7 @@ func TestMakePlan(t *testing.T) {
 	priv := mustKey(t)
 	ka, kb, kc, kd := mustKey(t).PublicKey(), mustKey(t).PublicKey(), mustKey(t).PublicKey(), mustKey(t).PublicKey()
 	names := map[wgtypes.Key]string{ka: "a", kb: "b", kc: "c", kd: "d"}
-	cfg := Config{Interface: "kw0", PrivateKey: priv, ListenPort: 51820}
+	cfg := wgmesh.Config{Interface: "kw0", PrivateKey: wgmesh.Key(priv), ListenPort: 51820}
 	ep := netip.MustParseAddrPort("10.0.0.2:51820")
 	want := func(name string, k wgtypes.Key, allowed ...string) wantPeer {
 		return wantPeer{name: name, key: k, endpoint: ep, allowed: pfx(allowed...), keepalive: 25 * time.Second}
@@ -183,7 +184,7 @@ func TestInitiatorElection(t *testing.T) {
 	ep := netip.MustParseAddrPort("10.0.0.2:51820")
 	deferred := 0
 	for _, side := range []struct{ own, peer wgtypes.Key }{{a, b}, {b, a}} {
-		cfg := Config{Interface: "kw0", PrivateKey: side.own}
+		cfg := wgmesh.Config{Interface: "kw0", PrivateKey: wgmesh.Key(side.own)}
 		want := []wantPeer{{name: "p", key: side.peer.PublicKey(), endpoint: ep, allowed: pfx("10.1.0.1/32"), keepalive: 25 * time.Second}}
 		p := makePlan(&wgtypes.Device{PrivateKey: side.own}, cfg, want, nil, map[wgtypes.Key]netip.AddrPort{}, nil, nil)
 		pc := p.units[0].peers[0]

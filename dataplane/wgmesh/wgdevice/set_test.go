@@ -1,4 +1,4 @@
-package wgmesh_test
+package wgdevice_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
 )
 
 // countingWG counts ConfigureDevice calls through the backend's chokepoint.
@@ -47,7 +48,7 @@ func TestSetIdempotentAndBadPeers(t *testing.T) {
 		}
 		return nil, errors.New("no such host")
 	}
-	be, err := wgmesh.New(wgmesh.Options{Netns: n.ns, WireGuard: cw, Resolve: resolve, InitiatorDelay: -1})
+	be, err := wgdevice.New(wgdevice.Options{Netns: n.ns, WireGuard: cw, Resolve: resolve, InitiatorDelay: -1})
 	must(t, "new backend", err)
 	t.Cleanup(func() { be.Close() })
 	ctx := context.Background()
@@ -155,7 +156,7 @@ func TestRestartAdoptsLiveDevice(t *testing.T) {
 	must(t, "wgctrl", err)
 	t.Cleanup(func() { c.Close() })
 	cw := &countingWG{Client: c}
-	be, err := wgmesh.New(wgmesh.Options{Netns: n0.ns, WireGuard: cw})
+	be, err := wgdevice.New(wgdevice.Options{Netns: n0.ns, WireGuard: cw})
 	must(t, "new backend", err)
 	t.Cleanup(func() { be.Close() })
 	must(t, "set after restart", be.Set(context.Background(), n0.config()))

@@ -1,4 +1,4 @@
-package wgmesh_test
+package wgdevice_test
 
 import (
 	"bufio"
@@ -27,6 +27,7 @@ import (
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/host"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/internal/nsthread"
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
 )
 
 // A lab is n network namespaces, each with one veth into a bridge living in
@@ -51,7 +52,7 @@ type node struct {
 	underlay netip.Addr
 	tunnel   netip.Addr
 	host     *host.Host
-	be       *wgmesh.Backend
+	be       *wgdevice.Backend
 }
 
 const wgPort = 51820
@@ -163,7 +164,7 @@ func newLab(tb testing.TB, n int) *lab {
 		nd.host, err = host.Start(host.Config{Name: nd.iface, Netns: nd.ns, Mode: host.ModeUserspace, Logger: testLogger()})
 		must(tb, "start host", err)
 		tb.Cleanup(func() { nd.host.Close() })
-		nd.be, err = wgmesh.New(wgmesh.Options{Netns: nd.ns, Logger: testLogger()})
+		nd.be, err = wgdevice.New(wgdevice.Options{Netns: nd.ns, Logger: testLogger()})
 		must(tb, "new backend", err)
 		tb.Cleanup(func() { nd.be.Close() })
 		l.nodes = append(l.nodes, nd)
@@ -206,7 +207,7 @@ func (n *node) peerOf() wgmesh.Peer {
 func (n *node) config() wgmesh.Config {
 	cfg := wgmesh.Config{
 		Interface:  n.iface,
-		PrivateKey: n.key,
+		PrivateKey: wgmesh.Key(n.key),
 		ListenPort: wgPort,
 		Addresses:  []netip.Prefix{netip.PrefixFrom(n.tunnel, 24)},
 	}

@@ -1,9 +1,10 @@
-package wgmesh
+package wgdevice
 
 import (
 	"testing"
 	"time"
 
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -14,12 +15,12 @@ func TestDeriveState(t *testing.T) {
 		name      string
 		handshake time.Time
 		since     time.Time
-		want      PeerState
+		want      wgmesh.PeerState
 	}{
-		{"fresh handshake", now.Add(-10 * time.Second), now.Add(-time.Hour), StateUp},
-		{"old handshake", now.Add(-4 * time.Minute), now.Add(-time.Hour), StateStale},
-		{"new, none yet", time.Time{}, now.Add(-5 * time.Second), StatePending},
-		{"none after FailAfter", time.Time{}, now.Add(-time.Minute), StateFailed},
+		{"fresh handshake", now.Add(-10 * time.Second), now.Add(-time.Hour), wgmesh.StateUp},
+		{"old handshake", now.Add(-4 * time.Minute), now.Add(-time.Hour), wgmesh.StateStale},
+		{"new, none yet", time.Time{}, now.Add(-5 * time.Second), wgmesh.StatePending},
+		{"none after FailAfter", time.Time{}, now.Add(-time.Minute), wgmesh.StateFailed},
 	}
 	for _, tt := range tests {
 		got := b.derive(now, wgtypes.Peer{LastHandshakeTime: tt.handshake}, tt.since)
