@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
 	"github.com/guildhouse-co/kedge/dataplane/shm"
 	"github.com/guildhouse-co/kedge/server/posture"
 	"github.com/guildhouse-co/kedge/server/probe"
@@ -74,7 +75,7 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 		}
 	}
 	if on && cfg.BPFPinDir != "off" && avail["bpfmap"] {
-		b, err := bpfmap.Open(bpfmap.WithPinDir(cfg.BPFPinDir), bpfmap.WithLogger(d.log))
+		b, err := pinned.Open(pinned.WithPinDir(cfg.BPFPinDir), pinned.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("posture_level BPF map unavailable", "pin_dir", cfg.BPFPinDir, "err", err)
 		} else {

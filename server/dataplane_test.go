@@ -10,7 +10,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
 	"github.com/guildhouse-co/kedge/dataplane/shm"
 )
 
@@ -68,7 +68,7 @@ func TestPostureDrivesShmAndBPF(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	b, err := bpfmap.Open(bpfmap.WithPinDir(cfg.BPFPinDir))
+	b, err := pinned.Open(pinned.WithPinDir(cfg.BPFPinDir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
 )
 
 // TestRestartUnderExternalLevelNeverLoosens: a program (the shell's eBPF
@@ -34,7 +35,7 @@ func TestRestartUnderExternalLevelNeverLoosens(t *testing.T) {
 	stop()
 
 	// Another program writes level 1 into the pinned map.
-	b, err := bpfmap.Open(bpfmap.WithPinDir(pins))
+	b, err := pinned.Open(pinned.WithPinDir(pins))
 	if err != nil {
 		t.Skipf("BPF map unavailable on this kernel: %v", err)
 	}

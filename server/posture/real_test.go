@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
 	"github.com/guildhouse-co/kedge/dataplane/shm"
 )
 
@@ -23,7 +24,7 @@ type realState struct {
 	Allowlist []netip.Prefix
 }
 
-func readReal(t *testing.T, r *shm.Reader, b *bpfmap.Backend) realState {
+func readReal(t *testing.T, r *shm.Reader, b *pinned.Backend) realState {
 	t.Helper()
 	s, err := r.Poll()
 	if err != nil {
@@ -63,7 +64,7 @@ func TestRealShmAndBPFRoundTrip(t *testing.T) {
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
 	pins := filepath.Join(bpfmap.DefaultBPFFS, "kedge-posture-test-"+hex.EncodeToString(suffix[:]))
-	b, err := bpfmap.Open(bpfmap.WithPinDir(pins))
+	b, err := pinned.Open(pinned.WithPinDir(pins))
 	if err != nil {
 		t.Skipf("BPF maps unavailable on this kernel: %v", err)
 	}

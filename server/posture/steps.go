@@ -21,8 +21,8 @@ import (
 // The real backends fit the engine's interfaces.
 var (
 	_ ShmWriter    = (*shm.Writer)(nil)
-	_ BPFMapSetter = (*bpfmap.Backend)(nil)
-	_ LevelSource  = (*bpfmap.Backend)(nil)
+	_ BPFMapSetter = bpfmap.Backend(nil)
+	_ LevelSource  = bpfmap.Backend(nil)
 )
 
 // ShmWriter is the VPP governance segment writer (*shm.Writer, or

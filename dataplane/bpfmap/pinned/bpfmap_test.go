@@ -1,4 +1,4 @@
-package bpfmap
+package pinned
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/internal/bpfsys"
 )
 
@@ -56,7 +57,7 @@ func TestOpenCreatesThenAdopts(t *testing.T) {
 	if got := snap(t, b); got.Level != 0 || len(got.Allowlist) != 0 {
 		t.Errorf("fresh maps = %+v, want level 0 and no allowlist", got)
 	}
-	cfg := Config{Level: 3, Allowlist: pfx("10.9.0.0/16", "fd00:9::/48")}
+	cfg := bpfmap.Config{Level: 3, Allowlist: pfx("10.9.0.0/16", "fd00:9::/48")}
 	if err := b.Set(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestOpenRefusesWrongSpec(t *testing.T) {
 			if err == nil {
 				b.Close()
 			}
-			if !errors.Is(err, ErrSpecMismatch) {
+			if !errors.Is(err, bpfmap.ErrSpecMismatch) {
 				t.Fatalf("Open = %v, want ErrSpecMismatch", err)
 			}
 			// The foreign pin is still there, still the same map.
@@ -123,14 +124,14 @@ func TestSetValidates(t *testing.T) {
 	b := openBackend(t, testPinDir(t))
 	ctx := context.Background()
 	for _, lvl := range []uint8{0, 6} {
-		if err := b.Set(ctx, Config{Level: lvl}); !errors.Is(err, ErrInvalidLevel) {
+		if err := b.Set(ctx, bpfmap.Config{Level: lvl}); !errors.Is(err, bpfmap.ErrInvalidLevel) {
 			t.Errorf("Set(level %d) = %v, want ErrInvalidLevel", lvl, err)
 		}
 	}
-	if err := b.Set(ctx, Config{Level: 5, Allowlist: []netip.Prefix{{}}}); err == nil {
+	if err := b.Set(ctx, bpfmap.Config{Level: 5, Allowlist: []netip.Prefix{{}}}); err == nil {
 		t.Error("Set with an invalid prefix succeeded")
 	}
-	if err := b.Set(ctx, Config{Level: 5, CgroupPath: t.TempDir()}); !errors.Is(err, ErrNotCgroup2) {
+	if err := b.Set(ctx, bpfmap.Config{Level: 5, CgroupPath: t.TempDir()}); !errors.Is(err, bpfmap.ErrNotCgroup2) {
 		t.Errorf("Set with a non-cgroup directory = %v, want ErrNotCgroup2", err)
 	}
 	// The level is still written when the program cannot be attached: the
@@ -145,7 +146,7 @@ func TestSetIdempotent(t *testing.T) {
 	rec := &recorder{}
 	b := openBackend(t, testPinDir(t), WithLogger(slog.New(rec)))
 	ctx := context.Background()
-	cfg := Config{Level: 2, Allowlist: pfx("10.1.2.3/16", "10.1.0.0/16", "192.0.2.0/24", "2001:db8::/32")}
+	cfg := bpfmap.Config{Level: 2, Allowlist: pfx("10.1.2.3/16", "10.1.0.0/16", "192.0.2.0/24", "2001:db8::/32")}
 	if err := b.Set(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -172,8 +173,8 @@ func Test5To1To5(t *testing.T) {
 	requireBPF(t)
 	b := openBackend(t, testPinDir(t))
 	ctx := context.Background()
-	normal := Config{Level: 5, Allowlist: pfx("10.20.0.0/16", "10.30.1.0/24", "fd00:20::/64")}
-	lockdown := Config{Level: 1, Allowlist: pfx("10.30.1.0/24", "10.99.0.1/32", "fd00:99::/64")}
+	normal := bpfmap.Config{Level: 5, Allowlist: pfx("10.20.0.0/16", "10.30.1.0/24", "fd00:20::/64")}
+	lockdown := bpfmap.Config{Level: 1, Allowlist: pfx("10.30.1.0/24", "10.99.0.1/32", "fd00:99::/64")}
 
 	if err := b.Set(ctx, normal); err != nil {
 		t.Fatal(err)
@@ -201,7 +202,7 @@ func TestWatchSeesForeignWrites(t *testing.T) {
 	b := openBackend(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := b.Set(ctx, Config{Level: 5}); err != nil {
+	if err := b.Set(ctx, bpfmap.Config{Level: 5}); err != nil {
 		t.Fatal(err)
 	}
 	foreign, err := ebpf.LoadPinnedMap(filepath.Join(dir, bpfsys.PinLevel), nil)
@@ -248,7 +249,7 @@ func TestNormalizeAndDiff(t *testing.T) {
 	for i := range 1025 {
 		many = append(many, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24))
 	}
-	if _, err := normalize(many); !errors.Is(err, ErrAllowlistFull) {
+	if _, err := normalize(many); !errors.Is(err, bpfmap.ErrAllowlistFull) {
 		t.Errorf("normalize(1025 IPv4 prefixes) = %v, want ErrAllowlistFull", err)
 	}
 	if _, err := normalize(many[:1024]); err != nil {

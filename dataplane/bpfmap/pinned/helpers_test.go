@@ -1,4 +1,4 @@
-package bpfmap
+package pinned
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/internal/bpfsys"
 )
 
@@ -54,10 +55,10 @@ func requireBPF(t testing.TB) {
 // pin in it) at cleanup.
 func testPinDir(t testing.TB) string {
 	t.Helper()
-	if err := bpfsys.EnsureBPFFS(DefaultBPFFS); err != nil {
+	if err := bpfsys.EnsureBPFFS(bpfmap.DefaultBPFFS); err != nil {
 		t.Fatalf("mount bpffs: %v", err)
 	}
-	dir := filepath.Join(DefaultBPFFS, "kedge-bpfmap-test-"+randSuffix(t))
+	dir := filepath.Join(bpfmap.DefaultBPFFS, "kedge-bpfmap-test-"+randSuffix(t))
 	t.Cleanup(func() {
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("remove pin dir: %v", err)
@@ -116,7 +117,7 @@ func requireEgress(t *testing.T) {
 // firstSet is the first Set with a cgroup in a test: on a kernel without
 // cgroup bpf_link (before 5.7) the link cannot be pinned, which the test
 // reports as a skip, not a failure.
-func firstSet(t *testing.T, b *Backend, cfg Config) {
+func firstSet(t *testing.T, b *Backend, cfg bpfmap.Config) {
 	t.Helper()
 	err := b.Set(context.Background(), cfg)
 	if errors.Is(err, ebpf.ErrNotSupported) {

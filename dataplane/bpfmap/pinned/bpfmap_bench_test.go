@@ -1,4 +1,4 @@
-package bpfmap
+package pinned
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/internal/bpfsys"
 )
 
@@ -34,8 +35,8 @@ func BenchmarkSetTransition(b *testing.B) {
 	be := openBackend(b, dir)
 	ctx := context.Background()
 
-	allow := func(base byte) Config {
-		c := Config{CgroupPath: cg}
+	allow := func(base byte) bpfmap.Config {
+		c := bpfmap.Config{CgroupPath: cg}
 		for i := range 32 {
 			c.Allowlist = append(c.Allowlist, netipPrefix(base, byte(i)))
 		}

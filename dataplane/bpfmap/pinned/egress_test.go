@@ -1,4 +1,4 @@
-package bpfmap
+package pinned
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/google/go-cmp/cmp"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/internal/bpfsys"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -166,16 +167,16 @@ func TestEgressTraffic(t *testing.T) {
 	dsts := []string{v4a, v4b, v6a, lo4, lo6}
 	steps := []struct {
 		name string
-		cfg  Config
+		cfg  bpfmap.Config
 		want map[string]string
 	}{
-		{"level 5", Config{Level: 5, CgroupPath: cgroup},
+		{"level 5", bpfmap.Config{Level: 5, CgroupPath: cgroup},
 			map[string]string{v4a: outDelivered, v4b: outDelivered, v6a: outDelivered, lo4: outDelivered, lo6: outDelivered}},
-		{"level 1", Config{Level: 1, CgroupPath: cgroup},
+		{"level 1", bpfmap.Config{Level: 1, CgroupPath: cgroup},
 			map[string]string{v4a: outEPERM, v4b: outEPERM, v6a: outEPERM, lo4: outDelivered, lo6: outDelivered}},
-		{"level 1 with allowlist", Config{Level: 1, CgroupPath: cgroup, Allowlist: pfx("10.201.0.0/24", "fd00:202::/64")},
+		{"level 1 with allowlist", bpfmap.Config{Level: 1, CgroupPath: cgroup, Allowlist: pfx("10.201.0.0/24", "fd00:202::/64")},
 			map[string]string{v4a: outDelivered, v4b: outEPERM, v6a: outDelivered, lo4: outDelivered, lo6: outDelivered}},
-		{"level 5 again", Config{Level: 5, CgroupPath: cgroup},
+		{"level 5 again", bpfmap.Config{Level: 5, CgroupPath: cgroup},
 			map[string]string{v4a: outDelivered, v4b: outDelivered, v6a: outDelivered, lo4: outDelivered, lo6: outDelivered}},
 	}
 	firstSet(t, b, steps[0].cfg)
@@ -189,7 +190,7 @@ func TestEgressTraffic(t *testing.T) {
 	}
 	// A process outside the cgroup is never affected: the level is 1 but
 	// the test process itself (not in the cgroup) can still send.
-	if err := b.Set(ctx, Config{Level: 1, CgroupPath: cgroup}); err != nil {
+	if err := b.Set(ctx, bpfmap.Config{Level: 1, CgroupPath: cgroup}); err != nil {
 		t.Fatal(err)
 	}
 	if got := outsideCgroup(t, nsPath, v4a); got != outDelivered {
@@ -239,7 +240,7 @@ func TestEgressAdoptedAcrossRestart(t *testing.T) {
 	ctx := context.Background()
 
 	b := openBackend(t, dir)
-	firstSet(t, b, Config{Level: 5, CgroupPath: cg1})
+	firstSet(t, b, bpfmap.Config{Level: 5, CgroupPath: cg1})
 	first, ok, err := b.Egress()
 	if err != nil || !ok {
 		t.Fatalf("Egress() = %v, %v", ok, err)
@@ -252,7 +253,7 @@ func TestEgressAdoptedAcrossRestart(t *testing.T) {
 	}
 
 	b2 := openBackend(t, dir)
-	if err := b2.Set(ctx, Config{Level: 5, CgroupPath: cg1}); err != nil {
+	if err := b2.Set(ctx, bpfmap.Config{Level: 5, CgroupPath: cg1}); err != nil {
 		t.Fatal(err)
 	}
 	again, _, err := b2.Egress()
@@ -275,14 +276,14 @@ func TestEgressAdoptedAcrossRestart(t *testing.T) {
 	if n := waitAttached(t, cg1, 0); n != 0 {
 		t.Fatalf("after unpinning: %d programs on cgroup, want 0", n)
 	}
-	if err := b2.Set(ctx, Config{Level: 5, CgroupPath: cg1}); err != nil {
+	if err := b2.Set(ctx, bpfmap.Config{Level: 5, CgroupPath: cg1}); err != nil {
 		t.Fatal(err)
 	}
 	if n := attached(t, cg1); n != 1 {
 		t.Errorf("after re-Set: %d programs on cgroup, want 1", n)
 	}
 
-	if err := b2.Set(ctx, Config{Level: 5, CgroupPath: cg2}); err != nil {
+	if err := b2.Set(ctx, bpfmap.Config{Level: 5, CgroupPath: cg2}); err != nil {
 		t.Fatal(err)
 	}
 	if n1, n2 := attached(t, cg1), attached(t, cg2); n1 != 0 || n2 != 1 {
@@ -296,7 +297,7 @@ func TestEgressAdoptedAcrossRestart(t *testing.T) {
 		t.Errorf("link cgroup id = %d, want %d", moved.CgroupID, id)
 	}
 
-	if err := b2.Set(ctx, Config{Level: 5}); err != nil {
+	if err := b2.Set(ctx, bpfmap.Config{Level: 5}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := b2.Egress(); err != nil || ok {
