@@ -9,7 +9,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
-	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
 	"github.com/guildhouse-co/kedge/server/posture"
 	"github.com/guildhouse-co/kedge/server/probe"
 )
@@ -65,7 +65,7 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 	on := cfg.Dataplane == "auto"
 
 	if on && cfg.ShmPath != "off" && avail["shm"] {
-		w, err := shm.Open(cfg.ShmPath, shm.WithLogger(d.log))
+		w, err := segment.Open(cfg.ShmPath, segment.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("VPP governance segment unavailable", "path", cfg.ShmPath, "err", err)
 		} else {

@@ -11,7 +11,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
-	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
 )
 
 // waitUntil polls cond until it holds or the deadline passes.
@@ -63,7 +63,7 @@ func TestPostureDrivesShmAndBPF(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(cfg.BPFPinDir) })
 	d := startDaemon(t, cfg)
 	c := tlsClient(t, d, nil)
-	rd, err := shm.OpenReader(cfg.ShmPath)
+	rd, err := segment.OpenReader(cfg.ShmPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
-	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
 )
 
 // realState is what the real backends hold, read the way their consumers
@@ -24,7 +24,7 @@ type realState struct {
 	Allowlist []netip.Prefix
 }
 
-func readReal(t *testing.T, r *shm.Reader, b *pinned.Backend) realState {
+func readReal(t *testing.T, r *segment.Reader, b *pinned.Backend) realState {
 	t.Helper()
 	s, err := r.Poll()
 	if err != nil {
@@ -50,12 +50,12 @@ func TestRealShmAndBPFRoundTrip(t *testing.T) {
 		t.Skip("needs root to create pinned BPF maps")
 	}
 	seg := filepath.Join(t.TempDir(), "governance")
-	w, err := shm.Open(seg)
+	w, err := segment.Open(seg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	reader, err := shm.OpenReader(seg)
+	reader, err := segment.OpenReader(seg)
 	if err != nil {
 		t.Fatal(err)
 	}

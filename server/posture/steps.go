@@ -20,13 +20,13 @@ import (
 
 // The real backends fit the engine's interfaces.
 var (
-	_ ShmWriter    = (*shm.Writer)(nil)
+	_ ShmWriter    = shm.Backend(nil)
 	_ BPFMapSetter = bpfmap.Backend(nil)
 	_ LevelSource  = bpfmap.Backend(nil)
 )
 
-// ShmWriter is the VPP governance segment writer (*shm.Writer, or
-// shmtest.Writer in tests).
+// ShmWriter is the VPP governance segment writer (a shm.Backend, such as
+// segment.Writer; shmtest.Writer in tests).
 type ShmWriter interface {
 	Set(ctx context.Context, cfg shm.Config) error
 }
@@ -57,8 +57,8 @@ func (s shmStep) Apply(ctx context.Context, t Transition) error {
 	return s.w.Set(ctx, shm.Config{Level: t.To, Flags: VPPFlowFlags(t.Accord)})
 }
 
-// BPFMapSetter is the BPF posture backend (*bpfmap.Backend, or the
-// bpfmaptest fake).
+// BPFMapSetter is the BPF posture backend (a bpfmap.Backend, such as
+// pinned.Backend; the bpfmaptest fake in tests).
 type BPFMapSetter interface {
 	Set(ctx context.Context, cfg bpfmap.Config) error
 }

@@ -1,4 +1,4 @@
-package shm
+package segment
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/guildhouse-co/kedge/dataplane/shm"
 	"github.com/guildhouse-co/kedge/dataplane/shm/internal/shmsys"
 )
 
@@ -45,13 +46,13 @@ func (r *Reader) Sequence() uint64 { return loadSeq(r.w) }
 // if the check word does not match (a protocol violation or a foreign
 // writer), and ErrWriteStuck if a write stays in progress for a very long
 // time (the writer died mid-write).
-func (r *Reader) Poll() (State, error) {
+func (r *Reader) Poll() (shm.State, error) {
 	if r.closed.Load() {
-		return State{}, fmt.Errorf("poll governance state: %w", ErrClosed)
+		return shm.State{}, fmt.Errorf("poll governance state: %w", shm.ErrClosed)
 	}
 	st, err := r.w.read()
 	if err != nil {
-		return State{}, fmt.Errorf("poll governance state %s: %w", r.path, err)
+		return shm.State{}, fmt.Errorf("poll governance state %s: %w", r.path, err)
 	}
 	return st, nil
 }
@@ -91,21 +92,21 @@ func (r *Reader) Watch(ctx context.Context, interval time.Duration) <-chan Watch
 
 // WatchEvent is one observation sent by Watch.
 type WatchEvent struct {
-	State State
+	State shm.State
 	Err   error
 }
 
 // SpinUntilChanged busy-polls the sequence until it differs from seq, then
 // returns the new state. It is what a poll-mode plugin thread does; it gives
 // up when ctx is done. Keep it on a dedicated, locked OS thread.
-func (r *Reader) SpinUntilChanged(ctx context.Context, seq uint64) (State, error) {
+func (r *Reader) SpinUntilChanged(ctx context.Context, seq uint64) (shm.State, error) {
 	for i := 0; ; i++ {
 		if s := r.Sequence(); s != seq && s%2 == 0 {
 			return r.Poll()
 		}
 		if i%4096 == 4095 {
 			if err := ctx.Err(); err != nil {
-				return State{}, fmt.Errorf("wait for governance state: %w", err)
+				return shm.State{}, fmt.Errorf("wait for governance state: %w", err)
 			}
 		}
 	}

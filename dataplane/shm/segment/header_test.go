@@ -1,4 +1,4 @@
-package shm
+package segment
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/guildhouse-co/kedge/dataplane/shm"
 )
 
 var defineRE = regexp.MustCompile(`^#define\s+(KEDGE_GOV_\w+)\s+(0x[0-9A-Fa-f]+|\d+)(u|ull)?\b`)
@@ -19,7 +20,7 @@ var defineRE = regexp.MustCompile(`^#define\s+(KEDGE_GOV_\w+)\s+(0x[0-9A-Fa-f]+|
 // TestHeaderDefines parses governance.h's numeric #defines and compares them
 // with the Go constants. It needs no compiler, so it always runs.
 func TestHeaderDefines(t *testing.T) {
-	f, err := os.Open("governance.h")
+	f, err := os.Open(filepath.Join("..", "governance.h"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,12 +42,12 @@ func TestHeaderDefines(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{
-		"KEDGE_GOV_MAGIC":          uint64(Magic),
-		"KEDGE_GOV_LAYOUT_VERSION": uint64(LayoutVersion),
-		"KEDGE_GOV_HEADER_SIZE":    uint64(HeaderSize),
-		"KEDGE_GOV_SEGMENT_SIZE":   uint64(SegmentSize),
-		"KEDGE_GOV_LEVEL_UNSET":    uint64(LevelUnset),
-		"KEDGE_GOV_CHECK_MUL":      checkMul,
+		"KEDGE_GOV_MAGIC":          uint64(shm.Magic),
+		"KEDGE_GOV_LAYOUT_VERSION": uint64(shm.LayoutVersion),
+		"KEDGE_GOV_HEADER_SIZE":    uint64(shm.HeaderSize),
+		"KEDGE_GOV_SEGMENT_SIZE":   uint64(shm.SegmentSize),
+		"KEDGE_GOV_LEVEL_UNSET":    uint64(shm.LevelUnset),
+		"KEDGE_GOV_CHECK_MUL":      shm.CheckMul,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("governance.h #defines differ from the Go layout (-go +header):\n%s", diff)
@@ -108,6 +109,7 @@ func TestHeaderCompiled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	wd = filepath.Dir(wd) // governance.h is beside the layout, in package shm
 	if out, err := exec.Command(cc, "-std=c11", "-D_DEFAULT_SOURCE", "-Wall", "-Werror", "-O2", "-I", wd, "-o", bin, src).CombinedOutput(); err != nil {
 		t.Fatalf("compile C reader against governance.h: %v\n%s", err, out)
 	}
@@ -118,7 +120,7 @@ func TestHeaderCompiled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for _, c := range []Config{{Level: 5}, {Level: 4, Flags: 1}, {Level: 3, Flags: 0xbeef}} {
+	for _, c := range []shm.Config{{Level: 5}, {Level: 4, Flags: 1}, {Level: 3, Flags: 0xbeef}} {
 		if err := w.Set(context.Background(), c); err != nil {
 			t.Fatal(err)
 		}
@@ -134,19 +136,19 @@ func TestHeaderCompiled(t *testing.T) {
 	}
 	itoa := func(n uint64) string { return strconv.FormatUint(n, 10) }
 	want := map[string]string{
-		"header.magic":          itoa(OffMagic),
-		"header.layout_version": itoa(OffLayoutVersion),
-		"header.header_size":    itoa(OffHeaderSize),
-		"header.segment_size":   itoa(OffSegmentSize),
-		"header.writer_pid":     itoa(OffWriterPID),
-		"state.sequence":        itoa(OffSequence),
-		"state.posture_level":   itoa(OffLevel),
-		"state.flags":           itoa(OffFlags),
-		"state.timestamp_ns":    itoa(OffTimestampNs),
-		"state.check":           itoa(OffCheck),
-		"sizeof_state":          itoa(StateSize),
-		"sizeof_segment":        itoa(uint64(SegmentSize)),
-		"check_sample":          itoa(Check(6, 3, 0xbeef, 1234567890123)),
+		"header.magic":          itoa(shm.OffMagic),
+		"header.layout_version": itoa(shm.OffLayoutVersion),
+		"header.header_size":    itoa(shm.OffHeaderSize),
+		"header.segment_size":   itoa(shm.OffSegmentSize),
+		"header.writer_pid":     itoa(shm.OffWriterPID),
+		"state.sequence":        itoa(shm.OffSequence),
+		"state.posture_level":   itoa(shm.OffLevel),
+		"state.flags":           itoa(shm.OffFlags),
+		"state.timestamp_ns":    itoa(shm.OffTimestampNs),
+		"state.check":           itoa(shm.OffCheck),
+		"sizeof_state":          itoa(shm.StateSize),
+		"sizeof_segment":        itoa(uint64(shm.SegmentSize)),
+		"check_sample":          itoa(shm.Check(6, 3, 0xbeef, 1234567890123)),
 		"header_ok":             "1",
 		"read_rc":               "0",
 		"sequence":              "6",

@@ -1,4 +1,4 @@
-package shm
+package segment
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/guildhouse-co/kedge/dataplane/shm"
 )
 
 func segPath(t *testing.T) string {
@@ -53,18 +54,18 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Poll on fresh segment: %v", err)
 	}
-	if diff := cmp.Diff(State{}, st); diff != "" {
+	if diff := cmp.Diff(shm.State{}, st); diff != "" {
 		t.Errorf("fresh segment state mismatch (-want +got):\n%s", diff)
 	}
 
-	if err := w.Set(context.Background(), Config{Level: 3, Flags: 0xbeef}); err != nil {
+	if err := w.Set(context.Background(), shm.Config{Level: 3, Flags: 0xbeef}); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
 	st, err = r.Poll()
 	if err != nil {
 		t.Fatalf("Poll: %v", err)
 	}
-	want := State{Level: 3, Flags: 0xbeef, Sequence: 2, Timestamp: time.Unix(0, 1_700_000_000_123_456_789)}
+	want := shm.State{Level: 3, Flags: 0xbeef, Sequence: 2, Timestamp: time.Unix(0, 1_700_000_000_123_456_789)}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Errorf("state mismatch (-want +got):\n%s", diff)
 	}
@@ -72,21 +73,21 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Size() != int64(SegmentSize) {
-		t.Errorf("file size = %d, want %d", fi.Size(), SegmentSize)
+	if fi.Size() != int64(shm.SegmentSize) {
+		t.Errorf("file size = %d, want %d", fi.Size(), shm.SegmentSize)
 	}
 }
 
 func TestSetRejectsBadLevel(t *testing.T) {
 	w := openWriter(t, segPath(t))
 	for _, lvl := range []uint8{0, 6, 255} {
-		if err := w.Set(context.Background(), Config{Level: lvl}); !errors.Is(err, ErrInvalidLevel) {
+		if err := w.Set(context.Background(), shm.Config{Level: lvl}); !errors.Is(err, shm.ErrInvalidLevel) {
 			t.Errorf("Set(level %d) = %v, want ErrInvalidLevel", lvl, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := w.Set(ctx, Config{Level: 2}); !errors.Is(err, context.Canceled) {
+	if err := w.Set(ctx, shm.Config{Level: 2}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Set with cancelled ctx = %v, want context.Canceled", err)
 	}
 }
@@ -98,15 +99,15 @@ func TestSetIdempotent(t *testing.T) {
 	ctx := context.Background()
 
 	steps := []struct {
-		cfg     Config
+		cfg     shm.Config
 		wantSeq uint64
 	}{
-		{Config{Level: 5}, 2},
-		{Config{Level: 5}, 2}, // no change: no write
-		{Config{Level: 5, Flags: 1}, 4},
-		{Config{Level: 5, Flags: 1}, 4},
-		{Config{Level: 1, Flags: 1}, 6},
-		{Config{Level: 1, Flags: 1}, 6},
+		{shm.Config{Level: 5}, 2},
+		{shm.Config{Level: 5}, 2}, // no change: no write
+		{shm.Config{Level: 5, Flags: 1}, 4},
+		{shm.Config{Level: 5, Flags: 1}, 4},
+		{shm.Config{Level: 1, Flags: 1}, 6},
+		{shm.Config{Level: 1, Flags: 1}, 6},
 	}
 	for i, s := range steps {
 		if err := w.Set(ctx, s.cfg); err != nil {
@@ -121,7 +122,7 @@ func TestSetIdempotent(t *testing.T) {
 func TestAdoptKeepsState(t *testing.T) {
 	path := segPath(t)
 	w := openWriter(t, path)
-	if err := w.Set(context.Background(), Config{Level: 2, Flags: 7}); err != nil {
+	if err := w.Set(context.Background(), shm.Config{Level: 2, Flags: 7}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := w.State()
@@ -141,7 +142,7 @@ func TestAdoptKeepsState(t *testing.T) {
 		t.Errorf("adopted state differs (-before +after):\n%s", diff)
 	}
 	// Re-setting the adopted state is not a write.
-	if err := w2.Set(context.Background(), Config{Level: 2, Flags: 7}); err != nil {
+	if err := w2.Set(context.Background(), shm.Config{Level: 2, Flags: 7}); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := w2.State(); st.Sequence != before.Sequence {
@@ -153,10 +154,10 @@ func TestSecondWriterRefused(t *testing.T) {
 	path := segPath(t)
 	w := openWriter(t, path)
 	_, err := Open(path)
-	if !errors.Is(err, ErrWriterBusy) {
+	if !errors.Is(err, shm.ErrWriterBusy) {
 		t.Fatalf("second Open = %v, want ErrWriterBusy", err)
 	}
-	var se *SegmentError
+	var se *shm.SegmentError
 	if !errors.As(err, &se) || se.Path != path {
 		t.Errorf("second Open error %v does not name the segment", err)
 	}
@@ -179,7 +180,7 @@ func TestClosedWriter(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
 	}
-	if err := w.Set(context.Background(), Config{Level: 4}); !errors.Is(err, ErrClosed) {
+	if err := w.Set(context.Background(), shm.Config{Level: 4}); !errors.Is(err, shm.ErrClosed) {
 		t.Errorf("Set after Close = %v, want ErrClosed", err)
 	}
 }
@@ -189,7 +190,7 @@ func TestClosedWriter(t *testing.T) {
 func writeSegment(t *testing.T, path string, size int, mutate func(b []byte) []byte) {
 	t.Helper()
 	b := make([]byte, size)
-	if size >= int(HeaderSize) {
+	if size >= int(shm.HeaderSize) {
 		initHeader(b, 1)
 	}
 	if mutate != nil {
@@ -208,22 +209,22 @@ func TestBadSegments(t *testing.T) {
 		mutate func([]byte) []byte
 		want   error
 	}{
-		{"empty file", 0, nil, ErrTruncated},
-		{"shorter than header", 40, nil, ErrTruncated},
-		{"wrong magic", int(SegmentSize), func(b []byte) []byte { ne.PutUint32(b[OffMagic:], 0xdeadbeef); return b }, ErrBadMagic},
-		{"zeroed", int(SegmentSize), func(b []byte) []byte { clear(b); return b }, ErrBadMagic},
-		{"newer layout", int(SegmentSize), func(b []byte) []byte { ne.PutUint32(b[OffLayoutVersion:], 2); return b }, ErrLayoutVersion},
-		{"layout zero", int(SegmentSize), func(b []byte) []byte { ne.PutUint32(b[OffLayoutVersion:], 0); return b }, ErrLayoutVersion},
-		{"header size", int(SegmentSize), func(b []byte) []byte { ne.PutUint32(b[OffHeaderSize:], 128); return b }, ErrSegmentSize},
-		{"header segment size", int(SegmentSize), func(b []byte) []byte { ne.PutUint32(b[OffSegmentSize:], 8192); return b }, ErrSegmentSize},
-		{"truncated file", int(SegmentSize) / 2, nil, ErrTruncated},
-		{"oversized file", int(SegmentSize) * 2, nil, ErrSegmentSize},
-		{"torn state", int(SegmentSize), func(b []byte) []byte {
-			ne.PutUint64(b[OffSequence:], 2)
-			ne.PutUint32(b[OffLevel:], 3)
-			ne.PutUint64(b[OffCheck:], 12345)
+		{"empty file", 0, nil, shm.ErrTruncated},
+		{"shorter than header", 40, nil, shm.ErrTruncated},
+		{"wrong magic", int(shm.SegmentSize), func(b []byte) []byte { ne.PutUint32(b[shm.OffMagic:], 0xdeadbeef); return b }, shm.ErrBadMagic},
+		{"zeroed", int(shm.SegmentSize), func(b []byte) []byte { clear(b); return b }, shm.ErrBadMagic},
+		{"newer layout", int(shm.SegmentSize), func(b []byte) []byte { ne.PutUint32(b[shm.OffLayoutVersion:], 2); return b }, shm.ErrLayoutVersion},
+		{"layout zero", int(shm.SegmentSize), func(b []byte) []byte { ne.PutUint32(b[shm.OffLayoutVersion:], 0); return b }, shm.ErrLayoutVersion},
+		{"header size", int(shm.SegmentSize), func(b []byte) []byte { ne.PutUint32(b[shm.OffHeaderSize:], 128); return b }, shm.ErrSegmentSize},
+		{"header segment size", int(shm.SegmentSize), func(b []byte) []byte { ne.PutUint32(b[shm.OffSegmentSize:], 8192); return b }, shm.ErrSegmentSize},
+		{"truncated file", int(shm.SegmentSize) / 2, nil, shm.ErrTruncated},
+		{"oversized file", int(shm.SegmentSize) * 2, nil, shm.ErrSegmentSize},
+		{"torn state", int(shm.SegmentSize), func(b []byte) []byte {
+			ne.PutUint64(b[shm.OffSequence:], 2)
+			ne.PutUint32(b[shm.OffLevel:], 3)
+			ne.PutUint64(b[shm.OffCheck:], 12345)
 			return b
-		}, ErrTornState},
+		}, shm.ErrTornState},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -276,15 +277,15 @@ func TestOpenMissingDir(t *testing.T) {
 // spinning, keeping the level that was stored.
 func TestRepairInterruptedWrite(t *testing.T) {
 	path := segPath(t)
-	writeSegment(t, path, int(SegmentSize), func(b []byte) []byte {
+	writeSegment(t, path, int(shm.SegmentSize), func(b []byte) []byte {
 		ne := binary.NativeEndian
-		ne.PutUint64(b[OffSequence:], 7) // odd: mid-write
-		ne.PutUint32(b[OffLevel:], 2)
-		ne.PutUint32(b[OffFlags:], 9)
+		ne.PutUint64(b[shm.OffSequence:], 7) // odd: mid-write
+		ne.PutUint32(b[shm.OffLevel:], 2)
+		ne.PutUint32(b[shm.OffFlags:], 9)
 		return b
 	})
 	r := openReader(t, path)
-	if _, err := r.Poll(); !errors.Is(err, ErrWriteStuck) {
+	if _, err := r.Poll(); !errors.Is(err, shm.ErrWriteStuck) {
 		t.Fatalf("Poll with odd sequence = %v, want ErrWriteStuck", err)
 	}
 	w := openWriter(t, path, fixedClock(42))
@@ -292,11 +293,11 @@ func TestRepairInterruptedWrite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Poll after repair: %v", err)
 	}
-	want := State{Level: 2, Flags: 9, Sequence: 8, Timestamp: time.Unix(0, 42)}
+	want := shm.State{Level: 2, Flags: 9, Sequence: 8, Timestamp: time.Unix(0, 42)}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Errorf("repaired state mismatch (-want +got):\n%s", diff)
 	}
-	if err := w.Set(context.Background(), Config{Level: 2, Flags: 9}); err != nil {
+	if err := w.Set(context.Background(), shm.Config{Level: 2, Flags: 9}); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.Sequence(); got != 8 {
@@ -352,7 +353,7 @@ func TestConcurrentSeqlock(t *testing.T) {
 	ctx := context.Background()
 	for i := range updates {
 		lvl := uint8(1 + i%5)
-		if err := w.Set(ctx, Config{Level: lvl, Flags: uint32(i)<<3 | uint32(lvl)}); err != nil {
+		if err := w.Set(ctx, shm.Config{Level: lvl, Flags: uint32(i)<<3 | uint32(lvl)}); err != nil {
 			t.Fatalf("Set %d: %v", i, err)
 		}
 	}
@@ -385,7 +386,7 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("first event = %+v, want the fresh state", ev)
 	}
 	for _, lvl := range []uint8{4, 1, 5} {
-		if err := w.Set(ctx, Config{Level: lvl}); err != nil {
+		if err := w.Set(ctx, shm.Config{Level: lvl}); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -409,7 +410,7 @@ func TestSpinUntilChanged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	got := make(chan State, 1)
+	got := make(chan shm.State, 1)
 	go func() {
 		st, err := r.SpinUntilChanged(ctx, 0)
 		if err != nil {
@@ -417,7 +418,7 @@ func TestSpinUntilChanged(t *testing.T) {
 		}
 		got <- st
 	}()
-	if err := w.Set(ctx, Config{Level: 1}); err != nil {
+	if err := w.Set(ctx, shm.Config{Level: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if st := <-got; st.Level != 1 || st.Sequence != 2 {
@@ -436,7 +437,7 @@ func TestSpinUntilChanged(t *testing.T) {
 func TestCheckCatchesBrokenWriter(t *testing.T) {
 	path := segPath(t)
 	w := openWriter(t, path)
-	if err := w.Set(context.Background(), Config{Level: 5}); err != nil {
+	if err := w.Set(context.Background(), shm.Config{Level: 5}); err != nil {
 		t.Fatal(err)
 	}
 	r := openReader(t, path)
@@ -452,12 +453,12 @@ func TestCheckCatchesBrokenWriter(t *testing.T) {
 			atomic.StoreUint32(w.w.level, lvl)
 			atomic.StoreUint32(w.w.flags, flags)
 			atomic.StoreUint64(w.w.ts, i)
-			atomic.StoreUint64(w.w.check, Check(seq, lvl, flags, i))
+			atomic.StoreUint64(w.w.check, shm.Check(seq, lvl, flags, i))
 		}
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := r.Poll(); errors.Is(err, ErrTornState) {
+		if _, err := r.Poll(); errors.Is(err, shm.ErrTornState) {
 			return // caught
 		} else if err != nil {
 			t.Fatal(err)

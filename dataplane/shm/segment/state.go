@@ -1,19 +1,12 @@
-package shm
+package segment
 
 import (
+	"github.com/guildhouse-co/kedge/dataplane/shm"
 	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
 )
-
-// State is one consistent snapshot of governance_state.
-type State struct {
-	Level     uint8
-	Flags     uint32
-	Sequence  uint64    // even; Sequence/2 is the number of writes since creation
-	Timestamp time.Time // wall clock time of the last write; zero if never written
-}
 
 // words holds typed pointers into a mapped segment. The mapping is page
 // aligned and every offset is a multiple of its size, so the atomics are
@@ -29,12 +22,12 @@ type words struct {
 
 func wordsOf(mem []byte) words {
 	return words{
-		seq:   (*uint64)(unsafe.Pointer(&mem[OffSequence])),
-		level: (*uint32)(unsafe.Pointer(&mem[OffLevel])),
-		flags: (*uint32)(unsafe.Pointer(&mem[OffFlags])),
-		ts:    (*uint64)(unsafe.Pointer(&mem[OffTimestampNs])),
-		check: (*uint64)(unsafe.Pointer(&mem[OffCheck])),
-		pid:   (*uint32)(unsafe.Pointer(&mem[OffWriterPID])),
+		seq:   (*uint64)(unsafe.Pointer(&mem[shm.OffSequence])),
+		level: (*uint32)(unsafe.Pointer(&mem[shm.OffLevel])),
+		flags: (*uint32)(unsafe.Pointer(&mem[shm.OffFlags])),
+		ts:    (*uint64)(unsafe.Pointer(&mem[shm.OffTimestampNs])),
+		check: (*uint64)(unsafe.Pointer(&mem[shm.OffCheck])),
+		pid:   (*uint32)(unsafe.Pointer(&mem[shm.OffWriterPID])),
 	}
 }
 
@@ -51,7 +44,7 @@ func (w words) write(level, flags uint32, tsNs uint64) uint64 {
 	atomic.StoreUint32(w.level, level)
 	atomic.StoreUint32(w.flags, flags)
 	atomic.StoreUint64(w.ts, tsNs)
-	atomic.StoreUint64(w.check, Check(next, level, flags, tsNs))
+	atomic.StoreUint64(w.check, shm.Check(next, level, flags, tsNs))
 	atomic.StoreUint64(w.seq, next)
 	return next
 }
@@ -63,7 +56,7 @@ func (w words) write(level, flags uint32, tsNs uint64) uint64 {
 const stuckAfter = 250 * time.Millisecond
 
 // read returns a consistent snapshot, following the seqlock read protocol.
-func (w words) read() (State, error) {
+func (w words) read() (shm.State, error) {
 	var start time.Time
 	for i := 0; ; i++ {
 		s1 := atomic.LoadUint64(w.seq)
@@ -72,7 +65,7 @@ func (w words) read() (State, error) {
 				if start.IsZero() {
 					start = time.Now()
 				} else if time.Since(start) > stuckAfter {
-					return State{}, ErrWriteStuck
+					return shm.State{}, shm.ErrWriteStuck
 				}
 				runtime.Gosched()
 			}
@@ -86,12 +79,12 @@ func (w words) read() (State, error) {
 			continue
 		}
 		if s1 == 0 && level == 0 && flags == 0 && ts == 0 && check == 0 {
-			return State{}, nil // fresh segment, never written
+			return shm.State{}, nil // fresh segment, never written
 		}
-		if check != Check(s1, level, flags, ts) {
-			return State{}, ErrTornState
+		if check != shm.Check(s1, level, flags, ts) {
+			return shm.State{}, shm.ErrTornState
 		}
-		st := State{Level: uint8(level), Flags: flags, Sequence: s1}
+		st := shm.State{Level: uint8(level), Flags: flags, Sequence: s1}
 		if ts != 0 {
 			st.Timestamp = time.Unix(0, int64(ts))
 		}

@@ -1,7 +1,8 @@
-package shm
+package segment
 
 import (
 	"context"
+	"github.com/guildhouse-co/kedge/dataplane/shm"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -60,7 +61,7 @@ func BenchmarkUpdateToObservation(b *testing.B) {
 		for i := range updates {
 			lvl := uint8(1 + i%5)
 			t0 := time.Since(base)
-			if err := w.Set(ctx, Config{Level: lvl, Flags: uint32(i)}); err != nil {
+			if err := w.Set(ctx, shm.Config{Level: lvl, Flags: uint32(i)}); err != nil {
 				b.Fatal(err)
 			}
 			t1 := time.Since(base)

@@ -1,4 +1,9 @@
-package shm
+// Package segment is the VPP governance segment over mmap (see package shm
+// for the contract and the layout): the single Writer the daemon uses and
+// the Reader the plugin's side (and the tests) use, with the seqlock
+// protocol package shm describes. Kernel access goes through
+// shm/internal/shmsys.
+package segment
 
 import (
 	"context"
@@ -9,17 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/guildhouse-co/kedge/dataplane/shm"
 	"github.com/guildhouse-co/kedge/dataplane/shm/internal/shmsys"
 )
-
-// DefaultPath is where the VPP governance plugin expects the segment.
-const DefaultPath = "/dev/shm/kedge-governance"
-
-// Config is the desired governance state.
-type Config struct {
-	Level uint8  // posture level, 1 (lockdown) .. 5 (normal)
-	Flags uint32 // passed through to the plugin unchanged
-}
 
 // Option configures Open.
 type Option func(*options)
@@ -80,11 +77,11 @@ func Open(path string, opts ...Option) (*Writer, error) {
 		}
 		return adopt(path, f, o)
 	}
-	return nil, fmt.Errorf("open segment %s: %w", path, ErrWriterBusy)
+	return nil, fmt.Errorf("open segment %s: %w", path, shm.ErrWriterBusy)
 }
 
 func create(path string, o options) (*Writer, error) {
-	f, err := shmsys.CreateTemp(shmsys.Dir(path), int64(SegmentSize), o.perm)
+	f, err := shmsys.CreateTemp(shmsys.Dir(path), int64(shm.SegmentSize), o.perm)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +89,7 @@ func create(path string, o options) (*Writer, error) {
 		shmsys.Discard(f)
 		return nil, err
 	}
-	mem, err := shmsys.Map(f, int(SegmentSize), true)
+	mem, err := shmsys.Map(f, int(shm.SegmentSize), true)
 	if err != nil {
 		shmsys.Discard(f)
 		return nil, err
@@ -105,7 +102,7 @@ func create(path string, o options) (*Writer, error) {
 		_ = f.Close()
 		return nil, err
 	}
-	o.log.Info("created governance segment", "path", path, "size", SegmentSize)
+	o.log.Info("created governance segment", "path", path, "size", shm.SegmentSize)
 	return &Writer{path: path, log: o.log, now: o.now, f: f, mem: mem, w: wordsOf(mem)}, nil
 }
 
@@ -117,7 +114,7 @@ func adopt(path string, f *os.File, o options) (_ *Writer, err error) {
 	}()
 	if err := shmsys.Lock(f); err != nil {
 		if errors.Is(err, shmsys.ErrLocked) {
-			return nil, &SegmentError{path, "locked by a running writer", ErrWriterBusy}
+			return nil, &shm.SegmentError{Path: path, Detail: "locked by a running writer", Err: shm.ErrWriterBusy}
 		}
 		return nil, err
 	}
@@ -137,7 +134,7 @@ func adopt(path string, f *os.File, o options) (_ *Writer, err error) {
 	st, err := w.w.read()
 	if err != nil {
 		_ = shmsys.Unmap(mem)
-		return nil, &SegmentError{path, "adopting state", err}
+		return nil, &shm.SegmentError{Path: path, Detail: "adopting state", Err: err}
 	}
 	w.storePID()
 	o.log.Info("adopted governance segment", "path", path, "level", st.Level, "sequence", st.Sequence)
@@ -151,10 +148,10 @@ func mapValidated(path string, f *os.File, write bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if size < int64(HeaderSize) {
+	if size < int64(shm.HeaderSize) {
 		return nil, validate(path, nil, size)
 	}
-	hdr, err := shmsys.Map(f, int(HeaderSize), false)
+	hdr, err := shmsys.Map(f, int(shm.HeaderSize), false)
 	if err != nil {
 		return nil, err
 	}
@@ -163,23 +160,23 @@ func mapValidated(path string, f *os.File, write bool) ([]byte, error) {
 	if verr != nil {
 		return nil, verr
 	}
-	return shmsys.Map(f, int(SegmentSize), write)
+	return shmsys.Map(f, int(shm.SegmentSize), write)
 }
 
 // Set publishes cfg. It is idempotent: when the segment already holds cfg it
 // writes nothing and the sequence does not move, so the plugin sees no
 // transition.
-func (w *Writer) Set(ctx context.Context, cfg Config) error {
+func (w *Writer) Set(ctx context.Context, cfg shm.Config) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("set governance state: %w", err)
 	}
 	if cfg.Level < 1 || cfg.Level > 5 {
-		return fmt.Errorf("set governance state: level %d: %w", cfg.Level, ErrInvalidLevel)
+		return fmt.Errorf("set governance state: level %d: %w", cfg.Level, shm.ErrInvalidLevel)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return fmt.Errorf("set governance state: %w", ErrClosed)
+		return fmt.Errorf("set governance state: %w", shm.ErrClosed)
 	}
 	// Compare with the segment itself, not a cached copy: it is the state
 	// the plugin acts on.
@@ -193,11 +190,11 @@ func (w *Writer) Set(ctx context.Context, cfg Config) error {
 }
 
 // State reads back what the segment holds.
-func (w *Writer) State() (State, error) {
+func (w *Writer) State() (shm.State, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return State{}, fmt.Errorf("read governance state: %w", ErrClosed)
+		return shm.State{}, fmt.Errorf("read governance state: %w", shm.ErrClosed)
 	}
 	return w.w.read()
 }
