@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -124,4 +125,27 @@ func TestSystemState(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "cluster and role in state", func() bool { s := get(); return s["cluster"] == "lab" && s["role"] == "appliance" })
+}
+
+// TestBackgroundRunsUnderStartContext: the posture engine (and the
+// components beside it) run under the context StartContext was given, as
+// Run gives its own: when it ends, they stop without a Shutdown.
+func TestBackgroundRunsUnderStartContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := StartContext(ctx, testConfig(t), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown(time.Second)
+	cancel()
+	stopped := make(chan struct{})
+	go func() {
+		d.dp.wg.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the posture engine still runs after the daemon's context ended")
+	}
 }

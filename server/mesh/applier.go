@@ -1,9 +1,10 @@
-package server
+package mesh
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -20,15 +21,75 @@ import (
 )
 
 type meshApplierConfig struct {
-	backend wgmesh.Backend
-	st      *store.Store
-	log     *slog.Logger
-	node    string // this node's name: the peer name its peers use for it
-	netns   string // namespace path of the device
-	priv    wgmesh.Key
-	pub     wgmesh.Key
-	opts    meshOptions
+	backend  wgmesh.Backend
+	st       applierStore
+	log      *slog.Logger
+	node     string // this node's name: the peer name its peers use for it
+	netns    string // namespace path of the device
+	priv     wgmesh.Key
+	pub      wgmesh.Key
+	opts     meshOptions
+	platform Platform
+	clock    Clock
 }
+
+// applierStore is what the applier needs of the tree store
+// (*store.Store): reading the tree, writing mesh state, and the durable
+// record of posture-down peers.
+type applierStore interface {
+	Read(fn func(t *tree.Tree) error) error
+	CommitState(ctx context.Context, ops []store.Op) (*store.Commit, error)
+	metaStore
+}
+
+// Device is a hosted WireGuard device (*host.Host).
+type Device interface {
+	Name() string
+	// Done is closed when the device stopped on its own.
+	Done() <-chan struct{}
+	Close() error
+}
+
+// Sender sends DRAIN notices through the tunnel (*drain.Sender).
+type Sender interface {
+	// Drain tells each target that this node tears its tunnel down at
+	// level, and returns each target's outcome when acknowledged or when
+	// ctx ends.
+	Drain(ctx context.Context, level uint8, targets map[string]netip.Addr) map[string]error
+	Close() error
+}
+
+// Platform opens what the applier needs of the machine: the embedded
+// device and the DRAIN sockets. The daemon uses OS(); tests pass fakes,
+// so the applier's logic runs without root.
+type Platform struct {
+	HostDevice func(host.Config) (Device, error)
+	NewSender  func(drain.SenderConfig) (Sender, error)
+	Listen     func(drain.ListenerConfig) (io.Closer, error)
+}
+
+// OS is the real platform: host.Start, drain.NewSender, drain.Listen.
+func OS() Platform {
+	return Platform{
+		HostDevice: func(c host.Config) (Device, error) { return host.Start(c) },
+		NewSender:  func(c drain.SenderConfig) (Sender, error) { return drain.NewSender(c) },
+		Listen:     func(c drain.ListenerConfig) (io.Closer, error) { return drain.Listen(c) },
+	}
+}
+
+// Clock is the applier's time: when a peer's DRAIN grace ends, how old a
+// handshake is.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f once, d from now, in its own goroutine.
+	AfterFunc(d time.Duration, f func())
+}
+
+// wallClock is the real Clock.
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                      { return time.Now() }
+func (wallClock) AfterFunc(d time.Duration, f func()) { time.AfterFunc(d, f) }
 
 // meshApplier is the mesh's one writer: the reconciler (tree changes,
 // accord in effect), the posture step (target accord) and the state
@@ -57,12 +118,12 @@ type meshApplier struct {
 	mu      sync.Mutex
 	last    meshIntent
 	haveSet bool
-	host    *host.Host
+	host    Device
 	hostErr error // the device could not be hosted
-	ln      *drain.Listener
+	ln      io.Closer
 	lnAt    netip.Addr
 	lnIf    string
-	sender  *drain.Sender
+	sender  Sender
 	sendIf  string
 	iface   string                 // interface of the last Set
 	applied map[string]wgmesh.Peer // peers given to the backend by the last Set
@@ -74,6 +135,12 @@ type meshApplier struct {
 }
 
 func newMeshApplier(c meshApplierConfig) *meshApplier {
+	if c.clock == nil {
+		c.clock = wallClock{}
+	}
+	if c.platform.HostDevice == nil {
+		c.platform = OS()
+	}
 	a := &meshApplier{meshApplierConfig: c, applied: map[string]wgmesh.Peer{}, down: loadMeshDown(c.st, c.log)}
 	a.tracker = drain.NewTracker(a.drained)
 	return a
@@ -94,7 +161,9 @@ func (a *meshApplier) drained(ev drain.Event) {
 		return nil
 	})
 	a.rmu.Lock()
-	a.down[ev.Peer] = meshDown{Level: ev.Level, Reconnect: rc, At: ev.At}
+	// The applier's clock times the grace (withoutDown), so it, not the
+	// listener's, stamps the DRAIN.
+	a.down[ev.Peer] = meshDown{Level: ev.Level, Reconnect: rc, At: a.clock.Now()}
 	a.saveDownLocked()
 	a.rmu.Unlock()
 	a.log.Info("peer announced posture teardown; not reconnecting until told", "peer", ev.Peer, "level", ev.Level)
@@ -102,7 +171,7 @@ func (a *meshApplier) drained(ev drain.Event) {
 		// The listener acknowledges after this returns, through the
 		// tunnel: the peer leaves the device only after the grace, so
 		// the acknowledgement (and those of resent notices) gets out.
-		time.AfterFunc(meshAckGrace, a.kick)
+		a.clock.AfterFunc(meshAckGrace, a.kick)
 	}
 }
 
@@ -169,7 +238,7 @@ func (a *meshApplier) leaveMesh(ctx context.Context) error {
 		return nil
 	}
 	var err error
-	if a.opts.device == meshDeviceExternal && a.iface != "" {
+	if a.opts.device == DeviceExternal && a.iface != "" {
 		err = a.backend.Set(ctx, wgmesh.Config{Interface: a.iface, PrivateKey: a.priv})
 	}
 	a.closeDevice()
@@ -216,7 +285,7 @@ func (a *meshApplier) postureDown(name string) bool {
 func (a *meshApplier) withoutDown(peers []wgmesh.Peer) []wgmesh.Peer {
 	a.rmu.Lock()
 	defer a.rmu.Unlock()
-	now := time.Now()
+	now := a.clock.Now()
 	out := make([]wgmesh.Peer, 0, len(peers))
 	for _, p := range peers {
 		if d, down := a.down[p.Name]; !down || now.Sub(d.At) < meshAckGrace {
@@ -229,7 +298,7 @@ func (a *meshApplier) withoutDown(peers []wgmesh.Peer) []wgmesh.Peer {
 // ensureHost starts (or, after an interface rename, replaces) the
 // embedded device. In external mode the device is someone else's.
 func (a *meshApplier) ensureHost(cfg wgmesh.Config) error {
-	if a.opts.device == meshDeviceExternal {
+	if a.opts.device == DeviceExternal {
 		return nil
 	}
 	if a.host != nil && a.host.Name() == cfg.Interface {
@@ -241,7 +310,7 @@ func (a *meshApplier) ensureHost(cfg wgmesh.Config) error {
 		}
 	}
 	a.closeDevice()
-	h, err := host.Start(host.Config{Name: cfg.Interface, MTU: cfg.MTU, Netns: a.netns, Logger: a.log})
+	h, err := a.platform.HostDevice(host.Config{Name: cfg.Interface, MTU: cfg.MTU, Netns: a.netns, Logger: a.log})
 	if err != nil {
 		a.hostErr = err
 		return fmt.Errorf("host mesh device: %w", err)
@@ -309,7 +378,7 @@ func (a *meshApplier) ensureSockets(cfg wgmesh.Config) error {
 	var errs []error
 	if a.sender == nil || a.sendIf != cfg.Interface {
 		a.closeSender()
-		s, err := drain.NewSender(drain.SenderConfig{Node: a.node, Device: cfg.Interface, Netns: a.netns, Logger: a.log})
+		s, err := a.platform.NewSender(drain.SenderConfig{Node: a.node, Device: cfg.Interface, Netns: a.netns, Logger: a.log})
 		if err != nil {
 			errs = append(errs, err)
 		} else {
@@ -327,7 +396,7 @@ func (a *meshApplier) ensureSockets(cfg wgmesh.Config) error {
 	if !at.IsValid() {
 		return errors.Join(errs...) // no tunnel address: nobody can reach a listener
 	}
-	ln, err := drain.Listen(drain.ListenerConfig{Device: cfg.Interface, Addr: at, Netns: a.netns,
+	ln, err := a.platform.Listen(drain.ListenerConfig{Device: cfg.Interface, Addr: at, Netns: a.netns,
 		Lookup: a.backend.PeerForAddr, Tracker: a.tracker, Logger: a.log})
 	if err != nil {
 		errs = append(errs, err)

@@ -1,4 +1,4 @@
-package server
+package mesh
 
 import (
 	"context"
@@ -8,13 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"golang.zx2c4.com/wireguard/wgctrl"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/drain"
@@ -57,7 +55,7 @@ func TestMeshWantState(t *testing.T) {
 	peer := func(name string) intent.MeshPeer {
 		return intent.MeshPeer{Peer: wgmesh.Peer{Name: name, PublicKey: "K" + name}}
 	}
-	a := &meshApplier{meshApplierConfig: meshApplierConfig{pub: priv.PublicKey()},
+	a := &meshApplier{meshApplierConfig: meshApplierConfig{pub: priv.PublicKey(), clock: wallClock{}},
 		down: map[string]meshDown{"gone": {Level: 1}}}
 	a.last = meshIntent{
 		configured: true, staleAfter: 140 * time.Second,
@@ -150,8 +148,8 @@ func TestMeshHelpers(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{"": "", "node1": "/run/netns/node1", "/proc/1/ns/net": "/proc/1/ns/net"} {
-		if got := meshNetnsPath(in); got != want {
-			t.Errorf("meshNetnsPath(%q) = %q, want %q", in, got, want)
+		if got := NetnsPath(in); got != want {
+			t.Errorf("NetnsPath(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -216,8 +214,9 @@ func TestMeshPostureDownDurable(t *testing.T) {
 	st := meshStore(t, dir)
 	peerKey := meshTestKey(t).PublicKey().String()
 	meshCommit(t, st, meshPeerLeaves("anchor", peerKey, 3))
-	a := newMeshApplier(meshApplierConfig{st: st, log: testLogger(t)})
-	a.drained(drain.Event{Peer: "anchor", Level: 1, Seq: 9, At: time.Now()})
+	clock := newFakeClock()
+	a := newMeshApplier(meshApplierConfig{st: st, log: testLogger(t), clock: clock})
+	a.drained(drain.Event{Peer: "anchor", Level: 1, Seq: 9, At: clock.Now()})
 	if !a.postureDown("anchor") {
 		t.Fatal("anchor not posture-down after its DRAIN")
 	}
@@ -226,7 +225,7 @@ func TestMeshPostureDownDurable(t *testing.T) {
 	if got := a.withoutDown([]wgmesh.Peer{{Name: "anchor"}, {Name: "lab"}}); len(got) != 2 {
 		t.Errorf("withoutDown within the grace kept %v, want both", got)
 	}
-	a.drained(drain.Event{Peer: "anchor", Level: 1, Seq: 10, At: time.Now().Add(-meshAckGrace)})
+	clock.Advance(meshAckGrace)
 	if got := a.withoutDown([]wgmesh.Peer{{Name: "anchor"}, {Name: "lab"}}); len(got) != 1 || got[0].Name != "lab" {
 		t.Errorf("withoutDown after the grace kept %v, want lab only", got)
 	}
@@ -269,77 +268,11 @@ func meshNetns(t *testing.T) string {
 	return name
 }
 
-// TestMeshDaemonDeviceOnConfig: a daemon with the mesh available hosts
-// no device until /kedge/mesh/config exists, then publishes the public
-// key of its key file and the device's state.
-func TestMeshDaemonDeviceOnConfig(t *testing.T) {
-	ns := meshNetns(t)
-	cfg := testConfig(t)
-	cfg.Dataplane, cfg.NetNS, cfg.ShmPath, cfg.BPFPinDir = "auto", ns, "off", "off"
-	iface := fmt.Sprintf("ksm%d", rand.IntN(1<<20))
-	d := startDaemon(t, cfg)
-	c := tlsClient(t, d, nil)
-	wg, err := wgctrl.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wg.Close()
-	meshGet := func(p string) *gpb.TypedValue {
-		resp, err := c.Get(ctxAs(t, "master", masterPW), &gpb.GetRequest{Path: []*gpb.Path{gp(t, p)}, Encoding: gpb.Encoding_PROTO})
-		if err != nil || len(resp.GetNotification()) == 0 || len(resp.GetNotification()[0].GetUpdate()) == 0 {
-			return nil
-		}
-		return resp.GetNotification()[0].GetUpdate()[0].GetVal()
-	}
-	waitUntil(t, "effective level", func() bool { return effective(t, c) == 5 })
-	if v := meshGet("/kedge/mesh/state/public-key"); v != nil {
-		t.Errorf("mesh state %v before any mesh config", v)
-	}
-	onlyLo := func(when string) {
-		if out, err := exec.Command("ip", "-n", ns, "-o", "link", "show").CombinedOutput(); err != nil ||
-			strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
-			t.Errorf("links in the daemon's namespace %s (want only lo): %v\n%s", when, err, out)
-		}
-	}
-	onlyLo("before any mesh config")
-	_, err = c.Set(ctxAs(t, "master", masterPW), &gpb.SetRequest{Update: []*gpb.Update{{Path: gp(t, "/kedge/mesh/config"),
-		Val: jsonIETF(fmt.Sprintf(`{"interface":%q,"listen-port":51833,"addresses":["10.98.0.1/24"]}`, iface))}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, pub, err := wgmesh.LoadOrCreateKey(cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "mesh up in state", func() bool {
-		v := meshGet("/kedge/mesh/state/status")
-		return v != nil && v.GetStringVal() == "up"
-	})
-	if v := meshGet("/kedge/mesh/state/public-key"); v.GetStringVal() != pub.String() {
-		t.Errorf("state public key %q, want the key file's %s", v.GetStringVal(), pub)
-	}
-	dev, err := wg.Device(iface)
-	if err != nil {
-		t.Fatalf("device %s not hosted: %v", iface, err)
-	}
-	if dev.ListenPort != 51833 || wgmesh.Key(dev.PublicKey) != pub {
-		t.Errorf("device port %d key %s, want 51833 and %s", dev.ListenPort, dev.PublicKey, pub)
-	}
-
-	// Deleting the mesh takes the device and the state away.
-	if _, err := c.Set(ctxAs(t, "master", masterPW), &gpb.SetRequest{Delete: []*gpb.Path{gp(t, "/kedge/mesh")}}); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "device gone", func() bool { _, err := wg.Device(iface); return err != nil })
-	waitUntil(t, "mesh state gone", func() bool { return meshGet("/kedge/mesh/state/status") == nil })
-	onlyLo("after the mesh was deleted")
-}
-
 // TestMeshExternalDevice: in external mode the daemon configures a
 // device someone else hosts (the kedge-wg sidecar): until it appears the
 // mesh is down with the error in state, then it is configured as usual.
 func TestMeshExternalDevice(t *testing.T) {
-	ns := meshNetnsPath(meshNetns(t))
+	ns := NetnsPath(meshNetns(t))
 	st := meshStore(t, t.TempDir())
 	defer st.Close()
 	b, err := wgdevice.New(wgdevice.Options{Netns: ns, Logger: testLogger(t)})
@@ -349,7 +282,7 @@ func TestMeshExternalDevice(t *testing.T) {
 	defer b.Close()
 	priv := meshTestKey(t)
 	opts := defaultMeshOptions()
-	opts.device = meshDeviceExternal
+	opts.device = DeviceExternal
 	a := newMeshApplier(meshApplierConfig{backend: b, st: st, log: testLogger(t), node: "n1", netns: ns,
 		priv: priv, pub: priv.PublicKey(), opts: opts})
 	defer a.close()

@@ -1,14 +1,22 @@
-package server
+// Package mesh is the daemon's WireGuard mesh component: it keeps the
+// mesh device matching /kedge/mesh under the accord of the posture level
+// (DRAIN first for the peers a stricter level withholds, teardown second),
+// remembers durably which peers announced their own teardown, and writes
+// the mesh's and each peer's state. Everything goes through one applier,
+// which takes its backend, its platform (device hosting, DRAIN sockets)
+// and its clock as small interfaces, so its logic is tested without root.
+package mesh
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
-	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
@@ -27,19 +35,19 @@ var (
 
 // Mesh device modes (--mesh-device).
 const (
-	// meshDeviceEmbedded: the daemon hosts the device itself (kernel
+	// DeviceEmbedded: the daemon hosts the device itself (kernel
 	// WireGuard, else wireguard-go in the daemon's namespace). A daemon
 	// restart drops the tunnels.
-	meshDeviceEmbedded = "embedded"
-	// meshDeviceExternal: a sidecar (cmd/kedge-wg) or the operator owns
-	// the device; the daemon only configures it through wgctrl and waits
+	DeviceEmbedded = "embedded"
+	// DeviceExternal: a sidecar (cmd/kedge-wg) or the operator owns the
+	// device; the daemon only configures it through wgctrl and waits
 	// (retrying) until it exists.
-	meshDeviceExternal = "external"
+	DeviceExternal = "external"
 )
 
 // meshOptions are the mesh's knobs that are not in the tree.
 type meshOptions struct {
-	device       string        // meshDeviceEmbedded or meshDeviceExternal
+	device       string        // DeviceEmbedded or DeviceExternal
 	refresh      time.Duration // state refresh period
 	drainTimeout time.Duration // how long a DRAIN waits for acknowledgements
 }
@@ -48,16 +56,56 @@ func defaultMeshOptions() meshOptions {
 	// A DRAIN round trip inside a live tunnel takes well under a
 	// millisecond; the timeout only bounds a peer that is already gone,
 	// and keeps teardown far inside the seed's 5 s overlay budget.
-	return meshOptions{device: meshDeviceEmbedded, refresh: 2 * time.Second, drainTimeout: time.Second}
+	return meshOptions{device: DeviceEmbedded, refresh: 2 * time.Second, drainTimeout: time.Second}
 }
 
-// startMesh runs the WireGuard mesh when the dataplane is on and the probe
-// found WireGuard (kernel or /dev/net/tun). It loads (or creates) the
-// node's key and starts the reconciler, the state refresher and the
-// posture step at once, but creates no device until the tree describes a
-// mesh (/kedge/mesh/config or a peer): a node that is not part of a mesh
-// gets no interface, and a test daemon in the host's namespace leaves
-// that namespace alone. See meshApplier for the rest.
+// Store is what the component needs of the tree store (*store.Store):
+// the reconciler's reads and state writes, and the meta record of
+// posture-down peers.
+type Store interface {
+	reconcile.Source
+	metaStore
+}
+
+// Config is what a Component is built from.
+type Config struct {
+	// Backend configures the device; the Component owns it and closes it.
+	Backend wgmesh.Backend
+	Store   Store
+	Logger  *slog.Logger
+	// Node is this node's name: the peer name its peers use for it.
+	Node string
+	// NetNS is the daemon's --netns: a name under /run/netns, a path, or
+	// empty for the daemon's own namespace.
+	NetNS string
+	// Private and Public are the node's key pair (wgmesh.LoadOrCreateKey).
+	Private, Public wgmesh.Key
+	// Device is DeviceEmbedded (the default) or DeviceExternal.
+	Device string
+	// Ready is as in package routes: waited for before the first
+	// reconcile; false when ctx ends.
+	Ready func(ctx context.Context) bool
+	// Platform and Clock default to OS() and the wall clock.
+	Platform Platform
+	Clock    Clock
+}
+
+// Component is the mesh component: the reconciler, the state refresher
+// and the posture step, over one applier. Create it with New, start it
+// once with Start, and Close it.
+type Component struct {
+	cfg    Config
+	ap     *meshApplier
+	rec    *reconcile.Reconciler[meshIntent]
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New builds the component; nothing runs until Start. It creates no
+// device until the tree describes a mesh (/kedge/mesh/config or a peer):
+// a node that is not part of a mesh gets no interface, and a test daemon
+// in the host's namespace leaves that namespace alone. See meshApplier
+// for the rest.
 //
 // Conventions the mesh relies on: a peer's list key under
 // /kedge/mesh/peers is that peer's node name (its DRAIN notices carry
@@ -66,70 +114,67 @@ func defaultMeshOptions() meshOptions {
 // address, its first /32 or /128 allowed IP. A peer that announced its
 // posture teardown stays posture-down (off the device, durably) until its
 // config/reconnect leaf is given a new value by a gNMI Set on this node.
-func (d *Daemon) startMesh(dp *dataplane, on bool, avail map[string]bool) ([]posture.Step, error) {
-	if !on || !avail["wgmesh"] {
-		return nil, nil
-	}
-	log := d.log.With("component", "mesh")
-	priv, pub, err := wgmesh.LoadOrCreateKey(d.cfg.DataDir)
-	if err != nil {
-		// Without its key the node cannot join any mesh; the rest of the
-		// dataplane still runs.
-		d.log.Warn("mesh unavailable", "err", err)
-		return nil, nil
-	}
-	ns := meshNetnsPath(d.cfg.NetNS)
-	b, err := wgdevice.New(wgdevice.Options{Netns: ns, Logger: log})
-	if err != nil {
-		d.log.Warn("mesh backend unavailable", "netns", d.cfg.NetNS, "err", err)
-		return nil, nil
+func New(c Config) *Component {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	opts := defaultMeshOptions()
-	if d.cfg.MeshDevice != "" {
-		opts.device = d.cfg.MeshDevice
+	if c.Device != "" {
+		opts.device = c.Device
 	}
 	ap := newMeshApplier(meshApplierConfig{
-		backend: b, st: d.st, log: log, node: d.cfg.NodeName, netns: ns,
-		priv: priv, pub: pub, opts: opts,
+		backend: c.Backend, st: c.Store, log: c.Logger, node: c.Node, netns: NetnsPath(c.NetNS),
+		priv: c.Private, pub: c.Public, opts: opts, platform: c.Platform, clock: c.Clock,
 	})
-	rec := reconcile.New[meshIntent](d.st, func(t *tree.Tree) (meshIntent, error) {
+	rec := reconcile.New[meshIntent](c.Store, func(t *tree.Tree) (meshIntent, error) {
 		return ap.intent(t, ap.reconcileAccord(t))
 	}, meshReconcileSetter{ap}, reconcile.Options[meshIntent]{
-		Name: "mesh", Logger: log, Prefixes: meshConfigPrefixes, StatePrefixes: meshStatePrefixes,
+		Name: "mesh", Logger: c.Logger, Prefixes: meshConfigPrefixes, StatePrefixes: meshStatePrefixes,
 		RetryMax: 5 * time.Second})
 	ap.kick = rec.Kick
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		if !dp.waitReady(ctx) {
-			return
-		}
-		if err := rec.Run(ctx); err != nil {
-			log.Error("mesh reconciler stopped", "err", err)
-		}
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		ap.refreshLoop(ctx)
-	}()
-	// Closers run last to first: stop the loops, then close the backend
-	// handles, then the device and the drain sockets.
-	dp.closers = append(dp.closers, ap.close, b.Close, func() error {
-		cancel()
-		<-done
-		<-done
-		return nil
-	})
-	d.log.Info("mesh backend", "netns", d.cfg.NetNS, "public_key", pub.String(), "device", opts.device)
-	step := posture.IntentStep[meshIntent]("mesh", posture.StageMesh, d.st, ap.intent, meshStep{ap})
-	return []posture.Step{step}, nil
+	return &Component{cfg: c, ap: ap, rec: rec}
 }
 
-// meshNetnsPath turns the daemon's --netns (a name under /run/netns, a
-// path, or empty) into the path the mesh packages take.
-func meshNetnsPath(ns string) string {
+// Step is the component's posture step (stage mesh): the mesh under the
+// target accord, DRAIN first for the peers it withholds.
+func (c *Component) Step() posture.Step {
+	return posture.IntentStep[meshIntent]("mesh", posture.StageMesh, c.cfg.Store, c.ap.intent, meshStep{c.ap})
+}
+
+// Start runs the reconciler and the state refresher until ctx ends or
+// Close.
+func (c *Component) Start(ctx context.Context) error {
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		if c.cfg.Ready != nil && !c.cfg.Ready(ctx) {
+			return
+		}
+		if err := c.rec.Run(ctx); err != nil {
+			c.cfg.Logger.Error("mesh reconciler stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.ap.refreshLoop(ctx)
+	}()
+	return nil
+}
+
+// Close stops the loops, closes the backend's handles, then the embedded
+// device and the DRAIN sockets (a sidecar's device stays).
+func (c *Component) Close() error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	return errors.Join(c.cfg.Backend.Close(), c.ap.close())
+}
+
+// NetnsPath turns the daemon's --netns (a name under /run/netns, a path,
+// or empty) into the path the mesh packages take.
+func NetnsPath(ns string) string {
 	if ns == "" || strings.ContainsRune(ns, '/') {
 		return ns
 	}

@@ -1,4 +1,4 @@
-package server
+package routes
 
 import (
 	"context"
@@ -28,7 +28,7 @@ import (
 type routesRig struct {
 	st   *store.Store
 	fake *routetest.Fake
-	ap   *routeApplier
+	ap   *applier
 	rec  *reconcile.Reconciler[intent.RouteSet]
 }
 
@@ -44,8 +44,8 @@ func newRoutesRig(t *testing.T) *routesRig {
 	}
 	t.Cleanup(func() { st.Close() })
 	fake := routetest.New("eth0", "veth1")
-	ap := &routeApplier{b: fake, st: st, log: testLogger(t)}
-	o := routeOptions(slog.New(slog.DiscardHandler), &intent.RouteCache{})
+	ap := &applier{b: fake, st: st, log: testLogger(t)}
+	o := options(slog.New(slog.DiscardHandler), &intent.RouteCache{})
 	o.RetryMin, o.RetryMax = time.Millisecond, 5*time.Millisecond
 	rec := reconcile.New[intent.RouteSet](st, nil, ap, o)
 	ctx, cancel := context.WithCancel(context.Background())

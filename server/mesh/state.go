@@ -1,4 +1,4 @@
-package server
+package mesh
 
 import (
 	"context"
@@ -154,7 +154,7 @@ func (a *meshApplier) wantState(st *wgmesh.Status) map[string]meshLeaf {
 			byName[p.Name] = p
 		}
 	}
-	now := time.Now()
+	now := a.clock.Now()
 	for _, p := range a.last.peers {
 		ps := kedgepath.Root().Kedge().Mesh().Peers().Peer(p.Name).State()
 		put(p.Name, stateLeaf(ps.PublicKey(), p.PublicKey))
