@@ -13,6 +13,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
 	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // waitUntil polls cond until it holds or the deadline passes.
@@ -53,9 +54,7 @@ func TestPostureWithoutBackends(t *testing.T) {
 // segment and the pinned BPF map of a running daemon, in that order of
 // steps, and back.
 func TestPostureDrivesShmAndBPF(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for the BPF map (CAP_BPF) and bpffs")
-	}
+	needs.Root(t, "the BPF map (CAP_BPF) and bpffs")
 	cfg := testConfig(t)
 	cfg.Dataplane = "auto"
 	suffix := fmt.Sprintf("%d-%d", os.Getpid(), rand.IntN(1<<30))

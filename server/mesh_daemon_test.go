@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,20 +11,17 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // meshNetns creates a throwaway namespace for one daemon.
 func meshNetns(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace and a TUN device")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("needs /dev/net/tun for wireguard-go: %v", err)
-	}
+	needs.Root(t, "creates a network namespace and a TUN device")
+	needs.TUN(t)
 	name := fmt.Sprintf("server-mesh-%d", rand.IntN(1<<30))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a namespace with ip: %v %s", err, out)
+		needs.Unavailable(t, "cannot create a namespace with ip: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	return name

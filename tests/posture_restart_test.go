@@ -12,6 +12,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // TestRestartUnderExternalLevelNeverLoosens: a program (the shell's eBPF
@@ -37,7 +38,7 @@ func TestRestartUnderExternalLevelNeverLoosens(t *testing.T) {
 	// Another program writes level 1 into the pinned map.
 	b, err := pinned.Open(pinned.WithPinDir(pins))
 	if err != nil {
-		t.Skipf("BPF map unavailable on this kernel: %v", err)
+		needs.Unavailable(t, "BPF map unavailable on this kernel: %v", err)
 	}
 	if err := b.Set(context.Background(), bpfmap.Config{Level: 1}); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 	"github.com/guildhouse-co/kedge/models/intent"
+	"github.com/guildhouse-co/kedge/tests/needs"
 	"github.com/guildhouse-co/kedge/yang"
 )
 
@@ -254,15 +254,11 @@ func TestMeshPostureDownDurable(t *testing.T) {
 // meshNetns creates a throwaway namespace for one daemon or backend.
 func meshNetns(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace and a TUN device")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("needs /dev/net/tun for wireguard-go: %v", err)
-	}
+	needs.Root(t, "creates a network namespace and a TUN device")
+	needs.TUN(t)
 	name := fmt.Sprintf("server-mesh-%d", rand.IntN(1<<30))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a namespace with ip: %v %s", err, out)
+		needs.Unavailable(t, "cannot create a namespace with ip: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	return name

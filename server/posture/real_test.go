@@ -12,6 +12,7 @@ import (
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
 	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // realState is what the real backends hold, read the way their consumers
@@ -46,9 +47,7 @@ func readReal(t *testing.T, r *segment.Reader, b *pinned.Backend) realState {
 // only), with the map also serving as the engine's level source, and
 // checks that the end state is exactly the start state.
 func TestRealShmAndBPFRoundTrip(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create pinned BPF maps")
-	}
+	needs.Root(t, "creates pinned BPF maps")
 	seg := filepath.Join(t.TempDir(), "governance")
 	w, err := segment.Open(seg)
 	if err != nil {
@@ -66,7 +65,7 @@ func TestRealShmAndBPFRoundTrip(t *testing.T) {
 	pins := filepath.Join(bpfmap.DefaultBPFFS, "kedge-posture-test-"+hex.EncodeToString(suffix[:]))
 	b, err := pinned.Open(pinned.WithPinDir(pins))
 	if err != nil {
-		t.Skipf("BPF maps unavailable on this kernel: %v", err)
+		needs.Unavailable(t, "BPF maps unavailable on this kernel: %v", err)
 	}
 	t.Cleanup(func() {
 		b.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/internal/bpfsys"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // BenchmarkSetTransition measures Backend.Set for a posture flip (5→1 and
@@ -25,11 +26,11 @@ func BenchmarkSetTransition(b *testing.B) {
 	dir := testPinDir(b)
 	mnt, err := bpfsys.Cgroup2Mount()
 	if err != nil {
-		b.Skipf("no cgroup2 mount: %v", err)
+		needs.Unavailable(b, "no cgroup2 mount: %v", err)
 	}
 	cg := filepath.Join(mnt, "kedge-bpfmap-bench-"+randSuffix(b))
 	if err := os.Mkdir(cg, 0o755); err != nil {
-		b.Skipf("cannot create a cgroup: %v", err)
+		needs.Unavailable(b, "cannot create a cgroup: %v", err)
 	}
 	b.Cleanup(func() { os.Remove(cg) })
 	be := openBackend(b, dir)
@@ -46,7 +47,7 @@ func BenchmarkSetTransition(b *testing.B) {
 	normal.Level, lockdown.Level = 5, 1
 	if err := be.Set(ctx, normal); err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			b.Skipf("kernel cannot pin cgroup links: %v", err)
+			needs.Unavailable(b, "kernel cannot pin cgroup links: %v", err)
 		}
 		b.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/internal/bpfsys"
+	"github.com/guildhouse-co/kedge/tests/needs"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -28,11 +29,11 @@ func testCgroup(t *testing.T) string {
 	t.Helper()
 	mnt, err := bpfsys.Cgroup2Mount()
 	if err != nil {
-		t.Skipf("no cgroup2 mount: %v", err)
+		needs.Unavailable(t, "no cgroup2 mount: %v", err)
 	}
 	dir := filepath.Join(mnt, "kedge-bpfmap-test-"+randSuffix(t))
 	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Skipf("cannot create a cgroup under %s: %v", mnt, err)
+		needs.Unavailable(t, "cannot create a cgroup under %s: %v", mnt, err)
 	}
 	t.Cleanup(func() {
 		// Children are reaped before cleanup runs, so the cgroup is empty;

@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/internal/bpfsys"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 func randSuffix(t testing.TB) string {
@@ -31,9 +32,7 @@ func randSuffix(t testing.TB) string {
 // backend needs.
 func requireBPF(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates BPF maps, mounts bpffs, attaches to cgroups")
-	}
+	needs.Root(t, "creates BPF maps, mounts bpffs, attaches to cgroups")
 	for _, c := range []struct {
 		what string
 		err  error
@@ -43,7 +42,7 @@ func requireBPF(t testing.TB) {
 		{"cgroup skb programs", features.HaveProgramType(ebpf.CGroupSKB)},
 	} {
 		if errors.Is(c.err, ebpf.ErrNotSupported) {
-			t.Skipf("kernel lacks %s: %v", c.what, c.err)
+			needs.Unavailable(t, "kernel lacks %s: %v", c.what, c.err)
 		}
 		if c.err != nil {
 			t.Fatalf("probe %s: %v", c.what, c.err)
@@ -107,7 +106,7 @@ func requireEgress(t *testing.T) {
 	requireBPF(t)
 	err := features.HaveProgramHelper(ebpf.CGroupSKB, asm.FnSkbLoadBytes)
 	if errors.Is(err, ebpf.ErrNotSupported) {
-		t.Skipf("kernel lacks bpf_skb_load_bytes for cgroup skb programs: %v", err)
+		needs.Unavailable(t, "kernel lacks bpf_skb_load_bytes for cgroup skb programs: %v", err)
 	}
 	if err != nil {
 		t.Fatalf("probe bpf_skb_load_bytes: %v", err)
@@ -121,7 +120,7 @@ func firstSet(t *testing.T, b *Backend, cfg bpfmap.Config) {
 	t.Helper()
 	err := b.Set(context.Background(), cfg)
 	if errors.Is(err, ebpf.ErrNotSupported) {
-		t.Skipf("kernel cannot pin cgroup links (needs bpf_link, Linux 5.7+): %v", err)
+		needs.Unavailable(t, "kernel cannot pin cgroup links (needs bpf_link, Linux 5.7+): %v", err)
 	}
 	if err != nil {
 		t.Fatalf("Set(%+v): %v", cfg, err)

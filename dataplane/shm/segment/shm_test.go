@@ -431,38 +431,45 @@ func TestSpinUntilChanged(t *testing.T) {
 	}
 }
 
-// TestCheckCatchesBrokenWriter is the control for TestConcurrentSeqlock: a
-// writer that skips the sequence bumps must be caught by the check word,
-// or the concurrent test would prove nothing.
-func TestCheckCatchesBrokenWriter(t *testing.T) {
+// TestCheckCatchesTornState is the control for TestConcurrentSeqlock: a
+// state whose fields come from different writes (what a reader could see
+// of a writer that skipped the seqlock) must be refused by the check
+// word, or the concurrent test would prove nothing. It writes such states
+// into the segment directly, under a stable even sequence, one field
+// disagreeing with the check word at a time, then the same state made
+// consistent, which must read back.
+func TestCheckCatchesTornState(t *testing.T) {
 	path := segPath(t)
 	w := openWriter(t, path)
 	if err := w.Set(context.Background(), shm.Config{Level: 5}); err != nil {
 		t.Fatal(err)
 	}
 	r := openReader(t, path)
-	var stop atomic.Bool
-	exited := make(chan struct{})
-	defer func() { stop.Store(true); <-exited }() // before Cleanup unmaps
-	go func() {
-		defer close(exited)
-		// Stores fields under an unchanging even sequence: no seqlock.
-		seq := atomic.LoadUint64(w.w.seq)
-		for i := uint64(0); !stop.Load(); i++ {
-			lvl, flags := uint32(1+i%5), uint32(i)
-			atomic.StoreUint32(w.w.level, lvl)
-			atomic.StoreUint32(w.w.flags, flags)
-			atomic.StoreUint64(w.w.ts, i)
-			atomic.StoreUint64(w.w.check, shm.Check(seq, lvl, flags, i))
-		}
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := r.Poll(); errors.Is(err, shm.ErrTornState) {
-			return // caught
-		} else if err != nil {
-			t.Fatal(err)
+	seq := atomic.LoadUint64(w.w.seq)
+	if seq%2 != 0 {
+		t.Fatalf("sequence %d is odd with no write in progress", seq)
+	}
+	const level, flags, ts = 3, 7, 100
+	write := func(check uint64) {
+		atomic.StoreUint32(w.w.level, level)
+		atomic.StoreUint32(w.w.flags, flags)
+		atomic.StoreUint64(w.w.ts, ts)
+		atomic.StoreUint64(w.w.check, check)
+	}
+	for name, check := range map[string]uint64{
+		"level from another write":     shm.Check(seq, 2, flags, ts),
+		"flags from another write":     shm.Check(seq, level, 8, ts),
+		"timestamp from another write": shm.Check(seq, level, flags, 101),
+		"check of another sequence":    shm.Check(seq-2, level, flags, ts),
+	} {
+		write(check)
+		if st, err := r.Poll(); !errors.Is(err, shm.ErrTornState) {
+			t.Errorf("%s: Poll = %+v, %v; want ErrTornState", name, st, err)
 		}
 	}
-	t.Skip("no torn read provoked in 5s on this machine; the check word could not be exercised")
+	write(shm.Check(seq, level, flags, ts))
+	st, err := r.Poll()
+	if err != nil || st.Level != level || st.Flags != flags || st.Sequence != seq || st.Timestamp.UnixNano() != ts {
+		t.Errorf("consistent state: Poll = %+v, %v", st, err)
+	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/tests/needs"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -47,9 +47,7 @@ func (noLinks) Close()                                         {}
 // When the device rejects the batch, each peer is retried alone: the peer
 // the device rejects fails with its name, the others are applied.
 func TestDeviceRejectionFailsAlone(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("New opens a netlink socket; needs root")
-	}
+	needs.Root(t, "New opens a netlink socket")
 	bad := mustKey(t).PublicKey()
 	f := &fakeWG{reject: bad}
 	b, err := New(Options{WireGuard: f, InitiatorDelay: -1})

@@ -28,6 +28,7 @@ import (
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/host"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/internal/nsthread"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // A lab is n network namespaces, each with one veth into a bridge living in
@@ -59,12 +60,8 @@ const wgPort = 51820
 
 func requireRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root to create network namespaces and TUN devices")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		tb.Skipf("needs /dev/net/tun: %v", err)
-	}
+	needs.Root(tb, "creates network namespaces and TUN devices")
+	needs.TUN(tb)
 }
 
 // newNetns creates a named namespace without moving the calling goroutine.
