@@ -24,7 +24,7 @@ import (
 )
 
 // routesRig is a store, the route applier over a recording fake and the
-// reconciler as startRoutes wires them.
+// reconciler as the routes component wires them.
 type routesRig struct {
 	st   *store.Store
 	fake *routetest.Fake
