@@ -2363,9 +2363,44 @@ type Kedge_Sessions_Session_StatePath struct {
 	*ygot.NodePath
 }
 
+// BytesIn returns the path of /kedge/sessions/session/state/bytes-in.
+func (n *Kedge_Sessions_Session_StatePath) BytesIn() *Kedge_Sessions_Session_State_BytesInPath {
+	return &Kedge_Sessions_Session_State_BytesInPath{ygot.NewNodePath([]string{"bytes-in"}, nil, n)}
+}
+
+// BytesOut returns the path of /kedge/sessions/session/state/bytes-out.
+func (n *Kedge_Sessions_Session_StatePath) BytesOut() *Kedge_Sessions_Session_State_BytesOutPath {
+	return &Kedge_Sessions_Session_State_BytesOutPath{ygot.NewNodePath([]string{"bytes-out"}, nil, n)}
+}
+
+// Capabilities returns the path of /kedge/sessions/session/state/capabilities.
+func (n *Kedge_Sessions_Session_StatePath) Capabilities() *Kedge_Sessions_Session_State_CapabilitiesPath {
+	return &Kedge_Sessions_Session_State_CapabilitiesPath{ygot.NewNodePath([]string{"capabilities"}, nil, n)}
+}
+
+// CloseReason returns the path of /kedge/sessions/session/state/close-reason.
+func (n *Kedge_Sessions_Session_StatePath) CloseReason() *Kedge_Sessions_Session_State_CloseReasonPath {
+	return &Kedge_Sessions_Session_State_CloseReasonPath{ygot.NewNodePath([]string{"close-reason"}, nil, n)}
+}
+
+// Closed returns the path of /kedge/sessions/session/state/closed.
+func (n *Kedge_Sessions_Session_StatePath) Closed() *Kedge_Sessions_Session_State_ClosedPath {
+	return &Kedge_Sessions_Session_State_ClosedPath{ygot.NewNodePath([]string{"closed"}, nil, n)}
+}
+
+// Cluster returns the path of /kedge/sessions/session/state/cluster.
+func (n *Kedge_Sessions_Session_StatePath) Cluster() *Kedge_Sessions_Session_State_ClusterPath {
+	return &Kedge_Sessions_Session_State_ClusterPath{ygot.NewNodePath([]string{"cluster"}, nil, n)}
+}
+
 // Critical returns the path of /kedge/sessions/session/state/critical.
 func (n *Kedge_Sessions_Session_StatePath) Critical() *Kedge_Sessions_Session_State_CriticalPath {
 	return &Kedge_Sessions_Session_State_CriticalPath{ygot.NewNodePath([]string{"critical"}, nil, n)}
+}
+
+// DrainDeadline returns the path of /kedge/sessions/session/state/drain-deadline.
+func (n *Kedge_Sessions_Session_StatePath) DrainDeadline() *Kedge_Sessions_Session_State_DrainDeadlinePath {
+	return &Kedge_Sessions_Session_State_DrainDeadlinePath{ygot.NewNodePath([]string{"drain-deadline"}, nil, n)}
 }
 
 // EffectivePosture returns the path of /kedge/sessions/session/state/effective-posture.
@@ -2373,9 +2408,34 @@ func (n *Kedge_Sessions_Session_StatePath) EffectivePosture() *Kedge_Sessions_Se
 	return &Kedge_Sessions_Session_State_EffectivePosturePath{ygot.NewNodePath([]string{"effective-posture"}, nil, n)}
 }
 
+// FramesIn returns the path of /kedge/sessions/session/state/frames-in.
+func (n *Kedge_Sessions_Session_StatePath) FramesIn() *Kedge_Sessions_Session_State_FramesInPath {
+	return &Kedge_Sessions_Session_State_FramesInPath{ygot.NewNodePath([]string{"frames-in"}, nil, n)}
+}
+
+// FramesOut returns the path of /kedge/sessions/session/state/frames-out.
+func (n *Kedge_Sessions_Session_StatePath) FramesOut() *Kedge_Sessions_Session_State_FramesOutPath {
+	return &Kedge_Sessions_Session_State_FramesOutPath{ygot.NewNodePath([]string{"frames-out"}, nil, n)}
+}
+
 // Id returns the path of /kedge/sessions/session/state/id.
 func (n *Kedge_Sessions_Session_StatePath) Id() *Kedge_Sessions_Session_State_IdPath {
 	return &Kedge_Sessions_Session_State_IdPath{ygot.NewNodePath([]string{"id"}, nil, n)}
+}
+
+// InitiatorPosture returns the path of /kedge/sessions/session/state/initiator-posture.
+func (n *Kedge_Sessions_Session_StatePath) InitiatorPosture() *Kedge_Sessions_Session_State_InitiatorPosturePath {
+	return &Kedge_Sessions_Session_State_InitiatorPosturePath{ygot.NewNodePath([]string{"initiator-posture"}, nil, n)}
+}
+
+// Local returns the path of /kedge/sessions/session/state/local.
+func (n *Kedge_Sessions_Session_StatePath) Local() *Kedge_Sessions_Session_State_LocalPath {
+	return &Kedge_Sessions_Session_State_LocalPath{ygot.NewNodePath([]string{"local"}, nil, n)}
+}
+
+// Node returns the path of /kedge/sessions/session/state/node.
+func (n *Kedge_Sessions_Session_StatePath) Node() *Kedge_Sessions_Session_State_NodePath {
+	return &Kedge_Sessions_Session_State_NodePath{ygot.NewNodePath([]string{"node"}, nil, n)}
 }
 
 // Peer returns the path of /kedge/sessions/session/state/peer.
@@ -2408,10 +2468,63 @@ func (n *Kedge_Sessions_Session_StatePath) Type() *Kedge_Sessions_Session_State_
 	return &Kedge_Sessions_Session_State_TypePath{ygot.NewNodePath([]string{"type"}, nil, n)}
 }
 
+// Verification returns the path of /kedge/sessions/session/state/verification.
+func (n *Kedge_Sessions_Session_StatePath) Verification() *Kedge_Sessions_Session_State_VerificationPath {
+	return &Kedge_Sessions_Session_State_VerificationPath{ygot.NewNodePath([]string{"verification"}, nil, n)}
+}
+
+// Kedge_Sessions_Session_State_BytesInPath is the path of
+// /kedge/sessions/session/state/bytes-in (leaf, state). Payload bytes
+// received from the initiator.
+type Kedge_Sessions_Session_State_BytesInPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_BytesOutPath is the path of
+// /kedge/sessions/session/state/bytes-out (leaf, state). Payload bytes sent
+// to the initiator.
+type Kedge_Sessions_Session_State_BytesOutPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_CapabilitiesPath is the path of
+// /kedge/sessions/session/state/capabilities (leaf-list, state). What the
+// session was granted.
+type Kedge_Sessions_Session_State_CapabilitiesPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_CloseReasonPath is the path of
+// /kedge/sessions/session/state/close-reason (leaf, state). Why the session
+// ended.
+type Kedge_Sessions_Session_State_CloseReasonPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_ClosedPath is the path of
+// /kedge/sessions/session/state/closed (leaf, state). When the session ended.
+type Kedge_Sessions_Session_State_ClosedPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_ClusterPath is the path of
+// /kedge/sessions/session/state/cluster (leaf, state). The initiator's
+// cluster, as it announced it.
+type Kedge_Sessions_Session_State_ClusterPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Sessions_Session_State_CriticalPath is the path of
 // /kedge/sessions/session/state/critical (leaf, state). Whether the session
 // survives restrictive posture levels.
 type Kedge_Sessions_Session_State_CriticalPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_DrainDeadlinePath is the path of
+// /kedge/sessions/session/state/drain-deadline (leaf, state). While draining:
+// when the session is torn down.
+type Kedge_Sessions_Session_State_DrainDeadlinePath struct {
 	*ygot.NodePath
 }
 
@@ -2423,15 +2536,52 @@ type Kedge_Sessions_Session_State_EffectivePosturePath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Sessions_Session_State_FramesInPath is the path of
+// /kedge/sessions/session/state/frames-in (leaf, state). Frames received from
+// the initiator.
+type Kedge_Sessions_Session_State_FramesInPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_FramesOutPath is the path of
+// /kedge/sessions/session/state/frames-out (leaf, state). Frames sent to the
+// initiator.
+type Kedge_Sessions_Session_State_FramesOutPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Sessions_Session_State_IdPath is the path of
 // /kedge/sessions/session/state/id (leaf, state). The session id.
 type Kedge_Sessions_Session_State_IdPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Sessions_Session_State_InitiatorPosturePath is the path of
+// /kedge/sessions/session/state/initiator-posture (leaf, state). The
+// initiator's own level: from its ATTEST-INIT, then from its posture-change
+// announcements.
+type Kedge_Sessions_Session_State_InitiatorPosturePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_LocalPath is the path of
+// /kedge/sessions/session/state/local (leaf, state). Whether the session came
+// over a loopback transport (the unix socket, 127.0.0.1 or ::1): only those
+// are admitted at level 1.
+type Kedge_Sessions_Session_State_LocalPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_NodePath is the path of
+// /kedge/sessions/session/state/node (leaf, state). The initiator's node
+// name, as it announced it.
+type Kedge_Sessions_Session_State_NodePath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Sessions_Session_State_PeerPath is the path of
 // /kedge/sessions/session/state/peer (leaf, state). The identity at the other
-// end.
+// end: the SPIFFE ID its SAT and X.509-SVID proved.
 type Kedge_Sessions_Session_State_PeerPath struct {
 	*ygot.NodePath
 }
@@ -2466,6 +2616,13 @@ type Kedge_Sessions_Session_State_TierPath struct {
 // Kedge_Sessions_Session_State_TypePath is the path of
 // /kedge/sessions/session/state/type (leaf, state). What the session is for.
 type Kedge_Sessions_Session_State_TypePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Sessions_Session_State_VerificationPath is the path of
+// /kedge/sessions/session/state/verification (leaf, state). How the SAT was
+// checked at the handshake.
+type Kedge_Sessions_Session_State_VerificationPath struct {
 	*ygot.NodePath
 }
 
