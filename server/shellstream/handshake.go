@@ -374,4 +374,3 @@ func verificationToProto(v session.Verification) pb.VerificationMode {
 	}
 	return pb.VerificationMode_VERIFICATION_MODE_REVERIFIED
 }
-

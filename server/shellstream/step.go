@@ -15,8 +15,8 @@ type step struct{ s *Service }
 // segment and the BPF map on escalation (the data plane tightens first).
 func (s *Service) Step() posture.Step { return step{s} }
 
-func (step) Name() string          { return "handshake" }
-func (step) Stage() posture.Stage  { return posture.StageHandshake }
+func (step) Name() string         { return "handshake" }
+func (step) Stage() posture.Stage { return posture.StageHandshake }
 func (st step) Apply(ctx context.Context, t posture.Transition) error {
 	_, err := st.s.ApplyLevel(ctx, t.To, t.Accord)
 	return err
