@@ -52,7 +52,7 @@ func (s *Service) Session(stream pb.ShellstreamService_SessionServer) error {
 	go c.receive()
 	go c.out.sender(stream.Send, c.stop, s.clock, s.opts.SendTimeout, c.stuck, c.sent)
 
-	err := c.run()
+	l, err := c.run()
 	if err == nil {
 		// Let the last frames (DENY, CLOSE) reach the client, unless it
 		// stopped reading.
@@ -62,6 +62,9 @@ func (s *Service) Session(stream pb.ShellstreamService_SessionServer) error {
 		case <-c.abort:
 			err = errStuck
 		}
+	}
+	if l != nil {
+		l.recordClose()
 	}
 	return err
 }
@@ -124,12 +127,14 @@ func (c *conn) sent(f *pb.SessionResponse) {
 	c.frames.add(FrameHeader{Seq: f.GetSeq(), Kind: responseKind(f), PayloadBytes: n, Time: c.s.clock.Now()})
 }
 
-func (c *conn) run() error {
+// run returns the session it served (nil when the handshake did not
+// grant one) and the handler's error.
+func (c *conn) run() (*live, error) {
 	l, err := c.handshake()
 	if l == nil {
-		return err
+		return nil, err
 	}
-	return l.serve()
+	return l, l.serve()
 }
 
 func randomBytes(n int) []byte {

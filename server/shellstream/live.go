@@ -175,12 +175,19 @@ func (l *live) teardown() {
 	l.status = StatusClosed
 	l.closedAt = l.s.clock.Now()
 	l.drainDeadline = time.Time{}
-	eff := l.effective
 	l.mu.Unlock()
 	l.s.unregister(l)
-	l.s.emit(l.event(EventClose, l.closeReasonText(), eff))
 	l.s.state.closed(l.snapshot())
 	close(l.done)
+}
+
+// recordClose emits the close transit; the handler calls it once the last
+// frames were flushed, so their headers are part of it.
+func (l *live) recordClose() {
+	l.mu.Lock()
+	eff := l.effective
+	l.mu.Unlock()
+	l.s.emit(l.event(EventClose, l.closeReasonText(), eff))
 }
 
 func (l *live) closeReasonText() string {
