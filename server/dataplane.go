@@ -84,6 +84,11 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
 		}
 	}
+	// The handshake step runs after the VPP segment and the BPF map on
+	// escalation (its stage places it); it touches no kernel state.
+	if d.shell != nil {
+		steps = append(steps, d.shell.svc.Step())
+	}
 	extra, err := d.startReconcilers(dp, on, avail)
 	if err != nil {
 		dp.close()

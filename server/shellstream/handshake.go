@@ -73,6 +73,8 @@ func (c *conn) next(timeout <-chan struct{}) (*pb.SessionRequest, error) {
 		return f.req, f.err
 	case <-timeout:
 		return nil, deny(pb.DenyReason_DENY_REASON_TIMEOUT, "handshake not completed within %s", c.s.opts.HandshakeTimeout)
+	case <-c.stream.Context().Done():
+		return nil, c.stream.Context().Err()
 	case <-c.abort:
 		return nil, errStuck
 	}
@@ -145,6 +147,8 @@ func (c *conn) attest(h *hello, timeout <-chan struct{}) (*live, error) {
 			}
 		case <-timeout:
 			return nil, deny(pb.DenyReason_DENY_REASON_TIMEOUT, "handshake not completed within %s", c.s.opts.HandshakeTimeout)
+		case <-c.stream.Context().Done():
+			return nil, c.stream.Context().Err()
 		case <-c.abort:
 			return nil, errStuck
 		}

@@ -91,6 +91,8 @@ func (l *live) loop() error {
 			l.frame(f.req)
 		case <-l.end:
 			return nil
+		case <-c.stream.Context().Done():
+			l.terminate(pb.CloseReason_CLOSE_REASON_UNSPECIFIED, "the stream was cancelled", false)
 		case <-c.abort:
 			l.terminate(pb.CloseReason_CLOSE_REASON_UNSPECIFIED, "the client stopped reading", false)
 			return errStuck

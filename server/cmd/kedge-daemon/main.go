@@ -1,7 +1,8 @@
 // Command kedge-daemon runs a Kedge node: the gNMI target over the tree
 // store, on TCP (TLS by default) and a unix socket. "kedge-daemon user add
 // NAME --tier T" adds or resets a user in the users file; "kedge-daemon
-// install-cni" installs the CNI plugin and its conflist (DaemonSet init).
+// install-cni" installs the CNI plugin and its conflist (DaemonSet init);
+// "kedge-daemon shell" opens a Shellstream session (see shell.go).
 package main
 
 import (
@@ -29,6 +30,9 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	}
+	if len(args) > 0 && args[0] == "shell" {
+		return shellCmd(args[1:], stdin, os.Stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "install-cni" {
 		if err := installCNICmd(args[1:], stderr); err != nil {
