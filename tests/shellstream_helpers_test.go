@@ -51,6 +51,7 @@ func ssEcho(t testing.TB, dir string) string {
 				conns = append(conns, c)
 				mu.Unlock()
 				go func() {
+					defer c.Close()
 					r := bufio.NewReader(c)
 					if _, err := r.ReadBytes('\n'); err != nil {
 						return

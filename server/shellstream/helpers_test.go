@@ -176,6 +176,7 @@ func startEndpoint(t testing.TB, dir, name string, flood bool) (*endpoint, Endpo
 }
 
 func (e *endpoint) serve(c net.Conn) {
+	defer c.Close()
 	r := bufio.NewReader(c)
 	line, err := r.ReadBytes('\n')
 	if err != nil {

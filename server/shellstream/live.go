@@ -40,6 +40,8 @@ type live struct {
 	closedAt      time.Time
 	closeReason   string
 	ending        bool
+	inputClosed   bool // the initiator sent CLOSE (read by the loop only)
+	halfClosed    bool // the endpoint's write side was shut after CLOSE
 	timers        []func() bool
 
 	end  chan struct{} // closed by the first terminate
@@ -80,12 +82,17 @@ func (l *live) loop() error {
 	for {
 		select {
 		case f := <-c.in:
-			if f.err != nil {
-				if errors.Is(f.err, errProtocol) {
-					l.terminate(pb.CloseReason_CLOSE_REASON_PROTOCOL, f.err.Error(), true)
-				} else {
-					l.terminate(pb.CloseReason_CLOSE_REASON_UNSPECIFIED, "the initiator's stream ended", false)
-				}
+			switch {
+			case errors.Is(f.err, errProtocol):
+				l.terminate(pb.CloseReason_CLOSE_REASON_PROTOCOL, f.err.Error(), true)
+				continue
+			case errors.Is(f.err, io.EOF):
+				// The initiator half-closed its side (after CLOSE, or
+				// instead of it): it sends nothing more, but still reads.
+				l.inputDone()
+				continue
+			case f.err != nil:
+				l.terminate(pb.CloseReason_CLOSE_REASON_UNSPECIFIED, "the initiator's stream ended", false)
 				continue
 			}
 			l.frame(f.req)
@@ -103,6 +110,10 @@ func (l *live) loop() error {
 func (l *live) frame(req *pb.SessionRequest) {
 	switch f := req.GetFrame().(type) {
 	case *pb.SessionRequest_Data:
+		if l.inputClosed {
+			l.terminate(pb.CloseReason_CLOSE_REASON_PROTOCOL, "data after close", true)
+			return
+		}
 		l.ep.SetWriteDeadline(time.Now().Add(l.s.opts.SendTimeout))
 		if _, err := l.ep.Write(f.Data.GetPayload()); err != nil {
 			l.terminate(pb.CloseReason_CLOSE_REASON_ENDPOINT, "write to the endpoint: "+err.Error(), true)
@@ -119,10 +130,37 @@ func (l *live) frame(req *pb.SessionRequest) {
 		l.mu.Unlock()
 		l.reevaluate(local, l.s.rulesFor)
 	case *pb.SessionRequest_Close:
-		l.terminate(pb.CloseReason_CLOSE_REASON_NORMAL, "closed by the initiator", true)
+		l.inputDone()
 	default:
 		l.terminate(pb.CloseReason_CLOSE_REASON_PROTOCOL, "unexpected "+requestKind(req)+" after grant", true)
 	}
+}
+
+// inputDone handles the initiator's CLOSE: it has nothing more to send.
+// The endpoint's write side is shut so it sees end of input, finishes
+// and closes; what it still writes reaches the initiator, then CLOSE
+// (normal). An endpoint that does not finish within DrainTimeout is cut.
+func (l *live) inputDone() {
+	if l.inputClosed {
+		return
+	}
+	l.inputClosed = true
+	if cw, ok := l.ep.(interface{ CloseWrite() error }); ok {
+		l.mu.Lock()
+		l.halfClosed = true
+		l.mu.Unlock()
+		if cw.CloseWrite() != nil {
+			l.terminate(pb.CloseReason_CLOSE_REASON_NORMAL, "closed by the initiator", true)
+			return
+		}
+		l.mu.Lock()
+		l.timers = append(l.timers, l.s.clock.AfterFunc(l.s.opts.DrainTimeout, func() {
+			l.terminate(pb.CloseReason_CLOSE_REASON_NORMAL, "closed by the initiator", true)
+		}))
+		l.mu.Unlock()
+		return
+	}
+	l.terminate(pb.CloseReason_CLOSE_REASON_NORMAL, "closed by the initiator", true)
 }
 
 // pump relays the endpoint's bytes to the initiator.
@@ -138,15 +176,26 @@ func (l *live) pump(ctx context.Context) {
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				text := "the endpoint closed the session"
+				reason, text := pb.CloseReason_CLOSE_REASON_ENDPOINT, "the endpoint closed the session"
 				if !errors.Is(err, io.EOF) {
 					text = "read from the endpoint: " + err.Error()
+				} else if l.endpointFinished() {
+					reason, text = pb.CloseReason_CLOSE_REASON_NORMAL, "closed by the initiator"
 				}
-				l.terminate(pb.CloseReason_CLOSE_REASON_ENDPOINT, text, true)
+				l.terminate(reason, text, true)
 			}
 			return
 		}
 	}
+}
+
+// endpointFinished reports whether the endpoint's end of input was the
+// initiator's CLOSE (set before the write side was shut, so the pump sees
+// it once the endpoint answers with EOF).
+func (l *live) endpointFinished() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.halfClosed
 }
 
 // terminate ends the session once: the first reason wins. With sendClose
@@ -199,12 +248,13 @@ func (l *live) closeReasonText() string {
 }
 
 // reevaluate applies the rules of the session's effective level now (the
-// lower of local and the initiator's) and returns the action taken.
+// lower of local and the initiator's) and returns the action taken ("" for
+// a session that is already ending).
 func (l *live) reevaluate(local uint8, rulesOf func(uint8) session.Rules) session.Action {
 	l.mu.Lock()
 	if l.ending {
 		l.mu.Unlock()
-		return session.Keep
+		return "" // already ending: nothing to do, nothing to count
 	}
 	l.localLevel = local
 	prev := l.effective

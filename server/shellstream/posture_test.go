@@ -115,6 +115,8 @@ func TestTransitions(t *testing.T) {
 	if c := recvKind(t, opRoutine, "close").GetClose(); c.GetReason() != pb.CloseReason_CLOSE_REASON_DRAIN_TIMEOUT {
 		t.Errorf("routine close %v", c)
 	}
+	// CLOSE is sent before the teardown completes; wait for it.
+	waitFor(t, func() bool { return len(h.svc.Live()) == 3 })
 
 	out = h.level(2)
 	if out != (Outcome{Kept: 2, Terminated: 1}) {

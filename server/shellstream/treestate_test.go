@@ -79,10 +79,10 @@ func TestTreeState(t *testing.T) {
 	op := h.mustOpen(h.tcp, h.config("/ops/operator", session.Routine, 4))
 	op.Send([]byte("abc"))
 	recvKind(t, op, "data")
-	if err := h.svc.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
 	id := op.Grant.GetSessionId()
+	// Counters of sent frames move once Send returns, maybe after the
+	// client has the frame.
+	waitFor(t, func() bool { h.svc.Flush(ctx); return sessionsInTree(t, st)[id]["bytes-out"] == "3" })
 	want := map[string]string{
 		"peer": "spiffe://kedge.test/ops/operator", "node": "node-b", "cluster": "lab", "local": "false",
 		"tier": "operator", "type": "routine", "critical": "false", "capabilities": "[observe,execute,propose]",

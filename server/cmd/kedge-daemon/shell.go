@@ -42,6 +42,7 @@ func shellCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cluster := fs.String("cluster", "", "this machine's cluster")
 	level := fs.Uint("level", 5, "this machine's posture level, 1..5")
 	caFile := fs.String("tls-ca", "", "CA of the node's TLS certificate (TCP)")
+	serverName := fs.String("tls-server-name", "", "name the node's TLS certificate must carry (default: the host of --addr)")
 	skip := fs.Bool("skip-verify", false, "do not verify the node's TLS certificate (TCP)")
 	plain := fs.Bool("insecure", false, "plaintext TCP (the node allows it on loopback only)")
 	if err := fs.Parse(args); err != nil {
@@ -83,7 +84,7 @@ func shellCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(fmt.Errorf("fetch jwt-svid: %w", err))
 	}
-	creds, err := shellCreds(*addr, *caFile, *skip, *plain)
+	creds, err := shellCreds(*addr, *caFile, *serverName, *skip, *plain)
 	if err != nil {
 		return fail(err)
 	}
@@ -168,11 +169,11 @@ func hostOf(addr string) string {
 	return addr
 }
 
-func shellCreds(addr, caFile string, skip, plain bool) (credentials.TransportCredentials, error) {
+func shellCreds(addr, caFile, serverName string, skip, plain bool) (credentials.TransportCredentials, error) {
 	if strings.HasPrefix(addr, "unix:") || plain {
 		return insecure.NewCredentials(), nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: skip}
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: skip, ServerName: serverName}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
