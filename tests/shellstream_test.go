@@ -299,6 +299,15 @@ func TestShellstreamPostureWalk(t *testing.T) {
 		want[s5[typ].Grant.GetSessionId()]["effective-posture"] = "3"
 	}
 	checkTree("level 3 draining", want)
+	// The transition reports the handshake step's timing.
+	meshWait(t, "the handshake step in /kedge/posture/state", 10*time.Second, func() bool {
+		for p, v := range meshLeaves(t, A.gc, "/kedge/posture/state/last-transition/steps") {
+			if strings.HasSuffix(p, "/state/name") && v == "handshake" {
+				return true
+			}
+		}
+		return false
+	})
 	ssEchoOnce(t, s5[session.Routine], "in-flight work while draining")
 	for _, typ := range drained {
 		c := ssRecv(t, s5[typ], "close").GetClose()

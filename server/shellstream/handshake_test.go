@@ -293,24 +293,6 @@ func TestHandshakeTimeout(t *testing.T) {
 	expectDeny(t, s, pb.DenyReason_DENY_REASON_TIMEOUT)
 }
 
-// waitTimers waits until the clock has a timer armed (the handshake's).
-func waitTimers(t *testing.T, c *fakeClock) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c.mu.Lock()
-		n := len(c.timers)
-		c.mu.Unlock()
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no timer armed")
-		}
-		runtime.Gosched()
-	}
-}
-
 // TestSlowReader: a client that stops reading while its endpoint floods
 // it is cut off after SendTimeout, the server keeps serving, and nothing
 // leaks.
