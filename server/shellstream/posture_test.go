@@ -1,6 +1,9 @@
 package shellstream
 
 import (
+	"context"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,4 +265,83 @@ func TestNotReady(t *testing.T) {
 	denied(t, err, pb.DenyReason_DENY_REASON_UNAVAILABLE)
 	h.wl.SetUnavailable(false)
 	h.mustOpen(h.tcp, h.config("/ops/master", session.Management, 5)).Close()
+}
+
+// blockingRecorder never returns from Transit until released.
+type blockingRecorder struct{ release chan struct{} }
+
+func (r blockingRecorder) Transit(Event) { <-r.release }
+
+// TestRecorderNeverBlocks: a recorder that hangs costs dropped (counted,
+// logged) events, never a handshake.
+func TestRecorderNeverBlocks(t *testing.T) {
+	rec := blockingRecorder{release: make(chan struct{})}
+	h := newHarness(t, harnessOpts{mutate: func(o *Options) { o.Recorder = rec; o.EventQueue = 2 }})
+	t.Cleanup(func() { close(rec.release) })
+	h.level(5)
+	for range 5 {
+		cs := h.mustOpen(h.tcp, h.config("/ops/master", session.Management, 5))
+		cs.Close()
+		recvKind(t, cs, "close")
+	}
+	if h.svc.EventsDropped() == 0 {
+		t.Error("no events counted as dropped behind a hung recorder")
+	}
+}
+
+// TestShutdownCloses: closing the service tells live sessions why.
+func TestShutdownCloses(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.level(5)
+	cs := h.mustOpen(h.tcp, h.config("/ops/master", session.Management, 5))
+	go h.svc.Close()
+	if c := recvKind(t, cs, "close").GetClose(); c.GetReason() != pb.CloseReason_CLOSE_REASON_SHUTDOWN {
+		t.Errorf("close %v", c)
+	}
+	_, err := h.open(h.tcp, h.config("/ops/master", session.Management, 5))
+	denied(t, err, pb.DenyReason_DENY_REASON_UNAVAILABLE)
+}
+
+// logRecords keeps log records.
+type logRecords struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecords) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.recs = append(l.recs, r)
+	l.mu.Unlock()
+	return nil
+}
+func (l *logRecords) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecords) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecords) grants() map[slog.Level]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[slog.Level]int{}
+	for _, r := range l.recs {
+		if r.Message == "shellstream session granted" {
+			out[r.Level]++
+		}
+	}
+	return out
+}
+
+// TestLevelFourLogsEverySession: at 5 a new session is logged at debug
+// (sampling is the notary's job); from 4 down every one is logged at info.
+func TestLevelFourLogsEverySession(t *testing.T) {
+	logs := &logRecords{}
+	h := newHarness(t, harnessOpts{mutate: func(o *Options) { o.Logger = slog.New(logs) }})
+	h.level(5)
+	h.mustOpen(h.tcp, h.config("/ops/master", session.Management, 5)).Close()
+	h.level(4)
+	for range 2 {
+		h.mustOpen(h.tcp, h.config("/ops/master", session.Management, 5)).Close()
+	}
+	if got := logs.grants(); got[slog.LevelDebug] != 1 || got[slog.LevelInfo] != 2 {
+		t.Errorf("grant log records by level %v, want 1 debug (level 5) and 2 info (level 4)", got)
+	}
 }

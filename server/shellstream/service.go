@@ -57,6 +57,8 @@ type Options struct {
 	MaxClosed    int
 	// StateInterval is how often changed counters are written.
 	StateInterval time.Duration
+	// EventQueue bounds the transit events waiting for the Recorder.
+	EventQueue int
 }
 
 // Defaults.
@@ -70,13 +72,13 @@ const (
 	DefaultRetainClosed     = 10 * time.Minute
 	DefaultMaxClosed        = 1000
 	DefaultStateInterval    = time.Second
+	DefaultEventQueue       = 1 << 14
 
 	maxSATBytes     = 16 << 10
 	maxNameBytes    = 253
 	dataChunk       = 32 << 10
 	maxNonces       = 1 << 17
 	maxCachedTokens = 1 << 16
-	eventQueue      = 1 << 14
 	maxFrameHeaders = 1024
 )
 
@@ -98,6 +100,9 @@ func (o *Options) fill() {
 	}
 	if o.MaxClosed <= 0 {
 		o.MaxClosed = DefaultMaxClosed
+	}
+	if o.EventQueue <= 0 {
+		o.EventQueue = DefaultEventQueue
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -154,7 +159,7 @@ func New(opts Options) (*Service, error) {
 		sat:    newSATVerifier(opts.WorkloadAPI, opts.Bundles, opts.ServerID, opts.Clock, maxCachedTokens),
 		nonces: newNonceLog(opts.ReplayWindow, maxNonces),
 		live:   map[string]*live{},
-		events: make(chan *Event, eventQueue),
+		events: make(chan *Event, opts.EventQueue),
 	}
 	s.state = newStateBook(s)
 	for l := accord.MinLevel; l <= accord.MaxLevel; l++ {
@@ -196,7 +201,7 @@ func (s *Service) Close() error {
 	}
 	s.mu.Unlock()
 	for _, l := range all {
-		l.terminate(pb.CloseReason_CLOSE_REASON_SHUTDOWN, "the node is shutting down", false)
+		l.terminate(pb.CloseReason_CLOSE_REASON_SHUTDOWN, "the node is shutting down", true)
 	}
 	for _, l := range all {
 		<-l.done
