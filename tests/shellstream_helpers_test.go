@@ -24,6 +24,8 @@ import (
 	pb "github.com/guildhouse-co/kedge/gen/proto/kedge/shellstream/v1"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/session"
+	"github.com/guildhouse-co/kedge/server"
+	"github.com/guildhouse-co/kedge/server/config"
 	"github.com/guildhouse-co/kedge/server/shellstream"
 )
 
@@ -221,4 +223,16 @@ func ssValue(v *gpb.TypedValue) string {
 		return strings.Join(parts, ",")
 	}
 	return v.String()
+}
+
+// startKedgeDaemon is startKedge that also returns the daemon.
+func startKedgeDaemon(t testing.TB, cfg config.Config) (gpb.GNMIClient, func(), *server.Daemon) {
+	t.Helper()
+	d, err := server.Start(cfg, quietLog(t))
+	if err != nil {
+		t.Fatalf("start daemon: %v", err)
+	}
+	t.Cleanup(func() { d.Shutdown(5 * time.Second) })
+	cc := ssUnix(t, d.SocketPath())
+	return gpb.NewGNMIClient(cc), func() { d.Shutdown(5 * time.Second) }, d
 }

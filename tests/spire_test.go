@@ -29,7 +29,7 @@ const spireVersion = "v1.13.3"
 // spireBins finds spire-server and spire-agent: $KEDGE_SPIRE_DIR, else
 // the Makefile's cache directory. Missing binaries skip the test outside
 // CI with the command that builds them, and fail it in CI.
-func spireBins(t *testing.T) (server, agent string) {
+func spireBins(t testing.TB) (server, agent string) {
 	t.Helper()
 	dir := os.Getenv("KEDGE_SPIRE_DIR")
 	if dir == "" {
@@ -53,7 +53,7 @@ func spireBins(t *testing.T) (server, agent string) {
 	return server, agent
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,7 +64,7 @@ func freePort(t *testing.T) int {
 }
 
 // spireRun runs a SPIRE command and returns its output.
-func spireRun(t *testing.T, bin string, args ...string) string {
+func spireRun(t testing.TB, bin string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
@@ -75,7 +75,7 @@ func spireRun(t *testing.T, bin string, args ...string) string {
 
 // spireStart starts a long-running SPIRE process, stopped at cleanup; its
 // log is shown when the test fails.
-func spireStart(t *testing.T, bin string, args ...string) {
+func spireStart(t testing.TB, bin string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	var log bytes.Buffer
@@ -100,7 +100,7 @@ func spireStart(t *testing.T, bin string, args ...string) {
 }
 
 // spireHealthy waits for a SPIRE component's healthcheck.
-func spireHealthy(t *testing.T, bin, sock string) {
+func spireHealthy(t testing.TB, bin, sock string) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -115,13 +115,21 @@ func spireHealthy(t *testing.T, bin, sock string) {
 	}
 }
 
-// TestShellstreamRealSPIRE runs a real SPIRE server (sqlite3 datastore,
-// disk key manager, join_token attestation, on 127.0.0.1) and agent
-// (join_token, unix workload attestor), registers this test's uid, and
-// has a daemon verify a handshake whose SVIDs the real agent issued:
-// cached at level 5, re-verified by the agent at level 3, and a token the
-// agent issued for another audience refused.
-func TestShellstreamRealSPIRE(t *testing.T) {
+// spireLab is a running SPIRE server and agent with an entry for this
+// process's uid.
+type spireLab struct {
+	dir, agentSock, id string
+	wl                 *workloadapi.Client
+	x                  *x509svid.SVID
+}
+
+// startSPIRE runs a real SPIRE server (sqlite3 datastore, disk key manager,
+// join_token attestation, on 127.0.0.1) and agent (join_token, unix
+// workload attestor) and registers this process's uid as
+// spiffe://kedge.test/ops/master; it returns once the agent issues the
+// X.509-SVID.
+func startSPIRE(t testing.TB) *spireLab {
+	t.Helper()
 	serverBin, agentBin := spireBins(t)
 	dir, err := os.MkdirTemp("", fmt.Sprintf("kedge-spire-%d-", os.Getpid()))
 	if err != nil {
@@ -208,7 +216,7 @@ plugins {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer wl.Close()
+	t.Cleanup(func() { wl.Close() })
 	var x *x509svid.SVID
 	meshWait(t, "the agent to issue this uid's X.509-SVID", 90*time.Second, func() bool {
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -220,6 +228,20 @@ plugins {
 		t.Fatalf("agent issued %s, want %s", x.ID, operatorID)
 	}
 
+	return &spireLab{dir: dir, agentSock: agentSock, id: operatorID, wl: wl, x: x}
+}
+
+// TestShellstreamRealSPIRE runs a real SPIRE server (sqlite3 datastore,
+// disk key manager, join_token attestation, on 127.0.0.1) and agent
+// (join_token, unix workload attestor), registers this test's uid, and
+// has a daemon verify a handshake whose SVIDs the real agent issued:
+// cached at level 5, re-verified by the agent at level 3, and a token the
+// agent issued for another audience refused.
+func TestShellstreamRealSPIRE(t *testing.T) {
+	sp := startSPIRE(t)
+	dir, agentSock, operatorID, wl, x := sp.dir, sp.agentSock, sp.id, sp.wl, sp.x
+	ctx := ssCtx(t)
+	var err error
 	ddir := filepath.Join(dir, "node")
 	os.MkdirAll(ddir, 0o700)
 	c := daemonCfg(t, ddir, "")
