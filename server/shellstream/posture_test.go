@@ -3,6 +3,7 @@ package shellstream
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -343,5 +344,42 @@ func TestLevelFourLogsEverySession(t *testing.T) {
 	}
 	if got := logs.grants(); got[slog.LevelDebug] != 1 || got[slog.LevelInfo] != 2 {
 		t.Errorf("grant log records by level %v, want 1 debug (level 5) and 2 info (level 4)", got)
+	}
+}
+
+// TestLevelChangeDuringHandshake: a handshake decided under one level
+// does not slip in after the level changed under it.
+func TestLevelChangeDuringHandshake(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.level(3)
+	h.wl.Delay.Store(int64(300 * time.Millisecond)) // the agent is slow
+	before := h.wl.ValidateCalls()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.open(h.tcp, h.config("/ops/master", session.Management, 5))
+		errc <- err
+	}()
+	waitFor(t, func() bool { return h.wl.ValidateCalls() > before }) // re-verification in flight
+	h.level(2)
+	d := denied(t, <-errc, pb.DenyReason_DENY_REASON_UNAVAILABLE)
+	if !strings.Contains(d.Text, "changed during the handshake") {
+		t.Errorf("deny text %q", d.Text)
+	}
+	if n := len(h.svc.Live()); n != 0 {
+		t.Errorf("%d live sessions", n)
+	}
+}
+
+// TestLifetime: a session ends at GRANT's deadline.
+func TestLifetime(t *testing.T) {
+	h := newHarness(t, harnessOpts{mutate: func(o *Options) { o.Lifetime = time.Hour }})
+	h.level(5)
+	cs := h.mustOpen(h.tcp, h.config("/ops/master", session.Management, 5))
+	if got := cs.Grant.GetDeadline().AsTime(); !got.Equal(h.clock.Now().Add(time.Hour)) {
+		t.Errorf("deadline %v, want an hour from now", got)
+	}
+	h.clock.Advance(time.Hour)
+	if c := recvKind(t, cs, "close").GetClose(); c.GetReason() != pb.CloseReason_CLOSE_REASON_EXPIRED {
+		t.Errorf("close %v", c)
 	}
 }
