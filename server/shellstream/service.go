@@ -77,7 +77,7 @@ const (
 	maxSATBytes     = 16 << 10
 	maxNameBytes    = 253
 	dataChunk       = 32 << 10
-	maxNonces       = 1 << 17
+	maxNonces       = 1 << 16
 	maxCachedTokens = 1 << 16
 	maxFrameHeaders = 1024
 )
