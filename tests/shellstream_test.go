@@ -379,6 +379,8 @@ func TestShellstreamPostureWalk(t *testing.T) {
 		if c := ssRecv(t, cs, "close").GetClose(); c.GetReason() != pb.CloseReason_CLOSE_REASON_POSTURE {
 			t.Errorf("level 1 close %v", c)
 		}
+		want[cs.Grant.GetSessionId()] = map[string]string{"status": "closed", "effective-posture": "1",
+			"close-reason": "posture level 1 does not admit this session"}
 	}
 	_, err := ssOpen(t, cc, l.cfg(t, A, "/ops/master", session.Management, B, 5))
 	if d := ssDenied(t, err, pb.DenyReason_DENY_REASON_POSTURE); !strings.Contains(d.Text, "loopback") {
@@ -410,10 +412,16 @@ func TestShellstreamPostureWalk(t *testing.T) {
 	if pc := ssRecv(t, console, "posture-change").GetPostureChange(); pc.GetPostureLevel() != 5 {
 		t.Errorf("console posture change %v", pc)
 	}
-	for typ, cs := range open(5) {
+	again := open(5)
+	for typ, cs := range again {
 		if cs.Grant.GetEffectiveLevel() != 5 || cs.Grant.GetVerification() != pb.VerificationMode_VERIFICATION_MODE_CACHED {
 			t.Errorf("back at 5: %s grant %v", typ, cs.Grant)
 		}
+		want[cs.Grant.GetSessionId()] = map[string]string{"status": "active", "effective-posture": "5", "type": string(typ), "local": "false"}
+	}
+	want[console.Grant.GetSessionId()] = map[string]string{"status": "active", "effective-posture": "5", "posture-at-handshake": "1", "local": "true"}
+	checkTree("back at 5", want)
+	for _, cs := range again {
 		cs.Close()
 	}
 	console.Close()
