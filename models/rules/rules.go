@@ -14,6 +14,7 @@ import (
 // Register adds every rule to the store.
 func Register(st *store.Store) {
 	st.AddValidator("/kedge/routes/route", RoutePrefixes)
+	st.AddValidator("/kedge/accords/accord", AccordSessionTypes)
 }
 
 // RoutePrefixes refuses a route whose prefix has host bits set

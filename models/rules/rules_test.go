@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -41,6 +42,40 @@ func TestRoutePrefixes(t *testing.T) {
 		err := set(bad)
 		if !errors.Is(err, tree.ErrBadValue) {
 			t.Fatalf("%s: %v, want a bad-value error", bad, err)
+		}
+	}
+}
+
+func TestAccordSessionTypes(t *testing.T) {
+	schema, err := yang.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.TempDir(), schema, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	Register(st)
+	set := func(types ...string) error {
+		elems, err := tree.ParsePath("/kedge/accords/accord[level=3]/config/allowed-session-types")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var vals []*gpb.TypedValue
+		for _, s := range types {
+			vals = append(vals, &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: s}})
+		}
+		_, err = st.Commit(context.Background(), []store.Op{{Kind: store.OpUpdate, Path: elems,
+			Val: &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: vals}}}}})
+		return err
+	}
+	if err := set("management", "incident", "monitoring"); err != nil {
+		t.Fatalf("critical types refused: %v", err)
+	}
+	for _, bad := range [][]string{{"incident-response"}, {"management", "health-monitoring"}, {""}} {
+		if err := set(bad...); !errors.Is(err, tree.ErrBadValue) || !strings.Contains(err.Error(), "is not a session type") {
+			t.Errorf("%q: %v, want a bad-value error naming the session type", bad, err)
 		}
 	}
 }
