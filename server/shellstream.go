@@ -60,6 +60,7 @@ func (d *Daemon) startShellstream(policy *auth.Policy) error {
 		return fmt.Errorf("start shellstream: %w", err)
 	}
 	sh := &shell{client: client, bundles: &lazyBundles{}, cancel: cancel}
+	var _ shellstream.Readiness = sh.bundles
 	sh.svc, err = shellstream.New(shellstream.Options{
 		Logger: d.log.With("component", "shellstream"), WorkloadAPI: client, Bundles: sh.bundles,
 		Tiers: policyTiers{policy}, Accords: storeAccords{d.st}, State: ts, ServerID: cfg.ShellstreamID,
@@ -194,6 +195,9 @@ func (b *lazyBundles) set(src *workloadapi.BundleSource) {
 	b.src = src
 	b.mu.Unlock()
 }
+
+// Ready reports whether the bundles have arrived.
+func (b *lazyBundles) Ready() bool { return b.get() != nil }
 
 func (b *lazyBundles) get() *workloadapi.BundleSource {
 	b.mu.RLock()

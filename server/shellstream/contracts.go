@@ -27,6 +27,21 @@ type Bundles interface {
 	x509bundle.Source
 }
 
+// Readiness is implemented by Bundles that can be empty for a while (the
+// agent not reached yet): handshakes are then denied as unavailable, not
+// as carrying an invalid SAT or proof.
+type Readiness interface {
+	Ready() bool
+}
+
+func bundlesReady(b Bundles) bool {
+	if b == nil {
+		return false
+	}
+	r, ok := b.(Readiness)
+	return !ok || r.Ready()
+}
+
 // Tiers maps a verified SPIFFE ID to a tier through the same policy file
 // as gNMI identities (*auth.Policy, through a small adapter).
 type Tiers interface {

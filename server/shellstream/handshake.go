@@ -246,8 +246,8 @@ func (c *conn) checkProof(h *hello, av *pb.AttestVerify, challenge []byte, sat v
 		}
 		certs = append(certs, cert)
 	}
-	if c.s.opts.Bundles == nil {
-		return deny(pb.DenyReason_DENY_REASON_UNAVAILABLE, "no X.509 bundles to verify the svid")
+	if !bundlesReady(c.s.opts.Bundles) {
+		return deny(pb.DenyReason_DENY_REASON_UNAVAILABLE, "no trust bundles from the Workload API yet to verify the svid")
 	}
 	id, _, err := x509svid.Verify(certs, c.s.opts.Bundles, x509svid.WithTime(c.s.clock.Now()))
 	if err != nil {

@@ -383,3 +383,17 @@ func TestLifetime(t *testing.T) {
 		t.Errorf("close %v", c)
 	}
 }
+
+// notReady is Bundles that have not arrived.
+type notReady struct{ Bundles }
+
+func (notReady) Ready() bool { return false }
+
+// TestBundlesNotReady: before the Workload API delivered the trust
+// bundles, a handshake is unavailable, not an invalid SAT.
+func TestBundlesNotReady(t *testing.T) {
+	h := newHarness(t, harnessOpts{mutate: func(o *Options) { o.Bundles = notReady{o.Bundles} }})
+	h.level(5)
+	_, err := h.open(h.tcp, h.config("/ops/master", session.Management, 5))
+	denied(t, err, pb.DenyReason_DENY_REASON_UNAVAILABLE)
+}

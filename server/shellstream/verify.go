@@ -61,8 +61,8 @@ func (v *satVerifier) verify(ctx context.Context, token string, mode session.Ver
 		v.cacheHits.Add(1)
 		return c, nil
 	}
-	if v.bundles == nil {
-		return verifiedSAT{}, fmt.Errorf("validate sat: %w: no JWT bundles", ErrAgentUnavailable)
+	if !bundlesReady(v.bundles) {
+		return verifiedSAT{}, fmt.Errorf("validate sat: %w: no trust bundles yet", ErrAgentUnavailable)
 	}
 	v.localValidations.Add(1)
 	svid, err := jwtsvid.ParseAndValidate(token, v.bundles, []string{v.audience})
