@@ -54,7 +54,7 @@ lint: ## gofmt, go vet and staticcheck (pinned in go.mod)
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf lint && $(GO) tool buf format --diff --exit-code; fi
 
 .PHONY: bench
-bench: ## run the benchmarks (results go in BENCHMARKS.md)
+bench: spire ## run the benchmarks (results go in BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKGS)
 
 # SPIRE server and agent for the Shellstream end-to-end test, built from
