@@ -496,7 +496,8 @@ func TestShellstreamCrossCluster(t *testing.T) {
 // TestShellstreamClientVerb runs the real `kedge-daemon shell` binary
 // inside the homelab's namespace against the anchor: its SVIDs come from
 // the homelab's Workload API; stdin goes through the anchor's management
-// endpoint and back to stdout. At level 1 it is denied with exit status 3.
+// endpoint and back to stdout. At level 1 it is denied (exit status 1, the
+// reason on stderr).
 func TestShellstreamClientVerb(t *testing.T) {
 	l := newSSLab(t)
 	A, B := l.anchor, l.home
@@ -527,7 +528,7 @@ func TestShellstreamClientVerb(t *testing.T) {
 	meshWait(t, "anchor at 1", 10*time.Second, func() bool {
 		return meshLeaves(t, A.gc, "/kedge/posture/state/effective-level")["/kedge/posture/state/effective-level"] == "1"
 	})
-	if _, errOut, code = run(); code != 3 || !strings.Contains(errOut, "DENY_REASON_POSTURE") {
+	if _, errOut, code = run(); code != 1 || !strings.Contains(errOut, "denied: DENY_REASON_POSTURE") {
 		t.Fatalf("at level 1: exit %d, stderr:\n%s", code, errOut)
 	}
 }

@@ -24,84 +24,104 @@ import (
 	"github.com/guildhouse-co/kedge/server/shellstream"
 )
 
-// exitDenied is shell's exit status when the handshake is denied.
-const exitDenied = 3
+func init() {
+	// The subcommand table is commands.go's; shell adds itself here so
+	// its whole verb lives in this file.
+	subcommands = append(subcommands, subcommand{
+		name:  "shell",
+		usage: "shell [--addr ADDR] [--type TYPE] [--audience ID] [flags] < input",
+		summary: "Open a Shellstream session to a node with the caller's SVIDs from the Workload API " +
+			"($SPIFFE_ENDPOINT_SOCKET or --spiffe-socket): stdin goes to the session type's endpoint on the node, " +
+			"its output to stdout; GRANT, DRAIN, posture changes and CLOSE are reported on stderr. " +
+			"Exits 0 on a normal close, 1 when denied (naming the reason) or cut off.",
+		flags: func() *flag.FlagSet { fs, _ := shellFlags(); return fs },
+		run:   shellCmd,
+	})
+}
+
+type shellOpts struct {
+	addr, wl, audience, typ, node, cluster, caFile, serverName *string
+	level                                                      *uint
+	skip, plain                                                *bool
+}
+
+func shellFlags() (*flag.FlagSet, *shellOpts) {
+	fs := flag.NewFlagSet("kedge-daemon shell", flag.ContinueOnError)
+	o := &shellOpts{
+		addr:       fs.String("addr", "unix:///run/kedge/kedge.sock", "the node: unix:///path or host:port"),
+		wl:         fs.String("spiffe-socket", os.Getenv("SPIFFE_ENDPOINT_SOCKET"), "Workload API address (default $SPIFFE_ENDPOINT_SOCKET)"),
+		audience:   fs.String("audience", "", "the node's Shellstream identity (its --shellstream-id; default kedge/<host of --addr>)"),
+		typ:        fs.String("type", "management", "session type: management, incident, monitoring, operator, routine"),
+		node:       fs.String("node", "", "this machine's node name (default: hostname)"),
+		cluster:    fs.String("cluster", "", "this machine's cluster"),
+		level:      fs.Uint("level", 5, "this machine's posture level, 1..5"),
+		caFile:     fs.String("tls-ca", "", "CA of the node's TLS certificate (TCP)"),
+		serverName: fs.String("tls-server-name", "", "name the node's TLS certificate must carry (default: the host of --addr)"),
+		skip:       fs.Bool("skip-verify", false, "do not verify the node's TLS certificate (TCP)"),
+		plain:      fs.Bool("insecure", false, "plaintext TCP (the node allows it on loopback only)"),
+	}
+	return fs, o
+}
 
 // shellCmd is "kedge-daemon shell": it opens a Shellstream session with
 // the SVIDs the local Workload API issues to the caller, relays stdin to
 // the session and the session to stdout, and reports GRANT, DRAIN,
-// POSTURE-CHANGE and CLOSE on stderr. It returns the exit status.
-func shellCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("kedge-daemon shell", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "unix:///run/kedge/kedge.sock", "the node: unix:///path or host:port")
-	wl := fs.String("spiffe-socket", os.Getenv("SPIFFE_ENDPOINT_SOCKET"), "Workload API address (default $SPIFFE_ENDPOINT_SOCKET)")
-	audience := fs.String("audience", "", "the node's Shellstream identity (its --shellstream-id; default kedge/<host of --addr>)")
-	typ := fs.String("type", "management", "session type: management, incident, monitoring, operator, routine")
-	node := fs.String("node", "", "this machine's node name (default: hostname)")
-	cluster := fs.String("cluster", "", "this machine's cluster")
-	level := fs.Uint("level", 5, "this machine's posture level, 1..5")
-	caFile := fs.String("tls-ca", "", "CA of the node's TLS certificate (TCP)")
-	serverName := fs.String("tls-server-name", "", "name the node's TLS certificate must carry (default: the host of --addr)")
-	skip := fs.Bool("skip-verify", false, "do not verify the node's TLS certificate (TCP)")
-	plain := fs.Bool("insecure", false, "plaintext TCP (the node allows it on loopback only)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// POSTURE-CHANGE and CLOSE on stderr.
+func shellCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs, o := shellFlags()
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
-	fail := func(err error) int {
-		fmt.Fprintln(stderr, "kedge-daemon shell:", err)
-		return 1
-	}
-	t, err := session.ParseType(*typ)
+	t, err := session.ParseType(*o.typ)
 	if err != nil {
-		return fail(err)
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if *level < 1 || *level > 5 {
-		return fail(fmt.Errorf("--level %d: want 1..5", *level))
+	if *o.level < 1 || *o.level > 5 {
+		return fmt.Errorf("%w: --level %d: want 1..5", errUsage, *o.level)
 	}
-	if *wl == "" {
-		return fail(errors.New("no Workload API: set --spiffe-socket or SPIFFE_ENDPOINT_SOCKET"))
+	if *o.wl == "" {
+		return fmt.Errorf("%w: no Workload API: set --spiffe-socket or SPIFFE_ENDPOINT_SOCKET", errUsage)
 	}
-	if *node == "" {
-		*node, _ = os.Hostname()
+	node, audience := *o.node, *o.audience
+	if node == "" {
+		node, _ = os.Hostname()
 	}
-	if *audience == "" {
-		*audience = "kedge/" + hostOf(*addr)
+	if audience == "" {
+		audience = "kedge/" + hostOf(*o.addr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	client, err := workloadapi.New(ctx, workloadapi.WithAddr(*wl))
+	client, err := workloadapi.New(ctx, workloadapi.WithAddr(*o.wl))
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	defer client.Close()
 	x, err := client.FetchX509SVID(ctx)
 	if err != nil {
-		return fail(fmt.Errorf("fetch x509-svid: %w", err))
+		return fmt.Errorf("fetch x509-svid: %w", err)
 	}
-	j, err := client.FetchJWTSVID(ctx, jwtsvid.Params{Audience: *audience})
+	j, err := client.FetchJWTSVID(ctx, jwtsvid.Params{Audience: audience})
 	if err != nil {
-		return fail(fmt.Errorf("fetch jwt-svid: %w", err))
+		return fmt.Errorf("fetch jwt-svid: %w", err)
 	}
-	creds, err := shellCreds(*addr, *caFile, *serverName, *skip, *plain)
+	creds, err := shellCreds(*o.addr, *o.caFile, *o.serverName, *o.skip, *o.plain)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds))
+	cc, err := grpc.NewClient(*o.addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	defer cc.Close()
 	cs, err := shellstream.Open(ctx, cc, shellstream.ClientConfig{SAT: j.Marshal(), Chain: x.Certificates, Key: x.PrivateKey,
-		Audience: *audience, Type: t, Node: *node, Cluster: *cluster, Level: uint8(*level)})
+		Audience: audience, Type: t, Node: node, Cluster: *o.cluster, Level: uint8(*o.level)})
 	var denied *shellstream.DeniedError
 	if errors.As(err, &denied) {
-		fmt.Fprintln(stderr, "kedge-daemon shell: denied:", denied.Reason, denied.Text)
-		return exitDenied
+		return fmt.Errorf("denied: %s: %s", denied.Reason, denied.Text)
 	}
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	g := cs.Grant
 	fmt.Fprintf(stderr, "kedge-daemon shell: session %s granted to %s: %s, effective level %d, %s, until %s\n",
@@ -124,14 +144,14 @@ func shellCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		f, err := cs.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return 0
+				return nil
 			}
-			return fail(err)
+			return err
 		}
 		switch fr := f.GetFrame().(type) {
 		case *pb.SessionResponse_Data:
 			if _, err := stdout.Write(fr.Data.GetPayload()); err != nil {
-				return fail(err)
+				return err
 			}
 		case *pb.SessionResponse_Drain:
 			fmt.Fprintf(stderr, "kedge-daemon shell: DRAIN until %s (level %d): %s\n",
@@ -140,11 +160,11 @@ func shellCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "kedge-daemon shell: effective level now %d (%s)\n",
 				fr.PostureChange.GetPostureLevel(), capsText(fr.PostureChange.GetCapabilities()))
 		case *pb.SessionResponse_Close:
-			fmt.Fprintf(stderr, "kedge-daemon shell: CLOSE %s: %s\n", fr.Close.GetReason(), fr.Close.GetText())
 			if fr.Close.GetReason() == pb.CloseReason_CLOSE_REASON_NORMAL {
-				return 0
+				fmt.Fprintf(stderr, "kedge-daemon shell: closed: %s\n", fr.Close.GetText())
+				return nil
 			}
-			return 1
+			return fmt.Errorf("closed: %s: %s", fr.Close.GetReason(), fr.Close.GetText())
 		}
 	}
 }
