@@ -2,6 +2,7 @@ package shellstream
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -100,7 +101,8 @@ func (c *conn) receive() {
 			c.framesIn.Add(1)
 			n := len(req.GetData().GetPayload())
 			c.bytesIn.Add(uint64(n))
-			c.frames.add(FrameHeader{Inbound: true, Seq: req.GetSeq(), Kind: requestKind(req), PayloadBytes: n, Time: c.s.clock.Now()})
+			c.frames.add(FrameHeader{Inbound: true, Seq: req.GetSeq(), Kind: requestKind(req), PayloadBytes: n, Time: c.s.clock.Now()},
+				req.GetData().GetPayload())
 			switch size := proto.Size(req); {
 			case size > c.s.opts.MaxFrameBytes:
 				f = inFrame{err: fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", errProtocol, size, c.s.opts.MaxFrameBytes)}
@@ -124,7 +126,7 @@ func (c *conn) sent(f *pb.SessionResponse) {
 	c.framesOut.Add(1)
 	n := len(f.GetData().GetPayload())
 	c.bytesOut.Add(uint64(n))
-	c.frames.add(FrameHeader{Seq: f.GetSeq(), Kind: responseKind(f), PayloadBytes: n, Time: c.s.clock.Now()})
+	c.frames.add(FrameHeader{Seq: f.GetSeq(), Kind: responseKind(f), PayloadBytes: n, Time: c.s.clock.Now()}, f.GetData().GetPayload())
 }
 
 // run returns the session it served (nil when the handshake did not
@@ -190,7 +192,9 @@ type frameLog struct {
 	dropped uint64
 }
 
-func (f *frameLog) add(h FrameHeader) {
+// add records h; while recording, a DATA frame's payload is hashed
+// (level 1 notarizes with full payload hashing), never kept.
+func (f *frameLog) add(h FrameHeader, payload []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.off {
@@ -199,6 +203,10 @@ func (f *frameLog) add(h FrameHeader) {
 	if len(f.hdrs) >= maxFrameHeaders {
 		f.dropped++
 		return
+	}
+	if len(payload) > 0 {
+		sum := sha256.Sum256(payload)
+		h.PayloadSHA256 = sum[:]
 	}
 	f.hdrs = append(f.hdrs, h)
 }

@@ -168,4 +168,7 @@ type FrameHeader struct {
 	Kind         string // attest-init, challenge, ..., data, close
 	PayloadBytes int
 	Time         time.Time
+	// PayloadSHA256 is the SHA-256 of a DATA frame's payload (the payload
+	// itself is never kept).
+	PayloadSHA256 []byte
 }

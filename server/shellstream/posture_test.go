@@ -1,7 +1,9 @@
 package shellstream
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"log/slog"
 	"strings"
 	"sync"
@@ -242,6 +244,15 @@ func TestFrameHeadersAtLevelOne(t *testing.T) {
 	want := []string{"in:attest-init", "out:challenge", "in:attest-verify", "out:grant", "in:data", "out:data", "in:close", "out:close"}
 	if d := cmp.Diff(want, kinds); d != "" {
 		t.Errorf("frame headers at level 1 (-want +got):\n%s", d)
+	}
+	hello := sha256.Sum256([]byte("hello"))
+	for _, f := range all {
+		if f.Kind == "data" && (f.PayloadBytes != 5 || !bytes.Equal(f.PayloadSHA256, hello[:])) {
+			t.Errorf("data header %+v, want 5 bytes hashed", f)
+		}
+		if f.Kind != "data" && f.PayloadSHA256 != nil {
+			t.Errorf("%s header carries a payload hash", f.Kind)
+		}
 	}
 	h.level(5)
 	cs = h.mustOpen(h.tcp, h.config("/ops/master", session.Management, 5))
