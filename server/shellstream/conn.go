@@ -51,7 +51,7 @@ func (s *Service) Session(stream pb.ShellstreamService_SessionServer) error {
 	c.local, c.addr = origin(stream)
 	defer close(c.stop)
 	go c.receive()
-	go c.out.sender(stream.Send, c.stop, s.clock, s.opts.SendTimeout, c.stuck, c.sent)
+	go c.out.sender(stream.Send, c.stop, s.clock, s.opts.SendTimeout, c.stuck, c.sending, c.sent)
 
 	l, err := c.run()
 	if err == nil {
@@ -121,12 +121,16 @@ func (c *conn) receive() {
 	}
 }
 
-// sent observes a frame the sender delivered.
+// sending records a frame's header as the sender takes it.
+func (c *conn) sending(f *pb.SessionResponse) {
+	p := f.GetData().GetPayload()
+	c.frames.add(FrameHeader{Seq: f.GetSeq(), Kind: responseKind(f), PayloadBytes: len(p), Time: c.s.clock.Now()}, p)
+}
+
+// sent counts a frame the sender delivered.
 func (c *conn) sent(f *pb.SessionResponse) {
 	c.framesOut.Add(1)
-	n := len(f.GetData().GetPayload())
-	c.bytesOut.Add(uint64(n))
-	c.frames.add(FrameHeader{Seq: f.GetSeq(), Kind: responseKind(f), PayloadBytes: n, Time: c.s.clock.Now()}, f.GetData().GetPayload())
+	c.bytesOut.Add(uint64(len(f.GetData().GetPayload())))
 }
 
 // run returns the session it served (nil when the handshake did not

@@ -286,9 +286,7 @@ func (c *conn) grant(h *hello, v verifiedSAT) (*live, error) {
 		conn.Close()
 		return nil, deny(pb.DenyReason_DENY_REASON_UNAVAILABLE, "%v", err)
 	}
-	c.out.control(&pb.SessionResponse{Frame: &pb.SessionResponse_Grant{Grant: &pb.Grant{
-		SessionId: h.id, Capabilities: capsToProto(h.caps), EffectiveLevel: uint32(h.eff),
-		Deadline: timestamppb.New(l.deadline), Verification: verificationToProto(h.rules.Verification)}}})
+	l.armDeadline()
 	lvl := slog.LevelDebug
 	if h.rules.LogAll {
 		lvl = slog.LevelInfo // level 4 and stricter: every new session, not sampled
@@ -298,6 +296,11 @@ func (c *conn) grant(h *hello, v verifiedSAT) (*live, error) {
 		"verification", h.rules.Verification, "capabilities", h.caps)
 	c.s.emit(c.event(h, EventGrant, ""))
 	c.s.state.touch(l)
+	// GRANT goes last: once the initiator has it, the session is logged,
+	// recorded and in the state writer's hands.
+	c.out.control(&pb.SessionResponse{Frame: &pb.SessionResponse_Grant{Grant: &pb.Grant{
+		SessionId: h.id, Capabilities: capsToProto(h.caps), EffectiveLevel: uint32(h.eff),
+		Deadline: timestamppb.New(l.deadline), Verification: verificationToProto(h.rules.Verification)}}})
 	return l, nil
 }
 

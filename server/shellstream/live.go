@@ -55,6 +55,17 @@ func newLive(c *conn, h *hello, v verifiedSAT, now time.Time) *live {
 		effective: h.eff, caps: h.caps, status: StatusActive, end: make(chan struct{}), done: make(chan struct{})}
 }
 
+// armDeadline ends the session at GRANT's deadline; grant calls it before
+// GRANT is sent, so the deadline holds from the moment the initiator
+// learns it.
+func (l *live) armDeadline() {
+	l.mu.Lock()
+	l.timers = append(l.timers, l.s.clock.AfterFunc(l.deadline.Sub(l.s.clock.Now()), func() {
+		l.terminate(pb.CloseReason_CLOSE_REASON_EXPIRED, "the session's deadline passed", true)
+	}))
+	l.mu.Unlock()
+}
+
 // serve relays until the session ends, then tears it down.
 func (l *live) serve() error {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -63,11 +74,6 @@ func (l *live) serve() error {
 		defer close(pumped)
 		l.pump(ctx)
 	}()
-	l.mu.Lock()
-	l.timers = append(l.timers, l.s.clock.AfterFunc(l.deadline.Sub(l.s.clock.Now()), func() {
-		l.terminate(pb.CloseReason_CLOSE_REASON_EXPIRED, "the session's deadline passed", true)
-	}))
-	l.mu.Unlock()
 	err := l.loop()
 	cancel()
 	l.ep.Close()

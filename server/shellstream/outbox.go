@@ -114,10 +114,11 @@ func (o *outbox) next(stop <-chan struct{}) *pb.SessionResponse {
 // sender sends frames until next returns nil or a send fails. Each send
 // is watched: one that has not completed after timeout (the client
 // stopped reading and flow control holds the send) calls stuck, which
-// ends the stream's handler and with it the blocked send. after observes
-// each sent frame (counters, frame headers).
+// ends the stream's handler and with it the blocked send. before sees
+// each numbered frame as it goes out (frame headers, so they are recorded
+// before the peer can answer them), after each one sent (counters).
 func (o *outbox) sender(send func(*pb.SessionResponse) error, stop <-chan struct{}, clock Clock, timeout time.Duration,
-	stuck func(), after func(*pb.SessionResponse)) error {
+	stuck func(), before, after func(*pb.SessionResponse)) error {
 	defer close(o.done)
 	var seq uint64
 	for {
@@ -127,6 +128,7 @@ func (o *outbox) sender(send func(*pb.SessionResponse) error, stop <-chan struct
 		}
 		seq++
 		f.Seq = seq
+		before(f)
 		cancel := clock.AfterFunc(timeout, stuck)
 		err := send(f)
 		cancel()
