@@ -246,6 +246,13 @@ var (
 	n_Kedge_Sessions_Session_State_Type                              *tree.Node
 	n_Kedge_Sessions_Session_State_Verification                      *tree.Node
 	n_Kedge_System                                                   *tree.Node
+	n_Kedge_System_Backends                                          *tree.Node
+	n_Kedge_System_Backends_Backend                                  *tree.Node
+	n_Kedge_System_Backends_Backend_Name                             *tree.Node
+	n_Kedge_System_Backends_Backend_State                            *tree.Node
+	n_Kedge_System_Backends_Backend_State_Active                     *tree.Node
+	n_Kedge_System_Backends_Backend_State_Name                       *tree.Node
+	n_Kedge_System_Backends_Backend_State_Reason                     *tree.Node
 	n_Kedge_System_Config                                            *tree.Node
 	n_Kedge_System_Config_Cluster                                    *tree.Node
 	n_Kedge_System_Config_NodeName                                   *tree.Node
@@ -542,6 +549,13 @@ func load() {
 		n_Kedge_Sessions_Session_State_Type = n_Kedge_Sessions_Session_State.Child("type")
 		n_Kedge_Sessions_Session_State_Verification = n_Kedge_Sessions_Session_State.Child("verification")
 		n_Kedge_System = n_Kedge.Child("system")
+		n_Kedge_System_Backends = n_Kedge_System.Child("backends")
+		n_Kedge_System_Backends_Backend = n_Kedge_System_Backends.Child("backend")
+		n_Kedge_System_Backends_Backend_Name = n_Kedge_System_Backends_Backend.Child("name")
+		n_Kedge_System_Backends_Backend_State = n_Kedge_System_Backends_Backend.Child("state")
+		n_Kedge_System_Backends_Backend_State_Active = n_Kedge_System_Backends_Backend_State.Child("active")
+		n_Kedge_System_Backends_Backend_State_Name = n_Kedge_System_Backends_Backend_State.Child("name")
+		n_Kedge_System_Backends_Backend_State_Reason = n_Kedge_System_Backends_Backend_State.Child("reason")
 		n_Kedge_System_Config = n_Kedge_System.Child("config")
 		n_Kedge_System_Config_Cluster = n_Kedge_System_Config.Child("cluster")
 		n_Kedge_System_Config_NodeName = n_Kedge_System_Config.Child("node-name")
@@ -608,7 +622,7 @@ func load() {
 		n_Kedge_Underlay_Vlans_Vlan_State_Monitoring = n_Kedge_Underlay_Vlans_Vlan_State.Child("monitoring")
 		n_Kedge_Underlay_Vlans_Vlan_State_Parent = n_Kedge_Underlay_Vlans_Vlan_State.Child("parent")
 		n_Kedge_Underlay_Vlans_Vlan_State_Status = n_Kedge_Underlay_Vlans_Vlan_State.Child("status")
-		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_BytesIn, n_Kedge_Sessions_Session_State_BytesOut, n_Kedge_Sessions_Session_State_Capabilities, n_Kedge_Sessions_Session_State_CloseReason, n_Kedge_Sessions_Session_State_Closed, n_Kedge_Sessions_Session_State_Cluster, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_DrainDeadline, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_FramesIn, n_Kedge_Sessions_Session_State_FramesOut, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_InitiatorPosture, n_Kedge_Sessions_Session_State_Local, n_Kedge_Sessions_Session_State_Node, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_Sessions_Session_State_Verification, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_DriftIntervalSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Device, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposal, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Device, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_Proposal, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_State, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalSeconds, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status} {
+		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_BytesIn, n_Kedge_Sessions_Session_State_BytesOut, n_Kedge_Sessions_Session_State_Capabilities, n_Kedge_Sessions_Session_State_CloseReason, n_Kedge_Sessions_Session_State_Closed, n_Kedge_Sessions_Session_State_Cluster, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_DrainDeadline, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_FramesIn, n_Kedge_Sessions_Session_State_FramesOut, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_InitiatorPosture, n_Kedge_Sessions_Session_State_Local, n_Kedge_Sessions_Session_State_Node, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_Sessions_Session_State_Verification, n_Kedge_System, n_Kedge_System_Backends, n_Kedge_System_Backends_Backend, n_Kedge_System_Backends_Backend_Name, n_Kedge_System_Backends_Backend_State, n_Kedge_System_Backends_Backend_State_Active, n_Kedge_System_Backends_Backend_State_Name, n_Kedge_System_Backends_Backend_State_Reason, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_DriftIntervalSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Device, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposal, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Device, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_Proposal, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_State, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalSeconds, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status} {
 			if n == nil {
 				panic("kedgetree: the schema lacks a node the generated code reads: run make generate")
 			}
@@ -3995,6 +4009,14 @@ func AsKedge_System(in *tree.Inst) (x Kedge_System, ok bool) {
 	return Kedge_System{in}, true
 }
 
+// Backends reads /kedge/system/backends.
+func (x Kedge_System) Backends() Kedge_System_Backends {
+	if x.in == nil {
+		return Kedge_System_Backends{}
+	}
+	return Kedge_System_Backends{x.in.SubAt(n_Kedge_System_Backends)}
+}
+
 // Config reads /kedge/system/config.
 func (x Kedge_System) Config() Kedge_System_Config {
 	if x.in == nil {
@@ -4009,6 +4031,152 @@ func (x Kedge_System) State() Kedge_System_State {
 		return Kedge_System_State{}
 	}
 	return Kedge_System_State{x.in.SubAt(n_Kedge_System_State)}
+}
+
+// Kedge_System_Backends reads /kedge/system/backends (container, state). The
+// dataplane backends of the running daemon.
+type Kedge_System_Backends struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_System_Backends) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_System_Backends) Exists() bool { return x.in != nil }
+
+// AsKedge_System_Backends reads in, an instance of /kedge/system/backends
+// (from a change feed, say); ok is false when in is nil or of another node.
+func AsKedge_System_Backends(in *tree.Inst) (x Kedge_System_Backends, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_System_Backends {
+		return Kedge_System_Backends{}, false
+	}
+	return Kedge_System_Backends{in}, true
+}
+
+// Backend reads the entries of /kedge/system/backends/backend.
+func (x Kedge_System_Backends) Backend() Kedge_System_Backends_BackendList {
+	return Kedge_System_Backends_BackendList{x.in}
+}
+
+// Kedge_System_Backends_Backend reads /kedge/system/backends/backend (list
+// entry, state). One backend.
+type Kedge_System_Backends_Backend struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_System_Backends_Backend) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_System_Backends_Backend) Exists() bool { return x.in != nil }
+
+// AsKedge_System_Backends_Backend reads in, an instance of
+// /kedge/system/backends/backend (from a change feed, say); ok is false when
+// in is nil or of another node.
+func AsKedge_System_Backends_Backend(in *tree.Inst) (x Kedge_System_Backends_Backend, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_System_Backends_Backend {
+		return Kedge_System_Backends_Backend{}, false
+	}
+	return Kedge_System_Backends_Backend{in}, true
+}
+
+// Name reads /kedge/system/backends/backend/name (state) and whether it is
+// set. Reference to the backend's name.
+func (x Kedge_System_Backends_Backend) Name() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_System_Backends_Backend_Name)
+	return v.Str(), v.IsSet()
+}
+
+// State reads /kedge/system/backends/backend/state.
+func (x Kedge_System_Backends_Backend) State() Kedge_System_Backends_Backend_State {
+	if x.in == nil {
+		return Kedge_System_Backends_Backend_State{}
+	}
+	return Kedge_System_Backends_Backend_State{x.in.SubAt(n_Kedge_System_Backends_Backend_State)}
+}
+
+// Kedge_System_Backends_BackendList reads the entries of /kedge/system/backends/backend under one parent.
+type Kedge_System_Backends_BackendList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_System_Backends_BackendList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_System_Backends_Backend)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_System_Backends_BackendList) All() iter.Seq[Kedge_System_Backends_Backend] {
+	return func(yield func(Kedge_System_Backends_Backend) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_System_Backends_Backend, func(e *tree.Inst) bool { return yield(Kedge_System_Backends_Backend{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_System_Backends_BackendList) Get(name string) (Kedge_System_Backends_Backend, bool) {
+	if l.in == nil {
+		return Kedge_System_Backends_Backend{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_System_Backends_Backend, []tree.Value{tree.String(name)})
+	return Kedge_System_Backends_Backend{e}, e != nil
+}
+
+// Kedge_System_Backends_Backend_State reads
+// /kedge/system/backends/backend/state (container, state). The backend.
+type Kedge_System_Backends_Backend_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_System_Backends_Backend_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_System_Backends_Backend_State) Exists() bool { return x.in != nil }
+
+// AsKedge_System_Backends_Backend_State reads in, an instance of
+// /kedge/system/backends/backend/state (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_System_Backends_Backend_State(in *tree.Inst) (x Kedge_System_Backends_Backend_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_System_Backends_Backend_State {
+		return Kedge_System_Backends_Backend_State{}, false
+	}
+	return Kedge_System_Backends_Backend_State{in}, true
+}
+
+// Active reads /kedge/system/backends/backend/state/active (state) and
+// whether it is set. Whether this daemon runs the backend.
+func (x Kedge_System_Backends_Backend_State) Active() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_System_Backends_Backend_State_Active)
+	return v.BoolVal(), v.IsSet()
+}
+
+// Name reads /kedge/system/backends/backend/state/name (state) and whether it
+// is set. The backend: route, wgmesh, bpfmap, vlan, shm.
+func (x Kedge_System_Backends_Backend_State) Name() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_System_Backends_Backend_State_Name)
+	return v.Str(), v.IsSet()
+}
+
+// Reason reads /kedge/system/backends/backend/state/reason (state) and
+// whether it is set. Why: what the start-up probe found, the error that kept
+// an allowed backend from opening, or the setting that turned it off.
+func (x Kedge_System_Backends_Backend_State) Reason() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_System_Backends_Backend_State_Reason)
+	return v.Str(), v.IsSet()
 }
 
 // Kedge_System_Config reads /kedge/system/config (container, config).
