@@ -8,6 +8,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -46,9 +47,19 @@ func Get(ctx context.Context, c gpb.GNMIClient, schema *tree.Schema, path *gpb.P
 	return t, nil
 }
 
-// load applies the notifications' updates in one transaction: a config
-// one for config data, a state one (which may create entries that exist
-// only in state, like the default accords) for state data.
+// Apply applies notifications to t in one transaction, deletes before
+// updates in each, as a Subscribe stream delivers them: a client keeps
+// its copy current with the stream's updates after loading it with Get.
+// state says whether they carry state (config false) data; a stream of a
+// state subtree does. A failed notification changes nothing.
+func Apply(t *tree.Tree, state bool, ns ...*gpb.Notification) error {
+	return load(t, state, ns)
+}
+
+// load applies the notifications' deletes and updates in one
+// transaction: a config one for config data, a state one (which may
+// create entries that exist only in state, like the default accords) for
+// state data.
 func load(t *tree.Tree, state bool, ns []*gpb.Notification) error {
 	tx, err := t.Begin(state)
 	if err != nil {
@@ -56,6 +67,13 @@ func load(t *tree.Tree, state bool, ns []*gpb.Notification) error {
 	}
 	tx.OperationalEntries = state
 	for _, n := range ns {
+		for _, d := range n.GetDelete() {
+			elems := append(append([]*gpb.PathElem(nil), n.GetPrefix().GetElem()...), d.GetElem()...)
+			if err := tx.Delete(elems); err != nil && !errors.Is(err, tree.ErrNotFound) {
+				tx.Rollback()
+				return err
+			}
+		}
 		for _, u := range n.GetUpdate() {
 			elems := append(append([]*gpb.PathElem(nil), n.GetPrefix().GetElem()...), u.GetPath().GetElem()...)
 			if state && isKeyLeaf(elems) {

@@ -28,23 +28,23 @@ import (
 type Node struct {
 	// Seq is the store sequence number of the tree it was read from (0
 	// when read from a mirror).
-	Seq      uint64    `json:"seq,omitempty" yaml:"seq,omitempty"`
-	System   System    `json:"system" yaml:"system"`
-	Posture  Posture   `json:"posture" yaml:"posture"`
-	Backends []Backend `json:"backends" yaml:"backends"`
-	Routes   Routes    `json:"routes" yaml:"routes"`
-	Mesh     Mesh      `json:"mesh" yaml:"mesh"`
-	Sessions []Session `json:"sessions" yaml:"sessions"`
-	Notary   Notary    `json:"notary" yaml:"notary"`
+	Seq      uint64    `json:"seq,omitempty"`
+	System   System    `json:"system"`
+	Posture  Posture   `json:"posture"`
+	Backends []Backend `json:"backends"`
+	Routes   Routes    `json:"routes"`
+	Mesh     Mesh      `json:"mesh"`
+	Sessions []Session `json:"sessions"`
+	Notary   Notary    `json:"notary"`
 }
 
 // System is the node's identity and build.
 type System struct {
-	Node     string    `json:"node-name" yaml:"node-name"`
-	Cluster  string    `json:"cluster,omitempty" yaml:"cluster,omitempty"`
-	Role     string    `json:"role,omitempty" yaml:"role,omitempty"`
-	Version  string    `json:"version,omitempty" yaml:"version,omitempty"`
-	BootTime time.Time `json:"boot-time,omitzero" yaml:"boot-time,omitempty"`
+	Node     string    `json:"node-name"`
+	Cluster  string    `json:"cluster,omitempty"`
+	Role     string    `json:"role,omitempty"`
+	Version  string    `json:"version,omitempty"`
+	BootTime time.Time `json:"boot-time,omitzero"`
 }
 
 // Posture is the node's level and its transitions.
@@ -52,43 +52,43 @@ type Posture struct {
 	// Level is the intended level the engine applies, Effective the one
 	// in force (the stricter of it and an external request), Source which
 	// of the two won.
-	Level     uint8  `json:"level" yaml:"level"`
-	Effective uint8  `json:"effective-level" yaml:"effective-level"`
-	Source    string `json:"source,omitempty" yaml:"source,omitempty"`
-	Sequence  uint64 `json:"sequence" yaml:"sequence"`
+	Level     uint8  `json:"level"`
+	Effective uint8  `json:"effective-level"`
+	Source    string `json:"source,omitempty"`
+	Sequence  uint64 `json:"sequence"`
 	// Last is the last transition, with its steps (nil before the first).
-	Last *Transition `json:"last-transition,omitempty" yaml:"last-transition,omitempty"`
+	Last *Transition `json:"last-transition,omitempty"`
 	// History holds the finished transitions the tree keeps, oldest
 	// first, without steps.
-	History []Transition `json:"history" yaml:"history"`
+	History []Transition `json:"history"`
 }
 
 // Transition is one posture transition.
 type Transition struct {
-	Sequence uint64        `json:"sequence,omitempty" yaml:"sequence,omitempty"`
-	From     uint8         `json:"from-level" yaml:"from-level"`
-	To       uint8         `json:"to-level" yaml:"to-level"`
-	Started  time.Time     `json:"started" yaml:"started"`
-	Duration time.Duration `json:"duration-ns" yaml:"duration-ns"`
-	Result   string        `json:"result" yaml:"result"`
-	Steps    []Step        `json:"steps,omitempty" yaml:"steps,omitempty"`
+	Sequence uint64        `json:"sequence,omitempty"`
+	From     uint8         `json:"from-level"`
+	To       uint8         `json:"to-level"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration-ns"`
+	Result   string        `json:"result"`
+	Steps    []Step        `json:"steps,omitempty"`
 }
 
 // Step is one step of a transition.
 type Step struct {
-	Index    uint8         `json:"index" yaml:"index"`
-	Name     string        `json:"name" yaml:"name"`
-	Started  time.Time     `json:"started" yaml:"started"`
-	Duration time.Duration `json:"duration-ns" yaml:"duration-ns"`
-	Result   string        `json:"result" yaml:"result"`
-	Error    string        `json:"error,omitempty" yaml:"error,omitempty"`
+	Index    uint8         `json:"index"`
+	Name     string        `json:"name"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration-ns"`
+	Result   string        `json:"result"`
+	Error    string        `json:"error,omitempty"`
 }
 
 // Backend is a dataplane backend of the running daemon.
 type Backend struct {
-	Name   string `json:"name" yaml:"name"`
-	Active bool   `json:"active" yaml:"active"`
-	Reason string `json:"reason" yaml:"reason"`
+	Name   string `json:"name"`
+	Active bool   `json:"active"`
+	Reason string `json:"reason"`
 }
 
 // Route statuses as the summary counts them: the tree's four, and
@@ -102,74 +102,74 @@ var RouteStatuses = []string{string(kedgepath.RouteStatusInstalled), string(kedg
 
 // Routes counts the routes of /kedge/routes.
 type Routes struct {
-	Total int `json:"total" yaml:"total"`
+	Total int `json:"total"`
 	// ByClass has one entry per route class, in the YANG order, classes
 	// without routes included.
-	ByClass []ClassCount `json:"by-class" yaml:"by-class"`
+	ByClass []ClassCount `json:"by-class"`
 }
 
 // ClassCount counts one class's routes by status.
 type ClassCount struct {
-	Class string `json:"class" yaml:"class"`
-	Total int    `json:"total" yaml:"total"`
+	Class string `json:"class"`
+	Total int    `json:"total"`
 	// Status maps each of RouteStatuses to its count.
-	Status map[string]int `json:"status" yaml:"status"`
+	Status map[string]int `json:"status"`
 }
 
 // Mesh is the overlay device and its peers.
 type Mesh struct {
-	Interface string `json:"interface,omitempty" yaml:"interface,omitempty"`
-	Status    string `json:"status,omitempty" yaml:"status,omitempty"`
-	PublicKey string `json:"public-key,omitempty" yaml:"public-key,omitempty"`
-	Endpoint  string `json:"endpoint,omitempty" yaml:"endpoint,omitempty"`
-	Error     string `json:"error,omitempty" yaml:"error,omitempty"`
-	Peers     []Peer `json:"peers" yaml:"peers"`
+	Interface string `json:"interface,omitempty"`
+	Status    string `json:"status,omitempty"`
+	PublicKey string `json:"public-key,omitempty"`
+	Endpoint  string `json:"endpoint,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Peers     []Peer `json:"peers"`
 }
 
 // Peer is one mesh peer: its config and what the mesh reports of it.
 type Peer struct {
-	Name       string   `json:"name" yaml:"name"`
-	Endpoint   string   `json:"endpoint,omitempty" yaml:"endpoint,omitempty"`
-	AllowedIPs []string `json:"allowed-ips,omitempty" yaml:"allowed-ips,omitempty"`
-	Cluster    string   `json:"cluster,omitempty" yaml:"cluster,omitempty"`
-	Critical   bool     `json:"critical" yaml:"critical"`
+	Name       string   `json:"name"`
+	Endpoint   string   `json:"endpoint,omitempty"`
+	AllowedIPs []string `json:"allowed-ips,omitempty"`
+	Cluster    string   `json:"cluster,omitempty"`
+	Critical   bool     `json:"critical"`
 	// Status is the peer's state status, StatusUnreported before the
 	// mesh wrote one.
-	Status        string    `json:"status" yaml:"status"`
-	LastHandshake time.Time `json:"last-handshake,omitzero" yaml:"last-handshake,omitempty"`
-	RxBytes       uint64    `json:"rx-bytes" yaml:"rx-bytes"`
-	TxBytes       uint64    `json:"tx-bytes" yaml:"tx-bytes"`
-	Error         string    `json:"error,omitempty" yaml:"error,omitempty"`
+	Status        string    `json:"status"`
+	LastHandshake time.Time `json:"last-handshake,omitzero"`
+	RxBytes       uint64    `json:"rx-bytes"`
+	TxBytes       uint64    `json:"tx-bytes"`
+	Error         string    `json:"error,omitempty"`
 }
 
 // Session is one Shellstream session.
 type Session struct {
-	ID          string    `json:"id" yaml:"id"`
-	Peer        string    `json:"peer" yaml:"peer"`
-	Node        string    `json:"node,omitempty" yaml:"node,omitempty"`
-	Cluster     string    `json:"cluster,omitempty" yaml:"cluster,omitempty"`
-	Local       bool      `json:"local" yaml:"local"`
-	Tier        string    `json:"tier,omitempty" yaml:"tier,omitempty"`
-	Type        string    `json:"type" yaml:"type"`
-	Critical    bool      `json:"critical" yaml:"critical"`
-	Effective   uint8     `json:"effective-posture" yaml:"effective-posture"`
-	Status      string    `json:"status" yaml:"status"`
-	Started     time.Time `json:"started,omitzero" yaml:"started,omitempty"`
-	Closed      time.Time `json:"closed,omitzero" yaml:"closed,omitempty"`
-	CloseReason string    `json:"close-reason,omitempty" yaml:"close-reason,omitempty"`
-	BytesIn     uint64    `json:"bytes-in" yaml:"bytes-in"`
-	BytesOut    uint64    `json:"bytes-out" yaml:"bytes-out"`
+	ID          string    `json:"id"`
+	Peer        string    `json:"peer"`
+	Node        string    `json:"node,omitempty"`
+	Cluster     string    `json:"cluster,omitempty"`
+	Local       bool      `json:"local"`
+	Tier        string    `json:"tier,omitempty"`
+	Type        string    `json:"type"`
+	Critical    bool      `json:"critical"`
+	Effective   uint8     `json:"effective-posture"`
+	Status      string    `json:"status"`
+	Started     time.Time `json:"started,omitzero"`
+	Closed      time.Time `json:"closed,omitzero"`
+	CloseReason string    `json:"close-reason,omitempty"`
+	BytesIn     uint64    `json:"bytes-in"`
+	BytesOut    uint64    `json:"bytes-out"`
 }
 
 // Notary is the notary's state as the tree reports it.
 type Notary struct {
-	SamplingPercent uint8     `json:"sampling-percent" yaml:"sampling-percent"`
-	FlushMode       string    `json:"flush-mode,omitempty" yaml:"flush-mode,omitempty"`
-	PayloadHashing  bool      `json:"payload-hashing" yaml:"payload-hashing"`
-	Records         uint64    `json:"records" yaml:"records"`
-	LogSize         uint64    `json:"log-size" yaml:"log-size"`
-	RootHash        string    `json:"root-hash,omitempty" yaml:"root-hash,omitempty"`
-	LastFlush       time.Time `json:"last-flush,omitzero" yaml:"last-flush,omitempty"`
+	SamplingPercent uint8     `json:"sampling-percent"`
+	FlushMode       string    `json:"flush-mode,omitempty"`
+	PayloadHashing  bool      `json:"payload-hashing"`
+	Records         uint64    `json:"records"`
+	LogSize         uint64    `json:"log-size"`
+	RootHash        string    `json:"root-hash,omitempty"`
+	LastFlush       time.Time `json:"last-flush,omitzero"`
 }
 
 // Section names one part of the summary, for followers that recompute
