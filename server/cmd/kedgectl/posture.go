@@ -343,8 +343,8 @@ func (a *app) followPosture(ctx context.Context, n *node, fn func(summary.Postur
 		return fmt.Errorf("subscribe to posture: %w", err)
 	}
 	if err := sub.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
-		Mode:         gpb.SubscriptionList_STREAM,
-		Encoding:     gpb.Encoding_PROTO,
+		Mode:     gpb.SubscriptionList_STREAM,
+		Encoding: gpb.Encoding_PROTO,
 		Subscription: []*gpb.Subscription{{Path: p.State().Path(), Mode: gpb.SubscriptionMode_ON_CHANGE},
 			{Path: p.History().Path(), Mode: gpb.SubscriptionMode_ON_CHANGE}},
 	}}}); err != nil {
