@@ -69,7 +69,13 @@ func load(t *tree.Tree, state bool, ns []*gpb.Notification) error {
 	for _, n := range ns {
 		for _, d := range n.GetDelete() {
 			elems := append(append([]*gpb.PathElem(nil), n.GetPrefix().GetElem()...), d.GetElem()...)
-			if err := tx.Delete(elems); err != nil && !errors.Is(err, tree.ErrNotFound) {
+			err := tx.Delete(elems)
+			if errors.Is(err, tree.ErrKeyLeaf) {
+				// A stream deletes an entry leaf by leaf, its key leaf
+				// among them: that one takes the entry.
+				err = tx.Delete(entryOf(elems))
+			}
+			if err != nil && !errors.Is(err, tree.ErrNotFound) {
 				tx.Rollback()
 				return err
 			}
@@ -91,6 +97,17 @@ func load(t *tree.Tree, state bool, ns []*gpb.Notification) error {
 	}
 	tx.Commit()
 	return nil
+}
+
+// entryOf cuts elems after the last element that has keys: the list
+// entry a leaf belongs to.
+func entryOf(elems []*gpb.PathElem) []*gpb.PathElem {
+	for i := len(elems) - 1; i >= 0; i-- {
+		if len(elems[i].GetKey()) > 0 {
+			return elems[:i+1]
+		}
+	}
+	return elems
 }
 
 // isKeyLeaf reports whether elems name a list entry's key leaf: the last

@@ -170,6 +170,13 @@ func (a *app) postureSet(parent context.Context, n *node, level uint8, within ti
 		fmt.Fprintln(a.stdout, id)
 		return nil
 	}
+	// The answer is asked for once the level is in force, so that what
+	// is confirmed has been seen working.
+	p, err := a.untilPosture(parent, n, applied(level), fmt.Sprintf("level %d applied", level))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "level %d in force: transition %d → %d %s in %s\n", level, p.Last.From, p.Last.To, p.Last.Result, dur(p.Last.Duration))
 	return a.awaitAnswer(parent, n, id, level, deadline)
 }
 
@@ -297,24 +304,44 @@ func (a *app) readPosture(ctx context.Context, n *node) (summary.Posture, error)
 	return s.Posture, nil
 }
 
-// waitTransition waits until the engine applied level (its state shows
-// it and no transition is in progress), then prints the posture.
+// applied holds once the engine has applied level: its state shows it,
+// the last transition led to the effective level and has finished.
+func applied(level uint8) func(summary.Posture) bool {
+	return func(p summary.Posture) bool { return p.Level == level && settled(p) }
+}
+
+// rolledBack holds once the intended level is no longer level and the
+// transition away from it has finished.
+func rolledBack(level uint8) func(summary.Posture) bool {
+	return func(p summary.Posture) bool { return p.Level != level && settled(p) }
+}
+
+func settled(p summary.Posture) bool {
+	return p.Last != nil && p.Last.To == p.Effective && p.Last.Result != string(kedgepath.TransitionResultInProgress)
+}
+
+// waitTransition waits until the engine applied level, then prints the
+// posture.
 func (a *app) waitTransition(parent context.Context, n *node, level uint8) error {
-	return a.waitPosture(parent, n, func(p summary.Posture) bool {
-		return p.Level == level && p.Last != nil && p.Last.Result != string(kedgepath.TransitionResultInProgress)
-	}, fmt.Sprintf("level %d applied", level))
+	return a.printWhen(parent, n, applied(level), fmt.Sprintf("level %d applied", level))
 }
 
-// waitRollback waits until the intended level is no longer level.
+// waitRollback waits until the rollback away from level applied, then
+// prints the posture.
 func (a *app) waitRollback(parent context.Context, n *node, level uint8) error {
-	return a.waitPosture(parent, n, func(p summary.Posture) bool {
-		return p.Level != level && p.Last != nil && p.Last.Result != string(kedgepath.TransitionResultInProgress)
-	}, "the rollback applied")
+	return a.printWhen(parent, n, rolledBack(level), "the rollback applied")
 }
 
-// waitPosture follows /kedge/posture/state with a STREAM subscription
-// until done holds, then prints the posture.
-func (a *app) waitPosture(parent context.Context, n *node, done func(summary.Posture) bool, what string) error {
+func (a *app) printWhen(parent context.Context, n *node, done func(summary.Posture) bool, what string) error {
+	p, err := a.untilPosture(parent, n, done, what)
+	if err != nil {
+		return err
+	}
+	return a.emit(p, func(w *tabwriter.Writer) { a.postureTable(w, p) })
+}
+
+// untilPosture follows the posture until done holds (or --timeout).
+func (a *app) untilPosture(parent context.Context, n *node, done func(summary.Posture) bool, what string) (summary.Posture, error) {
 	ctx, cancel := a.ctx(parent)
 	defer cancel()
 	var last summary.Posture
@@ -324,11 +351,11 @@ func (a *app) waitPosture(parent context.Context, n *node, done func(summary.Pos
 	})
 	if err != nil {
 		if ctx.Err() != nil && parent.Err() == nil {
-			return fmt.Errorf("wait for %s: not within --timeout %s (level %d, effective %d)", what, a.timeout, last.Level, last.Effective)
+			return last, fmt.Errorf("wait for %s: not within --timeout %s (level %d, effective %d)", what, a.timeout, last.Level, last.Effective)
 		}
-		return err
+		return last, err
 	}
-	return a.emit(last, func(w *tabwriter.Writer) { a.postureTable(w, last) })
+	return last, nil
 }
 
 // followPosture subscribes to /kedge/posture's state and history and calls
@@ -397,15 +424,14 @@ finishes, with its steps' timings. -o json prints one JSON object per line.`,
 			}
 			defer n.Close()
 			printed := 0
-			var prev *summary.Posture
+			var wt watchTracker
 			err = a.followPosture(cmd.Context(), n, func(p summary.Posture) bool {
-				if line, ok := watchLine(prev, p); ok {
+				if line, ok := wt.next(p); ok {
 					if err := a.watchEmit(line, p); err != nil {
 						return false
 					}
 					printed++
 				}
-				prev = &p
 				return count == 0 || printed < count
 			})
 			if errors.Is(err, context.Canceled) {
@@ -418,16 +444,41 @@ finishes, with its steps' timings. -o json prints one JSON object per line.`,
 	return c
 }
 
-// watchLine says what changed between two readings worth a line: the
-// first reading, a level change, or a finished transition.
-func watchLine(prev *summary.Posture, p summary.Posture) (string, bool) {
+// watchTracker decides which readings of the posture are worth a line:
+// the first; each transition once it has finished; and a change of the
+// level or the effective level that no printed transition explains. The
+// engine reports a transition before it writes the levels it leads to,
+// and a stream may deliver both in one notification or in two, so a
+// transition's line takes its target as the effective level printed,
+// and the intended level is taken as it comes after it.
+type watchTracker struct {
+	started   bool
+	lastTrans time.Time // start of the last transition printed
+	eff       uint8     // effective level last printed
+	level     uint8     // intended level last printed (0: take the next)
+}
+
+func (w *watchTracker) next(p summary.Posture) (string, bool) {
 	finished := p.Last != nil && p.Last.Result != string(kedgepath.TransitionResultInProgress)
 	switch {
-	case prev == nil:
+	case !w.started:
+		w.started = true
+		w.eff, w.level = p.Effective, p.Level
+		if p.Last != nil {
+			w.lastTrans = p.Last.Started
+		}
 		return "now", true
-	case finished && (prev.Last == nil || !prev.Last.Started.Equal(p.Last.Started) || prev.Last.Result != p.Last.Result):
+	case finished && !p.Last.Started.Equal(w.lastTrans):
+		w.lastTrans = p.Last.Started
+		w.eff, w.level = p.Last.To, 0
 		return "transition", true
-	case prev.Level != p.Level || prev.Effective != p.Effective:
+	}
+	if w.level == 0 && p.Effective == w.eff {
+		w.level = p.Level
+		return "", false
+	}
+	if p.Effective != w.eff || p.Level != w.level {
+		w.eff, w.level = p.Effective, p.Level
 		return "level", true
 	}
 	return "", false
@@ -451,9 +502,9 @@ func (a *app) watchEmit(kind string, p summary.Posture) error {
 	if a.output != "table" {
 		return a.emitLine(ev)
 	}
-	line := fmt.Sprintf("%s  level %d, effective %d (%s, source %s)", ev.Time.Format(time.TimeOnly), p.Level, p.Effective,
-		levelName(p.Effective), orDash(p.Source))
+	var line string
 	if t := ev.Transition; t != nil {
+		line = ev.Time.Format(time.TimeOnly)
 		var steps []string
 		for _, s := range t.Steps {
 			st := s.Name + " " + dur(s.Duration)
@@ -462,7 +513,10 @@ func (a *app) watchEmit(kind string, p summary.Posture) error {
 			}
 			steps = append(steps, st)
 		}
-		line += fmt.Sprintf("  transition %d → %d %s in %s [%s]", t.From, t.To, t.Result, dur(t.Duration), strings.Join(steps, ", "))
+		line += fmt.Sprintf("  transition %d → %d (%s) %s in %s [%s]", t.From, t.To, levelName(t.To), t.Result, dur(t.Duration), strings.Join(steps, ", "))
+	} else {
+		line = fmt.Sprintf("%s  level %d, effective %d (%s, source %s)", ev.Time.Format(time.TimeOnly), p.Level, p.Effective,
+			levelName(p.Effective), orDash(p.Source))
 	}
 	_, err := fmt.Fprintln(a.stdout, line)
 	return err

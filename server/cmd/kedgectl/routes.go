@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -147,6 +146,12 @@ type importRoute struct {
 	line    int
 }
 
+// importFields are the members a route may have.
+var importFields = map[string]bool{"prefix": true, "table": true, "next-hop": true, "device": true, "metric": true,
+	"class": true, "owner": true, "tier": true}
+
+const importFieldList = "prefix, table, next-hop, device, metric, class, owner, tier"
+
 // mainTable is the kernel's main routing table, the table of a route
 // whose entry names none.
 const mainTable = 254
@@ -234,15 +239,17 @@ func parseImport(src []byte) ([]importRoute, error) {
 	}
 	out := make([]importRoute, 0, len(list.Content))
 	for _, item := range list.Content {
-		var r importRoute
-		b, err := yaml.Marshal(item)
-		if err != nil {
-			return nil, err
+		if item.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("line %d: want a route (prefix: ..., device: ...)", item.Line)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&r); err != nil {
-			return nil, fmt.Errorf("route at line %d: %v", item.Line, strings.TrimPrefix(err.Error(), "yaml: "))
+		for i := 0; i+1 < len(item.Content); i += 2 {
+			if k := item.Content[i]; !importFields[k.Value] {
+				return nil, fmt.Errorf("line %d: unknown member %q of a route (known: %s)", k.Line, k.Value, importFieldList)
+			}
+		}
+		var r importRoute
+		if err := item.Decode(&r); err != nil {
+			return nil, fmt.Errorf("route at line %d: %v", item.Line, strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
 		}
 		r.line = item.Line
 		out = append(out, r)

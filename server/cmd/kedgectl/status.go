@@ -51,8 +51,8 @@ func (a *app) statusTable(w *tabwriter.Writer, s *summary.Node) {
 	}
 	fmt.Fprintf(w, "node\t%s\t%s\n", orDash(sys.Node), strings.Join(id, ", "))
 	p := s.Posture
-	fmt.Fprintf(w, "posture\tlevel %d (%s), effective %d (%s)\tsource %s, %d transitions\n",
-		p.Level, levelName(p.Level), p.Effective, levelName(p.Effective), orDash(p.Source), p.Sequence)
+	fmt.Fprintf(w, "posture\tlevel %d (%s), effective %d (%s)\tsource %s, %s\n",
+		p.Level, levelName(p.Level), p.Effective, levelName(p.Effective), orDash(p.Source), plural(int(p.Sequence), "transition"))
 	if t := p.Last; t != nil {
 		fmt.Fprintf(w, "last transition\t%d → %d %s in %s\t%s\n", t.From, t.To, t.Result, dur(t.Duration), ago(t.Started, now))
 		for _, st := range t.Steps {
@@ -82,7 +82,7 @@ func (a *app) statusTable(w *tabwriter.Writer, s *summary.Node) {
 	if m.Interface != "" || m.Status != "" {
 		device = strings.TrimSpace(m.Interface + " " + m.Status)
 	}
-	fmt.Fprintf(w, "mesh\t%s\t%d peers, %d up\n", device, len(m.Peers), up)
+	fmt.Fprintf(w, "mesh\t%s\t%s, %d up\n", device, plural(len(m.Peers), "peer"), up)
 	fmt.Fprintf(w, "routes\t%d\t%s\n", s.Routes.Total, routeStatusLine(s.Routes))
 	active := 0
 	for _, ss := range s.Sessions {
@@ -91,6 +91,14 @@ func (a *app) statusTable(w *tabwriter.Writer, s *summary.Node) {
 		}
 	}
 	fmt.Fprintf(w, "sessions\t%d active\t%d listed\n", active, len(s.Sessions))
+}
+
+// plural is "1 peer" or "2 peers".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // routeStatusLine sums the routes by status over all classes.
