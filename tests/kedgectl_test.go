@@ -365,4 +365,3 @@ func TestKedgectl(t *testing.T) {
 		golden(t, m, "usage-errors", b.String())
 	})
 }
-
