@@ -87,7 +87,7 @@ function renderSteps(t) {
     bar.style.left = (100 * off / span).toFixed(2) + "%";
     bar.style.width = (100 * s["duration-ns"] / span).toFixed(2) + "%";
     const row = el("div", { class: "step " + s.result, role: "listitem", title: s.error || s.result },
-      el("span", { text: `${s.index}. ${s.name}` }), el("div", { class: "track" }, bar),
+      el("span", { text: `${s.index + 1}. ${s.name}` }), el("div", { class: "track" }, bar),
       el("span", { class: "took", text: dur(s["duration-ns"]) }));
     return row;
   }));
