@@ -127,7 +127,7 @@ func TestPathStructs(t *testing.T) {
 		{root.Kedge().Routes().Route("10.1.0.0/16", 254).State().Status(), "/kedge/routes/route[prefix=10.1.0.0/16][table=254]/state/status"},
 		{root.Kedge().Pods().Pod("abc", "eth0").Config().Tier(), "/kedge/pods/pod[container-id=abc][ifname=eth0]/config/tier"},
 		{root.Kedge().Sessions().Session("s1").State().EffectivePosture(), "/kedge/sessions/session[id=s1]/state/effective-posture"},
-		{root.Kedge().Underlay().Mutations().Mutation("m1").Config().Device(), "/kedge/underlay/mutations/mutation[id=m1]/config/device"},
+		{root.Kedge().Underlay().Vlans().Vlan(100).Members().Member("sw1", "eth1").Config().Device(), "/kedge/underlay/vlans/vlan[id=100]/members/member[device=sw1][port=eth1]/config/device"},
 	}
 	for _, tt := range tests {
 		p, _, errs := ygot.ResolvePath(tt.p)

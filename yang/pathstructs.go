@@ -136,12 +136,13 @@ func keyGoType(list *goyang.Entry, key string) (string, error) {
 		return "", fmt.Errorf("list %s: key leaf %s missing", SchemaPath(list), key)
 	}
 	t := kl.Type
-	if t.Kind == goyang.Yleafref {
-		target, err := ResolveLeafref(kl)
+	for e := kl; t.Kind == goyang.Yleafref; t = e.Type {
+		// A key may point at a leafref itself (a member's device).
+		target, err := ResolveLeafref(e)
 		if err != nil {
 			return "", err
 		}
-		t = target.Type
+		e = target
 	}
 	if gt := goTypeOf(t); gt != "" {
 		return gt, nil

@@ -181,20 +181,22 @@ func TestRangesAndEnums(t *testing.T) {
 	}
 }
 
-// TestLeafrefs checks that ygot enforces the mutation's device leafref, the
-// one absolute leafref in the tree.
+// TestLeafrefs checks that ygot enforces a VLAN member's device leafref,
+// an absolute leafref into the device list.
 func TestLeafrefs(t *testing.T) {
 	d := deviceWith("", "")
 	u := d.GetOrCreateKedge().GetOrCreateUnderlay()
-	m := u.GetOrCreateMutations().GetOrCreateMutation("m1").GetOrCreateConfig()
-	m.Id = ygot.String("m1")
+	v := u.GetOrCreateVlans().GetOrCreateVlan(100)
+	v.GetOrCreateConfig().Id = ygot.Uint16(100)
+	m := v.GetOrCreateMembers().GetOrCreateMember("sw1", "eth1").GetOrCreateConfig()
 	m.Device = ygot.String("sw1")
+	m.Port = ygot.String("eth1")
 	if err := d.Validate(); err == nil {
-		t.Error("mutation of an unknown device validated, want a leafref error")
+		t.Error("member on an unknown device validated, want a leafref error")
 	}
 	dev := u.GetOrCreateDevices().GetOrCreateDevice("sw1").GetOrCreateConfig()
 	dev.Name = ygot.String("sw1")
 	if err := d.Validate(); err != nil {
-		t.Errorf("mutation of a known device rejected: %v", err)
+		t.Errorf("member on a known device rejected: %v", err)
 	}
 }

@@ -179,6 +179,11 @@ func (n *Kedge_Accords_Accord_ConfigPath) RoutePolicy() *Kedge_Accords_Accord_Co
 	return &Kedge_Accords_Accord_Config_RoutePolicyPath{ygot.NewNodePath([]string{"route-policy"}, nil, n)}
 }
 
+// UnderlayDriftIntervalMs returns the path of /kedge/accords/accord/config/underlay-drift-interval-ms.
+func (n *Kedge_Accords_Accord_ConfigPath) UnderlayDriftIntervalMs() *Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath {
+	return &Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath{ygot.NewNodePath([]string{"underlay-drift-interval-ms"}, nil, n)}
+}
+
 // UnderlayMutationTiers returns the path of /kedge/accords/accord/config/underlay-mutation-tiers.
 func (n *Kedge_Accords_Accord_ConfigPath) UnderlayMutationTiers() *Kedge_Accords_Accord_Config_UnderlayMutationTiersPath {
 	return &Kedge_Accords_Accord_Config_UnderlayMutationTiersPath{ygot.NewNodePath([]string{"underlay-mutation-tiers"}, nil, n)}
@@ -274,6 +279,14 @@ type Kedge_Accords_Accord_Config_RoutePolicyPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath is the path of
+// /kedge/accords/accord/config/underlay-drift-interval-ms (leaf, config). How
+// often underlay devices that are not watched with ON_CHANGE subscriptions
+// are read and compared for drift.
+type Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Accords_Accord_Config_UnderlayMutationTiersPath is the path of
 // /kedge/accords/accord/config/underlay-mutation-tiers (leaf-list, config).
 // Tiers whose underlay mutation proposals may execute at this level.
@@ -358,6 +371,11 @@ func (n *Kedge_Accords_Accord_StatePath) OverlayMode() *Kedge_Accords_Accord_Sta
 // RoutePolicy returns the path of /kedge/accords/accord/state/route-policy.
 func (n *Kedge_Accords_Accord_StatePath) RoutePolicy() *Kedge_Accords_Accord_State_RoutePolicyPath {
 	return &Kedge_Accords_Accord_State_RoutePolicyPath{ygot.NewNodePath([]string{"route-policy"}, nil, n)}
+}
+
+// UnderlayDriftIntervalMs returns the path of /kedge/accords/accord/state/underlay-drift-interval-ms.
+func (n *Kedge_Accords_Accord_StatePath) UnderlayDriftIntervalMs() *Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath {
+	return &Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath{ygot.NewNodePath([]string{"underlay-drift-interval-ms"}, nil, n)}
 }
 
 // UnderlayMutationTiers returns the path of /kedge/accords/accord/state/underlay-mutation-tiers.
@@ -452,6 +470,14 @@ type Kedge_Accords_Accord_State_OverlayModePath struct {
 // /kedge/accords/accord/state/route-policy (leaf, state). Which routes stay
 // installed at this level.
 type Kedge_Accords_Accord_State_RoutePolicyPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath is the path of
+// /kedge/accords/accord/state/underlay-drift-interval-ms (leaf, state). How
+// often underlay devices that are not watched with ON_CHANGE subscriptions
+// are read and compared for drift.
+type Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath struct {
 	*ygot.NodePath
 }
 
@@ -2624,15 +2650,16 @@ type Kedge_Underlay_ConfigPath struct {
 	*ygot.NodePath
 }
 
-// DriftIntervalSeconds returns the path of /kedge/underlay/config/drift-interval-seconds.
-func (n *Kedge_Underlay_ConfigPath) DriftIntervalSeconds() *Kedge_Underlay_Config_DriftIntervalSecondsPath {
-	return &Kedge_Underlay_Config_DriftIntervalSecondsPath{ygot.NewNodePath([]string{"drift-interval-seconds"}, nil, n)}
+// CommitConfirmSeconds returns the path of /kedge/underlay/config/commit-confirm-seconds.
+func (n *Kedge_Underlay_ConfigPath) CommitConfirmSeconds() *Kedge_Underlay_Config_CommitConfirmSecondsPath {
+	return &Kedge_Underlay_Config_CommitConfirmSecondsPath{ygot.NewNodePath([]string{"commit-confirm-seconds"}, nil, n)}
 }
 
-// Kedge_Underlay_Config_DriftIntervalSecondsPath is the path of
-// /kedge/underlay/config/drift-interval-seconds (leaf, config). How often
-// device configuration is checked for drift; 0 turns checks off.
-type Kedge_Underlay_Config_DriftIntervalSecondsPath struct {
+// Kedge_Underlay_Config_CommitConfirmSecondsPath is the path of
+// /kedge/underlay/config/commit-confirm-seconds (leaf, config). Rollback
+// duration of a commit-confirmed push: a device that is not confirmed within
+// it rolls the push back by itself.
+type Kedge_Underlay_Config_CommitConfirmSecondsPath struct {
 	*ygot.NodePath
 }
 
@@ -2684,14 +2711,59 @@ func (n *Kedge_Underlay_Devices_Device_ConfigPath) Address() *Kedge_Underlay_Dev
 	return &Kedge_Underlay_Devices_Device_Config_AddressPath{ygot.NewNodePath([]string{"address"}, nil, n)}
 }
 
+// CaFile returns the path of /kedge/underlay/devices/device/config/ca-file.
+func (n *Kedge_Underlay_Devices_Device_ConfigPath) CaFile() *Kedge_Underlay_Devices_Device_Config_CaFilePath {
+	return &Kedge_Underlay_Devices_Device_Config_CaFilePath{ygot.NewNodePath([]string{"ca-file"}, nil, n)}
+}
+
+// CertFile returns the path of /kedge/underlay/devices/device/config/cert-file.
+func (n *Kedge_Underlay_Devices_Device_ConfigPath) CertFile() *Kedge_Underlay_Devices_Device_Config_CertFilePath {
+	return &Kedge_Underlay_Devices_Device_Config_CertFilePath{ygot.NewNodePath([]string{"cert-file"}, nil, n)}
+}
+
+// CommitConfirmed returns the path of /kedge/underlay/devices/device/config/commit-confirmed.
+func (n *Kedge_Underlay_Devices_Device_ConfigPath) CommitConfirmed() *Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath {
+	return &Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath{ygot.NewNodePath([]string{"commit-confirmed"}, nil, n)}
+}
+
+// KeyFile returns the path of /kedge/underlay/devices/device/config/key-file.
+func (n *Kedge_Underlay_Devices_Device_ConfigPath) KeyFile() *Kedge_Underlay_Devices_Device_Config_KeyFilePath {
+	return &Kedge_Underlay_Devices_Device_Config_KeyFilePath{ygot.NewNodePath([]string{"key-file"}, nil, n)}
+}
+
 // Name returns the path of /kedge/underlay/devices/device/config/name.
 func (n *Kedge_Underlay_Devices_Device_ConfigPath) Name() *Kedge_Underlay_Devices_Device_Config_NamePath {
 	return &Kedge_Underlay_Devices_Device_Config_NamePath{ygot.NewNodePath([]string{"name"}, nil, n)}
 }
 
+// OnChange returns the path of /kedge/underlay/devices/device/config/on-change.
+func (n *Kedge_Underlay_Devices_Device_ConfigPath) OnChange() *Kedge_Underlay_Devices_Device_Config_OnChangePath {
+	return &Kedge_Underlay_Devices_Device_Config_OnChangePath{ygot.NewNodePath([]string{"on-change"}, nil, n)}
+}
+
+// PasswordFile returns the path of /kedge/underlay/devices/device/config/password-file.
+func (n *Kedge_Underlay_Devices_Device_ConfigPath) PasswordFile() *Kedge_Underlay_Devices_Device_Config_PasswordFilePath {
+	return &Kedge_Underlay_Devices_Device_Config_PasswordFilePath{ygot.NewNodePath([]string{"password-file"}, nil, n)}
+}
+
+// Port returns the path of /kedge/underlay/devices/device/config/port.
+func (n *Kedge_Underlay_Devices_Device_ConfigPath) Port() *Kedge_Underlay_Devices_Device_Config_PortPath {
+	return &Kedge_Underlay_Devices_Device_Config_PortPath{ygot.NewNodePath([]string{"port"}, nil, n)}
+}
+
 // Role returns the path of /kedge/underlay/devices/device/config/role.
 func (n *Kedge_Underlay_Devices_Device_ConfigPath) Role() *Kedge_Underlay_Devices_Device_Config_RolePath {
 	return &Kedge_Underlay_Devices_Device_Config_RolePath{ygot.NewNodePath([]string{"role"}, nil, n)}
+}
+
+// ServerName returns the path of /kedge/underlay/devices/device/config/server-name.
+func (n *Kedge_Underlay_Devices_Device_ConfigPath) ServerName() *Kedge_Underlay_Devices_Device_Config_ServerNamePath {
+	return &Kedge_Underlay_Devices_Device_Config_ServerNamePath{ygot.NewNodePath([]string{"server-name"}, nil, n)}
+}
+
+// Username returns the path of /kedge/underlay/devices/device/config/username.
+func (n *Kedge_Underlay_Devices_Device_ConfigPath) Username() *Kedge_Underlay_Devices_Device_Config_UsernamePath {
+	return &Kedge_Underlay_Devices_Device_Config_UsernamePath{ygot.NewNodePath([]string{"username"}, nil, n)}
 }
 
 // Vendor returns the path of /kedge/underlay/devices/device/config/vendor.
@@ -2701,8 +2773,39 @@ func (n *Kedge_Underlay_Devices_Device_ConfigPath) Vendor() *Kedge_Underlay_Devi
 
 // Kedge_Underlay_Devices_Device_Config_AddressPath is the path of
 // /kedge/underlay/devices/device/config/address (leaf, config). Management
-// address of the device.
+// address of the device's gNMI server.
 type Kedge_Underlay_Devices_Device_Config_AddressPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_Config_CaFilePath is the path of
+// /kedge/underlay/devices/device/config/ca-file (leaf, config). File (in the
+// credentials directory) with the CA certificates that verify the device; the
+// system's roots when absent.
+type Kedge_Underlay_Devices_Device_Config_CaFilePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_Config_CertFilePath is the path of
+// /kedge/underlay/devices/device/config/cert-file (leaf, config). File with
+// Kedge's client certificate for mTLS (with key-file).
+type Kedge_Underlay_Devices_Device_Config_CertFilePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath is the path of
+// /kedge/underlay/devices/device/config/commit-confirmed (leaf, config).
+// Whether the device supports gNMI commit-confirmed (gnmi_ext.Commit). With
+// it a push is confirmed after a verifying Get and cancelled on failure;
+// without it a failed push is undone with a compensating Set.
+type Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_Config_KeyFilePath is the path of
+// /kedge/underlay/devices/device/config/key-file (leaf, config). File with
+// the private key of cert-file; it must not be readable by group or others.
+type Kedge_Underlay_Devices_Device_Config_KeyFilePath struct {
 	*ygot.NodePath
 }
 
@@ -2713,10 +2816,48 @@ type Kedge_Underlay_Devices_Device_Config_NamePath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Devices_Device_Config_OnChangePath is the path of
+// /kedge/underlay/devices/device/config/on-change (leaf, config). Whether to
+// watch the device's configuration with a Subscribe ON_CHANGE stream; without
+// it (or when the device refuses the stream) it is read with Get at the
+// accord's drift interval.
+type Kedge_Underlay_Devices_Device_Config_OnChangePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_Config_PasswordFilePath is the path of
+// /kedge/underlay/devices/device/config/password-file (leaf, config). File
+// holding the password for username; it must not be readable by group or
+// others.
+type Kedge_Underlay_Devices_Device_Config_PasswordFilePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_Config_PortPath is the path of
+// /kedge/underlay/devices/device/config/port (leaf, config). TCP port of the
+// device's gNMI server.
+type Kedge_Underlay_Devices_Device_Config_PortPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_Devices_Device_Config_RolePath is the path of
 // /kedge/underlay/devices/device/config/role (leaf, config). The device's
 // role (e.g. edge, core, access).
 type Kedge_Underlay_Devices_Device_Config_RolePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_Config_ServerNamePath is the path of
+// /kedge/underlay/devices/device/config/server-name (leaf, config). Name the
+// device's TLS certificate must carry; the address when absent.
+type Kedge_Underlay_Devices_Device_Config_ServerNamePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_Config_UsernamePath is the path of
+// /kedge/underlay/devices/device/config/username (leaf, config). User name
+// sent with every RPC (with password-file).
+type Kedge_Underlay_Devices_Device_Config_UsernamePath struct {
 	*ygot.NodePath
 }
 
@@ -2746,9 +2887,54 @@ func (n *Kedge_Underlay_Devices_Device_StatePath) Address() *Kedge_Underlay_Devi
 	return &Kedge_Underlay_Devices_Device_State_AddressPath{ygot.NewNodePath([]string{"address"}, nil, n)}
 }
 
+// AppliedSequence returns the path of /kedge/underlay/devices/device/state/applied-sequence.
+func (n *Kedge_Underlay_Devices_Device_StatePath) AppliedSequence() *Kedge_Underlay_Devices_Device_State_AppliedSequencePath {
+	return &Kedge_Underlay_Devices_Device_State_AppliedSequencePath{ygot.NewNodePath([]string{"applied-sequence"}, nil, n)}
+}
+
+// CaFile returns the path of /kedge/underlay/devices/device/state/ca-file.
+func (n *Kedge_Underlay_Devices_Device_StatePath) CaFile() *Kedge_Underlay_Devices_Device_State_CaFilePath {
+	return &Kedge_Underlay_Devices_Device_State_CaFilePath{ygot.NewNodePath([]string{"ca-file"}, nil, n)}
+}
+
+// CertFile returns the path of /kedge/underlay/devices/device/state/cert-file.
+func (n *Kedge_Underlay_Devices_Device_StatePath) CertFile() *Kedge_Underlay_Devices_Device_State_CertFilePath {
+	return &Kedge_Underlay_Devices_Device_State_CertFilePath{ygot.NewNodePath([]string{"cert-file"}, nil, n)}
+}
+
+// CommitConfirmed returns the path of /kedge/underlay/devices/device/state/commit-confirmed.
+func (n *Kedge_Underlay_Devices_Device_StatePath) CommitConfirmed() *Kedge_Underlay_Devices_Device_State_CommitConfirmedPath {
+	return &Kedge_Underlay_Devices_Device_State_CommitConfirmedPath{ygot.NewNodePath([]string{"commit-confirmed"}, nil, n)}
+}
+
 // Drift returns the path of /kedge/underlay/devices/device/state/drift.
 func (n *Kedge_Underlay_Devices_Device_StatePath) Drift() *Kedge_Underlay_Devices_Device_State_DriftPath {
 	return &Kedge_Underlay_Devices_Device_State_DriftPath{ygot.NewNodePath([]string{"drift"}, nil, n)}
+}
+
+// DriftPaths returns the path of /kedge/underlay/devices/device/state/drift-paths.
+func (n *Kedge_Underlay_Devices_Device_StatePath) DriftPaths() *Kedge_Underlay_Devices_Device_State_DriftPathsPath {
+	return &Kedge_Underlay_Devices_Device_State_DriftPathsPath{ygot.NewNodePath([]string{"drift-paths"}, nil, n)}
+}
+
+// DriftSince returns the path of /kedge/underlay/devices/device/state/drift-since.
+func (n *Kedge_Underlay_Devices_Device_StatePath) DriftSince() *Kedge_Underlay_Devices_Device_State_DriftSincePath {
+	return &Kedge_Underlay_Devices_Device_State_DriftSincePath{ygot.NewNodePath([]string{"drift-since"}, nil, n)}
+}
+
+// KeyFile returns the path of /kedge/underlay/devices/device/state/key-file.
+func (n *Kedge_Underlay_Devices_Device_StatePath) KeyFile() *Kedge_Underlay_Devices_Device_State_KeyFilePath {
+	return &Kedge_Underlay_Devices_Device_State_KeyFilePath{ygot.NewNodePath([]string{"key-file"}, nil, n)}
+}
+
+// LastError returns the path of /kedge/underlay/devices/device/state/last-error.
+func (n *Kedge_Underlay_Devices_Device_StatePath) LastError() *Kedge_Underlay_Devices_Device_State_LastErrorPath {
+	return &Kedge_Underlay_Devices_Device_State_LastErrorPath{ygot.NewNodePath([]string{"last-error"}, nil, n)}
+}
+
+// LastPush returns the path of /kedge/underlay/devices/device/state/last-push.
+func (n *Kedge_Underlay_Devices_Device_StatePath) LastPush() *Kedge_Underlay_Devices_Device_State_LastPushPath {
+	return &Kedge_Underlay_Devices_Device_State_LastPushPath{ygot.NewNodePath([]string{"last-push"}, nil, n)}
 }
 
 // LastSync returns the path of /kedge/underlay/devices/device/state/last-sync.
@@ -2761,6 +2947,21 @@ func (n *Kedge_Underlay_Devices_Device_StatePath) Name() *Kedge_Underlay_Devices
 	return &Kedge_Underlay_Devices_Device_State_NamePath{ygot.NewNodePath([]string{"name"}, nil, n)}
 }
 
+// OnChange returns the path of /kedge/underlay/devices/device/state/on-change.
+func (n *Kedge_Underlay_Devices_Device_StatePath) OnChange() *Kedge_Underlay_Devices_Device_State_OnChangePath {
+	return &Kedge_Underlay_Devices_Device_State_OnChangePath{ygot.NewNodePath([]string{"on-change"}, nil, n)}
+}
+
+// PasswordFile returns the path of /kedge/underlay/devices/device/state/password-file.
+func (n *Kedge_Underlay_Devices_Device_StatePath) PasswordFile() *Kedge_Underlay_Devices_Device_State_PasswordFilePath {
+	return &Kedge_Underlay_Devices_Device_State_PasswordFilePath{ygot.NewNodePath([]string{"password-file"}, nil, n)}
+}
+
+// Port returns the path of /kedge/underlay/devices/device/state/port.
+func (n *Kedge_Underlay_Devices_Device_StatePath) Port() *Kedge_Underlay_Devices_Device_State_PortPath {
+	return &Kedge_Underlay_Devices_Device_State_PortPath{ygot.NewNodePath([]string{"port"}, nil, n)}
+}
+
 // Reachable returns the path of /kedge/underlay/devices/device/state/reachable.
 func (n *Kedge_Underlay_Devices_Device_StatePath) Reachable() *Kedge_Underlay_Devices_Device_State_ReachablePath {
 	return &Kedge_Underlay_Devices_Device_State_ReachablePath{ygot.NewNodePath([]string{"reachable"}, nil, n)}
@@ -2771,15 +2972,66 @@ func (n *Kedge_Underlay_Devices_Device_StatePath) Role() *Kedge_Underlay_Devices
 	return &Kedge_Underlay_Devices_Device_State_RolePath{ygot.NewNodePath([]string{"role"}, nil, n)}
 }
 
+// ServerName returns the path of /kedge/underlay/devices/device/state/server-name.
+func (n *Kedge_Underlay_Devices_Device_StatePath) ServerName() *Kedge_Underlay_Devices_Device_State_ServerNamePath {
+	return &Kedge_Underlay_Devices_Device_State_ServerNamePath{ygot.NewNodePath([]string{"server-name"}, nil, n)}
+}
+
+// Status returns the path of /kedge/underlay/devices/device/state/status.
+func (n *Kedge_Underlay_Devices_Device_StatePath) Status() *Kedge_Underlay_Devices_Device_State_StatusPath {
+	return &Kedge_Underlay_Devices_Device_State_StatusPath{ygot.NewNodePath([]string{"status"}, nil, n)}
+}
+
+// Username returns the path of /kedge/underlay/devices/device/state/username.
+func (n *Kedge_Underlay_Devices_Device_StatePath) Username() *Kedge_Underlay_Devices_Device_State_UsernamePath {
+	return &Kedge_Underlay_Devices_Device_State_UsernamePath{ygot.NewNodePath([]string{"username"}, nil, n)}
+}
+
 // Vendor returns the path of /kedge/underlay/devices/device/state/vendor.
 func (n *Kedge_Underlay_Devices_Device_StatePath) Vendor() *Kedge_Underlay_Devices_Device_State_VendorPath {
 	return &Kedge_Underlay_Devices_Device_State_VendorPath{ygot.NewNodePath([]string{"vendor"}, nil, n)}
 }
 
+// Watch returns the path of /kedge/underlay/devices/device/state/watch.
+func (n *Kedge_Underlay_Devices_Device_StatePath) Watch() *Kedge_Underlay_Devices_Device_State_WatchPath {
+	return &Kedge_Underlay_Devices_Device_State_WatchPath{ygot.NewNodePath([]string{"watch"}, nil, n)}
+}
+
 // Kedge_Underlay_Devices_Device_State_AddressPath is the path of
 // /kedge/underlay/devices/device/state/address (leaf, state). Management
-// address of the device.
+// address of the device's gNMI server.
 type Kedge_Underlay_Devices_Device_State_AddressPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_AppliedSequencePath is the path of
+// /kedge/underlay/devices/device/state/applied-sequence (leaf, state).
+// Sequence number of the last mutation confirmed on the device (0: none).
+type Kedge_Underlay_Devices_Device_State_AppliedSequencePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_CaFilePath is the path of
+// /kedge/underlay/devices/device/state/ca-file (leaf, state). File (in the
+// credentials directory) with the CA certificates that verify the device; the
+// system's roots when absent.
+type Kedge_Underlay_Devices_Device_State_CaFilePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_CertFilePath is the path of
+// /kedge/underlay/devices/device/state/cert-file (leaf, state). File with
+// Kedge's client certificate for mTLS (with key-file).
+type Kedge_Underlay_Devices_Device_State_CertFilePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_CommitConfirmedPath is the path of
+// /kedge/underlay/devices/device/state/commit-confirmed (leaf, state).
+// Whether the device supports gNMI commit-confirmed (gnmi_ext.Commit). With
+// it a push is confirmed after a verifying Get and cancelled on failure;
+// without it a failed push is undone with a compensating Set.
+type Kedge_Underlay_Devices_Device_State_CommitConfirmedPath struct {
 	*ygot.NodePath
 }
 
@@ -2790,9 +3042,44 @@ type Kedge_Underlay_Devices_Device_State_DriftPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Devices_Device_State_DriftPathsPath is the path of
+// /kedge/underlay/devices/device/state/drift-paths (leaf-list, state). The
+// OpenConfig paths that differ from what Kedge applied.
+type Kedge_Underlay_Devices_Device_State_DriftPathsPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_DriftSincePath is the path of
+// /kedge/underlay/devices/device/state/drift-since (leaf, state). When the
+// current drift was first seen.
+type Kedge_Underlay_Devices_Device_State_DriftSincePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_KeyFilePath is the path of
+// /kedge/underlay/devices/device/state/key-file (leaf, state). File with the
+// private key of cert-file; it must not be readable by group or others.
+type Kedge_Underlay_Devices_Device_State_KeyFilePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_LastErrorPath is the path of
+// /kedge/underlay/devices/device/state/last-error (leaf, state). The last
+// error talking to the device, if any.
+type Kedge_Underlay_Devices_Device_State_LastErrorPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_LastPushPath is the path of
+// /kedge/underlay/devices/device/state/last-push (leaf, state). When a push
+// to the device last finished.
+type Kedge_Underlay_Devices_Device_State_LastPushPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_Devices_Device_State_LastSyncPath is the path of
 // /kedge/underlay/devices/device/state/last-sync (leaf, state). When the
-// device was last synchronised.
+// device's running configuration was last read.
 type Kedge_Underlay_Devices_Device_State_LastSyncPath struct {
 	*ygot.NodePath
 }
@@ -2803,9 +3090,33 @@ type Kedge_Underlay_Devices_Device_State_NamePath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Devices_Device_State_OnChangePath is the path of
+// /kedge/underlay/devices/device/state/on-change (leaf, state). Whether to
+// watch the device's configuration with a Subscribe ON_CHANGE stream; without
+// it (or when the device refuses the stream) it is read with Get at the
+// accord's drift interval.
+type Kedge_Underlay_Devices_Device_State_OnChangePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_PasswordFilePath is the path of
+// /kedge/underlay/devices/device/state/password-file (leaf, state). File
+// holding the password for username; it must not be readable by group or
+// others.
+type Kedge_Underlay_Devices_Device_State_PasswordFilePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_PortPath is the path of
+// /kedge/underlay/devices/device/state/port (leaf, state). TCP port of the
+// device's gNMI server.
+type Kedge_Underlay_Devices_Device_State_PortPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_Devices_Device_State_ReachablePath is the path of
 // /kedge/underlay/devices/device/state/reachable (leaf, state). Whether the
-// device answered the last check.
+// device answered the last contact.
 type Kedge_Underlay_Devices_Device_State_ReachablePath struct {
 	*ygot.NodePath
 }
@@ -2817,6 +3128,27 @@ type Kedge_Underlay_Devices_Device_State_RolePath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Devices_Device_State_ServerNamePath is the path of
+// /kedge/underlay/devices/device/state/server-name (leaf, state). Name the
+// device's TLS certificate must carry; the address when absent.
+type Kedge_Underlay_Devices_Device_State_ServerNamePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_StatusPath is the path of
+// /kedge/underlay/devices/device/state/status (leaf, state). Where the device
+// stands.
+type Kedge_Underlay_Devices_Device_State_StatusPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Devices_Device_State_UsernamePath is the path of
+// /kedge/underlay/devices/device/state/username (leaf, state). User name sent
+// with every RPC (with password-file).
+type Kedge_Underlay_Devices_Device_State_UsernamePath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_Devices_Device_State_VendorPath is the path of
 // /kedge/underlay/devices/device/state/vendor (leaf, state). Device vendor or
 // platform.
@@ -2824,8 +3156,15 @@ type Kedge_Underlay_Devices_Device_State_VendorPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Devices_Device_State_WatchPath is the path of
+// /kedge/underlay/devices/device/state/watch (leaf, state). How the device's
+// configuration is watched.
+type Kedge_Underlay_Devices_Device_State_WatchPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_MutationsPath is the path of /kedge/underlay/mutations
-// (container, config). Proposed changes to underlay devices.
+// (container, config). Proposed changes to the underlay devices.
 type Kedge_Underlay_MutationsPath struct {
 	*ygot.NodePath
 }
@@ -2857,6 +3196,11 @@ func (n *Kedge_Underlay_Mutations_MutationPath) Id() *Kedge_Underlay_Mutations_M
 	return &Kedge_Underlay_Mutations_Mutation_IdPath{ygot.NewNodePath([]string{"id"}, nil, n)}
 }
 
+// Results returns the path of /kedge/underlay/mutations/mutation/results.
+func (n *Kedge_Underlay_Mutations_MutationPath) Results() *Kedge_Underlay_Mutations_Mutation_ResultsPath {
+	return &Kedge_Underlay_Mutations_Mutation_ResultsPath{ygot.NewNodePath([]string{"results"}, nil, n)}
+}
+
 // State returns the path of /kedge/underlay/mutations/mutation/state.
 func (n *Kedge_Underlay_Mutations_MutationPath) State() *Kedge_Underlay_Mutations_Mutation_StatePath {
 	return &Kedge_Underlay_Mutations_Mutation_StatePath{ygot.NewNodePath([]string{"state"}, nil, n)}
@@ -2869,9 +3213,24 @@ type Kedge_Underlay_Mutations_Mutation_ConfigPath struct {
 	*ygot.NodePath
 }
 
-// Device returns the path of /kedge/underlay/mutations/mutation/config/device.
-func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Device() *Kedge_Underlay_Mutations_Mutation_Config_DevicePath {
-	return &Kedge_Underlay_Mutations_Mutation_Config_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+// Description returns the path of /kedge/underlay/mutations/mutation/config/description.
+func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Description() *Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath {
+	return &Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath{ygot.NewNodePath([]string{"description"}, nil, n)}
+}
+
+// Devices returns the path of /kedge/underlay/mutations/mutation/config/devices.
+func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Devices() *Kedge_Underlay_Mutations_Mutation_Config_DevicesPath {
+	return &Kedge_Underlay_Mutations_Mutation_Config_DevicesPath{ygot.NewNodePath([]string{"devices"}, nil, n)}
+}
+
+// Emergency returns the path of /kedge/underlay/mutations/mutation/config/emergency.
+func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Emergency() *Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath {
+	return &Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath{ygot.NewNodePath([]string{"emergency"}, nil, n)}
+}
+
+// Execute returns the path of /kedge/underlay/mutations/mutation/config/execute.
+func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Execute() *Kedge_Underlay_Mutations_Mutation_Config_ExecutePath {
+	return &Kedge_Underlay_Mutations_Mutation_Config_ExecutePath{ygot.NewNodePath([]string{"execute"}, nil, n)}
 }
 
 // Id returns the path of /kedge/underlay/mutations/mutation/config/id.
@@ -2879,9 +3238,9 @@ func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Id() *Kedge_Underlay_Muta
 	return &Kedge_Underlay_Mutations_Mutation_Config_IdPath{ygot.NewNodePath([]string{"id"}, nil, n)}
 }
 
-// Proposal returns the path of /kedge/underlay/mutations/mutation/config/proposal.
-func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Proposal() *Kedge_Underlay_Mutations_Mutation_Config_ProposalPath {
-	return &Kedge_Underlay_Mutations_Mutation_Config_ProposalPath{ygot.NewNodePath([]string{"proposal"}, nil, n)}
+// Proposer returns the path of /kedge/underlay/mutations/mutation/config/proposer.
+func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Proposer() *Kedge_Underlay_Mutations_Mutation_Config_ProposerPath {
+	return &Kedge_Underlay_Mutations_Mutation_Config_ProposerPath{ygot.NewNodePath([]string{"proposer"}, nil, n)}
 }
 
 // Tier returns the path of /kedge/underlay/mutations/mutation/config/tier.
@@ -2889,10 +3248,38 @@ func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Tier() *Kedge_Underlay_Mu
 	return &Kedge_Underlay_Mutations_Mutation_Config_TierPath{ygot.NewNodePath([]string{"tier"}, nil, n)}
 }
 
-// Kedge_Underlay_Mutations_Mutation_Config_DevicePath is the path of
-// /kedge/underlay/mutations/mutation/config/device (leaf, config). The device
-// to change.
-type Kedge_Underlay_Mutations_Mutation_Config_DevicePath struct {
+// Vlans returns the path of /kedge/underlay/mutations/mutation/config/vlans.
+func (n *Kedge_Underlay_Mutations_Mutation_ConfigPath) Vlans() *Kedge_Underlay_Mutations_Mutation_Config_VlansPath {
+	return &Kedge_Underlay_Mutations_Mutation_Config_VlansPath{ygot.NewNodePath([]string{"vlans"}, nil, n)}
+}
+
+// Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath is the path of
+// /kedge/underlay/mutations/mutation/config/description (leaf, config). What
+// the change is for.
+type Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_Config_DevicesPath is the path of
+// /kedge/underlay/mutations/mutation/config/devices (leaf-list, config). The
+// devices whose configuration it changes; every device when empty.
+type Kedge_Underlay_Mutations_Mutation_Config_DevicesPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath is the path of
+// /kedge/underlay/mutations/mutation/config/emergency (leaf, config). A
+// pre-approved emergency change: compiled when proposed (while the compiler
+// is not frozen) and then held until execute is set. At a level whose accord
+// freezes the compiler only these may execute.
+type Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_Config_ExecutePath is the path of
+// /kedge/underlay/mutations/mutation/config/execute (leaf, config). Releases
+// a held emergency change for execution.
+type Kedge_Underlay_Mutations_Mutation_Config_ExecutePath struct {
 	*ygot.NodePath
 }
 
@@ -2903,17 +3290,26 @@ type Kedge_Underlay_Mutations_Mutation_Config_IdPath struct {
 	*ygot.NodePath
 }
 
-// Kedge_Underlay_Mutations_Mutation_Config_ProposalPath is the path of
-// /kedge/underlay/mutations/mutation/config/proposal (leaf, config). The
-// proposed change, in the device's configuration language.
-type Kedge_Underlay_Mutations_Mutation_Config_ProposalPath struct {
+// Kedge_Underlay_Mutations_Mutation_Config_ProposerPath is the path of
+// /kedge/underlay/mutations/mutation/config/proposer (leaf, config). Identity
+// of whoever proposed it.
+type Kedge_Underlay_Mutations_Mutation_Config_ProposerPath struct {
 	*ygot.NodePath
 }
 
 // Kedge_Underlay_Mutations_Mutation_Config_TierPath is the path of
 // /kedge/underlay/mutations/mutation/config/tier (leaf, config). Authority
-// tier of the proposer.
+// tier the proposal executes under; never above the tier of the identity that
+// wrote it.
 type Kedge_Underlay_Mutations_Mutation_Config_TierPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_Config_VlansPath is the path of
+// /kedge/underlay/mutations/mutation/config/vlans (leaf-list, config). The
+// VLANs whose intent it brings to those devices (a VLAN gone from the intent
+// is removed); every VLAN when empty.
+type Kedge_Underlay_Mutations_Mutation_Config_VlansPath struct {
 	*ygot.NodePath
 }
 
@@ -2924,6 +3320,90 @@ type Kedge_Underlay_Mutations_Mutation_IdPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Mutations_Mutation_ResultsPath is the path of
+// /kedge/underlay/mutations/mutation/results (container, state). The outcome
+// on each device.
+type Kedge_Underlay_Mutations_Mutation_ResultsPath struct {
+	*ygot.NodePath
+}
+
+// Result returns the path of the /kedge/underlay/mutations/mutation/results/result entry with the given key.
+func (n *Kedge_Underlay_Mutations_Mutation_ResultsPath) Result(device string) *Kedge_Underlay_Mutations_Mutation_Results_ResultPath {
+	return &Kedge_Underlay_Mutations_Mutation_Results_ResultPath{ygot.NewNodePath([]string{"result"}, map[string]any{"device": device}, n)}
+}
+
+// ResultAny returns the path of every /kedge/underlay/mutations/mutation/results/result entry (wildcard keys).
+func (n *Kedge_Underlay_Mutations_Mutation_ResultsPath) ResultAny() *Kedge_Underlay_Mutations_Mutation_Results_ResultPath {
+	return &Kedge_Underlay_Mutations_Mutation_Results_ResultPath{ygot.NewNodePath([]string{"result"}, map[string]any{"device": "*"}, n)}
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_ResultPath is the path of
+// /kedge/underlay/mutations/mutation/results/result (list entry, state). The
+// outcome on one device.
+type Kedge_Underlay_Mutations_Mutation_Results_ResultPath struct {
+	*ygot.NodePath
+}
+
+// Device returns the path of /kedge/underlay/mutations/mutation/results/result/device.
+func (n *Kedge_Underlay_Mutations_Mutation_Results_ResultPath) Device() *Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath {
+	return &Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+}
+
+// State returns the path of /kedge/underlay/mutations/mutation/results/result/state.
+func (n *Kedge_Underlay_Mutations_Mutation_Results_ResultPath) State() *Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath {
+	return &Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath{ygot.NewNodePath([]string{"state"}, nil, n)}
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath is the path of
+// /kedge/underlay/mutations/mutation/results/result/device (leaf, state).
+// Reference to the device.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath is the path of
+// /kedge/underlay/mutations/mutation/results/result/state (container, state).
+// The outcome.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath struct {
+	*ygot.NodePath
+}
+
+// Device returns the path of /kedge/underlay/mutations/mutation/results/result/state/device.
+func (n *Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) Device() *Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath {
+	return &Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+}
+
+// Error returns the path of /kedge/underlay/mutations/mutation/results/result/state/error.
+func (n *Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) Error() *Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath {
+	return &Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath{ygot.NewNodePath([]string{"error"}, nil, n)}
+}
+
+// Status returns the path of /kedge/underlay/mutations/mutation/results/result/state/status.
+func (n *Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) Status() *Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath {
+	return &Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath{ygot.NewNodePath([]string{"status"}, nil, n)}
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath is the
+// path of /kedge/underlay/mutations/mutation/results/result/state/device
+// (leaf, state). The device.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath is the
+// path of /kedge/underlay/mutations/mutation/results/result/state/error
+// (leaf, state). Why, when it did not confirm.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath is the
+// path of /kedge/underlay/mutations/mutation/results/result/state/status
+// (leaf, state). The outcome on the device.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_Mutations_Mutation_StatePath is the path of
 // /kedge/underlay/mutations/mutation/state (container, state). The proposal
 // and where it stands.
@@ -2931,9 +3411,39 @@ type Kedge_Underlay_Mutations_Mutation_StatePath struct {
 	*ygot.NodePath
 }
 
-// Device returns the path of /kedge/underlay/mutations/mutation/state/device.
-func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Device() *Kedge_Underlay_Mutations_Mutation_State_DevicePath {
-	return &Kedge_Underlay_Mutations_Mutation_State_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+// Compiled returns the path of /kedge/underlay/mutations/mutation/state/compiled.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Compiled() *Kedge_Underlay_Mutations_Mutation_State_CompiledPath {
+	return &Kedge_Underlay_Mutations_Mutation_State_CompiledPath{ygot.NewNodePath([]string{"compiled"}, nil, n)}
+}
+
+// Description returns the path of /kedge/underlay/mutations/mutation/state/description.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Description() *Kedge_Underlay_Mutations_Mutation_State_DescriptionPath {
+	return &Kedge_Underlay_Mutations_Mutation_State_DescriptionPath{ygot.NewNodePath([]string{"description"}, nil, n)}
+}
+
+// Devices returns the path of /kedge/underlay/mutations/mutation/state/devices.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Devices() *Kedge_Underlay_Mutations_Mutation_State_DevicesPath {
+	return &Kedge_Underlay_Mutations_Mutation_State_DevicesPath{ygot.NewNodePath([]string{"devices"}, nil, n)}
+}
+
+// Diff returns the path of /kedge/underlay/mutations/mutation/state/diff.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Diff() *Kedge_Underlay_Mutations_Mutation_State_DiffPath {
+	return &Kedge_Underlay_Mutations_Mutation_State_DiffPath{ygot.NewNodePath([]string{"diff"}, nil, n)}
+}
+
+// Emergency returns the path of /kedge/underlay/mutations/mutation/state/emergency.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Emergency() *Kedge_Underlay_Mutations_Mutation_State_EmergencyPath {
+	return &Kedge_Underlay_Mutations_Mutation_State_EmergencyPath{ygot.NewNodePath([]string{"emergency"}, nil, n)}
+}
+
+// Execute returns the path of /kedge/underlay/mutations/mutation/state/execute.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Execute() *Kedge_Underlay_Mutations_Mutation_State_ExecutePath {
+	return &Kedge_Underlay_Mutations_Mutation_State_ExecutePath{ygot.NewNodePath([]string{"execute"}, nil, n)}
+}
+
+// Executed returns the path of /kedge/underlay/mutations/mutation/state/executed.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Executed() *Kedge_Underlay_Mutations_Mutation_State_ExecutedPath {
+	return &Kedge_Underlay_Mutations_Mutation_State_ExecutedPath{ygot.NewNodePath([]string{"executed"}, nil, n)}
 }
 
 // Id returns the path of /kedge/underlay/mutations/mutation/state/id.
@@ -2941,14 +3451,29 @@ func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Id() *Kedge_Underlay_Mutat
 	return &Kedge_Underlay_Mutations_Mutation_State_IdPath{ygot.NewNodePath([]string{"id"}, nil, n)}
 }
 
-// Proposal returns the path of /kedge/underlay/mutations/mutation/state/proposal.
-func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Proposal() *Kedge_Underlay_Mutations_Mutation_State_ProposalPath {
-	return &Kedge_Underlay_Mutations_Mutation_State_ProposalPath{ygot.NewNodePath([]string{"proposal"}, nil, n)}
+// IntentSequence returns the path of /kedge/underlay/mutations/mutation/state/intent-sequence.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) IntentSequence() *Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath {
+	return &Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath{ygot.NewNodePath([]string{"intent-sequence"}, nil, n)}
+}
+
+// PostureLevel returns the path of /kedge/underlay/mutations/mutation/state/posture-level.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) PostureLevel() *Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath {
+	return &Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath{ygot.NewNodePath([]string{"posture-level"}, nil, n)}
+}
+
+// Proposer returns the path of /kedge/underlay/mutations/mutation/state/proposer.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Proposer() *Kedge_Underlay_Mutations_Mutation_State_ProposerPath {
+	return &Kedge_Underlay_Mutations_Mutation_State_ProposerPath{ygot.NewNodePath([]string{"proposer"}, nil, n)}
 }
 
 // Reason returns the path of /kedge/underlay/mutations/mutation/state/reason.
 func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Reason() *Kedge_Underlay_Mutations_Mutation_State_ReasonPath {
 	return &Kedge_Underlay_Mutations_Mutation_State_ReasonPath{ygot.NewNodePath([]string{"reason"}, nil, n)}
+}
+
+// Sequence returns the path of /kedge/underlay/mutations/mutation/state/sequence.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Sequence() *Kedge_Underlay_Mutations_Mutation_State_SequencePath {
+	return &Kedge_Underlay_Mutations_Mutation_State_SequencePath{ygot.NewNodePath([]string{"sequence"}, nil, n)}
 }
 
 // Status returns the path of /kedge/underlay/mutations/mutation/state/status.
@@ -2961,11 +3486,60 @@ func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Tier() *Kedge_Underlay_Mut
 	return &Kedge_Underlay_Mutations_Mutation_State_TierPath{ygot.NewNodePath([]string{"tier"}, nil, n)}
 }
 
-// Kedge_Underlay_Mutations_Mutation_State_DevicePath is the path of
-// /kedge/underlay/mutations/mutation/state/device (leaf, state). The device
-// to change (a plain string in state so that a mutation's history survives
-// the device's removal).
-type Kedge_Underlay_Mutations_Mutation_State_DevicePath struct {
+// Vlans returns the path of /kedge/underlay/mutations/mutation/state/vlans.
+func (n *Kedge_Underlay_Mutations_Mutation_StatePath) Vlans() *Kedge_Underlay_Mutations_Mutation_State_VlansPath {
+	return &Kedge_Underlay_Mutations_Mutation_State_VlansPath{ygot.NewNodePath([]string{"vlans"}, nil, n)}
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_CompiledPath is the path of
+// /kedge/underlay/mutations/mutation/state/compiled (leaf, state). When it
+// was compiled.
+type Kedge_Underlay_Mutations_Mutation_State_CompiledPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_DescriptionPath is the path of
+// /kedge/underlay/mutations/mutation/state/description (leaf, state). What
+// the change is for.
+type Kedge_Underlay_Mutations_Mutation_State_DescriptionPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_DevicesPath is the path of
+// /kedge/underlay/mutations/mutation/state/devices (leaf-list, state). The
+// devices whose configuration it changes; every device when empty.
+type Kedge_Underlay_Mutations_Mutation_State_DevicesPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_DiffPath is the path of
+// /kedge/underlay/mutations/mutation/state/diff (leaf-list, state). What it
+// changes, one entry per device and OpenConfig path: 'DEVICE replace PATH' or
+// 'DEVICE delete PATH'.
+type Kedge_Underlay_Mutations_Mutation_State_DiffPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_EmergencyPath is the path of
+// /kedge/underlay/mutations/mutation/state/emergency (leaf, state). A
+// pre-approved emergency change: compiled when proposed (while the compiler
+// is not frozen) and then held until execute is set. At a level whose accord
+// freezes the compiler only these may execute.
+type Kedge_Underlay_Mutations_Mutation_State_EmergencyPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_ExecutePath is the path of
+// /kedge/underlay/mutations/mutation/state/execute (leaf, state). Releases a
+// held emergency change for execution.
+type Kedge_Underlay_Mutations_Mutation_State_ExecutePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_ExecutedPath is the path of
+// /kedge/underlay/mutations/mutation/state/executed (leaf, state). When its
+// execution finished.
+type Kedge_Underlay_Mutations_Mutation_State_ExecutedPath struct {
 	*ygot.NodePath
 }
 
@@ -2976,17 +3550,38 @@ type Kedge_Underlay_Mutations_Mutation_State_IdPath struct {
 	*ygot.NodePath
 }
 
-// Kedge_Underlay_Mutations_Mutation_State_ProposalPath is the path of
-// /kedge/underlay/mutations/mutation/state/proposal (leaf, state). The
-// proposed change, in the device's configuration language.
-type Kedge_Underlay_Mutations_Mutation_State_ProposalPath struct {
+// Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath is the path of
+// /kedge/underlay/mutations/mutation/state/intent-sequence (leaf, state). The
+// tree commit whose intent it compiled.
+type Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath is the path of
+// /kedge/underlay/mutations/mutation/state/posture-level (leaf, state). The
+// posture level it executed (or was last judged) at.
+type Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_ProposerPath is the path of
+// /kedge/underlay/mutations/mutation/state/proposer (leaf, state). Identity
+// of whoever proposed it.
+type Kedge_Underlay_Mutations_Mutation_State_ProposerPath struct {
 	*ygot.NodePath
 }
 
 // Kedge_Underlay_Mutations_Mutation_State_ReasonPath is the path of
-// /kedge/underlay/mutations/mutation/state/reason (leaf, state). Why the
-// mutation was denied or frozen.
+// /kedge/underlay/mutations/mutation/state/reason (leaf, state). Why it
+// waits, failed or was denied.
 type Kedge_Underlay_Mutations_Mutation_State_ReasonPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_SequencePath is the path of
+// /kedge/underlay/mutations/mutation/state/sequence (leaf, state). Its place
+// in the queue, in order of proposal.
+type Kedge_Underlay_Mutations_Mutation_State_SequencePath struct {
 	*ygot.NodePath
 }
 
@@ -2999,15 +3594,33 @@ type Kedge_Underlay_Mutations_Mutation_State_StatusPath struct {
 
 // Kedge_Underlay_Mutations_Mutation_State_TierPath is the path of
 // /kedge/underlay/mutations/mutation/state/tier (leaf, state). Authority tier
-// of the proposer.
+// the proposal executes under.
 type Kedge_Underlay_Mutations_Mutation_State_TierPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Mutations_Mutation_State_VlansPath is the path of
+// /kedge/underlay/mutations/mutation/state/vlans (leaf-list, state). The
+// VLANs whose intent it brings to those devices (a VLAN gone from the intent
+// is removed); every VLAN when empty.
+type Kedge_Underlay_Mutations_Mutation_State_VlansPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_StatePath is the path of /kedge/underlay/state (container,
-// state). Applied settings and drift state.
+// state). Applied settings and underlay-wide state.
 type Kedge_Underlay_StatePath struct {
 	*ygot.NodePath
+}
+
+// CommitConfirmSeconds returns the path of /kedge/underlay/state/commit-confirm-seconds.
+func (n *Kedge_Underlay_StatePath) CommitConfirmSeconds() *Kedge_Underlay_State_CommitConfirmSecondsPath {
+	return &Kedge_Underlay_State_CommitConfirmSecondsPath{ygot.NewNodePath([]string{"commit-confirm-seconds"}, nil, n)}
+}
+
+// CompilerFrozen returns the path of /kedge/underlay/state/compiler-frozen.
+func (n *Kedge_Underlay_StatePath) CompilerFrozen() *Kedge_Underlay_State_CompilerFrozenPath {
+	return &Kedge_Underlay_State_CompilerFrozenPath{ygot.NewNodePath([]string{"compiler-frozen"}, nil, n)}
 }
 
 // DriftDetected returns the path of /kedge/underlay/state/drift-detected.
@@ -3015,14 +3628,39 @@ func (n *Kedge_Underlay_StatePath) DriftDetected() *Kedge_Underlay_State_DriftDe
 	return &Kedge_Underlay_State_DriftDetectedPath{ygot.NewNodePath([]string{"drift-detected"}, nil, n)}
 }
 
-// DriftIntervalSeconds returns the path of /kedge/underlay/state/drift-interval-seconds.
-func (n *Kedge_Underlay_StatePath) DriftIntervalSeconds() *Kedge_Underlay_State_DriftIntervalSecondsPath {
-	return &Kedge_Underlay_State_DriftIntervalSecondsPath{ygot.NewNodePath([]string{"drift-interval-seconds"}, nil, n)}
+// DriftIntervalMs returns the path of /kedge/underlay/state/drift-interval-ms.
+func (n *Kedge_Underlay_StatePath) DriftIntervalMs() *Kedge_Underlay_State_DriftIntervalMsPath {
+	return &Kedge_Underlay_State_DriftIntervalMsPath{ygot.NewNodePath([]string{"drift-interval-ms"}, nil, n)}
 }
 
 // LastDriftCheck returns the path of /kedge/underlay/state/last-drift-check.
 func (n *Kedge_Underlay_StatePath) LastDriftCheck() *Kedge_Underlay_State_LastDriftCheckPath {
 	return &Kedge_Underlay_State_LastDriftCheckPath{ygot.NewNodePath([]string{"last-drift-check"}, nil, n)}
+}
+
+// Level returns the path of /kedge/underlay/state/level.
+func (n *Kedge_Underlay_StatePath) Level() *Kedge_Underlay_State_LevelPath {
+	return &Kedge_Underlay_State_LevelPath{ygot.NewNodePath([]string{"level"}, nil, n)}
+}
+
+// Waiting returns the path of /kedge/underlay/state/waiting.
+func (n *Kedge_Underlay_StatePath) Waiting() *Kedge_Underlay_State_WaitingPath {
+	return &Kedge_Underlay_State_WaitingPath{ygot.NewNodePath([]string{"waiting"}, nil, n)}
+}
+
+// Kedge_Underlay_State_CommitConfirmSecondsPath is the path of
+// /kedge/underlay/state/commit-confirm-seconds (leaf, state). Rollback
+// duration of a commit-confirmed push: a device that is not confirmed within
+// it rolls the push back by itself.
+type Kedge_Underlay_State_CommitConfirmSecondsPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_State_CompilerFrozenPath is the path of
+// /kedge/underlay/state/compiler-frozen (leaf, state). Whether the posture
+// level froze the compiler.
+type Kedge_Underlay_State_CompilerFrozenPath struct {
+	*ygot.NodePath
 }
 
 // Kedge_Underlay_State_DriftDetectedPath is the path of
@@ -3032,22 +3670,36 @@ type Kedge_Underlay_State_DriftDetectedPath struct {
 	*ygot.NodePath
 }
 
-// Kedge_Underlay_State_DriftIntervalSecondsPath is the path of
-// /kedge/underlay/state/drift-interval-seconds (leaf, state). How often
-// device configuration is checked for drift; 0 turns checks off.
-type Kedge_Underlay_State_DriftIntervalSecondsPath struct {
+// Kedge_Underlay_State_DriftIntervalMsPath is the path of
+// /kedge/underlay/state/drift-interval-ms (leaf, state). How often devices
+// without ON_CHANGE subscriptions are read for drift at this level (the
+// accord's underlay-drift-interval-ms).
+type Kedge_Underlay_State_DriftIntervalMsPath struct {
 	*ygot.NodePath
 }
 
 // Kedge_Underlay_State_LastDriftCheckPath is the path of
-// /kedge/underlay/state/last-drift-check (leaf, state). When drift was last
-// checked.
+// /kedge/underlay/state/last-drift-check (leaf, state). When a device's
+// running configuration was last compared.
 type Kedge_Underlay_State_LastDriftCheckPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_State_LevelPath is the path of /kedge/underlay/state/level
+// (leaf, state). The posture level the underlay gates act on.
+type Kedge_Underlay_State_LevelPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_State_WaitingPath is the path of
+// /kedge/underlay/state/waiting (leaf, state). Mutations proposed but held
+// back.
+type Kedge_Underlay_State_WaitingPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_VlansPath is the path of /kedge/underlay/vlans (container,
-// config). VLAN interfaces on this node.
+// config). VLANs: on the devices, and as interfaces of this node.
 type Kedge_Underlay_VlansPath struct {
 	*ygot.NodePath
 }
@@ -3063,7 +3715,7 @@ func (n *Kedge_Underlay_VlansPath) VlanAny() *Kedge_Underlay_Vlans_VlanPath {
 }
 
 // Kedge_Underlay_Vlans_VlanPath is the path of /kedge/underlay/vlans/vlan
-// (list entry, config). One VLAN interface.
+// (list entry, config). One VLAN.
 type Kedge_Underlay_Vlans_VlanPath struct {
 	*ygot.NodePath
 }
@@ -3078,13 +3730,23 @@ func (n *Kedge_Underlay_Vlans_VlanPath) Id() *Kedge_Underlay_Vlans_Vlan_IdPath {
 	return &Kedge_Underlay_Vlans_Vlan_IdPath{ygot.NewNodePath([]string{"id"}, nil, n)}
 }
 
+// Members returns the path of /kedge/underlay/vlans/vlan/members.
+func (n *Kedge_Underlay_Vlans_VlanPath) Members() *Kedge_Underlay_Vlans_Vlan_MembersPath {
+	return &Kedge_Underlay_Vlans_Vlan_MembersPath{ygot.NewNodePath([]string{"members"}, nil, n)}
+}
+
 // State returns the path of /kedge/underlay/vlans/vlan/state.
 func (n *Kedge_Underlay_Vlans_VlanPath) State() *Kedge_Underlay_Vlans_Vlan_StatePath {
 	return &Kedge_Underlay_Vlans_Vlan_StatePath{ygot.NewNodePath([]string{"state"}, nil, n)}
 }
 
+// Subinterfaces returns the path of /kedge/underlay/vlans/vlan/subinterfaces.
+func (n *Kedge_Underlay_Vlans_VlanPath) Subinterfaces() *Kedge_Underlay_Vlans_Vlan_SubinterfacesPath {
+	return &Kedge_Underlay_Vlans_Vlan_SubinterfacesPath{ygot.NewNodePath([]string{"subinterfaces"}, nil, n)}
+}
+
 // Kedge_Underlay_Vlans_Vlan_ConfigPath is the path of
-// /kedge/underlay/vlans/vlan/config (container, config). Intended interface.
+// /kedge/underlay/vlans/vlan/config (container, config). Intended VLAN.
 type Kedge_Underlay_Vlans_Vlan_ConfigPath struct {
 	*ygot.NodePath
 }
@@ -3109,6 +3771,11 @@ func (n *Kedge_Underlay_Vlans_Vlan_ConfigPath) Monitoring() *Kedge_Underlay_Vlan
 	return &Kedge_Underlay_Vlans_Vlan_Config_MonitoringPath{ygot.NewNodePath([]string{"monitoring"}, nil, n)}
 }
 
+// Name returns the path of /kedge/underlay/vlans/vlan/config/name.
+func (n *Kedge_Underlay_Vlans_Vlan_ConfigPath) Name() *Kedge_Underlay_Vlans_Vlan_Config_NamePath {
+	return &Kedge_Underlay_Vlans_Vlan_Config_NamePath{ygot.NewNodePath([]string{"name"}, nil, n)}
+}
+
 // Parent returns the path of /kedge/underlay/vlans/vlan/config/parent.
 func (n *Kedge_Underlay_Vlans_Vlan_ConfigPath) Parent() *Kedge_Underlay_Vlans_Vlan_Config_ParentPath {
 	return &Kedge_Underlay_Vlans_Vlan_Config_ParentPath{ygot.NewNodePath([]string{"parent"}, nil, n)}
@@ -3116,7 +3783,7 @@ func (n *Kedge_Underlay_Vlans_Vlan_ConfigPath) Parent() *Kedge_Underlay_Vlans_Vl
 
 // Kedge_Underlay_Vlans_Vlan_Config_AddressesPath is the path of
 // /kedge/underlay/vlans/vlan/config/addresses (leaf-list, config). Addresses
-// on the interface, with prefix length.
+// on this node's interface, with prefix length.
 type Kedge_Underlay_Vlans_Vlan_Config_AddressesPath struct {
 	*ygot.NodePath
 }
@@ -3128,8 +3795,9 @@ type Kedge_Underlay_Vlans_Vlan_Config_IdPath struct {
 }
 
 // Kedge_Underlay_Vlans_Vlan_Config_IfnamePath is the path of
-// /kedge/underlay/vlans/vlan/config/ifname (leaf, config). Name of the
-// interface to create; the daemon derives one when absent.
+// /kedge/underlay/vlans/vlan/config/ifname (leaf, config). Name of this
+// node's interface for the VLAN (with parent); the daemon derives one when
+// absent.
 type Kedge_Underlay_Vlans_Vlan_Config_IfnamePath struct {
 	*ygot.NodePath
 }
@@ -3141,9 +3809,17 @@ type Kedge_Underlay_Vlans_Vlan_Config_MonitoringPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Vlans_Vlan_Config_NamePath is the path of
+// /kedge/underlay/vlans/vlan/config/name (leaf, config). The VLAN's name on
+// the devices.
+type Kedge_Underlay_Vlans_Vlan_Config_NamePath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_Vlans_Vlan_Config_ParentPath is the path of
-// /kedge/underlay/vlans/vlan/config/parent (leaf, config). The interface the
-// VLAN rides on.
+// /kedge/underlay/vlans/vlan/config/parent (leaf, config). This node's
+// interface the VLAN rides on; without it the VLAN exists on the devices
+// only.
 type Kedge_Underlay_Vlans_Vlan_Config_ParentPath struct {
 	*ygot.NodePath
 }
@@ -3154,9 +3830,155 @@ type Kedge_Underlay_Vlans_Vlan_IdPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Vlans_Vlan_MembersPath is the path of
+// /kedge/underlay/vlans/vlan/members (container, config). Device ports that
+// carry the VLAN.
+type Kedge_Underlay_Vlans_Vlan_MembersPath struct {
+	*ygot.NodePath
+}
+
+// Member returns the path of the /kedge/underlay/vlans/vlan/members/member entry with the given key.
+func (n *Kedge_Underlay_Vlans_Vlan_MembersPath) Member(device string, port string) *Kedge_Underlay_Vlans_Vlan_Members_MemberPath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_MemberPath{ygot.NewNodePath([]string{"member"}, map[string]any{"device": device, "port": port}, n)}
+}
+
+// MemberAny returns the path of every /kedge/underlay/vlans/vlan/members/member entry (wildcard keys).
+func (n *Kedge_Underlay_Vlans_Vlan_MembersPath) MemberAny() *Kedge_Underlay_Vlans_Vlan_Members_MemberPath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_MemberPath{ygot.NewNodePath([]string{"member"}, map[string]any{"device": "*", "port": "*"}, n)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_MemberPath is the path of
+// /kedge/underlay/vlans/vlan/members/member (list entry, config). One device
+// port.
+type Kedge_Underlay_Vlans_Vlan_Members_MemberPath struct {
+	*ygot.NodePath
+}
+
+// Config returns the path of /kedge/underlay/vlans/vlan/members/member/config.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_MemberPath) Config() *Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath{ygot.NewNodePath([]string{"config"}, nil, n)}
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/members/member/device.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_MemberPath) Device() *Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/members/member/port.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_MemberPath) Port() *Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath{ygot.NewNodePath([]string{"port"}, nil, n)}
+}
+
+// State returns the path of /kedge/underlay/vlans/vlan/members/member/state.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_MemberPath) State() *Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath{ygot.NewNodePath([]string{"state"}, nil, n)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/config (container, config).
+// Intended member.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath struct {
+	*ygot.NodePath
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/members/member/config/device.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) Device() *Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/members/member/config/port.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) Port() *Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath{ygot.NewNodePath([]string{"port"}, nil, n)}
+}
+
+// Untagged returns the path of /kedge/underlay/vlans/vlan/members/member/config/untagged.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) Untagged() *Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath{ygot.NewNodePath([]string{"untagged"}, nil, n)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath is the path of
+// /kedge/underlay/vlans/vlan/members/member/config/device (leaf, config). The
+// device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/config/port (leaf, config). The
+// port (OpenConfig interface name) on the device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/config/untagged (leaf, config).
+// Whether the port carries the VLAN untagged (access, or the trunk's native
+// VLAN); tagged (trunk) otherwise.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath is the path of
+// /kedge/underlay/vlans/vlan/members/member/device (leaf, config). Reference
+// to the device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/port (leaf, config). Reference to
+// the port.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath is the path of
+// /kedge/underlay/vlans/vlan/members/member/state (container, state). The
+// member as compiled.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath struct {
+	*ygot.NodePath
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/members/member/state/device.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) Device() *Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/members/member/state/port.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) Port() *Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath{ygot.NewNodePath([]string{"port"}, nil, n)}
+}
+
+// Untagged returns the path of /kedge/underlay/vlans/vlan/members/member/state/untagged.
+func (n *Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) Untagged() *Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath {
+	return &Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath{ygot.NewNodePath([]string{"untagged"}, nil, n)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath is the path of
+// /kedge/underlay/vlans/vlan/members/member/state/device (leaf, state). The
+// device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/state/port (leaf, state). The
+// port (OpenConfig interface name) on the device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/state/untagged (leaf, state).
+// Whether the port carries the VLAN untagged (access, or the trunk's native
+// VLAN); tagged (trunk) otherwise.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_Vlans_Vlan_StatePath is the path of
-// /kedge/underlay/vlans/vlan/state (container, state). Applied interface and
-// its state.
+// /kedge/underlay/vlans/vlan/state (container, state). This node's interface
+// for the VLAN and its state.
 type Kedge_Underlay_Vlans_Vlan_StatePath struct {
 	*ygot.NodePath
 }
@@ -3191,6 +4013,11 @@ func (n *Kedge_Underlay_Vlans_Vlan_StatePath) Monitoring() *Kedge_Underlay_Vlans
 	return &Kedge_Underlay_Vlans_Vlan_State_MonitoringPath{ygot.NewNodePath([]string{"monitoring"}, nil, n)}
 }
 
+// Name returns the path of /kedge/underlay/vlans/vlan/state/name.
+func (n *Kedge_Underlay_Vlans_Vlan_StatePath) Name() *Kedge_Underlay_Vlans_Vlan_State_NamePath {
+	return &Kedge_Underlay_Vlans_Vlan_State_NamePath{ygot.NewNodePath([]string{"name"}, nil, n)}
+}
+
 // Parent returns the path of /kedge/underlay/vlans/vlan/state/parent.
 func (n *Kedge_Underlay_Vlans_Vlan_StatePath) Parent() *Kedge_Underlay_Vlans_Vlan_State_ParentPath {
 	return &Kedge_Underlay_Vlans_Vlan_State_ParentPath{ygot.NewNodePath([]string{"parent"}, nil, n)}
@@ -3203,7 +4030,7 @@ func (n *Kedge_Underlay_Vlans_Vlan_StatePath) Status() *Kedge_Underlay_Vlans_Vla
 
 // Kedge_Underlay_Vlans_Vlan_State_AddressesPath is the path of
 // /kedge/underlay/vlans/vlan/state/addresses (leaf-list, state). Addresses on
-// the interface, with prefix length.
+// this node's interface, with prefix length.
 type Kedge_Underlay_Vlans_Vlan_State_AddressesPath struct {
 	*ygot.NodePath
 }
@@ -3222,8 +4049,8 @@ type Kedge_Underlay_Vlans_Vlan_State_IdPath struct {
 }
 
 // Kedge_Underlay_Vlans_Vlan_State_IfnamePath is the path of
-// /kedge/underlay/vlans/vlan/state/ifname (leaf, state). Name of the
-// interface to create; the daemon derives one when absent.
+// /kedge/underlay/vlans/vlan/state/ifname (leaf, state). Name of this node's
+// interface for the VLAN (with parent); the daemon derives one when absent.
 type Kedge_Underlay_Vlans_Vlan_State_IfnamePath struct {
 	*ygot.NodePath
 }
@@ -3242,6 +4069,13 @@ type Kedge_Underlay_Vlans_Vlan_State_MonitoringPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Underlay_Vlans_Vlan_State_NamePath is the path of
+// /kedge/underlay/vlans/vlan/state/name (leaf, state). The VLAN's name on the
+// devices.
+type Kedge_Underlay_Vlans_Vlan_State_NamePath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Underlay_Vlans_Vlan_State_ParentPath is the path of
 // /kedge/underlay/vlans/vlan/state/parent (leaf, state). The interface the
 // VLAN rides on.
@@ -3253,5 +4087,155 @@ type Kedge_Underlay_Vlans_Vlan_State_ParentPath struct {
 // /kedge/underlay/vlans/vlan/state/status (leaf, state). State of the
 // interface.
 type Kedge_Underlay_Vlans_Vlan_State_StatusPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_SubinterfacesPath is the path of
+// /kedge/underlay/vlans/vlan/subinterfaces (container, config). Routed
+// subinterfaces for the VLAN on device ports.
+type Kedge_Underlay_Vlans_Vlan_SubinterfacesPath struct {
+	*ygot.NodePath
+}
+
+// Subinterface returns the path of the /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry with the given key.
+func (n *Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) Subinterface(device string, port string) *Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{ygot.NewNodePath([]string{"subinterface"}, map[string]any{"device": device, "port": port}, n)}
+}
+
+// SubinterfaceAny returns the path of every /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry (wildcard keys).
+func (n *Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) SubinterfaceAny() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{ygot.NewNodePath([]string{"subinterface"}, map[string]any{"device": "*", "port": "*"}, n)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath is the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface (list entry, config).
+// One routed subinterface.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath struct {
+	*ygot.NodePath
+}
+
+// Config returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) Config() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath{ygot.NewNodePath([]string{"config"}, nil, n)}
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/device.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) Device() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/port.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) Port() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath{ygot.NewNodePath([]string{"port"}, nil, n)}
+}
+
+// State returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) State() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath{ygot.NewNodePath([]string{"state"}, nil, n)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath is the path
+// of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config (container,
+// config). Intended subinterface.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath struct {
+	*ygot.NodePath
+}
+
+// Addresses returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/addresses.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) Addresses() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath{ygot.NewNodePath([]string{"addresses"}, nil, n)}
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/device.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) Device() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/port.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) Port() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath{ygot.NewNodePath([]string{"port"}, nil, n)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath
+// is the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/addresses
+// (leaf-list, config). The subinterface's addresses, with prefix length.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath is
+// the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/device (leaf,
+// config). The device.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath is the
+// path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/port
+// (leaf, config). The port whose subinterface (index = VLAN id) routes the
+// VLAN.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath is the path
+// of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/device (leaf,
+// config). Reference to the device.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath is the path
+// of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/port (leaf,
+// config). Reference to the port.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath is the path
+// of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state (container,
+// state). The subinterface as compiled.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath struct {
+	*ygot.NodePath
+}
+
+// Addresses returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/addresses.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) Addresses() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath{ygot.NewNodePath([]string{"addresses"}, nil, n)}
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/device.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) Device() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath{ygot.NewNodePath([]string{"device"}, nil, n)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/port.
+func (n *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) Port() *Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath {
+	return &Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath{ygot.NewNodePath([]string{"port"}, nil, n)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath is
+// the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/addresses
+// (leaf-list, state). The subinterface's addresses, with prefix length.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath is
+// the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/device (leaf,
+// state). The device.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath is the
+// path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/port
+// (leaf, state). The port whose subinterface (index = VLAN id) routes the
+// VLAN.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath struct {
 	*ygot.NodePath
 }

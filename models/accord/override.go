@@ -16,6 +16,7 @@ type Patch struct {
 	AllowedSessionTypes   []string // nil keeps the default
 	UnderlayMutationTiers []string // nil keeps the default
 	CompilerFrozen        *bool
+	UnderlayDriftMillis   *uint32
 	RoutePolicy           *string
 	NotarySamplingPercent *uint8
 	NotaryFlush           *string
@@ -27,7 +28,7 @@ type Patch struct {
 func (p Patch) empty() bool {
 	return p.OverlayMode == nil && p.KeepaliveSeconds == nil && p.HealthCheckSeconds == nil &&
 		p.Handshake == nil && p.AllowedSessionTypes == nil && p.UnderlayMutationTiers == nil &&
-		p.CompilerFrozen == nil && p.RoutePolicy == nil && p.NotarySamplingPercent == nil &&
+		p.CompilerFrozen == nil && p.UnderlayDriftMillis == nil && p.RoutePolicy == nil && p.NotarySamplingPercent == nil &&
 		p.NotaryFlush == nil && p.NotaryPayloadHashing == nil && p.ForensicSnapshot == nil &&
 		p.VPPFlowPolicy == nil
 }
@@ -57,6 +58,7 @@ func Effective(level uint8, o Overrides) (Accord, error) {
 		a.UnderlayMutationTiers = slices.Clone(p.UnderlayMutationTiers)
 	}
 	setIf(&a.CompilerFrozen, p.CompilerFrozen)
+	setIf(&a.UnderlayDriftMillis, p.UnderlayDriftMillis)
 	setIf(&a.RoutePolicy, p.RoutePolicy)
 	setIf(&a.NotarySamplingPercent, p.NotarySamplingPercent)
 	setIf(&a.NotaryFlush, p.NotaryFlush)
@@ -113,6 +115,7 @@ func OverridesFromTree(t *tree.Tree) Overrides {
 			AllowedSessionTypes:   strs(cfg.Get("allowed-session-types")),
 			UnderlayMutationTiers: strs(cfg.Get("underlay-mutation-tiers")),
 			CompilerFrozen:        boolean(cfg.Get("compiler-frozen")),
+			UnderlayDriftMillis:   num[uint32](cfg.Get("underlay-drift-interval-ms")),
 			RoutePolicy:           str(cfg.Get("route-policy")),
 			NotarySamplingPercent: num[uint8](cfg.Get("notary-sampling-percent")),
 			NotaryFlush:           str(cfg.Get("notary-flush")),
@@ -136,7 +139,7 @@ func str(v tree.Value) *string {
 	return &s
 }
 
-func num[T uint8 | uint16](v tree.Value) *T {
+func num[T uint8 | uint16 | uint32](v tree.Value) *T {
 	if !v.IsSet() {
 		return nil
 	}

@@ -128,6 +128,7 @@ func accordOps(all []accord.Accord) []store.Op {
 		o.strs("allowed-session-types", a.AllowedSessionTypes)
 		o.strs("underlay-mutation-tiers", a.UnderlayMutationTiers)
 		o.boolean("compiler-frozen", a.CompilerFrozen)
+		o.uint("underlay-drift-interval-ms", uint64(a.UnderlayDriftMillis))
 		o.str("route-policy", a.RoutePolicy)
 		o.uint("notary-sampling-percent", uint64(a.NotarySamplingPercent))
 		o.str("notary-flush", a.NotaryFlush)
