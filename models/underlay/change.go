@@ -1,0 +1,114 @@
+package underlay
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/guildhouse-co/kedge/gen/oc"
+)
+
+// Executed is one device's executed intent: the VLANs (restricted to the
+// device, sorted by id) as the mutations executed on it left them. Its
+// compilation is the device's target configuration.
+type Executed []VLAN
+
+// Target compiles the executed intent for device.
+func (e Executed) Target(device string) (*oc.Device, error) { return Compile(device, e) }
+
+// Change is what a compiled mutation does to one device's executed
+// intent: the VLANs it sets (as the intent described them, restricted to
+// the device) and the ids it removes.
+type Change struct {
+	Device string   `json:"device"`
+	Set    []VLAN   `json:"set,omitempty"`
+	Remove []uint16 `json:"remove,omitempty"`
+}
+
+// Empty reports whether the change does nothing.
+func (c Change) Empty() bool { return len(c.Set) == 0 && len(c.Remove) == 0 }
+
+// Apply returns the executed intent with the change made.
+func (e Executed) Apply(c Change) Executed {
+	out := make(Executed, 0, len(e)+len(c.Set))
+	for _, v := range e {
+		if slices.Contains(c.Remove, v.ID) || slices.ContainsFunc(c.Set, func(s VLAN) bool { return s.ID == v.ID }) {
+			continue
+		}
+		out = append(out, v)
+	}
+	out = append(out, c.Set...)
+	slices.SortFunc(out, func(a, b VLAN) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Capture compiles a proposal: for each device it covers (every device of
+// the intent when it names none), what the intent now says of each VLAN
+// it covers (every VLAN of the intent or executed on the device when it
+// names none). A covered VLAN the intent still places on the device is
+// set; one the intent no longer places there but the device has executed
+// is removed. Each device's resulting configuration is compiled and
+// validated, so a capture that succeeds can be pushed; a proposal naming
+// an unknown device or a VLAN found nowhere fails with ErrUnknownDevice
+// or ErrUnknownVLAN, and one whose result does not compile with the
+// compile error (ErrConflict, ErrSchema). exec holds each device's
+// executed intent.
+func Capture(in Intent, exec map[string]Executed, p Proposal) ([]Change, error) {
+	devices := p.Devices
+	if len(devices) == 0 {
+		for _, d := range in.Devices {
+			devices = append(devices, d.Name)
+		}
+	}
+	for _, d := range devices {
+		if _, ok := in.Device(d); !ok {
+			return nil, fmt.Errorf("%w %q", ErrUnknownDevice, d)
+		}
+	}
+	found := map[uint16]bool{}
+	var out []Change
+	for _, dev := range devices {
+		ids := p.VLANs
+		if len(ids) == 0 {
+			seen := map[uint16]bool{}
+			for _, v := range in.VLANs {
+				seen[v.ID] = true
+			}
+			for _, v := range exec[dev] {
+				seen[v.ID] = true
+			}
+			for id := range seen {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+		}
+		c := Change{Device: dev}
+		for _, id := range ids {
+			v, inIntent := in.VLAN(id)
+			if inIntent {
+				found[id] = true
+			}
+			on, placed := v.On(dev)
+			_, executed := slices.BinarySearchFunc(exec[dev], id, func(v VLAN, id uint16) int { return cmp.Compare(v.ID, id) })
+			if executed {
+				found[id] = true
+			}
+			switch {
+			case inIntent && placed:
+				c.Set = append(c.Set, on)
+			case executed:
+				c.Remove = append(c.Remove, id)
+			}
+		}
+		if _, err := exec[dev].Apply(c).Target(dev); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	for _, id := range p.VLANs {
+		if !found[id] {
+			return nil, fmt.Errorf("%w %d", ErrUnknownVLAN, id)
+		}
+	}
+	return out, nil
+}

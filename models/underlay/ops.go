@@ -1,0 +1,212 @@
+package underlay
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
+
+	"github.com/guildhouse-co/kedge/gen/oc"
+)
+
+// OpKind is what an Op does.
+type OpKind uint8
+
+// Operations, in the order a SetRequest applies them.
+const (
+	OpDelete OpKind = iota + 1
+	OpReplace
+)
+
+func (k OpKind) String() string {
+	if k == OpDelete {
+		return "delete"
+	}
+	return "replace"
+}
+
+// Op is one gNMI Set operation on an OpenConfig container Kedge owns: a
+// VLAN (/vlans/vlan[vlan-id]), a port's switched-vlan
+// (/interfaces/interface[name]/ethernet/switched-vlan) or a VLAN
+// subinterface (/interfaces/interface[name]/subinterfaces/subinterface[index]).
+// Value is the container's RFC 7951 JSON for a replace.
+type Op struct {
+	Kind  OpKind
+	Path  *gpb.Path
+	Value []byte
+}
+
+// PathString is the op's path in gNMI path syntax.
+func (o Op) PathString() string {
+	s, err := ygot.PathToString(o.Path)
+	if err != nil {
+		return fmt.Sprint(o.Path.GetElem())
+	}
+	return s
+}
+
+func (o Op) String() string { return o.Kind.String() + " " + o.PathString() }
+
+// object is one owned container of a configuration, by key.
+type object struct {
+	key  string // sort key and identity
+	path *gpb.Path
+	node ygot.GoStruct
+}
+
+// objects lists d's owned containers.
+func objects(d *oc.Device) map[string]object {
+	out := map[string]object{}
+	if d == nil {
+		return out
+	}
+	for id, v := range d.Vlan {
+		k := fmt.Sprintf("v/%05d", id)
+		out[k] = object{key: k, path: vlanPath(id), node: v}
+	}
+	for name, i := range d.Interface {
+		if i.Ethernet != nil && i.Ethernet.SwitchedVlan != nil {
+			k := "p/" + name + "/sw"
+			out[k] = object{key: k, path: switchedPath(name), node: i.Ethernet.SwitchedVlan}
+		}
+		for idx, s := range i.Subinterface {
+			k := "p/" + name + "/s/" + fmt.Sprintf("%010d", idx)
+			out[k] = object{key: k, path: subifPath(name, idx), node: s}
+		}
+	}
+	return out
+}
+
+func vlanPath(id uint16) *gpb.Path {
+	return &gpb.Path{Elem: []*gpb.PathElem{{Name: "vlans"}, {Name: "vlan", Key: map[string]string{"vlan-id": strconv.Itoa(int(id))}}}}
+}
+
+func ifPath(name string, rest ...*gpb.PathElem) *gpb.Path {
+	return &gpb.Path{Elem: append([]*gpb.PathElem{{Name: "interfaces"}, {Name: "interface", Key: map[string]string{"name": name}}}, rest...)}
+}
+
+func switchedPath(name string) *gpb.Path {
+	return ifPath(name, &gpb.PathElem{Name: "ethernet"}, &gpb.PathElem{Name: "switched-vlan"})
+}
+
+func subifPath(name string, idx uint32) *gpb.Path {
+	return ifPath(name, &gpb.PathElem{Name: "subinterfaces"},
+		&gpb.PathElem{Name: "subinterface", Key: map[string]string{"index": strconv.FormatUint(uint64(idx), 10)}})
+}
+
+// ContainerJSON renders one owned container as the value of a replace.
+func ContainerJSON(n ygot.GoStruct) ([]byte, error) {
+	b, err := ygot.Marshal7951(n, &ygot.RFC7951JSONConfig{AppendModuleName: true})
+	if err != nil {
+		return nil, fmt.Errorf("render container: %w", err)
+	}
+	return b, nil
+}
+
+// Diff returns the operations that make have's owned containers match
+// want's. Ownership is what want and scope hold: a container in want is
+// replaced where have lacks it or differs, a container only in scope is
+// deleted where have holds it, and a container neither names is left
+// alone (configuration Kedge never applied). Deletes come first, then
+// replaces, each sorted by path, so equal inputs give equal operations.
+func Diff(have, want *oc.Device, scope ...*oc.Device) ([]Op, error) {
+	h, w := objects(have), objects(want)
+	owned := map[string]object{}
+	for _, s := range scope {
+		for k, o := range objects(s) {
+			owned[k] = o
+		}
+	}
+	for k, o := range w {
+		owned[k] = o
+	}
+	keys := make([]string, 0, len(owned))
+	for k := range owned {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var dels, reps []Op
+	for _, k := range keys {
+		wo, inWant := w[k]
+		ho, inHave := h[k]
+		switch {
+		case !inWant && inHave:
+			dels = append(dels, Op{Kind: OpDelete, Path: ho.path})
+		case inWant:
+			wj, err := ContainerJSON(wo.node)
+			if err != nil {
+				return nil, err
+			}
+			if inHave {
+				hj, err := ContainerJSON(ho.node)
+				if err != nil {
+					return nil, err
+				}
+				if bytes.Equal(hj, wj) {
+					continue
+				}
+			}
+			reps = append(reps, Op{Kind: OpReplace, Path: wo.path, Value: wj})
+		}
+	}
+	return append(dels, reps...), nil
+}
+
+// SetRequest turns operations into one gNMI SetRequest with JSON_IETF
+// values (deletes, then replaces, as gNMI applies them).
+func SetRequest(ops []Op) *gpb.SetRequest {
+	req := &gpb.SetRequest{}
+	for _, o := range ops {
+		switch o.Kind {
+		case OpDelete:
+			req.Delete = append(req.Delete, o.Path)
+		case OpReplace:
+			req.Replace = append(req.Replace, &gpb.Update{Path: o.Path,
+				Val: &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: o.Value}}})
+		}
+	}
+	return req
+}
+
+// Paths lists the operations' paths ("replace /vlans/vlan[vlan-id=10]").
+func Paths(ops []Op) []string {
+	out := make([]string, len(ops))
+	for i, o := range ops {
+		out[i] = o.String()
+	}
+	return out
+}
+
+// OwnedPaths are the top-level paths whose subtrees hold every container
+// Kedge owns: a Get or Subscribe of these sees all of it.
+func OwnedPaths() []*gpb.Path {
+	return []*gpb.Path{{Elem: []*gpb.PathElem{{Name: "interfaces"}}}, {Elem: []*gpb.PathElem{{Name: "vlans"}}}}
+}
+
+// Merge returns a configuration holding a's owned containers overlaid with
+// b's (b wins on the same container): the scope of a push that replaces a
+// with b, for Diff.
+func Merge(a, b *oc.Device) *oc.Device {
+	out := &oc.Device{}
+	for _, d := range []*oc.Device{a, b} {
+		if d == nil {
+			continue
+		}
+		for id, v := range d.Vlan {
+			out.GetOrCreateVlanMap()[id] = v
+		}
+		for name, i := range d.Interface {
+			oi := out.GetOrCreateInterface(name)
+			if i.Ethernet != nil && i.Ethernet.SwitchedVlan != nil {
+				oi.GetOrCreateEthernet().SwitchedVlan = i.Ethernet.SwitchedVlan
+			}
+			for idx, s := range i.Subinterface {
+				oi.GetOrCreateSubinterfaceMap()[idx] = s
+			}
+		}
+	}
+	return out
+}
