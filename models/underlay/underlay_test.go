@@ -34,7 +34,7 @@ func TestFromTree(t *testing.T) {
 	}
 	v10, _ := in.VLAN(10)
 	want10 := VLAN{ID: 10, Name: "users",
-		Members: []Member{{Device: "sw1", Port: "eth1"}, {Device: "sw1", Port: "eth2", Untagged: true}, {Device: "sw2", Port: "eth2", Untagged: true}},
+		Members:       []Member{{Device: "sw1", Port: "eth1"}, {Device: "sw1", Port: "eth2", Untagged: true}, {Device: "sw2", Port: "eth2", Untagged: true}},
 		Subinterfaces: []Subinterface{{Device: "sw1", Port: "eth9", Addresses: []netip.Prefix{pfx("10.10.0.1/24"), pfx("2001:db8:10::1/64")}}},
 	}
 	if d := cmp.Diff(want10, v10, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); d != "" {
