@@ -132,6 +132,16 @@ func Diff(have, want *oc.Device, scope ...*oc.Device) ([]Op, error) {
 	for _, k := range keys {
 		wo, inWant := w[k]
 		ho, inHave := h[k]
+		var hj []byte
+		if inHave {
+			var err error
+			if hj, err = ContainerJSON(ho.node); err != nil {
+				return nil, err
+			}
+			// A container left empty (its leaves deleted one by one, as
+			// an ON_CHANGE stream reports it) is as good as absent.
+			inHave = !bytes.Equal(hj, emptyJSON)
+		}
 		switch {
 		case !inWant && inHave:
 			dels = append(dels, Op{Kind: OpDelete, Path: ho.path})
@@ -140,20 +150,16 @@ func Diff(have, want *oc.Device, scope ...*oc.Device) ([]Op, error) {
 			if err != nil {
 				return nil, err
 			}
-			if inHave {
-				hj, err := ContainerJSON(ho.node)
-				if err != nil {
-					return nil, err
-				}
-				if bytes.Equal(hj, wj) {
-					continue
-				}
+			if inHave && bytes.Equal(hj, wj) {
+				continue
 			}
 			reps = append(reps, Op{Kind: OpReplace, Path: wo.path, Value: wj})
 		}
 	}
 	return append(dels, reps...), nil
 }
+
+var emptyJSON = []byte("{}")
 
 // SetRequest turns operations into one gNMI SetRequest with JSON_IETF
 // values (deletes, then replaces, as gNMI applies them).
