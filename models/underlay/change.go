@@ -16,6 +16,10 @@ type Executed []VLAN
 // Target compiles the executed intent for device.
 func (e Executed) Target(device string) (*oc.Device, error) { return Compile(device, e) }
 
+// Compiler builds a device's configuration from its VLANs; Compile is the
+// compiler. Callers that take one still validate what it returns.
+type Compiler func(device string, vlans []VLAN) (*oc.Device, error)
+
 // Change is what a compiled mutation does to one device's executed
 // intent: the VLANs it sets (as the intent described them, restricted to
 // the device) and the ids it removes.
@@ -54,6 +58,12 @@ func (e Executed) Apply(c Change) Executed {
 // compile error (ErrConflict, ErrSchema). exec holds each device's
 // executed intent.
 func Capture(in Intent, exec map[string]Executed, p Proposal) ([]Change, error) {
+	return Compiler(Compile).Capture(in, exec, p)
+}
+
+// Capture is the package's Capture with c as the compiler; what c returns
+// is validated with the schema too.
+func (c Compiler) Capture(in Intent, exec map[string]Executed, p Proposal) ([]Change, error) {
 	devices := p.Devices
 	if len(devices) == 0 {
 		for _, d := range in.Devices {
@@ -82,7 +92,7 @@ func Capture(in Intent, exec map[string]Executed, p Proposal) ([]Change, error) 
 			}
 			slices.Sort(ids)
 		}
-		c := Change{Device: dev}
+		ch := Change{Device: dev}
 		for _, id := range ids {
 			v, inIntent := in.VLAN(id)
 			if inIntent {
@@ -95,15 +105,15 @@ func Capture(in Intent, exec map[string]Executed, p Proposal) ([]Change, error) 
 			}
 			switch {
 			case inIntent && placed:
-				c.Set = append(c.Set, on)
+				ch.Set = append(ch.Set, on)
 			case executed:
-				c.Remove = append(c.Remove, id)
+				ch.Remove = append(ch.Remove, id)
 			}
 		}
-		if _, err := exec[dev].Apply(c).Target(dev); err != nil {
+		if _, err := c.Target(dev, exec[dev].Apply(ch)); err != nil {
 			return nil, err
 		}
-		out = append(out, c)
+		out = append(out, ch)
 	}
 	for _, id := range p.VLANs {
 		if !found[id] {
@@ -111,4 +121,17 @@ func Capture(in Intent, exec map[string]Executed, p Proposal) ([]Change, error) 
 		}
 	}
 	return out, nil
+}
+
+// Target compiles device's executed intent with c and validates the
+// result with the schema, whatever c is.
+func (c Compiler) Target(device string, e Executed) (*oc.Device, error) {
+	d, err := c(device, e)
+	if err != nil {
+		return nil, err
+	}
+	if err := Validate(d); err != nil {
+		return nil, &CompileError{Device: device, Err: err}
+	}
+	return d, nil
 }

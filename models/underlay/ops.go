@@ -37,6 +37,9 @@ type Op struct {
 	Kind  OpKind
 	Path  *gpb.Path
 	Value []byte
+	// Before is the container's JSON on the device before the op (nil
+	// where it was absent), for records of what a push changed.
+	Before []byte
 }
 
 // PathString is the op's path in gNMI path syntax.
@@ -144,7 +147,7 @@ func Diff(have, want *oc.Device, scope ...*oc.Device) ([]Op, error) {
 		}
 		switch {
 		case !inWant && inHave:
-			dels = append(dels, Op{Kind: OpDelete, Path: ho.path})
+			dels = append(dels, Op{Kind: OpDelete, Path: ho.path, Before: hj})
 		case inWant:
 			wj, err := ContainerJSON(wo.node)
 			if err != nil {
@@ -153,7 +156,11 @@ func Diff(have, want *oc.Device, scope ...*oc.Device) ([]Op, error) {
 			if inHave && bytes.Equal(hj, wj) {
 				continue
 			}
-			reps = append(reps, Op{Kind: OpReplace, Path: wo.path, Value: wj})
+			op := Op{Kind: OpReplace, Path: wo.path, Value: wj}
+			if inHave {
+				op.Before = hj
+			}
+			reps = append(reps, op)
 		}
 	}
 	return append(dels, reps...), nil

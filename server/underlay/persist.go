@@ -1,0 +1,133 @@
+package underlay
+
+import (
+	"encoding/json"
+
+	"github.com/guildhouse-co/kedge/gen/oc"
+	mu "github.com/guildhouse-co/kedge/models/underlay"
+)
+
+// Meta keys of the durable records.
+const (
+	metaIndex    = "underlay/index"
+	metaMutation = "underlay/mutation/"
+	metaDevice   = "underlay/device/"
+)
+
+// index is the durable list of records and the queue's next sequence.
+type index struct {
+	NextSeq   uint64   `json:"next_seq"`
+	Mutations []string `json:"mutations,omitempty"`
+	Devices   []string `json:"devices,omitempty"`
+}
+
+// deviceRecord is a device's durable record.
+type deviceRecord struct {
+	Exec    mu.Executed `json:"exec,omitempty"`
+	Applied uint64      `json:"applied,omitempty"`
+}
+
+// loadIndex reads the queue's sequence; records are read as the tree
+// names them. Mutations that were executing when the daemon stopped wait
+// again: their pushes were cut (a commit-confirmed one rolled back on the
+// device), and executing them again finishes what did not confirm.
+func (l *loop) loadIndex() error {
+	b, err := l.c.st.GetMeta(metaIndex)
+	if err != nil || b == nil {
+		return err
+	}
+	var ix index
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return err
+	}
+	l.nextSeq = ix.NextSeq
+	return nil
+}
+
+func (l *loop) persistIndex() {
+	ix := index{NextSeq: l.nextSeq}
+	for id := range l.recs {
+		ix.Mutations = append(ix.Mutations, id)
+	}
+	for name := range l.devs {
+		ix.Devices = append(ix.Devices, name)
+	}
+	l.put(metaIndex, ix)
+}
+
+func (l *loop) loadRecord(id string) *record {
+	b, err := l.c.st.GetMeta(metaMutation + id)
+	if err != nil || b == nil {
+		return nil
+	}
+	r := &record{}
+	if err := json.Unmarshal(b, r); err != nil {
+		l.c.log.Warn("mutation record unreadable; proposing it again", "mutation", id, "err", err)
+		return nil
+	}
+	if r.Status == stExecuting {
+		r.Status, r.Reason = stProposed, "interrupted by a restart"
+	}
+	l.recs[id] = r
+	if r.Status == stExecuted && !r.Recorded {
+		l.unnotary = append(l.unnotary, id)
+	}
+	return r
+}
+
+func (l *loop) persistRecord(id string, r *record) { l.put(metaMutation+id, r) }
+
+func (l *loop) dropRecord(id string) {
+	if err := l.c.st.PutMeta(metaMutation+id, nil); err != nil {
+		l.c.log.Warn("drop mutation record", "mutation", id, "err", err)
+	}
+}
+
+func (l *loop) loadDevice(name string, d *devState) {
+	b, err := l.c.st.GetMeta(metaDevice + name)
+	if err != nil || b == nil {
+		return
+	}
+	var rec deviceRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		l.c.log.Warn("device record unreadable; its executed intent is lost", "device", name, "err", err)
+		return
+	}
+	d.exec, d.applied = rec.Exec, rec.Applied
+	d.target = l.targetOf(name, d.exec)
+}
+
+// targetOf compiles an executed intent (nil when empty or when it no
+// longer compiles, which a log line reports).
+func (l *loop) targetOf(name string, e mu.Executed) *oc.Device {
+	if len(e) == 0 {
+		return nil
+	}
+	t, err := l.c.opt.Compiler.Target(name, e)
+	if err != nil {
+		l.c.log.Error("executed intent does not compile", "device", name, "err", err)
+		return nil
+	}
+	return t
+}
+
+func (l *loop) persistDevice(name string, d *devState) {
+	l.put(metaDevice+name, deviceRecord{Exec: d.exec, Applied: d.applied})
+}
+
+func (l *loop) dropDevice(name string) {
+	if err := l.c.st.PutMeta(metaDevice+name, nil); err != nil {
+		l.c.log.Warn("drop device record", "device", name, "err", err)
+	}
+	l.persistIndex()
+}
+
+func (l *loop) put(key string, v any) {
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = l.c.st.PutMeta(key, b)
+	}
+	if err != nil {
+		l.c.log.Error("write underlay record", "key", key, "err", err)
+	}
+}
