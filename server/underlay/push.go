@@ -206,4 +206,3 @@ func mergeCtx(ctx, other context.Context) (context.Context, context.CancelFunc) 
 	stop := context.AfterFunc(other, func() { cancel(context.Cause(other)) })
 	return c, func() { stop(); cancel(nil) }
 }
-

@@ -344,4 +344,3 @@ func (l *loop) repairRecord(ev evPush, res pushResult) {
 		l.c.log.Warn("notary refused a drift repair", "device", ev.device, "err", err)
 	}
 }
-
