@@ -86,6 +86,7 @@ type loop struct {
 	repairs   uint64
 	waiters   []*waiter
 	unnotary  []string // executed mutations the notary does not have yet
+	appeared  []string // proposal ids in the order their commits made them
 
 	dirtyRoot bool
 	dirtyRecs map[string]bool
@@ -197,12 +198,31 @@ func (l *loop) drain(w *store.Watcher) (*store.Watcher, error) {
 			break
 		}
 		relevant = relevant || l.relevant(c)
+		l.noteProposals(c)
 	}
 	if !relevant {
 		return w, nil
 	}
 	return l.readTree()
 }
+
+// noteProposals remembers the order in which proposals appear, so
+// several read in one batch still queue in the order they were made.
+func (l *loop) noteProposals(c *store.Commit) {
+	if c.State {
+		return
+	}
+	for _, ch := range c.Changes {
+		if ch.Node.Path != proposalIDPath || ch.In == nil || ch.In.Parent() == nil {
+			continue
+		}
+		if k := ch.In.Parent().Keys(); len(k) == 1 {
+			l.appeared = append(l.appeared, k[0].Str())
+		}
+	}
+}
+
+const proposalIDPath = "/kedge/underlay/mutations/mutation/config/id"
 
 func (l *loop) relevant(c *store.Commit) bool {
 	prefixes := configPrefixes

@@ -54,6 +54,30 @@ func (r *record) terminal() bool {
 // stopped), and a proposal whose request changed before it executed is
 // compiled again.
 func (l *loop) syncRecords(props []mu.Proposal) {
+	rank := map[string]int{}
+	for i, id := range l.appeared {
+		if _, ok := rank[id]; !ok {
+			rank[id] = i
+		}
+	}
+	l.appeared = l.appeared[:0]
+	props = slices.Clone(props)
+	slices.SortStableFunc(props, func(a, b mu.Proposal) int {
+		ra, oka := rank[a.ID]
+		rb, okb := rank[b.ID]
+		switch {
+		case oka && okb:
+			return cmp.Compare(ra, rb)
+		case oka:
+			return -1
+		case okb:
+			return 1
+		}
+		// Neither was seen in the feed: made after the last commit read
+		// (the tree read caught them), or before a restart. By id, as
+		// FromTree sorted them.
+		return 0
+	})
 	seen := map[string]bool{}
 	for _, p := range props {
 		seen[p.ID] = true
@@ -282,6 +306,7 @@ func (l *loop) onPush(ev evPush) {
 	}
 	if ev.job.mutation == "" {
 		l.onRepair(ev, res)
+		l.evaluate() // mutations queued behind the repair
 		return
 	}
 	r := l.recs[ev.job.mutation]
