@@ -200,7 +200,9 @@ func (m *devman) check(ctx context.Context) bool {
 			m.report(evCheck{err: err, watch: m.watch})
 			return true
 		}
-		ev.drift = mu.Paths(ops)
+		for _, op := range ops {
+			ev.drift = append(ev.drift, op.PathString())
+		}
 	}
 	ev.noDrift = len(ev.drift) == 0
 	m.report(ev)

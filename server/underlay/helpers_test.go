@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"google.golang.org/grpc/codes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -126,17 +127,6 @@ func (e *env) set(path, js string) {
 	}
 }
 
-func (e *env) del(path string) {
-	e.t.Helper()
-	p, err := tree.ParsePath(path)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := e.st.Commit(e.ctx(), []store.Op{{Kind: store.OpDelete, Path: p}}); err != nil {
-		e.t.Fatalf("delete %s: %v", path, err)
-	}
-}
-
 func updateOp(t *testing.T, path, js string) store.Op {
 	t.Helper()
 	p, err := tree.ParsePath(path)
@@ -160,12 +150,16 @@ func (e *env) vlan(id int, devices ...string) {
 // propose writes a mutation proposal; extra is more config JSON members.
 func (e *env) propose(id, tier string, vlans []int, extra string) {
 	e.t.Helper()
-	vs, _ := json.Marshal(vlans)
+	if len(vlans) > 0 {
+		vs, _ := json.Marshal(vlans)
+		extra = `"vlans":` + string(vs) + "," + extra
+	}
+	extra = strings.TrimSuffix(extra, ",")
 	if extra != "" {
 		extra = "," + extra
 	}
 	e.set(fmt.Sprintf("/kedge/underlay/mutations/mutation[id=%s]", id),
-		fmt.Sprintf(`{"config":{"id":%q,"tier":%q,"proposer":"tester","vlans":%s%s}}`, id, tier, vs, extra))
+		fmt.Sprintf(`{"config":{"id":%q,"tier":%q,"proposer":"tester"%s}}`, id, tier, extra))
 }
 
 func (e *env) level(n uint8) {
@@ -286,4 +280,26 @@ func (r *recordingNotary) ids() []string {
 	return out
 }
 
-var _ = os.Getpid
+func faultOf(reject, hang bool) underlaytest.Fault {
+	f := underlaytest.Fault{HangConfirms: hang}
+	if reject {
+		f.RejectSets = codes.FailedPrecondition
+	}
+	return f
+}
+
+// writeForeignCA writes the CA of another PKI to path.
+func writeForeignCA(t *testing.T, path string) {
+	t.Helper()
+	p, err := underlaytest.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

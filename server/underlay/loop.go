@@ -76,6 +76,7 @@ type loop struct {
 	haveAcc   bool
 	stepLevel uint8
 	stepAcc   accord.Accord
+	early     uint8 // a configured level stricter than the step's, applied ahead of it
 
 	intent    mu.Intent
 	intentSeq uint64
@@ -269,10 +270,18 @@ func (l *loop) readTree() (*store.Watcher, error) {
 		l.applyAccord(cur)
 	case l.stepLevel != 0:
 		// Between steps only a stricter configured level counts: tighten
-		// now, loosen when the plan says so.
-		lv := min(l.stepLevel, cfgLevel)
-		a, _ := accord.Effective(lv, overrides) // lv is valid
-		l.applyAccord(a)
+		// now, loosen only when the plan's step says so.
+		if l.early == 0 || cfgLevel < l.early {
+			if cfgLevel < l.stepLevel {
+				l.early = cfgLevel
+			}
+		}
+		if l.early != 0 {
+			a, _ := accord.Effective(l.early, overrides) // a valid level
+			l.applyAccord(a)
+		} else {
+			l.applyAccord(l.stepAcc)
+		}
 	}
 	l.evaluate()
 	return w, nil
@@ -293,7 +302,7 @@ func configLevel(t *tree.Tree) uint8 {
 }
 
 func (l *loop) onAccord(ev evAccord) {
-	l.stepLevel, l.stepAcc = ev.a.Level, ev.a
+	l.stepLevel, l.stepAcc, l.early = ev.a.Level, ev.a, 0
 	l.applyAccord(ev.a)
 	l.evaluate()
 	w := &waiter{reply: ev.reply}

@@ -164,3 +164,24 @@ func vlanIDs(c *oc.Device) []uint16 {
 	slices.Sort(out)
 	return out
 }
+
+// TestTightensBeforeTheStep: an escalation written to the tree takes
+// effect at once, before the posture plan reaches the underlay step; a
+// de-escalation waits for the step.
+func TestTightensBeforeTheStep(t *testing.T) {
+	e := newEnv(t, []devSpec{{"sw1", true, true}}, Options{})
+	e.level(5)
+	e.vlan(10, "sw1")
+	e.set("/kedge/posture/config/level", "2")
+	e.propose("m1", "site-owner", nil, "")
+	e.waitReason("m1", "proposed", "posture level 2: the compiler is frozen")
+	e.set("/kedge/posture/config/level", "5")
+	if err := e.c.Sync(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.get(mstate("m1", "status")); st != "proposed" {
+		t.Fatalf("loosened before the step: m1 %s", st)
+	}
+	e.level(5)
+	e.waitStatus("m1", "executed")
+}

@@ -118,7 +118,9 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 	if cc {
 		req.Extension = append(req.Extension, commitRequest(j.id, j.rollback))
 	}
-	c, cancel = rpc()
+	// The Set itself is not abortable: its outcome must be known to be
+	// undone. An abort takes effect right after it.
+	c, cancel = context.WithTimeout(ctx, o.RPCTimeout)
 	err = m.cl.set(c, req)
 	cancel()
 	res := pushResult{ops: ops, before: before}

@@ -287,7 +287,9 @@ func (l *loop) onPush(ev evPush) {
 			d.repairCancel = nil
 		}
 		d.lastPush = ev.at
-		d.failed = res.status != resConfirmed && res.status != resUnchanged && res.status != resAborted
+		// Failed is a push the device took and gave back or refused; an
+		// unreachable device is shown as such, an abort is no failure.
+		d.failed = res.status == resRejected || res.status == resRolledBack
 		switch {
 		case res.err != nil:
 			d.lastErr = res.err.Error()
