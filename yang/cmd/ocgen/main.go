@@ -16,12 +16,17 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"go/format"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -110,6 +115,9 @@ func run(out string) error {
 			return fmt.Errorf("generated code names a path of this machine (%s)", local)
 		}
 	}
+	if src, err = canonicalSchema(src); err != nil {
+		return err
+	}
 	fmted, err := format.Source(src)
 	if err != nil {
 		return fmt.Errorf("format generated code: %w", err)
@@ -140,4 +148,109 @@ func goOutput(args ...string) (string, error) {
 		return "", fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// schemaVar is where the generated code holds the gzipped JSON schema.
+var schemaVar = regexp.MustCompile(`(?s)ySchema = \[\]byte\{(.*?)\n\t\}`)
+
+// canonicalSchema rewrites the embedded schema so that equal inputs give
+// equal bytes: goyang lists the augments of a node (openconfig-if-ip's and
+// openconfig-vlan's of a subinterface) in map order, which changes from
+// run to run. The lists are sorted (their order carries no meaning) and
+// the JSON is gzipped again, numbers kept exact.
+func canonicalSchema(src []byte) ([]byte, error) {
+	m := schemaVar.FindSubmatchIndex(src)
+	if m == nil {
+		return nil, fmt.Errorf("canonicalize schema: no ySchema in the generated code")
+	}
+	var gz []byte
+	for _, h := range regexp.MustCompile(`0x[0-9a-f]{2}`).FindAll(src[m[2]:m[3]], -1) {
+		n, err := strconv.ParseUint(string(h[2:]), 16, 8)
+		if err != nil {
+			return nil, fmt.Errorf("canonicalize schema: %w", err)
+		}
+		gz = append(gz, byte(n))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, fmt.Errorf("canonicalize schema: %w", err)
+	}
+	dec := json.NewDecoder(zr)
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("canonicalize schema: %w", err)
+	}
+	if err := sortAugments(doc); err != nil {
+		return nil, err
+	}
+	var js bytes.Buffer
+	enc := json.NewEncoder(&js)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("canonicalize schema: %w", err)
+	}
+	var z bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(js.Bytes()); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for i, c := range z.Bytes() {
+		if i%16 == 0 {
+			b.WriteString("\n\t\t")
+		}
+		fmt.Fprintf(&b, "0x%02x,", c)
+		if i%16 != 15 {
+			b.WriteString(" ")
+		}
+	}
+	out := append([]byte{}, src[:m[2]]...)
+	out = append(out, b.String()...)
+	return append(out, src[m[3]:]...), nil
+}
+
+// sortAugments sorts every "Augmented" list by its entries' JSON.
+func sortAugments(v any) error {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, c := range v {
+			if err := sortAugments(c); err != nil {
+				return err
+			}
+			if list, ok := c.([]any); ok && k == "Augmented" {
+				keys := make(map[int]string, len(list))
+				for i, e := range list {
+					b, err := json.Marshal(e)
+					if err != nil {
+						return fmt.Errorf("canonicalize schema: %w", err)
+					}
+					keys[i] = string(b)
+				}
+				idx := make([]int, len(list))
+				for i := range idx {
+					idx[i] = i
+				}
+				slices.SortFunc(idx, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+				sorted := make([]any, len(list))
+				for i, j := range idx {
+					sorted[i] = list[j]
+				}
+				v[k] = sorted
+			}
+		}
+	case []any:
+		for _, c := range v {
+			if err := sortAugments(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
