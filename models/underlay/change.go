@@ -16,8 +16,8 @@ type Executed []VLAN
 // Target compiles the executed intent for device.
 func (e Executed) Target(device string) (*oc.Device, error) { return Compile(device, e) }
 
-// Compiler builds a device's configuration from its VLANs; Compile is the
-// compiler. Callers that take one still validate what it returns.
+// Compiler builds a device's configuration from its VLANs; Build is the
+// compiler. Its users (Target, Capture) validate what it returns.
 type Compiler func(device string, vlans []VLAN) (*oc.Device, error)
 
 // Change is what a compiled mutation does to one device's executed
@@ -58,12 +58,15 @@ func (e Executed) Apply(c Change) Executed {
 // compile error (ErrConflict, ErrSchema). exec holds each device's
 // executed intent.
 func Capture(in Intent, exec map[string]Executed, p Proposal) ([]Change, error) {
-	return Compiler(Compile).Capture(in, exec, p)
+	cs, _, err := Compiler(Build).Capture(in, exec, p)
+	return cs, err
 }
 
 // Capture is the package's Capture with c as the compiler; what c returns
-// is validated with the schema too.
-func (c Compiler) Capture(in Intent, exec map[string]Executed, p Proposal) ([]Change, error) {
+// is validated with the schema too. It also returns each change's device
+// configuration (exec[device] with the change applied, compiled), so a
+// caller need not compile it again.
+func (c Compiler) Capture(in Intent, exec map[string]Executed, p Proposal) ([]Change, []*oc.Device, error) {
 	devices := p.Devices
 	if len(devices) == 0 {
 		for _, d := range in.Devices {
@@ -72,11 +75,12 @@ func (c Compiler) Capture(in Intent, exec map[string]Executed, p Proposal) ([]Ch
 	}
 	for _, d := range devices {
 		if _, ok := in.Device(d); !ok {
-			return nil, fmt.Errorf("%w %q", ErrUnknownDevice, d)
+			return nil, nil, fmt.Errorf("%w %q", ErrUnknownDevice, d)
 		}
 	}
 	found := map[uint16]bool{}
 	var out []Change
+	var targets []*oc.Device
 	for _, dev := range devices {
 		ids := p.VLANs
 		if len(ids) == 0 {
@@ -110,17 +114,18 @@ func (c Compiler) Capture(in Intent, exec map[string]Executed, p Proposal) ([]Ch
 				ch.Remove = append(ch.Remove, id)
 			}
 		}
-		if _, err := c.Target(dev, exec[dev].Apply(ch)); err != nil {
-			return nil, err
+		t, err := c.Target(dev, exec[dev].Apply(ch))
+		if err != nil {
+			return nil, nil, err
 		}
-		out = append(out, ch)
+		out, targets = append(out, ch), append(targets, t)
 	}
 	for _, id := range p.VLANs {
 		if !found[id] {
-			return nil, fmt.Errorf("%w %d", ErrUnknownVLAN, id)
+			return nil, nil, fmt.Errorf("%w %d", ErrUnknownVLAN, id)
 		}
 	}
-	return out, nil
+	return out, targets, nil
 }
 
 // Target compiles device's executed intent with c and validates the

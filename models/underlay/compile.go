@@ -3,6 +3,7 @@ package underlay
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -44,6 +45,19 @@ func (e *CompileError) Unwrap() error { return e.Err }
 // the generated schema (Validate); the same VLANs always give the same
 // configuration.
 func Compile(device string, vlans []VLAN) (*oc.Device, error) {
+	d, err := Build(device, vlans)
+	if err != nil {
+		return nil, err
+	}
+	if err := Validate(d); err != nil {
+		return nil, &CompileError{Device: device, Err: err}
+	}
+	return d, nil
+}
+
+// Build is Compile without the validation: a Compiler, for callers that
+// validate themselves (Compiler.Target does).
+func Build(device string, vlans []VLAN) (*oc.Device, error) {
 	d := &oc.Device{}
 	type portVLANs struct{ tagged, untagged []uint16 }
 	ports := map[string]*portVLANs{}
@@ -110,20 +124,51 @@ func Compile(device string, vlans []VLAN) (*oc.Device, error) {
 			}
 		}
 	}
-	if err := Validate(d); err != nil {
-		return nil, &CompileError{Device: device, Err: err}
-	}
 	return d, nil
 }
 
 // Validate checks a device configuration against the generated OpenConfig
-// schema (types, ranges, patterns, list keys, leafrefs); the error wraps
-// ErrSchema.
+// schema: every VLAN and interface with its subtree (types, ranges,
+// patterns, enumerations, lists and their keys), and that each list
+// entry's key leaf equals its key. The error wraps ErrSchema.
+//
+// It validates the root's entries one by one rather than the root: from
+// the root ygot also walks the whole tree to resolve every leafref, which
+// for 1,000 VLANs took 200–540 ms of the 201–541 ms a validation cost
+// (BenchmarkCompile1000VLANs), while the only leafrefs a compiled
+// configuration holds are the list keys' ("../config/vlan-id"), which the
+// key checks here cover. The test device validates whole roots.
 func Validate(d *oc.Device) error {
-	if err := d.Validate(); err != nil {
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(d.Vlan)) {
+		v := d.Vlan[id]
+		if v.VlanId == nil || *v.VlanId != id {
+			errs = append(errs, fmt.Errorf("/vlans/vlan[vlan-id=%d]: key leaf vlan-id is %v", id, ptrString(v.VlanId)))
+		}
+		if err := v.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("/vlans/vlan[vlan-id=%d]: %v", id, err))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(d.Interface)) {
+		i := d.Interface[name]
+		if i.Name == nil || *i.Name != name {
+			errs = append(errs, fmt.Errorf("/interfaces/interface[name=%s]: key leaf name is %v", name, ptrString(i.Name)))
+		}
+		if err := i.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("/interfaces/interface[name=%s]: %v", name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %v", ErrSchema, err)
 	}
 	return nil
+}
+
+func ptrString[T any](p *T) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
 }
 
 // JSON renders a configuration as RFC 7951 JSON with module names, keys

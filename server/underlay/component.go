@@ -57,8 +57,8 @@ type Options struct {
 	// level) instead of from the posture step: for a daemon without a
 	// posture engine, and tests.
 	FollowTree bool
-	// Compiler replaces the compiler (tests of a compile result the
-	// schema refuses); what it returns is validated all the same.
+	// Compiler replaces the compiler, mu.Build (tests of a compile result
+	// the schema refuses); what it returns is validated all the same.
 	Compiler mu.Compiler
 	// Notary receives every executed mutation.
 	Notary Notary
@@ -96,7 +96,7 @@ func New(st Store, o Options) (*Component, error) {
 		o.RetryMax = max(10*time.Second, o.RetryMin)
 	}
 	if o.Compiler == nil {
-		o.Compiler = mu.Compile
+		o.Compiler = mu.Build
 	}
 	if o.Now == nil {
 		o.Now = time.Now

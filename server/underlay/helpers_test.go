@@ -27,7 +27,7 @@ import (
 // env is a store, a component and test devices with their PKI; the PKI
 // directory is the credentials directory.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	st   *store.Store
 	dir  string
 	pki  *underlaytest.PKI
@@ -35,6 +35,8 @@ type env struct {
 	devs map[string]*underlaytest.Device
 	rec  *recordingNotary
 	opt  Options
+	// wait bounds each wait for a condition (30 s in tests).
+	wait time.Duration
 }
 
 // devSpec is one test device.
@@ -44,7 +46,7 @@ type devSpec struct {
 	onChange        bool
 }
 
-func newEnv(t *testing.T, specs []devSpec, o Options) *env {
+func newEnv(t testing.TB, specs []devSpec, o Options) *env {
 	t.Helper()
 	dir := t.TempDir()
 	pki, err := underlaytest.NewPKI(dir)
@@ -60,7 +62,7 @@ func newEnv(t *testing.T, specs []devSpec, o Options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, st: st, dir: dir, pki: pki, devs: map[string]*underlaytest.Device{}, rec: &recordingNotary{}}
+	e := &env{t: t, st: st, dir: dir, pki: pki, devs: map[string]*underlaytest.Device{}, rec: &recordingNotary{}, wait: 30 * time.Second}
 	var devJSON []string
 	for _, s := range specs {
 		d, err := underlaytest.New(underlaytest.Options{
@@ -105,7 +107,7 @@ func (e *env) start() {
 }
 
 // testWriter sends log lines to t.Log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Helper()
@@ -114,7 +116,7 @@ func (w testWriter) Write(b []byte) (int, error) {
 }
 
 func (e *env) ctx() context.Context {
-	ctx, cancel := context.WithTimeout(e.t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(e.t.Context(), e.wait)
 	e.t.Cleanup(cancel)
 	return ctx
 }
@@ -127,7 +129,7 @@ func (e *env) set(path, js string) {
 	}
 }
 
-func updateOp(t *testing.T, path, js string) store.Op {
+func updateOp(t testing.TB, path, js string) store.Op {
 	t.Helper()
 	p, err := tree.ParsePath(path)
 	if err != nil {
@@ -229,19 +231,24 @@ func (e *env) get(path string) string {
 	return v
 }
 
-// dump renders /kedge/underlay state for failure messages.
+// dump renders the underlay's, the devices' and the mutations' state for
+// failure messages (not the intent, which can be large).
 func (e *env) dump() string {
-	var out string
+	var out []string
 	_ = e.st.Read(func(t *tree.Tree) error {
-		p, _ := tree.ParsePath("/kedge/underlay")
-		tg, ok, _ := t.Lookup(p)
-		if ok {
-			js, _ := tree.Match{In: tg.In}.JSON(tree.EncodeOpts{})
-			out = string(js)
+		for _, path := range []string{"/kedge/underlay/state", "/kedge/underlay/devices", "/kedge/underlay/mutations"} {
+			p, _ := tree.ParsePath(path)
+			if tg, ok, _ := t.Lookup(p); ok {
+				js, _ := tree.Match{In: tg.In}.JSON(tree.EncodeOpts{})
+				if len(js) > 20000 {
+					js = append(js[:20000], "..."...)
+				}
+				out = append(out, path+": "+string(js))
+			}
 		}
 		return nil
 	})
-	return out
+	return strings.Join(out, "\n")
 }
 
 // hasVLANs reports whether a device configuration holds exactly ids.
@@ -289,7 +296,7 @@ func faultOf(reject, hang bool) underlaytest.Fault {
 }
 
 // writeForeignCA writes the CA of another PKI to path.
-func writeForeignCA(t *testing.T, path string) {
+func writeForeignCA(t testing.TB, path string) {
 	t.Helper()
 	p, err := underlaytest.NewPKI(t.TempDir())
 	if err != nil {

@@ -109,6 +109,7 @@ type devState struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	exec    mu.Executed // durable
+	execVer uint64      // counts changes of exec in this run
 	applied uint64      // durable
 	target  *oc.Device  // compiled exec (nil when exec is empty)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/guildhouse-co/kedge/gen/oc"
@@ -87,6 +88,8 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 	jctx, stop := mergeCtx(ctx, j.ctx)
 	defer stop()
 	rpc := func() (context.Context, context.CancelFunc) { return context.WithTimeout(jctx, o.RPCTimeout) }
+	ph := phases{log: m.log, id: j.id, last: time.Now()}
+	defer ph.done()
 
 	c, cancel := rpc()
 	before, err := m.cl.get(c)
@@ -97,10 +100,12 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 		}
 		return pushResult{status: classify(err), err: err}
 	}
+	ph.mark("get")
 	ops, err := mu.Diff(before, j.target, j.scope)
 	if err != nil {
 		return pushResult{status: resRejected, err: err, before: before}
 	}
+	ph.mark("diff")
 	if len(ops) == 0 {
 		return pushResult{status: resUnchanged, before: before}
 	}
@@ -123,6 +128,7 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 	c, cancel = context.WithTimeout(ctx, o.RPCTimeout)
 	err = m.cl.set(c, req)
 	cancel()
+	ph.mark("set")
 	res := pushResult{ops: ops, before: before}
 	if err != nil {
 		if !unreachable(err) {
@@ -144,6 +150,7 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 			err = fmt.Errorf("verify: the device holds %d container(s) other than pushed: %v", len(left), mu.Paths(left))
 		}
 	}
+	ph.mark("verify")
 	if err == nil && j.ctx.Err() != nil && cc {
 		err = fmt.Errorf("aborted before confirm: %w", context.Cause(j.ctx))
 	}
@@ -151,6 +158,7 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 		c, cancel = post()
 		err = m.cl.confirm(c, j.id)
 		cancel()
+		ph.mark("confirm")
 	}
 	if err != nil {
 		res.status = resRolledBack
@@ -208,3 +216,19 @@ func mergeCtx(ctx, other context.Context) (context.Context, context.CancelFunc) 
 	stop := context.AfterFunc(other, func() { cancel(context.Cause(other)) })
 	return c, func() { stop(); cancel(nil) }
 }
+
+// phases times a push's steps for the debug log.
+type phases struct {
+	log  *slog.Logger
+	id   string
+	last time.Time
+	args []any
+}
+
+func (p *phases) mark(name string) {
+	now := time.Now()
+	p.args = append(p.args, name, now.Sub(p.last))
+	p.last = now
+}
+
+func (p *phases) done() { p.log.Debug("push phases", append([]any{"commit", p.id}, p.args...)...) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/guildhouse-co/kedge/gen/oc"
 	mu "github.com/guildhouse-co/kedge/models/underlay"
 )
 
@@ -38,6 +39,11 @@ type record struct {
 	abortWhy  string
 	cancel    context.CancelCauseFunc
 	pending   map[string]mu.Executed // device -> executed intent once confirmed
+	// targets are the compiled configurations Capture made, reused by
+	// start while the device's executed intent is still the one they
+	// were compiled on (targetVer: its execVer then).
+	targets   map[string]*oc.Device
+	targetVer map[string]uint64
 }
 
 type devResult struct {
@@ -181,7 +187,8 @@ func (l *loop) compile(id string, r *record) bool {
 	for name, d := range l.devs {
 		exec[name] = d.exec
 	}
-	changes, err := l.c.opt.Compiler.Capture(l.intent, exec, r.cfg)
+	start := time.Now()
+	changes, targets, err := l.c.opt.Compiler.Capture(l.intent, exec, r.cfg)
 	if err != nil {
 		l.setStatus(id, r, stDenied, "compile: "+err.Error())
 		r.Results = nil
@@ -191,13 +198,11 @@ func (l *loop) compile(id string, r *record) bool {
 	r.Request, r.Compiled, r.Changes = r.cfg, true, changes
 	r.IntentSeq, r.CompiledAt = l.intentSeq, l.c.opt.Now().UnixNano()
 	r.Diff = nil
-	for _, ch := range changes {
+	r.targets, r.targetVer = map[string]*oc.Device{}, map[string]uint64{}
+	for i, ch := range changes {
 		d := l.devs[ch.Device]
-		newTarget, err := l.c.opt.Compiler.Target(ch.Device, d.exec.Apply(ch))
-		if err != nil {
-			l.setStatus(id, r, stDenied, "compile: "+err.Error())
-			return false
-		}
+		newTarget := targets[i]
+		r.targets[ch.Device], r.targetVer[ch.Device] = newTarget, d.execVer
 		ops, err := mu.Diff(d.target, newTarget, d.target)
 		if err != nil {
 			l.setStatus(id, r, stDenied, "compile: "+err.Error())
@@ -210,6 +215,7 @@ func (l *loop) compile(id string, r *record) bool {
 	r.Reason = ""
 	l.dirtyRecs[id] = true
 	l.persistRecord(id, r)
+	l.c.log.Info("mutation compiled", "mutation", id, "devices", len(changes), "diff", len(r.Diff), "took", time.Since(start))
 	return true
 }
 
@@ -243,10 +249,13 @@ func (l *loop) start(id string, r *record) {
 			continue
 		}
 		next := d.exec.Apply(ch)
-		target, err := l.c.opt.Compiler.Target(ch.Device, next)
-		if err != nil {
-			r.Results[ch.Device] = devResult{Status: resRejected, Error: err.Error()}
-			continue
+		target := r.targets[ch.Device]
+		if target == nil || r.targetVer[ch.Device] != d.execVer {
+			var err error
+			if target, err = l.c.opt.Compiler.Target(ch.Device, next); err != nil {
+				r.Results[ch.Device] = devResult{Status: resRejected, Error: err.Error()}
+				continue
+			}
 		}
 		r.Results[ch.Device] = devResult{Status: resPending}
 		r.pending[ch.Device] = next
@@ -330,6 +339,7 @@ func (l *loop) onPush(ev evPush) {
 	r.Results[ev.device] = dr
 	if (res.status == resConfirmed || res.status == resUnchanged) && d != nil && !stale {
 		d.exec, d.applied = next, r.Seq
+		d.execVer++
 		l.persistDevice(ev.device, d)
 		r.Pushed = append(r.Pushed, deviceChanges(ev.device, res.ops)...)
 	}
