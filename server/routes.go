@@ -21,7 +21,7 @@ import (
 // the state this reconciler writes (route and pod status) never triggers
 // it again.
 var (
-	routeConfigPrefixes = []string{"/kedge/routes", "/kedge/pods", "/kedge/accords"}
+	routeConfigPrefixes = []string{"/kedge/routes", "/kedge/pods", "/kedge/accords", "/kedge/underlay/vlans"}
 	routeStatePrefixes  = []string{"/kedge/posture/state/effective-level"}
 )
 
@@ -131,6 +131,8 @@ type routeApplier struct {
 	// stateOps); spareMarks is its other buffer.
 	marks, spareMarks []stateMark
 	status            route.Status // the backend's last outcome, its slices reused
+	// vlans is the underlay VLAN state last written (vlans_state.go).
+	vlans map[uint16]vlanVal
 }
 
 // Set applies s and records the outcome. It returns the backend's error:
@@ -153,10 +155,11 @@ func (a *routeApplier) Set(ctx context.Context, s intent.RouteSet) error {
 	a.b.CopyStatus(&a.status)
 	st := a.status
 	ops := a.stateOps(s, st)
+	ops = append(ops, a.vlanOps(s, st)...)
 	opsDone := time.Now()
 	if len(ops) > 0 {
 		if serr := a.commitState(ctx, ops); serr != nil {
-			a.written, a.marks = nil, nil // unknown what the tree holds: write everything next time
+			a.written, a.marks, a.vlans = nil, nil, nil // unknown what the tree holds: write everything next time
 			if ctx.Err() == nil {
 				a.log.Warn("write route state", "err", serr)
 			}
