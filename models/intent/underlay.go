@@ -113,7 +113,9 @@ func UnderlayInterfaces(t *tree.Tree, a accord.Accord) ([]route.Interface, []VLA
 
 // frozenUnderlay is models/underlay.Frozen (repeated here: that package
 // links the OpenConfig bindings, this one need not).
-func frozenUnderlay(a accord.Accord) bool { return a.CompilerFrozen && len(a.UnderlayMutationTiers) == 0 }
+func frozenUnderlay(a accord.Accord) bool {
+	return a.CompilerFrozen && len(a.UnderlayMutationTiers) == 0
+}
 
 // vlanInterface reads a VLAN's config or state container (nil without a
 // parent).
