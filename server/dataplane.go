@@ -90,6 +90,12 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 		return err
 	}
 	steps = append(steps, extra...)
+	us, err := d.startUnderlay(dp)
+	if err != nil {
+		dp.close()
+		return err
+	}
+	steps = append(steps, us)
 
 	eng, err := posture.New(d.st, posture.Options{Logger: d.log.With("component", "posture"), Steps: steps, LevelSource: levels,
 		OnReady: func() { dp.readyOnce.Do(func() { close(dp.ready) }) }})

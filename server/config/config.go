@@ -54,6 +54,10 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// UnderlayCredentials is the directory holding the files that
+	// /kedge/underlay/devices' *-file leaves name (CA, client certificate
+	// and key, password); the tree never holds secrets.
+	UnderlayCredentials string `yaml:"underlay-credentials"`
 }
 
 // Defaults returns the built-in settings, before resolution.
@@ -225,6 +229,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
 	fs.StringVar(&c.MeshDevice, "mesh-device", c.MeshDevice, "WireGuard device owner: embedded (the daemon hosts it) or external (a sidecar such as kedge-wg does)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
 
 // Resolve fills the defaults that depend on other settings and checks
@@ -254,6 +259,12 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if c.Users == "" {
 		c.Users = filepath.Join(c.DataDir, "users.yaml")
+	}
+	if c.UnderlayCredentials == "" {
+		c.UnderlayCredentials = filepath.Join(c.DataDir, "underlay")
+	}
+	if c.UnderlayCredentials, err = filepath.Abs(c.UnderlayCredentials); err != nil {
+		return fmt.Errorf("resolve underlay credentials dir: %w", err)
 	}
 	if c.MeshDevice != "embedded" && c.MeshDevice != "external" {
 		return fmt.Errorf("resolve config: --mesh-device %q: want embedded or external", c.MeshDevice)
