@@ -2,6 +2,8 @@ package underlay
 
 import (
 	"fmt"
+	"github.com/guildhouse-co/kedge/gen/oc"
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"net/netip"
 	"testing"
 	"time"
@@ -49,5 +51,49 @@ func BenchmarkCompile1000VLANs(b *testing.B) {
 		b.ReportMetric(float64(build.Microseconds())/1e3, "ms-build")
 		b.ReportMetric(float64(validate.Microseconds())/1e3, "ms-validate")
 		b.ReportMetric(float64(root.Microseconds())/1e3, "ms-validate-root-ygot")
+	}
+}
+
+// BenchmarkDiff1000VLANs: comparing a device's 1,000-VLAN configuration,
+// as its JSON arrives, with the target: unmarshalled into GoStructs and
+// diffed, and as a canonical snapshot (what drift checks use).
+func BenchmarkDiff1000VLANs(b *testing.B) {
+	d, err := Compile("sw", bigVLANs("sw", 1000, 4))
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := JSON(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		start := time.Now()
+		back := &oc.Device{}
+		if err := oc.Unmarshal(js, back); err != nil {
+			b.Fatal(err)
+		}
+		unmarshal := time.Since(start)
+		start = time.Now()
+		ops, err := Diff(back, d, d)
+		if err != nil || len(ops) != 0 {
+			b.Fatal(ops, err)
+		}
+		diff := time.Since(start)
+		target, err := SnapshotOf(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		s := Snapshot{}
+		if err := s.Add(&gpb.Path{}, js); err != nil {
+			b.Fatal(err)
+		}
+		if drift := Drift(s, target); len(drift) != 0 {
+			b.Fatal(drift)
+		}
+		snap := time.Since(start)
+		b.ReportMetric(float64(unmarshal.Microseconds())/1e3, "ms-unmarshal")
+		b.ReportMetric(float64(diff.Microseconds())/1e3, "ms-diff")
+		b.ReportMetric(float64(snap.Microseconds())/1e3, "ms-snapshot+drift")
 	}
 }

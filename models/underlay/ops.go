@@ -223,3 +223,76 @@ func Merge(a, b *oc.Device) *oc.Device {
 	}
 	return out
 }
+
+// Owned names the container Kedge owns that a changed path falls in: its
+// path and whether there is one. A path at or above an interface entry
+// (the whole interface deleted) spans containers it cannot name: all is
+// then true, and only a full read tells what changed.
+func Owned(p *gpb.Path) (c *gpb.Path, all bool) {
+	el := p.GetElem()
+	name := func(i int) string {
+		if i < len(el) {
+			return el[i].GetName()
+		}
+		return ""
+	}
+	switch {
+	case name(0) == "vlans" && name(1) == "vlan" && el[1].GetKey()["vlan-id"] != "":
+		id, err := strconv.ParseUint(el[1].GetKey()["vlan-id"], 10, 16)
+		if err != nil {
+			return nil, true
+		}
+		return vlanPath(uint16(id)), false
+	case name(0) == "vlans":
+		return nil, true
+	case name(0) != "interfaces":
+		return nil, false
+	case name(1) != "interface" || el[1].GetKey()["name"] == "" || len(el) == 2:
+		return nil, true
+	}
+	port := el[1].GetKey()["name"]
+	switch {
+	case name(2) == "ethernet" && (name(3) == "switched-vlan" || len(el) == 3):
+		return switchedPath(port), len(el) == 3
+	case name(2) == "subinterfaces" && name(3) == "subinterface" && el[3].GetKey()["index"] != "":
+		idx, err := strconv.ParseUint(el[3].GetKey()["index"], 10, 32)
+		if err != nil {
+			return nil, true
+		}
+		return subifPath(port, uint32(idx)), false
+	case name(2) == "subinterfaces":
+		return nil, true
+	}
+	return nil, false
+}
+
+// Project returns the containers of d at paths (Owned's), as a
+// configuration of its own: what Diff compares when only those changed.
+func Project(d *oc.Device, paths []*gpb.Path) *oc.Device {
+	out := &oc.Device{}
+	if d == nil {
+		return out
+	}
+	for _, p := range paths {
+		el := p.GetElem()
+		switch {
+		case len(el) == 2 && el[0].GetName() == "vlans":
+			id, err := strconv.ParseUint(el[1].GetKey()["vlan-id"], 10, 16)
+			if v := d.Vlan[uint16(id)]; err == nil && v != nil {
+				out.GetOrCreateVlanMap()[uint16(id)] = v
+			}
+		case len(el) == 4 && el[2].GetName() == "ethernet":
+			port := el[1].GetKey()["name"]
+			if sv := d.GetInterface(port).GetEthernet().GetSwitchedVlan(); sv != nil {
+				out.GetOrCreateInterface(port).GetOrCreateEthernet().SwitchedVlan = sv
+			}
+		case len(el) == 4 && el[2].GetName() == "subinterfaces":
+			port := el[1].GetKey()["name"]
+			idx, err := strconv.ParseUint(el[3].GetKey()["index"], 10, 32)
+			if s := d.GetInterface(port).GetSubinterface(uint32(idx)); err == nil && s != nil {
+				out.GetOrCreateInterface(port).GetOrCreateSubinterfaceMap()[uint32(idx)] = s
+			}
+		}
+	}
+	return out
+}

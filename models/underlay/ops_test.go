@@ -123,3 +123,49 @@ func TestSetRequest(t *testing.T) {
 		t.Errorf("set request %v", req)
 	}
 }
+
+func TestOwnedAndProject(t *testing.T) {
+	v10 := VLAN{ID: 10, Members: []Member{{Device: "sw", Port: "e1"}},
+		Subinterfaces: []Subinterface{{Device: "sw", Port: "e9", Addresses: []netip.Prefix{pfx("10.0.0.1/24")}}}}
+	d := mustCompile(t, "sw", v10, VLAN{ID: 20, Members: []Member{{Device: "sw", Port: "e2"}}})
+	p := func(s string) *gpb.Path {
+		pp, err := ygot.StringToStructuredPath(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pp
+	}
+	for _, c := range []struct {
+		in, want string
+		all      bool
+	}{
+		{"/vlans/vlan[vlan-id=10]/config/name", "/vlans/vlan[vlan-id=10]", false},
+		{"/vlans/vlan[vlan-id=10]", "/vlans/vlan[vlan-id=10]", false},
+		{"/vlans", "", true},
+		{"/interfaces/interface[name=e1]/ethernet/switched-vlan/config/trunk-vlans", "/interfaces/interface[name=e1]/ethernet/switched-vlan", false},
+		{"/interfaces/interface[name=e9]/subinterfaces/subinterface[index=10]/ipv4/addresses/address[ip=10.0.0.1]/config/prefix-length",
+			"/interfaces/interface[name=e9]/subinterfaces/subinterface[index=10]", false},
+		{"/interfaces/interface[name=e1]/config/mtu", "", false}, // not Kedge's
+		{"/interfaces/interface[name=e1]", "", true},             // a whole interface: look at everything
+		{"/system/config/hostname", "", false},
+	} {
+		got, all := Owned(p(c.in))
+		gs := ""
+		if got != nil {
+			gs, _ = ygot.PathToString(got)
+		}
+		if gs != c.want || all != c.all {
+			t.Errorf("Owned(%s) = %q %v, want %q %v", c.in, gs, all, c.want, c.all)
+		}
+	}
+	pr := Project(d, []*gpb.Path{p("/vlans/vlan[vlan-id=10]"), p("/interfaces/interface[name=e9]/subinterfaces/subinterface[index=10]"),
+		p("/vlans/vlan[vlan-id=99]")})
+	if len(pr.Vlan) != 1 || pr.Vlan[10] == nil || pr.GetInterface("e9").GetSubinterface(10) == nil || pr.GetInterface("e1") != nil {
+		t.Errorf("projection %+v", pr)
+	}
+	// A projection diffs against the same projection of another config.
+	ops, err := Diff(Project(d, []*gpb.Path{p("/vlans/vlan[vlan-id=20]")}), Project(d, []*gpb.Path{p("/vlans/vlan[vlan-id=20]")}))
+	if err != nil || len(ops) != 0 {
+		t.Errorf("diff of equal projections: %v %v", Paths(ops), err)
+	}
+}

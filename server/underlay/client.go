@@ -172,6 +172,58 @@ func (c *client) get(ctx context.Context) (*oc.Device, error) {
 	return d, nil
 }
 
+// snapshot reads the owned paths into a canonical snapshot, for drift
+// checks (no GoStructs: see models/underlay.Snapshot).
+func (c *client) snapshot(ctx context.Context) (mu.Snapshot, error) {
+	resp, err := c.gc.Get(ctx, &gpb.GetRequest{Path: mu.OwnedPaths(), Type: gpb.GetRequest_CONFIG, Encoding: gpb.Encoding_JSON_IETF})
+	if err != nil {
+		return nil, fmt.Errorf("get configuration: %w", err)
+	}
+	s := mu.Snapshot{}
+	for _, n := range resp.GetNotification() {
+		for _, u := range n.GetUpdate() {
+			if err := s.Add(joinPath(n.GetPrefix(), u.GetPath()), jsonOf(u.GetVal())); err != nil {
+				return nil, fmt.Errorf("get configuration: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// containerSnapshot reads owned containers one by one (a Get naming a
+// path that holds nothing fails whole with NOT_FOUND, so each goes alone).
+func (c *client) containerSnapshot(ctx context.Context, paths []*gpb.Path) (mu.Snapshot, error) {
+	s := mu.Snapshot{}
+	for _, p := range paths {
+		resp, err := c.gc.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{p}, Type: gpb.GetRequest_CONFIG, Encoding: gpb.Encoding_JSON_IETF})
+		if status.Code(err) == codes.NotFound {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get %v: %w", p.GetElem(), err)
+		}
+		for _, n := range resp.GetNotification() {
+			for _, u := range n.GetUpdate() {
+				if err := s.Add(joinPath(n.GetPrefix(), u.GetPath()), jsonOf(u.GetVal())); err != nil {
+					return nil, fmt.Errorf("get configuration: %w", err)
+				}
+			}
+		}
+	}
+	return s, nil
+}
+
+func joinPath(pfx, p *gpb.Path) *gpb.Path {
+	return &gpb.Path{Elem: append(append([]*gpb.PathElem{}, pfx.GetElem()...), p.GetElem()...)}
+}
+
+func jsonOf(v *gpb.TypedValue) []byte {
+	if js := v.GetJsonIetfVal(); js != nil {
+		return js
+	}
+	return v.GetJsonVal()
+}
+
 // topLevel names the root containers a Get of /interfaces or /vlans
 // returns the contents of.
 var topLevel = map[string]string{"interfaces": "openconfig-interfaces:interfaces", "vlans": "openconfig-vlan:vlans"}

@@ -3,9 +3,13 @@ package underlay
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -42,7 +46,8 @@ type devman struct {
 
 	// Owned by run's goroutine.
 	cl       *client
-	target   *oc.Device // what Kedge last applied (nil: nothing yet)
+	target   *oc.Device  // what Kedge last applied (nil: nothing yet)
+	snap     mu.Snapshot // target's snapshot, for drift checks
 	interval time.Duration
 	watch    string
 	subErr   chan error    // the subscription ended
@@ -50,7 +55,19 @@ type devman struct {
 	subStop  context.CancelFunc
 	backoff  time.Duration
 	credErr  error // a configuration error: wait for a new config
+	// drift is the device's drift by container path, as last compared.
+	drift map[string]bool
+
+	// changed collects what ON_CHANGE notifications touched, for a check
+	// of just those containers; written by the stream's goroutine.
+	mu      sync.Mutex
+	changed map[string]*gpb.Path
+	full    bool // a change no single container covers: read everything
 }
+
+// maxContainerGets is how many changed containers a check reads one by
+// one; past it one Get of everything is cheaper.
+const maxContainerGets = 16
 
 func newDevman(c *Component, cfg mu.Device, gen uint64, target *oc.Device, interval time.Duration) *devman {
 	return &devman{name: cfg.Name, gen: gen, cfg: cfg, c: c, log: c.log.With("device", cfg.Name),
@@ -98,7 +115,7 @@ func (m *devman) run(ctx context.Context) {
 		case <-tick:
 			m.check(ctx)
 		case <-m.trigger:
-			m.check(ctx)
+			m.checkChanged(ctx)
 		case err := <-m.subErr:
 			if status.Code(err) == codes.Unimplemented {
 				m.log.Info("device has no ON_CHANGE subscriptions; polling", "err", err)
@@ -143,7 +160,8 @@ func (m *devman) connect(ctx context.Context) bool {
 		m.subStop = cancel
 		errc, trig := m.subErr, m.trigger
 		go func() {
-			errc <- cl.subscribe(sctx, func(*gpb.Notification) {
+			errc <- cl.subscribe(sctx, func(n *gpb.Notification) {
+				m.noteChange(n)
 				select {
 				case trig <- struct{}{}:
 				default:
@@ -172,6 +190,85 @@ func (m *devman) disconnect() {
 	}
 }
 
+// noteChange records the owned containers a notification touched (nil:
+// the initial sync ended, read everything).
+func (m *devman) noteChange(n *gpb.Notification) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n == nil {
+		m.full = true
+		return
+	}
+	if m.changed == nil {
+		m.changed = map[string]*gpb.Path{}
+	}
+	note := func(p *gpb.Path) {
+		full := &gpb.Path{Elem: append(append([]*gpb.PathElem{}, n.GetPrefix().GetElem()...), p.GetElem()...)}
+		c, all := mu.Owned(full)
+		switch {
+		case all:
+			m.full = true
+		case c != nil:
+			s, _ := ygot.PathToString(c)
+			m.changed[s] = c
+		}
+	}
+	for _, u := range n.GetUpdate() {
+		note(u.GetPath())
+	}
+	for _, d := range n.GetDelete() {
+		note(d)
+	}
+}
+
+// checkChanged compares what the notifications since the last check
+// touched: just those containers, or everything when that is cheaper or
+// needed.
+func (m *devman) checkChanged(ctx context.Context) {
+	m.mu.Lock()
+	full, changed := m.full, m.changed
+	m.full, m.changed = false, nil
+	m.mu.Unlock()
+	if full || len(changed) > maxContainerGets || m.target == nil || m.drift == nil {
+		m.check(ctx)
+		return
+	}
+	if len(changed) == 0 || m.cl == nil {
+		return
+	}
+	paths := make([]*gpb.Path, 0, len(changed))
+	for _, p := range changed {
+		paths = append(paths, p)
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.c.opt.RPCTimeout)
+	defer cancel()
+	running, err := m.cl.containerSnapshot(rctx, paths)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.report(evCheck{err: err, watch: m.watch})
+		}
+		return
+	}
+	if err := m.targetSnapshot(); err != nil {
+		m.report(evCheck{err: err, watch: m.watch})
+		return
+	}
+	for s := range changed {
+		delete(m.drift, s)
+	}
+	for _, p := range mu.Drift(running, m.snap, slices.Collect(maps.Keys(changed))...) {
+		m.drift[p] = true
+	}
+	m.reportDrift()
+}
+
+// reportDrift reports the drift set, sorted.
+func (m *devman) reportDrift() {
+	ev := evCheck{reachable: true, watch: m.watch, at: m.c.opt.Now(), noDrift: len(m.drift) == 0}
+	ev.drift = slices.Sorted(maps.Keys(m.drift))
+	m.report(ev)
+}
+
 // check reads the configuration and reports drift from the target; false
 // when the device could not be read.
 func (m *devman) check(ctx context.Context) bool {
@@ -180,7 +277,7 @@ func (m *devman) check(ctx context.Context) bool {
 	}
 	rctx, cancel := context.WithTimeout(ctx, m.c.opt.RPCTimeout)
 	defer cancel()
-	running, err := m.cl.get(rctx)
+	running, err := m.cl.snapshot(rctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.report(evCheck{err: err, watch: m.watch})
@@ -193,20 +290,34 @@ func (m *devman) check(ctx context.Context) bool {
 		return false
 	}
 	m.backoff = 0
-	ev := evCheck{reachable: true, watch: m.watch, at: m.c.opt.Now()}
-	if m.target != nil {
-		ops, err := mu.Diff(running, m.target, m.target)
-		if err != nil {
-			m.report(evCheck{err: err, watch: m.watch})
-			return true
-		}
-		for _, op := range ops {
-			ev.drift = append(ev.drift, op.PathString())
-		}
+	if m.target == nil {
+		m.drift = nil
+		m.report(evCheck{reachable: true, watch: m.watch, at: m.c.opt.Now()})
+		return true
 	}
-	ev.noDrift = len(ev.drift) == 0
-	m.report(ev)
+	if err := m.targetSnapshot(); err != nil {
+		m.report(evCheck{err: err, watch: m.watch})
+		return true
+	}
+	m.drift = map[string]bool{}
+	for _, p := range mu.Drift(running, m.snap) {
+		m.drift[p] = true
+	}
+	m.reportDrift()
 	return true
+}
+
+// targetSnapshot makes the target's snapshot if the target changed.
+func (m *devman) targetSnapshot() error {
+	if m.snap != nil {
+		return nil
+	}
+	s, err := mu.SnapshotOf(m.target)
+	if err != nil {
+		return err
+	}
+	m.snap = s
+	return nil
 }
 
 // report sends an event to the component, stamped with this manager.

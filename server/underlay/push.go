@@ -61,7 +61,7 @@ var errNotConfirmed = errors.New("push not confirmed")
 func (m *devman) push(ctx context.Context, j *pushJob) {
 	res := m.doPush(ctx, j)
 	if res.status == resConfirmed || res.status == resUnchanged {
-		m.target = j.target
+		m.target, m.snap = j.target, nil
 	}
 	if res.err != nil {
 		m.log.Warn("push failed", "commit", j.id, "status", res.status, "err", res.err)

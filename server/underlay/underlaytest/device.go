@@ -85,6 +85,10 @@ type Device struct {
 	fault   Fault
 	stats   Stats
 	changed chan struct{} // closed and replaced on every change
+	// rendered caches Get's JSON of the running configuration by path,
+	// until the next change (a polled device is read far more often than
+	// it changes).
+	rendered map[string][]byte
 	addr    netip.AddrPort
 	ln      net.Listener
 	srv     *grpc.Server
@@ -246,6 +250,7 @@ func clone(c *oc.Device) *oc.Device {
 func (d *Device) setRunningLocked(next *oc.Device) {
 	old := d.running
 	d.running = next
+	d.rendered = nil
 	close(d.changed)
 	d.changed = make(chan struct{})
 	if len(d.subs) > 0 {
@@ -474,15 +479,22 @@ func (d *Device) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 		return nil, status.Errorf(codes.Unimplemented, "encoding %v: only JSON_IETF", req.GetEncoding())
 	}
 	d.mu.Lock()
-	cfg := clone(d.running)
+	defer d.mu.Unlock()
 	d.stats.Gets++
-	d.mu.Unlock()
 	n := &gpb.Notification{Timestamp: time.Now().UnixNano()}
 	for _, p := range req.GetPath() {
 		full := join(req.GetPrefix(), p)
-		js, err := d.render(cfg, full)
-		if err != nil {
-			return nil, err
+		key := full.String()
+		js, ok := d.rendered[key]
+		if !ok {
+			var err error
+			if js, err = d.render(d.running, full); err != nil {
+				return nil, err
+			}
+			if d.rendered == nil {
+				d.rendered = map[string][]byte{}
+			}
+			d.rendered[key] = js
 		}
 		n.Update = append(n.Update, &gpb.Update{Path: full, Val: &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: js}}})
 	}
