@@ -89,9 +89,9 @@ type Device struct {
 	// until the next change (a polled device is read far more often than
 	// it changes).
 	rendered map[string][]byte
-	addr    netip.AddrPort
-	ln      net.Listener
-	srv     *grpc.Server
+	addr     netip.AddrPort
+	ln       net.Listener
+	srv      *grpc.Server
 }
 
 type pendingCommit struct {
