@@ -1,6 +1,8 @@
 package underlay
 
 import (
+	"crypto/tls"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 	mu "github.com/guildhouse-co/kedge/models/underlay"
+	"github.com/guildhouse-co/kedge/server/underlay/underlaytest"
 )
 
 // fastDrift is an accord at level with a short polling interval, so a
@@ -400,3 +403,43 @@ var (
 	faultReject = faultOf(true, false)
 	faultNone   = faultOf(false, false)
 )
+
+// TestTLSWithPassword: a device that asks for no client certificate but a
+// user name and password (read from a 0600 file) is reached over TLS; a
+// wrong password is an unreachable device with the device's refusal.
+func TestTLSWithPassword(t *testing.T) {
+	e := newEnv(t, nil, Options{RPCTimeout: 2 * time.Second})
+	d, err := underlaytest.New(underlaytest.Options{
+		TLS:      &tls.Config{Certificates: []tls.Certificate{e.pki.Server}},
+		OnChange: true,
+		Username: "kedge",
+		Password: "right",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	e.devs["tls1"] = d
+	if err := os.WriteFile(filepath.Join(e.dir, "tls1.pw"), []byte("wrong\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.set("/kedge/underlay/devices/device[name=tls1]", fmt.Sprintf(`{"name":"tls1","config":{"name":"tls1","address":"127.0.0.1","port":%d,`+
+		`"server-name":"device","ca-file":"ca.pem","username":"kedge","password-file":"tls1.pw"}}`, d.Addr().Port()))
+	e.level(5)
+	e.waitFor("wrong password refused", func(tr *tree.Tree) bool {
+		return leaf(tr, dstate("tls1", "status")) == "unreachable" && strings.Contains(leaf(tr, dstate("tls1", "last-error")), "Unauthenticated")
+	})
+	if err := os.WriteFile(filepath.Join(e.dir, "tls1.pw"), []byte("right\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Credentials are read when the device's client is made: a config
+	// change (here its role) makes a new one.
+	e.set("/kedge/underlay/devices/device[name=tls1]/config/role", `"edge"`)
+	e.vlan(10, "tls1")
+	e.waitFor("tls1 reachable", func(tr *tree.Tree) bool { return leaf(tr, dstate("tls1", "reachable")) == "true" })
+	e.propose("m1", "operator", nil, "")
+	e.waitStatus("m1", "executed")
+	if !hasVLANs(d.Config(), 10) {
+		t.Errorf("tls1 VLANs %v", vlanIDs(d.Config()))
+	}
+}
