@@ -198,3 +198,98 @@ func samePath(a, b *gpb.Path) bool {
 	}
 	return true
 }
+
+// DiffSnapshot is Diff with the device's side read as a snapshot (no
+// GoStructs): ws is SnapshotOf(want), scope the snapshots of what Kedge
+// owned before. Op.Before holds the canonical JSON.
+func DiffSnapshot(have Snapshot, want *oc.Device, ws Snapshot, scope ...Snapshot) ([]Op, error) {
+	w := map[string]object{}
+	for _, o := range objects(want) {
+		p, err := ygot.PathToString(o.path)
+		if err != nil {
+			return nil, err
+		}
+		w[p] = o
+	}
+	owned := map[string]bool{}
+	for _, s := range scope {
+		for p := range s {
+			owned[p] = true
+		}
+	}
+	for p := range w {
+		owned[p] = true
+	}
+	var dels, reps []Op
+	for _, p := range slices.Sorted(maps.Keys(owned)) {
+		hj, inHave := have[p]
+		o, inWant := w[p]
+		switch {
+		case !inWant && inHave:
+			path, err := ygot.StringToStructuredPath(p)
+			if err != nil {
+				return nil, err
+			}
+			dels = append(dels, Op{Kind: OpDelete, Path: path, Before: hj})
+		case inWant:
+			if inHave && bytes.Equal(hj, ws[p]) {
+				continue
+			}
+			if _, ok := ws[p]; !ok && !inHave {
+				continue // an empty container on both sides
+			}
+			js, err := ContainerJSON(o.node)
+			if err != nil {
+				return nil, err
+			}
+			reps = append(reps, Op{Kind: OpReplace, Path: o.path, Value: js, Before: hj})
+		}
+	}
+	return append(dels, reps...), nil
+}
+
+// Holds reports whether running holds exactly what ws describes, and
+// none of the containers only scope (the previous target) had.
+func Holds(running, ws Snapshot, scope Snapshot) []string {
+	out := Drift(running, ws)
+	for p := range scope {
+		if _, want := ws[p]; !want {
+			if _, still := running[p]; still {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Restore returns the operations that put back, on a device now holding
+// now, what before held of the containers in any of owned (the push's
+// target and previous target): a compensating Set. Values are the
+// canonical JSON read from the device.
+func Restore(now, before Snapshot, owned ...Snapshot) ([]Op, error) {
+	keys := map[string]bool{}
+	for _, s := range owned {
+		for p := range s {
+			keys[p] = true
+		}
+	}
+	var dels, reps []Op
+	for _, p := range slices.Sorted(maps.Keys(keys)) {
+		was, had := before[p]
+		is, has := now[p]
+		if had == has && bytes.Equal(was, is) {
+			continue
+		}
+		path, err := ygot.StringToStructuredPath(p)
+		if err != nil {
+			return nil, err
+		}
+		if had {
+			reps = append(reps, Op{Kind: OpReplace, Path: path, Value: was, Before: is})
+		} else {
+			dels = append(dels, Op{Kind: OpDelete, Path: path, Before: is})
+		}
+	}
+	return append(dels, reps...), nil
+}

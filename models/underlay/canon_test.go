@@ -79,3 +79,51 @@ func TestSnapshotMatchesDiff(t *testing.T) {
 		t.Errorf("one container: %v", d)
 	}
 }
+
+// TestDiffSnapshotMatchesDiff: DiffSnapshot makes the operations Diff
+// makes, and Holds sees a push applied exactly.
+func TestDiffSnapshotMatchesDiff(t *testing.T) {
+	v10 := VLAN{ID: 10, Name: "a", Members: []Member{{Device: "sw", Port: "e1"}},
+		Subinterfaces: []Subinterface{{Device: "sw", Port: "e9"}}}
+	v20 := VLAN{ID: 20, Members: []Member{{Device: "sw", Port: "e1"}}}
+	old := mustCompile(t, "sw", v10, v20)
+	v10b := v10
+	v10b.Name, v10b.Subinterfaces = "b", nil
+	want := mustCompile(t, "sw", v10b, VLAN{ID: 30, Members: []Member{{Device: "sw", Port: "e2"}}})
+	have := mustCompile(t, "sw", v10, v20)
+	have.GetOrCreateVlan(999)
+
+	ops, err := Diff(have, want, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, ws, os := snap(t, have), snap(t, want), snap(t, old)
+	sops, err := DiffSnapshot(hs, want, ws, os)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, exp := Paths(sops), Paths(ops); !slices.Equal(got, exp) {
+		t.Errorf("DiffSnapshot %v, Diff %v", got, exp)
+	}
+	for i := range ops {
+		if string(ops[i].Value) != string(sops[i].Value) {
+			t.Errorf("%s: values differ", ops[i])
+		}
+	}
+	if h := Holds(hs, ws, os); len(h) == 0 {
+		t.Error("Holds says the old configuration holds the new target")
+	}
+	applyOps(t, have, sops)
+	if h := Holds(snap(t, have), ws, os); len(h) != 0 {
+		t.Errorf("after the ops, Holds lists %v", h)
+	}
+}
+
+func snap(t *testing.T, d *oc.Device) Snapshot {
+	t.Helper()
+	s, err := SnapshotOf(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -199,31 +199,6 @@ func OwnedPaths() []*gpb.Path {
 	return []*gpb.Path{{Elem: []*gpb.PathElem{{Name: "interfaces"}}}, {Elem: []*gpb.PathElem{{Name: "vlans"}}}}
 }
 
-// Merge returns a configuration holding a's owned containers overlaid with
-// b's (b wins on the same container): the scope of a push that replaces a
-// with b, for Diff.
-func Merge(a, b *oc.Device) *oc.Device {
-	out := &oc.Device{}
-	for _, d := range []*oc.Device{a, b} {
-		if d == nil {
-			continue
-		}
-		for id, v := range d.Vlan {
-			out.GetOrCreateVlanMap()[id] = v
-		}
-		for name, i := range d.Interface {
-			oi := out.GetOrCreateInterface(name)
-			if i.Ethernet != nil && i.Ethernet.SwitchedVlan != nil {
-				oi.GetOrCreateEthernet().SwitchedVlan = i.Ethernet.SwitchedVlan
-			}
-			for idx, s := range i.Subinterface {
-				oi.GetOrCreateSubinterfaceMap()[idx] = s
-			}
-		}
-	}
-	return out
-}
-
 // Owned names the container Kedge owns that a changed path falls in: its
 // path and whether there is one. A path at or above an interface entry
 // (the whole interface deleted) spans containers it cannot name: all is

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,14 +13,12 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi_ext"
-	"github.com/openconfig/ygot/ytypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/guildhouse-co/kedge/gen/oc"
 	mu "github.com/guildhouse-co/kedge/models/underlay"
 )
 
@@ -155,23 +152,6 @@ func dial(d mu.Device, dir string) (*client, error) {
 
 func (c *client) close() { c.cc.Close() }
 
-// get reads the device's configuration under the owned paths.
-func (c *client) get(ctx context.Context) (*oc.Device, error) {
-	resp, err := c.gc.Get(ctx, &gpb.GetRequest{Path: mu.OwnedPaths(), Type: gpb.GetRequest_CONFIG, Encoding: gpb.Encoding_JSON_IETF})
-	if err != nil {
-		return nil, fmt.Errorf("get configuration: %w", err)
-	}
-	d := &oc.Device{}
-	for _, n := range resp.GetNotification() {
-		for _, u := range n.GetUpdate() {
-			if err := loadUpdate(d, n.GetPrefix(), u); err != nil {
-				return nil, fmt.Errorf("get configuration: %w", err)
-			}
-		}
-	}
-	return d, nil
-}
-
 // snapshot reads the owned paths into a canonical snapshot, for drift
 // checks (no GoStructs: see models/underlay.Snapshot).
 func (c *client) snapshot(ctx context.Context) (mu.Snapshot, error) {
@@ -222,35 +202,6 @@ func jsonOf(v *gpb.TypedValue) []byte {
 		return js
 	}
 	return v.GetJsonVal()
-}
-
-// topLevel names the root containers a Get of /interfaces or /vlans
-// returns the contents of.
-var topLevel = map[string]string{"interfaces": "openconfig-interfaces:interfaces", "vlans": "openconfig-vlan:vlans"}
-
-// loadUpdate merges one Get update (JSON_IETF at /, /interfaces or /vlans,
-// or any node) into d. Unknown fields (state, other models) are ignored.
-func loadUpdate(d *oc.Device, pfx *gpb.Path, u *gpb.Update) error {
-	el := append(append([]*gpb.PathElem{}, pfx.GetElem()...), u.GetPath().GetElem()...)
-	js := u.GetVal().GetJsonIetfVal()
-	if js == nil {
-		js = u.GetVal().GetJsonVal()
-	}
-	switch {
-	case len(el) == 0:
-		return oc.Unmarshal(js, d, &ytypes.IgnoreExtraFields{})
-	case len(el) == 1 && topLevel[el[0].GetName()] != "":
-		wrapped, err := json.Marshal(map[string]json.RawMessage{topLevel[el[0].GetName()]: js})
-		if err != nil {
-			return err
-		}
-		return oc.Unmarshal(wrapped, d, &ytypes.IgnoreExtraFields{})
-	}
-	s, err := oc.Schema()
-	if err != nil {
-		return err
-	}
-	return ytypes.SetNode(s.RootSchema(), d, &gpb.Path{Elem: el}, u.GetVal(), &ytypes.InitMissingElements{}, &ytypes.IgnoreExtraFields{})
 }
 
 // set sends one SetRequest; with a commit id it is a commit-confirmed

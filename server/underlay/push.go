@@ -37,8 +37,8 @@ type pushJob struct {
 type pushResult struct {
 	status string
 	err    error
-	ops    []mu.Op    // the Set that was sent (nil when none)
-	before *oc.Device // the device's configuration before
+	ops    []mu.Op     // the Set that was sent (nil when none)
+	before mu.Snapshot // the device's owned containers before
 }
 
 // errNotConfirmed says the device did not take the push for good.
@@ -92,7 +92,7 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 	defer ph.done()
 
 	c, cancel := rpc()
-	before, err := m.cl.get(c)
+	before, err := m.cl.snapshot(c)
 	cancel()
 	if err != nil {
 		if j.ctx.Err() != nil {
@@ -101,7 +101,17 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 		return pushResult{status: classify(err), err: err}
 	}
 	ph.mark("get")
-	ops, err := mu.Diff(before, j.target, j.scope)
+	ws, err := mu.SnapshotOf(j.target)
+	if err != nil {
+		return pushResult{status: resRejected, err: err, before: before}
+	}
+	ss := m.snap
+	if j.scope != m.target || ss == nil {
+		if ss, err = mu.SnapshotOf(j.scope); err != nil {
+			return pushResult{status: resRejected, err: err, before: before}
+		}
+	}
+	ops, err := mu.DiffSnapshot(before, j.target, ws, ss)
 	if err != nil {
 		return pushResult{status: resRejected, err: err, before: before}
 	}
@@ -138,16 +148,15 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 		}
 		// The outcome is unknown: make sure nothing stays.
 		res.status = resUnreachable
-		res.err = m.undo(ctx, j, cc, before, fmt.Errorf("set: %w", err))
+		res.err = m.undo(ctx, j, cc, before, ws, ss, fmt.Errorf("set: %w", err))
 		return res
 	}
 	c, cancel = post()
-	after, err := m.cl.get(c)
+	after, err := m.cl.snapshot(c)
 	cancel()
 	if err == nil {
-		var left []mu.Op
-		if left, err = mu.Diff(after, j.target, j.scope); err == nil && len(left) > 0 {
-			err = fmt.Errorf("verify: the device holds %d container(s) other than pushed: %v", len(left), mu.Paths(left))
+		if left := mu.Holds(after, ws, ss); len(left) > 0 {
+			err = fmt.Errorf("verify: the device holds %d container(s) other than pushed: %v", len(left), left)
 		}
 	}
 	ph.mark("verify")
@@ -166,7 +175,7 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 			res.status = resAborted
 			err = fmt.Errorf("aborted: %w", context.Cause(j.ctx))
 		}
-		res.err = m.undo(ctx, j, cc, before, err)
+		res.err = m.undo(ctx, j, cc, before, ws, ss, err)
 		return res
 	}
 	res.status = resConfirmed
@@ -174,9 +183,11 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 }
 
 // undo takes back a Set whose push failed (cause): a cancel of the
-// commit, or a compensating Set to before. It returns the error to
-// report, saying how the device was restored.
-func (m *devman) undo(ctx context.Context, j *pushJob, cc bool, before *oc.Device, cause error) error {
+// commit, or a compensating Set that puts back what before held of the
+// containers the push owned (ws and ss: the target's and the previous
+// target's snapshots). It returns the error to report, saying how the
+// device was restored.
+func (m *devman) undo(ctx context.Context, j *pushJob, cc bool, before, ws, ss mu.Snapshot, cause error) error {
 	o := m.c.opt
 	// The push's own context may be cancelled (an abort): undo anyway,
 	// within the RPC timeout.
@@ -188,11 +199,11 @@ func (m *devman) undo(ctx context.Context, j *pushJob, cc bool, before *oc.Devic
 		}
 		return fmt.Errorf("%w: %w; cancelled, the device rolled back", errNotConfirmed, cause)
 	}
-	after, err := m.cl.get(c)
+	after, err := m.cl.snapshot(c)
 	if err != nil {
 		return fmt.Errorf("%w: %w; compensating Set impossible (%v): the device may hold part of the push", errNotConfirmed, cause, err)
 	}
-	ops, err := mu.Diff(after, before, mu.Merge(j.scope, j.target))
+	ops, err := mu.Restore(after, before, ws, ss)
 	if err == nil && len(ops) > 0 {
 		err = m.cl.set(c, mu.SetRequest(ops))
 	}
