@@ -89,6 +89,14 @@ type Device struct {
 	// until the next change (a polled device is read far more often than
 	// it changes).
 	rendered map[string][]byte
+	version  uint64 // counts changes of running
+	// changes waits for the publisher, which computes each change's
+	// notification after the RPC that made it has answered, as a device
+	// streams telemetry after it acknowledges a commit.
+	changes   []change
+	changesCh chan struct{}
+	stop      chan struct{}
+	pubDone   chan struct{}
 	addr     netip.AddrPort
 	ln       net.Listener
 	srv      *grpc.Server
@@ -109,10 +117,12 @@ func New(o Options) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start test device: %w", err)
 	}
-	d := &Device{opt: o, schema: s, running: &oc.Device{}, subs: map[*subscriber]struct{}{}, changed: make(chan struct{})}
+	d := &Device{opt: o, schema: s, running: &oc.Device{}, subs: map[*subscriber]struct{}{}, changed: make(chan struct{}),
+		changesCh: make(chan struct{}, 1), stop: make(chan struct{}), pubDone: make(chan struct{})}
 	if err := d.listen("127.0.0.1:0"); err != nil {
 		return nil, err
 	}
+	go d.publisher()
 	return d, nil
 }
 
@@ -166,11 +176,17 @@ func (d *Device) Up() error {
 func (d *Device) Close() {
 	d.Down()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.pending != nil {
 		d.pending.timer.Stop()
 		d.pending = nil
 	}
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	d.mu.Unlock()
+	<-d.pubDone
 }
 
 // SetFault replaces the injected faults.
@@ -251,10 +267,17 @@ func (d *Device) setRunningLocked(next *oc.Device) {
 	old := d.running
 	d.running = next
 	d.rendered = nil
+	d.version++
 	close(d.changed)
 	d.changed = make(chan struct{})
 	if len(d.subs) > 0 {
-		d.publishLocked(old, next)
+		// Configurations are never changed once running (every change
+		// copies), so the publisher may read both later.
+		d.changes = append(d.changes, change{old: old, next: next, version: d.version})
+		select {
+		case d.changesCh <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 // subscriber is one Subscribe stream's queue of notifications.
 type subscriber struct {
 	paths    []*gpb.Path
+	synced   uint64 // the version its initial sync showed
 	ch       chan *gpb.Notification
 	overflow bool // set when ch was full; the stream then ends
 }
@@ -50,7 +51,8 @@ func (d *Device) Subscribe(stream gpb.GNMI_SubscribeServer) error {
 		s.paths = append(s.paths, join(sl.GetPrefix(), sub.GetPath()))
 	}
 	d.mu.Lock()
-	cfg := clone(d.running)
+	cfg := d.running
+	s.synced = d.version
 	d.subs[s] = struct{}{}
 	d.mu.Unlock()
 	defer func() {
@@ -119,17 +121,45 @@ func under(prefix, p *gpb.Path) bool {
 	return true
 }
 
-// publishLocked sends every subscriber the difference between old and
-// next. The caller holds d.mu.
-func (d *Device) publishLocked(old, next *oc.Device) {
-	diff, err := ygot.Diff(old, next)
+// change is a change of the running configuration to publish.
+type change struct {
+	old, next *oc.Device
+	version   uint64
+}
+
+// publisher computes and sends, in order, the notifications of the
+// changes setRunningLocked queued, until Close.
+func (d *Device) publisher() {
+	defer close(d.pubDone)
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-d.changesCh:
+		}
+		d.mu.Lock()
+		cs := d.changes
+		d.changes = nil
+		d.mu.Unlock()
+		for _, c := range cs {
+			d.publish(c)
+		}
+	}
+}
+
+// publish sends every subscriber that synced before c the difference it
+// made.
+func (d *Device) publish(c change) {
+	diff, err := ygot.Diff(c.old, c.next)
 	if err != nil {
 		panic(fmt.Sprintf("diff configurations: %v", err)) // generated structs always diff
 	}
 	diff.Timestamp = time.Now().UnixNano()
-	diff.Delete = d.collapse(next, diff.GetDelete())
+	diff.Delete = d.collapse(c.next, diff.GetDelete())
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for s := range d.subs {
-		if s.overflow {
+		if s.overflow || s.synced >= c.version {
 			continue
 		}
 		n := &gpb.Notification{Timestamp: diff.Timestamp}
