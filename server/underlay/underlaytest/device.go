@@ -97,9 +97,9 @@ type Device struct {
 	changesCh chan struct{}
 	stop      chan struct{}
 	pubDone   chan struct{}
-	addr     netip.AddrPort
-	ln       net.Listener
-	srv      *grpc.Server
+	addr      netip.AddrPort
+	ln        net.Listener
+	srv       *grpc.Server
 }
 
 type pendingCommit struct {
