@@ -21,12 +21,12 @@ type record struct {
 	Status     string               `json:"status"`
 	Reason     string               `json:"reason,omitempty"`
 	Compiled   bool                 `json:"compiled"`
-	Changes    []mu.Change          `json:"changes,omitempty"`
+	Changes    []mu.Change          `json:"-"` // in its own record: see persist.go
 	IntentSeq  uint64               `json:"intent_seq,omitempty"`
 	CompiledAt int64                `json:"compiled_at,omitempty"`
 	ExecutedAt int64                `json:"executed_at,omitempty"`
 	Level      uint8                `json:"level,omitempty"`
-	Diff       []string             `json:"diff,omitempty"`
+	Diff       []string             `json:"-"` // with Changes
 	Results    map[string]devResult `json:"results,omitempty"`
 	Recorded   bool                 `json:"recorded,omitempty"` // the notary has it
 	// Pushed is what the pushes changed on the devices, for the notary.
@@ -39,6 +39,7 @@ type record struct {
 	abortWhy  string
 	cancel    context.CancelCauseFunc
 	pending   map[string]mu.Executed // device -> executed intent once confirmed
+	diffState bool                   // the state's diff leaf-list holds Diff
 	// targets are the compiled configurations Capture made, reused by
 	// start while the device's executed intent is still the one they
 	// were compiled on (targetVer: its execVer then).
@@ -100,8 +101,9 @@ func (l *loop) syncRecords(props []mu.Proposal) {
 		}
 		r.cfg = p
 		if !r.terminal() && !r.executing && r.Compiled && !r.Request.SameRequest(p) {
-			r.Compiled, r.Changes, r.Diff = false, nil, nil
+			r.Compiled, r.Changes, r.Diff, r.diffState = false, nil, nil, false
 			r.Reason = "the proposal changed; compiled again"
+			l.persistChanges(p.ID, r)
 			l.persistRecord(p.ID, r)
 		}
 		l.dirtyRecs[p.ID] = true
@@ -213,7 +215,9 @@ func (l *loop) compile(id string, r *record) bool {
 		}
 	}
 	r.Reason = ""
+	r.diffState = false
 	l.dirtyRecs[id] = true
+	l.persistChanges(id, r)
 	l.persistRecord(id, r)
 	l.c.log.Info("mutation compiled", "mutation", id, "devices", len(changes), "diff", len(r.Diff), "took", time.Since(start))
 	return true

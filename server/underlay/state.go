@@ -24,6 +24,15 @@ func (l *loop) flush() {
 	defer cancel()
 	if err := l.commitState(ctx, ops); err != nil && l.ctx.Err() == nil {
 		l.c.log.Warn("write underlay state", "err", err)
+		// Unknown what the tree holds: write everything again next time.
+		l.dirtyRoot = true
+		for id, r := range l.recs {
+			r.diffState = false
+			l.dirtyRecs[id] = true
+		}
+		for name := range l.devs {
+			l.dirtyDevs[name] = true
+		}
 	}
 }
 
@@ -165,7 +174,12 @@ func (l *loop) recordOps(id string, r *record) []store.Op {
 	o.time("compiled", unixTime(r.CompiledAt))
 	o.time("executed", unixTime(r.ExecutedAt))
 	o.uint("posture-level", uint64(r.Level))
-	o.strs("diff", r.Diff)
+	if !r.diffState {
+		// Written once per compilation: for 1,000 VLANs on 10 devices it
+		// is 10,000 entries.
+		o.strs("diff", r.Diff)
+		r.diffState = true
+	}
 	res := &ops{prefix: append(base, elem("results"))}
 	res.del()
 	for dev, dr := range r.Results {
