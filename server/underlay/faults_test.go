@@ -148,7 +148,7 @@ func TestDeviceDownAndBack(t *testing.T) {
 // confirm never answers: the push is cancelled and rolled back, the other
 // device is unaffected.
 func TestNeverConfirms(t *testing.T) {
-	e := newEnv(t, []devSpec{{"sw1", true, true}, {"sw2", true, true}}, Options{RPCTimeout: 500 * time.Millisecond})
+	e := newEnv(t, []devSpec{{"sw1", true, true}, {"sw2", true, true}}, Options{RPCTimeout: 2 * time.Second})
 	e.level(5)
 	e.vlan(10, "sw1", "sw2")
 	e.propose("m1", "operator", nil, "")
@@ -182,29 +182,19 @@ func TestNeverConfirms(t *testing.T) {
 // takes a Set but then fails the verifying read is undone with a
 // compensating Set.
 func TestPlainDeviceCompensates(t *testing.T) {
-	e := newEnv(t, []devSpec{{"sw1", false, false}}, Options{RPCTimeout: time.Second})
+	e := newEnv(t, []devSpec{{"sw1", false, false}}, Options{RPCTimeout: 5 * time.Second})
 	e.level(5)
 	e.vlan(10, "sw1")
 	e.propose("m1", "operator", nil, "")
 	e.waitStatus("m1", "executed")
-	// A device that rewrites what it is given: it takes the Set, then a
-	// "CLI" changes VLAN 20's name before the verifying Get sees it.
+	// A device that does not hold what it acknowledged: every Set it
+	// takes renames VLAN 20.
 	d := e.devs["sw1"]
-	stop := make(chan struct{})
-	go func() {
-		for {
-			ch := d.Changed()
-			select {
-			case <-stop:
-				return
-			case <-ch:
-			}
-			if v := d.Config().GetVlan(20); v != nil && v.GetName() == "v20" {
-				_ = d.Mutate(func(c *oc.Device) { c.GetVlan(20).Name = ygot.String("mangled") })
-			}
+	d.SetFault(underlaytest.Fault{Rewrite: func(c *oc.Device) {
+		if v := c.GetVlan(20); v != nil {
+			v.Name = ygot.String("mangled")
 		}
-	}()
-	defer close(stop)
+	}})
 	e.vlan(20, "sw1")
 	e.propose("m2", "operator", nil, "")
 	e.waitStatus("m2", "failed")

@@ -60,6 +60,9 @@ type Fault struct {
 	// HangConfirms makes a confirm never answer (it waits for the
 	// caller's deadline), so the commit rolls back on its timer.
 	HangConfirms bool
+	// Rewrite, when set, alters every accepted Set's result before it
+	// becomes running: a device that does not hold what it acknowledged.
+	Rewrite func(*oc.Device)
 }
 
 // Stats count what the device did.
@@ -393,6 +396,9 @@ func (d *Device) Set(ctx context.Context, req *gpb.SetRequest) (*gpb.SetResponse
 	if err := next.Validate(); err != nil {
 		d.stats.Refused++
 		return nil, status.Errorf(codes.InvalidArgument, "configuration fails the OpenConfig schema: %v", err)
+	}
+	if d.fault.Rewrite != nil {
+		d.fault.Rewrite(next)
 	}
 	for _, p := range req.GetDelete() {
 		resp.Response = append(resp.Response, &gpb.UpdateResult{Path: p, Op: gpb.UpdateResult_DELETE})
