@@ -75,7 +75,6 @@ type Component struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	loop   *loop // owned by the run goroutine
 }
 
 // New returns a component over st; it does nothing until Start.
@@ -114,7 +113,6 @@ func (c *Component) Start(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	c.cancel = cancel
-	c.loop = l
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -336,7 +337,7 @@ func (l *loop) applyAccord(a accord.Accord) {
 	for _, d := range l.devs {
 		d.man.in.Put(setInterval(l.interval()))
 		if d.busy == repairBusy && d.repairCancel != nil && !mu.Repairs(a) {
-			d.repairCancel(errors.New("posture level " + itoa(a.Level) + ": drift is reported, not repaired"))
+			d.repairCancel(errors.New("posture level " + strconv.Itoa(int(a.Level)) + ": drift is reported, not repaired"))
 			d.repairCancel = nil
 		}
 	}
@@ -397,12 +398,12 @@ func (l *loop) syncDevices() {
 		}
 		d.cfg = cfg
 		d.contacted, d.reachable, d.lastErr = false, false, ""
-		l.startDevice(name, d)
+		l.startDevice(d)
 		l.dirtyDevs[name] = true
 	}
 }
 
-func (l *loop) startDevice(name string, d *devState) {
+func (l *loop) startDevice(d *devState) {
 	l.gen++
 	ctx, cancel := context.WithCancel(l.ctx)
 	m := newDevman(l.c, d.cfg, l.gen, d.target, l.interval())
@@ -413,9 +414,8 @@ func (l *loop) startDevice(name string, d *devState) {
 		defer close(done)
 		m.run(ctx)
 	}()
-	// A push in flight to the old manager is lost with it; its result
-	// arrives from a stale generation and is taken as unreachable.
-	_ = name
+	// A push in flight to an old manager ends with it; its result comes
+	// from a stale generation and counts as unreachable (onPush).
 }
 
 func (l *loop) stopDevice(d *devState) {
@@ -476,5 +476,3 @@ func (l *loop) onCheck(ev evCheck) {
 	d.drift = slices.Clone(ev.drift)
 	l.maybeRepair(ev.device)
 }
-
-func itoa(n uint8) string { return string(rune('0' + n)) }
