@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -431,5 +432,38 @@ func TestTLSWithPassword(t *testing.T) {
 	e.waitStatus("m1", "executed")
 	if !hasVLANs(d.Config(), 10) {
 		t.Errorf("tls1 VLANs %v", vlanIDs(d.Config()))
+	}
+}
+
+// TestRepairBacksOff: a drifted device that refuses the repair is not
+// pushed again at every check; the drift stays reported meanwhile.
+func TestRepairBacksOff(t *testing.T) {
+	e := newEnv(t, []devSpec{{"sw1", true, true}}, Options{RetryMin: time.Hour, RetryMax: time.Hour})
+	e.level(5)
+	e.vlan(10, "sw1")
+	e.propose("m1", "operator", nil, "")
+	e.waitStatus("m1", "executed")
+	d := e.devs["sw1"]
+	d.SetFault(faultReject)
+	if err := d.Mutate(func(c *oc.Device) { c.GetVlan(10).Name = ygot.String("rogue") }); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("repair refused", func(*tree.Tree) bool { return d.Stats().Refused == 1 })
+	// More changes, more checks: no second repair within the backoff.
+	for i := range 5 {
+		if err := d.Mutate(func(c *oc.Device) { c.GetOrCreateVlan(uint16(900 + i)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := uint64(time.Now().UnixNano())
+	e.waitFor("a check after the last change", func(tr *tree.Tree) bool {
+		n, _ := strconv.ParseUint(leaf(tr, dstate("sw1", "last-sync")), 10, 64)
+		return n >= after && leaf(tr, dstate("sw1", "drift")) == "true"
+	})
+	if err := e.c.Sync(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.Stats().Refused; n != 1 {
+		t.Errorf("%d repair attempts within the backoff, want 1", n)
 	}
 }

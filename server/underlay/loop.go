@@ -44,6 +44,8 @@ type (
 	}
 	// evSync asks for done to be closed once the loop is caught up.
 	evSync struct{ done chan struct{} }
+	// evRetryRepair: a failed repair's backoff is over.
+	evRetryRepair struct{ device string }
 )
 
 // Mutation statuses (typedef mutation-status).
@@ -114,17 +116,19 @@ type devState struct {
 	applied uint64      // durable
 	target  *oc.Device  // compiled exec (nil when exec is empty)
 
-	busy         string // the mutation pushing to it, or repairBusy
-	repairCancel context.CancelCauseFunc
-	reachable    bool
-	contacted    bool
-	watch        string
-	lastErr      string
-	lastPush     time.Time
-	lastSync     time.Time
-	failed       bool
-	drift        []string
-	driftSince   time.Time
+	busy          string // the mutation pushing to it, or repairBusy
+	repairCancel  context.CancelCauseFunc
+	repairBackoff time.Duration // after failed repairs
+	repairAfter   time.Time     // no repair before
+	reachable     bool
+	contacted     bool
+	watch         string
+	lastErr       string
+	lastPush      time.Time
+	lastSync      time.Time
+	failed        bool
+	drift         []string
+	driftSince    time.Time
 }
 
 const repairBusy = "\x00repair"
@@ -173,6 +177,8 @@ func (l *loop) run(ctx context.Context) {
 					l.onCheck(ev)
 				case evPush:
 					l.onPush(ev)
+				case evRetryRepair:
+					l.maybeRepair(ev.device)
 				case evSync:
 					if w, err = l.drain(w); err != nil {
 						return

@@ -291,14 +291,17 @@ func (l *loop) onPush(ev evPush) {
 		// longer known to be this push.
 		res = pushResult{status: resUnreachable, err: errors.New("the device's config changed during the push")}
 	}
-	if d != nil && !stale {
+	// The push is over whatever manager ran it: the device is free again
+	// (a reconfigured device's new manager never got this job).
+	if d != nil && (d.busy == ev.job.mutation || (ev.job.mutation == "" && d.busy == repairBusy)) {
+		d.busy = ""
 		l.dirtyDevs[ev.device] = true
-		if d.busy == repairBusy || d.busy == ev.job.mutation {
-			d.busy = ""
-		}
 		if ev.job.mutation == "" {
 			d.repairCancel = nil
 		}
+	}
+	if d != nil && !stale {
+		l.dirtyDevs[ev.device] = true
 		d.lastPush = ev.at
 		// Failed is a push the device took and gave back or refused; an
 		// unreachable device is shown as such, an abort is no failure.
@@ -407,6 +410,9 @@ func (l *loop) maybeRepair(name string) {
 	if d == nil || len(d.drift) == 0 || d.busy != "" || d.target == nil || !l.haveAcc || !mu.Repairs(l.acc) {
 		return
 	}
+	if now := l.c.opt.Now(); now.Before(d.repairAfter) {
+		return // a repair failed lately: its retry is scheduled
+	}
 	l.repairs++
 	ctx, cancel := context.WithCancelCause(l.ctx)
 	d.busy, d.repairCancel = repairBusy, cancel
@@ -417,10 +423,27 @@ func (l *loop) maybeRepair(name string) {
 	l.dirtyDevs[name] = true
 }
 
+// onRepair records a repair and, when it failed, backs off before the
+// next one (doubling from RetryMin up to RetryMax): a device that keeps
+// refusing is not hammered, and its drift stays reported meanwhile.
 func (l *loop) onRepair(ev evPush, res pushResult) {
 	if res.status == resConfirmed && len(res.ops) > 0 {
 		l.repairRecord(ev, res)
 	}
+	d := l.devs[ev.device]
+	if d == nil {
+		return
+	}
+	switch res.status {
+	case resConfirmed, resUnchanged, resAborted:
+		d.repairBackoff, d.repairAfter = 0, time.Time{}
+		return
+	}
+	o := l.c.opt
+	d.repairBackoff = max(o.RetryMin, min(2*d.repairBackoff, o.RetryMax))
+	d.repairAfter = o.Now().Add(d.repairBackoff)
+	name := ev.device
+	time.AfterFunc(d.repairBackoff, func() { l.c.in.Put(evRetryRepair{device: name}) })
 }
 
 func deviceChanges(dev string, ops []mu.Op) []DeviceChange {
