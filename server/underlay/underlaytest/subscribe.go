@@ -183,6 +183,16 @@ func (d *Device) publish(c change) {
 			close(s.ch)
 		}
 	}
+	d.published = time.Now()
+}
+
+// Published returns when the device last handed a change's notification
+// to its subscribers (benchmarks separate the device's share of a
+// detection from the watcher's).
+func (d *Device) Published() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.published
 }
 
 // collapse reports leaf deletions the way a device does: at the highest
