@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
@@ -24,10 +26,10 @@ type VLANRef struct {
 
 // VLAN interface statuses (leaf vlan/state/status) the state writer uses.
 const (
-	VLANPending = "pending"
-	VLANUp      = "up"
-	VLANFailed  = "failed"
-	VLANFrozen  = "frozen"
+	VLANPending = string(kedgepath.VlanStatusPending)
+	VLANUp      = string(kedgepath.VlanStatusUp)
+	VLANFailed  = string(kedgepath.VlanStatusFailed)
+	VLANFrozen  = string(kedgepath.VlanStatusFrozen)
 )
 
 // vlanIfPrefix makes a VLAN's interface name when config names none:
@@ -47,16 +49,8 @@ const vlanIfPrefix = "kvl"
 // right after a restart no VLAN has any: then config is applied as it
 // stands, which keeps the interfaces up rather than tearing them down.
 func UnderlayInterfaces(t *tree.Tree, a accord.Accord) ([]route.Interface, []VLANRef) {
-	k := t.Root().Sub("kedge")
-	if k == nil {
-		return nil, nil
-	}
-	u := k.Sub("underlay")
-	if u == nil {
-		return nil, nil
-	}
-	vs := u.Sub("vlans")
-	if vs == nil {
+	vs := kedgetree.Of(t).Kedge().Underlay().Vlans()
+	if !vs.Exists() {
 		return nil, nil
 	}
 	type entry struct {
@@ -68,24 +62,29 @@ func UnderlayInterfaces(t *tree.Tree, a accord.Accord) ([]route.Interface, []VLA
 	}
 	var es []entry
 	anyState := false
-	vs.Entries("vlan", func(e *tree.Inst) bool {
-		en := entry{id: uint16(e.Keys()[0].UintVal())}
-		if c := e.Sub("config"); c != nil {
-			en.cfg = vlanInterface(c, en.id)
-			en.mon = c.Get("monitoring").BoolVal()
+	for e := range vs.Vlan().All() {
+		en := entry{}
+		en.id, _ = e.Id()
+		if c := e.Config(); c.Exists() {
+			parent, _ := c.Parent()
+			ifname, _ := c.Ifname()
+			en.cfg = vlanInterface(en.id, parent, ifname, c.Addresses())
+			en.mon, _ = c.Monitoring()
 		}
-		if s := e.Sub("state"); s != nil {
-			en.stated = s.Get("status").IsSet()
-			if st := s.Get("status").Str(); st == VLANUp || st == VLANFailed {
-				en.state = vlanInterface(s, en.id)
+		if s := e.State(); s.Exists() {
+			st, ok := s.Status()
+			en.stated = ok
+			if st == kedgepath.VlanStatusUp || st == kedgepath.VlanStatusFailed {
+				parent, _ := s.Parent()
+				ifname, _ := s.Ifname()
+				en.state = vlanInterface(en.id, parent, ifname, s.Addresses())
 				anyState = true
 			}
 		}
 		if en.cfg != nil || en.state != nil {
 			es = append(es, en)
 		}
-		return true
-	})
+	}
 	slices.SortFunc(es, func(x, y entry) int { return cmp.Compare(x.id, y.id) })
 	frozen := frozenUnderlay(a) && anyState
 	var ifs []route.Interface
@@ -117,19 +116,18 @@ func frozenUnderlay(a accord.Accord) bool {
 	return a.CompilerFrozen && len(a.UnderlayMutationTiers) == 0
 }
 
-// vlanInterface reads a VLAN's config or state container (nil without a
-// parent).
-func vlanInterface(c *tree.Inst, id uint16) *route.Interface {
-	parent := c.Get("parent").Str()
+// vlanInterface makes a VLAN's interface from its config or state (nil
+// without a parent).
+func vlanInterface(id uint16, parent, ifname string, addrs []string) *route.Interface {
 	if parent == "" {
 		return nil
 	}
-	i := &route.Interface{Name: c.Get("ifname").Str(), Parent: parent, Kind: route.KindAuto, VLANID: id, Up: true}
+	i := &route.Interface{Name: ifname, Parent: parent, Kind: route.KindAuto, VLANID: id, Up: true}
 	if i.Name == "" {
 		i.Name = vlanIfPrefix + strconv.Itoa(int(id))
 	}
-	for _, v := range c.Get("addresses").Elems() {
-		if p, err := netip.ParsePrefix(v.Str()); err == nil {
+	for _, v := range addrs {
+		if p, err := netip.ParsePrefix(v); err == nil {
 			i.Addresses = append(i.Addresses, p)
 		}
 	}

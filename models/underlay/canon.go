@@ -127,7 +127,7 @@ func (s Snapshot) addInterfaces(ifs map[string]any) {
 
 // escapeKey escapes a key value as ygot.PathToString does.
 func escapeKey(v string) string {
-	p, _ := ygot.PathToString(&gpb.Path{Elem: []*gpb.PathElem{{Name: "x", Key: map[string]string{"k": v}}}})
+	p, _ := ygot.PathToString(&gpb.Path{Elem: []*gpb.PathElem{ocElem("x", "k", v)}})
 	return strings.TrimSuffix(strings.TrimPrefix(p, "/x[k="), "]")
 }
 

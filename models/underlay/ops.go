@@ -83,21 +83,38 @@ func objects(d *oc.Device) map[string]object {
 	return out
 }
 
+// The OpenConfig paths of the containers Kedge owns on a device. They
+// address the devices' models, not Kedge's tree (which code reaches only
+// through gen/kedgepath and gen/kedgetree), so they are spelled here, in
+// one place, through ocElem.
+
+// ocElem is one element of an OpenConfig device path, with its keys as
+// name, value pairs.
+func ocElem(name string, keys ...string) *gpb.PathElem {
+	e := &gpb.PathElem{Name: name}
+	if len(keys) > 0 {
+		e.Key = map[string]string{}
+		for i := 0; i+1 < len(keys); i += 2 {
+			e.Key[keys[i]] = keys[i+1]
+		}
+	}
+	return e
+}
+
 func vlanPath(id uint16) *gpb.Path {
-	return &gpb.Path{Elem: []*gpb.PathElem{{Name: "vlans"}, {Name: "vlan", Key: map[string]string{"vlan-id": strconv.Itoa(int(id))}}}}
+	return &gpb.Path{Elem: []*gpb.PathElem{ocElem("vlans"), ocElem("vlan", "vlan-id", strconv.Itoa(int(id)))}}
 }
 
 func ifPath(name string, rest ...*gpb.PathElem) *gpb.Path {
-	return &gpb.Path{Elem: append([]*gpb.PathElem{{Name: "interfaces"}, {Name: "interface", Key: map[string]string{"name": name}}}, rest...)}
+	return &gpb.Path{Elem: append([]*gpb.PathElem{ocElem("interfaces"), ocElem("interface", "name", name)}, rest...)}
 }
 
 func switchedPath(name string) *gpb.Path {
-	return ifPath(name, &gpb.PathElem{Name: "ethernet"}, &gpb.PathElem{Name: "switched-vlan"})
+	return ifPath(name, ocElem("ethernet"), ocElem("switched-vlan"))
 }
 
 func subifPath(name string, idx uint32) *gpb.Path {
-	return ifPath(name, &gpb.PathElem{Name: "subinterfaces"},
-		&gpb.PathElem{Name: "subinterface", Key: map[string]string{"index": strconv.FormatUint(uint64(idx), 10)}})
+	return ifPath(name, ocElem("subinterfaces"), ocElem("subinterface", "index", strconv.FormatUint(uint64(idx), 10)))
 }
 
 // ContainerJSON renders one owned container as the value of a replace.
@@ -196,7 +213,7 @@ func Paths(ops []Op) []string {
 // OwnedPaths are the top-level paths whose subtrees hold every container
 // Kedge owns: a Get or Subscribe of these sees all of it.
 func OwnedPaths() []*gpb.Path {
-	return []*gpb.Path{{Elem: []*gpb.PathElem{{Name: "interfaces"}}}, {Elem: []*gpb.PathElem{{Name: "vlans"}}}}
+	return []*gpb.Path{{Elem: []*gpb.PathElem{ocElem("interfaces")}}, {Elem: []*gpb.PathElem{ocElem("vlans")}}}
 }
 
 // Owned names the container Kedge owns that a changed path falls in: its

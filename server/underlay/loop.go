@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gen/oc"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -138,11 +140,14 @@ func newLoop(c *Component) (*loop, error) {
 		dirtyRecs: map[string]bool{}, dirtyDevs: map[string]bool{}, dirtyRoot: true}, nil
 }
 
-// configPrefixes are the config subtrees whose changes matter here.
-var configPrefixes = []string{"/kedge/underlay", "/kedge/accords", "/kedge/posture/config"}
-
+// configPrefixes are the config subtrees whose changes matter here;
 // statePrefix is the state the accord follows in FollowTree mode.
-const statePrefix = "/kedge/posture/state/effective-level"
+var (
+	configPrefixes = []string{kedgepath.Root().Kedge().Underlay().SchemaPath(), kedgepath.Root().Kedge().Accords().SchemaPath(),
+		kedgepath.Root().Kedge().Posture().Config().SchemaPath()}
+	statePrefix    = kedgepath.Root().Kedge().Posture().State().EffectiveLevel().SchemaPath()
+	proposalIDPath = kedgepath.Root().Kedge().Underlay().Mutations().MutationAny().Config().Id().SchemaPath()
+)
 
 func (l *loop) run(ctx context.Context) {
 	l.ctx = ctx
@@ -231,8 +236,6 @@ func (l *loop) noteProposals(c *store.Commit) {
 	}
 }
 
-const proposalIDPath = "/kedge/underlay/mutations/mutation/config/id"
-
 func (l *loop) relevant(c *store.Commit) bool {
 	prefixes := configPrefixes
 	if c.State {
@@ -296,17 +299,10 @@ func (l *loop) readTree() (*store.Watcher, error) {
 }
 
 func configLevel(t *tree.Tree) uint8 {
-	lv := accord.MaxLevel
-	if k := t.Root().Sub("kedge"); k != nil {
-		if p := k.Sub("posture"); p != nil {
-			if c := p.Sub("config"); c != nil {
-				if v := c.Get("level"); v.IsSet() && accord.Valid(uint8(v.UintVal())) {
-					lv = uint8(v.UintVal())
-				}
-			}
-		}
+	if lv, ok := kedgetree.Of(t).Kedge().Posture().Config().Level(); ok && accord.Valid(lv) {
+		return lv
 	}
-	return lv
+	return accord.MaxLevel
 }
 
 func (l *loop) onAccord(ev evAccord) {

@@ -7,6 +7,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
@@ -68,14 +69,15 @@ func (l *loop) stateOps() []store.Op {
 	var out []store.Op
 	if l.dirtyRoot {
 		l.dirtyRoot = false
-		o := &ops{prefix: underlayElems(elem("state"))}
-		o.uint("commit-confirm-seconds", uint64(l.intent.CommitConfirm))
+		st := kedgepath.Root().Kedge().Underlay().State()
+		out = append(out, store.Update(st.CommitConfirmSeconds(), l.intent.CommitConfirm))
 		if l.haveAcc {
-			o.uint("level", uint64(l.acc.Level))
-			o.boolean("compiler-frozen", l.acc.CompilerFrozen)
-			o.uint("drift-interval-ms", uint64(l.interval()/time.Millisecond))
+			out = append(out,
+				store.Update(st.Level(), l.acc.Level),
+				store.Update(st.CompilerFrozen(), l.acc.CompilerFrozen),
+				store.Update(st.DriftIntervalMs(), uint32(l.interval()/time.Millisecond)))
 		}
-		drift, waiting := false, 0
+		drift, waiting := false, uint32(0)
 		for _, d := range l.devs {
 			drift = drift || len(d.drift) > 0
 		}
@@ -84,10 +86,8 @@ func (l *loop) stateOps() []store.Op {
 				waiting++
 			}
 		}
-		o.boolean("drift-detected", drift)
-		o.uint("waiting", uint64(waiting))
-		o.time("last-drift-check", l.lastCheck)
-		out = append(out, o.list...)
+		out = append(out, store.Update(st.DriftDetected(), drift), store.Update(st.Waiting(), waiting),
+			timeOp(st.LastDriftCheck(), l.lastCheck))
 	}
 	for name := range l.dirtyDevs {
 		if d := l.devs[name]; d != nil {
@@ -104,92 +104,79 @@ func (l *loop) stateOps() []store.Op {
 	return out
 }
 
-func (d *devState) status() string {
+func (d *devState) status() kedgepath.DeviceStatus {
 	switch {
 	case d.busy != "":
-		return dsPushing
+		return kedgepath.DeviceStatusPushing
 	case d.contacted && !d.reachable:
-		return dsUnreachable
+		return kedgepath.DeviceStatusUnreachable
 	case d.failed:
-		return dsFailed
+		return kedgepath.DeviceStatusFailed
 	case len(d.drift) > 0:
-		return dsDrifted
+		return kedgepath.DeviceStatusDrifted
 	case d.reachable:
-		return dsInSync
+		return kedgepath.DeviceStatusInSync
 	}
-	return dsUnknown
+	return kedgepath.DeviceStatusUnknown
 }
 
 func (l *loop) deviceOps(name string, d *devState) []store.Op {
-	o := &ops{prefix: underlayElems(elem("devices"), elem("device", "name", name), elem("state"))}
+	st := kedgepath.Root().Kedge().Underlay().Devices().Device(name).State()
 	c := d.cfg
-	o.str("name", c.Name)
+	addr := ""
 	if c.Address.IsValid() {
-		o.str("address", c.Address.String())
+		addr = c.Address.String()
 	}
-	o.uint("port", uint64(c.Port))
-	o.str("vendor", c.Vendor)
-	o.str("role", c.Role)
-	o.boolean("commit-confirmed", c.CommitConfirmed)
-	o.boolean("on-change", c.OnChange)
-	o.str("server-name", c.ServerName)
-	o.str("ca-file", c.CAFile)
-	o.str("cert-file", c.CertFile)
-	o.str("key-file", c.KeyFile)
-	o.str("username", c.Username)
-	o.str("password-file", c.PasswordFile)
-	o.str("status", d.status())
-	o.boolean("reachable", d.reachable)
-	o.str("watch", d.watch)
-	o.time("last-push", d.lastPush)
-	o.str("last-error", d.lastErr)
-	o.uint("applied-sequence", d.applied)
-	o.boolean("drift", len(d.drift) > 0)
-	o.time("drift-since", d.driftSince)
-	o.strs("drift-paths", d.drift)
-	o.time("last-sync", d.lastSync)
-	return o.list
+	ops := []store.Op{
+		strOp(st.Name(), c.Name), strOp(st.Address(), addr), store.Update(st.Port(), c.Port),
+		strOp(st.Vendor(), c.Vendor), strOp(st.Role(), c.Role),
+		store.Update(st.CommitConfirmed(), c.CommitConfirmed), store.Update(st.OnChange(), c.OnChange),
+		strOp(st.ServerName(), c.ServerName), strOp(st.CaFile(), c.CAFile), strOp(st.CertFile(), c.CertFile),
+		strOp(st.KeyFile(), c.KeyFile), strOp(st.Username(), c.Username), strOp(st.PasswordFile(), c.PasswordFile),
+		store.Update(st.Status(), d.status()), store.Update(st.Reachable(), d.reachable),
+		timeOp(st.LastPush(), d.lastPush), strOp(st.LastError(), d.lastErr),
+		store.Update(st.AppliedSequence(), d.applied), store.Update(st.Drift(), len(d.drift) > 0),
+		timeOp(st.DriftSince(), d.driftSince), listOp(st.DriftPaths(), d.drift), timeOp(st.LastSync(), d.lastSync),
+	}
+	if d.watch == "" {
+		ops = append(ops, store.Delete(st.Watch()))
+	} else {
+		ops = append(ops, store.Update(st.Watch(), kedgepath.DeviceWatch(d.watch)))
+	}
+	return ops
 }
 
 func (l *loop) recordOps(id string, r *record) []store.Op {
-	base := underlayElems(elem("mutations"), elem("mutation", "id", id))
-	o := &ops{prefix: append(base, elem("state"))}
+	m := kedgepath.Root().Kedge().Underlay().Mutations().Mutation(id)
+	st := m.State()
 	p := r.cfg
-	o.str("id", p.ID)
-	o.str("proposer", p.Proposer)
-	o.str("description", p.Description)
-	o.strs("devices", p.Devices)
-	vl := make([]*gpb.TypedValue, len(p.VLANs))
-	for i, v := range p.VLANs {
-		vl[i] = &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: uint64(v)}}
+	ops := []store.Op{
+		strOp(st.Id(), p.ID), strOp(st.Proposer(), p.Proposer), strOp(st.Description(), p.Description),
+		listOp(st.Devices(), p.Devices), listOp(st.Vlans(), p.VLANs),
+		store.Update(st.Emergency(), p.Emergency), store.Update(st.Execute(), p.Execute),
+		store.Update(st.Status(), kedgepath.MutationStatus(r.Status)), strOp(st.Reason(), r.Reason),
+		store.Update(st.Sequence(), r.Seq), store.Update(st.IntentSequence(), r.IntentSeq),
+		timeOp(st.Compiled(), unixTime(r.CompiledAt)), timeOp(st.Executed(), unixTime(r.ExecutedAt)),
 	}
-	o.list = append(o.list, leafList(o.at(elem("vlans")), vl))
-	o.boolean("emergency", p.Emergency)
-	o.boolean("execute", p.Execute)
-	o.str("tier", p.Tier)
-	o.str("status", r.Status)
-	o.str("reason", r.Reason)
-	o.uint("sequence", r.Seq)
-	o.uint("intent-sequence", r.IntentSeq)
-	o.time("compiled", unixTime(r.CompiledAt))
-	o.time("executed", unixTime(r.ExecutedAt))
-	o.uint("posture-level", uint64(r.Level))
+	if p.Tier != "" {
+		ops = append(ops, store.Update(st.Tier(), kedgepath.Tier(p.Tier)))
+	}
+	if r.Level != 0 {
+		ops = append(ops, store.Update(st.PostureLevel(), r.Level))
+	}
 	if !r.diffState {
 		// Written once per compilation: for 1,000 VLANs on 10 devices it
 		// is 10,000 entries.
-		o.strs("diff", r.Diff)
+		ops = append(ops, listOp(st.Diff(), r.Diff))
 		r.diffState = true
 	}
-	res := &ops{prefix: append(base, elem("results"))}
-	res.del()
+	ops = append(ops, store.Delete(m.Results()))
 	for dev, dr := range r.Results {
-		ro := &ops{prefix: append(append([]*gpb.PathElem{}, base...), elem("results"), elem("result", "device", dev), elem("state"))}
-		ro.str("device", dev)
-		ro.str("status", dr.Status)
-		ro.str("error", dr.Error)
-		res.list = append(res.list, ro.list...)
+		rs := m.Results().Result(dev).State()
+		ops = append(ops, strOp(rs.Device(), dev), store.Update(rs.Status(), kedgepath.ResultStatus(dr.Status)),
+			strOp(rs.Error(), dr.Error))
 	}
-	return append(o.list, res.list...)
+	return ops
 }
 
 func unixTime(ns int64) time.Time {
@@ -197,6 +184,31 @@ func unixTime(ns int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns)
+}
+
+// strOp writes a string leaf; an empty one deletes it.
+func strOp[P store.Leaf[string]](p P, v string) store.Op {
+	if v == "" {
+		return store.Delete(p)
+	}
+	return store.Update(p, v)
+}
+
+// timeOp writes a timestamp in nanoseconds; the zero time deletes it.
+func timeOp[P store.Leaf[uint64]](p P, t time.Time) store.Op {
+	if t.IsZero() {
+		return store.Delete(p)
+	}
+	return store.Update(p, uint64(t.UnixNano()))
+}
+
+// listOp writes a leaf-list; an empty one deletes it (the tree does not
+// tell an empty leaf-list from an absent one).
+func listOp[P store.Leaf[[]T], T any](p P, vs []T) store.Op {
+	if len(vs) == 0 {
+		return store.Delete(p)
+	}
+	return store.Update(p, vs)
 }
 
 // commitState commits ops; an entry deleted since the ops were built fails
@@ -232,83 +244,6 @@ func entryOf(p []*gpb.PathElem) []*gpb.PathElem {
 		return p[:4]
 	}
 	return p[:2]
-}
-
-// ops builds store operations under one path prefix.
-type ops struct {
-	prefix []*gpb.PathElem
-	list   []store.Op
-}
-
-func elem(name string, keys ...string) *gpb.PathElem {
-	e := &gpb.PathElem{Name: name}
-	if len(keys) > 0 {
-		e.Key = map[string]string{}
-		for i := 0; i+1 < len(keys); i += 2 {
-			e.Key[keys[i]] = keys[i+1]
-		}
-	}
-	return e
-}
-
-func underlayElems(rest ...*gpb.PathElem) []*gpb.PathElem {
-	return append([]*gpb.PathElem{elem("kedge"), elem("underlay")}, rest...)
-}
-
-func (o *ops) at(rel ...*gpb.PathElem) []*gpb.PathElem {
-	p := make([]*gpb.PathElem, 0, len(o.prefix)+len(rel))
-	return append(append(p, o.prefix...), rel...)
-}
-
-func (o *ops) set(leaf string, v *gpb.TypedValue) {
-	o.list = append(o.list, store.Op{Kind: store.OpUpdate, Path: o.at(elem(leaf)), Val: v})
-}
-
-func (o *ops) del(rel ...*gpb.PathElem) {
-	o.list = append(o.list, store.Op{Kind: store.OpDelete, Path: o.at(rel...)})
-}
-
-// str writes a string leaf; an empty one deletes it.
-func (o *ops) str(leaf, v string) {
-	if v == "" {
-		o.del(elem(leaf))
-		return
-	}
-	o.set(leaf, &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}})
-}
-
-func (o *ops) uint(leaf string, v uint64) {
-	o.set(leaf, &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: v}})
-}
-
-func (o *ops) boolean(leaf string, v bool) {
-	o.set(leaf, &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: v}})
-}
-
-// time writes a timestamp in nanoseconds; the zero time deletes it.
-func (o *ops) time(leaf string, t time.Time) {
-	if t.IsZero() {
-		o.del(elem(leaf))
-		return
-	}
-	o.uint(leaf, uint64(t.UnixNano()))
-}
-
-// strs writes a leaf-list; an empty one deletes it.
-func (o *ops) strs(leaf string, vs []string) {
-	el := make([]*gpb.TypedValue, len(vs))
-	for i, v := range vs {
-		el[i] = &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}}
-	}
-	o.list = append(o.list, leafList(o.at(elem(leaf)), el))
-}
-
-func leafList(path []*gpb.PathElem, el []*gpb.TypedValue) store.Op {
-	if len(el) == 0 {
-		return store.Op{Kind: store.OpDelete, Path: path}
-	}
-	return store.Op{Kind: store.OpUpdate, Path: path,
-		Val: &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: el}}}}
 }
 
 // notary hands executed mutations to the notary, oldest first; one it
