@@ -50,24 +50,15 @@ type (
 	evRetryRepair struct{ device string }
 )
 
-// Mutation statuses (typedef mutation-status).
+// Mutation statuses (typedef mutation-status), as the durable records
+// keep them.
 const (
-	stProposed  = "proposed"
-	stApproved  = "approved"
-	stExecuting = "executing"
-	stExecuted  = "executed"
-	stFailed    = "failed"
-	stDenied    = "denied"
-)
-
-// Device statuses (leaf device/state/status).
-const (
-	dsUnknown     = "unknown"
-	dsInSync      = "in-sync"
-	dsPushing     = "pushing"
-	dsDrifted     = "drifted"
-	dsUnreachable = "unreachable"
-	dsFailed      = "failed"
+	stProposed  = string(kedgepath.MutationStatusProposed)
+	stApproved  = string(kedgepath.MutationStatusApproved)
+	stExecuting = string(kedgepath.MutationStatusExecuting)
+	stExecuted  = string(kedgepath.MutationStatusExecuted)
+	stFailed    = string(kedgepath.MutationStatusFailed)
+	stDenied    = string(kedgepath.MutationStatusDenied)
 )
 
 // loop is the component's state, owned by its run goroutine.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gen/oc"
 	mu "github.com/guildhouse-co/kedge/models/underlay"
 )
@@ -14,13 +15,13 @@ import (
 // Push outcomes (leaf result/state/status), plus aborted: the push was
 // stopped by a posture change before it changed anything that stays.
 const (
-	resPending     = "pending"
-	resUnchanged   = "unchanged"
-	resConfirmed   = "confirmed"
-	resRolledBack  = "rolled-back"
-	resRejected    = "rejected"
-	resUnreachable = "unreachable"
-	resAborted     = "aborted"
+	resPending     = string(kedgepath.ResultStatusPending)
+	resUnchanged   = string(kedgepath.ResultStatusUnchanged)
+	resConfirmed   = string(kedgepath.ResultStatusConfirmed)
+	resRolledBack  = string(kedgepath.ResultStatusRolledBack)
+	resRejected    = string(kedgepath.ResultStatusRejected)
+	resUnreachable = string(kedgepath.ResultStatusUnreachable)
+	resAborted     = "aborted" // not a state value: shown as pending
 )
 
 // pushJob asks a device manager to make the device hold target.
