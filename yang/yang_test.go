@@ -55,7 +55,7 @@ var containers = []struct {
 	{"/kedge/underlay/mutations/mutation/config", false, "id:string proposer:string description:string devices:string* vlans:uint16* emergency:boolean execute:boolean tier:enumeration!"},
 	{"/kedge/underlay/mutations/mutation/state", true, "status:enumeration reason:string sequence:uint64 intent-sequence:uint64 compiled:uint64 executed:uint64 posture-level:uint8 diff:string*"},
 	{"/kedge/underlay/mutations/mutation/results/result/state", true, "device:string status:enumeration error:string"},
-	{"/kedge/sessions/session/state", true, "id:string peer:string tier:enumeration type:enumeration critical:boolean posture-at-handshake:uint8 effective-posture:uint8 status:enumeration started:uint64"},
+	{"/kedge/sessions/session/state", true, "id:string peer:string node:string cluster:string local:boolean tier:enumeration type:enumeration critical:boolean capabilities:enumeration* verification:enumeration initiator-posture:uint8 posture-at-handshake:uint8 effective-posture:uint8 status:enumeration started:uint64 drain-deadline:uint64 closed:uint64 close-reason:string bytes-in:uint64 bytes-out:uint64 frames-in:uint64 frames-out:uint64"},
 	{"/kedge/notary/config", false, "sampling-percent-override:uint8 anchor:string"},
 	{"/kedge/notary/state", true, "sampling-percent:uint8 flush-mode:enumeration payload-hashing:boolean log-size:uint64 root-hash:string last-flush:uint64 records:uint64"},
 }
