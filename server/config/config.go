@@ -55,6 +55,10 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// UnderlayCredentials is the directory holding the files that
+	// /kedge/underlay/devices' *-file leaves name (CA, client certificate
+	// and key, password); the tree never holds secrets.
+	UnderlayCredentials string `yaml:"underlay-credentials"`
 	// Shellstream: the Workload API of the local SPIRE agent
 	// ("unix:///run/spire/agent.sock"; empty: no Shellstream service),
 	// this node's identity (the SAT audience; default kedge/<node-name>),
@@ -251,6 +255,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "HTTP address of Prometheus /metrics, /healthz, /readyz and the status page (\"off\": none)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
 
 // Resolve fills the defaults that depend on other settings and checks
@@ -280,6 +285,12 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if c.Users == "" {
 		c.Users = filepath.Join(c.DataDir, "users.yaml")
+	}
+	if c.UnderlayCredentials == "" {
+		c.UnderlayCredentials = filepath.Join(c.DataDir, "underlay")
+	}
+	if c.UnderlayCredentials, err = filepath.Abs(c.UnderlayCredentials); err != nil {
+		return fmt.Errorf("resolve underlay credentials dir: %w", err)
 	}
 	if c.ShellstreamID == "" {
 		c.ShellstreamID = "kedge/" + c.NodeName
