@@ -36,6 +36,7 @@ type Node struct {
 	Mesh     Mesh      `json:"mesh"`
 	Sessions []Session `json:"sessions"`
 	Notary   Notary    `json:"notary"`
+	Underlay Underlay  `json:"underlay"`
 }
 
 // System is the node's identity and build.
@@ -172,6 +173,61 @@ type Notary struct {
 	LastFlush       time.Time `json:"last-flush,omitzero"`
 }
 
+// Underlay is the underlay's state: the level and drift checks it runs
+// under, its devices and the mutations proposed to them.
+type Underlay struct {
+	Level           uint8      `json:"level"`
+	CompilerFrozen  bool       `json:"compiler-frozen"`
+	DriftIntervalMS uint32     `json:"drift-interval-ms"`
+	DriftDetected   bool       `json:"drift-detected"`
+	LastDriftCheck  time.Time  `json:"last-drift-check,omitzero"`
+	Waiting         uint32     `json:"waiting"`
+	Devices         []Device   `json:"devices"`
+	Mutations       []Mutation `json:"mutations"`
+}
+
+// Device is one underlay device as the underlay reports it.
+type Device struct {
+	Name       string    `json:"name"`
+	Address    string    `json:"address,omitempty"`
+	Vendor     string    `json:"vendor,omitempty"`
+	Role       string    `json:"role,omitempty"`
+	Status     string    `json:"status"`
+	Reachable  bool      `json:"reachable"`
+	Watch      string    `json:"watch,omitempty"`
+	LastPush   time.Time `json:"last-push,omitzero"`
+	LastError  string    `json:"last-error,omitempty"`
+	Drift      bool      `json:"drift"`
+	DriftSince time.Time `json:"drift-since,omitzero"`
+	DriftPaths []string  `json:"drift-paths,omitempty"`
+	LastSync   time.Time `json:"last-sync,omitzero"`
+}
+
+// Mutation is one proposed underlay change and what became of it.
+type Mutation struct {
+	ID          string           `json:"id"`
+	Proposer    string           `json:"proposer,omitempty"`
+	Description string           `json:"description,omitempty"`
+	Devices     []string         `json:"devices,omitempty"`
+	VLANs       []uint16         `json:"vlans,omitempty"`
+	Emergency   bool             `json:"emergency"`
+	Execute     bool             `json:"execute"`
+	Tier        string           `json:"tier,omitempty"`
+	Status      string           `json:"status"`
+	Reason      string           `json:"reason,omitempty"`
+	Compiled    time.Time        `json:"compiled,omitzero"`
+	Executed    time.Time        `json:"executed,omitzero"`
+	Level       uint8            `json:"posture-level,omitempty"`
+	Results     []MutationResult `json:"results,omitempty"`
+}
+
+// MutationResult is a mutation's outcome on one device.
+type MutationResult struct {
+	Device string `json:"device"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
 // Section names one part of the summary, for followers that recompute
 // only what a commit touched.
 type Section int
@@ -184,6 +240,7 @@ const (
 	SectionMesh
 	SectionSessions
 	SectionNotary
+	SectionUnderlay
 	numSections
 )
 
@@ -206,6 +263,7 @@ func Prefixes() map[Section][]string {
 		SectionMesh:     {k.Mesh().SchemaPath()},
 		SectionSessions: {k.Sessions().SchemaPath()},
 		SectionNotary:   {k.Notary().SchemaPath()},
+		SectionUnderlay: {k.Underlay().SchemaPath()},
 	}
 }
 
@@ -234,6 +292,8 @@ func Fill(n *Node, t *tree.Tree, s Section) {
 		n.Sessions = sessions(k)
 	case SectionNotary:
 		n.Notary = notary(k)
+	case SectionUnderlay:
+		n.Underlay = underlay(k)
 	}
 }
 
@@ -429,4 +489,69 @@ func notary(k kedgetree.Kedge) Notary {
 	n.RootHash, _ = st.RootHash()
 	n.LastFlush = ts(st.LastFlush())
 	return n
+}
+
+func underlay(k kedgetree.Kedge) Underlay {
+	st := k.Underlay().State()
+	u := Underlay{Devices: []Device{}, Mutations: []Mutation{}}
+	u.Level, _ = st.Level()
+	u.CompilerFrozen, _ = st.CompilerFrozen()
+	u.DriftIntervalMS, _ = st.DriftIntervalMs()
+	u.DriftDetected, _ = st.DriftDetected()
+	u.LastDriftCheck = ts(st.LastDriftCheck())
+	u.Waiting, _ = st.Waiting()
+	for e := range k.Underlay().Devices().Device().All() {
+		ds := e.State()
+		d := Device{Status: StatusUnreported}
+		d.Name, _ = e.Name()
+		d.Address, _ = e.Config().Address()
+		d.Vendor, _ = e.Config().Vendor()
+		d.Role, _ = e.Config().Role()
+		if s, ok := ds.Status(); ok {
+			d.Status = string(s)
+		}
+		d.Reachable, _ = ds.Reachable()
+		w, _ := ds.Watch()
+		d.Watch = string(w)
+		d.LastPush = ts(ds.LastPush())
+		d.LastError, _ = ds.LastError()
+		d.Drift, _ = ds.Drift()
+		d.DriftSince = ts(ds.DriftSince())
+		d.DriftPaths = ds.DriftPaths()
+		d.LastSync = ts(ds.LastSync())
+		u.Devices = append(u.Devices, d)
+	}
+	slices.SortFunc(u.Devices, func(a, b Device) int { return cmp.Compare(a.Name, b.Name) })
+	for e := range k.Underlay().Mutations().Mutation().All() {
+		c, ms := e.Config(), e.State()
+		m := Mutation{Status: StatusUnreported}
+		m.ID, _ = e.Id()
+		m.Proposer, _ = c.Proposer()
+		m.Description, _ = c.Description()
+		m.Devices = c.Devices()
+		m.VLANs = c.Vlans()
+		m.Emergency, _ = c.Emergency()
+		m.Execute, _ = c.Execute()
+		tier, _ := c.Tier()
+		m.Tier = string(tier)
+		if s, ok := ms.Status(); ok {
+			m.Status = string(s)
+		}
+		m.Reason, _ = ms.Reason()
+		m.Compiled = ts(ms.Compiled())
+		m.Executed = ts(ms.Executed())
+		m.Level, _ = ms.PostureLevel()
+		for r := range e.Results().Result().All() {
+			x := MutationResult{}
+			x.Device, _ = r.Device()
+			s, _ := r.State().Status()
+			x.Status = string(s)
+			x.Error, _ = r.State().Error()
+			m.Results = append(m.Results, x)
+		}
+		slices.SortFunc(m.Results, func(a, b MutationResult) int { return cmp.Compare(a.Device, b.Device) })
+		u.Mutations = append(u.Mutations, m)
+	}
+	slices.SortFunc(u.Mutations, func(a, b Mutation) int { return cmp.Compare(a.ID, b.ID) })
+	return u
 }

@@ -66,6 +66,10 @@ type Metrics struct {
 
 	feedDelay prometheus.Histogram
 	notary    *prometheus.GaugeVec
+
+	devices   *prometheus.GaugeVec
+	drifted   prometheus.Gauge
+	mutations *prometheus.GaugeVec
 }
 
 // New returns the metrics with the Go runtime's and the process's
@@ -94,6 +98,10 @@ func New() *Metrics {
 	m.feedDelay = f.hist("kedge_change_feed_delay_seconds", "Time from a commit to the status follower reading it from the change feed.", feedLagBucket)
 	m.notary = f.gaugeVec("kedge_notary", "The notary's state: records, log_bytes, sampling_percent.", "what")
 
+	m.devices = f.gaugeVec("kedge_underlay_devices", "Underlay devices by status (unreported: no state written yet).", "status")
+	m.drifted = f.gauge("kedge_underlay_drifted_devices", "Underlay devices whose running configuration drifted from what Kedge applied.")
+	m.mutations = f.gaugeVec("kedge_underlay_mutations", "Underlay mutations (proposals) by status.", "status")
+
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every label value the metrics can take is there from the start, so
 	// a scrape shows zeros rather than missing series.
@@ -107,6 +115,12 @@ func New() *Metrics {
 	}
 	for _, s := range kedgepath.SessionStatusValues() {
 		m.sessions.WithLabelValues(string(s))
+	}
+	for _, s := range deviceStatuses() {
+		m.devices.WithLabelValues(s)
+	}
+	for _, s := range mutationStatuses() {
+		m.mutations.WithLabelValues(s)
 	}
 	return m
 }
@@ -123,6 +137,22 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 func peerStatuses() []string {
 	var out []string
 	for _, s := range kedgepath.PeerStatusValues() {
+		out = append(out, string(s))
+	}
+	return append(out, summary.StatusUnreported)
+}
+
+func deviceStatuses() []string {
+	var out []string
+	for _, s := range kedgepath.DeviceStatusValues() {
+		out = append(out, string(s))
+	}
+	return append(out, summary.StatusUnreported)
+}
+
+func mutationStatuses() []string {
+	var out []string
+	for _, s := range kedgepath.MutationStatusValues() {
 		out = append(out, string(s))
 	}
 	return append(out, summary.StatusUnreported)
@@ -151,6 +181,24 @@ func (m *Metrics) Observe(n *summary.Node) {
 	}
 	for _, s := range kedgepath.SessionStatusValues() {
 		m.sessions.WithLabelValues(string(s)).Set(float64(sessions[string(s)]))
+	}
+	devices, drifted := map[string]int{}, 0
+	for _, d := range n.Underlay.Devices {
+		devices[d.Status]++
+		if d.Drift {
+			drifted++
+		}
+	}
+	for _, s := range deviceStatuses() {
+		m.devices.WithLabelValues(s).Set(float64(devices[s]))
+	}
+	m.drifted.Set(float64(drifted))
+	muts := map[string]int{}
+	for _, x := range n.Underlay.Mutations {
+		muts[x.Status]++
+	}
+	for _, s := range mutationStatuses() {
+		m.mutations.WithLabelValues(s).Set(float64(muts[s]))
 	}
 	m.notary.WithLabelValues("records").Set(float64(n.Notary.Records))
 	m.notary.WithLabelValues("log_bytes").Set(float64(n.Notary.LogSize))

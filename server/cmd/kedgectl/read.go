@@ -57,6 +57,8 @@ func sectionPath(s summary.Section) *gpb.Path {
 		return k.Sessions().Path()
 	case summary.SectionNotary:
 		return k.Notary().Path()
+	case summary.SectionUnderlay:
+		return k.Underlay().Path()
 	}
 	return k.Path()
 }

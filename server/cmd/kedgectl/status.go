@@ -91,6 +91,19 @@ func (a *app) statusTable(w *tabwriter.Writer, s *summary.Node) {
 		}
 	}
 	fmt.Fprintf(w, "sessions\t%d active\t%d listed\n", active, len(s.Sessions))
+	u := s.Underlay
+	drift, pending := 0, 0
+	for _, d := range u.Devices {
+		if d.Drift {
+			drift++
+		}
+	}
+	for _, m := range u.Mutations {
+		if m.Status == "proposed" || m.Status == "approved" || m.Status == "executing" {
+			pending++
+		}
+	}
+	fmt.Fprintf(w, "underlay\t%s, %d drifted\t%s, %d not done\n", plural(len(u.Devices), "device"), drift, plural(len(u.Mutations), "proposal"), pending)
 }
 
 // plural is "1 peer" or "2 peers".
