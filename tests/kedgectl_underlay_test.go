@@ -75,7 +75,9 @@ func TestKedgectlUnderlay(t *testing.T) {
 	setLevel(t, c, 3)
 	watchTree(t, c, "effective level 3", func() bool { return get1(t, c, "/kedge/posture/state/effective-level") == "3" })
 	setJSON(t, c, "/kedge/underlay/mutations/mutation[id=m2]", `{"config":{"id":"m2","tier":"operator","proposer":"bob","vlans":[300]}}`)
-	watchTree(t, c, "m2 waits", func() bool { return status("m2") == "proposed" && get1(t, c, "/kedge/underlay/mutations/mutation[id=m2]/state/reason") != "" })
+	watchTree(t, c, "m2 waits", func() bool {
+		return status("m2") == "proposed" && get1(t, c, "/kedge/underlay/mutations/mutation[id=m2]/state/reason") != ""
+	})
 
 	m := masker{}
 	golden(t, m, "underlay", ctlMust(t, bin, env, append(addr, "underlay")...).stdout)
