@@ -72,7 +72,7 @@ func (o connOpts) password(stdin io.Reader, stderr io.Writer) (string, error) {
 		line, _, _ := strings.Cut(string(b), "\n")
 		return strings.TrimRight(line, "\r"), nil
 	}
-	if p, ok := os.LookupEnv(envPassword); ok {
+	if p := os.Getenv(envPassword); p != "" {
 		return p, nil
 	}
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
