@@ -21,6 +21,7 @@
 //     signed note covers every entry so far. A group is the unit of
 //     durability: nothing of a group counts until its checkpoint is read
 //     back intact.
+//
 //   - hashes: the tree's stored hashes (tlog.StoredHashIndex order, 32
 //     bytes each). Derived data, never synced: Open checks it against the
 //     entries and the last signed checkpoint and rebuilds what is missing

@@ -43,7 +43,9 @@ func open(t testing.TB, dir string, k keys) *Ledger {
 	return l
 }
 
-func entry(i int) []byte { return fmt.Appendf(nil, "entry %d: %x", i, sha256.Sum256(fmt.Append(nil, i))) }
+func entry(i int) []byte {
+	return fmt.Appendf(nil, "entry %d: %x", i, sha256.Sum256(fmt.Append(nil, i)))
+}
 
 // fill appends entries [from, to) in groups of per and flushes each.
 func fill(t testing.TB, l *Ledger, from, to, per int) {
