@@ -224,3 +224,10 @@ func (w writerHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 	}
 	return out, nil
 }
+
+// Next is the index the next Append gets.
+func (l *Ledger) Next() int64 {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.size + int64(len(l.pendOff))
+}
