@@ -174,7 +174,6 @@ func LoadVerifier(dir string) (note.Verifier, string, error) {
 	return v, vkey, nil
 }
 
-
 // algEd25519 is the note format's algorithm byte for Ed25519 keys.
 const algEd25519 = 1
 
