@@ -985,7 +985,9 @@ func (n *Kedge_Notary_ConfigPath) SamplingPercentOverride() *Kedge_Notary_Config
 
 // Kedge_Notary_Config_AnchorPath is the path of /kedge/notary/config/anchor
 // (leaf, config). Where root hashes are anchored (an external log or
-// service).
+// service). The daemon ships to the Quartermaster endpoint of its own
+// configuration (--quartermaster), which state/anchor shows; this leaf is for
+// operators' records.
 type Kedge_Notary_Config_AnchorPath struct {
 	*ygot.NodePath
 }
@@ -1009,9 +1011,39 @@ func (n *Kedge_Notary_StatePath) Anchor() *Kedge_Notary_State_AnchorPath {
 	return &Kedge_Notary_State_AnchorPath{ygot.NewNodePath([]string{"anchor"}, nil, n)}
 }
 
+// DroppedTransits returns the path of /kedge/notary/state/dropped-transits.
+func (n *Kedge_Notary_StatePath) DroppedTransits() *Kedge_Notary_State_DroppedTransitsPath {
+	return &Kedge_Notary_State_DroppedTransitsPath{ygot.NewNodePath([]string{"dropped-transits"}, nil, n)}
+}
+
 // FlushMode returns the path of /kedge/notary/state/flush-mode.
 func (n *Kedge_Notary_StatePath) FlushMode() *Kedge_Notary_State_FlushModePath {
 	return &Kedge_Notary_State_FlushModePath{ygot.NewNodePath([]string{"flush-mode"}, nil, n)}
+}
+
+// FrameHeaders returns the path of /kedge/notary/state/frame-headers.
+func (n *Kedge_Notary_StatePath) FrameHeaders() *Kedge_Notary_State_FrameHeadersPath {
+	return &Kedge_Notary_State_FrameHeadersPath{ygot.NewNodePath([]string{"frame-headers"}, nil, n)}
+}
+
+// LastAckSize returns the path of /kedge/notary/state/last-ack-size.
+func (n *Kedge_Notary_StatePath) LastAckSize() *Kedge_Notary_State_LastAckSizePath {
+	return &Kedge_Notary_State_LastAckSizePath{ygot.NewNodePath([]string{"last-ack-size"}, nil, n)}
+}
+
+// LastAckTime returns the path of /kedge/notary/state/last-ack-time.
+func (n *Kedge_Notary_StatePath) LastAckTime() *Kedge_Notary_State_LastAckTimePath {
+	return &Kedge_Notary_State_LastAckTimePath{ygot.NewNodePath([]string{"last-ack-time"}, nil, n)}
+}
+
+// LastCheckpointSize returns the path of /kedge/notary/state/last-checkpoint-size.
+func (n *Kedge_Notary_StatePath) LastCheckpointSize() *Kedge_Notary_State_LastCheckpointSizePath {
+	return &Kedge_Notary_State_LastCheckpointSizePath{ygot.NewNodePath([]string{"last-checkpoint-size"}, nil, n)}
+}
+
+// LastCheckpointTime returns the path of /kedge/notary/state/last-checkpoint-time.
+func (n *Kedge_Notary_StatePath) LastCheckpointTime() *Kedge_Notary_State_LastCheckpointTimePath {
+	return &Kedge_Notary_State_LastCheckpointTimePath{ygot.NewNodePath([]string{"last-checkpoint-time"}, nil, n)}
 }
 
 // LastFlush returns the path of /kedge/notary/state/last-flush.
@@ -1019,9 +1051,19 @@ func (n *Kedge_Notary_StatePath) LastFlush() *Kedge_Notary_State_LastFlushPath {
 	return &Kedge_Notary_State_LastFlushPath{ygot.NewNodePath([]string{"last-flush"}, nil, n)}
 }
 
+// Level returns the path of /kedge/notary/state/level.
+func (n *Kedge_Notary_StatePath) Level() *Kedge_Notary_State_LevelPath {
+	return &Kedge_Notary_State_LevelPath{ygot.NewNodePath([]string{"level"}, nil, n)}
+}
+
 // LogSize returns the path of /kedge/notary/state/log-size.
 func (n *Kedge_Notary_StatePath) LogSize() *Kedge_Notary_State_LogSizePath {
 	return &Kedge_Notary_State_LogSizePath{ygot.NewNodePath([]string{"log-size"}, nil, n)}
+}
+
+// Origin returns the path of /kedge/notary/state/origin.
+func (n *Kedge_Notary_StatePath) Origin() *Kedge_Notary_State_OriginPath {
+	return &Kedge_Notary_State_OriginPath{ygot.NewNodePath([]string{"origin"}, nil, n)}
 }
 
 // PayloadHashing returns the path of /kedge/notary/state/payload-hashing.
@@ -1049,9 +1091,35 @@ func (n *Kedge_Notary_StatePath) SamplingPercentOverride() *Kedge_Notary_State_S
 	return &Kedge_Notary_State_SamplingPercentOverridePath{ygot.NewNodePath([]string{"sampling-percent-override"}, nil, n)}
 }
 
+// UpstreamError returns the path of /kedge/notary/state/upstream-error.
+func (n *Kedge_Notary_StatePath) UpstreamError() *Kedge_Notary_State_UpstreamErrorPath {
+	return &Kedge_Notary_State_UpstreamErrorPath{ygot.NewNodePath([]string{"upstream-error"}, nil, n)}
+}
+
+// UpstreamState returns the path of /kedge/notary/state/upstream-state.
+func (n *Kedge_Notary_StatePath) UpstreamState() *Kedge_Notary_State_UpstreamStatePath {
+	return &Kedge_Notary_State_UpstreamStatePath{ygot.NewNodePath([]string{"upstream-state"}, nil, n)}
+}
+
+// VerifierKey returns the path of /kedge/notary/state/verifier-key.
+func (n *Kedge_Notary_StatePath) VerifierKey() *Kedge_Notary_State_VerifierKeyPath {
+	return &Kedge_Notary_State_VerifierKeyPath{ygot.NewNodePath([]string{"verifier-key"}, nil, n)}
+}
+
 // Kedge_Notary_State_AnchorPath is the path of /kedge/notary/state/anchor
 // (leaf, state). Where root hashes are anchored (an external log or service).
+// The daemon ships to the Quartermaster endpoint of its own configuration
+// (--quartermaster), which state/anchor shows; this leaf is for operators'
+// records.
 type Kedge_Notary_State_AnchorPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Notary_State_DroppedTransitsPath is the path of
+// /kedge/notary/state/dropped-transits (leaf, state). Session transits not
+// recorded because the notary's queue was full (recording never blocks a
+// handshake).
+type Kedge_Notary_State_DroppedTransitsPath struct {
 	*ygot.NodePath
 }
 
@@ -1061,16 +1129,63 @@ type Kedge_Notary_State_FlushModePath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Notary_State_FrameHeadersPath is the path of
+// /kedge/notary/state/frame-headers (leaf, state). Whether session transits
+// carry Shellstream frame headers now.
+type Kedge_Notary_State_FrameHeadersPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Notary_State_LastAckSizePath is the path of
+// /kedge/notary/state/last-ack-size (leaf, state). Tree size of the last
+// checkpoint Quartermaster acknowledged.
+type Kedge_Notary_State_LastAckSizePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Notary_State_LastAckTimePath is the path of
+// /kedge/notary/state/last-ack-time (leaf, state). When Quartermaster last
+// acknowledged a checkpoint.
+type Kedge_Notary_State_LastAckTimePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Notary_State_LastCheckpointSizePath is the path of
+// /kedge/notary/state/last-checkpoint-size (leaf, state). Tree size of the
+// last signed checkpoint.
+type Kedge_Notary_State_LastCheckpointSizePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Notary_State_LastCheckpointTimePath is the path of
+// /kedge/notary/state/last-checkpoint-time (leaf, state). When the last
+// checkpoint was signed.
+type Kedge_Notary_State_LastCheckpointTimePath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Notary_State_LastFlushPath is the path of
-// /kedge/notary/state/last-flush (leaf, state). When the log was last
-// flushed.
+// /kedge/notary/state/last-flush (leaf, state). When the log was last flushed
+// (synced and checkpointed).
 type Kedge_Notary_State_LastFlushPath struct {
 	*ygot.NodePath
 }
 
+// Kedge_Notary_State_LevelPath is the path of /kedge/notary/state/level
+// (leaf, state). The posture level whose fidelity is applied.
+type Kedge_Notary_State_LevelPath struct {
+	*ygot.NodePath
+}
+
 // Kedge_Notary_State_LogSizePath is the path of /kedge/notary/state/log-size
-// (leaf, state). Size of the log.
+// (leaf, state). Bytes written to the log file.
 type Kedge_Notary_State_LogSizePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Notary_State_OriginPath is the path of /kedge/notary/state/origin
+// (leaf, state). The log's origin: the first line of its checkpoints.
+type Kedge_Notary_State_OriginPath struct {
 	*ygot.NodePath
 }
 
@@ -1082,7 +1197,7 @@ type Kedge_Notary_State_PayloadHashingPath struct {
 }
 
 // Kedge_Notary_State_RecordsPath is the path of /kedge/notary/state/records
-// (leaf, state). Records in the log.
+// (leaf, state). Records in the log: the size of its Merkle tree.
 type Kedge_Notary_State_RecordsPath struct {
 	*ygot.NodePath
 }
@@ -1105,6 +1220,28 @@ type Kedge_Notary_State_SamplingPercentPath struct {
 // /kedge/notary/state/sampling-percent-override (leaf, state). Overrides the
 // accord's sampling share at every level; absent means the accord decides.
 type Kedge_Notary_State_SamplingPercentOverridePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Notary_State_UpstreamErrorPath is the path of
+// /kedge/notary/state/upstream-error (leaf, state). Why the last shipping
+// session failed or was refused.
+type Kedge_Notary_State_UpstreamErrorPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Notary_State_UpstreamStatePath is the path of
+// /kedge/notary/state/upstream-state (leaf, state). What the upstream client
+// is doing.
+type Kedge_Notary_State_UpstreamStatePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Notary_State_VerifierKeyPath is the path of
+// /kedge/notary/state/verifier-key (leaf, state). The note verifier key that
+// signs the checkpoints (name+hash+base64 key), for verifying the log
+// elsewhere.
+type Kedge_Notary_State_VerifierKeyPath struct {
 	*ygot.NodePath
 }
 

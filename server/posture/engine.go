@@ -70,6 +70,7 @@ type Engine struct {
 	appliedAccord accord.Accord // the accord the last plan applied
 	lastSteps     int           // step entries in last-transition, to delete extras
 	lastSeen      uint8         // the level source's value at the last poll
+	source        string        // what decided the level of the last evaluation
 	pending       *inflight     // the plan in flight or to retry
 	snap          *snapshot     // taken before the first escalation, until restored
 	backoff       time.Duration
