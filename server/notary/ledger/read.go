@@ -169,3 +169,10 @@ func (l *Ledger) Scan(from int64, fn func(i int64, data []byte) (bool, error)) e
 	}
 	return nil
 }
+
+// Bytes is how much of the log file is written.
+func (l *Ledger) Bytes() int64 {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.off
+}

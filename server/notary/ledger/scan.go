@@ -103,7 +103,7 @@ func scanLog(path string, f *os.File, v visitor) (*scanResult, error) {
 		return typ, p, false, true, nil
 	}
 
-	typ, p, end, ok, err := read()
+	typ, p, _, ok, err := read()
 	if errors.Is(err, errTruncated) {
 		z, zerr := zeroFrom(f, 0, size)
 		if zerr == nil && z == 0 {
@@ -142,7 +142,7 @@ func scanLog(path string, f *os.File, v visitor) (*scanResult, error) {
 	)
 	for {
 		at := off
-		typ, p, end, ok, err = read()
+		typ, p, end, ok, err := read()
 		if errors.Is(err, errTruncated) {
 			return nil, corrupt(at, fmt.Sprintf("the file ends at %d, inside a frame or without the end marker: truncated", size))
 		}
