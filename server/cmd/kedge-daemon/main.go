@@ -30,6 +30,9 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if len(args) > 0 && args[0] == "notary" {
+		return notaryCmd(args[1:], os.Stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "install-cni" {
 		if err := installCNICmd(args[1:], stderr); err != nil {
 			fmt.Fprintln(stderr, "kedge-daemon:", err)
