@@ -76,7 +76,7 @@ func notaryCmd(args []string, stdout, stderr io.Writer) int {
 // conn is how a notary verb reaches the daemon.
 type conn struct {
 	socket, addr, ca, user, pwFile string
-	insecure, skipVerify            bool
+	insecure, skipVerify           bool
 }
 
 func (c *conn) bind(fs *flag.FlagSet) {
