@@ -59,6 +59,7 @@ func (s *Store) compact() error {
 	var first uint64
 	var metas map[string][]byte
 	var err error
+	retain, retainSeq := s.retainRecord()
 	if s.w == nil {
 		err = ErrClosed
 	} else {
@@ -76,7 +77,9 @@ func (s *Store) compact() error {
 	stored := false
 	err = s.db.Update(func(btx *bolt.Tx) error {
 		if v := btx.Bucket(bucketMeta).Get(keySnapSeq); len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {
-			return nil // a snapshot at least this new is already stored
+			// A snapshot at least this new is already stored; the
+			// retention mark may have moved.
+			return btx.Bucket(bucketMeta).Put(keyRetain, retain)
 		}
 		stored = true
 		meta := btx.Bucket(bucketMeta)
@@ -98,6 +101,9 @@ func (s *Store) compact() error {
 		var f [8]byte
 		binary.BigEndian.PutUint64(f[:], first)
 		if err := meta.Put(keyWALFirst, f[:]); err != nil {
+			return err
+		}
+		if err := meta.Put(keyRetain, retain); err != nil {
 			return err
 		}
 		if err := btx.DeleteBucket(bucketSnap); err != nil {
@@ -139,7 +145,7 @@ func (s *Store) compact() error {
 			return err
 		}
 		for _, id := range ids {
-			if id < first {
+			if id < first && s.droppable(id, retainSeq) {
 				if err := os.Remove(filepath.Join(s.dir, segmentName(id))); err != nil {
 					return fmt.Errorf("remove compacted log segment: %w", err)
 				}

@@ -62,6 +62,17 @@ type Options struct {
 	CompactBytes int64
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Annotate, when set, is called for every config commit that changes
+	// something, after validation and before the commit is written; what
+	// it returns is stored in the same log record (no extra sync),
+	// delivered as Commit.Annotation and replayed by ReplayCommits. ctx is
+	// the committer's (the gNMI Set's, carrying its identity). It runs
+	// under the store's write lock and must be quick.
+	Annotate func(ctx context.Context, changes []tree.Change) []byte
+	// KeepLog keeps the log records of config commits past compactions
+	// until Retain releases them, so a consumer that absorbs commits
+	// asynchronously (the notary) can catch up after a crash.
+	KeepLog bool
 }
 
 // Store is the tree store. All methods are safe for concurrent use.
@@ -86,6 +97,14 @@ type Store struct {
 	w      *wal
 	metas  map[string][]byte
 	walErr error // a failed log sync: the store refuses writes from then on
+
+	// Retention (KeepLog; retain.go): the last commit seq in each
+	// segment, and the mark up to which records may be dropped (walMu).
+	keepLog    bool
+	annotate   func(ctx context.Context, changes []tree.Change) []byte
+	segLast    map[uint64]uint64
+	retainSeq  uint64
+	retainNote []byte
 
 	logBytes   int64 // log written since the last compaction (walMu)
 	compactAt  int64
@@ -129,7 +148,7 @@ func Open(dir string, schema *tree.Schema, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	s := &Store{schema: schema, db: db, log: o.Logger, now: o.Now, t: tree.New(schema), compactAt: o.CompactBytes,
-		dir: dir, metas: map[string][]byte{}}
+		dir: dir, metas: map[string][]byte{}, keepLog: o.KeepLog, annotate: o.Annotate, segLast: map[uint64]uint64{}}
 	next, err := s.restore()
 	if err != nil {
 		db.Close()
@@ -184,6 +203,7 @@ func (s *Store) restore() (uint64, error) {
 		if v := meta.Get(keyWALFirst); len(v) == 8 {
 			first = binary.BigEndian.Uint64(v)
 		}
+		s.loadRetain(meta)
 		c := meta.Cursor()
 		for k, v := c.Seek([]byte("x/")); k != nil && strings.HasPrefix(string(k), "x/"); k, v = c.Next() {
 			s.metas[string(k[2:])] = append([]byte(nil), v...)
@@ -221,9 +241,15 @@ func (s *Store) restore() (uint64, error) {
 	for _, id := range ids {
 		if id < first {
 			// Covered by the snapshot; a crash after the compaction's
-			// commit left it behind.
-			if err := os.Remove(filepath.Join(s.dir, segmentName(id))); err != nil {
-				return 0, fmt.Errorf("remove compacted log segment: %w", err)
+			// commit left it behind, or the retention mark keeps it.
+			drop, err := s.droppableAtOpen(id)
+			if err != nil {
+				return 0, err
+			}
+			if drop {
+				if err := os.Remove(filepath.Join(s.dir, segmentName(id))); err != nil {
+					return 0, fmt.Errorf("remove compacted log segment: %w", err)
+				}
 			}
 			continue
 		}
@@ -257,7 +283,8 @@ func (s *Store) replaySegments(first uint64, tx *tree.Txn, ends map[uint64]int64
 			if err != nil {
 				return err
 			}
-			if r.kind == walCommit {
+			if r.kind == walCommit || r.kind == walCommitAnnotated {
+				s.segLast[id] = r.seq
 				if r.seq <= s.seq {
 					return nil // already in the snapshot
 				}
@@ -440,7 +467,10 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 	}
 	c := &Commit{Seq: s.seq + 1, Time: s.now(), State: state, Changes: changes}
 	if !state {
-		if err := s.append(c.Seq, encodeRecord(c.Seq, c.Time.UnixNano(), changes), o.undoKey, meta); err != nil {
+		if s.annotate != nil {
+			c.Annotation = s.annotate(ctx, changes)
+		}
+		if err := s.append(c.Seq, encodeRecord(c.Seq, c.Time.UnixNano(), changes), o.undoKey, meta, c.Annotation); err != nil {
 			tx.Rollback()
 			return nil, err
 		}
@@ -492,12 +522,13 @@ func (s *Store) runValidators(changes []tree.Change) error {
 
 // append persists one log record, and optionally a meta change in the
 // same durable write: one write and one fdatasync of the log segment.
-func (s *Store) append(seq uint64, rec []byte, metaKey string, meta []byte) error {
+func (s *Store) append(seq uint64, rec []byte, metaKey string, meta, ann []byte) error {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	if err := s.walAppend(encodeCommitRecord(seq, rec, metaKey, meta)); err != nil {
+	if err := s.walAppend(encodeCommitRecord(seq, rec, metaKey, meta, ann)); err != nil {
 		return fmt.Errorf("persist commit %d: %w", seq, err)
 	}
+	s.segLast[s.w.id] = seq
 	if metaKey != "" {
 		op := metaPut
 		if meta == nil {
