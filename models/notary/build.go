@@ -37,6 +37,9 @@ type Mutation struct {
 	Level     uint8 // effective posture level at commit
 	Changes   []Change
 	Recovered bool // rebuilt from the store's log after a restart
+	// Unannotated: the commit had no annotation, so Writer, Level and the
+	// values before are unknown.
+	Unannotated bool
 }
 
 // BuildMutation makes the NetworkMutationArtifact of a commit at a
@@ -49,6 +52,7 @@ func BuildMutation(m Mutation, f Fidelity) *qmv1.NetworkMutationArtifact {
 		PostureLevel:   uint32(m.Level),
 		ChangeCount:    uint32(len(m.Changes)),
 		Recovered:      m.Recovered,
+		Unannotated:    m.Unannotated,
 	}
 	limit := len(m.Changes)
 	if !f.PayloadHashing {

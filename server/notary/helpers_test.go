@@ -181,3 +181,11 @@ func (f *fixture) checkpoints(t testing.TB, from, to int64) int {
 	}
 	return n
 }
+
+func accordFor(l uint8) (accord.Accord, error) { return accord.Default(l) }
+
+func transitionTo(l uint8, a accord.Accord) posture.Transition {
+	return posture.Transition{From: l, To: l, Accord: a}
+}
+
+func treeString(s string) tree.Value { return tree.String(s) }

@@ -45,6 +45,13 @@ type Options struct {
 	// QueueLen bounds the transits, transitions and snapshots waiting for
 	// the writer (default 65536); transits beyond it are dropped.
 	QueueLen int
+	// CommitLog, when set, is the store's log of config commits (usually
+	// Store itself, opened with KeepLog and the Annotator's hook): the
+	// notary catches up from it at start and releases what it holds.
+	CommitLog CommitLog
+	// Annotator, when set, is the store's annotation hook; the posture
+	// step keeps its level current.
+	Annotator *Annotator
 	// Upstream is the connection to Quartermaster (nil: not shipped) and
 	// Endpoint its address, for the state.
 	Upstream      grpc.ClientConnInterface
@@ -90,11 +97,16 @@ type Notary struct {
 	grew     chan struct{} // closed and replaced at every flush
 
 	lastFlush atomic.Int64
-	dirty     chan struct{} // the state needs publishing
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closed    atomic.Bool
-	started   bool
+	warnedAnn atomic.Bool
+	// The writer's: catching up (one flush at the end), and the last
+	// retention mark given to the store.
+	catchingUp bool
+	retained   uint64
+	dirty      chan struct{} // the state needs publishing
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closed     atomic.Bool
+	started    bool
 }
 
 // meta is what a query filters on.
@@ -142,6 +154,10 @@ func Open(o Options) (*Notary, error) {
 		return nil, err
 	}
 	minSize := cursor.Size
+	if o.CommitLog != nil {
+		_, note := o.CommitLog.Retained()
+		minSize = max(minSize, markSize(note))
+	}
 	n.led, err = ledger.Open(logDir, ledger.Options{Verifier: n.keys.Verifier, Signer: n.keys.Signer,
 		MinSize: minSize, Logger: o.Logger, Now: o.Now})
 	if err != nil {
@@ -187,6 +203,9 @@ func (n *Notary) Start(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("start notary: %w", err)
+	}
+	if err := n.catchUp(w.Pos() - 1); err != nil {
 		return fmt.Errorf("start notary: %w", err)
 	}
 	n.wg.Add(2)

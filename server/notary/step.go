@@ -24,6 +24,9 @@ func (s step) Apply(ctx context.Context, t posture.Transition) error {
 	n.appliedAccord.Store(&a)
 	n.fid.Store(&f)
 	n.level.Store(uint32(t.To))
+	if n.o.Annotator != nil {
+		n.o.Annotator.SetLevel(t.To)
+	}
 	n.markDirty()
 	// The writer picks the new mode up at its next round; wake it so a
 	// batch waiting for its timer is flushed now if the mode is stricter.

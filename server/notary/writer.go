@@ -153,6 +153,9 @@ func (n *Notary) drainFeed(ctx context.Context, w *store.Watcher) *store.Watcher
 				n.log.Error("notary: re-read the tree", "err", rerr)
 				return w
 			}
+			if cerr := n.catchUp(nw.Pos() - 1); cerr != nil {
+				n.log.Error("notary: catch up after falling behind", "err", cerr)
+			}
 			w = nw
 			continue
 		}
@@ -185,10 +188,16 @@ func (n *Notary) recordCommit(c *store.Commit) {
 	if c.Seq <= n.lastSeq.Load() {
 		return // already recorded (caught up from the store's log)
 	}
-	m := mutationOf(c, n.Fidelity().Level)
+	m := notarymodel.Mutation{Seq: c.Seq, Time: c.Time}
+	for _, ch := range c.Changes {
+		if ch.Node.Config {
+			m.Changes = append(m.Changes, notarymodel.Change{Path: ch.Path(), Delete: ch.Op == tree.OpDelete, After: ch.Val})
+		}
+	}
 	if len(m.Changes) == 0 {
 		return
 	}
+	n.annotate(&m, c.Annotation)
 	n.appendMutation(m)
 }
 
@@ -221,7 +230,7 @@ func (n *Notary) append(e *qmv1.LogEntry) {
 	if n.led.Size() != before {
 		n.flushed() // Append flushed a full group by itself
 	}
-	if f := n.Fidelity(); f.Flush == accord.FlushEveryRecord {
+	if f := n.Fidelity(); f.Flush == accord.FlushEveryRecord && !n.catchingUp {
 		n.flush()
 	}
 }
@@ -257,6 +266,14 @@ func (n *Notary) flushed() {
 	n.grew = make(chan struct{})
 	n.imu.Unlock()
 	n.lastFlush.Store(n.o.Now().UnixNano())
+	if n.o.CommitLog != nil {
+		// Every mutation appended so far is durable now: the store may
+		// drop its log records up to the last one.
+		if s := n.lastSeq.Load(); s > n.retained {
+			n.o.CommitLog.Retain(s, markNote(size))
+			n.retained = s
+		}
+	}
 	if n.up != nil {
 		n.up.Notify()
 	}
@@ -292,16 +309,4 @@ func (n *Notary) readConfig(t *tree.Tree) {
 			n.markDirty()
 		}
 	}
-}
-
-// mutationOf turns a live config commit into a plain mutation.
-func mutationOf(c *store.Commit, level uint8) notarymodel.Mutation {
-	m := notarymodel.Mutation{Seq: c.Seq, Time: c.Time, Level: level, Writer: notarymodel.Writer{Identity: "unknown"}}
-	for _, ch := range c.Changes {
-		if !ch.Node.Config {
-			continue
-		}
-		m.Changes = append(m.Changes, notarymodel.Change{Path: ch.Path(), Delete: ch.Op == tree.OpDelete, After: ch.Val})
-	}
-	return m
 }

@@ -47,7 +47,7 @@ type Receiver struct {
 }
 
 type originLog struct {
-	busy sync.Mutex // one shipping session at a time
+	busy chan struct{} // one shipping session at a time
 	led  *ledger.Ledger
 	vkey string
 }
@@ -84,7 +84,7 @@ func New(dir string, log *slog.Logger) (*Receiver, error) {
 			r.Close()
 			return nil, fmt.Errorf("open receiver log %s: %w", e.Name(), err)
 		}
-		r.logs[v.Name()] = &originLog{led: led, vkey: vkey}
+		r.logs[v.Name()] = &originLog{led: led, vkey: vkey, busy: make(chan struct{}, 1)}
 	}
 	return r, nil
 }
@@ -132,7 +132,7 @@ func (r *Receiver) originFor(h *ingestv1.Hello) (*originLog, error) {
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "open log: %v", err)
 	}
-	o := &originLog{led: led, vkey: h.GetVerifierKey()}
+	o := &originLog{led: led, vkey: h.GetVerifierKey(), busy: make(chan struct{}, 1)}
 	r.logs[h.GetOrigin()] = o
 	r.log.Info("new notary log", "origin", h.GetOrigin(), "node", h.GetNode(), "cluster", h.GetCluster())
 	return o, nil
@@ -152,10 +152,14 @@ func (r *Receiver) Ingest(stream ingestv1.IngestService_IngestServer) error {
 	if err != nil {
 		return err
 	}
-	if !o.busy.TryLock() {
+	// A node reconnecting after an outage may get here before the server
+	// has noticed its previous stream ended: wait for that one.
+	select {
+	case o.busy <- struct{}{}:
+	case <-stream.Context().Done():
 		return status.Errorf(codes.Aborted, "another session is shipping log %s", h.GetOrigin())
 	}
-	defer o.busy.Unlock()
+	defer func() { <-o.busy }()
 	defer o.led.Discard()
 	cp := o.led.Checkpoint()
 	if err := stream.Send(&ingestv1.IngestResponse{Message: &ingestv1.IngestResponse_Welcome{Welcome: &ingestv1.Welcome{

@@ -715,7 +715,11 @@ type NetworkMutationArtifact struct {
 	ChangesSha256 []byte `protobuf:"bytes,8,opt,name=changes_sha256,json=changesSha256,proto3" json:"changes_sha256,omitempty"`
 	// The notary rebuilt this artifact from the store's log after a
 	// restart, not from the live change feed.
-	Recovered     bool `protobuf:"varint,9,opt,name=recovered,proto3" json:"recovered,omitempty"`
+	Recovered bool `protobuf:"varint,9,opt,name=recovered,proto3" json:"recovered,omitempty"`
+	// The commit carried no annotation (a store without the notary's hook),
+	// so the writer is unknown and before_sha256 is empty for every change,
+	// whether or not the leaf existed.
+	Unannotated   bool `protobuf:"varint,10,opt,name=unannotated,proto3" json:"unannotated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -809,6 +813,13 @@ func (x *NetworkMutationArtifact) GetChangesSha256() []byte {
 func (x *NetworkMutationArtifact) GetRecovered() bool {
 	if x != nil {
 		return x.Recovered
+	}
+	return false
+}
+
+func (x *NetworkMutationArtifact) GetUnannotated() bool {
+	if x != nil {
+		return x.Unannotated
 	}
 	return false
 }
@@ -1410,7 +1421,7 @@ const file_kedge_quartermaster_v1_artifact_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12C\n" +
 	"\toperation\x18\x02 \x01(\x0e2%.kedge.quartermaster.v1.LeafOperationR\toperation\x12#\n" +
 	"\rbefore_sha256\x18\x03 \x01(\fR\fbeforeSha256\x12!\n" +
-	"\fafter_sha256\x18\x04 \x01(\fR\vafterSha256\"\x9c\x03\n" +
+	"\fafter_sha256\x18\x04 \x01(\fR\vafterSha256\"\xbe\x03\n" +
 	"\x17NetworkMutationArtifact\x12'\n" +
 	"\x0fcommit_sequence\x18\x01 \x01(\x04R\x0ecommitSequence\x12(\n" +
 	"\x10commit_unix_nano\x18\x02 \x01(\x03R\x0ecommitUnixNano\x126\n" +
@@ -1420,7 +1431,9 @@ const file_kedge_quartermaster_v1_artifact_proto_rawDesc = "" +
 	"\achanges\x18\x06 \x03(\v2\".kedge.quartermaster.v1.LeafChangeR\achanges\x12+\n" +
 	"\x11changes_truncated\x18\a \x01(\bR\x10changesTruncated\x12%\n" +
 	"\x0echanges_sha256\x18\b \x01(\fR\rchangesSha256\x12\x1c\n" +
-	"\trecovered\x18\t \x01(\bR\trecovered\"\xea\x01\n" +
+	"\trecovered\x18\t \x01(\bR\trecovered\x12 \n" +
+	"\vunannotated\x18\n" +
+	" \x01(\bR\vunannotated\"\xea\x01\n" +
 	"\vFrameHeader\x12D\n" +
 	"\tdirection\x18\x01 \x01(\x0e2&.kedge.quartermaster.v1.FrameDirectionR\tdirection\x12\x1d\n" +
 	"\n" +
