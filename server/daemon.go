@@ -52,6 +52,7 @@ type Daemon struct {
 	errc  chan error
 	strms *streams
 	dp    *dataplane
+	nt    *notaryParts
 }
 
 // Start brings the daemon up on a resolved configuration and returns
@@ -108,7 +109,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile schema: %w", err)
 	}
-	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, store.Options{Logger: log}); err != nil {
+	so := store.Options{Logger: log}
+	d.notaryStoreOptions(&so)
+	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, so); err != nil {
 		return nil, err
 	}
 	// Pod addresses are claimed in the Set that registers the pod; this
@@ -117,6 +120,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	rules.Register(d.st)
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
+	}
+	if err := d.startNotary(auth.Authorizer{Policy: policy}.Read); err != nil {
+		return nil, err
 	}
 	if err := d.startDataplane(probed); err != nil {
 		return nil, err
@@ -149,6 +155,7 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
+	d.registerNotary(g)
 	d.grpcs = append(d.grpcs, g)
 	return g
 }
@@ -295,6 +302,11 @@ func (d *Daemon) closeAll() error {
 		errs = append(errs, fmt.Errorf("close dataplane: %w", err))
 	}
 	d.dp = nil
+	// The notary stops after the engine (which calls its step and emits
+	// through it) and before the store it follows.
+	if err := d.closeNotary(); err != nil {
+		errs = append(errs, fmt.Errorf("close notary: %w", err))
+	}
 	if d.st != nil {
 		if err := d.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))

@@ -78,7 +78,7 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 		if err != nil {
 			d.log.Warn("posture_level BPF map unavailable", "pin_dir", cfg.BPFPinDir, "err", err)
 		} else {
-			steps = append(steps, posture.BPFMapStep(b, bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
+			steps = append(steps, posture.BPFMapStep(d.level1Allowlist(b), bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
 			levels = b
 			dp.closers = append(dp.closers, b.Close)
 			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
@@ -90,9 +90,11 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 		return err
 	}
 	steps = append(steps, extra...)
+	steps = append(steps, d.notarySteps()...)
 
 	eng, err := posture.New(d.st, posture.Options{Logger: d.log.With("component", "posture"), Steps: steps, LevelSource: levels,
-		OnReady: func() { dp.readyOnce.Do(func() { close(dp.ready) }) }})
+		OnReady:  func() { dp.readyOnce.Do(func() { close(dp.ready) }) },
+		OnReport: d.onPostureReport})
 	if err != nil {
 		dp.close()
 		return fmt.Errorf("start posture engine: %w", err)

@@ -46,6 +46,7 @@ func (d *Daemon) startRoutes(dp *dataplane, on bool, avail map[string]bool) ([]p
 		return nil, nil
 	}
 	ap := &routeApplier{b: b, st: d.st, log: log}
+	d.setKernelRoutes(b.KernelRoutes)
 	rec := reconcile.New[intent.RouteSet](d.st, nil, ap, routeOptions(log, &intent.RouteCache{}))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -62,6 +62,10 @@ type RouteSet struct {
 	PodsPending []PodRef
 }
 
+// quartermasterKind marks the endpoints of the Quartermaster service
+// (accord.ServiceQuartermaster), besides their declared kind.
+const quartermasterKind = "quartermaster"
+
 type endpoint struct {
 	kind   string
 	prefix netip.Prefix
@@ -88,6 +92,10 @@ type subject struct {
 //   - monitoring-only: never an overlay route (nor a pod route in overlay
 //     mode); otherwise only monitoring and incident routes and routes to
 //     monitoring or incident endpoints.
+//
+// Routes to an endpoint of the Quartermaster service stay at every level
+// (except overlay ones at monitoring-only): the notary flushes every
+// record to it at level 1.
 //
 // A route "to" an endpoint has a destination overlapping the endpoint's
 // prefix, but a default route (/0) never counts: it reaches everything,
@@ -123,6 +131,9 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 				if c := in.Sub("config"); c != nil {
 					if p, err := netip.ParsePrefix(c.Get("prefix").Str()); err == nil {
 						eps = append(eps, endpoint{kind: c.Get("kind").Str(), prefix: p.Masked()})
+						if c.Get("service").Str() == accord.ServiceQuartermaster {
+							eps = append(eps, endpoint{kind: quartermasterKind, prefix: p.Masked()})
+						}
 					}
 				}
 				return true
@@ -441,6 +452,12 @@ func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {
 	what := "route"
 	if s.pod {
 		what = "pod route"
+	}
+	// The notary ships to Quartermaster at every level, and at level 1 it
+	// flushes every record there: routes to it stay (overlay ones cannot
+	// where the overlay is torn down).
+	if reaches(quartermasterKind) && (s.class != "overlay" || a.RoutePolicy != accord.RoutesMonitoringOnly) {
+		return true, ""
 	}
 	switch a.RoutePolicy {
 	case accord.RoutesFull:

@@ -53,6 +53,15 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// Notary records artifacts ("on") or not ("off"); notary.go.
+	Notary string `yaml:"notary"`
+	// Quartermaster is where the notary ships its log (host:port; empty:
+	// not shipped), and how it connects.
+	Quartermaster         string `yaml:"quartermaster"`
+	QuartermasterCA       string `yaml:"quartermaster-ca"`
+	QuartermasterCert     string `yaml:"quartermaster-cert"`
+	QuartermasterKey      string `yaml:"quartermaster-key"`
+	QuartermasterInsecure bool   `yaml:"quartermaster-insecure"`
 }
 
 // Defaults returns the built-in settings, before resolution.
@@ -66,6 +75,7 @@ func Defaults() Config {
 		ShmPath:     "/dev/shm/kedge-governance",
 		BPFPinDir:   "/sys/fs/bpf/kedge",
 		MeshDevice:  "embedded",
+		Notary:      "on",
 	}
 }
 
@@ -131,6 +141,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
 	fs.StringVar(&c.MeshDevice, "mesh-device", c.MeshDevice, "WireGuard device owner: embedded (the daemon hosts it) or external (a sidecar such as kedge-wg does)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	bindNotary(fs, c)
 }
 
 // Resolve fills the defaults that depend on other settings and checks
@@ -176,7 +187,7 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	if c.Insecure && (c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "") {
 		return errors.New("resolve config: --insecure conflicts with --tls-cert/--tls-key/--tls-ca")
 	}
-	return nil
+	return c.resolveNotary()
 }
 
 // SocketOff reports whether the unix socket is disabled.
