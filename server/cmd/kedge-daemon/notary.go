@@ -41,36 +41,42 @@ Run a verb with -h for its flags.`
 
 // notaryCmd runs "kedge-daemon notary ...": queries go to the running
 // daemon's NotaryService (read tier), verify reads the files offline.
-func notaryCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+func notaryCmd(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: a verb is missing\n%s", errUsage, notaryUsage)
+	}
+	if isHelp(args[0]) || args[0] == "help" {
 		fmt.Fprintln(stdout, notaryUsage)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+		return nil
 	}
-	var err error
-	switch args[0] {
-	case "query":
-		err = notaryQuery(args[1:], stdout, stderr)
-	case "get":
-		err = notaryGet(args[1:], stdout, stderr)
-	case "checkpoint":
-		err = notaryCheckpoint(args[1:], stdout, stderr)
-	case "verify":
-		err = notaryVerify(args[1:], stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "kedge-daemon notary: unknown verb %q\n%s\n", args[0], notaryUsage)
-		return 2
+	verbs := map[string]func([]string, io.Writer, io.Writer) error{
+		"query": notaryQuery, "get": notaryGet, "checkpoint": notaryCheckpoint, "verify": notaryVerify,
 	}
+	verb, ok := verbs[args[0]]
+	if !ok {
+		return fmt.Errorf("%w: unknown verb %q\n%s", errUsage, args[0], notaryUsage)
+	}
+	err := verb(args[1:], stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		return 0
+		return nil // the verb printed its flags
+	}
+	return err
+}
+
+// verbParse parses a verb's flags: -h prints them on stdout (and comes
+// back as flag.ErrHelp), a bad flag is a usage error.
+func verbParse(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage of kedge-daemon %s:\n", fs.Name())
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return err
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "kedge-daemon notary:", err)
-		return 1
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return 0
+	return nil
 }
 
 // conn is how a notary verb reaches the daemon.
@@ -152,7 +158,7 @@ func parseTime(s string) (int64, error) {
 
 func notaryQuery(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("notary query", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	var c conn
 	c.bind(fs)
 	types := fs.String("type", "", "comma-separated: mutation, transit, forensic, transition (default: all)")
@@ -160,7 +166,7 @@ func notaryQuery(args []string, stdout, stderr io.Writer) error {
 	since := fs.String("since", "", "events at or after this time (RFC 3339 or ns)")
 	until := fs.String("until", "", "events before this time (RFC 3339 or ns)")
 	limit := fs.Int("limit", 0, "at most this many entries (default: all)")
-	if err := fs.Parse(args); err != nil {
+	if err := verbParse(fs, args, stdout); err != nil {
 		return err
 	}
 	req := &notaryv1.ListArtifactsRequest{PageSize: 1000}
@@ -241,15 +247,15 @@ func loadVerifier(path string) (note.Verifier, error) {
 
 func notaryGet(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("notary get", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	var c conn
 	c.bind(fs)
 	keyFile := fs.String("key", "", "the notary's verifier key file (<data-dir>/notary/key.pub) to check the checkpoint's signature with (default: the key the daemon reports)")
-	if err := fs.Parse(args); err != nil {
+	if err := verbParse(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("get: want one entry index")
+		return fmt.Errorf("%w: get wants one entry index", errUsage)
 	}
 	idx, err := strconv.ParseUint(fs.Arg(0), 10, 64)
 	if err != nil {
@@ -302,10 +308,10 @@ func notaryGet(args []string, stdout, stderr io.Writer) error {
 
 func notaryCheckpoint(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("notary checkpoint", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	var c conn
 	c.bind(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := verbParse(fs, args, stdout); err != nil {
 		return err
 	}
 	cl, ctx, done, err := c.dial()
@@ -323,11 +329,11 @@ func notaryCheckpoint(args []string, stdout, stderr io.Writer) error {
 
 func notaryVerify(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("notary verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	dataDir := fs.String("data-dir", config.Defaults().DataDir, "the daemon's data directory")
 	keyFile := fs.String("key", "", "verifier key file (default <data-dir>/notary/key.pub; give one kept elsewhere to trust nothing on this disk)")
 	against := fs.String("checkpoint", "", "a signed checkpoint the log must extend (e.g. the last one Quartermaster acknowledged)")
-	if err := fs.Parse(args); err != nil {
+	if err := verbParse(fs, args, stdout); err != nil {
 		return err
 	}
 	dir := filepath.Join(*dataDir, "notary")

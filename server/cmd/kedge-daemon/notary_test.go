@@ -27,7 +27,7 @@ import (
 func notaryVerb(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := notaryCmd(args, &out, &errb)
+	code := run(append([]string{"notary"}, args...), nil, &out, &errb)
 	return out.String(), errb.String(), code
 }
 
