@@ -123,7 +123,7 @@ func (n *Notary) run(ctx context.Context, w *store.Watcher) {
 			n.queue = nil
 			n.qmu.Unlock()
 			return
-		case <-w.Ready():
+		case <-ready(w):
 		case <-n.wake:
 		case <-timer:
 			n.flush()
@@ -144,7 +144,7 @@ func (n *Notary) takeQueue() []item {
 // fell behind is replaced: the commits it lost are caught up from the
 // store's log.
 func (n *Notary) drainFeed(ctx context.Context, w *store.Watcher) *store.Watcher {
-	for {
+	for w != nil {
 		c, ok, err := w.TryNext()
 		if errors.Is(err, store.ErrResync) {
 			n.log.Error("notary fell behind the change feed; catching up from the store's log")
@@ -158,6 +158,9 @@ func (n *Notary) drainFeed(ctx context.Context, w *store.Watcher) *store.Watcher
 			}
 			w = nw
 			continue
+		}
+		if errors.Is(err, store.ErrClosed) {
+			return nil // the store is gone: nothing more to follow
 		}
 		if err != nil || !ok {
 			return w
@@ -181,6 +184,16 @@ func (n *Notary) drainFeed(ctx context.Context, w *store.Watcher) *store.Watcher
 			n.flush()
 		}
 	}
+	return nil
+}
+
+// ready is the watcher's wake-up channel, or nil (never ready) once the
+// store closed.
+func ready(w *store.Watcher) <-chan struct{} {
+	if w == nil {
+		return nil
+	}
+	return w.Ready()
 }
 
 // recordCommit appends the mutation artifact of a live config commit.
