@@ -245,7 +245,7 @@ func (n *Notary) Close() error {
 // Ledger is the log, for the query service and verification.
 func (n *Notary) Ledger() *ledger.Ledger { return n.led }
 
-// Keys returns the notary's keys (the verifier key is public).
+// VerifierKey is the encoded note verifier key of the log's checkpoints.
 func (n *Notary) VerifierKey() string { return n.keys.VerifierKey }
 
 // Fidelity returns the fidelity applied now.

@@ -121,7 +121,11 @@ func (r *Receiver) originFor(h *ingestv1.Hello) (*originLog, error) {
 		}
 		return o, nil
 	}
-	dir := filepath.Join(r.dir, url.PathEscape(h.GetOrigin()))
+	name := url.PathEscape(h.GetOrigin())
+	if name == "." || name == ".." {
+		return nil, status.Errorf(codes.InvalidArgument, "hello: origin %q cannot name a directory", h.GetOrigin())
+	}
+	dir := filepath.Join(r.dir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, status.Errorf(codes.Internal, "create log dir: %v", err)
 	}
