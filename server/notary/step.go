@@ -17,7 +17,7 @@ func (n *Notary) Step() posture.Step { return step{n} }
 
 func (step) Name() string         { return "notary" }
 func (step) Stage() posture.Stage { return posture.StageNotary }
-func (s step) Apply(ctx context.Context, t posture.Transition) error {
+func (s step) Apply(_ context.Context, t posture.Transition) error {
 	n := s.n
 	a := t.Accord
 	f := notarymodel.FidelityOf(a, n.override.Load())
@@ -28,7 +28,13 @@ func (s step) Apply(ctx context.Context, t posture.Transition) error {
 		n.o.Annotator.SetLevel(t.To)
 	}
 	n.markDirty()
-	// The writer picks the new mode up at its next round; wake it so a
-	// batch waiting for its timer is flushed now if the mode is stricter.
-	return n.settle(ctx)
+	// The writer reads the fidelity at every round; wake it so a batch
+	// waiting for its timer is flushed now when the mode is stricter. Not
+	// waiting for it keeps the step from failing on a shutdown: a failed
+	// step leaves the plan to be resumed at the next start.
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
