@@ -8,6 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/guildhouse-co/kedge/gnmi/store/internal/wal"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
@@ -51,34 +52,55 @@ func (s *Store) retainRecord() ([]byte, uint64) {
 	return append(b, s.retainNote...), s.retainSeq
 }
 
+// putRetain stores the mark in tree.db's meta bucket, checksummed like
+// the snapshot's metas.
+func putRetain(btx *bolt.Tx, rec []byte) error {
+	return btx.Bucket(bucketMeta).Put(keyRetain, sealed(keyRetain, rec))
+}
+
+// loadRetain reads the mark stored with the snapshot. A damaged one is
+// ignored (mark 0 keeps every segment, which loses nothing).
 func (s *Store) loadRetain(meta *bolt.Bucket) {
-	if v := meta.Get(keyRetain); len(v) >= 8 {
-		s.retainSeq = binary.BigEndian.Uint64(v)
-		s.retainNote = append([]byte(nil), v[8:]...)
+	if meta == nil {
+		return
 	}
+	v := meta.Get(keyRetain)
+	if v == nil {
+		return
+	}
+	rec, err := unseal(keyRetain, v)
+	if err != nil || len(rec) < 8 {
+		s.log.Warn("store: the log retention mark in tree.db is damaged; keeping every log segment", "err", err)
+		return
+	}
+	s.retainSeq = binary.BigEndian.Uint64(rec)
+	s.retainNote = append([]byte(nil), rec[8:]...)
 }
 
-// droppable reports whether a compaction may remove a segment the
-// snapshot covers: always without KeepLog, else when its last commit is at
-// or below the mark.
-func (s *Store) droppable(id, mark uint64) bool {
-	if !s.keepLog {
-		return true
-	}
-	s.walMu.Lock()
-	defer s.walMu.Unlock()
-	last, ok := s.segLast[id]
-	return !ok || last <= mark
-}
-
-// droppableAtOpen is droppable for a segment older than the snapshot,
-// which restore does not replay: its last commit is read from the file.
-func (s *Store) droppableAtOpen(id uint64) (bool, error) {
+// droppable reports whether a segment the snapshot covers may be removed:
+// always without KeepLog, else when its last commit is at or below the
+// mark. A segment this process did not write is read once to learn it.
+func (s *Store) droppable(id, mark uint64) (bool, error) {
 	if !s.keepLog {
 		return true, nil
 	}
-	var last uint64
-	if _, err := readSegment(s.dir, id, func(p []byte) error {
+	last, err := s.lastCommit(id)
+	if err != nil {
+		return false, err
+	}
+	return last <= mark, nil
+}
+
+// lastCommit returns the last config commit's seq in a segment (0 for
+// none).
+func (s *Store) lastCommit(id uint64) (uint64, error) {
+	s.walMu.Lock()
+	last, ok := s.segLast[id]
+	s.walMu.Unlock()
+	if ok {
+		return last, nil
+	}
+	err := wal.Records(s.dir, id, func(p []byte) error {
 		r, err := decodeWALRecord(p)
 		if err != nil {
 			return err
@@ -87,14 +109,16 @@ func (s *Store) droppableAtOpen(id uint64) (bool, error) {
 			last = r.seq
 		}
 		return nil
-	}); err != nil {
-		return false, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read log segment %s: %w", wal.Name(id), err)
 	}
-	if last == 0 {
-		return true, nil
+	s.walMu.Lock()
+	if cur, ok := s.segLast[id]; !ok || cur < last {
+		s.segLast[id] = last
 	}
-	s.segLast[id] = last
-	return last <= s.retainSeq, nil
+	s.walMu.Unlock()
+	return last, nil
 }
 
 // LoggedCommit is a config commit read back from the log.
@@ -123,7 +147,7 @@ var errStopReplay = errors.New("stop replay")
 // Commits written before the log moved into segment files (bbolt's log
 // bucket) are not replayed: they carry no annotation.
 func (s *Store) ReplayCommits(after, upTo uint64, fn func(LoggedCommit) error) error {
-	ids, err := segments(s.dir)
+	ids, err := wal.List(s.dir)
 	if err != nil {
 		return err
 	}
@@ -134,7 +158,7 @@ func (s *Store) ReplayCommits(after, upTo uint64, fn func(LoggedCommit) error) e
 		if known && last <= after {
 			continue
 		}
-		_, err := readSegment(s.dir, id, func(p []byte) error {
+		err := wal.Records(s.dir, id, func(p []byte) error {
 			r, err := decodeWALRecord(p)
 			if err != nil {
 				return err
@@ -162,7 +186,7 @@ func (s *Store) ReplayCommits(after, upTo uint64, fn func(LoggedCommit) error) e
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("replay commits: %w", err)
+			return fmt.Errorf("replay commits from %s: %w", wal.Name(id), err)
 		}
 	}
 	return nil
