@@ -8,6 +8,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
+	notarymodel "github.com/guildhouse-co/kedge/models/notary"
 )
 
 // statePeriod bounds how often /kedge/notary/state is written: at level 1
@@ -48,8 +49,8 @@ func (n *Notary) PublishState(ctx context.Context) error {
 	return err
 }
 
-// stateOps builds the writes of /kedge/notary/state. This is the notary's
-// one place that names tree paths.
+// stateOps builds the writes of /kedge/notary/state. This file is the
+// notary's one place that names tree paths (stateOps, readConfig).
 func (n *Notary) stateOps() []store.Op {
 	f := n.Fidelity()
 	cp := n.led.Checkpoint()
@@ -104,4 +105,35 @@ func (n *Notary) stateOps() []store.Op {
 
 func statePath(leaf string) []*gpb.PathElem {
 	return []*gpb.PathElem{{Name: "kedge"}, {Name: "notary"}, {Name: "state"}, {Name: leaf}}
+}
+
+// readConfig reads the notary's and the system's config from the tree.
+func (n *Notary) readConfig(t *tree.Tree) {
+	var override *uint8
+	cluster := ""
+	if k := t.Root().Sub("kedge"); k != nil {
+		if nt := k.Sub("notary"); nt != nil {
+			if c := nt.Sub("config"); c != nil {
+				if v := c.Get("sampling-percent-override"); v.IsSet() {
+					p := uint8(min(v.UintVal(), 100))
+					override = &p
+				}
+			}
+		}
+		if sys := k.Sub("system"); sys != nil {
+			if c := sys.Sub("config"); c != nil {
+				cluster = c.Get("cluster").Str()
+			}
+		}
+	}
+	old := n.override.Load()
+	n.override.Store(override)
+	n.cluster.Store(&cluster)
+	if (old == nil) != (override == nil) || (old != nil && *old != *override) {
+		if a := n.appliedAccord.Load(); a != nil {
+			f := notarymodel.FidelityOf(*a, override)
+			n.fid.Store(&f)
+			n.markDirty()
+		}
+	}
 }

@@ -293,33 +293,3 @@ func (n *Notary) flushed() {
 	n.markDirty()
 }
 
-// readConfig reads the notary's and the system's config from the tree.
-func (n *Notary) readConfig(t *tree.Tree) {
-	var override *uint8
-	cluster := ""
-	if k := t.Root().Sub("kedge"); k != nil {
-		if nt := k.Sub("notary"); nt != nil {
-			if c := nt.Sub("config"); c != nil {
-				if v := c.Get("sampling-percent-override"); v.IsSet() {
-					p := uint8(min(v.UintVal(), 100))
-					override = &p
-				}
-			}
-		}
-		if sys := k.Sub("system"); sys != nil {
-			if c := sys.Sub("config"); c != nil {
-				cluster = c.Get("cluster").Str()
-			}
-		}
-	}
-	old := n.override.Load()
-	n.override.Store(override)
-	n.cluster.Store(&cluster)
-	if (old == nil) != (override == nil) || (old != nil && *old != *override) {
-		if a := n.appliedAccord.Load(); a != nil {
-			f := notarymodel.FidelityOf(*a, override)
-			n.fid.Store(&f)
-			n.markDirty()
-		}
-	}
-}
