@@ -292,4 +292,3 @@ func (n *Notary) flushed() {
 	}
 	n.markDirty()
 }
-
