@@ -53,10 +53,12 @@ yang-validate: ## check the YANG modules with goyang: zero errors
 	$(GO) run ./yang/cmd/yangcheck yang
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck (pinned in go.mod)
+lint: ## gofmt, go vet, staticcheck, walkcheck (no string walks of the tree) and go mod tidy -diff
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+	$(GO) run ./yang/cmd/walkcheck $(PKGS)
+	$(GO) mod tidy -diff
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf lint && $(GO) tool buf format --diff --exit-code; fi
 
 .PHONY: bench

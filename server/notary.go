@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
@@ -249,22 +251,17 @@ func (a *level1Allowlist) quartermaster(ctx context.Context) []netip.Prefix {
 // monitoring endpoints, and any endpoint of the quartermaster service.
 func level1Endpoints(t *tree.Tree) []netip.Prefix {
 	var out []netip.Prefix
-	k := t.Root().Sub("kedge")
-	if k == nil || k.Sub("routes") == nil || k.Sub("routes").Sub("endpoints") == nil {
-		return nil
-	}
-	k.Sub("routes").Sub("endpoints").Entries("endpoint", func(in *tree.Inst) bool {
-		c := in.Sub("config")
-		if c == nil {
-			return true
+	for in := range kedgetree.Of(t).Kedge().Routes().Endpoints().Endpoint().All() {
+		c := in.Config()
+		kind, _ := c.Kind()
+		svc, _ := c.Service()
+		if kind != kedgepath.EndpointKindMonitoring && svc != accord.ServiceQuartermaster {
+			continue
 		}
-		if c.Get("kind").Str() != "monitoring" && c.Get("service").Str() != accord.ServiceQuartermaster {
-			return true
-		}
-		if p, err := netip.ParsePrefix(c.Get("prefix").Str()); err == nil {
+		pfx, _ := c.Prefix()
+		if p, err := netip.ParsePrefix(pfx); err == nil {
 			out = append(out, p.Masked())
 		}
-		return true
-	})
+	}
 	return out
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	goyang "github.com/openconfig/goyang/pkg/yang"
 
-	"github.com/guildhouse-co/kedge/gen/kedge"
 	kyang "github.com/guildhouse-co/kedge/yang"
 )
 
@@ -95,19 +94,15 @@ var stateTypeChanges = map[string]string{
 	"/kedge/underlay/mutations/mutation/state/device": "string",
 }
 
-// schemas returns the tree root twice: as generated into gen/kedge and as
-// parsed from the .yang files now, so every test also proves gen/ is fresh.
+// schemas returns the tree root parsed from the .yang files now. (It once
+// also returned ygot's copy in gen/kedge; gen/doc.go says why that went.)
 func schemas(t *testing.T) map[string]*goyang.Entry {
 	t.Helper()
-	gen, err := kedge.UnzipSchema()
-	if err != nil {
-		t.Fatalf("unzip generated schema: %v", err)
-	}
 	set, err := kyang.Load(".")
 	if err != nil {
 		t.Fatalf("load modules: %v", err)
 	}
-	return map[string]*goyang.Entry{"gen/kedge": gen["Device"], "yang/*.yang": set.Entry(kyang.RootModule)}
+	return map[string]*goyang.Entry{"yang/*.yang": set.Entry(kyang.RootModule)}
 }
 
 func find(root *goyang.Entry, path string) *goyang.Entry {

@@ -22,7 +22,7 @@ func TestRoutePrefixes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	Register(st)
+	register(st)
 	set := func(prefix string) error {
 		elems, err := tree.ParsePath("/kedge/routes/route[prefix=" + prefix + "][table=254]/config/device")
 		if err != nil {
@@ -39,8 +39,16 @@ func TestRoutePrefixes(t *testing.T) {
 	}
 	for _, bad := range []string{"10.1.2.3/24", "fd00::1/64"} {
 		err := set(bad)
-		if !errors.Is(err, tree.ErrBadValue) {
-			t.Fatalf("%s: %v, want a bad-value error", bad, err)
+		var re *tree.RuleError
+		if !errors.Is(err, tree.ErrBadValue) || !errors.As(err, &re) || re.Reason != ReasonRoutePrefixHostBits {
+			t.Fatalf("%s: %v, want a bad-value RuleError %s", bad, err, ReasonRoutePrefixHostBits)
 		}
+	}
+}
+
+// register installs every rule, as the daemon does.
+func register(st *store.Store) {
+	for _, r := range All() {
+		st.AddValidator(r.Prefix, r.Check)
 	}
 }

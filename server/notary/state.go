@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
-
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	notarymodel "github.com/guildhouse-co/kedge/models/notary"
@@ -50,82 +50,73 @@ func (n *Notary) PublishState(ctx context.Context) error {
 }
 
 // stateOps builds the writes of /kedge/notary/state. This file is the
-// notary's one place that names tree paths (stateOps, readConfig).
+// notary's one place that names tree nodes (stateOps, readConfig and the
+// prefixes below).
 func (n *Notary) stateOps() []store.Op {
 	f := n.Fidelity()
 	cp := n.led.Checkpoint()
 	up := n.UpstreamStatus()
-	var ops []store.Op
-	set := func(leaf string, v tree.Value) {
-		ops = append(ops, store.Op{Kind: store.OpUpdate, Path: statePath(leaf), Val: tree.Typed(v)})
+	st := kedgepath.Root().Kedge().Notary().State()
+	ops := []store.Op{
+		store.Update(st.SamplingPercent(), f.SamplingPercent),
+		store.Update(st.FlushMode(), kedgepath.NotaryFlushMode(f.Flush)),
+		store.Update(st.PayloadHashing(), f.PayloadHashing),
+		store.Update(st.FrameHeaders(), f.FrameHeaders),
+		store.Update(st.Origin(), n.led.Origin()),
+		store.Update(st.VerifierKey(), n.keys.VerifierKey),
+		store.Update(st.Records(), uint64(cp.Size)),
+		store.Update(st.LogSize(), uint64(n.led.Bytes())),
+		store.Update(st.RootHash(), cp.Hash.String()),
+		store.Update(st.UpstreamState(), kedgepath.NotaryUpstreamState(up.State)),
+		store.Update(st.DroppedTransits(), n.dropped.Load()),
 	}
-	del := func(leaf string) { ops = append(ops, store.Op{Kind: store.OpDelete, Path: statePath(leaf)}) }
-	set("sampling-percent", tree.Uint(uint64(f.SamplingPercent)))
-	set("flush-mode", tree.String(f.Flush))
-	set("payload-hashing", tree.Bool(f.PayloadHashing))
-	set("frame-headers", tree.Bool(f.FrameHeaders))
 	if lvl := n.level.Load(); lvl != 0 {
-		set("level", tree.Uint(uint64(lvl)))
+		ops = append(ops, store.Update(st.Level(), uint8(lvl)))
 	}
 	if o := n.override.Load(); o != nil {
-		set("sampling-percent-override", tree.Uint(uint64(*o)))
+		ops = append(ops, store.Update(st.SamplingPercentOverride(), *o))
 	} else {
-		del("sampling-percent-override")
+		ops = append(ops, store.Delete(st.SamplingPercentOverride()))
 	}
 	if n.o.Endpoint != "" {
-		set("anchor", tree.String(n.o.Endpoint))
+		ops = append(ops, store.Update(st.Anchor(), n.o.Endpoint))
 	}
-	set("origin", tree.String(n.led.Origin()))
-	set("verifier-key", tree.String(n.keys.VerifierKey))
-	set("records", tree.Uint(uint64(cp.Size)))
-	set("log-size", tree.Uint(uint64(n.led.Bytes())))
-	set("root-hash", tree.String(cp.Hash.String()))
 	if t := n.lastFlush.Load(); t != 0 {
-		set("last-flush", tree.Uint(uint64(t)))
+		ops = append(ops, store.Update(st.LastFlush(), uint64(t)))
 	}
 	if cp.Size > 0 {
-		set("last-checkpoint-size", tree.Uint(uint64(cp.Size)))
-		set("last-checkpoint-time", tree.Uint(uint64(cp.Time.UnixNano())))
+		ops = append(ops, store.Update(st.LastCheckpointSize(), uint64(cp.Size)),
+			store.Update(st.LastCheckpointTime(), uint64(cp.Time.UnixNano())))
 	}
-	set("upstream-state", tree.String(up.State))
 	if up.Err != "" {
-		set("upstream-error", tree.String(up.Err))
+		ops = append(ops, store.Update(st.UpstreamError(), up.Err))
 	} else {
-		del("upstream-error")
+		ops = append(ops, store.Delete(st.UpstreamError()))
 	}
 	if up.AckSize > 0 {
-		set("last-ack-size", tree.Uint(uint64(up.AckSize)))
+		ops = append(ops, store.Update(st.LastAckSize(), uint64(up.AckSize)))
 	}
 	if !up.AckTime.IsZero() {
-		set("last-ack-time", tree.Uint(uint64(up.AckTime.UnixNano())))
+		ops = append(ops, store.Update(st.LastAckTime(), uint64(up.AckTime.UnixNano())))
 	}
-	set("dropped-transits", tree.Uint(n.dropped.Load()))
 	return ops
 }
 
-func statePath(leaf string) []*gpb.PathElem {
-	return []*gpb.PathElem{{Name: "kedge"}, {Name: "notary"}, {Name: "state"}, {Name: leaf}}
-}
+// Config the notary follows: a commit under these re-reads it.
+var (
+	notaryConfigPrefix = kedgepath.Root().Kedge().Notary().Config().SchemaPath() + "/"
+	systemConfigPrefix = kedgepath.Root().Kedge().System().Config().SchemaPath() + "/"
+)
 
 // readConfig reads the notary's and the system's config from the tree.
 func (n *Notary) readConfig(t *tree.Tree) {
+	k := kedgetree.Of(t).Kedge()
 	var override *uint8
-	cluster := ""
-	if k := t.Root().Sub("kedge"); k != nil {
-		if nt := k.Sub("notary"); nt != nil {
-			if c := nt.Sub("config"); c != nil {
-				if v := c.Get("sampling-percent-override"); v.IsSet() {
-					p := uint8(min(v.UintVal(), 100))
-					override = &p
-				}
-			}
-		}
-		if sys := k.Sub("system"); sys != nil {
-			if c := sys.Sub("config"); c != nil {
-				cluster = c.Get("cluster").Str()
-			}
-		}
+	if v, ok := k.Notary().Config().SamplingPercentOverride(); ok {
+		p := min(v, 100)
+		override = &p
 	}
+	cluster, _ := k.System().Config().Cluster()
 	old := n.override.Load()
 	n.override.Store(override)
 	n.cluster.Store(&cluster)

@@ -171,7 +171,7 @@ func (n *Notary) drainFeed(ctx context.Context, w *store.Watcher) *store.Watcher
 		configChanged := false
 		for _, ch := range c.Changes {
 			p := ch.Node.Path
-			if strings.HasPrefix(p, "/kedge/notary/config/") || strings.HasPrefix(p, "/kedge/system/config/") {
+			if strings.HasPrefix(p, notaryConfigPrefix) || strings.HasPrefix(p, systemConfigPrefix) {
 				configChanged = true
 				break
 			}
