@@ -137,7 +137,7 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
 	}
-	if err := d.startNotary(auth.Authorizer{Policy: policy}.Read); err != nil {
+	if err := d.startNotary(ctx, auth.Authorizer{Policy: policy}.Read); err != nil {
 		return nil, err
 	}
 	if err := d.startDataplane(ctx, probed); err != nil {

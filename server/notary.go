@@ -65,8 +65,8 @@ func identityOf(ctx context.Context) (notarymodel.Writer, bool) {
 }
 
 // startNotary opens the notary, catches it up with the store and starts
-// it; its service answers at read tier.
-func (d *Daemon) startNotary(read func(ctx context.Context) error) error {
+// it under ctx; its service answers at read tier.
+func (d *Daemon) startNotary(ctx context.Context, read func(ctx context.Context) error) error {
 	if d.nt == nil {
 		return nil
 	}
@@ -100,7 +100,7 @@ func (d *Daemon) startNotary(read func(ctx context.Context) error) error {
 	if err != nil {
 		return err
 	}
-	if err := n.Start(context.Background()); err != nil {
+	if err := n.Start(ctx); err != nil {
 		n.Close()
 		return err
 	}
