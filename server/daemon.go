@@ -56,6 +56,7 @@ type Daemon struct {
 	errc  chan error
 	strms *streams
 	dp    *dataplane
+	shell *shell
 	authn *auth.Authenticator
 	nt    *notaryParts
 }
@@ -140,6 +141,9 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if err := d.startNotary(ctx, auth.Authorizer{Policy: policy}.Read); err != nil {
 		return nil, err
 	}
+	if err := d.startShellstream(ctx, policy); err != nil {
+		return nil, err
+	}
 	if err := d.startDataplane(ctx, probed); err != nil {
 		return nil, err
 	}
@@ -165,13 +169,16 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(d.cfg.MaxMsgBytes),
 		grpc.ChainUnaryInterceptor(a.Unary),
-		grpc.ChainStreamInterceptor(a.Stream, d.strms.interceptor),
+		grpc.ChainStreamInterceptor(shellAuthBypass(a.Stream), d.strms.interceptor),
 		// Subscribe notifications are encoded once per commit for all
 		// streams that select the same changes.
 		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
 	d.registerNotary(g)
+	if d.shell != nil {
+		d.shell.svc.Register(g)
+	}
 	d.grpcs = append(d.grpcs, g)
 	return g
 }
@@ -286,6 +293,11 @@ func (d *Daemon) Err() <-chan error { return d.errc }
 // commit) may finish within timeout, then anything left is cut. Then it
 // closes the target and the store.
 func (d *Daemon) Shutdown(timeout time.Duration) error {
+	// Shellstream sessions are told the node is going (CLOSE, reason
+	// shutdown) before the listeners stop.
+	if err := d.shell.close(); err != nil {
+		d.log.Warn("close shellstream", "err", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		var wg sync.WaitGroup
@@ -326,6 +338,9 @@ func (d *Daemon) closeAll() error {
 	if d.tgt != nil {
 		d.tgt.Close()
 		d.tgt = nil
+	}
+	if err := d.shell.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close shellstream: %w", err))
 	}
 	if d.authn != nil {
 		d.authn.Close()

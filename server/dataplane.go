@@ -102,6 +102,11 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
 		}
 	}
+	// The handshake step runs after the VPP segment and the BPF map on
+	// escalation (its stage places it); it touches no kernel state.
+	if d.shell != nil {
+		steps = append(steps, d.shell.svc.Step())
+	}
 	if on && probed.Route.Available {
 		if c := d.routes(dp); c != nil {
 			steps = append(steps, c.Step())

@@ -26,6 +26,7 @@ import (
 	"github.com/guildhouse-co/kedge/server/listen"
 	"github.com/guildhouse-co/kedge/server/notary"
 	"github.com/guildhouse-co/kedge/server/posture"
+	"github.com/guildhouse-co/kedge/server/shellstream"
 )
 
 // notaryParts is the daemon's notary (issue 14): the annotator the store
@@ -264,4 +265,34 @@ func level1Endpoints(t *tree.Tree) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// transitRecorder hands Shellstream's session transits to the notary
+// (nil without the notary, so Shellstream emits none).
+func (d *Daemon) transitRecorder() shellstream.Recorder {
+	if d.nt == nil || d.nt.n == nil {
+		return nil
+	}
+	return notaryRecorder{d.nt.n}
+}
+
+type notaryRecorder struct{ n *notary.Notary }
+
+// Transit records one transit; it never blocks (RecordTransit drops when
+// the notary's queue is full, and counts it).
+func (r notaryRecorder) Transit(e shellstream.Event) {
+	t := notarymodel.Transit{
+		SessionID: e.SessionID, Kind: string(e.Kind),
+		// The node's own level is the seed's posture_level_at_transit
+		// ("while the cluster was at level 3"); the session's governing
+		// level (the stricter of both sides) is kept beside it.
+		Level: e.LocalLevel, SessionLevel: e.PostureLevel, Time: e.Time,
+		PeerSPIFFEID: e.Peer, PeerNode: e.Node, PeerCluster: e.Cluster, Tier: e.Tier, SessionType: e.Type,
+		Reason: e.Reason,
+	}
+	for _, f := range e.FrameHeaders {
+		t.Frames = append(t.Frames, notarymodel.FrameHeader{Inbound: f.Inbound, Type: f.Kind, Seq: f.Seq,
+			Length: uint32(min(f.PayloadBytes, 1<<31)), Time: f.Time, PayloadSHA256: f.PayloadSHA256})
+	}
+	r.n.RecordTransit(t)
 }

@@ -356,6 +356,22 @@ func RouteStatusValues() []RouteStatus {
 	return []RouteStatus{RouteStatusPending, RouteStatusInstalled, RouteStatusWithheld, RouteStatusFailed}
 }
 
+// SessionCapabilities is the enumeration of
+// /kedge/sessions/session/state/capabilities.
+type SessionCapabilities string
+
+// The values of SessionCapabilities.
+const (
+	SessionCapabilitiesObserve SessionCapabilities = "observe"
+	SessionCapabilitiesExecute SessionCapabilities = "execute"
+	SessionCapabilitiesPropose SessionCapabilities = "propose"
+)
+
+// SessionCapabilitiesValues lists the values of SessionCapabilities in YANG order.
+func SessionCapabilitiesValues() []SessionCapabilities {
+	return []SessionCapabilities{SessionCapabilitiesObserve, SessionCapabilitiesExecute, SessionCapabilitiesPropose}
+}
+
 // SessionStatus is the enumeration of /kedge/sessions/session/state/status.
 type SessionStatus string
 
@@ -386,6 +402,21 @@ const (
 // SessionTypeValues lists the values of SessionType in YANG order.
 func SessionTypeValues() []SessionType {
 	return []SessionType{SessionTypeManagement, SessionTypeIncident, SessionTypeMonitoring, SessionTypeOperator, SessionTypeRoutine}
+}
+
+// SessionVerification is the enumeration of
+// /kedge/sessions/session/state/verification.
+type SessionVerification string
+
+// The values of SessionVerification.
+const (
+	SessionVerificationCached     SessionVerification = "cached"
+	SessionVerificationReverified SessionVerification = "reverified"
+)
+
+// SessionVerificationValues lists the values of SessionVerification in YANG order.
+func SessionVerificationValues() []SessionVerification {
+	return []SessionVerification{SessionVerificationCached, SessionVerificationReverified}
 }
 
 // StepResult is the enumeration of
@@ -561,10 +592,22 @@ var (
 	e_table                     = &gpb.PathElem{Name: "table"}
 	e_sessions                  = &gpb.PathElem{Name: "sessions"}
 	e_id                        = &gpb.PathElem{Name: "id"}
+	e_bytes_in                  = &gpb.PathElem{Name: "bytes-in"}
+	e_bytes_out                 = &gpb.PathElem{Name: "bytes-out"}
+	e_capabilities              = &gpb.PathElem{Name: "capabilities"}
+	e_close_reason              = &gpb.PathElem{Name: "close-reason"}
+	e_closed                    = &gpb.PathElem{Name: "closed"}
+	e_drain_deadline            = &gpb.PathElem{Name: "drain-deadline"}
 	e_effective_posture         = &gpb.PathElem{Name: "effective-posture"}
+	e_frames_in                 = &gpb.PathElem{Name: "frames-in"}
+	e_frames_out                = &gpb.PathElem{Name: "frames-out"}
+	e_initiator_posture         = &gpb.PathElem{Name: "initiator-posture"}
+	e_local                     = &gpb.PathElem{Name: "local"}
+	e_node                      = &gpb.PathElem{Name: "node"}
 	e_peer                      = &gpb.PathElem{Name: "peer"}
 	e_posture_at_handshake      = &gpb.PathElem{Name: "posture-at-handshake"}
 	e_type                      = &gpb.PathElem{Name: "type"}
+	e_verification              = &gpb.PathElem{Name: "verification"}
 	e_system                    = &gpb.PathElem{Name: "system"}
 	e_node_name                 = &gpb.PathElem{Name: "node-name"}
 	e_role                      = &gpb.PathElem{Name: "role"}
@@ -4448,9 +4491,44 @@ type Kedge_Sessions_Session_StatePath struct{ base }
 // SchemaPath returns "/kedge/sessions/session/state", the schema path (no keys).
 func (Kedge_Sessions_Session_StatePath) SchemaPath() string { return "/kedge/sessions/session/state" }
 
+// BytesIn returns the path of /kedge/sessions/session/state/bytes-in.
+func (p Kedge_Sessions_Session_StatePath) BytesIn() Kedge_Sessions_Session_State_BytesInPath {
+	return Kedge_Sessions_Session_State_BytesInPath{p.child(e_bytes_in)}
+}
+
+// BytesOut returns the path of /kedge/sessions/session/state/bytes-out.
+func (p Kedge_Sessions_Session_StatePath) BytesOut() Kedge_Sessions_Session_State_BytesOutPath {
+	return Kedge_Sessions_Session_State_BytesOutPath{p.child(e_bytes_out)}
+}
+
+// Capabilities returns the path of /kedge/sessions/session/state/capabilities.
+func (p Kedge_Sessions_Session_StatePath) Capabilities() Kedge_Sessions_Session_State_CapabilitiesPath {
+	return Kedge_Sessions_Session_State_CapabilitiesPath{p.child(e_capabilities)}
+}
+
+// CloseReason returns the path of /kedge/sessions/session/state/close-reason.
+func (p Kedge_Sessions_Session_StatePath) CloseReason() Kedge_Sessions_Session_State_CloseReasonPath {
+	return Kedge_Sessions_Session_State_CloseReasonPath{p.child(e_close_reason)}
+}
+
+// Closed returns the path of /kedge/sessions/session/state/closed.
+func (p Kedge_Sessions_Session_StatePath) Closed() Kedge_Sessions_Session_State_ClosedPath {
+	return Kedge_Sessions_Session_State_ClosedPath{p.child(e_closed)}
+}
+
+// Cluster returns the path of /kedge/sessions/session/state/cluster.
+func (p Kedge_Sessions_Session_StatePath) Cluster() Kedge_Sessions_Session_State_ClusterPath {
+	return Kedge_Sessions_Session_State_ClusterPath{p.child(e_cluster)}
+}
+
 // Critical returns the path of /kedge/sessions/session/state/critical.
 func (p Kedge_Sessions_Session_StatePath) Critical() Kedge_Sessions_Session_State_CriticalPath {
 	return Kedge_Sessions_Session_State_CriticalPath{p.child(e_critical)}
+}
+
+// DrainDeadline returns the path of /kedge/sessions/session/state/drain-deadline.
+func (p Kedge_Sessions_Session_StatePath) DrainDeadline() Kedge_Sessions_Session_State_DrainDeadlinePath {
+	return Kedge_Sessions_Session_State_DrainDeadlinePath{p.child(e_drain_deadline)}
 }
 
 // EffectivePosture returns the path of /kedge/sessions/session/state/effective-posture.
@@ -4458,9 +4536,34 @@ func (p Kedge_Sessions_Session_StatePath) EffectivePosture() Kedge_Sessions_Sess
 	return Kedge_Sessions_Session_State_EffectivePosturePath{p.child(e_effective_posture)}
 }
 
+// FramesIn returns the path of /kedge/sessions/session/state/frames-in.
+func (p Kedge_Sessions_Session_StatePath) FramesIn() Kedge_Sessions_Session_State_FramesInPath {
+	return Kedge_Sessions_Session_State_FramesInPath{p.child(e_frames_in)}
+}
+
+// FramesOut returns the path of /kedge/sessions/session/state/frames-out.
+func (p Kedge_Sessions_Session_StatePath) FramesOut() Kedge_Sessions_Session_State_FramesOutPath {
+	return Kedge_Sessions_Session_State_FramesOutPath{p.child(e_frames_out)}
+}
+
 // Id returns the path of /kedge/sessions/session/state/id.
 func (p Kedge_Sessions_Session_StatePath) Id() Kedge_Sessions_Session_State_IdPath {
 	return Kedge_Sessions_Session_State_IdPath{p.child(e_id)}
+}
+
+// InitiatorPosture returns the path of /kedge/sessions/session/state/initiator-posture.
+func (p Kedge_Sessions_Session_StatePath) InitiatorPosture() Kedge_Sessions_Session_State_InitiatorPosturePath {
+	return Kedge_Sessions_Session_State_InitiatorPosturePath{p.child(e_initiator_posture)}
+}
+
+// Local returns the path of /kedge/sessions/session/state/local.
+func (p Kedge_Sessions_Session_StatePath) Local() Kedge_Sessions_Session_State_LocalPath {
+	return Kedge_Sessions_Session_State_LocalPath{p.child(e_local)}
+}
+
+// Node returns the path of /kedge/sessions/session/state/node.
+func (p Kedge_Sessions_Session_StatePath) Node() Kedge_Sessions_Session_State_NodePath {
+	return Kedge_Sessions_Session_State_NodePath{p.child(e_node)}
 }
 
 // Peer returns the path of /kedge/sessions/session/state/peer.
@@ -4493,6 +4596,98 @@ func (p Kedge_Sessions_Session_StatePath) Type() Kedge_Sessions_Session_State_Ty
 	return Kedge_Sessions_Session_State_TypePath{p.child(e_type)}
 }
 
+// Verification returns the path of /kedge/sessions/session/state/verification.
+func (p Kedge_Sessions_Session_StatePath) Verification() Kedge_Sessions_Session_State_VerificationPath {
+	return Kedge_Sessions_Session_State_VerificationPath{p.child(e_verification)}
+}
+
+// Kedge_Sessions_Session_State_BytesInPath is the path of
+// /kedge/sessions/session/state/bytes-in (leaf, state). Payload bytes
+// received from the initiator.
+type Kedge_Sessions_Session_State_BytesInPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/bytes-in", the schema path (no keys).
+func (Kedge_Sessions_Session_State_BytesInPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/bytes-in"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_BytesInPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Sessions_Session_State_BytesOutPath is the path of
+// /kedge/sessions/session/state/bytes-out (leaf, state). Payload bytes sent
+// to the initiator.
+type Kedge_Sessions_Session_State_BytesOutPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/bytes-out", the schema path (no keys).
+func (Kedge_Sessions_Session_State_BytesOutPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/bytes-out"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_BytesOutPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Sessions_Session_State_CapabilitiesPath is the path of
+// /kedge/sessions/session/state/capabilities (leaf-list, state). What the
+// session was granted.
+type Kedge_Sessions_Session_State_CapabilitiesPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/capabilities", the schema path (no keys).
+func (Kedge_Sessions_Session_State_CapabilitiesPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/capabilities"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Sessions_Session_State_CapabilitiesPath) Val(vs []SessionCapabilities) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = str(string(v))
+	}
+	return list(el)
+}
+
+// Kedge_Sessions_Session_State_CloseReasonPath is the path of
+// /kedge/sessions/session/state/close-reason (leaf, state). Why the session
+// ended.
+type Kedge_Sessions_Session_State_CloseReasonPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/close-reason", the schema path (no keys).
+func (Kedge_Sessions_Session_State_CloseReasonPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/close-reason"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_CloseReasonPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Sessions_Session_State_ClosedPath is the path of
+// /kedge/sessions/session/state/closed (leaf, state). When the session ended.
+type Kedge_Sessions_Session_State_ClosedPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/closed", the schema path (no keys).
+func (Kedge_Sessions_Session_State_ClosedPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/closed"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_ClosedPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Sessions_Session_State_ClusterPath is the path of
+// /kedge/sessions/session/state/cluster (leaf, state). The initiator's
+// cluster, as it announced it.
+type Kedge_Sessions_Session_State_ClusterPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/cluster", the schema path (no keys).
+func (Kedge_Sessions_Session_State_ClusterPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/cluster"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_ClusterPath) Val(v string) *gpb.TypedValue { return str(v) }
+
 // Kedge_Sessions_Session_State_CriticalPath is the path of
 // /kedge/sessions/session/state/critical (leaf, state). Whether the session
 // survives restrictive posture levels.
@@ -4505,6 +4700,21 @@ func (Kedge_Sessions_Session_State_CriticalPath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Sessions_Session_State_CriticalPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Sessions_Session_State_DrainDeadlinePath is the path of
+// /kedge/sessions/session/state/drain-deadline (leaf, state). While draining:
+// when the session is torn down.
+type Kedge_Sessions_Session_State_DrainDeadlinePath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/drain-deadline", the schema path (no keys).
+func (Kedge_Sessions_Session_State_DrainDeadlinePath) SchemaPath() string {
+	return "/kedge/sessions/session/state/drain-deadline"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_DrainDeadlinePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
 
 // Kedge_Sessions_Session_State_EffectivePosturePath is the path of
 // /kedge/sessions/session/state/effective-posture (leaf, state). The level
@@ -4522,6 +4732,36 @@ func (Kedge_Sessions_Session_State_EffectivePosturePath) Val(v uint8) *gpb.Typed
 	return uintv(uint64(v))
 }
 
+// Kedge_Sessions_Session_State_FramesInPath is the path of
+// /kedge/sessions/session/state/frames-in (leaf, state). Frames received from
+// the initiator.
+type Kedge_Sessions_Session_State_FramesInPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/frames-in", the schema path (no keys).
+func (Kedge_Sessions_Session_State_FramesInPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/frames-in"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_FramesInPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Sessions_Session_State_FramesOutPath is the path of
+// /kedge/sessions/session/state/frames-out (leaf, state). Frames sent to the
+// initiator.
+type Kedge_Sessions_Session_State_FramesOutPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/frames-out", the schema path (no keys).
+func (Kedge_Sessions_Session_State_FramesOutPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/frames-out"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_FramesOutPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
 // Kedge_Sessions_Session_State_IdPath is the path of
 // /kedge/sessions/session/state/id (leaf, state). The session id.
 type Kedge_Sessions_Session_State_IdPath struct{ base }
@@ -4534,9 +4774,52 @@ func (Kedge_Sessions_Session_State_IdPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Sessions_Session_State_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
 
+// Kedge_Sessions_Session_State_InitiatorPosturePath is the path of
+// /kedge/sessions/session/state/initiator-posture (leaf, state). The
+// initiator's own level: from its ATTEST-INIT, then from its posture-change
+// announcements.
+type Kedge_Sessions_Session_State_InitiatorPosturePath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/initiator-posture", the schema path (no keys).
+func (Kedge_Sessions_Session_State_InitiatorPosturePath) SchemaPath() string {
+	return "/kedge/sessions/session/state/initiator-posture"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_InitiatorPosturePath) Val(v uint8) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Sessions_Session_State_LocalPath is the path of
+// /kedge/sessions/session/state/local (leaf, state). Whether the session came
+// over a loopback transport (the unix socket, 127.0.0.1 or ::1): only those
+// are admitted at level 1.
+type Kedge_Sessions_Session_State_LocalPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/local", the schema path (no keys).
+func (Kedge_Sessions_Session_State_LocalPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/local"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_LocalPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Sessions_Session_State_NodePath is the path of
+// /kedge/sessions/session/state/node (leaf, state). The initiator's node
+// name, as it announced it.
+type Kedge_Sessions_Session_State_NodePath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/node", the schema path (no keys).
+func (Kedge_Sessions_Session_State_NodePath) SchemaPath() string {
+	return "/kedge/sessions/session/state/node"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_NodePath) Val(v string) *gpb.TypedValue { return str(v) }
+
 // Kedge_Sessions_Session_State_PeerPath is the path of
 // /kedge/sessions/session/state/peer (leaf, state). The identity at the other
-// end.
+// end: the SPIFFE ID its SAT and X.509-SVID proved.
 type Kedge_Sessions_Session_State_PeerPath struct{ base }
 
 // SchemaPath returns "/kedge/sessions/session/state/peer", the schema path (no keys).
@@ -4615,6 +4898,21 @@ func (Kedge_Sessions_Session_State_TypePath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Sessions_Session_State_TypePath) Val(v SessionType) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Sessions_Session_State_VerificationPath is the path of
+// /kedge/sessions/session/state/verification (leaf, state). How the SAT was
+// checked at the handshake.
+type Kedge_Sessions_Session_State_VerificationPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/verification", the schema path (no keys).
+func (Kedge_Sessions_Session_State_VerificationPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/verification"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_VerificationPath) Val(v SessionVerification) *gpb.TypedValue {
 	return str(string(v))
 }
 

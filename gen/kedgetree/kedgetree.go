@@ -234,15 +234,28 @@ var (
 	n_Kedge_Sessions_Session                                         *tree.Node
 	n_Kedge_Sessions_Session_Id                                      *tree.Node
 	n_Kedge_Sessions_Session_State                                   *tree.Node
+	n_Kedge_Sessions_Session_State_BytesIn                           *tree.Node
+	n_Kedge_Sessions_Session_State_BytesOut                          *tree.Node
+	n_Kedge_Sessions_Session_State_Capabilities                      *tree.Node
+	n_Kedge_Sessions_Session_State_CloseReason                       *tree.Node
+	n_Kedge_Sessions_Session_State_Closed                            *tree.Node
+	n_Kedge_Sessions_Session_State_Cluster                           *tree.Node
 	n_Kedge_Sessions_Session_State_Critical                          *tree.Node
+	n_Kedge_Sessions_Session_State_DrainDeadline                     *tree.Node
 	n_Kedge_Sessions_Session_State_EffectivePosture                  *tree.Node
+	n_Kedge_Sessions_Session_State_FramesIn                          *tree.Node
+	n_Kedge_Sessions_Session_State_FramesOut                         *tree.Node
 	n_Kedge_Sessions_Session_State_Id                                *tree.Node
+	n_Kedge_Sessions_Session_State_InitiatorPosture                  *tree.Node
+	n_Kedge_Sessions_Session_State_Local                             *tree.Node
+	n_Kedge_Sessions_Session_State_Node                              *tree.Node
 	n_Kedge_Sessions_Session_State_Peer                              *tree.Node
 	n_Kedge_Sessions_Session_State_PostureAtHandshake                *tree.Node
 	n_Kedge_Sessions_Session_State_Started                           *tree.Node
 	n_Kedge_Sessions_Session_State_Status                            *tree.Node
 	n_Kedge_Sessions_Session_State_Tier                              *tree.Node
 	n_Kedge_Sessions_Session_State_Type                              *tree.Node
+	n_Kedge_Sessions_Session_State_Verification                      *tree.Node
 	n_Kedge_System                                                   *tree.Node
 	n_Kedge_System_Config                                            *tree.Node
 	n_Kedge_System_Config_Cluster                                    *tree.Node
@@ -528,15 +541,28 @@ func load() {
 		n_Kedge_Sessions_Session = n_Kedge_Sessions.Child("session")
 		n_Kedge_Sessions_Session_Id = n_Kedge_Sessions_Session.Child("id")
 		n_Kedge_Sessions_Session_State = n_Kedge_Sessions_Session.Child("state")
+		n_Kedge_Sessions_Session_State_BytesIn = n_Kedge_Sessions_Session_State.Child("bytes-in")
+		n_Kedge_Sessions_Session_State_BytesOut = n_Kedge_Sessions_Session_State.Child("bytes-out")
+		n_Kedge_Sessions_Session_State_Capabilities = n_Kedge_Sessions_Session_State.Child("capabilities")
+		n_Kedge_Sessions_Session_State_CloseReason = n_Kedge_Sessions_Session_State.Child("close-reason")
+		n_Kedge_Sessions_Session_State_Closed = n_Kedge_Sessions_Session_State.Child("closed")
+		n_Kedge_Sessions_Session_State_Cluster = n_Kedge_Sessions_Session_State.Child("cluster")
 		n_Kedge_Sessions_Session_State_Critical = n_Kedge_Sessions_Session_State.Child("critical")
+		n_Kedge_Sessions_Session_State_DrainDeadline = n_Kedge_Sessions_Session_State.Child("drain-deadline")
 		n_Kedge_Sessions_Session_State_EffectivePosture = n_Kedge_Sessions_Session_State.Child("effective-posture")
+		n_Kedge_Sessions_Session_State_FramesIn = n_Kedge_Sessions_Session_State.Child("frames-in")
+		n_Kedge_Sessions_Session_State_FramesOut = n_Kedge_Sessions_Session_State.Child("frames-out")
 		n_Kedge_Sessions_Session_State_Id = n_Kedge_Sessions_Session_State.Child("id")
+		n_Kedge_Sessions_Session_State_InitiatorPosture = n_Kedge_Sessions_Session_State.Child("initiator-posture")
+		n_Kedge_Sessions_Session_State_Local = n_Kedge_Sessions_Session_State.Child("local")
+		n_Kedge_Sessions_Session_State_Node = n_Kedge_Sessions_Session_State.Child("node")
 		n_Kedge_Sessions_Session_State_Peer = n_Kedge_Sessions_Session_State.Child("peer")
 		n_Kedge_Sessions_Session_State_PostureAtHandshake = n_Kedge_Sessions_Session_State.Child("posture-at-handshake")
 		n_Kedge_Sessions_Session_State_Started = n_Kedge_Sessions_Session_State.Child("started")
 		n_Kedge_Sessions_Session_State_Status = n_Kedge_Sessions_Session_State.Child("status")
 		n_Kedge_Sessions_Session_State_Tier = n_Kedge_Sessions_Session_State.Child("tier")
 		n_Kedge_Sessions_Session_State_Type = n_Kedge_Sessions_Session_State.Child("type")
+		n_Kedge_Sessions_Session_State_Verification = n_Kedge_Sessions_Session_State.Child("verification")
 		n_Kedge_System = n_Kedge.Child("system")
 		n_Kedge_System_Config = n_Kedge_System.Child("config")
 		n_Kedge_System_Config_Cluster = n_Kedge_System_Config.Child("cluster")
@@ -604,7 +630,7 @@ func load() {
 		n_Kedge_Underlay_Vlans_Vlan_State_Monitoring = n_Kedge_Underlay_Vlans_Vlan_State.Child("monitoring")
 		n_Kedge_Underlay_Vlans_Vlan_State_Parent = n_Kedge_Underlay_Vlans_Vlan_State.Child("parent")
 		n_Kedge_Underlay_Vlans_Vlan_State_Status = n_Kedge_Underlay_Vlans_Vlan_State.Child("status")
-		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_DroppedTransits, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_FrameHeaders, n_Kedge_Notary_State_LastAckSize, n_Kedge_Notary_State_LastAckTime, n_Kedge_Notary_State_LastCheckpointSize, n_Kedge_Notary_State_LastCheckpointTime, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_Level, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_Origin, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Notary_State_UpstreamError, n_Kedge_Notary_State_UpstreamState, n_Kedge_Notary_State_VerifierKey, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_DriftIntervalSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Device, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposal, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Device, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_Proposal, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_State, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalSeconds, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status} {
+		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_DroppedTransits, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_FrameHeaders, n_Kedge_Notary_State_LastAckSize, n_Kedge_Notary_State_LastAckTime, n_Kedge_Notary_State_LastCheckpointSize, n_Kedge_Notary_State_LastCheckpointTime, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_Level, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_Origin, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Notary_State_UpstreamError, n_Kedge_Notary_State_UpstreamState, n_Kedge_Notary_State_VerifierKey, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_BytesIn, n_Kedge_Sessions_Session_State_BytesOut, n_Kedge_Sessions_Session_State_Capabilities, n_Kedge_Sessions_Session_State_CloseReason, n_Kedge_Sessions_Session_State_Closed, n_Kedge_Sessions_Session_State_Cluster, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_DrainDeadline, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_FramesIn, n_Kedge_Sessions_Session_State_FramesOut, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_InitiatorPosture, n_Kedge_Sessions_Session_State_Local, n_Kedge_Sessions_Session_State_Node, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_Sessions_Session_State_Verification, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_DriftIntervalSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Device, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposal, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Device, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_Proposal, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_State, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalSeconds, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status} {
 			if n == nil {
 				panic("kedgetree: the schema lacks a node the generated code reads: run make generate")
 			}
@@ -3857,6 +3883,73 @@ func AsKedge_Sessions_Session_State(in *tree.Inst) (x Kedge_Sessions_Session_Sta
 	return Kedge_Sessions_Session_State{in}, true
 }
 
+// BytesIn reads /kedge/sessions/session/state/bytes-in (state) and whether it
+// is set. Payload bytes received from the initiator.
+func (x Kedge_Sessions_Session_State) BytesIn() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_BytesIn)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// BytesOut reads /kedge/sessions/session/state/bytes-out (state) and whether
+// it is set. Payload bytes sent to the initiator.
+func (x Kedge_Sessions_Session_State) BytesOut() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_BytesOut)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Capabilities reads the leaf-list /kedge/sessions/session/state/capabilities
+// (state); nil when empty. What the session was granted.
+func (x Kedge_Sessions_Session_State) Capabilities() []kedgepath.SessionCapabilities {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Sessions_Session_State_Capabilities).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]kedgepath.SessionCapabilities, len(vs))
+	for i, v := range vs {
+		out[i] = kedgepath.SessionCapabilities(v.Str())
+	}
+	return out
+}
+
+// CloseReason reads /kedge/sessions/session/state/close-reason (state) and
+// whether it is set. Why the session ended.
+func (x Kedge_Sessions_Session_State) CloseReason() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_CloseReason)
+	return v.Str(), v.IsSet()
+}
+
+// Closed reads /kedge/sessions/session/state/closed (state) and whether it is
+// set. When the session ended.
+func (x Kedge_Sessions_Session_State) Closed() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Closed)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Cluster reads /kedge/sessions/session/state/cluster (state) and whether it
+// is set. The initiator's cluster, as it announced it.
+func (x Kedge_Sessions_Session_State) Cluster() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Cluster)
+	return v.Str(), v.IsSet()
+}
+
 // Critical reads /kedge/sessions/session/state/critical (state) and whether
 // it is set. Whether the session survives restrictive posture levels.
 func (x Kedge_Sessions_Session_State) Critical() (bool, bool) {
@@ -3865,6 +3958,16 @@ func (x Kedge_Sessions_Session_State) Critical() (bool, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Critical)
 	return v.BoolVal(), v.IsSet()
+}
+
+// DrainDeadline reads /kedge/sessions/session/state/drain-deadline (state)
+// and whether it is set. While draining: when the session is torn down.
+func (x Kedge_Sessions_Session_State) DrainDeadline() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_DrainDeadline)
+	return uint64(v.UintVal()), v.IsSet()
 }
 
 // EffectivePosture reads /kedge/sessions/session/state/effective-posture
@@ -3879,6 +3982,26 @@ func (x Kedge_Sessions_Session_State) EffectivePosture() (uint8, bool) {
 	return uint8(v.UintVal()), v.IsSet()
 }
 
+// FramesIn reads /kedge/sessions/session/state/frames-in (state) and whether
+// it is set. Frames received from the initiator.
+func (x Kedge_Sessions_Session_State) FramesIn() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_FramesIn)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// FramesOut reads /kedge/sessions/session/state/frames-out (state) and
+// whether it is set. Frames sent to the initiator.
+func (x Kedge_Sessions_Session_State) FramesOut() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_FramesOut)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
 // Id reads /kedge/sessions/session/state/id (state) and whether it is set.
 // The session id.
 func (x Kedge_Sessions_Session_State) Id() (string, bool) {
@@ -3889,8 +4012,41 @@ func (x Kedge_Sessions_Session_State) Id() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// InitiatorPosture reads /kedge/sessions/session/state/initiator-posture
+// (state) and whether it is set. The initiator's own level: from its
+// ATTEST-INIT, then from its posture-change announcements.
+func (x Kedge_Sessions_Session_State) InitiatorPosture() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_InitiatorPosture)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
+// Local reads /kedge/sessions/session/state/local (state) and whether it is
+// set. Whether the session came over a loopback transport (the unix socket,
+// 127.0.0.1 or ::1): only those are admitted at level 1.
+func (x Kedge_Sessions_Session_State) Local() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Local)
+	return v.BoolVal(), v.IsSet()
+}
+
+// Node reads /kedge/sessions/session/state/node (state) and whether it is
+// set. The initiator's node name, as it announced it.
+func (x Kedge_Sessions_Session_State) Node() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Node)
+	return v.Str(), v.IsSet()
+}
+
 // Peer reads /kedge/sessions/session/state/peer (state) and whether it is
-// set. The identity at the other end.
+// set. The identity at the other end: the SPIFFE ID its SAT and X.509-SVID
+// proved.
 func (x Kedge_Sessions_Session_State) Peer() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -3948,6 +4104,16 @@ func (x Kedge_Sessions_Session_State) Type() (kedgepath.SessionType, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Type)
 	return kedgepath.SessionType(v.Str()), v.IsSet()
+}
+
+// Verification reads /kedge/sessions/session/state/verification (state) and
+// whether it is set. How the SAT was checked at the handshake.
+func (x Kedge_Sessions_Session_State) Verification() (kedgepath.SessionVerification, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Verification)
+	return kedgepath.SessionVerification(v.Str()), v.IsSet()
 }
 
 // Kedge_System reads /kedge/system (container, config). The node's identity.
