@@ -133,10 +133,13 @@ func unixClient(t testing.TB, sock string) gpb.GNMIClient {
 }
 
 // TestNotaryWalk5To1To5 walks the posture 5→4→3→2→1→2→3→4→5 with
-// Shellstream session transits (driven through the notary's transit API:
-// the Shellstream service is not in this tree yet) and route changes at
-// every level, then checks that what Quartermaster received matches the
-// seed's notarization table level by level.
+// session transits and route changes at every level, then checks that
+// what Quartermaster received matches the seed's notarization table level
+// by level. The transits go through the notary's transit API (the one
+// Shellstream's recorder calls), so the test chooses the session ids and
+// can check the sampling exactly, 100 sessions a level, with frame headers
+// at every level; TestNotaryRecordsShellstreamSessions does the same with
+// real Shellstream sessions.
 func TestNotaryWalk5To1To5(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
