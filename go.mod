@@ -144,6 +144,7 @@ tool (
 	github.com/containernetworking/plugins/plugins/main/bridge
 	github.com/openconfig/gnmi/cmd/gnmi_cli
 	github.com/openconfig/goyang
+	github.com/openconfig/ygot/generator
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	google.golang.org/protobuf/cmd/protoc-gen-go
 	honnef.co/go/tools/cmd/staticcheck

@@ -119,7 +119,15 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			dp.comps = append(dp.comps, c)
 		}
 	}
-	dp.comps = append(dp.comps,
+	// The underlay touches no kernel state (it programs network devices
+	// over gNMI): it runs whatever --dataplane says.
+	u, err := d.underlay()
+	if err != nil {
+		dp.close()
+		return err
+	}
+	steps = append(steps, u.Step())
+	dp.comps = append(dp.comps, u,
 		system.New(system.Config{Store: d.st, Logger: d.log.With("component", "system"), Node: cfg.NodeName, Boot: time.Now()}),
 		pods.New(pods.Config{Store: d.st, Logger: d.log.With("component", "pod-sweep")}))
 	steps = append(steps, d.notarySteps()...)

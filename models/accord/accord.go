@@ -96,6 +96,7 @@ type Accord struct {
 	AllowedSessionTypes   []string `json:"allowed-session-types"`
 	UnderlayMutationTiers []string `json:"underlay-mutation-tiers"`
 	CompilerFrozen        bool     `json:"compiler-frozen"`
+	UnderlayDriftMillis   uint32   `json:"underlay-drift-interval-ms"`
 	RoutePolicy           string   `json:"route-policy"`
 	NotarySamplingPercent uint8    `json:"notary-sampling-percent"`
 	NotaryFlush           string   `json:"notary-flush"`
@@ -136,7 +137,8 @@ func (a Accord) Equal(b Accord) bool {
 		a.KeepaliveSeconds == b.KeepaliveSeconds && a.HealthCheckSeconds == b.HealthCheckSeconds &&
 		a.Handshake == b.Handshake && slices.Equal(a.AllowedSessionTypes, b.AllowedSessionTypes) &&
 		slices.Equal(a.UnderlayMutationTiers, b.UnderlayMutationTiers) &&
-		a.CompilerFrozen == b.CompilerFrozen && a.RoutePolicy == b.RoutePolicy &&
+		a.CompilerFrozen == b.CompilerFrozen && a.UnderlayDriftMillis == b.UnderlayDriftMillis &&
+		a.RoutePolicy == b.RoutePolicy &&
 		a.NotarySamplingPercent == b.NotarySamplingPercent && a.NotaryFlush == b.NotaryFlush &&
 		a.NotaryPayloadHashing == b.NotaryPayloadHashing && a.ForensicSnapshot == b.ForensicSnapshot &&
 		a.VPPFlowPolicy == b.VPPFlowPolicy

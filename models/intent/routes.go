@@ -62,6 +62,9 @@ type RouteSet struct {
 	// lack addresses or a host interface are in PodsPending instead.
 	Pods        []PodRef
 	PodsPending []PodRef
+	// VLANs are the underlay VLANs with an interface on this node
+	// (Config.Interfaces), for their state.
+	VLANs []VLANRef
 }
 
 // quartermasterKind marks the endpoints of the Quartermaster service
@@ -213,6 +216,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	}
 	set.Withheld = sortWithheld(set.Withheld)
 	set.Invalid = sortWithheld(set.Invalid)
+	set.Config.Interfaces, set.VLANs = UnderlayInterfaces(t, a)
 	return set, nil
 }
 

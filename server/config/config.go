@@ -64,6 +64,10 @@ type Config struct {
 	QuartermasterCert     string `yaml:"quartermaster-cert"`
 	QuartermasterKey      string `yaml:"quartermaster-key"`
 	QuartermasterInsecure bool   `yaml:"quartermaster-insecure"`
+	// UnderlayCredentials is the directory holding the files that
+	// /kedge/underlay/devices' *-file leaves name (CA, client certificate
+	// and key, password); the tree never holds secrets.
+	UnderlayCredentials string `yaml:"underlay-credentials"`
 	// Shellstream: the Workload API of the local SPIRE agent
 	// ("unix:///run/spire/agent.sock"; empty: no Shellstream service),
 	// this node's identity (the SAT audience; default kedge/<node-name>),
@@ -254,6 +258,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
 	bindNotary(fs, c)
+	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
 
 // Resolve fills the defaults that depend on other settings and checks
@@ -283,6 +288,12 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if c.Users == "" {
 		c.Users = filepath.Join(c.DataDir, "users.yaml")
+	}
+	if c.UnderlayCredentials == "" {
+		c.UnderlayCredentials = filepath.Join(c.DataDir, "underlay")
+	}
+	if c.UnderlayCredentials, err = filepath.Abs(c.UnderlayCredentials); err != nil {
+		return fmt.Errorf("resolve underlay credentials dir: %w", err)
 	}
 	if c.ShellstreamID == "" {
 		c.ShellstreamID = "kedge/" + c.NodeName

@@ -73,6 +73,7 @@ func accordOps(all []accord.Accord) []store.Op {
 			leafList(st.AllowedSessionTypes(), a.AllowedSessionTypes),
 			leafList(st.UnderlayMutationTiers(), enums[kedgepath.Tier](a.UnderlayMutationTiers)),
 			store.Update(st.CompilerFrozen(), a.CompilerFrozen),
+			store.Update(st.UnderlayDriftIntervalMs(), a.UnderlayDriftMillis),
 			store.Update(st.RoutePolicy(), kedgepath.AccordRoutePolicy(a.RoutePolicy)),
 			store.Update(st.NotarySamplingPercent(), a.NotarySamplingPercent),
 			store.Update(st.NotaryFlush(), kedgepath.NotaryFlushMode(a.NotaryFlush)),

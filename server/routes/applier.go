@@ -43,6 +43,8 @@ type applier struct {
 	// stateOps); spareMarks is its other buffer.
 	marks, spareMarks []stateMark
 	status            route.Status // the backend's last outcome, its slices reused
+	// vlans is the underlay VLAN state last written (vlans.go).
+	vlans map[uint16]vlanVal
 }
 
 // Set applies s and records the outcome. It returns the backend's error:
@@ -65,10 +67,11 @@ func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
 	a.b.CopyStatus(&a.status)
 	st := a.status
 	ops := a.stateOps(s, st)
+	ops = append(ops, a.vlanOps(s, st)...)
 	opsDone := time.Now()
 	if len(ops) > 0 {
 		if serr := a.commitState(ctx, ops); serr != nil {
-			a.written, a.marks = nil, nil // unknown what the tree holds: write everything next time
+			a.written, a.marks, a.vlans = nil, nil, nil // unknown what the tree holds: write everything next time
 			if ctx.Err() == nil {
 				a.log.Warn("write route state", "err", serr)
 			}
