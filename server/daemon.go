@@ -58,6 +58,7 @@ type Daemon struct {
 	dp    *dataplane
 	shell *shell
 	authn *auth.Authenticator
+	nt    *notaryParts
 }
 
 // Start is StartContext with a background context: the daemon runs until
@@ -123,7 +124,9 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if err != nil {
 		return nil, fmt.Errorf("compile schema: %w", err)
 	}
-	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, store.Options{Logger: log}); err != nil {
+	so := store.Options{Logger: log}
+	d.notaryStoreOptions(&so)
+	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, so); err != nil {
 		return nil, err
 	}
 	// The semantic rules run in every commit they concern; the pod address
@@ -134,6 +137,9 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	}
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
+	}
+	if err := d.startNotary(ctx, auth.Authorizer{Policy: policy}.Read); err != nil {
+		return nil, err
 	}
 	if err := d.startShellstream(ctx, policy); err != nil {
 		return nil, err
@@ -169,6 +175,7 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
+	d.registerNotary(g)
 	if d.shell != nil {
 		d.shell.svc.Register(g)
 	}
@@ -345,6 +352,11 @@ func (d *Daemon) closeAll() error {
 		errs = append(errs, fmt.Errorf("close dataplane: %w", err))
 	}
 	d.dp = nil
+	// The notary stops after the engine (which calls its step and emits
+	// through it) and before the store it follows.
+	if err := d.closeNotary(); err != nil {
+		errs = append(errs, fmt.Errorf("close notary: %w", err))
+	}
 	if d.st != nil {
 		if err := d.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))

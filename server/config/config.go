@@ -55,6 +55,15 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// Notary records artifacts ("on") or not ("off"); notary.go.
+	Notary string `yaml:"notary"`
+	// Quartermaster is where the notary ships its log (host:port; empty:
+	// not shipped), and how it connects.
+	Quartermaster         string `yaml:"quartermaster"`
+	QuartermasterCA       string `yaml:"quartermaster-ca"`
+	QuartermasterCert     string `yaml:"quartermaster-cert"`
+	QuartermasterKey      string `yaml:"quartermaster-key"`
+	QuartermasterInsecure bool   `yaml:"quartermaster-insecure"`
 	// UnderlayCredentials is the directory holding the files that
 	// /kedge/underlay/devices' *-file leaves name (CA, client certificate
 	// and key, password); the tree never holds secrets.
@@ -81,6 +90,7 @@ func Defaults() Config {
 		ShmPath:     "/dev/shm/kedge-governance",
 		BPFPinDir:   "/sys/fs/bpf/kedge",
 		MeshDevice:  "embedded",
+		Notary:      "on",
 		// The seed leaves the grace open; 30 s lets an interactive
 		// command finish and stays far inside the 5 s-per-step overlay
 		// budget because the step only starts the drain.
@@ -247,6 +257,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ShellstreamEndpoints, "shellstream-endpoints", c.ShellstreamEndpoints, "local endpoint per session type: type=unix:/path or type=127.0.0.1:port, comma separated")
 	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	bindNotary(fs, c)
 	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
 
@@ -305,7 +316,7 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	if c.Insecure && (c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "") {
 		return errors.New("resolve config: --insecure conflicts with --tls-cert/--tls-key/--tls-ca")
 	}
-	return nil
+	return c.resolveNotary()
 }
 
 // SocketOff reports whether the unix socket is disabled.
