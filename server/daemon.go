@@ -58,6 +58,7 @@ type Daemon struct {
 	dp    *dataplane
 	shell *shell
 	authn *auth.Authenticator
+	nt    *notaryParts
 	obs   *observer
 }
 
@@ -124,7 +125,9 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if err != nil {
 		return nil, fmt.Errorf("compile schema: %w", err)
 	}
-	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, store.Options{Logger: log}); err != nil {
+	so := store.Options{Logger: log}
+	d.notaryStoreOptions(&so)
+	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, so); err != nil {
 		return nil, err
 	}
 	// The semantic rules run in every commit they concern; the pod address
@@ -138,6 +141,9 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	}
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
+	}
+	if err := d.startNotary(ctx, auth.Authorizer{Policy: policy}.Read); err != nil {
+		return nil, err
 	}
 	if err := d.startShellstream(ctx, policy); err != nil {
 		return nil, err
@@ -182,6 +188,7 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
+	d.registerNotary(g)
 	if d.shell != nil {
 		d.shell.svc.Register(g)
 	}
@@ -335,7 +342,6 @@ func (d *Daemon) closeAll() error {
 	if err := d.obs.close(); err != nil {
 		errs = append(errs, err)
 	}
-	d.obs = nil
 	for _, g := range d.grpcs {
 		g.Stop()
 	}
@@ -364,6 +370,11 @@ func (d *Daemon) closeAll() error {
 		errs = append(errs, fmt.Errorf("close dataplane: %w", err))
 	}
 	d.dp = nil
+	// The notary stops after the engine (which calls its step and emits
+	// through it) and before the store it follows.
+	if err := d.closeNotary(); err != nil {
+		errs = append(errs, fmt.Errorf("close notary: %w", err))
+	}
 	if d.st != nil {
 		if err := d.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))

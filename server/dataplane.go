@@ -102,7 +102,7 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			d.log.Warn("posture_level BPF map unavailable", "pin_dir", cfg.BPFPinDir, "err", err)
 			bk.failed(probed.BPFMap, err)
 		} else {
-			steps = append(steps, posture.BPFMapStep(b, bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
+			steps = append(steps, posture.BPFMapStep(d.level1Allowlist(b), bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
 			levels = b
 			dp.closers = append(dp.closers, b.Close)
 			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
@@ -157,10 +157,11 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 		system.New(system.Config{Store: d.st, Logger: d.log.With("component", "system"), Node: cfg.NodeName, Boot: time.Now(),
 			Backends: bk.list}),
 		pods.New(pods.Config{Store: d.st, Logger: d.log.With("component", "pod-sweep")}))
+	steps = append(steps, d.notarySteps()...)
 
 	eng, err := posture.New(d.st, posture.Options{Logger: d.log.With("component", "posture"), Steps: steps, LevelSource: levels,
 		OnReady:  func() { dp.readyOnce.Do(func() { close(dp.ready) }) },
-		OnReport: d.obs.postureReport()})
+		OnReport: d.postureReports})
 	if err != nil {
 		dp.close()
 		return fmt.Errorf("start posture engine: %w", err)
@@ -198,6 +199,7 @@ func (d *Daemon) routes(dp *dataplane) *routes.Component {
 		return nil
 	}
 	d.log.Info("route backend", "netns", d.cfg.NetNS, "protocol", route.DefaultProtocol)
+	d.setKernelRoutes(b.KernelRoutes)
 	return routes.New(routes.Config{Backend: b, Store: d.st, Logger: log, Ready: dp.waitReady})
 }
 

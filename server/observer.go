@@ -30,6 +30,8 @@ type observer struct {
 	srv    *observe.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
 
 	// Set by the rest of the start-up, read by /readyz.
 	engine  atomic.Pointer[posture.Engine]
@@ -109,22 +111,42 @@ func (o *observer) watchEngine(e *posture.Engine, ready *chan struct{}) {
 	o.ready.Store(ready)
 }
 
-// postureReport is the posture engine's report hook (nil without an
-// observer).
-func (o *observer) postureReport() func(posture.Report) {
-	if o == nil {
-		return nil
+// postureReports is the posture engine's report hook: the notary records
+// the transition, the metrics time it and its steps.
+func (d *Daemon) postureReports(r posture.Report) {
+	d.onPostureReport(r)
+	if d.obs != nil {
+		d.obs.m.PostureReport(r)
 	}
-	return o.m.PostureReport
 }
 
-// shellRecorder is what Shellstream's transits go to: the metrics'
-// handshake latency and denials.
-func (o *observer) shellRecorder() shellstream.Recorder {
-	if o == nil {
-		return nil
+// transitRecorders is where Shellstream's transits go: the notary, and
+// the metrics' handshake latency and denials.
+func (d *Daemon) transitRecorders() shellstream.Recorder {
+	var rs recorders
+	if r := d.transitRecorder(); r != nil {
+		rs = append(rs, r)
 	}
-	return o.m
+	if d.obs != nil {
+		rs = append(rs, d.obs.m)
+	}
+	switch len(rs) {
+	case 0:
+		return nil
+	case 1:
+		return rs[0]
+	}
+	return rs
+}
+
+// recorders hands each transit to every recorder in turn (each returns
+// quickly: the notary queues, the metrics count).
+type recorders []shellstream.Recorder
+
+func (rs recorders) Transit(e shellstream.Event) {
+	for _, r := range rs {
+		r.Transit(e)
+	}
 }
 
 // interceptors are the metrics' gRPC interceptors, first in each chain so
@@ -155,18 +177,19 @@ func (d *Daemon) MetricsAddr() string {
 }
 
 // close stops the listener (its event streams end at once) and the
-// follower. Safe on nil.
+// follower. Safe on nil and more than once.
 func (o *observer) close() error {
 	if o == nil {
 		return nil
 	}
-	var err error
-	if o.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err = o.srv.Close(ctx)
-		cancel()
-	}
-	o.cancel()
-	o.wg.Wait()
-	return err
+	o.once.Do(func() {
+		if o.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			o.err = o.srv.Close(ctx)
+			cancel()
+		}
+		o.cancel()
+		o.wg.Wait()
+	})
+	return o.err
 }

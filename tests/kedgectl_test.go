@@ -80,6 +80,8 @@ var masks = []struct {
 	{regexp.MustCompile(`\(\d+(\.\d+)?(ns|µs|ms|s)(, \d+/s)?\)`), "(<elapsed>)"},
 	{regexp.MustCompile(`version [^\s,]+`), "version <v>"},
 	{regexp.MustCompile(`kernel \d[^\s)]*`), "kernel <release>"},
+	// The notary samples transits by session id: how many it holds varies.
+	{regexp.MustCompile(`\b\d+ records?\b`), "<n> records"},
 }
 
 var padding = regexp.MustCompile(`  +`)

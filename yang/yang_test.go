@@ -58,7 +58,7 @@ var containers = []struct {
 	{"/kedge/underlay/mutations/mutation/results/result/state", true, "device:string status:enumeration error:string"},
 	{"/kedge/sessions/session/state", true, "id:string peer:string node:string cluster:string local:boolean tier:enumeration type:enumeration critical:boolean capabilities:enumeration* verification:enumeration initiator-posture:uint8 posture-at-handshake:uint8 effective-posture:uint8 status:enumeration started:uint64 drain-deadline:uint64 closed:uint64 close-reason:string bytes-in:uint64 bytes-out:uint64 frames-in:uint64 frames-out:uint64"},
 	{"/kedge/notary/config", false, "sampling-percent-override:uint8 anchor:string"},
-	{"/kedge/notary/state", true, "sampling-percent:uint8 flush-mode:enumeration payload-hashing:boolean log-size:uint64 root-hash:string last-flush:uint64 records:uint64"},
+	{"/kedge/notary/state", true, "sampling-percent:uint8 flush-mode:enumeration payload-hashing:boolean log-size:uint64 root-hash:string last-flush:uint64 records:uint64 frame-headers:boolean level:uint8 origin:string verifier-key:string last-checkpoint-size:uint64 last-checkpoint-time:uint64 upstream-state:enumeration upstream-error:string last-ack-size:uint64 last-ack-time:uint64 dropped-transits:uint64"},
 }
 
 // lists are the keyed lists, with their keys in order.

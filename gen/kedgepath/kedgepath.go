@@ -273,6 +273,25 @@ func NotaryFlushModeValues() []NotaryFlushMode {
 	return []NotaryFlushMode{NotaryFlushModeBatched, NotaryFlushModeImmediate, NotaryFlushModeEveryRecord}
 }
 
+// NotaryUpstreamState is the enumeration of
+// /kedge/notary/state/upstream-state.
+type NotaryUpstreamState string
+
+// The values of NotaryUpstreamState.
+const (
+	NotaryUpstreamStateDisabled   NotaryUpstreamState = "disabled"
+	NotaryUpstreamStateConnecting NotaryUpstreamState = "connecting"
+	NotaryUpstreamStateShipping   NotaryUpstreamState = "shipping"
+	NotaryUpstreamStateCaughtUp   NotaryUpstreamState = "caught-up"
+	NotaryUpstreamStateRetrying   NotaryUpstreamState = "retrying"
+	NotaryUpstreamStateRefused    NotaryUpstreamState = "refused"
+)
+
+// NotaryUpstreamStateValues lists the values of NotaryUpstreamState in YANG order.
+func NotaryUpstreamStateValues() []NotaryUpstreamState {
+	return []NotaryUpstreamState{NotaryUpstreamStateDisabled, NotaryUpstreamStateConnecting, NotaryUpstreamStateShipping, NotaryUpstreamStateCaughtUp, NotaryUpstreamStateRetrying, NotaryUpstreamStateRefused}
+}
+
 // PeerStatus is the enumeration of /kedge/mesh/peers/peer/state/status.
 type PeerStatus string
 
@@ -574,13 +593,23 @@ var (
 	e_notary                     = &gpb.PathElem{Name: "notary"}
 	e_anchor                     = &gpb.PathElem{Name: "anchor"}
 	e_sampling_percent_override  = &gpb.PathElem{Name: "sampling-percent-override"}
+	e_dropped_transits           = &gpb.PathElem{Name: "dropped-transits"}
 	e_flush_mode                 = &gpb.PathElem{Name: "flush-mode"}
+	e_frame_headers              = &gpb.PathElem{Name: "frame-headers"}
+	e_last_ack_size              = &gpb.PathElem{Name: "last-ack-size"}
+	e_last_ack_time              = &gpb.PathElem{Name: "last-ack-time"}
+	e_last_checkpoint_size       = &gpb.PathElem{Name: "last-checkpoint-size"}
+	e_last_checkpoint_time       = &gpb.PathElem{Name: "last-checkpoint-time"}
 	e_last_flush                 = &gpb.PathElem{Name: "last-flush"}
 	e_log_size                   = &gpb.PathElem{Name: "log-size"}
+	e_origin                     = &gpb.PathElem{Name: "origin"}
 	e_payload_hashing            = &gpb.PathElem{Name: "payload-hashing"}
 	e_records                    = &gpb.PathElem{Name: "records"}
 	e_root_hash                  = &gpb.PathElem{Name: "root-hash"}
 	e_sampling_percent           = &gpb.PathElem{Name: "sampling-percent"}
+	e_upstream_error             = &gpb.PathElem{Name: "upstream-error"}
+	e_upstream_state             = &gpb.PathElem{Name: "upstream-state"}
+	e_verifier_key               = &gpb.PathElem{Name: "verifier-key"}
 	e_pods                       = &gpb.PathElem{Name: "pods"}
 	e_ipam_pools                 = &gpb.PathElem{Name: "ipam-pools"}
 	e_allowed_mode               = &gpb.PathElem{Name: "allowed-mode"}
@@ -713,14 +742,25 @@ var (
 	p_Kedge_Notary_Config_SamplingPercentOverride   = []*gpb.PathElem{e_kedge, e_notary, e_config, e_sampling_percent_override}
 	p_Kedge_Notary_State                            = []*gpb.PathElem{e_kedge, e_notary, e_state}
 	p_Kedge_Notary_State_Anchor                     = []*gpb.PathElem{e_kedge, e_notary, e_state, e_anchor}
+	p_Kedge_Notary_State_DroppedTransits            = []*gpb.PathElem{e_kedge, e_notary, e_state, e_dropped_transits}
 	p_Kedge_Notary_State_FlushMode                  = []*gpb.PathElem{e_kedge, e_notary, e_state, e_flush_mode}
+	p_Kedge_Notary_State_FrameHeaders               = []*gpb.PathElem{e_kedge, e_notary, e_state, e_frame_headers}
+	p_Kedge_Notary_State_LastAckSize                = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_ack_size}
+	p_Kedge_Notary_State_LastAckTime                = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_ack_time}
+	p_Kedge_Notary_State_LastCheckpointSize         = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_checkpoint_size}
+	p_Kedge_Notary_State_LastCheckpointTime         = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_checkpoint_time}
 	p_Kedge_Notary_State_LastFlush                  = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_flush}
+	p_Kedge_Notary_State_Level                      = []*gpb.PathElem{e_kedge, e_notary, e_state, e_level}
 	p_Kedge_Notary_State_LogSize                    = []*gpb.PathElem{e_kedge, e_notary, e_state, e_log_size}
+	p_Kedge_Notary_State_Origin                     = []*gpb.PathElem{e_kedge, e_notary, e_state, e_origin}
 	p_Kedge_Notary_State_PayloadHashing             = []*gpb.PathElem{e_kedge, e_notary, e_state, e_payload_hashing}
 	p_Kedge_Notary_State_Records                    = []*gpb.PathElem{e_kedge, e_notary, e_state, e_records}
 	p_Kedge_Notary_State_RootHash                   = []*gpb.PathElem{e_kedge, e_notary, e_state, e_root_hash}
 	p_Kedge_Notary_State_SamplingPercent            = []*gpb.PathElem{e_kedge, e_notary, e_state, e_sampling_percent}
 	p_Kedge_Notary_State_SamplingPercentOverride    = []*gpb.PathElem{e_kedge, e_notary, e_state, e_sampling_percent_override}
+	p_Kedge_Notary_State_UpstreamError              = []*gpb.PathElem{e_kedge, e_notary, e_state, e_upstream_error}
+	p_Kedge_Notary_State_UpstreamState              = []*gpb.PathElem{e_kedge, e_notary, e_state, e_upstream_state}
+	p_Kedge_Notary_State_VerifierKey                = []*gpb.PathElem{e_kedge, e_notary, e_state, e_verifier_key}
 	p_Kedge_Pods                                    = []*gpb.PathElem{e_kedge, e_pods}
 	p_Kedge_Pods_Config                             = []*gpb.PathElem{e_kedge, e_pods, e_config}
 	p_Kedge_Pods_Config_IpamPools                   = []*gpb.PathElem{e_kedge, e_pods, e_config, e_ipam_pools}
@@ -2262,7 +2302,9 @@ func (Kedge_Notary_ConfigPath) SamplingPercentOverride() Kedge_Notary_Config_Sam
 
 // Kedge_Notary_Config_AnchorPath is the path of /kedge/notary/config/anchor
 // (leaf, config). Where root hashes are anchored (an external log or
-// service).
+// service). The daemon ships to the Quartermaster endpoint of its own
+// configuration (--quartermaster), which state/anchor shows; this leaf is for
+// operators' records.
 type Kedge_Notary_Config_AnchorPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/config/anchor", the schema path (no keys).
@@ -2299,9 +2341,39 @@ func (Kedge_Notary_StatePath) Anchor() Kedge_Notary_State_AnchorPath {
 	return Kedge_Notary_State_AnchorPath{base{p_Kedge_Notary_State_Anchor}}
 }
 
+// DroppedTransits returns the path of /kedge/notary/state/dropped-transits.
+func (Kedge_Notary_StatePath) DroppedTransits() Kedge_Notary_State_DroppedTransitsPath {
+	return Kedge_Notary_State_DroppedTransitsPath{base{p_Kedge_Notary_State_DroppedTransits}}
+}
+
 // FlushMode returns the path of /kedge/notary/state/flush-mode.
 func (Kedge_Notary_StatePath) FlushMode() Kedge_Notary_State_FlushModePath {
 	return Kedge_Notary_State_FlushModePath{base{p_Kedge_Notary_State_FlushMode}}
+}
+
+// FrameHeaders returns the path of /kedge/notary/state/frame-headers.
+func (Kedge_Notary_StatePath) FrameHeaders() Kedge_Notary_State_FrameHeadersPath {
+	return Kedge_Notary_State_FrameHeadersPath{base{p_Kedge_Notary_State_FrameHeaders}}
+}
+
+// LastAckSize returns the path of /kedge/notary/state/last-ack-size.
+func (Kedge_Notary_StatePath) LastAckSize() Kedge_Notary_State_LastAckSizePath {
+	return Kedge_Notary_State_LastAckSizePath{base{p_Kedge_Notary_State_LastAckSize}}
+}
+
+// LastAckTime returns the path of /kedge/notary/state/last-ack-time.
+func (Kedge_Notary_StatePath) LastAckTime() Kedge_Notary_State_LastAckTimePath {
+	return Kedge_Notary_State_LastAckTimePath{base{p_Kedge_Notary_State_LastAckTime}}
+}
+
+// LastCheckpointSize returns the path of /kedge/notary/state/last-checkpoint-size.
+func (Kedge_Notary_StatePath) LastCheckpointSize() Kedge_Notary_State_LastCheckpointSizePath {
+	return Kedge_Notary_State_LastCheckpointSizePath{base{p_Kedge_Notary_State_LastCheckpointSize}}
+}
+
+// LastCheckpointTime returns the path of /kedge/notary/state/last-checkpoint-time.
+func (Kedge_Notary_StatePath) LastCheckpointTime() Kedge_Notary_State_LastCheckpointTimePath {
+	return Kedge_Notary_State_LastCheckpointTimePath{base{p_Kedge_Notary_State_LastCheckpointTime}}
 }
 
 // LastFlush returns the path of /kedge/notary/state/last-flush.
@@ -2309,9 +2381,19 @@ func (Kedge_Notary_StatePath) LastFlush() Kedge_Notary_State_LastFlushPath {
 	return Kedge_Notary_State_LastFlushPath{base{p_Kedge_Notary_State_LastFlush}}
 }
 
+// Level returns the path of /kedge/notary/state/level.
+func (Kedge_Notary_StatePath) Level() Kedge_Notary_State_LevelPath {
+	return Kedge_Notary_State_LevelPath{base{p_Kedge_Notary_State_Level}}
+}
+
 // LogSize returns the path of /kedge/notary/state/log-size.
 func (Kedge_Notary_StatePath) LogSize() Kedge_Notary_State_LogSizePath {
 	return Kedge_Notary_State_LogSizePath{base{p_Kedge_Notary_State_LogSize}}
+}
+
+// Origin returns the path of /kedge/notary/state/origin.
+func (Kedge_Notary_StatePath) Origin() Kedge_Notary_State_OriginPath {
+	return Kedge_Notary_State_OriginPath{base{p_Kedge_Notary_State_Origin}}
 }
 
 // PayloadHashing returns the path of /kedge/notary/state/payload-hashing.
@@ -2339,8 +2421,26 @@ func (Kedge_Notary_StatePath) SamplingPercentOverride() Kedge_Notary_State_Sampl
 	return Kedge_Notary_State_SamplingPercentOverridePath{base{p_Kedge_Notary_State_SamplingPercentOverride}}
 }
 
+// UpstreamError returns the path of /kedge/notary/state/upstream-error.
+func (Kedge_Notary_StatePath) UpstreamError() Kedge_Notary_State_UpstreamErrorPath {
+	return Kedge_Notary_State_UpstreamErrorPath{base{p_Kedge_Notary_State_UpstreamError}}
+}
+
+// UpstreamState returns the path of /kedge/notary/state/upstream-state.
+func (Kedge_Notary_StatePath) UpstreamState() Kedge_Notary_State_UpstreamStatePath {
+	return Kedge_Notary_State_UpstreamStatePath{base{p_Kedge_Notary_State_UpstreamState}}
+}
+
+// VerifierKey returns the path of /kedge/notary/state/verifier-key.
+func (Kedge_Notary_StatePath) VerifierKey() Kedge_Notary_State_VerifierKeyPath {
+	return Kedge_Notary_State_VerifierKeyPath{base{p_Kedge_Notary_State_VerifierKey}}
+}
+
 // Kedge_Notary_State_AnchorPath is the path of /kedge/notary/state/anchor
 // (leaf, state). Where root hashes are anchored (an external log or service).
+// The daemon ships to the Quartermaster endpoint of its own configuration
+// (--quartermaster), which state/anchor shows; this leaf is for operators'
+// records.
 type Kedge_Notary_State_AnchorPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/anchor", the schema path (no keys).
@@ -2348,6 +2448,20 @@ func (Kedge_Notary_State_AnchorPath) SchemaPath() string { return "/kedge/notary
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_AnchorPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Notary_State_DroppedTransitsPath is the path of
+// /kedge/notary/state/dropped-transits (leaf, state). Session transits not
+// recorded because the notary's queue was full (recording never blocks a
+// handshake).
+type Kedge_Notary_State_DroppedTransitsPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/dropped-transits", the schema path (no keys).
+func (Kedge_Notary_State_DroppedTransitsPath) SchemaPath() string {
+	return "/kedge/notary/state/dropped-transits"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_DroppedTransitsPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
 
 // Kedge_Notary_State_FlushModePath is the path of
 // /kedge/notary/state/flush-mode (leaf, state). How records are flushed now.
@@ -2359,9 +2473,78 @@ func (Kedge_Notary_State_FlushModePath) SchemaPath() string { return "/kedge/not
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_FlushModePath) Val(v NotaryFlushMode) *gpb.TypedValue { return str(string(v)) }
 
+// Kedge_Notary_State_FrameHeadersPath is the path of
+// /kedge/notary/state/frame-headers (leaf, state). Whether session transits
+// carry Shellstream frame headers now.
+type Kedge_Notary_State_FrameHeadersPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/frame-headers", the schema path (no keys).
+func (Kedge_Notary_State_FrameHeadersPath) SchemaPath() string {
+	return "/kedge/notary/state/frame-headers"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_FrameHeadersPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Notary_State_LastAckSizePath is the path of
+// /kedge/notary/state/last-ack-size (leaf, state). Tree size of the last
+// checkpoint Quartermaster acknowledged.
+type Kedge_Notary_State_LastAckSizePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-ack-size", the schema path (no keys).
+func (Kedge_Notary_State_LastAckSizePath) SchemaPath() string {
+	return "/kedge/notary/state/last-ack-size"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastAckSizePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Notary_State_LastAckTimePath is the path of
+// /kedge/notary/state/last-ack-time (leaf, state). When Quartermaster last
+// acknowledged a checkpoint.
+type Kedge_Notary_State_LastAckTimePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-ack-time", the schema path (no keys).
+func (Kedge_Notary_State_LastAckTimePath) SchemaPath() string {
+	return "/kedge/notary/state/last-ack-time"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastAckTimePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Notary_State_LastCheckpointSizePath is the path of
+// /kedge/notary/state/last-checkpoint-size (leaf, state). Tree size of the
+// last signed checkpoint.
+type Kedge_Notary_State_LastCheckpointSizePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-checkpoint-size", the schema path (no keys).
+func (Kedge_Notary_State_LastCheckpointSizePath) SchemaPath() string {
+	return "/kedge/notary/state/last-checkpoint-size"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastCheckpointSizePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Notary_State_LastCheckpointTimePath is the path of
+// /kedge/notary/state/last-checkpoint-time (leaf, state). When the last
+// checkpoint was signed.
+type Kedge_Notary_State_LastCheckpointTimePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-checkpoint-time", the schema path (no keys).
+func (Kedge_Notary_State_LastCheckpointTimePath) SchemaPath() string {
+	return "/kedge/notary/state/last-checkpoint-time"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastCheckpointTimePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
 // Kedge_Notary_State_LastFlushPath is the path of
-// /kedge/notary/state/last-flush (leaf, state). When the log was last
-// flushed.
+// /kedge/notary/state/last-flush (leaf, state). When the log was last flushed
+// (synced and checkpointed).
 type Kedge_Notary_State_LastFlushPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/last-flush", the schema path (no keys).
@@ -2370,8 +2553,18 @@ func (Kedge_Notary_State_LastFlushPath) SchemaPath() string { return "/kedge/not
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_LastFlushPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
 
+// Kedge_Notary_State_LevelPath is the path of /kedge/notary/state/level
+// (leaf, state). The posture level whose fidelity is applied.
+type Kedge_Notary_State_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/level", the schema path (no keys).
+func (Kedge_Notary_State_LevelPath) SchemaPath() string { return "/kedge/notary/state/level" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
 // Kedge_Notary_State_LogSizePath is the path of /kedge/notary/state/log-size
-// (leaf, state). Size of the log.
+// (leaf, state). Bytes written to the log file.
 type Kedge_Notary_State_LogSizePath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/log-size", the schema path (no keys).
@@ -2379,6 +2572,16 @@ func (Kedge_Notary_State_LogSizePath) SchemaPath() string { return "/kedge/notar
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_LogSizePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Notary_State_OriginPath is the path of /kedge/notary/state/origin
+// (leaf, state). The log's origin: the first line of its checkpoints.
+type Kedge_Notary_State_OriginPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/origin", the schema path (no keys).
+func (Kedge_Notary_State_OriginPath) SchemaPath() string { return "/kedge/notary/state/origin" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_OriginPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Notary_State_PayloadHashingPath is the path of
 // /kedge/notary/state/payload-hashing (leaf, state). Whether payloads are
@@ -2394,7 +2597,7 @@ func (Kedge_Notary_State_PayloadHashingPath) SchemaPath() string {
 func (Kedge_Notary_State_PayloadHashingPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
 
 // Kedge_Notary_State_RecordsPath is the path of /kedge/notary/state/records
-// (leaf, state). Records in the log.
+// (leaf, state). Records in the log: the size of its Merkle tree.
 type Kedge_Notary_State_RecordsPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/records", the schema path (no keys).
@@ -2441,6 +2644,48 @@ func (Kedge_Notary_State_SamplingPercentOverridePath) SchemaPath() string {
 func (Kedge_Notary_State_SamplingPercentOverridePath) Val(v uint8) *gpb.TypedValue {
 	return uintv(uint64(v))
 }
+
+// Kedge_Notary_State_UpstreamErrorPath is the path of
+// /kedge/notary/state/upstream-error (leaf, state). Why the last shipping
+// session failed or was refused.
+type Kedge_Notary_State_UpstreamErrorPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/upstream-error", the schema path (no keys).
+func (Kedge_Notary_State_UpstreamErrorPath) SchemaPath() string {
+	return "/kedge/notary/state/upstream-error"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_UpstreamErrorPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Notary_State_UpstreamStatePath is the path of
+// /kedge/notary/state/upstream-state (leaf, state). What the upstream client
+// is doing.
+type Kedge_Notary_State_UpstreamStatePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/upstream-state", the schema path (no keys).
+func (Kedge_Notary_State_UpstreamStatePath) SchemaPath() string {
+	return "/kedge/notary/state/upstream-state"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_UpstreamStatePath) Val(v NotaryUpstreamState) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Notary_State_VerifierKeyPath is the path of
+// /kedge/notary/state/verifier-key (leaf, state). The note verifier key that
+// signs the checkpoints (name+hash+base64 key), for verifying the log
+// elsewhere.
+type Kedge_Notary_State_VerifierKeyPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/verifier-key", the schema path (no keys).
+func (Kedge_Notary_State_VerifierKeyPath) SchemaPath() string {
+	return "/kedge/notary/state/verifier-key"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_VerifierKeyPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_PodsPath is the path of /kedge/pods (container, config). Pod network
 // attachments on this node.

@@ -171,6 +171,15 @@ type Notary struct {
 	LogSize         uint64    `json:"log-size"`
 	RootHash        string    `json:"root-hash,omitempty"`
 	LastFlush       time.Time `json:"last-flush,omitzero"`
+	// LastCheckpointSize is the tree size of the last signed checkpoint.
+	LastCheckpointSize uint64 `json:"last-checkpoint-size"`
+	// Upstream shipping to Quartermaster: its state, and the tree size
+	// and time of its last acknowledgement.
+	UpstreamState   string    `json:"upstream-state,omitempty"`
+	UpstreamError   string    `json:"upstream-error,omitempty"`
+	LastAckSize     uint64    `json:"last-ack-size"`
+	LastAckTime     time.Time `json:"last-ack-time,omitzero"`
+	DroppedTransits uint64    `json:"dropped-transits"`
 }
 
 // Underlay is the underlay's state: the level and drift checks it runs
@@ -488,6 +497,13 @@ func notary(k kedgetree.Kedge) Notary {
 	n.LogSize, _ = st.LogSize()
 	n.RootHash, _ = st.RootHash()
 	n.LastFlush = ts(st.LastFlush())
+	n.LastCheckpointSize, _ = st.LastCheckpointSize()
+	us, _ := st.UpstreamState()
+	n.UpstreamState = string(us)
+	n.UpstreamError, _ = st.UpstreamError()
+	n.LastAckSize, _ = st.LastAckSize()
+	n.LastAckTime = ts(st.LastAckTime())
+	n.DroppedTransits, _ = st.DroppedTransits()
 	return n
 }
 

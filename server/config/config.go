@@ -55,6 +55,15 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// Notary records artifacts ("on") or not ("off"); notary.go.
+	Notary string `yaml:"notary"`
+	// Quartermaster is where the notary ships its log (host:port; empty:
+	// not shipped), and how it connects.
+	Quartermaster         string `yaml:"quartermaster"`
+	QuartermasterCA       string `yaml:"quartermaster-ca"`
+	QuartermasterCert     string `yaml:"quartermaster-cert"`
+	QuartermasterKey      string `yaml:"quartermaster-key"`
+	QuartermasterInsecure bool   `yaml:"quartermaster-insecure"`
 	// UnderlayCredentials is the directory holding the files that
 	// /kedge/underlay/devices' *-file leaves name (CA, client certificate
 	// and key, password); the tree never holds secrets.
@@ -86,6 +95,7 @@ func Defaults() Config {
 		ShmPath:     "/dev/shm/kedge-governance",
 		BPFPinDir:   "/sys/fs/bpf/kedge",
 		MeshDevice:  "embedded",
+		Notary:      "on",
 		// 9339 is gNMI's; the next port keeps the pair easy to remember.
 		MetricsListen: "127.0.0.1:9340",
 		// The seed leaves the grace open; 30 s lets an interactive
@@ -255,6 +265,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "HTTP address of Prometheus /metrics, /healthz, /readyz and the status page (\"off\": none)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	bindNotary(fs, c)
 	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
 
@@ -313,7 +324,7 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	if c.Insecure && (c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "") {
 		return errors.New("resolve config: --insecure conflicts with --tls-cert/--tls-key/--tls-ca")
 	}
-	return nil
+	return c.resolveNotary()
 }
 
 // MetricsOff reports whether the metrics listener is disabled.

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,9 @@ type Metrics struct {
 	feedDelay prometheus.Histogram
 	notary    *prometheus.GaugeVec
 
+	upstreamRecords prometheus.Gauge
+	lastAck         atomic.Pointer[time.Time] // of the oldest unacknowledged wait; nil or zero: none
+
 	devices   *prometheus.GaugeVec
 	drifted   prometheus.Gauge
 	mutations *prometheus.GaugeVec
@@ -96,7 +100,17 @@ func New() *Metrics {
 	m.denials = f.counterVec("kedge_shellstream_denials_total", "Shellstream handshakes denied, by reason (posture, invalid_sat, invalid_proof, unauthorized, replay, timeout, bad_request, unavailable).", "reason")
 
 	m.feedDelay = f.hist("kedge_change_feed_delay_seconds", "Time from a commit to the status follower reading it from the change feed.", feedLagBucket)
-	m.notary = f.gaugeVec("kedge_notary", "The notary's state: records, log_bytes, sampling_percent.", "what")
+	m.notary = f.gaugeVec("kedge_notary", "The notary's state: records, log_bytes, sampling_percent, dropped_transits (transits its full queue refused).", "what")
+	m.upstreamRecords = f.gauge("kedge_notary_upstream_lag_records", "Notary records Quartermaster has not acknowledged yet (0 without an upstream).")
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kedge_notary_upstream_lag_seconds",
+		Help: "Time since Quartermaster last acknowledged the notary's log while records wait (0 when caught up or without an upstream)."},
+		func() float64 {
+			at := m.lastAck.Load()
+			if at == nil || at.IsZero() {
+				return 0
+			}
+			return time.Since(*at).Seconds()
+		}))
 
 	m.devices = f.gaugeVec("kedge_underlay_devices", "Underlay devices by status (unreported: no state written yet).", "status")
 	m.drifted = f.gauge("kedge_underlay_drifted_devices", "Underlay devices whose running configuration drifted from what Kedge applied.")
@@ -203,6 +217,23 @@ func (m *Metrics) Observe(n *summary.Node) {
 	m.notary.WithLabelValues("records").Set(float64(n.Notary.Records))
 	m.notary.WithLabelValues("log_bytes").Set(float64(n.Notary.LogSize))
 	m.notary.WithLabelValues("sampling_percent").Set(float64(n.Notary.SamplingPercent))
+	m.notary.WithLabelValues("dropped_transits").Set(float64(n.Notary.DroppedTransits))
+	nt := n.Notary
+	var waiting uint64
+	if nt.UpstreamState != "" && nt.UpstreamState != "disabled" && nt.Records > nt.LastAckSize {
+		waiting = nt.Records - nt.LastAckSize
+	}
+	m.upstreamRecords.Set(float64(waiting))
+	since := time.Time{}
+	if waiting > 0 {
+		// Records wait: the lag runs from the last acknowledgement, or
+		// from the daemon's start when nothing was acknowledged yet.
+		since = nt.LastAckTime
+		if since.IsZero() {
+			since = n.System.BootTime
+		}
+	}
+	m.lastAck.Store(&since)
 }
 
 // FeedDelay records how long after its commit a change-feed reader got a

@@ -116,6 +116,7 @@ func Effective(config, external uint8) (uint8, string) {
 // what was applied, or when force is set (start-up convergence).
 func (e *Engine) evaluate(ctx context.Context, external uint8, force bool) {
 	eff, src := Effective(e.cfgLevel, external)
+	e.source = src
 	from := e.applied.Level
 	if !e.hasApply {
 		from = eff
@@ -157,7 +158,7 @@ func (e *Engine) execute(ctx context.Context, from, to uint8, seq uint64, resume
 	e.pending = &inflight{Seq: seq, From: from, To: to, Started: start.UnixNano()}
 	e.applied.Level, e.hasApply, e.appliedAccord = to, true, a
 	tr := Transition{Seq: seq, From: from, To: to, Accord: a, Resume: resume}
-	rep := Report{Seq: seq, From: from, To: to, Started: start, Result: ResultOK, Resume: resume}
+	rep := Report{Seq: seq, From: from, To: to, Source: e.source, Started: start, Result: ResultOK, Resume: resume}
 
 	takeSnap := tr.Escalation() && e.snap == nil
 	recorded := false

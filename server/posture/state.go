@@ -40,6 +40,9 @@ type StepResult struct {
 type Report struct {
 	Seq      uint64
 	From, To uint8
+	// Source is what decided the target level (SourceConfig or
+	// SourceBPFMap); empty for a plan resumed before any evaluation.
+	Source   string
 	Started  time.Time
 	Duration time.Duration
 	Result   string

@@ -46,6 +46,12 @@ var subcommands = []subcommand{
 		run:     installCNICmd,
 	},
 	{
+		name:    "notary",
+		usage:   "notary query|get INDEX|checkpoint|verify [flags]",
+		summary: "Read the notary log: query lists artifacts from the running daemon by type, time and posture level; get fetches one with its inclusion proof and checks it; checkpoint prints the latest signed checkpoint; verify checks the whole local log offline (every frame, signature and tree hash), optionally against a saved checkpoint. Each verb takes -h.",
+		run:     notaryCmd,
+	},
+	{
 		name:    "store",
 		usage:   storeUsage,
 		summary: storeSummary,

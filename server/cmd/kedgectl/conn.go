@@ -125,8 +125,9 @@ func (o connOpts) creds() (credentials.TransportCredentials, error) {
 	return credentials.NewTLS(tc), nil
 }
 
-// dial connects to the node: a gNMI client and the connection to close.
-func (o connOpts) dial(stdin io.Reader, stderr io.Writer) (gpb.GNMIClient, io.Closer, error) {
+// dial connects to the node: a gNMI client and the connection (other
+// services of the node use it too; close it when done).
+func (o connOpts) dial(stdin io.Reader, stderr io.Writer) (gpb.GNMIClient, *grpc.ClientConn, error) {
 	if o.addr == "" {
 		return nil, nil, fmt.Errorf("%w: --addr is empty", errUsage)
 	}

@@ -95,7 +95,7 @@ type app struct {
 func (a *app) root() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kedgectl",
-		Short: "Operate a Kedge node: status, posture, mesh, routes, sessions, underlay",
+		Short: "Operate a Kedge node: status, posture, mesh, routes, sessions, underlay, notary",
 		Long: `kedgectl shows what a Kedge node is doing and makes the writes operators make by hand.
 
 It connects to the node's gNMI server over the local unix socket by default (the daemon
@@ -129,7 +129,7 @@ Tables by default; -o json and -o yaml for scripts.`,
 		}
 		return fmt.Errorf("%w: -o %q: want table, json or yaml", errUsage, a.output)
 	}
-	root.AddCommand(a.statusCmd(), a.postureCmd(), a.meshCmd(), a.routesCmd(), a.sessionsCmd(), a.underlayCmd())
+	root.AddCommand(a.statusCmd(), a.postureCmd(), a.meshCmd(), a.routesCmd(), a.sessionsCmd(), a.underlayCmd(), a.notaryCmd())
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}

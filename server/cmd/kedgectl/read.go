@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
 	"gopkg.in/yaml.v3"
 
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
@@ -22,7 +22,7 @@ import (
 // node is a connection to one node.
 type node struct {
 	c      gpb.GNMIClient
-	closer io.Closer
+	cc     *grpc.ClientConn
 	schema *tree.Schema
 }
 
@@ -32,14 +32,14 @@ func (a *app) open() (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile schema: %w", err)
 	}
-	c, closer, err := a.conn.dial(a.stdin, a.stderr)
+	c, cc, err := a.conn.dial(a.stdin, a.stderr)
 	if err != nil {
 		return nil, err
 	}
-	return &node{c: c, closer: closer, schema: schema}, nil
+	return &node{c: c, cc: cc, schema: schema}, nil
 }
 
-func (n *node) Close() error { return n.closer.Close() }
+func (n *node) Close() error { return n.cc.Close() }
 
 // sectionPath is the subtree each summary section reads.
 func sectionPath(s summary.Section) *gpb.Path {

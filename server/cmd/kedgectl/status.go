@@ -91,6 +91,12 @@ func (a *app) statusTable(w *tabwriter.Writer, s *summary.Node) {
 		}
 	}
 	fmt.Fprintf(w, "sessions\t%d active\t%d listed\n", active, len(s.Sessions))
+	nt := s.Notary
+	upstream := "no upstream"
+	if nt.UpstreamState != "" && nt.UpstreamState != "disabled" {
+		upstream = fmt.Sprintf("upstream %s, %d acknowledged", nt.UpstreamState, nt.LastAckSize)
+	}
+	fmt.Fprintf(w, "notary\t%s, %d%% of transits, %s flush\t%s\n", plural(int(nt.Records), "record"), nt.SamplingPercent, orDash(nt.FlushMode), upstream)
 	u := s.Underlay
 	drift, pending := 0, 0
 	for _, d := range u.Devices {
