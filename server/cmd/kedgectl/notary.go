@@ -376,5 +376,3 @@ func hashes(bs [][]byte) ([]tlog.Hash, error) {
 	}
 	return out, nil
 }
-
-
