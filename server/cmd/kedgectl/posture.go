@@ -295,15 +295,6 @@ func (a *app) postureResolveCmd(what string) *cobra.Command {
 	}
 }
 
-// readPosture reads the posture subtree.
-func (a *app) readPosture(ctx context.Context, n *node) (summary.Posture, error) {
-	s, _, err := n.summarize(ctx, summary.SectionPosture)
-	if err != nil {
-		return summary.Posture{}, err
-	}
-	return s.Posture, nil
-}
-
 // applied holds once the engine has applied level: its state shows it,
 // the last transition led to the effective level and has finished.
 func applied(level uint8) func(summary.Posture) bool {
