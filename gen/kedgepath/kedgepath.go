@@ -610,6 +610,11 @@ func (n *Kedge_Mesh_Peers_Peer_ConfigPath) Name() *Kedge_Mesh_Peers_Peer_Config_
 	return &Kedge_Mesh_Peers_Peer_Config_NamePath{ygot.NewNodePath([]string{"name"}, nil, n)}
 }
 
+// Owner returns the path of /kedge/mesh/peers/peer/config/owner.
+func (n *Kedge_Mesh_Peers_Peer_ConfigPath) Owner() *Kedge_Mesh_Peers_Peer_Config_OwnerPath {
+	return &Kedge_Mesh_Peers_Peer_Config_OwnerPath{ygot.NewNodePath([]string{"owner"}, nil, n)}
+}
+
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/config/persistent-keepalive.
 func (n *Kedge_Mesh_Peers_Peer_ConfigPath) PersistentKeepalive() *Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath {
 	return &Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath{ygot.NewNodePath([]string{"persistent-keepalive"}, nil, n)}
@@ -658,6 +663,16 @@ type Kedge_Mesh_Peers_Peer_Config_EndpointPath struct {
 // /kedge/mesh/peers/peer/config/name (leaf, config). The peer's name, usually
 // its node name.
 type Kedge_Mesh_Peers_Peer_Config_NamePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Mesh_Peers_Peer_Config_OwnerPath is the path of
+// /kedge/mesh/peers/peer/config/owner (leaf, config). Who manages this peer
+// entry. "kube" marks a peer the daemon built from the cluster's KedgeNode
+// objects: the daemon updates and removes those as the cluster changes. Any
+// other value, or none, is a local entry that the cluster never changes;
+// writing a different owner on a "kube" peer takes it over locally.
+type Kedge_Mesh_Peers_Peer_Config_OwnerPath struct {
 	*ygot.NodePath
 }
 
@@ -730,6 +745,11 @@ func (n *Kedge_Mesh_Peers_Peer_StatePath) LastHandshake() *Kedge_Mesh_Peers_Peer
 // Name returns the path of /kedge/mesh/peers/peer/state/name.
 func (n *Kedge_Mesh_Peers_Peer_StatePath) Name() *Kedge_Mesh_Peers_Peer_State_NamePath {
 	return &Kedge_Mesh_Peers_Peer_State_NamePath{ygot.NewNodePath([]string{"name"}, nil, n)}
+}
+
+// Owner returns the path of /kedge/mesh/peers/peer/state/owner.
+func (n *Kedge_Mesh_Peers_Peer_StatePath) Owner() *Kedge_Mesh_Peers_Peer_State_OwnerPath {
+	return &Kedge_Mesh_Peers_Peer_State_OwnerPath{ygot.NewNodePath([]string{"owner"}, nil, n)}
 }
 
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/state/persistent-keepalive.
@@ -809,6 +829,16 @@ type Kedge_Mesh_Peers_Peer_State_LastHandshakePath struct {
 // /kedge/mesh/peers/peer/state/name (leaf, state). The peer's name, usually
 // its node name.
 type Kedge_Mesh_Peers_Peer_State_NamePath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Mesh_Peers_Peer_State_OwnerPath is the path of
+// /kedge/mesh/peers/peer/state/owner (leaf, state). Who manages this peer
+// entry. "kube" marks a peer the daemon built from the cluster's KedgeNode
+// objects: the daemon updates and removes those as the cluster changes. Any
+// other value, or none, is a local entry that the cluster never changes;
+// writing a different owner on a "kube" peer takes it over locally.
+type Kedge_Mesh_Peers_Peer_State_OwnerPath struct {
 	*ygot.NodePath
 }
 
@@ -1478,6 +1508,11 @@ type Kedge_PosturePath struct {
 	*ygot.NodePath
 }
 
+// Cluster returns the path of /kedge/posture/cluster.
+func (n *Kedge_PosturePath) Cluster() *Kedge_Posture_ClusterPath {
+	return &Kedge_Posture_ClusterPath{ygot.NewNodePath([]string{"cluster"}, nil, n)}
+}
+
 // Config returns the path of /kedge/posture/config.
 func (n *Kedge_PosturePath) Config() *Kedge_Posture_ConfigPath {
 	return &Kedge_Posture_ConfigPath{ygot.NewNodePath([]string{"config"}, nil, n)}
@@ -1491,6 +1526,98 @@ func (n *Kedge_PosturePath) History() *Kedge_Posture_HistoryPath {
 // State returns the path of /kedge/posture/state.
 func (n *Kedge_PosturePath) State() *Kedge_Posture_StatePath {
 	return &Kedge_Posture_StatePath{ygot.NewNodePath([]string{"state"}, nil, n)}
+}
+
+// Kedge_Posture_ClusterPath is the path of /kedge/posture/cluster (container,
+// config). The cluster-wide posture level, mirrored by the daemon from the
+// cluster's KedgeClusterPosture object. It can only make the effective level
+// stricter, never looser than the node's own config or its BPF map.
+type Kedge_Posture_ClusterPath struct {
+	*ygot.NodePath
+}
+
+// Config returns the path of /kedge/posture/cluster/config.
+func (n *Kedge_Posture_ClusterPath) Config() *Kedge_Posture_Cluster_ConfigPath {
+	return &Kedge_Posture_Cluster_ConfigPath{ygot.NewNodePath([]string{"config"}, nil, n)}
+}
+
+// State returns the path of /kedge/posture/cluster/state.
+func (n *Kedge_Posture_ClusterPath) State() *Kedge_Posture_Cluster_StatePath {
+	return &Kedge_Posture_Cluster_StatePath{ygot.NewNodePath([]string{"state"}, nil, n)}
+}
+
+// Kedge_Posture_Cluster_ConfigPath is the path of
+// /kedge/posture/cluster/config (container, config). The cluster's level as
+// last read from the cluster.
+type Kedge_Posture_Cluster_ConfigPath struct {
+	*ygot.NodePath
+}
+
+// Level returns the path of /kedge/posture/cluster/config/level.
+func (n *Kedge_Posture_Cluster_ConfigPath) Level() *Kedge_Posture_Cluster_Config_LevelPath {
+	return &Kedge_Posture_Cluster_Config_LevelPath{ygot.NewNodePath([]string{"level"}, nil, n)}
+}
+
+// Object returns the path of /kedge/posture/cluster/config/object.
+func (n *Kedge_Posture_Cluster_ConfigPath) Object() *Kedge_Posture_Cluster_Config_ObjectPath {
+	return &Kedge_Posture_Cluster_Config_ObjectPath{ygot.NewNodePath([]string{"object"}, nil, n)}
+}
+
+// Kedge_Posture_Cluster_Config_LevelPath is the path of
+// /kedge/posture/cluster/config/level (leaf, config). The cluster's posture
+// level; absent when the cluster sets none.
+type Kedge_Posture_Cluster_Config_LevelPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Posture_Cluster_Config_ObjectPath is the path of
+// /kedge/posture/cluster/config/object (leaf, config). The name of the
+// cluster object the level came from.
+type Kedge_Posture_Cluster_Config_ObjectPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Posture_Cluster_StatePath is the path of /kedge/posture/cluster/state
+// (container, state). How the mirror is doing.
+type Kedge_Posture_Cluster_StatePath struct {
+	*ygot.NodePath
+}
+
+// Connected returns the path of /kedge/posture/cluster/state/connected.
+func (n *Kedge_Posture_Cluster_StatePath) Connected() *Kedge_Posture_Cluster_State_ConnectedPath {
+	return &Kedge_Posture_Cluster_State_ConnectedPath{ygot.NewNodePath([]string{"connected"}, nil, n)}
+}
+
+// LastSync returns the path of /kedge/posture/cluster/state/last-sync.
+func (n *Kedge_Posture_Cluster_StatePath) LastSync() *Kedge_Posture_Cluster_State_LastSyncPath {
+	return &Kedge_Posture_Cluster_State_LastSyncPath{ygot.NewNodePath([]string{"last-sync"}, nil, n)}
+}
+
+// Level returns the path of /kedge/posture/cluster/state/level.
+func (n *Kedge_Posture_Cluster_StatePath) Level() *Kedge_Posture_Cluster_State_LevelPath {
+	return &Kedge_Posture_Cluster_State_LevelPath{ygot.NewNodePath([]string{"level"}, nil, n)}
+}
+
+// Kedge_Posture_Cluster_State_ConnectedPath is the path of
+// /kedge/posture/cluster/state/connected (leaf, state). Whether the daemon
+// currently reaches the cluster's API. While it does not, the node keeps its
+// last peers and level.
+type Kedge_Posture_Cluster_State_ConnectedPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Posture_Cluster_State_LastSyncPath is the path of
+// /kedge/posture/cluster/state/last-sync (leaf, state). When the daemon last
+// heard from the cluster's API.
+type Kedge_Posture_Cluster_State_LastSyncPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Posture_Cluster_State_LevelPath is the path of
+// /kedge/posture/cluster/state/level (leaf, state). The cluster level the
+// posture engine applied.
+type Kedge_Posture_Cluster_State_LevelPath struct {
+	*ygot.NodePath
 }
 
 // Kedge_Posture_ConfigPath is the path of /kedge/posture/config (container,

@@ -65,6 +65,7 @@ type Engine struct {
 	applied       applied
 	hasApply      bool // applied came from meta or a completed plan
 	cfgLevel      uint8
+	clusterLevel  uint8 // /kedge/posture/cluster/config/level; 0: none
 	overrides     accord.Overrides
 	accords       []accord.Accord
 	appliedAccord accord.Accord // the accord the last plan applied
@@ -136,7 +137,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	// Converge at start even when nothing changed (unless the resumed plan
 	// just did): a backend may have lost its state (a fresh shm segment, a
 	// new BPF pin) while we were down.
-	eff, _ := Effective(e.cfgLevel, external)
+	eff, _ := e.effective(external)
 	e.evaluate(ctx, external, resumedTo != eff || (foreign && e.ownsMap()))
 	e.processed.Store(w.Pos() - 1)
 	if e.opt.OnReady != nil {
@@ -232,7 +233,8 @@ func (e *Engine) drain(ctx context.Context, w *store.Watcher) (bool, *store.Watc
 		}
 		for _, ch := range c.Changes {
 			p := ch.Node.Path
-			if strings.HasPrefix(p, "/kedge/posture/config/") || strings.HasPrefix(p, "/kedge/accords/") {
+			if strings.HasPrefix(p, "/kedge/posture/config/") || strings.HasPrefix(p, "/kedge/posture/cluster/config/") ||
+				strings.HasPrefix(p, "/kedge/accords/") {
 				changed = true
 				break
 			}

@@ -54,11 +54,19 @@ func (e *Engine) readTree() (*store.Watcher, error) {
 // the store's read lock.
 func (e *Engine) load(t *tree.Tree) {
 	e.cfgLevel = accord.MaxLevel // the YANG default
+	e.clusterLevel = 0           // the cluster asks for nothing
 	if k := t.Root().Sub("kedge"); k != nil {
 		if p := k.Sub("posture"); p != nil {
 			if c := p.Sub("config"); c != nil {
 				if v := c.Get("level"); v.IsSet() && accord.Valid(uint8(v.UintVal())) {
 					e.cfgLevel = uint8(v.UintVal())
+				}
+			}
+			if cl := p.Sub("cluster"); cl != nil {
+				if c := cl.Sub("config"); c != nil {
+					if v := c.Get("level"); v.IsSet() && accord.Valid(uint8(v.UintVal())) {
+						e.clusterLevel = uint8(v.UintVal())
+					}
 				}
 			}
 		}
@@ -121,10 +129,21 @@ func Effective(config, external uint8) (uint8, string) {
 	return config, SourceConfig
 }
 
+// effective is Effective with the cluster's level as a third source: the
+// lowest valid level wins; on a tie config wins, then the BPF map, then
+// the cluster.
+func (e *Engine) effective(external uint8) (uint8, string) {
+	lvl, src := Effective(e.cfgLevel, external)
+	if accord.Valid(e.clusterLevel) && e.clusterLevel < lvl {
+		return e.clusterLevel, SourceCluster
+	}
+	return lvl, src
+}
+
 // evaluate runs a plan when the effective level or its accord differ from
 // what was applied, or when force is set (start-up convergence).
 func (e *Engine) evaluate(ctx context.Context, external uint8, force bool) {
-	eff, src := Effective(e.cfgLevel, external)
+	eff, src := e.effective(external)
 	from := e.applied.Level
 	if !e.hasApply {
 		from = eff
