@@ -31,6 +31,7 @@ import (
 	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/config"
+	"github.com/guildhouse-co/kedge/server/kube"
 	"github.com/guildhouse-co/kedge/server/listen"
 	"github.com/guildhouse-co/kedge/server/probe"
 	"github.com/guildhouse-co/kedge/yang"
@@ -52,6 +53,7 @@ type Daemon struct {
 	errc  chan error
 	strms *streams
 	dp    *dataplane
+	kube  *kube.Component
 }
 
 // Start brings the daemon up on a resolved configuration and returns
@@ -119,6 +121,9 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
 	}
 	if err := d.startDataplane(probed); err != nil {
+		return nil, err
+	}
+	if err := d.startKube(); err != nil {
 		return nil, err
 	}
 
@@ -288,6 +293,11 @@ func (d *Daemon) closeAll() error {
 	if d.tgt != nil {
 		d.tgt.Close()
 		d.tgt = nil
+	}
+	// The cluster engine stops first: it writes into the tree.
+	if d.kube != nil {
+		_ = d.kube.Close()
+		d.kube = nil
 	}
 	// The dataplane stops before the store closes: its last state writes
 	// need the store, and its backends keep the kernel as it is.

@@ -53,6 +53,15 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// Kubeconfig or KubeInCluster turn on the Kubernetes cluster engine
+	// (server/kube): discovery through KedgeNode objects, the cluster
+	// posture level, pod metadata. Neither: the node stands alone.
+	Kubeconfig    string `yaml:"kubeconfig"`
+	KubeInCluster bool   `yaml:"kube-in-cluster"`
+	// KubeEndpoint overrides the endpoint the node publishes (host or
+	// host:port); KubePosture names the KedgeClusterPosture to follow.
+	KubeEndpoint string `yaml:"kube-endpoint"`
+	KubePosture  string `yaml:"kube-posture"`
 }
 
 // Defaults returns the built-in settings, before resolution.
@@ -130,6 +139,10 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ShmPath, "shm-path", c.ShmPath, "VPP governance shared-memory segment (\"off\": none)")
 	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
 	fs.StringVar(&c.MeshDevice, "mesh-device", c.MeshDevice, "WireGuard device owner: embedded (the daemon hosts it) or external (a sidecar such as kedge-wg does)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig file of the Kubernetes API to join (empty: standalone unless --kube-in-cluster)")
+	fs.BoolVar(&c.KubeInCluster, "kube-in-cluster", c.KubeInCluster, "join the Kubernetes API this pod runs in (service account)")
+	fs.StringVar(&c.KubeEndpoint, "kube-endpoint", c.KubeEndpoint, "address peers reach this node's WireGuard device at (default: the Node's annotation or InternalIP)")
+	fs.StringVar(&c.KubePosture, "kube-posture", c.KubePosture, "name of the KedgeClusterPosture to follow (default cluster)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
 }
 
@@ -172,6 +185,9 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if _, err := c.Level(); err != nil {
 		return err
+	}
+	if c.Kubeconfig != "" && c.KubeInCluster {
+		return errors.New("resolve config: --kubeconfig conflicts with --kube-in-cluster")
 	}
 	if c.Insecure && (c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "") {
 		return errors.New("resolve config: --insecure conflicts with --tls-cert/--tls-key/--tls-ca")
