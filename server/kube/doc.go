@@ -44,8 +44,9 @@
 // # Writes to the API
 //
 // The node creates its own KedgeNode (named after the node) and writes its
-// status: public key, endpoint, overlay addresses, cluster, role and
-// effective level. The endpoint is the daemon's --kube-endpoint if set,
+// status: public key, endpoint, overlay addresses (the mesh interface's
+// addresses as /32 or /128: what peers route into its tunnel), cluster,
+// role and effective level. The endpoint is the daemon's --kube-endpoint if set,
 // else the Node's kedge.guildhouse.dev/endpoint annotation, else its
 // InternalIP (then ExternalIP), with the mesh's listen port; it is also
 // published at /kedge/mesh/state/endpoint. Each node writes only its own

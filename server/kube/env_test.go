@@ -177,7 +177,7 @@ func newNode(t testing.TB, name string, i int) *node {
 	}
 	n.pub = k.PublicKey().String()
 	commit(t, n.st, false, "/kedge/mesh/config/listen-port", 51820+i,
-		"/kedge/mesh/config/addresses", []string{fmt.Sprintf("10.99.0.%d/32", i+1)},
+		"/kedge/mesh/config/addresses", []string{fmt.Sprintf("10.99.0.%d/24", i+1)},
 		"/kedge/system/config/cluster", "home", "/kedge/system/config/role", "homelab")
 	commit(t, n.st, true, "/kedge/mesh/state/public-key", n.pub, "/kedge/mesh/state/listen-port", 51820+i)
 	eng, err := posture.New(n.st, posture.Options{})

@@ -150,6 +150,23 @@ func endpointOf(override string, node *corev1.Node, port uint16) string {
 	return net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(int(port)))
 }
 
+// hostPrefixes turns the mesh interface's addresses (10.9.0.3/24) into
+// what peers route to this node (10.9.0.3/32): the subnet is everyone's,
+// each node owns only its address. Unparsable entries are dropped (the
+// tree's schema already checked them).
+func hostPrefixes(addrs []string) []string {
+	var out []string
+	for _, a := range addrs {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			continue
+		}
+		out = append(out, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()).String())
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

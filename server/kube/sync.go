@@ -101,7 +101,7 @@ func (c *Component) publish(ctx context.Context, l local) error {
 	var errs []error
 	if c.nodes.HasSynced() {
 		want := v1.KedgeNodeStatus{PublicKey: l.PublicKey, Endpoint: endpointOf(c.o.Endpoint, c.selfNode(), l.ListenPort),
-			OverlayAddresses: slices.Sorted(slices.Values(l.Addresses)), Cluster: l.Cluster, Role: l.Role,
+			OverlayAddresses: hostPrefixes(l.Addresses), Cluster: l.Cluster, Role: l.Role,
 			EffectiveLevel: int32(l.EffectiveLevel)}
 		self := getObj[*v1.KedgeNode](c.nodes, c.o.NodeName)
 		if self == nil {

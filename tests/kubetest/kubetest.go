@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +101,12 @@ func Start(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kube-apiserver log (end):\n%s\netcd log (end):\n%s",
+				tail(filepath.Join(c.dir, "kube-apiserver.log")), tail(filepath.Join(c.dir, "etcd.log")))
+		}
+	})
 	return c
 }
 
@@ -316,7 +323,7 @@ func run(logPath, bin string, args ...string) (*process, error) {
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// The control plane dies with the test binary, even on a kill -9.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := spawn(cmd); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
 	}
@@ -338,6 +345,31 @@ func (p *process) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// The parent-death signal fires when the thread that forked the child
+// exits, not the process, and Go ends threads: one whose goroutine locked
+// it (to enter a network namespace, as the mesh tests do) and returned
+// locked is destroyed. So every child is forked from one locked thread
+// that lives as long as the test binary.
+var (
+	spawnOnce sync.Once
+	spawnReq  chan func()
+)
+
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnReq = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread never exits
+			for f := range spawnReq {
+				f()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawnReq <- func() { errc <- cmd.Start() }
+	return <-errc
 }
 
 func waitHTTP(p *process, hc *http.Client, url string, timeout time.Duration) error {
