@@ -1614,8 +1614,8 @@ type Kedge_Posture_Cluster_State_LastSyncPath struct {
 }
 
 // Kedge_Posture_Cluster_State_LevelPath is the path of
-// /kedge/posture/cluster/state/level (leaf, state). The cluster level the
-// posture engine applied.
+// /kedge/posture/cluster/state/level (leaf, state). The cluster level this
+// node holds (its config mirror).
 type Kedge_Posture_Cluster_State_LevelPath struct {
 	*ygot.NodePath
 }

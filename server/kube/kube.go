@@ -68,14 +68,16 @@ type Component struct {
 
 	nodes, postures, pods, node, namespaces cache.SharedIndexInformer
 
-	kick      chan struct{}
+	kick      chan struct{} // the mirror loop's
+	pubKick   chan struct{} // the publisher loop's
 	connected atomic.Bool
-	rounds    atomic.Uint64 // completed sync rounds (tests)
+	rounds    atomic.Uint64 // completed mirror rounds (tests)
 
-	// Owned by the loop.
+	// Owned by the mirror loop.
 	lastState  stateRecord
 	wroteState bool
-	lastNode   *v1.KedgeNodeStatus // last status applied
+	// Owned by the publisher loop.
+	lastNode *v1.KedgeNodeStatus // last status applied
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -120,7 +122,7 @@ func New(st Store, o Options) (*Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Component{st: st, o: o, log: o.Logger, api: api, kick: make(chan struct{}, 1)}
+	c := &Component{st: st, o: o, log: o.Logger, api: api, kick: make(chan struct{}, 1), pubKick: make(chan struct{}, 1)}
 	c.nodes = cache.NewSharedIndexInformer(api.kedgeNodesLW(), &v1.KedgeNode{}, o.Resync, cache.Indexers{})
 	c.postures = cache.NewSharedIndexInformer(api.posturesLW(o.PostureObject), &v1.KedgeClusterPosture{}, o.Resync, cache.Indexers{})
 	c.pods = cache.NewSharedIndexInformer(api.podsLW(o.NodeName), &corev1.Pod{}, o.Resync, cache.Indexers{})
@@ -162,7 +164,8 @@ func (c *Component) Start(ctx context.Context) error {
 	}
 	w := c.st.Watch()
 	c.wg.Go(func() { c.followTree(ctx, w) })
-	c.wg.Go(func() { c.loop(ctx) })
+	c.wg.Go(func() { c.loop(ctx, "mirror", c.kick, nil, c.mirror, func() { c.rounds.Add(1) }) })
+	c.wg.Go(func() { c.loop(ctx, "publish", c.pubKick, c.probe, c.publishRound, nil) })
 	return nil
 }
 
@@ -190,7 +193,7 @@ func (c *Component) Synced() bool {
 // asked.
 func (c *Component) Connected() bool { return c.connected.Load() }
 
-// Rounds is how many sync rounds have completed (tests).
+// Rounds is how many mirror rounds have completed (tests).
 func (c *Component) Rounds() uint64 { return c.rounds.Load() }
 
 func (c *Component) seen() {
@@ -204,11 +207,13 @@ func (c *Component) setConnected(ok bool) {
 	}
 }
 
-// Kick asks for a sync round soon.
+// Kick asks both loops for a round soon.
 func (c *Component) Kick() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
+	for _, k := range []chan struct{}{c.kick, c.pubKick} {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -243,9 +248,13 @@ func watched(path string) bool {
 	return false
 }
 
-// loop runs a sync round on every kick and every resync period, and
-// retries a failed round with capped exponential backoff.
-func (c *Component) loop(ctx context.Context) {
+// loop runs round on every kick and every resync period, and retries a
+// failed round with capped exponential backoff. Two loops run: the mirror
+// (cluster → tree: local commits only, the latency path of a posture
+// change) and the publisher (tree → API: network writes, which may be
+// slow or failing without holding up the mirror).
+func (c *Component) loop(ctx context.Context, name string, kick <-chan struct{}, onTick func(context.Context),
+	round func(context.Context) error, done func()) {
 	tick := time.NewTicker(c.o.Resync)
 	defer tick.Stop()
 	backoff := time.Duration(0)
@@ -258,14 +267,18 @@ func (c *Component) loop(ctx context.Context) {
 				retryTimer.Stop()
 			}
 			return
-		case <-c.kick:
+		case <-kick:
 		case <-tick.C:
-			c.probe(ctx)
+			if onTick != nil {
+				onTick(ctx)
+			}
 		case <-retry:
 			retry, retryTimer = nil, nil
 		}
-		err := c.sync(ctx)
-		c.rounds.Add(1)
+		err := round(ctx)
+		if done != nil {
+			done()
+		}
 		if err == nil {
 			backoff = 0
 			continue
@@ -274,7 +287,7 @@ func (c *Component) loop(ctx context.Context) {
 			return
 		}
 		backoff = min(max(2*backoff, c.o.RetryMin), c.o.RetryMax)
-		c.log.Warn("kube sync failed; retrying", "err", err, "in", backoff)
+		c.log.Warn("kube "+name+" failed; retrying", "err", err, "in", backoff)
 		if retryTimer == nil {
 			retryTimer = time.NewTimer(backoff)
 			retry = retryTimer.C

@@ -14,13 +14,14 @@ import (
 	v1 "github.com/guildhouse-co/kedge/server/kube/api/v1alpha1"
 )
 
-// sync is one round: bring the tree in line with the informers' caches
-// (peers, cluster level, pods), then publish the node to the API. Parts
-// whose informer has not listed yet are left alone.
-func (c *Component) sync(ctx context.Context) error {
-	var l local
-	if err := c.st.Read(func(t *tree.Tree) error { l = readLocal(t); return nil }); err != nil {
-		return fmt.Errorf("read tree: %w", err)
+// mirror is one round of the mirror loop: bring the tree in line with
+// the informers' caches (peers, cluster level, pods) and write the
+// component's state leaves. Parts whose informer has not listed yet are
+// left alone.
+func (c *Component) mirror(ctx context.Context) error {
+	l, err := c.readLocal()
+	if err != nil {
+		return err
 	}
 	var errs []error
 	if o := c.treeOps(l); len(o) > 0 {
@@ -31,11 +32,28 @@ func (c *Component) sync(ctx context.Context) error {
 	if err := c.writeState(ctx, l); err != nil {
 		errs = append(errs, err)
 	}
+	return errors.Join(errs...)
+}
+
+// publishRound is one round of the publisher loop.
+func (c *Component) publishRound(ctx context.Context) error {
+	l, err := c.readLocal()
+	if err != nil {
+		return err
+	}
 	if err := c.publish(ctx, l); err != nil {
 		c.setConnected(false)
-		errs = append(errs, err)
+		return err
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+func (c *Component) readLocal() (local, error) {
+	var l local
+	if err := c.st.Read(func(t *tree.Tree) error { l = readLocal(t); return nil }); err != nil {
+		return l, fmt.Errorf("read tree: %w", err)
+	}
+	return l, nil
 }
 
 // treeOps is what the cluster changes in the tree.
