@@ -26,9 +26,15 @@ test: kube-tools ## run every test with -race (root runs the kernel tests too), 
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) -parallel 1 ./gnmi/tree
 	$(GO) test -run '^$$' -fuzz '^FuzzSetValue$$' -fuzztime $(FUZZTIME) -parallel 1 ./gnmi/tree
 
+# The version stamped into the binaries (kedge-daemon --version and
+# /kedge/system/state/version). GOFLAGS has -buildvcs=false, so the Go
+# toolchain records no revision: make build VERSION=v1.2.3 overrides it.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/guildhouse-co/kedge/server/buildinfo.version=$(VERSION)
+
 .PHONY: build
-build: ## build the binaries into ./bin (kedge-daemon, kedge-cni, kedge-wg)
-	$(GO) build -o bin/ ./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
+build: ## build the binaries into ./bin (kedge-daemon, kedge-cni, kedge-wg); VERSION=... overrides git describe
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
 
 .PHONY: generate
 generate: proto-gen kube-gen ## rebuild everything generated (gen/, the README tree listing, the CRDs)

@@ -53,6 +53,7 @@ type Daemon struct {
 	errc  chan error
 	strms *streams
 	dp    *dataplane
+	authn *auth.Authenticator
 	kube  *kube.Component
 }
 
@@ -100,6 +101,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		log.Info("policy", "path", "built-in (root is master on the unix socket)")
 	}
 	authn := auth.NewAuthenticator(policy, pws, log)
+	d.authn = authn
 
 	probed := probe.Run(probe.Host())
 	for _, r := range probed {
@@ -133,7 +135,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		}
 	}
 	if !cfg.SocketOff() {
-		if err := d.startUnix(authn); err != nil {
+		if err := d.startUnix(authn, pwPath); err != nil {
 			return nil, err
 		}
 	}
@@ -195,7 +197,7 @@ func (d *Daemon) startTCP(a *auth.Authenticator, pwPath string) error {
 	return nil
 }
 
-func (d *Daemon) startUnix(a *auth.Authenticator) error {
+func (d *Daemon) startUnix(a *auth.Authenticator, pwPath string) error {
 	gid := -1
 	if g := d.cfg.SocketGroup; g != "" {
 		n, err := strconv.Atoi(g)
@@ -218,8 +220,23 @@ func (d *Daemon) startUnix(a *auth.Authenticator) error {
 	g := d.newGRPC(listen.PeerCreds{}, a)
 	go func() { d.errc <- serveErr("unix", g.Serve(ln)) }()
 	d.log.Info("gNMI listening", "unix", d.cfg.Socket, "mode", "0660", "group", d.cfg.SocketGroup)
-	d.log.Info("connect locally (identity: your uid/gid)", "cmd", fmt.Sprintf("gnmic -a unix://%s --insecure capabilities", d.cfg.Socket))
+	msg, args := localHint(a, os.Geteuid(), os.Getegid(), d.cfg.Socket, pwPath)
+	d.log.Info(msg, args...)
 	return nil
+}
+
+// localHint is the start log's "connect locally" line, for the user who
+// started the daemon (the one likely to try it): a uid or gid the policy
+// maps connects as itself; any other must log in with a password over the
+// socket, and is told how to map its uid to a tier instead.
+func localHint(a *auth.Authenticator, uid, gid int, socket, pwPath string) (string, []any) {
+	if t, who, ok := a.UnixTier(uint32(uid), uint32(gid)); ok {
+		return "connect locally (identity: your uid/gid)", []any{"identity", who, "tier", t,
+			"cmd", fmt.Sprintf("gnmic -a unix://%s --insecure capabilities", socket)}
+	}
+	return "connect locally with a password (the policy gives your uid no tier)", []any{"uid", uid,
+		"cmd", fmt.Sprintf("gnmic -a unix://%s --insecure -u master -p \"$(cat %s)\" capabilities", socket, pwPath),
+		"or", fmt.Sprintf("map the uid to a tier in a --policy file (unix: {uids: {%d: operator}}) to connect as yourself", uid)}
 }
 
 func serveErr(which string, err error) error {
@@ -294,7 +311,12 @@ func (d *Daemon) closeAll() error {
 		d.tgt.Close()
 		d.tgt = nil
 	}
-	// The cluster engine stops first: it writes into the tree.
+	if d.authn != nil {
+		d.authn.Close()
+		d.authn = nil
+	}
+	// The cluster engine stops before the dataplane and the store: it
+	// writes into the tree.
 	if d.kube != nil {
 		_ = d.kube.Close()
 		d.kube = nil

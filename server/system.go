@@ -3,13 +3,13 @@ package server
 import (
 	"context"
 	"errors"
-	"runtime/debug"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/server/buildinfo"
 	"github.com/guildhouse-co/kedge/server/reconcile"
 )
 
@@ -67,23 +67,8 @@ func systemIntent(t *tree.Tree) (systemState, error) {
 	return s, nil
 }
 
-// buildVersion names this binary: the module version when built from a
-// tagged module, else the VCS revision when known, else "devel".
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "devel"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && s.Value != "" {
-			return s.Value
-		}
-	}
-	return "devel"
-}
+// buildVersion names this binary (see package buildinfo).
+func buildVersion() string { return buildinfo.Version() }
 
 // startSystem keeps /kedge/system/state current until ctx ends.
 func (d *Daemon) startSystem(ctx context.Context, dp *dataplane) {

@@ -355,6 +355,42 @@ func (s *Store) Commit(ctx context.Context, ops []Op) (*Commit, error) {
 	return s.commit(ctx, ops, commitOpts{})
 }
 
+// Check decides whether a config commit may go ahead, on what it would
+// actually change. It runs after schema and semantic validation and
+// before the commit is made durable, under the commit lock; an error
+// aborts the commit, changes nothing and is returned as it is. It must
+// not modify the tree. The store knows nothing of who is asking: a
+// writer that authorizes commits passes a Check closing over its caller.
+type Check func(Proposed) error
+
+// Proposed is a config commit as its Check sees it.
+type Proposed struct {
+	// Tree is the tree as it will be if the commit goes ahead.
+	Tree *tree.Tree
+	// Changes are the commit's net per-leaf changes.
+	Changes []tree.Change
+	tx      *tree.Txn
+}
+
+// Before returns leaf n of instance in as it was before the commit (zero
+// for an instance the commit creates).
+func (p Proposed) Before(in *tree.Inst, n *tree.Node) tree.Value { return p.tx.Before(in, n) }
+
+// CommitOptions are the optional parts of a config commit.
+type CommitOptions struct {
+	// Check, when set, must allow the commit.
+	Check Check
+	// UndoKey and Undo store Undo(inverse) under the meta key in the
+	// commit's durable write (see CommitUndoable).
+	UndoKey string
+	Undo    UndoEncoder
+}
+
+// CommitWith is Commit with options: a Check, a stored inverse, or both.
+func (s *Store) CommitWith(ctx context.Context, ops []Op, o CommitOptions) (*Commit, error) {
+	return s.commit(ctx, ops, commitOpts{check: o.Check, undoKey: o.UndoKey, undo: o.Undo})
+}
+
 // UndoEncoder turns a commit's inverse operations into a blob that
 // CommitUndoable stores durably together with the commit.
 type UndoEncoder func(undo []Op) ([]byte, error)
@@ -371,6 +407,7 @@ type commitOpts struct {
 	state, operational bool
 	undoKey            string
 	undo               UndoEncoder
+	check              Check
 }
 
 // CommitState applies ops to config false nodes (reconcilers writing
@@ -436,6 +473,12 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 		if err := s.runValidators(changes); err != nil {
 			tx.Rollback()
 			return nil, err
+		}
+		if o.check != nil {
+			if err := o.check(Proposed{Tree: s.t, Changes: changes, tx: tx}); err != nil {
+				tx.Rollback()
+				return nil, err
+			}
 		}
 	}
 	c := &Commit{Seq: s.seq + 1, Time: s.now(), State: state, Changes: changes}

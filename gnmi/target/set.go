@@ -47,12 +47,8 @@ func (s *Server) Set(ctx context.Context, req *gpb.SetRequest) (*gpb.SetResponse
 	for i, op := range ops {
 		paths[i] = pathString(op.elems)
 	}
-	if commit != nil && commit.GetCommit() == nil {
-		// Confirm, cancel and set_rollback_duration carry no paths; they
-		// act on the pending commit, so the caller must be allowed to
-		// write everything it changed.
-		paths = append(paths, s.cc.pendingPaths()...)
-	}
+	// Confirm, cancel and set_rollback_duration carry no paths: the
+	// confirmer asks ResolvePending about the pending commit itself.
 	if err := s.opts.Auth.Write(ctx, paths); err != nil {
 		return nil, authStatus(err)
 	}
@@ -60,15 +56,20 @@ func (s *Server) Set(ctx context.Context, req *gpb.SetRequest) (*gpb.SetResponse
 	for i, op := range ops {
 		sops[i] = store.Op{Kind: storeKind(op.kind), Path: op.elems, Val: op.val}
 	}
+	check := func(p store.Proposed) error { return s.opts.Auth.WriteChanges(ctx, p) }
 	var c *store.Commit
 	if commit != nil {
-		c, err = s.cc.handle(ctx, commit, sops)
+		c, err = s.cc.handle(ctx, commit, sops, caller{check: check, owner: s.opts.Auth.Principal(ctx),
+			resolve: func(owner string, paths []string) error { return s.opts.Auth.ResolvePending(ctx, owner, paths) }})
 	} else {
-		c, err = s.cc.plainSet(ctx, sops)
+		c, err = s.cc.plainSet(ctx, sops, check)
 	}
 	if err != nil {
 		if _, ok := status.FromError(err); ok {
 			return nil, err
+		}
+		if errors.Is(err, ErrPermissionDenied) || errors.Is(err, ErrUnauthenticated) {
+			return nil, authStatus(err)
 		}
 		return nil, abortStatus(err, ops)
 	}

@@ -54,6 +54,10 @@ type Txn struct {
 	// changes caches Changes until the next write.
 	changes []Change
 	cached  bool
+	// touchedAt indexes touched by instance for Before, built on first
+	// use over the first indexed entries of touched.
+	touchedAt map[*Inst]int
+	indexed   int
 }
 
 type touchedInst struct {
@@ -395,6 +399,7 @@ func (tx *Txn) Commit() { tx.finish() }
 func (tx *Txn) finish() {
 	tx.done = true
 	tx.touched, tx.undo, tx.changes, tx.cached = nil, nil, nil, false
+	tx.touchedAt, tx.indexed = nil, 0
 	tx.t.tx = nil
 }
 
@@ -429,6 +434,27 @@ func (tx *Txn) Changes() []Change {
 	}
 	tx.changes, tx.cached = out, true
 	return out
+}
+
+// Before returns the value leaf n of instance in held when the
+// transaction began: its current value if the transaction did not touch
+// in, zero if the transaction created in. A check that authorizes a
+// commit by what it changes uses it to see what was there before.
+func (tx *Txn) Before(in *Inst, n *Node) Value {
+	if in.mark != tx.id {
+		return in.vals[n.slot]
+	}
+	if tx.touchedAt == nil {
+		tx.touchedAt = make(map[*Inst]int, len(tx.touched))
+	}
+	for ; tx.indexed < len(tx.touched); tx.indexed++ {
+		tx.touchedAt[tx.touched[tx.indexed].in] = tx.indexed
+	}
+	i, ok := tx.touchedAt[in]
+	if !ok || tx.touched[i].born {
+		return Value{}
+	}
+	return tx.touched[i].orig[n.slot]
 }
 
 // Empty reports whether the transaction changed nothing.

@@ -2,13 +2,13 @@ package auth
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"gopkg.in/yaml.v3"
 
 	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/server/fileperm"
 )
 
 // PolicyFile is the YAML form of the policy (see DefaultPolicyYAML).
@@ -88,11 +88,14 @@ func DefaultPolicy() *Policy {
 	return p
 }
 
-// LoadPolicy reads a policy file.
+// LoadPolicy reads a policy file. Anyone who can write it can make
+// themselves master, so a file group or others may write (or that
+// another user owns) is refused; reading is allowed, since the policy
+// holds no secret and is often shipped as a world-readable ConfigMap.
 func LoadPolicy(path string) (*Policy, error) {
-	b, err := os.ReadFile(path)
+	b, err := fileperm.ReadTrusted(path, "policy file")
 	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
+		return nil, err
 	}
 	p, err := ParsePolicy(b)
 	if err != nil {

@@ -5,7 +5,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -78,46 +79,139 @@ func Defaults() Config {
 	}
 }
 
+// ErrVersion is returned by Parse when --version was given: the caller
+// prints the version and exits 0, as for flag.ErrHelp.
+var ErrVersion = errors.New("version requested")
+
 // Parse builds the configuration from args (without the program name):
 // defaults, then the --config file if given, then the flags that were set
-// explicitly. It does not resolve derived defaults (see Resolve).
-func Parse(args []string, stderr io.Writer) (Config, error) {
+// explicitly. It does not resolve derived defaults (see Resolve). For
+// --help it returns flag.ErrHelp and for --version ErrVersion, printing
+// nothing: the caller owns the help text (see FlagSet).
+func Parse(args []string) (Config, error) {
 	// First pass: find --config only.
 	pre := flag.NewFlagSet("kedge-daemon", flag.ContinueOnError)
 	pre.SetOutput(io.Discard)
 	cfgFile := pre.String("config", "", "")
+	pre.Bool("version", false, "")
 	bind(pre, &Config{})
 	if err := pre.Parse(args); err != nil {
-		// Reported by the second pass with usage.
+		// Reported by the second pass.
 		*cfgFile = ""
 	}
 
 	c := Defaults()
 	if *cfgFile != "" {
-		b, err := os.ReadFile(*cfgFile)
-		if err != nil {
-			return Config{}, fmt.Errorf("read config: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return Config{}, fmt.Errorf("parse config %s: %w", *cfgFile, err)
+		if err := c.load(*cfgFile); err != nil {
+			return Config{}, err
 		}
 	}
 	// Second pass binds to c, whose current values (file over defaults)
 	// become the flag defaults, so only flags given on the command line
 	// overwrite them.
-	fs := flag.NewFlagSet("kedge-daemon", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.String("config", "", "YAML file with any of these settings (keys are the flag names); flags win")
-	bind(fs, &c)
+	fs := FlagSet(&c)
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
 		return Config{}, fmt.Errorf("parse flags: %w", err)
+	}
+	if fs.Lookup("version").Value.String() == "true" {
+		return Config{}, ErrVersion
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("parse flags: unexpected argument %q", fs.Arg(0))
 	}
 	return c, nil
+}
+
+// FlagSet returns the daemon's flags bound to c (their defaults are c's
+// values), including --config and --version, which are not settings. Its
+// output is discarded until the caller sets one.
+func FlagSet(c *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("kedge-daemon", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.String("config", "", "YAML file with any of these settings (keys are the flag names); flags win")
+	fs.Bool("version", false, "print the version and exit")
+	bind(fs, c)
+	return fs
+}
+
+// Keys returns the config file's keys (the YAML names of Config's
+// fields), sorted.
+func Keys() []string {
+	var keys []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if k := yamlKey(t.Field(i)); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func yamlKey(f reflect.StructField) string {
+	k, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if k == "-" {
+		return ""
+	}
+	return k
+}
+
+// load applies the config file at path over c. Errors name the file,
+// the line and the key: an unknown key lists the known ones, and a value
+// of the wrong kind says which key wanted what.
+func (c *Config) load(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file: nothing set
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return fmt.Errorf("parse config %s: line %d: want a mapping of settings (key: value), like the flags", path, top.Line)
+	}
+	fields := map[string]reflect.Value{}
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		if k := yamlKey(v.Type().Field(i)); k != "" {
+			fields[k] = v.Field(i)
+		}
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		kn, vn := top.Content[i], top.Content[i+1]
+		f, ok := fields[kn.Value]
+		if !ok {
+			return fmt.Errorf("parse config %s: line %d: unknown key %q (known keys: %s)", path, kn.Line, kn.Value, strings.Join(Keys(), ", "))
+		}
+		if seen[kn.Value] {
+			return fmt.Errorf("parse config %s: line %d: key %q is set twice", path, kn.Line, kn.Value)
+		}
+		seen[kn.Value] = true
+		if err := vn.Decode(f.Addr().Interface()); err != nil {
+			return fmt.Errorf("parse config %s: line %d: key %q wants %s", path, vn.Line, kn.Value, kindName(f.Kind()))
+		}
+	}
+	return nil
+}
+
+func kindName(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int:
+		return "a whole number"
+	}
+	return "a string"
 }
 
 func bind(fs *flag.FlagSet, c *Config) {

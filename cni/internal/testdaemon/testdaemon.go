@@ -19,8 +19,13 @@ import (
 
 type allowAll struct{}
 
-func (allowAll) Read(context.Context) error            { return nil }
-func (allowAll) Write(context.Context, []string) error { return nil }
+func (allowAll) Read(context.Context) error                         { return nil }
+func (allowAll) Write(context.Context, []string) error              { return nil }
+func (allowAll) WriteChanges(context.Context, store.Proposed) error { return nil }
+func (allowAll) Principal(context.Context) string                   { return "test" }
+func (allowAll) ResolvePending(context.Context, string, []string) error {
+	return nil
+}
 
 // Daemon is a running stand-in.
 type Daemon struct {
