@@ -237,6 +237,28 @@ func (n *node) local() local {
 	return l
 }
 
+// clusterState reads /kedge/posture/cluster/state: connected, last-sync.
+func (n *node) clusterState() (bool, time.Time) {
+	var connected bool
+	var last time.Time
+	_ = n.st.Read(func(t *tree.Tree) error {
+		if k := t.Root().Sub("kedge"); k != nil {
+			if p := k.Sub("posture"); p != nil {
+				if c := p.Sub("cluster"); c != nil {
+					if s := c.Sub("state"); s != nil {
+						connected = s.Get("connected").BoolVal()
+						if ns := s.Get("last-sync").UintVal(); ns != 0 {
+							last = time.Unix(0, int64(ns))
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return connected, last
+}
+
 func eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

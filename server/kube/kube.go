@@ -71,11 +71,13 @@ type Component struct {
 	kick      chan struct{} // the mirror loop's
 	pubKick   chan struct{} // the publisher loop's
 	connected atomic.Bool
+	heard     atomic.Int64  // unix ns the API last answered
 	rounds    atomic.Uint64 // completed mirror rounds (tests)
 
 	// Owned by the mirror loop.
 	lastState  stateRecord
 	wroteState bool
+	lastHeard  int64 // the last-sync written
 	// Owned by the publisher loop.
 	lastNode *v1.KedgeNodeStatus // last status applied
 
@@ -202,6 +204,9 @@ func (c *Component) seen() {
 }
 
 func (c *Component) setConnected(ok bool) {
+	if ok {
+		c.heard.Store(c.o.Now().UnixNano())
+	}
 	if c.connected.Swap(ok) != ok {
 		c.Kick()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,16 +101,24 @@ func (c *Component) writeState(ctx context.Context, l local) error {
 		ep = endpointOf(c.o.Endpoint, c.selfNode(), l.ListenPort)
 	}
 	rec := stateRecord{endpoint: ep, level: l.ClusterLevel, connected: c.Connected()}
-	if c.wroteState && rec == c.lastState && ep == l.Endpoint {
+	heard := c.heard.Load()
+	// last-sync moves at most once a resync period unless something else
+	// changed: it is a liveness hint, not worth a commit per event.
+	fresh := heard-c.lastHeard < int64(c.o.Resync)
+	if c.wroteState && rec == c.lastState && ep == l.Endpoint && fresh {
 		return nil
 	}
 	var o ops
 	o.endpoint(ep)
-	o.clusterState(rec.level, rec.connected, c.o.Now())
+	var last time.Time
+	if heard != 0 {
+		last = time.Unix(0, heard)
+	}
+	o.clusterState(rec.level, rec.connected, last)
 	if _, err := c.st.CommitState(ctx, o); err != nil {
 		return fmt.Errorf("commit kube state: %w", err)
 	}
-	c.lastState, c.wroteState = rec, true
+	c.lastState, c.wroteState, c.lastHeard = rec, true, heard
 	return nil
 }
 
