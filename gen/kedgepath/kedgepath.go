@@ -1598,6 +1598,11 @@ func (n *Kedge_Posture_Cluster_StatePath) Level() *Kedge_Posture_Cluster_State_L
 	return &Kedge_Posture_Cluster_State_LevelPath{ygot.NewNodePath([]string{"level"}, nil, n)}
 }
 
+// Object returns the path of /kedge/posture/cluster/state/object.
+func (n *Kedge_Posture_Cluster_StatePath) Object() *Kedge_Posture_Cluster_State_ObjectPath {
+	return &Kedge_Posture_Cluster_State_ObjectPath{ygot.NewNodePath([]string{"object"}, nil, n)}
+}
+
 // Kedge_Posture_Cluster_State_ConnectedPath is the path of
 // /kedge/posture/cluster/state/connected (leaf, state). Whether the daemon
 // currently reaches the cluster's API. While it does not, the node keeps its
@@ -1617,6 +1622,13 @@ type Kedge_Posture_Cluster_State_LastSyncPath struct {
 // /kedge/posture/cluster/state/level (leaf, state). The cluster level this
 // node holds (its config mirror).
 type Kedge_Posture_Cluster_State_LevelPath struct {
+	*ygot.NodePath
+}
+
+// Kedge_Posture_Cluster_State_ObjectPath is the path of
+// /kedge/posture/cluster/state/object (leaf, state). The cluster object the
+// level came from.
+type Kedge_Posture_Cluster_State_ObjectPath struct {
 	*ygot.NodePath
 }
 

@@ -88,6 +88,7 @@ type Component struct {
 type stateRecord struct {
 	endpoint  string
 	level     uint8
+	object    string
 	connected bool
 }
 

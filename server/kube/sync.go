@@ -100,7 +100,7 @@ func (c *Component) writeState(ctx context.Context, l local) error {
 	if c.o.Endpoint != "" || c.node.HasSynced() {
 		ep = endpointOf(c.o.Endpoint, c.selfNode(), l.ListenPort)
 	}
-	rec := stateRecord{endpoint: ep, level: l.ClusterLevel, connected: c.Connected()}
+	rec := stateRecord{endpoint: ep, level: l.ClusterLevel, object: l.ClusterObject, connected: c.Connected()}
 	heard := c.heard.Load()
 	// last-sync moves at most once a resync period unless something else
 	// changed: it is a liveness hint, not worth a commit per event.
@@ -114,7 +114,7 @@ func (c *Component) writeState(ctx context.Context, l local) error {
 	if heard != 0 {
 		last = time.Unix(0, heard)
 	}
-	o.clusterState(rec.level, rec.connected, last)
+	o.clusterState(rec.level, rec.object, rec.connected, last)
 	if _, err := c.st.CommitState(ctx, o); err != nil {
 		return fmt.Errorf("commit kube state: %w", err)
 	}

@@ -230,7 +230,7 @@ func (o *ops) podMeta(p podMeta) {
 // State leaves (CommitState): the node's endpoint and the mirror's health.
 func (o *ops) endpoint(ep string) { o.str(elems("kedge", "mesh", "state", "endpoint"), ep) }
 
-func (o *ops) clusterState(level uint8, connected bool, lastSync time.Time) {
+func (o *ops) clusterState(level uint8, object string, connected bool, lastSync time.Time) {
 	base := elems("kedge", "posture", "cluster", "state")
 	leaf := func(n string) []*gpb.PathElem { return append(slices.Clone(base), &gpb.PathElem{Name: n}) }
 	if level == 0 {
@@ -238,6 +238,7 @@ func (o *ops) clusterState(level uint8, connected bool, lastSync time.Time) {
 	} else {
 		o.set(leaf("level"), tree.Uint(uint64(level)))
 	}
+	o.str(leaf("object"), object)
 	o.set(leaf("connected"), tree.Bool(connected))
 	if !lastSync.IsZero() {
 		o.set(leaf("last-sync"), tree.Uint(uint64(lastSync.UnixNano())))
