@@ -164,9 +164,15 @@ func (nd *meshNode) peersOf(t testing.TB) []string {
 
 func (k *kubeLab) waitLevel(t testing.TB, want func(nd *meshNode) string) {
 	t.Helper()
+	k.waitLevelWithin(t, 60*time.Second, want)
+}
+
+func (k *kubeLab) waitLevelWithin(t testing.TB, d time.Duration, want func(nd *meshNode) string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for _, nd := range k.nodes {
 		w := want(nd)
-		meshWait(t, fmt.Sprintf("%s at effective level %s", nd.name, w), 60*time.Second, func() bool { return nd.effective(t) == w })
+		meshWait(t, fmt.Sprintf("%s at effective level %s", nd.name, w), time.Until(deadline), func() bool { return nd.effective(t) == w })
 	}
 }
 
@@ -227,8 +233,11 @@ func TestKubeMesh(t *testing.T) {
 	if err := k.cl.StartAPIServer(); err != nil {
 		t.Fatal(err)
 	}
+	// The informers wait for the API rather than back off from it, so the
+	// nodes follow within seconds of its return, not the minute a
+	// reflector's own backoff can take.
 	k.setClusterLevel(t, 4)
-	k.waitLevel(t, func(*meshNode) string { return "4" })
+	k.waitLevelWithin(t, 20*time.Second, func(*meshNode) string { return "4" })
 	k.setClusterLevel(t, 5)
 	k.waitLevel(t, func(*meshNode) string { return "5" })
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -126,11 +127,14 @@ func New(st Store, o Options) (*Component, error) {
 		return nil, err
 	}
 	c := &Component{st: st, o: o, log: o.Logger, api: api, kick: make(chan struct{}, 1), pubKick: make(chan struct{}, 1)}
-	c.nodes = cache.NewSharedIndexInformer(api.kedgeNodesLW(), &v1.KedgeNode{}, o.Resync, cache.Indexers{})
-	c.postures = cache.NewSharedIndexInformer(api.posturesLW(o.PostureObject), &v1.KedgeClusterPosture{}, o.Resync, cache.Indexers{})
-	c.pods = cache.NewSharedIndexInformer(api.podsLW(o.NodeName), &corev1.Pod{}, o.Resync, cache.Indexers{})
-	c.node = cache.NewSharedIndexInformer(api.nodeLW(o.NodeName), &corev1.Node{}, o.Resync, cache.Indexers{})
-	c.namespaces = cache.NewSharedIndexInformer(api.namespacesLW(), &corev1.Namespace{}, o.Resync, cache.Indexers{})
+	inf := func(lw cache.ListerWatcher, obj runtime.Object) cache.SharedIndexInformer {
+		return cache.NewSharedIndexInformer(gated(lw, api.core), obj, o.Resync, cache.Indexers{})
+	}
+	c.nodes = inf(api.kedgeNodesLW(), &v1.KedgeNode{})
+	c.postures = inf(api.posturesLW(o.PostureObject), &v1.KedgeClusterPosture{})
+	c.pods = inf(api.podsLW(o.NodeName), &corev1.Pod{})
+	c.node = inf(api.nodeLW(o.NodeName), &corev1.Node{})
+	c.namespaces = inf(api.namespacesLW(), &corev1.Namespace{})
 	return c, nil
 }
 

@@ -266,7 +266,8 @@ func TestClusterEngine(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.setPosture(t, 5)
-		eventually(t, "the nodes to resync when the API returns", waitLong, func() bool {
+		// Well inside the minute a reflector's own backoff could take.
+		eventually(t, "the nodes to resync when the API returns", 20*time.Second, func() bool {
 			return nodes[0].local().EffectiveLevel == 5 && nodes[1].local().EffectiveLevel == 5 &&
 				nodes[0].comp.Connected() && nodes[1].comp.Connected()
 		})

@@ -126,7 +126,9 @@ func (c *Component) writeState(ctx context.Context, l local) error {
 // they differ from what the API shows.
 func (c *Component) publish(ctx context.Context, l local) error {
 	var errs []error
-	if c.nodes.HasSynced() {
+	// The Node must be known first: it owns the KedgeNode created here
+	// (and gives the endpoint).
+	if c.nodes.HasSynced() && c.node.HasSynced() {
 		want := v1.KedgeNodeStatus{PublicKey: l.PublicKey, Endpoint: endpointOf(c.o.Endpoint, c.selfNode(), l.ListenPort),
 			OverlayAddresses: hostPrefixes(l.Addresses), Cluster: l.Cluster, Role: l.Role,
 			EffectiveLevel: int32(l.EffectiveLevel)}
