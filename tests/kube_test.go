@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
 	"github.com/guildhouse-co/kedge/tests/kubetest"
 )
 
@@ -251,7 +252,7 @@ func TestKubeMesh(t *testing.T) {
 	// Another program holds n0 at 2 through its BPF map: the cluster at 5
 	// does not loosen it; the cluster at 1 tightens it further; back at 5
 	// the node returns to the program's 2.
-	b, err := bpfmap.Open(bpfmap.WithPinDir(k.pins))
+	b, err := pinned.Open(pinned.WithPinDir(k.pins))
 	if err != nil {
 		t.Fatalf("open n0's BPF map: %v", err)
 	}

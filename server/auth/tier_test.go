@@ -274,12 +274,12 @@ func TestTierListsCoverSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bindTierLists(s); err != nil {
+	if _, err := bindTierLists(); err != nil {
 		t.Fatal(err)
 	}
 	covered := map[string]bool{}
 	for _, tl := range tierLists {
-		covered[tl.list+"/"+tl.leaf] = true
+		covered[tl.leaf] = true
 	}
 	// Which tiers may run underlay mutations at a level is the accord's
 	// policy, not an entry's rank: whoever may write accords sets every

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
@@ -53,23 +54,10 @@ func (e *Engine) readTree() (*store.Watcher, error) {
 // load reads the intended level and the accord overrides; the caller holds
 // the store's read lock.
 func (e *Engine) load(t *tree.Tree) {
-	e.cfgLevel = accord.MaxLevel // the YANG default
-	e.clusterLevel = 0           // the cluster asks for nothing
-	if k := t.Root().Sub("kedge"); k != nil {
-		if p := k.Sub("posture"); p != nil {
-			if c := p.Sub("config"); c != nil {
-				if v := c.Get("level"); v.IsSet() && accord.Valid(uint8(v.UintVal())) {
-					e.cfgLevel = uint8(v.UintVal())
-				}
-			}
-			if cl := p.Sub("cluster"); cl != nil {
-				if c := cl.Sub("config"); c != nil {
-					if v := c.Get("level"); v.IsSet() && accord.Valid(uint8(v.UintVal())) {
-						e.clusterLevel = uint8(v.UintVal())
-					}
-				}
-			}
-		}
+	e.cfgLevel = accord.ConfigLevel(t) // the YANG default (5) when unset
+	e.clusterLevel = 0                 // the cluster asks for nothing
+	if v, ok := kedgetree.Of(t).Kedge().Posture().Cluster().Config().Level(); ok && accord.Valid(v) {
+		e.clusterLevel = v
 	}
 	e.overrides = accord.OverridesFromTree(t)
 	e.accords = accord.All(e.overrides)
