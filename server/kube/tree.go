@@ -1,15 +1,15 @@
 package kube
 
 // This file is the component's only access to the node's tree: what it
-// reads (local) and the operations it writes. When typed accessors for
-// the tree exist in gen/, they replace the strings here.
+// reads (local) and the operations it writes, through the typed readers
+// and paths generated from yang/ (gen/kedgetree, gen/kedgepath).
 
 import (
 	"slices"
 	"time"
 
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
-
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
@@ -18,12 +18,16 @@ import (
 const OwnerKube = "kube"
 
 // Tree prefixes whose changes make the component look again.
-var watchedPrefixes = []string{
-	"/kedge/mesh/config", "/kedge/mesh/state/public-key", "/kedge/mesh/state/listen-port",
-	"/kedge/mesh/peers", "/kedge/system", "/kedge/posture/state/effective-level",
-	"/kedge/posture/state/source", "/kedge/posture/state/last-transition/started",
-	"/kedge/posture/cluster/config", "/kedge/pods",
-}
+var watchedPrefixes = func() []string {
+	k := kedgepath.Root().Kedge()
+	return []string{
+		k.Mesh().Config().SchemaPath(), k.Mesh().State().PublicKey().SchemaPath(),
+		k.Mesh().State().ListenPort().SchemaPath(), k.Mesh().Peers().SchemaPath(), k.System().SchemaPath(),
+		k.Posture().State().EffectiveLevel().SchemaPath(), k.Posture().State().Source().SchemaPath(),
+		k.Posture().State().LastTransition().Started().SchemaPath(),
+		k.Posture().Cluster().Config().SchemaPath(), k.Pods().SchemaPath(),
+	}
+}()
 
 // peer is one mesh peer's config as this component reads and writes it.
 type peer struct {
@@ -69,75 +73,69 @@ type local struct {
 
 func readLocal(t *tree.Tree) local {
 	l := local{Peers: map[string]peer{}}
-	k := t.Root().Sub("kedge")
-	if k == nil {
-		return l
+	k := kedgetree.Of(t).Kedge()
+	mc, ms := k.Mesh().Config(), k.Mesh().State()
+	if p, ok := mc.ListenPort(); ok {
+		l.ListenPort = p
 	}
-	if m := k.Sub("mesh"); m != nil {
-		if c := m.Sub("config"); c != nil {
-			l.ListenPort = uint16(c.Get("listen-port").UintVal())
-			l.Addresses = strs(c.Get("addresses"))
-		}
-		if s := m.Sub("state"); s != nil {
-			l.PublicKey = s.Get("public-key").Str()
-			if p := s.Get("listen-port").UintVal(); p != 0 {
-				l.ListenPort = uint16(p) // the port in use wins
-			}
-			l.Endpoint = s.Get("endpoint").Str()
-		}
-		if ps := m.Sub("peers"); ps != nil {
-			ps.Entries("peer", func(e *tree.Inst) bool {
-				c := e.Sub("config")
-				if c == nil {
-					return true
-				}
-				p := peer{Name: c.Get("name").Str(), PublicKey: c.Get("public-key").Str(),
-					Endpoint: c.Get("endpoint").Str(), AllowedIPs: strs(c.Get("allowed-ips")),
-					Cluster: c.Get("cluster").Str(), Critical: c.Get("critical").BoolVal(), Owner: c.Get("owner").Str()}
-				l.Peers[p.Name] = p
-				return true
-			})
-		}
+	l.Addresses = mc.Addresses()
+	l.PublicKey, _ = ms.PublicKey()
+	if p, ok := ms.ListenPort(); ok && p != 0 {
+		l.ListenPort = p // the port in use wins
 	}
-	if s := k.Sub("system"); s != nil {
-		if st := s.Sub("state"); st != nil {
-			l.Cluster, l.Role = st.Get("cluster").Str(), st.Get("role").Str()
+	l.Endpoint, _ = ms.Endpoint()
+	for e := range k.Mesh().Peers().Peer().All() {
+		c := e.Config()
+		var p peer
+		p.Name, _ = c.Name()
+		p.PublicKey, _ = c.PublicKey()
+		p.Endpoint, _ = c.Endpoint()
+		p.AllowedIPs = c.AllowedIps()
+		p.Cluster, _ = c.Cluster()
+		p.Critical, _ = c.Critical()
+		p.Owner, _ = c.Owner()
+		if p.Name == "" {
+			p.Name, _ = e.Name()
 		}
-		if c := s.Sub("config"); c != nil {
-			l.Cluster, l.Role = or(c.Get("cluster").Str(), l.Cluster), or(c.Get("role").Str(), l.Role)
-		}
+		l.Peers[p.Name] = p
 	}
-	if p := k.Sub("posture"); p != nil {
-		if s := p.Sub("state"); s != nil {
-			l.EffectiveLevel = uint8(s.Get("effective-level").UintVal())
-			l.Source = s.Get("source").Str()
-			if lt := s.Sub("last-transition"); lt != nil {
-				if ns := lt.Get("started").UintVal(); ns != 0 {
-					l.LastTransition = time.Unix(0, int64(ns))
-				}
-			}
-		}
-		if cl := p.Sub("cluster"); cl != nil {
-			if c := cl.Sub("config"); c != nil {
-				l.ClusterLevel = uint8(c.Get("level").UintVal())
-				l.ClusterObject = c.Get("object").Str()
-			}
-		}
+	sysState, sysConfig := k.System().State(), k.System().Config()
+	l.Cluster, _ = sysState.Cluster()
+	if v, ok := sysConfig.Cluster(); ok && v != "" {
+		l.Cluster = v
 	}
-	if pods := k.Sub("pods"); pods != nil {
-		pods.Entries("pod", func(e *tree.Inst) bool {
-			c := e.Sub("config")
-			if c == nil {
-				return true
-			}
-			l.Pods = append(l.Pods, podMeta{
-				ContainerID: c.Get("container-id").Str(), IfName: c.Get("ifname").Str(),
-				Namespace: c.Get("namespace").Str(), Name: c.Get("name").Str(),
-				Tier: c.Get("tier").Str(), AllowedMode: c.Get("allowed-mode").Str(),
-				AllowedTargets: strs(c.Get("allowed-targets")),
-			})
-			return true
-		})
+	if v, ok := sysState.Role(); ok {
+		l.Role = string(v)
+	}
+	if v, ok := sysConfig.Role(); ok && v != "" {
+		l.Role = string(v)
+	}
+	ps := k.Posture().State()
+	l.EffectiveLevel, _ = ps.EffectiveLevel()
+	if v, ok := ps.Source(); ok {
+		l.Source = string(v)
+	}
+	if ns, ok := ps.LastTransition().Started(); ok && ns != 0 {
+		l.LastTransition = time.Unix(0, int64(ns))
+	}
+	cc := k.Posture().Cluster().Config()
+	l.ClusterLevel, _ = cc.Level()
+	l.ClusterObject, _ = cc.Object()
+	for e := range k.Pods().Pod().All() {
+		c := e.Config()
+		var m podMeta
+		m.ContainerID, _ = e.ContainerId()
+		m.IfName, _ = e.Ifname()
+		m.Namespace, _ = c.Namespace()
+		m.Name, _ = c.Name()
+		if v, ok := c.Tier(); ok {
+			m.Tier = string(v)
+		}
+		if v, ok := c.AllowedMode(); ok {
+			m.AllowedMode = string(v)
+		}
+		m.AllowedTargets = c.AllowedTargets()
+		l.Pods = append(l.Pods, m)
 	}
 	return l
 }
@@ -145,120 +143,87 @@ func readLocal(t *tree.Tree) local {
 // ops builds store operations.
 type ops []store.Op
 
-func (o *ops) set(path []*gpb.PathElem, v tree.Value) {
-	*o = append(*o, store.Op{Kind: store.OpUpdate, Path: path, Val: tree.Typed(v)})
-}
-
-func (o *ops) del(path []*gpb.PathElem) {
-	*o = append(*o, store.Op{Kind: store.OpDelete, Path: path})
-}
-
-func (o *ops) str(path []*gpb.PathElem, s string) {
-	if s == "" {
-		o.del(path)
-		return
-	}
-	o.set(path, tree.String(s))
-}
-
-func (o *ops) list(path []*gpb.PathElem, ss []string) {
-	if len(ss) == 0 {
-		o.del(path)
-		return
-	}
-	vs := make([]tree.Value, len(ss))
-	for i, s := range ss {
-		vs[i] = tree.String(s)
-	}
-	o.set(path, tree.ListValue(vs))
-}
-
-func elems(names ...string) []*gpb.PathElem {
-	out := make([]*gpb.PathElem, len(names))
-	for i, n := range names {
-		out[i] = &gpb.PathElem{Name: n}
-	}
-	return out
-}
-
-func peerPath(name string, leaf ...string) []*gpb.PathElem {
-	p := append(elems("kedge", "mesh", "peers"), &gpb.PathElem{Name: "peer", Key: map[string]string{"name": name}})
-	if len(leaf) > 0 {
-		p = append(p, elems(append([]string{"config"}, leaf...)...)...)
-	}
-	return p
-}
+func (o *ops) add(op store.Op) { *o = append(*o, op) }
 
 // putPeer writes p as a whole (creating or updating it).
 func (o *ops) putPeer(p peer) {
-	o.str(peerPath(p.Name, "name"), p.Name)
-	o.str(peerPath(p.Name, "public-key"), p.PublicKey)
-	o.str(peerPath(p.Name, "endpoint"), p.Endpoint)
-	o.list(peerPath(p.Name, "allowed-ips"), p.AllowedIPs)
-	o.str(peerPath(p.Name, "cluster"), p.Cluster)
+	c := kedgepath.Root().Kedge().Mesh().Peers().Peer(p.Name).Config()
+	o.add(store.Update(c.Name(), p.Name))
+	o.add(store.Update(c.PublicKey(), p.PublicKey))
+	o.str(c.Endpoint(), p.Endpoint)
+	o.list(c.AllowedIps(), p.AllowedIPs)
+	o.str(c.Cluster(), p.Cluster)
 	if p.Critical {
-		o.set(peerPath(p.Name, "critical"), tree.Bool(true))
+		o.add(store.Update(c.Critical(), true))
 	} else {
-		o.del(peerPath(p.Name, "critical"))
+		o.add(store.Delete(c.Critical()))
 	}
-	o.str(peerPath(p.Name, "owner"), p.Owner)
+	o.str(c.Owner(), p.Owner)
 }
 
-func (o *ops) delPeer(name string) { o.del(peerPath(name)) }
+func (o *ops) delPeer(name string) {
+	o.add(store.Delete(kedgepath.Root().Kedge().Mesh().Peers().Peer(name)))
+}
 
 // clusterLevel writes the mirrored cluster level (0 removes it).
 func (o *ops) clusterLevel(level uint8, object string) {
+	c := kedgepath.Root().Kedge().Posture().Cluster().Config()
 	if level == 0 {
-		o.del(elems("kedge", "posture", "cluster", "config", "level"))
-		o.del(elems("kedge", "posture", "cluster", "config", "object"))
+		o.add(store.Delete(c.Level()))
+		o.add(store.Delete(c.Object()))
 		return
 	}
-	o.set(elems("kedge", "posture", "cluster", "config", "level"), tree.Uint(uint64(level)))
-	o.str(elems("kedge", "posture", "cluster", "config", "object"), object)
+	o.add(store.Update(c.Level(), level))
+	o.str(c.Object(), object)
 }
 
 // podMeta writes a pod's shell_state leaves.
 func (o *ops) podMeta(p podMeta) {
-	base := append(elems("kedge", "pods"), &gpb.PathElem{Name: "pod",
-		Key: map[string]string{"container-id": p.ContainerID, "ifname": p.IfName}}, &gpb.PathElem{Name: "config"})
-	leaf := func(n string) []*gpb.PathElem { return append(slices.Clone(base), &gpb.PathElem{Name: n}) }
-	o.str(leaf("tier"), p.Tier)
-	o.str(leaf("allowed-mode"), p.AllowedMode)
-	o.list(leaf("allowed-targets"), p.AllowedTargets)
+	c := kedgepath.Root().Kedge().Pods().Pod(p.ContainerID, p.IfName).Config()
+	if p.Tier == "" {
+		o.add(store.Delete(c.Tier()))
+	} else {
+		o.add(store.Update(c.Tier(), kedgepath.Tier(p.Tier)))
+	}
+	if p.AllowedMode == "" {
+		o.add(store.Delete(c.AllowedMode()))
+	} else {
+		o.add(store.Update(c.AllowedMode(), kedgepath.PodAllowedMode(p.AllowedMode)))
+	}
+	o.list(c.AllowedTargets(), p.AllowedTargets)
 }
 
 // State leaves (CommitState): the node's endpoint and the mirror's health.
-func (o *ops) endpoint(ep string) { o.str(elems("kedge", "mesh", "state", "endpoint"), ep) }
+func (o *ops) endpoint(ep string) { o.str(kedgepath.Root().Kedge().Mesh().State().Endpoint(), ep) }
 
 func (o *ops) clusterState(level uint8, object string, connected bool, lastSync time.Time) {
-	base := elems("kedge", "posture", "cluster", "state")
-	leaf := func(n string) []*gpb.PathElem { return append(slices.Clone(base), &gpb.PathElem{Name: n}) }
+	s := kedgepath.Root().Kedge().Posture().Cluster().State()
 	if level == 0 {
-		o.del(leaf("level"))
+		o.add(store.Delete(s.Level()))
 	} else {
-		o.set(leaf("level"), tree.Uint(uint64(level)))
+		o.add(store.Update(s.Level(), level))
 	}
-	o.str(leaf("object"), object)
-	o.set(leaf("connected"), tree.Bool(connected))
+	o.str(s.Object(), object)
+	o.add(store.Update(s.Connected(), connected))
 	if !lastSync.IsZero() {
-		o.set(leaf("last-sync"), tree.Uint(uint64(lastSync.UnixNano())))
+		o.add(store.Update(s.LastSync(), uint64(lastSync.UnixNano())))
 	}
 }
 
-func strs(v tree.Value) []string {
-	var out []string
-	for _, e := range v.Elems() {
-		out = append(out, e.Str())
+// str sets a string leaf, or deletes it for "".
+func (o *ops) str(p store.Leaf[string], v string) {
+	if v == "" {
+		o.add(store.Delete(p))
+		return
 	}
-	if len(out) == 0 && v.IsString() {
-		out = []string{v.Str()}
-	}
-	return out
+	o.add(store.Update(p, v))
 }
 
-func or(a, b string) string {
-	if a != "" {
-		return a
+// list sets a leaf-list, or deletes it when empty.
+func (o *ops) list(p store.Leaf[[]string], vs []string) {
+	if len(vs) == 0 {
+		o.add(store.Delete(p))
+		return
 	}
-	return b
+	o.add(store.Update(p, vs))
 }
