@@ -35,6 +35,7 @@ import (
 	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/config"
+	"github.com/guildhouse-co/kedge/server/kube"
 	"github.com/guildhouse-co/kedge/server/listen"
 	"github.com/guildhouse-co/kedge/server/probe"
 	"github.com/guildhouse-co/kedge/yang"
@@ -59,6 +60,7 @@ type Daemon struct {
 	shell *shell
 	authn *auth.Authenticator
 	nt    *notaryParts
+	kube  *kube.Component
 }
 
 // Start is StartContext with a background context: the daemon runs until
@@ -145,6 +147,9 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 		return nil, err
 	}
 	if err := d.startDataplane(ctx, probed); err != nil {
+		return nil, err
+	}
+	if err := d.startKube(); err != nil {
 		return nil, err
 	}
 
@@ -345,6 +350,12 @@ func (d *Daemon) closeAll() error {
 	if d.authn != nil {
 		d.authn.Close()
 		d.authn = nil
+	}
+	// The cluster engine stops before the dataplane and the store: it
+	// writes into the tree.
+	if d.kube != nil {
+		_ = d.kube.Close()
+		d.kube = nil
 	}
 	// The dataplane stops before the store closes: its last state writes
 	// need the store, and its backends keep the kernel as it is.
