@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -81,7 +82,9 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 	var levels posture.LevelSource
 	on := cfg.Dataplane == "auto"
 
-	if on && cfg.ShmPath != "off" && probed.Shm.Available {
+	// Only backends whose host-wide resources the daemon holds (claims);
+	// the others were left out with the reason logged.
+	if on && cfg.ShmPath != "off" && probed.Shm.Available && d.claims.shm {
 		w, err := segment.Open(cfg.ShmPath, segment.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("VPP governance segment unavailable", "path", cfg.ShmPath, "err", err)
@@ -91,7 +94,7 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			d.log.Info("VPP governance segment", "path", w.Path())
 		}
 	}
-	if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available {
+	if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available && d.claims.bpf {
 		b, err := pinned.Open(pinned.WithPinDir(cfg.BPFPinDir), pinned.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("posture_level BPF map unavailable", "pin_dir", cfg.BPFPinDir, "err", err)
@@ -102,7 +105,7 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
 		}
 	}
-	if on && probed.Route.Available {
+	if on && probed.Route.Available && d.claims.route {
 		if c := d.routes(dp); c != nil {
 			steps = append(steps, c.Step())
 			dp.comps = append(dp.comps, c)
@@ -180,8 +183,15 @@ func (d *Daemon) mesh(dp *dataplane) *mesh.Component {
 		device = mesh.DeviceEmbedded
 	}
 	d.log.Info("mesh backend", "netns", d.cfg.NetNS, "public_key", pub.String(), "device", device)
-	return mesh.New(mesh.Config{Backend: b, Store: d.st, Logger: log, Node: d.cfg.NodeName, NetNS: d.cfg.NetNS,
-		Private: priv, Public: pub, Device: device, Ready: dp.waitReady})
+	me := d.self()
+	c := mesh.Config{Backend: b, Store: d.st, Logger: log, Node: d.cfg.NodeName, NetNS: d.cfg.NetNS,
+		Private: priv, Public: pub, Device: device, Ready: dp.waitReady,
+		LockDevice: func(name string) (io.Closer, error) { return mesh.LockDevice(name, me) }}
+	if l := d.claims.device; l != nil {
+		c.Held = mesh.HeldDevice{Name: d.claims.deviceName, Lock: l}
+		d.claims.device = nil // the component releases it now
+	}
+	return mesh.New(c)
 }
 
 // close stops the engine and the components (each closes its backend),

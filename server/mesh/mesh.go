@@ -88,6 +88,11 @@ type Config struct {
 	// Platform and Clock default to OS() and the wall clock.
 	Platform Platform
 	Clock    Clock
+	// LockDevice takes a device name's host-wide lock before the device
+	// is hosted or configured (nil: no lock); Held is the one the daemon
+	// took at start, handed over. The component releases both.
+	LockDevice DeviceLocker
+	Held       HeldDevice
 }
 
 // Component is the mesh component: the reconciler, the state refresher
@@ -125,6 +130,7 @@ func New(c Config) *Component {
 	ap := newMeshApplier(meshApplierConfig{
 		backend: c.Backend, st: c.Store, log: c.Logger, node: c.Node, netns: NetnsPath(c.NetNS),
 		priv: c.Private, pub: c.Public, opts: opts, platform: c.Platform, clock: c.Clock,
+		lockDevice: c.LockDevice, held: c.Held,
 	})
 	rec := reconcile.New[meshIntent](c.Store, func(t *tree.Tree) (meshIntent, error) {
 		return ap.intent(t, ap.reconcileAccord(t))
