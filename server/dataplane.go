@@ -111,12 +111,13 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			dp.comps = append(dp.comps, c)
 		}
 	}
-	if on && probed.WGMesh.Available {
-		if c := d.mesh(dp); c != nil {
-			steps = append(steps, c.Step())
-			dp.comps = append(dp.comps, c)
-		}
+	// The mesh component runs whatever the machine allows: where the mesh
+	// cannot run it publishes why (with the node's key) instead.
+	mc, step := d.mesh(dp, probed)
+	if step != nil {
+		steps = append(steps, step)
 	}
+	dp.comps = append(dp.comps, mc)
 	dp.comps = append(dp.comps,
 		system.New(system.Config{Store: d.st, Logger: d.log.With("component", "system"), Node: cfg.NodeName, Boot: time.Now()}),
 		pods.New(pods.Config{Store: d.st, Logger: d.log.With("component", "pod-sweep")}))
@@ -163,20 +164,38 @@ func (d *Daemon) routes(dp *dataplane) *routes.Component {
 }
 
 // mesh loads (or creates) the node's key, opens the WireGuard backend and
-// builds the mesh component over it (nil when either fails: without its
-// key the node cannot join any mesh; the rest of the dataplane still
-// runs).
-func (d *Daemon) mesh(dp *dataplane) *mesh.Component {
+// builds the mesh component over it, with its posture step. Where the
+// mesh cannot run (the dataplane off, the probe's verdict, the key or the
+// backend failing to open) it builds the component that publishes the
+// node's mesh state and why instead (no step): without its key the node
+// cannot join any mesh, and the rest of the dataplane still runs.
+func (d *Daemon) mesh(dp *dataplane, probed probe.Report) (component, posture.Step) {
 	log := d.log.With("component", "mesh")
+	unavailable := func(pub wgmesh.Key, why string) component {
+		if l := d.claims.device; l != nil {
+			// No device will be hosted: its name is free for others.
+			l.Close()
+			d.claims.device = nil
+		}
+		return mesh.NewUnavailable(mesh.UnavailableConfig{Store: d.st, Logger: log, Public: pub, Reason: why})
+	}
 	priv, pub, err := wgmesh.LoadOrCreateKey(d.cfg.DataDir)
 	if err != nil {
 		d.log.Warn("mesh unavailable", "err", err)
-		return nil
+		return unavailable(wgmesh.Key{}, err.Error()), nil
+	}
+	switch {
+	case d.cfg.Dataplane != "auto":
+		d.log.Info("mesh unavailable: the dataplane is off", "public_key", pub.String())
+		return unavailable(pub, "the dataplane is off (--dataplane off)"), nil
+	case !probed.WGMesh.Available:
+		d.log.Info("mesh unavailable", "why", probed.WGMesh.Reason, "public_key", pub.String())
+		return unavailable(pub, probed.WGMesh.Reason), nil
 	}
 	b, err := wgdevice.New(wgdevice.Options{Netns: mesh.NetnsPath(d.cfg.NetNS), Logger: log})
 	if err != nil {
 		d.log.Warn("mesh backend unavailable", "netns", d.cfg.NetNS, "err", err)
-		return nil
+		return unavailable(pub, "open the mesh backend: "+err.Error()), nil
 	}
 	device := d.cfg.MeshDevice
 	if device == "" {
@@ -191,7 +210,8 @@ func (d *Daemon) mesh(dp *dataplane) *mesh.Component {
 		c.Held = mesh.HeldDevice{Name: d.claims.deviceName, Lock: l}
 		d.claims.device = nil // the component releases it now
 	}
-	return mesh.New(c)
+	comp := mesh.New(c)
+	return comp, comp.Step()
 }
 
 // close stops the engine and the components (each closes its backend),

@@ -250,21 +250,22 @@ func (a *meshApplier) Set(ctx context.Context, mi meshIntent) error {
 	return errors.Join(errs...)
 }
 
-// leaveMesh undoes the mesh once the tree no longer describes one: the
-// embedded device is closed (a sidecar's is emptied of peers) and the
-// mesh state is removed. A node that never was in a mesh does nothing.
+// leaveMesh undoes the mesh once the tree no longer describes one (or
+// never did): the embedded device is closed (a sidecar's is emptied of
+// peers), its name released, and the state says the node is
+// unconfigured, with the key and the interface and port a configuration
+// would use.
 func (a *meshApplier) leaveMesh(ctx context.Context) error {
-	if a.host == nil && len(a.applied) == 0 && len(a.written) == 0 {
-		return nil
-	}
 	var err error
-	if a.opts.device == DeviceExternal && a.iface != "" {
-		err = a.backend.Set(ctx, wgmesh.Config{Interface: a.iface, PrivateKey: a.priv})
+	if a.host != nil || len(a.applied) > 0 || a.iface != "" {
+		if a.opts.device == DeviceExternal && a.iface != "" {
+			err = a.backend.Set(ctx, wgmesh.Config{Interface: a.iface, PrivateKey: a.priv})
+		}
+		a.closeDevice()
+		a.applied, a.hostErr, a.setErr, a.iface = map[string]wgmesh.Peer{}, nil, nil, ""
 	}
-	a.closeDevice()
 	a.releaseDeviceLock()
-	a.applied, a.hostErr, a.setErr = map[string]wgmesh.Peer{}, nil, nil
-	a.writeLeavesLocked(ctx, nil)
+	a.writeStateLocked(ctx, nil)
 	return err
 }
 
