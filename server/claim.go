@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/guildhouse-co/kedge/models/intent"
 	"github.com/guildhouse-co/kedge/server/hostlock"
 	"github.com/guildhouse-co/kedge/server/listen"
-	"github.com/guildhouse-co/kedge/server/mesh"
 	"github.com/guildhouse-co/kedge/server/probe"
 )
 
@@ -44,16 +42,11 @@ type claims struct {
 	deviceName string
 }
 
-// routeProtocolLock is the abstract socket name of the route protocol
-// lock in a namespace.
-var routeProtocolLock = fmt.Sprintf("route-protocol/%d", route.DefaultProtocol)
-
 // claimDataDir takes the data dir's lock: its record (pid, data dir) is
 // also how a contender names the holder of the other locks.
 func (d *Daemon) claimDataDir() error {
 	d.claims = &claims{}
-	l, err := hostlock.File(filepath.Join(d.cfg.DataDir, hostlock.DataDirLock),
-		hostlock.Resource{Name: "data dir " + d.cfg.DataDir, Hint: "each daemon needs its own --data-dir"}, d.self())
+	l, err := hostlock.DataDir(d.cfg.DataDir, d.self())
 	if err != nil {
 		return fmt.Errorf("claim host resources: %w", err)
 	}
@@ -103,8 +96,7 @@ func (d *Daemon) claim(probed probe.Report, t treeReader) error {
 		}
 	}
 	if !cfg.SocketOff() {
-		ok, err := take(hostlock.File(cfg.Socket+".lock",
-			hostlock.Resource{Name: "unix socket " + cfg.Socket, Hint: "give this daemon another --socket"}, me))
+		ok, err := take(hostlock.UnixSocket(cfg.Socket, me))
 		if err := fail(err); err != nil {
 			return fmt.Errorf("claim unix socket: %w", err)
 		}
@@ -121,20 +113,14 @@ func (d *Daemon) claim(probed probe.Report, t treeReader) error {
 
 	on := cfg.Dataplane == "auto"
 	if on && cfg.ShmPath != "off" && probed.Shm.Available {
-		ok, err := take(hostlock.File(cfg.ShmPath+".lock",
-			hostlock.Resource{Name: "VPP governance segment " + cfg.ShmPath, Hint: "give this daemon another --shm-path (or off)"}, me))
+		ok, err := take(hostlock.Segment(cfg.ShmPath, me))
 		if err = fail(err); err != nil {
 			d.log.Warn("VPP governance segment left out: cannot lock it", "path", cfg.ShmPath, "err", err)
 		}
 		c.shm = ok
 	}
 	if on && probed.Route.Available {
-		where := "this daemon's network namespace"
-		if cfg.NetNS != "" {
-			where = "network namespace " + cfg.NetNS
-		}
-		ok, err := take(hostlock.Abstract(mesh.NetnsPath(cfg.NetNS), routeProtocolLock,
-			hostlock.Resource{Name: fmt.Sprintf("route protocol %d in %s", route.DefaultProtocol, where), Hint: "give this daemon its own --netns"}, me))
+		ok, err := take(hostlock.RouteProtocol(cfg.NetNS, int(route.DefaultProtocol), me))
 		if err = fail(err); err != nil {
 			d.log.Warn("route backend left out: cannot lock its route protocol", "netns", cfg.NetNS, "err", err)
 		}
@@ -142,7 +128,7 @@ func (d *Daemon) claim(probed probe.Report, t treeReader) error {
 	}
 	if on && probed.WGMesh.Available {
 		if name, configured := meshDevice(t); configured {
-			l, err := mesh.LockDevice(name, me)
+			l, err := hostlock.WireGuardDevice(name, me)
 			if err = fail(err); err != nil {
 				d.log.Warn("mesh device name not locked; the mesh component retries", "interface", name, "err", err)
 			}
@@ -176,7 +162,7 @@ func (d *Daemon) claimPinDir(probe bool) (bool, error) {
 			return false, err
 		}
 	}
-	l, err := hostlock.Dir(dir, hostlock.Resource{Name: "BPF pin dir " + dir, Hint: "give this daemon another --bpf-pin-dir (or off)"})
+	l, err := hostlock.PinDir(dir)
 	if err != nil {
 		return false, err
 	}

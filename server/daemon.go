@@ -330,9 +330,17 @@ func (d *Daemon) closeAll() error {
 // main) or a listener fails, then shuts down. Every context the daemon
 // uses derives from ctx.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	return RunWith(ctx, cfg, log, nil)
+}
+
+// RunWith is Run, calling started (when not nil) once the daemon serves.
+func RunWith(ctx context.Context, cfg config.Config, log *slog.Logger, started func(*Daemon)) error {
 	d, err := StartContext(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if started != nil {
+		started(d)
 	}
 	var serveErr error
 	select {

@@ -15,6 +15,7 @@ import (
 	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
+	"github.com/guildhouse-co/kedge/server/hostlock"
 	"github.com/guildhouse-co/kedge/server/mesh"
 	"github.com/guildhouse-co/kedge/server/pods"
 	"github.com/guildhouse-co/kedge/server/posture"
@@ -205,7 +206,7 @@ func (d *Daemon) mesh(dp *dataplane, probed probe.Report) (component, posture.St
 	me := d.self()
 	c := mesh.Config{Backend: b, Store: d.st, Logger: log, Node: d.cfg.NodeName, NetNS: d.cfg.NetNS,
 		Private: priv, Public: pub, Device: device, Ready: dp.waitReady,
-		LockDevice: func(name string) (io.Closer, error) { return mesh.LockDevice(name, me) }}
+		LockDevice: func(name string) (io.Closer, error) { return hostlock.WireGuardDevice(name, me) }}
 	if l := d.claims.device; l != nil {
 		c.Held = mesh.HeldDevice{Name: d.claims.deviceName, Lock: l}
 		d.claims.device = nil // the component releases it now
