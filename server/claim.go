@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -96,6 +97,10 @@ func (d *Daemon) claim(probed probe.Report, t treeReader) error {
 		}
 	}
 	if !cfg.SocketOff() {
+		// The lock file goes beside the socket.
+		if err := os.MkdirAll(filepath.Dir(cfg.Socket), 0o755); err != nil {
+			return fmt.Errorf("create socket dir: %w", err)
+		}
 		ok, err := take(hostlock.UnixSocket(cfg.Socket, me))
 		if err := fail(err); err != nil {
 			return fmt.Errorf("claim unix socket: %w", err)
