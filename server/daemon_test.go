@@ -344,6 +344,21 @@ func TestStaleAndLiveSocket(t *testing.T) {
 	}
 }
 
+// TestSecondDaemonSameDataDir: a second daemon on a running one's data
+// dir fails at once naming it, before it reads a file there.
+func TestSecondDaemonSameDataDir(t *testing.T) {
+	c := testConfig(t)
+	startDaemon(t, c)
+	c2 := c
+	c2.Listen, c2.Socket = "127.0.0.1:0", filepath.Join(t.TempDir(), "kedge.sock")
+	_, err := Start(c2, testLogger(t))
+	var he *hostlock.HeldError
+	if !errors.As(err, &he) || he.Holder.PID != os.Getpid() || he.Holder.DataDir != c.DataDir ||
+		!strings.Contains(err.Error(), "data dir "+c.DataDir+" is held by pid") {
+		t.Fatalf("second daemon on the same data dir: %v", err)
+	}
+}
+
 func TestSubscribeIdentities(t *testing.T) {
 	d := startDaemon(t, testConfig(t))
 	cl := tlsClient(t, d, nil)
