@@ -9,9 +9,20 @@ PKGS  ?= ./...
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# make run is the demo node (kedge-daemon demo): as root it acts in a network
+# namespace of its own, with per-instance BPF pins and its VPP segment and
+# socket in the data dir; make clean-run removes what it left.
+RUN_DIR    ?= ./var
+RUN_LISTEN ?= 127.0.0.1:9339
+RUN_NETNS  ?= kedge-demo
+
 .PHONY: run
-run: build ## run a working node on an embedded default (data in ./var, gNMI on 127.0.0.1:9339)
-	./bin/kedge-daemon --data-dir ./var --listen 127.0.0.1:9339
+run: build ## run a demo node (data in ./var, gNMI on 127.0.0.1:9339; as root in network namespace kedge-demo)
+	./bin/kedge-daemon demo --data-dir $(RUN_DIR) --listen $(RUN_LISTEN) --netns $(RUN_NETNS)
+
+.PHONY: clean-run
+clean-run: build ## remove what make run left (its namespace, BPF pins, segment, socket); the tree in ./var stays
+	./bin/kedge-daemon demo-clean --data-dir $(RUN_DIR)
 
 # Fuzzing is bounded by executions, not time: with a time bound, go test
 # -fuzz can fail with "context deadline exceeded" when a worker is slow

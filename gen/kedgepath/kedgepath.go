@@ -215,14 +215,16 @@ type MeshStatus string
 
 // The values of MeshStatus.
 const (
-	MeshStatusUp       MeshStatus = "up"
-	MeshStatusDown     MeshStatus = "down"
-	MeshStatusIsolated MeshStatus = "isolated"
+	MeshStatusUp           MeshStatus = "up"
+	MeshStatusDown         MeshStatus = "down"
+	MeshStatusIsolated     MeshStatus = "isolated"
+	MeshStatusUnconfigured MeshStatus = "unconfigured"
+	MeshStatusUnavailable  MeshStatus = "unavailable"
 )
 
 // MeshStatusValues lists the values of MeshStatus in YANG order.
 func MeshStatusValues() []MeshStatus {
-	return []MeshStatus{MeshStatusUp, MeshStatusDown, MeshStatusIsolated}
+	return []MeshStatus{MeshStatusUp, MeshStatusDown, MeshStatusIsolated, MeshStatusUnconfigured, MeshStatusUnavailable}
 }
 
 // MutationStatus is the YANG enumeration mutation-status.
@@ -2308,7 +2310,8 @@ func (Kedge_Mesh_State_PublicKeyPath) SchemaPath() string { return "/kedge/mesh/
 func (Kedge_Mesh_State_PublicKeyPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_State_StatusPath is the path of /kedge/mesh/state/status (leaf,
-// state). State of the mesh interface.
+// state). State of the mesh interface, published from the daemon's start,
+// before any peer or mesh configuration exists.
 type Kedge_Mesh_State_StatusPath struct{ base }
 
 // SchemaPath returns "/kedge/mesh/state/status", the schema path (no keys).

@@ -2041,7 +2041,8 @@ func (x Kedge_Mesh_State) PublicKey() (string, bool) {
 }
 
 // Status reads /kedge/mesh/state/status (state) and whether it is set. State
-// of the mesh interface.
+// of the mesh interface, published from the daemon's start, before any peer
+// or mesh configuration exists.
 func (x Kedge_Mesh_State) Status() (kedgepath.MeshStatus, bool) {
 	if x.in == nil {
 		return "", false
