@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
+	"github.com/guildhouse-co/kedge/server/hostlock"
 	"github.com/guildhouse-co/kedge/server/mesh"
 	"github.com/guildhouse-co/kedge/server/pods"
 	"github.com/guildhouse-co/kedge/server/posture"
@@ -82,7 +84,9 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 	on := cfg.Dataplane == "auto"
 
 	bk := backendVerdicts{on: on}
-	if on && cfg.ShmPath != "off" && probed.Shm.Available {
+	// Only backends whose host-wide resources the daemon holds (claims);
+	// the others were left out with the reason logged.
+	if on && cfg.ShmPath != "off" && probed.Shm.Available && d.claims.shm {
 		w, err := segment.Open(cfg.ShmPath, segment.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("VPP governance segment unavailable", "path", cfg.ShmPath, "err", err)
@@ -93,10 +97,12 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			d.log.Info("VPP governance segment", "path", w.Path())
 			bk.active(probed.Shm)
 		}
+	} else if on && cfg.ShmPath != "off" && probed.Shm.Available {
+		bk.unclaimed(probed.Shm)
 	} else {
 		bk.off(probed.Shm, cfg.ShmPath == "off", "--shm-path off")
 	}
-	if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available {
+	if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available && d.claims.bpf {
 		b, err := pinned.Open(pinned.WithPinDir(cfg.BPFPinDir), pinned.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("posture_level BPF map unavailable", "pin_dir", cfg.BPFPinDir, "err", err)
@@ -108,6 +114,8 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
 			bk.active(probed.BPFMap)
 		}
+	} else if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available {
+		bk.unclaimed(probed.BPFMap)
 	} else {
 		bk.off(probed.BPFMap, cfg.BPFPinDir == "off", "--bpf-pin-dir off")
 	}
@@ -116,7 +124,7 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 	if d.shell != nil {
 		steps = append(steps, d.shell.svc.Step())
 	}
-	if on && probed.Route.Available {
+	if on && probed.Route.Available && d.claims.route {
 		if c := d.routes(dp); c != nil {
 			steps = append(steps, c.Step())
 			dp.comps = append(dp.comps, c)
@@ -124,6 +132,8 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 		} else {
 			bk.failed(probed.Route, errors.New("the route backend could not open (see the log)"))
 		}
+	} else if on && probed.Route.Available {
+		bk.unclaimed(probed.Route)
 	} else {
 		bk.off(probed.Route, false, "")
 	}
@@ -134,15 +144,16 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 	} else {
 		bk.off(probed.VLAN, false, "")
 	}
-	if on && probed.WGMesh.Available {
-		if c := d.mesh(dp); c != nil {
-			steps = append(steps, c.Step())
-			dp.comps = append(dp.comps, c)
-			bk.active(probed.WGMesh)
-		} else {
-			bk.failed(probed.WGMesh, errors.New("the mesh backend could not open (see the log)"))
-		}
-	} else {
+	// The mesh component runs whatever the machine allows: where the mesh
+	// cannot run it publishes why (with the node's key) instead.
+	mc, step := d.mesh(dp, probed)
+	switch {
+	case step != nil:
+		steps = append(steps, step)
+		bk.active(probed.WGMesh)
+	case on && probed.WGMesh.Available:
+		bk.failed(probed.WGMesh, errors.New("the mesh backend could not open (/kedge/mesh/state/error says why)"))
+	default:
 		bk.off(probed.WGMesh, false, "")
 	}
 	// The underlay touches no kernel state (it programs network devices
@@ -153,7 +164,7 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 		return err
 	}
 	steps = append(steps, u.Step())
-	dp.comps = append(dp.comps, u,
+	dp.comps = append(dp.comps, mc, u,
 		system.New(system.Config{Store: d.st, Logger: d.log.With("component", "system"), Node: cfg.NodeName, Boot: time.Now(),
 			Backends: bk.list}),
 		pods.New(pods.Config{Store: d.st, Logger: d.log.With("component", "pod-sweep")}))
@@ -204,28 +215,54 @@ func (d *Daemon) routes(dp *dataplane) *routes.Component {
 }
 
 // mesh loads (or creates) the node's key, opens the WireGuard backend and
-// builds the mesh component over it (nil when either fails: without its
-// key the node cannot join any mesh; the rest of the dataplane still
-// runs).
-func (d *Daemon) mesh(dp *dataplane) *mesh.Component {
+// builds the mesh component over it, with its posture step. Where the
+// mesh cannot run (the dataplane off, the probe's verdict, the key or the
+// backend failing to open) it builds the component that publishes the
+// node's mesh state and why instead (no step): without its key the node
+// cannot join any mesh, and the rest of the dataplane still runs.
+func (d *Daemon) mesh(dp *dataplane, probed probe.Report) (component, posture.Step) {
 	log := d.log.With("component", "mesh")
+	unavailable := func(pub wgmesh.Key, why string) component {
+		if l := d.claims.device; l != nil {
+			// No device will be hosted: its name is free for others.
+			l.Close()
+			d.claims.device = nil
+		}
+		return mesh.NewUnavailable(mesh.UnavailableConfig{Store: d.st, Logger: log, Public: pub, Reason: why})
+	}
 	priv, pub, err := wgmesh.LoadOrCreateKey(d.cfg.DataDir)
 	if err != nil {
 		d.log.Warn("mesh unavailable", "err", err)
-		return nil
+		return unavailable(wgmesh.Key{}, err.Error()), nil
+	}
+	switch {
+	case d.cfg.Dataplane != "auto":
+		d.log.Info("mesh unavailable: the dataplane is off", "public_key", pub.String())
+		return unavailable(pub, "the dataplane is off (--dataplane off)"), nil
+	case !probed.WGMesh.Available:
+		d.log.Info("mesh unavailable", "why", probed.WGMesh.Reason, "public_key", pub.String())
+		return unavailable(pub, probed.WGMesh.Reason), nil
 	}
 	b, err := wgdevice.New(wgdevice.Options{Netns: mesh.NetnsPath(d.cfg.NetNS), Logger: log})
 	if err != nil {
 		d.log.Warn("mesh backend unavailable", "netns", d.cfg.NetNS, "err", err)
-		return nil
+		return unavailable(pub, "open the mesh backend: "+err.Error()), nil
 	}
 	device := d.cfg.MeshDevice
 	if device == "" {
 		device = mesh.DeviceEmbedded
 	}
 	d.log.Info("mesh backend", "netns", d.cfg.NetNS, "public_key", pub.String(), "device", device)
-	return mesh.New(mesh.Config{Backend: b, Store: d.st, Logger: log, Node: d.cfg.NodeName, NetNS: d.cfg.NetNS,
-		Private: priv, Public: pub, Device: device, Ready: dp.waitReady})
+	me := d.self()
+	c := mesh.Config{Backend: b, Store: d.st, Logger: log, Node: d.cfg.NodeName, NetNS: d.cfg.NetNS,
+		Private: priv, Public: pub, Device: device, Ready: dp.waitReady,
+		LockDevice: func(name string) (io.Closer, error) { return hostlock.WireGuardDevice(name, me) }}
+	if l := d.claims.device; l != nil {
+		c.Held = mesh.HeldDevice{Name: d.claims.deviceName, Lock: l}
+		d.claims.device = nil // the component releases it now
+	}
+	comp := mesh.New(c)
+	return comp, comp.Step()
 }
 
 // close stops the engine and the components (each closes its backend),
@@ -268,6 +305,13 @@ func (b *backendVerdicts) active(r probe.Result) { b.add(r, true) }
 // failed records a backend the probe allowed but that did not open.
 func (b *backendVerdicts) failed(r probe.Result, err error) {
 	b.list = append(b.list, system.Backend{Name: string(r.Backend), Reason: "open failed: " + err.Error()})
+}
+
+// unclaimed records a backend the probe allowed whose host-wide resource
+// the daemon could not lock for another reason than a holder (a holder
+// stops the start).
+func (b *backendVerdicts) unclaimed(r probe.Result) {
+	b.list = append(b.list, system.Backend{Name: string(r.Backend), Reason: "its host lock could not be taken (see the log)"})
 }
 
 // off records a backend that does not run: turned off by its setting

@@ -215,14 +215,16 @@ type MeshStatus string
 
 // The values of MeshStatus.
 const (
-	MeshStatusUp       MeshStatus = "up"
-	MeshStatusDown     MeshStatus = "down"
-	MeshStatusIsolated MeshStatus = "isolated"
+	MeshStatusUp           MeshStatus = "up"
+	MeshStatusDown         MeshStatus = "down"
+	MeshStatusIsolated     MeshStatus = "isolated"
+	MeshStatusUnconfigured MeshStatus = "unconfigured"
+	MeshStatusUnavailable  MeshStatus = "unavailable"
 )
 
 // MeshStatusValues lists the values of MeshStatus in YANG order.
 func MeshStatusValues() []MeshStatus {
-	return []MeshStatus{MeshStatusUp, MeshStatusDown, MeshStatusIsolated}
+	return []MeshStatus{MeshStatusUp, MeshStatusDown, MeshStatusIsolated, MeshStatusUnconfigured, MeshStatusUnavailable}
 }
 
 // MutationStatus is the YANG enumeration mutation-status.
@@ -347,13 +349,14 @@ type PostureSource string
 const (
 	PostureSourceConfig      PostureSource = "config"
 	PostureSourceBpfMap      PostureSource = "bpf-map"
+	PostureSourceCluster     PostureSource = "cluster"
 	PostureSourceGovernance  PostureSource = "governance"
 	PostureSourcePeerSession PostureSource = "peer-session"
 )
 
 // PostureSourceValues lists the values of PostureSource in YANG order.
 func PostureSourceValues() []PostureSource {
-	return []PostureSource{PostureSourceConfig, PostureSourceBpfMap, PostureSourceGovernance, PostureSourcePeerSession}
+	return []PostureSource{PostureSourceConfig, PostureSourceBpfMap, PostureSourceCluster, PostureSourceGovernance, PostureSourcePeerSession}
 }
 
 // ResultStatus is the enumeration of
@@ -582,6 +585,7 @@ var (
 	e_critical                   = &gpb.PathElem{Name: "critical"}
 	e_endpoint                   = &gpb.PathElem{Name: "endpoint"}
 	e_name                       = &gpb.PathElem{Name: "name"}
+	e_owner                      = &gpb.PathElem{Name: "owner"}
 	e_persistent_keepalive       = &gpb.PathElem{Name: "persistent-keepalive"}
 	e_public_key                 = &gpb.PathElem{Name: "public-key"}
 	e_reconnect                  = &gpb.PathElem{Name: "reconnect"}
@@ -622,6 +626,9 @@ var (
 	e_tier                       = &gpb.PathElem{Name: "tier"}
 	e_reason                     = &gpb.PathElem{Name: "reason"}
 	e_posture                    = &gpb.PathElem{Name: "posture"}
+	e_object                     = &gpb.PathElem{Name: "object"}
+	e_connected                  = &gpb.PathElem{Name: "connected"}
+	e_last_sync                  = &gpb.PathElem{Name: "last-sync"}
 	e_history                    = &gpb.PathElem{Name: "history"}
 	e_sequence                   = &gpb.PathElem{Name: "sequence"}
 	e_duration_ns                = &gpb.PathElem{Name: "duration-ns"}
@@ -643,7 +650,6 @@ var (
 	e_device                     = &gpb.PathElem{Name: "device"}
 	e_metric                     = &gpb.PathElem{Name: "metric"}
 	e_next_hop                   = &gpb.PathElem{Name: "next-hop"}
-	e_owner                      = &gpb.PathElem{Name: "owner"}
 	e_table                      = &gpb.PathElem{Name: "table"}
 	e_sessions                   = &gpb.PathElem{Name: "sessions"}
 	e_id                         = &gpb.PathElem{Name: "id"}
@@ -690,7 +696,6 @@ var (
 	e_drift_since                = &gpb.PathElem{Name: "drift-since"}
 	e_last_error                 = &gpb.PathElem{Name: "last-error"}
 	e_last_push                  = &gpb.PathElem{Name: "last-push"}
-	e_last_sync                  = &gpb.PathElem{Name: "last-sync"}
 	e_reachable                  = &gpb.PathElem{Name: "reachable"}
 	e_watch                      = &gpb.PathElem{Name: "watch"}
 	e_mutations                  = &gpb.PathElem{Name: "mutations"}
@@ -767,6 +772,15 @@ var (
 	p_Kedge_Pods_State                              = []*gpb.PathElem{e_kedge, e_pods, e_state}
 	p_Kedge_Pods_State_IpamPools                    = []*gpb.PathElem{e_kedge, e_pods, e_state, e_ipam_pools}
 	p_Kedge_Posture                                 = []*gpb.PathElem{e_kedge, e_posture}
+	p_Kedge_Posture_Cluster                         = []*gpb.PathElem{e_kedge, e_posture, e_cluster}
+	p_Kedge_Posture_Cluster_Config                  = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_config}
+	p_Kedge_Posture_Cluster_Config_Level            = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_config, e_level}
+	p_Kedge_Posture_Cluster_Config_Object           = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_config, e_object}
+	p_Kedge_Posture_Cluster_State                   = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state}
+	p_Kedge_Posture_Cluster_State_Connected         = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_connected}
+	p_Kedge_Posture_Cluster_State_LastSync          = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_last_sync}
+	p_Kedge_Posture_Cluster_State_Level             = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_level}
+	p_Kedge_Posture_Cluster_State_Object            = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_object}
 	p_Kedge_Posture_Config                          = []*gpb.PathElem{e_kedge, e_posture, e_config}
 	p_Kedge_Posture_Config_Level                    = []*gpb.PathElem{e_kedge, e_posture, e_config, e_level}
 	p_Kedge_Posture_History                         = []*gpb.PathElem{e_kedge, e_posture, e_history}
@@ -1731,6 +1745,11 @@ func (p Kedge_Mesh_Peers_Peer_ConfigPath) Name() Kedge_Mesh_Peers_Peer_Config_Na
 	return Kedge_Mesh_Peers_Peer_Config_NamePath{p.child(e_name)}
 }
 
+// Owner returns the path of /kedge/mesh/peers/peer/config/owner.
+func (p Kedge_Mesh_Peers_Peer_ConfigPath) Owner() Kedge_Mesh_Peers_Peer_Config_OwnerPath {
+	return Kedge_Mesh_Peers_Peer_Config_OwnerPath{p.child(e_owner)}
+}
+
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/config/persistent-keepalive.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) PersistentKeepalive() Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath {
 	return Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath{p.child(e_persistent_keepalive)}
@@ -1817,6 +1836,22 @@ func (Kedge_Mesh_Peers_Peer_Config_NamePath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Mesh_Peers_Peer_Config_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Mesh_Peers_Peer_Config_OwnerPath is the path of
+// /kedge/mesh/peers/peer/config/owner (leaf, config). Who manages this peer
+// entry. "kube" marks a peer the daemon built from the cluster's KedgeNode
+// objects: the daemon updates and removes those as the cluster changes. Any
+// other value, or none, is a local entry that the cluster never changes;
+// writing a different owner on a "kube" peer takes it over locally.
+type Kedge_Mesh_Peers_Peer_Config_OwnerPath struct{ base }
+
+// SchemaPath returns "/kedge/mesh/peers/peer/config/owner", the schema path (no keys).
+func (Kedge_Mesh_Peers_Peer_Config_OwnerPath) SchemaPath() string {
+	return "/kedge/mesh/peers/peer/config/owner"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Mesh_Peers_Peer_Config_OwnerPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath is the path of
 // /kedge/mesh/peers/peer/config/persistent-keepalive (leaf, config).
@@ -1914,6 +1949,11 @@ func (p Kedge_Mesh_Peers_Peer_StatePath) LastHandshake() Kedge_Mesh_Peers_Peer_S
 // Name returns the path of /kedge/mesh/peers/peer/state/name.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Name() Kedge_Mesh_Peers_Peer_State_NamePath {
 	return Kedge_Mesh_Peers_Peer_State_NamePath{p.child(e_name)}
+}
+
+// Owner returns the path of /kedge/mesh/peers/peer/state/owner.
+func (p Kedge_Mesh_Peers_Peer_StatePath) Owner() Kedge_Mesh_Peers_Peer_State_OwnerPath {
+	return Kedge_Mesh_Peers_Peer_State_OwnerPath{p.child(e_owner)}
 }
 
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/state/persistent-keepalive.
@@ -2045,6 +2085,22 @@ func (Kedge_Mesh_Peers_Peer_State_NamePath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Mesh_Peers_Peer_State_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Mesh_Peers_Peer_State_OwnerPath is the path of
+// /kedge/mesh/peers/peer/state/owner (leaf, state). Who manages this peer
+// entry. "kube" marks a peer the daemon built from the cluster's KedgeNode
+// objects: the daemon updates and removes those as the cluster changes. Any
+// other value, or none, is a local entry that the cluster never changes;
+// writing a different owner on a "kube" peer takes it over locally.
+type Kedge_Mesh_Peers_Peer_State_OwnerPath struct{ base }
+
+// SchemaPath returns "/kedge/mesh/peers/peer/state/owner", the schema path (no keys).
+func (Kedge_Mesh_Peers_Peer_State_OwnerPath) SchemaPath() string {
+	return "/kedge/mesh/peers/peer/state/owner"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Mesh_Peers_Peer_State_OwnerPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_Peers_Peer_State_PersistentKeepalivePath is the path of
 // /kedge/mesh/peers/peer/state/persistent-keepalive (leaf, state). Keepalive
@@ -2257,7 +2313,8 @@ func (Kedge_Mesh_State_PublicKeyPath) SchemaPath() string { return "/kedge/mesh/
 func (Kedge_Mesh_State_PublicKeyPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_State_StatusPath is the path of /kedge/mesh/state/status (leaf,
-// state). State of the mesh interface.
+// state). State of the mesh interface, published from the daemon's start,
+// before any peer or mesh configuration exists.
 type Kedge_Mesh_State_StatusPath struct{ base }
 
 // SchemaPath returns "/kedge/mesh/state/status", the schema path (no keys).
@@ -3254,6 +3311,11 @@ type Kedge_PosturePath struct{ base }
 // SchemaPath returns "/kedge/posture", the schema path (no keys).
 func (Kedge_PosturePath) SchemaPath() string { return "/kedge/posture" }
 
+// Cluster returns the path of /kedge/posture/cluster.
+func (Kedge_PosturePath) Cluster() Kedge_Posture_ClusterPath {
+	return Kedge_Posture_ClusterPath{base{p_Kedge_Posture_Cluster}}
+}
+
 // Config returns the path of /kedge/posture/config.
 func (Kedge_PosturePath) Config() Kedge_Posture_ConfigPath {
 	return Kedge_Posture_ConfigPath{base{p_Kedge_Posture_Config}}
@@ -3268,6 +3330,151 @@ func (Kedge_PosturePath) History() Kedge_Posture_HistoryPath {
 func (Kedge_PosturePath) State() Kedge_Posture_StatePath {
 	return Kedge_Posture_StatePath{base{p_Kedge_Posture_State}}
 }
+
+// Kedge_Posture_ClusterPath is the path of /kedge/posture/cluster (container,
+// config). The cluster-wide posture level, mirrored by the daemon from the
+// cluster's KedgeClusterPosture object. It can only make the effective level
+// stricter, never looser than the node's own config or its BPF map.
+type Kedge_Posture_ClusterPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster", the schema path (no keys).
+func (Kedge_Posture_ClusterPath) SchemaPath() string { return "/kedge/posture/cluster" }
+
+// Config returns the path of /kedge/posture/cluster/config.
+func (Kedge_Posture_ClusterPath) Config() Kedge_Posture_Cluster_ConfigPath {
+	return Kedge_Posture_Cluster_ConfigPath{base{p_Kedge_Posture_Cluster_Config}}
+}
+
+// State returns the path of /kedge/posture/cluster/state.
+func (Kedge_Posture_ClusterPath) State() Kedge_Posture_Cluster_StatePath {
+	return Kedge_Posture_Cluster_StatePath{base{p_Kedge_Posture_Cluster_State}}
+}
+
+// Kedge_Posture_Cluster_ConfigPath is the path of
+// /kedge/posture/cluster/config (container, config). The cluster's level as
+// last read from the cluster.
+type Kedge_Posture_Cluster_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/config", the schema path (no keys).
+func (Kedge_Posture_Cluster_ConfigPath) SchemaPath() string { return "/kedge/posture/cluster/config" }
+
+// Level returns the path of /kedge/posture/cluster/config/level.
+func (Kedge_Posture_Cluster_ConfigPath) Level() Kedge_Posture_Cluster_Config_LevelPath {
+	return Kedge_Posture_Cluster_Config_LevelPath{base{p_Kedge_Posture_Cluster_Config_Level}}
+}
+
+// Object returns the path of /kedge/posture/cluster/config/object.
+func (Kedge_Posture_Cluster_ConfigPath) Object() Kedge_Posture_Cluster_Config_ObjectPath {
+	return Kedge_Posture_Cluster_Config_ObjectPath{base{p_Kedge_Posture_Cluster_Config_Object}}
+}
+
+// Kedge_Posture_Cluster_Config_LevelPath is the path of
+// /kedge/posture/cluster/config/level (leaf, config). The cluster's posture
+// level; absent when the cluster sets none.
+type Kedge_Posture_Cluster_Config_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/config/level", the schema path (no keys).
+func (Kedge_Posture_Cluster_Config_LevelPath) SchemaPath() string {
+	return "/kedge/posture/cluster/config/level"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_Config_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Posture_Cluster_Config_ObjectPath is the path of
+// /kedge/posture/cluster/config/object (leaf, config). The name of the
+// cluster object the level came from.
+type Kedge_Posture_Cluster_Config_ObjectPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/config/object", the schema path (no keys).
+func (Kedge_Posture_Cluster_Config_ObjectPath) SchemaPath() string {
+	return "/kedge/posture/cluster/config/object"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_Config_ObjectPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Posture_Cluster_StatePath is the path of /kedge/posture/cluster/state
+// (container, state). How the mirror is doing.
+type Kedge_Posture_Cluster_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state", the schema path (no keys).
+func (Kedge_Posture_Cluster_StatePath) SchemaPath() string { return "/kedge/posture/cluster/state" }
+
+// Connected returns the path of /kedge/posture/cluster/state/connected.
+func (Kedge_Posture_Cluster_StatePath) Connected() Kedge_Posture_Cluster_State_ConnectedPath {
+	return Kedge_Posture_Cluster_State_ConnectedPath{base{p_Kedge_Posture_Cluster_State_Connected}}
+}
+
+// LastSync returns the path of /kedge/posture/cluster/state/last-sync.
+func (Kedge_Posture_Cluster_StatePath) LastSync() Kedge_Posture_Cluster_State_LastSyncPath {
+	return Kedge_Posture_Cluster_State_LastSyncPath{base{p_Kedge_Posture_Cluster_State_LastSync}}
+}
+
+// Level returns the path of /kedge/posture/cluster/state/level.
+func (Kedge_Posture_Cluster_StatePath) Level() Kedge_Posture_Cluster_State_LevelPath {
+	return Kedge_Posture_Cluster_State_LevelPath{base{p_Kedge_Posture_Cluster_State_Level}}
+}
+
+// Object returns the path of /kedge/posture/cluster/state/object.
+func (Kedge_Posture_Cluster_StatePath) Object() Kedge_Posture_Cluster_State_ObjectPath {
+	return Kedge_Posture_Cluster_State_ObjectPath{base{p_Kedge_Posture_Cluster_State_Object}}
+}
+
+// Kedge_Posture_Cluster_State_ConnectedPath is the path of
+// /kedge/posture/cluster/state/connected (leaf, state). Whether the daemon
+// currently reaches the cluster's API. While it does not, the node keeps its
+// last peers and level.
+type Kedge_Posture_Cluster_State_ConnectedPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/connected", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_ConnectedPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/connected"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_ConnectedPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Posture_Cluster_State_LastSyncPath is the path of
+// /kedge/posture/cluster/state/last-sync (leaf, state). When the daemon last
+// heard from the cluster's API.
+type Kedge_Posture_Cluster_State_LastSyncPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/last-sync", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_LastSyncPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/last-sync"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_LastSyncPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Posture_Cluster_State_LevelPath is the path of
+// /kedge/posture/cluster/state/level (leaf, state). The cluster level this
+// node holds (its config mirror).
+type Kedge_Posture_Cluster_State_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/level", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_LevelPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/level"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Posture_Cluster_State_ObjectPath is the path of
+// /kedge/posture/cluster/state/object (leaf, state). The cluster object the
+// level came from.
+type Kedge_Posture_Cluster_State_ObjectPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/object", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_ObjectPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/object"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_ObjectPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Posture_ConfigPath is the path of /kedge/posture/config (container,
 // config). Intended posture.

@@ -82,6 +82,15 @@ type Config struct {
 	// default: whoever reaches it reads all of it, so a wider address is
 	// an explicit choice.
 	MetricsListen string `yaml:"metrics-listen"`
+	// Kubeconfig or KubeInCluster turn on the Kubernetes cluster engine
+	// (server/kube): discovery through KedgeNode objects, the cluster
+	// posture level, pod metadata. Neither: the node stands alone.
+	Kubeconfig    string `yaml:"kubeconfig"`
+	KubeInCluster bool   `yaml:"kube-in-cluster"`
+	// KubeEndpoint overrides the endpoint the node publishes (host or
+	// host:port); KubePosture names the KedgeClusterPosture to follow.
+	KubeEndpoint string `yaml:"kube-endpoint"`
+	KubePosture  string `yaml:"kube-posture"`
 }
 
 // Defaults returns the built-in settings, before resolution.
@@ -264,6 +273,10 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ShellstreamEndpoints, "shellstream-endpoints", c.ShellstreamEndpoints, "local endpoint per session type: type=unix:/path or type=127.0.0.1:port, comma separated")
 	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "HTTP address of Prometheus /metrics, /healthz, /readyz and the status page (\"off\": none)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig file of the Kubernetes API to join (empty: standalone unless --kube-in-cluster)")
+	fs.BoolVar(&c.KubeInCluster, "kube-in-cluster", c.KubeInCluster, "join the Kubernetes API this pod runs in (service account)")
+	fs.StringVar(&c.KubeEndpoint, "kube-endpoint", c.KubeEndpoint, "address peers reach this node's WireGuard device at (default: the Node's annotation or InternalIP)")
+	fs.StringVar(&c.KubePosture, "kube-posture", c.KubePosture, "name of the KedgeClusterPosture to follow (default cluster)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
 	bindNotary(fs, c)
 	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
@@ -320,6 +333,9 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if _, err := c.Level(); err != nil {
 		return err
+	}
+	if c.Kubeconfig != "" && c.KubeInCluster {
+		return errors.New("resolve config: --kubeconfig conflicts with --kube-in-cluster")
 	}
 	if c.Insecure && (c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "") {
 		return errors.New("resolve config: --insecure conflicts with --tls-cert/--tls-key/--tls-ca")

@@ -21,6 +21,7 @@ import (
 // name's start).
 var (
 	postureConfigPrefix = kedgepath.Root().Kedge().Posture().Config().SchemaPath() + "/"
+	clusterConfigPrefix = kedgepath.Root().Kedge().Posture().Cluster().Config().SchemaPath() + "/"
 	accordsPrefix       = kedgepath.Root().Kedge().Accords().SchemaPath() + "/"
 )
 
@@ -74,6 +75,7 @@ type Engine struct {
 	applied       applied
 	hasApply      bool // applied came from meta or a completed plan
 	cfgLevel      uint8
+	clusterLevel  uint8 // /kedge/posture/cluster/config/level; 0: none
 	overrides     accord.Overrides
 	accords       []accord.Accord
 	appliedAccord accord.Accord // the accord the last plan applied
@@ -137,7 +139,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	published := e.accords
 	external, foreign := e.pollSource()
-	eff, _ := Effective(e.cfgLevel, external)
+	eff, _ := e.effective(external)
 	var resumedTo uint8
 	if p := e.pending; p != nil {
 		// A plan aiming for a level no longer in effect (the map now holds
@@ -250,7 +252,8 @@ func (e *Engine) drain(ctx context.Context, w *store.Watcher) (bool, *store.Watc
 		}
 		for _, ch := range c.Changes {
 			p := ch.Node.Path
-			if strings.HasPrefix(p, postureConfigPrefix) || strings.HasPrefix(p, accordsPrefix) {
+			if strings.HasPrefix(p, postureConfigPrefix) || strings.HasPrefix(p, clusterConfigPrefix) ||
+				strings.HasPrefix(p, accordsPrefix) {
 				changed = true
 				break
 			}

@@ -13,8 +13,9 @@ const HistoryLen = 64
 
 // Sources of the effective level (leaf /kedge/posture/state/source).
 const (
-	SourceConfig = "config"
-	SourceBPFMap = "bpf-map"
+	SourceConfig  = "config"
+	SourceBPFMap  = "bpf-map"
+	SourceCluster = "cluster"
 )
 
 // Transition results (typedef transition-result) and step results.

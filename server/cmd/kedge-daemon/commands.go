@@ -59,6 +59,20 @@ var subcommands = []subcommand{
 		run:     func(args []string, _ io.Reader, stdout, _ io.Writer) error { return storeCmd(args, stdout) },
 	},
 	{
+		name:    "demo",
+		usage:   demoUsage,
+		summary: demoSummary,
+		flags:   func() *flag.FlagSet { fs, _ := demoFlags(); return fs },
+		run:     demoCmd,
+	},
+	{
+		name:    "demo-clean",
+		usage:   cleanUsage,
+		summary: cleanSummary,
+		flags:   func() *flag.FlagSet { fs, _ := cleanFlags(); return fs },
+		run:     demoCleanCmd,
+	},
+	{
 		name:    "version",
 		usage:   "version",
 		summary: "Print the version (the same as --version and /kedge/system/state/version).",
