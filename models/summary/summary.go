@@ -27,7 +27,8 @@ import (
 // case), since kedgectl prints them with -o json and -o yaml.
 type Node struct {
 	// Seq is the store sequence number of the tree it was read from (0
-	// when read from a mirror).
+	// when read from a mirror). A section the status follower holds back
+	// (a costly recount, see server/observe) may reflect an earlier one.
 	Seq      uint64    `json:"seq,omitempty"`
 	System   System    `json:"system"`
 	Posture  Posture   `json:"posture"`

@@ -28,9 +28,20 @@ type FollowerOptions struct {
 	// OnDelay is called with how long after its commit the follower read
 	// each commit from the change feed.
 	OnDelay func(time.Duration)
-	// Now is the clock (tests).
-	Now func() time.Time
+	// Now is the clock and After the timer (tests).
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 }
+
+// holdFactor bounds how much of the time the follower holds the store's
+// read lock (which blocks commits) for one section: a section whose last
+// recount took d is recounted again no sooner than holdFactor·d after it
+// ended, so at most 1/(1+holdFactor) of the time. A recount takes
+// microseconds at the sizes most nodes have; at 100,000 routes the routes
+// section takes about 100 ms (BenchmarkRoutes100k in models/summary), so
+// during a bulk load its counts on the page trail by up to 0.4 s instead
+// of every commit waiting behind a recount.
+const holdFactor = 4
 
 // Follower keeps the node's summary current from the store's change feed:
 // it reads every commit, notes which sections of the summary it touched,
@@ -44,6 +55,10 @@ type Follower struct {
 	// sections maps a top-level container's schema path (/kedge/routes)
 	// to the summary section that reads it.
 	sections map[string]summary.Section
+	// earliest is when each section may next be recounted (see
+	// holdFactor); only Run's goroutine uses it.
+	earliest map[summary.Section]time.Time
+	hold     time.Duration // holdFactor (a benchmark compares 0)
 
 	mu      sync.Mutex
 	cur     *summary.Node
@@ -61,7 +76,11 @@ func NewFollower(src Source, o FollowerOptions) *Follower {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	f := &Follower{src: src, o: o, log: o.Logger, sections: map[string]summary.Section{}, changed: make(chan struct{})}
+	if o.After == nil {
+		o.After = time.After
+	}
+	f := &Follower{src: src, o: o, log: o.Logger, sections: map[string]summary.Section{},
+		earliest: map[summary.Section]time.Time{}, hold: holdFactor, changed: make(chan struct{})}
 	for s, ps := range summary.Prefixes() {
 		for _, p := range ps {
 			f.sections[p] = s
@@ -79,7 +98,8 @@ func (f *Follower) Current() (*summary.Node, <-chan struct{}) {
 }
 
 // Processed returns the sequence number of the last commit the published
-// summary reflects.
+// summary reflects in every section (a section whose recount is held back
+// keeps it behind).
 func (f *Follower) Processed() uint64 { return f.processed.Load() }
 
 // Following reports whether the follower is reading the change feed: the
@@ -95,11 +115,15 @@ func (f *Follower) Run(ctx context.Context) error {
 		return err
 	}
 	f.following.Store(true)
+	pending := map[summary.Section]bool{}
+	var wake <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-w.Ready():
+		case <-wake:
+			wake = nil
 		}
 		dirty, err := f.drain(w)
 		switch {
@@ -108,18 +132,49 @@ func (f *Follower) Run(ctx context.Context) error {
 			if w, err = f.readAll(); err != nil {
 				return err
 			}
+			clear(pending)
+			wake = nil
 			continue
 		case err != nil:
 			return err
 		}
-		if len(dirty) > 0 {
-			if err := f.refresh(dirty); err != nil {
+		for s := range dirty {
+			pending[s] = true
+		}
+		due, wait := f.due(pending)
+		if len(due) > 0 {
+			if err := f.refresh(due, len(pending) == len(due)); err != nil {
 				return err
 			}
-		} else {
+			for s := range due {
+				delete(pending, s)
+			}
+		} else if len(pending) == 0 {
 			f.processed.Store(w.Pos() - 1)
 		}
+		if len(pending) > 0 && wake == nil {
+			wake = f.o.After(wait)
+		}
 	}
+}
+
+// due returns the pending sections that may be recounted now, and how
+// long until the first of the others may.
+func (f *Follower) due(pending map[summary.Section]bool) (map[summary.Section]bool, time.Duration) {
+	now := f.o.Now()
+	due := map[summary.Section]bool{}
+	var wait time.Duration
+	for s := range pending {
+		d := f.earliest[s].Sub(now)
+		if d <= 0 {
+			due[s] = true
+			continue
+		}
+		if wait == 0 || d < wait {
+			wait = d
+		}
+	}
+	return due, wait
 }
 
 // readAll summarizes the whole tree and returns a watcher right after it.
@@ -133,7 +188,7 @@ func (f *Follower) readAll() (*store.Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.publish(n)
+	f.publish(n, true)
 	return w, nil
 }
 
@@ -175,13 +230,17 @@ func topLevel(p string) string {
 }
 
 // refresh recomputes the dirty sections over a copy of the current
-// summary and publishes it.
-func (f *Follower) refresh(dirty map[summary.Section]bool) error {
+// summary and publishes it; complete says no other section is held back,
+// so the summary reflects every commit up to the tree's.
+func (f *Follower) refresh(dirty map[summary.Section]bool, complete bool) error {
 	prev, _ := f.Current()
 	next := *prev
 	err := f.src.ReadAt(func(t *tree.Tree, seq uint64) error {
 		for s := range dirty {
+			t0 := f.o.Now()
 			summary.Fill(&next, t, s)
+			t1 := f.o.Now()
+			f.earliest[s] = t1.Add(f.hold * t1.Sub(t0))
 		}
 		next.Seq = seq
 		return nil
@@ -189,18 +248,22 @@ func (f *Follower) refresh(dirty map[summary.Section]bool) error {
 	if err != nil {
 		return err
 	}
-	f.publish(&next)
+	f.publish(&next, complete)
 	return nil
 }
 
-func (f *Follower) publish(n *summary.Node) {
+func (f *Follower) publish(n *summary.Node, complete bool) {
 	if f.o.OnSummary != nil {
 		f.o.OnSummary(n)
+	}
+	// Processed moves before readers are woken, so a reader woken by this
+	// summary sees it.
+	if complete {
+		f.processed.Store(n.Seq)
 	}
 	f.mu.Lock()
 	f.cur = n
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
-	f.processed.Store(n.Seq)
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/guildhouse-co/kedge/yang"
 )
 
-func openStore(t *testing.T) *store.Store {
+func openStore(t testing.TB) *store.Store {
 	t.Helper()
 	schema, err := yang.Schema()
 	if err != nil {
@@ -113,6 +113,67 @@ func TestFollower(t *testing.T) {
 	}
 	if f.Following() {
 		t.Error("Following after the store closed")
+	}
+}
+
+// A section whose recount was costly is held back for holdFactor times
+// that cost (the store's read lock blocks commits meanwhile), while the
+// other sections follow at once; it is recounted when its timer fires, and
+// Processed stays behind until then. The clock is the test's: it moves
+// only when the test says, and by step at every reading.
+func TestFollowerHoldsBackCostlySections(t *testing.T) {
+	st := openStore(t)
+	var base, step atomic.Int64 // nanoseconds
+	now := func() time.Time { return time.Unix(0, base.Add(step.Load())) }
+	fire := make(chan time.Time, 1)
+	var waits atomic.Int64
+	f := NewFollower(st, FollowerOptions{Now: now, After: func(d time.Duration) <-chan time.Time {
+		waits.Store(int64(d))
+		return fire
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, changed := f.Current()
+	go f.Run(ctx)
+	_, changed = next(t, f, changed)
+
+	k := kedgepath.Root().Kedge()
+	route := func(prefix string) {
+		t.Helper()
+		r := k.Routes().Route(prefix, 254).Config()
+		if _, err := st.Commit(ctx, []store.Op{store.Update(r.Device(), "eth0")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first route's recount "takes" 10 s: every clock reading moves
+	// it 10 s on, and only the routes section is recounted.
+	step.Store(int64(10 * time.Second))
+	route("10.1.0.0/16")
+	n, changed := next(t, f, changed)
+	if n.Routes.Total != 1 || f.Processed() != st.Seq() {
+		t.Fatalf("first route: total %d, processed %d of %d", n.Routes.Total, f.Processed(), st.Seq())
+	}
+	step.Store(0)
+	route("10.2.0.0/16")
+	if _, err := st.CommitState(ctx, []store.Op{store.Update(k.Posture().State().EffectiveLevel(), uint8(3))}); err != nil {
+		t.Fatal(err)
+	}
+	// The level is published without the second route.
+	for n.Posture.Effective != 3 {
+		n, changed = next(t, f, changed)
+	}
+	if n.Routes.Total != 1 || f.Processed() >= st.Seq() {
+		t.Fatalf("level published: routes %d (want the held-back 1), processed %d of %d", n.Routes.Total, f.Processed(), st.Seq())
+	}
+	if w := time.Duration(waits.Load()); w <= 0 || w > 4*10*time.Second {
+		t.Errorf("held back for %v, want at most 40 s", w)
+	}
+	// Past the hold, the timer fires and the routes are recounted.
+	base.Add(int64(time.Minute))
+	fire <- time.Time{}
+	n, _ = next(t, f, changed)
+	if n.Routes.Total != 2 || n.Posture.Effective != 3 || f.Processed() != st.Seq() {
+		t.Fatalf("after the hold: routes %d level %d processed %d of %d", n.Routes.Total, n.Posture.Effective, f.Processed(), st.Seq())
 	}
 }
 
