@@ -52,17 +52,32 @@ type System struct {
 // Posture is the node's level and its transitions.
 type Posture struct {
 	// Level is the intended level the engine applies, Effective the one
-	// in force (the stricter of it and an external request), Source which
-	// of the two won.
+	// in force (the strictest of it, the BPF map's request and the
+	// cluster's level), Source which of them won.
 	Level     uint8  `json:"level"`
 	Effective uint8  `json:"effective-level"`
 	Source    string `json:"source,omitempty"`
 	Sequence  uint64 `json:"sequence"`
+	// Cluster is the cluster-wide level the node follows (nil when it
+	// follows none: no cluster engine has written one).
+	Cluster *ClusterPosture `json:"cluster,omitempty"`
 	// Last is the last transition, with its steps (nil before the first).
 	Last *Transition `json:"last-transition,omitempty"`
 	// History holds the finished transitions the tree keeps, oldest
 	// first, without steps.
 	History []Transition `json:"history"`
+}
+
+// ClusterPosture is the cluster's level as the cluster engine
+// (server/kube) mirrors it into /kedge/posture/cluster.
+type ClusterPosture struct {
+	// Level is 0 when the cluster sets none.
+	Level  uint8  `json:"level,omitempty"`
+	Object string `json:"object,omitempty"`
+	// Connected says whether the daemon reaches the cluster's API now;
+	// LastSync is when it last heard from it.
+	Connected bool      `json:"connected"`
+	LastSync  time.Time `json:"last-sync,omitzero"`
 }
 
 // Transition is one posture transition.
@@ -344,6 +359,16 @@ func posture(k kedgetree.Kedge) Posture {
 	src, _ := st.Source()
 	p.Source = string(src)
 	p.Sequence, _ = st.Sequence()
+	if cc, cs := k.Posture().Cluster().Config(), k.Posture().Cluster().State(); cc.Exists() || cs.Exists() {
+		c := &ClusterPosture{}
+		c.Level, _ = cc.Level()
+		if c.Object, _ = cc.Object(); c.Object == "" {
+			c.Object, _ = cs.Object()
+		}
+		c.Connected, _ = cs.Connected()
+		c.LastSync = ts(cs.LastSync())
+		p.Cluster = c
+	}
 	if lt := st.LastTransition(); lt.Exists() {
 		t := Transition{Steps: []Step{}}
 		t.From, _ = lt.FromLevel()

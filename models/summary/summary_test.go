@@ -102,6 +102,46 @@ func TestSummary(t *testing.T) {
 	}
 }
 
+// The cluster's level reads from the cluster engine's mirror: absent
+// without one; the level and object from config (the object from state
+// when the cluster sets no level), the API link from state.
+func TestClusterPosture(t *testing.T) {
+	c := kedgepath.Root().Kedge().Posture().Cluster()
+	if p := Of(build(t, nil, nil)).Posture; p.Cluster != nil {
+		t.Errorf("no cluster engine: cluster %+v", p.Cluster)
+	}
+	heard := time.Unix(1700000000, 0)
+	tr := build(t, []func(*tree.Txn) error{
+		func(tx *tree.Txn) error { return tx.Update(c.Config().Level().Elems(), c.Config().Level().Val(2)) },
+		func(tx *tree.Txn) error {
+			return tx.Update(c.Config().Object().Elems(), c.Config().Object().Val("prod"))
+		},
+	}, []func(*tree.Txn) error{
+		func(tx *tree.Txn) error {
+			return tx.Update(c.State().Connected().Elems(), c.State().Connected().Val(true))
+		},
+		func(tx *tree.Txn) error {
+			return tx.Update(c.State().LastSync().Elems(), c.State().LastSync().Val(uint64(heard.UnixNano())))
+		},
+	})
+	got := Of(tr).Posture.Cluster
+	if got == nil || got.Level != 2 || got.Object != "prod" || !got.Connected || !got.LastSync.Equal(heard) {
+		t.Errorf("cluster at 2: %+v", got)
+	}
+	tr = build(t, nil, []func(*tree.Txn) error{
+		func(tx *tree.Txn) error {
+			return tx.Update(c.State().Object().Elems(), c.State().Object().Val("cluster"))
+		},
+		func(tx *tree.Txn) error {
+			return tx.Update(c.State().Connected().Elems(), c.State().Connected().Val(false))
+		},
+	})
+	got = Of(tr).Posture.Cluster
+	if got == nil || got.Level != 0 || got.Object != "cluster" || got.Connected || !got.LastSync.IsZero() {
+		t.Errorf("cluster setting no level, API down: %+v", got)
+	}
+}
+
 // BenchmarkRoutes100k is what the status follower pays to recount the
 // routes after a commit that touched them, at 100,000 routes.
 func BenchmarkRoutes100k(b *testing.B) {

@@ -68,6 +68,9 @@ func (a *app) postureTable(w *tabwriter.Writer, p summary.Posture) {
 	fmt.Fprintf(w, "level\t%d\t%s\n", p.Level, levelName(p.Level))
 	fmt.Fprintf(w, "effective level\t%d\t%s\n", p.Effective, levelName(p.Effective))
 	fmt.Fprintf(w, "source\t%s\t\n", orDash(p.Source))
+	if c := p.Cluster; c != nil {
+		fmt.Fprintf(w, "cluster\t%s\t%s\n", clusterLevel(c), clusterLink(c, now))
+	}
 	fmt.Fprintf(w, "transitions\t%d\t\n", p.Sequence)
 	if t := p.Last; t != nil {
 		fmt.Fprintf(w, "last transition\t%d → %d %s in %s\t%s\n", t.From, t.To, t.Result, dur(t.Duration), ago(t.Started, now))

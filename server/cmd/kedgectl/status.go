@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,8 @@ func (a *app) statusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "The node at a glance: identity, posture and the last transition's steps, backends, mesh, routes, sessions",
 		Long: `status shows the node's identity, its posture level and effective level (and which source
-set it), the last transition with each step's timing, the dataplane backends and why each
+set it), the cluster's level where a cluster engine sets one (and whether the node reaches the
+cluster's API), the last transition with each step's timing, the dataplane backends and why each
 runs or not, and one line each for the mesh, the routes and the sessions.`,
 		Example: `  kedgectl status
   kedgectl status -o json | jq .posture`,
@@ -53,6 +55,9 @@ func (a *app) statusTable(w *tabwriter.Writer, s *summary.Node) {
 	p := s.Posture
 	fmt.Fprintf(w, "posture\tlevel %d (%s), effective %d (%s)\tsource %s, %s\n",
 		p.Level, levelName(p.Level), p.Effective, levelName(p.Effective), orDash(p.Source), plural(int(p.Sequence), "transition"))
+	if c := p.Cluster; c != nil {
+		fmt.Fprintf(w, "cluster posture\t%s\t%s\n", clusterLevel(c), clusterLink(c, now))
+	}
 	if t := p.Last; t != nil {
 		fmt.Fprintf(w, "last transition\t%d → %d %s in %s\t%s\n", t.From, t.To, t.Result, dur(t.Duration), ago(t.Started, now))
 		for _, st := range t.Steps {
@@ -235,4 +240,25 @@ wrote any), how long ago its last handshake was, and the bytes received and sent
 			})
 		},
 	}
+}
+
+// clusterLevel says which level the cluster sets, and from which object.
+func clusterLevel(c *summary.ClusterPosture) string {
+	l := "no level"
+	if c.Level != 0 {
+		l = fmt.Sprintf("level %d (%s)", c.Level, levelName(c.Level))
+	}
+	if c.Object != "" {
+		l += " from " + c.Object
+	}
+	return l
+}
+
+// clusterLink says whether the node reaches the cluster's API.
+func clusterLink(c *summary.ClusterPosture, now time.Time) string {
+	s := "API unreachable"
+	if c.Connected {
+		s = "API connected"
+	}
+	return s + ", last heard " + ago(c.LastSync, now)
 }

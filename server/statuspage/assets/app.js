@@ -64,6 +64,12 @@ function renderPosture(p) {
   $("intended").textContent = p.level || "–";
   $("source").textContent = p.source || "–";
   $("sequence").textContent = p.sequence;
+  // The cluster's level, where a cluster engine sets one.
+  const c = p.cluster;
+  $("cluster-box").hidden = !c;
+  if (c) {
+    $("cluster").textContent = (c.level ? c.level + " " + LEVEL_NAMES[c.level] : "none") + (c.connected ? "" : " (API unreachable)");
+  }
 }
 
 function renderSteps(t) {
