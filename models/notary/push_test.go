@@ -199,7 +199,15 @@ func TestTypeOfDevicePush(t *testing.T) {
 	if got := Type(commit); got != qmv1.ArtifactType_ARTIFACT_TYPE_NETWORK_MUTATION {
 		t.Errorf("tree commit typed %v", got)
 	}
-	if PushKey("m1", 12) == PushKey("m11", 2) || PushKey("m1", 1) != PushKey("m1", 1) {
-		t.Error("push keys collide or vary")
+	seen := map[string]bool{}
+	for _, k := range []struct {
+		id  string
+		seq uint64
+	}{{"m1", 12}, {"m11", 2}, {"m1", 1}, {"m1\x001", 2}, {"m1", 0}, {"repair/sw1/1", 0}} {
+		key := PushKey(k.id, k.seq)
+		if seen[key] {
+			t.Errorf("push key of %q/%d collides", k.id, k.seq)
+		}
+		seen[key] = true
 	}
 }
