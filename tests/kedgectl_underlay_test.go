@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -82,6 +84,15 @@ func TestKedgectlUnderlay(t *testing.T) {
 	m := masker{}
 	golden(t, m, "underlay", ctlMust(t, bin, env, append(addr, "underlay")...).stdout)
 	golden(t, m, "underlay-drift", ctlMust(t, bin, env, append(addr, "underlay", "drift")...).stdout)
+	// The executed push is in the notary log, typed device-push (the
+	// refused repair changed nothing, so it is no push). Log indexes
+	// depend on what else was recorded: the first column is cut.
+	q := ctlMust(t, bin, env, append(addr, "notary", "query", "--type", "device-push")...).stdout
+	var rows []string
+	for l := range strings.Lines(q) {
+		rows = append(rows, regexp.MustCompile(`^\d+ +`).ReplaceAllString(l, "<index>  "))
+	}
+	golden(t, m, "underlay-notary", strings.Join(rows, ""))
 	r := kedgectl(t, bin, env, "", append(addr, "underlay", "bogus")...)
 	if r.code != 2 {
 		t.Errorf("underlay bogus: exit %d, want 2\n%s", r.code, r.stderr)

@@ -20,19 +20,26 @@ import (
 )
 
 // artifactTypes are the query's --type names.
+// mutation is a commit to the tree, device-push configuration pushed to
+// network devices (the underlay).
 var artifactTypes = map[string]qmv1.ArtifactType{
-	"mutation":   qmv1.ArtifactType_ARTIFACT_TYPE_NETWORK_MUTATION,
-	"transit":    qmv1.ArtifactType_ARTIFACT_TYPE_SESSION_TRANSIT,
-	"forensic":   qmv1.ArtifactType_ARTIFACT_TYPE_POSTURE_FORENSIC_SNAPSHOT,
-	"transition": qmv1.ArtifactType_ARTIFACT_TYPE_POSTURE_TRANSITION,
+	"mutation":    qmv1.ArtifactType_ARTIFACT_TYPE_NETWORK_MUTATION,
+	"device-push": qmv1.ArtifactType_ARTIFACT_TYPE_DEVICE_PUSH,
+	"transit":     qmv1.ArtifactType_ARTIFACT_TYPE_SESSION_TRANSIT,
+	"forensic":    qmv1.ArtifactType_ARTIFACT_TYPE_POSTURE_FORENSIC_SNAPSHOT,
+	"transition":  qmv1.ArtifactType_ARTIFACT_TYPE_POSTURE_TRANSITION,
 }
+
+// typeNames lists the --type names in the order help shows them.
+var typeNames = []string{"mutation", "device-push", "transit", "forensic", "transition"}
 
 func (a *app) notaryCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "notary",
 		Short: "Query the node's notary log and verify it against its signed checkpoints",
 		Long: `notary reads the node's notary log over its NotaryService: the Quartermaster artifacts
-(config mutations, Shellstream transits, posture transitions, forensic snapshots) filtered by
+(config mutations, underlay device pushes, Shellstream transits, posture transitions, forensic
+snapshots) filtered by
 type, posture level and time, and a verification of every entry against the log's signed
 checkpoint, with a progress bar.`,
 		Example: `  kedgectl notary query --type transit --level 3
@@ -71,7 +78,7 @@ entries whole (protobuf JSON). A progress bar on stderr follows the log's pages.
 			for _, t := range splitList(types) {
 				at, ok := artifactTypes[t]
 				if !ok {
-					return fmt.Errorf("%w: --type %q: want mutation, transit, forensic or transition", errUsage, t)
+					return fmt.Errorf("%w: --type %q: want one of %s", errUsage, t, strings.Join(typeNames, ", "))
 				}
 				req.Types = append(req.Types, at)
 			}
@@ -98,12 +105,12 @@ entries whole (protobuf JSON). A progress bar on stderr follows the log's pages.
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&types, "type", "", "comma-separated: mutation, transit, forensic, transition (default: all)")
+	f.StringVar(&types, "type", "", "comma-separated: "+strings.Join(typeNames, ", ")+" (default: all)")
 	f.StringVar(&levels, "level", "", "comma-separated posture levels the events happened at (default: all)")
 	f.StringVar(&since, "since", "", "events at or after this time (RFC 3339)")
 	f.StringVar(&until, "until", "", "events before this time (RFC 3339)")
 	f.IntVar(&limit, "limit", 0, "at most this many entries (0: all)")
-	c.RegisterFlagCompletionFunc("type", fixedCompletions("mutation", "transit", "forensic", "transition"))
+	c.RegisterFlagCompletionFunc("type", fixedCompletions(typeNames...))
 	return c
 }
 
@@ -181,6 +188,13 @@ func describeEntry(e *qmv1.LogEntry) queryRow {
 	switch x := e.GetArtifact().(type) {
 	case *qmv1.LogEntry_NetworkMutation:
 		m := x.NetworkMutation
+		if d := m.GetDevicePush(); d != nil {
+			r.Type = "device-push"
+			r.What = fmt.Sprintf("%s %s by %s (%s) on %s: %s, %d changes", strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(d.GetKind().String(), "DEVICE_PUSH_KIND_"), "_", " ")),
+				d.GetMutationId(), m.GetWriter().GetIdentity(), m.GetWriter().GetTier(), strings.Join(d.GetDevices(), ","),
+				strings.ToLower(strings.TrimPrefix(d.GetResult().String(), "DEVICE_PUSH_RESULT_")), m.GetChangeCount())
+			break
+		}
 		r.Type = "mutation"
 		r.What = fmt.Sprintf("commit %d by %s (%s): %d changes", m.GetCommitSequence(), m.GetWriter().GetIdentity(), m.GetWriter().GetTier(), m.GetChangeCount())
 	case *qmv1.LogEntry_SessionTransit:
