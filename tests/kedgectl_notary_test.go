@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +53,15 @@ func TestKedgectlNotary(t *testing.T) {
 		}
 		return
 	}
+	// Each level's transition finishes before the next Set: the engine
+	// may otherwise go 5 → 3 at once, and the query below looks for 5 → 4.
 	for _, l := range []uint64{4, 3} {
 		setLevel(t, c, l)
+		want := strconv.FormatUint(l, 10)
+		watchTree(t, c, "the transition to "+want, func() bool {
+			return get1(t, c, "/kedge/posture/state/last-transition/to-level") == want &&
+				get1(t, c, "/kedge/posture/state/last-transition/result") == "ok"
+		})
 	}
 	meshWait(t, "two mutations and the transitions recorded", 30*time.Second, func() bool {
 		m, tr := entries()
