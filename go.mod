@@ -86,6 +86,8 @@ require (
 	github.com/moby/moby/api v1.56.1 // indirect
 	github.com/moby/moby/client v0.6.2 // indirect
 	github.com/networkplumbing/go-nft v0.4.0 // indirect
+	github.com/openconfig/gribi v1.9.1 // indirect
+	github.com/openconfig/gribigo v0.1.3 // indirect
 	github.com/openconfig/grpctunnel v0.1.0 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
