@@ -35,6 +35,7 @@ import (
 	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/config"
+	"github.com/guildhouse-co/kedge/server/gribi"
 	"github.com/guildhouse-co/kedge/server/listen"
 	"github.com/guildhouse-co/kedge/server/probe"
 	"github.com/guildhouse-co/kedge/yang"
@@ -57,6 +58,7 @@ type Daemon struct {
 	strms *streams
 	dp    *dataplane
 	authn *auth.Authenticator
+	gribi *gribi.Service
 }
 
 // Start is StartContext with a background context: the daemon runs until
@@ -137,6 +139,15 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if err := d.startDataplane(ctx, probed); err != nil {
 		return nil, err
 	}
+	// gRIBI writes /kedge/aft; the routes component (when this machine
+	// allows the route backend) programs it and reports back.
+	d.gribi = gribi.New(gribi.Config{Store: d.st, Auth: auth.Authorizer{Policy: policy},
+		Logger: log.With("component", "gribi"), Class: cfg.GRIBIClass, FIB: d.dp.routesOn})
+	if err := d.gribi.Start(ctx, strconv.FormatInt(time.Now().UnixNano(), 36)); err != nil {
+		return nil, err
+	}
+	log.Info("gRIBI service", "network_instance", gribi.DefaultNetworkInstance, "class", cfg.GRIBIClass,
+		"fib_ack", d.dp.routesOn)
 
 	if cfg.Listen != "" {
 		if err := d.startTCP(authn, pwPath); err != nil {
@@ -165,6 +176,7 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
+	d.gribi.Register(g)
 	d.grpcs = append(d.grpcs, g)
 	return g
 }
@@ -323,6 +335,10 @@ func (d *Daemon) closeAll() error {
 	if d.authn != nil {
 		d.authn.Close()
 		d.authn = nil
+	}
+	if d.gribi != nil {
+		d.gribi.Close()
+		d.gribi = nil
 	}
 	// The dataplane stops before the store closes: its last state writes
 	// need the store, and its backends keep the kernel as it is.

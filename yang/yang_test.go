@@ -72,6 +72,7 @@ var lists = []struct {
 	{"/kedge/underlay/vlans/vlan", false, "id"},
 	{"/kedge/underlay/mutations/mutation", false, "id"},
 	{"/kedge/sessions/session", true, "id"},
+	{"/kedge/aft/sessions/session", false, "id"},
 	{"/kedge/aft/ipv4-entries/ipv4-entry", false, "prefix"},
 	{"/kedge/aft/ipv6-entries/ipv6-entry", false, "prefix"},
 	{"/kedge/aft/next-hop-groups/next-hop-group", false, "id"},

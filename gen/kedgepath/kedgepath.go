@@ -499,13 +499,10 @@ var (
 	e_state                     = &gpb.PathElem{Name: "state"}
 	e_aft                       = &gpb.PathElem{Name: "aft"}
 	e_ipv4_entries              = &gpb.PathElem{Name: "ipv4-entries"}
-	e_class                     = &gpb.PathElem{Name: "class"}
 	e_metadata                  = &gpb.PathElem{Name: "metadata"}
 	e_next_hop_group            = &gpb.PathElem{Name: "next-hop-group"}
-	e_persistence               = &gpb.PathElem{Name: "persistence"}
 	e_prefix                    = &gpb.PathElem{Name: "prefix"}
 	e_session                   = &gpb.PathElem{Name: "session"}
-	e_tier                      = &gpb.PathElem{Name: "tier"}
 	e_reason                    = &gpb.PathElem{Name: "reason"}
 	e_status                    = &gpb.PathElem{Name: "status"}
 	e_ipv6_entries              = &gpb.PathElem{Name: "ipv6-entries"}
@@ -518,6 +515,11 @@ var (
 	e_interface                 = &gpb.PathElem{Name: "interface"}
 	e_ip_address                = &gpb.PathElem{Name: "ip-address"}
 	e_unsupported               = &gpb.PathElem{Name: "unsupported"}
+	e_sessions                  = &gpb.PathElem{Name: "sessions"}
+	e_class                     = &gpb.PathElem{Name: "class"}
+	e_identity                  = &gpb.PathElem{Name: "identity"}
+	e_persistence               = &gpb.PathElem{Name: "persistence"}
+	e_tier                      = &gpb.PathElem{Name: "tier"}
 	e_programmed_sequence       = &gpb.PathElem{Name: "programmed-sequence"}
 	e_mesh                      = &gpb.PathElem{Name: "mesh"}
 	e_addresses                 = &gpb.PathElem{Name: "addresses"}
@@ -576,7 +578,6 @@ var (
 	e_next_hop                  = &gpb.PathElem{Name: "next-hop"}
 	e_owner                     = &gpb.PathElem{Name: "owner"}
 	e_table                     = &gpb.PathElem{Name: "table"}
-	e_sessions                  = &gpb.PathElem{Name: "sessions"}
 	e_effective_posture         = &gpb.PathElem{Name: "effective-posture"}
 	e_peer                      = &gpb.PathElem{Name: "peer"}
 	e_posture_at_handshake      = &gpb.PathElem{Name: "posture-at-handshake"}
@@ -612,6 +613,7 @@ var (
 	p_Kedge_Aft_Ipv6Entries                         = []*gpb.PathElem{e_kedge, e_aft, e_ipv6_entries}
 	p_Kedge_Aft_NextHopGroups                       = []*gpb.PathElem{e_kedge, e_aft, e_next_hop_groups}
 	p_Kedge_Aft_NextHops                            = []*gpb.PathElem{e_kedge, e_aft, e_next_hops}
+	p_Kedge_Aft_Sessions                            = []*gpb.PathElem{e_kedge, e_aft, e_sessions}
 	p_Kedge_Aft_State                               = []*gpb.PathElem{e_kedge, e_aft, e_state}
 	p_Kedge_Aft_State_ProgrammedSequence            = []*gpb.PathElem{e_kedge, e_aft, e_state, e_programmed_sequence}
 	p_Kedge_Mesh                                    = []*gpb.PathElem{e_kedge, e_mesh}
@@ -1413,6 +1415,11 @@ func (Kedge_AftPath) NextHops() Kedge_Aft_NextHopsPath {
 	return Kedge_Aft_NextHopsPath{base{p_Kedge_Aft_NextHops}}
 }
 
+// Sessions returns the path of /kedge/aft/sessions.
+func (Kedge_AftPath) Sessions() Kedge_Aft_SessionsPath {
+	return Kedge_Aft_SessionsPath{base{p_Kedge_Aft_Sessions}}
+}
+
 // State returns the path of /kedge/aft/state.
 func (Kedge_AftPath) State() Kedge_Aft_StatePath { return Kedge_Aft_StatePath{base{p_Kedge_Aft_State}} }
 
@@ -1483,11 +1490,6 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) SchemaPath() string {
 	return "/kedge/aft/ipv4-entries/ipv4-entry/config"
 }
 
-// Class returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/class.
-func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Class() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_ClassPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_ClassPath{p.child(e_class)}
-}
-
 // Metadata returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/metadata.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Metadata() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath {
 	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath{p.child(e_metadata)}
@@ -1498,11 +1500,6 @@ func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) NextHopGroup() Kedge_Aft_Ipv
 	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath{p.child(e_next_hop_group)}
 }
 
-// Persistence returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/persistence.
-func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Persistence() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PersistencePath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PersistencePath{p.child(e_persistence)}
-}
-
 // Prefix returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/prefix.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Prefix() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath {
 	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath{p.child(e_prefix)}
@@ -1511,27 +1508,6 @@ func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Prefix() Kedge_Aft_Ipv4Entri
 // Session returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/session.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Session() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath {
 	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath{p.child(e_session)}
-}
-
-// Tier returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/tier.
-func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Tier() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_TierPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_TierPath{p.child(e_tier)}
-}
-
-// Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_ClassPath is the path of
-// /kedge/aft/ipv4-entries/ipv4-entry/config/class (leaf, config). The route
-// class the posture levels judge the route by (the daemon's gribi-class
-// setting when the entry was written).
-type Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_ClassPath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/config/class", the schema path (no keys).
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_ClassPath) SchemaPath() string {
-	return "/kedge/aft/ipv4-entries/ipv4-entry/config/class"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_ClassPath) Val(v RouteClass) *gpb.TypedValue {
-	return str(string(v))
 }
 
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath is the path of
@@ -1564,21 +1540,6 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath) Val(v uint64) *gp
 	return uintv(uint64(v))
 }
 
-// Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PersistencePath is the path of
-// /kedge/aft/ipv4-entries/ipv4-entry/config/persistence (leaf, config). The
-// persistence of the session that wrote the entry.
-type Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PersistencePath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/config/persistence", the schema path (no keys).
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PersistencePath) SchemaPath() string {
-	return "/kedge/aft/ipv4-entries/ipv4-entry/config/persistence"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PersistencePath) Val(v Persistence) *gpb.TypedValue {
-	return str(string(v))
-}
-
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath is the path of
 // /kedge/aft/ipv4-entries/ipv4-entry/config/prefix (leaf, config).
 // Destination prefix; host bits are zero.
@@ -1594,7 +1555,9 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath) Val(v string) *gpb.Type
 
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath is the path of
 // /kedge/aft/ipv4-entries/ipv4-entry/config/session (leaf, config). The gRIBI
-// session that wrote the entry (its identity and number).
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 type Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath struct{ base }
 
 // SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/config/session", the schema path (no keys).
@@ -1605,21 +1568,6 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath) Val(v string) *gpb.TypedValue {
 	return str(v)
-}
-
-// Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_TierPath is the path of
-// /kedge/aft/ipv4-entries/ipv4-entry/config/tier (leaf, config). The tier of
-// the identity that wrote the entry.
-type Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_TierPath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/config/tier", the schema path (no keys).
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_TierPath) SchemaPath() string {
-	return "/kedge/aft/ipv4-entries/ipv4-entry/config/tier"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_TierPath) Val(v Tier) *gpb.TypedValue {
-	return str(string(v))
 }
 
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath is the path of
@@ -1645,11 +1593,6 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) SchemaPath() string {
 	return "/kedge/aft/ipv4-entries/ipv4-entry/state"
 }
 
-// Class returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/class.
-func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Class() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ClassPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ClassPath{p.child(e_class)}
-}
-
 // Metadata returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/metadata.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Metadata() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath {
 	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath{p.child(e_metadata)}
@@ -1658,11 +1601,6 @@ func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Metadata() Kedge_Aft_Ipv4Entr
 // NextHopGroup returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/next-hop-group.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) NextHopGroup() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath {
 	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath{p.child(e_next_hop_group)}
-}
-
-// Persistence returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/persistence.
-func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Persistence() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PersistencePath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PersistencePath{p.child(e_persistence)}
 }
 
 // Prefix returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/prefix.
@@ -1683,27 +1621,6 @@ func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Session() Kedge_Aft_Ipv4Entri
 // Status returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/status.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Status() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath {
 	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath{p.child(e_status)}
-}
-
-// Tier returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/tier.
-func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Tier() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_TierPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_TierPath{p.child(e_tier)}
-}
-
-// Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ClassPath is the path of
-// /kedge/aft/ipv4-entries/ipv4-entry/state/class (leaf, state). The route
-// class the posture levels judge the route by (the daemon's gribi-class
-// setting when the entry was written).
-type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ClassPath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/class", the schema path (no keys).
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ClassPath) SchemaPath() string {
-	return "/kedge/aft/ipv4-entries/ipv4-entry/state/class"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ClassPath) Val(v RouteClass) *gpb.TypedValue {
-	return str(string(v))
 }
 
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath is the path of
@@ -1736,21 +1653,6 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath) Val(v uint64) *gpb
 	return uintv(uint64(v))
 }
 
-// Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PersistencePath is the path of
-// /kedge/aft/ipv4-entries/ipv4-entry/state/persistence (leaf, state). The
-// persistence of the session that wrote the entry.
-type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PersistencePath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/persistence", the schema path (no keys).
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PersistencePath) SchemaPath() string {
-	return "/kedge/aft/ipv4-entries/ipv4-entry/state/persistence"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PersistencePath) Val(v Persistence) *gpb.TypedValue {
-	return str(string(v))
-}
-
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath is the path of
 // /kedge/aft/ipv4-entries/ipv4-entry/state/prefix (leaf, state). Destination
 // prefix; host bits are zero.
@@ -1779,7 +1681,9 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath) Val(v string) *gpb.Typed
 
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath is the path of
 // /kedge/aft/ipv4-entries/ipv4-entry/state/session (leaf, state). The gRIBI
-// session that wrote the entry (its identity and number).
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath struct{ base }
 
 // SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/session", the schema path (no keys).
@@ -1802,21 +1706,6 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath) Val(v AftStatus) *gpb.TypedValue {
-	return str(string(v))
-}
-
-// Kedge_Aft_Ipv4Entries_Ipv4Entry_State_TierPath is the path of
-// /kedge/aft/ipv4-entries/ipv4-entry/state/tier (leaf, state). The tier of
-// the identity that wrote the entry.
-type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_TierPath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/tier", the schema path (no keys).
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_TierPath) SchemaPath() string {
-	return "/kedge/aft/ipv4-entries/ipv4-entry/state/tier"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_TierPath) Val(v Tier) *gpb.TypedValue {
 	return str(string(v))
 }
 
@@ -1887,11 +1776,6 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) SchemaPath() string {
 	return "/kedge/aft/ipv6-entries/ipv6-entry/config"
 }
 
-// Class returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/class.
-func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Class() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_ClassPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_ClassPath{p.child(e_class)}
-}
-
 // Metadata returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/metadata.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Metadata() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath {
 	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath{p.child(e_metadata)}
@@ -1902,11 +1786,6 @@ func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) NextHopGroup() Kedge_Aft_Ipv
 	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath{p.child(e_next_hop_group)}
 }
 
-// Persistence returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/persistence.
-func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Persistence() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PersistencePath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PersistencePath{p.child(e_persistence)}
-}
-
 // Prefix returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/prefix.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Prefix() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath {
 	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath{p.child(e_prefix)}
@@ -1915,27 +1794,6 @@ func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Prefix() Kedge_Aft_Ipv6Entri
 // Session returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/session.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Session() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath {
 	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath{p.child(e_session)}
-}
-
-// Tier returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/tier.
-func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Tier() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_TierPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_TierPath{p.child(e_tier)}
-}
-
-// Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_ClassPath is the path of
-// /kedge/aft/ipv6-entries/ipv6-entry/config/class (leaf, config). The route
-// class the posture levels judge the route by (the daemon's gribi-class
-// setting when the entry was written).
-type Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_ClassPath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/config/class", the schema path (no keys).
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_ClassPath) SchemaPath() string {
-	return "/kedge/aft/ipv6-entries/ipv6-entry/config/class"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_ClassPath) Val(v RouteClass) *gpb.TypedValue {
-	return str(string(v))
 }
 
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath is the path of
@@ -1968,21 +1826,6 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath) Val(v uint64) *gp
 	return uintv(uint64(v))
 }
 
-// Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PersistencePath is the path of
-// /kedge/aft/ipv6-entries/ipv6-entry/config/persistence (leaf, config). The
-// persistence of the session that wrote the entry.
-type Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PersistencePath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/config/persistence", the schema path (no keys).
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PersistencePath) SchemaPath() string {
-	return "/kedge/aft/ipv6-entries/ipv6-entry/config/persistence"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PersistencePath) Val(v Persistence) *gpb.TypedValue {
-	return str(string(v))
-}
-
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath is the path of
 // /kedge/aft/ipv6-entries/ipv6-entry/config/prefix (leaf, config).
 // Destination prefix; host bits are zero.
@@ -1998,7 +1841,9 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath) Val(v string) *gpb.Type
 
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath is the path of
 // /kedge/aft/ipv6-entries/ipv6-entry/config/session (leaf, config). The gRIBI
-// session that wrote the entry (its identity and number).
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 type Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath struct{ base }
 
 // SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/config/session", the schema path (no keys).
@@ -2009,21 +1854,6 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath) Val(v string) *gpb.TypedValue {
 	return str(v)
-}
-
-// Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_TierPath is the path of
-// /kedge/aft/ipv6-entries/ipv6-entry/config/tier (leaf, config). The tier of
-// the identity that wrote the entry.
-type Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_TierPath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/config/tier", the schema path (no keys).
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_TierPath) SchemaPath() string {
-	return "/kedge/aft/ipv6-entries/ipv6-entry/config/tier"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_TierPath) Val(v Tier) *gpb.TypedValue {
-	return str(string(v))
 }
 
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath is the path of
@@ -2049,11 +1879,6 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) SchemaPath() string {
 	return "/kedge/aft/ipv6-entries/ipv6-entry/state"
 }
 
-// Class returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/class.
-func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Class() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ClassPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ClassPath{p.child(e_class)}
-}
-
 // Metadata returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/metadata.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Metadata() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath {
 	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath{p.child(e_metadata)}
@@ -2062,11 +1887,6 @@ func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Metadata() Kedge_Aft_Ipv6Entr
 // NextHopGroup returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/next-hop-group.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) NextHopGroup() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath {
 	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath{p.child(e_next_hop_group)}
-}
-
-// Persistence returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/persistence.
-func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Persistence() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PersistencePath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PersistencePath{p.child(e_persistence)}
 }
 
 // Prefix returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/prefix.
@@ -2087,27 +1907,6 @@ func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Session() Kedge_Aft_Ipv6Entri
 // Status returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/status.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Status() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath {
 	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath{p.child(e_status)}
-}
-
-// Tier returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/tier.
-func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Tier() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_TierPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_TierPath{p.child(e_tier)}
-}
-
-// Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ClassPath is the path of
-// /kedge/aft/ipv6-entries/ipv6-entry/state/class (leaf, state). The route
-// class the posture levels judge the route by (the daemon's gribi-class
-// setting when the entry was written).
-type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ClassPath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/class", the schema path (no keys).
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ClassPath) SchemaPath() string {
-	return "/kedge/aft/ipv6-entries/ipv6-entry/state/class"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ClassPath) Val(v RouteClass) *gpb.TypedValue {
-	return str(string(v))
 }
 
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath is the path of
@@ -2140,21 +1939,6 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath) Val(v uint64) *gpb
 	return uintv(uint64(v))
 }
 
-// Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PersistencePath is the path of
-// /kedge/aft/ipv6-entries/ipv6-entry/state/persistence (leaf, state). The
-// persistence of the session that wrote the entry.
-type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PersistencePath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/persistence", the schema path (no keys).
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PersistencePath) SchemaPath() string {
-	return "/kedge/aft/ipv6-entries/ipv6-entry/state/persistence"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PersistencePath) Val(v Persistence) *gpb.TypedValue {
-	return str(string(v))
-}
-
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath is the path of
 // /kedge/aft/ipv6-entries/ipv6-entry/state/prefix (leaf, state). Destination
 // prefix; host bits are zero.
@@ -2183,7 +1967,9 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath) Val(v string) *gpb.Typed
 
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath is the path of
 // /kedge/aft/ipv6-entries/ipv6-entry/state/session (leaf, state). The gRIBI
-// session that wrote the entry (its identity and number).
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath struct{ base }
 
 // SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/session", the schema path (no keys).
@@ -2206,21 +1992,6 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath) Val(v AftStatus) *gpb.TypedValue {
-	return str(string(v))
-}
-
-// Kedge_Aft_Ipv6Entries_Ipv6Entry_State_TierPath is the path of
-// /kedge/aft/ipv6-entries/ipv6-entry/state/tier (leaf, state). The tier of
-// the identity that wrote the entry.
-type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_TierPath struct{ base }
-
-// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/tier", the schema path (no keys).
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_TierPath) SchemaPath() string {
-	return "/kedge/aft/ipv6-entries/ipv6-entry/state/tier"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_TierPath) Val(v Tier) *gpb.TypedValue {
 	return str(string(v))
 }
 
@@ -2310,11 +2081,6 @@ func (p Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) Id() Kedge_Aft_NextHopG
 	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath{p.child(e_id)}
 }
 
-// Persistence returns the path of /kedge/aft/next-hop-groups/next-hop-group/config/persistence.
-func (p Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) Persistence() Kedge_Aft_NextHopGroups_NextHopGroup_Config_PersistencePath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_PersistencePath{p.child(e_persistence)}
-}
-
 // Session returns the path of /kedge/aft/next-hop-groups/next-hop-group/config/session.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) Session() Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath {
 	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath{p.child(e_session)}
@@ -2352,24 +2118,11 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath) Val(v uint64) *gpb.Typ
 	return uintv(uint64(v))
 }
 
-// Kedge_Aft_NextHopGroups_NextHopGroup_Config_PersistencePath is the path of
-// /kedge/aft/next-hop-groups/next-hop-group/config/persistence (leaf,
-// config). The persistence of the session that wrote the entry.
-type Kedge_Aft_NextHopGroups_NextHopGroup_Config_PersistencePath struct{ base }
-
-// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/config/persistence", the schema path (no keys).
-func (Kedge_Aft_NextHopGroups_NextHopGroup_Config_PersistencePath) SchemaPath() string {
-	return "/kedge/aft/next-hop-groups/next-hop-group/config/persistence"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_NextHopGroups_NextHopGroup_Config_PersistencePath) Val(v Persistence) *gpb.TypedValue {
-	return str(string(v))
-}
-
 // Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath is the path of
 // /kedge/aft/next-hop-groups/next-hop-group/config/session (leaf, config).
-// The gRIBI session that wrote the entry (its identity and number).
+// The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 type Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath struct{ base }
 
 // SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/config/session", the schema path (no keys).
@@ -2600,11 +2353,6 @@ func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Id() Kedge_Aft_NextHopGr
 	return Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath{p.child(e_id)}
 }
 
-// Persistence returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/persistence.
-func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Persistence() Kedge_Aft_NextHopGroups_NextHopGroup_State_PersistencePath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_State_PersistencePath{p.child(e_persistence)}
-}
-
 // Reason returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/reason.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Reason() Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath {
 	return Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath{p.child(e_reason)}
@@ -2652,21 +2400,6 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath) Val(v uint64) *gpb.Type
 	return uintv(uint64(v))
 }
 
-// Kedge_Aft_NextHopGroups_NextHopGroup_State_PersistencePath is the path of
-// /kedge/aft/next-hop-groups/next-hop-group/state/persistence (leaf, state).
-// The persistence of the session that wrote the entry.
-type Kedge_Aft_NextHopGroups_NextHopGroup_State_PersistencePath struct{ base }
-
-// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/state/persistence", the schema path (no keys).
-func (Kedge_Aft_NextHopGroups_NextHopGroup_State_PersistencePath) SchemaPath() string {
-	return "/kedge/aft/next-hop-groups/next-hop-group/state/persistence"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_NextHopGroups_NextHopGroup_State_PersistencePath) Val(v Persistence) *gpb.TypedValue {
-	return str(string(v))
-}
-
 // Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath is the path of
 // /kedge/aft/next-hop-groups/next-hop-group/state/reason (leaf, state). Why
 // the entry is withheld, overridden or failed.
@@ -2684,7 +2417,9 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath) Val(v string) *gpb.
 
 // Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath is the path of
 // /kedge/aft/next-hop-groups/next-hop-group/state/session (leaf, state). The
-// gRIBI session that wrote the entry (its identity and number).
+// gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 type Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath struct{ base }
 
 // SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/state/session", the schema path (no keys).
@@ -2795,11 +2530,6 @@ func (p Kedge_Aft_NextHops_NextHop_ConfigPath) IpAddress() Kedge_Aft_NextHops_Ne
 	return Kedge_Aft_NextHops_NextHop_Config_IpAddressPath{p.child(e_ip_address)}
 }
 
-// Persistence returns the path of /kedge/aft/next-hops/next-hop/config/persistence.
-func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Persistence() Kedge_Aft_NextHops_NextHop_Config_PersistencePath {
-	return Kedge_Aft_NextHops_NextHop_Config_PersistencePath{p.child(e_persistence)}
-}
-
 // Session returns the path of /kedge/aft/next-hops/next-hop/config/session.
 func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Session() Kedge_Aft_NextHops_NextHop_Config_SessionPath {
 	return Kedge_Aft_NextHops_NextHop_Config_SessionPath{p.child(e_session)}
@@ -2851,24 +2581,11 @@ func (Kedge_Aft_NextHops_NextHop_Config_IpAddressPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Aft_NextHops_NextHop_Config_IpAddressPath) Val(v string) *gpb.TypedValue { return str(v) }
 
-// Kedge_Aft_NextHops_NextHop_Config_PersistencePath is the path of
-// /kedge/aft/next-hops/next-hop/config/persistence (leaf, config). The
-// persistence of the session that wrote the entry.
-type Kedge_Aft_NextHops_NextHop_Config_PersistencePath struct{ base }
-
-// SchemaPath returns "/kedge/aft/next-hops/next-hop/config/persistence", the schema path (no keys).
-func (Kedge_Aft_NextHops_NextHop_Config_PersistencePath) SchemaPath() string {
-	return "/kedge/aft/next-hops/next-hop/config/persistence"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_NextHops_NextHop_Config_PersistencePath) Val(v Persistence) *gpb.TypedValue {
-	return str(string(v))
-}
-
 // Kedge_Aft_NextHops_NextHop_Config_SessionPath is the path of
 // /kedge/aft/next-hops/next-hop/config/session (leaf, config). The gRIBI
-// session that wrote the entry (its identity and number).
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 type Kedge_Aft_NextHops_NextHop_Config_SessionPath struct{ base }
 
 // SchemaPath returns "/kedge/aft/next-hops/next-hop/config/session", the schema path (no keys).
@@ -2931,11 +2648,6 @@ func (p Kedge_Aft_NextHops_NextHop_StatePath) IpAddress() Kedge_Aft_NextHops_Nex
 	return Kedge_Aft_NextHops_NextHop_State_IpAddressPath{p.child(e_ip_address)}
 }
 
-// Persistence returns the path of /kedge/aft/next-hops/next-hop/state/persistence.
-func (p Kedge_Aft_NextHops_NextHop_StatePath) Persistence() Kedge_Aft_NextHops_NextHop_State_PersistencePath {
-	return Kedge_Aft_NextHops_NextHop_State_PersistencePath{p.child(e_persistence)}
-}
-
 // Reason returns the path of /kedge/aft/next-hops/next-hop/state/reason.
 func (p Kedge_Aft_NextHops_NextHop_StatePath) Reason() Kedge_Aft_NextHops_NextHop_State_ReasonPath {
 	return Kedge_Aft_NextHops_NextHop_State_ReasonPath{p.child(e_reason)}
@@ -2996,21 +2708,6 @@ func (Kedge_Aft_NextHops_NextHop_State_IpAddressPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Aft_NextHops_NextHop_State_IpAddressPath) Val(v string) *gpb.TypedValue { return str(v) }
 
-// Kedge_Aft_NextHops_NextHop_State_PersistencePath is the path of
-// /kedge/aft/next-hops/next-hop/state/persistence (leaf, state). The
-// persistence of the session that wrote the entry.
-type Kedge_Aft_NextHops_NextHop_State_PersistencePath struct{ base }
-
-// SchemaPath returns "/kedge/aft/next-hops/next-hop/state/persistence", the schema path (no keys).
-func (Kedge_Aft_NextHops_NextHop_State_PersistencePath) SchemaPath() string {
-	return "/kedge/aft/next-hops/next-hop/state/persistence"
-}
-
-// Val encodes v as the leaf's gNMI value.
-func (Kedge_Aft_NextHops_NextHop_State_PersistencePath) Val(v Persistence) *gpb.TypedValue {
-	return str(string(v))
-}
-
 // Kedge_Aft_NextHops_NextHop_State_ReasonPath is the path of
 // /kedge/aft/next-hops/next-hop/state/reason (leaf, state). Why the entry is
 // withheld, overridden or failed.
@@ -3026,7 +2723,9 @@ func (Kedge_Aft_NextHops_NextHop_State_ReasonPath) Val(v string) *gpb.TypedValue
 
 // Kedge_Aft_NextHops_NextHop_State_SessionPath is the path of
 // /kedge/aft/next-hops/next-hop/state/session (leaf, state). The gRIBI
-// session that wrote the entry (its identity and number).
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 type Kedge_Aft_NextHops_NextHop_State_SessionPath struct{ base }
 
 // SchemaPath returns "/kedge/aft/next-hops/next-hop/state/session", the schema path (no keys).
@@ -3065,6 +2764,281 @@ func (Kedge_Aft_NextHops_NextHop_State_UnsupportedPath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Aft_NextHops_NextHop_State_UnsupportedPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_SessionsPath is the path of /kedge/aft/sessions (container,
+// config). The sessions that wrote the entries present.
+type Kedge_Aft_SessionsPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions", the schema path (no keys).
+func (Kedge_Aft_SessionsPath) SchemaPath() string { return "/kedge/aft/sessions" }
+
+// Session returns the path of the /kedge/aft/sessions/session entry with the given keys.
+func (p Kedge_Aft_SessionsPath) Session(id string) Kedge_Aft_Sessions_SessionPath {
+	return Kedge_Aft_Sessions_SessionPath{p.child(&gpb.PathElem{Name: "session", Key: map[string]string{"id": id}})}
+}
+
+// SessionAny returns the path of every /kedge/aft/sessions/session entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Aft_SessionsPath) SessionAny() Kedge_Aft_Sessions_SessionPath {
+	return Kedge_Aft_Sessions_SessionPath{p.child(&gpb.PathElem{Name: "session", Key: map[string]string{"id": "*"}})}
+}
+
+// Kedge_Aft_Sessions_SessionPath is the path of /kedge/aft/sessions/session
+// (list entry, config). One session.
+type Kedge_Aft_Sessions_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session", the schema path (no keys).
+func (Kedge_Aft_Sessions_SessionPath) SchemaPath() string { return "/kedge/aft/sessions/session" }
+
+// ParseKeys reads the keys of a /kedge/aft/sessions/session entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Aft_Sessions_SessionPath) ParseKeys(e *gpb.PathElem) (id string, err error) {
+	if e.GetName() != "session" {
+		err = fmt.Errorf("parse keys of /kedge/aft/sessions/session: element %q is not session", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["id"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/aft/sessions/session: no key id")
+		return
+	} else {
+		id = s
+	}
+	return id, nil
+}
+
+// Config returns the path of /kedge/aft/sessions/session/config.
+func (p Kedge_Aft_Sessions_SessionPath) Config() Kedge_Aft_Sessions_Session_ConfigPath {
+	return Kedge_Aft_Sessions_Session_ConfigPath{p.child(e_config)}
+}
+
+// Id returns the path of /kedge/aft/sessions/session/id.
+func (p Kedge_Aft_Sessions_SessionPath) Id() Kedge_Aft_Sessions_Session_IdPath {
+	return Kedge_Aft_Sessions_Session_IdPath{p.child(e_id)}
+}
+
+// State returns the path of /kedge/aft/sessions/session/state.
+func (p Kedge_Aft_Sessions_SessionPath) State() Kedge_Aft_Sessions_Session_StatePath {
+	return Kedge_Aft_Sessions_Session_StatePath{p.child(e_state)}
+}
+
+// Kedge_Aft_Sessions_Session_ConfigPath is the path of
+// /kedge/aft/sessions/session/config (container, config). The session as it
+// opened.
+type Kedge_Aft_Sessions_Session_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_ConfigPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config"
+}
+
+// Class returns the path of /kedge/aft/sessions/session/config/class.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Class() Kedge_Aft_Sessions_Session_Config_ClassPath {
+	return Kedge_Aft_Sessions_Session_Config_ClassPath{p.child(e_class)}
+}
+
+// Id returns the path of /kedge/aft/sessions/session/config/id.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Id() Kedge_Aft_Sessions_Session_Config_IdPath {
+	return Kedge_Aft_Sessions_Session_Config_IdPath{p.child(e_id)}
+}
+
+// Identity returns the path of /kedge/aft/sessions/session/config/identity.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Identity() Kedge_Aft_Sessions_Session_Config_IdentityPath {
+	return Kedge_Aft_Sessions_Session_Config_IdentityPath{p.child(e_identity)}
+}
+
+// Persistence returns the path of /kedge/aft/sessions/session/config/persistence.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Persistence() Kedge_Aft_Sessions_Session_Config_PersistencePath {
+	return Kedge_Aft_Sessions_Session_Config_PersistencePath{p.child(e_persistence)}
+}
+
+// Tier returns the path of /kedge/aft/sessions/session/config/tier.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Tier() Kedge_Aft_Sessions_Session_Config_TierPath {
+	return Kedge_Aft_Sessions_Session_Config_TierPath{p.child(e_tier)}
+}
+
+// Kedge_Aft_Sessions_Session_Config_ClassPath is the path of
+// /kedge/aft/sessions/session/config/class (leaf, config). The route class of
+// the IP entries it writes (the daemon's gribi-class setting when the session
+// opened): the posture levels withhold routes by class.
+type Kedge_Aft_Sessions_Session_Config_ClassPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/class", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_ClassPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/class"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_ClassPath) Val(v RouteClass) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_Sessions_Session_Config_IdPath is the path of
+// /kedge/aft/sessions/session/config/id (leaf, config). The session's
+// identifier (unique across restarts).
+type Kedge_Aft_Sessions_Session_Config_IdPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/id", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_IdPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/id"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_Config_IdentityPath is the path of
+// /kedge/aft/sessions/session/config/identity (leaf, config). Who opened the
+// session (tier:name).
+type Kedge_Aft_Sessions_Session_Config_IdentityPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/identity", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_IdentityPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/identity"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_IdentityPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_Config_PersistencePath is the path of
+// /kedge/aft/sessions/session/config/persistence (leaf, config). The
+// persistence the session asked for.
+type Kedge_Aft_Sessions_Session_Config_PersistencePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/persistence", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_PersistencePath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/persistence"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_PersistencePath) Val(v Persistence) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_Sessions_Session_Config_TierPath is the path of
+// /kedge/aft/sessions/session/config/tier (leaf, config). The tier of the
+// identity: the tier of the routes it writes.
+type Kedge_Aft_Sessions_Session_Config_TierPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/tier", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_TierPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/tier"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_TierPath) Val(v Tier) *gpb.TypedValue { return str(string(v)) }
+
+// Kedge_Aft_Sessions_Session_IdPath is the path of
+// /kedge/aft/sessions/session/id (leaf, config). Reference to the session's
+// id.
+type Kedge_Aft_Sessions_Session_IdPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/id", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_IdPath) SchemaPath() string { return "/kedge/aft/sessions/session/id" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_StatePath is the path of
+// /kedge/aft/sessions/session/state (container, state). The session.
+type Kedge_Aft_Sessions_Session_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_StatePath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state"
+}
+
+// Class returns the path of /kedge/aft/sessions/session/state/class.
+func (p Kedge_Aft_Sessions_Session_StatePath) Class() Kedge_Aft_Sessions_Session_State_ClassPath {
+	return Kedge_Aft_Sessions_Session_State_ClassPath{p.child(e_class)}
+}
+
+// Id returns the path of /kedge/aft/sessions/session/state/id.
+func (p Kedge_Aft_Sessions_Session_StatePath) Id() Kedge_Aft_Sessions_Session_State_IdPath {
+	return Kedge_Aft_Sessions_Session_State_IdPath{p.child(e_id)}
+}
+
+// Identity returns the path of /kedge/aft/sessions/session/state/identity.
+func (p Kedge_Aft_Sessions_Session_StatePath) Identity() Kedge_Aft_Sessions_Session_State_IdentityPath {
+	return Kedge_Aft_Sessions_Session_State_IdentityPath{p.child(e_identity)}
+}
+
+// Persistence returns the path of /kedge/aft/sessions/session/state/persistence.
+func (p Kedge_Aft_Sessions_Session_StatePath) Persistence() Kedge_Aft_Sessions_Session_State_PersistencePath {
+	return Kedge_Aft_Sessions_Session_State_PersistencePath{p.child(e_persistence)}
+}
+
+// Tier returns the path of /kedge/aft/sessions/session/state/tier.
+func (p Kedge_Aft_Sessions_Session_StatePath) Tier() Kedge_Aft_Sessions_Session_State_TierPath {
+	return Kedge_Aft_Sessions_Session_State_TierPath{p.child(e_tier)}
+}
+
+// Kedge_Aft_Sessions_Session_State_ClassPath is the path of
+// /kedge/aft/sessions/session/state/class (leaf, state). The route class of
+// the IP entries it writes (the daemon's gribi-class setting when the session
+// opened): the posture levels withhold routes by class.
+type Kedge_Aft_Sessions_Session_State_ClassPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/class", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_ClassPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/class"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_ClassPath) Val(v RouteClass) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_Sessions_Session_State_IdPath is the path of
+// /kedge/aft/sessions/session/state/id (leaf, state). The session's
+// identifier (unique across restarts).
+type Kedge_Aft_Sessions_Session_State_IdPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/id", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_IdPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/id"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_State_IdentityPath is the path of
+// /kedge/aft/sessions/session/state/identity (leaf, state). Who opened the
+// session (tier:name).
+type Kedge_Aft_Sessions_Session_State_IdentityPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/identity", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_IdentityPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/identity"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_IdentityPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_State_PersistencePath is the path of
+// /kedge/aft/sessions/session/state/persistence (leaf, state). The
+// persistence the session asked for.
+type Kedge_Aft_Sessions_Session_State_PersistencePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/persistence", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_PersistencePath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/persistence"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_PersistencePath) Val(v Persistence) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_Sessions_Session_State_TierPath is the path of
+// /kedge/aft/sessions/session/state/tier (leaf, state). The tier of the
+// identity: the tier of the routes it writes.
+type Kedge_Aft_Sessions_Session_State_TierPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/tier", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_TierPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/tier"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_TierPath) Val(v Tier) *gpb.TypedValue { return str(string(v)) }
 
 // Kedge_Aft_StatePath is the path of /kedge/aft/state (container, state). How
 // far the route backend has applied the AFT.

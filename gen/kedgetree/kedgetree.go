@@ -65,51 +65,38 @@ var (
 	n_Kedge_Aft_Ipv4Entries                                               *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry                                     *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config                              *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Class                        *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata                     *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup                 *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Persistence                  *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix                       *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session                      *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Tier                         *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix                              *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State                               *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Class                         *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata                      *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup                  *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Persistence                   *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix                        *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason                        *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session                       *tree.Node
 	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status                        *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Tier                          *tree.Node
 	n_Kedge_Aft_Ipv6Entries                                               *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry                                     *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config                              *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Class                        *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata                     *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup                 *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Persistence                  *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix                       *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session                      *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Tier                         *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix                              *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State                               *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Class                         *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata                      *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup                  *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Persistence                   *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix                        *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason                        *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session                       *tree.Node
 	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status                        *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Tier                          *tree.Node
 	n_Kedge_Aft_NextHopGroups                                             *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup                                *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config                         *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup      *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id                      *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Persistence             *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session                 *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_Id                             *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops                       *tree.Node
@@ -124,7 +111,6 @@ var (
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_State                          *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup       *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id                       *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Persistence              *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason                   *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session                  *tree.Node
 	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status                   *tree.Node
@@ -134,7 +120,6 @@ var (
 	n_Kedge_Aft_NextHops_NextHop_Config_Index                             *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_Config_Interface                         *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_Config_IpAddress                         *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_Config_Persistence                       *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_Config_Session                           *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_Config_Unsupported                       *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_Index                                    *tree.Node
@@ -142,11 +127,25 @@ var (
 	n_Kedge_Aft_NextHops_NextHop_State_Index                              *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_State_Interface                          *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_State_IpAddress                          *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_State_Persistence                        *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_State_Reason                             *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_State_Session                            *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_State_Status                             *tree.Node
 	n_Kedge_Aft_NextHops_NextHop_State_Unsupported                        *tree.Node
+	n_Kedge_Aft_Sessions                                                  *tree.Node
+	n_Kedge_Aft_Sessions_Session                                          *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config                                   *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Class                             *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Id                                *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Identity                          *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Persistence                       *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Tier                              *tree.Node
+	n_Kedge_Aft_Sessions_Session_Id                                       *tree.Node
+	n_Kedge_Aft_Sessions_Session_State                                    *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Class                              *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Id                                 *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Identity                           *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Persistence                        *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Tier                               *tree.Node
 	n_Kedge_Aft_State                                                     *tree.Node
 	n_Kedge_Aft_State_ProgrammedSequence                                  *tree.Node
 	n_Kedge_Mesh                                                          *tree.Node
@@ -436,51 +435,38 @@ func load() {
 		n_Kedge_Aft_Ipv4Entries = n_Kedge_Aft.Child("ipv4-entries")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry = n_Kedge_Aft_Ipv4Entries.Child("ipv4-entry")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config = n_Kedge_Aft_Ipv4Entries_Ipv4Entry.Child("config")
-		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Class = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("class")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("metadata")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("next-hop-group")
-		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Persistence = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("persistence")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("prefix")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("session")
-		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Tier = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("tier")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix = n_Kedge_Aft_Ipv4Entries_Ipv4Entry.Child("prefix")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State = n_Kedge_Aft_Ipv4Entries_Ipv4Entry.Child("state")
-		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Class = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("class")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("metadata")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("next-hop-group")
-		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Persistence = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("persistence")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("prefix")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("reason")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("session")
 		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("status")
-		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Tier = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("tier")
 		n_Kedge_Aft_Ipv6Entries = n_Kedge_Aft.Child("ipv6-entries")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry = n_Kedge_Aft_Ipv6Entries.Child("ipv6-entry")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config = n_Kedge_Aft_Ipv6Entries_Ipv6Entry.Child("config")
-		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Class = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("class")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("metadata")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("next-hop-group")
-		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Persistence = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("persistence")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("prefix")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("session")
-		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Tier = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("tier")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix = n_Kedge_Aft_Ipv6Entries_Ipv6Entry.Child("prefix")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State = n_Kedge_Aft_Ipv6Entries_Ipv6Entry.Child("state")
-		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Class = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("class")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("metadata")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("next-hop-group")
-		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Persistence = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("persistence")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("prefix")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("reason")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("session")
 		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("status")
-		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Tier = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("tier")
 		n_Kedge_Aft_NextHopGroups = n_Kedge_Aft.Child("next-hop-groups")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup = n_Kedge_Aft_NextHopGroups.Child("next-hop-group")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_Config = n_Kedge_Aft_NextHopGroups_NextHopGroup.Child("config")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup = n_Kedge_Aft_NextHopGroups_NextHopGroup_Config.Child("backup-next-hop-group")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id = n_Kedge_Aft_NextHopGroups_NextHopGroup_Config.Child("id")
-		n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Persistence = n_Kedge_Aft_NextHopGroups_NextHopGroup_Config.Child("persistence")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session = n_Kedge_Aft_NextHopGroups_NextHopGroup_Config.Child("session")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_Id = n_Kedge_Aft_NextHopGroups_NextHopGroup.Child("id")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops = n_Kedge_Aft_NextHopGroups_NextHopGroup.Child("next-hops")
@@ -495,7 +481,6 @@ func load() {
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_State = n_Kedge_Aft_NextHopGroups_NextHopGroup.Child("state")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("backup-next-hop-group")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("id")
-		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Persistence = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("persistence")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("reason")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("session")
 		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("status")
@@ -505,7 +490,6 @@ func load() {
 		n_Kedge_Aft_NextHops_NextHop_Config_Index = n_Kedge_Aft_NextHops_NextHop_Config.Child("index")
 		n_Kedge_Aft_NextHops_NextHop_Config_Interface = n_Kedge_Aft_NextHops_NextHop_Config.Child("interface")
 		n_Kedge_Aft_NextHops_NextHop_Config_IpAddress = n_Kedge_Aft_NextHops_NextHop_Config.Child("ip-address")
-		n_Kedge_Aft_NextHops_NextHop_Config_Persistence = n_Kedge_Aft_NextHops_NextHop_Config.Child("persistence")
 		n_Kedge_Aft_NextHops_NextHop_Config_Session = n_Kedge_Aft_NextHops_NextHop_Config.Child("session")
 		n_Kedge_Aft_NextHops_NextHop_Config_Unsupported = n_Kedge_Aft_NextHops_NextHop_Config.Child("unsupported")
 		n_Kedge_Aft_NextHops_NextHop_Index = n_Kedge_Aft_NextHops_NextHop.Child("index")
@@ -513,11 +497,25 @@ func load() {
 		n_Kedge_Aft_NextHops_NextHop_State_Index = n_Kedge_Aft_NextHops_NextHop_State.Child("index")
 		n_Kedge_Aft_NextHops_NextHop_State_Interface = n_Kedge_Aft_NextHops_NextHop_State.Child("interface")
 		n_Kedge_Aft_NextHops_NextHop_State_IpAddress = n_Kedge_Aft_NextHops_NextHop_State.Child("ip-address")
-		n_Kedge_Aft_NextHops_NextHop_State_Persistence = n_Kedge_Aft_NextHops_NextHop_State.Child("persistence")
 		n_Kedge_Aft_NextHops_NextHop_State_Reason = n_Kedge_Aft_NextHops_NextHop_State.Child("reason")
 		n_Kedge_Aft_NextHops_NextHop_State_Session = n_Kedge_Aft_NextHops_NextHop_State.Child("session")
 		n_Kedge_Aft_NextHops_NextHop_State_Status = n_Kedge_Aft_NextHops_NextHop_State.Child("status")
 		n_Kedge_Aft_NextHops_NextHop_State_Unsupported = n_Kedge_Aft_NextHops_NextHop_State.Child("unsupported")
+		n_Kedge_Aft_Sessions = n_Kedge_Aft.Child("sessions")
+		n_Kedge_Aft_Sessions_Session = n_Kedge_Aft_Sessions.Child("session")
+		n_Kedge_Aft_Sessions_Session_Config = n_Kedge_Aft_Sessions_Session.Child("config")
+		n_Kedge_Aft_Sessions_Session_Config_Class = n_Kedge_Aft_Sessions_Session_Config.Child("class")
+		n_Kedge_Aft_Sessions_Session_Config_Id = n_Kedge_Aft_Sessions_Session_Config.Child("id")
+		n_Kedge_Aft_Sessions_Session_Config_Identity = n_Kedge_Aft_Sessions_Session_Config.Child("identity")
+		n_Kedge_Aft_Sessions_Session_Config_Persistence = n_Kedge_Aft_Sessions_Session_Config.Child("persistence")
+		n_Kedge_Aft_Sessions_Session_Config_Tier = n_Kedge_Aft_Sessions_Session_Config.Child("tier")
+		n_Kedge_Aft_Sessions_Session_Id = n_Kedge_Aft_Sessions_Session.Child("id")
+		n_Kedge_Aft_Sessions_Session_State = n_Kedge_Aft_Sessions_Session.Child("state")
+		n_Kedge_Aft_Sessions_Session_State_Class = n_Kedge_Aft_Sessions_Session_State.Child("class")
+		n_Kedge_Aft_Sessions_Session_State_Id = n_Kedge_Aft_Sessions_Session_State.Child("id")
+		n_Kedge_Aft_Sessions_Session_State_Identity = n_Kedge_Aft_Sessions_Session_State.Child("identity")
+		n_Kedge_Aft_Sessions_Session_State_Persistence = n_Kedge_Aft_Sessions_Session_State.Child("persistence")
+		n_Kedge_Aft_Sessions_Session_State_Tier = n_Kedge_Aft_Sessions_Session_State.Child("tier")
 		n_Kedge_Aft_State = n_Kedge_Aft.Child("state")
 		n_Kedge_Aft_State_ProgrammedSequence = n_Kedge_Aft_State.Child("programmed-sequence")
 		n_Kedge_Mesh = n_Kedge.Child("mesh")
@@ -758,7 +756,7 @@ func load() {
 		n_Kedge_Underlay_Vlans_Vlan_State_Monitoring = n_Kedge_Underlay_Vlans_Vlan_State.Child("monitoring")
 		n_Kedge_Underlay_Vlans_Vlan_State_Parent = n_Kedge_Underlay_Vlans_Vlan_State.Child("parent")
 		n_Kedge_Underlay_Vlans_Vlan_State_Status = n_Kedge_Underlay_Vlans_Vlan_State.Child("status")
-		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Aft, n_Kedge_Aft_Ipv4Entries, n_Kedge_Aft_Ipv4Entries_Ipv4Entry, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Class, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Persistence, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Tier, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Class, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Persistence, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Tier, n_Kedge_Aft_Ipv6Entries, n_Kedge_Aft_Ipv6Entries_Ipv6Entry, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Class, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Persistence, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Tier, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Class, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Persistence, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Tier, n_Kedge_Aft_NextHopGroups, n_Kedge_Aft_NextHopGroups_NextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Persistence, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Persistence, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status, n_Kedge_Aft_NextHops, n_Kedge_Aft_NextHops_NextHop, n_Kedge_Aft_NextHops_NextHop_Config, n_Kedge_Aft_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHops_NextHop_Config_Interface, n_Kedge_Aft_NextHops_NextHop_Config_IpAddress, n_Kedge_Aft_NextHops_NextHop_Config_Persistence, n_Kedge_Aft_NextHops_NextHop_Config_Session, n_Kedge_Aft_NextHops_NextHop_Config_Unsupported, n_Kedge_Aft_NextHops_NextHop_Index, n_Kedge_Aft_NextHops_NextHop_State, n_Kedge_Aft_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHops_NextHop_State_Interface, n_Kedge_Aft_NextHops_NextHop_State_IpAddress, n_Kedge_Aft_NextHops_NextHop_State_Persistence, n_Kedge_Aft_NextHops_NextHop_State_Reason, n_Kedge_Aft_NextHops_NextHop_State_Session, n_Kedge_Aft_NextHops_NextHop_State_Status, n_Kedge_Aft_NextHops_NextHop_State_Unsupported, n_Kedge_Aft_State, n_Kedge_Aft_State_ProgrammedSequence, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_DriftIntervalSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Device, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposal, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Device, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_Proposal, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_State, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalSeconds, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status} {
+		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Aft, n_Kedge_Aft_Ipv4Entries, n_Kedge_Aft_Ipv4Entries_Ipv4Entry, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status, n_Kedge_Aft_Ipv6Entries, n_Kedge_Aft_Ipv6Entries_Ipv6Entry, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status, n_Kedge_Aft_NextHopGroups, n_Kedge_Aft_NextHopGroups_NextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status, n_Kedge_Aft_NextHops, n_Kedge_Aft_NextHops_NextHop, n_Kedge_Aft_NextHops_NextHop_Config, n_Kedge_Aft_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHops_NextHop_Config_Interface, n_Kedge_Aft_NextHops_NextHop_Config_IpAddress, n_Kedge_Aft_NextHops_NextHop_Config_Session, n_Kedge_Aft_NextHops_NextHop_Config_Unsupported, n_Kedge_Aft_NextHops_NextHop_Index, n_Kedge_Aft_NextHops_NextHop_State, n_Kedge_Aft_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHops_NextHop_State_Interface, n_Kedge_Aft_NextHops_NextHop_State_IpAddress, n_Kedge_Aft_NextHops_NextHop_State_Reason, n_Kedge_Aft_NextHops_NextHop_State_Session, n_Kedge_Aft_NextHops_NextHop_State_Status, n_Kedge_Aft_NextHops_NextHop_State_Unsupported, n_Kedge_Aft_Sessions, n_Kedge_Aft_Sessions_Session, n_Kedge_Aft_Sessions_Session_Config, n_Kedge_Aft_Sessions_Session_Config_Class, n_Kedge_Aft_Sessions_Session_Config_Id, n_Kedge_Aft_Sessions_Session_Config_Identity, n_Kedge_Aft_Sessions_Session_Config_Persistence, n_Kedge_Aft_Sessions_Session_Config_Tier, n_Kedge_Aft_Sessions_Session_Id, n_Kedge_Aft_Sessions_Session_State, n_Kedge_Aft_Sessions_Session_State_Class, n_Kedge_Aft_Sessions_Session_State_Id, n_Kedge_Aft_Sessions_Session_State_Identity, n_Kedge_Aft_Sessions_Session_State_Persistence, n_Kedge_Aft_Sessions_Session_State_Tier, n_Kedge_Aft_State, n_Kedge_Aft_State_ProgrammedSequence, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_DriftIntervalSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Device, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposal, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Device, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_Proposal, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_State, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalSeconds, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status} {
 			if n == nil {
 				panic("kedgetree: the schema lacks a node the generated code reads: run make generate")
 			}
@@ -1412,6 +1410,14 @@ func (x Kedge_Aft) NextHops() Kedge_Aft_NextHops {
 	return Kedge_Aft_NextHops{x.in.SubAt(n_Kedge_Aft_NextHops)}
 }
 
+// Sessions reads /kedge/aft/sessions.
+func (x Kedge_Aft) Sessions() Kedge_Aft_Sessions {
+	if x.in == nil {
+		return Kedge_Aft_Sessions{}
+	}
+	return Kedge_Aft_Sessions{x.in.SubAt(n_Kedge_Aft_Sessions)}
+}
+
 // State reads /kedge/aft/state.
 func (x Kedge_Aft) State() Kedge_Aft_State {
 	if x.in == nil {
@@ -1544,17 +1550,6 @@ func AsKedge_Aft_Ipv4Entries_Ipv4Entry_Config(in *tree.Inst) (x Kedge_Aft_Ipv4En
 	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config{in}, true
 }
 
-// Class reads /kedge/aft/ipv4-entries/ipv4-entry/config/class (config) and
-// whether it is set. The route class the posture levels judge the route by
-// (the daemon's gribi-class setting when the entry was written).
-func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Class() (kedgepath.RouteClass, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Class)
-	return kedgepath.RouteClass(v.Str()), v.IsSet()
-}
-
 // Metadata reads /kedge/aft/ipv4-entries/ipv4-entry/config/metadata (config)
 // and whether it is set. The client's opaque metadata, base64 (RFC 4648).
 func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Metadata() (string, bool) {
@@ -1576,17 +1571,6 @@ func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) NextHopGroup() (uint64, bool) {
 	return uint64(v.UintVal()), v.IsSet()
 }
 
-// Persistence reads /kedge/aft/ipv4-entries/ipv4-entry/config/persistence
-// (config) and whether it is set. The persistence of the session that wrote
-// the entry.
-func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Persistence() (kedgepath.Persistence, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Persistence)
-	return kedgepath.Persistence(v.Str()), v.IsSet()
-}
-
 // Prefix reads /kedge/aft/ipv4-entries/ipv4-entry/config/prefix (config) and
 // whether it is set. Destination prefix; host bits are zero.
 func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Prefix() (string, bool) {
@@ -1598,24 +1582,15 @@ func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Prefix() (string, bool) {
 }
 
 // Session reads /kedge/aft/ipv4-entries/ipv4-entry/config/session (config)
-// and whether it is set. The gRIBI session that wrote the entry (its identity
-// and number).
+// and whether it is set. The gRIBI session that last wrote the entry, an
+// entry of ../../../../sessions/session: its persistence, tier and route
+// class apply to the entry.
 func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Session() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session)
 	return v.Str(), v.IsSet()
-}
-
-// Tier reads /kedge/aft/ipv4-entries/ipv4-entry/config/tier (config) and
-// whether it is set. The tier of the identity that wrote the entry.
-func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Tier() (kedgepath.Tier, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Tier)
-	return kedgepath.Tier(v.Str()), v.IsSet()
 }
 
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_State reads
@@ -1640,17 +1615,6 @@ func AsKedge_Aft_Ipv4Entries_Ipv4Entry_State(in *tree.Inst) (x Kedge_Aft_Ipv4Ent
 	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State{in}, true
 }
 
-// Class reads /kedge/aft/ipv4-entries/ipv4-entry/state/class (state) and
-// whether it is set. The route class the posture levels judge the route by
-// (the daemon's gribi-class setting when the entry was written).
-func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Class() (kedgepath.RouteClass, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Class)
-	return kedgepath.RouteClass(v.Str()), v.IsSet()
-}
-
 // Metadata reads /kedge/aft/ipv4-entries/ipv4-entry/state/metadata (state)
 // and whether it is set. The client's opaque metadata, base64 (RFC 4648).
 func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Metadata() (string, bool) {
@@ -1670,17 +1634,6 @@ func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) NextHopGroup() (uint64, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup)
 	return uint64(v.UintVal()), v.IsSet()
-}
-
-// Persistence reads /kedge/aft/ipv4-entries/ipv4-entry/state/persistence
-// (state) and whether it is set. The persistence of the session that wrote
-// the entry.
-func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Persistence() (kedgepath.Persistence, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Persistence)
-	return kedgepath.Persistence(v.Str()), v.IsSet()
 }
 
 // Prefix reads /kedge/aft/ipv4-entries/ipv4-entry/state/prefix (state) and
@@ -1704,8 +1657,9 @@ func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Reason() (string, bool) {
 }
 
 // Session reads /kedge/aft/ipv4-entries/ipv4-entry/state/session (state) and
-// whether it is set. The gRIBI session that wrote the entry (its identity and
-// number).
+// whether it is set. The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Session() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -1722,16 +1676,6 @@ func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Status() (kedgepath.AftStatus, bo
 	}
 	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status)
 	return kedgepath.AftStatus(v.Str()), v.IsSet()
-}
-
-// Tier reads /kedge/aft/ipv4-entries/ipv4-entry/state/tier (state) and
-// whether it is set. The tier of the identity that wrote the entry.
-func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Tier() (kedgepath.Tier, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Tier)
-	return kedgepath.Tier(v.Str()), v.IsSet()
 }
 
 // Kedge_Aft_Ipv6Entries reads /kedge/aft/ipv6-entries (container, config).
@@ -1858,17 +1802,6 @@ func AsKedge_Aft_Ipv6Entries_Ipv6Entry_Config(in *tree.Inst) (x Kedge_Aft_Ipv6En
 	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config{in}, true
 }
 
-// Class reads /kedge/aft/ipv6-entries/ipv6-entry/config/class (config) and
-// whether it is set. The route class the posture levels judge the route by
-// (the daemon's gribi-class setting when the entry was written).
-func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Class() (kedgepath.RouteClass, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Class)
-	return kedgepath.RouteClass(v.Str()), v.IsSet()
-}
-
 // Metadata reads /kedge/aft/ipv6-entries/ipv6-entry/config/metadata (config)
 // and whether it is set. The client's opaque metadata, base64 (RFC 4648).
 func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Metadata() (string, bool) {
@@ -1890,17 +1823,6 @@ func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) NextHopGroup() (uint64, bool) {
 	return uint64(v.UintVal()), v.IsSet()
 }
 
-// Persistence reads /kedge/aft/ipv6-entries/ipv6-entry/config/persistence
-// (config) and whether it is set. The persistence of the session that wrote
-// the entry.
-func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Persistence() (kedgepath.Persistence, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Persistence)
-	return kedgepath.Persistence(v.Str()), v.IsSet()
-}
-
 // Prefix reads /kedge/aft/ipv6-entries/ipv6-entry/config/prefix (config) and
 // whether it is set. Destination prefix; host bits are zero.
 func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Prefix() (string, bool) {
@@ -1912,24 +1834,15 @@ func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Prefix() (string, bool) {
 }
 
 // Session reads /kedge/aft/ipv6-entries/ipv6-entry/config/session (config)
-// and whether it is set. The gRIBI session that wrote the entry (its identity
-// and number).
+// and whether it is set. The gRIBI session that last wrote the entry, an
+// entry of ../../../../sessions/session: its persistence, tier and route
+// class apply to the entry.
 func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Session() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session)
 	return v.Str(), v.IsSet()
-}
-
-// Tier reads /kedge/aft/ipv6-entries/ipv6-entry/config/tier (config) and
-// whether it is set. The tier of the identity that wrote the entry.
-func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Tier() (kedgepath.Tier, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Tier)
-	return kedgepath.Tier(v.Str()), v.IsSet()
 }
 
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_State reads
@@ -1954,17 +1867,6 @@ func AsKedge_Aft_Ipv6Entries_Ipv6Entry_State(in *tree.Inst) (x Kedge_Aft_Ipv6Ent
 	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State{in}, true
 }
 
-// Class reads /kedge/aft/ipv6-entries/ipv6-entry/state/class (state) and
-// whether it is set. The route class the posture levels judge the route by
-// (the daemon's gribi-class setting when the entry was written).
-func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Class() (kedgepath.RouteClass, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Class)
-	return kedgepath.RouteClass(v.Str()), v.IsSet()
-}
-
 // Metadata reads /kedge/aft/ipv6-entries/ipv6-entry/state/metadata (state)
 // and whether it is set. The client's opaque metadata, base64 (RFC 4648).
 func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Metadata() (string, bool) {
@@ -1984,17 +1886,6 @@ func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) NextHopGroup() (uint64, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup)
 	return uint64(v.UintVal()), v.IsSet()
-}
-
-// Persistence reads /kedge/aft/ipv6-entries/ipv6-entry/state/persistence
-// (state) and whether it is set. The persistence of the session that wrote
-// the entry.
-func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Persistence() (kedgepath.Persistence, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Persistence)
-	return kedgepath.Persistence(v.Str()), v.IsSet()
 }
 
 // Prefix reads /kedge/aft/ipv6-entries/ipv6-entry/state/prefix (state) and
@@ -2018,8 +1909,9 @@ func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Reason() (string, bool) {
 }
 
 // Session reads /kedge/aft/ipv6-entries/ipv6-entry/state/session (state) and
-// whether it is set. The gRIBI session that wrote the entry (its identity and
-// number).
+// whether it is set. The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Session() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -2036,16 +1928,6 @@ func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Status() (kedgepath.AftStatus, bo
 	}
 	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status)
 	return kedgepath.AftStatus(v.Str()), v.IsSet()
-}
-
-// Tier reads /kedge/aft/ipv6-entries/ipv6-entry/state/tier (state) and
-// whether it is set. The tier of the identity that wrote the entry.
-func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Tier() (kedgepath.Tier, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Tier)
-	return kedgepath.Tier(v.Str()), v.IsSet()
 }
 
 // Kedge_Aft_NextHopGroups reads /kedge/aft/next-hop-groups (container,
@@ -2204,20 +2086,10 @@ func (x Kedge_Aft_NextHopGroups_NextHopGroup_Config) Id() (uint64, bool) {
 	return uint64(v.UintVal()), v.IsSet()
 }
 
-// Persistence reads
-// /kedge/aft/next-hop-groups/next-hop-group/config/persistence (config) and
-// whether it is set. The persistence of the session that wrote the entry.
-func (x Kedge_Aft_NextHopGroups_NextHopGroup_Config) Persistence() (kedgepath.Persistence, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Persistence)
-	return kedgepath.Persistence(v.Str()), v.IsSet()
-}
-
 // Session reads /kedge/aft/next-hop-groups/next-hop-group/config/session
-// (config) and whether it is set. The gRIBI session that wrote the entry (its
-// identity and number).
+// (config) and whether it is set. The gRIBI session that last wrote the
+// entry, an entry of ../../../../sessions/session: its persistence, tier and
+// route class apply to the entry.
 func (x Kedge_Aft_NextHopGroups_NextHopGroup_Config) Session() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -2472,17 +2344,6 @@ func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Id() (uint64, bool) {
 	return uint64(v.UintVal()), v.IsSet()
 }
 
-// Persistence reads
-// /kedge/aft/next-hop-groups/next-hop-group/state/persistence (state) and
-// whether it is set. The persistence of the session that wrote the entry.
-func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Persistence() (kedgepath.Persistence, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Persistence)
-	return kedgepath.Persistence(v.Str()), v.IsSet()
-}
-
 // Reason reads /kedge/aft/next-hop-groups/next-hop-group/state/reason (state)
 // and whether it is set. Why the entry is withheld, overridden or failed.
 func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Reason() (string, bool) {
@@ -2494,8 +2355,9 @@ func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Reason() (string, bool) {
 }
 
 // Session reads /kedge/aft/next-hop-groups/next-hop-group/state/session
-// (state) and whether it is set. The gRIBI session that wrote the entry (its
-// identity and number).
+// (state) and whether it is set. The gRIBI session that last wrote the entry,
+// an entry of ../../../../sessions/session: its persistence, tier and route
+// class apply to the entry.
 func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Session() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -2668,19 +2530,10 @@ func (x Kedge_Aft_NextHops_NextHop_Config) IpAddress() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
-// Persistence reads /kedge/aft/next-hops/next-hop/config/persistence (config)
-// and whether it is set. The persistence of the session that wrote the entry.
-func (x Kedge_Aft_NextHops_NextHop_Config) Persistence() (kedgepath.Persistence, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_Config_Persistence)
-	return kedgepath.Persistence(v.Str()), v.IsSet()
-}
-
 // Session reads /kedge/aft/next-hops/next-hop/config/session (config) and
-// whether it is set. The gRIBI session that wrote the entry (its identity and
-// number).
+// whether it is set. The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 func (x Kedge_Aft_NextHops_NextHop_Config) Session() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -2752,16 +2605,6 @@ func (x Kedge_Aft_NextHops_NextHop_State) IpAddress() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
-// Persistence reads /kedge/aft/next-hops/next-hop/state/persistence (state)
-// and whether it is set. The persistence of the session that wrote the entry.
-func (x Kedge_Aft_NextHops_NextHop_State) Persistence() (kedgepath.Persistence, bool) {
-	if x.in == nil {
-		return "", false
-	}
-	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_State_Persistence)
-	return kedgepath.Persistence(v.Str()), v.IsSet()
-}
-
 // Reason reads /kedge/aft/next-hops/next-hop/state/reason (state) and whether
 // it is set. Why the entry is withheld, overridden or failed.
 func (x Kedge_Aft_NextHops_NextHop_State) Reason() (string, bool) {
@@ -2773,8 +2616,9 @@ func (x Kedge_Aft_NextHops_NextHop_State) Reason() (string, bool) {
 }
 
 // Session reads /kedge/aft/next-hops/next-hop/state/session (state) and
-// whether it is set. The gRIBI session that wrote the entry (its identity and
-// number).
+// whether it is set. The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
 func (x Kedge_Aft_NextHops_NextHop_State) Session() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -2803,6 +2647,254 @@ func (x Kedge_Aft_NextHops_NextHop_State) Unsupported() (string, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_State_Unsupported)
 	return v.Str(), v.IsSet()
+}
+
+// Kedge_Aft_Sessions reads /kedge/aft/sessions (container, config). The
+// sessions that wrote the entries present.
+type Kedge_Aft_Sessions struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Sessions) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Sessions) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Sessions reads in, an instance of /kedge/aft/sessions (from a
+// change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Aft_Sessions(in *tree.Inst) (x Kedge_Aft_Sessions, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Sessions {
+		return Kedge_Aft_Sessions{}, false
+	}
+	return Kedge_Aft_Sessions{in}, true
+}
+
+// Session reads the entries of /kedge/aft/sessions/session.
+func (x Kedge_Aft_Sessions) Session() Kedge_Aft_Sessions_SessionList {
+	return Kedge_Aft_Sessions_SessionList{x.in}
+}
+
+// Kedge_Aft_Sessions_Session reads /kedge/aft/sessions/session (list entry,
+// config). One session.
+type Kedge_Aft_Sessions_Session struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Sessions_Session) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Sessions_Session) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Sessions_Session reads in, an instance of
+// /kedge/aft/sessions/session (from a change feed, say); ok is false when in
+// is nil or of another node.
+func AsKedge_Aft_Sessions_Session(in *tree.Inst) (x Kedge_Aft_Sessions_Session, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Sessions_Session {
+		return Kedge_Aft_Sessions_Session{}, false
+	}
+	return Kedge_Aft_Sessions_Session{in}, true
+}
+
+// Config reads /kedge/aft/sessions/session/config.
+func (x Kedge_Aft_Sessions_Session) Config() Kedge_Aft_Sessions_Session_Config {
+	if x.in == nil {
+		return Kedge_Aft_Sessions_Session_Config{}
+	}
+	return Kedge_Aft_Sessions_Session_Config{x.in.SubAt(n_Kedge_Aft_Sessions_Session_Config)}
+}
+
+// Id reads /kedge/aft/sessions/session/id (config) and whether it is set.
+// Reference to the session's id.
+func (x Kedge_Aft_Sessions_Session) Id() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Id)
+	return v.Str(), v.IsSet()
+}
+
+// State reads /kedge/aft/sessions/session/state.
+func (x Kedge_Aft_Sessions_Session) State() Kedge_Aft_Sessions_Session_State {
+	if x.in == nil {
+		return Kedge_Aft_Sessions_Session_State{}
+	}
+	return Kedge_Aft_Sessions_Session_State{x.in.SubAt(n_Kedge_Aft_Sessions_Session_State)}
+}
+
+// Kedge_Aft_Sessions_SessionList reads the entries of /kedge/aft/sessions/session under one parent.
+type Kedge_Aft_Sessions_SessionList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Aft_Sessions_SessionList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Aft_Sessions_Session)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Aft_Sessions_SessionList) All() iter.Seq[Kedge_Aft_Sessions_Session] {
+	return func(yield func(Kedge_Aft_Sessions_Session) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Aft_Sessions_Session, func(e *tree.Inst) bool { return yield(Kedge_Aft_Sessions_Session{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Aft_Sessions_SessionList) Get(id string) (Kedge_Aft_Sessions_Session, bool) {
+	if l.in == nil {
+		return Kedge_Aft_Sessions_Session{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Aft_Sessions_Session, []tree.Value{tree.String(id)})
+	return Kedge_Aft_Sessions_Session{e}, e != nil
+}
+
+// Kedge_Aft_Sessions_Session_Config reads /kedge/aft/sessions/session/config
+// (container, config). The session as it opened.
+type Kedge_Aft_Sessions_Session_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Sessions_Session_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Sessions_Session_Config) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Sessions_Session_Config reads in, an instance of
+// /kedge/aft/sessions/session/config (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_Aft_Sessions_Session_Config(in *tree.Inst) (x Kedge_Aft_Sessions_Session_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Sessions_Session_Config {
+		return Kedge_Aft_Sessions_Session_Config{}, false
+	}
+	return Kedge_Aft_Sessions_Session_Config{in}, true
+}
+
+// Class reads /kedge/aft/sessions/session/config/class (config) and whether
+// it is set. The route class of the IP entries it writes (the daemon's
+// gribi-class setting when the session opened): the posture levels withhold
+// routes by class.
+func (x Kedge_Aft_Sessions_Session_Config) Class() (kedgepath.RouteClass, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Class)
+	return kedgepath.RouteClass(v.Str()), v.IsSet()
+}
+
+// Id reads /kedge/aft/sessions/session/config/id (config) and whether it is
+// set. The session's identifier (unique across restarts).
+func (x Kedge_Aft_Sessions_Session_Config) Id() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Id)
+	return v.Str(), v.IsSet()
+}
+
+// Identity reads /kedge/aft/sessions/session/config/identity (config) and
+// whether it is set. Who opened the session (tier:name).
+func (x Kedge_Aft_Sessions_Session_Config) Identity() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Identity)
+	return v.Str(), v.IsSet()
+}
+
+// Persistence reads /kedge/aft/sessions/session/config/persistence (config)
+// and whether it is set. The persistence the session asked for.
+func (x Kedge_Aft_Sessions_Session_Config) Persistence() (kedgepath.Persistence, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Persistence)
+	return kedgepath.Persistence(v.Str()), v.IsSet()
+}
+
+// Tier reads /kedge/aft/sessions/session/config/tier (config) and whether it
+// is set. The tier of the identity: the tier of the routes it writes.
+func (x Kedge_Aft_Sessions_Session_Config) Tier() (kedgepath.Tier, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Tier)
+	return kedgepath.Tier(v.Str()), v.IsSet()
+}
+
+// Kedge_Aft_Sessions_Session_State reads /kedge/aft/sessions/session/state
+// (container, state). The session.
+type Kedge_Aft_Sessions_Session_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Sessions_Session_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Sessions_Session_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Sessions_Session_State reads in, an instance of
+// /kedge/aft/sessions/session/state (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_Aft_Sessions_Session_State(in *tree.Inst) (x Kedge_Aft_Sessions_Session_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Sessions_Session_State {
+		return Kedge_Aft_Sessions_Session_State{}, false
+	}
+	return Kedge_Aft_Sessions_Session_State{in}, true
+}
+
+// Class reads /kedge/aft/sessions/session/state/class (state) and whether it
+// is set. The route class of the IP entries it writes (the daemon's
+// gribi-class setting when the session opened): the posture levels withhold
+// routes by class.
+func (x Kedge_Aft_Sessions_Session_State) Class() (kedgepath.RouteClass, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Class)
+	return kedgepath.RouteClass(v.Str()), v.IsSet()
+}
+
+// Id reads /kedge/aft/sessions/session/state/id (state) and whether it is
+// set. The session's identifier (unique across restarts).
+func (x Kedge_Aft_Sessions_Session_State) Id() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Id)
+	return v.Str(), v.IsSet()
+}
+
+// Identity reads /kedge/aft/sessions/session/state/identity (state) and
+// whether it is set. Who opened the session (tier:name).
+func (x Kedge_Aft_Sessions_Session_State) Identity() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Identity)
+	return v.Str(), v.IsSet()
+}
+
+// Persistence reads /kedge/aft/sessions/session/state/persistence (state) and
+// whether it is set. The persistence the session asked for.
+func (x Kedge_Aft_Sessions_Session_State) Persistence() (kedgepath.Persistence, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Persistence)
+	return kedgepath.Persistence(v.Str()), v.IsSet()
+}
+
+// Tier reads /kedge/aft/sessions/session/state/tier (state) and whether it is
+// set. The tier of the identity: the tier of the routes it writes.
+func (x Kedge_Aft_Sessions_Session_State) Tier() (kedgepath.Tier, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Tier)
+	return kedgepath.Tier(v.Str()), v.IsSet()
 }
 
 // Kedge_Aft_State reads /kedge/aft/state (container, state). How far the

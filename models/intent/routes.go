@@ -26,6 +26,9 @@ type Origin struct {
 	// Peer, when set, names the mesh peer an overlay route leads to: the
 	// route has no /kedge/routes entry of its own.
 	Peer string
+	// AFT, when its Kind is set, names the gRIBI entry (/kedge/aft) the
+	// route comes from.
+	AFT AFTKey
 	// Stated is whether the entry already had a state status when the
 	// intent was computed; a state writer that skips unchanged entries
 	// must still write one that lost its state (deleted and re-created).
@@ -37,6 +40,9 @@ func (o Origin) IsPod() bool { return o.Pod.ContainerID != "" }
 
 // IsOverlay reports whether the route leads to a mesh peer.
 func (o Origin) IsOverlay() bool { return o.Peer != "" }
+
+// IsAFT reports whether the route is a gRIBI entry's.
+func (o Origin) IsAFT() bool { return o.AFT.Kind != 0 }
 
 // Withheld is an entry of the tree's config that the accord keeps out of
 // the kernel (or, in RouteSet.Invalid, that cannot become a route), with
@@ -62,6 +68,11 @@ type RouteSet struct {
 	// lack addresses or a host interface are in PodsPending instead.
 	Pods        []PodRef
 	PodsPending []PodRef
+	// AFT is the status of the gRIBI entries the backend's outcome does
+	// not give (see AFTState); Seq is the tree sequence the intent was
+	// computed at (0 when unknown: a posture step's target intent).
+	AFT []AFTState
+	Seq uint64
 }
 
 type endpoint struct {
@@ -138,7 +149,22 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 		set.Config.Routes, origins = make([]route.Route, 0, n), make([]Origin, 0, n)
 	}
 	reasons := withholdReasons{prefix: "posture level " + strconv.Itoa(int(a.Level)) + " (" + a.RoutePolicy + "): "}
+	// gRIBI entries lose to every other route with their prefix and
+	// table (aft.go), so the other routes' keys are noted, kept or not.
+	var taken map[route.Key]string
+	if hasAFTRoutes(k.Aft()) {
+		taken = map[route.Key]string{}
+	}
 	consider := func(r route.Route, o Origin, s subject) {
+		if taken != nil && !o.IsAFT() {
+			table := r.Table
+			if table == 0 {
+				table = aftTable
+			}
+			if _, dup := taken[route.Key{Table: table, Dst: r.Dst}]; !dup {
+				taken[route.Key{Table: table, Dst: r.Dst}] = originName(o)
+			}
+		}
 		if ok, why := keepRoute(a, s, eps); ok {
 			set.Config.Routes = append(set.Config.Routes, r)
 			origins = append(origins, o)
@@ -176,6 +202,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	}
 	podRoutes(k.Pods().Pod(), full, &set, consider)
 	overlayRoutes(k.Mesh(), consider)
+	aftRoutes(k.Aft(), full, &set, taken, consider)
 	// Entries runs in map order; sort so equal trees give equal Configs.
 	rs, ors := set.Config.Routes[sorted:], origins[sorted:]
 	order := sortOrder(len(rs), func(i int) (netip.Prefix, uint32) { return rs[i].Dst, rs[i].Table },
@@ -405,7 +432,7 @@ func stated[S ~string](_ S, set bool) bool { return set }
 func compareOrigin(a, b Origin) int {
 	return cmp.Or(cmp.Compare(a.Prefix, b.Prefix), cmp.Compare(a.Table, b.Table),
 		cmp.Compare(a.Pod.ContainerID, b.Pod.ContainerID), cmp.Compare(a.Pod.IfName, b.Pod.IfName),
-		cmp.Compare(a.Peer, b.Peer))
+		cmp.Compare(a.Peer, b.Peer), cmp.Compare(a.AFT.Kind, b.AFT.Kind), cmp.Compare(a.AFT.Prefix, b.AFT.Prefix))
 }
 
 func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {

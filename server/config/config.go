@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -54,7 +55,14 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// GRIBIClass is the route class of the routes gRIBI sessions inject
+	// (the posture levels withhold routes by class).
+	GRIBIClass string `yaml:"gribi-class"`
 }
+
+// RouteClasses are the values of kt:route-class, which GRIBIClass must be
+// one of.
+var RouteClasses = []string{"management", "incident", "monitoring", "overlay", "underlay", "pod"}
 
 // Defaults returns the built-in settings, before resolution.
 func Defaults() Config {
@@ -67,6 +75,7 @@ func Defaults() Config {
 		ShmPath:     "/dev/shm/kedge-governance",
 		BPFPinDir:   "/sys/fs/bpf/kedge",
 		MeshDevice:  "embedded",
+		GRIBIClass:  "underlay",
 	}
 }
 
@@ -224,6 +233,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ShmPath, "shm-path", c.ShmPath, "VPP governance shared-memory segment (\"off\": none)")
 	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
 	fs.StringVar(&c.MeshDevice, "mesh-device", c.MeshDevice, "WireGuard device owner: embedded (the daemon hosts it) or external (a sidecar such as kedge-wg does)")
+	fs.StringVar(&c.GRIBIClass, "gribi-class", c.GRIBIClass, "route class of the routes gRIBI injects: "+strings.Join(RouteClasses, ", "))
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
 }
 
@@ -257,6 +267,9 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if c.MeshDevice != "embedded" && c.MeshDevice != "external" {
 		return fmt.Errorf("resolve config: --mesh-device %q: want embedded or external", c.MeshDevice)
+	}
+	if !slices.Contains(RouteClasses, c.GRIBIClass) {
+		return fmt.Errorf("resolve config: --gribi-class %q: want one of %s", c.GRIBIClass, strings.Join(RouteClasses, ", "))
 	}
 	if c.Dataplane != "auto" && c.Dataplane != "off" {
 		return fmt.Errorf("resolve config: --dataplane %q: want auto or off", c.Dataplane)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/intent"
@@ -43,6 +44,8 @@ type applier struct {
 	// stateOps); spareMarks is its other buffer.
 	marks, spareMarks []stateMark
 	status            route.Status // the backend's last outcome, its slices reused
+	// programmed is the last programmed-sequence written.
+	programmed uint64
 }
 
 // Set applies s and records the outcome. It returns the backend's error:
@@ -65,6 +68,11 @@ func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
 	a.b.CopyStatus(&a.status)
 	st := a.status
 	ops := a.stateOps(s, st)
+	if s.Seq > a.programmed {
+		// The gRIBI service answers FIB acknowledgements from the entries'
+		// state once this says the backend applied their commit.
+		ops = append(ops, store.Update(kedgepath.Root().Kedge().Aft().State().ProgrammedSequence(), s.Seq))
+	}
 	opsDone := time.Now()
 	if len(ops) > 0 {
 		if serr := a.commitState(ctx, ops); serr != nil {
@@ -74,6 +82,7 @@ func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
 			}
 			return err
 		}
+		a.programmed = max(a.programmed, s.Seq)
 	}
 	a.log.Debug("routes applied", "routes", len(s.Config.Routes), "added", st.Added, "removed", st.Removed,
 		"sends", st.Sends, "kernel", kernel, "state_ops", len(ops), "state_build", opsDone.Sub(start)-kernel,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -110,6 +111,9 @@ func (b *Backend) toKernel(r route.Route, oif int) rtnl.Route {
 
 // sameRoute reports whether the kernel route k already is the desired d.
 func sameRoute(d, k rtnl.Route) bool {
+	if len(d.Nexthops) > 0 {
+		return k.Multipath && k.Type == d.Type && slices.Equal(d.Nexthops, k.Nexthops) && d.Src == k.Src
+	}
 	if k.Multipath || k.Type != d.Type {
 		return false
 	}
@@ -354,6 +358,20 @@ func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kerne
 		}
 	}
 	want := b.toKernel(n, oif)
+	if len(n.Multipath) > 0 {
+		want.Nexthops = make([]rtnl.Nexthop, len(n.Multipath))
+		for j, h := range n.Multipath {
+			hop := rtnl.Nexthop{Gateway: h.Gateway, Hops: uint8(h.Weight - 1)}
+			if h.Device != "" {
+				var ok bool
+				if hop.OIF, ok = index[h.Device]; !ok {
+					p.st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: r, Err: fmt.Errorf("%w %q", route.ErrUnknownDevice, h.Device)}}
+					return
+				}
+			}
+			want.Nexthops[j] = hop
+		}
+	}
 	flags := uint16(rtnl.FlagCreate)
 	if have, ok := kernel[kernelKey(want)]; ok {
 		if sameRoute(want, have) {
