@@ -141,16 +141,12 @@ func (s *Service) resolveFIB() {
 	s.cfg.Store.Read(func(t *tree.Tree) error {
 		for _, w := range due {
 			r := &spb.AFTResult{Id: w.id, Status: spb.AFTResult_FIB_PROGRAMMED}
+			// The FIB holds the RIB as of this operation or a later one: an
+			// entry a later operation removed (or added back) was
+			// superseded, and what the later operation did is what its own
+			// acknowledgement reports.
 			st, reason, exists := entryState(t, w.key)
-			switch {
-			case w.del && exists:
-				r.Status = spb.AFTResult_FIB_FAILED
-				r.ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: "the entry was added again before its removal was programmed"}
-			case w.del:
-			case !exists:
-				r.Status = spb.AFTResult_FIB_FAILED
-				r.ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: "the entry was removed before it was programmed"}
-			case st != statusInstalled:
+			if !w.del && exists && st != statusInstalled {
 				r.Status = spb.AFTResult_FIB_FAILED
 				msg := string(st)
 				if reason != "" {
