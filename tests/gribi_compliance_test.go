@@ -1,11 +1,8 @@
 package tests
 
 import (
-	"fmt"
-	"math/rand/v2"
-	"os/exec"
-	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/openconfig/gribigo/compliance"
 	"github.com/openconfig/gribigo/fluent"
@@ -48,7 +45,7 @@ func startGRIBI(t testing.TB, dir, ns string) (spb.GRIBIClient, func()) {
 		if !stopped {
 			stopped = true
 			conn.Close()
-			d.Shutdown(5 * 1e9)
+			d.Shutdown(5 * time.Second)
 		}
 	}
 	t.Cleanup(stop)
@@ -60,9 +57,9 @@ func startGRIBI(t testing.TB, dir, ns string) (spb.GRIBIClient, func()) {
 // (README.md, gRIBI, lists them with the reasons).
 var notApplicable = map[string]string{
 	"Add IPv4 Entry that references a NHG in a different network instance": "needs a non-default network instance",
-	"Flush to specific network instance is honoured":                        "needs a non-default network instance",
-	"Flush all network instances":                                           "needs a non-default network instance",
-	"Flush non-default network instances preserves the default":             "needs a non-default network instance",
+	"Flush to specific network instance is honoured":                       "needs a non-default network instance",
+	"Flush all network instances":                                          "needs a non-default network instance",
+	"Flush non-default network instances preserves the default":            "needs a non-default network instance",
 }
 
 // doesNotPass are the compliance cases that apply and do not pass, with
@@ -100,8 +97,3 @@ func TestGRIBICompliance(t *testing.T) {
 		})
 	}
 }
-
-var _ = fmt.Sprint
-var _ = rand.IntN
-var _ = exec.Command
-var _ = filepath.Join
