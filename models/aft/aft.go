@@ -146,6 +146,9 @@ type Result struct {
 	// failed (a referenced entry that cannot be deleted has an Err too).
 	OK  bool
 	Err error
+	// Existed: the entry was in the RIB before the operation (an add
+	// that replaced it, a delete that removed it).
+	Existed bool
 }
 
 // Errors an operation fails with (wrapped with the entry's details).
@@ -257,7 +260,7 @@ func (r *RIB) add(op *Op, out *[]Result) {
 	default:
 		r.ips[k.Prefix] = &stored
 	}
-	*out = append(*out, Result{Op: op, OK: true})
+	*out = append(*out, Result{Op: op, OK: true, Existed: exists})
 	// Operations waiting for this entry may resolve now; each either
 	// completes, fails, or waits again for its next missing reference.
 	if ws := r.waiting[k]; len(ws) > 0 {
@@ -343,7 +346,7 @@ func (r *RIB) delete(op *Op) Result {
 	}
 	r.ref(old, -1)
 	r.remove(k)
-	return Result{Op: op, OK: true}
+	return Result{Op: op, OK: true, Existed: true}
 }
 
 func (r *RIB) refsTo(k Key) int {

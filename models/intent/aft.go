@@ -1,8 +1,10 @@
 package intent
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -75,12 +77,15 @@ type aftGroup struct {
 }
 
 // aftRoutes offers /kedge/aft's IP entries as routes; taken holds the
-// (table, prefix) of every other route of the intent.
+// (table, prefix) of every other route of the intent. With a cache it
+// offers them in route order and says so.
 func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.Key]string,
-	consider func(route.Route, Origin, subject)) {
+	consider func(route.Route, Origin, subject), cache *aftCache, incremental bool) (sorted bool) {
 	if !a.Exists() {
-		return
+		return false
 	}
+	set.HasAFT = a.NextHops().NextHop().Len() > 0 || a.NextHopGroups().NextHopGroup().Len() > 0 ||
+		a.Ipv4Entries().Ipv4Entry().Len() > 0 || a.Ipv6Entries().Ipv6Entry().Len() > 0
 	type sess struct{ class, tier string }
 	sessions := map[string]sess{}
 	for in := range a.Sessions().Session().All() {
@@ -123,10 +128,19 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 	for in := range a.NextHopGroups().NextHopGroup().All() {
 		id, _ := in.Id()
 		var g aftGroup
+		type member struct{ idx, w uint64 }
+		var members []member
 		for m := range in.NextHops().NextHop().All() {
 			mc := m.Config()
 			idx, _ := mc.Index()
 			w, _ := mc.Weight()
+			members = append(members, member{idx, w})
+		}
+		// By index: the list holds them in no order, the kernel keeps them
+		// in the order given.
+		slices.SortFunc(members, func(a, b member) int { return cmp.Compare(a.idx, b.idx) })
+		for _, m := range members {
+			idx, w := m.idx, m.w
 			nh, ok := nhs[idx]
 			switch {
 			case !ok:
@@ -154,19 +168,17 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 			set.AFT = append(set.AFT, st)
 		}
 	}
-	entry := func(kind AFTKind, prefix string, nhg uint64, session string, isStated bool) {
+	entry := func(kind AFTKind, prefix string, dst netip.Prefix, perr error, nhg uint64, session string, isStated bool) {
 		o := Origin{AFT: AFTKey{Kind: kind, Prefix: prefix}, Stated: isStated}
 		state := func(status kedgepath.AftStatus, reason string) {
 			if full {
 				set.AFT = append(set.AFT, AFTState{Key: o.AFT, Status: string(status), Reason: reason, Stated: isStated})
 			}
 		}
-		dst, err := netip.ParsePrefix(prefix)
-		if err != nil {
-			state(kedgepath.AftStatusFailed, err.Error())
+		if perr != nil {
+			state(kedgepath.AftStatusFailed, perr.Error())
 			return
 		}
-		dst = dst.Masked()
 		if winner, ok := taken[route.Key{Table: aftTable, Dst: dst}]; ok {
 			state(kedgepath.AftStatusOverridden, winner+" holds the same prefix and table and wins over gRIBI")
 			return
@@ -192,20 +204,36 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 		}
 		consider(r, o, subject{class: s.class, tier: s.tier, dst: dst})
 	}
+	// The states are few (next hops, groups, entries that are no route):
+	// sorted, so equal trees give equal sets.
+	defer func() {
+		slices.SortFunc(set.AFT, func(x, y AFTState) int {
+			return cmp.Or(cmp.Compare(x.Key.Kind, y.Key.Kind), cmp.Compare(x.Key.ID, y.Key.ID), cmp.Compare(x.Key.Prefix, y.Key.Prefix))
+		})
+	}()
+	if cache != nil {
+		cache.entries(a, incremental, full, func(e *aftCached) {
+			entry(e.kind, e.prefix, e.dst, e.perr, e.nhg, e.session, e.stated)
+		})
+		return true
+	}
 	for in := range a.Ipv4Entries().Ipv4Entry().All() {
 		c := in.Config()
 		p, _ := c.Prefix()
 		nhg, _ := c.NextHopGroup()
 		sess, _ := c.Session()
-		entry(AFTIPv4, p, nhg, sess, full && stated(in.State().Status()))
+		dst, err := netip.ParsePrefix(p)
+		entry(AFTIPv4, p, dst.Masked(), err, nhg, sess, full && stated(in.State().Status()))
 	}
 	for in := range a.Ipv6Entries().Ipv6Entry().All() {
 		c := in.Config()
 		p, _ := c.Prefix()
 		nhg, _ := c.NextHopGroup()
 		sess, _ := c.Session()
-		entry(AFTIPv6, p, nhg, sess, full && stated(in.State().Status()))
+		dst, err := netip.ParsePrefix(p)
+		entry(AFTIPv6, p, dst.Masked(), err, nhg, sess, full && stated(in.State().Status()))
 	}
+	return false
 }
 
 // hasAFTRoutes reports whether /kedge/aft holds IP entries (so the

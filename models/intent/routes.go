@@ -73,6 +73,9 @@ type RouteSet struct {
 	// computed at (0 when unknown: a posture step's target intent).
 	AFT []AFTState
 	Seq uint64
+	// HasAFT: /kedge/aft holds entries (the route state writer then
+	// reports how far it programmed them).
+	HasAFT bool
 }
 
 type endpoint struct {
@@ -139,6 +142,9 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 		}
 	}
 	n := rt.Route().Len()
+	if a := k.Aft(); a.Exists() {
+		n += a.Ipv4Entries().Ipv4Entry().Len() + a.Ipv6Entries().Ipv6Entry().Len()
+	}
 	// Kept routes go straight into the Config (and their origins beside
 	// them) and are sorted in place afterwards: at 100,000 routes a
 	// separate working slice is 17 MB more to allocate and copy.
@@ -161,8 +167,11 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 			if table == 0 {
 				table = aftTable
 			}
-			if _, dup := taken[route.Key{Table: table, Dst: r.Dst}]; !dup {
-				taken[route.Key{Table: table, Dst: r.Dst}] = originName(o)
+			// Of several, the reason names the first by name: entries
+			// come in no stable order.
+			k, name := route.Key{Table: table, Dst: r.Dst}, originName(o)
+			if prev, dup := taken[k]; !dup || name < prev {
+				taken[k] = name
 			}
 		}
 		if ok, why := keepRoute(a, s, eps); ok {
@@ -202,9 +211,20 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	}
 	podRoutes(k.Pods().Pod(), full, &set, consider)
 	overlayRoutes(k.Mesh(), consider)
-	aftRoutes(k.Aft(), full, &set, taken, consider)
+	// gRIBI's routes come last; with a cache they come in order too.
+	mid := len(set.Config.Routes)
+	var ac *aftCache
+	incremental := false
+	if cache != nil {
+		ac, incremental = &cache.aft, cache.incremental
+	}
+	aftSorted := aftRoutes(k.Aft(), full, &set, taken, consider, ac, incremental)
+	end := len(set.Config.Routes)
+	if !aftSorted {
+		mid = end
+	}
 	// Entries runs in map order; sort so equal trees give equal Configs.
-	rs, ors := set.Config.Routes[sorted:], origins[sorted:]
+	rs, ors := set.Config.Routes[sorted:mid], origins[sorted:mid]
 	order := sortOrder(len(rs), func(i int) (netip.Prefix, uint32) { return rs[i].Dst, rs[i].Table },
 		func(i, j int) int { return compareOrigin(ors[i], ors[j]) })
 	permute(order, func(i, j int) {
@@ -214,16 +234,35 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	if cache != nil {
 		cache.out.keep(set.Config.Routes, origins)
 	}
-	if sorted > 0 && len(rs) > 0 {
+	// Merge the sorted runs: [0, sorted) (the cache's routes), [sorted,
+	// mid) (pods, overlay), [mid, end) (gRIBI's, when they came in order).
+	outR, outO := set.Config.Routes[:mid], origins[:mid]
+	if sorted > 0 && mid > sorted {
 		var into outBuf
 		if cache != nil {
 			into = cache.merged
 		}
-		set.Config.Routes, origins = mergeSorted(set.Config.Routes, origins, sorted, into)
+		outR, outO = mergeRuns(outR[:sorted], outO[:sorted], outR[sorted:], outO[sorted:], into)
 		if cache != nil {
-			cache.merged.keep(set.Config.Routes, origins)
+			cache.merged.keep(outR, outO)
 		}
 	}
+	if end > mid {
+		aR, aO := set.Config.Routes[mid:end], origins[mid:end]
+		if len(outR) == 0 {
+			outR, outO = aR, aO
+		} else {
+			var into outBuf
+			if cache != nil {
+				into = cache.merged2
+			}
+			outR, outO = mergeRuns(outR, outO, aR, aO, into)
+			if cache != nil {
+				cache.merged2.keep(outR, outO)
+			}
+		}
+	}
+	set.Config.Routes, origins = outR, outO
 	if full {
 		set.Origins = origins
 	}
@@ -357,22 +396,22 @@ func compareRoutes(a route.Route, ao Origin, b route.Route, bo Origin) int {
 	return compareOrigin(ao, bo)
 }
 
-// mergeSorted merges the two sorted runs [0, split) and [split, len) of
-// routes and their origins into new slices.
-func mergeSorted(rs []route.Route, ors []Origin, split int, into outBuf) ([]route.Route, []Origin) {
-	outR, outO := into.take(len(rs))
-	i, j := 0, split
-	for i < split && j < len(rs) {
-		if compareRoutes(rs[j], ors[j], rs[i], ors[i]) < 0 {
-			outR, outO = append(outR, rs[j]), append(outO, ors[j])
+// mergeRuns merges two sorted runs of routes and their origins into new
+// slices (from into).
+func mergeRuns(aR []route.Route, aO []Origin, bR []route.Route, bO []Origin, into outBuf) ([]route.Route, []Origin) {
+	outR, outO := into.take(len(aR) + len(bR))
+	i, j := 0, 0
+	for i < len(aR) && j < len(bR) {
+		if compareRoutes(bR[j], bO[j], aR[i], aO[i]) < 0 {
+			outR, outO = append(outR, bR[j]), append(outO, bO[j])
 			j++
 		} else {
-			outR, outO = append(outR, rs[i]), append(outO, ors[i])
+			outR, outO = append(outR, aR[i]), append(outO, aO[i])
 			i++
 		}
 	}
-	outR, outO = append(outR, rs[i:split]...), append(outO, ors[i:split]...)
-	outR, outO = append(outR, rs[j:]...), append(outO, ors[j:]...)
+	outR, outO = append(outR, aR[i:]...), append(outO, aO[i:]...)
+	outR, outO = append(outR, bR[j:]...), append(outO, bO[j:]...)
 	return outR, outO
 }
 

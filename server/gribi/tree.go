@@ -39,36 +39,39 @@ func (r sessionRecord) ops() []store.Op {
 }
 
 // entryOps are the operations that make the tree hold e, replacing
-// whatever the entry held before: optional leaves e lacks are deleted
-// (deleting an absent leaf changes nothing).
-func entryOps(ops []store.Op, e *aft.Entry) []store.Op {
+// whatever the entry held before (existed): optional leaves e lacks are
+// then deleted. A new entry needs no deletes, which at 100,000 entries
+// is a lookup each saved.
+func entryOps(ops []store.Op, e *aft.Entry, existed bool) []store.Op {
 	switch e.Kind {
 	case aft.KindNextHop:
 		c := aftPath.NextHops().NextHop(e.NH.Index).Config()
 		ops = append(ops, store.Update(c.Index(), e.NH.Index), store.Update(c.Session(), e.Meta.Session))
 		if e.NH.IP.IsValid() {
 			ops = append(ops, store.Update(c.IpAddress(), e.NH.IP.String()))
-		} else {
+		} else if existed {
 			ops = append(ops, store.Delete(c.IpAddress()))
 		}
 		if e.NH.Interface != "" {
 			ops = append(ops, store.Update(c.Interface(), e.NH.Interface))
-		} else {
+		} else if existed {
 			ops = append(ops, store.Delete(c.Interface()))
 		}
 		if e.NH.Unsupported != "" {
 			ops = append(ops, store.Update(c.Unsupported(), e.NH.Unsupported))
-		} else {
+		} else if existed {
 			ops = append(ops, store.Delete(c.Unsupported()))
 		}
 	case aft.KindNextHopGroup:
 		g := aftPath.NextHopGroups().NextHopGroup(e.NHG.ID)
 		c := g.Config()
-		ops = append(ops, store.Update(c.Id(), e.NHG.ID), store.Update(c.Session(), e.Meta.Session),
-			store.Delete(g.NextHops()))
+		ops = append(ops, store.Update(c.Id(), e.NHG.ID), store.Update(c.Session(), e.Meta.Session))
+		if existed {
+			ops = append(ops, store.Delete(g.NextHops()))
+		}
 		if e.NHG.Backup != 0 {
 			ops = append(ops, store.Update(c.BackupNextHopGroup(), e.NHG.Backup))
-		} else {
+		} else if existed {
 			ops = append(ops, store.Delete(c.BackupNextHopGroup()))
 		}
 		for _, m := range e.NHG.Members {
@@ -84,7 +87,7 @@ func entryOps(ops []store.Op, e *aft.Entry) []store.Op {
 			store.Update(c.Session(), e.Meta.Session))
 		if len(e.IP.Metadata) > 0 {
 			ops = append(ops, store.Update(c.Metadata(), base64.StdEncoding.EncodeToString(e.IP.Metadata)))
-		} else {
+		} else if existed {
 			ops = append(ops, store.Delete(c.Metadata()))
 		}
 	case aft.KindIPv6:
@@ -93,7 +96,7 @@ func entryOps(ops []store.Op, e *aft.Entry) []store.Op {
 			store.Update(c.Session(), e.Meta.Session))
 		if len(e.IP.Metadata) > 0 {
 			ops = append(ops, store.Update(c.Metadata(), base64.StdEncoding.EncodeToString(e.IP.Metadata)))
-		} else {
+		} else if existed {
 			ops = append(ops, store.Delete(c.Metadata()))
 		}
 	}

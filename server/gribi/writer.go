@@ -187,7 +187,7 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 						ops = append(ops, deleteOp(r.Op.Entry.Key()))
 					}
 				} else {
-					ops = append(ops, entryOps(nil, &r.Op.Entry)...)
+					ops = entryOps(ops, &r.Op.Entry, r.Existed)
 					if ss := r.Op.Tag.(*session); !ss.recorded {
 						fresh[ss] = true
 					}

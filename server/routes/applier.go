@@ -44,8 +44,10 @@ type applier struct {
 	// stateOps); spareMarks is its other buffer.
 	marks, spareMarks []stateMark
 	status            route.Status // the backend's last outcome, its slices reused
-	// programmed is the last programmed-sequence written.
+	// programmed is the last programmed-sequence written; hadAFT says
+	// whether the AFT held entries then.
 	programmed uint64
+	hadAFT     bool
 }
 
 // Set applies s and records the outcome. It returns the backend's error:
@@ -68,9 +70,11 @@ func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
 	a.b.CopyStatus(&a.status)
 	st := a.status
 	ops := a.stateOps(s, st)
-	if s.Seq > a.programmed {
-		// The gRIBI service answers FIB acknowledgements from the entries'
-		// state once this says the backend applied their commit.
+	// The gRIBI service answers FIB acknowledgements from the entries'
+	// state once this says the backend applied their commit: written
+	// while the AFT holds entries, and once more when it has emptied.
+	progress := s.Seq > a.programmed && (s.HasAFT || a.hadAFT)
+	if progress {
 		ops = append(ops, store.Update(kedgepath.Root().Kedge().Aft().State().ProgrammedSequence(), s.Seq))
 	}
 	opsDone := time.Now()
@@ -82,7 +86,9 @@ func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
 			}
 			return err
 		}
-		a.programmed = max(a.programmed, s.Seq)
+		if progress {
+			a.programmed, a.hadAFT = s.Seq, s.HasAFT
+		}
 	}
 	a.log.Debug("routes applied", "routes", len(s.Config.Routes), "added", st.Added, "removed", st.Removed,
 		"sends", st.Sends, "kernel", kernel, "state_ops", len(ops), "state_build", opsDone.Sub(start)-kernel,
