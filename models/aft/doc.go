@@ -14,6 +14,17 @@
 // 115 s on this machine, without its checks), where this RIB does each
 // operation in constant time.
 //
+// One difference: an operation waiting for a reference is retried when
+// that reference arrives, not (as gribigo does) after every install of
+// anything, which is what keeps a waiting operation O(1). So an explicit
+// REPLACE that waits while its target is deleted fails when its reference
+// arrives rather than at the next unrelated install.
+//
+// Operations waiting for one reference complete in the order they were
+// sent, so the later of two waiting for one key wins (gribigo retries in
+// map order, so either may; its differential test keeps to one waiting
+// operation per key for that reason).
+//
 // A RIB is not safe for concurrent use: the gRIBI service applies every
 // session's operations through one writer.
 package aft
