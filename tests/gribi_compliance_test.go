@@ -9,9 +9,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	spb "github.com/openconfig/gribi/v1/proto/service"
 
 	"github.com/guildhouse-co/kedge/server"
+	"github.com/guildhouse-co/kedge/server/config"
 )
 
 // gribiNS makes a namespace whose one veth pair holds the networks the
@@ -30,7 +32,14 @@ func gribiNS(t testing.TB) *rtNS {
 // stub on its unix socket (the test runs as root: tier master).
 func startGRIBI(t testing.TB, dir, ns string) (spb.GRIBIClient, func()) {
 	t.Helper()
-	cfg := daemonCfg(t, dir, ns)
+	g, _, stop := startGRIBIWith(t, daemonCfg(t, dir, ns))
+	return g, stop
+}
+
+// startGRIBIWith starts an in-process daemon with cfg and returns gRIBI
+// and gNMI stubs on its unix socket.
+func startGRIBIWith(t testing.TB, cfg config.Config) (spb.GRIBIClient, gpb.GNMIClient, func()) {
+	t.Helper()
 	d, err := server.Start(cfg, quietLog(t))
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
@@ -49,7 +58,7 @@ func startGRIBI(t testing.TB, dir, ns string) (spb.GRIBIClient, func()) {
 		}
 	}
 	t.Cleanup(stop)
-	return spb.NewGRIBIClient(conn), stop
+	return spb.NewGRIBIClient(conn), gpb.NewGNMIClient(conn), stop
 }
 
 // notApplicable are the compliance cases that do not apply to Kedge,
