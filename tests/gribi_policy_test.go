@@ -20,7 +20,9 @@ import (
 )
 
 // aftEntry is the tree path of a gRIBI IPv4 entry.
-func aftEntry(prefix string) string { return "/kedge/aft/ipv4-entries/ipv4-entry[prefix=" + prefix + "]" }
+func aftEntry(prefix string) string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry[prefix=" + prefix + "]"
+}
 
 // modifyRefusal opens a Modify stream, sends session parameters and
 // returns the status the stream ends with.

@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openconfig/gribigo/rib"
 	aftpb "github.com/openconfig/gribi/v1/proto/gribi_aft"
 	spb "github.com/openconfig/gribi/v1/proto/service"
+	"github.com/openconfig/gribigo/rib"
 	wpb "github.com/openconfig/ygot/proto/ywrapper"
 
 	"github.com/guildhouse-co/kedge/models/aft"

@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gen/kedgetree"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
 
@@ -251,11 +250,5 @@ func originName(o Origin) string {
 	case o.IsOverlay():
 		return "mesh peer " + o.Peer
 	}
-	var b strings.Builder
-	b.WriteString("/kedge/routes/route[prefix=")
-	b.WriteString(o.Prefix)
-	b.WriteString("][table=")
-	b.WriteString(strconv.FormatUint(uint64(o.Table), 10))
-	b.WriteString("]")
-	return b.String()
+	return tree.RenderPath(kedgepath.Root().Kedge().Routes().Route(o.Prefix, o.Table).Elems())
 }
