@@ -2,6 +2,7 @@ package gribi
 
 import (
 	"context"
+	"slices"
 	"net/netip"
 	"testing"
 
@@ -54,6 +55,10 @@ func TestRestore(t *testing.T) {
 		{Kind: aft.KindNextHopGroup, NHG: aft.NextHopGroup{ID: 5, Members: []aft.Member{{Index: 1, Weight: 2}}}, Meta: aft.Meta{Session: "b-1"}},
 		{Kind: aft.KindIPv4, IP: aft.IPEntry{Prefix: netip.MustParsePrefix("198.51.100.0/24"), NHG: 5, Metadata: []byte{1, 2}}, Meta: aft.Meta{Session: "b-1"}},
 		{Kind: aft.KindIPv6, IP: aft.IPEntry{Prefix: netip.MustParsePrefix("2001:db8::/32"), NHG: 5}, Meta: aft.Meta{Session: "b-2"}},
+		// A DELETE session's group that a PRESERVE entry references stays,
+		// as it would have when the session ended.
+		{Kind: aft.KindNextHopGroup, NHG: aft.NextHopGroup{ID: 6, Members: []aft.Member{{Index: 1}}}, Meta: aft.Meta{Session: "b-2"}},
+		{Kind: aft.KindIPv4, IP: aft.IPEntry{Prefix: netip.MustParsePrefix("198.51.101.0/24"), NHG: 6}, Meta: aft.Meta{Session: "b-1"}},
 	}
 	for i := range entries {
 		ops = entryOps(ops, &entries[i], false)
@@ -74,7 +79,7 @@ func TestRestore(t *testing.T) {
 	for _, k := range s.rib.Keys() {
 		keys = append(keys, k.String())
 	}
-	if d := cmp.Diff([]string{"ipv4-entry 198.51.100.0/24", "next-hop-group 5", "next-hop 1"}, keys); d != "" {
+	if d := cmp.Diff([]string{"ipv4-entry 198.51.100.0/24", "ipv4-entry 198.51.101.0/24", "next-hop-group 5", "next-hop-group 6", "next-hop 1"}, keys); d != "" {
 		t.Errorf("RIB after restore (-want +got):\n%s", d)
 	}
 	var sessions []string
@@ -90,12 +95,15 @@ func TestRestore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := cmp.Diff(entries[:3], got.entries, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); d != "" {
+		want := []aft.Entry{entries[0], entries[1], entries[4], entries[2], entries[5]}
+		if d := cmp.Diff(want, got.entries, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}),
+			cmpopts.SortSlices(func(a, b aft.Entry) bool { return a.Key().String() < b.Key().String() })); d != "" {
 			t.Errorf("entries read back (-written +read):\n%s", d)
 		}
 		return nil
 	})
-	if d := cmp.Diff([]string{"b-1"}, sessions); d != "" || v6 != 0 {
+	slices.Sort(sessions)
+	if d := cmp.Diff([]string{"b-1", "b-2"}, sessions); d != "" || v6 != 0 {
 		t.Errorf("tree after restore: sessions %v (-want +got: %s), %d IPv6 entries, want 0", sessions, d, v6)
 	}
 }

@@ -141,8 +141,9 @@ func programmedSeq(t *tree.Tree) uint64 {
 }
 
 // restore rebuilds the RIB from /kedge/aft and removes what must not
-// survive a restart: entries of DELETE sessions and session records no
-// entry uses.
+// survive a restart: the entries of DELETE sessions (but those a
+// preserved entry references, as when such a session ends) and the
+// session records no entry uses.
 func (s *Service) restore(ctx context.Context) error {
 	var st stored
 	if err := s.cfg.Store.Read(func(t *tree.Tree) error {
@@ -152,34 +153,35 @@ func (s *Service) restore(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("restore gribi rib: %w", err)
 	}
-	used := map[string]bool{}
-	var drop []store.Op
+	// Every entry goes into the RIB, then each DELETE session's entries
+	// leave it as they would have when the session ended: those another
+	// session's entries still reference stay.
 	for i := range st.entries {
 		e := &st.entries[i]
-		rec, ok := st.sessions[e.Meta.Session]
-		if !ok || !rec.Preserve {
-			continue
-		}
-		res := s.rib.Apply(&aft.Op{ID: uint64(i + 1), Verb: aft.Add, Entry: *e})
-		for _, r := range res {
+		for _, r := range s.rib.Apply(&aft.Op{ID: uint64(i + 1), Verb: aft.Add, Entry: *e}) {
 			if !r.OK {
 				return fmt.Errorf("restore gribi rib: %s: %w", r.Op.Entry.Key(), r.Err)
 			}
 		}
-		used[e.Meta.Session] = true
 	}
 	if n := s.rib.Pending(); n > 0 {
-		// A preserved entry referencing a DELETE session's entry: it
-		// cannot stay without it.
-		return fmt.Errorf("restore gribi rib: %d preserved entries reference entries of ended DELETE sessions", n)
+		return fmt.Errorf("restore gribi rib: %d entries reference entries the tree lacks", n)
 	}
+	var drop []store.Op
 	removed := 0
-	for i := len(st.entries) - 1; i >= 0; i-- {
-		e := &st.entries[i]
-		if rec, ok := st.sessions[e.Meta.Session]; !ok || !rec.Preserve {
-			drop = append(drop, deleteOp(e.Key()))
+	for id, rec := range st.sessions {
+		if rec.Preserve {
+			continue
+		}
+		for _, k := range s.rib.DeleteSession(id) {
+			drop = append(drop, deleteOp(k))
 			removed++
 		}
+	}
+	used := map[string]bool{}
+	for _, k := range s.rib.Keys() {
+		e, _ := s.rib.Get(k)
+		used[e.Meta.Session] = true
 	}
 	for id := range st.sessions {
 		if !used[id] {
