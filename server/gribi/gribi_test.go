@@ -2,8 +2,8 @@ package gribi
 
 import (
 	"context"
-	"slices"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
