@@ -9,7 +9,8 @@
 // (listeners), probe (what this machine allows the backends), posture
 // (the engine), and the components routes, mesh, system (system state)
 // and pods (the pod registry sweep), each with one lifecycle (New,
-// Start(ctx), Close) and the posture step it contributes.
+// Start(ctx), Close) and the posture step it contributes, and gribi (the
+// gRIBI service, registered beside the gNMI target on both listeners).
 package server
 
 import (
