@@ -9,8 +9,12 @@
 //     load a Get response into a tree of their own.
 //   - proto: buf's output for Kedge's own protocols (proto/), when there
 //     are any.
+//   - oc: ygot GoStructs and schema of the OpenConfig models the underlay
+//     compiler writes device configuration in (openconfig-interfaces,
+//     -if-ethernet, -if-ip, -vlan; yang/cmd/ocgen, from the modules inside
+//     the ygot module). They are the devices' models, not Kedge's tree.
 //
-// There are no ygot structs here. The ygot GoStructs of the tree (12,000
+// There are no ygot structs of Kedge's own tree here. The ygot GoStructs of the tree (12,000
 // lines) and the ygot path structs that kedgepath replaces were deleted
 // rather than made the Go client API, for three reasons. Nothing used them
 // but tests of the generator itself. ygnmi, the usual client over ygot

@@ -222,21 +222,21 @@ func TestRangesAndEnums(t *testing.T) {
 	}
 }
 
-// TestLeafrefs checks that the tree enforces the mutation's device
-// leafref, the one absolute leafref in the tree.
+// TestLeafrefs checks that the tree enforces a VLAN member's device
+// leafref, an absolute leafref into the device list.
 func TestLeafrefs(t *testing.T) {
 	str := func(v string) *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}} }
-	mutation := update("/kedge/underlay/mutations/mutation[id=m1]/config/device", str("sw1"))
-	if err := set(t, "", "", mutation); err == nil {
-		t.Error("mutation of an unknown device validated, want a leafref error")
+	member := update("/kedge/underlay/vlans/vlan[id=100]/members/member[device=sw1][port=eth1]/config/device", str("sw1"))
+	if err := set(t, "", "", member); err == nil {
+		t.Error("a member on an unknown device validated, want a leafref error")
 	}
 	withDevice := func(tx *tree.Txn) error {
 		if err := update("/kedge/underlay/devices/device[name=sw1]/config/name", str("sw1"))(tx); err != nil {
 			return err
 		}
-		return mutation(tx)
+		return member(tx)
 	}
 	if err := set(t, "", "", withDevice); err != nil {
-		t.Errorf("mutation of a known device rejected: %v", err)
+		t.Errorf("a member on a known device rejected: %v", err)
 	}
 }

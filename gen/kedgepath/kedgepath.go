@@ -177,6 +177,40 @@ func AftStatusValues() []AftStatus {
 	return []AftStatus{AftStatusPending, AftStatusInstalled, AftStatusWithheld, AftStatusOverridden, AftStatusFailed}
 }
 
+// DeviceStatus is the enumeration of
+// /kedge/underlay/devices/device/state/status.
+type DeviceStatus string
+
+// The values of DeviceStatus.
+const (
+	DeviceStatusUnknown     DeviceStatus = "unknown"
+	DeviceStatusInSync      DeviceStatus = "in-sync"
+	DeviceStatusPushing     DeviceStatus = "pushing"
+	DeviceStatusDrifted     DeviceStatus = "drifted"
+	DeviceStatusUnreachable DeviceStatus = "unreachable"
+	DeviceStatusFailed      DeviceStatus = "failed"
+)
+
+// DeviceStatusValues lists the values of DeviceStatus in YANG order.
+func DeviceStatusValues() []DeviceStatus {
+	return []DeviceStatus{DeviceStatusUnknown, DeviceStatusInSync, DeviceStatusPushing, DeviceStatusDrifted, DeviceStatusUnreachable, DeviceStatusFailed}
+}
+
+// DeviceWatch is the enumeration of
+// /kedge/underlay/devices/device/state/watch.
+type DeviceWatch string
+
+// The values of DeviceWatch.
+const (
+	DeviceWatchOnChange DeviceWatch = "on-change"
+	DeviceWatchPoll     DeviceWatch = "poll"
+)
+
+// DeviceWatchValues lists the values of DeviceWatch in YANG order.
+func DeviceWatchValues() []DeviceWatch {
+	return []DeviceWatch{DeviceWatchOnChange, DeviceWatchPoll}
+}
+
 // EndpointKind is the enumeration of
 // /kedge/routes/endpoints/endpoint/config/kind.
 type EndpointKind string
@@ -198,32 +232,34 @@ type MeshStatus string
 
 // The values of MeshStatus.
 const (
-	MeshStatusUp       MeshStatus = "up"
-	MeshStatusDown     MeshStatus = "down"
-	MeshStatusIsolated MeshStatus = "isolated"
+	MeshStatusUp           MeshStatus = "up"
+	MeshStatusDown         MeshStatus = "down"
+	MeshStatusIsolated     MeshStatus = "isolated"
+	MeshStatusUnconfigured MeshStatus = "unconfigured"
+	MeshStatusUnavailable  MeshStatus = "unavailable"
 )
 
 // MeshStatusValues lists the values of MeshStatus in YANG order.
 func MeshStatusValues() []MeshStatus {
-	return []MeshStatus{MeshStatusUp, MeshStatusDown, MeshStatusIsolated}
+	return []MeshStatus{MeshStatusUp, MeshStatusDown, MeshStatusIsolated, MeshStatusUnconfigured, MeshStatusUnavailable}
 }
 
-// MutationStatus is the enumeration of
-// /kedge/underlay/mutations/mutation/state/status.
+// MutationStatus is the YANG enumeration mutation-status.
 type MutationStatus string
 
 // The values of MutationStatus.
 const (
-	MutationStatusProposed MutationStatus = "proposed"
-	MutationStatusApproved MutationStatus = "approved"
-	MutationStatusExecuted MutationStatus = "executed"
-	MutationStatusDenied   MutationStatus = "denied"
-	MutationStatusFrozen   MutationStatus = "frozen"
+	MutationStatusProposed  MutationStatus = "proposed"
+	MutationStatusApproved  MutationStatus = "approved"
+	MutationStatusExecuting MutationStatus = "executing"
+	MutationStatusExecuted  MutationStatus = "executed"
+	MutationStatusFailed    MutationStatus = "failed"
+	MutationStatusDenied    MutationStatus = "denied"
 )
 
 // MutationStatusValues lists the values of MutationStatus in YANG order.
 func MutationStatusValues() []MutationStatus {
-	return []MutationStatus{MutationStatusProposed, MutationStatusApproved, MutationStatusExecuted, MutationStatusDenied, MutationStatusFrozen}
+	return []MutationStatus{MutationStatusProposed, MutationStatusApproved, MutationStatusExecuting, MutationStatusExecuted, MutationStatusFailed, MutationStatusDenied}
 }
 
 // NodeRole is the YANG enumeration node-role.
@@ -254,6 +290,25 @@ const (
 // NotaryFlushModeValues lists the values of NotaryFlushMode in YANG order.
 func NotaryFlushModeValues() []NotaryFlushMode {
 	return []NotaryFlushMode{NotaryFlushModeBatched, NotaryFlushModeImmediate, NotaryFlushModeEveryRecord}
+}
+
+// NotaryUpstreamState is the enumeration of
+// /kedge/notary/state/upstream-state.
+type NotaryUpstreamState string
+
+// The values of NotaryUpstreamState.
+const (
+	NotaryUpstreamStateDisabled   NotaryUpstreamState = "disabled"
+	NotaryUpstreamStateConnecting NotaryUpstreamState = "connecting"
+	NotaryUpstreamStateShipping   NotaryUpstreamState = "shipping"
+	NotaryUpstreamStateCaughtUp   NotaryUpstreamState = "caught-up"
+	NotaryUpstreamStateRetrying   NotaryUpstreamState = "retrying"
+	NotaryUpstreamStateRefused    NotaryUpstreamState = "refused"
+)
+
+// NotaryUpstreamStateValues lists the values of NotaryUpstreamState in YANG order.
+func NotaryUpstreamStateValues() []NotaryUpstreamState {
+	return []NotaryUpstreamState{NotaryUpstreamStateDisabled, NotaryUpstreamStateConnecting, NotaryUpstreamStateShipping, NotaryUpstreamStateCaughtUp, NotaryUpstreamStateRetrying, NotaryUpstreamStateRefused}
 }
 
 // PeerStatus is the enumeration of /kedge/mesh/peers/peer/state/status.
@@ -325,13 +380,33 @@ type PostureSource string
 const (
 	PostureSourceConfig      PostureSource = "config"
 	PostureSourceBpfMap      PostureSource = "bpf-map"
+	PostureSourceCluster     PostureSource = "cluster"
 	PostureSourceGovernance  PostureSource = "governance"
 	PostureSourcePeerSession PostureSource = "peer-session"
 )
 
 // PostureSourceValues lists the values of PostureSource in YANG order.
 func PostureSourceValues() []PostureSource {
-	return []PostureSource{PostureSourceConfig, PostureSourceBpfMap, PostureSourceGovernance, PostureSourcePeerSession}
+	return []PostureSource{PostureSourceConfig, PostureSourceBpfMap, PostureSourceCluster, PostureSourceGovernance, PostureSourcePeerSession}
+}
+
+// ResultStatus is the enumeration of
+// /kedge/underlay/mutations/mutation/results/result/state/status.
+type ResultStatus string
+
+// The values of ResultStatus.
+const (
+	ResultStatusPending     ResultStatus = "pending"
+	ResultStatusUnchanged   ResultStatus = "unchanged"
+	ResultStatusConfirmed   ResultStatus = "confirmed"
+	ResultStatusRolledBack  ResultStatus = "rolled-back"
+	ResultStatusRejected    ResultStatus = "rejected"
+	ResultStatusUnreachable ResultStatus = "unreachable"
+)
+
+// ResultStatusValues lists the values of ResultStatus in YANG order.
+func ResultStatusValues() []ResultStatus {
+	return []ResultStatus{ResultStatusPending, ResultStatusUnchanged, ResultStatusConfirmed, ResultStatusRolledBack, ResultStatusRejected, ResultStatusUnreachable}
 }
 
 // RouteClass is the YANG enumeration route-class.
@@ -368,6 +443,22 @@ func RouteStatusValues() []RouteStatus {
 	return []RouteStatus{RouteStatusPending, RouteStatusInstalled, RouteStatusWithheld, RouteStatusFailed}
 }
 
+// SessionCapabilities is the enumeration of
+// /kedge/sessions/session/state/capabilities.
+type SessionCapabilities string
+
+// The values of SessionCapabilities.
+const (
+	SessionCapabilitiesObserve SessionCapabilities = "observe"
+	SessionCapabilitiesExecute SessionCapabilities = "execute"
+	SessionCapabilitiesPropose SessionCapabilities = "propose"
+)
+
+// SessionCapabilitiesValues lists the values of SessionCapabilities in YANG order.
+func SessionCapabilitiesValues() []SessionCapabilities {
+	return []SessionCapabilities{SessionCapabilitiesObserve, SessionCapabilitiesExecute, SessionCapabilitiesPropose}
+}
+
 // SessionStatus is the enumeration of /kedge/sessions/session/state/status.
 type SessionStatus string
 
@@ -398,6 +489,21 @@ const (
 // SessionTypeValues lists the values of SessionType in YANG order.
 func SessionTypeValues() []SessionType {
 	return []SessionType{SessionTypeManagement, SessionTypeIncident, SessionTypeMonitoring, SessionTypeOperator, SessionTypeRoutine}
+}
+
+// SessionVerification is the enumeration of
+// /kedge/sessions/session/state/verification.
+type SessionVerification string
+
+// The values of SessionVerification.
+const (
+	SessionVerificationCached     SessionVerification = "cached"
+	SessionVerificationReverified SessionVerification = "reverified"
+)
+
+// SessionVerificationValues lists the values of SessionVerification in YANG order.
+func SessionVerificationValues() []SessionVerification {
+	return []SessionVerification{SessionVerificationCached, SessionVerificationReverified}
 }
 
 // StepResult is the enumeration of
@@ -470,138 +576,193 @@ const (
 	VlanStatusPending VlanStatus = "pending"
 	VlanStatusUp      VlanStatus = "up"
 	VlanStatusFailed  VlanStatus = "failed"
+	VlanStatusFrozen  VlanStatus = "frozen"
 )
 
 // VlanStatusValues lists the values of VlanStatus in YANG order.
 func VlanStatusValues() []VlanStatus {
-	return []VlanStatus{VlanStatusPending, VlanStatusUp, VlanStatusFailed}
+	return []VlanStatus{VlanStatusPending, VlanStatusUp, VlanStatusFailed, VlanStatusFrozen}
 }
 
 // Elements shared by every path (keyless nodes), by name.
 var (
-	e_kedge                     = &gpb.PathElem{Name: "kedge"}
-	e_accords                   = &gpb.PathElem{Name: "accords"}
-	e_config                    = &gpb.PathElem{Name: "config"}
-	e_allowed_session_types     = &gpb.PathElem{Name: "allowed-session-types"}
-	e_compiler_frozen           = &gpb.PathElem{Name: "compiler-frozen"}
-	e_forensic_snapshot         = &gpb.PathElem{Name: "forensic-snapshot"}
-	e_handshake                 = &gpb.PathElem{Name: "handshake"}
-	e_health_check_seconds      = &gpb.PathElem{Name: "health-check-seconds"}
-	e_keepalive_seconds         = &gpb.PathElem{Name: "keepalive-seconds"}
-	e_level                     = &gpb.PathElem{Name: "level"}
-	e_notary_flush              = &gpb.PathElem{Name: "notary-flush"}
-	e_notary_payload_hashing    = &gpb.PathElem{Name: "notary-payload-hashing"}
-	e_notary_sampling_percent   = &gpb.PathElem{Name: "notary-sampling-percent"}
-	e_overlay_mode              = &gpb.PathElem{Name: "overlay-mode"}
-	e_route_policy              = &gpb.PathElem{Name: "route-policy"}
-	e_underlay_mutation_tiers   = &gpb.PathElem{Name: "underlay-mutation-tiers"}
-	e_vpp_flow_policy           = &gpb.PathElem{Name: "vpp-flow-policy"}
-	e_state                     = &gpb.PathElem{Name: "state"}
-	e_aft                       = &gpb.PathElem{Name: "aft"}
-	e_ipv4_entries              = &gpb.PathElem{Name: "ipv4-entries"}
-	e_metadata                  = &gpb.PathElem{Name: "metadata"}
-	e_next_hop_group            = &gpb.PathElem{Name: "next-hop-group"}
-	e_prefix                    = &gpb.PathElem{Name: "prefix"}
-	e_session                   = &gpb.PathElem{Name: "session"}
-	e_reason                    = &gpb.PathElem{Name: "reason"}
-	e_status                    = &gpb.PathElem{Name: "status"}
-	e_ipv6_entries              = &gpb.PathElem{Name: "ipv6-entries"}
-	e_next_hop_groups           = &gpb.PathElem{Name: "next-hop-groups"}
-	e_backup_next_hop_group     = &gpb.PathElem{Name: "backup-next-hop-group"}
-	e_id                        = &gpb.PathElem{Name: "id"}
-	e_next_hops                 = &gpb.PathElem{Name: "next-hops"}
-	e_index                     = &gpb.PathElem{Name: "index"}
-	e_weight                    = &gpb.PathElem{Name: "weight"}
-	e_interface                 = &gpb.PathElem{Name: "interface"}
-	e_ip_address                = &gpb.PathElem{Name: "ip-address"}
-	e_unsupported               = &gpb.PathElem{Name: "unsupported"}
-	e_sessions                  = &gpb.PathElem{Name: "sessions"}
-	e_class                     = &gpb.PathElem{Name: "class"}
-	e_identity                  = &gpb.PathElem{Name: "identity"}
-	e_persistence               = &gpb.PathElem{Name: "persistence"}
-	e_tier                      = &gpb.PathElem{Name: "tier"}
-	e_programmed_sequence       = &gpb.PathElem{Name: "programmed-sequence"}
-	e_mesh                      = &gpb.PathElem{Name: "mesh"}
-	e_addresses                 = &gpb.PathElem{Name: "addresses"}
-	e_listen_port               = &gpb.PathElem{Name: "listen-port"}
-	e_mtu                       = &gpb.PathElem{Name: "mtu"}
-	e_peers                     = &gpb.PathElem{Name: "peers"}
-	e_allowed_ips               = &gpb.PathElem{Name: "allowed-ips"}
-	e_cluster                   = &gpb.PathElem{Name: "cluster"}
-	e_critical                  = &gpb.PathElem{Name: "critical"}
-	e_endpoint                  = &gpb.PathElem{Name: "endpoint"}
-	e_name                      = &gpb.PathElem{Name: "name"}
-	e_persistent_keepalive      = &gpb.PathElem{Name: "persistent-keepalive"}
-	e_public_key                = &gpb.PathElem{Name: "public-key"}
-	e_reconnect                 = &gpb.PathElem{Name: "reconnect"}
-	e_error                     = &gpb.PathElem{Name: "error"}
-	e_last_handshake            = &gpb.PathElem{Name: "last-handshake"}
-	e_rx_bytes                  = &gpb.PathElem{Name: "rx-bytes"}
-	e_tx_bytes                  = &gpb.PathElem{Name: "tx-bytes"}
-	e_notary                    = &gpb.PathElem{Name: "notary"}
-	e_anchor                    = &gpb.PathElem{Name: "anchor"}
-	e_sampling_percent_override = &gpb.PathElem{Name: "sampling-percent-override"}
-	e_flush_mode                = &gpb.PathElem{Name: "flush-mode"}
-	e_last_flush                = &gpb.PathElem{Name: "last-flush"}
-	e_log_size                  = &gpb.PathElem{Name: "log-size"}
-	e_payload_hashing           = &gpb.PathElem{Name: "payload-hashing"}
-	e_records                   = &gpb.PathElem{Name: "records"}
-	e_root_hash                 = &gpb.PathElem{Name: "root-hash"}
-	e_sampling_percent          = &gpb.PathElem{Name: "sampling-percent"}
-	e_pods                      = &gpb.PathElem{Name: "pods"}
-	e_ipam_pools                = &gpb.PathElem{Name: "ipam-pools"}
-	e_allowed_mode              = &gpb.PathElem{Name: "allowed-mode"}
-	e_allowed_targets           = &gpb.PathElem{Name: "allowed-targets"}
-	e_container_id              = &gpb.PathElem{Name: "container-id"}
-	e_host_ifname               = &gpb.PathElem{Name: "host-ifname"}
-	e_ifname                    = &gpb.PathElem{Name: "ifname"}
-	e_namespace                 = &gpb.PathElem{Name: "namespace"}
-	e_netns                     = &gpb.PathElem{Name: "netns"}
-	e_posture                   = &gpb.PathElem{Name: "posture"}
-	e_history                   = &gpb.PathElem{Name: "history"}
-	e_sequence                  = &gpb.PathElem{Name: "sequence"}
-	e_duration_ns               = &gpb.PathElem{Name: "duration-ns"}
-	e_from_level                = &gpb.PathElem{Name: "from-level"}
-	e_result                    = &gpb.PathElem{Name: "result"}
-	e_started                   = &gpb.PathElem{Name: "started"}
-	e_to_level                  = &gpb.PathElem{Name: "to-level"}
-	e_effective_level           = &gpb.PathElem{Name: "effective-level"}
-	e_last_transition           = &gpb.PathElem{Name: "last-transition"}
-	e_steps                     = &gpb.PathElem{Name: "steps"}
-	e_source                    = &gpb.PathElem{Name: "source"}
-	e_routes                    = &gpb.PathElem{Name: "routes"}
-	e_endpoints                 = &gpb.PathElem{Name: "endpoints"}
-	e_kind                      = &gpb.PathElem{Name: "kind"}
-	e_service                   = &gpb.PathElem{Name: "service"}
-	e_device                    = &gpb.PathElem{Name: "device"}
-	e_metric                    = &gpb.PathElem{Name: "metric"}
-	e_next_hop                  = &gpb.PathElem{Name: "next-hop"}
-	e_owner                     = &gpb.PathElem{Name: "owner"}
-	e_table                     = &gpb.PathElem{Name: "table"}
-	e_effective_posture         = &gpb.PathElem{Name: "effective-posture"}
-	e_peer                      = &gpb.PathElem{Name: "peer"}
-	e_posture_at_handshake      = &gpb.PathElem{Name: "posture-at-handshake"}
-	e_type                      = &gpb.PathElem{Name: "type"}
-	e_system                    = &gpb.PathElem{Name: "system"}
-	e_node_name                 = &gpb.PathElem{Name: "node-name"}
-	e_role                      = &gpb.PathElem{Name: "role"}
-	e_boot_time                 = &gpb.PathElem{Name: "boot-time"}
-	e_version                   = &gpb.PathElem{Name: "version"}
-	e_underlay                  = &gpb.PathElem{Name: "underlay"}
-	e_drift_interval_seconds    = &gpb.PathElem{Name: "drift-interval-seconds"}
-	e_devices                   = &gpb.PathElem{Name: "devices"}
-	e_address                   = &gpb.PathElem{Name: "address"}
-	e_vendor                    = &gpb.PathElem{Name: "vendor"}
-	e_drift                     = &gpb.PathElem{Name: "drift"}
-	e_last_sync                 = &gpb.PathElem{Name: "last-sync"}
-	e_reachable                 = &gpb.PathElem{Name: "reachable"}
-	e_mutations                 = &gpb.PathElem{Name: "mutations"}
-	e_proposal                  = &gpb.PathElem{Name: "proposal"}
-	e_drift_detected            = &gpb.PathElem{Name: "drift-detected"}
-	e_last_drift_check          = &gpb.PathElem{Name: "last-drift-check"}
-	e_vlans                     = &gpb.PathElem{Name: "vlans"}
-	e_monitoring                = &gpb.PathElem{Name: "monitoring"}
-	e_parent                    = &gpb.PathElem{Name: "parent"}
+	e_kedge                      = &gpb.PathElem{Name: "kedge"}
+	e_accords                    = &gpb.PathElem{Name: "accords"}
+	e_config                     = &gpb.PathElem{Name: "config"}
+	e_allowed_session_types      = &gpb.PathElem{Name: "allowed-session-types"}
+	e_compiler_frozen            = &gpb.PathElem{Name: "compiler-frozen"}
+	e_forensic_snapshot          = &gpb.PathElem{Name: "forensic-snapshot"}
+	e_handshake                  = &gpb.PathElem{Name: "handshake"}
+	e_health_check_seconds       = &gpb.PathElem{Name: "health-check-seconds"}
+	e_keepalive_seconds          = &gpb.PathElem{Name: "keepalive-seconds"}
+	e_level                      = &gpb.PathElem{Name: "level"}
+	e_notary_flush               = &gpb.PathElem{Name: "notary-flush"}
+	e_notary_payload_hashing     = &gpb.PathElem{Name: "notary-payload-hashing"}
+	e_notary_sampling_percent    = &gpb.PathElem{Name: "notary-sampling-percent"}
+	e_overlay_mode               = &gpb.PathElem{Name: "overlay-mode"}
+	e_route_policy               = &gpb.PathElem{Name: "route-policy"}
+	e_underlay_drift_interval_ms = &gpb.PathElem{Name: "underlay-drift-interval-ms"}
+	e_underlay_mutation_tiers    = &gpb.PathElem{Name: "underlay-mutation-tiers"}
+	e_vpp_flow_policy            = &gpb.PathElem{Name: "vpp-flow-policy"}
+	e_state                      = &gpb.PathElem{Name: "state"}
+	e_aft                        = &gpb.PathElem{Name: "aft"}
+	e_ipv4_entries               = &gpb.PathElem{Name: "ipv4-entries"}
+	e_metadata                   = &gpb.PathElem{Name: "metadata"}
+	e_next_hop_group             = &gpb.PathElem{Name: "next-hop-group"}
+	e_prefix                     = &gpb.PathElem{Name: "prefix"}
+	e_session                    = &gpb.PathElem{Name: "session"}
+	e_reason                     = &gpb.PathElem{Name: "reason"}
+	e_status                     = &gpb.PathElem{Name: "status"}
+	e_ipv6_entries               = &gpb.PathElem{Name: "ipv6-entries"}
+	e_next_hop_groups            = &gpb.PathElem{Name: "next-hop-groups"}
+	e_backup_next_hop_group      = &gpb.PathElem{Name: "backup-next-hop-group"}
+	e_id                         = &gpb.PathElem{Name: "id"}
+	e_next_hops                  = &gpb.PathElem{Name: "next-hops"}
+	e_index                      = &gpb.PathElem{Name: "index"}
+	e_weight                     = &gpb.PathElem{Name: "weight"}
+	e_interface                  = &gpb.PathElem{Name: "interface"}
+	e_ip_address                 = &gpb.PathElem{Name: "ip-address"}
+	e_unsupported                = &gpb.PathElem{Name: "unsupported"}
+	e_sessions                   = &gpb.PathElem{Name: "sessions"}
+	e_class                      = &gpb.PathElem{Name: "class"}
+	e_identity                   = &gpb.PathElem{Name: "identity"}
+	e_persistence                = &gpb.PathElem{Name: "persistence"}
+	e_tier                       = &gpb.PathElem{Name: "tier"}
+	e_programmed_sequence        = &gpb.PathElem{Name: "programmed-sequence"}
+	e_mesh                       = &gpb.PathElem{Name: "mesh"}
+	e_addresses                  = &gpb.PathElem{Name: "addresses"}
+	e_listen_port                = &gpb.PathElem{Name: "listen-port"}
+	e_mtu                        = &gpb.PathElem{Name: "mtu"}
+	e_peers                      = &gpb.PathElem{Name: "peers"}
+	e_allowed_ips                = &gpb.PathElem{Name: "allowed-ips"}
+	e_cluster                    = &gpb.PathElem{Name: "cluster"}
+	e_critical                   = &gpb.PathElem{Name: "critical"}
+	e_endpoint                   = &gpb.PathElem{Name: "endpoint"}
+	e_name                       = &gpb.PathElem{Name: "name"}
+	e_owner                      = &gpb.PathElem{Name: "owner"}
+	e_persistent_keepalive       = &gpb.PathElem{Name: "persistent-keepalive"}
+	e_public_key                 = &gpb.PathElem{Name: "public-key"}
+	e_reconnect                  = &gpb.PathElem{Name: "reconnect"}
+	e_error                      = &gpb.PathElem{Name: "error"}
+	e_last_handshake             = &gpb.PathElem{Name: "last-handshake"}
+	e_rx_bytes                   = &gpb.PathElem{Name: "rx-bytes"}
+	e_tx_bytes                   = &gpb.PathElem{Name: "tx-bytes"}
+	e_notary                     = &gpb.PathElem{Name: "notary"}
+	e_anchor                     = &gpb.PathElem{Name: "anchor"}
+	e_sampling_percent_override  = &gpb.PathElem{Name: "sampling-percent-override"}
+	e_dropped_transits           = &gpb.PathElem{Name: "dropped-transits"}
+	e_flush_mode                 = &gpb.PathElem{Name: "flush-mode"}
+	e_frame_headers              = &gpb.PathElem{Name: "frame-headers"}
+	e_last_ack_size              = &gpb.PathElem{Name: "last-ack-size"}
+	e_last_ack_time              = &gpb.PathElem{Name: "last-ack-time"}
+	e_last_checkpoint_size       = &gpb.PathElem{Name: "last-checkpoint-size"}
+	e_last_checkpoint_time       = &gpb.PathElem{Name: "last-checkpoint-time"}
+	e_last_flush                 = &gpb.PathElem{Name: "last-flush"}
+	e_log_size                   = &gpb.PathElem{Name: "log-size"}
+	e_origin                     = &gpb.PathElem{Name: "origin"}
+	e_payload_hashing            = &gpb.PathElem{Name: "payload-hashing"}
+	e_records                    = &gpb.PathElem{Name: "records"}
+	e_root_hash                  = &gpb.PathElem{Name: "root-hash"}
+	e_sampling_percent           = &gpb.PathElem{Name: "sampling-percent"}
+	e_upstream_error             = &gpb.PathElem{Name: "upstream-error"}
+	e_upstream_state             = &gpb.PathElem{Name: "upstream-state"}
+	e_verifier_key               = &gpb.PathElem{Name: "verifier-key"}
+	e_pods                       = &gpb.PathElem{Name: "pods"}
+	e_ipam_pools                 = &gpb.PathElem{Name: "ipam-pools"}
+	e_allowed_mode               = &gpb.PathElem{Name: "allowed-mode"}
+	e_allowed_targets            = &gpb.PathElem{Name: "allowed-targets"}
+	e_container_id               = &gpb.PathElem{Name: "container-id"}
+	e_host_ifname                = &gpb.PathElem{Name: "host-ifname"}
+	e_ifname                     = &gpb.PathElem{Name: "ifname"}
+	e_namespace                  = &gpb.PathElem{Name: "namespace"}
+	e_netns                      = &gpb.PathElem{Name: "netns"}
+	e_posture                    = &gpb.PathElem{Name: "posture"}
+	e_object                     = &gpb.PathElem{Name: "object"}
+	e_connected                  = &gpb.PathElem{Name: "connected"}
+	e_last_sync                  = &gpb.PathElem{Name: "last-sync"}
+	e_history                    = &gpb.PathElem{Name: "history"}
+	e_sequence                   = &gpb.PathElem{Name: "sequence"}
+	e_duration_ns                = &gpb.PathElem{Name: "duration-ns"}
+	e_from_level                 = &gpb.PathElem{Name: "from-level"}
+	e_result                     = &gpb.PathElem{Name: "result"}
+	e_started                    = &gpb.PathElem{Name: "started"}
+	e_to_level                   = &gpb.PathElem{Name: "to-level"}
+	e_effective_level            = &gpb.PathElem{Name: "effective-level"}
+	e_last_transition            = &gpb.PathElem{Name: "last-transition"}
+	e_steps                      = &gpb.PathElem{Name: "steps"}
+	e_source                     = &gpb.PathElem{Name: "source"}
+	e_routes                     = &gpb.PathElem{Name: "routes"}
+	e_endpoints                  = &gpb.PathElem{Name: "endpoints"}
+	e_kind                       = &gpb.PathElem{Name: "kind"}
+	e_service                    = &gpb.PathElem{Name: "service"}
+	e_device                     = &gpb.PathElem{Name: "device"}
+	e_metric                     = &gpb.PathElem{Name: "metric"}
+	e_next_hop                   = &gpb.PathElem{Name: "next-hop"}
+	e_table                      = &gpb.PathElem{Name: "table"}
+	e_bytes_in                   = &gpb.PathElem{Name: "bytes-in"}
+	e_bytes_out                  = &gpb.PathElem{Name: "bytes-out"}
+	e_capabilities               = &gpb.PathElem{Name: "capabilities"}
+	e_close_reason               = &gpb.PathElem{Name: "close-reason"}
+	e_closed                     = &gpb.PathElem{Name: "closed"}
+	e_drain_deadline             = &gpb.PathElem{Name: "drain-deadline"}
+	e_effective_posture          = &gpb.PathElem{Name: "effective-posture"}
+	e_frames_in                  = &gpb.PathElem{Name: "frames-in"}
+	e_frames_out                 = &gpb.PathElem{Name: "frames-out"}
+	e_initiator_posture          = &gpb.PathElem{Name: "initiator-posture"}
+	e_local                      = &gpb.PathElem{Name: "local"}
+	e_node                       = &gpb.PathElem{Name: "node"}
+	e_peer                       = &gpb.PathElem{Name: "peer"}
+	e_posture_at_handshake       = &gpb.PathElem{Name: "posture-at-handshake"}
+	e_type                       = &gpb.PathElem{Name: "type"}
+	e_verification               = &gpb.PathElem{Name: "verification"}
+	e_system                     = &gpb.PathElem{Name: "system"}
+	e_node_name                  = &gpb.PathElem{Name: "node-name"}
+	e_role                       = &gpb.PathElem{Name: "role"}
+	e_boot_time                  = &gpb.PathElem{Name: "boot-time"}
+	e_version                    = &gpb.PathElem{Name: "version"}
+	e_underlay                   = &gpb.PathElem{Name: "underlay"}
+	e_commit_confirm_seconds     = &gpb.PathElem{Name: "commit-confirm-seconds"}
+	e_devices                    = &gpb.PathElem{Name: "devices"}
+	e_address                    = &gpb.PathElem{Name: "address"}
+	e_ca_file                    = &gpb.PathElem{Name: "ca-file"}
+	e_cert_file                  = &gpb.PathElem{Name: "cert-file"}
+	e_commit_confirmed           = &gpb.PathElem{Name: "commit-confirmed"}
+	e_key_file                   = &gpb.PathElem{Name: "key-file"}
+	e_on_change                  = &gpb.PathElem{Name: "on-change"}
+	e_password_file              = &gpb.PathElem{Name: "password-file"}
+	e_port                       = &gpb.PathElem{Name: "port"}
+	e_server_name                = &gpb.PathElem{Name: "server-name"}
+	e_username                   = &gpb.PathElem{Name: "username"}
+	e_vendor                     = &gpb.PathElem{Name: "vendor"}
+	e_applied_sequence           = &gpb.PathElem{Name: "applied-sequence"}
+	e_drift                      = &gpb.PathElem{Name: "drift"}
+	e_drift_paths                = &gpb.PathElem{Name: "drift-paths"}
+	e_drift_since                = &gpb.PathElem{Name: "drift-since"}
+	e_last_error                 = &gpb.PathElem{Name: "last-error"}
+	e_last_push                  = &gpb.PathElem{Name: "last-push"}
+	e_reachable                  = &gpb.PathElem{Name: "reachable"}
+	e_watch                      = &gpb.PathElem{Name: "watch"}
+	e_mutations                  = &gpb.PathElem{Name: "mutations"}
+	e_description                = &gpb.PathElem{Name: "description"}
+	e_emergency                  = &gpb.PathElem{Name: "emergency"}
+	e_execute                    = &gpb.PathElem{Name: "execute"}
+	e_proposer                   = &gpb.PathElem{Name: "proposer"}
+	e_vlans                      = &gpb.PathElem{Name: "vlans"}
+	e_results                    = &gpb.PathElem{Name: "results"}
+	e_compiled                   = &gpb.PathElem{Name: "compiled"}
+	e_diff                       = &gpb.PathElem{Name: "diff"}
+	e_executed                   = &gpb.PathElem{Name: "executed"}
+	e_intent_sequence            = &gpb.PathElem{Name: "intent-sequence"}
+	e_posture_level              = &gpb.PathElem{Name: "posture-level"}
+	e_drift_detected             = &gpb.PathElem{Name: "drift-detected"}
+	e_drift_interval_ms          = &gpb.PathElem{Name: "drift-interval-ms"}
+	e_last_drift_check           = &gpb.PathElem{Name: "last-drift-check"}
+	e_waiting                    = &gpb.PathElem{Name: "waiting"}
+	e_monitoring                 = &gpb.PathElem{Name: "monitoring"}
+	e_parent                     = &gpb.PathElem{Name: "parent"}
+	e_members                    = &gpb.PathElem{Name: "members"}
+	e_untagged                   = &gpb.PathElem{Name: "untagged"}
+	e_subinterfaces              = &gpb.PathElem{Name: "subinterfaces"}
 )
 
 // Element slices of the paths with no keyed list on them.
@@ -638,20 +799,40 @@ var (
 	p_Kedge_Notary_Config_SamplingPercentOverride   = []*gpb.PathElem{e_kedge, e_notary, e_config, e_sampling_percent_override}
 	p_Kedge_Notary_State                            = []*gpb.PathElem{e_kedge, e_notary, e_state}
 	p_Kedge_Notary_State_Anchor                     = []*gpb.PathElem{e_kedge, e_notary, e_state, e_anchor}
+	p_Kedge_Notary_State_DroppedTransits            = []*gpb.PathElem{e_kedge, e_notary, e_state, e_dropped_transits}
 	p_Kedge_Notary_State_FlushMode                  = []*gpb.PathElem{e_kedge, e_notary, e_state, e_flush_mode}
+	p_Kedge_Notary_State_FrameHeaders               = []*gpb.PathElem{e_kedge, e_notary, e_state, e_frame_headers}
+	p_Kedge_Notary_State_LastAckSize                = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_ack_size}
+	p_Kedge_Notary_State_LastAckTime                = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_ack_time}
+	p_Kedge_Notary_State_LastCheckpointSize         = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_checkpoint_size}
+	p_Kedge_Notary_State_LastCheckpointTime         = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_checkpoint_time}
 	p_Kedge_Notary_State_LastFlush                  = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_flush}
+	p_Kedge_Notary_State_Level                      = []*gpb.PathElem{e_kedge, e_notary, e_state, e_level}
 	p_Kedge_Notary_State_LogSize                    = []*gpb.PathElem{e_kedge, e_notary, e_state, e_log_size}
+	p_Kedge_Notary_State_Origin                     = []*gpb.PathElem{e_kedge, e_notary, e_state, e_origin}
 	p_Kedge_Notary_State_PayloadHashing             = []*gpb.PathElem{e_kedge, e_notary, e_state, e_payload_hashing}
 	p_Kedge_Notary_State_Records                    = []*gpb.PathElem{e_kedge, e_notary, e_state, e_records}
 	p_Kedge_Notary_State_RootHash                   = []*gpb.PathElem{e_kedge, e_notary, e_state, e_root_hash}
 	p_Kedge_Notary_State_SamplingPercent            = []*gpb.PathElem{e_kedge, e_notary, e_state, e_sampling_percent}
 	p_Kedge_Notary_State_SamplingPercentOverride    = []*gpb.PathElem{e_kedge, e_notary, e_state, e_sampling_percent_override}
+	p_Kedge_Notary_State_UpstreamError              = []*gpb.PathElem{e_kedge, e_notary, e_state, e_upstream_error}
+	p_Kedge_Notary_State_UpstreamState              = []*gpb.PathElem{e_kedge, e_notary, e_state, e_upstream_state}
+	p_Kedge_Notary_State_VerifierKey                = []*gpb.PathElem{e_kedge, e_notary, e_state, e_verifier_key}
 	p_Kedge_Pods                                    = []*gpb.PathElem{e_kedge, e_pods}
 	p_Kedge_Pods_Config                             = []*gpb.PathElem{e_kedge, e_pods, e_config}
 	p_Kedge_Pods_Config_IpamPools                   = []*gpb.PathElem{e_kedge, e_pods, e_config, e_ipam_pools}
 	p_Kedge_Pods_State                              = []*gpb.PathElem{e_kedge, e_pods, e_state}
 	p_Kedge_Pods_State_IpamPools                    = []*gpb.PathElem{e_kedge, e_pods, e_state, e_ipam_pools}
 	p_Kedge_Posture                                 = []*gpb.PathElem{e_kedge, e_posture}
+	p_Kedge_Posture_Cluster                         = []*gpb.PathElem{e_kedge, e_posture, e_cluster}
+	p_Kedge_Posture_Cluster_Config                  = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_config}
+	p_Kedge_Posture_Cluster_Config_Level            = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_config, e_level}
+	p_Kedge_Posture_Cluster_Config_Object           = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_config, e_object}
+	p_Kedge_Posture_Cluster_State                   = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state}
+	p_Kedge_Posture_Cluster_State_Connected         = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_connected}
+	p_Kedge_Posture_Cluster_State_LastSync          = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_last_sync}
+	p_Kedge_Posture_Cluster_State_Level             = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_level}
+	p_Kedge_Posture_Cluster_State_Object            = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_object}
 	p_Kedge_Posture_Config                          = []*gpb.PathElem{e_kedge, e_posture, e_config}
 	p_Kedge_Posture_Config_Level                    = []*gpb.PathElem{e_kedge, e_posture, e_config, e_level}
 	p_Kedge_Posture_History                         = []*gpb.PathElem{e_kedge, e_posture, e_history}
@@ -683,13 +864,17 @@ var (
 	p_Kedge_System_State_Version                    = []*gpb.PathElem{e_kedge, e_system, e_state, e_version}
 	p_Kedge_Underlay                                = []*gpb.PathElem{e_kedge, e_underlay}
 	p_Kedge_Underlay_Config                         = []*gpb.PathElem{e_kedge, e_underlay, e_config}
-	p_Kedge_Underlay_Config_DriftIntervalSeconds    = []*gpb.PathElem{e_kedge, e_underlay, e_config, e_drift_interval_seconds}
+	p_Kedge_Underlay_Config_CommitConfirmSeconds    = []*gpb.PathElem{e_kedge, e_underlay, e_config, e_commit_confirm_seconds}
 	p_Kedge_Underlay_Devices                        = []*gpb.PathElem{e_kedge, e_underlay, e_devices}
 	p_Kedge_Underlay_Mutations                      = []*gpb.PathElem{e_kedge, e_underlay, e_mutations}
 	p_Kedge_Underlay_State                          = []*gpb.PathElem{e_kedge, e_underlay, e_state}
+	p_Kedge_Underlay_State_CommitConfirmSeconds     = []*gpb.PathElem{e_kedge, e_underlay, e_state, e_commit_confirm_seconds}
+	p_Kedge_Underlay_State_CompilerFrozen           = []*gpb.PathElem{e_kedge, e_underlay, e_state, e_compiler_frozen}
 	p_Kedge_Underlay_State_DriftDetected            = []*gpb.PathElem{e_kedge, e_underlay, e_state, e_drift_detected}
-	p_Kedge_Underlay_State_DriftIntervalSeconds     = []*gpb.PathElem{e_kedge, e_underlay, e_state, e_drift_interval_seconds}
+	p_Kedge_Underlay_State_DriftIntervalMs          = []*gpb.PathElem{e_kedge, e_underlay, e_state, e_drift_interval_ms}
 	p_Kedge_Underlay_State_LastDriftCheck           = []*gpb.PathElem{e_kedge, e_underlay, e_state, e_last_drift_check}
+	p_Kedge_Underlay_State_Level                    = []*gpb.PathElem{e_kedge, e_underlay, e_state, e_level}
+	p_Kedge_Underlay_State_Waiting                  = []*gpb.PathElem{e_kedge, e_underlay, e_state, e_waiting}
 	p_Kedge_Underlay_Vlans                          = []*gpb.PathElem{e_kedge, e_underlay, e_vlans}
 )
 
@@ -863,6 +1048,11 @@ func (p Kedge_Accords_Accord_ConfigPath) OverlayMode() Kedge_Accords_Accord_Conf
 // RoutePolicy returns the path of /kedge/accords/accord/config/route-policy.
 func (p Kedge_Accords_Accord_ConfigPath) RoutePolicy() Kedge_Accords_Accord_Config_RoutePolicyPath {
 	return Kedge_Accords_Accord_Config_RoutePolicyPath{p.child(e_route_policy)}
+}
+
+// UnderlayDriftIntervalMs returns the path of /kedge/accords/accord/config/underlay-drift-interval-ms.
+func (p Kedge_Accords_Accord_ConfigPath) UnderlayDriftIntervalMs() Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath {
+	return Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath{p.child(e_underlay_drift_interval_ms)}
 }
 
 // UnderlayMutationTiers returns the path of /kedge/accords/accord/config/underlay-mutation-tiers.
@@ -1054,6 +1244,22 @@ func (Kedge_Accords_Accord_Config_RoutePolicyPath) Val(v AccordRoutePolicy) *gpb
 	return str(string(v))
 }
 
+// Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath is the path of
+// /kedge/accords/accord/config/underlay-drift-interval-ms (leaf, config). How
+// often underlay devices that are not watched with ON_CHANGE subscriptions
+// are read and compared for drift.
+type Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath struct{ base }
+
+// SchemaPath returns "/kedge/accords/accord/config/underlay-drift-interval-ms", the schema path (no keys).
+func (Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath) SchemaPath() string {
+	return "/kedge/accords/accord/config/underlay-drift-interval-ms"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath) Val(v uint32) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
 // Kedge_Accords_Accord_Config_UnderlayMutationTiersPath is the path of
 // /kedge/accords/accord/config/underlay-mutation-tiers (leaf-list, config).
 // Tiers whose underlay mutation proposals may execute at this level.
@@ -1163,6 +1369,11 @@ func (p Kedge_Accords_Accord_StatePath) OverlayMode() Kedge_Accords_Accord_State
 // RoutePolicy returns the path of /kedge/accords/accord/state/route-policy.
 func (p Kedge_Accords_Accord_StatePath) RoutePolicy() Kedge_Accords_Accord_State_RoutePolicyPath {
 	return Kedge_Accords_Accord_State_RoutePolicyPath{p.child(e_route_policy)}
+}
+
+// UnderlayDriftIntervalMs returns the path of /kedge/accords/accord/state/underlay-drift-interval-ms.
+func (p Kedge_Accords_Accord_StatePath) UnderlayDriftIntervalMs() Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath {
+	return Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath{p.child(e_underlay_drift_interval_ms)}
 }
 
 // UnderlayMutationTiers returns the path of /kedge/accords/accord/state/underlay-mutation-tiers.
@@ -1352,6 +1563,22 @@ func (Kedge_Accords_Accord_State_RoutePolicyPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Accords_Accord_State_RoutePolicyPath) Val(v AccordRoutePolicy) *gpb.TypedValue {
 	return str(string(v))
+}
+
+// Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath is the path of
+// /kedge/accords/accord/state/underlay-drift-interval-ms (leaf, state). How
+// often underlay devices that are not watched with ON_CHANGE subscriptions
+// are read and compared for drift.
+type Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath struct{ base }
+
+// SchemaPath returns "/kedge/accords/accord/state/underlay-drift-interval-ms", the schema path (no keys).
+func (Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath) SchemaPath() string {
+	return "/kedge/accords/accord/state/underlay-drift-interval-ms"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath) Val(v uint32) *gpb.TypedValue {
+	return uintv(uint64(v))
 }
 
 // Kedge_Accords_Accord_State_UnderlayMutationTiersPath is the path of
@@ -3250,6 +3477,11 @@ func (p Kedge_Mesh_Peers_Peer_ConfigPath) Name() Kedge_Mesh_Peers_Peer_Config_Na
 	return Kedge_Mesh_Peers_Peer_Config_NamePath{p.child(e_name)}
 }
 
+// Owner returns the path of /kedge/mesh/peers/peer/config/owner.
+func (p Kedge_Mesh_Peers_Peer_ConfigPath) Owner() Kedge_Mesh_Peers_Peer_Config_OwnerPath {
+	return Kedge_Mesh_Peers_Peer_Config_OwnerPath{p.child(e_owner)}
+}
+
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/config/persistent-keepalive.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) PersistentKeepalive() Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath {
 	return Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath{p.child(e_persistent_keepalive)}
@@ -3336,6 +3568,22 @@ func (Kedge_Mesh_Peers_Peer_Config_NamePath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Mesh_Peers_Peer_Config_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Mesh_Peers_Peer_Config_OwnerPath is the path of
+// /kedge/mesh/peers/peer/config/owner (leaf, config). Who manages this peer
+// entry. "kube" marks a peer the daemon built from the cluster's KedgeNode
+// objects: the daemon updates and removes those as the cluster changes. Any
+// other value, or none, is a local entry that the cluster never changes;
+// writing a different owner on a "kube" peer takes it over locally.
+type Kedge_Mesh_Peers_Peer_Config_OwnerPath struct{ base }
+
+// SchemaPath returns "/kedge/mesh/peers/peer/config/owner", the schema path (no keys).
+func (Kedge_Mesh_Peers_Peer_Config_OwnerPath) SchemaPath() string {
+	return "/kedge/mesh/peers/peer/config/owner"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Mesh_Peers_Peer_Config_OwnerPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath is the path of
 // /kedge/mesh/peers/peer/config/persistent-keepalive (leaf, config).
@@ -3433,6 +3681,11 @@ func (p Kedge_Mesh_Peers_Peer_StatePath) LastHandshake() Kedge_Mesh_Peers_Peer_S
 // Name returns the path of /kedge/mesh/peers/peer/state/name.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Name() Kedge_Mesh_Peers_Peer_State_NamePath {
 	return Kedge_Mesh_Peers_Peer_State_NamePath{p.child(e_name)}
+}
+
+// Owner returns the path of /kedge/mesh/peers/peer/state/owner.
+func (p Kedge_Mesh_Peers_Peer_StatePath) Owner() Kedge_Mesh_Peers_Peer_State_OwnerPath {
+	return Kedge_Mesh_Peers_Peer_State_OwnerPath{p.child(e_owner)}
 }
 
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/state/persistent-keepalive.
@@ -3564,6 +3817,22 @@ func (Kedge_Mesh_Peers_Peer_State_NamePath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Mesh_Peers_Peer_State_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Mesh_Peers_Peer_State_OwnerPath is the path of
+// /kedge/mesh/peers/peer/state/owner (leaf, state). Who manages this peer
+// entry. "kube" marks a peer the daemon built from the cluster's KedgeNode
+// objects: the daemon updates and removes those as the cluster changes. Any
+// other value, or none, is a local entry that the cluster never changes;
+// writing a different owner on a "kube" peer takes it over locally.
+type Kedge_Mesh_Peers_Peer_State_OwnerPath struct{ base }
+
+// SchemaPath returns "/kedge/mesh/peers/peer/state/owner", the schema path (no keys).
+func (Kedge_Mesh_Peers_Peer_State_OwnerPath) SchemaPath() string {
+	return "/kedge/mesh/peers/peer/state/owner"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Mesh_Peers_Peer_State_OwnerPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_Peers_Peer_State_PersistentKeepalivePath is the path of
 // /kedge/mesh/peers/peer/state/persistent-keepalive (leaf, state). Keepalive
@@ -3776,7 +4045,8 @@ func (Kedge_Mesh_State_PublicKeyPath) SchemaPath() string { return "/kedge/mesh/
 func (Kedge_Mesh_State_PublicKeyPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_State_StatusPath is the path of /kedge/mesh/state/status (leaf,
-// state). State of the mesh interface.
+// state). State of the mesh interface, published from the daemon's start,
+// before any peer or mesh configuration exists.
 type Kedge_Mesh_State_StatusPath struct{ base }
 
 // SchemaPath returns "/kedge/mesh/state/status", the schema path (no keys).
@@ -3821,7 +4091,9 @@ func (Kedge_Notary_ConfigPath) SamplingPercentOverride() Kedge_Notary_Config_Sam
 
 // Kedge_Notary_Config_AnchorPath is the path of /kedge/notary/config/anchor
 // (leaf, config). Where root hashes are anchored (an external log or
-// service).
+// service). The daemon ships to the Quartermaster endpoint of its own
+// configuration (--quartermaster), which state/anchor shows; this leaf is for
+// operators' records.
 type Kedge_Notary_Config_AnchorPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/config/anchor", the schema path (no keys).
@@ -3858,9 +4130,39 @@ func (Kedge_Notary_StatePath) Anchor() Kedge_Notary_State_AnchorPath {
 	return Kedge_Notary_State_AnchorPath{base{p_Kedge_Notary_State_Anchor}}
 }
 
+// DroppedTransits returns the path of /kedge/notary/state/dropped-transits.
+func (Kedge_Notary_StatePath) DroppedTransits() Kedge_Notary_State_DroppedTransitsPath {
+	return Kedge_Notary_State_DroppedTransitsPath{base{p_Kedge_Notary_State_DroppedTransits}}
+}
+
 // FlushMode returns the path of /kedge/notary/state/flush-mode.
 func (Kedge_Notary_StatePath) FlushMode() Kedge_Notary_State_FlushModePath {
 	return Kedge_Notary_State_FlushModePath{base{p_Kedge_Notary_State_FlushMode}}
+}
+
+// FrameHeaders returns the path of /kedge/notary/state/frame-headers.
+func (Kedge_Notary_StatePath) FrameHeaders() Kedge_Notary_State_FrameHeadersPath {
+	return Kedge_Notary_State_FrameHeadersPath{base{p_Kedge_Notary_State_FrameHeaders}}
+}
+
+// LastAckSize returns the path of /kedge/notary/state/last-ack-size.
+func (Kedge_Notary_StatePath) LastAckSize() Kedge_Notary_State_LastAckSizePath {
+	return Kedge_Notary_State_LastAckSizePath{base{p_Kedge_Notary_State_LastAckSize}}
+}
+
+// LastAckTime returns the path of /kedge/notary/state/last-ack-time.
+func (Kedge_Notary_StatePath) LastAckTime() Kedge_Notary_State_LastAckTimePath {
+	return Kedge_Notary_State_LastAckTimePath{base{p_Kedge_Notary_State_LastAckTime}}
+}
+
+// LastCheckpointSize returns the path of /kedge/notary/state/last-checkpoint-size.
+func (Kedge_Notary_StatePath) LastCheckpointSize() Kedge_Notary_State_LastCheckpointSizePath {
+	return Kedge_Notary_State_LastCheckpointSizePath{base{p_Kedge_Notary_State_LastCheckpointSize}}
+}
+
+// LastCheckpointTime returns the path of /kedge/notary/state/last-checkpoint-time.
+func (Kedge_Notary_StatePath) LastCheckpointTime() Kedge_Notary_State_LastCheckpointTimePath {
+	return Kedge_Notary_State_LastCheckpointTimePath{base{p_Kedge_Notary_State_LastCheckpointTime}}
 }
 
 // LastFlush returns the path of /kedge/notary/state/last-flush.
@@ -3868,9 +4170,19 @@ func (Kedge_Notary_StatePath) LastFlush() Kedge_Notary_State_LastFlushPath {
 	return Kedge_Notary_State_LastFlushPath{base{p_Kedge_Notary_State_LastFlush}}
 }
 
+// Level returns the path of /kedge/notary/state/level.
+func (Kedge_Notary_StatePath) Level() Kedge_Notary_State_LevelPath {
+	return Kedge_Notary_State_LevelPath{base{p_Kedge_Notary_State_Level}}
+}
+
 // LogSize returns the path of /kedge/notary/state/log-size.
 func (Kedge_Notary_StatePath) LogSize() Kedge_Notary_State_LogSizePath {
 	return Kedge_Notary_State_LogSizePath{base{p_Kedge_Notary_State_LogSize}}
+}
+
+// Origin returns the path of /kedge/notary/state/origin.
+func (Kedge_Notary_StatePath) Origin() Kedge_Notary_State_OriginPath {
+	return Kedge_Notary_State_OriginPath{base{p_Kedge_Notary_State_Origin}}
 }
 
 // PayloadHashing returns the path of /kedge/notary/state/payload-hashing.
@@ -3898,8 +4210,26 @@ func (Kedge_Notary_StatePath) SamplingPercentOverride() Kedge_Notary_State_Sampl
 	return Kedge_Notary_State_SamplingPercentOverridePath{base{p_Kedge_Notary_State_SamplingPercentOverride}}
 }
 
+// UpstreamError returns the path of /kedge/notary/state/upstream-error.
+func (Kedge_Notary_StatePath) UpstreamError() Kedge_Notary_State_UpstreamErrorPath {
+	return Kedge_Notary_State_UpstreamErrorPath{base{p_Kedge_Notary_State_UpstreamError}}
+}
+
+// UpstreamState returns the path of /kedge/notary/state/upstream-state.
+func (Kedge_Notary_StatePath) UpstreamState() Kedge_Notary_State_UpstreamStatePath {
+	return Kedge_Notary_State_UpstreamStatePath{base{p_Kedge_Notary_State_UpstreamState}}
+}
+
+// VerifierKey returns the path of /kedge/notary/state/verifier-key.
+func (Kedge_Notary_StatePath) VerifierKey() Kedge_Notary_State_VerifierKeyPath {
+	return Kedge_Notary_State_VerifierKeyPath{base{p_Kedge_Notary_State_VerifierKey}}
+}
+
 // Kedge_Notary_State_AnchorPath is the path of /kedge/notary/state/anchor
 // (leaf, state). Where root hashes are anchored (an external log or service).
+// The daemon ships to the Quartermaster endpoint of its own configuration
+// (--quartermaster), which state/anchor shows; this leaf is for operators'
+// records.
 type Kedge_Notary_State_AnchorPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/anchor", the schema path (no keys).
@@ -3907,6 +4237,20 @@ func (Kedge_Notary_State_AnchorPath) SchemaPath() string { return "/kedge/notary
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_AnchorPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Notary_State_DroppedTransitsPath is the path of
+// /kedge/notary/state/dropped-transits (leaf, state). Session transits not
+// recorded because the notary's queue was full (recording never blocks a
+// handshake).
+type Kedge_Notary_State_DroppedTransitsPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/dropped-transits", the schema path (no keys).
+func (Kedge_Notary_State_DroppedTransitsPath) SchemaPath() string {
+	return "/kedge/notary/state/dropped-transits"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_DroppedTransitsPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
 
 // Kedge_Notary_State_FlushModePath is the path of
 // /kedge/notary/state/flush-mode (leaf, state). How records are flushed now.
@@ -3918,9 +4262,78 @@ func (Kedge_Notary_State_FlushModePath) SchemaPath() string { return "/kedge/not
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_FlushModePath) Val(v NotaryFlushMode) *gpb.TypedValue { return str(string(v)) }
 
+// Kedge_Notary_State_FrameHeadersPath is the path of
+// /kedge/notary/state/frame-headers (leaf, state). Whether session transits
+// carry Shellstream frame headers now.
+type Kedge_Notary_State_FrameHeadersPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/frame-headers", the schema path (no keys).
+func (Kedge_Notary_State_FrameHeadersPath) SchemaPath() string {
+	return "/kedge/notary/state/frame-headers"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_FrameHeadersPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Notary_State_LastAckSizePath is the path of
+// /kedge/notary/state/last-ack-size (leaf, state). Tree size of the last
+// checkpoint Quartermaster acknowledged.
+type Kedge_Notary_State_LastAckSizePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-ack-size", the schema path (no keys).
+func (Kedge_Notary_State_LastAckSizePath) SchemaPath() string {
+	return "/kedge/notary/state/last-ack-size"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastAckSizePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Notary_State_LastAckTimePath is the path of
+// /kedge/notary/state/last-ack-time (leaf, state). When Quartermaster last
+// acknowledged a checkpoint.
+type Kedge_Notary_State_LastAckTimePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-ack-time", the schema path (no keys).
+func (Kedge_Notary_State_LastAckTimePath) SchemaPath() string {
+	return "/kedge/notary/state/last-ack-time"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastAckTimePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Notary_State_LastCheckpointSizePath is the path of
+// /kedge/notary/state/last-checkpoint-size (leaf, state). Tree size of the
+// last signed checkpoint.
+type Kedge_Notary_State_LastCheckpointSizePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-checkpoint-size", the schema path (no keys).
+func (Kedge_Notary_State_LastCheckpointSizePath) SchemaPath() string {
+	return "/kedge/notary/state/last-checkpoint-size"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastCheckpointSizePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Notary_State_LastCheckpointTimePath is the path of
+// /kedge/notary/state/last-checkpoint-time (leaf, state). When the last
+// checkpoint was signed.
+type Kedge_Notary_State_LastCheckpointTimePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-checkpoint-time", the schema path (no keys).
+func (Kedge_Notary_State_LastCheckpointTimePath) SchemaPath() string {
+	return "/kedge/notary/state/last-checkpoint-time"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastCheckpointTimePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
 // Kedge_Notary_State_LastFlushPath is the path of
-// /kedge/notary/state/last-flush (leaf, state). When the log was last
-// flushed.
+// /kedge/notary/state/last-flush (leaf, state). When the log was last flushed
+// (synced and checkpointed).
 type Kedge_Notary_State_LastFlushPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/last-flush", the schema path (no keys).
@@ -3929,8 +4342,18 @@ func (Kedge_Notary_State_LastFlushPath) SchemaPath() string { return "/kedge/not
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_LastFlushPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
 
+// Kedge_Notary_State_LevelPath is the path of /kedge/notary/state/level
+// (leaf, state). The posture level whose fidelity is applied.
+type Kedge_Notary_State_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/level", the schema path (no keys).
+func (Kedge_Notary_State_LevelPath) SchemaPath() string { return "/kedge/notary/state/level" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
 // Kedge_Notary_State_LogSizePath is the path of /kedge/notary/state/log-size
-// (leaf, state). Size of the log.
+// (leaf, state). Bytes written to the log file.
 type Kedge_Notary_State_LogSizePath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/log-size", the schema path (no keys).
@@ -3938,6 +4361,16 @@ func (Kedge_Notary_State_LogSizePath) SchemaPath() string { return "/kedge/notar
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_LogSizePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Notary_State_OriginPath is the path of /kedge/notary/state/origin
+// (leaf, state). The log's origin: the first line of its checkpoints.
+type Kedge_Notary_State_OriginPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/origin", the schema path (no keys).
+func (Kedge_Notary_State_OriginPath) SchemaPath() string { return "/kedge/notary/state/origin" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_OriginPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Notary_State_PayloadHashingPath is the path of
 // /kedge/notary/state/payload-hashing (leaf, state). Whether payloads are
@@ -3953,7 +4386,7 @@ func (Kedge_Notary_State_PayloadHashingPath) SchemaPath() string {
 func (Kedge_Notary_State_PayloadHashingPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
 
 // Kedge_Notary_State_RecordsPath is the path of /kedge/notary/state/records
-// (leaf, state). Records in the log.
+// (leaf, state). Records in the log: the size of its Merkle tree.
 type Kedge_Notary_State_RecordsPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/records", the schema path (no keys).
@@ -4000,6 +4433,48 @@ func (Kedge_Notary_State_SamplingPercentOverridePath) SchemaPath() string {
 func (Kedge_Notary_State_SamplingPercentOverridePath) Val(v uint8) *gpb.TypedValue {
 	return uintv(uint64(v))
 }
+
+// Kedge_Notary_State_UpstreamErrorPath is the path of
+// /kedge/notary/state/upstream-error (leaf, state). Why the last shipping
+// session failed or was refused.
+type Kedge_Notary_State_UpstreamErrorPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/upstream-error", the schema path (no keys).
+func (Kedge_Notary_State_UpstreamErrorPath) SchemaPath() string {
+	return "/kedge/notary/state/upstream-error"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_UpstreamErrorPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Notary_State_UpstreamStatePath is the path of
+// /kedge/notary/state/upstream-state (leaf, state). What the upstream client
+// is doing.
+type Kedge_Notary_State_UpstreamStatePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/upstream-state", the schema path (no keys).
+func (Kedge_Notary_State_UpstreamStatePath) SchemaPath() string {
+	return "/kedge/notary/state/upstream-state"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_UpstreamStatePath) Val(v NotaryUpstreamState) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Notary_State_VerifierKeyPath is the path of
+// /kedge/notary/state/verifier-key (leaf, state). The note verifier key that
+// signs the checkpoints (name+hash+base64 key), for verifying the log
+// elsewhere.
+type Kedge_Notary_State_VerifierKeyPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/verifier-key", the schema path (no keys).
+func (Kedge_Notary_State_VerifierKeyPath) SchemaPath() string {
+	return "/kedge/notary/state/verifier-key"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_VerifierKeyPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_PodsPath is the path of /kedge/pods (container, config). Pod network
 // attachments on this node.
@@ -4568,6 +5043,11 @@ type Kedge_PosturePath struct{ base }
 // SchemaPath returns "/kedge/posture", the schema path (no keys).
 func (Kedge_PosturePath) SchemaPath() string { return "/kedge/posture" }
 
+// Cluster returns the path of /kedge/posture/cluster.
+func (Kedge_PosturePath) Cluster() Kedge_Posture_ClusterPath {
+	return Kedge_Posture_ClusterPath{base{p_Kedge_Posture_Cluster}}
+}
+
 // Config returns the path of /kedge/posture/config.
 func (Kedge_PosturePath) Config() Kedge_Posture_ConfigPath {
 	return Kedge_Posture_ConfigPath{base{p_Kedge_Posture_Config}}
@@ -4582,6 +5062,151 @@ func (Kedge_PosturePath) History() Kedge_Posture_HistoryPath {
 func (Kedge_PosturePath) State() Kedge_Posture_StatePath {
 	return Kedge_Posture_StatePath{base{p_Kedge_Posture_State}}
 }
+
+// Kedge_Posture_ClusterPath is the path of /kedge/posture/cluster (container,
+// config). The cluster-wide posture level, mirrored by the daemon from the
+// cluster's KedgeClusterPosture object. It can only make the effective level
+// stricter, never looser than the node's own config or its BPF map.
+type Kedge_Posture_ClusterPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster", the schema path (no keys).
+func (Kedge_Posture_ClusterPath) SchemaPath() string { return "/kedge/posture/cluster" }
+
+// Config returns the path of /kedge/posture/cluster/config.
+func (Kedge_Posture_ClusterPath) Config() Kedge_Posture_Cluster_ConfigPath {
+	return Kedge_Posture_Cluster_ConfigPath{base{p_Kedge_Posture_Cluster_Config}}
+}
+
+// State returns the path of /kedge/posture/cluster/state.
+func (Kedge_Posture_ClusterPath) State() Kedge_Posture_Cluster_StatePath {
+	return Kedge_Posture_Cluster_StatePath{base{p_Kedge_Posture_Cluster_State}}
+}
+
+// Kedge_Posture_Cluster_ConfigPath is the path of
+// /kedge/posture/cluster/config (container, config). The cluster's level as
+// last read from the cluster.
+type Kedge_Posture_Cluster_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/config", the schema path (no keys).
+func (Kedge_Posture_Cluster_ConfigPath) SchemaPath() string { return "/kedge/posture/cluster/config" }
+
+// Level returns the path of /kedge/posture/cluster/config/level.
+func (Kedge_Posture_Cluster_ConfigPath) Level() Kedge_Posture_Cluster_Config_LevelPath {
+	return Kedge_Posture_Cluster_Config_LevelPath{base{p_Kedge_Posture_Cluster_Config_Level}}
+}
+
+// Object returns the path of /kedge/posture/cluster/config/object.
+func (Kedge_Posture_Cluster_ConfigPath) Object() Kedge_Posture_Cluster_Config_ObjectPath {
+	return Kedge_Posture_Cluster_Config_ObjectPath{base{p_Kedge_Posture_Cluster_Config_Object}}
+}
+
+// Kedge_Posture_Cluster_Config_LevelPath is the path of
+// /kedge/posture/cluster/config/level (leaf, config). The cluster's posture
+// level; absent when the cluster sets none.
+type Kedge_Posture_Cluster_Config_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/config/level", the schema path (no keys).
+func (Kedge_Posture_Cluster_Config_LevelPath) SchemaPath() string {
+	return "/kedge/posture/cluster/config/level"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_Config_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Posture_Cluster_Config_ObjectPath is the path of
+// /kedge/posture/cluster/config/object (leaf, config). The name of the
+// cluster object the level came from.
+type Kedge_Posture_Cluster_Config_ObjectPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/config/object", the schema path (no keys).
+func (Kedge_Posture_Cluster_Config_ObjectPath) SchemaPath() string {
+	return "/kedge/posture/cluster/config/object"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_Config_ObjectPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Posture_Cluster_StatePath is the path of /kedge/posture/cluster/state
+// (container, state). How the mirror is doing.
+type Kedge_Posture_Cluster_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state", the schema path (no keys).
+func (Kedge_Posture_Cluster_StatePath) SchemaPath() string { return "/kedge/posture/cluster/state" }
+
+// Connected returns the path of /kedge/posture/cluster/state/connected.
+func (Kedge_Posture_Cluster_StatePath) Connected() Kedge_Posture_Cluster_State_ConnectedPath {
+	return Kedge_Posture_Cluster_State_ConnectedPath{base{p_Kedge_Posture_Cluster_State_Connected}}
+}
+
+// LastSync returns the path of /kedge/posture/cluster/state/last-sync.
+func (Kedge_Posture_Cluster_StatePath) LastSync() Kedge_Posture_Cluster_State_LastSyncPath {
+	return Kedge_Posture_Cluster_State_LastSyncPath{base{p_Kedge_Posture_Cluster_State_LastSync}}
+}
+
+// Level returns the path of /kedge/posture/cluster/state/level.
+func (Kedge_Posture_Cluster_StatePath) Level() Kedge_Posture_Cluster_State_LevelPath {
+	return Kedge_Posture_Cluster_State_LevelPath{base{p_Kedge_Posture_Cluster_State_Level}}
+}
+
+// Object returns the path of /kedge/posture/cluster/state/object.
+func (Kedge_Posture_Cluster_StatePath) Object() Kedge_Posture_Cluster_State_ObjectPath {
+	return Kedge_Posture_Cluster_State_ObjectPath{base{p_Kedge_Posture_Cluster_State_Object}}
+}
+
+// Kedge_Posture_Cluster_State_ConnectedPath is the path of
+// /kedge/posture/cluster/state/connected (leaf, state). Whether the daemon
+// currently reaches the cluster's API. While it does not, the node keeps its
+// last peers and level.
+type Kedge_Posture_Cluster_State_ConnectedPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/connected", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_ConnectedPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/connected"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_ConnectedPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Posture_Cluster_State_LastSyncPath is the path of
+// /kedge/posture/cluster/state/last-sync (leaf, state). When the daemon last
+// heard from the cluster's API.
+type Kedge_Posture_Cluster_State_LastSyncPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/last-sync", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_LastSyncPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/last-sync"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_LastSyncPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Posture_Cluster_State_LevelPath is the path of
+// /kedge/posture/cluster/state/level (leaf, state). The cluster level this
+// node holds (its config mirror).
+type Kedge_Posture_Cluster_State_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/level", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_LevelPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/level"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Posture_Cluster_State_ObjectPath is the path of
+// /kedge/posture/cluster/state/object (leaf, state). The cluster object the
+// level came from.
+type Kedge_Posture_Cluster_State_ObjectPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/object", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_ObjectPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/object"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_ObjectPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Posture_ConfigPath is the path of /kedge/posture/config (container,
 // config). Intended posture.
@@ -5938,9 +6563,44 @@ type Kedge_Sessions_Session_StatePath struct{ base }
 // SchemaPath returns "/kedge/sessions/session/state", the schema path (no keys).
 func (Kedge_Sessions_Session_StatePath) SchemaPath() string { return "/kedge/sessions/session/state" }
 
+// BytesIn returns the path of /kedge/sessions/session/state/bytes-in.
+func (p Kedge_Sessions_Session_StatePath) BytesIn() Kedge_Sessions_Session_State_BytesInPath {
+	return Kedge_Sessions_Session_State_BytesInPath{p.child(e_bytes_in)}
+}
+
+// BytesOut returns the path of /kedge/sessions/session/state/bytes-out.
+func (p Kedge_Sessions_Session_StatePath) BytesOut() Kedge_Sessions_Session_State_BytesOutPath {
+	return Kedge_Sessions_Session_State_BytesOutPath{p.child(e_bytes_out)}
+}
+
+// Capabilities returns the path of /kedge/sessions/session/state/capabilities.
+func (p Kedge_Sessions_Session_StatePath) Capabilities() Kedge_Sessions_Session_State_CapabilitiesPath {
+	return Kedge_Sessions_Session_State_CapabilitiesPath{p.child(e_capabilities)}
+}
+
+// CloseReason returns the path of /kedge/sessions/session/state/close-reason.
+func (p Kedge_Sessions_Session_StatePath) CloseReason() Kedge_Sessions_Session_State_CloseReasonPath {
+	return Kedge_Sessions_Session_State_CloseReasonPath{p.child(e_close_reason)}
+}
+
+// Closed returns the path of /kedge/sessions/session/state/closed.
+func (p Kedge_Sessions_Session_StatePath) Closed() Kedge_Sessions_Session_State_ClosedPath {
+	return Kedge_Sessions_Session_State_ClosedPath{p.child(e_closed)}
+}
+
+// Cluster returns the path of /kedge/sessions/session/state/cluster.
+func (p Kedge_Sessions_Session_StatePath) Cluster() Kedge_Sessions_Session_State_ClusterPath {
+	return Kedge_Sessions_Session_State_ClusterPath{p.child(e_cluster)}
+}
+
 // Critical returns the path of /kedge/sessions/session/state/critical.
 func (p Kedge_Sessions_Session_StatePath) Critical() Kedge_Sessions_Session_State_CriticalPath {
 	return Kedge_Sessions_Session_State_CriticalPath{p.child(e_critical)}
+}
+
+// DrainDeadline returns the path of /kedge/sessions/session/state/drain-deadline.
+func (p Kedge_Sessions_Session_StatePath) DrainDeadline() Kedge_Sessions_Session_State_DrainDeadlinePath {
+	return Kedge_Sessions_Session_State_DrainDeadlinePath{p.child(e_drain_deadline)}
 }
 
 // EffectivePosture returns the path of /kedge/sessions/session/state/effective-posture.
@@ -5948,9 +6608,34 @@ func (p Kedge_Sessions_Session_StatePath) EffectivePosture() Kedge_Sessions_Sess
 	return Kedge_Sessions_Session_State_EffectivePosturePath{p.child(e_effective_posture)}
 }
 
+// FramesIn returns the path of /kedge/sessions/session/state/frames-in.
+func (p Kedge_Sessions_Session_StatePath) FramesIn() Kedge_Sessions_Session_State_FramesInPath {
+	return Kedge_Sessions_Session_State_FramesInPath{p.child(e_frames_in)}
+}
+
+// FramesOut returns the path of /kedge/sessions/session/state/frames-out.
+func (p Kedge_Sessions_Session_StatePath) FramesOut() Kedge_Sessions_Session_State_FramesOutPath {
+	return Kedge_Sessions_Session_State_FramesOutPath{p.child(e_frames_out)}
+}
+
 // Id returns the path of /kedge/sessions/session/state/id.
 func (p Kedge_Sessions_Session_StatePath) Id() Kedge_Sessions_Session_State_IdPath {
 	return Kedge_Sessions_Session_State_IdPath{p.child(e_id)}
+}
+
+// InitiatorPosture returns the path of /kedge/sessions/session/state/initiator-posture.
+func (p Kedge_Sessions_Session_StatePath) InitiatorPosture() Kedge_Sessions_Session_State_InitiatorPosturePath {
+	return Kedge_Sessions_Session_State_InitiatorPosturePath{p.child(e_initiator_posture)}
+}
+
+// Local returns the path of /kedge/sessions/session/state/local.
+func (p Kedge_Sessions_Session_StatePath) Local() Kedge_Sessions_Session_State_LocalPath {
+	return Kedge_Sessions_Session_State_LocalPath{p.child(e_local)}
+}
+
+// Node returns the path of /kedge/sessions/session/state/node.
+func (p Kedge_Sessions_Session_StatePath) Node() Kedge_Sessions_Session_State_NodePath {
+	return Kedge_Sessions_Session_State_NodePath{p.child(e_node)}
 }
 
 // Peer returns the path of /kedge/sessions/session/state/peer.
@@ -5983,6 +6668,98 @@ func (p Kedge_Sessions_Session_StatePath) Type() Kedge_Sessions_Session_State_Ty
 	return Kedge_Sessions_Session_State_TypePath{p.child(e_type)}
 }
 
+// Verification returns the path of /kedge/sessions/session/state/verification.
+func (p Kedge_Sessions_Session_StatePath) Verification() Kedge_Sessions_Session_State_VerificationPath {
+	return Kedge_Sessions_Session_State_VerificationPath{p.child(e_verification)}
+}
+
+// Kedge_Sessions_Session_State_BytesInPath is the path of
+// /kedge/sessions/session/state/bytes-in (leaf, state). Payload bytes
+// received from the initiator.
+type Kedge_Sessions_Session_State_BytesInPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/bytes-in", the schema path (no keys).
+func (Kedge_Sessions_Session_State_BytesInPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/bytes-in"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_BytesInPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Sessions_Session_State_BytesOutPath is the path of
+// /kedge/sessions/session/state/bytes-out (leaf, state). Payload bytes sent
+// to the initiator.
+type Kedge_Sessions_Session_State_BytesOutPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/bytes-out", the schema path (no keys).
+func (Kedge_Sessions_Session_State_BytesOutPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/bytes-out"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_BytesOutPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Sessions_Session_State_CapabilitiesPath is the path of
+// /kedge/sessions/session/state/capabilities (leaf-list, state). What the
+// session was granted.
+type Kedge_Sessions_Session_State_CapabilitiesPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/capabilities", the schema path (no keys).
+func (Kedge_Sessions_Session_State_CapabilitiesPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/capabilities"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Sessions_Session_State_CapabilitiesPath) Val(vs []SessionCapabilities) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = str(string(v))
+	}
+	return list(el)
+}
+
+// Kedge_Sessions_Session_State_CloseReasonPath is the path of
+// /kedge/sessions/session/state/close-reason (leaf, state). Why the session
+// ended.
+type Kedge_Sessions_Session_State_CloseReasonPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/close-reason", the schema path (no keys).
+func (Kedge_Sessions_Session_State_CloseReasonPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/close-reason"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_CloseReasonPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Sessions_Session_State_ClosedPath is the path of
+// /kedge/sessions/session/state/closed (leaf, state). When the session ended.
+type Kedge_Sessions_Session_State_ClosedPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/closed", the schema path (no keys).
+func (Kedge_Sessions_Session_State_ClosedPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/closed"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_ClosedPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Sessions_Session_State_ClusterPath is the path of
+// /kedge/sessions/session/state/cluster (leaf, state). The initiator's
+// cluster, as it announced it.
+type Kedge_Sessions_Session_State_ClusterPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/cluster", the schema path (no keys).
+func (Kedge_Sessions_Session_State_ClusterPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/cluster"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_ClusterPath) Val(v string) *gpb.TypedValue { return str(v) }
+
 // Kedge_Sessions_Session_State_CriticalPath is the path of
 // /kedge/sessions/session/state/critical (leaf, state). Whether the session
 // survives restrictive posture levels.
@@ -5995,6 +6772,21 @@ func (Kedge_Sessions_Session_State_CriticalPath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Sessions_Session_State_CriticalPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Sessions_Session_State_DrainDeadlinePath is the path of
+// /kedge/sessions/session/state/drain-deadline (leaf, state). While draining:
+// when the session is torn down.
+type Kedge_Sessions_Session_State_DrainDeadlinePath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/drain-deadline", the schema path (no keys).
+func (Kedge_Sessions_Session_State_DrainDeadlinePath) SchemaPath() string {
+	return "/kedge/sessions/session/state/drain-deadline"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_DrainDeadlinePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
 
 // Kedge_Sessions_Session_State_EffectivePosturePath is the path of
 // /kedge/sessions/session/state/effective-posture (leaf, state). The level
@@ -6012,6 +6804,36 @@ func (Kedge_Sessions_Session_State_EffectivePosturePath) Val(v uint8) *gpb.Typed
 	return uintv(uint64(v))
 }
 
+// Kedge_Sessions_Session_State_FramesInPath is the path of
+// /kedge/sessions/session/state/frames-in (leaf, state). Frames received from
+// the initiator.
+type Kedge_Sessions_Session_State_FramesInPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/frames-in", the schema path (no keys).
+func (Kedge_Sessions_Session_State_FramesInPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/frames-in"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_FramesInPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Sessions_Session_State_FramesOutPath is the path of
+// /kedge/sessions/session/state/frames-out (leaf, state). Frames sent to the
+// initiator.
+type Kedge_Sessions_Session_State_FramesOutPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/frames-out", the schema path (no keys).
+func (Kedge_Sessions_Session_State_FramesOutPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/frames-out"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_FramesOutPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
 // Kedge_Sessions_Session_State_IdPath is the path of
 // /kedge/sessions/session/state/id (leaf, state). The session id.
 type Kedge_Sessions_Session_State_IdPath struct{ base }
@@ -6024,9 +6846,52 @@ func (Kedge_Sessions_Session_State_IdPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Sessions_Session_State_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
 
+// Kedge_Sessions_Session_State_InitiatorPosturePath is the path of
+// /kedge/sessions/session/state/initiator-posture (leaf, state). The
+// initiator's own level: from its ATTEST-INIT, then from its posture-change
+// announcements.
+type Kedge_Sessions_Session_State_InitiatorPosturePath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/initiator-posture", the schema path (no keys).
+func (Kedge_Sessions_Session_State_InitiatorPosturePath) SchemaPath() string {
+	return "/kedge/sessions/session/state/initiator-posture"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_InitiatorPosturePath) Val(v uint8) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Sessions_Session_State_LocalPath is the path of
+// /kedge/sessions/session/state/local (leaf, state). Whether the session came
+// over a loopback transport (the unix socket, 127.0.0.1 or ::1): only those
+// are admitted at level 1.
+type Kedge_Sessions_Session_State_LocalPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/local", the schema path (no keys).
+func (Kedge_Sessions_Session_State_LocalPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/local"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_LocalPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Sessions_Session_State_NodePath is the path of
+// /kedge/sessions/session/state/node (leaf, state). The initiator's node
+// name, as it announced it.
+type Kedge_Sessions_Session_State_NodePath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/node", the schema path (no keys).
+func (Kedge_Sessions_Session_State_NodePath) SchemaPath() string {
+	return "/kedge/sessions/session/state/node"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_NodePath) Val(v string) *gpb.TypedValue { return str(v) }
+
 // Kedge_Sessions_Session_State_PeerPath is the path of
 // /kedge/sessions/session/state/peer (leaf, state). The identity at the other
-// end.
+// end: the SPIFFE ID its SAT and X.509-SVID proved.
 type Kedge_Sessions_Session_State_PeerPath struct{ base }
 
 // SchemaPath returns "/kedge/sessions/session/state/peer", the schema path (no keys).
@@ -6105,6 +6970,21 @@ func (Kedge_Sessions_Session_State_TypePath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Sessions_Session_State_TypePath) Val(v SessionType) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Sessions_Session_State_VerificationPath is the path of
+// /kedge/sessions/session/state/verification (leaf, state). How the SAT was
+// checked at the handshake.
+type Kedge_Sessions_Session_State_VerificationPath struct{ base }
+
+// SchemaPath returns "/kedge/sessions/session/state/verification", the schema path (no keys).
+func (Kedge_Sessions_Session_State_VerificationPath) SchemaPath() string {
+	return "/kedge/sessions/session/state/verification"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Sessions_Session_State_VerificationPath) Val(v SessionVerification) *gpb.TypedValue {
 	return str(string(v))
 }
 
@@ -6300,23 +7180,24 @@ type Kedge_Underlay_ConfigPath struct{ base }
 // SchemaPath returns "/kedge/underlay/config", the schema path (no keys).
 func (Kedge_Underlay_ConfigPath) SchemaPath() string { return "/kedge/underlay/config" }
 
-// DriftIntervalSeconds returns the path of /kedge/underlay/config/drift-interval-seconds.
-func (Kedge_Underlay_ConfigPath) DriftIntervalSeconds() Kedge_Underlay_Config_DriftIntervalSecondsPath {
-	return Kedge_Underlay_Config_DriftIntervalSecondsPath{base{p_Kedge_Underlay_Config_DriftIntervalSeconds}}
+// CommitConfirmSeconds returns the path of /kedge/underlay/config/commit-confirm-seconds.
+func (Kedge_Underlay_ConfigPath) CommitConfirmSeconds() Kedge_Underlay_Config_CommitConfirmSecondsPath {
+	return Kedge_Underlay_Config_CommitConfirmSecondsPath{base{p_Kedge_Underlay_Config_CommitConfirmSeconds}}
 }
 
-// Kedge_Underlay_Config_DriftIntervalSecondsPath is the path of
-// /kedge/underlay/config/drift-interval-seconds (leaf, config). How often
-// device configuration is checked for drift; 0 turns checks off.
-type Kedge_Underlay_Config_DriftIntervalSecondsPath struct{ base }
+// Kedge_Underlay_Config_CommitConfirmSecondsPath is the path of
+// /kedge/underlay/config/commit-confirm-seconds (leaf, config). Rollback
+// duration of a commit-confirmed push: a device that is not confirmed within
+// it rolls the push back by itself.
+type Kedge_Underlay_Config_CommitConfirmSecondsPath struct{ base }
 
-// SchemaPath returns "/kedge/underlay/config/drift-interval-seconds", the schema path (no keys).
-func (Kedge_Underlay_Config_DriftIntervalSecondsPath) SchemaPath() string {
-	return "/kedge/underlay/config/drift-interval-seconds"
+// SchemaPath returns "/kedge/underlay/config/commit-confirm-seconds", the schema path (no keys).
+func (Kedge_Underlay_Config_CommitConfirmSecondsPath) SchemaPath() string {
+	return "/kedge/underlay/config/commit-confirm-seconds"
 }
 
 // Val encodes v as the leaf's gNMI value.
-func (Kedge_Underlay_Config_DriftIntervalSecondsPath) Val(v uint32) *gpb.TypedValue {
+func (Kedge_Underlay_Config_CommitConfirmSecondsPath) Val(v uint16) *gpb.TypedValue {
 	return uintv(uint64(v))
 }
 
@@ -6389,14 +7270,59 @@ func (p Kedge_Underlay_Devices_Device_ConfigPath) Address() Kedge_Underlay_Devic
 	return Kedge_Underlay_Devices_Device_Config_AddressPath{p.child(e_address)}
 }
 
+// CaFile returns the path of /kedge/underlay/devices/device/config/ca-file.
+func (p Kedge_Underlay_Devices_Device_ConfigPath) CaFile() Kedge_Underlay_Devices_Device_Config_CaFilePath {
+	return Kedge_Underlay_Devices_Device_Config_CaFilePath{p.child(e_ca_file)}
+}
+
+// CertFile returns the path of /kedge/underlay/devices/device/config/cert-file.
+func (p Kedge_Underlay_Devices_Device_ConfigPath) CertFile() Kedge_Underlay_Devices_Device_Config_CertFilePath {
+	return Kedge_Underlay_Devices_Device_Config_CertFilePath{p.child(e_cert_file)}
+}
+
+// CommitConfirmed returns the path of /kedge/underlay/devices/device/config/commit-confirmed.
+func (p Kedge_Underlay_Devices_Device_ConfigPath) CommitConfirmed() Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath {
+	return Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath{p.child(e_commit_confirmed)}
+}
+
+// KeyFile returns the path of /kedge/underlay/devices/device/config/key-file.
+func (p Kedge_Underlay_Devices_Device_ConfigPath) KeyFile() Kedge_Underlay_Devices_Device_Config_KeyFilePath {
+	return Kedge_Underlay_Devices_Device_Config_KeyFilePath{p.child(e_key_file)}
+}
+
 // Name returns the path of /kedge/underlay/devices/device/config/name.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) Name() Kedge_Underlay_Devices_Device_Config_NamePath {
 	return Kedge_Underlay_Devices_Device_Config_NamePath{p.child(e_name)}
 }
 
+// OnChange returns the path of /kedge/underlay/devices/device/config/on-change.
+func (p Kedge_Underlay_Devices_Device_ConfigPath) OnChange() Kedge_Underlay_Devices_Device_Config_OnChangePath {
+	return Kedge_Underlay_Devices_Device_Config_OnChangePath{p.child(e_on_change)}
+}
+
+// PasswordFile returns the path of /kedge/underlay/devices/device/config/password-file.
+func (p Kedge_Underlay_Devices_Device_ConfigPath) PasswordFile() Kedge_Underlay_Devices_Device_Config_PasswordFilePath {
+	return Kedge_Underlay_Devices_Device_Config_PasswordFilePath{p.child(e_password_file)}
+}
+
+// Port returns the path of /kedge/underlay/devices/device/config/port.
+func (p Kedge_Underlay_Devices_Device_ConfigPath) Port() Kedge_Underlay_Devices_Device_Config_PortPath {
+	return Kedge_Underlay_Devices_Device_Config_PortPath{p.child(e_port)}
+}
+
 // Role returns the path of /kedge/underlay/devices/device/config/role.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) Role() Kedge_Underlay_Devices_Device_Config_RolePath {
 	return Kedge_Underlay_Devices_Device_Config_RolePath{p.child(e_role)}
+}
+
+// ServerName returns the path of /kedge/underlay/devices/device/config/server-name.
+func (p Kedge_Underlay_Devices_Device_ConfigPath) ServerName() Kedge_Underlay_Devices_Device_Config_ServerNamePath {
+	return Kedge_Underlay_Devices_Device_Config_ServerNamePath{p.child(e_server_name)}
+}
+
+// Username returns the path of /kedge/underlay/devices/device/config/username.
+func (p Kedge_Underlay_Devices_Device_ConfigPath) Username() Kedge_Underlay_Devices_Device_Config_UsernamePath {
+	return Kedge_Underlay_Devices_Device_Config_UsernamePath{p.child(e_username)}
 }
 
 // Vendor returns the path of /kedge/underlay/devices/device/config/vendor.
@@ -6406,7 +7332,7 @@ func (p Kedge_Underlay_Devices_Device_ConfigPath) Vendor() Kedge_Underlay_Device
 
 // Kedge_Underlay_Devices_Device_Config_AddressPath is the path of
 // /kedge/underlay/devices/device/config/address (leaf, config). Management
-// address of the device.
+// address of the device's gNMI server.
 type Kedge_Underlay_Devices_Device_Config_AddressPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/devices/device/config/address", the schema path (no keys).
@@ -6416,6 +7342,63 @@ func (Kedge_Underlay_Devices_Device_Config_AddressPath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Devices_Device_Config_AddressPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Devices_Device_Config_CaFilePath is the path of
+// /kedge/underlay/devices/device/config/ca-file (leaf, config). File (in the
+// credentials directory) with the CA certificates that verify the device; the
+// system's roots when absent.
+type Kedge_Underlay_Devices_Device_Config_CaFilePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/config/ca-file", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_Config_CaFilePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/config/ca-file"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_Config_CaFilePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Devices_Device_Config_CertFilePath is the path of
+// /kedge/underlay/devices/device/config/cert-file (leaf, config). File with
+// Kedge's client certificate for mTLS (with key-file).
+type Kedge_Underlay_Devices_Device_Config_CertFilePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/config/cert-file", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_Config_CertFilePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/config/cert-file"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_Config_CertFilePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath is the path of
+// /kedge/underlay/devices/device/config/commit-confirmed (leaf, config).
+// Whether the device supports gNMI commit-confirmed (gnmi_ext.Commit). With
+// it a push is confirmed after a verifying Get and cancelled on failure;
+// without it a failed push is undone with a compensating Set.
+type Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/config/commit-confirmed", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/config/commit-confirmed"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath) Val(v bool) *gpb.TypedValue {
+	return boolv(v)
+}
+
+// Kedge_Underlay_Devices_Device_Config_KeyFilePath is the path of
+// /kedge/underlay/devices/device/config/key-file (leaf, config). File with
+// the private key of cert-file; it must not be readable by group or others.
+type Kedge_Underlay_Devices_Device_Config_KeyFilePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/config/key-file", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_Config_KeyFilePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/config/key-file"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_Config_KeyFilePath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Underlay_Devices_Device_Config_NamePath is the path of
 // /kedge/underlay/devices/device/config/name (leaf, config). The device's
@@ -6430,6 +7413,52 @@ func (Kedge_Underlay_Devices_Device_Config_NamePath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Devices_Device_Config_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
 
+// Kedge_Underlay_Devices_Device_Config_OnChangePath is the path of
+// /kedge/underlay/devices/device/config/on-change (leaf, config). Whether to
+// watch the device's configuration with a Subscribe ON_CHANGE stream; without
+// it (or when the device refuses the stream) it is read with Get at the
+// accord's drift interval.
+type Kedge_Underlay_Devices_Device_Config_OnChangePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/config/on-change", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_Config_OnChangePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/config/on-change"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_Config_OnChangePath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Underlay_Devices_Device_Config_PasswordFilePath is the path of
+// /kedge/underlay/devices/device/config/password-file (leaf, config). File
+// holding the password for username; it must not be readable by group or
+// others.
+type Kedge_Underlay_Devices_Device_Config_PasswordFilePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/config/password-file", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_Config_PasswordFilePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/config/password-file"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_Config_PasswordFilePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Devices_Device_Config_PortPath is the path of
+// /kedge/underlay/devices/device/config/port (leaf, config). TCP port of the
+// device's gNMI server.
+type Kedge_Underlay_Devices_Device_Config_PortPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/config/port", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_Config_PortPath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/config/port"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_Config_PortPath) Val(v uint16) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
 // Kedge_Underlay_Devices_Device_Config_RolePath is the path of
 // /kedge/underlay/devices/device/config/role (leaf, config). The device's
 // role (e.g. edge, core, access).
@@ -6442,6 +7471,34 @@ func (Kedge_Underlay_Devices_Device_Config_RolePath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Devices_Device_Config_RolePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Devices_Device_Config_ServerNamePath is the path of
+// /kedge/underlay/devices/device/config/server-name (leaf, config). Name the
+// device's TLS certificate must carry; the address when absent.
+type Kedge_Underlay_Devices_Device_Config_ServerNamePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/config/server-name", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_Config_ServerNamePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/config/server-name"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_Config_ServerNamePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Devices_Device_Config_UsernamePath is the path of
+// /kedge/underlay/devices/device/config/username (leaf, config). User name
+// sent with every RPC (with password-file).
+type Kedge_Underlay_Devices_Device_Config_UsernamePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/config/username", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_Config_UsernamePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/config/username"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_Config_UsernamePath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Underlay_Devices_Device_Config_VendorPath is the path of
 // /kedge/underlay/devices/device/config/vendor (leaf, config). Device vendor
@@ -6484,9 +7541,54 @@ func (p Kedge_Underlay_Devices_Device_StatePath) Address() Kedge_Underlay_Device
 	return Kedge_Underlay_Devices_Device_State_AddressPath{p.child(e_address)}
 }
 
+// AppliedSequence returns the path of /kedge/underlay/devices/device/state/applied-sequence.
+func (p Kedge_Underlay_Devices_Device_StatePath) AppliedSequence() Kedge_Underlay_Devices_Device_State_AppliedSequencePath {
+	return Kedge_Underlay_Devices_Device_State_AppliedSequencePath{p.child(e_applied_sequence)}
+}
+
+// CaFile returns the path of /kedge/underlay/devices/device/state/ca-file.
+func (p Kedge_Underlay_Devices_Device_StatePath) CaFile() Kedge_Underlay_Devices_Device_State_CaFilePath {
+	return Kedge_Underlay_Devices_Device_State_CaFilePath{p.child(e_ca_file)}
+}
+
+// CertFile returns the path of /kedge/underlay/devices/device/state/cert-file.
+func (p Kedge_Underlay_Devices_Device_StatePath) CertFile() Kedge_Underlay_Devices_Device_State_CertFilePath {
+	return Kedge_Underlay_Devices_Device_State_CertFilePath{p.child(e_cert_file)}
+}
+
+// CommitConfirmed returns the path of /kedge/underlay/devices/device/state/commit-confirmed.
+func (p Kedge_Underlay_Devices_Device_StatePath) CommitConfirmed() Kedge_Underlay_Devices_Device_State_CommitConfirmedPath {
+	return Kedge_Underlay_Devices_Device_State_CommitConfirmedPath{p.child(e_commit_confirmed)}
+}
+
 // Drift returns the path of /kedge/underlay/devices/device/state/drift.
 func (p Kedge_Underlay_Devices_Device_StatePath) Drift() Kedge_Underlay_Devices_Device_State_DriftPath {
 	return Kedge_Underlay_Devices_Device_State_DriftPath{p.child(e_drift)}
+}
+
+// DriftPaths returns the path of /kedge/underlay/devices/device/state/drift-paths.
+func (p Kedge_Underlay_Devices_Device_StatePath) DriftPaths() Kedge_Underlay_Devices_Device_State_DriftPathsPath {
+	return Kedge_Underlay_Devices_Device_State_DriftPathsPath{p.child(e_drift_paths)}
+}
+
+// DriftSince returns the path of /kedge/underlay/devices/device/state/drift-since.
+func (p Kedge_Underlay_Devices_Device_StatePath) DriftSince() Kedge_Underlay_Devices_Device_State_DriftSincePath {
+	return Kedge_Underlay_Devices_Device_State_DriftSincePath{p.child(e_drift_since)}
+}
+
+// KeyFile returns the path of /kedge/underlay/devices/device/state/key-file.
+func (p Kedge_Underlay_Devices_Device_StatePath) KeyFile() Kedge_Underlay_Devices_Device_State_KeyFilePath {
+	return Kedge_Underlay_Devices_Device_State_KeyFilePath{p.child(e_key_file)}
+}
+
+// LastError returns the path of /kedge/underlay/devices/device/state/last-error.
+func (p Kedge_Underlay_Devices_Device_StatePath) LastError() Kedge_Underlay_Devices_Device_State_LastErrorPath {
+	return Kedge_Underlay_Devices_Device_State_LastErrorPath{p.child(e_last_error)}
+}
+
+// LastPush returns the path of /kedge/underlay/devices/device/state/last-push.
+func (p Kedge_Underlay_Devices_Device_StatePath) LastPush() Kedge_Underlay_Devices_Device_State_LastPushPath {
+	return Kedge_Underlay_Devices_Device_State_LastPushPath{p.child(e_last_push)}
 }
 
 // LastSync returns the path of /kedge/underlay/devices/device/state/last-sync.
@@ -6499,6 +7601,21 @@ func (p Kedge_Underlay_Devices_Device_StatePath) Name() Kedge_Underlay_Devices_D
 	return Kedge_Underlay_Devices_Device_State_NamePath{p.child(e_name)}
 }
 
+// OnChange returns the path of /kedge/underlay/devices/device/state/on-change.
+func (p Kedge_Underlay_Devices_Device_StatePath) OnChange() Kedge_Underlay_Devices_Device_State_OnChangePath {
+	return Kedge_Underlay_Devices_Device_State_OnChangePath{p.child(e_on_change)}
+}
+
+// PasswordFile returns the path of /kedge/underlay/devices/device/state/password-file.
+func (p Kedge_Underlay_Devices_Device_StatePath) PasswordFile() Kedge_Underlay_Devices_Device_State_PasswordFilePath {
+	return Kedge_Underlay_Devices_Device_State_PasswordFilePath{p.child(e_password_file)}
+}
+
+// Port returns the path of /kedge/underlay/devices/device/state/port.
+func (p Kedge_Underlay_Devices_Device_StatePath) Port() Kedge_Underlay_Devices_Device_State_PortPath {
+	return Kedge_Underlay_Devices_Device_State_PortPath{p.child(e_port)}
+}
+
 // Reachable returns the path of /kedge/underlay/devices/device/state/reachable.
 func (p Kedge_Underlay_Devices_Device_StatePath) Reachable() Kedge_Underlay_Devices_Device_State_ReachablePath {
 	return Kedge_Underlay_Devices_Device_State_ReachablePath{p.child(e_reachable)}
@@ -6509,14 +7626,34 @@ func (p Kedge_Underlay_Devices_Device_StatePath) Role() Kedge_Underlay_Devices_D
 	return Kedge_Underlay_Devices_Device_State_RolePath{p.child(e_role)}
 }
 
+// ServerName returns the path of /kedge/underlay/devices/device/state/server-name.
+func (p Kedge_Underlay_Devices_Device_StatePath) ServerName() Kedge_Underlay_Devices_Device_State_ServerNamePath {
+	return Kedge_Underlay_Devices_Device_State_ServerNamePath{p.child(e_server_name)}
+}
+
+// Status returns the path of /kedge/underlay/devices/device/state/status.
+func (p Kedge_Underlay_Devices_Device_StatePath) Status() Kedge_Underlay_Devices_Device_State_StatusPath {
+	return Kedge_Underlay_Devices_Device_State_StatusPath{p.child(e_status)}
+}
+
+// Username returns the path of /kedge/underlay/devices/device/state/username.
+func (p Kedge_Underlay_Devices_Device_StatePath) Username() Kedge_Underlay_Devices_Device_State_UsernamePath {
+	return Kedge_Underlay_Devices_Device_State_UsernamePath{p.child(e_username)}
+}
+
 // Vendor returns the path of /kedge/underlay/devices/device/state/vendor.
 func (p Kedge_Underlay_Devices_Device_StatePath) Vendor() Kedge_Underlay_Devices_Device_State_VendorPath {
 	return Kedge_Underlay_Devices_Device_State_VendorPath{p.child(e_vendor)}
 }
 
+// Watch returns the path of /kedge/underlay/devices/device/state/watch.
+func (p Kedge_Underlay_Devices_Device_StatePath) Watch() Kedge_Underlay_Devices_Device_State_WatchPath {
+	return Kedge_Underlay_Devices_Device_State_WatchPath{p.child(e_watch)}
+}
+
 // Kedge_Underlay_Devices_Device_State_AddressPath is the path of
 // /kedge/underlay/devices/device/state/address (leaf, state). Management
-// address of the device.
+// address of the device's gNMI server.
 type Kedge_Underlay_Devices_Device_State_AddressPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/devices/device/state/address", the schema path (no keys).
@@ -6526,6 +7663,65 @@ func (Kedge_Underlay_Devices_Device_State_AddressPath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Devices_Device_State_AddressPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Devices_Device_State_AppliedSequencePath is the path of
+// /kedge/underlay/devices/device/state/applied-sequence (leaf, state).
+// Sequence number of the last mutation confirmed on the device (0: none).
+type Kedge_Underlay_Devices_Device_State_AppliedSequencePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/applied-sequence", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_AppliedSequencePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/applied-sequence"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_AppliedSequencePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Underlay_Devices_Device_State_CaFilePath is the path of
+// /kedge/underlay/devices/device/state/ca-file (leaf, state). File (in the
+// credentials directory) with the CA certificates that verify the device; the
+// system's roots when absent.
+type Kedge_Underlay_Devices_Device_State_CaFilePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/ca-file", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_CaFilePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/ca-file"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_CaFilePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Devices_Device_State_CertFilePath is the path of
+// /kedge/underlay/devices/device/state/cert-file (leaf, state). File with
+// Kedge's client certificate for mTLS (with key-file).
+type Kedge_Underlay_Devices_Device_State_CertFilePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/cert-file", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_CertFilePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/cert-file"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_CertFilePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Devices_Device_State_CommitConfirmedPath is the path of
+// /kedge/underlay/devices/device/state/commit-confirmed (leaf, state).
+// Whether the device supports gNMI commit-confirmed (gnmi_ext.Commit). With
+// it a push is confirmed after a verifying Get and cancelled on failure;
+// without it a failed push is undone with a compensating Set.
+type Kedge_Underlay_Devices_Device_State_CommitConfirmedPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/commit-confirmed", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_CommitConfirmedPath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/commit-confirmed"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_CommitConfirmedPath) Val(v bool) *gpb.TypedValue {
+	return boolv(v)
+}
 
 // Kedge_Underlay_Devices_Device_State_DriftPath is the path of
 // /kedge/underlay/devices/device/state/drift (leaf, state). Whether the
@@ -6540,9 +7736,84 @@ func (Kedge_Underlay_Devices_Device_State_DriftPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Devices_Device_State_DriftPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
 
+// Kedge_Underlay_Devices_Device_State_DriftPathsPath is the path of
+// /kedge/underlay/devices/device/state/drift-paths (leaf-list, state). The
+// OpenConfig paths that differ from what Kedge applied.
+type Kedge_Underlay_Devices_Device_State_DriftPathsPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/drift-paths", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_DriftPathsPath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/drift-paths"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_DriftPathsPath) Val(vs []string) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = str(v)
+	}
+	return list(el)
+}
+
+// Kedge_Underlay_Devices_Device_State_DriftSincePath is the path of
+// /kedge/underlay/devices/device/state/drift-since (leaf, state). When the
+// current drift was first seen.
+type Kedge_Underlay_Devices_Device_State_DriftSincePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/drift-since", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_DriftSincePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/drift-since"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_DriftSincePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Underlay_Devices_Device_State_KeyFilePath is the path of
+// /kedge/underlay/devices/device/state/key-file (leaf, state). File with the
+// private key of cert-file; it must not be readable by group or others.
+type Kedge_Underlay_Devices_Device_State_KeyFilePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/key-file", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_KeyFilePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/key-file"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_KeyFilePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Devices_Device_State_LastErrorPath is the path of
+// /kedge/underlay/devices/device/state/last-error (leaf, state). The last
+// error talking to the device, if any.
+type Kedge_Underlay_Devices_Device_State_LastErrorPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/last-error", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_LastErrorPath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/last-error"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_LastErrorPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Devices_Device_State_LastPushPath is the path of
+// /kedge/underlay/devices/device/state/last-push (leaf, state). When a push
+// to the device last finished.
+type Kedge_Underlay_Devices_Device_State_LastPushPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/last-push", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_LastPushPath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/last-push"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_LastPushPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
 // Kedge_Underlay_Devices_Device_State_LastSyncPath is the path of
 // /kedge/underlay/devices/device/state/last-sync (leaf, state). When the
-// device was last synchronised.
+// device's running configuration was last read.
 type Kedge_Underlay_Devices_Device_State_LastSyncPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/devices/device/state/last-sync", the schema path (no keys).
@@ -6567,9 +7838,55 @@ func (Kedge_Underlay_Devices_Device_State_NamePath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Devices_Device_State_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
 
+// Kedge_Underlay_Devices_Device_State_OnChangePath is the path of
+// /kedge/underlay/devices/device/state/on-change (leaf, state). Whether to
+// watch the device's configuration with a Subscribe ON_CHANGE stream; without
+// it (or when the device refuses the stream) it is read with Get at the
+// accord's drift interval.
+type Kedge_Underlay_Devices_Device_State_OnChangePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/on-change", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_OnChangePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/on-change"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_OnChangePath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Underlay_Devices_Device_State_PasswordFilePath is the path of
+// /kedge/underlay/devices/device/state/password-file (leaf, state). File
+// holding the password for username; it must not be readable by group or
+// others.
+type Kedge_Underlay_Devices_Device_State_PasswordFilePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/password-file", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_PasswordFilePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/password-file"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_PasswordFilePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Devices_Device_State_PortPath is the path of
+// /kedge/underlay/devices/device/state/port (leaf, state). TCP port of the
+// device's gNMI server.
+type Kedge_Underlay_Devices_Device_State_PortPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/port", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_PortPath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/port"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_PortPath) Val(v uint16) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
 // Kedge_Underlay_Devices_Device_State_ReachablePath is the path of
 // /kedge/underlay/devices/device/state/reachable (leaf, state). Whether the
-// device answered the last check.
+// device answered the last contact.
 type Kedge_Underlay_Devices_Device_State_ReachablePath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/devices/device/state/reachable", the schema path (no keys).
@@ -6593,6 +7910,49 @@ func (Kedge_Underlay_Devices_Device_State_RolePath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Devices_Device_State_RolePath) Val(v string) *gpb.TypedValue { return str(v) }
 
+// Kedge_Underlay_Devices_Device_State_ServerNamePath is the path of
+// /kedge/underlay/devices/device/state/server-name (leaf, state). Name the
+// device's TLS certificate must carry; the address when absent.
+type Kedge_Underlay_Devices_Device_State_ServerNamePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/server-name", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_ServerNamePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/server-name"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_ServerNamePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Devices_Device_State_StatusPath is the path of
+// /kedge/underlay/devices/device/state/status (leaf, state). Where the device
+// stands.
+type Kedge_Underlay_Devices_Device_State_StatusPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/status", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_StatusPath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/status"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_StatusPath) Val(v DeviceStatus) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Underlay_Devices_Device_State_UsernamePath is the path of
+// /kedge/underlay/devices/device/state/username (leaf, state). User name sent
+// with every RPC (with password-file).
+type Kedge_Underlay_Devices_Device_State_UsernamePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/username", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_UsernamePath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/username"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_UsernamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
 // Kedge_Underlay_Devices_Device_State_VendorPath is the path of
 // /kedge/underlay/devices/device/state/vendor (leaf, state). Device vendor or
 // platform.
@@ -6606,8 +7966,23 @@ func (Kedge_Underlay_Devices_Device_State_VendorPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Devices_Device_State_VendorPath) Val(v string) *gpb.TypedValue { return str(v) }
 
+// Kedge_Underlay_Devices_Device_State_WatchPath is the path of
+// /kedge/underlay/devices/device/state/watch (leaf, state). How the device's
+// configuration is watched.
+type Kedge_Underlay_Devices_Device_State_WatchPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/devices/device/state/watch", the schema path (no keys).
+func (Kedge_Underlay_Devices_Device_State_WatchPath) SchemaPath() string {
+	return "/kedge/underlay/devices/device/state/watch"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Devices_Device_State_WatchPath) Val(v DeviceWatch) *gpb.TypedValue {
+	return str(string(v))
+}
+
 // Kedge_Underlay_MutationsPath is the path of /kedge/underlay/mutations
-// (container, config). Proposed changes to underlay devices.
+// (container, config). Proposed changes to the underlay devices.
 type Kedge_Underlay_MutationsPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/mutations", the schema path (no keys).
@@ -6659,6 +8034,11 @@ func (p Kedge_Underlay_Mutations_MutationPath) Id() Kedge_Underlay_Mutations_Mut
 	return Kedge_Underlay_Mutations_Mutation_IdPath{p.child(e_id)}
 }
 
+// Results returns the path of /kedge/underlay/mutations/mutation/results.
+func (p Kedge_Underlay_Mutations_MutationPath) Results() Kedge_Underlay_Mutations_Mutation_ResultsPath {
+	return Kedge_Underlay_Mutations_Mutation_ResultsPath{p.child(e_results)}
+}
+
 // State returns the path of /kedge/underlay/mutations/mutation/state.
 func (p Kedge_Underlay_Mutations_MutationPath) State() Kedge_Underlay_Mutations_Mutation_StatePath {
 	return Kedge_Underlay_Mutations_Mutation_StatePath{p.child(e_state)}
@@ -6674,9 +8054,24 @@ func (Kedge_Underlay_Mutations_Mutation_ConfigPath) SchemaPath() string {
 	return "/kedge/underlay/mutations/mutation/config"
 }
 
-// Device returns the path of /kedge/underlay/mutations/mutation/config/device.
-func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Device() Kedge_Underlay_Mutations_Mutation_Config_DevicePath {
-	return Kedge_Underlay_Mutations_Mutation_Config_DevicePath{p.child(e_device)}
+// Description returns the path of /kedge/underlay/mutations/mutation/config/description.
+func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Description() Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath {
+	return Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath{p.child(e_description)}
+}
+
+// Devices returns the path of /kedge/underlay/mutations/mutation/config/devices.
+func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Devices() Kedge_Underlay_Mutations_Mutation_Config_DevicesPath {
+	return Kedge_Underlay_Mutations_Mutation_Config_DevicesPath{p.child(e_devices)}
+}
+
+// Emergency returns the path of /kedge/underlay/mutations/mutation/config/emergency.
+func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Emergency() Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath {
+	return Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath{p.child(e_emergency)}
+}
+
+// Execute returns the path of /kedge/underlay/mutations/mutation/config/execute.
+func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Execute() Kedge_Underlay_Mutations_Mutation_Config_ExecutePath {
+	return Kedge_Underlay_Mutations_Mutation_Config_ExecutePath{p.child(e_execute)}
 }
 
 // Id returns the path of /kedge/underlay/mutations/mutation/config/id.
@@ -6684,9 +8079,9 @@ func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Id() Kedge_Underlay_Mutati
 	return Kedge_Underlay_Mutations_Mutation_Config_IdPath{p.child(e_id)}
 }
 
-// Proposal returns the path of /kedge/underlay/mutations/mutation/config/proposal.
-func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Proposal() Kedge_Underlay_Mutations_Mutation_Config_ProposalPath {
-	return Kedge_Underlay_Mutations_Mutation_Config_ProposalPath{p.child(e_proposal)}
+// Proposer returns the path of /kedge/underlay/mutations/mutation/config/proposer.
+func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Proposer() Kedge_Underlay_Mutations_Mutation_Config_ProposerPath {
+	return Kedge_Underlay_Mutations_Mutation_Config_ProposerPath{p.child(e_proposer)}
 }
 
 // Tier returns the path of /kedge/underlay/mutations/mutation/config/tier.
@@ -6694,19 +8089,75 @@ func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Tier() Kedge_Underlay_Muta
 	return Kedge_Underlay_Mutations_Mutation_Config_TierPath{p.child(e_tier)}
 }
 
-// Kedge_Underlay_Mutations_Mutation_Config_DevicePath is the path of
-// /kedge/underlay/mutations/mutation/config/device (leaf, config). The device
-// to change.
-type Kedge_Underlay_Mutations_Mutation_Config_DevicePath struct{ base }
+// Vlans returns the path of /kedge/underlay/mutations/mutation/config/vlans.
+func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Vlans() Kedge_Underlay_Mutations_Mutation_Config_VlansPath {
+	return Kedge_Underlay_Mutations_Mutation_Config_VlansPath{p.child(e_vlans)}
+}
 
-// SchemaPath returns "/kedge/underlay/mutations/mutation/config/device", the schema path (no keys).
-func (Kedge_Underlay_Mutations_Mutation_Config_DevicePath) SchemaPath() string {
-	return "/kedge/underlay/mutations/mutation/config/device"
+// Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath is the path of
+// /kedge/underlay/mutations/mutation/config/description (leaf, config). What
+// the change is for.
+type Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/config/description", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/config/description"
 }
 
 // Val encodes v as the leaf's gNMI value.
-func (Kedge_Underlay_Mutations_Mutation_Config_DevicePath) Val(v string) *gpb.TypedValue {
+func (Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath) Val(v string) *gpb.TypedValue {
 	return str(v)
+}
+
+// Kedge_Underlay_Mutations_Mutation_Config_DevicesPath is the path of
+// /kedge/underlay/mutations/mutation/config/devices (leaf-list, config). The
+// devices whose configuration it changes; every device when empty.
+type Kedge_Underlay_Mutations_Mutation_Config_DevicesPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/config/devices", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Config_DevicesPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/config/devices"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_Config_DevicesPath) Val(vs []string) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = str(v)
+	}
+	return list(el)
+}
+
+// Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath is the path of
+// /kedge/underlay/mutations/mutation/config/emergency (leaf, config). A
+// pre-approved emergency change: compiled when proposed (while the compiler
+// is not frozen) and then held until execute is set. At a level whose accord
+// freezes the compiler only these may execute.
+type Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/config/emergency", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/config/emergency"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath) Val(v bool) *gpb.TypedValue {
+	return boolv(v)
+}
+
+// Kedge_Underlay_Mutations_Mutation_Config_ExecutePath is the path of
+// /kedge/underlay/mutations/mutation/config/execute (leaf, config). Releases
+// a held emergency change for execution.
+type Kedge_Underlay_Mutations_Mutation_Config_ExecutePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/config/execute", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Config_ExecutePath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/config/execute"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_Config_ExecutePath) Val(v bool) *gpb.TypedValue {
+	return boolv(v)
 }
 
 // Kedge_Underlay_Mutations_Mutation_Config_IdPath is the path of
@@ -6722,24 +8173,25 @@ func (Kedge_Underlay_Mutations_Mutation_Config_IdPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Mutations_Mutation_Config_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
 
-// Kedge_Underlay_Mutations_Mutation_Config_ProposalPath is the path of
-// /kedge/underlay/mutations/mutation/config/proposal (leaf, config). The
-// proposed change, in the device's configuration language.
-type Kedge_Underlay_Mutations_Mutation_Config_ProposalPath struct{ base }
+// Kedge_Underlay_Mutations_Mutation_Config_ProposerPath is the path of
+// /kedge/underlay/mutations/mutation/config/proposer (leaf, config). Identity
+// of whoever proposed it.
+type Kedge_Underlay_Mutations_Mutation_Config_ProposerPath struct{ base }
 
-// SchemaPath returns "/kedge/underlay/mutations/mutation/config/proposal", the schema path (no keys).
-func (Kedge_Underlay_Mutations_Mutation_Config_ProposalPath) SchemaPath() string {
-	return "/kedge/underlay/mutations/mutation/config/proposal"
+// SchemaPath returns "/kedge/underlay/mutations/mutation/config/proposer", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Config_ProposerPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/config/proposer"
 }
 
 // Val encodes v as the leaf's gNMI value.
-func (Kedge_Underlay_Mutations_Mutation_Config_ProposalPath) Val(v string) *gpb.TypedValue {
+func (Kedge_Underlay_Mutations_Mutation_Config_ProposerPath) Val(v string) *gpb.TypedValue {
 	return str(v)
 }
 
 // Kedge_Underlay_Mutations_Mutation_Config_TierPath is the path of
 // /kedge/underlay/mutations/mutation/config/tier (leaf, config). Authority
-// tier of the proposer.
+// tier the proposal executes under; never above the tier of the identity that
+// wrote it.
 type Kedge_Underlay_Mutations_Mutation_Config_TierPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/mutations/mutation/config/tier", the schema path (no keys).
@@ -6750,6 +8202,26 @@ func (Kedge_Underlay_Mutations_Mutation_Config_TierPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Mutations_Mutation_Config_TierPath) Val(v Tier) *gpb.TypedValue {
 	return str(string(v))
+}
+
+// Kedge_Underlay_Mutations_Mutation_Config_VlansPath is the path of
+// /kedge/underlay/mutations/mutation/config/vlans (leaf-list, config). The
+// VLANs whose intent it brings to those devices (a VLAN gone from the intent
+// is removed); every VLAN when empty.
+type Kedge_Underlay_Mutations_Mutation_Config_VlansPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/config/vlans", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Config_VlansPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/config/vlans"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_Config_VlansPath) Val(vs []uint16) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = uintv(uint64(v))
+	}
+	return list(el)
 }
 
 // Kedge_Underlay_Mutations_Mutation_IdPath is the path of
@@ -6765,6 +8237,147 @@ func (Kedge_Underlay_Mutations_Mutation_IdPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Mutations_Mutation_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
 
+// Kedge_Underlay_Mutations_Mutation_ResultsPath is the path of
+// /kedge/underlay/mutations/mutation/results (container, state). The outcome
+// on each device.
+type Kedge_Underlay_Mutations_Mutation_ResultsPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/results", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_ResultsPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/results"
+}
+
+// Result returns the path of the /kedge/underlay/mutations/mutation/results/result entry with the given keys.
+func (p Kedge_Underlay_Mutations_Mutation_ResultsPath) Result(device string) Kedge_Underlay_Mutations_Mutation_Results_ResultPath {
+	return Kedge_Underlay_Mutations_Mutation_Results_ResultPath{p.child(&gpb.PathElem{Name: "result", Key: map[string]string{"device": device}})}
+}
+
+// ResultAny returns the path of every /kedge/underlay/mutations/mutation/results/result entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Underlay_Mutations_Mutation_ResultsPath) ResultAny() Kedge_Underlay_Mutations_Mutation_Results_ResultPath {
+	return Kedge_Underlay_Mutations_Mutation_Results_ResultPath{p.child(&gpb.PathElem{Name: "result", Key: map[string]string{"device": "*"}})}
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_ResultPath is the path of
+// /kedge/underlay/mutations/mutation/results/result (list entry, state). The
+// outcome on one device.
+type Kedge_Underlay_Mutations_Mutation_Results_ResultPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/results/result", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Results_ResultPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/results/result"
+}
+
+// ParseKeys reads the keys of a /kedge/underlay/mutations/mutation/results/result entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Underlay_Mutations_Mutation_Results_ResultPath) ParseKeys(e *gpb.PathElem) (device string, err error) {
+	if e.GetName() != "result" {
+		err = fmt.Errorf("parse keys of /kedge/underlay/mutations/mutation/results/result: element %q is not result", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["device"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/underlay/mutations/mutation/results/result: no key device")
+		return
+	} else {
+		device = s
+	}
+	return device, nil
+}
+
+// Device returns the path of /kedge/underlay/mutations/mutation/results/result/device.
+func (p Kedge_Underlay_Mutations_Mutation_Results_ResultPath) Device() Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath {
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath{p.child(e_device)}
+}
+
+// State returns the path of /kedge/underlay/mutations/mutation/results/result/state.
+func (p Kedge_Underlay_Mutations_Mutation_Results_ResultPath) State() Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath {
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath{p.child(e_state)}
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath is the path of
+// /kedge/underlay/mutations/mutation/results/result/device (leaf, state).
+// Reference to the device.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/results/result/device", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/results/result/device"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath is the path of
+// /kedge/underlay/mutations/mutation/results/result/state (container, state).
+// The outcome.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/results/result/state", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/results/result/state"
+}
+
+// Device returns the path of /kedge/underlay/mutations/mutation/results/result/state/device.
+func (p Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) Device() Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath {
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath{p.child(e_device)}
+}
+
+// Error returns the path of /kedge/underlay/mutations/mutation/results/result/state/error.
+func (p Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) Error() Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath {
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath{p.child(e_error)}
+}
+
+// Status returns the path of /kedge/underlay/mutations/mutation/results/result/state/status.
+func (p Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) Status() Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath {
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath{p.child(e_status)}
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath is the
+// path of /kedge/underlay/mutations/mutation/results/result/state/device
+// (leaf, state). The device.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/results/result/state/device", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/results/result/state/device"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath is the
+// path of /kedge/underlay/mutations/mutation/results/result/state/error
+// (leaf, state). Why, when it did not confirm.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/results/result/state/error", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/results/result/state/error"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath is the
+// path of /kedge/underlay/mutations/mutation/results/result/state/status
+// (leaf, state). The outcome on the device.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/results/result/state/status", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/results/result/state/status"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath) Val(v ResultStatus) *gpb.TypedValue {
+	return str(string(v))
+}
+
 // Kedge_Underlay_Mutations_Mutation_StatePath is the path of
 // /kedge/underlay/mutations/mutation/state (container, state). The proposal
 // and where it stands.
@@ -6775,9 +8388,39 @@ func (Kedge_Underlay_Mutations_Mutation_StatePath) SchemaPath() string {
 	return "/kedge/underlay/mutations/mutation/state"
 }
 
-// Device returns the path of /kedge/underlay/mutations/mutation/state/device.
-func (p Kedge_Underlay_Mutations_Mutation_StatePath) Device() Kedge_Underlay_Mutations_Mutation_State_DevicePath {
-	return Kedge_Underlay_Mutations_Mutation_State_DevicePath{p.child(e_device)}
+// Compiled returns the path of /kedge/underlay/mutations/mutation/state/compiled.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Compiled() Kedge_Underlay_Mutations_Mutation_State_CompiledPath {
+	return Kedge_Underlay_Mutations_Mutation_State_CompiledPath{p.child(e_compiled)}
+}
+
+// Description returns the path of /kedge/underlay/mutations/mutation/state/description.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Description() Kedge_Underlay_Mutations_Mutation_State_DescriptionPath {
+	return Kedge_Underlay_Mutations_Mutation_State_DescriptionPath{p.child(e_description)}
+}
+
+// Devices returns the path of /kedge/underlay/mutations/mutation/state/devices.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Devices() Kedge_Underlay_Mutations_Mutation_State_DevicesPath {
+	return Kedge_Underlay_Mutations_Mutation_State_DevicesPath{p.child(e_devices)}
+}
+
+// Diff returns the path of /kedge/underlay/mutations/mutation/state/diff.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Diff() Kedge_Underlay_Mutations_Mutation_State_DiffPath {
+	return Kedge_Underlay_Mutations_Mutation_State_DiffPath{p.child(e_diff)}
+}
+
+// Emergency returns the path of /kedge/underlay/mutations/mutation/state/emergency.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Emergency() Kedge_Underlay_Mutations_Mutation_State_EmergencyPath {
+	return Kedge_Underlay_Mutations_Mutation_State_EmergencyPath{p.child(e_emergency)}
+}
+
+// Execute returns the path of /kedge/underlay/mutations/mutation/state/execute.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Execute() Kedge_Underlay_Mutations_Mutation_State_ExecutePath {
+	return Kedge_Underlay_Mutations_Mutation_State_ExecutePath{p.child(e_execute)}
+}
+
+// Executed returns the path of /kedge/underlay/mutations/mutation/state/executed.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Executed() Kedge_Underlay_Mutations_Mutation_State_ExecutedPath {
+	return Kedge_Underlay_Mutations_Mutation_State_ExecutedPath{p.child(e_executed)}
 }
 
 // Id returns the path of /kedge/underlay/mutations/mutation/state/id.
@@ -6785,14 +8428,29 @@ func (p Kedge_Underlay_Mutations_Mutation_StatePath) Id() Kedge_Underlay_Mutatio
 	return Kedge_Underlay_Mutations_Mutation_State_IdPath{p.child(e_id)}
 }
 
-// Proposal returns the path of /kedge/underlay/mutations/mutation/state/proposal.
-func (p Kedge_Underlay_Mutations_Mutation_StatePath) Proposal() Kedge_Underlay_Mutations_Mutation_State_ProposalPath {
-	return Kedge_Underlay_Mutations_Mutation_State_ProposalPath{p.child(e_proposal)}
+// IntentSequence returns the path of /kedge/underlay/mutations/mutation/state/intent-sequence.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) IntentSequence() Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath {
+	return Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath{p.child(e_intent_sequence)}
+}
+
+// PostureLevel returns the path of /kedge/underlay/mutations/mutation/state/posture-level.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) PostureLevel() Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath {
+	return Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath{p.child(e_posture_level)}
+}
+
+// Proposer returns the path of /kedge/underlay/mutations/mutation/state/proposer.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Proposer() Kedge_Underlay_Mutations_Mutation_State_ProposerPath {
+	return Kedge_Underlay_Mutations_Mutation_State_ProposerPath{p.child(e_proposer)}
 }
 
 // Reason returns the path of /kedge/underlay/mutations/mutation/state/reason.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Reason() Kedge_Underlay_Mutations_Mutation_State_ReasonPath {
 	return Kedge_Underlay_Mutations_Mutation_State_ReasonPath{p.child(e_reason)}
+}
+
+// Sequence returns the path of /kedge/underlay/mutations/mutation/state/sequence.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Sequence() Kedge_Underlay_Mutations_Mutation_State_SequencePath {
+	return Kedge_Underlay_Mutations_Mutation_State_SequencePath{p.child(e_sequence)}
 }
 
 // Status returns the path of /kedge/underlay/mutations/mutation/state/status.
@@ -6805,20 +8463,125 @@ func (p Kedge_Underlay_Mutations_Mutation_StatePath) Tier() Kedge_Underlay_Mutat
 	return Kedge_Underlay_Mutations_Mutation_State_TierPath{p.child(e_tier)}
 }
 
-// Kedge_Underlay_Mutations_Mutation_State_DevicePath is the path of
-// /kedge/underlay/mutations/mutation/state/device (leaf, state). The device
-// to change (a plain string in state so that a mutation's history survives
-// the device's removal).
-type Kedge_Underlay_Mutations_Mutation_State_DevicePath struct{ base }
+// Vlans returns the path of /kedge/underlay/mutations/mutation/state/vlans.
+func (p Kedge_Underlay_Mutations_Mutation_StatePath) Vlans() Kedge_Underlay_Mutations_Mutation_State_VlansPath {
+	return Kedge_Underlay_Mutations_Mutation_State_VlansPath{p.child(e_vlans)}
+}
 
-// SchemaPath returns "/kedge/underlay/mutations/mutation/state/device", the schema path (no keys).
-func (Kedge_Underlay_Mutations_Mutation_State_DevicePath) SchemaPath() string {
-	return "/kedge/underlay/mutations/mutation/state/device"
+// Kedge_Underlay_Mutations_Mutation_State_CompiledPath is the path of
+// /kedge/underlay/mutations/mutation/state/compiled (leaf, state). When it
+// was compiled.
+type Kedge_Underlay_Mutations_Mutation_State_CompiledPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/compiled", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_CompiledPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/compiled"
 }
 
 // Val encodes v as the leaf's gNMI value.
-func (Kedge_Underlay_Mutations_Mutation_State_DevicePath) Val(v string) *gpb.TypedValue {
+func (Kedge_Underlay_Mutations_Mutation_State_CompiledPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_DescriptionPath is the path of
+// /kedge/underlay/mutations/mutation/state/description (leaf, state). What
+// the change is for.
+type Kedge_Underlay_Mutations_Mutation_State_DescriptionPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/description", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_DescriptionPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/description"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_DescriptionPath) Val(v string) *gpb.TypedValue {
 	return str(v)
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_DevicesPath is the path of
+// /kedge/underlay/mutations/mutation/state/devices (leaf-list, state). The
+// devices whose configuration it changes; every device when empty.
+type Kedge_Underlay_Mutations_Mutation_State_DevicesPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/devices", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_DevicesPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/devices"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_DevicesPath) Val(vs []string) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = str(v)
+	}
+	return list(el)
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_DiffPath is the path of
+// /kedge/underlay/mutations/mutation/state/diff (leaf-list, state). What it
+// changes, one entry per device and OpenConfig path: 'DEVICE replace PATH' or
+// 'DEVICE delete PATH'.
+type Kedge_Underlay_Mutations_Mutation_State_DiffPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/diff", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_DiffPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/diff"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_DiffPath) Val(vs []string) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = str(v)
+	}
+	return list(el)
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_EmergencyPath is the path of
+// /kedge/underlay/mutations/mutation/state/emergency (leaf, state). A
+// pre-approved emergency change: compiled when proposed (while the compiler
+// is not frozen) and then held until execute is set. At a level whose accord
+// freezes the compiler only these may execute.
+type Kedge_Underlay_Mutations_Mutation_State_EmergencyPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/emergency", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_EmergencyPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/emergency"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_EmergencyPath) Val(v bool) *gpb.TypedValue {
+	return boolv(v)
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_ExecutePath is the path of
+// /kedge/underlay/mutations/mutation/state/execute (leaf, state). Releases a
+// held emergency change for execution.
+type Kedge_Underlay_Mutations_Mutation_State_ExecutePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/execute", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_ExecutePath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/execute"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_ExecutePath) Val(v bool) *gpb.TypedValue {
+	return boolv(v)
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_ExecutedPath is the path of
+// /kedge/underlay/mutations/mutation/state/executed (leaf, state). When its
+// execution finished.
+type Kedge_Underlay_Mutations_Mutation_State_ExecutedPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/executed", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_ExecutedPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/executed"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_ExecutedPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
 }
 
 // Kedge_Underlay_Mutations_Mutation_State_IdPath is the path of
@@ -6834,24 +8597,54 @@ func (Kedge_Underlay_Mutations_Mutation_State_IdPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Mutations_Mutation_State_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
 
-// Kedge_Underlay_Mutations_Mutation_State_ProposalPath is the path of
-// /kedge/underlay/mutations/mutation/state/proposal (leaf, state). The
-// proposed change, in the device's configuration language.
-type Kedge_Underlay_Mutations_Mutation_State_ProposalPath struct{ base }
+// Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath is the path of
+// /kedge/underlay/mutations/mutation/state/intent-sequence (leaf, state). The
+// tree commit whose intent it compiled.
+type Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath struct{ base }
 
-// SchemaPath returns "/kedge/underlay/mutations/mutation/state/proposal", the schema path (no keys).
-func (Kedge_Underlay_Mutations_Mutation_State_ProposalPath) SchemaPath() string {
-	return "/kedge/underlay/mutations/mutation/state/proposal"
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/intent-sequence", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/intent-sequence"
 }
 
 // Val encodes v as the leaf's gNMI value.
-func (Kedge_Underlay_Mutations_Mutation_State_ProposalPath) Val(v string) *gpb.TypedValue {
+func (Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath is the path of
+// /kedge/underlay/mutations/mutation/state/posture-level (leaf, state). The
+// posture level it executed (or was last judged) at.
+type Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/posture-level", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/posture-level"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath) Val(v uint8) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_ProposerPath is the path of
+// /kedge/underlay/mutations/mutation/state/proposer (leaf, state). Identity
+// of whoever proposed it.
+type Kedge_Underlay_Mutations_Mutation_State_ProposerPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/proposer", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_ProposerPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/proposer"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_ProposerPath) Val(v string) *gpb.TypedValue {
 	return str(v)
 }
 
 // Kedge_Underlay_Mutations_Mutation_State_ReasonPath is the path of
-// /kedge/underlay/mutations/mutation/state/reason (leaf, state). Why the
-// mutation was denied or frozen.
+// /kedge/underlay/mutations/mutation/state/reason (leaf, state). Why it
+// waits, failed or was denied.
 type Kedge_Underlay_Mutations_Mutation_State_ReasonPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/mutations/mutation/state/reason", the schema path (no keys).
@@ -6862,6 +8655,21 @@ func (Kedge_Underlay_Mutations_Mutation_State_ReasonPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Mutations_Mutation_State_ReasonPath) Val(v string) *gpb.TypedValue {
 	return str(v)
+}
+
+// Kedge_Underlay_Mutations_Mutation_State_SequencePath is the path of
+// /kedge/underlay/mutations/mutation/state/sequence (leaf, state). Its place
+// in the queue, in order of proposal.
+type Kedge_Underlay_Mutations_Mutation_State_SequencePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/sequence", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_SequencePath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/sequence"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_SequencePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
 }
 
 // Kedge_Underlay_Mutations_Mutation_State_StatusPath is the path of
@@ -6881,7 +8689,7 @@ func (Kedge_Underlay_Mutations_Mutation_State_StatusPath) Val(v MutationStatus) 
 
 // Kedge_Underlay_Mutations_Mutation_State_TierPath is the path of
 // /kedge/underlay/mutations/mutation/state/tier (leaf, state). Authority tier
-// of the proposer.
+// the proposal executes under.
 type Kedge_Underlay_Mutations_Mutation_State_TierPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/mutations/mutation/state/tier", the schema path (no keys).
@@ -6894,27 +8702,96 @@ func (Kedge_Underlay_Mutations_Mutation_State_TierPath) Val(v Tier) *gpb.TypedVa
 	return str(string(v))
 }
 
+// Kedge_Underlay_Mutations_Mutation_State_VlansPath is the path of
+// /kedge/underlay/mutations/mutation/state/vlans (leaf-list, state). The
+// VLANs whose intent it brings to those devices (a VLAN gone from the intent
+// is removed); every VLAN when empty.
+type Kedge_Underlay_Mutations_Mutation_State_VlansPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/mutations/mutation/state/vlans", the schema path (no keys).
+func (Kedge_Underlay_Mutations_Mutation_State_VlansPath) SchemaPath() string {
+	return "/kedge/underlay/mutations/mutation/state/vlans"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Underlay_Mutations_Mutation_State_VlansPath) Val(vs []uint16) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = uintv(uint64(v))
+	}
+	return list(el)
+}
+
 // Kedge_Underlay_StatePath is the path of /kedge/underlay/state (container,
-// state). Applied settings and drift state.
+// state). Applied settings and underlay-wide state.
 type Kedge_Underlay_StatePath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/state", the schema path (no keys).
 func (Kedge_Underlay_StatePath) SchemaPath() string { return "/kedge/underlay/state" }
+
+// CommitConfirmSeconds returns the path of /kedge/underlay/state/commit-confirm-seconds.
+func (Kedge_Underlay_StatePath) CommitConfirmSeconds() Kedge_Underlay_State_CommitConfirmSecondsPath {
+	return Kedge_Underlay_State_CommitConfirmSecondsPath{base{p_Kedge_Underlay_State_CommitConfirmSeconds}}
+}
+
+// CompilerFrozen returns the path of /kedge/underlay/state/compiler-frozen.
+func (Kedge_Underlay_StatePath) CompilerFrozen() Kedge_Underlay_State_CompilerFrozenPath {
+	return Kedge_Underlay_State_CompilerFrozenPath{base{p_Kedge_Underlay_State_CompilerFrozen}}
+}
 
 // DriftDetected returns the path of /kedge/underlay/state/drift-detected.
 func (Kedge_Underlay_StatePath) DriftDetected() Kedge_Underlay_State_DriftDetectedPath {
 	return Kedge_Underlay_State_DriftDetectedPath{base{p_Kedge_Underlay_State_DriftDetected}}
 }
 
-// DriftIntervalSeconds returns the path of /kedge/underlay/state/drift-interval-seconds.
-func (Kedge_Underlay_StatePath) DriftIntervalSeconds() Kedge_Underlay_State_DriftIntervalSecondsPath {
-	return Kedge_Underlay_State_DriftIntervalSecondsPath{base{p_Kedge_Underlay_State_DriftIntervalSeconds}}
+// DriftIntervalMs returns the path of /kedge/underlay/state/drift-interval-ms.
+func (Kedge_Underlay_StatePath) DriftIntervalMs() Kedge_Underlay_State_DriftIntervalMsPath {
+	return Kedge_Underlay_State_DriftIntervalMsPath{base{p_Kedge_Underlay_State_DriftIntervalMs}}
 }
 
 // LastDriftCheck returns the path of /kedge/underlay/state/last-drift-check.
 func (Kedge_Underlay_StatePath) LastDriftCheck() Kedge_Underlay_State_LastDriftCheckPath {
 	return Kedge_Underlay_State_LastDriftCheckPath{base{p_Kedge_Underlay_State_LastDriftCheck}}
 }
+
+// Level returns the path of /kedge/underlay/state/level.
+func (Kedge_Underlay_StatePath) Level() Kedge_Underlay_State_LevelPath {
+	return Kedge_Underlay_State_LevelPath{base{p_Kedge_Underlay_State_Level}}
+}
+
+// Waiting returns the path of /kedge/underlay/state/waiting.
+func (Kedge_Underlay_StatePath) Waiting() Kedge_Underlay_State_WaitingPath {
+	return Kedge_Underlay_State_WaitingPath{base{p_Kedge_Underlay_State_Waiting}}
+}
+
+// Kedge_Underlay_State_CommitConfirmSecondsPath is the path of
+// /kedge/underlay/state/commit-confirm-seconds (leaf, state). Rollback
+// duration of a commit-confirmed push: a device that is not confirmed within
+// it rolls the push back by itself.
+type Kedge_Underlay_State_CommitConfirmSecondsPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/state/commit-confirm-seconds", the schema path (no keys).
+func (Kedge_Underlay_State_CommitConfirmSecondsPath) SchemaPath() string {
+	return "/kedge/underlay/state/commit-confirm-seconds"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_State_CommitConfirmSecondsPath) Val(v uint16) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Underlay_State_CompilerFrozenPath is the path of
+// /kedge/underlay/state/compiler-frozen (leaf, state). Whether the posture
+// level froze the compiler.
+type Kedge_Underlay_State_CompilerFrozenPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/state/compiler-frozen", the schema path (no keys).
+func (Kedge_Underlay_State_CompilerFrozenPath) SchemaPath() string {
+	return "/kedge/underlay/state/compiler-frozen"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_State_CompilerFrozenPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
 
 // Kedge_Underlay_State_DriftDetectedPath is the path of
 // /kedge/underlay/state/drift-detected (leaf, state). Whether any device
@@ -6929,24 +8806,25 @@ func (Kedge_Underlay_State_DriftDetectedPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_State_DriftDetectedPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
 
-// Kedge_Underlay_State_DriftIntervalSecondsPath is the path of
-// /kedge/underlay/state/drift-interval-seconds (leaf, state). How often
-// device configuration is checked for drift; 0 turns checks off.
-type Kedge_Underlay_State_DriftIntervalSecondsPath struct{ base }
+// Kedge_Underlay_State_DriftIntervalMsPath is the path of
+// /kedge/underlay/state/drift-interval-ms (leaf, state). How often devices
+// without ON_CHANGE subscriptions are read for drift at this level (the
+// accord's underlay-drift-interval-ms).
+type Kedge_Underlay_State_DriftIntervalMsPath struct{ base }
 
-// SchemaPath returns "/kedge/underlay/state/drift-interval-seconds", the schema path (no keys).
-func (Kedge_Underlay_State_DriftIntervalSecondsPath) SchemaPath() string {
-	return "/kedge/underlay/state/drift-interval-seconds"
+// SchemaPath returns "/kedge/underlay/state/drift-interval-ms", the schema path (no keys).
+func (Kedge_Underlay_State_DriftIntervalMsPath) SchemaPath() string {
+	return "/kedge/underlay/state/drift-interval-ms"
 }
 
 // Val encodes v as the leaf's gNMI value.
-func (Kedge_Underlay_State_DriftIntervalSecondsPath) Val(v uint32) *gpb.TypedValue {
+func (Kedge_Underlay_State_DriftIntervalMsPath) Val(v uint32) *gpb.TypedValue {
 	return uintv(uint64(v))
 }
 
 // Kedge_Underlay_State_LastDriftCheckPath is the path of
-// /kedge/underlay/state/last-drift-check (leaf, state). When drift was last
-// checked.
+// /kedge/underlay/state/last-drift-check (leaf, state). When a device's
+// running configuration was last compared.
 type Kedge_Underlay_State_LastDriftCheckPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/state/last-drift-check", the schema path (no keys).
@@ -6957,8 +8835,29 @@ func (Kedge_Underlay_State_LastDriftCheckPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_State_LastDriftCheckPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
 
+// Kedge_Underlay_State_LevelPath is the path of /kedge/underlay/state/level
+// (leaf, state). The posture level the underlay gates act on.
+type Kedge_Underlay_State_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/state/level", the schema path (no keys).
+func (Kedge_Underlay_State_LevelPath) SchemaPath() string { return "/kedge/underlay/state/level" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_State_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Underlay_State_WaitingPath is the path of
+// /kedge/underlay/state/waiting (leaf, state). Mutations proposed but held
+// back.
+type Kedge_Underlay_State_WaitingPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/state/waiting", the schema path (no keys).
+func (Kedge_Underlay_State_WaitingPath) SchemaPath() string { return "/kedge/underlay/state/waiting" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_State_WaitingPath) Val(v uint32) *gpb.TypedValue { return uintv(uint64(v)) }
+
 // Kedge_Underlay_VlansPath is the path of /kedge/underlay/vlans (container,
-// config). VLAN interfaces on this node.
+// config). VLANs: on the devices, and as interfaces of this node.
 type Kedge_Underlay_VlansPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans", the schema path (no keys).
@@ -6975,7 +8874,7 @@ func (p Kedge_Underlay_VlansPath) VlanAny() Kedge_Underlay_Vlans_VlanPath {
 }
 
 // Kedge_Underlay_Vlans_VlanPath is the path of /kedge/underlay/vlans/vlan
-// (list entry, config). One VLAN interface.
+// (list entry, config). One VLAN.
 type Kedge_Underlay_Vlans_VlanPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans/vlan", the schema path (no keys).
@@ -7010,13 +8909,23 @@ func (p Kedge_Underlay_Vlans_VlanPath) Id() Kedge_Underlay_Vlans_Vlan_IdPath {
 	return Kedge_Underlay_Vlans_Vlan_IdPath{p.child(e_id)}
 }
 
+// Members returns the path of /kedge/underlay/vlans/vlan/members.
+func (p Kedge_Underlay_Vlans_VlanPath) Members() Kedge_Underlay_Vlans_Vlan_MembersPath {
+	return Kedge_Underlay_Vlans_Vlan_MembersPath{p.child(e_members)}
+}
+
 // State returns the path of /kedge/underlay/vlans/vlan/state.
 func (p Kedge_Underlay_Vlans_VlanPath) State() Kedge_Underlay_Vlans_Vlan_StatePath {
 	return Kedge_Underlay_Vlans_Vlan_StatePath{p.child(e_state)}
 }
 
+// Subinterfaces returns the path of /kedge/underlay/vlans/vlan/subinterfaces.
+func (p Kedge_Underlay_Vlans_VlanPath) Subinterfaces() Kedge_Underlay_Vlans_Vlan_SubinterfacesPath {
+	return Kedge_Underlay_Vlans_Vlan_SubinterfacesPath{p.child(e_subinterfaces)}
+}
+
 // Kedge_Underlay_Vlans_Vlan_ConfigPath is the path of
-// /kedge/underlay/vlans/vlan/config (container, config). Intended interface.
+// /kedge/underlay/vlans/vlan/config (container, config). Intended VLAN.
 type Kedge_Underlay_Vlans_Vlan_ConfigPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans/vlan/config", the schema path (no keys).
@@ -7044,6 +8953,11 @@ func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Monitoring() Kedge_Underlay_Vlans_
 	return Kedge_Underlay_Vlans_Vlan_Config_MonitoringPath{p.child(e_monitoring)}
 }
 
+// Name returns the path of /kedge/underlay/vlans/vlan/config/name.
+func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Name() Kedge_Underlay_Vlans_Vlan_Config_NamePath {
+	return Kedge_Underlay_Vlans_Vlan_Config_NamePath{p.child(e_name)}
+}
+
 // Parent returns the path of /kedge/underlay/vlans/vlan/config/parent.
 func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Parent() Kedge_Underlay_Vlans_Vlan_Config_ParentPath {
 	return Kedge_Underlay_Vlans_Vlan_Config_ParentPath{p.child(e_parent)}
@@ -7051,7 +8965,7 @@ func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Parent() Kedge_Underlay_Vlans_Vlan
 
 // Kedge_Underlay_Vlans_Vlan_Config_AddressesPath is the path of
 // /kedge/underlay/vlans/vlan/config/addresses (leaf-list, config). Addresses
-// on the interface, with prefix length.
+// on this node's interface, with prefix length.
 type Kedge_Underlay_Vlans_Vlan_Config_AddressesPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans/vlan/config/addresses", the schema path (no keys).
@@ -7081,8 +8995,9 @@ func (Kedge_Underlay_Vlans_Vlan_Config_IdPath) SchemaPath() string {
 func (Kedge_Underlay_Vlans_Vlan_Config_IdPath) Val(v uint16) *gpb.TypedValue { return uintv(uint64(v)) }
 
 // Kedge_Underlay_Vlans_Vlan_Config_IfnamePath is the path of
-// /kedge/underlay/vlans/vlan/config/ifname (leaf, config). Name of the
-// interface to create; the daemon derives one when absent.
+// /kedge/underlay/vlans/vlan/config/ifname (leaf, config). Name of this
+// node's interface for the VLAN (with parent); the daemon derives one when
+// absent.
 type Kedge_Underlay_Vlans_Vlan_Config_IfnamePath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans/vlan/config/ifname", the schema path (no keys).
@@ -7106,9 +9021,23 @@ func (Kedge_Underlay_Vlans_Vlan_Config_MonitoringPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Vlans_Vlan_Config_MonitoringPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
 
+// Kedge_Underlay_Vlans_Vlan_Config_NamePath is the path of
+// /kedge/underlay/vlans/vlan/config/name (leaf, config). The VLAN's name on
+// the devices.
+type Kedge_Underlay_Vlans_Vlan_Config_NamePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/config/name", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Config_NamePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/config/name"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Config_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
 // Kedge_Underlay_Vlans_Vlan_Config_ParentPath is the path of
-// /kedge/underlay/vlans/vlan/config/parent (leaf, config). The interface the
-// VLAN rides on.
+// /kedge/underlay/vlans/vlan/config/parent (leaf, config). This node's
+// interface the VLAN rides on; without it the VLAN exists on the devices
+// only.
 type Kedge_Underlay_Vlans_Vlan_Config_ParentPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans/vlan/config/parent", the schema path (no keys).
@@ -7129,9 +9058,251 @@ func (Kedge_Underlay_Vlans_Vlan_IdPath) SchemaPath() string { return "/kedge/und
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Vlans_Vlan_IdPath) Val(v uint16) *gpb.TypedValue { return uintv(uint64(v)) }
 
+// Kedge_Underlay_Vlans_Vlan_MembersPath is the path of
+// /kedge/underlay/vlans/vlan/members (container, config). Device ports that
+// carry the VLAN.
+type Kedge_Underlay_Vlans_Vlan_MembersPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_MembersPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members"
+}
+
+// Member returns the path of the /kedge/underlay/vlans/vlan/members/member entry with the given keys.
+func (p Kedge_Underlay_Vlans_Vlan_MembersPath) Member(device string, port string) Kedge_Underlay_Vlans_Vlan_Members_MemberPath {
+	return Kedge_Underlay_Vlans_Vlan_Members_MemberPath{p.child(&gpb.PathElem{Name: "member", Key: map[string]string{"device": device, "port": port}})}
+}
+
+// MemberAny returns the path of every /kedge/underlay/vlans/vlan/members/member entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Underlay_Vlans_Vlan_MembersPath) MemberAny() Kedge_Underlay_Vlans_Vlan_Members_MemberPath {
+	return Kedge_Underlay_Vlans_Vlan_Members_MemberPath{p.child(&gpb.PathElem{Name: "member", Key: map[string]string{"device": "*", "port": "*"}})}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_MemberPath is the path of
+// /kedge/underlay/vlans/vlan/members/member (list entry, config). One device
+// port.
+type Kedge_Underlay_Vlans_Vlan_Members_MemberPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_MemberPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member"
+}
+
+// ParseKeys reads the keys of a /kedge/underlay/vlans/vlan/members/member entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Underlay_Vlans_Vlan_Members_MemberPath) ParseKeys(e *gpb.PathElem) (device string, port string, err error) {
+	if e.GetName() != "member" {
+		err = fmt.Errorf("parse keys of /kedge/underlay/vlans/vlan/members/member: element %q is not member", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["device"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/underlay/vlans/vlan/members/member: no key device")
+		return
+	} else {
+		device = s
+	}
+	if s, ok := e.GetKey()["port"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/underlay/vlans/vlan/members/member: no key port")
+		return
+	} else {
+		port = s
+	}
+	return device, port, nil
+}
+
+// Config returns the path of /kedge/underlay/vlans/vlan/members/member/config.
+func (p Kedge_Underlay_Vlans_Vlan_Members_MemberPath) Config() Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath{p.child(e_config)}
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/members/member/device.
+func (p Kedge_Underlay_Vlans_Vlan_Members_MemberPath) Device() Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath{p.child(e_device)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/members/member/port.
+func (p Kedge_Underlay_Vlans_Vlan_Members_MemberPath) Port() Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath{p.child(e_port)}
+}
+
+// State returns the path of /kedge/underlay/vlans/vlan/members/member/state.
+func (p Kedge_Underlay_Vlans_Vlan_Members_MemberPath) State() Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath{p.child(e_state)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/config (container, config).
+// Intended member.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/config", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/config"
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/members/member/config/device.
+func (p Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) Device() Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath{p.child(e_device)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/members/member/config/port.
+func (p Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) Port() Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath{p.child(e_port)}
+}
+
+// Untagged returns the path of /kedge/underlay/vlans/vlan/members/member/config/untagged.
+func (p Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) Untagged() Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath{p.child(e_untagged)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath is the path of
+// /kedge/underlay/vlans/vlan/members/member/config/device (leaf, config). The
+// device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/config/device", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/config/device"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/config/port (leaf, config). The
+// port (OpenConfig interface name) on the device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/config/port", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/config/port"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/config/untagged (leaf, config).
+// Whether the port carries the VLAN untagged (access, or the trunk's native
+// VLAN); tagged (trunk) otherwise.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/config/untagged", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/config/untagged"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath) Val(v bool) *gpb.TypedValue {
+	return boolv(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath is the path of
+// /kedge/underlay/vlans/vlan/members/member/device (leaf, config). Reference
+// to the device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/device", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/device"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/port (leaf, config). Reference to
+// the port.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/port", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/port"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath is the path of
+// /kedge/underlay/vlans/vlan/members/member/state (container, state). The
+// member as compiled.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/state", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/state"
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/members/member/state/device.
+func (p Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) Device() Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath{p.child(e_device)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/members/member/state/port.
+func (p Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) Port() Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath{p.child(e_port)}
+}
+
+// Untagged returns the path of /kedge/underlay/vlans/vlan/members/member/state/untagged.
+func (p Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) Untagged() Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath {
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath{p.child(e_untagged)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath is the path of
+// /kedge/underlay/vlans/vlan/members/member/state/device (leaf, state). The
+// device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/state/device", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/state/device"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/state/port (leaf, state). The
+// port (OpenConfig interface name) on the device.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/state/port", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/state/port"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath is the path of
+// /kedge/underlay/vlans/vlan/members/member/state/untagged (leaf, state).
+// Whether the port carries the VLAN untagged (access, or the trunk's native
+// VLAN); tagged (trunk) otherwise.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/members/member/state/untagged", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/members/member/state/untagged"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath) Val(v bool) *gpb.TypedValue {
+	return boolv(v)
+}
+
 // Kedge_Underlay_Vlans_Vlan_StatePath is the path of
-// /kedge/underlay/vlans/vlan/state (container, state). Applied interface and
-// its state.
+// /kedge/underlay/vlans/vlan/state (container, state). This node's interface
+// for the VLAN and its state.
 type Kedge_Underlay_Vlans_Vlan_StatePath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans/vlan/state", the schema path (no keys).
@@ -7169,6 +9340,11 @@ func (p Kedge_Underlay_Vlans_Vlan_StatePath) Monitoring() Kedge_Underlay_Vlans_V
 	return Kedge_Underlay_Vlans_Vlan_State_MonitoringPath{p.child(e_monitoring)}
 }
 
+// Name returns the path of /kedge/underlay/vlans/vlan/state/name.
+func (p Kedge_Underlay_Vlans_Vlan_StatePath) Name() Kedge_Underlay_Vlans_Vlan_State_NamePath {
+	return Kedge_Underlay_Vlans_Vlan_State_NamePath{p.child(e_name)}
+}
+
 // Parent returns the path of /kedge/underlay/vlans/vlan/state/parent.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Parent() Kedge_Underlay_Vlans_Vlan_State_ParentPath {
 	return Kedge_Underlay_Vlans_Vlan_State_ParentPath{p.child(e_parent)}
@@ -7181,7 +9357,7 @@ func (p Kedge_Underlay_Vlans_Vlan_StatePath) Status() Kedge_Underlay_Vlans_Vlan_
 
 // Kedge_Underlay_Vlans_Vlan_State_AddressesPath is the path of
 // /kedge/underlay/vlans/vlan/state/addresses (leaf-list, state). Addresses on
-// the interface, with prefix length.
+// this node's interface, with prefix length.
 type Kedge_Underlay_Vlans_Vlan_State_AddressesPath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans/vlan/state/addresses", the schema path (no keys).
@@ -7224,8 +9400,8 @@ func (Kedge_Underlay_Vlans_Vlan_State_IdPath) SchemaPath() string {
 func (Kedge_Underlay_Vlans_Vlan_State_IdPath) Val(v uint16) *gpb.TypedValue { return uintv(uint64(v)) }
 
 // Kedge_Underlay_Vlans_Vlan_State_IfnamePath is the path of
-// /kedge/underlay/vlans/vlan/state/ifname (leaf, state). Name of the
-// interface to create; the daemon derives one when absent.
+// /kedge/underlay/vlans/vlan/state/ifname (leaf, state). Name of this node's
+// interface for the VLAN (with parent); the daemon derives one when absent.
 type Kedge_Underlay_Vlans_Vlan_State_IfnamePath struct{ base }
 
 // SchemaPath returns "/kedge/underlay/vlans/vlan/state/ifname", the schema path (no keys).
@@ -7264,6 +9440,19 @@ func (Kedge_Underlay_Vlans_Vlan_State_MonitoringPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Vlans_Vlan_State_MonitoringPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
 
+// Kedge_Underlay_Vlans_Vlan_State_NamePath is the path of
+// /kedge/underlay/vlans/vlan/state/name (leaf, state). The VLAN's name on the
+// devices.
+type Kedge_Underlay_Vlans_Vlan_State_NamePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/state/name", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_State_NamePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/state/name"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_State_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
 // Kedge_Underlay_Vlans_Vlan_State_ParentPath is the path of
 // /kedge/underlay/vlans/vlan/state/parent (leaf, state). The interface the
 // VLAN rides on.
@@ -7290,4 +9479,260 @@ func (Kedge_Underlay_Vlans_Vlan_State_StatusPath) SchemaPath() string {
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Underlay_Vlans_Vlan_State_StatusPath) Val(v VlanStatus) *gpb.TypedValue {
 	return str(string(v))
+}
+
+// Kedge_Underlay_Vlans_Vlan_SubinterfacesPath is the path of
+// /kedge/underlay/vlans/vlan/subinterfaces (container, config). Routed
+// subinterfaces for the VLAN on device ports.
+type Kedge_Underlay_Vlans_Vlan_SubinterfacesPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces"
+}
+
+// Subinterface returns the path of the /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry with the given keys.
+func (p Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) Subinterface(device string, port string) Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{p.child(&gpb.PathElem{Name: "subinterface", Key: map[string]string{"device": device, "port": port}})}
+}
+
+// SubinterfaceAny returns the path of every /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) SubinterfaceAny() Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{p.child(&gpb.PathElem{Name: "subinterface", Key: map[string]string{"device": "*", "port": "*"}})}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath is the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface (list entry, config).
+// One routed subinterface.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface"
+}
+
+// ParseKeys reads the keys of a /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) ParseKeys(e *gpb.PathElem) (device string, port string, err error) {
+	if e.GetName() != "subinterface" {
+		err = fmt.Errorf("parse keys of /kedge/underlay/vlans/vlan/subinterfaces/subinterface: element %q is not subinterface", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["device"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/underlay/vlans/vlan/subinterfaces/subinterface: no key device")
+		return
+	} else {
+		device = s
+	}
+	if s, ok := e.GetKey()["port"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/underlay/vlans/vlan/subinterfaces/subinterface: no key port")
+		return
+	} else {
+		port = s
+	}
+	return device, port, nil
+}
+
+// Config returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) Config() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath{p.child(e_config)}
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/device.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) Device() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath{p.child(e_device)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/port.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) Port() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath{p.child(e_port)}
+}
+
+// State returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) State() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath{p.child(e_state)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath is the path
+// of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config (container,
+// config). Intended subinterface.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/config", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/config"
+}
+
+// Addresses returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/addresses.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) Addresses() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath{p.child(e_addresses)}
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/device.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) Device() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath{p.child(e_device)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/port.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) Port() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath{p.child(e_port)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath
+// is the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/addresses
+// (leaf-list, config). The subinterface's addresses, with prefix length.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/addresses", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/addresses"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath) Val(vs []string) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = str(v)
+	}
+	return list(el)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath is
+// the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/device (leaf,
+// config). The device.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/device", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/device"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath is the
+// path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/port
+// (leaf, config). The port whose subinterface (index = VLAN id) routes the
+// VLAN.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/port", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/port"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath is the path
+// of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/device (leaf,
+// config). Reference to the device.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/device", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/device"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath is the path
+// of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/port (leaf,
+// config). Reference to the port.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/port", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/port"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath is the path
+// of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state (container,
+// state). The subinterface as compiled.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/state", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/state"
+}
+
+// Addresses returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/addresses.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) Addresses() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath{p.child(e_addresses)}
+}
+
+// Device returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/device.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) Device() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath{p.child(e_device)}
+}
+
+// Port returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/port.
+func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) Port() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath{p.child(e_port)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath is
+// the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/addresses
+// (leaf-list, state). The subinterface's addresses, with prefix length.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/addresses", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/addresses"
+}
+
+// Val encodes vs as the leaf-list's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath) Val(vs []string) *gpb.TypedValue {
+	el := make([]*gpb.TypedValue, len(vs))
+	for i, v := range vs {
+		el[i] = str(v)
+	}
+	return list(el)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath is
+// the path of
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/device (leaf,
+// state). The device.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/device", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/device"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath is the
+// path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/port
+// (leaf, state). The port whose subinterface (index = VLAN id) routes the
+// VLAN.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath struct{ base }
+
+// SchemaPath returns "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/port", the schema path (no keys).
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath) SchemaPath() string {
+	return "/kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/port"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath) Val(v string) *gpb.TypedValue {
+	return str(v)
 }

@@ -25,367 +25,480 @@ var _ kedgepath.RootPath
 
 // Schema nodes, resolved by load.
 var (
-	schema                                                                *tree.Schema
-	loadOnce                                                              sync.Once
-	n_Kedge                                                               *tree.Node
-	n_Kedge_Accords                                                       *tree.Node
-	n_Kedge_Accords_Accord                                                *tree.Node
-	n_Kedge_Accords_Accord_Config                                         *tree.Node
-	n_Kedge_Accords_Accord_Config_AllowedSessionTypes                     *tree.Node
-	n_Kedge_Accords_Accord_Config_CompilerFrozen                          *tree.Node
-	n_Kedge_Accords_Accord_Config_ForensicSnapshot                        *tree.Node
-	n_Kedge_Accords_Accord_Config_Handshake                               *tree.Node
-	n_Kedge_Accords_Accord_Config_HealthCheckSeconds                      *tree.Node
-	n_Kedge_Accords_Accord_Config_KeepaliveSeconds                        *tree.Node
-	n_Kedge_Accords_Accord_Config_Level                                   *tree.Node
-	n_Kedge_Accords_Accord_Config_NotaryFlush                             *tree.Node
-	n_Kedge_Accords_Accord_Config_NotaryPayloadHashing                    *tree.Node
-	n_Kedge_Accords_Accord_Config_NotarySamplingPercent                   *tree.Node
-	n_Kedge_Accords_Accord_Config_OverlayMode                             *tree.Node
-	n_Kedge_Accords_Accord_Config_RoutePolicy                             *tree.Node
-	n_Kedge_Accords_Accord_Config_UnderlayMutationTiers                   *tree.Node
-	n_Kedge_Accords_Accord_Config_VppFlowPolicy                           *tree.Node
-	n_Kedge_Accords_Accord_Level                                          *tree.Node
-	n_Kedge_Accords_Accord_State                                          *tree.Node
-	n_Kedge_Accords_Accord_State_AllowedSessionTypes                      *tree.Node
-	n_Kedge_Accords_Accord_State_CompilerFrozen                           *tree.Node
-	n_Kedge_Accords_Accord_State_ForensicSnapshot                         *tree.Node
-	n_Kedge_Accords_Accord_State_Handshake                                *tree.Node
-	n_Kedge_Accords_Accord_State_HealthCheckSeconds                       *tree.Node
-	n_Kedge_Accords_Accord_State_KeepaliveSeconds                         *tree.Node
-	n_Kedge_Accords_Accord_State_Level                                    *tree.Node
-	n_Kedge_Accords_Accord_State_NotaryFlush                              *tree.Node
-	n_Kedge_Accords_Accord_State_NotaryPayloadHashing                     *tree.Node
-	n_Kedge_Accords_Accord_State_NotarySamplingPercent                    *tree.Node
-	n_Kedge_Accords_Accord_State_OverlayMode                              *tree.Node
-	n_Kedge_Accords_Accord_State_RoutePolicy                              *tree.Node
-	n_Kedge_Accords_Accord_State_UnderlayMutationTiers                    *tree.Node
-	n_Kedge_Accords_Accord_State_VppFlowPolicy                            *tree.Node
-	n_Kedge_Aft                                                           *tree.Node
-	n_Kedge_Aft_Ipv4Entries                                               *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry                                     *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config                              *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata                     *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup                 *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix                       *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session                      *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix                              *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State                               *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata                      *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup                  *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix                        *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason                        *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session                       *tree.Node
-	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status                        *tree.Node
-	n_Kedge_Aft_Ipv6Entries                                               *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry                                     *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config                              *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata                     *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup                 *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix                       *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session                      *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix                              *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State                               *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata                      *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup                  *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix                        *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason                        *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session                       *tree.Node
-	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status                        *tree.Node
-	n_Kedge_Aft_NextHopGroups                                             *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup                                *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config                         *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup      *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id                      *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session                 *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_Id                             *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops                       *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop               *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config        *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index  *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index         *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State         *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index   *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight  *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_State                          *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup       *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id                       *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason                   *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session                  *tree.Node
-	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status                   *tree.Node
-	n_Kedge_Aft_NextHops                                                  *tree.Node
-	n_Kedge_Aft_NextHops_NextHop                                          *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_Config                                   *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_Config_Index                             *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_Config_Interface                         *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_Config_IpAddress                         *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_Config_Session                           *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_Config_Unsupported                       *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_Index                                    *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_State                                    *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_State_Index                              *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_State_Interface                          *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_State_IpAddress                          *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_State_Reason                             *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_State_Session                            *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_State_Status                             *tree.Node
-	n_Kedge_Aft_NextHops_NextHop_State_Unsupported                        *tree.Node
-	n_Kedge_Aft_Sessions                                                  *tree.Node
-	n_Kedge_Aft_Sessions_Session                                          *tree.Node
-	n_Kedge_Aft_Sessions_Session_Config                                   *tree.Node
-	n_Kedge_Aft_Sessions_Session_Config_Class                             *tree.Node
-	n_Kedge_Aft_Sessions_Session_Config_Id                                *tree.Node
-	n_Kedge_Aft_Sessions_Session_Config_Identity                          *tree.Node
-	n_Kedge_Aft_Sessions_Session_Config_Persistence                       *tree.Node
-	n_Kedge_Aft_Sessions_Session_Config_Tier                              *tree.Node
-	n_Kedge_Aft_Sessions_Session_Id                                       *tree.Node
-	n_Kedge_Aft_Sessions_Session_State                                    *tree.Node
-	n_Kedge_Aft_Sessions_Session_State_Class                              *tree.Node
-	n_Kedge_Aft_Sessions_Session_State_Id                                 *tree.Node
-	n_Kedge_Aft_Sessions_Session_State_Identity                           *tree.Node
-	n_Kedge_Aft_Sessions_Session_State_Persistence                        *tree.Node
-	n_Kedge_Aft_Sessions_Session_State_Tier                               *tree.Node
-	n_Kedge_Aft_State                                                     *tree.Node
-	n_Kedge_Aft_State_ProgrammedSequence                                  *tree.Node
-	n_Kedge_Mesh                                                          *tree.Node
-	n_Kedge_Mesh_Config                                                   *tree.Node
-	n_Kedge_Mesh_Config_Addresses                                         *tree.Node
-	n_Kedge_Mesh_Config_Interface                                         *tree.Node
-	n_Kedge_Mesh_Config_ListenPort                                        *tree.Node
-	n_Kedge_Mesh_Config_Mtu                                               *tree.Node
-	n_Kedge_Mesh_Peers                                                    *tree.Node
-	n_Kedge_Mesh_Peers_Peer                                               *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Config                                        *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Config_AllowedIps                             *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Config_Cluster                                *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Config_Critical                               *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Config_Endpoint                               *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Config_Name                                   *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive                    *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Config_PublicKey                              *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Config_Reconnect                              *tree.Node
-	n_Kedge_Mesh_Peers_Peer_Name                                          *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State                                         *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_AllowedIps                              *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_Cluster                                 *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_Critical                                *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_Endpoint                                *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_Error                                   *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_LastHandshake                           *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_Name                                    *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive                     *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_PublicKey                               *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_Reconnect                               *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_RxBytes                                 *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_Status                                  *tree.Node
-	n_Kedge_Mesh_Peers_Peer_State_TxBytes                                 *tree.Node
-	n_Kedge_Mesh_State                                                    *tree.Node
-	n_Kedge_Mesh_State_Addresses                                          *tree.Node
-	n_Kedge_Mesh_State_Endpoint                                           *tree.Node
-	n_Kedge_Mesh_State_Error                                              *tree.Node
-	n_Kedge_Mesh_State_Interface                                          *tree.Node
-	n_Kedge_Mesh_State_ListenPort                                         *tree.Node
-	n_Kedge_Mesh_State_Mtu                                                *tree.Node
-	n_Kedge_Mesh_State_PublicKey                                          *tree.Node
-	n_Kedge_Mesh_State_Status                                             *tree.Node
-	n_Kedge_Notary                                                        *tree.Node
-	n_Kedge_Notary_Config                                                 *tree.Node
-	n_Kedge_Notary_Config_Anchor                                          *tree.Node
-	n_Kedge_Notary_Config_SamplingPercentOverride                         *tree.Node
-	n_Kedge_Notary_State                                                  *tree.Node
-	n_Kedge_Notary_State_Anchor                                           *tree.Node
-	n_Kedge_Notary_State_FlushMode                                        *tree.Node
-	n_Kedge_Notary_State_LastFlush                                        *tree.Node
-	n_Kedge_Notary_State_LogSize                                          *tree.Node
-	n_Kedge_Notary_State_PayloadHashing                                   *tree.Node
-	n_Kedge_Notary_State_Records                                          *tree.Node
-	n_Kedge_Notary_State_RootHash                                         *tree.Node
-	n_Kedge_Notary_State_SamplingPercent                                  *tree.Node
-	n_Kedge_Notary_State_SamplingPercentOverride                          *tree.Node
-	n_Kedge_Pods                                                          *tree.Node
-	n_Kedge_Pods_Config                                                   *tree.Node
-	n_Kedge_Pods_Config_IpamPools                                         *tree.Node
-	n_Kedge_Pods_Pod                                                      *tree.Node
-	n_Kedge_Pods_Pod_Config                                               *tree.Node
-	n_Kedge_Pods_Pod_Config_Addresses                                     *tree.Node
-	n_Kedge_Pods_Pod_Config_AllowedMode                                   *tree.Node
-	n_Kedge_Pods_Pod_Config_AllowedTargets                                *tree.Node
-	n_Kedge_Pods_Pod_Config_ContainerId                                   *tree.Node
-	n_Kedge_Pods_Pod_Config_HostIfname                                    *tree.Node
-	n_Kedge_Pods_Pod_Config_Ifname                                        *tree.Node
-	n_Kedge_Pods_Pod_Config_Name                                          *tree.Node
-	n_Kedge_Pods_Pod_Config_Namespace                                     *tree.Node
-	n_Kedge_Pods_Pod_Config_Netns                                         *tree.Node
-	n_Kedge_Pods_Pod_Config_Tier                                          *tree.Node
-	n_Kedge_Pods_Pod_ContainerId                                          *tree.Node
-	n_Kedge_Pods_Pod_Ifname                                               *tree.Node
-	n_Kedge_Pods_Pod_State                                                *tree.Node
-	n_Kedge_Pods_Pod_State_Addresses                                      *tree.Node
-	n_Kedge_Pods_Pod_State_AllowedMode                                    *tree.Node
-	n_Kedge_Pods_Pod_State_AllowedTargets                                 *tree.Node
-	n_Kedge_Pods_Pod_State_ContainerId                                    *tree.Node
-	n_Kedge_Pods_Pod_State_HostIfname                                     *tree.Node
-	n_Kedge_Pods_Pod_State_Ifname                                         *tree.Node
-	n_Kedge_Pods_Pod_State_Name                                           *tree.Node
-	n_Kedge_Pods_Pod_State_Namespace                                      *tree.Node
-	n_Kedge_Pods_Pod_State_Netns                                          *tree.Node
-	n_Kedge_Pods_Pod_State_Reason                                         *tree.Node
-	n_Kedge_Pods_Pod_State_Status                                         *tree.Node
-	n_Kedge_Pods_Pod_State_Tier                                           *tree.Node
-	n_Kedge_Pods_State                                                    *tree.Node
-	n_Kedge_Pods_State_IpamPools                                          *tree.Node
-	n_Kedge_Posture                                                       *tree.Node
-	n_Kedge_Posture_Config                                                *tree.Node
-	n_Kedge_Posture_Config_Level                                          *tree.Node
-	n_Kedge_Posture_History                                               *tree.Node
-	n_Kedge_Posture_History_Transition                                    *tree.Node
-	n_Kedge_Posture_History_Transition_Sequence                           *tree.Node
-	n_Kedge_Posture_History_Transition_State                              *tree.Node
-	n_Kedge_Posture_History_Transition_State_DurationNs                   *tree.Node
-	n_Kedge_Posture_History_Transition_State_FromLevel                    *tree.Node
-	n_Kedge_Posture_History_Transition_State_Result                       *tree.Node
-	n_Kedge_Posture_History_Transition_State_Sequence                     *tree.Node
-	n_Kedge_Posture_History_Transition_State_Started                      *tree.Node
-	n_Kedge_Posture_History_Transition_State_ToLevel                      *tree.Node
-	n_Kedge_Posture_State                                                 *tree.Node
-	n_Kedge_Posture_State_EffectiveLevel                                  *tree.Node
-	n_Kedge_Posture_State_LastTransition                                  *tree.Node
-	n_Kedge_Posture_State_LastTransition_DurationNs                       *tree.Node
-	n_Kedge_Posture_State_LastTransition_FromLevel                        *tree.Node
-	n_Kedge_Posture_State_LastTransition_Result                           *tree.Node
-	n_Kedge_Posture_State_LastTransition_Started                          *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps                            *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps_Step                       *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps_Step_Index                 *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps_Step_State                 *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs      *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error           *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index           *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name            *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result          *tree.Node
-	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started         *tree.Node
-	n_Kedge_Posture_State_LastTransition_ToLevel                          *tree.Node
-	n_Kedge_Posture_State_Level                                           *tree.Node
-	n_Kedge_Posture_State_Sequence                                        *tree.Node
-	n_Kedge_Posture_State_Source                                          *tree.Node
-	n_Kedge_Routes                                                        *tree.Node
-	n_Kedge_Routes_Endpoints                                              *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint                                     *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_Config                              *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_Config_Kind                         *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_Config_Name                         *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix                       *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_Config_Service                      *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_Name                                *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_State                               *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_State_Kind                          *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_State_Name                          *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_State_Prefix                        *tree.Node
-	n_Kedge_Routes_Endpoints_Endpoint_State_Service                       *tree.Node
-	n_Kedge_Routes_Route                                                  *tree.Node
-	n_Kedge_Routes_Route_Config                                           *tree.Node
-	n_Kedge_Routes_Route_Config_Class                                     *tree.Node
-	n_Kedge_Routes_Route_Config_Device                                    *tree.Node
-	n_Kedge_Routes_Route_Config_Metric                                    *tree.Node
-	n_Kedge_Routes_Route_Config_NextHop                                   *tree.Node
-	n_Kedge_Routes_Route_Config_Owner                                     *tree.Node
-	n_Kedge_Routes_Route_Config_Prefix                                    *tree.Node
-	n_Kedge_Routes_Route_Config_Table                                     *tree.Node
-	n_Kedge_Routes_Route_Config_Tier                                      *tree.Node
-	n_Kedge_Routes_Route_Prefix                                           *tree.Node
-	n_Kedge_Routes_Route_State                                            *tree.Node
-	n_Kedge_Routes_Route_State_Class                                      *tree.Node
-	n_Kedge_Routes_Route_State_Device                                     *tree.Node
-	n_Kedge_Routes_Route_State_Metric                                     *tree.Node
-	n_Kedge_Routes_Route_State_NextHop                                    *tree.Node
-	n_Kedge_Routes_Route_State_Owner                                      *tree.Node
-	n_Kedge_Routes_Route_State_Prefix                                     *tree.Node
-	n_Kedge_Routes_Route_State_Reason                                     *tree.Node
-	n_Kedge_Routes_Route_State_Status                                     *tree.Node
-	n_Kedge_Routes_Route_State_Table                                      *tree.Node
-	n_Kedge_Routes_Route_State_Tier                                       *tree.Node
-	n_Kedge_Routes_Route_Table                                            *tree.Node
-	n_Kedge_Sessions                                                      *tree.Node
-	n_Kedge_Sessions_Session                                              *tree.Node
-	n_Kedge_Sessions_Session_Id                                           *tree.Node
-	n_Kedge_Sessions_Session_State                                        *tree.Node
-	n_Kedge_Sessions_Session_State_Critical                               *tree.Node
-	n_Kedge_Sessions_Session_State_EffectivePosture                       *tree.Node
-	n_Kedge_Sessions_Session_State_Id                                     *tree.Node
-	n_Kedge_Sessions_Session_State_Peer                                   *tree.Node
-	n_Kedge_Sessions_Session_State_PostureAtHandshake                     *tree.Node
-	n_Kedge_Sessions_Session_State_Started                                *tree.Node
-	n_Kedge_Sessions_Session_State_Status                                 *tree.Node
-	n_Kedge_Sessions_Session_State_Tier                                   *tree.Node
-	n_Kedge_Sessions_Session_State_Type                                   *tree.Node
-	n_Kedge_System                                                        *tree.Node
-	n_Kedge_System_Config                                                 *tree.Node
-	n_Kedge_System_Config_Cluster                                         *tree.Node
-	n_Kedge_System_Config_NodeName                                        *tree.Node
-	n_Kedge_System_Config_Role                                            *tree.Node
-	n_Kedge_System_State                                                  *tree.Node
-	n_Kedge_System_State_BootTime                                         *tree.Node
-	n_Kedge_System_State_Cluster                                          *tree.Node
-	n_Kedge_System_State_NodeName                                         *tree.Node
-	n_Kedge_System_State_Role                                             *tree.Node
-	n_Kedge_System_State_Version                                          *tree.Node
-	n_Kedge_Underlay                                                      *tree.Node
-	n_Kedge_Underlay_Config                                               *tree.Node
-	n_Kedge_Underlay_Config_DriftIntervalSeconds                          *tree.Node
-	n_Kedge_Underlay_Devices                                              *tree.Node
-	n_Kedge_Underlay_Devices_Device                                       *tree.Node
-	n_Kedge_Underlay_Devices_Device_Config                                *tree.Node
-	n_Kedge_Underlay_Devices_Device_Config_Address                        *tree.Node
-	n_Kedge_Underlay_Devices_Device_Config_Name                           *tree.Node
-	n_Kedge_Underlay_Devices_Device_Config_Role                           *tree.Node
-	n_Kedge_Underlay_Devices_Device_Config_Vendor                         *tree.Node
-	n_Kedge_Underlay_Devices_Device_Name                                  *tree.Node
-	n_Kedge_Underlay_Devices_Device_State                                 *tree.Node
-	n_Kedge_Underlay_Devices_Device_State_Address                         *tree.Node
-	n_Kedge_Underlay_Devices_Device_State_Drift                           *tree.Node
-	n_Kedge_Underlay_Devices_Device_State_LastSync                        *tree.Node
-	n_Kedge_Underlay_Devices_Device_State_Name                            *tree.Node
-	n_Kedge_Underlay_Devices_Device_State_Reachable                       *tree.Node
-	n_Kedge_Underlay_Devices_Device_State_Role                            *tree.Node
-	n_Kedge_Underlay_Devices_Device_State_Vendor                          *tree.Node
-	n_Kedge_Underlay_Mutations                                            *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation                                   *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_Config                            *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_Config_Device                     *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_Config_Id                         *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_Config_Proposal                   *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_Config_Tier                       *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_Id                                *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_State                             *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_State_Device                      *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_State_Id                          *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_State_Proposal                    *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_State_Reason                      *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_State_Status                      *tree.Node
-	n_Kedge_Underlay_Mutations_Mutation_State_Tier                        *tree.Node
-	n_Kedge_Underlay_State                                                *tree.Node
-	n_Kedge_Underlay_State_DriftDetected                                  *tree.Node
-	n_Kedge_Underlay_State_DriftIntervalSeconds                           *tree.Node
-	n_Kedge_Underlay_State_LastDriftCheck                                 *tree.Node
-	n_Kedge_Underlay_Vlans                                                *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan                                           *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_Config                                    *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_Config_Addresses                          *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_Config_Id                                 *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_Config_Ifname                             *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring                         *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_Config_Parent                             *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_Id                                        *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_State                                     *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_State_Addresses                           *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_State_Error                               *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_State_Id                                  *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_State_Ifname                              *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_State_Kind                                *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_State_Monitoring                          *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_State_Parent                              *tree.Node
-	n_Kedge_Underlay_Vlans_Vlan_State_Status                              *tree.Node
+	schema                                                                  *tree.Schema
+	loadOnce                                                                sync.Once
+	n_Kedge                                                                 *tree.Node
+	n_Kedge_Accords                                                         *tree.Node
+	n_Kedge_Accords_Accord                                                  *tree.Node
+	n_Kedge_Accords_Accord_Config                                           *tree.Node
+	n_Kedge_Accords_Accord_Config_AllowedSessionTypes                       *tree.Node
+	n_Kedge_Accords_Accord_Config_CompilerFrozen                            *tree.Node
+	n_Kedge_Accords_Accord_Config_ForensicSnapshot                          *tree.Node
+	n_Kedge_Accords_Accord_Config_Handshake                                 *tree.Node
+	n_Kedge_Accords_Accord_Config_HealthCheckSeconds                        *tree.Node
+	n_Kedge_Accords_Accord_Config_KeepaliveSeconds                          *tree.Node
+	n_Kedge_Accords_Accord_Config_Level                                     *tree.Node
+	n_Kedge_Accords_Accord_Config_NotaryFlush                               *tree.Node
+	n_Kedge_Accords_Accord_Config_NotaryPayloadHashing                      *tree.Node
+	n_Kedge_Accords_Accord_Config_NotarySamplingPercent                     *tree.Node
+	n_Kedge_Accords_Accord_Config_OverlayMode                               *tree.Node
+	n_Kedge_Accords_Accord_Config_RoutePolicy                               *tree.Node
+	n_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs                   *tree.Node
+	n_Kedge_Accords_Accord_Config_UnderlayMutationTiers                     *tree.Node
+	n_Kedge_Accords_Accord_Config_VppFlowPolicy                             *tree.Node
+	n_Kedge_Accords_Accord_Level                                            *tree.Node
+	n_Kedge_Accords_Accord_State                                            *tree.Node
+	n_Kedge_Accords_Accord_State_AllowedSessionTypes                        *tree.Node
+	n_Kedge_Accords_Accord_State_CompilerFrozen                             *tree.Node
+	n_Kedge_Accords_Accord_State_ForensicSnapshot                           *tree.Node
+	n_Kedge_Accords_Accord_State_Handshake                                  *tree.Node
+	n_Kedge_Accords_Accord_State_HealthCheckSeconds                         *tree.Node
+	n_Kedge_Accords_Accord_State_KeepaliveSeconds                           *tree.Node
+	n_Kedge_Accords_Accord_State_Level                                      *tree.Node
+	n_Kedge_Accords_Accord_State_NotaryFlush                                *tree.Node
+	n_Kedge_Accords_Accord_State_NotaryPayloadHashing                       *tree.Node
+	n_Kedge_Accords_Accord_State_NotarySamplingPercent                      *tree.Node
+	n_Kedge_Accords_Accord_State_OverlayMode                                *tree.Node
+	n_Kedge_Accords_Accord_State_RoutePolicy                                *tree.Node
+	n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs                    *tree.Node
+	n_Kedge_Accords_Accord_State_UnderlayMutationTiers                      *tree.Node
+	n_Kedge_Accords_Accord_State_VppFlowPolicy                              *tree.Node
+	n_Kedge_Aft                                                             *tree.Node
+	n_Kedge_Aft_Ipv4Entries                                                 *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry                                       *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config                                *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata                       *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup                   *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix                         *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session                        *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix                                *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State                                 *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata                        *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup                    *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix                          *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason                          *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session                         *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status                          *tree.Node
+	n_Kedge_Aft_Ipv6Entries                                                 *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry                                       *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config                                *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata                       *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup                   *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix                         *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session                        *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix                                *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State                                 *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata                        *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup                    *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix                          *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason                          *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session                         *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status                          *tree.Node
+	n_Kedge_Aft_NextHopGroups                                               *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup                                  *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config                           *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup        *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id                        *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session                   *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Id                               *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops                         *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop                 *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config          *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index    *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight   *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index           *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State           *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index     *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight    *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State                            *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup         *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id                         *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason                     *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session                    *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status                     *tree.Node
+	n_Kedge_Aft_NextHops                                                    *tree.Node
+	n_Kedge_Aft_NextHops_NextHop                                            *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config                                     *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_Index                               *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_Interface                           *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_IpAddress                           *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_Session                             *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_Unsupported                         *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Index                                      *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State                                      *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Index                                *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Interface                            *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_IpAddress                            *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Reason                               *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Session                              *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Status                               *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Unsupported                          *tree.Node
+	n_Kedge_Aft_Sessions                                                    *tree.Node
+	n_Kedge_Aft_Sessions_Session                                            *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config                                     *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Class                               *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Id                                  *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Identity                            *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Persistence                         *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Tier                                *tree.Node
+	n_Kedge_Aft_Sessions_Session_Id                                         *tree.Node
+	n_Kedge_Aft_Sessions_Session_State                                      *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Class                                *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Id                                   *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Identity                             *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Persistence                          *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Tier                                 *tree.Node
+	n_Kedge_Aft_State                                                       *tree.Node
+	n_Kedge_Aft_State_ProgrammedSequence                                    *tree.Node
+	n_Kedge_Mesh                                                            *tree.Node
+	n_Kedge_Mesh_Config                                                     *tree.Node
+	n_Kedge_Mesh_Config_Addresses                                           *tree.Node
+	n_Kedge_Mesh_Config_Interface                                           *tree.Node
+	n_Kedge_Mesh_Config_ListenPort                                          *tree.Node
+	n_Kedge_Mesh_Config_Mtu                                                 *tree.Node
+	n_Kedge_Mesh_Peers                                                      *tree.Node
+	n_Kedge_Mesh_Peers_Peer                                                 *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config                                          *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_AllowedIps                               *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_Cluster                                  *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_Critical                                 *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_Endpoint                                 *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_Name                                     *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_Owner                                    *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive                      *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_PublicKey                                *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_Reconnect                                *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Name                                            *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State                                           *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_AllowedIps                                *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_Cluster                                   *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_Critical                                  *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_Endpoint                                  *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_Error                                     *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_LastHandshake                             *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_Name                                      *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_Owner                                     *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive                       *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_PublicKey                                 *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_Reconnect                                 *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_RxBytes                                   *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_Status                                    *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_TxBytes                                   *tree.Node
+	n_Kedge_Mesh_State                                                      *tree.Node
+	n_Kedge_Mesh_State_Addresses                                            *tree.Node
+	n_Kedge_Mesh_State_Endpoint                                             *tree.Node
+	n_Kedge_Mesh_State_Error                                                *tree.Node
+	n_Kedge_Mesh_State_Interface                                            *tree.Node
+	n_Kedge_Mesh_State_ListenPort                                           *tree.Node
+	n_Kedge_Mesh_State_Mtu                                                  *tree.Node
+	n_Kedge_Mesh_State_PublicKey                                            *tree.Node
+	n_Kedge_Mesh_State_Status                                               *tree.Node
+	n_Kedge_Notary                                                          *tree.Node
+	n_Kedge_Notary_Config                                                   *tree.Node
+	n_Kedge_Notary_Config_Anchor                                            *tree.Node
+	n_Kedge_Notary_Config_SamplingPercentOverride                           *tree.Node
+	n_Kedge_Notary_State                                                    *tree.Node
+	n_Kedge_Notary_State_Anchor                                             *tree.Node
+	n_Kedge_Notary_State_DroppedTransits                                    *tree.Node
+	n_Kedge_Notary_State_FlushMode                                          *tree.Node
+	n_Kedge_Notary_State_FrameHeaders                                       *tree.Node
+	n_Kedge_Notary_State_LastAckSize                                        *tree.Node
+	n_Kedge_Notary_State_LastAckTime                                        *tree.Node
+	n_Kedge_Notary_State_LastCheckpointSize                                 *tree.Node
+	n_Kedge_Notary_State_LastCheckpointTime                                 *tree.Node
+	n_Kedge_Notary_State_LastFlush                                          *tree.Node
+	n_Kedge_Notary_State_Level                                              *tree.Node
+	n_Kedge_Notary_State_LogSize                                            *tree.Node
+	n_Kedge_Notary_State_Origin                                             *tree.Node
+	n_Kedge_Notary_State_PayloadHashing                                     *tree.Node
+	n_Kedge_Notary_State_Records                                            *tree.Node
+	n_Kedge_Notary_State_RootHash                                           *tree.Node
+	n_Kedge_Notary_State_SamplingPercent                                    *tree.Node
+	n_Kedge_Notary_State_SamplingPercentOverride                            *tree.Node
+	n_Kedge_Notary_State_UpstreamError                                      *tree.Node
+	n_Kedge_Notary_State_UpstreamState                                      *tree.Node
+	n_Kedge_Notary_State_VerifierKey                                        *tree.Node
+	n_Kedge_Pods                                                            *tree.Node
+	n_Kedge_Pods_Config                                                     *tree.Node
+	n_Kedge_Pods_Config_IpamPools                                           *tree.Node
+	n_Kedge_Pods_Pod                                                        *tree.Node
+	n_Kedge_Pods_Pod_Config                                                 *tree.Node
+	n_Kedge_Pods_Pod_Config_Addresses                                       *tree.Node
+	n_Kedge_Pods_Pod_Config_AllowedMode                                     *tree.Node
+	n_Kedge_Pods_Pod_Config_AllowedTargets                                  *tree.Node
+	n_Kedge_Pods_Pod_Config_ContainerId                                     *tree.Node
+	n_Kedge_Pods_Pod_Config_HostIfname                                      *tree.Node
+	n_Kedge_Pods_Pod_Config_Ifname                                          *tree.Node
+	n_Kedge_Pods_Pod_Config_Name                                            *tree.Node
+	n_Kedge_Pods_Pod_Config_Namespace                                       *tree.Node
+	n_Kedge_Pods_Pod_Config_Netns                                           *tree.Node
+	n_Kedge_Pods_Pod_Config_Tier                                            *tree.Node
+	n_Kedge_Pods_Pod_ContainerId                                            *tree.Node
+	n_Kedge_Pods_Pod_Ifname                                                 *tree.Node
+	n_Kedge_Pods_Pod_State                                                  *tree.Node
+	n_Kedge_Pods_Pod_State_Addresses                                        *tree.Node
+	n_Kedge_Pods_Pod_State_AllowedMode                                      *tree.Node
+	n_Kedge_Pods_Pod_State_AllowedTargets                                   *tree.Node
+	n_Kedge_Pods_Pod_State_ContainerId                                      *tree.Node
+	n_Kedge_Pods_Pod_State_HostIfname                                       *tree.Node
+	n_Kedge_Pods_Pod_State_Ifname                                           *tree.Node
+	n_Kedge_Pods_Pod_State_Name                                             *tree.Node
+	n_Kedge_Pods_Pod_State_Namespace                                        *tree.Node
+	n_Kedge_Pods_Pod_State_Netns                                            *tree.Node
+	n_Kedge_Pods_Pod_State_Reason                                           *tree.Node
+	n_Kedge_Pods_Pod_State_Status                                           *tree.Node
+	n_Kedge_Pods_Pod_State_Tier                                             *tree.Node
+	n_Kedge_Pods_State                                                      *tree.Node
+	n_Kedge_Pods_State_IpamPools                                            *tree.Node
+	n_Kedge_Posture                                                         *tree.Node
+	n_Kedge_Posture_Cluster                                                 *tree.Node
+	n_Kedge_Posture_Cluster_Config                                          *tree.Node
+	n_Kedge_Posture_Cluster_Config_Level                                    *tree.Node
+	n_Kedge_Posture_Cluster_Config_Object                                   *tree.Node
+	n_Kedge_Posture_Cluster_State                                           *tree.Node
+	n_Kedge_Posture_Cluster_State_Connected                                 *tree.Node
+	n_Kedge_Posture_Cluster_State_LastSync                                  *tree.Node
+	n_Kedge_Posture_Cluster_State_Level                                     *tree.Node
+	n_Kedge_Posture_Cluster_State_Object                                    *tree.Node
+	n_Kedge_Posture_Config                                                  *tree.Node
+	n_Kedge_Posture_Config_Level                                            *tree.Node
+	n_Kedge_Posture_History                                                 *tree.Node
+	n_Kedge_Posture_History_Transition                                      *tree.Node
+	n_Kedge_Posture_History_Transition_Sequence                             *tree.Node
+	n_Kedge_Posture_History_Transition_State                                *tree.Node
+	n_Kedge_Posture_History_Transition_State_DurationNs                     *tree.Node
+	n_Kedge_Posture_History_Transition_State_FromLevel                      *tree.Node
+	n_Kedge_Posture_History_Transition_State_Result                         *tree.Node
+	n_Kedge_Posture_History_Transition_State_Sequence                       *tree.Node
+	n_Kedge_Posture_History_Transition_State_Started                        *tree.Node
+	n_Kedge_Posture_History_Transition_State_ToLevel                        *tree.Node
+	n_Kedge_Posture_State                                                   *tree.Node
+	n_Kedge_Posture_State_EffectiveLevel                                    *tree.Node
+	n_Kedge_Posture_State_LastTransition                                    *tree.Node
+	n_Kedge_Posture_State_LastTransition_DurationNs                         *tree.Node
+	n_Kedge_Posture_State_LastTransition_FromLevel                          *tree.Node
+	n_Kedge_Posture_State_LastTransition_Result                             *tree.Node
+	n_Kedge_Posture_State_LastTransition_Started                            *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps                              *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps_Step                         *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps_Step_Index                   *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps_Step_State                   *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs        *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error             *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index             *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name              *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result            *tree.Node
+	n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started           *tree.Node
+	n_Kedge_Posture_State_LastTransition_ToLevel                            *tree.Node
+	n_Kedge_Posture_State_Level                                             *tree.Node
+	n_Kedge_Posture_State_Sequence                                          *tree.Node
+	n_Kedge_Posture_State_Source                                            *tree.Node
+	n_Kedge_Routes                                                          *tree.Node
+	n_Kedge_Routes_Endpoints                                                *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint                                       *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_Config                                *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_Config_Kind                           *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_Config_Name                           *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix                         *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_Config_Service                        *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_Name                                  *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_State                                 *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_State_Kind                            *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_State_Name                            *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_State_Prefix                          *tree.Node
+	n_Kedge_Routes_Endpoints_Endpoint_State_Service                         *tree.Node
+	n_Kedge_Routes_Route                                                    *tree.Node
+	n_Kedge_Routes_Route_Config                                             *tree.Node
+	n_Kedge_Routes_Route_Config_Class                                       *tree.Node
+	n_Kedge_Routes_Route_Config_Device                                      *tree.Node
+	n_Kedge_Routes_Route_Config_Metric                                      *tree.Node
+	n_Kedge_Routes_Route_Config_NextHop                                     *tree.Node
+	n_Kedge_Routes_Route_Config_Owner                                       *tree.Node
+	n_Kedge_Routes_Route_Config_Prefix                                      *tree.Node
+	n_Kedge_Routes_Route_Config_Table                                       *tree.Node
+	n_Kedge_Routes_Route_Config_Tier                                        *tree.Node
+	n_Kedge_Routes_Route_Prefix                                             *tree.Node
+	n_Kedge_Routes_Route_State                                              *tree.Node
+	n_Kedge_Routes_Route_State_Class                                        *tree.Node
+	n_Kedge_Routes_Route_State_Device                                       *tree.Node
+	n_Kedge_Routes_Route_State_Metric                                       *tree.Node
+	n_Kedge_Routes_Route_State_NextHop                                      *tree.Node
+	n_Kedge_Routes_Route_State_Owner                                        *tree.Node
+	n_Kedge_Routes_Route_State_Prefix                                       *tree.Node
+	n_Kedge_Routes_Route_State_Reason                                       *tree.Node
+	n_Kedge_Routes_Route_State_Status                                       *tree.Node
+	n_Kedge_Routes_Route_State_Table                                        *tree.Node
+	n_Kedge_Routes_Route_State_Tier                                         *tree.Node
+	n_Kedge_Routes_Route_Table                                              *tree.Node
+	n_Kedge_Sessions                                                        *tree.Node
+	n_Kedge_Sessions_Session                                                *tree.Node
+	n_Kedge_Sessions_Session_Id                                             *tree.Node
+	n_Kedge_Sessions_Session_State                                          *tree.Node
+	n_Kedge_Sessions_Session_State_BytesIn                                  *tree.Node
+	n_Kedge_Sessions_Session_State_BytesOut                                 *tree.Node
+	n_Kedge_Sessions_Session_State_Capabilities                             *tree.Node
+	n_Kedge_Sessions_Session_State_CloseReason                              *tree.Node
+	n_Kedge_Sessions_Session_State_Closed                                   *tree.Node
+	n_Kedge_Sessions_Session_State_Cluster                                  *tree.Node
+	n_Kedge_Sessions_Session_State_Critical                                 *tree.Node
+	n_Kedge_Sessions_Session_State_DrainDeadline                            *tree.Node
+	n_Kedge_Sessions_Session_State_EffectivePosture                         *tree.Node
+	n_Kedge_Sessions_Session_State_FramesIn                                 *tree.Node
+	n_Kedge_Sessions_Session_State_FramesOut                                *tree.Node
+	n_Kedge_Sessions_Session_State_Id                                       *tree.Node
+	n_Kedge_Sessions_Session_State_InitiatorPosture                         *tree.Node
+	n_Kedge_Sessions_Session_State_Local                                    *tree.Node
+	n_Kedge_Sessions_Session_State_Node                                     *tree.Node
+	n_Kedge_Sessions_Session_State_Peer                                     *tree.Node
+	n_Kedge_Sessions_Session_State_PostureAtHandshake                       *tree.Node
+	n_Kedge_Sessions_Session_State_Started                                  *tree.Node
+	n_Kedge_Sessions_Session_State_Status                                   *tree.Node
+	n_Kedge_Sessions_Session_State_Tier                                     *tree.Node
+	n_Kedge_Sessions_Session_State_Type                                     *tree.Node
+	n_Kedge_Sessions_Session_State_Verification                             *tree.Node
+	n_Kedge_System                                                          *tree.Node
+	n_Kedge_System_Config                                                   *tree.Node
+	n_Kedge_System_Config_Cluster                                           *tree.Node
+	n_Kedge_System_Config_NodeName                                          *tree.Node
+	n_Kedge_System_Config_Role                                              *tree.Node
+	n_Kedge_System_State                                                    *tree.Node
+	n_Kedge_System_State_BootTime                                           *tree.Node
+	n_Kedge_System_State_Cluster                                            *tree.Node
+	n_Kedge_System_State_NodeName                                           *tree.Node
+	n_Kedge_System_State_Role                                               *tree.Node
+	n_Kedge_System_State_Version                                            *tree.Node
+	n_Kedge_Underlay                                                        *tree.Node
+	n_Kedge_Underlay_Config                                                 *tree.Node
+	n_Kedge_Underlay_Config_CommitConfirmSeconds                            *tree.Node
+	n_Kedge_Underlay_Devices                                                *tree.Node
+	n_Kedge_Underlay_Devices_Device                                         *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config                                  *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_Address                          *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_CaFile                           *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_CertFile                         *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_CommitConfirmed                  *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_KeyFile                          *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_Name                             *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_OnChange                         *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_PasswordFile                     *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_Port                             *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_Role                             *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_ServerName                       *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_Username                         *tree.Node
+	n_Kedge_Underlay_Devices_Device_Config_Vendor                           *tree.Node
+	n_Kedge_Underlay_Devices_Device_Name                                    *tree.Node
+	n_Kedge_Underlay_Devices_Device_State                                   *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Address                           *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_AppliedSequence                   *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_CaFile                            *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_CertFile                          *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_CommitConfirmed                   *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Drift                             *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_DriftPaths                        *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_DriftSince                        *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_KeyFile                           *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_LastError                         *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_LastPush                          *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_LastSync                          *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Name                              *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_OnChange                          *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_PasswordFile                      *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Port                              *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Reachable                         *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Role                              *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_ServerName                        *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Status                            *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Username                          *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Vendor                            *tree.Node
+	n_Kedge_Underlay_Devices_Device_State_Watch                             *tree.Node
+	n_Kedge_Underlay_Mutations                                              *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation                                     *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Config                              *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Config_Description                  *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Config_Devices                      *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Config_Emergency                    *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Config_Execute                      *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Config_Id                           *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Config_Proposer                     *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Config_Tier                         *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Config_Vlans                        *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Id                                  *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Results                             *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Results_Result                      *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Results_Result_Device               *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Results_Result_State                *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device         *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error          *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status         *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State                               *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Compiled                      *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Description                   *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Devices                       *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Diff                          *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Emergency                     *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Execute                       *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Executed                      *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Id                            *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_IntentSequence                *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_PostureLevel                  *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Proposer                      *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Reason                        *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Sequence                      *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Status                        *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Tier                          *tree.Node
+	n_Kedge_Underlay_Mutations_Mutation_State_Vlans                         *tree.Node
+	n_Kedge_Underlay_State                                                  *tree.Node
+	n_Kedge_Underlay_State_CommitConfirmSeconds                             *tree.Node
+	n_Kedge_Underlay_State_CompilerFrozen                                   *tree.Node
+	n_Kedge_Underlay_State_DriftDetected                                    *tree.Node
+	n_Kedge_Underlay_State_DriftIntervalMs                                  *tree.Node
+	n_Kedge_Underlay_State_LastDriftCheck                                   *tree.Node
+	n_Kedge_Underlay_State_Level                                            *tree.Node
+	n_Kedge_Underlay_State_Waiting                                          *tree.Node
+	n_Kedge_Underlay_Vlans                                                  *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan                                             *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Config                                      *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Config_Addresses                            *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Config_Id                                   *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Config_Ifname                               *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring                           *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Config_Name                                 *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Config_Parent                               *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Id                                          *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members                                     *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member                              *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config                       *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device                *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port                  *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged              *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_Device                       *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_Port                         *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_State                        *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device                 *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port                   *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged               *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State                                       *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State_Addresses                             *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State_Error                                 *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State_Id                                    *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State_Ifname                                *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State_Kind                                  *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State_Monitoring                            *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State_Name                                  *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State_Parent                                *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_State_Status                                *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces                               *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface                  *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config           *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device    *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port      *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device           *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port             *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State            *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses  *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device     *tree.Node
+	n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port       *tree.Node
 )
 
 // load resolves every schema node once. The modules are embedded in the
@@ -413,6 +526,7 @@ func load() {
 		n_Kedge_Accords_Accord_Config_NotarySamplingPercent = n_Kedge_Accords_Accord_Config.Child("notary-sampling-percent")
 		n_Kedge_Accords_Accord_Config_OverlayMode = n_Kedge_Accords_Accord_Config.Child("overlay-mode")
 		n_Kedge_Accords_Accord_Config_RoutePolicy = n_Kedge_Accords_Accord_Config.Child("route-policy")
+		n_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs = n_Kedge_Accords_Accord_Config.Child("underlay-drift-interval-ms")
 		n_Kedge_Accords_Accord_Config_UnderlayMutationTiers = n_Kedge_Accords_Accord_Config.Child("underlay-mutation-tiers")
 		n_Kedge_Accords_Accord_Config_VppFlowPolicy = n_Kedge_Accords_Accord_Config.Child("vpp-flow-policy")
 		n_Kedge_Accords_Accord_Level = n_Kedge_Accords_Accord.Child("level")
@@ -429,6 +543,7 @@ func load() {
 		n_Kedge_Accords_Accord_State_NotarySamplingPercent = n_Kedge_Accords_Accord_State.Child("notary-sampling-percent")
 		n_Kedge_Accords_Accord_State_OverlayMode = n_Kedge_Accords_Accord_State.Child("overlay-mode")
 		n_Kedge_Accords_Accord_State_RoutePolicy = n_Kedge_Accords_Accord_State.Child("route-policy")
+		n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs = n_Kedge_Accords_Accord_State.Child("underlay-drift-interval-ms")
 		n_Kedge_Accords_Accord_State_UnderlayMutationTiers = n_Kedge_Accords_Accord_State.Child("underlay-mutation-tiers")
 		n_Kedge_Accords_Accord_State_VppFlowPolicy = n_Kedge_Accords_Accord_State.Child("vpp-flow-policy")
 		n_Kedge_Aft = n_Kedge.Child("aft")
@@ -532,6 +647,7 @@ func load() {
 		n_Kedge_Mesh_Peers_Peer_Config_Critical = n_Kedge_Mesh_Peers_Peer_Config.Child("critical")
 		n_Kedge_Mesh_Peers_Peer_Config_Endpoint = n_Kedge_Mesh_Peers_Peer_Config.Child("endpoint")
 		n_Kedge_Mesh_Peers_Peer_Config_Name = n_Kedge_Mesh_Peers_Peer_Config.Child("name")
+		n_Kedge_Mesh_Peers_Peer_Config_Owner = n_Kedge_Mesh_Peers_Peer_Config.Child("owner")
 		n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive = n_Kedge_Mesh_Peers_Peer_Config.Child("persistent-keepalive")
 		n_Kedge_Mesh_Peers_Peer_Config_PublicKey = n_Kedge_Mesh_Peers_Peer_Config.Child("public-key")
 		n_Kedge_Mesh_Peers_Peer_Config_Reconnect = n_Kedge_Mesh_Peers_Peer_Config.Child("reconnect")
@@ -544,6 +660,7 @@ func load() {
 		n_Kedge_Mesh_Peers_Peer_State_Error = n_Kedge_Mesh_Peers_Peer_State.Child("error")
 		n_Kedge_Mesh_Peers_Peer_State_LastHandshake = n_Kedge_Mesh_Peers_Peer_State.Child("last-handshake")
 		n_Kedge_Mesh_Peers_Peer_State_Name = n_Kedge_Mesh_Peers_Peer_State.Child("name")
+		n_Kedge_Mesh_Peers_Peer_State_Owner = n_Kedge_Mesh_Peers_Peer_State.Child("owner")
 		n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive = n_Kedge_Mesh_Peers_Peer_State.Child("persistent-keepalive")
 		n_Kedge_Mesh_Peers_Peer_State_PublicKey = n_Kedge_Mesh_Peers_Peer_State.Child("public-key")
 		n_Kedge_Mesh_Peers_Peer_State_Reconnect = n_Kedge_Mesh_Peers_Peer_State.Child("reconnect")
@@ -565,14 +682,25 @@ func load() {
 		n_Kedge_Notary_Config_SamplingPercentOverride = n_Kedge_Notary_Config.Child("sampling-percent-override")
 		n_Kedge_Notary_State = n_Kedge_Notary.Child("state")
 		n_Kedge_Notary_State_Anchor = n_Kedge_Notary_State.Child("anchor")
+		n_Kedge_Notary_State_DroppedTransits = n_Kedge_Notary_State.Child("dropped-transits")
 		n_Kedge_Notary_State_FlushMode = n_Kedge_Notary_State.Child("flush-mode")
+		n_Kedge_Notary_State_FrameHeaders = n_Kedge_Notary_State.Child("frame-headers")
+		n_Kedge_Notary_State_LastAckSize = n_Kedge_Notary_State.Child("last-ack-size")
+		n_Kedge_Notary_State_LastAckTime = n_Kedge_Notary_State.Child("last-ack-time")
+		n_Kedge_Notary_State_LastCheckpointSize = n_Kedge_Notary_State.Child("last-checkpoint-size")
+		n_Kedge_Notary_State_LastCheckpointTime = n_Kedge_Notary_State.Child("last-checkpoint-time")
 		n_Kedge_Notary_State_LastFlush = n_Kedge_Notary_State.Child("last-flush")
+		n_Kedge_Notary_State_Level = n_Kedge_Notary_State.Child("level")
 		n_Kedge_Notary_State_LogSize = n_Kedge_Notary_State.Child("log-size")
+		n_Kedge_Notary_State_Origin = n_Kedge_Notary_State.Child("origin")
 		n_Kedge_Notary_State_PayloadHashing = n_Kedge_Notary_State.Child("payload-hashing")
 		n_Kedge_Notary_State_Records = n_Kedge_Notary_State.Child("records")
 		n_Kedge_Notary_State_RootHash = n_Kedge_Notary_State.Child("root-hash")
 		n_Kedge_Notary_State_SamplingPercent = n_Kedge_Notary_State.Child("sampling-percent")
 		n_Kedge_Notary_State_SamplingPercentOverride = n_Kedge_Notary_State.Child("sampling-percent-override")
+		n_Kedge_Notary_State_UpstreamError = n_Kedge_Notary_State.Child("upstream-error")
+		n_Kedge_Notary_State_UpstreamState = n_Kedge_Notary_State.Child("upstream-state")
+		n_Kedge_Notary_State_VerifierKey = n_Kedge_Notary_State.Child("verifier-key")
 		n_Kedge_Pods = n_Kedge.Child("pods")
 		n_Kedge_Pods_Config = n_Kedge_Pods.Child("config")
 		n_Kedge_Pods_Config_IpamPools = n_Kedge_Pods_Config.Child("ipam-pools")
@@ -606,6 +734,15 @@ func load() {
 		n_Kedge_Pods_State = n_Kedge_Pods.Child("state")
 		n_Kedge_Pods_State_IpamPools = n_Kedge_Pods_State.Child("ipam-pools")
 		n_Kedge_Posture = n_Kedge.Child("posture")
+		n_Kedge_Posture_Cluster = n_Kedge_Posture.Child("cluster")
+		n_Kedge_Posture_Cluster_Config = n_Kedge_Posture_Cluster.Child("config")
+		n_Kedge_Posture_Cluster_Config_Level = n_Kedge_Posture_Cluster_Config.Child("level")
+		n_Kedge_Posture_Cluster_Config_Object = n_Kedge_Posture_Cluster_Config.Child("object")
+		n_Kedge_Posture_Cluster_State = n_Kedge_Posture_Cluster.Child("state")
+		n_Kedge_Posture_Cluster_State_Connected = n_Kedge_Posture_Cluster_State.Child("connected")
+		n_Kedge_Posture_Cluster_State_LastSync = n_Kedge_Posture_Cluster_State.Child("last-sync")
+		n_Kedge_Posture_Cluster_State_Level = n_Kedge_Posture_Cluster_State.Child("level")
+		n_Kedge_Posture_Cluster_State_Object = n_Kedge_Posture_Cluster_State.Child("object")
 		n_Kedge_Posture_Config = n_Kedge_Posture.Child("config")
 		n_Kedge_Posture_Config_Level = n_Kedge_Posture_Config.Child("level")
 		n_Kedge_Posture_History = n_Kedge_Posture.Child("history")
@@ -680,15 +817,28 @@ func load() {
 		n_Kedge_Sessions_Session = n_Kedge_Sessions.Child("session")
 		n_Kedge_Sessions_Session_Id = n_Kedge_Sessions_Session.Child("id")
 		n_Kedge_Sessions_Session_State = n_Kedge_Sessions_Session.Child("state")
+		n_Kedge_Sessions_Session_State_BytesIn = n_Kedge_Sessions_Session_State.Child("bytes-in")
+		n_Kedge_Sessions_Session_State_BytesOut = n_Kedge_Sessions_Session_State.Child("bytes-out")
+		n_Kedge_Sessions_Session_State_Capabilities = n_Kedge_Sessions_Session_State.Child("capabilities")
+		n_Kedge_Sessions_Session_State_CloseReason = n_Kedge_Sessions_Session_State.Child("close-reason")
+		n_Kedge_Sessions_Session_State_Closed = n_Kedge_Sessions_Session_State.Child("closed")
+		n_Kedge_Sessions_Session_State_Cluster = n_Kedge_Sessions_Session_State.Child("cluster")
 		n_Kedge_Sessions_Session_State_Critical = n_Kedge_Sessions_Session_State.Child("critical")
+		n_Kedge_Sessions_Session_State_DrainDeadline = n_Kedge_Sessions_Session_State.Child("drain-deadline")
 		n_Kedge_Sessions_Session_State_EffectivePosture = n_Kedge_Sessions_Session_State.Child("effective-posture")
+		n_Kedge_Sessions_Session_State_FramesIn = n_Kedge_Sessions_Session_State.Child("frames-in")
+		n_Kedge_Sessions_Session_State_FramesOut = n_Kedge_Sessions_Session_State.Child("frames-out")
 		n_Kedge_Sessions_Session_State_Id = n_Kedge_Sessions_Session_State.Child("id")
+		n_Kedge_Sessions_Session_State_InitiatorPosture = n_Kedge_Sessions_Session_State.Child("initiator-posture")
+		n_Kedge_Sessions_Session_State_Local = n_Kedge_Sessions_Session_State.Child("local")
+		n_Kedge_Sessions_Session_State_Node = n_Kedge_Sessions_Session_State.Child("node")
 		n_Kedge_Sessions_Session_State_Peer = n_Kedge_Sessions_Session_State.Child("peer")
 		n_Kedge_Sessions_Session_State_PostureAtHandshake = n_Kedge_Sessions_Session_State.Child("posture-at-handshake")
 		n_Kedge_Sessions_Session_State_Started = n_Kedge_Sessions_Session_State.Child("started")
 		n_Kedge_Sessions_Session_State_Status = n_Kedge_Sessions_Session_State.Child("status")
 		n_Kedge_Sessions_Session_State_Tier = n_Kedge_Sessions_Session_State.Child("tier")
 		n_Kedge_Sessions_Session_State_Type = n_Kedge_Sessions_Session_State.Child("type")
+		n_Kedge_Sessions_Session_State_Verification = n_Kedge_Sessions_Session_State.Child("verification")
 		n_Kedge_System = n_Kedge.Child("system")
 		n_Kedge_System_Config = n_Kedge_System.Child("config")
 		n_Kedge_System_Config_Cluster = n_Kedge_System_Config.Child("cluster")
@@ -702,42 +852,92 @@ func load() {
 		n_Kedge_System_State_Version = n_Kedge_System_State.Child("version")
 		n_Kedge_Underlay = n_Kedge.Child("underlay")
 		n_Kedge_Underlay_Config = n_Kedge_Underlay.Child("config")
-		n_Kedge_Underlay_Config_DriftIntervalSeconds = n_Kedge_Underlay_Config.Child("drift-interval-seconds")
+		n_Kedge_Underlay_Config_CommitConfirmSeconds = n_Kedge_Underlay_Config.Child("commit-confirm-seconds")
 		n_Kedge_Underlay_Devices = n_Kedge_Underlay.Child("devices")
 		n_Kedge_Underlay_Devices_Device = n_Kedge_Underlay_Devices.Child("device")
 		n_Kedge_Underlay_Devices_Device_Config = n_Kedge_Underlay_Devices_Device.Child("config")
 		n_Kedge_Underlay_Devices_Device_Config_Address = n_Kedge_Underlay_Devices_Device_Config.Child("address")
+		n_Kedge_Underlay_Devices_Device_Config_CaFile = n_Kedge_Underlay_Devices_Device_Config.Child("ca-file")
+		n_Kedge_Underlay_Devices_Device_Config_CertFile = n_Kedge_Underlay_Devices_Device_Config.Child("cert-file")
+		n_Kedge_Underlay_Devices_Device_Config_CommitConfirmed = n_Kedge_Underlay_Devices_Device_Config.Child("commit-confirmed")
+		n_Kedge_Underlay_Devices_Device_Config_KeyFile = n_Kedge_Underlay_Devices_Device_Config.Child("key-file")
 		n_Kedge_Underlay_Devices_Device_Config_Name = n_Kedge_Underlay_Devices_Device_Config.Child("name")
+		n_Kedge_Underlay_Devices_Device_Config_OnChange = n_Kedge_Underlay_Devices_Device_Config.Child("on-change")
+		n_Kedge_Underlay_Devices_Device_Config_PasswordFile = n_Kedge_Underlay_Devices_Device_Config.Child("password-file")
+		n_Kedge_Underlay_Devices_Device_Config_Port = n_Kedge_Underlay_Devices_Device_Config.Child("port")
 		n_Kedge_Underlay_Devices_Device_Config_Role = n_Kedge_Underlay_Devices_Device_Config.Child("role")
+		n_Kedge_Underlay_Devices_Device_Config_ServerName = n_Kedge_Underlay_Devices_Device_Config.Child("server-name")
+		n_Kedge_Underlay_Devices_Device_Config_Username = n_Kedge_Underlay_Devices_Device_Config.Child("username")
 		n_Kedge_Underlay_Devices_Device_Config_Vendor = n_Kedge_Underlay_Devices_Device_Config.Child("vendor")
 		n_Kedge_Underlay_Devices_Device_Name = n_Kedge_Underlay_Devices_Device.Child("name")
 		n_Kedge_Underlay_Devices_Device_State = n_Kedge_Underlay_Devices_Device.Child("state")
 		n_Kedge_Underlay_Devices_Device_State_Address = n_Kedge_Underlay_Devices_Device_State.Child("address")
+		n_Kedge_Underlay_Devices_Device_State_AppliedSequence = n_Kedge_Underlay_Devices_Device_State.Child("applied-sequence")
+		n_Kedge_Underlay_Devices_Device_State_CaFile = n_Kedge_Underlay_Devices_Device_State.Child("ca-file")
+		n_Kedge_Underlay_Devices_Device_State_CertFile = n_Kedge_Underlay_Devices_Device_State.Child("cert-file")
+		n_Kedge_Underlay_Devices_Device_State_CommitConfirmed = n_Kedge_Underlay_Devices_Device_State.Child("commit-confirmed")
 		n_Kedge_Underlay_Devices_Device_State_Drift = n_Kedge_Underlay_Devices_Device_State.Child("drift")
+		n_Kedge_Underlay_Devices_Device_State_DriftPaths = n_Kedge_Underlay_Devices_Device_State.Child("drift-paths")
+		n_Kedge_Underlay_Devices_Device_State_DriftSince = n_Kedge_Underlay_Devices_Device_State.Child("drift-since")
+		n_Kedge_Underlay_Devices_Device_State_KeyFile = n_Kedge_Underlay_Devices_Device_State.Child("key-file")
+		n_Kedge_Underlay_Devices_Device_State_LastError = n_Kedge_Underlay_Devices_Device_State.Child("last-error")
+		n_Kedge_Underlay_Devices_Device_State_LastPush = n_Kedge_Underlay_Devices_Device_State.Child("last-push")
 		n_Kedge_Underlay_Devices_Device_State_LastSync = n_Kedge_Underlay_Devices_Device_State.Child("last-sync")
 		n_Kedge_Underlay_Devices_Device_State_Name = n_Kedge_Underlay_Devices_Device_State.Child("name")
+		n_Kedge_Underlay_Devices_Device_State_OnChange = n_Kedge_Underlay_Devices_Device_State.Child("on-change")
+		n_Kedge_Underlay_Devices_Device_State_PasswordFile = n_Kedge_Underlay_Devices_Device_State.Child("password-file")
+		n_Kedge_Underlay_Devices_Device_State_Port = n_Kedge_Underlay_Devices_Device_State.Child("port")
 		n_Kedge_Underlay_Devices_Device_State_Reachable = n_Kedge_Underlay_Devices_Device_State.Child("reachable")
 		n_Kedge_Underlay_Devices_Device_State_Role = n_Kedge_Underlay_Devices_Device_State.Child("role")
+		n_Kedge_Underlay_Devices_Device_State_ServerName = n_Kedge_Underlay_Devices_Device_State.Child("server-name")
+		n_Kedge_Underlay_Devices_Device_State_Status = n_Kedge_Underlay_Devices_Device_State.Child("status")
+		n_Kedge_Underlay_Devices_Device_State_Username = n_Kedge_Underlay_Devices_Device_State.Child("username")
 		n_Kedge_Underlay_Devices_Device_State_Vendor = n_Kedge_Underlay_Devices_Device_State.Child("vendor")
+		n_Kedge_Underlay_Devices_Device_State_Watch = n_Kedge_Underlay_Devices_Device_State.Child("watch")
 		n_Kedge_Underlay_Mutations = n_Kedge_Underlay.Child("mutations")
 		n_Kedge_Underlay_Mutations_Mutation = n_Kedge_Underlay_Mutations.Child("mutation")
 		n_Kedge_Underlay_Mutations_Mutation_Config = n_Kedge_Underlay_Mutations_Mutation.Child("config")
-		n_Kedge_Underlay_Mutations_Mutation_Config_Device = n_Kedge_Underlay_Mutations_Mutation_Config.Child("device")
+		n_Kedge_Underlay_Mutations_Mutation_Config_Description = n_Kedge_Underlay_Mutations_Mutation_Config.Child("description")
+		n_Kedge_Underlay_Mutations_Mutation_Config_Devices = n_Kedge_Underlay_Mutations_Mutation_Config.Child("devices")
+		n_Kedge_Underlay_Mutations_Mutation_Config_Emergency = n_Kedge_Underlay_Mutations_Mutation_Config.Child("emergency")
+		n_Kedge_Underlay_Mutations_Mutation_Config_Execute = n_Kedge_Underlay_Mutations_Mutation_Config.Child("execute")
 		n_Kedge_Underlay_Mutations_Mutation_Config_Id = n_Kedge_Underlay_Mutations_Mutation_Config.Child("id")
-		n_Kedge_Underlay_Mutations_Mutation_Config_Proposal = n_Kedge_Underlay_Mutations_Mutation_Config.Child("proposal")
+		n_Kedge_Underlay_Mutations_Mutation_Config_Proposer = n_Kedge_Underlay_Mutations_Mutation_Config.Child("proposer")
 		n_Kedge_Underlay_Mutations_Mutation_Config_Tier = n_Kedge_Underlay_Mutations_Mutation_Config.Child("tier")
+		n_Kedge_Underlay_Mutations_Mutation_Config_Vlans = n_Kedge_Underlay_Mutations_Mutation_Config.Child("vlans")
 		n_Kedge_Underlay_Mutations_Mutation_Id = n_Kedge_Underlay_Mutations_Mutation.Child("id")
+		n_Kedge_Underlay_Mutations_Mutation_Results = n_Kedge_Underlay_Mutations_Mutation.Child("results")
+		n_Kedge_Underlay_Mutations_Mutation_Results_Result = n_Kedge_Underlay_Mutations_Mutation_Results.Child("result")
+		n_Kedge_Underlay_Mutations_Mutation_Results_Result_Device = n_Kedge_Underlay_Mutations_Mutation_Results_Result.Child("device")
+		n_Kedge_Underlay_Mutations_Mutation_Results_Result_State = n_Kedge_Underlay_Mutations_Mutation_Results_Result.Child("state")
+		n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device = n_Kedge_Underlay_Mutations_Mutation_Results_Result_State.Child("device")
+		n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error = n_Kedge_Underlay_Mutations_Mutation_Results_Result_State.Child("error")
+		n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status = n_Kedge_Underlay_Mutations_Mutation_Results_Result_State.Child("status")
 		n_Kedge_Underlay_Mutations_Mutation_State = n_Kedge_Underlay_Mutations_Mutation.Child("state")
-		n_Kedge_Underlay_Mutations_Mutation_State_Device = n_Kedge_Underlay_Mutations_Mutation_State.Child("device")
+		n_Kedge_Underlay_Mutations_Mutation_State_Compiled = n_Kedge_Underlay_Mutations_Mutation_State.Child("compiled")
+		n_Kedge_Underlay_Mutations_Mutation_State_Description = n_Kedge_Underlay_Mutations_Mutation_State.Child("description")
+		n_Kedge_Underlay_Mutations_Mutation_State_Devices = n_Kedge_Underlay_Mutations_Mutation_State.Child("devices")
+		n_Kedge_Underlay_Mutations_Mutation_State_Diff = n_Kedge_Underlay_Mutations_Mutation_State.Child("diff")
+		n_Kedge_Underlay_Mutations_Mutation_State_Emergency = n_Kedge_Underlay_Mutations_Mutation_State.Child("emergency")
+		n_Kedge_Underlay_Mutations_Mutation_State_Execute = n_Kedge_Underlay_Mutations_Mutation_State.Child("execute")
+		n_Kedge_Underlay_Mutations_Mutation_State_Executed = n_Kedge_Underlay_Mutations_Mutation_State.Child("executed")
 		n_Kedge_Underlay_Mutations_Mutation_State_Id = n_Kedge_Underlay_Mutations_Mutation_State.Child("id")
-		n_Kedge_Underlay_Mutations_Mutation_State_Proposal = n_Kedge_Underlay_Mutations_Mutation_State.Child("proposal")
+		n_Kedge_Underlay_Mutations_Mutation_State_IntentSequence = n_Kedge_Underlay_Mutations_Mutation_State.Child("intent-sequence")
+		n_Kedge_Underlay_Mutations_Mutation_State_PostureLevel = n_Kedge_Underlay_Mutations_Mutation_State.Child("posture-level")
+		n_Kedge_Underlay_Mutations_Mutation_State_Proposer = n_Kedge_Underlay_Mutations_Mutation_State.Child("proposer")
 		n_Kedge_Underlay_Mutations_Mutation_State_Reason = n_Kedge_Underlay_Mutations_Mutation_State.Child("reason")
+		n_Kedge_Underlay_Mutations_Mutation_State_Sequence = n_Kedge_Underlay_Mutations_Mutation_State.Child("sequence")
 		n_Kedge_Underlay_Mutations_Mutation_State_Status = n_Kedge_Underlay_Mutations_Mutation_State.Child("status")
 		n_Kedge_Underlay_Mutations_Mutation_State_Tier = n_Kedge_Underlay_Mutations_Mutation_State.Child("tier")
+		n_Kedge_Underlay_Mutations_Mutation_State_Vlans = n_Kedge_Underlay_Mutations_Mutation_State.Child("vlans")
 		n_Kedge_Underlay_State = n_Kedge_Underlay.Child("state")
+		n_Kedge_Underlay_State_CommitConfirmSeconds = n_Kedge_Underlay_State.Child("commit-confirm-seconds")
+		n_Kedge_Underlay_State_CompilerFrozen = n_Kedge_Underlay_State.Child("compiler-frozen")
 		n_Kedge_Underlay_State_DriftDetected = n_Kedge_Underlay_State.Child("drift-detected")
-		n_Kedge_Underlay_State_DriftIntervalSeconds = n_Kedge_Underlay_State.Child("drift-interval-seconds")
+		n_Kedge_Underlay_State_DriftIntervalMs = n_Kedge_Underlay_State.Child("drift-interval-ms")
 		n_Kedge_Underlay_State_LastDriftCheck = n_Kedge_Underlay_State.Child("last-drift-check")
+		n_Kedge_Underlay_State_Level = n_Kedge_Underlay_State.Child("level")
+		n_Kedge_Underlay_State_Waiting = n_Kedge_Underlay_State.Child("waiting")
 		n_Kedge_Underlay_Vlans = n_Kedge_Underlay.Child("vlans")
 		n_Kedge_Underlay_Vlans_Vlan = n_Kedge_Underlay_Vlans.Child("vlan")
 		n_Kedge_Underlay_Vlans_Vlan_Config = n_Kedge_Underlay_Vlans_Vlan.Child("config")
@@ -745,8 +945,21 @@ func load() {
 		n_Kedge_Underlay_Vlans_Vlan_Config_Id = n_Kedge_Underlay_Vlans_Vlan_Config.Child("id")
 		n_Kedge_Underlay_Vlans_Vlan_Config_Ifname = n_Kedge_Underlay_Vlans_Vlan_Config.Child("ifname")
 		n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring = n_Kedge_Underlay_Vlans_Vlan_Config.Child("monitoring")
+		n_Kedge_Underlay_Vlans_Vlan_Config_Name = n_Kedge_Underlay_Vlans_Vlan_Config.Child("name")
 		n_Kedge_Underlay_Vlans_Vlan_Config_Parent = n_Kedge_Underlay_Vlans_Vlan_Config.Child("parent")
 		n_Kedge_Underlay_Vlans_Vlan_Id = n_Kedge_Underlay_Vlans_Vlan.Child("id")
+		n_Kedge_Underlay_Vlans_Vlan_Members = n_Kedge_Underlay_Vlans_Vlan.Child("members")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member = n_Kedge_Underlay_Vlans_Vlan_Members.Child("member")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config = n_Kedge_Underlay_Vlans_Vlan_Members_Member.Child("config")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device = n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config.Child("device")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port = n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config.Child("port")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged = n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config.Child("untagged")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_Device = n_Kedge_Underlay_Vlans_Vlan_Members_Member.Child("device")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_Port = n_Kedge_Underlay_Vlans_Vlan_Members_Member.Child("port")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_State = n_Kedge_Underlay_Vlans_Vlan_Members_Member.Child("state")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device = n_Kedge_Underlay_Vlans_Vlan_Members_Member_State.Child("device")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port = n_Kedge_Underlay_Vlans_Vlan_Members_Member_State.Child("port")
+		n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged = n_Kedge_Underlay_Vlans_Vlan_Members_Member_State.Child("untagged")
 		n_Kedge_Underlay_Vlans_Vlan_State = n_Kedge_Underlay_Vlans_Vlan.Child("state")
 		n_Kedge_Underlay_Vlans_Vlan_State_Addresses = n_Kedge_Underlay_Vlans_Vlan_State.Child("addresses")
 		n_Kedge_Underlay_Vlans_Vlan_State_Error = n_Kedge_Underlay_Vlans_Vlan_State.Child("error")
@@ -754,9 +967,22 @@ func load() {
 		n_Kedge_Underlay_Vlans_Vlan_State_Ifname = n_Kedge_Underlay_Vlans_Vlan_State.Child("ifname")
 		n_Kedge_Underlay_Vlans_Vlan_State_Kind = n_Kedge_Underlay_Vlans_Vlan_State.Child("kind")
 		n_Kedge_Underlay_Vlans_Vlan_State_Monitoring = n_Kedge_Underlay_Vlans_Vlan_State.Child("monitoring")
+		n_Kedge_Underlay_Vlans_Vlan_State_Name = n_Kedge_Underlay_Vlans_Vlan_State.Child("name")
 		n_Kedge_Underlay_Vlans_Vlan_State_Parent = n_Kedge_Underlay_Vlans_Vlan_State.Child("parent")
 		n_Kedge_Underlay_Vlans_Vlan_State_Status = n_Kedge_Underlay_Vlans_Vlan_State.Child("status")
-		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Aft, n_Kedge_Aft_Ipv4Entries, n_Kedge_Aft_Ipv4Entries_Ipv4Entry, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status, n_Kedge_Aft_Ipv6Entries, n_Kedge_Aft_Ipv6Entries_Ipv6Entry, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status, n_Kedge_Aft_NextHopGroups, n_Kedge_Aft_NextHopGroups_NextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status, n_Kedge_Aft_NextHops, n_Kedge_Aft_NextHops_NextHop, n_Kedge_Aft_NextHops_NextHop_Config, n_Kedge_Aft_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHops_NextHop_Config_Interface, n_Kedge_Aft_NextHops_NextHop_Config_IpAddress, n_Kedge_Aft_NextHops_NextHop_Config_Session, n_Kedge_Aft_NextHops_NextHop_Config_Unsupported, n_Kedge_Aft_NextHops_NextHop_Index, n_Kedge_Aft_NextHops_NextHop_State, n_Kedge_Aft_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHops_NextHop_State_Interface, n_Kedge_Aft_NextHops_NextHop_State_IpAddress, n_Kedge_Aft_NextHops_NextHop_State_Reason, n_Kedge_Aft_NextHops_NextHop_State_Session, n_Kedge_Aft_NextHops_NextHop_State_Status, n_Kedge_Aft_NextHops_NextHop_State_Unsupported, n_Kedge_Aft_Sessions, n_Kedge_Aft_Sessions_Session, n_Kedge_Aft_Sessions_Session_Config, n_Kedge_Aft_Sessions_Session_Config_Class, n_Kedge_Aft_Sessions_Session_Config_Id, n_Kedge_Aft_Sessions_Session_Config_Identity, n_Kedge_Aft_Sessions_Session_Config_Persistence, n_Kedge_Aft_Sessions_Session_Config_Tier, n_Kedge_Aft_Sessions_Session_Id, n_Kedge_Aft_Sessions_Session_State, n_Kedge_Aft_Sessions_Session_State_Class, n_Kedge_Aft_Sessions_Session_State_Id, n_Kedge_Aft_Sessions_Session_State_Identity, n_Kedge_Aft_Sessions_Session_State_Persistence, n_Kedge_Aft_Sessions_Session_State_Tier, n_Kedge_Aft_State, n_Kedge_Aft_State_ProgrammedSequence, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_DriftIntervalSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Device, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposal, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Device, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_Proposal, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_State, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalSeconds, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status} {
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces = n_Kedge_Underlay_Vlans_Vlan.Child("subinterfaces")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces.Child("subinterface")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface.Child("config")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config.Child("addresses")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config.Child("device")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config.Child("port")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface.Child("device")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface.Child("port")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface.Child("state")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State.Child("addresses")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State.Child("device")
+		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State.Child("port")
+		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Aft, n_Kedge_Aft_Ipv4Entries, n_Kedge_Aft_Ipv4Entries_Ipv4Entry, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status, n_Kedge_Aft_Ipv6Entries, n_Kedge_Aft_Ipv6Entries_Ipv6Entry, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status, n_Kedge_Aft_NextHopGroups, n_Kedge_Aft_NextHopGroups_NextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status, n_Kedge_Aft_NextHops, n_Kedge_Aft_NextHops_NextHop, n_Kedge_Aft_NextHops_NextHop_Config, n_Kedge_Aft_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHops_NextHop_Config_Interface, n_Kedge_Aft_NextHops_NextHop_Config_IpAddress, n_Kedge_Aft_NextHops_NextHop_Config_Session, n_Kedge_Aft_NextHops_NextHop_Config_Unsupported, n_Kedge_Aft_NextHops_NextHop_Index, n_Kedge_Aft_NextHops_NextHop_State, n_Kedge_Aft_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHops_NextHop_State_Interface, n_Kedge_Aft_NextHops_NextHop_State_IpAddress, n_Kedge_Aft_NextHops_NextHop_State_Reason, n_Kedge_Aft_NextHops_NextHop_State_Session, n_Kedge_Aft_NextHops_NextHop_State_Status, n_Kedge_Aft_NextHops_NextHop_State_Unsupported, n_Kedge_Aft_Sessions, n_Kedge_Aft_Sessions_Session, n_Kedge_Aft_Sessions_Session_Config, n_Kedge_Aft_Sessions_Session_Config_Class, n_Kedge_Aft_Sessions_Session_Config_Id, n_Kedge_Aft_Sessions_Session_Config_Identity, n_Kedge_Aft_Sessions_Session_Config_Persistence, n_Kedge_Aft_Sessions_Session_Config_Tier, n_Kedge_Aft_Sessions_Session_Id, n_Kedge_Aft_Sessions_Session_State, n_Kedge_Aft_Sessions_Session_State_Class, n_Kedge_Aft_Sessions_Session_State_Id, n_Kedge_Aft_Sessions_Session_State_Identity, n_Kedge_Aft_Sessions_Session_State_Persistence, n_Kedge_Aft_Sessions_Session_State_Tier, n_Kedge_Aft_State, n_Kedge_Aft_State_ProgrammedSequence, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_Owner, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_Owner, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_DroppedTransits, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_FrameHeaders, n_Kedge_Notary_State_LastAckSize, n_Kedge_Notary_State_LastAckTime, n_Kedge_Notary_State_LastCheckpointSize, n_Kedge_Notary_State_LastCheckpointTime, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_Level, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_Origin, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Notary_State_UpstreamError, n_Kedge_Notary_State_UpstreamState, n_Kedge_Notary_State_VerifierKey, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Cluster, n_Kedge_Posture_Cluster_Config, n_Kedge_Posture_Cluster_Config_Level, n_Kedge_Posture_Cluster_Config_Object, n_Kedge_Posture_Cluster_State, n_Kedge_Posture_Cluster_State_Connected, n_Kedge_Posture_Cluster_State_LastSync, n_Kedge_Posture_Cluster_State_Level, n_Kedge_Posture_Cluster_State_Object, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_BytesIn, n_Kedge_Sessions_Session_State_BytesOut, n_Kedge_Sessions_Session_State_Capabilities, n_Kedge_Sessions_Session_State_CloseReason, n_Kedge_Sessions_Session_State_Closed, n_Kedge_Sessions_Session_State_Cluster, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_DrainDeadline, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_FramesIn, n_Kedge_Sessions_Session_State_FramesOut, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_InitiatorPosture, n_Kedge_Sessions_Session_State_Local, n_Kedge_Sessions_Session_State_Node, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_Sessions_Session_State_Verification, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_CommitConfirmSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_CaFile, n_Kedge_Underlay_Devices_Device_Config_CertFile, n_Kedge_Underlay_Devices_Device_Config_CommitConfirmed, n_Kedge_Underlay_Devices_Device_Config_KeyFile, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_OnChange, n_Kedge_Underlay_Devices_Device_Config_PasswordFile, n_Kedge_Underlay_Devices_Device_Config_Port, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_ServerName, n_Kedge_Underlay_Devices_Device_Config_Username, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_AppliedSequence, n_Kedge_Underlay_Devices_Device_State_CaFile, n_Kedge_Underlay_Devices_Device_State_CertFile, n_Kedge_Underlay_Devices_Device_State_CommitConfirmed, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_DriftPaths, n_Kedge_Underlay_Devices_Device_State_DriftSince, n_Kedge_Underlay_Devices_Device_State_KeyFile, n_Kedge_Underlay_Devices_Device_State_LastError, n_Kedge_Underlay_Devices_Device_State_LastPush, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_OnChange, n_Kedge_Underlay_Devices_Device_State_PasswordFile, n_Kedge_Underlay_Devices_Device_State_Port, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_ServerName, n_Kedge_Underlay_Devices_Device_State_Status, n_Kedge_Underlay_Devices_Device_State_Username, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Devices_Device_State_Watch, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Description, n_Kedge_Underlay_Mutations_Mutation_Config_Devices, n_Kedge_Underlay_Mutations_Mutation_Config_Emergency, n_Kedge_Underlay_Mutations_Mutation_Config_Execute, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposer, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Config_Vlans, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_Results, n_Kedge_Underlay_Mutations_Mutation_Results_Result, n_Kedge_Underlay_Mutations_Mutation_Results_Result_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Compiled, n_Kedge_Underlay_Mutations_Mutation_State_Description, n_Kedge_Underlay_Mutations_Mutation_State_Devices, n_Kedge_Underlay_Mutations_Mutation_State_Diff, n_Kedge_Underlay_Mutations_Mutation_State_Emergency, n_Kedge_Underlay_Mutations_Mutation_State_Execute, n_Kedge_Underlay_Mutations_Mutation_State_Executed, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_IntentSequence, n_Kedge_Underlay_Mutations_Mutation_State_PostureLevel, n_Kedge_Underlay_Mutations_Mutation_State_Proposer, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Sequence, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_Mutations_Mutation_State_Vlans, n_Kedge_Underlay_State, n_Kedge_Underlay_State_CommitConfirmSeconds, n_Kedge_Underlay_State_CompilerFrozen, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalMs, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_State_Level, n_Kedge_Underlay_State_Waiting, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Name, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_Members, n_Kedge_Underlay_Vlans_Vlan_Members_Member, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Name, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port} {
 			if n == nil {
 				panic("kedgetree: the schema lacks a node the generated code reads: run make generate")
 			}
@@ -1147,6 +1373,18 @@ func (x Kedge_Accords_Accord_Config) RoutePolicy() (kedgepath.AccordRoutePolicy,
 	return kedgepath.AccordRoutePolicy(v.Str()), v.IsSet()
 }
 
+// UnderlayDriftIntervalMs reads
+// /kedge/accords/accord/config/underlay-drift-interval-ms (config) and
+// whether it is set. How often underlay devices that are not watched with
+// ON_CHANGE subscriptions are read and compared for drift.
+func (x Kedge_Accords_Accord_Config) UnderlayDriftIntervalMs() (uint32, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs)
+	return uint32(v.UintVal()), v.IsSet()
+}
+
 // UnderlayMutationTiers reads the leaf-list
 // /kedge/accords/accord/config/underlay-mutation-tiers (config); nil when
 // empty. Tiers whose underlay mutation proposals may execute at this level.
@@ -1328,6 +1566,18 @@ func (x Kedge_Accords_Accord_State) RoutePolicy() (kedgepath.AccordRoutePolicy, 
 	}
 	v := x.in.Leaf(n_Kedge_Accords_Accord_State_RoutePolicy)
 	return kedgepath.AccordRoutePolicy(v.Str()), v.IsSet()
+}
+
+// UnderlayDriftIntervalMs reads
+// /kedge/accords/accord/state/underlay-drift-interval-ms (state) and whether
+// it is set. How often underlay devices that are not watched with ON_CHANGE
+// subscriptions are read and compared for drift.
+func (x Kedge_Accords_Accord_State) UnderlayDriftIntervalMs() (uint32, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs)
+	return uint32(v.UintVal()), v.IsSet()
 }
 
 // UnderlayMutationTiers reads the leaf-list
@@ -3217,6 +3467,20 @@ func (x Kedge_Mesh_Peers_Peer_Config) Name() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// Owner reads /kedge/mesh/peers/peer/config/owner (config) and whether it is
+// set. Who manages this peer entry. "kube" marks a peer the daemon built from
+// the cluster's KedgeNode objects: the daemon updates and removes those as
+// the cluster changes. Any other value, or none, is a local entry that the
+// cluster never changes; writing a different owner on a "kube" peer takes it
+// over locally.
+func (x Kedge_Mesh_Peers_Peer_Config) Owner() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Mesh_Peers_Peer_Config_Owner)
+	return v.Str(), v.IsSet()
+}
+
 // PersistentKeepalive reads
 // /kedge/mesh/peers/peer/config/persistent-keepalive (config) and whether it
 // is set. Keepalive interval; 0 or absent uses the accord's keepalive.
@@ -3348,6 +3612,20 @@ func (x Kedge_Mesh_Peers_Peer_State) Name() (string, bool) {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Mesh_Peers_Peer_State_Name)
+	return v.Str(), v.IsSet()
+}
+
+// Owner reads /kedge/mesh/peers/peer/state/owner (state) and whether it is
+// set. Who manages this peer entry. "kube" marks a peer the daemon built from
+// the cluster's KedgeNode objects: the daemon updates and removes those as
+// the cluster changes. Any other value, or none, is a local entry that the
+// cluster never changes; writing a different owner on a "kube" peer takes it
+// over locally.
+func (x Kedge_Mesh_Peers_Peer_State) Owner() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Mesh_Peers_Peer_State_Owner)
 	return v.Str(), v.IsSet()
 }
 
@@ -3515,7 +3793,8 @@ func (x Kedge_Mesh_State) PublicKey() (string, bool) {
 }
 
 // Status reads /kedge/mesh/state/status (state) and whether it is set. State
-// of the mesh interface.
+// of the mesh interface, published from the daemon's start, before any peer
+// or mesh configuration exists.
 func (x Kedge_Mesh_State) Status() (kedgepath.MeshStatus, bool) {
 	if x.in == nil {
 		return "", false
@@ -3580,7 +3859,10 @@ func AsKedge_Notary_Config(in *tree.Inst) (x Kedge_Notary_Config, ok bool) {
 }
 
 // Anchor reads /kedge/notary/config/anchor (config) and whether it is set.
-// Where root hashes are anchored (an external log or service).
+// Where root hashes are anchored (an external log or service). The daemon
+// ships to the Quartermaster endpoint of its own configuration
+// (--quartermaster), which state/anchor shows; this leaf is for operators'
+// records.
 func (x Kedge_Notary_Config) Anchor() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -3622,13 +3904,27 @@ func AsKedge_Notary_State(in *tree.Inst) (x Kedge_Notary_State, ok bool) {
 }
 
 // Anchor reads /kedge/notary/state/anchor (state) and whether it is set.
-// Where root hashes are anchored (an external log or service).
+// Where root hashes are anchored (an external log or service). The daemon
+// ships to the Quartermaster endpoint of its own configuration
+// (--quartermaster), which state/anchor shows; this leaf is for operators'
+// records.
 func (x Kedge_Notary_State) Anchor() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Notary_State_Anchor)
 	return v.Str(), v.IsSet()
+}
+
+// DroppedTransits reads /kedge/notary/state/dropped-transits (state) and
+// whether it is set. Session transits not recorded because the notary's queue
+// was full (recording never blocks a handshake).
+func (x Kedge_Notary_State) DroppedTransits() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_DroppedTransits)
+	return uint64(v.UintVal()), v.IsSet()
 }
 
 // FlushMode reads /kedge/notary/state/flush-mode (state) and whether it is
@@ -3641,8 +3937,58 @@ func (x Kedge_Notary_State) FlushMode() (kedgepath.NotaryFlushMode, bool) {
 	return kedgepath.NotaryFlushMode(v.Str()), v.IsSet()
 }
 
+// FrameHeaders reads /kedge/notary/state/frame-headers (state) and whether it
+// is set. Whether session transits carry Shellstream frame headers now.
+func (x Kedge_Notary_State) FrameHeaders() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_FrameHeaders)
+	return v.BoolVal(), v.IsSet()
+}
+
+// LastAckSize reads /kedge/notary/state/last-ack-size (state) and whether it
+// is set. Tree size of the last checkpoint Quartermaster acknowledged.
+func (x Kedge_Notary_State) LastAckSize() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_LastAckSize)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// LastAckTime reads /kedge/notary/state/last-ack-time (state) and whether it
+// is set. When Quartermaster last acknowledged a checkpoint.
+func (x Kedge_Notary_State) LastAckTime() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_LastAckTime)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// LastCheckpointSize reads /kedge/notary/state/last-checkpoint-size (state)
+// and whether it is set. Tree size of the last signed checkpoint.
+func (x Kedge_Notary_State) LastCheckpointSize() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_LastCheckpointSize)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// LastCheckpointTime reads /kedge/notary/state/last-checkpoint-time (state)
+// and whether it is set. When the last checkpoint was signed.
+func (x Kedge_Notary_State) LastCheckpointTime() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_LastCheckpointTime)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
 // LastFlush reads /kedge/notary/state/last-flush (state) and whether it is
-// set. When the log was last flushed.
+// set. When the log was last flushed (synced and checkpointed).
 func (x Kedge_Notary_State) LastFlush() (uint64, bool) {
 	if x.in == nil {
 		return 0, false
@@ -3651,14 +3997,34 @@ func (x Kedge_Notary_State) LastFlush() (uint64, bool) {
 	return uint64(v.UintVal()), v.IsSet()
 }
 
+// Level reads /kedge/notary/state/level (state) and whether it is set. The
+// posture level whose fidelity is applied.
+func (x Kedge_Notary_State) Level() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_Level)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
 // LogSize reads /kedge/notary/state/log-size (state) and whether it is set.
-// Size of the log.
+// Bytes written to the log file.
 func (x Kedge_Notary_State) LogSize() (uint64, bool) {
 	if x.in == nil {
 		return 0, false
 	}
 	v := x.in.Leaf(n_Kedge_Notary_State_LogSize)
 	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Origin reads /kedge/notary/state/origin (state) and whether it is set. The
+// log's origin: the first line of its checkpoints.
+func (x Kedge_Notary_State) Origin() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_Origin)
+	return v.Str(), v.IsSet()
 }
 
 // PayloadHashing reads /kedge/notary/state/payload-hashing (state) and
@@ -3672,7 +4038,7 @@ func (x Kedge_Notary_State) PayloadHashing() (bool, bool) {
 }
 
 // Records reads /kedge/notary/state/records (state) and whether it is set.
-// Records in the log.
+// Records in the log: the size of its Merkle tree.
 func (x Kedge_Notary_State) Records() (uint64, bool) {
 	if x.in == nil {
 		return 0, false
@@ -3710,6 +4076,37 @@ func (x Kedge_Notary_State) SamplingPercentOverride() (uint8, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Notary_State_SamplingPercentOverride)
 	return uint8(v.UintVal()), v.IsSet()
+}
+
+// UpstreamError reads /kedge/notary/state/upstream-error (state) and whether
+// it is set. Why the last shipping session failed or was refused.
+func (x Kedge_Notary_State) UpstreamError() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_UpstreamError)
+	return v.Str(), v.IsSet()
+}
+
+// UpstreamState reads /kedge/notary/state/upstream-state (state) and whether
+// it is set. What the upstream client is doing.
+func (x Kedge_Notary_State) UpstreamState() (kedgepath.NotaryUpstreamState, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_UpstreamState)
+	return kedgepath.NotaryUpstreamState(v.Str()), v.IsSet()
+}
+
+// VerifierKey reads /kedge/notary/state/verifier-key (state) and whether it
+// is set. The note verifier key that signs the checkpoints (name+hash+base64
+// key), for verifying the log elsewhere.
+func (x Kedge_Notary_State) VerifierKey() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_VerifierKey)
+	return v.Str(), v.IsSet()
 }
 
 // Kedge_Pods reads /kedge/pods (container, config). Pod network attachments
@@ -4221,6 +4618,14 @@ func AsKedge_Posture(in *tree.Inst) (x Kedge_Posture, ok bool) {
 	return Kedge_Posture{in}, true
 }
 
+// Cluster reads /kedge/posture/cluster.
+func (x Kedge_Posture) Cluster() Kedge_Posture_Cluster {
+	if x.in == nil {
+		return Kedge_Posture_Cluster{}
+	}
+	return Kedge_Posture_Cluster{x.in.SubAt(n_Kedge_Posture_Cluster)}
+}
+
 // Config reads /kedge/posture/config.
 func (x Kedge_Posture) Config() Kedge_Posture_Config {
 	if x.in == nil {
@@ -4243,6 +4648,147 @@ func (x Kedge_Posture) State() Kedge_Posture_State {
 		return Kedge_Posture_State{}
 	}
 	return Kedge_Posture_State{x.in.SubAt(n_Kedge_Posture_State)}
+}
+
+// Kedge_Posture_Cluster reads /kedge/posture/cluster (container, config). The
+// cluster-wide posture level, mirrored by the daemon from the cluster's
+// KedgeClusterPosture object. It can only make the effective level stricter,
+// never looser than the node's own config or its BPF map.
+type Kedge_Posture_Cluster struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Posture_Cluster) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Posture_Cluster) Exists() bool { return x.in != nil }
+
+// AsKedge_Posture_Cluster reads in, an instance of /kedge/posture/cluster
+// (from a change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Posture_Cluster(in *tree.Inst) (x Kedge_Posture_Cluster, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Posture_Cluster {
+		return Kedge_Posture_Cluster{}, false
+	}
+	return Kedge_Posture_Cluster{in}, true
+}
+
+// Config reads /kedge/posture/cluster/config.
+func (x Kedge_Posture_Cluster) Config() Kedge_Posture_Cluster_Config {
+	if x.in == nil {
+		return Kedge_Posture_Cluster_Config{}
+	}
+	return Kedge_Posture_Cluster_Config{x.in.SubAt(n_Kedge_Posture_Cluster_Config)}
+}
+
+// State reads /kedge/posture/cluster/state.
+func (x Kedge_Posture_Cluster) State() Kedge_Posture_Cluster_State {
+	if x.in == nil {
+		return Kedge_Posture_Cluster_State{}
+	}
+	return Kedge_Posture_Cluster_State{x.in.SubAt(n_Kedge_Posture_Cluster_State)}
+}
+
+// Kedge_Posture_Cluster_Config reads /kedge/posture/cluster/config
+// (container, config). The cluster's level as last read from the cluster.
+type Kedge_Posture_Cluster_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Posture_Cluster_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Posture_Cluster_Config) Exists() bool { return x.in != nil }
+
+// AsKedge_Posture_Cluster_Config reads in, an instance of
+// /kedge/posture/cluster/config (from a change feed, say); ok is false when
+// in is nil or of another node.
+func AsKedge_Posture_Cluster_Config(in *tree.Inst) (x Kedge_Posture_Cluster_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Posture_Cluster_Config {
+		return Kedge_Posture_Cluster_Config{}, false
+	}
+	return Kedge_Posture_Cluster_Config{in}, true
+}
+
+// Level reads /kedge/posture/cluster/config/level (config) and whether it is
+// set. The cluster's posture level; absent when the cluster sets none.
+func (x Kedge_Posture_Cluster_Config) Level() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_Config_Level)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
+// Object reads /kedge/posture/cluster/config/object (config) and whether it
+// is set. The name of the cluster object the level came from.
+func (x Kedge_Posture_Cluster_Config) Object() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_Config_Object)
+	return v.Str(), v.IsSet()
+}
+
+// Kedge_Posture_Cluster_State reads /kedge/posture/cluster/state (container,
+// state). How the mirror is doing.
+type Kedge_Posture_Cluster_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Posture_Cluster_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Posture_Cluster_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Posture_Cluster_State reads in, an instance of
+// /kedge/posture/cluster/state (from a change feed, say); ok is false when in
+// is nil or of another node.
+func AsKedge_Posture_Cluster_State(in *tree.Inst) (x Kedge_Posture_Cluster_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Posture_Cluster_State {
+		return Kedge_Posture_Cluster_State{}, false
+	}
+	return Kedge_Posture_Cluster_State{in}, true
+}
+
+// Connected reads /kedge/posture/cluster/state/connected (state) and whether
+// it is set. Whether the daemon currently reaches the cluster's API. While it
+// does not, the node keeps its last peers and level.
+func (x Kedge_Posture_Cluster_State) Connected() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_State_Connected)
+	return v.BoolVal(), v.IsSet()
+}
+
+// LastSync reads /kedge/posture/cluster/state/last-sync (state) and whether
+// it is set. When the daemon last heard from the cluster's API.
+func (x Kedge_Posture_Cluster_State) LastSync() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_State_LastSync)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Level reads /kedge/posture/cluster/state/level (state) and whether it is
+// set. The cluster level this node holds (its config mirror).
+func (x Kedge_Posture_Cluster_State) Level() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_State_Level)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
+// Object reads /kedge/posture/cluster/state/object (state) and whether it is
+// set. The cluster object the level came from.
+func (x Kedge_Posture_Cluster_State) Object() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_State_Object)
+	return v.Str(), v.IsSet()
 }
 
 // Kedge_Posture_Config reads /kedge/posture/config (container, config).
@@ -5469,6 +6015,73 @@ func AsKedge_Sessions_Session_State(in *tree.Inst) (x Kedge_Sessions_Session_Sta
 	return Kedge_Sessions_Session_State{in}, true
 }
 
+// BytesIn reads /kedge/sessions/session/state/bytes-in (state) and whether it
+// is set. Payload bytes received from the initiator.
+func (x Kedge_Sessions_Session_State) BytesIn() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_BytesIn)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// BytesOut reads /kedge/sessions/session/state/bytes-out (state) and whether
+// it is set. Payload bytes sent to the initiator.
+func (x Kedge_Sessions_Session_State) BytesOut() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_BytesOut)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Capabilities reads the leaf-list /kedge/sessions/session/state/capabilities
+// (state); nil when empty. What the session was granted.
+func (x Kedge_Sessions_Session_State) Capabilities() []kedgepath.SessionCapabilities {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Sessions_Session_State_Capabilities).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]kedgepath.SessionCapabilities, len(vs))
+	for i, v := range vs {
+		out[i] = kedgepath.SessionCapabilities(v.Str())
+	}
+	return out
+}
+
+// CloseReason reads /kedge/sessions/session/state/close-reason (state) and
+// whether it is set. Why the session ended.
+func (x Kedge_Sessions_Session_State) CloseReason() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_CloseReason)
+	return v.Str(), v.IsSet()
+}
+
+// Closed reads /kedge/sessions/session/state/closed (state) and whether it is
+// set. When the session ended.
+func (x Kedge_Sessions_Session_State) Closed() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Closed)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Cluster reads /kedge/sessions/session/state/cluster (state) and whether it
+// is set. The initiator's cluster, as it announced it.
+func (x Kedge_Sessions_Session_State) Cluster() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Cluster)
+	return v.Str(), v.IsSet()
+}
+
 // Critical reads /kedge/sessions/session/state/critical (state) and whether
 // it is set. Whether the session survives restrictive posture levels.
 func (x Kedge_Sessions_Session_State) Critical() (bool, bool) {
@@ -5477,6 +6090,16 @@ func (x Kedge_Sessions_Session_State) Critical() (bool, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Critical)
 	return v.BoolVal(), v.IsSet()
+}
+
+// DrainDeadline reads /kedge/sessions/session/state/drain-deadline (state)
+// and whether it is set. While draining: when the session is torn down.
+func (x Kedge_Sessions_Session_State) DrainDeadline() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_DrainDeadline)
+	return uint64(v.UintVal()), v.IsSet()
 }
 
 // EffectivePosture reads /kedge/sessions/session/state/effective-posture
@@ -5491,6 +6114,26 @@ func (x Kedge_Sessions_Session_State) EffectivePosture() (uint8, bool) {
 	return uint8(v.UintVal()), v.IsSet()
 }
 
+// FramesIn reads /kedge/sessions/session/state/frames-in (state) and whether
+// it is set. Frames received from the initiator.
+func (x Kedge_Sessions_Session_State) FramesIn() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_FramesIn)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// FramesOut reads /kedge/sessions/session/state/frames-out (state) and
+// whether it is set. Frames sent to the initiator.
+func (x Kedge_Sessions_Session_State) FramesOut() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_FramesOut)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
 // Id reads /kedge/sessions/session/state/id (state) and whether it is set.
 // The session id.
 func (x Kedge_Sessions_Session_State) Id() (string, bool) {
@@ -5501,8 +6144,41 @@ func (x Kedge_Sessions_Session_State) Id() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// InitiatorPosture reads /kedge/sessions/session/state/initiator-posture
+// (state) and whether it is set. The initiator's own level: from its
+// ATTEST-INIT, then from its posture-change announcements.
+func (x Kedge_Sessions_Session_State) InitiatorPosture() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_InitiatorPosture)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
+// Local reads /kedge/sessions/session/state/local (state) and whether it is
+// set. Whether the session came over a loopback transport (the unix socket,
+// 127.0.0.1 or ::1): only those are admitted at level 1.
+func (x Kedge_Sessions_Session_State) Local() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Local)
+	return v.BoolVal(), v.IsSet()
+}
+
+// Node reads /kedge/sessions/session/state/node (state) and whether it is
+// set. The initiator's node name, as it announced it.
+func (x Kedge_Sessions_Session_State) Node() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Node)
+	return v.Str(), v.IsSet()
+}
+
 // Peer reads /kedge/sessions/session/state/peer (state) and whether it is
-// set. The identity at the other end.
+// set. The identity at the other end: the SPIFFE ID its SAT and X.509-SVID
+// proved.
 func (x Kedge_Sessions_Session_State) Peer() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -5560,6 +6236,16 @@ func (x Kedge_Sessions_Session_State) Type() (kedgepath.SessionType, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Type)
 	return kedgepath.SessionType(v.Str()), v.IsSet()
+}
+
+// Verification reads /kedge/sessions/session/state/verification (state) and
+// whether it is set. How the SAT was checked at the handshake.
+func (x Kedge_Sessions_Session_State) Verification() (kedgepath.SessionVerification, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Sessions_Session_State_Verification)
+	return kedgepath.SessionVerification(v.Str()), v.IsSet()
 }
 
 // Kedge_System reads /kedge/system (container, config). The node's identity.
@@ -5797,15 +6483,16 @@ func AsKedge_Underlay_Config(in *tree.Inst) (x Kedge_Underlay_Config, ok bool) {
 	return Kedge_Underlay_Config{in}, true
 }
 
-// DriftIntervalSeconds reads /kedge/underlay/config/drift-interval-seconds
-// (config) and whether it is set. How often device configuration is checked
-// for drift; 0 turns checks off.
-func (x Kedge_Underlay_Config) DriftIntervalSeconds() (uint32, bool) {
+// CommitConfirmSeconds reads /kedge/underlay/config/commit-confirm-seconds
+// (config) and whether it is set. Rollback duration of a commit-confirmed
+// push: a device that is not confirmed within it rolls the push back by
+// itself.
+func (x Kedge_Underlay_Config) CommitConfirmSeconds() (uint16, bool) {
 	if x.in == nil {
 		return 0, false
 	}
-	v := x.in.Leaf(n_Kedge_Underlay_Config_DriftIntervalSeconds)
-	return uint32(v.UintVal()), v.IsSet()
+	v := x.in.Leaf(n_Kedge_Underlay_Config_CommitConfirmSeconds)
+	return uint16(v.UintVal()), v.IsSet()
 }
 
 // Kedge_Underlay_Devices reads /kedge/underlay/devices (container, config).
@@ -5932,12 +6619,59 @@ func AsKedge_Underlay_Devices_Device_Config(in *tree.Inst) (x Kedge_Underlay_Dev
 }
 
 // Address reads /kedge/underlay/devices/device/config/address (config) and
-// whether it is set. Management address of the device.
+// whether it is set. Management address of the device's gNMI server.
 func (x Kedge_Underlay_Devices_Device_Config) Address() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_Address)
+	return v.Str(), v.IsSet()
+}
+
+// CaFile reads /kedge/underlay/devices/device/config/ca-file (config) and
+// whether it is set. File (in the credentials directory) with the CA
+// certificates that verify the device; the system's roots when absent.
+func (x Kedge_Underlay_Devices_Device_Config) CaFile() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_CaFile)
+	return v.Str(), v.IsSet()
+}
+
+// CertFile reads /kedge/underlay/devices/device/config/cert-file (config) and
+// whether it is set. File with Kedge's client certificate for mTLS (with
+// key-file).
+func (x Kedge_Underlay_Devices_Device_Config) CertFile() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_CertFile)
+	return v.Str(), v.IsSet()
+}
+
+// CommitConfirmed reads
+// /kedge/underlay/devices/device/config/commit-confirmed (config) and whether
+// it is set. Whether the device supports gNMI commit-confirmed
+// (gnmi_ext.Commit). With it a push is confirmed after a verifying Get and
+// cancelled on failure; without it a failed push is undone with a
+// compensating Set.
+func (x Kedge_Underlay_Devices_Device_Config) CommitConfirmed() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_CommitConfirmed)
+	return v.BoolVal(), v.IsSet()
+}
+
+// KeyFile reads /kedge/underlay/devices/device/config/key-file (config) and
+// whether it is set. File with the private key of cert-file; it must not be
+// readable by group or others.
+func (x Kedge_Underlay_Devices_Device_Config) KeyFile() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_KeyFile)
 	return v.Str(), v.IsSet()
 }
 
@@ -5951,6 +6685,39 @@ func (x Kedge_Underlay_Devices_Device_Config) Name() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// OnChange reads /kedge/underlay/devices/device/config/on-change (config) and
+// whether it is set. Whether to watch the device's configuration with a
+// Subscribe ON_CHANGE stream; without it (or when the device refuses the
+// stream) it is read with Get at the accord's drift interval.
+func (x Kedge_Underlay_Devices_Device_Config) OnChange() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_OnChange)
+	return v.BoolVal(), v.IsSet()
+}
+
+// PasswordFile reads /kedge/underlay/devices/device/config/password-file
+// (config) and whether it is set. File holding the password for username; it
+// must not be readable by group or others.
+func (x Kedge_Underlay_Devices_Device_Config) PasswordFile() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_PasswordFile)
+	return v.Str(), v.IsSet()
+}
+
+// Port reads /kedge/underlay/devices/device/config/port (config) and whether
+// it is set. TCP port of the device's gNMI server.
+func (x Kedge_Underlay_Devices_Device_Config) Port() (uint16, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_Port)
+	return uint16(v.UintVal()), v.IsSet()
+}
+
 // Role reads /kedge/underlay/devices/device/config/role (config) and whether
 // it is set. The device's role (e.g. edge, core, access).
 func (x Kedge_Underlay_Devices_Device_Config) Role() (string, bool) {
@@ -5958,6 +6725,27 @@ func (x Kedge_Underlay_Devices_Device_Config) Role() (string, bool) {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_Role)
+	return v.Str(), v.IsSet()
+}
+
+// ServerName reads /kedge/underlay/devices/device/config/server-name (config)
+// and whether it is set. Name the device's TLS certificate must carry; the
+// address when absent.
+func (x Kedge_Underlay_Devices_Device_Config) ServerName() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_ServerName)
+	return v.Str(), v.IsSet()
+}
+
+// Username reads /kedge/underlay/devices/device/config/username (config) and
+// whether it is set. User name sent with every RPC (with password-file).
+func (x Kedge_Underlay_Devices_Device_Config) Username() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_Config_Username)
 	return v.Str(), v.IsSet()
 }
 
@@ -5994,13 +6782,59 @@ func AsKedge_Underlay_Devices_Device_State(in *tree.Inst) (x Kedge_Underlay_Devi
 }
 
 // Address reads /kedge/underlay/devices/device/state/address (state) and
-// whether it is set. Management address of the device.
+// whether it is set. Management address of the device's gNMI server.
 func (x Kedge_Underlay_Devices_Device_State) Address() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_Address)
 	return v.Str(), v.IsSet()
+}
+
+// AppliedSequence reads /kedge/underlay/devices/device/state/applied-sequence
+// (state) and whether it is set. Sequence number of the last mutation
+// confirmed on the device (0: none).
+func (x Kedge_Underlay_Devices_Device_State) AppliedSequence() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_AppliedSequence)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// CaFile reads /kedge/underlay/devices/device/state/ca-file (state) and
+// whether it is set. File (in the credentials directory) with the CA
+// certificates that verify the device; the system's roots when absent.
+func (x Kedge_Underlay_Devices_Device_State) CaFile() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_CaFile)
+	return v.Str(), v.IsSet()
+}
+
+// CertFile reads /kedge/underlay/devices/device/state/cert-file (state) and
+// whether it is set. File with Kedge's client certificate for mTLS (with
+// key-file).
+func (x Kedge_Underlay_Devices_Device_State) CertFile() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_CertFile)
+	return v.Str(), v.IsSet()
+}
+
+// CommitConfirmed reads /kedge/underlay/devices/device/state/commit-confirmed
+// (state) and whether it is set. Whether the device supports gNMI
+// commit-confirmed (gnmi_ext.Commit). With it a push is confirmed after a
+// verifying Get and cancelled on failure; without it a failed push is undone
+// with a compensating Set.
+func (x Kedge_Underlay_Devices_Device_State) CommitConfirmed() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_CommitConfirmed)
+	return v.BoolVal(), v.IsSet()
 }
 
 // Drift reads /kedge/underlay/devices/device/state/drift (state) and whether
@@ -6013,8 +6847,67 @@ func (x Kedge_Underlay_Devices_Device_State) Drift() (bool, bool) {
 	return v.BoolVal(), v.IsSet()
 }
 
+// DriftPaths reads the leaf-list
+// /kedge/underlay/devices/device/state/drift-paths (state); nil when empty.
+// The OpenConfig paths that differ from what Kedge applied.
+func (x Kedge_Underlay_Devices_Device_State) DriftPaths() []string {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_DriftPaths).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Str()
+	}
+	return out
+}
+
+// DriftSince reads /kedge/underlay/devices/device/state/drift-since (state)
+// and whether it is set. When the current drift was first seen.
+func (x Kedge_Underlay_Devices_Device_State) DriftSince() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_DriftSince)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// KeyFile reads /kedge/underlay/devices/device/state/key-file (state) and
+// whether it is set. File with the private key of cert-file; it must not be
+// readable by group or others.
+func (x Kedge_Underlay_Devices_Device_State) KeyFile() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_KeyFile)
+	return v.Str(), v.IsSet()
+}
+
+// LastError reads /kedge/underlay/devices/device/state/last-error (state) and
+// whether it is set. The last error talking to the device, if any.
+func (x Kedge_Underlay_Devices_Device_State) LastError() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_LastError)
+	return v.Str(), v.IsSet()
+}
+
+// LastPush reads /kedge/underlay/devices/device/state/last-push (state) and
+// whether it is set. When a push to the device last finished.
+func (x Kedge_Underlay_Devices_Device_State) LastPush() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_LastPush)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
 // LastSync reads /kedge/underlay/devices/device/state/last-sync (state) and
-// whether it is set. When the device was last synchronised.
+// whether it is set. When the device's running configuration was last read.
 func (x Kedge_Underlay_Devices_Device_State) LastSync() (uint64, bool) {
 	if x.in == nil {
 		return 0, false
@@ -6033,8 +6926,41 @@ func (x Kedge_Underlay_Devices_Device_State) Name() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// OnChange reads /kedge/underlay/devices/device/state/on-change (state) and
+// whether it is set. Whether to watch the device's configuration with a
+// Subscribe ON_CHANGE stream; without it (or when the device refuses the
+// stream) it is read with Get at the accord's drift interval.
+func (x Kedge_Underlay_Devices_Device_State) OnChange() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_OnChange)
+	return v.BoolVal(), v.IsSet()
+}
+
+// PasswordFile reads /kedge/underlay/devices/device/state/password-file
+// (state) and whether it is set. File holding the password for username; it
+// must not be readable by group or others.
+func (x Kedge_Underlay_Devices_Device_State) PasswordFile() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_PasswordFile)
+	return v.Str(), v.IsSet()
+}
+
+// Port reads /kedge/underlay/devices/device/state/port (state) and whether it
+// is set. TCP port of the device's gNMI server.
+func (x Kedge_Underlay_Devices_Device_State) Port() (uint16, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_Port)
+	return uint16(v.UintVal()), v.IsSet()
+}
+
 // Reachable reads /kedge/underlay/devices/device/state/reachable (state) and
-// whether it is set. Whether the device answered the last check.
+// whether it is set. Whether the device answered the last contact.
 func (x Kedge_Underlay_Devices_Device_State) Reachable() (bool, bool) {
 	if x.in == nil {
 		return false, false
@@ -6053,6 +6979,37 @@ func (x Kedge_Underlay_Devices_Device_State) Role() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// ServerName reads /kedge/underlay/devices/device/state/server-name (state)
+// and whether it is set. Name the device's TLS certificate must carry; the
+// address when absent.
+func (x Kedge_Underlay_Devices_Device_State) ServerName() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_ServerName)
+	return v.Str(), v.IsSet()
+}
+
+// Status reads /kedge/underlay/devices/device/state/status (state) and
+// whether it is set. Where the device stands.
+func (x Kedge_Underlay_Devices_Device_State) Status() (kedgepath.DeviceStatus, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_Status)
+	return kedgepath.DeviceStatus(v.Str()), v.IsSet()
+}
+
+// Username reads /kedge/underlay/devices/device/state/username (state) and
+// whether it is set. User name sent with every RPC (with password-file).
+func (x Kedge_Underlay_Devices_Device_State) Username() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_Username)
+	return v.Str(), v.IsSet()
+}
+
 // Vendor reads /kedge/underlay/devices/device/state/vendor (state) and
 // whether it is set. Device vendor or platform.
 func (x Kedge_Underlay_Devices_Device_State) Vendor() (string, bool) {
@@ -6063,8 +7020,18 @@ func (x Kedge_Underlay_Devices_Device_State) Vendor() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// Watch reads /kedge/underlay/devices/device/state/watch (state) and whether
+// it is set. How the device's configuration is watched.
+func (x Kedge_Underlay_Devices_Device_State) Watch() (kedgepath.DeviceWatch, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Devices_Device_State_Watch)
+	return kedgepath.DeviceWatch(v.Str()), v.IsSet()
+}
+
 // Kedge_Underlay_Mutations reads /kedge/underlay/mutations (container,
-// config). Proposed changes to underlay devices.
+// config). Proposed changes to the underlay devices.
 type Kedge_Underlay_Mutations struct{ in *tree.Inst }
 
 // Inst returns the instance read (nil when it holds no data).
@@ -6128,6 +7095,14 @@ func (x Kedge_Underlay_Mutations_Mutation) Id() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// Results reads /kedge/underlay/mutations/mutation/results.
+func (x Kedge_Underlay_Mutations_Mutation) Results() Kedge_Underlay_Mutations_Mutation_Results {
+	if x.in == nil {
+		return Kedge_Underlay_Mutations_Mutation_Results{}
+	}
+	return Kedge_Underlay_Mutations_Mutation_Results{x.in.SubAt(n_Kedge_Underlay_Mutations_Mutation_Results)}
+}
+
 // State reads /kedge/underlay/mutations/mutation/state.
 func (x Kedge_Underlay_Mutations_Mutation) State() Kedge_Underlay_Mutations_Mutation_State {
 	if x.in == nil {
@@ -6188,14 +7163,55 @@ func AsKedge_Underlay_Mutations_Mutation_Config(in *tree.Inst) (x Kedge_Underlay
 	return Kedge_Underlay_Mutations_Mutation_Config{in}, true
 }
 
-// Device reads /kedge/underlay/mutations/mutation/config/device (config) and
-// whether it is set. The device to change.
-func (x Kedge_Underlay_Mutations_Mutation_Config) Device() (string, bool) {
+// Description reads /kedge/underlay/mutations/mutation/config/description
+// (config) and whether it is set. What the change is for.
+func (x Kedge_Underlay_Mutations_Mutation_Config) Description() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
-	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Config_Device)
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Config_Description)
 	return v.Str(), v.IsSet()
+}
+
+// Devices reads the leaf-list
+// /kedge/underlay/mutations/mutation/config/devices (config); nil when empty.
+// The devices whose configuration it changes; every device when empty.
+func (x Kedge_Underlay_Mutations_Mutation_Config) Devices() []string {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Config_Devices).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Str()
+	}
+	return out
+}
+
+// Emergency reads /kedge/underlay/mutations/mutation/config/emergency
+// (config) and whether it is set. A pre-approved emergency change: compiled
+// when proposed (while the compiler is not frozen) and then held until
+// execute is set. At a level whose accord freezes the compiler only these may
+// execute.
+func (x Kedge_Underlay_Mutations_Mutation_Config) Emergency() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Config_Emergency)
+	return v.BoolVal(), v.IsSet()
+}
+
+// Execute reads /kedge/underlay/mutations/mutation/config/execute (config)
+// and whether it is set. Releases a held emergency change for execution.
+func (x Kedge_Underlay_Mutations_Mutation_Config) Execute() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Config_Execute)
+	return v.BoolVal(), v.IsSet()
 }
 
 // Id reads /kedge/underlay/mutations/mutation/config/id (config) and whether
@@ -6208,25 +7224,192 @@ func (x Kedge_Underlay_Mutations_Mutation_Config) Id() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
-// Proposal reads /kedge/underlay/mutations/mutation/config/proposal (config)
-// and whether it is set. The proposed change, in the device's configuration
-// language.
-func (x Kedge_Underlay_Mutations_Mutation_Config) Proposal() (string, bool) {
+// Proposer reads /kedge/underlay/mutations/mutation/config/proposer (config)
+// and whether it is set. Identity of whoever proposed it.
+func (x Kedge_Underlay_Mutations_Mutation_Config) Proposer() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
-	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Config_Proposal)
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Config_Proposer)
 	return v.Str(), v.IsSet()
 }
 
 // Tier reads /kedge/underlay/mutations/mutation/config/tier (config) and
-// whether it is set. Authority tier of the proposer.
+// whether it is set. Authority tier the proposal executes under; never above
+// the tier of the identity that wrote it.
 func (x Kedge_Underlay_Mutations_Mutation_Config) Tier() (kedgepath.Tier, bool) {
 	if x.in == nil {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Config_Tier)
 	return kedgepath.Tier(v.Str()), v.IsSet()
+}
+
+// Vlans reads the leaf-list /kedge/underlay/mutations/mutation/config/vlans
+// (config); nil when empty. The VLANs whose intent it brings to those devices
+// (a VLAN gone from the intent is removed); every VLAN when empty.
+func (x Kedge_Underlay_Mutations_Mutation_Config) Vlans() []uint16 {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Config_Vlans).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]uint16, len(vs))
+	for i, v := range vs {
+		out[i] = uint16(v.UintVal())
+	}
+	return out
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results reads
+// /kedge/underlay/mutations/mutation/results (container, state). The outcome
+// on each device.
+type Kedge_Underlay_Mutations_Mutation_Results struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Mutations_Mutation_Results) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Mutations_Mutation_Results) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Mutations_Mutation_Results reads in, an instance of
+// /kedge/underlay/mutations/mutation/results (from a change feed, say); ok is
+// false when in is nil or of another node.
+func AsKedge_Underlay_Mutations_Mutation_Results(in *tree.Inst) (x Kedge_Underlay_Mutations_Mutation_Results, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Mutations_Mutation_Results {
+		return Kedge_Underlay_Mutations_Mutation_Results{}, false
+	}
+	return Kedge_Underlay_Mutations_Mutation_Results{in}, true
+}
+
+// Result reads the entries of /kedge/underlay/mutations/mutation/results/result.
+func (x Kedge_Underlay_Mutations_Mutation_Results) Result() Kedge_Underlay_Mutations_Mutation_Results_ResultList {
+	return Kedge_Underlay_Mutations_Mutation_Results_ResultList{x.in}
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result reads
+// /kedge/underlay/mutations/mutation/results/result (list entry, state). The
+// outcome on one device.
+type Kedge_Underlay_Mutations_Mutation_Results_Result struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Mutations_Mutation_Results_Result) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Mutations_Mutation_Results_Result) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Mutations_Mutation_Results_Result reads in, an instance of
+// /kedge/underlay/mutations/mutation/results/result (from a change feed,
+// say); ok is false when in is nil or of another node.
+func AsKedge_Underlay_Mutations_Mutation_Results_Result(in *tree.Inst) (x Kedge_Underlay_Mutations_Mutation_Results_Result, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Mutations_Mutation_Results_Result {
+		return Kedge_Underlay_Mutations_Mutation_Results_Result{}, false
+	}
+	return Kedge_Underlay_Mutations_Mutation_Results_Result{in}, true
+}
+
+// Device reads /kedge/underlay/mutations/mutation/results/result/device
+// (state) and whether it is set. Reference to the device.
+func (x Kedge_Underlay_Mutations_Mutation_Results_Result) Device() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Results_Result_Device)
+	return v.Str(), v.IsSet()
+}
+
+// State reads /kedge/underlay/mutations/mutation/results/result/state.
+func (x Kedge_Underlay_Mutations_Mutation_Results_Result) State() Kedge_Underlay_Mutations_Mutation_Results_Result_State {
+	if x.in == nil {
+		return Kedge_Underlay_Mutations_Mutation_Results_Result_State{}
+	}
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_State{x.in.SubAt(n_Kedge_Underlay_Mutations_Mutation_Results_Result_State)}
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_ResultList reads the entries of /kedge/underlay/mutations/mutation/results/result under one parent.
+type Kedge_Underlay_Mutations_Mutation_Results_ResultList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Underlay_Mutations_Mutation_Results_ResultList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Underlay_Mutations_Mutation_Results_Result)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Underlay_Mutations_Mutation_Results_ResultList) All() iter.Seq[Kedge_Underlay_Mutations_Mutation_Results_Result] {
+	return func(yield func(Kedge_Underlay_Mutations_Mutation_Results_Result) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Underlay_Mutations_Mutation_Results_Result, func(e *tree.Inst) bool { return yield(Kedge_Underlay_Mutations_Mutation_Results_Result{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Underlay_Mutations_Mutation_Results_ResultList) Get(device string) (Kedge_Underlay_Mutations_Mutation_Results_Result, bool) {
+	if l.in == nil {
+		return Kedge_Underlay_Mutations_Mutation_Results_Result{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Underlay_Mutations_Mutation_Results_Result, []tree.Value{tree.String(device)})
+	return Kedge_Underlay_Mutations_Mutation_Results_Result{e}, e != nil
+}
+
+// Kedge_Underlay_Mutations_Mutation_Results_Result_State reads
+// /kedge/underlay/mutations/mutation/results/result/state (container, state).
+// The outcome.
+type Kedge_Underlay_Mutations_Mutation_Results_Result_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Mutations_Mutation_Results_Result_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Mutations_Mutation_Results_Result_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Mutations_Mutation_Results_Result_State reads in, an
+// instance of /kedge/underlay/mutations/mutation/results/result/state (from a
+// change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Underlay_Mutations_Mutation_Results_Result_State(in *tree.Inst) (x Kedge_Underlay_Mutations_Mutation_Results_Result_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Mutations_Mutation_Results_Result_State {
+		return Kedge_Underlay_Mutations_Mutation_Results_Result_State{}, false
+	}
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_State{in}, true
+}
+
+// Device reads /kedge/underlay/mutations/mutation/results/result/state/device
+// (state) and whether it is set. The device.
+func (x Kedge_Underlay_Mutations_Mutation_Results_Result_State) Device() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device)
+	return v.Str(), v.IsSet()
+}
+
+// Error reads /kedge/underlay/mutations/mutation/results/result/state/error
+// (state) and whether it is set. Why, when it did not confirm.
+func (x Kedge_Underlay_Mutations_Mutation_Results_Result_State) Error() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error)
+	return v.Str(), v.IsSet()
+}
+
+// Status reads /kedge/underlay/mutations/mutation/results/result/state/status
+// (state) and whether it is set. The outcome on the device.
+func (x Kedge_Underlay_Mutations_Mutation_Results_Result_State) Status() (kedgepath.ResultStatus, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status)
+	return kedgepath.ResultStatus(v.Str()), v.IsSet()
 }
 
 // Kedge_Underlay_Mutations_Mutation_State reads
@@ -6251,15 +7434,92 @@ func AsKedge_Underlay_Mutations_Mutation_State(in *tree.Inst) (x Kedge_Underlay_
 	return Kedge_Underlay_Mutations_Mutation_State{in}, true
 }
 
-// Device reads /kedge/underlay/mutations/mutation/state/device (state) and
-// whether it is set. The device to change (a plain string in state so that a
-// mutation's history survives the device's removal).
-func (x Kedge_Underlay_Mutations_Mutation_State) Device() (string, bool) {
+// Compiled reads /kedge/underlay/mutations/mutation/state/compiled (state)
+// and whether it is set. When it was compiled.
+func (x Kedge_Underlay_Mutations_Mutation_State) Compiled() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Compiled)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Description reads /kedge/underlay/mutations/mutation/state/description
+// (state) and whether it is set. What the change is for.
+func (x Kedge_Underlay_Mutations_Mutation_State) Description() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
-	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Device)
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Description)
 	return v.Str(), v.IsSet()
+}
+
+// Devices reads the leaf-list
+// /kedge/underlay/mutations/mutation/state/devices (state); nil when empty.
+// The devices whose configuration it changes; every device when empty.
+func (x Kedge_Underlay_Mutations_Mutation_State) Devices() []string {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Devices).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Str()
+	}
+	return out
+}
+
+// Diff reads the leaf-list /kedge/underlay/mutations/mutation/state/diff
+// (state); nil when empty. What it changes, one entry per device and
+// OpenConfig path: 'DEVICE replace PATH' or 'DEVICE delete PATH'.
+func (x Kedge_Underlay_Mutations_Mutation_State) Diff() []string {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Diff).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Str()
+	}
+	return out
+}
+
+// Emergency reads /kedge/underlay/mutations/mutation/state/emergency (state)
+// and whether it is set. A pre-approved emergency change: compiled when
+// proposed (while the compiler is not frozen) and then held until execute is
+// set. At a level whose accord freezes the compiler only these may execute.
+func (x Kedge_Underlay_Mutations_Mutation_State) Emergency() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Emergency)
+	return v.BoolVal(), v.IsSet()
+}
+
+// Execute reads /kedge/underlay/mutations/mutation/state/execute (state) and
+// whether it is set. Releases a held emergency change for execution.
+func (x Kedge_Underlay_Mutations_Mutation_State) Execute() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Execute)
+	return v.BoolVal(), v.IsSet()
+}
+
+// Executed reads /kedge/underlay/mutations/mutation/state/executed (state)
+// and whether it is set. When its execution finished.
+func (x Kedge_Underlay_Mutations_Mutation_State) Executed() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Executed)
+	return uint64(v.UintVal()), v.IsSet()
 }
 
 // Id reads /kedge/underlay/mutations/mutation/state/id (state) and whether it
@@ -6272,25 +7532,56 @@ func (x Kedge_Underlay_Mutations_Mutation_State) Id() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
-// Proposal reads /kedge/underlay/mutations/mutation/state/proposal (state)
-// and whether it is set. The proposed change, in the device's configuration
-// language.
-func (x Kedge_Underlay_Mutations_Mutation_State) Proposal() (string, bool) {
+// IntentSequence reads
+// /kedge/underlay/mutations/mutation/state/intent-sequence (state) and
+// whether it is set. The tree commit whose intent it compiled.
+func (x Kedge_Underlay_Mutations_Mutation_State) IntentSequence() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_IntentSequence)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// PostureLevel reads /kedge/underlay/mutations/mutation/state/posture-level
+// (state) and whether it is set. The posture level it executed (or was last
+// judged) at.
+func (x Kedge_Underlay_Mutations_Mutation_State) PostureLevel() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_PostureLevel)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
+// Proposer reads /kedge/underlay/mutations/mutation/state/proposer (state)
+// and whether it is set. Identity of whoever proposed it.
+func (x Kedge_Underlay_Mutations_Mutation_State) Proposer() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
-	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Proposal)
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Proposer)
 	return v.Str(), v.IsSet()
 }
 
 // Reason reads /kedge/underlay/mutations/mutation/state/reason (state) and
-// whether it is set. Why the mutation was denied or frozen.
+// whether it is set. Why it waits, failed or was denied.
 func (x Kedge_Underlay_Mutations_Mutation_State) Reason() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Reason)
 	return v.Str(), v.IsSet()
+}
+
+// Sequence reads /kedge/underlay/mutations/mutation/state/sequence (state)
+// and whether it is set. Its place in the queue, in order of proposal.
+func (x Kedge_Underlay_Mutations_Mutation_State) Sequence() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Sequence)
+	return uint64(v.UintVal()), v.IsSet()
 }
 
 // Status reads /kedge/underlay/mutations/mutation/state/status (state) and
@@ -6304,7 +7595,7 @@ func (x Kedge_Underlay_Mutations_Mutation_State) Status() (kedgepath.MutationSta
 }
 
 // Tier reads /kedge/underlay/mutations/mutation/state/tier (state) and
-// whether it is set. Authority tier of the proposer.
+// whether it is set. Authority tier the proposal executes under.
 func (x Kedge_Underlay_Mutations_Mutation_State) Tier() (kedgepath.Tier, bool) {
 	if x.in == nil {
 		return "", false
@@ -6313,8 +7604,26 @@ func (x Kedge_Underlay_Mutations_Mutation_State) Tier() (kedgepath.Tier, bool) {
 	return kedgepath.Tier(v.Str()), v.IsSet()
 }
 
+// Vlans reads the leaf-list /kedge/underlay/mutations/mutation/state/vlans
+// (state); nil when empty. The VLANs whose intent it brings to those devices
+// (a VLAN gone from the intent is removed); every VLAN when empty.
+func (x Kedge_Underlay_Mutations_Mutation_State) Vlans() []uint16 {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Underlay_Mutations_Mutation_State_Vlans).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]uint16, len(vs))
+	for i, v := range vs {
+		out[i] = uint16(v.UintVal())
+	}
+	return out
+}
+
 // Kedge_Underlay_State reads /kedge/underlay/state (container, state).
-// Applied settings and drift state.
+// Applied settings and underlay-wide state.
 type Kedge_Underlay_State struct{ in *tree.Inst }
 
 // Inst returns the instance read (nil when it holds no data).
@@ -6333,6 +7642,28 @@ func AsKedge_Underlay_State(in *tree.Inst) (x Kedge_Underlay_State, ok bool) {
 	return Kedge_Underlay_State{in}, true
 }
 
+// CommitConfirmSeconds reads /kedge/underlay/state/commit-confirm-seconds
+// (state) and whether it is set. Rollback duration of a commit-confirmed
+// push: a device that is not confirmed within it rolls the push back by
+// itself.
+func (x Kedge_Underlay_State) CommitConfirmSeconds() (uint16, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_State_CommitConfirmSeconds)
+	return uint16(v.UintVal()), v.IsSet()
+}
+
+// CompilerFrozen reads /kedge/underlay/state/compiler-frozen (state) and
+// whether it is set. Whether the posture level froze the compiler.
+func (x Kedge_Underlay_State) CompilerFrozen() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_State_CompilerFrozen)
+	return v.BoolVal(), v.IsSet()
+}
+
 // DriftDetected reads /kedge/underlay/state/drift-detected (state) and
 // whether it is set. Whether any device drifted from its intended
 // configuration.
@@ -6344,19 +7675,19 @@ func (x Kedge_Underlay_State) DriftDetected() (bool, bool) {
 	return v.BoolVal(), v.IsSet()
 }
 
-// DriftIntervalSeconds reads /kedge/underlay/state/drift-interval-seconds
-// (state) and whether it is set. How often device configuration is checked
-// for drift; 0 turns checks off.
-func (x Kedge_Underlay_State) DriftIntervalSeconds() (uint32, bool) {
+// DriftIntervalMs reads /kedge/underlay/state/drift-interval-ms (state) and
+// whether it is set. How often devices without ON_CHANGE subscriptions are
+// read for drift at this level (the accord's underlay-drift-interval-ms).
+func (x Kedge_Underlay_State) DriftIntervalMs() (uint32, bool) {
 	if x.in == nil {
 		return 0, false
 	}
-	v := x.in.Leaf(n_Kedge_Underlay_State_DriftIntervalSeconds)
+	v := x.in.Leaf(n_Kedge_Underlay_State_DriftIntervalMs)
 	return uint32(v.UintVal()), v.IsSet()
 }
 
 // LastDriftCheck reads /kedge/underlay/state/last-drift-check (state) and
-// whether it is set. When drift was last checked.
+// whether it is set. When a device's running configuration was last compared.
 func (x Kedge_Underlay_State) LastDriftCheck() (uint64, bool) {
 	if x.in == nil {
 		return 0, false
@@ -6365,8 +7696,28 @@ func (x Kedge_Underlay_State) LastDriftCheck() (uint64, bool) {
 	return uint64(v.UintVal()), v.IsSet()
 }
 
-// Kedge_Underlay_Vlans reads /kedge/underlay/vlans (container, config). VLAN
-// interfaces on this node.
+// Level reads /kedge/underlay/state/level (state) and whether it is set. The
+// posture level the underlay gates act on.
+func (x Kedge_Underlay_State) Level() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_State_Level)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
+// Waiting reads /kedge/underlay/state/waiting (state) and whether it is set.
+// Mutations proposed but held back.
+func (x Kedge_Underlay_State) Waiting() (uint32, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_State_Waiting)
+	return uint32(v.UintVal()), v.IsSet()
+}
+
+// Kedge_Underlay_Vlans reads /kedge/underlay/vlans (container, config).
+// VLANs: on the devices, and as interfaces of this node.
 type Kedge_Underlay_Vlans struct{ in *tree.Inst }
 
 // Inst returns the instance read (nil when it holds no data).
@@ -6391,7 +7742,7 @@ func (x Kedge_Underlay_Vlans) Vlan() Kedge_Underlay_Vlans_VlanList {
 }
 
 // Kedge_Underlay_Vlans_Vlan reads /kedge/underlay/vlans/vlan (list entry,
-// config). One VLAN interface.
+// config). One VLAN.
 type Kedge_Underlay_Vlans_Vlan struct{ in *tree.Inst }
 
 // Inst returns the instance read (nil when it holds no data).
@@ -6429,12 +7780,28 @@ func (x Kedge_Underlay_Vlans_Vlan) Id() (uint16, bool) {
 	return uint16(v.UintVal()), v.IsSet()
 }
 
+// Members reads /kedge/underlay/vlans/vlan/members.
+func (x Kedge_Underlay_Vlans_Vlan) Members() Kedge_Underlay_Vlans_Vlan_Members {
+	if x.in == nil {
+		return Kedge_Underlay_Vlans_Vlan_Members{}
+	}
+	return Kedge_Underlay_Vlans_Vlan_Members{x.in.SubAt(n_Kedge_Underlay_Vlans_Vlan_Members)}
+}
+
 // State reads /kedge/underlay/vlans/vlan/state.
 func (x Kedge_Underlay_Vlans_Vlan) State() Kedge_Underlay_Vlans_Vlan_State {
 	if x.in == nil {
 		return Kedge_Underlay_Vlans_Vlan_State{}
 	}
 	return Kedge_Underlay_Vlans_Vlan_State{x.in.SubAt(n_Kedge_Underlay_Vlans_Vlan_State)}
+}
+
+// Subinterfaces reads /kedge/underlay/vlans/vlan/subinterfaces.
+func (x Kedge_Underlay_Vlans_Vlan) Subinterfaces() Kedge_Underlay_Vlans_Vlan_Subinterfaces {
+	if x.in == nil {
+		return Kedge_Underlay_Vlans_Vlan_Subinterfaces{}
+	}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces{x.in.SubAt(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces)}
 }
 
 // Kedge_Underlay_Vlans_VlanList reads the entries of /kedge/underlay/vlans/vlan under one parent.
@@ -6468,7 +7835,7 @@ func (l Kedge_Underlay_Vlans_VlanList) Get(id uint16) (Kedge_Underlay_Vlans_Vlan
 }
 
 // Kedge_Underlay_Vlans_Vlan_Config reads /kedge/underlay/vlans/vlan/config
-// (container, config). Intended interface.
+// (container, config). Intended VLAN.
 type Kedge_Underlay_Vlans_Vlan_Config struct{ in *tree.Inst }
 
 // Inst returns the instance read (nil when it holds no data).
@@ -6489,7 +7856,8 @@ func AsKedge_Underlay_Vlans_Vlan_Config(in *tree.Inst) (x Kedge_Underlay_Vlans_V
 }
 
 // Addresses reads the leaf-list /kedge/underlay/vlans/vlan/config/addresses
-// (config); nil when empty. Addresses on the interface, with prefix length.
+// (config); nil when empty. Addresses on this node's interface, with prefix
+// length.
 func (x Kedge_Underlay_Vlans_Vlan_Config) Addresses() []string {
 	if x.in == nil {
 		return nil
@@ -6516,8 +7884,8 @@ func (x Kedge_Underlay_Vlans_Vlan_Config) Id() (uint16, bool) {
 }
 
 // Ifname reads /kedge/underlay/vlans/vlan/config/ifname (config) and whether
-// it is set. Name of the interface to create; the daemon derives one when
-// absent.
+// it is set. Name of this node's interface for the VLAN (with parent); the
+// daemon derives one when absent.
 func (x Kedge_Underlay_Vlans_Vlan_Config) Ifname() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -6537,8 +7905,19 @@ func (x Kedge_Underlay_Vlans_Vlan_Config) Monitoring() (bool, bool) {
 	return v.BoolVal(), v.IsSet()
 }
 
+// Name reads /kedge/underlay/vlans/vlan/config/name (config) and whether it
+// is set. The VLAN's name on the devices.
+func (x Kedge_Underlay_Vlans_Vlan_Config) Name() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Config_Name)
+	return v.Str(), v.IsSet()
+}
+
 // Parent reads /kedge/underlay/vlans/vlan/config/parent (config) and whether
-// it is set. The interface the VLAN rides on.
+// it is set. This node's interface the VLAN rides on; without it the VLAN
+// exists on the devices only.
 func (x Kedge_Underlay_Vlans_Vlan_Config) Parent() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -6547,8 +7926,228 @@ func (x Kedge_Underlay_Vlans_Vlan_Config) Parent() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// Kedge_Underlay_Vlans_Vlan_Members reads /kedge/underlay/vlans/vlan/members
+// (container, config). Device ports that carry the VLAN.
+type Kedge_Underlay_Vlans_Vlan_Members struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Vlans_Vlan_Members) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Vlans_Vlan_Members) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Vlans_Vlan_Members reads in, an instance of
+// /kedge/underlay/vlans/vlan/members (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_Underlay_Vlans_Vlan_Members(in *tree.Inst) (x Kedge_Underlay_Vlans_Vlan_Members, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Vlans_Vlan_Members {
+		return Kedge_Underlay_Vlans_Vlan_Members{}, false
+	}
+	return Kedge_Underlay_Vlans_Vlan_Members{in}, true
+}
+
+// Member reads the entries of /kedge/underlay/vlans/vlan/members/member.
+func (x Kedge_Underlay_Vlans_Vlan_Members) Member() Kedge_Underlay_Vlans_Vlan_Members_MemberList {
+	return Kedge_Underlay_Vlans_Vlan_Members_MemberList{x.in}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member reads
+// /kedge/underlay/vlans/vlan/members/member (list entry, config). One device
+// port.
+type Kedge_Underlay_Vlans_Vlan_Members_Member struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Vlans_Vlan_Members_Member reads in, an instance of
+// /kedge/underlay/vlans/vlan/members/member (from a change feed, say); ok is
+// false when in is nil or of another node.
+func AsKedge_Underlay_Vlans_Vlan_Members_Member(in *tree.Inst) (x Kedge_Underlay_Vlans_Vlan_Members_Member, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Vlans_Vlan_Members_Member {
+		return Kedge_Underlay_Vlans_Vlan_Members_Member{}, false
+	}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member{in}, true
+}
+
+// Config reads /kedge/underlay/vlans/vlan/members/member/config.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member) Config() Kedge_Underlay_Vlans_Vlan_Members_Member_Config {
+	if x.in == nil {
+		return Kedge_Underlay_Vlans_Vlan_Members_Member_Config{}
+	}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config{x.in.SubAt(n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config)}
+}
+
+// Device reads /kedge/underlay/vlans/vlan/members/member/device (config) and
+// whether it is set. Reference to the device.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member) Device() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Members_Member_Device)
+	return v.Str(), v.IsSet()
+}
+
+// Port reads /kedge/underlay/vlans/vlan/members/member/port (config) and
+// whether it is set. Reference to the port.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member) Port() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Members_Member_Port)
+	return v.Str(), v.IsSet()
+}
+
+// State reads /kedge/underlay/vlans/vlan/members/member/state.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member) State() Kedge_Underlay_Vlans_Vlan_Members_Member_State {
+	if x.in == nil {
+		return Kedge_Underlay_Vlans_Vlan_Members_Member_State{}
+	}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_State{x.in.SubAt(n_Kedge_Underlay_Vlans_Vlan_Members_Member_State)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_MemberList reads the entries of /kedge/underlay/vlans/vlan/members/member under one parent.
+type Kedge_Underlay_Vlans_Vlan_Members_MemberList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Underlay_Vlans_Vlan_Members_MemberList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Underlay_Vlans_Vlan_Members_Member)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Underlay_Vlans_Vlan_Members_MemberList) All() iter.Seq[Kedge_Underlay_Vlans_Vlan_Members_Member] {
+	return func(yield func(Kedge_Underlay_Vlans_Vlan_Members_Member) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Underlay_Vlans_Vlan_Members_Member, func(e *tree.Inst) bool { return yield(Kedge_Underlay_Vlans_Vlan_Members_Member{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Underlay_Vlans_Vlan_Members_MemberList) Get(device string, port string) (Kedge_Underlay_Vlans_Vlan_Members_Member, bool) {
+	if l.in == nil {
+		return Kedge_Underlay_Vlans_Vlan_Members_Member{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Underlay_Vlans_Vlan_Members_Member, []tree.Value{tree.String(device), tree.String(port)})
+	return Kedge_Underlay_Vlans_Vlan_Members_Member{e}, e != nil
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_Config reads
+// /kedge/underlay/vlans/vlan/members/member/config (container, config).
+// Intended member.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_Config) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Vlans_Vlan_Members_Member_Config reads in, an instance of
+// /kedge/underlay/vlans/vlan/members/member/config (from a change feed, say);
+// ok is false when in is nil or of another node.
+func AsKedge_Underlay_Vlans_Vlan_Members_Member_Config(in *tree.Inst) (x Kedge_Underlay_Vlans_Vlan_Members_Member_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config {
+		return Kedge_Underlay_Vlans_Vlan_Members_Member_Config{}, false
+	}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config{in}, true
+}
+
+// Device reads /kedge/underlay/vlans/vlan/members/member/config/device
+// (config) and whether it is set. The device.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_Config) Device() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device)
+	return v.Str(), v.IsSet()
+}
+
+// Port reads /kedge/underlay/vlans/vlan/members/member/config/port (config)
+// and whether it is set. The port (OpenConfig interface name) on the device.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_Config) Port() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port)
+	return v.Str(), v.IsSet()
+}
+
+// Untagged reads /kedge/underlay/vlans/vlan/members/member/config/untagged
+// (config) and whether it is set. Whether the port carries the VLAN untagged
+// (access, or the trunk's native VLAN); tagged (trunk) otherwise.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_Config) Untagged() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged)
+	return v.BoolVal(), v.IsSet()
+}
+
+// Kedge_Underlay_Vlans_Vlan_Members_Member_State reads
+// /kedge/underlay/vlans/vlan/members/member/state (container, state). The
+// member as compiled.
+type Kedge_Underlay_Vlans_Vlan_Members_Member_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Vlans_Vlan_Members_Member_State reads in, an instance of
+// /kedge/underlay/vlans/vlan/members/member/state (from a change feed, say);
+// ok is false when in is nil or of another node.
+func AsKedge_Underlay_Vlans_Vlan_Members_Member_State(in *tree.Inst) (x Kedge_Underlay_Vlans_Vlan_Members_Member_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Vlans_Vlan_Members_Member_State {
+		return Kedge_Underlay_Vlans_Vlan_Members_Member_State{}, false
+	}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_State{in}, true
+}
+
+// Device reads /kedge/underlay/vlans/vlan/members/member/state/device (state)
+// and whether it is set. The device.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_State) Device() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device)
+	return v.Str(), v.IsSet()
+}
+
+// Port reads /kedge/underlay/vlans/vlan/members/member/state/port (state) and
+// whether it is set. The port (OpenConfig interface name) on the device.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_State) Port() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port)
+	return v.Str(), v.IsSet()
+}
+
+// Untagged reads /kedge/underlay/vlans/vlan/members/member/state/untagged
+// (state) and whether it is set. Whether the port carries the VLAN untagged
+// (access, or the trunk's native VLAN); tagged (trunk) otherwise.
+func (x Kedge_Underlay_Vlans_Vlan_Members_Member_State) Untagged() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged)
+	return v.BoolVal(), v.IsSet()
+}
+
 // Kedge_Underlay_Vlans_Vlan_State reads /kedge/underlay/vlans/vlan/state
-// (container, state). Applied interface and its state.
+// (container, state). This node's interface for the VLAN and its state.
 type Kedge_Underlay_Vlans_Vlan_State struct{ in *tree.Inst }
 
 // Inst returns the instance read (nil when it holds no data).
@@ -6569,7 +8168,8 @@ func AsKedge_Underlay_Vlans_Vlan_State(in *tree.Inst) (x Kedge_Underlay_Vlans_Vl
 }
 
 // Addresses reads the leaf-list /kedge/underlay/vlans/vlan/state/addresses
-// (state); nil when empty. Addresses on the interface, with prefix length.
+// (state); nil when empty. Addresses on this node's interface, with prefix
+// length.
 func (x Kedge_Underlay_Vlans_Vlan_State) Addresses() []string {
 	if x.in == nil {
 		return nil
@@ -6606,8 +8206,8 @@ func (x Kedge_Underlay_Vlans_Vlan_State) Id() (uint16, bool) {
 }
 
 // Ifname reads /kedge/underlay/vlans/vlan/state/ifname (state) and whether it
-// is set. Name of the interface to create; the daemon derives one when
-// absent.
+// is set. Name of this node's interface for the VLAN (with parent); the
+// daemon derives one when absent.
 func (x Kedge_Underlay_Vlans_Vlan_State) Ifname() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -6637,6 +8237,16 @@ func (x Kedge_Underlay_Vlans_Vlan_State) Monitoring() (bool, bool) {
 	return v.BoolVal(), v.IsSet()
 }
 
+// Name reads /kedge/underlay/vlans/vlan/state/name (state) and whether it is
+// set. The VLAN's name on the devices.
+func (x Kedge_Underlay_Vlans_Vlan_State) Name() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_State_Name)
+	return v.Str(), v.IsSet()
+}
+
 // Parent reads /kedge/underlay/vlans/vlan/state/parent (state) and whether it
 // is set. The interface the VLAN rides on.
 func (x Kedge_Underlay_Vlans_Vlan_State) Parent() (string, bool) {
@@ -6655,4 +8265,246 @@ func (x Kedge_Underlay_Vlans_Vlan_State) Status() (kedgepath.VlanStatus, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_State_Status)
 	return kedgepath.VlanStatus(v.Str()), v.IsSet()
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces reads
+// /kedge/underlay/vlans/vlan/subinterfaces (container, config). Routed
+// subinterfaces for the VLAN on device ports.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Vlans_Vlan_Subinterfaces reads in, an instance of
+// /kedge/underlay/vlans/vlan/subinterfaces (from a change feed, say); ok is
+// false when in is nil or of another node.
+func AsKedge_Underlay_Vlans_Vlan_Subinterfaces(in *tree.Inst) (x Kedge_Underlay_Vlans_Vlan_Subinterfaces, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Vlans_Vlan_Subinterfaces {
+		return Kedge_Underlay_Vlans_Vlan_Subinterfaces{}, false
+	}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces{in}, true
+}
+
+// Subinterface reads the entries of /kedge/underlay/vlans/vlan/subinterfaces/subinterface.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces) Subinterface() Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfaceList {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfaceList{x.in}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface reads
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface (list entry, config).
+// One routed subinterface.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface reads in, an
+// instance of /kedge/underlay/vlans/vlan/subinterfaces/subinterface (from a
+// change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface(in *tree.Inst) (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface {
+		return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface{}, false
+	}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface{in}, true
+}
+
+// Config reads /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface) Config() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config {
+	if x.in == nil {
+		return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config{}
+	}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config{x.in.SubAt(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config)}
+}
+
+// Device reads /kedge/underlay/vlans/vlan/subinterfaces/subinterface/device
+// (config) and whether it is set. Reference to the device.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface) Device() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device)
+	return v.Str(), v.IsSet()
+}
+
+// Port reads /kedge/underlay/vlans/vlan/subinterfaces/subinterface/port
+// (config) and whether it is set. Reference to the port.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface) Port() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port)
+	return v.Str(), v.IsSet()
+}
+
+// State reads /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface) State() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State {
+	if x.in == nil {
+		return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State{}
+	}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State{x.in.SubAt(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State)}
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfaceList reads the entries of /kedge/underlay/vlans/vlan/subinterfaces/subinterface under one parent.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfaceList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfaceList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfaceList) All() iter.Seq[Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface] {
+	return func(yield func(Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, func(e *tree.Inst) bool { return yield(Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfaceList) Get(device string, port string) (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, bool) {
+	if l.in == nil {
+		return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, []tree.Value{tree.String(device), tree.String(port)})
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface{e}, e != nil
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config reads
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config (container,
+// config). Intended subinterface.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config) Exists() bool {
+	return x.in != nil
+}
+
+// AsKedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config reads in, an
+// instance of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config
+// (from a change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config(in *tree.Inst) (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config {
+		return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config{}, false
+	}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config{in}, true
+}
+
+// Addresses reads the leaf-list
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/addresses
+// (config); nil when empty. The subinterface's addresses, with prefix length.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config) Addresses() []string {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Str()
+	}
+	return out
+}
+
+// Device reads
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/device
+// (config) and whether it is set. The device.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config) Device() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device)
+	return v.Str(), v.IsSet()
+}
+
+// Port reads
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/port (config)
+// and whether it is set. The port whose subinterface (index = VLAN id) routes
+// the VLAN.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config) Port() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port)
+	return v.Str(), v.IsSet()
+}
+
+// Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State reads
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state (container,
+// state). The subinterface as compiled.
+type Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State reads in, an
+// instance of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state
+// (from a change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State(in *tree.Inst) (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State {
+		return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State{}, false
+	}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State{in}, true
+}
+
+// Addresses reads the leaf-list
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/addresses
+// (state); nil when empty. The subinterface's addresses, with prefix length.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State) Addresses() []string {
+	if x.in == nil {
+		return nil
+	}
+	vs := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses).Elems()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Str()
+	}
+	return out
+}
+
+// Device reads
+// /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/device (state)
+// and whether it is set. The device.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State) Device() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device)
+	return v.Str(), v.IsSet()
+}
+
+// Port reads /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/port
+// (state) and whether it is set. The port whose subinterface (index = VLAN
+// id) routes the VLAN.
+func (x Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State) Port() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port)
+	return v.Str(), v.IsSet()
 }

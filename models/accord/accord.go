@@ -70,6 +70,13 @@ const (
 	SessionRoutine    = "routine"
 )
 
+// ServiceQuartermaster is the service name (leaf
+// /kedge/routes/endpoints/endpoint/config/service) of the Quartermaster
+// endpoint. Routes to it and the level-1 egress allowlist keep it at every
+// level: the seed isolates the node at level 1 yet flushes every notary
+// record to Quartermaster there.
+const ServiceQuartermaster = "quartermaster"
+
 // Tiers (typedef tier), highest first.
 const (
 	TierMaster    = string(kedgepath.TierMaster)
@@ -89,6 +96,7 @@ type Accord struct {
 	AllowedSessionTypes   []string `json:"allowed-session-types"`
 	UnderlayMutationTiers []string `json:"underlay-mutation-tiers"`
 	CompilerFrozen        bool     `json:"compiler-frozen"`
+	UnderlayDriftMillis   uint32   `json:"underlay-drift-interval-ms"`
 	RoutePolicy           string   `json:"route-policy"`
 	NotarySamplingPercent uint8    `json:"notary-sampling-percent"`
 	NotaryFlush           string   `json:"notary-flush"`
@@ -129,7 +137,8 @@ func (a Accord) Equal(b Accord) bool {
 		a.KeepaliveSeconds == b.KeepaliveSeconds && a.HealthCheckSeconds == b.HealthCheckSeconds &&
 		a.Handshake == b.Handshake && slices.Equal(a.AllowedSessionTypes, b.AllowedSessionTypes) &&
 		slices.Equal(a.UnderlayMutationTiers, b.UnderlayMutationTiers) &&
-		a.CompilerFrozen == b.CompilerFrozen && a.RoutePolicy == b.RoutePolicy &&
+		a.CompilerFrozen == b.CompilerFrozen && a.UnderlayDriftMillis == b.UnderlayDriftMillis &&
+		a.RoutePolicy == b.RoutePolicy &&
 		a.NotarySamplingPercent == b.NotarySamplingPercent && a.NotaryFlush == b.NotaryFlush &&
 		a.NotaryPayloadHashing == b.NotaryPayloadHashing && a.ForensicSnapshot == b.ForensicSnapshot &&
 		a.VPPFlowPolicy == b.VPPFlowPolicy

@@ -17,6 +17,7 @@ type Patch struct {
 	AllowedSessionTypes   []string // nil keeps the default
 	UnderlayMutationTiers []string // nil keeps the default
 	CompilerFrozen        *bool
+	UnderlayDriftMillis   *uint32
 	RoutePolicy           *string
 	NotarySamplingPercent *uint8
 	NotaryFlush           *string
@@ -28,7 +29,7 @@ type Patch struct {
 func (p Patch) empty() bool {
 	return p.OverlayMode == nil && p.KeepaliveSeconds == nil && p.HealthCheckSeconds == nil &&
 		p.Handshake == nil && p.AllowedSessionTypes == nil && p.UnderlayMutationTiers == nil &&
-		p.CompilerFrozen == nil && p.RoutePolicy == nil && p.NotarySamplingPercent == nil &&
+		p.CompilerFrozen == nil && p.UnderlayDriftMillis == nil && p.RoutePolicy == nil && p.NotarySamplingPercent == nil &&
 		p.NotaryFlush == nil && p.NotaryPayloadHashing == nil && p.ForensicSnapshot == nil &&
 		p.VPPFlowPolicy == nil
 }
@@ -58,6 +59,7 @@ func Effective(level uint8, o Overrides) (Accord, error) {
 		a.UnderlayMutationTiers = slices.Clone(p.UnderlayMutationTiers)
 	}
 	setIf(&a.CompilerFrozen, p.CompilerFrozen)
+	setIf(&a.UnderlayDriftMillis, p.UnderlayDriftMillis)
 	setIf(&a.RoutePolicy, p.RoutePolicy)
 	setIf(&a.NotarySamplingPercent, p.NotarySamplingPercent)
 	setIf(&a.NotaryFlush, p.NotaryFlush)
@@ -103,6 +105,7 @@ func OverridesFromTree(t *tree.Tree) Overrides {
 			AllowedSessionTypes:   cfg.AllowedSessionTypes(),
 			UnderlayMutationTiers: strs(cfg.UnderlayMutationTiers()),
 			CompilerFrozen:        ptr(cfg.CompilerFrozen()),
+			UnderlayDriftMillis:   ptr(cfg.UnderlayDriftIntervalMs()),
 			RoutePolicy:           str(cfg.RoutePolicy()),
 			NotarySamplingPercent: ptr(cfg.NotarySamplingPercent()),
 			NotaryFlush:           str(cfg.NotaryFlush()),

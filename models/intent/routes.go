@@ -76,7 +76,14 @@ type RouteSet struct {
 	// HasAFT: /kedge/aft holds entries (the route state writer then
 	// reports how far it programmed them).
 	HasAFT bool
+	// VLANs are the underlay VLANs with an interface on this node
+	// (Config.Interfaces), for their state.
+	VLANs []VLANRef
 }
+
+// quartermasterKind marks the endpoints of the Quartermaster service
+// (accord.ServiceQuartermaster), besides their declared kind.
+const quartermasterKind = "quartermaster"
 
 type endpoint struct {
 	kind   string
@@ -104,6 +111,10 @@ type subject struct {
 //   - monitoring-only: never an overlay route (nor a pod route in overlay
 //     mode); otherwise only monitoring and incident routes and routes to
 //     monitoring or incident endpoints.
+//
+// Routes to an endpoint of the Quartermaster service stay at every level
+// (except overlay ones at monitoring-only): the notary flushes every
+// record to it at level 1.
 //
 // A route "to" an endpoint has a destination overlapping the endpoint's
 // prefix, but a default route (/0) never counts: it reaches everything,
@@ -139,6 +150,9 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 		if p, err := netip.ParsePrefix(pfx); err == nil {
 			kind, _ := c.Kind()
 			eps = append(eps, endpoint{kind: string(kind), prefix: p.Masked()})
+			if svc, _ := c.Service(); svc == accord.ServiceQuartermaster {
+				eps = append(eps, endpoint{kind: quartermasterKind, prefix: p.Masked()})
+			}
 		}
 	}
 	n := rt.Route().Len()
@@ -268,6 +282,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	}
 	set.Withheld = sortWithheld(set.Withheld)
 	set.Invalid = sortWithheld(set.Invalid)
+	set.Config.Interfaces, set.VLANs = UnderlayInterfaces(t, a)
 	return set, nil
 }
 
@@ -489,6 +504,12 @@ func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {
 	what := "route"
 	if s.pod {
 		what = "pod route"
+	}
+	// The notary ships to Quartermaster at every level, and at level 1 it
+	// flushes every record there: routes to it stay (overlay ones cannot
+	// where the overlay is torn down).
+	if reaches(quartermasterKind) && (s.class != "overlay" || a.RoutePolicy != accord.RoutesMonitoringOnly) {
+		return true, ""
 	}
 	switch a.RoutePolicy {
 	case accord.RoutesFull:

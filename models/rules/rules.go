@@ -21,6 +21,9 @@ const (
 	// ReasonPodAddressInUse: an address is registered for two pod
 	// attachments (the CNI plugin then picks another address).
 	ReasonPodAddressInUse = "POD_ADDRESS_IN_USE"
+	// ReasonUnknownSessionType: an accord names a session type that does
+	// not exist.
+	ReasonUnknownSessionType = "UNKNOWN_SESSION_TYPE"
 )
 
 // Rule is one semantic rule: the schema path whose changes trigger it, and
@@ -37,6 +40,7 @@ func All() []Rule {
 	return []Rule{
 		{Prefix: routes.RouteAny().SchemaPath(), Check: RoutePrefixes},
 		{Prefix: kedgepath.Root().Kedge().Pods().SchemaPath(), Check: UniqueAddresses},
+		{Prefix: kedgepath.Root().Kedge().Accords().AccordAny().SchemaPath(), Check: AccordSessionTypes},
 	}
 }
 

@@ -25,6 +25,9 @@ type PolicyFile struct {
 	Unix UnixRules `yaml:"unix"`
 	// GRIBI says which tiers may inject routes with gRIBI.
 	GRIBI GRIBIRules `yaml:"gribi"`
+	// SPIFFE maps SPIFFE IDs (Shellstream sessions) to tiers; see
+	// SPIFFETier for how patterns match.
+	SPIFFE map[string]Tier `yaml:"spiffe"`
 }
 
 // TierRules are one tier's Set permissions.
@@ -71,6 +74,7 @@ type Policy struct {
 	certs      map[string]Tier
 	unix       UnixRules
 	gribiWrite Tier
+	spiffe     spiffeRules
 }
 
 type compiledRules struct {
@@ -170,6 +174,11 @@ func ParsePolicy(b []byte) (*Policy, error) {
 		}
 		p.unix.GIDs[gid] = t
 	}
+	sp, err := parseSPIFFE(pf.SPIFFE)
+	if err != nil {
+		return nil, fmt.Errorf("parse policy: %w", err)
+	}
+	p.spiffe = sp
 	return p, nil
 }
 

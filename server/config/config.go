@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -58,6 +59,37 @@ type Config struct {
 	// GRIBIClass is the route class of the routes gRIBI sessions inject
 	// (the posture levels withhold routes by class).
 	GRIBIClass string `yaml:"gribi-class"`
+	// Notary records artifacts ("on") or not ("off"); notary.go.
+	Notary string `yaml:"notary"`
+	// Quartermaster is where the notary ships its log (host:port; empty:
+	// not shipped), and how it connects.
+	Quartermaster         string `yaml:"quartermaster"`
+	QuartermasterCA       string `yaml:"quartermaster-ca"`
+	QuartermasterCert     string `yaml:"quartermaster-cert"`
+	QuartermasterKey      string `yaml:"quartermaster-key"`
+	QuartermasterInsecure bool   `yaml:"quartermaster-insecure"`
+	// UnderlayCredentials is the directory holding the files that
+	// /kedge/underlay/devices' *-file leaves name (CA, client certificate
+	// and key, password); the tree never holds secrets.
+	UnderlayCredentials string `yaml:"underlay-credentials"`
+	// Shellstream: the Workload API of the local SPIRE agent
+	// ("unix:///run/spire/agent.sock"; empty: no Shellstream service),
+	// this node's identity (the SAT audience; default kedge/<node-name>),
+	// the endpoint of each session type ("management=unix:/run/x.sock,
+	// operator=127.0.0.1:2222") and the drain grace period.
+	SPIFFESocket         string        `yaml:"spiffe-socket"`
+	ShellstreamID        string        `yaml:"shellstream-id"`
+	ShellstreamEndpoints string        `yaml:"shellstream-endpoints"`
+	ShellstreamDrain     time.Duration `yaml:"shellstream-drain"`
+	// Kubeconfig or KubeInCluster turn on the Kubernetes cluster engine
+	// (server/kube): discovery through KedgeNode objects, the cluster
+	// posture level, pod metadata. Neither: the node stands alone.
+	Kubeconfig    string `yaml:"kubeconfig"`
+	KubeInCluster bool   `yaml:"kube-in-cluster"`
+	// KubeEndpoint overrides the endpoint the node publishes (host or
+	// host:port); KubePosture names the KedgeClusterPosture to follow.
+	KubeEndpoint string `yaml:"kube-endpoint"`
+	KubePosture  string `yaml:"kube-posture"`
 }
 
 // RouteClasses are the values of kt:route-class, which GRIBIClass must be
@@ -76,6 +108,11 @@ func Defaults() Config {
 		BPFPinDir:   "/sys/fs/bpf/kedge",
 		MeshDevice:  "embedded",
 		GRIBIClass:  "underlay",
+		Notary:      "on",
+		// The seed leaves the grace open; 30 s lets an interactive
+		// command finish and stays far inside the 5 s-per-step overlay
+		// budget because the step only starts the drain.
+		ShellstreamDrain: 30 * time.Second,
 	}
 }
 
@@ -234,7 +271,17 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
 	fs.StringVar(&c.MeshDevice, "mesh-device", c.MeshDevice, "WireGuard device owner: embedded (the daemon hosts it) or external (a sidecar such as kedge-wg does)")
 	fs.StringVar(&c.GRIBIClass, "gribi-class", c.GRIBIClass, "route class of the routes gRIBI injects: "+strings.Join(RouteClasses, ", "))
+	fs.StringVar(&c.SPIFFESocket, "spiffe-socket", c.SPIFFESocket, "SPIRE agent Workload API address for Shellstream (unix:///path; empty: no Shellstream)")
+	fs.StringVar(&c.ShellstreamID, "shellstream-id", c.ShellstreamID, "this node's Shellstream identity, the audience SATs must name (default kedge/<node-name>)")
+	fs.StringVar(&c.ShellstreamEndpoints, "shellstream-endpoints", c.ShellstreamEndpoints, "local endpoint per session type: type=unix:/path or type=127.0.0.1:port, comma separated")
+	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig file of the Kubernetes API to join (empty: standalone unless --kube-in-cluster)")
+	fs.BoolVar(&c.KubeInCluster, "kube-in-cluster", c.KubeInCluster, "join the Kubernetes API this pod runs in (service account)")
+	fs.StringVar(&c.KubeEndpoint, "kube-endpoint", c.KubeEndpoint, "address peers reach this node's WireGuard device at (default: the Node's annotation or InternalIP)")
+	fs.StringVar(&c.KubePosture, "kube-posture", c.KubePosture, "name of the KedgeClusterPosture to follow (default cluster)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	bindNotary(fs, c)
+	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
 
 // Resolve fills the defaults that depend on other settings and checks
@@ -265,6 +312,18 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	if c.Users == "" {
 		c.Users = filepath.Join(c.DataDir, "users.yaml")
 	}
+	if c.UnderlayCredentials == "" {
+		c.UnderlayCredentials = filepath.Join(c.DataDir, "underlay")
+	}
+	if c.UnderlayCredentials, err = filepath.Abs(c.UnderlayCredentials); err != nil {
+		return fmt.Errorf("resolve underlay credentials dir: %w", err)
+	}
+	if c.ShellstreamID == "" {
+		c.ShellstreamID = "kedge/" + c.NodeName
+	}
+	if c.ShellstreamDrain <= 0 {
+		return fmt.Errorf("resolve config: --shellstream-drain %s must be positive", c.ShellstreamDrain)
+	}
 	if c.MeshDevice != "embedded" && c.MeshDevice != "external" {
 		return fmt.Errorf("resolve config: --mesh-device %q: want embedded or external", c.MeshDevice)
 	}
@@ -280,10 +339,13 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	if _, err := c.Level(); err != nil {
 		return err
 	}
+	if c.Kubeconfig != "" && c.KubeInCluster {
+		return errors.New("resolve config: --kubeconfig conflicts with --kube-in-cluster")
+	}
 	if c.Insecure && (c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "") {
 		return errors.New("resolve config: --insecure conflicts with --tls-cert/--tls-key/--tls-ca")
 	}
-	return nil
+	return c.resolveNotary()
 }
 
 // SocketOff reports whether the unix socket is disabled.

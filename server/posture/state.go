@@ -13,8 +13,9 @@ const HistoryLen = 64
 
 // Sources of the effective level (leaf /kedge/posture/state/source).
 const (
-	SourceConfig = "config"
-	SourceBPFMap = "bpf-map"
+	SourceConfig  = "config"
+	SourceBPFMap  = "bpf-map"
+	SourceCluster = "cluster"
 )
 
 // Transition results (typedef transition-result) and step results.
@@ -40,6 +41,9 @@ type StepResult struct {
 type Report struct {
 	Seq      uint64
 	From, To uint8
+	// Source is what decided the target level (SourceConfig or
+	// SourceBPFMap); empty for a plan resumed before any evaluation.
+	Source   string
 	Started  time.Time
 	Duration time.Duration
 	Result   string
@@ -70,6 +74,7 @@ func accordOps(all []accord.Accord) []store.Op {
 			leafList(st.AllowedSessionTypes(), a.AllowedSessionTypes),
 			leafList(st.UnderlayMutationTiers(), enums[kedgepath.Tier](a.UnderlayMutationTiers)),
 			store.Update(st.CompilerFrozen(), a.CompilerFrozen),
+			store.Update(st.UnderlayDriftIntervalMs(), a.UnderlayDriftMillis),
 			store.Update(st.RoutePolicy(), kedgepath.AccordRoutePolicy(a.RoutePolicy)),
 			store.Update(st.NotarySamplingPercent(), a.NotarySamplingPercent),
 			store.Update(st.NotaryFlush(), kedgepath.NotaryFlushMode(a.NotaryFlush)),

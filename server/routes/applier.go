@@ -48,6 +48,8 @@ type applier struct {
 	// whether the AFT held entries then.
 	programmed uint64
 	hadAFT     bool
+	// vlans is the underlay VLAN state last written (vlans.go).
+	vlans map[uint16]vlanVal
 }
 
 // Set applies s and records the outcome. It returns the backend's error:
@@ -77,10 +79,11 @@ func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
 	if progress {
 		ops = append(ops, store.Update(kedgepath.Root().Kedge().Aft().State().ProgrammedSequence(), s.Seq))
 	}
+	ops = append(ops, a.vlanOps(s, st)...)
 	opsDone := time.Now()
 	if len(ops) > 0 {
 		if serr := a.commitState(ctx, ops); serr != nil {
-			a.written, a.marks = nil, nil // unknown what the tree holds: write everything next time
+			a.written, a.marks, a.vlans = nil, nil, nil // unknown what the tree holds: write everything next time
 			if ctx.Err() == nil {
 				a.log.Warn("write route state", "err", serr)
 			}

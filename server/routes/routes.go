@@ -31,13 +31,15 @@ import (
 	"github.com/guildhouse-co/kedge/server/reconcile"
 )
 
-// Tree paths the route reconciler follows. Config under routes, pods and
-// accords changes the intent; of state only the effective level does, so
+// Tree paths the route reconciler follows. Config under routes, pods,
+// accords and underlay VLANs (this node's VLAN interfaces) changes the
+// intent; of state only the effective level does, so
 // the state this reconciler writes (route and pod status) never triggers
 // it again.
 var (
 	configPrefixes = []string{kedgepath.Root().Kedge().Routes().SchemaPath(), kedgepath.Root().Kedge().Pods().SchemaPath(),
-		kedgepath.Root().Kedge().Accords().SchemaPath(), kedgepath.Root().Kedge().Aft().SchemaPath()}
+		kedgepath.Root().Kedge().Accords().SchemaPath(), kedgepath.Root().Kedge().Underlay().Vlans().SchemaPath(),
+		kedgepath.Root().Kedge().Aft().SchemaPath()}
 	statePrefixes = []string{kedgepath.Root().Kedge().Posture().State().EffectiveLevel().SchemaPath()}
 )
 

@@ -57,7 +57,9 @@ func TestPaths(t *testing.T) {
 		{p: root.Routes().Route("10.1.0.0/16", 254).State().Status(), want: "/kedge/routes/route[prefix=10.1.0.0/16][table=254]/state/status"},
 		{p: root.Pods().Pod("abc", "eth0").Config().Tier(), want: "/kedge/pods/pod[container-id=abc][ifname=eth0]/config/tier"},
 		{p: root.Sessions().Session("s1").State().EffectivePosture(), want: "/kedge/sessions/session[id=s1]/state/effective-posture"},
-		{p: root.Underlay().Mutations().Mutation("m]1\\").Config().Device(), want: `/kedge/underlay/mutations/mutation[id=m\]1\\]/config/device`},
+		{p: root.Underlay().Mutations().Mutation("m]1\\").Config().Proposer(), want: `/kedge/underlay/mutations/mutation[id=m\]1\\]/config/proposer`},
+		{p: root.Underlay().Vlans().Vlan(100).Members().Member("sw1", "eth1").Config().Device(),
+			want: "/kedge/underlay/vlans/vlan[id=100]/members/member[device=sw1][port=eth1]/config/device"},
 		{p: kedgepath.Root(), want: "/"},
 	}
 	for _, tt := range tests {
