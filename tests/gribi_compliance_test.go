@@ -40,6 +40,13 @@ func startGRIBI(t testing.TB, dir, ns string) (spb.GRIBIClient, func()) {
 // and gNMI stubs on its unix socket.
 func startGRIBIWith(t testing.TB, cfg config.Config) (spb.GRIBIClient, gpb.GNMIClient, func()) {
 	t.Helper()
+	_, g, c, stop := startGRIBIDaemon(t, cfg)
+	return g, c, stop
+}
+
+// startGRIBIDaemon is startGRIBIWith returning the daemon too.
+func startGRIBIDaemon(t testing.TB, cfg config.Config) (*server.Daemon, spb.GRIBIClient, gpb.GNMIClient, func()) {
+	t.Helper()
 	d, err := server.Start(cfg, quietLog(t))
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
@@ -58,7 +65,7 @@ func startGRIBIWith(t testing.TB, cfg config.Config) (spb.GRIBIClient, gpb.GNMIC
 		}
 	}
 	t.Cleanup(stop)
-	return spb.NewGRIBIClient(conn), gpb.NewGNMIClient(conn), stop
+	return d, spb.NewGRIBIClient(conn), gpb.NewGNMIClient(conn), stop
 }
 
 // notApplicable are the compliance cases that do not apply to Kedge,

@@ -134,3 +134,40 @@ func TestFIBWaits(t *testing.T) {
 		t.Error("observe of the same sequence reported progress")
 	}
 }
+
+type ctxKey string
+
+// TestCommitContext: a batch's commit acts for its RPCs' identity when
+// they share one, and for none when they differ; the commit's context
+// takes values from the RPC first and ends with the writer's, not the
+// RPC's.
+func TestCommitContext(t *testing.T) {
+	rpcA, endA := context.WithCancel(context.WithValue(context.Background(), ctxKey("who"), "alice"))
+	rpcB := context.WithValue(context.Background(), ctxKey("who"), "bob")
+	alice1 := &session{who: Writer{Name: "operator:alice", Tier: "operator"}, rpc: rpcA}
+	alice2 := &session{who: Writer{Name: "operator:alice", Tier: "operator"}, rpc: rpcB}
+	bob := &session{who: Writer{Name: "master:bob", Tier: "master"}, rpc: rpcB}
+	if got := batchRPC([]work{{sess: alice1}, {sess: alice2}}); got != rpcA {
+		t.Errorf("one identity's batch acts for %v, want the first session's RPC", got)
+	}
+	if got := batchRPC([]work{{sess: alice1}, {sess: bob}}); got != nil {
+		t.Errorf("a batch of two identities acts for %v, want none", got)
+	}
+
+	writer, stop := context.WithCancel(context.WithValue(context.Background(), ctxKey("writer"), "w"))
+	c := commitContext(writer, rpcA)
+	if c.Value(ctxKey("who")) != "alice" || c.Value(ctxKey("writer")) != "w" {
+		t.Errorf("values: who %v writer %v, want alice and w", c.Value(ctxKey("who")), c.Value(ctxKey("writer")))
+	}
+	endA()
+	if c.Err() != nil {
+		t.Error("the commit's context ended with the RPC's")
+	}
+	stop()
+	if c.Err() == nil {
+		t.Error("the commit's context outlived the writer's")
+	}
+	if commitContext(writer, nil) != writer {
+		t.Error("commitContext without an RPC is not the writer's context")
+	}
+}

@@ -332,7 +332,7 @@ func (s *Service) Flush(ctx context.Context, req *spb.FlushRequest) (*spb.FlushR
 		return nil, err
 	}
 	done := make(chan error, 1)
-	if err := s.submit(ctx, work{flush: done}); err != nil {
+	if err := s.submit(ctx, work{flush: done, from: ctx}); err != nil {
 		return nil, err
 	}
 	select {

@@ -20,6 +20,10 @@ type session struct {
 	svc *Service
 	id  string
 	who Writer
+	// rpc is the Modify stream's context, for its values only: the
+	// identity the interceptors attached, which the session's commits
+	// carry (see actingFor).
+	rpc context.Context
 
 	// Parameters, set once by the first message (defaults: ALL_PRIMARY,
 	// DELETE, RIB_ACK, as the specification says).
@@ -129,7 +133,7 @@ func (s *Service) Modify(stream spb.GRIBI_ModifyServer) error {
 	if err := s.postureAllowsWrite(); err != nil {
 		return err
 	}
-	ss := &session{svc: s, who: who, wake: make(chan struct{}, 1)}
+	ss := &session{svc: s, who: who, rpc: ctx, wake: make(chan struct{}, 1)}
 	s.mu.Lock()
 	s.nextID++
 	ss.id = fmt.Sprintf("%s-%d", s.bootID, s.nextID)

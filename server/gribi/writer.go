@@ -18,6 +18,46 @@ type work struct {
 	flush chan error
 	end   *session
 	read  func(*aft.RIB)
+	// from is the Flush RPC's context (its identity; see actingFor).
+	from context.Context
+}
+
+// actingFor is the writer's context carrying the values of the RPC a
+// commit is made for: the store's annotation of the commit (the notary's
+// record of who wrote) then names the gRIBI client rather than the
+// daemon, while the commit stays bound to the writer's lifetime, not to
+// an RPC that may already have ended (a DELETE session's end).
+type actingFor struct {
+	context.Context
+	rpc context.Context
+}
+
+func (a actingFor) Value(k any) any {
+	if v := a.rpc.Value(k); v != nil {
+		return v
+	}
+	return a.Context.Value(k)
+}
+
+// commitContext is ctx acting for rpc (ctx itself when rpc is nil).
+func commitContext(ctx, rpc context.Context) context.Context {
+	if rpc == nil {
+		return ctx
+	}
+	return actingFor{Context: ctx, rpc: rpc}
+}
+
+// batchRPC is the RPC context a batch's commit acts for: its sessions'
+// when they all act for one identity, else none (the commit is then the
+// daemon's own; each entry still names its session, and the session
+// record its identity).
+func batchRPC(batch []work) context.Context {
+	for _, w := range batch[1:] {
+		if w.sess.who != batch[0].sess.who {
+			return nil
+		}
+	}
+	return batch[0].sess.rpc
 }
 
 // writer applies the work in arrival order. Operations that arrive
@@ -81,10 +121,10 @@ func (s *Service) other(ctx context.Context, w work) {
 		w.read(s.rib)
 	case w.flush != nil:
 		keys := s.rib.Flush()
-		w.flush <- s.commitRemoval(ctx, keys)
+		w.flush <- s.commitRemoval(commitContext(ctx, w.from), keys)
 	case w.end != nil:
 		keys := s.rib.DeleteSession(w.end.id)
-		if err := s.commitRemoval(ctx, keys); err != nil {
+		if err := s.commitRemoval(commitContext(ctx, w.end.rpc), keys); err != nil {
 			s.log.Warn("remove a DELETE session's entries", "session", w.end.id, "err", err)
 		}
 	}
@@ -201,7 +241,7 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 	var seq uint64
 	var cerr error
 	if len(ops) > 0 {
-		c, err := s.cfg.Store.Commit(ctx, ops)
+		c, err := s.cfg.Store.Commit(commitContext(ctx, batchRPC(batch)), ops)
 		if err != nil {
 			cerr = err
 			s.reload()
