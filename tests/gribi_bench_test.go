@@ -52,8 +52,16 @@ func processCPU(b *testing.B) time.Duration {
 // BenchmarkGRIBI100k: 100,000 IPv4 entries (one next-hop group, one next
 // hop) through one gRIBI Modify stream into a running daemon until the
 // last route is in the kernel and until the last FIB_PROGRAMMED, side by
-// side with `ip -batch` installing the same routes in another namespace.
+// side with `ip -batch` installing the same routes in another namespace;
+// with the notary on (the default: it records every commit of the AFT)
+// and off.
 func BenchmarkGRIBI100k(b *testing.B) {
+	for _, notary := range []string{"on", "off"} {
+		b.Run("notary="+notary, func(b *testing.B) { benchGRIBI100k(b, notary) })
+	}
+}
+
+func benchGRIBI100k(b *testing.B, notary string) {
 	const total = 100_000
 	for range b.N {
 		nsIP := gribiNS(b)
@@ -80,7 +88,9 @@ func BenchmarkGRIBI100k(b *testing.B) {
 		}
 
 		ns := gribiNS(b)
-		stub, stop := startGRIBI(b, b.TempDir(), ns.name)
+		cfg := daemonCfg(b, b.TempDir(), ns.name)
+		cfg.Notary = notary
+		stub, _, stop := startGRIBIWith(b, cfg)
 		reqs := gribiOps(total, 3, 1000, 1)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		st, err := stub.Modify(ctx)
