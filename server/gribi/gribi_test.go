@@ -2,6 +2,7 @@ package gribi
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -169,5 +171,45 @@ func TestCommitContext(t *testing.T) {
 	}
 	if commitContext(writer, nil) != writer {
 		t.Error("commitContext without an RPC is not the writer's context")
+	}
+}
+
+// TestLockdownRule: once the effective level is 1, a commit adding or
+// changing AFT entries is refused inside the store (whatever the RPC saw
+// when it arrived), a removal still commits, and adds pass again when the
+// level leaves 1.
+func TestLockdownRule(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	s := New(Config{Store: st, Auth: allowAll{}, Class: "underlay"})
+	if err := s.Start(context.Background(), "l"); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	level := func(l uint8) {
+		t.Helper()
+		if _, err := st.CommitState(ctx, []store.Op{store.Update(kedgepath.Root().Kedge().Posture().State().EffectiveLevel(), l)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nh := func(i uint64) []store.Op {
+		return entryOps(nil, &aft.Entry{Kind: aft.KindNextHop, NH: aft.NextHop{Index: i, IP: netip.MustParseAddr("192.0.2.1")},
+			Meta: aft.Meta{Session: "l-1"}}, false)
+	}
+	level(5)
+	if _, err := st.Commit(ctx, nh(1)); err != nil {
+		t.Fatalf("add at level 5: %v", err)
+	}
+	level(1)
+	if _, err := st.Commit(ctx, nh(2)); !errors.Is(err, errLockdown) {
+		t.Errorf("add at level 1: %v, want %v", err, errLockdown)
+	}
+	if _, err := st.Commit(ctx, []store.Op{deleteOp(aft.Key{Kind: aft.KindNextHop, ID: 1})}); err != nil {
+		t.Errorf("removal at level 1: %v", err)
+	}
+	level(3)
+	if _, err := st.Commit(ctx, nh(2)); err != nil {
+		t.Errorf("add at level 3: %v", err)
 	}
 }

@@ -29,6 +29,7 @@ type Store interface {
 	Commit(ctx context.Context, ops []store.Op) (*store.Commit, error)
 	Read(fn func(t *tree.Tree) error) error
 	ReadWatch(fn func(t *tree.Tree, seq uint64) error) (*store.Watcher, error)
+	AddValidator(prefix string, v store.Validator)
 }
 
 // Writer is who a Modify or Flush acts for.
@@ -107,6 +108,7 @@ func (s *Service) Register(g *grpc.Server) { spb.RegisterGRIBIServer(g, s) }
 // then runs the writer and the FIB watch until ctx ends or Close.
 func (s *Service) Start(ctx context.Context, bootID string) error {
 	s.bootID = bootID
+	s.cfg.Store.AddValidator(aftPath.SchemaPath(), lockdownRule)
 	if err := s.restore(ctx); err != nil {
 		return err
 	}
