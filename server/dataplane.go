@@ -52,6 +52,9 @@ type dataplane struct {
 	// BPF map (which survives restarts) holds a stricter one.
 	ready     chan struct{}
 	readyOnce sync.Once
+	// routesOn: the routes component runs, so gRIBI entries reach the
+	// kernel and FIB acknowledgements can be given.
+	routesOn bool
 }
 
 // readyTimeout bounds how long reconcilers wait for the engine; past it
@@ -128,6 +131,7 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 		if c := d.routes(dp); c != nil {
 			steps = append(steps, c.Step())
 			dp.comps = append(dp.comps, c)
+			dp.routesOn = true
 			bk.active(probed.Route)
 		} else {
 			bk.failed(probed.Route, errors.New("the route backend could not open (see the log)"))
