@@ -13,8 +13,9 @@ import (
 // TestKedgectlCluster: a daemon joined to a real API server (the cluster
 // engine, server/kube). With the cluster at level 3, posture get and
 // status show the effective level 3 from source cluster, the cluster's
-// level with its object and the API connected (golden output); with the
-// API server stopped status says the API is unreachable, the level kept.
+// level with its object and the API connected (golden output). How an
+// unreachable API reads is kedgectl's unit test (the component's own
+// detection of an outage is server/kube's).
 func TestKedgectlCluster(t *testing.T) {
 	k := newKubeLab(t, 1)
 	bin := gcliBuild(t, t.TempDir(), "github.com/guildhouse-co/kedge/server/cmd/kedgectl")
@@ -47,16 +48,4 @@ func TestKedgectlCluster(t *testing.T) {
 		}
 	}
 	golden(t, m, "status-cluster-line", line)
-
-	// The component's probe notices the outage within its period (an
-	// informer event still in flight may briefly mark it connected again).
-	k.cl.StopAPIServer()
-	var down string
-	meshWait(t, "status saying the API is unreachable", 60*time.Second, func() bool {
-		down = run("status").stdout
-		return strings.Contains(down, "API unreachable")
-	})
-	if !strings.Contains(m.mask(down), "cluster posture  level 3 (strict) from cluster  API unreachable, last heard <ago>") {
-		t.Errorf("status with the API down:\n%s", down)
-	}
 }
