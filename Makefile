@@ -36,6 +36,34 @@ LDFLAGS := -X github.com/guildhouse-co/kedge/server/buildinfo.version=$(VERSION)
 build: ## build the binaries into ./bin (kedge-daemon, kedge-cni, kedge-wg); VERSION=... overrides git describe
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
 
+# Container images are built and run with podman. Debian's podman here
+# needs runc and explicit ulimits (deploy/podman/containers.conf); set
+# CONTAINERS_CONF to use your own.
+PODMAN          ?= podman
+CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+export CONTAINERS_CONF
+IMAGE     ?= localhost/kedge:$(VERSION)
+IMAGE_DIR ?= $(CURDIR)/.build/image
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's time, not the build's, so labels do not change between
+# two builds of one commit.
+CREATED   ?= $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+
+.PHONY: container-build
+container-build: ## build the image $(IMAGE) FROM scratch, offline: static kedge-daemon, kedge-cni, kedge-wg
+	rm -rf $(IMAGE_DIR)
+	mkdir -p $(IMAGE_DIR)/rootfs/usr/local/bin $(IMAGE_DIR)/rootfs/etc/ssl/certs $(IMAGE_DIR)/rootfs/tmp $(IMAGE_DIR)/owned
+	chmod 1777 $(IMAGE_DIR)/rootfs/tmp
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(IMAGE_DIR)/rootfs/usr/local/bin/ \
+		./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
+	install -m 0644 deploy/image/etc/passwd deploy/image/etc/group $(IMAGE_DIR)/rootfs/etc/
+	install -m 0644 $(CA_BUNDLE) $(IMAGE_DIR)/rootfs/etc/ssl/certs/ca-certificates.crt
+	$(PODMAN) build --pull=never -f Containerfile -t $(IMAGE) \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg CREATED=$(CREATED) \
+		$(IMAGE_DIR)
+	@$(PODMAN) image inspect --format '$(IMAGE): {{.Size}} bytes' $(IMAGE)
+
 .PHONY: generate
 generate: proto-gen ## rebuild everything generated (gen/, the README tree listing)
 	$(GO) generate ./yang/...
