@@ -46,6 +46,13 @@ var subcommands = []subcommand{
 		run:     installCNICmd,
 	},
 	{
+		name:    "health",
+		usage:   "health [--socket PATH] [--ready] [--timeout D]",
+		summary: "Check a running daemon over its unix socket (the DaemonSet's probes): live when it answers a Get of its node name in time, ready when its posture engine has also applied a level. Exit 0 healthy, 1 not.",
+		flags:   func() *flag.FlagSet { fs, _, _, _ := healthFlags(); return fs },
+		run:     healthCmd,
+	},
+	{
 		name:    "version",
 		usage:   "version",
 		summary: "Print the version (the same as --version and /kedge/system/state/version).",
