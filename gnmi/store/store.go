@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,8 +13,8 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/guildhouse-co/kedge/gnmi/store/internal/wal"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
@@ -23,9 +22,6 @@ var (
 	bucketLog  = []byte("log")
 	bucketSnap = []byte("snapshot")
 	bucketMeta = []byte("meta")
-	keySnapSeq = []byte("snapshot-seq")
-	// keyWALFirst is the first log segment the snapshot does not cover.
-	keyWALFirst = []byte("wal-first")
 )
 
 // OpKind is a Set operation.
@@ -80,12 +76,13 @@ type Store struct {
 	validators []validatorEntry
 	dir        string
 
-	// walMu guards the log segment being written and the metas (lock
-	// order: commitMu, mu, walMu).
+	// walMu guards the log and the metas (lock order: commitMu, mu,
+	// walMu).
 	walMu  sync.Mutex
-	w      *wal
+	wl     *wal.Log
 	metas  map[string][]byte
-	walErr error // a failed log sync: the store refuses writes from then on
+	walErr error    // a failed log sync: the store refuses writes from then on
+	full   diskFull // writes failing for lack of disk space
 
 	logBytes   int64 // log written since the last compaction (walMu)
 	compactAt  int64
@@ -100,8 +97,11 @@ type validatorEntry struct {
 }
 
 // Open opens (creating if needed) the store in dir and restores the tree
-// and sequence from disk.
+// and sequence from disk. A store damaged before the end of its log is
+// refused with a *DamageError (errors.Is ErrDamaged) naming the file,
+// the offset and what recovery would drop, and no file is changed.
 func Open(dir string, schema *tree.Schema, o Options) (*Store, error) {
+	start := time.Now()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -117,172 +117,30 @@ func Open(dir string, schema *tree.Schema, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, "tree.db"), 0o600, &bolt.Options{
-		Timeout:        2 * time.Second,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("open store %s: locked by another process", dir)
-		}
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	s := &Store{schema: schema, db: db, log: o.Logger, now: o.Now, t: tree.New(schema), compactAt: o.CompactBytes,
+	s := &Store{schema: schema, log: o.Logger, now: o.Now, t: tree.New(schema), compactAt: o.CompactBytes,
 		dir: dir, metas: map[string][]byte{}}
-	next, err := s.restore()
+	l, err := s.load()
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	// A new segment on every open: an old segment's tail, possibly torn by
-	// a crash, is never written again.
-	if s.w, err = openSegment(dir, next, segmentSize(s.compactAt)); err != nil {
-		db.Close()
+	// The structure was checked (if the file existed), so bbolt's own
+	// walk of it on a writable open cannot fault.
+	if s.db, err = openBolt(filepath.Join(dir, treeDB), false); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	if err := s.settle(l, start); err != nil {
+		s.wl.Close()
+		s.db.Close()
+		return nil, err
+	}
 	s.feed = newFeed(s.seq+1, o.FeedBudget)
+	if l.snap.legacy {
+		// Give the snapshot its checksums now rather than at the next
+		// compaction, which a quiet node may not reach for a long time.
+		s.log.Info("store snapshot was written without checksums; rewriting it")
+		s.compactAsync()
+	}
 	return s, nil
-}
-
-// restore loads the snapshot and the metas stored with it, replays the
-// log after it (records bbolt still holds from before the segment files,
-// then the segments) and returns the number for the next segment.
-func (s *Store) restore() (uint64, error) {
-	start := time.Now()
-	var records int
-	var first uint64
-	ends := map[uint64]int64{}
-	err := s.db.Update(func(btx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLog, bucketSnap, bucketMeta} {
-			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		tx, err := s.t.Begin(false)
-		if err != nil {
-			return err
-		}
-		defer tx.Commit()
-		meta := btx.Bucket(bucketMeta)
-		var snapSeq uint64
-		if v := meta.Get(keySnapSeq); len(v) == 8 {
-			snapSeq = binary.BigEndian.Uint64(v)
-			var blob []byte
-			c := btx.Bucket(bucketSnap).Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				blob = append(blob, v...)
-			}
-			seq, _, err := decodeRecord(blob, tx)
-			if err != nil {
-				return fmt.Errorf("snapshot: %w", err)
-			}
-			if seq != snapSeq {
-				return fmt.Errorf("snapshot: holds seq %d, meta says %d", seq, snapSeq)
-			}
-		}
-		if v := meta.Get(keyWALFirst); len(v) == 8 {
-			first = binary.BigEndian.Uint64(v)
-		}
-		c := meta.Cursor()
-		for k, v := c.Seek([]byte("x/")); k != nil && strings.HasPrefix(string(k), "x/"); k, v = c.Next() {
-			s.metas[string(k[2:])] = append([]byte(nil), v...)
-		}
-		s.seq = snapSeq
-		c = btx.Bucket(bucketLog).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			seq := binary.BigEndian.Uint64(k)
-			if seq <= snapSeq {
-				continue // compaction removes these; tolerate a crash between the two
-			}
-			got, _, err := decodeRecord(v, tx)
-			if err != nil {
-				return err
-			}
-			if got != seq {
-				return fmt.Errorf("log record under key %d holds seq %d", seq, got)
-			}
-			s.seq = seq
-			s.logBytes += int64(len(v))
-			records++
-		}
-		n, err := s.replaySegments(first, tx, ends)
-		records += n
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("restore store: %w", err)
-	}
-	ids, err := segments(s.dir)
-	if err != nil {
-		return 0, err
-	}
-	next := first
-	for _, id := range ids {
-		if id < first {
-			// Covered by the snapshot; a crash after the compaction's
-			// commit left it behind.
-			if err := os.Remove(filepath.Join(s.dir, segmentName(id))); err != nil {
-				return 0, fmt.Errorf("remove compacted log segment: %w", err)
-			}
-			continue
-		}
-		next = id + 1
-		// Replayed: finished, never written again. Trimming after the
-		// replay succeeded, a crash mid-way leaves a longer file only.
-		if end, ok := ends[id]; ok {
-			if err := trimSegment(s.dir, id, end); err != nil {
-				return 0, err
-			}
-		}
-	}
-	s.log.Info("store restored", "seq", s.seq, "log_records", records, "took", time.Since(start))
-	return next, nil
-}
-
-// replaySegments applies the segments from first on, in order, and notes
-// where each one's intact records end.
-func (s *Store) replaySegments(first uint64, tx *tree.Txn, ends map[uint64]int64) (int, error) {
-	ids, err := segments(s.dir)
-	if err != nil {
-		return 0, err
-	}
-	records := 0
-	for _, id := range ids {
-		if id < first {
-			continue
-		}
-		end, err := readSegment(s.dir, id, func(p []byte) error {
-			r, err := decodeWALRecord(p)
-			if err != nil {
-				return err
-			}
-			if r.kind == walCommit {
-				if r.seq <= s.seq {
-					return nil // already in the snapshot
-				}
-				// Sequence numbers have gaps: state commits take one too
-				// and are not logged.
-				got, _, err := decodeRecord(r.rec, tx)
-				if err != nil {
-					return err
-				}
-				if got != r.seq {
-					return fmt.Errorf("log record of commit %d holds seq %d", r.seq, got)
-				}
-				s.seq = r.seq
-				records++
-			}
-			s.applyMeta(r.metaKey, r.metaOp, r.meta)
-			s.logBytes += int64(walHeader + len(p))
-			return nil
-		})
-		if err != nil {
-			return records, err
-		}
-		ends[id] = end
-	}
-	return records, nil
 }
 
 func (s *Store) applyMeta(key string, op byte, val []byte) {
@@ -307,25 +165,23 @@ func (s *Store) walAppend(payload []byte) error {
 	if s.walErr != nil {
 		return s.walErr
 	}
-	if s.w == nil {
+	if s.wl == nil {
 		return ErrClosed
 	}
-	next, err := s.w.append(payload)
-	if err != nil {
-		if errors.Is(err, errLogSync) {
+	if err := s.wl.Append(payload); err != nil {
+		if errors.Is(err, wal.ErrSync) {
 			// Whether the record reached the disk is unknown, and a later
 			// record must not pretend it did not: refuse writes until a
 			// restart replays what the disk holds.
 			s.walErr = fmt.Errorf("store stopped after a failed log sync: %w", err)
 			s.log.Error("store stopped writing", "err", err)
+			s.walErr = s.noSpace(s.walErr, "log sync", true)
+			return s.walErr
 		}
-		return err
+		return s.noSpace(err, "log write", false)
 	}
-	if next != nil {
-		_ = s.w.close()
-		s.w = next
-	}
-	s.logBytes += int64(walHeader + len(payload))
+	s.wrote()
+	s.logBytes += int64(wal.RecordHeaderSize + len(payload))
 	return nil
 }
 
@@ -355,15 +211,15 @@ func (s *Store) Commit(ctx context.Context, ops []Op) (*Commit, error) {
 	return s.commit(ctx, ops, commitOpts{})
 }
 
-// Check decides whether a config commit may go ahead, on what it would
+// CommitCheck decides whether a config commit may go ahead, on what it would
 // actually change. It runs after schema and semantic validation and
 // before the commit is made durable, under the commit lock; an error
 // aborts the commit, changes nothing and is returned as it is. It must
 // not modify the tree. The store knows nothing of who is asking: a
-// writer that authorizes commits passes a Check closing over its caller.
-type Check func(Proposed) error
+// writer that authorizes commits passes a CommitCheck closing over its caller.
+type CommitCheck func(Proposed) error
 
-// Proposed is a config commit as its Check sees it.
+// Proposed is a config commit as its CommitCheck sees it.
 type Proposed struct {
 	// Tree is the tree as it will be if the commit goes ahead.
 	Tree *tree.Tree
@@ -379,7 +235,7 @@ func (p Proposed) Before(in *tree.Inst, n *tree.Node) tree.Value { return p.tx.B
 // CommitOptions are the optional parts of a config commit.
 type CommitOptions struct {
 	// Check, when set, must allow the commit.
-	Check Check
+	Check CommitCheck
 	// UndoKey and Undo store Undo(inverse) under the meta key in the
 	// commit's durable write (see CommitUndoable).
 	UndoKey string
@@ -407,7 +263,7 @@ type commitOpts struct {
 	state, operational bool
 	undoKey            string
 	undo               UndoEncoder
-	check              Check
+	check              CommitCheck
 }
 
 // CommitState applies ops to config false nodes (reconcilers writing
@@ -594,9 +450,6 @@ func (s *Store) PutMeta(key string, val []byte) error {
 	}
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	if s.w == nil {
-		return ErrClosed
-	}
 	if err := s.walAppend(encodeMetaRecord(key, val)); err != nil {
 		return fmt.Errorf("put meta %s: %w", key, err)
 	}
@@ -634,8 +487,8 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	s.feed.close()
 	s.walMu.Lock()
-	werr := s.w.close()
-	s.w = nil
+	werr := s.wl.Close()
+	s.wl = nil
 	s.walMu.Unlock()
 	if err := errors.Join(werr, s.db.Close()); err != nil {
 		return fmt.Errorf("close store: %w", err)

@@ -49,7 +49,7 @@ type pending struct {
 // caller is what the confirmer needs from a Set's caller.
 type caller struct {
 	// check authorizes a commit's changes (Authorizer.WriteChanges).
-	check store.Check
+	check store.CommitCheck
 	// owner names the caller for a commit it leaves pending.
 	owner string
 	// resolve authorizes confirming or cancelling the pending commit
@@ -154,7 +154,7 @@ func commitExt(req *gpb.SetRequest) (*gnmi_ext.Commit, error) {
 	return nil, nil
 }
 
-func (c *confirmer) plainSet(ctx context.Context, ops []store.Op, check store.Check) (*store.Commit, error) {
+func (c *confirmer) plainSet(ctx context.Context, ops []store.Op, check store.CommitCheck) (*store.Commit, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cur != nil {

@@ -129,7 +129,7 @@ func setOps(req *gpb.SetRequest) ([]setOp, error) {
 // the failing operation's own code in the details.
 func abortStatus(err error, ops []setOp) error {
 	c := code(err)
-	if c == codes.Unavailable || c == codes.Canceled || c == codes.DeadlineExceeded || c == codes.Internal {
+	if c == codes.Unavailable || c == codes.Canceled || c == codes.DeadlineExceeded || c == codes.Internal || c == codes.ResourceExhausted {
 		return status.Error(c, err.Error())
 	}
 	failed := "transaction"

@@ -30,6 +30,8 @@ func code(err error) codes.Code {
 		return codes.FailedPrecondition
 	case errors.Is(err, store.ErrClosed):
 		return codes.Unavailable
+	case errors.Is(err, store.ErrNoSpace):
+		return codes.ResourceExhausted
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):

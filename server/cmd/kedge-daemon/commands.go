@@ -53,6 +53,13 @@ var subcommands = []subcommand{
 		run:     healthCmd,
 	},
 	{
+		name:    "store",
+		usage:   storeUsage,
+		summary: storeSummary,
+		flags:   func() *flag.FlagSet { fs, _, _ := storeFlags(); return fs },
+		run:     func(args []string, _ io.Reader, stdout, _ io.Writer) error { return storeCmd(args, stdout) },
+	},
+	{
 		name:    "version",
 		usage:   "version",
 		summary: "Print the version (the same as --version and /kedge/system/state/version).",
