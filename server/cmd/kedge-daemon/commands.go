@@ -60,6 +60,13 @@ var subcommands = []subcommand{
 		run:     func(args []string, _ io.Reader, stdout, _ io.Writer) error { return storeCmd(args, stdout) },
 	},
 	{
+		name:    "governance",
+		usage:   "governance [--shm-path PATH]",
+		summary: "Print the VPP governance segment as the VPP plugin reads it: posture level, sequence, flags and when it was last written.",
+		flags:   func() *flag.FlagSet { fs, _ := governanceFlags(); return fs },
+		run:     governanceCmd,
+	},
+	{
 		name:    "version",
 		usage:   "version",
 		summary: "Print the version (the same as --version and /kedge/system/state/version).",
