@@ -1,0 +1,385 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"gopkg.in/yaml.v3"
+)
+
+// The Go twin of deploy/ansible/posture-transition-test.yml: three
+// kedge-daemon binaries, each with its dataplane in a network namespace
+// of its own joined by a bridge, walk 5→4→3→2→1→2→3→4→5; at every level
+// each node's kernel routes, its route state, its VPP governance segment
+// (read with kedge-daemon governance, as the VPP plugin would) and the
+// notarization fidelity and VPP flow policy its accord states must be what
+// deploy/ansible/posture-walk.yml (the seed's tables) says.
+
+// walkSpec is deploy/ansible/posture-walk.yml.
+type walkSpec struct {
+	Walk      []int `yaml:"walk"`
+	Endpoints []struct {
+		Name   string `yaml:"name"`
+		Kind   string `yaml:"kind"`
+		Prefix string `yaml:"prefix"`
+	} `yaml:"endpoints"`
+	Routes []struct {
+		Prefix string `yaml:"prefix"`
+		Class  string `yaml:"class"`
+		Tier   string `yaml:"tier"`
+		Levels []int  `yaml:"levels"`
+	} `yaml:"routes"`
+	Levels map[int]map[string]any `yaml:"levels"`
+}
+
+func readWalkSpec(t *testing.T) walkSpec {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "ansible", "posture-walk.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s walkSpec
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		t.Fatalf("posture-walk.yml: %v", err)
+	}
+	if len(s.Walk) == 0 || len(s.Routes) == 0 || len(s.Levels) != 5 {
+		t.Fatalf("posture-walk.yml: walk %v, %d routes, %d levels", s.Walk, len(s.Routes), len(s.Levels))
+	}
+	return s
+}
+
+// walkNode is one daemon and its namespace.
+type walkNode struct {
+	name, ns, addr, shm string
+	c                   gpb.GNMIClient
+}
+
+func TestPostureWalkThreeNodes(t *testing.T) {
+	needRoot(t)
+	spec := readWalkSpec(t)
+	dir := t.TempDir()
+	bin := gcliBuild(t, dir, "github.com/guildhouse-co/kedge/server/cmd/kedge-daemon")
+	id := fmt.Sprintf("%d-%x", os.Getpid(), rand.Uint32()&0xffff)
+
+	// The lan: a bridge in a namespace of its own, one veth to each node.
+	lan := "kedge-ptt-" + id + "-lan"
+	ipCmd(t, "netns", "add", lan)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", lan).Run() })
+	ipCmd(t, "-n", lan, "link", "add", "br0", "type", "bridge")
+	ipCmd(t, "-n", lan, "link", "set", "br0", "up")
+	var nodes []*walkNode
+	for i, n := range []string{"a", "b", "c"} {
+		nd := &walkNode{name: n, ns: "kedge-ptt-" + id + "-" + n, addr: fmt.Sprintf("10.99.0.%d", i+1),
+			shm: "/dev/shm/kedge-ptt-" + id + "-" + n}
+		ipCmd(t, "netns", "add", nd.ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", nd.ns).Run() })
+		ipCmd(t, "-n", lan, "link", "add", "p"+n, "type", "veth", "peer", "name", "eth0", "netns", nd.ns)
+		ipCmd(t, "-n", lan, "link", "set", "p"+n, "master", "br0", "up")
+		ipCmd(t, "-n", nd.ns, "addr", "add", nd.addr+"/24", "dev", "eth0")
+		ipCmd(t, "-n", nd.ns, "link", "set", "eth0", "up")
+		ipCmd(t, "-n", nd.ns, "link", "set", "lo", "up")
+		nodes = append(nodes, nd)
+	}
+	for _, nd := range nodes {
+		nd.start(t, bin, dir, id)
+	}
+
+	// Every node gets the spec's endpoints and routes, via the next node.
+	for i, nd := range nodes {
+		next := nodes[(i+1)%len(nodes)].addr
+		var ups []*gpb.Update
+		for _, e := range spec.Endpoints {
+			ups = append(ups, jsonUpdate(t, fmt.Sprintf("/kedge/routes/endpoints/endpoint[name=%s]/config", e.Name),
+				fmt.Sprintf(`{"name":%q,"kind":%q,"prefix":%q}`, e.Name, e.Kind, e.Prefix)))
+		}
+		for _, r := range spec.Routes {
+			ups = append(ups, jsonUpdate(t, fmt.Sprintf("/kedge/routes/route[prefix=%s][table=254]/config", r.Prefix),
+				fmt.Sprintf(`{"prefix":%q,"table":254,"next-hop":%q,"device":"eth0","class":%q,"tier":%q}`, r.Prefix, next, r.Class, r.Tier)))
+		}
+		if _, err := nd.c.Set(rpcCtx(t), &gpb.SetRequest{Update: ups}); err != nil {
+			t.Fatalf("node %s: Set routes: %v", nd.name, err)
+		}
+	}
+
+	walkStart := time.Now()
+	for step, level := range spec.Walk {
+		for _, nd := range nodes {
+			nd.setLevel(t, level)
+		}
+		for _, nd := range nodes {
+			nd.check(t, spec, bin, level, step > 0 && level > spec.Walk[step-1])
+		}
+		if t.Failed() {
+			t.Fatalf("deviation at step %d (level %d)", step, level)
+		}
+	}
+	t.Logf("walk %v on 3 nodes: %v", spec.Walk, time.Since(walkStart).Round(time.Millisecond))
+}
+
+func (nd *walkNode) start(t *testing.T, bin, dir, id string) {
+	t.Helper()
+	data := filepath.Join(dir, nd.name)
+	pins := "/sys/fs/bpf/kedge-ptt-" + id + "-" + nd.name
+	t.Cleanup(func() { os.Remove(nd.shm); os.RemoveAll(pins) })
+	sock := filepath.Join(data, "kedge.sock")
+	cmd := exec.Command(bin, "--data-dir", data, "--listen", "", "--socket", sock, "--netns", nd.ns,
+		"--node-name", nd.name, "--shm-path", nd.shm, "--bpf-pin-dir", pins, "--log-level", "debug")
+	log, err := os.Create(filepath.Join(dir, nd.name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("node %s: exit after SIGINT: %v", nd.name, err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("node %s did not stop", nd.name)
+		}
+		log.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("node %s log (last 4 KB):\n%s", nd.name, tail(b, 4096))
+		}
+	})
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	nd.c = gpb.NewGNMIClient(conn)
+	// The first RPC waits for the socket (gRPC's wait-for-ready), so no
+	// log scraping is needed to know the daemon is up.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := nd.c.Capabilities(ctx, &gpb.CapabilityRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("node %s: %v", nd.name, err)
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func jsonUpdate(t *testing.T, p, js string) *gpb.Update {
+	return &gpb.Update{Path: path(t, p), Val: &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(js)}}}
+}
+
+// setLevel sets the node's level and waits, on a subscription, for the
+// posture state to report a finished transition to it.
+func (nd *walkNode) setLevel(t *testing.T, level int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sub, err := nd.c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+		Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO,
+		Subscription: []*gpb.Subscription{{Path: path(t, "/kedge/posture/state"), Mode: gpb.SubscriptionMode_ON_CHANGE}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	state := map[string]string{}
+	synced := false
+	for !synced {
+		r, err := sub.Recv()
+		if err != nil {
+			t.Fatalf("node %s: subscribe posture state: %v", nd.name, err)
+		}
+		collect(state, r.GetUpdate())
+		synced = r.GetSyncResponse()
+	}
+	before := state["sequence"]
+	want := strconv.Itoa(level)
+	// Already there (the walk starts at the default level 5): the Set
+	// changes nothing and no transition follows.
+	unchanged := state["level"] == want && state["effective-level"] == want
+	if _, err := nd.c.Set(rpcCtx(t), &gpb.SetRequest{Update: []*gpb.Update{{Path: path(t, "/kedge/posture/config/level"),
+		Val: &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: uint64(level)}}}}}); err != nil {
+		t.Fatalf("node %s: set level %d: %v", nd.name, level, err)
+	}
+	for !unchanged {
+		if state["sequence"] != before && state["last-transition/to-level"] == want && state["effective-level"] == want &&
+			state["last-transition/result"] != "" {
+			if state["last-transition/result"] != "ok" {
+				t.Errorf("node %s: transition to %s: result %s", nd.name, want, state["last-transition/result"])
+			}
+			return
+		}
+		r, err := sub.Recv()
+		if err != nil {
+			t.Fatalf("node %s: waiting for the transition to %d (state %v): %v", nd.name, level, state, err)
+		}
+		collect(state, r.GetUpdate())
+	}
+}
+
+// collect records a notification's leaves below /kedge/posture/state by
+// their path under it.
+func collect(state map[string]string, n *gpb.Notification) {
+	for _, u := range n.GetUpdate() {
+		var parts []string
+		for _, e := range append(slices.Clone(n.GetPrefix().GetElem()), u.GetPath().GetElem()...) {
+			parts = append(parts, e.GetName())
+		}
+		k := strings.Join(parts, "/")
+		k = strings.TrimPrefix(k, "kedge/posture/state/")
+		state[k] = valueString(u.GetVal())
+	}
+}
+
+func valueString(v *gpb.TypedValue) string {
+	switch x := v.GetValue().(type) {
+	case *gpb.TypedValue_UintVal:
+		return strconv.FormatUint(x.UintVal, 10)
+	case *gpb.TypedValue_IntVal:
+		return strconv.FormatInt(x.IntVal, 10)
+	case *gpb.TypedValue_StringVal:
+		return x.StringVal
+	case *gpb.TypedValue_BoolVal:
+		return strconv.FormatBool(x.BoolVal)
+	case *gpb.TypedValue_JsonIetfVal:
+		return strings.Trim(string(x.JsonIetfVal), `"`)
+	}
+	return fmt.Sprint(v.GetValue())
+}
+
+// check compares the node against the spec at level.
+func (nd *walkNode) check(t *testing.T, spec walkSpec, bin string, level int, deescalated bool) {
+	t.Helper()
+	// Kernel: exactly the routes the level keeps, and none of Kedge's
+	// other routes.
+	var want []string
+	for _, r := range spec.Routes {
+		if slices.Contains(r.Levels, level) {
+			want = append(want, netip.MustParsePrefix(r.Prefix).String())
+		}
+	}
+	slices.Sort(want)
+	got := kernelRoutes(t, nd.ns)
+	if !slices.Equal(got, want) {
+		t.Errorf("node %s at level %d: kernel routes (proto 107) %v, want %v", nd.name, level, got, want)
+	}
+	// The tree says why: installed, or withheld by the level.
+	for _, r := range spec.Routes {
+		p := fmt.Sprintf("/kedge/routes/route[prefix=%s][table=254]/state/status", r.Prefix)
+		status := nd.get(t, p)
+		wantStatus := "withheld"
+		if slices.Contains(r.Levels, level) {
+			wantStatus = "installed"
+		}
+		if status != wantStatus {
+			t.Errorf("node %s at level %d: %s %s = %s, want %s", nd.name, level, r.Class, r.Prefix, status, wantStatus)
+		}
+	}
+	// The VPP segment, as the VPP plugin reads it.
+	out, err := exec.Command(bin, "governance", "--shm-path", nd.shm).CombinedOutput()
+	if err != nil {
+		t.Errorf("node %s: kedge-daemon governance: %v\n%s", nd.name, err, out)
+	} else if m := regexp.MustCompile(`^level=(\d) `).FindSubmatch(out); m == nil || string(m[1]) != strconv.Itoa(level) {
+		t.Errorf("node %s at level %d: VPP segment says %q", nd.name, level, out)
+	}
+	// Notarization fidelity and VPP flow policy of the level's accord.
+	accord := fmt.Sprintf("/kedge/accords/accord[level=%d]/state/", level)
+	for leaf, key := range map[string]string{"notary-sampling-percent": "sampling-percent", "notary-flush": "flush",
+		"notary-payload-hashing": "payload-hashing", "forensic-snapshot": "forensic-snapshot", "vpp-flow-policy": "vpp-flow-policy"} {
+		if got, want := nd.get(t, accord+leaf), fmt.Sprint(spec.Levels[level][key]); got != want {
+			t.Errorf("node %s at level %d: accord %s = %s, want %s", nd.name, level, leaf, got, want)
+		}
+	}
+	// The transition's steps: the VPP segment first when tightening (the
+	// seed: the data plane tightens before the session layer), last when
+	// relaxing.
+	steps := nd.steps(t)
+	switch {
+	case len(steps) == 0:
+		t.Errorf("node %s at level %d: the last transition lists no steps", nd.name, level)
+	case !deescalated && steps[0] != "shm":
+		t.Errorf("node %s tightening to %d: steps %v, want shm first", nd.name, level, steps)
+	case deescalated && steps[len(steps)-1] != "shm":
+		t.Errorf("node %s relaxing to %d: steps %v, want shm last", nd.name, level, steps)
+	}
+}
+
+// get returns a leaf's value as text.
+func (nd *walkNode) get(t *testing.T, p string) string {
+	t.Helper()
+	resp, err := nd.c.Get(rpcCtx(t), &gpb.GetRequest{Path: []*gpb.Path{path(t, p)}, Encoding: gpb.Encoding_JSON_IETF})
+	if err != nil {
+		t.Errorf("node %s: Get %s: %v", nd.name, p, err)
+		return ""
+	}
+	return strings.Trim(getJSON(t, resp), `"`)
+}
+
+// steps lists the last transition's step names in index order.
+func (nd *walkNode) steps(t *testing.T) []string {
+	t.Helper()
+	resp, err := nd.c.Get(rpcCtx(t), &gpb.GetRequest{Path: []*gpb.Path{path(t, "/kedge/posture/state/last-transition/steps")}, Encoding: gpb.Encoding_PROTO})
+	if err != nil {
+		t.Fatalf("node %s: Get steps: %v", nd.name, err)
+	}
+	byIndex := map[int]string{}
+	for _, n := range resp.GetNotification() {
+		for _, u := range n.GetUpdate() {
+			elems := append(slices.Clone(n.GetPrefix().GetElem()), u.GetPath().GetElem()...)
+			if elems[len(elems)-1].GetName() != "name" {
+				continue
+			}
+			for _, e := range elems {
+				if e.GetName() == "step" {
+					i, _ := strconv.Atoi(e.GetKey()["index"])
+					byIndex[i] = valueString(u.GetVal())
+				}
+			}
+		}
+	}
+	var out []string
+	for _, i := range slices.Sorted(maps.Keys(byIndex)) {
+		out = append(out, byIndex[i])
+	}
+	return out
+}
+
+// kernelRoutes lists the namespace's protocol-107 IPv4 destinations.
+func kernelRoutes(t *testing.T, ns string) []string {
+	t.Helper()
+	out := []string{}
+	for _, l := range strings.Split(strings.TrimSpace(ipCmd(t, "-n", ns, "-4", "route", "show", "table", "all", "proto", "107")), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			out = append(out, f[0])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
