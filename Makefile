@@ -138,6 +138,10 @@ lint: ## gofmt, go vet and staticcheck (pinned in go.mod)
 	$(GO) tool staticcheck $(PKGS)
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf lint && $(GO) tool buf format --diff --exit-code; fi
 
+.PHONY: posture-test
+posture-test: build ## the seed's posture-transition-test.yml: three nodes walk 5..1..5 (root, ansible-core)
+	ansible-playbook deploy/ansible/posture-transition-test.yml -e build=false
+
 .PHONY: bench
 bench: ## run the benchmarks (results go in BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKGS)
