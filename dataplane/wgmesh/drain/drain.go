@@ -136,7 +136,13 @@ func (s *Sender) Drain(ctx context.Context, level uint8, targets map[string]neti
 			if err != nil || m.Type != TypeAck || m.Seq != seq {
 				continue
 			}
-			acks <- from.Addr().Unmap()
+			// A peer may acknowledge every resend: once Drain stops
+			// reading, a surplus ACK must not block this goroutine.
+			select {
+			case acks <- from.Addr().Unmap():
+			case <-stop:
+				return
+			}
 		}
 	}()
 	defer func() {
