@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -309,13 +310,20 @@ func (nd *walkNode) check(t *testing.T, spec walkSpec, bin string, level int, de
 	} else if m := regexp.MustCompile(`^level=(\d) `).FindSubmatch(out); m == nil || string(m[1]) != strconv.Itoa(level) {
 		t.Errorf("node %s at level %d: VPP segment says %q", nd.name, level, out)
 	}
-	// Notarization fidelity and VPP flow policy of the level's accord.
+	// The level's accord: handshake policy and session types, mesh mode,
+	// notarization fidelity, VPP flow policy.
 	accord := fmt.Sprintf("/kedge/accords/accord[level=%d]/state/", level)
-	for leaf, key := range map[string]string{"notary-sampling-percent": "sampling-percent", "notary-flush": "flush",
-		"notary-payload-hashing": "payload-hashing", "forensic-snapshot": "forensic-snapshot", "vpp-flow-policy": "vpp-flow-policy"} {
+	for leaf, key := range map[string]string{"handshake": "handshake", "overlay-mode": "overlay-mode",
+		"notary-sampling-percent": "sampling-percent", "notary-flush": "flush", "notary-payload-hashing": "payload-hashing",
+		"forensic-snapshot": "forensic-snapshot", "vpp-flow-policy": "vpp-flow-policy"} {
 		if got, want := nd.get(t, accord+leaf), fmt.Sprint(spec.Levels[level][key]); got != want {
 			t.Errorf("node %s at level %d: accord %s = %s, want %s", nd.name, level, leaf, got, want)
 		}
+	}
+	types := spec.Levels[level]["allowed-session-types"].([]any)
+	wantTypes, _ := json.Marshal(types)
+	if got := nd.get(t, accord+"allowed-session-types"); got != string(wantTypes) {
+		t.Errorf("node %s at level %d: accord allowed-session-types = %s, want %s", nd.name, level, got, wantTypes)
 	}
 	// The transition's steps: the VPP segment first when tightening (the
 	// seed: the data plane tightens before the session layer), last when
