@@ -19,7 +19,7 @@ run: build ## run a working node on an embedded default (data in ./var, gNMI on 
 FUZZTIME ?= 30000x
 
 .PHONY: test
-test: ## run every test with -race (root runs the kernel tests too), then the fuzz targets briefly
+test: spire ## run every test with -race (root runs the kernel tests too), then the fuzz targets briefly
 # -p 1: one package at a time, so timing-sensitive kernel tests (WireGuard
 # handshakes, echo streams) do not compete with another package's load.
 	$(GO) test -race -count=1 -p 1 -timeout 40m $(PKGS)
@@ -132,10 +132,12 @@ mod-tidy: ## go mod tidy (go.mod, go.sum)
 	$(GO) mod tidy
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck (pinned in go.mod)
+lint: ## gofmt, go vet, staticcheck, walkcheck (no string walks of the tree) and go mod tidy -diff
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+	$(GO) run ./yang/cmd/walkcheck $(PKGS)
+	$(GO) mod tidy -diff
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf lint && $(GO) tool buf format --diff --exit-code; fi
 
 .PHONY: posture-test
@@ -143,5 +145,23 @@ posture-test: build ## the seed's posture-transition-test.yml: three nodes walk 
 	ansible-playbook deploy/ansible/posture-transition-test.yml -e build=false
 
 .PHONY: bench
-bench: ## run the benchmarks (results go in BENCHMARKS.md)
+bench: spire ## run the benchmarks (results go in BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKGS)
+
+# SPIRE server and agent for the Shellstream end-to-end test, built from
+# their own module (tests/tools/spire, never the project's go.mod) with cgo
+# (sqlite datastore) into a cache outside the clone; the test finds them
+# through KEDGE_SPIRE_DIR or this default path. A cold build takes minutes.
+SPIRE_VERSION := v1.13.3
+SPIRE_DIR     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kedge/tools/spire-$(SPIRE_VERSION)
+
+.PHONY: spire
+spire: ## build spire-server and spire-agent into $(SPIRE_DIR) when missing
+	@if [ -x "$(SPIRE_DIR)/spire-server" ] && [ -x "$(SPIRE_DIR)/spire-agent" ]; then exit 0; fi; \
+	set -e; tmp="$$(mktemp -d "$(SPIRE_DIR).tmp.XXXXXX" 2>/dev/null || { mkdir -p "$$(dirname "$(SPIRE_DIR)")"; mktemp -d "$(SPIRE_DIR).tmp.XXXXXX"; })"; \
+	echo "building SPIRE $(SPIRE_VERSION) into $(SPIRE_DIR) (cgo; several minutes on 2 cores)"; \
+	start=$$(date +%s); \
+	(cd tests/tools/spire && CGO_ENABLED=1 $(GO) build -trimpath -o "$$tmp/" \
+		github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent); \
+	rm -rf "$(SPIRE_DIR)"; mv "$$tmp" "$(SPIRE_DIR)"; \
+	echo "built SPIRE $(SPIRE_VERSION) in $$(( $$(date +%s) - start )) s"

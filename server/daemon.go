@@ -2,9 +2,14 @@
 // store, bootstraps the users file, loads the tier policy, builds the
 // gNMI target and serves it on the TCP listener (TLS by default, mTLS
 // with a CA, plaintext only on loopback) and on the unix socket (peer
-// credentials), and shuts all of it down in order. The pieces live in
-// the subpackages: config (settings), auth (identities, tiers), listen
-// (listeners), probe (what this machine allows the backends).
+// credentials), opens the dataplane backends this machine allows and
+// starts the components over them with the posture engine, and shuts all
+// of it down in order. It holds wiring only; the pieces live in the
+// subpackages: config (settings), auth (identities, tiers), listen
+// (listeners), probe (what this machine allows the backends), posture
+// (the engine), and the components routes, mesh, system (system state)
+// and pods (the pod registry sweep), each with one lifecycle (New,
+// Start(ctx), Close) and the posture step it contributes.
 package server
 
 import (
@@ -25,7 +30,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/guildhouse-co/kedge/cni/podrule"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/target"
 	"github.com/guildhouse-co/kedge/models/rules"
@@ -52,12 +56,21 @@ type Daemon struct {
 	errc  chan error
 	strms *streams
 	dp    *dataplane
+	shell *shell
 	authn *auth.Authenticator
 }
 
-// Start brings the daemon up on a resolved configuration and returns
-// once every listener is accepting.
-func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
+// Start is StartContext with a background context: the daemon runs until
+// Shutdown.
+func Start(cfg config.Config, log *slog.Logger) (*Daemon, error) {
+	return StartContext(context.Background(), cfg, log)
+}
+
+// StartContext brings the daemon up on a resolved configuration and
+// returns once every listener is accepting. Everything it starts in the
+// background (the posture engine, the components) runs under a context
+// derived from ctx: it stops when ctx ends or at Shutdown.
+func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	// Refuse plaintext off the loopback before touching anything.
 	if cfg.Listen != "" && cfg.Insecure && !listen.IsLoopback(cfg.Listen) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, listen.ErrInsecureNonLoopback)
@@ -102,7 +115,7 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	d.authn = authn
 
 	probed := probe.Run(probe.Host())
-	for _, r := range probed {
+	for _, r := range probed.All() {
 		log.Info("dataplane backend", "backend", r.Backend, "available", r.Available, "why", r.Reason)
 	}
 
@@ -113,14 +126,19 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, store.Options{Logger: log}); err != nil {
 		return nil, err
 	}
-	// Pod addresses are claimed in the Set that registers the pod; this
-	// rule makes a concurrent claim of the same address fail in commit.
-	podrule.Register(d.st)
-	rules.Register(d.st)
+	// The semantic rules run in every commit they concern; the pod address
+	// rule among them makes a concurrent claim of one address fail there
+	// (pod addresses are claimed in the Set that registers the pod).
+	for _, r := range rules.All() {
+		d.st.AddValidator(r.Prefix, r.Check)
+	}
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
 	}
-	if err := d.startDataplane(probed); err != nil {
+	if err := d.startShellstream(ctx, policy); err != nil {
+		return nil, err
+	}
+	if err := d.startDataplane(ctx, probed); err != nil {
 		return nil, err
 	}
 
@@ -145,12 +163,15 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(d.cfg.MaxMsgBytes),
 		grpc.ChainUnaryInterceptor(a.Unary),
-		grpc.ChainStreamInterceptor(a.Stream, d.strms.interceptor),
+		grpc.ChainStreamInterceptor(shellAuthBypass(a.Stream), d.strms.interceptor),
 		// Subscribe notifications are encoded once per commit for all
 		// streams that select the same changes.
 		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
+	if d.shell != nil {
+		d.shell.svc.Register(g)
+	}
 	d.grpcs = append(d.grpcs, g)
 	return g
 }
@@ -265,6 +286,11 @@ func (d *Daemon) Err() <-chan error { return d.errc }
 // commit) may finish within timeout, then anything left is cut. Then it
 // closes the target and the store.
 func (d *Daemon) Shutdown(timeout time.Duration) error {
+	// Shellstream sessions are told the node is going (CLOSE, reason
+	// shutdown) before the listeners stop.
+	if err := d.shell.close(); err != nil {
+		d.log.Warn("close shellstream", "err", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		var wg sync.WaitGroup
@@ -306,6 +332,9 @@ func (d *Daemon) closeAll() error {
 		d.tgt.Close()
 		d.tgt = nil
 	}
+	if err := d.shell.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close shellstream: %w", err))
+	}
 	if d.authn != nil {
 		d.authn.Close()
 		d.authn = nil
@@ -326,9 +355,10 @@ func (d *Daemon) closeAll() error {
 }
 
 // Run starts the daemon and serves until ctx is done (SIGTERM/SIGINT in
-// main) or a listener fails, then shuts down.
+// main) or a listener fails, then shuts down. Every context the daemon
+// uses derives from ctx.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	d, err := Start(cfg, log)
+	d, err := StartContext(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/listen"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 func TestPasswordIdentities(t *testing.T) {
@@ -100,9 +101,7 @@ func TestPasswordIdentities(t *testing.T) {
 }
 
 func TestUnixPeerCredentials(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the built-in policy maps uid 0 to master")
-	}
+	needs.Root(t, "the built-in policy maps uid 0 to master")
 	c := testConfig(t)
 	// --socket-group by name: pick a group other than ours if there is one.
 	gid := os.Getegid()

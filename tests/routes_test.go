@@ -25,6 +25,7 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/server"
 	"github.com/guildhouse-co/kedge/server/config"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // kedgeProto is Kedge's rtnetlink route protocol (route.DefaultProtocol).
@@ -40,12 +41,8 @@ type rtNS struct {
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and kernel routes")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip to create namespaces")
-	}
+	needs.Root(t, "creates network namespaces and kernel routes")
+	needs.Tool(t, "ip", "creates network namespaces")
 }
 
 func ipCmd(t testing.TB, args ...string) string {

@@ -133,16 +133,16 @@ func abortStatus(err error, ops []setOp) error {
 		return status.Error(c, err.Error())
 	}
 	failed := "transaction"
-	if te, ok := asTreeErr(err); ok {
+	if at, ok := errorPath(err); ok {
 		for _, op := range ops {
-			if p := pathString(op.elems); len(te.Path) >= len(p) && te.Path[:len(p)] == p {
+			if p := pathString(op.elems); len(at) >= len(p) && at[:len(p)] == p {
 				failed = fmt.Sprintf("%v %s", op.kind, p)
 			}
 		}
 	}
 	st := status.New(codes.Aborted, fmt.Sprintf("set aborted, nothing changed: %s failed (%v): %v", failed, c, err))
 	if d, derr := st.WithDetails(&errdetails.ErrorInfo{
-		Reason:   c.String(),
+		Reason:   errorReason(err, c),
 		Domain:   "kedge",
 		Metadata: map[string]string{"operation": failed, "code": fmt.Sprint(int32(c))},
 	}); derr == nil {

@@ -23,6 +23,9 @@ type PolicyFile struct {
 	// Unix maps unix socket peers to tiers; a uid match wins over a gid
 	// match.
 	Unix UnixRules `yaml:"unix"`
+	// SPIFFE maps SPIFFE IDs (Shellstream sessions) to tiers; see
+	// SPIFFETier for how patterns match.
+	SPIFFE map[string]Tier `yaml:"spiffe"`
 }
 
 // TierRules are one tier's Set permissions.
@@ -62,9 +65,10 @@ unix:
 
 // Policy is a checked, compiled policy. It is immutable.
 type Policy struct {
-	tiers map[Tier]compiledRules
-	certs map[string]Tier
-	unix  UnixRules
+	tiers  map[Tier]compiledRules
+	certs  map[string]Tier
+	unix   UnixRules
+	spiffe spiffeRules
 }
 
 type compiledRules struct {
@@ -157,6 +161,11 @@ func ParsePolicy(b []byte) (*Policy, error) {
 		}
 		p.unix.GIDs[gid] = t
 	}
+	sp, err := parseSPIFFE(pf.SPIFFE)
+	if err != nil {
+		return nil, fmt.Errorf("parse policy: %w", err)
+	}
+	p.spiffe = sp
 	return p, nil
 }
 

@@ -118,8 +118,8 @@ func (e *tierEnv) fixture() {
 	e.must(Master, upd(t, bareRoute+"/config", ietf(`{"next-hop":"192.0.2.3","device":"eth0","class":"underlay"}`)))
 	e.must(Master, upd(t, masterPod+"/config", ietf(`{"netns":"/run/netns/p1","tier":"master","allowed-mode":"underlay"}`)))
 	e.must(Master, upd(t, "/kedge/underlay/devices/device[name=d1]/config", ietf(`{"address":"192.0.2.10"}`)))
-	e.must(Master, upd(t, masterMut+"/config", ietf(`{"proposal":"vlan 10","tier":"master","device":"d1"}`)))
-	e.must(Master, upd(t, opMut+"/config", ietf(`{"proposal":"vlan 20","tier":"operator","device":"d1"}`)))
+	e.must(Master, upd(t, masterMut+"/config", ietf(`{"description":"vlan 10","tier":"master","devices":["d1"]}`)))
+	e.must(Master, upd(t, opMut+"/config", ietf(`{"description":"vlan 20","tier":"operator","devices":["d1"]}`)))
 }
 
 // Every way a lower tier could put a tier above its own into the tree,
@@ -145,7 +145,7 @@ func TestTierLeavesNeverAboveTheWriter(t *testing.T) {
 			ietf(`{"kedge:route":[{"prefix":"10.9.0.0/16","table":254,"config":{"prefix":"10.9.0.0/16","table":254,"device":"eth0","tier":"master"}}]}`)),
 			[]string{"master"}},
 		{"pod", Operator, upd(t, "/kedge/pods/pod[container-id=c2][ifname=eth0]/config", ietf(`{"tier":"master","allowed-mode":"underlay"}`)), []string{"master"}},
-		{"mutation", Operator, upd(t, "/kedge/underlay/mutations/mutation[id=m3]/config", ietf(`{"proposal":"x","tier":"site-owner","device":"d1"}`)), []string{"site-owner"}},
+		{"mutation", Operator, upd(t, "/kedge/underlay/mutations/mutation[id=m3]/config", ietf(`{"description":"x","tier":"site-owner","devices":["d1"]}`)), []string{"site-owner"}},
 		{"site-owner declares master", SiteOwner, upd(t, newRoute+"/config", ietf(`{"device":"eth0","tier":"master"}`)), []string{"master"}},
 		{"raise an operator route", Operator, upd(t, opRoute+"/config/tier", strv("master")), []string{"master"}},
 
@@ -161,7 +161,7 @@ func TestTierLeavesNeverAboveTheWriter(t *testing.T) {
 			[]string{masterRoute}},
 		{"master pod's mode", Operator, upd(t, masterPod+"/config/allowed-mode", strv("overlay")), []string{masterPod}},
 		{"delete every pod", Operator, delete_(t, "/kedge/pods"), []string{masterPod}},
-		{"master mutation", Operator, upd(t, masterMut+"/config/proposal", strv("vlan 11")), []string{masterMut}},
+		{"master mutation", Operator, upd(t, masterMut+"/config/description", strv("vlan 11")), []string{masterMut}},
 		{"delete every mutation", Operator, delete_(t, "/kedge/underlay/mutations"), []string{masterMut}},
 		{"site-owner deletes a master route", SiteOwner, delete_(t, masterRoute), []string{masterRoute, "above site-owner"}},
 
@@ -171,8 +171,8 @@ func TestTierLeavesNeverAboveTheWriter(t *testing.T) {
 		{"tier unset (read as operator)", Operator, upd(t, "/kedge/routes/route[prefix=10.7.0.0/16][table=254]/config", ietf(`{"device":"eth0"}`)), nil},
 		{"change an operator route", Operator, upd(t, opRoute+"/config/next-hop", strv("192.0.2.22")), nil},
 		{"change an unset route", Operator, upd(t, bareRoute+"/config/device", strv("eth1")), nil},
-		{"operator mutation", Operator, upd(t, opMut+"/config/proposal", strv("vlan 21")), nil},
-		{"mutation without a tier", Operator, upd(t, "/kedge/underlay/mutations/mutation[id=m4]/config", ietf(`{"proposal":"y","device":"d1"}`)), nil},
+		{"operator mutation", Operator, upd(t, opMut+"/config/description", strv("vlan 21")), nil},
+		{"mutation of a lower tier", Operator, upd(t, "/kedge/underlay/mutations/mutation[id=m4]/config", ietf(`{"description":"y","tier":"observer","devices":["d1"]}`)), nil},
 		{"site-owner raises to site-owner", SiteOwner, upd(t, opRoute+"/config/tier", strv("site-owner")), nil},
 		{"site-owner lowers its own", SiteOwner, upd(t, opRoute+"/config/tier", strv("operator")), nil},
 		{"master changes anything", Master, upd(t, masterRoute+"/config/tier", strv("observer")), nil},
@@ -274,12 +274,12 @@ func TestTierListsCoverSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bindTierLists(s); err != nil {
+	if _, err := bindTierLists(); err != nil {
 		t.Fatal(err)
 	}
 	covered := map[string]bool{}
 	for _, tl := range tierLists {
-		covered[tl.list+"/"+tl.leaf] = true
+		covered[tl.leaf] = true
 	}
 	// Which tiers may run underlay mutations at a level is the accord's
 	// policy, not an entry's rank: whoever may write accords sets every

@@ -3,8 +3,11 @@ package auth
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/target"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -14,8 +17,8 @@ import (
 // the posture rules act on (a route of tier master is kept at level 3, an
 // underlay mutation runs only at levels that allow its tier).
 type tierList struct {
-	list string // schema path of the list
-	leaf string // the tier leaf, relative to an entry
+	list string // schema path of the list (from gen/kedgepath)
+	leaf string // schema path of the tier leaf (from gen/kedgepath)
 	// empty is the tier the posture rules read for an entry whose tier
 	// leaf is unset; "" ranks below every tier.
 	empty Tier
@@ -26,11 +29,15 @@ type tierList struct {
 // are what models/intent does: "no tier on a route means operator", and
 // a pod likewise; an underlay mutation without a tier is in no accord's
 // underlay-mutation-tiers, so it may run at no level.
-var tierLists = []tierList{
-	{list: "/kedge/routes/route", leaf: "config/tier", empty: Operator},
-	{list: "/kedge/pods/pod", leaf: "config/tier", empty: Operator},
-	{list: "/kedge/underlay/mutations/mutation", leaf: "config/tier", empty: ""},
-}
+var tierLists = func() []tierList {
+	k := kedgepath.Root().Kedge()
+	route, pod, mut := k.Routes().RouteAny(), k.Pods().PodAny(), k.Underlay().Mutations().MutationAny()
+	return []tierList{
+		{list: route.SchemaPath(), leaf: route.Config().Tier().SchemaPath(), empty: Operator},
+		{list: pod.SchemaPath(), leaf: pod.Config().Tier().SchemaPath(), empty: Operator},
+		{list: mut.SchemaPath(), leaf: mut.Config().Tier().SchemaPath(), empty: ""},
+	}
+}()
 
 // rank orders tiers; a tier that is not one (the empty tier) ranks below
 // observer.
@@ -54,32 +61,23 @@ type boundList struct {
 	node   *tree.Node // the list
 	parent *tree.Node // the tier leaf's container (config)
 	tier   *tree.Node // the tier leaf
+	rel    string     // the tier leaf's path below an entry (config/tier)
 }
 
-// bound caches bindTierLists per schema (one in the daemon).
-var bound sync.Map // *tree.Schema → []boundList
+// boundLists resolves tierLists once, against Kedge's schema (the one
+// gen/kedgetree reads); entries of any other schema match none of them.
+var boundLists = sync.OnceValues(bindTierLists)
 
-func tierListsOf(s *tree.Schema) ([]boundList, error) {
-	if v, ok := bound.Load(s); ok {
-		return v.([]boundList), nil
-	}
-	bl, err := bindTierLists(s)
-	if err != nil {
-		return nil, err
-	}
-	bound.Store(s, bl)
-	return bl, nil
-}
-
-func bindTierLists(s *tree.Schema) ([]boundList, error) {
+func bindTierLists() ([]boundList, error) {
 	out := make([]boundList, 0, len(tierLists))
 	for _, tl := range tierLists {
-		n := s.Find(tl.list)
-		leaf := s.Find(tl.list + "/" + tl.leaf)
+		n := kedgetree.Node(tl.list)
+		leaf := kedgetree.Node(tl.leaf)
 		if n == nil || leaf == nil || leaf.Parent == nil || leaf.Parent.Parent != n {
-			return nil, fmt.Errorf("authorize write: schema has no %s/%s", tl.list, tl.leaf)
+			return nil, fmt.Errorf("authorize write: schema has no %s", tl.leaf)
 		}
-		out = append(out, boundList{tierList: tl, node: n, parent: leaf.Parent, tier: leaf})
+		out = append(out, boundList{tierList: tl, node: n, parent: leaf.Parent, tier: leaf,
+			rel: strings.TrimPrefix(tl.leaf, tl.list+"/")})
 	}
 	return out, nil
 }
@@ -106,7 +104,7 @@ func (a Authorizer) WriteChanges(ctx context.Context, p store.Proposed) error {
 	if id.Tier == Master {
 		return nil
 	}
-	lists, err := tierListsOf(p.Tree.Schema())
+	lists, err := boundLists()
 	if err != nil {
 		return err
 	}
@@ -157,7 +155,7 @@ func checkEntry(id Identity, p store.Proposed, e *tree.Inst, bl *boundList) erro
 		}
 		if old := declared(v); rank(old) > rank(id.Tier) {
 			return fmt.Errorf("authorize write: %w: tier %s (%s) may not change or delete %s: its %s is %s, above %s",
-				target.ErrPermissionDenied, id.Tier, id.Name, e.PathString(), bl.leaf, tierName(v, old), id.Tier)
+				target.ErrPermissionDenied, id.Tier, id.Name, e.PathString(), bl.rel, tierName(v, old), id.Tier)
 		}
 	}
 	if e.Removed() {
@@ -170,10 +168,10 @@ func checkEntry(id Identity, p store.Proposed, e *tree.Inst, bl *boundList) erro
 	if t := declared(v); rank(t) > rank(id.Tier) {
 		if !v.IsSet() {
 			return fmt.Errorf("authorize write: %w: tier %s (%s) may not write %s with %s unset, which the posture rules read as %s, above %s: set %s to %s",
-				target.ErrPermissionDenied, id.Tier, id.Name, e.PathString(), bl.leaf, t, id.Tier, bl.leaf, id.Tier)
+				target.ErrPermissionDenied, id.Tier, id.Name, e.PathString(), bl.rel, t, id.Tier, bl.rel, id.Tier)
 		}
 		return fmt.Errorf("authorize write: %w: tier %s (%s) may not set %s/%s to %s: a declared tier may not rank above its writer's",
-			target.ErrPermissionDenied, id.Tier, id.Name, e.PathString(), bl.leaf, t)
+			target.ErrPermissionDenied, id.Tier, id.Name, e.PathString(), bl.rel, t)
 	}
 	return nil
 }

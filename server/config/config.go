@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -54,6 +55,19 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// UnderlayCredentials is the directory holding the files that
+	// /kedge/underlay/devices' *-file leaves name (CA, client certificate
+	// and key, password); the tree never holds secrets.
+	UnderlayCredentials string `yaml:"underlay-credentials"`
+	// Shellstream: the Workload API of the local SPIRE agent
+	// ("unix:///run/spire/agent.sock"; empty: no Shellstream service),
+	// this node's identity (the SAT audience; default kedge/<node-name>),
+	// the endpoint of each session type ("management=unix:/run/x.sock,
+	// operator=127.0.0.1:2222") and the drain grace period.
+	SPIFFESocket         string        `yaml:"spiffe-socket"`
+	ShellstreamID        string        `yaml:"shellstream-id"`
+	ShellstreamEndpoints string        `yaml:"shellstream-endpoints"`
+	ShellstreamDrain     time.Duration `yaml:"shellstream-drain"`
 }
 
 // Defaults returns the built-in settings, before resolution.
@@ -67,6 +81,10 @@ func Defaults() Config {
 		ShmPath:     "/dev/shm/kedge-governance",
 		BPFPinDir:   "/sys/fs/bpf/kedge",
 		MeshDevice:  "embedded",
+		// The seed leaves the grace open; 30 s lets an interactive
+		// command finish and stays far inside the 5 s-per-step overlay
+		// budget because the step only starts the drain.
+		ShellstreamDrain: 30 * time.Second,
 	}
 }
 
@@ -224,7 +242,12 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ShmPath, "shm-path", c.ShmPath, "VPP governance shared-memory segment (\"off\": none)")
 	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
 	fs.StringVar(&c.MeshDevice, "mesh-device", c.MeshDevice, "WireGuard device owner: embedded (the daemon hosts it) or external (a sidecar such as kedge-wg does)")
+	fs.StringVar(&c.SPIFFESocket, "spiffe-socket", c.SPIFFESocket, "SPIRE agent Workload API address for Shellstream (unix:///path; empty: no Shellstream)")
+	fs.StringVar(&c.ShellstreamID, "shellstream-id", c.ShellstreamID, "this node's Shellstream identity, the audience SATs must name (default kedge/<node-name>)")
+	fs.StringVar(&c.ShellstreamEndpoints, "shellstream-endpoints", c.ShellstreamEndpoints, "local endpoint per session type: type=unix:/path or type=127.0.0.1:port, comma separated")
+	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
 
 // Resolve fills the defaults that depend on other settings and checks
@@ -254,6 +277,18 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if c.Users == "" {
 		c.Users = filepath.Join(c.DataDir, "users.yaml")
+	}
+	if c.UnderlayCredentials == "" {
+		c.UnderlayCredentials = filepath.Join(c.DataDir, "underlay")
+	}
+	if c.UnderlayCredentials, err = filepath.Abs(c.UnderlayCredentials); err != nil {
+		return fmt.Errorf("resolve underlay credentials dir: %w", err)
+	}
+	if c.ShellstreamID == "" {
+		c.ShellstreamID = "kedge/" + c.NodeName
+	}
+	if c.ShellstreamDrain <= 0 {
+		return fmt.Errorf("resolve config: --shellstream-drain %s must be positive", c.ShellstreamDrain)
 	}
 	if c.MeshDevice != "embedded" && c.MeshDevice != "external" {
 		return fmt.Errorf("resolve config: --mesh-device %q: want embedded or external", c.MeshDevice)

@@ -10,9 +10,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
+)
+
+// The config the engine follows: the intended level and the accord
+// overrides (a trailing slash: their subtrees, not siblings that share a
+// name's start).
+var (
+	postureConfigPrefix = kedgepath.Root().Kedge().Posture().Config().SchemaPath() + "/"
+	accordsPrefix       = kedgepath.Root().Kedge().Accords().SchemaPath() + "/"
 )
 
 // LevelSource is another writer of the posture level: the pinned BPF map
@@ -232,7 +241,7 @@ func (e *Engine) drain(ctx context.Context, w *store.Watcher) (bool, *store.Watc
 		}
 		for _, ch := range c.Changes {
 			p := ch.Node.Path
-			if strings.HasPrefix(p, "/kedge/posture/config/") || strings.HasPrefix(p, "/kedge/accords/") {
+			if strings.HasPrefix(p, postureConfigPrefix) || strings.HasPrefix(p, accordsPrefix) {
 				changed = true
 				break
 			}

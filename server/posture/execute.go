@@ -53,16 +53,7 @@ func (e *Engine) readTree() (*store.Watcher, error) {
 // load reads the intended level and the accord overrides; the caller holds
 // the store's read lock.
 func (e *Engine) load(t *tree.Tree) {
-	e.cfgLevel = accord.MaxLevel // the YANG default
-	if k := t.Root().Sub("kedge"); k != nil {
-		if p := k.Sub("posture"); p != nil {
-			if c := p.Sub("config"); c != nil {
-				if v := c.Get("level"); v.IsSet() && accord.Valid(uint8(v.UintVal())) {
-					e.cfgLevel = uint8(v.UintVal())
-				}
-			}
-		}
-	}
+	e.cfgLevel = accord.ConfigLevel(t) // the YANG default (5) when unset
 	e.overrides = accord.OverridesFromTree(t)
 	e.accords = accord.All(e.overrides)
 }

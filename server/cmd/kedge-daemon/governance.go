@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
 	"github.com/guildhouse-co/kedge/server/config"
 )
 
@@ -24,7 +24,7 @@ func governanceCmd(args []string, _ io.Reader, stdout, _ io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	r, err := shm.OpenReader(*path)
+	r, err := segment.OpenReader(*path)
 	if err != nil {
 		return err
 	}

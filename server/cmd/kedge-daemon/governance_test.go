@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
 )
 
 // governance prints what a writer last put in the segment, and fails on a
@@ -18,7 +19,7 @@ func TestGovernance(t *testing.T) {
 	if code := run([]string{"governance", "--shm-path", path}, nil, &out, &errb); code != 1 {
 		t.Fatalf("governance of a missing segment: exit %d, %q %q; want 1", code, out.String(), errb.String())
 	}
-	w, err := shm.Open(path)
+	w, err := segment.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

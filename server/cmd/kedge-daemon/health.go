@@ -6,13 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/server/config"
 )
 
@@ -46,7 +47,8 @@ func healthCmd(args []string, _ io.Reader, stdout, _ io.Writer) error {
 	}
 	defer conn.Close()
 	c := gpb.NewGNMIClient(conn)
-	node, err := healthGet(ctx, c, "/kedge/system/state/node-name")
+	root := kedgepath.Root().Kedge()
+	node, err := healthGet(ctx, c, root.System().State().NodeName().Path())
 	if err != nil {
 		return err
 	}
@@ -54,7 +56,7 @@ func healthCmd(args []string, _ io.Reader, stdout, _ io.Writer) error {
 		fmt.Fprintf(stdout, "live: node %s\n", node)
 		return nil
 	}
-	level, err := healthGet(ctx, c, "/kedge/posture/state/effective-level")
+	level, err := healthGet(ctx, c, root.Posture().State().EffectiveLevel().Path())
 	if err != nil {
 		return err
 	}
@@ -64,14 +66,10 @@ func healthCmd(args []string, _ io.Reader, stdout, _ io.Writer) error {
 
 // healthGet returns the value of one leaf as JSON text; a leaf without a
 // value is errUnhealthy.
-func healthGet(ctx context.Context, c gpb.GNMIClient, p string) (string, error) {
-	elems, err := tree.ParsePath(p)
+func healthGet(ctx context.Context, c gpb.GNMIClient, p *gpb.Path) (string, error) {
+	resp, err := c.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{p}, Encoding: gpb.Encoding_JSON_IETF})
 	if err != nil {
-		return "", fmt.Errorf("parse path %s: %w", p, err)
-	}
-	resp, err := c.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{{Elem: elems}}, Encoding: gpb.Encoding_JSON_IETF})
-	if err != nil {
-		return "", fmt.Errorf("get %s: %w", p, err)
+		return "", fmt.Errorf("get %s: %w", pathString(p), err)
 	}
 	for _, n := range resp.GetNotification() {
 		for _, u := range n.GetUpdate() {
@@ -80,5 +78,14 @@ func healthGet(ctx context.Context, c gpb.GNMIClient, p string) (string, error) 
 			}
 		}
 	}
-	return "", fmt.Errorf("get %s: no value: %w", p, errUnhealthy)
+	return "", fmt.Errorf("get %s: no value: %w", pathString(p), errUnhealthy)
+}
+
+// pathString renders a path of plain elements as /a/b/c.
+func pathString(p *gpb.Path) string {
+	var b strings.Builder
+	for _, e := range p.GetElem() {
+		b.WriteString("/" + e.GetName())
+	}
+	return b.String()
 }
