@@ -9,9 +9,20 @@ PKGS  ?= ./...
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+# make run is the demo node (kedge-daemon demo): as root it acts in a network
+# namespace of its own, with per-instance BPF pins and its VPP segment and
+# socket in the data dir; make clean-run removes what it left.
+RUN_DIR    ?= ./var
+RUN_LISTEN ?= 127.0.0.1:9339
+RUN_NETNS  ?= kedge-demo
+
 .PHONY: run
-run: build ## run a working node on an embedded default (data in ./var, gNMI on 127.0.0.1:9339)
-	./bin/kedge-daemon --data-dir ./var --listen 127.0.0.1:9339
+run: build ## run a demo node (data in ./var, gNMI on 127.0.0.1:9339; as root in network namespace kedge-demo)
+	./bin/kedge-daemon demo --data-dir $(RUN_DIR) --listen $(RUN_LISTEN) --netns $(RUN_NETNS)
+
+.PHONY: clean-run
+clean-run: build ## remove what make run left (its namespace, BPF pins, segment, socket); the tree in ./var stays
+	./bin/kedge-daemon demo-clean --data-dir $(RUN_DIR)
 
 # Fuzzing is bounded by executions, not time: with a time bound, go test
 # -fuzz can fail with "context deadline exceeded" when a worker is slow
@@ -19,7 +30,7 @@ run: build ## run a working node on an embedded default (data in ./var, gNMI on 
 FUZZTIME ?= 30000x
 
 .PHONY: test
-test: spire ## run every test with -race (root runs the kernel tests too), then the fuzz targets briefly
+test: spire kube-tools ## run every test with -race (root runs the kernel tests too), then the fuzz targets briefly
 # -p 1: one package at a time, so timing-sensitive kernel tests (WireGuard
 # handshakes, echo streams) do not compete with another package's load.
 	$(GO) test -race -count=1 -p 1 -timeout 40m $(PKGS)
@@ -105,7 +116,7 @@ dev-down: ## stop and remove the dev container
 	$(PODMAN) rm -f -t 10 $(DEV_NAME)
 
 .PHONY: generate
-generate: proto-gen ## rebuild everything generated (gen/, the README tree listing)
+generate: proto-gen kube-gen ## rebuild everything generated (gen/, the README tree listing, the CRDs)
 	$(GO) generate ./yang/...
 
 # Kedge's own protocols: proto/kedge/<name>/v1 → gen/proto with buf and the
@@ -115,6 +126,15 @@ PROTOS = $(shell find proto -name '*.proto' 2>/dev/null)
 .PHONY: proto-gen
 proto-gen: ## rebuild gen/proto from proto/ with buf
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf generate; else rm -rf gen/proto; fi
+
+# The Kubernetes API types' deepcopy methods (which must sit beside the
+# types, in server/kube/api) and their CRD manifests, with controller-gen
+# pinned in go.mod.
+.PHONY: kube-gen
+kube-gen: ## rebuild the CRDs in deploy/kubernetes/crds and the API types' deepcopy
+	$(GO) tool controller-gen object paths=./server/kube/api/...
+	rm -f deploy/kubernetes/crds/*.yaml
+	$(GO) tool controller-gen crd:crdVersions=v1 paths=./server/kube/api/... output:crd:artifacts:config=deploy/kubernetes/crds
 
 .PHONY: yang-validate
 yang-validate: ## check the YANG modules with goyang: zero errors
@@ -145,7 +165,7 @@ posture-test: build ## the seed's posture-transition-test.yml: three nodes walk 
 	ansible-playbook deploy/ansible/posture-transition-test.yml -e build=false
 
 .PHONY: bench
-bench: spire ## run the benchmarks (results go in BENCHMARKS.md)
+bench: spire kube-tools ## run the benchmarks (results go in BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKGS)
 
 # SPIRE server and agent for the Shellstream end-to-end test, built from
@@ -165,3 +185,34 @@ spire: ## build spire-server and spire-agent into $(SPIRE_DIR) when missing
 		github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent); \
 	rm -rf "$(SPIRE_DIR)"; mv "$$tmp" "$(SPIRE_DIR)"; \
 	echo "built SPIRE $(SPIRE_VERSION) in $$(( $$(date +%s) - start )) s"
+
+# kube-apiserver and etcd for the Kubernetes tests (server/kube, tests/), each
+# built from its own module under tests/tools (never the project's go.mod)
+# into a cache outside the clone. kube-apiserver needs its k8s.io staging
+# modules replaced by the published ones (tests/tools/kube/go.mod) and its
+# version stamped the way Kubernetes' own build does. The tests find the
+# binaries through KEDGE_KUBE_TOOLS or this default folder.
+KUBE_VERSION   := v1.37.2
+ETCD_VERSION   := v3.6.8
+KUBE_TOOLS     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kedge/tools
+KUBE_APISERVER := $(KUBE_TOOLS)/kube-apiserver-$(KUBE_VERSION)/kube-apiserver
+ETCD_SERVER    := $(KUBE_TOOLS)/etcd-$(ETCD_VERSION)/etcd
+KUBE_LDFLAGS    = $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	-X $(p).gitVersion=$(KUBE_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 \
+	-X $(p).gitTreeState=clean -X $(p).buildDate=1970-01-01T00:00:00Z)
+
+.PHONY: kube-tools
+kube-tools: $(KUBE_APISERVER) $(ETCD_SERVER) ## build kube-apiserver and etcd into $(KUBE_TOOLS) when missing
+
+$(KUBE_APISERVER):
+	@echo "building kube-apiserver $(KUBE_VERSION) into $(@D) (about 8 minutes cold on 2 cores)"
+	@set -e; mkdir -p "$(@D)"; tmp="$$(mktemp "$@.tmp.XXXXXX")"; trap 'rm -f "$$tmp"' EXIT; start=$$(date +%s); \
+	(cd tests/tools/kube && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" \
+		-o "$$tmp" k8s.io/kubernetes/cmd/kube-apiserver); \
+	mv "$$tmp" "$@"; echo "built kube-apiserver in $$(( $$(date +%s) - start )) s"
+
+$(ETCD_SERVER):
+	@echo "building etcd $(ETCD_VERSION) into $(@D)"
+	@set -e; mkdir -p "$(@D)"; tmp="$$(mktemp "$@.tmp.XXXXXX")"; trap 'rm -f "$$tmp"' EXIT; start=$$(date +%s); \
+	(cd tests/tools/etcd && CGO_ENABLED=0 $(GO) build -trimpath -o "$$tmp" go.etcd.io/etcd/server/v3); \
+	mv "$$tmp" "$@"; echo "built etcd in $$(( $$(date +%s) - start )) s"

@@ -19,10 +19,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -35,6 +33,7 @@ import (
 	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/config"
+	"github.com/guildhouse-co/kedge/server/kube"
 	"github.com/guildhouse-co/kedge/server/listen"
 	"github.com/guildhouse-co/kedge/server/probe"
 	"github.com/guildhouse-co/kedge/yang"
@@ -58,6 +57,10 @@ type Daemon struct {
 	dp    *dataplane
 	shell *shell
 	authn *auth.Authenticator
+	nt    *notaryParts
+	kube  *kube.Component
+	// claims are the host-wide resources held (see claim.go).
+	claims *claims
 }
 
 // Start is StartContext with a background context: the daemon runs until
@@ -87,6 +90,10 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	log.Info("data dir", "path", cfg.DataDir, "node", cfg.NodeName, "netns", cfg.NetNS)
+	// The data dir is this daemon's before anything in it is read.
+	if err := d.claimDataDir(); err != nil {
+		return nil, err
+	}
 
 	pwPath := filepath.Join(cfg.DataDir, "master.password")
 	created, err := auth.Bootstrap(cfg.Users, pwPath)
@@ -123,7 +130,15 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if err != nil {
 		return nil, fmt.Errorf("compile schema: %w", err)
 	}
-	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, store.Options{Logger: log}); err != nil {
+	so := store.Options{Logger: log}
+	d.notaryStoreOptions(&so)
+	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, so); err != nil {
+		return nil, err
+	}
+	// Every host-wide resource, listeners included, before any dataplane:
+	// a second daemon fails here, naming the holder, having changed
+	// nothing (see claims).
+	if err := d.claim(probed, d.st); err != nil {
 		return nil, err
 	}
 	// The semantic rules run in every commit they concern; the pod address
@@ -135,22 +150,26 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
 	}
+	if err := d.startNotary(ctx, auth.Authorizer{Policy: policy}.Read); err != nil {
+		return nil, err
+	}
 	if err := d.startShellstream(ctx, policy); err != nil {
 		return nil, err
 	}
 	if err := d.startDataplane(ctx, probed); err != nil {
 		return nil, err
 	}
+	if err := d.startKube(); err != nil {
+		return nil, err
+	}
 
-	if cfg.Listen != "" {
-		if err := d.startTCP(authn, pwPath); err != nil {
+	if d.claims.tcp != nil {
+		if err := d.serveTCP(authn, pwPath); err != nil {
 			return nil, err
 		}
 	}
-	if !cfg.SocketOff() {
-		if err := d.startUnix(authn, pwPath); err != nil {
-			return nil, err
-		}
+	if d.claims.unix != nil {
+		d.serveUnix(authn, pwPath)
 	}
 	if d.tcpLn == nil && d.unixL == nil {
 		return nil, errors.New("start daemon: no listener (--listen and --socket both off)")
@@ -169,6 +188,7 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
+	d.registerNotary(g)
 	if d.shell != nil {
 		d.shell.svc.Register(g)
 	}
@@ -176,7 +196,8 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 	return g
 }
 
-func (d *Daemon) startTCP(a *auth.Authenticator, pwPath string) error {
+// serveTCP serves gNMI on the bound TCP listener.
+func (d *Daemon) serveTCP(a *auth.Authenticator, pwPath string) error {
 	cfg := d.cfg
 	var creds credentials.TransportCredentials
 	hint := ""
@@ -200,10 +221,7 @@ func (d *Daemon) startTCP(a *auth.Authenticator, pwPath string) error {
 			hint += " --tls-cert <client.pem> --tls-key <client.key>"
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
+	ln := d.claims.tcp
 	d.tcpLn = ln
 	g := d.newGRPC(creds, a)
 	go func() { d.errc <- serveErr("tcp", g.Serve(ln)) }()
@@ -213,32 +231,15 @@ func (d *Daemon) startTCP(a *auth.Authenticator, pwPath string) error {
 	return nil
 }
 
-func (d *Daemon) startUnix(a *auth.Authenticator, pwPath string) error {
-	gid := -1
-	if g := d.cfg.SocketGroup; g != "" {
-		n, err := strconv.Atoi(g)
-		if err != nil {
-			grp, lerr := user.LookupGroup(g)
-			if lerr != nil {
-				return fmt.Errorf("look up socket group: %w", lerr)
-			}
-			if n, err = strconv.Atoi(grp.Gid); err != nil {
-				return fmt.Errorf("look up socket group %s: gid %q: %w", g, grp.Gid, err)
-			}
-		}
-		gid = n
-	}
-	ln, err := listen.Unix(d.cfg.Socket, listen.UnixOptions{Mode: 0o660, GID: gid})
-	if err != nil {
-		return err
-	}
+// serveUnix serves gNMI on the bound unix socket.
+func (d *Daemon) serveUnix(a *auth.Authenticator, pwPath string) {
+	ln := d.claims.unix
 	d.unixL = ln
 	g := d.newGRPC(listen.PeerCreds{}, a)
 	go func() { d.errc <- serveErr("unix", g.Serve(ln)) }()
 	d.log.Info("gNMI listening", "unix", d.cfg.Socket, "mode", "0660", "group", d.cfg.SocketGroup)
 	msg, args := localHint(a, os.Geteuid(), os.Getegid(), d.cfg.Socket, pwPath)
 	d.log.Info(msg, args...)
-	return nil
 }
 
 // localHint is the start log's "connect locally" line, for the user who
@@ -320,14 +321,6 @@ func (d *Daemon) closeAll() error {
 	for _, g := range d.grpcs {
 		g.Stop()
 	}
-	if d.grpcs == nil {
-		// Listeners opened before their grpc.Server existed.
-		for _, ln := range []net.Listener{d.tcpLn, d.unixL} {
-			if ln != nil {
-				ln.Close()
-			}
-		}
-	}
 	if d.tgt != nil {
 		d.tgt.Close()
 		d.tgt = nil
@@ -339,18 +332,35 @@ func (d *Daemon) closeAll() error {
 		d.authn.Close()
 		d.authn = nil
 	}
+	// The cluster engine stops before the dataplane and the store: it
+	// writes into the tree.
+	if d.kube != nil {
+		_ = d.kube.Close()
+		d.kube = nil
+	}
 	// The dataplane stops before the store closes: its last state writes
 	// need the store, and its backends keep the kernel as it is.
 	if err := d.dp.close(); err != nil {
 		errs = append(errs, fmt.Errorf("close dataplane: %w", err))
 	}
 	d.dp = nil
+	// The notary stops after the engine (which calls its step and emits
+	// through it) and before the store it follows.
+	if err := d.closeNotary(); err != nil {
+		errs = append(errs, fmt.Errorf("close notary: %w", err))
+	}
 	if d.st != nil {
 		if err := d.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
 		d.st = nil
 	}
+	// Last: the listeners bound but never served, then the locks, once
+	// nothing of this daemon uses what they guard.
+	if err := d.claims.close(); err != nil {
+		errs = append(errs, fmt.Errorf("release host resources: %w", err))
+	}
+	d.claims = nil
 	return errors.Join(errs...)
 }
 
@@ -358,9 +368,17 @@ func (d *Daemon) closeAll() error {
 // main) or a listener fails, then shuts down. Every context the daemon
 // uses derives from ctx.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	return RunWith(ctx, cfg, log, nil)
+}
+
+// RunWith is Run, calling started (when not nil) once the daemon serves.
+func RunWith(ctx context.Context, cfg config.Config, log *slog.Logger, started func(*Daemon)) error {
 	d, err := StartContext(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if started != nil {
+		started(d)
 	}
 	var serveErr error
 	select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
+	"github.com/guildhouse-co/kedge/server/hostlock"
 	"github.com/guildhouse-co/kedge/server/mesh"
 	"github.com/guildhouse-co/kedge/server/pods"
 	"github.com/guildhouse-co/kedge/server/posture"
@@ -81,7 +83,9 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 	var levels posture.LevelSource
 	on := cfg.Dataplane == "auto"
 
-	if on && cfg.ShmPath != "off" && probed.Shm.Available {
+	// Only backends whose host-wide resources the daemon holds (claims);
+	// the others were left out with the reason logged.
+	if on && cfg.ShmPath != "off" && probed.Shm.Available && d.claims.shm {
 		w, err := segment.Open(cfg.ShmPath, segment.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("VPP governance segment unavailable", "path", cfg.ShmPath, "err", err)
@@ -91,12 +95,12 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			d.log.Info("VPP governance segment", "path", w.Path())
 		}
 	}
-	if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available {
+	if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available && d.claims.bpf {
 		b, err := pinned.Open(pinned.WithPinDir(cfg.BPFPinDir), pinned.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("posture_level BPF map unavailable", "pin_dir", cfg.BPFPinDir, "err", err)
 		} else {
-			steps = append(steps, posture.BPFMapStep(b, bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
+			steps = append(steps, posture.BPFMapStep(d.level1Allowlist(b), bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
 			levels = b
 			dp.closers = append(dp.closers, b.Close)
 			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
@@ -107,17 +111,17 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 	if d.shell != nil {
 		steps = append(steps, d.shell.svc.Step())
 	}
-	if on && probed.Route.Available {
+	if on && probed.Route.Available && d.claims.route {
 		if c := d.routes(dp); c != nil {
 			steps = append(steps, c.Step())
 			dp.comps = append(dp.comps, c)
 		}
 	}
-	if on && probed.WGMesh.Available {
-		if c := d.mesh(dp); c != nil {
-			steps = append(steps, c.Step())
-			dp.comps = append(dp.comps, c)
-		}
+	// The mesh component runs whatever the machine allows: where the mesh
+	// cannot run it publishes why (with the node's key) instead.
+	mc, step := d.mesh(dp, probed)
+	if step != nil {
+		steps = append(steps, step)
 	}
 	// The underlay touches no kernel state (it programs network devices
 	// over gNMI): it runs whatever --dataplane says.
@@ -127,12 +131,14 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 		return err
 	}
 	steps = append(steps, u.Step())
-	dp.comps = append(dp.comps, u,
+	dp.comps = append(dp.comps, mc, u,
 		system.New(system.Config{Store: d.st, Logger: d.log.With("component", "system"), Node: cfg.NodeName, Boot: time.Now()}),
 		pods.New(pods.Config{Store: d.st, Logger: d.log.With("component", "pod-sweep")}))
+	steps = append(steps, d.notarySteps()...)
 
 	eng, err := posture.New(d.st, posture.Options{Logger: d.log.With("component", "posture"), Steps: steps, LevelSource: levels,
-		OnReady: func() { dp.readyOnce.Do(func() { close(dp.ready) }) }})
+		OnReady:  func() { dp.readyOnce.Do(func() { close(dp.ready) }) },
+		OnReport: d.onPostureReport})
 	if err != nil {
 		dp.close()
 		return fmt.Errorf("start posture engine: %w", err)
@@ -169,32 +175,59 @@ func (d *Daemon) routes(dp *dataplane) *routes.Component {
 		return nil
 	}
 	d.log.Info("route backend", "netns", d.cfg.NetNS, "protocol", route.DefaultProtocol)
+	d.setKernelRoutes(b.KernelRoutes)
 	return routes.New(routes.Config{Backend: b, Store: d.st, Logger: log, Ready: dp.waitReady})
 }
 
 // mesh loads (or creates) the node's key, opens the WireGuard backend and
-// builds the mesh component over it (nil when either fails: without its
-// key the node cannot join any mesh; the rest of the dataplane still
-// runs).
-func (d *Daemon) mesh(dp *dataplane) *mesh.Component {
+// builds the mesh component over it, with its posture step. Where the
+// mesh cannot run (the dataplane off, the probe's verdict, the key or the
+// backend failing to open) it builds the component that publishes the
+// node's mesh state and why instead (no step): without its key the node
+// cannot join any mesh, and the rest of the dataplane still runs.
+func (d *Daemon) mesh(dp *dataplane, probed probe.Report) (component, posture.Step) {
 	log := d.log.With("component", "mesh")
+	unavailable := func(pub wgmesh.Key, why string) component {
+		if l := d.claims.device; l != nil {
+			// No device will be hosted: its name is free for others.
+			l.Close()
+			d.claims.device = nil
+		}
+		return mesh.NewUnavailable(mesh.UnavailableConfig{Store: d.st, Logger: log, Public: pub, Reason: why})
+	}
 	priv, pub, err := wgmesh.LoadOrCreateKey(d.cfg.DataDir)
 	if err != nil {
 		d.log.Warn("mesh unavailable", "err", err)
-		return nil
+		return unavailable(wgmesh.Key{}, err.Error()), nil
+	}
+	switch {
+	case d.cfg.Dataplane != "auto":
+		d.log.Info("mesh unavailable: the dataplane is off", "public_key", pub.String())
+		return unavailable(pub, "the dataplane is off (--dataplane off)"), nil
+	case !probed.WGMesh.Available:
+		d.log.Info("mesh unavailable", "why", probed.WGMesh.Reason, "public_key", pub.String())
+		return unavailable(pub, probed.WGMesh.Reason), nil
 	}
 	b, err := wgdevice.New(wgdevice.Options{Netns: mesh.NetnsPath(d.cfg.NetNS), Logger: log})
 	if err != nil {
 		d.log.Warn("mesh backend unavailable", "netns", d.cfg.NetNS, "err", err)
-		return nil
+		return unavailable(pub, "open the mesh backend: "+err.Error()), nil
 	}
 	device := d.cfg.MeshDevice
 	if device == "" {
 		device = mesh.DeviceEmbedded
 	}
 	d.log.Info("mesh backend", "netns", d.cfg.NetNS, "public_key", pub.String(), "device", device)
-	return mesh.New(mesh.Config{Backend: b, Store: d.st, Logger: log, Node: d.cfg.NodeName, NetNS: d.cfg.NetNS,
-		Private: priv, Public: pub, Device: device, Ready: dp.waitReady})
+	me := d.self()
+	c := mesh.Config{Backend: b, Store: d.st, Logger: log, Node: d.cfg.NodeName, NetNS: d.cfg.NetNS,
+		Private: priv, Public: pub, Device: device, Ready: dp.waitReady,
+		LockDevice: func(name string) (io.Closer, error) { return hostlock.WireGuardDevice(name, me) }}
+	if l := d.claims.device; l != nil {
+		c.Held = mesh.HeldDevice{Name: d.claims.deviceName, Lock: l}
+		d.claims.device = nil // the component releases it now
+	}
+	comp := mesh.New(c)
+	return comp, comp.Step()
 }
 
 // close stops the engine and the components (each closes its backend),

@@ -243,10 +243,15 @@ func (l *meshLab) configure(t testing.TB, critical map[[2]int]bool, linked func(
 			`{"interface":%q,"listen-port":51820,"addresses":["%s/24"]}`, nd.iface, nd.tunnel)})
 	}
 	for _, nd := range l.nodes {
-		meshWait(t, nd.name+" public key in state", 20*time.Second, func() bool {
-			nd.pub = meshLeaves(t, nd.c, "/kedge/mesh/state/public-key")["/kedge/mesh/state/public-key"]
-			return nd.pub != ""
+		// The public key is in state from the start; the device is
+		// configured (its tunnel address assigned) once the status is up.
+		meshWait(t, nd.name+" mesh up", 20*time.Second, func() bool {
+			return meshLeaves(t, nd.c, "/kedge/mesh/state/status")["/kedge/mesh/state/status"] == "up"
 		})
+		nd.pub = meshLeaves(t, nd.c, "/kedge/mesh/state/public-key")["/kedge/mesh/state/public-key"]
+		if nd.pub == "" {
+			t.Fatalf("%s: no public key in state", nd.name)
+		}
 	}
 	for _, nd := range l.nodes {
 		vals := map[string]string{}

@@ -647,7 +647,7 @@ func TestRoutesPostureLevels(t *testing.T) {
 		{5, all},
 		{3, []string{"A", "B", "C", "D", "E", "G", "H", "P1", "P3", "P4", "P5"}}, // F, I, P2: underlay below master
 		{2, []string{"A", "B", "G", "I", "P4", "P5"}},                            // management, incident, to endpoints
-		{1, []string{"B", "C", "I", "P4"}},                                       // incident, monitoring-only
+		{1, []string{"B", "C", "G", "I", "P4"}},                                  // incident, monitoring-only, to Quartermaster (the notary flushes every record to it at 1)
 		{5, all},
 	}
 	for _, s := range steps {

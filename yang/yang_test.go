@@ -27,12 +27,14 @@ var containers = []struct {
 	{"/kedge/posture/state", true, "effective-level:uint8 source:enumeration sequence:uint64"},
 	{"/kedge/posture/state/last-transition", true, "from-level:uint8 to-level:uint8 started:uint64 duration-ns:uint64 result:enumeration"},
 	{"/kedge/posture/state/last-transition/steps/step/state", true, "index:uint8 name:string started:uint64 duration-ns:uint64 result:enumeration error:string"},
+	{"/kedge/posture/cluster/config", false, "level:uint8 object:string"},
+	{"/kedge/posture/cluster/state", true, "connected:boolean last-sync:uint64"},
 	{"/kedge/posture/history/transition/state", true, "sequence:uint64 from-level:uint8 to-level:uint8 started:uint64 duration-ns:uint64 result:enumeration"},
 	{"/kedge/accords/accord/config", false, "level:uint8 overlay-mode:enumeration keepalive-seconds:uint16 health-check-seconds:uint16 handshake:enumeration allowed-session-types:string* underlay-mutation-tiers:enumeration* compiler-frozen:boolean underlay-drift-interval-ms:uint32 route-policy:enumeration notary-sampling-percent:uint8 notary-flush:enumeration notary-payload-hashing:boolean forensic-snapshot:boolean vpp-flow-policy:enumeration"},
 	{"/kedge/accords/accord/state", true, ""},
 	{"/kedge/mesh/config", false, "interface:string listen-port:uint16 mtu:uint16 addresses:union*"},
 	{"/kedge/mesh/state", true, "public-key:string endpoint:string status:enumeration error:string"},
-	{"/kedge/mesh/peers/peer/config", false, "name:string public-key:string! endpoint:string allowed-ips:union* persistent-keepalive:uint16 cluster:string critical:boolean reconnect:uint64"},
+	{"/kedge/mesh/peers/peer/config", false, "name:string public-key:string! endpoint:string allowed-ips:union* persistent-keepalive:uint16 cluster:string critical:boolean reconnect:uint64 owner:string"},
 	{"/kedge/mesh/peers/peer/state", true, "last-handshake:uint64 rx-bytes:uint64 tx-bytes:uint64 status:enumeration error:string"},
 	{"/kedge/routes/route/config", false, "prefix:union table:uint32 next-hop:union device:string metric:uint32 class:enumeration owner:string tier:enumeration"},
 	{"/kedge/routes/route/state", true, "status:enumeration reason:string"},
@@ -57,7 +59,7 @@ var containers = []struct {
 	{"/kedge/underlay/mutations/mutation/results/result/state", true, "device:string status:enumeration error:string"},
 	{"/kedge/sessions/session/state", true, "id:string peer:string node:string cluster:string local:boolean tier:enumeration type:enumeration critical:boolean capabilities:enumeration* verification:enumeration initiator-posture:uint8 posture-at-handshake:uint8 effective-posture:uint8 status:enumeration started:uint64 drain-deadline:uint64 closed:uint64 close-reason:string bytes-in:uint64 bytes-out:uint64 frames-in:uint64 frames-out:uint64"},
 	{"/kedge/notary/config", false, "sampling-percent-override:uint8 anchor:string"},
-	{"/kedge/notary/state", true, "sampling-percent:uint8 flush-mode:enumeration payload-hashing:boolean log-size:uint64 root-hash:string last-flush:uint64 records:uint64"},
+	{"/kedge/notary/state", true, "sampling-percent:uint8 flush-mode:enumeration payload-hashing:boolean log-size:uint64 root-hash:string last-flush:uint64 records:uint64 frame-headers:boolean level:uint8 origin:string verifier-key:string last-checkpoint-size:uint64 last-checkpoint-time:uint64 upstream-state:enumeration upstream-error:string last-ack-size:uint64 last-ack-time:uint64 dropped-transits:uint64"},
 }
 
 // lists are the keyed lists, with their keys in order.

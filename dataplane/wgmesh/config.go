@@ -14,6 +14,10 @@ import (
 // live in different namespaces.
 const DefaultInterface = "kedge0"
 
+// DefaultListenPort is the UDP port of /kedge/mesh/config/listen-port's
+// YANG default: the port a node uses when its tree names none.
+const DefaultListenPort = 51820
+
 // Config is the whole desired state of one node's mesh device.
 type Config struct {
 	// Interface is the WireGuard link name; empty means DefaultInterface.

@@ -20,9 +20,11 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -31,6 +33,7 @@ import (
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/config"
+	kubev1 "github.com/guildhouse-co/kedge/server/kube/api/v1alpha1"
 )
 
 // kustomization is the part of kustomize's file format these manifests
@@ -66,11 +69,36 @@ func readKustomization(t *testing.T, dir string) kustomization {
 	return k
 }
 
+// resourceFiles lists a kustomization's resource files, following
+// resources that are directories into their own kustomizations.
+func resourceFiles(t *testing.T, dir string, k kustomization) []string {
+	t.Helper()
+	var out []string
+	for _, r := range k.Resources {
+		p := filepath.Join(dir, r)
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("%s/kustomization.yaml: resource %s: %v", dir, r, err)
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		sub := readKustomization(t, p)
+		if sub.Kind != "Kustomization" {
+			t.Fatalf("%s: a %s among resources", p, sub.Kind)
+		}
+		out = append(out, resourceFiles(t, p, sub)...)
+	}
+	return out
+}
+
 // decoder is a strict YAML decoder for the kinds these manifests use.
 func decoder(t *testing.T) runtime.Decoder {
 	t.Helper()
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme,
+		admissionv1.AddToScheme, apiextv1.AddToScheme, kubev1.AddToScheme} {
 		if err := add(s); err != nil {
 			t.Fatal(err)
 		}
@@ -137,8 +165,8 @@ func load(t *testing.T) manifests {
 	for _, img := range k.Images {
 		m.images[img.Name] = img.NewName != "" && img.NewTag != ""
 	}
-	for _, r := range k.Resources {
-		m.objs = append(m.objs, decodeFile(t, dec, r)...)
+	for _, f := range resourceFiles(t, ".", k) {
+		m.objs = append(m.objs, decodeFile(t, dec, f)...)
 	}
 	var ds *appsv1.DaemonSet
 	for _, o := range m.objs {
@@ -217,14 +245,14 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 			t.Fatalf("%T has no metadata", o)
 		}
 		switch o.(type) {
-		case *corev1.Namespace, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding:
-		default:
+		case *corev1.ServiceAccount, *corev1.ConfigMap, *appsv1.DaemonSet, *rbacv1.Role, *rbacv1.RoleBinding:
 			if meta.GetNamespace() != m.namespace {
 				t.Errorf("%T in namespace %q, the kustomization's is %q", o, meta.GetNamespace(), m.namespace)
 			}
 		}
 	}
-	for _, want := range []string{"*v1.Namespace", "*v1.ServiceAccount", "*v1.ConfigMap", "*v1.DaemonSet"} {
+	for _, want := range []string{"*v1.Namespace", "*v1.ServiceAccount", "*v1.ConfigMap", "*v1.DaemonSet",
+		"*v1.CustomResourceDefinition", "*v1.ClusterRole", "*v1.ValidatingAdmissionPolicy", "*v1alpha1.KedgeClusterPosture"} {
 		if kinds[want] == 0 {
 			t.Errorf("no %s among %v", want, kinds)
 		}
@@ -447,6 +475,9 @@ func daemonConfig(t *testing.T, d corev1.Container, cm *corev1.ConfigMap, mounts
 	under("data-dir", cfg.DataDir, "/var/lib/kedge", "/var/lib/kedge")
 	under("bpf-pin-dir", cfg.BPFPinDir, "/sys/fs/bpf", "/sys/fs/bpf")
 	under("shm-path", cfg.ShmPath, "/host/dev/shm", "/dev/shm")
+	if !cfg.KubeInCluster {
+		t.Error("the daemon does not join the cluster engine (kube-in-cluster)")
+	}
 	if cfg.Dataplane != "auto" {
 		t.Errorf("dataplane %q, want auto", cfg.Dataplane)
 	}
@@ -526,12 +557,20 @@ func checkInstallCNI(t *testing.T, bins map[string]string, c corev1.Container, m
 	}
 }
 
-// checkRBAC: the service account gets exactly what the daemon reads from
-// the API, and a token only if that is anything. This version of the
-// daemon reads nothing; the cluster engine (issue 19) adds its rules here.
+// checkRBAC: the service account gets exactly what the daemon's cluster
+// engine reads and writes (issue 19), and a token because that is
+// something. Widening any rule fails here.
 func checkRBAC(t *testing.T, m manifests, sa *corev1.ServiceAccount) {
 	t.Helper()
-	var want []rbacv1.PolicyRule
+	kedge := "kedge.guildhouse.dev"
+	read := []string{"get", "list", "watch"}
+	want := []rbacv1.PolicyRule{
+		{APIGroups: []string{kedge}, Resources: []string{"kedgenodes"}, Verbs: append(slices.Clone(read), "create")},
+		{APIGroups: []string{kedge}, Resources: []string{"kedgenodes/status"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{kedge}, Resources: []string{"kedgeclusterpostures"}, Verbs: read},
+		{APIGroups: []string{kedge}, Resources: []string{"kedgeclusterpostures/status"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes", "pods", "namespaces"}, Verbs: read},
+	}
 	roles := map[string][]rbacv1.PolicyRule{}
 	for _, o := range m.objs {
 		switch r := o.(type) {

@@ -215,14 +215,16 @@ type MeshStatus string
 
 // The values of MeshStatus.
 const (
-	MeshStatusUp       MeshStatus = "up"
-	MeshStatusDown     MeshStatus = "down"
-	MeshStatusIsolated MeshStatus = "isolated"
+	MeshStatusUp           MeshStatus = "up"
+	MeshStatusDown         MeshStatus = "down"
+	MeshStatusIsolated     MeshStatus = "isolated"
+	MeshStatusUnconfigured MeshStatus = "unconfigured"
+	MeshStatusUnavailable  MeshStatus = "unavailable"
 )
 
 // MeshStatusValues lists the values of MeshStatus in YANG order.
 func MeshStatusValues() []MeshStatus {
-	return []MeshStatus{MeshStatusUp, MeshStatusDown, MeshStatusIsolated}
+	return []MeshStatus{MeshStatusUp, MeshStatusDown, MeshStatusIsolated, MeshStatusUnconfigured, MeshStatusUnavailable}
 }
 
 // MutationStatus is the YANG enumeration mutation-status.
@@ -271,6 +273,25 @@ const (
 // NotaryFlushModeValues lists the values of NotaryFlushMode in YANG order.
 func NotaryFlushModeValues() []NotaryFlushMode {
 	return []NotaryFlushMode{NotaryFlushModeBatched, NotaryFlushModeImmediate, NotaryFlushModeEveryRecord}
+}
+
+// NotaryUpstreamState is the enumeration of
+// /kedge/notary/state/upstream-state.
+type NotaryUpstreamState string
+
+// The values of NotaryUpstreamState.
+const (
+	NotaryUpstreamStateDisabled   NotaryUpstreamState = "disabled"
+	NotaryUpstreamStateConnecting NotaryUpstreamState = "connecting"
+	NotaryUpstreamStateShipping   NotaryUpstreamState = "shipping"
+	NotaryUpstreamStateCaughtUp   NotaryUpstreamState = "caught-up"
+	NotaryUpstreamStateRetrying   NotaryUpstreamState = "retrying"
+	NotaryUpstreamStateRefused    NotaryUpstreamState = "refused"
+)
+
+// NotaryUpstreamStateValues lists the values of NotaryUpstreamState in YANG order.
+func NotaryUpstreamStateValues() []NotaryUpstreamState {
+	return []NotaryUpstreamState{NotaryUpstreamStateDisabled, NotaryUpstreamStateConnecting, NotaryUpstreamStateShipping, NotaryUpstreamStateCaughtUp, NotaryUpstreamStateRetrying, NotaryUpstreamStateRefused}
 }
 
 // PeerStatus is the enumeration of /kedge/mesh/peers/peer/state/status.
@@ -328,13 +349,14 @@ type PostureSource string
 const (
 	PostureSourceConfig      PostureSource = "config"
 	PostureSourceBpfMap      PostureSource = "bpf-map"
+	PostureSourceCluster     PostureSource = "cluster"
 	PostureSourceGovernance  PostureSource = "governance"
 	PostureSourcePeerSession PostureSource = "peer-session"
 )
 
 // PostureSourceValues lists the values of PostureSource in YANG order.
 func PostureSourceValues() []PostureSource {
-	return []PostureSource{PostureSourceConfig, PostureSourceBpfMap, PostureSourceGovernance, PostureSourcePeerSession}
+	return []PostureSource{PostureSourceConfig, PostureSourceBpfMap, PostureSourceCluster, PostureSourceGovernance, PostureSourcePeerSession}
 }
 
 // ResultStatus is the enumeration of
@@ -563,6 +585,7 @@ var (
 	e_critical                   = &gpb.PathElem{Name: "critical"}
 	e_endpoint                   = &gpb.PathElem{Name: "endpoint"}
 	e_name                       = &gpb.PathElem{Name: "name"}
+	e_owner                      = &gpb.PathElem{Name: "owner"}
 	e_persistent_keepalive       = &gpb.PathElem{Name: "persistent-keepalive"}
 	e_public_key                 = &gpb.PathElem{Name: "public-key"}
 	e_reconnect                  = &gpb.PathElem{Name: "reconnect"}
@@ -574,13 +597,23 @@ var (
 	e_notary                     = &gpb.PathElem{Name: "notary"}
 	e_anchor                     = &gpb.PathElem{Name: "anchor"}
 	e_sampling_percent_override  = &gpb.PathElem{Name: "sampling-percent-override"}
+	e_dropped_transits           = &gpb.PathElem{Name: "dropped-transits"}
 	e_flush_mode                 = &gpb.PathElem{Name: "flush-mode"}
+	e_frame_headers              = &gpb.PathElem{Name: "frame-headers"}
+	e_last_ack_size              = &gpb.PathElem{Name: "last-ack-size"}
+	e_last_ack_time              = &gpb.PathElem{Name: "last-ack-time"}
+	e_last_checkpoint_size       = &gpb.PathElem{Name: "last-checkpoint-size"}
+	e_last_checkpoint_time       = &gpb.PathElem{Name: "last-checkpoint-time"}
 	e_last_flush                 = &gpb.PathElem{Name: "last-flush"}
 	e_log_size                   = &gpb.PathElem{Name: "log-size"}
+	e_origin                     = &gpb.PathElem{Name: "origin"}
 	e_payload_hashing            = &gpb.PathElem{Name: "payload-hashing"}
 	e_records                    = &gpb.PathElem{Name: "records"}
 	e_root_hash                  = &gpb.PathElem{Name: "root-hash"}
 	e_sampling_percent           = &gpb.PathElem{Name: "sampling-percent"}
+	e_upstream_error             = &gpb.PathElem{Name: "upstream-error"}
+	e_upstream_state             = &gpb.PathElem{Name: "upstream-state"}
+	e_verifier_key               = &gpb.PathElem{Name: "verifier-key"}
 	e_pods                       = &gpb.PathElem{Name: "pods"}
 	e_ipam_pools                 = &gpb.PathElem{Name: "ipam-pools"}
 	e_allowed_mode               = &gpb.PathElem{Name: "allowed-mode"}
@@ -593,6 +626,9 @@ var (
 	e_tier                       = &gpb.PathElem{Name: "tier"}
 	e_reason                     = &gpb.PathElem{Name: "reason"}
 	e_posture                    = &gpb.PathElem{Name: "posture"}
+	e_object                     = &gpb.PathElem{Name: "object"}
+	e_connected                  = &gpb.PathElem{Name: "connected"}
+	e_last_sync                  = &gpb.PathElem{Name: "last-sync"}
 	e_history                    = &gpb.PathElem{Name: "history"}
 	e_sequence                   = &gpb.PathElem{Name: "sequence"}
 	e_duration_ns                = &gpb.PathElem{Name: "duration-ns"}
@@ -614,7 +650,6 @@ var (
 	e_device                     = &gpb.PathElem{Name: "device"}
 	e_metric                     = &gpb.PathElem{Name: "metric"}
 	e_next_hop                   = &gpb.PathElem{Name: "next-hop"}
-	e_owner                      = &gpb.PathElem{Name: "owner"}
 	e_table                      = &gpb.PathElem{Name: "table"}
 	e_sessions                   = &gpb.PathElem{Name: "sessions"}
 	e_id                         = &gpb.PathElem{Name: "id"}
@@ -659,7 +694,6 @@ var (
 	e_drift_since                = &gpb.PathElem{Name: "drift-since"}
 	e_last_error                 = &gpb.PathElem{Name: "last-error"}
 	e_last_push                  = &gpb.PathElem{Name: "last-push"}
-	e_last_sync                  = &gpb.PathElem{Name: "last-sync"}
 	e_reachable                  = &gpb.PathElem{Name: "reachable"}
 	e_watch                      = &gpb.PathElem{Name: "watch"}
 	e_mutations                  = &gpb.PathElem{Name: "mutations"}
@@ -711,20 +745,40 @@ var (
 	p_Kedge_Notary_Config_SamplingPercentOverride   = []*gpb.PathElem{e_kedge, e_notary, e_config, e_sampling_percent_override}
 	p_Kedge_Notary_State                            = []*gpb.PathElem{e_kedge, e_notary, e_state}
 	p_Kedge_Notary_State_Anchor                     = []*gpb.PathElem{e_kedge, e_notary, e_state, e_anchor}
+	p_Kedge_Notary_State_DroppedTransits            = []*gpb.PathElem{e_kedge, e_notary, e_state, e_dropped_transits}
 	p_Kedge_Notary_State_FlushMode                  = []*gpb.PathElem{e_kedge, e_notary, e_state, e_flush_mode}
+	p_Kedge_Notary_State_FrameHeaders               = []*gpb.PathElem{e_kedge, e_notary, e_state, e_frame_headers}
+	p_Kedge_Notary_State_LastAckSize                = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_ack_size}
+	p_Kedge_Notary_State_LastAckTime                = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_ack_time}
+	p_Kedge_Notary_State_LastCheckpointSize         = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_checkpoint_size}
+	p_Kedge_Notary_State_LastCheckpointTime         = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_checkpoint_time}
 	p_Kedge_Notary_State_LastFlush                  = []*gpb.PathElem{e_kedge, e_notary, e_state, e_last_flush}
+	p_Kedge_Notary_State_Level                      = []*gpb.PathElem{e_kedge, e_notary, e_state, e_level}
 	p_Kedge_Notary_State_LogSize                    = []*gpb.PathElem{e_kedge, e_notary, e_state, e_log_size}
+	p_Kedge_Notary_State_Origin                     = []*gpb.PathElem{e_kedge, e_notary, e_state, e_origin}
 	p_Kedge_Notary_State_PayloadHashing             = []*gpb.PathElem{e_kedge, e_notary, e_state, e_payload_hashing}
 	p_Kedge_Notary_State_Records                    = []*gpb.PathElem{e_kedge, e_notary, e_state, e_records}
 	p_Kedge_Notary_State_RootHash                   = []*gpb.PathElem{e_kedge, e_notary, e_state, e_root_hash}
 	p_Kedge_Notary_State_SamplingPercent            = []*gpb.PathElem{e_kedge, e_notary, e_state, e_sampling_percent}
 	p_Kedge_Notary_State_SamplingPercentOverride    = []*gpb.PathElem{e_kedge, e_notary, e_state, e_sampling_percent_override}
+	p_Kedge_Notary_State_UpstreamError              = []*gpb.PathElem{e_kedge, e_notary, e_state, e_upstream_error}
+	p_Kedge_Notary_State_UpstreamState              = []*gpb.PathElem{e_kedge, e_notary, e_state, e_upstream_state}
+	p_Kedge_Notary_State_VerifierKey                = []*gpb.PathElem{e_kedge, e_notary, e_state, e_verifier_key}
 	p_Kedge_Pods                                    = []*gpb.PathElem{e_kedge, e_pods}
 	p_Kedge_Pods_Config                             = []*gpb.PathElem{e_kedge, e_pods, e_config}
 	p_Kedge_Pods_Config_IpamPools                   = []*gpb.PathElem{e_kedge, e_pods, e_config, e_ipam_pools}
 	p_Kedge_Pods_State                              = []*gpb.PathElem{e_kedge, e_pods, e_state}
 	p_Kedge_Pods_State_IpamPools                    = []*gpb.PathElem{e_kedge, e_pods, e_state, e_ipam_pools}
 	p_Kedge_Posture                                 = []*gpb.PathElem{e_kedge, e_posture}
+	p_Kedge_Posture_Cluster                         = []*gpb.PathElem{e_kedge, e_posture, e_cluster}
+	p_Kedge_Posture_Cluster_Config                  = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_config}
+	p_Kedge_Posture_Cluster_Config_Level            = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_config, e_level}
+	p_Kedge_Posture_Cluster_Config_Object           = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_config, e_object}
+	p_Kedge_Posture_Cluster_State                   = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state}
+	p_Kedge_Posture_Cluster_State_Connected         = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_connected}
+	p_Kedge_Posture_Cluster_State_LastSync          = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_last_sync}
+	p_Kedge_Posture_Cluster_State_Level             = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_level}
+	p_Kedge_Posture_Cluster_State_Object            = []*gpb.PathElem{e_kedge, e_posture, e_cluster, e_state, e_object}
 	p_Kedge_Posture_Config                          = []*gpb.PathElem{e_kedge, e_posture, e_config}
 	p_Kedge_Posture_Config_Level                    = []*gpb.PathElem{e_kedge, e_posture, e_config, e_level}
 	p_Kedge_Posture_History                         = []*gpb.PathElem{e_kedge, e_posture, e_history}
@@ -1688,6 +1742,11 @@ func (p Kedge_Mesh_Peers_Peer_ConfigPath) Name() Kedge_Mesh_Peers_Peer_Config_Na
 	return Kedge_Mesh_Peers_Peer_Config_NamePath{p.child(e_name)}
 }
 
+// Owner returns the path of /kedge/mesh/peers/peer/config/owner.
+func (p Kedge_Mesh_Peers_Peer_ConfigPath) Owner() Kedge_Mesh_Peers_Peer_Config_OwnerPath {
+	return Kedge_Mesh_Peers_Peer_Config_OwnerPath{p.child(e_owner)}
+}
+
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/config/persistent-keepalive.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) PersistentKeepalive() Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath {
 	return Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath{p.child(e_persistent_keepalive)}
@@ -1774,6 +1833,22 @@ func (Kedge_Mesh_Peers_Peer_Config_NamePath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Mesh_Peers_Peer_Config_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Mesh_Peers_Peer_Config_OwnerPath is the path of
+// /kedge/mesh/peers/peer/config/owner (leaf, config). Who manages this peer
+// entry. "kube" marks a peer the daemon built from the cluster's KedgeNode
+// objects: the daemon updates and removes those as the cluster changes. Any
+// other value, or none, is a local entry that the cluster never changes;
+// writing a different owner on a "kube" peer takes it over locally.
+type Kedge_Mesh_Peers_Peer_Config_OwnerPath struct{ base }
+
+// SchemaPath returns "/kedge/mesh/peers/peer/config/owner", the schema path (no keys).
+func (Kedge_Mesh_Peers_Peer_Config_OwnerPath) SchemaPath() string {
+	return "/kedge/mesh/peers/peer/config/owner"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Mesh_Peers_Peer_Config_OwnerPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath is the path of
 // /kedge/mesh/peers/peer/config/persistent-keepalive (leaf, config).
@@ -1871,6 +1946,11 @@ func (p Kedge_Mesh_Peers_Peer_StatePath) LastHandshake() Kedge_Mesh_Peers_Peer_S
 // Name returns the path of /kedge/mesh/peers/peer/state/name.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Name() Kedge_Mesh_Peers_Peer_State_NamePath {
 	return Kedge_Mesh_Peers_Peer_State_NamePath{p.child(e_name)}
+}
+
+// Owner returns the path of /kedge/mesh/peers/peer/state/owner.
+func (p Kedge_Mesh_Peers_Peer_StatePath) Owner() Kedge_Mesh_Peers_Peer_State_OwnerPath {
+	return Kedge_Mesh_Peers_Peer_State_OwnerPath{p.child(e_owner)}
 }
 
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/state/persistent-keepalive.
@@ -2002,6 +2082,22 @@ func (Kedge_Mesh_Peers_Peer_State_NamePath) SchemaPath() string {
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Mesh_Peers_Peer_State_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Mesh_Peers_Peer_State_OwnerPath is the path of
+// /kedge/mesh/peers/peer/state/owner (leaf, state). Who manages this peer
+// entry. "kube" marks a peer the daemon built from the cluster's KedgeNode
+// objects: the daemon updates and removes those as the cluster changes. Any
+// other value, or none, is a local entry that the cluster never changes;
+// writing a different owner on a "kube" peer takes it over locally.
+type Kedge_Mesh_Peers_Peer_State_OwnerPath struct{ base }
+
+// SchemaPath returns "/kedge/mesh/peers/peer/state/owner", the schema path (no keys).
+func (Kedge_Mesh_Peers_Peer_State_OwnerPath) SchemaPath() string {
+	return "/kedge/mesh/peers/peer/state/owner"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Mesh_Peers_Peer_State_OwnerPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_Peers_Peer_State_PersistentKeepalivePath is the path of
 // /kedge/mesh/peers/peer/state/persistent-keepalive (leaf, state). Keepalive
@@ -2214,7 +2310,8 @@ func (Kedge_Mesh_State_PublicKeyPath) SchemaPath() string { return "/kedge/mesh/
 func (Kedge_Mesh_State_PublicKeyPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Mesh_State_StatusPath is the path of /kedge/mesh/state/status (leaf,
-// state). State of the mesh interface.
+// state). State of the mesh interface, published from the daemon's start,
+// before any peer or mesh configuration exists.
 type Kedge_Mesh_State_StatusPath struct{ base }
 
 // SchemaPath returns "/kedge/mesh/state/status", the schema path (no keys).
@@ -2259,7 +2356,9 @@ func (Kedge_Notary_ConfigPath) SamplingPercentOverride() Kedge_Notary_Config_Sam
 
 // Kedge_Notary_Config_AnchorPath is the path of /kedge/notary/config/anchor
 // (leaf, config). Where root hashes are anchored (an external log or
-// service).
+// service). The daemon ships to the Quartermaster endpoint of its own
+// configuration (--quartermaster), which state/anchor shows; this leaf is for
+// operators' records.
 type Kedge_Notary_Config_AnchorPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/config/anchor", the schema path (no keys).
@@ -2296,9 +2395,39 @@ func (Kedge_Notary_StatePath) Anchor() Kedge_Notary_State_AnchorPath {
 	return Kedge_Notary_State_AnchorPath{base{p_Kedge_Notary_State_Anchor}}
 }
 
+// DroppedTransits returns the path of /kedge/notary/state/dropped-transits.
+func (Kedge_Notary_StatePath) DroppedTransits() Kedge_Notary_State_DroppedTransitsPath {
+	return Kedge_Notary_State_DroppedTransitsPath{base{p_Kedge_Notary_State_DroppedTransits}}
+}
+
 // FlushMode returns the path of /kedge/notary/state/flush-mode.
 func (Kedge_Notary_StatePath) FlushMode() Kedge_Notary_State_FlushModePath {
 	return Kedge_Notary_State_FlushModePath{base{p_Kedge_Notary_State_FlushMode}}
+}
+
+// FrameHeaders returns the path of /kedge/notary/state/frame-headers.
+func (Kedge_Notary_StatePath) FrameHeaders() Kedge_Notary_State_FrameHeadersPath {
+	return Kedge_Notary_State_FrameHeadersPath{base{p_Kedge_Notary_State_FrameHeaders}}
+}
+
+// LastAckSize returns the path of /kedge/notary/state/last-ack-size.
+func (Kedge_Notary_StatePath) LastAckSize() Kedge_Notary_State_LastAckSizePath {
+	return Kedge_Notary_State_LastAckSizePath{base{p_Kedge_Notary_State_LastAckSize}}
+}
+
+// LastAckTime returns the path of /kedge/notary/state/last-ack-time.
+func (Kedge_Notary_StatePath) LastAckTime() Kedge_Notary_State_LastAckTimePath {
+	return Kedge_Notary_State_LastAckTimePath{base{p_Kedge_Notary_State_LastAckTime}}
+}
+
+// LastCheckpointSize returns the path of /kedge/notary/state/last-checkpoint-size.
+func (Kedge_Notary_StatePath) LastCheckpointSize() Kedge_Notary_State_LastCheckpointSizePath {
+	return Kedge_Notary_State_LastCheckpointSizePath{base{p_Kedge_Notary_State_LastCheckpointSize}}
+}
+
+// LastCheckpointTime returns the path of /kedge/notary/state/last-checkpoint-time.
+func (Kedge_Notary_StatePath) LastCheckpointTime() Kedge_Notary_State_LastCheckpointTimePath {
+	return Kedge_Notary_State_LastCheckpointTimePath{base{p_Kedge_Notary_State_LastCheckpointTime}}
 }
 
 // LastFlush returns the path of /kedge/notary/state/last-flush.
@@ -2306,9 +2435,19 @@ func (Kedge_Notary_StatePath) LastFlush() Kedge_Notary_State_LastFlushPath {
 	return Kedge_Notary_State_LastFlushPath{base{p_Kedge_Notary_State_LastFlush}}
 }
 
+// Level returns the path of /kedge/notary/state/level.
+func (Kedge_Notary_StatePath) Level() Kedge_Notary_State_LevelPath {
+	return Kedge_Notary_State_LevelPath{base{p_Kedge_Notary_State_Level}}
+}
+
 // LogSize returns the path of /kedge/notary/state/log-size.
 func (Kedge_Notary_StatePath) LogSize() Kedge_Notary_State_LogSizePath {
 	return Kedge_Notary_State_LogSizePath{base{p_Kedge_Notary_State_LogSize}}
+}
+
+// Origin returns the path of /kedge/notary/state/origin.
+func (Kedge_Notary_StatePath) Origin() Kedge_Notary_State_OriginPath {
+	return Kedge_Notary_State_OriginPath{base{p_Kedge_Notary_State_Origin}}
 }
 
 // PayloadHashing returns the path of /kedge/notary/state/payload-hashing.
@@ -2336,8 +2475,26 @@ func (Kedge_Notary_StatePath) SamplingPercentOverride() Kedge_Notary_State_Sampl
 	return Kedge_Notary_State_SamplingPercentOverridePath{base{p_Kedge_Notary_State_SamplingPercentOverride}}
 }
 
+// UpstreamError returns the path of /kedge/notary/state/upstream-error.
+func (Kedge_Notary_StatePath) UpstreamError() Kedge_Notary_State_UpstreamErrorPath {
+	return Kedge_Notary_State_UpstreamErrorPath{base{p_Kedge_Notary_State_UpstreamError}}
+}
+
+// UpstreamState returns the path of /kedge/notary/state/upstream-state.
+func (Kedge_Notary_StatePath) UpstreamState() Kedge_Notary_State_UpstreamStatePath {
+	return Kedge_Notary_State_UpstreamStatePath{base{p_Kedge_Notary_State_UpstreamState}}
+}
+
+// VerifierKey returns the path of /kedge/notary/state/verifier-key.
+func (Kedge_Notary_StatePath) VerifierKey() Kedge_Notary_State_VerifierKeyPath {
+	return Kedge_Notary_State_VerifierKeyPath{base{p_Kedge_Notary_State_VerifierKey}}
+}
+
 // Kedge_Notary_State_AnchorPath is the path of /kedge/notary/state/anchor
 // (leaf, state). Where root hashes are anchored (an external log or service).
+// The daemon ships to the Quartermaster endpoint of its own configuration
+// (--quartermaster), which state/anchor shows; this leaf is for operators'
+// records.
 type Kedge_Notary_State_AnchorPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/anchor", the schema path (no keys).
@@ -2345,6 +2502,20 @@ func (Kedge_Notary_State_AnchorPath) SchemaPath() string { return "/kedge/notary
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_AnchorPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Notary_State_DroppedTransitsPath is the path of
+// /kedge/notary/state/dropped-transits (leaf, state). Session transits not
+// recorded because the notary's queue was full (recording never blocks a
+// handshake).
+type Kedge_Notary_State_DroppedTransitsPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/dropped-transits", the schema path (no keys).
+func (Kedge_Notary_State_DroppedTransitsPath) SchemaPath() string {
+	return "/kedge/notary/state/dropped-transits"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_DroppedTransitsPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
 
 // Kedge_Notary_State_FlushModePath is the path of
 // /kedge/notary/state/flush-mode (leaf, state). How records are flushed now.
@@ -2356,9 +2527,78 @@ func (Kedge_Notary_State_FlushModePath) SchemaPath() string { return "/kedge/not
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_FlushModePath) Val(v NotaryFlushMode) *gpb.TypedValue { return str(string(v)) }
 
+// Kedge_Notary_State_FrameHeadersPath is the path of
+// /kedge/notary/state/frame-headers (leaf, state). Whether session transits
+// carry Shellstream frame headers now.
+type Kedge_Notary_State_FrameHeadersPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/frame-headers", the schema path (no keys).
+func (Kedge_Notary_State_FrameHeadersPath) SchemaPath() string {
+	return "/kedge/notary/state/frame-headers"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_FrameHeadersPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Notary_State_LastAckSizePath is the path of
+// /kedge/notary/state/last-ack-size (leaf, state). Tree size of the last
+// checkpoint Quartermaster acknowledged.
+type Kedge_Notary_State_LastAckSizePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-ack-size", the schema path (no keys).
+func (Kedge_Notary_State_LastAckSizePath) SchemaPath() string {
+	return "/kedge/notary/state/last-ack-size"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastAckSizePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Notary_State_LastAckTimePath is the path of
+// /kedge/notary/state/last-ack-time (leaf, state). When Quartermaster last
+// acknowledged a checkpoint.
+type Kedge_Notary_State_LastAckTimePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-ack-time", the schema path (no keys).
+func (Kedge_Notary_State_LastAckTimePath) SchemaPath() string {
+	return "/kedge/notary/state/last-ack-time"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastAckTimePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Notary_State_LastCheckpointSizePath is the path of
+// /kedge/notary/state/last-checkpoint-size (leaf, state). Tree size of the
+// last signed checkpoint.
+type Kedge_Notary_State_LastCheckpointSizePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-checkpoint-size", the schema path (no keys).
+func (Kedge_Notary_State_LastCheckpointSizePath) SchemaPath() string {
+	return "/kedge/notary/state/last-checkpoint-size"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastCheckpointSizePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Notary_State_LastCheckpointTimePath is the path of
+// /kedge/notary/state/last-checkpoint-time (leaf, state). When the last
+// checkpoint was signed.
+type Kedge_Notary_State_LastCheckpointTimePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/last-checkpoint-time", the schema path (no keys).
+func (Kedge_Notary_State_LastCheckpointTimePath) SchemaPath() string {
+	return "/kedge/notary/state/last-checkpoint-time"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LastCheckpointTimePath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
 // Kedge_Notary_State_LastFlushPath is the path of
-// /kedge/notary/state/last-flush (leaf, state). When the log was last
-// flushed.
+// /kedge/notary/state/last-flush (leaf, state). When the log was last flushed
+// (synced and checkpointed).
 type Kedge_Notary_State_LastFlushPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/last-flush", the schema path (no keys).
@@ -2367,8 +2607,18 @@ func (Kedge_Notary_State_LastFlushPath) SchemaPath() string { return "/kedge/not
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_LastFlushPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
 
+// Kedge_Notary_State_LevelPath is the path of /kedge/notary/state/level
+// (leaf, state). The posture level whose fidelity is applied.
+type Kedge_Notary_State_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/level", the schema path (no keys).
+func (Kedge_Notary_State_LevelPath) SchemaPath() string { return "/kedge/notary/state/level" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
 // Kedge_Notary_State_LogSizePath is the path of /kedge/notary/state/log-size
-// (leaf, state). Size of the log.
+// (leaf, state). Bytes written to the log file.
 type Kedge_Notary_State_LogSizePath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/log-size", the schema path (no keys).
@@ -2376,6 +2626,16 @@ func (Kedge_Notary_State_LogSizePath) SchemaPath() string { return "/kedge/notar
 
 // Val encodes v as the leaf's gNMI value.
 func (Kedge_Notary_State_LogSizePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Notary_State_OriginPath is the path of /kedge/notary/state/origin
+// (leaf, state). The log's origin: the first line of its checkpoints.
+type Kedge_Notary_State_OriginPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/origin", the schema path (no keys).
+func (Kedge_Notary_State_OriginPath) SchemaPath() string { return "/kedge/notary/state/origin" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_OriginPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Notary_State_PayloadHashingPath is the path of
 // /kedge/notary/state/payload-hashing (leaf, state). Whether payloads are
@@ -2391,7 +2651,7 @@ func (Kedge_Notary_State_PayloadHashingPath) SchemaPath() string {
 func (Kedge_Notary_State_PayloadHashingPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
 
 // Kedge_Notary_State_RecordsPath is the path of /kedge/notary/state/records
-// (leaf, state). Records in the log.
+// (leaf, state). Records in the log: the size of its Merkle tree.
 type Kedge_Notary_State_RecordsPath struct{ base }
 
 // SchemaPath returns "/kedge/notary/state/records", the schema path (no keys).
@@ -2438,6 +2698,48 @@ func (Kedge_Notary_State_SamplingPercentOverridePath) SchemaPath() string {
 func (Kedge_Notary_State_SamplingPercentOverridePath) Val(v uint8) *gpb.TypedValue {
 	return uintv(uint64(v))
 }
+
+// Kedge_Notary_State_UpstreamErrorPath is the path of
+// /kedge/notary/state/upstream-error (leaf, state). Why the last shipping
+// session failed or was refused.
+type Kedge_Notary_State_UpstreamErrorPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/upstream-error", the schema path (no keys).
+func (Kedge_Notary_State_UpstreamErrorPath) SchemaPath() string {
+	return "/kedge/notary/state/upstream-error"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_UpstreamErrorPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Notary_State_UpstreamStatePath is the path of
+// /kedge/notary/state/upstream-state (leaf, state). What the upstream client
+// is doing.
+type Kedge_Notary_State_UpstreamStatePath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/upstream-state", the schema path (no keys).
+func (Kedge_Notary_State_UpstreamStatePath) SchemaPath() string {
+	return "/kedge/notary/state/upstream-state"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_UpstreamStatePath) Val(v NotaryUpstreamState) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Notary_State_VerifierKeyPath is the path of
+// /kedge/notary/state/verifier-key (leaf, state). The note verifier key that
+// signs the checkpoints (name+hash+base64 key), for verifying the log
+// elsewhere.
+type Kedge_Notary_State_VerifierKeyPath struct{ base }
+
+// SchemaPath returns "/kedge/notary/state/verifier-key", the schema path (no keys).
+func (Kedge_Notary_State_VerifierKeyPath) SchemaPath() string {
+	return "/kedge/notary/state/verifier-key"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Notary_State_VerifierKeyPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_PodsPath is the path of /kedge/pods (container, config). Pod network
 // attachments on this node.
@@ -3006,6 +3308,11 @@ type Kedge_PosturePath struct{ base }
 // SchemaPath returns "/kedge/posture", the schema path (no keys).
 func (Kedge_PosturePath) SchemaPath() string { return "/kedge/posture" }
 
+// Cluster returns the path of /kedge/posture/cluster.
+func (Kedge_PosturePath) Cluster() Kedge_Posture_ClusterPath {
+	return Kedge_Posture_ClusterPath{base{p_Kedge_Posture_Cluster}}
+}
+
 // Config returns the path of /kedge/posture/config.
 func (Kedge_PosturePath) Config() Kedge_Posture_ConfigPath {
 	return Kedge_Posture_ConfigPath{base{p_Kedge_Posture_Config}}
@@ -3020,6 +3327,151 @@ func (Kedge_PosturePath) History() Kedge_Posture_HistoryPath {
 func (Kedge_PosturePath) State() Kedge_Posture_StatePath {
 	return Kedge_Posture_StatePath{base{p_Kedge_Posture_State}}
 }
+
+// Kedge_Posture_ClusterPath is the path of /kedge/posture/cluster (container,
+// config). The cluster-wide posture level, mirrored by the daemon from the
+// cluster's KedgeClusterPosture object. It can only make the effective level
+// stricter, never looser than the node's own config or its BPF map.
+type Kedge_Posture_ClusterPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster", the schema path (no keys).
+func (Kedge_Posture_ClusterPath) SchemaPath() string { return "/kedge/posture/cluster" }
+
+// Config returns the path of /kedge/posture/cluster/config.
+func (Kedge_Posture_ClusterPath) Config() Kedge_Posture_Cluster_ConfigPath {
+	return Kedge_Posture_Cluster_ConfigPath{base{p_Kedge_Posture_Cluster_Config}}
+}
+
+// State returns the path of /kedge/posture/cluster/state.
+func (Kedge_Posture_ClusterPath) State() Kedge_Posture_Cluster_StatePath {
+	return Kedge_Posture_Cluster_StatePath{base{p_Kedge_Posture_Cluster_State}}
+}
+
+// Kedge_Posture_Cluster_ConfigPath is the path of
+// /kedge/posture/cluster/config (container, config). The cluster's level as
+// last read from the cluster.
+type Kedge_Posture_Cluster_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/config", the schema path (no keys).
+func (Kedge_Posture_Cluster_ConfigPath) SchemaPath() string { return "/kedge/posture/cluster/config" }
+
+// Level returns the path of /kedge/posture/cluster/config/level.
+func (Kedge_Posture_Cluster_ConfigPath) Level() Kedge_Posture_Cluster_Config_LevelPath {
+	return Kedge_Posture_Cluster_Config_LevelPath{base{p_Kedge_Posture_Cluster_Config_Level}}
+}
+
+// Object returns the path of /kedge/posture/cluster/config/object.
+func (Kedge_Posture_Cluster_ConfigPath) Object() Kedge_Posture_Cluster_Config_ObjectPath {
+	return Kedge_Posture_Cluster_Config_ObjectPath{base{p_Kedge_Posture_Cluster_Config_Object}}
+}
+
+// Kedge_Posture_Cluster_Config_LevelPath is the path of
+// /kedge/posture/cluster/config/level (leaf, config). The cluster's posture
+// level; absent when the cluster sets none.
+type Kedge_Posture_Cluster_Config_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/config/level", the schema path (no keys).
+func (Kedge_Posture_Cluster_Config_LevelPath) SchemaPath() string {
+	return "/kedge/posture/cluster/config/level"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_Config_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Posture_Cluster_Config_ObjectPath is the path of
+// /kedge/posture/cluster/config/object (leaf, config). The name of the
+// cluster object the level came from.
+type Kedge_Posture_Cluster_Config_ObjectPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/config/object", the schema path (no keys).
+func (Kedge_Posture_Cluster_Config_ObjectPath) SchemaPath() string {
+	return "/kedge/posture/cluster/config/object"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_Config_ObjectPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Posture_Cluster_StatePath is the path of /kedge/posture/cluster/state
+// (container, state). How the mirror is doing.
+type Kedge_Posture_Cluster_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state", the schema path (no keys).
+func (Kedge_Posture_Cluster_StatePath) SchemaPath() string { return "/kedge/posture/cluster/state" }
+
+// Connected returns the path of /kedge/posture/cluster/state/connected.
+func (Kedge_Posture_Cluster_StatePath) Connected() Kedge_Posture_Cluster_State_ConnectedPath {
+	return Kedge_Posture_Cluster_State_ConnectedPath{base{p_Kedge_Posture_Cluster_State_Connected}}
+}
+
+// LastSync returns the path of /kedge/posture/cluster/state/last-sync.
+func (Kedge_Posture_Cluster_StatePath) LastSync() Kedge_Posture_Cluster_State_LastSyncPath {
+	return Kedge_Posture_Cluster_State_LastSyncPath{base{p_Kedge_Posture_Cluster_State_LastSync}}
+}
+
+// Level returns the path of /kedge/posture/cluster/state/level.
+func (Kedge_Posture_Cluster_StatePath) Level() Kedge_Posture_Cluster_State_LevelPath {
+	return Kedge_Posture_Cluster_State_LevelPath{base{p_Kedge_Posture_Cluster_State_Level}}
+}
+
+// Object returns the path of /kedge/posture/cluster/state/object.
+func (Kedge_Posture_Cluster_StatePath) Object() Kedge_Posture_Cluster_State_ObjectPath {
+	return Kedge_Posture_Cluster_State_ObjectPath{base{p_Kedge_Posture_Cluster_State_Object}}
+}
+
+// Kedge_Posture_Cluster_State_ConnectedPath is the path of
+// /kedge/posture/cluster/state/connected (leaf, state). Whether the daemon
+// currently reaches the cluster's API. While it does not, the node keeps its
+// last peers and level.
+type Kedge_Posture_Cluster_State_ConnectedPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/connected", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_ConnectedPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/connected"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_ConnectedPath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_Posture_Cluster_State_LastSyncPath is the path of
+// /kedge/posture/cluster/state/last-sync (leaf, state). When the daemon last
+// heard from the cluster's API.
+type Kedge_Posture_Cluster_State_LastSyncPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/last-sync", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_LastSyncPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/last-sync"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_LastSyncPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Posture_Cluster_State_LevelPath is the path of
+// /kedge/posture/cluster/state/level (leaf, state). The cluster level this
+// node holds (its config mirror).
+type Kedge_Posture_Cluster_State_LevelPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/level", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_LevelPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/level"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_LevelPath) Val(v uint8) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Posture_Cluster_State_ObjectPath is the path of
+// /kedge/posture/cluster/state/object (leaf, state). The cluster object the
+// level came from.
+type Kedge_Posture_Cluster_State_ObjectPath struct{ base }
+
+// SchemaPath returns "/kedge/posture/cluster/state/object", the schema path (no keys).
+func (Kedge_Posture_Cluster_State_ObjectPath) SchemaPath() string {
+	return "/kedge/posture/cluster/state/object"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Posture_Cluster_State_ObjectPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_Posture_ConfigPath is the path of /kedge/posture/config (container,
 // config). Intended posture.

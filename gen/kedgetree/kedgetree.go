@@ -77,6 +77,7 @@ var (
 	n_Kedge_Mesh_Peers_Peer_Config_Critical                                 *tree.Node
 	n_Kedge_Mesh_Peers_Peer_Config_Endpoint                                 *tree.Node
 	n_Kedge_Mesh_Peers_Peer_Config_Name                                     *tree.Node
+	n_Kedge_Mesh_Peers_Peer_Config_Owner                                    *tree.Node
 	n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive                      *tree.Node
 	n_Kedge_Mesh_Peers_Peer_Config_PublicKey                                *tree.Node
 	n_Kedge_Mesh_Peers_Peer_Config_Reconnect                                *tree.Node
@@ -89,6 +90,7 @@ var (
 	n_Kedge_Mesh_Peers_Peer_State_Error                                     *tree.Node
 	n_Kedge_Mesh_Peers_Peer_State_LastHandshake                             *tree.Node
 	n_Kedge_Mesh_Peers_Peer_State_Name                                      *tree.Node
+	n_Kedge_Mesh_Peers_Peer_State_Owner                                     *tree.Node
 	n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive                       *tree.Node
 	n_Kedge_Mesh_Peers_Peer_State_PublicKey                                 *tree.Node
 	n_Kedge_Mesh_Peers_Peer_State_Reconnect                                 *tree.Node
@@ -110,14 +112,25 @@ var (
 	n_Kedge_Notary_Config_SamplingPercentOverride                           *tree.Node
 	n_Kedge_Notary_State                                                    *tree.Node
 	n_Kedge_Notary_State_Anchor                                             *tree.Node
+	n_Kedge_Notary_State_DroppedTransits                                    *tree.Node
 	n_Kedge_Notary_State_FlushMode                                          *tree.Node
+	n_Kedge_Notary_State_FrameHeaders                                       *tree.Node
+	n_Kedge_Notary_State_LastAckSize                                        *tree.Node
+	n_Kedge_Notary_State_LastAckTime                                        *tree.Node
+	n_Kedge_Notary_State_LastCheckpointSize                                 *tree.Node
+	n_Kedge_Notary_State_LastCheckpointTime                                 *tree.Node
 	n_Kedge_Notary_State_LastFlush                                          *tree.Node
+	n_Kedge_Notary_State_Level                                              *tree.Node
 	n_Kedge_Notary_State_LogSize                                            *tree.Node
+	n_Kedge_Notary_State_Origin                                             *tree.Node
 	n_Kedge_Notary_State_PayloadHashing                                     *tree.Node
 	n_Kedge_Notary_State_Records                                            *tree.Node
 	n_Kedge_Notary_State_RootHash                                           *tree.Node
 	n_Kedge_Notary_State_SamplingPercent                                    *tree.Node
 	n_Kedge_Notary_State_SamplingPercentOverride                            *tree.Node
+	n_Kedge_Notary_State_UpstreamError                                      *tree.Node
+	n_Kedge_Notary_State_UpstreamState                                      *tree.Node
+	n_Kedge_Notary_State_VerifierKey                                        *tree.Node
 	n_Kedge_Pods                                                            *tree.Node
 	n_Kedge_Pods_Config                                                     *tree.Node
 	n_Kedge_Pods_Config_IpamPools                                           *tree.Node
@@ -151,6 +164,15 @@ var (
 	n_Kedge_Pods_State                                                      *tree.Node
 	n_Kedge_Pods_State_IpamPools                                            *tree.Node
 	n_Kedge_Posture                                                         *tree.Node
+	n_Kedge_Posture_Cluster                                                 *tree.Node
+	n_Kedge_Posture_Cluster_Config                                          *tree.Node
+	n_Kedge_Posture_Cluster_Config_Level                                    *tree.Node
+	n_Kedge_Posture_Cluster_Config_Object                                   *tree.Node
+	n_Kedge_Posture_Cluster_State                                           *tree.Node
+	n_Kedge_Posture_Cluster_State_Connected                                 *tree.Node
+	n_Kedge_Posture_Cluster_State_LastSync                                  *tree.Node
+	n_Kedge_Posture_Cluster_State_Level                                     *tree.Node
+	n_Kedge_Posture_Cluster_State_Object                                    *tree.Node
 	n_Kedge_Posture_Config                                                  *tree.Node
 	n_Kedge_Posture_Config_Level                                            *tree.Node
 	n_Kedge_Posture_History                                                 *tree.Node
@@ -451,6 +473,7 @@ func load() {
 		n_Kedge_Mesh_Peers_Peer_Config_Critical = n_Kedge_Mesh_Peers_Peer_Config.Child("critical")
 		n_Kedge_Mesh_Peers_Peer_Config_Endpoint = n_Kedge_Mesh_Peers_Peer_Config.Child("endpoint")
 		n_Kedge_Mesh_Peers_Peer_Config_Name = n_Kedge_Mesh_Peers_Peer_Config.Child("name")
+		n_Kedge_Mesh_Peers_Peer_Config_Owner = n_Kedge_Mesh_Peers_Peer_Config.Child("owner")
 		n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive = n_Kedge_Mesh_Peers_Peer_Config.Child("persistent-keepalive")
 		n_Kedge_Mesh_Peers_Peer_Config_PublicKey = n_Kedge_Mesh_Peers_Peer_Config.Child("public-key")
 		n_Kedge_Mesh_Peers_Peer_Config_Reconnect = n_Kedge_Mesh_Peers_Peer_Config.Child("reconnect")
@@ -463,6 +486,7 @@ func load() {
 		n_Kedge_Mesh_Peers_Peer_State_Error = n_Kedge_Mesh_Peers_Peer_State.Child("error")
 		n_Kedge_Mesh_Peers_Peer_State_LastHandshake = n_Kedge_Mesh_Peers_Peer_State.Child("last-handshake")
 		n_Kedge_Mesh_Peers_Peer_State_Name = n_Kedge_Mesh_Peers_Peer_State.Child("name")
+		n_Kedge_Mesh_Peers_Peer_State_Owner = n_Kedge_Mesh_Peers_Peer_State.Child("owner")
 		n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive = n_Kedge_Mesh_Peers_Peer_State.Child("persistent-keepalive")
 		n_Kedge_Mesh_Peers_Peer_State_PublicKey = n_Kedge_Mesh_Peers_Peer_State.Child("public-key")
 		n_Kedge_Mesh_Peers_Peer_State_Reconnect = n_Kedge_Mesh_Peers_Peer_State.Child("reconnect")
@@ -484,14 +508,25 @@ func load() {
 		n_Kedge_Notary_Config_SamplingPercentOverride = n_Kedge_Notary_Config.Child("sampling-percent-override")
 		n_Kedge_Notary_State = n_Kedge_Notary.Child("state")
 		n_Kedge_Notary_State_Anchor = n_Kedge_Notary_State.Child("anchor")
+		n_Kedge_Notary_State_DroppedTransits = n_Kedge_Notary_State.Child("dropped-transits")
 		n_Kedge_Notary_State_FlushMode = n_Kedge_Notary_State.Child("flush-mode")
+		n_Kedge_Notary_State_FrameHeaders = n_Kedge_Notary_State.Child("frame-headers")
+		n_Kedge_Notary_State_LastAckSize = n_Kedge_Notary_State.Child("last-ack-size")
+		n_Kedge_Notary_State_LastAckTime = n_Kedge_Notary_State.Child("last-ack-time")
+		n_Kedge_Notary_State_LastCheckpointSize = n_Kedge_Notary_State.Child("last-checkpoint-size")
+		n_Kedge_Notary_State_LastCheckpointTime = n_Kedge_Notary_State.Child("last-checkpoint-time")
 		n_Kedge_Notary_State_LastFlush = n_Kedge_Notary_State.Child("last-flush")
+		n_Kedge_Notary_State_Level = n_Kedge_Notary_State.Child("level")
 		n_Kedge_Notary_State_LogSize = n_Kedge_Notary_State.Child("log-size")
+		n_Kedge_Notary_State_Origin = n_Kedge_Notary_State.Child("origin")
 		n_Kedge_Notary_State_PayloadHashing = n_Kedge_Notary_State.Child("payload-hashing")
 		n_Kedge_Notary_State_Records = n_Kedge_Notary_State.Child("records")
 		n_Kedge_Notary_State_RootHash = n_Kedge_Notary_State.Child("root-hash")
 		n_Kedge_Notary_State_SamplingPercent = n_Kedge_Notary_State.Child("sampling-percent")
 		n_Kedge_Notary_State_SamplingPercentOverride = n_Kedge_Notary_State.Child("sampling-percent-override")
+		n_Kedge_Notary_State_UpstreamError = n_Kedge_Notary_State.Child("upstream-error")
+		n_Kedge_Notary_State_UpstreamState = n_Kedge_Notary_State.Child("upstream-state")
+		n_Kedge_Notary_State_VerifierKey = n_Kedge_Notary_State.Child("verifier-key")
 		n_Kedge_Pods = n_Kedge.Child("pods")
 		n_Kedge_Pods_Config = n_Kedge_Pods.Child("config")
 		n_Kedge_Pods_Config_IpamPools = n_Kedge_Pods_Config.Child("ipam-pools")
@@ -525,6 +560,15 @@ func load() {
 		n_Kedge_Pods_State = n_Kedge_Pods.Child("state")
 		n_Kedge_Pods_State_IpamPools = n_Kedge_Pods_State.Child("ipam-pools")
 		n_Kedge_Posture = n_Kedge.Child("posture")
+		n_Kedge_Posture_Cluster = n_Kedge_Posture.Child("cluster")
+		n_Kedge_Posture_Cluster_Config = n_Kedge_Posture_Cluster.Child("config")
+		n_Kedge_Posture_Cluster_Config_Level = n_Kedge_Posture_Cluster_Config.Child("level")
+		n_Kedge_Posture_Cluster_Config_Object = n_Kedge_Posture_Cluster_Config.Child("object")
+		n_Kedge_Posture_Cluster_State = n_Kedge_Posture_Cluster.Child("state")
+		n_Kedge_Posture_Cluster_State_Connected = n_Kedge_Posture_Cluster_State.Child("connected")
+		n_Kedge_Posture_Cluster_State_LastSync = n_Kedge_Posture_Cluster_State.Child("last-sync")
+		n_Kedge_Posture_Cluster_State_Level = n_Kedge_Posture_Cluster_State.Child("level")
+		n_Kedge_Posture_Cluster_State_Object = n_Kedge_Posture_Cluster_State.Child("object")
 		n_Kedge_Posture_Config = n_Kedge_Posture.Child("config")
 		n_Kedge_Posture_Config_Level = n_Kedge_Posture_Config.Child("level")
 		n_Kedge_Posture_History = n_Kedge_Posture.Child("history")
@@ -764,7 +808,7 @@ func load() {
 		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State.Child("addresses")
 		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State.Child("device")
 		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State.Child("port")
-		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_BytesIn, n_Kedge_Sessions_Session_State_BytesOut, n_Kedge_Sessions_Session_State_Capabilities, n_Kedge_Sessions_Session_State_CloseReason, n_Kedge_Sessions_Session_State_Closed, n_Kedge_Sessions_Session_State_Cluster, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_DrainDeadline, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_FramesIn, n_Kedge_Sessions_Session_State_FramesOut, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_InitiatorPosture, n_Kedge_Sessions_Session_State_Local, n_Kedge_Sessions_Session_State_Node, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_Sessions_Session_State_Verification, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_CommitConfirmSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_CaFile, n_Kedge_Underlay_Devices_Device_Config_CertFile, n_Kedge_Underlay_Devices_Device_Config_CommitConfirmed, n_Kedge_Underlay_Devices_Device_Config_KeyFile, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_OnChange, n_Kedge_Underlay_Devices_Device_Config_PasswordFile, n_Kedge_Underlay_Devices_Device_Config_Port, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_ServerName, n_Kedge_Underlay_Devices_Device_Config_Username, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_AppliedSequence, n_Kedge_Underlay_Devices_Device_State_CaFile, n_Kedge_Underlay_Devices_Device_State_CertFile, n_Kedge_Underlay_Devices_Device_State_CommitConfirmed, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_DriftPaths, n_Kedge_Underlay_Devices_Device_State_DriftSince, n_Kedge_Underlay_Devices_Device_State_KeyFile, n_Kedge_Underlay_Devices_Device_State_LastError, n_Kedge_Underlay_Devices_Device_State_LastPush, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_OnChange, n_Kedge_Underlay_Devices_Device_State_PasswordFile, n_Kedge_Underlay_Devices_Device_State_Port, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_ServerName, n_Kedge_Underlay_Devices_Device_State_Status, n_Kedge_Underlay_Devices_Device_State_Username, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Devices_Device_State_Watch, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Description, n_Kedge_Underlay_Mutations_Mutation_Config_Devices, n_Kedge_Underlay_Mutations_Mutation_Config_Emergency, n_Kedge_Underlay_Mutations_Mutation_Config_Execute, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposer, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Config_Vlans, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_Results, n_Kedge_Underlay_Mutations_Mutation_Results_Result, n_Kedge_Underlay_Mutations_Mutation_Results_Result_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Compiled, n_Kedge_Underlay_Mutations_Mutation_State_Description, n_Kedge_Underlay_Mutations_Mutation_State_Devices, n_Kedge_Underlay_Mutations_Mutation_State_Diff, n_Kedge_Underlay_Mutations_Mutation_State_Emergency, n_Kedge_Underlay_Mutations_Mutation_State_Execute, n_Kedge_Underlay_Mutations_Mutation_State_Executed, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_IntentSequence, n_Kedge_Underlay_Mutations_Mutation_State_PostureLevel, n_Kedge_Underlay_Mutations_Mutation_State_Proposer, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Sequence, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_Mutations_Mutation_State_Vlans, n_Kedge_Underlay_State, n_Kedge_Underlay_State_CommitConfirmSeconds, n_Kedge_Underlay_State_CompilerFrozen, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalMs, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_State_Level, n_Kedge_Underlay_State_Waiting, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Name, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_Members, n_Kedge_Underlay_Vlans_Vlan_Members_Member, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Name, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port} {
+		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_Owner, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_Owner, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_DroppedTransits, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_FrameHeaders, n_Kedge_Notary_State_LastAckSize, n_Kedge_Notary_State_LastAckTime, n_Kedge_Notary_State_LastCheckpointSize, n_Kedge_Notary_State_LastCheckpointTime, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_Level, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_Origin, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Notary_State_UpstreamError, n_Kedge_Notary_State_UpstreamState, n_Kedge_Notary_State_VerifierKey, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Cluster, n_Kedge_Posture_Cluster_Config, n_Kedge_Posture_Cluster_Config_Level, n_Kedge_Posture_Cluster_Config_Object, n_Kedge_Posture_Cluster_State, n_Kedge_Posture_Cluster_State_Connected, n_Kedge_Posture_Cluster_State_LastSync, n_Kedge_Posture_Cluster_State_Level, n_Kedge_Posture_Cluster_State_Object, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_BytesIn, n_Kedge_Sessions_Session_State_BytesOut, n_Kedge_Sessions_Session_State_Capabilities, n_Kedge_Sessions_Session_State_CloseReason, n_Kedge_Sessions_Session_State_Closed, n_Kedge_Sessions_Session_State_Cluster, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_DrainDeadline, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_FramesIn, n_Kedge_Sessions_Session_State_FramesOut, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_InitiatorPosture, n_Kedge_Sessions_Session_State_Local, n_Kedge_Sessions_Session_State_Node, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_Sessions_Session_State_Verification, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_CommitConfirmSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_CaFile, n_Kedge_Underlay_Devices_Device_Config_CertFile, n_Kedge_Underlay_Devices_Device_Config_CommitConfirmed, n_Kedge_Underlay_Devices_Device_Config_KeyFile, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_OnChange, n_Kedge_Underlay_Devices_Device_Config_PasswordFile, n_Kedge_Underlay_Devices_Device_Config_Port, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_ServerName, n_Kedge_Underlay_Devices_Device_Config_Username, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_AppliedSequence, n_Kedge_Underlay_Devices_Device_State_CaFile, n_Kedge_Underlay_Devices_Device_State_CertFile, n_Kedge_Underlay_Devices_Device_State_CommitConfirmed, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_DriftPaths, n_Kedge_Underlay_Devices_Device_State_DriftSince, n_Kedge_Underlay_Devices_Device_State_KeyFile, n_Kedge_Underlay_Devices_Device_State_LastError, n_Kedge_Underlay_Devices_Device_State_LastPush, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_OnChange, n_Kedge_Underlay_Devices_Device_State_PasswordFile, n_Kedge_Underlay_Devices_Device_State_Port, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_ServerName, n_Kedge_Underlay_Devices_Device_State_Status, n_Kedge_Underlay_Devices_Device_State_Username, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Devices_Device_State_Watch, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Description, n_Kedge_Underlay_Mutations_Mutation_Config_Devices, n_Kedge_Underlay_Mutations_Mutation_Config_Emergency, n_Kedge_Underlay_Mutations_Mutation_Config_Execute, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposer, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Config_Vlans, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_Results, n_Kedge_Underlay_Mutations_Mutation_Results_Result, n_Kedge_Underlay_Mutations_Mutation_Results_Result_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Compiled, n_Kedge_Underlay_Mutations_Mutation_State_Description, n_Kedge_Underlay_Mutations_Mutation_State_Devices, n_Kedge_Underlay_Mutations_Mutation_State_Diff, n_Kedge_Underlay_Mutations_Mutation_State_Emergency, n_Kedge_Underlay_Mutations_Mutation_State_Execute, n_Kedge_Underlay_Mutations_Mutation_State_Executed, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_IntentSequence, n_Kedge_Underlay_Mutations_Mutation_State_PostureLevel, n_Kedge_Underlay_Mutations_Mutation_State_Proposer, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Sequence, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_Mutations_Mutation_State_Vlans, n_Kedge_Underlay_State, n_Kedge_Underlay_State_CommitConfirmSeconds, n_Kedge_Underlay_State_CompilerFrozen, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalMs, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_State_Level, n_Kedge_Underlay_State_Waiting, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Name, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_Members, n_Kedge_Underlay_Vlans_Vlan_Members_Member, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Name, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port} {
 			if n == nil {
 				panic("kedgetree: the schema lacks a node the generated code reads: run make generate")
 			}
@@ -1671,6 +1715,20 @@ func (x Kedge_Mesh_Peers_Peer_Config) Name() (string, bool) {
 	return v.Str(), v.IsSet()
 }
 
+// Owner reads /kedge/mesh/peers/peer/config/owner (config) and whether it is
+// set. Who manages this peer entry. "kube" marks a peer the daemon built from
+// the cluster's KedgeNode objects: the daemon updates and removes those as
+// the cluster changes. Any other value, or none, is a local entry that the
+// cluster never changes; writing a different owner on a "kube" peer takes it
+// over locally.
+func (x Kedge_Mesh_Peers_Peer_Config) Owner() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Mesh_Peers_Peer_Config_Owner)
+	return v.Str(), v.IsSet()
+}
+
 // PersistentKeepalive reads
 // /kedge/mesh/peers/peer/config/persistent-keepalive (config) and whether it
 // is set. Keepalive interval; 0 or absent uses the accord's keepalive.
@@ -1802,6 +1860,20 @@ func (x Kedge_Mesh_Peers_Peer_State) Name() (string, bool) {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Mesh_Peers_Peer_State_Name)
+	return v.Str(), v.IsSet()
+}
+
+// Owner reads /kedge/mesh/peers/peer/state/owner (state) and whether it is
+// set. Who manages this peer entry. "kube" marks a peer the daemon built from
+// the cluster's KedgeNode objects: the daemon updates and removes those as
+// the cluster changes. Any other value, or none, is a local entry that the
+// cluster never changes; writing a different owner on a "kube" peer takes it
+// over locally.
+func (x Kedge_Mesh_Peers_Peer_State) Owner() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Mesh_Peers_Peer_State_Owner)
 	return v.Str(), v.IsSet()
 }
 
@@ -1969,7 +2041,8 @@ func (x Kedge_Mesh_State) PublicKey() (string, bool) {
 }
 
 // Status reads /kedge/mesh/state/status (state) and whether it is set. State
-// of the mesh interface.
+// of the mesh interface, published from the daemon's start, before any peer
+// or mesh configuration exists.
 func (x Kedge_Mesh_State) Status() (kedgepath.MeshStatus, bool) {
 	if x.in == nil {
 		return "", false
@@ -2034,7 +2107,10 @@ func AsKedge_Notary_Config(in *tree.Inst) (x Kedge_Notary_Config, ok bool) {
 }
 
 // Anchor reads /kedge/notary/config/anchor (config) and whether it is set.
-// Where root hashes are anchored (an external log or service).
+// Where root hashes are anchored (an external log or service). The daemon
+// ships to the Quartermaster endpoint of its own configuration
+// (--quartermaster), which state/anchor shows; this leaf is for operators'
+// records.
 func (x Kedge_Notary_Config) Anchor() (string, bool) {
 	if x.in == nil {
 		return "", false
@@ -2076,13 +2152,27 @@ func AsKedge_Notary_State(in *tree.Inst) (x Kedge_Notary_State, ok bool) {
 }
 
 // Anchor reads /kedge/notary/state/anchor (state) and whether it is set.
-// Where root hashes are anchored (an external log or service).
+// Where root hashes are anchored (an external log or service). The daemon
+// ships to the Quartermaster endpoint of its own configuration
+// (--quartermaster), which state/anchor shows; this leaf is for operators'
+// records.
 func (x Kedge_Notary_State) Anchor() (string, bool) {
 	if x.in == nil {
 		return "", false
 	}
 	v := x.in.Leaf(n_Kedge_Notary_State_Anchor)
 	return v.Str(), v.IsSet()
+}
+
+// DroppedTransits reads /kedge/notary/state/dropped-transits (state) and
+// whether it is set. Session transits not recorded because the notary's queue
+// was full (recording never blocks a handshake).
+func (x Kedge_Notary_State) DroppedTransits() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_DroppedTransits)
+	return uint64(v.UintVal()), v.IsSet()
 }
 
 // FlushMode reads /kedge/notary/state/flush-mode (state) and whether it is
@@ -2095,8 +2185,58 @@ func (x Kedge_Notary_State) FlushMode() (kedgepath.NotaryFlushMode, bool) {
 	return kedgepath.NotaryFlushMode(v.Str()), v.IsSet()
 }
 
+// FrameHeaders reads /kedge/notary/state/frame-headers (state) and whether it
+// is set. Whether session transits carry Shellstream frame headers now.
+func (x Kedge_Notary_State) FrameHeaders() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_FrameHeaders)
+	return v.BoolVal(), v.IsSet()
+}
+
+// LastAckSize reads /kedge/notary/state/last-ack-size (state) and whether it
+// is set. Tree size of the last checkpoint Quartermaster acknowledged.
+func (x Kedge_Notary_State) LastAckSize() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_LastAckSize)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// LastAckTime reads /kedge/notary/state/last-ack-time (state) and whether it
+// is set. When Quartermaster last acknowledged a checkpoint.
+func (x Kedge_Notary_State) LastAckTime() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_LastAckTime)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// LastCheckpointSize reads /kedge/notary/state/last-checkpoint-size (state)
+// and whether it is set. Tree size of the last signed checkpoint.
+func (x Kedge_Notary_State) LastCheckpointSize() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_LastCheckpointSize)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// LastCheckpointTime reads /kedge/notary/state/last-checkpoint-time (state)
+// and whether it is set. When the last checkpoint was signed.
+func (x Kedge_Notary_State) LastCheckpointTime() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_LastCheckpointTime)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
 // LastFlush reads /kedge/notary/state/last-flush (state) and whether it is
-// set. When the log was last flushed.
+// set. When the log was last flushed (synced and checkpointed).
 func (x Kedge_Notary_State) LastFlush() (uint64, bool) {
 	if x.in == nil {
 		return 0, false
@@ -2105,14 +2245,34 @@ func (x Kedge_Notary_State) LastFlush() (uint64, bool) {
 	return uint64(v.UintVal()), v.IsSet()
 }
 
+// Level reads /kedge/notary/state/level (state) and whether it is set. The
+// posture level whose fidelity is applied.
+func (x Kedge_Notary_State) Level() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_Level)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
 // LogSize reads /kedge/notary/state/log-size (state) and whether it is set.
-// Size of the log.
+// Bytes written to the log file.
 func (x Kedge_Notary_State) LogSize() (uint64, bool) {
 	if x.in == nil {
 		return 0, false
 	}
 	v := x.in.Leaf(n_Kedge_Notary_State_LogSize)
 	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Origin reads /kedge/notary/state/origin (state) and whether it is set. The
+// log's origin: the first line of its checkpoints.
+func (x Kedge_Notary_State) Origin() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_Origin)
+	return v.Str(), v.IsSet()
 }
 
 // PayloadHashing reads /kedge/notary/state/payload-hashing (state) and
@@ -2126,7 +2286,7 @@ func (x Kedge_Notary_State) PayloadHashing() (bool, bool) {
 }
 
 // Records reads /kedge/notary/state/records (state) and whether it is set.
-// Records in the log.
+// Records in the log: the size of its Merkle tree.
 func (x Kedge_Notary_State) Records() (uint64, bool) {
 	if x.in == nil {
 		return 0, false
@@ -2164,6 +2324,37 @@ func (x Kedge_Notary_State) SamplingPercentOverride() (uint8, bool) {
 	}
 	v := x.in.Leaf(n_Kedge_Notary_State_SamplingPercentOverride)
 	return uint8(v.UintVal()), v.IsSet()
+}
+
+// UpstreamError reads /kedge/notary/state/upstream-error (state) and whether
+// it is set. Why the last shipping session failed or was refused.
+func (x Kedge_Notary_State) UpstreamError() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_UpstreamError)
+	return v.Str(), v.IsSet()
+}
+
+// UpstreamState reads /kedge/notary/state/upstream-state (state) and whether
+// it is set. What the upstream client is doing.
+func (x Kedge_Notary_State) UpstreamState() (kedgepath.NotaryUpstreamState, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_UpstreamState)
+	return kedgepath.NotaryUpstreamState(v.Str()), v.IsSet()
+}
+
+// VerifierKey reads /kedge/notary/state/verifier-key (state) and whether it
+// is set. The note verifier key that signs the checkpoints (name+hash+base64
+// key), for verifying the log elsewhere.
+func (x Kedge_Notary_State) VerifierKey() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Notary_State_VerifierKey)
+	return v.Str(), v.IsSet()
 }
 
 // Kedge_Pods reads /kedge/pods (container, config). Pod network attachments
@@ -2675,6 +2866,14 @@ func AsKedge_Posture(in *tree.Inst) (x Kedge_Posture, ok bool) {
 	return Kedge_Posture{in}, true
 }
 
+// Cluster reads /kedge/posture/cluster.
+func (x Kedge_Posture) Cluster() Kedge_Posture_Cluster {
+	if x.in == nil {
+		return Kedge_Posture_Cluster{}
+	}
+	return Kedge_Posture_Cluster{x.in.SubAt(n_Kedge_Posture_Cluster)}
+}
+
 // Config reads /kedge/posture/config.
 func (x Kedge_Posture) Config() Kedge_Posture_Config {
 	if x.in == nil {
@@ -2697,6 +2896,147 @@ func (x Kedge_Posture) State() Kedge_Posture_State {
 		return Kedge_Posture_State{}
 	}
 	return Kedge_Posture_State{x.in.SubAt(n_Kedge_Posture_State)}
+}
+
+// Kedge_Posture_Cluster reads /kedge/posture/cluster (container, config). The
+// cluster-wide posture level, mirrored by the daemon from the cluster's
+// KedgeClusterPosture object. It can only make the effective level stricter,
+// never looser than the node's own config or its BPF map.
+type Kedge_Posture_Cluster struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Posture_Cluster) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Posture_Cluster) Exists() bool { return x.in != nil }
+
+// AsKedge_Posture_Cluster reads in, an instance of /kedge/posture/cluster
+// (from a change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Posture_Cluster(in *tree.Inst) (x Kedge_Posture_Cluster, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Posture_Cluster {
+		return Kedge_Posture_Cluster{}, false
+	}
+	return Kedge_Posture_Cluster{in}, true
+}
+
+// Config reads /kedge/posture/cluster/config.
+func (x Kedge_Posture_Cluster) Config() Kedge_Posture_Cluster_Config {
+	if x.in == nil {
+		return Kedge_Posture_Cluster_Config{}
+	}
+	return Kedge_Posture_Cluster_Config{x.in.SubAt(n_Kedge_Posture_Cluster_Config)}
+}
+
+// State reads /kedge/posture/cluster/state.
+func (x Kedge_Posture_Cluster) State() Kedge_Posture_Cluster_State {
+	if x.in == nil {
+		return Kedge_Posture_Cluster_State{}
+	}
+	return Kedge_Posture_Cluster_State{x.in.SubAt(n_Kedge_Posture_Cluster_State)}
+}
+
+// Kedge_Posture_Cluster_Config reads /kedge/posture/cluster/config
+// (container, config). The cluster's level as last read from the cluster.
+type Kedge_Posture_Cluster_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Posture_Cluster_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Posture_Cluster_Config) Exists() bool { return x.in != nil }
+
+// AsKedge_Posture_Cluster_Config reads in, an instance of
+// /kedge/posture/cluster/config (from a change feed, say); ok is false when
+// in is nil or of another node.
+func AsKedge_Posture_Cluster_Config(in *tree.Inst) (x Kedge_Posture_Cluster_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Posture_Cluster_Config {
+		return Kedge_Posture_Cluster_Config{}, false
+	}
+	return Kedge_Posture_Cluster_Config{in}, true
+}
+
+// Level reads /kedge/posture/cluster/config/level (config) and whether it is
+// set. The cluster's posture level; absent when the cluster sets none.
+func (x Kedge_Posture_Cluster_Config) Level() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_Config_Level)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
+// Object reads /kedge/posture/cluster/config/object (config) and whether it
+// is set. The name of the cluster object the level came from.
+func (x Kedge_Posture_Cluster_Config) Object() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_Config_Object)
+	return v.Str(), v.IsSet()
+}
+
+// Kedge_Posture_Cluster_State reads /kedge/posture/cluster/state (container,
+// state). How the mirror is doing.
+type Kedge_Posture_Cluster_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Posture_Cluster_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Posture_Cluster_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Posture_Cluster_State reads in, an instance of
+// /kedge/posture/cluster/state (from a change feed, say); ok is false when in
+// is nil or of another node.
+func AsKedge_Posture_Cluster_State(in *tree.Inst) (x Kedge_Posture_Cluster_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Posture_Cluster_State {
+		return Kedge_Posture_Cluster_State{}, false
+	}
+	return Kedge_Posture_Cluster_State{in}, true
+}
+
+// Connected reads /kedge/posture/cluster/state/connected (state) and whether
+// it is set. Whether the daemon currently reaches the cluster's API. While it
+// does not, the node keeps its last peers and level.
+func (x Kedge_Posture_Cluster_State) Connected() (bool, bool) {
+	if x.in == nil {
+		return false, false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_State_Connected)
+	return v.BoolVal(), v.IsSet()
+}
+
+// LastSync reads /kedge/posture/cluster/state/last-sync (state) and whether
+// it is set. When the daemon last heard from the cluster's API.
+func (x Kedge_Posture_Cluster_State) LastSync() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_State_LastSync)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Level reads /kedge/posture/cluster/state/level (state) and whether it is
+// set. The cluster level this node holds (its config mirror).
+func (x Kedge_Posture_Cluster_State) Level() (uint8, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_State_Level)
+	return uint8(v.UintVal()), v.IsSet()
+}
+
+// Object reads /kedge/posture/cluster/state/object (state) and whether it is
+// set. The cluster object the level came from.
+func (x Kedge_Posture_Cluster_State) Object() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Posture_Cluster_State_Object)
+	return v.Str(), v.IsSet()
 }
 
 // Kedge_Posture_Config reads /kedge/posture/config (container, config).

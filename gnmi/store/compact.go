@@ -59,6 +59,7 @@ func (s *Store) compact() error {
 	var first uint64
 	var metas map[string][]byte
 	var err error
+	retain, retainSeq := s.retainRecord()
 	switch {
 	case s.wl == nil:
 		err = ErrClosed
@@ -79,10 +80,15 @@ func (s *Store) compact() error {
 	stored := false
 	err = s.db.Update(func(btx *bolt.Tx) error {
 		if have, ok := storedSeq(btx); ok && have >= seq {
-			return nil // a snapshot at least this new is already stored
+			// A snapshot at least this new is already stored; the
+			// retention mark may have moved.
+			return putRetain(btx, retain)
 		}
 		stored = true
 		if err := writeSnapshot(btx, blob, seq, first, metas); err != nil {
+			return err
+		}
+		if err := putRetain(btx, retain); err != nil {
 			return err
 		}
 		lc := btx.Bucket(bucketLog).Cursor()
@@ -111,6 +117,11 @@ func (s *Store) compact() error {
 		}
 		for _, id := range ids {
 			if id < first {
+				if drop, err := s.droppable(id, retainSeq); err != nil {
+					return err
+				} else if !drop {
+					continue // the retention mark keeps it for the log's consumer
+				}
 				if err := os.Remove(filepath.Join(s.dir, wal.Name(id))); err != nil {
 					return fmt.Errorf("remove compacted log segment: %w", err)
 				}

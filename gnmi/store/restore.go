@@ -73,6 +73,7 @@ func (s *Store) loadTreeDB(db *bolt.DB, l *loaded) error {
 				return &treeDBError{err}
 			}
 			l.snap = sn
+			s.loadRetain(btx.Bucket(bucketMeta))
 			return s.apply(func(tx *tree.Txn) error {
 				if sn.present {
 					seq, _, err := decodeRecord(sn.blob, tx)
@@ -148,7 +149,7 @@ func (s *Store) replayLog(l *loaded) error {
 			if err != nil {
 				return err
 			}
-			if r.kind == walCommit {
+			if r.kind == walCommit || r.kind == walCommitAnnotated {
 				l.commits++
 				if r.seq > s.seq {
 					// Sequence numbers have gaps: state commits take one
@@ -173,7 +174,7 @@ func (s *Store) replayLog(l *loaded) error {
 			r, err := decodeWALRecord(p)
 			switch {
 			case err != nil:
-			case r.kind == walCommit:
+			case r.kind == walCommit || r.kind == walCommitAnnotated:
 				dmg.Commits++
 				if dmg.FirstSeq == 0 {
 					dmg.FirstSeq = r.seq
@@ -241,6 +242,11 @@ func (s *Store) settle(l *loaded, start time.Time) error {
 		return fmt.Errorf("open store %s: %w", s.dir, s.noSpace(err, "create log segment", false))
 	}
 	for _, id := range l.replay.Obsolete {
+		if drop, err := s.droppable(id, s.retainSeq); err != nil {
+			return fmt.Errorf("open store %s: %w", s.dir, err)
+		} else if !drop {
+			continue // the retention mark keeps it for the log's consumer
+		}
 		if err := os.Remove(filepath.Join(s.dir, wal.Name(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove obsolete log segment: %w", err)
 		}

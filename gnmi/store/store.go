@@ -58,6 +58,17 @@ type Options struct {
 	CompactBytes int64
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Annotate, when set, is called for every config commit that changes
+	// something, after validation and before the commit is written; what
+	// it returns is stored in the same log record (no extra sync),
+	// delivered as Commit.Annotation and replayed by ReplayCommits. ctx is
+	// the committer's (the gNMI Set's, carrying its identity). It runs
+	// under the store's write lock and must be quick.
+	Annotate func(ctx context.Context, changes []tree.Change) []byte
+	// KeepLog keeps the log segments holding config commits past
+	// compactions until Retain releases them, so a consumer that absorbs
+	// commits asynchronously (the notary) can catch up after a crash.
+	KeepLog bool
 }
 
 // Store is the tree store. All methods are safe for concurrent use.
@@ -83,6 +94,14 @@ type Store struct {
 	metas  map[string][]byte
 	walErr error    // a failed log sync: the store refuses writes from then on
 	full   diskFull // writes failing for lack of disk space
+
+	// Retention (KeepLog; retain.go): the last commit seq in each
+	// segment, and the mark up to which records may be dropped (walMu).
+	keepLog    bool
+	annotate   func(ctx context.Context, changes []tree.Change) []byte
+	segLast    map[uint64]uint64
+	retainSeq  uint64
+	retainNote []byte
 
 	logBytes   int64 // log written since the last compaction (walMu)
 	compactAt  int64
@@ -118,7 +137,7 @@ func Open(dir string, schema *tree.Schema, o Options) (*Store, error) {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
 	s := &Store{schema: schema, log: o.Logger, now: o.Now, t: tree.New(schema), compactAt: o.CompactBytes,
-		dir: dir, metas: map[string][]byte{}}
+		dir: dir, metas: map[string][]byte{}, keepLog: o.KeepLog, annotate: o.Annotate, segLast: map[uint64]uint64{}}
 	l, err := s.load()
 	if err != nil {
 		return nil, err
@@ -339,7 +358,10 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 	}
 	c := &Commit{Seq: s.seq + 1, Time: s.now(), State: state, Changes: changes}
 	if !state {
-		if err := s.append(c.Seq, encodeRecord(c.Seq, c.Time.UnixNano(), changes), o.undoKey, meta); err != nil {
+		if s.annotate != nil {
+			c.Annotation = s.annotate(ctx, changes)
+		}
+		if err := s.append(c.Seq, encodeRecord(c.Seq, c.Time.UnixNano(), changes), o.undoKey, meta, c.Annotation); err != nil {
 			tx.Rollback()
 			return nil, err
 		}
@@ -391,12 +413,14 @@ func (s *Store) runValidators(changes []tree.Change) error {
 
 // append persists one log record, and optionally a meta change in the
 // same durable write: one write and one fdatasync of the log segment.
-func (s *Store) append(seq uint64, rec []byte, metaKey string, meta []byte) error {
+func (s *Store) append(seq uint64, rec []byte, metaKey string, meta, ann []byte) error {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	if err := s.walAppend(encodeCommitRecord(seq, rec, metaKey, meta)); err != nil {
+	if err := s.walAppend(encodeCommitRecord(seq, rec, metaKey, meta, ann)); err != nil {
 		return fmt.Errorf("persist commit %d: %w", seq, err)
 	}
+	id, _ := s.wl.Position()
+	s.segLast[id] = seq
 	if metaKey != "" {
 		op := metaPut
 		if meta == nil {

@@ -24,6 +24,9 @@ func segmentSize(compactAt int64) int64 {
 const (
 	walCommit byte = 1 // a config commit's log record, with an optional meta change
 	walMeta   byte = 2 // a PutMeta
+	// walCommitAnnotated is walCommit with the commit's annotation
+	// (Options.Annotate) after the record.
+	walCommitAnnotated byte = 3
 
 	metaNone byte = 0
 	metaPut  byte = 1
@@ -32,12 +35,20 @@ const (
 
 // encodeCommitRecord frames a commit's log record with the meta change
 // stored in the same durable write.
-func encodeCommitRecord(seq uint64, rec []byte, metaKey string, meta []byte) []byte {
-	b := make([]byte, 0, 1+8+4+len(rec)+2+len(metaKey)+1+4+len(meta))
-	b = append(b, walCommit)
+func encodeCommitRecord(seq uint64, rec []byte, metaKey string, meta, ann []byte) []byte {
+	b := make([]byte, 0, 1+8+4+len(rec)+4+len(ann)+2+len(metaKey)+1+4+len(meta))
+	kind := walCommit
+	if ann != nil {
+		kind = walCommitAnnotated
+	}
+	b = append(b, kind)
 	b = binary.LittleEndian.AppendUint64(b, seq)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(rec)))
 	b = append(b, rec...)
+	if ann != nil {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(ann)))
+		b = append(b, ann...)
+	}
 	return appendMeta(b, metaKey, meta)
 }
 
@@ -66,6 +77,7 @@ type walRecord struct {
 	kind    byte
 	seq     uint64
 	rec     []byte
+	ann     []byte
 	metaKey string
 	metaOp  byte
 	meta    []byte
@@ -78,7 +90,7 @@ func decodeWALRecord(p []byte) (walRecord, error) {
 	}
 	r.kind, p = p[0], p[1:]
 	switch r.kind {
-	case walCommit:
+	case walCommit, walCommitAnnotated:
 		if len(p) < 12 {
 			return r, errBadRecord
 		}
@@ -89,6 +101,16 @@ func decodeWALRecord(p []byte) (walRecord, error) {
 			return r, errBadRecord
 		}
 		r.rec, p = p[:n], p[n:]
+		if r.kind == walCommitAnnotated {
+			if len(p) < 4 {
+				return r, errBadRecord
+			}
+			n := int(binary.LittleEndian.Uint32(p))
+			if n > len(p)-4 {
+				return r, errBadRecord
+			}
+			r.ann, p = p[4:4+n], p[4+n:]
+		}
 	case walMeta:
 	default:
 		return r, fmt.Errorf("%w: kind %d", errBadRecord, r.kind)

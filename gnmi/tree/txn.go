@@ -17,12 +17,15 @@ const (
 )
 
 // Change is one net per-leaf change of a transaction. In, Node and the
-// path they render are immutable; Val is the new value (zero for deletes).
+// path they render are immutable; Val is the new value (zero for deletes)
+// and Old the value before the transaction (zero where the leaf was
+// absent), for consumers that record both (the notary).
 type Change struct {
 	Op   Op
 	In   *Inst
 	Node *Node
 	Val  Value
+	Old  Value
 }
 
 // Path renders the changed leaf's path in gNMI string form.
@@ -426,9 +429,9 @@ func (tx *Txn) Changes() []Change {
 			switch {
 			case cur.Equal(orig):
 			case cur.IsSet():
-				out = append(out, Change{Op: OpUpdate, In: ti.in, Node: ch, Val: cur})
+				out = append(out, Change{Op: OpUpdate, In: ti.in, Node: ch, Val: cur, Old: orig})
 			default:
-				out = append(out, Change{Op: OpDelete, In: ti.in, Node: ch})
+				out = append(out, Change{Op: OpDelete, In: ti.in, Node: ch, Old: orig})
 			}
 		}
 	}

@@ -70,6 +70,13 @@ const (
 	SessionRoutine    = "routine"
 )
 
+// ServiceQuartermaster is the service name (leaf
+// /kedge/routes/endpoints/endpoint/config/service) of the Quartermaster
+// endpoint. Routes to it and the level-1 egress allowlist keep it at every
+// level: the seed isolates the node at level 1 yet flushes every notary
+// record to Quartermaster there.
+const ServiceQuartermaster = "quartermaster"
+
 // Tiers (typedef tier), highest first.
 const (
 	TierMaster    = string(kedgepath.TierMaster)

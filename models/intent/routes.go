@@ -67,6 +67,10 @@ type RouteSet struct {
 	VLANs []VLANRef
 }
 
+// quartermasterKind marks the endpoints of the Quartermaster service
+// (accord.ServiceQuartermaster), besides their declared kind.
+const quartermasterKind = "quartermaster"
+
 type endpoint struct {
 	kind   string
 	prefix netip.Prefix
@@ -93,6 +97,10 @@ type subject struct {
 //   - monitoring-only: never an overlay route (nor a pod route in overlay
 //     mode); otherwise only monitoring and incident routes and routes to
 //     monitoring or incident endpoints.
+//
+// Routes to an endpoint of the Quartermaster service stay at every level
+// (except overlay ones at monitoring-only): the notary flushes every
+// record to it at level 1.
 //
 // A route "to" an endpoint has a destination overlapping the endpoint's
 // prefix, but a default route (/0) never counts: it reaches everything,
@@ -128,6 +136,9 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 		if p, err := netip.ParsePrefix(pfx); err == nil {
 			kind, _ := c.Kind()
 			eps = append(eps, endpoint{kind: string(kind), prefix: p.Masked()})
+			if svc, _ := c.Service(); svc == accord.ServiceQuartermaster {
+				eps = append(eps, endpoint{kind: quartermasterKind, prefix: p.Masked()})
+			}
 		}
 	}
 	n := rt.Route().Len()
@@ -427,6 +438,12 @@ func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {
 	what := "route"
 	if s.pod {
 		what = "pod route"
+	}
+	// The notary ships to Quartermaster at every level, and at level 1 it
+	// flushes every record there: routes to it stay (overlay ones cannot
+	// where the overlay is torn down).
+	if reaches(quartermasterKind) && (s.class != "overlay" || a.RoutePolicy != accord.RoutesMonitoringOnly) {
+		return true, ""
 	}
 	switch a.RoutePolicy {
 	case accord.RoutesFull:

@@ -55,6 +55,15 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// Notary records artifacts ("on") or not ("off"); notary.go.
+	Notary string `yaml:"notary"`
+	// Quartermaster is where the notary ships its log (host:port; empty:
+	// not shipped), and how it connects.
+	Quartermaster         string `yaml:"quartermaster"`
+	QuartermasterCA       string `yaml:"quartermaster-ca"`
+	QuartermasterCert     string `yaml:"quartermaster-cert"`
+	QuartermasterKey      string `yaml:"quartermaster-key"`
+	QuartermasterInsecure bool   `yaml:"quartermaster-insecure"`
 	// UnderlayCredentials is the directory holding the files that
 	// /kedge/underlay/devices' *-file leaves name (CA, client certificate
 	// and key, password); the tree never holds secrets.
@@ -68,6 +77,15 @@ type Config struct {
 	ShellstreamID        string        `yaml:"shellstream-id"`
 	ShellstreamEndpoints string        `yaml:"shellstream-endpoints"`
 	ShellstreamDrain     time.Duration `yaml:"shellstream-drain"`
+	// Kubeconfig or KubeInCluster turn on the Kubernetes cluster engine
+	// (server/kube): discovery through KedgeNode objects, the cluster
+	// posture level, pod metadata. Neither: the node stands alone.
+	Kubeconfig    string `yaml:"kubeconfig"`
+	KubeInCluster bool   `yaml:"kube-in-cluster"`
+	// KubeEndpoint overrides the endpoint the node publishes (host or
+	// host:port); KubePosture names the KedgeClusterPosture to follow.
+	KubeEndpoint string `yaml:"kube-endpoint"`
+	KubePosture  string `yaml:"kube-posture"`
 }
 
 // Defaults returns the built-in settings, before resolution.
@@ -81,6 +99,7 @@ func Defaults() Config {
 		ShmPath:     "/dev/shm/kedge-governance",
 		BPFPinDir:   "/sys/fs/bpf/kedge",
 		MeshDevice:  "embedded",
+		Notary:      "on",
 		// The seed leaves the grace open; 30 s lets an interactive
 		// command finish and stays far inside the 5 s-per-step overlay
 		// budget because the step only starts the drain.
@@ -246,7 +265,12 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ShellstreamID, "shellstream-id", c.ShellstreamID, "this node's Shellstream identity, the audience SATs must name (default kedge/<node-name>)")
 	fs.StringVar(&c.ShellstreamEndpoints, "shellstream-endpoints", c.ShellstreamEndpoints, "local endpoint per session type: type=unix:/path or type=127.0.0.1:port, comma separated")
 	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig file of the Kubernetes API to join (empty: standalone unless --kube-in-cluster)")
+	fs.BoolVar(&c.KubeInCluster, "kube-in-cluster", c.KubeInCluster, "join the Kubernetes API this pod runs in (service account)")
+	fs.StringVar(&c.KubeEndpoint, "kube-endpoint", c.KubeEndpoint, "address peers reach this node's WireGuard device at (default: the Node's annotation or InternalIP)")
+	fs.StringVar(&c.KubePosture, "kube-posture", c.KubePosture, "name of the KedgeClusterPosture to follow (default cluster)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	bindNotary(fs, c)
 	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
 
@@ -302,10 +326,13 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	if _, err := c.Level(); err != nil {
 		return err
 	}
+	if c.Kubeconfig != "" && c.KubeInCluster {
+		return errors.New("resolve config: --kubeconfig conflicts with --kube-in-cluster")
+	}
 	if c.Insecure && (c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "") {
 		return errors.New("resolve config: --insecure conflicts with --tls-cert/--tls-key/--tls-ca")
 	}
-	return nil
+	return c.resolveNotary()
 }
 
 // SocketOff reports whether the unix socket is disabled.

@@ -65,6 +65,7 @@ func TestResolve(t *testing.T) {
 		"bad level":         func(c *Config) { c.LogLevel = "loud" },
 		"insecure with tls": func(c *Config) { c.Insecure = true; c.TLSCA = "/ca.pem" },
 		"zero max msg":      func(c *Config) { c.MaxMsgBytes = 0 },
+		"two kube configs":  func(c *Config) { c.Kubeconfig = "/kc"; c.KubeInCluster = true },
 	} {
 		c := Defaults()
 		mod(&c)

@@ -31,6 +31,10 @@ type meshApplierConfig struct {
 	opts     meshOptions
 	platform Platform
 	clock    Clock
+	// lockDevice takes a device name's host-wide lock (nil: none taken);
+	// held is one the daemon took at start.
+	lockDevice DeviceLocker
+	held       HeldDevice
 }
 
 // applierStore is what the applier needs of the tree store
@@ -129,6 +133,8 @@ type meshApplier struct {
 	applied map[string]wgmesh.Peer // peers given to the backend by the last Set
 	setErr  error                  // device-level error of the last Set
 	written map[string]meshLeaf    // state leaves last committed, by path
+	devLock io.Closer              // the host-wide lock of devName
+	devName string
 
 	rmu  sync.Mutex
 	down map[string]meshDown // posture-down peers, kept in the store's meta
@@ -141,7 +147,8 @@ func newMeshApplier(c meshApplierConfig) *meshApplier {
 	if c.platform.HostDevice == nil {
 		c.platform = OS()
 	}
-	a := &meshApplier{meshApplierConfig: c, applied: map[string]wgmesh.Peer{}, down: loadMeshDown(c.st, c.log)}
+	a := &meshApplier{meshApplierConfig: c, applied: map[string]wgmesh.Peer{}, down: loadMeshDown(c.st, c.log),
+		devLock: c.held.Lock, devName: c.held.Name}
 	a.tracker = drain.NewTracker(a.drained)
 	return a
 }
@@ -189,7 +196,20 @@ func (a *meshApplier) Set(ctx context.Context, mi meshIntent) error {
 		return a.leaveMesh(ctx)
 	}
 	a.liftPostureDown(mi)
-	if err := a.ensureHost(mi.cfg); err != nil {
+	// The device name is this daemon's before the device is touched.
+	oldLock, err := a.ensureDeviceLock(mi.cfg.Interface)
+	if err != nil {
+		a.setErr = err
+		a.writeStateLocked(ctx, nil)
+		return err
+	}
+	err = a.ensureHost(mi.cfg)
+	if oldLock != nil {
+		// The renamed device is gone (closed, or a sidecar's no longer
+		// configured by this daemon): its name is free.
+		oldLock.Close()
+	}
+	if err != nil {
 		a.setErr = err
 		a.writeStateLocked(ctx, nil)
 		return err
@@ -199,7 +219,7 @@ func (a *meshApplier) Set(ctx context.Context, mi meshIntent) error {
 
 	cfg := mi.cfg
 	cfg.Peers = want
-	err := a.backend.Set(ctx, cfg)
+	err = a.backend.Set(ctx, cfg)
 	if ctx.Err() != nil {
 		return err
 	}
@@ -230,20 +250,22 @@ func (a *meshApplier) Set(ctx context.Context, mi meshIntent) error {
 	return errors.Join(errs...)
 }
 
-// leaveMesh undoes the mesh once the tree no longer describes one: the
-// embedded device is closed (a sidecar's is emptied of peers) and the
-// mesh state is removed. A node that never was in a mesh does nothing.
+// leaveMesh undoes the mesh once the tree no longer describes one (or
+// never did): the embedded device is closed (a sidecar's is emptied of
+// peers), its name released, and the state says the node is
+// unconfigured, with the key and the interface and port a configuration
+// would use.
 func (a *meshApplier) leaveMesh(ctx context.Context) error {
-	if a.host == nil && len(a.applied) == 0 && len(a.written) == 0 {
-		return nil
-	}
 	var err error
-	if a.opts.device == DeviceExternal && a.iface != "" {
-		err = a.backend.Set(ctx, wgmesh.Config{Interface: a.iface, PrivateKey: a.priv})
+	if a.host != nil || len(a.applied) > 0 || a.iface != "" {
+		if a.opts.device == DeviceExternal && a.iface != "" {
+			err = a.backend.Set(ctx, wgmesh.Config{Interface: a.iface, PrivateKey: a.priv})
+		}
+		a.closeDevice()
+		a.applied, a.hostErr, a.setErr, a.iface = map[string]wgmesh.Peer{}, nil, nil, ""
 	}
-	a.closeDevice()
-	a.applied, a.hostErr, a.setErr = map[string]wgmesh.Peer{}, nil, nil
-	a.writeLeavesLocked(ctx, nil)
+	a.releaseDeviceLock()
+	a.writeStateLocked(ctx, nil)
 	return err
 }
 
@@ -433,10 +455,41 @@ func (a *meshApplier) closeDevice() {
 }
 
 // close is the daemon's shutdown: the embedded device goes with it (its
-// peers see the tunnel go quiet; a sidecar's device stays).
+// peers see the tunnel go quiet; a sidecar's device stays), then its
+// name's lock.
 func (a *meshApplier) close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.closeDevice()
+	a.releaseDeviceLock()
 	return nil
+}
+
+// ensureDeviceLock holds the host-wide lock of the device name before the
+// device is hosted or configured, so two daemons never drive one device.
+// It returns the previous name's lock, for the caller to release once
+// that device is gone. A name another daemon holds fails with its
+// hostlock.HeldError (the reconciler retries; state says who holds it).
+func (a *meshApplier) ensureDeviceLock(name string) (io.Closer, error) {
+	if a.lockDevice == nil || (a.devLock != nil && a.devName == name) {
+		return nil, nil
+	}
+	l, err := a.lockDevice(name)
+	if err != nil {
+		return nil, err
+	}
+	old := a.devLock
+	a.devLock, a.devName = l, name
+	return old, nil
+}
+
+// releaseDeviceLock releases the device name once no device of this
+// daemon has it.
+func (a *meshApplier) releaseDeviceLock() {
+	if a.devLock != nil {
+		if err := a.devLock.Close(); err != nil {
+			a.log.Warn("release mesh device lock", "interface", a.devName, "err", err)
+		}
+		a.devLock, a.devName = nil, ""
+	}
 }

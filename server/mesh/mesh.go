@@ -88,6 +88,11 @@ type Config struct {
 	// Platform and Clock default to OS() and the wall clock.
 	Platform Platform
 	Clock    Clock
+	// LockDevice takes a device name's host-wide lock before the device
+	// is hosted or configured (nil: no lock); Held is the one the daemon
+	// took at start, handed over. The component releases both.
+	LockDevice DeviceLocker
+	Held       HeldDevice
 }
 
 // Component is the mesh component: the reconciler, the state refresher
@@ -125,6 +130,7 @@ func New(c Config) *Component {
 	ap := newMeshApplier(meshApplierConfig{
 		backend: c.Backend, st: c.Store, log: c.Logger, node: c.Node, netns: NetnsPath(c.NetNS),
 		priv: c.Private, pub: c.Public, opts: opts, platform: c.Platform, clock: c.Clock,
+		lockDevice: c.LockDevice, held: c.Held,
 	})
 	rec := reconcile.New[meshIntent](c.Store, func(t *tree.Tree) (meshIntent, error) {
 		return ap.intent(t, ap.reconcileAccord(t))
@@ -141,9 +147,12 @@ func (c *Component) Step() posture.Step {
 	return posture.IntentStep[meshIntent]("mesh", posture.StageMesh, c.cfg.Store, c.ap.intent, meshStep{c.ap})
 }
 
-// Start runs the reconciler and the state refresher until ctx ends or
-// Close.
+// Start publishes the node's own mesh state (public key, interface,
+// listen port, status) before it returns, so a Get on a fresh node finds
+// it before any mesh is configured, then runs the reconciler and the
+// state refresher until ctx ends or Close.
 func (c *Component) Start(ctx context.Context) error {
+	c.ap.publishInitial(ctx)
 	ctx, c.cancel = context.WithCancel(ctx)
 	c.wg.Add(2)
 	go func() {
@@ -217,7 +226,7 @@ func (mi meshIntent) configuredPeer(name string) (intent.MeshPeer, bool) {
 // intent is the pure translation of the tree under an accord, shared by
 // the reconciler (accord in effect) and the posture step (target accord).
 func (a *meshApplier) intent(t *tree.Tree, acc accord.Accord) (meshIntent, error) {
-	base := wgmesh.Config{Interface: wgmesh.DefaultInterface, PrivateKey: a.priv}
+	base := wgmesh.Config{Interface: wgmesh.DefaultInterface, ListenPort: wgmesh.DefaultListenPort, PrivateKey: a.priv}
 	return meshIntent{
 		configured: intent.MeshConfigured(t),
 		cfg:        intent.Mesh(t, acc, base),

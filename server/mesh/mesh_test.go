@@ -56,7 +56,7 @@ func TestMeshWantState(t *testing.T) {
 		return intent.MeshPeer{Peer: wgmesh.Peer{Name: name, PublicKey: "K" + name}}
 	}
 	a := &meshApplier{meshApplierConfig: meshApplierConfig{pub: priv.PublicKey(), clock: wallClock{}},
-		down: map[string]meshDown{"gone": {Level: 1}}}
+		down: map[string]meshDown{"gone": {Level: 1}}, haveSet: true}
 	a.last = meshIntent{
 		configured: true, staleAfter: 140 * time.Second,
 		peers: []intent.MeshPeer{peer("bad"), peer("drained"), peer("fresh"), peer("gone"), peer("new"), peer("old"), peer("unset")},
@@ -91,8 +91,39 @@ func TestMeshWantState(t *testing.T) {
 		t.Errorf("isolated: mesh %q, fresh %q; want isolated, drained", got["status"], got["fresh/status"])
 	}
 	a.hostErr = errors.New("create tun: busy")
-	if got := statusOf(a.wantState(nil)); got["status"] != "down" || got["error"] != "create tun: busy" || got["gone/status"] != "posture-down" {
+	a.last.cfg.Interface, a.last.cfg.ListenPort = "kedge9", 51900
+	if got := statusOf(a.wantState(nil)); got["status"] != "down" || got["error"] != "create tun: busy" || got["gone/status"] != "posture-down" ||
+		got["interface"] != "kedge9" || got["listen-port"] != "51900" {
 		t.Errorf("no device: %v", got)
+	}
+}
+
+// TestMeshWantStateBeforeAnyMesh (issue 11 item 14): the state of a node
+// before the first Set and of one whose tree names no mesh carries the
+// node's key, the interface and port a device would get, and a status
+// saying why there is no device.
+func TestMeshWantStateBeforeAnyMesh(t *testing.T) {
+	priv := meshTestKey(t)
+	a := &meshApplier{meshApplierConfig: meshApplierConfig{pub: priv.PublicKey(), clock: wallClock{}}, down: map[string]meshDown{}}
+	a.last = meshIntent{cfg: wgmesh.Config{Interface: "kedge0", ListenPort: 51820}}
+	want := map[string]string{"public-key": priv.PublicKey().String(), "interface": "kedge0", "listen-port": "51820", "status": "unconfigured"}
+	if d := cmp.Diff(want, statusOf(a.wantState(nil))); d != "" {
+		t.Errorf("unconfigured, before the first Set (-want +got):\n%s", d)
+	}
+	a.haveSet = true
+	if d := cmp.Diff(want, statusOf(a.wantState(nil))); d != "" {
+		t.Errorf("unconfigured, after a Set (-want +got):\n%s", d)
+	}
+
+	// Configured, before the first Set (which waits for the posture
+	// engine): not applied yet, its peers pending.
+	a.haveSet = false
+	a.last = meshIntent{configured: true, cfg: wgmesh.Config{Interface: "wg7", ListenPort: 51999, Peers: []wgmesh.Peer{{Name: "p"}}},
+		peers: []intent.MeshPeer{{Peer: wgmesh.Peer{Name: "p", PublicKey: "Kp"}}}}
+	want = map[string]string{"public-key": priv.PublicKey().String(), "interface": "wg7", "listen-port": "51999", "status": "down",
+		"error": "not applied yet: the mesh starts once the posture engine has converged", "p/public-key": "Kp", "p/status": "pending"}
+	if d := cmp.Diff(want, statusOf(a.wantState(nil))); d != "" {
+		t.Errorf("configured, before the first Set (-want +got):\n%s", d)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/models/accord"
 )
 
 // Mesh and peer statuses (the enums of kedge-mesh). Of the peer ones,
@@ -19,9 +20,11 @@ import (
 // posture teardown with a DRAIN and is not reconnected until the peer's
 // reconnect leaf changes.
 const (
-	meshUp         = kedgepath.MeshStatusUp
-	meshStatusDown = kedgepath.MeshStatusDown
-	meshIsolated   = kedgepath.MeshStatusIsolated
+	meshUp           = kedgepath.MeshStatusUp
+	meshStatusDown   = kedgepath.MeshStatusDown
+	meshIsolated     = kedgepath.MeshStatusIsolated
+	meshUnconfigured = kedgepath.MeshStatusUnconfigured
+	meshUnavailable  = kedgepath.MeshStatusUnavailable
 
 	peerPending     = kedgepath.PeerStatusPending
 	peerUp          = kedgepath.PeerStatusUp
@@ -128,9 +131,17 @@ func (a *meshApplier) wantState(st *wgmesh.Status) map[string]meshLeaf {
 		out[tree.RenderPath(l.path)] = l
 	}
 	ms := kedgepath.Root().Kedge().Mesh().State()
+	if !a.last.configured {
+		for _, l := range idleState(a.pub, a.last.cfg, meshUnconfigured, "") {
+			put("", l)
+		}
+		return out
+	}
 	put("", stateLeaf(ms.PublicKey(), a.pub.String()))
 	status, errText := meshUp, ""
 	switch {
+	case !a.haveSet:
+		status, errText = meshStatusDown, "not applied yet: the mesh starts once the posture engine has converged"
 	case a.hostErr != nil:
 		status, errText = meshStatusDown, a.hostErr.Error()
 	case a.setErr != nil:
@@ -153,6 +164,10 @@ func (a *meshApplier) wantState(st *wgmesh.Status) map[string]meshLeaf {
 		for _, p := range st.Peers {
 			byName[p.Name] = p
 		}
+	} else {
+		// No device to read: the interface and port it is to have.
+		put("", stateLeaf(ms.Interface(), a.last.cfg.Interface))
+		put("", stateLeaf(ms.ListenPort(), uint16(a.last.cfg.ListenPort)))
 	}
 	now := a.clock.Now()
 	for _, p := range a.last.peers {
@@ -167,6 +182,8 @@ func (a *meshApplier) wantState(st *wgmesh.Status) map[string]meshLeaf {
 			status = peerPostureDown
 		case !a.last.kept(p.Name):
 			status = peerDrained
+		case !a.haveSet:
+			status = peerPending // the first Set has not run yet
 		case st == nil:
 			status, errText = peerFailed, "mesh device: "+orText(a.setErr, a.hostErr)
 		case onDev && dev.Err != nil:
@@ -196,6 +213,47 @@ func (a *meshApplier) wantState(st *wgmesh.Status) map[string]meshLeaf {
 		}
 	}
 	return out
+}
+
+// idleState is the mesh state of a node without a device: its public
+// key (none when zero), the interface and listen port cfg would give the
+// device, the status and, when not empty, why.
+func idleState(pub wgmesh.Key, cfg wgmesh.Config, status kedgepath.MeshStatus, why string) []meshLeaf {
+	ms := kedgepath.Root().Kedge().Mesh().State()
+	var out []meshLeaf
+	if pub != (wgmesh.Key{}) {
+		out = append(out, stateLeaf(ms.PublicKey(), pub.String()))
+	}
+	out = append(out,
+		stateLeaf(ms.Interface(), cfg.Interface),
+		stateLeaf(ms.ListenPort(), uint16(cfg.ListenPort)),
+		stateLeaf(ms.Status(), status))
+	if why != "" {
+		out = append(out, stateLeaf(ms.Error(), why))
+	}
+	return out
+}
+
+// publishInitial writes the mesh state the tree implies before the first
+// Set (which waits for the posture engine): a node without a mesh shows
+// it is unconfigured, one with a mesh that it is not applied yet.
+func (a *meshApplier) publishInitial(ctx context.Context) {
+	var mi meshIntent
+	if err := a.st.Read(func(t *tree.Tree) error {
+		var err error
+		mi, err = a.intent(t, accord.Current(t))
+		return err
+	}); err != nil {
+		a.log.Warn("read mesh config", "err", err)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.haveSet {
+		return // a Set has written the state already
+	}
+	a.last = mi
+	a.writeStateLocked(ctx, nil)
 }
 
 func orText(errs ...error) string {

@@ -13,8 +13,9 @@ const HistoryLen = 64
 
 // Sources of the effective level (leaf /kedge/posture/state/source).
 const (
-	SourceConfig = "config"
-	SourceBPFMap = "bpf-map"
+	SourceConfig  = "config"
+	SourceBPFMap  = "bpf-map"
+	SourceCluster = "cluster"
 )
 
 // Transition results (typedef transition-result) and step results.
@@ -40,6 +41,9 @@ type StepResult struct {
 type Report struct {
 	Seq      uint64
 	From, To uint8
+	// Source is what decided the target level (SourceConfig or
+	// SourceBPFMap); empty for a plan resumed before any evaluation.
+	Source   string
 	Started  time.Time
 	Duration time.Duration
 	Result   string

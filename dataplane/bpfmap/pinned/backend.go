@@ -56,16 +56,8 @@ type Backend struct {
 // Open mounts bpffs if needed, then creates or adopts the pinned maps. It
 // changes no map contents: the level another program wrote stays until Set.
 func Open(opts ...Option) (*Backend, error) {
-	o := options{log: slog.New(slog.DiscardHandler), bpffs: bpfmap.DefaultBPFFS, pinDir: bpfmap.DefaultPinDir}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.bpffs != "" && within(o.pinDir, o.bpffs) {
-		if err := bpfsys.EnsureBPFFS(o.bpffs); err != nil {
-			return nil, err
-		}
-	}
-	if err := bpfsys.EnsurePinDir(o.pinDir); err != nil {
+	o := newOptions(opts)
+	if err := o.prepare(); err != nil {
 		return nil, err
 	}
 	maps, created, err := bpfsys.OpenMaps(o.pinDir)
@@ -74,6 +66,29 @@ func Open(opts ...Option) (*Backend, error) {
 	}
 	o.log.Info("opened posture maps", "dir", o.pinDir, "created", []string(created))
 	return &Backend{log: o.log, maps: maps}, nil
+}
+
+// Prepare does what Open does before it opens any map: it mounts bpffs
+// if needed and creates the pin directory. The daemon calls it to lock
+// the pin directory (a directory flock, as bpffs holds no regular files)
+// before the maps are opened.
+func Prepare(opts ...Option) error { return newOptions(opts).prepare() }
+
+func newOptions(opts []Option) options {
+	o := options{log: slog.New(slog.DiscardHandler), bpffs: bpfmap.DefaultBPFFS, pinDir: bpfmap.DefaultPinDir}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+func (o options) prepare() error {
+	if o.bpffs != "" && within(o.pinDir, o.bpffs) {
+		if err := bpfsys.EnsureBPFFS(o.bpffs); err != nil {
+			return err
+		}
+	}
+	return bpfsys.EnsurePinDir(o.pinDir)
 }
 
 func within(path, dir string) bool {

@@ -53,6 +53,12 @@ var subcommands = []subcommand{
 		run:     healthCmd,
 	},
 	{
+		name:    "notary",
+		usage:   "notary query|get INDEX|checkpoint|verify [flags]",
+		summary: "Read the notary log: query lists artifacts from the running daemon by type, time and posture level; get fetches one with its inclusion proof and checks it; checkpoint prints the latest signed checkpoint; verify checks the whole local log offline (every frame, signature and tree hash), optionally against a saved checkpoint. Each verb takes -h.",
+		run:     notaryCmd,
+	},
+	{
 		name:    "store",
 		usage:   storeUsage,
 		summary: storeSummary,
@@ -65,6 +71,20 @@ var subcommands = []subcommand{
 		summary: "Print the VPP governance segment as the VPP plugin reads it: posture level, sequence, flags and when it was last written.",
 		flags:   func() *flag.FlagSet { fs, _ := governanceFlags(); return fs },
 		run:     governanceCmd,
+	},
+	{
+		name:    "demo",
+		usage:   demoUsage,
+		summary: demoSummary,
+		flags:   func() *flag.FlagSet { fs, _ := demoFlags(); return fs },
+		run:     demoCmd,
+	},
+	{
+		name:    "demo-clean",
+		usage:   cleanUsage,
+		summary: cleanSummary,
+		flags:   func() *flag.FlagSet { fs, _ := cleanFlags(); return fs },
+		run:     demoCleanCmd,
 	},
 	{
 		name:    "version",
