@@ -21,15 +21,21 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"gopkg.in/yaml.v3"
+
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // The Go twin of deploy/ansible/posture-transition-test.yml: three
-// kedge-daemon binaries, each with its dataplane in a network namespace
+// kedge-daemon binaries, each running (listener and dataplane) in a network namespace
 // of its own joined by a bridge, walk 5→4→3→2→1→2→3→4→5; at every level
 // each node's kernel routes, its route state, its VPP governance segment
 // (read with kedge-daemon governance, as the VPP plugin would) and the
 // notarization fidelity and VPP flow policy its accord states must be what
-// deploy/ansible/posture-walk.yml (the seed's tables) says.
+// deploy/ansible/posture-walk.yml (the seed's tables) says. At every level
+// each node also opens one Shellstream session of each type to the next
+// node, as identities a real SPIRE agent issues, with the real
+// kedge-daemon shell verb, and each node's notary log must record what
+// the level's fidelity says (posture_walk_shell_test.go).
 
 // walkSpec is deploy/ansible/posture-walk.yml.
 type walkSpec struct {
@@ -45,7 +51,12 @@ type walkSpec struct {
 		Tier   string `yaml:"tier"`
 		Levels []int  `yaml:"levels"`
 	} `yaml:"routes"`
-	Levels map[int]map[string]any `yaml:"levels"`
+	Levels       map[int]map[string]any `yaml:"levels"`
+	SessionTiers map[string]string      `yaml:"session-tiers"`
+	Handshakes   map[int]struct {
+		Remote  map[string]string `yaml:"remote"`
+		Console map[string]string `yaml:"console"`
+	} `yaml:"handshakes"`
 }
 
 func readWalkSpec(t *testing.T) walkSpec {
@@ -60,23 +71,43 @@ func readWalkSpec(t *testing.T) walkSpec {
 	if err := dec.Decode(&s); err != nil {
 		t.Fatalf("posture-walk.yml: %v", err)
 	}
-	if len(s.Walk) == 0 || len(s.Routes) == 0 || len(s.Levels) != 5 {
-		t.Fatalf("posture-walk.yml: walk %v, %d routes, %d levels", s.Walk, len(s.Routes), len(s.Levels))
+	if len(s.Walk) == 0 || len(s.Routes) == 0 || len(s.Levels) != 5 || len(s.Handshakes) != 5 || len(s.SessionTiers) != 5 {
+		t.Fatalf("posture-walk.yml: walk %v, %d routes, %d levels, %d handshake levels, %d session tiers",
+			s.Walk, len(s.Routes), len(s.Levels), len(s.Handshakes), len(s.SessionTiers))
 	}
 	return s
 }
 
 // walkNode is one daemon and its namespace.
 type walkNode struct {
-	name, ns, addr, shm string
-	c                   gpb.GNMIClient
+	name, ns, addr, shm, sock string
+	c                         gpb.GNMIClient
 }
 
 func TestPostureWalkThreeNodes(t *testing.T) {
 	needRoot(t)
+	needs.Tool(t, "nsenter", "the nodes' daemons and sessions run in the nodes' namespaces")
+	needs.Tool(t, "setpriv", "each tier's sessions run as the uid SPIRE maps to it")
 	spec := readWalkSpec(t)
 	dir := t.TempDir()
-	bin := gcliBuild(t, dir, "github.com/guildhouse-co/kedge/server/cmd/kedge-daemon")
+	// The binary and the nodes' certificates are read by the tiers' uids
+	// too: a directory they can reach.
+	pub, err := os.MkdirTemp("", fmt.Sprintf("kedge-ptt-%d-", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pub) })
+	if err := os.Chmod(pub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := gcliBuild(t, pub, "github.com/guildhouse-co/kedge/server/cmd/kedge-daemon")
+	ws := &walkShell{bin: bin, agentSock: walkSPIRE(t), ca: map[string]string{}}
+	ids := map[string]string{}
+	for tier, id := range walkIDs {
+		ids[id] = tier
+	}
+	policy := ssPolicy(t, dir, ids)
+	endpoints := ssEcho(t, dir)
 	id := fmt.Sprintf("%d-%x", os.Getpid(), rand.Uint32()&0xffff)
 
 	// The lan: a bridge in a namespace of its own, one veth to each node.
@@ -99,7 +130,16 @@ func TestPostureWalkThreeNodes(t *testing.T) {
 		nodes = append(nodes, nd)
 	}
 	for _, nd := range nodes {
-		nd.start(t, bin, dir, id)
+		nd.start(t, bin, dir, id, "--listen", nd.addr+":"+walkListenPort, "--spiffe-socket", "unix://"+ws.agentSock,
+			"--shellstream-endpoints", endpoints, "--policy", policy)
+		ws.ca[nd.name] = filepath.Join(pub, nd.name+".crt")
+		crt, err := os.ReadFile(filepath.Join(dir, nd.name, "tls", "server.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(ws.ca[nd.name], crt, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// Every node gets the spec's endpoints and routes, via the next node.
@@ -120,28 +160,49 @@ func TestPostureWalkThreeNodes(t *testing.T) {
 	}
 
 	walkStart := time.Now()
+	var inSessions time.Duration
 	for step, level := range spec.Walk {
+		stepStart := time.Now()
 		for _, nd := range nodes {
 			nd.setLevel(t, level)
 		}
 		for _, nd := range nodes {
 			nd.check(t, spec, bin, level, step > 0 && level > spec.Walk[step-1])
 		}
+		// Shellstream: every node opens its sessions to the next; then
+		// each node's notary log must show what the level records.
+		sessionsStart := time.Now()
+		received := make([][]walkAttempt, len(nodes))
+		for i, nd := range nodes {
+			remote, console := ws.handshakes(t, spec, nd, nodes[(i+1)%len(nodes)], level)
+			received[(i+1)%len(nodes)] = append(received[(i+1)%len(nodes)], remote...)
+			received[i] = append(received[i], console...)
+		}
+		inSessions += time.Since(sessionsStart)
+		changed := step == 0 && level != 5 || step > 0 && level != spec.Walk[step-1]
+		for i, nd := range nodes {
+			ws.checkNotaryLog(t, spec, nd, level, stepStart, changed, received[i])
+		}
 		if t.Failed() {
 			t.Fatalf("deviation at step %d (level %d)", step, level)
 		}
 	}
-	t.Logf("walk %v on 3 nodes: %v", spec.Walk, time.Since(walkStart).Round(time.Millisecond))
+	t.Logf("walk %v on 3 nodes: %v, of which Shellstream sessions %v (%d granted, %d denied; %d granted sessions sampled and recorded)",
+		spec.Walk, time.Since(walkStart).Round(time.Millisecond), inSessions.Round(time.Millisecond), ws.granted, ws.denied, ws.recorded)
 }
 
-func (nd *walkNode) start(t *testing.T, bin, dir, id string) {
+// start runs the node's daemon inside its namespace (nsenter changes
+// only the network namespace, so bpffs and /dev/shm stay the host's), its
+// dataplane acting there too; extra are more flags.
+func (nd *walkNode) start(t *testing.T, bin, dir, id string, extra ...string) {
 	t.Helper()
 	data := filepath.Join(dir, nd.name)
 	pins := "/sys/fs/bpf/kedge-ptt-" + id + "-" + nd.name
 	t.Cleanup(func() { os.Remove(nd.shm); os.RemoveAll(pins) })
 	sock := filepath.Join(data, "kedge.sock")
-	cmd := exec.Command(bin, "--data-dir", data, "--listen", "", "--socket", sock, "--netns", nd.ns,
-		"--node-name", nd.name, "--shm-path", nd.shm, "--bpf-pin-dir", pins, "--log-level", "debug")
+	nd.sock = sock
+	cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + nd.ns, bin, "--data-dir", data, "--socket", sock,
+		"--netns", nd.ns, "--node-name", nd.name, "--shm-path", nd.shm, "--bpf-pin-dir", pins, "--log-level", "debug"}, extra...)...)
 	log, err := os.Create(filepath.Join(dir, nd.name+".log"))
 	if err != nil {
 		t.Fatal(err)
