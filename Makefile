@@ -161,8 +161,9 @@ lint: ## gofmt, go vet, staticcheck, walkcheck (no string walks of the tree) and
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf lint && $(GO) tool buf format --diff --exit-code; fi
 
 .PHONY: posture-test
-posture-test: build ## the seed's posture-transition-test.yml: three nodes walk 5..1..5 (root, ansible-core)
-	ansible-playbook deploy/ansible/posture-transition-test.yml -e build=false
+posture-test: build spire ## the seed's posture-transition-test.yml: three nodes walk 5..1..5 with Shellstream sessions (root, ansible-core)
+	$(GO) build -o bin/gnmi_cli github.com/openconfig/gnmi/cmd/gnmi_cli
+	ansible-playbook deploy/ansible/posture-transition-test.yml -e build=false -e spire_dir=$(SPIRE_DIR)
 
 .PHONY: bench
 bench: spire kube-tools ## run the benchmarks (results go in BENCHMARKS.md)

@@ -52,7 +52,7 @@ type walkSpec struct {
 		Levels []int  `yaml:"levels"`
 	} `yaml:"routes"`
 	Levels       map[int]map[string]any `yaml:"levels"`
-	SessionTiers map[string]string      `yaml:"session-tiers"`
+	SessionTiers map[string]string      `yaml:"session_tiers"`
 	Handshakes   map[int]struct {
 		Remote  map[string]string `yaml:"remote"`
 		Console map[string]string `yaml:"console"`
