@@ -181,7 +181,7 @@ func TestDemoStaysInItsNamespaceAndCleansUp(t *testing.T) {
 		t.Errorf("the host after demo-clean differs from before the demo.\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	// What stays in the data dir is the node's tree and identity only.
-	if got, want := dirNames(t, dir), []string{"master.password", "store", "tls", "users.yaml", "wireguard.key"}; !equalStrings(got, want) {
+	if got, want := dirNames(t, dir), []string{"master.password", "notary", "store", "tls", "underlay", "users.yaml", "wireguard.key"}; !equalStrings(got, want) {
 		t.Errorf("data dir after demo-clean: %v, want %v", got, want)
 	}
 	if out, err := exec.Command(bin, cleanArgs...).CombinedOutput(); err != nil || !strings.Contains(string(out), "nothing to clean") {
@@ -281,7 +281,7 @@ func TestDemoAsNonRoot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo-clean as nobody: %v\n%s", err, out)
 	}
-	if got, want := dirNames(t, dir), []string{"master.password", "store", "tls", "users.yaml", "wireguard.key"}; !equalStrings(got, want) {
+	if got, want := dirNames(t, dir), []string{"master.password", "notary", "store", "tls", "underlay", "users.yaml", "wireguard.key"}; !equalStrings(got, want) {
 		t.Errorf("data dir after demo-clean: %v, want %v\n%s", got, want, out)
 	}
 	if after := hostState(t, ns, pinDir, dir); after != before {
