@@ -44,8 +44,8 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/guildhouse-co/kedge/server/buildinfo.version=$(VERSION)
 
 .PHONY: build
-build: ## build the binaries into ./bin (kedge-daemon, kedge-cni, kedge-wg); VERSION=... overrides git describe
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
+build: ## build the binaries into ./bin (kedge-daemon, kedgectl, kedge-cni, kedge-wg); VERSION=... overrides git describe
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./server/cmd/kedge-daemon ./server/cmd/kedgectl ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
 
 # Container images are built and run with podman. Debian's podman here
 # needs runc and explicit ulimits (deploy/podman/containers.conf); set

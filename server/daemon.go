@@ -61,6 +61,7 @@ type Daemon struct {
 	authn *auth.Authenticator
 	gribi *gribi.Service
 	nt    *notaryParts
+	obs   *observer
 	kube  *kube.Component
 	// claims are the host-wide resources held (see claim.go).
 	claims *claims
@@ -81,7 +82,7 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if cfg.Listen != "" && cfg.Insecure && !listen.IsLoopback(cfg.Listen) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, listen.ErrInsecureNonLoopback)
 	}
-	d := &Daemon{cfg: cfg, log: log, errc: make(chan error, 2), strms: newStreams()}
+	d := &Daemon{cfg: cfg, log: log, errc: make(chan error, 3), strms: newStreams()}
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -150,6 +151,9 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	for _, r := range rules.All() {
 		d.st.AddValidator(r.Prefix, r.Check)
 	}
+	if err := d.startObserver(ctx); err != nil {
+		return nil, err
+	}
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
 	}
@@ -180,15 +184,24 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if d.tcpLn == nil && d.unixL == nil {
 		return nil, errors.New("start daemon: no listener (--listen and --socket both off)")
 	}
+	d.obs.serving.Store(true)
+	if srv := d.obs.srv; srv != nil {
+		go func() {
+			if err := <-srv.Err(); err != nil {
+				d.errc <- fmt.Errorf("serve metrics: %w", err)
+			}
+		}()
+	}
 	return d, nil
 }
 
 func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authenticator) *grpc.Server {
+	unary, stream := d.obs.interceptors()
 	g := grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(d.cfg.MaxMsgBytes),
-		grpc.ChainUnaryInterceptor(a.Unary),
-		grpc.ChainStreamInterceptor(shellAuthBypass(a.Stream), d.strms.interceptor),
+		grpc.ChainUnaryInterceptor(append(unary, a.Unary)...),
+		grpc.ChainStreamInterceptor(append(stream, shellAuthBypass(a.Stream), d.strms.interceptor)...),
 		// Subscribe notifications are encoded once per commit for all
 		// streams that select the same changes.
 		d.tgt.GRPCServerOption(),
@@ -325,6 +338,11 @@ func (d *Daemon) Shutdown(timeout time.Duration) error {
 
 func (d *Daemon) closeAll() error {
 	var errs []error
+	// The observation listener goes first: from here on the node is
+	// neither live nor ready, and the follower lets go of the store.
+	if err := d.obs.close(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, g := range d.grpcs {
 		g.Stop()
 	}

@@ -86,28 +86,41 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 	var levels posture.LevelSource
 	on := cfg.Dataplane == "auto"
 
+	bk := backendVerdicts{on: on}
 	// Only backends whose host-wide resources the daemon holds (claims);
 	// the others were left out with the reason logged.
 	if on && cfg.ShmPath != "off" && probed.Shm.Available && d.claims.shm {
 		w, err := segment.Open(cfg.ShmPath, segment.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("VPP governance segment unavailable", "path", cfg.ShmPath, "err", err)
+			bk.failed(probed.Shm, err)
 		} else {
 			steps = append(steps, posture.ShmStep(w))
 			dp.closers = append(dp.closers, w.Close)
 			d.log.Info("VPP governance segment", "path", w.Path())
+			bk.active(probed.Shm)
 		}
+	} else if on && cfg.ShmPath != "off" && probed.Shm.Available {
+		bk.unclaimed(probed.Shm)
+	} else {
+		bk.off(probed.Shm, cfg.ShmPath == "off", "--shm-path off")
 	}
 	if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available && d.claims.bpf {
 		b, err := pinned.Open(pinned.WithPinDir(cfg.BPFPinDir), pinned.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("posture_level BPF map unavailable", "pin_dir", cfg.BPFPinDir, "err", err)
+			bk.failed(probed.BPFMap, err)
 		} else {
 			steps = append(steps, posture.BPFMapStep(d.level1Allowlist(b), bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
 			levels = b
 			dp.closers = append(dp.closers, b.Close)
 			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
+			bk.active(probed.BPFMap)
 		}
+	} else if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available {
+		bk.unclaimed(probed.BPFMap)
+	} else {
+		bk.off(probed.BPFMap, cfg.BPFPinDir == "off", "--bpf-pin-dir off")
 	}
 	// The handshake step runs after the VPP segment and the BPF map on
 	// escalation (its stage places it); it touches no kernel state.
@@ -119,13 +132,33 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 			steps = append(steps, c.Step())
 			dp.comps = append(dp.comps, c)
 			dp.routesOn = true
+			bk.active(probed.Route)
+		} else {
+			bk.failed(probed.Route, errors.New("the route backend could not open (see the log)"))
 		}
+	} else if on && probed.Route.Available {
+		bk.unclaimed(probed.Route)
+	} else {
+		bk.off(probed.Route, false, "")
+	}
+	// VLAN links are made by the route backend; the probe says whether
+	// this kernel can.
+	if on {
+		bk.add(probed.VLAN, probed.VLAN.Available && probed.Route.Available)
+	} else {
+		bk.off(probed.VLAN, false, "")
 	}
 	// The mesh component runs whatever the machine allows: where the mesh
 	// cannot run it publishes why (with the node's key) instead.
 	mc, step := d.mesh(dp, probed)
-	if step != nil {
+	switch {
+	case step != nil:
 		steps = append(steps, step)
+		bk.active(probed.WGMesh)
+	case on && probed.WGMesh.Available:
+		bk.failed(probed.WGMesh, errors.New("the mesh backend could not open (/kedge/mesh/state/error says why)"))
+	default:
+		bk.off(probed.WGMesh, false, "")
 	}
 	// The underlay touches no kernel state (it programs network devices
 	// over gNMI): it runs whatever --dataplane says.
@@ -136,18 +169,20 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 	}
 	steps = append(steps, u.Step())
 	dp.comps = append(dp.comps, mc, u,
-		system.New(system.Config{Store: d.st, Logger: d.log.With("component", "system"), Node: cfg.NodeName, Boot: time.Now()}),
+		system.New(system.Config{Store: d.st, Logger: d.log.With("component", "system"), Node: cfg.NodeName, Boot: time.Now(),
+			Backends: bk.list}),
 		pods.New(pods.Config{Store: d.st, Logger: d.log.With("component", "pod-sweep")}))
 	steps = append(steps, d.notarySteps()...)
 
 	eng, err := posture.New(d.st, posture.Options{Logger: d.log.With("component", "posture"), Steps: steps, LevelSource: levels,
 		OnReady:  func() { dp.readyOnce.Do(func() { close(dp.ready) }) },
-		OnReport: d.onPostureReport})
+		OnReport: d.postureReports})
 	if err != nil {
 		dp.close()
 		return fmt.Errorf("start posture engine: %w", err)
 	}
 	dp.engine = eng
+	d.obs.watchEngine(eng, &dp.ready)
 	ctx, dp.cancel = context.WithCancel(ctx)
 	dp.wg.Go(func() {
 		if err := eng.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -256,4 +291,42 @@ func (dp *dataplane) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// backendVerdicts collects /kedge/system/backends: whether each backend
+// runs and why, for kedgectl status and the status page.
+type backendVerdicts struct {
+	on   bool // --dataplane auto
+	list []system.Backend
+}
+
+func (b *backendVerdicts) add(r probe.Result, active bool) {
+	b.list = append(b.list, system.Backend{Name: string(r.Backend), Active: active, Reason: r.Reason})
+}
+
+func (b *backendVerdicts) active(r probe.Result) { b.add(r, true) }
+
+// failed records a backend the probe allowed but that did not open.
+func (b *backendVerdicts) failed(r probe.Result, err error) {
+	b.list = append(b.list, system.Backend{Name: string(r.Backend), Reason: "open failed: " + err.Error()})
+}
+
+// unclaimed records a backend the probe allowed whose host-wide resource
+// the daemon could not lock for another reason than a holder (a holder
+// stops the start).
+func (b *backendVerdicts) unclaimed(r probe.Result) {
+	b.list = append(b.list, system.Backend{Name: string(r.Backend), Reason: "its host lock could not be taken (see the log)"})
+}
+
+// off records a backend that does not run: turned off by its setting
+// (setting names it), by --dataplane off, or refused by the probe.
+func (b *backendVerdicts) off(r probe.Result, bySetting bool, setting string) {
+	why := r.Reason
+	switch {
+	case !b.on:
+		why = "--dataplane off"
+	case bySetting:
+		why = setting
+	}
+	b.list = append(b.list, system.Backend{Name: string(r.Backend), Reason: why})
 }

@@ -45,6 +45,7 @@ func testConfig(t testing.TB) config.Config {
 	c.Socket = filepath.Join(dir, "kedge.sock")
 	c.NodeName = "kedge-test-node"
 	c.Dataplane = "off" // dataplane tests pass their own paths
+	c.MetricsListen = "off"
 	if err := c.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func (d *Daemon) startShellstream(parent context.Context, policy *auth.Policy) e
 	sh.svc, err = shellstream.New(shellstream.Options{
 		Logger: d.log.With("component", "shellstream"), WorkloadAPI: client, Bundles: sh.bundles,
 		Tiers: policyTiers{policy}, Accords: storeAccords{d.st}, State: ts, ServerID: cfg.ShellstreamID,
-		Endpoints: eps, DrainTimeout: cfg.ShellstreamDrain, Recorder: d.transitRecorder(),
+		Endpoints: eps, DrainTimeout: cfg.ShellstreamDrain, Recorder: d.transitRecorders(),
 	})
 	if err != nil {
 		cancel()

@@ -44,7 +44,9 @@ func gcliBuild(t *testing.T, dir, pkg string) string {
 // listens; it is stopped with SIGTERM at cleanup and must exit 0.
 func gcliDaemon(t *testing.T, bin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	// Several daemons may run at once on this machine: each gets its own
+	// metrics port.
+	cmd := exec.Command(bin, append(args, "--metrics-listen", "127.0.0.1:0")...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ func TestMirrorDaemonTree(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.Listen, cfg.Socket = dir, "", filepath.Join(dir, "kedge.sock")
 	cfg.NodeName, cfg.Dataplane, cfg.Policy = "mirror-node", "off", pol
+	cfg.MetricsListen = "off"
 	if err := cfg.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}

@@ -135,6 +135,7 @@ func daemonCfg(t testing.TB, dir, ns string) config.Config {
 	c.NodeName = "tests-routes"
 	c.NetNS = ns
 	c.ShmPath, c.BPFPinDir = "off", "off"
+	c.MetricsListen = "off"
 	if err := c.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}

@@ -101,6 +101,7 @@ func (l *ssLab) start(t *testing.T, n *ssNode) {
 	c.Socket = filepath.Join(n.dir, "kedge.sock")
 	c.NodeName = n.name
 	c.Dataplane = "off"
+	c.MetricsListen = "off"
 	c.SPIFFESocket = n.wl.Addr()
 	c.ShellstreamEndpoints = ssEcho(t, n.dir)
 	c.ShellstreamDrain = l.drain

@@ -23,6 +23,7 @@ var containers = []struct {
 }{
 	{"/kedge/system/config", false, "node-name:string cluster:string role:enumeration"},
 	{"/kedge/system/state", true, "version:string boot-time:uint64"},
+	{"/kedge/system/backends/backend/state", true, "name:string active:boolean reason:string"},
 	{"/kedge/posture/config", false, "level:uint8"},
 	{"/kedge/posture/state", true, "effective-level:uint8 source:enumeration sequence:uint64"},
 	{"/kedge/posture/state/last-transition", true, "from-level:uint8 to-level:uint8 started:uint64 duration-ns:uint64 result:enumeration"},
@@ -68,6 +69,7 @@ var lists = []struct {
 	ro   bool
 	keys string
 }{
+	{"/kedge/system/backends/backend", true, "name"},
 	{"/kedge/posture/state/last-transition/steps/step", true, "index"},
 	{"/kedge/posture/history/transition", true, "sequence"},
 	{"/kedge/accords/accord", false, "level"},

@@ -716,6 +716,8 @@ var (
 	e_type                       = &gpb.PathElem{Name: "type"}
 	e_verification               = &gpb.PathElem{Name: "verification"}
 	e_system                     = &gpb.PathElem{Name: "system"}
+	e_backends                   = &gpb.PathElem{Name: "backends"}
+	e_active                     = &gpb.PathElem{Name: "active"}
 	e_node_name                  = &gpb.PathElem{Name: "node-name"}
 	e_role                       = &gpb.PathElem{Name: "role"}
 	e_boot_time                  = &gpb.PathElem{Name: "boot-time"}
@@ -852,6 +854,7 @@ var (
 	p_Kedge_Routes_Endpoints                        = []*gpb.PathElem{e_kedge, e_routes, e_endpoints}
 	p_Kedge_Sessions                                = []*gpb.PathElem{e_kedge, e_sessions}
 	p_Kedge_System                                  = []*gpb.PathElem{e_kedge, e_system}
+	p_Kedge_System_Backends                         = []*gpb.PathElem{e_kedge, e_system, e_backends}
 	p_Kedge_System_Config                           = []*gpb.PathElem{e_kedge, e_system, e_config}
 	p_Kedge_System_Config_Cluster                   = []*gpb.PathElem{e_kedge, e_system, e_config, e_cluster}
 	p_Kedge_System_Config_NodeName                  = []*gpb.PathElem{e_kedge, e_system, e_config, e_node_name}
@@ -6995,6 +6998,11 @@ type Kedge_SystemPath struct{ base }
 // SchemaPath returns "/kedge/system", the schema path (no keys).
 func (Kedge_SystemPath) SchemaPath() string { return "/kedge/system" }
 
+// Backends returns the path of /kedge/system/backends.
+func (Kedge_SystemPath) Backends() Kedge_System_BackendsPath {
+	return Kedge_System_BackendsPath{base{p_Kedge_System_Backends}}
+}
+
 // Config returns the path of /kedge/system/config.
 func (Kedge_SystemPath) Config() Kedge_System_ConfigPath {
 	return Kedge_System_ConfigPath{base{p_Kedge_System_Config}}
@@ -7004,6 +7012,133 @@ func (Kedge_SystemPath) Config() Kedge_System_ConfigPath {
 func (Kedge_SystemPath) State() Kedge_System_StatePath {
 	return Kedge_System_StatePath{base{p_Kedge_System_State}}
 }
+
+// Kedge_System_BackendsPath is the path of /kedge/system/backends (container,
+// state). The dataplane backends of the running daemon.
+type Kedge_System_BackendsPath struct{ base }
+
+// SchemaPath returns "/kedge/system/backends", the schema path (no keys).
+func (Kedge_System_BackendsPath) SchemaPath() string { return "/kedge/system/backends" }
+
+// Backend returns the path of the /kedge/system/backends/backend entry with the given keys.
+func (p Kedge_System_BackendsPath) Backend(name string) Kedge_System_Backends_BackendPath {
+	return Kedge_System_Backends_BackendPath{p.child(&gpb.PathElem{Name: "backend", Key: map[string]string{"name": name}})}
+}
+
+// BackendAny returns the path of every /kedge/system/backends/backend entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_System_BackendsPath) BackendAny() Kedge_System_Backends_BackendPath {
+	return Kedge_System_Backends_BackendPath{p.child(&gpb.PathElem{Name: "backend", Key: map[string]string{"name": "*"}})}
+}
+
+// Kedge_System_Backends_BackendPath is the path of
+// /kedge/system/backends/backend (list entry, state). One backend.
+type Kedge_System_Backends_BackendPath struct{ base }
+
+// SchemaPath returns "/kedge/system/backends/backend", the schema path (no keys).
+func (Kedge_System_Backends_BackendPath) SchemaPath() string { return "/kedge/system/backends/backend" }
+
+// ParseKeys reads the keys of a /kedge/system/backends/backend entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_System_Backends_BackendPath) ParseKeys(e *gpb.PathElem) (name string, err error) {
+	if e.GetName() != "backend" {
+		err = fmt.Errorf("parse keys of /kedge/system/backends/backend: element %q is not backend", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["name"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/system/backends/backend: no key name")
+		return
+	} else {
+		name = s
+	}
+	return name, nil
+}
+
+// Name returns the path of /kedge/system/backends/backend/name.
+func (p Kedge_System_Backends_BackendPath) Name() Kedge_System_Backends_Backend_NamePath {
+	return Kedge_System_Backends_Backend_NamePath{p.child(e_name)}
+}
+
+// State returns the path of /kedge/system/backends/backend/state.
+func (p Kedge_System_Backends_BackendPath) State() Kedge_System_Backends_Backend_StatePath {
+	return Kedge_System_Backends_Backend_StatePath{p.child(e_state)}
+}
+
+// Kedge_System_Backends_Backend_NamePath is the path of
+// /kedge/system/backends/backend/name (leaf, state). Reference to the
+// backend's name.
+type Kedge_System_Backends_Backend_NamePath struct{ base }
+
+// SchemaPath returns "/kedge/system/backends/backend/name", the schema path (no keys).
+func (Kedge_System_Backends_Backend_NamePath) SchemaPath() string {
+	return "/kedge/system/backends/backend/name"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_System_Backends_Backend_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_System_Backends_Backend_StatePath is the path of
+// /kedge/system/backends/backend/state (container, state). The backend.
+type Kedge_System_Backends_Backend_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/system/backends/backend/state", the schema path (no keys).
+func (Kedge_System_Backends_Backend_StatePath) SchemaPath() string {
+	return "/kedge/system/backends/backend/state"
+}
+
+// Active returns the path of /kedge/system/backends/backend/state/active.
+func (p Kedge_System_Backends_Backend_StatePath) Active() Kedge_System_Backends_Backend_State_ActivePath {
+	return Kedge_System_Backends_Backend_State_ActivePath{p.child(e_active)}
+}
+
+// Name returns the path of /kedge/system/backends/backend/state/name.
+func (p Kedge_System_Backends_Backend_StatePath) Name() Kedge_System_Backends_Backend_State_NamePath {
+	return Kedge_System_Backends_Backend_State_NamePath{p.child(e_name)}
+}
+
+// Reason returns the path of /kedge/system/backends/backend/state/reason.
+func (p Kedge_System_Backends_Backend_StatePath) Reason() Kedge_System_Backends_Backend_State_ReasonPath {
+	return Kedge_System_Backends_Backend_State_ReasonPath{p.child(e_reason)}
+}
+
+// Kedge_System_Backends_Backend_State_ActivePath is the path of
+// /kedge/system/backends/backend/state/active (leaf, state). Whether this
+// daemon runs the backend.
+type Kedge_System_Backends_Backend_State_ActivePath struct{ base }
+
+// SchemaPath returns "/kedge/system/backends/backend/state/active", the schema path (no keys).
+func (Kedge_System_Backends_Backend_State_ActivePath) SchemaPath() string {
+	return "/kedge/system/backends/backend/state/active"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_System_Backends_Backend_State_ActivePath) Val(v bool) *gpb.TypedValue { return boolv(v) }
+
+// Kedge_System_Backends_Backend_State_NamePath is the path of
+// /kedge/system/backends/backend/state/name (leaf, state). The backend:
+// route, wgmesh, bpfmap, vlan, shm.
+type Kedge_System_Backends_Backend_State_NamePath struct{ base }
+
+// SchemaPath returns "/kedge/system/backends/backend/state/name", the schema path (no keys).
+func (Kedge_System_Backends_Backend_State_NamePath) SchemaPath() string {
+	return "/kedge/system/backends/backend/state/name"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_System_Backends_Backend_State_NamePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_System_Backends_Backend_State_ReasonPath is the path of
+// /kedge/system/backends/backend/state/reason (leaf, state). Why: what the
+// start-up probe found, the error that kept an allowed backend from opening,
+// or the setting that turned it off.
+type Kedge_System_Backends_Backend_State_ReasonPath struct{ base }
+
+// SchemaPath returns "/kedge/system/backends/backend/state/reason", the schema path (no keys).
+func (Kedge_System_Backends_Backend_State_ReasonPath) SchemaPath() string {
+	return "/kedge/system/backends/backend/state/reason"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_System_Backends_Backend_State_ReasonPath) Val(v string) *gpb.TypedValue { return str(v) }
 
 // Kedge_System_ConfigPath is the path of /kedge/system/config (container,
 // config). Intended identity.

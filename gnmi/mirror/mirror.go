@@ -8,6 +8,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -46,9 +47,19 @@ func Get(ctx context.Context, c gpb.GNMIClient, schema *tree.Schema, path *gpb.P
 	return t, nil
 }
 
-// load applies the notifications' updates in one transaction: a config
-// one for config data, a state one (which may create entries that exist
-// only in state, like the default accords) for state data.
+// Apply applies notifications to t in one transaction, deletes before
+// updates in each, as a Subscribe stream delivers them: a client keeps
+// its copy current with the stream's updates after loading it with Get.
+// state says whether they carry state (config false) data; a stream of a
+// state subtree does. A failed notification changes nothing.
+func Apply(t *tree.Tree, state bool, ns ...*gpb.Notification) error {
+	return load(t, state, ns)
+}
+
+// load applies the notifications' deletes and updates in one
+// transaction: a config one for config data, a state one (which may
+// create entries that exist only in state, like the default accords) for
+// state data.
 func load(t *tree.Tree, state bool, ns []*gpb.Notification) error {
 	tx, err := t.Begin(state)
 	if err != nil {
@@ -56,6 +67,19 @@ func load(t *tree.Tree, state bool, ns []*gpb.Notification) error {
 	}
 	tx.OperationalEntries = state
 	for _, n := range ns {
+		for _, d := range n.GetDelete() {
+			elems := append(append([]*gpb.PathElem(nil), n.GetPrefix().GetElem()...), d.GetElem()...)
+			err := tx.Delete(elems)
+			if errors.Is(err, tree.ErrKeyLeaf) {
+				// A stream deletes an entry leaf by leaf, its key leaf
+				// among them: that one takes the entry.
+				err = tx.Delete(entryOf(elems))
+			}
+			if err != nil && !errors.Is(err, tree.ErrNotFound) {
+				tx.Rollback()
+				return err
+			}
+		}
 		for _, u := range n.GetUpdate() {
 			elems := append(append([]*gpb.PathElem(nil), n.GetPrefix().GetElem()...), u.GetPath().GetElem()...)
 			if state && isKeyLeaf(elems) {
@@ -73,6 +97,17 @@ func load(t *tree.Tree, state bool, ns []*gpb.Notification) error {
 	}
 	tx.Commit()
 	return nil
+}
+
+// entryOf cuts elems after the last element that has keys: the list
+// entry a leaf belongs to.
+func entryOf(elems []*gpb.PathElem) []*gpb.PathElem {
+	for i := len(elems) - 1; i >= 0; i-- {
+		if len(elems[i].GetKey()) > 0 {
+			return elems[:i+1]
+		}
+	}
+	return elems
 }
 
 // isKeyLeaf reports whether elems name a list entry's key leaf: the last

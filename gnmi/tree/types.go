@@ -193,12 +193,21 @@ func (t *Type) ParseText(s string) (Value, error) {
 
 // ParseJSON converts a decoded JSON scalar (string, json.Number, bool)
 // into a Value. Integers may arrive as numbers or, as RFC 7951 requires
-// for 64-bit ones, as strings.
+// for 64-bit ones, as strings. A boolean may also arrive as the string
+// "true" or "false": tools that carry every attribute as a string (a
+// generic gNMI Terraform resource's map(string)) send it so, and nothing
+// else can be meant by it.
 func (t *Type) ParseJSON(x any) (Value, error) {
 	b := t.base()
 	switch v := x.(type) {
 	case string:
 		if b.Kind == TBool {
+			switch v {
+			case "true":
+				return Bool(true), nil
+			case "false":
+				return Bool(false), nil
+			}
 			return Value{}, fmt.Errorf("%q is a string, want a boolean", v)
 		}
 		return t.ParseText(v)

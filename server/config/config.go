@@ -81,6 +81,11 @@ type Config struct {
 	ShellstreamID        string        `yaml:"shellstream-id"`
 	ShellstreamEndpoints string        `yaml:"shellstream-endpoints"`
 	ShellstreamDrain     time.Duration `yaml:"shellstream-drain"`
+	// MetricsListen is the HTTP listener of Prometheus metrics, /healthz,
+	// /readyz and the status page ("off": none). It is loopback by
+	// default: whoever reaches it reads all of it, so a wider address is
+	// an explicit choice.
+	MetricsListen string `yaml:"metrics-listen"`
 	// Kubeconfig or KubeInCluster turn on the Kubernetes cluster engine
 	// (server/kube): discovery through KedgeNode objects, the cluster
 	// posture level, pod metadata. Neither: the node stands alone.
@@ -109,6 +114,8 @@ func Defaults() Config {
 		MeshDevice:  "embedded",
 		GRIBIClass:  "underlay",
 		Notary:      "on",
+		// 9339 is gNMI's; the next port keeps the pair easy to remember.
+		MetricsListen: "127.0.0.1:9340",
 		// The seed leaves the grace open; 30 s lets an interactive
 		// command finish and stays far inside the 5 s-per-step overlay
 		// budget because the step only starts the drain.
@@ -275,6 +282,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ShellstreamID, "shellstream-id", c.ShellstreamID, "this node's Shellstream identity, the audience SATs must name (default kedge/<node-name>)")
 	fs.StringVar(&c.ShellstreamEndpoints, "shellstream-endpoints", c.ShellstreamEndpoints, "local endpoint per session type: type=unix:/path or type=127.0.0.1:port, comma separated")
 	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "HTTP address of Prometheus /metrics, /healthz, /readyz and the status page (\"off\": none)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig file of the Kubernetes API to join (empty: standalone unless --kube-in-cluster)")
 	fs.BoolVar(&c.KubeInCluster, "kube-in-cluster", c.KubeInCluster, "join the Kubernetes API this pod runs in (service account)")
 	fs.StringVar(&c.KubeEndpoint, "kube-endpoint", c.KubeEndpoint, "address peers reach this node's WireGuard device at (default: the Node's annotation or InternalIP)")
@@ -347,6 +355,9 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	return c.resolveNotary()
 }
+
+// MetricsOff reports whether the metrics listener is disabled.
+func (c *Config) MetricsOff() bool { return c.MetricsListen == "off" || c.MetricsListen == "" }
 
 // SocketOff reports whether the unix socket is disabled.
 func (c *Config) SocketOff() bool { return c.Socket == "off" }

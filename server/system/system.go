@@ -1,7 +1,8 @@
 // Package system is the daemon's system component: it keeps
 // /kedge/system/state current, the applied node identity (config where
-// set, else the daemon's own), the build and when this daemon started. It
-// contributes no posture step.
+// set, else the daemon's own), the build and when this daemon started,
+// and /kedge/system/backends, which dataplane backends this daemon runs
+// and why the others are missing. It contributes no posture step.
 package system
 
 import (
@@ -29,6 +30,18 @@ type Config struct {
 	Version string
 	// Boot is when the daemon started.
 	Boot time.Time
+	// Backends are the dataplane backends as the daemon found them at
+	// start; they do not change while it runs.
+	Backends []Backend
+}
+
+// Backend is one dataplane backend's entry in /kedge/system/backends.
+type Backend struct {
+	Name   string
+	Active bool
+	// Reason says why: what the probe found, the error that kept it from
+	// opening, or the setting that turned it off.
+	Reason string
 }
 
 // Component publishes the system state. Create it with New, start it once
@@ -48,7 +61,7 @@ func New(c Config) *Component {
 	if c.Version == "" {
 		c.Version = Version()
 	}
-	pub := publisher{st: c.Store, node: c.Node, version: c.Version, boot: c.Boot}
+	pub := publisher{st: c.Store, node: c.Node, version: c.Version, boot: c.Boot, backends: c.Backends}
 	rec := reconcile.New[state](c.Store, intent, pub, reconcile.Options[state]{
 		Name: "system", Logger: c.Logger,
 		Prefixes: []string{kedgepath.Root().Kedge().System().Config().SchemaPath()}})
@@ -92,10 +105,11 @@ func intent(t *tree.Tree) (state, error) {
 // publisher writes /kedge/system/state; it is the "backend" of the
 // reconciler over /kedge/system/config.
 type publisher struct {
-	st      reconcile.Source
-	node    string
-	version string
-	boot    time.Time
+	st       reconcile.Source
+	node     string
+	version  string
+	boot     time.Time
+	backends []Backend
 }
 
 func (p publisher) Set(ctx context.Context, s state) error {
@@ -118,6 +132,10 @@ func (p publisher) Set(ctx context.Context, s state) error {
 		ops = append(ops, store.Delete(st.Role()))
 	} else {
 		ops = append(ops, store.Update(st.Role(), s.role))
+	}
+	for _, b := range p.backends {
+		bs := kedgepath.Root().Kedge().System().Backends().Backend(b.Name).State()
+		ops = append(ops, store.Update(bs.Name(), b.Name), store.Update(bs.Active(), b.Active), store.Update(bs.Reason(), b.Reason))
 	}
 	_, err := p.st.CommitState(ctx, ops)
 	return err

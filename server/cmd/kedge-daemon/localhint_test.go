@@ -51,7 +51,7 @@ func TestBinaryLocalHintAsNonRoot(t *testing.T) {
 	asNobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 
 	sock := filepath.Join(dir, "kedge.sock")
-	cmd := exec.Command(bin, "--data-dir", dir, "--listen", "", "--socket", sock, "--dataplane", "off")
+	cmd := exec.Command(bin, "--data-dir", dir, "--listen", "", "--socket", sock, "--dataplane", "off", "--metrics-listen", "off")
 	cmd.SysProcAttr = asNobody
 	p := startCmd(t, cmd)
 	line := p.waitLine(t, regexp.MustCompile(`(msg="connect locally.*)`))

@@ -52,7 +52,9 @@ type daemonProc struct {
 
 func startProc(t *testing.T, bin string, args ...string) *daemonProc {
 	t.Helper()
-	return startCmd(t, exec.Command(bin, args...))
+	// Several daemons may run at once on this machine: each gets its own
+	// metrics port.
+	return startCmd(t, exec.Command(bin, append(args, "--metrics-listen", "127.0.0.1:0")...))
 }
 
 // startCmd is startProc for a prepared command.

@@ -95,7 +95,7 @@ func TestStoreRecoverVerb(t *testing.T) {
 	}
 	before := hash()
 
-	code, out := runBin(t, bin, "--data-dir", data, "--listen", "127.0.0.1:0", "--socket", "off", "--dataplane", "off")
+	code, out := runBin(t, bin, "--data-dir", data, "--listen", "127.0.0.1:0", "--socket", "off", "--dataplane", "off", "--metrics-listen", "off")
 	offset := regexp.MustCompile(`at offset (\d+)`).FindStringSubmatch(out)
 	commits := regexp.MustCompile(`(\d+) commits \(seq`).FindStringSubmatch(out)
 	if code == 0 || offset == nil || commits == nil || !strings.Contains(out, segs[0]) ||
