@@ -403,9 +403,6 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 		return nil, err
 	}
 	tx.OperationalEntries = o.operational
-	if len(ops) > 64 {
-		tx.Reserve(len(ops))
-	}
 	if err := applyOps(tx, ops); err != nil {
 		tx.Rollback()
 		return nil, err

@@ -7,10 +7,11 @@ import (
 )
 
 // locate resolves a concrete path for writing, creating containers and
-// list entries on the way. Paths for messages are rendered only on error:
-// locate runs once per operation and a bulk Set has 100,000 of them.
+// list entries on the way; what it returns belongs to the new version.
+// Paths for messages are rendered only on error: locate runs once per
+// operation and a bulk Set has 100,000 of them.
 func (tx *Txn) locate(elems []*gpb.PathElem) (Target, error) {
-	in := tx.t.root
+	in := tx.root()
 	for i, e := range elems {
 		n, err := childNode(in.s, e.GetName())
 		if err != nil {
@@ -27,7 +28,7 @@ func (tx *Txn) locate(elems []*gpb.PathElem) (Target, error) {
 			if len(e.GetKey()) > 0 {
 				return Target{}, newErr(ErrBadPath, renderElems(elems[:i+1]), "container "+n.Name+" takes no keys")
 			}
-			in = tx.ensureSub(in, n)
+			in = tx.sub(in, n, true)
 		case KindList:
 			if len(e.GetKey()) == 0 && last {
 				return Target{In: in, Node: n}, nil
@@ -46,6 +47,23 @@ func (tx *Txn) locate(elems []*gpb.PathElem) (Target, error) {
 	return Target{In: in}, nil
 }
 
+// open returns the instance at elems, a path Lookup found, ready for
+// writing.
+func (tx *Txn) open(elems []*gpb.PathElem) *Inst {
+	in := tx.root()
+	for _, e := range elems {
+		n, _ := childNode(in.s, e.GetName())
+		switch n.Kind {
+		case KindContainer:
+			in = tx.sub(in, n, false)
+		case KindList:
+			keys, _ := parseKeys(n, e, nil)
+			in = tx.existing(in, n, keyString(keys))
+		}
+	}
+	return in
+}
+
 // Delete removes whatever the path names. Deleting data that does not
 // exist is not an error (gNMI specification 3.4.6).
 func (tx *Txn) Delete(elems []*gpb.PathElem) error {
@@ -53,29 +71,35 @@ func (tx *Txn) Delete(elems []*gpb.PathElem) error {
 	if err != nil || !found {
 		return err
 	}
+	parent := func() *Inst { return tx.open(elems[:len(elems)-1]) }
 	switch {
 	case tgt.Node == nil && tgt.In.s.Kind == KindList:
 		if !tx.owns(tgt.In.s) {
-			tx.clear(tgt.In, true)
+			tx.clear(tgt.In, func() *Inst { return tx.open(elems) })
 			return nil
 		}
-		p := tgt.In.parent
-		tx.deleteEntry(p, p.lists[tgt.In.s.slot], tgt.In.keyStr())
+		tx.deleteEntry(parent(), tgt.In.s, tgt.In.keyStr())
 	case tgt.Node == nil:
-		tx.clear(tgt.In, true)
+		tx.clear(tgt.In, func() *Inst { return tx.open(elems) })
 	case tgt.Node.Kind == KindList:
-		l := tgt.In.lists[tgt.Node.slot]
-		if !tx.owns(tgt.Node) {
-			for _, e := range l.m {
-				tx.clear(e, true)
-			}
+		n := tgt.Node
+		if !tx.owns(n) {
+			var w *Inst
+			tgt.In.lists[n.slot].each(func(k string, e *Inst) bool {
+				tx.clear(e, func() *Inst {
+					if w == nil {
+						w = parent()
+					}
+					return tx.existing(w, n, k)
+				})
+				return true
+			})
 			return nil
 		}
-		for k := range l.m {
-			tx.deleteEntry(tgt.In, l, k)
-		}
+		tx.dirty()
+		parent().lists[n.slot] = entries{}
 	default:
-		return tx.deleteLeaf(tgt.In, tgt.Node)
+		return tx.deleteLeaf(parent(), tgt.Node)
 	}
 	return nil
 }
@@ -94,6 +118,9 @@ func (tx *Txn) Replace(elems []*gpb.PathElem, val *gpb.TypedValue) error {
 // SetValue writes an already typed leaf value at a concrete path; the
 // store uses it to replay its log.
 func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
+	if tx.holds(elems, v) {
+		return nil
+	}
 	tgt, err := tx.locate(elems)
 	if err != nil {
 		return err
@@ -105,9 +132,25 @@ func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
 	return tx.setLeaf(tgt.In, tgt.Node, v)
 }
 
+// holds reports whether the leaf at elems, which this writer may write,
+// already holds v: writing it again would change nothing, and skipping
+// it keeps the instances on its path from being copied.
+func (tx *Txn) holds(elems []*gpb.PathElem, v Value) bool {
+	tgt, found, err := tx.t.Lookup(elems)
+	if err != nil || !found || tgt.Node == nil || tgt.Node.Kind == KindList || !tx.owns(tgt.Node) {
+		return false
+	}
+	return tgt.In.vals[tgt.Node.slot].Equal(v)
+}
+
 func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) error {
 	if val == nil || val.GetValue() == nil {
 		return newErr(ErrBadValue, renderElems(elems), "no value")
+	}
+	if tgt, found, err := tx.t.Lookup(elems); err == nil && found && tgt.Node != nil && tgt.Node.Kind != KindList {
+		if v, err := decodeLeaf(tgt.Node, val); err == nil && tx.holds(elems, v) {
+			return nil
+		}
 	}
 	tgt, err := tx.locate(elems)
 	if err != nil {
@@ -341,7 +384,7 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 			if !given {
 				if replace {
 					if sub := in.subs[ch.slot]; sub != nil {
-						tx.clear(sub, true)
+						tx.clear(sub, func() *Inst { return tx.sub(in, ch, false) })
 					}
 				}
 				continue
@@ -350,23 +393,13 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 			if !ok {
 				return newErr(ErrBadValue, cat.String(), "a container takes a JSON object")
 			}
-			if err := tx.merge(tx.ensureSub(in, ch), o, replace); err != nil {
+			if err := tx.merge(tx.sub(in, ch, true), o, replace); err != nil {
 				return err
 			}
 		case KindList:
 			if !given {
 				if replace {
-					if l := in.lists[ch.slot]; l != nil {
-						if tx.owns(ch) {
-							for k := range l.m {
-								tx.deleteEntry(in, l, k)
-							}
-						} else {
-							for _, e := range l.m {
-								tx.clear(e, true)
-							}
-						}
-					}
+					tx.emptyList(in, ch)
 				}
 				continue
 			}
@@ -388,9 +421,6 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 	var keep map[string]bool
 	if replace {
 		keep = make(map[string]bool, len(arr))
-	}
-	if len(arr) > 256 && !tx.state {
-		tx.sizeList(in, n, len(arr))
 	}
 	for i, a := range arr {
 		obj, ok := a.(map[string]any)
@@ -417,15 +447,37 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 		}
 	}
 	if replace && tx.owns(n) {
-		if l := in.lists[n.slot]; l != nil {
-			for k := range l.m {
-				if !keep[k] {
-					tx.deleteEntry(in, l, k)
-				}
+		var drop []string
+		in.lists[n.slot].each(func(k string, _ *Inst) bool {
+			if !keep[k] {
+				drop = append(drop, k)
 			}
+			return true
+		})
+		for _, k := range drop {
+			tx.deleteEntry(in, n, k)
 		}
 	}
 	return nil
+}
+
+// emptyList removes what this writer owns of list n under in (which the
+// transaction owns): the entries themselves, or, for a list of the other
+// kind, the leaves this writer owns in each entry.
+func (tx *Txn) emptyList(in *Inst, n *Node) {
+	l := in.lists[n.slot]
+	if l.n == 0 {
+		return
+	}
+	if tx.owns(n) {
+		tx.dirty()
+		in.lists[n.slot] = entries{}
+		return
+	}
+	l.each(func(k string, e *Inst) bool {
+		tx.clear(e, func() *Inst { return tx.existing(in, n, k) })
+		return true
+	})
 }
 
 // entryKeys reads a JSON list entry's keys, from the entry's key leaves
@@ -482,11 +534,13 @@ func (tx *Txn) ApplyRaw(instPath, leaf string, v Value) error {
 		}
 		if _, key := keyValue(tgt.In, n); key {
 			if in := tgt.In; in.s.Kind == KindList {
-				tx.deleteEntry(in.parent, in.parent.lists[in.s.slot], in.keyStr())
+				tx.deleteEntry(tx.open(elems[:len(elems)-1]), in.s, in.keyStr())
 			}
 			return nil
 		}
-		tx.setVal(tgt.In, n, Value{})
+		if tgt.In.vals[n.slot].IsSet() {
+			tx.setVal(tx.open(elems), n, Value{})
+		}
 		return nil
 	}
 	tgt, err := tx.locate(elems)

@@ -20,15 +20,19 @@ import (
 // recomputed every time: they are few, or depend on more than one entry.
 //
 // It learns what changed in two ways. Told of every commit (Observe), it
-// re-reads just the entries those commits touched. Otherwise (first use,
-// a commit it was not told of, a lost feed) it walks every entry and
-// re-reads those whose config instance's tree.Stamp moved.
+// re-reads just the entries those commits touched, finding each by its
+// keys in the version it reads. Otherwise (first use, a commit it was not
+// told of, a lost feed) it walks every entry and re-reads those whose
+// config instance is not the one it read last time.
 //
-// The cache holds *tree.Inst pointers, read only inside the intent, which
-// runs under the store's lock. A RouteCache is not safe for concurrent
-// use; give each caller its own.
+// Entries are known by their identity (tree.Ident), which every version
+// of the tree shares; an entry deleted and created again is a new one.
+// The cache keeps each entry's config instance: a committed instance
+// never changes, so the same *tree.Inst with the same Stamp means the
+// same config. A RouteCache is not safe for concurrent use; give each
+// caller its own.
 type RouteCache struct {
-	byEntry map[*tree.Inst]*cachedRoute
+	byEntry map[tree.Ident]*cachedRoute
 	order   []*cachedRoute // live entries in output order
 	gen     uint64         // this walk's generation; entries it saw carry it
 	leaves  *routeNodes
@@ -41,10 +45,12 @@ type RouteCache struct {
 	spare       []*cachedRoute
 	dropped     []*cachedRoute // entries of order marked dropped since the last reorder
 
-	// What Observe learned since the last intent: the entries touched,
-	// and whether the cache may rely on them (synced: the last intent and
+	// What Observe learned since the last intent: the entries whose
+	// config changed (or that went), those whose state status did, and
+	// whether the cache may rely on them (synced: the last intent and
 	// every commit since were seen, up to seq observed).
-	dirty    map[*tree.Inst]struct{}
+	dirty    map[tree.Ident]struct{}
+	restate  map[tree.Ident]struct{}
 	observed uint64
 	synced   bool
 	// incremental: this intent reads only the dirty entries.
@@ -72,14 +78,14 @@ func (t *translated) subject() subject {
 
 type cachedRoute struct {
 	translated
-	key           sortKey
-	entry, config *tree.Inst
-	stamp, gen    uint64
-	dropped       bool // replaced or gone: leaves the order at the next reorder
-	// stated: the entry's state status was seen set. The route state
-	// writer never removes it from a live entry (Observe re-reads one that
-	// loses it), so once seen it need not be read from the tree again:
-	// at 100,000 routes those reads were most of an intent.
+	key        sortKey
+	id         tree.Ident
+	config     *tree.Inst
+	stamp, gen uint64
+	dropped    bool // replaced or gone: leaves the order at the next reorder
+	// stated: the entry's state status is set. It is read with the entry
+	// and again when Observe reports a status change, not on every
+	// intent: at 100,000 routes those reads were most of an intent.
 	stated bool
 }
 
@@ -104,21 +110,29 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 		if !strings.HasPrefix(ch.Node.Path, routeListPath+"/") {
 			continue
 		}
-		// State never changes a translation; only a removed status
-		// matters, since the cache remembers which entries have one.
-		if state && (ch.Op != tree.OpDelete || ch.Node.Path != routeListPath+"/state/status") {
+		// State never changes a translation; only the status matters,
+		// since the cache remembers which entries have one.
+		if state && ch.Node.Path != routeListPath+"/state/status" {
 			continue
 		}
-		e := ch.In
-		for e != nil && e.Schema().Path != routeListPath {
-			e = e.Parent()
+		id := ch.In.Ident()
+		for !id.IsZero() && id.Schema().Path != routeListPath {
+			id = id.Parent()
 		}
-		if e != nil {
-			if c.dirty == nil {
-				c.dirty = map[*tree.Inst]struct{}{}
+		if id.IsZero() {
+			continue
+		}
+		if state {
+			if c.restate == nil {
+				c.restate = map[tree.Ident]struct{}{}
 			}
-			c.dirty[e] = struct{}{}
+			c.restate[id] = struct{}{}
+			continue
 		}
+		if c.dirty == nil {
+			c.dirty = map[tree.Ident]struct{}{}
+		}
+		c.dirty[id] = struct{}{}
 	}
 }
 
@@ -138,7 +152,7 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 		if k := t.Root().Sub("kedge"); k != nil && k.Sub("routes") != nil {
 			n = k.Sub("routes").Len("route")
 		}
-		c.byEntry = make(map[*tree.Inst]*cachedRoute, n)
+		c.byEntry = make(map[tree.Ident]*cachedRoute, n)
 	}
 	c.gen++
 	c.incremental = c.synced && seq == c.observed
@@ -146,16 +160,36 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 	// The cache now reflects the tree at seq; commits after it must be
 	// observed one by one.
 	clear(c.dirty)
+	clear(c.restate)
 	c.observed, c.synced = seq, true
 	return set, err
 }
 
-func (c *RouteCache) nodes(entry *tree.Inst) {
+func (c *RouteCache) nodes(list *tree.Node) {
 	if c.config == nil {
-		c.config, c.state = entry.Schema().Child("config"), entry.Schema().Child("state")
+		c.config, c.state = list.Child("config"), list.Child("state")
 		c.status = c.state.Child("status")
 		c.leaves = newRouteNodes(c.config)
 	}
+}
+
+// stated reports whether entry has a state status.
+func (c *RouteCache) stated(entry *tree.Inst) bool {
+	st := entry.SubAt(c.state)
+	return st != nil && st.Leaf(c.status).IsSet()
+}
+
+// find returns the entry id names in the version rt (/kedge/routes, nil
+// when absent) belongs to, or nil when it is gone.
+func find(rt *tree.Inst, id tree.Ident) *tree.Inst {
+	if rt == nil {
+		return nil
+	}
+	e := rt.Entry(id.Schema(), id.Keys()...)
+	if e == nil || e.Ident() != id {
+		return nil
+	}
+	return e
 }
 
 // alloc returns a zeroed cachedRoute from the current chunk. Entries come
@@ -178,21 +212,25 @@ func (a *allocator) new() *cachedRoute {
 	return e
 }
 
-// read translates entry's config into a new cache entry replacing old (nil
-// when the entry has no config).
-func (c *RouteCache) read(entry, cfg *tree.Inst, old *cachedRoute, al *allocator) *cachedRoute {
+// read translates entry's config into a new cache entry replacing old
+// (nil when the entry is gone or has no config).
+func (c *RouteCache) read(id tree.Ident, entry *tree.Inst, old *cachedRoute, al *allocator) *cachedRoute {
 	if old != nil {
 		old.dropped = true
 		c.dropped = append(c.dropped, old)
-		delete(c.byEntry, entry)
+		delete(c.byEntry, id)
+	}
+	var cfg *tree.Inst
+	if entry != nil {
+		cfg = entry.SubAt(c.config)
 	}
 	if cfg == nil {
 		return nil
 	}
 	ne := al.new()
-	*ne = cachedRoute{translated: c.leaves.translate(cfg), entry: entry, config: cfg, stamp: cfg.Stamp(), gen: c.gen}
+	*ne = cachedRoute{translated: c.leaves.translate(cfg), id: id, config: cfg, stamp: cfg.Stamp(), gen: c.gen, stated: c.stated(entry)}
 	ne.key = keyOf(ne.route.Dst, ne.table)
-	c.byEntry[entry] = ne
+	c.byEntry[id] = ne
 	return ne
 }
 
@@ -204,33 +242,40 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 	var al allocator
 	changed := false
 	if c.incremental {
-		for entry := range c.dirty {
-			c.nodes(entry)
-			var cfg *tree.Inst
-			if !entry.Removed() {
-				cfg = entry.SubAt(c.config)
-			}
-			old := c.byEntry[entry]
-			if ne := c.read(entry, cfg, old, &al); ne != nil {
+		for id := range c.dirty {
+			c.nodes(id.Schema())
+			old := c.byEntry[id]
+			if ne := c.read(id, find(rt, id), old, &al); ne != nil {
 				fresh = append(fresh, ne)
 			}
 			changed = changed || old != nil
 		}
+		for id := range c.restate {
+			if _, read := c.dirty[id]; read {
+				continue
+			}
+			if e := c.byEntry[id]; e != nil {
+				entry := find(rt, id)
+				e.stated = entry != nil && c.stated(entry)
+			}
+		}
 	} else {
 		seen := 0
 		visit := func(entry *tree.Inst) bool {
-			c.nodes(entry)
+			c.nodes(entry.Schema())
 			cfg := entry.SubAt(c.config)
 			if cfg == nil {
 				return true
 			}
 			seen++
-			e := c.byEntry[entry]
+			id := entry.Ident()
+			e := c.byEntry[id]
 			if e != nil && e.stamp == cfg.Stamp() && e.config == cfg {
 				e.gen = c.gen
+				e.stated = c.stated(entry) // a walk trusts nothing it remembers
 				return true
 			}
-			fresh = append(fresh, c.read(entry, cfg, e, &al))
+			fresh = append(fresh, c.read(id, entry, e, &al))
 			changed = changed || e != nil
 			return true
 		}
@@ -243,7 +288,7 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 				if e.gen != c.gen && !e.dropped {
 					e.dropped = true
 					c.dropped = append(c.dropped, e)
-					delete(c.byEntry, e.entry)
+					delete(c.byEntry, e.id)
 					changed = true
 				}
 			}
@@ -255,10 +300,6 @@ func (c *RouteCache) walk(rt *tree.Inst, full bool, set *RouteSet, consider func
 	for _, e := range c.order {
 		o := e.origin()
 		if full {
-			if !e.stated || !c.incremental { // a walk trusts nothing it remembers
-				st := e.entry.SubAt(c.state)
-				e.stated = st != nil && st.Leaf(c.status).IsSet()
-			}
 			o.Stated = e.stated
 		}
 		if e.err != nil {
