@@ -8,8 +8,8 @@
 // only the instances (and list trie nodes) on the paths it writes, and
 // shares the rest with the version before. A committed version never
 // changes, so a reader holding one (Tree.Snapshot) reads it with no lock
-// while the writer commits, and what a transaction changed is found by
-// comparing two versions.
+// while the writer commits; rolling back is dropping the new version, and
+// what a transaction changed is each copy compared with its original.
 //
 // The tree does no I/O and takes no locks: the store (package
 // gnmi/store) serialises writers, persists commits, publishes versions

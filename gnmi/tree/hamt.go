@@ -20,8 +20,8 @@ import (
 // every node is immutable, so readers need no lock.
 //
 // The layout is canonical (a node below the root never holds a single
-// entry and nothing else): the shape depends only on the keys, so two
-// versions diff by comparing node pointers.
+// entry and nothing else): the shape depends only on the keys, and a
+// list emptied again holds no nodes.
 type entries struct {
 	root *hnode
 	n    int
@@ -274,127 +274,4 @@ func (n *hnode) each(fn func(k string, in *Inst) bool) bool {
 		}
 	}
 	return true
-}
-
-// diffEntries calls fn for every key whose entry differs between a and b:
-// with both instances when the key is in both (different pointers), with
-// nil for the side that lacks it. Subtrees the two share are skipped, so
-// the cost follows the difference, not the list.
-func diffEntries(a, b entries, fn func(k string, x, y *Inst)) {
-	diffNodes(a.root, b.root, 0, fn)
-}
-
-func diffNodes(a, b *hnode, shift uint, fn func(k string, x, y *Inst)) {
-	if a == b {
-		return
-	}
-	if a == nil {
-		b.each(func(k string, in *Inst) bool { fn(k, nil, in); return true })
-		return
-	}
-	if b == nil {
-		a.each(func(k string, in *Inst) bool { fn(k, in, nil); return true })
-		return
-	}
-	if shift >= hashLimit {
-		diffFlat(a, b, fn)
-		return
-	}
-	all := a.datamap | a.nodemap | b.datamap | b.nodemap
-	for all != 0 {
-		bit := all & -all
-		all &^= bit
-		var ae, be *hentry
-		var ak, bk *hnode
-		if a.datamap&bit != 0 {
-			ae = &a.ents[index(a.datamap, bit)]
-		} else if a.nodemap&bit != 0 {
-			ak = a.kids[index(a.nodemap, bit)]
-		}
-		if b.datamap&bit != 0 {
-			be = &b.ents[index(b.datamap, bit)]
-		} else if b.nodemap&bit != 0 {
-			bk = b.kids[index(b.nodemap, bit)]
-		}
-		switch {
-		case ak != nil && bk != nil:
-			diffNodes(ak, bk, shift+hashBits, fn)
-		case ae != nil && be != nil:
-			if ae.key == be.key {
-				if ae.in != be.in {
-					fn(ae.key, ae.in, be.in)
-				}
-				continue
-			}
-			fn(ae.key, ae.in, nil)
-			fn(be.key, nil, be.in)
-		case ae != nil && bk != nil:
-			one(ae, bk, false, fn)
-		case ak != nil && be != nil:
-			one(be, ak, true, fn)
-		case ae != nil:
-			fn(ae.key, ae.in, nil)
-		case be != nil:
-			fn(be.key, nil, be.in)
-		case ak != nil:
-			diffNodes(ak, nil, shift+hashBits, fn)
-		case bk != nil:
-			diffNodes(nil, bk, shift+hashBits, fn)
-		}
-	}
-}
-
-// one diffs a single entry e against a subtree n; flipped says e is on
-// the b side.
-func one(e *hentry, n *hnode, flipped bool, fn func(k string, x, y *Inst)) {
-	found := false
-	n.each(func(k string, in *Inst) bool {
-		switch {
-		case k != e.key && flipped:
-			fn(k, in, nil)
-		case k != e.key:
-			fn(k, nil, in)
-		default:
-			found = true
-			if in != e.in {
-				if flipped {
-					fn(k, in, e.in)
-				} else {
-					fn(k, e.in, in)
-				}
-			}
-		}
-		return true
-	})
-	if !found {
-		if flipped {
-			fn(e.key, nil, e.in)
-		} else {
-			fn(e.key, e.in, nil)
-		}
-	}
-}
-
-// diffFlat diffs two collision nodes.
-func diffFlat(a, b *hnode, fn func(k string, x, y *Inst)) {
-	for _, x := range a.ents {
-		var y *Inst
-		for _, e := range b.ents {
-			if e.key == x.key {
-				y = e.in
-			}
-		}
-		if y != x.in {
-			fn(x.key, x.in, y)
-		}
-	}
-	for _, y := range b.ents {
-		found := false
-		for _, e := range a.ents {
-			found = found || e.key == y.key
-		}
-		if !found {
-			fn(y.key, nil, y.in)
-		}
-	}
 }

@@ -35,6 +35,9 @@ type Inst struct {
 type ident struct {
 	up   *ident
 	vals []Value
+	// born and cut are the ids of the transactions that created the
+	// entry and took it out of its list; only the writer reads them.
+	born, cut uint64
 	// dead is set when a committed transaction removes the entry.
 	dead atomic.Bool
 }

@@ -96,8 +96,7 @@ func (tx *Txn) Delete(elems []*gpb.PathElem) error {
 			})
 			return nil
 		}
-		tx.dirty()
-		parent().lists[n.slot] = entries{}
+		tx.empty(parent(), n)
 	default:
 		return tx.deleteLeaf(parent(), tgt.Node)
 	}
@@ -132,6 +131,26 @@ func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
 	return tx.setLeaf(tgt.In, tgt.Node, v)
 }
 
+// leafAt returns the leaf or leaf-list schema node a path names, or nil
+// (for anything else, or an invalid path).
+func leafAt(s *Schema, elems []*gpb.PathElem) *Node {
+	n := s.Root
+	for _, e := range elems {
+		if n.Kind == KindLeaf || n.Kind == KindLeafList {
+			return nil
+		}
+		c, err := childNode(n, e.GetName())
+		if err != nil {
+			return nil
+		}
+		n = c
+	}
+	if n.Kind != KindLeaf && n.Kind != KindLeafList {
+		return nil
+	}
+	return n
+}
+
 // holds reports whether the leaf at elems, which this writer may write,
 // already holds v: writing it again would change nothing, and skipping
 // it keeps the instances on its path from being copied.
@@ -147,8 +166,8 @@ func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) err
 	if val == nil || val.GetValue() == nil {
 		return newErr(ErrBadValue, renderElems(elems), "no value")
 	}
-	if tgt, found, err := tx.t.Lookup(elems); err == nil && found && tgt.Node != nil && tgt.Node.Kind != KindList {
-		if v, err := decodeLeaf(tgt.Node, val); err == nil && tx.holds(elems, v) {
+	if n := leafAt(tx.t.schema, elems); n != nil {
+		if v, err := decodeLeaf(n, val); err == nil && tx.holds(elems, v) {
 			return nil
 		}
 	}
@@ -470,8 +489,7 @@ func (tx *Txn) emptyList(in *Inst, n *Node) {
 		return
 	}
 	if tx.owns(n) {
-		tx.dirty()
-		in.lists[n.slot] = entries{}
+		tx.empty(in, n)
 		return
 	}
 	l.each(func(k string, e *Inst) bool {

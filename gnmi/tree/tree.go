@@ -145,25 +145,26 @@ type Target struct {
 func (t *Tree) Lookup(elems []*gpb.PathElem) (Target, bool, error) {
 	in := t.root
 	for i, e := range elems {
-		at := renderElems(elems[:i+1])
+		// Rendered only for errors: Lookup runs once per Set operation.
+		at := func() string { return renderElems(elems[:i+1]) }
 		n, err := childNode(in.s, e.GetName())
 		if err != nil {
-			return Target{}, false, newErr(ErrUnknownPath, at, err.Error())
+			return Target{}, false, newErr(ErrUnknownPath, at(), err.Error())
 		}
 		last := i == len(elems)-1
 		switch n.Kind {
 		case KindLeaf, KindLeafList:
 			if !last {
-				return Target{}, false, newErr(ErrUnknownPath, at, "a leaf has no children")
+				return Target{}, false, newErr(ErrUnknownPath, at(), "a leaf has no children")
 			}
 			return Target{In: in, Node: n}, in.vals[n.slot].IsSet(), nil
 		case KindContainer:
 			if len(e.GetKey()) > 0 {
-				return Target{}, false, newErr(ErrBadPath, at, "container "+n.Name+" takes no keys")
+				return Target{}, false, newErr(ErrBadPath, at(), "container "+n.Name+" takes no keys")
 			}
 			sub := in.subs[n.slot]
 			if sub == nil {
-				return Target{}, false, checkRest(n, elems[i+1:], at)
+				return Target{}, false, checkRest(n, elems[i+1:], at())
 			}
 			in = sub
 		case KindList:
@@ -176,7 +177,7 @@ func (t *Tree) Lookup(elems []*gpb.PathElem) (Target, bool, error) {
 			}
 			ent := in.lists[n.slot].get(keyString(keys))
 			if ent == nil {
-				return Target{}, false, checkRest(n, elems[i+1:], at)
+				return Target{}, false, checkRest(n, elems[i+1:], at())
 			}
 			in = ent
 		}

@@ -54,15 +54,22 @@ type Txn struct {
 	OperationalEntries bool
 	// base is the root of the version the transaction started from.
 	base *Inst
-	done bool
+	// touched lists every instance the transaction made, in the order it
+	// made them; removed, every list entry it took out (as the version it
+	// was building held it). What it changed is derived from both.
+	touched []touch
+	removed []*Inst
+	// writes counts leaf writes that changed a value: about the number
+	// of changes, which sizes their slice up front.
+	writes int
+	done   bool
 	// the last path ApplyRaw parsed: a logged group replays many leaves
 	// of one instance.
 	lastPath  string
 	lastElems []*gpb.PathElem
 	// What the transaction changed, derived from base and the new
-	// version when asked and kept until the next write.
+	// version when asked and kept until the next write (an set).
 	changes []Change
-	cached  bool
 	an      *analysis
 }
 
@@ -83,15 +90,26 @@ func (t *Tree) Begin(state bool) (*Txn, error) {
 
 // dirty forgets what was derived from the new version.
 func (tx *Txn) dirty() {
-	tx.cached, tx.an = false, nil
-	tx.changes = nil
+	if tx.an != nil {
+		tx.an, tx.changes = nil, nil
+	}
 }
 
 // clone copies in into the new version.
 func (tx *Txn) clone(in *Inst) *Inst {
 	tx.dirty()
-	return &Inst{s: in.s, id: in.id, mark: tx.id,
+	c := &Inst{s: in.s, id: in.id, mark: tx.id,
 		vals: slices.Clone(in.vals), subs: slices.Clone(in.subs), lists: slices.Clone(in.lists)}
+	tx.touched = append(tx.touched, touch{orig: in, cur: c})
+	return c
+}
+
+// create makes a new instance in the new version.
+func (tx *Txn) create(s *Node, id *ident) *Inst {
+	tx.dirty()
+	c := newInst(s, id, tx.id)
+	tx.touched = append(tx.touched, touch{cur: c})
+	return c
 }
 
 // root returns the new version's root, ready for writing.
@@ -110,8 +128,7 @@ func (tx *Txn) sub(parent *Inst, n *Node, create bool) *Inst {
 	case c == nil && !create:
 		return nil
 	case c == nil:
-		tx.dirty()
-		c = newInst(n, parent.id, tx.id)
+		c = tx.create(n, parent.id)
 		parent.subs[n.slot] = c
 	case c.mark != tx.id:
 		c = tx.clone(c)
@@ -139,6 +156,7 @@ func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
 		return
 	}
 	tx.dirty()
+	tx.writes++
 	in.vals[n.slot] = v
 }
 
@@ -162,9 +180,8 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 	if !tx.state && !n.Config {
 		return nil, newErr(ErrReadOnly, whereElems(in, n, elems), "list "+n.Name+" is config false")
 	}
-	tx.dirty()
-	e := newInst(n, nil, tx.id)
-	e.id = &ident{up: in.id, vals: e.vals}
+	e := tx.create(n, nil)
+	e.id = &ident{up: in.id, vals: e.vals, born: tx.id}
 	in.lists[n.slot].set(tx.id, k, e)
 	for i, kn := range n.Keys {
 		tx.setVal(e, kn, keys[i])
@@ -183,9 +200,30 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 // with everything below it. Nothing else is needed: the entry's leaves
 // show up as deleted when the new version is compared with the old.
 func (tx *Txn) deleteEntry(parent *Inst, n *Node, key string) {
-	if parent.lists[n.slot].del(tx.id, key) {
-		tx.dirty()
+	l := &parent.lists[n.slot]
+	e := l.get(key)
+	if e == nil {
+		return
 	}
+	l.del(tx.id, key)
+	tx.cut(e)
+}
+
+// cut records an entry taken out of its list.
+func (tx *Txn) cut(e *Inst) {
+	tx.dirty()
+	e.id.cut = tx.id
+	tx.removed = append(tx.removed, e)
+}
+
+// empty removes every entry of list n of in (which the transaction
+// owns).
+func (tx *Txn) empty(in *Inst, n *Node) {
+	in.lists[n.slot].each(func(_ string, e *Inst) bool {
+		tx.cut(e)
+		return true
+	})
+	in.lists[n.slot] = entries{}
 }
 
 // clear unsets the leaves below in that this writer owns, except list
@@ -228,8 +266,7 @@ func (tx *Txn) clear(in *Inst, open func() *Inst) {
 				})
 				continue
 			}
-			tx.dirty()
-			writable().lists[ch.slot] = entries{}
+			tx.empty(writable(), ch)
 		}
 	}
 }
@@ -319,7 +356,8 @@ func (tx *Txn) Commit() {
 
 func (tx *Txn) finish() {
 	tx.done = true
-	tx.changes, tx.cached, tx.an = nil, false, nil
+	tx.changes, tx.an = nil, nil
+	tx.touched, tx.removed = nil, nil
 	tx.t.tx = nil
 }
 
@@ -329,23 +367,8 @@ func (tx *Txn) finish() {
 // every instance's changes together; when an entry was deleted and
 // created again, its deletes come before its updates.
 func (tx *Txn) Changes() []Change {
-	if tx.cached {
-		return tx.changes
-	}
-	var out []Change
-	d := differ{leaf: func(r *leafDiff) {
-		switch {
-		case r.nv.IsSet():
-			out = append(out, Change{Op: OpUpdate, In: r.b, Node: r.n, Val: r.nv})
-		case r.b != nil:
-			out = append(out, Change{Op: OpDelete, In: r.b, Node: r.n})
-		default:
-			out = append(out, Change{Op: OpDelete, In: r.a, Node: r.n})
-		}
-	}}
-	d.run(tx.base, tx.t.root)
-	tx.changes, tx.cached = out, true
-	return out
+	tx.analyze()
+	return tx.changes
 }
 
 // Empty reports whether the transaction changed nothing.

@@ -20,14 +20,8 @@ func (tx *Txn) Undo() []UndoOp {
 	leafPath := func(in *Inst, n *Node) []*gpb.PathElem {
 		return append(in.Elems(), &gpb.PathElem{Name: n.Name})
 	}
-	d := differ{
-		entry: func(a, b *Inst, outerBorn bool) {
-			// An entry the transaction created goes, with all below it.
-			if a == nil && !outerBorn && b.s.Config {
-				dels = append(dels, UndoOp{Delete: true, Elems: b.Elems()})
-			}
-		},
-		leaf: func(r *leafDiff) {
+	tx.walkChanges(
+		func(r leafDiff) {
 			if r.born || !r.n.Config {
 				return
 			}
@@ -43,7 +37,11 @@ func (tx *Txn) Undo() []UndoOp {
 				dels = append(dels, UndoOp{Delete: true, Elems: leafPath(in, r.n)})
 			}
 		},
-	}
-	d.run(tx.base, tx.t.root)
+		func(a, b *Inst, outerBorn bool) {
+			// An entry the transaction created goes, with all below it.
+			if a == nil && !outerBorn && b.s.Config {
+				dels = append(dels, UndoOp{Delete: true, Elems: b.Elems()})
+			}
+		})
 	return append(dels, sets...)
 }
