@@ -19,8 +19,8 @@ import (
 const snapshotChunk = 4 << 20
 
 // compactAsync writes a snapshot in the background once the log has grown
-// past the threshold. Commits continue meanwhile, except while the tree is
-// being encoded under the read lock.
+// past the threshold. Commits continue meanwhile: the snapshot is encoded
+// from the version the compaction pinned.
 func (s *Store) compactAsync() {
 	if !s.compacting.TryLock() {
 		return
@@ -50,11 +50,12 @@ func (s *Store) Compact() error {
 
 func (s *Store) compact() error {
 	start := time.Now()
-	s.mu.RLock()
-	seq := s.seq
-	blob := encodeSnapshot(s.t, seq, s.now().UnixNano())
 	// Commits after seq go to a new segment; the snapshot, with the metas
-	// as of now, covers every segment before it.
+	// as of now, covers every segment before it. Holding commitMu for the
+	// switch only, not for the encoding, keeps commits flowing.
+	s.commitMu.Lock()
+	v := s.cur.Load()
+	seq := v.seq
 	s.walMu.Lock()
 	var first uint64
 	var metas map[string][]byte
@@ -69,10 +70,11 @@ func (s *Store) compact() error {
 		}
 	}
 	s.walMu.Unlock()
-	s.mu.RUnlock()
+	s.commitMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("compact at seq %d: %w", seq, err)
 	}
+	blob := encodeSnapshot(v.t, seq, s.now().UnixNano())
 	stored := false
 	err = s.db.Update(func(btx *bolt.Tx) error {
 		if v := btx.Bucket(bucketMeta).Get(keySnapSeq); len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {

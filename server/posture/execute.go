@@ -50,8 +50,8 @@ func (e *Engine) readTree() (*store.Watcher, error) {
 	return w, nil
 }
 
-// load reads the intended level and the accord overrides; the caller holds
-// the store's read lock.
+// load reads the intended level and the accord overrides from a snapshot
+// of the tree.
 func (e *Engine) load(t *tree.Tree) {
 	e.cfgLevel = accord.MaxLevel // the YANG default
 	if k := t.Root().Sub("kedge"); k != nil {
