@@ -15,20 +15,31 @@ type encoder struct {
 	depth uint32 // 0: unlimited
 }
 
-func (e encoder) updates(m tree.Match) []*gpb.Update {
+// each calls fn with the updates of one match: one per leaf (PROTO, or a
+// leaf match), or one for the whole match (JSON encodings). leaf is
+// called for every leaf before it is encoded; an error from it or from
+// fn ends the encoding with that error.
+func (e encoder) each(m tree.Match, leaf func() error, fn func(*gpb.Update) error) error {
 	limit := e.keep
 	if e.depth > 0 {
 		limit = e.depthFilter(m)
 	}
 	if e.enc == gpb.Encoding_PROTO || m.Node != nil {
-		var out []*gpb.Update
-		_ = m.Leaves(limit, func(in *tree.Inst, n *tree.Node, v tree.Value) error {
-			out = append(out, &gpb.Update{Path: &gpb.Path{Elem: append(in.Elems(), &gpb.PathElem{Name: n.Name})}, Val: e.leafValue(n, v)})
-			return nil
+		return eachLeaf(m, limit, func(path []*gpb.PathElem, n *tree.Node, v tree.Value) error {
+			if err := leaf(); err != nil {
+				return err
+			}
+			return fn(&gpb.Update{Path: &gpb.Path{Elem: path}, Val: e.leafValue(n, v)})
 		})
-		return out
 	}
-	js, ok := m.JSON(tree.EncodeOpts{IETF: e.enc == gpb.Encoding_JSON_IETF, Keep: limit})
+	var stop error
+	js, ok := m.JSON(tree.EncodeOpts{IETF: e.enc == gpb.Encoding_JSON_IETF, Keep: limit, Each: func() bool {
+		stop = leaf()
+		return stop == nil
+	}})
+	if stop != nil {
+		return stop
+	}
 	if !ok {
 		return nil
 	}
@@ -38,7 +49,25 @@ func (e encoder) updates(m tree.Match) []*gpb.Update {
 	} else {
 		tv = &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: js}}
 	}
-	return []*gpb.Update{{Path: &gpb.Path{Elem: m.Elems()}, Val: tv}}
+	return fn(&gpb.Update{Path: &gpb.Path{Elem: m.Elems()}, Val: tv})
+}
+
+// eachLeaf calls fn for every leaf of a match that keep accepts, with the
+// leaf's full path. The leaves of one instance share the path elements
+// of the instance (messages are read only), so a subtree of 100,000
+// routes costs one element per leaf, not one per level per leaf.
+func eachLeaf(m tree.Match, keep func(*tree.Node) bool, fn func(path []*gpb.PathElem, n *tree.Node, v tree.Value) error) error {
+	var last *tree.Inst
+	var base []*gpb.PathElem
+	return m.Leaves(keep, func(in *tree.Inst, n *tree.Node, v tree.Value) error {
+		if in != last {
+			last, base = in, in.Elems()
+		}
+		path := make([]*gpb.PathElem, len(base)+1)
+		copy(path, base)
+		path[len(base)] = &gpb.PathElem{Name: n.Name}
+		return fn(path, n, v)
+	})
 }
 
 // leafValue encodes one leaf: scalars for PROTO, scalar JSON otherwise.

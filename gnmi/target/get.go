@@ -3,7 +3,6 @@ package target
 import (
 	"context"
 	"fmt"
-	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi_ext"
@@ -105,22 +104,33 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 		paths = []*gpb.Path{{}}
 	}
 	enc := encoder{enc: req.GetEncoding(), keep: keep, depth: depthOf(req.GetExtension())}
+	cost := s.newCost(ctx, true)
+	defer cost.release()
 	resp := &gpb.GetResponse{}
+	// The snapshot is the tree as of the last commit: the walk may take
+	// as long as its budget allows without holding up a Set.
 	err = s.st.Read(func(t *tree.Tree) error {
-		ts := time.Now().UnixNano()
+		ts := s.clock.Now().UnixNano()
 		for _, p := range paths {
 			elems, err := fullPath(req.GetPrefix(), p)
 			if err != nil {
 				return status.Error(codes.InvalidArgument, err.Error())
 			}
+			pat, err := tree.CompilePattern(t.Schema(), elems)
+			if err != nil {
+				return errStatus(err)
+			}
 			n := &gpb.Notification{Timestamp: ts}
 			if tgt := req.GetPrefix().GetTarget(); tgt != "" {
 				n.Prefix = &gpb.Path{Target: tgt}
 			}
-			err = t.Walk(elems, func(m tree.Match) error {
-				n.Update = append(n.Update, enc.updates(m)...)
-				return nil
+			err = t.WalkPattern(pat, tree.WalkOpts{Visit: cost.visited}, func(m tree.Match) error {
+				return enc.each(m, cost.leaf, func(u *gpb.Update) error {
+					n.Update = append(n.Update, u)
+					return nil
+				})
 			})
+			cost.endWalk()
 			if err != nil {
 				return errStatus(err)
 			}

@@ -41,6 +41,12 @@ type env struct {
 
 func newEnv(t *testing.T, dir string, so store.Options, auth Authorizer) *env {
 	t.Helper()
+	return newEnvWith(t, dir, so, Options{Auth: auth})
+}
+
+// newEnvWith is newEnv with the target's options.
+func newEnvWith(t *testing.T, dir string, so store.Options, o Options) *env {
+	t.Helper()
 	schema, err := yang.Schema()
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +55,7 @@ func newEnv(t *testing.T, dir string, so store.Options, auth Authorizer) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(st, Options{Auth: auth})
+	srv, err := New(st, o)
 	if err != nil {
 		t.Fatal(err)
 	}
