@@ -84,19 +84,27 @@ func depthOf(exts []*gnmi_ext.Extension) uint32 {
 // Get returns the data at each path; a concrete path with no data is
 // NotFound, as the specification requires.
 func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse, error) {
+	resp, _, err := s.get(ctx, req, false)
+	return resp, err
+}
+
+// get serves a Get; with encode set it also marshals the response before
+// the read gives back its busy-read slot, so that a big Get's encoding
+// takes its turn too (the gRPC server then sends the bytes as they are).
+func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gpb.GetResponse, *preEncoded, error) {
 	if err := s.authRead(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkEncoding(req.GetEncoding()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keep, err := keepFor(req.GetType())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if len(req.GetUseModels()) > 0 {
 		if err := s.checkModels(req.GetUseModels()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	paths := req.GetPath()
@@ -142,9 +150,16 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return resp, nil
+	if !encode {
+		return resp, nil, nil
+	}
+	b, err := proto.Marshal(resp)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "encode response: %v", err)
+	}
+	return nil, &preEncoded{b: b}, nil
 }
 
 func (s *Server) checkModels(models []*gpb.ModelData) error {

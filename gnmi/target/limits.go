@@ -69,8 +69,9 @@ func (systemClock) Now() time.Time                         { return time.Now() }
 func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // busyAfter is the work (instances visited plus leaves encoded) after
-// which a read is big and must hold a busy-read slot to go on.
-const busyAfter = 4096
+// which a read is big and must hold a busy-read slot to go on. A Get of a
+// route or a peer stays far below it.
+const busyAfter = 1024
 
 // readCost meters one read: it stops the read when the caller's deadline
 // passes or its connection ends, when a Get outgrows its budget, and
@@ -133,12 +134,19 @@ func (c *readCost) leaf() error {
 }
 
 // check stops a read whose caller went away and, once the read is big,
-// waits for a busy-read slot.
+// waits for a busy-read slot. A big read also yields the processor at
+// every check, so a Set's goroutines, woken while all processors run
+// readers, wait for the next check (tens of microseconds), not for the
+// scheduler to preempt a reader (10 ms).
 func (c *readCost) check() error {
 	if err := c.ctx.Err(); err != nil {
 		return status.FromContextError(err).Err()
 	}
-	if c.held || c.work < busyAfter {
+	if c.work < busyAfter {
+		return nil
+	}
+	if c.held {
+		runtime.Gosched()
 		return nil
 	}
 	select {

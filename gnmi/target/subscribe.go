@@ -11,6 +11,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -32,7 +33,8 @@ import (
 //     Limits.SendStall is ended with RESOURCE_EXHAUSTED.
 //   - TARGET_DEFINED is ON_CHANGE for every Kedge path.
 const (
-	syncBatch          = 512              // updates per initial-sync Notification
+	syncBatch          = 512              // most updates per initial-sync Notification
+	syncBytes          = 24 << 10         // about the most bytes per initial-sync Notification
 	minSampleInterval  = time.Millisecond // finer intervals are refused
 	defaultSampleEvery = time.Second      // sample_interval 0
 )
@@ -191,16 +193,20 @@ func (sub *subscription) current(t *tree.Tree, e *subEntry, cost *readCost, fn f
 	})
 }
 
-// batcher gathers updates into notifications of at most syncBatch and
-// queues each one as it fills, so a sync holds one notification at a time
-// whatever the size of the tree.
+// batcher gathers updates into notifications of at most syncBatch
+// updates and about syncBytes, and queues each one as it fills, so a sync
+// holds one notification at a time whatever the size of the tree. The
+// byte bound matters as much: gRPC marshals a message into a pooled
+// buffer of the next size up, and past 32 KiB that is 1 MiB, which a
+// stuck stream would hold for each message it has in flight.
 type batcher struct {
-	sub  *subscription
-	ctx  context.Context
-	q    *sender
-	cost *readCost
-	ts   int64
-	n    *gpb.Notification
+	sub   *subscription
+	ctx   context.Context
+	q     *sender
+	cost  *readCost
+	ts    int64
+	n     *gpb.Notification
+	bytes int
 }
 
 func (sub *subscription) batcher(ctx context.Context, q *sender, cost *readCost, ts int64) *batcher {
@@ -209,10 +215,36 @@ func (sub *subscription) batcher(ctx context.Context, q *sender, cost *readCost,
 
 func (b *batcher) add(u *gpb.Update) error {
 	b.n.Update = append(b.n.Update, u)
-	if len(b.n.Update) < syncBatch {
+	b.bytes += approxSize(u)
+	if len(b.n.Update) < syncBatch && b.bytes < syncBytes {
 		return nil
 	}
 	return b.flush()
+}
+
+// approxSize estimates an update's encoded size, closely enough to keep a
+// notification under its byte bound without marshalling it twice.
+func approxSize(u *gpb.Update) int {
+	n := 8 // the update's and its path's tags and lengths
+	for _, e := range u.GetPath().GetElem() {
+		n += 4 + len(e.GetName())
+		for k, v := range e.GetKey() {
+			n += 6 + len(k) + len(v)
+		}
+	}
+	switch v := u.GetVal().GetValue().(type) {
+	case *gpb.TypedValue_StringVal:
+		n += 4 + len(v.StringVal)
+	case *gpb.TypedValue_JsonIetfVal:
+		n += 4 + len(v.JsonIetfVal)
+	case *gpb.TypedValue_JsonVal:
+		n += 4 + len(v.JsonVal)
+	case *gpb.TypedValue_LeaflistVal:
+		n += 4 + proto.Size(v.LeaflistVal)
+	default:
+		n += 12
+	}
+	return n
 }
 
 // flush queues the notification being built (unless empty). Waiting for
@@ -223,7 +255,7 @@ func (b *batcher) flush() error {
 		return nil
 	}
 	n := b.n
-	b.n = b.sub.notification(b.ts)
+	b.n, b.bytes = b.sub.notification(b.ts), 0
 	b.cost.release()
 	return b.q.send(b.ctx, &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}, len(n.Update))
 }

@@ -71,8 +71,9 @@ type Server struct {
 	queued func(updates int)
 }
 
-// Register adds the server to a gRPC server.
-func (s *Server) Register(g *grpc.Server) { gpb.RegisterGNMIServer(g, s) }
+// Register adds the server to a gRPC server (after GRPCServerOption, when
+// that is used).
+func (s *Server) Register(g *grpc.Server) { s.register(g) }
 
 // New returns a target over st. A commit-confirmed left pending by a
 // previous run is restored: rolled back at once if its deadline passed,
