@@ -117,8 +117,9 @@ func (tx *Txn) Replace(elems []*gpb.PathElem, val *gpb.TypedValue) error {
 // SetValue writes an already typed leaf value at a concrete path; the
 // store uses it to replay its log.
 func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
-	if tx.holds(elems, v) {
-		return nil
+	var buf [8]step
+	if in, n, steps, ok := tx.existingLeaf(elems, buf[:]); ok {
+		return tx.writeExisting(in, n, steps, v)
 	}
 	tgt, err := tx.locate(elems)
 	if err != nil {
@@ -131,45 +132,92 @@ func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
 	return tx.setLeaf(tgt.In, tgt.Node, v)
 }
 
-// leafAt returns the leaf or leaf-list schema node a path names, or nil
-// (for anything else, or an invalid path).
-func leafAt(s *Schema, elems []*gpb.PathElem) *Node {
-	n := s.Root
-	for _, e := range elems {
-		if n.Kind == KindLeaf || n.Kind == KindLeafList {
-			return nil
-		}
-		c, err := childNode(n, e.GetName())
-		if err != nil {
-			return nil
-		}
-		n = c
-	}
-	if n.Kind != KindLeaf && n.Kind != KindLeafList {
-		return nil
-	}
-	return n
+// step is how to reach an instance from its parent: a container child,
+// or the entry of a list child with a key.
+type step struct {
+	n   *Node
+	key string
 }
 
-// holds reports whether the leaf at elems, which this writer may write,
-// already holds v: writing it again would change nothing, and skipping
-// it keeps the instances on its path from being copied.
-func (tx *Txn) holds(elems []*gpb.PathElem, v Value) bool {
-	tgt, found, err := tx.t.Lookup(elems)
-	if err != nil || !found || tgt.Node == nil || tgt.Node.Kind == KindList || !tx.owns(tgt.Node) {
-		return false
+// existingLeaf walks a concrete path to a leaf without writing anything:
+// when the leaf's instance exists it returns it (as the transaction sees
+// it), the leaf's node and the steps from the root to the instance; ok is
+// false otherwise (a path to create, a non-leaf, an error: locate
+// handles those). Reading before writing keeps a write of an equal value
+// from copying the path, and resolves the path once for both.
+func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Node, steps []step, ok bool) {
+	in, steps = tx.t.root, buf[:0]
+	for i, e := range elems {
+		c, err := childNode(in.s, e.GetName())
+		if err != nil {
+			return nil, nil, nil, false
+		}
+		last := i == len(elems)-1
+		switch c.Kind {
+		case KindLeaf, KindLeafList:
+			if !last || len(e.GetKey()) > 0 {
+				return nil, nil, nil, false
+			}
+			return in, c, steps, true
+		case KindContainer:
+			if len(e.GetKey()) > 0 || in.subs[c.slot] == nil {
+				return nil, nil, nil, false
+			}
+			in = in.subs[c.slot]
+			steps = append(steps, step{n: c})
+		case KindList:
+			keys, exact := exactKeys(c, e.GetKey())
+			if !exact {
+				return nil, nil, nil, false
+			}
+			k := keyString(keys)
+			ent := in.lists[c.slot].get(k)
+			if ent == nil {
+				return nil, nil, nil, false
+			}
+			in = ent
+			steps = append(steps, step{n: c, key: k})
+		}
 	}
-	return tgt.In.vals[tgt.Node.slot].Equal(v)
+	return nil, nil, nil, false
+}
+
+// follow returns the instance the steps lead to, ready for writing.
+func (tx *Txn) follow(steps []step) *Inst {
+	in := tx.root()
+	for _, st := range steps {
+		if st.n.Kind == KindContainer {
+			in = tx.sub(in, st.n, false)
+		} else {
+			in = tx.existing(in, st.n, st.key)
+		}
+	}
+	return in
+}
+
+// writeExisting writes v to the leaf n of the instance the steps lead to
+// (in, as read), copying the path only when the value changes.
+func (tx *Txn) writeExisting(in *Inst, n *Node, steps []step, v Value) error {
+	if tx.owns(n) && in.vals[n.slot].Equal(v) {
+		return nil
+	}
+	if !tx.owns(n) {
+		return tx.setLeaf(in, n, v) // the refusal, naming the path
+	}
+	return tx.setLeaf(tx.follow(steps), n, v)
 }
 
 func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) error {
 	if val == nil || val.GetValue() == nil {
 		return newErr(ErrBadValue, renderElems(elems), "no value")
 	}
-	if n := leafAt(tx.t.schema, elems); n != nil {
-		if v, err := decodeLeaf(n, val); err == nil && tx.holds(elems, v) {
-			return nil
+	var buf [8]step
+	if in, n, steps, ok := tx.existingLeaf(elems, buf[:]); ok {
+		v, err := decodeLeaf(n, val)
+		if err != nil {
+			return newErr(ErrBadValue, renderElems(elems), err.Error())
 		}
+		return tx.writeExisting(in, n, steps, v)
 	}
 	tgt, err := tx.locate(elems)
 	if err != nil {
