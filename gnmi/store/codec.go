@@ -35,7 +35,7 @@ const (
 type encoder struct {
 	buf    []byte
 	prev   string
-	cur    *tree.Inst
+	cur    tree.Ident
 	leaves []byte
 	n      int
 	// paths memoises rendered instance paths: a bulk commit's groups
@@ -74,7 +74,7 @@ func (e *encoder) flush() {
 	if e.n == 0 {
 		return
 	}
-	path := e.path(e.cur.Ident())
+	path := e.path(e.cur)
 	common := commonPrefix(e.prev, path)
 	e.buf = binary.AppendUvarint(e.buf, uint64(common))
 	e.buf = appendString(e.buf, path[common:])

@@ -156,7 +156,7 @@ func (s *Store) compact() error {
 func encodeSnapshot(t *tree.Tree, seq uint64, ts int64) []byte {
 	e := newEncoder(seq, ts, 1<<16)
 	_ = tree.Match{In: t.Root()}.Leaves(func(n *tree.Node) bool { return n.Config }, func(in *tree.Inst, n *tree.Node, v tree.Value) error {
-		e.add(tree.Change{Op: tree.OpUpdate, In: in, Node: n, Val: v})
+		e.add(tree.Change{Op: tree.OpUpdate, In: in.Ident(), Node: n, Val: v})
 		return nil
 	})
 	return e.bytes()

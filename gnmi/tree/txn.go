@@ -17,13 +17,14 @@ const (
 	OpDelete
 )
 
-// Change is one net per-leaf change of a transaction. In is the leaf's
-// instance in the committed version (for a leaf removed with its list
-// entry, the instance as the version before held it); In, Node and the
-// path they render never change. Val is the new value (zero for deletes).
+// Change is one net per-leaf change of a transaction: the identity of
+// the leaf's instance (which renders its path), the leaf's schema node and
+// the new value (zero for deletes). A Change holds no version's data, so
+// the change feed, which keeps the last million of them, keeps no older
+// version of the tree alive; read the values of a version from the tree.
 type Change struct {
 	Op   Op
-	In   *Inst
+	In   Ident
 	Node *Node
 	Val  Value
 }

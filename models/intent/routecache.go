@@ -115,7 +115,7 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 		if state && ch.Node.Path != routeListPath+"/state/status" {
 			continue
 		}
-		id := ch.In.Ident()
+		id := ch.In
 		for !id.IsZero() && id.Schema().Path != routeListPath {
 			id = id.Parent()
 		}
