@@ -399,7 +399,7 @@ func TestStampFollowsOwnLeaves(t *testing.T) {
 	if _, err := apply(t, tr, true, op{"update", r1 + "/state/status", strVal("installed")}); err != nil {
 		t.Fatal(err)
 	}
-	if config(r1) != c1 {
+	if config(r1) != c1 || config(r1).Stamp() != s1 {
 		t.Fatal("a state write made a new version of the config instance")
 	}
 	// A failed transaction changes nothing at all.
