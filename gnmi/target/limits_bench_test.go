@@ -111,9 +111,11 @@ func p50(lat []time.Duration) time.Duration { return lat[len(lat)/2] }
 // setUnderReaders measures Set latency on a server holding 1,000 mesh
 // peers, idle and then with abusive readers looping a Get of 70 "..."
 // and public-key, each on its own connection, in a child process
-// (TestAbusiveReaders) limited to one processor: the readers stand for
-// remote clients, and their own decoding must not take the server's
-// second core.
+// (TestAbusiveReaders). The readers stand for remote clients: their own
+// decoding (25-60 responses of 250 KB a second) must not take the
+// server's cores, so the child runs on one processor at the lowest
+// priority (nice 19); at normal priority it doubled the Set p99 under
+// load, for reasons that have nothing to do with the server.
 func setUnderReaders(b *testing.B, lim Limits) (idle, loaded []time.Duration, getsPerSec float64) {
 	s := newBenchServer(b, Options{Limits: lim})
 	defer s.stop()
@@ -122,7 +124,7 @@ func setUnderReaders(b *testing.B, lim Limits) (idle, loaded []time.Duration, ge
 	defer closeC()
 	setLatencies(b, c, 50, 0, 0) // warm up
 	idle = setLatencies(b, c, setSamples, 100, setPhase)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAbusiveReaders$", "-test.count=1")
+	cmd := exec.Command("nice", "-n", "19", os.Args[0], "-test.run=^TestAbusiveReaders$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "KEDGE_ABUSIVE_READERS="+s.addr+","+strconv.Itoa(abusiveReaders),
 		"KEDGE_ABUSIVE_DEPTH="+strconv.Itoa(abusiveDepth))
 	in, err := cmd.StdinPipe()
