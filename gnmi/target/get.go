@@ -114,6 +114,7 @@ func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gp
 	enc := encoder{enc: req.GetEncoding(), keep: keep, depth: depthOf(req.GetExtension())}
 	cost := s.newCost(ctx, true)
 	defer cost.release()
+	var shared elemCache
 	resp := &gpb.GetResponse{}
 	// The snapshot is the tree as of the last commit: the walk may take
 	// as long as its budget allows without holding up a Set.
@@ -133,7 +134,7 @@ func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gp
 				n.Prefix = &gpb.Path{Target: tgt}
 			}
 			err = t.WalkPattern(pat, tree.WalkOpts{Visit: cost.visited}, func(m tree.Match) error {
-				return enc.each(m, cost.leaf, func(u *gpb.Update) error {
+				return enc.each(m, &shared, cost.leaf, func(u *gpb.Update) error {
 					n.Update = append(n.Update, u)
 					return nil
 				})

@@ -179,12 +179,13 @@ func (sub *subscription) notification(ts int64) *gpb.Notification {
 // metered by cost.
 func (sub *subscription) current(t *tree.Tree, e *subEntry, cost *readCost, fn func(*gpb.Update) error) error {
 	defer cost.endWalk()
+	var elems elemCache
 	return t.WalkPattern(e.pat, tree.WalkOpts{Visit: cost.visited}, func(m tree.Match) error {
 		keep := sub.enc.depthFilter(m)
 		if sub.enc.depth == 0 {
 			keep = nil
 		}
-		return eachLeaf(m, keep, func(path []*gpb.PathElem, n *tree.Node, v tree.Value) error {
+		return eachLeaf(m, keep, &elems, func(path []*gpb.PathElem, n *tree.Node, v tree.Value) error {
 			if err := cost.leaf(); err != nil {
 				return err
 			}
