@@ -35,6 +35,7 @@ type env struct {
 	dir    string
 	st     *store.Store
 	srv    *Server
+	addr   string // the server's address, for tests that need their own client
 	client gpb.GNMIClient
 	stop   func()
 }
@@ -75,7 +76,7 @@ func newEnvWith(t *testing.T, dir string, so store.Options, o Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, st: st, srv: srv, client: gpb.NewGNMIClient(conn)}
+	e := &env{t: t, dir: dir, st: st, srv: srv, addr: lis.Addr().String(), client: gpb.NewGNMIClient(conn)}
 	stopped := false
 	e.stop = func() {
 		if stopped {

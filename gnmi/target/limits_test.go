@@ -11,7 +11,9 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/guildhouse-co/kedge/gnmi/store"
@@ -165,16 +167,49 @@ func TestGetStopsAtDeadline(t *testing.T) {
 	}
 }
 
-// stallClock hands each wait for a stalled client to the test, which
-// decides when the stall limit has passed.
-type stallClock struct{ waits chan chan time.Time }
+// stallClock records each wait for a stalled client; the test decides
+// when the stall limit has passed (fire). A wait may end before it fires:
+// the client's transport took a message after all.
+type stallClock struct {
+	mu     sync.Mutex
+	waits  []chan time.Time
+	fired  bool
+	waited chan struct{} // signalled on each wait
+	// at runs on each wait (the updates the stream had made by then).
+	at func()
+}
 
 func (c *stallClock) Now() time.Time { return time.Now() }
 
 func (c *stallClock) After(time.Duration) <-chan time.Time {
 	ch := make(chan time.Time, 1)
-	c.waits <- ch
+	c.mu.Lock()
+	c.waits = append(c.waits, ch)
+	if c.fired {
+		ch <- time.Now()
+	}
+	c.mu.Unlock()
+	if c.at != nil {
+		c.at()
+	}
+	select {
+	case c.waited <- struct{}{}:
+	default:
+	}
 	return ch
+}
+
+// fire makes every wait, past and future, see its limit pass.
+func (c *stallClock) fire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fired = true
+	for _, ch := range c.waits {
+		select {
+		case ch <- time.Now():
+		default:
+		}
+	}
 }
 
 // TestStuckSubscriberIsBoundedThenEnded: a subscriber that never reads
@@ -183,7 +218,7 @@ func (c *stallClock) After(time.Duration) <-chan time.Time {
 // 10,000 leaves), and once it has taken nothing for the stall limit its
 // stream ends with RESOURCE_EXHAUSTED.
 func TestStuckSubscriberIsBoundedThenEnded(t *testing.T) {
-	clk := &stallClock{waits: make(chan chan time.Time, 4)}
+	clk := &stallClock{waited: make(chan struct{}, 1)}
 	e := newEnvWith(t, t.TempDir(), storeOpts(), Options{Auth: allow{}, Clock: clk, Limits: Limits{StreamBuffer: 2}})
 	var ops []store.Op
 	const routes = 5000
@@ -194,26 +229,39 @@ func TestStuckSubscriberIsBoundedThenEnded(t *testing.T) {
 	if _, err := e.st.Commit(context.Background(), ops); err != nil {
 		t.Fatal(err)
 	}
-	var queued atomic.Int64
+	var queued, most atomic.Int64
 	e.srv.queued = func(n int) { queued.Add(int64(n)) }
-	sc, _ := subscribe(t, e, &gpb.SubscriptionList{Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO,
-		Subscription: []*gpb.Subscription{{Path: gp(t, "/kedge/routes")}}})
-	var stall chan time.Time
+	clk.at = func() {
+		if q := queued.Load(); q > most.Load() {
+			most.Store(q)
+		}
+	}
+	// A client whose flow-control window stays at 64 KiB (gRPC grows it
+	// with the bandwidth it measures, whether the client reads or not).
+	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sc, err := gpb.NewGNMIClient(conn).Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sc.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+		Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO,
+		Subscription: []*gpb.Subscription{{Path: gp(t, "/kedge/routes")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	select {
-	case stall = <-clk.waits:
+	case <-clk.waited:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the stream never waited for its client (%d updates queued)", queued.Load())
 	}
-	// The producer waits with the queue full: what it made so far is the
-	// queue, the messages gRPC took (its write quota and the client's
-	// window, about two), and the one it holds.
-	atStall := queued.Load()
-	bound := int64((2 + 4) * syncBatch)
-	if atStall > bound {
-		t.Fatalf("a stuck stream made %d updates before waiting, more than %d", atStall, bound)
-	}
-	t.Logf("%d updates made when the stream stalled (bound %d)", atStall, bound)
-	stall <- time.Now()
+	clk.fire()
 	got := 0
 	for {
 		r, err := sc.Recv()
@@ -225,10 +273,18 @@ func TestStuckSubscriberIsBoundedThenEnded(t *testing.T) {
 		}
 		got += len(r.GetUpdate().GetUpdate())
 	}
-	if int64(got) > atStall || queued.Load() != atStall {
-		t.Fatalf("after the stall: %d updates delivered, %d made, %d when it stalled", got, queued.Load(), atStall)
+	// Whenever the producer had to wait, what it had made was the queue,
+	// the messages gRPC took (its write quota and the client's window:
+	// 128 KiB, about six notifications) and the one it held.
+	bound := int64((2 + 7) * syncBatch)
+	made := queued.Load()
+	t.Logf("%d updates made (at most %d at a wait), %d delivered, bound %d", made, most.Load(), got, bound)
+	if most.Load() > bound || made > bound {
+		t.Fatalf("a stuck stream made %d updates (%d when it last waited), more than %d", made, most.Load(), bound)
 	}
-	t.Logf("%d updates delivered after the stall", got)
+	if int64(got) > made {
+		t.Fatalf("%d updates delivered, more than the %d made", got, made)
+	}
 	if all := routes * 9; got >= all {
 		t.Fatalf("the stuck client got the whole sync (%d updates)", got)
 	}
