@@ -9,9 +9,20 @@ PKGS  ?= ./...
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# make run is the demo node (kedge-daemon demo): as root it acts in a network
+# namespace of its own, with per-instance BPF pins and its VPP segment and
+# socket in the data dir; make clean-run removes what it left.
+RUN_DIR    ?= ./var
+RUN_LISTEN ?= 127.0.0.1:9339
+RUN_NETNS  ?= kedge-demo
+
 .PHONY: run
-run: build ## run a working node on an embedded default (data in ./var, gNMI on 127.0.0.1:9339)
-	./bin/kedge-daemon --data-dir ./var --listen 127.0.0.1:9339
+run: build ## run a demo node (data in ./var, gNMI on 127.0.0.1:9339; as root in network namespace kedge-demo)
+	./bin/kedge-daemon demo --data-dir $(RUN_DIR) --listen $(RUN_LISTEN) --netns $(RUN_NETNS)
+
+.PHONY: clean-run
+clean-run: build ## remove what make run left (its namespace, BPF pins, segment, socket); the tree in ./var stays
+	./bin/kedge-daemon demo-clean --data-dir $(RUN_DIR)
 
 # Fuzzing is bounded by executions, not time: with a time bound, go test
 # -fuzz can fail with "context deadline exceeded" when a worker is slow
@@ -19,19 +30,25 @@ run: build ## run a working node on an embedded default (data in ./var, gNMI on 
 FUZZTIME ?= 30000x
 
 .PHONY: test
-test: ## run every test with -race (root runs the kernel tests too), then the fuzz targets briefly
+test: spire kube-tools ## run every test with -race (root runs the kernel tests too), then the fuzz targets briefly
 # -p 1: one package at a time, so timing-sensitive kernel tests (WireGuard
 # handshakes, echo streams) do not compete with another package's load.
 	$(GO) test -race -count=1 -p 1 -timeout 40m $(PKGS)
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) -parallel 1 ./gnmi/tree
 	$(GO) test -run '^$$' -fuzz '^FuzzSetValue$$' -fuzztime $(FUZZTIME) -parallel 1 ./gnmi/tree
 
+# The version stamped into the binaries (kedge-daemon --version and
+# /kedge/system/state/version). GOFLAGS has -buildvcs=false, so the Go
+# toolchain records no revision: make build VERSION=v1.2.3 overrides it.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/guildhouse-co/kedge/server/buildinfo.version=$(VERSION)
+
 .PHONY: build
-build: ## build the binaries into ./bin (kedge-daemon, kedge-cni, kedge-wg)
-	$(GO) build -o bin/ ./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
+build: ## build the binaries into ./bin (kedge-daemon, kedge-cni, kedge-wg); VERSION=... overrides git describe
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
 
 .PHONY: generate
-generate: proto-gen ## rebuild everything generated (gen/, the README tree listing)
+generate: proto-gen kube-gen ## rebuild everything generated (gen/, the README tree listing, the CRDs)
 	$(GO) generate ./yang/...
 
 # Kedge's own protocols: proto/kedge/<name>/v1 → gen/proto with buf and the
@@ -42,17 +59,77 @@ PROTOS = $(shell find proto -name '*.proto' 2>/dev/null)
 proto-gen: ## rebuild gen/proto from proto/ with buf
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf generate; else rm -rf gen/proto; fi
 
+# The Kubernetes API types' deepcopy methods (which must sit beside the
+# types, in server/kube/api) and their CRD manifests, with controller-gen
+# pinned in go.mod.
+.PHONY: kube-gen
+kube-gen: ## rebuild the CRDs in deploy/kubernetes/crds and the API types' deepcopy
+	$(GO) tool controller-gen object paths=./server/kube/api/...
+	rm -f deploy/kubernetes/crds/*.yaml
+	$(GO) tool controller-gen crd:crdVersions=v1 paths=./server/kube/api/... output:crd:artifacts:config=deploy/kubernetes/crds
+
 .PHONY: yang-validate
 yang-validate: ## check the YANG modules with goyang: zero errors
 	$(GO) run ./yang/cmd/yangcheck yang
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck (pinned in go.mod)
+lint: ## gofmt, go vet, staticcheck, walkcheck (no string walks of the tree) and go mod tidy -diff
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+	$(GO) run ./yang/cmd/walkcheck $(PKGS)
+	$(GO) mod tidy -diff
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf lint && $(GO) tool buf format --diff --exit-code; fi
 
 .PHONY: bench
-bench: ## run the benchmarks (results go in BENCHMARKS.md)
+bench: spire kube-tools ## run the benchmarks (results go in BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKGS)
+
+# SPIRE server and agent for the Shellstream end-to-end test, built from
+# their own module (tests/tools/spire, never the project's go.mod) with cgo
+# (sqlite datastore) into a cache outside the clone; the test finds them
+# through KEDGE_SPIRE_DIR or this default path. A cold build takes minutes.
+SPIRE_VERSION := v1.13.3
+SPIRE_DIR     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kedge/tools/spire-$(SPIRE_VERSION)
+
+.PHONY: spire
+spire: ## build spire-server and spire-agent into $(SPIRE_DIR) when missing
+	@if [ -x "$(SPIRE_DIR)/spire-server" ] && [ -x "$(SPIRE_DIR)/spire-agent" ]; then exit 0; fi; \
+	set -e; tmp="$$(mktemp -d "$(SPIRE_DIR).tmp.XXXXXX" 2>/dev/null || { mkdir -p "$$(dirname "$(SPIRE_DIR)")"; mktemp -d "$(SPIRE_DIR).tmp.XXXXXX"; })"; \
+	echo "building SPIRE $(SPIRE_VERSION) into $(SPIRE_DIR) (cgo; several minutes on 2 cores)"; \
+	start=$$(date +%s); \
+	(cd tests/tools/spire && CGO_ENABLED=1 $(GO) build -trimpath -o "$$tmp/" \
+		github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent); \
+	rm -rf "$(SPIRE_DIR)"; mv "$$tmp" "$(SPIRE_DIR)"; \
+	echo "built SPIRE $(SPIRE_VERSION) in $$(( $$(date +%s) - start )) s"
+
+# kube-apiserver and etcd for the Kubernetes tests (server/kube, tests/), each
+# built from its own module under tests/tools (never the project's go.mod)
+# into a cache outside the clone. kube-apiserver needs its k8s.io staging
+# modules replaced by the published ones (tests/tools/kube/go.mod) and its
+# version stamped the way Kubernetes' own build does. The tests find the
+# binaries through KEDGE_KUBE_TOOLS or this default folder.
+KUBE_VERSION   := v1.37.2
+ETCD_VERSION   := v3.6.8
+KUBE_TOOLS     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kedge/tools
+KUBE_APISERVER := $(KUBE_TOOLS)/kube-apiserver-$(KUBE_VERSION)/kube-apiserver
+ETCD_SERVER    := $(KUBE_TOOLS)/etcd-$(ETCD_VERSION)/etcd
+KUBE_LDFLAGS    = $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	-X $(p).gitVersion=$(KUBE_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=37 \
+	-X $(p).gitTreeState=clean -X $(p).buildDate=1970-01-01T00:00:00Z)
+
+.PHONY: kube-tools
+kube-tools: $(KUBE_APISERVER) $(ETCD_SERVER) ## build kube-apiserver and etcd into $(KUBE_TOOLS) when missing
+
+$(KUBE_APISERVER):
+	@echo "building kube-apiserver $(KUBE_VERSION) into $(@D) (about 8 minutes cold on 2 cores)"
+	@set -e; mkdir -p "$(@D)"; tmp="$$(mktemp "$@.tmp.XXXXXX")"; trap 'rm -f "$$tmp"' EXIT; start=$$(date +%s); \
+	(cd tests/tools/kube && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(KUBE_LDFLAGS)" \
+		-o "$$tmp" k8s.io/kubernetes/cmd/kube-apiserver); \
+	mv "$$tmp" "$@"; echo "built kube-apiserver in $$(( $$(date +%s) - start )) s"
+
+$(ETCD_SERVER):
+	@echo "building etcd $(ETCD_VERSION) into $(@D)"
+	@set -e; mkdir -p "$(@D)"; tmp="$$(mktemp "$@.tmp.XXXXXX")"; trap 'rm -f "$$tmp"' EXIT; start=$$(date +%s); \
+	(cd tests/tools/etcd && CGO_ENABLED=0 $(GO) build -trimpath -o "$$tmp" go.etcd.io/etcd/server/v3); \
+	mv "$$tmp" "$@"; echo "built etcd in $$(( $$(date +%s) - start )) s"

@@ -2,9 +2,14 @@
 // store, bootstraps the users file, loads the tier policy, builds the
 // gNMI target and serves it on the TCP listener (TLS by default, mTLS
 // with a CA, plaintext only on loopback) and on the unix socket (peer
-// credentials), and shuts all of it down in order. The pieces live in
-// the subpackages: config (settings), auth (identities, tiers), listen
-// (listeners), probe (what this machine allows the backends).
+// credentials), opens the dataplane backends this machine allows and
+// starts the components over them with the posture engine, and shuts all
+// of it down in order. It holds wiring only; the pieces live in the
+// subpackages: config (settings), auth (identities, tiers), listen
+// (listeners), probe (what this machine allows the backends), posture
+// (the engine), and the components routes, mesh, system (system state)
+// and pods (the pod registry sweep), each with one lifecycle (New,
+// Start(ctx), Close) and the posture step it contributes.
 package server
 
 import (
@@ -14,10 +19,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -25,12 +28,12 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/guildhouse-co/kedge/cni/podrule"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/target"
 	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/config"
+	"github.com/guildhouse-co/kedge/server/kube"
 	"github.com/guildhouse-co/kedge/server/listen"
 	"github.com/guildhouse-co/kedge/server/probe"
 	"github.com/guildhouse-co/kedge/yang"
@@ -52,11 +55,25 @@ type Daemon struct {
 	errc  chan error
 	strms *streams
 	dp    *dataplane
+	shell *shell
+	authn *auth.Authenticator
+	nt    *notaryParts
+	kube  *kube.Component
+	// claims are the host-wide resources held (see claim.go).
+	claims *claims
 }
 
-// Start brings the daemon up on a resolved configuration and returns
-// once every listener is accepting.
-func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
+// Start is StartContext with a background context: the daemon runs until
+// Shutdown.
+func Start(cfg config.Config, log *slog.Logger) (*Daemon, error) {
+	return StartContext(context.Background(), cfg, log)
+}
+
+// StartContext brings the daemon up on a resolved configuration and
+// returns once every listener is accepting. Everything it starts in the
+// background (the posture engine, the components) runs under a context
+// derived from ctx: it stops when ctx ends or at Shutdown.
+func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	// Refuse plaintext off the loopback before touching anything.
 	if cfg.Listen != "" && cfg.Insecure && !listen.IsLoopback(cfg.Listen) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, listen.ErrInsecureNonLoopback)
@@ -73,6 +90,10 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	log.Info("data dir", "path", cfg.DataDir, "node", cfg.NodeName, "netns", cfg.NetNS)
+	// The data dir is this daemon's before anything in it is read.
+	if err := d.claimDataDir(); err != nil {
+		return nil, err
+	}
 
 	pwPath := filepath.Join(cfg.DataDir, "master.password")
 	created, err := auth.Bootstrap(cfg.Users, pwPath)
@@ -98,9 +119,10 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		log.Info("policy", "path", "built-in (root is master on the unix socket)")
 	}
 	authn := auth.NewAuthenticator(policy, pws, log)
+	d.authn = authn
 
 	probed := probe.Run(probe.Host())
-	for _, r := range probed {
+	for _, r := range probed.All() {
 		log.Info("dataplane backend", "backend", r.Backend, "available", r.Available, "why", r.Reason)
 	}
 
@@ -108,29 +130,46 @@ func Start(cfg config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile schema: %w", err)
 	}
-	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, store.Options{Logger: log}); err != nil {
+	so := store.Options{Logger: log}
+	d.notaryStoreOptions(&so)
+	if d.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), schema, so); err != nil {
 		return nil, err
 	}
-	// Pod addresses are claimed in the Set that registers the pod; this
-	// rule makes a concurrent claim of the same address fail in commit.
-	podrule.Register(d.st)
-	rules.Register(d.st)
+	// Every host-wide resource, listeners included, before any dataplane:
+	// a second daemon fails here, naming the holder, having changed
+	// nothing (see claims).
+	if err := d.claim(probed, d.st); err != nil {
+		return nil, err
+	}
+	// The semantic rules run in every commit they concern; the pod address
+	// rule among them makes a concurrent claim of one address fail there
+	// (pod addresses are claimed in the Set that registers the pod).
+	for _, r := range rules.All() {
+		d.st.AddValidator(r.Prefix, r.Check)
+	}
 	if d.tgt, err = target.New(d.st, target.Options{Logger: log, Auth: auth.Authorizer{Policy: policy}}); err != nil {
 		return nil, fmt.Errorf("create gnmi target: %w", err)
 	}
-	if err := d.startDataplane(probed); err != nil {
+	if err := d.startNotary(ctx, auth.Authorizer{Policy: policy}.Read); err != nil {
+		return nil, err
+	}
+	if err := d.startShellstream(ctx, policy); err != nil {
+		return nil, err
+	}
+	if err := d.startDataplane(ctx, probed); err != nil {
+		return nil, err
+	}
+	if err := d.startKube(); err != nil {
 		return nil, err
 	}
 
-	if cfg.Listen != "" {
-		if err := d.startTCP(authn, pwPath); err != nil {
+	if d.claims.tcp != nil {
+		if err := d.serveTCP(authn, pwPath); err != nil {
 			return nil, err
 		}
 	}
-	if !cfg.SocketOff() {
-		if err := d.startUnix(authn); err != nil {
-			return nil, err
-		}
+	if d.claims.unix != nil {
+		d.serveUnix(authn, pwPath)
 	}
 	if d.tcpLn == nil && d.unixL == nil {
 		return nil, errors.New("start daemon: no listener (--listen and --socket both off)")
@@ -143,17 +182,22 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(d.cfg.MaxMsgBytes),
 		grpc.ChainUnaryInterceptor(a.Unary),
-		grpc.ChainStreamInterceptor(a.Stream, d.strms.interceptor),
+		grpc.ChainStreamInterceptor(shellAuthBypass(a.Stream), d.strms.interceptor),
 		// Subscribe notifications are encoded once per commit for all
 		// streams that select the same changes.
 		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
+	d.registerNotary(g)
+	if d.shell != nil {
+		d.shell.svc.Register(g)
+	}
 	d.grpcs = append(d.grpcs, g)
 	return g
 }
 
-func (d *Daemon) startTCP(a *auth.Authenticator, pwPath string) error {
+// serveTCP serves gNMI on the bound TCP listener.
+func (d *Daemon) serveTCP(a *auth.Authenticator, pwPath string) error {
 	cfg := d.cfg
 	var creds credentials.TransportCredentials
 	hint := ""
@@ -177,10 +221,7 @@ func (d *Daemon) startTCP(a *auth.Authenticator, pwPath string) error {
 			hint += " --tls-cert <client.pem> --tls-key <client.key>"
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
+	ln := d.claims.tcp
 	d.tcpLn = ln
 	g := d.newGRPC(creds, a)
 	go func() { d.errc <- serveErr("tcp", g.Serve(ln)) }()
@@ -190,31 +231,29 @@ func (d *Daemon) startTCP(a *auth.Authenticator, pwPath string) error {
 	return nil
 }
 
-func (d *Daemon) startUnix(a *auth.Authenticator) error {
-	gid := -1
-	if g := d.cfg.SocketGroup; g != "" {
-		n, err := strconv.Atoi(g)
-		if err != nil {
-			grp, lerr := user.LookupGroup(g)
-			if lerr != nil {
-				return fmt.Errorf("look up socket group: %w", lerr)
-			}
-			if n, err = strconv.Atoi(grp.Gid); err != nil {
-				return fmt.Errorf("look up socket group %s: gid %q: %w", g, grp.Gid, err)
-			}
-		}
-		gid = n
-	}
-	ln, err := listen.Unix(d.cfg.Socket, listen.UnixOptions{Mode: 0o660, GID: gid})
-	if err != nil {
-		return err
-	}
+// serveUnix serves gNMI on the bound unix socket.
+func (d *Daemon) serveUnix(a *auth.Authenticator, pwPath string) {
+	ln := d.claims.unix
 	d.unixL = ln
 	g := d.newGRPC(listen.PeerCreds{}, a)
 	go func() { d.errc <- serveErr("unix", g.Serve(ln)) }()
 	d.log.Info("gNMI listening", "unix", d.cfg.Socket, "mode", "0660", "group", d.cfg.SocketGroup)
-	d.log.Info("connect locally (identity: your uid/gid)", "cmd", fmt.Sprintf("gnmic -a unix://%s --insecure capabilities", d.cfg.Socket))
-	return nil
+	msg, args := localHint(a, os.Geteuid(), os.Getegid(), d.cfg.Socket, pwPath)
+	d.log.Info(msg, args...)
+}
+
+// localHint is the start log's "connect locally" line, for the user who
+// started the daemon (the one likely to try it): a uid or gid the policy
+// maps connects as itself; any other must log in with a password over the
+// socket, and is told how to map its uid to a tier instead.
+func localHint(a *auth.Authenticator, uid, gid int, socket, pwPath string) (string, []any) {
+	if t, who, ok := a.UnixTier(uint32(uid), uint32(gid)); ok {
+		return "connect locally (identity: your uid/gid)", []any{"identity", who, "tier", t,
+			"cmd", fmt.Sprintf("gnmic -a unix://%s --insecure capabilities", socket)}
+	}
+	return "connect locally with a password (the policy gives your uid no tier)", []any{"uid", uid,
+		"cmd", fmt.Sprintf("gnmic -a unix://%s --insecure -u master -p \"$(cat %s)\" capabilities", socket, pwPath),
+		"or", fmt.Sprintf("map the uid to a tier in a --policy file (unix: {uids: {%d: operator}}) to connect as yourself", uid)}
 }
 
 func serveErr(which string, err error) error {
@@ -248,6 +287,11 @@ func (d *Daemon) Err() <-chan error { return d.errc }
 // commit) may finish within timeout, then anything left is cut. Then it
 // closes the target and the store.
 func (d *Daemon) Shutdown(timeout time.Duration) error {
+	// Shellstream sessions are told the node is going (CLOSE, reason
+	// shutdown) before the listeners stop.
+	if err := d.shell.close(); err != nil {
+		d.log.Warn("close shellstream", "err", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		var wg sync.WaitGroup
@@ -277,17 +321,22 @@ func (d *Daemon) closeAll() error {
 	for _, g := range d.grpcs {
 		g.Stop()
 	}
-	if d.grpcs == nil {
-		// Listeners opened before their grpc.Server existed.
-		for _, ln := range []net.Listener{d.tcpLn, d.unixL} {
-			if ln != nil {
-				ln.Close()
-			}
-		}
-	}
 	if d.tgt != nil {
 		d.tgt.Close()
 		d.tgt = nil
+	}
+	if err := d.shell.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close shellstream: %w", err))
+	}
+	if d.authn != nil {
+		d.authn.Close()
+		d.authn = nil
+	}
+	// The cluster engine stops before the dataplane and the store: it
+	// writes into the tree.
+	if d.kube != nil {
+		_ = d.kube.Close()
+		d.kube = nil
 	}
 	// The dataplane stops before the store closes: its last state writes
 	// need the store, and its backends keep the kernel as it is.
@@ -295,21 +344,41 @@ func (d *Daemon) closeAll() error {
 		errs = append(errs, fmt.Errorf("close dataplane: %w", err))
 	}
 	d.dp = nil
+	// The notary stops after the engine (which calls its step and emits
+	// through it) and before the store it follows.
+	if err := d.closeNotary(); err != nil {
+		errs = append(errs, fmt.Errorf("close notary: %w", err))
+	}
 	if d.st != nil {
 		if err := d.st.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
 		}
 		d.st = nil
 	}
+	// Last: the listeners bound but never served, then the locks, once
+	// nothing of this daemon uses what they guard.
+	if err := d.claims.close(); err != nil {
+		errs = append(errs, fmt.Errorf("release host resources: %w", err))
+	}
+	d.claims = nil
 	return errors.Join(errs...)
 }
 
 // Run starts the daemon and serves until ctx is done (SIGTERM/SIGINT in
-// main) or a listener fails, then shuts down.
+// main) or a listener fails, then shuts down. Every context the daemon
+// uses derives from ctx.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	d, err := Start(cfg, log)
+	return RunWith(ctx, cfg, log, nil)
+}
+
+// RunWith is Run, calling started (when not nil) once the daemon serves.
+func RunWith(ctx context.Context, cfg config.Config, log *slog.Logger, started func(*Daemon)) error {
+	d, err := StartContext(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if started != nil {
+		started(d)
 	}
 	var serveErr error
 	select {

@@ -17,7 +17,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/guildhouse-co/kedge/server/auth"
+	"github.com/guildhouse-co/kedge/server/hostlock"
 	"github.com/guildhouse-co/kedge/server/listen"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 func TestPasswordIdentities(t *testing.T) {
@@ -100,9 +102,7 @@ func TestPasswordIdentities(t *testing.T) {
 }
 
 func TestUnixPeerCredentials(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the built-in policy maps uid 0 to master")
-	}
+	needs.Root(t, "the built-in policy maps uid 0 to master")
 	c := testConfig(t)
 	// --socket-group by name: pick a group other than ours if there is one.
 	gid := os.Getegid()
@@ -338,8 +338,24 @@ func TestStaleAndLiveSocket(t *testing.T) {
 	// while the first serves.
 	c2 := testConfig(t)
 	c2.Socket = d.SocketPath()
-	if _, err := Start(c2, testLogger(t)); err == nil || !strings.Contains(err.Error(), "another process") {
-		t.Fatalf("second daemon on a live socket: got %v", err)
+	_, err := Start(c2, testLogger(t))
+	if !errors.Is(err, hostlock.ErrHeld) || !strings.Contains(err.Error(), "data dir "+c.DataDir) {
+		t.Fatalf("second daemon on a live socket: got %v, want it held by the first (data dir %s)", err, c.DataDir)
+	}
+}
+
+// TestSecondDaemonSameDataDir: a second daemon on a running one's data
+// dir fails at once naming it, before it reads a file there.
+func TestSecondDaemonSameDataDir(t *testing.T) {
+	c := testConfig(t)
+	startDaemon(t, c)
+	c2 := c
+	c2.Listen, c2.Socket = "127.0.0.1:0", filepath.Join(t.TempDir(), "kedge.sock")
+	_, err := Start(c2, testLogger(t))
+	var he *hostlock.HeldError
+	if !errors.As(err, &he) || he.Holder.PID != os.Getpid() || he.Holder.DataDir != c.DataDir ||
+		!strings.Contains(err.Error(), "data dir "+c.DataDir+" is held by pid") {
+		t.Fatalf("second daemon on the same data dir: %v", err)
 	}
 }
 

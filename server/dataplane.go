@@ -4,26 +4,49 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
-	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
+	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
+	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
+	"github.com/guildhouse-co/kedge/server/hostlock"
+	"github.com/guildhouse-co/kedge/server/mesh"
+	"github.com/guildhouse-co/kedge/server/pods"
 	"github.com/guildhouse-co/kedge/server/posture"
 	"github.com/guildhouse-co/kedge/server/probe"
+	"github.com/guildhouse-co/kedge/server/routes"
+	"github.com/guildhouse-co/kedge/server/system"
 )
+
+// component is one of the daemon's subsystems (routes, mesh, system
+// state, the pod sweep): built with its dependencies, started with a
+// context derived from Run's, closed on shutdown. Those that act on
+// posture also contribute a posture.Step, which the wiring registers.
+type component interface {
+	Start(ctx context.Context) error
+	Close() error
+}
 
 // dataplane is the part of the daemon that acts on the machine: the
 // posture engine with the steps of the backends this machine allows, and
-// the reconcilers that keep backends matching the tree. It only reads the
+// the components that keep backends matching the tree. It only reads the
 // store's change feed and writes state back; RPC handlers never reach it.
 type dataplane struct {
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	engine *posture.Engine
+	// comps are started in order and closed in reverse; closers are the
+	// backends no component owns (the VPP segment, the BPF map).
+	comps   []component
 	closers []func() error
-	engine  *posture.Engine
 	// ready closes once the engine has converged after start and
-	// published the effective level. Reconcilers wait for it: the
+	// published the effective level. Components wait for it: the
 	// effective level is state, not persisted, and a reconciler that ran
 	// first would apply the configured level for a moment even when the
 	// BPF map (which survives restarts) holds a stricter one.
@@ -49,22 +72,21 @@ func (dp *dataplane) waitReady(ctx context.Context) bool {
 	return true
 }
 
-// startDataplane opens the backends the probe allows and starts the
-// posture engine. A backend that cannot open is logged and left out: the
-// node keeps serving its tree, and its state says what is missing.
-func (d *Daemon) startDataplane(results []probe.Result) error {
-	avail := map[string]bool{}
-	for _, r := range results {
-		avail[r.Backend] = r.Available
-	}
+// startDataplane opens the backends the probe allows, builds their
+// components and the posture engine, and starts them all under ctx (Run's
+// context). A backend that cannot open is logged and left out: the node
+// keeps serving its tree, and its state says what is missing.
+func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error {
 	cfg := d.cfg
 	dp := &dataplane{ready: make(chan struct{})}
 	var steps []posture.Step
 	var levels posture.LevelSource
 	on := cfg.Dataplane == "auto"
 
-	if on && cfg.ShmPath != "off" && avail["shm"] {
-		w, err := shm.Open(cfg.ShmPath, shm.WithLogger(d.log))
+	// Only backends whose host-wide resources the daemon holds (claims);
+	// the others were left out with the reason logged.
+	if on && cfg.ShmPath != "off" && probed.Shm.Available && d.claims.shm {
+		w, err := segment.Open(cfg.ShmPath, segment.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("VPP governance segment unavailable", "path", cfg.ShmPath, "err", err)
 		} else {
@@ -73,46 +95,67 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 			d.log.Info("VPP governance segment", "path", w.Path())
 		}
 	}
-	if on && cfg.BPFPinDir != "off" && avail["bpfmap"] {
-		b, err := bpfmap.Open(bpfmap.WithPinDir(cfg.BPFPinDir), bpfmap.WithLogger(d.log))
+	if on && cfg.BPFPinDir != "off" && probed.BPFMap.Available && d.claims.bpf {
+		b, err := pinned.Open(pinned.WithPinDir(cfg.BPFPinDir), pinned.WithLogger(d.log))
 		if err != nil {
 			d.log.Warn("posture_level BPF map unavailable", "pin_dir", cfg.BPFPinDir, "err", err)
 		} else {
-			steps = append(steps, posture.BPFMapStep(b, bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
+			steps = append(steps, posture.BPFMapStep(d.level1Allowlist(b), bpfmap.Config{CgroupPath: cfg.EnforceCgroup}))
 			levels = b
 			dp.closers = append(dp.closers, b.Close)
 			d.log.Info("posture_level BPF map", "pin_dir", cfg.BPFPinDir, "enforce_cgroup", cfg.EnforceCgroup)
 		}
 	}
-	extra, err := d.startReconcilers(dp, on, avail)
+	// The handshake step runs after the VPP segment and the BPF map on
+	// escalation (its stage places it); it touches no kernel state.
+	if d.shell != nil {
+		steps = append(steps, d.shell.svc.Step())
+	}
+	if on && probed.Route.Available && d.claims.route {
+		if c := d.routes(dp); c != nil {
+			steps = append(steps, c.Step())
+			dp.comps = append(dp.comps, c)
+		}
+	}
+	// The mesh component runs whatever the machine allows: where the mesh
+	// cannot run it publishes why (with the node's key) instead.
+	mc, step := d.mesh(dp, probed)
+	if step != nil {
+		steps = append(steps, step)
+	}
+	// The underlay touches no kernel state (it programs network devices
+	// over gNMI): it runs whatever --dataplane says.
+	u, err := d.underlay()
 	if err != nil {
 		dp.close()
 		return err
 	}
-	steps = append(steps, extra...)
+	steps = append(steps, u.Step())
+	dp.comps = append(dp.comps, mc, u,
+		system.New(system.Config{Store: d.st, Logger: d.log.With("component", "system"), Node: cfg.NodeName, Boot: time.Now()}),
+		pods.New(pods.Config{Store: d.st, Logger: d.log.With("component", "pod-sweep")}))
+	steps = append(steps, d.notarySteps()...)
 
 	eng, err := posture.New(d.st, posture.Options{Logger: d.log.With("component", "posture"), Steps: steps, LevelSource: levels,
-		OnReady: func() { dp.readyOnce.Do(func() { close(dp.ready) }) }})
+		OnReady:  func() { dp.readyOnce.Do(func() { close(dp.ready) }) },
+		OnReport: d.onPostureReport})
 	if err != nil {
 		dp.close()
 		return fmt.Errorf("start posture engine: %w", err)
 	}
 	dp.engine = eng
-	ctx, cancel := context.WithCancel(context.Background())
-	dp.cancel = cancel
-	dp.wg.Add(1)
-	go func() {
-		defer dp.wg.Done()
+	ctx, dp.cancel = context.WithCancel(ctx)
+	dp.wg.Go(func() {
 		if err := eng.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			d.log.Error("posture engine stopped", "err", err)
 		}
-	}()
-	dp.wg.Add(1)
-	go func() {
-		defer dp.wg.Done()
-		d.sweepPods(ctx)
-	}()
-	d.startSystem(ctx, dp)
+	})
+	for _, c := range dp.comps {
+		if err := c.Start(ctx); err != nil {
+			dp.close()
+			return fmt.Errorf("start dataplane: %w", err)
+		}
+	}
 	names := make([]string, 0, len(steps))
 	for _, s := range steps {
 		names = append(names, s.Name())
@@ -122,7 +165,73 @@ func (d *Daemon) startDataplane(results []probe.Result) error {
 	return nil
 }
 
-// close stops the engine and the reconcilers, then closes the backends.
+// routes opens the route backend in the daemon's namespace and builds the
+// routes component over it (nil when the backend cannot open).
+func (d *Daemon) routes(dp *dataplane) *routes.Component {
+	log := d.log.With("component", "routes")
+	b, err := kernel.New(kernel.Options{NetNS: d.cfg.NetNS, Logger: log})
+	if err != nil {
+		d.log.Warn("route backend unavailable", "netns", d.cfg.NetNS, "err", err)
+		return nil
+	}
+	d.log.Info("route backend", "netns", d.cfg.NetNS, "protocol", route.DefaultProtocol)
+	d.setKernelRoutes(b.KernelRoutes)
+	return routes.New(routes.Config{Backend: b, Store: d.st, Logger: log, Ready: dp.waitReady})
+}
+
+// mesh loads (or creates) the node's key, opens the WireGuard backend and
+// builds the mesh component over it, with its posture step. Where the
+// mesh cannot run (the dataplane off, the probe's verdict, the key or the
+// backend failing to open) it builds the component that publishes the
+// node's mesh state and why instead (no step): without its key the node
+// cannot join any mesh, and the rest of the dataplane still runs.
+func (d *Daemon) mesh(dp *dataplane, probed probe.Report) (component, posture.Step) {
+	log := d.log.With("component", "mesh")
+	unavailable := func(pub wgmesh.Key, why string) component {
+		if l := d.claims.device; l != nil {
+			// No device will be hosted: its name is free for others.
+			l.Close()
+			d.claims.device = nil
+		}
+		return mesh.NewUnavailable(mesh.UnavailableConfig{Store: d.st, Logger: log, Public: pub, Reason: why})
+	}
+	priv, pub, err := wgmesh.LoadOrCreateKey(d.cfg.DataDir)
+	if err != nil {
+		d.log.Warn("mesh unavailable", "err", err)
+		return unavailable(wgmesh.Key{}, err.Error()), nil
+	}
+	switch {
+	case d.cfg.Dataplane != "auto":
+		d.log.Info("mesh unavailable: the dataplane is off", "public_key", pub.String())
+		return unavailable(pub, "the dataplane is off (--dataplane off)"), nil
+	case !probed.WGMesh.Available:
+		d.log.Info("mesh unavailable", "why", probed.WGMesh.Reason, "public_key", pub.String())
+		return unavailable(pub, probed.WGMesh.Reason), nil
+	}
+	b, err := wgdevice.New(wgdevice.Options{Netns: mesh.NetnsPath(d.cfg.NetNS), Logger: log})
+	if err != nil {
+		d.log.Warn("mesh backend unavailable", "netns", d.cfg.NetNS, "err", err)
+		return unavailable(pub, "open the mesh backend: "+err.Error()), nil
+	}
+	device := d.cfg.MeshDevice
+	if device == "" {
+		device = mesh.DeviceEmbedded
+	}
+	d.log.Info("mesh backend", "netns", d.cfg.NetNS, "public_key", pub.String(), "device", device)
+	me := d.self()
+	c := mesh.Config{Backend: b, Store: d.st, Logger: log, Node: d.cfg.NodeName, NetNS: d.cfg.NetNS,
+		Private: priv, Public: pub, Device: device, Ready: dp.waitReady,
+		LockDevice: func(name string) (io.Closer, error) { return hostlock.WireGuardDevice(name, me) }}
+	if l := d.claims.device; l != nil {
+		c.Held = mesh.HeldDevice{Name: d.claims.deviceName, Lock: l}
+		d.claims.device = nil // the component releases it now
+	}
+	comp := mesh.New(c)
+	return comp, comp.Step()
+}
+
+// close stops the engine and the components (each closes its backend),
+// then the backends no component owns.
 func (dp *dataplane) close() error {
 	if dp == nil {
 		return nil
@@ -132,6 +241,11 @@ func (dp *dataplane) close() error {
 	}
 	dp.wg.Wait()
 	var errs []error
+	for i := len(dp.comps) - 1; i >= 0; i-- {
+		if err := dp.comps[i].Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i := len(dp.closers) - 1; i >= 0; i-- {
 		if err := dp.closers[i](); err != nil {
 			errs = append(errs, err)

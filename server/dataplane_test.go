@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,8 +11,9 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
-	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
+	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // waitUntil polls cond until it holds or the deadline passes.
@@ -52,9 +54,7 @@ func TestPostureWithoutBackends(t *testing.T) {
 // segment and the pinned BPF map of a running daemon, in that order of
 // steps, and back.
 func TestPostureDrivesShmAndBPF(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for the BPF map (CAP_BPF) and bpffs")
-	}
+	needs.Root(t, "the BPF map (CAP_BPF) and bpffs")
 	cfg := testConfig(t)
 	cfg.Dataplane = "auto"
 	suffix := fmt.Sprintf("%d-%d", os.Getpid(), rand.IntN(1<<30))
@@ -63,12 +63,12 @@ func TestPostureDrivesShmAndBPF(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(cfg.BPFPinDir) })
 	d := startDaemon(t, cfg)
 	c := tlsClient(t, d, nil)
-	rd, err := shm.OpenReader(cfg.ShmPath)
+	rd, err := segment.OpenReader(cfg.ShmPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	b, err := bpfmap.Open(bpfmap.WithPinDir(cfg.BPFPinDir))
+	b, err := pinned.Open(pinned.WithPinDir(cfg.BPFPinDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,4 +124,27 @@ func TestSystemState(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "cluster and role in state", func() bool { s := get(); return s["cluster"] == "lab" && s["role"] == "appliance" })
+}
+
+// TestBackgroundRunsUnderStartContext: the posture engine (and the
+// components beside it) run under the context StartContext was given, as
+// Run gives its own: when it ends, they stop without a Shutdown.
+func TestBackgroundRunsUnderStartContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := StartContext(ctx, testConfig(t), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown(time.Second)
+	cancel()
+	stopped := make(chan struct{})
+	go func() {
+		d.dp.wg.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the posture engine still runs after the daemon's context ended")
+	}
 }

@@ -157,6 +157,51 @@ func gcliStream(t *testing.T, bin string, env, conn []string, from, to string) {
 	wait("kedge/posture/config/level, " + to)
 }
 
+// gcliQuery runs gnmi_cli -q query -qt qtype (display single) in the
+// background and returns a function that waits for an output line
+// matching re.
+func gcliQuery(t *testing.T, bin string, env, conn []string, query, qtype string) func(re *regexp.Regexp) {
+	t.Helper()
+	sub := exec.Command(bin, append(append([]string{}, conn...), "-q", query, "-qt", qtype, "-dt", "s", "-sd", "60s")...)
+	sub.Env = append(os.Environ(), env...)
+	out, err := sub.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Stderr = sub.Stdout
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Process.Kill(); sub.Wait() })
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var seen []string
+	return func(re *regexp.Regexp) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("gnmi_cli -q %s -qt %s ended before %v; output:\n%s", query, qtype, re, strings.Join(seen, "\n"))
+				}
+				seen = append(seen, l)
+				if re.MatchString(strings.TrimSpace(l)) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("gnmi_cli -q %s -qt %s never printed %v; output:\n%s", query, qtype, re, strings.Join(seen, "\n"))
+			}
+		}
+	}
+}
+
 func TestGnmiCli(t *testing.T) {
 	bins := t.TempDir()
 	daemon := gcliBuild(t, bins, "github.com/guildhouse-co/kedge/server/cmd/kedge-daemon")
@@ -188,6 +233,13 @@ func TestGnmiCli(t *testing.T) {
 			t.Fatalf("get response:\n%s", get)
 		}
 		gcliStream(t, cli, env, conn, "2", "4")
+
+		// The usual form: -q with a path and -qt s. gnmi_cli sends the path
+		// both as elem and as the deprecated element.
+		next := gcliQuery(t, cli, env, conn, "/kedge/posture/state/level", "s")
+		next(regexp.MustCompile(`^kedge/posture/state/level, .*\b4\b`))
+		gcli(t, cli, env, append(conn, "-set", "-proto", "update: <path: <"+gcliLevelPath+"> val: <uint_val: 3>>")...)
+		next(regexp.MustCompile(`^kedge/posture/state/level, .*\b3\b`))
 
 		// Wrong password: gnmi_cli fails with Unauthenticated.
 		bad := exec.Command(cli, append(conn, "-capabilities")...)

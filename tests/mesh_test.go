@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -25,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // A meshLab is n namespaces, each with one veth into a bridge in a hub
@@ -58,15 +58,9 @@ const meshEchoPort = 7777
 
 func meshNeedRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and TUN devices")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("needs /dev/net/tun for wireguard-go: %v", err)
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip to create namespaces")
-	}
+	needs.Root(t, "creates network namespaces and TUN devices")
+	needs.TUN(t)
+	needs.Tool(t, "ip", "creates network namespaces")
 }
 
 func meshIP(t testing.TB, args ...string) {
@@ -249,10 +243,15 @@ func (l *meshLab) configure(t testing.TB, critical map[[2]int]bool, linked func(
 			`{"interface":%q,"listen-port":51820,"addresses":["%s/24"]}`, nd.iface, nd.tunnel)})
 	}
 	for _, nd := range l.nodes {
-		meshWait(t, nd.name+" public key in state", 20*time.Second, func() bool {
-			nd.pub = meshLeaves(t, nd.c, "/kedge/mesh/state/public-key")["/kedge/mesh/state/public-key"]
-			return nd.pub != ""
+		// The public key is in state from the start; the device is
+		// configured (its tunnel address assigned) once the status is up.
+		meshWait(t, nd.name+" mesh up", 20*time.Second, func() bool {
+			return meshLeaves(t, nd.c, "/kedge/mesh/state/status")["/kedge/mesh/state/status"] == "up"
 		})
+		nd.pub = meshLeaves(t, nd.c, "/kedge/mesh/state/public-key")["/kedge/mesh/state/public-key"]
+		if nd.pub == "" {
+			t.Fatalf("%s: no public key in state", nd.name)
+		}
 	}
 	for _, nd := range l.nodes {
 		vals := map[string]string{}

@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // TestRestartUnderExternalLevelNeverLoosens: a program (the shell's eBPF
@@ -34,9 +36,9 @@ func TestRestartUnderExternalLevelNeverLoosens(t *testing.T) {
 	stop()
 
 	// Another program writes level 1 into the pinned map.
-	b, err := bpfmap.Open(bpfmap.WithPinDir(pins))
+	b, err := pinned.Open(pinned.WithPinDir(pins))
 	if err != nil {
-		t.Skipf("BPF map unavailable on this kernel: %v", err)
+		needs.Unavailable(t, "BPF map unavailable on this kernel: %v", err)
 	}
 	if err := b.Set(context.Background(), bpfmap.Config{Level: 1}); err != nil {
 		t.Fatal(err)

@@ -7,9 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openconfig/ygot/ygot"
 
-	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	kyang "github.com/guildhouse-co/kedge/yang"
 )
 
@@ -111,57 +109,5 @@ func TestReplaceTree(t *testing.T) {
 	}
 	if _, err := kyang.ReplaceTree([]byte(kyang.TreeEnd+"\n"+kyang.TreeBegin), "x"); err == nil {
 		t.Error("readme with markers out of order accepted")
-	}
-}
-
-func TestPathStructs(t *testing.T) {
-	root := kedgepath.DeviceRoot("")
-	tests := []struct {
-		p    ygot.PathStruct
-		want string
-	}{
-		{root.Kedge().Posture().Config().Level(), "/kedge/posture/config/level"},
-		{root.Kedge().Posture().State().LastTransition().Steps().Step(2).State().DurationNs(), "/kedge/posture/state/last-transition/steps/step[index=2]/state/duration-ns"},
-		{root.Kedge().Mesh().Peers().Peer("node-b").Config().PublicKey(), "/kedge/mesh/peers/peer[name=node-b]/config/public-key"},
-		{root.Kedge().Mesh().Peers().PeerAny().State().Status(), "/kedge/mesh/peers/peer[name=*]/state/status"},
-		{root.Kedge().Routes().Route("10.1.0.0/16", 254).State().Status(), "/kedge/routes/route[prefix=10.1.0.0/16][table=254]/state/status"},
-		{root.Kedge().Pods().Pod("abc", "eth0").Config().Tier(), "/kedge/pods/pod[container-id=abc][ifname=eth0]/config/tier"},
-		{root.Kedge().Sessions().Session("s1").State().EffectivePosture(), "/kedge/sessions/session[id=s1]/state/effective-posture"},
-		{root.Kedge().Underlay().Mutations().Mutation("m1").Config().Device(), "/kedge/underlay/mutations/mutation[id=m1]/config/device"},
-	}
-	for _, tt := range tests {
-		p, _, errs := ygot.ResolvePath(tt.p)
-		if errs != nil {
-			t.Errorf("%s: resolve: %v", tt.want, errs)
-			continue
-		}
-		got, err := ygot.PathToString(p)
-		if err != nil {
-			t.Errorf("%s: to string: %v", tt.want, err)
-			continue
-		}
-		if got != tt.want {
-			t.Errorf("path = %s, want %s", got, tt.want)
-		}
-	}
-}
-
-// TestPathStructsFresh regenerates the path structs and compares them with
-// gen/kedgepath, so a module change without make generate fails here too.
-func TestPathStructsFresh(t *testing.T) {
-	set, err := kyang.Load(".")
-	if err != nil {
-		t.Fatalf("load: %v", err)
-	}
-	src, err := kyang.PathStructs(set.Root(), "kedgepath")
-	if err != nil {
-		t.Fatalf("generate: %v", err)
-	}
-	old, err := os.ReadFile("../gen/kedgepath/kedgepath.go")
-	if err != nil {
-		t.Fatalf("read generated: %v", err)
-	}
-	if string(src) != string(old) {
-		t.Error("gen/kedgepath is stale: run make generate")
 	}
 }

@@ -5,10 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	goyang "github.com/openconfig/goyang/pkg/yang"
-	"github.com/openconfig/ygot/ygot"
 
-	"github.com/guildhouse-co/kedge/gen/kedge"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
 	kyang "github.com/guildhouse-co/kedge/yang"
 )
 
@@ -16,9 +16,9 @@ import (
 var wgKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 
 // samples exercise the kedge-types patterns through a leaf that uses each.
-// Every sample is checked twice: against the pattern as the tree store
-// compiles it (RE2, anchored) and through ygot's validation of the generated
-// structs, so the two validators cannot drift apart unnoticed.
+// Every sample is checked twice: against the pattern as yangcheck compiles
+// it (RE2, anchored) and by writing it into a tree over the embedded schema,
+// which is what a gNMI Set does, so the two cannot drift apart unnoticed.
 var samples = []struct {
 	leaf  string // which leaf of set() receives the value
 	value string
@@ -74,31 +74,55 @@ var leafPaths = map[string]string{
 	"device":      "/kedge/routes/route/config/device",
 }
 
-// deviceWith returns a valid tree with one peer and one route, the sampled
-// leaf set to v.
-func deviceWith(leaf, v string) *kedge.Device {
-	d := &kedge.Device{}
-	peer := d.GetOrCreateKedge().GetOrCreateMesh().GetOrCreatePeers().GetOrCreatePeer("a")
-	pc := peer.GetOrCreateConfig()
-	pc.Name = ygot.String("a")
-	pc.PublicKey = ygot.String(wgKey)
-	route := d.GetOrCreateKedge().GetOrCreateRoutes().GetOrCreateRoute("10.9.0.0/16", 254)
-	rc := route.GetOrCreateConfig()
-	rc.Prefix = ygot.String("10.9.0.0/16")
-	rc.Table = ygot.Uint32(254)
-	switch leaf {
-	case "public-key":
-		pc.PublicKey = ygot.String(v)
-	case "endpoint":
-		pc.Endpoint = ygot.String(v)
-	case "allowed-ips":
-		pc.AllowedIps = []string{v}
-	case "next-hop":
-		rc.NextHop = ygot.String(v)
-	case "device":
-		rc.Device = ygot.String(v)
+// set writes, in one config transaction on a fresh tree over the embedded
+// schema, one peer and one route with the sampled leaf set to v (nothing
+// extra when leaf is ""), then edit, and validates the transaction.
+func set(t *testing.T, leaf, v string, edit func(tx *tree.Txn) error) error {
+	t.Helper()
+	s, err := kyang.Schema()
+	if err != nil {
+		t.Fatalf("schema: %v", err)
 	}
-	return d
+	tx, err := tree.New(s).Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	write := func(path string, val *gpb.TypedValue) error {
+		elems, err := tree.ParsePath(path)
+		if err != nil {
+			t.Fatalf("parse %s: %v", path, err)
+		}
+		return tx.Update(elems, val)
+	}
+	str := func(v string) *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}} }
+	const peer, route = "/kedge/mesh/peers/peer[name=a]/config/", "/kedge/routes/route[prefix=10.9.0.0/16][table=254]/config/"
+	for _, err := range []error{
+		write(peer+"public-key", str(wgKey)),
+		write(route+"device", str("eth0")),
+	} {
+		if err != nil {
+			t.Fatalf("baseline tree: %v", err)
+		}
+	}
+	var werr error
+	switch leaf {
+	case "public-key", "endpoint":
+		werr = write(peer+leaf, str(v))
+	case "allowed-ips":
+		werr = write(peer+leaf, &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: []*gpb.TypedValue{str(v)}}}})
+	case "next-hop", "device":
+		werr = write(route+leaf, str(v))
+	}
+	if werr != nil {
+		return werr
+	}
+	if edit != nil {
+		if err := edit(tx); err != nil {
+			return err
+		}
+	}
+	return tx.Validate()
 }
 
 // storeAccepts applies the type's restrictions the way the tree store does:
@@ -138,12 +162,12 @@ func storeAccepts(t *testing.T, typ *goyang.YangType, v string) bool {
 }
 
 func TestTypePatterns(t *testing.T) {
-	set, err := kyang.Load(".")
+	set0, err := kyang.Load(".")
 	if err != nil {
 		t.Fatalf("load modules: %v", err)
 	}
-	root := set.Entry(kyang.RootModule)
-	if err := deviceWith("", "").Validate(); err != nil {
+	root := set0.Entry(kyang.RootModule)
+	if err := set(t, "", "", nil); err != nil {
 		t.Fatalf("baseline tree does not validate: %v", err)
 	}
 	for _, s := range samples {
@@ -155,46 +179,64 @@ func TestTypePatterns(t *testing.T) {
 			if got := storeAccepts(t, leaf.Type, s.value); got != s.ok {
 				t.Errorf("pattern check of %q for %s: accepted %v, want %v", s.value, s.leaf, got, s.ok)
 			}
-			err := deviceWith(s.leaf, s.value).Validate()
+			err := set(t, s.leaf, s.value, nil)
 			if got := err == nil; got != s.ok {
-				t.Errorf("ygot validation of %q for %s: accepted %v, want %v (err: %v)", s.value, s.leaf, got, s.ok, err)
+				t.Errorf("tree accepting %q for %s: %v, want %v (err: %v)", s.value, s.leaf, got, s.ok, err)
 			}
 		})
 	}
 }
 
-func TestRangesAndEnums(t *testing.T) {
-	d := deviceWith("", "")
-	d.GetOrCreateKedge().GetOrCreatePosture().GetOrCreateConfig().Level = ygot.Uint8(0)
-	if err := d.Validate(); err == nil {
-		t.Error("posture level 0 validated, want a range error")
-	}
-	d.GetOrCreateKedge().GetOrCreatePosture().GetOrCreateConfig().Level = ygot.Uint8(1)
-	d.GetOrCreateKedge().GetOrCreateMesh().GetOrCreateConfig().Mtu = ygot.Uint16(1279)
-	if err := d.Validate(); err == nil {
-		t.Error("mtu 1279 validated, want a range error")
-	}
-	d.GetOrCreateKedge().GetOrCreateMesh().GetOrCreateConfig().Mtu = ygot.Uint16(9000)
-	d.GetOrCreateKedge().GetOrCreateSystem().GetOrCreateConfig().Role = kedge.Kedge_NodeRole_cloud_anchor
-	if err := d.Validate(); err != nil {
-		t.Errorf("valid tree rejected: %v", err)
+// update returns an edit writing one leaf.
+func update(path string, val *gpb.TypedValue) func(tx *tree.Txn) error {
+	return func(tx *tree.Txn) error {
+		elems, err := tree.ParsePath(path)
+		if err != nil {
+			return err
+		}
+		return tx.Update(elems, val)
 	}
 }
 
-// TestLeafrefs checks that ygot enforces the mutation's device leafref, the
-// one absolute leafref in the tree.
-func TestLeafrefs(t *testing.T) {
-	d := deviceWith("", "")
-	u := d.GetOrCreateKedge().GetOrCreateUnderlay()
-	m := u.GetOrCreateMutations().GetOrCreateMutation("m1").GetOrCreateConfig()
-	m.Id = ygot.String("m1")
-	m.Device = ygot.String("sw1")
-	if err := d.Validate(); err == nil {
-		t.Error("mutation of an unknown device validated, want a leafref error")
+func uintVal(n uint64) *gpb.TypedValue {
+	return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: n}}
+}
+
+func TestRangesAndEnums(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		val  *gpb.TypedValue
+		ok   bool
+	}{
+		{"/kedge/posture/config/level", uintVal(0), false},
+		{"/kedge/posture/config/level", uintVal(1), true},
+		{"/kedge/mesh/config/mtu", uintVal(1279), false},
+		{"/kedge/mesh/config/mtu", uintVal(9000), true},
+		{"/kedge/system/config/role", &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "cloud-anchor"}}, true},
+		{"/kedge/system/config/role", &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "cloud_anchor"}}, false},
+	} {
+		err := set(t, "", "", update(c.path, c.val))
+		if got := err == nil; got != c.ok {
+			t.Errorf("%s = %v: accepted %v, want %v (err: %v)", c.path, c.val, got, c.ok, err)
+		}
 	}
-	dev := u.GetOrCreateDevices().GetOrCreateDevice("sw1").GetOrCreateConfig()
-	dev.Name = ygot.String("sw1")
-	if err := d.Validate(); err != nil {
-		t.Errorf("mutation of a known device rejected: %v", err)
+}
+
+// TestLeafrefs checks that the tree enforces a VLAN member's device
+// leafref, an absolute leafref into the device list.
+func TestLeafrefs(t *testing.T) {
+	str := func(v string) *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}} }
+	member := update("/kedge/underlay/vlans/vlan[id=100]/members/member[device=sw1][port=eth1]/config/device", str("sw1"))
+	if err := set(t, "", "", member); err == nil {
+		t.Error("a member on an unknown device validated, want a leafref error")
+	}
+	withDevice := func(tx *tree.Txn) error {
+		if err := update("/kedge/underlay/devices/device[name=sw1]/config/name", str("sw1"))(tx); err != nil {
+			return err
+		}
+		return member(tx)
+	}
+	if err := set(t, "", "", withDevice); err != nil {
+		t.Errorf("a member on a known device rejected: %v", err)
 	}
 }

@@ -41,7 +41,7 @@ func TestSchemaCompiles(t *testing.T) {
 	if !s.Find("/kedge/mesh/peers/peer/config/public-key").Mandatory {
 		t.Fatal("peer public-key is not mandatory")
 	}
-	if s.Find("/kedge/underlay/mutations/mutation/config/device").Type.Target == nil {
-		t.Fatal("mutation device leafref unresolved")
+	if s.Find("/kedge/underlay/vlans/vlan/members/member/config/device").Type.Target == nil {
+		t.Fatal("VLAN member device leafref unresolved")
 	}
 }

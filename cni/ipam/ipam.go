@@ -6,7 +6,7 @@
 // Allocation is optimistic. The plugin reads the pools and the registered
 // pods, takes the first free address (Next), and claims it in the same
 // gNMI Set that registers the pod. The daemon runs a uniqueness rule
-// (package cni/podrule) inside that commit, so two concurrent ADDs that
+// (models/rules.UniqueAddresses) inside that commit, so two concurrent ADDs that
 // chose the same address cannot both commit: the loser's Set fails as a
 // whole with a conflict, and it retries with that address marked used.
 // There is no lock file and no second source of truth to leak.

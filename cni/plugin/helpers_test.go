@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/guildhouse-co/kedge/cni/registry"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // bins holds the binaries TestMain builds once: the plugin, and (lazily)
@@ -62,9 +63,7 @@ func buildTool(t testing.TB, name, pkg string) string {
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and veth pairs")
-	}
+	needs.Root(t, "creates network namespaces and veth pairs")
 }
 
 func suffix() string {

@@ -1,8 +1,9 @@
 // Package registry is the CNI plugin's view of the daemon's pod registry:
 // /kedge/pods in the daemon's tree, reached with gNMI over the daemon's
-// unix socket. It depends only on grpc and the gNMI protobufs (never on
-// the daemon's packages) so that the plugin binary stays small and starts
-// fast; every call is one short RPC with the caller's deadline.
+// unix socket. It depends only on grpc, the gNMI protobufs and the
+// generated typed paths (gen/kedgepath, which depends on nothing else),
+// never on the daemon's packages, so that the plugin binary stays small
+// and starts fast; every call is one short RPC with the caller's deadline.
 package registry
 
 import (
@@ -16,21 +17,27 @@ import (
 	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 )
 
 // DefaultSocket is where the daemon listens unless configured otherwise.
 const DefaultSocket = "/run/kedge/kedge.sock"
 
-// ConflictMarker is the text the daemon's uniqueness rule (package
-// cni/podrule) puts in its error when a Set would give one address to two
-// attachments. The store reports semantic-rule failures as plain errors, so
-// the marker is how the plugin tells "pick another address" from a real
-// failure.
-const ConflictMarker = "pod address already allocated"
+// ReasonAddressInUse is the google.rpc.ErrorInfo reason (domain "kedge")
+// of a Set the daemon's uniqueness rule refused because it would give one
+// address to two attachments: models/rules.ReasonPodAddressInUse. This
+// package keeps its own copy so the plugin links none of the daemon's
+// packages; the registry tests check the two agree, against the real rule.
+const ReasonAddressInUse = "POD_ADDRESS_IN_USE"
+
+// errorDomain is the ErrorInfo domain of the daemon's reasons.
+const errorDomain = "kedge"
 
 // Sentinels callers branch on.
 var (
@@ -101,7 +108,7 @@ func (c *Client) Ping(ctx context.Context) error {
 // Pools returns /kedge/pods/config/ipam-pools (empty when unset).
 func (c *Client) Pools(ctx context.Context) ([]netip.Prefix, error) {
 	resp, err := c.gnmi.Get(ctx, &gpb.GetRequest{
-		Path:     []*gpb.Path{{Elem: []*gpb.PathElem{{Name: "kedge"}, {Name: "pods"}, {Name: "config"}, {Name: "ipam-pools"}}}},
+		Path:     []*gpb.Path{kedgepath.Root().Kedge().Pods().Config().IpamPools().Path()},
 		Type:     gpb.GetRequest_CONFIG,
 		Encoding: gpb.Encoding_PROTO,
 	})
@@ -128,24 +135,19 @@ func (c *Client) Pools(ctx context.Context) ([]netip.Prefix, error) {
 
 // Pods returns every registered attachment's config.
 func (c *Client) Pods(ctx context.Context) ([]Pod, error) {
-	return c.pods(ctx, "config")
+	return c.pods(ctx, kedgepath.Root().Kedge().Pods().PodAny().Config().Path())
 }
 
 // Addresses returns every attachment with only its identity and
 // addresses filled in: what allocation needs, at a fraction of the
 // response size of Pods (one leaf per pod instead of nine).
 func (c *Client) Addresses(ctx context.Context) ([]Pod, error) {
-	return c.pods(ctx, "config", "addresses")
+	return c.pods(ctx, kedgepath.Root().Kedge().Pods().PodAny().Config().Addresses().Path())
 }
 
-func (c *Client) pods(ctx context.Context, under ...string) ([]Pod, error) {
-	elems := []*gpb.PathElem{{Name: "kedge"}, {Name: "pods"},
-		{Name: "pod", Key: map[string]string{"container-id": "*", "ifname": "*"}}}
-	for _, u := range under {
-		elems = append(elems, &gpb.PathElem{Name: u})
-	}
+func (c *Client) pods(ctx context.Context, path *gpb.Path) ([]Pod, error) {
 	resp, err := c.gnmi.Get(ctx, &gpb.GetRequest{
-		Path:     []*gpb.Path{{Elem: elems}},
+		Path:     []*gpb.Path{path},
 		Type:     gpb.GetRequest_CONFIG,
 		Encoding: gpb.Encoding_PROTO,
 	})
@@ -161,12 +163,10 @@ func (c *Client) pods(ctx context.Context, under ...string) ([]Pod, error) {
 		for _, u := range n.GetUpdate() {
 			elems := append(slices.Clone(n.GetPrefix().GetElem()), u.GetPath().GetElem()...)
 			var id [2]string
-			leaf := ""
 			for _, e := range elems {
-				if e.GetName() == "pod" {
-					id = [2]string{e.GetKey()["container-id"], e.GetKey()["ifname"]}
+				if cid, ifname, err := podList.ParseKeys(e); err == nil {
+					id = [2]string{cid, ifname}
 				}
-				leaf = e.GetName()
 			}
 			if id[0] == "" {
 				continue
@@ -177,7 +177,7 @@ func (c *Client) pods(ctx context.Context, under ...string) ([]Pod, error) {
 				byID[id] = p
 				order = append(order, id)
 			}
-			if err := p.setLeaf(leaf, u.GetVal()); err != nil {
+			if err := p.setLeaf(schemaPath(elems), u.GetVal()); err != nil {
 				return nil, err
 			}
 		}
@@ -189,26 +189,43 @@ func (c *Client) pods(ctx context.Context, under ...string) ([]Pod, error) {
 	return out, nil
 }
 
-func (p *Pod) setLeaf(leaf string, v *gpb.TypedValue) error {
+// The pod config leaves a response may carry, by schema path.
+var (
+	podList = kedgepath.Root().Kedge().Pods().PodAny()
+	podCfg  = podList.Config()
+)
+
+// schemaPath renders elems' names only: the schema path of the node they
+// name.
+func schemaPath(elems []*gpb.PathElem) string {
+	var b strings.Builder
+	for _, e := range elems {
+		b.WriteByte('/')
+		b.WriteString(e.GetName())
+	}
+	return b.String()
+}
+
+func (p *Pod) setLeaf(schema string, v *gpb.TypedValue) error {
 	s := strs(v)
 	one := ""
 	if len(s) > 0 {
 		one = s[0]
 	}
-	switch leaf {
-	case "netns":
+	switch schema {
+	case podCfg.Netns().SchemaPath():
 		p.Netns = one
-	case "namespace":
+	case podCfg.Namespace().SchemaPath():
 		p.Namespace = one
-	case "name":
+	case podCfg.Name().SchemaPath():
 		p.Name = one
-	case "host-ifname":
+	case podCfg.HostIfname().SchemaPath():
 		p.HostIfName = one
-	case "tier":
+	case podCfg.Tier().SchemaPath():
 		p.Tier = one
-	case "allowed-mode":
+	case podCfg.AllowedMode().SchemaPath():
 		p.AllowedMode = one
-	case "addresses":
+	case podCfg.Addresses().SchemaPath():
 		for _, a := range s {
 			pf, err := netip.ParsePrefix(a)
 			if err != nil {
@@ -251,9 +268,8 @@ func jsonStrs(b []byte) []string {
 	return nil
 }
 
-func podPath(containerID, ifname string) []*gpb.PathElem {
-	return []*gpb.PathElem{{Name: "kedge"}, {Name: "pods"},
-		{Name: "pod", Key: map[string]string{"container-id": containerID, "ifname": ifname}}}
+func podPath(containerID, ifname string) kedgepath.Kedge_Pods_PodPath {
+	return kedgepath.Root().Kedge().Pods().Pod(containerID, ifname)
 }
 
 // podJSON is the JSON_IETF body of a pod's config container.
@@ -283,9 +299,8 @@ func (c *Client) Register(ctx context.Context, p Pod) error {
 	if err != nil {
 		return fmt.Errorf("encode pod %s: %w", p.ID(), err)
 	}
-	path := append(podPath(p.ContainerID, p.IfName), &gpb.PathElem{Name: "config"})
 	_, err = c.gnmi.Set(ctx, &gpb.SetRequest{Replace: []*gpb.Update{{
-		Path: &gpb.Path{Elem: path},
+		Path: podPath(p.ContainerID, p.IfName).Config().Path(),
 		Val:  &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: js}},
 	}}})
 	if err != nil {
@@ -297,7 +312,7 @@ func (c *Client) Register(ctx context.Context, p Pod) error {
 // Remove deletes the attachment's entry; removing one that is not there
 // succeeds (gNMI delete semantics), which keeps CNI DEL idempotent.
 func (c *Client) Remove(ctx context.Context, containerID, ifname string) error {
-	_, err := c.gnmi.Set(ctx, &gpb.SetRequest{Delete: []*gpb.Path{{Elem: podPath(containerID, ifname)}}})
+	_, err := c.gnmi.Set(ctx, &gpb.SetRequest{Delete: []*gpb.Path{podPath(containerID, ifname).Path()}})
 	if err != nil {
 		return c.wrap("remove pod "+containerID+"/"+ifname, err)
 	}
@@ -311,7 +326,7 @@ func (c *Client) wrap(what string, err error) error {
 	switch {
 	case st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s via %s: %w: %s", what, c.socket, ErrUnavailable, st.Message())
-	case strings.Contains(st.Message(), ConflictMarker):
+	case hasReason(st, ReasonAddressInUse):
 		return fmt.Errorf("%s: %w: %s", what, ErrConflict, st.Message())
 	}
 	return fmt.Errorf("%s: %s: %s", what, st.Code(), st.Message())
@@ -320,3 +335,13 @@ func (c *Client) wrap(what string, err error) error {
 // GNMI exposes the raw client for callers that need a path this package
 // does not wrap (tests, the installer's pool seeding).
 func (c *Client) GNMI() gpb.GNMIClient { return c.gnmi }
+
+// hasReason reports whether st carries the daemon's ErrorInfo reason.
+func hasReason(st *status.Status, reason string) bool {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == errorDomain && info.GetReason() == reason {
+			return true
+		}
+	}
+	return false
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/cni/internal/testdaemon"
 	"github.com/guildhouse-co/kedge/cni/registry"
+	"github.com/guildhouse-co/kedge/models/rules"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -67,6 +68,12 @@ func TestRegisterListRemove(t *testing.T) {
 	dup.ContainerID = "c2"
 	if err := c.Register(ctx(t), dup); !errors.Is(err, registry.ErrConflict) {
 		t.Fatalf("duplicate address: err = %v, want ErrConflict", err)
+	}
+	// The plugin keeps its own copy of the rule's reason (it links none of
+	// the daemon's packages); the conflict above was recognised by it, and
+	// the two must stay equal.
+	if registry.ReasonAddressInUse != rules.ReasonPodAddressInUse {
+		t.Errorf("registry reason %q, rule reason %q", registry.ReasonAddressInUse, rules.ReasonPodAddressInUse)
 	}
 	if err := c.Remove(ctx(t), "c1", "eth0"); err != nil {
 		t.Fatal(err)

@@ -254,25 +254,26 @@ func (e *InterfaceError) Unwrap() error { return e.Err }
 // fake and kernel agree on what a bad Config is.
 func CheckRoutes(routes []Route) []error {
 	errs := make([]error, len(routes))
-	normalizeRoutes(routes, make([]Route, len(routes)), errs, make(map[Key]int, len(routes)))
+	NormalizeRoutes(routes, make([]Route, len(routes)), errs, make(map[Key]int, len(routes)))
 	return errs
 }
 
-// Values of the key index built by normalizeRoutes besides a route index.
+// Values of the key index built by NormalizeRoutes besides a route index.
 const (
 	keyDuplicated = -1 // two or more valid routes have the key
 	keyInvalid    = -2 // only routes that failed checks have it
 )
 
-// normalizeRoutes normalizes each route once (Set handles 100,000 of them)
-// into norm, checks it into errs (both len(routes)), and indexes the keys the
-// Config holds into the empty keys: key -> index of its one valid route,
-// keyDuplicated or keyInvalid.
-func normalizeRoutes(routes []Route, norm []Route, errs []error, keys map[Key]int) {
+// NormalizeRoutes normalizes each route once (a backend's Set handles
+// 100,000 of them) into norm, checks it into errs (both len(routes)), and
+// indexes the keys the Config holds into the empty keys: key -> index of
+// its one valid route, or a negative value for a key no single valid
+// route holds (duplicated, or only on routes that failed their checks).
+func NormalizeRoutes(routes []Route, norm []Route, errs []error, keys map[Key]int) {
 	for i, r := range routes {
 		n := r.Normalize()
 		norm[i] = n
-		err := checkRoute(r)
+		err := r.Check()
 		if !n.Dst.IsValid() {
 			errs[i] = err
 			continue
@@ -296,7 +297,8 @@ func normalizeRoutes(routes []Route, norm []Route, errs []error, keys map[Key]in
 	}
 }
 
-func checkRoute(r Route) error {
+// Check validates what can be validated of one route without a kernel.
+func (r Route) Check() error {
 	switch {
 	case !r.Dst.IsValid():
 		return fmt.Errorf("%w: no destination", ErrInvalid)

@@ -1,7 +1,10 @@
-// Package shm publishes the posture level to the VPP governance plugin
-// through a small shared-memory segment: a file (by default
-// /dev/shm/kedge-governance) that Kedge maps MAP_SHARED and writes, and that
-// the plugin maps read-only and polls.
+// Package shm is the VPP governance segment's contract: the posture level
+// reaches the VPP governance plugin through a small shared-memory segment,
+// a file (by default /dev/shm/kedge-governance) that Kedge maps MAP_SHARED
+// and writes, and that the plugin maps read-only and polls. This package
+// holds the plain Config, the layout, the State a reader sees, the errors
+// and the Backend interface, and imports no mmap or syscall code: the
+// implementation is package shm/segment, a recording fake shm/shmtest.
 //
 // The segment is a fixed 4 KiB page: a 64-byte header that identifies the
 // layout, then the seqlock-protected governance_state. governance.h in this
@@ -19,9 +22,10 @@
 package shm
 
 import (
-	"encoding/binary"
+	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Layout of version 1. Offsets are in bytes from the start of the segment;
@@ -51,14 +55,14 @@ const (
 // yet, so the plugin keeps its own configured default.
 const LevelUnset uint8 = 0
 
-// checkMul is an odd 64-bit constant (from the golden ratio) that spreads
+// CheckMul is an odd 64-bit constant (from the golden ratio) that spreads
 // every input bit over the check word.
-const checkMul uint64 = 0x9E3779B97F4A7C15
+const CheckMul uint64 = 0x9E3779B97F4A7C15
 
 // Check is the consistency word stored with each state. seq is the even
 // sequence that completes the write. governance.h has the same function.
 func Check(seq uint64, level, flags uint32, timestampNs uint64) uint64 {
-	x := (seq ^ timestampNs) * checkMul
+	x := (seq ^ timestampNs) * CheckMul
 	return x ^ (uint64(level)<<32 | uint64(flags))
 }
 
@@ -89,41 +93,27 @@ func (e *SegmentError) Error() string {
 
 func (e *SegmentError) Unwrap() error { return e.Err }
 
-// validate checks a mapped segment's header against layout version 1.
-// fileSize is the size of the file, mem its mapping (at least HeaderSize).
-func validate(path string, mem []byte, fileSize int64) error {
-	if fileSize < int64(HeaderSize) || len(mem) < int(HeaderSize) {
-		return &SegmentError{path, fmt.Sprintf("%d bytes, header needs %d", fileSize, HeaderSize), ErrTruncated}
-	}
-	ne := binary.NativeEndian
-	if m := ne.Uint32(mem[OffMagic:]); m != Magic {
-		return &SegmentError{path, fmt.Sprintf("magic %#08x, want %#08x", m, Magic), ErrBadMagic}
-	}
-	if v := ne.Uint32(mem[OffLayoutVersion:]); v != LayoutVersion {
-		return &SegmentError{path, fmt.Sprintf("layout version %d, supported %d", v, LayoutVersion), ErrLayoutVersion}
-	}
-	if h := ne.Uint32(mem[OffHeaderSize:]); h != HeaderSize {
-		return &SegmentError{path, fmt.Sprintf("header size %d, want %d", h, HeaderSize), ErrSegmentSize}
-	}
-	s := ne.Uint32(mem[OffSegmentSize:])
-	if s != SegmentSize {
-		return &SegmentError{path, fmt.Sprintf("header says segment size %d, want %d", s, SegmentSize), ErrSegmentSize}
-	}
-	if fileSize < int64(s) {
-		return &SegmentError{path, fmt.Sprintf("file has %d bytes, header says %d", fileSize, s), ErrTruncated}
-	}
-	if fileSize != int64(s) {
-		return &SegmentError{path, fmt.Sprintf("file has %d bytes, header says %d", fileSize, s), ErrSegmentSize}
-	}
-	return nil
+// DefaultPath is where the VPP governance plugin expects the segment.
+const DefaultPath = "/dev/shm/kedge-governance"
+
+// Config is the desired governance state.
+type Config struct {
+	Level uint8  // posture level, 1 (lockdown) .. 5 (normal)
+	Flags uint32 // passed through to the plugin unchanged
 }
 
-// initHeader writes a version 1 header into a fresh, zeroed segment.
-func initHeader(mem []byte, pid int) {
-	ne := binary.NativeEndian
-	ne.PutUint32(mem[OffLayoutVersion:], LayoutVersion)
-	ne.PutUint32(mem[OffHeaderSize:], HeaderSize)
-	ne.PutUint32(mem[OffSegmentSize:], SegmentSize)
-	ne.PutUint32(mem[OffWriterPID:], uint32(pid))
-	ne.PutUint32(mem[OffMagic:], Magic)
+// Backend publishes a Config to the governance segment.
+type Backend interface {
+	// Set publishes cfg (a no-op when the segment already holds it).
+	Set(ctx context.Context, cfg Config) error
+	// Close releases the segment; the plugin keeps the last state.
+	Close() error
+}
+
+// State is one consistent snapshot of governance_state.
+type State struct {
+	Level     uint8
+	Flags     uint32
+	Sequence  uint64    // even; Sequence/2 is the number of writes since creation
+	Timestamp time.Time // wall clock time of the last write; zero if never written
 }

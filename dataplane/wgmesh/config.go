@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
-
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
 // DefaultInterface is the WireGuard interface name when Config.Interface is
@@ -16,12 +14,16 @@ import (
 // live in different namespaces.
 const DefaultInterface = "kedge0"
 
+// DefaultListenPort is the UDP port of /kedge/mesh/config/listen-port's
+// YANG default: the port a node uses when its tree names none.
+const DefaultListenPort = 51820
+
 // Config is the whole desired state of one node's mesh device.
 type Config struct {
 	// Interface is the WireGuard link name; empty means DefaultInterface.
 	Interface string
 	// PrivateKey is the node's key (see LoadOrCreateKey). Required.
-	PrivateKey wgtypes.Key
+	PrivateKey Key
 	// ListenPort is the UDP port; 0 leaves the device's current port.
 	ListenPort int
 	// MTU of the link; 0 leaves it.
@@ -62,36 +64,11 @@ func (e *PeerError) Unwrap() error { return e.Err }
 
 // Sentinels that a PeerError wraps, for callers that branch on the cause.
 var (
-	ErrBadKey          = errors.New("malformed public key")
-	ErrDuplicateKey    = errors.New("duplicate public key")
-	ErrUnresolvable    = errors.New("endpoint does not resolve")
-	ErrBadPrefix       = errors.New("invalid allowed ip")
-	ErrPrefixConflict  = errors.New("allowed ip claimed by another peer")
-	ErrOwnKey          = errors.New("public key is the node's own")
-	ErrDeviceRejected  = errors.New("device rejected peer")
-	errNoPrivateKey    = errors.New("no private key")
-	errBadInterfaceLen = errors.New("interface name must be 1-15 bytes")
+	ErrBadKey         = errors.New("malformed public key")
+	ErrDuplicateKey   = errors.New("duplicate public key")
+	ErrUnresolvable   = errors.New("endpoint does not resolve")
+	ErrBadPrefix      = errors.New("invalid allowed ip")
+	ErrPrefixConflict = errors.New("allowed ip claimed by another peer")
+	ErrOwnKey         = errors.New("public key is the node's own")
+	ErrDeviceRejected = errors.New("device rejected peer")
 )
-
-// withDefaults returns cfg with the defaults filled in and checks the device
-// level fields; an error here means nothing can be applied.
-func (cfg Config) withDefaults() (Config, error) {
-	if cfg.Interface == "" {
-		cfg.Interface = DefaultInterface
-	}
-	if len(cfg.Interface) > 15 {
-		return cfg, fmt.Errorf("check interface %q: %w", cfg.Interface, errBadInterfaceLen)
-	}
-	if cfg.PrivateKey == (wgtypes.Key{}) {
-		return cfg, fmt.Errorf("check config: %w", errNoPrivateKey)
-	}
-	if cfg.ListenPort < 0 || cfg.ListenPort > 65535 {
-		return cfg, fmt.Errorf("check listen port %d: out of range", cfg.ListenPort)
-	}
-	for _, a := range cfg.Addresses {
-		if !a.IsValid() {
-			return cfg, fmt.Errorf("check address %v: invalid prefix", a)
-		}
-	}
-	return cfg, nil
-}

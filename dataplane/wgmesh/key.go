@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
 // KeyFile is the private key's file name inside the data dir.
@@ -22,69 +20,69 @@ var ErrKeyFile = errors.New("unusable key file")
 // one. A key file readable or writable by group or others, or holding
 // anything but one base64 key, is refused rather than repaired: someone else
 // may have seen or planted it.
-func LoadOrCreateKey(dataDir string) (wgtypes.Key, wgtypes.Key, error) {
+func LoadOrCreateKey(dataDir string) (Key, Key, error) {
 	path := filepath.Join(dataDir, KeyFile)
 	k, err := readKey(path)
 	if err == nil {
 		return k, k.PublicKey(), nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return wgtypes.Key{}, wgtypes.Key{}, err
+		return Key{}, Key{}, err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return wgtypes.Key{}, wgtypes.Key{}, fmt.Errorf("create data dir %s: %w", dataDir, err)
+		return Key{}, Key{}, fmt.Errorf("create data dir %s: %w", dataDir, err)
 	}
-	k, err = wgtypes.GeneratePrivateKey()
+	k, err = GenerateKey()
 	if err != nil {
-		return wgtypes.Key{}, wgtypes.Key{}, fmt.Errorf("generate private key: %w", err)
+		return Key{}, Key{}, fmt.Errorf("generate private key: %w", err)
 	}
 	if err := writeKey(path, k); err != nil {
-		return wgtypes.Key{}, wgtypes.Key{}, err
+		return Key{}, Key{}, err
 	}
 	// Read back: if another process won the race, its key is the one on disk.
 	if k, err = readKey(path); err != nil {
-		return wgtypes.Key{}, wgtypes.Key{}, err
+		return Key{}, Key{}, err
 	}
 	return k, k.PublicKey(), nil
 }
 
-func readKey(path string) (wgtypes.Key, error) {
+func readKey(path string) (Key, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return wgtypes.Key{}, err
+			return Key{}, err
 		}
-		return wgtypes.Key{}, fmt.Errorf("open key file: %w", err)
+		return Key{}, fmt.Errorf("open key file: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return wgtypes.Key{}, fmt.Errorf("stat key file %s: %w", path, err)
+		return Key{}, fmt.Errorf("stat key file %s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return wgtypes.Key{}, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
+		return Key{}, fmt.Errorf("%w: %s is not a regular file", ErrKeyFile, path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return wgtypes.Key{}, fmt.Errorf("%w: %s has mode %04o, want 0600 (fix with chmod 600)", ErrKeyFile, path, perm)
+		return Key{}, fmt.Errorf("%w: %s has mode %04o, want 0600 (fix with chmod 600)", ErrKeyFile, path, perm)
 	}
 	buf := make([]byte, 128)
 	n, err := f.Read(buf)
 	if err != nil {
-		return wgtypes.Key{}, fmt.Errorf("%w: read %s: %v", ErrKeyFile, path, err)
+		return Key{}, fmt.Errorf("%w: read %s: %v", ErrKeyFile, path, err)
 	}
-	k, err := wgtypes.ParseKey(string(bytes.TrimSpace(buf[:n])))
+	k, err := ParseKey(string(bytes.TrimSpace(buf[:n])))
 	if err != nil {
-		return wgtypes.Key{}, fmt.Errorf("%w: %s does not hold a base64 key", ErrKeyFile, path)
+		return Key{}, fmt.Errorf("%w: %s does not hold a base64 key", ErrKeyFile, path)
 	}
-	if k == (wgtypes.Key{}) {
-		return wgtypes.Key{}, fmt.Errorf("%w: %s holds an all-zero key", ErrKeyFile, path)
+	if k == (Key{}) {
+		return Key{}, fmt.Errorf("%w: %s holds an all-zero key", ErrKeyFile, path)
 	}
 	return k, nil
 }
 
 // writeKey writes through a temporary file and a rename, so a crash never
 // leaves a half-written key that the next start would refuse.
-func writeKey(path string, k wgtypes.Key) error {
+func writeKey(path string, k Key) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".wireguard.key.*")
 	if err != nil {
 		return fmt.Errorf("create key file: %w", err)

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
 func TestLoadOrCreateKey(t *testing.T) {
@@ -49,7 +51,10 @@ func TestLoadOrCreateKeyRefuses(t *testing.T) {
 			dir := t.TempDir()
 			content := tt.content
 			if content == "" {
-				k := mustKey(t)
+				k, err := GenerateKey()
+				if err != nil {
+					t.Fatal(err)
+				}
 				content = k.String() + "\n"
 			}
 			path := filepath.Join(dir, KeyFile)
@@ -69,5 +74,35 @@ func TestLoadOrCreateKeyRefuses(t *testing.T) {
 				t.Errorf("key file was rewritten")
 			}
 		})
+	}
+}
+
+// TestKeyMatchesWireGuard checks Key against WireGuard's own key type: the
+// same public key for the same private key, and the same text both ways.
+func TestKeyMatchesWireGuard(t *testing.T) {
+	for range 20 {
+		k, err := GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k[0]&7 != 0 || k[31]&128 != 0 || k[31]&64 == 0 {
+			t.Fatalf("key %s is not clamped", k)
+		}
+		wk := wgtypes.Key(k)
+		if got, want := k.PublicKey(), Key(wk.PublicKey()); got != want {
+			t.Fatalf("public key of %s = %s, wgtypes says %s", k, got, want)
+		}
+		if k.String() != wk.String() {
+			t.Fatalf("text %s, wgtypes %s", k, wk)
+		}
+		back, err := ParseKey(wk.String())
+		if err != nil || back != k {
+			t.Fatalf("ParseKey(%s) = %s, %v", wk, back, err)
+		}
+	}
+	for _, bad := range []string{"", "not base64!", "AAAA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="} {
+		if _, err := ParseKey(bad); !errors.Is(err, ErrBadKeyText) {
+			t.Errorf("ParseKey(%q) = %v, want ErrBadKeyText", bad, err)
+		}
 	}
 }

@@ -6,11 +6,11 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/guildhouse-co/kedge/gnmi/store/internal/wal"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
@@ -60,13 +60,17 @@ func (s *Store) compact() error {
 	var first uint64
 	var metas map[string][]byte
 	var err error
-	if s.w == nil {
+	retain, retainSeq := s.retainRecord()
+	switch {
+	case s.wl == nil:
 		err = ErrClosed
-	} else {
-		var next *wal
-		if next, err = openSegment(s.dir, s.w.id+1, segmentSize(s.compactAt)); err == nil {
-			_ = s.w.close()
-			s.w, first, metas = next, next.id, maps.Clone(s.metas)
+	case s.walErr != nil:
+		err = s.walErr
+	default:
+		if first, err = s.wl.Rotate(); err == nil {
+			metas = maps.Clone(s.metas)
+		} else {
+			err = s.noSpace(err, "compaction's new log segment", false)
 		}
 	}
 	s.walMu.Unlock()
@@ -77,51 +81,16 @@ func (s *Store) compact() error {
 	blob := encodeSnapshot(v.t, seq, s.now().UnixNano())
 	stored := false
 	err = s.db.Update(func(btx *bolt.Tx) error {
-		if v := btx.Bucket(bucketMeta).Get(keySnapSeq); len(v) == 8 && binary.BigEndian.Uint64(v) >= seq {
-			return nil // a snapshot at least this new is already stored
+		if have, ok := storedSeq(btx); ok && have >= seq {
+			// A snapshot at least this new is already stored; the
+			// retention mark may have moved.
+			return putRetain(btx, retain)
 		}
 		stored = true
-		meta := btx.Bucket(bucketMeta)
-		var old [][]byte
-		c := meta.Cursor()
-		for k, _ := c.Seek([]byte("x/")); k != nil && strings.HasPrefix(string(k), "x/"); k, _ = c.Next() {
-			old = append(old, append([]byte(nil), k...))
-		}
-		for _, k := range old {
-			if err := meta.Delete(k); err != nil {
-				return err
-			}
-		}
-		for k, v := range metas {
-			if err := meta.Put([]byte("x/"+k), v); err != nil {
-				return err
-			}
-		}
-		var f [8]byte
-		binary.BigEndian.PutUint64(f[:], first)
-		if err := meta.Put(keyWALFirst, f[:]); err != nil {
+		if err := writeSnapshot(btx, blob, seq, first, metas); err != nil {
 			return err
 		}
-		if err := btx.DeleteBucket(bucketSnap); err != nil {
-			return err
-		}
-		b, err := btx.CreateBucket(bucketSnap)
-		if err != nil {
-			return err
-		}
-		b.FillPercent = 1
-		for i := 0; len(blob) > 0; i++ {
-			n := min(len(blob), snapshotChunk)
-			var k [8]byte
-			binary.BigEndian.PutUint64(k[:], uint64(i))
-			if err := b.Put(k[:], blob[:n]); err != nil {
-				return err
-			}
-			blob = blob[n:]
-		}
-		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], seq)
-		if err := btx.Bucket(bucketMeta).Put(keySnapSeq, v[:]); err != nil {
+		if err := putRetain(btx, retain); err != nil {
 			return err
 		}
 		lc := btx.Bucket(bucketLog).Cursor()
@@ -133,16 +102,29 @@ func (s *Store) compact() error {
 		return nil
 	})
 	if err != nil {
+		s.walMu.Lock()
+		err = s.noSpace(err, "compaction", false)
+		s.walMu.Unlock()
 		return fmt.Errorf("compact at seq %d: %w", seq, err)
 	}
 	if stored {
-		ids, err := segments(s.dir)
+		s.walMu.Lock()
+		if s.wl != nil {
+			s.wl.SetBase(first)
+		}
+		s.walMu.Unlock()
+		ids, err := wal.List(s.dir)
 		if err != nil {
 			return err
 		}
 		for _, id := range ids {
 			if id < first {
-				if err := os.Remove(filepath.Join(s.dir, segmentName(id))); err != nil {
+				if drop, err := s.droppable(id, retainSeq); err != nil {
+					return err
+				} else if !drop {
+					continue // the retention mark keeps it for the log's consumer
+				}
+				if err := os.Remove(filepath.Join(s.dir, wal.Name(id))); err != nil {
 					return fmt.Errorf("remove compacted log segment: %w", err)
 				}
 			}

@@ -17,6 +17,9 @@ type Commit struct {
 	Time    time.Time
 	State   bool // a state commit (reconcilers), not durable
 	Changes []tree.Change
+	// Annotation is what Options.Annotate returned for a config commit,
+	// stored in its log record.
+	Annotation []byte
 }
 
 // ErrResync tells a watcher that it fell so far behind that commits it

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,8 +14,8 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/guildhouse-co/kedge/gnmi/store/internal/wal"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
@@ -24,9 +23,6 @@ var (
 	bucketLog  = []byte("log")
 	bucketSnap = []byte("snapshot")
 	bucketMeta = []byte("meta")
-	keySnapSeq = []byte("snapshot-seq")
-	// keyWALFirst is the first log segment the snapshot does not cover.
-	keyWALFirst = []byte("wal-first")
 )
 
 // OpKind is a Set operation.
@@ -63,6 +59,17 @@ type Options struct {
 	CompactBytes int64
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Annotate, when set, is called for every config commit that changes
+	// something, after validation and before the commit is written; what
+	// it returns is stored in the same log record (no extra sync),
+	// delivered as Commit.Annotation and replayed by ReplayCommits. ctx is
+	// the committer's (the gNMI Set's, carrying its identity). It runs
+	// under the store's write lock and must be quick.
+	Annotate func(ctx context.Context, changes []tree.Change) []byte
+	// KeepLog keeps the log segments holding config commits past
+	// compactions until Retain releases them, so a consumer that absorbs
+	// commits asynchronously (the notary) can catch up after a crash.
+	KeepLog bool
 }
 
 // Store is the tree store. All methods are safe for concurrent use.
@@ -87,12 +94,20 @@ type Store struct {
 	validators []validatorEntry
 	dir        string
 
-	// walMu guards the log segment being written and the metas (lock
-	// order: commitMu, walMu).
+	// walMu guards the log and the metas (lock order: commitMu, walMu).
 	walMu  sync.Mutex
-	w      *wal
+	wl     *wal.Log
 	metas  map[string][]byte
-	walErr error // a failed log sync: the store refuses writes from then on
+	walErr error    // a failed log sync: the store refuses writes from then on
+	full   diskFull // writes failing for lack of disk space
+
+	// Retention (KeepLog; retain.go): the last commit seq in each
+	// segment, and the mark up to which records may be dropped (walMu).
+	keepLog    bool
+	annotate   func(ctx context.Context, changes []tree.Change) []byte
+	segLast    map[uint64]uint64
+	retainSeq  uint64
+	retainNote []byte
 
 	logBytes   int64 // log written since the last compaction (walMu)
 	compactAt  int64
@@ -119,8 +134,11 @@ func (s *Store) publish() {
 }
 
 // Open opens (creating if needed) the store in dir and restores the tree
-// and sequence from disk.
+// and sequence from disk. A store damaged before the end of its log is
+// refused with a *DamageError (errors.Is ErrDamaged) naming the file,
+// the offset and what recovery would drop, and no file is changed.
 func Open(dir string, schema *tree.Schema, o Options) (*Store, error) {
+	start := time.Now()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -136,173 +154,31 @@ func Open(dir string, schema *tree.Schema, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, "tree.db"), 0o600, &bolt.Options{
-		Timeout:        2 * time.Second,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
+	s := &Store{schema: schema, log: o.Logger, now: o.Now, t: tree.New(schema), compactAt: o.CompactBytes,
+		dir: dir, metas: map[string][]byte{}, keepLog: o.KeepLog, annotate: o.Annotate, segLast: map[uint64]uint64{}}
+	l, err := s.load()
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("open store %s: locked by another process", dir)
-		}
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	s := &Store{schema: schema, db: db, log: o.Logger, now: o.Now, t: tree.New(schema), compactAt: o.CompactBytes,
-		dir: dir, metas: map[string][]byte{}}
-	next, err := s.restore()
-	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	// A new segment on every open: an old segment's tail, possibly torn by
-	// a crash, is never written again.
-	if s.w, err = openSegment(dir, next, segmentSize(s.compactAt)); err != nil {
-		db.Close()
+	// The structure was checked (if the file existed), so bbolt's own
+	// walk of it on a writable open cannot fault.
+	if s.db, err = openBolt(filepath.Join(dir, treeDB), false); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := s.settle(l, start); err != nil {
+		s.wl.Close()
+		s.db.Close()
+		return nil, err
 	}
 	s.feed = newFeed(s.seq+1, o.FeedBudget)
 	s.publish()
+	if l.snap.legacy {
+		// Give the snapshot its checksums now rather than at the next
+		// compaction, which a quiet node may not reach for a long time.
+		s.log.Info("store snapshot was written without checksums; rewriting it")
+		s.compactAsync()
+	}
 	return s, nil
-}
-
-// restore loads the snapshot and the metas stored with it, replays the
-// log after it (records bbolt still holds from before the segment files,
-// then the segments) and returns the number for the next segment.
-func (s *Store) restore() (uint64, error) {
-	start := time.Now()
-	var records int
-	var first uint64
-	ends := map[uint64]int64{}
-	err := s.db.Update(func(btx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLog, bucketSnap, bucketMeta} {
-			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		tx, err := s.t.Begin(false)
-		if err != nil {
-			return err
-		}
-		defer tx.Commit()
-		meta := btx.Bucket(bucketMeta)
-		var snapSeq uint64
-		if v := meta.Get(keySnapSeq); len(v) == 8 {
-			snapSeq = binary.BigEndian.Uint64(v)
-			var blob []byte
-			c := btx.Bucket(bucketSnap).Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				blob = append(blob, v...)
-			}
-			seq, _, err := decodeRecord(blob, tx)
-			if err != nil {
-				return fmt.Errorf("snapshot: %w", err)
-			}
-			if seq != snapSeq {
-				return fmt.Errorf("snapshot: holds seq %d, meta says %d", seq, snapSeq)
-			}
-		}
-		if v := meta.Get(keyWALFirst); len(v) == 8 {
-			first = binary.BigEndian.Uint64(v)
-		}
-		c := meta.Cursor()
-		for k, v := c.Seek([]byte("x/")); k != nil && strings.HasPrefix(string(k), "x/"); k, v = c.Next() {
-			s.metas[string(k[2:])] = append([]byte(nil), v...)
-		}
-		s.seq = snapSeq
-		c = btx.Bucket(bucketLog).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			seq := binary.BigEndian.Uint64(k)
-			if seq <= snapSeq {
-				continue // compaction removes these; tolerate a crash between the two
-			}
-			got, _, err := decodeRecord(v, tx)
-			if err != nil {
-				return err
-			}
-			if got != seq {
-				return fmt.Errorf("log record under key %d holds seq %d", seq, got)
-			}
-			s.seq = seq
-			s.logBytes += int64(len(v))
-			records++
-		}
-		n, err := s.replaySegments(first, tx, ends)
-		records += n
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("restore store: %w", err)
-	}
-	ids, err := segments(s.dir)
-	if err != nil {
-		return 0, err
-	}
-	next := first
-	for _, id := range ids {
-		if id < first {
-			// Covered by the snapshot; a crash after the compaction's
-			// commit left it behind.
-			if err := os.Remove(filepath.Join(s.dir, segmentName(id))); err != nil {
-				return 0, fmt.Errorf("remove compacted log segment: %w", err)
-			}
-			continue
-		}
-		next = id + 1
-		// Replayed: finished, never written again. Trimming after the
-		// replay succeeded, a crash mid-way leaves a longer file only.
-		if end, ok := ends[id]; ok {
-			if err := trimSegment(s.dir, id, end); err != nil {
-				return 0, err
-			}
-		}
-	}
-	s.log.Info("store restored", "seq", s.seq, "log_records", records, "took", time.Since(start))
-	return next, nil
-}
-
-// replaySegments applies the segments from first on, in order, and notes
-// where each one's intact records end.
-func (s *Store) replaySegments(first uint64, tx *tree.Txn, ends map[uint64]int64) (int, error) {
-	ids, err := segments(s.dir)
-	if err != nil {
-		return 0, err
-	}
-	records := 0
-	for _, id := range ids {
-		if id < first {
-			continue
-		}
-		end, err := readSegment(s.dir, id, func(p []byte) error {
-			r, err := decodeWALRecord(p)
-			if err != nil {
-				return err
-			}
-			if r.kind == walCommit {
-				if r.seq <= s.seq {
-					return nil // already in the snapshot
-				}
-				// Sequence numbers have gaps: state commits take one too
-				// and are not logged.
-				got, _, err := decodeRecord(r.rec, tx)
-				if err != nil {
-					return err
-				}
-				if got != r.seq {
-					return fmt.Errorf("log record of commit %d holds seq %d", r.seq, got)
-				}
-				s.seq = r.seq
-				records++
-			}
-			s.applyMeta(r.metaKey, r.metaOp, r.meta)
-			s.logBytes += int64(walHeader + len(p))
-			return nil
-		})
-		if err != nil {
-			return records, err
-		}
-		ends[id] = end
-	}
-	return records, nil
 }
 
 func (s *Store) applyMeta(key string, op byte, val []byte) {
@@ -327,25 +203,23 @@ func (s *Store) walAppend(payload []byte) error {
 	if s.walErr != nil {
 		return s.walErr
 	}
-	if s.w == nil {
+	if s.wl == nil {
 		return ErrClosed
 	}
-	next, err := s.w.append(payload)
-	if err != nil {
-		if errors.Is(err, errLogSync) {
+	if err := s.wl.Append(payload); err != nil {
+		if errors.Is(err, wal.ErrSync) {
 			// Whether the record reached the disk is unknown, and a later
 			// record must not pretend it did not: refuse writes until a
 			// restart replays what the disk holds.
 			s.walErr = fmt.Errorf("store stopped after a failed log sync: %w", err)
 			s.log.Error("store stopped writing", "err", err)
+			s.walErr = s.noSpace(s.walErr, "log sync", true)
+			return s.walErr
 		}
-		return err
+		return s.noSpace(err, "log write", false)
 	}
-	if next != nil {
-		_ = s.w.close()
-		s.w = next
-	}
-	s.logBytes += int64(walHeader + len(payload))
+	s.wrote()
+	s.logBytes += int64(wal.RecordHeaderSize + len(payload))
 	return nil
 }
 
@@ -371,6 +245,43 @@ func (s *Store) Commit(ctx context.Context, ops []Op) (*Commit, error) {
 	return s.commit(ctx, ops, commitOpts{})
 }
 
+// CommitCheck decides whether a config commit may go ahead, on what it would
+// actually change. It runs after schema and semantic validation and
+// before the commit is made durable, under the commit lock; an error
+// aborts the commit, changes nothing and is returned as it is. It must
+// not modify the tree. The store knows nothing of who is asking: a
+// writer that authorizes commits passes a CommitCheck closing over its caller.
+type CommitCheck func(Proposed) error
+
+// Proposed is a config commit as its CommitCheck sees it.
+type Proposed struct {
+	// Tree is the tree as it will be if the commit goes ahead.
+	Tree *tree.Tree
+	// Changes are the commit's net per-leaf changes.
+	Changes []tree.Change
+	tx      *tree.Txn
+}
+
+// Before returns leaf n of the instance x names as it was before the
+// commit (zero for an instance the commit creates). Resolve x in Tree
+// for the instance as it will be (nil for one the commit deletes).
+func (p Proposed) Before(x tree.Ident, n *tree.Node) tree.Value { return p.tx.Before(x, n) }
+
+// CommitOptions are the optional parts of a config commit.
+type CommitOptions struct {
+	// Check, when set, must allow the commit.
+	Check CommitCheck
+	// UndoKey and Undo store Undo(inverse) under the meta key in the
+	// commit's durable write (see CommitUndoable).
+	UndoKey string
+	Undo    UndoEncoder
+}
+
+// CommitWith is Commit with options: a Check, a stored inverse, or both.
+func (s *Store) CommitWith(ctx context.Context, ops []Op, o CommitOptions) (*Commit, error) {
+	return s.commit(ctx, ops, commitOpts{check: o.Check, undoKey: o.UndoKey, undo: o.Undo})
+}
+
 // UndoEncoder turns a commit's inverse operations into a blob that
 // CommitUndoable stores durably together with the commit.
 type UndoEncoder func(undo []Op) ([]byte, error)
@@ -387,6 +298,7 @@ type commitOpts struct {
 	state, operational bool
 	undoKey            string
 	undo               UndoEncoder
+	check              CommitCheck
 }
 
 // CommitState applies ops to config false nodes (reconcilers writing
@@ -448,10 +360,19 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 			tx.Rollback()
 			return nil, err
 		}
+		if o.check != nil {
+			if err := o.check(Proposed{Tree: s.t, Changes: changes, tx: tx}); err != nil {
+				tx.Rollback()
+				return nil, err
+			}
+		}
 	}
 	c := &Commit{Seq: s.seq + 1, Time: s.now(), State: state, Changes: changes}
 	if !state {
-		if err := s.append(c.Seq, encodeRecord(c.Seq, c.Time.UnixNano(), changes), o.undoKey, meta); err != nil {
+		if s.annotate != nil {
+			c.Annotation = s.annotate(ctx, changes)
+		}
+		if err := s.append(c.Seq, encodeRecord(c.Seq, c.Time.UnixNano(), changes), o.undoKey, meta, c.Annotation); err != nil {
 			tx.Rollback()
 			return nil, err
 		}
@@ -504,12 +425,14 @@ func (s *Store) runValidators(changes []tree.Change) error {
 
 // append persists one log record, and optionally a meta change in the
 // same durable write: one write and one fdatasync of the log segment.
-func (s *Store) append(seq uint64, rec []byte, metaKey string, meta []byte) error {
+func (s *Store) append(seq uint64, rec []byte, metaKey string, meta, ann []byte) error {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	if err := s.walAppend(encodeCommitRecord(seq, rec, metaKey, meta)); err != nil {
+	if err := s.walAppend(encodeCommitRecord(seq, rec, metaKey, meta, ann)); err != nil {
 		return fmt.Errorf("persist commit %d: %w", seq, err)
 	}
+	id, _ := s.wl.Position()
+	s.segLast[id] = seq
 	if metaKey != "" {
 		op := metaPut
 		if meta == nil {
@@ -561,9 +484,6 @@ func (s *Store) PutMeta(key string, val []byte) error {
 	}
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	if s.w == nil {
-		return ErrClosed
-	}
 	if err := s.walAppend(encodeMetaRecord(key, val)); err != nil {
 		return fmt.Errorf("put meta %s: %w", key, err)
 	}
@@ -598,8 +518,8 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	s.feed.close()
 	s.walMu.Lock()
-	werr := s.w.close()
-	s.w = nil
+	werr := s.wl.Close()
+	s.wl = nil
 	s.walMu.Unlock()
 	if err := errors.Join(werr, s.db.Close()); err != nil {
 		return fmt.Errorf("close store: %w", err)

@@ -11,6 +11,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+
+	"github.com/guildhouse-co/kedge/gnmi/store/internal/wal"
 )
 
 func reopen(t *testing.T, dir string) *Store {
@@ -65,7 +67,7 @@ func TestMetasAcrossCompactionAndRestart(t *testing.T) {
 	if dump(s) != want || s.Seq() != 2 {
 		t.Fatalf("after compaction and restart: seq %d, tree equal %t", s.Seq(), dump(s) == want)
 	}
-	ids, err := segments(dir)
+	ids, err := wal.List(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,9 +77,9 @@ func TestMetasAcrossCompactionAndRestart(t *testing.T) {
 	}
 }
 
-// TestTornTailIsIgnored: a crash can leave a record half written after
-// the last acknowledged one; it must be dropped, not fail the restart or
-// shadow later writes.
+// TestTornTailIsIgnored: a crash can leave the record being written
+// half on disk after the last acknowledged one; it must be dropped, not
+// fail the restart or shadow later writes.
 func TestTornTailIsIgnored(t *testing.T) {
 	dir := t.TempDir()
 	s := reopen(t, dir)
@@ -85,21 +87,18 @@ func TestTornTailIsIgnored(t *testing.T) {
 		mustCommit(t, s, upd(t, route(i)+"/config/device", str("eth"+itoa(i))))
 	}
 	want := dump(s)
-	id := s.w.id
-	off := s.w.off
+	id, off := s.wl.Position()
+	// The fourth commit's record is the one a crash tears: only its
+	// first half reaches the disk (the rest stays preallocated zeros).
+	mustCommit(t, s, upd(t, route(3)+"/config/device", str("eth3")))
+	_, end := s.wl.Position()
 	s.Close()
-	// A record header promising 100 bytes, a wrong CRC and half the bytes.
-	f, err := os.OpenFile(filepath.Join(dir, segmentName(id)), os.O_RDWR, 0)
+	f, err := os.OpenFile(filepath.Join(dir, wal.Name(id)), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	torn := binary.LittleEndian.AppendUint32(nil, 100)
-	torn = binary.LittleEndian.AppendUint32(torn, 0xdeadbeef)
-	torn = append(torn, make([]byte, 50)...)
-	for i := range 50 {
-		torn[8+i] = byte(i + 1)
-	}
-	if _, err := f.WriteAt(torn, off); err != nil {
+	half := off + (end-off)/2
+	if _, err := f.WriteAt(make([]byte, end-half), half); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -128,9 +127,9 @@ func TestLogInBoltIsReplayed(t *testing.T) {
 	c2 := mustCommit(t, s, upd(t, route(2)+"/config/device", str("eth2")))
 	want := dump(s)
 	s.Close()
-	ids, _ := segments(dir)
+	ids, _ := wal.List(dir)
 	for _, id := range ids {
-		os.Remove(filepath.Join(dir, segmentName(id)))
+		os.Remove(filepath.Join(dir, wal.Name(id)))
 	}
 	db, err := bolt.Open(filepath.Join(dir, "tree.db"), 0o600, nil)
 	if err != nil {
@@ -187,14 +186,14 @@ func TestRestartsKeepOneEmptySegment(t *testing.T) {
 	}
 	s := reopen(t, dir)
 	defer s.Close()
-	ids, err := segments(dir)
+	ids, err := wal.List(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ids) != 2 {
 		t.Fatalf("segments %v, want the one with the commit and this open's", ids)
 	}
-	st, err := os.Stat(filepath.Join(dir, segmentName(ids[0])))
+	st, err := os.Stat(filepath.Join(dir, wal.Name(ids[0])))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,9 +214,9 @@ func TestFailedSyncStopsWrites(t *testing.T) {
 	s := reopen(t, dir)
 	mustCommit(t, s, upd(t, route(1)+"/config/device", str("eth1")))
 	before := dump(s)
-	fdatasync = func(int) error { return unix.EIO }
+	restore := wal.SetSyncForTest(func(int) error { return unix.EIO })
 	_, err := s.Commit(context.Background(), []Op{upd(t, route(2)+"/config/device", str("eth2"))})
-	fdatasync = unix.Fdatasync
+	restore()
 	if !errors.Is(err, unix.EIO) {
 		t.Fatalf("commit with a failing sync: %v, want EIO", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/guildhouse-co/kedge/gnmi/store"
 )
@@ -24,6 +26,12 @@ const pendingKey = "gnmi/commit-confirmed"
 // (openconfig/reference gnmi-commit-confirmed.md).
 const DefaultRollback = 600 * time.Second
 
+// MaxRollback is the longest rollback duration accepted, for a commit or
+// set_rollback_duration; longer is INVALID_ARGUMENT. While a commit is
+// pending every other Set waits, so the window is kept to what checking
+// a change needs; a tier at or above the committer's can end it sooner.
+const MaxRollback = time.Hour
+
 // pending is a commit awaiting confirmation, as persisted: its inverse is
 // stored in the same durable write as the commit itself, so a kill -9
 // inside the window still rolls back after restart.
@@ -33,6 +41,20 @@ type pending struct {
 	Undo     []byte `json:"undo"` // a marshalled gnmi.SetRequest
 	// Paths the commit wrote, for authorising confirm and cancel.
 	Paths []string `json:"paths"`
+	// Owner is the Authorizer's name for who made the commit
+	// (Authorizer.Principal); confirm and cancel ask it again with this.
+	Owner string `json:"owner,omitempty"`
+}
+
+// caller is what the confirmer needs from a Set's caller.
+type caller struct {
+	// check authorizes a commit's changes (Authorizer.WriteChanges).
+	check store.CommitCheck
+	// owner names the caller for a commit it leaves pending.
+	owner string
+	// resolve authorizes confirming or cancelling the pending commit
+	// (Authorizer.ResolvePending).
+	resolve func(owner string, paths []string) error
 }
 
 // confirmer owns the commit-confirmed state machine: at most one pending
@@ -63,7 +85,26 @@ func newConfirmer(st *store.Store, log *slog.Logger) (*confirmer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cur = &p
-	left := time.Until(time.Unix(0, p.Deadline))
+	now := c.now()
+	left := time.Unix(0, p.Deadline).Sub(now)
+	if p.Deadline <= 0 || left > MaxRollback {
+		// An older version stored deadlines that had overflowed (a
+		// 9,223,372,036 s duration became a negative time); the real
+		// deadline is lost. Rolling back at once would undo a commit
+		// its author still has time to confirm, so it gets the longest
+		// window there is, written back so restarts do not extend it.
+		log.Warn("pending commit-confirmed has an impossible deadline; it rolls back in the longest window instead",
+			"id", p.ID, "deadline_unix_ns", p.Deadline, "rollback_in", MaxRollback)
+		left = MaxRollback
+		p.Deadline = deadlineNS(now, left)
+		b, err := json.Marshal(&p)
+		if err != nil {
+			return nil, fmt.Errorf("store pending commit: %w", err)
+		}
+		if err := st.PutMeta(pendingKey, b); err != nil {
+			return nil, err
+		}
+	}
 	log.Warn("commit-confirmed pending from before restart", "id", p.ID, "rollback_in", left)
 	if left <= 0 {
 		if err := c.rollbackLocked(context.Background(), "deadline passed while down"); err != nil {
@@ -73,6 +114,31 @@ func newConfirmer(st *store.Store, log *slog.Logger) (*confirmer, error) {
 	}
 	c.arm(p.ID, left)
 	return c, nil
+}
+
+// deadlineNS is now+d in Unix nanoseconds, saturating instead of
+// overflowing (UnixNano is undefined past the year 2262).
+func deadlineNS(now time.Time, d time.Duration) int64 {
+	n := now.UnixNano()
+	if d > 0 && n > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return n + int64(d)
+}
+
+// rollbackDuration checks a requested rollback duration.
+func rollbackDuration(d *durationpb.Duration) (time.Duration, error) {
+	if err := d.CheckValid(); err != nil {
+		return 0, status.Errorf(codes.InvalidArgument, "rollback duration: %v", err)
+	}
+	sec := d.GetSeconds()
+	if sec < 0 || (sec == 0 && d.GetNanos() <= 0) {
+		return 0, status.Error(codes.InvalidArgument, "rollback duration must be positive")
+	}
+	if sec > int64(MaxRollback/time.Second) || d.AsDuration() > MaxRollback {
+		return 0, status.Errorf(codes.InvalidArgument, "rollback duration %v is longer than the maximum, %v", d.AsDuration(), MaxRollback)
+	}
+	return d.AsDuration(), nil
 }
 
 // commitExt returns the request's commit-confirmed extension, if any.
@@ -88,21 +154,26 @@ func commitExt(req *gpb.SetRequest) (*gnmi_ext.Commit, error) {
 	return nil, nil
 }
 
-func (c *confirmer) plainSet(ctx context.Context, ops []store.Op) (*store.Commit, error) {
+func (c *confirmer) plainSet(ctx context.Context, ops []store.Op, check store.CommitCheck) (*store.Commit, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cur != nil {
 		return nil, c.busy()
 	}
-	return c.st.Commit(ctx, ops)
+	return c.st.CommitWith(ctx, ops, store.CommitOptions{Check: check})
 }
 
 func (c *confirmer) busy() error {
-	return status.Errorf(codes.FailedPrecondition, "commit %q is awaiting confirmation until %s; confirm or cancel it first",
-		c.cur.ID, time.Unix(0, c.cur.Deadline).UTC().Format(time.RFC3339))
+	by := ""
+	if c.cur.Owner != "" {
+		by = " by " + c.cur.Owner
+	}
+	return status.Errorf(codes.FailedPrecondition, "commit %q%s is awaiting confirmation until %s; confirm or cancel it first "+
+		"(its author or a higher tier with write rights over what it changed may)",
+		c.cur.ID, by, time.Unix(0, c.cur.Deadline).UTC().Format(time.RFC3339))
 }
 
-func (c *confirmer) handle(ctx context.Context, cm *gnmi_ext.Commit, ops []store.Op) (*store.Commit, error) {
+func (c *confirmer) handle(ctx context.Context, cm *gnmi_ext.Commit, ops []store.Op, who caller) (*store.Commit, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if req := cm.GetCommit(); req != nil {
@@ -111,23 +182,24 @@ func (c *confirmer) handle(ctx context.Context, cm *gnmi_ext.Commit, ops []store
 		}
 		d := DefaultRollback
 		if rd := req.GetRollbackDuration(); rd != nil {
-			d = rd.AsDuration()
-			if d <= 0 {
-				return nil, status.Error(codes.InvalidArgument, "rollback duration must be positive")
+			var err error
+			if d, err = rollbackDuration(rd); err != nil {
+				return nil, err
 			}
 		}
-		p := &pending{ID: cm.GetId(), Deadline: c.now().Add(d).UnixNano()}
+		p := &pending{ID: cm.GetId(), Deadline: deadlineNS(c.now(), d), Owner: who.owner}
 		for _, op := range ops {
 			p.Paths = append(p.Paths, pathString(op.Path))
 		}
-		commit, err := c.st.CommitUndoable(ctx, ops, pendingKey, func(undo []store.Op) ([]byte, error) {
-			b, err := marshalOps(undo)
-			if err != nil {
-				return nil, err
-			}
-			p.Undo = b
-			return json.Marshal(p)
-		})
+		commit, err := c.st.CommitWith(ctx, ops, store.CommitOptions{Check: who.check, UndoKey: pendingKey,
+			Undo: func(undo []store.Op) ([]byte, error) {
+				b, err := marshalOps(undo)
+				if err != nil {
+					return nil, err
+				}
+				p.Undo = b
+				return json.Marshal(p)
+			}})
 		if err != nil {
 			return nil, err
 		}
@@ -141,6 +213,9 @@ func (c *confirmer) handle(ctx context.Context, cm *gnmi_ext.Commit, ops []store
 	}
 	if cm.GetId() != c.cur.ID {
 		return nil, status.Errorf(codes.InvalidArgument, "commit id %q does not match the pending commit", cm.GetId())
+	}
+	if err := who.resolve(c.cur.Owner, c.cur.Paths); err != nil {
+		return nil, err
 	}
 	if len(ops) > 0 {
 		return nil, status.Error(codes.InvalidArgument, "confirm, cancel and set_rollback_duration take no operations")
@@ -158,12 +233,12 @@ func (c *confirmer) handle(ctx context.Context, cm *gnmi_ext.Commit, ops []store
 			return nil, err
 		}
 	case cm.GetSetRollbackDuration() != nil:
-		d := cm.GetSetRollbackDuration().GetRollbackDuration().AsDuration()
-		if d <= 0 {
-			return nil, status.Error(codes.InvalidArgument, "rollback duration must be positive")
+		d, err := rollbackDuration(cm.GetSetRollbackDuration().GetRollbackDuration())
+		if err != nil {
+			return nil, err
 		}
 		p := *c.cur
-		p.Deadline = c.now().Add(d).UnixNano()
+		p.Deadline = deadlineNS(c.now(), d)
 		b, err := json.Marshal(&p)
 		if err != nil {
 			return nil, err
@@ -249,14 +324,4 @@ func unmarshalOps(b []byte) ([]store.Op, error) {
 		ops = append(ops, store.Op{Kind: store.OpUpdate, Path: u.GetPath().GetElem(), Val: u.GetVal()})
 	}
 	return ops, nil
-}
-
-// pendingPaths returns the paths the pending commit wrote, if any.
-func (c *confirmer) pendingPaths() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cur == nil {
-		return nil
-	}
-	return append([]string(nil), c.cur.Paths...)
 }

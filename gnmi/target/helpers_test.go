@@ -29,6 +29,11 @@ func (a allow) Write(_ context.Context, paths []string) error {
 	}
 	return nil
 }
+func (allow) WriteChanges(context.Context, store.Proposed) error { return nil }
+func (allow) Principal(context.Context) string                   { return "test" }
+func (a allow) ResolvePending(ctx context.Context, _ string, paths []string) error {
+	return a.Write(ctx, paths)
+}
 
 type env struct {
 	t      *testing.T

@@ -72,20 +72,44 @@ func stripModule(name string) string {
 // pathString renders elements for messages.
 func pathString(elems []*gpb.PathElem) string { return tree.RenderPath(elems) }
 
-// elemsOf returns a path's elements, converting the deprecated string
-// element field (still sent by gnmi_cli -q) when elem is empty.
+// elemsOf returns a path's elements. Old clients send the deprecated
+// string element field instead of elem; gnmi_cli v0.14.1 fills both from
+// one query string. Both are accepted when they name the same path, and
+// a path whose two forms disagree is refused rather than guessed at.
 //
 //lint:file-ignore SA1019 the deprecated element field is read on purpose, for old clients
 func elemsOf(p *gpb.Path) ([]*gpb.PathElem, error) {
-	if len(p.GetElem()) > 0 || len(p.GetElement()) == 0 {
-		if len(p.GetElem()) > 0 && len(p.GetElement()) > 0 {
-			return nil, fmt.Errorf("path sets both elem and the deprecated element")
-		}
+	if len(p.GetElement()) == 0 {
 		return p.GetElem(), nil
 	}
-	elems, err := tree.ParsePath("/" + strings.Join(p.GetElement(), "/"))
+	old, err := tree.ParsePath("/" + strings.Join(p.GetElement(), "/"))
 	if err != nil {
 		return nil, fmt.Errorf("deprecated element path: %w", err)
 	}
-	return elems, nil
+	if len(p.GetElem()) == 0 {
+		return old, nil
+	}
+	if !sameElems(p.GetElem(), old) {
+		return nil, fmt.Errorf("path elem %s and deprecated element %s disagree (send elem only)",
+			pathString(p.GetElem()), pathString(old))
+	}
+	return p.GetElem(), nil
+}
+
+// sameElems reports whether two element lists name the same path.
+func sameElems(a, b []*gpb.PathElem) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].GetName() != b[i].GetName() || len(a[i].GetKey()) != len(b[i].GetKey()) {
+			return false
+		}
+		for k, v := range a[i].GetKey() {
+			if w, ok := b[i].GetKey()[k]; !ok || w != v {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -47,12 +47,8 @@ func (s *Server) Set(ctx context.Context, req *gpb.SetRequest) (*gpb.SetResponse
 	for i, op := range ops {
 		paths[i] = pathString(op.elems)
 	}
-	if commit != nil && commit.GetCommit() == nil {
-		// Confirm, cancel and set_rollback_duration carry no paths; they
-		// act on the pending commit, so the caller must be allowed to
-		// write everything it changed.
-		paths = append(paths, s.cc.pendingPaths()...)
-	}
+	// Confirm, cancel and set_rollback_duration carry no paths: the
+	// confirmer asks ResolvePending about the pending commit itself.
 	if err := s.opts.Auth.Write(ctx, paths); err != nil {
 		return nil, authStatus(err)
 	}
@@ -60,15 +56,20 @@ func (s *Server) Set(ctx context.Context, req *gpb.SetRequest) (*gpb.SetResponse
 	for i, op := range ops {
 		sops[i] = store.Op{Kind: storeKind(op.kind), Path: op.elems, Val: op.val}
 	}
+	check := func(p store.Proposed) error { return s.opts.Auth.WriteChanges(ctx, p) }
 	var c *store.Commit
 	if commit != nil {
-		c, err = s.cc.handle(ctx, commit, sops)
+		c, err = s.cc.handle(ctx, commit, sops, caller{check: check, owner: s.opts.Auth.Principal(ctx),
+			resolve: func(owner string, paths []string) error { return s.opts.Auth.ResolvePending(ctx, owner, paths) }})
 	} else {
-		c, err = s.cc.plainSet(ctx, sops)
+		c, err = s.cc.plainSet(ctx, sops, check)
 	}
 	if err != nil {
 		if _, ok := status.FromError(err); ok {
 			return nil, err
+		}
+		if errors.Is(err, ErrPermissionDenied) || errors.Is(err, ErrUnauthenticated) {
+			return nil, authStatus(err)
 		}
 		return nil, abortStatus(err, ops)
 	}
@@ -128,20 +129,20 @@ func setOps(req *gpb.SetRequest) ([]setOp, error) {
 // the failing operation's own code in the details.
 func abortStatus(err error, ops []setOp) error {
 	c := code(err)
-	if c == codes.Unavailable || c == codes.Canceled || c == codes.DeadlineExceeded || c == codes.Internal {
+	if c == codes.Unavailable || c == codes.Canceled || c == codes.DeadlineExceeded || c == codes.Internal || c == codes.ResourceExhausted {
 		return status.Error(c, err.Error())
 	}
 	failed := "transaction"
-	if te, ok := asTreeErr(err); ok {
+	if at, ok := errorPath(err); ok {
 		for _, op := range ops {
-			if p := pathString(op.elems); len(te.Path) >= len(p) && te.Path[:len(p)] == p {
+			if p := pathString(op.elems); len(at) >= len(p) && at[:len(p)] == p {
 				failed = fmt.Sprintf("%v %s", op.kind, p)
 			}
 		}
 	}
 	st := status.New(codes.Aborted, fmt.Sprintf("set aborted, nothing changed: %s failed (%v): %v", failed, c, err))
 	if d, derr := st.WithDetails(&errdetails.ErrorInfo{
-		Reason:   c.String(),
+		Reason:   errorReason(err, c),
 		Domain:   "kedge",
 		Metadata: map[string]string{"operation": failed, "code": fmt.Sprint(int32(c))},
 	}); derr == nil {

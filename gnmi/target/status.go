@@ -26,10 +26,12 @@ func code(err error) codes.Code {
 		errors.Is(err, tree.ErrBadValue), errors.Is(err, tree.ErrKeyLeaf),
 		errors.Is(err, tree.ErrReadOnly):
 		return codes.InvalidArgument
-	case errors.Is(err, tree.ErrMandatory), errors.Is(err, tree.ErrLeafref):
+	case errors.Is(err, tree.ErrMandatory), errors.Is(err, tree.ErrLeafref), errors.Is(err, tree.ErrRule):
 		return codes.FailedPrecondition
 	case errors.Is(err, store.ErrClosed):
 		return codes.Unavailable
+	case errors.Is(err, store.ErrNoSpace):
+		return codes.ResourceExhausted
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
@@ -56,4 +58,26 @@ func authStatus(err error) error {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
 	return status.Error(codes.PermissionDenied, err.Error())
+}
+
+// errorReason is the google.rpc.ErrorInfo reason of a failed Set: a
+// semantic rule's own stable reason, else the code's name.
+func errorReason(err error, c codes.Code) string {
+	var re *tree.RuleError
+	if errors.As(err, &re) && re.Reason != "" {
+		return re.Reason
+	}
+	return c.String()
+}
+
+// errorPath is the data path a failed operation names, if any.
+func errorPath(err error) (string, bool) {
+	if te, ok := asTreeErr(err); ok {
+		return te.Path, true
+	}
+	var re *tree.RuleError
+	if errors.As(err, &re) {
+		return re.Path, true
+	}
+	return "", false
 }

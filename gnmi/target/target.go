@@ -26,8 +26,22 @@ type Authorizer interface {
 	// Read allows Capabilities, Get and Subscribe.
 	Read(ctx context.Context) error
 	// Write allows a Set that changes the given data paths (gNMI string
-	// form, e.g. /kedge/posture/config/level).
+	// form, e.g. /kedge/posture/config/level). It runs before the Set
+	// touches the store.
 	Write(ctx context.Context, paths []string) error
+	// WriteChanges allows a Set by what its commit would change, leaf by
+	// leaf, old value and new (a path alone does not say, for instance,
+	// which entries a replace of a whole list removes). It runs inside
+	// the commit, after validation and before the commit is made durable;
+	// an error aborts the Set and nothing changes.
+	WriteChanges(ctx context.Context, p store.Proposed) error
+	// Principal names the caller for the record of a commit-confirmed it
+	// leaves pending; the target stores it and gives it back to
+	// ResolvePending.
+	Principal(ctx context.Context) string
+	// ResolvePending allows confirming, cancelling or re-timing the
+	// pending commit that owner made and that wrote paths.
+	ResolvePending(ctx context.Context, owner string, paths []string) error
 }
 
 // Sentinels an Authorizer wraps.

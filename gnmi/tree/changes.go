@@ -179,11 +179,11 @@ func (tx *Txn) analyze() *analysis {
 		}
 		switch {
 		case r.nv.IsSet():
-			changes = append(changes, Change{Op: OpUpdate, In: r.b.Ident(), Node: r.n, Val: r.nv})
+			changes = append(changes, Change{Op: OpUpdate, In: r.b.Ident(), Node: r.n, Val: r.nv, Old: r.ov})
 		case r.b != nil:
-			changes = append(changes, Change{Op: OpDelete, In: r.b.Ident(), Node: r.n})
+			changes = append(changes, Change{Op: OpDelete, In: r.b.Ident(), Node: r.n, Old: r.ov})
 		default:
-			changes = append(changes, Change{Op: OpDelete, In: r.a.Ident(), Node: r.n})
+			changes = append(changes, Change{Op: OpDelete, In: r.a.Ident(), Node: r.n, Old: r.ov})
 		}
 		n := r.n
 		if n.indexed {

@@ -35,6 +35,16 @@ func (x Ident) Parent() Ident {
 	return Ident{id: x.id, s: p}
 }
 
+// Child returns the identity of container child n of the instance x
+// names (zero when n is not one): the same in every version, whether or
+// not the container holds anything there.
+func (x Ident) Child(n *Node) Ident {
+	if x.IsZero() || n == nil || n.Parent != x.s || n.Kind != KindContainer {
+		return Ident{}
+	}
+	return Ident{id: x.id, s: n}
+}
+
 // Keys returns a list entry's key values in key order (nil for a
 // container).
 func (x Ident) Keys() []Value {

@@ -18,15 +18,18 @@ const (
 )
 
 // Change is one net per-leaf change of a transaction: the identity of
-// the leaf's instance (which renders its path), the leaf's schema node and
-// the new value (zero for deletes). A Change holds no version's data, so
-// the change feed, which keeps the last million of them, keeps no older
-// version of the tree alive; read the values of a version from the tree.
+// the leaf's instance (which renders its path), the leaf's schema node,
+// the new value (zero for deletes) and the old one (zero where the leaf
+// was absent), for consumers that record both (the notary). A Change
+// holds no version's instances, only the two values, so the change feed,
+// which keeps the last million of them, keeps no older version of the
+// tree alive; read other values of a version from the tree.
 type Change struct {
 	Op   Op
 	In   Ident
 	Node *Node
 	Val  Value
+	Old  Value
 }
 
 // Path renders the changed leaf's path in gNMI string form.
@@ -53,8 +56,10 @@ type Txn struct {
 	// default accords); they carry their keys in state only. Off by
 	// default so a late state write cannot resurrect a deleted entry.
 	OperationalEntries bool
-	// base is the root of the version the transaction started from.
+	// base is the root of the version the transaction started from; old,
+	// made on first use, a read-only tree over it.
 	base *Inst
+	old  *Tree
 	// touched lists every instance the transaction made, in the order it
 	// made them; removed, every list entry it took out (as the version it
 	// was building held it). What it changed is derived from both.
@@ -358,7 +363,7 @@ func (tx *Txn) Commit() {
 func (tx *Txn) finish() {
 	tx.done = true
 	tx.changes, tx.an = nil, nil
-	tx.touched, tx.removed = nil, nil
+	tx.touched, tx.removed, tx.old = nil, nil, nil
 	tx.t.tx = nil
 }
 
@@ -370,6 +375,23 @@ func (tx *Txn) finish() {
 func (tx *Txn) Changes() []Change {
 	tx.analyze()
 	return tx.changes
+}
+
+// Before returns the value leaf n of the instance x names held when the
+// transaction began: zero where the leaf was unset or the instance absent
+// (the transaction created it, or deleted it and created it again, which
+// makes a new identity). The version the transaction started from never
+// changes, so this reads it directly; a check that authorizes a commit by
+// what it changes uses it to see what was there before.
+func (tx *Txn) Before(x Ident, n *Node) Value {
+	if tx.old == nil {
+		tx.old = &Tree{schema: tx.t.schema, root: tx.base, snapshot: true}
+	}
+	in := tx.old.Resolve(x)
+	if in == nil || n == nil || n.Parent != in.s || (n.Kind != KindLeaf && n.Kind != KindLeafList) {
+		return Value{}
+	}
+	return in.vals[n.slot]
 }
 
 // Empty reports whether the transaction changed nothing.

@@ -9,6 +9,8 @@ package accord
 import (
 	"fmt"
 	"slices"
+
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 )
 
 // Level bounds. Lower is more restrictive.
@@ -19,44 +21,44 @@ const (
 
 // Overlay mesh modes (leaf overlay-mode).
 const (
-	OverlayFull           = "full"
-	OverlayFullFastHealth = "full-fast-health"
-	OverlayFullReverify   = "full-reverify"
-	OverlayManagementOnly = "management-only"
-	OverlayIsolated       = "isolated"
+	OverlayFull           = string(kedgepath.AccordOverlayModeFull)
+	OverlayFullFastHealth = string(kedgepath.AccordOverlayModeFullFastHealth)
+	OverlayFullReverify   = string(kedgepath.AccordOverlayModeFullReverify)
+	OverlayManagementOnly = string(kedgepath.AccordOverlayModeManagementOnly)
+	OverlayIsolated       = string(kedgepath.AccordOverlayModeIsolated)
 )
 
 // Handshake policies (leaf handshake).
 const (
-	HandshakeCache        = "cache"
-	HandshakeCacheLogAll  = "cache-log-all"
-	HandshakeReverify     = "reverify"
-	HandshakeCriticalOnly = "critical-only"
-	HandshakeLocalOnly    = "local-only"
+	HandshakeCache        = string(kedgepath.AccordHandshakeCache)
+	HandshakeCacheLogAll  = string(kedgepath.AccordHandshakeCacheLogAll)
+	HandshakeReverify     = string(kedgepath.AccordHandshakeReverify)
+	HandshakeCriticalOnly = string(kedgepath.AccordHandshakeCriticalOnly)
+	HandshakeLocalOnly    = string(kedgepath.AccordHandshakeLocalOnly)
 )
 
 // Route policies (leaf route-policy).
 const (
-	RoutesFull                        = "full"
-	RoutesWithholdUnderlayBelowMaster = "withhold-underlay-below-master"
-	RoutesCriticalOnly                = "critical-only"
-	RoutesMonitoringOnly              = "monitoring-only"
+	RoutesFull                        = string(kedgepath.AccordRoutePolicyFull)
+	RoutesWithholdUnderlayBelowMaster = string(kedgepath.AccordRoutePolicyWithholdUnderlayBelowMaster)
+	RoutesCriticalOnly                = string(kedgepath.AccordRoutePolicyCriticalOnly)
+	RoutesMonitoringOnly              = string(kedgepath.AccordRoutePolicyMonitoringOnly)
 )
 
 // Notary flush modes (typedef notary-flush-mode).
 const (
-	FlushBatched     = "batched"
-	FlushImmediate   = "immediate"
-	FlushEveryRecord = "every-record"
+	FlushBatched     = string(kedgepath.NotaryFlushModeBatched)
+	FlushImmediate   = string(kedgepath.NotaryFlushModeImmediate)
+	FlushEveryRecord = string(kedgepath.NotaryFlushModeEveryRecord)
 )
 
 // VPP flow policies (leaf vpp-flow-policy).
 const (
-	VPPStandard              = "standard"
-	VPPDeepClassification    = "deep-classification"
-	VPPDeprioritizeInterZone = "deprioritize-inter-zone"
-	VPPEmergencyZone         = "emergency-zone"
-	VPPAllowlistOnly         = "allowlist-only"
+	VPPStandard              = string(kedgepath.AccordVppFlowPolicyStandard)
+	VPPDeepClassification    = string(kedgepath.AccordVppFlowPolicyDeepClassification)
+	VPPDeprioritizeInterZone = string(kedgepath.AccordVppFlowPolicyDeprioritizeInterZone)
+	VPPEmergencyZone         = string(kedgepath.AccordVppFlowPolicyEmergencyZone)
+	VPPAllowlistOnly         = string(kedgepath.AccordVppFlowPolicyAllowlistOnly)
 )
 
 // Session types (leaf-list allowed-session-types).
@@ -68,12 +70,19 @@ const (
 	SessionRoutine    = "routine"
 )
 
+// ServiceQuartermaster is the service name (leaf
+// /kedge/routes/endpoints/endpoint/config/service) of the Quartermaster
+// endpoint. Routes to it and the level-1 egress allowlist keep it at every
+// level: the seed isolates the node at level 1 yet flushes every notary
+// record to Quartermaster there.
+const ServiceQuartermaster = "quartermaster"
+
 // Tiers (typedef tier), highest first.
 const (
-	TierMaster    = "master"
-	TierSiteOwner = "site-owner"
-	TierOperator  = "operator"
-	TierObserver  = "observer"
+	TierMaster    = string(kedgepath.TierMaster)
+	TierSiteOwner = string(kedgepath.TierSiteOwner)
+	TierOperator  = string(kedgepath.TierOperator)
+	TierObserver  = string(kedgepath.TierObserver)
 )
 
 // Accord is the policy of one posture level. Slices are never shared
@@ -87,6 +96,7 @@ type Accord struct {
 	AllowedSessionTypes   []string `json:"allowed-session-types"`
 	UnderlayMutationTiers []string `json:"underlay-mutation-tiers"`
 	CompilerFrozen        bool     `json:"compiler-frozen"`
+	UnderlayDriftMillis   uint32   `json:"underlay-drift-interval-ms"`
 	RoutePolicy           string   `json:"route-policy"`
 	NotarySamplingPercent uint8    `json:"notary-sampling-percent"`
 	NotaryFlush           string   `json:"notary-flush"`
@@ -127,7 +137,8 @@ func (a Accord) Equal(b Accord) bool {
 		a.KeepaliveSeconds == b.KeepaliveSeconds && a.HealthCheckSeconds == b.HealthCheckSeconds &&
 		a.Handshake == b.Handshake && slices.Equal(a.AllowedSessionTypes, b.AllowedSessionTypes) &&
 		slices.Equal(a.UnderlayMutationTiers, b.UnderlayMutationTiers) &&
-		a.CompilerFrozen == b.CompilerFrozen && a.RoutePolicy == b.RoutePolicy &&
+		a.CompilerFrozen == b.CompilerFrozen && a.UnderlayDriftMillis == b.UnderlayDriftMillis &&
+		a.RoutePolicy == b.RoutePolicy &&
 		a.NotarySamplingPercent == b.NotarySamplingPercent && a.NotaryFlush == b.NotaryFlush &&
 		a.NotaryPayloadHashing == b.NotaryPayloadHashing && a.ForensicSnapshot == b.ForensicSnapshot &&
 		a.VPPFlowPolicy == b.VPPFlowPolicy

@@ -69,7 +69,9 @@ func TestSeedTables(t *testing.T) {
 			return cmp.Equal(a.UnderlayMutationTiers, []string{TierMaster, TierSiteOwner, TierOperator}) && !a.CompilerFrozen
 		}},
 		{4, "underlay 4: Normal operations. Drift detection increased.", func(a Accord) bool {
-			return cmp.Equal(a.UnderlayMutationTiers, []string{TierMaster, TierSiteOwner, TierOperator}) && !a.CompilerFrozen
+			five, _ := Default(5)
+			return cmp.Equal(a.UnderlayMutationTiers, []string{TierMaster, TierSiteOwner, TierOperator}) && !a.CompilerFrozen &&
+				a.UnderlayDriftMillis > 0 && a.UnderlayDriftMillis < five.UnderlayDriftMillis
 		}},
 		{3, "underlay 3: Underlay mutations restricted to master + site_owner tiers.", func(a Accord) bool {
 			return cmp.Equal(a.UnderlayMutationTiers, []string{TierMaster, TierSiteOwner}) && !a.CompilerFrozen
@@ -197,6 +199,7 @@ func TestOverridesFromTree(t *testing.T) {
 	set(base+"vpp-flow-policy", &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "emergency-zone"}})
 	set(base+"allowed-session-types", &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(`["management"]`)}})
 	set(base+"compiler-frozen", &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: true}})
+	set(base+"underlay-drift-interval-ms", &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: 500}})
 	if err := tx.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +218,7 @@ func TestOverridesFromTree(t *testing.T) {
 	want.VPPFlowPolicy = VPPEmergencyZone
 	want.AllowedSessionTypes = []string{SessionManagement}
 	want.CompilerFrozen = true
+	want.UnderlayDriftMillis = 500
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Effective(3) (-want +got):\n%s", d)
 	}

@@ -10,6 +10,13 @@ const (
 	// stricter levels keep the faster checks rather than relax them.
 	standardHealthCheck = 30
 	fastHealthCheck     = 10
+	// standardDrift is how often (ms) an underlay device without an
+	// ON_CHANGE subscription is read for drift at level 5; level 4
+	// "increases YANG drift detection frequency" to fastDrift, and the
+	// stricter levels keep it, as they keep the faster health checks
+	// (they report drift rather than repair it, but still watch).
+	standardDrift = 30_000
+	fastDrift     = 10_000
 )
 
 var allSessionTypes = []string{SessionManagement, SessionIncident, SessionMonitoring, SessionOperator, SessionRoutine}
@@ -40,6 +47,7 @@ var defaults = [5]Accord{
 		// mutations."
 		UnderlayMutationTiers: []string{},
 		CompilerFrozen:        true,
+		UnderlayDriftMillis:   fastDrift,
 		// CNI 1: "Remove all overlay routes. Remove all underlay routes
 		// except monitoring-only."
 		RoutePolicy: RoutesMonitoringOnly,
@@ -67,6 +75,7 @@ var defaults = [5]Accord{
 		// YANG compiler frozen."
 		UnderlayMutationTiers: []string{TierSiteOwner},
 		CompilerFrozen:        true,
+		UnderlayDriftMillis:   fastDrift,
 		// CNI 2: "Only routes to management endpoints ... and incident
 		// response targets retained."
 		RoutePolicy: RoutesCriticalOnly,
@@ -90,6 +99,7 @@ var defaults = [5]Accord{
 		AllowedSessionTypes: allSessionTypes,
 		// Underlay 3: "restricted to master + site_owner tiers".
 		UnderlayMutationTiers: []string{TierMaster, TierSiteOwner},
+		UnderlayDriftMillis:   fastDrift,
 		// CNI 3: "Remove underlay routes for pods whose shell_state shows
 		// tiers below master. Overlay routes maintained."
 		RoutePolicy: RoutesWithholdUnderlayBelowMaster,
@@ -111,6 +121,7 @@ var defaults = [5]Accord{
 		// Underlay 4: "Normal operations. YANG drift detection frequency
 		// increased."
 		UnderlayMutationTiers: authorizedTiers,
+		UnderlayDriftMillis:   fastDrift,
 		// CNI 4: "Same as 5. No route changes."
 		RoutePolicy: RoutesFull,
 		// Notary 4: "Increased — 50% of session transits."
@@ -131,6 +142,7 @@ var defaults = [5]Accord{
 		// Underlay 5: "All authorized tiers can trigger infrastructure
 		// mutations."
 		UnderlayMutationTiers: authorizedTiers,
+		UnderlayDriftMillis:   standardDrift,
 		// CNI 5: "Full routes per allowed_targets and allowed_mode."
 		RoutePolicy: RoutesFull,
 		// Notary 5: "Sampled — 10% of routine session transits."

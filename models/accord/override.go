@@ -3,6 +3,7 @@ package accord
 import (
 	"slices"
 
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
@@ -16,6 +17,7 @@ type Patch struct {
 	AllowedSessionTypes   []string // nil keeps the default
 	UnderlayMutationTiers []string // nil keeps the default
 	CompilerFrozen        *bool
+	UnderlayDriftMillis   *uint32
 	RoutePolicy           *string
 	NotarySamplingPercent *uint8
 	NotaryFlush           *string
@@ -27,7 +29,7 @@ type Patch struct {
 func (p Patch) empty() bool {
 	return p.OverlayMode == nil && p.KeepaliveSeconds == nil && p.HealthCheckSeconds == nil &&
 		p.Handshake == nil && p.AllowedSessionTypes == nil && p.UnderlayMutationTiers == nil &&
-		p.CompilerFrozen == nil && p.RoutePolicy == nil && p.NotarySamplingPercent == nil &&
+		p.CompilerFrozen == nil && p.UnderlayDriftMillis == nil && p.RoutePolicy == nil && p.NotarySamplingPercent == nil &&
 		p.NotaryFlush == nil && p.NotaryPayloadHashing == nil && p.ForensicSnapshot == nil &&
 		p.VPPFlowPolicy == nil
 }
@@ -57,6 +59,7 @@ func Effective(level uint8, o Overrides) (Accord, error) {
 		a.UnderlayMutationTiers = slices.Clone(p.UnderlayMutationTiers)
 	}
 	setIf(&a.CompilerFrozen, p.CompilerFrozen)
+	setIf(&a.UnderlayDriftMillis, p.UnderlayDriftMillis)
 	setIf(&a.RoutePolicy, p.RoutePolicy)
 	setIf(&a.NotarySamplingPercent, p.NotarySamplingPercent)
 	setIf(&a.NotaryFlush, p.NotaryFlush)
@@ -88,77 +91,60 @@ func All(o Overrides) []Accord {
 // caller read from the store.
 func OverridesFromTree(t *tree.Tree) Overrides {
 	o := Overrides{}
-	k := t.Root().Sub("kedge")
-	if k == nil {
-		return o
-	}
-	acc := k.Sub("accords")
-	if acc == nil {
-		return o
-	}
-	acc.Entries("accord", func(e *tree.Inst) bool {
-		cfg := e.Sub("config")
-		if cfg == nil {
-			return true
-		}
-		lv := e.Keys()[0].UintVal()
-		if !Valid(uint8(lv)) {
-			return true
+	for e := range kedgetree.Of(t).Kedge().Accords().Accord().All() {
+		cfg := e.Config()
+		lv, _ := e.Level()
+		if !cfg.Exists() || !Valid(lv) {
+			continue
 		}
 		p := Patch{
-			OverlayMode:           str(cfg.Get("overlay-mode")),
-			KeepaliveSeconds:      num[uint16](cfg.Get("keepalive-seconds")),
-			HealthCheckSeconds:    num[uint16](cfg.Get("health-check-seconds")),
-			Handshake:             str(cfg.Get("handshake")),
-			AllowedSessionTypes:   strs(cfg.Get("allowed-session-types")),
-			UnderlayMutationTiers: strs(cfg.Get("underlay-mutation-tiers")),
-			CompilerFrozen:        boolean(cfg.Get("compiler-frozen")),
-			RoutePolicy:           str(cfg.Get("route-policy")),
-			NotarySamplingPercent: num[uint8](cfg.Get("notary-sampling-percent")),
-			NotaryFlush:           str(cfg.Get("notary-flush")),
-			NotaryPayloadHashing:  boolean(cfg.Get("notary-payload-hashing")),
-			ForensicSnapshot:      boolean(cfg.Get("forensic-snapshot")),
-			VPPFlowPolicy:         str(cfg.Get("vpp-flow-policy")),
+			OverlayMode:           str(cfg.OverlayMode()),
+			KeepaliveSeconds:      ptr(cfg.KeepaliveSeconds()),
+			HealthCheckSeconds:    ptr(cfg.HealthCheckSeconds()),
+			Handshake:             str(cfg.Handshake()),
+			AllowedSessionTypes:   cfg.AllowedSessionTypes(),
+			UnderlayMutationTiers: strs(cfg.UnderlayMutationTiers()),
+			CompilerFrozen:        ptr(cfg.CompilerFrozen()),
+			UnderlayDriftMillis:   ptr(cfg.UnderlayDriftIntervalMs()),
+			RoutePolicy:           str(cfg.RoutePolicy()),
+			NotarySamplingPercent: ptr(cfg.NotarySamplingPercent()),
+			NotaryFlush:           str(cfg.NotaryFlush()),
+			NotaryPayloadHashing:  ptr(cfg.NotaryPayloadHashing()),
+			ForensicSnapshot:      ptr(cfg.ForensicSnapshot()),
+			VPPFlowPolicy:         str(cfg.VppFlowPolicy()),
 		}
 		if !p.empty() {
-			o[uint8(lv)] = p
+			o[lv] = p
 		}
-		return true
-	})
+	}
 	return o
 }
 
-func str(v tree.Value) *string {
-	if !v.IsSet() {
+// str is a set enumeration leaf as a *string, nil when unset.
+func str[E ~string](v E, set bool) *string {
+	if !set {
 		return nil
 	}
-	s := v.Str()
+	s := string(v)
 	return &s
 }
 
-func num[T uint8 | uint16](v tree.Value) *T {
-	if !v.IsSet() {
+// ptr is a set leaf's value, nil when unset.
+func ptr[T any](v T, set bool) *T {
+	if !set {
 		return nil
 	}
-	n := T(v.UintVal())
-	return &n
+	return &v
 }
 
-func boolean(v tree.Value) *bool {
-	if !v.IsSet() {
+// strs converts a leaf-list of enumeration values, keeping nil as nil.
+func strs[E ~string](vs []E) []string {
+	if vs == nil {
 		return nil
 	}
-	b := v.BoolVal()
-	return &b
-}
-
-func strs(v tree.Value) []string {
-	if !v.IsSet() {
-		return nil
-	}
-	out := []string{}
-	for _, e := range v.Elems() {
-		out = append(out, e.String())
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
 	}
 	return out
 }
@@ -173,20 +159,23 @@ func strs(v tree.Value) []string {
 // published the new effective level after its last step.
 func Current(t *tree.Tree) Accord {
 	level := MaxLevel
-	if k := t.Root().Sub("kedge"); k != nil {
-		if p := k.Sub("posture"); p != nil {
-			if c := p.Sub("config"); c != nil {
-				if v := c.Get("level"); v.IsSet() && Valid(uint8(v.UintVal())) {
-					level = uint8(v.UintVal())
-				}
-			}
-			if s := p.Sub("state"); s != nil {
-				if v := s.Get("effective-level"); v.IsSet() && Valid(uint8(v.UintVal())) {
-					level = min(level, uint8(v.UintVal()))
-				}
-			}
-		}
+	p := kedgetree.Of(t).Kedge().Posture()
+	if v, ok := p.Config().Level(); ok && Valid(v) {
+		level = v
+	}
+	if v, ok := p.State().EffectiveLevel(); ok && Valid(v) {
+		level = min(level, v)
 	}
 	a, _ := Effective(level, OverridesFromTree(t)) // level is valid
 	return a
+}
+
+// ConfigLevel returns the intended level, /kedge/posture/config/level,
+// or the YANG default (5) when it is unset. The caller holds the store's
+// read lock.
+func ConfigLevel(t *tree.Tree) uint8 {
+	if v, ok := kedgetree.Of(t).Kedge().Posture().Config().Level(); ok && Valid(v) {
+		return v
+	}
+	return MaxLevel
 }

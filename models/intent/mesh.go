@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
@@ -49,61 +50,53 @@ func StaleAfter(a accord.Accord) time.Duration {
 // of /kedge/mesh/config, or any peer): only then does the node host a
 // device.
 func MeshConfigured(t *tree.Tree) bool {
-	m := meshNode(t)
-	if m == nil {
+	m := kedgetree.Of(t).Kedge().Mesh()
+	if !m.Exists() {
 		return false
 	}
 	// An emptied config container may stay in the tree; only a set leaf
 	// counts.
-	if c := m.Sub("config"); c != nil {
-		for _, leaf := range []string{"interface", "listen-port", "mtu", "addresses"} {
-			if c.Get(leaf).IsSet() {
-				return true
-			}
-		}
+	c := m.Config()
+	_, iface := c.Interface()
+	_, port := c.ListenPort()
+	_, mtu := c.Mtu()
+	if iface || port || mtu || len(c.Addresses()) > 0 {
+		return true
 	}
-	n := 0
-	if p := m.Sub("peers"); p != nil {
-		p.Entries("peer", func(*tree.Inst) bool { n++; return false })
-	}
-	return n > 0
+	return m.Peers().Peer().Len() > 0
 }
 
 // MeshPeers lists every configured peer, sorted by name, whatever the
 // posture level; a peer without its own persistent keepalive (absent or 0)
 // gets the accord's.
 func MeshPeers(t *tree.Tree, a accord.Accord) []MeshPeer {
-	m := meshNode(t)
-	if m == nil {
-		return nil
-	}
-	peers := m.Sub("peers")
-	if peers == nil {
-		return nil
-	}
 	var out []MeshPeer
-	peers.Entries("peer", func(in *tree.Inst) bool {
-		c := in.Sub("config")
-		if c == nil {
-			return true
+	for in := range kedgetree.Of(t).Kedge().Mesh().Peers().Peer().All() {
+		c := in.Config()
+		if !c.Exists() {
+			continue
 		}
 		ka := time.Duration(a.KeepaliveSeconds) * time.Second
-		if v := c.Get("persistent-keepalive"); v.IsSet() && v.UintVal() > 0 {
-			ka = time.Duration(v.UintVal()) * time.Second
+		if v, ok := c.PersistentKeepalive(); ok && v > 0 {
+			ka = time.Duration(v) * time.Second
 		}
+		name, _ := in.Name()
+		key, _ := c.PublicKey()
+		endpoint, _ := c.Endpoint()
+		critical, _ := c.Critical()
+		reconnect, _ := c.Reconnect()
 		out = append(out, MeshPeer{
 			Peer: wgmesh.Peer{
-				Name:                in.Keys()[0].Str(),
-				PublicKey:           c.Get("public-key").Str(),
-				Endpoint:            c.Get("endpoint").Str(),
-				AllowedIPs:          prefixes(c.Get("allowed-ips")),
+				Name:                name,
+				PublicKey:           key,
+				Endpoint:            endpoint,
+				AllowedIPs:          prefixes(c.AllowedIps()),
 				PersistentKeepalive: ka,
 			},
-			Critical:  c.Get("critical").BoolVal(),
-			Reconnect: c.Get("reconnect").UintVal(),
+			Critical:  critical,
+			Reconnect: reconnect,
 		})
-		return true
-	})
+	}
 	slices.SortFunc(out, func(x, y MeshPeer) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }
@@ -132,23 +125,22 @@ func Mesh(t *tree.Tree, a accord.Accord, base wgmesh.Config) wgmesh.Config {
 	cfg := base
 	cfg.Peers = nil
 	cfg.Addresses = slices.Clone(base.Addresses)
-	m := meshNode(t)
-	if m == nil {
+	m := kedgetree.Of(t).Kedge().Mesh()
+	if !m.Exists() {
 		return cfg
 	}
-	if c := m.Sub("config"); c != nil {
-		if v := c.Get("interface"); v.IsSet() {
-			cfg.Interface = v.Str()
-		}
-		if v := c.Get("listen-port"); v.IsSet() {
-			cfg.ListenPort = int(v.UintVal())
-		}
-		if v := c.Get("mtu"); v.IsSet() {
-			cfg.MTU = int(v.UintVal())
-		}
-		if v := c.Get("addresses"); v.IsSet() {
-			cfg.Addresses = prefixes(v)
-		}
+	c := m.Config()
+	if v, ok := c.Interface(); ok {
+		cfg.Interface = v
+	}
+	if v, ok := c.ListenPort(); ok {
+		cfg.ListenPort = int(v)
+	}
+	if v, ok := c.Mtu(); ok {
+		cfg.MTU = int(v)
+	}
+	if v := c.Addresses(); v != nil {
+		cfg.Addresses = prefixes(v)
 	}
 	for _, p := range MeshPeers(t, a) {
 		if KeptBy(a, p) {
@@ -158,18 +150,12 @@ func Mesh(t *tree.Tree, a accord.Accord, base wgmesh.Config) wgmesh.Config {
 	return cfg
 }
 
-func meshNode(t *tree.Tree) *tree.Inst {
-	k := t.Root().Sub("kedge")
-	if k == nil {
-		return nil
-	}
-	return k.Sub("mesh")
-}
-
-func prefixes(v tree.Value) []netip.Prefix {
+// prefixes parses a leaf-list of ip-prefix values (the schema validated
+// them; one that does not parse is skipped).
+func prefixes(vs []string) []netip.Prefix {
 	var out []netip.Prefix
-	for _, e := range v.Elems() {
-		if p, err := netip.ParsePrefix(e.Str()); err == nil {
+	for _, v := range vs {
+		if p, err := netip.ParsePrefix(v); err == nil {
 			out = append(out, p)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
@@ -27,8 +29,8 @@ type PodRef struct {
 
 // Pod modes (leaf allowed-mode).
 const (
-	ModeOverlay  = "overlay"
-	ModeUnderlay = "underlay"
+	ModeOverlay  = string(kedgepath.PodAllowedModeOverlay)
+	ModeUnderlay = string(kedgepath.PodAllowedModeUnderlay)
 )
 
 // PodRoutes returns the host routes of the pods in /kedge/pods, without
@@ -37,43 +39,35 @@ const (
 // pod's veth, scope link. The CNI plugin writes the pod; the route follows.
 func PodRoutes(t *tree.Tree) []route.Route {
 	var out []route.Route
-	k := t.Root().Sub("kedge")
-	if k == nil {
-		return nil
-	}
-	pods := k.Sub("pods")
-	if pods == nil {
-		return nil
-	}
 	var set RouteSet
-	podRoutes(pods, false, &set, func(r route.Route, _ Origin, _ subject) { out = append(out, r) })
+	podRoutes(kedgetree.Of(t).Kedge().Pods().Pod(), false, &set, func(r route.Route, _ Origin, _ subject) { out = append(out, r) })
 	return out
 }
 
 // podRoutes feeds each pod's host routes to consider with the pod's
 // policy subject: its allowed mode as the class (overlay unless set) and
 // its tier (operator unless set).
-func podRoutes(pods *tree.Inst, full bool, set *RouteSet, consider func(route.Route, Origin, subject)) {
-	pods.Entries("pod", func(in *tree.Inst) bool {
-		keys := in.Keys()
-		ref := PodRef{Key: PodKey{ContainerID: keys[0].Str(), IfName: keys[1].Str()}}
+func podRoutes(pods kedgetree.Kedge_Pods_PodList, full bool, set *RouteSet, consider func(route.Route, Origin, subject)) {
+	for in := range pods.All() {
+		id, _ := in.ContainerId()
+		ifname, _ := in.Ifname()
+		ref := PodRef{Key: PodKey{ContainerID: id, IfName: ifname}}
 		if full {
-			ref.Stated = stated(in)
+			ref.Stated = stated(in.State().Status())
 		}
-		c := in.Sub("config")
-		var addrs []tree.Value
-		var dev string
-		if c != nil {
-			addrs, dev = c.Get("addresses").Elems(), c.Get("host-ifname").Str()
-		}
+		c := in.Config()
+		addrs := c.Addresses()
+		dev, _ := c.HostIfname()
 		if len(addrs) == 0 || dev == "" {
 			if full {
 				ref.Reason = "waiting for the pod's addresses and host-ifname"
 				set.PodsPending = append(set.PodsPending, ref)
 			}
-			return true
+			continue
 		}
-		s := subject{class: c.Get("allowed-mode").Str(), tier: c.Get("tier").Str(), pod: true}
+		mode, _ := c.AllowedMode()
+		tier, _ := c.Tier()
+		s := subject{class: string(mode), tier: string(tier), pod: true}
 		if s.class == "" {
 			s.class = ModeOverlay
 		}
@@ -82,10 +76,10 @@ func podRoutes(pods *tree.Inst, full bool, set *RouteSet, consider func(route.Ro
 		}
 		o := Origin{Pod: ref.Key, Stated: ref.Stated}
 		for _, v := range addrs {
-			p, err := netip.ParsePrefix(v.Str())
+			p, err := netip.ParsePrefix(v)
 			if err != nil {
 				if full {
-					set.Invalid = append(set.Invalid, Withheld{Reason: "pod address " + v.Str() + ": " + err.Error(), Origin: o})
+					set.Invalid = append(set.Invalid, Withheld{Reason: "pod address " + v + ": " + err.Error(), Origin: o})
 				}
 				continue
 			}
@@ -97,9 +91,8 @@ func podRoutes(pods *tree.Inst, full bool, set *RouteSet, consider func(route.Ro
 		if full {
 			set.Pods = append(set.Pods, ref)
 		}
-		return true
-	})
-	// Entries runs in map order; equal trees give equal sets.
+	}
+	// Entries come in map order; equal trees give equal sets.
 	byKey := func(a, b PodRef) int {
 		return cmp.Or(cmp.Compare(a.Key.ContainerID, b.Key.ContainerID), cmp.Compare(a.Key.IfName, b.Key.IfName))
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
@@ -60,7 +62,14 @@ type RouteSet struct {
 	// lack addresses or a host interface are in PodsPending instead.
 	Pods        []PodRef
 	PodsPending []PodRef
+	// VLANs are the underlay VLANs with an interface on this node
+	// (Config.Interfaces), for their state.
+	VLANs []VLANRef
 }
+
+// quartermasterKind marks the endpoints of the Quartermaster service
+// (accord.ServiceQuartermaster), besides their declared kind.
+const quartermasterKind = "quartermaster"
 
 type endpoint struct {
 	kind   string
@@ -89,6 +98,10 @@ type subject struct {
 //     mode); otherwise only monitoring and incident routes and routes to
 //     monitoring or incident endpoints.
 //
+// Routes to an endpoint of the Quartermaster service stay at every level
+// (except overlay ones at monitoring-only): the notary flushes every
+// record to it at level 1.
+//
 // A route "to" an endpoint has a destination overlapping the endpoint's
 // prefix, but a default route (/0) never counts: it reaches everything,
 // and keeping it would keep all traffic.
@@ -111,28 +124,24 @@ func RouteConfig(t *tree.Tree, a accord.Accord) (route.Config, error) {
 
 func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteSet, error) {
 	var set RouteSet
-	k := t.Root().Sub("kedge")
-	if k == nil {
+	k := kedgetree.Of(t).Kedge()
+	if !k.Exists() {
 		return set, nil
 	}
-	rt, pods := k.Sub("routes"), k.Sub("pods")
+	rt := k.Routes()
 	var eps []endpoint
-	if rt != nil {
-		if e := rt.Sub("endpoints"); e != nil {
-			e.Entries("endpoint", func(in *tree.Inst) bool {
-				if c := in.Sub("config"); c != nil {
-					if p, err := netip.ParsePrefix(c.Get("prefix").Str()); err == nil {
-						eps = append(eps, endpoint{kind: c.Get("kind").Str(), prefix: p.Masked()})
-					}
-				}
-				return true
-			})
+	for in := range rt.Endpoints().Endpoint().All() {
+		c := in.Config()
+		pfx, _ := c.Prefix()
+		if p, err := netip.ParsePrefix(pfx); err == nil {
+			kind, _ := c.Kind()
+			eps = append(eps, endpoint{kind: string(kind), prefix: p.Masked()})
+			if svc, _ := c.Service(); svc == accord.ServiceQuartermaster {
+				eps = append(eps, endpoint{kind: quartermasterKind, prefix: p.Masked()})
+			}
 		}
 	}
-	n := 0
-	if rt != nil {
-		n = rt.Len("route")
-	}
+	n := rt.Route().Len()
 	// Kept routes go straight into the Config (and their origins beside
 	// them) and are sorted in place afterwards: at 100,000 routes a
 	// separate working slice is 17 MB more to allocate and copy.
@@ -153,30 +162,25 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	}
 	if cache != nil {
 		cache.walk(rt, full, &set, consider)
-	} else if rt != nil {
-		var leaves *routeNodes
-		rt.Entries("route", func(in *tree.Inst) bool {
-			c := in.Sub("config")
-			if c == nil {
-				return true
+	} else {
+		for in := range rt.Route().All() {
+			c := in.Config()
+			if !c.Exists() {
+				continue
 			}
-			if leaves == nil {
-				leaves = newRouteNodes(c.Schema())
-			}
-			e := leaves.translate(c)
+			e := translate(c)
 			o := e.origin()
 			if full {
-				o.Stated = stated(in)
+				o.Stated = stated(in.State().Status())
 			}
 			if e.err != nil {
 				if full {
 					set.Invalid = append(set.Invalid, Withheld{Dst: e.route.Dst, Table: o.Table, Reason: e.err.Error(), Origin: o})
 				}
-				return true
+				continue
 			}
 			consider(e.route, o, e.subject())
-			return true
-		})
+		}
 	}
 	// With a cache, the routes so far came out in order; only the pods'
 	// and overlay routes after them need sorting, then a merge.
@@ -184,10 +188,8 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	if cache != nil {
 		sorted = len(set.Config.Routes)
 	}
-	if pods != nil {
-		podRoutes(pods, full, &set, consider)
-	}
-	overlayRoutes(t, consider)
+	podRoutes(k.Pods().Pod(), full, &set, consider)
+	overlayRoutes(k.Mesh(), consider)
 	// Entries runs in map order; sort so equal trees give equal Configs.
 	rs, ors := set.Config.Routes[sorted:], origins[sorted:]
 	order := sortOrder(len(rs), func(i int) (netip.Prefix, uint32) { return rs[i].Dst, rs[i].Table },
@@ -214,6 +216,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	}
 	set.Withheld = sortWithheld(set.Withheld)
 	set.Invalid = sortWithheld(set.Invalid)
+	set.Config.Interfaces, set.VLANs = UnderlayInterfaces(t, a)
 	return set, nil
 }
 
@@ -236,39 +239,35 @@ func (w *withholdReasons) get(why string) string {
 	return r
 }
 
-// routeNodes are the schema nodes of a route's config leaves, looked up
-// once per intent rather than by name for every route.
-type routeNodes struct {
-	prefix, table, nextHop, device, metric, class, tier *tree.Node
-}
-
-func newRouteNodes(config *tree.Node) *routeNodes {
-	return &routeNodes{prefix: config.Child("prefix"), table: config.Child("table"), nextHop: config.Child("next-hop"),
-		device: config.Child("device"), metric: config.Child("metric"), class: config.Child("class"), tier: config.Child("tier")}
-}
-
 // translate reads one route entry's config into its route, origin (the
 // list keys are leafrefs to these config leaves: the same values, read
-// without allocating the key slice) and policy subject.
-func (l *routeNodes) translate(c *tree.Inst) translated {
-	r, err := l.route(c)
-	t := translated{route: r, prefix: c.Leaf(l.prefix).Str(), table: uint32(c.Leaf(l.table).UintVal()),
-		class: c.Leaf(l.class).Str(), tier: c.Leaf(l.tier).Str(), err: err}
+// without allocating the key slice) and policy subject. The typed readers
+// resolve their schema nodes once, so this costs what reading with cached
+// nodes did (yang/treegen's BenchmarkReadRoutes100k compares the two).
+func translate(c kedgetree.Kedge_Routes_Route_Config) translated {
+	r, err := routeOf(c)
+	prefix, _ := c.Prefix()
+	table, _ := c.Table()
+	class, _ := c.Class()
+	tier, _ := c.Tier()
+	t := translated{route: r, prefix: prefix, table: table, class: string(class), tier: string(tier), err: err}
 	if t.tier == "" {
 		t.tier = accord.TierOperator
 	}
 	return t
 }
 
-func (l *routeNodes) route(c *tree.Inst) (route.Route, error) {
-	pfx := c.Leaf(l.prefix).Str()
+func routeOf(c kedgetree.Kedge_Routes_Route_Config) (route.Route, error) {
+	pfx, _ := c.Prefix()
 	dst, err := netip.ParsePrefix(pfx)
 	if err != nil {
 		return route.Route{}, fmt.Errorf("parse prefix %q: %w", pfx, err)
 	}
-	r := route.Route{Dst: dst.Masked(), Device: c.Leaf(l.device).Str(),
-		Table: uint32(c.Leaf(l.table).UintVal()), Metric: uint32(c.Leaf(l.metric).UintVal())}
-	if nh := c.Leaf(l.nextHop).Str(); nh != "" {
+	dev, _ := c.Device()
+	table, _ := c.Table()
+	metric, _ := c.Metric()
+	r := route.Route{Dst: dst.Masked(), Device: dev, Table: table, Metric: metric}
+	if nh, _ := c.NextHop(); nh != "" {
 		if r.Gateway, err = netip.ParseAddr(nh); err != nil {
 			return r, fmt.Errorf("parse next-hop %q: %w", nh, err)
 		}
@@ -414,11 +413,9 @@ func sortWithheld(ws []Withheld) []Withheld {
 	return ws
 }
 
-// stated reports whether a list entry already has a state status.
-func stated(in *tree.Inst) bool {
-	s := in.Sub("state")
-	return s != nil && s.Get("status").IsSet()
-}
+// stated reports whether an entry's state already has a status, from its
+// status reader: stated(in.State().Status()).
+func stated[S ~string](_ S, set bool) bool { return set }
 
 func compareOrigin(a, b Origin) int {
 	return cmp.Or(cmp.Compare(a.Prefix, b.Prefix), cmp.Compare(a.Table, b.Table),
@@ -442,11 +439,17 @@ func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {
 	if s.pod {
 		what = "pod route"
 	}
+	// The notary ships to Quartermaster at every level, and at level 1 it
+	// flushes every record there: routes to it stay (overlay ones cannot
+	// where the overlay is torn down).
+	if reaches(quartermasterKind) && (s.class != "overlay" || a.RoutePolicy != accord.RoutesMonitoringOnly) {
+		return true, ""
+	}
 	switch a.RoutePolicy {
 	case accord.RoutesFull:
 		return true, ""
 	case accord.RoutesWithholdUnderlayBelowMaster:
-		if s.class == "underlay" && s.tier != accord.TierMaster {
+		if s.class == classUnderlay && s.tier != accord.TierMaster {
 			if s.pod {
 				return false, "pod in underlay mode of tier " + s.tier + ", below master"
 			}
@@ -454,26 +457,26 @@ func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {
 		}
 		return true, ""
 	case accord.RoutesCriticalOnly:
-		if !s.pod && (s.class == "management" || s.class == "incident") {
+		if !s.pod && (s.class == classManagement || s.class == classIncident) {
 			return true, ""
 		}
-		if reaches("management", "incident", "monitoring") {
+		if reaches(kindManagement, kindIncident, kindMonitoring) {
 			return true, ""
 		}
 		return false, "not a " + what + " to a management endpoint or incident target"
 	case accord.RoutesMonitoringOnly:
-		if s.class == "overlay" {
+		if s.class == classOverlay {
 			if s.pod {
 				return false, "overlay routes are removed (pod in overlay mode)"
 			}
 			return false, "overlay routes are removed"
 		}
-		if (!s.pod && (s.class == "monitoring" || s.class == "incident")) || reaches("monitoring", "incident") {
+		if (!s.pod && (s.class == classMonitoring || s.class == classIncident)) || reaches(kindMonitoring, kindIncident) {
 			return true, ""
 		}
 		return false, "not a monitoring-only " + what
 	}
-	if !s.pod && s.class == "incident" {
+	if !s.pod && s.class == classIncident {
 		return true, ""
 	}
 	return false, "unknown route policy"
@@ -484,41 +487,58 @@ func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {
 // every other route (wireguard-go installs none). A critical peer's
 // routes are management routes, so level 2 keeps them; the others are
 // overlay routes, withheld at 2 and 1 as the seed's CNI table says.
-func overlayRoutes(t *tree.Tree, consider func(route.Route, Origin, subject)) {
-	mesh := meshNode(t)
-	if mesh == nil || mesh.Sub("peers") == nil {
+func overlayRoutes(mesh kedgetree.Kedge_Mesh, consider func(route.Route, Origin, subject)) {
+	peerList := mesh.Peers().Peer()
+	if peerList.Len() == 0 {
 		return
 	}
 	dev := wgmesh.DefaultInterface
-	if c := mesh.Sub("config"); c != nil && c.Get("interface").Str() != "" {
-		dev = c.Get("interface").Str()
+	if v, _ := mesh.Config().Interface(); v != "" {
+		dev = v
 	}
 	// A prefix two peers claim goes to the first by name (the mesh
 	// backend rejects the second peer's claim the same way).
-	var peers []*tree.Inst
-	mesh.Sub("peers").Entries("peer", func(in *tree.Inst) bool {
-		peers = append(peers, in)
-		return true
-	})
-	slices.SortFunc(peers, func(a, b *tree.Inst) int { return cmp.Compare(a.Keys()[0].Str(), b.Keys()[0].Str()) })
+	type peer struct {
+		name string
+		c    kedgetree.Kedge_Mesh_Peers_Peer_Config
+	}
+	var peers []peer
+	for in := range peerList.All() {
+		name, _ := in.Name()
+		peers = append(peers, peer{name, in.Config()})
+	}
+	slices.SortFunc(peers, func(a, b peer) int { return cmp.Compare(a.name, b.name) })
 	seen := map[netip.Prefix]bool{}
-	for _, in := range peers {
-		c := in.Sub("config")
-		if c == nil {
+	for _, p := range peers {
+		if !p.c.Exists() {
 			continue
 		}
-		class := "overlay"
-		if c.Get("critical").BoolVal() {
-			class = "management"
+		class := classOverlay
+		if critical, _ := p.c.Critical(); critical {
+			class = classManagement
 		}
-		name := in.Keys()[0].Str()
-		for _, pfx := range prefixes(c.Get("allowed-ips")) {
+		for _, pfx := range prefixes(p.c.AllowedIps()) {
 			pfx = pfx.Masked()
 			if seen[pfx] {
 				continue
 			}
 			seen[pfx] = true
-			consider(route.Route{Dst: pfx, Device: dev}, Origin{Peer: name}, subject{class: class, tier: accord.TierMaster, dst: pfx})
+			consider(route.Route{Dst: pfx, Device: dev}, Origin{Peer: p.name}, subject{class: class, tier: accord.TierMaster, dst: pfx})
 		}
 	}
 }
+
+// Route classes and endpoint kinds the route policy names: the generated
+// enumerations (gen/kedgepath), so a value renamed in yang/ breaks the
+// build here rather than changing what the policy keeps.
+const (
+	classManagement = string(kedgepath.RouteClassManagement)
+	classIncident   = string(kedgepath.RouteClassIncident)
+	classMonitoring = string(kedgepath.RouteClassMonitoring)
+	classOverlay    = string(kedgepath.RouteClassOverlay)
+	classUnderlay   = string(kedgepath.RouteClassUnderlay)
+
+	kindManagement = string(kedgepath.EndpointKindManagement)
+	kindIncident   = string(kedgepath.EndpointKindIncident)
+	kindMonitoring = string(kedgepath.EndpointKindMonitoring)
+)

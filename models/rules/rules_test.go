@@ -7,6 +7,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/yang"
@@ -22,7 +23,7 @@ func TestRoutePrefixes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	Register(st)
+	register(st)
 	set := func(prefix string) error {
 		elems, err := tree.ParsePath("/kedge/routes/route[prefix=" + prefix + "][table=254]/config/device")
 		if err != nil {
@@ -39,8 +40,48 @@ func TestRoutePrefixes(t *testing.T) {
 	}
 	for _, bad := range []string{"10.1.2.3/24", "fd00::1/64"} {
 		err := set(bad)
-		if !errors.Is(err, tree.ErrBadValue) {
-			t.Fatalf("%s: %v, want a bad-value error", bad, err)
+		var re *tree.RuleError
+		if !errors.Is(err, tree.ErrBadValue) || !errors.As(err, &re) || re.Reason != ReasonRoutePrefixHostBits {
+			t.Fatalf("%s: %v, want a bad-value RuleError %s", bad, err, ReasonRoutePrefixHostBits)
+		}
+	}
+}
+
+// register installs every rule, as the daemon does.
+func register(st *store.Store) {
+	for _, r := range All() {
+		st.AddValidator(r.Prefix, r.Check)
+	}
+}
+
+func TestAccordSessionTypes(t *testing.T) {
+	schema, err := yang.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.TempDir(), schema, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	register(st)
+	set := func(types ...string) error {
+		elems := kedgepath.Root().Kedge().Accords().Accord(3).Config().AllowedSessionTypes().Elems()
+		var vals []*gpb.TypedValue
+		for _, s := range types {
+			vals = append(vals, &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: s}})
+		}
+		_, err = st.Commit(context.Background(), []store.Op{{Kind: store.OpUpdate, Path: elems,
+			Val: &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: vals}}}}})
+		return err
+	}
+	if err := set("management", "incident", "monitoring"); err != nil {
+		t.Fatalf("critical types refused: %v", err)
+	}
+	for _, bad := range [][]string{{"incident-response"}, {"management", "health-monitoring"}, {""}} {
+		var re *tree.RuleError
+		if err := set(bad...); !errors.Is(err, tree.ErrBadValue) || !errors.As(err, &re) || re.Reason != ReasonUnknownSessionType {
+			t.Errorf("%q: %v, want a bad-value error naming the session type", bad, err)
 		}
 	}
 }

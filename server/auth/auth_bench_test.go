@@ -32,7 +32,7 @@ func BenchmarkPasswordCheck(b *testing.B) {
 			clear(pws.cache)
 			pws.mu.Unlock()
 			t0 := time.Now()
-			if _, err := pws.Check("alice", "alice-password"); err != nil {
+			if _, err := pws.Check("127.0.0.1", "alice", "alice-password"); err != nil {
 				b.Fatal(err)
 			}
 			cold = append(cold, time.Since(t0))
@@ -40,7 +40,7 @@ func BenchmarkPasswordCheck(b *testing.B) {
 		warm := make([]time.Duration, 0, warmN)
 		for range warmN {
 			t0 := time.Now()
-			if _, err := pws.Check("alice", "alice-password"); err != nil {
+			if _, err := pws.Check("127.0.0.1", "alice", "alice-password"); err != nil {
 				b.Fatal(err)
 			}
 			warm = append(warm, time.Since(t0))

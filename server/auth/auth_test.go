@@ -123,7 +123,7 @@ func TestPasswordsCacheAndReload(t *testing.T) {
 	now := time.Unix(1000, 0)
 	pws.now = func() time.Time { return now }
 
-	if tier, err := pws.Check("alice", "alice-password-1"); err != nil || tier != Operator {
+	if tier, err := pws.Check("127.0.0.1", "alice", "alice-password-1"); err != nil || tier != Operator {
 		t.Fatalf("Check: %v, %v", tier, err)
 	}
 	if _, ok := pws.cache["alice"]; !ok {
@@ -131,15 +131,15 @@ func TestPasswordsCacheAndReload(t *testing.T) {
 	}
 	// A wrong password is refused even with a cached entry, and is not
 	// cached itself.
-	if _, err := pws.Check("alice", "alice-password-2"); !errors.Is(err, ErrBadCredentials) {
+	if _, err := pws.Check("127.0.0.1", "alice", "alice-password-2"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("wrong password: %v", err)
 	}
-	if _, err := pws.Check("bob", "alice-password-1"); !errors.Is(err, ErrBadCredentials) {
+	if _, err := pws.Check("127.0.0.1", "bob", "alice-password-1"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("unknown user: %v", err)
 	}
 	// Timed-out entries are re-verified (still correct, so still OK).
 	now = now.Add(2 * cacheTTL)
-	if _, err := pws.Check("alice", "alice-password-1"); err != nil {
+	if _, err := pws.Check("127.0.0.1", "alice", "alice-password-1"); err != nil {
 		t.Fatalf("after TTL: %v", err)
 	}
 
@@ -149,28 +149,28 @@ func TestPasswordsCacheAndReload(t *testing.T) {
 	if err := uf.Save(p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pws.Check("alice", "alice-password-1"); !errors.Is(err, ErrBadCredentials) {
+	if _, err := pws.Check("127.0.0.1", "alice", "alice-password-1"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("old password after users file change: %v", err)
 	}
-	if tier, err := pws.Check("alice", "alice-password-2"); err != nil || tier != Observer {
+	if tier, err := pws.Check("127.0.0.1", "alice", "alice-password-2"); err != nil || tier != Observer {
 		t.Fatalf("new password: %v, %v", tier, err)
 	}
 
 	// A broken users file keeps the last good one.
 	os.WriteFile(p, []byte("users: [oops"), 0o600)
-	if tier, err := pws.Check("alice", "alice-password-2"); err != nil || tier != Observer {
+	if tier, err := pws.Check("127.0.0.1", "alice", "alice-password-2"); err != nil || tier != Observer {
 		t.Fatalf("after broken file: %v, %v", tier, err)
 	}
 	// A removed users file revokes every password, cached or not.
 	os.Remove(p)
-	if _, err := pws.Check("alice", "alice-password-2"); !errors.Is(err, ErrBadCredentials) {
+	if _, err := pws.Check("127.0.0.1", "alice", "alice-password-2"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("after removal: %v", err)
 	}
 	// And a restored one works again.
 	if err := uf.Save(p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pws.Check("alice", "alice-password-2"); err != nil {
+	if _, err := pws.Check("127.0.0.1", "alice", "alice-password-2"); err != nil {
 		t.Fatalf("after restore: %v", err)
 	}
 }

@@ -16,5 +16,13 @@
 // to username/password when the metadata is present.
 //
 // Anything else is rejected with codes.Unauthenticated before a handler
-// runs.
+// runs. Failed password logins are limited per peer address and per user
+// name (limit.go), and rejections are logged in aggregate (rejectlog.go).
+//
+// Writes are authorized twice: by path against the policy before the Set
+// touches the store (Authorizer.Write), and by what the commit would
+// change inside the commit (Authorizer.WriteChanges): a tier leaf of a
+// route, pod or underlay mutation never ranks above its writer's tier
+// (tierleaf.go). A pending commit-confirmed may be ended by its author's
+// tier or a higher one (Authorizer.ResolvePending).
 package auth

@@ -24,6 +24,7 @@ type Authenticator struct {
 	policy    *Policy
 	passwords *Passwords
 	log       *slog.Logger
+	rejects   *rejectLog
 }
 
 // NewAuthenticator returns an authenticator; passwords may be nil (no
@@ -32,7 +33,17 @@ func NewAuthenticator(policy *Policy, passwords *Passwords, log *slog.Logger) *A
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Authenticator{policy: policy, passwords: passwords, log: log}
+	return &Authenticator{policy: policy, passwords: passwords, log: log, rejects: newRejectLog(log)}
+}
+
+// Close ends the authenticator's background work: the summary of
+// rejected authentications still being counted is logged now.
+func (a *Authenticator) Close() { a.rejects.close() }
+
+// UnixTier says which tier, if any, the policy gives a unix socket peer
+// with these credentials, and the identity name it would get.
+func (a *Authenticator) UnixTier(uid, gid uint32) (Tier, string, bool) {
+	return a.policy.UnixTier(uid, gid)
 }
 
 // errUnauthenticated is what callers see: no hint of which part failed.
@@ -78,7 +89,7 @@ func (a *Authenticator) password(ctx context.Context) (Identity, error) {
 	if a.passwords == nil {
 		return Identity{}, errors.New("identify: password logins are disabled")
 	}
-	t, err := a.passwords.Check(up[0], up[1])
+	t, err := a.passwords.Check(peerKey(ctx), up[0], up[1])
 	if err != nil {
 		return Identity{}, fmt.Errorf("identify user %q: %w", up[0], err)
 	}
@@ -113,14 +124,40 @@ func certName(c *x509.Certificate) string {
 	return ""
 }
 
+// peerKey names the RPC's peer for the login limiter: its IP address
+// (an IPv6 one by its /64), or uid:N for a unix socket peer.
+func peerKey(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	if pc, ok := p.AuthInfo.(listen.PeerCred); ok {
+		return fmt.Sprintf("uid:%d", pc.UID)
+	}
+	if p.Addr == nil {
+		return ""
+	}
+	return PeerKey(p.Addr.String())
+}
+
 func (a *Authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
 	id, err := a.Identify(ctx)
 	if err != nil {
-		addr := ""
-		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-			addr = p.Addr.String()
+		user, _ := userPass(ctx)
+		reason := "no usable credentials"
+		switch {
+		case errors.Is(err, ErrRateLimited):
+			reason = "rate limited"
+		case errors.Is(err, ErrBadCredentials):
+			reason = "bad username or password"
 		}
-		a.log.Warn("rejected unauthenticated rpc", "method", method, "peer", addr, "err", err)
+		a.log.Debug("rejected unauthenticated rpc", "method", method, "peer", peerKey(ctx), "err", err)
+		a.rejects.record(reason, user[0], peerKey(ctx), method, err)
+		if errors.Is(err, ErrRateLimited) {
+			// Saying so is no hint to a guesser (the limit is per address
+			// and per name, known or not) and tells a user what to do.
+			return nil, status.Error(codes.ResourceExhausted, err.Error())
+		}
 		return nil, errUnauthenticated
 	}
 	a.log.Debug("authenticated rpc", "method", method, "identity", id.String())

@@ -30,12 +30,31 @@ type Passwords struct {
 	dummy string
 
 	log *slog.Logger
+	// lim bounds failed logins per peer and per user (see LoginLimits).
+	lim *limiter
+	// verify is VerifyPassword (tests count the argon2 runs).
+	verify func(hash, pw string) (bool, error)
 
 	mu    sync.Mutex
 	stamp fileStamp
 	bad   fileStamp // a changed file that failed to load (logged once)
 	users *UsersFile
 	cache map[string]cacheEntry
+	// flights are the argon2 runs in progress, by user and password HMAC:
+	// concurrent checks of the same pair wait for one run instead of
+	// each spending a token and a run.
+	flights map[flightKey]*flight
+}
+
+type flightKey struct {
+	name string
+	mac  [32]byte
+}
+
+type flight struct {
+	done chan struct{}
+	tier Tier
+	err  error
 }
 
 type fileStamp struct {
@@ -66,7 +85,8 @@ func NewPasswords(path string, concurrency int, log *slog.Logger) (*Passwords, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Passwords{path: path, now: time.Now, log: log, sem: make(chan struct{}, concurrency), cache: map[string]cacheEntry{}}
+	p := &Passwords{path: path, now: time.Now, log: log, sem: make(chan struct{}, concurrency), cache: map[string]cacheEntry{},
+		lim: newLimiter(DefaultLoginLimits), verify: VerifyPassword, flights: map[flightKey]*flight{}}
 	if _, err := rand.Read(p.key[:]); err != nil {
 		return nil, fmt.Errorf("read random: %w", err)
 	}
@@ -118,13 +138,21 @@ func (p *Passwords) current() (*UsersFile, error) {
 	return uf, nil
 }
 
-// Check verifies name and password and returns the user's tier.
-func (p *Passwords) Check(name, password string) (Tier, error) {
+// Check verifies name and password, sent from peer (see PeerKey), and
+// returns the user's tier. Failed checks are limited per peer and per
+// user (LoginLimits): past the limit it returns an error wrapping
+// ErrRateLimited without looking at the password. A wrong password or
+// unknown user is ErrBadCredentials, indistinguishably.
+func (p *Passwords) Check(peer, name, password string) (Tier, error) {
 	mac := hmac.New(sha256.New, p.key[:])
 	mac.Write([]byte(password))
 	var sum [32]byte
 	copy(sum[:], mac.Sum(nil))
 
+	tk, err := p.lim.admit(p.now(), name, peer)
+	if err != nil {
+		return "", err
+	}
 	p.mu.Lock()
 	uf, loadErr := p.current()
 	if uf == nil {
@@ -135,27 +163,53 @@ func (p *Passwords) Check(name, password string) (Tier, error) {
 	if err == nil {
 		if e, ok := p.cache[name]; ok && e.hash == u.Hash && p.now().Before(e.expires) && hmac.Equal(e.mac[:], sum[:]) {
 			p.mu.Unlock()
+			p.lim.succeeded(p.now(), tk)
 			return e.tier, nil
 		}
 	}
+	key := flightKey{name: name, mac: sum}
+	if f, ok := p.flights[key]; ok {
+		p.mu.Unlock()
+		<-f.done
+		if f.err == nil {
+			p.lim.succeeded(p.now(), tk)
+		}
+		return f.tier, f.err
+	}
+	f := &flight{done: make(chan struct{})}
+	p.flights[key] = f
 	p.mu.Unlock()
 
+	f.tier, f.err = p.verifyOnce(&tk, name, u, err == nil, password, sum)
+	p.mu.Lock()
+	delete(p.flights, key)
+	p.mu.Unlock()
+	close(f.done)
+	return f.tier, f.err
+}
+
+// verifyOnce runs argon2 for one check, after spending its tokens.
+func (p *Passwords) verifyOnce(tk *ticket, name string, u User, known bool, password string, sum [32]byte) (Tier, error) {
+	if err := p.lim.spend(p.now(), tk); err != nil {
+		return "", err
+	}
 	hash := u.Hash
-	if err != nil {
+	if !known {
 		hash = p.dummy
 	}
 	p.sem <- struct{}{}
-	ok, verr := VerifyPassword(hash, password)
+	ok, verr := p.verify(hash, password)
 	<-p.sem
-	if err == nil && verr != nil {
+	if known && verr != nil {
 		return "", fmt.Errorf("check password of %q: %w", name, verr)
 	}
-	if err != nil || !ok {
+	if !known || !ok {
 		return "", ErrBadCredentials
 	}
+	p.lim.succeeded(p.now(), *tk)
 	p.mu.Lock()
 	// Cache only if the file did not change while argon2 ran.
-	if cur, ok2 := p.users.Lookup(name); ok2 == nil && cur.Hash == hash {
+	if cur, err := p.users.Lookup(name); err == nil && cur.Hash == hash {
 		p.cache[name] = cacheEntry{mac: sum, hash: hash, tier: u.Tier, expires: p.now().Add(cacheTTL)}
 	}
 	p.mu.Unlock()

@@ -2,13 +2,13 @@ package auth
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"gopkg.in/yaml.v3"
 
 	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/server/fileperm"
 )
 
 // PolicyFile is the YAML form of the policy (see DefaultPolicyYAML).
@@ -23,6 +23,9 @@ type PolicyFile struct {
 	// Unix maps unix socket peers to tiers; a uid match wins over a gid
 	// match.
 	Unix UnixRules `yaml:"unix"`
+	// SPIFFE maps SPIFFE IDs (Shellstream sessions) to tiers; see
+	// SPIFFETier for how patterns match.
+	SPIFFE map[string]Tier `yaml:"spiffe"`
 }
 
 // TierRules are one tier's Set permissions.
@@ -62,9 +65,10 @@ unix:
 
 // Policy is a checked, compiled policy. It is immutable.
 type Policy struct {
-	tiers map[Tier]compiledRules
-	certs map[string]Tier
-	unix  UnixRules
+	tiers  map[Tier]compiledRules
+	certs  map[string]Tier
+	unix   UnixRules
+	spiffe spiffeRules
 }
 
 type compiledRules struct {
@@ -88,11 +92,14 @@ func DefaultPolicy() *Policy {
 	return p
 }
 
-// LoadPolicy reads a policy file.
+// LoadPolicy reads a policy file. Anyone who can write it can make
+// themselves master, so a file group or others may write (or that
+// another user owns) is refused; reading is allowed, since the policy
+// holds no secret and is often shipped as a world-readable ConfigMap.
 func LoadPolicy(path string) (*Policy, error) {
-	b, err := os.ReadFile(path)
+	b, err := fileperm.ReadTrusted(path, "policy file")
 	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
+		return nil, err
 	}
 	p, err := ParsePolicy(b)
 	if err != nil {
@@ -154,6 +161,11 @@ func ParsePolicy(b []byte) (*Policy, error) {
 		}
 		p.unix.GIDs[gid] = t
 	}
+	sp, err := parseSPIFFE(pf.SPIFFE)
+	if err != nil {
+		return nil, fmt.Errorf("parse policy: %w", err)
+	}
+	p.spiffe = sp
 	return p, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/guildhouse-co/kedge/server/fileperm"
 )
 
 // User is one entry of the users file.
@@ -31,11 +33,14 @@ type UsersFile struct {
 // ErrNoUser marks a lookup of a name the users file does not hold.
 var ErrNoUser = errors.New("no such user")
 
-// LoadUsers reads and checks a users file.
+// LoadUsers reads and checks a users file. A file group or others may
+// read or write, or that another user owns, is refused (fileperm).
 func LoadUsers(path string) (*UsersFile, error) {
-	b, err := os.ReadFile(path)
+	// Password hashes allow offline guessing, and a writable file lets
+	// anyone add a master: refuse a file other users can read or write.
+	b, err := fileperm.ReadSecret(path, "users file")
 	if err != nil {
-		return nil, fmt.Errorf("read users file: %w", err)
+		return nil, err
 	}
 	var uf UsersFile
 	if err := yaml.Unmarshal(b, &uf); err != nil {

@@ -5,7 +5,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +12,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -53,6 +55,37 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// Notary records artifacts ("on") or not ("off"); notary.go.
+	Notary string `yaml:"notary"`
+	// Quartermaster is where the notary ships its log (host:port; empty:
+	// not shipped), and how it connects.
+	Quartermaster         string `yaml:"quartermaster"`
+	QuartermasterCA       string `yaml:"quartermaster-ca"`
+	QuartermasterCert     string `yaml:"quartermaster-cert"`
+	QuartermasterKey      string `yaml:"quartermaster-key"`
+	QuartermasterInsecure bool   `yaml:"quartermaster-insecure"`
+	// UnderlayCredentials is the directory holding the files that
+	// /kedge/underlay/devices' *-file leaves name (CA, client certificate
+	// and key, password); the tree never holds secrets.
+	UnderlayCredentials string `yaml:"underlay-credentials"`
+	// Shellstream: the Workload API of the local SPIRE agent
+	// ("unix:///run/spire/agent.sock"; empty: no Shellstream service),
+	// this node's identity (the SAT audience; default kedge/<node-name>),
+	// the endpoint of each session type ("management=unix:/run/x.sock,
+	// operator=127.0.0.1:2222") and the drain grace period.
+	SPIFFESocket         string        `yaml:"spiffe-socket"`
+	ShellstreamID        string        `yaml:"shellstream-id"`
+	ShellstreamEndpoints string        `yaml:"shellstream-endpoints"`
+	ShellstreamDrain     time.Duration `yaml:"shellstream-drain"`
+	// Kubeconfig or KubeInCluster turn on the Kubernetes cluster engine
+	// (server/kube): discovery through KedgeNode objects, the cluster
+	// posture level, pod metadata. Neither: the node stands alone.
+	Kubeconfig    string `yaml:"kubeconfig"`
+	KubeInCluster bool   `yaml:"kube-in-cluster"`
+	// KubeEndpoint overrides the endpoint the node publishes (host or
+	// host:port); KubePosture names the KedgeClusterPosture to follow.
+	KubeEndpoint string `yaml:"kube-endpoint"`
+	KubePosture  string `yaml:"kube-posture"`
 }
 
 // Defaults returns the built-in settings, before resolution.
@@ -66,49 +99,147 @@ func Defaults() Config {
 		ShmPath:     "/dev/shm/kedge-governance",
 		BPFPinDir:   "/sys/fs/bpf/kedge",
 		MeshDevice:  "embedded",
+		Notary:      "on",
+		// The seed leaves the grace open; 30 s lets an interactive
+		// command finish and stays far inside the 5 s-per-step overlay
+		// budget because the step only starts the drain.
+		ShellstreamDrain: 30 * time.Second,
 	}
 }
 
+// ErrVersion is returned by Parse when --version was given: the caller
+// prints the version and exits 0, as for flag.ErrHelp.
+var ErrVersion = errors.New("version requested")
+
 // Parse builds the configuration from args (without the program name):
 // defaults, then the --config file if given, then the flags that were set
-// explicitly. It does not resolve derived defaults (see Resolve).
-func Parse(args []string, stderr io.Writer) (Config, error) {
+// explicitly. It does not resolve derived defaults (see Resolve). For
+// --help it returns flag.ErrHelp and for --version ErrVersion, printing
+// nothing: the caller owns the help text (see FlagSet).
+func Parse(args []string) (Config, error) {
 	// First pass: find --config only.
 	pre := flag.NewFlagSet("kedge-daemon", flag.ContinueOnError)
 	pre.SetOutput(io.Discard)
 	cfgFile := pre.String("config", "", "")
+	pre.Bool("version", false, "")
 	bind(pre, &Config{})
 	if err := pre.Parse(args); err != nil {
-		// Reported by the second pass with usage.
+		// Reported by the second pass.
 		*cfgFile = ""
 	}
 
 	c := Defaults()
 	if *cfgFile != "" {
-		b, err := os.ReadFile(*cfgFile)
-		if err != nil {
-			return Config{}, fmt.Errorf("read config: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return Config{}, fmt.Errorf("parse config %s: %w", *cfgFile, err)
+		if err := c.load(*cfgFile); err != nil {
+			return Config{}, err
 		}
 	}
 	// Second pass binds to c, whose current values (file over defaults)
 	// become the flag defaults, so only flags given on the command line
 	// overwrite them.
-	fs := flag.NewFlagSet("kedge-daemon", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.String("config", "", "YAML file with any of these settings (keys are the flag names); flags win")
-	bind(fs, &c)
+	fs := FlagSet(&c)
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
 		return Config{}, fmt.Errorf("parse flags: %w", err)
+	}
+	if fs.Lookup("version").Value.String() == "true" {
+		return Config{}, ErrVersion
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("parse flags: unexpected argument %q", fs.Arg(0))
 	}
 	return c, nil
+}
+
+// FlagSet returns the daemon's flags bound to c (their defaults are c's
+// values), including --config and --version, which are not settings. Its
+// output is discarded until the caller sets one.
+func FlagSet(c *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("kedge-daemon", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.String("config", "", "YAML file with any of these settings (keys are the flag names); flags win")
+	fs.Bool("version", false, "print the version and exit")
+	bind(fs, c)
+	return fs
+}
+
+// Keys returns the config file's keys (the YAML names of Config's
+// fields), sorted.
+func Keys() []string {
+	var keys []string
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if k := yamlKey(t.Field(i)); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func yamlKey(f reflect.StructField) string {
+	k, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if k == "-" {
+		return ""
+	}
+	return k
+}
+
+// load applies the config file at path over c. Errors name the file,
+// the line and the key: an unknown key lists the known ones, and a value
+// of the wrong kind says which key wanted what.
+func (c *Config) load(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file: nothing set
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return fmt.Errorf("parse config %s: line %d: want a mapping of settings (key: value), like the flags", path, top.Line)
+	}
+	fields := map[string]reflect.Value{}
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		if k := yamlKey(v.Type().Field(i)); k != "" {
+			fields[k] = v.Field(i)
+		}
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		kn, vn := top.Content[i], top.Content[i+1]
+		f, ok := fields[kn.Value]
+		if !ok {
+			return fmt.Errorf("parse config %s: line %d: unknown key %q (known keys: %s)", path, kn.Line, kn.Value, strings.Join(Keys(), ", "))
+		}
+		if seen[kn.Value] {
+			return fmt.Errorf("parse config %s: line %d: key %q is set twice", path, kn.Line, kn.Value)
+		}
+		seen[kn.Value] = true
+		if err := vn.Decode(f.Addr().Interface()); err != nil {
+			return fmt.Errorf("parse config %s: line %d: key %q wants %s", path, vn.Line, kn.Value, kindName(f.Kind()))
+		}
+	}
+	return nil
+}
+
+func kindName(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int:
+		return "a whole number"
+	}
+	return "a string"
 }
 
 func bind(fs *flag.FlagSet, c *Config) {
@@ -130,7 +261,17 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ShmPath, "shm-path", c.ShmPath, "VPP governance shared-memory segment (\"off\": none)")
 	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
 	fs.StringVar(&c.MeshDevice, "mesh-device", c.MeshDevice, "WireGuard device owner: embedded (the daemon hosts it) or external (a sidecar such as kedge-wg does)")
+	fs.StringVar(&c.SPIFFESocket, "spiffe-socket", c.SPIFFESocket, "SPIRE agent Workload API address for Shellstream (unix:///path; empty: no Shellstream)")
+	fs.StringVar(&c.ShellstreamID, "shellstream-id", c.ShellstreamID, "this node's Shellstream identity, the audience SATs must name (default kedge/<node-name>)")
+	fs.StringVar(&c.ShellstreamEndpoints, "shellstream-endpoints", c.ShellstreamEndpoints, "local endpoint per session type: type=unix:/path or type=127.0.0.1:port, comma separated")
+	fs.DurationVar(&c.ShellstreamDrain, "shellstream-drain", c.ShellstreamDrain, "grace a drained Shellstream session gets before teardown")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig file of the Kubernetes API to join (empty: standalone unless --kube-in-cluster)")
+	fs.BoolVar(&c.KubeInCluster, "kube-in-cluster", c.KubeInCluster, "join the Kubernetes API this pod runs in (service account)")
+	fs.StringVar(&c.KubeEndpoint, "kube-endpoint", c.KubeEndpoint, "address peers reach this node's WireGuard device at (default: the Node's annotation or InternalIP)")
+	fs.StringVar(&c.KubePosture, "kube-posture", c.KubePosture, "name of the KedgeClusterPosture to follow (default cluster)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	bindNotary(fs, c)
+	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
 
 // Resolve fills the defaults that depend on other settings and checks
@@ -161,6 +302,18 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	if c.Users == "" {
 		c.Users = filepath.Join(c.DataDir, "users.yaml")
 	}
+	if c.UnderlayCredentials == "" {
+		c.UnderlayCredentials = filepath.Join(c.DataDir, "underlay")
+	}
+	if c.UnderlayCredentials, err = filepath.Abs(c.UnderlayCredentials); err != nil {
+		return fmt.Errorf("resolve underlay credentials dir: %w", err)
+	}
+	if c.ShellstreamID == "" {
+		c.ShellstreamID = "kedge/" + c.NodeName
+	}
+	if c.ShellstreamDrain <= 0 {
+		return fmt.Errorf("resolve config: --shellstream-drain %s must be positive", c.ShellstreamDrain)
+	}
 	if c.MeshDevice != "embedded" && c.MeshDevice != "external" {
 		return fmt.Errorf("resolve config: --mesh-device %q: want embedded or external", c.MeshDevice)
 	}
@@ -173,10 +326,13 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	if _, err := c.Level(); err != nil {
 		return err
 	}
+	if c.Kubeconfig != "" && c.KubeInCluster {
+		return errors.New("resolve config: --kubeconfig conflicts with --kube-in-cluster")
+	}
 	if c.Insecure && (c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "") {
 		return errors.New("resolve config: --insecure conflicts with --tls-cert/--tls-key/--tls-ca")
 	}
-	return nil
+	return c.resolveNotary()
 }
 
 // SocketOff reports whether the unix socket is disabled.

@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/guildhouse-co/kedge/server/fileperm"
 )
 
 // ErrInsecureNonLoopback refuses plaintext TCP off the loopback.
@@ -50,9 +52,8 @@ func ServerTLS(f TLSFiles, dir string, names []string) (cfg *tls.Config, generat
 	var cert tls.Certificate
 	switch {
 	case f.Cert != "" && f.Key != "":
-		cert, err = tls.LoadX509KeyPair(f.Cert, f.Key)
-		if err != nil {
-			return nil, "", fmt.Errorf("load tls key pair: %w", err)
+		if cert, err = loadKeyPair(f.Cert, f.Key); err != nil {
+			return nil, "", err
 		}
 	case f.Cert != "" || f.Key != "":
 		return nil, "", errors.New("load tls key pair: --tls-cert and --tls-key go together")
@@ -61,17 +62,18 @@ func ServerTLS(f TLSFiles, dir string, names []string) (cfg *tls.Config, generat
 		if err := ensureSelfSigned(certPath, keyPath, names); err != nil {
 			return nil, "", err
 		}
-		cert, err = tls.LoadX509KeyPair(certPath, keyPath)
-		if err != nil {
-			return nil, "", fmt.Errorf("load self-signed key pair: %w", err)
+		if cert, err = loadKeyPair(certPath, keyPath); err != nil {
+			return nil, "", err
 		}
 		generated = certPath
 	}
 	cfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if f.CA != "" {
-		pem, err := os.ReadFile(f.CA)
+		// Whoever can write the CA bundle can mint client certificates the
+		// policy maps to any tier.
+		pem, err := fileperm.ReadTrusted(f.CA, "TLS client CA")
 		if err != nil {
-			return nil, "", fmt.Errorf("read tls ca: %w", err)
+			return nil, "", err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -81,6 +83,24 @@ func ServerTLS(f TLSFiles, dir string, names []string) (cfg *tls.Config, generat
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return cfg, generated, nil
+}
+
+// loadKeyPair loads a certificate and its private key, refusing a key
+// file group or others can read or write (fileperm).
+func loadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
+	keyPEM, err := fileperm.ReadSecret(keyPath, "TLS key")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("read tls certificate: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load tls key pair %s, %s: %w", certPath, keyPath, err)
+	}
+	return cert, nil
 }
 
 // ensureSelfSigned writes a self-signed server certificate and its 0600

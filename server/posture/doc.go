@@ -11,6 +11,7 @@
 // The effective level is the lowest (most restrictive) of:
 //
 //   - /kedge/posture/config/level (default 5), source "config";
+//
 //   - the level another program wrote into the pinned posture_level BPF
 //     map, read through a LevelSource, source "bpf-map". The engine itself
 //     writes the effective level into that map (the bpf-map step), so a
@@ -25,7 +26,15 @@
 //     its own and changes nothing, which is harmless: it asks for what is
 //     already in effect.
 //
-// On a tie config wins as the source. Peer-session levels (Shellstream)
+//   - the cluster's level, /kedge/posture/cluster/config/level, which the
+//     Kubernetes component (server/kube) mirrors from the cluster's
+//     KedgeClusterPosture object, source "cluster". Absent: no request.
+//     It is config in the tree, so a restart with the API unreachable
+//     keeps the last level the cluster set.
+//
+// So the cluster can tighten a node but never loosen what its config or
+// a local program asked for. On a tie config wins as the source, then the
+// BPF map, then the cluster. Peer-session levels (Shellstream)
 // govern individual sessions, not the node, and are not an input here.
 //
 // # Order

@@ -10,9 +10,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
+)
+
+// The config the engine follows: the intended level and the accord
+// overrides (a trailing slash: their subtrees, not siblings that share a
+// name's start).
+var (
+	postureConfigPrefix = kedgepath.Root().Kedge().Posture().Config().SchemaPath() + "/"
+	clusterConfigPrefix = kedgepath.Root().Kedge().Posture().Cluster().Config().SchemaPath() + "/"
+	accordsPrefix       = kedgepath.Root().Kedge().Accords().SchemaPath() + "/"
 )
 
 // LevelSource is another writer of the posture level: the pinned BPF map
@@ -65,11 +75,13 @@ type Engine struct {
 	applied       applied
 	hasApply      bool // applied came from meta or a completed plan
 	cfgLevel      uint8
+	clusterLevel  uint8 // /kedge/posture/cluster/config/level; 0: none
 	overrides     accord.Overrides
 	accords       []accord.Accord
 	appliedAccord accord.Accord // the accord the last plan applied
 	lastSteps     int           // step entries in last-transition, to delete extras
 	lastSeen      uint8         // the level source's value at the last poll
+	source        string        // what decided the level of the last evaluation
 	pending       *inflight     // the plan in flight or to retry
 	snap          *snapshot     // taken before the first escalation, until restored
 	backoff       time.Duration
@@ -127,16 +139,24 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	published := e.accords
 	external, foreign := e.pollSource()
+	eff, _ := e.effective(external)
 	var resumedTo uint8
 	if p := e.pending; p != nil {
-		e.log.Info("resuming interrupted posture transition", "seq", p.Seq, "from", p.From, "to", p.To)
-		e.execute(ctx, p.From, p.To, p.Seq, true)
-		resumedTo = p.To
+		// A plan aiming for a level no longer in effect (the map now holds
+		// a stricter one) is not replayed: its steps would apply the old
+		// level for a moment. The plan to the effective level replaces it.
+		if p.To == eff {
+			e.log.Info("resuming interrupted posture transition", "seq", p.Seq, "from", p.From, "to", p.To)
+			e.execute(ctx, p.From, p.To, p.Seq, true)
+			resumedTo = p.To
+		} else {
+			e.log.Info("superseding an interrupted posture transition: its level is no longer in effect",
+				"seq", p.Seq, "from", p.From, "to", p.To, "effective", eff)
+		}
 	}
 	// Converge at start even when nothing changed (unless the resumed plan
 	// just did): a backend may have lost its state (a fresh shm segment, a
 	// new BPF pin) while we were down.
-	eff, _ := Effective(e.cfgLevel, external)
 	e.evaluate(ctx, external, resumedTo != eff || (foreign && e.ownsMap()))
 	e.processed.Store(w.Pos() - 1)
 	if e.opt.OnReady != nil {
@@ -232,7 +252,8 @@ func (e *Engine) drain(ctx context.Context, w *store.Watcher) (bool, *store.Watc
 		}
 		for _, ch := range c.Changes {
 			p := ch.Node.Path
-			if strings.HasPrefix(p, "/kedge/posture/config/") || strings.HasPrefix(p, "/kedge/accords/") {
+			if strings.HasPrefix(p, postureConfigPrefix) || strings.HasPrefix(p, clusterConfigPrefix) ||
+				strings.HasPrefix(p, accordsPrefix) {
 				changed = true
 				break
 			}

@@ -11,8 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
-
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap/bpfmaptest"
 	"github.com/guildhouse-co/kedge/dataplane/route"
@@ -58,7 +56,7 @@ func TestRandomSequencesConverge(t *testing.T) {
 			fillTree(t, st, 20, 120)
 			shmW, bpf := &shmtest.Writer{}, &bpfmaptest.Backend{}
 			meshFake, routeFake := wgmeshtest.New(), routetest.New()
-			key, _ := wgtypes.GeneratePrivateKey()
+			key, _ := wgmesh.GenerateKey()
 			base := wgmesh.Config{Interface: "kedge0", PrivateKey: key}
 			meshIntent := func(tr *tree.Tree, a accord.Accord) (wgmesh.Config, error) { return intent.Mesh(tr, a, base), nil }
 			rs := []*recStep{{name: "handshake", stage: StageHandshake}, {name: "notary", stage: StageNotary}}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
@@ -53,15 +54,10 @@ func (e *Engine) readTree() (*store.Watcher, error) {
 // load reads the intended level and the accord overrides from a snapshot
 // of the tree.
 func (e *Engine) load(t *tree.Tree) {
-	e.cfgLevel = accord.MaxLevel // the YANG default
-	if k := t.Root().Sub("kedge"); k != nil {
-		if p := k.Sub("posture"); p != nil {
-			if c := p.Sub("config"); c != nil {
-				if v := c.Get("level"); v.IsSet() && accord.Valid(uint8(v.UintVal())) {
-					e.cfgLevel = uint8(v.UintVal())
-				}
-			}
-		}
+	e.cfgLevel = accord.ConfigLevel(t) // the YANG default (5) when unset
+	e.clusterLevel = 0                 // the cluster asks for nothing
+	if v, ok := kedgetree.Of(t).Kedge().Posture().Cluster().Config().Level(); ok && accord.Valid(v) {
+		e.clusterLevel = v
 	}
 	e.overrides = accord.OverridesFromTree(t)
 	e.accords = accord.All(e.overrides)
@@ -121,10 +117,22 @@ func Effective(config, external uint8) (uint8, string) {
 	return config, SourceConfig
 }
 
+// effective is Effective with the cluster's level as a third source: the
+// lowest valid level wins; on a tie config wins, then the BPF map, then
+// the cluster.
+func (e *Engine) effective(external uint8) (uint8, string) {
+	lvl, src := Effective(e.cfgLevel, external)
+	if accord.Valid(e.clusterLevel) && e.clusterLevel < lvl {
+		return e.clusterLevel, SourceCluster
+	}
+	return lvl, src
+}
+
 // evaluate runs a plan when the effective level or its accord differ from
 // what was applied, or when force is set (start-up convergence).
 func (e *Engine) evaluate(ctx context.Context, external uint8, force bool) {
-	eff, src := Effective(e.cfgLevel, external)
+	eff, src := e.effective(external)
+	e.source = src
 	from := e.applied.Level
 	if !e.hasApply {
 		from = eff
@@ -166,7 +174,7 @@ func (e *Engine) execute(ctx context.Context, from, to uint8, seq uint64, resume
 	e.pending = &inflight{Seq: seq, From: from, To: to, Started: start.UnixNano()}
 	e.applied.Level, e.hasApply, e.appliedAccord = to, true, a
 	tr := Transition{Seq: seq, From: from, To: to, Accord: a, Resume: resume}
-	rep := Report{Seq: seq, From: from, To: to, Started: start, Result: ResultOK, Resume: resume}
+	rep := Report{Seq: seq, From: from, To: to, Source: e.source, Started: start, Result: ResultOK, Resume: resume}
 
 	takeSnap := tr.Escalation() && e.snap == nil
 	recorded := false

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/route"
@@ -79,7 +78,7 @@ func BenchmarkTransition(b *testing.B) {
 	for range b.N {
 		st := openStoreAt(b, b.TempDir())
 		fillTree(b, st, peers, routes)
-		key, _ := wgtypes.GeneratePrivateKey()
+		key, _ := wgmesh.GenerateKey()
 		base := wgmesh.Config{Interface: "kedge0", PrivateKey: key}
 		shmW := &shmtest.Writer{}
 		bpf := &bpfRecorder{}

@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
-	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
+	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // realState is what the real backends hold, read the way their consumers
@@ -23,7 +25,7 @@ type realState struct {
 	Allowlist []netip.Prefix
 }
 
-func readReal(t *testing.T, r *shm.Reader, b *bpfmap.Backend) realState {
+func readReal(t *testing.T, r *segment.Reader, b *pinned.Backend) realState {
 	t.Helper()
 	s, err := r.Poll()
 	if err != nil {
@@ -45,16 +47,14 @@ func readReal(t *testing.T, r *shm.Reader, b *bpfmap.Backend) realState {
 // only), with the map also serving as the engine's level source, and
 // checks that the end state is exactly the start state.
 func TestRealShmAndBPFRoundTrip(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create pinned BPF maps")
-	}
+	needs.Root(t, "creates pinned BPF maps")
 	seg := filepath.Join(t.TempDir(), "governance")
-	w, err := shm.Open(seg)
+	w, err := segment.Open(seg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	reader, err := shm.OpenReader(seg)
+	reader, err := segment.OpenReader(seg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +63,9 @@ func TestRealShmAndBPFRoundTrip(t *testing.T) {
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
 	pins := filepath.Join(bpfmap.DefaultBPFFS, "kedge-posture-test-"+hex.EncodeToString(suffix[:]))
-	b, err := bpfmap.Open(bpfmap.WithPinDir(pins))
+	b, err := pinned.Open(pinned.WithPinDir(pins))
 	if err != nil {
-		t.Skipf("BPF maps unavailable on this kernel: %v", err)
+		needs.Unavailable(t, "BPF maps unavailable on this kernel: %v", err)
 	}
 	t.Cleanup(func() {
 		b.Close()

@@ -1,11 +1,9 @@
 package posture
 
 import (
-	"strconv"
 	"time"
 
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
-
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
@@ -15,8 +13,9 @@ const HistoryLen = 64
 
 // Sources of the effective level (leaf /kedge/posture/state/source).
 const (
-	SourceConfig = "config"
-	SourceBPFMap = "bpf-map"
+	SourceConfig  = "config"
+	SourceBPFMap  = "bpf-map"
+	SourceCluster = "cluster"
 )
 
 // Transition results (typedef transition-result) and step results.
@@ -42,67 +41,14 @@ type StepResult struct {
 type Report struct {
 	Seq      uint64
 	From, To uint8
+	// Source is what decided the target level (SourceConfig or
+	// SourceBPFMap); empty for a plan resumed before any evaluation.
+	Source   string
 	Started  time.Time
 	Duration time.Duration
 	Result   string
 	Resume   bool // a re-run of an interrupted or failed plan
 	Steps    []StepResult
-}
-
-// ops builds store operations under one path prefix.
-type ops struct {
-	prefix []*gpb.PathElem
-	list   []store.Op
-}
-
-func elem(name string, keys ...string) *gpb.PathElem {
-	e := &gpb.PathElem{Name: name}
-	if len(keys) > 0 {
-		e.Key = map[string]string{}
-		for i := 0; i+1 < len(keys); i += 2 {
-			e.Key[keys[i]] = keys[i+1]
-		}
-	}
-	return e
-}
-
-func (o *ops) at(rel ...*gpb.PathElem) []*gpb.PathElem {
-	p := make([]*gpb.PathElem, 0, len(o.prefix)+len(rel))
-	return append(append(p, o.prefix...), rel...)
-}
-
-func (o *ops) uint(leaf string, v uint64) {
-	o.list = append(o.list, store.Op{Kind: store.OpUpdate, Path: o.at(elem(leaf)),
-		Val: &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: v}}})
-}
-
-func (o *ops) str(leaf, v string) {
-	o.list = append(o.list, store.Op{Kind: store.OpUpdate, Path: o.at(elem(leaf)),
-		Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}}})
-}
-
-func (o *ops) boolean(leaf string, v bool) {
-	o.list = append(o.list, store.Op{Kind: store.OpUpdate, Path: o.at(elem(leaf)),
-		Val: &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: v}}})
-}
-
-// strs writes a leaf-list; an empty list deletes it (an empty leaf-list is
-// indistinguishable from an absent one in the tree).
-func (o *ops) strs(leaf string, vs []string) {
-	if len(vs) == 0 {
-		o.del(elem(leaf))
-		return
-	}
-	el := make([]*gpb.TypedValue, len(vs))
-	for i, v := range vs {
-		el[i] = &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}}
-	}
-	o.list = append(o.list, store.Op{Kind: store.OpUpdate, Path: o.at(elem(leaf)),
-		Val: &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: el}}}})
-}
-
-func (o *ops) del(rel ...*gpb.PathElem) {
-	o.list = append(o.list, store.Op{Kind: store.OpDelete, Path: o.at(rel...)})
 }
 
 func ns(t time.Time) uint64 {
@@ -118,74 +64,97 @@ func ns(t time.Time) uint64 {
 func accordOps(all []accord.Accord) []store.Op {
 	var out []store.Op
 	for _, a := range all {
-		o := &ops{prefix: []*gpb.PathElem{elem("kedge"), elem("accords"),
-			elem("accord", "level", strconv.Itoa(int(a.Level))), elem("state")}}
-		o.uint("level", uint64(a.Level))
-		o.str("overlay-mode", a.OverlayMode)
-		o.uint("keepalive-seconds", uint64(a.KeepaliveSeconds))
-		o.uint("health-check-seconds", uint64(a.HealthCheckSeconds))
-		o.str("handshake", a.Handshake)
-		o.strs("allowed-session-types", a.AllowedSessionTypes)
-		o.strs("underlay-mutation-tiers", a.UnderlayMutationTiers)
-		o.boolean("compiler-frozen", a.CompilerFrozen)
-		o.str("route-policy", a.RoutePolicy)
-		o.uint("notary-sampling-percent", uint64(a.NotarySamplingPercent))
-		o.str("notary-flush", a.NotaryFlush)
-		o.boolean("notary-payload-hashing", a.NotaryPayloadHashing)
-		o.boolean("forensic-snapshot", a.ForensicSnapshot)
-		o.str("vpp-flow-policy", a.VPPFlowPolicy)
-		out = append(out, o.list...)
+		st := kedgepath.Root().Kedge().Accords().Accord(a.Level).State()
+		out = append(out,
+			store.Update(st.Level(), a.Level),
+			store.Update(st.OverlayMode(), kedgepath.AccordOverlayMode(a.OverlayMode)),
+			store.Update(st.KeepaliveSeconds(), a.KeepaliveSeconds),
+			store.Update(st.HealthCheckSeconds(), a.HealthCheckSeconds),
+			store.Update(st.Handshake(), kedgepath.AccordHandshake(a.Handshake)),
+			leafList(st.AllowedSessionTypes(), a.AllowedSessionTypes),
+			leafList(st.UnderlayMutationTiers(), enums[kedgepath.Tier](a.UnderlayMutationTiers)),
+			store.Update(st.CompilerFrozen(), a.CompilerFrozen),
+			store.Update(st.UnderlayDriftIntervalMs(), a.UnderlayDriftMillis),
+			store.Update(st.RoutePolicy(), kedgepath.AccordRoutePolicy(a.RoutePolicy)),
+			store.Update(st.NotarySamplingPercent(), a.NotarySamplingPercent),
+			store.Update(st.NotaryFlush(), kedgepath.NotaryFlushMode(a.NotaryFlush)),
+			store.Update(st.NotaryPayloadHashing(), a.NotaryPayloadHashing),
+			store.Update(st.ForensicSnapshot(), a.ForensicSnapshot),
+			store.Update(st.VppFlowPolicy(), kedgepath.AccordVppFlowPolicy(a.VPPFlowPolicy)),
+		)
+	}
+	return out
+}
+
+// leafList writes a leaf-list; an empty list deletes it (an empty
+// leaf-list is indistinguishable from an absent one in the tree).
+func leafList[P store.Leaf[[]T], T any](p P, vs []T) store.Op {
+	if len(vs) == 0 {
+		return store.Delete(p)
+	}
+	return store.Update(p, vs)
+}
+
+// enums converts strings to an enumeration type.
+func enums[E ~string](vs []string) []E {
+	out := make([]E, len(vs))
+	for i, v := range vs {
+		out[i] = E(v)
 	}
 	return out
 }
 
 // levelOps writes the level leaves of /kedge/posture/state.
 func levelOps(cfg, eff uint8, source string, seq uint64) []store.Op {
-	o := &ops{prefix: []*gpb.PathElem{elem("kedge"), elem("posture"), elem("state")}}
-	o.uint("level", uint64(cfg))
-	o.uint("effective-level", uint64(eff))
-	o.str("source", source)
-	o.uint("sequence", seq)
-	return o.list
+	st := kedgepath.Root().Kedge().Posture().State()
+	return []store.Op{
+		store.Update(st.Level(), cfg),
+		store.Update(st.EffectiveLevel(), eff),
+		store.Update(st.Source(), kedgepath.PostureSource(source)),
+		store.Update(st.Sequence(), seq),
+	}
 }
 
 // reportOps writes a transition's report to last-transition, and, once it
 // finished, to the history, dropping the entry that falls out of it.
 func reportOps(r *Report, prevSteps int) []store.Op {
-	o := &ops{prefix: []*gpb.PathElem{elem("kedge"), elem("posture"), elem("state"), elem("last-transition")}}
-	o.uint("from-level", uint64(r.From))
-	o.uint("to-level", uint64(r.To))
-	o.uint("started", ns(r.Started))
-	o.uint("duration-ns", uint64(r.Duration))
-	o.str("result", r.Result)
+	lt := kedgepath.Root().Kedge().Posture().State().LastTransition()
+	ops := []store.Op{
+		store.Update(lt.FromLevel(), r.From),
+		store.Update(lt.ToLevel(), r.To),
+		store.Update(lt.Started(), ns(r.Started)),
+		store.Update(lt.DurationNs(), uint64(r.Duration)),
+		store.Update(lt.Result(), kedgepath.TransitionResult(r.Result)),
+	}
 	for i := len(r.Steps); i < prevSteps; i++ {
-		o.del(elem("steps"), elem("step", "index", strconv.Itoa(i)))
+		ops = append(ops, store.Delete(lt.Steps().Step(uint8(i))))
 	}
 	for _, s := range r.Steps {
-		so := &ops{prefix: o.at(elem("steps"), elem("step", "index", strconv.Itoa(s.Index)), elem("state"))}
-		so.uint("index", uint64(s.Index))
-		so.str("name", s.Name)
-		so.uint("started", ns(s.Started))
-		so.uint("duration-ns", uint64(s.Duration))
-		so.str("result", s.Result)
-		so.str("error", s.Err)
-		o.list = append(o.list, so.list...)
+		st := lt.Steps().Step(uint8(s.Index)).State()
+		ops = append(ops,
+			store.Update(st.Index(), uint8(s.Index)),
+			store.Update(st.Name(), s.Name),
+			store.Update(st.Started(), ns(s.Started)),
+			store.Update(st.DurationNs(), uint64(s.Duration)),
+			store.Update(st.Result(), kedgepath.StepResult(s.Result)),
+			store.Update(st.Error(), s.Err),
+		)
 	}
 	if r.Result == ResultInProgress {
-		return o.list
+		return ops
 	}
-	seq := strconv.FormatUint(r.Seq, 10)
-	h := &ops{prefix: []*gpb.PathElem{elem("kedge"), elem("posture"), elem("history"), elem("transition", "sequence", seq), elem("state")}}
-	h.uint("sequence", r.Seq)
-	h.uint("from-level", uint64(r.From))
-	h.uint("to-level", uint64(r.To))
-	h.uint("started", ns(r.Started))
-	h.uint("duration-ns", uint64(r.Duration))
-	h.str("result", r.Result)
+	history := kedgepath.Root().Kedge().Posture().History()
+	h := history.Transition(r.Seq).State()
+	ops = append(ops,
+		store.Update(h.Sequence(), r.Seq),
+		store.Update(h.FromLevel(), r.From),
+		store.Update(h.ToLevel(), r.To),
+		store.Update(h.Started(), ns(r.Started)),
+		store.Update(h.DurationNs(), uint64(r.Duration)),
+		store.Update(h.Result(), kedgepath.TransitionResult(r.Result)),
+	)
 	if r.Seq > HistoryLen {
-		old := strconv.FormatUint(r.Seq-HistoryLen, 10)
-		h.list = append(h.list, store.Op{Kind: store.OpDelete, Path: []*gpb.PathElem{
-			elem("kedge"), elem("posture"), elem("history"), elem("transition", "sequence", old)}})
+		ops = append(ops, store.Delete(history.Transition(r.Seq-HistoryLen)))
 	}
-	return append(o.list, h.list...)
+	return ops
 }

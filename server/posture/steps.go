@@ -13,19 +13,20 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
 
 // The real backends fit the engine's interfaces.
 var (
-	_ ShmWriter    = (*shm.Writer)(nil)
-	_ BPFMapSetter = (*bpfmap.Backend)(nil)
-	_ LevelSource  = (*bpfmap.Backend)(nil)
+	_ ShmWriter    = shm.Backend(nil)
+	_ BPFMapSetter = bpfmap.Backend(nil)
+	_ LevelSource  = bpfmap.Backend(nil)
 )
 
-// ShmWriter is the VPP governance segment writer (*shm.Writer, or
-// shmtest.Writer in tests).
+// ShmWriter is the VPP governance segment writer (a shm.Backend, such as
+// segment.Writer; shmtest.Writer in tests).
 type ShmWriter interface {
 	Set(ctx context.Context, cfg shm.Config) error
 }
@@ -56,8 +57,8 @@ func (s shmStep) Apply(ctx context.Context, t Transition) error {
 	return s.w.Set(ctx, shm.Config{Level: t.To, Flags: VPPFlowFlags(t.Accord)})
 }
 
-// BPFMapSetter is the BPF posture backend (*bpfmap.Backend, or the
-// bpfmaptest fake).
+// BPFMapSetter is the BPF posture backend (a bpfmap.Backend, such as
+// pinned.Backend; the bpfmaptest fake in tests).
 type BPFMapSetter interface {
 	Set(ctx context.Context, cfg bpfmap.Config) error
 }
@@ -222,13 +223,13 @@ func (s *forensicStep) Wait() error {
 func encodeForensic(b *bytes.Buffer, tr *tree.Tree, t Transition) {
 	b.WriteString(`{"seq":` + strconv.FormatUint(t.Seq, 10) +
 		`,"from":` + strconv.Itoa(int(t.From)) + `,"to":` + strconv.Itoa(int(t.To)))
-	k := tr.Root().Sub("kedge")
-	for _, name := range []string{"mesh", "routes", "sessions"} {
-		b.WriteString(`,"` + name + `":`)
-		var in *tree.Inst
-		if k != nil {
-			in = k.Sub(name)
-		}
+	k := kedgetree.Of(tr).Kedge()
+	for _, part := range []struct {
+		name string
+		in   *tree.Inst
+	}{{"mesh", k.Mesh().Inst()}, {"routes", k.Routes().Inst()}, {"sessions", k.Sessions().Inst()}} {
+		b.WriteString(`,"` + part.name + `":`)
+		in := part.in
 		js, ok := []byte(nil), false
 		if in != nil {
 			js, ok = tree.Match{In: in}.JSON(tree.EncodeOpts{})

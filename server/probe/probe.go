@@ -16,13 +16,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Backend names a dataplane backend the probe judges.
+type Backend string
+
+// The backends.
+const (
+	Route  Backend = "route"
+	WGMesh Backend = "wgmesh"
+	BPFMap Backend = "bpfmap"
+	VLAN   Backend = "vlan"
+	Shm    Backend = "shm"
+)
+
 // Result is one backend's verdict.
 type Result struct {
-	Backend   string
+	Backend   Backend
 	Available bool
 	// Reason says what was found, for available and unavailable alike.
 	Reason string
 }
+
+// Report is the verdict on every backend, one field each, so the daemon
+// asks for a backend by name in Go rather than by string.
+type Report struct {
+	Route, WGMesh, BPFMap, VLAN, Shm Result
+}
+
+// All returns the results in a fixed order, for logging.
+func (r Report) All() []Result { return []Result{r.Route, r.WGMesh, r.BPFMap, r.VLAN, r.Shm} }
 
 // Env is what the probe looks at; tests point it at fake roots.
 type Env struct {
@@ -45,37 +66,37 @@ func Host() Env {
 }
 
 // Run probes every backend.
-func Run(e Env) []Result {
+func Run(e Env) Report {
 	root := e.UID == 0
 	rootWhy := "running as root"
 	if !root {
 		rootWhy = fmt.Sprintf("not root (euid %d): netlink and BPF changes need CAP_NET_ADMIN/CAP_BPF", e.UID)
 	}
-	var out []Result
+	var out Report
 
-	out = append(out, Result{Backend: "route", Available: root, Reason: rootWhy})
+	out.Route = Result{Backend: Route, Available: root, Reason: rootWhy}
 
 	tun := e.exists("/dev/net/tun")
 	wgKernel, wgWhy := e.module("wireguard")
 	switch {
 	case !root:
-		out = append(out, Result{Backend: "wgmesh", Reason: rootWhy})
+		out.WGMesh = Result{Backend: WGMesh, Reason: rootWhy}
 	case wgKernel:
-		out = append(out, Result{Backend: "wgmesh", Available: true, Reason: "kernel WireGuard: " + wgWhy})
+		out.WGMesh = Result{Backend: WGMesh, Available: true, Reason: "kernel WireGuard: " + wgWhy}
 	case tun:
-		out = append(out, Result{Backend: "wgmesh", Available: true, Reason: "userspace wireguard-go over /dev/net/tun (kernel module: " + wgWhy + ")"})
+		out.WGMesh = Result{Backend: WGMesh, Available: true, Reason: "userspace wireguard-go over /dev/net/tun (kernel module: " + wgWhy + ")"}
 	default:
-		out = append(out, Result{Backend: "wgmesh", Reason: "no kernel WireGuard (" + wgWhy + ") and no /dev/net/tun for wireguard-go"})
+		out.WGMesh = Result{Backend: WGMesh, Reason: "no kernel WireGuard (" + wgWhy + ") and no /dev/net/tun for wireguard-go"}
 	}
 
 	bpf, bpfWhy := e.bpffs()
-	out = append(out, Result{Backend: "bpfmap", Available: root && bpf, Reason: join(rootWhy, bpfWhy, root)})
+	out.BPFMap = Result{Backend: BPFMap, Available: root && bpf, Reason: join(rootWhy, bpfWhy, root)}
 
 	vlan, vlanWhy := e.module("8021q")
-	out = append(out, Result{Backend: "vlan", Available: root && vlan, Reason: join(rootWhy, "8021q: "+vlanWhy, root)})
+	out.VLAN = Result{Backend: VLAN, Available: root && vlan, Reason: join(rootWhy, "8021q: "+vlanWhy, root)}
 
 	shmOK, shmWhy := e.writable("/dev/shm")
-	out = append(out, Result{Backend: "shm", Available: shmOK, Reason: "/dev/shm: " + shmWhy})
+	out.Shm = Result{Backend: Shm, Available: shmOK, Reason: "/dev/shm: " + shmWhy}
 	return out
 }
 

@@ -27,9 +27,9 @@ func fakeRoot(t *testing.T, files map[string]string) string {
 	return root
 }
 
-func avail(rs []Result) map[string]bool {
-	m := map[string]bool{}
-	for _, r := range rs {
+func avail(r Report) map[Backend]bool {
+	m := map[Backend]bool{}
+	for _, r := range r.All() {
 		m[r.Backend] = r.Available
 		if r.Reason == "" {
 			m[r.Backend+" has no reason"] = true
@@ -51,14 +51,14 @@ func TestRun(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		env  Env
-		want map[string]bool
+		want map[Backend]bool
 	}{
 		{"root, everything", Env{UID: 0, Root: full, Release: "6.1.0"},
-			map[string]bool{"route": true, "wgmesh": true, "bpfmap": true, "vlan": true, "shm": true}},
+			map[Backend]bool{Route: true, WGMesh: true, BPFMap: true, VLAN: true, Shm: true}},
 		{"not root", Env{UID: 1000, Root: full, Release: "6.1.0"},
-			map[string]bool{"route": false, "wgmesh": false, "bpfmap": false, "vlan": false, "shm": true}},
+			map[Backend]bool{Route: false, WGMesh: false, BPFMap: false, VLAN: false, Shm: true}},
 		{"root, bare machine", Env{UID: 0, Root: bare, Release: "6.1.0"},
-			map[string]bool{"route": true, "wgmesh": false, "bpfmap": false, "vlan": false, "shm": false}},
+			map[Backend]bool{Route: true, WGMesh: false, BPFMap: false, VLAN: false, Shm: false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if d := cmp.Diff(tc.want, avail(Run(tc.env))); d != "" {
@@ -69,13 +69,16 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunHost(t *testing.T) {
-	rs := Run(Host())
+	rs := Run(Host()).All()
 	if len(rs) != 5 {
 		t.Fatalf("got %d results: %+v", len(rs), rs)
 	}
-	for _, r := range rs {
+	for i, r := range rs {
 		if r.Reason == "" {
 			t.Errorf("%s: no reason", r.Backend)
+		}
+		if want := []Backend{Route, WGMesh, BPFMap, VLAN, Shm}[i]; r.Backend != want {
+			t.Errorf("field %d holds %q's result, want %q's", i, r.Backend, want)
 		}
 	}
 }

@@ -11,16 +11,21 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/guildhouse-co/kedge/cni/podrule"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/target"
+	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/yang"
 )
 
 type allowAll struct{}
 
-func (allowAll) Read(context.Context) error            { return nil }
-func (allowAll) Write(context.Context, []string) error { return nil }
+func (allowAll) Read(context.Context) error                         { return nil }
+func (allowAll) Write(context.Context, []string) error              { return nil }
+func (allowAll) WriteChanges(context.Context, store.Proposed) error { return nil }
+func (allowAll) Principal(context.Context) string                   { return "test" }
+func (allowAll) ResolvePending(context.Context, string, []string) error {
+	return nil
+}
 
 // Daemon is a running stand-in.
 type Daemon struct {
@@ -29,8 +34,9 @@ type Daemon struct {
 	stop   func()
 }
 
-// Start opens a store in a temp dir, installs the pod uniqueness rule when
-// rule is true, and serves the target on <tempdir>/kedge.sock until the
+// Start opens a store in a temp dir, installs the daemon's semantic rules
+// (models/rules, the pod address uniqueness rule among them) when rule is
+// true, and serves the target on <tempdir>/kedge.sock until the
 // test ends (or Stop).
 func Start(t testing.TB, rule bool) *Daemon {
 	t.Helper()
@@ -44,7 +50,9 @@ func Start(t testing.TB, rule bool) *Daemon {
 		t.Fatal(err)
 	}
 	if rule {
-		podrule.Register(st)
+		for _, r := range rules.All() {
+			st.AddValidator(r.Prefix, r.Check)
+		}
 	}
 	srv, err := target.New(st, target.Options{Auth: allowAll{}})
 	if err != nil {

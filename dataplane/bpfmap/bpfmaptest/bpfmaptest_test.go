@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap/pinned"
 )
 
 var cmpPrefix = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
@@ -63,3 +64,9 @@ func TestWatchSeesWriteLevel(t *testing.T) {
 		t.Fatal("no change seen")
 	}
 }
+
+// The fake and the real backend both fit the contract.
+var (
+	_ bpfmap.Backend = (*Backend)(nil)
+	_ bpfmap.Backend = (*pinned.Backend)(nil)
+)

@@ -28,6 +28,7 @@ type Fake struct {
 	ifaces  map[string]route.Interface
 	failDst map[netip.Prefix]error
 	failSet error
+	drift   chan struct{} // Watch's wake-ups (Drift)
 	status  route.Status
 }
 
@@ -199,6 +200,40 @@ func (f *Fake) Status() route.Status {
 
 // CopyStatus is Status into dst (route.Backend's signature).
 func (f *Fake) CopyStatus(dst *route.Status) { *dst = f.Status() }
+
+// Watch waits until ctx is done, calling drift for each Drift.
+func (f *Fake) Watch(ctx context.Context, drift func()) error {
+	ch := f.driftChan()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ch:
+			drift()
+		}
+	}
+}
+
+// Drift makes Watch report a change made by someone else (at most one
+// pending at a time).
+func (f *Fake) Drift() {
+	select {
+	case f.driftChan() <- struct{}{}:
+	default:
+	}
+}
+
+func (f *Fake) driftChan() chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.drift == nil {
+		f.drift = make(chan struct{}, 1)
+	}
+	return f.drift
+}
+
+// Close does nothing: what the fake programmed stays, as in the kernel.
+func (f *Fake) Close() error { return nil }
 
 // Calls returns copies of every Config passed to Set, in order.
 func (f *Fake) Calls() []route.Config {

@@ -11,17 +11,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 )
 
-// backend is what consumers use; the fake and the real Backend both fit it.
-type backend interface {
-	Set(ctx context.Context, cfg route.Config) error
-	Status() route.Status
-}
-
+// The fake and the real backend both fit the contract.
 var (
-	_ backend = (*Fake)(nil)
-	_ backend = (*route.Backend)(nil)
+	_ route.Backend = (*Fake)(nil)
+	_ route.Backend = (*kernel.Backend)(nil)
 )
 
 func strs[T interface{ String() string }](xs []T) []string {

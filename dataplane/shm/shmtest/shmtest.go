@@ -1,5 +1,5 @@
 // Package shmtest is a recording fake of the shm backend for posture engine
-// tests: it keeps every Set call, applies the shm.Writer's idempotency rule,
+// tests: it keeps every Set call, applies the segment writer's idempotency rule,
 // and can be told to fail.
 package shmtest
 

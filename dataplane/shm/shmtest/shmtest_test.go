@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/guildhouse-co/kedge/dataplane/shm"
+	"github.com/guildhouse-co/kedge/dataplane/shm/segment"
 )
 
 func TestRecordsAndFails(t *testing.T) {
@@ -36,3 +37,9 @@ func TestRecordsAndFails(t *testing.T) {
 		t.Errorf("Writes() = %d, want 2 (the repeated level 5 is not a write)", got)
 	}
 }
+
+// The fake and the real writer both fit the contract.
+var (
+	_ shm.Backend = (*Writer)(nil)
+	_ shm.Backend = (*segment.Writer)(nil)
+)

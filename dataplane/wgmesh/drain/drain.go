@@ -136,7 +136,15 @@ func (s *Sender) Drain(ctx context.Context, level uint8, targets map[string]neti
 			if err != nil || m.Type != TypeAck || m.Seq != seq {
 				continue
 			}
-			acks <- from.Addr().Unmap()
+			// The collector may have returned (deadline, or every peer
+			// acknowledged) while a late or repeated ACK was read: never
+			// block on it, or the deferred wg.Wait below never returns and
+			// the posture transition that sent the DRAIN hangs for good.
+			select {
+			case acks <- from.Addr().Unmap():
+			case <-stop:
+				return
+			}
 		}
 	}()
 	defer func() {

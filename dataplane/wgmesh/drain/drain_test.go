@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh/internal/nsthread"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 func TestWireRoundTrip(t *testing.T) {
@@ -84,9 +84,7 @@ func TestTrackerReplayAndClear(t *testing.T) {
 // bound to lo there, standing in for the tunnel device.
 func loopNetns(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
+	needs.Root(t, "creates a network namespace")
 	name := fmt.Sprintf("drain-%05x", rand.IntN(1<<20))
 	runtime.LockOSThread()
 	orig, err := netns.Get()

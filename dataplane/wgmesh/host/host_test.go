@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/guildhouse-co/kedge/tests/needs"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl"
@@ -39,12 +40,8 @@ func newNetns(t *testing.T, name string) (string, netns.NsHandle) {
 // and the shared UAPI directory makes a second device of the same name
 // collide even in another namespace. Close removes link and socket.
 func TestUserspaceHostInNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for namespaces and TUN")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("needs /dev/net/tun: %v", err)
-	}
+	needs.Root(t, "creates namespaces and TUN devices")
+	needs.TUN(t)
 	id := fmt.Sprintf("%05x", rand.IntN(1<<20))
 	nsA, hA := newNetns(t, "wghost-"+id+"-a")
 	nsB, _ := newNetns(t, "wghost-"+id+"-b")

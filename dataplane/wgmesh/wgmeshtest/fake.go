@@ -1,4 +1,4 @@
-// Package wgmeshtest is a recording fake of wgmesh.Backend for tests of the
+// Package wgmeshtest is a recording fake of a wgmesh.Backend for tests of the
 // posture engine and reconcilers: it keeps every Config it is given and
 // reports status from the last one, with per-peer states a test can script.
 package wgmeshtest
@@ -6,6 +6,7 @@ package wgmeshtest
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -113,3 +114,24 @@ func clone(c wgmesh.Config) wgmesh.Config {
 	}
 	return c
 }
+
+// PeerForAddr names the peer of the last Config whose allowed IPs contain
+// addr, longest prefix first, as the real backend does.
+func (f *Fake) PeerForAddr(addr netip.Addr) (string, bool) {
+	cfg, ok := f.Last()
+	if !ok {
+		return "", false
+	}
+	best, bits := "", -1
+	for _, p := range cfg.Peers {
+		for _, pfx := range p.AllowedIPs {
+			if pfx.Contains(addr) && pfx.Bits() > bits {
+				best, bits = p.Name, pfx.Bits()
+			}
+		}
+	}
+	return best, bits >= 0
+}
+
+// Close does nothing: the fake's "device" stays, as a real one does.
+func (f *Fake) Close() error { return nil }

@@ -10,6 +10,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
+	"github.com/guildhouse-co/kedge/dataplane/wgmesh/wgdevice"
 )
 
 // The fake must hand back what it was given, unaffected by later mutation
@@ -19,7 +20,7 @@ func TestFakeRecordsCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := wgmesh.Config{PrivateKey: k, Peers: []wgmesh.Peer{
+	cfg := wgmesh.Config{PrivateKey: wgmesh.Key(k), Peers: []wgmesh.Peer{
 		{Name: "b", PublicKey: "kb", AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/32")}},
 		{Name: "a", PublicKey: "ka"},
 	}}
@@ -51,5 +52,30 @@ func TestFakeRecordsCopies(t *testing.T) {
 	}
 	if n := len(f.Calls()); n != 2 {
 		t.Errorf("recorded %d calls, want 2", n)
+	}
+}
+
+// The fake and the real backend both fit the contract.
+var (
+	_ wgmesh.Backend = (*Fake)(nil)
+	_ wgmesh.Backend = (*wgdevice.Backend)(nil)
+)
+
+func TestFakePeerForAddr(t *testing.T) {
+	f := New()
+	if _, ok := f.PeerForAddr(netip.MustParseAddr("10.0.0.2")); ok {
+		t.Error("a peer before any Set")
+	}
+	if err := f.Set(context.Background(), wgmesh.Config{Peers: []wgmesh.Peer{
+		{Name: "wide", AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}},
+		{Name: "host", AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/32")}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]string{"10.0.0.2": "host", "10.0.0.3": "wide", "10.9.0.1": ""} {
+		got, ok := f.PeerForAddr(netip.MustParseAddr(addr))
+		if got != want || ok != (want != "") {
+			t.Errorf("PeerForAddr(%s) = %q, %v; want %q", addr, got, ok, want)
+		}
 	}
 }

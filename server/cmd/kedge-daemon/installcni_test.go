@@ -16,7 +16,7 @@ func TestInstallCNI(t *testing.T) {
 	}
 	bin, conf := filepath.Join(dir, "bin"), filepath.Join(dir, "net.d")
 	var out bytes.Buffer
-	code := run([]string{"install-cni", "--plugin", plugin, "--bin-dir", bin, "--conf-dir", conf, "--pools", "10.244.0.0/24"}, nil, &out)
+	code := run([]string{"install-cni", "--plugin", plugin, "--bin-dir", bin, "--conf-dir", conf, "--pools", "10.244.0.0/24"}, nil, &out, &out)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out.String())
 	}
@@ -40,7 +40,7 @@ func TestInstallCNI(t *testing.T) {
 	if cl.Name != "kedge" || len(cl.Plugins) == 0 || cl.Plugins[0]["type"] != "kedge" {
 		t.Fatalf("conflist %s", raw)
 	}
-	if code := run([]string{"install-cni", "--plugin", filepath.Join(dir, "missing")}, nil, &out); code == 0 {
+	if code := run([]string{"install-cni", "--plugin", filepath.Join(dir, "missing")}, nil, &out, &out); code == 0 {
 		t.Fatal("installing a missing plugin succeeded")
 	}
 }

@@ -52,7 +52,12 @@ type daemonProc struct {
 
 func startProc(t *testing.T, bin string, args ...string) *daemonProc {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	return startCmd(t, exec.Command(bin, args...))
+}
+
+// startCmd is startProc for a prepared command.
+func startCmd(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -209,11 +214,11 @@ func TestBinaryRefusesInsecureNonLoopback(t *testing.T) {
 func TestUserAdd(t *testing.T) {
 	users := filepath.Join(t.TempDir(), "users.yaml")
 	for _, u := range []struct{ name, tier, pw string }{{"alice", "operator", "alice-secret-1"}, {"bob", "observer", "bob-secret-22"}} {
-		if code := run([]string{"user", "add", u.name, "--tier", u.tier, "--users", users}, strings.NewReader(u.pw+"\n"), io.Discard); code != 0 {
+		if code := run([]string{"user", "add", u.name, "--tier", u.tier, "--users", users}, strings.NewReader(u.pw+"\n"), io.Discard, io.Discard); code != 0 {
 			t.Fatalf("user add %s: exit %d", u.name, code)
 		}
 	}
-	if code := run([]string{"user", "add", "carol", "--tier", "admin", "--users", users}, strings.NewReader("carol-secret\n"), io.Discard); code == 0 {
+	if code := run([]string{"user", "add", "carol", "--tier", "admin", "--users", users}, strings.NewReader("carol-secret\n"), io.Discard, io.Discard); code == 0 {
 		t.Fatal("user add with a bad tier succeeded")
 	}
 	uf, err := auth.LoadUsers(users)

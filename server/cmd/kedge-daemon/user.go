@@ -13,28 +13,44 @@ import (
 	"github.com/guildhouse-co/kedge/server/auth"
 )
 
+// userOpts are user add's flags.
+type userOpts struct {
+	tier, users, dataDir *string
+}
+
+func userFlags() (*flag.FlagSet, userOpts) {
+	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
+	o := userOpts{
+		tier:    fs.String("tier", "observer", "master, site-owner, operator or observer"),
+		users:   fs.String("users", "", "users file (default <data-dir>/users.yaml)"),
+		dataDir: fs.String("data-dir", "/var/lib/kedge", "data dir"),
+	}
+	return fs, o
+}
+
 // userCmd implements "user add NAME --tier T [--users FILE | --data-dir D]";
 // the password is the first line of stdin, so it never shows in ps.
-func userCmd(args []string, stdin io.Reader, stderr io.Writer) error {
-	if len(args) < 2 || args[0] != "add" {
-		return errors.New("usage: kedge-daemon user add NAME --tier TIER [--users FILE | --data-dir DIR] < password")
+func userCmd(args []string, stdin io.Reader, _, stderr io.Writer) error {
+	for _, a := range args[:min(len(args), 2)] {
+		if isHelp(a) {
+			return flag.ErrHelp
+		}
+	}
+	if len(args) < 2 || args[0] != "add" || strings.HasPrefix(args[1], "-") {
+		return fmt.Errorf("%w: want user add NAME first", errUsage)
 	}
 	name := args[1]
-	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	tier := fs.String("tier", "observer", "master, site-owner, operator or observer")
-	users := fs.String("users", "", "users file (default <data-dir>/users.yaml)")
-	dataDir := fs.String("data-dir", "/var/lib/kedge", "data dir")
-	if err := fs.Parse(args[2:]); err != nil {
-		return fmt.Errorf("parse flags: %w", err)
-	}
-	t, err := auth.ParseTier(*tier)
-	if err != nil {
+	fs, o := userFlags()
+	if err := parseFlags(fs, args[2:]); err != nil {
 		return err
 	}
-	path := *users
+	t, err := auth.ParseTier(*o.tier)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	path := *o.users
 	if path == "" {
-		path = filepath.Join(*dataDir, "users.yaml")
+		path = filepath.Join(*o.dataDir, "users.yaml")
 	}
 	line, err := bufio.NewReader(stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {

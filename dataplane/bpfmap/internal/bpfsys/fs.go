@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,7 +50,7 @@ func EnsurePinDir(dir string) error {
 var ErrNotBPFFS = errors.New("not on a bpf filesystem")
 
 // ErrNotCgroup2 means a path is not a cgroup v2 directory.
-var ErrNotCgroup2 = errors.New("not a cgroup v2 directory")
+var ErrNotCgroup2 = bpfmap.ErrNotCgroup2
 
 func isFS(path string, magic int64) (bool, error) {
 	var st unix.Statfs_t

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +28,7 @@ const (
 
 // ErrSpecMismatch means a pinned object exists but differs from what Kedge
 // would create (type, key or value size, max entries, flags).
-var ErrSpecMismatch = errors.New("pinned map has a different spec")
+var ErrSpecMismatch = bpfmap.ErrSpecMismatch
 
 // LevelSpec is the shared posture_level map: an array with one u32 key (0)
 // holding the u32 level. Other programs (the shell's) pin and use the same

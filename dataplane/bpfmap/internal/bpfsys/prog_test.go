@@ -12,21 +12,20 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // openTestMaps creates the maps under a unique pin directory, removed at
 // cleanup. It skips without root or the needed kernel features.
 func openTestMaps(t *testing.T) *Maps {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates BPF maps and mounts bpffs")
-	}
+	needs.Root(t, "creates BPF maps and mounts bpffs")
 	for _, err := range []error{
 		features.HaveMapType(ebpf.LPMTrie),
 		features.HaveProgramType(ebpf.CGroupSKB),
 	} {
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			t.Skipf("kernel lacks a feature: %v", err)
+			needs.Unavailable(t, "kernel lacks a feature: %v", err)
 		}
 	}
 	if err := EnsureBPFFS("/sys/fs/bpf"); err != nil {
@@ -130,7 +129,7 @@ func TestEgressVerdicts(t *testing.T) {
 		}
 		got, err := prog.Run(&ebpf.RunOptions{Data: packet(tc.dst, tc.version)})
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			t.Skipf("kernel cannot test-run cgroup skb programs: %v", err)
+			needs.Unavailable(t, "kernel cannot test-run cgroup skb programs: %v", err)
 		}
 		if err != nil {
 			t.Fatalf("run level %d dst %s: %v", tc.level, tc.dst, err)

@@ -6,20 +6,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/guildhouse-co/kedge/tests/needs"
 	"golang.org/x/sys/unix"
 )
 
 func testNS(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	needs.Root(t, "creates network namespaces")
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	name := "rtnl-" + hex.EncodeToString(b)

@@ -4,19 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"testing"
 
+	"github.com/guildhouse-co/kedge/tests/needs"
 	"github.com/vishvananda/netns"
 )
 
 // Functions run through a Thread see the target namespace, the caller's
 // goroutine does not, and a closed Thread refuses work.
 func TestThreadEntersNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
+	needs.Root(t, "creates a network namespace")
 	name := fmt.Sprintf("nsthread-%05x", rand.IntN(1<<20))
 	runtime.LockOSThread()
 	orig, err := netns.Get()

@@ -1,0 +1,439 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// Set makes the namespace match cfg: interfaces first (routes may use them),
+// then rules and routes are added or replaced, and only then are Kedge's
+// routes, rules and interfaces that cfg no longer has deleted. Items already
+// as cfg wants them cause no kernel message, so Set twice is a no-op.
+//
+// Set returns the items' errors joined (each a *RouteError, *RuleError or
+// *InterfaceError naming its item); one bad item never stops the others.
+// The per-item outcome is in Status. A key present in cfg is never deleted,
+// even when its item failed (the kernel keeps what it had for it).
+//
+// Set keeps its own copy of cfg's routes (for Sweep and for the next
+// Set's fast path): the caller may reuse cfg's slices once it returns.
+func (b *Backend) Set(ctx context.Context, cfg route.Config) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Copy into the buffer of two Sets ago: prev still holds the last one.
+	cfg.Routes = append(b.scratch.spareRoutes[:0], cfg.Routes...)
+	b.scratch.spareRoutes = nil
+	b.last = &cfg
+	return b.set(ctx, cfg)
+}
+
+func (b *Backend) set(ctx context.Context, cfg route.Config) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set routes: %w", err)
+	}
+	links, err := b.linkList()
+	if err != nil {
+		return fmt.Errorf("set routes: %w", err)
+	}
+	st := route.Status{Adopted: b.status.Adopted}
+	b.dumped = false
+	before := b.conn.Counters()
+	var errs []error
+
+	ifStatus, keepLinks, links, ifErrs := b.setInterfaces(cfg.Interfaces, links)
+	st.Interfaces = ifStatus
+	errs = append(errs, ifErrs...)
+
+	index := make(map[string]int, len(links))
+	for _, l := range links {
+		index[l.Name] = l.Index
+	}
+
+	ruleStatus, ruleKeep, ruleErrs := b.addRules(ctx, cfg.Rules)
+	st.Rules = ruleStatus
+	errs = append(errs, ruleErrs...)
+
+	routeStatus, stale, added, routeErrs, err := b.addRoutes(ctx, cfg.Routes, index)
+	st.Routes, st.Added, st.ReadKernel, st.Incremental = routeStatus, added, b.dumped, b.incremental
+	errs = append(errs, routeErrs...)
+	if err != nil {
+		// The adds did not all happen, so nothing may be deleted yet.
+		b.status = st
+		return errors.Join(append(errs, fmt.Errorf("set routes: %w", err))...)
+	}
+
+	removed, delErrs := b.deleteStaleRoutes(ctx, stale)
+	st.Removed = removed
+	errs = append(errs, delErrs...)
+	errs = append(errs, b.deleteStaleRules(ctx, ruleKeep)...)
+	errs = append(errs, b.deleteStaleInterfaces(links, keepLinks)...)
+	if len(cfg.Interfaces) > 0 || len(b.links) != len(links) {
+		// Interfaces were (or may have been) made or deleted: list them
+		// again next time rather than trust the notifications' timing.
+		b.dropLinks()
+	}
+	// The fast path may start from this Set only if it left the kernel
+	// holding exactly this Config's routes (failed ones aside).
+	b.prev.ok = b.prev.ordered && err == nil && len(delErrs) == 0 && removed == len(stale) && b.held == nil && b.cache != nil
+
+	after := b.conn.Counters()
+	st.Messages, st.Sends = after.Messages-before.Messages, after.Sends-before.Sends
+	st.Applied = time.Now()
+	b.status = st
+	b.log.Debug("set", "routes", len(cfg.Routes), "added", added, "removed", removed, "errors", len(errs))
+	return errors.Join(errs...)
+}
+
+func kernelScope(s route.Scope) uint8 {
+	switch s {
+	case route.ScopeLink:
+		return unix.RT_SCOPE_LINK
+	case route.ScopeHost:
+		return unix.RT_SCOPE_HOST
+	}
+	return unix.RT_SCOPE_UNIVERSE
+}
+
+// toKernel converts a normalized route; oif is 0 when no device is named.
+func (b *Backend) toKernel(r route.Route, oif int) rtnl.Route {
+	return rtnl.Route{Dst: r.Dst, Gateway: r.Gateway, OIF: oif, Table: r.Table,
+		Priority: r.Metric, Src: r.Src, Scope: kernelScope(r.Scope),
+		Protocol: b.proto, Type: unix.RTN_UNICAST}
+}
+
+// sameRoute reports whether the kernel route k already is the desired d.
+func sameRoute(d, k rtnl.Route) bool {
+	if k.Multipath || k.Type != d.Type {
+		return false
+	}
+	if d.OIF != 0 && d.OIF != k.OIF {
+		return false
+	}
+	return d.Gateway == k.Gateway && d.Src == k.Src && d.Scope == k.Scope
+}
+
+func kernelKey(r rtnl.Route) route.Key {
+	return route.Key{Table: r.Table, Dst: r.Dst, Metric: r.Priority}
+}
+
+// drainEvents applies the monitor's queued notifications to the caches:
+// someone else touching a Kedge route or key, a link going down or away or
+// an address deleted (the kernel drops routes on those without a route
+// notification) or lost events drop the route cache; any link event drops
+// the link list. It reports whether any of that happened, or a policy
+// rule changed: then the kernel may no longer be what the last Set made
+// it, and the next Set repairs it.
+func (b *Backend) drainEvents() (drift bool) {
+	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
+		switch {
+		case !ev.IsRoute:
+			switch ev.Type {
+			case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+				b.dropLinks()
+				drift = true
+			case unix.RTM_NEWRULE, unix.RTM_DELRULE:
+				drift = true // Set reads the rules every time
+			}
+			if ev.Removal {
+				b.cache, drift = nil, true
+			}
+		case b.cache == nil:
+		case ev.Route.Protocol == b.proto:
+			b.cache, drift = nil, true
+		default:
+			if _, ours := b.cache[kernelKey(ev.Route)]; ours {
+				b.cache, drift = nil, true // another protocol replaced one of ours
+			}
+		}
+	})
+	if err != nil || overflow {
+		b.cache = nil
+		b.dropLinks()
+		drift = true
+	}
+	return drift
+}
+
+// Watch calls drift whenever someone else changes what the last Set made
+// (deletes or replaces a Kedge route, removes a policy rule, takes a link
+// down or away, deletes an address) or makes a failed route possible (a
+// link appears or comes up), so the caller can Set again and repair it, as
+// Tailscale's router restores the rules others remove. Kedge's own changes
+// do not wake it. It returns nil when ctx is done, or the monitor's error.
+func (b *Backend) Watch(ctx context.Context, drift func()) error {
+	for ctx.Err() == nil {
+		ready, err := b.conn.WaitChanges(250 * time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("watch namespace: %w", err)
+		}
+		if !ready {
+			continue
+		}
+		b.mu.Lock()
+		changed := b.drainEvents()
+		b.mu.Unlock()
+		if changed {
+			drift()
+		}
+	}
+	return nil
+}
+
+// dropLinks forgets the link list; linkEpoch tells the fast path that
+// device names may now resolve differently.
+func (b *Backend) dropLinks() {
+	b.links = nil
+	b.linkEpoch++
+}
+
+// linkList returns the namespace's links, from a cache kept true by the
+// monitor: listing them costs more than a one-route Set's own messages.
+// The caller must not modify the slice.
+func (b *Backend) linkList() ([]rtnl.Link, error) {
+	b.drainEvents()
+	if b.links != nil {
+		return b.links, nil
+	}
+	links, err := b.conn.Links()
+	if err != nil {
+		return nil, err
+	}
+	b.links = links
+	return links, nil
+}
+
+// kernelRoutes returns Kedge's routes in the kernel, keyed. It keeps them
+// cached between Sets and reads the kernel again only when drainEvents
+// dropped the cache.
+func (b *Backend) kernelRoutes() (map[route.Key]rtnl.Route, error) {
+	b.drainEvents()
+	if b.cache != nil {
+		return b.cache, nil
+	}
+	routes, err := b.conn.Routes(b.proto)
+	if err != nil {
+		return nil, err
+	}
+	b.dumped = true
+	b.cache = make(map[route.Key]rtnl.Route, len(routes))
+	for _, r := range routes {
+		b.cache[kernelKey(r)] = r
+	}
+	return b.cache, nil
+}
+
+// addRoutes creates or replaces every valid desired route that differs from
+// the kernel, and returns the Kedge routes in the kernel whose key cfg does
+// not have (stale). A key present in cfg is never stale, even if its item
+// failed.
+func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map[string]int) (
+	st []route.RouteStatus, stale []rtnl.Route, added int, errs []error, err error) {
+	kernel, err := b.kernelRoutes()
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	sc := &b.scratch
+	p := routePlan{norm: grow(sc.spareNorm, len(routes)), st: grow(sc.spareStatus, len(routes)),
+		arena: sc.arena[:0], reqs: sc.reqs[:0], sent: sc.sent[:0], idx: sc.idx[:0]}
+	b.incremental = b.fastPlan(routes, index, kernel, &p)
+	if !b.incremental {
+		p.reset()
+		b.fullPlan(routes, index, kernel, &p)
+	}
+	st, stale = p.st, p.stale
+	sc.arena, sc.reqs, sc.sent, sc.idx = p.arena, p.reqs, p.sent, p.idx
+	results, err := b.conn.Exec(ctx, p.reqs, b.batch)
+	unsent := map[int]bool{}
+	for j, rerr := range results {
+		i := p.idx[j]
+		switch {
+		case rerr == nil:
+			added++
+			if b.cache != nil {
+				b.cache[kernelKey(p.sent[j])] = p.sent[j]
+			}
+		case errors.Is(rerr, rtnl.ErrAckLost):
+			b.cache = nil // outcome unknown: read the kernel next time
+			st[i].State, st[i].Err = route.StateFailed, &route.RouteError{Route: routes[i], Err: fmt.Errorf("add route: %w", rerr)}
+		case err != nil && errors.Is(rerr, err):
+			// Never sent (socket failure or ctx done): the caller gets err
+			// once, not once per route.
+			unsent[i] = true
+			st[i].State, st[i].Err = route.StateFailed, &route.RouteError{Route: routes[i], Err: fmt.Errorf("add route: not sent: %w", rerr)}
+		default:
+			st[i].State, st[i].Err = route.StateFailed, &route.RouteError{Route: routes[i], Err: classify("add route", rerr)}
+		}
+	}
+	if err != nil {
+		b.cache = nil
+	}
+	for i, s := range st {
+		if s.Err != nil && !unsent[i] {
+			errs = append(errs, s.Err)
+		}
+	}
+	// This Set's routes become the fast path's reference; the previous
+	// reference's buffers are reused by the next Set.
+	sc.spareNorm, sc.spareStatus = b.prev.norm, b.prev.status
+	if unsafe.SliceData(b.prev.routes) != unsafe.SliceData(routes) { // Sweep passes the same routes again
+		sc.spareRoutes = b.prev.routes
+	}
+	b.prev = lastSet{routes: routes, norm: p.norm, status: st, linkEpoch: b.linkEpoch, ordered: p.ordered}
+	return st, stale, added, errs, err
+}
+
+// routePlan is what a Set sends: the normalized routes, their status so
+// far, the requests (in arena) with the route each installs and the index
+// of its Config route, and the stale Kedge routes to delete afterwards.
+type routePlan struct {
+	norm  []route.Route
+	st    []route.RouteStatus
+	arena []byte
+	reqs  []rtnl.Request
+	sent  []rtnl.Route
+	idx   []int
+	stale []rtnl.Route
+	// ordered: the routes are in strict key order (the fast path checks it
+	// as it goes; a full plan checks it for the next Set).
+	ordered bool
+}
+
+func (p *routePlan) reset() {
+	p.arena, p.reqs, p.sent, p.idx, p.stale = p.arena[:0], p.reqs[:0], p.sent[:0], p.idx[:0], nil
+}
+
+// fullPlan compares every route with the kernel.
+func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel map[route.Key]rtnl.Route, p *routePlan) {
+	sc := &b.scratch
+	check := grow(sc.errs, len(routes))
+	clear(check)
+	if sc.keys == nil {
+		sc.keys = make(map[route.Key]int, len(routes))
+	}
+	keys := sc.keys
+	clear(keys)
+	route.NormalizeRoutes(routes, p.norm, check, keys)
+	sc.errs = check
+	// The next Set may merge against this one only if it is in key order.
+	p.ordered = true
+	for i := 1; i < len(p.norm) && p.ordered; i++ {
+		a, c := p.norm[i-1], p.norm[i]
+		p.ordered = compareKey(route.Key{Table: a.Table, Dst: a.Dst, Metric: a.Metric}, route.Key{Table: c.Table, Dst: c.Dst, Metric: c.Metric}) < 0
+	}
+	for i, r := range routes {
+		if check[i] != nil {
+			p.st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: r, Err: check[i]}}
+			continue
+		}
+		b.planRoute(i, r, p.norm[i], index, kernel, p)
+	}
+	for k, r := range kernel {
+		if _, inCfg := keys[k]; !inCfg && (b.held == nil || !b.held.routes[k]) {
+			p.stale = append(p.stale, r)
+		}
+	}
+}
+
+// planRoute plans one valid normalized route: nothing when the kernel
+// already has it, else a create or replace request.
+func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kernel map[route.Key]rtnl.Route, p *routePlan) {
+	p.st[i] = route.RouteStatus{State: route.StateInstalled}
+	oif := 0
+	if n.Device != "" {
+		var ok bool
+		if oif, ok = index[n.Device]; !ok {
+			p.st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: r, Err: fmt.Errorf("%w %q", route.ErrUnknownDevice, n.Device)}}
+			return
+		}
+	}
+	want := b.toKernel(n, oif)
+	flags := uint16(rtnl.FlagCreate)
+	if have, ok := kernel[kernelKey(want)]; ok {
+		if sameRoute(want, have) {
+			return
+		}
+		flags = rtnl.FlagReplace
+	}
+	var req rtnl.Request
+	p.arena, req = rtnl.AppendRoute(p.arena, want, flags)
+	p.reqs = append(p.reqs, req)
+	p.sent = append(p.sent, want)
+	p.idx = append(p.idx, i)
+}
+
+// grow returns s resized to n, reusing its array when it is big enough and
+// leaving headroom when not, so a Config growing one route at a time does
+// not reallocate every Set.
+func grow[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n, n+n/4+16)
+}
+
+// classify maps kernel errnos to the package's sentinels, keeping the
+// kernel's own message.
+func classify(op string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENETUNREACH):
+		return fmt.Errorf("%s: %w: %w", op, route.ErrGatewayUnreachable, err)
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("%s: %w: %w", op, route.ErrKeyTaken, err)
+	case errors.Is(err, unix.ENODEV):
+		return fmt.Errorf("%s: %w: %w", op, route.ErrUnknownDevice, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// deleteStaleRoutes removes the stale Kedge routes found by addRoutes.
+func (b *Backend) deleteStaleRoutes(ctx context.Context, stale []rtnl.Route) (int, []error) {
+	if len(stale) == 0 {
+		return 0, nil
+	}
+	reqs := make([]rtnl.Request, len(stale))
+	arena := make([]byte, 0, len(stale)*rtnl.RouteMsgSize)
+	for i, r := range stale {
+		arena, reqs[i] = rtnl.AppendDelRoute(arena, r)
+	}
+	results, err := b.conn.Exec(ctx, reqs, b.batch)
+	removed := 0
+	var errs []error
+	for j, rerr := range results {
+		switch {
+		case rerr == nil, errors.Is(rerr, unix.ESRCH): // already gone is fine
+			removed++
+			if b.cache != nil {
+				delete(b.cache, kernelKey(stale[j]))
+			}
+		default:
+			if errors.Is(rerr, rtnl.ErrAckLost) {
+				b.cache = nil
+			}
+			r := stale[j]
+			errs = append(errs, &route.RouteError{Route: fromKernel(r), Err: fmt.Errorf("delete stale route: %w", rerr)})
+		}
+	}
+	if err != nil {
+		b.cache = nil
+		if len(errs) == 0 {
+			errs = append(errs, fmt.Errorf("delete stale routes: %w", err))
+		}
+	}
+	return removed, errs
+}
+
+// fromKernel renders a kernel route for error messages.
+func fromKernel(r rtnl.Route) route.Route {
+	out := route.Route{Dst: r.Dst, Gateway: r.Gateway, Table: r.Table, Metric: r.Priority, Src: r.Src}
+	if r.OIF != 0 {
+		out.Device = fmt.Sprintf("ifindex-%d", r.OIF)
+	}
+	return out
+}

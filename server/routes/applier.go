@@ -1,0 +1,146 @@
+package routes
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gnmi/store"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/models/intent"
+)
+
+// routeBackend is what the applier needs of the route backend (a
+// route.Backend: kernel.Backend, or routetest.Fake in tests).
+type routeBackend interface {
+	Set(ctx context.Context, cfg route.Config) error
+	// CopyStatus copies the outcome of the last Set (per route, in
+	// Config order) into dst, reusing its slices.
+	CopyStatus(dst *route.Status)
+}
+
+// stateCommitter reads the tree and writes state (*store.Store).
+type stateCommitter interface {
+	Read(fn func(t *tree.Tree) error) error
+	CommitState(ctx context.Context, ops []store.Op) (*store.Commit, error)
+}
+
+// applier applies a RouteSet to the backend and writes each route's
+// and pod's outcome into the tree's state, in one state commit per Set.
+type applier struct {
+	b   routeBackend
+	st  stateCommitter
+	log *slog.Logger
+
+	mu sync.Mutex // serialises Set: the reconciler and the posture step share it
+	// written is the status and reason last committed per entry, so a Set
+	// writes only what changed (one route out of 100,000, not all).
+	written map[stateKey]stateVal
+	// marks is the routes list's entries as last written, in order (see
+	// stateOps); spareMarks is its other buffer.
+	marks, spareMarks []stateMark
+	status            route.Status // the backend's last outcome, its slices reused
+	// vlans is the underlay VLAN state last written (vlans.go).
+	vlans map[uint16]vlanVal
+}
+
+// Set applies s and records the outcome. It returns the backend's error:
+// per-route failures (also in state) included, so the reconciler retries
+// them (a gateway may become reachable).
+func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	start := time.Now()
+	err := a.b.Set(ctx, s.Config)
+	kernel := time.Since(start)
+	if ctx.Err() != nil {
+		return err
+	}
+	if err != nil && !itemErrorsOnly(err) {
+		// The backend's Status is not about this Set; the state keeps the
+		// last known outcome until the retry succeeds.
+		return err
+	}
+	a.b.CopyStatus(&a.status)
+	st := a.status
+	ops := a.stateOps(s, st)
+	ops = append(ops, a.vlanOps(s, st)...)
+	opsDone := time.Now()
+	if len(ops) > 0 {
+		if serr := a.commitState(ctx, ops); serr != nil {
+			a.written, a.marks, a.vlans = nil, nil, nil // unknown what the tree holds: write everything next time
+			if ctx.Err() == nil {
+				a.log.Warn("write route state", "err", serr)
+			}
+			return err
+		}
+	}
+	a.log.Debug("routes applied", "routes", len(s.Config.Routes), "added", st.Added, "removed", st.Removed,
+		"sends", st.Sends, "kernel", kernel, "state_ops", len(ops), "state_build", opsDone.Sub(start)-kernel,
+		"state_commit", time.Since(opsDone))
+	return err
+}
+
+// commitState commits ops. State can only be written to entries that
+// exist, so an entry deleted since the intent was read fails the whole
+// commit; then the ops of entries that are gone are dropped and the rest
+// committed once more. (The deletion also triggers another reconcile.)
+func (a *applier) commitState(ctx context.Context, ops []store.Op) error {
+	_, err := a.st.CommitState(ctx, ops)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	var live []store.Op
+	if rerr := a.st.Read(func(t *tree.Tree) error {
+		for _, op := range ops {
+			// The entry is the path without its state/leaf tail.
+			if _, ok, _ := t.Lookup(op.Path[:len(op.Path)-2]); ok {
+				live = append(live, op)
+			}
+		}
+		return nil
+	}); rerr != nil {
+		return rerr
+	}
+	if len(live) == len(ops) {
+		return err
+	}
+	_, err = a.st.CommitState(ctx, live)
+	return err
+}
+
+// stepApplier is the applier as a posture step: a route that fails
+// (bad gateway, unknown device) is in its state and retried by the
+// reconciler; it does not fail the posture transition.
+type stepApplier struct{ a *applier }
+
+func (s stepApplier) Set(ctx context.Context, rs intent.RouteSet) error {
+	err := s.a.Set(ctx, rs)
+	if err != nil && itemErrorsOnly(err) {
+		return nil
+	}
+	return err
+}
+
+// itemErrorsOnly reports whether err is only the failures of single
+// routes, rules or interfaces, which Status records per item.
+func itemErrorsOnly(err error) bool {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var re *route.RouteError
+		var ru *route.RuleError
+		var ie *route.InterfaceError
+		if !errors.As(e, &re) && !errors.As(e, &ru) && !errors.As(e, &ie) {
+			return false
+		}
+	}
+	return len(errs) > 0
+}

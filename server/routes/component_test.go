@@ -1,0 +1,84 @@
+package routes
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/guildhouse-co/kedge/dataplane/route/routetest"
+	"github.com/guildhouse-co/kedge/gnmi/store"
+	"github.com/guildhouse-co/kedge/models/accord"
+	"github.com/guildhouse-co/kedge/server/posture"
+	"github.com/guildhouse-co/kedge/yang"
+)
+
+// TestComponentLifecycle runs the component as the daemon does, over the
+// recording fake: nothing reaches the backend before Ready; then the tree
+// does; a drift the backend reports makes it Set again with no tree
+// change; the posture step applies the target accord; and a cancelled
+// parent context stops the loops, after which Close returns.
+func TestComponentLifecycle(t *testing.T) {
+	schema, err := yang.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.TempDir(), schema, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fake := routetest.New("eth0")
+	ready, waiting := make(chan struct{}), make(chan struct{}, 2)
+	c := New(Config{Backend: fake, Store: st, Logger: testLogger(t),
+		Ready: func(ctx context.Context) bool {
+			waiting <- struct{}{}
+			select {
+			case <-ready:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}})
+	r := &routesRig{st: st, fake: fake}
+	r.commit(t, store.OpUpdate, routeConfig("10.1.0.0/24", "eth0", "underlay"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Both loops (reconciler, drift watch) wait at the gate: nothing has
+	// reached the backend.
+	<-waiting
+	<-waiting
+	if n := len(fake.Calls()); n != 0 {
+		t.Fatalf("%d Sets before Ready", n)
+	}
+	close(ready)
+	r.waitState(t, routeEntry("10.1.0.0/24"), "installed", "")
+
+	before := len(fake.Calls())
+	fake.Drift()
+	waitUntil(t, "a Set after the drift", func() bool { return len(fake.Calls()) > before })
+
+	// The posture step applies the target accord (level 3 withholds the
+	// operator-tier underlay route) through the same applier and state.
+	a, err := accord.Effective(3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step().Apply(context.Background(), posture.Transition{From: 5, To: 3, Accord: a}); err != nil {
+		t.Fatalf("step: %v", err)
+	}
+	if d := cmp.Diff([]string(nil), fakeRoutes(fake)); d != "" {
+		t.Errorf("routes after the level-3 step (-want +got):\n%s", d)
+	}
+	if s, why := r.state(t, routeEntry("10.1.0.0/24")); s != "withheld" || why == "" {
+		t.Errorf("state after the step = %s %q, want withheld with a reason", s, why)
+	}
+
+	cancel() // the daemon's context ends: the loops stop on their own
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,141 @@
+package treegen_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	kyang "github.com/guildhouse-co/kedge/yang"
+	"github.com/guildhouse-co/kedge/yang/treegen"
+)
+
+// TestFresh regenerates both packages and compares them with gen/, so a
+// module change without make generate fails here as well as in CI.
+func TestFresh(t *testing.T) {
+	set, err := kyang.Load("..")
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	paths, err := treegen.Paths(set.Root(), "kedgepath")
+	if err != nil {
+		t.Fatalf("generate paths: %v", err)
+	}
+	readers, err := treegen.Readers(set.Root(), "kedgetree", "github.com/guildhouse-co/kedge/gen/kedgepath")
+	if err != nil {
+		t.Fatalf("generate readers: %v", err)
+	}
+	for file, want := range map[string][]byte{
+		"../../gen/kedgepath/kedgepath.go": paths,
+		"../../gen/kedgetree/kedgetree.go": readers,
+	} {
+		got, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("read generated: %v", err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s is stale: run make generate", file)
+		}
+	}
+}
+
+func TestPaths(t *testing.T) {
+	root := kedgepath.Root().Kedge()
+	tests := []struct {
+		p    interface{ String() string }
+		want string
+	}{
+		{p: root.Posture().Config().Level(), want: "/kedge/posture/config/level"},
+		{p: root.Posture().State().LastTransition().Steps().Step(2).State().DurationNs(),
+			want: "/kedge/posture/state/last-transition/steps/step[index=2]/state/duration-ns"},
+		{p: root.Mesh().Peers().Peer("node-b").Config().PublicKey(), want: "/kedge/mesh/peers/peer[name=node-b]/config/public-key"},
+		{p: root.Mesh().Peers().PeerAny().State().Status(), want: "/kedge/mesh/peers/peer[name=*]/state/status"},
+		{p: root.Routes().Route("10.1.0.0/16", 254).State().Status(), want: "/kedge/routes/route[prefix=10.1.0.0/16][table=254]/state/status"},
+		{p: root.Pods().Pod("abc", "eth0").Config().Tier(), want: "/kedge/pods/pod[container-id=abc][ifname=eth0]/config/tier"},
+		{p: root.Sessions().Session("s1").State().EffectivePosture(), want: "/kedge/sessions/session[id=s1]/state/effective-posture"},
+		{p: root.Underlay().Mutations().Mutation("m]1\\").Config().Proposer(), want: `/kedge/underlay/mutations/mutation[id=m\]1\\]/config/proposer`},
+		{p: root.Underlay().Vlans().Vlan(100).Members().Member("sw1", "eth1").Config().Device(),
+			want: "/kedge/underlay/vlans/vlan[id=100]/members/member[device=sw1][port=eth1]/config/device"},
+		{p: kedgepath.Root(), want: "/"},
+	}
+	for _, tt := range tests {
+		if got := tt.p.String(); got != tt.want {
+			t.Errorf("path = %s, want %s", got, tt.want)
+		}
+	}
+	// Paths built from one prefix do not share their last element.
+	st := root.Routes().Route("10.2.0.0/16", 0).State()
+	a, b := st.Status(), st.Reason()
+	if a.String() == b.String() || st.String() != "/kedge/routes/route[prefix=10.2.0.0/16][table=0]/state" {
+		t.Errorf("siblings from one prefix: %s and %s (prefix %s)", a, b, st)
+	}
+	if got := root.Routes().RouteAny().Config().Prefix().SchemaPath(); got != "/kedge/routes/route/config/prefix" {
+		t.Errorf("SchemaPath = %s", got)
+	}
+}
+
+func TestValues(t *testing.T) {
+	root := kedgepath.Root().Kedge()
+	tests := []struct {
+		got, want *gpb.TypedValue
+	}{
+		{root.Posture().Config().Level().Val(3), &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: 3}}},
+		{root.Routes().Route("a", 1).State().Status().Val(kedgepath.RouteStatusWithheld),
+			&gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "withheld"}}},
+		{root.Mesh().Peers().Peer("a").Config().Critical().Val(true), &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: true}}},
+		{root.Mesh().Config().Addresses().Val([]string{"10.0.0.1/32", "fd00::1/128"}),
+			&gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: []*gpb.TypedValue{
+				{Value: &gpb.TypedValue_StringVal{StringVal: "10.0.0.1/32"}}, {Value: &gpb.TypedValue_StringVal{StringVal: "fd00::1/128"}}}}}}},
+	}
+	for _, tt := range tests {
+		if !proto.Equal(tt.got, tt.want) {
+			t.Errorf("value = %v, want %v", tt.got, tt.want)
+		}
+	}
+	if got := kedgepath.TierValues(); len(got) != 4 || got[0] != kedgepath.TierMaster || got[3] != kedgepath.TierObserver {
+		t.Errorf("TierValues = %v", got)
+	}
+}
+
+// TestRejectsCollisions feeds the generator modules whose names it cannot
+// turn into distinct Go names, and one it cannot type.
+func TestRejectsCollisions(t *testing.T) {
+	for name, tc := range map[string]struct{ body, want string }{
+		"reserved method": {`container kedge { leaf len { type string; } }`, "reserved"},
+		"type twice": {`container kedge {
+			container a-b { leaf x { type string; } }
+			container a_b { leaf x { type string; } }
+		}`, "both need the Go name"},
+		"enum twins differ": {`container kedge {
+			container thing {
+				container config { leaf mode { type enumeration { enum a; enum b; } } }
+				container state { config false; leaf mode { type enumeration { enum a; enum c; } } }
+			}
+		}`, "other values"},
+		"unsupported type": {`container kedge { leaf ratio { type decimal64 { fraction-digits 2; } } }`, "not supported"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			mod := "module kedge {\n namespace \"urn:test\";\n prefix kedge;\n" + tc.body + "\n}\n"
+			if err := os.WriteFile(filepath.Join(dir, "kedge.yang"), []byte(mod), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			set, err := kyang.Load(dir)
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			_, err = treegen.Paths(set.Root(), "p")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Paths error = %v, want one containing %q", err, tc.want)
+			}
+			_, err = treegen.Readers(set.Root(), "r", "example.com/p")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Readers error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
