@@ -38,7 +38,8 @@ import (
 // it again.
 var (
 	configPrefixes = []string{kedgepath.Root().Kedge().Routes().SchemaPath(), kedgepath.Root().Kedge().Pods().SchemaPath(),
-		kedgepath.Root().Kedge().Accords().SchemaPath(), kedgepath.Root().Kedge().Underlay().Vlans().SchemaPath()}
+		kedgepath.Root().Kedge().Accords().SchemaPath(), kedgepath.Root().Kedge().Underlay().Vlans().SchemaPath(),
+		kedgepath.Root().Kedge().Aft().SchemaPath()}
 	statePrefixes = []string{kedgepath.Root().Kedge().Posture().State().EffectiveLevel().SchemaPath()}
 )
 
@@ -149,6 +150,7 @@ func options(log *slog.Logger, c *intent.RouteCache) reconcile.Options[intent.Ro
 		IntentAt: func(t *tree.Tree, seq uint64) (intent.RouteSet, error) {
 			start := time.Now()
 			s, err := c.Routes(t, accord.Current(t), seq)
+			s.Seq = seq
 			log.Debug("routes intent", "routes", len(s.Config.Routes), "withheld", len(s.Withheld), "took", time.Since(start))
 			return s, err
 		},

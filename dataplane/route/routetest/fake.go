@@ -145,6 +145,11 @@ func (f *Fake) Set(ctx context.Context, cfg route.Config) error {
 		if err == nil && r.Device != "" && f.devices != nil && !f.devices[r.Device] && ifaces[r.Device].Name == "" {
 			err = fmt.Errorf("%w %q", route.ErrUnknownDevice, r.Device)
 		}
+		for _, h := range r.Multipath {
+			if err == nil && h.Device != "" && f.devices != nil && !f.devices[h.Device] && ifaces[h.Device].Name == "" {
+				err = fmt.Errorf("%w %q", route.ErrUnknownDevice, h.Device)
+			}
+		}
 		if err == nil {
 			err = f.failDst[r.Dst]
 		}
@@ -153,7 +158,7 @@ func (f *Fake) Set(ctx context.Context, cfg route.Config) error {
 			errs = append(errs, s.Err)
 		} else {
 			n := r.Normalize()
-			if old, ok := f.routes[n.Key()]; !ok || old != n {
+			if old, ok := f.routes[n.Key()]; !ok || !old.Equal(n) {
 				st.Added++
 			}
 			next[n.Key()] = n
