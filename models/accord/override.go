@@ -171,8 +171,8 @@ func Current(t *tree.Tree) Accord {
 }
 
 // ConfigLevel returns the intended level, /kedge/posture/config/level,
-// or the YANG default (5) when it is unset. The caller holds the store's
-// read lock.
+// or the YANG default (5) when it is unset. t is a snapshot
+// of the tree.
 func ConfigLevel(t *tree.Tree) uint8 {
 	if v, ok := kedgetree.Of(t).Kedge().Posture().Config().Level(); ok && Valid(v) {
 		return v
