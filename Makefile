@@ -54,6 +54,9 @@ PODMAN          ?= podman
 CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
 export CONTAINERS_CONF
 IMAGE     ?= localhost/kedge:$(VERSION)
+# Also tagged, so deploy/kubernetes's kustomization (image kedge, tag
+# latest) finds the last build; empty for no second tag.
+IMAGE_LATEST ?= $(if $(filter localhost/kedge:$(VERSION),$(IMAGE)),localhost/kedge:latest)
 IMAGE_DIR ?= $(CURDIR)/.build/image
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # The commit's time, not the build's, so labels do not change between
@@ -70,7 +73,7 @@ container-build: ## build the image (IMAGE=, default localhost/kedge:VERSION) FR
 		./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
 	install -m 0644 deploy/image/etc/passwd deploy/image/etc/group $(IMAGE_DIR)/rootfs/etc/
 	install -m 0644 $(CA_BUNDLE) $(IMAGE_DIR)/rootfs/etc/ssl/certs/ca-certificates.crt
-	$(PODMAN) build --pull=never --layers=false -f Containerfile -t $(IMAGE) \
+	$(PODMAN) build --pull=never --layers=false -f Containerfile -t $(IMAGE) $(if $(IMAGE_LATEST),-t $(IMAGE_LATEST)) \
 		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg CREATED=$(CREATED) \
 		$(IMAGE_DIR)
 	@$(PODMAN) image inspect --format '$(IMAGE): {{.Size}} bytes' $(IMAGE)
