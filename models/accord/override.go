@@ -87,8 +87,8 @@ func All(o Overrides) []Accord {
 
 // OverridesFromTree reads the overrides under /kedge/accords/accord/config.
 // The schema has already validated every value (enumerations, ranges), so
-// reading cannot fail; unset leaves are not overrides. The caller holds the
-// store's read lock.
+// reading cannot fail; unset leaves are not overrides. t is a snapshot the
+// caller read from the store.
 func OverridesFromTree(t *tree.Tree) Overrides {
 	o := Overrides{}
 	for e := range kedgetree.Of(t).Kedge().Accords().Accord().All() {
@@ -171,8 +171,8 @@ func Current(t *tree.Tree) Accord {
 }
 
 // ConfigLevel returns the intended level, /kedge/posture/config/level,
-// or the YANG default (5) when it is unset. The caller holds the store's
-// read lock.
+// or the YANG default (5) when it is unset. t is a snapshot
+// of the tree.
 func ConfigLevel(t *tree.Tree) uint8 {
 	if v, ok := kedgetree.Of(t).Kedge().Posture().Config().Level(); ok && Valid(v) {
 		return v

@@ -17,8 +17,8 @@ import (
 // defaults are defaulted here, because the tree stores only what was
 // written.
 
-// FromTree reads the intent and the mutation proposals (sorted by id). The
-// caller holds the store's read lock; nothing returned refers to the tree.
+// FromTree reads the intent and the mutation proposals (sorted by id). t is a
+// snapshot of the tree; nothing returned refers to it.
 func FromTree(t *tree.Tree) (Intent, []Proposal) {
 	in := Intent{CommitConfirm: DefaultCommitConfirm}
 	u := kedgetree.Of(t).Kedge().Underlay()

@@ -27,7 +27,7 @@ func Readers(root *goyang.Entry, pkg, pathPkg string) ([]byte, error) {
 		"yang/*.yang: Of(t).Kedge().Posture().Config().Level() is the posture config level as a uint8 and whether it "+
 		"is set. Renaming a node in yang/ renames its method, so code using the old name no longer compiles. "+
 		"Readers are small values wrapping a *tree.Inst (nil when the node holds no data, which reads as empty); "+
-		"like the tree, they are read under the store's lock. The schema nodes are looked up once, on first use, "+
+		"like the tree's instances, they read one version of the tree and never change. The schema nodes are looked up once, on first use, "+
 		"so a typed read costs an indexed load, as Inst.Leaf with a cached node does. Paths, enumerations and "+
 		"value encoders for writing are in %s.", pkg, pathPkg)))
 	g.p("package %s\n\n", pkg)
