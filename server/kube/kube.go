@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -153,8 +154,18 @@ func (c *Component) Start(ctx context.Context) error {
 	ctx = klog.NewContext(ctx, logr.FromSlogHandler(c.log.With("component", "kube-client").Handler()))
 	ctx, c.cancel = context.WithCancel(ctx)
 	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.seen() },
-		UpdateFunc: func(any, any) { c.seen() },
+		AddFunc: func(any) { c.seen() },
+		UpdateFunc: func(old, cur any) {
+			// An informer's periodic resync replays its cache as
+			// updates of unchanged objects: no sign the API is there
+			// (it did just that with the API down, flipping connected
+			// back to true every resync period).
+			if sameVersion(old, cur) {
+				c.Kick()
+				return
+			}
+			c.seen()
+		},
 		DeleteFunc: func(any) { c.seen() },
 	}
 	for _, inf := range c.informers() {
@@ -202,6 +213,14 @@ func (c *Component) Connected() bool { return c.connected.Load() }
 
 // Rounds is how many mirror rounds have completed (tests).
 func (c *Component) Rounds() uint64 { return c.rounds.Load() }
+
+// sameVersion reports whether an update carries the object it replaces,
+// unchanged (a resync from the informer's cache).
+func sameVersion(old, cur any) bool {
+	a, errA := meta.Accessor(old)
+	b, errB := meta.Accessor(cur)
+	return errA == nil && errB == nil && a.GetResourceVersion() != "" && a.GetResourceVersion() == b.GetResourceVersion()
+}
 
 func (c *Component) seen() {
 	c.setConnected(true)

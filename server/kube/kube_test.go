@@ -260,6 +260,11 @@ func TestClusterEngine(t *testing.T) {
 			if got := snap(); !slices.Equal(got, before) {
 				t.Fatalf("the tree changed while the API was down:\n%v\nwas\n%v", got, before)
 			}
+			// Informers replay their caches every resync (100 ms on
+			// n1): that is not the API answering.
+			if nodes[0].comp.Connected() || nodes[1].comp.Connected() {
+				t.Fatal("a node reads as connected again while the API is down")
+			}
 			return nodes[0].comp.Rounds() >= r0+20 && nodes[1].comp.Rounds() >= r1+20
 		})
 		if err := e.cl.StartAPIServer(); err != nil {
