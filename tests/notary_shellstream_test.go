@@ -2,7 +2,9 @@ package tests
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	notarymodel "github.com/guildhouse-co/kedge/models/notary"
 	"github.com/guildhouse-co/kedge/models/session"
 	"github.com/guildhouse-co/kedge/server/notary"
+	"github.com/guildhouse-co/kedge/server/shellstream"
 )
 
 // TestNotaryRecordsShellstreamSessions walks the anchor node 5→3→2→1→5
@@ -40,7 +43,7 @@ func TestNotaryRecordsShellstreamSessions(t *testing.T) {
 		for i := 0; i < 10; i++ {
 			cs := ssMustOpen(t, cc, l.cfg(t, A, walkIdentities[session.Management], session.Management, B, 5))
 			ssEchoOnce(t, cs, fmt.Sprint("notarized ", lvl, i))
-			cs.Close()
+			ssCloseAndWait(t, cs)
 			granted[lvl] = append(granted[lvl], cs.Grant.GetSessionId())
 		}
 	}
@@ -122,6 +125,27 @@ func TestNotaryRecordsShellstreamSessions(t *testing.T) {
 		case <-grew:
 		case <-timeout:
 			t.Fatalf("%d of %d transits recorded, %d denials", count, want, len(denied))
+		}
+	}
+}
+
+// ssCloseAndWait closes a session and reads until the anchor ends the
+// stream, which it does only after tearing the session down: the close
+// transit carries the level the session closed at, so the next level
+// must not be set before then (it was, once in a full run: a level-5
+// session's close recorded at 3).
+func ssCloseAndWait(t *testing.T, cs *shellstream.ClientSession) {
+	t.Helper()
+	if err := cs.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	for {
+		_, err := cs.Recv() // the anchor's CLOSE, then the end
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("after close: %v", err)
 		}
 	}
 }
