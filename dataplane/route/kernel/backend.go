@@ -67,7 +67,9 @@ type Backend struct {
 	dumped      bool   // the current Set read the kernel's routes
 	incremental bool   // the current Set took the fast path
 	// prev is the last Set's routes and outcome, the fast path's reference.
-	prev    lastSet
+	prev lastSet
+	// base says whether a Patch may apply (patch.go).
+	base    base
 	scratch scratch
 }
 
@@ -151,12 +153,19 @@ func New(opts Options) (*Backend, error) {
 // Sweep ends the hold of Options.HoldStale: it applies the last Config again,
 // now removing whatever adopted state that Config lacks. Without HoldStale,
 // or when called twice, it is the same as repeating the last Set. Before any
-// Set it fails with ErrNoConfig rather than sweep everything away.
+// Set it fails with ErrNoConfig rather than sweep everything away, and
+// after a Patch with ErrNoBase (the last Config is no longer what is
+// desired).
 func (b *Backend) Sweep(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.last == nil {
 		return fmt.Errorf("sweep: %w", route.ErrNoConfig)
+	}
+	if b.base.patched {
+		// The last Config is no longer the desired state, and nothing
+		// is held (a Patch needs that): the caller Sets the whole Config.
+		return fmt.Errorf("sweep: %w", route.ErrNoBase)
 	}
 	b.held = nil
 	return b.set(ctx, *b.last)

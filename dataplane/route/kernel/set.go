@@ -65,6 +65,7 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	errs = append(errs, routeErrs...)
 	if err != nil {
 		// The adds did not all happen, so nothing may be deleted yet.
+		b.base = base{}
 		b.status = st
 		return errors.Join(append(errs, fmt.Errorf("set routes: %w", err))...)
 	}
@@ -82,6 +83,8 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	// The fast path may start from this Set only if it left the kernel
 	// holding exactly this Config's routes (failed ones aside).
 	b.prev.ok = b.prev.ordered && err == nil && len(delErrs) == 0 && removed == len(stale) && b.held == nil && b.cache != nil
+	// A Patch may start from it only if every item is as cfg wants it.
+	b.base = base{ok: len(errs) == 0 && b.held == nil && b.cache != nil, linkEpoch: b.linkEpoch}
 
 	after := b.conn.Counters()
 	st.Messages, st.Sends = after.Messages-before.Messages, after.Sends-before.Sends
