@@ -57,6 +57,8 @@ type RouteCache struct {
 	synced   bool
 	// incremental: this intent reads only the dirty entries.
 	incremental bool
+	// base is what Changes compares against (routedelta.go).
+	base deltaBase
 }
 
 // translated is what one route entry's config says, before any accord:
@@ -153,6 +155,7 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 	c.gen++
 	c.incremental = c.synced && seq == c.observed
 	set, err := routes(t, a, true, c)
+	c.base.record(t, a, set)
 	// The cache now reflects the tree at seq; commits after it must be
 	// observed one by one.
 	clear(c.dirty)

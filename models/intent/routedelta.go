@@ -1,0 +1,259 @@
+package intent
+
+import (
+	"net/netip"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/models/accord"
+)
+
+// RouteDelta is how a RouteSet from RouteCache.Changes differs from the
+// set the cache returned before it: the backend's Patch (the changed
+// /kedge/routes entries' routes, and every pod and overlay route, since
+// those are few and the pods' state folds all their routes), with the
+// origin of each Put beside it.
+type RouteDelta struct {
+	Patch route.Patch
+	// PutOrigins[i] is the tree entry of Patch.Put[i].
+	PutOrigins []Origin
+}
+
+// deltaBase is what the set a RouteCache returned last was computed
+// under, and its pod and overlay routes: a change to anything else than
+// route entries, pods and mesh peers (route policy, endpoints, underlay
+// VLANs) makes Changes compute the whole set again.
+type deltaBase struct {
+	ok bool
+	// shared: two routes of the set share a destination; the backend
+	// fails them, and only a full set may change them.
+	shared bool
+	level  uint8
+	policy string
+	eps    []endpoint
+	ifaces []route.Interface
+	vlans  []VLANRef // Stated cleared: writing state changes nothing here
+	// side are the kept pod and overlay routes, in set order, and their
+	// origins.
+	side  []route.Route
+	sideO []Origin
+}
+
+// record makes set, computed from t under a, the base of the next Changes.
+func (b *deltaBase) record(t *tree.Tree, a accord.Accord, set RouteSet) {
+	*b = deltaBase{ok: true, level: a.Level, policy: a.RoutePolicy}
+	if k := kedgetree.Of(t).Kedge(); k.Exists() {
+		b.eps = endpoints(k.Routes())
+	}
+	b.ifaces, b.vlans = cloneInterfaces(set.Config.Interfaces), unstated(set.VLANs)
+	rs := set.Config.Routes
+	for i := 1; i < len(rs) && !b.shared; i++ {
+		b.shared = compareKeys(keyOf(rs[i-1].Dst, rs[i-1].Table), keyOf(rs[i].Dst, rs[i].Table)) == 0
+	}
+	for i, o := range set.Origins {
+		if o.IsPod() || o.IsOverlay() {
+			b.side = append(b.side, set.Config.Routes[i])
+			b.sideO = append(b.sideO, o)
+		}
+	}
+}
+
+func cloneInterfaces(ifs []route.Interface) []route.Interface {
+	out := slices.Clone(ifs)
+	for i := range out {
+		out[i].Addresses = slices.Clone(out[i].Addresses)
+	}
+	return out
+}
+
+func unstated(vs []VLANRef) []VLANRef {
+	out := slices.Clone(vs)
+	for i := range out {
+		out[i].Stated = false
+	}
+	return out
+}
+
+// Changes is Routes, but returns only what changed since the set the
+// cache returned last when it can tell (every commit since observed, the
+// same route policy, endpoints and underlay VLANs, no two origins sharing
+// a destination among the changes): then the set's Delta is set. It
+// reads the entries the observed commits touched and every pod and mesh
+// peer, never the other route entries, so a commit touching k of n
+// routes costs O(k log n) plus the pods and peers (the order is kept by
+// binary search; it still moves n pointers once per commit). This is the
+// routes intent's seam of the incremental path (BenchmarkRoutesOneChange
+// in this package, BenchmarkRouteSingleInto100k in tests/); Routes, the
+// full recomputation, is the reference TestRouteChangesMatchRoutes checks
+// it against.
+func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet, error) {
+	if !c.base.ok || c.base.shared || !c.synced || seq != c.observed || a.Level != c.base.level || a.RoutePolicy != c.base.policy || c.byEntry == nil {
+		return c.Routes(t, a, seq)
+	}
+	k := kedgetree.Of(t).Kedge()
+	if !k.Exists() {
+		return c.Routes(t, a, seq)
+	}
+	rt := k.Routes()
+	eps := endpoints(rt)
+	if !slices.Equal(eps, c.base.eps) {
+		return c.Routes(t, a, seq)
+	}
+	var set RouteSet
+	set.Config.Interfaces, set.VLANs = UnderlayInterfaces(t, a)
+	if !reflect.DeepEqual(set.Config.Interfaces, c.base.ifaces) || !reflect.DeepEqual(unstated(set.VLANs), c.base.vlans) {
+		return c.Routes(t, a, seq)
+	}
+
+	reasons := withholdReasons{prefix: "posture level " + strconv.Itoa(int(a.Level)) + " (" + a.RoutePolicy + "): "}
+	// Pods and mesh peers, read whole.
+	var sideR []route.Route
+	var sideO []Origin
+	podRoutes(k.Pods().Pod(), true, &set, func(r route.Route, o Origin, s subject) {
+		if ok, why := keepRoute(a, s, eps); ok {
+			sideR, sideO = append(sideR, r), append(sideO, o)
+		} else {
+			set.Withheld = append(set.Withheld, Withheld{Dst: r.Dst, Table: r.Table, Reason: reasons.get(why), Origin: o})
+		}
+	})
+	overlayRoutes(k.Mesh(), func(r route.Route, o Origin, s subject) {
+		if ok, _ := keepRoute(a, s, eps); ok {
+			sideR, sideO = append(sideR, r), append(sideO, o)
+		}
+	})
+	order := sortOrder(len(sideR), func(i int) (netip.Prefix, uint32) { return sideR[i].Dst, sideR[i].Table },
+		func(i, j int) int { return compareOrigin(sideO[i], sideO[j]) })
+	permute(order, func(i, j int) {
+		sideR[i], sideR[j] = sideR[j], sideR[i]
+		sideO[i], sideO[j] = sideO[j], sideO[i]
+	})
+	for i := 1; i < len(sideR); i++ {
+		if compareKeys(keyOf(sideR[i-1].Dst, sideR[i-1].Table), keyOf(sideR[i].Dst, sideR[i].Table)) == 0 {
+			return c.Routes(t, a, seq) // two origins, one destination: the full set reports it
+		}
+	}
+	var p route.Patch
+	var putO []Origin
+	// Side routes that are new (or moved) must not meet a route entry.
+	for i, r := range sideR {
+		if !c.hadSide(r, sideO[i]) && c.orderHas(keyOf(r.Dst, r.Table), nil, nil) {
+			return c.Routes(t, a, seq)
+		}
+	}
+	for i, r := range c.base.side {
+		if !hasSide(sideR, sideO, r, c.base.sideO[i]) {
+			p.Del = append(p.Del, r)
+		}
+	}
+
+	// The route entries the observed commits touched.
+	type change struct{ old, new *cachedRoute }
+	var changes []change
+	var fresh []*cachedRoute
+	var al allocator
+	for in := range c.dirty {
+		entry, _ := kedgetree.AsKedge_Routes_Route(in) // Observe kept only route entries
+		var cfg kedgetree.Kedge_Routes_Route_Config
+		if !in.Removed() {
+			cfg = entry.Config()
+		}
+		old := c.byEntry[in]
+		ne := c.read(entry, cfg, old, &al)
+		if ne != nil {
+			ne.stated = stated(entry.State().Status())
+			fresh = append(fresh, ne)
+		}
+		changes = append(changes, change{old, ne})
+	}
+	if len(fresh) > 0 || len(c.dropped) > 0 {
+		c.reorder(fresh)
+	}
+	for _, ch := range changes {
+		// A destination another origin shares (now or before) needs the
+		// full set: the backend keys routes by destination. The cache is
+		// consistent here, so the full set starts from it.
+		for _, e := range []*cachedRoute{ch.old, ch.new} {
+			if e != nil && (c.orderHas(e.key, ch.old, ch.new) || sideHas(sideR, e.key)) {
+				return c.Routes(t, a, seq)
+			}
+		}
+	}
+	kept := func(e *cachedRoute) bool {
+		if e == nil || e.err != nil {
+			return false
+		}
+		ok, _ := keepRoute(a, e.subject(), eps)
+		return ok
+	}
+	for _, ch := range changes {
+		oldKept := kept(ch.old)
+		if ch.new == nil {
+			if oldKept {
+				p.Del = append(p.Del, ch.old.route)
+			}
+			continue
+		}
+		o := ch.new.origin()
+		o.Stated = ch.new.stated
+		switch ok, why := keepRoute(a, ch.new.subject(), eps); {
+		case ch.new.err != nil:
+			set.Invalid = append(set.Invalid, Withheld{Dst: ch.new.route.Dst, Table: o.Table, Reason: ch.new.err.Error(), Origin: o})
+		case ok:
+			p.Put = append(p.Put, ch.new.route)
+			putO = append(putO, o)
+			if oldKept && ch.old.route.Key() != ch.new.route.Key() {
+				p.Del = append(p.Del, ch.old.route)
+			}
+			continue
+		default:
+			set.Withheld = append(set.Withheld, Withheld{Dst: ch.new.route.Dst, Table: ch.new.route.Table, Reason: reasons.get(why), Origin: o})
+		}
+		if oldKept {
+			p.Del = append(p.Del, ch.old.route)
+		}
+	}
+	p.Put = append(p.Put, sideR...)
+	putO = append(putO, sideO...)
+	set.Withheld = sortWithheld(set.Withheld)
+	set.Invalid = sortWithheld(set.Invalid)
+	set.Delta = &RouteDelta{Patch: p, PutOrigins: putO}
+	c.base.side, c.base.sideO = sideR, sideO
+	clear(c.dirty)
+	c.observed = seq
+	return set, nil
+}
+
+// orderHas reports whether a live route entry other than self and its
+// replacement has key.
+func (c *RouteCache) orderHas(key sortKey, self, repl *cachedRoute) bool {
+	i := sort.Search(len(c.order), func(i int) bool { return compareKeys(c.order[i].key, key) >= 0 })
+	for ; i < len(c.order) && compareKeys(c.order[i].key, key) == 0; i++ {
+		if e := c.order[i]; e != self && e != repl && !e.dropped {
+			return true
+		}
+	}
+	return false
+}
+
+// hadSide reports whether the base had the side route r from o.
+func (c *RouteCache) hadSide(r route.Route, o Origin) bool {
+	return hasSide(c.base.side, c.base.sideO, r, o)
+}
+
+// hasSide reports whether the sorted side routes rs (origins os) hold r
+// from o.
+func hasSide(rs []route.Route, os []Origin, r route.Route, o Origin) bool {
+	i := sort.Search(len(rs), func(i int) bool { return compareRoutes(rs[i], os[i], r, o) >= 0 })
+	return i < len(rs) && rs[i] == r && os[i].Pod == o.Pod && os[i].Peer == o.Peer
+}
+
+// sideHas reports whether a sorted side route has key.
+func sideHas(rs []route.Route, key sortKey) bool {
+	i := sort.Search(len(rs), func(i int) bool { return compareKeys(keyOf(rs[i].Dst, rs[i].Table), key) >= 0 })
+	return i < len(rs) && compareKeys(keyOf(rs[i].Dst, rs[i].Table), key) == 0
+}
