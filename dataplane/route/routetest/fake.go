@@ -294,8 +294,12 @@ func (f *Fake) Watch(ctx context.Context, drift func()) error {
 }
 
 // Drift makes Watch report a change made by someone else (at most one
-// pending at a time).
+// pending at a time). As in the kernel backend, the next Patch is then
+// refused: only a whole Set repairs what someone else changed.
 func (f *Fake) Drift() {
+	f.mu.Lock()
+	f.base = false
+	f.mu.Unlock()
 	select {
 	case f.driftChan() <- struct{}{}:
 	default:
