@@ -217,6 +217,17 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			p.Del = append(p.Del, ch.old.route)
 		}
 	}
+	// In set order, as a full set would send them: a bulk change (a
+	// 100,000-route Set is one) reaches the kernel in key order, and the
+	// routes' state in a stable one.
+	if len(p.Put) > 1 {
+		order := sortOrder(len(p.Put), func(i int) (netip.Prefix, uint32) { return p.Put[i].Dst, p.Put[i].Table },
+			func(i, j int) int { return compareOrigin(putO[i], putO[j]) })
+		permute(order, func(i, j int) {
+			p.Put[i], p.Put[j] = p.Put[j], p.Put[i]
+			putO[i], putO[j] = putO[j], putO[i]
+		})
+	}
 	p.Put = append(p.Put, sideR...)
 	putO = append(putO, sideO...)
 	set.Withheld = sortWithheld(set.Withheld)
