@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -128,7 +129,8 @@ func checkBolt(path string) error {
 		return fmt.Errorf("meta page: free list page %d outside 2..%d", m.freelist, m.pgid-1)
 	}
 	c := &boltChecker{f: f, ps: ps, hw: m.pgid, seen: map[uint64]bool{}}
-	return c.page(m.root, 0)
+	_, err = c.page(m.root, 0, nil, nil)
+	return err
 }
 
 type boltChecker struct {
@@ -138,47 +140,62 @@ type boltChecker struct {
 	seen map[uint64]bool
 }
 
-// page checks page id and everything below it.
-func (c *boltChecker) page(id uint64, depth int) error {
+// page checks page id and everything below it: its keys must lie in
+// [lo, hi) (nil: unbounded). It returns the greatest key below it.
+func (c *boltChecker) page(id uint64, depth int, lo, hi []byte) ([]byte, error) {
 	if depth > boltMaxDepth {
-		return fmt.Errorf("page %d: tree deeper than %d levels", id, boltMaxDepth)
+		return nil, fmt.Errorf("page %d: tree deeper than %d levels", id, boltMaxDepth)
 	}
 	if id < 2 || id >= c.hw {
-		return fmt.Errorf("a reference to page %d, outside 2..%d", id, c.hw-1)
+		return nil, fmt.Errorf("a reference to page %d, outside 2..%d", id, c.hw-1)
 	}
 	if c.seen[id] {
-		return fmt.Errorf("page %d is referenced twice", id)
+		return nil, fmt.Errorf("page %d is referenced twice", id)
 	}
-	c.seen[id] = true
 	var h [boltPageHeader]byte
 	if _, err := c.f.ReadAt(h[:], int64(id)*c.ps); err != nil {
-		return fmt.Errorf("read page %d: %w", id, err)
+		return nil, fmt.Errorf("read page %d: %w", id, err)
 	}
 	if got := binary.LittleEndian.Uint64(h[0:]); got != id {
-		return fmt.Errorf("page %d: its header says page %d", id, got)
+		return nil, fmt.Errorf("page %d: its header says page %d", id, got)
 	}
 	overflow := uint64(binary.LittleEndian.Uint32(h[12:]))
 	if id+overflow >= c.hw {
-		return fmt.Errorf("page %d: %d overflow pages run past the high-water mark %d", id, overflow, c.hw)
+		return nil, fmt.Errorf("page %d: %d overflow pages run past the high-water mark %d", id, overflow, c.hw)
+	}
+	// A page and its overflow pages are each used once (bbolt refuses
+	// a file where a reference lands inside another page's overflow).
+	for o := id; o <= id+overflow; o++ {
+		if c.seen[o] {
+			return nil, fmt.Errorf("page %d is referenced twice", o)
+		}
+		c.seen[o] = true
 	}
 	b := make([]byte, int64(overflow+1)*c.ps)
 	if _, err := c.f.ReadAt(b, int64(id)*c.ps); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read page %d: %w", id, err)
+		return nil, fmt.Errorf("read page %d: %w", id, err)
 	}
-	return c.nodes(b, fmt.Sprintf("page %d", id), depth)
+	return c.nodes(b, fmt.Sprintf("page %d", id), depth, lo, hi)
 }
 
 // nodes checks a branch or leaf page held in b (a page of the file, or
-// an inline bucket's page inside a value).
-func (c *boltChecker) nodes(b []byte, where string, depth int) error {
+// an inline bucket's page inside a value), whose keys must lie in
+// [lo, hi), and returns its greatest key (lo if it has none).
+//
+// Key order is checked too because bbolt's writable open rebuilds the
+// free list by walking the pages and refuses a file whose keys are out
+// of order (a flipped byte in a branch page's key does that); the check
+// must see what would make the open fail.
+func (c *boltChecker) nodes(b []byte, where string, depth int, lo, hi []byte) ([]byte, error) {
 	if len(b) < boltPageHeader {
-		return fmt.Errorf("%s: shorter than a page header", where)
+		return nil, fmt.Errorf("%s: shorter than a page header", where)
 	}
 	flags := binary.LittleEndian.Uint16(b[8:])
 	count := int(binary.LittleEndian.Uint16(b[10:]))
 	if boltPageHeader+count*boltElement > len(b) {
-		return fmt.Errorf("%s: %d elements do not fit", where, count)
+		return nil, fmt.Errorf("%s: %d elements do not fit", where, count)
 	}
+	prev := lo // the key every later key must follow
 	for i := range count {
 		eo := boltPageHeader + i*boltElement
 		e := b[eo : eo+boltElement]
@@ -186,35 +203,72 @@ func (c *boltChecker) nodes(b []byte, where string, depth int) error {
 		case boltBranch:
 			pos, ksize := int(binary.LittleEndian.Uint32(e[0:])), int(binary.LittleEndian.Uint32(e[4:]))
 			if eo+pos+ksize > len(b) {
-				return fmt.Errorf("%s: branch element %d runs past the page", where, i)
+				return nil, fmt.Errorf("%s: branch element %d runs past the page", where, i)
 			}
-			if err := c.page(binary.LittleEndian.Uint64(e[8:]), depth+1); err != nil {
-				return err
+			key := b[eo+pos : eo+pos+ksize]
+			if err := boltKeyInOrder(key, i, prev, hi); err != nil {
+				return nil, fmt.Errorf("%s: branch %w", where, err)
 			}
+			next := hi
+			if i+1 < count {
+				no := boltPageHeader + (i+1)*boltElement
+				npos, nksize := int(binary.LittleEndian.Uint32(b[no:])), int(binary.LittleEndian.Uint32(b[no+4:]))
+				if no+npos+nksize > len(b) {
+					return nil, fmt.Errorf("%s: branch element %d runs past the page", where, i+1)
+				}
+				next = b[no+npos : no+npos+nksize]
+			}
+			last, err := c.page(binary.LittleEndian.Uint64(e[8:]), depth+1, key, next)
+			if err != nil {
+				return nil, err
+			}
+			prev = last
 		case boltLeaf:
 			eflags := binary.LittleEndian.Uint32(e[0:])
 			pos, ksize, vsize := int(binary.LittleEndian.Uint32(e[4:])), int(binary.LittleEndian.Uint32(e[8:])), int(binary.LittleEndian.Uint32(e[12:]))
 			end := eo + pos + ksize + vsize
 			if pos < 0 || end > len(b) || end < eo {
-				return fmt.Errorf("%s: leaf element %d runs past the page", where, i)
+				return nil, fmt.Errorf("%s: leaf element %d runs past the page", where, i)
 			}
+			key := b[eo+pos : eo+pos+ksize]
+			if err := boltKeyInOrder(key, i, prev, hi); err != nil {
+				return nil, fmt.Errorf("%s: leaf %w", where, err)
+			}
+			prev = key
 			if eflags&boltBucketFlag == 0 {
 				continue
 			}
 			v := b[eo+pos+ksize : end]
 			if len(v) < 16 {
-				return fmt.Errorf("%s: bucket element %d is %d bytes", where, i, len(v))
+				return nil, fmt.Errorf("%s: bucket element %d is %d bytes", where, i, len(v))
 			}
+			// A bucket is a key space of its own.
 			if root := binary.LittleEndian.Uint64(v); root != 0 {
-				if err := c.page(root, depth+1); err != nil {
-					return err
+				if _, err := c.page(root, depth+1, nil, nil); err != nil {
+					return nil, err
 				}
-			} else if err := c.nodes(v[16:], fmt.Sprintf("%s, inline bucket %d", where, i), depth+1); err != nil {
-				return err
+			} else if _, err := c.nodes(v[16:], fmt.Sprintf("%s, inline bucket %d", where, i), depth+1, nil, nil); err != nil {
+				return nil, err
 			}
 		default:
-			return fmt.Errorf("%s: not a branch or leaf page (flags %#x)", where, flags)
+			return nil, fmt.Errorf("%s: not a branch or leaf page (flags %#x)", where, flags)
 		}
+	}
+	return prev, nil
+}
+
+// boltKeyInOrder checks element i's key against the key before it (the
+// lower bound for the first element, which it may equal) and the
+// exclusive upper bound hi.
+func boltKeyInOrder(key []byte, i int, prev, hi []byte) error {
+	switch c := bytes.Compare(prev, key); {
+	case prev != nil && i == 0 && c > 0:
+		return fmt.Errorf("element 0's key %x is below its parent's %x", key, prev)
+	case prev != nil && i > 0 && c >= 0:
+		return fmt.Errorf("element %d's key %x does not follow %x", i, key, prev)
+	}
+	if hi != nil && bytes.Compare(key, hi) >= 0 {
+		return fmt.Errorf("element %d's key %x is not below the next key of its parent, %x", i, key, hi)
 	}
 	return nil
 }

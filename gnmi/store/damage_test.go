@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -615,5 +616,74 @@ func TestDeletedNewestSegmentRefusesToStart(t *testing.T) {
 			}
 			mustCommit(t, s, upd(t, route(99)+"/config/device", str("eth99")))
 		})
+	}
+}
+
+// TestTreeDBKeyOrderIsChecked puts a branch page's keys out of order,
+// as a flipped byte in a key can (CI found one: the check passed and
+// bbolt's writable open then refused the file in its free-list walk).
+// The check must report it as damage, and Open must refuse the store
+// the same way, before bbolt sees the file.
+func TestTreeDBKeyOrderIsChecked(t *testing.T) {
+	dir := t.TempDir()
+	s := reopen(t, dir)
+	var cl commitLog
+	commitN(t, s, 0, 300, &cl)
+	for i := range 20 {
+		if err := s.PutMeta("m"+itoa(i), bytes.Repeat([]byte{byte(i)}, 100*i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(dir, treeDB)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := os.Getpagesize()
+	tried := 0
+	for off := 2 * ps; off+ps <= len(orig); off += ps {
+		p := orig[off : off+ps]
+		if binary.LittleEndian.Uint16(p[8:]) != boltBranch || binary.LittleEndian.Uint16(p[10:]) < 2 {
+			continue
+		}
+		// Raise element 1's key to all 0xff bytes: the keys of its
+		// child page are now below it (and any later element's key
+		// too), while each key still reads as a plausible key.
+		b := bytes.Clone(orig)
+		e := off + boltPageHeader + boltElement
+		pos, ksize := int(binary.LittleEndian.Uint32(b[e:])), int(binary.LittleEndian.Uint32(b[e+4:]))
+		for k := e + pos; k < e+pos+ksize; k++ {
+			b[k] = 0xff
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tried++
+		r, err := Check(dir, testSchema(t))
+		if err != nil {
+			t.Fatalf("check: %v", err)
+		}
+		if r.Damage == nil {
+			t.Fatalf("branch page at offset %d with a key out of order passed the check", off)
+		}
+		if s, err := Open(dir, testSchema(t), Options{}); err == nil {
+			s.Close()
+			t.Fatalf("branch page at offset %d with a key out of order: the store opened", off)
+		} else if !errors.Is(err, ErrDamaged) {
+			t.Fatalf("open: %v, want an error matching ErrDamaged", err)
+		}
+	}
+	if tried == 0 {
+		t.Fatal("tree.db has no branch page with two elements: the test needs a bigger tree")
+	}
+	if err := os.WriteFile(path, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := Check(dir, testSchema(t)); err != nil || r.Damage != nil {
+		t.Fatalf("the undamaged file: %v %v", err, r.Damage)
 	}
 }

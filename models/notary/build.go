@@ -318,10 +318,14 @@ func BuildTransition(t Transition) *qmv1.PostureTransitionArtifact {
 	return a
 }
 
-// Type returns the artifact type an entry carries.
+// Type returns the artifact type an entry carries: a mutation artifact
+// of a device push is ARTIFACT_TYPE_DEVICE_PUSH.
 func Type(e *qmv1.LogEntry) qmv1.ArtifactType {
-	switch e.GetArtifact().(type) {
+	switch a := e.GetArtifact().(type) {
 	case *qmv1.LogEntry_NetworkMutation:
+		if a.NetworkMutation.GetDevicePush() != nil {
+			return qmv1.ArtifactType_ARTIFACT_TYPE_DEVICE_PUSH
+		}
 		return qmv1.ArtifactType_ARTIFACT_TYPE_NETWORK_MUTATION
 	case *qmv1.LogEntry_SessionTransit:
 		return qmv1.ArtifactType_ARTIFACT_TYPE_SESSION_TRANSIT

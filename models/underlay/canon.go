@@ -33,7 +33,7 @@ func SnapshotOf(d *oc.Device) (Snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := canonical(js)
+		c, err := Canonical(js)
 		if err != nil {
 			return nil, err
 		}
@@ -131,8 +131,10 @@ func escapeKey(v string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(p, "/x[k="), "]")
 }
 
-// canonical re-encodes JSON with module names dropped and members sorted.
-func canonical(js []byte) ([]byte, error) {
+// Canonical re-encodes RFC 7951 JSON with module names dropped from
+// member names, members sorted and no insignificant whitespace, numbers
+// as written: the form snapshots compare and the notary hashes.
+func Canonical(js []byte) ([]byte, error) {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()

@@ -14,6 +14,12 @@
 //     (CommitLog), so a mutation acknowledged to a client is recorded
 //     even when the daemon dies before the notary flushed it: on restart
 //     the notary catches up from the store's log.
+//   - every push of configuration to network devices (the underlay's
+//     executed mutations and drift repairs, RecordDevicePush), as a
+//     NetworkMutationArtifact with device_push, at every level. It
+//     returns once the artifact is durable, and records each push (mutation
+//     id and queue sequence) once however often it is offered, across
+//     restarts: the underlay retries and re-offers until it hears nil.
 //   - Shellstream session transits (RecordTransit), sampled by session id
 //     at the accord's share; a session once sampled is recorded to its
 //     close, even if the level relaxes meanwhile.

@@ -11,8 +11,10 @@ import (
 	"github.com/guildhouse-co/kedge/server/notary/ledger"
 )
 
-// loadIndex reads every entry once at open: the query index, and the last
-// commit recorded (so the feed and the store's log are not recorded twice).
+// loadIndex reads every entry once at open: the query index, the last
+// commit recorded (so the feed and the store's log are not recorded
+// twice) and the device pushes recorded (so a push offered again after a
+// restart is not either).
 func (n *Notary) loadIndex() error {
 	idx := make([]meta, 0, n.led.Size())
 	var last uint64
@@ -24,6 +26,9 @@ func (n *Notary) loadIndex() error {
 		idx = append(idx, meta{typ: uint8(notarymodel.Type(e)), level: uint8(e.GetPostureLevel()), when: e.GetEventUnixNano()})
 		if m := e.GetNetworkMutation(); m != nil {
 			last = max(last, m.GetCommitSequence())
+			if dp := m.GetDevicePush(); dp != nil {
+				n.pushes[notarymodel.PushKey(dp.GetMutationId(), dp.GetQueueSequence())] = struct{}{}
+			}
 		}
 		return true, nil
 	})

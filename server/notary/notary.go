@@ -96,6 +96,11 @@ type Notary struct {
 	lastSeq  atomic.Uint64
 	grew     chan struct{} // closed and replaced at every flush
 
+	// pushes holds the key (models/notary.PushKey) of every device push
+	// the log holds or the writer appended: the writer's, filled from the
+	// log at open.
+	pushes map[string]struct{}
+
 	lastFlush atomic.Int64
 	warnedAnn atomic.Bool
 	// The writer's: catching up (one flush at the end), and the last
@@ -142,7 +147,7 @@ func Open(o Options) (*Notary, error) {
 		o.QueueLen = 65536
 	}
 	n := &Notary{o: o, log: o.Logger, wake: make(chan struct{}, 1), sampled: map[string]struct{}{},
-		grew: make(chan struct{}), dirty: make(chan struct{}, 1)}
+		grew: make(chan struct{}), dirty: make(chan struct{}, 1), pushes: map[string]struct{}{}}
 	var err error
 	if n.keys, err = LoadOrCreateKey(o.Dir, Origin(o.Node)); err != nil {
 		return nil, err

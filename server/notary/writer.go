@@ -24,6 +24,9 @@ type item struct {
 	transit bool // a sampled transit: may be dropped when the queue is full
 	durable bool
 	done    chan error
+	// push, when set, is the entry's device push key: an entry whose key
+	// the log already holds is not appended again (see RecordDevicePush).
+	push string
 }
 
 // enqueue hands an item to the writer without blocking. A transit that
@@ -66,15 +69,15 @@ func (n *Notary) run(ctx context.Context, w *store.Watcher) {
 		w = n.drainFeed(ctx, w)
 		batch := n.takeQueue()
 		for _, it := range batch {
-			if it.entry != nil {
-				n.append(it.entry)
-			}
-			if it.done != nil {
-				if it.durable {
-					waiting = append(waiting, it)
-				} else {
-					reached = append(reached, it)
-				}
+			err := n.take(it)
+			switch {
+			case it.done == nil:
+			case err != nil:
+				it.done <- err // never appended: no flush makes it durable
+			case it.durable:
+				waiting = append(waiting, it)
+			default:
+				reached = append(reached, it)
 			}
 		}
 		f := *n.fid.Load()
@@ -103,10 +106,12 @@ func (n *Notary) run(ctx context.Context, w *store.Watcher) {
 		case <-ctx.Done():
 			n.drainFeed(context.Background(), w)
 			for _, it := range n.takeQueue() {
-				if it.entry != nil {
-					n.append(it.entry)
-				}
-				if it.done != nil {
+				err := n.take(it)
+				switch {
+				case it.done == nil:
+				case err != nil:
+					it.done <- err
+				default:
 					waiting = append(waiting, it)
 				}
 			}
@@ -130,6 +135,26 @@ func (n *Notary) run(ctx context.Context, w *store.Watcher) {
 			timer = nil
 		}
 	}
+}
+
+// take appends an item's entry, unless it is a device push the log
+// already holds (appended earlier, durable or about to be).
+func (n *Notary) take(it item) error {
+	if it.entry == nil {
+		return nil
+	}
+	if it.push != "" {
+		if _, dup := n.pushes[it.push]; dup {
+			return nil
+		}
+	}
+	if err := n.append(it.entry); err != nil {
+		return err
+	}
+	if it.push != "" {
+		n.pushes[it.push] = struct{}{}
+	}
+	return nil
 }
 
 func (n *Notary) takeQueue() []item {
@@ -223,8 +248,9 @@ func (n *Notary) appendMutation(m notarymodel.Mutation) {
 }
 
 // append stamps an entry with its index, time and node and adds it to the
-// open group; at every-record fidelity it flushes at once.
-func (n *Notary) append(e *qmv1.LogEntry) {
+// open group; at every-record fidelity it flushes at once. An entry it
+// could not add is logged and its error returned.
+func (n *Notary) append(e *qmv1.LogEntry) error {
 	e.Index = uint64(n.led.Next())
 	e.RecordedUnixNano = n.o.Now().UnixNano()
 	e.Node = n.o.Node
@@ -232,12 +258,12 @@ func (n *Notary) append(e *qmv1.LogEntry) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
 	if err != nil {
 		n.log.Error("notary: encode entry", "err", err)
-		return
+		return fmt.Errorf("encode notary entry: %w", err)
 	}
 	before := n.led.Size()
 	if _, err := n.led.Append(b); err != nil {
 		n.log.Error("notary: append entry", "err", err)
-		return
+		return err
 	}
 	n.pendMeta = append(n.pendMeta, meta{typ: uint8(notarymodel.Type(e)), level: uint8(e.GetPostureLevel()), when: e.GetEventUnixNano()})
 	if n.led.Size() != before {
@@ -246,6 +272,7 @@ func (n *Notary) append(e *qmv1.LogEntry) {
 	if f := n.Fidelity(); f.Flush == accord.FlushEveryRecord && !n.catchingUp {
 		n.flush()
 	}
+	return nil
 }
 
 // flush makes every appended entry durable under a new checkpoint.

@@ -60,7 +60,8 @@ type Options struct {
 	// Compiler replaces the compiler, mu.Build (tests of a compile result
 	// the schema refuses); what it returns is validated all the same.
 	Compiler mu.Compiler
-	// Notary receives every executed mutation.
+	// Notary receives every executed mutation and drift repair (nil:
+	// nothing is recorded, and nothing kept for a notary).
 	Notary Notary
 	// Now is the clock.
 	Now func() time.Time

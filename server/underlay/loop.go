@@ -83,7 +83,9 @@ type loop struct {
 	repairs   uint64
 	waiters   []*waiter
 	unnotary  []string // executed mutations the notary does not have yet
-	appeared  []string // proposal ids in the order their commits made them
+	// unrepaired are drift repairs the notary does not have yet.
+	unrepaired []pendingRepair
+	appeared   []string // proposal ids in the order their commits made them
 
 	dirtyRoot bool
 	dirtyRecs map[string]bool

@@ -39,6 +39,10 @@ type index struct {
 	NextSeq   uint64   `json:"next_seq"`
 	Mutations []string `json:"mutations,omitempty"`
 	Devices   []string `json:"devices,omitempty"`
+	// Repairs counts the drift repairs started; Unrecorded lists those
+	// the notary refused so far (each in a record of its own).
+	Repairs    uint64   `json:"repairs,omitempty"`
+	Unrecorded []string `json:"unrecorded_repairs,omitempty"`
 }
 
 // deviceRecord is a device's durable record.
@@ -60,12 +64,18 @@ func (l *loop) loadIndex() error {
 	if err := json.Unmarshal(b, &ix); err != nil {
 		return err
 	}
-	l.nextSeq = ix.NextSeq
+	l.nextSeq, l.repairs = ix.NextSeq, ix.Repairs
+	l.loadRepairs(ix.Unrecorded)
 	return nil
 }
 
 func (l *loop) persistIndex() {
-	ix := index{NextSeq: l.nextSeq}
+	ix := index{NextSeq: l.nextSeq, Repairs: l.repairs}
+	for _, p := range l.unrepaired {
+		if p.saved {
+			ix.Unrecorded = append(ix.Unrecorded, p.m.ID)
+		}
+	}
 	for id := range l.recs {
 		ix.Mutations = append(ix.Mutations, id)
 	}
@@ -105,8 +115,8 @@ func (l *loop) loadRecord(id string) *record {
 		r.Changes, r.Diff = cr.Changes, cr.Diff
 	}
 	l.recs[id] = r
-	if r.Status == stExecuted && !r.Recorded {
-		l.unnotary = append(l.unnotary, id)
+	if (r.Status == stExecuted || r.Status == stFailed) && !r.Recorded {
+		l.unnotary = append(l.unnotary, id) // finish queued it: offer it again
 	}
 	return r
 }

@@ -31,6 +31,7 @@ type pushJob struct {
 	target   *oc.Device
 	scope    *oc.Device // the previous target: what Kedge owned before
 	mutation string     // "" for a drift repair
+	repair   uint64     // a drift repair's number
 	rollback time.Duration
 }
 
@@ -40,6 +41,7 @@ type pushResult struct {
 	err    error
 	ops    []mu.Op     // the Set that was sent (nil when none)
 	before mu.Snapshot // the device's owned containers before
+	target mu.Snapshot // the target's, with ops
 }
 
 // errNotConfirmed says the device did not take the push for good.
@@ -140,7 +142,7 @@ func (m *devman) doPush(ctx context.Context, j *pushJob) pushResult {
 	err = m.cl.set(c, req)
 	cancel()
 	ph.mark("set")
-	res := pushResult{ops: ops, before: before}
+	res := pushResult{ops: ops, before: before, target: ws}
 	if err != nil {
 		if !unreachable(err) {
 			// The device answered no: a Set is all or nothing.

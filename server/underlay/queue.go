@@ -348,7 +348,7 @@ func (l *loop) onPush(ev evPush) {
 		d.exec, d.applied = next, r.Seq
 		d.execVer++
 		l.persistDevice(ev.device, d)
-		r.Pushed = append(r.Pushed, deviceChanges(ev.device, res.ops)...)
+		r.Pushed = append(r.Pushed, deviceChanges(ev.device, res)...)
 	}
 	l.dirtyRecs[ev.job.mutation] = true
 	if len(r.pending) == 0 {
@@ -413,10 +413,13 @@ func (l *loop) maybeRepair(name string) {
 	if now := l.c.opt.Now(); now.Before(d.repairAfter) {
 		return // a repair failed lately: its retry is scheduled
 	}
+	// The count is durable before the repair runs: a repair's id (its
+	// commit on the device, its artifact's mutation id) is never reused.
 	l.repairs++
+	l.persistIndex()
 	ctx, cancel := context.WithCancelCause(l.ctx)
 	d.busy, d.repairCancel = repairBusy, cancel
-	job := &pushJob{ctx: ctx, id: "kedge-repair-" + name + "-" + strconv.FormatUint(l.repairs, 10),
+	job := &pushJob{ctx: ctx, id: "kedge-repair-" + name + "-" + strconv.FormatUint(l.repairs, 10), repair: l.repairs,
 		target: d.target, scope: d.target, rollback: l.rollback()}
 	l.c.log.Info("repairing drift", "device", name, "paths", d.drift, "level", l.acc.Level)
 	d.man.in.Put(func(m *devman) { m.push(m.ctx, job) })
@@ -444,14 +447,6 @@ func (l *loop) onRepair(ev evPush, res pushResult) {
 	d.repairAfter = o.Now().Add(d.repairBackoff)
 	name := ev.device
 	time.AfterFunc(d.repairBackoff, func() { l.c.in.Put(evRetryRepair{device: name}) })
-}
-
-func deviceChanges(dev string, ops []mu.Op) []DeviceChange {
-	out := make([]DeviceChange, 0, len(ops))
-	for _, op := range ops {
-		out = append(out, DeviceChange{Device: dev, Op: op.Kind.String(), Path: op.PathString(), Before: op.Before, After: op.Value})
-	}
-	return out
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {

@@ -2,7 +2,6 @@ package underlay
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -244,52 +243,4 @@ func entryOf(p []*gpb.PathElem) []*gpb.PathElem {
 		return p[:4]
 	}
 	return p[:2]
-}
-
-// notary hands executed mutations to the notary, oldest first; one it
-// refuses is tried again at the next flush.
-func (l *loop) notary() {
-	if l.c.opt.Notary == nil {
-		for _, id := range l.unnotary {
-			if r := l.recs[id]; r != nil {
-				r.Pushed = nil // nobody wants them: do not keep them
-			}
-		}
-		l.unnotary = nil
-		return
-	}
-	for len(l.unnotary) > 0 {
-		id := l.unnotary[0]
-		r := l.recs[id]
-		if r == nil || r.Recorded {
-			l.unnotary = l.unnotary[1:]
-			continue
-		}
-		m := ExecutedMutation{ID: id, Sequence: r.Seq, Time: unixTime(r.ExecutedAt), Proposer: r.Request.Proposer,
-			Tier: r.Request.Tier, Level: r.Level, Changes: r.Pushed}
-		ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
-		err := l.c.opt.Notary.RecordUnderlay(ctx, m)
-		cancel()
-		if err != nil {
-			l.c.log.Warn("notary refused an executed mutation; retrying", "mutation", id, "err", err)
-			return
-		}
-		r.Recorded, r.Pushed = true, nil
-		l.persistRecord(id, r)
-		l.unnotary = l.unnotary[1:]
-	}
-}
-
-// repairRecord hands a drift repair to the notary.
-func (l *loop) repairRecord(ev evPush, res pushResult) {
-	if l.c.opt.Notary == nil {
-		return
-	}
-	m := ExecutedMutation{ID: "repair/" + ev.device + "/" + strconv.FormatUint(l.repairs, 10), Time: ev.at,
-		Proposer: "kedge", Tier: "master", Level: l.acc.Level, Changes: deviceChanges(ev.device, res.ops)}
-	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
-	defer cancel()
-	if err := l.c.opt.Notary.RecordUnderlay(ctx, m); err != nil {
-		l.c.log.Warn("notary refused a drift repair", "device", ev.device, "err", err)
-	}
 }

@@ -134,12 +134,17 @@ func (c *conn) dial() (notaryv1.NotaryServiceClient, context.Context, func(), er
 	return notaryv1.NewNotaryServiceClient(cc), ctx, func() { cancel(); cc.Close() }, nil
 }
 
+// artifactTypes are the --type values: mutation is a commit to the tree,
+// device-push configuration pushed to network devices (the underlay).
 var artifactTypes = map[string]qmv1.ArtifactType{
-	"mutation":   qmv1.ArtifactType_ARTIFACT_TYPE_NETWORK_MUTATION,
-	"transit":    qmv1.ArtifactType_ARTIFACT_TYPE_SESSION_TRANSIT,
-	"forensic":   qmv1.ArtifactType_ARTIFACT_TYPE_POSTURE_FORENSIC_SNAPSHOT,
-	"transition": qmv1.ArtifactType_ARTIFACT_TYPE_POSTURE_TRANSITION,
+	"mutation":    qmv1.ArtifactType_ARTIFACT_TYPE_NETWORK_MUTATION,
+	"device-push": qmv1.ArtifactType_ARTIFACT_TYPE_DEVICE_PUSH,
+	"transit":     qmv1.ArtifactType_ARTIFACT_TYPE_SESSION_TRANSIT,
+	"forensic":    qmv1.ArtifactType_ARTIFACT_TYPE_POSTURE_FORENSIC_SNAPSHOT,
+	"transition":  qmv1.ArtifactType_ARTIFACT_TYPE_POSTURE_TRANSITION,
 }
+
+const typeNames = "mutation (tree commits), device-push (underlay device pushes), transit, forensic, transition"
 
 // parseTime takes RFC 3339 or nanoseconds since the epoch.
 func parseTime(s string) (int64, error) {
@@ -161,7 +166,7 @@ func notaryQuery(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(io.Discard)
 	var c conn
 	c.bind(fs)
-	types := fs.String("type", "", "comma-separated: mutation, transit, forensic, transition (default: all)")
+	types := fs.String("type", "", "comma-separated: "+typeNames+" (default: all)")
 	levels := fs.String("level", "", "comma-separated posture levels 1..5 the events happened at (default: all)")
 	since := fs.String("since", "", "events at or after this time (RFC 3339 or ns)")
 	until := fs.String("until", "", "events before this time (RFC 3339 or ns)")
@@ -173,7 +178,7 @@ func notaryQuery(args []string, stdout, stderr io.Writer) error {
 	for _, t := range splitList(*types) {
 		at, ok := artifactTypes[t]
 		if !ok {
-			return fmt.Errorf("query: unknown type %q (mutation, transit, forensic, transition)", t)
+			return fmt.Errorf("query: unknown type %q (%s)", t, typeNames)
 		}
 		req.Types = append(req.Types, at)
 	}

@@ -89,6 +89,22 @@ func TestNotaryVerbs(t *testing.T) {
 	if _, errs, code = notaryVerb(t, "query", sock, "--type=bogus"); code == 0 {
 		t.Errorf("an unknown type was accepted: %s", errs)
 	}
+	// A device push (the underlay's record) is its own type, by level.
+	push := notarymodel.DevicePush{MutationID: "m-cli", QueueSeq: 3, Proposer: "alice", Tier: "operator", Level: 3,
+		Changes: []notarymodel.ContainerChange{{Device: "sw1", Path: "/vlans/vlan[vlan-id=10]", After: []byte(`{"vlan-id":10}`)}}}
+	if err := n.RecordDevicePush(context.Background(), push); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code = notaryVerb(t, "query", sock, "--type=device-push", "--level=3")
+	if code != 0 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, `"devicePush"`) || !strings.Contains(out, `"m-cli"`) {
+		t.Fatalf("query --type=device-push --level=3: %d %s %s", code, out, errs)
+	}
+	if out, _, _ = notaryVerb(t, "query", sock, "--type=device-push", "--level=5"); strings.TrimSpace(out) != "" {
+		t.Errorf("device pushes at level 5: %s", out)
+	}
+	if out, _, _ = notaryVerb(t, "query", sock, "--type=mutation"); strings.Contains(out, "devicePush") {
+		t.Errorf("--type=mutation lists a device push: %s", out)
+	}
 	out, errs, code = notaryVerb(t, "get", sock, "--key="+filepath.Join(dir, "notary", "key.pub"), "0")
 	if code != 0 || !strings.Contains(out, "inclusion proof: ok") {
 		t.Fatalf("get 0: %d %s %s", code, out, errs)

@@ -42,6 +42,11 @@ const (
 	ArtifactType_ARTIFACT_TYPE_POSTURE_FORENSIC_SNAPSHOT ArtifactType = 3
 	// A posture transition with each step's timing and result.
 	ArtifactType_ARTIFACT_TYPE_POSTURE_TRANSITION ArtifactType = 4
+	// Configuration Kedge pushed to network devices (an executed underlay
+	// mutation or a drift repair): a NetworkMutationArtifact with
+	// device_push set. Listed apart from the commits to Kedge's own tree
+	// (ARTIFACT_TYPE_NETWORK_MUTATION); ask for both to see every change.
+	ArtifactType_ARTIFACT_TYPE_DEVICE_PUSH ArtifactType = 5
 )
 
 // Enum value maps for ArtifactType.
@@ -52,6 +57,7 @@ var (
 		2: "ARTIFACT_TYPE_SESSION_TRANSIT",
 		3: "ARTIFACT_TYPE_POSTURE_FORENSIC_SNAPSHOT",
 		4: "ARTIFACT_TYPE_POSTURE_TRANSITION",
+		5: "ARTIFACT_TYPE_DEVICE_PUSH",
 	}
 	ArtifactType_value = map[string]int32{
 		"ARTIFACT_TYPE_UNSPECIFIED":               0,
@@ -59,6 +65,7 @@ var (
 		"ARTIFACT_TYPE_SESSION_TRANSIT":           2,
 		"ARTIFACT_TYPE_POSTURE_FORENSIC_SNAPSHOT": 3,
 		"ARTIFACT_TYPE_POSTURE_TRANSITION":        4,
+		"ARTIFACT_TYPE_DEVICE_PUSH":               5,
 	}
 )
 
@@ -153,6 +160,8 @@ const (
 	LeafOperation_LEAF_OPERATION_UNSPECIFIED LeafOperation = 0
 	LeafOperation_LEAF_OPERATION_UPDATE      LeafOperation = 1
 	LeafOperation_LEAF_OPERATION_DELETE      LeafOperation = 2
+	// A device push replaced a whole OpenConfig container on a device.
+	LeafOperation_LEAF_OPERATION_REPLACE LeafOperation = 3
 )
 
 // Enum value maps for LeafOperation.
@@ -161,11 +170,13 @@ var (
 		0: "LEAF_OPERATION_UNSPECIFIED",
 		1: "LEAF_OPERATION_UPDATE",
 		2: "LEAF_OPERATION_DELETE",
+		3: "LEAF_OPERATION_REPLACE",
 	}
 	LeafOperation_value = map[string]int32{
 		"LEAF_OPERATION_UNSPECIFIED": 0,
 		"LEAF_OPERATION_UPDATE":      1,
 		"LEAF_OPERATION_DELETE":      2,
+		"LEAF_OPERATION_REPLACE":     3,
 	}
 )
 
@@ -194,6 +205,112 @@ func (x LeafOperation) Number() protoreflect.EnumNumber {
 // Deprecated: Use LeafOperation.Descriptor instead.
 func (LeafOperation) EnumDescriptor() ([]byte, []int) {
 	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{2}
+}
+
+// DevicePushKind says why Kedge pushed configuration to devices.
+type DevicePushKind int32
+
+const (
+	DevicePushKind_DEVICE_PUSH_KIND_UNSPECIFIED DevicePushKind = 0
+	// An underlay mutation (/kedge/underlay/mutations) executed.
+	DevicePushKind_DEVICE_PUSH_KIND_MUTATION DevicePushKind = 1
+	// Kedge put back configuration that drifted on a device.
+	DevicePushKind_DEVICE_PUSH_KIND_DRIFT_REPAIR DevicePushKind = 2
+)
+
+// Enum value maps for DevicePushKind.
+var (
+	DevicePushKind_name = map[int32]string{
+		0: "DEVICE_PUSH_KIND_UNSPECIFIED",
+		1: "DEVICE_PUSH_KIND_MUTATION",
+		2: "DEVICE_PUSH_KIND_DRIFT_REPAIR",
+	}
+	DevicePushKind_value = map[string]int32{
+		"DEVICE_PUSH_KIND_UNSPECIFIED":  0,
+		"DEVICE_PUSH_KIND_MUTATION":     1,
+		"DEVICE_PUSH_KIND_DRIFT_REPAIR": 2,
+	}
+)
+
+func (x DevicePushKind) Enum() *DevicePushKind {
+	p := new(DevicePushKind)
+	*p = x
+	return p
+}
+
+func (x DevicePushKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DevicePushKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_kedge_quartermaster_v1_artifact_proto_enumTypes[3].Descriptor()
+}
+
+func (DevicePushKind) Type() protoreflect.EnumType {
+	return &file_kedge_quartermaster_v1_artifact_proto_enumTypes[3]
+}
+
+func (x DevicePushKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DevicePushKind.Descriptor instead.
+func (DevicePushKind) EnumDescriptor() ([]byte, []int) {
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{3}
+}
+
+// DevicePushResult is how a push ended.
+type DevicePushResult int32
+
+const (
+	DevicePushResult_DEVICE_PUSH_RESULT_UNSPECIFIED DevicePushResult = 0
+	// Every device the push addressed holds it (confirmed, or held it
+	// already).
+	DevicePushResult_DEVICE_PUSH_RESULT_EXECUTED DevicePushResult = 1
+	// Some devices refused or rolled back (reason says which and why); the
+	// changes are what the devices that confirmed now hold.
+	DevicePushResult_DEVICE_PUSH_RESULT_FAILED DevicePushResult = 2
+)
+
+// Enum value maps for DevicePushResult.
+var (
+	DevicePushResult_name = map[int32]string{
+		0: "DEVICE_PUSH_RESULT_UNSPECIFIED",
+		1: "DEVICE_PUSH_RESULT_EXECUTED",
+		2: "DEVICE_PUSH_RESULT_FAILED",
+	}
+	DevicePushResult_value = map[string]int32{
+		"DEVICE_PUSH_RESULT_UNSPECIFIED": 0,
+		"DEVICE_PUSH_RESULT_EXECUTED":    1,
+		"DEVICE_PUSH_RESULT_FAILED":      2,
+	}
+)
+
+func (x DevicePushResult) Enum() *DevicePushResult {
+	p := new(DevicePushResult)
+	*p = x
+	return p
+}
+
+func (x DevicePushResult) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DevicePushResult) Descriptor() protoreflect.EnumDescriptor {
+	return file_kedge_quartermaster_v1_artifact_proto_enumTypes[4].Descriptor()
+}
+
+func (DevicePushResult) Type() protoreflect.EnumType {
+	return &file_kedge_quartermaster_v1_artifact_proto_enumTypes[4]
+}
+
+func (x DevicePushResult) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DevicePushResult.Descriptor instead.
+func (DevicePushResult) EnumDescriptor() ([]byte, []int) {
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{4}
 }
 
 // TransitKind is the session boundary crossed.
@@ -239,11 +356,11 @@ func (x TransitKind) String() string {
 }
 
 func (TransitKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_kedge_quartermaster_v1_artifact_proto_enumTypes[3].Descriptor()
+	return file_kedge_quartermaster_v1_artifact_proto_enumTypes[5].Descriptor()
 }
 
 func (TransitKind) Type() protoreflect.EnumType {
-	return &file_kedge_quartermaster_v1_artifact_proto_enumTypes[3]
+	return &file_kedge_quartermaster_v1_artifact_proto_enumTypes[5]
 }
 
 func (x TransitKind) Number() protoreflect.EnumNumber {
@@ -252,7 +369,7 @@ func (x TransitKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TransitKind.Descriptor instead.
 func (TransitKind) EnumDescriptor() ([]byte, []int) {
-	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{3}
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{5}
 }
 
 // FrameDirection says who sent a Shellstream frame.
@@ -289,11 +406,11 @@ func (x FrameDirection) String() string {
 }
 
 func (FrameDirection) Descriptor() protoreflect.EnumDescriptor {
-	return file_kedge_quartermaster_v1_artifact_proto_enumTypes[4].Descriptor()
+	return file_kedge_quartermaster_v1_artifact_proto_enumTypes[6].Descriptor()
 }
 
 func (FrameDirection) Type() protoreflect.EnumType {
-	return &file_kedge_quartermaster_v1_artifact_proto_enumTypes[4]
+	return &file_kedge_quartermaster_v1_artifact_proto_enumTypes[6]
 }
 
 func (x FrameDirection) Number() protoreflect.EnumNumber {
@@ -302,7 +419,7 @@ func (x FrameDirection) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FrameDirection.Descriptor instead.
 func (FrameDirection) EnumDescriptor() ([]byte, []int) {
-	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{4}
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{6}
 }
 
 // Fidelity is what the accord in force asked of the notary when the entry
@@ -565,7 +682,9 @@ type Writer struct {
 	Identity string `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
 	// Tier: master, site-owner, operator or observer.
 	Tier string `protobuf:"bytes,2,opt,name=tier,proto3" json:"tier,omitempty"`
-	// How the identity was established: password, certificate or unix.
+	// How the identity was established: password, certificate or unix; for
+	// a device push, proposal (the mutation's proposer and tier) or
+	// drift-repair (the node itself).
 	Method        string `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -630,8 +749,12 @@ type LeafChange struct {
 	Operation LeafOperation `protobuf:"varint,2,opt,name=operation,proto3,enum=kedge.quartermaster.v1.LeafOperation" json:"operation,omitempty"`
 	// SHA-256 of the canonical value before and after (empty where the leaf
 	// was absent).
-	BeforeSha256  []byte `protobuf:"bytes,3,opt,name=before_sha256,json=beforeSha256,proto3" json:"before_sha256,omitempty"`
-	AfterSha256   []byte `protobuf:"bytes,4,opt,name=after_sha256,json=afterSha256,proto3" json:"after_sha256,omitempty"`
+	BeforeSha256 []byte `protobuf:"bytes,3,opt,name=before_sha256,json=beforeSha256,proto3" json:"before_sha256,omitempty"`
+	AfterSha256  []byte `protobuf:"bytes,4,opt,name=after_sha256,json=afterSha256,proto3" json:"after_sha256,omitempty"`
+	// For a device push: the device holding the container. path is then the
+	// container's OpenConfig path on that device, and the hashes are over
+	// its canonical JSON (see DevicePush).
+	Device        string `protobuf:"bytes,5,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -694,6 +817,13 @@ func (x *LeafChange) GetAfterSha256() []byte {
 	return nil
 }
 
+func (x *LeafChange) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
 // NetworkMutationArtifact records one committed config transaction.
 type NetworkMutationArtifact struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -719,7 +849,16 @@ type NetworkMutationArtifact struct {
 	// The commit carried no annotation (a store without the notary's hook),
 	// so the writer is unknown and before_sha256 is empty for every change,
 	// whether or not the leaf existed.
-	Unannotated   bool `protobuf:"varint,10,opt,name=unannotated,proto3" json:"unannotated,omitempty"`
+	Unannotated bool `protobuf:"varint,10,opt,name=unannotated,proto3" json:"unannotated,omitempty"`
+	// Set when the artifact records configuration Kedge pushed to network
+	// devices (the underlay) instead of a commit to its own tree. Then
+	// commit_sequence is 0 and commit_unix_nano is when the push executed;
+	// writer is the mutation's proposer and tier (method "proposal"), or
+	// the node itself for a drift repair (identity "kedge", tier master,
+	// method "drift-repair"); posture_level is the level it executed at;
+	// each change is one OpenConfig container on one device, listed and
+	// digested under the same fidelity rules as leaves.
+	DevicePush    *DevicePush `protobuf:"bytes,11,opt,name=device_push,json=devicePush,proto3" json:"device_push,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -824,6 +963,127 @@ func (x *NetworkMutationArtifact) GetUnannotated() bool {
 	return false
 }
 
+func (x *NetworkMutationArtifact) GetDevicePush() *DevicePush {
+	if x != nil {
+		return x.DevicePush
+	}
+	return nil
+}
+
+// DevicePush is what a NetworkMutationArtifact of a device push adds.
+//
+// Hashes: a change's before_sha256 and after_sha256 are SHA-256 of the
+// container's canonical JSON (RFC 7951 with module names dropped from
+// member names, members sorted, no insignificant whitespace, numbers as
+// the device wrote them; models/underlay.Canonical), empty where the
+// container was absent. The canonical form makes a container's
+// before_sha256 equal to the after_sha256 of the push that last wrote it,
+// unless something else changed it meanwhile. changes_sha256 is SHA-256
+// over every change in order: the device's and the path's length and
+// bytes, the operation (1 replace, 2 delete), then each hash's length
+// and bytes, lengths as unsigned varints (models/notary.DevicePushDigest).
+type DevicePush struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  DevicePushKind         `protobuf:"varint,1,opt,name=kind,proto3,enum=kedge.quartermaster.v1.DevicePushKind" json:"kind,omitempty"`
+	// The mutation's id (/kedge/underlay/mutations/mutation[id]); for a
+	// drift repair "repair/DEVICE/N", N counting the node's repairs.
+	MutationId string `protobuf:"bytes,2,opt,name=mutation_id,json=mutationId,proto3" json:"mutation_id,omitempty"`
+	// The mutation's sequence in the underlay's queue (0 for a repair).
+	// With mutation_id it identifies the push: the notary records each
+	// (mutation_id, queue_sequence) once, however often it is offered.
+	QueueSequence uint64 `protobuf:"varint,3,opt,name=queue_sequence,json=queueSequence,proto3" json:"queue_sequence,omitempty"`
+	// The tree commit whose underlay intent the mutation compiled: the
+	// commit_sequence of that commit's own NetworkMutationArtifact (0 for a
+	// repair).
+	IntentSequence uint64 `protobuf:"varint,4,opt,name=intent_sequence,json=intentSequence,proto3" json:"intent_sequence,omitempty"`
+	// The devices the push changed, sorted.
+	Devices []string         `protobuf:"bytes,5,rep,name=devices,proto3" json:"devices,omitempty"`
+	Result  DevicePushResult `protobuf:"varint,6,opt,name=result,proto3,enum=kedge.quartermaster.v1.DevicePushResult" json:"result,omitempty"`
+	// Why a failed push failed, device by device.
+	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicePush) Reset() {
+	*x = DevicePush{}
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicePush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicePush) ProtoMessage() {}
+
+func (x *DevicePush) ProtoReflect() protoreflect.Message {
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicePush.ProtoReflect.Descriptor instead.
+func (*DevicePush) Descriptor() ([]byte, []int) {
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DevicePush) GetKind() DevicePushKind {
+	if x != nil {
+		return x.Kind
+	}
+	return DevicePushKind_DEVICE_PUSH_KIND_UNSPECIFIED
+}
+
+func (x *DevicePush) GetMutationId() string {
+	if x != nil {
+		return x.MutationId
+	}
+	return ""
+}
+
+func (x *DevicePush) GetQueueSequence() uint64 {
+	if x != nil {
+		return x.QueueSequence
+	}
+	return 0
+}
+
+func (x *DevicePush) GetIntentSequence() uint64 {
+	if x != nil {
+		return x.IntentSequence
+	}
+	return 0
+}
+
+func (x *DevicePush) GetDevices() []string {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *DevicePush) GetResult() DevicePushResult {
+	if x != nil {
+		return x.Result
+	}
+	return DevicePushResult_DEVICE_PUSH_RESULT_UNSPECIFIED
+}
+
+func (x *DevicePush) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // FrameHeader is the header of one Shellstream frame (level 1 only).
 type FrameHeader struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -842,7 +1102,7 @@ type FrameHeader struct {
 
 func (x *FrameHeader) Reset() {
 	*x = FrameHeader{}
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[5]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +1114,7 @@ func (x *FrameHeader) String() string {
 func (*FrameHeader) ProtoMessage() {}
 
 func (x *FrameHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[5]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1127,7 @@ func (x *FrameHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FrameHeader.ProtoReflect.Descriptor instead.
 func (*FrameHeader) Descriptor() ([]byte, []int) {
-	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{5}
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FrameHeader) GetDirection() FrameDirection {
@@ -944,7 +1204,7 @@ type SessionTransitArtifact struct {
 
 func (x *SessionTransitArtifact) Reset() {
 	*x = SessionTransitArtifact{}
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[6]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1216,7 @@ func (x *SessionTransitArtifact) String() string {
 func (*SessionTransitArtifact) ProtoMessage() {}
 
 func (x *SessionTransitArtifact) ProtoReflect() protoreflect.Message {
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[6]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1229,7 @@ func (x *SessionTransitArtifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionTransitArtifact.ProtoReflect.Descriptor instead.
 func (*SessionTransitArtifact) Descriptor() ([]byte, []int) {
-	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{6}
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SessionTransitArtifact) GetSessionId() string {
@@ -1090,7 +1350,7 @@ type PostureForensicSnapshot struct {
 
 func (x *PostureForensicSnapshot) Reset() {
 	*x = PostureForensicSnapshot{}
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[7]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1362,7 @@ func (x *PostureForensicSnapshot) String() string {
 func (*PostureForensicSnapshot) ProtoMessage() {}
 
 func (x *PostureForensicSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[7]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1375,7 @@ func (x *PostureForensicSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostureForensicSnapshot.ProtoReflect.Descriptor instead.
 func (*PostureForensicSnapshot) Descriptor() ([]byte, []int) {
-	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{7}
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PostureForensicSnapshot) GetTransitionSequence() uint64 {
@@ -1204,7 +1464,7 @@ type PostureStep struct {
 
 func (x *PostureStep) Reset() {
 	*x = PostureStep{}
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[8]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1476,7 @@ func (x *PostureStep) String() string {
 func (*PostureStep) ProtoMessage() {}
 
 func (x *PostureStep) ProtoReflect() protoreflect.Message {
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[8]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1489,7 @@ func (x *PostureStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostureStep.ProtoReflect.Descriptor instead.
 func (*PostureStep) Descriptor() ([]byte, []int) {
-	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{8}
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PostureStep) GetIndex() uint32 {
@@ -1295,7 +1555,7 @@ type PostureTransitionArtifact struct {
 
 func (x *PostureTransitionArtifact) Reset() {
 	*x = PostureTransitionArtifact{}
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[9]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1567,7 @@ func (x *PostureTransitionArtifact) String() string {
 func (*PostureTransitionArtifact) ProtoMessage() {}
 
 func (x *PostureTransitionArtifact) ProtoReflect() protoreflect.Message {
-	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[9]
+	mi := &file_kedge_quartermaster_v1_artifact_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1580,7 @@ func (x *PostureTransitionArtifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostureTransitionArtifact.ProtoReflect.Descriptor instead.
 func (*PostureTransitionArtifact) Descriptor() ([]byte, []int) {
-	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{9}
+	return file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PostureTransitionArtifact) GetSequence() uint64 {
@@ -1415,13 +1675,14 @@ const file_kedge_quartermaster_v1_artifact_proto_rawDesc = "" +
 	"\x06Writer\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x12\n" +
 	"\x04tier\x18\x02 \x01(\tR\x04tier\x12\x16\n" +
-	"\x06method\x18\x03 \x01(\tR\x06method\"\xad\x01\n" +
+	"\x06method\x18\x03 \x01(\tR\x06method\"\xc5\x01\n" +
 	"\n" +
 	"LeafChange\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12C\n" +
 	"\toperation\x18\x02 \x01(\x0e2%.kedge.quartermaster.v1.LeafOperationR\toperation\x12#\n" +
 	"\rbefore_sha256\x18\x03 \x01(\fR\fbeforeSha256\x12!\n" +
-	"\fafter_sha256\x18\x04 \x01(\fR\vafterSha256\"\xbe\x03\n" +
+	"\fafter_sha256\x18\x04 \x01(\fR\vafterSha256\x12\x16\n" +
+	"\x06device\x18\x05 \x01(\tR\x06device\"\x83\x04\n" +
 	"\x17NetworkMutationArtifact\x12'\n" +
 	"\x0fcommit_sequence\x18\x01 \x01(\x04R\x0ecommitSequence\x12(\n" +
 	"\x10commit_unix_nano\x18\x02 \x01(\x03R\x0ecommitUnixNano\x126\n" +
@@ -1433,7 +1694,19 @@ const file_kedge_quartermaster_v1_artifact_proto_rawDesc = "" +
 	"\x0echanges_sha256\x18\b \x01(\fR\rchangesSha256\x12\x1c\n" +
 	"\trecovered\x18\t \x01(\bR\trecovered\x12 \n" +
 	"\vunannotated\x18\n" +
-	" \x01(\bR\vunannotated\"\xea\x01\n" +
+	" \x01(\bR\vunannotated\x12C\n" +
+	"\vdevice_push\x18\v \x01(\v2\".kedge.quartermaster.v1.DevicePushR\n" +
+	"devicePush\"\xad\x02\n" +
+	"\n" +
+	"DevicePush\x12:\n" +
+	"\x04kind\x18\x01 \x01(\x0e2&.kedge.quartermaster.v1.DevicePushKindR\x04kind\x12\x1f\n" +
+	"\vmutation_id\x18\x02 \x01(\tR\n" +
+	"mutationId\x12%\n" +
+	"\x0equeue_sequence\x18\x03 \x01(\x04R\rqueueSequence\x12'\n" +
+	"\x0fintent_sequence\x18\x04 \x01(\x04R\x0eintentSequence\x12\x18\n" +
+	"\adevices\x18\x05 \x03(\tR\adevices\x12@\n" +
+	"\x06result\x18\x06 \x01(\x0e2(.kedge.quartermaster.v1.DevicePushResultR\x06result\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\"\xea\x01\n" +
 	"\vFrameHeader\x12D\n" +
 	"\tdirection\x18\x01 \x01(\x0e2&.kedge.quartermaster.v1.FrameDirectionR\tdirection\x12\x1d\n" +
 	"\n" +
@@ -1488,22 +1761,32 @@ const file_kedge_quartermaster_v1_artifact_proto_rawDesc = "" +
 	"\x0eduration_nanos\x18\x06 \x01(\x03R\rdurationNanos\x12\x16\n" +
 	"\x06result\x18\a \x01(\tR\x06result\x12\x16\n" +
 	"\x06resume\x18\b \x01(\bR\x06resume\x129\n" +
-	"\x05steps\x18\t \x03(\v2#.kedge.quartermaster.v1.PostureStepR\x05steps*\xc7\x01\n" +
+	"\x05steps\x18\t \x03(\v2#.kedge.quartermaster.v1.PostureStepR\x05steps*\xe6\x01\n" +
 	"\fArtifactType\x12\x1d\n" +
 	"\x19ARTIFACT_TYPE_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eARTIFACT_TYPE_NETWORK_MUTATION\x10\x01\x12!\n" +
 	"\x1dARTIFACT_TYPE_SESSION_TRANSIT\x10\x02\x12+\n" +
 	"'ARTIFACT_TYPE_POSTURE_FORENSIC_SNAPSHOT\x10\x03\x12$\n" +
-	" ARTIFACT_TYPE_POSTURE_TRANSITION\x10\x04*v\n" +
+	" ARTIFACT_TYPE_POSTURE_TRANSITION\x10\x04\x12\x1d\n" +
+	"\x19ARTIFACT_TYPE_DEVICE_PUSH\x10\x05*v\n" +
 	"\tFlushMode\x12\x1a\n" +
 	"\x16FLUSH_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12FLUSH_MODE_BATCHED\x10\x01\x12\x18\n" +
 	"\x14FLUSH_MODE_IMMEDIATE\x10\x02\x12\x1b\n" +
-	"\x17FLUSH_MODE_EVERY_RECORD\x10\x03*e\n" +
+	"\x17FLUSH_MODE_EVERY_RECORD\x10\x03*\x81\x01\n" +
 	"\rLeafOperation\x12\x1e\n" +
 	"\x1aLEAF_OPERATION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15LEAF_OPERATION_UPDATE\x10\x01\x12\x19\n" +
-	"\x15LEAF_OPERATION_DELETE\x10\x02*\xa1\x01\n" +
+	"\x15LEAF_OPERATION_DELETE\x10\x02\x12\x1a\n" +
+	"\x16LEAF_OPERATION_REPLACE\x10\x03*t\n" +
+	"\x0eDevicePushKind\x12 \n" +
+	"\x1cDEVICE_PUSH_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19DEVICE_PUSH_KIND_MUTATION\x10\x01\x12!\n" +
+	"\x1dDEVICE_PUSH_KIND_DRIFT_REPAIR\x10\x02*v\n" +
+	"\x10DevicePushResult\x12\"\n" +
+	"\x1eDEVICE_PUSH_RESULT_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bDEVICE_PUSH_RESULT_EXECUTED\x10\x01\x12\x1d\n" +
+	"\x19DEVICE_PUSH_RESULT_FAILED\x10\x02*\xa1\x01\n" +
 	"\vTransitKind\x12\x1c\n" +
 	"\x18TRANSIT_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11TRANSIT_KIND_OPEN\x10\x01\x12\x16\n" +
@@ -1529,44 +1812,50 @@ func file_kedge_quartermaster_v1_artifact_proto_rawDescGZIP() []byte {
 	return file_kedge_quartermaster_v1_artifact_proto_rawDescData
 }
 
-var file_kedge_quartermaster_v1_artifact_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_kedge_quartermaster_v1_artifact_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_kedge_quartermaster_v1_artifact_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_kedge_quartermaster_v1_artifact_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_kedge_quartermaster_v1_artifact_proto_goTypes = []any{
 	(ArtifactType)(0),                 // 0: kedge.quartermaster.v1.ArtifactType
 	(FlushMode)(0),                    // 1: kedge.quartermaster.v1.FlushMode
 	(LeafOperation)(0),                // 2: kedge.quartermaster.v1.LeafOperation
-	(TransitKind)(0),                  // 3: kedge.quartermaster.v1.TransitKind
-	(FrameDirection)(0),               // 4: kedge.quartermaster.v1.FrameDirection
-	(*Fidelity)(nil),                  // 5: kedge.quartermaster.v1.Fidelity
-	(*LogEntry)(nil),                  // 6: kedge.quartermaster.v1.LogEntry
-	(*Writer)(nil),                    // 7: kedge.quartermaster.v1.Writer
-	(*LeafChange)(nil),                // 8: kedge.quartermaster.v1.LeafChange
-	(*NetworkMutationArtifact)(nil),   // 9: kedge.quartermaster.v1.NetworkMutationArtifact
-	(*FrameHeader)(nil),               // 10: kedge.quartermaster.v1.FrameHeader
-	(*SessionTransitArtifact)(nil),    // 11: kedge.quartermaster.v1.SessionTransitArtifact
-	(*PostureForensicSnapshot)(nil),   // 12: kedge.quartermaster.v1.PostureForensicSnapshot
-	(*PostureStep)(nil),               // 13: kedge.quartermaster.v1.PostureStep
-	(*PostureTransitionArtifact)(nil), // 14: kedge.quartermaster.v1.PostureTransitionArtifact
+	(DevicePushKind)(0),               // 3: kedge.quartermaster.v1.DevicePushKind
+	(DevicePushResult)(0),             // 4: kedge.quartermaster.v1.DevicePushResult
+	(TransitKind)(0),                  // 5: kedge.quartermaster.v1.TransitKind
+	(FrameDirection)(0),               // 6: kedge.quartermaster.v1.FrameDirection
+	(*Fidelity)(nil),                  // 7: kedge.quartermaster.v1.Fidelity
+	(*LogEntry)(nil),                  // 8: kedge.quartermaster.v1.LogEntry
+	(*Writer)(nil),                    // 9: kedge.quartermaster.v1.Writer
+	(*LeafChange)(nil),                // 10: kedge.quartermaster.v1.LeafChange
+	(*NetworkMutationArtifact)(nil),   // 11: kedge.quartermaster.v1.NetworkMutationArtifact
+	(*DevicePush)(nil),                // 12: kedge.quartermaster.v1.DevicePush
+	(*FrameHeader)(nil),               // 13: kedge.quartermaster.v1.FrameHeader
+	(*SessionTransitArtifact)(nil),    // 14: kedge.quartermaster.v1.SessionTransitArtifact
+	(*PostureForensicSnapshot)(nil),   // 15: kedge.quartermaster.v1.PostureForensicSnapshot
+	(*PostureStep)(nil),               // 16: kedge.quartermaster.v1.PostureStep
+	(*PostureTransitionArtifact)(nil), // 17: kedge.quartermaster.v1.PostureTransitionArtifact
 }
 var file_kedge_quartermaster_v1_artifact_proto_depIdxs = []int32{
 	1,  // 0: kedge.quartermaster.v1.Fidelity.flush_mode:type_name -> kedge.quartermaster.v1.FlushMode
-	5,  // 1: kedge.quartermaster.v1.LogEntry.fidelity:type_name -> kedge.quartermaster.v1.Fidelity
-	9,  // 2: kedge.quartermaster.v1.LogEntry.network_mutation:type_name -> kedge.quartermaster.v1.NetworkMutationArtifact
-	11, // 3: kedge.quartermaster.v1.LogEntry.session_transit:type_name -> kedge.quartermaster.v1.SessionTransitArtifact
-	12, // 4: kedge.quartermaster.v1.LogEntry.forensic_snapshot:type_name -> kedge.quartermaster.v1.PostureForensicSnapshot
-	14, // 5: kedge.quartermaster.v1.LogEntry.posture_transition:type_name -> kedge.quartermaster.v1.PostureTransitionArtifact
+	7,  // 1: kedge.quartermaster.v1.LogEntry.fidelity:type_name -> kedge.quartermaster.v1.Fidelity
+	11, // 2: kedge.quartermaster.v1.LogEntry.network_mutation:type_name -> kedge.quartermaster.v1.NetworkMutationArtifact
+	14, // 3: kedge.quartermaster.v1.LogEntry.session_transit:type_name -> kedge.quartermaster.v1.SessionTransitArtifact
+	15, // 4: kedge.quartermaster.v1.LogEntry.forensic_snapshot:type_name -> kedge.quartermaster.v1.PostureForensicSnapshot
+	17, // 5: kedge.quartermaster.v1.LogEntry.posture_transition:type_name -> kedge.quartermaster.v1.PostureTransitionArtifact
 	2,  // 6: kedge.quartermaster.v1.LeafChange.operation:type_name -> kedge.quartermaster.v1.LeafOperation
-	7,  // 7: kedge.quartermaster.v1.NetworkMutationArtifact.writer:type_name -> kedge.quartermaster.v1.Writer
-	8,  // 8: kedge.quartermaster.v1.NetworkMutationArtifact.changes:type_name -> kedge.quartermaster.v1.LeafChange
-	4,  // 9: kedge.quartermaster.v1.FrameHeader.direction:type_name -> kedge.quartermaster.v1.FrameDirection
-	3,  // 10: kedge.quartermaster.v1.SessionTransitArtifact.kind:type_name -> kedge.quartermaster.v1.TransitKind
-	10, // 11: kedge.quartermaster.v1.SessionTransitArtifact.frame_headers:type_name -> kedge.quartermaster.v1.FrameHeader
-	13, // 12: kedge.quartermaster.v1.PostureTransitionArtifact.steps:type_name -> kedge.quartermaster.v1.PostureStep
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	9,  // 7: kedge.quartermaster.v1.NetworkMutationArtifact.writer:type_name -> kedge.quartermaster.v1.Writer
+	10, // 8: kedge.quartermaster.v1.NetworkMutationArtifact.changes:type_name -> kedge.quartermaster.v1.LeafChange
+	12, // 9: kedge.quartermaster.v1.NetworkMutationArtifact.device_push:type_name -> kedge.quartermaster.v1.DevicePush
+	3,  // 10: kedge.quartermaster.v1.DevicePush.kind:type_name -> kedge.quartermaster.v1.DevicePushKind
+	4,  // 11: kedge.quartermaster.v1.DevicePush.result:type_name -> kedge.quartermaster.v1.DevicePushResult
+	6,  // 12: kedge.quartermaster.v1.FrameHeader.direction:type_name -> kedge.quartermaster.v1.FrameDirection
+	5,  // 13: kedge.quartermaster.v1.SessionTransitArtifact.kind:type_name -> kedge.quartermaster.v1.TransitKind
+	13, // 14: kedge.quartermaster.v1.SessionTransitArtifact.frame_headers:type_name -> kedge.quartermaster.v1.FrameHeader
+	16, // 15: kedge.quartermaster.v1.PostureTransitionArtifact.steps:type_name -> kedge.quartermaster.v1.PostureStep
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_kedge_quartermaster_v1_artifact_proto_init() }
@@ -1585,8 +1874,8 @@ func file_kedge_quartermaster_v1_artifact_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kedge_quartermaster_v1_artifact_proto_rawDesc), len(file_kedge_quartermaster_v1_artifact_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   10,
+			NumEnums:      7,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
