@@ -158,7 +158,7 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 	c.base.record(t, a, set)
 	// The cache now reflects the tree at seq; commits after it must be
 	// observed one by one.
-	clear(c.dirty)
+	c.resetDirty()
 	c.observed, c.synced = seq, true
 	return set, err
 }

@@ -234,7 +234,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	set.Invalid = sortWithheld(set.Invalid)
 	set.Delta = &RouteDelta{Patch: p, PutOrigins: putO}
 	c.base.side, c.base.sideO = sideR, sideO
-	clear(c.dirty)
+	c.resetDirty()
 	c.observed = seq
 	return set, nil
 }
@@ -267,4 +267,15 @@ func hasSide(rs []route.Route, os []Origin, r route.Route, o Origin) bool {
 func sideHas(rs []route.Route, key sortKey) bool {
 	i := sort.Search(len(rs), func(i int) bool { return compareKeys(keyOf(rs[i].Dst, rs[i].Table), key) >= 0 })
 	return i < len(rs) && compareKeys(keyOf(rs[i].Dst, rs[i].Table), key) == 0
+}
+
+// resetDirty empties the set of entries Observe marked, dropping it when
+// a bulk commit made it big: a cleared map keeps its buckets, about 46 B
+// a route after a 100,000-route Set.
+func (c *RouteCache) resetDirty() {
+	if len(c.dirty) > 4096 {
+		c.dirty = nil
+		return
+	}
+	clear(c.dirty)
 }

@@ -153,6 +153,9 @@ func (a *applier) patched(ctx context.Context, s intent.RouteSet, err error) err
 			return err
 		}
 	}
+	if cap(a.status.Routes) > 4096 {
+		a.status.Routes = nil // a bulk change's outcome, written now
+	}
 	a.log.Debug("routes patched", "put", len(s.Delta.Patch.Put), "del", len(s.Delta.Patch.Del),
 		"added", a.status.Added, "removed", a.status.Removed, "state_ops", len(ops))
 	a.follows = err == nil

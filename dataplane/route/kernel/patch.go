@@ -81,7 +81,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 		if _, kept := puts[k]; kept {
 			continue
 		}
-		if kr, ok := kernel[k]; ok {
+		if kr, ok := kernel.get(k); ok {
 			plan.stale = append(plan.stale, kr)
 		}
 	}
@@ -96,7 +96,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 		case rerr == nil:
 			added++
 			if b.cache != nil {
-				b.cache[kernelKey(plan.sent[j])] = plan.sent[j]
+				b.cache.put(plan.sent[j])
 			}
 		case errors.Is(rerr, rtnl.ErrAckLost), err != nil && errors.Is(rerr, err):
 			b.cache = nil // outcome unknown: read the kernel next time
@@ -119,6 +119,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 		removed, delErrs = b.deleteStaleRoutes(ctx, plan.stale)
 		errs = append(errs, delErrs...)
 	}
+	b.scratch.shed()
 	after := b.conn.Counters()
 	b.status = route.Status{Routes: st, Adopted: b.status.Adopted, Added: added, Removed: removed,
 		Messages: after.Messages - before.Messages, Sends: after.Sends - before.Sends,

@@ -86,6 +86,7 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	// A Patch may start from it only if every item is as cfg wants it.
 	b.base = base{ok: len(errs) == 0 && b.held == nil && b.cache != nil, linkEpoch: b.linkEpoch}
 
+	b.scratch.shed()
 	after := b.conn.Counters()
 	st.Messages, st.Sends = after.Messages-before.Messages, after.Sends-before.Sends
 	st.Applied = time.Now()
@@ -151,7 +152,7 @@ func (b *Backend) drainEvents() (drift bool) {
 		case ev.Route.Protocol == b.proto:
 			b.cache, drift = nil, true
 		default:
-			if _, ours := b.cache[kernelKey(ev.Route)]; ours {
+			if b.cache.has(kernelKey(ev.Route)) {
 				b.cache, drift = nil, true // another protocol replaced one of ours
 			}
 		}
@@ -215,7 +216,7 @@ func (b *Backend) linkList() ([]rtnl.Link, error) {
 // kernelRoutes returns Kedge's routes in the kernel, keyed. It keeps them
 // cached between Sets and reads the kernel again only when drainEvents
 // dropped the cache.
-func (b *Backend) kernelRoutes() (map[route.Key]rtnl.Route, error) {
+func (b *Backend) kernelRoutes() (*routeCache, error) {
 	b.drainEvents()
 	if b.cache != nil {
 		return b.cache, nil
@@ -225,9 +226,9 @@ func (b *Backend) kernelRoutes() (map[route.Key]rtnl.Route, error) {
 		return nil, err
 	}
 	b.dumped = true
-	b.cache = make(map[route.Key]rtnl.Route, len(routes))
+	b.cache = newRouteCache(len(routes))
 	for _, r := range routes {
-		b.cache[kernelKey(r)] = r
+		b.cache.put(r)
 	}
 	return b.cache, nil
 }
@@ -260,7 +261,7 @@ func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map
 		case rerr == nil:
 			added++
 			if b.cache != nil {
-				b.cache[kernelKey(p.sent[j])] = p.sent[j]
+				b.cache.put(p.sent[j])
 			}
 		case errors.Is(rerr, rtnl.ErrAckLost):
 			b.cache = nil // outcome unknown: read the kernel next time
@@ -313,7 +314,7 @@ func (p *routePlan) reset() {
 }
 
 // fullPlan compares every route with the kernel.
-func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel map[route.Key]rtnl.Route, p *routePlan) {
+func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel *routeCache, p *routePlan) {
 	sc := &b.scratch
 	check := grow(sc.errs, len(routes))
 	clear(check)
@@ -337,7 +338,7 @@ func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel ma
 		}
 		b.planRoute(i, r, p.norm[i], index, kernel, p)
 	}
-	for k, r := range kernel {
+	for k, r := range kernel.all() {
 		if _, inCfg := keys[k]; !inCfg && (b.held == nil || !b.held.routes[k]) {
 			p.stale = append(p.stale, r)
 		}
@@ -346,7 +347,7 @@ func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel ma
 
 // planRoute plans one valid normalized route: nothing when the kernel
 // already has it, else a create or replace request.
-func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kernel map[route.Key]rtnl.Route, p *routePlan) {
+func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kernel *routeCache, p *routePlan) {
 	p.st[i] = route.RouteStatus{State: route.StateInstalled}
 	oif := 0
 	if n.Device != "" {
@@ -358,7 +359,7 @@ func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kerne
 	}
 	want := b.toKernel(n, oif)
 	flags := uint16(rtnl.FlagCreate)
-	if have, ok := kernel[kernelKey(want)]; ok {
+	if have, ok := kernel.get(kernelKey(want)); ok {
 		if sameRoute(want, have) {
 			return
 		}
@@ -413,7 +414,7 @@ func (b *Backend) deleteStaleRoutes(ctx context.Context, stale []rtnl.Route) (in
 		case rerr == nil, errors.Is(rerr, unix.ESRCH): // already gone is fine
 			removed++
 			if b.cache != nil {
-				delete(b.cache, kernelKey(stale[j]))
+				b.cache.del(kernelKey(stale[j]))
 			}
 		default:
 			if errors.Is(rerr, rtnl.ErrAckLost) {
