@@ -27,7 +27,11 @@ func TestCommitCheck(t *testing.T) {
 	var saw []string
 	refuse := func(p Proposed) error {
 		for _, c := range p.Changes {
-			saw = append(saw, c.Path()+" "+p.Before(c.In, c.Node).String()+"->"+c.In.Leaf(c.Node).String())
+			var after tree.Value // zero where the commit deletes the instance
+			if in := p.Tree.Resolve(c.In); in != nil {
+				after = in.Leaf(c.Node)
+			}
+			saw = append(saw, c.Path()+" "+p.Before(c.In, c.Node).String()+"->"+after.String())
 		}
 		return errNo
 	}

@@ -35,13 +35,13 @@ const (
 type encoder struct {
 	buf    []byte
 	prev   string
-	cur    *tree.Inst
+	cur    tree.Ident
 	leaves []byte
 	n      int
 	// paths memoises rendered instance paths: a bulk commit's groups
 	// share a few parents (the routes container, each new entry), so a
 	// path is its parent's plus one element.
-	paths map[*tree.Inst]string
+	paths map[tree.Ident]string
 }
 
 func newEncoder(seq uint64, ts int64, sizeHint int) *encoder {
@@ -281,23 +281,23 @@ func decodeRecord(b []byte, tx *tree.Txn) (seq uint64, ts int64, err error) {
 	return seq, ts, nil
 }
 
-// path renders in's path from its memoised parent's.
-func (e *encoder) path(in *tree.Inst) string {
-	if p, ok := e.paths[in]; ok {
+// path renders an instance's path from its memoised parent's.
+func (e *encoder) path(x tree.Ident) string {
+	if p, ok := e.paths[x]; ok {
 		return p
 	}
 	var p string
-	if par := in.Parent(); par == nil {
+	if par := x.Parent(); par.IsZero() {
 		p = "/"
 	} else {
-		p = strings.TrimSuffix(e.path(par), "/") + in.Element()
+		p = strings.TrimSuffix(e.path(par), "/") + x.Element()
 	}
 	if e.paths == nil {
-		e.paths = map[*tree.Inst]string{}
+		e.paths = map[tree.Ident]string{}
 	}
 	if len(e.paths) > 4096 {
 		clear(e.paths)
 	}
-	e.paths[in] = p
+	e.paths[x] = p
 	return p
 }

@@ -19,8 +19,8 @@ import (
 const snapshotChunk = 4 << 20
 
 // compactAsync writes a snapshot in the background once the log has grown
-// past the threshold. Commits continue meanwhile, except while the tree is
-// being encoded under the read lock.
+// past the threshold. Commits continue meanwhile: the snapshot is encoded
+// from the version the compaction pinned.
 func (s *Store) compactAsync() {
 	if !s.compacting.TryLock() {
 		return
@@ -50,11 +50,12 @@ func (s *Store) Compact() error {
 
 func (s *Store) compact() error {
 	start := time.Now()
-	s.mu.RLock()
-	seq := s.seq
-	blob := encodeSnapshot(s.t, seq, s.now().UnixNano())
 	// Commits after seq go to a new segment; the snapshot, with the metas
-	// as of now, covers every segment before it.
+	// as of now, covers every segment before it. Holding commitMu for the
+	// switch only, not for the encoding, keeps commits flowing.
+	s.commitMu.Lock()
+	v := s.cur.Load()
+	seq := v.seq
 	s.walMu.Lock()
 	var first uint64
 	var metas map[string][]byte
@@ -73,10 +74,11 @@ func (s *Store) compact() error {
 		}
 	}
 	s.walMu.Unlock()
-	s.mu.RUnlock()
+	s.commitMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("compact at seq %d: %w", seq, err)
 	}
+	blob := encodeSnapshot(v.t, seq, s.now().UnixNano())
 	stored := false
 	err = s.db.Update(func(btx *bolt.Tx) error {
 		if have, ok := storedSeq(btx); ok && have >= seq {
@@ -136,7 +138,7 @@ func (s *Store) compact() error {
 func encodeSnapshot(t *tree.Tree, seq uint64, ts int64) []byte {
 	e := newEncoder(seq, ts, 1<<16)
 	_ = tree.Match{In: t.Root()}.Leaves(func(n *tree.Node) bool { return n.Config }, func(in *tree.Inst, n *tree.Node, v tree.Value) error {
-		e.add(tree.Change{Op: tree.OpUpdate, In: in, Node: n, Val: v})
+		e.add(tree.Change{Op: tree.OpUpdate, In: in.Ident(), Node: n, Val: v})
 		return nil
 	})
 	return e.bytes()

@@ -1,6 +1,7 @@
-// Package store owns Kedge's tree store: one data tree (package
-// gnmi/tree) behind a lock, config commits that are validated, written to
-// a log and fdatasync'd before they are acknowledged, non-durable state
+// Package store owns Kedge's tree store: one versioned data tree (package
+// gnmi/tree) whose writers take turns and whose readers each read a
+// published snapshot with no lock, config commits that are validated,
+// written to a log and fdatasync'd before they are acknowledged, non-durable state
 // commits from reconcilers, and the change feed that gNMI Subscribe and
 // the dataplane reconcilers both read.
 //

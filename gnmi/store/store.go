@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -72,23 +73,28 @@ type Options struct {
 }
 
 // Store is the tree store. All methods are safe for concurrent use.
+//
+// Readers never wait for writers, nor writers for readers: every commit
+// publishes a new version of the tree (an immutable snapshot, see package
+// tree) with one atomic store, and a reader works on the version it
+// loaded for as long as it likes. A version stays in memory while a
+// reader holds it; what it shares with newer versions is not copied.
 type Store struct {
 	schema *tree.Schema
 	db     *bolt.DB
 	log    *slog.Logger
 	now    func() time.Time
 
-	commitMu sync.Mutex   // serialises writers (config and state)
-	mu       sync.RWMutex // guards t against readers while a writer applies
-	t        *tree.Tree
-	seq      uint64 // last published commit
+	commitMu sync.Mutex // serialises writers (config and state)
+	t        *tree.Tree // the writer's tree (commitMu)
+	seq      uint64     // last commit (commitMu)
+	cur      atomic.Pointer[version]
 	feed     *feed
 
 	validators []validatorEntry
 	dir        string
 
-	// walMu guards the log and the metas (lock order: commitMu, mu,
-	// walMu).
+	// walMu guards the log and the metas (lock order: commitMu, walMu).
 	walMu  sync.Mutex
 	wl     *wal.Log
 	metas  map[string][]byte
@@ -113,6 +119,18 @@ type Store struct {
 type validatorEntry struct {
 	prefix string
 	fn     Validator
+}
+
+// version is one published state of the tree: a snapshot and the
+// sequence number of the commit that made it.
+type version struct {
+	t   *tree.Tree
+	seq uint64
+}
+
+// publish makes the writer's tree, as of commit seq, what readers see.
+func (s *Store) publish() {
+	s.cur.Store(&version{t: s.t.Snapshot(), seq: s.seq})
 }
 
 // Open opens (creating if needed) the store in dir and restores the tree
@@ -153,6 +171,7 @@ func Open(dir string, schema *tree.Schema, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.feed = newFeed(s.seq+1, o.FeedBudget)
+	s.publish()
 	if l.snap.legacy {
 		// Give the snapshot its checksums now rather than at the next
 		// compaction, which a quiet node may not reach for a long time.
@@ -208,11 +227,7 @@ func (s *Store) walAppend(payload []byte) error {
 func (s *Store) Schema() *tree.Schema { return s.schema }
 
 // Seq returns the sequence number of the last commit.
-func (s *Store) Seq() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.seq
-}
+func (s *Store) Seq() uint64 { return s.cur.Load().seq }
 
 // AddValidator registers a semantic rule for changes under a schema path
 // prefix such as /kedge/routes ("" for all).
@@ -247,9 +262,10 @@ type Proposed struct {
 	tx      *tree.Txn
 }
 
-// Before returns leaf n of instance in as it was before the commit (zero
-// for an instance the commit creates).
-func (p Proposed) Before(in *tree.Inst, n *tree.Node) tree.Value { return p.tx.Before(in, n) }
+// Before returns leaf n of the instance x names as it was before the
+// commit (zero for an instance the commit creates). Resolve x in Tree
+// for the instance as it will be (nil for one the commit deletes).
+func (p Proposed) Before(x tree.Ident, n *tree.Node) tree.Value { return p.tx.Before(x, n) }
 
 // CommitOptions are the optional parts of a config commit.
 type CommitOptions struct {
@@ -305,8 +321,6 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
@@ -315,9 +329,6 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 		return nil, err
 	}
 	tx.OperationalEntries = o.operational
-	if len(ops) > 64 {
-		tx.Reserve(len(ops))
-	}
 	if err := applyOps(tx, ops); err != nil {
 		tx.Rollback()
 		return nil, err
@@ -368,6 +379,7 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 	}
 	tx.Commit()
 	s.seq = c.Seq
+	s.publish()
 	s.feed.publish(c)
 	if !state && s.compactDue() {
 		s.compactAsync()
@@ -431,39 +443,37 @@ func (s *Store) append(seq uint64, rec []byte, metaKey string, meta, ann []byte)
 	return nil
 }
 
-// Read runs fn with the tree under the read lock. fn must not keep
-// references to instances' values beyond the call.
+// Read runs fn on the tree as of the last commit: a snapshot no writer
+// will change, read with no lock. fn may take as long as it needs (it
+// holds up no commit) and may keep what it read; the version it holds
+// stays in memory until it lets go.
 func (s *Store) Read(fn func(t *tree.Tree) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return fn(s.t)
+	return fn(s.cur.Load().t)
 }
 
-// ReadAt is Read that also passes the sequence number of the last commit
-// the tree holds.
+// ReadAt is Read that also passes the sequence number of the commit the
+// snapshot is at.
 func (s *Store) ReadAt(fn func(t *tree.Tree, seq uint64) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return fn(s.t, s.seq)
+	v := s.cur.Load()
+	return fn(v.t, v.seq)
 }
 
 // Watch returns a watcher that reads every commit after the current one.
 func (s *Store) Watch() *Watcher {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return &Watcher{f: s.feed, next: s.seq + 1}
+	return &Watcher{f: s.feed, next: s.cur.Load().seq + 1}
 }
 
-// ReadWatch runs fn on the tree and returns a watcher positioned right
-// after the state fn saw, so a subscriber's initial sync and its updates
-// neither overlap nor leave a gap.
+// ReadWatch runs fn on a snapshot of the tree and returns a watcher
+// positioned right after the commit fn saw, so a subscriber's initial
+// sync and its updates neither overlap nor leave a gap. fn may stream at
+// its client's pace: commits go on meanwhile, and the watcher finds them
+// in the feed (or ErrResync, when it fell too far behind).
 func (s *Store) ReadWatch(fn func(t *tree.Tree, seq uint64) error) (*Watcher, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if err := fn(s.t, s.seq); err != nil {
+	v := s.cur.Load()
+	if err := fn(v.t, v.seq); err != nil {
 		return nil, err
 	}
-	return &Watcher{f: s.feed, next: s.seq + 1}, nil
+	return &Watcher{f: s.feed, next: v.seq + 1}, nil
 }
 
 // PutMeta durably stores a small named blob (nil deletes it) for other
@@ -499,14 +509,11 @@ func (s *Store) GetMeta(key string) ([]byte, error) {
 // database.
 func (s *Store) Close() error {
 	s.commitMu.Lock()
-	s.mu.Lock()
 	if s.closed {
-		s.mu.Unlock()
 		s.commitMu.Unlock()
 		return nil
 	}
 	s.closed = true
-	s.mu.Unlock()
 	s.commitMu.Unlock()
 	s.wg.Wait()
 	s.feed.close()

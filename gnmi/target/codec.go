@@ -1,6 +1,10 @@
 package target
 
 import (
+	"context"
+	"slices"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
@@ -36,4 +40,41 @@ func (c sharedCodec) Name() string { return c.base.Name() }
 func (s *Server) GRPCServerOption() grpc.ServerOption {
 	s.shared.Store(true)
 	return grpc.ForceServerCodecV2(sharedCodec{base: encoding.GetCodecV2(proto.Name)})
+}
+
+// register adds the server to g. With the target's codec in place, Get
+// answers with its response already marshalled (see get): the standard
+// service description but for Get's handler.
+func (s *Server) register(g *grpc.Server) {
+	if !s.shared.Load() {
+		gpb.RegisterGNMIServer(g, s)
+		return
+	}
+	desc := gpb.GNMI_ServiceDesc
+	desc.Methods = slices.Clone(desc.Methods)
+	for i := range desc.Methods {
+		if desc.Methods[i].MethodName == "Get" {
+			desc.Methods[i].Handler = s.encodedGet
+		}
+	}
+	g.RegisterService(&desc, s)
+}
+
+// encodedGet is the gRPC handler of Get when the shared codec is in place.
+func (s *Server) encodedGet(_ any, ctx context.Context, dec func(any) error, intercept grpc.UnaryServerInterceptor) (any, error) {
+	in := new(gpb.GetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	get := func(ctx context.Context, req any) (any, error) {
+		_, b, err := s.get(ctx, req.(*gpb.GetRequest), true)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	if intercept == nil {
+		return get(ctx, in)
+	}
+	return intercept(ctx, in, &grpc.UnaryServerInfo{Server: s, FullMethod: gpb.GNMI_Get_FullMethodName}, get)
 }

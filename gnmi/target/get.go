@@ -3,7 +3,6 @@ package target
 import (
 	"context"
 	"fmt"
-	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi_ext"
@@ -85,19 +84,27 @@ func depthOf(exts []*gnmi_ext.Extension) uint32 {
 // Get returns the data at each path; a concrete path with no data is
 // NotFound, as the specification requires.
 func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse, error) {
+	resp, _, err := s.get(ctx, req, false)
+	return resp, err
+}
+
+// get serves a Get; with encode set it also marshals the response before
+// the read gives back its busy-read slot, so that a big Get's encoding
+// takes its turn too (the gRPC server then sends the bytes as they are).
+func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gpb.GetResponse, *preEncoded, error) {
 	if err := s.authRead(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkEncoding(req.GetEncoding()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keep, err := keepFor(req.GetType())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if len(req.GetUseModels()) > 0 {
 		if err := s.checkModels(req.GetUseModels()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	paths := req.GetPath()
@@ -105,22 +112,34 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 		paths = []*gpb.Path{{}}
 	}
 	enc := encoder{enc: req.GetEncoding(), keep: keep, depth: depthOf(req.GetExtension())}
+	cost := s.newCost(ctx, true)
+	defer cost.release()
+	var shared elemCache
 	resp := &gpb.GetResponse{}
+	// The snapshot is the tree as of the last commit: the walk may take
+	// as long as its budget allows without holding up a Set.
 	err = s.st.Read(func(t *tree.Tree) error {
-		ts := time.Now().UnixNano()
+		ts := s.clock.Now().UnixNano()
 		for _, p := range paths {
 			elems, err := fullPath(req.GetPrefix(), p)
 			if err != nil {
 				return status.Error(codes.InvalidArgument, err.Error())
 			}
+			pat, err := tree.CompilePattern(t.Schema(), elems)
+			if err != nil {
+				return errStatus(err)
+			}
 			n := &gpb.Notification{Timestamp: ts}
 			if tgt := req.GetPrefix().GetTarget(); tgt != "" {
 				n.Prefix = &gpb.Path{Target: tgt}
 			}
-			err = t.Walk(elems, func(m tree.Match) error {
-				n.Update = append(n.Update, enc.updates(m)...)
-				return nil
+			err = t.WalkPattern(pat, tree.WalkOpts{Visit: cost.visited}, func(m tree.Match) error {
+				return enc.each(m, &shared, cost.leaf, func(u *gpb.Update) error {
+					n.Update = append(n.Update, u)
+					return nil
+				})
 			})
+			cost.endWalk()
 			if err != nil {
 				return errStatus(err)
 			}
@@ -132,9 +151,16 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return resp, nil
+	if !encode {
+		return resp, nil, nil
+	}
+	b, err := proto.Marshal(resp)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "encode response: %v", err)
+	}
+	return nil, &preEncoded{b: b}, nil
 }
 
 func (s *Server) checkModels(models []*gpb.ModelData) error {

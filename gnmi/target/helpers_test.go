@@ -40,11 +40,18 @@ type env struct {
 	dir    string
 	st     *store.Store
 	srv    *Server
+	addr   string // the server's address, for tests that need their own client
 	client gpb.GNMIClient
 	stop   func()
 }
 
 func newEnv(t *testing.T, dir string, so store.Options, auth Authorizer) *env {
+	t.Helper()
+	return newEnvWith(t, dir, so, Options{Auth: auth})
+}
+
+// newEnvWith is newEnv with the target's options.
+func newEnvWith(t *testing.T, dir string, so store.Options, o Options) *env {
 	t.Helper()
 	schema, err := yang.Schema()
 	if err != nil {
@@ -54,7 +61,7 @@ func newEnv(t *testing.T, dir string, so store.Options, auth Authorizer) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(st, Options{Auth: auth})
+	srv, err := New(st, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +81,7 @@ func newEnv(t *testing.T, dir string, so store.Options, auth Authorizer) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, st: st, srv: srv, client: gpb.NewGNMIClient(conn)}
+	e := &env{t: t, dir: dir, st: st, srv: srv, addr: lis.Addr().String(), client: gpb.NewGNMIClient(conn)}
 	stopped := false
 	e.stop = func() {
 		if stopped {

@@ -69,37 +69,6 @@ func stripModule(name string) string {
 	return name
 }
 
-// matchPrefix reports whether pattern (which may hold "*", "..." and
-// wildcard or omitted keys) selects path or one of its ancestors, so that
-// a subscription to a container covers every leaf below it.
-func matchPrefix(pattern, path []*gpb.PathElem) bool {
-	if len(pattern) == 0 {
-		return true
-	}
-	p := pattern[0]
-	if p.GetName() == "..." {
-		for i := 0; i <= len(path); i++ {
-			if matchPrefix(pattern[1:], path[i:]) {
-				return true
-			}
-		}
-		return false
-	}
-	if len(path) == 0 {
-		return false
-	}
-	e := path[0]
-	if p.GetName() != "*" && stripModule(p.GetName()) != e.GetName() {
-		return false
-	}
-	for k, v := range p.GetKey() {
-		if v != "*" && e.GetKey()[k] != v {
-			return false
-		}
-	}
-	return matchPrefix(pattern[1:], path[1:])
-}
-
 // pathString renders elements for messages.
 func pathString(elems []*gpb.PathElem) string { return tree.RenderPath(elems) }
 

@@ -73,7 +73,7 @@ func (rc *renderCache) get(c *store.Commit) *rendered {
 	r.once.Do(func() {
 		r.paths = make([]*gpb.Path, len(c.Changes))
 		// Changes of one instance are consecutive: render its elements once.
-		var last *tree.Inst
+		var last tree.Ident
 		var base []*gpb.PathElem
 		for i, ch := range c.Changes {
 			if ch.In != last {

@@ -11,6 +11,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
@@ -25,15 +26,22 @@ import (
 //     a million leaf changes). A stream that falls further behind than
 //     that is ended with RESOURCE_EXHAUSTED, rather than silently skipping
 //     changes; the client resubscribes and gets a fresh initial sync.
+//   - The initial sync (and every POLL and SAMPLE) streams from one
+//     snapshot of the tree at the client's pace, in notifications of at
+//     most 512 updates, never built whole in memory. A stream queues at
+//     most Limits.StreamBuffer notifications; a client that takes none for
+//     Limits.SendStall is ended with RESOURCE_EXHAUSTED.
 //   - TARGET_DEFINED is ON_CHANGE for every Kedge path.
 const (
-	syncBatch          = 512              // updates per initial-sync Notification
+	syncBatch          = 512              // most updates per initial-sync Notification
+	syncBytes          = 24 << 10         // about the most bytes per initial-sync Notification
 	minSampleInterval  = time.Millisecond // finer intervals are refused
 	defaultSampleEvery = time.Second      // sample_interval 0
 )
 
 type subEntry struct {
-	elems     []*gpb.PathElem
+	pat       *tree.Pattern
+	elems     []*gpb.PathElem // as rendered in the signature: no module qualifiers
 	mode      gpb.SubscriptionMode
 	sample    time.Duration
 	suppress  bool
@@ -73,14 +81,19 @@ func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) error {
 	if err != nil {
 		return err
 	}
+	q := s.newSender(stream)
+	defer q.stop()
+	ctx := stream.Context()
 	switch sl.GetMode() {
 	case gpb.SubscriptionList_ONCE:
-		_, err := sub.initialSync(stream, false)
-		return err
+		if _, err := sub.initialSync(ctx, q, false); err != nil {
+			return err
+		}
+		return q.flush(ctx)
 	case gpb.SubscriptionList_POLL:
-		return sub.poll(stream)
+		return sub.poll(stream, q)
 	case gpb.SubscriptionList_STREAM:
-		return sub.stream(stream)
+		return sub.stream(stream, q)
 	}
 	return status.Errorf(codes.InvalidArgument, "unknown subscription list mode %v", sl.GetMode())
 }
@@ -109,10 +122,11 @@ func (s *Server) newSubscription(sl *gpb.SubscriptionList, req *gpb.SubscribeReq
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
-		if err := tree.CheckPath(s.st.Schema(), elems); err != nil {
+		pat, err := tree.CompilePattern(s.st.Schema(), elems)
+		if err != nil {
 			return nil, errStatus(err)
 		}
-		e := &subEntry{elems: normalize(elems), mode: x.GetMode(), suppress: x.GetSuppressRedundant(),
+		e := &subEntry{pat: pat, elems: normalize(pat.Elems()), mode: x.GetMode(), suppress: x.GetSuppressRedundant(),
 			sample: time.Duration(x.GetSampleInterval()), heartbeat: time.Duration(x.GetHeartbeatInterval())}
 		if e.mode == gpb.SubscriptionMode_TARGET_DEFINED {
 			e.mode = gpb.SubscriptionMode_ON_CHANGE
@@ -161,76 +175,136 @@ func (sub *subscription) notification(ts int64) *gpb.Notification {
 	return n
 }
 
-// current collects the per-leaf updates an entry selects now.
-func (sub *subscription) current(t *tree.Tree, e *subEntry, fn func(*gpb.Update)) error {
-	return t.Walk(e.elems, func(m tree.Match) error {
+// current calls fn with an update for every leaf an entry selects in t,
+// metered by cost.
+func (sub *subscription) current(t *tree.Tree, e *subEntry, cost *readCost, fn func(*gpb.Update) error) error {
+	defer cost.endWalk()
+	var elems elemCache
+	return t.WalkPattern(e.pat, tree.WalkOpts{Visit: cost.visited}, func(m tree.Match) error {
 		keep := sub.enc.depthFilter(m)
 		if sub.enc.depth == 0 {
 			keep = nil
 		}
-		return m.Leaves(keep, func(in *tree.Inst, n *tree.Node, v tree.Value) error {
-			fn(&gpb.Update{Path: &gpb.Path{Elem: append(in.Elems(), &gpb.PathElem{Name: n.Name})}, Val: sub.enc.leafValue(n, v)})
-			return nil
+		return eachLeaf(m, keep, &elems, func(path []*gpb.PathElem, n *tree.Node, v tree.Value) error {
+			if err := cost.leaf(); err != nil {
+				return err
+			}
+			return fn(&gpb.Update{Path: &gpb.Path{Elem: path}, Val: sub.enc.leafValue(n, v)})
 		})
 	})
 }
 
-// initialSync sends the current data (unless updates_only) and the sync
-// response, and returns a watcher positioned right after what was sent.
-func (sub *subscription) initialSync(stream gpb.GNMI_SubscribeServer, watch bool) (*store.Watcher, error) {
-	var batch []*gpb.Notification
-	ts := time.Now().UnixNano()
-	collect := func(t *tree.Tree, _ uint64) error {
+// batcher gathers updates into notifications of at most syncBatch
+// updates and about syncBytes, and queues each one as it fills, so a sync
+// holds one notification at a time whatever the size of the tree. The
+// byte bound matters as much: gRPC marshals a message into a pooled
+// buffer of the next size up, and past 32 KiB that is 1 MiB, which a
+// stuck stream would hold for each message it has in flight.
+type batcher struct {
+	sub   *subscription
+	ctx   context.Context
+	q     *sender
+	cost  *readCost
+	ts    int64
+	n     *gpb.Notification
+	bytes int
+}
+
+func (sub *subscription) batcher(ctx context.Context, q *sender, cost *readCost, ts int64) *batcher {
+	return &batcher{sub: sub, ctx: ctx, q: q, cost: cost, ts: ts, n: sub.notification(ts)}
+}
+
+func (b *batcher) add(u *gpb.Update) error {
+	b.n.Update = append(b.n.Update, u)
+	b.bytes += approxSize(u)
+	if len(b.n.Update) < syncBatch && b.bytes < syncBytes {
+		return nil
+	}
+	return b.flush()
+}
+
+// approxSize estimates an update's encoded size, closely enough to keep a
+// notification under its byte bound without marshalling it twice.
+func approxSize(u *gpb.Update) int {
+	n := 8 // the update's and its path's tags and lengths
+	for _, e := range u.GetPath().GetElem() {
+		n += 4 + len(e.GetName())
+		for k, v := range e.GetKey() {
+			n += 6 + len(k) + len(v)
+		}
+	}
+	switch v := u.GetVal().GetValue().(type) {
+	case *gpb.TypedValue_StringVal:
+		n += 4 + len(v.StringVal)
+	case *gpb.TypedValue_JsonIetfVal:
+		n += 4 + len(v.JsonIetfVal)
+	case *gpb.TypedValue_JsonVal:
+		n += 4 + len(v.JsonVal)
+	case *gpb.TypedValue_LeaflistVal:
+		n += 4 + proto.Size(v.LeaflistVal)
+	default:
+		n += 12
+	}
+	return n
+}
+
+// flush queues the notification being built (unless empty). Waiting for
+// the client must not hold a busy-read slot: the read gives it back and
+// takes it again when it goes on.
+func (b *batcher) flush() error {
+	if len(b.n.Update) == 0 && len(b.n.Delete) == 0 {
+		return nil
+	}
+	n := b.n
+	b.n, b.bytes = b.sub.notification(b.ts), 0
+	b.cost.release()
+	return b.q.send(b.ctx, &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}, len(n.Update))
+}
+
+// initialSync streams the current data (unless updates_only) from one
+// snapshot, then the sync response, and returns a watcher positioned
+// right after that snapshot.
+func (sub *subscription) initialSync(ctx context.Context, q *sender, watch bool) (*store.Watcher, error) {
+	ts := sub.s.clock.Now().UnixNano()
+	cost := sub.s.newCost(ctx, false)
+	defer cost.release()
+	sync := func(t *tree.Tree, _ uint64) error {
 		if sub.updatesOnly {
 			return nil
 		}
-		n := sub.notification(ts)
+		b := sub.batcher(ctx, q, cost, ts)
 		for _, e := range sub.entries {
-			err := sub.current(t, e, func(u *gpb.Update) {
-				n.Update = append(n.Update, u)
-				if len(n.Update) == syncBatch {
-					batch = append(batch, n)
-					n = sub.notification(ts)
-				}
-			})
-			if err != nil {
-				return errStatus(err)
+			if err := sub.current(t, e, cost, b.add); err != nil {
+				return err
 			}
 		}
-		if len(n.Update) > 0 {
-			batch = append(batch, n)
-		}
-		return nil
+		return b.flush()
 	}
 	var w *store.Watcher
 	var err error
 	if watch {
-		w, err = sub.s.st.ReadWatch(collect)
+		w, err = sub.s.st.ReadWatch(sync)
 	} else {
-		err = sub.s.st.Read(func(t *tree.Tree) error { return collect(t, 0) })
+		err = sub.s.st.Read(func(t *tree.Tree) error { return sync(t, 0) })
 	}
 	if err != nil {
-		return nil, err
+		return nil, errStatus(err)
 	}
-	for _, n := range batch {
-		if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}); err != nil {
-			return nil, err
-		}
-	}
-	if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true}}); err != nil {
+	if err := q.send(ctx, &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true}}, 0); err != nil {
 		return nil, err
 	}
 	return w, nil
 }
 
-func (sub *subscription) poll(stream gpb.GNMI_SubscribeServer) error {
-	if _, err := sub.initialSync(stream, false); err != nil {
+func (sub *subscription) poll(stream gpb.GNMI_SubscribeServer, q *sender) error {
+	ctx := stream.Context()
+	if _, err := sub.initialSync(ctx, q, false); err != nil {
 		return err
 	}
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return q.flush(ctx)
 		}
 		if err != nil {
 			return err
@@ -238,14 +312,14 @@ func (sub *subscription) poll(stream gpb.GNMI_SubscribeServer) error {
 		if req.GetPoll() == nil {
 			return status.Error(codes.InvalidArgument, "a POLL subscription accepts only Poll messages")
 		}
-		if _, err := sub.initialSync(stream, false); err != nil {
+		if _, err := sub.initialSync(ctx, q, false); err != nil {
 			return err
 		}
 	}
 }
 
 // stream serves a STREAM subscription until the client goes away.
-func (sub *subscription) stream(stream gpb.GNMI_SubscribeServer) error {
+func (sub *subscription) stream(stream gpb.GNMI_SubscribeServer, q *sender) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	// A STREAM client sends nothing more; reading detects its half-close
@@ -267,7 +341,7 @@ func (sub *subscription) stream(stream gpb.GNMI_SubscribeServer) error {
 			}
 		}
 	}()
-	w, err := sub.initialSync(stream, true)
+	w, err := sub.initialSync(ctx, q, true)
 	if err != nil {
 		return err
 	}
@@ -283,7 +357,7 @@ func (sub *subscription) stream(stream gpb.GNMI_SubscribeServer) error {
 		case err := <-recvErr:
 			return err
 		case e := <-timers:
-			if err := sub.sendCurrent(stream, e); err != nil {
+			if err := sub.sendCurrent(ctx, q, e); err != nil {
 				return err
 			}
 		case <-w.Ready():
@@ -301,7 +375,7 @@ func (sub *subscription) stream(stream gpb.GNMI_SubscribeServer) error {
 				if !hasOnChange {
 					continue
 				}
-				if err := sub.sendCommit(stream, c); err != nil {
+				if err := sub.sendCommit(ctx, q, c); err != nil {
 					return err
 				}
 			}
@@ -312,7 +386,7 @@ func (sub *subscription) stream(stream gpb.GNMI_SubscribeServer) error {
 // sendCommit sends one commit's matching changes as one Notification,
 // encoded once for all streams with the same selection when the gRPC
 // server uses the target's codec.
-func (sub *subscription) sendCommit(stream gpb.GNMI_SubscribeServer, c *store.Commit) error {
+func (sub *subscription) sendCommit(ctx context.Context, q *sender, c *store.Commit) error {
 	if len(c.Changes) == 0 {
 		return nil
 	}
@@ -325,13 +399,13 @@ func (sub *subscription) sendCommit(stream gpb.GNMI_SubscribeServer, c *store.Co
 		if msg == nil {
 			return nil
 		}
-		return stream.SendMsg(msg)
+		return q.send(ctx, msg, 0)
 	}
 	resp := sub.commitResponse(r, c)
 	if resp == nil {
 		return nil
 	}
-	return stream.Send(resp)
+	return q.send(ctx, resp, len(resp.GetUpdate().GetUpdate()))
 }
 
 // commitResponse builds the notification of a commit's matching changes,
@@ -363,7 +437,7 @@ func (sub *subscription) commitResponse(r *rendered, c *store.Commit) *gpb.Subsc
 // the depth extension.
 func (sub *subscription) wants(path []*gpb.PathElem) bool {
 	for _, e := range sub.entries {
-		if e.mode != gpb.SubscriptionMode_ON_CHANGE || !matchPrefix(e.elems, path) {
+		if e.mode != gpb.SubscriptionMode_ON_CHANGE || !e.pat.Prefixes(path) {
 			continue
 		}
 		if d := sub.enc.depth; d > 0 && !hasWildcard(e.elems) && len(path)-len(e.elems) > int(d) {
@@ -411,23 +485,30 @@ func tick(ctx context.Context, out chan<- *tickEntry, e *subEntry, every time.Du
 	}
 }
 
-// sendCurrent sends an entry's current values for a sample or heartbeat.
-// With suppress_redundant a sample sends only values that changed since
-// the last one (and deletes for paths that went away); a heartbeat sends
+// sendCurrent sends an entry's current values for a sample or heartbeat,
+// streamed from one snapshot like the initial sync. With
+// suppress_redundant a sample sends only values that changed since the
+// last one (and deletes for paths that went away); a heartbeat sends
 // everything regardless.
-func (sub *subscription) sendCurrent(stream gpb.GNMI_SubscribeServer, te *tickEntry) error {
+func (sub *subscription) sendCurrent(ctx context.Context, q *sender, te *tickEntry) error {
 	e := te.e
-	n := sub.notification(time.Now().UnixNano())
+	suppress := e.mode == gpb.SubscriptionMode_SAMPLE && e.suppress && !te.heartbeat && e.last != nil
 	seen := map[string]string{}
+	cost := sub.s.newCost(ctx, false)
+	defer cost.release()
+	b := sub.batcher(ctx, q, cost, sub.s.clock.Now().UnixNano())
 	err := sub.s.st.Read(func(t *tree.Tree) error {
-		return sub.current(t, e, func(u *gpb.Update) {
+		return sub.current(t, e, cost, func(u *gpb.Update) error {
+			if e.mode != gpb.SubscriptionMode_SAMPLE {
+				return b.add(u)
+			}
 			key := pathString(u.GetPath().GetElem())
 			val := u.GetVal().String()
 			seen[key] = val
-			if e.mode == gpb.SubscriptionMode_SAMPLE && e.suppress && !te.heartbeat && e.last != nil && e.last[key] == val {
-				return
+			if suppress && e.last[key] == val {
+				return nil
 			}
-			n.Update = append(n.Update, u)
+			return b.add(u)
 		})
 	})
 	if err != nil {
@@ -437,14 +518,11 @@ func (sub *subscription) sendCurrent(stream gpb.GNMI_SubscribeServer, te *tickEn
 		for key := range e.last {
 			if _, ok := seen[key]; !ok {
 				if elems, perr := tree.ParsePath(key); perr == nil {
-					n.Delete = append(n.Delete, &gpb.Path{Elem: elems})
+					b.n.Delete = append(b.n.Delete, &gpb.Path{Elem: elems})
 				}
 			}
 		}
 		e.last = seen
 	}
-	if len(n.Update) == 0 && len(n.Delete) == 0 {
-		return nil
-	}
-	return stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+	return b.flush()
 }

@@ -58,6 +58,11 @@ type Options struct {
 	// Version is reported in Capabilities' gNMI version field's absence;
 	// the gNMI version itself comes from the proto package.
 	Version string
+	// Limits bound what one request may cost; zero fields take defaults.
+	Limits Limits
+	// Clock is the time source of stream limits and timestamps (nil: the
+	// system clock).
+	Clock Clock
 }
 
 // Server implements gnmi.GNMIServer.
@@ -71,10 +76,18 @@ type Server struct {
 	render renderCache
 	// shared is set once the gRPC server uses sharedCodec.
 	shared atomic.Bool
+	lim    Limits
+	clock  Clock
+	// busy holds a token per big read running (Limits.BusyReads).
+	busy chan struct{}
+	// queued, when set (tests), is told of every notification a stream
+	// queues, with its number of updates.
+	queued func(updates int)
 }
 
-// Register adds the server to a gRPC server.
-func (s *Server) Register(g *grpc.Server) { gpb.RegisterGNMIServer(g, s) }
+// Register adds the server to a gRPC server (after GRPCServerOption, when
+// that is used).
+func (s *Server) Register(g *grpc.Server) { s.register(g) }
 
 // New returns a target over st. A commit-confirmed left pending by a
 // previous run is restored: rolled back at once if its deadline passed,
@@ -87,7 +100,12 @@ func New(st *store.Store, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{st: st, opts: o, log: o.Logger, cc: cc}, nil
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	lim := o.Limits.withDefaults()
+	return &Server{st: st, opts: o, log: o.Logger, cc: cc, lim: lim, clock: o.Clock,
+		busy: make(chan struct{}, lim.BusyReads)}, nil
 }
 
 // Close stops the rollback timer; open streams end when the store closes.

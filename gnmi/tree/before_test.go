@@ -15,13 +15,13 @@ func TestTxnBefore(t *testing.T) {
 	}
 	cfg := tr.Schema().Find("/top/routes/route/config")
 	device, metric := cfg.Child("device"), cfg.Child("metric")
-	entry := func(path string) *Inst {
+	entry := func(path string) Ident {
 		t.Helper()
 		tg, ok, err := tr.Lookup(p(t, path+"/config"))
 		if err != nil || !ok {
 			t.Fatalf("lookup %s: %v %v", path, ok, err)
 		}
-		return tg.In
+		return tg.In.Ident()
 	}
 	c1, c2 := entry(r1), entry(r2)
 
@@ -47,7 +47,7 @@ func TestTxnBefore(t *testing.T) {
 	c3 := entry(r3)
 	for _, tc := range []struct {
 		name string
-		in   *Inst
+		in   Ident
 		n    *Node
 		want string
 	}{
@@ -60,7 +60,7 @@ func TestTxnBefore(t *testing.T) {
 			t.Errorf("%s: Before = %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if got := c1.Leaf(device).Str(); got != "eth9" {
+	if got := tr.Resolve(c1).Leaf(device).Str(); got != "eth9" {
 		t.Fatalf("current value %q", got)
 	}
 	// Writes after the first Before are indexed too.

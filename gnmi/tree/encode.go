@@ -3,7 +3,9 @@ package tree
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
+	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 )
@@ -15,6 +17,25 @@ type EncodeOpts struct {
 	IETF bool
 	// Keep filters leaves (gNMI DataType); nil keeps all.
 	Keep func(*Node) bool
+	// Each, when set, is called before each leaf is written; returning
+	// false abandons the encoding (JSON then reports ok false). A reader
+	// counts its budget and checks its deadline with it.
+	Each func() bool
+}
+
+// encoding is one JSON encoding in progress.
+type encoding struct {
+	EncodeOpts
+	b       *bytes.Buffer
+	stopped bool
+}
+
+// leaf reports whether the next leaf may be written.
+func (e *encoding) leaf() bool {
+	if e.Each != nil && !e.stopped && !e.Each() {
+		e.stopped = true
+	}
+	return !e.stopped
 }
 
 // JSON encodes the match as a JSON value: a scalar or array for a leaf or
@@ -23,21 +44,23 @@ type EncodeOpts struct {
 func (m Match) JSON(o EncodeOpts) ([]byte, bool) {
 	var b bytes.Buffer
 	if m.Node != nil {
-		if o.Keep != nil && !o.Keep(m.Node) {
+		if o.Keep != nil && !o.Keep(m.Node) || o.Each != nil && !o.Each() {
 			return nil, false
 		}
 		writeValue(&b, m.Node, m.In.vals[m.Node.slot], o.IETF)
 		return b.Bytes(), true
 	}
-	if !writeInst(&b, m.In, o, true) {
+	e := &encoding{EncodeOpts: o, b: &b}
+	if !e.inst(m.In, true) || e.stopped {
 		return nil, false
 	}
 	return b.Bytes(), true
 }
 
-// writeInst writes in as an object; top marks the top-level object, whose
+// inst writes in as an object; top marks the top-level object, whose
 // member names RFC 7951 qualifies with their module.
-func writeInst(b *bytes.Buffer, in *Inst, o EncodeOpts, top bool) bool {
+func (e *encoding) inst(in *Inst, top bool) bool {
+	b, o := e.b, &e.EncodeOpts
 	start := b.Len()
 	b.WriteByte('{')
 	n := 0
@@ -65,6 +88,9 @@ func writeInst(b *bytes.Buffer, in *Inst, o EncodeOpts, top bool) bool {
 			if o.Keep != nil && !o.Keep(ch) && !(key && in.s.Kind == KindList) {
 				continue
 			}
+			if !e.leaf() {
+				return false
+			}
 			member(ch)
 			writeValue(b, ch, v, o.IETF)
 		case KindContainer:
@@ -74,24 +100,24 @@ func writeInst(b *bytes.Buffer, in *Inst, o EncodeOpts, top bool) bool {
 			}
 			mark := b.Len()
 			member(ch)
-			if !writeInst(b, sub, o, false) {
+			if !e.inst(sub, false) {
 				b.Truncate(mark)
 				n--
 			}
 		case KindList:
 			l := in.lists[ch.slot]
-			if l == nil || len(l.m) == 0 {
+			if l.n == 0 {
 				continue
 			}
 			mark := b.Len()
 			member(ch)
-			if !writeList(b, l, o) {
+			if !e.list(l) {
 				b.Truncate(mark)
 				n--
 			}
 		}
 	}
-	if n == 0 || (in.s.Kind == KindList && !hasKept(in, o)) {
+	if e.stopped || n == 0 || (in.s.Kind == KindList && !hasKept(in, *o)) {
 		b.Truncate(start)
 		return false
 	}
@@ -134,18 +160,22 @@ func (stopErr) Error() string { return "stop" }
 
 var errStop error = stopErr{}
 
-func writeList(b *bytes.Buffer, l *List, o EncodeOpts) bool {
+func (e *encoding) list(l entries) bool {
+	b := e.b
 	b.WriteByte('[')
 	n := 0
-	for _, k := range sortedEntryKeys(l) {
+	for _, ent := range sortedEntries(l) {
 		mark := b.Len()
 		if n > 0 {
 			b.WriteByte(',')
 		}
-		if writeInst(b, l.m[k], o, false) {
+		if e.inst(ent.in, false) {
 			n++
 		} else {
 			b.Truncate(mark)
+		}
+		if e.stopped {
+			return false
 		}
 	}
 	if n == 0 {
@@ -155,13 +185,16 @@ func writeList(b *bytes.Buffer, l *List, o EncodeOpts) bool {
 	return true
 }
 
-func sortedEntryKeys(l *List) []string {
-	keys := make([]string, 0, len(l.m))
-	for k := range l.m {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	return keys
+// sortedEntries returns a list's entries in key order, so that equal
+// trees encode to equal JSON.
+func sortedEntries(l entries) []hentry {
+	es := make([]hentry, 0, l.n)
+	l.each(func(k string, in *Inst) bool {
+		es = append(es, hentry{key: k, in: in})
+		return true
+	})
+	slices.SortFunc(es, func(a, b hentry) int { return strings.Compare(a.key, b.key) })
+	return es
 }
 
 func writeValue(b *bytes.Buffer, n *Node, v Value, ietf bool) {

@@ -2,47 +2,60 @@ package tree
 
 import (
 	"strings"
+	"sync/atomic"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 )
 
-// Inst is one instance of a container or a list entry. Its schema, parent
-// and keys never change after creation, so change-feed consumers may read
-// them (to render paths) without the store's lock; vals, subs and lists
-// belong to the store's writer.
+// Inst is one version of a container or list entry instance. A committed
+// Inst never changes: a transaction that writes below it copies it (and
+// every instance on the way down from the root) into the next version,
+// sharing everything it did not write. Readers of any version therefore
+// need no lock, and a *Inst keeps meaning the same values for as long as
+// anyone holds it.
+//
+// An Inst points down only. What it needs to render its path (its schema
+// node and the keys of the list entries above it) is its identity, an
+// Ident, which stays the same in every version; a pointer up to a
+// versioned parent would keep every older version of the tree alive.
 type Inst struct {
-	s      *Node
-	parent *Inst
-	vals   []Value
-	subs   []*Inst
-	lists  []*List
-	// mark is the id of the last transaction that touched this instance;
-	// comparing ids replaces a per-transaction set on the hot path.
+	s     *Node
+	id    *ident // the list entry this instance is or is inside; nil above every entry
+	vals  []Value
+	subs  []*Inst
+	lists []entries
+	// mark is the id of the transaction that made this version: that
+	// transaction writes it in place, any other copies it first.
 	mark uint64
-	// dead marks a list entry removed from its list. Its key leaves keep
-	// their values so that changes already published can still render
-	// their paths; everything else reads it as empty.
-	dead bool
 }
 
-// List holds the entries of one list under one parent instance.
-type List struct {
-	s *Node
-	m map[string]*Inst
+// ident is the identity of one list entry across versions: the entry it
+// sits in and its key values. vals is the entry's first version's leaf
+// array, of which only the key slots, which never change, are read.
+type ident struct {
+	up   *ident
+	vals []Value
+	// born and cut are the ids of the transactions that created the
+	// entry and took it out of its list; only the writer reads them.
+	born, cut uint64
+	// dead is set when a committed transaction removes the entry.
+	dead atomic.Bool
 }
 
 // Schema returns the instance's schema node (a container or a list).
 func (in *Inst) Schema() *Node { return in.s }
 
-// Parent returns the enclosing instance, nil for the root.
-func (in *Inst) Parent() *Inst { return in.parent }
+// Ident returns the instance's identity, which every version of it
+// shares.
+func (in *Inst) Ident() Ident { return Ident{id: in.id, s: in.s} }
 
-// Stamp identifies the last transaction that wrote one of the instance's
-// own leaves (not its children's). While the same *Inst keeps the same
-// stamp its leaf values are unchanged, so a consumer may cache what it
-// derived from them; a rolled-back write changes the stamp but not the
-// values, which only costs that consumer a recomputation. Read it under
-// the store's lock, like the values.
+// Stamp identifies the transaction that made this version of the
+// instance: one that wrote its own leaves, or below it. A committed *Inst
+// never changes, so while a consumer sees the same *Inst (with the same
+// stamp) its values are unchanged, and a consumer may cache what it
+// derived from them. A write makes a new *Inst with a new stamp; so may,
+// within a transaction that changes something else, a write that stored
+// equal values, which only costs that consumer a recomputation.
 func (in *Inst) Stamp() uint64 { return in.mark }
 
 // Keys returns a list entry's key values in key order.
@@ -57,7 +70,7 @@ func (in *Inst) Keys() []Value {
 // key returns the entry's i-th key value.
 func (in *Inst) key(i int) Value { return in.vals[in.s.Keys[i].slot] }
 
-// keyStr returns the entry's map key in its list.
+// keyStr returns the entry's key string in its list.
 func (in *Inst) keyStr() string {
 	if len(in.s.Keys) == 1 {
 		return in.key(0).String()
@@ -66,7 +79,6 @@ func (in *Inst) keyStr() string {
 }
 
 // Leaf returns the value of the leaf or leaf-list child n (zero if unset).
-// Callers must hold the store's read lock.
 func (in *Inst) Leaf(n *Node) Value { return in.vals[n.slot] }
 
 // Get returns the value of the named leaf child (zero if unset or unknown).
@@ -87,9 +99,12 @@ func (in *Inst) Sub(name string) *Inst {
 	return in.subs[n.slot]
 }
 
-// Removed reports whether a list entry has been deleted from its list
-// (a change feed consumer may hold one).
-func (in *Inst) Removed() bool { return in.dead }
+// Removed reports whether a committed transaction has deleted this list
+// entry from its list (a change feed consumer may hold one). A reader of
+// an older version may still find the entry there.
+func (in *Inst) Removed() bool {
+	return in.s.Kind == KindList && in.Ident().Removed()
+}
 
 // SubAt is Sub by schema node, for loops over many entries: n must be a
 // container child of the instance's schema node (from Node.Child).
@@ -99,27 +114,32 @@ func (in *Inst) SubAt(n *Node) *Inst { return in.subs[n.slot] }
 // particular order, until fn returns false.
 func (in *Inst) Entries(name string, fn func(*Inst) bool) {
 	n := in.s.byName[name]
-	if n == nil || n.Kind != KindList || in.lists[n.slot] == nil {
+	if n == nil || n.Kind != KindList {
 		return
 	}
-	for _, e := range in.lists[n.slot].m {
-		if !fn(e) {
-			return
-		}
-	}
+	in.lists[n.slot].each(func(_ string, e *Inst) bool { return fn(e) })
 }
 
 // Len returns the number of entries in the named list child.
 func (in *Inst) Len(name string) int {
 	n := in.s.byName[name]
-	if n == nil || n.Kind != KindList || in.lists[n.slot] == nil {
+	if n == nil || n.Kind != KindList {
 		return 0
 	}
-	return len(in.lists[n.slot].m)
+	return in.lists[n.slot].n
 }
 
-func newInst(s *Node, parent *Inst) *Inst {
-	in := &Inst{s: s, parent: parent}
+// Entry returns the entry of list child n (from Node.Child) with the given
+// key values in key order, or nil.
+func (in *Inst) Entry(n *Node, keys ...Value) *Inst {
+	if n.Parent != in.s || n.Kind != KindList || len(keys) != len(n.Keys) {
+		return nil
+	}
+	return in.lists[n.slot].get(keyString(keys))
+}
+
+func newInst(s *Node, id *ident, mark uint64) *Inst {
+	in := &Inst{s: s, id: id, mark: mark}
 	if s.nvals > 0 {
 		in.vals = make([]Value, s.nvals)
 	}
@@ -127,13 +147,14 @@ func newInst(s *Node, parent *Inst) *Inst {
 		in.subs = make([]*Inst, s.nsubs)
 	}
 	if s.nlists > 0 {
-		in.lists = make([]*List, s.nlists)
+		in.lists = make([]entries, s.nlists)
 	}
 	return in
 }
 
-// keyString is the map key of a list entry: its key values' text joined
-// by NUL, which no key value contains once validated against its type.
+// keyString is the key of a list entry in its list: its key values' text
+// joined by NUL, which no key value contains once validated against its
+// type.
 func keyString(keys []Value) string {
 	if len(keys) == 1 {
 		return keys[0].String()
@@ -146,55 +167,15 @@ func keyString(keys []Value) string {
 }
 
 // Elems returns the gNMI path elements from the root to in.
-func (in *Inst) Elems() []*gpb.PathElem {
-	depth := 0
-	for p := in; p.parent != nil; p = p.parent {
-		depth++
-	}
-	elems := make([]*gpb.PathElem, depth)
-	for p := in; p.parent != nil; p = p.parent {
-		depth--
-		e := &gpb.PathElem{Name: p.s.Name}
-		if p.s.Kind == KindList {
-			e.Key = make(map[string]string, len(p.s.Keys))
-			for i, k := range p.s.Keys {
-				e.Key[k.Name] = p.key(i).String()
-			}
-		}
-		elems[depth] = e
-	}
-	return elems
-}
+func (in *Inst) Elems() []*gpb.PathElem { return in.Ident().Elems() }
 
 // PathString renders in's data path in gNMI string form, e.g.
 // /kedge/routes/route[prefix=10.0.0.0/8][table=254].
-func (in *Inst) PathString() string {
-	var chain []*Inst
-	for p := in; p.parent != nil; p = p.parent {
-		chain = append(chain, p)
-	}
-	if len(chain) == 0 {
-		return "/"
-	}
-	var b strings.Builder
-	for i := len(chain) - 1; i >= 0; i-- {
-		chain[i].writeElement(&b)
-	}
-	return b.String()
-}
+func (in *Inst) PathString() string { return in.Ident().PathString() }
 
-// writeElement writes in's own path element: "/name" and its keys.
-func (in *Inst) writeElement(b *strings.Builder) {
-	b.WriteByte('/')
-	b.WriteString(in.s.Name)
-	for j, k := range in.s.Keys {
-		b.WriteByte('[')
-		b.WriteString(k.Name)
-		b.WriteByte('=')
-		writeEscapedKey(b, in.key(j).String())
-		b.WriteByte(']')
-	}
-}
+// Element renders in's own path element ("/name" or "/name[k=v]…"), so
+// that callers can build paths from a parent's rendered path.
+func (in *Inst) Element() string { return in.Ident().Element() }
 
 func writeEscapedKey(b *strings.Builder, s string) {
 	for i := 0; i < len(s); i++ {
@@ -223,22 +204,10 @@ func (in *Inst) isEmpty(keep func(*Node) bool) bool {
 				return false
 			}
 		case KindList:
-			if l := in.lists[ch.slot]; l != nil {
-				for _, e := range l.m {
-					if !e.isEmpty(keep) {
-						return false
-					}
-				}
+			if !in.lists[ch.slot].each(func(_ string, e *Inst) bool { return e.isEmpty(keep) }) {
+				return false
 			}
 		}
 	}
 	return true
-}
-
-// Element renders in's own path element ("/name" or "/name[k=v]…"), so
-// that callers can build paths from a parent's rendered path.
-func (in *Inst) Element() string {
-	var b strings.Builder
-	in.writeElement(&b)
-	return b.String()
 }

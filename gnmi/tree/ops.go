@@ -7,10 +7,11 @@ import (
 )
 
 // locate resolves a concrete path for writing, creating containers and
-// list entries on the way. Paths for messages are rendered only on error:
-// locate runs once per operation and a bulk Set has 100,000 of them.
+// list entries on the way; what it returns belongs to the new version.
+// Paths for messages are rendered only on error: locate runs once per
+// operation and a bulk Set has 100,000 of them.
 func (tx *Txn) locate(elems []*gpb.PathElem) (Target, error) {
-	in := tx.t.root
+	in := tx.root()
 	for i, e := range elems {
 		n, err := childNode(in.s, e.GetName())
 		if err != nil {
@@ -27,7 +28,7 @@ func (tx *Txn) locate(elems []*gpb.PathElem) (Target, error) {
 			if len(e.GetKey()) > 0 {
 				return Target{}, newErr(ErrBadPath, renderElems(elems[:i+1]), "container "+n.Name+" takes no keys")
 			}
-			in = tx.ensureSub(in, n)
+			in = tx.sub(in, n, true)
 		case KindList:
 			if len(e.GetKey()) == 0 && last {
 				return Target{In: in, Node: n}, nil
@@ -46,6 +47,23 @@ func (tx *Txn) locate(elems []*gpb.PathElem) (Target, error) {
 	return Target{In: in}, nil
 }
 
+// open returns the instance at elems, a path Lookup found, ready for
+// writing.
+func (tx *Txn) open(elems []*gpb.PathElem) *Inst {
+	in := tx.root()
+	for _, e := range elems {
+		n, _ := childNode(in.s, e.GetName())
+		switch n.Kind {
+		case KindContainer:
+			in = tx.sub(in, n, false)
+		case KindList:
+			keys, _ := parseKeys(n, e, nil)
+			in = tx.existing(in, n, keyString(keys))
+		}
+	}
+	return in
+}
+
 // Delete removes whatever the path names. Deleting data that does not
 // exist is not an error (gNMI specification 3.4.6).
 func (tx *Txn) Delete(elems []*gpb.PathElem) error {
@@ -53,29 +71,34 @@ func (tx *Txn) Delete(elems []*gpb.PathElem) error {
 	if err != nil || !found {
 		return err
 	}
+	parent := func() *Inst { return tx.open(elems[:len(elems)-1]) }
 	switch {
 	case tgt.Node == nil && tgt.In.s.Kind == KindList:
 		if !tx.owns(tgt.In.s) {
-			tx.clear(tgt.In, true)
+			tx.clear(tgt.In, func() *Inst { return tx.open(elems) })
 			return nil
 		}
-		p := tgt.In.parent
-		tx.deleteEntry(p, p.lists[tgt.In.s.slot], tgt.In.keyStr())
+		tx.deleteEntry(parent(), tgt.In.s, tgt.In.keyStr())
 	case tgt.Node == nil:
-		tx.clear(tgt.In, true)
+		tx.clear(tgt.In, func() *Inst { return tx.open(elems) })
 	case tgt.Node.Kind == KindList:
-		l := tgt.In.lists[tgt.Node.slot]
-		if !tx.owns(tgt.Node) {
-			for _, e := range l.m {
-				tx.clear(e, true)
-			}
+		n := tgt.Node
+		if !tx.owns(n) {
+			var w *Inst
+			tgt.In.lists[n.slot].each(func(k string, e *Inst) bool {
+				tx.clear(e, func() *Inst {
+					if w == nil {
+						w = parent()
+					}
+					return tx.existing(w, n, k)
+				})
+				return true
+			})
 			return nil
 		}
-		for k := range l.m {
-			tx.deleteEntry(tgt.In, l, k)
-		}
+		tx.empty(parent(), n)
 	default:
-		return tx.deleteLeaf(tgt.In, tgt.Node)
+		return tx.deleteLeaf(parent(), tgt.Node)
 	}
 	return nil
 }
@@ -94,6 +117,10 @@ func (tx *Txn) Replace(elems []*gpb.PathElem, val *gpb.TypedValue) error {
 // SetValue writes an already typed leaf value at a concrete path; the
 // store uses it to replay its log.
 func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
+	var buf [8]step
+	if in, n, steps, ok := tx.existingLeaf(elems, buf[:]); ok {
+		return tx.writeExisting(in, n, steps, v)
+	}
 	tgt, err := tx.locate(elems)
 	if err != nil {
 		return err
@@ -105,9 +132,92 @@ func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
 	return tx.setLeaf(tgt.In, tgt.Node, v)
 }
 
+// step is how to reach an instance from its parent: a container child,
+// or the entry of a list child with a key.
+type step struct {
+	n   *Node
+	key string
+}
+
+// existingLeaf walks a concrete path to a leaf without writing anything:
+// when the leaf's instance exists it returns it (as the transaction sees
+// it), the leaf's node and the steps from the root to the instance; ok is
+// false otherwise (a path to create, a non-leaf, an error: locate
+// handles those). Reading before writing keeps a write of an equal value
+// from copying the path, and resolves the path once for both.
+func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Node, steps []step, ok bool) {
+	in, steps = tx.t.root, buf[:0]
+	for i, e := range elems {
+		c, err := childNode(in.s, e.GetName())
+		if err != nil {
+			return nil, nil, nil, false
+		}
+		last := i == len(elems)-1
+		switch c.Kind {
+		case KindLeaf, KindLeafList:
+			if !last || len(e.GetKey()) > 0 {
+				return nil, nil, nil, false
+			}
+			return in, c, steps, true
+		case KindContainer:
+			if len(e.GetKey()) > 0 || in.subs[c.slot] == nil {
+				return nil, nil, nil, false
+			}
+			in = in.subs[c.slot]
+			steps = append(steps, step{n: c})
+		case KindList:
+			keys, exact := exactKeys(c, e.GetKey())
+			if !exact {
+				return nil, nil, nil, false
+			}
+			k := keyString(keys)
+			ent := in.lists[c.slot].get(k)
+			if ent == nil {
+				return nil, nil, nil, false
+			}
+			in = ent
+			steps = append(steps, step{n: c, key: k})
+		}
+	}
+	return nil, nil, nil, false
+}
+
+// follow returns the instance the steps lead to, ready for writing.
+func (tx *Txn) follow(steps []step) *Inst {
+	in := tx.root()
+	for _, st := range steps {
+		if st.n.Kind == KindContainer {
+			in = tx.sub(in, st.n, false)
+		} else {
+			in = tx.existing(in, st.n, st.key)
+		}
+	}
+	return in
+}
+
+// writeExisting writes v to the leaf n of the instance the steps lead to
+// (in, as read), copying the path only when the value changes.
+func (tx *Txn) writeExisting(in *Inst, n *Node, steps []step, v Value) error {
+	if tx.owns(n) && in.vals[n.slot].Equal(v) {
+		return nil
+	}
+	if !tx.owns(n) {
+		return tx.setLeaf(in, n, v) // the refusal, naming the path
+	}
+	return tx.setLeaf(tx.follow(steps), n, v)
+}
+
 func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) error {
 	if val == nil || val.GetValue() == nil {
 		return newErr(ErrBadValue, renderElems(elems), "no value")
+	}
+	var buf [8]step
+	if in, n, steps, ok := tx.existingLeaf(elems, buf[:]); ok {
+		v, err := decodeLeaf(n, val)
+		if err != nil {
+			return newErr(ErrBadValue, renderElems(elems), err.Error())
+		}
+		return tx.writeExisting(in, n, steps, v)
 	}
 	tgt, err := tx.locate(elems)
 	if err != nil {
@@ -341,7 +451,7 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 			if !given {
 				if replace {
 					if sub := in.subs[ch.slot]; sub != nil {
-						tx.clear(sub, true)
+						tx.clear(sub, func() *Inst { return tx.sub(in, ch, false) })
 					}
 				}
 				continue
@@ -350,23 +460,13 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 			if !ok {
 				return newErr(ErrBadValue, cat.String(), "a container takes a JSON object")
 			}
-			if err := tx.merge(tx.ensureSub(in, ch), o, replace); err != nil {
+			if err := tx.merge(tx.sub(in, ch, true), o, replace); err != nil {
 				return err
 			}
 		case KindList:
 			if !given {
 				if replace {
-					if l := in.lists[ch.slot]; l != nil {
-						if tx.owns(ch) {
-							for k := range l.m {
-								tx.deleteEntry(in, l, k)
-							}
-						} else {
-							for _, e := range l.m {
-								tx.clear(e, true)
-							}
-						}
-					}
+					tx.emptyList(in, ch)
 				}
 				continue
 			}
@@ -388,9 +488,6 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 	var keep map[string]bool
 	if replace {
 		keep = make(map[string]bool, len(arr))
-	}
-	if len(arr) > 256 && !tx.state {
-		tx.sizeList(in, n, len(arr))
 	}
 	for i, a := range arr {
 		obj, ok := a.(map[string]any)
@@ -417,15 +514,36 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 		}
 	}
 	if replace && tx.owns(n) {
-		if l := in.lists[n.slot]; l != nil {
-			for k := range l.m {
-				if !keep[k] {
-					tx.deleteEntry(in, l, k)
-				}
+		var drop []string
+		in.lists[n.slot].each(func(k string, _ *Inst) bool {
+			if !keep[k] {
+				drop = append(drop, k)
 			}
+			return true
+		})
+		for _, k := range drop {
+			tx.deleteEntry(in, n, k)
 		}
 	}
 	return nil
+}
+
+// emptyList removes what this writer owns of list n under in (which the
+// transaction owns): the entries themselves, or, for a list of the other
+// kind, the leaves this writer owns in each entry.
+func (tx *Txn) emptyList(in *Inst, n *Node) {
+	l := in.lists[n.slot]
+	if l.n == 0 {
+		return
+	}
+	if tx.owns(n) {
+		tx.empty(in, n)
+		return
+	}
+	l.each(func(k string, e *Inst) bool {
+		tx.clear(e, func() *Inst { return tx.existing(in, n, k) })
+		return true
+	})
 }
 
 // entryKeys reads a JSON list entry's keys, from the entry's key leaves
@@ -482,11 +600,13 @@ func (tx *Txn) ApplyRaw(instPath, leaf string, v Value) error {
 		}
 		if _, key := keyValue(tgt.In, n); key {
 			if in := tgt.In; in.s.Kind == KindList {
-				tx.deleteEntry(in.parent, in.parent.lists[in.s.slot], in.keyStr())
+				tx.deleteEntry(tx.open(elems[:len(elems)-1]), in.s, in.keyStr())
 			}
 			return nil
 		}
-		tx.setVal(tgt.In, n, Value{})
+		if tgt.In.vals[n.slot].IsSet() {
+			tx.setVal(tx.open(elems), n, Value{})
+		}
 		return nil
 	}
 	tgt, err := tx.locate(elems)

@@ -7,14 +7,23 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 )
 
-// Tree is a data tree over a Schema. It is not safe for concurrent use:
-// the store holds its lock around every call.
+// Tree is a data tree over a Schema: the writer's tree, or a read-only
+// snapshot of one committed version.
+//
+// The writer's tree is not safe for concurrent use (the store serialises
+// writers). A snapshot never changes and any number of goroutines may
+// read it at once, also while the writer commits: every commit makes a
+// new version and leaves the ones before it as they were.
 type Tree struct {
 	schema *Schema
 	root   *Inst
+	// snapshot marks a read-only view of one version.
+	snapshot bool
 	// targets counts, per absolutely referenced leaf, how many instances
 	// hold each value; refs counts the leafrefs that point at each value.
 	// Together they make leafref checks O(changed leaves), not O(tree).
+	// They describe the last committed version; a transaction computes
+	// its own deltas and adds them on commit.
 	targets map[*Node]map[string]int
 	refs    map[*Node]map[string]int
 	tx      *Txn
@@ -25,16 +34,28 @@ type Tree struct {
 func New(s *Schema) *Tree {
 	return &Tree{
 		schema:  s,
-		root:    newInst(s.Root, nil),
+		root:    newInst(s.Root, nil, 0),
 		targets: map[*Node]map[string]int{},
 		refs:    map[*Node]map[string]int{},
 	}
 }
 
+// Snapshot returns a read-only view of the last committed version. It
+// costs one allocation: the version's instances are shared, not copied.
+// While a transaction is open it still returns the version before it.
+func (t *Tree) Snapshot() *Tree {
+	root := t.root
+	if t.tx != nil {
+		root = t.tx.base
+	}
+	return &Tree{schema: t.schema, root: root, snapshot: true}
+}
+
 // Schema returns the tree's schema.
 func (t *Tree) Schema() *Schema { return t.schema }
 
-// Root returns the root instance.
+// Root returns the root instance: for the writer's tree with a
+// transaction open, the version the transaction is building.
 func (t *Tree) Root() *Inst { return t.root }
 
 // childNode finds the schema child for a path element name, accepting an
@@ -124,43 +145,39 @@ type Target struct {
 func (t *Tree) Lookup(elems []*gpb.PathElem) (Target, bool, error) {
 	in := t.root
 	for i, e := range elems {
-		at := renderElems(elems[:i+1])
+		// Rendered only for errors: Lookup runs once per Set operation.
+		at := func() string { return renderElems(elems[:i+1]) }
 		n, err := childNode(in.s, e.GetName())
 		if err != nil {
-			return Target{}, false, newErr(ErrUnknownPath, at, err.Error())
+			return Target{}, false, newErr(ErrUnknownPath, at(), err.Error())
 		}
 		last := i == len(elems)-1
 		switch n.Kind {
 		case KindLeaf, KindLeafList:
 			if !last {
-				return Target{}, false, newErr(ErrUnknownPath, at, "a leaf has no children")
+				return Target{}, false, newErr(ErrUnknownPath, at(), "a leaf has no children")
 			}
 			return Target{In: in, Node: n}, in.vals[n.slot].IsSet(), nil
 		case KindContainer:
 			if len(e.GetKey()) > 0 {
-				return Target{}, false, newErr(ErrBadPath, at, "container "+n.Name+" takes no keys")
+				return Target{}, false, newErr(ErrBadPath, at(), "container "+n.Name+" takes no keys")
 			}
 			sub := in.subs[n.slot]
 			if sub == nil {
-				return Target{}, false, checkRest(n, elems[i+1:], at)
+				return Target{}, false, checkRest(n, elems[i+1:], at())
 			}
 			in = sub
 		case KindList:
 			if len(e.GetKey()) == 0 && last {
-				l := in.lists[n.slot]
-				return Target{In: in, Node: n}, l != nil && len(l.m) > 0, nil
+				return Target{In: in, Node: n}, in.lists[n.slot].n > 0, nil
 			}
 			keys, err := parseKeys(n, e, elems[:i+1])
 			if err != nil {
 				return Target{}, false, err
 			}
-			l := in.lists[n.slot]
-			var ent *Inst
-			if l != nil {
-				ent = l.m[keyString(keys)]
-			}
+			ent := in.lists[n.slot].get(keyString(keys))
 			if ent == nil {
-				return Target{}, false, checkRest(n, elems[i+1:], at)
+				return Target{}, false, checkRest(n, elems[i+1:], at())
 			}
 			in = ent
 		}

@@ -351,9 +351,10 @@ func TestOperationalEntries(t *testing.T) {
 	}
 }
 
-// A consumer caching what it derived from an instance relies on Stamp:
-// it must change with every write of the instance's own leaves and with
-// nothing else.
+// A consumer caching what it derived from an instance relies on Stamp
+// and on the instance's identity: the version of an instance in the
+// current tree must change with every write of its own leaves and with
+// nothing else, and an instance once read must never change.
 func TestStampFollowsOwnLeaves(t *testing.T) {
 	tr := New(testSchema(t))
 	r2 := "/top/routes/route[prefix=10.0.1.0/24][table=254]"
@@ -378,31 +379,36 @@ func TestStampFollowsOwnLeaves(t *testing.T) {
 	if _, err := apply(t, tr, false, op{"update", r1 + "/config/device", strVal("eth0")}); err != nil {
 		t.Fatal(err)
 	}
-	if c1.Stamp() != s1 {
-		t.Fatal("an unchanged value moved the stamp")
+	if config(r1) != c1 || config(r1).Stamp() != s1 {
+		t.Fatal("an unchanged value made a new version of the instance")
 	}
-	// A write to one entry moves only its stamp.
+	// A write to one entry moves only its stamp, and the version read
+	// before keeps its values.
 	if _, err := apply(t, tr, false, op{"update", r1 + "/config/metric", uintVal(5)}); err != nil {
 		t.Fatal(err)
 	}
-	if c1.Stamp() == s1 || c2.Stamp() != s2 {
-		t.Fatalf("after writing r1: r1 %d→%d, r2 %d→%d", s1, c1.Stamp(), s2, c2.Stamp())
+	if config(r1).Stamp() == s1 || config(r2) != c2 || config(r2).Stamp() != s2 {
+		t.Fatalf("after writing r1: r1 %d→%d, r2 %d→%d", s1, config(r1).Stamp(), s2, config(r2).Stamp())
+	}
+	if c1.Get("metric").IsSet() || c1.Stamp() != s1 {
+		t.Fatal("the version read before the write changed")
 	}
 	// State writes below an entry are another instance's leaves.
+	c1 = config(r1)
 	s1 = c1.Stamp()
 	if _, err := apply(t, tr, true, op{"update", r1 + "/state/status", strVal("installed")}); err != nil {
 		t.Fatal(err)
 	}
-	if c1.Stamp() != s1 {
-		t.Fatal("a state write moved the config instance's stamp")
+	if config(r1) != c1 || config(r1).Stamp() != s1 {
+		t.Fatal("a state write made a new version of the config instance")
 	}
-	// A failed transaction may move the stamp, never the values.
+	// A failed transaction changes nothing at all.
 	before := dump(tr)
 	if _, err := apply(t, tr, false, op{"update", r1 + "/config/device", strVal("eth1")},
 		op{"update", r1 + "/config/metric", uintVal(1001)}); err == nil {
 		t.Fatal("out-of-range metric accepted")
 	}
-	if dump(tr) != before {
+	if dump(tr) != before || config(r1) != c1 {
 		t.Fatal("a failed transaction changed the tree")
 	}
 }

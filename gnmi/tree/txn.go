@@ -3,6 +3,7 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 )
@@ -16,24 +17,36 @@ const (
 	OpDelete
 )
 
-// Change is one net per-leaf change of a transaction. In, Node and the
-// path they render are immutable; Val is the new value (zero for deletes)
-// and Old the value before the transaction (zero where the leaf was
-// absent), for consumers that record both (the notary).
+// Change is one net per-leaf change of a transaction: the identity of
+// the leaf's instance (which renders its path), the leaf's schema node,
+// the new value (zero for deletes) and the old one (zero where the leaf
+// was absent), for consumers that record both (the notary). A Change
+// holds no version's instances, only the two values, so the change feed,
+// which keeps the last million of them, keeps no older version of the
+// tree alive; read other values of a version from the tree.
 type Change struct {
 	Op   Op
-	In   *Inst
+	In   Ident
 	Node *Node
 	Val  Value
 	Old  Value
 }
 
 // Path renders the changed leaf's path in gNMI string form.
-func (c Change) Path() string { return c.In.PathString() + "/" + c.Node.Name }
+func (c Change) Path() string {
+	p := c.In.PathString()
+	if p == "/" {
+		return "/" + c.Node.Name
+	}
+	return p + "/" + c.Node.Name
+}
 
-// Txn is an all-or-nothing change to the tree. Writes apply in place;
-// Rollback restores exactly the state before Begin. A Txn either writes
-// config (gNMI Set) or state (reconcilers), never both.
+// Txn is an all-or-nothing change to the tree. It builds the next version
+// beside the current one: the first write below an instance copies it,
+// and every instance above it, into the new version, which shares all
+// else with the current one. Rollback drops the new version; Commit makes
+// it current. Readers of the current version are never disturbed. A Txn
+// either writes config (gNMI Set) or state (reconcilers), never both.
 type Txn struct {
 	t     *Tree
 	id    uint64
@@ -43,168 +56,126 @@ type Txn struct {
 	// default accords); they carry their keys in state only. Off by
 	// default so a late state write cannot resurrect a deleted entry.
 	OperationalEntries bool
-	// touched lists every instance written, in first-touch order, with
-	// a copy of its leaf values before the transaction (nil for instances
-	// the transaction created). Net changes and rollback derive from it.
-	touched []touchedInst
-	// structural undo records, replayed in reverse on rollback.
-	undo []undoRec
-	done bool
+	// base is the root of the version the transaction started from; old,
+	// made on first use, a read-only tree over it.
+	base *Inst
+	old  *Tree
+	// touched lists every instance the transaction made, in the order it
+	// made them; removed, every list entry it took out (as the version it
+	// was building held it). What it changed is derived from both.
+	touched []touch
+	removed []*Inst
+	// writes counts leaf writes that changed a value: about the number
+	// of changes, which sizes their slice up front.
+	writes int
+	done   bool
 	// the last path ApplyRaw parsed: a logged group replays many leaves
 	// of one instance.
 	lastPath  string
 	lastElems []*gpb.PathElem
-	// changes caches Changes until the next write.
+	// What the transaction changed, derived from base and the new
+	// version when asked and kept until the next write (an set).
 	changes []Change
-	cached  bool
-	// touchedAt indexes touched by instance for Before, built on first
-	// use over the first indexed entries of touched.
-	touchedAt map[*Inst]int
-	indexed   int
-}
-
-type touchedInst struct {
-	in   *Inst
-	orig []Value
-	born bool
-}
-
-type undoKind uint8
-
-const (
-	uSubAdd undoKind = iota + 1
-	uListAdd
-	uEntryAdd
-	uEntryDel
-)
-
-type undoRec struct {
-	k   undoKind
-	in  *Inst
-	n   *Node
-	key string
-	ent *Inst
+	an      *analysis
 }
 
 // Begin starts a transaction. state selects a state writer, which may
 // write only config false nodes and may not create config list entries.
 func (t *Tree) Begin(state bool) (*Txn, error) {
+	if t.snapshot {
+		return nil, errors.New("begin transaction: a snapshot is read-only")
+	}
 	if t.tx != nil {
 		return nil, errors.New("begin transaction: another transaction is open")
 	}
 	t.txIDs++
-	tx := &Txn{t: t, id: t.txIDs, state: state}
+	tx := &Txn{t: t, id: t.txIDs, state: state, base: t.root}
 	t.tx = tx
 	return tx, nil
 }
 
-// touch records in before its first write in this transaction.
-func (tx *Txn) touch(in *Inst) {
-	if in.mark == tx.id {
-		return
+// dirty forgets what was derived from the new version.
+func (tx *Txn) dirty() {
+	if tx.an != nil {
+		tx.an, tx.changes = nil, nil
 	}
-	in.mark = tx.id
-	tx.touched = append(tx.touched, touchedInst{in: in, orig: append([]Value(nil), in.vals...)})
 }
 
-func (tx *Txn) newInst(s *Node, parent *Inst) *Inst {
-	in := newInst(s, parent)
-	in.mark = tx.id
-	tx.touched = append(tx.touched, touchedInst{in: in, born: true})
-	return in
+// clone copies in into the new version.
+func (tx *Txn) clone(in *Inst) *Inst {
+	tx.dirty()
+	c := &Inst{s: in.s, id: in.id, mark: tx.id,
+		vals: slices.Clone(in.vals), subs: slices.Clone(in.subs), lists: slices.Clone(in.lists)}
+	tx.touched = append(tx.touched, touch{orig: in, cur: c})
+	return c
 }
 
-// setVal writes one leaf, keeping the leafref indexes in step.
+// create makes a new instance in the new version.
+func (tx *Txn) create(s *Node, id *ident) *Inst {
+	tx.dirty()
+	c := newInst(s, id, tx.id)
+	tx.touched = append(tx.touched, touch{cur: c})
+	return c
+}
+
+// root returns the new version's root, ready for writing.
+func (tx *Txn) root() *Inst {
+	if tx.t.root.mark != tx.id {
+		tx.t.root = tx.clone(tx.t.root)
+	}
+	return tx.t.root
+}
+
+// sub returns container child n of parent (which the transaction owns)
+// ready for writing, creating it when create is set; nil when absent.
+func (tx *Txn) sub(parent *Inst, n *Node, create bool) *Inst {
+	c := parent.subs[n.slot]
+	switch {
+	case c == nil && !create:
+		return nil
+	case c == nil:
+		c = tx.create(n, parent.id)
+		parent.subs[n.slot] = c
+	case c.mark != tx.id:
+		c = tx.clone(c)
+		parent.subs[n.slot] = c
+	}
+	return c
+}
+
+// existing returns parent's entry of list n with key k ready for writing,
+// or nil.
+func (tx *Txn) existing(parent *Inst, n *Node, k string) *Inst {
+	l := &parent.lists[n.slot]
+	e := l.get(k)
+	if e == nil || e.mark == tx.id {
+		return e
+	}
+	e = tx.clone(e)
+	l.set(tx.id, k, e)
+	return e
+}
+
+// setVal writes one leaf of an instance the transaction owns.
 func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
-	old := in.vals[n.slot]
-	if old.Equal(v) {
+	if in.vals[n.slot].Equal(v) {
 		return
 	}
-	tx.touch(in)
-	tx.cached = false
-	tx.t.reindex(n, old, v)
+	tx.dirty()
+	tx.writes++
 	in.vals[n.slot] = v
 }
 
-func (t *Tree) reindex(n *Node, old, v Value) {
-	if n.indexed {
-		count(t.targets, n, old, -1)
-		count(t.targets, n, v, +1)
-	}
-	if n.Type != nil && n.Type.Kind == TLeafref && !n.Type.relative && n.Type.Target != nil {
-		count(t.refs, n.Type.Target, old, -1)
-		count(t.refs, n.Type.Target, v, +1)
-	}
-}
-
-func count(idx map[*Node]map[string]int, n *Node, v Value, d int) {
-	if !v.IsSet() {
-		return
-	}
-	m := idx[n]
-	if m == nil {
-		m = map[string]int{}
-		idx[n] = m
-	}
-	add := func(s string) {
-		if m[s] += d; m[s] <= 0 {
-			delete(m, s)
-		}
-	}
-	if v.IsList() {
-		for _, e := range v.Elems() {
-			add(e.String())
-		}
-		return
-	}
-	add(v.String())
-}
-
-func (tx *Txn) ensureSub(in *Inst, n *Node) *Inst {
-	if sub := in.subs[n.slot]; sub != nil {
-		return sub
-	}
-	sub := tx.newInst(n, in)
-	in.subs[n.slot] = sub
-	tx.undo = append(tx.undo, undoRec{k: uSubAdd, in: in, n: n})
-	return sub
-}
-
-func (tx *Txn) ensureList(in *Inst, n *Node) *List {
-	if l := in.lists[n.slot]; l != nil {
-		return l
-	}
-	l := &List{s: n, m: map[string]*Inst{}}
-	in.lists[n.slot] = l
-	tx.undo = append(tx.undo, undoRec{k: uListAdd, in: in, n: n})
-	return l
-}
-
-// sizeList makes an absent or empty list ready for n entries, so a bulk
-// Set of 100,000 routes does not rehash the list's map as it grows.
-func (tx *Txn) sizeList(in *Inst, n *Node, entries int) {
-	if l := in.lists[n.slot]; l != nil {
-		if len(l.m) == 0 {
-			l.m = make(map[string]*Inst, entries)
-		}
-		return
-	}
-	l := &List{s: n, m: make(map[string]*Inst, entries)}
-	in.lists[n.slot] = l
-	tx.undo = append(tx.undo, undoRec{k: uListAdd, in: in, n: n})
-}
-
-// entry returns the list entry with keys, creating it (and filling its
-// key leaves and their config or state mirrors) when create is set.
+// entry returns the list entry with keys ready for writing, creating it
+// (and filling its key leaves and their config or state mirrors) when
+// create is set.
 func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.PathElem) (*Inst, error) {
 	k := keyString(keys)
-	if l := in.lists[n.slot]; l != nil {
-		if e := l.m[k]; e != nil {
-			if !tx.state && create {
-				tx.adoptOperational(e)
-			}
-			return e, nil
+	if e := tx.existing(in, n, k); e != nil {
+		if !tx.state && create {
+			tx.adoptOperational(e)
 		}
+		return e, nil
 	}
 	if !create {
 		return nil, nil
@@ -215,10 +186,9 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 	if !tx.state && !n.Config {
 		return nil, newErr(ErrReadOnly, whereElems(in, n, elems), "list "+n.Name+" is config false")
 	}
-	l := tx.ensureList(in, n)
-	e := tx.newInst(n, in)
-	l.m[k] = e
-	tx.undo = append(tx.undo, undoRec{k: uEntryAdd, in: in, n: n, key: k, ent: e})
+	e := tx.create(n, nil)
+	e.id = &ident{up: in.id, vals: e.vals, born: tx.id}
+	in.lists[n.slot].set(tx.id, k, e)
 	for i, kn := range n.Keys {
 		tx.setVal(e, kn, keys[i])
 		m := kn.configKey
@@ -226,73 +196,83 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 			m = stateMirror(n, kn)
 		}
 		if m != nil {
-			tx.setVal(tx.ensureSub(e, m.Parent), m, keys[i])
+			tx.setVal(tx.sub(e, m.Parent, true), m, keys[i])
 		}
 	}
 	return e, nil
 }
 
-// deleteEntry removes a list entry and everything below it.
-func (tx *Txn) deleteEntry(in *Inst, l *List, key string) {
-	e := l.m[key]
+// deleteEntry removes a list entry of parent (which the transaction owns)
+// with everything below it. Nothing else is needed: the entry's leaves
+// show up as deleted when the new version is compared with the old.
+func (tx *Txn) deleteEntry(parent *Inst, n *Node, key string) {
+	l := &parent.lists[n.slot]
+	e := l.get(key)
 	if e == nil {
 		return
 	}
-	tx.clear(e, false)
-	delete(l.m, key)
-	tx.setDead(e, true)
-	tx.undo = append(tx.undo, undoRec{k: uEntryDel, in: in, n: l.s, key: key, ent: e})
+	l.del(tx.id, key)
+	tx.cut(e)
 }
 
-// setDead marks a removed entry (or revives it on rollback), moving its
-// key values out of (or back into) the leafref indexes.
-func (tx *Txn) setDead(e *Inst, dead bool) {
-	tx.touch(e)
-	tx.cached = false
-	e.dead = dead
-	for _, k := range e.s.Keys {
-		v := e.vals[k.slot]
-		if dead {
-			tx.t.reindex(k, v, Value{})
-		} else {
-			tx.t.reindex(k, Value{}, v)
+// cut records an entry taken out of its list.
+func (tx *Txn) cut(e *Inst) {
+	tx.dirty()
+	e.id.cut = tx.id
+	tx.removed = append(tx.removed, e)
+}
+
+// empty removes every entry of list n of in (which the transaction
+// owns).
+func (tx *Txn) empty(in *Inst, n *Node) {
+	in.lists[n.slot].each(func(_ string, e *Inst) bool {
+		tx.cut(e)
+		return true
+	})
+	in.lists[n.slot] = entries{}
+}
+
+// clear unsets the leaves below in that this writer owns, except list
+// keys and their mirrors, so "delete .../config" empties the config
+// without breaking the entry. in is the version the transaction sees;
+// open returns it ready for writing, and is called only when something
+// below in must change, so clearing what is already empty copies nothing.
+func (tx *Txn) clear(in *Inst, open func() *Inst) {
+	var w *Inst
+	writable := func() *Inst {
+		if w == nil {
+			w = open()
 		}
+		return w
 	}
-}
-
-// clear unsets the leaves below in. Whole-entry deletes (all) clear
-// everything; otherwise only the nodes this writer owns are cleared and
-// key leaves with their mirrors stay, so "delete .../config" empties the
-// config without breaking the entry.
-func (tx *Txn) clear(in *Inst, ownedOnly bool) {
 	for _, ch := range in.s.Children {
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
-			_, key := keyValue(in, ch)
-			if ownedOnly && (!tx.owns(ch) || key) {
+			if _, key := keyValue(in, ch); !tx.owns(ch) || key {
 				continue
 			}
-			if key && in.s.Kind == KindList {
-				continue // an entry's own keys stay for its path; setDead unindexes them
+			if in.vals[ch.slot].IsSet() {
+				tx.setVal(writable(), ch, Value{})
 			}
-			tx.setVal(in, ch, Value{})
 		case KindContainer:
 			if sub := in.subs[ch.slot]; sub != nil {
-				tx.clear(sub, ownedOnly)
+				tx.clear(sub, func() *Inst { return tx.sub(writable(), ch, false) })
 			}
 		case KindList:
 			l := in.lists[ch.slot]
-			if l == nil || (ownedOnly && !tx.owns(ch)) {
-				if l != nil && ownedOnly {
-					for _, e := range l.m {
-						tx.clear(e, true)
-					}
-				}
+			if l.n == 0 {
 				continue
 			}
-			for k := range l.m {
-				tx.deleteEntry(in, l, k)
+			if !tx.owns(ch) {
+				// Writing an entry in place never reshapes the list, so
+				// walking the version read before is safe.
+				l.each(func(k string, e *Inst) bool {
+					tx.clear(e, func() *Inst { return tx.existing(writable(), ch, k) })
+					return true
+				})
+				continue
 			}
+			tx.empty(writable(), ch)
 		}
 	}
 }
@@ -342,122 +322,76 @@ func keyValue(in *Inst, n *Node) (Value, bool) {
 		}
 		return Value{}, false
 	}
-	if in.parent == nil || in.parent.s.Kind != KindList || in.s.Parent != in.parent.s {
+	list := in.s.Parent
+	if list == nil || list.Kind != KindList || in.id == nil {
 		return Value{}, false
 	}
-	for i, k := range in.parent.s.Keys {
+	for i, k := range list.Keys {
 		if k.configKey == n {
-			return in.parent.key(i), true
+			return Ident{id: in.id, s: list}.key(i), true
 		}
 	}
 	return Value{}, false
 }
 
-// Rollback restores the tree to its state before Begin.
+// Rollback drops the new version: the tree is exactly as before Begin.
 func (tx *Txn) Rollback() {
 	if tx.done {
 		return
 	}
-	for i := len(tx.touched) - 1; i >= 0; i-- {
-		ti := tx.touched[i]
-		for _, ch := range ti.in.s.Children {
-			if ch.Kind != KindLeaf && ch.Kind != KindLeafList {
-				continue
-			}
-			var orig Value
-			if !ti.born {
-				orig = ti.orig[ch.slot]
-			}
-			if cur := ti.in.vals[ch.slot]; !cur.Equal(orig) {
-				tx.t.reindex(ch, cur, orig)
-				ti.in.vals[ch.slot] = orig
-			}
-		}
-	}
-	for i := len(tx.undo) - 1; i >= 0; i-- {
-		u := tx.undo[i]
-		switch u.k {
-		case uSubAdd:
-			u.in.subs[u.n.slot] = nil
-		case uListAdd:
-			u.in.lists[u.n.slot] = nil
-		case uEntryAdd:
-			delete(u.in.lists[u.n.slot].m, u.key)
-		case uEntryDel:
-			u.in.lists[u.n.slot].m[u.key] = u.ent
-			u.ent.dead = false
-			for _, k := range u.ent.s.Keys {
-				v := u.ent.vals[k.slot]
-				tx.t.reindex(k, Value{}, v)
-			}
-		}
-	}
+	tx.t.root = tx.base
 	tx.finish()
 }
 
-// Commit ends the transaction, keeping its writes. The caller has
-// already validated and persisted it.
-func (tx *Txn) Commit() { tx.finish() }
+// Commit ends the transaction, keeping its writes: the new version
+// becomes current (and immutable). The caller has already validated and
+// persisted it.
+func (tx *Txn) Commit() {
+	if tx.done {
+		return
+	}
+	an := tx.analyze()
+	if an.leaves == 0 {
+		// Nothing changed: keep the version readers already have rather
+		// than copies of it (a rewrite of equal values copies the path).
+		tx.t.root = tx.base
+	}
+	an.apply(tx.t)
+	tx.finish()
+}
 
 func (tx *Txn) finish() {
 	tx.done = true
-	tx.touched, tx.undo, tx.changes, tx.cached = nil, nil, nil, false
-	tx.touchedAt, tx.indexed = nil, 0
+	tx.changes, tx.an = nil, nil
+	tx.touched, tx.removed, tx.old = nil, nil, nil
 	tx.t.tx = nil
 }
 
-// Changes returns the transaction's net per-leaf changes in first-touch
-// order: a leaf written and restored within the transaction is absent.
+// Changes returns the transaction's net per-leaf changes: a leaf written
+// and restored within the transaction is absent. They come in tree order
+// (schema order within an instance, a list's entries in its own order),
+// every instance's changes together; when an entry was deleted and
+// created again, its deletes come before its updates.
 func (tx *Txn) Changes() []Change {
-	if tx.cached {
-		return tx.changes
-	}
-	out := make([]Change, 0, len(tx.touched)*3)
-	for _, ti := range tx.touched {
-		for _, ch := range ti.in.s.Children {
-			if ch.Kind != KindLeaf && ch.Kind != KindLeafList {
-				continue
-			}
-			var orig Value
-			if !ti.born {
-				orig = ti.orig[ch.slot]
-			}
-			cur := ti.in.vals[ch.slot]
-			if ti.in.dead {
-				cur = Value{}
-			}
-			switch {
-			case cur.Equal(orig):
-			case cur.IsSet():
-				out = append(out, Change{Op: OpUpdate, In: ti.in, Node: ch, Val: cur, Old: orig})
-			default:
-				out = append(out, Change{Op: OpDelete, In: ti.in, Node: ch, Old: orig})
-			}
-		}
-	}
-	tx.changes, tx.cached = out, true
-	return out
+	tx.analyze()
+	return tx.changes
 }
 
-// Before returns the value leaf n of instance in held when the
-// transaction began: its current value if the transaction did not touch
-// in, zero if the transaction created in. A check that authorizes a
-// commit by what it changes uses it to see what was there before.
-func (tx *Txn) Before(in *Inst, n *Node) Value {
-	if in.mark != tx.id {
-		return in.vals[n.slot]
+// Before returns the value leaf n of the instance x names held when the
+// transaction began: zero where the leaf was unset or the instance absent
+// (the transaction created it, or deleted it and created it again, which
+// makes a new identity). The version the transaction started from never
+// changes, so this reads it directly; a check that authorizes a commit by
+// what it changes uses it to see what was there before.
+func (tx *Txn) Before(x Ident, n *Node) Value {
+	if tx.old == nil {
+		tx.old = &Tree{schema: tx.t.schema, root: tx.base, snapshot: true}
 	}
-	if tx.touchedAt == nil {
-		tx.touchedAt = make(map[*Inst]int, len(tx.touched))
-	}
-	for ; tx.indexed < len(tx.touched); tx.indexed++ {
-		tx.touchedAt[tx.touched[tx.indexed].in] = tx.indexed
-	}
-	i, ok := tx.touchedAt[in]
-	if !ok || tx.touched[i].born {
+	in := tx.old.Resolve(x)
+	if in == nil || n == nil || n.Parent != in.s || (n.Kind != KindLeaf && n.Kind != KindLeafList) {
 		return Value{}
 	}
-	return tx.touched[i].orig[n.slot]
+	return in.vals[n.slot]
 }
 
 // Empty reports whether the transaction changed nothing.
@@ -470,17 +404,6 @@ func whereElems(in *Inst, n *Node, elems []*gpb.PathElem) string {
 		return renderElems(elems)
 	}
 	return childPath{in, n}.String()
-}
-
-// Reserve sizes the transaction's bookkeeping for about n operations, so
-// a bulk Set does not spend its time growing slices.
-func (tx *Txn) Reserve(n int) {
-	if cap(tx.touched) < 2*n {
-		tx.touched = append(make([]touchedInst, 0, 2*n), tx.touched...)
-	}
-	if cap(tx.undo) < 3*n {
-		tx.undo = append(make([]undoRec, 0, 3*n), tx.undo...)
-	}
 }
 
 // stateMirror returns state/<key> of list n, where an operational entry
@@ -507,6 +430,6 @@ func (tx *Txn) adoptOperational(e *Inst) {
 		if sub := e.subs[m.Parent.slot]; sub != nil && sub.vals[m.slot].IsSet() {
 			continue
 		}
-		tx.setVal(tx.ensureSub(e, m.Parent), m, e.vals[kn.slot])
+		tx.setVal(tx.sub(e, m.Parent, true), m, e.vals[kn.slot])
 	}
 }

@@ -16,61 +16,32 @@ type UndoOp struct {
 // recreates entries it deleted). Commit-confirmed persists them so that
 // a rollback survives a restart.
 func (tx *Txn) Undo() []UndoOp {
-	born := make(map[*Inst]bool)
-	for _, ti := range tx.touched {
-		if ti.born {
-			born[ti.in] = true
-		}
-	}
-	underBorn := func(in *Inst) bool {
-		for p := in.parent; p != nil; p = p.parent {
-			if born[p] && p.s.Kind == KindList {
-				return true
-			}
-		}
-		return false
-	}
 	var dels, sets []UndoOp
 	leafPath := func(in *Inst, n *Node) []*gpb.PathElem {
 		return append(in.Elems(), &gpb.PathElem{Name: n.Name})
 	}
-	for _, ti := range tx.touched {
-		in := ti.in
-		if ti.born {
-			if in.dead || underBorn(in) || !attached(in) {
-				continue
+	tx.walkChanges(
+		func(r leafDiff) {
+			if r.born || !r.n.Config {
+				return
 			}
-			if in.s.Kind == KindList {
-				if in.s.Config {
-					dels = append(dels, UndoOp{Delete: true, Elems: in.Elems()})
-				}
-				continue
+			in := r.b
+			if in == nil {
+				in = r.a
 			}
-			for _, ch := range in.s.Children {
-				if (ch.Kind == KindLeaf || ch.Kind == KindLeafList) && ch.Config && in.vals[ch.slot].IsSet() {
-					if _, key := keyValue(in, ch); !key {
-						dels = append(dels, UndoOp{Delete: true, Elems: leafPath(in, ch)})
-					}
-				}
+			if r.ov.IsSet() {
+				sets = append(sets, UndoOp{Elems: leafPath(in, r.n), Val: r.ov})
+				return
 			}
-			continue
-		}
-		for _, ch := range in.s.Children {
-			if (ch.Kind != KindLeaf && ch.Kind != KindLeafList) || !ch.Config {
-				continue
+			if _, key := keyValue(in, r.n); !key {
+				dels = append(dels, UndoOp{Delete: true, Elems: leafPath(in, r.n)})
 			}
-			orig, cur := ti.orig[ch.slot], in.vals[ch.slot]
-			if in.dead {
-				cur = Value{}
+		},
+		func(a, b *Inst, outerBorn bool) {
+			// An entry the transaction created goes, with all below it.
+			if a == nil && !outerBorn && b.s.Config {
+				dels = append(dels, UndoOp{Delete: true, Elems: b.Elems()})
 			}
-			switch {
-			case orig.Equal(cur):
-			case orig.IsSet():
-				sets = append(sets, UndoOp{Elems: leafPath(in, ch), Val: orig})
-			default:
-				dels = append(dels, UndoOp{Delete: true, Elems: leafPath(in, ch)})
-			}
-		}
-	}
+		})
 	return append(dels, sets...)
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // Validate checks what the transaction changed, not the whole tree:
-// mandatory leaves of every list entry it touched (types, ranges and
+// mandatory leaves of every list entry it changed (types, ranges and
 // patterns were checked when values were decoded), leafrefs held by
 // changed leaves, and that no removed value is still referenced. The
 // leafref indexes make each check a map lookup, so the cost is
@@ -19,48 +19,30 @@ func (tx *Txn) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	changes := tx.Changes()
-	for _, c := range changes {
-		n := c.Node
-		if n.Type.Kind == TLeafref && n.configKey == nil && c.Op == OpUpdate {
-			if err := tx.t.checkRef(c.In, n, c.Val); err != nil {
-				add(newErr(ErrLeafref, c.Path(), err.Error()))
-			}
+	an := tx.analyze()
+	t := tx.t
+	for _, r := range an.refChecks {
+		if err := t.checkRef(an, r.b, r.n, r.nv); err != nil {
+			add(newErr(ErrLeafref, childPath{r.b, r.n}.String(), err.Error()))
 		}
 	}
-	for _, ti := range tx.touched {
-		for _, ch := range ti.in.s.Children {
-			if !ch.indexed || ti.born {
-				continue
-			}
-			old, cur := ti.orig[ch.slot], ti.in.vals[ch.slot]
-			if ti.in.dead {
-				cur = Value{}
-			}
-			if old.Equal(cur) {
-				continue
-			}
-			for _, e := range elems(old) {
-				s := e.String()
-				if tx.t.targets[ch][s] == 0 && tx.t.refs[ch][s] > 0 {
-					add(newErr(ErrLeafref, ti.in.PathString()+"/"+ch.Name,
-						fmt.Sprintf("%s is still referenced by %d leafref(s)", s, tx.t.refs[ch][s])))
+	for _, r := range an.removed {
+		in := r.b
+		if in == nil {
+			in = r.a
+		}
+		for _, e := range elems(r.ov) {
+			s := e.String()
+			if countAfter(t.targets, an.targets, r.n, s) == 0 {
+				if refs := countAfter(t.refs, an.refs, r.n, s); refs > 0 {
+					add(newErr(ErrLeafref, childPath{in, r.n}.String(),
+						fmt.Sprintf("%s is still referenced by %d leafref(s)", s, refs)))
 				}
 			}
 		}
 	}
-	if !tx.state {
-		checked := make(map[*Inst]bool)
-		for _, ti := range tx.touched {
-			e := entryOf(ti.in)
-			// Top-level containers have no mandatory leaves in Kedge's
-			// modules; only list entries are checked.
-			if e.parent == nil || checked[e] || !attached(e) {
-				continue
-			}
-			checked[e] = true
-			tx.checkMandatory(e, e.s, func() string { return e.PathString() }, add)
-		}
+	for _, e := range an.entries {
+		tx.checkMandatory(e, e.s, func() string { return e.PathString() }, add)
 	}
 	return errors.Join(errs...)
 }
@@ -75,8 +57,9 @@ func elems(v Value) []Value {
 	return nil
 }
 
-// checkRef verifies that every element of v exists at n's leafref target.
-func (t *Tree) checkRef(in *Inst, n *Node, v Value) error {
+// checkRef verifies that every element of v exists at n's leafref target
+// once the analysed transaction commits.
+func (t *Tree) checkRef(an *analysis, in *Inst, n *Node, v Value) error {
 	tt := n.Type
 	if tt.Target == nil {
 		return nil
@@ -84,46 +67,45 @@ func (t *Tree) checkRef(in *Inst, n *Node, v Value) error {
 	for _, e := range elems(v) {
 		s := e.String()
 		if !tt.relative {
-			if t.targets[tt.Target][s] == 0 {
+			if countAfter(t.targets, an.targets, tt.Target, s) <= 0 {
 				return fmt.Errorf("%s does not exist at %s", s, tt.Target.Path)
 			}
 			continue
 		}
-		if !relativeHas(in, n, tt.refPath, e) {
+		if !t.relativeHas(in, n, e) {
 			return fmt.Errorf("%s does not exist at %s", s, tt.refPath)
 		}
 	}
 	return nil
 }
 
-// relativeHas follows a relative leafref path from the instance holding
-// leaf n and reports whether the target leaf holds v.
-func relativeHas(in *Inst, n *Node, path string, v Value) bool {
-	cur := in
+// relativeHas follows a relative leafref from the instance holding leaf n
+// and reports whether the target leaf holds v: up to the nearest instance
+// whose schema contains the target, then down through containers.
+func (t *Tree) relativeHas(in *Inst, n *Node, v Value) bool {
 	target := n.Type.Target
-	// Climb to the instance whose schema is the target's nearest common
-	// ancestor with n, then walk down through containers.
+	x := in.Ident()
+	for !x.IsZero() && !schemaContains(x.s, target.Parent) {
+		x = x.Parent()
+	}
+	if x.IsZero() {
+		return false
+	}
 	var down []*Node
-	for p := target.Parent; p != nil; p = p.Parent {
-		if isAncestorInst(cur, p) {
-			break
-		}
-		down = append([]*Node{p}, down...)
+	for p := target.Parent; p != x.s; p = p.Parent {
+		down = append(down, p)
 	}
-	for cur != nil && len(down) > 0 && cur.s != down[0].Parent {
-		cur = cur.parent
-	}
-	for _, d := range down {
-		if cur == nil || d.Kind != KindContainer {
+	cur := t.Resolve(x)
+	for i := len(down) - 1; i >= 0 && cur != nil; i-- {
+		if down[i].Kind != KindContainer {
 			return false
 		}
-		cur = cur.subs[d.slot]
+		cur = cur.subs[down[i].slot]
 	}
 	if cur == nil {
 		return false
 	}
-	got := cur.vals[target.slot]
-	for _, e := range elems(got) {
+	for _, e := range elems(cur.vals[target.slot]) {
 		if e.Equal(v) {
 			return true
 		}
@@ -131,33 +113,14 @@ func relativeHas(in *Inst, n *Node, path string, v Value) bool {
 	return false
 }
 
-func isAncestorInst(in *Inst, s *Node) bool {
-	for p := in; p != nil; p = p.parent {
-		if p.s == s {
+// schemaContains reports whether schema node a is n or an ancestor of n.
+func schemaContains(a, n *Node) bool {
+	for p := n; p != nil; p = p.Parent {
+		if p == a {
 			return true
 		}
 	}
 	return false
-}
-
-// entryOf returns the nearest list entry at or above in, or the root.
-func entryOf(in *Inst) *Inst {
-	for p := in; p != nil; p = p.parent {
-		if p.s.Kind == KindList || p.parent == nil {
-			return p
-		}
-	}
-	return in
-}
-
-// attached reports whether in is still reachable from the root.
-func attached(in *Inst) bool {
-	for p := in; p.parent != nil; p = p.parent {
-		if p.dead {
-			return false
-		}
-	}
-	return true
 }
 
 // checkMandatory reports config leaves marked mandatory that are unset in

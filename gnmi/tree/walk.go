@@ -1,8 +1,18 @@
 package tree
 
 import (
+	"fmt"
+	"math/bits"
+	"strings"
+
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 )
+
+// MaxPathElems is the most elements a path pattern may have once runs of
+// "..." are collapsed into one. Kedge's deepest leaf is ten elements
+// down; the limit leaves room for wildcards while bounding the state a
+// walk carries per instance to one machine word.
+const MaxPathElems = 32
 
 // Match is one node a (possibly wildcarded) path selected: an instance
 // (Node nil), a set leaf or leaf-list of an instance, or never a list.
@@ -32,192 +42,405 @@ func (m Match) Elems() []*gpb.PathElem {
 	return e
 }
 
-// Walk calls fn for every node the path selects. Names may be "*" (any
-// child) or "..." (any depth); list keys may be "*" or omitted (any
-// entry). An unknown name or an unparsable key is an error; a valid path
-// that selects nothing calls fn zero times.
-func (t *Tree) Walk(elems []*gpb.PathElem, fn func(Match) error) error {
-	if err := CheckPath(t.schema, elems); err != nil {
-		return err
-	}
-	return walk(t.root, elems, fn)
+// Pattern is a compiled path that may hold "*" (any one element), "..."
+// (any number of elements, none included) and wildcard or omitted list
+// keys. It is matched as an automaton whose states are the pattern's
+// positions, so however many wildcards it holds, matching costs one pass
+// over the tree (or over a path), never one pass per way of splitting
+// it between the wildcards.
+type Pattern struct {
+	elems []patElem
+	raw   []*gpb.PathElem // collapsed, as given
+	final uint64          // the state bit of a complete match
 }
 
-// CheckPath validates a possibly wildcarded path against the schema.
-func CheckPath(s *Schema, elems []*gpb.PathElem) error {
-	return checkPath([]*Node{s.Root}, elems, "")
+type patKind uint8
+
+const (
+	patName patKind = iota
+	patAny          // "*"
+	patDeep         // "..."
+)
+
+type patElem struct {
+	kind   patKind
+	name   string // without module qualifier
+	module string // the qualifier given, if any
+	keys   map[string]string
 }
 
-func checkPath(nodes []*Node, elems []*gpb.PathElem, at string) error {
-	if len(elems) == 0 {
-		return nil
+// CompilePattern collapses runs of "...", enforces MaxPathElems and
+// checks the pattern against the schema: every named element must exist
+// where the pattern can reach, and keys must belong to the list they are
+// given for and parse as its key types.
+func CompilePattern(s *Schema, elems []*gpb.PathElem) (*Pattern, error) {
+	p, err := compile(elems)
+	if err != nil {
+		return nil, err
 	}
-	e := elems[0]
-	at += "/" + e.GetName()
-	var next []*Node
-	switch e.GetName() {
-	case "...":
-		var all []*Node
-		var collect func(n *Node)
-		collect = func(n *Node) {
-			all = append(all, n)
-			for _, c := range n.Children {
-				collect(c)
+	if err := p.check(s); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func compile(elems []*gpb.PathElem) (*Pattern, error) {
+	p := &Pattern{}
+	for _, e := range elems {
+		if e.GetName() == "..." && len(p.raw) > 0 && p.raw[len(p.raw)-1].GetName() == "..." {
+			continue
+		}
+		p.raw = append(p.raw, e)
+	}
+	if len(p.raw) > MaxPathElems {
+		return nil, newErr(ErrBadPath, renderElems(p.raw[:MaxPathElems+1])+"/…",
+			fmt.Sprintf("the path has %d elements (runs of ... counted once); at most %d are allowed", len(p.raw), MaxPathElems))
+	}
+	p.elems = make([]patElem, len(p.raw))
+	for i, e := range p.raw {
+		pe := patElem{keys: e.GetKey()}
+		switch name := e.GetName(); name {
+		case "*":
+			pe.kind = patAny
+		case "...":
+			pe.kind, pe.keys = patDeep, nil
+		default:
+			pe.name = name
+			if j := strings.IndexByte(name, ':'); j >= 0 {
+				pe.module, pe.name = name[:j], name[j+1:]
 			}
 		}
-		for _, n := range nodes {
-			collect(n)
+		p.elems[i] = pe
+	}
+	p.final = 1 << len(p.elems)
+	return p, nil
+}
+
+// Elems returns the pattern's elements with runs of "..." collapsed.
+func (p *Pattern) Elems() []*gpb.PathElem { return p.raw }
+
+// names reports whether element e can stand for schema node n, keys
+// aside.
+func (e *patElem) names(n *Node) bool {
+	switch e.kind {
+	case patAny:
+		return true
+	case patName:
+		return e.name == n.Name && (e.module == "" || e.module == n.Module)
+	}
+	return false
+}
+
+// closure adds, for every "..." reached, the position after it (the
+// "..." standing for no element at all).
+func (p *Pattern) closure(s uint64) uint64 {
+	for rest := s; rest != 0; {
+		i := bits.TrailingZeros64(rest)
+		rest &^= 1 << i
+		if i < len(p.elems) && p.elems[i].kind == patDeep && s&(1<<(i+1)) == 0 {
+			s |= 1 << (i + 1)
+			rest |= 1 << (i + 1)
 		}
-		if len(elems) == 1 {
-			return nil
+	}
+	return s
+}
+
+// step returns the states after one element named by schema node n (a
+// list entry ent, when n is a list and ent is known, must also match the
+// keys).
+func (p *Pattern) step(s uint64, n *Node, ent *Inst) uint64 {
+	var out uint64
+	for rest := s &^ p.final; rest != 0; {
+		i := bits.TrailingZeros64(rest)
+		rest &^= 1 << i
+		e := &p.elems[i]
+		switch {
+		case e.kind == patDeep:
+			out |= 1 << i
+		case e.names(n) && (ent == nil || keysMatch(ent, e.keys)):
+			out |= 1 << (i + 1)
 		}
-		return checkPathAny(all, elems[1:], at)
-	case "*":
-		for _, n := range nodes {
-			next = append(next, n.Children...)
+	}
+	return p.closure(out)
+}
+
+// leaf reports whether a leaf n of an instance in states s completes the
+// pattern.
+func (p *Pattern) leaf(s uint64, n *Node) bool {
+	i := len(p.elems) - 1
+	return i >= 0 && s&(1<<i) != 0 && p.elems[i].names(n)
+}
+
+// exact returns the key of the one entry of list n that states s can
+// select, when every position that can take an entry of n names all its
+// keys without wildcards; ok is false when entries must be scanned.
+func (p *Pattern) exact(s uint64, n *Node) (key string, ok bool) {
+	for rest := s &^ p.final; rest != 0; {
+		i := bits.TrailingZeros64(rest)
+		rest &^= 1 << i
+		e := &p.elems[i]
+		switch {
+		case e.kind != patName:
+			return "", false
+		case !e.names(n):
+			continue
 		}
-	default:
-		var firstErr error
-		for _, n := range nodes {
-			if n.Kind == KindLeaf || n.Kind == KindLeafList {
+		keys, full := exactKeys(n, e.keys)
+		if !full {
+			return "", false
+		}
+		k := keyString(keys)
+		if ok && k != key {
+			return "", false
+		}
+		key, ok = k, true
+	}
+	return key, ok
+}
+
+// Prefixes reports whether the pattern selects path or one of its
+// ancestors, so that a subscription to a container covers every leaf
+// below it. path's names carry no module qualifiers (as rendered from
+// the tree).
+func (p *Pattern) Prefixes(path []*gpb.PathElem) bool {
+	s := p.closure(1)
+	for _, pe := range path {
+		if s&p.final != 0 {
+			return true
+		}
+		var out uint64
+		for rest := s; rest != 0; {
+			i := bits.TrailingZeros64(rest)
+			rest &^= 1 << i
+			e := &p.elems[i]
+			switch {
+			case e.kind == patDeep:
+				out |= 1 << i
+			case (e.kind == patAny || e.name == pe.GetName()) && keysGiven(pe.GetKey(), e.keys):
+				out |= 1 << (i + 1)
+			}
+		}
+		if s = p.closure(out); s == 0 {
+			return false
+		}
+	}
+	return s&p.final != 0
+}
+
+func keysGiven(have, want map[string]string) bool {
+	for k, v := range want {
+		if v != "*" && have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// check validates the pattern against the schema in one pass over it:
+// the schema nodes each position can reach are the same automaton run
+// over schema nodes instead of data.
+func (p *Pattern) check(s *Schema) error {
+	type fault struct {
+		err error
+		ok  bool // some node at this position accepted the element
+	}
+	faults := make([]fault, len(p.elems))
+	matched := make([]bool, len(p.elems))
+	reached := make([]*Node, len(p.elems)) // a node from which the position was tried
+	var visit func(n *Node, st uint64)
+	visit = func(n *Node, st uint64) {
+		for rest := st &^ p.final; rest != 0; {
+			i := bits.TrailingZeros64(rest)
+			rest &^= 1 << i
+			if reached[i] == nil {
+				reached[i] = n
+			}
+		}
+		for _, c := range n.Children {
+			for rest := st &^ p.final; rest != 0; {
+				i := bits.TrailingZeros64(rest)
+				rest &^= 1 << i
+				e := &p.elems[i]
+				if !e.names(c) {
+					continue
+				}
+				matched[i] = true
+				if err := keysFit(c, e); err == nil {
+					faults[i].ok = true
+				} else if e.kind == patName && faults[i].err == nil {
+					faults[i].err = err
+				}
+			}
+			if c.Kind == KindLeaf || c.Kind == KindLeafList {
 				continue
 			}
-			c, err := childNode(n, e.GetName())
-			if err != nil {
-				firstErr = err
-				continue
+			if next := p.step(st, c, nil); next&^p.final != 0 {
+				visit(c, next)
 			}
-			next = append(next, c)
 		}
-		if len(next) == 0 {
+	}
+	visit(s.Root, p.closure(1))
+	for i := range p.elems {
+		e := &p.elems[i]
+		if e.kind != patName {
+			continue
+		}
+		at := renderElems(p.raw[:i+1])
+		if !matched[i] {
 			reason := "no such node"
-			if firstErr != nil {
-				reason = firstErr.Error()
+			if n := reached[i]; n != nil {
+				if _, err := childNode(n, p.raw[i].GetName()); err != nil {
+					reason = err.Error()
+				}
 			}
 			return newErr(ErrUnknownPath, at, reason)
 		}
-	}
-	for _, n := range next {
-		if len(e.GetKey()) == 0 {
-			continue
-		}
-		if n.Kind != KindList {
-			if e.GetName() != "*" {
-				return newErr(ErrBadPath, at, n.Name+" is not a list and takes no keys")
+		if !faults[i].ok {
+			if f, ok := faults[i].err.(*Error); ok {
+				f.Path = at
 			}
-			continue
-		}
-		for k, v := range e.GetKey() {
-			kn := n.byName[k]
-			if kn == nil || !isKey(n, kn) {
-				return newErr(ErrBadPath, at, "list "+n.Name+" has no key "+k)
-			}
-			if v != "*" {
-				if _, err := kn.Type.ParseText(v); err != nil {
-					return newErr(ErrBadValue, at, "key "+k+": "+err.Error())
-				}
-			}
+			return faults[i].err
 		}
 	}
-	return checkPath(next, elems[1:], at)
+	return nil
 }
 
-// checkPathAny accepts the rest of the path if it is valid from any of the
-// candidate nodes ("..." may stand for any depth).
-func checkPathAny(nodes []*Node, elems []*gpb.PathElem, at string) error {
-	var firstErr error
-	for _, n := range nodes {
-		if n.Kind == KindLeaf || n.Kind == KindLeafList {
-			continue
-		}
-		if _, err := childNode(n, elems[0].GetName()); err != nil && elems[0].GetName() != "*" && elems[0].GetName() != "..." {
-			continue
-		}
-		err := checkPath([]*Node{n}, elems, at)
-		if err == nil {
-			return nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	if firstErr != nil {
-		return firstErr
-	}
-	return newErr(ErrUnknownPath, at+"/"+elems[0].GetName(), "no such node below")
-}
-
-func walk(in *Inst, elems []*gpb.PathElem, fn func(Match) error) error {
-	if len(elems) == 0 {
-		if in.isEmpty(nil) {
-			return nil
-		}
-		return fn(Match{In: in})
-	}
-	e := elems[0]
-	rest := elems[1:]
-	if e.GetName() == "..." {
-		if len(rest) == 0 {
-			return walk(in, nil, fn)
-		}
-		return eachInst(in, func(x *Inst) error { return walk(x, rest, fn) })
-	}
-	if e.GetName() == "*" {
-		for _, ch := range in.s.Children {
-			if err := walkChild(in, ch, e, rest, fn); err != nil {
-				return err
-			}
-		}
+// keysFit checks the keys an element gives against schema node n.
+func keysFit(n *Node, e *patElem) error {
+	if len(e.keys) == 0 {
 		return nil
 	}
-	ch, err := childNode(in.s, e.GetName())
-	if err != nil {
-		return nil // valid elsewhere under "..."; CheckPath rejected true typos
+	if n.Kind != KindList {
+		return newErr(ErrBadPath, "", n.Name+" is not a list and takes no keys")
 	}
-	return walkChild(in, ch, e, rest, fn)
-}
-
-func walkChild(in *Inst, ch *Node, e *gpb.PathElem, rest []*gpb.PathElem, fn func(Match) error) error {
-	switch ch.Kind {
-	case KindLeaf, KindLeafList:
-		if len(rest) == 0 && in.vals[ch.slot].IsSet() {
-			return fn(Match{In: in, Node: ch})
+	for k, v := range e.keys {
+		kn := n.byName[k]
+		if kn == nil || !isKey(n, kn) {
+			return newErr(ErrBadPath, "", "list "+n.Name+" has no key "+k)
 		}
-	case KindContainer:
-		if sub := in.subs[ch.slot]; sub != nil {
-			return walk(sub, rest, fn)
-		}
-	case KindList:
-		l := in.lists[ch.slot]
-		if l == nil {
-			return nil
-		}
-		if keys, exact := exactKeys(ch, e); exact {
-			if ent := l.m[keyString(keys)]; ent != nil {
-				return walk(ent, rest, fn)
-			}
-			return nil
-		}
-		for _, ent := range l.m {
-			if keysMatch(ent, e) {
-				if err := walk(ent, rest, fn); err != nil {
-					return err
-				}
+		if v != "*" {
+			if _, err := kn.Type.ParseText(v); err != nil {
+				return newErr(ErrBadValue, "", "key "+k+": "+err.Error())
 			}
 		}
 	}
 	return nil
 }
 
-// exactKeys returns the parsed keys when e names every key without
-// wildcards, so the lookup is a map access rather than a scan.
-func exactKeys(n *Node, e *gpb.PathElem) ([]Value, bool) {
-	if len(e.GetKey()) != len(n.Keys) {
+// CheckPath validates a possibly wildcarded path against the schema.
+func CheckPath(s *Schema, elems []*gpb.PathElem) error {
+	_, err := CompilePattern(s, elems)
+	return err
+}
+
+// WalkOpts bound a walk.
+type WalkOpts struct {
+	// Visit, when set, is called every 256 instances the walk visits,
+	// with the number visited so far; an error it returns ends the walk
+	// with that error. A reader checks its deadline and budget with it.
+	Visit func(visited int) error
+}
+
+// Walk calls fn for every node the path selects. Names may be "*" (any
+// child) or "..." (any depth); list keys may be "*" or omitted (any
+// entry). An unknown name or an unparsable key is an error; a valid path
+// that selects nothing calls fn zero times. Each node is selected at most
+// once, and nothing below a selected instance is selected again (it is
+// part of that match already), so the matches never overlap.
+func (t *Tree) Walk(elems []*gpb.PathElem, fn func(Match) error) error {
+	return t.WalkWith(elems, WalkOpts{}, fn)
+}
+
+// WalkWith is Walk with bounds.
+func (t *Tree) WalkWith(elems []*gpb.PathElem, o WalkOpts, fn func(Match) error) error {
+	p, err := CompilePattern(t.schema, elems)
+	if err != nil {
+		return err
+	}
+	return t.WalkPattern(p, o, fn)
+}
+
+// WalkPattern is Walk with a compiled pattern.
+func (t *Tree) WalkPattern(p *Pattern, o WalkOpts, fn func(Match) error) error {
+	w := walker{p: p, o: o, fn: fn}
+	return w.inst(t.root, p.closure(1))
+}
+
+type walker struct {
+	p       *Pattern
+	o       WalkOpts
+	fn      func(Match) error
+	visited int
+}
+
+func (w *walker) inst(in *Inst, s uint64) error {
+	w.visited++
+	if w.o.Visit != nil && w.visited%256 == 0 {
+		if err := w.o.Visit(w.visited); err != nil {
+			return err
+		}
+	}
+	if s&w.p.final != 0 {
+		if in.isEmpty(nil) {
+			return nil
+		}
+		return w.fn(Match{In: in})
+	}
+	for _, ch := range in.s.Children {
+		switch ch.Kind {
+		case KindLeaf, KindLeafList:
+			if in.vals[ch.slot].IsSet() && w.p.leaf(s, ch) {
+				if err := w.fn(Match{In: in, Node: ch}); err != nil {
+					return err
+				}
+			}
+		case KindContainer:
+			if sub := in.subs[ch.slot]; sub != nil {
+				if next := w.p.step(s, ch, nil); next != 0 {
+					if err := w.inst(sub, next); err != nil {
+						return err
+					}
+				}
+			}
+		case KindList:
+			l := in.lists[ch.slot]
+			if l.n == 0 || w.p.step(s, ch, nil) == 0 {
+				continue
+			}
+			if k, ok := w.p.exact(s, ch); ok {
+				if e := l.get(k); e != nil {
+					if next := w.p.step(s, ch, e); next != 0 {
+						if err := w.inst(e, next); err != nil {
+							return err
+						}
+					}
+				}
+				continue
+			}
+			var err error
+			l.each(func(_ string, e *Inst) bool {
+				if next := w.p.step(s, ch, e); next != 0 {
+					err = w.inst(e, next)
+				}
+				return err == nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// exactKeys returns the parsed keys when keys names every key of list n
+// without wildcards, so the lookup is a map access rather than a scan.
+func exactKeys(n *Node, given map[string]string) ([]Value, bool) {
+	if len(given) != len(n.Keys) {
 		return nil, false
 	}
 	keys := make([]Value, len(n.Keys))
 	for i, k := range n.Keys {
-		s, ok := e.GetKey()[k.Name]
+		s, ok := given[k.Name]
 		if !ok || s == "*" {
 			return nil, false
 		}
@@ -230,9 +453,9 @@ func exactKeys(n *Node, e *gpb.PathElem) ([]Value, bool) {
 	return keys, true
 }
 
-func keysMatch(ent *Inst, e *gpb.PathElem) bool {
+func keysMatch(ent *Inst, given map[string]string) bool {
 	for i, k := range ent.s.Keys {
-		s, ok := e.GetKey()[k.Name]
+		s, ok := given[k.Name]
 		if !ok || s == "*" {
 			continue
 		}
@@ -256,13 +479,13 @@ func eachInst(in *Inst, fn func(*Inst) error) error {
 		}
 	}
 	for _, l := range in.lists {
-		if l == nil {
-			continue
-		}
-		for _, ent := range l.m {
-			if err := eachInst(ent, fn); err != nil {
-				return err
-			}
+		var err error
+		l.each(func(_ string, ent *Inst) bool {
+			err = eachInst(ent, fn)
+			return err == nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -87,8 +87,8 @@ func All(o Overrides) []Accord {
 
 // OverridesFromTree reads the overrides under /kedge/accords/accord/config.
 // The schema has already validated every value (enumerations, ranges), so
-// reading cannot fail; unset leaves are not overrides. The caller holds the
-// store's read lock.
+// reading cannot fail; unset leaves are not overrides. t is a snapshot the
+// caller read from the store.
 func OverridesFromTree(t *tree.Tree) Overrides {
 	o := Overrides{}
 	for e := range kedgetree.Of(t).Kedge().Accords().Accord().All() {

@@ -22,13 +22,17 @@ import (
 // recomputed every time: they are few, or depend on more than one entry.
 //
 // It learns what changed in two ways. Told of every commit (Observe), it
-// re-reads just the entries those commits touched. Otherwise (first use,
-// a commit it was not told of, a lost feed) it walks every entry and
-// re-reads those whose config instance's tree.Stamp moved.
+// re-reads just the entries those commits touched, finding each by its
+// keys in the version it reads. Otherwise (first use, a commit it was not
+// told of, a lost feed) it walks every entry and re-reads those whose
+// config instance is not the one it read last time.
 //
-// The cache holds *tree.Inst pointers, read only inside the intent, which
-// runs under the store's lock. A RouteCache is not safe for concurrent
-// use; give each caller its own.
+// Entries are known by their identity (tree.Ident), which every version
+// of the tree shares; an entry deleted and created again is a new one.
+// The cache keeps each entry's config instance: a committed instance
+// never changes, so the same *tree.Inst with the same Stamp means the
+// same config. A RouteCache is not safe for concurrent use; give each
+// caller its own.
 //
 // It is one of the route reconciler's three speed-ups, each behind one
 // seam: this cache (the intent), planning from the previous Set
@@ -40,7 +44,7 @@ import (
 // BenchmarkRouteSingleInto100k in tests/ end to end). Routes, without a
 // cache, stays the reference its differential tests compare it with.
 type RouteCache struct {
-	byEntry map[*tree.Inst]*cachedRoute
+	byEntry map[tree.Ident]*cachedRoute
 	order   []*cachedRoute // live entries in output order
 	gen     uint64         // this walk's generation; entries it saw carry it
 	// out and merged are the returned set's route and origin slices,
@@ -49,10 +53,12 @@ type RouteCache struct {
 	spare       []*cachedRoute
 	dropped     []*cachedRoute // entries of order marked dropped since the last reorder
 
-	// What Observe learned since the last intent: the entries touched,
-	// and whether the cache may rely on them (synced: the last intent and
+	// What Observe learned since the last intent: the entries whose
+	// config changed (or that went), those whose state status did, and
+	// whether the cache may rely on them (synced: the last intent and
 	// every commit since were seen, up to seq observed).
-	dirty    map[*tree.Inst]struct{}
+	dirty    map[tree.Ident]struct{}
+	restate  map[tree.Ident]struct{}
 	observed uint64
 	synced   bool
 	// incremental: this intent reads only the dirty entries.
@@ -83,14 +89,13 @@ func (t *translated) subject() subject {
 type cachedRoute struct {
 	translated
 	key        sortKey
-	entry      kedgetree.Kedge_Routes_Route
+	id         tree.Ident
 	config     *tree.Inst
 	stamp, gen uint64
 	dropped    bool // replaced or gone: leaves the order at the next reorder
-	// stated: the entry's state status was seen set. The route state
-	// writer never removes it from a live entry (Observe re-reads one that
-	// loses it), so once seen it need not be read from the tree again:
-	// at 100,000 routes those reads were most of an intent.
+	// stated: the entry's state status is set. It is read with the entry
+	// and again when Observe reports a status change, not on every
+	// intent: at 100,000 routes those reads were most of an intent.
 	stated bool
 }
 
@@ -119,21 +124,29 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 		if !strings.HasPrefix(ch.Node.Path, routeListPath+"/") {
 			continue
 		}
-		// State never changes a translation; only a removed status
-		// matters, since the cache remembers which entries have one.
-		if state && (ch.Op != tree.OpDelete || ch.Node.Path != routeStatusPath) {
+		// State never changes a translation; only the status matters,
+		// since the cache remembers which entries have one.
+		if state && ch.Node.Path != routeStatusPath {
 			continue
 		}
-		e := ch.In
-		for e != nil && e.Schema().Path != routeListPath {
-			e = e.Parent()
+		id := ch.In
+		for !id.IsZero() && id.Schema().Path != routeListPath {
+			id = id.Parent()
 		}
-		if e != nil {
-			if c.dirty == nil {
-				c.dirty = map[*tree.Inst]struct{}{}
+		if id.IsZero() {
+			continue
+		}
+		if state {
+			if c.restate == nil {
+				c.restate = map[tree.Ident]struct{}{}
 			}
-			c.dirty[e] = struct{}{}
+			c.restate[id] = struct{}{}
+			continue
 		}
+		if c.dirty == nil {
+			c.dirty = map[tree.Ident]struct{}{}
+		}
+		c.dirty[id] = struct{}{}
 	}
 }
 
@@ -150,7 +163,7 @@ func (c *RouteCache) Lost() { c.synced = false }
 func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet, error) {
 	if c.byEntry == nil {
 		n := kedgetree.Of(t).Kedge().Routes().Route().Len()
-		c.byEntry = make(map[*tree.Inst]*cachedRoute, n)
+		c.byEntry = make(map[tree.Ident]*cachedRoute, n)
 	}
 	c.gen++
 	c.incremental = c.synced && seq == c.observed
@@ -161,6 +174,20 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 	c.resetDirty()
 	c.observed, c.synced = seq, true
 	return set, err
+}
+
+// find returns the entry id names in the version rt (/kedge/routes, not
+// existing when absent) belongs to, or none when it is gone.
+func find(rt kedgetree.Kedge_Routes, id tree.Ident) kedgetree.Kedge_Routes_Route {
+	if !rt.Exists() {
+		return kedgetree.Kedge_Routes_Route{}
+	}
+	e := rt.Inst().Entry(id.Schema(), id.Keys()...)
+	if e == nil || e.Ident() != id {
+		return kedgetree.Kedge_Routes_Route{}
+	}
+	entry, _ := kedgetree.AsKedge_Routes_Route(e) // Observe kept only route entries
+	return entry
 }
 
 // alloc returns a zeroed cachedRoute from the current chunk. Entries come
@@ -183,21 +210,25 @@ func (a *allocator) new() *cachedRoute {
 	return e
 }
 
-// read translates entry's config into a new cache entry replacing old (nil
-// when the entry has no config).
-func (c *RouteCache) read(entry kedgetree.Kedge_Routes_Route, cfg kedgetree.Kedge_Routes_Route_Config, old *cachedRoute, al *allocator) *cachedRoute {
+// read translates entry's config into a new cache entry replacing old
+// (nil when the entry is gone or has no config).
+func (c *RouteCache) read(id tree.Ident, entry kedgetree.Kedge_Routes_Route, old *cachedRoute, al *allocator) *cachedRoute {
 	if old != nil {
 		old.dropped = true
 		c.dropped = append(c.dropped, old)
-		delete(c.byEntry, entry.Inst())
+		delete(c.byEntry, id)
+	}
+	var cfg kedgetree.Kedge_Routes_Route_Config
+	if entry.Exists() {
+		cfg = entry.Config()
 	}
 	if !cfg.Exists() {
 		return nil
 	}
 	ne := al.new()
-	*ne = cachedRoute{translated: translate(cfg), entry: entry, config: cfg.Inst(), stamp: cfg.Inst().Stamp(), gen: c.gen}
+	*ne = cachedRoute{translated: translate(cfg), id: id, config: cfg.Inst(), stamp: cfg.Inst().Stamp(), gen: c.gen, stated: stated(entry.State().Status())}
 	ne.key = keyOf(ne.route.Dst, ne.table)
-	c.byEntry[entry.Inst()] = ne
+	c.byEntry[id] = ne
 	return ne
 }
 
@@ -209,17 +240,20 @@ func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, c
 	var al allocator
 	changed := false
 	if c.incremental {
-		for in := range c.dirty {
-			entry, _ := kedgetree.AsKedge_Routes_Route(in) // Observe kept only route entries
-			var cfg kedgetree.Kedge_Routes_Route_Config
-			if !in.Removed() {
-				cfg = entry.Config()
-			}
-			old := c.byEntry[in]
-			if ne := c.read(entry, cfg, old, &al); ne != nil {
+		for id := range c.dirty {
+			old := c.byEntry[id]
+			if ne := c.read(id, find(rt, id), old, &al); ne != nil {
 				fresh = append(fresh, ne)
 			}
 			changed = changed || old != nil
+		}
+		for id := range c.restate {
+			if _, read := c.dirty[id]; read {
+				continue
+			}
+			if e := c.byEntry[id]; e != nil {
+				e.stated = stated(find(rt, id).State().Status())
+			}
 		}
 	} else {
 		seen := 0
@@ -229,12 +263,14 @@ func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, c
 				continue
 			}
 			seen++
-			e := c.byEntry[r.Inst()]
+			id := r.Inst().Ident()
+			e := c.byEntry[id]
 			if e != nil && e.stamp == cfg.Inst().Stamp() && e.config == cfg.Inst() {
 				e.gen = c.gen
+				e.stated = stated(r.State().Status()) // a walk trusts nothing it remembers
 				continue
 			}
-			fresh = append(fresh, c.read(r, cfg, e, &al))
+			fresh = append(fresh, c.read(id, r, e, &al))
 			changed = changed || e != nil
 		}
 		// Entries not seen are gone from the tree.
@@ -243,7 +279,7 @@ func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, c
 				if e.gen != c.gen && !e.dropped {
 					e.dropped = true
 					c.dropped = append(c.dropped, e)
-					delete(c.byEntry, e.entry.Inst())
+					delete(c.byEntry, e.id)
 					changed = true
 				}
 			}
@@ -255,9 +291,6 @@ func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, c
 	for _, e := range c.order {
 		o := e.origin()
 		if full {
-			if !e.stated || !c.incremental { // a walk trusts nothing it remembers
-				e.stated = stated(e.entry.State().Status())
-			}
 			o.Stated = e.stated
 		}
 		if e.err != nil {

@@ -156,19 +156,26 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	var changes []change
 	var fresh []*cachedRoute
 	var al allocator
-	for in := range c.dirty {
-		entry, _ := kedgetree.AsKedge_Routes_Route(in) // Observe kept only route entries
-		var cfg kedgetree.Kedge_Routes_Route_Config
-		if !in.Removed() {
-			cfg = entry.Config()
-		}
-		old := c.byEntry[in]
-		ne := c.read(entry, cfg, old, &al)
+	for id := range c.dirty {
+		old := c.byEntry[id]
+		ne := c.read(id, find(rt, id), old, &al)
 		if ne != nil {
-			ne.stated = stated(entry.State().Status())
 			fresh = append(fresh, ne)
 		}
 		changes = append(changes, change{old, ne})
+	}
+	// An entry whose state status went (or came) is reported again if it
+	// lost it, so that the state writer puts it back.
+	for id := range c.restate {
+		if _, read := c.dirty[id]; read {
+			continue
+		}
+		if e := c.byEntry[id]; e != nil {
+			e.stated = stated(find(rt, id).State().Status())
+			if !e.stated {
+				changes = append(changes, change{e, e})
+			}
+		}
 	}
 	if len(fresh) > 0 || len(c.dropped) > 0 {
 		c.reorder(fresh)
@@ -275,7 +282,10 @@ func sideHas(rs []route.Route, key sortKey) bool {
 func (c *RouteCache) resetDirty() {
 	if len(c.dirty) > 4096 {
 		c.dirty = nil
-		return
+	}
+	if len(c.restate) > 4096 {
+		c.restate = nil
 	}
 	clear(c.dirty)
+	clear(c.restate)
 }

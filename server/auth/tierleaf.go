@@ -108,15 +108,15 @@ func (a Authorizer) WriteChanges(ctx context.Context, p store.Proposed) error {
 	if err != nil {
 		return err
 	}
-	seen := map[*tree.Inst]bool{}
-	var last *tree.Inst
+	seen := map[tree.Ident]bool{}
+	var last tree.Ident
 	for _, c := range p.Changes {
 		if c.In == last {
 			continue // a run of leaves of one instance
 		}
 		last = c.In
 		e, bl := entryOf(c.In, lists)
-		if e == nil || seen[e] {
+		if e.IsZero() || seen[e] {
 			continue
 		}
 		seen[e] = true
@@ -127,42 +127,43 @@ func (a Authorizer) WriteChanges(ctx context.Context, p store.Proposed) error {
 	return nil
 }
 
-// entryOf returns the tier-list entry at or above in, if any.
-func entryOf(in *tree.Inst, lists []boundList) (*tree.Inst, *boundList) {
-	for ; in != nil; in = in.Parent() {
+// entryOf returns the identity of the tier-list entry at or above x, if
+// any.
+func entryOf(x tree.Ident, lists []boundList) (tree.Ident, *boundList) {
+	for ; !x.IsZero(); x = x.Parent() {
 		for i := range lists {
-			if in.Schema() == lists[i].node {
-				return in, &lists[i]
+			if x.Schema() == lists[i].node {
+				return x, &lists[i]
 			}
 		}
 	}
-	return nil, nil
+	return tree.Ident{}, nil
 }
 
-func checkEntry(id Identity, p store.Proposed, e *tree.Inst, bl *boundList) error {
+// checkEntry judges one entry: its tier before the commit from the
+// version the commit started from, its tier after from the proposed tree
+// (where it is absent if the commit deletes it).
+func checkEntry(id Identity, p store.Proposed, e tree.Ident, bl *boundList) error {
 	declared := func(v tree.Value) Tier {
 		if v.IsSet() {
 			return Tier(v.Str())
 		}
 		return bl.empty
 	}
-	cfg := e.SubAt(bl.parent)
 	// An entry existed before the commit if its first key was set then.
 	if existed := p.Before(e, bl.node.Keys[0]).IsSet(); existed {
-		var v tree.Value
-		if cfg != nil {
-			v = p.Before(cfg, bl.tier)
-		}
+		v := p.Before(e.Child(bl.parent), bl.tier)
 		if old := declared(v); rank(old) > rank(id.Tier) {
 			return fmt.Errorf("authorize write: %w: tier %s (%s) may not change or delete %s: its %s is %s, above %s",
 				target.ErrPermissionDenied, id.Tier, id.Name, e.PathString(), bl.rel, tierName(v, old), id.Tier)
 		}
 	}
-	if e.Removed() {
-		return nil
+	in := p.Tree.Resolve(e)
+	if in == nil {
+		return nil // deleted by the commit
 	}
 	var v tree.Value
-	if cfg != nil {
+	if cfg := in.SubAt(bl.parent); cfg != nil {
 		v = cfg.Leaf(bl.tier)
 	}
 	if t := declared(v); rank(t) > rank(id.Tier) {

@@ -51,8 +51,8 @@ func (e *Engine) readTree() (*store.Watcher, error) {
 	return w, nil
 }
 
-// load reads the intended level and the accord overrides; the caller holds
-// the store's read lock.
+// load reads the intended level and the accord overrides from a snapshot
+// of the tree.
 func (e *Engine) load(t *tree.Tree) {
 	e.cfgLevel = accord.ConfigLevel(t) // the YANG default (5) when unset
 	e.clusterLevel = 0                 // the cluster asks for nothing

@@ -91,8 +91,8 @@ type Snapshotter interface {
 
 // Background is implemented by steps whose Apply returns once the part
 // that must precede the next step is done and finishes the rest
-// concurrently with the following steps (the forensic snapshot holds the
-// tree's read lock from before the teardown, then encodes and stores). The
+// concurrently with the following steps (the forensic snapshot pins the
+// tree's version from before the teardown, then encodes and stores). The
 // engine calls Wait before it reports the transition; the step's duration
 // runs until Wait returns.
 type Background interface {

@@ -81,7 +81,7 @@ func (s *bpfStep) Apply(ctx context.Context, t Transition) error {
 	return s.b.Set(ctx, cfg)
 }
 
-// Reader reads the tree under the store's lock (*store.Store).
+// Reader reads a snapshot of the tree (*store.Store).
 type Reader interface {
 	Read(fn func(t *tree.Tree) error) error
 }
@@ -93,8 +93,8 @@ type Setter[C any] interface {
 }
 
 // IntentFunc translates the tree into a backend Config under an accord. It
-// must be pure: it runs under the store's read lock and must not keep
-// references into the tree.
+// must be pure: it runs on a snapshot of the tree and must not change
+// it.
 type IntentFunc[C any] func(t *tree.Tree, a accord.Accord) (C, error)
 
 type intentStep[C any] struct {
@@ -168,8 +168,8 @@ func ReadForensic(m MetaStore) ([]byte, error) {
 // SHA-256 of the content. The last one is kept in the store's meta under
 // ForensicKey; emit, when set, also receives it.
 //
-// Apply returns as soon as the snapshot holds the tree's read lock, so
-// nothing (no reconciler's state write) changes what it records, while
+// Apply returns as soon as the snapshot has pinned a version of the tree,
+// so nothing (no reconciler's state write) changes what it records, while
 // the mesh and route steps proceed; encoding and storing finish in the
 // background (the engine waits for them before reporting).
 func ForensicStep(st interface {

@@ -1,7 +1,7 @@
 // Package reconcile is the loop every dataplane backend runs under: watch
 // the store's change feed, coalesce bursts (drain every commit that is
 // ready, then reconcile once), translate the tree into the backend's plain
-// Config with a pure intent function under the store's read lock, call the
+// Config with a pure intent function on a snapshot of the tree, call the
 // backend's idempotent Set, write the outcome to state, and retry failures
 // with capped exponential backoff. Every reconcile, retries included,
 // computes the whole Config from the tree, so a backend error never loses
@@ -29,9 +29,8 @@ type Backend[C any] interface {
 	Set(ctx context.Context, cfg C) error
 }
 
-// Intent translates the tree into a backend Config. It runs under the
-// store's read lock, must not modify the tree or keep references into it,
-// and must not block.
+// Intent translates the tree into a backend Config. It runs on a snapshot
+// of the tree (holding up no commit) and must not modify it.
 type Intent[C any] func(t *tree.Tree) (C, error)
 
 // Source is what a reconciler needs of the store (*store.Store).

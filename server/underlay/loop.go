@@ -220,7 +220,7 @@ func (l *loop) noteProposals(c *store.Commit) {
 		return
 	}
 	for _, ch := range c.Changes {
-		if ch.Node.Path != proposalIDPath || ch.In == nil || ch.In.Parent() == nil {
+		if ch.Node.Path != proposalIDPath || ch.In.IsZero() || ch.In.Parent().IsZero() {
 			continue
 		}
 		if k := ch.In.Parent().Keys(); len(k) == 1 {
