@@ -180,13 +180,27 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	if len(fresh) > 0 || len(c.dropped) > 0 {
 		c.reorder(fresh)
 	}
-	for _, ch := range changes {
-		// A destination another origin shares (now or before) needs the
-		// full set: the backend keys routes by destination. The cache is
-		// consistent here, so the full set starts from it.
-		for _, e := range []*cachedRoute{ch.old, ch.new} {
-			if e != nil && (c.orderHas(e.key, ch.old, ch.new) || sideHas(sideR, e.key)) {
+	// A destination another origin shares (now or before) needs the full
+	// set: the backend keys routes by destination. The cache is
+	// consistent here, so the full set starts from it. After a bulk
+	// change one pass over the order is cheaper than a search per change.
+	if bulk := len(changes) > len(c.order)/16; bulk {
+		for i := 1; i < len(c.order); i++ {
+			if compareKeys(c.order[i-1].key, c.order[i].key) == 0 {
 				return c.Routes(t, a, seq)
+			}
+		}
+		for _, e := range fresh {
+			if sideHas(sideR, e.key) {
+				return c.Routes(t, a, seq)
+			}
+		}
+	} else {
+		for _, ch := range changes {
+			for _, e := range []*cachedRoute{ch.old, ch.new} {
+				if e != nil && (c.orderHas(e.key, ch.old, ch.new) || sideHas(sideR, e.key)) {
+					return c.Routes(t, a, seq)
+				}
 			}
 		}
 	}
@@ -211,8 +225,10 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		case ch.new.err != nil:
 			set.Invalid = append(set.Invalid, Withheld{Dst: ch.new.route.Dst, Table: o.Table, Reason: ch.new.err.Error(), Origin: o})
 		case ok:
-			p.Put = append(p.Put, ch.new.route)
-			putO = append(putO, o)
+			if ch.new == ch.old { // reported again for its state; fresh entries are put below
+				p.Put = append(p.Put, ch.new.route)
+				putO = append(putO, o)
+			}
 			if oldKept && ch.old.route.Key() != ch.new.route.Key() {
 				p.Del = append(p.Del, ch.old.route)
 			}
@@ -226,8 +242,19 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	}
 	// In set order, as a full set would send them: a bulk change (a
 	// 100,000-route Set is one) reaches the kernel in key order, and the
-	// routes' state in a stable one.
-	if len(p.Put) > 1 {
+	// routes' state in a stable one. The reorder sorted fresh.
+	again := len(p.Put)
+	for _, e := range fresh {
+		if e.err == nil {
+			if ok, _ := keepRoute(a, e.subject(), eps); ok {
+				o := e.origin()
+				o.Stated = e.stated
+				p.Put = append(p.Put, e.route)
+				putO = append(putO, o)
+			}
+		}
+	}
+	if again > 0 && len(p.Put) > 1 {
 		order := sortOrder(len(p.Put), func(i int) (netip.Prefix, uint32) { return p.Put[i].Dst, p.Put[i].Table },
 			func(i, j int) int { return compareOrigin(putO[i], putO[j]) })
 		permute(order, func(i, j int) {

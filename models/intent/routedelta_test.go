@@ -127,6 +127,15 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					continue
 				}
 				deltas++
+				// The route entries' puts come in set order, then the pods'
+				// and peers' (also in order).
+				put, po := got.Delta.Patch.Put, got.Delta.PutOrigins
+				for i := 1; i < len(put); i++ {
+					side := po[i].IsPod() || po[i].IsOverlay()
+					if side == (po[i-1].IsPod() || po[i-1].IsOverlay()) && compareRoutes(put[i-1], po[i-1], put[i], po[i]) >= 0 {
+						t.Fatalf("step %d: puts out of order: %s before %s", step, put[i-1].Dst, put[i].Dst)
+					}
+				}
 				// Apply the delta as the backend does: puts by key, then
 				// deletes of keys no put has.
 				puts := map[route.Key]bool{}
