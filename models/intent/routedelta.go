@@ -15,13 +15,17 @@ import (
 
 // RouteDelta is how a RouteSet from RouteCache.Changes differs from the
 // set the cache returned before it: the backend's Patch (the changed
-// /kedge/routes entries' routes, and every pod and overlay route, since
-// those are few and the pods' state folds all their routes), with the
-// origin of each Put beside it.
+// /kedge/routes entries', pods' and mesh peers' routes), with the origin
+// of each Put beside it.
 type RouteDelta struct {
 	Patch route.Patch
 	// PutOrigins[i] is the tree entry of Patch.Put[i].
 	PutOrigins []Origin
+	// Installed are the origins of the pod and overlay routes the
+	// change leaves as they were: installed, since a backend takes a
+	// Patch only when it left every item of the set before as desired
+	// (route.ErrNoBase), so a pod's state can fold them in.
+	Installed []Origin
 }
 
 // deltaBase is what the set a RouteCache returned last was computed
@@ -262,11 +266,21 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			putO[i], putO[j] = putO[j], putO[i]
 		})
 	}
-	p.Put = append(p.Put, sideR...)
-	putO = append(putO, sideO...)
+	// Pod and overlay routes: the new and changed ones are put; the
+	// others the backend holds installed (a Patch applies only on a
+	// backend that left every item as desired).
+	var unchanged []Origin
+	for i, r := range sideR {
+		if c.hadSide(r, sideO[i]) {
+			unchanged = append(unchanged, sideO[i])
+			continue
+		}
+		p.Put = append(p.Put, r)
+		putO = append(putO, sideO[i])
+	}
 	set.Withheld = sortWithheld(set.Withheld)
 	set.Invalid = sortWithheld(set.Invalid)
-	set.Delta = &RouteDelta{Patch: p, PutOrigins: putO}
+	set.Delta = &RouteDelta{Patch: p, PutOrigins: putO, Installed: unchanged}
 	c.base.side, c.base.sideO = sideR, sideO
 	c.resetDirty()
 	c.observed = seq

@@ -148,6 +148,11 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					o := got.Delta.PutOrigins[i]
 					status[unstate(o)], stated[unstate(o)] = "kept", o.Stated
 				}
+				for _, o := range got.Delta.Installed {
+					if !o.IsPod() && !o.IsOverlay() {
+						t.Fatalf("step %d: %+v reported installed without a put", step, o)
+					}
+				}
 				for _, r := range got.Delta.Patch.Del {
 					if !puts[r.Key()] {
 						delete(kernel, r.Key())

@@ -106,6 +106,13 @@ func (r *routesRig) converged(t *testing.T) string {
 	for _, w := range want.Withheld {
 		if !w.Origin.IsPod() {
 			states[routeEntry(w.Origin.Prefix)] = st{"withheld", w.Reason}
+		} else {
+			states[podEntry(w.Origin.Pod.ContainerID)] = st{"withheld", w.Reason}
+		}
+	}
+	for _, o := range want.Origins {
+		if o.IsPod() {
+			states[podEntry(o.Pod.ContainerID)] = st{"active", ""}
 		}
 	}
 	slices.Sort(routes)
@@ -133,3 +140,5 @@ func (r *routesRig) converged(t *testing.T) string {
 	}
 	return ""
 }
+
+func podEntry(id string) string { return "/kedge/pods/pod[container-id=" + id + "][ifname=eth0]" }

@@ -220,6 +220,11 @@ func (a *applier) deltaStateOps(s intent.RouteSet, st route.Status) []store.Op {
 			w.put(routeKey(o), v, o.Stated)
 		}
 	}
+	for _, o := range s.Delta.Installed {
+		if o.IsPod() {
+			agg(o.Pod).installed++
+		}
+	}
 	a.restOps(w, s, agg)
 	return w.ops
 }
