@@ -143,16 +143,35 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	}
 	var p route.Patch
 	var putO []Origin
-	// Side routes that are new (or moved) must not meet a route entry.
-	for i, r := range sideR {
-		if !c.hadSide(r, sideO[i]) && c.orderHas(keyOf(r.Dst, r.Table), nil, nil) {
-			return c.Routes(t, a, seq)
+	// Compare with the base's side routes in one merge pass (both are in
+	// set order): new or changed ones must not meet a route entry, gone
+	// ones are deleted.
+	sideNew := make([]bool, len(sideR))
+	bs, bo := c.base.side, c.base.sideO
+	for i, j := 0, 0; i < len(sideR) || j < len(bs); {
+		cmp := -1
+		switch {
+		case i == len(sideR):
+			cmp = 1
+		case j < len(bs):
+			cmp = compareRoutes(sideR[i], sideO[i], bs[j], bo[j])
 		}
-	}
-	for i, r := range c.base.side {
-		if !hasSide(sideR, sideO, r, c.base.sideO[i]) {
-			p.Del = append(p.Del, r)
+		switch {
+		case cmp > 0:
+			p.Del = append(p.Del, bs[j])
+			j++
+			continue
+		case cmp == 0 && sideR[i] == bs[j]:
+		default:
+			sideNew[i] = true
+			if c.orderHas(keyOf(sideR[i].Dst, sideR[i].Table), nil, nil) {
+				return c.Routes(t, a, seq)
+			}
 		}
+		if cmp == 0 {
+			j++
+		}
+		i++
 	}
 
 	// The route entries the observed commits touched.
@@ -271,7 +290,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	// backend that left every item as desired).
 	var unchanged []Origin
 	for i, r := range sideR {
-		if c.hadSide(r, sideO[i]) {
+		if !sideNew[i] {
 			unchanged = append(unchanged, sideO[i])
 			continue
 		}
@@ -297,18 +316,6 @@ func (c *RouteCache) orderHas(key sortKey, self, repl *cachedRoute) bool {
 		}
 	}
 	return false
-}
-
-// hadSide reports whether the base had the side route r from o.
-func (c *RouteCache) hadSide(r route.Route, o Origin) bool {
-	return hasSide(c.base.side, c.base.sideO, r, o)
-}
-
-// hasSide reports whether the sorted side routes rs (origins os) hold r
-// from o.
-func hasSide(rs []route.Route, os []Origin, r route.Route, o Origin) bool {
-	i := sort.Search(len(rs), func(i int) bool { return compareRoutes(rs[i], os[i], r, o) >= 0 })
-	return i < len(rs) && rs[i] == r && os[i].Pod == o.Pod && os[i].Peer == o.Peer
 }
 
 // sideHas reports whether a sorted side route has key.
