@@ -62,10 +62,13 @@ type Backend struct {
 	cache *routeCache
 	// links is the namespace's links as last listed, kept true the same
 	// way; nil means list them.
-	links       []rtnl.Link
-	linkEpoch   uint64 // counts the times links was dropped
-	dumped      bool   // the current Set read the kernel's routes
-	incremental bool   // the current Set took the fast path
+	links     []rtnl.Link
+	linkEpoch uint64 // counts the times links was dropped
+	linksRead uint64 // counts the times links was read
+	// listed holds the indexes of the links last read (freshLink).
+	listed      map[int]bool
+	dumped      bool // the current Set read the kernel's routes
+	incremental bool // the current Set took the fast path
 	// prev is the last Set's routes and outcome, the fast path's reference.
 	prev lastSet
 	// base says whether a Patch may apply (patch.go).

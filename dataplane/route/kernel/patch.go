@@ -22,8 +22,9 @@ import (
 type base struct {
 	ok        bool
 	linkEpoch uint64
-	index     map[string]int // device name → ifindex, for linkEpoch
-	patched   bool           // a Patch ran since the last Set: that Config is no longer the desired state
+	index     map[string]int // device name → ifindex, of the links read linksRead-th
+	linksRead uint64
+	patched   bool // a Patch ran since the last Set: that Config is no longer the desired state
 }
 
 // Patch applies p to the desired state (see route.Backend). It refuses
@@ -46,7 +47,8 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	if b.linkEpoch != b.base.linkEpoch {
 		return fmt.Errorf("patch routes: %w", route.ErrNoBase)
 	}
-	if b.base.index == nil {
+	if b.base.index == nil || b.base.linksRead != b.linksRead {
+		b.base.linksRead = b.linksRead
 		b.base.index = make(map[string]int, len(links))
 		for _, l := range links {
 			b.base.index[l.Name] = l.Index

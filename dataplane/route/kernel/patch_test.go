@@ -160,3 +160,28 @@ func slicesHasDst(rs []route.Route, p netip.Prefix) bool {
 	}
 	return false
 }
+
+// TestPatchAfterNewLink: a link made after the last Set (a pod's veth)
+// changes nothing Kedge installed, so a Patch still applies and can route
+// through the new link; once the backend has read it, the link going down
+// is a change under Kedge's routes and refuses the next Patch.
+func TestPatchAfterNewLink(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n.NS)
+	ctx := context.Background()
+	if err := b.Set(ctx, route.Config{Routes: []route.Route{{Dst: pfx("10.93.0.0/24"), Device: n.Dev}}}); err != nil {
+		t.Fatal(err)
+	}
+	host, peer := "kp"+randHex(3), "kq"+randHex(3)
+	ip(t, "-n", n.NS, "link", "add", host, "type", "veth", "peer", "name", peer)
+	ip(t, "-n", n.NS, "link", "set", host, "up")
+	pod := route.Route{Dst: pfx("10.94.0.5/32"), Device: host, Scope: route.ScopeLink}
+	if err := b.Patch(ctx, route.Patch{Put: []route.Route{pod}}); err != nil {
+		t.Fatalf("patch through a new link: %v", err)
+	}
+	checkKernel(t, n, []route.Route{{Dst: pfx("10.93.0.0/24"), Device: n.Dev}, pod})
+	ip(t, "-n", n.NS, "link", "set", host, "down") // the kernel drops the pod's route
+	if err := b.Patch(ctx, route.Patch{}); !errors.Is(err, route.ErrNoBase) {
+		t.Fatalf("patch after a used link went down: %v, want ErrNoBase", err)
+	}
+}

@@ -137,6 +137,12 @@ func kernelKey(r rtnl.Route) route.Key {
 func (b *Backend) drainEvents() (drift bool) {
 	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
 		switch {
+		case !ev.IsRoute && ev.Link != 0 && b.freshLink(ev.Link):
+			// A link made since the list was read (a pod's veth): no
+			// route of Kedge's uses it yet, so nothing in the kernel
+			// changed under the last Set; only the list is out of date.
+			b.links = nil
+			drift = true // a failed route may now be possible
 		case !ev.IsRoute:
 			switch ev.Type {
 			case unix.RTM_NEWLINK, unix.RTM_DELLINK:
@@ -197,6 +203,17 @@ func (b *Backend) dropLinks() {
 	b.linkEpoch++
 }
 
+// freshLink reports whether index names a link made after the link list
+// was last read: routes are planned only after the list is read again,
+// so none of Kedge's uses it yet. Events of a link the list has are about
+// links routes may use. Only a backend that read the list can tell.
+func (b *Backend) freshLink(index int) bool {
+	if b.listed == nil {
+		return false
+	}
+	return !b.listed[index]
+}
+
 // linkList returns the namespace's links, from a cache kept true by the
 // monitor: listing them costs more than a one-route Set's own messages.
 // The caller must not modify the slice.
@@ -210,6 +227,15 @@ func (b *Backend) linkList() ([]rtnl.Link, error) {
 		return nil, err
 	}
 	b.links = links
+	b.linksRead++
+	// Links in the list are known from now on, fresh ones included.
+	if b.listed == nil {
+		b.listed = make(map[int]bool, len(links))
+	}
+	clear(b.listed)
+	for _, l := range links {
+		b.listed[l.Index] = true
+	}
 	return links, nil
 }
 
