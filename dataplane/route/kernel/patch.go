@@ -12,8 +12,8 @@ import (
 
 // base is what a Patch starts from: the kernel held exactly the desired
 // routes when the last Set or Patch ended (every item installed, every
-// stale route deleted, nothing held), and the link list has not changed
-// since. The route cache, kept true by the monitor, then is the desired
+// stale route deleted, nothing held), and no link or address went since.
+// The route cache, kept true by the monitor, then is the desired
 // state, so a Patch plans its routes alone: a one-route change into
 // 100,000 routes costs one map lookup and one message, not a walk of the
 // Config (BenchmarkPatchVsSet in this package; BenchmarkRouteSingleInto100k
@@ -21,7 +21,6 @@ import (
 // route path, beside the fast plan (fastplan.go) that a full Set takes.
 type base struct {
 	ok        bool
-	linkEpoch uint64
 	index     map[string]int // device name → ifindex, of the links read linksRead-th
 	linksRead uint64
 	patched   bool // a Patch ran since the last Set: that Config is no longer the desired state
@@ -37,15 +36,18 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 		return fmt.Errorf("patch routes: %w", err)
 	}
 	b.drainEvents()
-	if !b.base.ok || b.held != nil || b.cache == nil || b.linkEpoch != b.base.linkEpoch {
+	// A link event that can take routes away (a link deleted or set
+	// down, an address deleted) dropped the cache. Others (a link coming
+	// up, a carrier change, a new pod's veth) leave Kedge's routes as
+	// they were: the list is read again and new routes resolve their
+	// devices in it. (A renamed link keeps its routes by index until the
+	// next whole Set.)
+	if !b.base.ok || b.held != nil || b.cache == nil {
 		return fmt.Errorf("patch routes: %w", route.ErrNoBase)
 	}
 	links, err := b.linkList()
 	if err != nil {
 		return fmt.Errorf("patch routes: %w", err)
-	}
-	if b.linkEpoch != b.base.linkEpoch {
-		return fmt.Errorf("patch routes: %w", route.ErrNoBase)
 	}
 	if b.base.index == nil || b.base.linksRead != b.linksRead {
 		b.base.linksRead = b.linksRead

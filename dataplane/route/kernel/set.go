@@ -84,7 +84,7 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	// holding exactly this Config's routes (failed ones aside).
 	b.prev.ok = b.prev.ordered && err == nil && len(delErrs) == 0 && removed == len(stale) && b.held == nil && b.cache != nil
 	// A Patch may start from it only if every item is as cfg wants it.
-	b.base = base{ok: len(errs) == 0 && b.held == nil && b.cache != nil, linkEpoch: b.linkEpoch}
+	b.base = base{ok: len(errs) == 0 && b.held == nil && b.cache != nil}
 
 	b.scratch.shed()
 	after := b.conn.Counters()
