@@ -163,8 +163,9 @@ func slicesHasDst(rs []route.Route, p netip.Prefix) bool {
 
 // TestPatchAfterNewLink: a link made after the last Set (a pod's veth)
 // changes nothing Kedge installed, so a Patch still applies and can route
-// through the new link; once the backend has read it, the link going down
-// is a change under Kedge's routes and refuses the next Patch.
+// through the new link; so does a down link going away; once the backend
+// has read a link in use, its going down is a change under Kedge's routes
+// and refuses the next Patch.
 func TestPatchAfterNewLink(t *testing.T) {
 	n := newTestNet(t)
 	b := newBackend(t, n.NS)
@@ -180,6 +181,17 @@ func TestPatchAfterNewLink(t *testing.T) {
 		t.Fatalf("patch through a new link: %v", err)
 	}
 	checkKernel(t, n, []route.Route{{Dst: pfx("10.93.0.0/24"), Device: n.Dev}, pod})
+	// A pair that stays down, read by the backend, then deleted (as a
+	// pod's peer leaves for the pod's namespace): no route can use it.
+	down := "kx" + randHex(3)
+	ip(t, "-n", n.NS, "link", "add", down, "type", "veth", "peer", "name", "ky"+randHex(3))
+	if err := b.Patch(ctx, route.Patch{}); err != nil {
+		t.Fatalf("patch after a new down link: %v", err)
+	}
+	ip(t, "-n", n.NS, "link", "del", down)
+	if err := b.Patch(ctx, route.Patch{}); err != nil {
+		t.Fatalf("patch after a down link went: %v", err)
+	}
 	ip(t, "-n", n.NS, "link", "set", host, "down") // the kernel drops the pod's route
 	if err := b.Patch(ctx, route.Patch{}); !errors.Is(err, route.ErrNoBase) {
 		t.Fatalf("patch after a used link went down: %v, want ErrNoBase", err)

@@ -137,10 +137,11 @@ func kernelKey(r rtnl.Route) route.Key {
 func (b *Backend) drainEvents() (drift bool) {
 	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
 		switch {
-		case !ev.IsRoute && ev.Link != 0 && b.freshLink(ev.Link):
-			// A link made since the list was read (a pod's veth): no
-			// route of Kedge's uses it yet, so nothing in the kernel
-			// changed under the last Set; only the list is out of date.
+		case !ev.IsRoute && ev.Link != 0 && b.quietLink(ev):
+			// A link made since the list was read (a pod's veth), or
+			// one that was down and is still down or gone: no route of
+			// Kedge's uses it, so nothing in the kernel changed under the
+			// last Set; only the list is out of date.
 			b.links = nil
 			drift = true // a failed route may now be possible
 		case !ev.IsRoute:
@@ -203,15 +204,20 @@ func (b *Backend) dropLinks() {
 	b.linkEpoch++
 }
 
-// freshLink reports whether index names a link made after the link list
-// was last read: routes are planned only after the list is read again,
-// so none of Kedge's uses it yet. Events of a link the list has are about
-// links routes may use. Only a backend that read the list can tell.
-func (b *Backend) freshLink(index int) bool {
+// quietLink reports whether a link event cannot be about a link any of
+// Kedge's routes use: a link made after the link list was last read
+// (routes are planned only after the list is read again), or one the list
+// had down that is still down or deleted (the kernel takes no route
+// through a down link). Only a backend that read the list can tell.
+func (b *Backend) quietLink(ev rtnl.Event) bool {
 	if b.listed == nil {
 		return false
 	}
-	return !b.listed[index]
+	up, known := b.listed[ev.Link]
+	if !known {
+		return true
+	}
+	return !up && (ev.Type == unix.RTM_DELLINK || (ev.Type == unix.RTM_NEWLINK && !ev.Up))
 }
 
 // linkList returns the namespace's links, from a cache kept true by the
@@ -234,7 +240,7 @@ func (b *Backend) linkList() ([]rtnl.Link, error) {
 	}
 	clear(b.listed)
 	for _, l := range links {
-		b.listed[l.Index] = true
+		b.listed[l.Index] = l.Up
 	}
 	return links, nil
 }

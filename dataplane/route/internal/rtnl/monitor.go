@@ -31,8 +31,10 @@ type Event struct {
 	// administratively down, an address deleted. Carrier changes and new
 	// addresses (DAD finishing, say) remove no route and leave it false.
 	Removal bool
-	// Link is the interface index of a link event (0 otherwise).
+	// Link is the interface index of a link event (0 otherwise), and Up
+	// whether a RTM_NEWLINK says it is administratively up.
 	Link int
+	Up   bool
 }
 
 type monitor struct {
@@ -101,6 +103,7 @@ func (c *Conn) Changes(fn func(Event)) (overflow bool, err error) {
 				case unix.RTM_NEWLINK:
 					// struct ifinfomsg: ifi_flags at offset 8.
 					ev.Removal = len(msg.data) < 12 || native.Uint32(msg.data[8:12])&unix.IFF_UP == 0
+					ev.Up = !ev.Removal
 				}
 				if (msg.typ == unix.RTM_NEWLINK || msg.typ == unix.RTM_DELLINK) && len(msg.data) >= 8 {
 					ev.Link = int(int32(native.Uint32(msg.data[4:8]))) // ifi_index
