@@ -7,7 +7,7 @@ PKGS  ?= ./...
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # make run is the demo node (kedge-daemon demo): as root it acts in a network
 # namespace of its own, with per-instance BPF pins and its VPP segment and
@@ -47,6 +47,74 @@ LDFLAGS := -X github.com/guildhouse-co/kedge/server/buildinfo.version=$(VERSION)
 build: ## build the binaries into ./bin (kedge-daemon, kedge-cni, kedge-wg); VERSION=... overrides git describe
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
 
+# Container images are built and run with podman. Debian's podman here
+# needs runc and explicit ulimits (deploy/podman/containers.conf); set
+# CONTAINERS_CONF to use your own.
+PODMAN          ?= podman
+CONTAINERS_CONF ?= $(CURDIR)/deploy/podman/containers.conf
+export CONTAINERS_CONF
+IMAGE     ?= localhost/kedge:$(VERSION)
+IMAGE_DIR ?= $(CURDIR)/.build/image
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's time, not the build's, so labels do not change between
+# two builds of one commit.
+CREATED   ?= $(shell git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+
+.PHONY: container-build
+container-build: ## build the image (IMAGE=, default localhost/kedge:VERSION) FROM scratch, offline: static kedge-daemon, kedge-cni, kedge-wg
+	rm -rf $(IMAGE_DIR)
+	mkdir -p $(IMAGE_DIR)/rootfs/usr/local/bin $(IMAGE_DIR)/rootfs/etc/ssl/certs $(IMAGE_DIR)/rootfs/tmp $(IMAGE_DIR)/owned
+	chmod 1777 $(IMAGE_DIR)/rootfs/tmp
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(IMAGE_DIR)/rootfs/usr/local/bin/ \
+		./server/cmd/kedge-daemon ./cni/cmd/kedge-cni ./dataplane/wgmesh/cmd/kedge-wg
+	install -m 0644 deploy/image/etc/passwd deploy/image/etc/group $(IMAGE_DIR)/rootfs/etc/
+	install -m 0644 $(CA_BUNDLE) $(IMAGE_DIR)/rootfs/etc/ssl/certs/ca-certificates.crt
+	$(PODMAN) build --pull=never --layers=false -f Containerfile -t $(IMAGE) \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg CREATED=$(CREATED) \
+		$(IMAGE_DIR)
+	@$(PODMAN) image inspect --format '$(IMAGE): {{.Size}} bytes' $(IMAGE)
+
+# The dev container (seed: make dev-build, dev, dev-exec, dev-down): Go,
+# gcc, make, git, ip, wg and ansible-playbook, built FROM scratch from this
+# host's Debian packages and Go toolchain (no base image, no network), run
+# privileged on the host's network (the kernel tests make namespaces,
+# links, routes and BPF pins as on the host) with the clone at /src and the
+# host's Go module and build caches mounted, so go works offline. Plain
+# podman, not podman-compose: Debian's podman-compose 1.0.3 adds its
+# project network to every container, which podman refuses beside the
+# host network (and it cannot name the host network any other way).
+DEV_IMAGE ?= localhost/kedge-dev:latest
+DEV_NAME  ?= kedge-dev
+DEV_DIR   ?= $(CURDIR)/.build/dev
+
+.PHONY: dev-build
+dev-build: ## build the dev container image (DEV_IMAGE=) offline, from this host's packages and Go
+	rm -rf $(DEV_DIR)
+	mkdir -p $(DEV_DIR)
+	deploy/dev/rootfs.sh $(DEV_DIR)/rootfs.tar
+	$(PODMAN) build --pull=never --layers=false -f deploy/dev/Containerfile -t $(DEV_IMAGE) $(DEV_DIR)
+	rm -rf $(DEV_DIR)
+
+.PHONY: dev
+dev: ## start the dev container (DEV_NAME=, default kedge-dev; the clone at /src); make dev-exec opens a shell in it
+	$(PODMAN) run -d --name $(DEV_NAME) --privileged --network host \
+		-v $(CURDIR):/src -v "$$($(GO) env GOMODCACHE)":/root/go/pkg/mod -v "$$($(GO) env GOCACHE)":/root/.cache/go-build \
+		-v "$$(git rev-parse --path-format=absolute --git-common-dir)":"$$(git rev-parse --path-format=absolute --git-common-dir)" \
+		-v /sys/fs/bpf:/sys/fs/bpf -e GOPROXY="$$($(GO) env GOPROXY)" $(DEV_IMAGE)
+
+.PHONY: dev-exec
+dev-exec: ## open a shell in the dev container; CMD='make test' runs that instead
+ifdef CMD
+	$(PODMAN) exec $(DEV_NAME) bash -c '$(CMD)'
+else
+	$(PODMAN) exec -it $(DEV_NAME) bash
+endif
+
+.PHONY: dev-down
+dev-down: ## stop and remove the dev container
+	$(PODMAN) rm -f -t 10 $(DEV_NAME)
+
 .PHONY: generate
 generate: proto-gen kube-gen ## rebuild everything generated (gen/, the README tree listing, the CRDs)
 	$(GO) generate ./yang/...
@@ -72,6 +140,17 @@ kube-gen: ## rebuild the CRDs in deploy/kubernetes/crds and the API types' deepc
 yang-validate: ## check the YANG modules with goyang: zero errors
 	$(GO) run ./yang/cmd/yangcheck yang
 
+# The seed's YANG tooling was a Python compiler tested with pytest. Kedge's
+# is Go (goyang and the generators under yang/cmd), so python-test runs
+# what stands in for it: yang-validate and the yang package's tests.
+.PHONY: python-test
+python-test: yang-validate ## the seed's YANG compiler tests; here Go: yang-validate and go test ./yang/...
+	$(GO) test -count=1 ./yang/...
+
+.PHONY: mod-tidy
+mod-tidy: ## go mod tidy (go.mod, go.sum)
+	$(GO) mod tidy
+
 .PHONY: lint
 lint: ## gofmt, go vet, staticcheck, walkcheck (no string walks of the tree) and go mod tidy -diff
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -80,6 +159,11 @@ lint: ## gofmt, go vet, staticcheck, walkcheck (no string walks of the tree) and
 	$(GO) run ./yang/cmd/walkcheck $(PKGS)
 	$(GO) mod tidy -diff
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf lint && $(GO) tool buf format --diff --exit-code; fi
+
+.PHONY: posture-test
+posture-test: build spire ## the seed's posture-transition-test.yml: three nodes walk 5..1..5 with Shellstream sessions (root, ansible-core)
+	$(GO) build -o bin/gnmi_cli github.com/openconfig/gnmi/cmd/gnmi_cli
+	ansible-playbook deploy/ansible/posture-transition-test.yml -e build=false -e spire_dir=$(SPIRE_DIR)
 
 .PHONY: bench
 bench: spire kube-tools ## run the benchmarks (results go in BENCHMARKS.md)

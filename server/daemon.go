@@ -9,7 +9,8 @@
 // (listeners), probe (what this machine allows the backends), posture
 // (the engine), and the components routes, mesh, system (system state)
 // and pods (the pod registry sweep), each with one lifecycle (New,
-// Start(ctx), Close) and the posture step it contributes.
+// Start(ctx), Close) and the posture step it contributes, and gribi (the
+// gRIBI service, registered beside the gNMI target on both listeners).
 package server
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/guildhouse-co/kedge/models/rules"
 	"github.com/guildhouse-co/kedge/server/auth"
 	"github.com/guildhouse-co/kedge/server/config"
+	"github.com/guildhouse-co/kedge/server/gribi"
 	"github.com/guildhouse-co/kedge/server/kube"
 	"github.com/guildhouse-co/kedge/server/listen"
 	"github.com/guildhouse-co/kedge/server/probe"
@@ -57,6 +59,7 @@ type Daemon struct {
 	dp    *dataplane
 	shell *shell
 	authn *auth.Authenticator
+	gribi *gribi.Service
 	nt    *notaryParts
 	kube  *kube.Component
 	// claims are the host-wide resources held (see claim.go).
@@ -159,6 +162,9 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if err := d.startDataplane(ctx, probed); err != nil {
 		return nil, err
 	}
+	if err := d.startGRIBI(ctx, policy); err != nil {
+		return nil, err
+	}
 	if err := d.startKube(); err != nil {
 		return nil, err
 	}
@@ -188,6 +194,7 @@ func (d *Daemon) newGRPC(creds credentials.TransportCredentials, a *auth.Authent
 		d.tgt.GRPCServerOption(),
 	)
 	d.tgt.Register(g)
+	d.gribi.Register(g)
 	d.registerNotary(g)
 	if d.shell != nil {
 		d.shell.svc.Register(g)
@@ -337,6 +344,10 @@ func (d *Daemon) closeAll() error {
 	if d.kube != nil {
 		_ = d.kube.Close()
 		d.kube = nil
+	}
+	if d.gribi != nil {
+		d.gribi.Close()
+		d.gribi = nil
 	}
 	// The dataplane stops before the store closes: its last state writes
 	// need the store, and its backends keep the kernel as it is.

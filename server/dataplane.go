@@ -52,6 +52,9 @@ type dataplane struct {
 	// BPF map (which survives restarts) holds a stricter one.
 	ready     chan struct{}
 	readyOnce sync.Once
+	// routesOn: the routes component runs, so gRIBI entries reach the
+	// kernel and FIB acknowledgements can be given.
+	routesOn bool
 }
 
 // readyTimeout bounds how long reconcilers wait for the engine; past it
@@ -115,6 +118,7 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 		if c := d.routes(dp); c != nil {
 			steps = append(steps, c.Step())
 			dp.comps = append(dp.comps, c)
+			dp.routesOn = true
 		}
 	}
 	// The mesh component runs whatever the machine allows: where the mesh

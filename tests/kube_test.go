@@ -29,7 +29,10 @@ func kubeManifests(t testing.TB) []string {
 	t.Helper()
 	var crds, rest []string
 	err := filepath.WalkDir(filepath.Join("..", "deploy", "kubernetes"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") || d.Name() == "kustomization.yaml" {
+		// Kustomizations and kustomize patches (*.patch.yaml, partial
+		// objects for a component) are not objects to apply.
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") || d.Name() == "kustomization.yaml" ||
+			strings.HasSuffix(p, ".patch.yaml") {
 			return err
 		}
 		if strings.Contains(p, string(filepath.Separator)+"crds"+string(filepath.Separator)) {

@@ -82,6 +82,12 @@ var lists = []struct {
 	{"/kedge/underlay/vlans/vlan/members/member", false, "device port"},
 	{"/kedge/underlay/vlans/vlan/subinterfaces/subinterface", false, "device port"},
 	{"/kedge/sessions/session", true, "id"},
+	{"/kedge/aft/sessions/session", false, "id"},
+	{"/kedge/aft/ipv4-entries/ipv4-entry", false, "prefix"},
+	{"/kedge/aft/ipv6-entries/ipv6-entry", false, "prefix"},
+	{"/kedge/aft/next-hop-groups/next-hop-group", false, "id"},
+	{"/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop", false, "index"},
+	{"/kedge/aft/next-hops/next-hop", false, "index"},
 }
 
 // defaults are the YANG defaults that are part of the API.
@@ -306,8 +312,8 @@ func TestCheck(t *testing.T) {
 	for _, p := range set.Check() {
 		t.Error(p)
 	}
-	if got := len(set.SubModules); got != 9 {
-		t.Errorf("%d submodules, want 9", got)
+	if got := len(set.SubModules); got != 10 {
+		t.Errorf("%d submodules, want 10", got)
 	}
 	for _, name := range []string{"kedge", "kedge-types"} {
 		m := set.Modules[name]

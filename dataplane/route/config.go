@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // Config is the full desired state of Kedge's routes, policy rules and
@@ -25,6 +26,17 @@ type Route struct {
 	Metric  uint32     // IPv6: 0 means the kernel's default 1024
 	Src     netip.Addr // optional preferred source address
 	Scope   Scope      // ScopeDefault: link without a gateway, universe with one
+	// Multipath, when set, holds the route's next hops (an ECMP or
+	// weighted route; gRIBI's next-hop groups); Gateway and Device are
+	// then empty.
+	Multipath []NextHop
+}
+
+// NextHop is one path of a multipath route.
+type NextHop struct {
+	Gateway netip.Addr // optional; without it the path is on-link via Device
+	Device  string     // optional when Gateway is set
+	Weight  uint16     // 1..256; 0 means 1
 }
 
 // Scope is a route scope. The zero value picks the usual one.
@@ -84,11 +96,29 @@ func (r Route) Normalize() Route {
 	}
 	if r.Scope == ScopeDefault {
 		r.Scope = ScopeUniverse
-		if !r.Gateway.IsValid() {
+		if !r.Gateway.IsValid() && len(r.Multipath) == 0 {
 			r.Scope = ScopeLink
 		}
 	}
+	if len(r.Multipath) > 0 {
+		mp := make([]NextHop, len(r.Multipath))
+		for i, h := range r.Multipath {
+			h.Gateway = h.Gateway.Unmap()
+			if h.Weight == 0 {
+				h.Weight = 1
+			}
+			mp[i] = h
+		}
+		r.Multipath = mp
+	}
 	return r
+}
+
+// Equal reports whether r and o are the same route, field by field
+// (Multipath compared in order).
+func (r Route) Equal(o Route) bool {
+	return r.Dst == o.Dst && r.Gateway == o.Gateway && r.Device == o.Device && r.Table == o.Table &&
+		r.Metric == o.Metric && r.Src == o.Src && r.Scope == o.Scope && slices.Equal(r.Multipath, o.Multipath)
 }
 
 // Key returns the kernel key of the normalized route.
@@ -105,6 +135,16 @@ func (r Route) String() string {
 	}
 	if n.Device != "" {
 		s += " dev " + n.Device
+	}
+	for _, h := range n.Multipath {
+		s += " nexthop"
+		if h.Gateway.IsValid() {
+			s += " via " + h.Gateway.String()
+		}
+		if h.Device != "" {
+			s += " dev " + h.Device
+		}
+		s += fmt.Sprintf(" weight %d", h.Weight)
 	}
 	s += fmt.Sprintf(" table %d metric %d scope %s", n.Table, n.Metric, n.Scope)
 	if n.Src.IsValid() {
@@ -304,7 +344,7 @@ func (r Route) Check() error {
 		return fmt.Errorf("%w: no destination", ErrInvalid)
 	case r.Dst.Addr().Zone() != "":
 		return fmt.Errorf("%w: zoned destination", ErrInvalid)
-	case !r.Gateway.IsValid() && r.Device == "":
+	case !r.Gateway.IsValid() && r.Device == "" && len(r.Multipath) == 0:
 		return fmt.Errorf("%w: needs a gateway or a device", ErrInvalid)
 	case r.Gateway.IsValid() && r.Gateway.Unmap().Is4() != r.Dst.Addr().Is4():
 		return fmt.Errorf("%w: gateway family differs from destination", ErrInvalid)
@@ -312,6 +352,18 @@ func (r Route) Check() error {
 		return fmt.Errorf("%w: source family differs from destination", ErrInvalid)
 	case r.Scope > ScopeHost:
 		return fmt.Errorf("%w: scope %d", ErrInvalid, r.Scope)
+	case len(r.Multipath) > 0 && (r.Gateway.IsValid() || r.Device != ""):
+		return fmt.Errorf("%w: gateway or device beside multipath next hops", ErrInvalid)
+	}
+	for _, h := range r.Multipath {
+		switch {
+		case !h.Gateway.IsValid() && h.Device == "":
+			return fmt.Errorf("%w: a next hop needs a gateway or a device", ErrInvalid)
+		case h.Gateway.IsValid() && h.Gateway.Unmap().Is4() != r.Dst.Addr().Is4():
+			return fmt.Errorf("%w: next hop gateway family differs from destination", ErrInvalid)
+		case h.Weight > 256:
+			return fmt.Errorf("%w: next hop weight %d above 256", ErrInvalid, h.Weight)
+		}
 	}
 	return nil
 }

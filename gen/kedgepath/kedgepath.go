@@ -160,6 +160,23 @@ func AccordVppFlowPolicyValues() []AccordVppFlowPolicy {
 	return []AccordVppFlowPolicy{AccordVppFlowPolicyStandard, AccordVppFlowPolicyDeepClassification, AccordVppFlowPolicyDeprioritizeInterZone, AccordVppFlowPolicyEmergencyZone, AccordVppFlowPolicyAllowlistOnly}
 }
 
+// AftStatus is the YANG enumeration aft-status.
+type AftStatus string
+
+// The values of AftStatus.
+const (
+	AftStatusPending    AftStatus = "pending"
+	AftStatusInstalled  AftStatus = "installed"
+	AftStatusWithheld   AftStatus = "withheld"
+	AftStatusOverridden AftStatus = "overridden"
+	AftStatusFailed     AftStatus = "failed"
+)
+
+// AftStatusValues lists the values of AftStatus in YANG order.
+func AftStatusValues() []AftStatus {
+	return []AftStatus{AftStatusPending, AftStatusInstalled, AftStatusWithheld, AftStatusOverridden, AftStatusFailed}
+}
+
 // DeviceStatus is the enumeration of
 // /kedge/underlay/devices/device/state/status.
 type DeviceStatus string
@@ -310,6 +327,20 @@ const (
 // PeerStatusValues lists the values of PeerStatus in YANG order.
 func PeerStatusValues() []PeerStatus {
 	return []PeerStatus{PeerStatusPending, PeerStatusUp, PeerStatusStale, PeerStatusDrained, PeerStatusPostureDown, PeerStatusFailed}
+}
+
+// Persistence is the YANG enumeration persistence.
+type Persistence string
+
+// The values of Persistence.
+const (
+	PersistencePreserve Persistence = "preserve"
+	PersistenceDelete   Persistence = "delete"
+)
+
+// PersistenceValues lists the values of Persistence in YANG order.
+func PersistenceValues() []Persistence {
+	return []Persistence{PersistencePreserve, PersistenceDelete}
 }
 
 // PodAllowedMode is the enumeration of /kedge/pods/pod/config/allowed-mode.
@@ -574,9 +605,32 @@ var (
 	e_underlay_mutation_tiers    = &gpb.PathElem{Name: "underlay-mutation-tiers"}
 	e_vpp_flow_policy            = &gpb.PathElem{Name: "vpp-flow-policy"}
 	e_state                      = &gpb.PathElem{Name: "state"}
+	e_aft                        = &gpb.PathElem{Name: "aft"}
+	e_ipv4_entries               = &gpb.PathElem{Name: "ipv4-entries"}
+	e_metadata                   = &gpb.PathElem{Name: "metadata"}
+	e_next_hop_group             = &gpb.PathElem{Name: "next-hop-group"}
+	e_prefix                     = &gpb.PathElem{Name: "prefix"}
+	e_session                    = &gpb.PathElem{Name: "session"}
+	e_reason                     = &gpb.PathElem{Name: "reason"}
+	e_status                     = &gpb.PathElem{Name: "status"}
+	e_ipv6_entries               = &gpb.PathElem{Name: "ipv6-entries"}
+	e_next_hop_groups            = &gpb.PathElem{Name: "next-hop-groups"}
+	e_backup_next_hop_group      = &gpb.PathElem{Name: "backup-next-hop-group"}
+	e_id                         = &gpb.PathElem{Name: "id"}
+	e_next_hops                  = &gpb.PathElem{Name: "next-hops"}
+	e_index                      = &gpb.PathElem{Name: "index"}
+	e_weight                     = &gpb.PathElem{Name: "weight"}
+	e_interface                  = &gpb.PathElem{Name: "interface"}
+	e_ip_address                 = &gpb.PathElem{Name: "ip-address"}
+	e_unsupported                = &gpb.PathElem{Name: "unsupported"}
+	e_sessions                   = &gpb.PathElem{Name: "sessions"}
+	e_class                      = &gpb.PathElem{Name: "class"}
+	e_identity                   = &gpb.PathElem{Name: "identity"}
+	e_persistence                = &gpb.PathElem{Name: "persistence"}
+	e_tier                       = &gpb.PathElem{Name: "tier"}
+	e_programmed_sequence        = &gpb.PathElem{Name: "programmed-sequence"}
 	e_mesh                       = &gpb.PathElem{Name: "mesh"}
 	e_addresses                  = &gpb.PathElem{Name: "addresses"}
-	e_interface                  = &gpb.PathElem{Name: "interface"}
 	e_listen_port                = &gpb.PathElem{Name: "listen-port"}
 	e_mtu                        = &gpb.PathElem{Name: "mtu"}
 	e_peers                      = &gpb.PathElem{Name: "peers"}
@@ -592,7 +646,6 @@ var (
 	e_error                      = &gpb.PathElem{Name: "error"}
 	e_last_handshake             = &gpb.PathElem{Name: "last-handshake"}
 	e_rx_bytes                   = &gpb.PathElem{Name: "rx-bytes"}
-	e_status                     = &gpb.PathElem{Name: "status"}
 	e_tx_bytes                   = &gpb.PathElem{Name: "tx-bytes"}
 	e_notary                     = &gpb.PathElem{Name: "notary"}
 	e_anchor                     = &gpb.PathElem{Name: "anchor"}
@@ -623,8 +676,6 @@ var (
 	e_ifname                     = &gpb.PathElem{Name: "ifname"}
 	e_namespace                  = &gpb.PathElem{Name: "namespace"}
 	e_netns                      = &gpb.PathElem{Name: "netns"}
-	e_tier                       = &gpb.PathElem{Name: "tier"}
-	e_reason                     = &gpb.PathElem{Name: "reason"}
 	e_posture                    = &gpb.PathElem{Name: "posture"}
 	e_object                     = &gpb.PathElem{Name: "object"}
 	e_connected                  = &gpb.PathElem{Name: "connected"}
@@ -639,20 +690,15 @@ var (
 	e_effective_level            = &gpb.PathElem{Name: "effective-level"}
 	e_last_transition            = &gpb.PathElem{Name: "last-transition"}
 	e_steps                      = &gpb.PathElem{Name: "steps"}
-	e_index                      = &gpb.PathElem{Name: "index"}
 	e_source                     = &gpb.PathElem{Name: "source"}
 	e_routes                     = &gpb.PathElem{Name: "routes"}
 	e_endpoints                  = &gpb.PathElem{Name: "endpoints"}
 	e_kind                       = &gpb.PathElem{Name: "kind"}
-	e_prefix                     = &gpb.PathElem{Name: "prefix"}
 	e_service                    = &gpb.PathElem{Name: "service"}
-	e_class                      = &gpb.PathElem{Name: "class"}
 	e_device                     = &gpb.PathElem{Name: "device"}
 	e_metric                     = &gpb.PathElem{Name: "metric"}
 	e_next_hop                   = &gpb.PathElem{Name: "next-hop"}
 	e_table                      = &gpb.PathElem{Name: "table"}
-	e_sessions                   = &gpb.PathElem{Name: "sessions"}
-	e_id                         = &gpb.PathElem{Name: "id"}
 	e_bytes_in                   = &gpb.PathElem{Name: "bytes-in"}
 	e_bytes_out                  = &gpb.PathElem{Name: "bytes-out"}
 	e_capabilities               = &gpb.PathElem{Name: "capabilities"}
@@ -723,6 +769,14 @@ var (
 var (
 	p_Kedge                                         = []*gpb.PathElem{e_kedge}
 	p_Kedge_Accords                                 = []*gpb.PathElem{e_kedge, e_accords}
+	p_Kedge_Aft                                     = []*gpb.PathElem{e_kedge, e_aft}
+	p_Kedge_Aft_Ipv4Entries                         = []*gpb.PathElem{e_kedge, e_aft, e_ipv4_entries}
+	p_Kedge_Aft_Ipv6Entries                         = []*gpb.PathElem{e_kedge, e_aft, e_ipv6_entries}
+	p_Kedge_Aft_NextHopGroups                       = []*gpb.PathElem{e_kedge, e_aft, e_next_hop_groups}
+	p_Kedge_Aft_NextHops                            = []*gpb.PathElem{e_kedge, e_aft, e_next_hops}
+	p_Kedge_Aft_Sessions                            = []*gpb.PathElem{e_kedge, e_aft, e_sessions}
+	p_Kedge_Aft_State                               = []*gpb.PathElem{e_kedge, e_aft, e_state}
+	p_Kedge_Aft_State_ProgrammedSequence            = []*gpb.PathElem{e_kedge, e_aft, e_state, e_programmed_sequence}
 	p_Kedge_Mesh                                    = []*gpb.PathElem{e_kedge, e_mesh}
 	p_Kedge_Mesh_Config                             = []*gpb.PathElem{e_kedge, e_mesh, e_config}
 	p_Kedge_Mesh_Config_Addresses                   = []*gpb.PathElem{e_kedge, e_mesh, e_config, e_addresses}
@@ -842,6 +896,9 @@ func (KedgePath) SchemaPath() string { return "/kedge" }
 
 // Accords returns the path of /kedge/accords.
 func (KedgePath) Accords() Kedge_AccordsPath { return Kedge_AccordsPath{base{p_Kedge_Accords}} }
+
+// Aft returns the path of /kedge/aft.
+func (KedgePath) Aft() Kedge_AftPath { return Kedge_AftPath{base{p_Kedge_Aft}} }
 
 // Mesh returns the path of /kedge/mesh.
 func (KedgePath) Mesh() Kedge_MeshPath { return Kedge_MeshPath{base{p_Kedge_Mesh}} }
@@ -1557,6 +1614,1684 @@ func (Kedge_Accords_Accord_State_VppFlowPolicyPath) SchemaPath() string {
 func (Kedge_Accords_Accord_State_VppFlowPolicyPath) Val(v AccordVppFlowPolicy) *gpb.TypedValue {
 	return str(string(v))
 }
+
+// Kedge_AftPath is the path of /kedge/aft (container, config). The AFT gRIBI
+// clients inject into the default network instance.
+type Kedge_AftPath struct{ base }
+
+// SchemaPath returns "/kedge/aft", the schema path (no keys).
+func (Kedge_AftPath) SchemaPath() string { return "/kedge/aft" }
+
+// Ipv4Entries returns the path of /kedge/aft/ipv4-entries.
+func (Kedge_AftPath) Ipv4Entries() Kedge_Aft_Ipv4EntriesPath {
+	return Kedge_Aft_Ipv4EntriesPath{base{p_Kedge_Aft_Ipv4Entries}}
+}
+
+// Ipv6Entries returns the path of /kedge/aft/ipv6-entries.
+func (Kedge_AftPath) Ipv6Entries() Kedge_Aft_Ipv6EntriesPath {
+	return Kedge_Aft_Ipv6EntriesPath{base{p_Kedge_Aft_Ipv6Entries}}
+}
+
+// NextHopGroups returns the path of /kedge/aft/next-hop-groups.
+func (Kedge_AftPath) NextHopGroups() Kedge_Aft_NextHopGroupsPath {
+	return Kedge_Aft_NextHopGroupsPath{base{p_Kedge_Aft_NextHopGroups}}
+}
+
+// NextHops returns the path of /kedge/aft/next-hops.
+func (Kedge_AftPath) NextHops() Kedge_Aft_NextHopsPath {
+	return Kedge_Aft_NextHopsPath{base{p_Kedge_Aft_NextHops}}
+}
+
+// Sessions returns the path of /kedge/aft/sessions.
+func (Kedge_AftPath) Sessions() Kedge_Aft_SessionsPath {
+	return Kedge_Aft_SessionsPath{base{p_Kedge_Aft_Sessions}}
+}
+
+// State returns the path of /kedge/aft/state.
+func (Kedge_AftPath) State() Kedge_Aft_StatePath { return Kedge_Aft_StatePath{base{p_Kedge_Aft_State}} }
+
+// Kedge_Aft_Ipv4EntriesPath is the path of /kedge/aft/ipv4-entries
+// (container, config). IPv4 prefixes.
+type Kedge_Aft_Ipv4EntriesPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries", the schema path (no keys).
+func (Kedge_Aft_Ipv4EntriesPath) SchemaPath() string { return "/kedge/aft/ipv4-entries" }
+
+// Ipv4Entry returns the path of the /kedge/aft/ipv4-entries/ipv4-entry entry with the given keys.
+func (p Kedge_Aft_Ipv4EntriesPath) Ipv4Entry(prefix string) Kedge_Aft_Ipv4Entries_Ipv4EntryPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4EntryPath{p.child(&gpb.PathElem{Name: "ipv4-entry", Key: map[string]string{"prefix": prefix}})}
+}
+
+// Ipv4EntryAny returns the path of every /kedge/aft/ipv4-entries/ipv4-entry entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Aft_Ipv4EntriesPath) Ipv4EntryAny() Kedge_Aft_Ipv4Entries_Ipv4EntryPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4EntryPath{p.child(&gpb.PathElem{Name: "ipv4-entry", Key: map[string]string{"prefix": "*"}})}
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4EntryPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry (list entry, config). One IPv4 prefix.
+type Kedge_Aft_Ipv4Entries_Ipv4EntryPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4EntryPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry"
+}
+
+// ParseKeys reads the keys of a /kedge/aft/ipv4-entries/ipv4-entry entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Aft_Ipv4Entries_Ipv4EntryPath) ParseKeys(e *gpb.PathElem) (prefix string, err error) {
+	if e.GetName() != "ipv4-entry" {
+		err = fmt.Errorf("parse keys of /kedge/aft/ipv4-entries/ipv4-entry: element %q is not ipv4-entry", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["prefix"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/aft/ipv4-entries/ipv4-entry: no key prefix")
+		return
+	} else {
+		prefix = s
+	}
+	return prefix, nil
+}
+
+// Config returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config.
+func (p Kedge_Aft_Ipv4Entries_Ipv4EntryPath) Config() Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath{p.child(e_config)}
+}
+
+// Prefix returns the path of /kedge/aft/ipv4-entries/ipv4-entry/prefix.
+func (p Kedge_Aft_Ipv4Entries_Ipv4EntryPath) Prefix() Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath{p.child(e_prefix)}
+}
+
+// State returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state.
+func (p Kedge_Aft_Ipv4Entries_Ipv4EntryPath) State() Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath{p.child(e_state)}
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/config (container, config). The entry as
+// injected.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/config", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/config"
+}
+
+// Metadata returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/metadata.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Metadata() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath{p.child(e_metadata)}
+}
+
+// NextHopGroup returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/next-hop-group.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) NextHopGroup() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath{p.child(e_next_hop_group)}
+}
+
+// Prefix returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/prefix.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Prefix() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath{p.child(e_prefix)}
+}
+
+// Session returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/session.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Session() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath{p.child(e_session)}
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/config/metadata (leaf, config). The
+// client's opaque metadata, base64 (RFC 4648).
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/config/metadata", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/config/metadata"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/config/next-hop-group (leaf, config).
+// The next-hop group the prefix resolves through.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/config/next-hop-group", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/config/next-hop-group"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/config/prefix (leaf, config).
+// Destination prefix; host bits are zero.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/config/prefix", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/config/prefix"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/config/session (leaf, config). The gRIBI
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/config/session", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/config/session"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/prefix (leaf, config). Reference to the
+// prefix.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/prefix", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/prefix"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/state (container, state). The entry and
+// its programming status.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/state"
+}
+
+// Metadata returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/metadata.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Metadata() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath{p.child(e_metadata)}
+}
+
+// NextHopGroup returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/next-hop-group.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) NextHopGroup() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath{p.child(e_next_hop_group)}
+}
+
+// Prefix returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/prefix.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Prefix() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath{p.child(e_prefix)}
+}
+
+// Reason returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/reason.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Reason() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath{p.child(e_reason)}
+}
+
+// Session returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/session.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Session() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath{p.child(e_session)}
+}
+
+// Status returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/status.
+func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Status() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath{p.child(e_status)}
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/state/metadata (leaf, state). The
+// client's opaque metadata, base64 (RFC 4648).
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/metadata", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/state/metadata"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/state/next-hop-group (leaf, state). The
+// next-hop group the prefix resolves through.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/next-hop-group", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/state/next-hop-group"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/state/prefix (leaf, state). Destination
+// prefix; host bits are zero.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/prefix", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/state/prefix"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/state/reason (leaf, state). Why the
+// entry is withheld, overridden or failed.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/reason", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/state/reason"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/state/session (leaf, state). The gRIBI
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/session", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/state/session"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath is the path of
+// /kedge/aft/ipv4-entries/ipv4-entry/state/status (leaf, state). Whether the
+// entry is programmed.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv4-entries/ipv4-entry/state/status", the schema path (no keys).
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath) SchemaPath() string {
+	return "/kedge/aft/ipv4-entries/ipv4-entry/state/status"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath) Val(v AftStatus) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_Ipv6EntriesPath is the path of /kedge/aft/ipv6-entries
+// (container, config). IPv6 prefixes.
+type Kedge_Aft_Ipv6EntriesPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries", the schema path (no keys).
+func (Kedge_Aft_Ipv6EntriesPath) SchemaPath() string { return "/kedge/aft/ipv6-entries" }
+
+// Ipv6Entry returns the path of the /kedge/aft/ipv6-entries/ipv6-entry entry with the given keys.
+func (p Kedge_Aft_Ipv6EntriesPath) Ipv6Entry(prefix string) Kedge_Aft_Ipv6Entries_Ipv6EntryPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6EntryPath{p.child(&gpb.PathElem{Name: "ipv6-entry", Key: map[string]string{"prefix": prefix}})}
+}
+
+// Ipv6EntryAny returns the path of every /kedge/aft/ipv6-entries/ipv6-entry entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Aft_Ipv6EntriesPath) Ipv6EntryAny() Kedge_Aft_Ipv6Entries_Ipv6EntryPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6EntryPath{p.child(&gpb.PathElem{Name: "ipv6-entry", Key: map[string]string{"prefix": "*"}})}
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6EntryPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry (list entry, config). One IPv6 prefix.
+type Kedge_Aft_Ipv6Entries_Ipv6EntryPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6EntryPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry"
+}
+
+// ParseKeys reads the keys of a /kedge/aft/ipv6-entries/ipv6-entry entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Aft_Ipv6Entries_Ipv6EntryPath) ParseKeys(e *gpb.PathElem) (prefix string, err error) {
+	if e.GetName() != "ipv6-entry" {
+		err = fmt.Errorf("parse keys of /kedge/aft/ipv6-entries/ipv6-entry: element %q is not ipv6-entry", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["prefix"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/aft/ipv6-entries/ipv6-entry: no key prefix")
+		return
+	} else {
+		prefix = s
+	}
+	return prefix, nil
+}
+
+// Config returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config.
+func (p Kedge_Aft_Ipv6Entries_Ipv6EntryPath) Config() Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath{p.child(e_config)}
+}
+
+// Prefix returns the path of /kedge/aft/ipv6-entries/ipv6-entry/prefix.
+func (p Kedge_Aft_Ipv6Entries_Ipv6EntryPath) Prefix() Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath{p.child(e_prefix)}
+}
+
+// State returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state.
+func (p Kedge_Aft_Ipv6Entries_Ipv6EntryPath) State() Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath{p.child(e_state)}
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/config (container, config). The entry as
+// injected.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/config", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/config"
+}
+
+// Metadata returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/metadata.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Metadata() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath{p.child(e_metadata)}
+}
+
+// NextHopGroup returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/next-hop-group.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) NextHopGroup() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath{p.child(e_next_hop_group)}
+}
+
+// Prefix returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/prefix.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Prefix() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath{p.child(e_prefix)}
+}
+
+// Session returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/session.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Session() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath{p.child(e_session)}
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/config/metadata (leaf, config). The
+// client's opaque metadata, base64 (RFC 4648).
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/config/metadata", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/config/metadata"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/config/next-hop-group (leaf, config).
+// The next-hop group the prefix resolves through.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/config/next-hop-group", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/config/next-hop-group"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/config/prefix (leaf, config).
+// Destination prefix; host bits are zero.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/config/prefix", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/config/prefix"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/config/session (leaf, config). The gRIBI
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/config/session", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/config/session"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/prefix (leaf, config). Reference to the
+// prefix.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/prefix", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/prefix"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/state (container, state). The entry and
+// its programming status.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/state"
+}
+
+// Metadata returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/metadata.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Metadata() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath{p.child(e_metadata)}
+}
+
+// NextHopGroup returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/next-hop-group.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) NextHopGroup() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath{p.child(e_next_hop_group)}
+}
+
+// Prefix returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/prefix.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Prefix() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath{p.child(e_prefix)}
+}
+
+// Reason returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/reason.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Reason() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath{p.child(e_reason)}
+}
+
+// Session returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/session.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Session() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath{p.child(e_session)}
+}
+
+// Status returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/status.
+func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Status() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath{p.child(e_status)}
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/state/metadata (leaf, state). The
+// client's opaque metadata, base64 (RFC 4648).
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/metadata", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/state/metadata"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/state/next-hop-group (leaf, state). The
+// next-hop group the prefix resolves through.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/next-hop-group", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/state/next-hop-group"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/state/prefix (leaf, state). Destination
+// prefix; host bits are zero.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/prefix", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/state/prefix"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/state/reason (leaf, state). Why the
+// entry is withheld, overridden or failed.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/reason", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/state/reason"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/state/session (leaf, state). The gRIBI
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/session", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/state/session"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath is the path of
+// /kedge/aft/ipv6-entries/ipv6-entry/state/status (leaf, state). Whether the
+// entry is programmed.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/ipv6-entries/ipv6-entry/state/status", the schema path (no keys).
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath) SchemaPath() string {
+	return "/kedge/aft/ipv6-entries/ipv6-entry/state/status"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath) Val(v AftStatus) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_NextHopGroupsPath is the path of /kedge/aft/next-hop-groups
+// (container, config). Next-hop groups.
+type Kedge_Aft_NextHopGroupsPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups", the schema path (no keys).
+func (Kedge_Aft_NextHopGroupsPath) SchemaPath() string { return "/kedge/aft/next-hop-groups" }
+
+// NextHopGroup returns the path of the /kedge/aft/next-hop-groups/next-hop-group entry with the given keys.
+func (p Kedge_Aft_NextHopGroupsPath) NextHopGroup(id uint64) Kedge_Aft_NextHopGroups_NextHopGroupPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroupPath{p.child(&gpb.PathElem{Name: "next-hop-group", Key: map[string]string{"id": strconv.FormatUint(uint64(id), 10)}})}
+}
+
+// NextHopGroupAny returns the path of every /kedge/aft/next-hop-groups/next-hop-group entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Aft_NextHopGroupsPath) NextHopGroupAny() Kedge_Aft_NextHopGroups_NextHopGroupPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroupPath{p.child(&gpb.PathElem{Name: "next-hop-group", Key: map[string]string{"id": "*"}})}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroupPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group (list entry, config). One
+// next-hop group.
+type Kedge_Aft_NextHopGroups_NextHopGroupPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroupPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group"
+}
+
+// ParseKeys reads the keys of a /kedge/aft/next-hop-groups/next-hop-group entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Aft_NextHopGroups_NextHopGroupPath) ParseKeys(e *gpb.PathElem) (id uint64, err error) {
+	if e.GetName() != "next-hop-group" {
+		err = fmt.Errorf("parse keys of /kedge/aft/next-hop-groups/next-hop-group: element %q is not next-hop-group", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["id"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/aft/next-hop-groups/next-hop-group: no key id")
+		return
+	} else if v, perr := strconv.ParseUint(s, 10, 64); perr != nil {
+		err = fmt.Errorf("parse keys of /kedge/aft/next-hop-groups/next-hop-group: key id: %w", perr)
+		return
+	} else {
+		id = uint64(v)
+	}
+	return id, nil
+}
+
+// Config returns the path of /kedge/aft/next-hop-groups/next-hop-group/config.
+func (p Kedge_Aft_NextHopGroups_NextHopGroupPath) Config() Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath{p.child(e_config)}
+}
+
+// Id returns the path of /kedge/aft/next-hop-groups/next-hop-group/id.
+func (p Kedge_Aft_NextHopGroups_NextHopGroupPath) Id() Kedge_Aft_NextHopGroups_NextHopGroup_IdPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_IdPath{p.child(e_id)}
+}
+
+// NextHops returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops.
+func (p Kedge_Aft_NextHopGroups_NextHopGroupPath) NextHops() Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath{p.child(e_next_hops)}
+}
+
+// State returns the path of /kedge/aft/next-hop-groups/next-hop-group/state.
+func (p Kedge_Aft_NextHopGroups_NextHopGroupPath) State() Kedge_Aft_NextHopGroups_NextHopGroup_StatePath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_StatePath{p.child(e_state)}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/config (container, config). The
+// group as injected.
+type Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/config", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/config"
+}
+
+// BackupNextHopGroup returns the path of /kedge/aft/next-hop-groups/next-hop-group/config/backup-next-hop-group.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) BackupNextHopGroup() Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath{p.child(e_backup_next_hop_group)}
+}
+
+// Id returns the path of /kedge/aft/next-hop-groups/next-hop-group/config/id.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) Id() Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath{p.child(e_id)}
+}
+
+// Session returns the path of /kedge/aft/next-hop-groups/next-hop-group/config/session.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) Session() Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath{p.child(e_session)}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath is the
+// path of
+// /kedge/aft/next-hop-groups/next-hop-group/config/backup-next-hop-group
+// (leaf, config). The backup group the client named (the kernel has no backup
+// paths).
+type Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/config/backup-next-hop-group", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/config/backup-next-hop-group"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/config/id (leaf, config). The
+// group's identifier.
+type Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/config/id", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/config/id"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/config/session (leaf, config).
+// The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+type Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/config/session", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/config/session"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_IdPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/id (leaf, config). Reference to
+// the group's id.
+type Kedge_Aft_NextHopGroups_NextHopGroup_IdPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/id", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_IdPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/id"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_IdPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops (container, config).
+// The group's members.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/next-hops", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/next-hops"
+}
+
+// NextHop returns the path of the /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop entry with the given keys.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) NextHop(index uint64) Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath{p.child(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
+}
+
+// NextHopAny returns the path of every /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) NextHopAny() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath{p.child(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": "*"}})}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop (list entry,
+// config). One member.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop"
+}
+
+// ParseKeys reads the keys of a /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath) ParseKeys(e *gpb.PathElem) (index uint64, err error) {
+	if e.GetName() != "next-hop" {
+		err = fmt.Errorf("parse keys of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop: element %q is not next-hop", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["index"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop: no key index")
+		return
+	} else if v, perr := strconv.ParseUint(s, 10, 64); perr != nil {
+		err = fmt.Errorf("parse keys of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop: key index: %w", perr)
+		return
+	} else {
+		index = uint64(v)
+	}
+	return index, nil
+}
+
+// Config returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath) Config() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath{p.child(e_config)}
+}
+
+// Index returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/index.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath) Index() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_IndexPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_IndexPath{p.child(e_index)}
+}
+
+// State returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath) State() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath{p.child(e_state)}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath is the
+// path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config
+// (container, config). The member.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config"
+}
+
+// Index returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/index.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath) Index() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath{p.child(e_index)}
+}
+
+// Weight returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/weight.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath) Weight() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_WeightPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_WeightPath{p.child(e_weight)}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath is
+// the path of
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/index
+// (leaf, config). The next hop's index.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/index", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/index"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_WeightPath is
+// the path of
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/weight
+// (leaf, config). The member's share of the traffic (absent: 1).
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_WeightPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/weight", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_WeightPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/weight"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_WeightPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_IndexPath is the path
+// of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/index
+// (leaf, config). Reference to the member's next-hop index.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_IndexPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/index", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_IndexPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/index"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_IndexPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath is the path
+// of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state
+// (container, state). The member.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state"
+}
+
+// Index returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/index.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath) Index() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath{p.child(e_index)}
+}
+
+// Weight returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/weight.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath) Weight() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_WeightPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_WeightPath{p.child(e_weight)}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath is
+// the path of
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/index
+// (leaf, state). The next hop's index.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/index", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/index"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_WeightPath is
+// the path of
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/weight
+// (leaf, state). The member's share of the traffic (absent: 1).
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_WeightPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/weight", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_WeightPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/weight"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_WeightPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_StatePath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/state (container, state). The
+// group and its programming status.
+type Kedge_Aft_NextHopGroups_NextHopGroup_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/state", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/state"
+}
+
+// BackupNextHopGroup returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/backup-next-hop-group.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) BackupNextHopGroup() Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath{p.child(e_backup_next_hop_group)}
+}
+
+// Id returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/id.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Id() Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath{p.child(e_id)}
+}
+
+// Reason returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/reason.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Reason() Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath{p.child(e_reason)}
+}
+
+// Session returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/session.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Session() Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath{p.child(e_session)}
+}
+
+// Status returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/status.
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Status() Kedge_Aft_NextHopGroups_NextHopGroup_State_StatusPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_StatusPath{p.child(e_status)}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath is the
+// path of
+// /kedge/aft/next-hop-groups/next-hop-group/state/backup-next-hop-group
+// (leaf, state). The backup group the client named (the kernel has no backup
+// paths).
+type Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/state/backup-next-hop-group", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/state/backup-next-hop-group"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/state/id (leaf, state). The
+// group's identifier.
+type Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/state/id", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/state/id"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/state/reason (leaf, state). Why
+// the entry is withheld, overridden or failed.
+type Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/state/reason", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/state/reason"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/state/session (leaf, state). The
+// gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+type Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/state/session", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/state/session"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath) Val(v string) *gpb.TypedValue {
+	return str(v)
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_State_StatusPath is the path of
+// /kedge/aft/next-hop-groups/next-hop-group/state/status (leaf, state).
+// Whether the entry is programmed.
+type Kedge_Aft_NextHopGroups_NextHopGroup_State_StatusPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hop-groups/next-hop-group/state/status", the schema path (no keys).
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_StatusPath) SchemaPath() string {
+	return "/kedge/aft/next-hop-groups/next-hop-group/state/status"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_State_StatusPath) Val(v AftStatus) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_NextHopsPath is the path of /kedge/aft/next-hops (container,
+// config). Next hops.
+type Kedge_Aft_NextHopsPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops", the schema path (no keys).
+func (Kedge_Aft_NextHopsPath) SchemaPath() string { return "/kedge/aft/next-hops" }
+
+// NextHop returns the path of the /kedge/aft/next-hops/next-hop entry with the given keys.
+func (p Kedge_Aft_NextHopsPath) NextHop(index uint64) Kedge_Aft_NextHops_NextHopPath {
+	return Kedge_Aft_NextHops_NextHopPath{p.child(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
+}
+
+// NextHopAny returns the path of every /kedge/aft/next-hops/next-hop entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Aft_NextHopsPath) NextHopAny() Kedge_Aft_NextHops_NextHopPath {
+	return Kedge_Aft_NextHops_NextHopPath{p.child(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": "*"}})}
+}
+
+// Kedge_Aft_NextHops_NextHopPath is the path of /kedge/aft/next-hops/next-hop
+// (list entry, config). One next hop.
+type Kedge_Aft_NextHops_NextHopPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHopPath) SchemaPath() string { return "/kedge/aft/next-hops/next-hop" }
+
+// ParseKeys reads the keys of a /kedge/aft/next-hops/next-hop entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Aft_NextHops_NextHopPath) ParseKeys(e *gpb.PathElem) (index uint64, err error) {
+	if e.GetName() != "next-hop" {
+		err = fmt.Errorf("parse keys of /kedge/aft/next-hops/next-hop: element %q is not next-hop", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["index"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/aft/next-hops/next-hop: no key index")
+		return
+	} else if v, perr := strconv.ParseUint(s, 10, 64); perr != nil {
+		err = fmt.Errorf("parse keys of /kedge/aft/next-hops/next-hop: key index: %w", perr)
+		return
+	} else {
+		index = uint64(v)
+	}
+	return index, nil
+}
+
+// Config returns the path of /kedge/aft/next-hops/next-hop/config.
+func (p Kedge_Aft_NextHops_NextHopPath) Config() Kedge_Aft_NextHops_NextHop_ConfigPath {
+	return Kedge_Aft_NextHops_NextHop_ConfigPath{p.child(e_config)}
+}
+
+// Index returns the path of /kedge/aft/next-hops/next-hop/index.
+func (p Kedge_Aft_NextHops_NextHopPath) Index() Kedge_Aft_NextHops_NextHop_IndexPath {
+	return Kedge_Aft_NextHops_NextHop_IndexPath{p.child(e_index)}
+}
+
+// State returns the path of /kedge/aft/next-hops/next-hop/state.
+func (p Kedge_Aft_NextHops_NextHopPath) State() Kedge_Aft_NextHops_NextHop_StatePath {
+	return Kedge_Aft_NextHops_NextHop_StatePath{p.child(e_state)}
+}
+
+// Kedge_Aft_NextHops_NextHop_ConfigPath is the path of
+// /kedge/aft/next-hops/next-hop/config (container, config). The next hop as
+// injected.
+type Kedge_Aft_NextHops_NextHop_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/config", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_ConfigPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/config"
+}
+
+// Index returns the path of /kedge/aft/next-hops/next-hop/config/index.
+func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Index() Kedge_Aft_NextHops_NextHop_Config_IndexPath {
+	return Kedge_Aft_NextHops_NextHop_Config_IndexPath{p.child(e_index)}
+}
+
+// Interface returns the path of /kedge/aft/next-hops/next-hop/config/interface.
+func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Interface() Kedge_Aft_NextHops_NextHop_Config_InterfacePath {
+	return Kedge_Aft_NextHops_NextHop_Config_InterfacePath{p.child(e_interface)}
+}
+
+// IpAddress returns the path of /kedge/aft/next-hops/next-hop/config/ip-address.
+func (p Kedge_Aft_NextHops_NextHop_ConfigPath) IpAddress() Kedge_Aft_NextHops_NextHop_Config_IpAddressPath {
+	return Kedge_Aft_NextHops_NextHop_Config_IpAddressPath{p.child(e_ip_address)}
+}
+
+// Session returns the path of /kedge/aft/next-hops/next-hop/config/session.
+func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Session() Kedge_Aft_NextHops_NextHop_Config_SessionPath {
+	return Kedge_Aft_NextHops_NextHop_Config_SessionPath{p.child(e_session)}
+}
+
+// Unsupported returns the path of /kedge/aft/next-hops/next-hop/config/unsupported.
+func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Unsupported() Kedge_Aft_NextHops_NextHop_Config_UnsupportedPath {
+	return Kedge_Aft_NextHops_NextHop_Config_UnsupportedPath{p.child(e_unsupported)}
+}
+
+// Kedge_Aft_NextHops_NextHop_Config_IndexPath is the path of
+// /kedge/aft/next-hops/next-hop/config/index (leaf, config). The next hop's
+// identifier.
+type Kedge_Aft_NextHops_NextHop_Config_IndexPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/config/index", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_Config_IndexPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/config/index"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_Config_IndexPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHops_NextHop_Config_InterfacePath is the path of
+// /kedge/aft/next-hops/next-hop/config/interface (leaf, config). The output
+// interface.
+type Kedge_Aft_NextHops_NextHop_Config_InterfacePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/config/interface", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_Config_InterfacePath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/config/interface"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_Config_InterfacePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_NextHops_NextHop_Config_IpAddressPath is the path of
+// /kedge/aft/next-hops/next-hop/config/ip-address (leaf, config). The
+// gateway.
+type Kedge_Aft_NextHops_NextHop_Config_IpAddressPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/config/ip-address", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_Config_IpAddressPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/config/ip-address"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_Config_IpAddressPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_NextHops_NextHop_Config_SessionPath is the path of
+// /kedge/aft/next-hops/next-hop/config/session (leaf, config). The gRIBI
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+type Kedge_Aft_NextHops_NextHop_Config_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/config/session", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_Config_SessionPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/config/session"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_Config_SessionPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_NextHops_NextHop_Config_UnsupportedPath is the path of
+// /kedge/aft/next-hops/next-hop/config/unsupported (leaf, config). What the
+// next hop asks for that the kernel backend cannot program (a MAC address, an
+// encapsulation, a network-instance hop); such a next hop fails.
+type Kedge_Aft_NextHops_NextHop_Config_UnsupportedPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/config/unsupported", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_Config_UnsupportedPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/config/unsupported"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_Config_UnsupportedPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_NextHops_NextHop_IndexPath is the path of
+// /kedge/aft/next-hops/next-hop/index (leaf, config). Reference to the next
+// hop's index.
+type Kedge_Aft_NextHops_NextHop_IndexPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/index", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_IndexPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/index"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_IndexPath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
+
+// Kedge_Aft_NextHops_NextHop_StatePath is the path of
+// /kedge/aft/next-hops/next-hop/state (container, state). The next hop and
+// its programming status.
+type Kedge_Aft_NextHops_NextHop_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/state", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_StatePath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/state"
+}
+
+// Index returns the path of /kedge/aft/next-hops/next-hop/state/index.
+func (p Kedge_Aft_NextHops_NextHop_StatePath) Index() Kedge_Aft_NextHops_NextHop_State_IndexPath {
+	return Kedge_Aft_NextHops_NextHop_State_IndexPath{p.child(e_index)}
+}
+
+// Interface returns the path of /kedge/aft/next-hops/next-hop/state/interface.
+func (p Kedge_Aft_NextHops_NextHop_StatePath) Interface() Kedge_Aft_NextHops_NextHop_State_InterfacePath {
+	return Kedge_Aft_NextHops_NextHop_State_InterfacePath{p.child(e_interface)}
+}
+
+// IpAddress returns the path of /kedge/aft/next-hops/next-hop/state/ip-address.
+func (p Kedge_Aft_NextHops_NextHop_StatePath) IpAddress() Kedge_Aft_NextHops_NextHop_State_IpAddressPath {
+	return Kedge_Aft_NextHops_NextHop_State_IpAddressPath{p.child(e_ip_address)}
+}
+
+// Reason returns the path of /kedge/aft/next-hops/next-hop/state/reason.
+func (p Kedge_Aft_NextHops_NextHop_StatePath) Reason() Kedge_Aft_NextHops_NextHop_State_ReasonPath {
+	return Kedge_Aft_NextHops_NextHop_State_ReasonPath{p.child(e_reason)}
+}
+
+// Session returns the path of /kedge/aft/next-hops/next-hop/state/session.
+func (p Kedge_Aft_NextHops_NextHop_StatePath) Session() Kedge_Aft_NextHops_NextHop_State_SessionPath {
+	return Kedge_Aft_NextHops_NextHop_State_SessionPath{p.child(e_session)}
+}
+
+// Status returns the path of /kedge/aft/next-hops/next-hop/state/status.
+func (p Kedge_Aft_NextHops_NextHop_StatePath) Status() Kedge_Aft_NextHops_NextHop_State_StatusPath {
+	return Kedge_Aft_NextHops_NextHop_State_StatusPath{p.child(e_status)}
+}
+
+// Unsupported returns the path of /kedge/aft/next-hops/next-hop/state/unsupported.
+func (p Kedge_Aft_NextHops_NextHop_StatePath) Unsupported() Kedge_Aft_NextHops_NextHop_State_UnsupportedPath {
+	return Kedge_Aft_NextHops_NextHop_State_UnsupportedPath{p.child(e_unsupported)}
+}
+
+// Kedge_Aft_NextHops_NextHop_State_IndexPath is the path of
+// /kedge/aft/next-hops/next-hop/state/index (leaf, state). The next hop's
+// identifier.
+type Kedge_Aft_NextHops_NextHop_State_IndexPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/state/index", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_State_IndexPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/state/index"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_State_IndexPath) Val(v uint64) *gpb.TypedValue {
+	return uintv(uint64(v))
+}
+
+// Kedge_Aft_NextHops_NextHop_State_InterfacePath is the path of
+// /kedge/aft/next-hops/next-hop/state/interface (leaf, state). The output
+// interface.
+type Kedge_Aft_NextHops_NextHop_State_InterfacePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/state/interface", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_State_InterfacePath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/state/interface"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_State_InterfacePath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_NextHops_NextHop_State_IpAddressPath is the path of
+// /kedge/aft/next-hops/next-hop/state/ip-address (leaf, state). The gateway.
+type Kedge_Aft_NextHops_NextHop_State_IpAddressPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/state/ip-address", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_State_IpAddressPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/state/ip-address"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_State_IpAddressPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_NextHops_NextHop_State_ReasonPath is the path of
+// /kedge/aft/next-hops/next-hop/state/reason (leaf, state). Why the entry is
+// withheld, overridden or failed.
+type Kedge_Aft_NextHops_NextHop_State_ReasonPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/state/reason", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_State_ReasonPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/state/reason"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_State_ReasonPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_NextHops_NextHop_State_SessionPath is the path of
+// /kedge/aft/next-hops/next-hop/state/session (leaf, state). The gRIBI
+// session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+type Kedge_Aft_NextHops_NextHop_State_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/state/session", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_State_SessionPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/state/session"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_State_SessionPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_NextHops_NextHop_State_StatusPath is the path of
+// /kedge/aft/next-hops/next-hop/state/status (leaf, state). Whether the entry
+// is programmed.
+type Kedge_Aft_NextHops_NextHop_State_StatusPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/state/status", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_State_StatusPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/state/status"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_State_StatusPath) Val(v AftStatus) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_NextHops_NextHop_State_UnsupportedPath is the path of
+// /kedge/aft/next-hops/next-hop/state/unsupported (leaf, state). What the
+// next hop asks for that the kernel backend cannot program (a MAC address, an
+// encapsulation, a network-instance hop); such a next hop fails.
+type Kedge_Aft_NextHops_NextHop_State_UnsupportedPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/next-hops/next-hop/state/unsupported", the schema path (no keys).
+func (Kedge_Aft_NextHops_NextHop_State_UnsupportedPath) SchemaPath() string {
+	return "/kedge/aft/next-hops/next-hop/state/unsupported"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_NextHops_NextHop_State_UnsupportedPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_SessionsPath is the path of /kedge/aft/sessions (container,
+// config). The sessions that wrote the entries present.
+type Kedge_Aft_SessionsPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions", the schema path (no keys).
+func (Kedge_Aft_SessionsPath) SchemaPath() string { return "/kedge/aft/sessions" }
+
+// Session returns the path of the /kedge/aft/sessions/session entry with the given keys.
+func (p Kedge_Aft_SessionsPath) Session(id string) Kedge_Aft_Sessions_SessionPath {
+	return Kedge_Aft_Sessions_SessionPath{p.child(&gpb.PathElem{Name: "session", Key: map[string]string{"id": id}})}
+}
+
+// SessionAny returns the path of every /kedge/aft/sessions/session entry (wildcard keys), for Get and Subscribe.
+func (p Kedge_Aft_SessionsPath) SessionAny() Kedge_Aft_Sessions_SessionPath {
+	return Kedge_Aft_Sessions_SessionPath{p.child(&gpb.PathElem{Name: "session", Key: map[string]string{"id": "*"}})}
+}
+
+// Kedge_Aft_Sessions_SessionPath is the path of /kedge/aft/sessions/session
+// (list entry, config). One session.
+type Kedge_Aft_Sessions_SessionPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session", the schema path (no keys).
+func (Kedge_Aft_Sessions_SessionPath) SchemaPath() string { return "/kedge/aft/sessions/session" }
+
+// ParseKeys reads the keys of a /kedge/aft/sessions/session entry from e, a path element of a
+// response; it fails when e is another node's or a key is missing or malformed.
+func (Kedge_Aft_Sessions_SessionPath) ParseKeys(e *gpb.PathElem) (id string, err error) {
+	if e.GetName() != "session" {
+		err = fmt.Errorf("parse keys of /kedge/aft/sessions/session: element %q is not session", e.GetName())
+		return
+	}
+	if s, ok := e.GetKey()["id"]; !ok {
+		err = fmt.Errorf("parse keys of /kedge/aft/sessions/session: no key id")
+		return
+	} else {
+		id = s
+	}
+	return id, nil
+}
+
+// Config returns the path of /kedge/aft/sessions/session/config.
+func (p Kedge_Aft_Sessions_SessionPath) Config() Kedge_Aft_Sessions_Session_ConfigPath {
+	return Kedge_Aft_Sessions_Session_ConfigPath{p.child(e_config)}
+}
+
+// Id returns the path of /kedge/aft/sessions/session/id.
+func (p Kedge_Aft_Sessions_SessionPath) Id() Kedge_Aft_Sessions_Session_IdPath {
+	return Kedge_Aft_Sessions_Session_IdPath{p.child(e_id)}
+}
+
+// State returns the path of /kedge/aft/sessions/session/state.
+func (p Kedge_Aft_Sessions_SessionPath) State() Kedge_Aft_Sessions_Session_StatePath {
+	return Kedge_Aft_Sessions_Session_StatePath{p.child(e_state)}
+}
+
+// Kedge_Aft_Sessions_Session_ConfigPath is the path of
+// /kedge/aft/sessions/session/config (container, config). The session as it
+// opened.
+type Kedge_Aft_Sessions_Session_ConfigPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_ConfigPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config"
+}
+
+// Class returns the path of /kedge/aft/sessions/session/config/class.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Class() Kedge_Aft_Sessions_Session_Config_ClassPath {
+	return Kedge_Aft_Sessions_Session_Config_ClassPath{p.child(e_class)}
+}
+
+// Id returns the path of /kedge/aft/sessions/session/config/id.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Id() Kedge_Aft_Sessions_Session_Config_IdPath {
+	return Kedge_Aft_Sessions_Session_Config_IdPath{p.child(e_id)}
+}
+
+// Identity returns the path of /kedge/aft/sessions/session/config/identity.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Identity() Kedge_Aft_Sessions_Session_Config_IdentityPath {
+	return Kedge_Aft_Sessions_Session_Config_IdentityPath{p.child(e_identity)}
+}
+
+// Persistence returns the path of /kedge/aft/sessions/session/config/persistence.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Persistence() Kedge_Aft_Sessions_Session_Config_PersistencePath {
+	return Kedge_Aft_Sessions_Session_Config_PersistencePath{p.child(e_persistence)}
+}
+
+// Tier returns the path of /kedge/aft/sessions/session/config/tier.
+func (p Kedge_Aft_Sessions_Session_ConfigPath) Tier() Kedge_Aft_Sessions_Session_Config_TierPath {
+	return Kedge_Aft_Sessions_Session_Config_TierPath{p.child(e_tier)}
+}
+
+// Kedge_Aft_Sessions_Session_Config_ClassPath is the path of
+// /kedge/aft/sessions/session/config/class (leaf, config). The route class of
+// the IP entries it writes (the daemon's gribi-class setting when the session
+// opened): the posture levels withhold routes by class.
+type Kedge_Aft_Sessions_Session_Config_ClassPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/class", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_ClassPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/class"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_ClassPath) Val(v RouteClass) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_Sessions_Session_Config_IdPath is the path of
+// /kedge/aft/sessions/session/config/id (leaf, config). The session's
+// identifier (unique across restarts).
+type Kedge_Aft_Sessions_Session_Config_IdPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/id", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_IdPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/id"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_Config_IdentityPath is the path of
+// /kedge/aft/sessions/session/config/identity (leaf, config). Who opened the
+// session (tier:name).
+type Kedge_Aft_Sessions_Session_Config_IdentityPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/identity", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_IdentityPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/identity"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_IdentityPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_Config_PersistencePath is the path of
+// /kedge/aft/sessions/session/config/persistence (leaf, config). The
+// persistence the session asked for.
+type Kedge_Aft_Sessions_Session_Config_PersistencePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/persistence", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_PersistencePath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/persistence"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_PersistencePath) Val(v Persistence) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_Sessions_Session_Config_TierPath is the path of
+// /kedge/aft/sessions/session/config/tier (leaf, config). The tier of the
+// identity: the tier of the routes it writes.
+type Kedge_Aft_Sessions_Session_Config_TierPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/config/tier", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_Config_TierPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/config/tier"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_Config_TierPath) Val(v Tier) *gpb.TypedValue { return str(string(v)) }
+
+// Kedge_Aft_Sessions_Session_IdPath is the path of
+// /kedge/aft/sessions/session/id (leaf, config). Reference to the session's
+// id.
+type Kedge_Aft_Sessions_Session_IdPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/id", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_IdPath) SchemaPath() string { return "/kedge/aft/sessions/session/id" }
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_StatePath is the path of
+// /kedge/aft/sessions/session/state (container, state). The session.
+type Kedge_Aft_Sessions_Session_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_StatePath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state"
+}
+
+// Class returns the path of /kedge/aft/sessions/session/state/class.
+func (p Kedge_Aft_Sessions_Session_StatePath) Class() Kedge_Aft_Sessions_Session_State_ClassPath {
+	return Kedge_Aft_Sessions_Session_State_ClassPath{p.child(e_class)}
+}
+
+// Id returns the path of /kedge/aft/sessions/session/state/id.
+func (p Kedge_Aft_Sessions_Session_StatePath) Id() Kedge_Aft_Sessions_Session_State_IdPath {
+	return Kedge_Aft_Sessions_Session_State_IdPath{p.child(e_id)}
+}
+
+// Identity returns the path of /kedge/aft/sessions/session/state/identity.
+func (p Kedge_Aft_Sessions_Session_StatePath) Identity() Kedge_Aft_Sessions_Session_State_IdentityPath {
+	return Kedge_Aft_Sessions_Session_State_IdentityPath{p.child(e_identity)}
+}
+
+// Persistence returns the path of /kedge/aft/sessions/session/state/persistence.
+func (p Kedge_Aft_Sessions_Session_StatePath) Persistence() Kedge_Aft_Sessions_Session_State_PersistencePath {
+	return Kedge_Aft_Sessions_Session_State_PersistencePath{p.child(e_persistence)}
+}
+
+// Tier returns the path of /kedge/aft/sessions/session/state/tier.
+func (p Kedge_Aft_Sessions_Session_StatePath) Tier() Kedge_Aft_Sessions_Session_State_TierPath {
+	return Kedge_Aft_Sessions_Session_State_TierPath{p.child(e_tier)}
+}
+
+// Kedge_Aft_Sessions_Session_State_ClassPath is the path of
+// /kedge/aft/sessions/session/state/class (leaf, state). The route class of
+// the IP entries it writes (the daemon's gribi-class setting when the session
+// opened): the posture levels withhold routes by class.
+type Kedge_Aft_Sessions_Session_State_ClassPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/class", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_ClassPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/class"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_ClassPath) Val(v RouteClass) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_Sessions_Session_State_IdPath is the path of
+// /kedge/aft/sessions/session/state/id (leaf, state). The session's
+// identifier (unique across restarts).
+type Kedge_Aft_Sessions_Session_State_IdPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/id", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_IdPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/id"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_IdPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_State_IdentityPath is the path of
+// /kedge/aft/sessions/session/state/identity (leaf, state). Who opened the
+// session (tier:name).
+type Kedge_Aft_Sessions_Session_State_IdentityPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/identity", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_IdentityPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/identity"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_IdentityPath) Val(v string) *gpb.TypedValue { return str(v) }
+
+// Kedge_Aft_Sessions_Session_State_PersistencePath is the path of
+// /kedge/aft/sessions/session/state/persistence (leaf, state). The
+// persistence the session asked for.
+type Kedge_Aft_Sessions_Session_State_PersistencePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/persistence", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_PersistencePath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/persistence"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_PersistencePath) Val(v Persistence) *gpb.TypedValue {
+	return str(string(v))
+}
+
+// Kedge_Aft_Sessions_Session_State_TierPath is the path of
+// /kedge/aft/sessions/session/state/tier (leaf, state). The tier of the
+// identity: the tier of the routes it writes.
+type Kedge_Aft_Sessions_Session_State_TierPath struct{ base }
+
+// SchemaPath returns "/kedge/aft/sessions/session/state/tier", the schema path (no keys).
+func (Kedge_Aft_Sessions_Session_State_TierPath) SchemaPath() string {
+	return "/kedge/aft/sessions/session/state/tier"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_Sessions_Session_State_TierPath) Val(v Tier) *gpb.TypedValue { return str(string(v)) }
+
+// Kedge_Aft_StatePath is the path of /kedge/aft/state (container, state). How
+// far the route backend has applied the AFT.
+type Kedge_Aft_StatePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/state", the schema path (no keys).
+func (Kedge_Aft_StatePath) SchemaPath() string { return "/kedge/aft/state" }
+
+// ProgrammedSequence returns the path of /kedge/aft/state/programmed-sequence.
+func (Kedge_Aft_StatePath) ProgrammedSequence() Kedge_Aft_State_ProgrammedSequencePath {
+	return Kedge_Aft_State_ProgrammedSequencePath{base{p_Kedge_Aft_State_ProgrammedSequence}}
+}
+
+// Kedge_Aft_State_ProgrammedSequencePath is the path of
+// /kedge/aft/state/programmed-sequence (leaf, state). The tree commit
+// sequence number whose routes the route backend last applied; entry states
+// are as of that commit.
+type Kedge_Aft_State_ProgrammedSequencePath struct{ base }
+
+// SchemaPath returns "/kedge/aft/state/programmed-sequence", the schema path (no keys).
+func (Kedge_Aft_State_ProgrammedSequencePath) SchemaPath() string {
+	return "/kedge/aft/state/programmed-sequence"
+}
+
+// Val encodes v as the leaf's gNMI value.
+func (Kedge_Aft_State_ProgrammedSequencePath) Val(v uint64) *gpb.TypedValue { return uintv(uint64(v)) }
 
 // Kedge_MeshPath is the path of /kedge/mesh (container, config). The
 // WireGuard overlay mesh.

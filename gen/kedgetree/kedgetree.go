@@ -63,6 +63,93 @@ var (
 	n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs                    *tree.Node
 	n_Kedge_Accords_Accord_State_UnderlayMutationTiers                      *tree.Node
 	n_Kedge_Accords_Accord_State_VppFlowPolicy                              *tree.Node
+	n_Kedge_Aft                                                             *tree.Node
+	n_Kedge_Aft_Ipv4Entries                                                 *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry                                       *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config                                *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata                       *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup                   *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix                         *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session                        *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix                                *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State                                 *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata                        *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup                    *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix                          *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason                          *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session                         *tree.Node
+	n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status                          *tree.Node
+	n_Kedge_Aft_Ipv6Entries                                                 *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry                                       *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config                                *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata                       *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup                   *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix                         *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session                        *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix                                *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State                                 *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata                        *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup                    *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix                          *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason                          *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session                         *tree.Node
+	n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status                          *tree.Node
+	n_Kedge_Aft_NextHopGroups                                               *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup                                  *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config                           *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup        *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id                        *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session                   *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_Id                               *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops                         *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop                 *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config          *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index    *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight   *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index           *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State           *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index     *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight    *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State                            *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup         *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id                         *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason                     *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session                    *tree.Node
+	n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status                     *tree.Node
+	n_Kedge_Aft_NextHops                                                    *tree.Node
+	n_Kedge_Aft_NextHops_NextHop                                            *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config                                     *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_Index                               *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_Interface                           *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_IpAddress                           *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_Session                             *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Config_Unsupported                         *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_Index                                      *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State                                      *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Index                                *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Interface                            *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_IpAddress                            *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Reason                               *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Session                              *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Status                               *tree.Node
+	n_Kedge_Aft_NextHops_NextHop_State_Unsupported                          *tree.Node
+	n_Kedge_Aft_Sessions                                                    *tree.Node
+	n_Kedge_Aft_Sessions_Session                                            *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config                                     *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Class                               *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Id                                  *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Identity                            *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Persistence                         *tree.Node
+	n_Kedge_Aft_Sessions_Session_Config_Tier                                *tree.Node
+	n_Kedge_Aft_Sessions_Session_Id                                         *tree.Node
+	n_Kedge_Aft_Sessions_Session_State                                      *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Class                                *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Id                                   *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Identity                             *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Persistence                          *tree.Node
+	n_Kedge_Aft_Sessions_Session_State_Tier                                 *tree.Node
+	n_Kedge_Aft_State                                                       *tree.Node
+	n_Kedge_Aft_State_ProgrammedSequence                                    *tree.Node
 	n_Kedge_Mesh                                                            *tree.Node
 	n_Kedge_Mesh_Config                                                     *tree.Node
 	n_Kedge_Mesh_Config_Addresses                                           *tree.Node
@@ -459,6 +546,93 @@ func load() {
 		n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs = n_Kedge_Accords_Accord_State.Child("underlay-drift-interval-ms")
 		n_Kedge_Accords_Accord_State_UnderlayMutationTiers = n_Kedge_Accords_Accord_State.Child("underlay-mutation-tiers")
 		n_Kedge_Accords_Accord_State_VppFlowPolicy = n_Kedge_Accords_Accord_State.Child("vpp-flow-policy")
+		n_Kedge_Aft = n_Kedge.Child("aft")
+		n_Kedge_Aft_Ipv4Entries = n_Kedge_Aft.Child("ipv4-entries")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry = n_Kedge_Aft_Ipv4Entries.Child("ipv4-entry")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config = n_Kedge_Aft_Ipv4Entries_Ipv4Entry.Child("config")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("metadata")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("next-hop-group")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("prefix")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config.Child("session")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix = n_Kedge_Aft_Ipv4Entries_Ipv4Entry.Child("prefix")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State = n_Kedge_Aft_Ipv4Entries_Ipv4Entry.Child("state")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("metadata")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("next-hop-group")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("prefix")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("reason")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("session")
+		n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status = n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State.Child("status")
+		n_Kedge_Aft_Ipv6Entries = n_Kedge_Aft.Child("ipv6-entries")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry = n_Kedge_Aft_Ipv6Entries.Child("ipv6-entry")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config = n_Kedge_Aft_Ipv6Entries_Ipv6Entry.Child("config")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("metadata")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("next-hop-group")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("prefix")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config.Child("session")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix = n_Kedge_Aft_Ipv6Entries_Ipv6Entry.Child("prefix")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State = n_Kedge_Aft_Ipv6Entries_Ipv6Entry.Child("state")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("metadata")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("next-hop-group")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("prefix")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("reason")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("session")
+		n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status = n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State.Child("status")
+		n_Kedge_Aft_NextHopGroups = n_Kedge_Aft.Child("next-hop-groups")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup = n_Kedge_Aft_NextHopGroups.Child("next-hop-group")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_Config = n_Kedge_Aft_NextHopGroups_NextHopGroup.Child("config")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup = n_Kedge_Aft_NextHopGroups_NextHopGroup_Config.Child("backup-next-hop-group")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id = n_Kedge_Aft_NextHopGroups_NextHopGroup_Config.Child("id")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session = n_Kedge_Aft_NextHopGroups_NextHopGroup_Config.Child("session")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_Id = n_Kedge_Aft_NextHopGroups_NextHopGroup.Child("id")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops = n_Kedge_Aft_NextHopGroups_NextHopGroup.Child("next-hops")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop = n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops.Child("next-hop")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config = n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop.Child("config")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index = n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config.Child("index")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight = n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config.Child("weight")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index = n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop.Child("index")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State = n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop.Child("state")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index = n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State.Child("index")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight = n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State.Child("weight")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_State = n_Kedge_Aft_NextHopGroups_NextHopGroup.Child("state")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("backup-next-hop-group")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("id")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("reason")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("session")
+		n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status = n_Kedge_Aft_NextHopGroups_NextHopGroup_State.Child("status")
+		n_Kedge_Aft_NextHops = n_Kedge_Aft.Child("next-hops")
+		n_Kedge_Aft_NextHops_NextHop = n_Kedge_Aft_NextHops.Child("next-hop")
+		n_Kedge_Aft_NextHops_NextHop_Config = n_Kedge_Aft_NextHops_NextHop.Child("config")
+		n_Kedge_Aft_NextHops_NextHop_Config_Index = n_Kedge_Aft_NextHops_NextHop_Config.Child("index")
+		n_Kedge_Aft_NextHops_NextHop_Config_Interface = n_Kedge_Aft_NextHops_NextHop_Config.Child("interface")
+		n_Kedge_Aft_NextHops_NextHop_Config_IpAddress = n_Kedge_Aft_NextHops_NextHop_Config.Child("ip-address")
+		n_Kedge_Aft_NextHops_NextHop_Config_Session = n_Kedge_Aft_NextHops_NextHop_Config.Child("session")
+		n_Kedge_Aft_NextHops_NextHop_Config_Unsupported = n_Kedge_Aft_NextHops_NextHop_Config.Child("unsupported")
+		n_Kedge_Aft_NextHops_NextHop_Index = n_Kedge_Aft_NextHops_NextHop.Child("index")
+		n_Kedge_Aft_NextHops_NextHop_State = n_Kedge_Aft_NextHops_NextHop.Child("state")
+		n_Kedge_Aft_NextHops_NextHop_State_Index = n_Kedge_Aft_NextHops_NextHop_State.Child("index")
+		n_Kedge_Aft_NextHops_NextHop_State_Interface = n_Kedge_Aft_NextHops_NextHop_State.Child("interface")
+		n_Kedge_Aft_NextHops_NextHop_State_IpAddress = n_Kedge_Aft_NextHops_NextHop_State.Child("ip-address")
+		n_Kedge_Aft_NextHops_NextHop_State_Reason = n_Kedge_Aft_NextHops_NextHop_State.Child("reason")
+		n_Kedge_Aft_NextHops_NextHop_State_Session = n_Kedge_Aft_NextHops_NextHop_State.Child("session")
+		n_Kedge_Aft_NextHops_NextHop_State_Status = n_Kedge_Aft_NextHops_NextHop_State.Child("status")
+		n_Kedge_Aft_NextHops_NextHop_State_Unsupported = n_Kedge_Aft_NextHops_NextHop_State.Child("unsupported")
+		n_Kedge_Aft_Sessions = n_Kedge_Aft.Child("sessions")
+		n_Kedge_Aft_Sessions_Session = n_Kedge_Aft_Sessions.Child("session")
+		n_Kedge_Aft_Sessions_Session_Config = n_Kedge_Aft_Sessions_Session.Child("config")
+		n_Kedge_Aft_Sessions_Session_Config_Class = n_Kedge_Aft_Sessions_Session_Config.Child("class")
+		n_Kedge_Aft_Sessions_Session_Config_Id = n_Kedge_Aft_Sessions_Session_Config.Child("id")
+		n_Kedge_Aft_Sessions_Session_Config_Identity = n_Kedge_Aft_Sessions_Session_Config.Child("identity")
+		n_Kedge_Aft_Sessions_Session_Config_Persistence = n_Kedge_Aft_Sessions_Session_Config.Child("persistence")
+		n_Kedge_Aft_Sessions_Session_Config_Tier = n_Kedge_Aft_Sessions_Session_Config.Child("tier")
+		n_Kedge_Aft_Sessions_Session_Id = n_Kedge_Aft_Sessions_Session.Child("id")
+		n_Kedge_Aft_Sessions_Session_State = n_Kedge_Aft_Sessions_Session.Child("state")
+		n_Kedge_Aft_Sessions_Session_State_Class = n_Kedge_Aft_Sessions_Session_State.Child("class")
+		n_Kedge_Aft_Sessions_Session_State_Id = n_Kedge_Aft_Sessions_Session_State.Child("id")
+		n_Kedge_Aft_Sessions_Session_State_Identity = n_Kedge_Aft_Sessions_Session_State.Child("identity")
+		n_Kedge_Aft_Sessions_Session_State_Persistence = n_Kedge_Aft_Sessions_Session_State.Child("persistence")
+		n_Kedge_Aft_Sessions_Session_State_Tier = n_Kedge_Aft_Sessions_Session_State.Child("tier")
+		n_Kedge_Aft_State = n_Kedge_Aft.Child("state")
+		n_Kedge_Aft_State_ProgrammedSequence = n_Kedge_Aft_State.Child("programmed-sequence")
 		n_Kedge_Mesh = n_Kedge.Child("mesh")
 		n_Kedge_Mesh_Config = n_Kedge_Mesh.Child("config")
 		n_Kedge_Mesh_Config_Addresses = n_Kedge_Mesh_Config.Child("addresses")
@@ -808,7 +982,7 @@ func load() {
 		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State.Child("addresses")
 		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State.Child("device")
 		n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port = n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State.Child("port")
-		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_Owner, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_Owner, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_DroppedTransits, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_FrameHeaders, n_Kedge_Notary_State_LastAckSize, n_Kedge_Notary_State_LastAckTime, n_Kedge_Notary_State_LastCheckpointSize, n_Kedge_Notary_State_LastCheckpointTime, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_Level, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_Origin, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Notary_State_UpstreamError, n_Kedge_Notary_State_UpstreamState, n_Kedge_Notary_State_VerifierKey, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Cluster, n_Kedge_Posture_Cluster_Config, n_Kedge_Posture_Cluster_Config_Level, n_Kedge_Posture_Cluster_Config_Object, n_Kedge_Posture_Cluster_State, n_Kedge_Posture_Cluster_State_Connected, n_Kedge_Posture_Cluster_State_LastSync, n_Kedge_Posture_Cluster_State_Level, n_Kedge_Posture_Cluster_State_Object, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_BytesIn, n_Kedge_Sessions_Session_State_BytesOut, n_Kedge_Sessions_Session_State_Capabilities, n_Kedge_Sessions_Session_State_CloseReason, n_Kedge_Sessions_Session_State_Closed, n_Kedge_Sessions_Session_State_Cluster, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_DrainDeadline, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_FramesIn, n_Kedge_Sessions_Session_State_FramesOut, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_InitiatorPosture, n_Kedge_Sessions_Session_State_Local, n_Kedge_Sessions_Session_State_Node, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_Sessions_Session_State_Verification, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_CommitConfirmSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_CaFile, n_Kedge_Underlay_Devices_Device_Config_CertFile, n_Kedge_Underlay_Devices_Device_Config_CommitConfirmed, n_Kedge_Underlay_Devices_Device_Config_KeyFile, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_OnChange, n_Kedge_Underlay_Devices_Device_Config_PasswordFile, n_Kedge_Underlay_Devices_Device_Config_Port, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_ServerName, n_Kedge_Underlay_Devices_Device_Config_Username, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_AppliedSequence, n_Kedge_Underlay_Devices_Device_State_CaFile, n_Kedge_Underlay_Devices_Device_State_CertFile, n_Kedge_Underlay_Devices_Device_State_CommitConfirmed, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_DriftPaths, n_Kedge_Underlay_Devices_Device_State_DriftSince, n_Kedge_Underlay_Devices_Device_State_KeyFile, n_Kedge_Underlay_Devices_Device_State_LastError, n_Kedge_Underlay_Devices_Device_State_LastPush, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_OnChange, n_Kedge_Underlay_Devices_Device_State_PasswordFile, n_Kedge_Underlay_Devices_Device_State_Port, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_ServerName, n_Kedge_Underlay_Devices_Device_State_Status, n_Kedge_Underlay_Devices_Device_State_Username, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Devices_Device_State_Watch, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Description, n_Kedge_Underlay_Mutations_Mutation_Config_Devices, n_Kedge_Underlay_Mutations_Mutation_Config_Emergency, n_Kedge_Underlay_Mutations_Mutation_Config_Execute, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposer, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Config_Vlans, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_Results, n_Kedge_Underlay_Mutations_Mutation_Results_Result, n_Kedge_Underlay_Mutations_Mutation_Results_Result_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Compiled, n_Kedge_Underlay_Mutations_Mutation_State_Description, n_Kedge_Underlay_Mutations_Mutation_State_Devices, n_Kedge_Underlay_Mutations_Mutation_State_Diff, n_Kedge_Underlay_Mutations_Mutation_State_Emergency, n_Kedge_Underlay_Mutations_Mutation_State_Execute, n_Kedge_Underlay_Mutations_Mutation_State_Executed, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_IntentSequence, n_Kedge_Underlay_Mutations_Mutation_State_PostureLevel, n_Kedge_Underlay_Mutations_Mutation_State_Proposer, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Sequence, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_Mutations_Mutation_State_Vlans, n_Kedge_Underlay_State, n_Kedge_Underlay_State_CommitConfirmSeconds, n_Kedge_Underlay_State_CompilerFrozen, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalMs, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_State_Level, n_Kedge_Underlay_State_Waiting, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Name, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_Members, n_Kedge_Underlay_Vlans_Vlan_Members_Member, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Name, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port} {
+		for _, n := range []*tree.Node{n_Kedge, n_Kedge_Accords, n_Kedge_Accords_Accord, n_Kedge_Accords_Accord_Config, n_Kedge_Accords_Accord_Config_AllowedSessionTypes, n_Kedge_Accords_Accord_Config_CompilerFrozen, n_Kedge_Accords_Accord_Config_ForensicSnapshot, n_Kedge_Accords_Accord_Config_Handshake, n_Kedge_Accords_Accord_Config_HealthCheckSeconds, n_Kedge_Accords_Accord_Config_KeepaliveSeconds, n_Kedge_Accords_Accord_Config_Level, n_Kedge_Accords_Accord_Config_NotaryFlush, n_Kedge_Accords_Accord_Config_NotaryPayloadHashing, n_Kedge_Accords_Accord_Config_NotarySamplingPercent, n_Kedge_Accords_Accord_Config_OverlayMode, n_Kedge_Accords_Accord_Config_RoutePolicy, n_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_Config_UnderlayMutationTiers, n_Kedge_Accords_Accord_Config_VppFlowPolicy, n_Kedge_Accords_Accord_Level, n_Kedge_Accords_Accord_State, n_Kedge_Accords_Accord_State_AllowedSessionTypes, n_Kedge_Accords_Accord_State_CompilerFrozen, n_Kedge_Accords_Accord_State_ForensicSnapshot, n_Kedge_Accords_Accord_State_Handshake, n_Kedge_Accords_Accord_State_HealthCheckSeconds, n_Kedge_Accords_Accord_State_KeepaliveSeconds, n_Kedge_Accords_Accord_State_Level, n_Kedge_Accords_Accord_State_NotaryFlush, n_Kedge_Accords_Accord_State_NotaryPayloadHashing, n_Kedge_Accords_Accord_State_NotarySamplingPercent, n_Kedge_Accords_Accord_State_OverlayMode, n_Kedge_Accords_Accord_State_RoutePolicy, n_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs, n_Kedge_Accords_Accord_State_UnderlayMutationTiers, n_Kedge_Accords_Accord_State_VppFlowPolicy, n_Kedge_Aft, n_Kedge_Aft_Ipv4Entries, n_Kedge_Aft_Ipv4Entries_Ipv4Entry, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session, n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status, n_Kedge_Aft_Ipv6Entries, n_Kedge_Aft_Ipv6Entries_Ipv6Entry, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session, n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status, n_Kedge_Aft_NextHopGroups, n_Kedge_Aft_NextHopGroups_NextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight, n_Kedge_Aft_NextHopGroups_NextHopGroup_State, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session, n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status, n_Kedge_Aft_NextHops, n_Kedge_Aft_NextHops_NextHop, n_Kedge_Aft_NextHops_NextHop_Config, n_Kedge_Aft_NextHops_NextHop_Config_Index, n_Kedge_Aft_NextHops_NextHop_Config_Interface, n_Kedge_Aft_NextHops_NextHop_Config_IpAddress, n_Kedge_Aft_NextHops_NextHop_Config_Session, n_Kedge_Aft_NextHops_NextHop_Config_Unsupported, n_Kedge_Aft_NextHops_NextHop_Index, n_Kedge_Aft_NextHops_NextHop_State, n_Kedge_Aft_NextHops_NextHop_State_Index, n_Kedge_Aft_NextHops_NextHop_State_Interface, n_Kedge_Aft_NextHops_NextHop_State_IpAddress, n_Kedge_Aft_NextHops_NextHop_State_Reason, n_Kedge_Aft_NextHops_NextHop_State_Session, n_Kedge_Aft_NextHops_NextHop_State_Status, n_Kedge_Aft_NextHops_NextHop_State_Unsupported, n_Kedge_Aft_Sessions, n_Kedge_Aft_Sessions_Session, n_Kedge_Aft_Sessions_Session_Config, n_Kedge_Aft_Sessions_Session_Config_Class, n_Kedge_Aft_Sessions_Session_Config_Id, n_Kedge_Aft_Sessions_Session_Config_Identity, n_Kedge_Aft_Sessions_Session_Config_Persistence, n_Kedge_Aft_Sessions_Session_Config_Tier, n_Kedge_Aft_Sessions_Session_Id, n_Kedge_Aft_Sessions_Session_State, n_Kedge_Aft_Sessions_Session_State_Class, n_Kedge_Aft_Sessions_Session_State_Id, n_Kedge_Aft_Sessions_Session_State_Identity, n_Kedge_Aft_Sessions_Session_State_Persistence, n_Kedge_Aft_Sessions_Session_State_Tier, n_Kedge_Aft_State, n_Kedge_Aft_State_ProgrammedSequence, n_Kedge_Mesh, n_Kedge_Mesh_Config, n_Kedge_Mesh_Config_Addresses, n_Kedge_Mesh_Config_Interface, n_Kedge_Mesh_Config_ListenPort, n_Kedge_Mesh_Config_Mtu, n_Kedge_Mesh_Peers, n_Kedge_Mesh_Peers_Peer, n_Kedge_Mesh_Peers_Peer_Config, n_Kedge_Mesh_Peers_Peer_Config_AllowedIps, n_Kedge_Mesh_Peers_Peer_Config_Cluster, n_Kedge_Mesh_Peers_Peer_Config_Critical, n_Kedge_Mesh_Peers_Peer_Config_Endpoint, n_Kedge_Mesh_Peers_Peer_Config_Name, n_Kedge_Mesh_Peers_Peer_Config_Owner, n_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_Config_PublicKey, n_Kedge_Mesh_Peers_Peer_Config_Reconnect, n_Kedge_Mesh_Peers_Peer_Name, n_Kedge_Mesh_Peers_Peer_State, n_Kedge_Mesh_Peers_Peer_State_AllowedIps, n_Kedge_Mesh_Peers_Peer_State_Cluster, n_Kedge_Mesh_Peers_Peer_State_Critical, n_Kedge_Mesh_Peers_Peer_State_Endpoint, n_Kedge_Mesh_Peers_Peer_State_Error, n_Kedge_Mesh_Peers_Peer_State_LastHandshake, n_Kedge_Mesh_Peers_Peer_State_Name, n_Kedge_Mesh_Peers_Peer_State_Owner, n_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive, n_Kedge_Mesh_Peers_Peer_State_PublicKey, n_Kedge_Mesh_Peers_Peer_State_Reconnect, n_Kedge_Mesh_Peers_Peer_State_RxBytes, n_Kedge_Mesh_Peers_Peer_State_Status, n_Kedge_Mesh_Peers_Peer_State_TxBytes, n_Kedge_Mesh_State, n_Kedge_Mesh_State_Addresses, n_Kedge_Mesh_State_Endpoint, n_Kedge_Mesh_State_Error, n_Kedge_Mesh_State_Interface, n_Kedge_Mesh_State_ListenPort, n_Kedge_Mesh_State_Mtu, n_Kedge_Mesh_State_PublicKey, n_Kedge_Mesh_State_Status, n_Kedge_Notary, n_Kedge_Notary_Config, n_Kedge_Notary_Config_Anchor, n_Kedge_Notary_Config_SamplingPercentOverride, n_Kedge_Notary_State, n_Kedge_Notary_State_Anchor, n_Kedge_Notary_State_DroppedTransits, n_Kedge_Notary_State_FlushMode, n_Kedge_Notary_State_FrameHeaders, n_Kedge_Notary_State_LastAckSize, n_Kedge_Notary_State_LastAckTime, n_Kedge_Notary_State_LastCheckpointSize, n_Kedge_Notary_State_LastCheckpointTime, n_Kedge_Notary_State_LastFlush, n_Kedge_Notary_State_Level, n_Kedge_Notary_State_LogSize, n_Kedge_Notary_State_Origin, n_Kedge_Notary_State_PayloadHashing, n_Kedge_Notary_State_Records, n_Kedge_Notary_State_RootHash, n_Kedge_Notary_State_SamplingPercent, n_Kedge_Notary_State_SamplingPercentOverride, n_Kedge_Notary_State_UpstreamError, n_Kedge_Notary_State_UpstreamState, n_Kedge_Notary_State_VerifierKey, n_Kedge_Pods, n_Kedge_Pods_Config, n_Kedge_Pods_Config_IpamPools, n_Kedge_Pods_Pod, n_Kedge_Pods_Pod_Config, n_Kedge_Pods_Pod_Config_Addresses, n_Kedge_Pods_Pod_Config_AllowedMode, n_Kedge_Pods_Pod_Config_AllowedTargets, n_Kedge_Pods_Pod_Config_ContainerId, n_Kedge_Pods_Pod_Config_HostIfname, n_Kedge_Pods_Pod_Config_Ifname, n_Kedge_Pods_Pod_Config_Name, n_Kedge_Pods_Pod_Config_Namespace, n_Kedge_Pods_Pod_Config_Netns, n_Kedge_Pods_Pod_Config_Tier, n_Kedge_Pods_Pod_ContainerId, n_Kedge_Pods_Pod_Ifname, n_Kedge_Pods_Pod_State, n_Kedge_Pods_Pod_State_Addresses, n_Kedge_Pods_Pod_State_AllowedMode, n_Kedge_Pods_Pod_State_AllowedTargets, n_Kedge_Pods_Pod_State_ContainerId, n_Kedge_Pods_Pod_State_HostIfname, n_Kedge_Pods_Pod_State_Ifname, n_Kedge_Pods_Pod_State_Name, n_Kedge_Pods_Pod_State_Namespace, n_Kedge_Pods_Pod_State_Netns, n_Kedge_Pods_Pod_State_Reason, n_Kedge_Pods_Pod_State_Status, n_Kedge_Pods_Pod_State_Tier, n_Kedge_Pods_State, n_Kedge_Pods_State_IpamPools, n_Kedge_Posture, n_Kedge_Posture_Cluster, n_Kedge_Posture_Cluster_Config, n_Kedge_Posture_Cluster_Config_Level, n_Kedge_Posture_Cluster_Config_Object, n_Kedge_Posture_Cluster_State, n_Kedge_Posture_Cluster_State_Connected, n_Kedge_Posture_Cluster_State_LastSync, n_Kedge_Posture_Cluster_State_Level, n_Kedge_Posture_Cluster_State_Object, n_Kedge_Posture_Config, n_Kedge_Posture_Config_Level, n_Kedge_Posture_History, n_Kedge_Posture_History_Transition, n_Kedge_Posture_History_Transition_Sequence, n_Kedge_Posture_History_Transition_State, n_Kedge_Posture_History_Transition_State_DurationNs, n_Kedge_Posture_History_Transition_State_FromLevel, n_Kedge_Posture_History_Transition_State_Result, n_Kedge_Posture_History_Transition_State_Sequence, n_Kedge_Posture_History_Transition_State_Started, n_Kedge_Posture_History_Transition_State_ToLevel, n_Kedge_Posture_State, n_Kedge_Posture_State_EffectiveLevel, n_Kedge_Posture_State_LastTransition, n_Kedge_Posture_State_LastTransition_DurationNs, n_Kedge_Posture_State_LastTransition_FromLevel, n_Kedge_Posture_State_LastTransition_Result, n_Kedge_Posture_State_LastTransition_Started, n_Kedge_Posture_State_LastTransition_Steps, n_Kedge_Posture_State_LastTransition_Steps_Step, n_Kedge_Posture_State_LastTransition_Steps_Step_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State, n_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Error, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Index, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Name, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Result, n_Kedge_Posture_State_LastTransition_Steps_Step_State_Started, n_Kedge_Posture_State_LastTransition_ToLevel, n_Kedge_Posture_State_Level, n_Kedge_Posture_State_Sequence, n_Kedge_Posture_State_Source, n_Kedge_Routes, n_Kedge_Routes_Endpoints, n_Kedge_Routes_Endpoints_Endpoint, n_Kedge_Routes_Endpoints_Endpoint_Config, n_Kedge_Routes_Endpoints_Endpoint_Config_Kind, n_Kedge_Routes_Endpoints_Endpoint_Config_Name, n_Kedge_Routes_Endpoints_Endpoint_Config_Prefix, n_Kedge_Routes_Endpoints_Endpoint_Config_Service, n_Kedge_Routes_Endpoints_Endpoint_Name, n_Kedge_Routes_Endpoints_Endpoint_State, n_Kedge_Routes_Endpoints_Endpoint_State_Kind, n_Kedge_Routes_Endpoints_Endpoint_State_Name, n_Kedge_Routes_Endpoints_Endpoint_State_Prefix, n_Kedge_Routes_Endpoints_Endpoint_State_Service, n_Kedge_Routes_Route, n_Kedge_Routes_Route_Config, n_Kedge_Routes_Route_Config_Class, n_Kedge_Routes_Route_Config_Device, n_Kedge_Routes_Route_Config_Metric, n_Kedge_Routes_Route_Config_NextHop, n_Kedge_Routes_Route_Config_Owner, n_Kedge_Routes_Route_Config_Prefix, n_Kedge_Routes_Route_Config_Table, n_Kedge_Routes_Route_Config_Tier, n_Kedge_Routes_Route_Prefix, n_Kedge_Routes_Route_State, n_Kedge_Routes_Route_State_Class, n_Kedge_Routes_Route_State_Device, n_Kedge_Routes_Route_State_Metric, n_Kedge_Routes_Route_State_NextHop, n_Kedge_Routes_Route_State_Owner, n_Kedge_Routes_Route_State_Prefix, n_Kedge_Routes_Route_State_Reason, n_Kedge_Routes_Route_State_Status, n_Kedge_Routes_Route_State_Table, n_Kedge_Routes_Route_State_Tier, n_Kedge_Routes_Route_Table, n_Kedge_Sessions, n_Kedge_Sessions_Session, n_Kedge_Sessions_Session_Id, n_Kedge_Sessions_Session_State, n_Kedge_Sessions_Session_State_BytesIn, n_Kedge_Sessions_Session_State_BytesOut, n_Kedge_Sessions_Session_State_Capabilities, n_Kedge_Sessions_Session_State_CloseReason, n_Kedge_Sessions_Session_State_Closed, n_Kedge_Sessions_Session_State_Cluster, n_Kedge_Sessions_Session_State_Critical, n_Kedge_Sessions_Session_State_DrainDeadline, n_Kedge_Sessions_Session_State_EffectivePosture, n_Kedge_Sessions_Session_State_FramesIn, n_Kedge_Sessions_Session_State_FramesOut, n_Kedge_Sessions_Session_State_Id, n_Kedge_Sessions_Session_State_InitiatorPosture, n_Kedge_Sessions_Session_State_Local, n_Kedge_Sessions_Session_State_Node, n_Kedge_Sessions_Session_State_Peer, n_Kedge_Sessions_Session_State_PostureAtHandshake, n_Kedge_Sessions_Session_State_Started, n_Kedge_Sessions_Session_State_Status, n_Kedge_Sessions_Session_State_Tier, n_Kedge_Sessions_Session_State_Type, n_Kedge_Sessions_Session_State_Verification, n_Kedge_System, n_Kedge_System_Config, n_Kedge_System_Config_Cluster, n_Kedge_System_Config_NodeName, n_Kedge_System_Config_Role, n_Kedge_System_State, n_Kedge_System_State_BootTime, n_Kedge_System_State_Cluster, n_Kedge_System_State_NodeName, n_Kedge_System_State_Role, n_Kedge_System_State_Version, n_Kedge_Underlay, n_Kedge_Underlay_Config, n_Kedge_Underlay_Config_CommitConfirmSeconds, n_Kedge_Underlay_Devices, n_Kedge_Underlay_Devices_Device, n_Kedge_Underlay_Devices_Device_Config, n_Kedge_Underlay_Devices_Device_Config_Address, n_Kedge_Underlay_Devices_Device_Config_CaFile, n_Kedge_Underlay_Devices_Device_Config_CertFile, n_Kedge_Underlay_Devices_Device_Config_CommitConfirmed, n_Kedge_Underlay_Devices_Device_Config_KeyFile, n_Kedge_Underlay_Devices_Device_Config_Name, n_Kedge_Underlay_Devices_Device_Config_OnChange, n_Kedge_Underlay_Devices_Device_Config_PasswordFile, n_Kedge_Underlay_Devices_Device_Config_Port, n_Kedge_Underlay_Devices_Device_Config_Role, n_Kedge_Underlay_Devices_Device_Config_ServerName, n_Kedge_Underlay_Devices_Device_Config_Username, n_Kedge_Underlay_Devices_Device_Config_Vendor, n_Kedge_Underlay_Devices_Device_Name, n_Kedge_Underlay_Devices_Device_State, n_Kedge_Underlay_Devices_Device_State_Address, n_Kedge_Underlay_Devices_Device_State_AppliedSequence, n_Kedge_Underlay_Devices_Device_State_CaFile, n_Kedge_Underlay_Devices_Device_State_CertFile, n_Kedge_Underlay_Devices_Device_State_CommitConfirmed, n_Kedge_Underlay_Devices_Device_State_Drift, n_Kedge_Underlay_Devices_Device_State_DriftPaths, n_Kedge_Underlay_Devices_Device_State_DriftSince, n_Kedge_Underlay_Devices_Device_State_KeyFile, n_Kedge_Underlay_Devices_Device_State_LastError, n_Kedge_Underlay_Devices_Device_State_LastPush, n_Kedge_Underlay_Devices_Device_State_LastSync, n_Kedge_Underlay_Devices_Device_State_Name, n_Kedge_Underlay_Devices_Device_State_OnChange, n_Kedge_Underlay_Devices_Device_State_PasswordFile, n_Kedge_Underlay_Devices_Device_State_Port, n_Kedge_Underlay_Devices_Device_State_Reachable, n_Kedge_Underlay_Devices_Device_State_Role, n_Kedge_Underlay_Devices_Device_State_ServerName, n_Kedge_Underlay_Devices_Device_State_Status, n_Kedge_Underlay_Devices_Device_State_Username, n_Kedge_Underlay_Devices_Device_State_Vendor, n_Kedge_Underlay_Devices_Device_State_Watch, n_Kedge_Underlay_Mutations, n_Kedge_Underlay_Mutations_Mutation, n_Kedge_Underlay_Mutations_Mutation_Config, n_Kedge_Underlay_Mutations_Mutation_Config_Description, n_Kedge_Underlay_Mutations_Mutation_Config_Devices, n_Kedge_Underlay_Mutations_Mutation_Config_Emergency, n_Kedge_Underlay_Mutations_Mutation_Config_Execute, n_Kedge_Underlay_Mutations_Mutation_Config_Id, n_Kedge_Underlay_Mutations_Mutation_Config_Proposer, n_Kedge_Underlay_Mutations_Mutation_Config_Tier, n_Kedge_Underlay_Mutations_Mutation_Config_Vlans, n_Kedge_Underlay_Mutations_Mutation_Id, n_Kedge_Underlay_Mutations_Mutation_Results, n_Kedge_Underlay_Mutations_Mutation_Results_Result, n_Kedge_Underlay_Mutations_Mutation_Results_Result_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error, n_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status, n_Kedge_Underlay_Mutations_Mutation_State, n_Kedge_Underlay_Mutations_Mutation_State_Compiled, n_Kedge_Underlay_Mutations_Mutation_State_Description, n_Kedge_Underlay_Mutations_Mutation_State_Devices, n_Kedge_Underlay_Mutations_Mutation_State_Diff, n_Kedge_Underlay_Mutations_Mutation_State_Emergency, n_Kedge_Underlay_Mutations_Mutation_State_Execute, n_Kedge_Underlay_Mutations_Mutation_State_Executed, n_Kedge_Underlay_Mutations_Mutation_State_Id, n_Kedge_Underlay_Mutations_Mutation_State_IntentSequence, n_Kedge_Underlay_Mutations_Mutation_State_PostureLevel, n_Kedge_Underlay_Mutations_Mutation_State_Proposer, n_Kedge_Underlay_Mutations_Mutation_State_Reason, n_Kedge_Underlay_Mutations_Mutation_State_Sequence, n_Kedge_Underlay_Mutations_Mutation_State_Status, n_Kedge_Underlay_Mutations_Mutation_State_Tier, n_Kedge_Underlay_Mutations_Mutation_State_Vlans, n_Kedge_Underlay_State, n_Kedge_Underlay_State_CommitConfirmSeconds, n_Kedge_Underlay_State_CompilerFrozen, n_Kedge_Underlay_State_DriftDetected, n_Kedge_Underlay_State_DriftIntervalMs, n_Kedge_Underlay_State_LastDriftCheck, n_Kedge_Underlay_State_Level, n_Kedge_Underlay_State_Waiting, n_Kedge_Underlay_Vlans, n_Kedge_Underlay_Vlans_Vlan, n_Kedge_Underlay_Vlans_Vlan_Config, n_Kedge_Underlay_Vlans_Vlan_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Config_Id, n_Kedge_Underlay_Vlans_Vlan_Config_Ifname, n_Kedge_Underlay_Vlans_Vlan_Config_Monitoring, n_Kedge_Underlay_Vlans_Vlan_Config_Name, n_Kedge_Underlay_Vlans_Vlan_Config_Parent, n_Kedge_Underlay_Vlans_Vlan_Id, n_Kedge_Underlay_Vlans_Vlan_Members, n_Kedge_Underlay_Vlans_Vlan_Members_Member, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port, n_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged, n_Kedge_Underlay_Vlans_Vlan_State, n_Kedge_Underlay_Vlans_Vlan_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_State_Error, n_Kedge_Underlay_Vlans_Vlan_State_Id, n_Kedge_Underlay_Vlans_Vlan_State_Ifname, n_Kedge_Underlay_Vlans_Vlan_State_Kind, n_Kedge_Underlay_Vlans_Vlan_State_Monitoring, n_Kedge_Underlay_Vlans_Vlan_State_Name, n_Kedge_Underlay_Vlans_Vlan_State_Parent, n_Kedge_Underlay_Vlans_Vlan_State_Status, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device, n_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port} {
 			if n == nil {
 				panic("kedgetree: the schema lacks a node the generated code reads: run make generate")
 			}
@@ -870,6 +1044,14 @@ func (x Kedge) Accords() Kedge_Accords {
 		return Kedge_Accords{}
 	}
 	return Kedge_Accords{x.in.SubAt(n_Kedge_Accords)}
+}
+
+// Aft reads /kedge/aft.
+func (x Kedge) Aft() Kedge_Aft {
+	if x.in == nil {
+		return Kedge_Aft{}
+	}
+	return Kedge_Aft{x.in.SubAt(n_Kedge_Aft)}
 }
 
 // Mesh reads /kedge/mesh.
@@ -1424,6 +1606,1576 @@ func (x Kedge_Accords_Accord_State) VppFlowPolicy() (kedgepath.AccordVppFlowPoli
 	}
 	v := x.in.Leaf(n_Kedge_Accords_Accord_State_VppFlowPolicy)
 	return kedgepath.AccordVppFlowPolicy(v.Str()), v.IsSet()
+}
+
+// Kedge_Aft reads /kedge/aft (container, config). The AFT gRIBI clients
+// inject into the default network instance.
+type Kedge_Aft struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft reads in, an instance of /kedge/aft (from a change feed, say);
+// ok is false when in is nil or of another node.
+func AsKedge_Aft(in *tree.Inst) (x Kedge_Aft, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft {
+		return Kedge_Aft{}, false
+	}
+	return Kedge_Aft{in}, true
+}
+
+// Ipv4Entries reads /kedge/aft/ipv4-entries.
+func (x Kedge_Aft) Ipv4Entries() Kedge_Aft_Ipv4Entries {
+	if x.in == nil {
+		return Kedge_Aft_Ipv4Entries{}
+	}
+	return Kedge_Aft_Ipv4Entries{x.in.SubAt(n_Kedge_Aft_Ipv4Entries)}
+}
+
+// Ipv6Entries reads /kedge/aft/ipv6-entries.
+func (x Kedge_Aft) Ipv6Entries() Kedge_Aft_Ipv6Entries {
+	if x.in == nil {
+		return Kedge_Aft_Ipv6Entries{}
+	}
+	return Kedge_Aft_Ipv6Entries{x.in.SubAt(n_Kedge_Aft_Ipv6Entries)}
+}
+
+// NextHopGroups reads /kedge/aft/next-hop-groups.
+func (x Kedge_Aft) NextHopGroups() Kedge_Aft_NextHopGroups {
+	if x.in == nil {
+		return Kedge_Aft_NextHopGroups{}
+	}
+	return Kedge_Aft_NextHopGroups{x.in.SubAt(n_Kedge_Aft_NextHopGroups)}
+}
+
+// NextHops reads /kedge/aft/next-hops.
+func (x Kedge_Aft) NextHops() Kedge_Aft_NextHops {
+	if x.in == nil {
+		return Kedge_Aft_NextHops{}
+	}
+	return Kedge_Aft_NextHops{x.in.SubAt(n_Kedge_Aft_NextHops)}
+}
+
+// Sessions reads /kedge/aft/sessions.
+func (x Kedge_Aft) Sessions() Kedge_Aft_Sessions {
+	if x.in == nil {
+		return Kedge_Aft_Sessions{}
+	}
+	return Kedge_Aft_Sessions{x.in.SubAt(n_Kedge_Aft_Sessions)}
+}
+
+// State reads /kedge/aft/state.
+func (x Kedge_Aft) State() Kedge_Aft_State {
+	if x.in == nil {
+		return Kedge_Aft_State{}
+	}
+	return Kedge_Aft_State{x.in.SubAt(n_Kedge_Aft_State)}
+}
+
+// Kedge_Aft_Ipv4Entries reads /kedge/aft/ipv4-entries (container, config).
+// IPv4 prefixes.
+type Kedge_Aft_Ipv4Entries struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Ipv4Entries) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Ipv4Entries) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Ipv4Entries reads in, an instance of /kedge/aft/ipv4-entries
+// (from a change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Aft_Ipv4Entries(in *tree.Inst) (x Kedge_Aft_Ipv4Entries, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Ipv4Entries {
+		return Kedge_Aft_Ipv4Entries{}, false
+	}
+	return Kedge_Aft_Ipv4Entries{in}, true
+}
+
+// Ipv4Entry reads the entries of /kedge/aft/ipv4-entries/ipv4-entry.
+func (x Kedge_Aft_Ipv4Entries) Ipv4Entry() Kedge_Aft_Ipv4Entries_Ipv4EntryList {
+	return Kedge_Aft_Ipv4Entries_Ipv4EntryList{x.in}
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry reads /kedge/aft/ipv4-entries/ipv4-entry
+// (list entry, config). One IPv4 prefix.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Ipv4Entries_Ipv4Entry reads in, an instance of
+// /kedge/aft/ipv4-entries/ipv4-entry (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_Aft_Ipv4Entries_Ipv4Entry(in *tree.Inst) (x Kedge_Aft_Ipv4Entries_Ipv4Entry, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Ipv4Entries_Ipv4Entry {
+		return Kedge_Aft_Ipv4Entries_Ipv4Entry{}, false
+	}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry{in}, true
+}
+
+// Config reads /kedge/aft/ipv4-entries/ipv4-entry/config.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry) Config() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config {
+	if x.in == nil {
+		return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config{}
+	}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config{x.in.SubAt(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config)}
+}
+
+// Prefix reads /kedge/aft/ipv4-entries/ipv4-entry/prefix (config) and whether
+// it is set. Reference to the prefix.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry) Prefix() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix)
+	return v.Str(), v.IsSet()
+}
+
+// State reads /kedge/aft/ipv4-entries/ipv4-entry/state.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry) State() Kedge_Aft_Ipv4Entries_Ipv4Entry_State {
+	if x.in == nil {
+		return Kedge_Aft_Ipv4Entries_Ipv4Entry_State{}
+	}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State{x.in.SubAt(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State)}
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4EntryList reads the entries of /kedge/aft/ipv4-entries/ipv4-entry under one parent.
+type Kedge_Aft_Ipv4Entries_Ipv4EntryList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Aft_Ipv4Entries_Ipv4EntryList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Aft_Ipv4Entries_Ipv4Entry)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Aft_Ipv4Entries_Ipv4EntryList) All() iter.Seq[Kedge_Aft_Ipv4Entries_Ipv4Entry] {
+	return func(yield func(Kedge_Aft_Ipv4Entries_Ipv4Entry) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Aft_Ipv4Entries_Ipv4Entry, func(e *tree.Inst) bool { return yield(Kedge_Aft_Ipv4Entries_Ipv4Entry{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Aft_Ipv4Entries_Ipv4EntryList) Get(prefix string) (Kedge_Aft_Ipv4Entries_Ipv4Entry, bool) {
+	if l.in == nil {
+		return Kedge_Aft_Ipv4Entries_Ipv4Entry{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Aft_Ipv4Entries_Ipv4Entry, []tree.Value{tree.String(prefix)})
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry{e}, e != nil
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_Config reads
+// /kedge/aft/ipv4-entries/ipv4-entry/config (container, config). The entry as
+// injected.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Ipv4Entries_Ipv4Entry_Config reads in, an instance of
+// /kedge/aft/ipv4-entries/ipv4-entry/config (from a change feed, say); ok is
+// false when in is nil or of another node.
+func AsKedge_Aft_Ipv4Entries_Ipv4Entry_Config(in *tree.Inst) (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config {
+		return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config{}, false
+	}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config{in}, true
+}
+
+// Metadata reads /kedge/aft/ipv4-entries/ipv4-entry/config/metadata (config)
+// and whether it is set. The client's opaque metadata, base64 (RFC 4648).
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Metadata() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata)
+	return v.Str(), v.IsSet()
+}
+
+// NextHopGroup reads /kedge/aft/ipv4-entries/ipv4-entry/config/next-hop-group
+// (config) and whether it is set. The next-hop group the prefix resolves
+// through.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) NextHopGroup() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Prefix reads /kedge/aft/ipv4-entries/ipv4-entry/config/prefix (config) and
+// whether it is set. Destination prefix; host bits are zero.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Prefix() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix)
+	return v.Str(), v.IsSet()
+}
+
+// Session reads /kedge/aft/ipv4-entries/ipv4-entry/config/session (config)
+// and whether it is set. The gRIBI session that last wrote the entry, an
+// entry of ../../../../sessions/session: its persistence, tier and route
+// class apply to the entry.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_Config) Session() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session)
+	return v.Str(), v.IsSet()
+}
+
+// Kedge_Aft_Ipv4Entries_Ipv4Entry_State reads
+// /kedge/aft/ipv4-entries/ipv4-entry/state (container, state). The entry and
+// its programming status.
+type Kedge_Aft_Ipv4Entries_Ipv4Entry_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Ipv4Entries_Ipv4Entry_State reads in, an instance of
+// /kedge/aft/ipv4-entries/ipv4-entry/state (from a change feed, say); ok is
+// false when in is nil or of another node.
+func AsKedge_Aft_Ipv4Entries_Ipv4Entry_State(in *tree.Inst) (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State {
+		return Kedge_Aft_Ipv4Entries_Ipv4Entry_State{}, false
+	}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State{in}, true
+}
+
+// Metadata reads /kedge/aft/ipv4-entries/ipv4-entry/state/metadata (state)
+// and whether it is set. The client's opaque metadata, base64 (RFC 4648).
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Metadata() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata)
+	return v.Str(), v.IsSet()
+}
+
+// NextHopGroup reads /kedge/aft/ipv4-entries/ipv4-entry/state/next-hop-group
+// (state) and whether it is set. The next-hop group the prefix resolves
+// through.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) NextHopGroup() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Prefix reads /kedge/aft/ipv4-entries/ipv4-entry/state/prefix (state) and
+// whether it is set. Destination prefix; host bits are zero.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Prefix() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix)
+	return v.Str(), v.IsSet()
+}
+
+// Reason reads /kedge/aft/ipv4-entries/ipv4-entry/state/reason (state) and
+// whether it is set. Why the entry is withheld, overridden or failed.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Reason() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason)
+	return v.Str(), v.IsSet()
+}
+
+// Session reads /kedge/aft/ipv4-entries/ipv4-entry/state/session (state) and
+// whether it is set. The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Session() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session)
+	return v.Str(), v.IsSet()
+}
+
+// Status reads /kedge/aft/ipv4-entries/ipv4-entry/state/status (state) and
+// whether it is set. Whether the entry is programmed.
+func (x Kedge_Aft_Ipv4Entries_Ipv4Entry_State) Status() (kedgepath.AftStatus, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status)
+	return kedgepath.AftStatus(v.Str()), v.IsSet()
+}
+
+// Kedge_Aft_Ipv6Entries reads /kedge/aft/ipv6-entries (container, config).
+// IPv6 prefixes.
+type Kedge_Aft_Ipv6Entries struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Ipv6Entries) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Ipv6Entries) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Ipv6Entries reads in, an instance of /kedge/aft/ipv6-entries
+// (from a change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Aft_Ipv6Entries(in *tree.Inst) (x Kedge_Aft_Ipv6Entries, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Ipv6Entries {
+		return Kedge_Aft_Ipv6Entries{}, false
+	}
+	return Kedge_Aft_Ipv6Entries{in}, true
+}
+
+// Ipv6Entry reads the entries of /kedge/aft/ipv6-entries/ipv6-entry.
+func (x Kedge_Aft_Ipv6Entries) Ipv6Entry() Kedge_Aft_Ipv6Entries_Ipv6EntryList {
+	return Kedge_Aft_Ipv6Entries_Ipv6EntryList{x.in}
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry reads /kedge/aft/ipv6-entries/ipv6-entry
+// (list entry, config). One IPv6 prefix.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Ipv6Entries_Ipv6Entry reads in, an instance of
+// /kedge/aft/ipv6-entries/ipv6-entry (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_Aft_Ipv6Entries_Ipv6Entry(in *tree.Inst) (x Kedge_Aft_Ipv6Entries_Ipv6Entry, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Ipv6Entries_Ipv6Entry {
+		return Kedge_Aft_Ipv6Entries_Ipv6Entry{}, false
+	}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry{in}, true
+}
+
+// Config reads /kedge/aft/ipv6-entries/ipv6-entry/config.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry) Config() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config {
+	if x.in == nil {
+		return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config{}
+	}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config{x.in.SubAt(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config)}
+}
+
+// Prefix reads /kedge/aft/ipv6-entries/ipv6-entry/prefix (config) and whether
+// it is set. Reference to the prefix.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry) Prefix() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix)
+	return v.Str(), v.IsSet()
+}
+
+// State reads /kedge/aft/ipv6-entries/ipv6-entry/state.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry) State() Kedge_Aft_Ipv6Entries_Ipv6Entry_State {
+	if x.in == nil {
+		return Kedge_Aft_Ipv6Entries_Ipv6Entry_State{}
+	}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State{x.in.SubAt(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State)}
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6EntryList reads the entries of /kedge/aft/ipv6-entries/ipv6-entry under one parent.
+type Kedge_Aft_Ipv6Entries_Ipv6EntryList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Aft_Ipv6Entries_Ipv6EntryList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Aft_Ipv6Entries_Ipv6Entry)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Aft_Ipv6Entries_Ipv6EntryList) All() iter.Seq[Kedge_Aft_Ipv6Entries_Ipv6Entry] {
+	return func(yield func(Kedge_Aft_Ipv6Entries_Ipv6Entry) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Aft_Ipv6Entries_Ipv6Entry, func(e *tree.Inst) bool { return yield(Kedge_Aft_Ipv6Entries_Ipv6Entry{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Aft_Ipv6Entries_Ipv6EntryList) Get(prefix string) (Kedge_Aft_Ipv6Entries_Ipv6Entry, bool) {
+	if l.in == nil {
+		return Kedge_Aft_Ipv6Entries_Ipv6Entry{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Aft_Ipv6Entries_Ipv6Entry, []tree.Value{tree.String(prefix)})
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry{e}, e != nil
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_Config reads
+// /kedge/aft/ipv6-entries/ipv6-entry/config (container, config). The entry as
+// injected.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Ipv6Entries_Ipv6Entry_Config reads in, an instance of
+// /kedge/aft/ipv6-entries/ipv6-entry/config (from a change feed, say); ok is
+// false when in is nil or of another node.
+func AsKedge_Aft_Ipv6Entries_Ipv6Entry_Config(in *tree.Inst) (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config {
+		return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config{}, false
+	}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config{in}, true
+}
+
+// Metadata reads /kedge/aft/ipv6-entries/ipv6-entry/config/metadata (config)
+// and whether it is set. The client's opaque metadata, base64 (RFC 4648).
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Metadata() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata)
+	return v.Str(), v.IsSet()
+}
+
+// NextHopGroup reads /kedge/aft/ipv6-entries/ipv6-entry/config/next-hop-group
+// (config) and whether it is set. The next-hop group the prefix resolves
+// through.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) NextHopGroup() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Prefix reads /kedge/aft/ipv6-entries/ipv6-entry/config/prefix (config) and
+// whether it is set. Destination prefix; host bits are zero.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Prefix() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix)
+	return v.Str(), v.IsSet()
+}
+
+// Session reads /kedge/aft/ipv6-entries/ipv6-entry/config/session (config)
+// and whether it is set. The gRIBI session that last wrote the entry, an
+// entry of ../../../../sessions/session: its persistence, tier and route
+// class apply to the entry.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_Config) Session() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session)
+	return v.Str(), v.IsSet()
+}
+
+// Kedge_Aft_Ipv6Entries_Ipv6Entry_State reads
+// /kedge/aft/ipv6-entries/ipv6-entry/state (container, state). The entry and
+// its programming status.
+type Kedge_Aft_Ipv6Entries_Ipv6Entry_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Ipv6Entries_Ipv6Entry_State reads in, an instance of
+// /kedge/aft/ipv6-entries/ipv6-entry/state (from a change feed, say); ok is
+// false when in is nil or of another node.
+func AsKedge_Aft_Ipv6Entries_Ipv6Entry_State(in *tree.Inst) (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State {
+		return Kedge_Aft_Ipv6Entries_Ipv6Entry_State{}, false
+	}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State{in}, true
+}
+
+// Metadata reads /kedge/aft/ipv6-entries/ipv6-entry/state/metadata (state)
+// and whether it is set. The client's opaque metadata, base64 (RFC 4648).
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Metadata() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata)
+	return v.Str(), v.IsSet()
+}
+
+// NextHopGroup reads /kedge/aft/ipv6-entries/ipv6-entry/state/next-hop-group
+// (state) and whether it is set. The next-hop group the prefix resolves
+// through.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) NextHopGroup() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Prefix reads /kedge/aft/ipv6-entries/ipv6-entry/state/prefix (state) and
+// whether it is set. Destination prefix; host bits are zero.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Prefix() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix)
+	return v.Str(), v.IsSet()
+}
+
+// Reason reads /kedge/aft/ipv6-entries/ipv6-entry/state/reason (state) and
+// whether it is set. Why the entry is withheld, overridden or failed.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Reason() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason)
+	return v.Str(), v.IsSet()
+}
+
+// Session reads /kedge/aft/ipv6-entries/ipv6-entry/state/session (state) and
+// whether it is set. The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Session() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session)
+	return v.Str(), v.IsSet()
+}
+
+// Status reads /kedge/aft/ipv6-entries/ipv6-entry/state/status (state) and
+// whether it is set. Whether the entry is programmed.
+func (x Kedge_Aft_Ipv6Entries_Ipv6Entry_State) Status() (kedgepath.AftStatus, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status)
+	return kedgepath.AftStatus(v.Str()), v.IsSet()
+}
+
+// Kedge_Aft_NextHopGroups reads /kedge/aft/next-hop-groups (container,
+// config). Next-hop groups.
+type Kedge_Aft_NextHopGroups struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHopGroups) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHopGroups) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHopGroups reads in, an instance of
+// /kedge/aft/next-hop-groups (from a change feed, say); ok is false when in
+// is nil or of another node.
+func AsKedge_Aft_NextHopGroups(in *tree.Inst) (x Kedge_Aft_NextHopGroups, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHopGroups {
+		return Kedge_Aft_NextHopGroups{}, false
+	}
+	return Kedge_Aft_NextHopGroups{in}, true
+}
+
+// NextHopGroup reads the entries of /kedge/aft/next-hop-groups/next-hop-group.
+func (x Kedge_Aft_NextHopGroups) NextHopGroup() Kedge_Aft_NextHopGroups_NextHopGroupList {
+	return Kedge_Aft_NextHopGroups_NextHopGroupList{x.in}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup reads
+// /kedge/aft/next-hop-groups/next-hop-group (list entry, config). One
+// next-hop group.
+type Kedge_Aft_NextHopGroups_NextHopGroup struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHopGroups_NextHopGroup reads in, an instance of
+// /kedge/aft/next-hop-groups/next-hop-group (from a change feed, say); ok is
+// false when in is nil or of another node.
+func AsKedge_Aft_NextHopGroups_NextHopGroup(in *tree.Inst) (x Kedge_Aft_NextHopGroups_NextHopGroup, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHopGroups_NextHopGroup {
+		return Kedge_Aft_NextHopGroups_NextHopGroup{}, false
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup{in}, true
+}
+
+// Config reads /kedge/aft/next-hop-groups/next-hop-group/config.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup) Config() Kedge_Aft_NextHopGroups_NextHopGroup_Config {
+	if x.in == nil {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_Config{}
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_Config{x.in.SubAt(n_Kedge_Aft_NextHopGroups_NextHopGroup_Config)}
+}
+
+// Id reads /kedge/aft/next-hop-groups/next-hop-group/id (config) and whether
+// it is set. Reference to the group's id.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup) Id() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_Id)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// NextHops reads /kedge/aft/next-hop-groups/next-hop-group/next-hops.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup) NextHops() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops {
+	if x.in == nil {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops{}
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops{x.in.SubAt(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops)}
+}
+
+// State reads /kedge/aft/next-hop-groups/next-hop-group/state.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup) State() Kedge_Aft_NextHopGroups_NextHopGroup_State {
+	if x.in == nil {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_State{}
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State{x.in.SubAt(n_Kedge_Aft_NextHopGroups_NextHopGroup_State)}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroupList reads the entries of /kedge/aft/next-hop-groups/next-hop-group under one parent.
+type Kedge_Aft_NextHopGroups_NextHopGroupList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Aft_NextHopGroups_NextHopGroupList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Aft_NextHopGroups_NextHopGroup)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Aft_NextHopGroups_NextHopGroupList) All() iter.Seq[Kedge_Aft_NextHopGroups_NextHopGroup] {
+	return func(yield func(Kedge_Aft_NextHopGroups_NextHopGroup) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Aft_NextHopGroups_NextHopGroup, func(e *tree.Inst) bool { return yield(Kedge_Aft_NextHopGroups_NextHopGroup{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Aft_NextHopGroups_NextHopGroupList) Get(id uint64) (Kedge_Aft_NextHopGroups_NextHopGroup, bool) {
+	if l.in == nil {
+		return Kedge_Aft_NextHopGroups_NextHopGroup{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Aft_NextHopGroups_NextHopGroup, []tree.Value{tree.Uint(uint64(id))})
+	return Kedge_Aft_NextHopGroups_NextHopGroup{e}, e != nil
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_Config reads
+// /kedge/aft/next-hop-groups/next-hop-group/config (container, config). The
+// group as injected.
+type Kedge_Aft_NextHopGroups_NextHopGroup_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_Config) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHopGroups_NextHopGroup_Config reads in, an instance of
+// /kedge/aft/next-hop-groups/next-hop-group/config (from a change feed, say);
+// ok is false when in is nil or of another node.
+func AsKedge_Aft_NextHopGroups_NextHopGroup_Config(in *tree.Inst) (x Kedge_Aft_NextHopGroups_NextHopGroup_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHopGroups_NextHopGroup_Config {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_Config{}, false
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_Config{in}, true
+}
+
+// BackupNextHopGroup reads
+// /kedge/aft/next-hop-groups/next-hop-group/config/backup-next-hop-group
+// (config) and whether it is set. The backup group the client named (the
+// kernel has no backup paths).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_Config) BackupNextHopGroup() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Id reads /kedge/aft/next-hop-groups/next-hop-group/config/id (config) and
+// whether it is set. The group's identifier.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_Config) Id() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Session reads /kedge/aft/next-hop-groups/next-hop-group/config/session
+// (config) and whether it is set. The gRIBI session that last wrote the
+// entry, an entry of ../../../../sessions/session: its persistence, tier and
+// route class apply to the entry.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_Config) Session() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session)
+	return v.Str(), v.IsSet()
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops reads
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops (container, config).
+// The group's members.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHopGroups_NextHopGroup_NextHops reads in, an instance of
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops (from a change feed,
+// say); ok is false when in is nil or of another node.
+func AsKedge_Aft_NextHopGroups_NextHopGroup_NextHops(in *tree.Inst) (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops{}, false
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops{in}, true
+}
+
+// NextHop reads the entries of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops) NextHop() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopList {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopList{x.in}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop reads
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop (list entry,
+// config). One member.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop reads in, an
+// instance of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop
+// (from a change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop(in *tree.Inst) (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop{}, false
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop{in}, true
+}
+
+// Config reads /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop) Config() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config {
+	if x.in == nil {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config{}
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config{x.in.SubAt(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config)}
+}
+
+// Index reads
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/index (config)
+// and whether it is set. Reference to the member's next-hop index.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop) Index() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// State reads /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop) State() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State {
+	if x.in == nil {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State{}
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State{x.in.SubAt(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State)}
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopList reads the entries of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop under one parent.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopList) All() iter.Seq[Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop] {
+	return func(yield func(Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, func(e *tree.Inst) bool { return yield(Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopList) Get(index uint64) (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, bool) {
+	if l.in == nil {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, []tree.Value{tree.Uint(uint64(index))})
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop{e}, e != nil
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config reads
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config
+// (container, config). The member.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config) Exists() bool {
+	return x.in != nil
+}
+
+// AsKedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config reads in, an
+// instance of
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config (from a
+// change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config(in *tree.Inst) (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config{}, false
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config{in}, true
+}
+
+// Index reads
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/index
+// (config) and whether it is set. The next hop's index.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config) Index() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Weight reads
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/weight
+// (config) and whether it is set. The member's share of the traffic (absent:
+// 1).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config) Weight() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State reads
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state
+// (container, state). The member.
+type Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State) Exists() bool {
+	return x.in != nil
+}
+
+// AsKedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State reads in, an
+// instance of
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state (from a
+// change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State(in *tree.Inst) (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State{}, false
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State{in}, true
+}
+
+// Index reads
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/index
+// (state) and whether it is set. The next hop's index.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State) Index() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Weight reads
+// /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/weight
+// (state) and whether it is set. The member's share of the traffic (absent:
+// 1).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State) Weight() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Kedge_Aft_NextHopGroups_NextHopGroup_State reads
+// /kedge/aft/next-hop-groups/next-hop-group/state (container, state). The
+// group and its programming status.
+type Kedge_Aft_NextHopGroups_NextHopGroup_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHopGroups_NextHopGroup_State reads in, an instance of
+// /kedge/aft/next-hop-groups/next-hop-group/state (from a change feed, say);
+// ok is false when in is nil or of another node.
+func AsKedge_Aft_NextHopGroups_NextHopGroup_State(in *tree.Inst) (x Kedge_Aft_NextHopGroups_NextHopGroup_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHopGroups_NextHopGroup_State {
+		return Kedge_Aft_NextHopGroups_NextHopGroup_State{}, false
+	}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State{in}, true
+}
+
+// BackupNextHopGroup reads
+// /kedge/aft/next-hop-groups/next-hop-group/state/backup-next-hop-group
+// (state) and whether it is set. The backup group the client named (the
+// kernel has no backup paths).
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) BackupNextHopGroup() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Id reads /kedge/aft/next-hop-groups/next-hop-group/state/id (state) and
+// whether it is set. The group's identifier.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Id() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Reason reads /kedge/aft/next-hop-groups/next-hop-group/state/reason (state)
+// and whether it is set. Why the entry is withheld, overridden or failed.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Reason() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason)
+	return v.Str(), v.IsSet()
+}
+
+// Session reads /kedge/aft/next-hop-groups/next-hop-group/state/session
+// (state) and whether it is set. The gRIBI session that last wrote the entry,
+// an entry of ../../../../sessions/session: its persistence, tier and route
+// class apply to the entry.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Session() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session)
+	return v.Str(), v.IsSet()
+}
+
+// Status reads /kedge/aft/next-hop-groups/next-hop-group/state/status (state)
+// and whether it is set. Whether the entry is programmed.
+func (x Kedge_Aft_NextHopGroups_NextHopGroup_State) Status() (kedgepath.AftStatus, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status)
+	return kedgepath.AftStatus(v.Str()), v.IsSet()
+}
+
+// Kedge_Aft_NextHops reads /kedge/aft/next-hops (container, config). Next
+// hops.
+type Kedge_Aft_NextHops struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHops) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHops) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHops reads in, an instance of /kedge/aft/next-hops (from a
+// change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Aft_NextHops(in *tree.Inst) (x Kedge_Aft_NextHops, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHops {
+		return Kedge_Aft_NextHops{}, false
+	}
+	return Kedge_Aft_NextHops{in}, true
+}
+
+// NextHop reads the entries of /kedge/aft/next-hops/next-hop.
+func (x Kedge_Aft_NextHops) NextHop() Kedge_Aft_NextHops_NextHopList {
+	return Kedge_Aft_NextHops_NextHopList{x.in}
+}
+
+// Kedge_Aft_NextHops_NextHop reads /kedge/aft/next-hops/next-hop (list entry,
+// config). One next hop.
+type Kedge_Aft_NextHops_NextHop struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHops_NextHop) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHops_NextHop) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHops_NextHop reads in, an instance of
+// /kedge/aft/next-hops/next-hop (from a change feed, say); ok is false when
+// in is nil or of another node.
+func AsKedge_Aft_NextHops_NextHop(in *tree.Inst) (x Kedge_Aft_NextHops_NextHop, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHops_NextHop {
+		return Kedge_Aft_NextHops_NextHop{}, false
+	}
+	return Kedge_Aft_NextHops_NextHop{in}, true
+}
+
+// Config reads /kedge/aft/next-hops/next-hop/config.
+func (x Kedge_Aft_NextHops_NextHop) Config() Kedge_Aft_NextHops_NextHop_Config {
+	if x.in == nil {
+		return Kedge_Aft_NextHops_NextHop_Config{}
+	}
+	return Kedge_Aft_NextHops_NextHop_Config{x.in.SubAt(n_Kedge_Aft_NextHops_NextHop_Config)}
+}
+
+// Index reads /kedge/aft/next-hops/next-hop/index (config) and whether it is
+// set. Reference to the next hop's index.
+func (x Kedge_Aft_NextHops_NextHop) Index() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_Index)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// State reads /kedge/aft/next-hops/next-hop/state.
+func (x Kedge_Aft_NextHops_NextHop) State() Kedge_Aft_NextHops_NextHop_State {
+	if x.in == nil {
+		return Kedge_Aft_NextHops_NextHop_State{}
+	}
+	return Kedge_Aft_NextHops_NextHop_State{x.in.SubAt(n_Kedge_Aft_NextHops_NextHop_State)}
+}
+
+// Kedge_Aft_NextHops_NextHopList reads the entries of /kedge/aft/next-hops/next-hop under one parent.
+type Kedge_Aft_NextHops_NextHopList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Aft_NextHops_NextHopList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Aft_NextHops_NextHop)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Aft_NextHops_NextHopList) All() iter.Seq[Kedge_Aft_NextHops_NextHop] {
+	return func(yield func(Kedge_Aft_NextHops_NextHop) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Aft_NextHops_NextHop, func(e *tree.Inst) bool { return yield(Kedge_Aft_NextHops_NextHop{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Aft_NextHops_NextHopList) Get(index uint64) (Kedge_Aft_NextHops_NextHop, bool) {
+	if l.in == nil {
+		return Kedge_Aft_NextHops_NextHop{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Aft_NextHops_NextHop, []tree.Value{tree.Uint(uint64(index))})
+	return Kedge_Aft_NextHops_NextHop{e}, e != nil
+}
+
+// Kedge_Aft_NextHops_NextHop_Config reads
+// /kedge/aft/next-hops/next-hop/config (container, config). The next hop as
+// injected.
+type Kedge_Aft_NextHops_NextHop_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHops_NextHop_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHops_NextHop_Config) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHops_NextHop_Config reads in, an instance of
+// /kedge/aft/next-hops/next-hop/config (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_Aft_NextHops_NextHop_Config(in *tree.Inst) (x Kedge_Aft_NextHops_NextHop_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHops_NextHop_Config {
+		return Kedge_Aft_NextHops_NextHop_Config{}, false
+	}
+	return Kedge_Aft_NextHops_NextHop_Config{in}, true
+}
+
+// Index reads /kedge/aft/next-hops/next-hop/config/index (config) and whether
+// it is set. The next hop's identifier.
+func (x Kedge_Aft_NextHops_NextHop_Config) Index() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_Config_Index)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Interface reads /kedge/aft/next-hops/next-hop/config/interface (config) and
+// whether it is set. The output interface.
+func (x Kedge_Aft_NextHops_NextHop_Config) Interface() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_Config_Interface)
+	return v.Str(), v.IsSet()
+}
+
+// IpAddress reads /kedge/aft/next-hops/next-hop/config/ip-address (config)
+// and whether it is set. The gateway.
+func (x Kedge_Aft_NextHops_NextHop_Config) IpAddress() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_Config_IpAddress)
+	return v.Str(), v.IsSet()
+}
+
+// Session reads /kedge/aft/next-hops/next-hop/config/session (config) and
+// whether it is set. The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+func (x Kedge_Aft_NextHops_NextHop_Config) Session() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_Config_Session)
+	return v.Str(), v.IsSet()
+}
+
+// Unsupported reads /kedge/aft/next-hops/next-hop/config/unsupported (config)
+// and whether it is set. What the next hop asks for that the kernel backend
+// cannot program (a MAC address, an encapsulation, a network-instance hop);
+// such a next hop fails.
+func (x Kedge_Aft_NextHops_NextHop_Config) Unsupported() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_Config_Unsupported)
+	return v.Str(), v.IsSet()
+}
+
+// Kedge_Aft_NextHops_NextHop_State reads /kedge/aft/next-hops/next-hop/state
+// (container, state). The next hop and its programming status.
+type Kedge_Aft_NextHops_NextHop_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_NextHops_NextHop_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_NextHops_NextHop_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_NextHops_NextHop_State reads in, an instance of
+// /kedge/aft/next-hops/next-hop/state (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_Aft_NextHops_NextHop_State(in *tree.Inst) (x Kedge_Aft_NextHops_NextHop_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_NextHops_NextHop_State {
+		return Kedge_Aft_NextHops_NextHop_State{}, false
+	}
+	return Kedge_Aft_NextHops_NextHop_State{in}, true
+}
+
+// Index reads /kedge/aft/next-hops/next-hop/state/index (state) and whether
+// it is set. The next hop's identifier.
+func (x Kedge_Aft_NextHops_NextHop_State) Index() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_State_Index)
+	return uint64(v.UintVal()), v.IsSet()
+}
+
+// Interface reads /kedge/aft/next-hops/next-hop/state/interface (state) and
+// whether it is set. The output interface.
+func (x Kedge_Aft_NextHops_NextHop_State) Interface() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_State_Interface)
+	return v.Str(), v.IsSet()
+}
+
+// IpAddress reads /kedge/aft/next-hops/next-hop/state/ip-address (state) and
+// whether it is set. The gateway.
+func (x Kedge_Aft_NextHops_NextHop_State) IpAddress() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_State_IpAddress)
+	return v.Str(), v.IsSet()
+}
+
+// Reason reads /kedge/aft/next-hops/next-hop/state/reason (state) and whether
+// it is set. Why the entry is withheld, overridden or failed.
+func (x Kedge_Aft_NextHops_NextHop_State) Reason() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_State_Reason)
+	return v.Str(), v.IsSet()
+}
+
+// Session reads /kedge/aft/next-hops/next-hop/state/session (state) and
+// whether it is set. The gRIBI session that last wrote the entry, an entry of
+// ../../../../sessions/session: its persistence, tier and route class apply
+// to the entry.
+func (x Kedge_Aft_NextHops_NextHop_State) Session() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_State_Session)
+	return v.Str(), v.IsSet()
+}
+
+// Status reads /kedge/aft/next-hops/next-hop/state/status (state) and whether
+// it is set. Whether the entry is programmed.
+func (x Kedge_Aft_NextHops_NextHop_State) Status() (kedgepath.AftStatus, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_State_Status)
+	return kedgepath.AftStatus(v.Str()), v.IsSet()
+}
+
+// Unsupported reads /kedge/aft/next-hops/next-hop/state/unsupported (state)
+// and whether it is set. What the next hop asks for that the kernel backend
+// cannot program (a MAC address, an encapsulation, a network-instance hop);
+// such a next hop fails.
+func (x Kedge_Aft_NextHops_NextHop_State) Unsupported() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_NextHops_NextHop_State_Unsupported)
+	return v.Str(), v.IsSet()
+}
+
+// Kedge_Aft_Sessions reads /kedge/aft/sessions (container, config). The
+// sessions that wrote the entries present.
+type Kedge_Aft_Sessions struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Sessions) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Sessions) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Sessions reads in, an instance of /kedge/aft/sessions (from a
+// change feed, say); ok is false when in is nil or of another node.
+func AsKedge_Aft_Sessions(in *tree.Inst) (x Kedge_Aft_Sessions, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Sessions {
+		return Kedge_Aft_Sessions{}, false
+	}
+	return Kedge_Aft_Sessions{in}, true
+}
+
+// Session reads the entries of /kedge/aft/sessions/session.
+func (x Kedge_Aft_Sessions) Session() Kedge_Aft_Sessions_SessionList {
+	return Kedge_Aft_Sessions_SessionList{x.in}
+}
+
+// Kedge_Aft_Sessions_Session reads /kedge/aft/sessions/session (list entry,
+// config). One session.
+type Kedge_Aft_Sessions_Session struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Sessions_Session) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Sessions_Session) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Sessions_Session reads in, an instance of
+// /kedge/aft/sessions/session (from a change feed, say); ok is false when in
+// is nil or of another node.
+func AsKedge_Aft_Sessions_Session(in *tree.Inst) (x Kedge_Aft_Sessions_Session, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Sessions_Session {
+		return Kedge_Aft_Sessions_Session{}, false
+	}
+	return Kedge_Aft_Sessions_Session{in}, true
+}
+
+// Config reads /kedge/aft/sessions/session/config.
+func (x Kedge_Aft_Sessions_Session) Config() Kedge_Aft_Sessions_Session_Config {
+	if x.in == nil {
+		return Kedge_Aft_Sessions_Session_Config{}
+	}
+	return Kedge_Aft_Sessions_Session_Config{x.in.SubAt(n_Kedge_Aft_Sessions_Session_Config)}
+}
+
+// Id reads /kedge/aft/sessions/session/id (config) and whether it is set.
+// Reference to the session's id.
+func (x Kedge_Aft_Sessions_Session) Id() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Id)
+	return v.Str(), v.IsSet()
+}
+
+// State reads /kedge/aft/sessions/session/state.
+func (x Kedge_Aft_Sessions_Session) State() Kedge_Aft_Sessions_Session_State {
+	if x.in == nil {
+		return Kedge_Aft_Sessions_Session_State{}
+	}
+	return Kedge_Aft_Sessions_Session_State{x.in.SubAt(n_Kedge_Aft_Sessions_Session_State)}
+}
+
+// Kedge_Aft_Sessions_SessionList reads the entries of /kedge/aft/sessions/session under one parent.
+type Kedge_Aft_Sessions_SessionList struct{ in *tree.Inst }
+
+// Len returns the number of entries.
+func (l Kedge_Aft_Sessions_SessionList) Len() int {
+	if l.in == nil {
+		return 0
+	}
+	return l.in.LenAt(n_Kedge_Aft_Sessions_Session)
+}
+
+// All yields every entry, in no particular order.
+func (l Kedge_Aft_Sessions_SessionList) All() iter.Seq[Kedge_Aft_Sessions_Session] {
+	return func(yield func(Kedge_Aft_Sessions_Session) bool) {
+		if l.in == nil {
+			return
+		}
+		l.in.EntriesAt(n_Kedge_Aft_Sessions_Session, func(e *tree.Inst) bool { return yield(Kedge_Aft_Sessions_Session{e}) })
+	}
+}
+
+// Get returns the entry with the given keys and whether it exists.
+func (l Kedge_Aft_Sessions_SessionList) Get(id string) (Kedge_Aft_Sessions_Session, bool) {
+	if l.in == nil {
+		return Kedge_Aft_Sessions_Session{}, false
+	}
+	e := l.in.EntryAt(n_Kedge_Aft_Sessions_Session, []tree.Value{tree.String(id)})
+	return Kedge_Aft_Sessions_Session{e}, e != nil
+}
+
+// Kedge_Aft_Sessions_Session_Config reads /kedge/aft/sessions/session/config
+// (container, config). The session as it opened.
+type Kedge_Aft_Sessions_Session_Config struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Sessions_Session_Config) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Sessions_Session_Config) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Sessions_Session_Config reads in, an instance of
+// /kedge/aft/sessions/session/config (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_Aft_Sessions_Session_Config(in *tree.Inst) (x Kedge_Aft_Sessions_Session_Config, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Sessions_Session_Config {
+		return Kedge_Aft_Sessions_Session_Config{}, false
+	}
+	return Kedge_Aft_Sessions_Session_Config{in}, true
+}
+
+// Class reads /kedge/aft/sessions/session/config/class (config) and whether
+// it is set. The route class of the IP entries it writes (the daemon's
+// gribi-class setting when the session opened): the posture levels withhold
+// routes by class.
+func (x Kedge_Aft_Sessions_Session_Config) Class() (kedgepath.RouteClass, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Class)
+	return kedgepath.RouteClass(v.Str()), v.IsSet()
+}
+
+// Id reads /kedge/aft/sessions/session/config/id (config) and whether it is
+// set. The session's identifier (unique across restarts).
+func (x Kedge_Aft_Sessions_Session_Config) Id() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Id)
+	return v.Str(), v.IsSet()
+}
+
+// Identity reads /kedge/aft/sessions/session/config/identity (config) and
+// whether it is set. Who opened the session (tier:name).
+func (x Kedge_Aft_Sessions_Session_Config) Identity() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Identity)
+	return v.Str(), v.IsSet()
+}
+
+// Persistence reads /kedge/aft/sessions/session/config/persistence (config)
+// and whether it is set. The persistence the session asked for.
+func (x Kedge_Aft_Sessions_Session_Config) Persistence() (kedgepath.Persistence, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Persistence)
+	return kedgepath.Persistence(v.Str()), v.IsSet()
+}
+
+// Tier reads /kedge/aft/sessions/session/config/tier (config) and whether it
+// is set. The tier of the identity: the tier of the routes it writes.
+func (x Kedge_Aft_Sessions_Session_Config) Tier() (kedgepath.Tier, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_Config_Tier)
+	return kedgepath.Tier(v.Str()), v.IsSet()
+}
+
+// Kedge_Aft_Sessions_Session_State reads /kedge/aft/sessions/session/state
+// (container, state). The session.
+type Kedge_Aft_Sessions_Session_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_Sessions_Session_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_Sessions_Session_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_Sessions_Session_State reads in, an instance of
+// /kedge/aft/sessions/session/state (from a change feed, say); ok is false
+// when in is nil or of another node.
+func AsKedge_Aft_Sessions_Session_State(in *tree.Inst) (x Kedge_Aft_Sessions_Session_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_Sessions_Session_State {
+		return Kedge_Aft_Sessions_Session_State{}, false
+	}
+	return Kedge_Aft_Sessions_Session_State{in}, true
+}
+
+// Class reads /kedge/aft/sessions/session/state/class (state) and whether it
+// is set. The route class of the IP entries it writes (the daemon's
+// gribi-class setting when the session opened): the posture levels withhold
+// routes by class.
+func (x Kedge_Aft_Sessions_Session_State) Class() (kedgepath.RouteClass, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Class)
+	return kedgepath.RouteClass(v.Str()), v.IsSet()
+}
+
+// Id reads /kedge/aft/sessions/session/state/id (state) and whether it is
+// set. The session's identifier (unique across restarts).
+func (x Kedge_Aft_Sessions_Session_State) Id() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Id)
+	return v.Str(), v.IsSet()
+}
+
+// Identity reads /kedge/aft/sessions/session/state/identity (state) and
+// whether it is set. Who opened the session (tier:name).
+func (x Kedge_Aft_Sessions_Session_State) Identity() (string, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Identity)
+	return v.Str(), v.IsSet()
+}
+
+// Persistence reads /kedge/aft/sessions/session/state/persistence (state) and
+// whether it is set. The persistence the session asked for.
+func (x Kedge_Aft_Sessions_Session_State) Persistence() (kedgepath.Persistence, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Persistence)
+	return kedgepath.Persistence(v.Str()), v.IsSet()
+}
+
+// Tier reads /kedge/aft/sessions/session/state/tier (state) and whether it is
+// set. The tier of the identity: the tier of the routes it writes.
+func (x Kedge_Aft_Sessions_Session_State) Tier() (kedgepath.Tier, bool) {
+	if x.in == nil {
+		return "", false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_Sessions_Session_State_Tier)
+	return kedgepath.Tier(v.Str()), v.IsSet()
+}
+
+// Kedge_Aft_State reads /kedge/aft/state (container, state). How far the
+// route backend has applied the AFT.
+type Kedge_Aft_State struct{ in *tree.Inst }
+
+// Inst returns the instance read (nil when it holds no data).
+func (x Kedge_Aft_State) Inst() *tree.Inst { return x.in }
+
+// Exists reports whether the instance holds data.
+func (x Kedge_Aft_State) Exists() bool { return x.in != nil }
+
+// AsKedge_Aft_State reads in, an instance of /kedge/aft/state (from a change
+// feed, say); ok is false when in is nil or of another node.
+func AsKedge_Aft_State(in *tree.Inst) (x Kedge_Aft_State, ok bool) {
+	load()
+	if in == nil || in.Schema() != n_Kedge_Aft_State {
+		return Kedge_Aft_State{}, false
+	}
+	return Kedge_Aft_State{in}, true
+}
+
+// ProgrammedSequence reads /kedge/aft/state/programmed-sequence (state) and
+// whether it is set. The tree commit sequence number whose routes the route
+// backend last applied; entry states are as of that commit.
+func (x Kedge_Aft_State) ProgrammedSequence() (uint64, bool) {
+	if x.in == nil {
+		return 0, false
+	}
+	v := x.in.Leaf(n_Kedge_Aft_State_ProgrammedSequence)
+	return uint64(v.UintVal()), v.IsSet()
 }
 
 // Kedge_Mesh reads /kedge/mesh (container, config). The WireGuard overlay

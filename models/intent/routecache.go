@@ -47,11 +47,12 @@ type RouteCache struct {
 	byEntry map[tree.Ident]*cachedRoute
 	order   []*cachedRoute // live entries in output order
 	gen     uint64         // this walk's generation; entries it saw carry it
-	// out and merged are the returned set's route and origin slices,
-	// reused by the next intent; spare is the order's other buffer.
-	out, merged outBuf
-	spare       []*cachedRoute
-	dropped     []*cachedRoute // entries of order marked dropped since the last reorder
+	// out, merged and merged2 are the returned set's route and origin
+	// slices, reused by the next intent; spare is the order's other
+	// buffer.
+	out, merged, merged2 outBuf
+	spare                []*cachedRoute
+	dropped              []*cachedRoute // entries of order marked dropped since the last reorder
 
 	// What Observe learned since the last intent: the entries whose
 	// config changed (or that went), those whose state status did, and
@@ -65,6 +66,8 @@ type RouteCache struct {
 	incremental bool
 	// base is what Changes compares against (routedelta.go).
 	base deltaBase
+	// aft caches gRIBI's IP entries (aftcache.go).
+	aft aftCache
 }
 
 // translated is what one route entry's config says, before any accord:
@@ -120,6 +123,7 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 	if !c.synced {
 		return // the next intent walks every entry anyway
 	}
+	c.aft.observe(state, changes)
 	for _, ch := range changes {
 		if !strings.HasPrefix(ch.Node.Path, routeListPath+"/") {
 			continue

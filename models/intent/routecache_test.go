@@ -35,20 +35,60 @@ func TestRouteCacheMatchesRoutes(t *testing.T) {
 			peer := "/kedge/mesh/peers/peer[name=p1]/config/"
 			ls = append(ls, leaf{peer + "name", s("p1")}, leaf{peer + "public-key", s(key(1))},
 				leaf{peer + "allowed-ips", js(`["10.40.0.5/32","10.41.0.0/16"]`)})
+			// gRIBI's AFT: two next hops, two groups, one session.
+			aft := "/kedge/aft/"
+			ls = append(ls, leaf{aft + "next-hops/next-hop[index=1]/config/index", u(1)},
+				leaf{aft + "next-hops/next-hop[index=1]/config/ip-address", s("192.0.2.1")},
+				leaf{aft + "next-hops/next-hop[index=2]/config/index", u(2)},
+				leaf{aft + "next-hops/next-hop[index=2]/config/interface", s("eth0")},
+				leaf{aft + "next-hop-groups/next-hop-group[id=1]/config/id", u(1)},
+				leaf{aft + "next-hop-groups/next-hop-group[id=1]/next-hops/next-hop[index=1]/config/index", u(1)},
+				leaf{aft + "next-hop-groups/next-hop-group[id=2]/config/id", u(2)},
+				leaf{aft + "next-hop-groups/next-hop-group[id=2]/next-hops/next-hop[index=1]/config/index", u(1)},
+				leaf{aft + "next-hop-groups/next-hop-group[id=2]/next-hops/next-hop[index=2]/config/index", u(2)},
+				leaf{aft + "next-hop-groups/next-hop-group[id=2]/next-hops/next-hop[index=2]/config/weight", u(3)},
+				leaf{aft + "sessions/session[id=s1]/config/id", s("s1")},
+				leaf{aft + "sessions/session[id=s1]/config/class", s("underlay")},
+				leaf{aft + "sessions/session[id=s1]/config/tier", s("operator")})
 			ep := "/kedge/routes/endpoints/endpoint[name=prom]/config/"
 			ls = append(ls, leaf{ep + "name", s("prom")}, leaf{ep + "kind", s("monitoring")}, leaf{ep + "prefix", s("10.40.0.0/29")})
 			tr := build(t, ls)
 
 			prefix := func() string { i := rng.IntN(pool); return fmt.Sprintf("10.40.%d.%d/32", i/256, i%256) }
 			entry := func(p string) string { return "/kedge/routes/route[prefix=" + p + "][table=254]" }
+			// gRIBI entries share the routes' destinations (precedence) and
+			// have IPv6 ones of their own.
+			aftEntry := func() (string, string) {
+				if rng.IntN(4) == 0 {
+					p := fmt.Sprintf("2001:db8:%x::/48", rng.IntN(pool))
+					return "/kedge/aft/ipv6-entries/ipv6-entry[prefix=" + p + "]", p
+				}
+				p := prefix()
+				return "/kedge/aft/ipv4-entries/ipv4-entry[prefix=" + p + "]", p
+			}
 			classes := []string{"overlay", "underlay", "management", "monitoring", "incident"}
 			var cache RouteCache
 			var seq uint64
 			most, unobserved := 0, 0
 			for step := range 300 {
 				var ops []op
-				what := rng.IntN(10)
+				what := rng.IntN(14)
 				switch {
+				case what >= 10 && what < 12: // gRIBI adds or replaces an entry
+					e, p := aftEntry()
+					ops = append(ops, op{path: e + "/config/prefix", val: s(p)},
+						op{path: e + "/config/next-hop-group", val: u(uint64(1 + rng.IntN(3)))}, // group 3 does not exist
+						op{path: e + "/config/session", val: s("s1")})
+				case what == 12: // gRIBI deletes an entry
+					e, _ := aftEntry()
+					ops = append(ops, op{path: e})
+				case what == 13: // its state, written or removed
+					e, _ := aftEntry()
+					st := op{path: e + "/state/status", val: s("installed"), state: true}
+					if rng.IntN(3) == 0 {
+						st.val = nil
+					}
+					ops = append(ops, st)
 				case what < 4: // add or change a route
 					p := prefix()
 					c := entry(p) + "/config/"

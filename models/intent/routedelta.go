@@ -31,7 +31,7 @@ type RouteDelta struct {
 // deltaBase is what the set a RouteCache returned last was computed
 // under, and its pod and overlay routes: a change to anything else than
 // route entries, pods and mesh peers (route policy, endpoints, underlay
-// VLANs) makes Changes compute the whole set again.
+// VLANs, gRIBI's /kedge/aft) makes Changes compute the whole set again.
 type deltaBase struct {
 	ok bool
 	// shared: two routes of the set share a destination; the backend
@@ -53,6 +53,9 @@ func (b *deltaBase) record(t *tree.Tree, a accord.Accord, set RouteSet) {
 	*b = deltaBase{ok: true, level: a.Level, policy: a.RoutePolicy}
 	if k := kedgetree.Of(t).Kedge(); k.Exists() {
 		b.eps = endpoints(k.Routes())
+		// gRIBI's entries: the next set is whole too (the applier then
+		// reports their programming, the last time once they are gone).
+		b.ok = !hasAFTRoutes(k.Aft())
 	}
 	b.ifaces, b.vlans = cloneInterfaces(set.Config.Interfaces), unstated(set.VLANs)
 	rs := set.Config.Routes
@@ -101,6 +104,11 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	}
 	k := kedgetree.Of(t).Kedge()
 	if !k.Exists() {
+		return c.Routes(t, a, seq)
+	}
+	// gRIBI's entries are not in change sets yet: while /kedge/aft holds
+	// any, every intent is whole (and the set after it too: record).
+	if hasAFTRoutes(k.Aft()) {
 		return c.Routes(t, a, seq)
 	}
 	rt := k.Routes()
@@ -161,7 +169,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			p.Del = append(p.Del, bs[j])
 			j++
 			continue
-		case cmp == 0 && sideR[i] == bs[j]:
+		case cmp == 0 && sideR[i].Equal(bs[j]):
 		default:
 			sideNew[i] = true
 			if c.orderHas(keyOf(sideR[i].Dst, sideR[i].Table), nil, nil) {

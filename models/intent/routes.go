@@ -26,6 +26,9 @@ type Origin struct {
 	// Peer, when set, names the mesh peer an overlay route leads to: the
 	// route has no /kedge/routes entry of its own.
 	Peer string
+	// AFT, when its Kind is set, names the gRIBI entry (/kedge/aft) the
+	// route comes from.
+	AFT AFTKey
 	// Stated is whether the entry already had a state status when the
 	// intent was computed; a state writer that skips unchanged entries
 	// must still write one that lost its state (deleted and re-created).
@@ -37,6 +40,9 @@ func (o Origin) IsPod() bool { return o.Pod.ContainerID != "" }
 
 // IsOverlay reports whether the route leads to a mesh peer.
 func (o Origin) IsOverlay() bool { return o.Peer != "" }
+
+// IsAFT reports whether the route is a gRIBI entry's.
+func (o Origin) IsAFT() bool { return o.AFT.Kind != 0 }
 
 // Withheld is an entry of the tree's config that the accord keeps out of
 // the kernel (or, in RouteSet.Invalid, that cannot become a route), with
@@ -62,6 +68,14 @@ type RouteSet struct {
 	// lack addresses or a host interface are in PodsPending instead.
 	Pods        []PodRef
 	PodsPending []PodRef
+	// AFT is the status of the gRIBI entries the backend's outcome does
+	// not give (see AFTState); Seq is the tree sequence the intent was
+	// computed at (0 when unknown: a posture step's target intent).
+	AFT []AFTState
+	Seq uint64
+	// HasAFT: /kedge/aft holds entries (the route state writer then
+	// reports how far it programmed them).
+	HasAFT bool
 	// VLANs are the underlay VLANs with an interface on this node
 	// (Config.Interfaces), for their state.
 	VLANs []VLANRef
@@ -136,6 +150,9 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	rt := k.Routes()
 	eps := endpoints(rt)
 	n := rt.Route().Len()
+	if a := k.Aft(); a.Exists() {
+		n += a.Ipv4Entries().Ipv4Entry().Len() + a.Ipv6Entries().Ipv6Entry().Len()
+	}
 	// Kept routes go straight into the Config (and their origins beside
 	// them) and are sorted in place afterwards: at 100,000 routes a
 	// separate working slice is 17 MB more to allocate and copy.
@@ -146,7 +163,25 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 		set.Config.Routes, origins = make([]route.Route, 0, n), make([]Origin, 0, n)
 	}
 	reasons := withholdReasons{prefix: "posture level " + strconv.Itoa(int(a.Level)) + " (" + a.RoutePolicy + "): "}
+	// gRIBI entries lose to every other route with their prefix and
+	// table (aft.go), so the other routes' keys are noted, kept or not.
+	var taken map[route.Key]string
+	if hasAFTRoutes(k.Aft()) {
+		taken = map[route.Key]string{}
+	}
 	consider := func(r route.Route, o Origin, s subject) {
+		if taken != nil && !o.IsAFT() {
+			table := r.Table
+			if table == 0 {
+				table = aftTable
+			}
+			// Of several, the reason names the first by name: entries
+			// come in no stable order.
+			k, name := route.Key{Table: table, Dst: r.Dst}, originName(o)
+			if prev, dup := taken[k]; !dup || name < prev {
+				taken[k] = name
+			}
+		}
 		if ok, why := keepRoute(a, s, eps); ok {
 			set.Config.Routes = append(set.Config.Routes, r)
 			origins = append(origins, o)
@@ -184,8 +219,20 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	}
 	podRoutes(k.Pods().Pod(), full, &set, consider)
 	overlayRoutes(k.Mesh(), consider)
+	// gRIBI's routes come last; with a cache they come in order too.
+	mid := len(set.Config.Routes)
+	var ac *aftCache
+	incremental := false
+	if cache != nil {
+		ac, incremental = &cache.aft, cache.incremental
+	}
+	aftSorted := aftRoutes(k.Aft(), full, &set, taken, consider, ac, incremental)
+	end := len(set.Config.Routes)
+	if !aftSorted {
+		mid = end
+	}
 	// Entries runs in map order; sort so equal trees give equal Configs.
-	rs, ors := set.Config.Routes[sorted:], origins[sorted:]
+	rs, ors := set.Config.Routes[sorted:mid], origins[sorted:mid]
 	order := sortOrder(len(rs), func(i int) (netip.Prefix, uint32) { return rs[i].Dst, rs[i].Table },
 		func(i, j int) int { return compareOrigin(ors[i], ors[j]) })
 	permute(order, func(i, j int) {
@@ -195,16 +242,35 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	if cache != nil {
 		cache.out.keep(set.Config.Routes, origins)
 	}
-	if sorted > 0 && len(rs) > 0 {
+	// Merge the sorted runs: [0, sorted) (the cache's routes), [sorted,
+	// mid) (pods, overlay), [mid, end) (gRIBI's, when they came in order).
+	outR, outO := set.Config.Routes[:mid], origins[:mid]
+	if sorted > 0 && mid > sorted {
 		var into outBuf
 		if cache != nil {
 			into = cache.merged
 		}
-		set.Config.Routes, origins = mergeSorted(set.Config.Routes, origins, sorted, into)
+		outR, outO = mergeRuns(outR[:sorted], outO[:sorted], outR[sorted:], outO[sorted:], into)
 		if cache != nil {
-			cache.merged.keep(set.Config.Routes, origins)
+			cache.merged.keep(outR, outO)
 		}
 	}
+	if end > mid {
+		aR, aO := set.Config.Routes[mid:end], origins[mid:end]
+		if len(outR) == 0 {
+			outR, outO = aR, aO
+		} else {
+			var into outBuf
+			if cache != nil {
+				into = cache.merged2
+			}
+			outR, outO = mergeRuns(outR, outO, aR, aO, into)
+			if cache != nil {
+				cache.merged2.keep(outR, outO)
+			}
+		}
+	}
+	set.Config.Routes, origins = outR, outO
 	if full {
 		set.Origins = origins
 	}
@@ -357,22 +423,22 @@ func compareRoutes(a route.Route, ao Origin, b route.Route, bo Origin) int {
 	return compareOrigin(ao, bo)
 }
 
-// mergeSorted merges the two sorted runs [0, split) and [split, len) of
-// routes and their origins into new slices.
-func mergeSorted(rs []route.Route, ors []Origin, split int, into outBuf) ([]route.Route, []Origin) {
-	outR, outO := into.take(len(rs))
-	i, j := 0, split
-	for i < split && j < len(rs) {
-		if compareRoutes(rs[j], ors[j], rs[i], ors[i]) < 0 {
-			outR, outO = append(outR, rs[j]), append(outO, ors[j])
+// mergeRuns merges two sorted runs of routes and their origins into new
+// slices (from into).
+func mergeRuns(aR []route.Route, aO []Origin, bR []route.Route, bO []Origin, into outBuf) ([]route.Route, []Origin) {
+	outR, outO := into.take(len(aR) + len(bR))
+	i, j := 0, 0
+	for i < len(aR) && j < len(bR) {
+		if compareRoutes(bR[j], bO[j], aR[i], aO[i]) < 0 {
+			outR, outO = append(outR, bR[j]), append(outO, bO[j])
 			j++
 		} else {
-			outR, outO = append(outR, rs[i]), append(outO, ors[i])
+			outR, outO = append(outR, aR[i]), append(outO, aO[i])
 			i++
 		}
 	}
-	outR, outO = append(outR, rs[i:split]...), append(outO, ors[i:split]...)
-	outR, outO = append(outR, rs[j:]...), append(outO, ors[j:]...)
+	outR, outO = append(outR, aR[i:]...), append(outO, aO[i:]...)
+	outR, outO = append(outR, bR[j:]...), append(outO, bO[j:]...)
 	return outR, outO
 }
 
@@ -432,7 +498,7 @@ func stated[S ~string](_ S, set bool) bool { return set }
 func compareOrigin(a, b Origin) int {
 	return cmp.Or(cmp.Compare(a.Prefix, b.Prefix), cmp.Compare(a.Table, b.Table),
 		cmp.Compare(a.Pod.ContainerID, b.Pod.ContainerID), cmp.Compare(a.Pod.IfName, b.Pod.IfName),
-		cmp.Compare(a.Peer, b.Peer))
+		cmp.Compare(a.Peer, b.Peer), cmp.Compare(a.AFT.Kind, b.AFT.Kind), cmp.Compare(a.AFT.Prefix, b.AFT.Prefix))
 }
 
 func keepRoute(a accord.Accord, s subject, eps []endpoint) (bool, string) {

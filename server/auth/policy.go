@@ -23,6 +23,8 @@ type PolicyFile struct {
 	// Unix maps unix socket peers to tiers; a uid match wins over a gid
 	// match.
 	Unix UnixRules `yaml:"unix"`
+	// GRIBI says which tiers may inject routes with gRIBI.
+	GRIBI GRIBIRules `yaml:"gribi"`
 	// SPIFFE maps SPIFFE IDs (Shellstream sessions) to tiers; see
 	// SPIFFETier for how patterns match.
 	SPIFFE map[string]Tier `yaml:"spiffe"`
@@ -61,14 +63,18 @@ unix:
   uids:
     0: master
   gids: {}
+# The lowest tier that may inject routes with gRIBI Modify and Flush.
+gribi:
+  write: operator
 `
 
 // Policy is a checked, compiled policy. It is immutable.
 type Policy struct {
-	tiers  map[Tier]compiledRules
-	certs  map[string]Tier
-	unix   UnixRules
-	spiffe spiffeRules
+	tiers      map[Tier]compiledRules
+	certs      map[string]Tier
+	unix       UnixRules
+	gribiWrite Tier
+	spiffe     spiffeRules
 }
 
 type compiledRules struct {
@@ -116,7 +122,14 @@ func ParsePolicy(b []byte) (*Policy, error) {
 	if err := dec.Decode(&pf); err != nil {
 		return nil, fmt.Errorf("parse policy: %w", err)
 	}
-	p := &Policy{tiers: map[Tier]compiledRules{}, certs: map[string]Tier{}}
+	p := &Policy{tiers: map[Tier]compiledRules{}, certs: map[string]Tier{}, gribiWrite: defaultGRIBIWrite}
+	if pf.GRIBI.Write != "" {
+		t, err := ParseTier(string(pf.GRIBI.Write))
+		if err != nil {
+			return nil, fmt.Errorf("parse policy: gribi write: %w", err)
+		}
+		p.gribiWrite = t
+	}
 	for raw, r := range pf.Tiers {
 		t, err := ParseTier(string(raw))
 		if err != nil {

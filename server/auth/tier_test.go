@@ -285,7 +285,10 @@ func TestTierListsCoverSchema(t *testing.T) {
 	// policy, not an entry's rank: whoever may write accords sets every
 	// posture rule, and the policy decides who that is (master only, by
 	// default).
-	exempt := map[string]bool{"/kedge/accords/accord/config/underlay-mutation-tiers": true}
+	// A gRIBI session's tier is its identity's, written by the gRIBI
+	// service; no gNMI Set may change /kedge/aft at all.
+	exempt := map[string]bool{"/kedge/accords/accord/config/underlay-mutation-tiers": true,
+		"/kedge/aft/sessions/session/config/tier": true}
 	var walk func(n *tree.Node)
 	walk = func(n *tree.Node) {
 		if n.Config && n.Type != nil && n.Type.Name == "tier" && !covered[n.Path] && !exempt[n.Path] {

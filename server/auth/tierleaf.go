@@ -101,6 +101,9 @@ func (a Authorizer) WriteChanges(ctx context.Context, p store.Proposed) error {
 	if !ok {
 		return fmt.Errorf("authorize write: %w", target.ErrUnauthenticated)
 	}
+	if err := checkAFTUntouched(p); err != nil {
+		return err
+	}
 	if id.Tier == Master {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -55,6 +56,9 @@ type Config struct {
 	// daemon hosts it; a restart drops tunnels) or "external" (a sidecar
 	// such as kedge-wg hosts it and the daemon only configures it).
 	MeshDevice string `yaml:"mesh-device"`
+	// GRIBIClass is the route class of the routes gRIBI sessions inject
+	// (the posture levels withhold routes by class).
+	GRIBIClass string `yaml:"gribi-class"`
 	// Notary records artifacts ("on") or not ("off"); notary.go.
 	Notary string `yaml:"notary"`
 	// Quartermaster is where the notary ships its log (host:port; empty:
@@ -88,6 +92,10 @@ type Config struct {
 	KubePosture  string `yaml:"kube-posture"`
 }
 
+// RouteClasses are the values of kt:route-class, which GRIBIClass must be
+// one of.
+var RouteClasses = []string{"management", "incident", "monitoring", "overlay", "underlay", "pod"}
+
 // Defaults returns the built-in settings, before resolution.
 func Defaults() Config {
 	return Config{
@@ -99,6 +107,7 @@ func Defaults() Config {
 		ShmPath:     "/dev/shm/kedge-governance",
 		BPFPinDir:   "/sys/fs/bpf/kedge",
 		MeshDevice:  "embedded",
+		GRIBIClass:  "underlay",
 		Notary:      "on",
 		// The seed leaves the grace open; 30 s lets an interactive
 		// command finish and stays far inside the 5 s-per-step overlay
@@ -261,6 +270,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ShmPath, "shm-path", c.ShmPath, "VPP governance shared-memory segment (\"off\": none)")
 	fs.StringVar(&c.BPFPinDir, "bpf-pin-dir", c.BPFPinDir, "bpffs directory of the posture_level map (\"off\": none)")
 	fs.StringVar(&c.MeshDevice, "mesh-device", c.MeshDevice, "WireGuard device owner: embedded (the daemon hosts it) or external (a sidecar such as kedge-wg does)")
+	fs.StringVar(&c.GRIBIClass, "gribi-class", c.GRIBIClass, "route class of the routes gRIBI injects: "+strings.Join(RouteClasses, ", "))
 	fs.StringVar(&c.SPIFFESocket, "spiffe-socket", c.SPIFFESocket, "SPIRE agent Workload API address for Shellstream (unix:///path; empty: no Shellstream)")
 	fs.StringVar(&c.ShellstreamID, "shellstream-id", c.ShellstreamID, "this node's Shellstream identity, the audience SATs must name (default kedge/<node-name>)")
 	fs.StringVar(&c.ShellstreamEndpoints, "shellstream-endpoints", c.ShellstreamEndpoints, "local endpoint per session type: type=unix:/path or type=127.0.0.1:port, comma separated")
@@ -316,6 +326,9 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if c.MeshDevice != "embedded" && c.MeshDevice != "external" {
 		return fmt.Errorf("resolve config: --mesh-device %q: want embedded or external", c.MeshDevice)
+	}
+	if !slices.Contains(RouteClasses, c.GRIBIClass) {
+		return fmt.Errorf("resolve config: --gribi-class %q: want one of %s", c.GRIBIClass, strings.Join(RouteClasses, ", "))
 	}
 	if c.Dataplane != "auto" && c.Dataplane != "off" {
 		return fmt.Errorf("resolve config: --dataplane %q: want auto or off", c.Dataplane)

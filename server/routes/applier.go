@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
@@ -48,6 +49,10 @@ type applier struct {
 	// stateOps); spareMarks is its other buffer.
 	marks, spareMarks []stateMark
 	status            route.Status // the backend's last outcome, its slices reused
+	// programmed is the last programmed-sequence written; hadAFT says
+	// whether the AFT held entries then.
+	programmed uint64
+	hadAFT     bool
 	// vlans is the underlay VLAN state last written (vlans.go).
 	vlans map[uint16]vlanVal
 	// full computes the reconciler's whole intent now, from the cache
@@ -119,6 +124,13 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 	a.b.CopyStatus(&a.status)
 	st := a.status
 	ops := a.stateOps(s, st)
+	// The gRIBI service answers FIB acknowledgements from the entries'
+	// state once this says the backend applied their commit: written
+	// while the AFT holds entries, and once more when it has emptied.
+	progress := s.Seq > a.programmed && (s.HasAFT || a.hadAFT)
+	if progress {
+		ops = append(ops, store.Update(kedgepath.Root().Kedge().Aft().State().ProgrammedSequence(), s.Seq))
+	}
 	ops = append(ops, a.vlanOps(s, st)...)
 	opsDone := time.Now()
 	if len(ops) > 0 {
@@ -128,6 +140,9 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 				a.log.Warn("write route state", "err", serr)
 			}
 			return err
+		}
+		if progress {
+			a.programmed, a.hadAFT = s.Seq, s.HasAFT
 		}
 	}
 	a.log.Debug("routes applied", "routes", len(s.Config.Routes), "added", st.Added, "removed", st.Removed,

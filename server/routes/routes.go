@@ -38,7 +38,8 @@ import (
 // it again.
 var (
 	configPrefixes = []string{kedgepath.Root().Kedge().Routes().SchemaPath(), kedgepath.Root().Kedge().Pods().SchemaPath(),
-		kedgepath.Root().Kedge().Accords().SchemaPath(), kedgepath.Root().Kedge().Underlay().Vlans().SchemaPath()}
+		kedgepath.Root().Kedge().Accords().SchemaPath(), kedgepath.Root().Kedge().Underlay().Vlans().SchemaPath(),
+		kedgepath.Root().Kedge().Aft().SchemaPath()}
 	statePrefixes = []string{kedgepath.Root().Kedge().Posture().State().EffectiveLevel().SchemaPath()}
 )
 
@@ -150,6 +151,7 @@ func options(log *slog.Logger, c *intent.RouteCache) reconcile.Options[intent.Ro
 		IntentAt: func(t *tree.Tree, seq uint64) (intent.RouteSet, error) {
 			start := time.Now()
 			s, err := c.Changes(t, accord.Current(t), seq)
+			s.Seq = seq
 			if s.Delta != nil {
 				log.Debug("routes intent", "put", len(s.Delta.Patch.Put), "del", len(s.Delta.Patch.Del), "took", time.Since(start))
 			} else {

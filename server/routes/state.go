@@ -21,11 +21,15 @@ const (
 	statusActive    = string(kedgepath.PodStatusActive)
 )
 
-// stateKey names a /kedge/routes or /kedge/pods entry.
+// stateKey names a /kedge/routes, /kedge/pods or /kedge/aft entry.
 type stateKey struct {
 	pod   bool
 	a, b  string // prefix and "" for a route; container-id and ifname for a pod
 	table uint32
+	// aft names a /kedge/aft entry: a is an IP entry's prefix, id a next
+	// hop's index or a group's id.
+	aft intent.AFTKind
+	id  uint64
 }
 
 type stateVal struct{ status, reason string }
@@ -83,6 +87,10 @@ func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
 	// The reason leaf is written when there is one, and deleted when the
 	// entry may still hold an old one.
 	dropReason := v.reason == "" && stated && (!known || old.reason != "")
+	if k.aft != 0 {
+		w.ops = aftStateOps(w.ops, k, v, dropReason)
+		return
+	}
 	if k.pod {
 		st := kedgepath.Root().Kedge().Pods().Pod(k.a, k.b).State()
 		w.ops = append(w.ops, store.Update(st.Status(), kedgepath.PodStatus(v.status)))
@@ -145,6 +153,10 @@ func (a *applier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 		}
 		if o.IsOverlay() {
 			continue // no /kedge/routes entry; the peer's state is the mesh's
+		}
+		if o.IsAFT() {
+			w.put(aftKey(o.AFT), v, o.Stated)
+			continue
 		}
 		if o.IsPod() {
 			if p := agg(o.Pod); v.status == statusInstalled {
@@ -240,7 +252,14 @@ func (a *applier) restOps(w *stateWriter, s intent.RouteSet, agg func(intent.Pod
 			agg(wh.Origin.Pod).withhold(wh.Reason)
 			continue
 		}
+		if wh.Origin.IsAFT() {
+			w.put(aftKey(wh.Origin.AFT), stateVal{statusWithheld, wh.Reason}, wh.Origin.Stated)
+			continue
+		}
 		w.put(routeKey(wh.Origin), stateVal{statusWithheld, wh.Reason}, wh.Origin.Stated)
+	}
+	for _, st := range s.AFT {
+		w.put(aftKey(st.Key), stateVal{st.Status, st.Reason}, st.Stated)
 	}
 	for _, inv := range s.Invalid {
 		if inv.Origin.IsPod() {
@@ -298,4 +317,40 @@ func (m stateMark) before(o stateMark) bool {
 
 func podStateKey(k intent.PodKey) stateKey {
 	return stateKey{pod: true, a: k.ContainerID, b: k.IfName}
+}
+
+func aftKey(k intent.AFTKey) stateKey { return stateKey{aft: k.Kind, a: k.Prefix, id: k.ID} }
+
+// aftStateOps writes a /kedge/aft entry's status (the routes' statuses
+// share their names with aft-status) and reason.
+func aftStateOps(ops []store.Op, k stateKey, v stateVal, dropReason bool) []store.Op {
+	a := kedgepath.Root().Kedge().Aft()
+	status := kedgepath.AftStatus(v.status)
+	type leaves struct {
+		status store.Op
+		reason func() store.Op
+		drop   store.Op
+	}
+	var l leaves
+	switch k.aft {
+	case intent.AFTIPv4:
+		st := a.Ipv4Entries().Ipv4Entry(k.a).State()
+		l = leaves{store.Update(st.Status(), status), func() store.Op { return store.Update(st.Reason(), v.reason) }, store.Delete(st.Reason())}
+	case intent.AFTIPv6:
+		st := a.Ipv6Entries().Ipv6Entry(k.a).State()
+		l = leaves{store.Update(st.Status(), status), func() store.Op { return store.Update(st.Reason(), v.reason) }, store.Delete(st.Reason())}
+	case intent.AFTNextHopGroup:
+		st := a.NextHopGroups().NextHopGroup(k.id).State()
+		l = leaves{store.Update(st.Status(), status), func() store.Op { return store.Update(st.Reason(), v.reason) }, store.Delete(st.Reason())}
+	default:
+		st := a.NextHops().NextHop(k.id).State()
+		l = leaves{store.Update(st.Status(), status), func() store.Op { return store.Update(st.Reason(), v.reason) }, store.Delete(st.Reason())}
+	}
+	ops = append(ops, l.status)
+	if v.reason != "" {
+		ops = append(ops, l.reason())
+	} else if dropReason {
+		ops = append(ops, l.drop)
+	}
+	return ops
 }

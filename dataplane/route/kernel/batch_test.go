@@ -51,7 +51,7 @@ func TestBatch10000WithBadRouteInside(t *testing.T) {
 		t.Errorf("sent %d netlink messages in %d sendmsg calls, want %d calls", st.Messages, st.Sends, wantSends)
 	}
 	for i, s := range st.Routes {
-		if (s.State == route.StateFailed) != (cfg[i] == bad) {
+		if (s.State == route.StateFailed) != cfg[i].Equal(bad) {
 			t.Errorf("route %d %s: state %s err %v", i, cfg[i], s.State, s.Err)
 		}
 	}

@@ -12,7 +12,8 @@ import (
 // at 100,000 routes the backend keeps it for good (Patch plans from it),
 // and a map of route.Key to rtnl.Route cost about 245 B a route where
 // this costs about 100. Routes it cannot store compactly (a zoned or
-// mapped address, a multipath route from a dump) are kept whole beside.
+// mapped address, a multipath route or one with next hops) are kept
+// whole beside.
 type routeCache struct {
 	m    map[cacheKey]cacheVal
 	rare map[cacheKey]rtnl.Route
@@ -48,7 +49,7 @@ func (c *routeCache) len() int { return len(c.m) + len(c.rare) }
 
 func (c *routeCache) put(r rtnl.Route) {
 	k := keyOfRoute(kernelKey(r))
-	if r.Multipath || !plain(r.Dst.Addr()) || !plain(r.Gateway) || !plain(r.Src) || r.OIF != int(int32(r.OIF)) {
+	if r.Multipath || len(r.Nexthops) > 0 || !plain(r.Dst.Addr()) || !plain(r.Gateway) || !plain(r.Src) || r.OIF != int(int32(r.OIF)) {
 		delete(c.m, k)
 		if c.rare == nil {
 			c.rare = map[cacheKey]rtnl.Route{}

@@ -2,13 +2,14 @@ package kernel
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 )
 
 // TestRouteCacheRoundTrip: every route the cache stores comes back
-// exactly, compact or kept whole (multipath, a mapped or zoned address),
+// exactly, compact or kept whole (multipath or with next hops, a mapped or zoned address),
 // and replacing or deleting a key leaves no trace of the old route.
 func TestRouteCacheRoundTrip(t *testing.T) {
 	p, a := netip.MustParsePrefix, netip.MustParseAddr
@@ -18,6 +19,7 @@ func TestRouteCacheRoundTrip(t *testing.T) {
 		{Dst: p("10.0.2.0/24"), Gateway: a("fe80::1"), OIF: 2, Table: 254, Protocol: 107, Type: 1}, // IPv6 next hop of an IPv4 route
 		{Dst: p("fd00::/64"), Gateway: a("fd00::2"), Table: 254, Priority: 1024, Protocol: 107, Type: 1},
 		{Dst: p("10.0.3.0/24"), Table: 254, Multipath: true, Protocol: 107, Type: 1},
+		{Dst: p("10.0.6.0/24"), Table: 254, Protocol: 107, Type: 1, Nexthops: []rtnl.Nexthop{{Gateway: a("10.0.0.2"), Hops: 1}, {OIF: 3}}},
 		{Dst: p("10.0.4.0/24"), Gateway: a("::ffff:10.0.0.2"), Table: 254, Protocol: 107, Type: 1},
 		{Dst: p("10.0.5.0/24"), Gateway: a("fe80::1%eth0"), Table: 254, Protocol: 107, Type: 1},
 	}
@@ -30,7 +32,7 @@ func TestRouteCacheRoundTrip(t *testing.T) {
 	}
 	for _, r := range routes {
 		got, ok := c.get(kernelKey(r))
-		if !ok || got != r {
+		if !ok || !reflect.DeepEqual(got, r) {
 			t.Errorf("get %s = %+v %t, want %+v", r.Dst, got, ok, r)
 		}
 	}
@@ -48,11 +50,11 @@ func TestRouteCacheRoundTrip(t *testing.T) {
 	mp := routes[0]
 	mp.Multipath = true
 	c.put(mp)
-	if got, _ := c.get(kernelKey(mp)); got != mp || c.len() != len(routes) {
+	if got, _ := c.get(kernelKey(mp)); !reflect.DeepEqual(got, mp) || c.len() != len(routes) {
 		t.Errorf("after replacing with multipath: %+v, len %d", got, c.len())
 	}
 	c.put(routes[0])
-	if got, _ := c.get(kernelKey(mp)); got != routes[0] || c.len() != len(routes) {
+	if got, _ := c.get(kernelKey(mp)); !reflect.DeepEqual(got, routes[0]) || c.len() != len(routes) {
 		t.Errorf("after replacing back: %+v, len %d", got, c.len())
 	}
 	for _, r := range routes {

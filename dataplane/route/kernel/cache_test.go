@@ -140,6 +140,26 @@ func TestWatchSeesDrift(t *testing.T) {
 			<-drift
 		}
 	}
+	// settle waits until the watch has been silent for a second: the
+	// kernel's link watcher reports a new or raised link's carrier up
+	// to a second later, and IPv6 address events trail it, so events of
+	// the test's own setup can reach the watch after it started
+	// (TestWatchSeesDrift failed 2 runs in 8 under load that way, with
+	// "Kedge's own Set woke the watch").
+	settle := func() {
+		t.Helper()
+		deadline := time.After(15 * time.Second)
+		for {
+			select {
+			case <-drift:
+			case <-time.After(time.Second):
+				return
+			case <-deadline:
+				t.Fatal("the watch kept waking for 15 s with nothing changing")
+			}
+		}
+	}
+	settle()
 	set()
 	quiet("Kedge's own Set")
 	ip(t, "-n", n.NS, "route", "del", "10.83.0.0/24", "proto", "107")
@@ -158,12 +178,7 @@ func TestWatchSeesDrift(t *testing.T) {
 	woken("the link coming back")
 	set()
 	checkKernel(t, n, routes)
-	// The link's carrier and IPv6 events trail in for a while after it
-	// comes up; let them pass before listening for silence.
-	time.Sleep(500 * time.Millisecond)
-	for len(drift) > 0 {
-		<-drift
-	}
+	settle()
 	// Routes of other protocols are none of Kedge's business.
 	ip(t, "-n", n.NS, "route", "add", "10.86.0.0/24", "dev", n.Dev, "proto", "static")
 	quiet("a foreign route")

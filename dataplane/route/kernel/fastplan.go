@@ -49,7 +49,7 @@ func (b *Backend) fastPlan(routes []route.Route, index map[string]int, kernel *r
 	}
 	j := 0
 	for i, r := range routes {
-		if j < len(pv.routes) && pv.status[j].State == route.StateInstalled && r == pv.routes[j] {
+		if j < len(pv.routes) && pv.status[j].State == route.StateInstalled && r.Equal(pv.routes[j]) {
 			n := pv.norm[j]
 			if !ordered(route.Key{Table: n.Table, Dst: n.Dst, Metric: n.Metric}) {
 				return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -30,6 +31,7 @@ func (b *Backend) Set(ctx context.Context, cfg route.Config) error {
 	// Copy into the buffer of two Sets ago: prev still holds the last one.
 	cfg.Routes = append(b.scratch.spareRoutes[:0], cfg.Routes...)
 	b.scratch.spareRoutes = nil
+	cloneMultipath(cfg.Routes)
 	b.last = &cfg
 	return b.set(ctx, cfg)
 }
@@ -95,6 +97,29 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	return errors.Join(errs...)
 }
 
+// cloneMultipath gives the routes' next-hop slices arrays of the
+// backend's own, since the caller may reuse cfg's slices once Set returns
+// and the next Set compares against these. Routes sharing one array (a
+// group's routes) share one copy.
+func cloneMultipath(routes []route.Route) {
+	var copies map[*route.NextHop][]route.NextHop
+	for i := range routes {
+		mp := routes[i].Multipath
+		if len(mp) == 0 {
+			continue
+		}
+		if copies == nil {
+			copies = map[*route.NextHop][]route.NextHop{}
+		}
+		c, ok := copies[&mp[0]]
+		if !ok || len(c) != len(mp) {
+			c = slices.Clone(mp)
+			copies[&mp[0]] = c
+		}
+		routes[i].Multipath = c
+	}
+}
+
 func kernelScope(s route.Scope) uint8 {
 	switch s {
 	case route.ScopeLink:
@@ -114,6 +139,14 @@ func (b *Backend) toKernel(r route.Route, oif int) rtnl.Route {
 
 // sameRoute reports whether the kernel route k already is the desired d.
 func sameRoute(d, k rtnl.Route) bool {
+	if len(d.Nexthops) > 0 {
+		return k.Multipath && k.Type == d.Type && d.Src == k.Src &&
+			slices.EqualFunc(d.Nexthops, k.Nexthops, func(dh, kh rtnl.Nexthop) bool {
+				// A next hop named by its gateway alone gets the device
+				// the kernel resolves.
+				return dh.Gateway == kh.Gateway && dh.Hops == kh.Hops && (dh.OIF == 0 || dh.OIF == kh.OIF)
+			})
+	}
 	if k.Multipath || k.Type != d.Type {
 		return false
 	}
@@ -390,6 +423,20 @@ func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kerne
 		}
 	}
 	want := b.toKernel(n, oif)
+	if len(n.Multipath) > 0 {
+		want.Nexthops = make([]rtnl.Nexthop, len(n.Multipath))
+		for j, h := range n.Multipath {
+			hop := rtnl.Nexthop{Gateway: h.Gateway, Hops: uint8(h.Weight - 1)}
+			if h.Device != "" {
+				var ok bool
+				if hop.OIF, ok = index[h.Device]; !ok {
+					p.st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: r, Err: fmt.Errorf("%w %q", route.ErrUnknownDevice, h.Device)}}
+					return
+				}
+			}
+			want.Nexthops[j] = hop
+		}
+	}
 	flags := uint16(rtnl.FlagCreate)
 	if have, ok := kernel.get(kernelKey(want)); ok {
 		if sameRoute(want, have) {

@@ -149,6 +149,11 @@ func (f *Fake) Set(ctx context.Context, cfg route.Config) error {
 		if err == nil && r.Device != "" && f.devices != nil && !f.devices[r.Device] && ifaces[r.Device].Name == "" {
 			err = fmt.Errorf("%w %q", route.ErrUnknownDevice, r.Device)
 		}
+		for _, h := range r.Multipath {
+			if err == nil && h.Device != "" && f.devices != nil && !f.devices[h.Device] && ifaces[h.Device].Name == "" {
+				err = fmt.Errorf("%w %q", route.ErrUnknownDevice, h.Device)
+			}
+		}
 		if err == nil {
 			err = f.failDst[r.Dst]
 		}
@@ -157,7 +162,7 @@ func (f *Fake) Set(ctx context.Context, cfg route.Config) error {
 			errs = append(errs, s.Err)
 		} else {
 			n := r.Normalize()
-			if old, ok := f.routes[n.Key()]; !ok || old != n {
+			if old, ok := f.routes[n.Key()]; !ok || !old.Equal(n) {
 				st.Added++
 			}
 			next[n.Key()] = n
@@ -252,7 +257,7 @@ func (f *Fake) Patches() []route.Patch {
 	return out
 }
 
-func sameRoute(a, b route.Route) bool { return a == b }
+func sameRoute(a, b route.Route) bool { return a.Equal(b) }
 
 // Sweep applies the last Config again (recorded as another call), like
 // Backend.Sweep. The fake adopts nothing at start, so nothing is held.

@@ -179,3 +179,65 @@ func TestSenderListener(t *testing.T) {
 		t.Errorf("replayed notice was acknowledged")
 	}
 }
+
+// A peer that acknowledges a notice more than once (each resend, or a
+// duplicating network) must not wedge Drain: the reader used to block
+// sending a surplus ACK to a channel nobody read any more, and Drain's
+// wait for it never returned (seen as a daemon shutdown hanging mid-drain).
+func TestDrainSurvivesDuplicateAcks(t *testing.T) {
+	ns := loopNetns(t)
+	lo := netip.MustParseAddr("127.0.0.1")
+	port := 20000 + rand.IntN(20000)
+	th, err := nsthread.Start(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer th.Close()
+	var peer *net.UDPConn
+	if err := th.Do(func() error {
+		var err error
+		peer, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	go func() { // the peer: every DRAIN gets eight ACKs
+		buf := make([]byte, 512)
+		for {
+			n, from, err := peer.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			m, err := Unmarshal(buf[:n])
+			if err != nil || m.Type != TypeDrain {
+				continue
+			}
+			ack, _ := Message{Type: TypeAck, Node: "peer", Seq: m.Seq}.Marshal()
+			for range 8 {
+				peer.WriteToUDPAddrPort(ack, from)
+			}
+		}
+	}()
+	s, err := NewSender(SenderConfig{Node: "n0", Device: "lo", Netns: ns, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 20 {
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			done <- s.Drain(ctx, 2, map[string]netip.Addr{"peer": lo})["peer"]
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("drain %d: %v", i, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("drain %d never returned: its ACK reader is stuck on a surplus ACK", i)
+		}
+	}
+}

@@ -46,6 +46,13 @@ var subcommands = []subcommand{
 		run:     installCNICmd,
 	},
 	{
+		name:    "health",
+		usage:   "health [--socket PATH] [--ready] [--timeout D]",
+		summary: "Check a running daemon over its unix socket (the DaemonSet's probes): live when it answers a Get of its node name in time, ready when its posture engine has also applied a level. Exit 0 healthy, 1 not.",
+		flags:   func() *flag.FlagSet { fs, _, _, _ := healthFlags(); return fs },
+		run:     healthCmd,
+	},
+	{
 		name:    "notary",
 		usage:   "notary query|get INDEX|checkpoint|verify [flags]",
 		summary: "Read the notary log: query lists artifacts from the running daemon by type, time and posture level; get fetches one with its inclusion proof and checks it; checkpoint prints the latest signed checkpoint; verify checks the whole local log offline (every frame, signature and tree hash), optionally against a saved checkpoint. Each verb takes -h.",
@@ -57,6 +64,13 @@ var subcommands = []subcommand{
 		summary: storeSummary,
 		flags:   func() *flag.FlagSet { fs, _, _ := storeFlags(); return fs },
 		run:     func(args []string, _ io.Reader, stdout, _ io.Writer) error { return storeCmd(args, stdout) },
+	},
+	{
+		name:    "governance",
+		usage:   "governance [--shm-path PATH]",
+		summary: "Print the VPP governance segment as the VPP plugin reads it: posture level, sequence, flags and when it was last written.",
+		flags:   func() *flag.FlagSet { fs, _ := governanceFlags(); return fs },
+		run:     governanceCmd,
 	},
 	{
 		name:    "demo",

@@ -18,9 +18,19 @@ type Route struct {
 	Scope    uint8
 	Protocol uint8
 	Type     uint8
-	// Multipath is set for dumped routes with RTA_MULTIPATH; the backend
-	// never makes those, so such a route never equals a desired one.
+	// Multipath is set for dumped routes with RTA_MULTIPATH, whose next
+	// hops are in Nexthops; a desired route with Nexthops is sent with
+	// RTA_MULTIPATH (and without Gateway and OIF).
 	Multipath bool
+	Nexthops  []Nexthop
+}
+
+// Nexthop is one path of a multipath route (struct rtnexthop and its
+// RTA_GATEWAY).
+type Nexthop struct {
+	Gateway netip.Addr // invalid when none
+	OIF     int        // 0 when none
+	Hops    uint8      // weight - 1
 }
 
 // Route message flags for Exec.
@@ -94,7 +104,52 @@ func AppendRoute(arena []byte, r Route, flags uint16) ([]byte, Request) {
 	if r.Src.IsValid() {
 		b = appendAddrAttr(b, unix.RTA_PREFSRC, r.Src)
 	}
+	if len(r.Nexthops) > 0 {
+		b = appendMultipath(b, r.Nexthops)
+	}
 	return b, Request{Type: unix.RTM_NEWROUTE, Flags: flags, Body: b[start:len(b):len(b)]}
+}
+
+// appendMultipath appends RTA_MULTIPATH: one struct rtnexthop (length,
+// flags, hops, ifindex) per path, each followed by its RTA_GATEWAY.
+func appendMultipath(b []byte, nhs []Nexthop) []byte {
+	at := len(b)
+	b = native.AppendUint16(b, 0) // attribute length, filled below
+	b = native.AppendUint16(b, unix.RTA_MULTIPATH)
+	for _, h := range nhs {
+		n := len(b)
+		b = native.AppendUint16(b, 0) // rtnh_len, filled below
+		b = append(b, 0, h.Hops)      // rtnh_flags, rtnh_hops
+		b = native.AppendUint32(b, uint32(int32(h.OIF)))
+		if h.Gateway.IsValid() {
+			b = appendAddrAttr(b, unix.RTA_GATEWAY, h.Gateway)
+		}
+		native.PutUint16(b[n:], uint16(len(b)-n))
+	}
+	native.PutUint16(b[at:], uint16(len(b)-at))
+	return b
+}
+
+// parseMultipath reads RTA_MULTIPATH's next hops.
+func parseMultipath(v []byte) []Nexthop {
+	var out []Nexthop
+	for len(v) >= unix.SizeofRtNexthop {
+		l := int(native.Uint16(v[0:2]))
+		if l < unix.SizeofRtNexthop || l > len(v) {
+			break
+		}
+		h := Nexthop{Hops: v[3], OIF: int(int32(native.Uint32(v[4:8])))}
+		walkAttrs(v[unix.SizeofRtNexthop:l], func(typ uint16, a []byte) {
+			if typ == unix.RTA_GATEWAY {
+				if addr, ok := netip.AddrFromSlice(a); ok {
+					h.Gateway = addr
+				}
+			}
+		})
+		out = append(out, h)
+		v = v[(l+3)&^3:]
+	}
+	return out
 }
 
 // DelRoute builds an RTM_DELROUTE request for the route with r's key
@@ -192,6 +247,7 @@ func parseRoute(p []byte) (Route, bool, error) {
 			}
 		case unix.RTA_MULTIPATH:
 			r.Multipath = true
+			r.Nexthops = parseMultipath(v)
 		}
 	})
 	pfx, err := dst.Prefix(dstLen)

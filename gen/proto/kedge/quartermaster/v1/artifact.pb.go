@@ -1540,7 +1540,8 @@ type PostureTransitionArtifact struct {
 	Sequence  uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	FromLevel uint32                 `protobuf:"varint,2,opt,name=from_level,json=fromLevel,proto3" json:"from_level,omitempty"`
 	ToLevel   uint32                 `protobuf:"varint,3,opt,name=to_level,json=toLevel,proto3" json:"to_level,omitempty"`
-	// What decided the level: config or bpf-map.
+	// What decided the level: config, bpf-map (a level another program wrote
+	// into the pinned map) or cluster (the cluster engine's level).
 	Source          string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
 	StartedUnixNano int64  `protobuf:"varint,5,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
 	DurationNanos   int64  `protobuf:"varint,6,opt,name=duration_nanos,json=durationNanos,proto3" json:"duration_nanos,omitempty"`
