@@ -75,6 +75,7 @@ func newApplier(b routeBackend, st Store, log *slog.Logger, cache *intent.RouteC
 		err := st.ReadAt(func(t *tree.Tree, seq uint64) error {
 			var err error
 			s, err = cache.Routes(t, accord.Current(t), seq)
+			s.Seq = seq
 			return err
 		})
 		return s, err
