@@ -27,8 +27,16 @@ type Backend interface {
 	// *RuleError or *InterfaceError); one bad item never stops the others.
 	// The caller may reuse cfg's slices once Set returns.
 	Set(ctx context.Context, cfg Config) error
-	// CopyStatus copies the outcome of the last Set into dst, reusing
-	// dst's slices (Routes[i] is about the last Config's Routes[i]).
+	// Patch applies a change to the routes of the desired state the
+	// backend holds: Put routes are added or replaced first, then Del
+	// routes removed. It fails with ErrNoBase, changing nothing, when it
+	// cannot (then Set the whole Config); otherwise like Set it returns
+	// the items' errors joined, and the outcome is in the Status
+	// (Routes[i] about p.Put[i], Patched set).
+	Patch(ctx context.Context, p Patch) error
+	// CopyStatus copies the outcome of the last Set or Patch into dst,
+	// reusing dst's slices (Routes[i] is about the last Config's
+	// Routes[i], or the last Patch's Put[i]).
 	CopyStatus(dst *Status)
 	// Watch calls drift whenever something other than Set changes what
 	// the last Set made, or makes a failed item possible, until ctx is

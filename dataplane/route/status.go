@@ -70,5 +70,7 @@ type Status struct {
 	// Incremental: the Set planned its routes from the previous Set's
 	// (Config in key order, kernel untouched by others), not from scratch.
 	Incremental bool
-	Applied     time.Time
+	// Patched: the outcome is a Patch's; Routes are about its Put.
+	Patched bool
+	Applied time.Time
 }

@@ -64,6 +64,8 @@ type RouteCache struct {
 	synced   bool
 	// incremental: this intent reads only the dirty entries.
 	incremental bool
+	// base is what Changes compares against (routedelta.go).
+	base deltaBase
 	// aft caches gRIBI's IP entries (aftcache.go).
 	aft aftCache
 }
@@ -170,10 +172,10 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 	c.gen++
 	c.incremental = c.synced && seq == c.observed
 	set, err := routes(t, a, true, c)
+	c.base.record(t, a, set)
 	// The cache now reflects the tree at seq; commits after it must be
 	// observed one by one.
-	clear(c.dirty)
-	clear(c.restate)
+	c.resetDirty()
 	c.observed, c.synced = seq, true
 	return set, err
 }

@@ -79,6 +79,11 @@ type RouteSet struct {
 	// VLANs are the underlay VLANs with an interface on this node
 	// (Config.Interfaces), for their state.
 	VLANs []VLANRef
+	// Delta, when set, makes this set a change to the set the same
+	// RouteCache returned before (RouteCache.Changes): Config.Routes and
+	// Origins are empty, Withheld and Invalid hold only the /kedge/routes
+	// entries that changed (and every pod's), and the rest is whole.
+	Delta *RouteDelta
 }
 
 // quartermasterKind marks the endpoints of the Quartermaster service
@@ -143,18 +148,7 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 		return set, nil
 	}
 	rt := k.Routes()
-	var eps []endpoint
-	for in := range rt.Endpoints().Endpoint().All() {
-		c := in.Config()
-		pfx, _ := c.Prefix()
-		if p, err := netip.ParsePrefix(pfx); err == nil {
-			kind, _ := c.Kind()
-			eps = append(eps, endpoint{kind: string(kind), prefix: p.Masked()})
-			if svc, _ := c.Service(); svc == accord.ServiceQuartermaster {
-				eps = append(eps, endpoint{kind: quartermasterKind, prefix: p.Masked()})
-			}
-		}
-	}
+	eps := endpoints(rt)
 	n := rt.Route().Len()
 	if a := k.Aft(); a.Exists() {
 		n += a.Ipv4Entries().Ipv4Entry().Len() + a.Ipv6Entries().Ipv6Entry().Len()
@@ -284,6 +278,24 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	set.Invalid = sortWithheld(set.Invalid)
 	set.Config.Interfaces, set.VLANs = UnderlayInterfaces(t, a)
 	return set, nil
+}
+
+// endpoints reads the configured service endpoints the route policy
+// looks at.
+func endpoints(rt kedgetree.Kedge_Routes) []endpoint {
+	var eps []endpoint
+	for in := range rt.Endpoints().Endpoint().All() {
+		c := in.Config()
+		pfx, _ := c.Prefix()
+		if p, err := netip.ParsePrefix(pfx); err == nil {
+			kind, _ := c.Kind()
+			eps = append(eps, endpoint{kind: string(kind), prefix: p.Masked()})
+			if svc, _ := c.Service(); svc == accord.ServiceQuartermaster {
+				eps = append(eps, endpoint{kind: quartermasterKind, prefix: p.Masked()})
+			}
+		}
+	}
+	return eps
 }
 
 // withholdReasons builds each distinct withhold reason once: at level 1

@@ -99,6 +99,19 @@ func BenchmarkRoutesOneChange(b *testing.B) {
 				}
 			}
 		})
+		b.Run(name+"/changes", func(b *testing.B) {
+			// The reconciler's case since issue 17: only what changed.
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				changes := setLeaf(b, tr, "/kedge/routes/route[prefix=10.128.0.1/32][table=254]/config/metric", u(uint64(i%100)))
+				seq++
+				cache.Observe(seq, false, changes)
+				b.StartTimer()
+				if set, err := cache.Changes(tr, acc, seq); err != nil || set.Delta == nil || len(set.Delta.Patch.Put) != 1 {
+					b.Fatalf("not a one-route change set (err %v)", err)
+				}
+			}
+		})
 		b.Run(name+"/cached", func(b *testing.B) {
 			// Commits not observed: every entry is walked, changed ones read.
 			for i := 0; b.Loop(); i++ {

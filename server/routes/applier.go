@@ -3,6 +3,7 @@ package routes
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/models/accord"
 	"github.com/guildhouse-co/kedge/models/intent"
 )
 
@@ -18,6 +20,9 @@ import (
 // route.Backend: kernel.Backend, or routetest.Fake in tests).
 type routeBackend interface {
 	Set(ctx context.Context, cfg route.Config) error
+	// Patch applies a change to the desired routes; route.ErrNoBase
+	// says Set the whole Config instead.
+	Patch(ctx context.Context, p route.Patch) error
 	// CopyStatus copies the outcome of the last Set (per route, in
 	// Config order) into dst, reusing its slices.
 	CopyStatus(dst *route.Status)
@@ -50,14 +55,62 @@ type applier struct {
 	hadAFT     bool
 	// vlans is the underlay VLAN state last written (vlans.go).
 	vlans map[uint16]vlanVal
+	// full computes the reconciler's whole intent now, from the cache
+	// whose changes (RouteSet.Delta) the reconciler passes (nil: none).
+	full func() (intent.RouteSet, error)
+	// follows: the backend and the state hold exactly the last set the
+	// reconciler passed, so its next change may be patched in.
+	follows bool
+}
+
+// newApplier returns the applier of b writing state to st; cache is the
+// reconciler's, whose change sets it applies.
+func newApplier(b routeBackend, st Store, log *slog.Logger, cache *intent.RouteCache) *applier {
+	a := &applier{b: b, st: st, log: log}
+	// A change set the applier cannot patch in is replaced by the whole
+	// intent, computed by the same cache (on the reconciler's goroutine,
+	// which calls the applier) from the tree as it is now.
+	a.full = func() (intent.RouteSet, error) {
+		var s intent.RouteSet
+		err := st.ReadAt(func(t *tree.Tree, seq uint64) error {
+			var err error
+			s, err = cache.Routes(t, accord.Current(t), seq)
+			s.Seq = seq
+			return err
+		})
+		return s, err
+	}
+	return a
 }
 
 // Set applies s and records the outcome. It returns the backend's error:
 // per-route failures (also in state) included, so the reconciler retries
 // them (a gateway may become reachable).
 func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
+	return a.set(ctx, s, false)
+}
+
+// set applies s; step says it is the posture step's (computed apart from
+// the reconciler's cache, which a change set is relative to).
+func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	follows := a.follows
+	a.follows = false // until this set is wholly applied
+	if s.Delta != nil {
+		if follows && a.written != nil && a.vlansStated(s) {
+			err := a.b.Patch(ctx, s.Delta.Patch)
+			if !errors.Is(err, route.ErrNoBase) {
+				return a.patched(ctx, s, err)
+			}
+		}
+		// The change cannot be patched in (the backend or the state
+		// does not hold the set it changes): apply the whole intent.
+		var err error
+		if s, err = a.full(); err != nil {
+			return fmt.Errorf("compute routes intent: %w", err)
+		}
+	}
 	start := time.Now()
 	err := a.b.Set(ctx, s.Config)
 	kernel := time.Since(start)
@@ -96,7 +149,44 @@ func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
 	a.log.Debug("routes applied", "routes", len(s.Config.Routes), "added", st.Added, "removed", st.Removed,
 		"sends", st.Sends, "kernel", kernel, "state_ops", len(ops), "state_build", opsDone.Sub(start)-kernel,
 		"state_commit", time.Since(opsDone))
+	a.follows = err == nil && !step
 	return err
+}
+
+// patched records the outcome of patching in s's change (err is Patch's).
+func (a *applier) patched(ctx context.Context, s intent.RouteSet, err error) error {
+	if ctx.Err() != nil || (err != nil && !itemErrorsOnly(err)) {
+		return err
+	}
+	a.b.CopyStatus(&a.status)
+	ops := a.deltaStateOps(s, a.status)
+	if len(ops) > 0 {
+		if serr := a.commitState(ctx, ops); serr != nil {
+			a.written, a.marks, a.vlans = nil, nil, nil
+			if ctx.Err() == nil {
+				a.log.Warn("write route state", "err", serr)
+			}
+			return err
+		}
+	}
+	if cap(a.status.Routes) > 4096 {
+		a.status.Routes = nil // a bulk change's outcome, written now
+	}
+	a.log.Debug("routes patched", "put", len(s.Delta.Patch.Put), "del", len(s.Delta.Patch.Del),
+		"added", a.status.Added, "removed", a.status.Removed, "state_ops", len(ops))
+	a.follows = err == nil
+	return err
+}
+
+// vlansStated reports whether every VLAN of s has its state (a change
+// set leaves the VLANs' state as it is).
+func (a *applier) vlansStated(s intent.RouteSet) bool {
+	for _, v := range s.VLANs {
+		if !v.Stated {
+			return false
+		}
+	}
+	return true
 }
 
 // commitState commits ops. State can only be written to entries that
@@ -133,7 +223,7 @@ func (a *applier) commitState(ctx context.Context, ops []store.Op) error {
 type stepApplier struct{ a *applier }
 
 func (s stepApplier) Set(ctx context.Context, rs intent.RouteSet) error {
-	err := s.a.Set(ctx, rs)
+	err := s.a.set(ctx, rs, true)
 	if err != nil && itemErrorsOnly(err) {
 		return nil
 	}

@@ -80,8 +80,9 @@ func New(c Config) *Component {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	ap := &applier{b: c.Backend, st: c.Store, log: c.Logger}
-	o := options(c.Logger, &intent.RouteCache{})
+	cache := &intent.RouteCache{}
+	ap := newApplier(c.Backend, c.Store, c.Logger, cache)
+	o := options(c.Logger, cache)
 	o.RetryMin, o.RetryMax = c.RetryMin, c.RetryMax
 	return &Component{cfg: c, ap: ap, rec: reconcile.New[intent.RouteSet](c.Store, nil, ap, o)}
 }
@@ -141,7 +142,7 @@ func (c *Component) Stats() reconcile.Stats { return c.rec.Stats() }
 
 // options configure the route reconciler: its intent is the routes under
 // the accord of the level in effect, through a cache that follows the
-// change feed (the posture step computes its own, under the target
+// change feed and returns what changed when it can (RouteCache.Changes) (the posture step computes its own, under the target
 // accord), timed at debug level since at 100,000 routes it is a visible
 // part of a reconcile.
 func options(log *slog.Logger, c *intent.RouteCache) reconcile.Options[intent.RouteSet] {
@@ -149,9 +150,13 @@ func options(log *slog.Logger, c *intent.RouteCache) reconcile.Options[intent.Ro
 		Name: "routes", Logger: log, Prefixes: configPrefixes, StatePrefixes: statePrefixes,
 		IntentAt: func(t *tree.Tree, seq uint64) (intent.RouteSet, error) {
 			start := time.Now()
-			s, err := c.Routes(t, accord.Current(t), seq)
+			s, err := c.Changes(t, accord.Current(t), seq)
 			s.Seq = seq
-			log.Debug("routes intent", "routes", len(s.Config.Routes), "withheld", len(s.Withheld), "took", time.Since(start))
+			if s.Delta != nil {
+				log.Debug("routes intent", "put", len(s.Delta.Patch.Put), "del", len(s.Delta.Patch.Del), "took", time.Since(start))
+			} else {
+				log.Debug("routes intent", "routes", len(s.Config.Routes), "withheld", len(s.Withheld), "took", time.Since(start))
+			}
 			return s, err
 		},
 		Observe: c.Observe,

@@ -44,8 +44,9 @@ func newRoutesRig(t *testing.T) *routesRig {
 	}
 	t.Cleanup(func() { st.Close() })
 	fake := routetest.New("eth0", "veth1")
-	ap := &applier{b: fake, st: st, log: testLogger(t)}
-	o := options(slog.New(slog.DiscardHandler), &intent.RouteCache{})
+	cache := &intent.RouteCache{}
+	ap := newApplier(fake, st, testLogger(t), cache)
+	o := options(slog.New(slog.DiscardHandler), cache)
 	o.RetryMin, o.RetryMax = time.Millisecond, 5*time.Millisecond
 	rec := reconcile.New[intent.RouteSet](st, nil, ap, o)
 	ctx, cancel := context.WithCancel(context.Background())

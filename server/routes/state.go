@@ -180,6 +180,70 @@ func (a *applier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 	}
 	clear(a.marks) // the spare must not keep reason strings alive
 	a.spareMarks, a.marks = a.marks[:0], marks
+	a.restOps(w, s, agg)
+	if len(a.written) > 2*w.n+1024 {
+		// Mostly entries that are gone: start over, which writes every
+		// entry's state once more (states already right are rewritten
+		// unchanged and publish nothing).
+		a.written = nil
+	}
+	return w.ops
+}
+
+// deltaStateOps is stateOps for a change set (s.Delta, st the Patch's
+// outcome): the state of the route entries it names and of every pod.
+// It is the state writer's part of the incremental route path: a
+// one-route change writes that entry's state without a look at the
+// others. The routes list's marks no longer say what the tree holds, so
+// the next whole set looks every entry up in written instead.
+func (a *applier) deltaStateOps(s intent.RouteSet, st route.Status) []store.Op {
+	w := &stateWriter{written: a.written}
+	pods := map[intent.PodKey]*podAgg{}
+	agg := func(k intent.PodKey) *podAgg {
+		p := pods[k]
+		if p == nil {
+			p = &podAgg{}
+			pods[k] = p
+		}
+		return p
+	}
+	a.marks, a.spareMarks = nil, nil // about 90 B a route each, and stale now
+	statusKnown := len(st.Routes) == len(s.Delta.Patch.Put) && st.Patched
+	for i, o := range s.Delta.PutOrigins {
+		v := stateVal{status: statusPending, reason: "not applied yet"}
+		if statusKnown {
+			v = stateVal{status: statusInstalled}
+			if rs := st.Routes[i]; rs.State != route.StateInstalled {
+				v = stateVal{status: statusFailed, reason: "unknown outcome"}
+				if rs.Err != nil {
+					v.reason = rs.Err.Error()
+				}
+			}
+		}
+		switch {
+		case o.IsOverlay():
+		case o.IsPod():
+			if p := agg(o.Pod); v.status == statusInstalled {
+				p.installed++
+			} else {
+				p.fail(v.reason)
+			}
+		default:
+			w.put(routeKey(o), v, o.Stated)
+		}
+	}
+	for _, o := range s.Delta.Installed {
+		if o.IsPod() {
+			agg(o.Pod).installed++
+		}
+	}
+	a.restOps(w, s, agg)
+	return w.ops
+}
+
+// restOps adds the state of s's withheld and invalid entries and of its
+// pods, once their routes are folded into agg.
+func (a *applier) restOps(w *stateWriter, s intent.RouteSet, agg func(intent.PodKey) *podAgg) {
 	for _, wh := range s.Withheld {
 		if wh.Origin.IsOverlay() {
 			continue
@@ -222,13 +286,6 @@ func (a *applier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 	for _, ref := range s.PodsPending {
 		w.put(podStateKey(ref.Key), stateVal{statusPending, ref.Reason}, ref.Stated)
 	}
-	if len(a.written) > 2*w.n+1024 {
-		// Mostly entries that are gone: start over, which writes every
-		// entry's state once more (states already right are rewritten
-		// unchanged and publish nothing).
-		a.written = nil
-	}
-	return w.ops
 }
 
 func routeKey(o intent.Origin) stateKey { return stateKey{a: o.Prefix, table: o.Table} }

@@ -59,15 +59,20 @@ type Backend struct {
 	last *route.Config // the last Config given to Set, for Sweep
 	// cache is Kedge's routes in the kernel as of the end of the last Set,
 	// kept true by the netlink monitor; nil means read the kernel.
-	cache map[route.Key]rtnl.Route
+	cache *routeCache
 	// links is the namespace's links as last listed, kept true the same
 	// way; nil means list them.
-	links       []rtnl.Link
-	linkEpoch   uint64 // counts the times links was dropped
-	dumped      bool   // the current Set read the kernel's routes
-	incremental bool   // the current Set took the fast path
+	links     []rtnl.Link
+	linkEpoch uint64 // counts the times links was dropped
+	linksRead uint64 // counts the times links was read
+	// listed holds the indexes of the links last read (freshLink).
+	listed      map[int]bool
+	dumped      bool // the current Set read the kernel's routes
+	incremental bool // the current Set took the fast path
 	// prev is the last Set's routes and outcome, the fast path's reference.
-	prev    lastSet
+	prev lastSet
+	// base says whether a Patch may apply (patch.go).
+	base    base
 	scratch scratch
 }
 
@@ -84,6 +89,26 @@ type scratch struct {
 	reqs        []rtnl.Request
 	sent        []rtnl.Route
 	idx         []int
+}
+
+// shedAbove is the size past which per-Set buffers are dropped rather
+// than kept for the next Set: a bulk Set's (100,000 routes: about 650 B a
+// route in requests, sent routes, the plan's spares and key map) would
+// otherwise stay in the heap for good, while a small change needs small
+// buffers and a big one allocates in proportion to its own work anyway.
+const shedAbove = 4096
+
+// shed drops the buffers that grew past shedAbove.
+func (sc *scratch) shed() {
+	if cap(sc.reqs) > shedAbove || cap(sc.arena) > shedAbove*rtnl.RouteMsgSize {
+		sc.arena, sc.reqs, sc.sent, sc.idx = nil, nil, nil, nil
+	}
+	if cap(sc.spareNorm) > shedAbove || cap(sc.spareStatus) > shedAbove || cap(sc.spareRoutes) > shedAbove {
+		sc.spareNorm, sc.spareStatus, sc.spareRoutes = nil, nil, nil
+	}
+	if len(sc.keys) > shedAbove || cap(sc.errs) > shedAbove {
+		sc.keys, sc.errs = nil, nil
+	}
 }
 
 type heldState struct {
@@ -123,8 +148,8 @@ func New(opts Options) (*Backend, error) {
 		conn.Close()
 		return nil, fmt.Errorf("adopt rules: %w", err)
 	}
-	b.status.Adopted = len(routes)
-	b.log.Info("adopted kernel state", "routes", len(routes), "rules", len(rules), "protocol", b.proto,
+	b.status.Adopted = routes.len()
+	b.log.Info("adopted kernel state", "routes", routes.len(), "rules", len(rules), "protocol", b.proto,
 		"hold_stale", opts.HoldStale)
 	if opts.HoldStale {
 		links, err := conn.Links()
@@ -133,7 +158,7 @@ func New(opts Options) (*Backend, error) {
 			return nil, fmt.Errorf("adopt interfaces: %w", err)
 		}
 		b.held = &heldState{routes: map[route.Key]bool{}, rules: map[rtnl.Rule]bool{}, links: map[string]bool{}}
-		for k := range routes {
+		for k := range routes.all() {
 			b.held.routes[k] = true
 		}
 		for _, r := range rules {
@@ -151,12 +176,19 @@ func New(opts Options) (*Backend, error) {
 // Sweep ends the hold of Options.HoldStale: it applies the last Config again,
 // now removing whatever adopted state that Config lacks. Without HoldStale,
 // or when called twice, it is the same as repeating the last Set. Before any
-// Set it fails with ErrNoConfig rather than sweep everything away.
+// Set it fails with ErrNoConfig rather than sweep everything away, and
+// after a Patch with ErrNoBase (the last Config is no longer what is
+// desired).
 func (b *Backend) Sweep(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.last == nil {
 		return fmt.Errorf("sweep: %w", route.ErrNoConfig)
+	}
+	if b.base.patched {
+		// The last Config is no longer the desired state, and nothing
+		// is held (a Patch needs that): the caller Sets the whole Config.
+		return fmt.Errorf("sweep: %w", route.ErrNoBase)
 	}
 	b.held = nil
 	return b.set(ctx, *b.last)

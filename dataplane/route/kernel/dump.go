@@ -24,8 +24,8 @@ func (b *Backend) KernelRoutes() ([]string, error) {
 	for _, l := range links {
 		names[l.Index] = l.Name
 	}
-	out := make([]string, 0, len(kernel))
-	for k, r := range kernel {
+	out := make([]string, 0, kernel.len())
+	for k, r := range kernel.all() {
 		s := k.String()
 		if r.OIF != 0 {
 			dev := names[r.OIF]

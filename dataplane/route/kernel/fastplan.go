@@ -4,7 +4,6 @@ import (
 	"cmp"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
-	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 )
 
 // lastSet is the previous Set's Config routes, normalized routes and
@@ -36,7 +35,7 @@ type lastSet struct {
 // It reports false, having planned nothing, when it cannot tell: out of
 // order or duplicate keys, a route failing the checks, a changed link list
 // or kernel cache; Set then plans in full.
-func (b *Backend) fastPlan(routes []route.Route, index map[string]int, kernel map[route.Key]rtnl.Route, p *routePlan) bool {
+func (b *Backend) fastPlan(routes []route.Route, index map[string]int, kernel *routeCache, p *routePlan) bool {
 	pv := &b.prev
 	if !pv.ok || b.held != nil || b.dumped || b.linkEpoch != pv.linkEpoch || b.cache == nil {
 		return false
@@ -79,7 +78,7 @@ func (b *Backend) fastPlan(routes []route.Route, index map[string]int, kernel ma
 				j++ // the same key, changed or failed before: planned below
 				break
 			}
-			if kr, ok := kernel[pk]; ok {
+			if kr, ok := kernel.get(pk); ok {
 				p.stale = append(p.stale, kr)
 			}
 		}
@@ -89,7 +88,7 @@ func (b *Backend) fastPlan(routes []route.Route, index map[string]int, kernel ma
 	p.ordered = true
 	for ; j < len(pv.norm); j++ {
 		pn := pv.norm[j]
-		if kr, ok := kernel[route.Key{Table: pn.Table, Dst: pn.Dst, Metric: pn.Metric}]; ok {
+		if kr, ok := kernel.get(route.Key{Table: pn.Table, Dst: pn.Dst, Metric: pn.Metric}); ok {
 			p.stale = append(p.stale, kr)
 		}
 	}

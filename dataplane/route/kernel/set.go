@@ -67,6 +67,7 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	errs = append(errs, routeErrs...)
 	if err != nil {
 		// The adds did not all happen, so nothing may be deleted yet.
+		b.base = base{}
 		b.status = st
 		return errors.Join(append(errs, fmt.Errorf("set routes: %w", err))...)
 	}
@@ -84,7 +85,10 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	// The fast path may start from this Set only if it left the kernel
 	// holding exactly this Config's routes (failed ones aside).
 	b.prev.ok = b.prev.ordered && err == nil && len(delErrs) == 0 && removed == len(stale) && b.held == nil && b.cache != nil
+	// A Patch may start from it only if every item is as cfg wants it.
+	b.base = base{ok: len(errs) == 0 && b.held == nil && b.cache != nil}
 
+	b.scratch.shed()
 	after := b.conn.Counters()
 	st.Messages, st.Sends = after.Messages-before.Messages, after.Sends-before.Sends
 	st.Applied = time.Now()
@@ -166,6 +170,13 @@ func kernelKey(r rtnl.Route) route.Key {
 func (b *Backend) drainEvents() (drift bool) {
 	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
 		switch {
+		case !ev.IsRoute && ev.Link != 0 && b.quietLink(ev):
+			// A link made since the list was read (a pod's veth), or
+			// one that was down and is still down or gone: no route of
+			// Kedge's uses it, so nothing in the kernel changed under the
+			// last Set; only the list is out of date.
+			b.links = nil
+			drift = true // a failed route may now be possible
 		case !ev.IsRoute:
 			switch ev.Type {
 			case unix.RTM_NEWLINK, unix.RTM_DELLINK:
@@ -181,7 +192,7 @@ func (b *Backend) drainEvents() (drift bool) {
 		case ev.Route.Protocol == b.proto:
 			b.cache, drift = nil, true
 		default:
-			if _, ours := b.cache[kernelKey(ev.Route)]; ours {
+			if b.cache.has(kernelKey(ev.Route)) {
 				b.cache, drift = nil, true // another protocol replaced one of ours
 			}
 		}
@@ -226,6 +237,22 @@ func (b *Backend) dropLinks() {
 	b.linkEpoch++
 }
 
+// quietLink reports whether a link event cannot be about a link any of
+// Kedge's routes use: a link made after the link list was last read
+// (routes are planned only after the list is read again), or one the list
+// had down that is still down or deleted (the kernel takes no route
+// through a down link). Only a backend that read the list can tell.
+func (b *Backend) quietLink(ev rtnl.Event) bool {
+	if b.listed == nil {
+		return false
+	}
+	up, known := b.listed[ev.Link]
+	if !known {
+		return true
+	}
+	return !up && (ev.Type == unix.RTM_DELLINK || (ev.Type == unix.RTM_NEWLINK && !ev.Up))
+}
+
 // linkList returns the namespace's links, from a cache kept true by the
 // monitor: listing them costs more than a one-route Set's own messages.
 // The caller must not modify the slice.
@@ -239,13 +266,22 @@ func (b *Backend) linkList() ([]rtnl.Link, error) {
 		return nil, err
 	}
 	b.links = links
+	b.linksRead++
+	// Links in the list are known from now on, fresh ones included.
+	if b.listed == nil {
+		b.listed = make(map[int]bool, len(links))
+	}
+	clear(b.listed)
+	for _, l := range links {
+		b.listed[l.Index] = l.Up
+	}
 	return links, nil
 }
 
 // kernelRoutes returns Kedge's routes in the kernel, keyed. It keeps them
 // cached between Sets and reads the kernel again only when drainEvents
 // dropped the cache.
-func (b *Backend) kernelRoutes() (map[route.Key]rtnl.Route, error) {
+func (b *Backend) kernelRoutes() (*routeCache, error) {
 	b.drainEvents()
 	if b.cache != nil {
 		return b.cache, nil
@@ -255,9 +291,9 @@ func (b *Backend) kernelRoutes() (map[route.Key]rtnl.Route, error) {
 		return nil, err
 	}
 	b.dumped = true
-	b.cache = make(map[route.Key]rtnl.Route, len(routes))
+	b.cache = newRouteCache(len(routes))
 	for _, r := range routes {
-		b.cache[kernelKey(r)] = r
+		b.cache.put(r)
 	}
 	return b.cache, nil
 }
@@ -290,7 +326,7 @@ func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map
 		case rerr == nil:
 			added++
 			if b.cache != nil {
-				b.cache[kernelKey(p.sent[j])] = p.sent[j]
+				b.cache.put(p.sent[j])
 			}
 		case errors.Is(rerr, rtnl.ErrAckLost):
 			b.cache = nil // outcome unknown: read the kernel next time
@@ -343,7 +379,7 @@ func (p *routePlan) reset() {
 }
 
 // fullPlan compares every route with the kernel.
-func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel map[route.Key]rtnl.Route, p *routePlan) {
+func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel *routeCache, p *routePlan) {
 	sc := &b.scratch
 	check := grow(sc.errs, len(routes))
 	clear(check)
@@ -367,7 +403,7 @@ func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel ma
 		}
 		b.planRoute(i, r, p.norm[i], index, kernel, p)
 	}
-	for k, r := range kernel {
+	for k, r := range kernel.all() {
 		if _, inCfg := keys[k]; !inCfg && (b.held == nil || !b.held.routes[k]) {
 			p.stale = append(p.stale, r)
 		}
@@ -376,7 +412,7 @@ func (b *Backend) fullPlan(routes []route.Route, index map[string]int, kernel ma
 
 // planRoute plans one valid normalized route: nothing when the kernel
 // already has it, else a create or replace request.
-func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kernel map[route.Key]rtnl.Route, p *routePlan) {
+func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kernel *routeCache, p *routePlan) {
 	p.st[i] = route.RouteStatus{State: route.StateInstalled}
 	oif := 0
 	if n.Device != "" {
@@ -402,7 +438,7 @@ func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kerne
 		}
 	}
 	flags := uint16(rtnl.FlagCreate)
-	if have, ok := kernel[kernelKey(want)]; ok {
+	if have, ok := kernel.get(kernelKey(want)); ok {
 		if sameRoute(want, have) {
 			return
 		}
@@ -457,7 +493,7 @@ func (b *Backend) deleteStaleRoutes(ctx context.Context, stale []rtnl.Route) (in
 		case rerr == nil, errors.Is(rerr, unix.ESRCH): // already gone is fine
 			removed++
 			if b.cache != nil {
-				delete(b.cache, kernelKey(stale[j]))
+				b.cache.del(kernelKey(stale[j]))
 			}
 		default:
 			if errors.Is(rerr, rtnl.ErrAckLost) {

@@ -30,6 +30,10 @@ type Fake struct {
 	failSet error
 	drift   chan struct{} // Watch's wake-ups (Drift)
 	status  route.Status
+	patches []route.Patch
+	// base: the last Set or Patch left every item as desired, so a Patch
+	// may apply (as in the kernel backend).
+	base bool
 }
 
 // New returns an empty fake. With devices given, routes naming any other
@@ -177,8 +181,83 @@ func (f *Fake) Set(ctx context.Context, cfg route.Config) error {
 	}
 	f.routes = next
 	f.status = st
+	f.base = len(errs) == 0
 	return errors.Join(errs...)
 }
+
+// Patch records p and applies it with the real backend's semantics: it is
+// refused with route.ErrNoBase unless the last Set or Patch left every
+// item as desired.
+func (f *Fake) Patch(ctx context.Context, p route.Patch) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.patches = append(f.patches, route.Patch{Put: slices.Clone(p.Put), Del: slices.Clone(p.Del)})
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("patch routes: %w", err)
+	}
+	if !f.base {
+		return fmt.Errorf("patch routes: %w", route.ErrNoBase)
+	}
+	puts := map[route.Key]bool{}
+	for i, r := range p.Put {
+		if r.Check() != nil || puts[r.Key()] {
+			return fmt.Errorf("patch routes: route %d: %w", i, route.ErrNoBase)
+		}
+		puts[r.Key()] = true
+	}
+	if err := f.failSet; err != nil {
+		f.failSet = nil
+		f.base = false
+		return fmt.Errorf("patch routes: %w", err)
+	}
+	st := route.Status{Applied: time.Now(), Patched: true, Incremental: true}
+	var errs []error
+	for _, r := range p.Put {
+		s := route.RouteStatus{State: route.StateInstalled}
+		var err error
+		if r.Device != "" && f.devices != nil && !f.devices[r.Device] && f.ifaces[r.Device].Name == "" {
+			err = fmt.Errorf("%w %q", route.ErrUnknownDevice, r.Device)
+		}
+		if err == nil {
+			err = f.failDst[r.Dst]
+		}
+		if err != nil {
+			s.State, s.Err = route.StateFailed, &route.RouteError{Route: r, Err: err}
+			errs = append(errs, s.Err)
+		} else {
+			n := r.Normalize()
+			if old, ok := f.routes[n.Key()]; !ok || !sameRoute(old, n) {
+				st.Added++
+			}
+			f.routes[n.Key()] = n
+		}
+		st.Routes = append(st.Routes, s)
+	}
+	for _, r := range p.Del {
+		if k := r.Key(); !puts[k] {
+			if _, ok := f.routes[k]; ok {
+				delete(f.routes, k)
+				st.Removed++
+			}
+		}
+	}
+	f.status = st
+	f.base = len(errs) == 0
+	return errors.Join(errs...)
+}
+
+// Patches returns copies of every Patch passed, in order.
+func (f *Fake) Patches() []route.Patch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]route.Patch, len(f.patches))
+	for i, p := range f.patches {
+		out[i] = route.Patch{Put: slices.Clone(p.Put), Del: slices.Clone(p.Del)}
+	}
+	return out
+}
+
+func sameRoute(a, b route.Route) bool { return a.Equal(b) }
 
 // Sweep applies the last Config again (recorded as another call), like
 // Backend.Sweep. The fake adopts nothing at start, so nothing is held.
@@ -220,8 +299,12 @@ func (f *Fake) Watch(ctx context.Context, drift func()) error {
 }
 
 // Drift makes Watch report a change made by someone else (at most one
-// pending at a time).
+// pending at a time). As in the kernel backend, the next Patch is then
+// refused: only a whole Set repairs what someone else changed.
 func (f *Fake) Drift() {
+	f.mu.Lock()
+	f.base = false
+	f.mu.Unlock()
 	select {
 	case f.driftChan() <- struct{}{}:
 	default:

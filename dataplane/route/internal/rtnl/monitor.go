@@ -31,6 +31,10 @@ type Event struct {
 	// administratively down, an address deleted. Carrier changes and new
 	// addresses (DAD finishing, say) remove no route and leave it false.
 	Removal bool
+	// Link is the interface index of a link event (0 otherwise), and Up
+	// whether a RTM_NEWLINK says it is administratively up.
+	Link int
+	Up   bool
 }
 
 type monitor struct {
@@ -99,6 +103,10 @@ func (c *Conn) Changes(fn func(Event)) (overflow bool, err error) {
 				case unix.RTM_NEWLINK:
 					// struct ifinfomsg: ifi_flags at offset 8.
 					ev.Removal = len(msg.data) < 12 || native.Uint32(msg.data[8:12])&unix.IFF_UP == 0
+					ev.Up = !ev.Removal
+				}
+				if (msg.typ == unix.RTM_NEWLINK || msg.typ == unix.RTM_DELLINK) && len(msg.data) >= 8 {
+					ev.Link = int(int32(native.Uint32(msg.data[4:8]))) // ifi_index
 				}
 				if msg.typ == unix.RTM_NEWROUTE || msg.typ == unix.RTM_DELROUTE {
 					r, ok, err := parseRoute(msg.data)

@@ -1,0 +1,124 @@
+package kernel
+
+import (
+	"iter"
+	"net/netip"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
+)
+
+// routeCache is Kedge's routes in the kernel by key, stored compactly:
+// at 100,000 routes the backend keeps it for good (Patch plans from it),
+// and a map of route.Key to rtnl.Route cost about 245 B a route where
+// this costs about 100. Routes it cannot store compactly (a zoned or
+// mapped address, a multipath route or one with next hops) are kept
+// whole beside.
+type routeCache struct {
+	m    map[cacheKey]cacheVal
+	rare map[cacheKey]rtnl.Route
+}
+
+type cacheKey struct {
+	addr          [16]byte
+	table, metric uint32
+	bits          uint8
+	v6            bool
+}
+
+type cacheVal struct {
+	gw, src                  [16]byte
+	oif                      int32
+	gwSet, srcSet, gw6, src6 bool
+	scope, protocol, rtype   uint8
+}
+
+func newRouteCache(n int) *routeCache {
+	return &routeCache{m: make(map[cacheKey]cacheVal, n)}
+}
+
+func keyOfRoute(k route.Key) cacheKey {
+	a := k.Dst.Addr()
+	return cacheKey{addr: a.As16(), table: k.Table, metric: k.Metric, bits: uint8(k.Dst.Bits()), v6: a.Is6()}
+}
+
+// plain reports whether a is stored exactly by its 16 bytes and family.
+func plain(a netip.Addr) bool { return !a.IsValid() || (a.Zone() == "" && !a.Is4In6()) }
+
+func (c *routeCache) len() int { return len(c.m) + len(c.rare) }
+
+func (c *routeCache) put(r rtnl.Route) {
+	k := keyOfRoute(kernelKey(r))
+	if r.Multipath || len(r.Nexthops) > 0 || !plain(r.Dst.Addr()) || !plain(r.Gateway) || !plain(r.Src) || r.OIF != int(int32(r.OIF)) {
+		delete(c.m, k)
+		if c.rare == nil {
+			c.rare = map[cacheKey]rtnl.Route{}
+		}
+		c.rare[k] = r
+		return
+	}
+	delete(c.rare, k)
+	c.m[k] = cacheVal{gw: r.Gateway.As16(), src: r.Src.As16(), oif: int32(r.OIF), gwSet: r.Gateway.IsValid(), srcSet: r.Src.IsValid(),
+		gw6: r.Gateway.Is6(), src6: r.Src.Is6(), scope: r.Scope, protocol: r.Protocol, rtype: r.Type}
+}
+
+func (c *routeCache) get(k route.Key) (rtnl.Route, bool) {
+	ck := keyOfRoute(k)
+	v, ok := c.m[ck]
+	if !ok {
+		r, ok := c.rare[ck]
+		return r, ok
+	}
+	return v.route(ck), true
+}
+
+func (c *routeCache) has(k route.Key) bool {
+	ck := keyOfRoute(k)
+	if _, ok := c.m[ck]; ok {
+		return true
+	}
+	_, ok := c.rare[ck]
+	return ok
+}
+
+func (c *routeCache) del(k route.Key) {
+	ck := keyOfRoute(k)
+	delete(c.m, ck)
+	delete(c.rare, ck)
+}
+
+// all yields every cached route.
+func (c *routeCache) all() iter.Seq2[route.Key, rtnl.Route] {
+	return func(yield func(route.Key, rtnl.Route) bool) {
+		for k, v := range c.m {
+			r := v.route(k)
+			if !yield(kernelKey(r), r) {
+				return
+			}
+		}
+		for _, r := range c.rare {
+			if !yield(kernelKey(r), r) {
+				return
+			}
+		}
+	}
+}
+
+func addrOf(b [16]byte, v6 bool) netip.Addr {
+	if v6 {
+		return netip.AddrFrom16(b)
+	}
+	return netip.AddrFrom4([4]byte(b[12:]))
+}
+
+func (v cacheVal) route(k cacheKey) rtnl.Route {
+	r := rtnl.Route{Dst: netip.PrefixFrom(addrOf(k.addr, k.v6), int(k.bits)), OIF: int(v.oif), Table: k.table,
+		Priority: k.metric, Scope: v.scope, Protocol: v.protocol, Type: v.rtype}
+	if v.gwSet {
+		r.Gateway = addrOf(v.gw, v.gw6)
+	}
+	if v.srcSet {
+		r.Src = addrOf(v.src, v.src6)
+	}
+	return r
+}

@@ -1,0 +1,133 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
+)
+
+// base is what a Patch starts from: the kernel held exactly the desired
+// routes when the last Set or Patch ended (every item installed, every
+// stale route deleted, nothing held), and no link or address went since.
+// The route cache, kept true by the monitor, then is the desired
+// state, so a Patch plans its routes alone: a one-route change into
+// 100,000 routes costs one map lookup and one message, not a walk of the
+// Config (BenchmarkPatchVsSet in this package; BenchmarkRouteSingleInto100k
+// in tests/ end to end). It is the backend's seam of the incremental
+// route path, beside the fast plan (fastplan.go) that a full Set takes.
+type base struct {
+	ok        bool
+	index     map[string]int // device name → ifindex, of the links read linksRead-th
+	linksRead uint64
+	patched   bool // a Patch ran since the last Set: that Config is no longer the desired state
+}
+
+// Patch applies p to the desired state (see route.Backend). It refuses
+// with route.ErrNoBase, sending nothing, unless the last Set or Patch
+// left the kernel exactly as desired and nobody changed it since.
+func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("patch routes: %w", err)
+	}
+	b.drainEvents()
+	// A link event that can take routes away (a link deleted or set
+	// down, an address deleted) dropped the cache. Others (a link coming
+	// up, a carrier change, a new pod's veth) leave Kedge's routes as
+	// they were: the list is read again and new routes resolve their
+	// devices in it. (A renamed link keeps its routes by index until the
+	// next whole Set.)
+	if !b.base.ok || b.held != nil || b.cache == nil {
+		return fmt.Errorf("patch routes: %w", route.ErrNoBase)
+	}
+	links, err := b.linkList()
+	if err != nil {
+		return fmt.Errorf("patch routes: %w", err)
+	}
+	if b.base.index == nil || b.base.linksRead != b.linksRead {
+		b.base.linksRead = b.linksRead
+		b.base.index = make(map[string]int, len(links))
+		for _, l := range links {
+			b.base.index[l.Name] = l.Index
+		}
+	}
+	kernel := b.cache
+	// Check everything before sending anything: a Patch the backend
+	// cannot take whole changes nothing.
+	sc := &b.scratch
+	plan := routePlan{norm: make([]route.Route, len(p.Put)), st: make([]route.RouteStatus, len(p.Put)),
+		arena: sc.arena[:0], reqs: sc.reqs[:0], sent: sc.sent[:0], idx: sc.idx[:0]}
+	puts := make(map[route.Key]struct{}, len(p.Put))
+	for i, r := range p.Put {
+		n := r.Normalize()
+		if !n.Dst.IsValid() || r.Check() != nil {
+			return fmt.Errorf("patch routes: route %d: %w", i, route.ErrNoBase)
+		}
+		k := route.Key{Table: n.Table, Dst: n.Dst, Metric: n.Metric}
+		if _, dup := puts[k]; dup {
+			return fmt.Errorf("patch routes: %s twice: %w", k, route.ErrNoBase)
+		}
+		puts[k] = struct{}{}
+		plan.norm[i] = n
+	}
+	b.base.ok, b.base.patched, b.prev.ok = false, true, false // set again below if all goes well
+	before := b.conn.Counters()
+	for i, r := range p.Put {
+		b.planRoute(i, r, plan.norm[i], b.base.index, kernel, &plan)
+	}
+	for _, r := range p.Del {
+		k := r.Key()
+		if _, kept := puts[k]; kept {
+			continue
+		}
+		if kr, ok := kernel.get(k); ok {
+			plan.stale = append(plan.stale, kr)
+		}
+	}
+	st := plan.st
+	sc.arena, sc.reqs, sc.sent, sc.idx = plan.arena, plan.reqs, plan.sent, plan.idx
+	results, err := b.conn.Exec(ctx, plan.reqs, b.batch)
+	var errs []error
+	added := 0
+	for j, rerr := range results {
+		i := plan.idx[j]
+		switch {
+		case rerr == nil:
+			added++
+			if b.cache != nil {
+				b.cache.put(plan.sent[j])
+			}
+		case errors.Is(rerr, rtnl.ErrAckLost), err != nil && errors.Is(rerr, err):
+			b.cache = nil // outcome unknown: read the kernel next time
+			st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: p.Put[i], Err: fmt.Errorf("add route: %w", rerr)}}
+		default:
+			st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: p.Put[i], Err: classify("add route", rerr)}}
+		}
+	}
+	for _, s := range st {
+		if s.Err != nil {
+			errs = append(errs, s.Err)
+		}
+	}
+	removed := 0
+	if err != nil {
+		b.cache = nil
+		errs = append(errs, fmt.Errorf("patch routes: %w", err))
+	} else {
+		var delErrs []error
+		removed, delErrs = b.deleteStaleRoutes(ctx, plan.stale)
+		errs = append(errs, delErrs...)
+	}
+	b.scratch.shed()
+	after := b.conn.Counters()
+	b.status = route.Status{Routes: st, Adopted: b.status.Adopted, Added: added, Removed: removed,
+		Messages: after.Messages - before.Messages, Sends: after.Sends - before.Sends,
+		Incremental: true, Patched: true, Applied: time.Now()}
+	b.base.ok = len(errs) == 0 && b.cache != nil
+	return errors.Join(errs...)
+}

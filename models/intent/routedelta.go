@@ -1,0 +1,347 @@
+package intent
+
+import (
+	"net/netip"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/models/accord"
+)
+
+// RouteDelta is how a RouteSet from RouteCache.Changes differs from the
+// set the cache returned before it: the backend's Patch (the changed
+// /kedge/routes entries', pods' and mesh peers' routes), with the origin
+// of each Put beside it.
+type RouteDelta struct {
+	Patch route.Patch
+	// PutOrigins[i] is the tree entry of Patch.Put[i].
+	PutOrigins []Origin
+	// Installed are the origins of the pod and overlay routes the
+	// change leaves as they were: installed, since a backend takes a
+	// Patch only when it left every item of the set before as desired
+	// (route.ErrNoBase), so a pod's state can fold them in.
+	Installed []Origin
+}
+
+// deltaBase is what the set a RouteCache returned last was computed
+// under, and its pod and overlay routes: a change to anything else than
+// route entries, pods and mesh peers (route policy, endpoints, underlay
+// VLANs, gRIBI's /kedge/aft) makes Changes compute the whole set again.
+type deltaBase struct {
+	ok bool
+	// shared: two routes of the set share a destination; the backend
+	// fails them, and only a full set may change them.
+	shared bool
+	level  uint8
+	policy string
+	eps    []endpoint
+	ifaces []route.Interface
+	vlans  []VLANRef // Stated cleared: writing state changes nothing here
+	// side are the kept pod and overlay routes, in set order, and their
+	// origins.
+	side  []route.Route
+	sideO []Origin
+}
+
+// record makes set, computed from t under a, the base of the next Changes.
+func (b *deltaBase) record(t *tree.Tree, a accord.Accord, set RouteSet) {
+	*b = deltaBase{ok: true, level: a.Level, policy: a.RoutePolicy}
+	if k := kedgetree.Of(t).Kedge(); k.Exists() {
+		b.eps = endpoints(k.Routes())
+		// gRIBI's entries: the next set is whole too (the applier then
+		// reports their programming, the last time once they are gone).
+		b.ok = !hasAFTRoutes(k.Aft())
+	}
+	b.ifaces, b.vlans = cloneInterfaces(set.Config.Interfaces), unstated(set.VLANs)
+	rs := set.Config.Routes
+	for i := 1; i < len(rs) && !b.shared; i++ {
+		b.shared = compareKeys(keyOf(rs[i-1].Dst, rs[i-1].Table), keyOf(rs[i].Dst, rs[i].Table)) == 0
+	}
+	for i, o := range set.Origins {
+		if o.IsPod() || o.IsOverlay() {
+			b.side = append(b.side, set.Config.Routes[i])
+			b.sideO = append(b.sideO, o)
+		}
+	}
+}
+
+func cloneInterfaces(ifs []route.Interface) []route.Interface {
+	out := slices.Clone(ifs)
+	for i := range out {
+		out[i].Addresses = slices.Clone(out[i].Addresses)
+	}
+	return out
+}
+
+func unstated(vs []VLANRef) []VLANRef {
+	out := slices.Clone(vs)
+	for i := range out {
+		out[i].Stated = false
+	}
+	return out
+}
+
+// Changes is Routes, but returns only what changed since the set the
+// cache returned last when it can tell (every commit since observed, the
+// same route policy, endpoints and underlay VLANs, no two origins sharing
+// a destination among the changes): then the set's Delta is set. It
+// reads the entries the observed commits touched and every pod and mesh
+// peer, never the other route entries, so a commit touching k of n
+// routes costs O(k log n) plus the pods and peers (the order is kept by
+// binary search; it still moves n pointers once per commit). This is the
+// routes intent's seam of the incremental path (BenchmarkRoutesOneChange
+// in this package, BenchmarkRouteSingleInto100k in tests/); Routes, the
+// full recomputation, is the reference TestRouteChangesMatchRoutes checks
+// it against.
+func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet, error) {
+	if !c.base.ok || c.base.shared || !c.synced || seq != c.observed || a.Level != c.base.level || a.RoutePolicy != c.base.policy || c.byEntry == nil {
+		return c.Routes(t, a, seq)
+	}
+	k := kedgetree.Of(t).Kedge()
+	if !k.Exists() {
+		return c.Routes(t, a, seq)
+	}
+	// gRIBI's entries are not in change sets yet: while /kedge/aft holds
+	// any, every intent is whole (and the set after it too: record).
+	if hasAFTRoutes(k.Aft()) {
+		return c.Routes(t, a, seq)
+	}
+	rt := k.Routes()
+	eps := endpoints(rt)
+	if !slices.Equal(eps, c.base.eps) {
+		return c.Routes(t, a, seq)
+	}
+	var set RouteSet
+	set.Config.Interfaces, set.VLANs = UnderlayInterfaces(t, a)
+	if !reflect.DeepEqual(set.Config.Interfaces, c.base.ifaces) || !reflect.DeepEqual(unstated(set.VLANs), c.base.vlans) {
+		return c.Routes(t, a, seq)
+	}
+
+	reasons := withholdReasons{prefix: "posture level " + strconv.Itoa(int(a.Level)) + " (" + a.RoutePolicy + "): "}
+	// Pods and mesh peers, read whole.
+	var sideR []route.Route
+	var sideO []Origin
+	podRoutes(k.Pods().Pod(), true, &set, func(r route.Route, o Origin, s subject) {
+		if ok, why := keepRoute(a, s, eps); ok {
+			sideR, sideO = append(sideR, r), append(sideO, o)
+		} else {
+			set.Withheld = append(set.Withheld, Withheld{Dst: r.Dst, Table: r.Table, Reason: reasons.get(why), Origin: o})
+		}
+	})
+	overlayRoutes(k.Mesh(), func(r route.Route, o Origin, s subject) {
+		if ok, _ := keepRoute(a, s, eps); ok {
+			sideR, sideO = append(sideR, r), append(sideO, o)
+		}
+	})
+	order := sortOrder(len(sideR), func(i int) (netip.Prefix, uint32) { return sideR[i].Dst, sideR[i].Table },
+		func(i, j int) int { return compareOrigin(sideO[i], sideO[j]) })
+	permute(order, func(i, j int) {
+		sideR[i], sideR[j] = sideR[j], sideR[i]
+		sideO[i], sideO[j] = sideO[j], sideO[i]
+	})
+	for i := 1; i < len(sideR); i++ {
+		if compareKeys(keyOf(sideR[i-1].Dst, sideR[i-1].Table), keyOf(sideR[i].Dst, sideR[i].Table)) == 0 {
+			return c.Routes(t, a, seq) // two origins, one destination: the full set reports it
+		}
+	}
+	var p route.Patch
+	var putO []Origin
+	// Compare with the base's side routes in one merge pass (both are in
+	// set order): new or changed ones must not meet a route entry, gone
+	// ones are deleted.
+	sideNew := make([]bool, len(sideR))
+	bs, bo := c.base.side, c.base.sideO
+	for i, j := 0, 0; i < len(sideR) || j < len(bs); {
+		cmp := -1
+		switch {
+		case i == len(sideR):
+			cmp = 1
+		case j < len(bs):
+			cmp = compareRoutes(sideR[i], sideO[i], bs[j], bo[j])
+		}
+		switch {
+		case cmp > 0:
+			p.Del = append(p.Del, bs[j])
+			j++
+			continue
+		case cmp == 0 && sideR[i].Equal(bs[j]):
+		default:
+			sideNew[i] = true
+			if c.orderHas(keyOf(sideR[i].Dst, sideR[i].Table), nil, nil) {
+				return c.Routes(t, a, seq)
+			}
+		}
+		if cmp == 0 {
+			j++
+		}
+		i++
+	}
+
+	// The route entries the observed commits touched.
+	type change struct{ old, new *cachedRoute }
+	var changes []change
+	var fresh []*cachedRoute
+	var al allocator
+	for id := range c.dirty {
+		old := c.byEntry[id]
+		ne := c.read(id, find(rt, id), old, &al)
+		if ne != nil {
+			fresh = append(fresh, ne)
+		}
+		changes = append(changes, change{old, ne})
+	}
+	// An entry whose state status went (or came) is reported again if it
+	// lost it, so that the state writer puts it back.
+	for id := range c.restate {
+		if _, read := c.dirty[id]; read {
+			continue
+		}
+		if e := c.byEntry[id]; e != nil {
+			e.stated = stated(find(rt, id).State().Status())
+			if !e.stated {
+				changes = append(changes, change{e, e})
+			}
+		}
+	}
+	if len(fresh) > 0 || len(c.dropped) > 0 {
+		c.reorder(fresh)
+	}
+	// A destination another origin shares (now or before) needs the full
+	// set: the backend keys routes by destination. The cache is
+	// consistent here, so the full set starts from it. After a bulk
+	// change one pass over the order is cheaper than a search per change.
+	if bulk := len(changes) > len(c.order)/16; bulk {
+		for i := 1; i < len(c.order); i++ {
+			if compareKeys(c.order[i-1].key, c.order[i].key) == 0 {
+				return c.Routes(t, a, seq)
+			}
+		}
+		for _, e := range fresh {
+			if sideHas(sideR, e.key) {
+				return c.Routes(t, a, seq)
+			}
+		}
+	} else {
+		for _, ch := range changes {
+			for _, e := range []*cachedRoute{ch.old, ch.new} {
+				if e != nil && (c.orderHas(e.key, ch.old, ch.new) || sideHas(sideR, e.key)) {
+					return c.Routes(t, a, seq)
+				}
+			}
+		}
+	}
+	kept := func(e *cachedRoute) bool {
+		if e == nil || e.err != nil {
+			return false
+		}
+		ok, _ := keepRoute(a, e.subject(), eps)
+		return ok
+	}
+	for _, ch := range changes {
+		oldKept := kept(ch.old)
+		if ch.new == nil {
+			if oldKept {
+				p.Del = append(p.Del, ch.old.route)
+			}
+			continue
+		}
+		o := ch.new.origin()
+		o.Stated = ch.new.stated
+		switch ok, why := keepRoute(a, ch.new.subject(), eps); {
+		case ch.new.err != nil:
+			set.Invalid = append(set.Invalid, Withheld{Dst: ch.new.route.Dst, Table: o.Table, Reason: ch.new.err.Error(), Origin: o})
+		case ok:
+			if ch.new == ch.old { // reported again for its state; fresh entries are put below
+				p.Put = append(p.Put, ch.new.route)
+				putO = append(putO, o)
+			}
+			if oldKept && ch.old.route.Key() != ch.new.route.Key() {
+				p.Del = append(p.Del, ch.old.route)
+			}
+			continue
+		default:
+			set.Withheld = append(set.Withheld, Withheld{Dst: ch.new.route.Dst, Table: ch.new.route.Table, Reason: reasons.get(why), Origin: o})
+		}
+		if oldKept {
+			p.Del = append(p.Del, ch.old.route)
+		}
+	}
+	// In set order, as a full set would send them: a bulk change (a
+	// 100,000-route Set is one) reaches the kernel in key order, and the
+	// routes' state in a stable one. The reorder sorted fresh.
+	again := len(p.Put)
+	for _, e := range fresh {
+		if e.err == nil {
+			if ok, _ := keepRoute(a, e.subject(), eps); ok {
+				o := e.origin()
+				o.Stated = e.stated
+				p.Put = append(p.Put, e.route)
+				putO = append(putO, o)
+			}
+		}
+	}
+	if again > 0 && len(p.Put) > 1 {
+		order := sortOrder(len(p.Put), func(i int) (netip.Prefix, uint32) { return p.Put[i].Dst, p.Put[i].Table },
+			func(i, j int) int { return compareOrigin(putO[i], putO[j]) })
+		permute(order, func(i, j int) {
+			p.Put[i], p.Put[j] = p.Put[j], p.Put[i]
+			putO[i], putO[j] = putO[j], putO[i]
+		})
+	}
+	// Pod and overlay routes: the new and changed ones are put; the
+	// others the backend holds installed (a Patch applies only on a
+	// backend that left every item as desired).
+	var unchanged []Origin
+	for i, r := range sideR {
+		if !sideNew[i] {
+			unchanged = append(unchanged, sideO[i])
+			continue
+		}
+		p.Put = append(p.Put, r)
+		putO = append(putO, sideO[i])
+	}
+	set.Withheld = sortWithheld(set.Withheld)
+	set.Invalid = sortWithheld(set.Invalid)
+	set.Delta = &RouteDelta{Patch: p, PutOrigins: putO, Installed: unchanged}
+	c.base.side, c.base.sideO = sideR, sideO
+	c.resetDirty()
+	c.observed = seq
+	return set, nil
+}
+
+// orderHas reports whether a live route entry other than self and its
+// replacement has key.
+func (c *RouteCache) orderHas(key sortKey, self, repl *cachedRoute) bool {
+	i := sort.Search(len(c.order), func(i int) bool { return compareKeys(c.order[i].key, key) >= 0 })
+	for ; i < len(c.order) && compareKeys(c.order[i].key, key) == 0; i++ {
+		if e := c.order[i]; e != self && e != repl && !e.dropped {
+			return true
+		}
+	}
+	return false
+}
+
+// sideHas reports whether a sorted side route has key.
+func sideHas(rs []route.Route, key sortKey) bool {
+	i := sort.Search(len(rs), func(i int) bool { return compareKeys(keyOf(rs[i].Dst, rs[i].Table), key) >= 0 })
+	return i < len(rs) && compareKeys(keyOf(rs[i].Dst, rs[i].Table), key) == 0
+}
+
+// resetDirty empties the set of entries Observe marked, dropping it when
+// a bulk commit made it big: a cleared map keeps its buckets, about 46 B
+// a route after a 100,000-route Set.
+func (c *RouteCache) resetDirty() {
+	if len(c.dirty) > 4096 {
+		c.dirty = nil
+	}
+	if len(c.restate) > 4096 {
+		c.restate = nil
+	}
+	clear(c.dirty)
+	clear(c.restate)
+}

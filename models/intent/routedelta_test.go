@@ -1,0 +1,227 @@
+package intent
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/models/accord"
+)
+
+// TestRouteChangesMatchRoutes is the incremental intent's differential
+// test: random commits (routes added, changed, moved between tables and
+// deleted, invalid ones, state written and removed, pods moving onto and
+// off route destinations, rolled-back transactions, commits the cache
+// never sees) with now and then a posture level change, and after each
+// intent the outcome of applying every set so far (a full set replaces
+// the model, a delta patches it) must equal the full recomputation
+// (Routes) exactly: the routes the backend would hold and the status of
+// every route entry and pod.
+func TestRouteChangesMatchRoutes(t *testing.T) {
+	for seed := range uint64(8) {
+		pool, prefill := 12, 0
+		if seed%2 == 1 {
+			pool, prefill = 400, 250
+		}
+		t.Run(fmt.Sprintf("%d-pool%d", seed, pool), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 11))
+			var ls []leaf
+			for i := range prefill {
+				ls = append(ls, routeLeaves(fmt.Sprintf("10.40.%d.%d/32", i/256, i%256), "underlay", "operator")...)
+			}
+			ls = append(ls, podLeaves("c1", `["10.42.0.3/32"]`, "veth1", "underlay", "")...)
+			ls = append(ls, podLeaves("c2", `["10.42.0.9/32"]`, "veth2", "overlay", "master")...)
+			peer := "/kedge/mesh/peers/peer[name=p1]/config/"
+			ls = append(ls, leaf{peer + "name", s("p1")}, leaf{peer + "public-key", s(key(1))},
+				leaf{peer + "allowed-ips", js(`["10.43.0.5/32","10.41.0.0/16"]`)})
+			ep := "/kedge/routes/endpoints/endpoint[name=prom]/config/"
+			ls = append(ls, leaf{ep + "name", s("prom")}, leaf{ep + "kind", s("monitoring")}, leaf{ep + "prefix", s("10.40.0.0/29")})
+			tr := build(t, ls)
+
+			prefix := func() string { i := rng.IntN(pool); return fmt.Sprintf("10.40.%d.%d/32", i/256, i%256) }
+			entry := func(p string, table int) string {
+				return fmt.Sprintf("/kedge/routes/route[prefix=%s][table=%d]", p, table)
+			}
+			table := func() int { return []int{254, 254, 254, 100}[rng.IntN(4)] }
+			classes := []string{"overlay", "underlay", "management", "monitoring", "incident"}
+			var cache RouteCache
+			var seq uint64
+			level := uint8(5)
+			kernel := map[route.Key]route.Route{}
+			status := map[Origin]string{} // Stated cleared
+			stated := map[Origin]bool{}
+			deltas, fulls := 0, 0
+			for step := range 400 {
+				var ops []op
+				what := rng.IntN(12)
+				switch {
+				case what < 5: // add or change a route
+					p, tb := prefix(), table()
+					c := entry(p, tb) + "/config/"
+					ops = append(ops, op{path: c + "prefix", val: s(p)}, op{path: c + "table", val: u(uint64(tb))}, op{path: c + "device", val: s("eth0")},
+						op{path: c + "class", val: s(classes[rng.IntN(len(classes))])}, op{path: c + "metric", val: u(uint64(rng.IntN(3)))})
+					if rng.IntN(2) == 0 {
+						ops = append(ops, op{path: c + "tier", val: s([]string{"master", "operator"}[rng.IntN(2)])})
+					}
+					if rng.IntN(8) == 0 {
+						ops = append(ops, op{path: c + "next-hop", val: s("fd00::1")}) // wrong family: invalid
+					}
+				case what < 7: // delete a route
+					ops = append(ops, op{path: entry(prefix(), table())})
+				case what < 8: // a transaction that fails and rolls back
+					c := entry(prefix(), 254) + "/config/"
+					ops = append(ops, op{path: c + "metric", val: u(7)}, op{path: c + "class", val: s("not-a-class")})
+				case what < 10: // state, which only moves Stated: written, or now and then removed
+					st := op{path: entry(prefix(), 254) + "/state/status", val: s("installed"), state: true}
+					if rng.IntN(3) == 0 {
+						st.val = nil
+					}
+					ops = append(ops, st)
+				case what < 11: // a pod moves, now and then onto a route's destination
+					a := fmt.Sprintf("10.42.0.%d/32", rng.IntN(20))
+					if rng.IntN(4) == 0 {
+						a = prefix()
+					}
+					ops = append(ops, op{path: "/kedge/pods/pod[container-id=c1][ifname=eth0]/config/addresses",
+						val: js(`["` + a + `"]`)})
+				default: // the posture level changes
+					level = uint8(1 + rng.IntN(5))
+				}
+				if changes, ok := applyOps(t, tr, ops); ok {
+					seq++
+					if rng.IntN(30) != 0 {
+						cache.Observe(seq, len(ops) > 0 && ops[0].state, changes)
+					}
+				}
+				if rng.IntN(3) == 0 {
+					continue // commits pile up between intents
+				}
+				acc, _ := accord.Default(level)
+				got, err := cache.Changes(tr, acc, seq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := Routes(tr, acc)
+				if got.Delta == nil {
+					fulls++
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("step %d: full set differs:\ngot  %+v\nwant %+v", step, got, want)
+					}
+					clear(kernel)
+					for _, r := range got.Config.Routes {
+						kernel[r.Key()] = r
+					}
+					clear(status)
+					clear(stated)
+					for _, o := range got.Origins {
+						status[unstate(o)], stated[unstate(o)] = "kept", o.Stated
+					}
+					for _, w := range got.Withheld {
+						status[unstate(w.Origin)], stated[unstate(w.Origin)] = "withheld: "+w.Reason, w.Origin.Stated
+					}
+					for _, w := range got.Invalid {
+						status[unstate(w.Origin)], stated[unstate(w.Origin)] = "invalid: "+w.Reason, w.Origin.Stated
+					}
+					continue
+				}
+				deltas++
+				// The route entries' puts come in set order, then the pods'
+				// and peers' (also in order).
+				put, po := got.Delta.Patch.Put, got.Delta.PutOrigins
+				for i := 1; i < len(put); i++ {
+					side := po[i].IsPod() || po[i].IsOverlay()
+					if side == (po[i-1].IsPod() || po[i-1].IsOverlay()) && compareRoutes(put[i-1], po[i-1], put[i], po[i]) >= 0 {
+						t.Fatalf("step %d: puts out of order: %s before %s", step, put[i-1].Dst, put[i].Dst)
+					}
+				}
+				// Apply the delta as the backend does: puts by key, then
+				// deletes of keys no put has.
+				puts := map[route.Key]bool{}
+				for i, r := range got.Delta.Patch.Put {
+					if puts[r.Key()] {
+						t.Fatalf("step %d: delta puts %s twice", step, r.Key())
+					}
+					puts[r.Key()] = true
+					kernel[r.Key()] = r
+					o := got.Delta.PutOrigins[i]
+					status[unstate(o)], stated[unstate(o)] = "kept", o.Stated
+				}
+				for _, o := range got.Delta.Installed {
+					if !o.IsPod() && !o.IsOverlay() {
+						t.Fatalf("step %d: %+v reported installed without a put", step, o)
+					}
+				}
+				for _, r := range got.Delta.Patch.Del {
+					if !puts[r.Key()] {
+						delete(kernel, r.Key())
+					}
+				}
+				for _, w := range got.Withheld {
+					status[unstate(w.Origin)], stated[unstate(w.Origin)] = "withheld: "+w.Reason, w.Origin.Stated
+				}
+				for _, w := range got.Invalid {
+					status[unstate(w.Origin)], stated[unstate(w.Origin)] = "invalid: "+w.Reason, w.Origin.Stated
+				}
+				wantKernel := map[route.Key]route.Route{}
+				for _, r := range want.Config.Routes {
+					if _, dup := wantKernel[r.Key()]; dup {
+						t.Fatalf("step %d: a delta while two routes share %s", step, r.Key())
+					}
+					wantKernel[r.Key()] = r
+				}
+				if !reflect.DeepEqual(kernel, wantKernel) {
+					t.Fatalf("step %d (op kind %d, level %d): patched routes differ:\ngot  %v\nwant %v", step, what, level, kernel, wantKernel)
+				}
+				check := func(o Origin, st string) {
+					t.Helper()
+					if o.IsOverlay() {
+						return // no entry of its own
+					}
+					if status[unstate(o)] != st {
+						t.Fatalf("step %d: %+v: status %q, want %q", step, o, status[unstate(o)], st)
+					}
+					// Stated must be right for what the delta reports;
+					// of other entries the writer remembers what it wrote.
+					if stated[unstate(o)] != o.Stated && reported(got, o) {
+						t.Fatalf("step %d: %+v: stated %t, want %t", step, o, stated[unstate(o)], o.Stated)
+					}
+				}
+				for _, o := range want.Origins {
+					check(o, "kept")
+				}
+				for _, w := range want.Withheld {
+					check(w.Origin, "withheld: "+w.Reason)
+				}
+				for _, w := range want.Invalid {
+					check(w.Origin, "invalid: "+w.Reason)
+				}
+				if !reflect.DeepEqual(got.Pods, want.Pods) || !reflect.DeepEqual(got.PodsPending, want.PodsPending) ||
+					!reflect.DeepEqual(got.VLANs, want.VLANs) || !reflect.DeepEqual(got.Config.Interfaces, want.Config.Interfaces) {
+					t.Fatalf("step %d: pods, VLANs or interfaces differ", step)
+				}
+			}
+			if deltas < 100 || fulls < 10 {
+				t.Errorf("%d deltas and %d full sets: both paths must be exercised", deltas, fulls)
+			}
+		})
+	}
+}
+
+func unstate(o Origin) Origin { o.Stated = false; return o }
+
+// reported says whether the delta set names origin o.
+func reported(s RouteSet, o Origin) bool {
+	for _, p := range s.Delta.PutOrigins {
+		if unstate(p) == unstate(o) {
+			return true
+		}
+	}
+	for _, w := range append(append([]Withheld{}, s.Withheld...), s.Invalid...) {
+		if unstate(w.Origin) == unstate(o) {
+			return true
+		}
+	}
+	return false
+}
