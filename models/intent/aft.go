@@ -83,8 +83,7 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 	if !a.Exists() {
 		return false
 	}
-	set.HasAFT = a.NextHops().NextHop().Len() > 0 || a.NextHopGroups().NextHopGroup().Len() > 0 ||
-		a.Ipv4Entries().Ipv4Entry().Len() > 0 || a.Ipv6Entries().Ipv6Entry().Len() > 0
+	set.HasAFT = aftHolds(a)
 	type sess struct{ class, tier string }
 	sessions := map[string]sess{}
 	for in := range a.Sessions().Session().All() {
@@ -233,6 +232,15 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 		entry(AFTIPv6, p, dst.Masked(), err, nhg, sess, full && stated(in.State().Status()))
 	}
 	return false
+}
+
+// aftHolds reports whether /kedge/aft holds any entry (next hop, group,
+// or IP entry): then the applier reports programming progress for the
+// gRIBI service's FIB acknowledgements, which a group alone waits for
+// too.
+func aftHolds(a kedgetree.Kedge_Aft) bool {
+	return a.Exists() && (a.NextHops().NextHop().Len() > 0 || a.NextHopGroups().NextHopGroup().Len() > 0 ||
+		a.Ipv4Entries().Ipv4Entry().Len() > 0 || a.Ipv6Entries().Ipv6Entry().Len() > 0)
 }
 
 // hasAFTRoutes reports whether /kedge/aft holds IP entries (so the

@@ -55,7 +55,7 @@ func (b *deltaBase) record(t *tree.Tree, a accord.Accord, set RouteSet) {
 		b.eps = endpoints(k.Routes())
 		// gRIBI's entries: the next set is whole too (the applier then
 		// reports their programming, the last time once they are gone).
-		b.ok = !hasAFTRoutes(k.Aft())
+		b.ok = !aftHolds(k.Aft())
 	}
 	b.ifaces, b.vlans = cloneInterfaces(set.Config.Interfaces), unstated(set.VLANs)
 	rs := set.Config.Routes
@@ -107,8 +107,10 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		return c.Routes(t, a, seq)
 	}
 	// gRIBI's entries are not in change sets yet: while /kedge/aft holds
-	// any, every intent is whole (and the set after it too: record).
-	if hasAFTRoutes(k.Aft()) {
+	// any (a next-hop group alone too: its FIB acknowledgement waits for
+	// the programmed-sequence only a whole set writes), every intent is
+	// whole (and the set after it too: record).
+	if aftHolds(k.Aft()) {
 		return c.Routes(t, a, seq)
 	}
 	rt := k.Routes()

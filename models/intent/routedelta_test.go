@@ -225,3 +225,54 @@ func reported(s RouteSet, o Origin) bool {
 	}
 	return false
 }
+
+// TestChangesWholeWhileAFTHoldsAGroup: a next-hop group alone in
+// /kedge/aft (no IP entry refers to it yet) still makes every intent
+// whole and says the AFT holds entries, because gRIBI's FIB
+// acknowledgement of the group waits for the programmed-sequence that
+// only a whole set's state write carries. With change sets for it,
+// gribigo's compliance case "Add next-hop-group entry that can be
+// resolved on the server, no referencing IPv4 entries - with FIB ACK"
+// waited forever.
+func TestChangesWholeWhileAFTHoldsAGroup(t *testing.T) {
+	tr := build(t, routeLeaves("10.40.0.1/32", "underlay", "operator"))
+	acc, _ := accord.Default(5)
+	var cache RouteCache
+	if _, err := cache.Changes(tr, acc, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A plain route change is a change set.
+	c := "/kedge/routes/route[prefix=10.40.0.2/32][table=254]/config/"
+	changes, ok := applyOps(t, tr, []op{{path: c + "prefix", val: s("10.40.0.2/32")}, {path: c + "table", val: u(254)},
+		{path: c + "device", val: s("eth0")}, {path: c + "class", val: s("underlay")}})
+	if !ok {
+		t.Fatal("route commit refused")
+	}
+	cache.Observe(1, false, changes)
+	got, err := cache.Changes(tr, acc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Delta == nil {
+		t.Fatal("a one-route commit gave a whole set: the test no longer exercises change sets")
+	}
+	// Then gRIBI adds a next hop and a group, nothing referring to them.
+	a := "/kedge/aft/"
+	changes, ok = applyOps(t, tr, []op{
+		{path: a + "next-hops/next-hop[index=1]/config/index", val: s("1")},
+		{path: a + "next-hops/next-hop[index=1]/config/ip-address", val: s("192.0.2.1")},
+		{path: a + "next-hop-groups/next-hop-group[id=10]/config/id", val: s("10")},
+		{path: a + "next-hop-groups/next-hop-group[id=10]/next-hops/next-hop[index=1]/config/index", val: s("1")},
+	})
+	if !ok {
+		t.Fatal("AFT commit refused")
+	}
+	cache.Observe(2, false, changes)
+	got, err = cache.Changes(tr, acc, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Delta != nil || !got.HasAFT {
+		t.Fatalf("with a group alone in the AFT: change set %v, HasAFT %v; want a whole set with HasAFT", got.Delta != nil, got.HasAFT)
+	}
+}
