@@ -33,14 +33,16 @@ type FollowerOptions struct {
 	After func(time.Duration) <-chan time.Time
 }
 
-// holdFactor bounds how much of the time the follower holds the store's
-// read lock (which blocks commits) for one section: a section whose last
-// recount took d is recounted again no sooner than holdFactor·d after it
-// ended, so at most 1/(1+holdFactor) of the time. A recount takes
-// microseconds at the sizes most nodes have; at 100,000 routes the routes
-// section takes about 100 ms (BenchmarkRoutes100k in models/summary), so
-// during a bulk load its counts on the page trail by up to 0.4 s instead
-// of every commit waiting behind a recount.
+// holdFactor bounds how much of a core the follower spends recounting one
+// section: a section whose last recount took d is recounted again no
+// sooner than holdFactor·d after it ended, so at most 1/(1+holdFactor) of
+// the time. (It was written when a recount held the store's read lock and
+// blocked commits; readers now work on a snapshot, and the bound keeps the
+// recounts from taking the committer's core on a two-core node.) A recount
+// takes microseconds at the sizes most nodes have; at 100,000 routes the
+// routes section takes about 100 ms (BenchmarkRoutes100k in
+// models/summary), so during a bulk load its counts on the page trail by
+// up to 0.4 s.
 const holdFactor = 4
 
 // Follower keeps the node's summary current from the store's change feed:
