@@ -457,18 +457,8 @@ func TestTruncatedTreeDBIsAnError(t *testing.T) {
 // store (the byte was in unused space). bbolt never faults or panics.
 func TestTreeDBByteFlipsNeverCrashOrLie(t *testing.T) {
 	dir := t.TempDir()
-	s := reopen(t, dir)
-	var cl commitLog
-	commitN(t, s, 0, 300, &cl)
-	for i := range 20 {
-		if err := s.PutMeta("m"+itoa(i), bytes.Repeat([]byte{byte(i)}, 100*i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Compact(); err != nil {
-		t.Fatal(err)
-	}
-	commitN(t, s, 300, 20, &cl)
+	s, cl := compactedStore(t, dir)
+	commitN(t, s, 300, 20, cl)
 	want, seq := dump(s), s.Seq()
 	s.Close()
 	path := filepath.Join(dir, treeDB)
@@ -626,17 +616,7 @@ func TestDeletedNewestSegmentRefusesToStart(t *testing.T) {
 // the same way, before bbolt sees the file.
 func TestTreeDBKeyOrderIsChecked(t *testing.T) {
 	dir := t.TempDir()
-	s := reopen(t, dir)
-	var cl commitLog
-	commitN(t, s, 0, 300, &cl)
-	for i := range 20 {
-		if err := s.PutMeta("m"+itoa(i), bytes.Repeat([]byte{byte(i)}, 100*i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Compact(); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := compactedStore(t, dir)
 	s.Close()
 	path := filepath.Join(dir, treeDB)
 	orig, err := os.ReadFile(path)
@@ -686,4 +666,23 @@ func TestTreeDBKeyOrderIsChecked(t *testing.T) {
 	if r, err := Check(dir, testSchema(t)); err != nil || r.Damage != nil {
 		t.Fatalf("the undamaged file: %v %v", err, r.Damage)
 	}
+}
+
+// compactedStore makes a store in dir with 300 commits and 20 metas of
+// growing size compacted into tree.db, so the file has branch pages and
+// overflow pages to damage.
+func compactedStore(t *testing.T, dir string) (*Store, *commitLog) {
+	t.Helper()
+	s := reopen(t, dir)
+	var cl commitLog
+	commitN(t, s, 0, 300, &cl)
+	for i := range 20 {
+		if err := s.PutMeta("m"+itoa(i), bytes.Repeat([]byte{byte(i)}, 100*i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	return s, &cl
 }
