@@ -47,14 +47,7 @@ func (a *app) postureGetCmd() *cobra.Command {
   kedgectl posture get -o json | jq '.["effective-level"]'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			n, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			s, _, err := n.summarize(ctx, summary.SectionPosture)
+			s, _, err := a.read(cmd, summary.SectionPosture)
 			if err != nil {
 				return err
 			}

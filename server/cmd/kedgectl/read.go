@@ -9,6 +9,7 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"gopkg.in/yaml.v3"
 
@@ -189,4 +190,17 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// read connects to the node, summarizes the given sections and
+// disconnects: what every read-only verb starts with.
+func (a *app) read(cmd *cobra.Command, sections ...summary.Section) (*summary.Node, map[summary.Section]*tree.Tree, error) {
+	ctx, cancel := a.ctx(cmd.Context())
+	defer cancel()
+	n, err := a.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer n.Close()
+	return n.summarize(ctx, sections...)
 }

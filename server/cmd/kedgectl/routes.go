@@ -52,14 +52,7 @@ are withheld or failed with the reason the node gives.`,
   kedgectl routes import routes.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			n, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			s, trees, err := n.summarize(ctx, summary.SectionRoutes)
+			s, trees, err := a.read(cmd, summary.SectionRoutes)
 			if err != nil {
 				return err
 			}

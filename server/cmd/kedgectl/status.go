@@ -23,14 +23,7 @@ runs or not, and one line each for the mesh, the routes and the sessions.`,
   kedgectl status -o json | jq .posture`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			n, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			s, _, err := n.summarize(ctx, summary.Sections()...)
+			s, _, err := a.read(cmd, summary.Sections()...)
 			if err != nil {
 				return err
 			}
@@ -155,14 +148,7 @@ stricter of the two nodes'), whether it is active, draining or closed, and its t
   kedgectl sessions --active -o yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			n, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			s, _, err := n.summarize(ctx, summary.SectionSessions)
+			s, _, err := a.read(cmd, summary.SectionSessions)
 			if err != nil {
 				return err
 			}
@@ -211,14 +197,7 @@ wrote any), how long ago its last handshake was, and the bytes received and sent
   kedgectl mesh -o json | jq '.peers[] | select(.status != "up")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			n, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			s, _, err := n.summarize(ctx, summary.SectionMesh)
+			s, _, err := a.read(cmd, summary.SectionMesh)
 			if err != nil {
 				return err
 			}

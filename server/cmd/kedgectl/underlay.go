@@ -33,14 +33,7 @@ path. Name one part to see only it.`,
 			if len(args) == 1 {
 				view = args[0]
 			}
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			n, err := a.open()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			s, _, err := n.summarize(ctx, summary.SectionUnderlay)
+			s, _, err := a.read(cmd, summary.SectionUnderlay)
 			if err != nil {
 				return err
 			}
