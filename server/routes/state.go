@@ -228,6 +228,8 @@ func (a *applier) deltaStateOps(s intent.RouteSet, st route.Status) []store.Op {
 			} else {
 				p.fail(v.reason)
 			}
+		case o.IsAFT():
+			w.put(aftKey(o.AFT), v, o.Stated)
 		default:
 			w.put(routeKey(o), v, o.Stated)
 		}
