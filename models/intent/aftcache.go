@@ -15,9 +15,11 @@ import (
 // aftCache is RouteCache's part for gRIBI's IP entries (/kedge/aft): the
 // translation of each entry (prefix, group, session) kept between intents
 // in key order, so after a batch of injections only the new entries are
-// read and sorted. Next hops, groups and sessions are few and read every
-// time; each entry's route is resolved through them every time, which is
-// map lookups. It learns what changed like RouteCache: from Observe when
+// read and sorted. Next hops, groups and sessions are few: the whole
+// intent reads them every time and resolves every entry through them
+// (map lookups); a change set reads them only after a commit changed
+// them, and resolves just the changed entries and those of the groups
+// whose resolution changed (aftdelta.go). It learns what changed like RouteCache: from Observe when
 // it has seen every commit, else by walking every entry and re-reading
 // those whose config instance's Stamp moved. Like RouteCache it knows
 // entries by identity (tree.Ident), which every version shares, and

@@ -96,12 +96,14 @@ func unstated(vs []VLANRef) []VLANRef {
 
 // Changes is Routes, but returns only what changed since the set the
 // cache returned last when it can tell (every commit since observed, the
-// same route policy, endpoints and underlay VLANs, no two origins sharing
-// a destination among the changes): then the set's Delta is set. It
-// reads the entries the observed commits touched and every pod and mesh
-// peer, never the other route entries, so a commit touching k of n
-// routes costs O(k log n) plus the pods and peers (the order is kept by
-// binary search; it still moves n pointers once per commit). This is the
+// same route policy, endpoints, underlay VLANs and gRIBI sessions, no two
+// origins sharing a destination among the changes): then the set's Delta
+// is set. It reads the route entries and gRIBI IP entries the observed
+// commits touched (and the gRIBI entries of a group whose resolution
+// changed: aftdelta.go) and every pod and mesh peer, never the other
+// entries, so a commit touching k of n routes costs O(k log n) plus the
+// pods and peers (the orders are kept by binary search; they still move
+// n pointers once per commit). This is the
 // routes intent's seam of the incremental path (BenchmarkRoutesOneChange
 // in this package, BenchmarkRouteSingleInto100k in tests/); Routes, the
 // full recomputation, is the reference TestRouteChangesMatchRoutes checks
