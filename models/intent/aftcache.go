@@ -219,24 +219,11 @@ func (c *aftCache) changes(a kedgetree.Kedge_Aft) []aftChange {
 	}
 	c.gen++
 	var out []aftChange
-	var fresh []*aftCached
-	for id := range c.dirty {
-		old := c.byID[id]
-		if old != nil {
-			c.remove(old)
-		}
-		var ne *aftCached
-		if in := findAFT(a, id); in != nil {
-			ne = c.read(in, true)
-		}
-		if ne != nil {
-			c.add(ne)
-			fresh = append(fresh, ne)
-		}
+	fresh := c.readDirty(a, true, func(old, ne *aftCached) {
 		if old != nil || ne != nil {
 			out = append(out, aftChange{old, ne})
 		}
-	}
+	})
 	for id := range c.restate {
 		e := c.byID[id]
 		if _, read := c.dirty[id]; read || e == nil {
@@ -255,6 +242,61 @@ func (c *aftCache) changes(a kedgetree.Kedge_Aft) []aftChange {
 		c.reorder(fresh)
 	}
 	return out
+}
+
+// readDirty reads again the entries Observe marked dirty, in the version
+// a belongs to, calls fn with each one's old and new translation (nil:
+// none) and returns the new ones. Most entries of the lists dirty (a bulk
+// load's batch) are found by one walk of the lists, which costs less
+// than a lookup by keys each (72,000 of 100,000 entries: 10 ms against
+// 110 ms).
+func (c *aftCache) readDirty(a kedgetree.Kedge_Aft, full bool, fn func(old, ne *aftCached)) []*aftCached {
+	fresh := make([]*aftCached, 0, len(c.dirty))
+	one := func(id tree.Ident, in *tree.Inst) {
+		old := c.byID[id]
+		if old != nil {
+			c.remove(old)
+		}
+		var ne *aftCached
+		if in != nil {
+			ne = c.read(in, full)
+		}
+		if ne != nil {
+			c.add(ne)
+			fresh = append(fresh, ne)
+		}
+		fn(old, ne)
+	}
+	n := 0
+	if a.Exists() {
+		n = a.Ipv4Entries().Ipv4Entry().Len() + a.Ipv6Entries().Ipv6Entry().Len()
+	}
+	if len(c.dirty) < 256 || len(c.dirty) < n/4 {
+		for id := range c.dirty {
+			one(id, findAFT(a, id))
+		}
+		return fresh
+	}
+	walk := func(in *tree.Inst) {
+		if _, ok := c.dirty[in.Ident()]; ok {
+			one(in.Ident(), in)
+		}
+	}
+	for in := range a.Ipv4Entries().Ipv4Entry().All() {
+		walk(in.Inst())
+	}
+	for in := range a.Ipv6Entries().Ipv6Entry().All() {
+		walk(in.Inst())
+	}
+	// The dirty entries the walk did not find are gone (those it found
+	// are this generation's now; one it found without config was
+	// dropped, and calling fn again with nothing is harmless).
+	for id := range c.dirty {
+		if e := c.byID[id]; e == nil || e.gen != c.gen {
+			one(id, nil)
+		}
+	}
+	return fresh
 }
 
 // clearMarks empties what Observe marked, dropping the sets a bulk
@@ -291,19 +333,7 @@ func (c *aftCache) entries(a kedgetree.Kedge_Aft, incremental, full bool, fn fun
 	c.gen++
 	var fresh []*aftCached
 	if incremental {
-		for id := range c.dirty {
-			if old := c.byID[id]; old != nil {
-				c.remove(old)
-			}
-			var ne *aftCached
-			if in := findAFT(a, id); in != nil {
-				ne = c.read(in, full)
-			}
-			if ne != nil {
-				c.add(ne)
-				fresh = append(fresh, ne)
-			}
-		}
+		fresh = c.readDirty(a, full, func(_, _ *aftCached) {})
 		for id := range c.restate {
 			e := c.byID[id]
 			if _, read := c.dirty[id]; read || e == nil {

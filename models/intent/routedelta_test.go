@@ -319,21 +319,33 @@ func aftLeaves(prefix string, nhg int, session string) []leaf {
 
 // aftOp is a random gRIBI commit of kind what (0-6), as the gRIBI writer
 // makes them: entries added or replaced (through groups 1-3 or 9, which
-// does not exist), deleted, groups' members and next hops changed, a
+// does not exist; now and then 300 at once), deleted (now and then all), groups' members and next hops changed, a
 // group deleted, a session's tier changed, entries' state written or
 // removed.
 func aftOp(rng *rand.Rand, what int, prefix func() string) []op {
 	a := "/kedge/aft/"
 	switch what {
-	case 0, 1: // add or replace a few entries
+	case 0, 1: // add or replace a few entries, now and then 300 (a bulk load's batch)
 		var ops []op
+		if rng.IntN(8) == 0 {
+			base := rng.IntN(4) * 100
+			for i := range 300 {
+				for _, l := range aftLeaves(fmt.Sprintf("10.61.%d.%d/32", (base+i)/256, (base+i)%256), 1+rng.IntN(3), "op") {
+					ops = append(ops, op{path: l.path, val: l.val})
+				}
+			}
+			return ops
+		}
 		for range 1 + rng.IntN(4) {
 			for _, l := range aftLeaves(prefix(), []int{1, 1, 2, 3, 9}[rng.IntN(5)], []string{"op", "ma", "gone"}[rng.IntN(3)]) {
 				ops = append(ops, op{path: l.path, val: l.val})
 			}
 		}
 		return ops
-	case 2: // delete one
+	case 2: // delete one, now and then every IPv4 entry
+		if rng.IntN(10) == 0 {
+			return []op{{path: a + "ipv4-entries"}}
+		}
 		return []op{{path: aftEntry(prefix())}}
 	case 3: // group 2's members change, or group 3 goes and comes back
 		g := a + "next-hop-groups/next-hop-group[id=2]/"
