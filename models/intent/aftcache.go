@@ -224,19 +224,11 @@ func (c *aftCache) changes(a kedgetree.Kedge_Aft) []aftChange {
 			out = append(out, aftChange{old, ne})
 		}
 	})
-	for id := range c.restate {
-		e := c.byID[id]
-		if _, read := c.dirty[id]; read || e == nil {
-			continue
-		}
-		e.stated = false
-		if in := findAFT(a, id); in != nil {
-			e.stated = restated(in)
-		}
+	c.readRestate(a, func(e *aftCached) {
 		if !e.stated {
 			out = append(out, aftChange{e, e})
 		}
-	}
+	})
 	c.clearMarks()
 	if len(fresh) > 0 || len(c.removed) > 0 {
 		c.reorder(fresh)
@@ -299,6 +291,77 @@ func (c *aftCache) readDirty(a kedgetree.Kedge_Aft, full bool, fn func(old, ne *
 	return fresh
 }
 
+// readRestate reads again whether the entries whose state status changed
+// (and whose config did not) have one, and calls fn with each. After the
+// route applier wrote a bulk load's batch of status, that is most
+// entries: then one walk of the lists finds them, as in readDirty.
+func (c *aftCache) readRestate(a kedgetree.Kedge_Aft, fn func(e *aftCached)) {
+	var slow []tree.Ident
+	n := 0
+	if a.Exists() {
+		n = a.Ipv4Entries().Ipv4Entry().Len() + a.Ipv6Entries().Ipv6Entry().Len()
+	}
+	if len(c.restate) < 256 || len(c.restate) < n/4 {
+		for id := range c.restate {
+			slow = append(slow, id)
+		}
+	} else {
+		want := 0
+		for id := range c.restate {
+			if _, read := c.dirty[id]; !read && c.byID[id] != nil {
+				want++
+			}
+		}
+		hit := make([]*aftCached, 0, want)
+		walk := func(in *tree.Inst) {
+			id := in.Ident()
+			if _, ok := c.restate[id]; !ok {
+				return
+			}
+			if _, read := c.dirty[id]; read {
+				return
+			}
+			if e := c.byID[id]; e != nil {
+				e.stated = restated(in)
+				hit = append(hit, e)
+			}
+		}
+		for in := range a.Ipv4Entries().Ipv4Entry().All() {
+			walk(in.Inst())
+		}
+		for in := range a.Ipv6Entries().Ipv6Entry().All() {
+			walk(in.Inst())
+		}
+		if len(hit) < want {
+			// Some are not in the tree (gone without their config's
+			// deletion observed): the lookup one by one finds none.
+			done := make(map[*aftCached]bool, len(hit))
+			for _, e := range hit {
+				done[e] = true
+			}
+			for id := range c.restate {
+				if e := c.byID[id]; e != nil && !done[e] {
+					slow = append(slow, id)
+				}
+			}
+		}
+		for _, e := range hit {
+			fn(e)
+		}
+	}
+	for _, id := range slow {
+		e := c.byID[id]
+		if _, read := c.dirty[id]; read || e == nil {
+			continue
+		}
+		e.stated = false
+		if in := findAFT(a, id); in != nil {
+			e.stated = restated(in)
+		}
+		fn(e)
+	}
+}
+
 // clearMarks empties what Observe marked, dropping the sets a bulk
 // commit made big (a cleared map keeps its buckets).
 func (c *aftCache) clearMarks() {
@@ -334,16 +397,7 @@ func (c *aftCache) entries(a kedgetree.Kedge_Aft, incremental, full bool, fn fun
 	var fresh []*aftCached
 	if incremental {
 		fresh = c.readDirty(a, full, func(_, _ *aftCached) {})
-		for id := range c.restate {
-			e := c.byID[id]
-			if _, read := c.dirty[id]; read || e == nil {
-				continue
-			}
-			e.stated = false
-			if in := findAFT(a, id); in != nil {
-				e.stated = restated(in)
-			}
-		}
+		c.readRestate(a, func(*aftCached) {})
 	} else {
 		seen := 0
 		walk := func(in *tree.Inst, cfg *tree.Inst, isStated func() bool) {

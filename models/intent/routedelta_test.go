@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
 
@@ -82,7 +85,14 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				what := rng.IntN(19)
 				switch {
 				case what >= 12:
-					ops = aftOp(rng, what-12, aftPrefix)
+					ops = aftOp(rng, what-12, aftPrefix, func() []string {
+						var out []string
+						for in := range kedgetree.Of(tr).Kedge().Aft().Ipv4Entries().Ipv4Entry().All() {
+							p, _ := in.Prefix()
+							out = append(out, p)
+						}
+						return out
+					})
 				case what < 5: // add or change a route
 					p, tb := prefix(), table()
 					c := entry(p, tb) + "/config/"
@@ -223,6 +233,12 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					if stated[unstate(o)] != o.Stated && reported(got, o) {
 						t.Fatalf("step %d: %+v: stated %t, want %t", step, o, stated[unstate(o)], o.Stated)
 					}
+					// An entry whose state went since it was last
+					// reported must be reported again, or the writer,
+					// remembering what it wrote, would not put it back.
+					if !o.Stated && stated[unstate(o)] {
+						t.Fatalf("step %d: %+v lost its state and was not reported again", step, o)
+					}
 				}
 				for _, o := range want.Origins {
 					check(o, "kept")
@@ -321,8 +337,8 @@ func aftLeaves(prefix string, nhg int, session string) []leaf {
 // makes them: entries added or replaced (through groups 1-3 or 9, which
 // does not exist; now and then 300 at once), deleted (now and then all), groups' members and next hops changed, a
 // group deleted, a session's tier changed, entries' state written or
-// removed.
-func aftOp(rng *rand.Rand, what int, prefix func() string) []op {
+// removed (now and then every live IPv4 entry's, live lists them).
+func aftOp(rng *rand.Rand, what int, prefix func() string, live func() []string) []op {
 	a := "/kedge/aft/"
 	switch what {
 	case 0, 1: // add or replace a few entries, now and then 300 (a bulk load's batch)
@@ -373,11 +389,19 @@ func aftOp(rng *rand.Rand, what int, prefix func() string) []op {
 	case 5: // the operator's session becomes a master's, or back
 		return []op{{path: a + "sessions/session[id=op]/config/tier", val: s([]string{"operator", "master"}[rng.IntN(2)])}}
 	}
-	st := op{path: aftEntry(prefix()) + "/state/status", val: s("installed"), state: true}
-	if rng.IntN(3) == 0 {
-		st.val = nil
+	var val *gpb.TypedValue
+	if rng.IntN(3) != 0 {
+		val = s("installed")
 	}
-	return []op{st}
+	if rng.IntN(6) == 0 {
+		// Every IPv4 entry's, as the route applier writes a bulk load's.
+		var ops []op
+		for _, p := range live() {
+			ops = append(ops, op{path: aftEntry(p) + "/state/status", val: val, state: true})
+		}
+		return ops
+	}
+	return []op{{path: aftEntry(prefix()) + "/state/status", val: val, state: true}}
 }
 
 // TestChangesCarryAFTGroupAlone: a next-hop group alone in /kedge/aft (no
