@@ -19,9 +19,9 @@ import (
 // intent reads them every time and resolves every entry through them
 // (map lookups); a change set reads them only after a commit changed
 // them, and resolves just the changed entries and those of the groups
-// whose resolution changed (aftdelta.go). It learns what changed like RouteCache: from Observe when
-// it has seen every commit, else by walking every entry and re-reading
-// those whose config instance's Stamp moved. Like RouteCache it knows
+// whose resolution changed (aftdelta.go). It learns what changed like
+// RouteCache: from Observe when it has seen every commit, else by walking
+// every entry and re-reading those whose config instance's Stamp moved. Like RouteCache it knows
 // entries by identity (tree.Ident), which every version shares, and
 // finds an entry it must read again in the version the intent reads.
 //
