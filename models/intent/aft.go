@@ -75,30 +75,34 @@ type aftGroup struct {
 	reason string
 }
 
-// aftRoutes offers /kedge/aft's IP entries as routes; taken holds the
-// (table, prefix) of every other route of the intent. With a cache it
-// offers them in route order and says so.
-func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.Key]string,
-	consider func(route.Route, Origin, subject), cache *aftCache, incremental bool) (sorted bool) {
-	if !a.Exists() {
-		return false
-	}
-	set.HasAFT = aftHolds(a)
-	type sess struct{ class, tier string }
-	sessions := map[string]sess{}
+// aftSession is what a gRIBI session's record says of its entries.
+type aftSession struct{ class, tier string }
+
+// aftMeta is what the IP entries of /kedge/aft resolve through: the
+// sessions, next hops and groups. They are few, and read whole; states
+// are the next hops' and groups' statuses (when read with full).
+type aftMeta struct {
+	sessions map[string]aftSession
+	groups   map[uint64]aftGroup
+	states   []AFTState
+}
+
+// readAFTMeta reads a's sessions, next hops and groups.
+func readAFTMeta(a kedgetree.Kedge_Aft, full bool) aftMeta {
+	m := aftMeta{sessions: map[string]aftSession{}, groups: map[uint64]aftGroup{}}
 	for in := range a.Sessions().Session().All() {
 		c := in.Config()
 		id, _ := c.Id()
 		class, _ := c.Class()
 		tier, _ := c.Tier()
-		s := sess{class: string(class), tier: string(tier)}
+		s := aftSession{class: string(class), tier: string(tier)}
 		if s.tier == "" {
 			s.tier = accord.TierOperator
 		}
 		if s.class == "" {
 			s.class = classUnderlay
 		}
-		sessions[id] = s
+		m.sessions[id] = s
 	}
 	nhs := map[uint64]aftNextHop{}
 	for in := range a.NextHops().NextHop().All() {
@@ -119,17 +123,16 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 			if nh.reason != "" {
 				st.Status, st.Reason = string(kedgepath.AftStatusFailed), nh.reason
 			}
-			set.AFT = append(set.AFT, st)
+			m.states = append(m.states, st)
 		}
 	}
-	groups := map[uint64]aftGroup{}
 	for in := range a.NextHopGroups().NextHopGroup().All() {
 		id, _ := in.Id()
 		var g aftGroup
 		type member struct{ idx, w uint64 }
 		var members []member
-		for m := range in.NextHops().NextHop().All() {
-			mc := m.Config()
+		for mi := range in.NextHops().NextHop().All() {
+			mc := mi.Config()
 			idx, _ := mc.Index()
 			w, _ := mc.Weight()
 			members = append(members, member{idx, w})
@@ -137,8 +140,8 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 		// By index: the list holds them in no order, the kernel keeps them
 		// in the order given.
 		slices.SortFunc(members, func(a, b member) int { return cmp.Compare(a.idx, b.idx) })
-		for _, m := range members {
-			idx, w := m.idx, m.w
+		for _, mb := range members {
+			idx, w := mb.idx, mb.w
 			nh, ok := nhs[idx]
 			switch {
 			case !ok:
@@ -156,62 +159,100 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 		if len(g.hops) == 0 && g.reason == "" {
 			g.reason = "no next hops"
 		}
-		groups[id] = g
+		m.groups[id] = g
 		if full {
 			st := AFTState{Key: AFTKey{Kind: AFTNextHopGroup, ID: id}, Status: string(kedgepath.AftStatusInstalled),
 				Stated: stated(in.State().Status())}
 			if g.reason != "" {
 				st.Status, st.Reason = string(kedgepath.AftStatusFailed), g.reason
 			}
-			set.AFT = append(set.AFT, st)
+			m.states = append(m.states, st)
 		}
 	}
-	entry := func(kind AFTKind, prefix string, dst netip.Prefix, perr error, nhg uint64, session string, isStated bool) {
+	return m
+}
+
+// aftResolved is what an IP entry becomes: a route judged by its
+// session's class and tier, or (status set) an entry that cannot be one.
+type aftResolved struct {
+	route          route.Route
+	subj           subject
+	status, reason string
+}
+
+// resolve makes an IP entry (dst parsed from its prefix with perr) a
+// route through group nhg. Precedence is the caller's.
+func (m *aftMeta) resolve(dst netip.Prefix, perr error, nhg uint64, session string) aftResolved {
+	if perr != nil {
+		return aftResolved{status: string(kedgepath.AftStatusFailed), reason: perr.Error()}
+	}
+	g, ok := m.groups[nhg]
+	switch {
+	case !ok:
+		return aftResolved{status: string(kedgepath.AftStatusFailed), reason: fmt.Sprintf("next-hop-group %d does not exist", nhg)}
+	case g.reason != "":
+		return aftResolved{status: string(kedgepath.AftStatusFailed), reason: fmt.Sprintf("next-hop-group %d: %s", nhg, g.reason)}
+	}
+	r := route.Route{Dst: dst, Table: aftTable}
+	if len(g.hops) == 1 {
+		r.Gateway, r.Device = g.hops[0].Gateway, g.hops[0].Device
+	} else {
+		r.Multipath = g.hops
+	}
+	s, ok := m.sessions[session]
+	if !ok {
+		s = aftSession{class: classUnderlay, tier: accord.TierOperator}
+	}
+	return aftResolved{route: r, subj: subject{class: s.class, tier: s.tier, dst: dst}}
+}
+
+// aftRoutes offers /kedge/aft's IP entries as routes; taken holds the
+// (table, prefix) of every other route of the intent. With a cache it
+// offers them in route order and says so, and keeps the sessions, next
+// hops and groups it read for the cache's change sets.
+func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.Key]string,
+	consider func(route.Route, Origin, subject), cache *aftCache, incremental bool) (sorted bool) {
+	if !a.Exists() {
+		if cache != nil {
+			cache.reset()
+		}
+		return false
+	}
+	set.HasAFT = aftHolds(a)
+	meta := readAFTMeta(a, full)
+	set.AFT = append(set.AFT, meta.states...)
+	entry := func(e *aftCached, kind AFTKind, prefix string, dst netip.Prefix, perr error, nhg uint64, session string, isStated bool) {
 		o := Origin{AFT: AFTKey{Kind: kind, Prefix: prefix}, Stated: isStated}
-		state := func(status kedgepath.AftStatus, reason string) {
+		state := func(status, reason string) {
 			if full {
-				set.AFT = append(set.AFT, AFTState{Key: o.AFT, Status: string(status), Reason: reason, Stated: isStated})
+				set.AFT = append(set.AFT, AFTState{Key: o.AFT, Status: status, Reason: reason, Stated: isStated})
 			}
 		}
-		if perr != nil {
-			state(kedgepath.AftStatusFailed, perr.Error())
+		if perr == nil {
+			if winner, ok := taken[route.Key{Table: aftTable, Dst: dst}]; ok {
+				state(string(kedgepath.AftStatusOverridden), winner+" holds the same prefix and table and wins over gRIBI")
+				return
+			}
+		}
+		res := meta.resolve(dst, perr, nhg, session)
+		if res.status != "" {
+			state(res.status, res.reason)
 			return
 		}
-		if winner, ok := taken[route.Key{Table: aftTable, Dst: dst}]; ok {
-			state(kedgepath.AftStatusOverridden, winner+" holds the same prefix and table and wins over gRIBI")
-			return
+		n := len(set.Config.Routes)
+		consider(res.route, o, res.subj)
+		if e != nil {
+			e.inSet = len(set.Config.Routes) > n
 		}
-		g, ok := groups[nhg]
-		switch {
-		case !ok:
-			state(kedgepath.AftStatusFailed, fmt.Sprintf("next-hop-group %d does not exist", nhg))
-			return
-		case g.reason != "":
-			state(kedgepath.AftStatusFailed, fmt.Sprintf("next-hop-group %d: %s", nhg, g.reason))
-			return
-		}
-		r := route.Route{Dst: dst, Table: aftTable}
-		if len(g.hops) == 1 {
-			r.Gateway, r.Device = g.hops[0].Gateway, g.hops[0].Device
-		} else {
-			r.Multipath = g.hops
-		}
-		s, ok := sessions[session]
-		if !ok {
-			s = sess{class: classUnderlay, tier: accord.TierOperator}
-		}
-		consider(r, o, subject{class: s.class, tier: s.tier, dst: dst})
 	}
 	// The states are few (next hops, groups, entries that are no route):
 	// sorted, so equal trees give equal sets.
-	defer func() {
-		slices.SortFunc(set.AFT, func(x, y AFTState) int {
-			return cmp.Or(cmp.Compare(x.Key.Kind, y.Key.Kind), cmp.Compare(x.Key.ID, y.Key.ID), cmp.Compare(x.Key.Prefix, y.Key.Prefix))
-		})
-	}()
+	defer func() { sortAFTStates(set.AFT) }()
 	if cache != nil {
+		cache.meta = meta
 		cache.entries(a, incremental, full, func(e *aftCached) {
-			entry(e.kind, e.prefix, e.dst, e.perr, e.nhg, e.session, e.stated)
+			e.inSet = false
+			entry(e, e.kind, e.prefix, e.dst, e.perr, e.nhg, e.session, e.stated)
 		})
 		return true
 	}
@@ -221,7 +262,7 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 		nhg, _ := c.NextHopGroup()
 		sess, _ := c.Session()
 		dst, err := netip.ParsePrefix(p)
-		entry(AFTIPv4, p, dst.Masked(), err, nhg, sess, full && stated(in.State().Status()))
+		entry(nil, AFTIPv4, p, dst.Masked(), err, nhg, sess, full && stated(in.State().Status()))
 	}
 	for in := range a.Ipv6Entries().Ipv6Entry().All() {
 		c := in.Config()
@@ -229,9 +270,15 @@ func aftRoutes(a kedgetree.Kedge_Aft, full bool, set *RouteSet, taken map[route.
 		nhg, _ := c.NextHopGroup()
 		sess, _ := c.Session()
 		dst, err := netip.ParsePrefix(p)
-		entry(AFTIPv6, p, dst.Masked(), err, nhg, sess, full && stated(in.State().Status()))
+		entry(nil, AFTIPv6, p, dst.Masked(), err, nhg, sess, full && stated(in.State().Status()))
 	}
 	return false
+}
+
+func sortAFTStates(s []AFTState) {
+	slices.SortFunc(s, func(x, y AFTState) int {
+		return cmp.Or(cmp.Compare(x.Key.Kind, y.Key.Kind), cmp.Compare(x.Key.ID, y.Key.ID), cmp.Compare(x.Key.Prefix, y.Key.Prefix))
+	})
 }
 
 // aftHolds reports whether /kedge/aft holds any entry (next hop, group,

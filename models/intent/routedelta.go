@@ -30,8 +30,9 @@ type RouteDelta struct {
 
 // deltaBase is what the set a RouteCache returned last was computed
 // under, and its pod and overlay routes: a change to anything else than
-// route entries, pods and mesh peers (route policy, endpoints, underlay
-// VLANs, gRIBI's /kedge/aft) makes Changes compute the whole set again.
+// route entries, pods, mesh peers and gRIBI's entries, next hops and
+// groups (route policy, endpoints, underlay VLANs, gRIBI's sessions)
+// makes Changes compute the whole set again.
 type deltaBase struct {
 	ok bool
 	// shared: two routes of the set share a destination; the backend
@@ -46,6 +47,9 @@ type deltaBase struct {
 	// origins.
 	side  []route.Route
 	sideO []Origin
+	// sideKeys are the keys of every pod and overlay route, kept or
+	// withheld, sorted: a gRIBI entry with one of them is overridden.
+	sideKeys []sortKey
 }
 
 // record makes set, computed from t under a, the base of the next Changes.
@@ -53,9 +57,6 @@ func (b *deltaBase) record(t *tree.Tree, a accord.Accord, set RouteSet) {
 	*b = deltaBase{ok: true, level: a.Level, policy: a.RoutePolicy}
 	if k := kedgetree.Of(t).Kedge(); k.Exists() {
 		b.eps = endpoints(k.Routes())
-		// gRIBI's entries: the next set is whole too (the applier then
-		// reports their programming, the last time once they are gone).
-		b.ok = !aftHolds(k.Aft())
 	}
 	b.ifaces, b.vlans = cloneInterfaces(set.Config.Interfaces), unstated(set.VLANs)
 	rs := set.Config.Routes
@@ -66,8 +67,15 @@ func (b *deltaBase) record(t *tree.Tree, a accord.Accord, set RouteSet) {
 		if o.IsPod() || o.IsOverlay() {
 			b.side = append(b.side, set.Config.Routes[i])
 			b.sideO = append(b.sideO, o)
+			b.sideKeys = append(b.sideKeys, keyOf(set.Config.Routes[i].Dst, set.Config.Routes[i].Table))
 		}
 	}
+	for _, w := range set.Withheld {
+		if w.Origin.IsPod() || w.Origin.IsOverlay() {
+			b.sideKeys = append(b.sideKeys, keyOf(w.Dst, w.Table))
+		}
+	}
+	slices.SortFunc(b.sideKeys, compareKeys)
 }
 
 func cloneInterfaces(ifs []route.Interface) []route.Interface {
@@ -88,12 +96,14 @@ func unstated(vs []VLANRef) []VLANRef {
 
 // Changes is Routes, but returns only what changed since the set the
 // cache returned last when it can tell (every commit since observed, the
-// same route policy, endpoints and underlay VLANs, no two origins sharing
-// a destination among the changes): then the set's Delta is set. It
-// reads the entries the observed commits touched and every pod and mesh
-// peer, never the other route entries, so a commit touching k of n
-// routes costs O(k log n) plus the pods and peers (the order is kept by
-// binary search; it still moves n pointers once per commit). This is the
+// same route policy, endpoints, underlay VLANs and gRIBI sessions, no two
+// origins sharing a destination among the changes): then the set's Delta
+// is set. It reads the route entries and gRIBI IP entries the observed
+// commits touched (and the gRIBI entries of a group whose resolution
+// changed: aftdelta.go) and every pod and mesh peer, never the other
+// entries, so a commit touching k of n routes costs O(k log n) plus the
+// pods and peers (the orders are kept by binary search; they still move
+// n pointers once per commit). This is the
 // routes intent's seam of the incremental path (BenchmarkRoutesOneChange
 // in this package, BenchmarkRouteSingleInto100k in tests/); Routes, the
 // full recomputation, is the reference TestRouteChangesMatchRoutes checks
@@ -104,13 +114,6 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	}
 	k := kedgetree.Of(t).Kedge()
 	if !k.Exists() {
-		return c.Routes(t, a, seq)
-	}
-	// gRIBI's entries are not in change sets yet: while /kedge/aft holds
-	// any (a next-hop group alone too: its FIB acknowledgement waits for
-	// the programmed-sequence only a whole set writes), every intent is
-	// whole (and the set after it too: record).
-	if aftHolds(k.Aft()) {
 		return c.Routes(t, a, seq)
 	}
 	rt := k.Routes()
@@ -128,7 +131,9 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	// Pods and mesh peers, read whole.
 	var sideR []route.Route
 	var sideO []Origin
+	var sideKeys []sortKey // kept or not, for gRIBI's precedence
 	podRoutes(k.Pods().Pod(), true, &set, func(r route.Route, o Origin, s subject) {
+		sideKeys = append(sideKeys, keyOf(r.Dst, r.Table))
 		if ok, why := keepRoute(a, s, eps); ok {
 			sideR, sideO = append(sideR, r), append(sideO, o)
 		} else {
@@ -136,6 +141,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		}
 	})
 	overlayRoutes(k.Mesh(), func(r route.Route, o Origin, s subject) {
+		sideKeys = append(sideKeys, keyOf(r.Dst, r.Table))
 		if ok, _ := keepRoute(a, s, eps); ok {
 			sideR, sideO = append(sideR, r), append(sideO, o)
 		}
@@ -213,6 +219,13 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	if len(fresh) > 0 || len(c.dropped) > 0 {
 		c.reorder(fresh)
 	}
+	// gRIBI's IP entries the observed commits touched, and those whose
+	// group changed (aftdelta.go).
+	slices.SortFunc(sideKeys, compareKeys)
+	aftCh, aftStates, whole := c.aftChanges(k.Aft(), sideKeys)
+	if whole {
+		return c.Routes(t, a, seq)
+	}
 	// A destination another origin shares (now or before) needs the full
 	// set: the backend keys routes by destination. The cache is
 	// consistent here, so the full set starts from it. After a bulk
@@ -228,10 +241,19 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 				return c.Routes(t, a, seq)
 			}
 		}
+		if len(c.aft.order) > 0 {
+			for _, ch := range changes {
+				for _, e := range []*cachedRoute{ch.old, ch.new} {
+					if e != nil && c.aft.has(e.key, nil, nil) {
+						return c.Routes(t, a, seq)
+					}
+				}
+			}
+		}
 	} else {
 		for _, ch := range changes {
 			for _, e := range []*cachedRoute{ch.old, ch.new} {
-				if e != nil && (c.orderHas(e.key, ch.old, ch.new) || sideHas(sideR, e.key)) {
+				if e != nil && (c.orderHas(e.key, ch.old, ch.new) || sideHas(sideR, e.key) || c.aft.has(e.key, nil, nil)) {
 					return c.Routes(t, a, seq)
 				}
 			}
@@ -295,6 +317,18 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			putO[i], putO[j] = putO[j], putO[i]
 		})
 	}
+	// gRIBI's: merged in, so the non-side puts stay in set order.
+	aftPut, aftPutO := c.aftPatch(a, eps, aftCh, &set, &p, &reasons)
+	if len(aftPut) > 0 {
+		if len(p.Put) == 0 {
+			p.Put, putO = aftPut, aftPutO
+		} else {
+			p.Put, putO = mergeRuns(p.Put, putO, aftPut, aftPutO, outBuf{})
+		}
+	}
+	set.AFT = append(set.AFT, aftStates...)
+	sortAFTStates(set.AFT)
+	set.HasAFT = aftHolds(k.Aft())
 	// Pod and overlay routes: the new and changed ones are put; the
 	// others the backend holds installed (a Patch applies only on a
 	// backend that left every item as desired).
@@ -310,7 +344,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	set.Withheld = sortWithheld(set.Withheld)
 	set.Invalid = sortWithheld(set.Invalid)
 	set.Delta = &RouteDelta{Patch: p, PutOrigins: putO, Installed: unchanged}
-	c.base.side, c.base.sideO = sideR, sideO
+	c.base.side, c.base.sideO, c.base.sideKeys = sideR, sideO, sideKeys
 	c.resetDirty()
 	c.observed = seq
 	return set, nil
@@ -346,4 +380,5 @@ func (c *RouteCache) resetDirty() {
 	}
 	clear(c.dirty)
 	clear(c.restate)
+	c.aft.metaDirty = false
 }

@@ -4,9 +4,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
 
@@ -14,7 +19,11 @@ import (
 // test: random commits (routes added, changed, moved between tables and
 // deleted, invalid ones, state written and removed, pods moving onto and
 // off route destinations, rolled-back transactions, commits the cache
-// never sees) with now and then a posture level change, and after each
+// never sees; gRIBI's IPv4 and IPv6 entries added, replaced and deleted,
+// some on a route's or a pod's destination, some through a group that
+// fails or does not exist, groups' members and next hops changed, a
+// session's tier changed, entries' state written and removed) with now
+// and then a posture level change, and after each
 // intent the outcome of applying every set so far (a full set replaces
 // the model, a delta patches it) must equal the full recomputation
 // (Routes) exactly: the routes the backend would hold and the status of
@@ -38,7 +47,25 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				leaf{peer + "allowed-ips", js(`["10.43.0.5/32","10.41.0.0/16"]`)})
 			ep := "/kedge/routes/endpoints/endpoint[name=prom]/config/"
 			ls = append(ls, leaf{ep + "name", s("prom")}, leaf{ep + "kind", s("monitoring")}, leaf{ep + "prefix", s("10.40.0.0/29")})
+			ls = append(ls, aftBase()...)
+			for i := range prefill {
+				ls = append(ls, aftLeaves(fmt.Sprintf("10.60.%d.%d/32", i/256, i%256), 1+i%3, []string{"op", "ma"}[i%2])...)
+			}
 			tr := build(t, ls)
+			// gRIBI's prefixes: mostly their own, now and then a route's
+			// or a pod's (precedence), now and then IPv6.
+			aftPrefix := func() string {
+				i := rng.IntN(pool)
+				switch rng.IntN(10) {
+				case 0:
+					return fmt.Sprintf("10.40.%d.%d/32", i/256, i%256)
+				case 1:
+					return fmt.Sprintf("10.42.0.%d/32", rng.IntN(20))
+				case 2:
+					return fmt.Sprintf("2001:db8::%x/128", i)
+				}
+				return fmt.Sprintf("10.60.%d.%d/32", i/256, i%256)
+			}
 
 			prefix := func() string { i := rng.IntN(pool); return fmt.Sprintf("10.40.%d.%d/32", i/256, i%256) }
 			entry := func(p string, table int) string {
@@ -52,11 +79,20 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 			kernel := map[route.Key]route.Route{}
 			status := map[Origin]string{} // Stated cleared
 			stated := map[Origin]bool{}
-			deltas, fulls := 0, 0
+			deltas, fulls, aftDeltas := 0, 0, 0
 			for step := range 400 {
 				var ops []op
-				what := rng.IntN(12)
+				what := rng.IntN(19)
 				switch {
+				case what >= 12:
+					ops = aftOp(rng, what-12, aftPrefix, func() []string {
+						var out []string
+						for in := range kedgetree.Of(tr).Kedge().Aft().Ipv4Entries().Ipv4Entry().All() {
+							p, _ := in.Prefix()
+							out = append(out, p)
+						}
+						return out
+					})
 				case what < 5: // add or change a route
 					p, tb := prefix(), table()
 					c := entry(p, tb) + "/config/"
@@ -124,9 +160,16 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					for _, w := range got.Invalid {
 						status[unstate(w.Origin)], stated[unstate(w.Origin)] = "invalid: "+w.Reason, w.Origin.Stated
 					}
+					for _, st := range got.AFT {
+						status[Origin{AFT: st.Key}], stated[Origin{AFT: st.Key}] = "aft: "+st.Status+" "+st.Reason, st.Stated
+					}
 					continue
 				}
 				deltas++
+				if slices.ContainsFunc(got.Delta.PutOrigins, Origin.IsAFT) || len(got.AFT) > 0 ||
+					slices.ContainsFunc(got.Withheld, func(w Withheld) bool { return w.Origin.IsAFT() }) {
+					aftDeltas++
+				}
 				// The route entries' puts come in set order, then the pods'
 				// and peers' (also in order).
 				put, po := got.Delta.Patch.Put, got.Delta.PutOrigins
@@ -164,6 +207,9 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				for _, w := range got.Invalid {
 					status[unstate(w.Origin)], stated[unstate(w.Origin)] = "invalid: "+w.Reason, w.Origin.Stated
 				}
+				for _, st := range got.AFT {
+					status[Origin{AFT: st.Key}], stated[Origin{AFT: st.Key}] = "aft: "+st.Status+" "+st.Reason, st.Stated
+				}
 				wantKernel := map[route.Key]route.Route{}
 				for _, r := range want.Config.Routes {
 					if _, dup := wantKernel[r.Key()]; dup {
@@ -187,6 +233,12 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					if stated[unstate(o)] != o.Stated && reported(got, o) {
 						t.Fatalf("step %d: %+v: stated %t, want %t", step, o, stated[unstate(o)], o.Stated)
 					}
+					// An entry whose state went since it was last
+					// reported must be reported again, or the writer,
+					// remembering what it wrote, would not put it back.
+					if !o.Stated && stated[unstate(o)] {
+						t.Fatalf("step %d: %+v lost its state and was not reported again", step, o)
+					}
 				}
 				for _, o := range want.Origins {
 					check(o, "kept")
@@ -197,13 +249,20 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				for _, w := range want.Invalid {
 					check(w.Origin, "invalid: "+w.Reason)
 				}
+				for _, st := range want.AFT {
+					check(Origin{AFT: st.Key, Stated: st.Stated}, "aft: "+st.Status+" "+st.Reason)
+				}
+				if got.HasAFT != want.HasAFT {
+					t.Fatalf("step %d: HasAFT %t, want %t", step, got.HasAFT, want.HasAFT)
+				}
 				if !reflect.DeepEqual(got.Pods, want.Pods) || !reflect.DeepEqual(got.PodsPending, want.PodsPending) ||
 					!reflect.DeepEqual(got.VLANs, want.VLANs) || !reflect.DeepEqual(got.Config.Interfaces, want.Config.Interfaces) {
 					t.Fatalf("step %d: pods, VLANs or interfaces differ", step)
 				}
 			}
-			if deltas < 100 || fulls < 10 {
-				t.Errorf("%d deltas and %d full sets: both paths must be exercised", deltas, fulls)
+			t.Logf("%d deltas (%d with gRIBI entries), %d full sets", deltas, aftDeltas, fulls)
+			if deltas < 100 || fulls < 10 || aftDeltas < 15 {
+				t.Errorf("%d deltas (%d with gRIBI entries) and %d full sets: both paths must be exercised", deltas, aftDeltas, fulls)
 			}
 		})
 	}
@@ -223,18 +282,137 @@ func reported(s RouteSet, o Origin) bool {
 			return true
 		}
 	}
+	for _, st := range s.AFT {
+		if o.IsAFT() && st.Key == o.AFT {
+			return true
+		}
+	}
 	return false
 }
 
-// TestChangesWholeWhileAFTHoldsAGroup: a next-hop group alone in
-// /kedge/aft (no IP entry refers to it yet) still makes every intent
-// whole and says the AFT holds entries, because gRIBI's FIB
-// acknowledgement of the group waits for the programmed-sequence that
-// only a whole set's state write carries. With change sets for it,
-// gribigo's compliance case "Add next-hop-group entry that can be
-// resolved on the server, no referencing IPv4 entries - with FIB ACK"
-// waited forever.
-func TestChangesWholeWhileAFTHoldsAGroup(t *testing.T) {
+// aftBase is /kedge/aft's next hops (an address, an interface, an
+// unsupported one), groups 1 (one hop), 2 (two, weighted) and 3 (the
+// unsupported one), and two sessions: an operator's underlay and a
+// master's management routes.
+func aftBase() []leaf {
+	a := "/kedge/aft/"
+	var ls []leaf
+	for _, nh := range [][3]string{{"1", "ip-address", "192.0.2.1"}, {"2", "interface", "eth1"}, {"3", "unsupported", "mac-address"}} {
+		p := a + "next-hops/next-hop[index=" + nh[0] + "]/config/"
+		ls = append(ls, leaf{p + "index", s(nh[0])}, leaf{p + nh[1], s(nh[2])})
+	}
+	for id, members := range map[string][]string{"1": {"1"}, "2": {"1", "2"}, "3": {"3"}} {
+		p := a + "next-hop-groups/next-hop-group[id=" + id + "]/"
+		ls = append(ls, leaf{p + "config/id", s(id)})
+		for i, m := range members {
+			mp := p + "next-hops/next-hop[index=" + m + "]/config/"
+			ls = append(ls, leaf{mp + "index", s(m)})
+			if i == 1 {
+				ls = append(ls, leaf{mp + "weight", u(3)})
+			}
+		}
+	}
+	for _, sess := range [][3]string{{"op", "operator", "underlay"}, {"ma", "master", "management"}} {
+		p := a + "sessions/session[id=" + sess[0] + "]/config/"
+		ls = append(ls, leaf{p + "id", s(sess[0])}, leaf{p + "tier", s(sess[1])}, leaf{p + "class", s(sess[2])})
+	}
+	return ls
+}
+
+// aftEntry is the path of the IP entry of prefix.
+func aftEntry(prefix string) string {
+	if strings.Contains(prefix, ":") {
+		return "/kedge/aft/ipv6-entries/ipv6-entry[prefix=" + prefix + "]"
+	}
+	return "/kedge/aft/ipv4-entries/ipv4-entry[prefix=" + prefix + "]"
+}
+
+// aftLeaves is an IP entry through group nhg, written by session.
+func aftLeaves(prefix string, nhg int, session string) []leaf {
+	c := aftEntry(prefix) + "/config/"
+	return []leaf{{c + "prefix", s(prefix)}, {c + "next-hop-group", u(uint64(nhg))}, {c + "session", s(session)}}
+}
+
+// aftOp is a random gRIBI commit of kind what (0-6), as the gRIBI writer
+// makes them: entries added or replaced (through groups 1-3 or 9, which
+// does not exist; now and then 300 at once), deleted (now and then all), groups' members and next hops changed, a
+// group deleted, a session's tier changed, entries' state written or
+// removed (now and then every live IPv4 entry's, live lists them).
+func aftOp(rng *rand.Rand, what int, prefix func() string, live func() []string) []op {
+	a := "/kedge/aft/"
+	switch what {
+	case 0, 1: // add or replace a few entries, now and then 300 (a bulk load's batch)
+		var ops []op
+		if rng.IntN(8) == 0 {
+			base := rng.IntN(4) * 100
+			for i := range 300 {
+				for _, l := range aftLeaves(fmt.Sprintf("10.61.%d.%d/32", (base+i)/256, (base+i)%256), 1+rng.IntN(3), "op") {
+					ops = append(ops, op{path: l.path, val: l.val})
+				}
+			}
+			return ops
+		}
+		for range 1 + rng.IntN(4) {
+			for _, l := range aftLeaves(prefix(), []int{1, 1, 2, 3, 9}[rng.IntN(5)], []string{"op", "ma", "gone"}[rng.IntN(3)]) {
+				ops = append(ops, op{path: l.path, val: l.val})
+			}
+		}
+		return ops
+	case 2: // delete one, now and then every IPv4 entry
+		if rng.IntN(10) == 0 {
+			return []op{{path: a + "ipv4-entries"}}
+		}
+		return []op{{path: aftEntry(prefix())}}
+	case 3: // group 2's members change, or group 3 goes and comes back
+		g := a + "next-hop-groups/next-hop-group[id=2]/"
+		switch rng.IntN(3) {
+		case 0:
+			return []op{{path: g + "next-hops"}, {path: g + "next-hops/next-hop[index=1]/config/index", val: s("1")}}
+		case 1:
+			return []op{{path: g + "next-hops"}, {path: g + "next-hops/next-hop[index=1]/config/index", val: s("1")},
+				{path: g + "next-hops/next-hop[index=2]/config/index", val: s("2")}, {path: g + "next-hops/next-hop[index=2]/config/weight", val: u(3)}}
+		}
+		g3 := a + "next-hop-groups/next-hop-group[id=3]"
+		if rng.IntN(2) == 0 {
+			return []op{{path: g3}}
+		}
+		return []op{{path: g3 + "/config/id", val: s("3")}, {path: g3 + "/next-hops/next-hop[index=3]/config/index", val: s("3")}}
+	case 4: // next hop 1 moves (group 1 and 2 change), or next hop 3 becomes supported
+		if rng.IntN(2) == 0 {
+			return []op{{path: a + "next-hops/next-hop[index=1]/config/ip-address", val: s([]string{"192.0.2.1", "192.0.2.7"}[rng.IntN(2)])}}
+		}
+		nh := a + "next-hops/next-hop[index=3]/config/"
+		if rng.IntN(2) == 0 {
+			return []op{{path: nh + "unsupported"}, {path: nh + "interface", val: s("eth3")}}
+		}
+		return []op{{path: nh + "interface"}, {path: nh + "unsupported", val: s("mac-address")}}
+	case 5: // the operator's session becomes a master's, or back
+		return []op{{path: a + "sessions/session[id=op]/config/tier", val: s([]string{"operator", "master"}[rng.IntN(2)])}}
+	}
+	var val *gpb.TypedValue
+	if rng.IntN(3) != 0 {
+		val = s("installed")
+	}
+	if rng.IntN(6) == 0 {
+		// Every IPv4 entry's, as the route applier writes a bulk load's.
+		var ops []op
+		for _, p := range live() {
+			ops = append(ops, op{path: aftEntry(p) + "/state/status", val: val, state: true})
+		}
+		return ops
+	}
+	return []op{{path: aftEntry(prefix()) + "/state/status", val: val, state: true}}
+}
+
+// TestChangesCarryAFTGroupAlone: a next-hop group alone in /kedge/aft (no
+// IP entry refers to it yet) is a change set that says the AFT holds
+// entries and carries the group's and its next hop's status, so the
+// applier writes their state and the programmed-sequence gRIBI's FIB
+// acknowledgement of the group waits for. (Before gRIBI's entries were in
+// change sets, such a set lacked both and gribigo's compliance case "Add
+// next-hop-group entry that can be resolved on the server, no referencing
+// IPv4 entries - with FIB ACK" waited forever.)
+func TestChangesCarryAFTGroupAlone(t *testing.T) {
 	tr := build(t, routeLeaves("10.40.0.1/32", "underlay", "operator"))
 	acc, _ := accord.Default(5)
 	var cache RouteCache
@@ -272,7 +450,11 @@ func TestChangesWholeWhileAFTHoldsAGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Delta != nil || !got.HasAFT {
-		t.Fatalf("with a group alone in the AFT: change set %v, HasAFT %v; want a whole set with HasAFT", got.Delta != nil, got.HasAFT)
+	if got.Delta == nil || !got.HasAFT {
+		t.Fatalf("with a group alone in the AFT: change set %v, HasAFT %v; want a change set with HasAFT", got.Delta != nil, got.HasAFT)
+	}
+	want := []AFTState{{Key: AFTKey{Kind: AFTNextHopGroup, ID: 10}, Status: "installed"}, {Key: AFTKey{Kind: AFTNextHop, ID: 1}, Status: "installed"}}
+	if !reflect.DeepEqual(got.AFT, want) {
+		t.Fatalf("AFT states %+v, want %+v", got.AFT, want)
 	}
 }

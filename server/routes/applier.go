@@ -125,13 +125,8 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 	a.b.CopyStatus(&a.status)
 	st := a.status
 	ops := a.stateOps(s, st)
-	// The gRIBI service answers FIB acknowledgements from the entries'
-	// state once this says the backend applied their commit: written
-	// while the AFT holds entries, and once more when it has emptied.
-	progress := s.Seq > a.programmed && (s.HasAFT || a.hadAFT)
-	if progress {
-		ops = append(ops, store.Update(kedgepath.Root().Kedge().Aft().State().ProgrammedSequence(), s.Seq))
-	}
+	progress := a.progressOps(s)
+	ops = append(ops, progress...)
 	ops = append(ops, a.vlanOps(s, st)...)
 	opsDone := time.Now()
 	if len(ops) > 0 {
@@ -142,7 +137,7 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 			}
 			return err
 		}
-		if progress {
+		if len(progress) > 0 {
 			a.programmed, a.hadAFT = s.Seq, s.HasAFT
 		}
 	}
@@ -160,6 +155,8 @@ func (a *applier) patched(ctx context.Context, s intent.RouteSet, err error) err
 	}
 	a.b.CopyStatus(&a.status)
 	ops := a.deltaStateOps(s, a.status)
+	progress := a.progressOps(s)
+	ops = append(ops, progress...)
 	if len(ops) > 0 {
 		if serr := a.commitState(ctx, ops); serr != nil {
 			a.written, a.marks, a.vlans = nil, nil, nil
@@ -167,6 +164,9 @@ func (a *applier) patched(ctx context.Context, s intent.RouteSet, err error) err
 				a.log.Warn("write route state", "err", serr)
 			}
 			return err
+		}
+		if len(progress) > 0 {
+			a.programmed, a.hadAFT = s.Seq, s.HasAFT
 		}
 	}
 	if cap(a.status.Routes) > 4096 {
@@ -176,6 +176,18 @@ func (a *applier) patched(ctx context.Context, s intent.RouteSet, err error) err
 		"added", a.status.Added, "removed", a.status.Removed, "state_ops", len(ops))
 	a.follows = err == nil
 	return err
+}
+
+// progressOps writes how far the backend programmed the tree (s.Seq),
+// for the gRIBI service, which answers FIB acknowledgements from the
+// entries' state once it says the backend applied their commit: written
+// after a whole set or a change set while the AFT holds entries, and
+// once more when it has emptied.
+func (a *applier) progressOps(s intent.RouteSet) []store.Op {
+	if s.Seq <= a.programmed || !(s.HasAFT || a.hadAFT) {
+		return nil
+	}
+	return []store.Op{store.Update(kedgepath.Root().Kedge().Aft().State().ProgrammedSequence(), s.Seq)}
 }
 
 // vlansStated reports whether every VLAN of s has its state (a change

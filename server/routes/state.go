@@ -228,6 +228,8 @@ func (a *applier) deltaStateOps(s intent.RouteSet, st route.Status) []store.Op {
 			} else {
 				p.fail(v.reason)
 			}
+		case o.IsAFT():
+			w.put(aftKey(o.AFT), v, o.Stated)
 		default:
 			w.put(routeKey(o), v, o.Stated)
 		}
@@ -322,35 +324,46 @@ func podStateKey(k intent.PodKey) stateKey {
 func aftKey(k intent.AFTKey) stateKey { return stateKey{aft: k.Kind, a: k.Prefix, id: k.ID} }
 
 // aftStateOps writes a /kedge/aft entry's status (the routes' statuses
-// share their names with aft-status) and reason.
+// share their names with aft-status) and reason. Only the operations it
+// returns are built: a bulk load writes 100,000 entries' status, and
+// each path built is an allocation of the whole path.
 func aftStateOps(ops []store.Op, k stateKey, v stateVal, dropReason bool) []store.Op {
 	a := kedgepath.Root().Kedge().Aft()
 	status := kedgepath.AftStatus(v.status)
-	type leaves struct {
-		status store.Op
-		reason func() store.Op
-		drop   store.Op
-	}
-	var l leaves
+	reason := v.reason != "" || dropReason
 	switch k.aft {
 	case intent.AFTIPv4:
 		st := a.Ipv4Entries().Ipv4Entry(k.a).State()
-		l = leaves{store.Update(st.Status(), status), func() store.Op { return store.Update(st.Reason(), v.reason) }, store.Delete(st.Reason())}
+		ops = append(ops, store.Update(st.Status(), status))
+		if reason {
+			ops = append(ops, reasonOp(st.Reason(), v.reason))
+		}
 	case intent.AFTIPv6:
 		st := a.Ipv6Entries().Ipv6Entry(k.a).State()
-		l = leaves{store.Update(st.Status(), status), func() store.Op { return store.Update(st.Reason(), v.reason) }, store.Delete(st.Reason())}
+		ops = append(ops, store.Update(st.Status(), status))
+		if reason {
+			ops = append(ops, reasonOp(st.Reason(), v.reason))
+		}
 	case intent.AFTNextHopGroup:
 		st := a.NextHopGroups().NextHopGroup(k.id).State()
-		l = leaves{store.Update(st.Status(), status), func() store.Op { return store.Update(st.Reason(), v.reason) }, store.Delete(st.Reason())}
+		ops = append(ops, store.Update(st.Status(), status))
+		if reason {
+			ops = append(ops, reasonOp(st.Reason(), v.reason))
+		}
 	default:
 		st := a.NextHops().NextHop(k.id).State()
-		l = leaves{store.Update(st.Status(), status), func() store.Op { return store.Update(st.Reason(), v.reason) }, store.Delete(st.Reason())}
-	}
-	ops = append(ops, l.status)
-	if v.reason != "" {
-		ops = append(ops, l.reason())
-	} else if dropReason {
-		ops = append(ops, l.drop)
+		ops = append(ops, store.Update(st.Status(), status))
+		if reason {
+			ops = append(ops, reasonOp(st.Reason(), v.reason))
+		}
 	}
 	return ops
+}
+
+// reasonOp writes reason to p, or deletes p when there is none.
+func reasonOp[P store.Leaf[string]](p P, reason string) store.Op {
+	if reason == "" {
+		return store.Delete(p)
+	}
+	return store.Update(p, reason)
 }
