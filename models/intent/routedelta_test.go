@@ -25,7 +25,14 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 		if seed%2 == 1 {
 			pool, prefill = 400, 250
 		}
-		t.Run(fmt.Sprintf("%d-pool%d", seed, pool), func(t *testing.T) {
+		// Half the seeds read the changes in parts of one entry, as
+		// the daemon reads a bulk Set's (RouteCache.Chunk), and apply
+		// every part before comparing.
+		chunk := 0
+		if seed >= 4 {
+			chunk = 1
+		}
+		t.Run(fmt.Sprintf("%d-pool%d-chunk%d", seed, pool, chunk), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 11))
 			var ls []leaf
 			for i := range prefill {
@@ -46,13 +53,26 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 			}
 			table := func() int { return []int{254, 254, 254, 100}[rng.IntN(4)] }
 			classes := []string{"overlay", "underlay", "management", "monitoring", "incident"}
-			var cache RouteCache
+			cache := RouteCache{Chunk: chunk}
 			var seq uint64
 			level := uint8(5)
 			kernel := map[route.Key]route.Route{}
 			status := map[Origin]string{} // Stated cleared
 			stated := map[Origin]bool{}
-			deltas, fulls := 0, 0
+			deltas, fulls, parts := 0, 0, 0
+			next := func(got RouteSet) RouteSet {
+				t.Helper()
+				parts++
+				n, err := got.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n.Seq != seq {
+					t.Fatalf("part at seq %d, want %d", n.Seq, seq)
+				}
+				n.Seq = 0 // Changes leaves it to the caller; Next sets it
+				return n
+			}
 			for step := range 400 {
 				var ops []op
 				what := rng.IntN(12)
@@ -89,6 +109,19 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				default: // the posture level changes
 					level = uint8(1 + rng.IntN(5))
 				}
+				if chunk > 0 && rng.IntN(5) == 0 {
+					// A bulk commit: several routes added or deleted.
+					for range 2 + rng.IntN(8) {
+						p, tb := prefix(), table()
+						if rng.IntN(4) == 0 {
+							ops = append(ops, op{path: entry(p, tb)})
+							continue
+						}
+						c := entry(p, tb) + "/config/"
+						ops = append(ops, op{path: c + "prefix", val: s(p)}, op{path: c + "table", val: u(uint64(tb))}, op{path: c + "device", val: s("eth0")},
+							op{path: c + "class", val: s(classes[rng.IntN(len(classes))])})
+					}
+				}
 				if changes, ok := applyOps(t, tr, ops); ok {
 					seq++
 					if rng.IntN(30) != 0 {
@@ -104,19 +137,65 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					t.Fatal(err)
 				}
 				want, _ := Routes(tr, acc)
-				if got.Delta == nil {
-					fulls++
-					if !reflect.DeepEqual(got, want) {
-						t.Fatalf("step %d: full set differs:\ngot  %+v\nwant %+v", step, got, want)
+			apply:
+				for {
+					if got.Delta == nil {
+						fulls++
+						if !reflect.DeepEqual(got, want) {
+							t.Fatalf("step %d: full set differs:\ngot  %+v\nwant %+v", step, got, want)
+						}
+						clear(kernel)
+						for _, r := range got.Config.Routes {
+							kernel[r.Key()] = r
+						}
+						clear(status)
+						clear(stated)
+						for _, o := range got.Origins {
+							status[unstate(o)], stated[unstate(o)] = "kept", o.Stated
+						}
+						for _, w := range got.Withheld {
+							status[unstate(w.Origin)], stated[unstate(w.Origin)] = "withheld: "+w.Reason, w.Origin.Stated
+						}
+						for _, w := range got.Invalid {
+							status[unstate(w.Origin)], stated[unstate(w.Origin)] = "invalid: "+w.Reason, w.Origin.Stated
+						}
+						if got.Next == nil {
+							break apply
+						}
+						got = next(got)
+						continue
 					}
-					clear(kernel)
-					for _, r := range got.Config.Routes {
+					deltas++
+					// The route entries' puts come in set order, then the pods'
+					// and peers' (also in order).
+					put, po := got.Delta.Patch.Put, got.Delta.PutOrigins
+					for i := 1; i < len(put); i++ {
+						side := po[i].IsPod() || po[i].IsOverlay()
+						if side == (po[i-1].IsPod() || po[i-1].IsOverlay()) && compareRoutes(put[i-1], po[i-1], put[i], po[i]) >= 0 {
+							t.Fatalf("step %d: puts out of order: %s before %s", step, put[i-1].Dst, put[i].Dst)
+						}
+					}
+					// Apply the delta as the backend does: puts by key, then
+					// deletes of keys no put has.
+					puts := map[route.Key]bool{}
+					for i, r := range got.Delta.Patch.Put {
+						if puts[r.Key()] {
+							t.Fatalf("step %d: delta puts %s twice", step, r.Key())
+						}
+						puts[r.Key()] = true
 						kernel[r.Key()] = r
-					}
-					clear(status)
-					clear(stated)
-					for _, o := range got.Origins {
+						o := got.Delta.PutOrigins[i]
 						status[unstate(o)], stated[unstate(o)] = "kept", o.Stated
+					}
+					for _, o := range got.Delta.Installed {
+						if !o.IsPod() && !o.IsOverlay() {
+							t.Fatalf("step %d: %+v reported installed without a put", step, o)
+						}
+					}
+					for _, r := range got.Delta.Patch.Del {
+						if !puts[r.Key()] {
+							delete(kernel, r.Key())
+						}
 					}
 					for _, w := range got.Withheld {
 						status[unstate(w.Origin)], stated[unstate(w.Origin)] = "withheld: "+w.Reason, w.Origin.Stated
@@ -124,45 +203,13 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					for _, w := range got.Invalid {
 						status[unstate(w.Origin)], stated[unstate(w.Origin)] = "invalid: "+w.Reason, w.Origin.Stated
 					}
-					continue
-				}
-				deltas++
-				// The route entries' puts come in set order, then the pods'
-				// and peers' (also in order).
-				put, po := got.Delta.Patch.Put, got.Delta.PutOrigins
-				for i := 1; i < len(put); i++ {
-					side := po[i].IsPod() || po[i].IsOverlay()
-					if side == (po[i-1].IsPod() || po[i-1].IsOverlay()) && compareRoutes(put[i-1], po[i-1], put[i], po[i]) >= 0 {
-						t.Fatalf("step %d: puts out of order: %s before %s", step, put[i-1].Dst, put[i].Dst)
+					if got.Next == nil {
+						break
 					}
+					got = next(got)
 				}
-				// Apply the delta as the backend does: puts by key, then
-				// deletes of keys no put has.
-				puts := map[route.Key]bool{}
-				for i, r := range got.Delta.Patch.Put {
-					if puts[r.Key()] {
-						t.Fatalf("step %d: delta puts %s twice", step, r.Key())
-					}
-					puts[r.Key()] = true
-					kernel[r.Key()] = r
-					o := got.Delta.PutOrigins[i]
-					status[unstate(o)], stated[unstate(o)] = "kept", o.Stated
-				}
-				for _, o := range got.Delta.Installed {
-					if !o.IsPod() && !o.IsOverlay() {
-						t.Fatalf("step %d: %+v reported installed without a put", step, o)
-					}
-				}
-				for _, r := range got.Delta.Patch.Del {
-					if !puts[r.Key()] {
-						delete(kernel, r.Key())
-					}
-				}
-				for _, w := range got.Withheld {
-					status[unstate(w.Origin)], stated[unstate(w.Origin)] = "withheld: "+w.Reason, w.Origin.Stated
-				}
-				for _, w := range got.Invalid {
-					status[unstate(w.Origin)], stated[unstate(w.Origin)] = "invalid: "+w.Reason, w.Origin.Stated
+				if got.Delta == nil {
+					continue // the whole set was compared
 				}
 				wantKernel := map[route.Key]route.Route{}
 				for _, r := range want.Config.Routes {
@@ -205,6 +252,10 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 			if deltas < 100 || fulls < 10 {
 				t.Errorf("%d deltas and %d full sets: both paths must be exercised", deltas, fulls)
 			}
+			if chunk > 0 && parts < 20 {
+				t.Errorf("%d parts after the first: changes in parts must be exercised", parts)
+			}
+			t.Logf("%d deltas, %d full sets, %d parts after the first", deltas, fulls, parts)
 		})
 	}
 }
