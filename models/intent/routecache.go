@@ -106,7 +106,6 @@ func (t *translated) subject() subject {
 
 type cachedRoute struct {
 	translated
-	key        sortKey
 	id         tree.Ident
 	config     *tree.Inst
 	stamp, gen uint64
@@ -156,6 +155,18 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 			continue
 		}
 		if state {
+			// The change says whether the entry has a status now: a
+			// cached entry takes it at once. Only one that lost it is
+			// marked, to be reported again (its state put back); a map
+			// of every entry a bulk state write stated would stay until
+			// the next intent, 46 B a route after a 100,000-route Set.
+			e := c.byEntry[id]
+			if e != nil {
+				e.stated = ch.Val.IsSet()
+			}
+			if e == nil || e.stated {
+				continue
+			}
 			if c.restate == nil {
 				c.restate = map[tree.Ident]struct{}{}
 			}
@@ -259,7 +270,6 @@ func (c *RouteCache) read(id tree.Ident, entry kedgetree.Kedge_Routes_Route, old
 	}
 	ne := al.new()
 	*ne = cachedRoute{translated: translate(cfg), id: id, config: cfg.Inst(), stamp: cfg.Inst().Stamp(), gen: c.gen, stated: stated(entry.State().Status())}
-	ne.key = keyOf(ne.route.Dst, ne.table)
 	c.byEntry[id] = ne
 	return ne
 }
@@ -415,8 +425,12 @@ func cmpBool(a, b bool) int {
 	return -1
 }
 
+// key is the entry's place in the order. It is computed when needed, not
+// kept: 32 B a route in a cache of 100,000.
+func (e *cachedRoute) key() sortKey { return keyOf(e.route.Dst, e.table) }
+
 func compareCached(a, b *cachedRoute) int {
-	if c := compareKeys(a.key, b.key); c != 0 {
+	if c := compareKeys(a.key(), b.key()); c != 0 {
 		return c
 	}
 	return compareOrigin(a.origin(), b.origin())

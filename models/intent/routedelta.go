@@ -250,19 +250,19 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	// change one pass over the order is cheaper than a search per change.
 	if bulk := len(changes) > len(c.order)/16; bulk {
 		for i := 1; i < len(c.order); i++ {
-			if compareKeys(c.order[i-1].key, c.order[i].key) == 0 {
+			if compareKeys(c.order[i-1].key(), c.order[i].key()) == 0 {
 				return c.Routes(t, a, seq)
 			}
 		}
 		for _, e := range fresh {
-			if sideHas(sideR, e.key) {
+			if sideHas(sideR, e.key()) {
 				return c.Routes(t, a, seq)
 			}
 		}
 	} else {
 		for _, ch := range changes {
 			for _, e := range []*cachedRoute{ch.old, ch.new} {
-				if e != nil && (c.orderHas(e.key, ch.old, ch.new) || sideHas(sideR, e.key)) {
+				if e != nil && (c.orderHas(e.key(), ch.old, ch.new) || sideHas(sideR, e.key())) {
 					return c.Routes(t, a, seq)
 				}
 			}
@@ -360,8 +360,8 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 // orderHas reports whether a live route entry other than self and its
 // replacement has key.
 func (c *RouteCache) orderHas(key sortKey, self, repl *cachedRoute) bool {
-	i := sort.Search(len(c.order), func(i int) bool { return compareKeys(c.order[i].key, key) >= 0 })
-	for ; i < len(c.order) && compareKeys(c.order[i].key, key) == 0; i++ {
+	i := sort.Search(len(c.order), func(i int) bool { return compareKeys(c.order[i].key(), key) >= 0 })
+	for ; i < len(c.order) && compareKeys(c.order[i].key(), key) == 0; i++ {
 		if e := c.order[i]; e != self && e != repl && !e.dropped {
 			return true
 		}
