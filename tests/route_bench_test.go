@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -112,6 +113,7 @@ func BenchmarkRoutes100k(b *testing.B) {
 		jsonMB := float64(len(js)) / 1e6
 		js = nil
 		heapPerRoute := float64(heapInuse()-heap0) / total
+		writeHeapProfile(b)
 		stop()
 		b.ReportMetric(heapPerRoute, "daemon-heap-B/route")
 
@@ -123,6 +125,24 @@ func BenchmarkRoutes100k(b *testing.B) {
 		b.ReportMetric((kedgeDur - firstDur).Seconds(), "first-to-last-route-s")
 		b.ReportMetric(stateDur.Seconds(), "until-state-s")
 		b.ReportMetric(jsonMB, "json-MB")
+	}
+}
+
+// writeHeapProfile writes the heap profile to the file named by
+// KEDGE_BENCH_HEAPPROFILE, when set: where the daemon's memory is while
+// it still runs (-test.memprofile is written after it stopped).
+func writeHeapProfile(b *testing.B) {
+	name := os.Getenv("KEDGE_BENCH_HEAPPROFILE")
+	if name == "" {
+		return
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
 	}
 }
 

@@ -460,7 +460,9 @@ func (s *Store) ReadAt(fn func(t *tree.Tree, seq uint64) error) error {
 
 // Watch returns a watcher that reads every commit after the current one.
 func (s *Store) Watch() *Watcher {
-	return &Watcher{f: s.feed, next: s.cur.Load().seq + 1}
+	s.feed.pin()
+	defer s.feed.unpin()
+	return s.feed.newWatcher(s.cur.Load().seq + 1)
 }
 
 // ReadWatch runs fn on a snapshot of the tree and returns a watcher
@@ -469,11 +471,15 @@ func (s *Store) Watch() *Watcher {
 // its client's pace: commits go on meanwhile, and the watcher finds them
 // in the feed (or ErrResync, when it fell too far behind).
 func (s *Store) ReadWatch(fn func(t *tree.Tree, seq uint64) error) (*Watcher, error) {
+	// Pinned from before the snapshot is loaded until the watcher is
+	// placed: the feed keeps every commit after the snapshot meanwhile.
+	s.feed.pin()
+	defer s.feed.unpin()
 	v := s.cur.Load()
 	if err := fn(v.t, v.seq); err != nil {
 		return nil, err
 	}
-	return &Watcher{f: s.feed, next: v.seq + 1}, nil
+	return s.feed.newWatcher(v.seq + 1), nil
 }
 
 // PutMeta durably stores a small named blob (nil deletes it) for other

@@ -401,6 +401,23 @@ func childName(in *Inst, name string) string {
 	return p + "/" + name
 }
 
+// shared returns the string value v of leaf n as the transaction last
+// merged it into n when it is the same, so that a bulk Set's 100,000
+// routes on one device hold one string; else it remembers v.
+func (tx *Txn) shared(n *Node, v Value) Value {
+	if _, ok := v.x.(string); !ok {
+		return v
+	}
+	if p, ok := tx.last[n]; ok && p.Equal(v) {
+		return p
+	}
+	if tx.last == nil {
+		tx.last = map[*Node]Value{}
+	}
+	tx.last[n] = v
+	return v
+}
+
 // merge applies a decoded JSON object to an instance, in schema order so
 // that changes come out deterministically.
 func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
@@ -440,6 +457,7 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 				v, err = leafList(vs)
 			} else {
 				v, err = ch.Type.ParseJSON(x)
+				v = tx.shared(ch, v)
 			}
 			if err != nil {
 				return newErr(ErrBadValue, cat.String(), err.Error())

@@ -68,7 +68,11 @@ type Txn struct {
 	// writes counts leaf writes that changed a value: about the number
 	// of changes, which sizes their slice up front.
 	writes int
-	done   bool
+	// last is the string value last merged into each leaf from JSON: a
+	// value repeated entry after entry (every route's device) is kept
+	// once, shared, instead of once per entry.
+	last map[*Node]Value
+	done bool
 	// the last path ApplyRaw parsed: a logged group replays many leaves
 	// of one instance.
 	lastPath  string
@@ -363,7 +367,7 @@ func (tx *Txn) Commit() {
 func (tx *Txn) finish() {
 	tx.done = true
 	tx.changes, tx.an = nil, nil
-	tx.touched, tx.removed, tx.old = nil, nil, nil
+	tx.touched, tx.removed, tx.old, tx.last = nil, nil, nil, nil
 	tx.t.tx = nil
 }
 

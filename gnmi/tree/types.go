@@ -35,7 +35,10 @@ type Type struct {
 	ranges   []numRange
 	lengths  []numRange
 	patterns []pattern
-	enums    map[string]bool
+	// enums holds each enumeration value once, as the Value every leaf
+	// holding it shares: 100,000 routes' "installed" are one string, not
+	// 100,000 copies of it.
+	enums    map[string]Value
 	Members  []*Type // union members, in order
 	refPath  string
 	Target   *Node // leafref target leaf
@@ -76,10 +79,10 @@ func (c *compiler) compileType(y *yang.YangType, leaf *Node) (*Type, error) {
 		t.Kind = TBool
 	case yang.Yenum:
 		t.Kind = TEnum
-		t.enums = map[string]bool{}
+		t.enums = map[string]Value{}
 		if y.Enum != nil {
 			for _, n := range y.Enum.Names() {
-				t.enums[n] = true
+				t.enums[n] = String(n)
 			}
 		}
 	case yang.Yunion:
@@ -153,10 +156,11 @@ func (t *Type) ParseText(s string) (Value, error) {
 	case TString:
 		return b.checkString(s)
 	case TEnum:
-		if !b.enums[s] {
+		v, ok := b.enums[s]
+		if !ok {
 			return Value{}, fmt.Errorf("%q is not one of %s", s, b.enumList())
 		}
-		return String(s), nil
+		return v, nil
 	case TUint:
 		n, err := strconv.ParseUint(s, 10, b.bits)
 		if err != nil {

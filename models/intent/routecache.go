@@ -68,6 +68,21 @@ type RouteCache struct {
 	base deltaBase
 	// aft caches gRIBI's IP entries (aftcache.go).
 	aft aftCache
+	// Chunk, when positive, is how many changed route entries one
+	// Changes reads at most; the rest come from the set's Next. A bulk
+	// Set of 100,000 routes then reaches the backend part by part,
+	// pipelined with the reading of the next part, instead of after
+	// the whole change set is computed.
+	Chunk int
+	// marked is dirty in the order Observe marked the entries, which is
+	// the order the commits wrote them (a bulk Set's, its client's).
+	marked []tree.Ident
+	// queue is the dirty entries of a change being read in parts, in
+	// that order (routedelta.go); parted says dirty held such a change,
+	// and is dropped when it is done (emptied by deletes, its buckets
+	// would stay, about 46 B a route after a 100,000-route Set).
+	queue  []tree.Ident
+	parted bool
 }
 
 // translated is what one route entry's config says, before any accord:
@@ -91,7 +106,6 @@ func (t *translated) subject() subject {
 
 type cachedRoute struct {
 	translated
-	key        sortKey
 	id         tree.Ident
 	config     *tree.Inst
 	stamp, gen uint64
@@ -141,6 +155,18 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 			continue
 		}
 		if state {
+			// The change says whether the entry has a status now: a
+			// cached entry takes it at once. Only one that lost it is
+			// marked, to be reported again (its state put back); a map
+			// of every entry a bulk state write stated would stay until
+			// the next intent, 46 B a route after a 100,000-route Set.
+			e := c.byEntry[id]
+			if e != nil {
+				e.stated = ch.Val.IsSet()
+			}
+			if e == nil || e.stated {
+				continue
+			}
 			if c.restate == nil {
 				c.restate = map[tree.Ident]struct{}{}
 			}
@@ -150,7 +176,10 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 		if c.dirty == nil {
 			c.dirty = map[tree.Ident]struct{}{}
 		}
-		c.dirty[id] = struct{}{}
+		if _, ok := c.dirty[id]; !ok {
+			c.dirty[id] = struct{}{}
+			c.marked = append(c.marked, id)
+		}
 	}
 }
 
@@ -199,15 +228,25 @@ func find(rt kedgetree.Kedge_Routes, id tree.Ident) kedgetree.Kedge_Routes_Route
 // would otherwise make 100,000 objects for the collector to trace.
 // Chunks start small and double, since a chunk lives as long as any entry
 // in it.
+// When the caller knows how many entries it will need (left), no chunk
+// is made bigger than that: a part of a bulk change reads 8,192 entries,
+// and a last chunk of 4,096 for its last entry would waste the rest.
 type allocator struct {
 	slab  []cachedRoute
 	chunk int
+	left  int // entries still to come, when known (0: unknown)
 }
 
 func (a *allocator) new() *cachedRoute {
 	if len(a.slab) == 0 {
 		a.chunk = min(max(2*a.chunk, 1), 4096)
+		if a.left > 0 {
+			a.chunk = min(a.chunk, a.left)
+		}
 		a.slab = make([]cachedRoute, a.chunk)
+	}
+	if a.left > 0 {
+		a.left--
 	}
 	e := &a.slab[0]
 	a.slab = a.slab[1:]
@@ -231,7 +270,6 @@ func (c *RouteCache) read(id tree.Ident, entry kedgetree.Kedge_Routes_Route, old
 	}
 	ne := al.new()
 	*ne = cachedRoute{translated: translate(cfg), id: id, config: cfg.Inst(), stamp: cfg.Inst().Stamp(), gen: c.gen, stated: stated(entry.State().Status())}
-	ne.key = keyOf(ne.route.Dst, ne.table)
 	c.byEntry[id] = ne
 	return ne
 }
@@ -387,8 +425,12 @@ func cmpBool(a, b bool) int {
 	return -1
 }
 
+// key is the entry's place in the order. It is computed when needed, not
+// kept: 32 B a route in a cache of 100,000.
+func (e *cachedRoute) key() sortKey { return keyOf(e.route.Dst, e.table) }
+
 func compareCached(a, b *cachedRoute) int {
-	if c := compareKeys(a.key, b.key); c != 0 {
+	if c := compareKeys(a.key(), b.key()); c != 0 {
 		return c
 	}
 	return compareOrigin(a.origin(), b.origin())

@@ -193,18 +193,10 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	// The route entries the observed commits touched.
 	type change struct{ old, new *cachedRoute }
 	var changes []change
-	var fresh []*cachedRoute
-	var al allocator
-	for id := range c.dirty {
-		old := c.byEntry[id]
-		ne := c.read(id, find(rt, id), old, &al)
-		if ne != nil {
-			fresh = append(fresh, ne)
-		}
-		changes = append(changes, change{old, ne})
-	}
 	// An entry whose state status went (or came) is reported again if it
-	// lost it, so that the state writer puts it back.
+	// lost it, so that the state writer puts it back (in the first part
+	// of a change in parts: dirty entries are read with their status in
+	// theirs).
 	for id := range c.restate {
 		if _, read := c.dirty[id]; read {
 			continue
@@ -215,6 +207,45 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 				changes = append(changes, change{e, e})
 			}
 		}
+	}
+	clear(c.restate)
+	n := len(c.dirty)
+	if c.Chunk > 0 {
+		n = min(n, c.Chunk)
+	}
+	changes = slices.Grow(changes, n)
+	fresh := make([]*cachedRoute, 0, n)
+	al := allocator{left: n}
+	take := func(id tree.Ident) {
+		n--
+		delete(c.dirty, id) // read now: a later part must not read it again
+		old := c.byEntry[id]
+		ne := c.read(id, find(rt, id), old, &al)
+		if ne != nil {
+			fresh = append(fresh, ne)
+		}
+		changes = append(changes, change{old, ne})
+	}
+	if n < len(c.dirty) && len(c.queue) == 0 {
+		// In parts, in the order the commits wrote the entries: the
+		// last route of a 100,000-route Set reaches the kernel last.
+		c.queue, c.marked, c.parted = c.marked, nil, true
+	}
+	for n > 0 && len(c.queue) > 0 {
+		id := c.queue[0]
+		c.queue = c.queue[1:]
+		if _, ok := c.dirty[id]; ok {
+			take(id)
+		}
+	}
+	if len(c.queue) == 0 {
+		c.queue = nil
+	}
+	for id := range c.dirty { // not queued: marked after the parts began
+		if n == 0 {
+			break
+		}
+		take(id)
 	}
 	if len(fresh) > 0 || len(c.dropped) > 0 {
 		c.reorder(fresh)
@@ -232,19 +263,19 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	// change one pass over the order is cheaper than a search per change.
 	if bulk := len(changes) > len(c.order)/16; bulk {
 		for i := 1; i < len(c.order); i++ {
-			if compareKeys(c.order[i-1].key, c.order[i].key) == 0 {
+			if compareKeys(c.order[i-1].key(), c.order[i].key()) == 0 {
 				return c.Routes(t, a, seq)
 			}
 		}
 		for _, e := range fresh {
-			if sideHas(sideR, e.key) {
+			if sideHas(sideR, e.key()) {
 				return c.Routes(t, a, seq)
 			}
 		}
 		if len(c.aft.order) > 0 {
 			for _, ch := range changes {
 				for _, e := range []*cachedRoute{ch.old, ch.new} {
-					if e != nil && c.aft.has(e.key, nil, nil) {
+					if e != nil && c.aft.has(e.key(), nil, nil) {
 						return c.Routes(t, a, seq)
 					}
 				}
@@ -253,7 +284,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	} else {
 		for _, ch := range changes {
 			for _, e := range []*cachedRoute{ch.old, ch.new} {
-				if e != nil && (c.orderHas(e.key, ch.old, ch.new) || sideHas(sideR, e.key) || c.aft.has(e.key, nil, nil)) {
+				if e != nil && (c.orderHas(e.key(), ch.old, ch.new) || sideHas(sideR, e.key()) || c.aft.has(e.key(), nil, nil)) {
 					return c.Routes(t, a, seq)
 				}
 			}
@@ -345,6 +376,16 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	set.Invalid = sortWithheld(set.Invalid)
 	set.Delta = &RouteDelta{Patch: p, PutOrigins: putO, Installed: unchanged}
 	c.base.side, c.base.sideO, c.base.sideKeys = sideR, sideO, sideKeys
+	if len(c.dirty) > 0 {
+		// The rest in further parts, from the same version: the cache
+		// stays at seq, with the entries not read yet still dirty.
+		set.Next = func() (RouteSet, error) {
+			s, err := c.Changes(t, a, seq)
+			s.Seq = seq
+			return s, err
+		}
+		return set, nil
+	}
 	c.resetDirty()
 	c.observed = seq
 	return set, nil
@@ -353,8 +394,8 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 // orderHas reports whether a live route entry other than self and its
 // replacement has key.
 func (c *RouteCache) orderHas(key sortKey, self, repl *cachedRoute) bool {
-	i := sort.Search(len(c.order), func(i int) bool { return compareKeys(c.order[i].key, key) >= 0 })
-	for ; i < len(c.order) && compareKeys(c.order[i].key, key) == 0; i++ {
+	i := sort.Search(len(c.order), func(i int) bool { return compareKeys(c.order[i].key(), key) >= 0 })
+	for ; i < len(c.order) && compareKeys(c.order[i].key(), key) == 0; i++ {
 		if e := c.order[i]; e != self && e != repl && !e.dropped {
 			return true
 		}
@@ -372,12 +413,18 @@ func sideHas(rs []route.Route, key sortKey) bool {
 // a bulk commit made it big: a cleared map keeps its buckets, about 46 B
 // a route after a 100,000-route Set.
 func (c *RouteCache) resetDirty() {
-	if len(c.dirty) > 4096 {
-		c.dirty = nil
+	if len(c.dirty) > 4096 || c.parted {
+		c.dirty, c.parted = nil, false
 	}
+	if cap(c.marked) > 4096 {
+		c.marked = nil
+	}
+	clear(c.marked)
+	c.marked = c.marked[:0]
 	if len(c.restate) > 4096 {
 		c.restate = nil
 	}
+	c.queue = nil
 	clear(c.dirty)
 	clear(c.restate)
 	c.aft.metaDirty = false

@@ -34,7 +34,14 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 		if seed%2 == 1 {
 			pool, prefill = 400, 250
 		}
-		t.Run(fmt.Sprintf("%d-pool%d", seed, pool), func(t *testing.T) {
+		// Half the seeds read the changes in parts of one entry, as
+		// the daemon reads a bulk Set's (RouteCache.Chunk), and apply
+		// every part before comparing.
+		chunk := 0
+		if seed >= 4 {
+			chunk = 1
+		}
+		t.Run(fmt.Sprintf("%d-pool%d-chunk%d", seed, pool, chunk), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 11))
 			var ls []leaf
 			for i := range prefill {
@@ -73,13 +80,26 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 			}
 			table := func() int { return []int{254, 254, 254, 100}[rng.IntN(4)] }
 			classes := []string{"overlay", "underlay", "management", "monitoring", "incident"}
-			var cache RouteCache
+			cache := RouteCache{Chunk: chunk}
 			var seq uint64
 			level := uint8(5)
 			kernel := map[route.Key]route.Route{}
 			status := map[Origin]string{} // Stated cleared
 			stated := map[Origin]bool{}
-			deltas, fulls, aftDeltas := 0, 0, 0
+			deltas, fulls, aftDeltas, parts := 0, 0, 0, 0
+			next := func(got RouteSet) RouteSet {
+				t.Helper()
+				parts++
+				n, err := got.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n.Seq != seq {
+					t.Fatalf("part at seq %d, want %d", n.Seq, seq)
+				}
+				n.Seq = 0 // Changes leaves it to the caller; Next sets it
+				return n
+			}
 			for step := range 400 {
 				var ops []op
 				what := rng.IntN(19)
@@ -125,6 +145,19 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				default: // the posture level changes
 					level = uint8(1 + rng.IntN(5))
 				}
+				if chunk > 0 && rng.IntN(5) == 0 {
+					// A bulk commit: several routes added or deleted.
+					for range 2 + rng.IntN(8) {
+						p, tb := prefix(), table()
+						if rng.IntN(4) == 0 {
+							ops = append(ops, op{path: entry(p, tb)})
+							continue
+						}
+						c := entry(p, tb) + "/config/"
+						ops = append(ops, op{path: c + "prefix", val: s(p)}, op{path: c + "table", val: u(uint64(tb))}, op{path: c + "device", val: s("eth0")},
+							op{path: c + "class", val: s(classes[rng.IntN(len(classes))])})
+					}
+				}
 				if changes, ok := applyOps(t, tr, ops); ok {
 					seq++
 					if rng.IntN(30) != 0 {
@@ -140,19 +173,68 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					t.Fatal(err)
 				}
 				want, _ := Routes(tr, acc)
-				if got.Delta == nil {
-					fulls++
-					if !reflect.DeepEqual(got, want) {
-						t.Fatalf("step %d: full set differs:\ngot  %+v\nwant %+v", step, got, want)
+			apply:
+				for {
+					if got.Delta == nil {
+						fulls++
+						if !reflect.DeepEqual(got, want) {
+							t.Fatalf("step %d: full set differs:\ngot  %+v\nwant %+v", step, got, want)
+						}
+						clear(kernel)
+						for _, r := range got.Config.Routes {
+							kernel[r.Key()] = r
+						}
+						clear(status)
+						clear(stated)
+						for _, o := range got.Origins {
+							status[unstate(o)], stated[unstate(o)] = "kept", o.Stated
+						}
+						for _, w := range got.Withheld {
+							status[unstate(w.Origin)], stated[unstate(w.Origin)] = "withheld: "+w.Reason, w.Origin.Stated
+						}
+						for _, w := range got.Invalid {
+							status[unstate(w.Origin)], stated[unstate(w.Origin)] = "invalid: "+w.Reason, w.Origin.Stated
+						}
+						for _, st := range got.AFT {
+							status[Origin{AFT: st.Key}], stated[Origin{AFT: st.Key}] = "aft: "+st.Status+" "+st.Reason, st.Stated
+						}
+						if got.Next == nil {
+							break apply
+						}
+						got = next(got)
+						continue
 					}
-					clear(kernel)
-					for _, r := range got.Config.Routes {
+					deltas++
+					// The route entries' puts come in set order, then the pods'
+					// and peers' (also in order).
+					put, po := got.Delta.Patch.Put, got.Delta.PutOrigins
+					for i := 1; i < len(put); i++ {
+						side := po[i].IsPod() || po[i].IsOverlay()
+						if side == (po[i-1].IsPod() || po[i-1].IsOverlay()) && compareRoutes(put[i-1], po[i-1], put[i], po[i]) >= 0 {
+							t.Fatalf("step %d: puts out of order: %s before %s", step, put[i-1].Dst, put[i].Dst)
+						}
+					}
+					// Apply the delta as the backend does: puts by key, then
+					// deletes of keys no put has.
+					puts := map[route.Key]bool{}
+					for i, r := range got.Delta.Patch.Put {
+						if puts[r.Key()] {
+							t.Fatalf("step %d: delta puts %s twice", step, r.Key())
+						}
+						puts[r.Key()] = true
 						kernel[r.Key()] = r
-					}
-					clear(status)
-					clear(stated)
-					for _, o := range got.Origins {
+						o := got.Delta.PutOrigins[i]
 						status[unstate(o)], stated[unstate(o)] = "kept", o.Stated
+					}
+					for _, o := range got.Delta.Installed {
+						if !o.IsPod() && !o.IsOverlay() {
+							t.Fatalf("step %d: %+v reported installed without a put", step, o)
+						}
+					}
+					for _, r := range got.Delta.Patch.Del {
+						if !puts[r.Key()] {
+							delete(kernel, r.Key())
+						}
 					}
 					for _, w := range got.Withheld {
 						status[unstate(w.Origin)], stated[unstate(w.Origin)] = "withheld: "+w.Reason, w.Origin.Stated
@@ -163,52 +245,17 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					for _, st := range got.AFT {
 						status[Origin{AFT: st.Key}], stated[Origin{AFT: st.Key}] = "aft: "+st.Status+" "+st.Reason, st.Stated
 					}
-					continue
-				}
-				deltas++
-				if slices.ContainsFunc(got.Delta.PutOrigins, Origin.IsAFT) || len(got.AFT) > 0 ||
-					slices.ContainsFunc(got.Withheld, func(w Withheld) bool { return w.Origin.IsAFT() }) {
-					aftDeltas++
-				}
-				// The route entries' puts come in set order, then the pods'
-				// and peers' (also in order).
-				put, po := got.Delta.Patch.Put, got.Delta.PutOrigins
-				for i := 1; i < len(put); i++ {
-					side := po[i].IsPod() || po[i].IsOverlay()
-					if side == (po[i-1].IsPod() || po[i-1].IsOverlay()) && compareRoutes(put[i-1], po[i-1], put[i], po[i]) >= 0 {
-						t.Fatalf("step %d: puts out of order: %s before %s", step, put[i-1].Dst, put[i].Dst)
+					if slices.ContainsFunc(got.Delta.PutOrigins, Origin.IsAFT) || len(got.AFT) > 0 ||
+						slices.ContainsFunc(got.Withheld, func(w Withheld) bool { return w.Origin.IsAFT() }) {
+						aftDeltas++
 					}
-				}
-				// Apply the delta as the backend does: puts by key, then
-				// deletes of keys no put has.
-				puts := map[route.Key]bool{}
-				for i, r := range got.Delta.Patch.Put {
-					if puts[r.Key()] {
-						t.Fatalf("step %d: delta puts %s twice", step, r.Key())
+					if got.Next == nil {
+						break
 					}
-					puts[r.Key()] = true
-					kernel[r.Key()] = r
-					o := got.Delta.PutOrigins[i]
-					status[unstate(o)], stated[unstate(o)] = "kept", o.Stated
+					got = next(got)
 				}
-				for _, o := range got.Delta.Installed {
-					if !o.IsPod() && !o.IsOverlay() {
-						t.Fatalf("step %d: %+v reported installed without a put", step, o)
-					}
-				}
-				for _, r := range got.Delta.Patch.Del {
-					if !puts[r.Key()] {
-						delete(kernel, r.Key())
-					}
-				}
-				for _, w := range got.Withheld {
-					status[unstate(w.Origin)], stated[unstate(w.Origin)] = "withheld: "+w.Reason, w.Origin.Stated
-				}
-				for _, w := range got.Invalid {
-					status[unstate(w.Origin)], stated[unstate(w.Origin)] = "invalid: "+w.Reason, w.Origin.Stated
-				}
-				for _, st := range got.AFT {
-					status[Origin{AFT: st.Key}], stated[Origin{AFT: st.Key}] = "aft: "+st.Status+" "+st.Reason, st.Stated
+				if got.Delta == nil {
+					continue // the whole set was compared
 				}
 				wantKernel := map[route.Key]route.Route{}
 				for _, r := range want.Config.Routes {
@@ -260,10 +307,13 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					t.Fatalf("step %d: pods, VLANs or interfaces differ", step)
 				}
 			}
-			t.Logf("%d deltas (%d with gRIBI entries), %d full sets", deltas, aftDeltas, fulls)
 			if deltas < 100 || fulls < 10 || aftDeltas < 15 {
 				t.Errorf("%d deltas (%d with gRIBI entries) and %d full sets: both paths must be exercised", deltas, aftDeltas, fulls)
 			}
+			if chunk > 0 && parts < 20 {
+				t.Errorf("%d parts after the first: changes in parts must be exercised", parts)
+			}
+			t.Logf("%d deltas (%d with gRIBI entries), %d full sets, %d parts after the first", deltas, aftDeltas, fulls, parts)
 		})
 	}
 }

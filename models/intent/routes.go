@@ -84,6 +84,15 @@ type RouteSet struct {
 	// Origins are empty, Withheld and Invalid hold only the /kedge/routes
 	// entries that changed (and every pod's), and the rest is whole.
 	Delta *RouteDelta
+	// Next, when set, returns the next part of a bulk change set: Changes
+	// reads at most RouteCache.Chunk changed entries at a time, so the
+	// first routes are programmed while the rest are read. The parts, in
+	// order, make up the whole change; each is a change to the set the
+	// parts before it made (a part may also come whole, Delta nil, when
+	// the change cannot go on as parts). It uses the cache: call it while
+	// its owner makes no other use of it, and not after (the parts not
+	// read then stay in the cache's next Changes).
+	Next func() (RouteSet, error)
 }
 
 // quartermasterKind marks the endpoints of the Quartermaster service

@@ -99,11 +99,21 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 	a.follows = false // until this set is wholly applied
 	if s.Delta != nil {
 		if follows && a.written != nil && a.vlansStated(s) {
-			err := a.b.Patch(ctx, s.Delta.Patch)
-			if !errors.Is(err, route.ErrNoBase) {
-				return a.patched(ctx, s, err)
+			if s.Next != nil {
+				whole, err := a.pipelined(ctx, s)
+				if whole == nil {
+					return err
+				}
+				s = *whole
+			} else {
+				err := a.b.Patch(ctx, s.Delta.Patch)
+				if !errors.Is(err, route.ErrNoBase) {
+					return a.patched(ctx, s, err)
+				}
 			}
 		}
+	}
+	if s.Delta != nil {
 		// The change cannot be patched in (the backend or the state
 		// does not hold the set it changes): apply the whole intent.
 		var err error
@@ -188,6 +198,136 @@ func (a *applier) progressOps(s intent.RouteSet) []store.Op {
 		return nil
 	}
 	return []store.Op{store.Update(kedgepath.Root().Kedge().Aft().State().ProgrammedSequence(), s.Seq)}
+}
+
+// pipelined patches in a change that comes in parts (a bulk Set): each
+// part is patched in while the next is read, on another goroutine, and
+// the state of every part is written in one commit after the last,
+// so the kernel is not kept waiting for it. It returns the whole set to
+// apply instead when the change cannot go on as parts (the backend
+// refuses a part with ErrNoBase, or the intent's next part is whole), with
+// the state of the parts patched in before it written; else Patch's or
+// the state write's outcome. The reading goroutine is done when it
+// returns: the cache is the caller's again.
+func (a *applier) pipelined(ctx context.Context, s intent.RouteSet) (*intent.RouteSet, error) {
+	type part struct {
+		s   intent.RouteSet
+		err error
+	}
+	parts := make(chan part, 1) // one part read ahead
+	stop := make(chan struct{})
+	go func() {
+		defer close(parts)
+		for next := s.Next; next != nil; {
+			p, err := next()
+			select {
+			case parts <- part{p, err}:
+			case <-stop:
+				return
+			}
+			if err != nil || p.Delta == nil {
+				return
+			}
+			next = p.Next
+		}
+	}()
+	// finish stops the reader and waits for it to let go of the cache.
+	finished := false
+	finish := func() {
+		if !finished {
+			finished = true
+			close(stop)
+			for range parts {
+			}
+		}
+	}
+	defer finish()
+	// The parts patched in and their outcomes, whose state is written
+	// after the last (or before giving up on parts).
+	type done struct {
+		s  intent.RouteSet
+		st route.Status
+	}
+	var patched []done
+	// flush writes the state of the parts patched in so far and, after
+	// the last part (whole), how far the backend programmed the tree: the
+	// gRIBI service's FIB acknowledgements wait for that, and a change
+	// given up on halfway has not programmed its commit.
+	flush := func(whole bool) error {
+		var ops, progress []store.Op
+		var last intent.RouteSet
+		for _, d := range patched {
+			ops = append(ops, a.deltaStateOps(d.s, d.st)...)
+			last = d.s
+		}
+		if whole {
+			progress = a.progressOps(last) // every part has the commit's Seq
+		}
+		ops = append(ops, progress...)
+		patched = nil
+		if len(ops) == 0 {
+			return nil
+		}
+		if err := a.commitState(ctx, ops); err != nil {
+			a.written, a.marks, a.vlans = nil, nil, nil
+			if ctx.Err() == nil {
+				a.log.Warn("write route state", "err", err)
+			}
+			return err
+		}
+		if len(progress) > 0 {
+			a.programmed, a.hadAFT = last.Seq, last.HasAFT
+		}
+		return nil
+	}
+	n, put := 0, 0
+	for cur := s; ; {
+		err := a.b.Patch(ctx, cur.Delta.Patch)
+		if errors.Is(err, route.ErrNoBase) {
+			if ferr := flush(false); ferr != nil {
+				return nil, err
+			}
+			finish()
+			whole, ferr := a.full()
+			if ferr != nil {
+				return nil, fmt.Errorf("compute routes intent: %w", ferr)
+			}
+			return &whole, nil
+		}
+		if ctx.Err() != nil || (err != nil && !itemErrorsOnly(err)) {
+			a.written, a.marks, a.vlans = nil, nil, nil // parts of the state unwritten
+			return nil, err
+		}
+		var st route.Status
+		a.b.CopyStatus(&st)
+		patched = append(patched, done{cur, st})
+		n, put = n+1, put+len(cur.Delta.Patch.Put)
+		if err != nil || cur.Next == nil {
+			// Done, or a route failed: the backend takes no Patch
+			// after that, and the reconciler retries with the whole
+			// set (the parts not read stay dirty in the cache).
+			a.log.Debug("routes patched in parts", "parts", n, "put", put)
+			if ferr := flush(cur.Next == nil); ferr != nil {
+				return nil, err
+			}
+			a.follows = err == nil
+			return nil, err
+		}
+		p, ok := <-parts
+		switch {
+		case !ok:
+			return nil, errors.New("read routes intent: the parts ended early")
+		case p.err != nil:
+			_ = flush(false)
+			return nil, fmt.Errorf("compute routes intent: %w", p.err)
+		case p.s.Delta == nil:
+			if ferr := flush(false); ferr != nil {
+				return nil, ferr
+			}
+			return &p.s, nil
+		}
+		cur = p.s
+	}
 }
 
 // vlansStated reports whether every VLAN of s has its state (a change

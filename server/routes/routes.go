@@ -65,6 +65,12 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 }
 
+// bulkChunk is how many changed route entries the intent reads per part
+// of a bulk change: small enough that the first routes reach the kernel
+// soon after the commit, big enough that the per-part costs (the pods and
+// peers read again, a pass over the entries' order) stay a few percent.
+const bulkChunk = 8192
+
 // Component is the routes component. Create it with New, start it once
 // with Start, and Close it.
 type Component struct {
@@ -80,7 +86,10 @@ func New(c Config) *Component {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	cache := &intent.RouteCache{}
+	// A bulk change (a Set of 100,000 routes) reaches the kernel in
+	// parts of this many entries, each read while the one before is
+	// programmed.
+	cache := &intent.RouteCache{Chunk: bulkChunk}
 	ap := newApplier(c.Backend, c.Store, c.Logger, cache)
 	o := options(c.Logger, cache)
 	o.RetryMin, o.RetryMax = c.RetryMin, c.RetryMax

@@ -30,9 +30,14 @@ type routesRig struct {
 	fake *routetest.Fake
 	ap   *applier
 	rec  *reconcile.Reconciler[intent.RouteSet]
+	stop func() // stops the reconciler (and waits for it)
 }
 
-func newRoutesRig(t *testing.T) *routesRig {
+func newRoutesRig(t *testing.T) *routesRig { return newRoutesRigChunk(t, 0) }
+
+// newRoutesRigChunk is newRoutesRig with the intent reading bulk changes
+// in parts of chunk entries (0: whole).
+func newRoutesRigChunk(t *testing.T, chunk int) *routesRig {
 	t.Helper()
 	schema, err := yang.Schema()
 	if err != nil {
@@ -43,23 +48,32 @@ func newRoutesRig(t *testing.T) *routesRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	fake := routetest.New("eth0", "veth1")
-	cache := &intent.RouteCache{}
-	ap := newApplier(fake, st, testLogger(t), cache)
+	r := &routesRig{st: st, fake: routetest.New("eth0", "veth1")}
+	r.start(t, chunk)
+	return r
+}
+
+// start runs a new applier and reconciler, with a cache of their own,
+// over the rig's store and fake: a daemon (re)starting over the kernel's
+// routes.
+func (r *routesRig) start(t *testing.T, chunk int) {
+	t.Helper()
+	cache := &intent.RouteCache{Chunk: chunk}
+	r.ap = newApplier(r.fake, r.st, testLogger(t), cache)
 	o := options(slog.New(slog.DiscardHandler), cache)
 	o.RetryMin, o.RetryMax = time.Millisecond, 5*time.Millisecond
-	rec := reconcile.New[intent.RouteSet](st, nil, ap, o)
+	r.rec = reconcile.New[intent.RouteSet](r.st, nil, r.ap, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		rec.Run(ctx)
+		r.rec.Run(ctx)
 	}()
-	t.Cleanup(func() {
+	r.stop = func() {
 		cancel()
 		<-done
-	})
-	return &routesRig{st: st, fake: fake, ap: ap, rec: rec}
+	}
+	t.Cleanup(r.stop)
 }
 
 func (r *routesRig) commit(t *testing.T, kind store.OpKind, leaves map[string]*gpb.TypedValue) {
