@@ -22,9 +22,17 @@ type preEncoded struct{ b []byte }
 // slice can be queued on many streams at once.
 type sharedCodec struct{ base encoding.CodecV2 }
 
+// wireResponse is a Get response written as wire bytes into pooled
+// buffers (wire.go); the codec hands them to gRPC, which frees them once
+// sent.
+type wireResponse struct{ bufs mem.BufferSlice }
+
 func (c sharedCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if p, ok := v.(*preEncoded); ok {
+	switch p := v.(type) {
+	case *preEncoded:
 		return mem.BufferSlice{mem.SliceBuffer(p.b)}, nil
+	case *wireResponse:
+		return p.bufs, nil
 	}
 	return c.base.Marshal(v)
 }

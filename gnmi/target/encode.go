@@ -15,21 +15,29 @@ type encoder struct {
 	depth uint32 // 0: unlimited
 }
 
-// each calls fn with the updates of one match: one per leaf (PROTO, or a
+// updateSink takes the updates of a read: a leaf's from its instance,
+// node and value (built as a message or written as wire bytes), a whole
+// match's (JSON encodings) as a message.
+type updateSink interface {
+	leaf(in *tree.Inst, n *tree.Node, v tree.Value) error
+	update(u *gpb.Update) error
+}
+
+// each gives sink the updates of one match: one per leaf (PROTO, or a
 // leaf match), or one for the whole match (JSON encodings). leaf is
 // called for every leaf before it is encoded; an error from it or from
-// fn ends the encoding with that error.
-func (e encoder) each(m tree.Match, elems *elemCache, leaf func() error, fn func(*gpb.Update) error) error {
+// the sink ends the encoding with that error.
+func (e encoder) each(m tree.Match, leaf func() error, sink updateSink) error {
 	limit := e.keep
 	if e.depth > 0 {
 		limit = e.depthFilter(m)
 	}
 	if e.enc == gpb.Encoding_PROTO || m.Node != nil {
-		return eachLeaf(m, limit, elems, func(path []*gpb.PathElem, n *tree.Node, v tree.Value) error {
+		return m.Leaves(limit, func(in *tree.Inst, n *tree.Node, v tree.Value) error {
 			if err := leaf(); err != nil {
 				return err
 			}
-			return fn(&gpb.Update{Path: &gpb.Path{Elem: path}, Val: e.leafValue(n, v)})
+			return sink.leaf(in, n, v)
 		})
 	}
 	var stop error
@@ -49,7 +57,33 @@ func (e encoder) each(m tree.Match, elems *elemCache, leaf func() error, fn func
 	} else {
 		tv = &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: js}}
 	}
-	return fn(&gpb.Update{Path: &gpb.Path{Elem: m.Elems()}, Val: tv})
+	return sink.update(&gpb.Update{Path: &gpb.Path{Elem: m.Elems()}, Val: tv})
+}
+
+// msgSink builds a read's updates as messages, path elements shared
+// through elems.
+type msgSink struct {
+	enc   encoder
+	elems *elemCache
+	last  *tree.Inst
+	base  []*gpb.PathElem
+	add   func(*gpb.Update)
+}
+
+func (s *msgSink) leaf(in *tree.Inst, n *tree.Node, v tree.Value) error {
+	if in != s.last {
+		s.last, s.base = in, s.elems.of(in.Ident())
+	}
+	path := make([]*gpb.PathElem, len(s.base)+1)
+	copy(path, s.base)
+	path[len(s.base)] = &gpb.PathElem{Name: n.Name}
+	s.add(&gpb.Update{Path: &gpb.Path{Elem: path}, Val: s.enc.leafValue(n, v)})
+	return nil
+}
+
+func (s *msgSink) update(u *gpb.Update) error {
+	s.add(u)
+	return nil
 }
 
 // eachLeaf calls fn for every leaf of a match that keep accepts, with the

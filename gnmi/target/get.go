@@ -7,6 +7,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi_ext"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -88,10 +89,11 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 	return resp, err
 }
 
-// get serves a Get; with encode set it also marshals the response before
-// the read gives back its busy-read slot, so that a big Get's encoding
-// takes its turn too (the gRPC server then sends the bytes as they are).
-func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gpb.GetResponse, *preEncoded, error) {
+// get serves a Get. With encode set it writes the response straight into
+// wire bytes (wire.go) while the read holds its busy-read slot, so that a
+// big Get's encoding takes its turn too and leaves no garbage; the gRPC
+// server's codec then sends the bytes as they are.
+func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gpb.GetResponse, *wireResponse, error) {
 	if err := s.authRead(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -116,6 +118,11 @@ func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gp
 	defer cost.release()
 	var shared elemCache
 	resp := &gpb.GetResponse{}
+	var wire *wireSink
+	if encode {
+		wire = &wireSink{enc: enc, w: &wireBuf{pool: mem.DefaultBufferPool()}}
+	}
+	target := req.GetPrefix().GetTarget()
 	// The snapshot is the tree as of the last commit: the walk may take
 	// as long as its budget allows without holding up a Set.
 	err = s.st.Read(func(t *tree.Tree) error {
@@ -130,37 +137,46 @@ func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gp
 				return errStatus(err)
 			}
 			n := &gpb.Notification{Timestamp: ts}
-			if tgt := req.GetPrefix().GetTarget(); tgt != "" {
-				n.Prefix = &gpb.Path{Target: tgt}
+			if target != "" {
+				n.Prefix = &gpb.Path{Target: target}
+			}
+			var sink updateSink = &msgSink{enc: enc, elems: &shared, add: func(u *gpb.Update) { n.Update = append(n.Update, u) }}
+			at := 0
+			if wire != nil {
+				sink, at = wire, wire.w.mark()
 			}
 			err = t.WalkPattern(pat, tree.WalkOpts{Visit: cost.visited}, func(m tree.Match) error {
-				return enc.each(m, &shared, cost.leaf, func(u *gpb.Update) error {
-					n.Update = append(n.Update, u)
-					return nil
-				})
+				return enc.each(m, cost.leaf, sink)
 			})
 			cost.endWalk()
 			if err != nil {
 				return errStatus(err)
 			}
-			if len(n.Update) == 0 && !hasWildcard(elems) {
+			count := len(n.Update)
+			if wire != nil {
+				count = wire.count
+			}
+			if count == 0 && !hasWildcard(elems) {
 				return status.Errorf(codes.NotFound, "no data at %s", pathString(elems))
 			}
-			resp.Notification = append(resp.Notification, n)
+			if wire != nil {
+				wire.notification(at, ts, target)
+			} else {
+				resp.Notification = append(resp.Notification, n)
+			}
 		}
 		return nil
 	})
 	if err != nil {
+		if wire != nil {
+			wire.w.free()
+		}
 		return nil, nil, err
 	}
-	if !encode {
-		return resp, nil, nil
+	if wire != nil {
+		return nil, &wireResponse{bufs: wire.w.bytes()}, nil
 	}
-	b, err := proto.Marshal(resp)
-	if err != nil {
-		return nil, nil, status.Errorf(codes.Internal, "encode response: %v", err)
-	}
-	return nil, &preEncoded{b: b}, nil
+	return resp, nil, nil
 }
 
 func (s *Server) checkModels(models []*gpb.ModelData) error {

@@ -79,6 +79,8 @@ const busyAfter = 1024
 type readCost struct {
 	ctx    context.Context
 	busy   chan struct{} // the server's busy-read slots
+	gate   *writeGate
+	pause  *time.Timer // bounds a wait at gate
 	held   bool
 	get    bool // a Get, with budgets
 	lim    Limits
@@ -89,7 +91,25 @@ type readCost struct {
 }
 
 func (s *Server) newCost(ctx context.Context, get bool) *readCost {
-	return &readCost{ctx: ctx, busy: s.busy, get: get, lim: s.lim}
+	return &readCost{ctx: ctx, busy: s.busy, gate: s.gate, get: get, lim: s.lim}
+}
+
+// stepAside waits, holding its slot, until the Sets in flight are done
+// (idle closes), for at most maxWritePause.
+func (c *readCost) stepAside(idle <-chan struct{}) error {
+	if c.pause == nil {
+		c.pause = time.NewTimer(maxWritePause)
+	} else {
+		c.pause.Reset(maxWritePause)
+	}
+	defer c.pause.Stop()
+	select {
+	case <-idle:
+	case <-c.pause.C:
+	case <-c.ctx.Done():
+		return status.FromContextError(c.ctx.Err()).Err()
+	}
+	return nil
 }
 
 // release gives back the busy-read slot, if the read took one.
@@ -137,7 +157,8 @@ func (c *readCost) leaf() error {
 // waits for a busy-read slot. A big read also yields the processor at
 // every check, so a Set's goroutines, woken while all processors run
 // readers, wait for the next check (tens of microseconds), not for the
-// scheduler to preempt a reader (10 ms).
+// scheduler to preempt a reader (10 ms); while a Set is in flight it
+// steps aside until the Set is done (writegate.go).
 func (c *readCost) check() error {
 	if err := c.ctx.Err(); err != nil {
 		return status.FromContextError(err).Err()
@@ -146,6 +167,9 @@ func (c *readCost) check() error {
 		return nil
 	}
 	if c.held {
+		if idle, writing := c.gate.writing(); writing {
+			return c.stepAside(idle)
+		}
 		runtime.Gosched()
 		return nil
 	}

@@ -29,6 +29,8 @@ type setOp struct {
 // operation's own code (InvalidArgument, NotFound, FailedPrecondition…)
 // so clients can branch on it. Nothing is changed.
 func (s *Server) Set(ctx context.Context, req *gpb.SetRequest) (*gpb.SetResponse, error) {
+	s.gate.begin() // big reads step aside (writegate.go)
+	defer s.gate.end()
 	if s.opts.Auth == nil {
 		return nil, status.Error(codes.PermissionDenied, "no authorizer configured")
 	}

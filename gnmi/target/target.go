@@ -80,6 +80,8 @@ type Server struct {
 	clock  Clock
 	// busy holds a token per big read running (Limits.BusyReads).
 	busy chan struct{}
+	// gate tells big reads when a Set is in flight (writegate.go).
+	gate *writeGate
 	// queued, when set (tests), is told of every notification a stream
 	// queues, with its number of updates.
 	queued func(updates int)
@@ -105,7 +107,7 @@ func New(st *store.Store, o Options) (*Server, error) {
 	}
 	lim := o.Limits.withDefaults()
 	return &Server{st: st, opts: o, log: o.Logger, cc: cc, lim: lim, clock: o.Clock,
-		busy: make(chan struct{}, lim.BusyReads)}, nil
+		busy: make(chan struct{}, lim.BusyReads), gate: newWriteGate()}, nil
 }
 
 // Close stops the rollback timer; open streams end when the store closes.
