@@ -174,7 +174,13 @@ func (b *Backend) drainEvents() (drift bool) {
 		switch {
 		case !ev.IsRoute && ev.Link != 0:
 			b.linkEvent(ev)
-			drift = true
+			// Unless it took routes of Kedge's with it (the cache is
+			// gone), a link event leaves the kernel as the last Set or
+			// Patch made it, and it can make a route possible only if one
+			// failed: with every item installed there is nothing to
+			// repair or retry. (A node making a veth per pod reconciled
+			// twice more per pod, each reading every pod.)
+			drift = drift || b.cache == nil || !b.base.ok
 		case !ev.IsRoute:
 			switch ev.Type {
 			case unix.RTM_NEWLINK, unix.RTM_DELLINK: // too short to name its link
@@ -208,8 +214,9 @@ func (b *Backend) drainEvents() (drift bool) {
 
 // Watch calls drift whenever someone else changes what the last Set made
 // (deletes or replaces a Kedge route, removes a policy rule, takes a link
-// down or away, deletes an address) or makes a failed route possible (a
-// link appears or comes up), so the caller can Set again and repair it, as
+// carrying Kedge's routes down or away, deletes an address) or may make
+// a failed route possible (a link appears or comes up while an item
+// failed), so the caller can Set again and repair it, as
 // Tailscale's router restores the rules others remove. Kedge's own changes
 // do not wake it. It returns nil when ctx is done, or the monitor's error.
 func (b *Backend) Watch(ctx context.Context, drift func()) error {
