@@ -142,7 +142,8 @@ func (r *Reconciler[C]) Run(ctx context.Context) error {
 	}()
 	for {
 		if dirty && retry == nil {
-			if err := r.reconcile(ctx); err != nil && ctx.Err() == nil {
+			var err error
+			if w, err = r.reconcile(ctx, w); err != nil && ctx.Err() == nil {
 				// Recompute and retry later; changes that arrive meanwhile
 				// are folded into that attempt.
 				backoff = min(max(2*backoff, r.o.RetryMin), r.o.RetryMax)
@@ -238,13 +239,18 @@ func (r *Reconciler[C]) relevant(c *store.Commit) bool {
 	return false
 }
 
-// reconcile computes the intent from the tree and applies it.
-func (r *Reconciler[C]) reconcile(ctx context.Context) error {
+// reconcile computes the intent from the tree and applies it. An intent
+// that follows the feed is first told of every commit up to the tree it
+// reads (catchUp), so it returns the watcher it may have replaced.
+func (r *Reconciler[C]) reconcile(ctx context.Context, w *store.Watcher) (*store.Watcher, error) {
 	var cfg C
 	var err error
 	if r.o.IntentAt != nil {
 		err = r.src.ReadAt(func(t *tree.Tree, seq uint64) error {
 			var err error
+			if w, err = r.catchUp(ctx, w, seq); err != nil {
+				return err
+			}
 			cfg, err = r.o.IntentAt(t, seq)
 			return err
 		})
@@ -277,5 +283,46 @@ func (r *Reconciler[C]) reconcile(ctx context.Context) error {
 			}
 		}
 	}
-	return err
+	return w, err
+}
+
+// catchUp reads the feed through commit seq, the one the tree an intent
+// is about to read ends with, and tells Observe of each. A reconcile
+// often reads a tree a commit or two ahead of the feed it drained (a
+// kick, the reconciler's own state commit, a commit landing meanwhile);
+// an intent that follows the feed would otherwise find commits it was not
+// told of and compute everything again (at 100,000 routes, a whole
+// intent and Set for one pod). The store publishes a version just before
+// its commit reaches the feed, so waiting for it is short.
+func (r *Reconciler[C]) catchUp(ctx context.Context, w *store.Watcher, seq uint64) (*store.Watcher, error) {
+	if r.o.Observe == nil {
+		return w, nil
+	}
+	for w.Pos() <= seq {
+		c, err := w.Next(ctx)
+		if errors.Is(err, store.ErrResync) {
+			r.mu.Lock()
+			r.stats.Resyncs++
+			r.mu.Unlock()
+			if r.o.Lost != nil {
+				r.o.Lost()
+			}
+			r.log.Warn("fell behind the change feed; resyncing from the tree")
+			nw, err := r.src.ReadWatch(func(*tree.Tree, uint64) error { return nil })
+			if err != nil {
+				return w, fmt.Errorf("watch tree for %s: %w", r.o.Name, err)
+			}
+			return nw, nil
+		}
+		if err != nil {
+			return w, fmt.Errorf("read change feed for %s: %w", r.o.Name, err)
+		}
+		r.o.Observe(c.Seq, c.State, c.Changes)
+		if r.relevant(c) {
+			r.mu.Lock()
+			r.stats.Commits++
+			r.mu.Unlock()
+		}
+	}
+	return w, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -61,6 +62,31 @@ type applier struct {
 	// follows: the backend and the state hold exactly the last set the
 	// reconciler passed, so its next change may be patched in.
 	follows bool
+	// stats counts patches and whole Sets (ApplyStats).
+	stats ApplyStats
+}
+
+// ApplyStats count how the applier applied the reconciler's sets: a
+// change patched in, or the whole Config Set (with why, when the set was
+// a change the applier could not patch in). A busy node's pods should
+// cost Patches, not whole Sets.
+type ApplyStats struct {
+	Patches   int // changes patched in (route.Backend.Patch applied)
+	WholeSets int // whole Configs Set, the posture step's included
+	// Fallbacks counts the whole Sets made of a change set, by reason:
+	// "not following" (the last set was not wholly applied), "vlans
+	// unstated", or "backend" (Patch refused with route.ErrNoBase).
+	Fallbacks map[string]int
+}
+
+// fallback records that the change s could not be patched in.
+func (a *applier) fallback(s intent.RouteSet, reason string, err error) {
+	if a.stats.Fallbacks == nil {
+		a.stats.Fallbacks = map[string]int{}
+	}
+	a.stats.Fallbacks[reason]++
+	a.log.Debug("routes change applied whole", "reason", reason, "err", err,
+		"put", len(s.Delta.Patch.Put), "del", len(s.Delta.Patch.Del))
 }
 
 // newApplier returns the applier of b writing state to st; cache is the
@@ -98,19 +124,28 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 	follows := a.follows
 	a.follows = false // until this set is wholly applied
 	if s.Delta != nil {
-		if follows && a.written != nil && a.vlansStated(s) {
-			if s.Next != nil {
-				whole, err := a.pipelined(ctx, s)
-				if whole == nil {
-					return err
-				}
-				s = *whole
-			} else {
-				err := a.b.Patch(ctx, s.Delta.Patch)
-				if !errors.Is(err, route.ErrNoBase) {
-					return a.patched(ctx, s, err)
-				}
+		switch {
+		case !follows || a.written == nil:
+			a.fallback(s, "not following", nil)
+		case !a.vlansStated(s):
+			a.fallback(s, "vlans unstated", nil)
+		case s.Next != nil:
+			whole, err := a.pipelined(ctx, s)
+			if whole == nil {
+				a.stats.Patches++
+				return err
 			}
+			// A part the backend refused, or one the intent had to
+			// compute whole: the whole set is applied instead.
+			a.fallback(s, "parts", nil)
+			s = *whole
+		default:
+			err := a.b.Patch(ctx, s.Delta.Patch)
+			if !errors.Is(err, route.ErrNoBase) {
+				a.stats.Patches++
+				return a.patched(ctx, s, err)
+			}
+			a.fallback(s, "backend", err)
 		}
 	}
 	if s.Delta != nil {
@@ -122,6 +157,7 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 		}
 	}
 	start := time.Now()
+	a.stats.WholeSets++
 	err := a.b.Set(ctx, s.Config)
 	kernel := time.Since(start)
 	if ctx.Err() != nil {
@@ -400,4 +436,13 @@ func itemErrorsOnly(err error) bool {
 		}
 	}
 	return len(errs) > 0
+}
+
+// applyStats returns a copy of the counters.
+func (a *applier) applyStats() ApplyStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.stats
+	st.Fallbacks = maps.Clone(st.Fallbacks)
+	return st
 }

@@ -149,6 +149,10 @@ func (c *Component) Close() error {
 // Stats are the reconciler's counters (tests, metrics).
 func (c *Component) Stats() reconcile.Stats { return c.rec.Stats() }
 
+// ApplyStats count the changes patched in and the whole Sets (tests,
+// metrics).
+func (c *Component) ApplyStats() ApplyStats { return c.ap.applyStats() }
+
 // options configure the route reconciler: its intent is the routes under
 // the accord of the level in effect, through a cache that follows the
 // change feed and returns what changed when it can (RouteCache.Changes) (the posture step computes its own, under the target

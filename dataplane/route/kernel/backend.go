@@ -60,15 +60,19 @@ type Backend struct {
 	// cache is Kedge's routes in the kernel as of the end of the last Set,
 	// kept true by the netlink monitor; nil means read the kernel.
 	cache *routeCache
-	// links is the namespace's links as last listed, kept true the same
-	// way; nil means list them.
-	links     []rtnl.Link
-	linkEpoch uint64 // counts the times links was dropped
-	linksRead uint64 // counts the times links was read
-	// listed holds the indexes of the links last read (freshLink).
-	listed      map[int]bool
-	dumped      bool // the current Set read the kernel's routes
-	incremental bool // the current Set took the fast path
+	// noBase is why the route cache was last dropped (Patch's reason
+	// for refusing).
+	noBase string
+	// links is the namespace's links as last listed, nil after any link
+	// event; index and names map device names and interface indexes
+	// both ways, kept from the monitor's link events (links.go).
+	links       []rtnl.Link
+	index       map[string]int
+	names       map[int]string
+	linkEpoch   uint64 // counts the times a device name may have moved
+	linksRead   uint64 // counts the times links was read
+	dumped      bool   // the current Set read the kernel's routes
+	incremental bool   // the current Set took the fast path
 	// prev is the last Set's routes and outcome, the fast path's reference.
 	prev lastSet
 	// base says whether a Patch may apply (patch.go).

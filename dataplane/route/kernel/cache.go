@@ -14,9 +14,16 @@ import (
 // this costs about 100. Routes it cannot store compactly (a zoned or
 // mapped address, a multipath route or one with next hops) are kept
 // whole beside.
+//
+// It also counts the routes over each link (a multipath route once per
+// next hop), so a link going down or away that carries none of Kedge's
+// routes (a new pod's veth before its route, another pod's) leaves the
+// cache as it is, and one that carries some costs only those.
 type routeCache struct {
 	m    map[cacheKey]cacheVal
 	rare map[cacheKey]rtnl.Route
+	// onLink counts the cached routes by outgoing interface index.
+	onLink map[int32]int32
 }
 
 type cacheKey struct {
@@ -34,7 +41,48 @@ type cacheVal struct {
 }
 
 func newRouteCache(n int) *routeCache {
-	return &routeCache{m: make(map[cacheKey]cacheVal, n)}
+	return &routeCache{m: make(map[cacheKey]cacheVal, n), onLink: map[int32]int32{}}
+}
+
+// count adds d to the routes counted over each link r uses.
+func (c *routeCache) count(r rtnl.Route, d int32) {
+	if r.OIF != 0 {
+		c.countLink(int32(r.OIF), d)
+	}
+	for _, h := range r.Nexthops {
+		if h.OIF != 0 {
+			c.countLink(int32(h.OIF), d)
+		}
+	}
+}
+
+func (c *routeCache) countLink(oif, d int32) {
+	if n := c.onLink[oif] + d; n > 0 {
+		c.onLink[oif] = n
+	} else {
+		delete(c.onLink, oif)
+	}
+}
+
+// onLinkCount is the number of cached routes over link index.
+func (c *routeCache) onLinkCount(index int) int {
+	if index != int(int32(index)) {
+		return 0
+	}
+	return int(c.onLink[int32(index)])
+}
+
+// uncount removes the route cached under k, if any, from the counts.
+func (c *routeCache) uncount(k cacheKey) {
+	if v, ok := c.m[k]; ok {
+		if v.oif != 0 {
+			c.countLink(v.oif, -1)
+		}
+		return
+	}
+	if r, ok := c.rare[k]; ok {
+		c.count(r, -1)
+	}
 }
 
 func keyOfRoute(k route.Key) cacheKey {
@@ -49,6 +97,8 @@ func (c *routeCache) len() int { return len(c.m) + len(c.rare) }
 
 func (c *routeCache) put(r rtnl.Route) {
 	k := keyOfRoute(kernelKey(r))
+	c.uncount(k)
+	c.count(r, 1)
 	if r.Multipath || len(r.Nexthops) > 0 || !plain(r.Dst.Addr()) || !plain(r.Gateway) || !plain(r.Src) || r.OIF != int(int32(r.OIF)) {
 		delete(c.m, k)
 		if c.rare == nil {
@@ -83,6 +133,7 @@ func (c *routeCache) has(k route.Key) bool {
 
 func (c *routeCache) del(k route.Key) {
 	ck := keyOfRoute(k)
+	c.uncount(ck)
 	delete(c.m, ck)
 	delete(c.rare, ck)
 }

@@ -67,3 +67,35 @@ func TestRouteCacheRoundTrip(t *testing.T) {
 		t.Errorf("len %d after deleting all", c.len())
 	}
 }
+
+// TestRouteCacheCountsLinks: the per-link counts follow puts, replacements
+// onto another link, multipath next hops and deletes, so a link event
+// knows whether Kedge has routes over the link.
+func TestRouteCacheCountsLinks(t *testing.T) {
+	c := newRouteCache(0)
+	a := rtnl.Route{Dst: netip.MustParsePrefix("10.1.0.0/24"), OIF: 3, Table: 254}
+	b := rtnl.Route{Dst: netip.MustParsePrefix("10.2.0.0/24"), OIF: 3, Table: 254}
+	mp := rtnl.Route{Dst: netip.MustParsePrefix("10.3.0.0/24"), Table: 254, Multipath: true,
+		Nexthops: []rtnl.Nexthop{{OIF: 4}, {OIF: 5}}}
+	c.put(a)
+	c.put(b)
+	c.put(mp)
+	check := func(when string, want map[int]int) {
+		t.Helper()
+		for link, n := range want {
+			if got := c.onLinkCount(link); got != n {
+				t.Errorf("%s: link %d carries %d routes, want %d", when, link, got, n)
+			}
+		}
+	}
+	check("after puts", map[int]int{3: 2, 4: 1, 5: 1, 6: 0})
+	a.OIF = 6
+	c.put(a) // replaced onto link 6
+	check("after a replacement", map[int]int{3: 1, 6: 1})
+	c.del(kernelKey(mp))
+	c.del(kernelKey(b))
+	check("after deletes", map[int]int{3: 0, 4: 0, 5: 0, 6: 1})
+	if len(c.onLink) != 1 {
+		t.Errorf("counts kept for %d links, want 1", len(c.onLink))
+	}
+}

@@ -183,3 +183,73 @@ func TestWatchSeesDrift(t *testing.T) {
 	ip(t, "-n", n.NS, "route", "add", "10.86.0.0/24", "dev", n.Dev, "proto", "static")
 	quiet("a foreign route")
 }
+
+// TestWatchQuietForUnusedLinks: with every item installed, links that
+// carry none of Kedge's routes appearing, coming up, going down and away
+// (a veth per pod) leave nothing to repair and do not wake the watch;
+// while a route has failed for want of its device, that device appearing
+// does, and the Set it prompts installs the route.
+func TestWatchQuietForUnusedLinks(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n.NS)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	drift := make(chan struct{}, 16)
+	done := make(chan error, 1)
+	go func() { done <- b.Watch(ctx, func() { drift <- struct{}{} }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	// settle waits out the wake-ups of the namespace's own setup (carrier
+	// and IPv6 address events trail a link by up to a second).
+	settle := func() {
+		t.Helper()
+		deadline := time.After(15 * time.Second)
+		for {
+			select {
+			case <-drift:
+			case <-time.After(time.Second):
+				return
+			case <-deadline:
+				t.Fatal("the watch kept waking for 15 s with nothing changing")
+			}
+		}
+	}
+	cfg := route.Config{Routes: []route.Route{{Dst: pfx("10.87.0.0/24"), Device: n.Dev}}}
+	if err := b.Set(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	for range 3 {
+		host := "kp" + randHex(3)
+		ip(t, "-n", n.NS, "link", "add", host, "type", "veth", "peer", "name", "kq"+randHex(3))
+		ip(t, "-n", n.NS, "link", "set", host, "up")
+		ip(t, "-n", n.NS, "link", "set", host, "down")
+		ip(t, "-n", n.NS, "link", "del", host)
+	}
+	select {
+	case <-drift:
+		t.Fatal("unused links woke the watch with every item installed")
+	case <-time.After(400 * time.Millisecond):
+	}
+	// A route waiting for its device: the device appearing wakes it.
+	dev := "kp" + randHex(3)
+	cfg.Routes = append(cfg.Routes, route.Route{Dst: pfx("10.88.0.5/32"), Device: dev, Scope: route.ScopeLink})
+	if err := b.Set(context.Background(), cfg); !errors.Is(err, route.ErrUnknownDevice) {
+		t.Fatalf("set with a missing device: %v, want ErrUnknownDevice", err)
+	}
+	ip(t, "-n", n.NS, "link", "add", dev, "type", "veth", "peer", "name", "kq"+randHex(3))
+	ip(t, "-n", n.NS, "link", "set", dev, "up")
+	select {
+	case <-drift:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the missing device appearing did not wake the watch")
+	}
+	if err := b.Set(context.Background(), cfg); err != nil {
+		t.Fatalf("set once the device is there: %v", err)
+	}
+	checkKernel(t, n, cfg.Routes)
+}

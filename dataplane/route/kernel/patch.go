@@ -12,7 +12,9 @@ import (
 
 // base is what a Patch starts from: the kernel held exactly the desired
 // routes when the last Set or Patch ended (every item installed, every
-// stale route deleted, nothing held), and no link or address went since.
+// stale route deleted, nothing held), and no link carrying Kedge's
+// routes, nor any address, went since (a link event costs nothing else:
+// links.go).
 // The route cache, kept true by the monitor, then is the desired
 // state, so a Patch plans its routes alone: a one-route change into
 // 100,000 routes costs one map lookup and one message, not a walk of the
@@ -20,10 +22,8 @@ import (
 // in tests/ end to end). It is the backend's seam of the incremental
 // route path, beside the fast plan (fastplan.go) that a full Set takes.
 type base struct {
-	ok        bool
-	index     map[string]int // device name → ifindex, of the links read linksRead-th
-	linksRead uint64
-	patched   bool // a Patch ran since the last Set: that Config is no longer the desired state
+	ok      bool
+	patched bool // a Patch ran since the last Set: that Config is no longer the desired state
 }
 
 // Patch applies p to the desired state (see route.Backend). It refuses
@@ -35,26 +35,26 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("patch routes: %w", err)
 	}
+	// A link event takes the base away only when it took routes of
+	// Kedge's with it (links.go).
 	b.drainEvents()
-	// A link event that can take routes away (a link deleted or set
-	// down, an address deleted) dropped the cache. Others (a link coming
-	// up, a carrier change, a new pod's veth) leave Kedge's routes as
-	// they were: the list is read again and new routes resolve their
-	// devices in it. (A renamed link keeps its routes by index until the
-	// next whole Set.)
-	if !b.base.ok || b.held != nil || b.cache == nil {
-		return fmt.Errorf("patch routes: %w", route.ErrNoBase)
+	why := b.noBase
+	if why == "" {
+		why = "the kernel is not known to be as desired"
 	}
-	links, err := b.linkList()
+	switch {
+	case b.held != nil:
+		return fmt.Errorf("patch routes: adopted routes are held: %w", route.ErrNoBase)
+	case b.last == nil:
+		return fmt.Errorf("patch routes: no Set yet: %w", route.ErrNoBase)
+	case b.cache == nil, !b.base.ok:
+		return fmt.Errorf("patch routes: %s: %w", why, route.ErrNoBase)
+	}
+	// Device names resolve in the index the link events keep, not in a
+	// fresh list of every link.
+	index, err := b.linkIndex()
 	if err != nil {
 		return fmt.Errorf("patch routes: %w", err)
-	}
-	if b.base.index == nil || b.base.linksRead != b.linksRead {
-		b.base.linksRead = b.linksRead
-		b.base.index = make(map[string]int, len(links))
-		for _, l := range links {
-			b.base.index[l.Name] = l.Index
-		}
 	}
 	kernel := b.cache
 	// Check everything before sending anything: a Patch the backend
@@ -63,6 +63,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	plan := routePlan{norm: make([]route.Route, len(p.Put)), st: make([]route.RouteStatus, len(p.Put)),
 		arena: sc.arena[:0], reqs: sc.reqs[:0], sent: sc.sent[:0], idx: sc.idx[:0]}
 	puts := make(map[route.Key]struct{}, len(p.Put))
+	relisted := false
 	for i, r := range p.Put {
 		n := r.Normalize()
 		if !n.Dst.IsValid() || r.Check() != nil {
@@ -74,11 +75,21 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 		}
 		puts[k] = struct{}{}
 		plan.norm[i] = n
+		if unknownDevice(n, index) != "" && !relisted {
+			// The index may be behind a name reused under another
+			// index (links.go): list the links once; a device still
+			// missing fails its route, as in a Set.
+			relisted = true
+			b.dropLinks()
+			if index, err = b.linkIndex(); err != nil {
+				return fmt.Errorf("patch routes: %w", err)
+			}
+		}
 	}
 	b.base.ok, b.base.patched, b.prev.ok = false, true, false // set again below if all goes well
 	before := b.conn.Counters()
 	for i, r := range p.Put {
-		b.planRoute(i, r, plan.norm[i], b.base.index, kernel, &plan)
+		b.planRoute(i, r, plan.norm[i], index, kernel, &plan)
 	}
 	for _, r := range p.Del {
 		k := r.Key()
@@ -103,7 +114,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 				b.cache.put(plan.sent[j])
 			}
 		case errors.Is(rerr, rtnl.ErrAckLost), err != nil && errors.Is(rerr, err):
-			b.cache = nil // outcome unknown: read the kernel next time
+			b.dropCache("an add's outcome is unknown") // read the kernel next time
 			st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: p.Put[i], Err: fmt.Errorf("add route: %w", rerr)}}
 		default:
 			st[i] = route.RouteStatus{State: route.StateFailed, Err: &route.RouteError{Route: p.Put[i], Err: classify("add route", rerr)}}
@@ -116,7 +127,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	}
 	removed := 0
 	if err != nil {
-		b.cache = nil
+		b.dropCache("a netlink exchange failed")
 		errs = append(errs, fmt.Errorf("patch routes: %w", err))
 	} else {
 		var delErrs []error
@@ -129,5 +140,21 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 		Messages: after.Messages - before.Messages, Sends: after.Sends - before.Sends,
 		Incremental: true, Patched: true, Applied: time.Now()}
 	b.base.ok = len(errs) == 0 && b.cache != nil
+	if len(errs) > 0 {
+		b.noBase = fmt.Sprintf("the last Patch left %d items failed", len(errs))
+	}
 	return errors.Join(errs...)
+}
+
+// unknownDevice returns the first device n names that index lacks.
+func unknownDevice(n route.Route, index map[string]int) string {
+	if _, ok := index[n.Device]; n.Device != "" && !ok {
+		return n.Device
+	}
+	for _, h := range n.Multipath {
+		if _, ok := index[h.Device]; h.Device != "" && !ok {
+			return h.Device
+		}
+	}
+	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 )
 
 // TestPatchMatchesKernel drives one backend through random Patches (routes
@@ -195,5 +196,57 @@ func TestPatchAfterNewLink(t *testing.T) {
 	ip(t, "-n", n.NS, "link", "set", host, "down") // the kernel drops the pod's route
 	if err := b.Patch(ctx, route.Patch{}); !errors.Is(err, route.ErrNoBase) {
 		t.Fatalf("patch after a used link went down: %v, want ErrNoBase", err)
+	}
+}
+
+// TestPatchAfterUnusedLinkDown: links that carry none of Kedge's routes
+// (other pods' veths, a pod's own before its route) going down or away
+// change nothing Kedge installed, even when the backend knew them up, so
+// Patches keep applying; and a Patch resolves a new link from the
+// monitor's events, not from a fresh list of every link. Before, a link
+// the last list had up going down dropped the route cache (every later
+// Patch was a whole Set until one ran), and every link event made the
+// next Patch list all the links again (2,000 on a node with 1,000 pods).
+func TestPatchAfterUnusedLinkDown(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n.NS)
+	ctx := context.Background()
+	base := route.Route{Dst: pfx("10.95.0.0/24"), Device: n.Dev}
+	if err := b.Set(ctx, route.Config{Routes: []route.Route{base}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []route.Route{base}
+	read := kernel.LinksRead(b)
+	for i := range 3 {
+		host, peer := "kp"+randHex(3), "kq"+randHex(3)
+		ip(t, "-n", n.NS, "link", "add", host, "type", "veth", "peer", "name", peer)
+		ip(t, "-n", n.NS, "link", "set", host, "up")
+		pod := route.Route{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 96, 0, byte(i + 1)}), 32), Device: host, Scope: route.ScopeLink}
+		if err := b.Patch(ctx, route.Patch{Put: []route.Route{pod}}); err != nil {
+			t.Fatalf("pod %d: patch through a new link: %v", i, err)
+		}
+		want = append(want, pod)
+		// An unused link the backend knows up goes down, then away.
+		spare := "kz" + randHex(3)
+		ip(t, "-n", n.NS, "link", "add", spare, "type", "veth", "peer", "name", "kw"+randHex(3))
+		ip(t, "-n", n.NS, "link", "set", spare, "up")
+		if err := b.Patch(ctx, route.Patch{}); err != nil {
+			t.Fatalf("pod %d: patch after an unused link came up: %v", i, err)
+		}
+		ip(t, "-n", n.NS, "link", "set", spare, "down")
+		if err := b.Patch(ctx, route.Patch{}); err != nil {
+			t.Fatalf("pod %d: patch after an unused link went down: %v", i, err)
+		}
+		ip(t, "-n", n.NS, "link", "del", spare)
+		if err := b.Patch(ctx, route.Patch{}); err != nil {
+			t.Fatalf("pod %d: patch after an unused link went away: %v", i, err)
+		}
+		if st := b.Status(); !st.Patched || st.ReadKernel {
+			t.Fatalf("pod %d: status patched %t, read the kernel %t", i, st.Patched, st.ReadKernel)
+		}
+	}
+	checkKernel(t, n, want)
+	if got := kernel.LinksRead(b); got != read {
+		t.Errorf("patches listed the links %d times, want none (the index follows the events)", got-read)
 	}
 }

@@ -53,10 +53,8 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	st.Interfaces = ifStatus
 	errs = append(errs, ifErrs...)
 
-	index := make(map[string]int, len(links))
-	for _, l := range links {
-		index[l.Name] = l.Index
-	}
+	b.setIndex(links)
+	index := b.index
 
 	ruleStatus, ruleKeep, ruleErrs := b.addRules(ctx, cfg.Rules)
 	st.Rules = ruleStatus
@@ -67,7 +65,7 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	errs = append(errs, routeErrs...)
 	if err != nil {
 		// The adds did not all happen, so nothing may be deleted yet.
-		b.base = base{}
+		b.base, b.noBase = base{}, "the last Set failed: "+err.Error()
 		b.status = st
 		return errors.Join(append(errs, fmt.Errorf("set routes: %w", err))...)
 	}
@@ -87,6 +85,9 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	b.prev.ok = b.prev.ordered && err == nil && len(delErrs) == 0 && removed == len(stale) && b.held == nil && b.cache != nil
 	// A Patch may start from it only if every item is as cfg wants it.
 	b.base = base{ok: len(errs) == 0 && b.held == nil && b.cache != nil}
+	if len(errs) > 0 {
+		b.noBase = fmt.Sprintf("the last Set left %d items failed", len(errs))
+	}
 
 	b.scratch.shed()
 	after := b.conn.Counters()
@@ -161,44 +162,50 @@ func kernelKey(r rtnl.Route) route.Key {
 }
 
 // drainEvents applies the monitor's queued notifications to the caches:
-// someone else touching a Kedge route or key, a link going down or away or
-// an address deleted (the kernel drops routes on those without a route
-// notification) or lost events drop the route cache; any link event drops
-// the link list. It reports whether any of that happened, or a policy
-// rule changed: then the kernel may no longer be what the last Set made
-// it, and the next Set repairs it.
+// someone else touching a Kedge route or key, an address deleted, a link
+// carrying Kedge routes going down or away (the kernel drops routes on
+// those without a route notification) or lost events drop the route
+// cache (noteDrop records why); a link event updates the link index
+// (links.go). It reports whether any of that happened, or a policy rule
+// changed: then the kernel may no longer be what the last Set made it,
+// or a failed route may now be possible, and the next Set repairs it.
 func (b *Backend) drainEvents() (drift bool) {
 	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
 		switch {
-		case !ev.IsRoute && ev.Link != 0 && b.quietLink(ev):
-			// A link made since the list was read (a pod's veth), or
-			// one that was down and is still down or gone: no route of
-			// Kedge's uses it, so nothing in the kernel changed under the
-			// last Set; only the list is out of date.
-			b.links = nil
-			drift = true // a failed route may now be possible
+		case !ev.IsRoute && ev.Link != 0:
+			b.linkEvent(ev)
+			// Unless it took routes of Kedge's with it (the cache is
+			// gone), a link event leaves the kernel as the last Set or
+			// Patch made it, and it can make a route possible only if one
+			// failed: with every item installed there is nothing to
+			// repair or retry. (A node making a veth per pod reconciled
+			// twice more per pod, each reading every pod.)
+			drift = drift || b.cache == nil || !b.base.ok
 		case !ev.IsRoute:
 			switch ev.Type {
-			case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+			case unix.RTM_NEWLINK, unix.RTM_DELLINK: // too short to name its link
 				b.dropLinks()
 				drift = true
 			case unix.RTM_NEWRULE, unix.RTM_DELRULE:
 				drift = true // Set reads the rules every time
 			}
 			if ev.Removal {
-				b.cache, drift = nil, true
+				b.dropCache("an address was deleted or a link went down")
+				drift = true
 			}
 		case b.cache == nil:
 		case ev.Route.Protocol == b.proto:
-			b.cache, drift = nil, true
+			b.dropCache("someone else changed a route of Kedge's protocol")
+			drift = true
 		default:
 			if b.cache.has(kernelKey(ev.Route)) {
-				b.cache, drift = nil, true // another protocol replaced one of ours
+				b.dropCache("another protocol replaced a route of Kedge's")
+				drift = true
 			}
 		}
 	})
 	if err != nil || overflow {
-		b.cache = nil
+		b.dropCache("the monitor lost notifications")
 		b.dropLinks()
 		drift = true
 	}
@@ -207,8 +214,9 @@ func (b *Backend) drainEvents() (drift bool) {
 
 // Watch calls drift whenever someone else changes what the last Set made
 // (deletes or replaces a Kedge route, removes a policy rule, takes a link
-// down or away, deletes an address) or makes a failed route possible (a
-// link appears or comes up), so the caller can Set again and repair it, as
+// carrying Kedge's routes down or away, deletes an address) or may make
+// a failed route possible (a link appears or comes up while an item
+// failed), so the caller can Set again and repair it, as
 // Tailscale's router restores the rules others remove. Kedge's own changes
 // do not wake it. It returns nil when ctx is done, or the monitor's error.
 func (b *Backend) Watch(ctx context.Context, drift func()) error {
@@ -228,54 +236,6 @@ func (b *Backend) Watch(ctx context.Context, drift func()) error {
 		}
 	}
 	return nil
-}
-
-// dropLinks forgets the link list; linkEpoch tells the fast path that
-// device names may now resolve differently.
-func (b *Backend) dropLinks() {
-	b.links = nil
-	b.linkEpoch++
-}
-
-// quietLink reports whether a link event cannot be about a link any of
-// Kedge's routes use: a link made after the link list was last read
-// (routes are planned only after the list is read again), or one the list
-// had down that is still down or deleted (the kernel takes no route
-// through a down link). Only a backend that read the list can tell.
-func (b *Backend) quietLink(ev rtnl.Event) bool {
-	if b.listed == nil {
-		return false
-	}
-	up, known := b.listed[ev.Link]
-	if !known {
-		return true
-	}
-	return !up && (ev.Type == unix.RTM_DELLINK || (ev.Type == unix.RTM_NEWLINK && !ev.Up))
-}
-
-// linkList returns the namespace's links, from a cache kept true by the
-// monitor: listing them costs more than a one-route Set's own messages.
-// The caller must not modify the slice.
-func (b *Backend) linkList() ([]rtnl.Link, error) {
-	b.drainEvents()
-	if b.links != nil {
-		return b.links, nil
-	}
-	links, err := b.conn.Links()
-	if err != nil {
-		return nil, err
-	}
-	b.links = links
-	b.linksRead++
-	// Links in the list are known from now on, fresh ones included.
-	if b.listed == nil {
-		b.listed = make(map[int]bool, len(links))
-	}
-	clear(b.listed)
-	for _, l := range links {
-		b.listed[l.Index] = l.Up
-	}
-	return links, nil
 }
 
 // kernelRoutes returns Kedge's routes in the kernel, keyed. It keeps them
@@ -329,7 +289,7 @@ func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map
 				b.cache.put(p.sent[j])
 			}
 		case errors.Is(rerr, rtnl.ErrAckLost):
-			b.cache = nil // outcome unknown: read the kernel next time
+			b.dropCache("an add's outcome is unknown") // read the kernel next time
 			st[i].State, st[i].Err = route.StateFailed, &route.RouteError{Route: routes[i], Err: fmt.Errorf("add route: %w", rerr)}
 		case err != nil && errors.Is(rerr, err):
 			// Never sent (socket failure or ctx done): the caller gets err
@@ -341,7 +301,7 @@ func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map
 		}
 	}
 	if err != nil {
-		b.cache = nil
+		b.dropCache("a netlink exchange failed")
 	}
 	for i, s := range st {
 		if s.Err != nil && !unsent[i] {
@@ -497,14 +457,14 @@ func (b *Backend) deleteStaleRoutes(ctx context.Context, stale []rtnl.Route) (in
 			}
 		default:
 			if errors.Is(rerr, rtnl.ErrAckLost) {
-				b.cache = nil
+				b.dropCache("a delete's outcome is unknown")
 			}
 			r := stale[j]
 			errs = append(errs, &route.RouteError{Route: fromKernel(r), Err: fmt.Errorf("delete stale route: %w", rerr)})
 		}
 	}
 	if err != nil {
-		b.cache = nil
+		b.dropCache("a netlink exchange failed")
 		if len(errs) == 0 {
 			errs = append(errs, fmt.Errorf("delete stale routes: %w", err))
 		}

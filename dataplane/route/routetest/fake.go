@@ -311,6 +311,15 @@ func (f *Fake) Drift() {
 	}
 }
 
+// Kick wakes Watch as a notification that changed none of the routes
+// does (a new pod's veth appearing): the base a Patch needs stays.
+func (f *Fake) Kick() {
+	select {
+	case f.driftChan() <- struct{}{}:
+	default:
+	}
+}
+
 func (f *Fake) driftChan() chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,6 +1,7 @@
 package rtnl
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,9 +33,12 @@ type Event struct {
 	// addresses (DAD finishing, say) remove no route and leave it false.
 	Removal bool
 	// Link is the interface index of a link event (0 otherwise), and Up
-	// whether a RTM_NEWLINK says it is administratively up.
+	// whether a RTM_NEWLINK says it is administratively up. Name is the
+	// link's name ("" when the message did not carry it), so a listener
+	// can keep its names current without listing the links again.
 	Link int
 	Up   bool
+	Name string
 }
 
 type monitor struct {
@@ -107,6 +111,13 @@ func (c *Conn) Changes(fn func(Event)) (overflow bool, err error) {
 				}
 				if (msg.typ == unix.RTM_NEWLINK || msg.typ == unix.RTM_DELLINK) && len(msg.data) >= 8 {
 					ev.Link = int(int32(native.Uint32(msg.data[4:8]))) // ifi_index
+					if len(msg.data) > unix.SizeofIfInfomsg {
+						walkAttrs(msg.data[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+							if typ == unix.IFLA_IFNAME {
+								ev.Name = string(bytes.TrimRight(v, "\x00"))
+							}
+						})
+					}
 				}
 				if msg.typ == unix.RTM_NEWROUTE || msg.typ == unix.RTM_DELROUTE {
 					r, ok, err := parseRoute(msg.data)

@@ -1,0 +1,9 @@
+package kernel
+
+// LinksRead is how many times b listed the namespace's links, for tests
+// that show a Patch resolves devices from the events, not a fresh list.
+func LinksRead(b *Backend) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.linksRead
+}

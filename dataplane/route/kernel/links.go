@@ -1,0 +1,118 @@
+package kernel
+
+import (
+	"fmt"
+
+	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// The backend keeps two views of the namespace's links. The list (links)
+// has everything a whole Set needs to manage underlay interfaces (kinds,
+// parents, aliases) and is read again after any link event. The index
+// (index, names) maps device names to interface indexes for planning
+// routes; it is read once and then kept from the monitor's link events,
+// which carry the link's name, so a node making a veth per pod does not
+// list 2,000 links again before each pod's route is patched in.
+
+// dropLinks forgets the link list and the index; linkEpoch tells the fast
+// path that device names may now resolve differently.
+func (b *Backend) dropLinks() {
+	b.links, b.index, b.names = nil, nil, nil
+	b.linkEpoch++
+}
+
+// linkEvent applies a link notification. The list is out of date
+// whatever it says. A link going down or away drops the route cache only
+// when Kedge has routes over it: a new pod's veth, one another pod
+// owns or one Kedge never used changes none of its routes. The index
+// follows the link's name; a name that moves to another index or goes
+// away also moves the link epoch (routes the fast path planned with it
+// resolve differently), a new name does not.
+func (b *Backend) linkEvent(ev rtnl.Event) {
+	b.links = nil
+	if ev.Removal && b.cache != nil {
+		if n := b.cache.onLinkCount(ev.Link); n > 0 {
+			b.dropCache(fmt.Sprintf("link %d, carrying %d of Kedge's routes, went down or away", ev.Link, n))
+		}
+	}
+	if b.index == nil {
+		return
+	}
+	if ev.Type == unix.RTM_NEWLINK && ev.Name == "" {
+		b.dropLinks() // cannot follow it: list them again
+		return
+	}
+	old, had := b.names[ev.Link]
+	switch {
+	case ev.Type == unix.RTM_DELLINK:
+		if had {
+			delete(b.names, ev.Link)
+			if b.index[old] == ev.Link {
+				delete(b.index, old)
+			}
+			b.linkEpoch++
+		}
+	case had && old == ev.Name:
+		// Up, down, carrier, addresses: same name, same index.
+	default:
+		if had && b.index[old] == ev.Link {
+			delete(b.index, old)
+		}
+		if i, taken := b.index[ev.Name]; had || (taken && i != ev.Link) {
+			b.linkEpoch++
+		}
+		b.names[ev.Link], b.index[ev.Name] = ev.Name, ev.Link
+	}
+}
+
+// linkList returns the namespace's links, listing them again when an
+// event made the last list out of date. The caller must not modify the
+// slice.
+func (b *Backend) linkList() ([]rtnl.Link, error) {
+	b.drainEvents()
+	if b.links != nil {
+		return b.links, nil
+	}
+	links, err := b.conn.Links()
+	if err != nil {
+		return nil, err
+	}
+	b.links = links
+	b.linksRead++
+	return links, nil
+}
+
+// linkIndex returns the device name → interface index map routes are
+// planned with, from the events since it was built or, the first time
+// and after a lost notification, from a fresh list. The caller must not
+// modify it.
+func (b *Backend) linkIndex() (map[string]int, error) {
+	b.drainEvents()
+	if b.index != nil {
+		return b.index, nil
+	}
+	links, err := b.linkList()
+	if err != nil {
+		return nil, err
+	}
+	b.setIndex(links)
+	return b.index, nil
+}
+
+// setIndex makes the index the one of links.
+func (b *Backend) setIndex(links []rtnl.Link) {
+	b.index, b.names = make(map[string]int, len(links)), make(map[int]string, len(links))
+	for _, l := range links {
+		b.index[l.Name], b.names[l.Index] = l.Index, l.Name
+	}
+}
+
+// dropCache forgets the route cache (the next Set reads the kernel's
+// routes) and records why, for the reason a Patch gives when it refuses.
+func (b *Backend) dropCache(why string) {
+	if b.cache != nil {
+		b.noBase = why
+	}
+	b.cache = nil
+}
