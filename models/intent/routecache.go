@@ -66,6 +66,9 @@ type RouteCache struct {
 	incremental bool
 	// base is what Changes compares against (routedelta.go).
 	base deltaBase
+	// sideSpare are the side route buffers of the base before last,
+	// which Changes fills again.
+	sideSpare sideBufs
 	// aft caches gRIBI's IP entries (aftcache.go).
 	aft aftCache
 	// Chunk, when positive, is how many changed route entries one

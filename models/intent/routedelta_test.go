@@ -135,13 +135,23 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 						st.val = nil
 					}
 					ops = append(ops, st)
-				case what < 11: // a pod moves, now and then onto a route's destination
+				case what < 11: // a pod comes, goes or moves, now and then onto a route's destination
 					a := fmt.Sprintf("10.42.0.%d/32", rng.IntN(20))
 					if rng.IntN(4) == 0 {
 						a = prefix()
 					}
-					ops = append(ops, op{path: "/kedge/pods/pod[container-id=c1][ifname=eth0]/config/addresses",
-						val: js(`["` + a + `"]`)})
+					cid := fmt.Sprintf("c%d", 1+rng.IntN(5))
+					switch rng.IntN(4) {
+					case 0:
+						ops = append(ops, op{path: "/kedge/pods/pod[container-id=" + cid + "][ifname=eth0]"})
+					case 1:
+						for _, l := range podLeaves(cid, `["`+a+`"]`, "veth"+cid, classes[rng.IntN(2)], []string{"", "master", "operator"}[rng.IntN(3)]) {
+							ops = append(ops, op{path: l.path, val: l.val})
+						}
+					default: // a pod that does not exist yet comes pending (no host-ifname)
+						ops = append(ops, op{path: "/kedge/pods/pod[container-id=" + cid + "][ifname=eth0]/config/addresses",
+							val: js(`["` + a + `"]`)})
+					}
 				default: // the posture level changes
 					level = uint8(1 + rng.IntN(5))
 				}

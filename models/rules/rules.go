@@ -39,7 +39,7 @@ func All() []Rule {
 	routes := kedgepath.Root().Kedge().Routes()
 	return []Rule{
 		{Prefix: routes.RouteAny().SchemaPath(), Check: RoutePrefixes},
-		{Prefix: kedgepath.Root().Kedge().Pods().SchemaPath(), Check: UniqueAddresses},
+		{Prefix: kedgepath.Root().Kedge().Pods().SchemaPath(), Check: (&PodAddresses{}).Check},
 		{Prefix: kedgepath.Root().Kedge().Accords().AccordAny().SchemaPath(), Check: AccordSessionTypes},
 	}
 }

@@ -49,7 +49,9 @@ type applier struct {
 	// marks is the routes list's entries as last written, in order (see
 	// stateOps); spareMarks is its other buffer.
 	marks, spareMarks []stateMark
-	status            route.Status // the backend's last outcome, its slices reused
+	// pods aggregates the pods' routes of one state commit (state.go).
+	pods   podAggs
+	status route.Status // the backend's last outcome, its slices reused
 	// programmed is the last programmed-sequence written; hadAFT says
 	// whether the AFT held entries then.
 	programmed uint64

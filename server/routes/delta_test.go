@@ -88,8 +88,14 @@ func TestPatchedRoutesConverge(t *testing.T) {
 			r.commit(t, store.OpUpdate, routeConfig(failing, "nosuch0", classes[rng.IntN(len(classes))]))
 		case what < 8:
 			r.commit(t, store.OpDelete, map[string]*gpb.TypedValue{routeEntry(prefix()): nil})
-		case what < 9:
-			r.commit(t, store.OpUpdate, podConfig("c1", fmt.Sprintf("10.244.0.%d/32", rng.IntN(50)), "underlay", "operator"))
+		case what < 9: // a pod comes, moves or goes
+			id := fmt.Sprintf("c%d", 1+rng.IntN(4))
+			if rng.IntN(4) == 0 {
+				r.commit(t, store.OpDelete, map[string]*gpb.TypedValue{"/kedge/pods/pod[container-id=" + id + "][ifname=eth0]": nil})
+				break
+			}
+			r.commit(t, store.OpUpdate, podConfig(id, fmt.Sprintf("10.244.%s.%d/32", id[1:], rng.IntN(50)),
+				[]string{"underlay", "overlay"}[rng.IntN(2)], []string{"operator", "master"}[rng.IntN(2)]))
 		case what < 10:
 			r.setLevel(t, uint64(3+rng.IntN(3)))
 		case what < 12:
