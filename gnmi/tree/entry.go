@@ -20,9 +20,9 @@ type EntryWrite struct {
 // the same checks: schema, types, keys, which writer owns what, which
 // entries a state writer may create. What it saves is the walk: the
 // instance at is found (and, on its first change, made ready for
-// writing) once for all its leaves, not once per leaf from the root, and
-// its list key is parsed twice rather than twice per leaf; a gRIBI bulk
-// load writes three leaves of each of 100,000 entries. A write that is
+// writing) once for all its leaves, not twice per leaf from the root,
+// and its list key is parsed once rather than twice per leaf; a gRIBI
+// bulk load writes three leaves of each of 100,000 entries. A write that is
 // not a leaf reached through containers below at (a list below the
 // instance, say) is applied as Update or Delete on its whole path.
 func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
@@ -34,22 +34,45 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 	// read is the instance as the transaction sees it (nil while absent);
 	// open, the same instance ready for writing once something changed.
 	var read, open *Inst
+	var f found
+	var buf [8]step
 	resolve := func() error {
-		tgt, found, err := tx.t.Lookup(at)
+		read, open = nil, nil
+		if f = tx.find(at, buf[:]); f.ok {
+			read = f.in
+			return nil
+		}
+		tgt, exists, err := tx.t.Lookup(at)
 		if err != nil {
 			return err
 		}
-		if found && tgt.Node != nil {
+		if exists && tgt.Node != nil {
 			return newErr(ErrBadPath, renderElems(at), "not an instance")
 		}
-		read, open = nil, nil
-		if found {
+		if exists {
 			read = tgt.In
 		}
 		return nil
 	}
 	writable := func() (*Inst, error) {
-		if open == nil {
+		if open != nil {
+			return open, nil
+		}
+		switch {
+		case f.ok && f.in != nil:
+			// What locate does on this path: no list above the
+			// instance, so only the instance itself may need adopting.
+			open = tx.follow(f.steps)
+			if !tx.state && open.s.Kind == KindList {
+				tx.adoptOperational(open)
+			}
+		case f.ok:
+			e, err := tx.entry(tx.follow(f.steps), f.list, f.keys, true, at)
+			if err != nil {
+				return nil, err
+			}
+			open = e
+		default:
 			tgt, err := tx.locate(at)
 			if err != nil {
 				return nil, err
@@ -57,8 +80,9 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 			if tgt.Node != nil {
 				return nil, newErr(ErrBadPath, renderElems(at), "not an instance")
 			}
-			open, read = tgt.In, tgt.In
+			open = tgt.In
 		}
+		read = open
 		return open, nil
 	}
 	if err := resolve(); err != nil {
@@ -131,6 +155,60 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 		}
 	}
 	return nil
+}
+
+// found is what find read of an instance's path.
+type found struct {
+	// ok: the path was read; in is the instance, or nil when the entry
+	// is absent, and then list and keys are what to create below the
+	// instance steps lead to.
+	ok    bool
+	in    *Inst
+	steps []step
+	list  *Node
+	keys  []Value
+}
+
+// find reads the path of an instance whose ancestors are containers
+// (the lists at the top of the tree's modules) without writing anything:
+// the instance, or the entry to create when only it is absent, with the
+// steps for follow. Any other path (a list above the instance, a
+// container or key missing, a malformed element) is not ok, for Lookup
+// and locate to read and report.
+func (tx *Txn) find(at []*gpb.PathElem, buf []step) found {
+	in, steps := tx.t.root, buf[:0]
+	for i, e := range at {
+		c, err := childNode(in.s, e.GetName())
+		if err != nil {
+			return found{}
+		}
+		last := i == len(at)-1
+		switch c.Kind {
+		case KindContainer:
+			if len(e.GetKey()) > 0 || in.subs[c.slot] == nil {
+				return found{}
+			}
+			in = in.subs[c.slot]
+			steps = append(steps, step{n: c})
+		case KindList:
+			if !last {
+				return found{}
+			}
+			keys, exact := exactKeys(c, e.GetKey())
+			if !exact {
+				return found{}
+			}
+			k := keyString(keys)
+			ent := in.lists[c.slot].get(k)
+			if ent == nil {
+				return found{ok: true, steps: steps, list: c, keys: keys}
+			}
+			return found{ok: true, in: ent, steps: append(steps, step{n: c, key: k})}
+		default:
+			return found{}
+		}
+	}
+	return found{ok: true, in: in, steps: steps}
 }
 
 // below reports whether path lies strictly below at. Paths built from one

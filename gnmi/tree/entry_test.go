@@ -15,6 +15,8 @@ type entryCase struct {
 	at     string
 	writes []op // "update" or "delete"
 	want   error
+	// operational, when set, is an entry a state writer created first.
+	operational string
 }
 
 const entryBase = "/top/routes/route[prefix=10.0.0.1/32][table=254]"
@@ -72,6 +74,9 @@ func TestWriteEntryIsItsLeafWrites(t *testing.T) {
 			{"update", "/top/devices/device[name=sw1]/config/name", strVal("sw1")},
 			{"delete", "/top/devices/device[name=sw2]", nil},
 		}},
+		{name: "config on an entry that had only state", at: fresh, operational: fresh, writes: []op{
+			{"update", fresh + "/config/device", strVal("eth3")},
+		}},
 		{name: "bad value", at: entryBase, want: ErrBadValue, writes: []op{
 			{"update", entryBase + "/config/device", strVal("eth9")},
 			{"update", entryBase + "/config/metric", uintVal(2000)},
@@ -120,6 +125,17 @@ func TestWriteEntryIsItsLeafWrites(t *testing.T) {
 // must be as it was.
 func entryRun(t *testing.T, c entryCase, asEntry bool) ([]string, error) {
 	tr := entrySeed(t)
+	if c.operational != "" {
+		tx, err := tr.Begin(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.OperationalEntries = true
+		if err := tx.Update(p(t, c.operational+"/state/status"), strVal("installed")); err != nil {
+			t.Fatal(err)
+		}
+		tx.Commit()
+	}
 	before := tr.Snapshot()
 	tx, err := tr.Begin(c.state)
 	if err != nil {
