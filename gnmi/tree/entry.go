@@ -35,10 +35,13 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 	// open, the same instance ready for writing once something changed.
 	var read, open *Inst
 	var f found
-	var buf [8]step
 	resolve := func() error {
 		read, open = nil, nil
-		if f = tx.find(at, buf[:]); f.ok {
+		f = tx.find(at, tx.stepBuf[:0])
+		if cap(f.steps) > cap(tx.stepBuf) {
+			tx.stepBuf = f.steps[:0] // kept for the next entry
+		}
+		if f.ok {
 			read = f.in
 			return nil
 		}
