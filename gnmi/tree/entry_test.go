@@ -227,3 +227,30 @@ func TestWriteEntryOfEqualValuesCopiesNothing(t *testing.T) {
 	}
 	tx.Rollback()
 }
+
+func TestAppendElementIsElement(t *testing.T) {
+	tr := New(testSchema(t))
+	dev := `/top/devices/device[name=a\]b\\c]`
+	if _, err := apply(t, tr, false,
+		op{"update", dev + "/config/address", strVal("192.0.2.1")},
+		op{"update", dev + "/config/name", strVal(`a]b\c`)},
+		op{"update", entryBase + "/config/device", strVal("eth0")}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err := Match{In: tr.Root()}.Leaves(nil, func(in *Inst, _ *Node, _ Value) error {
+		for x := in.Ident(); !x.IsZero(); x = x.Parent() {
+			n++
+			if got, want := string(x.AppendElement([]byte("pre"))), "pre"+x.Element(); got != want {
+				t.Errorf("AppendElement %q, want %q", got, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no instances compared")
+	}
+}
