@@ -42,6 +42,8 @@ type encoder struct {
 	// share a few parents (the routes container, each new entry), so a
 	// path is its parent's plus one element.
 	paths map[tree.Ident]string
+	// scratch is where a path is built before it becomes a string.
+	scratch []byte
 }
 
 func newEncoder(seq uint64, ts int64, sizeHint int) *encoder {
@@ -290,7 +292,9 @@ func (e *encoder) path(x tree.Ident) string {
 	if par := x.Parent(); par.IsZero() {
 		p = "/"
 	} else {
-		p = strings.TrimSuffix(e.path(par), "/") + x.Element()
+		pp := strings.TrimSuffix(e.path(par), "/")
+		e.scratch = x.AppendElement(append(e.scratch[:0], pp...))
+		p = string(e.scratch)
 	}
 	if e.paths == nil {
 		e.paths = map[tree.Ident]string{}

@@ -33,6 +33,8 @@ const (
 	OpDelete OpKind = iota + 1
 	OpReplace
 	OpUpdate
+	// OpEntry writes leaves of the instance at Path (see Entry).
+	OpEntry
 )
 
 // Op is one operation of a transaction on a concrete path.
@@ -40,6 +42,8 @@ type Op struct {
 	Kind OpKind
 	Path []*gpb.PathElem
 	Val  *gpb.TypedValue // nil for deletes
+	// Leaves are an OpEntry's leaf writes, below Path.
+	Leaves []tree.EntryWrite
 }
 
 // Validator is a semantic rule run on every config commit that changes
@@ -397,6 +401,8 @@ func applyOps(tx *tree.Txn, ops []Op) error {
 			err = tx.Replace(op.Path, op.Val)
 		case OpUpdate:
 			err = tx.Update(op.Path, op.Val)
+		case OpEntry:
+			err = tx.WriteEntry(op.Path, op.Leaves)
 		default:
 			err = fmt.Errorf("apply operation: unknown kind %d", op.Kind)
 		}

@@ -124,6 +124,32 @@ func (x Ident) Element() string {
 	return b.String()
 }
 
+// AppendElement appends x's own path element, as Element renders it, to
+// b: a caller building paths from its parent's (the store's log encoder,
+// once per instance a commit changes) makes one string, not the
+// builder's few and a concatenation.
+func (x Ident) AppendElement(b []byte) []byte {
+	b = append(b, '/')
+	b = append(b, x.s.Name...)
+	if x.s.Kind != KindList {
+		return b
+	}
+	for j, k := range x.s.Keys {
+		b = append(b, '[')
+		b = append(b, k.Name...)
+		b = append(b, '=')
+		v := x.key(j).String()
+		for i := 0; i < len(v); i++ {
+			if v[i] == ']' || v[i] == '\\' {
+				b = append(b, '\\')
+			}
+			b = append(b, v[i])
+		}
+		b = append(b, ']')
+	}
+	return b
+}
+
 func (x Ident) writeElement(b *strings.Builder) {
 	b.WriteByte('/')
 	b.WriteString(x.s.Name)

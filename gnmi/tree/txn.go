@@ -77,6 +77,8 @@ type Txn struct {
 	// of one instance.
 	lastPath  string
 	lastElems []*gpb.PathElem
+	// stepBuf is WriteEntry's, reused entry after entry.
+	stepBuf []step
 	// What the transaction changed, derived from base and the new
 	// version when asked and kept until the next write (an set).
 	changes []Change

@@ -76,8 +76,12 @@ func (f *fibWaits) due() []fibWait {
 	if n == 0 {
 		return nil
 	}
-	out := append([]fibWait(nil), f.waits[:n]...)
-	f.waits = append(f.waits[:0:0], f.waits[n:]...)
+	// The waits are handed out in place and the queue moves past them:
+	// add and forget write only from the new start on, and the array is
+	// dropped when append outgrows it. Copying both parts each time was
+	// a bulk load's 100,000 waits copied again at every acknowledgement.
+	out := f.waits[:n:n]
+	f.waits = f.waits[n:]
 	return out
 }
 

@@ -38,69 +38,93 @@ func (r sessionRecord) ops() []store.Op {
 	}
 }
 
-// entryOps are the operations that make the tree hold e, replacing
+// entryOps appends the operation that makes the tree hold e, replacing
 // whatever the entry held before (existed): optional leaves e lacks are
 // then deleted. A new entry needs no deletes, which at 100,000 entries
-// is a lookup each saved.
+// is a lookup each saved. It is one operation per entry (store.Entry),
+// so the tree finds the entry once for its leaves, not once per leaf.
 func entryOps(ops []store.Op, e *aft.Entry, existed bool) []store.Op {
+	var buf [8]store.Op
+	ls := buf[:0]
 	switch e.Kind {
 	case aft.KindNextHop:
-		c := aftPath.NextHops().NextHop(e.NH.Index).Config()
-		ops = append(ops, store.Update(c.Index(), e.NH.Index), store.Update(c.Session(), e.Meta.Session))
+		p := aftPath.NextHops().NextHop(e.NH.Index)
+		c := p.Config()
+		ls = append(ls, store.Update(c.Index(), e.NH.Index), store.Update(c.Session(), e.Meta.Session))
 		if e.NH.IP.IsValid() {
-			ops = append(ops, store.Update(c.IpAddress(), e.NH.IP.String()))
+			ls = append(ls, store.Update(c.IpAddress(), e.NH.IP.String()))
 		} else if existed {
-			ops = append(ops, store.Delete(c.IpAddress()))
+			ls = append(ls, store.Delete(c.IpAddress()))
 		}
 		if e.NH.Interface != "" {
-			ops = append(ops, store.Update(c.Interface(), e.NH.Interface))
+			ls = append(ls, store.Update(c.Interface(), e.NH.Interface))
 		} else if existed {
-			ops = append(ops, store.Delete(c.Interface()))
+			ls = append(ls, store.Delete(c.Interface()))
 		}
 		if e.NH.Unsupported != "" {
-			ops = append(ops, store.Update(c.Unsupported(), e.NH.Unsupported))
+			ls = append(ls, store.Update(c.Unsupported(), e.NH.Unsupported))
 		} else if existed {
-			ops = append(ops, store.Delete(c.Unsupported()))
+			ls = append(ls, store.Delete(c.Unsupported()))
 		}
+		return append(ops, store.Entry(p, ls...))
 	case aft.KindNextHopGroup:
 		g := aftPath.NextHopGroups().NextHopGroup(e.NHG.ID)
 		c := g.Config()
-		ops = append(ops, store.Update(c.Id(), e.NHG.ID), store.Update(c.Session(), e.Meta.Session))
+		ls = append(ls, store.Update(c.Id(), e.NHG.ID), store.Update(c.Session(), e.Meta.Session))
+		if e.NHG.Backup != 0 {
+			ls = append(ls, store.Update(c.BackupNextHopGroup(), e.NHG.Backup))
+		} else if existed {
+			ls = append(ls, store.Delete(c.BackupNextHopGroup()))
+		}
+		ops = append(ops, store.Entry(g, ls...))
+		// The members are entries of a list of their own, written as
+		// before: a group has few, and there are few groups.
 		if existed {
 			ops = append(ops, store.Delete(g.NextHops()))
 		}
-		if e.NHG.Backup != 0 {
-			ops = append(ops, store.Update(c.BackupNextHopGroup(), e.NHG.Backup))
-		} else if existed {
-			ops = append(ops, store.Delete(c.BackupNextHopGroup()))
-		}
 		for _, m := range e.NHG.Members {
-			mc := g.NextHops().NextHop(m.Index).Config()
-			ops = append(ops, store.Update(mc.Index(), m.Index))
+			mp := g.NextHops().NextHop(m.Index)
+			mc := mp.Config()
+			ls = append(ls[:0], store.Update(mc.Index(), m.Index))
 			if m.Weight != 0 {
-				ops = append(ops, store.Update(mc.Weight(), m.Weight))
+				ls = append(ls, store.Update(mc.Weight(), m.Weight))
 			}
+			ops = append(ops, store.Entry(mp, ls...))
 		}
+		return ops
 	case aft.KindIPv4:
-		c := aftPath.Ipv4Entries().Ipv4Entry(e.IP.Prefix.String()).Config()
-		ops = append(ops, store.Update(c.Prefix(), e.IP.Prefix.String()), store.Update(c.NextHopGroup(), e.IP.NHG),
-			store.Update(c.Session(), e.Meta.Session))
-		if len(e.IP.Metadata) > 0 {
-			ops = append(ops, store.Update(c.Metadata(), base64.StdEncoding.EncodeToString(e.IP.Metadata)))
-		} else if existed {
-			ops = append(ops, store.Delete(c.Metadata()))
-		}
+		pfx := e.IP.Prefix.String()
+		p := aftPath.Ipv4Entries().Ipv4Entry(pfx)
+		return append(ops, store.Entry(p, ipLeaves(ls, p.Config(), pfx, e, existed)...))
 	case aft.KindIPv6:
-		c := aftPath.Ipv6Entries().Ipv6Entry(e.IP.Prefix.String()).Config()
-		ops = append(ops, store.Update(c.Prefix(), e.IP.Prefix.String()), store.Update(c.NextHopGroup(), e.IP.NHG),
-			store.Update(c.Session(), e.Meta.Session))
-		if len(e.IP.Metadata) > 0 {
-			ops = append(ops, store.Update(c.Metadata(), base64.StdEncoding.EncodeToString(e.IP.Metadata)))
-		} else if existed {
-			ops = append(ops, store.Delete(c.Metadata()))
-		}
+		pfx := e.IP.Prefix.String()
+		p := aftPath.Ipv6Entries().Ipv6Entry(pfx)
+		return append(ops, store.Entry(p, ipLeaves(ls, p.Config(), pfx, e, existed)...))
 	}
 	return ops
+}
+
+// ipConfig is the config container of an IPv4 or an IPv6 entry, whose
+// leaves have the same names and types.
+type ipConfig[P, N, M, S store.Path] interface {
+	Prefix() P
+	NextHopGroup() N
+	Metadata() M
+	Session() S
+}
+
+// ipLeaves appends the leaf operations of IP entry e (whose prefix is
+// pfx) below c.
+func ipLeaves[P store.Leaf[string], N store.Leaf[uint64], M store.Leaf[string], S store.Leaf[string]](
+	ls []store.Op, c ipConfig[P, N, M, S], pfx string, e *aft.Entry, existed bool) []store.Op {
+	ls = append(ls, store.Update(c.Prefix(), pfx), store.Update(c.NextHopGroup(), e.IP.NHG),
+		store.Update(c.Session(), e.Meta.Session))
+	if len(e.IP.Metadata) > 0 {
+		ls = append(ls, store.Update(c.Metadata(), base64.StdEncoding.EncodeToString(e.IP.Metadata)))
+	} else if existed {
+		ls = append(ls, store.Delete(c.Metadata()))
+	}
+	return ls
 }
 
 // deleteOp removes the entry k names.

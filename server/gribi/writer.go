@@ -212,14 +212,14 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 		r   aft.Result
 		key aft.Key
 	}
-	// Room for the usual case (an IP entry is three leaves): growing
+	// Room for the usual case (an IP entry is one operation): growing
 	// these by doubling was a tenth of what a bulk load allocated.
 	n := 0
 	for _, w := range batch {
 		n += len(w.ops)
 	}
 	outs := make([]outcome, 0, n)
-	ops := make([]store.Op, 0, 3*n)
+	ops := make([]store.Op, 0, n+8)
 	fresh := map[*session]bool{}
 	for _, w := range batch {
 		for _, op := range w.ops {

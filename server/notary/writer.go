@@ -227,10 +227,16 @@ func (n *Notary) recordCommit(c *store.Commit) {
 		return // already recorded (caught up from the store's log)
 	}
 	m := notarymodel.Mutation{Seq: c.Seq, Time: c.Time}
-	for _, ch := range c.Changes {
-		if ch.Node.Config {
-			m.Changes = append(m.Changes, notarymodel.Change{Path: ch.Path(), Delete: ch.Op == tree.OpDelete, After: ch.Val})
+	var paths changePaths
+	for i, ch := range c.Changes {
+		if !ch.Node.Config {
+			continue
 		}
+		if m.Changes == nil {
+			// Room for the rest: a bulk commit's are all config.
+			m.Changes = make([]notarymodel.Change, 0, len(c.Changes)-i)
+		}
+		m.Changes = append(m.Changes, notarymodel.Change{Path: paths.leaf(ch), Delete: ch.Op == tree.OpDelete, After: ch.Val})
 	}
 	if len(m.Changes) == 0 {
 		return

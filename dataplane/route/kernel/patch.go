@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
@@ -60,8 +61,12 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	// Check everything before sending anything: a Patch the backend
 	// cannot take whole changes nothing.
 	sc := &b.scratch
+	// The buffers for what is sent are sized for every route up front: a
+	// bulk load's patches (72,000 routes of a gRIBI load's last) grew
+	// them by doubling, a tenth of what the route backend allocated.
 	plan := routePlan{norm: make([]route.Route, len(p.Put)), st: make([]route.RouteStatus, len(p.Put)),
-		arena: sc.arena[:0], reqs: sc.reqs[:0], sent: sc.sent[:0], idx: sc.idx[:0]}
+		arena: slices.Grow(sc.arena[:0], len(p.Put)*rtnl.RouteMsgSize), reqs: slices.Grow(sc.reqs[:0], len(p.Put)),
+		sent: slices.Grow(sc.sent[:0], len(p.Put)), idx: slices.Grow(sc.idx[:0], len(p.Put))}
 	puts := make(map[route.Key]struct{}, len(p.Put))
 	relisted := false
 	for i, r := range p.Put {
