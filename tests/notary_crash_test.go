@@ -39,7 +39,7 @@ func notaryCrashCfg(t testing.TB, dir string) config.Config {
 	t.Helper()
 	c := config.Defaults()
 	c.DataDir, c.Listen, c.Socket, c.NodeName = dir, "", filepath.Join(dir, "kedge.sock"), "crash-node"
-	c.Dataplane, c.ShmPath, c.BPFPinDir = "off", "off", "off"
+	c.Dataplane, c.ShmPath, c.BPFPinDir, c.MetricsListen = "off", "off", "off", "off"
 	if err := c.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestNotaryLevel1Child(t *testing.T) {
 	fmt.Sscanf(env, "%s %s %s", &dir, &pins, &cgroup)
 	c := config.Defaults()
 	c.DataDir, c.Listen, c.Socket, c.NodeName = dir, "", filepath.Join(dir, "kedge.sock"), "l1-node"
-	c.ShmPath, c.BPFPinDir, c.EnforceCgroup = "off", pins, cgroup
+	c.ShmPath, c.BPFPinDir, c.EnforceCgroup, c.MetricsListen = "off", pins, cgroup, "off"
 	c.Quartermaster, c.QuartermasterInsecure = net.JoinHostPort(l1QM, l1QMPort), true
 	if err := c.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
 		t.Fatal(err)

@@ -114,7 +114,7 @@ func notaryDaemonCfg(t testing.TB, qm string) config.Config {
 	dir := t.TempDir()
 	c := config.Defaults()
 	c.DataDir, c.Listen, c.Socket, c.NodeName = dir, "", filepath.Join(dir, "kedge.sock"), "walk-node"
-	c.Dataplane, c.ShmPath, c.BPFPinDir = "off", "off", "off"
+	c.Dataplane, c.ShmPath, c.BPFPinDir, c.MetricsListen = "off", "off", "off", "off"
 	c.Quartermaster, c.QuartermasterInsecure = qm, true
 	if err := c.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
 		t.Fatal(err)

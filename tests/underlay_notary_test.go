@@ -343,7 +343,7 @@ func TestUnderlayWithNotaryOff(t *testing.T) {
 	cfg := config.Defaults()
 	data := t.TempDir()
 	cfg.DataDir, cfg.Listen, cfg.Socket, cfg.NodeName = data, "", filepath.Join(data, "kedge.sock"), "no-notary"
-	cfg.Dataplane, cfg.ShmPath, cfg.BPFPinDir = "off", "off", "off"
+	cfg.Dataplane, cfg.ShmPath, cfg.BPFPinDir, cfg.MetricsListen = "off", "off", "off", "off"
 	cfg.Notary, cfg.UnderlayCredentials = "off", dir
 	if err := cfg.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func TestNotaryVerbs(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.Listen, cfg.Socket, cfg.NodeName = dir, "", filepath.Join(dir, "kedge.sock"), "cli-node"
-	cfg.Dataplane, cfg.ShmPath, cfg.BPFPinDir = "off", "off", "off"
+	cfg.Dataplane, cfg.ShmPath, cfg.BPFPinDir, cfg.MetricsListen = "off", "off", "off", "off"
 	if err := cfg.Resolve(os.Hostname, func(string) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
