@@ -19,8 +19,13 @@ import (
 // Ident, which stays the same in every version; a pointer up to a
 // versioned parent would keep every older version of the tree alive.
 type Inst struct {
-	s     *Node
-	id    *ident // the list entry this instance is or is inside; nil above every entry
+	s  *Node
+	id *ident // the list entry this instance is or is inside; nil above every entry
+	// vals holds the leaves by slot up to the last one ever set (val
+	// reads the rest as unset): a state container that mirrors eight
+	// config leaves but is written only a status takes one slot, not
+	// ten, which at 100,000 routes is 14 MB (the schema puts
+	// operational leaves first for this; see assignSlots).
 	vals  []Value
 	subs  []*Inst
 	lists []entries
@@ -62,13 +67,13 @@ func (in *Inst) Stamp() uint64 { return in.mark }
 func (in *Inst) Keys() []Value {
 	keys := make([]Value, len(in.s.Keys))
 	for i, k := range in.s.Keys {
-		keys[i] = in.vals[k.slot]
+		keys[i] = in.val(k.slot)
 	}
 	return keys
 }
 
 // key returns the entry's i-th key value.
-func (in *Inst) key(i int) Value { return in.vals[in.s.Keys[i].slot] }
+func (in *Inst) key(i int) Value { return in.val(in.s.Keys[i].slot) }
 
 // keyStr returns the entry's key string in its list.
 func (in *Inst) keyStr() string {
@@ -79,7 +84,7 @@ func (in *Inst) keyStr() string {
 }
 
 // Leaf returns the value of the leaf or leaf-list child n (zero if unset).
-func (in *Inst) Leaf(n *Node) Value { return in.vals[n.slot] }
+func (in *Inst) Leaf(n *Node) Value { return in.val(n.slot) }
 
 // Get returns the value of the named leaf child (zero if unset or unknown).
 func (in *Inst) Get(name string) Value {
@@ -87,7 +92,7 @@ func (in *Inst) Get(name string) Value {
 	if n == nil || (n.Kind != KindLeaf && n.Kind != KindLeafList) {
 		return Value{}
 	}
-	return in.vals[n.slot]
+	return in.val(n.slot)
 }
 
 // Sub returns the named container child, or nil if it holds nothing yet.
@@ -138,10 +143,21 @@ func (in *Inst) Entry(n *Node, keys ...Value) *Inst {
 	return in.lists[n.slot].get(keyString(keys))
 }
 
+// val returns the value of the leaf in slot i (zero if unset).
+func (in *Inst) val(i int) Value {
+	if i < len(in.vals) {
+		return in.vals[i]
+	}
+	return Value{}
+}
+
+// newInst makes an empty instance of s. Its vals start with room for
+// the list keys only, which an entry's ident shares (see ident); setVal
+// grows them.
 func newInst(s *Node, id *ident, mark uint64) *Inst {
 	in := &Inst{s: s, id: id, mark: mark}
-	if s.nvals > 0 {
-		in.vals = make([]Value, s.nvals)
+	if n := s.keySlots; n > 0 {
+		in.vals = make([]Value, n)
 	}
 	if s.nsubs > 0 {
 		in.subs = make([]*Inst, s.nsubs)
@@ -196,7 +212,7 @@ func (in *Inst) isEmpty(keep func(*Node) bool) bool {
 		}
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
-			if in.vals[ch.slot].IsSet() {
+			if in.val(ch.slot).IsSet() {
 				return false
 			}
 		case KindContainer:

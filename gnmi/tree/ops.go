@@ -198,7 +198,7 @@ func (tx *Txn) follow(steps []step) *Inst {
 // writeExisting writes v to the leaf n of the instance the steps lead to
 // (in, as read), copying the path only when the value changes.
 func (tx *Txn) writeExisting(in *Inst, n *Node, steps []step, v Value) error {
-	if tx.owns(n) && in.vals[n.slot].Equal(v) {
+	if tx.owns(n) && in.val(n.slot).Equal(v) {
 		return nil
 	}
 	if !tx.owns(n) {
@@ -622,7 +622,7 @@ func (tx *Txn) ApplyRaw(instPath, leaf string, v Value) error {
 			}
 			return nil
 		}
-		if tgt.In.vals[n.slot].IsSet() {
+		if tgt.In.val(n.slot).IsSet() {
 			tx.setVal(tx.open(elems), n, Value{})
 		}
 		return nil

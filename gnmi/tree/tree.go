@@ -157,7 +157,7 @@ func (t *Tree) Lookup(elems []*gpb.PathElem) (Target, bool, error) {
 			if !last {
 				return Target{}, false, newErr(ErrUnknownPath, at(), "a leaf has no children")
 			}
-			return Target{In: in, Node: n}, in.vals[n.slot].IsSet(), nil
+			return Target{In: in, Node: n}, in.val(n.slot).IsSet(), nil
 		case KindContainer:
 			if len(e.GetKey()) > 0 {
 				return Target{}, false, newErr(ErrBadPath, at(), "container "+n.Name+" takes no keys")

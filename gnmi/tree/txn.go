@@ -162,11 +162,17 @@ func (tx *Txn) existing(parent *Inst, n *Node, k string) *Inst {
 
 // setVal writes one leaf of an instance the transaction owns.
 func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
-	if in.vals[n.slot].Equal(v) {
+	if in.val(n.slot).Equal(v) {
 		return
 	}
 	tx.dirty()
 	tx.writes++
+	if n.slot >= len(in.vals) {
+		// Grown in place when the array has room: it is this version's
+		// own (made by newInst or clone); an ident sharing it reads only
+		// the key slots, which are inside its length.
+		in.vals = append(in.vals, make([]Value, n.slot+1-len(in.vals))...)
+	}
 	in.vals[n.slot] = v
 }
 
@@ -255,7 +261,7 @@ func (tx *Txn) clear(in *Inst, open func() *Inst) {
 			if _, key := keyValue(in, ch); !tx.owns(ch) || key {
 				continue
 			}
-			if in.vals[ch.slot].IsSet() {
+			if in.val(ch.slot).IsSet() {
 				tx.setVal(writable(), ch, Value{})
 			}
 		case KindContainer:
@@ -395,7 +401,7 @@ func (tx *Txn) Before(x Ident, n *Node) Value {
 	if in == nil || n == nil || n.Parent != in.s || (n.Kind != KindLeaf && n.Kind != KindLeafList) {
 		return Value{}
 	}
-	return in.vals[n.slot]
+	return in.val(n.slot)
 }
 
 // Empty reports whether the transaction changed nothing.
@@ -431,9 +437,9 @@ func (tx *Txn) adoptOperational(e *Inst) {
 		if m == nil || !m.Config {
 			continue
 		}
-		if sub := e.subs[m.Parent.slot]; sub != nil && sub.vals[m.slot].IsSet() {
+		if sub := e.subs[m.Parent.slot]; sub != nil && sub.val(m.slot).IsSet() {
 			continue
 		}
-		tx.setVal(tx.sub(e, m.Parent, true), m, e.vals[kn.slot])
+		tx.setVal(tx.sub(e, m.Parent, true), m, e.val(kn.slot))
 	}
 }

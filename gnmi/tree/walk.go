@@ -389,7 +389,7 @@ func (w *walker) inst(in *Inst, s uint64) error {
 	for _, ch := range in.s.Children {
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
-			if in.vals[ch.slot].IsSet() && w.p.leaf(s, ch) {
+			if in.val(ch.slot).IsSet() && w.p.leaf(s, ch) {
 				if err := w.fn(Match{In: in, Node: ch}); err != nil {
 					return err
 				}
@@ -496,7 +496,7 @@ func eachInst(in *Inst, fn func(*Inst) error) error {
 func (m Match) Leaves(keep func(*Node) bool, fn func(in *Inst, n *Node, v Value) error) error {
 	if m.Node != nil {
 		if keep == nil || keep(m.Node) {
-			return fn(m.In, m.Node, m.In.vals[m.Node.slot])
+			return fn(m.In, m.Node, m.In.val(m.Node.slot))
 		}
 		return nil
 	}
@@ -505,7 +505,7 @@ func (m Match) Leaves(keep func(*Node) bool, fn func(in *Inst, n *Node, v Value)
 			if ch.Kind != KindLeaf && ch.Kind != KindLeafList {
 				continue
 			}
-			if v := in.vals[ch.slot]; v.IsSet() && (keep == nil || keep(ch)) {
+			if v := in.val(ch.slot); v.IsSet() && (keep == nil || keep(ch)) {
 				if err := fn(in, ch, v); err != nil {
 					return err
 				}
