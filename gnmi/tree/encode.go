@@ -94,7 +94,7 @@ func (e *encoding) inst(in *Inst, top bool) bool {
 			member(ch)
 			writeValue(b, ch, v, o.IETF)
 		case KindContainer:
-			sub := in.subs[ch.slot]
+			sub := in.subs()[ch.slot]
 			if sub == nil {
 				continue
 			}
@@ -105,7 +105,7 @@ func (e *encoding) inst(in *Inst, top bool) bool {
 				n--
 			}
 		case KindList:
-			l := in.lists[ch.slot]
+			l := in.lists()[ch.slot]
 			if l.n == 0 {
 				continue
 			}

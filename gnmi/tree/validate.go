@@ -100,7 +100,7 @@ func (t *Tree) relativeHas(in *Inst, n *Node, v Value) bool {
 		if down[i].Kind != KindContainer {
 			return false
 		}
-		cur = cur.subs[down[i].slot]
+		cur = cur.subs()[down[i].slot]
 	}
 	if cur == nil {
 		return false
@@ -140,7 +140,7 @@ func (tx *Txn) checkMandatory(in *Inst, s *Node, at func() string, add func(erro
 		case KindContainer:
 			var sub *Inst
 			if in != nil {
-				sub = in.subs[ch.slot]
+				sub = in.subs()[ch.slot]
 			}
 			tx.checkMandatory(sub, ch, func() string { return at() + "/" + ch.Name }, add)
 		}

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // lookup returns the instance holding the leaf at path and the leaf's
@@ -80,4 +81,12 @@ func sortLines(s string) string {
 	lines := strings.Split(s, "\n")
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// TestInstSize checks an instance fits the 64-byte size class: a route
+// entry is three instances, kept for every route of the table.
+func TestInstSize(t *testing.T) {
+	if n := unsafe.Sizeof(Inst{}); n > 64 {
+		t.Fatalf("an Inst is %d bytes, want at most 64", n)
+	}
 }

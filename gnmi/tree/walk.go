@@ -395,7 +395,7 @@ func (w *walker) inst(in *Inst, s uint64) error {
 				}
 			}
 		case KindContainer:
-			if sub := in.subs[ch.slot]; sub != nil {
+			if sub := in.subs()[ch.slot]; sub != nil {
 				if next := w.p.step(s, ch, nil); next != 0 {
 					if err := w.inst(sub, next); err != nil {
 						return err
@@ -403,7 +403,7 @@ func (w *walker) inst(in *Inst, s uint64) error {
 				}
 			}
 		case KindList:
-			l := in.lists[ch.slot]
+			l := in.lists()[ch.slot]
 			if l.n == 0 || w.p.step(s, ch, nil) == 0 {
 				continue
 			}
@@ -471,14 +471,14 @@ func eachInst(in *Inst, fn func(*Inst) error) error {
 	if err := fn(in); err != nil {
 		return err
 	}
-	for _, sub := range in.subs {
+	for _, sub := range in.subs() {
 		if sub != nil {
 			if err := eachInst(sub, fn); err != nil {
 				return err
 			}
 		}
 	}
-	for _, l := range in.lists {
+	for _, l := range in.lists() {
 		var err error
 		l.each(func(_ string, ent *Inst) bool {
 			err = eachInst(ent, fn)
