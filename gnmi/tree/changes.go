@@ -78,8 +78,8 @@ func (tx *Txn) walkChanges(leaf func(leafDiff), entry func(a, b *Inst, outerBorn
 				entry(x, nil, false)
 			}
 			for _, ch := range x.s.Children {
-				if (ch.Kind == KindLeaf || ch.Kind == KindLeafList) && x.vals[ch.slot].IsSet() {
-					leaf(leafDiff{a: x, n: ch, ov: x.vals[ch.slot]})
+				if (ch.Kind == KindLeaf || ch.Kind == KindLeafList) && x.val(ch.slot).IsSet() {
+					leaf(leafDiff{a: x, n: ch, ov: x.val(ch.slot)})
 				}
 			}
 			return nil
@@ -120,9 +120,9 @@ func (tx *Txn) walkChanges(leaf func(leafDiff), entry func(a, b *Inst, outerBorn
 			}
 			var ov Value
 			if a != nil {
-				ov = a.vals[ch.slot]
+				ov = a.val(ch.slot)
 			}
-			nv := b.vals[ch.slot]
+			nv := b.val(ch.slot)
 			if ov.Equal(nv) {
 				continue
 			}

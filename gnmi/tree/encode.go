@@ -47,7 +47,7 @@ func (m Match) JSON(o EncodeOpts) ([]byte, bool) {
 		if o.Keep != nil && !o.Keep(m.Node) || o.Each != nil && !o.Each() {
 			return nil, false
 		}
-		writeValue(&b, m.Node, m.In.vals[m.Node.slot], o.IETF)
+		writeValue(&b, m.Node, m.In.val(m.Node.slot), o.IETF)
 		return b.Bytes(), true
 	}
 	e := &encoding{EncodeOpts: o, b: &b}
@@ -80,7 +80,7 @@ func (e *encoding) inst(in *Inst, top bool) bool {
 	for _, ch := range in.s.Children {
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
-			v := in.vals[ch.slot]
+			v := in.val(ch.slot)
 			if !v.IsSet() {
 				continue
 			}
@@ -94,7 +94,7 @@ func (e *encoding) inst(in *Inst, top bool) bool {
 			member(ch)
 			writeValue(b, ch, v, o.IETF)
 		case KindContainer:
-			sub := in.subs[ch.slot]
+			sub := in.subs()[ch.slot]
 			if sub == nil {
 				continue
 			}
@@ -105,7 +105,7 @@ func (e *encoding) inst(in *Inst, top bool) bool {
 				n--
 			}
 		case KindList:
-			l := in.lists[ch.slot]
+			l := in.lists()[ch.slot]
 			if l.n == 0 {
 				continue
 			}
@@ -144,7 +144,7 @@ func anyKept(in *Inst, keep func(*Node) bool) bool {
 			if x == in && isKey(in.s, ch) {
 				continue
 			}
-			if (ch.Kind == KindLeaf || ch.Kind == KindLeafList) && x.vals[ch.slot].IsSet() && keep(ch) {
+			if (ch.Kind == KindLeaf || ch.Kind == KindLeafList) && x.val(ch.slot).IsSet() && keep(ch) {
 				found = true
 				return errStop
 			}

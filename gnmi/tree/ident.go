@@ -181,9 +181,9 @@ func (t *Tree) Resolve(x Ident) *Inst {
 		p := chain[i]
 		switch p.s.Kind {
 		case KindContainer:
-			in = in.subs[p.s.slot]
+			in = in.subs()[p.s.slot]
 		case KindList:
-			e := in.lists[p.s.slot].get(keyString(p.Keys()))
+			e := in.lists()[p.s.slot].get(keyString(p.Keys()))
 			if e != nil && e.id != p.id {
 				e = nil
 			}

@@ -3,6 +3,7 @@ package tree
 import (
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 )
@@ -19,11 +20,21 @@ import (
 // Ident, which stays the same in every version; a pointer up to a
 // versioned parent would keep every older version of the tree alive.
 type Inst struct {
-	s     *Node
-	id    *ident // the list entry this instance is or is inside; nil above every entry
-	vals  []Value
-	subs  []*Inst
-	lists []entries
+	s  *Node
+	id *ident // the list entry this instance is or is inside; nil above every entry
+	// vals holds the leaves by slot up to the last one ever set (val
+	// reads the rest as unset): a state container that mirrors eight
+	// config leaves but is written only a status takes one slot, not
+	// ten, which at 100,000 routes is 14 MB (the schema puts
+	// operational leaves first for this; see assignSlots).
+	vals []Value
+	// sub0 and list0 point at the first of the container children and
+	// of the lists, whose number the schema node gives (subs and lists
+	// make the slices): two pointers instead of two slice headers make
+	// an Inst 64 bytes, not 96, which at 100,000 routes, three
+	// instances each, is 9.6 MB.
+	sub0  **Inst
+	list0 *entries
 	// mark is the id of the transaction that made this version: that
 	// transaction writes it in place, any other copies it first.
 	mark uint64
@@ -62,13 +73,13 @@ func (in *Inst) Stamp() uint64 { return in.mark }
 func (in *Inst) Keys() []Value {
 	keys := make([]Value, len(in.s.Keys))
 	for i, k := range in.s.Keys {
-		keys[i] = in.vals[k.slot]
+		keys[i] = in.val(k.slot)
 	}
 	return keys
 }
 
 // key returns the entry's i-th key value.
-func (in *Inst) key(i int) Value { return in.vals[in.s.Keys[i].slot] }
+func (in *Inst) key(i int) Value { return in.val(in.s.Keys[i].slot) }
 
 // keyStr returns the entry's key string in its list.
 func (in *Inst) keyStr() string {
@@ -79,7 +90,7 @@ func (in *Inst) keyStr() string {
 }
 
 // Leaf returns the value of the leaf or leaf-list child n (zero if unset).
-func (in *Inst) Leaf(n *Node) Value { return in.vals[n.slot] }
+func (in *Inst) Leaf(n *Node) Value { return in.val(n.slot) }
 
 // Get returns the value of the named leaf child (zero if unset or unknown).
 func (in *Inst) Get(name string) Value {
@@ -87,7 +98,7 @@ func (in *Inst) Get(name string) Value {
 	if n == nil || (n.Kind != KindLeaf && n.Kind != KindLeafList) {
 		return Value{}
 	}
-	return in.vals[n.slot]
+	return in.val(n.slot)
 }
 
 // Sub returns the named container child, or nil if it holds nothing yet.
@@ -96,7 +107,7 @@ func (in *Inst) Sub(name string) *Inst {
 	if n == nil || n.Kind != KindContainer {
 		return nil
 	}
-	return in.subs[n.slot]
+	return in.subs()[n.slot]
 }
 
 // Removed reports whether a committed transaction has deleted this list
@@ -108,7 +119,7 @@ func (in *Inst) Removed() bool {
 
 // SubAt is Sub by schema node, for loops over many entries: n must be a
 // container child of the instance's schema node (from Node.Child).
-func (in *Inst) SubAt(n *Node) *Inst { return in.subs[n.slot] }
+func (in *Inst) SubAt(n *Node) *Inst { return in.subs()[n.slot] }
 
 // Entries calls fn for each entry of the named list child, in no
 // particular order, until fn returns false.
@@ -117,7 +128,7 @@ func (in *Inst) Entries(name string, fn func(*Inst) bool) {
 	if n == nil || n.Kind != KindList {
 		return
 	}
-	in.lists[n.slot].each(func(_ string, e *Inst) bool { return fn(e) })
+	in.lists()[n.slot].each(func(_ string, e *Inst) bool { return fn(e) })
 }
 
 // Len returns the number of entries in the named list child.
@@ -126,7 +137,7 @@ func (in *Inst) Len(name string) int {
 	if n == nil || n.Kind != KindList {
 		return 0
 	}
-	return in.lists[n.slot].n
+	return in.lists()[n.slot].n
 }
 
 // Entry returns the entry of list child n (from Node.Child) with the given
@@ -135,19 +146,59 @@ func (in *Inst) Entry(n *Node, keys ...Value) *Inst {
 	if n.Parent != in.s || n.Kind != KindList || len(keys) != len(n.Keys) {
 		return nil
 	}
-	return in.lists[n.slot].get(keyString(keys))
+	return in.lists()[n.slot].get(keyString(keys))
 }
 
+// subs returns the instance's container children by slot (nil for
+// those it does not hold); writes through it change the instance.
+func (in *Inst) subs() []*Inst {
+	if in.sub0 == nil {
+		return nil
+	}
+	return unsafe.Slice(in.sub0, in.s.nsubs)
+}
+
+// lists returns the instance's lists by slot; writes through it change
+// the instance.
+func (in *Inst) lists() []entries {
+	if in.list0 == nil {
+		return nil
+	}
+	return unsafe.Slice(in.list0, in.s.nlists)
+}
+
+// cloneArray copies the n elements p points at into a new array and
+// returns its first (nil for nil).
+func cloneArray[T any](p *T, n int) *T {
+	if p == nil {
+		return nil
+	}
+	c := make([]T, n)
+	copy(c, unsafe.Slice(p, n))
+	return &c[0]
+}
+
+// val returns the value of the leaf in slot i (zero if unset).
+func (in *Inst) val(i int) Value {
+	if i < len(in.vals) {
+		return in.vals[i]
+	}
+	return Value{}
+}
+
+// newInst makes an empty instance of s. Its vals start with room for
+// the list keys only, which an entry's ident shares (see ident); setVal
+// grows them.
 func newInst(s *Node, id *ident, mark uint64) *Inst {
 	in := &Inst{s: s, id: id, mark: mark}
-	if s.nvals > 0 {
-		in.vals = make([]Value, s.nvals)
+	if n := s.keySlots; n > 0 {
+		in.vals = make([]Value, n)
 	}
 	if s.nsubs > 0 {
-		in.subs = make([]*Inst, s.nsubs)
+		in.sub0 = &make([]*Inst, s.nsubs)[0]
 	}
 	if s.nlists > 0 {
-		in.lists = make([]entries, s.nlists)
+		in.list0 = &make([]entries, s.nlists)[0]
 	}
 	return in
 }
@@ -196,15 +247,15 @@ func (in *Inst) isEmpty(keep func(*Node) bool) bool {
 		}
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
-			if in.vals[ch.slot].IsSet() {
+			if in.val(ch.slot).IsSet() {
 				return false
 			}
 		case KindContainer:
-			if sub := in.subs[ch.slot]; sub != nil && !sub.isEmpty(keep) {
+			if sub := in.subs()[ch.slot]; sub != nil && !sub.isEmpty(keep) {
 				return false
 			}
 		case KindList:
-			if !in.lists[ch.slot].each(func(_ string, e *Inst) bool { return e.isEmpty(keep) }) {
+			if !in.lists()[ch.slot].each(func(_ string, e *Inst) bool { return e.isEmpty(keep) }) {
 				return false
 			}
 		}

@@ -85,7 +85,7 @@ func (tx *Txn) Delete(elems []*gpb.PathElem) error {
 		n := tgt.Node
 		if !tx.owns(n) {
 			var w *Inst
-			tgt.In.lists[n.slot].each(func(k string, e *Inst) bool {
+			tgt.In.lists()[n.slot].each(func(k string, e *Inst) bool {
 				tx.clear(e, func() *Inst {
 					if w == nil {
 						w = parent()
@@ -160,10 +160,10 @@ func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Nod
 			}
 			return in, c, steps, true
 		case KindContainer:
-			if len(e.GetKey()) > 0 || in.subs[c.slot] == nil {
+			if len(e.GetKey()) > 0 || in.subs()[c.slot] == nil {
 				return nil, nil, nil, false
 			}
-			in = in.subs[c.slot]
+			in = in.subs()[c.slot]
 			steps = append(steps, step{n: c})
 		case KindList:
 			keys, exact := exactKeys(c, e.GetKey())
@@ -171,7 +171,7 @@ func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Nod
 				return nil, nil, nil, false
 			}
 			k := keyString(keys)
-			ent := in.lists[c.slot].get(k)
+			ent := in.lists()[c.slot].get(k)
 			if ent == nil {
 				return nil, nil, nil, false
 			}
@@ -198,7 +198,7 @@ func (tx *Txn) follow(steps []step) *Inst {
 // writeExisting writes v to the leaf n of the instance the steps lead to
 // (in, as read), copying the path only when the value changes.
 func (tx *Txn) writeExisting(in *Inst, n *Node, steps []step, v Value) error {
-	if tx.owns(n) && in.vals[n.slot].Equal(v) {
+	if tx.owns(n) && in.val(n.slot).Equal(v) {
 		return nil
 	}
 	if !tx.owns(n) {
@@ -468,7 +468,7 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 		case KindContainer:
 			if !given {
 				if replace {
-					if sub := in.subs[ch.slot]; sub != nil {
+					if sub := in.subs()[ch.slot]; sub != nil {
 						tx.clear(sub, func() *Inst { return tx.sub(in, ch, false) })
 					}
 				}
@@ -533,7 +533,7 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 	}
 	if replace && tx.owns(n) {
 		var drop []string
-		in.lists[n.slot].each(func(k string, _ *Inst) bool {
+		in.lists()[n.slot].each(func(k string, _ *Inst) bool {
 			if !keep[k] {
 				drop = append(drop, k)
 			}
@@ -550,7 +550,7 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 // transaction owns): the entries themselves, or, for a list of the other
 // kind, the leaves this writer owns in each entry.
 func (tx *Txn) emptyList(in *Inst, n *Node) {
-	l := in.lists[n.slot]
+	l := in.lists()[n.slot]
 	if l.n == 0 {
 		return
 	}
@@ -622,7 +622,7 @@ func (tx *Txn) ApplyRaw(instPath, leaf string, v Value) error {
 			}
 			return nil
 		}
-		if tgt.In.vals[n.slot].IsSet() {
+		if tgt.In.val(n.slot).IsSet() {
 			tx.setVal(tx.open(elems), n, Value{})
 		}
 		return nil

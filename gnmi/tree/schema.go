@@ -41,6 +41,9 @@ type Node struct {
 	nvals  int // leaf and leaf-list children
 	nsubs  int // container children
 	nlists int // list children
+	// keySlots, on a list, is one past its last key leaf's slot: how
+	// many vals a new entry starts with.
+	keySlots int
 	// configKey, on a list key leaf, is the config leaf the key mirrors
 	// (OpenConfig's key leafref to ../config/<key>), or nil.
 	configKey *Node
@@ -104,10 +107,10 @@ func Compile(roots []*yang.Entry, prefixes map[string]string) (*Schema, error) {
 			root.Children = append(root.Children, n)
 		}
 	}
-	assignSlots(root)
 	if err := c.resolveLeafrefs(); err != nil {
 		return nil, err
 	}
+	assignSlots(root)
 	return &Schema{Root: root}, nil
 }
 
@@ -196,12 +199,24 @@ func (c *compiler) node(e *yang.Entry, parent *Node) (*Node, error) {
 	return n, nil
 }
 
+// assignSlots numbers each node's children within its vals, subs and
+// lists. Leaves that most instances set take the first value slots, since
+// an instance's vals reach only as far as its last leaf set: operational
+// leaves first (reconcilers write a state container's status, seldom its
+// copy of the config), then the config leaves a list key mirrors (every
+// entry's config holds them), then the rest in schema order. It runs once
+// leafrefs are resolved, which marks the key mirrors.
 func assignSlots(n *Node) {
+	for rank := range 3 {
+		for _, ch := range n.Children {
+			if (ch.Kind == KindLeaf || ch.Kind == KindLeafList) && slotRank(ch) == rank {
+				ch.slot = n.nvals
+				n.nvals++
+			}
+		}
+	}
 	for _, ch := range n.Children {
 		switch ch.Kind {
-		case KindLeaf, KindLeafList:
-			ch.slot = n.nvals
-			n.nvals++
 		case KindContainer:
 			ch.slot = n.nsubs
 			n.nsubs++
@@ -211,6 +226,21 @@ func assignSlots(n *Node) {
 		}
 		assignSlots(ch)
 	}
+	for _, k := range n.Keys {
+		n.keySlots = max(n.keySlots, k.slot+1)
+	}
+}
+
+// slotRank orders a leaf's value slot among its siblings' (see
+// assignSlots).
+func slotRank(n *Node) int {
+	switch {
+	case n.IsOperational():
+		return 0
+	case n.keyOf != nil:
+		return 1
+	}
+	return 2
 }
 
 // resolveLeafrefs binds every leafref to its target schema leaf, marks

@@ -157,25 +157,25 @@ func (t *Tree) Lookup(elems []*gpb.PathElem) (Target, bool, error) {
 			if !last {
 				return Target{}, false, newErr(ErrUnknownPath, at(), "a leaf has no children")
 			}
-			return Target{In: in, Node: n}, in.vals[n.slot].IsSet(), nil
+			return Target{In: in, Node: n}, in.val(n.slot).IsSet(), nil
 		case KindContainer:
 			if len(e.GetKey()) > 0 {
 				return Target{}, false, newErr(ErrBadPath, at(), "container "+n.Name+" takes no keys")
 			}
-			sub := in.subs[n.slot]
+			sub := in.subs()[n.slot]
 			if sub == nil {
 				return Target{}, false, checkRest(n, elems[i+1:], at())
 			}
 			in = sub
 		case KindList:
 			if len(e.GetKey()) == 0 && last {
-				return Target{In: in, Node: n}, in.lists[n.slot].n > 0, nil
+				return Target{In: in, Node: n}, in.lists()[n.slot].n > 0, nil
 			}
 			keys, err := parseKeys(n, e, elems[:i+1])
 			if err != nil {
 				return Target{}, false, err
 			}
-			ent := in.lists[n.slot].get(keyString(keys))
+			ent := in.lists()[n.slot].get(keyString(keys))
 			if ent == nil {
 				return Target{}, false, checkRest(n, elems[i+1:], at())
 			}

@@ -111,7 +111,7 @@ func (tx *Txn) dirty() {
 func (tx *Txn) clone(in *Inst) *Inst {
 	tx.dirty()
 	c := &Inst{s: in.s, id: in.id, mark: tx.id,
-		vals: slices.Clone(in.vals), subs: slices.Clone(in.subs), lists: slices.Clone(in.lists)}
+		vals: slices.Clone(in.vals), sub0: cloneArray(in.sub0, in.s.nsubs), list0: cloneArray(in.list0, in.s.nlists)}
 	tx.touched = append(tx.touched, touch{orig: in, cur: c})
 	return c
 }
@@ -135,16 +135,16 @@ func (tx *Txn) root() *Inst {
 // sub returns container child n of parent (which the transaction owns)
 // ready for writing, creating it when create is set; nil when absent.
 func (tx *Txn) sub(parent *Inst, n *Node, create bool) *Inst {
-	c := parent.subs[n.slot]
+	c := parent.subs()[n.slot]
 	switch {
 	case c == nil && !create:
 		return nil
 	case c == nil:
 		c = tx.create(n, parent.id)
-		parent.subs[n.slot] = c
+		parent.subs()[n.slot] = c
 	case c.mark != tx.id:
 		c = tx.clone(c)
-		parent.subs[n.slot] = c
+		parent.subs()[n.slot] = c
 	}
 	return c
 }
@@ -152,7 +152,7 @@ func (tx *Txn) sub(parent *Inst, n *Node, create bool) *Inst {
 // existing returns parent's entry of list n with key k ready for writing,
 // or nil.
 func (tx *Txn) existing(parent *Inst, n *Node, k string) *Inst {
-	l := &parent.lists[n.slot]
+	l := &parent.lists()[n.slot]
 	e := l.get(k)
 	if e == nil || e.mark == tx.id {
 		return e
@@ -164,11 +164,17 @@ func (tx *Txn) existing(parent *Inst, n *Node, k string) *Inst {
 
 // setVal writes one leaf of an instance the transaction owns.
 func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
-	if in.vals[n.slot].Equal(v) {
+	if in.val(n.slot).Equal(v) {
 		return
 	}
 	tx.dirty()
 	tx.writes++
+	if n.slot >= len(in.vals) {
+		// Grown in place when the array has room: it is this version's
+		// own (made by newInst or clone); an ident sharing it reads only
+		// the key slots, which are inside its length.
+		in.vals = append(in.vals, make([]Value, n.slot+1-len(in.vals))...)
+	}
 	in.vals[n.slot] = v
 }
 
@@ -194,7 +200,7 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 	}
 	e := tx.create(n, nil)
 	e.id = &ident{up: in.id, vals: e.vals, born: tx.id}
-	in.lists[n.slot].set(tx.id, k, e)
+	in.lists()[n.slot].set(tx.id, k, e)
 	for i, kn := range n.Keys {
 		tx.setVal(e, kn, keys[i])
 		m := kn.configKey
@@ -212,7 +218,7 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 // with everything below it. Nothing else is needed: the entry's leaves
 // show up as deleted when the new version is compared with the old.
 func (tx *Txn) deleteEntry(parent *Inst, n *Node, key string) {
-	l := &parent.lists[n.slot]
+	l := &parent.lists()[n.slot]
 	e := l.get(key)
 	if e == nil {
 		return
@@ -231,11 +237,11 @@ func (tx *Txn) cut(e *Inst) {
 // empty removes every entry of list n of in (which the transaction
 // owns).
 func (tx *Txn) empty(in *Inst, n *Node) {
-	in.lists[n.slot].each(func(_ string, e *Inst) bool {
+	in.lists()[n.slot].each(func(_ string, e *Inst) bool {
 		tx.cut(e)
 		return true
 	})
-	in.lists[n.slot] = entries{}
+	in.lists()[n.slot] = entries{}
 }
 
 // clear unsets the leaves below in that this writer owns, except list
@@ -257,15 +263,15 @@ func (tx *Txn) clear(in *Inst, open func() *Inst) {
 			if _, key := keyValue(in, ch); !tx.owns(ch) || key {
 				continue
 			}
-			if in.vals[ch.slot].IsSet() {
+			if in.val(ch.slot).IsSet() {
 				tx.setVal(writable(), ch, Value{})
 			}
 		case KindContainer:
-			if sub := in.subs[ch.slot]; sub != nil {
+			if sub := in.subs()[ch.slot]; sub != nil {
 				tx.clear(sub, func() *Inst { return tx.sub(writable(), ch, false) })
 			}
 		case KindList:
-			l := in.lists[ch.slot]
+			l := in.lists()[ch.slot]
 			if l.n == 0 {
 				continue
 			}
@@ -397,7 +403,7 @@ func (tx *Txn) Before(x Ident, n *Node) Value {
 	if in == nil || n == nil || n.Parent != in.s || (n.Kind != KindLeaf && n.Kind != KindLeafList) {
 		return Value{}
 	}
-	return in.vals[n.slot]
+	return in.val(n.slot)
 }
 
 // Empty reports whether the transaction changed nothing.
@@ -433,9 +439,9 @@ func (tx *Txn) adoptOperational(e *Inst) {
 		if m == nil || !m.Config {
 			continue
 		}
-		if sub := e.subs[m.Parent.slot]; sub != nil && sub.vals[m.slot].IsSet() {
+		if sub := e.subs()[m.Parent.slot]; sub != nil && sub.val(m.slot).IsSet() {
 			continue
 		}
-		tx.setVal(tx.sub(e, m.Parent, true), m, e.vals[kn.slot])
+		tx.setVal(tx.sub(e, m.Parent, true), m, e.val(kn.slot))
 	}
 }

@@ -11,7 +11,7 @@ func (in *Inst) EntriesAt(n *Node, fn func(*Inst) bool) {
 	if n.Parent != in.s || n.Kind != KindList {
 		return
 	}
-	in.lists[n.slot].each(func(_ string, e *Inst) bool { return fn(e) })
+	in.lists()[n.slot].each(func(_ string, e *Inst) bool { return fn(e) })
 }
 
 // LenAt returns the number of entries of list child n.
@@ -19,7 +19,7 @@ func (in *Inst) LenAt(n *Node) int {
 	if n.Parent != in.s || n.Kind != KindList {
 		return 0
 	}
-	return in.lists[n.slot].n
+	return in.lists()[n.slot].n
 }
 
 // EntryAt returns the entry of list child n whose keys are keys (in the
@@ -28,5 +28,5 @@ func (in *Inst) EntryAt(n *Node, keys []Value) *Inst {
 	if n.Parent != in.s || n.Kind != KindList || len(keys) != len(n.Keys) {
 		return nil
 	}
-	return in.lists[n.slot].get(keyString(keys))
+	return in.lists()[n.slot].get(keyString(keys))
 }

@@ -100,12 +100,12 @@ func (t *Tree) relativeHas(in *Inst, n *Node, v Value) bool {
 		if down[i].Kind != KindContainer {
 			return false
 		}
-		cur = cur.subs[down[i].slot]
+		cur = cur.subs()[down[i].slot]
 	}
 	if cur == nil {
 		return false
 	}
-	for _, e := range elems(cur.vals[target.slot]) {
+	for _, e := range elems(cur.val(target.slot)) {
 		if e.Equal(v) {
 			return true
 		}
@@ -134,13 +134,13 @@ func (tx *Txn) checkMandatory(in *Inst, s *Node, at func() string, add func(erro
 		}
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
-			if ch.Mandatory && (in == nil || !in.vals[ch.slot].IsSet()) {
+			if ch.Mandatory && (in == nil || !in.val(ch.slot).IsSet()) {
 				add(newErr(ErrMandatory, at()+"/"+ch.Name, "mandatory leaf "+ch.Name+" is not set"))
 			}
 		case KindContainer:
 			var sub *Inst
 			if in != nil {
-				sub = in.subs[ch.slot]
+				sub = in.subs()[ch.slot]
 			}
 			tx.checkMandatory(sub, ch, func() string { return at() + "/" + ch.Name }, add)
 		}

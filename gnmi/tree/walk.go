@@ -389,13 +389,13 @@ func (w *walker) inst(in *Inst, s uint64) error {
 	for _, ch := range in.s.Children {
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
-			if in.vals[ch.slot].IsSet() && w.p.leaf(s, ch) {
+			if in.val(ch.slot).IsSet() && w.p.leaf(s, ch) {
 				if err := w.fn(Match{In: in, Node: ch}); err != nil {
 					return err
 				}
 			}
 		case KindContainer:
-			if sub := in.subs[ch.slot]; sub != nil {
+			if sub := in.subs()[ch.slot]; sub != nil {
 				if next := w.p.step(s, ch, nil); next != 0 {
 					if err := w.inst(sub, next); err != nil {
 						return err
@@ -403,7 +403,7 @@ func (w *walker) inst(in *Inst, s uint64) error {
 				}
 			}
 		case KindList:
-			l := in.lists[ch.slot]
+			l := in.lists()[ch.slot]
 			if l.n == 0 || w.p.step(s, ch, nil) == 0 {
 				continue
 			}
@@ -471,14 +471,14 @@ func eachInst(in *Inst, fn func(*Inst) error) error {
 	if err := fn(in); err != nil {
 		return err
 	}
-	for _, sub := range in.subs {
+	for _, sub := range in.subs() {
 		if sub != nil {
 			if err := eachInst(sub, fn); err != nil {
 				return err
 			}
 		}
 	}
-	for _, l := range in.lists {
+	for _, l := range in.lists() {
 		var err error
 		l.each(func(_ string, ent *Inst) bool {
 			err = eachInst(ent, fn)
@@ -496,7 +496,7 @@ func eachInst(in *Inst, fn func(*Inst) error) error {
 func (m Match) Leaves(keep func(*Node) bool, fn func(in *Inst, n *Node, v Value) error) error {
 	if m.Node != nil {
 		if keep == nil || keep(m.Node) {
-			return fn(m.In, m.Node, m.In.vals[m.Node.slot])
+			return fn(m.In, m.Node, m.In.val(m.Node.slot))
 		}
 		return nil
 	}
@@ -505,7 +505,7 @@ func (m Match) Leaves(keep func(*Node) bool, fn func(in *Inst, n *Node, v Value)
 			if ch.Kind != KindLeaf && ch.Kind != KindLeafList {
 				continue
 			}
-			if v := in.vals[ch.slot]; v.IsSet() && (keep == nil || keep(ch)) {
+			if v := in.val(ch.slot); v.IsSet() && (keep == nil || keep(ch)) {
 				if err := fn(in, ch, v); err != nil {
 					return err
 				}

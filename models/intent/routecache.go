@@ -89,30 +89,55 @@ type RouteCache struct {
 }
 
 // translated is what one route entry's config says, before any accord:
-// its route, its list keys (the prefix as the tree holds it), class and
-// tier. It is kept small: a RouteCache holds one per route.
+// its route, its list keys (the prefix as the tree holds it; the table is
+// the route's), class and tier. It is kept small: a RouteCache holds one
+// per route.
 type translated struct {
-	route       route.Route
+	rt          entryRoute
 	prefix      string
-	table       uint32
 	class, tier string
 	err         error
 }
 
+// entryRoute is the part of a route.Route a /kedge/routes entry can set
+// (no source, scope or next hops), 80 bytes where a route.Route is 136;
+// table is the entry's key, which is also its route's table.
+type entryRoute struct {
+	dst           netip.Prefix
+	gateway       netip.Addr
+	device        string
+	table, metric uint32
+}
+
+// compact keeps the fields of r (from routeOf) an entry can set, with
+// the entry's table.
+func compact(r route.Route, table uint32) entryRoute {
+	return entryRoute{dst: r.Dst, gateway: r.Gateway, device: r.Device, table: table, metric: r.Metric}
+}
+
+// route is the entry's route (of an entry without err; one with err
+// reaches no backend).
+func (t *translated) route() route.Route {
+	return route.Route{Dst: t.rt.dst, Gateway: t.rt.gateway, Device: t.rt.device, Table: t.rt.table, Metric: t.rt.metric}
+}
+
 // origin is the entry's Origin (Stated is filled per intent).
-func (t *translated) origin() Origin { return Origin{Prefix: t.prefix, Table: t.table} }
+func (t *translated) origin() Origin { return Origin{Prefix: t.prefix, Table: t.rt.table} }
 
 // subject is what the accord's route policy looks at.
 func (t *translated) subject() subject {
-	return subject{class: t.class, tier: t.tier, dst: t.route.Dst}
+	return subject{class: t.class, tier: t.tier, dst: t.rt.dst}
 }
 
 type cachedRoute struct {
 	translated
-	id         tree.Ident
-	config     *tree.Inst
-	stamp, gen uint64
-	dropped    bool // replaced or gone: leaves the order at the next reorder
+	id tree.Ident
+	// config is the entry's config instance as read: a committed
+	// instance never changes, and the cache holding it keeps its address
+	// from being reused, so the same pointer means the same config.
+	config  *tree.Inst
+	gen     uint64
+	dropped bool // replaced or gone: leaves the order at the next reorder
 	// stated: the entry's state status is set. It is read with the entry
 	// and again when Observe reports a status change, not on every
 	// intent: at 100,000 routes those reads were most of an intent.
@@ -272,7 +297,7 @@ func (c *RouteCache) read(id tree.Ident, entry kedgetree.Kedge_Routes_Route, old
 		return nil
 	}
 	ne := al.new()
-	*ne = cachedRoute{translated: translate(cfg), id: id, config: cfg.Inst(), stamp: cfg.Inst().Stamp(), gen: c.gen, stated: stated(entry.State().Status())}
+	*ne = cachedRoute{translated: translate(cfg), id: id, config: cfg.Inst(), gen: c.gen, stated: stated(entry.State().Status())}
 	c.byEntry[id] = ne
 	return ne
 }
@@ -310,7 +335,7 @@ func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, c
 			seen++
 			id := r.Inst().Ident()
 			e := c.byEntry[id]
-			if e != nil && e.stamp == cfg.Inst().Stamp() && e.config == cfg.Inst() {
+			if e != nil && e.config == cfg.Inst() {
 				e.gen = c.gen
 				e.stated = stated(r.State().Status()) // a walk trusts nothing it remembers
 				continue
@@ -340,11 +365,11 @@ func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, c
 		}
 		if e.err != nil {
 			if full {
-				set.Invalid = append(set.Invalid, Withheld{Dst: e.route.Dst, Table: o.Table, Reason: e.err.Error(), Origin: o})
+				set.Invalid = append(set.Invalid, Withheld{Dst: e.rt.dst, Table: o.Table, Reason: e.err.Error(), Origin: o})
 			}
 			continue
 		}
-		consider(e.route, o, e.subject())
+		consider(e.route(), o, e.subject())
 	}
 }
 
@@ -357,7 +382,7 @@ func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, c
 func (c *RouteCache) reorder(fresh []*cachedRoute) {
 	// Sort keys by value, not through the pointers: after a bulk Set
 	// fresh holds every entry, and chasing pointers dominates the sort.
-	order := sortOrder(len(fresh), func(i int) (netip.Prefix, uint32) { return fresh[i].route.Dst, fresh[i].table },
+	order := sortOrder(len(fresh), func(i int) (netip.Prefix, uint32) { return fresh[i].rt.dst, fresh[i].rt.table },
 		func(i, j int) int { return compareOrigin(fresh[i].origin(), fresh[j].origin()) })
 	permute(order, func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	out := c.spare[:0]
@@ -430,7 +455,7 @@ func cmpBool(a, b bool) int {
 
 // key is the entry's place in the order. It is computed when needed, not
 // kept: 32 B a route in a cache of 100,000.
-func (e *cachedRoute) key() sortKey { return keyOf(e.route.Dst, e.table) }
+func (e *cachedRoute) key() sortKey { return keyOf(e.rt.dst, e.rt.table) }
 
 func compareCached(a, b *cachedRoute) int {
 	if c := compareKeys(a.key(), b.key()); c != 0 {

@@ -319,7 +319,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		oldKept := kept(ch.old)
 		if ch.new == nil {
 			if oldKept {
-				p.Del = append(p.Del, ch.old.route)
+				p.Del = append(p.Del, ch.old.route())
 			}
 			continue
 		}
@@ -327,21 +327,21 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		o.Stated = ch.new.stated
 		switch ok, why := keepRoute(a, ch.new.subject(), eps); {
 		case ch.new.err != nil:
-			set.Invalid = append(set.Invalid, Withheld{Dst: ch.new.route.Dst, Table: o.Table, Reason: ch.new.err.Error(), Origin: o})
+			set.Invalid = append(set.Invalid, Withheld{Dst: ch.new.rt.dst, Table: o.Table, Reason: ch.new.err.Error(), Origin: o})
 		case ok:
 			if ch.new == ch.old { // reported again for its state; fresh entries are put below
-				p.Put = append(p.Put, ch.new.route)
+				p.Put = append(p.Put, ch.new.route())
 				putO = append(putO, o)
 			}
-			if oldKept && ch.old.route.Key() != ch.new.route.Key() {
-				p.Del = append(p.Del, ch.old.route)
+			if oldKept && ch.old.route().Key() != ch.new.route().Key() {
+				p.Del = append(p.Del, ch.old.route())
 			}
 			continue
 		default:
-			set.Withheld = append(set.Withheld, Withheld{Dst: ch.new.route.Dst, Table: ch.new.route.Table, Reason: reasons.get(why), Origin: o})
+			set.Withheld = append(set.Withheld, Withheld{Dst: ch.new.rt.dst, Table: ch.new.rt.table, Reason: reasons.get(why), Origin: o})
 		}
 		if oldKept {
-			p.Del = append(p.Del, ch.old.route)
+			p.Del = append(p.Del, ch.old.route())
 		}
 	}
 	// In set order, as a full set would send them: a bulk change (a
@@ -353,7 +353,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			if ok, _ := keepRoute(a, e.subject(), eps); ok {
 				o := e.origin()
 				o.Stated = e.stated
-				p.Put = append(p.Put, e.route)
+				p.Put = append(p.Put, e.route())
 				putO = append(putO, o)
 			}
 		}

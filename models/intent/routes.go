@@ -213,11 +213,11 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 			}
 			if e.err != nil {
 				if full {
-					set.Invalid = append(set.Invalid, Withheld{Dst: e.route.Dst, Table: o.Table, Reason: e.err.Error(), Origin: o})
+					set.Invalid = append(set.Invalid, Withheld{Dst: e.rt.dst, Table: o.Table, Reason: e.err.Error(), Origin: o})
 				}
 				continue
 			}
-			consider(e.route, o, e.subject())
+			consider(e.route(), o, e.subject())
 		}
 	}
 	// With a cache, the routes so far came out in order; only the pods'
@@ -337,7 +337,7 @@ func translate(c kedgetree.Kedge_Routes_Route_Config) translated {
 	table, _ := c.Table()
 	class, _ := c.Class()
 	tier, _ := c.Tier()
-	t := translated{route: r, prefix: prefix, table: table, class: string(class), tier: string(tier), err: err}
+	t := translated{rt: compact(r, table), prefix: prefix, class: string(class), tier: string(tier), err: err}
 	if t.tier == "" {
 		t.tier = accord.TierOperator
 	}

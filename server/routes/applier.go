@@ -45,7 +45,7 @@ type applier struct {
 	mu sync.Mutex // serialises Set: the reconciler and the posture step share it
 	// written is the status and reason last committed per entry, so a Set
 	// writes only what changed (one route out of 100,000, not all).
-	written map[stateKey]stateVal
+	written *stateRecord
 	// marks is the routes list's entries as last written, in order (see
 	// stateOps); spareMarks is its other buffer.
 	marks, spareMarks []stateMark

@@ -263,7 +263,7 @@ func TestRouteStateEntryGone(t *testing.T) {
 	r := newRoutesRig(t)
 	r.commit(t, store.OpUpdate, routeConfig("10.5.0.0/24", "eth0", "overlay"))
 	r.waitState(t, routeEntry("10.5.0.0/24"), "installed", "")
-	w := &stateWriter{written: map[stateKey]stateVal{}}
+	w := &stateWriter{written: newStateRecord(0)}
 	w.put(stateKey{a: "10.5.0.0/24", table: 254}, stateVal{statusFailed, "test"}, true)
 	w.put(stateKey{a: "10.6.0.0/24", table: 254}, stateVal{status: statusInstalled}, false) // no such entry
 	r.ap.mu.Lock()

@@ -104,18 +104,18 @@ func (ps *podAggs) reset() func(intent.PodKey) *podAgg {
 // re-created entry has no state yet, so it is written again) and dropped
 // when written outgrows the set.
 type stateWriter struct {
-	written map[stateKey]stateVal
+	written *stateRecord
 	ops     []store.Op
 	n       int // entries put
 }
 
 func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
 	w.n++
-	old, known := w.written[k]
+	old, known := w.written.get(k)
 	if stated && known && old == v {
 		return
 	}
-	w.written[k] = v
+	w.written.set(k, v)
 	// The reason leaf is written when there is one, and deleted when the
 	// entry may still hold an old one.
 	dropReason := v.reason == "" && stated && (!known || old.reason != "")
@@ -149,7 +149,7 @@ func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
 // reconcile time.
 func (a *applier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 	if a.written == nil {
-		a.written = make(map[stateKey]stateVal, len(s.Config.Routes)+len(s.Withheld)+len(s.Invalid))
+		a.written = newStateRecord(len(s.Config.Routes) + len(s.Withheld) + len(s.Invalid))
 	}
 	w := &stateWriter{written: a.written}
 	agg := a.pods.reset()
@@ -159,7 +159,7 @@ func (a *applier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 	// counterpart there (same origin, status and reason, state present)
 	// needs no map lookup at all.
 	prev, marks := a.marks, a.spareMarks[:0]
-	if len(a.written) == 0 {
+	if a.written.len() == 0 {
 		prev = nil
 	}
 	j := 0
@@ -205,7 +205,7 @@ func (a *applier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 	clear(a.marks) // the spare must not keep reason strings alive
 	a.spareMarks, a.marks = a.marks[:0], marks
 	a.restOps(w, s, agg)
-	if len(a.written) > 2*w.n+1024 {
+	if a.written.len() > 2*w.n+1024 {
 		// Mostly entries that are gone: start over, which writes every
 		// entry's state once more (states already right are rewritten
 		// unchanged and publish nothing).

@@ -1,0 +1,46 @@
+package routes
+
+import (
+	"testing"
+
+	"github.com/guildhouse-co/kedge/models/intent"
+)
+
+// TestStateRecord checks the record keeps route, pod and gRIBI entries
+// apart, gives back what was set, and shares one value between routes
+// whose status has no reason.
+func TestStateRecord(t *testing.T) {
+	r := newStateRecord(0)
+	route1, route2 := stateKey{a: "10.0.0.0/24", table: 254}, stateKey{a: "10.0.1.0/24", table: 254}
+	other := stateKey{a: "10.0.0.0/24", table: 100}
+	pod := stateKey{pod: true, a: "10.0.0.0/24", b: "eth0"}
+	aft := stateKey{aft: intent.AFTIPv4, a: "10.0.0.0/24"}
+	set := map[stateKey]stateVal{
+		route1: {status: statusInstalled},
+		route2: {status: statusInstalled},
+		other:  {statusFailed, "no such device"},
+		pod:    {statusWithheld, "level 1"},
+		aft:    {status: statusPending},
+	}
+	for k, v := range set {
+		r.set(k, v)
+	}
+	if r.len() != len(set) {
+		t.Fatalf("len %d, want %d", r.len(), len(set))
+	}
+	for k, want := range set {
+		if got, ok := r.get(k); !ok || got != want {
+			t.Errorf("get %+v = %+v %v, want %+v", k, got, ok, want)
+		}
+	}
+	if _, ok := r.get(stateKey{a: "10.9.0.0/24", table: 254}); ok {
+		t.Error("an entry never set is known")
+	}
+	if r.routes[routeID{route1.a, 254}] != r.routes[routeID{route2.a, 254}] {
+		t.Error("two installed routes hold a value each, not the shared one")
+	}
+	r.set(route1, stateVal{statusFailed, "gone"})
+	if got, _ := r.get(route2); got != (stateVal{status: statusInstalled}) {
+		t.Errorf("changing one route's value changed another's: %+v", got)
+	}
+}
