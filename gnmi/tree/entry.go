@@ -118,10 +118,10 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 			if li == nil {
 				break
 			}
-			li = li.subs[c.slot]
+			li = li.subs()[c.slot]
 		}
 		if w.Delete {
-			if li == nil || !li.vals[n.slot].IsSet() {
+			if li == nil || !li.val(n.slot).IsSet() {
 				continue // nothing to delete (gNMI specification 3.4.6)
 			}
 			in, err := writable()
@@ -143,7 +143,7 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 		if err != nil {
 			return newErr(ErrBadValue, renderElems(w.Path), err.Error())
 		}
-		if li != nil && tx.owns(n) && li.vals[n.slot].Equal(v) {
+		if li != nil && tx.owns(n) && li.val(n.slot).Equal(v) {
 			continue // unchanged: copy nothing
 		}
 		in, err := writable()
@@ -188,10 +188,10 @@ func (tx *Txn) find(at []*gpb.PathElem, buf []step) found {
 		last := i == len(at)-1
 		switch c.Kind {
 		case KindContainer:
-			if len(e.GetKey()) > 0 || in.subs[c.slot] == nil {
+			if len(e.GetKey()) > 0 || in.subs()[c.slot] == nil {
 				return found{}
 			}
-			in = in.subs[c.slot]
+			in = in.subs()[c.slot]
 			steps = append(steps, step{n: c})
 		case KindList:
 			if !last {
@@ -202,7 +202,7 @@ func (tx *Txn) find(at []*gpb.PathElem, buf []step) found {
 				return found{}
 			}
 			k := keyString(keys)
-			ent := in.lists[c.slot].get(k)
+			ent := in.lists()[c.slot].get(k)
 			if ent == nil {
 				return found{ok: true, steps: steps, list: c, keys: keys}
 			}
