@@ -92,7 +92,8 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 // get serves a Get. With encode set it writes the response straight into
 // wire bytes (wire.go) while the read holds its busy-read slot, so that a
 // big Get's encoding takes its turn too and leaves no garbage; the gRPC
-// server's codec then sends the bytes as they are.
+// server's codec then sends the bytes as they are, and the slot is held
+// until gRPC has written them (sendturn.go).
 func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gpb.GetResponse, *wireResponse, error) {
 	if err := s.authRead(ctx); err != nil {
 		return nil, nil, err
@@ -119,8 +120,10 @@ func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gp
 	var shared elemCache
 	resp := &gpb.GetResponse{}
 	var wire *wireSink
+	var pool *sentPool
 	if encode {
-		wire = &wireSink{enc: enc, w: &wireBuf{pool: mem.DefaultBufferPool()}}
+		pool = newSentPool(mem.DefaultBufferPool())
+		wire = &wireSink{enc: enc, w: &wireBuf{pool: pool}}
 	}
 	target := req.GetPrefix().GetTarget()
 	// The snapshot is the tree as of the last commit: the walk may take
@@ -167,6 +170,9 @@ func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gp
 		}
 		return nil
 	})
+	if err == nil && wire != nil {
+		err = cost.beforeSend()
+	}
 	if err != nil {
 		if wire != nil {
 			wire.w.free()
@@ -174,7 +180,12 @@ func (s *Server) get(ctx context.Context, req *gpb.GetRequest, encode bool) (*gp
 		return nil, nil, err
 	}
 	if wire != nil {
-		return nil, &wireResponse{bufs: wire.w.bytes()}, nil
+		// A big Get keeps its slot until gRPC has written the response
+		// (sendturn.go).
+		cost.keepForSend(pool)
+		bufs := wire.w.bytes()
+		pool.handOver()
+		return nil, &wireResponse{bufs: bufs}, nil
 	}
 	return resp, nil, nil
 }

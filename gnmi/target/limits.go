@@ -80,6 +80,7 @@ type readCost struct {
 	ctx    context.Context
 	busy   chan struct{} // the server's busy-read slots
 	gate   *writeGate
+	clock  Clock       // bounds a response's hold on the slot (sendturn.go)
 	pause  *time.Timer // bounds a wait at gate
 	held   bool
 	get    bool // a Get, with budgets
@@ -91,7 +92,7 @@ type readCost struct {
 }
 
 func (s *Server) newCost(ctx context.Context, get bool) *readCost {
-	return &readCost{ctx: ctx, busy: s.busy, gate: s.gate, get: get, lim: s.lim}
+	return &readCost{ctx: ctx, busy: s.busy, gate: s.gate, clock: s.clock, get: get, lim: s.lim}
 }
 
 // stepAside waits, holding its slot, until the Sets in flight are done
@@ -108,6 +109,19 @@ func (c *readCost) stepAside(idle <-chan struct{}) error {
 	case <-c.pause.C:
 	case <-c.ctx.Done():
 		return status.FromContextError(c.ctx.Err()).Err()
+	}
+	return nil
+}
+
+// beforeSend steps aside for the Sets in flight, as check does, before a
+// big read hands its response to the transport, whose write of it takes
+// a core too.
+func (c *readCost) beforeSend() error {
+	if !c.held {
+		return nil
+	}
+	if idle, writing := c.gate.writing(); writing {
+		return c.stepAside(idle)
 	}
 	return nil
 }
