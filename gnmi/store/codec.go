@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
@@ -38,12 +37,8 @@ type encoder struct {
 	cur    tree.Ident
 	leaves []byte
 	n      int
-	// paths memoises rendered instance paths: a bulk commit's groups
-	// share a few parents (the routes container, each new entry), so a
-	// path is its parent's plus one element.
-	paths map[tree.Ident]string
-	// scratch is where a path is built before it becomes a string.
-	scratch []byte
+	// paths renders each changed instance's path from its parent's.
+	paths tree.PathMemo
 }
 
 func newEncoder(seq uint64, ts int64, sizeHint int) *encoder {
@@ -76,7 +71,7 @@ func (e *encoder) flush() {
 	if e.n == 0 {
 		return
 	}
-	path := e.path(e.cur)
+	path := e.paths.Inst(e.cur)
 	common := commonPrefix(e.prev, path)
 	e.buf = binary.AppendUvarint(e.buf, uint64(common))
 	e.buf = appendString(e.buf, path[common:])
@@ -281,27 +276,4 @@ func decodeRecord(b []byte, tx *tree.Txn) (seq uint64, ts int64, err error) {
 		return 0, 0, fmt.Errorf("decode record: %w", r.err)
 	}
 	return seq, ts, nil
-}
-
-// path renders an instance's path from its memoised parent's.
-func (e *encoder) path(x tree.Ident) string {
-	if p, ok := e.paths[x]; ok {
-		return p
-	}
-	var p string
-	if par := x.Parent(); par.IsZero() {
-		p = "/"
-	} else {
-		pp := strings.TrimSuffix(e.path(par), "/")
-		e.scratch = x.AppendElement(append(e.scratch[:0], pp...))
-		p = string(e.scratch)
-	}
-	if e.paths == nil {
-		e.paths = map[tree.Ident]string{}
-	}
-	if len(e.paths) > 4096 {
-		clear(e.paths)
-	}
-	e.paths[x] = p
-	return p
 }

@@ -227,7 +227,7 @@ func (n *Notary) recordCommit(c *store.Commit) {
 		return // already recorded (caught up from the store's log)
 	}
 	m := notarymodel.Mutation{Seq: c.Seq, Time: c.Time}
-	var paths changePaths
+	var paths tree.PathMemo
 	for i, ch := range c.Changes {
 		if !ch.Node.Config {
 			continue
@@ -236,7 +236,7 @@ func (n *Notary) recordCommit(c *store.Commit) {
 			// Room for the rest: a bulk commit's are all config.
 			m.Changes = make([]notarymodel.Change, 0, len(c.Changes)-i)
 		}
-		m.Changes = append(m.Changes, notarymodel.Change{Path: paths.leaf(ch), Delete: ch.Op == tree.OpDelete, After: ch.Val})
+		m.Changes = append(m.Changes, notarymodel.Change{Path: paths.Leaf(ch.In, ch.Node), Delete: ch.Op == tree.OpDelete, After: ch.Val})
 	}
 	if len(m.Changes) == 0 {
 		return
