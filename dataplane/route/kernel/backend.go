@@ -63,6 +63,11 @@ type Backend struct {
 	// noBase is why the route cache was last dropped (Patch's reason
 	// for refusing).
 	noBase string
+	// lost is Kedge's routes the kernel removed since the last Set (with
+	// their link, or deleted by someone else) and the cache forgot, by
+	// key, with their device's name: a Patch refuses while one could be
+	// put back and the Patch does not put or delete it (links.go).
+	lost map[route.Key]string
 	// links is the namespace's links as last listed, nil after any link
 	// event; index and names map device names and interface indexes
 	// both ways, kept from the monitor's link events (links.go).

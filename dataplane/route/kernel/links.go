@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 
+	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -23,18 +24,17 @@ func (b *Backend) dropLinks() {
 }
 
 // linkEvent applies a link notification. The list is out of date
-// whatever it says. A link going down or away drops the route cache only
-// when Kedge has routes over it: a new pod's veth, one another pod
-// owns or one Kedge never used changes none of its routes. The index
-// follows the link's name; a name that moves to another index or goes
-// away also moves the link epoch (routes the fast path planned with it
-// resolve differently), a new name does not.
+// whatever it says. A link going down or away changes the route cache
+// only when Kedge has routes over it (a new pod's veth, one another pod
+// owns or one Kedge never used changes none of its routes), and then
+// only by the routes over it (forgetLink). The index follows the link's
+// name; a name that moves to another index or goes away also moves the
+// link epoch (routes the fast path planned with it resolve differently),
+// a new name does not.
 func (b *Backend) linkEvent(ev rtnl.Event) {
 	b.links = nil
-	if ev.Removal && b.cache != nil {
-		if n := b.cache.onLinkCount(ev.Link); n > 0 {
-			b.dropCache(fmt.Sprintf("link %d, carrying %d of Kedge's routes, went down or away", ev.Link, n))
-		}
+	if ev.Removal && b.cache != nil && b.cache.onLinkCount(ev.Link) > 0 {
+		b.forgetLink(ev)
 	}
 	if b.index == nil {
 		return
@@ -115,4 +115,49 @@ func (b *Backend) dropCache(why string) {
 		b.noBase = why
 	}
 	b.cache = nil
+}
+
+// forgetLink forgets the cached routes over the link of ev, which the
+// kernel removed with it, and records them as lost under the link's
+// name. The rest of the cache stays true, so a pod's DEL (its veth goes
+// first, then the Patch deleting its route) is patched, not a whole Set
+// reading every route of the kernel. A multipath route over the link
+// drops the cache as before (routeCache.forgetLink says why).
+func (b *Backend) forgetLink(ev rtnl.Event) {
+	n := b.cache.onLinkCount(ev.Link)
+	name, ok := b.names[ev.Link]
+	if !ok {
+		name = ev.Name
+	}
+	if !b.cache.forgetLink(ev.Link, func(k route.Key) { b.lose(k, name) }) {
+		b.dropCache(fmt.Sprintf("link %d, carrying %d of Kedge's routes (a multipath one among them), went down or away", ev.Link, n))
+		return
+	}
+	b.log.Debug("routes lost with their link", "link", ev.Link, "name", name, "routes", n)
+}
+
+// lose records that the kernel no longer has Kedge's route k, over
+// device dev ("" for none or unknown). The fast path cannot start from
+// the last Set any more: it would take the route as installed.
+func (b *Backend) lose(k route.Key, dev string) {
+	if b.lost == nil {
+		b.lost = map[route.Key]string{}
+	}
+	b.lost[k] = dev
+	b.prev.ok = false
+}
+
+// lostRepairable returns a lost route that could be put back now (its
+// device, if it names one, is in index; with no index, any): the last
+// Set or Patch's routes are then not what the kernel holds and could
+// hold, which a Patch not touching the route cannot fix. Routes whose
+// device went away cannot be put back until it returns, and the Patch
+// deleting them (a pod's DEL) has nothing to do.
+func (b *Backend) lostRepairable(index map[string]int) (route.Key, bool) {
+	for k, dev := range b.lost {
+		if _, ok := index[dev]; dev == "" || index == nil || ok {
+			return k, true
+		}
+	}
+	return route.Key{}, false
 }

@@ -61,6 +61,9 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	errs = append(errs, ruleErrs...)
 
 	routeStatus, stale, added, routeErrs, err := b.addRoutes(ctx, cfg.Routes, index)
+	// The routes lost with their links were planned against the cache
+	// like every other (the fast path refuses while any is lost).
+	clear(b.lost)
 	st.Routes, st.Added, st.ReadKernel, st.Incremental = routeStatus, added, b.dumped, b.incremental
 	errs = append(errs, routeErrs...)
 	if err != nil {
@@ -170,17 +173,12 @@ func kernelKey(r rtnl.Route) route.Key {
 // changed: then the kernel may no longer be what the last Set made it,
 // or a failed route may now be possible, and the next Set repairs it.
 func (b *Backend) drainEvents() (drift bool) {
+	linked := false
 	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
 		switch {
 		case !ev.IsRoute && ev.Link != 0:
 			b.linkEvent(ev)
-			// Unless it took routes of Kedge's with it (the cache is
-			// gone), a link event leaves the kernel as the last Set or
-			// Patch made it, and it can make a route possible only if one
-			// failed: with every item installed there is nothing to
-			// repair or retry. (A node making a veth per pod reconciled
-			// twice more per pod, each reading every pod.)
-			drift = drift || b.cache == nil || !b.base.ok
+			linked = true
 		case !ev.IsRoute:
 			switch ev.Type {
 			case unix.RTM_NEWLINK, unix.RTM_DELLINK: // too short to name its link
@@ -189,11 +187,30 @@ func (b *Backend) drainEvents() (drift bool) {
 			case unix.RTM_NEWRULE, unix.RTM_DELRULE:
 				drift = true // Set reads the rules every time
 			}
-			if ev.Removal {
+			// An address deleted changes Kedge's routes only through
+			// their link or their source address (routeCache.addrFree);
+			// when one might, the cache goes whole: which routes the
+			// kernel drops then (all of the link's when its last IPv4
+			// address goes, or only those with the address as source)
+			// is more than the event says.
+			if ev.Removal && (ev.Type != unix.RTM_DELADDR || !b.cache.addrFree(ev.AddrLink)) {
 				b.dropCache("an address was deleted or a link went down")
 				drift = true
 			}
 		case b.cache == nil:
+		case ev.Route.Protocol == b.proto && ev.Type == unix.RTM_DELROUTE:
+			// The kernel deleted a route of Kedge's (an IPv6 route whose
+			// link went down or away, or someone else's delete): the
+			// cache follows, the route is lost until put back, and a
+			// route the cache had already forgotten changes nothing.
+			switch followed, removed := b.cache.forgetRoute(ev.Route); {
+			case !followed:
+				b.dropCache("someone else deleted a route of Kedge's the cache cannot follow")
+				drift = true
+			case removed:
+				b.lose(kernelKey(ev.Route), b.names[ev.Route.OIF])
+				drift = true
+			}
 		case ev.Route.Protocol == b.proto:
 			b.dropCache("someone else changed a route of Kedge's protocol")
 			drift = true
@@ -204,6 +221,18 @@ func (b *Backend) drainEvents() (drift bool) {
 			}
 		}
 	})
+	if linked {
+		// Unless it took routes of Kedge's with it that could be put
+		// back (the cache is gone, or a lost route's device is there),
+		// a link event leaves the kernel as the last Set or Patch made
+		// it, and it can make a route possible only if one failed: with
+		// every item installed there is nothing to repair or retry. (A
+		// node making a veth per pod reconciled twice more per pod, each
+		// reading every pod.) Judged once the events are applied: a
+		// deleted link first goes down under its name.
+		_, repairable := b.lostRepairable(b.index)
+		drift = drift || b.cache == nil || !b.base.ok || repairable
+	}
 	if err != nil || overflow {
 		b.dropCache("the monitor lost notifications")
 		b.dropLinks()

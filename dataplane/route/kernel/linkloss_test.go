@@ -1,0 +1,95 @@
+package kernel_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guildhouse-co/kedge/dataplane/route"
+)
+
+// TestPatchAfterUsedLinkGoes: a link carrying Kedge's routes going away
+// (a pod's DEL: the CNI plugin deletes the veth, the kernel drops the
+// pod's routes, then the Patch deleting them comes) or going down costs
+// the cache only those routes: the Patch deleting them has nothing to
+// do, a Patch adding a route over another link applies, and once the
+// link is back a Patch that puts its route back applies too, while one
+// leaving that route out is refused (the whole Set repairs it). IPv4
+// routes go with their link without a notification, IPv6 ones with one,
+// and the link's IPv6 link-local address goes too.
+// Before, any such link dropped the whole cache and every one of these
+// Patches was refused with ErrNoBase.
+func TestPatchAfterUsedLinkGoes(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n.NS)
+	ctx := context.Background()
+	// A pod's pair, both ends up: the host end gets an IPv6 link-local
+	// address, whose deletion (after the link's routes) comes with
+	// the link's.
+	pair := func() string {
+		host, peer := "kp"+randHex(3), "kq"+randHex(3)
+		ip(t, "-n", n.NS, "link", "add", host, "type", "veth", "peer", "name", peer)
+		ip(t, "-n", n.NS, "link", "set", peer, "up")
+		ip(t, "-n", n.NS, "link", "set", host, "up")
+		waitFor(t, 5*time.Second, func() bool {
+			return strings.Contains(ip(t, "-n", n.NS, "-6", "addr", "show", "dev", host), "fe80::")
+		})
+		return host
+	}
+	a, c := pair(), pair()
+	base := route.Route{Dst: pfx("10.97.0.0/24"), Device: n.Dev}
+	onA := []route.Route{{Dst: pfx("10.98.0.1/32"), Device: a, Scope: route.ScopeLink}, {Dst: pfx("fd98::1/128"), Device: a}}
+	onC := []route.Route{{Dst: pfx("10.98.0.2/32"), Device: c, Scope: route.ScopeLink}, {Dst: pfx("fd98::2/128"), Device: c}}
+	if err := b.Set(ctx, route.Config{Routes: append(append([]route.Route{base}, onA...), onC...)}); err != nil {
+		t.Fatal(err)
+	}
+	patch := func(what string, p route.Patch) {
+		t.Helper()
+		if err := b.Patch(ctx, p); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if st := b.Status(); !st.Patched || st.ReadKernel {
+			t.Fatalf("%s: status patched %t, read the kernel %t", what, st.Patched, st.ReadKernel)
+		}
+	}
+	refused := func(what string) {
+		t.Helper()
+		if err := b.Patch(ctx, route.Patch{}); !errors.Is(err, route.ErrNoBase) {
+			t.Fatalf("%s: %v, want ErrNoBase", what, err)
+		}
+	}
+
+	// A pod's DEL: its veth goes, then its routes are deleted.
+	ip(t, "-n", n.NS, "link", "del", a)
+	patch("patch deleting the routes of a deleted link", route.Patch{Del: onA})
+	more := route.Route{Dst: pfx("10.99.0.0/24"), Device: n.Dev}
+	patch("patch adding a route after a used link went", route.Patch{Put: []route.Route{more}})
+	checkKernel(t, n, append([]route.Route{base, more}, onC...))
+
+	// A link that goes down loses its routes until it is up again.
+	ip(t, "-n", n.NS, "link", "set", c, "down")
+	refused("patch leaving out the routes of a link gone down")
+	ip(t, "-n", n.NS, "link", "set", c, "up")
+	refused("patch leaving out the routes of a link back up")
+	patch("patch putting back the routes of a link back up", route.Patch{Put: onC})
+	checkKernel(t, n, append([]route.Route{base, more}, onC...))
+
+	// A link deleted while its routes are still intended, then made
+	// again under its name: nothing to put them back over until then.
+	ip(t, "-n", n.NS, "link", "del", c)
+	patch("patch while the routes' link is away", route.Patch{})
+	checkKernel(t, n, []route.Route{base, more})
+	ip(t, "-n", n.NS, "link", "add", c, "type", "veth", "peer", "name", "kq"+randHex(3))
+	ip(t, "-n", n.NS, "link", "set", c, "up")
+	refused("patch leaving out the routes of a link made again")
+	patch("patch putting back the routes of a link made again", route.Patch{Put: onC})
+	checkKernel(t, n, append([]route.Route{base, more}, onC...))
+	if err := b.Set(ctx, route.Config{Routes: []route.Route{base, more, onC[0], onC[1]}}); err != nil {
+		t.Fatalf("set after the patches: %v", err)
+	}
+	if st := b.Status(); st.ReadKernel || st.Added != 0 || st.Removed != 0 {
+		t.Errorf("set after the patches read the kernel %t, added %d, removed %d; want none", st.ReadKernel, st.Added, st.Removed)
+	}
+}
