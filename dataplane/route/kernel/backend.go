@@ -68,6 +68,8 @@ type Backend struct {
 	// key, with their device's name: a Patch refuses while one could be
 	// put back and the Patch does not put or delete it (links.go).
 	lost map[route.Key]string
+	// lostDown is the devices of lost routes that are down or away.
+	lostDown map[string]bool
 	// links is the namespace's links as last listed, nil after any link
 	// event; index and names map device names and interface indexes
 	// both ways, kept from the monitor's link events (links.go).

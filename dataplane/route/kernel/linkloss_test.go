@@ -14,9 +14,10 @@ import (
 // (a pod's DEL: the CNI plugin deletes the veth, the kernel drops the
 // pod's routes, then the Patch deleting them comes) or going down costs
 // the cache only those routes: the Patch deleting them has nothing to
-// do, a Patch adding a route over another link applies, and once the
-// link is back a Patch that puts its route back applies too, while one
-// leaving that route out is refused (the whole Set repairs it). IPv4
+// do, a Patch adding a route over another link applies (so does one
+// while the link is down or away: nothing can be put back over it), and
+// once the link is back up a Patch that puts its routes back applies
+// too, while one leaving them out is refused (the whole Set repairs it). IPv4
 // routes go with their link without a notification, IPv6 ones with one,
 // and the link's IPv6 link-local address goes too.
 // Before, any such link dropped the whole cache and every one of these
@@ -68,9 +69,11 @@ func TestPatchAfterUsedLinkGoes(t *testing.T) {
 	patch("patch adding a route after a used link went", route.Patch{Put: []route.Route{more}})
 	checkKernel(t, n, append([]route.Route{base, more}, onC...))
 
-	// A link that goes down loses its routes until it is up again.
+	// A link that goes down loses its routes, which cannot be put back
+	// until it is up again; then a Patch must put them back.
 	ip(t, "-n", n.NS, "link", "set", c, "down")
-	refused("patch leaving out the routes of a link gone down")
+	patch("patch while the routes' link is down", route.Patch{})
+	checkKernel(t, n, []route.Route{base, more})
 	ip(t, "-n", n.NS, "link", "set", c, "up")
 	refused("patch leaving out the routes of a link back up")
 	patch("patch putting back the routes of a link back up", route.Patch{Put: onC})

@@ -36,6 +36,7 @@ func (b *Backend) linkEvent(ev rtnl.Event) {
 	if ev.Removal && b.cache != nil && b.cache.onLinkCount(ev.Link) > 0 {
 		b.forgetLink(ev)
 	}
+	b.lostLinkEvent(ev)
 	if b.index == nil {
 		return
 	}
@@ -147,15 +148,43 @@ func (b *Backend) lose(k route.Key, dev string) {
 	b.prev.ok = false
 }
 
-// lostRepairable returns a lost route that could be put back now (its
-// device, if it names one, is in index; with no index, any): the last
-// Set or Patch's routes are then not what the kernel holds and could
+// lostLinkEvent follows whether the devices of lost routes are up: a
+// route over a link that is down or gone cannot be put back (the kernel
+// refuses an IPv4 route over a down link) until the link is up again,
+// under its name, so until then it neither wakes the watch nor holds
+// Patches up. A pod's veth going down then away, in two events the watch
+// may read apart, is such a link.
+func (b *Backend) lostLinkEvent(ev rtnl.Event) {
+	if len(b.lost) == 0 {
+		clear(b.lostDown)
+		return
+	}
+	name, ok := b.names[ev.Link]
+	if !ok {
+		name = ev.Name
+	}
+	switch {
+	case ev.Removal && name != "":
+		if b.lostDown == nil {
+			b.lostDown = map[string]bool{}
+		}
+		b.lostDown[name] = true
+	case ev.Up && ev.Name == "":
+		clear(b.lostDown) // cannot tell which: take them all as up
+	case ev.Up:
+		delete(b.lostDown, ev.Name)
+	}
+}
+
+// lostRepairable returns a lost route that could be put back now: its
+// device, if it names one, is in index (with no index, any) and up. The
+// last Set or Patch's routes are then not what the kernel holds and could
 // hold, which a Patch not touching the route cannot fix. Routes whose
-// device went away cannot be put back until it returns, and the Patch
-// deleting them (a pod's DEL) has nothing to do.
+// device is down or away cannot be put back until it is up again, and the
+// Patch deleting them (a pod's DEL) has nothing to do.
 func (b *Backend) lostRepairable(index map[string]int) (route.Key, bool) {
 	for k, dev := range b.lost {
-		if _, ok := index[dev]; dev == "" || index == nil || ok {
+		if _, ok := index[dev]; dev == "" || (index == nil || ok) && !b.lostDown[dev] {
 			return k, true
 		}
 	}

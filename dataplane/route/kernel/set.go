@@ -64,6 +64,7 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	// The routes lost with their links were planned against the cache
 	// like every other (the fast path refuses while any is lost).
 	clear(b.lost)
+	clear(b.lostDown)
 	st.Routes, st.Added, st.ReadKernel, st.Incremental = routeStatus, added, b.dumped, b.incremental
 	errs = append(errs, routeErrs...)
 	if err != nil {
