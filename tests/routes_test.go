@@ -158,6 +158,13 @@ func quietLog(t testing.TB) *slog.Logger {
 // startKedge starts an in-process daemon; stop shuts it down (also at cleanup).
 func startKedge(t testing.TB, cfg config.Config) (c gpb.GNMIClient, stop func()) {
 	t.Helper()
+	c, stop, _ = startKedgeD(t, cfg)
+	return c, stop
+}
+
+// startKedgeD is startKedge also returning the daemon, for its counters.
+func startKedgeD(t testing.TB, cfg config.Config) (c gpb.GNMIClient, stop func(), d *server.Daemon) {
+	t.Helper()
 	d, err := server.Start(cfg, quietLog(t))
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
@@ -176,7 +183,7 @@ func startKedge(t testing.TB, cfg config.Config) (c gpb.GNMIClient, stop func())
 		}
 	}
 	t.Cleanup(stop)
-	return gpb.NewGNMIClient(conn), stop
+	return gpb.NewGNMIClient(conn), stop, d
 }
 
 func rpcCtx(t testing.TB) context.Context {
