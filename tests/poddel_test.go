@@ -27,8 +27,8 @@ func routeApplyStats(t testing.TB, d *server.Daemon) routes.ApplyStats {
 // podDel deletes a pod as kedge-cni's DEL does, the host end of its veth
 // first (the kernel drops the pod's route with it), then its entry, and
 // returns how long that took until the route reconciler had applied the
-// delete.
-func podDel(t testing.TB, c gpb.GNMIClient, d *server.Daemon, ns *rtNS, id, host, addr string) time.Duration {
+// delete, and the part of it from the entry's delete on.
+func podDel(t testing.TB, c gpb.GNMIClient, d *server.Daemon, ns *rtNS, id, host, addr string) (all, entry time.Duration) {
 	t.Helper()
 	t0 := time.Now()
 	ipCmd(t, "-n", ns.name, "link", "del", host)
@@ -37,6 +37,7 @@ func podDel(t testing.TB, c gpb.GNMIClient, d *server.Daemon, ns *rtNS, id, host
 	}
 	before := routeApplyStats(t, d)
 	p := path(t, "/kedge/pods/pod[container-id="+id+"][ifname=eth0]")
+	t1 := time.Now()
 	if _, err := c.Set(rpcCtx(t), &gpb.SetRequest{Delete: []*gpb.Path{p}}); err != nil {
 		t.Fatalf("delete pod %s: %v", id, err)
 	}
@@ -51,7 +52,7 @@ func podDel(t testing.TB, c gpb.GNMIClient, d *server.Daemon, ns *rtNS, id, host
 		}
 		time.Sleep(50 * time.Microsecond)
 	}
-	return time.Since(t0)
+	return time.Since(t0), time.Since(t1)
 }
 
 // TestPodDelIsPatched: on a node holding 10,000 routes, pods' DELs (the

@@ -318,7 +318,9 @@ func BenchmarkRoutePosture10k(b *testing.B) {
 // pod's host route is in the kernel; each DEL as the plugin makes it,
 // the veth deleted (the kernel drops the pod's route with it) then the
 // pod entry, until the reconciler has applied that delete (the pod's
-// state goes with its entry). A node's own table must not slow its pods
+// state goes with its entry); table*-del-entry-* is the part from the
+// entry's delete on (the veth's delete, a fork of ip and the kernel's
+// unregistering, is the rest). A node's own table must not slow its pods
 // down, so the two should match, and a DEL must be patched in, not a
 // whole Set (table*-del-whole-sets). Each pod's veth is made first,
 // untimed, as the plugin makes it (its link events reach the daemon);
@@ -374,8 +376,10 @@ func BenchmarkPodAddInto100k(b *testing.B) {
 			runtime.ReadMemStats(&m1)
 			added := routeApplyStats(b, d)
 			del := make([]time.Duration, 0, pods)
+			delEntry := make([]time.Duration, 0, pods)
 			for i := range pods {
-				del = append(del, podDel(b, c, d, ns, fmt.Sprintf("bench-%d", i), fmt.Sprintf("kp%d", i), fmt.Sprintf("10.200.%d.%d", i/250, 1+i%250)))
+				all, entry := podDel(b, c, d, ns, fmt.Sprintf("bench-%d", i), fmt.Sprintf("kp%d", i), fmt.Sprintf("10.200.%d.%d", i/250, 1+i%250))
+				del, delEntry = append(del, all), append(delEntry, entry)
 			}
 			deleted := routeApplyStats(b, d)
 			stop()
@@ -388,6 +392,8 @@ func BenchmarkPodAddInto100k(b *testing.B) {
 			b.ReportMetric(ms(p99[k]), fmt.Sprintf("table%d-p99-ms", base))
 			b.ReportMetric(ms(percentile(del, 0.5)), fmt.Sprintf("table%d-del-p50-ms", base))
 			b.ReportMetric(ms(percentile(del, 0.99)), fmt.Sprintf("table%d-del-p99-ms", base))
+			b.ReportMetric(ms(percentile(delEntry, 0.5)), fmt.Sprintf("table%d-del-entry-p50-ms", base))
+			b.ReportMetric(ms(percentile(delEntry, 0.99)), fmt.Sprintf("table%d-del-entry-p99-ms", base))
 			b.ReportMetric(float64(deleted.WholeSets-added.WholeSets), fmt.Sprintf("table%d-del-whole-sets", base))
 			b.ReportMetric(ms(percentile(fs, 0.99)), fmt.Sprintf("table%d-disk-fdatasync-p99-ms", base))
 		}

@@ -184,9 +184,19 @@ func (b *Backend) lostLinkEvent(ev rtnl.Event) {
 // Patch deleting them (a pod's DEL) has nothing to do.
 func (b *Backend) lostRepairable(index map[string]int) (route.Key, bool) {
 	for k, dev := range b.lost {
-		if _, ok := index[dev]; dev == "" || (index == nil || ok) && !b.lostDown[dev] {
+		if b.canPutBack(dev, index) {
 			return k, true
 		}
 	}
 	return route.Key{}, false
+}
+
+// canPutBack reports whether a lost route over device dev could be put
+// back now (see lostRepairable).
+func (b *Backend) canPutBack(dev string, index map[string]int) bool {
+	if dev == "" {
+		return true
+	}
+	_, ok := index[dev]
+	return (index == nil || ok) && !b.lostDown[dev]
 }

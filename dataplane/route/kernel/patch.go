@@ -104,7 +104,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	for k, dev := range b.lost {
 		_, put := puts[k]
 		_, del := dels[k]
-		if _, ok := index[dev]; !put && !del && (dev == "" || ok && !b.lostDown[dev]) {
+		if !put && !del && b.canPutBack(dev, index) {
 			return fmt.Errorf("patch routes: %s was removed by the kernel and can be put back: %w", k, route.ErrNoBase)
 		}
 	}

@@ -62,7 +62,7 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 
 	routeStatus, stale, added, routeErrs, err := b.addRoutes(ctx, cfg.Routes, index)
 	// The routes lost with their links were planned against the cache
-	// like every other (the fast path refuses while any is lost).
+	// like every other (losing one turned the fast path off).
 	clear(b.lost)
 	clear(b.lostDown)
 	st.Routes, st.Added, st.ReadKernel, st.Incremental = routeStatus, added, b.dumped, b.incremental
@@ -166,13 +166,17 @@ func kernelKey(r rtnl.Route) route.Key {
 }
 
 // drainEvents applies the monitor's queued notifications to the caches:
-// someone else touching a Kedge route or key, an address deleted, a link
-// carrying Kedge routes going down or away (the kernel drops routes on
-// those without a route notification) or lost events drop the route
-// cache (noteDrop records why); a link event updates the link index
-// (links.go). It reports whether any of that happened, or a policy rule
+// a link carrying Kedge routes going down or away (the kernel drops
+// IPv4 routes on those without a route notification) and the kernel
+// deleting a route of Kedge's make the cache forget those routes, as
+// lost (links.go); someone else adding or replacing a Kedge route or
+// key, an address deleted under Kedge's routes, a change the cache
+// cannot follow or lost events drop the route cache (dropCache records
+// why); a link event updates the link index (links.go). It reports
+// whether any of that happened that a Set could repair, or a policy rule
 // changed: then the kernel may no longer be what the last Set made it,
-// or a failed route may now be possible, and the next Set repairs it.
+// or a failed route may now be possible, and the next Set repairs it. A
+// route lost with a link that is down or away waits for it to be up.
 func (b *Backend) drainEvents() (drift bool) {
 	linked := false
 	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
@@ -243,10 +247,11 @@ func (b *Backend) drainEvents() (drift bool) {
 }
 
 // Watch calls drift whenever someone else changes what the last Set made
-// (deletes or replaces a Kedge route, removes a policy rule, takes a link
-// carrying Kedge's routes down or away, deletes an address) or may make
-// a failed route possible (a link appears or comes up while an item
-// failed), so the caller can Set again and repair it, as
+// (deletes or replaces a Kedge route, removes a policy rule, deletes an
+// address under Kedge's routes, brings back up a link whose routes the
+// kernel dropped when it went down or away) or may make a failed route
+// possible (a link appears or comes up while an item failed), so the
+// caller can Set again and repair it, as
 // Tailscale's router restores the rules others remove. Kedge's own changes
 // do not wake it. It returns nil when ctx is done, or the monitor's error.
 func (b *Backend) Watch(ctx context.Context, drift func()) error {
