@@ -96,10 +96,14 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	// Routes the kernel removed (their link went down or away) are
 	// patched from the cache like any other, a DEL's having nothing to
 	// delete; one the Patch leaves alone that could be put back needs the
-	// whole Config.
-	dels := make(map[route.Key]struct{}, len(p.Del))
-	for _, r := range p.Del {
-		dels[r.Key()] = struct{}{}
+	// whole Config. (Only then are the deleted keys gathered: a bulk
+	// change's Patch deletes up to 8,192 at once.)
+	var dels map[route.Key]struct{}
+	if len(b.lost) > 0 {
+		dels = make(map[route.Key]struct{}, len(p.Del))
+		for _, r := range p.Del {
+			dels[r.Key()] = struct{}{}
+		}
 	}
 	for k, dev := range b.lost {
 		_, put := puts[k]
