@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
+	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 )
 
 // TestPatchAfterUsedLinkGoes: a link carrying Kedge's routes going away
@@ -94,5 +96,89 @@ func TestPatchAfterUsedLinkGoes(t *testing.T) {
 	}
 	if st := b.Status(); st.ReadKernel || st.Added != 0 || st.Removed != 0 {
 		t.Errorf("set after the patches read the kernel %t, added %d, removed %d; want none", st.ReadKernel, st.Added, st.Removed)
+	}
+}
+
+// TestLostRouteOverdue: a route whose link went down and stayed down, and
+// that no Patch deleted within the grace (it was not a pod's DEL), makes
+// Watch report drift and Patch refuse, and the whole Set then records it
+// as failed: the routes' state must not say installed for a route the
+// kernel dropped. Within the grace a Patch leaving it alone applies.
+func TestLostRouteOverdue(t *testing.T) {
+	n := newTestNet(t)
+	var mu sync.Mutex
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	b, err := kernel.New(kernel.Options{NetNS: n.NS, LostGrace: time.Second, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	drifts := make(chan struct{}, 16)
+	done := make(chan error, 1)
+	go func() { done <- b.Watch(ctx, func() { drifts <- struct{}{} }) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	host, peer := "kp"+randHex(3), "kq"+randHex(3)
+	ip(t, "-n", n.NS, "link", "add", host, "type", "veth", "peer", "name", peer)
+	ip(t, "-n", n.NS, "link", "set", peer, "up")
+	ip(t, "-n", n.NS, "link", "set", host, "up")
+	base := route.Route{Dst: pfx("10.97.0.0/24"), Device: n.Dev}
+	onHost := route.Route{Dst: pfx("10.98.0.1/32"), Device: host, Scope: route.ScopeLink}
+	cfg := route.Config{Routes: []route.Route{base, onHost}}
+	if err := b.Set(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	drain := func() {
+		for {
+			select {
+			case <-drifts:
+			default:
+				return
+			}
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the Set's own events read
+	drain()
+
+	ip(t, "-n", n.NS, "link", "set", host, "down")
+	waitFor(t, 5*time.Second, func() bool { return !strings.Contains(ip(t, "-n", n.NS, "route"), "10.98.0.1") })
+	if err := b.Patch(ctx, route.Patch{}); err != nil {
+		t.Fatalf("patch within the grace: %v", err)
+	}
+	time.Sleep(600 * time.Millisecond) // two of Watch's rounds: no drift within the grace
+	select {
+	case <-drifts:
+		t.Fatal("drift reported for a route lost within its grace, over a link that is down")
+	default:
+	}
+
+	advance(time.Second)
+	select {
+	case <-drifts:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no drift for a route lost past its grace")
+	}
+	if err := b.Patch(ctx, route.Patch{}); !errors.Is(err, route.ErrNoBase) {
+		t.Fatalf("patch past the grace: %v, want ErrNoBase", err)
+	}
+	if err := b.Set(ctx, cfg); err == nil {
+		t.Fatal("whole Set over a down link: no item error")
+	}
+	st := b.Status()
+	if len(st.Routes) != 2 || st.Routes[0].State != route.StateInstalled || st.Routes[1].State != route.StateFailed {
+		t.Fatalf("statuses after the whole Set: %+v, want installed and failed", st.Routes)
+	}
+	// Asked once per grace, and not again once the Set has run.
+	time.Sleep(600 * time.Millisecond)
+	drain()
+	advance(time.Second)
+	time.Sleep(600 * time.Millisecond)
+	select {
+	case <-drifts:
+		t.Fatal("drift again after the whole Set recorded the lost route")
+	default:
 	}
 }

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
@@ -142,9 +143,9 @@ func (b *Backend) forgetLink(ev rtnl.Event) {
 // the last Set any more: it would take the route as installed.
 func (b *Backend) lose(k route.Key, dev string) {
 	if b.lost == nil {
-		b.lost = map[route.Key]string{}
+		b.lost = map[route.Key]lostRoute{}
 	}
-	b.lost[k] = dev
+	b.lost[k] = lostRoute{dev: dev, at: b.now()}
 	b.prev.ok = false
 }
 
@@ -183,12 +184,47 @@ func (b *Backend) lostLinkEvent(ev rtnl.Event) {
 // device is down or away cannot be put back until it is up again, and the
 // Patch deleting them (a pod's DEL) has nothing to do.
 func (b *Backend) lostRepairable(index map[string]int) (route.Key, bool) {
-	for k, dev := range b.lost {
-		if b.canPutBack(dev, index) {
+	for k, l := range b.lost {
+		if b.canPutBack(l.dev, index) {
 			return k, true
 		}
 	}
 	return route.Key{}, false
+}
+
+// lostRoute is a route of Kedge's the kernel removed: its device's name
+// ("" for none or unknown) and when the backend learnt of it.
+type lostRoute struct {
+	dev string
+	at  time.Time
+}
+
+// overdue reports whether l has waited longer than the grace for a Patch
+// deleting it: its link is down or gone for good as far as the backend
+// can tell, and the routes' state should say the route is not installed,
+// which only the whole Set records.
+func (b *Backend) overdue(l lostRoute, now time.Time) bool {
+	return now.Sub(l.at) >= b.lostGrace
+}
+
+// lostOverdue reports whether a lost route is overdue and Watch has not
+// asked for the whole Set within the last grace; it then notes that it
+// asks now.
+func (b *Backend) lostOverdue() bool {
+	if len(b.lost) == 0 {
+		return false
+	}
+	now := b.now()
+	if !b.lostWoke.IsZero() && now.Sub(b.lostWoke) < b.lostGrace {
+		return false
+	}
+	for _, l := range b.lost {
+		if b.overdue(l, now) {
+			b.lostWoke = now
+			return true
+		}
+	}
+	return false
 }
 
 // canPutBack reports whether a lost route over device dev could be put

@@ -105,11 +105,17 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 			dels[r.Key()] = struct{}{}
 		}
 	}
-	for k, dev := range b.lost {
+	now := b.now()
+	for k, l := range b.lost {
 		_, put := puts[k]
 		_, del := dels[k]
-		if !put && !del && b.canPutBack(dev, index) {
+		switch {
+		case put || del:
+		case b.canPutBack(l.dev, index):
 			return fmt.Errorf("patch routes: %s was removed by the kernel and can be put back: %w", k, route.ErrNoBase)
+		case b.overdue(l, now):
+			return fmt.Errorf("patch routes: %s was removed by the kernel %s ago and not deleted since (the whole Set records it as not installed): %w",
+				k, now.Sub(l.at).Round(time.Millisecond), route.ErrNoBase)
 		}
 	}
 	b.base.ok, b.base.patched, b.prev.ok = false, true, false // set again below if all goes well

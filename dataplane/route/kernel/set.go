@@ -64,6 +64,7 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	// The routes lost with their links were planned against the cache
 	// like every other (losing one turned the fast path off).
 	clear(b.lost)
+	b.lostWoke = time.Time{}
 	clear(b.lostDown)
 	st.Routes, st.Added, st.ReadKernel, st.Incremental = routeStatus, added, b.dumped, b.incremental
 	errs = append(errs, routeErrs...)
@@ -253,18 +254,24 @@ func (b *Backend) drainEvents() (drift bool) {
 // possible (a link appears or comes up while an item failed), so the
 // caller can Set again and repair it, as
 // Tailscale's router restores the rules others remove. Kedge's own changes
-// do not wake it. It returns nil when ctx is done, or the monitor's error.
+// do not wake it. A route the kernel removed with its link that no Patch
+// deleted within Options.LostGrace (the link stayed down or away) wakes it
+// too, once per grace: the whole Set records the route as not installed.
+// It returns nil when ctx is done, or the monitor's error.
 func (b *Backend) Watch(ctx context.Context, drift func()) error {
 	for ctx.Err() == nil {
 		ready, err := b.conn.WaitChanges(250 * time.Millisecond)
 		if err != nil {
 			return fmt.Errorf("watch namespace: %w", err)
 		}
-		if !ready {
-			continue
-		}
 		b.mu.Lock()
-		changed := b.drainEvents()
+		changed := false
+		if ready {
+			changed = b.drainEvents()
+		}
+		// A route lost with a link that stayed down or away past its
+		// grace: the whole Set records it as not installed.
+		changed = b.lostOverdue() || changed
 		b.mu.Unlock()
 		if changed {
 			drift()
