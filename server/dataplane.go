@@ -55,6 +55,8 @@ type dataplane struct {
 	// routesOn: the routes component runs, so gRIBI entries reach the
 	// kernel and FIB acknowledgements can be given.
 	routesOn bool
+	// routes is that component, for its apply counts.
+	routes *routes.Component
 }
 
 // readyTimeout bounds how long reconcilers wait for the engine; past it
@@ -131,7 +133,7 @@ func (d *Daemon) startDataplane(ctx context.Context, probed probe.Report) error 
 		if c := d.routes(dp); c != nil {
 			steps = append(steps, c.Step())
 			dp.comps = append(dp.comps, c)
-			dp.routesOn = true
+			dp.routesOn, dp.routes = true, c
 			bk.active(probed.Route)
 		} else {
 			bk.failed(probed.Route, errors.New("the route backend could not open (see the log)"))
@@ -216,6 +218,17 @@ func (d *Daemon) routes(dp *dataplane) *routes.Component {
 	d.log.Info("route backend", "netns", d.cfg.NetNS, "protocol", route.DefaultProtocol)
 	d.setKernelRoutes(b.KernelRoutes)
 	return routes.New(routes.Config{Backend: b, Store: d.st, Logger: log, Ready: dp.waitReady})
+}
+
+// RouteApplyStats counts how the route reconciler applied the tree's
+// changes: patched in, or whole Sets and why (routes.ApplyStats), for
+// tests and benchmarks that show a pod costs a Patch. It reports false
+// when the routes component does not run or the daemon has shut down.
+func (d *Daemon) RouteApplyStats() (routes.ApplyStats, bool) {
+	if d.dp == nil || d.dp.routes == nil {
+		return routes.ApplyStats{}, false
+	}
+	return d.dp.routes.ApplyStats(), true
 }
 
 // mesh loads (or creates) the node's key, opens the WireGuard backend and

@@ -311,14 +311,21 @@ func BenchmarkRoutePosture10k(b *testing.B) {
 	}
 }
 
-// BenchmarkPodAddInto100k: the daemon side of 1,000 CNI ADDs, on a node
-// holding no routes and, beside it in the same run, on one holding
-// 100,000: each pod's gNMI Set (the pod entry with its address and host
-// interface, as kedge-cni registers it) until the pod's host route is in
-// the kernel. A node's own table must not slow its pods down, so the two
-// should match. Each pod's veth is made first, untimed, as the plugin
-// makes it (its link events reach the daemon); the plugin's other work
-// (netns setup, the IPAM claim) is the same on both nodes and left out.
+// BenchmarkPodAddInto100k: the daemon side of 1,000 CNI ADDs and then
+// their DELs, on a node holding no routes and, beside it in the same
+// run, on one holding 100,000: each pod's gNMI Set (the pod entry with
+// its address and host interface, as kedge-cni registers it) until the
+// pod's host route is in the kernel; each DEL as the plugin makes it,
+// the veth deleted (the kernel drops the pod's route with it) then the
+// pod entry, until the reconciler has applied that delete (the pod's
+// state goes with its entry); table*-del-entry-* is the part from the
+// entry's delete on (the veth's delete, a fork of ip and the kernel's
+// unregistering, is the rest). A node's own table must not slow its pods
+// down, so the two should match, and a DEL must be patched in, not a
+// whole Set (table*-del-whole-sets). Each pod's veth is made first,
+// untimed, as the plugin makes it (its link events reach the daemon);
+// the plugin's other work (netns setup, the IPAM claim) is the same on
+// both nodes and left out.
 func BenchmarkPodAddInto100k(b *testing.B) {
 	const pods = 1000
 	for range b.N {
@@ -326,7 +333,7 @@ func BenchmarkPodAddInto100k(b *testing.B) {
 		for k, base := range []int{0, 100_000} {
 			ns := newNS(b, "benchpods")
 			dir := b.TempDir()
-			c, stop := startKedge(b, daemonCfg(b, dir, ns.name))
+			c, stop, d := startKedgeD(b, daemonCfg(b, dir, ns.name))
 			if base > 0 {
 				all := hostRoutes(base, "", "")
 				if _, err := c.Set(rpcCtx(b), &gpb.SetRequest{Update: []*gpb.Update{{Path: path(b, "/kedge/routes"), Val: jsonVal(routesJSON(all))}}}); err != nil {
@@ -367,6 +374,14 @@ func BenchmarkPodAddInto100k(b *testing.B) {
 				lat = append(lat, time.Since(t0))
 			}
 			runtime.ReadMemStats(&m1)
+			added := routeApplyStats(b, d)
+			del := make([]time.Duration, 0, pods)
+			delEntry := make([]time.Duration, 0, pods)
+			for i := range pods {
+				all, entry := podDel(b, c, d, ns, fmt.Sprintf("bench-%d", i), fmt.Sprintf("kp%d", i), fmt.Sprintf("10.200.%d.%d", i/250, 1+i%250))
+				del, delEntry = append(del, all), append(delEntry, entry)
+			}
+			deleted := routeApplyStats(b, d)
 			stop()
 			fs := fsyncLatency(b, dir, pods)
 			b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/pods/1024, fmt.Sprintf("table%d-alloc-KiB/add", base))
@@ -375,6 +390,11 @@ func BenchmarkPodAddInto100k(b *testing.B) {
 			b.ReportMetric(ms(percentile(rpc, 0.99)), fmt.Sprintf("table%d-set-rpc-p99-ms", base))
 			b.ReportMetric(ms(percentile(lat, 0.5)), fmt.Sprintf("table%d-p50-ms", base))
 			b.ReportMetric(ms(p99[k]), fmt.Sprintf("table%d-p99-ms", base))
+			b.ReportMetric(ms(percentile(del, 0.5)), fmt.Sprintf("table%d-del-p50-ms", base))
+			b.ReportMetric(ms(percentile(del, 0.99)), fmt.Sprintf("table%d-del-p99-ms", base))
+			b.ReportMetric(ms(percentile(delEntry, 0.5)), fmt.Sprintf("table%d-del-entry-p50-ms", base))
+			b.ReportMetric(ms(percentile(delEntry, 0.99)), fmt.Sprintf("table%d-del-entry-p99-ms", base))
+			b.ReportMetric(float64(deleted.WholeSets-added.WholeSets), fmt.Sprintf("table%d-del-whole-sets", base))
 			b.ReportMetric(ms(percentile(fs, 0.99)), fmt.Sprintf("table%d-disk-fdatasync-p99-ms", base))
 		}
 		b.ReportMetric(float64(p99[1])/float64(p99[0]), "p99-100k/empty")

@@ -158,6 +158,13 @@ func quietLog(t testing.TB) *slog.Logger {
 // startKedge starts an in-process daemon; stop shuts it down (also at cleanup).
 func startKedge(t testing.TB, cfg config.Config) (c gpb.GNMIClient, stop func()) {
 	t.Helper()
+	c, stop, _ = startKedgeD(t, cfg)
+	return c, stop
+}
+
+// startKedgeD is startKedge also returning the daemon, for its counters.
+func startKedgeD(t testing.TB, cfg config.Config) (c gpb.GNMIClient, stop func(), d *server.Daemon) {
+	t.Helper()
 	d, err := server.Start(cfg, quietLog(t))
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
@@ -176,7 +183,7 @@ func startKedge(t testing.TB, cfg config.Config) (c gpb.GNMIClient, stop func())
 		}
 	}
 	t.Cleanup(stop)
-	return gpb.NewGNMIClient(conn), stop
+	return gpb.NewGNMIClient(conn), stop, d
 }
 
 func rpcCtx(t testing.TB) context.Context {
@@ -387,7 +394,8 @@ func TestRoutesThroughGNMI(t *testing.T) {
 
 // TestRoutesRepairedAfterOutsideChange: what someone else does to
 // Kedge's routes is undone without any change to the tree: a deleted
-// route comes back, and so do the routes a link flap took away.
+// route comes back, and so do the routes a link flap took away, whose
+// state says failed while the link is down.
 func TestRoutesRepairedAfterOutsideChange(t *testing.T) {
 	n := newNS(t, "repair")
 	c, _ := startKedge(t, daemonCfg(t, t.TempDir(), n.name))
@@ -402,6 +410,14 @@ func TestRoutesRepairedAfterOutsideChange(t *testing.T) {
 
 	ipCmd(t, "-n", n.name, "link", "set", "rtA", "down")
 	waitRoutes(t, n, "no routes while the link is down", []string{})
+	// The kernel dropped them: once no Patch deleted them within the
+	// backend's grace (they were not a pod's DEL), their state says so.
+	for _, r := range []rt{r1, r2} {
+		eventually(t, r.path()+" failed while its link is down", func() bool {
+			s, _ := entryState(t, c, r.path())
+			return s == "failed"
+		})
+	}
 	ipCmd(t, "-n", n.name, "link", "set", "rtA", "up")
 	waitRoutes(t, n, "both routes after the link came back", want)
 	for _, r := range []rt{r1, r2} {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
@@ -42,7 +43,20 @@ type Options struct {
 	// when a Config lacks them, until Sweep is called (FRR's graceful
 	// restart). Without it the first Set removes them.
 	HoldStale bool
+	// LostGrace is how long a route the kernel removed with its link may
+	// wait for the Patch that deletes it (a pod's DEL: the CNI plugin
+	// deletes the veth first) before the backend asks for the whole Set
+	// that records it as failed (Watch reports drift, Patch refuses); 0
+	// means DefaultLostGrace.
+	LostGrace time.Duration
+	// Now is the clock of LostGrace; nil means time.Now.
+	Now func() time.Time
 }
+
+// DefaultLostGrace is Options.LostGrace's default: a pod's DEL reaches
+// the backend milliseconds after its veth goes, while a link that stays
+// down should show in the routes' state within a few seconds.
+const DefaultLostGrace = 2 * time.Second
 
 // Backend programs one network namespace (a route.Backend). Its methods
 // are safe for concurrent use; Set calls are serialised.
@@ -63,6 +77,19 @@ type Backend struct {
 	// noBase is why the route cache was last dropped (Patch's reason
 	// for refusing).
 	noBase string
+	// lost is Kedge's routes the kernel removed since the last Set (with
+	// their link, or deleted by someone else) and the cache forgot, by
+	// key, with their device's name: a Patch refuses while one could be
+	// put back and the Patch does not put or delete it (links.go).
+	lost map[route.Key]lostRoute
+	// lostGrace and now: Options.LostGrace and Options.Now.
+	lostGrace time.Duration
+	now       func() time.Time
+	// lostWoke is when Watch last reported drift for a route lost past
+	// its grace, so it asks again only once per grace.
+	lostWoke time.Time
+	// lostDown is the devices of lost routes that are down or away.
+	lostDown map[string]bool
 	// links is the namespace's links as last listed, nil after any link
 	// event; index and names map device names and interface indexes
 	// both ways, kept from the monitor's link events (links.go).
@@ -133,6 +160,12 @@ func New(opts Options) (*Backend, error) {
 	if opts.Batch <= 0 {
 		opts.Batch = DefaultBatch
 	}
+	if opts.LostGrace <= 0 {
+		opts.LostGrace = DefaultLostGrace
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -141,7 +174,7 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("open route backend: %w", err)
 	}
 	b := &Backend{conn: conn, proto: opts.Protocol, batch: opts.Batch,
-		log: opts.Logger.With("backend", "route", "netns", opts.NetNS)}
+		log: opts.Logger.With("backend", "route", "netns", opts.NetNS), lostGrace: opts.LostGrace, now: opts.Now}
 	routes, err := b.kernelRoutes()
 	if err != nil {
 		conn.Close()

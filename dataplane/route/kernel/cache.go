@@ -16,14 +16,17 @@ import (
 // whole beside.
 //
 // It also counts the routes over each link (a multipath route once per
-// next hop), so a link going down or away that carries none of Kedge's
+// next hop) and those with a source address, so a link going down or away that carries none of Kedge's
 // routes (a new pod's veth before its route, another pod's) leaves the
 // cache as it is, and one that carries some costs only those.
 type routeCache struct {
 	m    map[cacheKey]cacheVal
 	rare map[cacheKey]rtnl.Route
-	// onLink counts the cached routes by outgoing interface index.
+	// onLink counts the cached routes by outgoing interface index, 0
+	// for those whose link the kernel resolved (a gateway alone).
 	onLink map[int32]int32
+	// sourced counts the cached routes with a source address.
+	sourced int32
 }
 
 type cacheKey struct {
@@ -46,13 +49,14 @@ func newRouteCache(n int) *routeCache {
 
 // count adds d to the routes counted over each link r uses.
 func (c *routeCache) count(r rtnl.Route, d int32) {
-	if r.OIF != 0 {
+	if r.Src.IsValid() {
+		c.sourced += d
+	}
+	if len(r.Nexthops) == 0 {
 		c.countLink(int32(r.OIF), d)
 	}
 	for _, h := range r.Nexthops {
-		if h.OIF != 0 {
-			c.countLink(int32(h.OIF), d)
-		}
+		c.countLink(int32(h.OIF), d)
 	}
 }
 
@@ -66,17 +70,94 @@ func (c *routeCache) countLink(oif, d int32) {
 
 // onLinkCount is the number of cached routes over link index.
 func (c *routeCache) onLinkCount(index int) int {
-	if index != int(int32(index)) {
+	if index == 0 || index != int(int32(index)) {
 		return 0
 	}
 	return int(c.onLink[int32(index)])
 }
 
+// addrFree reports whether deleting an address of link index leaves
+// every cached route as it is: none is over that link (the last IPv4
+// address of a link going takes its routes, as the link going down
+// does), none has a source address (IPv4 routes using the address as
+// their source go, IPv6 ones lose it), and none has a link the kernel
+// resolved from a gateway, which may be that link. A pod's veth going
+// (its IPv6 link-local address with it, after its routes) is such a
+// deletion.
+func (c *routeCache) addrFree(index int) bool {
+	return c != nil && index != 0 && c.onLinkCount(index) == 0 && c.sourced == 0 && c.onLink[0] == 0
+}
+
+// forgetLink removes the plain routes over link index, which the kernel
+// removed with it (IPv4 ones silently, IPv6 ones with a notification
+// that may come after the link's), calling gone with each one's key. It
+// reports false, having removed nothing, when a multipath route uses the
+// link: the kernel keeps such a route with the next hop dead when the
+// link goes down, drops it whole (IPv4) or drops that next hop (IPv6)
+// when the link goes away, which the cache cannot follow precisely.
+// The per-link count stops the walk once the last such route is found.
+func (c *routeCache) forgetLink(index int, gone func(route.Key)) bool {
+	for _, r := range c.rare {
+		if usesLink(r, index) {
+			return false
+		}
+	}
+	n := c.onLinkCount(index)
+	oif := int32(index)
+	for k, v := range c.m {
+		if n == 0 {
+			break
+		}
+		if v.oif == oif {
+			n--
+			c.uncount(k)
+			delete(c.m, k)
+			gone(kernelKey(v.route(k)))
+		}
+	}
+	return true
+}
+
+// forgetRoute removes the route the kernel says it deleted (r, a
+// deletion notification). followed reports whether the cache follows it
+// precisely: it did not hold the key, or held a plain route over the
+// same link (removed). A multipath route (one next hop may have gone,
+// not the route) or one over another link is not followed.
+func (c *routeCache) forgetRoute(r rtnl.Route) (followed, removed bool) {
+	ck := keyOfRoute(kernelKey(r))
+	if _, ok := c.rare[ck]; ok {
+		return false, false
+	}
+	v, ok := c.m[ck]
+	if !ok {
+		return true, false
+	}
+	if r.Multipath || len(r.Nexthops) > 0 || int(v.oif) != r.OIF {
+		return false, false
+	}
+	c.uncount(ck)
+	delete(c.m, ck)
+	return true, true
+}
+
+func usesLink(r rtnl.Route, index int) bool {
+	if r.OIF == index {
+		return true
+	}
+	for _, h := range r.Nexthops {
+		if h.OIF == index {
+			return true
+		}
+	}
+	return false
+}
+
 // uncount removes the route cached under k, if any, from the counts.
 func (c *routeCache) uncount(k cacheKey) {
 	if v, ok := c.m[k]; ok {
-		if v.oif != 0 {
-			c.countLink(v.oif, -1)
+		c.countLink(v.oif, -1)
+		if v.srcSet {
+			c.sourced--
 		}
 		return
 	}

@@ -3,8 +3,10 @@ package kernel
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 
+	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 )
 
@@ -97,5 +99,67 @@ func TestRouteCacheCountsLinks(t *testing.T) {
 	check("after deletes", map[int]int{3: 0, 4: 0, 5: 0, 6: 1})
 	if len(c.onLink) != 1 {
 		t.Errorf("counts kept for %d links, want 1", len(c.onLink))
+	}
+}
+
+// TestRouteCacheForgets: forgetLink removes exactly the plain routes over
+// the link and names each, and refuses (removing nothing) when a
+// multipath route uses it; forgetRoute follows a deletion of a plain
+// route over the same link, a key it never held, and nothing else;
+// addrFree holds only when no route is over the address's link, has a
+// source address or a link the kernel resolved; the counts go back to
+// nothing when every route is gone.
+func TestRouteCacheForgets(t *testing.T) {
+	p, a := netip.MustParsePrefix, netip.MustParseAddr
+	on3 := []rtnl.Route{{Dst: p("10.1.0.1/32"), OIF: 3, Table: 254}, {Dst: p("fd01::1/128"), OIF: 3, Table: 254, Priority: 1024}}
+	on4 := rtnl.Route{Dst: p("10.1.0.2/32"), OIF: 4, Table: 254}
+	sourced := rtnl.Route{Dst: p("10.2.0.0/24"), OIF: 4, Src: a("10.0.0.1"), Table: 254}
+	resolved := rtnl.Route{Dst: p("10.3.0.0/24"), Gateway: a("10.0.0.2"), Table: 254}
+	mp := rtnl.Route{Dst: p("10.4.0.0/24"), Table: 254, Multipath: true, Nexthops: []rtnl.Nexthop{{OIF: 5}, {OIF: 6}}}
+	c := newRouteCache(0)
+	for _, r := range append(on3, on4, sourced, resolved, mp) {
+		c.put(r)
+	}
+	if c.addrFree(7) {
+		t.Error("addrFree with a sourced and a resolved route")
+	}
+	var gone []netip.Prefix
+	if !c.forgetLink(3, func(k route.Key) { gone = append(gone, k.Dst) }) {
+		t.Fatal("forgetLink(3) refused")
+	}
+	slices.SortFunc(gone, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
+	if !slices.Equal(gone, []netip.Prefix{on3[0].Dst, on3[1].Dst}) || c.has(kernelKey(on3[0])) || c.has(kernelKey(on3[1])) || c.onLinkCount(3) != 0 {
+		t.Errorf("forgetLink(3) named %v, left counts %d", gone, c.onLinkCount(3))
+	}
+	if c.len() != 4 {
+		t.Errorf("len %d after forgetting link 3, want 4", c.len())
+	}
+	if c.forgetLink(5, func(route.Key) { t.Error("forgetLink(5) named a route") }) || !c.has(kernelKey(mp)) {
+		t.Error("forgetLink over a multipath route's next hop did not refuse")
+	}
+	for _, tc := range []struct {
+		r                 rtnl.Route
+		followed, removed bool
+	}{
+		{on3[0], true, false}, // forgotten already
+		{rtnl.Route{Dst: on4.Dst, OIF: 9, Table: 254}, false, false}, // another link
+		{rtnl.Route{Dst: mp.Dst, Table: 254}, false, false},          // multipath
+		{on4, true, true},
+	} {
+		if f, r := c.forgetRoute(tc.r); f != tc.followed || r != tc.removed {
+			t.Errorf("forgetRoute(%s over %d) = %t, %t; want %t, %t", tc.r.Dst, tc.r.OIF, f, r, tc.followed, tc.removed)
+		}
+	}
+	c.del(kernelKey(resolved))
+	if c.addrFree(3) {
+		t.Error("addrFree(3) with a sourced route over link 4")
+	}
+	c.del(kernelKey(sourced))
+	if !c.addrFree(3) || c.addrFree(5) {
+		t.Errorf("addrFree(3) %t, addrFree(5) %t with a multipath route over 5; want true, false", c.addrFree(3), c.addrFree(5))
+	}
+	c.del(kernelKey(mp))
+	if c.len() != 0 || len(c.onLink) != 0 || c.sourced != 0 {
+		t.Errorf("after every route went: len %d, links counted %v, sourced %d", c.len(), c.onLink, c.sourced)
 	}
 }

@@ -2,7 +2,9 @@ package kernel
 
 import (
 	"fmt"
+	"time"
 
+	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -23,19 +25,19 @@ func (b *Backend) dropLinks() {
 }
 
 // linkEvent applies a link notification. The list is out of date
-// whatever it says. A link going down or away drops the route cache only
-// when Kedge has routes over it: a new pod's veth, one another pod
-// owns or one Kedge never used changes none of its routes. The index
-// follows the link's name; a name that moves to another index or goes
-// away also moves the link epoch (routes the fast path planned with it
-// resolve differently), a new name does not.
+// whatever it says. A link going down or away changes the route cache
+// only when Kedge has routes over it (a new pod's veth, one another pod
+// owns or one Kedge never used changes none of its routes), and then
+// only by the routes over it (forgetLink). The index follows the link's
+// name; a name that moves to another index or goes away also moves the
+// link epoch (routes the fast path planned with it resolve differently),
+// a new name does not.
 func (b *Backend) linkEvent(ev rtnl.Event) {
 	b.links = nil
-	if ev.Removal && b.cache != nil {
-		if n := b.cache.onLinkCount(ev.Link); n > 0 {
-			b.dropCache(fmt.Sprintf("link %d, carrying %d of Kedge's routes, went down or away", ev.Link, n))
-		}
+	if ev.Removal && b.cache != nil && b.cache.onLinkCount(ev.Link) > 0 {
+		b.forgetLink(ev)
 	}
+	b.lostLinkEvent(ev)
 	if b.index == nil {
 		return
 	}
@@ -115,4 +117,122 @@ func (b *Backend) dropCache(why string) {
 		b.noBase = why
 	}
 	b.cache = nil
+}
+
+// forgetLink forgets the cached routes over the link of ev, which the
+// kernel removed with it, and records them as lost under the link's
+// name. The rest of the cache stays true, so a pod's DEL (its veth goes
+// first, then the Patch deleting its route) is patched, not a whole Set
+// reading every route of the kernel. A multipath route over the link
+// drops the cache as before (routeCache.forgetLink says why).
+func (b *Backend) forgetLink(ev rtnl.Event) {
+	n := b.cache.onLinkCount(ev.Link)
+	name, ok := b.names[ev.Link]
+	if !ok {
+		name = ev.Name
+	}
+	if !b.cache.forgetLink(ev.Link, func(k route.Key) { b.lose(k, name) }) {
+		b.dropCache(fmt.Sprintf("link %d, carrying %d of Kedge's routes (a multipath one among them), went down or away", ev.Link, n))
+		return
+	}
+	b.log.Debug("routes lost with their link", "link", ev.Link, "name", name, "routes", n)
+}
+
+// lose records that the kernel no longer has Kedge's route k, over
+// device dev ("" for none or unknown). The fast path cannot start from
+// the last Set any more: it would take the route as installed.
+func (b *Backend) lose(k route.Key, dev string) {
+	if b.lost == nil {
+		b.lost = map[route.Key]lostRoute{}
+	}
+	b.lost[k] = lostRoute{dev: dev, at: b.now()}
+	b.prev.ok = false
+}
+
+// lostLinkEvent follows whether the devices of lost routes are up: a
+// route over a link that is down or gone cannot be put back (the kernel
+// refuses an IPv4 route over a down link) until the link is up again,
+// under its name, so until then it neither wakes the watch nor holds
+// Patches up. A pod's veth going down then away, in two events the watch
+// may read apart, is such a link.
+func (b *Backend) lostLinkEvent(ev rtnl.Event) {
+	if len(b.lost) == 0 {
+		clear(b.lostDown)
+		return
+	}
+	name, ok := b.names[ev.Link]
+	if !ok {
+		name = ev.Name
+	}
+	switch {
+	case ev.Removal && name != "":
+		if b.lostDown == nil {
+			b.lostDown = map[string]bool{}
+		}
+		b.lostDown[name] = true
+	case ev.Up && ev.Name == "":
+		clear(b.lostDown) // cannot tell which: take them all as up
+	case ev.Up:
+		delete(b.lostDown, ev.Name)
+	}
+}
+
+// lostRepairable returns a lost route that could be put back now: its
+// device, if it names one, is in index (with no index, any) and up. The
+// last Set or Patch's routes are then not what the kernel holds and could
+// hold, which a Patch not touching the route cannot fix. Routes whose
+// device is down or away cannot be put back until it is up again, and the
+// Patch deleting them (a pod's DEL) has nothing to do.
+func (b *Backend) lostRepairable(index map[string]int) (route.Key, bool) {
+	for k, l := range b.lost {
+		if b.canPutBack(l.dev, index) {
+			return k, true
+		}
+	}
+	return route.Key{}, false
+}
+
+// lostRoute is a route of Kedge's the kernel removed: its device's name
+// ("" for none or unknown) and when the backend learnt of it.
+type lostRoute struct {
+	dev string
+	at  time.Time
+}
+
+// overdue reports whether l has waited longer than the grace for a Patch
+// deleting it: its link is down or gone for good as far as the backend
+// can tell, and the routes' state should say the route is not installed,
+// which only the whole Set records.
+func (b *Backend) overdue(l lostRoute, now time.Time) bool {
+	return now.Sub(l.at) >= b.lostGrace
+}
+
+// lostOverdue reports whether a lost route is overdue and Watch has not
+// asked for the whole Set within the last grace; it then notes that it
+// asks now.
+func (b *Backend) lostOverdue() bool {
+	if len(b.lost) == 0 {
+		return false
+	}
+	now := b.now()
+	if !b.lostWoke.IsZero() && now.Sub(b.lostWoke) < b.lostGrace {
+		return false
+	}
+	for _, l := range b.lost {
+		if b.overdue(l, now) {
+			b.lostWoke = now
+			return true
+		}
+	}
+	return false
+}
+
+// canPutBack reports whether a lost route over device dev could be put
+// back now (see lostRepairable).
+func (b *Backend) canPutBack(dev string, index map[string]int) bool {
+	if dev == "" {
+		return true
+	}
+	_, ok := index[dev]
+	return (index == nil || ok) && !b.lostDown[dev]
 }

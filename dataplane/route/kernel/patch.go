@@ -14,8 +14,10 @@ import (
 // base is what a Patch starts from: the kernel held exactly the desired
 // routes when the last Set or Patch ended (every item installed, every
 // stale route deleted, nothing held), and no link carrying Kedge's
-// routes, nor any address, went since (a link event costs nothing else:
-// links.go).
+// routes, nor any address, went since. A link event costs nothing else,
+// and one taking Kedge's routes with it only those (links.go): their
+// keys are lost, and a Patch applies as long as it puts or deletes every
+// lost route that could be put back.
 // The route cache, kept true by the monitor, then is the desired
 // state, so a Patch plans its routes alone: a one-route change into
 // 100,000 routes costs one map lookup and one message, not a walk of the
@@ -91,6 +93,31 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 			}
 		}
 	}
+	// Routes the kernel removed (their link went down or away) are
+	// patched from the cache like any other, a DEL's having nothing to
+	// delete; one the Patch leaves alone that could be put back needs the
+	// whole Config. (Only then are the deleted keys gathered: a bulk
+	// change's Patch deletes up to 8,192 at once.)
+	var dels map[route.Key]struct{}
+	if len(b.lost) > 0 {
+		dels = make(map[route.Key]struct{}, len(p.Del))
+		for _, r := range p.Del {
+			dels[r.Key()] = struct{}{}
+		}
+	}
+	now := b.now()
+	for k, l := range b.lost {
+		_, put := puts[k]
+		_, del := dels[k]
+		switch {
+		case put || del:
+		case b.canPutBack(l.dev, index):
+			return fmt.Errorf("patch routes: %s was removed by the kernel and can be put back: %w", k, route.ErrNoBase)
+		case b.overdue(l, now):
+			return fmt.Errorf("patch routes: %s was removed by the kernel %s ago and not deleted since (the whole Set records it as not installed): %w",
+				k, now.Sub(l.at).Round(time.Millisecond), route.ErrNoBase)
+		}
+	}
 	b.base.ok, b.base.patched, b.prev.ok = false, true, false // set again below if all goes well
 	before := b.conn.Counters()
 	for i, r := range p.Put {
@@ -145,6 +172,15 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 		Messages: after.Messages - before.Messages, Sends: after.Sends - before.Sends,
 		Incremental: true, Patched: true, Applied: time.Now()}
 	b.base.ok = len(errs) == 0 && b.cache != nil
+	if b.base.ok {
+		for k := range b.lost {
+			_, put := puts[k]
+			_, del := dels[k]
+			if put || del {
+				delete(b.lost, k)
+			}
+		}
+	}
 	if len(errs) > 0 {
 		b.noBase = fmt.Sprintf("the last Patch left %d items failed", len(errs))
 	}

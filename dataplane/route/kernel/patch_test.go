@@ -164,9 +164,9 @@ func slicesHasDst(rs []route.Route, p netip.Prefix) bool {
 
 // TestPatchAfterNewLink: a link made after the last Set (a pod's veth)
 // changes nothing Kedge installed, so a Patch still applies and can route
-// through the new link; so does a down link going away; once the backend
-// has read a link in use, its going down is a change under Kedge's routes
-// and refuses the next Patch.
+// through the new link; so does a down link going away; a link in use
+// going down takes its route, and once it is up again a Patch not putting
+// the route back is refused.
 func TestPatchAfterNewLink(t *testing.T) {
 	n := newTestNet(t)
 	b := newBackend(t, n.NS)
@@ -193,9 +193,15 @@ func TestPatchAfterNewLink(t *testing.T) {
 	if err := b.Patch(ctx, route.Patch{}); err != nil {
 		t.Fatalf("patch after a down link went: %v", err)
 	}
+	// A link in use going down takes its route, which cannot be put back
+	// until the link is up: then a Patch leaving it out is refused.
 	ip(t, "-n", n.NS, "link", "set", host, "down") // the kernel drops the pod's route
+	if err := b.Patch(ctx, route.Patch{}); err != nil {
+		t.Fatalf("patch after a used link went down: %v", err)
+	}
+	ip(t, "-n", n.NS, "link", "set", host, "up")
 	if err := b.Patch(ctx, route.Patch{}); !errors.Is(err, route.ErrNoBase) {
-		t.Fatalf("patch after a used link went down: %v, want ErrNoBase", err)
+		t.Fatalf("patch after a used link came back up: %v, want ErrNoBase", err)
 	}
 }
 

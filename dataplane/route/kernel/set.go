@@ -61,6 +61,11 @@ func (b *Backend) set(ctx context.Context, cfg route.Config) error {
 	errs = append(errs, ruleErrs...)
 
 	routeStatus, stale, added, routeErrs, err := b.addRoutes(ctx, cfg.Routes, index)
+	// The routes lost with their links were planned against the cache
+	// like every other (losing one turned the fast path off).
+	clear(b.lost)
+	b.lostWoke = time.Time{}
+	clear(b.lostDown)
 	st.Routes, st.Added, st.ReadKernel, st.Incremental = routeStatus, added, b.dumped, b.incremental
 	errs = append(errs, routeErrs...)
 	if err != nil {
@@ -162,25 +167,24 @@ func kernelKey(r rtnl.Route) route.Key {
 }
 
 // drainEvents applies the monitor's queued notifications to the caches:
-// someone else touching a Kedge route or key, an address deleted, a link
-// carrying Kedge routes going down or away (the kernel drops routes on
-// those without a route notification) or lost events drop the route
-// cache (noteDrop records why); a link event updates the link index
-// (links.go). It reports whether any of that happened, or a policy rule
+// a link carrying Kedge routes going down or away (the kernel drops
+// IPv4 routes on those without a route notification) and the kernel
+// deleting a route of Kedge's make the cache forget those routes, as
+// lost (links.go); someone else adding or replacing a Kedge route or
+// key, an address deleted under Kedge's routes, a change the cache
+// cannot follow or lost events drop the route cache (dropCache records
+// why); a link event updates the link index (links.go). It reports
+// whether any of that happened that a Set could repair, or a policy rule
 // changed: then the kernel may no longer be what the last Set made it,
-// or a failed route may now be possible, and the next Set repairs it.
+// or a failed route may now be possible, and the next Set repairs it. A
+// route lost with a link that is down or away waits for it to be up.
 func (b *Backend) drainEvents() (drift bool) {
+	linked := false
 	overflow, err := b.conn.Changes(func(ev rtnl.Event) {
 		switch {
 		case !ev.IsRoute && ev.Link != 0:
 			b.linkEvent(ev)
-			// Unless it took routes of Kedge's with it (the cache is
-			// gone), a link event leaves the kernel as the last Set or
-			// Patch made it, and it can make a route possible only if one
-			// failed: with every item installed there is nothing to
-			// repair or retry. (A node making a veth per pod reconciled
-			// twice more per pod, each reading every pod.)
-			drift = drift || b.cache == nil || !b.base.ok
+			linked = true
 		case !ev.IsRoute:
 			switch ev.Type {
 			case unix.RTM_NEWLINK, unix.RTM_DELLINK: // too short to name its link
@@ -189,11 +193,30 @@ func (b *Backend) drainEvents() (drift bool) {
 			case unix.RTM_NEWRULE, unix.RTM_DELRULE:
 				drift = true // Set reads the rules every time
 			}
-			if ev.Removal {
+			// An address deleted changes Kedge's routes only through
+			// their link or their source address (routeCache.addrFree);
+			// when one might, the cache goes whole: which routes the
+			// kernel drops then (all of the link's when its last IPv4
+			// address goes, or only those with the address as source)
+			// is more than the event says.
+			if ev.Removal && (ev.Type != unix.RTM_DELADDR || !b.cache.addrFree(ev.AddrLink)) {
 				b.dropCache("an address was deleted or a link went down")
 				drift = true
 			}
 		case b.cache == nil:
+		case ev.Route.Protocol == b.proto && ev.Type == unix.RTM_DELROUTE:
+			// The kernel deleted a route of Kedge's (an IPv6 route whose
+			// link went down or away, or someone else's delete): the
+			// cache follows, the route is lost until put back, and a
+			// route the cache had already forgotten changes nothing.
+			switch followed, removed := b.cache.forgetRoute(ev.Route); {
+			case !followed:
+				b.dropCache("someone else deleted a route of Kedge's the cache cannot follow")
+				drift = true
+			case removed:
+				b.lose(kernelKey(ev.Route), b.names[ev.Route.OIF])
+				drift = true
+			}
 		case ev.Route.Protocol == b.proto:
 			b.dropCache("someone else changed a route of Kedge's protocol")
 			drift = true
@@ -204,6 +227,18 @@ func (b *Backend) drainEvents() (drift bool) {
 			}
 		}
 	})
+	if linked {
+		// Unless it took routes of Kedge's with it that could be put
+		// back (the cache is gone, or a lost route's device is there),
+		// a link event leaves the kernel as the last Set or Patch made
+		// it, and it can make a route possible only if one failed: with
+		// every item installed there is nothing to repair or retry. (A
+		// node making a veth per pod reconciled twice more per pod, each
+		// reading every pod.) Judged once the events are applied: a
+		// deleted link first goes down under its name.
+		_, repairable := b.lostRepairable(b.index)
+		drift = drift || b.cache == nil || !b.base.ok || repairable
+	}
 	if err != nil || overflow {
 		b.dropCache("the monitor lost notifications")
 		b.dropLinks()
@@ -213,23 +248,30 @@ func (b *Backend) drainEvents() (drift bool) {
 }
 
 // Watch calls drift whenever someone else changes what the last Set made
-// (deletes or replaces a Kedge route, removes a policy rule, takes a link
-// carrying Kedge's routes down or away, deletes an address) or may make
-// a failed route possible (a link appears or comes up while an item
-// failed), so the caller can Set again and repair it, as
+// (deletes or replaces a Kedge route, removes a policy rule, deletes an
+// address under Kedge's routes, brings back up a link whose routes the
+// kernel dropped when it went down or away) or may make a failed route
+// possible (a link appears or comes up while an item failed), so the
+// caller can Set again and repair it, as
 // Tailscale's router restores the rules others remove. Kedge's own changes
-// do not wake it. It returns nil when ctx is done, or the monitor's error.
+// do not wake it. A route the kernel removed with its link that no Patch
+// deleted within Options.LostGrace (the link stayed down or away) wakes it
+// too, once per grace: the whole Set records the route as not installed.
+// It returns nil when ctx is done, or the monitor's error.
 func (b *Backend) Watch(ctx context.Context, drift func()) error {
 	for ctx.Err() == nil {
 		ready, err := b.conn.WaitChanges(250 * time.Millisecond)
 		if err != nil {
 			return fmt.Errorf("watch namespace: %w", err)
 		}
-		if !ready {
-			continue
-		}
 		b.mu.Lock()
-		changed := b.drainEvents()
+		changed := false
+		if ready {
+			changed = b.drainEvents()
+		}
+		// A route lost with a link that stayed down or away past its
+		// grace: the whole Set records it as not installed.
+		changed = b.lostOverdue() || changed
 		b.mu.Unlock()
 		if changed {
 			drift()

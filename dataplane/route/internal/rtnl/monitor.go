@@ -39,6 +39,10 @@ type Event struct {
 	Link int
 	Up   bool
 	Name string
+	// AddrLink is the interface index of an address event (0 otherwise),
+	// so a listener can tell whether the address's link carries routes
+	// of its own.
+	AddrLink int
 }
 
 type monitor struct {
@@ -118,6 +122,9 @@ func (c *Conn) Changes(fn func(Event)) (overflow bool, err error) {
 							}
 						})
 					}
+				}
+				if (msg.typ == unix.RTM_NEWADDR || msg.typ == unix.RTM_DELADDR) && len(msg.data) >= 8 {
+					ev.AddrLink = int(int32(native.Uint32(msg.data[4:8]))) // struct ifaddrmsg: ifa_index
 				}
 				if msg.typ == unix.RTM_NEWROUTE || msg.typ == unix.RTM_DELROUTE {
 					r, ok, err := parseRoute(msg.data)
