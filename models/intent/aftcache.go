@@ -458,59 +458,10 @@ func findAFT(a kedgetree.Kedge_Aft, id tree.Ident) *tree.Inst {
 }
 
 // reorder drops the removed entries and merges the fresh ones, sorted,
-// into the order. After a bulk change it is one merge pass; after a few
-// each place is found by binary search and the runs between are copied
-// whole (as RouteCache.reorder does).
+// into the order (mergeOrder).
 func (c *aftCache) reorder(fresh []*aftCached) {
 	slices.SortFunc(fresh, compareAFTCached)
-	out := c.spare[:0]
-	if len(fresh)+len(c.removed) > len(c.order)/16 {
-		j := 0
-		for _, e := range c.order {
-			if e.dropped {
-				continue
-			}
-			for j < len(fresh) && compareAFTCached(fresh[j], e) < 0 {
-				out = append(out, fresh[j])
-				j++
-			}
-			out = append(out, e)
-		}
-		out = append(out, fresh[j:]...)
-	} else {
-		type cut struct {
-			at  int
-			add *aftCached // nil: remove the entry at
-		}
-		cuts := make([]cut, 0, len(fresh)+len(c.removed))
-		for _, f := range fresh {
-			cuts = append(cuts, cut{at: sort.Search(len(c.order), func(i int) bool { return compareAFTCached(f, c.order[i]) < 0 }), add: f})
-		}
-		for _, d := range c.removed {
-			i := sort.Search(len(c.order), func(i int) bool { return compareAFTCached(d, c.order[i]) <= 0 })
-			for i < len(c.order) && c.order[i] != d {
-				i++ // entries with equal keys: find this one
-			}
-			if i < len(c.order) {
-				cuts = append(cuts, cut{at: i})
-			}
-		}
-		// Insertions before a position come before removing the entry at it.
-		slices.SortStableFunc(cuts, func(a, b cut) int {
-			return cmp.Or(cmp.Compare(a.at, b.at), cmpBool(a.add == nil, b.add == nil))
-		})
-		pos := 0
-		for _, k := range cuts {
-			out = append(out, c.order[pos:k.at]...)
-			pos = k.at
-			if k.add == nil {
-				pos++
-			} else {
-				out = append(out, k.add)
-			}
-		}
-		out = append(out, c.order[pos:]...)
-	}
+	out := mergeOrder(c.spare, c.order, fresh, c.removed, func(e *aftCached) bool { return e.dropped }, compareAFTCached)
 	clear(c.removed)
 	c.removed = c.removed[:0]
 	clear(c.order) // the spare buffer must not keep removed entries alive

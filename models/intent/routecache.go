@@ -1,10 +1,7 @@
 package intent
 
 import (
-	"cmp"
 	"net/netip"
-	"slices"
-	"sort"
 	"strings"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
@@ -385,72 +382,11 @@ func (c *RouteCache) reorder(fresh []*cachedRoute) {
 	order := sortOrder(len(fresh), func(i int) (netip.Prefix, uint32) { return fresh[i].rt.dst, fresh[i].rt.table },
 		func(i, j int) int { return compareOrigin(fresh[i].origin(), fresh[j].origin()) })
 	permute(order, func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
-	out := c.spare[:0]
-	if len(fresh)+len(c.dropped) > len(c.order)/16 {
-		// Many changes (a bulk Set): one merge pass.
-		j := 0
-		for _, e := range c.order {
-			if e.dropped {
-				continue
-			}
-			for j < len(fresh) && compareCached(fresh[j], e) < 0 {
-				out = append(out, fresh[j])
-				j++
-			}
-			out = append(out, e)
-		}
-		out = append(out, fresh[j:]...)
-	} else {
-		// A few: find each insertion and removal point by binary search
-		// and copy the runs between them whole.
-		type cut struct {
-			at     int
-			remove bool
-			add    *cachedRoute
-		}
-		cuts := make([]cut, 0, len(fresh)+len(c.dropped))
-		for _, f := range fresh {
-			cuts = append(cuts, cut{at: sort.Search(len(c.order), func(i int) bool { return compareCached(f, c.order[i]) < 0 }), add: f})
-		}
-		for _, d := range c.dropped {
-			i := sort.Search(len(c.order), func(i int) bool { return compareCached(d, c.order[i]) <= 0 })
-			for i < len(c.order) && c.order[i] != d {
-				i++ // entries with equal keys: find this one
-			}
-			if i < len(c.order) {
-				cuts = append(cuts, cut{at: i, remove: true})
-			}
-		}
-		// Insertions before a position come before removing the entry at it.
-		slices.SortStableFunc(cuts, func(a, b cut) int {
-			return cmp.Or(cmp.Compare(a.at, b.at), cmpBool(a.remove, b.remove))
-		})
-		pos := 0
-		for _, k := range cuts {
-			out = append(out, c.order[pos:k.at]...)
-			pos = k.at
-			if k.remove {
-				pos++
-			} else {
-				out = append(out, k.add)
-			}
-		}
-		out = append(out, c.order[pos:]...)
-	}
+	out := mergeOrder(c.spare, c.order, fresh, c.dropped, func(e *cachedRoute) bool { return e.dropped }, compareCached)
 	clear(c.dropped)
 	c.dropped = c.dropped[:0]
 	clear(c.order) // the spare buffer must not keep dropped entries alive
 	c.spare, c.order = c.order[:0], out
-}
-
-func cmpBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
 }
 
 // key is the entry's place in the order. It is computed when needed, not
