@@ -83,7 +83,8 @@ type readCost struct {
 	clock  Clock       // bounds a response's hold on the slot (sendturn.go)
 	pause  *time.Timer // bounds a wait at gate
 	held   bool
-	get    bool // a Get, with budgets
+	low    lowThread // the read's thread, lowered while it holds a slot (threadprio.go)
+	get    bool      // a Get, with budgets
 	lim    Limits
 	leaves int
 	visits int // of walks that ended
@@ -126,8 +127,11 @@ func (c *readCost) beforeSend() error {
 	return nil
 }
 
-// release gives back the busy-read slot, if the read took one.
+// release gives back the busy-read slot, if the read took one, and
+// raises its thread back. It runs on the read's goroutine, which lowered
+// the thread, also after keepForSend passed the slot on.
 func (c *readCost) release() {
+	c.low.restore()
 	if c.held {
 		<-c.busy
 		c.held = false
@@ -190,6 +194,7 @@ func (c *readCost) check() error {
 	select {
 	case c.busy <- struct{}{}:
 		c.held = true
+		c.low.lower()
 		return nil
 	case <-c.ctx.Done():
 		return status.FromContextError(c.ctx.Err()).Err()
