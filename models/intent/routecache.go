@@ -66,6 +66,8 @@ type RouteCache struct {
 	// sideSpare are the side route buffers of the base before last,
 	// which Changes fills again.
 	sideSpare sideBufs
+	// setBufs are the change sets' pod lists given back (RouteSet.Release).
+	setBufs setBufList
 	// aft caches gRIBI's IP entries (aftcache.go).
 	aft aftCache
 	// Chunk, when positive, is how many changed route entries one

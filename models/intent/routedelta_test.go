@@ -211,7 +211,9 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 						if got.Next == nil {
 							break apply
 						}
+						prev := got
 						got = next(got)
+						prev.Release() // the next set may reuse its lists
 						continue
 					}
 					deltas++
@@ -262,7 +264,9 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					if got.Next == nil {
 						break
 					}
+					prev := got
 					got = next(got)
+					prev.Release()
 				}
 				if got.Delta == nil {
 					continue // the whole set was compared
@@ -316,6 +320,26 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					!reflect.DeepEqual(got.VLANs, want.VLANs) || !reflect.DeepEqual(got.Config.Interfaces, want.Config.Interfaces) {
 					t.Fatalf("step %d: pods, VLANs or interfaces differ", step)
 				}
+				// The last part's side puts and Installed are every kept pod
+				// and overlay route of the whole set, once each.
+				side, wantSide := map[Origin]int{}, map[Origin]int{}
+				for _, o := range got.Delta.PutOrigins {
+					if o.IsPod() || o.IsOverlay() {
+						side[unstate(o)]++
+					}
+				}
+				for _, o := range got.Delta.Installed {
+					side[unstate(o)]++
+				}
+				for _, o := range want.Origins {
+					if o.IsPod() || o.IsOverlay() {
+						wantSide[unstate(o)]++
+					}
+				}
+				if !reflect.DeepEqual(side, wantSide) {
+					t.Fatalf("step %d: side routes put or installed %v, want %v", step, side, wantSide)
+				}
+				got.Release() // as the applier does: the next change set reuses its lists
 			}
 			if deltas < 100 || fulls < 10 || aftDeltas < 15 {
 				t.Errorf("%d deltas (%d with gRIBI entries) and %d full sets: both paths must be exercised", deltas, aftDeltas, fulls)
@@ -516,5 +540,78 @@ func TestChangesCarryAFTGroupAlone(t *testing.T) {
 	want := []AFTState{{Key: AFTKey{Kind: AFTNextHopGroup, ID: 10}, Status: "installed"}, {Key: AFTKey{Kind: AFTNextHop, ID: 1}, Status: "installed"}}
 	if !reflect.DeepEqual(got.AFT, want) {
 		t.Fatalf("AFT states %+v, want %+v", got.AFT, want)
+	}
+}
+
+// TestChangeSetListsReused: a change set released by its consumer gives
+// its pod list and installed origins to a later change set, which fills
+// them afresh; a set not released keeps its own, and a whole set ignores
+// Release.
+func TestChangeSetListsReused(t *testing.T) {
+	const pods = 20
+	leaves := func(i, addr int) []leaf {
+		return podLeaves(fmt.Sprintf("p%02d", i), fmt.Sprintf(`["10.1.%d.%d/32"]`, addr/250, 1+addr%250), fmt.Sprintf("veth%d", i), "", "")
+	}
+	var ls []leaf
+	for i := range pods {
+		ls = append(ls, leaves(i, i)...)
+	}
+	tr := build(t, ls)
+	acc, _ := accord.Default(5)
+	var cache RouteCache
+	if _, err := cache.Changes(tr, acc, 0); err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	// move gives pod i a new address: the pod count stays, so a reused
+	// list needs no more room.
+	move := func(i, addr int) RouteSet {
+		t.Helper()
+		var ops []op
+		for _, l := range leaves(i, addr) {
+			ops = append(ops, op{path: l.path, val: l.val})
+		}
+		changes, ok := applyOps(t, tr, ops)
+		if !ok {
+			t.Fatal("pod commit refused")
+		}
+		seq++
+		cache.Observe(seq, false, changes)
+		got, err := cache.Changes(tr, acc, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Delta == nil {
+			t.Fatal("a pod change gave a whole set: the test no longer exercises change sets")
+		}
+		want, _ := Routes(tr, acc)
+		if !reflect.DeepEqual(got.Pods, want.Pods) || len(got.Delta.Installed) != pods-1 {
+			t.Fatalf("pod %d: %d pods, %d installed; want %d pods, %d installed", i, len(got.Pods), len(got.Delta.Installed), len(want.Pods), pods-1)
+		}
+		return got
+	}
+	first := move(3, 100)
+	firstPods, firstInst := &first.Pods[0], &first.Delta.Installed[0]
+	second := move(4, 101) // first is not released: its lists are its own
+	if &second.Pods[0] == firstPods || &second.Delta.Installed[0] == firstInst {
+		t.Fatal("a change set took the lists of one not released")
+	}
+	if first.Pods[0].Key.ContainerID != "p00" || len(first.Pods) != pods {
+		t.Fatalf("the unreleased set's pods changed: %d, the first %+v", len(first.Pods), first.Pods[0])
+	}
+	first.Release()
+	if first.Pods != nil || first.Delta.Installed != nil {
+		t.Fatal("a released set still shows its lists")
+	}
+	first.Release() // a second release changes nothing
+	third := move(5, 102)
+	if &third.Pods[0] != firstPods || &third.Delta.Installed[0] != firstInst {
+		t.Fatal("the change set after a release did not reuse the released lists")
+	}
+	whole, _ := Routes(tr, acc)
+	n := len(whole.Pods)
+	whole.Release() // a whole set took no lists: nothing happens
+	if len(whole.Pods) != n || n != pods {
+		t.Fatalf("releasing a whole set changed it: %d pods, want %d", len(whole.Pods), n)
 	}
 }

@@ -375,7 +375,20 @@ type sortKey struct {
 // sortOrder returns the indexes 0..n-1 ordered by table, then address
 // (IPv4 before IPv6), then prefix length, then tie.
 func sortOrder(n int, at func(int) (netip.Prefix, uint32), tie func(i, j int) int) []int32 {
-	keys := make([]sortKey, n)
+	var b sortBuf
+	return b.order(n, at, tie)
+}
+
+// sortBuf holds sortOrder's buffers for a caller that sorts again and
+// again (the side routes of every change set): what order returns is
+// valid until its next call.
+type sortBuf struct {
+	keys []sortKey
+	out  []int32
+}
+
+func (b *sortBuf) order(n int, at func(int) (netip.Prefix, uint32), tie func(i, j int) int) []int32 {
+	keys := slices.Grow(b.keys[:0], n)[:n]
 	for i := range keys {
 		p, table := at(i)
 		keys[i] = keyOf(p, table)
@@ -387,10 +400,11 @@ func sortOrder(n int, at func(int) (netip.Prefix, uint32), tie func(i, j int) in
 		}
 		return tie(int(x.idx), int(y.idx)) // rare: two entries with one key
 	})
-	out := make([]int32, n)
+	out := slices.Grow(b.out[:0], n)[:n]
 	for i, k := range keys {
 		out[i] = k.idx
 	}
+	b.keys, b.out = keys, out
 	return out
 }
 

@@ -145,7 +145,9 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 			err := a.b.Patch(ctx, s.Delta.Patch)
 			if !errors.Is(err, route.ErrNoBase) {
 				a.stats.Patches++
-				return a.patched(ctx, s, err)
+				err = a.patched(ctx, s, err)
+				s.Release() // its state is written: its lists go to the next change
+				return err
 			}
 			a.fallback(s, "backend", err)
 		}
@@ -153,6 +155,7 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 	if s.Delta != nil {
 		// The change cannot be patched in (the backend or the state
 		// does not hold the set it changes): apply the whole intent.
+		s.Release()
 		var err error
 		if s, err = a.full(); err != nil {
 			return fmt.Errorf("compute routes intent: %w", err)
@@ -294,9 +297,10 @@ func (a *applier) pipelined(ctx context.Context, s intent.RouteSet) (*intent.Rou
 	flush := func(whole bool) error {
 		var ops, progress []store.Op
 		var last intent.RouteSet
-		for _, d := range patched {
-			ops = append(ops, a.deltaStateOps(d.s, d.st)...)
-			last = d.s
+		for i := range patched {
+			ops = append(ops, a.deltaStateOps(patched[i].s, patched[i].st)...)
+			last = patched[i].s
+			patched[i].s.Release() // read: its lists go to the parts after
 		}
 		if whole {
 			progress = a.progressOps(last) // every part has the commit's Seq
