@@ -40,6 +40,7 @@ func TestNotaryRecordsShellstreamSessions(t *testing.T) {
 			}
 			continue
 		}
+		ssReady(t, cc) // after level 1 the channel redials after a backoff
 		for i := 0; i < 10; i++ {
 			cs := ssMustOpen(t, cc, l.cfg(t, A, walkIdentities[session.Management], session.Management, B, 5))
 			ssEchoOnce(t, cs, fmt.Sprint("notarized ", lvl, i))

@@ -18,6 +18,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/vishvananda/netns"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 
 	pb "github.com/guildhouse-co/kedge/gen/proto/kedge/shellstream/v1"
 	"github.com/guildhouse-co/kedge/models/session"
@@ -179,6 +180,22 @@ func ssOpen(t *testing.T, cc *grpc.ClientConn, cfg shellstream.ClientConfig) (*s
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return shellstream.Open(ctx, cc, cfg)
+}
+
+// ssReady waits until cc holds a connection. A level that cuts the
+// node off fails the channel's dial; gRPC then redials after a backoff (1
+// s, growing), and a session opened before that fails at once with the
+// last dial error ("no route to host"), however open the level is now.
+func ssReady(t *testing.T, cc *grpc.ClientConn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cc.Connect()
+	for st := cc.GetState(); st != connectivity.Ready; st = cc.GetState() {
+		if !cc.WaitForStateChange(ctx, st) {
+			t.Fatalf("the channel to the node is still %s after 30 s", st)
+		}
+	}
 }
 
 func ssMustOpen(t *testing.T, cc *grpc.ClientConn, cfg shellstream.ClientConfig) *shellstream.ClientSession {
