@@ -41,9 +41,11 @@ type podCache struct {
 	kept, overlay outBuf
 	// dirty are the pods Observe saw touched since the last read.
 	dirty map[tree.Ident]struct{}
-	// reads and walks count the pods read from the tree and the whole
-	// reads, for the tests that check a one-pod commit reads one pod.
-	reads, walks int
+	// reads, walks and patches count the pods read from the tree, the
+	// whole reads and the reads of dirty pods alone, for the tests that
+	// check a one-pod commit reads one pod and the change sets mostly
+	// read pods that way.
+	reads, walks, patches int
 }
 
 // cachedPod is one pod entry as podRoutes reads it.
@@ -201,6 +203,7 @@ func (pc *podCache) sync(pods kedgetree.Kedge_Pods, incremental bool) {
 	if len(pc.dirty) == 0 {
 		return
 	}
+	pc.patches++
 	var fresh, gone []*cachedPod
 	var freshR, goneR []podRoute
 	for id := range pc.dirty {
