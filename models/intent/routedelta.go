@@ -276,10 +276,16 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		// The peers' keys came first, then the pods' in order.
 		slices.SortFunc(sideKeys, compareKeys)
 	}
+	var prev sortKey
 	for i := 1; i < len(sideR); i++ {
-		if compareKeys(keyOf(sideR[i-1].Dst, sideR[i-1].Table), keyOf(sideR[i].Dst, sideR[i].Table)) == 0 {
+		if i == 1 {
+			prev = keyOf(sideR[0].Dst, sideR[0].Table)
+		}
+		key := keyOf(sideR[i].Dst, sideR[i].Table)
+		if compareKeys(prev, key) == 0 {
 			return c.Routes(t, a, seq) // two origins, one destination: the full set reports it
 		}
+		prev = key
 	}
 	var p route.Patch
 	var putO []Origin
@@ -295,6 +301,8 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		switch {
 		case i == len(sideR):
 			cmp = 1
+		case j < len(bs) && sideR[i].Dst == bs[j].Dst && sideR[i].Table == bs[j].Table && unstate(sideO[i]) == unstate(bo[j]):
+			cmp = 0 // most side routes stay: equal without computing their keys
 		case j < len(bs):
 			cmp = compareRoutes(sideR[i], sideO[i], bs[j], bo[j])
 		}
@@ -561,3 +569,6 @@ func (c *RouteCache) resetDirty() {
 	clear(c.restate)
 	c.aft.metaDirty = false
 }
+
+// unstate is o without Stated: the origin's identity.
+func unstate(o Origin) Origin { o.Stated = false; return o }

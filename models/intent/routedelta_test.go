@@ -366,8 +366,6 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 	}
 }
 
-func unstate(o Origin) Origin { o.Stated = false; return o }
-
 // reported says whether the delta set names origin o.
 func reported(s RouteSet, o Origin) bool {
 	for _, p := range s.Delta.PutOrigins {
