@@ -179,12 +179,14 @@ func unstated(vs []VLANRef) []VLANRef {
 // origins sharing a destination among the changes): then the set's Delta
 // is set. It reads the route entries and gRIBI IP entries the observed
 // commits touched (and the gRIBI entries of a group whose resolution
-// changed: aftdelta.go) and every pod and mesh peer, never the other
-// entries, so a commit touching k of n routes costs O(k log n) plus the
-// pods and peers (the orders are kept by binary search; they still move
-// n pointers once per commit). This is the
-// routes intent's seam of the incremental path (BenchmarkRoutesOneChange
-// in this package, BenchmarkRouteSingleInto100k in tests/); Routes, the
+// changed: aftdelta.go), the pods they touched (podcache.go) and every
+// mesh peer, never the other entries or pods, so a commit touching k of
+// n routes costs O(k log n) plus a pass over the cached pods' routes and
+// the peers (the orders are kept by binary search; they still move n
+// pointers once per commit). This is the routes intent's seam of the
+// incremental path (BenchmarkRoutesOneChange and BenchmarkPodsOneChange
+// in this package, BenchmarkRouteSingleInto100k and
+// BenchmarkPodAddInto100k in tests/); Routes, the
 // full recomputation, is the reference TestRouteChangesMatchRoutes checks
 // it against.
 func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet, error) {
