@@ -2,14 +2,12 @@ package intent
 
 import (
 	"cmp"
-	"net/netip"
 	"slices"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
-	"github.com/guildhouse-co/kedge/models/accord"
 )
 
 // PodKey is the key of a /kedge/pods/pod entry.
@@ -46,51 +44,13 @@ func PodRoutes(t *tree.Tree) []route.Route {
 
 // podRoutes feeds each pod's host routes to consider with the pod's
 // policy subject: its allowed mode as the class (overlay unless set) and
-// its tier (operator unless set).
+// its tier (operator unless set). It reads every pod (the reference a
+// RouteCache's pods, podcache.go, are checked against).
 func podRoutes(pods kedgetree.Kedge_Pods_PodList, full bool, set *RouteSet, consider func(route.Route, Origin, subject)) {
+	var p cachedPod
 	for in := range pods.All() {
-		id, _ := in.ContainerId()
-		ifname, _ := in.Ifname()
-		ref := PodRef{Key: PodKey{ContainerID: id, IfName: ifname}}
-		if full {
-			ref.Stated = stated(in.State().Status())
-		}
-		c := in.Config()
-		addrs := c.Addresses()
-		dev, _ := c.HostIfname()
-		if len(addrs) == 0 || dev == "" {
-			if full {
-				ref.Reason = "waiting for the pod's addresses and host-ifname"
-				set.PodsPending = append(set.PodsPending, ref)
-			}
-			continue
-		}
-		mode, _ := c.AllowedMode()
-		tier, _ := c.Tier()
-		s := subject{class: string(mode), tier: string(tier), pod: true}
-		if s.class == "" {
-			s.class = ModeOverlay
-		}
-		if s.tier == "" {
-			s.tier = accord.TierOperator
-		}
-		o := Origin{Pod: ref.Key, Stated: ref.Stated}
-		for _, v := range addrs {
-			p, err := netip.ParsePrefix(v)
-			if err != nil {
-				if full {
-					set.Invalid = append(set.Invalid, Withheld{Reason: "pod address " + v + ": " + err.Error(), Origin: o})
-				}
-				continue
-			}
-			a := p.Addr().Unmap()
-			r := route.Route{Dst: netip.PrefixFrom(a, a.BitLen()), Device: dev, Scope: route.ScopeLink}
-			s.dst = r.Dst
-			consider(r, o, s)
-		}
-		if full {
-			set.Pods = append(set.Pods, ref)
-		}
+		readPod(in, full, &p)
+		p.emit(full, set, consider)
 	}
 	// Entries come in map order; equal trees give equal sets.
 	byKey := func(a, b PodRef) int {

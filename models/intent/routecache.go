@@ -70,6 +70,8 @@ type RouteCache struct {
 	setBufs setBufList
 	// aft caches gRIBI's IP entries (aftcache.go).
 	aft aftCache
+	// pods caches the pods' routes and refs (podcache.go).
+	pods podCache
 	// Chunk, when positive, is how many changed route entries one
 	// Changes reads at most; the rest come from the set's Next. A bulk
 	// Set of 100,000 routes then reaches the backend part by part,
@@ -166,6 +168,9 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 	}
 	c.aft.observe(state, changes)
 	for _, ch := range changes {
+		if c.pods.observe(state, ch) {
+			continue
+		}
 		if !strings.HasPrefix(ch.Node.Path, routeListPath+"/") {
 			continue
 		}

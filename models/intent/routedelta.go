@@ -179,12 +179,14 @@ func unstated(vs []VLANRef) []VLANRef {
 // origins sharing a destination among the changes): then the set's Delta
 // is set. It reads the route entries and gRIBI IP entries the observed
 // commits touched (and the gRIBI entries of a group whose resolution
-// changed: aftdelta.go) and every pod and mesh peer, never the other
-// entries, so a commit touching k of n routes costs O(k log n) plus the
-// pods and peers (the orders are kept by binary search; they still move
-// n pointers once per commit). This is the
-// routes intent's seam of the incremental path (BenchmarkRoutesOneChange
-// in this package, BenchmarkRouteSingleInto100k in tests/); Routes, the
+// changed: aftdelta.go), the pods they touched (podcache.go) and every
+// mesh peer, never the other entries or pods, so a commit touching k of
+// n routes costs O(k log n) plus a pass over the cached pods' routes and
+// the peers (the orders are kept by binary search; they still move n
+// pointers once per commit). This is the routes intent's seam of the
+// incremental path (BenchmarkRoutesOneChange and BenchmarkPodsOneChange
+// in this package, BenchmarkRouteSingleInto100k and
+// BenchmarkPodAddInto100k in tests/); Routes, the
 // full recomputation, is the reference TestRouteChangesMatchRoutes checks
 // it against.
 func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet, error) {
@@ -207,44 +209,85 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	}
 
 	reasons := withholdReasons{prefix: "posture level " + strconv.Itoa(int(a.Level)) + " (" + a.RoutePolicy + "): "}
-	// Pods and mesh peers, read whole, into the buffers of the base
-	// before last (nothing outside the cache holds them: Patch and
-	// Installed take copies). Grown by append each time, they were
-	// about half of what a pod ADD allocated at 1,000 pods.
+	// Pods from the cache, which reads only the pods the observed
+	// commits touched (podcache.go), and mesh peers, read whole (they
+	// are few), into the buffers of the base before last (nothing
+	// outside the cache holds them: Patch and Installed take copies).
+	// Grown by append each time, they were about half of what a pod ADD
+	// allocated at 1,000 pods.
 	sp := &c.sideSpare
 	sideR, sideO := sp.r[:0], sp.o[:0]
 	sideKeys := sp.k[:0] // kept or not, for gRIBI's precedence
-	nPods := len(c.base.side)
+	pc := &c.pods
+	pc.sync(k.Pods(), true)
 	bufs := c.setBufs.get()
-	set.Pods = slices.Grow(bufs.pods[:0], nPods+1)
-	podRoutes(k.Pods().Pod(), true, &set, func(r route.Route, o Origin, s subject) {
-		sideKeys = append(sideKeys, keyOf(r.Dst, r.Table))
-		if ok, why := keepRoute(a, s, eps); ok {
-			sideR, sideO = append(sideR, r), append(sideO, o)
-		} else {
-			set.Withheld = append(set.Withheld, Withheld{Dst: r.Dst, Table: r.Table, Reason: reasons.get(why), Origin: o})
+	set.Pods = slices.Grow(bufs.pods[:0], len(pc.order))
+	for _, p := range pc.order {
+		switch {
+		case p.pending:
+			set.PodsPending = append(set.PodsPending, p.ref)
+		default:
+			for _, why := range p.invalid {
+				set.Invalid = append(set.Invalid, Withheld{Reason: why, Origin: p.origin()})
+			}
+			set.Pods = append(set.Pods, p.ref)
 		}
-	})
+	}
 	if len(set.Pods) == 0 {
 		bufs.pods = set.Pods
 		set.Pods = nil // as Routes leaves it
 	}
+	// The peers' kept routes, sorted (they are few), and the pods', in
+	// set order already: straight into the side routes without peers,
+	// or into the cache's scratch buffer to be merged with them.
+	ovR, ovO := pc.overlay.take(0)
 	overlayRoutes(k.Mesh(), func(r route.Route, o Origin, s subject) {
 		sideKeys = append(sideKeys, keyOf(r.Dst, r.Table))
 		if ok, _ := keepRoute(a, s, eps); ok {
-			sideR, sideO = append(sideR, r), append(sideO, o)
+			ovR, ovO = append(ovR, r), append(ovO, o)
 		}
 	})
-	order := sp.sort.order(len(sideR), func(i int) (netip.Prefix, uint32) { return sideR[i].Dst, sideR[i].Table },
-		func(i, j int) int { return compareOrigin(sideO[i], sideO[j]) })
-	permute(order, func(i, j int) {
-		sideR[i], sideR[j] = sideR[j], sideR[i]
-		sideO[i], sideO[j] = sideO[j], sideO[i]
-	})
+	pc.overlay.keep(ovR, ovO)
+	peerKeys := len(sideKeys)
+	podR, podO := sideR, sideO
+	if len(ovR) > 0 {
+		podR, podO = pc.kept.take(len(pc.routes))
+	}
+	for _, pr := range pc.routes {
+		r, o := pr.route(), pr.p.origin()
+		sideKeys = append(sideKeys, keyOf(r.Dst, r.Table))
+		if ok, why := keepRoute(a, pr.p.subject(r.Dst), eps); ok {
+			podR, podO = append(podR, r), append(podO, o)
+		} else {
+			set.Withheld = append(set.Withheld, Withheld{Dst: r.Dst, Table: r.Table, Reason: reasons.get(why), Origin: o})
+		}
+	}
+	if len(ovR) == 0 {
+		sideR, sideO = podR, podO
+	} else {
+		pc.kept.keep(podR, podO)
+		order := sp.sort.order(len(ovR), func(i int) (netip.Prefix, uint32) { return ovR[i].Dst, ovR[i].Table },
+			func(i, j int) int { return compareOrigin(ovO[i], ovO[j]) })
+		permute(order, func(i, j int) {
+			ovR[i], ovR[j] = ovR[j], ovR[i]
+			ovO[i], ovO[j] = ovO[j], ovO[i]
+		})
+		sideR, sideO = mergeRuns(podR, podO, ovR, ovO, outBuf{routes: sideR, origins: sideO})
+	}
+	if peerKeys > 0 {
+		// The peers' keys came first, then the pods' in order.
+		slices.SortFunc(sideKeys, compareKeys)
+	}
+	var prev sortKey
 	for i := 1; i < len(sideR); i++ {
-		if compareKeys(keyOf(sideR[i-1].Dst, sideR[i-1].Table), keyOf(sideR[i].Dst, sideR[i].Table)) == 0 {
+		if i == 1 {
+			prev = keyOf(sideR[0].Dst, sideR[0].Table)
+		}
+		key := keyOf(sideR[i].Dst, sideR[i].Table)
+		if compareKeys(prev, key) == 0 {
 			return c.Routes(t, a, seq) // two origins, one destination: the full set reports it
 		}
+		prev = key
 	}
 	var p route.Patch
 	var putO []Origin
@@ -260,6 +303,8 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		switch {
 		case i == len(sideR):
 			cmp = 1
+		case j < len(bs) && sideR[i].Dst == bs[j].Dst && sideR[i].Table == bs[j].Table && unstate(sideO[i]) == unstate(bo[j]):
+			cmp = 0 // most side routes stay: equal without computing their keys
 		case j < len(bs):
 			cmp = compareRoutes(sideR[i], sideO[i], bs[j], bo[j])
 		}
@@ -343,7 +388,6 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	}
 	// gRIBI's IP entries the observed commits touched, and those whose
 	// group changed (aftdelta.go).
-	slices.SortFunc(sideKeys, compareKeys)
 	aftCh, aftStates, whole := c.aftChanges(k.Aft(), sideKeys)
 	if whole {
 		return c.Routes(t, a, seq)
@@ -527,3 +571,6 @@ func (c *RouteCache) resetDirty() {
 	clear(c.restate)
 	c.aft.metaDirty = false
 }
+
+// unstate is o without Stated: the origin's identity.
+func unstate(o Origin) Origin { o.Stated = false; return o }

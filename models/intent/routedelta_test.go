@@ -86,7 +86,7 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 			kernel := map[route.Key]route.Route{}
 			status := map[Origin]string{} // Stated cleared
 			stated := map[Origin]bool{}
-			deltas, fulls, aftDeltas, parts := 0, 0, 0, 0
+			deltas, fulls, aftDeltas, parts, intents := 0, 0, 0, 0, 0
 			next := func(got RouteSet) RouteSet {
 				t.Helper()
 				parts++
@@ -129,8 +129,12 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				case what < 8: // a transaction that fails and rolls back
 					c := entry(prefix(), 254) + "/config/"
 					ops = append(ops, op{path: c + "metric", val: u(7)}, op{path: c + "class", val: s("not-a-class")})
-				case what < 10: // state, which only moves Stated: written, or now and then removed
+				case what < 10: // state, which only moves Stated: written, or now and then removed; a route's or a pod's
 					st := op{path: entry(prefix(), 254) + "/state/status", val: s("installed"), state: true}
+					if rng.IntN(3) == 0 {
+						st.path = fmt.Sprintf("/kedge/pods/pod[container-id=c%d][ifname=eth0]/state/status", 1+rng.IntN(5))
+						st.val = s("active")
+					}
 					if rng.IntN(3) == 0 {
 						st.val = nil
 					}
@@ -178,6 +182,7 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					continue // commits pile up between intents
 				}
 				acc, _ := accord.Default(level)
+				intents++
 				got, err := cache.Changes(tr, acc, seq)
 				if err != nil {
 					t.Fatal(err)
@@ -289,6 +294,9 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 					if status[unstate(o)] != st {
 						t.Fatalf("step %d: %+v: status %q, want %q", step, o, status[unstate(o)], st)
 					}
+					if o.IsPod() {
+						return // a pod's state is its PodRef's: every set has them all, compared below
+					}
 					// Stated must be right for what the delta reports;
 					// of other entries the writer remembers what it wrote.
 					if stated[unstate(o)] != o.Stated && reported(got, o) {
@@ -341,18 +349,22 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				}
 				got.Release() // as the applier does: the next change set reuses its lists
 			}
+			// The pods must be read one by one as the commits touch them,
+			// not whole on most intents (podcache.go).
+			if pc := cache.pods; pc.walks*4 > intents || pc.patches < 5 {
+				t.Errorf("pods read whole %d times and patched %d times in %d intents: the pods' incremental path is not exercised", pc.walks, pc.patches, intents)
+			}
 			if deltas < 100 || fulls < 10 || aftDeltas < 15 {
 				t.Errorf("%d deltas (%d with gRIBI entries) and %d full sets: both paths must be exercised", deltas, aftDeltas, fulls)
 			}
 			if chunk > 0 && parts < 20 {
 				t.Errorf("%d parts after the first: changes in parts must be exercised", parts)
 			}
-			t.Logf("%d deltas (%d with gRIBI entries), %d full sets, %d parts after the first", deltas, aftDeltas, fulls, parts)
+			t.Logf("%d deltas (%d with gRIBI entries), %d full sets, %d parts after the first; pods read whole %d times, patched %d times, in %d intents",
+				deltas, aftDeltas, fulls, parts, cache.pods.walks, cache.pods.patches, intents)
 		})
 	}
 }
-
-func unstate(o Origin) Origin { o.Stated = false; return o }
 
 // reported says whether the delta set names origin o.
 func reported(s RouteSet, o Origin) bool {

@@ -154,6 +154,9 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	var set RouteSet
 	k := kedgetree.Of(t).Kedge()
 	if !k.Exists() {
+		if cache != nil {
+			cache.pods.reset()
+		}
 		return set, nil
 	}
 	rt := k.Routes()
@@ -226,7 +229,14 @@ func routes(t *tree.Tree, a accord.Accord, full bool, cache *RouteCache) (RouteS
 	if cache != nil {
 		sorted = len(set.Config.Routes)
 	}
-	podRoutes(k.Pods().Pod(), full, &set, consider)
+	if cache != nil {
+		cache.pods.sync(k.Pods(), cache.incremental)
+		for _, p := range cache.pods.order {
+			p.emit(full, &set, consider)
+		}
+	} else {
+		podRoutes(k.Pods().Pod(), full, &set, consider)
+	}
 	overlayRoutes(k.Mesh(), consider)
 	// gRIBI's routes come last; with a cache they come in order too.
 	mid := len(set.Config.Routes)
