@@ -287,10 +287,5 @@ func findPod(pods kedgetree.Kedge_Pods, id tree.Ident) kedgetree.Kedge_Pods_Pod 
 	if !pods.Exists() {
 		return kedgetree.Kedge_Pods_Pod{}
 	}
-	e := pods.Inst().Entry(id.Schema(), id.Keys()...)
-	if e == nil || e.Ident() != id {
-		return kedgetree.Kedge_Pods_Pod{}
-	}
-	p, _ := kedgetree.AsKedge_Pods_Pod(e) // observe kept only pod entries
-	return p
+	return findEntry(pods.Inst(), id, kedgetree.AsKedge_Pods_Pod) // observe kept only pod entries
 }

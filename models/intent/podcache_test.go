@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
 
@@ -14,19 +15,7 @@ import (
 // side routes.
 func TestOnePodCommitReadsOnePod(t *testing.T) {
 	const pods = 200
-	leaves := func(i, addr int) []leaf {
-		return podLeaves(fmt.Sprintf("p%03d", i), fmt.Sprintf(`["10.1.%d.%d/32"]`, addr/250, 1+addr%250), fmt.Sprintf("veth%d", i), "", "")
-	}
-	var ls []leaf
-	for i := range pods {
-		ls = append(ls, leaves(i, i)...)
-	}
-	tr := build(t, ls)
-	acc, _ := accord.Default(5)
-	var cache RouteCache
-	if _, err := cache.Changes(tr, acc, 0); err != nil {
-		t.Fatal(err)
-	}
+	tr, cache, acc, leaves := podLab(t, pods)
 	if cache.pods.reads != pods || cache.pods.walks != 1 {
 		t.Fatalf("first intent read %d pods in %d walks, want %d in 1", cache.pods.reads, cache.pods.walks, pods)
 	}
@@ -73,4 +62,25 @@ func TestOnePodCommitReadsOnePod(t *testing.T) {
 	commit("a pod's state", 0, op{path: pod + "/state/status", val: s("active"), state: true})
 	commit("a pod's state removed", 0, op{path: pod + "/state/status", state: true})
 	commit("a pod deleted", 0, op{path: pod})
+}
+
+// podLab is a tree of n pods (pod i: "p%03d", one address from i, host
+// interface veth<i>) and a cache that has read it; leaves(i, addr) are pod
+// i's leaves with the address from addr.
+func podLab(t *testing.T, n int) (*tree.Tree, *RouteCache, accord.Accord, func(i, addr int) []leaf) {
+	t.Helper()
+	leaves := func(i, addr int) []leaf {
+		return podLeaves(fmt.Sprintf("p%03d", i), fmt.Sprintf(`["10.1.%d.%d/32"]`, addr/250, 1+addr%250), fmt.Sprintf("veth%d", i), "", "")
+	}
+	var ls []leaf
+	for i := range n {
+		ls = append(ls, leaves(i, i)...)
+	}
+	tr := build(t, ls)
+	acc, _ := accord.Default(5)
+	cache := &RouteCache{}
+	if _, err := cache.Changes(tr, acc, 0); err != nil {
+		t.Fatal(err)
+	}
+	return tr, cache, acc, leaves
 }

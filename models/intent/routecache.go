@@ -247,12 +247,19 @@ func find(rt kedgetree.Kedge_Routes, id tree.Ident) kedgetree.Kedge_Routes_Route
 	if !rt.Exists() {
 		return kedgetree.Kedge_Routes_Route{}
 	}
-	e := rt.Inst().Entry(id.Schema(), id.Keys()...)
+	return findEntry(rt.Inst(), id, kedgetree.AsKedge_Routes_Route) // Observe kept only route entries
+}
+
+// findEntry returns the list entry id names under parent, in the version
+// parent belongs to, as its typed node (the zero node when it is gone).
+func findEntry[T any](parent *tree.Inst, id tree.Ident, as func(*tree.Inst) (T, bool)) T {
+	var none T
+	e := parent.Entry(id.Schema(), id.Keys()...)
 	if e == nil || e.Ident() != id {
-		return kedgetree.Kedge_Routes_Route{}
+		return none
 	}
-	entry, _ := kedgetree.AsKedge_Routes_Route(e) // Observe kept only route entries
-	return entry
+	x, _ := as(e)
+	return x
 }
 
 // alloc returns a zeroed cachedRoute from the current chunk. Entries come

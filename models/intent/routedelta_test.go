@@ -561,19 +561,7 @@ func TestChangesCarryAFTGroupAlone(t *testing.T) {
 // Release.
 func TestChangeSetListsReused(t *testing.T) {
 	const pods = 20
-	leaves := func(i, addr int) []leaf {
-		return podLeaves(fmt.Sprintf("p%02d", i), fmt.Sprintf(`["10.1.%d.%d/32"]`, addr/250, 1+addr%250), fmt.Sprintf("veth%d", i), "", "")
-	}
-	var ls []leaf
-	for i := range pods {
-		ls = append(ls, leaves(i, i)...)
-	}
-	tr := build(t, ls)
-	acc, _ := accord.Default(5)
-	var cache RouteCache
-	if _, err := cache.Changes(tr, acc, 0); err != nil {
-		t.Fatal(err)
-	}
+	tr, cache, acc, leaves := podLab(t, pods)
 	seq := uint64(0)
 	// move gives pod i a new address: the pod count stays, so a reused
 	// list needs no more room.
@@ -608,7 +596,7 @@ func TestChangeSetListsReused(t *testing.T) {
 	if &second.Pods[0] == firstPods || &second.Delta.Installed[0] == firstInst {
 		t.Fatal("a change set took the lists of one not released")
 	}
-	if first.Pods[0].Key.ContainerID != "p00" || len(first.Pods) != pods {
+	if first.Pods[0].Key.ContainerID != "p000" || len(first.Pods) != pods {
 		t.Fatalf("the unreleased set's pods changed: %d, the first %+v", len(first.Pods), first.Pods[0])
 	}
 	first.Release()
