@@ -3,6 +3,7 @@ package kernel
 import (
 	"iter"
 	"net/netip"
+	"slices"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
@@ -27,7 +28,17 @@ type routeCache struct {
 	onLink map[int32]int32
 	// sourced counts the cached routes with a source address.
 	sourced int32
+	// few indexes the plain routes (those in m) of each link that has
+	// carried at most fewPerLink of them since it last carried none: a
+	// pod's veth going finds its route here instead of a walk of the
+	// whole cache (about 0.8 ms at 100,000 routes). crowded are the links
+	// past that (an uplink), walked as before until they carry none.
+	few     map[int32][]cacheKey
+	crowded map[int32]bool
 }
+
+// fewPerLink bounds a link's index in few: pods have a route or two.
+const fewPerLink = 8
 
 type cacheKey struct {
 	addr          [16]byte
@@ -44,7 +55,39 @@ type cacheVal struct {
 }
 
 func newRouteCache(n int) *routeCache {
-	return &routeCache{m: make(map[cacheKey]cacheVal, n), onLink: map[int32]int32{}}
+	return &routeCache{m: make(map[cacheKey]cacheVal, n), onLink: map[int32]int32{}, few: map[int32][]cacheKey{}, crowded: map[int32]bool{}}
+}
+
+// index adds the plain route k over link oif to few.
+func (c *routeCache) index(k cacheKey, oif int32) {
+	if c.crowded[oif] {
+		return
+	}
+	keys := c.few[oif]
+	if len(keys) == fewPerLink {
+		delete(c.few, oif)
+		c.crowded[oif] = true
+		return
+	}
+	c.few[oif] = append(keys, k)
+}
+
+// unindex removes the plain route k over link oif from few; a crowded
+// link that carries no route any more is indexed again from its next.
+func (c *routeCache) unindex(k cacheKey, oif int32) {
+	if keys, ok := c.few[oif]; ok {
+		if i := slices.Index(keys, k); i >= 0 {
+			keys = slices.Delete(keys, i, i+1)
+		}
+		if len(keys) == 0 {
+			delete(c.few, oif)
+		} else {
+			c.few[oif] = keys
+		}
+	}
+	if c.crowded[oif] && c.onLink[oif] == 0 {
+		delete(c.crowded, oif)
+	}
 }
 
 // count adds d to the routes counted over each link r uses.
@@ -104,6 +147,17 @@ func (c *routeCache) forgetLink(index int, gone func(route.Key)) bool {
 	}
 	n := c.onLinkCount(index)
 	oif := int32(index)
+	if keys, ok := c.few[oif]; ok && len(keys) == n {
+		// Every route over the link is plain (no rare one uses it) and
+		// indexed: no walk.
+		for _, k := range slices.Clone(keys) {
+			v := c.m[k]
+			c.uncount(k)
+			delete(c.m, k)
+			gone(kernelKey(v.route(k)))
+		}
+		return true
+	}
 	for k, v := range c.m {
 		if n == 0 {
 			break
@@ -156,6 +210,7 @@ func usesLink(r rtnl.Route, index int) bool {
 func (c *routeCache) uncount(k cacheKey) {
 	if v, ok := c.m[k]; ok {
 		c.countLink(v.oif, -1)
+		c.unindex(k, v.oif)
 		if v.srcSet {
 			c.sourced--
 		}
@@ -189,6 +244,7 @@ func (c *routeCache) put(r rtnl.Route) {
 		return
 	}
 	delete(c.rare, k)
+	c.index(k, int32(r.OIF))
 	c.m[k] = cacheVal{gw: r.Gateway.As16(), src: r.Src.As16(), oif: int32(r.OIF), gwSet: r.Gateway.IsValid(), srcSet: r.Src.IsValid(),
 		gw6: r.Gateway.Is6(), src6: r.Src.Is6(), scope: r.Scope, protocol: r.Protocol, rtype: r.Type}
 }

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -162,4 +163,112 @@ func TestRouteCacheForgets(t *testing.T) {
 	if c.len() != 0 || len(c.onLink) != 0 || c.sourced != 0 {
 		t.Errorf("after every route went: len %d, links counted %v, sourced %d", c.len(), c.onLink, c.sourced)
 	}
+}
+
+// TestRouteCacheLinkIndex: over random puts (plain routes, routes kept
+// whole, moves between links), deletes, deletion notifications and links
+// going, the index of small links always holds exactly the plain routes
+// over each link it covers, and forgetting a link removes exactly what a
+// walk of the whole cache would: its plain routes, or nothing when a
+// route kept whole uses it.
+func TestRouteCacheLinkIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	c := newRouteCache(0)
+	want := map[route.Key]rtnl.Route{} // what the cache holds
+	indexed, walked := 0, 0
+	for step := range 20_000 {
+		// Links 1 and 3 carry a few routes (pods); link 2 up to 12, in
+		// and out of the index; link 4 is an uplink of up to 64. A
+		// destination sometimes moves to another link.
+		oif := 1 + rng.IntN(4)
+		width := [...]int{1: 4, 2: 12, 3: 4, 4: 64}[oif]
+		dstLink := oif
+		if rng.IntN(10) == 0 {
+			dstLink = 1 + rng.IntN(4)
+			width = min(width, [...]int{1: 4, 2: 12, 3: 4, 4: 64}[dstLink])
+		}
+		dst := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 9, byte(dstLink), byte(rng.IntN(width))}), 32)
+		r := rtnl.Route{Dst: dst, OIF: oif, Table: 254, Scope: 253, Protocol: 107, Type: 1}
+		switch n := rng.IntN(100); {
+		case n < 45:
+			c.put(r)
+			want[kernelKey(r)] = r
+		case n < 46: // a route kept whole over the link
+			r.Nexthops = []rtnl.Nexthop{{OIF: oif}, {OIF: 1 + rng.IntN(4)}}
+			c.put(r)
+			want[kernelKey(r)] = r
+		case n < 70:
+			c.del(kernelKey(r))
+			delete(want, kernelKey(r))
+		case n < 85:
+			if followed, removed := c.forgetRoute(r); followed && removed {
+				delete(want, kernelKey(r))
+			}
+		default:
+			link := 1 + rng.IntN(4)
+			var gone []route.Key
+			_, fast := c.few[int32(link)]
+			fast = fast && len(c.few[int32(link)]) == c.onLinkCount(link)
+			ok := c.forgetLink(link, func(k route.Key) { gone = append(gone, k) })
+			var wantGone []route.Key
+			rare := false
+			for k, wr := range want {
+				if len(wr.Nexthops) > 0 && usesLink(wr, link) {
+					rare = true
+				}
+				if len(wr.Nexthops) == 0 && wr.OIF == link {
+					wantGone = append(wantGone, k)
+				}
+			}
+			if ok == rare {
+				t.Fatalf("step %d: forgetLink(%d) = %t with a route kept whole over it %t", step, link, ok, rare)
+			}
+			if !ok {
+				wantGone = nil
+			}
+			cmpKeys := func(a, b route.Key) int { return a.Dst.Addr().Compare(b.Dst.Addr()) }
+			slices.SortFunc(gone, cmpKeys)
+			slices.SortFunc(wantGone, cmpKeys)
+			if !slices.Equal(gone, wantGone) {
+				t.Fatalf("step %d: forgetLink(%d) removed %v, want %v", step, link, gone, wantGone)
+			}
+			for _, k := range gone {
+				delete(want, k)
+			}
+			if ok && len(gone) > 0 {
+				if fast {
+					indexed++
+				} else {
+					walked++
+				}
+			}
+		}
+		// The index: exactly the plain routes of every link it covers.
+		for oif, keys := range c.few {
+			if c.crowded[oif] {
+				t.Fatalf("step %d: link %d both indexed and crowded", step, oif)
+			}
+			var plainKeys []cacheKey
+			for k, v := range c.m {
+				if v.oif == oif {
+					plainKeys = append(plainKeys, k)
+				}
+			}
+			if len(plainKeys) != len(keys) || len(keys) > fewPerLink {
+				t.Fatalf("step %d: link %d indexed %d routes, holds %d plain", step, oif, len(keys), len(plainKeys))
+			}
+			for _, k := range plainKeys {
+				if !slices.Contains(keys, k) {
+					t.Fatalf("step %d: link %d: %v not indexed", step, oif, k)
+				}
+			}
+		}
+		if c.len() != len(want) {
+			t.Fatalf("step %d: cache holds %d routes, want %d", step, c.len(), len(want))
+		}
+	}
+	if indexed < 100 || walked < 10 {
+		t.Fatalf("links forgotten through the index %d times, by a walk %d: both must be exercised", indexed, walked)
+	}
+	t.Logf("links forgotten through the index %d times, by a walk %d", indexed, walked)
 }
