@@ -159,6 +159,11 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				default: // the posture level changes
 					level = uint8(1 + rng.IntN(5))
 				}
+				if rng.IntN(40) == 0 {
+					// A whole subtree goes in one delete: the routes, the
+					// pods, the AFT or all of /kedge.
+					ops = []op{{path: []string{"/kedge/routes", "/kedge/pods", "/kedge/aft", "/kedge"}[rng.IntN(4)]}}
+				}
 				if chunk > 0 && rng.IntN(5) == 0 {
 					// A bulk commit: several routes added or deleted.
 					for range 2 + rng.IntN(8) {
