@@ -89,7 +89,9 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 				tx.adoptOperational(open)
 			}
 		case f.ok:
-			e, err := tx.entry(tx.follow(f.steps), f.list, f.keys, true, at)
+			// find has just seen the entry absent, and nothing has been
+			// written since: created without looking it up again.
+			e, err := tx.addEntry(tx.follow(f.steps), f.list, f.keys, f.key, at)
 			if err != nil {
 				return nil, err
 			}
@@ -189,6 +191,7 @@ type found struct {
 	steps []step
 	list  *Node
 	keys  []Value
+	key   string // keys' key string
 }
 
 // find reads the path of an instance whose ancestors are containers
@@ -223,7 +226,7 @@ func (tx *Txn) find(at []*gpb.PathElem, buf []step) found {
 			k := keyString(keys)
 			ent := in.lists()[c.slot].get(k)
 			if ent == nil {
-				return found{ok: true, steps: steps, list: c, keys: keys}
+				return found{ok: true, steps: steps, list: c, keys: keys, key: k}
 			}
 			return found{ok: true, in: ent, steps: append(steps, step{n: c, key: k})}
 		default:

@@ -192,6 +192,13 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 	if !create {
 		return nil, nil
 	}
+	return tx.addEntry(in, n, keys, k, elems)
+}
+
+// addEntry creates the entry of list n with keys (whose key string is k)
+// below in, which the transaction owns and which has no such entry,
+// filling its key leaves and their config or state mirrors.
+func (tx *Txn) addEntry(in *Inst, n *Node, keys []Value, k string, elems []*gpb.PathElem) (*Inst, error) {
 	if tx.state && n.Config && !tx.OperationalEntries {
 		return nil, newErr(ErrNotFound, whereElems(in, n, elems), "state can only be written for entries that exist in config")
 	}
