@@ -27,3 +27,19 @@ func BenchmarkPathElems(b *testing.B) {
 		sink = e.State().Status().Elems()
 	}
 }
+
+var valSink *gpb.TypedValue
+
+// BenchmarkLeafVals encodes the values the gRIBI writer and the route
+// applier write for one IPv4 entry (three config leaves, its status).
+func BenchmarkLeafVals(b *testing.B) {
+	e := kedgepath.Root().Kedge().Aft().Ipv4Entries().Ipv4Entry("10.1.2.3/32")
+	pfx, nhg, sess, st := e.Config().Prefix(), e.Config().NextHopGroup(), e.Config().Session(), e.State().Status()
+	b.ReportAllocs()
+	for b.Loop() {
+		valSink = pfx.Val("10.1.2.3/32")
+		valSink = nhg.Val(1)
+		valSink = sess.Val("s1")
+		valSink = st.Val(kedgepath.AftStatusInstalled)
+	}
+}
