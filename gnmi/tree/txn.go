@@ -95,7 +95,8 @@ func (t *Tree) Begin(state bool) (*Txn, error) {
 		return nil, errors.New("begin transaction: another transaction is open")
 	}
 	t.txIDs++
-	tx := &Txn{t: t, id: t.txIDs, state: state, base: t.root}
+	tx := &Txn{t: t, id: t.txIDs, state: state, base: t.root, touched: t.touchBuf}
+	t.touchBuf = nil
 	t.tx = tx
 	return tx, nil
 }
@@ -380,6 +381,10 @@ func (tx *Txn) Commit() {
 }
 
 func (tx *Txn) finish() {
+	if cap(tx.touched) <= maxTouchBuf {
+		clear(tx.touched) // holds no instance of this version
+		tx.t.touchBuf = tx.touched[:0]
+	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
 	tx.touched, tx.removed, tx.old, tx.last = nil, nil, nil, nil
