@@ -22,25 +22,50 @@ import (
 
 var _ = strconv.FormatUint
 
-// base holds a path's elements. Elements without keys are shared between
-// paths (gNMI and the store never modify a request's path elements), so a
-// path costs one slice per step and one element per keyed step.
-type base struct{ elems []*gpb.PathElem }
+// base holds a path's elements in two parts: elems, up to and including
+// the path's last keyed element (the whole path when it has none), and
+// rel, the keyless elements below that, a slice shared by every path to
+// the same schema node. Elements without keys are shared between paths
+// too (gNMI and the store never modify a request's path elements). So a
+// step without keys costs nothing and a keyed step one slice and one
+// element; the whole path is put together only when Elems asks for it.
+type base struct{ elems, rel []*gpb.PathElem }
 
-// Elems returns the path's elements; callers must not modify them.
-func (b base) Elems() []*gpb.PathElem { return b.elems }
+// Elems returns the path's elements; callers must not modify them. A
+// path below a keyed element is copied into one new slice.
+func (b base) Elems() []*gpb.PathElem {
+	if len(b.rel) == 0 {
+		return b.elems
+	}
+	return b.whole(0)
+}
+
+// Parts returns the path's elements as Elems would, in the two parts base
+// holds them: up to and including the last keyed element, and the keyless
+// elements below it (nil when there are none), which every path to the
+// same schema node shares. Callers must not modify them. Writers naming
+// leaves below a list entry use the second part as the leaf's path
+// relative to the entry, without building the whole path.
+func (b base) Parts() (keyed, rel []*gpb.PathElem) { return b.elems, b.rel }
+
+// whole returns the path's elements in a new slice with room for extra
+// more.
+func (b base) whole(extra int) []*gpb.PathElem {
+	out := make([]*gpb.PathElem, 0, len(b.elems)+len(b.rel)+extra)
+	return append(append(out, b.elems...), b.rel...)
+}
 
 // Path returns the path as a gNMI Path (elements only, no origin).
-func (b base) Path() *gpb.Path { return &gpb.Path{Elem: b.elems} }
+func (b base) Path() *gpb.Path { return &gpb.Path{Elem: b.Elems()} }
 
 // String renders the path in gNMI string form, keys sorted by name and
 // ']' and '\' escaped in key values.
 func (b base) String() string {
-	if len(b.elems) == 0 {
+	if len(b.elems)+len(b.rel) == 0 {
 		return "/"
 	}
 	var s strings.Builder
-	for _, e := range b.elems {
+	for _, e := range b.Elems() {
 		s.WriteByte('/')
 		s.WriteString(e.GetName())
 		names := make([]string, 0, len(e.GetKey()))
@@ -65,24 +90,49 @@ func (b base) String() string {
 	return s.String()
 }
 
-// child returns b extended by e, in a new slice.
-func (b base) child(e *gpb.PathElem) base {
-	n := len(b.elems)
-	return base{append(b.elems[:n:n], e)}
+// keyed returns b extended by e, a keyed element, in a new slice.
+func (b base) keyed(e *gpb.PathElem) base {
+	return base{elems: append(b.whole(1), e)}
 }
 
+// The values are each one allocation, the TypedValue and its oneof
+// wrapper together: a bulk load writes 400,000 of them, and each object
+// fewer is work the collector does not do.
+
 func str(s string) *gpb.TypedValue {
-	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: s}}
+	v := &struct {
+		t gpb.TypedValue
+		w gpb.TypedValue_StringVal
+	}{w: gpb.TypedValue_StringVal{StringVal: s}}
+	v.t.Value = &v.w
+	return &v.t
 }
 
 func uintv(n uint64) *gpb.TypedValue {
-	return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: n}}
+	v := &struct {
+		t gpb.TypedValue
+		w gpb.TypedValue_UintVal
+	}{w: gpb.TypedValue_UintVal{UintVal: n}}
+	v.t.Value = &v.w
+	return &v.t
 }
 
-func intv(n int64) *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_IntVal{IntVal: n}} }
+func intv(n int64) *gpb.TypedValue {
+	v := &struct {
+		t gpb.TypedValue
+		w gpb.TypedValue_IntVal
+	}{w: gpb.TypedValue_IntVal{IntVal: n}}
+	v.t.Value = &v.w
+	return &v.t
+}
 
 func boolv(b bool) *gpb.TypedValue {
-	return &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: b}}
+	v := &struct {
+		t gpb.TypedValue
+		w gpb.TypedValue_BoolVal
+	}{w: gpb.TypedValue_BoolVal{BoolVal: b}}
+	v.t.Value = &v.w
+	return &v.t
 }
 
 func list(el []*gpb.TypedValue) *gpb.TypedValue {
@@ -881,6 +931,359 @@ var (
 	p_Kedge_Underlay_Vlans                          = []*gpb.PathElem{e_kedge, e_underlay, e_vlans}
 )
 
+// Element slices of the paths below a keyed list, from below its last
+// keyed list on (base.rel).
+var (
+	r_Kedge_Accords_Accord_Config                                           = []*gpb.PathElem{e_config}
+	r_Kedge_Accords_Accord_Config_AllowedSessionTypes                       = []*gpb.PathElem{e_config, e_allowed_session_types}
+	r_Kedge_Accords_Accord_Config_CompilerFrozen                            = []*gpb.PathElem{e_config, e_compiler_frozen}
+	r_Kedge_Accords_Accord_Config_ForensicSnapshot                          = []*gpb.PathElem{e_config, e_forensic_snapshot}
+	r_Kedge_Accords_Accord_Config_Handshake                                 = []*gpb.PathElem{e_config, e_handshake}
+	r_Kedge_Accords_Accord_Config_HealthCheckSeconds                        = []*gpb.PathElem{e_config, e_health_check_seconds}
+	r_Kedge_Accords_Accord_Config_KeepaliveSeconds                          = []*gpb.PathElem{e_config, e_keepalive_seconds}
+	r_Kedge_Accords_Accord_Config_Level                                     = []*gpb.PathElem{e_config, e_level}
+	r_Kedge_Accords_Accord_Config_NotaryFlush                               = []*gpb.PathElem{e_config, e_notary_flush}
+	r_Kedge_Accords_Accord_Config_NotaryPayloadHashing                      = []*gpb.PathElem{e_config, e_notary_payload_hashing}
+	r_Kedge_Accords_Accord_Config_NotarySamplingPercent                     = []*gpb.PathElem{e_config, e_notary_sampling_percent}
+	r_Kedge_Accords_Accord_Config_OverlayMode                               = []*gpb.PathElem{e_config, e_overlay_mode}
+	r_Kedge_Accords_Accord_Config_RoutePolicy                               = []*gpb.PathElem{e_config, e_route_policy}
+	r_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs                   = []*gpb.PathElem{e_config, e_underlay_drift_interval_ms}
+	r_Kedge_Accords_Accord_Config_UnderlayMutationTiers                     = []*gpb.PathElem{e_config, e_underlay_mutation_tiers}
+	r_Kedge_Accords_Accord_Config_VppFlowPolicy                             = []*gpb.PathElem{e_config, e_vpp_flow_policy}
+	r_Kedge_Accords_Accord_Level                                            = []*gpb.PathElem{e_level}
+	r_Kedge_Accords_Accord_State                                            = []*gpb.PathElem{e_state}
+	r_Kedge_Accords_Accord_State_AllowedSessionTypes                        = []*gpb.PathElem{e_state, e_allowed_session_types}
+	r_Kedge_Accords_Accord_State_CompilerFrozen                             = []*gpb.PathElem{e_state, e_compiler_frozen}
+	r_Kedge_Accords_Accord_State_ForensicSnapshot                           = []*gpb.PathElem{e_state, e_forensic_snapshot}
+	r_Kedge_Accords_Accord_State_Handshake                                  = []*gpb.PathElem{e_state, e_handshake}
+	r_Kedge_Accords_Accord_State_HealthCheckSeconds                         = []*gpb.PathElem{e_state, e_health_check_seconds}
+	r_Kedge_Accords_Accord_State_KeepaliveSeconds                           = []*gpb.PathElem{e_state, e_keepalive_seconds}
+	r_Kedge_Accords_Accord_State_Level                                      = []*gpb.PathElem{e_state, e_level}
+	r_Kedge_Accords_Accord_State_NotaryFlush                                = []*gpb.PathElem{e_state, e_notary_flush}
+	r_Kedge_Accords_Accord_State_NotaryPayloadHashing                       = []*gpb.PathElem{e_state, e_notary_payload_hashing}
+	r_Kedge_Accords_Accord_State_NotarySamplingPercent                      = []*gpb.PathElem{e_state, e_notary_sampling_percent}
+	r_Kedge_Accords_Accord_State_OverlayMode                                = []*gpb.PathElem{e_state, e_overlay_mode}
+	r_Kedge_Accords_Accord_State_RoutePolicy                                = []*gpb.PathElem{e_state, e_route_policy}
+	r_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs                    = []*gpb.PathElem{e_state, e_underlay_drift_interval_ms}
+	r_Kedge_Accords_Accord_State_UnderlayMutationTiers                      = []*gpb.PathElem{e_state, e_underlay_mutation_tiers}
+	r_Kedge_Accords_Accord_State_VppFlowPolicy                              = []*gpb.PathElem{e_state, e_vpp_flow_policy}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config                                = []*gpb.PathElem{e_config}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata                       = []*gpb.PathElem{e_config, e_metadata}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup                   = []*gpb.PathElem{e_config, e_next_hop_group}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix                         = []*gpb.PathElem{e_config, e_prefix}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session                        = []*gpb.PathElem{e_config, e_session}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix                                = []*gpb.PathElem{e_prefix}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State                                 = []*gpb.PathElem{e_state}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata                        = []*gpb.PathElem{e_state, e_metadata}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup                    = []*gpb.PathElem{e_state, e_next_hop_group}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix                          = []*gpb.PathElem{e_state, e_prefix}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason                          = []*gpb.PathElem{e_state, e_reason}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session                         = []*gpb.PathElem{e_state, e_session}
+	r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status                          = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config                                = []*gpb.PathElem{e_config}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata                       = []*gpb.PathElem{e_config, e_metadata}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup                   = []*gpb.PathElem{e_config, e_next_hop_group}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix                         = []*gpb.PathElem{e_config, e_prefix}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session                        = []*gpb.PathElem{e_config, e_session}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix                                = []*gpb.PathElem{e_prefix}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State                                 = []*gpb.PathElem{e_state}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata                        = []*gpb.PathElem{e_state, e_metadata}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup                    = []*gpb.PathElem{e_state, e_next_hop_group}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix                          = []*gpb.PathElem{e_state, e_prefix}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason                          = []*gpb.PathElem{e_state, e_reason}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session                         = []*gpb.PathElem{e_state, e_session}
+	r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status                          = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_Config                           = []*gpb.PathElem{e_config}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup        = []*gpb.PathElem{e_config, e_backup_next_hop_group}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id                        = []*gpb.PathElem{e_config, e_id}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session                   = []*gpb.PathElem{e_config, e_session}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_Id                               = []*gpb.PathElem{e_id}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops                         = []*gpb.PathElem{e_next_hops}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config          = []*gpb.PathElem{e_config}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index    = []*gpb.PathElem{e_config, e_index}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight   = []*gpb.PathElem{e_config, e_weight}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index           = []*gpb.PathElem{e_index}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State           = []*gpb.PathElem{e_state}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index     = []*gpb.PathElem{e_state, e_index}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight    = []*gpb.PathElem{e_state, e_weight}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_State                            = []*gpb.PathElem{e_state}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup         = []*gpb.PathElem{e_state, e_backup_next_hop_group}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id                         = []*gpb.PathElem{e_state, e_id}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason                     = []*gpb.PathElem{e_state, e_reason}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session                    = []*gpb.PathElem{e_state, e_session}
+	r_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status                     = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Aft_NextHops_NextHop_Config                                     = []*gpb.PathElem{e_config}
+	r_Kedge_Aft_NextHops_NextHop_Config_Index                               = []*gpb.PathElem{e_config, e_index}
+	r_Kedge_Aft_NextHops_NextHop_Config_Interface                           = []*gpb.PathElem{e_config, e_interface}
+	r_Kedge_Aft_NextHops_NextHop_Config_IpAddress                           = []*gpb.PathElem{e_config, e_ip_address}
+	r_Kedge_Aft_NextHops_NextHop_Config_Session                             = []*gpb.PathElem{e_config, e_session}
+	r_Kedge_Aft_NextHops_NextHop_Config_Unsupported                         = []*gpb.PathElem{e_config, e_unsupported}
+	r_Kedge_Aft_NextHops_NextHop_Index                                      = []*gpb.PathElem{e_index}
+	r_Kedge_Aft_NextHops_NextHop_State                                      = []*gpb.PathElem{e_state}
+	r_Kedge_Aft_NextHops_NextHop_State_Index                                = []*gpb.PathElem{e_state, e_index}
+	r_Kedge_Aft_NextHops_NextHop_State_Interface                            = []*gpb.PathElem{e_state, e_interface}
+	r_Kedge_Aft_NextHops_NextHop_State_IpAddress                            = []*gpb.PathElem{e_state, e_ip_address}
+	r_Kedge_Aft_NextHops_NextHop_State_Reason                               = []*gpb.PathElem{e_state, e_reason}
+	r_Kedge_Aft_NextHops_NextHop_State_Session                              = []*gpb.PathElem{e_state, e_session}
+	r_Kedge_Aft_NextHops_NextHop_State_Status                               = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Aft_NextHops_NextHop_State_Unsupported                          = []*gpb.PathElem{e_state, e_unsupported}
+	r_Kedge_Aft_Sessions_Session_Config                                     = []*gpb.PathElem{e_config}
+	r_Kedge_Aft_Sessions_Session_Config_Class                               = []*gpb.PathElem{e_config, e_class}
+	r_Kedge_Aft_Sessions_Session_Config_Id                                  = []*gpb.PathElem{e_config, e_id}
+	r_Kedge_Aft_Sessions_Session_Config_Identity                            = []*gpb.PathElem{e_config, e_identity}
+	r_Kedge_Aft_Sessions_Session_Config_Persistence                         = []*gpb.PathElem{e_config, e_persistence}
+	r_Kedge_Aft_Sessions_Session_Config_Tier                                = []*gpb.PathElem{e_config, e_tier}
+	r_Kedge_Aft_Sessions_Session_Id                                         = []*gpb.PathElem{e_id}
+	r_Kedge_Aft_Sessions_Session_State                                      = []*gpb.PathElem{e_state}
+	r_Kedge_Aft_Sessions_Session_State_Class                                = []*gpb.PathElem{e_state, e_class}
+	r_Kedge_Aft_Sessions_Session_State_Id                                   = []*gpb.PathElem{e_state, e_id}
+	r_Kedge_Aft_Sessions_Session_State_Identity                             = []*gpb.PathElem{e_state, e_identity}
+	r_Kedge_Aft_Sessions_Session_State_Persistence                          = []*gpb.PathElem{e_state, e_persistence}
+	r_Kedge_Aft_Sessions_Session_State_Tier                                 = []*gpb.PathElem{e_state, e_tier}
+	r_Kedge_Mesh_Peers_Peer_Config                                          = []*gpb.PathElem{e_config}
+	r_Kedge_Mesh_Peers_Peer_Config_AllowedIps                               = []*gpb.PathElem{e_config, e_allowed_ips}
+	r_Kedge_Mesh_Peers_Peer_Config_Cluster                                  = []*gpb.PathElem{e_config, e_cluster}
+	r_Kedge_Mesh_Peers_Peer_Config_Critical                                 = []*gpb.PathElem{e_config, e_critical}
+	r_Kedge_Mesh_Peers_Peer_Config_Endpoint                                 = []*gpb.PathElem{e_config, e_endpoint}
+	r_Kedge_Mesh_Peers_Peer_Config_Name                                     = []*gpb.PathElem{e_config, e_name}
+	r_Kedge_Mesh_Peers_Peer_Config_Owner                                    = []*gpb.PathElem{e_config, e_owner}
+	r_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive                      = []*gpb.PathElem{e_config, e_persistent_keepalive}
+	r_Kedge_Mesh_Peers_Peer_Config_PublicKey                                = []*gpb.PathElem{e_config, e_public_key}
+	r_Kedge_Mesh_Peers_Peer_Config_Reconnect                                = []*gpb.PathElem{e_config, e_reconnect}
+	r_Kedge_Mesh_Peers_Peer_Name                                            = []*gpb.PathElem{e_name}
+	r_Kedge_Mesh_Peers_Peer_State                                           = []*gpb.PathElem{e_state}
+	r_Kedge_Mesh_Peers_Peer_State_AllowedIps                                = []*gpb.PathElem{e_state, e_allowed_ips}
+	r_Kedge_Mesh_Peers_Peer_State_Cluster                                   = []*gpb.PathElem{e_state, e_cluster}
+	r_Kedge_Mesh_Peers_Peer_State_Critical                                  = []*gpb.PathElem{e_state, e_critical}
+	r_Kedge_Mesh_Peers_Peer_State_Endpoint                                  = []*gpb.PathElem{e_state, e_endpoint}
+	r_Kedge_Mesh_Peers_Peer_State_Error                                     = []*gpb.PathElem{e_state, e_error}
+	r_Kedge_Mesh_Peers_Peer_State_LastHandshake                             = []*gpb.PathElem{e_state, e_last_handshake}
+	r_Kedge_Mesh_Peers_Peer_State_Name                                      = []*gpb.PathElem{e_state, e_name}
+	r_Kedge_Mesh_Peers_Peer_State_Owner                                     = []*gpb.PathElem{e_state, e_owner}
+	r_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive                       = []*gpb.PathElem{e_state, e_persistent_keepalive}
+	r_Kedge_Mesh_Peers_Peer_State_PublicKey                                 = []*gpb.PathElem{e_state, e_public_key}
+	r_Kedge_Mesh_Peers_Peer_State_Reconnect                                 = []*gpb.PathElem{e_state, e_reconnect}
+	r_Kedge_Mesh_Peers_Peer_State_RxBytes                                   = []*gpb.PathElem{e_state, e_rx_bytes}
+	r_Kedge_Mesh_Peers_Peer_State_Status                                    = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Mesh_Peers_Peer_State_TxBytes                                   = []*gpb.PathElem{e_state, e_tx_bytes}
+	r_Kedge_Pods_Pod_Config                                                 = []*gpb.PathElem{e_config}
+	r_Kedge_Pods_Pod_Config_Addresses                                       = []*gpb.PathElem{e_config, e_addresses}
+	r_Kedge_Pods_Pod_Config_AllowedMode                                     = []*gpb.PathElem{e_config, e_allowed_mode}
+	r_Kedge_Pods_Pod_Config_AllowedTargets                                  = []*gpb.PathElem{e_config, e_allowed_targets}
+	r_Kedge_Pods_Pod_Config_ContainerId                                     = []*gpb.PathElem{e_config, e_container_id}
+	r_Kedge_Pods_Pod_Config_HostIfname                                      = []*gpb.PathElem{e_config, e_host_ifname}
+	r_Kedge_Pods_Pod_Config_Ifname                                          = []*gpb.PathElem{e_config, e_ifname}
+	r_Kedge_Pods_Pod_Config_Name                                            = []*gpb.PathElem{e_config, e_name}
+	r_Kedge_Pods_Pod_Config_Namespace                                       = []*gpb.PathElem{e_config, e_namespace}
+	r_Kedge_Pods_Pod_Config_Netns                                           = []*gpb.PathElem{e_config, e_netns}
+	r_Kedge_Pods_Pod_Config_Tier                                            = []*gpb.PathElem{e_config, e_tier}
+	r_Kedge_Pods_Pod_ContainerId                                            = []*gpb.PathElem{e_container_id}
+	r_Kedge_Pods_Pod_Ifname                                                 = []*gpb.PathElem{e_ifname}
+	r_Kedge_Pods_Pod_State                                                  = []*gpb.PathElem{e_state}
+	r_Kedge_Pods_Pod_State_Addresses                                        = []*gpb.PathElem{e_state, e_addresses}
+	r_Kedge_Pods_Pod_State_AllowedMode                                      = []*gpb.PathElem{e_state, e_allowed_mode}
+	r_Kedge_Pods_Pod_State_AllowedTargets                                   = []*gpb.PathElem{e_state, e_allowed_targets}
+	r_Kedge_Pods_Pod_State_ContainerId                                      = []*gpb.PathElem{e_state, e_container_id}
+	r_Kedge_Pods_Pod_State_HostIfname                                       = []*gpb.PathElem{e_state, e_host_ifname}
+	r_Kedge_Pods_Pod_State_Ifname                                           = []*gpb.PathElem{e_state, e_ifname}
+	r_Kedge_Pods_Pod_State_Name                                             = []*gpb.PathElem{e_state, e_name}
+	r_Kedge_Pods_Pod_State_Namespace                                        = []*gpb.PathElem{e_state, e_namespace}
+	r_Kedge_Pods_Pod_State_Netns                                            = []*gpb.PathElem{e_state, e_netns}
+	r_Kedge_Pods_Pod_State_Reason                                           = []*gpb.PathElem{e_state, e_reason}
+	r_Kedge_Pods_Pod_State_Status                                           = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Pods_Pod_State_Tier                                             = []*gpb.PathElem{e_state, e_tier}
+	r_Kedge_Posture_History_Transition_Sequence                             = []*gpb.PathElem{e_sequence}
+	r_Kedge_Posture_History_Transition_State                                = []*gpb.PathElem{e_state}
+	r_Kedge_Posture_History_Transition_State_DurationNs                     = []*gpb.PathElem{e_state, e_duration_ns}
+	r_Kedge_Posture_History_Transition_State_FromLevel                      = []*gpb.PathElem{e_state, e_from_level}
+	r_Kedge_Posture_History_Transition_State_Result                         = []*gpb.PathElem{e_state, e_result}
+	r_Kedge_Posture_History_Transition_State_Sequence                       = []*gpb.PathElem{e_state, e_sequence}
+	r_Kedge_Posture_History_Transition_State_Started                        = []*gpb.PathElem{e_state, e_started}
+	r_Kedge_Posture_History_Transition_State_ToLevel                        = []*gpb.PathElem{e_state, e_to_level}
+	r_Kedge_Posture_State_LastTransition_Steps_Step_Index                   = []*gpb.PathElem{e_index}
+	r_Kedge_Posture_State_LastTransition_Steps_Step_State                   = []*gpb.PathElem{e_state}
+	r_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs        = []*gpb.PathElem{e_state, e_duration_ns}
+	r_Kedge_Posture_State_LastTransition_Steps_Step_State_Error             = []*gpb.PathElem{e_state, e_error}
+	r_Kedge_Posture_State_LastTransition_Steps_Step_State_Index             = []*gpb.PathElem{e_state, e_index}
+	r_Kedge_Posture_State_LastTransition_Steps_Step_State_Name              = []*gpb.PathElem{e_state, e_name}
+	r_Kedge_Posture_State_LastTransition_Steps_Step_State_Result            = []*gpb.PathElem{e_state, e_result}
+	r_Kedge_Posture_State_LastTransition_Steps_Step_State_Started           = []*gpb.PathElem{e_state, e_started}
+	r_Kedge_Routes_Endpoints_Endpoint_Config                                = []*gpb.PathElem{e_config}
+	r_Kedge_Routes_Endpoints_Endpoint_Config_Kind                           = []*gpb.PathElem{e_config, e_kind}
+	r_Kedge_Routes_Endpoints_Endpoint_Config_Name                           = []*gpb.PathElem{e_config, e_name}
+	r_Kedge_Routes_Endpoints_Endpoint_Config_Prefix                         = []*gpb.PathElem{e_config, e_prefix}
+	r_Kedge_Routes_Endpoints_Endpoint_Config_Service                        = []*gpb.PathElem{e_config, e_service}
+	r_Kedge_Routes_Endpoints_Endpoint_Name                                  = []*gpb.PathElem{e_name}
+	r_Kedge_Routes_Endpoints_Endpoint_State                                 = []*gpb.PathElem{e_state}
+	r_Kedge_Routes_Endpoints_Endpoint_State_Kind                            = []*gpb.PathElem{e_state, e_kind}
+	r_Kedge_Routes_Endpoints_Endpoint_State_Name                            = []*gpb.PathElem{e_state, e_name}
+	r_Kedge_Routes_Endpoints_Endpoint_State_Prefix                          = []*gpb.PathElem{e_state, e_prefix}
+	r_Kedge_Routes_Endpoints_Endpoint_State_Service                         = []*gpb.PathElem{e_state, e_service}
+	r_Kedge_Routes_Route_Config                                             = []*gpb.PathElem{e_config}
+	r_Kedge_Routes_Route_Config_Class                                       = []*gpb.PathElem{e_config, e_class}
+	r_Kedge_Routes_Route_Config_Device                                      = []*gpb.PathElem{e_config, e_device}
+	r_Kedge_Routes_Route_Config_Metric                                      = []*gpb.PathElem{e_config, e_metric}
+	r_Kedge_Routes_Route_Config_NextHop                                     = []*gpb.PathElem{e_config, e_next_hop}
+	r_Kedge_Routes_Route_Config_Owner                                       = []*gpb.PathElem{e_config, e_owner}
+	r_Kedge_Routes_Route_Config_Prefix                                      = []*gpb.PathElem{e_config, e_prefix}
+	r_Kedge_Routes_Route_Config_Table                                       = []*gpb.PathElem{e_config, e_table}
+	r_Kedge_Routes_Route_Config_Tier                                        = []*gpb.PathElem{e_config, e_tier}
+	r_Kedge_Routes_Route_Prefix                                             = []*gpb.PathElem{e_prefix}
+	r_Kedge_Routes_Route_State                                              = []*gpb.PathElem{e_state}
+	r_Kedge_Routes_Route_State_Class                                        = []*gpb.PathElem{e_state, e_class}
+	r_Kedge_Routes_Route_State_Device                                       = []*gpb.PathElem{e_state, e_device}
+	r_Kedge_Routes_Route_State_Metric                                       = []*gpb.PathElem{e_state, e_metric}
+	r_Kedge_Routes_Route_State_NextHop                                      = []*gpb.PathElem{e_state, e_next_hop}
+	r_Kedge_Routes_Route_State_Owner                                        = []*gpb.PathElem{e_state, e_owner}
+	r_Kedge_Routes_Route_State_Prefix                                       = []*gpb.PathElem{e_state, e_prefix}
+	r_Kedge_Routes_Route_State_Reason                                       = []*gpb.PathElem{e_state, e_reason}
+	r_Kedge_Routes_Route_State_Status                                       = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Routes_Route_State_Table                                        = []*gpb.PathElem{e_state, e_table}
+	r_Kedge_Routes_Route_State_Tier                                         = []*gpb.PathElem{e_state, e_tier}
+	r_Kedge_Routes_Route_Table                                              = []*gpb.PathElem{e_table}
+	r_Kedge_Sessions_Session_Id                                             = []*gpb.PathElem{e_id}
+	r_Kedge_Sessions_Session_State                                          = []*gpb.PathElem{e_state}
+	r_Kedge_Sessions_Session_State_BytesIn                                  = []*gpb.PathElem{e_state, e_bytes_in}
+	r_Kedge_Sessions_Session_State_BytesOut                                 = []*gpb.PathElem{e_state, e_bytes_out}
+	r_Kedge_Sessions_Session_State_Capabilities                             = []*gpb.PathElem{e_state, e_capabilities}
+	r_Kedge_Sessions_Session_State_CloseReason                              = []*gpb.PathElem{e_state, e_close_reason}
+	r_Kedge_Sessions_Session_State_Closed                                   = []*gpb.PathElem{e_state, e_closed}
+	r_Kedge_Sessions_Session_State_Cluster                                  = []*gpb.PathElem{e_state, e_cluster}
+	r_Kedge_Sessions_Session_State_Critical                                 = []*gpb.PathElem{e_state, e_critical}
+	r_Kedge_Sessions_Session_State_DrainDeadline                            = []*gpb.PathElem{e_state, e_drain_deadline}
+	r_Kedge_Sessions_Session_State_EffectivePosture                         = []*gpb.PathElem{e_state, e_effective_posture}
+	r_Kedge_Sessions_Session_State_FramesIn                                 = []*gpb.PathElem{e_state, e_frames_in}
+	r_Kedge_Sessions_Session_State_FramesOut                                = []*gpb.PathElem{e_state, e_frames_out}
+	r_Kedge_Sessions_Session_State_Id                                       = []*gpb.PathElem{e_state, e_id}
+	r_Kedge_Sessions_Session_State_InitiatorPosture                         = []*gpb.PathElem{e_state, e_initiator_posture}
+	r_Kedge_Sessions_Session_State_Local                                    = []*gpb.PathElem{e_state, e_local}
+	r_Kedge_Sessions_Session_State_Node                                     = []*gpb.PathElem{e_state, e_node}
+	r_Kedge_Sessions_Session_State_Peer                                     = []*gpb.PathElem{e_state, e_peer}
+	r_Kedge_Sessions_Session_State_PostureAtHandshake                       = []*gpb.PathElem{e_state, e_posture_at_handshake}
+	r_Kedge_Sessions_Session_State_Started                                  = []*gpb.PathElem{e_state, e_started}
+	r_Kedge_Sessions_Session_State_Status                                   = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Sessions_Session_State_Tier                                     = []*gpb.PathElem{e_state, e_tier}
+	r_Kedge_Sessions_Session_State_Type                                     = []*gpb.PathElem{e_state, e_type}
+	r_Kedge_Sessions_Session_State_Verification                             = []*gpb.PathElem{e_state, e_verification}
+	r_Kedge_System_Backends_Backend_Name                                    = []*gpb.PathElem{e_name}
+	r_Kedge_System_Backends_Backend_State                                   = []*gpb.PathElem{e_state}
+	r_Kedge_System_Backends_Backend_State_Active                            = []*gpb.PathElem{e_state, e_active}
+	r_Kedge_System_Backends_Backend_State_Name                              = []*gpb.PathElem{e_state, e_name}
+	r_Kedge_System_Backends_Backend_State_Reason                            = []*gpb.PathElem{e_state, e_reason}
+	r_Kedge_Underlay_Devices_Device_Config                                  = []*gpb.PathElem{e_config}
+	r_Kedge_Underlay_Devices_Device_Config_Address                          = []*gpb.PathElem{e_config, e_address}
+	r_Kedge_Underlay_Devices_Device_Config_CaFile                           = []*gpb.PathElem{e_config, e_ca_file}
+	r_Kedge_Underlay_Devices_Device_Config_CertFile                         = []*gpb.PathElem{e_config, e_cert_file}
+	r_Kedge_Underlay_Devices_Device_Config_CommitConfirmed                  = []*gpb.PathElem{e_config, e_commit_confirmed}
+	r_Kedge_Underlay_Devices_Device_Config_KeyFile                          = []*gpb.PathElem{e_config, e_key_file}
+	r_Kedge_Underlay_Devices_Device_Config_Name                             = []*gpb.PathElem{e_config, e_name}
+	r_Kedge_Underlay_Devices_Device_Config_OnChange                         = []*gpb.PathElem{e_config, e_on_change}
+	r_Kedge_Underlay_Devices_Device_Config_PasswordFile                     = []*gpb.PathElem{e_config, e_password_file}
+	r_Kedge_Underlay_Devices_Device_Config_Port                             = []*gpb.PathElem{e_config, e_port}
+	r_Kedge_Underlay_Devices_Device_Config_Role                             = []*gpb.PathElem{e_config, e_role}
+	r_Kedge_Underlay_Devices_Device_Config_ServerName                       = []*gpb.PathElem{e_config, e_server_name}
+	r_Kedge_Underlay_Devices_Device_Config_Username                         = []*gpb.PathElem{e_config, e_username}
+	r_Kedge_Underlay_Devices_Device_Config_Vendor                           = []*gpb.PathElem{e_config, e_vendor}
+	r_Kedge_Underlay_Devices_Device_Name                                    = []*gpb.PathElem{e_name}
+	r_Kedge_Underlay_Devices_Device_State                                   = []*gpb.PathElem{e_state}
+	r_Kedge_Underlay_Devices_Device_State_Address                           = []*gpb.PathElem{e_state, e_address}
+	r_Kedge_Underlay_Devices_Device_State_AppliedSequence                   = []*gpb.PathElem{e_state, e_applied_sequence}
+	r_Kedge_Underlay_Devices_Device_State_CaFile                            = []*gpb.PathElem{e_state, e_ca_file}
+	r_Kedge_Underlay_Devices_Device_State_CertFile                          = []*gpb.PathElem{e_state, e_cert_file}
+	r_Kedge_Underlay_Devices_Device_State_CommitConfirmed                   = []*gpb.PathElem{e_state, e_commit_confirmed}
+	r_Kedge_Underlay_Devices_Device_State_Drift                             = []*gpb.PathElem{e_state, e_drift}
+	r_Kedge_Underlay_Devices_Device_State_DriftPaths                        = []*gpb.PathElem{e_state, e_drift_paths}
+	r_Kedge_Underlay_Devices_Device_State_DriftSince                        = []*gpb.PathElem{e_state, e_drift_since}
+	r_Kedge_Underlay_Devices_Device_State_KeyFile                           = []*gpb.PathElem{e_state, e_key_file}
+	r_Kedge_Underlay_Devices_Device_State_LastError                         = []*gpb.PathElem{e_state, e_last_error}
+	r_Kedge_Underlay_Devices_Device_State_LastPush                          = []*gpb.PathElem{e_state, e_last_push}
+	r_Kedge_Underlay_Devices_Device_State_LastSync                          = []*gpb.PathElem{e_state, e_last_sync}
+	r_Kedge_Underlay_Devices_Device_State_Name                              = []*gpb.PathElem{e_state, e_name}
+	r_Kedge_Underlay_Devices_Device_State_OnChange                          = []*gpb.PathElem{e_state, e_on_change}
+	r_Kedge_Underlay_Devices_Device_State_PasswordFile                      = []*gpb.PathElem{e_state, e_password_file}
+	r_Kedge_Underlay_Devices_Device_State_Port                              = []*gpb.PathElem{e_state, e_port}
+	r_Kedge_Underlay_Devices_Device_State_Reachable                         = []*gpb.PathElem{e_state, e_reachable}
+	r_Kedge_Underlay_Devices_Device_State_Role                              = []*gpb.PathElem{e_state, e_role}
+	r_Kedge_Underlay_Devices_Device_State_ServerName                        = []*gpb.PathElem{e_state, e_server_name}
+	r_Kedge_Underlay_Devices_Device_State_Status                            = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Underlay_Devices_Device_State_Username                          = []*gpb.PathElem{e_state, e_username}
+	r_Kedge_Underlay_Devices_Device_State_Vendor                            = []*gpb.PathElem{e_state, e_vendor}
+	r_Kedge_Underlay_Devices_Device_State_Watch                             = []*gpb.PathElem{e_state, e_watch}
+	r_Kedge_Underlay_Mutations_Mutation_Config                              = []*gpb.PathElem{e_config}
+	r_Kedge_Underlay_Mutations_Mutation_Config_Description                  = []*gpb.PathElem{e_config, e_description}
+	r_Kedge_Underlay_Mutations_Mutation_Config_Devices                      = []*gpb.PathElem{e_config, e_devices}
+	r_Kedge_Underlay_Mutations_Mutation_Config_Emergency                    = []*gpb.PathElem{e_config, e_emergency}
+	r_Kedge_Underlay_Mutations_Mutation_Config_Execute                      = []*gpb.PathElem{e_config, e_execute}
+	r_Kedge_Underlay_Mutations_Mutation_Config_Id                           = []*gpb.PathElem{e_config, e_id}
+	r_Kedge_Underlay_Mutations_Mutation_Config_Proposer                     = []*gpb.PathElem{e_config, e_proposer}
+	r_Kedge_Underlay_Mutations_Mutation_Config_Tier                         = []*gpb.PathElem{e_config, e_tier}
+	r_Kedge_Underlay_Mutations_Mutation_Config_Vlans                        = []*gpb.PathElem{e_config, e_vlans}
+	r_Kedge_Underlay_Mutations_Mutation_Id                                  = []*gpb.PathElem{e_id}
+	r_Kedge_Underlay_Mutations_Mutation_Results                             = []*gpb.PathElem{e_results}
+	r_Kedge_Underlay_Mutations_Mutation_Results_Result_Device               = []*gpb.PathElem{e_device}
+	r_Kedge_Underlay_Mutations_Mutation_Results_Result_State                = []*gpb.PathElem{e_state}
+	r_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device         = []*gpb.PathElem{e_state, e_device}
+	r_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error          = []*gpb.PathElem{e_state, e_error}
+	r_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status         = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Underlay_Mutations_Mutation_State                               = []*gpb.PathElem{e_state}
+	r_Kedge_Underlay_Mutations_Mutation_State_Compiled                      = []*gpb.PathElem{e_state, e_compiled}
+	r_Kedge_Underlay_Mutations_Mutation_State_Description                   = []*gpb.PathElem{e_state, e_description}
+	r_Kedge_Underlay_Mutations_Mutation_State_Devices                       = []*gpb.PathElem{e_state, e_devices}
+	r_Kedge_Underlay_Mutations_Mutation_State_Diff                          = []*gpb.PathElem{e_state, e_diff}
+	r_Kedge_Underlay_Mutations_Mutation_State_Emergency                     = []*gpb.PathElem{e_state, e_emergency}
+	r_Kedge_Underlay_Mutations_Mutation_State_Execute                       = []*gpb.PathElem{e_state, e_execute}
+	r_Kedge_Underlay_Mutations_Mutation_State_Executed                      = []*gpb.PathElem{e_state, e_executed}
+	r_Kedge_Underlay_Mutations_Mutation_State_Id                            = []*gpb.PathElem{e_state, e_id}
+	r_Kedge_Underlay_Mutations_Mutation_State_IntentSequence                = []*gpb.PathElem{e_state, e_intent_sequence}
+	r_Kedge_Underlay_Mutations_Mutation_State_PostureLevel                  = []*gpb.PathElem{e_state, e_posture_level}
+	r_Kedge_Underlay_Mutations_Mutation_State_Proposer                      = []*gpb.PathElem{e_state, e_proposer}
+	r_Kedge_Underlay_Mutations_Mutation_State_Reason                        = []*gpb.PathElem{e_state, e_reason}
+	r_Kedge_Underlay_Mutations_Mutation_State_Sequence                      = []*gpb.PathElem{e_state, e_sequence}
+	r_Kedge_Underlay_Mutations_Mutation_State_Status                        = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Underlay_Mutations_Mutation_State_Tier                          = []*gpb.PathElem{e_state, e_tier}
+	r_Kedge_Underlay_Mutations_Mutation_State_Vlans                         = []*gpb.PathElem{e_state, e_vlans}
+	r_Kedge_Underlay_Vlans_Vlan_Config                                      = []*gpb.PathElem{e_config}
+	r_Kedge_Underlay_Vlans_Vlan_Config_Addresses                            = []*gpb.PathElem{e_config, e_addresses}
+	r_Kedge_Underlay_Vlans_Vlan_Config_Id                                   = []*gpb.PathElem{e_config, e_id}
+	r_Kedge_Underlay_Vlans_Vlan_Config_Ifname                               = []*gpb.PathElem{e_config, e_ifname}
+	r_Kedge_Underlay_Vlans_Vlan_Config_Monitoring                           = []*gpb.PathElem{e_config, e_monitoring}
+	r_Kedge_Underlay_Vlans_Vlan_Config_Name                                 = []*gpb.PathElem{e_config, e_name}
+	r_Kedge_Underlay_Vlans_Vlan_Config_Parent                               = []*gpb.PathElem{e_config, e_parent}
+	r_Kedge_Underlay_Vlans_Vlan_Id                                          = []*gpb.PathElem{e_id}
+	r_Kedge_Underlay_Vlans_Vlan_Members                                     = []*gpb.PathElem{e_members}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_Config                       = []*gpb.PathElem{e_config}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device                = []*gpb.PathElem{e_config, e_device}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port                  = []*gpb.PathElem{e_config, e_port}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged              = []*gpb.PathElem{e_config, e_untagged}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_Device                       = []*gpb.PathElem{e_device}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_Port                         = []*gpb.PathElem{e_port}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_State                        = []*gpb.PathElem{e_state}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device                 = []*gpb.PathElem{e_state, e_device}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port                   = []*gpb.PathElem{e_state, e_port}
+	r_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged               = []*gpb.PathElem{e_state, e_untagged}
+	r_Kedge_Underlay_Vlans_Vlan_State                                       = []*gpb.PathElem{e_state}
+	r_Kedge_Underlay_Vlans_Vlan_State_Addresses                             = []*gpb.PathElem{e_state, e_addresses}
+	r_Kedge_Underlay_Vlans_Vlan_State_Error                                 = []*gpb.PathElem{e_state, e_error}
+	r_Kedge_Underlay_Vlans_Vlan_State_Id                                    = []*gpb.PathElem{e_state, e_id}
+	r_Kedge_Underlay_Vlans_Vlan_State_Ifname                                = []*gpb.PathElem{e_state, e_ifname}
+	r_Kedge_Underlay_Vlans_Vlan_State_Kind                                  = []*gpb.PathElem{e_state, e_kind}
+	r_Kedge_Underlay_Vlans_Vlan_State_Monitoring                            = []*gpb.PathElem{e_state, e_monitoring}
+	r_Kedge_Underlay_Vlans_Vlan_State_Name                                  = []*gpb.PathElem{e_state, e_name}
+	r_Kedge_Underlay_Vlans_Vlan_State_Parent                                = []*gpb.PathElem{e_state, e_parent}
+	r_Kedge_Underlay_Vlans_Vlan_State_Status                                = []*gpb.PathElem{e_state, e_status}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces                               = []*gpb.PathElem{e_subinterfaces}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config           = []*gpb.PathElem{e_config}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses = []*gpb.PathElem{e_config, e_addresses}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device    = []*gpb.PathElem{e_config, e_device}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port      = []*gpb.PathElem{e_config, e_port}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device           = []*gpb.PathElem{e_device}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port             = []*gpb.PathElem{e_port}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State            = []*gpb.PathElem{e_state}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses  = []*gpb.PathElem{e_state, e_addresses}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device     = []*gpb.PathElem{e_state, e_device}
+	r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port       = []*gpb.PathElem{e_state, e_port}
+)
+
 // RootPath is the root of the tree.
 type RootPath struct{ base }
 
@@ -888,7 +1291,7 @@ type RootPath struct{ base }
 func Root() RootPath { return RootPath{} }
 
 // Kedge returns the path of /kedge.
-func (RootPath) Kedge() KedgePath { return KedgePath{base{p_Kedge}} }
+func (RootPath) Kedge() KedgePath { return KedgePath{base{elems: p_Kedge}} }
 
 // KedgePath is the path of /kedge (container, config). The root of the Kedge
 // tree.
@@ -898,34 +1301,38 @@ type KedgePath struct{ base }
 func (KedgePath) SchemaPath() string { return "/kedge" }
 
 // Accords returns the path of /kedge/accords.
-func (KedgePath) Accords() Kedge_AccordsPath { return Kedge_AccordsPath{base{p_Kedge_Accords}} }
+func (KedgePath) Accords() Kedge_AccordsPath { return Kedge_AccordsPath{base{elems: p_Kedge_Accords}} }
 
 // Aft returns the path of /kedge/aft.
-func (KedgePath) Aft() Kedge_AftPath { return Kedge_AftPath{base{p_Kedge_Aft}} }
+func (KedgePath) Aft() Kedge_AftPath { return Kedge_AftPath{base{elems: p_Kedge_Aft}} }
 
 // Mesh returns the path of /kedge/mesh.
-func (KedgePath) Mesh() Kedge_MeshPath { return Kedge_MeshPath{base{p_Kedge_Mesh}} }
+func (KedgePath) Mesh() Kedge_MeshPath { return Kedge_MeshPath{base{elems: p_Kedge_Mesh}} }
 
 // Notary returns the path of /kedge/notary.
-func (KedgePath) Notary() Kedge_NotaryPath { return Kedge_NotaryPath{base{p_Kedge_Notary}} }
+func (KedgePath) Notary() Kedge_NotaryPath { return Kedge_NotaryPath{base{elems: p_Kedge_Notary}} }
 
 // Pods returns the path of /kedge/pods.
-func (KedgePath) Pods() Kedge_PodsPath { return Kedge_PodsPath{base{p_Kedge_Pods}} }
+func (KedgePath) Pods() Kedge_PodsPath { return Kedge_PodsPath{base{elems: p_Kedge_Pods}} }
 
 // Posture returns the path of /kedge/posture.
-func (KedgePath) Posture() Kedge_PosturePath { return Kedge_PosturePath{base{p_Kedge_Posture}} }
+func (KedgePath) Posture() Kedge_PosturePath { return Kedge_PosturePath{base{elems: p_Kedge_Posture}} }
 
 // Routes returns the path of /kedge/routes.
-func (KedgePath) Routes() Kedge_RoutesPath { return Kedge_RoutesPath{base{p_Kedge_Routes}} }
+func (KedgePath) Routes() Kedge_RoutesPath { return Kedge_RoutesPath{base{elems: p_Kedge_Routes}} }
 
 // Sessions returns the path of /kedge/sessions.
-func (KedgePath) Sessions() Kedge_SessionsPath { return Kedge_SessionsPath{base{p_Kedge_Sessions}} }
+func (KedgePath) Sessions() Kedge_SessionsPath {
+	return Kedge_SessionsPath{base{elems: p_Kedge_Sessions}}
+}
 
 // System returns the path of /kedge/system.
-func (KedgePath) System() Kedge_SystemPath { return Kedge_SystemPath{base{p_Kedge_System}} }
+func (KedgePath) System() Kedge_SystemPath { return Kedge_SystemPath{base{elems: p_Kedge_System}} }
 
 // Underlay returns the path of /kedge/underlay.
-func (KedgePath) Underlay() Kedge_UnderlayPath { return Kedge_UnderlayPath{base{p_Kedge_Underlay}} }
+func (KedgePath) Underlay() Kedge_UnderlayPath {
+	return Kedge_UnderlayPath{base{elems: p_Kedge_Underlay}}
+}
 
 // Kedge_AccordsPath is the path of /kedge/accords (container, config).
 // Per-level posture policy.
@@ -936,12 +1343,12 @@ func (Kedge_AccordsPath) SchemaPath() string { return "/kedge/accords" }
 
 // Accord returns the path of the /kedge/accords/accord entry with the given keys.
 func (p Kedge_AccordsPath) Accord(level uint8) Kedge_Accords_AccordPath {
-	return Kedge_Accords_AccordPath{p.child(&gpb.PathElem{Name: "accord", Key: map[string]string{"level": strconv.FormatUint(uint64(level), 10)}})}
+	return Kedge_Accords_AccordPath{p.keyed(&gpb.PathElem{Name: "accord", Key: map[string]string{"level": strconv.FormatUint(uint64(level), 10)}})}
 }
 
 // AccordAny returns the path of every /kedge/accords/accord entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_AccordsPath) AccordAny() Kedge_Accords_AccordPath {
-	return Kedge_Accords_AccordPath{p.child(&gpb.PathElem{Name: "accord", Key: map[string]string{"level": "*"}})}
+	return Kedge_Accords_AccordPath{p.keyed(&gpb.PathElem{Name: "accord", Key: map[string]string{"level": "*"}})}
 }
 
 // Kedge_Accords_AccordPath is the path of /kedge/accords/accord (list entry,
@@ -973,17 +1380,17 @@ func (Kedge_Accords_AccordPath) ParseKeys(e *gpb.PathElem) (level uint8, err err
 
 // Config returns the path of /kedge/accords/accord/config.
 func (p Kedge_Accords_AccordPath) Config() Kedge_Accords_Accord_ConfigPath {
-	return Kedge_Accords_Accord_ConfigPath{p.child(e_config)}
+	return Kedge_Accords_Accord_ConfigPath{base{p.elems, r_Kedge_Accords_Accord_Config}}
 }
 
 // Level returns the path of /kedge/accords/accord/level.
 func (p Kedge_Accords_AccordPath) Level() Kedge_Accords_Accord_LevelPath {
-	return Kedge_Accords_Accord_LevelPath{p.child(e_level)}
+	return Kedge_Accords_Accord_LevelPath{base{p.elems, r_Kedge_Accords_Accord_Level}}
 }
 
 // State returns the path of /kedge/accords/accord/state.
 func (p Kedge_Accords_AccordPath) State() Kedge_Accords_Accord_StatePath {
-	return Kedge_Accords_Accord_StatePath{p.child(e_state)}
+	return Kedge_Accords_Accord_StatePath{base{p.elems, r_Kedge_Accords_Accord_State}}
 }
 
 // Kedge_Accords_Accord_ConfigPath is the path of /kedge/accords/accord/config
@@ -995,77 +1402,77 @@ func (Kedge_Accords_Accord_ConfigPath) SchemaPath() string { return "/kedge/acco
 
 // AllowedSessionTypes returns the path of /kedge/accords/accord/config/allowed-session-types.
 func (p Kedge_Accords_Accord_ConfigPath) AllowedSessionTypes() Kedge_Accords_Accord_Config_AllowedSessionTypesPath {
-	return Kedge_Accords_Accord_Config_AllowedSessionTypesPath{p.child(e_allowed_session_types)}
+	return Kedge_Accords_Accord_Config_AllowedSessionTypesPath{base{p.elems, r_Kedge_Accords_Accord_Config_AllowedSessionTypes}}
 }
 
 // CompilerFrozen returns the path of /kedge/accords/accord/config/compiler-frozen.
 func (p Kedge_Accords_Accord_ConfigPath) CompilerFrozen() Kedge_Accords_Accord_Config_CompilerFrozenPath {
-	return Kedge_Accords_Accord_Config_CompilerFrozenPath{p.child(e_compiler_frozen)}
+	return Kedge_Accords_Accord_Config_CompilerFrozenPath{base{p.elems, r_Kedge_Accords_Accord_Config_CompilerFrozen}}
 }
 
 // ForensicSnapshot returns the path of /kedge/accords/accord/config/forensic-snapshot.
 func (p Kedge_Accords_Accord_ConfigPath) ForensicSnapshot() Kedge_Accords_Accord_Config_ForensicSnapshotPath {
-	return Kedge_Accords_Accord_Config_ForensicSnapshotPath{p.child(e_forensic_snapshot)}
+	return Kedge_Accords_Accord_Config_ForensicSnapshotPath{base{p.elems, r_Kedge_Accords_Accord_Config_ForensicSnapshot}}
 }
 
 // Handshake returns the path of /kedge/accords/accord/config/handshake.
 func (p Kedge_Accords_Accord_ConfigPath) Handshake() Kedge_Accords_Accord_Config_HandshakePath {
-	return Kedge_Accords_Accord_Config_HandshakePath{p.child(e_handshake)}
+	return Kedge_Accords_Accord_Config_HandshakePath{base{p.elems, r_Kedge_Accords_Accord_Config_Handshake}}
 }
 
 // HealthCheckSeconds returns the path of /kedge/accords/accord/config/health-check-seconds.
 func (p Kedge_Accords_Accord_ConfigPath) HealthCheckSeconds() Kedge_Accords_Accord_Config_HealthCheckSecondsPath {
-	return Kedge_Accords_Accord_Config_HealthCheckSecondsPath{p.child(e_health_check_seconds)}
+	return Kedge_Accords_Accord_Config_HealthCheckSecondsPath{base{p.elems, r_Kedge_Accords_Accord_Config_HealthCheckSeconds}}
 }
 
 // KeepaliveSeconds returns the path of /kedge/accords/accord/config/keepalive-seconds.
 func (p Kedge_Accords_Accord_ConfigPath) KeepaliveSeconds() Kedge_Accords_Accord_Config_KeepaliveSecondsPath {
-	return Kedge_Accords_Accord_Config_KeepaliveSecondsPath{p.child(e_keepalive_seconds)}
+	return Kedge_Accords_Accord_Config_KeepaliveSecondsPath{base{p.elems, r_Kedge_Accords_Accord_Config_KeepaliveSeconds}}
 }
 
 // Level returns the path of /kedge/accords/accord/config/level.
 func (p Kedge_Accords_Accord_ConfigPath) Level() Kedge_Accords_Accord_Config_LevelPath {
-	return Kedge_Accords_Accord_Config_LevelPath{p.child(e_level)}
+	return Kedge_Accords_Accord_Config_LevelPath{base{p.elems, r_Kedge_Accords_Accord_Config_Level}}
 }
 
 // NotaryFlush returns the path of /kedge/accords/accord/config/notary-flush.
 func (p Kedge_Accords_Accord_ConfigPath) NotaryFlush() Kedge_Accords_Accord_Config_NotaryFlushPath {
-	return Kedge_Accords_Accord_Config_NotaryFlushPath{p.child(e_notary_flush)}
+	return Kedge_Accords_Accord_Config_NotaryFlushPath{base{p.elems, r_Kedge_Accords_Accord_Config_NotaryFlush}}
 }
 
 // NotaryPayloadHashing returns the path of /kedge/accords/accord/config/notary-payload-hashing.
 func (p Kedge_Accords_Accord_ConfigPath) NotaryPayloadHashing() Kedge_Accords_Accord_Config_NotaryPayloadHashingPath {
-	return Kedge_Accords_Accord_Config_NotaryPayloadHashingPath{p.child(e_notary_payload_hashing)}
+	return Kedge_Accords_Accord_Config_NotaryPayloadHashingPath{base{p.elems, r_Kedge_Accords_Accord_Config_NotaryPayloadHashing}}
 }
 
 // NotarySamplingPercent returns the path of /kedge/accords/accord/config/notary-sampling-percent.
 func (p Kedge_Accords_Accord_ConfigPath) NotarySamplingPercent() Kedge_Accords_Accord_Config_NotarySamplingPercentPath {
-	return Kedge_Accords_Accord_Config_NotarySamplingPercentPath{p.child(e_notary_sampling_percent)}
+	return Kedge_Accords_Accord_Config_NotarySamplingPercentPath{base{p.elems, r_Kedge_Accords_Accord_Config_NotarySamplingPercent}}
 }
 
 // OverlayMode returns the path of /kedge/accords/accord/config/overlay-mode.
 func (p Kedge_Accords_Accord_ConfigPath) OverlayMode() Kedge_Accords_Accord_Config_OverlayModePath {
-	return Kedge_Accords_Accord_Config_OverlayModePath{p.child(e_overlay_mode)}
+	return Kedge_Accords_Accord_Config_OverlayModePath{base{p.elems, r_Kedge_Accords_Accord_Config_OverlayMode}}
 }
 
 // RoutePolicy returns the path of /kedge/accords/accord/config/route-policy.
 func (p Kedge_Accords_Accord_ConfigPath) RoutePolicy() Kedge_Accords_Accord_Config_RoutePolicyPath {
-	return Kedge_Accords_Accord_Config_RoutePolicyPath{p.child(e_route_policy)}
+	return Kedge_Accords_Accord_Config_RoutePolicyPath{base{p.elems, r_Kedge_Accords_Accord_Config_RoutePolicy}}
 }
 
 // UnderlayDriftIntervalMs returns the path of /kedge/accords/accord/config/underlay-drift-interval-ms.
 func (p Kedge_Accords_Accord_ConfigPath) UnderlayDriftIntervalMs() Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath {
-	return Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath{p.child(e_underlay_drift_interval_ms)}
+	return Kedge_Accords_Accord_Config_UnderlayDriftIntervalMsPath{base{p.elems, r_Kedge_Accords_Accord_Config_UnderlayDriftIntervalMs}}
 }
 
 // UnderlayMutationTiers returns the path of /kedge/accords/accord/config/underlay-mutation-tiers.
 func (p Kedge_Accords_Accord_ConfigPath) UnderlayMutationTiers() Kedge_Accords_Accord_Config_UnderlayMutationTiersPath {
-	return Kedge_Accords_Accord_Config_UnderlayMutationTiersPath{p.child(e_underlay_mutation_tiers)}
+	return Kedge_Accords_Accord_Config_UnderlayMutationTiersPath{base{p.elems, r_Kedge_Accords_Accord_Config_UnderlayMutationTiers}}
 }
 
 // VppFlowPolicy returns the path of /kedge/accords/accord/config/vpp-flow-policy.
 func (p Kedge_Accords_Accord_ConfigPath) VppFlowPolicy() Kedge_Accords_Accord_Config_VppFlowPolicyPath {
-	return Kedge_Accords_Accord_Config_VppFlowPolicyPath{p.child(e_vpp_flow_policy)}
+	return Kedge_Accords_Accord_Config_VppFlowPolicyPath{base{p.elems, r_Kedge_Accords_Accord_Config_VppFlowPolicy}}
 }
 
 // Kedge_Accords_Accord_Config_AllowedSessionTypesPath is the path of
@@ -1316,77 +1723,77 @@ func (Kedge_Accords_Accord_StatePath) SchemaPath() string { return "/kedge/accor
 
 // AllowedSessionTypes returns the path of /kedge/accords/accord/state/allowed-session-types.
 func (p Kedge_Accords_Accord_StatePath) AllowedSessionTypes() Kedge_Accords_Accord_State_AllowedSessionTypesPath {
-	return Kedge_Accords_Accord_State_AllowedSessionTypesPath{p.child(e_allowed_session_types)}
+	return Kedge_Accords_Accord_State_AllowedSessionTypesPath{base{p.elems, r_Kedge_Accords_Accord_State_AllowedSessionTypes}}
 }
 
 // CompilerFrozen returns the path of /kedge/accords/accord/state/compiler-frozen.
 func (p Kedge_Accords_Accord_StatePath) CompilerFrozen() Kedge_Accords_Accord_State_CompilerFrozenPath {
-	return Kedge_Accords_Accord_State_CompilerFrozenPath{p.child(e_compiler_frozen)}
+	return Kedge_Accords_Accord_State_CompilerFrozenPath{base{p.elems, r_Kedge_Accords_Accord_State_CompilerFrozen}}
 }
 
 // ForensicSnapshot returns the path of /kedge/accords/accord/state/forensic-snapshot.
 func (p Kedge_Accords_Accord_StatePath) ForensicSnapshot() Kedge_Accords_Accord_State_ForensicSnapshotPath {
-	return Kedge_Accords_Accord_State_ForensicSnapshotPath{p.child(e_forensic_snapshot)}
+	return Kedge_Accords_Accord_State_ForensicSnapshotPath{base{p.elems, r_Kedge_Accords_Accord_State_ForensicSnapshot}}
 }
 
 // Handshake returns the path of /kedge/accords/accord/state/handshake.
 func (p Kedge_Accords_Accord_StatePath) Handshake() Kedge_Accords_Accord_State_HandshakePath {
-	return Kedge_Accords_Accord_State_HandshakePath{p.child(e_handshake)}
+	return Kedge_Accords_Accord_State_HandshakePath{base{p.elems, r_Kedge_Accords_Accord_State_Handshake}}
 }
 
 // HealthCheckSeconds returns the path of /kedge/accords/accord/state/health-check-seconds.
 func (p Kedge_Accords_Accord_StatePath) HealthCheckSeconds() Kedge_Accords_Accord_State_HealthCheckSecondsPath {
-	return Kedge_Accords_Accord_State_HealthCheckSecondsPath{p.child(e_health_check_seconds)}
+	return Kedge_Accords_Accord_State_HealthCheckSecondsPath{base{p.elems, r_Kedge_Accords_Accord_State_HealthCheckSeconds}}
 }
 
 // KeepaliveSeconds returns the path of /kedge/accords/accord/state/keepalive-seconds.
 func (p Kedge_Accords_Accord_StatePath) KeepaliveSeconds() Kedge_Accords_Accord_State_KeepaliveSecondsPath {
-	return Kedge_Accords_Accord_State_KeepaliveSecondsPath{p.child(e_keepalive_seconds)}
+	return Kedge_Accords_Accord_State_KeepaliveSecondsPath{base{p.elems, r_Kedge_Accords_Accord_State_KeepaliveSeconds}}
 }
 
 // Level returns the path of /kedge/accords/accord/state/level.
 func (p Kedge_Accords_Accord_StatePath) Level() Kedge_Accords_Accord_State_LevelPath {
-	return Kedge_Accords_Accord_State_LevelPath{p.child(e_level)}
+	return Kedge_Accords_Accord_State_LevelPath{base{p.elems, r_Kedge_Accords_Accord_State_Level}}
 }
 
 // NotaryFlush returns the path of /kedge/accords/accord/state/notary-flush.
 func (p Kedge_Accords_Accord_StatePath) NotaryFlush() Kedge_Accords_Accord_State_NotaryFlushPath {
-	return Kedge_Accords_Accord_State_NotaryFlushPath{p.child(e_notary_flush)}
+	return Kedge_Accords_Accord_State_NotaryFlushPath{base{p.elems, r_Kedge_Accords_Accord_State_NotaryFlush}}
 }
 
 // NotaryPayloadHashing returns the path of /kedge/accords/accord/state/notary-payload-hashing.
 func (p Kedge_Accords_Accord_StatePath) NotaryPayloadHashing() Kedge_Accords_Accord_State_NotaryPayloadHashingPath {
-	return Kedge_Accords_Accord_State_NotaryPayloadHashingPath{p.child(e_notary_payload_hashing)}
+	return Kedge_Accords_Accord_State_NotaryPayloadHashingPath{base{p.elems, r_Kedge_Accords_Accord_State_NotaryPayloadHashing}}
 }
 
 // NotarySamplingPercent returns the path of /kedge/accords/accord/state/notary-sampling-percent.
 func (p Kedge_Accords_Accord_StatePath) NotarySamplingPercent() Kedge_Accords_Accord_State_NotarySamplingPercentPath {
-	return Kedge_Accords_Accord_State_NotarySamplingPercentPath{p.child(e_notary_sampling_percent)}
+	return Kedge_Accords_Accord_State_NotarySamplingPercentPath{base{p.elems, r_Kedge_Accords_Accord_State_NotarySamplingPercent}}
 }
 
 // OverlayMode returns the path of /kedge/accords/accord/state/overlay-mode.
 func (p Kedge_Accords_Accord_StatePath) OverlayMode() Kedge_Accords_Accord_State_OverlayModePath {
-	return Kedge_Accords_Accord_State_OverlayModePath{p.child(e_overlay_mode)}
+	return Kedge_Accords_Accord_State_OverlayModePath{base{p.elems, r_Kedge_Accords_Accord_State_OverlayMode}}
 }
 
 // RoutePolicy returns the path of /kedge/accords/accord/state/route-policy.
 func (p Kedge_Accords_Accord_StatePath) RoutePolicy() Kedge_Accords_Accord_State_RoutePolicyPath {
-	return Kedge_Accords_Accord_State_RoutePolicyPath{p.child(e_route_policy)}
+	return Kedge_Accords_Accord_State_RoutePolicyPath{base{p.elems, r_Kedge_Accords_Accord_State_RoutePolicy}}
 }
 
 // UnderlayDriftIntervalMs returns the path of /kedge/accords/accord/state/underlay-drift-interval-ms.
 func (p Kedge_Accords_Accord_StatePath) UnderlayDriftIntervalMs() Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath {
-	return Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath{p.child(e_underlay_drift_interval_ms)}
+	return Kedge_Accords_Accord_State_UnderlayDriftIntervalMsPath{base{p.elems, r_Kedge_Accords_Accord_State_UnderlayDriftIntervalMs}}
 }
 
 // UnderlayMutationTiers returns the path of /kedge/accords/accord/state/underlay-mutation-tiers.
 func (p Kedge_Accords_Accord_StatePath) UnderlayMutationTiers() Kedge_Accords_Accord_State_UnderlayMutationTiersPath {
-	return Kedge_Accords_Accord_State_UnderlayMutationTiersPath{p.child(e_underlay_mutation_tiers)}
+	return Kedge_Accords_Accord_State_UnderlayMutationTiersPath{base{p.elems, r_Kedge_Accords_Accord_State_UnderlayMutationTiers}}
 }
 
 // VppFlowPolicy returns the path of /kedge/accords/accord/state/vpp-flow-policy.
 func (p Kedge_Accords_Accord_StatePath) VppFlowPolicy() Kedge_Accords_Accord_State_VppFlowPolicyPath {
-	return Kedge_Accords_Accord_State_VppFlowPolicyPath{p.child(e_vpp_flow_policy)}
+	return Kedge_Accords_Accord_State_VppFlowPolicyPath{base{p.elems, r_Kedge_Accords_Accord_State_VppFlowPolicy}}
 }
 
 // Kedge_Accords_Accord_State_AllowedSessionTypesPath is the path of
@@ -1627,31 +2034,33 @@ func (Kedge_AftPath) SchemaPath() string { return "/kedge/aft" }
 
 // Ipv4Entries returns the path of /kedge/aft/ipv4-entries.
 func (Kedge_AftPath) Ipv4Entries() Kedge_Aft_Ipv4EntriesPath {
-	return Kedge_Aft_Ipv4EntriesPath{base{p_Kedge_Aft_Ipv4Entries}}
+	return Kedge_Aft_Ipv4EntriesPath{base{elems: p_Kedge_Aft_Ipv4Entries}}
 }
 
 // Ipv6Entries returns the path of /kedge/aft/ipv6-entries.
 func (Kedge_AftPath) Ipv6Entries() Kedge_Aft_Ipv6EntriesPath {
-	return Kedge_Aft_Ipv6EntriesPath{base{p_Kedge_Aft_Ipv6Entries}}
+	return Kedge_Aft_Ipv6EntriesPath{base{elems: p_Kedge_Aft_Ipv6Entries}}
 }
 
 // NextHopGroups returns the path of /kedge/aft/next-hop-groups.
 func (Kedge_AftPath) NextHopGroups() Kedge_Aft_NextHopGroupsPath {
-	return Kedge_Aft_NextHopGroupsPath{base{p_Kedge_Aft_NextHopGroups}}
+	return Kedge_Aft_NextHopGroupsPath{base{elems: p_Kedge_Aft_NextHopGroups}}
 }
 
 // NextHops returns the path of /kedge/aft/next-hops.
 func (Kedge_AftPath) NextHops() Kedge_Aft_NextHopsPath {
-	return Kedge_Aft_NextHopsPath{base{p_Kedge_Aft_NextHops}}
+	return Kedge_Aft_NextHopsPath{base{elems: p_Kedge_Aft_NextHops}}
 }
 
 // Sessions returns the path of /kedge/aft/sessions.
 func (Kedge_AftPath) Sessions() Kedge_Aft_SessionsPath {
-	return Kedge_Aft_SessionsPath{base{p_Kedge_Aft_Sessions}}
+	return Kedge_Aft_SessionsPath{base{elems: p_Kedge_Aft_Sessions}}
 }
 
 // State returns the path of /kedge/aft/state.
-func (Kedge_AftPath) State() Kedge_Aft_StatePath { return Kedge_Aft_StatePath{base{p_Kedge_Aft_State}} }
+func (Kedge_AftPath) State() Kedge_Aft_StatePath {
+	return Kedge_Aft_StatePath{base{elems: p_Kedge_Aft_State}}
+}
 
 // Kedge_Aft_Ipv4EntriesPath is the path of /kedge/aft/ipv4-entries
 // (container, config). IPv4 prefixes.
@@ -1662,12 +2071,12 @@ func (Kedge_Aft_Ipv4EntriesPath) SchemaPath() string { return "/kedge/aft/ipv4-e
 
 // Ipv4Entry returns the path of the /kedge/aft/ipv4-entries/ipv4-entry entry with the given keys.
 func (p Kedge_Aft_Ipv4EntriesPath) Ipv4Entry(prefix string) Kedge_Aft_Ipv4Entries_Ipv4EntryPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4EntryPath{p.child(&gpb.PathElem{Name: "ipv4-entry", Key: map[string]string{"prefix": prefix}})}
+	return Kedge_Aft_Ipv4Entries_Ipv4EntryPath{p.keyed(&gpb.PathElem{Name: "ipv4-entry", Key: map[string]string{"prefix": prefix}})}
 }
 
 // Ipv4EntryAny returns the path of every /kedge/aft/ipv4-entries/ipv4-entry entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Aft_Ipv4EntriesPath) Ipv4EntryAny() Kedge_Aft_Ipv4Entries_Ipv4EntryPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4EntryPath{p.child(&gpb.PathElem{Name: "ipv4-entry", Key: map[string]string{"prefix": "*"}})}
+	return Kedge_Aft_Ipv4Entries_Ipv4EntryPath{p.keyed(&gpb.PathElem{Name: "ipv4-entry", Key: map[string]string{"prefix": "*"}})}
 }
 
 // Kedge_Aft_Ipv4Entries_Ipv4EntryPath is the path of
@@ -1697,17 +2106,17 @@ func (Kedge_Aft_Ipv4Entries_Ipv4EntryPath) ParseKeys(e *gpb.PathElem) (prefix st
 
 // Config returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config.
 func (p Kedge_Aft_Ipv4Entries_Ipv4EntryPath) Config() Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath{p.child(e_config)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config}}
 }
 
 // Prefix returns the path of /kedge/aft/ipv4-entries/ipv4-entry/prefix.
 func (p Kedge_Aft_Ipv4Entries_Ipv4EntryPath) Prefix() Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath{p.child(e_prefix)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_PrefixPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Prefix}}
 }
 
 // State returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state.
 func (p Kedge_Aft_Ipv4Entries_Ipv4EntryPath) State() Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath{p.child(e_state)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State}}
 }
 
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath is the path of
@@ -1722,22 +2131,22 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) SchemaPath() string {
 
 // Metadata returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/metadata.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Metadata() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath{p.child(e_metadata)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Metadata}}
 }
 
 // NextHopGroup returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/next-hop-group.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) NextHopGroup() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath{p.child(e_next_hop_group)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroupPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_NextHopGroup}}
 }
 
 // Prefix returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/prefix.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Prefix() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath{p.child(e_prefix)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_PrefixPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Prefix}}
 }
 
 // Session returns the path of /kedge/aft/ipv4-entries/ipv4-entry/config/session.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_ConfigPath) Session() Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath{p.child(e_session)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_SessionPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_Session}}
 }
 
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_Config_MetadataPath is the path of
@@ -1825,32 +2234,32 @@ func (Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) SchemaPath() string {
 
 // Metadata returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/metadata.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Metadata() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath{p.child(e_metadata)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Metadata}}
 }
 
 // NextHopGroup returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/next-hop-group.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) NextHopGroup() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath{p.child(e_next_hop_group)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroupPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_NextHopGroup}}
 }
 
 // Prefix returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/prefix.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Prefix() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath{p.child(e_prefix)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_PrefixPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Prefix}}
 }
 
 // Reason returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/reason.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Reason() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath{p.child(e_reason)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_ReasonPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Reason}}
 }
 
 // Session returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/session.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Session() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath{p.child(e_session)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_SessionPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Session}}
 }
 
 // Status returns the path of /kedge/aft/ipv4-entries/ipv4-entry/state/status.
 func (p Kedge_Aft_Ipv4Entries_Ipv4Entry_StatePath) Status() Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath {
-	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath{p.child(e_status)}
+	return Kedge_Aft_Ipv4Entries_Ipv4Entry_State_StatusPath{base{p.elems, r_Kedge_Aft_Ipv4Entries_Ipv4Entry_State_Status}}
 }
 
 // Kedge_Aft_Ipv4Entries_Ipv4Entry_State_MetadataPath is the path of
@@ -1948,12 +2357,12 @@ func (Kedge_Aft_Ipv6EntriesPath) SchemaPath() string { return "/kedge/aft/ipv6-e
 
 // Ipv6Entry returns the path of the /kedge/aft/ipv6-entries/ipv6-entry entry with the given keys.
 func (p Kedge_Aft_Ipv6EntriesPath) Ipv6Entry(prefix string) Kedge_Aft_Ipv6Entries_Ipv6EntryPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6EntryPath{p.child(&gpb.PathElem{Name: "ipv6-entry", Key: map[string]string{"prefix": prefix}})}
+	return Kedge_Aft_Ipv6Entries_Ipv6EntryPath{p.keyed(&gpb.PathElem{Name: "ipv6-entry", Key: map[string]string{"prefix": prefix}})}
 }
 
 // Ipv6EntryAny returns the path of every /kedge/aft/ipv6-entries/ipv6-entry entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Aft_Ipv6EntriesPath) Ipv6EntryAny() Kedge_Aft_Ipv6Entries_Ipv6EntryPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6EntryPath{p.child(&gpb.PathElem{Name: "ipv6-entry", Key: map[string]string{"prefix": "*"}})}
+	return Kedge_Aft_Ipv6Entries_Ipv6EntryPath{p.keyed(&gpb.PathElem{Name: "ipv6-entry", Key: map[string]string{"prefix": "*"}})}
 }
 
 // Kedge_Aft_Ipv6Entries_Ipv6EntryPath is the path of
@@ -1983,17 +2392,17 @@ func (Kedge_Aft_Ipv6Entries_Ipv6EntryPath) ParseKeys(e *gpb.PathElem) (prefix st
 
 // Config returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config.
 func (p Kedge_Aft_Ipv6Entries_Ipv6EntryPath) Config() Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath{p.child(e_config)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config}}
 }
 
 // Prefix returns the path of /kedge/aft/ipv6-entries/ipv6-entry/prefix.
 func (p Kedge_Aft_Ipv6Entries_Ipv6EntryPath) Prefix() Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath{p.child(e_prefix)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_PrefixPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Prefix}}
 }
 
 // State returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state.
 func (p Kedge_Aft_Ipv6Entries_Ipv6EntryPath) State() Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath{p.child(e_state)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State}}
 }
 
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath is the path of
@@ -2008,22 +2417,22 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) SchemaPath() string {
 
 // Metadata returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/metadata.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Metadata() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath{p.child(e_metadata)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Metadata}}
 }
 
 // NextHopGroup returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/next-hop-group.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) NextHopGroup() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath{p.child(e_next_hop_group)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroupPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_NextHopGroup}}
 }
 
 // Prefix returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/prefix.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Prefix() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath{p.child(e_prefix)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_PrefixPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Prefix}}
 }
 
 // Session returns the path of /kedge/aft/ipv6-entries/ipv6-entry/config/session.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_ConfigPath) Session() Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath{p.child(e_session)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_SessionPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_Session}}
 }
 
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_Config_MetadataPath is the path of
@@ -2111,32 +2520,32 @@ func (Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) SchemaPath() string {
 
 // Metadata returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/metadata.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Metadata() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath{p.child(e_metadata)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Metadata}}
 }
 
 // NextHopGroup returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/next-hop-group.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) NextHopGroup() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath{p.child(e_next_hop_group)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroupPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_NextHopGroup}}
 }
 
 // Prefix returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/prefix.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Prefix() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath{p.child(e_prefix)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_PrefixPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Prefix}}
 }
 
 // Reason returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/reason.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Reason() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath{p.child(e_reason)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_ReasonPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Reason}}
 }
 
 // Session returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/session.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Session() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath{p.child(e_session)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_SessionPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Session}}
 }
 
 // Status returns the path of /kedge/aft/ipv6-entries/ipv6-entry/state/status.
 func (p Kedge_Aft_Ipv6Entries_Ipv6Entry_StatePath) Status() Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath {
-	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath{p.child(e_status)}
+	return Kedge_Aft_Ipv6Entries_Ipv6Entry_State_StatusPath{base{p.elems, r_Kedge_Aft_Ipv6Entries_Ipv6Entry_State_Status}}
 }
 
 // Kedge_Aft_Ipv6Entries_Ipv6Entry_State_MetadataPath is the path of
@@ -2234,12 +2643,12 @@ func (Kedge_Aft_NextHopGroupsPath) SchemaPath() string { return "/kedge/aft/next
 
 // NextHopGroup returns the path of the /kedge/aft/next-hop-groups/next-hop-group entry with the given keys.
 func (p Kedge_Aft_NextHopGroupsPath) NextHopGroup(id uint64) Kedge_Aft_NextHopGroups_NextHopGroupPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroupPath{p.child(&gpb.PathElem{Name: "next-hop-group", Key: map[string]string{"id": strconv.FormatUint(uint64(id), 10)}})}
+	return Kedge_Aft_NextHopGroups_NextHopGroupPath{p.keyed(&gpb.PathElem{Name: "next-hop-group", Key: map[string]string{"id": strconv.FormatUint(uint64(id), 10)}})}
 }
 
 // NextHopGroupAny returns the path of every /kedge/aft/next-hop-groups/next-hop-group entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Aft_NextHopGroupsPath) NextHopGroupAny() Kedge_Aft_NextHopGroups_NextHopGroupPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroupPath{p.child(&gpb.PathElem{Name: "next-hop-group", Key: map[string]string{"id": "*"}})}
+	return Kedge_Aft_NextHopGroups_NextHopGroupPath{p.keyed(&gpb.PathElem{Name: "next-hop-group", Key: map[string]string{"id": "*"}})}
 }
 
 // Kedge_Aft_NextHopGroups_NextHopGroupPath is the path of
@@ -2273,22 +2682,22 @@ func (Kedge_Aft_NextHopGroups_NextHopGroupPath) ParseKeys(e *gpb.PathElem) (id u
 
 // Config returns the path of /kedge/aft/next-hop-groups/next-hop-group/config.
 func (p Kedge_Aft_NextHopGroups_NextHopGroupPath) Config() Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath{p.child(e_config)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_Config}}
 }
 
 // Id returns the path of /kedge/aft/next-hop-groups/next-hop-group/id.
 func (p Kedge_Aft_NextHopGroups_NextHopGroupPath) Id() Kedge_Aft_NextHopGroups_NextHopGroup_IdPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_IdPath{p.child(e_id)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_IdPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_Id}}
 }
 
 // NextHops returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops.
 func (p Kedge_Aft_NextHopGroups_NextHopGroupPath) NextHops() Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath{p.child(e_next_hops)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops}}
 }
 
 // State returns the path of /kedge/aft/next-hop-groups/next-hop-group/state.
 func (p Kedge_Aft_NextHopGroups_NextHopGroupPath) State() Kedge_Aft_NextHopGroups_NextHopGroup_StatePath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_StatePath{p.child(e_state)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_StatePath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_State}}
 }
 
 // Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath is the path of
@@ -2303,17 +2712,17 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) SchemaPath() string {
 
 // BackupNextHopGroup returns the path of /kedge/aft/next-hop-groups/next-hop-group/config/backup-next-hop-group.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) BackupNextHopGroup() Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath{p.child(e_backup_next_hop_group)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroup}}
 }
 
 // Id returns the path of /kedge/aft/next-hop-groups/next-hop-group/config/id.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) Id() Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath{p.child(e_id)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_IdPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Id}}
 }
 
 // Session returns the path of /kedge/aft/next-hop-groups/next-hop-group/config/session.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_ConfigPath) Session() Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath{p.child(e_session)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_Config_SessionPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_Config_Session}}
 }
 
 // Kedge_Aft_NextHopGroups_NextHopGroup_Config_BackupNextHopGroupPath is the
@@ -2392,12 +2801,12 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) SchemaPath() string {
 
 // NextHop returns the path of the /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop entry with the given keys.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) NextHop(index uint64) Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath{p.child(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath{p.keyed(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
 }
 
 // NextHopAny returns the path of every /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) NextHopAny() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath{p.child(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": "*"}})}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath{p.keyed(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": "*"}})}
 }
 
 // Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath is the path of
@@ -2431,17 +2840,17 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath) ParseKeys(e *gp
 
 // Config returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath) Config() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath{p.child(e_config)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config}}
 }
 
 // Index returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/index.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath) Index() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_IndexPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_IndexPath{p.child(e_index)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_IndexPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Index}}
 }
 
 // State returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath) State() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath{p.child(e_state)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State}}
 }
 
 // Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath is the
@@ -2456,12 +2865,12 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath) SchemaPa
 
 // Index returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/index.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath) Index() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath{p.child(e_index)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Index}}
 }
 
 // Weight returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/config/weight.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_ConfigPath) Weight() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_WeightPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_WeightPath{p.child(e_weight)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_WeightPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_Weight}}
 }
 
 // Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_Config_IndexPath is
@@ -2523,12 +2932,12 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath) SchemaPat
 
 // Index returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/index.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath) Index() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath{p.child(e_index)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Index}}
 }
 
 // Weight returns the path of /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop/state/weight.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_StatePath) Weight() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_WeightPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_WeightPath{p.child(e_weight)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_WeightPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_Weight}}
 }
 
 // Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop_State_IndexPath is
@@ -2575,27 +2984,27 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) SchemaPath() string {
 
 // BackupNextHopGroup returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/backup-next-hop-group.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) BackupNextHopGroup() Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath{p.child(e_backup_next_hop_group)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroup}}
 }
 
 // Id returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/id.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Id() Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath{p.child(e_id)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_IdPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_State_Id}}
 }
 
 // Reason returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/reason.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Reason() Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath{p.child(e_reason)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_ReasonPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_State_Reason}}
 }
 
 // Session returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/session.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Session() Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath{p.child(e_session)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_SessionPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_State_Session}}
 }
 
 // Status returns the path of /kedge/aft/next-hop-groups/next-hop-group/state/status.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_StatePath) Status() Kedge_Aft_NextHopGroups_NextHopGroup_State_StatusPath {
-	return Kedge_Aft_NextHopGroups_NextHopGroup_State_StatusPath{p.child(e_status)}
+	return Kedge_Aft_NextHopGroups_NextHopGroup_State_StatusPath{base{p.elems, r_Kedge_Aft_NextHopGroups_NextHopGroup_State_Status}}
 }
 
 // Kedge_Aft_NextHopGroups_NextHopGroup_State_BackupNextHopGroupPath is the
@@ -2686,12 +3095,12 @@ func (Kedge_Aft_NextHopsPath) SchemaPath() string { return "/kedge/aft/next-hops
 
 // NextHop returns the path of the /kedge/aft/next-hops/next-hop entry with the given keys.
 func (p Kedge_Aft_NextHopsPath) NextHop(index uint64) Kedge_Aft_NextHops_NextHopPath {
-	return Kedge_Aft_NextHops_NextHopPath{p.child(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
+	return Kedge_Aft_NextHops_NextHopPath{p.keyed(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
 }
 
 // NextHopAny returns the path of every /kedge/aft/next-hops/next-hop entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Aft_NextHopsPath) NextHopAny() Kedge_Aft_NextHops_NextHopPath {
-	return Kedge_Aft_NextHops_NextHopPath{p.child(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": "*"}})}
+	return Kedge_Aft_NextHops_NextHopPath{p.keyed(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": "*"}})}
 }
 
 // Kedge_Aft_NextHops_NextHopPath is the path of /kedge/aft/next-hops/next-hop
@@ -2722,17 +3131,17 @@ func (Kedge_Aft_NextHops_NextHopPath) ParseKeys(e *gpb.PathElem) (index uint64, 
 
 // Config returns the path of /kedge/aft/next-hops/next-hop/config.
 func (p Kedge_Aft_NextHops_NextHopPath) Config() Kedge_Aft_NextHops_NextHop_ConfigPath {
-	return Kedge_Aft_NextHops_NextHop_ConfigPath{p.child(e_config)}
+	return Kedge_Aft_NextHops_NextHop_ConfigPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_Config}}
 }
 
 // Index returns the path of /kedge/aft/next-hops/next-hop/index.
 func (p Kedge_Aft_NextHops_NextHopPath) Index() Kedge_Aft_NextHops_NextHop_IndexPath {
-	return Kedge_Aft_NextHops_NextHop_IndexPath{p.child(e_index)}
+	return Kedge_Aft_NextHops_NextHop_IndexPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_Index}}
 }
 
 // State returns the path of /kedge/aft/next-hops/next-hop/state.
 func (p Kedge_Aft_NextHops_NextHopPath) State() Kedge_Aft_NextHops_NextHop_StatePath {
-	return Kedge_Aft_NextHops_NextHop_StatePath{p.child(e_state)}
+	return Kedge_Aft_NextHops_NextHop_StatePath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_State}}
 }
 
 // Kedge_Aft_NextHops_NextHop_ConfigPath is the path of
@@ -2747,27 +3156,27 @@ func (Kedge_Aft_NextHops_NextHop_ConfigPath) SchemaPath() string {
 
 // Index returns the path of /kedge/aft/next-hops/next-hop/config/index.
 func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Index() Kedge_Aft_NextHops_NextHop_Config_IndexPath {
-	return Kedge_Aft_NextHops_NextHop_Config_IndexPath{p.child(e_index)}
+	return Kedge_Aft_NextHops_NextHop_Config_IndexPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_Config_Index}}
 }
 
 // Interface returns the path of /kedge/aft/next-hops/next-hop/config/interface.
 func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Interface() Kedge_Aft_NextHops_NextHop_Config_InterfacePath {
-	return Kedge_Aft_NextHops_NextHop_Config_InterfacePath{p.child(e_interface)}
+	return Kedge_Aft_NextHops_NextHop_Config_InterfacePath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_Config_Interface}}
 }
 
 // IpAddress returns the path of /kedge/aft/next-hops/next-hop/config/ip-address.
 func (p Kedge_Aft_NextHops_NextHop_ConfigPath) IpAddress() Kedge_Aft_NextHops_NextHop_Config_IpAddressPath {
-	return Kedge_Aft_NextHops_NextHop_Config_IpAddressPath{p.child(e_ip_address)}
+	return Kedge_Aft_NextHops_NextHop_Config_IpAddressPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_Config_IpAddress}}
 }
 
 // Session returns the path of /kedge/aft/next-hops/next-hop/config/session.
 func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Session() Kedge_Aft_NextHops_NextHop_Config_SessionPath {
-	return Kedge_Aft_NextHops_NextHop_Config_SessionPath{p.child(e_session)}
+	return Kedge_Aft_NextHops_NextHop_Config_SessionPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_Config_Session}}
 }
 
 // Unsupported returns the path of /kedge/aft/next-hops/next-hop/config/unsupported.
 func (p Kedge_Aft_NextHops_NextHop_ConfigPath) Unsupported() Kedge_Aft_NextHops_NextHop_Config_UnsupportedPath {
-	return Kedge_Aft_NextHops_NextHop_Config_UnsupportedPath{p.child(e_unsupported)}
+	return Kedge_Aft_NextHops_NextHop_Config_UnsupportedPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_Config_Unsupported}}
 }
 
 // Kedge_Aft_NextHops_NextHop_Config_IndexPath is the path of
@@ -2865,37 +3274,37 @@ func (Kedge_Aft_NextHops_NextHop_StatePath) SchemaPath() string {
 
 // Index returns the path of /kedge/aft/next-hops/next-hop/state/index.
 func (p Kedge_Aft_NextHops_NextHop_StatePath) Index() Kedge_Aft_NextHops_NextHop_State_IndexPath {
-	return Kedge_Aft_NextHops_NextHop_State_IndexPath{p.child(e_index)}
+	return Kedge_Aft_NextHops_NextHop_State_IndexPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_State_Index}}
 }
 
 // Interface returns the path of /kedge/aft/next-hops/next-hop/state/interface.
 func (p Kedge_Aft_NextHops_NextHop_StatePath) Interface() Kedge_Aft_NextHops_NextHop_State_InterfacePath {
-	return Kedge_Aft_NextHops_NextHop_State_InterfacePath{p.child(e_interface)}
+	return Kedge_Aft_NextHops_NextHop_State_InterfacePath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_State_Interface}}
 }
 
 // IpAddress returns the path of /kedge/aft/next-hops/next-hop/state/ip-address.
 func (p Kedge_Aft_NextHops_NextHop_StatePath) IpAddress() Kedge_Aft_NextHops_NextHop_State_IpAddressPath {
-	return Kedge_Aft_NextHops_NextHop_State_IpAddressPath{p.child(e_ip_address)}
+	return Kedge_Aft_NextHops_NextHop_State_IpAddressPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_State_IpAddress}}
 }
 
 // Reason returns the path of /kedge/aft/next-hops/next-hop/state/reason.
 func (p Kedge_Aft_NextHops_NextHop_StatePath) Reason() Kedge_Aft_NextHops_NextHop_State_ReasonPath {
-	return Kedge_Aft_NextHops_NextHop_State_ReasonPath{p.child(e_reason)}
+	return Kedge_Aft_NextHops_NextHop_State_ReasonPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_State_Reason}}
 }
 
 // Session returns the path of /kedge/aft/next-hops/next-hop/state/session.
 func (p Kedge_Aft_NextHops_NextHop_StatePath) Session() Kedge_Aft_NextHops_NextHop_State_SessionPath {
-	return Kedge_Aft_NextHops_NextHop_State_SessionPath{p.child(e_session)}
+	return Kedge_Aft_NextHops_NextHop_State_SessionPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_State_Session}}
 }
 
 // Status returns the path of /kedge/aft/next-hops/next-hop/state/status.
 func (p Kedge_Aft_NextHops_NextHop_StatePath) Status() Kedge_Aft_NextHops_NextHop_State_StatusPath {
-	return Kedge_Aft_NextHops_NextHop_State_StatusPath{p.child(e_status)}
+	return Kedge_Aft_NextHops_NextHop_State_StatusPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_State_Status}}
 }
 
 // Unsupported returns the path of /kedge/aft/next-hops/next-hop/state/unsupported.
 func (p Kedge_Aft_NextHops_NextHop_StatePath) Unsupported() Kedge_Aft_NextHops_NextHop_State_UnsupportedPath {
-	return Kedge_Aft_NextHops_NextHop_State_UnsupportedPath{p.child(e_unsupported)}
+	return Kedge_Aft_NextHops_NextHop_State_UnsupportedPath{base{p.elems, r_Kedge_Aft_NextHops_NextHop_State_Unsupported}}
 }
 
 // Kedge_Aft_NextHops_NextHop_State_IndexPath is the path of
@@ -3004,12 +3413,12 @@ func (Kedge_Aft_SessionsPath) SchemaPath() string { return "/kedge/aft/sessions"
 
 // Session returns the path of the /kedge/aft/sessions/session entry with the given keys.
 func (p Kedge_Aft_SessionsPath) Session(id string) Kedge_Aft_Sessions_SessionPath {
-	return Kedge_Aft_Sessions_SessionPath{p.child(&gpb.PathElem{Name: "session", Key: map[string]string{"id": id}})}
+	return Kedge_Aft_Sessions_SessionPath{p.keyed(&gpb.PathElem{Name: "session", Key: map[string]string{"id": id}})}
 }
 
 // SessionAny returns the path of every /kedge/aft/sessions/session entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Aft_SessionsPath) SessionAny() Kedge_Aft_Sessions_SessionPath {
-	return Kedge_Aft_Sessions_SessionPath{p.child(&gpb.PathElem{Name: "session", Key: map[string]string{"id": "*"}})}
+	return Kedge_Aft_Sessions_SessionPath{p.keyed(&gpb.PathElem{Name: "session", Key: map[string]string{"id": "*"}})}
 }
 
 // Kedge_Aft_Sessions_SessionPath is the path of /kedge/aft/sessions/session
@@ -3037,17 +3446,17 @@ func (Kedge_Aft_Sessions_SessionPath) ParseKeys(e *gpb.PathElem) (id string, err
 
 // Config returns the path of /kedge/aft/sessions/session/config.
 func (p Kedge_Aft_Sessions_SessionPath) Config() Kedge_Aft_Sessions_Session_ConfigPath {
-	return Kedge_Aft_Sessions_Session_ConfigPath{p.child(e_config)}
+	return Kedge_Aft_Sessions_Session_ConfigPath{base{p.elems, r_Kedge_Aft_Sessions_Session_Config}}
 }
 
 // Id returns the path of /kedge/aft/sessions/session/id.
 func (p Kedge_Aft_Sessions_SessionPath) Id() Kedge_Aft_Sessions_Session_IdPath {
-	return Kedge_Aft_Sessions_Session_IdPath{p.child(e_id)}
+	return Kedge_Aft_Sessions_Session_IdPath{base{p.elems, r_Kedge_Aft_Sessions_Session_Id}}
 }
 
 // State returns the path of /kedge/aft/sessions/session/state.
 func (p Kedge_Aft_Sessions_SessionPath) State() Kedge_Aft_Sessions_Session_StatePath {
-	return Kedge_Aft_Sessions_Session_StatePath{p.child(e_state)}
+	return Kedge_Aft_Sessions_Session_StatePath{base{p.elems, r_Kedge_Aft_Sessions_Session_State}}
 }
 
 // Kedge_Aft_Sessions_Session_ConfigPath is the path of
@@ -3062,27 +3471,27 @@ func (Kedge_Aft_Sessions_Session_ConfigPath) SchemaPath() string {
 
 // Class returns the path of /kedge/aft/sessions/session/config/class.
 func (p Kedge_Aft_Sessions_Session_ConfigPath) Class() Kedge_Aft_Sessions_Session_Config_ClassPath {
-	return Kedge_Aft_Sessions_Session_Config_ClassPath{p.child(e_class)}
+	return Kedge_Aft_Sessions_Session_Config_ClassPath{base{p.elems, r_Kedge_Aft_Sessions_Session_Config_Class}}
 }
 
 // Id returns the path of /kedge/aft/sessions/session/config/id.
 func (p Kedge_Aft_Sessions_Session_ConfigPath) Id() Kedge_Aft_Sessions_Session_Config_IdPath {
-	return Kedge_Aft_Sessions_Session_Config_IdPath{p.child(e_id)}
+	return Kedge_Aft_Sessions_Session_Config_IdPath{base{p.elems, r_Kedge_Aft_Sessions_Session_Config_Id}}
 }
 
 // Identity returns the path of /kedge/aft/sessions/session/config/identity.
 func (p Kedge_Aft_Sessions_Session_ConfigPath) Identity() Kedge_Aft_Sessions_Session_Config_IdentityPath {
-	return Kedge_Aft_Sessions_Session_Config_IdentityPath{p.child(e_identity)}
+	return Kedge_Aft_Sessions_Session_Config_IdentityPath{base{p.elems, r_Kedge_Aft_Sessions_Session_Config_Identity}}
 }
 
 // Persistence returns the path of /kedge/aft/sessions/session/config/persistence.
 func (p Kedge_Aft_Sessions_Session_ConfigPath) Persistence() Kedge_Aft_Sessions_Session_Config_PersistencePath {
-	return Kedge_Aft_Sessions_Session_Config_PersistencePath{p.child(e_persistence)}
+	return Kedge_Aft_Sessions_Session_Config_PersistencePath{base{p.elems, r_Kedge_Aft_Sessions_Session_Config_Persistence}}
 }
 
 // Tier returns the path of /kedge/aft/sessions/session/config/tier.
 func (p Kedge_Aft_Sessions_Session_ConfigPath) Tier() Kedge_Aft_Sessions_Session_Config_TierPath {
-	return Kedge_Aft_Sessions_Session_Config_TierPath{p.child(e_tier)}
+	return Kedge_Aft_Sessions_Session_Config_TierPath{base{p.elems, r_Kedge_Aft_Sessions_Session_Config_Tier}}
 }
 
 // Kedge_Aft_Sessions_Session_Config_ClassPath is the path of
@@ -3177,27 +3586,27 @@ func (Kedge_Aft_Sessions_Session_StatePath) SchemaPath() string {
 
 // Class returns the path of /kedge/aft/sessions/session/state/class.
 func (p Kedge_Aft_Sessions_Session_StatePath) Class() Kedge_Aft_Sessions_Session_State_ClassPath {
-	return Kedge_Aft_Sessions_Session_State_ClassPath{p.child(e_class)}
+	return Kedge_Aft_Sessions_Session_State_ClassPath{base{p.elems, r_Kedge_Aft_Sessions_Session_State_Class}}
 }
 
 // Id returns the path of /kedge/aft/sessions/session/state/id.
 func (p Kedge_Aft_Sessions_Session_StatePath) Id() Kedge_Aft_Sessions_Session_State_IdPath {
-	return Kedge_Aft_Sessions_Session_State_IdPath{p.child(e_id)}
+	return Kedge_Aft_Sessions_Session_State_IdPath{base{p.elems, r_Kedge_Aft_Sessions_Session_State_Id}}
 }
 
 // Identity returns the path of /kedge/aft/sessions/session/state/identity.
 func (p Kedge_Aft_Sessions_Session_StatePath) Identity() Kedge_Aft_Sessions_Session_State_IdentityPath {
-	return Kedge_Aft_Sessions_Session_State_IdentityPath{p.child(e_identity)}
+	return Kedge_Aft_Sessions_Session_State_IdentityPath{base{p.elems, r_Kedge_Aft_Sessions_Session_State_Identity}}
 }
 
 // Persistence returns the path of /kedge/aft/sessions/session/state/persistence.
 func (p Kedge_Aft_Sessions_Session_StatePath) Persistence() Kedge_Aft_Sessions_Session_State_PersistencePath {
-	return Kedge_Aft_Sessions_Session_State_PersistencePath{p.child(e_persistence)}
+	return Kedge_Aft_Sessions_Session_State_PersistencePath{base{p.elems, r_Kedge_Aft_Sessions_Session_State_Persistence}}
 }
 
 // Tier returns the path of /kedge/aft/sessions/session/state/tier.
 func (p Kedge_Aft_Sessions_Session_StatePath) Tier() Kedge_Aft_Sessions_Session_State_TierPath {
-	return Kedge_Aft_Sessions_Session_State_TierPath{p.child(e_tier)}
+	return Kedge_Aft_Sessions_Session_State_TierPath{base{p.elems, r_Kedge_Aft_Sessions_Session_State_Tier}}
 }
 
 // Kedge_Aft_Sessions_Session_State_ClassPath is the path of
@@ -3279,7 +3688,7 @@ func (Kedge_Aft_StatePath) SchemaPath() string { return "/kedge/aft/state" }
 
 // ProgrammedSequence returns the path of /kedge/aft/state/programmed-sequence.
 func (Kedge_Aft_StatePath) ProgrammedSequence() Kedge_Aft_State_ProgrammedSequencePath {
-	return Kedge_Aft_State_ProgrammedSequencePath{base{p_Kedge_Aft_State_ProgrammedSequence}}
+	return Kedge_Aft_State_ProgrammedSequencePath{base{elems: p_Kedge_Aft_State_ProgrammedSequence}}
 }
 
 // Kedge_Aft_State_ProgrammedSequencePath is the path of
@@ -3305,17 +3714,17 @@ func (Kedge_MeshPath) SchemaPath() string { return "/kedge/mesh" }
 
 // Config returns the path of /kedge/mesh/config.
 func (Kedge_MeshPath) Config() Kedge_Mesh_ConfigPath {
-	return Kedge_Mesh_ConfigPath{base{p_Kedge_Mesh_Config}}
+	return Kedge_Mesh_ConfigPath{base{elems: p_Kedge_Mesh_Config}}
 }
 
 // Peers returns the path of /kedge/mesh/peers.
 func (Kedge_MeshPath) Peers() Kedge_Mesh_PeersPath {
-	return Kedge_Mesh_PeersPath{base{p_Kedge_Mesh_Peers}}
+	return Kedge_Mesh_PeersPath{base{elems: p_Kedge_Mesh_Peers}}
 }
 
 // State returns the path of /kedge/mesh/state.
 func (Kedge_MeshPath) State() Kedge_Mesh_StatePath {
-	return Kedge_Mesh_StatePath{base{p_Kedge_Mesh_State}}
+	return Kedge_Mesh_StatePath{base{elems: p_Kedge_Mesh_State}}
 }
 
 // Kedge_Mesh_ConfigPath is the path of /kedge/mesh/config (container,
@@ -3327,22 +3736,22 @@ func (Kedge_Mesh_ConfigPath) SchemaPath() string { return "/kedge/mesh/config" }
 
 // Addresses returns the path of /kedge/mesh/config/addresses.
 func (Kedge_Mesh_ConfigPath) Addresses() Kedge_Mesh_Config_AddressesPath {
-	return Kedge_Mesh_Config_AddressesPath{base{p_Kedge_Mesh_Config_Addresses}}
+	return Kedge_Mesh_Config_AddressesPath{base{elems: p_Kedge_Mesh_Config_Addresses}}
 }
 
 // Interface returns the path of /kedge/mesh/config/interface.
 func (Kedge_Mesh_ConfigPath) Interface() Kedge_Mesh_Config_InterfacePath {
-	return Kedge_Mesh_Config_InterfacePath{base{p_Kedge_Mesh_Config_Interface}}
+	return Kedge_Mesh_Config_InterfacePath{base{elems: p_Kedge_Mesh_Config_Interface}}
 }
 
 // ListenPort returns the path of /kedge/mesh/config/listen-port.
 func (Kedge_Mesh_ConfigPath) ListenPort() Kedge_Mesh_Config_ListenPortPath {
-	return Kedge_Mesh_Config_ListenPortPath{base{p_Kedge_Mesh_Config_ListenPort}}
+	return Kedge_Mesh_Config_ListenPortPath{base{elems: p_Kedge_Mesh_Config_ListenPort}}
 }
 
 // Mtu returns the path of /kedge/mesh/config/mtu.
 func (Kedge_Mesh_ConfigPath) Mtu() Kedge_Mesh_Config_MtuPath {
-	return Kedge_Mesh_Config_MtuPath{base{p_Kedge_Mesh_Config_Mtu}}
+	return Kedge_Mesh_Config_MtuPath{base{elems: p_Kedge_Mesh_Config_Mtu}}
 }
 
 // Kedge_Mesh_Config_AddressesPath is the path of /kedge/mesh/config/addresses
@@ -3401,12 +3810,12 @@ func (Kedge_Mesh_PeersPath) SchemaPath() string { return "/kedge/mesh/peers" }
 
 // Peer returns the path of the /kedge/mesh/peers/peer entry with the given keys.
 func (p Kedge_Mesh_PeersPath) Peer(name string) Kedge_Mesh_Peers_PeerPath {
-	return Kedge_Mesh_Peers_PeerPath{p.child(&gpb.PathElem{Name: "peer", Key: map[string]string{"name": name}})}
+	return Kedge_Mesh_Peers_PeerPath{p.keyed(&gpb.PathElem{Name: "peer", Key: map[string]string{"name": name}})}
 }
 
 // PeerAny returns the path of every /kedge/mesh/peers/peer entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Mesh_PeersPath) PeerAny() Kedge_Mesh_Peers_PeerPath {
-	return Kedge_Mesh_Peers_PeerPath{p.child(&gpb.PathElem{Name: "peer", Key: map[string]string{"name": "*"}})}
+	return Kedge_Mesh_Peers_PeerPath{p.keyed(&gpb.PathElem{Name: "peer", Key: map[string]string{"name": "*"}})}
 }
 
 // Kedge_Mesh_Peers_PeerPath is the path of /kedge/mesh/peers/peer (list
@@ -3434,17 +3843,17 @@ func (Kedge_Mesh_Peers_PeerPath) ParseKeys(e *gpb.PathElem) (name string, err er
 
 // Config returns the path of /kedge/mesh/peers/peer/config.
 func (p Kedge_Mesh_Peers_PeerPath) Config() Kedge_Mesh_Peers_Peer_ConfigPath {
-	return Kedge_Mesh_Peers_Peer_ConfigPath{p.child(e_config)}
+	return Kedge_Mesh_Peers_Peer_ConfigPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config}}
 }
 
 // Name returns the path of /kedge/mesh/peers/peer/name.
 func (p Kedge_Mesh_Peers_PeerPath) Name() Kedge_Mesh_Peers_Peer_NamePath {
-	return Kedge_Mesh_Peers_Peer_NamePath{p.child(e_name)}
+	return Kedge_Mesh_Peers_Peer_NamePath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Name}}
 }
 
 // State returns the path of /kedge/mesh/peers/peer/state.
 func (p Kedge_Mesh_Peers_PeerPath) State() Kedge_Mesh_Peers_Peer_StatePath {
-	return Kedge_Mesh_Peers_Peer_StatePath{p.child(e_state)}
+	return Kedge_Mesh_Peers_Peer_StatePath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State}}
 }
 
 // Kedge_Mesh_Peers_Peer_ConfigPath is the path of
@@ -3457,47 +3866,47 @@ func (Kedge_Mesh_Peers_Peer_ConfigPath) SchemaPath() string { return "/kedge/mes
 
 // AllowedIps returns the path of /kedge/mesh/peers/peer/config/allowed-ips.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) AllowedIps() Kedge_Mesh_Peers_Peer_Config_AllowedIpsPath {
-	return Kedge_Mesh_Peers_Peer_Config_AllowedIpsPath{p.child(e_allowed_ips)}
+	return Kedge_Mesh_Peers_Peer_Config_AllowedIpsPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config_AllowedIps}}
 }
 
 // Cluster returns the path of /kedge/mesh/peers/peer/config/cluster.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) Cluster() Kedge_Mesh_Peers_Peer_Config_ClusterPath {
-	return Kedge_Mesh_Peers_Peer_Config_ClusterPath{p.child(e_cluster)}
+	return Kedge_Mesh_Peers_Peer_Config_ClusterPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config_Cluster}}
 }
 
 // Critical returns the path of /kedge/mesh/peers/peer/config/critical.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) Critical() Kedge_Mesh_Peers_Peer_Config_CriticalPath {
-	return Kedge_Mesh_Peers_Peer_Config_CriticalPath{p.child(e_critical)}
+	return Kedge_Mesh_Peers_Peer_Config_CriticalPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config_Critical}}
 }
 
 // Endpoint returns the path of /kedge/mesh/peers/peer/config/endpoint.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) Endpoint() Kedge_Mesh_Peers_Peer_Config_EndpointPath {
-	return Kedge_Mesh_Peers_Peer_Config_EndpointPath{p.child(e_endpoint)}
+	return Kedge_Mesh_Peers_Peer_Config_EndpointPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config_Endpoint}}
 }
 
 // Name returns the path of /kedge/mesh/peers/peer/config/name.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) Name() Kedge_Mesh_Peers_Peer_Config_NamePath {
-	return Kedge_Mesh_Peers_Peer_Config_NamePath{p.child(e_name)}
+	return Kedge_Mesh_Peers_Peer_Config_NamePath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config_Name}}
 }
 
 // Owner returns the path of /kedge/mesh/peers/peer/config/owner.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) Owner() Kedge_Mesh_Peers_Peer_Config_OwnerPath {
-	return Kedge_Mesh_Peers_Peer_Config_OwnerPath{p.child(e_owner)}
+	return Kedge_Mesh_Peers_Peer_Config_OwnerPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config_Owner}}
 }
 
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/config/persistent-keepalive.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) PersistentKeepalive() Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath {
-	return Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath{p.child(e_persistent_keepalive)}
+	return Kedge_Mesh_Peers_Peer_Config_PersistentKeepalivePath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config_PersistentKeepalive}}
 }
 
 // PublicKey returns the path of /kedge/mesh/peers/peer/config/public-key.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) PublicKey() Kedge_Mesh_Peers_Peer_Config_PublicKeyPath {
-	return Kedge_Mesh_Peers_Peer_Config_PublicKeyPath{p.child(e_public_key)}
+	return Kedge_Mesh_Peers_Peer_Config_PublicKeyPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config_PublicKey}}
 }
 
 // Reconnect returns the path of /kedge/mesh/peers/peer/config/reconnect.
 func (p Kedge_Mesh_Peers_Peer_ConfigPath) Reconnect() Kedge_Mesh_Peers_Peer_Config_ReconnectPath {
-	return Kedge_Mesh_Peers_Peer_Config_ReconnectPath{p.child(e_reconnect)}
+	return Kedge_Mesh_Peers_Peer_Config_ReconnectPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_Config_Reconnect}}
 }
 
 // Kedge_Mesh_Peers_Peer_Config_AllowedIpsPath is the path of
@@ -3653,72 +4062,72 @@ func (Kedge_Mesh_Peers_Peer_StatePath) SchemaPath() string { return "/kedge/mesh
 
 // AllowedIps returns the path of /kedge/mesh/peers/peer/state/allowed-ips.
 func (p Kedge_Mesh_Peers_Peer_StatePath) AllowedIps() Kedge_Mesh_Peers_Peer_State_AllowedIpsPath {
-	return Kedge_Mesh_Peers_Peer_State_AllowedIpsPath{p.child(e_allowed_ips)}
+	return Kedge_Mesh_Peers_Peer_State_AllowedIpsPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_AllowedIps}}
 }
 
 // Cluster returns the path of /kedge/mesh/peers/peer/state/cluster.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Cluster() Kedge_Mesh_Peers_Peer_State_ClusterPath {
-	return Kedge_Mesh_Peers_Peer_State_ClusterPath{p.child(e_cluster)}
+	return Kedge_Mesh_Peers_Peer_State_ClusterPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_Cluster}}
 }
 
 // Critical returns the path of /kedge/mesh/peers/peer/state/critical.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Critical() Kedge_Mesh_Peers_Peer_State_CriticalPath {
-	return Kedge_Mesh_Peers_Peer_State_CriticalPath{p.child(e_critical)}
+	return Kedge_Mesh_Peers_Peer_State_CriticalPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_Critical}}
 }
 
 // Endpoint returns the path of /kedge/mesh/peers/peer/state/endpoint.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Endpoint() Kedge_Mesh_Peers_Peer_State_EndpointPath {
-	return Kedge_Mesh_Peers_Peer_State_EndpointPath{p.child(e_endpoint)}
+	return Kedge_Mesh_Peers_Peer_State_EndpointPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_Endpoint}}
 }
 
 // Error returns the path of /kedge/mesh/peers/peer/state/error.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Error() Kedge_Mesh_Peers_Peer_State_ErrorPath {
-	return Kedge_Mesh_Peers_Peer_State_ErrorPath{p.child(e_error)}
+	return Kedge_Mesh_Peers_Peer_State_ErrorPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_Error}}
 }
 
 // LastHandshake returns the path of /kedge/mesh/peers/peer/state/last-handshake.
 func (p Kedge_Mesh_Peers_Peer_StatePath) LastHandshake() Kedge_Mesh_Peers_Peer_State_LastHandshakePath {
-	return Kedge_Mesh_Peers_Peer_State_LastHandshakePath{p.child(e_last_handshake)}
+	return Kedge_Mesh_Peers_Peer_State_LastHandshakePath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_LastHandshake}}
 }
 
 // Name returns the path of /kedge/mesh/peers/peer/state/name.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Name() Kedge_Mesh_Peers_Peer_State_NamePath {
-	return Kedge_Mesh_Peers_Peer_State_NamePath{p.child(e_name)}
+	return Kedge_Mesh_Peers_Peer_State_NamePath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_Name}}
 }
 
 // Owner returns the path of /kedge/mesh/peers/peer/state/owner.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Owner() Kedge_Mesh_Peers_Peer_State_OwnerPath {
-	return Kedge_Mesh_Peers_Peer_State_OwnerPath{p.child(e_owner)}
+	return Kedge_Mesh_Peers_Peer_State_OwnerPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_Owner}}
 }
 
 // PersistentKeepalive returns the path of /kedge/mesh/peers/peer/state/persistent-keepalive.
 func (p Kedge_Mesh_Peers_Peer_StatePath) PersistentKeepalive() Kedge_Mesh_Peers_Peer_State_PersistentKeepalivePath {
-	return Kedge_Mesh_Peers_Peer_State_PersistentKeepalivePath{p.child(e_persistent_keepalive)}
+	return Kedge_Mesh_Peers_Peer_State_PersistentKeepalivePath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_PersistentKeepalive}}
 }
 
 // PublicKey returns the path of /kedge/mesh/peers/peer/state/public-key.
 func (p Kedge_Mesh_Peers_Peer_StatePath) PublicKey() Kedge_Mesh_Peers_Peer_State_PublicKeyPath {
-	return Kedge_Mesh_Peers_Peer_State_PublicKeyPath{p.child(e_public_key)}
+	return Kedge_Mesh_Peers_Peer_State_PublicKeyPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_PublicKey}}
 }
 
 // Reconnect returns the path of /kedge/mesh/peers/peer/state/reconnect.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Reconnect() Kedge_Mesh_Peers_Peer_State_ReconnectPath {
-	return Kedge_Mesh_Peers_Peer_State_ReconnectPath{p.child(e_reconnect)}
+	return Kedge_Mesh_Peers_Peer_State_ReconnectPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_Reconnect}}
 }
 
 // RxBytes returns the path of /kedge/mesh/peers/peer/state/rx-bytes.
 func (p Kedge_Mesh_Peers_Peer_StatePath) RxBytes() Kedge_Mesh_Peers_Peer_State_RxBytesPath {
-	return Kedge_Mesh_Peers_Peer_State_RxBytesPath{p.child(e_rx_bytes)}
+	return Kedge_Mesh_Peers_Peer_State_RxBytesPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_RxBytes}}
 }
 
 // Status returns the path of /kedge/mesh/peers/peer/state/status.
 func (p Kedge_Mesh_Peers_Peer_StatePath) Status() Kedge_Mesh_Peers_Peer_State_StatusPath {
-	return Kedge_Mesh_Peers_Peer_State_StatusPath{p.child(e_status)}
+	return Kedge_Mesh_Peers_Peer_State_StatusPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_Status}}
 }
 
 // TxBytes returns the path of /kedge/mesh/peers/peer/state/tx-bytes.
 func (p Kedge_Mesh_Peers_Peer_StatePath) TxBytes() Kedge_Mesh_Peers_Peer_State_TxBytesPath {
-	return Kedge_Mesh_Peers_Peer_State_TxBytesPath{p.child(e_tx_bytes)}
+	return Kedge_Mesh_Peers_Peer_State_TxBytesPath{base{p.elems, r_Kedge_Mesh_Peers_Peer_State_TxBytes}}
 }
 
 // Kedge_Mesh_Peers_Peer_State_AllowedIpsPath is the path of
@@ -3932,42 +4341,42 @@ func (Kedge_Mesh_StatePath) SchemaPath() string { return "/kedge/mesh/state" }
 
 // Addresses returns the path of /kedge/mesh/state/addresses.
 func (Kedge_Mesh_StatePath) Addresses() Kedge_Mesh_State_AddressesPath {
-	return Kedge_Mesh_State_AddressesPath{base{p_Kedge_Mesh_State_Addresses}}
+	return Kedge_Mesh_State_AddressesPath{base{elems: p_Kedge_Mesh_State_Addresses}}
 }
 
 // Endpoint returns the path of /kedge/mesh/state/endpoint.
 func (Kedge_Mesh_StatePath) Endpoint() Kedge_Mesh_State_EndpointPath {
-	return Kedge_Mesh_State_EndpointPath{base{p_Kedge_Mesh_State_Endpoint}}
+	return Kedge_Mesh_State_EndpointPath{base{elems: p_Kedge_Mesh_State_Endpoint}}
 }
 
 // Error returns the path of /kedge/mesh/state/error.
 func (Kedge_Mesh_StatePath) Error() Kedge_Mesh_State_ErrorPath {
-	return Kedge_Mesh_State_ErrorPath{base{p_Kedge_Mesh_State_Error}}
+	return Kedge_Mesh_State_ErrorPath{base{elems: p_Kedge_Mesh_State_Error}}
 }
 
 // Interface returns the path of /kedge/mesh/state/interface.
 func (Kedge_Mesh_StatePath) Interface() Kedge_Mesh_State_InterfacePath {
-	return Kedge_Mesh_State_InterfacePath{base{p_Kedge_Mesh_State_Interface}}
+	return Kedge_Mesh_State_InterfacePath{base{elems: p_Kedge_Mesh_State_Interface}}
 }
 
 // ListenPort returns the path of /kedge/mesh/state/listen-port.
 func (Kedge_Mesh_StatePath) ListenPort() Kedge_Mesh_State_ListenPortPath {
-	return Kedge_Mesh_State_ListenPortPath{base{p_Kedge_Mesh_State_ListenPort}}
+	return Kedge_Mesh_State_ListenPortPath{base{elems: p_Kedge_Mesh_State_ListenPort}}
 }
 
 // Mtu returns the path of /kedge/mesh/state/mtu.
 func (Kedge_Mesh_StatePath) Mtu() Kedge_Mesh_State_MtuPath {
-	return Kedge_Mesh_State_MtuPath{base{p_Kedge_Mesh_State_Mtu}}
+	return Kedge_Mesh_State_MtuPath{base{elems: p_Kedge_Mesh_State_Mtu}}
 }
 
 // PublicKey returns the path of /kedge/mesh/state/public-key.
 func (Kedge_Mesh_StatePath) PublicKey() Kedge_Mesh_State_PublicKeyPath {
-	return Kedge_Mesh_State_PublicKeyPath{base{p_Kedge_Mesh_State_PublicKey}}
+	return Kedge_Mesh_State_PublicKeyPath{base{elems: p_Kedge_Mesh_State_PublicKey}}
 }
 
 // Status returns the path of /kedge/mesh/state/status.
 func (Kedge_Mesh_StatePath) Status() Kedge_Mesh_State_StatusPath {
-	return Kedge_Mesh_State_StatusPath{base{p_Kedge_Mesh_State_Status}}
+	return Kedge_Mesh_State_StatusPath{base{elems: p_Kedge_Mesh_State_Status}}
 }
 
 // Kedge_Mesh_State_AddressesPath is the path of /kedge/mesh/state/addresses
@@ -4067,12 +4476,12 @@ func (Kedge_NotaryPath) SchemaPath() string { return "/kedge/notary" }
 
 // Config returns the path of /kedge/notary/config.
 func (Kedge_NotaryPath) Config() Kedge_Notary_ConfigPath {
-	return Kedge_Notary_ConfigPath{base{p_Kedge_Notary_Config}}
+	return Kedge_Notary_ConfigPath{base{elems: p_Kedge_Notary_Config}}
 }
 
 // State returns the path of /kedge/notary/state.
 func (Kedge_NotaryPath) State() Kedge_Notary_StatePath {
-	return Kedge_Notary_StatePath{base{p_Kedge_Notary_State}}
+	return Kedge_Notary_StatePath{base{elems: p_Kedge_Notary_State}}
 }
 
 // Kedge_Notary_ConfigPath is the path of /kedge/notary/config (container,
@@ -4084,12 +4493,12 @@ func (Kedge_Notary_ConfigPath) SchemaPath() string { return "/kedge/notary/confi
 
 // Anchor returns the path of /kedge/notary/config/anchor.
 func (Kedge_Notary_ConfigPath) Anchor() Kedge_Notary_Config_AnchorPath {
-	return Kedge_Notary_Config_AnchorPath{base{p_Kedge_Notary_Config_Anchor}}
+	return Kedge_Notary_Config_AnchorPath{base{elems: p_Kedge_Notary_Config_Anchor}}
 }
 
 // SamplingPercentOverride returns the path of /kedge/notary/config/sampling-percent-override.
 func (Kedge_Notary_ConfigPath) SamplingPercentOverride() Kedge_Notary_Config_SamplingPercentOverridePath {
-	return Kedge_Notary_Config_SamplingPercentOverridePath{base{p_Kedge_Notary_Config_SamplingPercentOverride}}
+	return Kedge_Notary_Config_SamplingPercentOverridePath{base{elems: p_Kedge_Notary_Config_SamplingPercentOverride}}
 }
 
 // Kedge_Notary_Config_AnchorPath is the path of /kedge/notary/config/anchor
@@ -4130,102 +4539,102 @@ func (Kedge_Notary_StatePath) SchemaPath() string { return "/kedge/notary/state"
 
 // Anchor returns the path of /kedge/notary/state/anchor.
 func (Kedge_Notary_StatePath) Anchor() Kedge_Notary_State_AnchorPath {
-	return Kedge_Notary_State_AnchorPath{base{p_Kedge_Notary_State_Anchor}}
+	return Kedge_Notary_State_AnchorPath{base{elems: p_Kedge_Notary_State_Anchor}}
 }
 
 // DroppedTransits returns the path of /kedge/notary/state/dropped-transits.
 func (Kedge_Notary_StatePath) DroppedTransits() Kedge_Notary_State_DroppedTransitsPath {
-	return Kedge_Notary_State_DroppedTransitsPath{base{p_Kedge_Notary_State_DroppedTransits}}
+	return Kedge_Notary_State_DroppedTransitsPath{base{elems: p_Kedge_Notary_State_DroppedTransits}}
 }
 
 // FlushMode returns the path of /kedge/notary/state/flush-mode.
 func (Kedge_Notary_StatePath) FlushMode() Kedge_Notary_State_FlushModePath {
-	return Kedge_Notary_State_FlushModePath{base{p_Kedge_Notary_State_FlushMode}}
+	return Kedge_Notary_State_FlushModePath{base{elems: p_Kedge_Notary_State_FlushMode}}
 }
 
 // FrameHeaders returns the path of /kedge/notary/state/frame-headers.
 func (Kedge_Notary_StatePath) FrameHeaders() Kedge_Notary_State_FrameHeadersPath {
-	return Kedge_Notary_State_FrameHeadersPath{base{p_Kedge_Notary_State_FrameHeaders}}
+	return Kedge_Notary_State_FrameHeadersPath{base{elems: p_Kedge_Notary_State_FrameHeaders}}
 }
 
 // LastAckSize returns the path of /kedge/notary/state/last-ack-size.
 func (Kedge_Notary_StatePath) LastAckSize() Kedge_Notary_State_LastAckSizePath {
-	return Kedge_Notary_State_LastAckSizePath{base{p_Kedge_Notary_State_LastAckSize}}
+	return Kedge_Notary_State_LastAckSizePath{base{elems: p_Kedge_Notary_State_LastAckSize}}
 }
 
 // LastAckTime returns the path of /kedge/notary/state/last-ack-time.
 func (Kedge_Notary_StatePath) LastAckTime() Kedge_Notary_State_LastAckTimePath {
-	return Kedge_Notary_State_LastAckTimePath{base{p_Kedge_Notary_State_LastAckTime}}
+	return Kedge_Notary_State_LastAckTimePath{base{elems: p_Kedge_Notary_State_LastAckTime}}
 }
 
 // LastCheckpointSize returns the path of /kedge/notary/state/last-checkpoint-size.
 func (Kedge_Notary_StatePath) LastCheckpointSize() Kedge_Notary_State_LastCheckpointSizePath {
-	return Kedge_Notary_State_LastCheckpointSizePath{base{p_Kedge_Notary_State_LastCheckpointSize}}
+	return Kedge_Notary_State_LastCheckpointSizePath{base{elems: p_Kedge_Notary_State_LastCheckpointSize}}
 }
 
 // LastCheckpointTime returns the path of /kedge/notary/state/last-checkpoint-time.
 func (Kedge_Notary_StatePath) LastCheckpointTime() Kedge_Notary_State_LastCheckpointTimePath {
-	return Kedge_Notary_State_LastCheckpointTimePath{base{p_Kedge_Notary_State_LastCheckpointTime}}
+	return Kedge_Notary_State_LastCheckpointTimePath{base{elems: p_Kedge_Notary_State_LastCheckpointTime}}
 }
 
 // LastFlush returns the path of /kedge/notary/state/last-flush.
 func (Kedge_Notary_StatePath) LastFlush() Kedge_Notary_State_LastFlushPath {
-	return Kedge_Notary_State_LastFlushPath{base{p_Kedge_Notary_State_LastFlush}}
+	return Kedge_Notary_State_LastFlushPath{base{elems: p_Kedge_Notary_State_LastFlush}}
 }
 
 // Level returns the path of /kedge/notary/state/level.
 func (Kedge_Notary_StatePath) Level() Kedge_Notary_State_LevelPath {
-	return Kedge_Notary_State_LevelPath{base{p_Kedge_Notary_State_Level}}
+	return Kedge_Notary_State_LevelPath{base{elems: p_Kedge_Notary_State_Level}}
 }
 
 // LogSize returns the path of /kedge/notary/state/log-size.
 func (Kedge_Notary_StatePath) LogSize() Kedge_Notary_State_LogSizePath {
-	return Kedge_Notary_State_LogSizePath{base{p_Kedge_Notary_State_LogSize}}
+	return Kedge_Notary_State_LogSizePath{base{elems: p_Kedge_Notary_State_LogSize}}
 }
 
 // Origin returns the path of /kedge/notary/state/origin.
 func (Kedge_Notary_StatePath) Origin() Kedge_Notary_State_OriginPath {
-	return Kedge_Notary_State_OriginPath{base{p_Kedge_Notary_State_Origin}}
+	return Kedge_Notary_State_OriginPath{base{elems: p_Kedge_Notary_State_Origin}}
 }
 
 // PayloadHashing returns the path of /kedge/notary/state/payload-hashing.
 func (Kedge_Notary_StatePath) PayloadHashing() Kedge_Notary_State_PayloadHashingPath {
-	return Kedge_Notary_State_PayloadHashingPath{base{p_Kedge_Notary_State_PayloadHashing}}
+	return Kedge_Notary_State_PayloadHashingPath{base{elems: p_Kedge_Notary_State_PayloadHashing}}
 }
 
 // Records returns the path of /kedge/notary/state/records.
 func (Kedge_Notary_StatePath) Records() Kedge_Notary_State_RecordsPath {
-	return Kedge_Notary_State_RecordsPath{base{p_Kedge_Notary_State_Records}}
+	return Kedge_Notary_State_RecordsPath{base{elems: p_Kedge_Notary_State_Records}}
 }
 
 // RootHash returns the path of /kedge/notary/state/root-hash.
 func (Kedge_Notary_StatePath) RootHash() Kedge_Notary_State_RootHashPath {
-	return Kedge_Notary_State_RootHashPath{base{p_Kedge_Notary_State_RootHash}}
+	return Kedge_Notary_State_RootHashPath{base{elems: p_Kedge_Notary_State_RootHash}}
 }
 
 // SamplingPercent returns the path of /kedge/notary/state/sampling-percent.
 func (Kedge_Notary_StatePath) SamplingPercent() Kedge_Notary_State_SamplingPercentPath {
-	return Kedge_Notary_State_SamplingPercentPath{base{p_Kedge_Notary_State_SamplingPercent}}
+	return Kedge_Notary_State_SamplingPercentPath{base{elems: p_Kedge_Notary_State_SamplingPercent}}
 }
 
 // SamplingPercentOverride returns the path of /kedge/notary/state/sampling-percent-override.
 func (Kedge_Notary_StatePath) SamplingPercentOverride() Kedge_Notary_State_SamplingPercentOverridePath {
-	return Kedge_Notary_State_SamplingPercentOverridePath{base{p_Kedge_Notary_State_SamplingPercentOverride}}
+	return Kedge_Notary_State_SamplingPercentOverridePath{base{elems: p_Kedge_Notary_State_SamplingPercentOverride}}
 }
 
 // UpstreamError returns the path of /kedge/notary/state/upstream-error.
 func (Kedge_Notary_StatePath) UpstreamError() Kedge_Notary_State_UpstreamErrorPath {
-	return Kedge_Notary_State_UpstreamErrorPath{base{p_Kedge_Notary_State_UpstreamError}}
+	return Kedge_Notary_State_UpstreamErrorPath{base{elems: p_Kedge_Notary_State_UpstreamError}}
 }
 
 // UpstreamState returns the path of /kedge/notary/state/upstream-state.
 func (Kedge_Notary_StatePath) UpstreamState() Kedge_Notary_State_UpstreamStatePath {
-	return Kedge_Notary_State_UpstreamStatePath{base{p_Kedge_Notary_State_UpstreamState}}
+	return Kedge_Notary_State_UpstreamStatePath{base{elems: p_Kedge_Notary_State_UpstreamState}}
 }
 
 // VerifierKey returns the path of /kedge/notary/state/verifier-key.
 func (Kedge_Notary_StatePath) VerifierKey() Kedge_Notary_State_VerifierKeyPath {
-	return Kedge_Notary_State_VerifierKeyPath{base{p_Kedge_Notary_State_VerifierKey}}
+	return Kedge_Notary_State_VerifierKeyPath{base{elems: p_Kedge_Notary_State_VerifierKey}}
 }
 
 // Kedge_Notary_State_AnchorPath is the path of /kedge/notary/state/anchor
@@ -4488,22 +4897,22 @@ func (Kedge_PodsPath) SchemaPath() string { return "/kedge/pods" }
 
 // Config returns the path of /kedge/pods/config.
 func (Kedge_PodsPath) Config() Kedge_Pods_ConfigPath {
-	return Kedge_Pods_ConfigPath{base{p_Kedge_Pods_Config}}
+	return Kedge_Pods_ConfigPath{base{elems: p_Kedge_Pods_Config}}
 }
 
 // Pod returns the path of the /kedge/pods/pod entry with the given keys.
 func (p Kedge_PodsPath) Pod(containerId string, ifname string) Kedge_Pods_PodPath {
-	return Kedge_Pods_PodPath{p.child(&gpb.PathElem{Name: "pod", Key: map[string]string{"container-id": containerId, "ifname": ifname}})}
+	return Kedge_Pods_PodPath{p.keyed(&gpb.PathElem{Name: "pod", Key: map[string]string{"container-id": containerId, "ifname": ifname}})}
 }
 
 // PodAny returns the path of every /kedge/pods/pod entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_PodsPath) PodAny() Kedge_Pods_PodPath {
-	return Kedge_Pods_PodPath{p.child(&gpb.PathElem{Name: "pod", Key: map[string]string{"container-id": "*", "ifname": "*"}})}
+	return Kedge_Pods_PodPath{p.keyed(&gpb.PathElem{Name: "pod", Key: map[string]string{"container-id": "*", "ifname": "*"}})}
 }
 
 // State returns the path of /kedge/pods/state.
 func (Kedge_PodsPath) State() Kedge_Pods_StatePath {
-	return Kedge_Pods_StatePath{base{p_Kedge_Pods_State}}
+	return Kedge_Pods_StatePath{base{elems: p_Kedge_Pods_State}}
 }
 
 // Kedge_Pods_ConfigPath is the path of /kedge/pods/config (container,
@@ -4515,7 +4924,7 @@ func (Kedge_Pods_ConfigPath) SchemaPath() string { return "/kedge/pods/config" }
 
 // IpamPools returns the path of /kedge/pods/config/ipam-pools.
 func (Kedge_Pods_ConfigPath) IpamPools() Kedge_Pods_Config_IpamPoolsPath {
-	return Kedge_Pods_Config_IpamPoolsPath{base{p_Kedge_Pods_Config_IpamPools}}
+	return Kedge_Pods_Config_IpamPoolsPath{base{elems: p_Kedge_Pods_Config_IpamPools}}
 }
 
 // Kedge_Pods_Config_IpamPoolsPath is the path of
@@ -4566,22 +4975,22 @@ func (Kedge_Pods_PodPath) ParseKeys(e *gpb.PathElem) (containerId string, ifname
 
 // Config returns the path of /kedge/pods/pod/config.
 func (p Kedge_Pods_PodPath) Config() Kedge_Pods_Pod_ConfigPath {
-	return Kedge_Pods_Pod_ConfigPath{p.child(e_config)}
+	return Kedge_Pods_Pod_ConfigPath{base{p.elems, r_Kedge_Pods_Pod_Config}}
 }
 
 // ContainerId returns the path of /kedge/pods/pod/container-id.
 func (p Kedge_Pods_PodPath) ContainerId() Kedge_Pods_Pod_ContainerIdPath {
-	return Kedge_Pods_Pod_ContainerIdPath{p.child(e_container_id)}
+	return Kedge_Pods_Pod_ContainerIdPath{base{p.elems, r_Kedge_Pods_Pod_ContainerId}}
 }
 
 // Ifname returns the path of /kedge/pods/pod/ifname.
 func (p Kedge_Pods_PodPath) Ifname() Kedge_Pods_Pod_IfnamePath {
-	return Kedge_Pods_Pod_IfnamePath{p.child(e_ifname)}
+	return Kedge_Pods_Pod_IfnamePath{base{p.elems, r_Kedge_Pods_Pod_Ifname}}
 }
 
 // State returns the path of /kedge/pods/pod/state.
 func (p Kedge_Pods_PodPath) State() Kedge_Pods_Pod_StatePath {
-	return Kedge_Pods_Pod_StatePath{p.child(e_state)}
+	return Kedge_Pods_Pod_StatePath{base{p.elems, r_Kedge_Pods_Pod_State}}
 }
 
 // Kedge_Pods_Pod_ConfigPath is the path of /kedge/pods/pod/config (container,
@@ -4593,52 +5002,52 @@ func (Kedge_Pods_Pod_ConfigPath) SchemaPath() string { return "/kedge/pods/pod/c
 
 // Addresses returns the path of /kedge/pods/pod/config/addresses.
 func (p Kedge_Pods_Pod_ConfigPath) Addresses() Kedge_Pods_Pod_Config_AddressesPath {
-	return Kedge_Pods_Pod_Config_AddressesPath{p.child(e_addresses)}
+	return Kedge_Pods_Pod_Config_AddressesPath{base{p.elems, r_Kedge_Pods_Pod_Config_Addresses}}
 }
 
 // AllowedMode returns the path of /kedge/pods/pod/config/allowed-mode.
 func (p Kedge_Pods_Pod_ConfigPath) AllowedMode() Kedge_Pods_Pod_Config_AllowedModePath {
-	return Kedge_Pods_Pod_Config_AllowedModePath{p.child(e_allowed_mode)}
+	return Kedge_Pods_Pod_Config_AllowedModePath{base{p.elems, r_Kedge_Pods_Pod_Config_AllowedMode}}
 }
 
 // AllowedTargets returns the path of /kedge/pods/pod/config/allowed-targets.
 func (p Kedge_Pods_Pod_ConfigPath) AllowedTargets() Kedge_Pods_Pod_Config_AllowedTargetsPath {
-	return Kedge_Pods_Pod_Config_AllowedTargetsPath{p.child(e_allowed_targets)}
+	return Kedge_Pods_Pod_Config_AllowedTargetsPath{base{p.elems, r_Kedge_Pods_Pod_Config_AllowedTargets}}
 }
 
 // ContainerId returns the path of /kedge/pods/pod/config/container-id.
 func (p Kedge_Pods_Pod_ConfigPath) ContainerId() Kedge_Pods_Pod_Config_ContainerIdPath {
-	return Kedge_Pods_Pod_Config_ContainerIdPath{p.child(e_container_id)}
+	return Kedge_Pods_Pod_Config_ContainerIdPath{base{p.elems, r_Kedge_Pods_Pod_Config_ContainerId}}
 }
 
 // HostIfname returns the path of /kedge/pods/pod/config/host-ifname.
 func (p Kedge_Pods_Pod_ConfigPath) HostIfname() Kedge_Pods_Pod_Config_HostIfnamePath {
-	return Kedge_Pods_Pod_Config_HostIfnamePath{p.child(e_host_ifname)}
+	return Kedge_Pods_Pod_Config_HostIfnamePath{base{p.elems, r_Kedge_Pods_Pod_Config_HostIfname}}
 }
 
 // Ifname returns the path of /kedge/pods/pod/config/ifname.
 func (p Kedge_Pods_Pod_ConfigPath) Ifname() Kedge_Pods_Pod_Config_IfnamePath {
-	return Kedge_Pods_Pod_Config_IfnamePath{p.child(e_ifname)}
+	return Kedge_Pods_Pod_Config_IfnamePath{base{p.elems, r_Kedge_Pods_Pod_Config_Ifname}}
 }
 
 // Name returns the path of /kedge/pods/pod/config/name.
 func (p Kedge_Pods_Pod_ConfigPath) Name() Kedge_Pods_Pod_Config_NamePath {
-	return Kedge_Pods_Pod_Config_NamePath{p.child(e_name)}
+	return Kedge_Pods_Pod_Config_NamePath{base{p.elems, r_Kedge_Pods_Pod_Config_Name}}
 }
 
 // Namespace returns the path of /kedge/pods/pod/config/namespace.
 func (p Kedge_Pods_Pod_ConfigPath) Namespace() Kedge_Pods_Pod_Config_NamespacePath {
-	return Kedge_Pods_Pod_Config_NamespacePath{p.child(e_namespace)}
+	return Kedge_Pods_Pod_Config_NamespacePath{base{p.elems, r_Kedge_Pods_Pod_Config_Namespace}}
 }
 
 // Netns returns the path of /kedge/pods/pod/config/netns.
 func (p Kedge_Pods_Pod_ConfigPath) Netns() Kedge_Pods_Pod_Config_NetnsPath {
-	return Kedge_Pods_Pod_Config_NetnsPath{p.child(e_netns)}
+	return Kedge_Pods_Pod_Config_NetnsPath{base{p.elems, r_Kedge_Pods_Pod_Config_Netns}}
 }
 
 // Tier returns the path of /kedge/pods/pod/config/tier.
 func (p Kedge_Pods_Pod_ConfigPath) Tier() Kedge_Pods_Pod_Config_TierPath {
-	return Kedge_Pods_Pod_Config_TierPath{p.child(e_tier)}
+	return Kedge_Pods_Pod_Config_TierPath{base{p.elems, r_Kedge_Pods_Pod_Config_Tier}}
 }
 
 // Kedge_Pods_Pod_Config_AddressesPath is the path of
@@ -4802,62 +5211,62 @@ func (Kedge_Pods_Pod_StatePath) SchemaPath() string { return "/kedge/pods/pod/st
 
 // Addresses returns the path of /kedge/pods/pod/state/addresses.
 func (p Kedge_Pods_Pod_StatePath) Addresses() Kedge_Pods_Pod_State_AddressesPath {
-	return Kedge_Pods_Pod_State_AddressesPath{p.child(e_addresses)}
+	return Kedge_Pods_Pod_State_AddressesPath{base{p.elems, r_Kedge_Pods_Pod_State_Addresses}}
 }
 
 // AllowedMode returns the path of /kedge/pods/pod/state/allowed-mode.
 func (p Kedge_Pods_Pod_StatePath) AllowedMode() Kedge_Pods_Pod_State_AllowedModePath {
-	return Kedge_Pods_Pod_State_AllowedModePath{p.child(e_allowed_mode)}
+	return Kedge_Pods_Pod_State_AllowedModePath{base{p.elems, r_Kedge_Pods_Pod_State_AllowedMode}}
 }
 
 // AllowedTargets returns the path of /kedge/pods/pod/state/allowed-targets.
 func (p Kedge_Pods_Pod_StatePath) AllowedTargets() Kedge_Pods_Pod_State_AllowedTargetsPath {
-	return Kedge_Pods_Pod_State_AllowedTargetsPath{p.child(e_allowed_targets)}
+	return Kedge_Pods_Pod_State_AllowedTargetsPath{base{p.elems, r_Kedge_Pods_Pod_State_AllowedTargets}}
 }
 
 // ContainerId returns the path of /kedge/pods/pod/state/container-id.
 func (p Kedge_Pods_Pod_StatePath) ContainerId() Kedge_Pods_Pod_State_ContainerIdPath {
-	return Kedge_Pods_Pod_State_ContainerIdPath{p.child(e_container_id)}
+	return Kedge_Pods_Pod_State_ContainerIdPath{base{p.elems, r_Kedge_Pods_Pod_State_ContainerId}}
 }
 
 // HostIfname returns the path of /kedge/pods/pod/state/host-ifname.
 func (p Kedge_Pods_Pod_StatePath) HostIfname() Kedge_Pods_Pod_State_HostIfnamePath {
-	return Kedge_Pods_Pod_State_HostIfnamePath{p.child(e_host_ifname)}
+	return Kedge_Pods_Pod_State_HostIfnamePath{base{p.elems, r_Kedge_Pods_Pod_State_HostIfname}}
 }
 
 // Ifname returns the path of /kedge/pods/pod/state/ifname.
 func (p Kedge_Pods_Pod_StatePath) Ifname() Kedge_Pods_Pod_State_IfnamePath {
-	return Kedge_Pods_Pod_State_IfnamePath{p.child(e_ifname)}
+	return Kedge_Pods_Pod_State_IfnamePath{base{p.elems, r_Kedge_Pods_Pod_State_Ifname}}
 }
 
 // Name returns the path of /kedge/pods/pod/state/name.
 func (p Kedge_Pods_Pod_StatePath) Name() Kedge_Pods_Pod_State_NamePath {
-	return Kedge_Pods_Pod_State_NamePath{p.child(e_name)}
+	return Kedge_Pods_Pod_State_NamePath{base{p.elems, r_Kedge_Pods_Pod_State_Name}}
 }
 
 // Namespace returns the path of /kedge/pods/pod/state/namespace.
 func (p Kedge_Pods_Pod_StatePath) Namespace() Kedge_Pods_Pod_State_NamespacePath {
-	return Kedge_Pods_Pod_State_NamespacePath{p.child(e_namespace)}
+	return Kedge_Pods_Pod_State_NamespacePath{base{p.elems, r_Kedge_Pods_Pod_State_Namespace}}
 }
 
 // Netns returns the path of /kedge/pods/pod/state/netns.
 func (p Kedge_Pods_Pod_StatePath) Netns() Kedge_Pods_Pod_State_NetnsPath {
-	return Kedge_Pods_Pod_State_NetnsPath{p.child(e_netns)}
+	return Kedge_Pods_Pod_State_NetnsPath{base{p.elems, r_Kedge_Pods_Pod_State_Netns}}
 }
 
 // Reason returns the path of /kedge/pods/pod/state/reason.
 func (p Kedge_Pods_Pod_StatePath) Reason() Kedge_Pods_Pod_State_ReasonPath {
-	return Kedge_Pods_Pod_State_ReasonPath{p.child(e_reason)}
+	return Kedge_Pods_Pod_State_ReasonPath{base{p.elems, r_Kedge_Pods_Pod_State_Reason}}
 }
 
 // Status returns the path of /kedge/pods/pod/state/status.
 func (p Kedge_Pods_Pod_StatePath) Status() Kedge_Pods_Pod_State_StatusPath {
-	return Kedge_Pods_Pod_State_StatusPath{p.child(e_status)}
+	return Kedge_Pods_Pod_State_StatusPath{base{p.elems, r_Kedge_Pods_Pod_State_Status}}
 }
 
 // Tier returns the path of /kedge/pods/pod/state/tier.
 func (p Kedge_Pods_Pod_StatePath) Tier() Kedge_Pods_Pod_State_TierPath {
-	return Kedge_Pods_Pod_State_TierPath{p.child(e_tier)}
+	return Kedge_Pods_Pod_State_TierPath{base{p.elems, r_Kedge_Pods_Pod_State_Tier}}
 }
 
 // Kedge_Pods_Pod_State_AddressesPath is the path of
@@ -5020,7 +5429,7 @@ func (Kedge_Pods_StatePath) SchemaPath() string { return "/kedge/pods/state" }
 
 // IpamPools returns the path of /kedge/pods/state/ipam-pools.
 func (Kedge_Pods_StatePath) IpamPools() Kedge_Pods_State_IpamPoolsPath {
-	return Kedge_Pods_State_IpamPoolsPath{base{p_Kedge_Pods_State_IpamPools}}
+	return Kedge_Pods_State_IpamPoolsPath{base{elems: p_Kedge_Pods_State_IpamPools}}
 }
 
 // Kedge_Pods_State_IpamPoolsPath is the path of /kedge/pods/state/ipam-pools
@@ -5048,22 +5457,22 @@ func (Kedge_PosturePath) SchemaPath() string { return "/kedge/posture" }
 
 // Cluster returns the path of /kedge/posture/cluster.
 func (Kedge_PosturePath) Cluster() Kedge_Posture_ClusterPath {
-	return Kedge_Posture_ClusterPath{base{p_Kedge_Posture_Cluster}}
+	return Kedge_Posture_ClusterPath{base{elems: p_Kedge_Posture_Cluster}}
 }
 
 // Config returns the path of /kedge/posture/config.
 func (Kedge_PosturePath) Config() Kedge_Posture_ConfigPath {
-	return Kedge_Posture_ConfigPath{base{p_Kedge_Posture_Config}}
+	return Kedge_Posture_ConfigPath{base{elems: p_Kedge_Posture_Config}}
 }
 
 // History returns the path of /kedge/posture/history.
 func (Kedge_PosturePath) History() Kedge_Posture_HistoryPath {
-	return Kedge_Posture_HistoryPath{base{p_Kedge_Posture_History}}
+	return Kedge_Posture_HistoryPath{base{elems: p_Kedge_Posture_History}}
 }
 
 // State returns the path of /kedge/posture/state.
 func (Kedge_PosturePath) State() Kedge_Posture_StatePath {
-	return Kedge_Posture_StatePath{base{p_Kedge_Posture_State}}
+	return Kedge_Posture_StatePath{base{elems: p_Kedge_Posture_State}}
 }
 
 // Kedge_Posture_ClusterPath is the path of /kedge/posture/cluster (container,
@@ -5077,12 +5486,12 @@ func (Kedge_Posture_ClusterPath) SchemaPath() string { return "/kedge/posture/cl
 
 // Config returns the path of /kedge/posture/cluster/config.
 func (Kedge_Posture_ClusterPath) Config() Kedge_Posture_Cluster_ConfigPath {
-	return Kedge_Posture_Cluster_ConfigPath{base{p_Kedge_Posture_Cluster_Config}}
+	return Kedge_Posture_Cluster_ConfigPath{base{elems: p_Kedge_Posture_Cluster_Config}}
 }
 
 // State returns the path of /kedge/posture/cluster/state.
 func (Kedge_Posture_ClusterPath) State() Kedge_Posture_Cluster_StatePath {
-	return Kedge_Posture_Cluster_StatePath{base{p_Kedge_Posture_Cluster_State}}
+	return Kedge_Posture_Cluster_StatePath{base{elems: p_Kedge_Posture_Cluster_State}}
 }
 
 // Kedge_Posture_Cluster_ConfigPath is the path of
@@ -5095,12 +5504,12 @@ func (Kedge_Posture_Cluster_ConfigPath) SchemaPath() string { return "/kedge/pos
 
 // Level returns the path of /kedge/posture/cluster/config/level.
 func (Kedge_Posture_Cluster_ConfigPath) Level() Kedge_Posture_Cluster_Config_LevelPath {
-	return Kedge_Posture_Cluster_Config_LevelPath{base{p_Kedge_Posture_Cluster_Config_Level}}
+	return Kedge_Posture_Cluster_Config_LevelPath{base{elems: p_Kedge_Posture_Cluster_Config_Level}}
 }
 
 // Object returns the path of /kedge/posture/cluster/config/object.
 func (Kedge_Posture_Cluster_ConfigPath) Object() Kedge_Posture_Cluster_Config_ObjectPath {
-	return Kedge_Posture_Cluster_Config_ObjectPath{base{p_Kedge_Posture_Cluster_Config_Object}}
+	return Kedge_Posture_Cluster_Config_ObjectPath{base{elems: p_Kedge_Posture_Cluster_Config_Object}}
 }
 
 // Kedge_Posture_Cluster_Config_LevelPath is the path of
@@ -5138,22 +5547,22 @@ func (Kedge_Posture_Cluster_StatePath) SchemaPath() string { return "/kedge/post
 
 // Connected returns the path of /kedge/posture/cluster/state/connected.
 func (Kedge_Posture_Cluster_StatePath) Connected() Kedge_Posture_Cluster_State_ConnectedPath {
-	return Kedge_Posture_Cluster_State_ConnectedPath{base{p_Kedge_Posture_Cluster_State_Connected}}
+	return Kedge_Posture_Cluster_State_ConnectedPath{base{elems: p_Kedge_Posture_Cluster_State_Connected}}
 }
 
 // LastSync returns the path of /kedge/posture/cluster/state/last-sync.
 func (Kedge_Posture_Cluster_StatePath) LastSync() Kedge_Posture_Cluster_State_LastSyncPath {
-	return Kedge_Posture_Cluster_State_LastSyncPath{base{p_Kedge_Posture_Cluster_State_LastSync}}
+	return Kedge_Posture_Cluster_State_LastSyncPath{base{elems: p_Kedge_Posture_Cluster_State_LastSync}}
 }
 
 // Level returns the path of /kedge/posture/cluster/state/level.
 func (Kedge_Posture_Cluster_StatePath) Level() Kedge_Posture_Cluster_State_LevelPath {
-	return Kedge_Posture_Cluster_State_LevelPath{base{p_Kedge_Posture_Cluster_State_Level}}
+	return Kedge_Posture_Cluster_State_LevelPath{base{elems: p_Kedge_Posture_Cluster_State_Level}}
 }
 
 // Object returns the path of /kedge/posture/cluster/state/object.
 func (Kedge_Posture_Cluster_StatePath) Object() Kedge_Posture_Cluster_State_ObjectPath {
-	return Kedge_Posture_Cluster_State_ObjectPath{base{p_Kedge_Posture_Cluster_State_Object}}
+	return Kedge_Posture_Cluster_State_ObjectPath{base{elems: p_Kedge_Posture_Cluster_State_Object}}
 }
 
 // Kedge_Posture_Cluster_State_ConnectedPath is the path of
@@ -5220,7 +5629,7 @@ func (Kedge_Posture_ConfigPath) SchemaPath() string { return "/kedge/posture/con
 
 // Level returns the path of /kedge/posture/config/level.
 func (Kedge_Posture_ConfigPath) Level() Kedge_Posture_Config_LevelPath {
-	return Kedge_Posture_Config_LevelPath{base{p_Kedge_Posture_Config_Level}}
+	return Kedge_Posture_Config_LevelPath{base{elems: p_Kedge_Posture_Config_Level}}
 }
 
 // Kedge_Posture_Config_LevelPath is the path of /kedge/posture/config/level
@@ -5244,12 +5653,12 @@ func (Kedge_Posture_HistoryPath) SchemaPath() string { return "/kedge/posture/hi
 
 // Transition returns the path of the /kedge/posture/history/transition entry with the given keys.
 func (p Kedge_Posture_HistoryPath) Transition(sequence uint64) Kedge_Posture_History_TransitionPath {
-	return Kedge_Posture_History_TransitionPath{p.child(&gpb.PathElem{Name: "transition", Key: map[string]string{"sequence": strconv.FormatUint(uint64(sequence), 10)}})}
+	return Kedge_Posture_History_TransitionPath{p.keyed(&gpb.PathElem{Name: "transition", Key: map[string]string{"sequence": strconv.FormatUint(uint64(sequence), 10)}})}
 }
 
 // TransitionAny returns the path of every /kedge/posture/history/transition entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Posture_HistoryPath) TransitionAny() Kedge_Posture_History_TransitionPath {
-	return Kedge_Posture_History_TransitionPath{p.child(&gpb.PathElem{Name: "transition", Key: map[string]string{"sequence": "*"}})}
+	return Kedge_Posture_History_TransitionPath{p.keyed(&gpb.PathElem{Name: "transition", Key: map[string]string{"sequence": "*"}})}
 }
 
 // Kedge_Posture_History_TransitionPath is the path of
@@ -5282,12 +5691,12 @@ func (Kedge_Posture_History_TransitionPath) ParseKeys(e *gpb.PathElem) (sequence
 
 // Sequence returns the path of /kedge/posture/history/transition/sequence.
 func (p Kedge_Posture_History_TransitionPath) Sequence() Kedge_Posture_History_Transition_SequencePath {
-	return Kedge_Posture_History_Transition_SequencePath{p.child(e_sequence)}
+	return Kedge_Posture_History_Transition_SequencePath{base{p.elems, r_Kedge_Posture_History_Transition_Sequence}}
 }
 
 // State returns the path of /kedge/posture/history/transition/state.
 func (p Kedge_Posture_History_TransitionPath) State() Kedge_Posture_History_Transition_StatePath {
-	return Kedge_Posture_History_Transition_StatePath{p.child(e_state)}
+	return Kedge_Posture_History_Transition_StatePath{base{p.elems, r_Kedge_Posture_History_Transition_State}}
 }
 
 // Kedge_Posture_History_Transition_SequencePath is the path of
@@ -5317,32 +5726,32 @@ func (Kedge_Posture_History_Transition_StatePath) SchemaPath() string {
 
 // DurationNs returns the path of /kedge/posture/history/transition/state/duration-ns.
 func (p Kedge_Posture_History_Transition_StatePath) DurationNs() Kedge_Posture_History_Transition_State_DurationNsPath {
-	return Kedge_Posture_History_Transition_State_DurationNsPath{p.child(e_duration_ns)}
+	return Kedge_Posture_History_Transition_State_DurationNsPath{base{p.elems, r_Kedge_Posture_History_Transition_State_DurationNs}}
 }
 
 // FromLevel returns the path of /kedge/posture/history/transition/state/from-level.
 func (p Kedge_Posture_History_Transition_StatePath) FromLevel() Kedge_Posture_History_Transition_State_FromLevelPath {
-	return Kedge_Posture_History_Transition_State_FromLevelPath{p.child(e_from_level)}
+	return Kedge_Posture_History_Transition_State_FromLevelPath{base{p.elems, r_Kedge_Posture_History_Transition_State_FromLevel}}
 }
 
 // Result returns the path of /kedge/posture/history/transition/state/result.
 func (p Kedge_Posture_History_Transition_StatePath) Result() Kedge_Posture_History_Transition_State_ResultPath {
-	return Kedge_Posture_History_Transition_State_ResultPath{p.child(e_result)}
+	return Kedge_Posture_History_Transition_State_ResultPath{base{p.elems, r_Kedge_Posture_History_Transition_State_Result}}
 }
 
 // Sequence returns the path of /kedge/posture/history/transition/state/sequence.
 func (p Kedge_Posture_History_Transition_StatePath) Sequence() Kedge_Posture_History_Transition_State_SequencePath {
-	return Kedge_Posture_History_Transition_State_SequencePath{p.child(e_sequence)}
+	return Kedge_Posture_History_Transition_State_SequencePath{base{p.elems, r_Kedge_Posture_History_Transition_State_Sequence}}
 }
 
 // Started returns the path of /kedge/posture/history/transition/state/started.
 func (p Kedge_Posture_History_Transition_StatePath) Started() Kedge_Posture_History_Transition_State_StartedPath {
-	return Kedge_Posture_History_Transition_State_StartedPath{p.child(e_started)}
+	return Kedge_Posture_History_Transition_State_StartedPath{base{p.elems, r_Kedge_Posture_History_Transition_State_Started}}
 }
 
 // ToLevel returns the path of /kedge/posture/history/transition/state/to-level.
 func (p Kedge_Posture_History_Transition_StatePath) ToLevel() Kedge_Posture_History_Transition_State_ToLevelPath {
-	return Kedge_Posture_History_Transition_State_ToLevelPath{p.child(e_to_level)}
+	return Kedge_Posture_History_Transition_State_ToLevelPath{base{p.elems, r_Kedge_Posture_History_Transition_State_ToLevel}}
 }
 
 // Kedge_Posture_History_Transition_State_DurationNsPath is the path of
@@ -5444,27 +5853,27 @@ func (Kedge_Posture_StatePath) SchemaPath() string { return "/kedge/posture/stat
 
 // EffectiveLevel returns the path of /kedge/posture/state/effective-level.
 func (Kedge_Posture_StatePath) EffectiveLevel() Kedge_Posture_State_EffectiveLevelPath {
-	return Kedge_Posture_State_EffectiveLevelPath{base{p_Kedge_Posture_State_EffectiveLevel}}
+	return Kedge_Posture_State_EffectiveLevelPath{base{elems: p_Kedge_Posture_State_EffectiveLevel}}
 }
 
 // LastTransition returns the path of /kedge/posture/state/last-transition.
 func (Kedge_Posture_StatePath) LastTransition() Kedge_Posture_State_LastTransitionPath {
-	return Kedge_Posture_State_LastTransitionPath{base{p_Kedge_Posture_State_LastTransition}}
+	return Kedge_Posture_State_LastTransitionPath{base{elems: p_Kedge_Posture_State_LastTransition}}
 }
 
 // Level returns the path of /kedge/posture/state/level.
 func (Kedge_Posture_StatePath) Level() Kedge_Posture_State_LevelPath {
-	return Kedge_Posture_State_LevelPath{base{p_Kedge_Posture_State_Level}}
+	return Kedge_Posture_State_LevelPath{base{elems: p_Kedge_Posture_State_Level}}
 }
 
 // Sequence returns the path of /kedge/posture/state/sequence.
 func (Kedge_Posture_StatePath) Sequence() Kedge_Posture_State_SequencePath {
-	return Kedge_Posture_State_SequencePath{base{p_Kedge_Posture_State_Sequence}}
+	return Kedge_Posture_State_SequencePath{base{elems: p_Kedge_Posture_State_Sequence}}
 }
 
 // Source returns the path of /kedge/posture/state/source.
 func (Kedge_Posture_StatePath) Source() Kedge_Posture_State_SourcePath {
-	return Kedge_Posture_State_SourcePath{base{p_Kedge_Posture_State_Source}}
+	return Kedge_Posture_State_SourcePath{base{elems: p_Kedge_Posture_State_Source}}
 }
 
 // Kedge_Posture_State_EffectiveLevelPath is the path of
@@ -5492,32 +5901,32 @@ func (Kedge_Posture_State_LastTransitionPath) SchemaPath() string {
 
 // DurationNs returns the path of /kedge/posture/state/last-transition/duration-ns.
 func (Kedge_Posture_State_LastTransitionPath) DurationNs() Kedge_Posture_State_LastTransition_DurationNsPath {
-	return Kedge_Posture_State_LastTransition_DurationNsPath{base{p_Kedge_Posture_State_LastTransition_DurationNs}}
+	return Kedge_Posture_State_LastTransition_DurationNsPath{base{elems: p_Kedge_Posture_State_LastTransition_DurationNs}}
 }
 
 // FromLevel returns the path of /kedge/posture/state/last-transition/from-level.
 func (Kedge_Posture_State_LastTransitionPath) FromLevel() Kedge_Posture_State_LastTransition_FromLevelPath {
-	return Kedge_Posture_State_LastTransition_FromLevelPath{base{p_Kedge_Posture_State_LastTransition_FromLevel}}
+	return Kedge_Posture_State_LastTransition_FromLevelPath{base{elems: p_Kedge_Posture_State_LastTransition_FromLevel}}
 }
 
 // Result returns the path of /kedge/posture/state/last-transition/result.
 func (Kedge_Posture_State_LastTransitionPath) Result() Kedge_Posture_State_LastTransition_ResultPath {
-	return Kedge_Posture_State_LastTransition_ResultPath{base{p_Kedge_Posture_State_LastTransition_Result}}
+	return Kedge_Posture_State_LastTransition_ResultPath{base{elems: p_Kedge_Posture_State_LastTransition_Result}}
 }
 
 // Started returns the path of /kedge/posture/state/last-transition/started.
 func (Kedge_Posture_State_LastTransitionPath) Started() Kedge_Posture_State_LastTransition_StartedPath {
-	return Kedge_Posture_State_LastTransition_StartedPath{base{p_Kedge_Posture_State_LastTransition_Started}}
+	return Kedge_Posture_State_LastTransition_StartedPath{base{elems: p_Kedge_Posture_State_LastTransition_Started}}
 }
 
 // Steps returns the path of /kedge/posture/state/last-transition/steps.
 func (Kedge_Posture_State_LastTransitionPath) Steps() Kedge_Posture_State_LastTransition_StepsPath {
-	return Kedge_Posture_State_LastTransition_StepsPath{base{p_Kedge_Posture_State_LastTransition_Steps}}
+	return Kedge_Posture_State_LastTransition_StepsPath{base{elems: p_Kedge_Posture_State_LastTransition_Steps}}
 }
 
 // ToLevel returns the path of /kedge/posture/state/last-transition/to-level.
 func (Kedge_Posture_State_LastTransitionPath) ToLevel() Kedge_Posture_State_LastTransition_ToLevelPath {
-	return Kedge_Posture_State_LastTransition_ToLevelPath{base{p_Kedge_Posture_State_LastTransition_ToLevel}}
+	return Kedge_Posture_State_LastTransition_ToLevelPath{base{elems: p_Kedge_Posture_State_LastTransition_ToLevel}}
 }
 
 // Kedge_Posture_State_LastTransition_DurationNsPath is the path of
@@ -5592,12 +6001,12 @@ func (Kedge_Posture_State_LastTransition_StepsPath) SchemaPath() string {
 
 // Step returns the path of the /kedge/posture/state/last-transition/steps/step entry with the given keys.
 func (p Kedge_Posture_State_LastTransition_StepsPath) Step(index uint8) Kedge_Posture_State_LastTransition_Steps_StepPath {
-	return Kedge_Posture_State_LastTransition_Steps_StepPath{p.child(&gpb.PathElem{Name: "step", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
+	return Kedge_Posture_State_LastTransition_Steps_StepPath{p.keyed(&gpb.PathElem{Name: "step", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
 }
 
 // StepAny returns the path of every /kedge/posture/state/last-transition/steps/step entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Posture_State_LastTransition_StepsPath) StepAny() Kedge_Posture_State_LastTransition_Steps_StepPath {
-	return Kedge_Posture_State_LastTransition_Steps_StepPath{p.child(&gpb.PathElem{Name: "step", Key: map[string]string{"index": "*"}})}
+	return Kedge_Posture_State_LastTransition_Steps_StepPath{p.keyed(&gpb.PathElem{Name: "step", Key: map[string]string{"index": "*"}})}
 }
 
 // Kedge_Posture_State_LastTransition_Steps_StepPath is the path of
@@ -5631,12 +6040,12 @@ func (Kedge_Posture_State_LastTransition_Steps_StepPath) ParseKeys(e *gpb.PathEl
 
 // Index returns the path of /kedge/posture/state/last-transition/steps/step/index.
 func (p Kedge_Posture_State_LastTransition_Steps_StepPath) Index() Kedge_Posture_State_LastTransition_Steps_Step_IndexPath {
-	return Kedge_Posture_State_LastTransition_Steps_Step_IndexPath{p.child(e_index)}
+	return Kedge_Posture_State_LastTransition_Steps_Step_IndexPath{base{p.elems, r_Kedge_Posture_State_LastTransition_Steps_Step_Index}}
 }
 
 // State returns the path of /kedge/posture/state/last-transition/steps/step/state.
 func (p Kedge_Posture_State_LastTransition_Steps_StepPath) State() Kedge_Posture_State_LastTransition_Steps_Step_StatePath {
-	return Kedge_Posture_State_LastTransition_Steps_Step_StatePath{p.child(e_state)}
+	return Kedge_Posture_State_LastTransition_Steps_Step_StatePath{base{p.elems, r_Kedge_Posture_State_LastTransition_Steps_Step_State}}
 }
 
 // Kedge_Posture_State_LastTransition_Steps_Step_IndexPath is the path of
@@ -5666,32 +6075,32 @@ func (Kedge_Posture_State_LastTransition_Steps_Step_StatePath) SchemaPath() stri
 
 // DurationNs returns the path of /kedge/posture/state/last-transition/steps/step/state/duration-ns.
 func (p Kedge_Posture_State_LastTransition_Steps_Step_StatePath) DurationNs() Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNsPath {
-	return Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNsPath{p.child(e_duration_ns)}
+	return Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNsPath{base{p.elems, r_Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNs}}
 }
 
 // Error returns the path of /kedge/posture/state/last-transition/steps/step/state/error.
 func (p Kedge_Posture_State_LastTransition_Steps_Step_StatePath) Error() Kedge_Posture_State_LastTransition_Steps_Step_State_ErrorPath {
-	return Kedge_Posture_State_LastTransition_Steps_Step_State_ErrorPath{p.child(e_error)}
+	return Kedge_Posture_State_LastTransition_Steps_Step_State_ErrorPath{base{p.elems, r_Kedge_Posture_State_LastTransition_Steps_Step_State_Error}}
 }
 
 // Index returns the path of /kedge/posture/state/last-transition/steps/step/state/index.
 func (p Kedge_Posture_State_LastTransition_Steps_Step_StatePath) Index() Kedge_Posture_State_LastTransition_Steps_Step_State_IndexPath {
-	return Kedge_Posture_State_LastTransition_Steps_Step_State_IndexPath{p.child(e_index)}
+	return Kedge_Posture_State_LastTransition_Steps_Step_State_IndexPath{base{p.elems, r_Kedge_Posture_State_LastTransition_Steps_Step_State_Index}}
 }
 
 // Name returns the path of /kedge/posture/state/last-transition/steps/step/state/name.
 func (p Kedge_Posture_State_LastTransition_Steps_Step_StatePath) Name() Kedge_Posture_State_LastTransition_Steps_Step_State_NamePath {
-	return Kedge_Posture_State_LastTransition_Steps_Step_State_NamePath{p.child(e_name)}
+	return Kedge_Posture_State_LastTransition_Steps_Step_State_NamePath{base{p.elems, r_Kedge_Posture_State_LastTransition_Steps_Step_State_Name}}
 }
 
 // Result returns the path of /kedge/posture/state/last-transition/steps/step/state/result.
 func (p Kedge_Posture_State_LastTransition_Steps_Step_StatePath) Result() Kedge_Posture_State_LastTransition_Steps_Step_State_ResultPath {
-	return Kedge_Posture_State_LastTransition_Steps_Step_State_ResultPath{p.child(e_result)}
+	return Kedge_Posture_State_LastTransition_Steps_Step_State_ResultPath{base{p.elems, r_Kedge_Posture_State_LastTransition_Steps_Step_State_Result}}
 }
 
 // Started returns the path of /kedge/posture/state/last-transition/steps/step/state/started.
 func (p Kedge_Posture_State_LastTransition_Steps_Step_StatePath) Started() Kedge_Posture_State_LastTransition_Steps_Step_State_StartedPath {
-	return Kedge_Posture_State_LastTransition_Steps_Step_State_StartedPath{p.child(e_started)}
+	return Kedge_Posture_State_LastTransition_Steps_Step_State_StartedPath{base{p.elems, r_Kedge_Posture_State_LastTransition_Steps_Step_State_Started}}
 }
 
 // Kedge_Posture_State_LastTransition_Steps_Step_State_DurationNsPath is the
@@ -5841,17 +6250,17 @@ func (Kedge_RoutesPath) SchemaPath() string { return "/kedge/routes" }
 
 // Endpoints returns the path of /kedge/routes/endpoints.
 func (Kedge_RoutesPath) Endpoints() Kedge_Routes_EndpointsPath {
-	return Kedge_Routes_EndpointsPath{base{p_Kedge_Routes_Endpoints}}
+	return Kedge_Routes_EndpointsPath{base{elems: p_Kedge_Routes_Endpoints}}
 }
 
 // Route returns the path of the /kedge/routes/route entry with the given keys.
 func (p Kedge_RoutesPath) Route(prefix string, table uint32) Kedge_Routes_RoutePath {
-	return Kedge_Routes_RoutePath{p.child(&gpb.PathElem{Name: "route", Key: map[string]string{"prefix": prefix, "table": strconv.FormatUint(uint64(table), 10)}})}
+	return Kedge_Routes_RoutePath{p.keyed(&gpb.PathElem{Name: "route", Key: map[string]string{"prefix": prefix, "table": strconv.FormatUint(uint64(table), 10)}})}
 }
 
 // RouteAny returns the path of every /kedge/routes/route entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_RoutesPath) RouteAny() Kedge_Routes_RoutePath {
-	return Kedge_Routes_RoutePath{p.child(&gpb.PathElem{Name: "route", Key: map[string]string{"prefix": "*", "table": "*"}})}
+	return Kedge_Routes_RoutePath{p.keyed(&gpb.PathElem{Name: "route", Key: map[string]string{"prefix": "*", "table": "*"}})}
 }
 
 // Kedge_Routes_EndpointsPath is the path of /kedge/routes/endpoints
@@ -5863,12 +6272,12 @@ func (Kedge_Routes_EndpointsPath) SchemaPath() string { return "/kedge/routes/en
 
 // Endpoint returns the path of the /kedge/routes/endpoints/endpoint entry with the given keys.
 func (p Kedge_Routes_EndpointsPath) Endpoint(name string) Kedge_Routes_Endpoints_EndpointPath {
-	return Kedge_Routes_Endpoints_EndpointPath{p.child(&gpb.PathElem{Name: "endpoint", Key: map[string]string{"name": name}})}
+	return Kedge_Routes_Endpoints_EndpointPath{p.keyed(&gpb.PathElem{Name: "endpoint", Key: map[string]string{"name": name}})}
 }
 
 // EndpointAny returns the path of every /kedge/routes/endpoints/endpoint entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Routes_EndpointsPath) EndpointAny() Kedge_Routes_Endpoints_EndpointPath {
-	return Kedge_Routes_Endpoints_EndpointPath{p.child(&gpb.PathElem{Name: "endpoint", Key: map[string]string{"name": "*"}})}
+	return Kedge_Routes_Endpoints_EndpointPath{p.keyed(&gpb.PathElem{Name: "endpoint", Key: map[string]string{"name": "*"}})}
 }
 
 // Kedge_Routes_Endpoints_EndpointPath is the path of
@@ -5899,17 +6308,17 @@ func (Kedge_Routes_Endpoints_EndpointPath) ParseKeys(e *gpb.PathElem) (name stri
 
 // Config returns the path of /kedge/routes/endpoints/endpoint/config.
 func (p Kedge_Routes_Endpoints_EndpointPath) Config() Kedge_Routes_Endpoints_Endpoint_ConfigPath {
-	return Kedge_Routes_Endpoints_Endpoint_ConfigPath{p.child(e_config)}
+	return Kedge_Routes_Endpoints_Endpoint_ConfigPath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_Config}}
 }
 
 // Name returns the path of /kedge/routes/endpoints/endpoint/name.
 func (p Kedge_Routes_Endpoints_EndpointPath) Name() Kedge_Routes_Endpoints_Endpoint_NamePath {
-	return Kedge_Routes_Endpoints_Endpoint_NamePath{p.child(e_name)}
+	return Kedge_Routes_Endpoints_Endpoint_NamePath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_Name}}
 }
 
 // State returns the path of /kedge/routes/endpoints/endpoint/state.
 func (p Kedge_Routes_Endpoints_EndpointPath) State() Kedge_Routes_Endpoints_Endpoint_StatePath {
-	return Kedge_Routes_Endpoints_Endpoint_StatePath{p.child(e_state)}
+	return Kedge_Routes_Endpoints_Endpoint_StatePath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_State}}
 }
 
 // Kedge_Routes_Endpoints_Endpoint_ConfigPath is the path of
@@ -5924,22 +6333,22 @@ func (Kedge_Routes_Endpoints_Endpoint_ConfigPath) SchemaPath() string {
 
 // Kind returns the path of /kedge/routes/endpoints/endpoint/config/kind.
 func (p Kedge_Routes_Endpoints_Endpoint_ConfigPath) Kind() Kedge_Routes_Endpoints_Endpoint_Config_KindPath {
-	return Kedge_Routes_Endpoints_Endpoint_Config_KindPath{p.child(e_kind)}
+	return Kedge_Routes_Endpoints_Endpoint_Config_KindPath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_Config_Kind}}
 }
 
 // Name returns the path of /kedge/routes/endpoints/endpoint/config/name.
 func (p Kedge_Routes_Endpoints_Endpoint_ConfigPath) Name() Kedge_Routes_Endpoints_Endpoint_Config_NamePath {
-	return Kedge_Routes_Endpoints_Endpoint_Config_NamePath{p.child(e_name)}
+	return Kedge_Routes_Endpoints_Endpoint_Config_NamePath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_Config_Name}}
 }
 
 // Prefix returns the path of /kedge/routes/endpoints/endpoint/config/prefix.
 func (p Kedge_Routes_Endpoints_Endpoint_ConfigPath) Prefix() Kedge_Routes_Endpoints_Endpoint_Config_PrefixPath {
-	return Kedge_Routes_Endpoints_Endpoint_Config_PrefixPath{p.child(e_prefix)}
+	return Kedge_Routes_Endpoints_Endpoint_Config_PrefixPath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_Config_Prefix}}
 }
 
 // Service returns the path of /kedge/routes/endpoints/endpoint/config/service.
 func (p Kedge_Routes_Endpoints_Endpoint_ConfigPath) Service() Kedge_Routes_Endpoints_Endpoint_Config_ServicePath {
-	return Kedge_Routes_Endpoints_Endpoint_Config_ServicePath{p.child(e_service)}
+	return Kedge_Routes_Endpoints_Endpoint_Config_ServicePath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_Config_Service}}
 }
 
 // Kedge_Routes_Endpoints_Endpoint_Config_KindPath is the path of
@@ -6023,22 +6432,22 @@ func (Kedge_Routes_Endpoints_Endpoint_StatePath) SchemaPath() string {
 
 // Kind returns the path of /kedge/routes/endpoints/endpoint/state/kind.
 func (p Kedge_Routes_Endpoints_Endpoint_StatePath) Kind() Kedge_Routes_Endpoints_Endpoint_State_KindPath {
-	return Kedge_Routes_Endpoints_Endpoint_State_KindPath{p.child(e_kind)}
+	return Kedge_Routes_Endpoints_Endpoint_State_KindPath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_State_Kind}}
 }
 
 // Name returns the path of /kedge/routes/endpoints/endpoint/state/name.
 func (p Kedge_Routes_Endpoints_Endpoint_StatePath) Name() Kedge_Routes_Endpoints_Endpoint_State_NamePath {
-	return Kedge_Routes_Endpoints_Endpoint_State_NamePath{p.child(e_name)}
+	return Kedge_Routes_Endpoints_Endpoint_State_NamePath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_State_Name}}
 }
 
 // Prefix returns the path of /kedge/routes/endpoints/endpoint/state/prefix.
 func (p Kedge_Routes_Endpoints_Endpoint_StatePath) Prefix() Kedge_Routes_Endpoints_Endpoint_State_PrefixPath {
-	return Kedge_Routes_Endpoints_Endpoint_State_PrefixPath{p.child(e_prefix)}
+	return Kedge_Routes_Endpoints_Endpoint_State_PrefixPath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_State_Prefix}}
 }
 
 // Service returns the path of /kedge/routes/endpoints/endpoint/state/service.
 func (p Kedge_Routes_Endpoints_Endpoint_StatePath) Service() Kedge_Routes_Endpoints_Endpoint_State_ServicePath {
-	return Kedge_Routes_Endpoints_Endpoint_State_ServicePath{p.child(e_service)}
+	return Kedge_Routes_Endpoints_Endpoint_State_ServicePath{base{p.elems, r_Kedge_Routes_Endpoints_Endpoint_State_Service}}
 }
 
 // Kedge_Routes_Endpoints_Endpoint_State_KindPath is the path of
@@ -6129,22 +6538,22 @@ func (Kedge_Routes_RoutePath) ParseKeys(e *gpb.PathElem) (prefix string, table u
 
 // Config returns the path of /kedge/routes/route/config.
 func (p Kedge_Routes_RoutePath) Config() Kedge_Routes_Route_ConfigPath {
-	return Kedge_Routes_Route_ConfigPath{p.child(e_config)}
+	return Kedge_Routes_Route_ConfigPath{base{p.elems, r_Kedge_Routes_Route_Config}}
 }
 
 // Prefix returns the path of /kedge/routes/route/prefix.
 func (p Kedge_Routes_RoutePath) Prefix() Kedge_Routes_Route_PrefixPath {
-	return Kedge_Routes_Route_PrefixPath{p.child(e_prefix)}
+	return Kedge_Routes_Route_PrefixPath{base{p.elems, r_Kedge_Routes_Route_Prefix}}
 }
 
 // State returns the path of /kedge/routes/route/state.
 func (p Kedge_Routes_RoutePath) State() Kedge_Routes_Route_StatePath {
-	return Kedge_Routes_Route_StatePath{p.child(e_state)}
+	return Kedge_Routes_Route_StatePath{base{p.elems, r_Kedge_Routes_Route_State}}
 }
 
 // Table returns the path of /kedge/routes/route/table.
 func (p Kedge_Routes_RoutePath) Table() Kedge_Routes_Route_TablePath {
-	return Kedge_Routes_Route_TablePath{p.child(e_table)}
+	return Kedge_Routes_Route_TablePath{base{p.elems, r_Kedge_Routes_Route_Table}}
 }
 
 // Kedge_Routes_Route_ConfigPath is the path of /kedge/routes/route/config
@@ -6156,42 +6565,42 @@ func (Kedge_Routes_Route_ConfigPath) SchemaPath() string { return "/kedge/routes
 
 // Class returns the path of /kedge/routes/route/config/class.
 func (p Kedge_Routes_Route_ConfigPath) Class() Kedge_Routes_Route_Config_ClassPath {
-	return Kedge_Routes_Route_Config_ClassPath{p.child(e_class)}
+	return Kedge_Routes_Route_Config_ClassPath{base{p.elems, r_Kedge_Routes_Route_Config_Class}}
 }
 
 // Device returns the path of /kedge/routes/route/config/device.
 func (p Kedge_Routes_Route_ConfigPath) Device() Kedge_Routes_Route_Config_DevicePath {
-	return Kedge_Routes_Route_Config_DevicePath{p.child(e_device)}
+	return Kedge_Routes_Route_Config_DevicePath{base{p.elems, r_Kedge_Routes_Route_Config_Device}}
 }
 
 // Metric returns the path of /kedge/routes/route/config/metric.
 func (p Kedge_Routes_Route_ConfigPath) Metric() Kedge_Routes_Route_Config_MetricPath {
-	return Kedge_Routes_Route_Config_MetricPath{p.child(e_metric)}
+	return Kedge_Routes_Route_Config_MetricPath{base{p.elems, r_Kedge_Routes_Route_Config_Metric}}
 }
 
 // NextHop returns the path of /kedge/routes/route/config/next-hop.
 func (p Kedge_Routes_Route_ConfigPath) NextHop() Kedge_Routes_Route_Config_NextHopPath {
-	return Kedge_Routes_Route_Config_NextHopPath{p.child(e_next_hop)}
+	return Kedge_Routes_Route_Config_NextHopPath{base{p.elems, r_Kedge_Routes_Route_Config_NextHop}}
 }
 
 // Owner returns the path of /kedge/routes/route/config/owner.
 func (p Kedge_Routes_Route_ConfigPath) Owner() Kedge_Routes_Route_Config_OwnerPath {
-	return Kedge_Routes_Route_Config_OwnerPath{p.child(e_owner)}
+	return Kedge_Routes_Route_Config_OwnerPath{base{p.elems, r_Kedge_Routes_Route_Config_Owner}}
 }
 
 // Prefix returns the path of /kedge/routes/route/config/prefix.
 func (p Kedge_Routes_Route_ConfigPath) Prefix() Kedge_Routes_Route_Config_PrefixPath {
-	return Kedge_Routes_Route_Config_PrefixPath{p.child(e_prefix)}
+	return Kedge_Routes_Route_Config_PrefixPath{base{p.elems, r_Kedge_Routes_Route_Config_Prefix}}
 }
 
 // Table returns the path of /kedge/routes/route/config/table.
 func (p Kedge_Routes_Route_ConfigPath) Table() Kedge_Routes_Route_Config_TablePath {
-	return Kedge_Routes_Route_Config_TablePath{p.child(e_table)}
+	return Kedge_Routes_Route_Config_TablePath{base{p.elems, r_Kedge_Routes_Route_Config_Table}}
 }
 
 // Tier returns the path of /kedge/routes/route/config/tier.
 func (p Kedge_Routes_Route_ConfigPath) Tier() Kedge_Routes_Route_Config_TierPath {
-	return Kedge_Routes_Route_Config_TierPath{p.child(e_tier)}
+	return Kedge_Routes_Route_Config_TierPath{base{p.elems, r_Kedge_Routes_Route_Config_Tier}}
 }
 
 // Kedge_Routes_Route_Config_ClassPath is the path of
@@ -6316,52 +6725,52 @@ func (Kedge_Routes_Route_StatePath) SchemaPath() string { return "/kedge/routes/
 
 // Class returns the path of /kedge/routes/route/state/class.
 func (p Kedge_Routes_Route_StatePath) Class() Kedge_Routes_Route_State_ClassPath {
-	return Kedge_Routes_Route_State_ClassPath{p.child(e_class)}
+	return Kedge_Routes_Route_State_ClassPath{base{p.elems, r_Kedge_Routes_Route_State_Class}}
 }
 
 // Device returns the path of /kedge/routes/route/state/device.
 func (p Kedge_Routes_Route_StatePath) Device() Kedge_Routes_Route_State_DevicePath {
-	return Kedge_Routes_Route_State_DevicePath{p.child(e_device)}
+	return Kedge_Routes_Route_State_DevicePath{base{p.elems, r_Kedge_Routes_Route_State_Device}}
 }
 
 // Metric returns the path of /kedge/routes/route/state/metric.
 func (p Kedge_Routes_Route_StatePath) Metric() Kedge_Routes_Route_State_MetricPath {
-	return Kedge_Routes_Route_State_MetricPath{p.child(e_metric)}
+	return Kedge_Routes_Route_State_MetricPath{base{p.elems, r_Kedge_Routes_Route_State_Metric}}
 }
 
 // NextHop returns the path of /kedge/routes/route/state/next-hop.
 func (p Kedge_Routes_Route_StatePath) NextHop() Kedge_Routes_Route_State_NextHopPath {
-	return Kedge_Routes_Route_State_NextHopPath{p.child(e_next_hop)}
+	return Kedge_Routes_Route_State_NextHopPath{base{p.elems, r_Kedge_Routes_Route_State_NextHop}}
 }
 
 // Owner returns the path of /kedge/routes/route/state/owner.
 func (p Kedge_Routes_Route_StatePath) Owner() Kedge_Routes_Route_State_OwnerPath {
-	return Kedge_Routes_Route_State_OwnerPath{p.child(e_owner)}
+	return Kedge_Routes_Route_State_OwnerPath{base{p.elems, r_Kedge_Routes_Route_State_Owner}}
 }
 
 // Prefix returns the path of /kedge/routes/route/state/prefix.
 func (p Kedge_Routes_Route_StatePath) Prefix() Kedge_Routes_Route_State_PrefixPath {
-	return Kedge_Routes_Route_State_PrefixPath{p.child(e_prefix)}
+	return Kedge_Routes_Route_State_PrefixPath{base{p.elems, r_Kedge_Routes_Route_State_Prefix}}
 }
 
 // Reason returns the path of /kedge/routes/route/state/reason.
 func (p Kedge_Routes_Route_StatePath) Reason() Kedge_Routes_Route_State_ReasonPath {
-	return Kedge_Routes_Route_State_ReasonPath{p.child(e_reason)}
+	return Kedge_Routes_Route_State_ReasonPath{base{p.elems, r_Kedge_Routes_Route_State_Reason}}
 }
 
 // Status returns the path of /kedge/routes/route/state/status.
 func (p Kedge_Routes_Route_StatePath) Status() Kedge_Routes_Route_State_StatusPath {
-	return Kedge_Routes_Route_State_StatusPath{p.child(e_status)}
+	return Kedge_Routes_Route_State_StatusPath{base{p.elems, r_Kedge_Routes_Route_State_Status}}
 }
 
 // Table returns the path of /kedge/routes/route/state/table.
 func (p Kedge_Routes_Route_StatePath) Table() Kedge_Routes_Route_State_TablePath {
-	return Kedge_Routes_Route_State_TablePath{p.child(e_table)}
+	return Kedge_Routes_Route_State_TablePath{base{p.elems, r_Kedge_Routes_Route_State_Table}}
 }
 
 // Tier returns the path of /kedge/routes/route/state/tier.
 func (p Kedge_Routes_Route_StatePath) Tier() Kedge_Routes_Route_State_TierPath {
-	return Kedge_Routes_Route_State_TierPath{p.child(e_tier)}
+	return Kedge_Routes_Route_State_TierPath{base{p.elems, r_Kedge_Routes_Route_State_Tier}}
 }
 
 // Kedge_Routes_Route_State_ClassPath is the path of
@@ -6508,12 +6917,12 @@ func (Kedge_SessionsPath) SchemaPath() string { return "/kedge/sessions" }
 
 // Session returns the path of the /kedge/sessions/session entry with the given keys.
 func (p Kedge_SessionsPath) Session(id string) Kedge_Sessions_SessionPath {
-	return Kedge_Sessions_SessionPath{p.child(&gpb.PathElem{Name: "session", Key: map[string]string{"id": id}})}
+	return Kedge_Sessions_SessionPath{p.keyed(&gpb.PathElem{Name: "session", Key: map[string]string{"id": id}})}
 }
 
 // SessionAny returns the path of every /kedge/sessions/session entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_SessionsPath) SessionAny() Kedge_Sessions_SessionPath {
-	return Kedge_Sessions_SessionPath{p.child(&gpb.PathElem{Name: "session", Key: map[string]string{"id": "*"}})}
+	return Kedge_Sessions_SessionPath{p.keyed(&gpb.PathElem{Name: "session", Key: map[string]string{"id": "*"}})}
 }
 
 // Kedge_Sessions_SessionPath is the path of /kedge/sessions/session (list
@@ -6541,12 +6950,12 @@ func (Kedge_Sessions_SessionPath) ParseKeys(e *gpb.PathElem) (id string, err err
 
 // Id returns the path of /kedge/sessions/session/id.
 func (p Kedge_Sessions_SessionPath) Id() Kedge_Sessions_Session_IdPath {
-	return Kedge_Sessions_Session_IdPath{p.child(e_id)}
+	return Kedge_Sessions_Session_IdPath{base{p.elems, r_Kedge_Sessions_Session_Id}}
 }
 
 // State returns the path of /kedge/sessions/session/state.
 func (p Kedge_Sessions_SessionPath) State() Kedge_Sessions_Session_StatePath {
-	return Kedge_Sessions_Session_StatePath{p.child(e_state)}
+	return Kedge_Sessions_Session_StatePath{base{p.elems, r_Kedge_Sessions_Session_State}}
 }
 
 // Kedge_Sessions_Session_IdPath is the path of /kedge/sessions/session/id
@@ -6568,112 +6977,112 @@ func (Kedge_Sessions_Session_StatePath) SchemaPath() string { return "/kedge/ses
 
 // BytesIn returns the path of /kedge/sessions/session/state/bytes-in.
 func (p Kedge_Sessions_Session_StatePath) BytesIn() Kedge_Sessions_Session_State_BytesInPath {
-	return Kedge_Sessions_Session_State_BytesInPath{p.child(e_bytes_in)}
+	return Kedge_Sessions_Session_State_BytesInPath{base{p.elems, r_Kedge_Sessions_Session_State_BytesIn}}
 }
 
 // BytesOut returns the path of /kedge/sessions/session/state/bytes-out.
 func (p Kedge_Sessions_Session_StatePath) BytesOut() Kedge_Sessions_Session_State_BytesOutPath {
-	return Kedge_Sessions_Session_State_BytesOutPath{p.child(e_bytes_out)}
+	return Kedge_Sessions_Session_State_BytesOutPath{base{p.elems, r_Kedge_Sessions_Session_State_BytesOut}}
 }
 
 // Capabilities returns the path of /kedge/sessions/session/state/capabilities.
 func (p Kedge_Sessions_Session_StatePath) Capabilities() Kedge_Sessions_Session_State_CapabilitiesPath {
-	return Kedge_Sessions_Session_State_CapabilitiesPath{p.child(e_capabilities)}
+	return Kedge_Sessions_Session_State_CapabilitiesPath{base{p.elems, r_Kedge_Sessions_Session_State_Capabilities}}
 }
 
 // CloseReason returns the path of /kedge/sessions/session/state/close-reason.
 func (p Kedge_Sessions_Session_StatePath) CloseReason() Kedge_Sessions_Session_State_CloseReasonPath {
-	return Kedge_Sessions_Session_State_CloseReasonPath{p.child(e_close_reason)}
+	return Kedge_Sessions_Session_State_CloseReasonPath{base{p.elems, r_Kedge_Sessions_Session_State_CloseReason}}
 }
 
 // Closed returns the path of /kedge/sessions/session/state/closed.
 func (p Kedge_Sessions_Session_StatePath) Closed() Kedge_Sessions_Session_State_ClosedPath {
-	return Kedge_Sessions_Session_State_ClosedPath{p.child(e_closed)}
+	return Kedge_Sessions_Session_State_ClosedPath{base{p.elems, r_Kedge_Sessions_Session_State_Closed}}
 }
 
 // Cluster returns the path of /kedge/sessions/session/state/cluster.
 func (p Kedge_Sessions_Session_StatePath) Cluster() Kedge_Sessions_Session_State_ClusterPath {
-	return Kedge_Sessions_Session_State_ClusterPath{p.child(e_cluster)}
+	return Kedge_Sessions_Session_State_ClusterPath{base{p.elems, r_Kedge_Sessions_Session_State_Cluster}}
 }
 
 // Critical returns the path of /kedge/sessions/session/state/critical.
 func (p Kedge_Sessions_Session_StatePath) Critical() Kedge_Sessions_Session_State_CriticalPath {
-	return Kedge_Sessions_Session_State_CriticalPath{p.child(e_critical)}
+	return Kedge_Sessions_Session_State_CriticalPath{base{p.elems, r_Kedge_Sessions_Session_State_Critical}}
 }
 
 // DrainDeadline returns the path of /kedge/sessions/session/state/drain-deadline.
 func (p Kedge_Sessions_Session_StatePath) DrainDeadline() Kedge_Sessions_Session_State_DrainDeadlinePath {
-	return Kedge_Sessions_Session_State_DrainDeadlinePath{p.child(e_drain_deadline)}
+	return Kedge_Sessions_Session_State_DrainDeadlinePath{base{p.elems, r_Kedge_Sessions_Session_State_DrainDeadline}}
 }
 
 // EffectivePosture returns the path of /kedge/sessions/session/state/effective-posture.
 func (p Kedge_Sessions_Session_StatePath) EffectivePosture() Kedge_Sessions_Session_State_EffectivePosturePath {
-	return Kedge_Sessions_Session_State_EffectivePosturePath{p.child(e_effective_posture)}
+	return Kedge_Sessions_Session_State_EffectivePosturePath{base{p.elems, r_Kedge_Sessions_Session_State_EffectivePosture}}
 }
 
 // FramesIn returns the path of /kedge/sessions/session/state/frames-in.
 func (p Kedge_Sessions_Session_StatePath) FramesIn() Kedge_Sessions_Session_State_FramesInPath {
-	return Kedge_Sessions_Session_State_FramesInPath{p.child(e_frames_in)}
+	return Kedge_Sessions_Session_State_FramesInPath{base{p.elems, r_Kedge_Sessions_Session_State_FramesIn}}
 }
 
 // FramesOut returns the path of /kedge/sessions/session/state/frames-out.
 func (p Kedge_Sessions_Session_StatePath) FramesOut() Kedge_Sessions_Session_State_FramesOutPath {
-	return Kedge_Sessions_Session_State_FramesOutPath{p.child(e_frames_out)}
+	return Kedge_Sessions_Session_State_FramesOutPath{base{p.elems, r_Kedge_Sessions_Session_State_FramesOut}}
 }
 
 // Id returns the path of /kedge/sessions/session/state/id.
 func (p Kedge_Sessions_Session_StatePath) Id() Kedge_Sessions_Session_State_IdPath {
-	return Kedge_Sessions_Session_State_IdPath{p.child(e_id)}
+	return Kedge_Sessions_Session_State_IdPath{base{p.elems, r_Kedge_Sessions_Session_State_Id}}
 }
 
 // InitiatorPosture returns the path of /kedge/sessions/session/state/initiator-posture.
 func (p Kedge_Sessions_Session_StatePath) InitiatorPosture() Kedge_Sessions_Session_State_InitiatorPosturePath {
-	return Kedge_Sessions_Session_State_InitiatorPosturePath{p.child(e_initiator_posture)}
+	return Kedge_Sessions_Session_State_InitiatorPosturePath{base{p.elems, r_Kedge_Sessions_Session_State_InitiatorPosture}}
 }
 
 // Local returns the path of /kedge/sessions/session/state/local.
 func (p Kedge_Sessions_Session_StatePath) Local() Kedge_Sessions_Session_State_LocalPath {
-	return Kedge_Sessions_Session_State_LocalPath{p.child(e_local)}
+	return Kedge_Sessions_Session_State_LocalPath{base{p.elems, r_Kedge_Sessions_Session_State_Local}}
 }
 
 // Node returns the path of /kedge/sessions/session/state/node.
 func (p Kedge_Sessions_Session_StatePath) Node() Kedge_Sessions_Session_State_NodePath {
-	return Kedge_Sessions_Session_State_NodePath{p.child(e_node)}
+	return Kedge_Sessions_Session_State_NodePath{base{p.elems, r_Kedge_Sessions_Session_State_Node}}
 }
 
 // Peer returns the path of /kedge/sessions/session/state/peer.
 func (p Kedge_Sessions_Session_StatePath) Peer() Kedge_Sessions_Session_State_PeerPath {
-	return Kedge_Sessions_Session_State_PeerPath{p.child(e_peer)}
+	return Kedge_Sessions_Session_State_PeerPath{base{p.elems, r_Kedge_Sessions_Session_State_Peer}}
 }
 
 // PostureAtHandshake returns the path of /kedge/sessions/session/state/posture-at-handshake.
 func (p Kedge_Sessions_Session_StatePath) PostureAtHandshake() Kedge_Sessions_Session_State_PostureAtHandshakePath {
-	return Kedge_Sessions_Session_State_PostureAtHandshakePath{p.child(e_posture_at_handshake)}
+	return Kedge_Sessions_Session_State_PostureAtHandshakePath{base{p.elems, r_Kedge_Sessions_Session_State_PostureAtHandshake}}
 }
 
 // Started returns the path of /kedge/sessions/session/state/started.
 func (p Kedge_Sessions_Session_StatePath) Started() Kedge_Sessions_Session_State_StartedPath {
-	return Kedge_Sessions_Session_State_StartedPath{p.child(e_started)}
+	return Kedge_Sessions_Session_State_StartedPath{base{p.elems, r_Kedge_Sessions_Session_State_Started}}
 }
 
 // Status returns the path of /kedge/sessions/session/state/status.
 func (p Kedge_Sessions_Session_StatePath) Status() Kedge_Sessions_Session_State_StatusPath {
-	return Kedge_Sessions_Session_State_StatusPath{p.child(e_status)}
+	return Kedge_Sessions_Session_State_StatusPath{base{p.elems, r_Kedge_Sessions_Session_State_Status}}
 }
 
 // Tier returns the path of /kedge/sessions/session/state/tier.
 func (p Kedge_Sessions_Session_StatePath) Tier() Kedge_Sessions_Session_State_TierPath {
-	return Kedge_Sessions_Session_State_TierPath{p.child(e_tier)}
+	return Kedge_Sessions_Session_State_TierPath{base{p.elems, r_Kedge_Sessions_Session_State_Tier}}
 }
 
 // Type returns the path of /kedge/sessions/session/state/type.
 func (p Kedge_Sessions_Session_StatePath) Type() Kedge_Sessions_Session_State_TypePath {
-	return Kedge_Sessions_Session_State_TypePath{p.child(e_type)}
+	return Kedge_Sessions_Session_State_TypePath{base{p.elems, r_Kedge_Sessions_Session_State_Type}}
 }
 
 // Verification returns the path of /kedge/sessions/session/state/verification.
 func (p Kedge_Sessions_Session_StatePath) Verification() Kedge_Sessions_Session_State_VerificationPath {
-	return Kedge_Sessions_Session_State_VerificationPath{p.child(e_verification)}
+	return Kedge_Sessions_Session_State_VerificationPath{base{p.elems, r_Kedge_Sessions_Session_State_Verification}}
 }
 
 // Kedge_Sessions_Session_State_BytesInPath is the path of
@@ -7000,17 +7409,17 @@ func (Kedge_SystemPath) SchemaPath() string { return "/kedge/system" }
 
 // Backends returns the path of /kedge/system/backends.
 func (Kedge_SystemPath) Backends() Kedge_System_BackendsPath {
-	return Kedge_System_BackendsPath{base{p_Kedge_System_Backends}}
+	return Kedge_System_BackendsPath{base{elems: p_Kedge_System_Backends}}
 }
 
 // Config returns the path of /kedge/system/config.
 func (Kedge_SystemPath) Config() Kedge_System_ConfigPath {
-	return Kedge_System_ConfigPath{base{p_Kedge_System_Config}}
+	return Kedge_System_ConfigPath{base{elems: p_Kedge_System_Config}}
 }
 
 // State returns the path of /kedge/system/state.
 func (Kedge_SystemPath) State() Kedge_System_StatePath {
-	return Kedge_System_StatePath{base{p_Kedge_System_State}}
+	return Kedge_System_StatePath{base{elems: p_Kedge_System_State}}
 }
 
 // Kedge_System_BackendsPath is the path of /kedge/system/backends (container,
@@ -7022,12 +7431,12 @@ func (Kedge_System_BackendsPath) SchemaPath() string { return "/kedge/system/bac
 
 // Backend returns the path of the /kedge/system/backends/backend entry with the given keys.
 func (p Kedge_System_BackendsPath) Backend(name string) Kedge_System_Backends_BackendPath {
-	return Kedge_System_Backends_BackendPath{p.child(&gpb.PathElem{Name: "backend", Key: map[string]string{"name": name}})}
+	return Kedge_System_Backends_BackendPath{p.keyed(&gpb.PathElem{Name: "backend", Key: map[string]string{"name": name}})}
 }
 
 // BackendAny returns the path of every /kedge/system/backends/backend entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_System_BackendsPath) BackendAny() Kedge_System_Backends_BackendPath {
-	return Kedge_System_Backends_BackendPath{p.child(&gpb.PathElem{Name: "backend", Key: map[string]string{"name": "*"}})}
+	return Kedge_System_Backends_BackendPath{p.keyed(&gpb.PathElem{Name: "backend", Key: map[string]string{"name": "*"}})}
 }
 
 // Kedge_System_Backends_BackendPath is the path of
@@ -7055,12 +7464,12 @@ func (Kedge_System_Backends_BackendPath) ParseKeys(e *gpb.PathElem) (name string
 
 // Name returns the path of /kedge/system/backends/backend/name.
 func (p Kedge_System_Backends_BackendPath) Name() Kedge_System_Backends_Backend_NamePath {
-	return Kedge_System_Backends_Backend_NamePath{p.child(e_name)}
+	return Kedge_System_Backends_Backend_NamePath{base{p.elems, r_Kedge_System_Backends_Backend_Name}}
 }
 
 // State returns the path of /kedge/system/backends/backend/state.
 func (p Kedge_System_Backends_BackendPath) State() Kedge_System_Backends_Backend_StatePath {
-	return Kedge_System_Backends_Backend_StatePath{p.child(e_state)}
+	return Kedge_System_Backends_Backend_StatePath{base{p.elems, r_Kedge_System_Backends_Backend_State}}
 }
 
 // Kedge_System_Backends_Backend_NamePath is the path of
@@ -7087,17 +7496,17 @@ func (Kedge_System_Backends_Backend_StatePath) SchemaPath() string {
 
 // Active returns the path of /kedge/system/backends/backend/state/active.
 func (p Kedge_System_Backends_Backend_StatePath) Active() Kedge_System_Backends_Backend_State_ActivePath {
-	return Kedge_System_Backends_Backend_State_ActivePath{p.child(e_active)}
+	return Kedge_System_Backends_Backend_State_ActivePath{base{p.elems, r_Kedge_System_Backends_Backend_State_Active}}
 }
 
 // Name returns the path of /kedge/system/backends/backend/state/name.
 func (p Kedge_System_Backends_Backend_StatePath) Name() Kedge_System_Backends_Backend_State_NamePath {
-	return Kedge_System_Backends_Backend_State_NamePath{p.child(e_name)}
+	return Kedge_System_Backends_Backend_State_NamePath{base{p.elems, r_Kedge_System_Backends_Backend_State_Name}}
 }
 
 // Reason returns the path of /kedge/system/backends/backend/state/reason.
 func (p Kedge_System_Backends_Backend_StatePath) Reason() Kedge_System_Backends_Backend_State_ReasonPath {
-	return Kedge_System_Backends_Backend_State_ReasonPath{p.child(e_reason)}
+	return Kedge_System_Backends_Backend_State_ReasonPath{base{p.elems, r_Kedge_System_Backends_Backend_State_Reason}}
 }
 
 // Kedge_System_Backends_Backend_State_ActivePath is the path of
@@ -7149,17 +7558,17 @@ func (Kedge_System_ConfigPath) SchemaPath() string { return "/kedge/system/confi
 
 // Cluster returns the path of /kedge/system/config/cluster.
 func (Kedge_System_ConfigPath) Cluster() Kedge_System_Config_ClusterPath {
-	return Kedge_System_Config_ClusterPath{base{p_Kedge_System_Config_Cluster}}
+	return Kedge_System_Config_ClusterPath{base{elems: p_Kedge_System_Config_Cluster}}
 }
 
 // NodeName returns the path of /kedge/system/config/node-name.
 func (Kedge_System_ConfigPath) NodeName() Kedge_System_Config_NodeNamePath {
-	return Kedge_System_Config_NodeNamePath{base{p_Kedge_System_Config_NodeName}}
+	return Kedge_System_Config_NodeNamePath{base{elems: p_Kedge_System_Config_NodeName}}
 }
 
 // Role returns the path of /kedge/system/config/role.
 func (Kedge_System_ConfigPath) Role() Kedge_System_Config_RolePath {
-	return Kedge_System_Config_RolePath{base{p_Kedge_System_Config_Role}}
+	return Kedge_System_Config_RolePath{base{elems: p_Kedge_System_Config_Role}}
 }
 
 // Kedge_System_Config_ClusterPath is the path of /kedge/system/config/cluster
@@ -7202,27 +7611,27 @@ func (Kedge_System_StatePath) SchemaPath() string { return "/kedge/system/state"
 
 // BootTime returns the path of /kedge/system/state/boot-time.
 func (Kedge_System_StatePath) BootTime() Kedge_System_State_BootTimePath {
-	return Kedge_System_State_BootTimePath{base{p_Kedge_System_State_BootTime}}
+	return Kedge_System_State_BootTimePath{base{elems: p_Kedge_System_State_BootTime}}
 }
 
 // Cluster returns the path of /kedge/system/state/cluster.
 func (Kedge_System_StatePath) Cluster() Kedge_System_State_ClusterPath {
-	return Kedge_System_State_ClusterPath{base{p_Kedge_System_State_Cluster}}
+	return Kedge_System_State_ClusterPath{base{elems: p_Kedge_System_State_Cluster}}
 }
 
 // NodeName returns the path of /kedge/system/state/node-name.
 func (Kedge_System_StatePath) NodeName() Kedge_System_State_NodeNamePath {
-	return Kedge_System_State_NodeNamePath{base{p_Kedge_System_State_NodeName}}
+	return Kedge_System_State_NodeNamePath{base{elems: p_Kedge_System_State_NodeName}}
 }
 
 // Role returns the path of /kedge/system/state/role.
 func (Kedge_System_StatePath) Role() Kedge_System_State_RolePath {
-	return Kedge_System_State_RolePath{base{p_Kedge_System_State_Role}}
+	return Kedge_System_State_RolePath{base{elems: p_Kedge_System_State_Role}}
 }
 
 // Version returns the path of /kedge/system/state/version.
 func (Kedge_System_StatePath) Version() Kedge_System_State_VersionPath {
-	return Kedge_System_State_VersionPath{base{p_Kedge_System_State_Version}}
+	return Kedge_System_State_VersionPath{base{elems: p_Kedge_System_State_Version}}
 }
 
 // Kedge_System_State_BootTimePath is the path of
@@ -7285,27 +7694,27 @@ func (Kedge_UnderlayPath) SchemaPath() string { return "/kedge/underlay" }
 
 // Config returns the path of /kedge/underlay/config.
 func (Kedge_UnderlayPath) Config() Kedge_Underlay_ConfigPath {
-	return Kedge_Underlay_ConfigPath{base{p_Kedge_Underlay_Config}}
+	return Kedge_Underlay_ConfigPath{base{elems: p_Kedge_Underlay_Config}}
 }
 
 // Devices returns the path of /kedge/underlay/devices.
 func (Kedge_UnderlayPath) Devices() Kedge_Underlay_DevicesPath {
-	return Kedge_Underlay_DevicesPath{base{p_Kedge_Underlay_Devices}}
+	return Kedge_Underlay_DevicesPath{base{elems: p_Kedge_Underlay_Devices}}
 }
 
 // Mutations returns the path of /kedge/underlay/mutations.
 func (Kedge_UnderlayPath) Mutations() Kedge_Underlay_MutationsPath {
-	return Kedge_Underlay_MutationsPath{base{p_Kedge_Underlay_Mutations}}
+	return Kedge_Underlay_MutationsPath{base{elems: p_Kedge_Underlay_Mutations}}
 }
 
 // State returns the path of /kedge/underlay/state.
 func (Kedge_UnderlayPath) State() Kedge_Underlay_StatePath {
-	return Kedge_Underlay_StatePath{base{p_Kedge_Underlay_State}}
+	return Kedge_Underlay_StatePath{base{elems: p_Kedge_Underlay_State}}
 }
 
 // Vlans returns the path of /kedge/underlay/vlans.
 func (Kedge_UnderlayPath) Vlans() Kedge_Underlay_VlansPath {
-	return Kedge_Underlay_VlansPath{base{p_Kedge_Underlay_Vlans}}
+	return Kedge_Underlay_VlansPath{base{elems: p_Kedge_Underlay_Vlans}}
 }
 
 // Kedge_Underlay_ConfigPath is the path of /kedge/underlay/config (container,
@@ -7317,7 +7726,7 @@ func (Kedge_Underlay_ConfigPath) SchemaPath() string { return "/kedge/underlay/c
 
 // CommitConfirmSeconds returns the path of /kedge/underlay/config/commit-confirm-seconds.
 func (Kedge_Underlay_ConfigPath) CommitConfirmSeconds() Kedge_Underlay_Config_CommitConfirmSecondsPath {
-	return Kedge_Underlay_Config_CommitConfirmSecondsPath{base{p_Kedge_Underlay_Config_CommitConfirmSeconds}}
+	return Kedge_Underlay_Config_CommitConfirmSecondsPath{base{elems: p_Kedge_Underlay_Config_CommitConfirmSeconds}}
 }
 
 // Kedge_Underlay_Config_CommitConfirmSecondsPath is the path of
@@ -7345,12 +7754,12 @@ func (Kedge_Underlay_DevicesPath) SchemaPath() string { return "/kedge/underlay/
 
 // Device returns the path of the /kedge/underlay/devices/device entry with the given keys.
 func (p Kedge_Underlay_DevicesPath) Device(name string) Kedge_Underlay_Devices_DevicePath {
-	return Kedge_Underlay_Devices_DevicePath{p.child(&gpb.PathElem{Name: "device", Key: map[string]string{"name": name}})}
+	return Kedge_Underlay_Devices_DevicePath{p.keyed(&gpb.PathElem{Name: "device", Key: map[string]string{"name": name}})}
 }
 
 // DeviceAny returns the path of every /kedge/underlay/devices/device entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Underlay_DevicesPath) DeviceAny() Kedge_Underlay_Devices_DevicePath {
-	return Kedge_Underlay_Devices_DevicePath{p.child(&gpb.PathElem{Name: "device", Key: map[string]string{"name": "*"}})}
+	return Kedge_Underlay_Devices_DevicePath{p.keyed(&gpb.PathElem{Name: "device", Key: map[string]string{"name": "*"}})}
 }
 
 // Kedge_Underlay_Devices_DevicePath is the path of
@@ -7378,17 +7787,17 @@ func (Kedge_Underlay_Devices_DevicePath) ParseKeys(e *gpb.PathElem) (name string
 
 // Config returns the path of /kedge/underlay/devices/device/config.
 func (p Kedge_Underlay_Devices_DevicePath) Config() Kedge_Underlay_Devices_Device_ConfigPath {
-	return Kedge_Underlay_Devices_Device_ConfigPath{p.child(e_config)}
+	return Kedge_Underlay_Devices_Device_ConfigPath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config}}
 }
 
 // Name returns the path of /kedge/underlay/devices/device/name.
 func (p Kedge_Underlay_Devices_DevicePath) Name() Kedge_Underlay_Devices_Device_NamePath {
-	return Kedge_Underlay_Devices_Device_NamePath{p.child(e_name)}
+	return Kedge_Underlay_Devices_Device_NamePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Name}}
 }
 
 // State returns the path of /kedge/underlay/devices/device/state.
 func (p Kedge_Underlay_Devices_DevicePath) State() Kedge_Underlay_Devices_Device_StatePath {
-	return Kedge_Underlay_Devices_Device_StatePath{p.child(e_state)}
+	return Kedge_Underlay_Devices_Device_StatePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State}}
 }
 
 // Kedge_Underlay_Devices_Device_ConfigPath is the path of
@@ -7402,67 +7811,67 @@ func (Kedge_Underlay_Devices_Device_ConfigPath) SchemaPath() string {
 
 // Address returns the path of /kedge/underlay/devices/device/config/address.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) Address() Kedge_Underlay_Devices_Device_Config_AddressPath {
-	return Kedge_Underlay_Devices_Device_Config_AddressPath{p.child(e_address)}
+	return Kedge_Underlay_Devices_Device_Config_AddressPath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_Address}}
 }
 
 // CaFile returns the path of /kedge/underlay/devices/device/config/ca-file.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) CaFile() Kedge_Underlay_Devices_Device_Config_CaFilePath {
-	return Kedge_Underlay_Devices_Device_Config_CaFilePath{p.child(e_ca_file)}
+	return Kedge_Underlay_Devices_Device_Config_CaFilePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_CaFile}}
 }
 
 // CertFile returns the path of /kedge/underlay/devices/device/config/cert-file.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) CertFile() Kedge_Underlay_Devices_Device_Config_CertFilePath {
-	return Kedge_Underlay_Devices_Device_Config_CertFilePath{p.child(e_cert_file)}
+	return Kedge_Underlay_Devices_Device_Config_CertFilePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_CertFile}}
 }
 
 // CommitConfirmed returns the path of /kedge/underlay/devices/device/config/commit-confirmed.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) CommitConfirmed() Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath {
-	return Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath{p.child(e_commit_confirmed)}
+	return Kedge_Underlay_Devices_Device_Config_CommitConfirmedPath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_CommitConfirmed}}
 }
 
 // KeyFile returns the path of /kedge/underlay/devices/device/config/key-file.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) KeyFile() Kedge_Underlay_Devices_Device_Config_KeyFilePath {
-	return Kedge_Underlay_Devices_Device_Config_KeyFilePath{p.child(e_key_file)}
+	return Kedge_Underlay_Devices_Device_Config_KeyFilePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_KeyFile}}
 }
 
 // Name returns the path of /kedge/underlay/devices/device/config/name.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) Name() Kedge_Underlay_Devices_Device_Config_NamePath {
-	return Kedge_Underlay_Devices_Device_Config_NamePath{p.child(e_name)}
+	return Kedge_Underlay_Devices_Device_Config_NamePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_Name}}
 }
 
 // OnChange returns the path of /kedge/underlay/devices/device/config/on-change.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) OnChange() Kedge_Underlay_Devices_Device_Config_OnChangePath {
-	return Kedge_Underlay_Devices_Device_Config_OnChangePath{p.child(e_on_change)}
+	return Kedge_Underlay_Devices_Device_Config_OnChangePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_OnChange}}
 }
 
 // PasswordFile returns the path of /kedge/underlay/devices/device/config/password-file.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) PasswordFile() Kedge_Underlay_Devices_Device_Config_PasswordFilePath {
-	return Kedge_Underlay_Devices_Device_Config_PasswordFilePath{p.child(e_password_file)}
+	return Kedge_Underlay_Devices_Device_Config_PasswordFilePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_PasswordFile}}
 }
 
 // Port returns the path of /kedge/underlay/devices/device/config/port.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) Port() Kedge_Underlay_Devices_Device_Config_PortPath {
-	return Kedge_Underlay_Devices_Device_Config_PortPath{p.child(e_port)}
+	return Kedge_Underlay_Devices_Device_Config_PortPath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_Port}}
 }
 
 // Role returns the path of /kedge/underlay/devices/device/config/role.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) Role() Kedge_Underlay_Devices_Device_Config_RolePath {
-	return Kedge_Underlay_Devices_Device_Config_RolePath{p.child(e_role)}
+	return Kedge_Underlay_Devices_Device_Config_RolePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_Role}}
 }
 
 // ServerName returns the path of /kedge/underlay/devices/device/config/server-name.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) ServerName() Kedge_Underlay_Devices_Device_Config_ServerNamePath {
-	return Kedge_Underlay_Devices_Device_Config_ServerNamePath{p.child(e_server_name)}
+	return Kedge_Underlay_Devices_Device_Config_ServerNamePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_ServerName}}
 }
 
 // Username returns the path of /kedge/underlay/devices/device/config/username.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) Username() Kedge_Underlay_Devices_Device_Config_UsernamePath {
-	return Kedge_Underlay_Devices_Device_Config_UsernamePath{p.child(e_username)}
+	return Kedge_Underlay_Devices_Device_Config_UsernamePath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_Username}}
 }
 
 // Vendor returns the path of /kedge/underlay/devices/device/config/vendor.
 func (p Kedge_Underlay_Devices_Device_ConfigPath) Vendor() Kedge_Underlay_Devices_Device_Config_VendorPath {
-	return Kedge_Underlay_Devices_Device_Config_VendorPath{p.child(e_vendor)}
+	return Kedge_Underlay_Devices_Device_Config_VendorPath{base{p.elems, r_Kedge_Underlay_Devices_Device_Config_Vendor}}
 }
 
 // Kedge_Underlay_Devices_Device_Config_AddressPath is the path of
@@ -7673,117 +8082,117 @@ func (Kedge_Underlay_Devices_Device_StatePath) SchemaPath() string {
 
 // Address returns the path of /kedge/underlay/devices/device/state/address.
 func (p Kedge_Underlay_Devices_Device_StatePath) Address() Kedge_Underlay_Devices_Device_State_AddressPath {
-	return Kedge_Underlay_Devices_Device_State_AddressPath{p.child(e_address)}
+	return Kedge_Underlay_Devices_Device_State_AddressPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Address}}
 }
 
 // AppliedSequence returns the path of /kedge/underlay/devices/device/state/applied-sequence.
 func (p Kedge_Underlay_Devices_Device_StatePath) AppliedSequence() Kedge_Underlay_Devices_Device_State_AppliedSequencePath {
-	return Kedge_Underlay_Devices_Device_State_AppliedSequencePath{p.child(e_applied_sequence)}
+	return Kedge_Underlay_Devices_Device_State_AppliedSequencePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_AppliedSequence}}
 }
 
 // CaFile returns the path of /kedge/underlay/devices/device/state/ca-file.
 func (p Kedge_Underlay_Devices_Device_StatePath) CaFile() Kedge_Underlay_Devices_Device_State_CaFilePath {
-	return Kedge_Underlay_Devices_Device_State_CaFilePath{p.child(e_ca_file)}
+	return Kedge_Underlay_Devices_Device_State_CaFilePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_CaFile}}
 }
 
 // CertFile returns the path of /kedge/underlay/devices/device/state/cert-file.
 func (p Kedge_Underlay_Devices_Device_StatePath) CertFile() Kedge_Underlay_Devices_Device_State_CertFilePath {
-	return Kedge_Underlay_Devices_Device_State_CertFilePath{p.child(e_cert_file)}
+	return Kedge_Underlay_Devices_Device_State_CertFilePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_CertFile}}
 }
 
 // CommitConfirmed returns the path of /kedge/underlay/devices/device/state/commit-confirmed.
 func (p Kedge_Underlay_Devices_Device_StatePath) CommitConfirmed() Kedge_Underlay_Devices_Device_State_CommitConfirmedPath {
-	return Kedge_Underlay_Devices_Device_State_CommitConfirmedPath{p.child(e_commit_confirmed)}
+	return Kedge_Underlay_Devices_Device_State_CommitConfirmedPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_CommitConfirmed}}
 }
 
 // Drift returns the path of /kedge/underlay/devices/device/state/drift.
 func (p Kedge_Underlay_Devices_Device_StatePath) Drift() Kedge_Underlay_Devices_Device_State_DriftPath {
-	return Kedge_Underlay_Devices_Device_State_DriftPath{p.child(e_drift)}
+	return Kedge_Underlay_Devices_Device_State_DriftPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Drift}}
 }
 
 // DriftPaths returns the path of /kedge/underlay/devices/device/state/drift-paths.
 func (p Kedge_Underlay_Devices_Device_StatePath) DriftPaths() Kedge_Underlay_Devices_Device_State_DriftPathsPath {
-	return Kedge_Underlay_Devices_Device_State_DriftPathsPath{p.child(e_drift_paths)}
+	return Kedge_Underlay_Devices_Device_State_DriftPathsPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_DriftPaths}}
 }
 
 // DriftSince returns the path of /kedge/underlay/devices/device/state/drift-since.
 func (p Kedge_Underlay_Devices_Device_StatePath) DriftSince() Kedge_Underlay_Devices_Device_State_DriftSincePath {
-	return Kedge_Underlay_Devices_Device_State_DriftSincePath{p.child(e_drift_since)}
+	return Kedge_Underlay_Devices_Device_State_DriftSincePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_DriftSince}}
 }
 
 // KeyFile returns the path of /kedge/underlay/devices/device/state/key-file.
 func (p Kedge_Underlay_Devices_Device_StatePath) KeyFile() Kedge_Underlay_Devices_Device_State_KeyFilePath {
-	return Kedge_Underlay_Devices_Device_State_KeyFilePath{p.child(e_key_file)}
+	return Kedge_Underlay_Devices_Device_State_KeyFilePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_KeyFile}}
 }
 
 // LastError returns the path of /kedge/underlay/devices/device/state/last-error.
 func (p Kedge_Underlay_Devices_Device_StatePath) LastError() Kedge_Underlay_Devices_Device_State_LastErrorPath {
-	return Kedge_Underlay_Devices_Device_State_LastErrorPath{p.child(e_last_error)}
+	return Kedge_Underlay_Devices_Device_State_LastErrorPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_LastError}}
 }
 
 // LastPush returns the path of /kedge/underlay/devices/device/state/last-push.
 func (p Kedge_Underlay_Devices_Device_StatePath) LastPush() Kedge_Underlay_Devices_Device_State_LastPushPath {
-	return Kedge_Underlay_Devices_Device_State_LastPushPath{p.child(e_last_push)}
+	return Kedge_Underlay_Devices_Device_State_LastPushPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_LastPush}}
 }
 
 // LastSync returns the path of /kedge/underlay/devices/device/state/last-sync.
 func (p Kedge_Underlay_Devices_Device_StatePath) LastSync() Kedge_Underlay_Devices_Device_State_LastSyncPath {
-	return Kedge_Underlay_Devices_Device_State_LastSyncPath{p.child(e_last_sync)}
+	return Kedge_Underlay_Devices_Device_State_LastSyncPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_LastSync}}
 }
 
 // Name returns the path of /kedge/underlay/devices/device/state/name.
 func (p Kedge_Underlay_Devices_Device_StatePath) Name() Kedge_Underlay_Devices_Device_State_NamePath {
-	return Kedge_Underlay_Devices_Device_State_NamePath{p.child(e_name)}
+	return Kedge_Underlay_Devices_Device_State_NamePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Name}}
 }
 
 // OnChange returns the path of /kedge/underlay/devices/device/state/on-change.
 func (p Kedge_Underlay_Devices_Device_StatePath) OnChange() Kedge_Underlay_Devices_Device_State_OnChangePath {
-	return Kedge_Underlay_Devices_Device_State_OnChangePath{p.child(e_on_change)}
+	return Kedge_Underlay_Devices_Device_State_OnChangePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_OnChange}}
 }
 
 // PasswordFile returns the path of /kedge/underlay/devices/device/state/password-file.
 func (p Kedge_Underlay_Devices_Device_StatePath) PasswordFile() Kedge_Underlay_Devices_Device_State_PasswordFilePath {
-	return Kedge_Underlay_Devices_Device_State_PasswordFilePath{p.child(e_password_file)}
+	return Kedge_Underlay_Devices_Device_State_PasswordFilePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_PasswordFile}}
 }
 
 // Port returns the path of /kedge/underlay/devices/device/state/port.
 func (p Kedge_Underlay_Devices_Device_StatePath) Port() Kedge_Underlay_Devices_Device_State_PortPath {
-	return Kedge_Underlay_Devices_Device_State_PortPath{p.child(e_port)}
+	return Kedge_Underlay_Devices_Device_State_PortPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Port}}
 }
 
 // Reachable returns the path of /kedge/underlay/devices/device/state/reachable.
 func (p Kedge_Underlay_Devices_Device_StatePath) Reachable() Kedge_Underlay_Devices_Device_State_ReachablePath {
-	return Kedge_Underlay_Devices_Device_State_ReachablePath{p.child(e_reachable)}
+	return Kedge_Underlay_Devices_Device_State_ReachablePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Reachable}}
 }
 
 // Role returns the path of /kedge/underlay/devices/device/state/role.
 func (p Kedge_Underlay_Devices_Device_StatePath) Role() Kedge_Underlay_Devices_Device_State_RolePath {
-	return Kedge_Underlay_Devices_Device_State_RolePath{p.child(e_role)}
+	return Kedge_Underlay_Devices_Device_State_RolePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Role}}
 }
 
 // ServerName returns the path of /kedge/underlay/devices/device/state/server-name.
 func (p Kedge_Underlay_Devices_Device_StatePath) ServerName() Kedge_Underlay_Devices_Device_State_ServerNamePath {
-	return Kedge_Underlay_Devices_Device_State_ServerNamePath{p.child(e_server_name)}
+	return Kedge_Underlay_Devices_Device_State_ServerNamePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_ServerName}}
 }
 
 // Status returns the path of /kedge/underlay/devices/device/state/status.
 func (p Kedge_Underlay_Devices_Device_StatePath) Status() Kedge_Underlay_Devices_Device_State_StatusPath {
-	return Kedge_Underlay_Devices_Device_State_StatusPath{p.child(e_status)}
+	return Kedge_Underlay_Devices_Device_State_StatusPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Status}}
 }
 
 // Username returns the path of /kedge/underlay/devices/device/state/username.
 func (p Kedge_Underlay_Devices_Device_StatePath) Username() Kedge_Underlay_Devices_Device_State_UsernamePath {
-	return Kedge_Underlay_Devices_Device_State_UsernamePath{p.child(e_username)}
+	return Kedge_Underlay_Devices_Device_State_UsernamePath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Username}}
 }
 
 // Vendor returns the path of /kedge/underlay/devices/device/state/vendor.
 func (p Kedge_Underlay_Devices_Device_StatePath) Vendor() Kedge_Underlay_Devices_Device_State_VendorPath {
-	return Kedge_Underlay_Devices_Device_State_VendorPath{p.child(e_vendor)}
+	return Kedge_Underlay_Devices_Device_State_VendorPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Vendor}}
 }
 
 // Watch returns the path of /kedge/underlay/devices/device/state/watch.
 func (p Kedge_Underlay_Devices_Device_StatePath) Watch() Kedge_Underlay_Devices_Device_State_WatchPath {
-	return Kedge_Underlay_Devices_Device_State_WatchPath{p.child(e_watch)}
+	return Kedge_Underlay_Devices_Device_State_WatchPath{base{p.elems, r_Kedge_Underlay_Devices_Device_State_Watch}}
 }
 
 // Kedge_Underlay_Devices_Device_State_AddressPath is the path of
@@ -8125,12 +8534,12 @@ func (Kedge_Underlay_MutationsPath) SchemaPath() string { return "/kedge/underla
 
 // Mutation returns the path of the /kedge/underlay/mutations/mutation entry with the given keys.
 func (p Kedge_Underlay_MutationsPath) Mutation(id string) Kedge_Underlay_Mutations_MutationPath {
-	return Kedge_Underlay_Mutations_MutationPath{p.child(&gpb.PathElem{Name: "mutation", Key: map[string]string{"id": id}})}
+	return Kedge_Underlay_Mutations_MutationPath{p.keyed(&gpb.PathElem{Name: "mutation", Key: map[string]string{"id": id}})}
 }
 
 // MutationAny returns the path of every /kedge/underlay/mutations/mutation entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Underlay_MutationsPath) MutationAny() Kedge_Underlay_Mutations_MutationPath {
-	return Kedge_Underlay_Mutations_MutationPath{p.child(&gpb.PathElem{Name: "mutation", Key: map[string]string{"id": "*"}})}
+	return Kedge_Underlay_Mutations_MutationPath{p.keyed(&gpb.PathElem{Name: "mutation", Key: map[string]string{"id": "*"}})}
 }
 
 // Kedge_Underlay_Mutations_MutationPath is the path of
@@ -8161,22 +8570,22 @@ func (Kedge_Underlay_Mutations_MutationPath) ParseKeys(e *gpb.PathElem) (id stri
 
 // Config returns the path of /kedge/underlay/mutations/mutation/config.
 func (p Kedge_Underlay_Mutations_MutationPath) Config() Kedge_Underlay_Mutations_Mutation_ConfigPath {
-	return Kedge_Underlay_Mutations_Mutation_ConfigPath{p.child(e_config)}
+	return Kedge_Underlay_Mutations_Mutation_ConfigPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Config}}
 }
 
 // Id returns the path of /kedge/underlay/mutations/mutation/id.
 func (p Kedge_Underlay_Mutations_MutationPath) Id() Kedge_Underlay_Mutations_Mutation_IdPath {
-	return Kedge_Underlay_Mutations_Mutation_IdPath{p.child(e_id)}
+	return Kedge_Underlay_Mutations_Mutation_IdPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Id}}
 }
 
 // Results returns the path of /kedge/underlay/mutations/mutation/results.
 func (p Kedge_Underlay_Mutations_MutationPath) Results() Kedge_Underlay_Mutations_Mutation_ResultsPath {
-	return Kedge_Underlay_Mutations_Mutation_ResultsPath{p.child(e_results)}
+	return Kedge_Underlay_Mutations_Mutation_ResultsPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Results}}
 }
 
 // State returns the path of /kedge/underlay/mutations/mutation/state.
 func (p Kedge_Underlay_Mutations_MutationPath) State() Kedge_Underlay_Mutations_Mutation_StatePath {
-	return Kedge_Underlay_Mutations_Mutation_StatePath{p.child(e_state)}
+	return Kedge_Underlay_Mutations_Mutation_StatePath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State}}
 }
 
 // Kedge_Underlay_Mutations_Mutation_ConfigPath is the path of
@@ -8191,42 +8600,42 @@ func (Kedge_Underlay_Mutations_Mutation_ConfigPath) SchemaPath() string {
 
 // Description returns the path of /kedge/underlay/mutations/mutation/config/description.
 func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Description() Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath {
-	return Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath{p.child(e_description)}
+	return Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Config_Description}}
 }
 
 // Devices returns the path of /kedge/underlay/mutations/mutation/config/devices.
 func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Devices() Kedge_Underlay_Mutations_Mutation_Config_DevicesPath {
-	return Kedge_Underlay_Mutations_Mutation_Config_DevicesPath{p.child(e_devices)}
+	return Kedge_Underlay_Mutations_Mutation_Config_DevicesPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Config_Devices}}
 }
 
 // Emergency returns the path of /kedge/underlay/mutations/mutation/config/emergency.
 func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Emergency() Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath {
-	return Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath{p.child(e_emergency)}
+	return Kedge_Underlay_Mutations_Mutation_Config_EmergencyPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Config_Emergency}}
 }
 
 // Execute returns the path of /kedge/underlay/mutations/mutation/config/execute.
 func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Execute() Kedge_Underlay_Mutations_Mutation_Config_ExecutePath {
-	return Kedge_Underlay_Mutations_Mutation_Config_ExecutePath{p.child(e_execute)}
+	return Kedge_Underlay_Mutations_Mutation_Config_ExecutePath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Config_Execute}}
 }
 
 // Id returns the path of /kedge/underlay/mutations/mutation/config/id.
 func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Id() Kedge_Underlay_Mutations_Mutation_Config_IdPath {
-	return Kedge_Underlay_Mutations_Mutation_Config_IdPath{p.child(e_id)}
+	return Kedge_Underlay_Mutations_Mutation_Config_IdPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Config_Id}}
 }
 
 // Proposer returns the path of /kedge/underlay/mutations/mutation/config/proposer.
 func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Proposer() Kedge_Underlay_Mutations_Mutation_Config_ProposerPath {
-	return Kedge_Underlay_Mutations_Mutation_Config_ProposerPath{p.child(e_proposer)}
+	return Kedge_Underlay_Mutations_Mutation_Config_ProposerPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Config_Proposer}}
 }
 
 // Tier returns the path of /kedge/underlay/mutations/mutation/config/tier.
 func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Tier() Kedge_Underlay_Mutations_Mutation_Config_TierPath {
-	return Kedge_Underlay_Mutations_Mutation_Config_TierPath{p.child(e_tier)}
+	return Kedge_Underlay_Mutations_Mutation_Config_TierPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Config_Tier}}
 }
 
 // Vlans returns the path of /kedge/underlay/mutations/mutation/config/vlans.
 func (p Kedge_Underlay_Mutations_Mutation_ConfigPath) Vlans() Kedge_Underlay_Mutations_Mutation_Config_VlansPath {
-	return Kedge_Underlay_Mutations_Mutation_Config_VlansPath{p.child(e_vlans)}
+	return Kedge_Underlay_Mutations_Mutation_Config_VlansPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Config_Vlans}}
 }
 
 // Kedge_Underlay_Mutations_Mutation_Config_DescriptionPath is the path of
@@ -8384,12 +8793,12 @@ func (Kedge_Underlay_Mutations_Mutation_ResultsPath) SchemaPath() string {
 
 // Result returns the path of the /kedge/underlay/mutations/mutation/results/result entry with the given keys.
 func (p Kedge_Underlay_Mutations_Mutation_ResultsPath) Result(device string) Kedge_Underlay_Mutations_Mutation_Results_ResultPath {
-	return Kedge_Underlay_Mutations_Mutation_Results_ResultPath{p.child(&gpb.PathElem{Name: "result", Key: map[string]string{"device": device}})}
+	return Kedge_Underlay_Mutations_Mutation_Results_ResultPath{p.keyed(&gpb.PathElem{Name: "result", Key: map[string]string{"device": device}})}
 }
 
 // ResultAny returns the path of every /kedge/underlay/mutations/mutation/results/result entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Underlay_Mutations_Mutation_ResultsPath) ResultAny() Kedge_Underlay_Mutations_Mutation_Results_ResultPath {
-	return Kedge_Underlay_Mutations_Mutation_Results_ResultPath{p.child(&gpb.PathElem{Name: "result", Key: map[string]string{"device": "*"}})}
+	return Kedge_Underlay_Mutations_Mutation_Results_ResultPath{p.keyed(&gpb.PathElem{Name: "result", Key: map[string]string{"device": "*"}})}
 }
 
 // Kedge_Underlay_Mutations_Mutation_Results_ResultPath is the path of
@@ -8420,12 +8829,12 @@ func (Kedge_Underlay_Mutations_Mutation_Results_ResultPath) ParseKeys(e *gpb.Pat
 
 // Device returns the path of /kedge/underlay/mutations/mutation/results/result/device.
 func (p Kedge_Underlay_Mutations_Mutation_Results_ResultPath) Device() Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath {
-	return Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath{p.child(e_device)}
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Results_Result_Device}}
 }
 
 // State returns the path of /kedge/underlay/mutations/mutation/results/result/state.
 func (p Kedge_Underlay_Mutations_Mutation_Results_ResultPath) State() Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath {
-	return Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath{p.child(e_state)}
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Results_Result_State}}
 }
 
 // Kedge_Underlay_Mutations_Mutation_Results_Result_DevicePath is the path of
@@ -8455,17 +8864,17 @@ func (Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) SchemaPath() s
 
 // Device returns the path of /kedge/underlay/mutations/mutation/results/result/state/device.
 func (p Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) Device() Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath {
-	return Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath{p.child(e_device)}
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Device}}
 }
 
 // Error returns the path of /kedge/underlay/mutations/mutation/results/result/state/error.
 func (p Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) Error() Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath {
-	return Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath{p.child(e_error)}
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_State_ErrorPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Error}}
 }
 
 // Status returns the path of /kedge/underlay/mutations/mutation/results/result/state/status.
 func (p Kedge_Underlay_Mutations_Mutation_Results_Result_StatePath) Status() Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath {
-	return Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath{p.child(e_status)}
+	return Kedge_Underlay_Mutations_Mutation_Results_Result_State_StatusPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_Results_Result_State_Status}}
 }
 
 // Kedge_Underlay_Mutations_Mutation_Results_Result_State_DevicePath is the
@@ -8525,82 +8934,82 @@ func (Kedge_Underlay_Mutations_Mutation_StatePath) SchemaPath() string {
 
 // Compiled returns the path of /kedge/underlay/mutations/mutation/state/compiled.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Compiled() Kedge_Underlay_Mutations_Mutation_State_CompiledPath {
-	return Kedge_Underlay_Mutations_Mutation_State_CompiledPath{p.child(e_compiled)}
+	return Kedge_Underlay_Mutations_Mutation_State_CompiledPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Compiled}}
 }
 
 // Description returns the path of /kedge/underlay/mutations/mutation/state/description.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Description() Kedge_Underlay_Mutations_Mutation_State_DescriptionPath {
-	return Kedge_Underlay_Mutations_Mutation_State_DescriptionPath{p.child(e_description)}
+	return Kedge_Underlay_Mutations_Mutation_State_DescriptionPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Description}}
 }
 
 // Devices returns the path of /kedge/underlay/mutations/mutation/state/devices.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Devices() Kedge_Underlay_Mutations_Mutation_State_DevicesPath {
-	return Kedge_Underlay_Mutations_Mutation_State_DevicesPath{p.child(e_devices)}
+	return Kedge_Underlay_Mutations_Mutation_State_DevicesPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Devices}}
 }
 
 // Diff returns the path of /kedge/underlay/mutations/mutation/state/diff.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Diff() Kedge_Underlay_Mutations_Mutation_State_DiffPath {
-	return Kedge_Underlay_Mutations_Mutation_State_DiffPath{p.child(e_diff)}
+	return Kedge_Underlay_Mutations_Mutation_State_DiffPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Diff}}
 }
 
 // Emergency returns the path of /kedge/underlay/mutations/mutation/state/emergency.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Emergency() Kedge_Underlay_Mutations_Mutation_State_EmergencyPath {
-	return Kedge_Underlay_Mutations_Mutation_State_EmergencyPath{p.child(e_emergency)}
+	return Kedge_Underlay_Mutations_Mutation_State_EmergencyPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Emergency}}
 }
 
 // Execute returns the path of /kedge/underlay/mutations/mutation/state/execute.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Execute() Kedge_Underlay_Mutations_Mutation_State_ExecutePath {
-	return Kedge_Underlay_Mutations_Mutation_State_ExecutePath{p.child(e_execute)}
+	return Kedge_Underlay_Mutations_Mutation_State_ExecutePath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Execute}}
 }
 
 // Executed returns the path of /kedge/underlay/mutations/mutation/state/executed.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Executed() Kedge_Underlay_Mutations_Mutation_State_ExecutedPath {
-	return Kedge_Underlay_Mutations_Mutation_State_ExecutedPath{p.child(e_executed)}
+	return Kedge_Underlay_Mutations_Mutation_State_ExecutedPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Executed}}
 }
 
 // Id returns the path of /kedge/underlay/mutations/mutation/state/id.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Id() Kedge_Underlay_Mutations_Mutation_State_IdPath {
-	return Kedge_Underlay_Mutations_Mutation_State_IdPath{p.child(e_id)}
+	return Kedge_Underlay_Mutations_Mutation_State_IdPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Id}}
 }
 
 // IntentSequence returns the path of /kedge/underlay/mutations/mutation/state/intent-sequence.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) IntentSequence() Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath {
-	return Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath{p.child(e_intent_sequence)}
+	return Kedge_Underlay_Mutations_Mutation_State_IntentSequencePath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_IntentSequence}}
 }
 
 // PostureLevel returns the path of /kedge/underlay/mutations/mutation/state/posture-level.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) PostureLevel() Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath {
-	return Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath{p.child(e_posture_level)}
+	return Kedge_Underlay_Mutations_Mutation_State_PostureLevelPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_PostureLevel}}
 }
 
 // Proposer returns the path of /kedge/underlay/mutations/mutation/state/proposer.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Proposer() Kedge_Underlay_Mutations_Mutation_State_ProposerPath {
-	return Kedge_Underlay_Mutations_Mutation_State_ProposerPath{p.child(e_proposer)}
+	return Kedge_Underlay_Mutations_Mutation_State_ProposerPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Proposer}}
 }
 
 // Reason returns the path of /kedge/underlay/mutations/mutation/state/reason.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Reason() Kedge_Underlay_Mutations_Mutation_State_ReasonPath {
-	return Kedge_Underlay_Mutations_Mutation_State_ReasonPath{p.child(e_reason)}
+	return Kedge_Underlay_Mutations_Mutation_State_ReasonPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Reason}}
 }
 
 // Sequence returns the path of /kedge/underlay/mutations/mutation/state/sequence.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Sequence() Kedge_Underlay_Mutations_Mutation_State_SequencePath {
-	return Kedge_Underlay_Mutations_Mutation_State_SequencePath{p.child(e_sequence)}
+	return Kedge_Underlay_Mutations_Mutation_State_SequencePath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Sequence}}
 }
 
 // Status returns the path of /kedge/underlay/mutations/mutation/state/status.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Status() Kedge_Underlay_Mutations_Mutation_State_StatusPath {
-	return Kedge_Underlay_Mutations_Mutation_State_StatusPath{p.child(e_status)}
+	return Kedge_Underlay_Mutations_Mutation_State_StatusPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Status}}
 }
 
 // Tier returns the path of /kedge/underlay/mutations/mutation/state/tier.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Tier() Kedge_Underlay_Mutations_Mutation_State_TierPath {
-	return Kedge_Underlay_Mutations_Mutation_State_TierPath{p.child(e_tier)}
+	return Kedge_Underlay_Mutations_Mutation_State_TierPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Tier}}
 }
 
 // Vlans returns the path of /kedge/underlay/mutations/mutation/state/vlans.
 func (p Kedge_Underlay_Mutations_Mutation_StatePath) Vlans() Kedge_Underlay_Mutations_Mutation_State_VlansPath {
-	return Kedge_Underlay_Mutations_Mutation_State_VlansPath{p.child(e_vlans)}
+	return Kedge_Underlay_Mutations_Mutation_State_VlansPath{base{p.elems, r_Kedge_Underlay_Mutations_Mutation_State_Vlans}}
 }
 
 // Kedge_Underlay_Mutations_Mutation_State_CompiledPath is the path of
@@ -8866,37 +9275,37 @@ func (Kedge_Underlay_StatePath) SchemaPath() string { return "/kedge/underlay/st
 
 // CommitConfirmSeconds returns the path of /kedge/underlay/state/commit-confirm-seconds.
 func (Kedge_Underlay_StatePath) CommitConfirmSeconds() Kedge_Underlay_State_CommitConfirmSecondsPath {
-	return Kedge_Underlay_State_CommitConfirmSecondsPath{base{p_Kedge_Underlay_State_CommitConfirmSeconds}}
+	return Kedge_Underlay_State_CommitConfirmSecondsPath{base{elems: p_Kedge_Underlay_State_CommitConfirmSeconds}}
 }
 
 // CompilerFrozen returns the path of /kedge/underlay/state/compiler-frozen.
 func (Kedge_Underlay_StatePath) CompilerFrozen() Kedge_Underlay_State_CompilerFrozenPath {
-	return Kedge_Underlay_State_CompilerFrozenPath{base{p_Kedge_Underlay_State_CompilerFrozen}}
+	return Kedge_Underlay_State_CompilerFrozenPath{base{elems: p_Kedge_Underlay_State_CompilerFrozen}}
 }
 
 // DriftDetected returns the path of /kedge/underlay/state/drift-detected.
 func (Kedge_Underlay_StatePath) DriftDetected() Kedge_Underlay_State_DriftDetectedPath {
-	return Kedge_Underlay_State_DriftDetectedPath{base{p_Kedge_Underlay_State_DriftDetected}}
+	return Kedge_Underlay_State_DriftDetectedPath{base{elems: p_Kedge_Underlay_State_DriftDetected}}
 }
 
 // DriftIntervalMs returns the path of /kedge/underlay/state/drift-interval-ms.
 func (Kedge_Underlay_StatePath) DriftIntervalMs() Kedge_Underlay_State_DriftIntervalMsPath {
-	return Kedge_Underlay_State_DriftIntervalMsPath{base{p_Kedge_Underlay_State_DriftIntervalMs}}
+	return Kedge_Underlay_State_DriftIntervalMsPath{base{elems: p_Kedge_Underlay_State_DriftIntervalMs}}
 }
 
 // LastDriftCheck returns the path of /kedge/underlay/state/last-drift-check.
 func (Kedge_Underlay_StatePath) LastDriftCheck() Kedge_Underlay_State_LastDriftCheckPath {
-	return Kedge_Underlay_State_LastDriftCheckPath{base{p_Kedge_Underlay_State_LastDriftCheck}}
+	return Kedge_Underlay_State_LastDriftCheckPath{base{elems: p_Kedge_Underlay_State_LastDriftCheck}}
 }
 
 // Level returns the path of /kedge/underlay/state/level.
 func (Kedge_Underlay_StatePath) Level() Kedge_Underlay_State_LevelPath {
-	return Kedge_Underlay_State_LevelPath{base{p_Kedge_Underlay_State_Level}}
+	return Kedge_Underlay_State_LevelPath{base{elems: p_Kedge_Underlay_State_Level}}
 }
 
 // Waiting returns the path of /kedge/underlay/state/waiting.
 func (Kedge_Underlay_StatePath) Waiting() Kedge_Underlay_State_WaitingPath {
-	return Kedge_Underlay_State_WaitingPath{base{p_Kedge_Underlay_State_Waiting}}
+	return Kedge_Underlay_State_WaitingPath{base{elems: p_Kedge_Underlay_State_Waiting}}
 }
 
 // Kedge_Underlay_State_CommitConfirmSecondsPath is the path of
@@ -9000,12 +9409,12 @@ func (Kedge_Underlay_VlansPath) SchemaPath() string { return "/kedge/underlay/vl
 
 // Vlan returns the path of the /kedge/underlay/vlans/vlan entry with the given keys.
 func (p Kedge_Underlay_VlansPath) Vlan(id uint16) Kedge_Underlay_Vlans_VlanPath {
-	return Kedge_Underlay_Vlans_VlanPath{p.child(&gpb.PathElem{Name: "vlan", Key: map[string]string{"id": strconv.FormatUint(uint64(id), 10)}})}
+	return Kedge_Underlay_Vlans_VlanPath{p.keyed(&gpb.PathElem{Name: "vlan", Key: map[string]string{"id": strconv.FormatUint(uint64(id), 10)}})}
 }
 
 // VlanAny returns the path of every /kedge/underlay/vlans/vlan entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Underlay_VlansPath) VlanAny() Kedge_Underlay_Vlans_VlanPath {
-	return Kedge_Underlay_Vlans_VlanPath{p.child(&gpb.PathElem{Name: "vlan", Key: map[string]string{"id": "*"}})}
+	return Kedge_Underlay_Vlans_VlanPath{p.keyed(&gpb.PathElem{Name: "vlan", Key: map[string]string{"id": "*"}})}
 }
 
 // Kedge_Underlay_Vlans_VlanPath is the path of /kedge/underlay/vlans/vlan
@@ -9036,27 +9445,27 @@ func (Kedge_Underlay_Vlans_VlanPath) ParseKeys(e *gpb.PathElem) (id uint16, err 
 
 // Config returns the path of /kedge/underlay/vlans/vlan/config.
 func (p Kedge_Underlay_Vlans_VlanPath) Config() Kedge_Underlay_Vlans_Vlan_ConfigPath {
-	return Kedge_Underlay_Vlans_Vlan_ConfigPath{p.child(e_config)}
+	return Kedge_Underlay_Vlans_Vlan_ConfigPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Config}}
 }
 
 // Id returns the path of /kedge/underlay/vlans/vlan/id.
 func (p Kedge_Underlay_Vlans_VlanPath) Id() Kedge_Underlay_Vlans_Vlan_IdPath {
-	return Kedge_Underlay_Vlans_Vlan_IdPath{p.child(e_id)}
+	return Kedge_Underlay_Vlans_Vlan_IdPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Id}}
 }
 
 // Members returns the path of /kedge/underlay/vlans/vlan/members.
 func (p Kedge_Underlay_Vlans_VlanPath) Members() Kedge_Underlay_Vlans_Vlan_MembersPath {
-	return Kedge_Underlay_Vlans_Vlan_MembersPath{p.child(e_members)}
+	return Kedge_Underlay_Vlans_Vlan_MembersPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members}}
 }
 
 // State returns the path of /kedge/underlay/vlans/vlan/state.
 func (p Kedge_Underlay_Vlans_VlanPath) State() Kedge_Underlay_Vlans_Vlan_StatePath {
-	return Kedge_Underlay_Vlans_Vlan_StatePath{p.child(e_state)}
+	return Kedge_Underlay_Vlans_Vlan_StatePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State}}
 }
 
 // Subinterfaces returns the path of /kedge/underlay/vlans/vlan/subinterfaces.
 func (p Kedge_Underlay_Vlans_VlanPath) Subinterfaces() Kedge_Underlay_Vlans_Vlan_SubinterfacesPath {
-	return Kedge_Underlay_Vlans_Vlan_SubinterfacesPath{p.child(e_subinterfaces)}
+	return Kedge_Underlay_Vlans_Vlan_SubinterfacesPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces}}
 }
 
 // Kedge_Underlay_Vlans_Vlan_ConfigPath is the path of
@@ -9070,32 +9479,32 @@ func (Kedge_Underlay_Vlans_Vlan_ConfigPath) SchemaPath() string {
 
 // Addresses returns the path of /kedge/underlay/vlans/vlan/config/addresses.
 func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Addresses() Kedge_Underlay_Vlans_Vlan_Config_AddressesPath {
-	return Kedge_Underlay_Vlans_Vlan_Config_AddressesPath{p.child(e_addresses)}
+	return Kedge_Underlay_Vlans_Vlan_Config_AddressesPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Config_Addresses}}
 }
 
 // Id returns the path of /kedge/underlay/vlans/vlan/config/id.
 func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Id() Kedge_Underlay_Vlans_Vlan_Config_IdPath {
-	return Kedge_Underlay_Vlans_Vlan_Config_IdPath{p.child(e_id)}
+	return Kedge_Underlay_Vlans_Vlan_Config_IdPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Config_Id}}
 }
 
 // Ifname returns the path of /kedge/underlay/vlans/vlan/config/ifname.
 func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Ifname() Kedge_Underlay_Vlans_Vlan_Config_IfnamePath {
-	return Kedge_Underlay_Vlans_Vlan_Config_IfnamePath{p.child(e_ifname)}
+	return Kedge_Underlay_Vlans_Vlan_Config_IfnamePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Config_Ifname}}
 }
 
 // Monitoring returns the path of /kedge/underlay/vlans/vlan/config/monitoring.
 func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Monitoring() Kedge_Underlay_Vlans_Vlan_Config_MonitoringPath {
-	return Kedge_Underlay_Vlans_Vlan_Config_MonitoringPath{p.child(e_monitoring)}
+	return Kedge_Underlay_Vlans_Vlan_Config_MonitoringPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Config_Monitoring}}
 }
 
 // Name returns the path of /kedge/underlay/vlans/vlan/config/name.
 func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Name() Kedge_Underlay_Vlans_Vlan_Config_NamePath {
-	return Kedge_Underlay_Vlans_Vlan_Config_NamePath{p.child(e_name)}
+	return Kedge_Underlay_Vlans_Vlan_Config_NamePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Config_Name}}
 }
 
 // Parent returns the path of /kedge/underlay/vlans/vlan/config/parent.
 func (p Kedge_Underlay_Vlans_Vlan_ConfigPath) Parent() Kedge_Underlay_Vlans_Vlan_Config_ParentPath {
-	return Kedge_Underlay_Vlans_Vlan_Config_ParentPath{p.child(e_parent)}
+	return Kedge_Underlay_Vlans_Vlan_Config_ParentPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Config_Parent}}
 }
 
 // Kedge_Underlay_Vlans_Vlan_Config_AddressesPath is the path of
@@ -9205,12 +9614,12 @@ func (Kedge_Underlay_Vlans_Vlan_MembersPath) SchemaPath() string {
 
 // Member returns the path of the /kedge/underlay/vlans/vlan/members/member entry with the given keys.
 func (p Kedge_Underlay_Vlans_Vlan_MembersPath) Member(device string, port string) Kedge_Underlay_Vlans_Vlan_Members_MemberPath {
-	return Kedge_Underlay_Vlans_Vlan_Members_MemberPath{p.child(&gpb.PathElem{Name: "member", Key: map[string]string{"device": device, "port": port}})}
+	return Kedge_Underlay_Vlans_Vlan_Members_MemberPath{p.keyed(&gpb.PathElem{Name: "member", Key: map[string]string{"device": device, "port": port}})}
 }
 
 // MemberAny returns the path of every /kedge/underlay/vlans/vlan/members/member entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Underlay_Vlans_Vlan_MembersPath) MemberAny() Kedge_Underlay_Vlans_Vlan_Members_MemberPath {
-	return Kedge_Underlay_Vlans_Vlan_Members_MemberPath{p.child(&gpb.PathElem{Name: "member", Key: map[string]string{"device": "*", "port": "*"}})}
+	return Kedge_Underlay_Vlans_Vlan_Members_MemberPath{p.keyed(&gpb.PathElem{Name: "member", Key: map[string]string{"device": "*", "port": "*"}})}
 }
 
 // Kedge_Underlay_Vlans_Vlan_Members_MemberPath is the path of
@@ -9247,22 +9656,22 @@ func (Kedge_Underlay_Vlans_Vlan_Members_MemberPath) ParseKeys(e *gpb.PathElem) (
 
 // Config returns the path of /kedge/underlay/vlans/vlan/members/member/config.
 func (p Kedge_Underlay_Vlans_Vlan_Members_MemberPath) Config() Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath{p.child(e_config)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_Config}}
 }
 
 // Device returns the path of /kedge/underlay/vlans/vlan/members/member/device.
 func (p Kedge_Underlay_Vlans_Vlan_Members_MemberPath) Device() Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath{p.child(e_device)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_DevicePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_Device}}
 }
 
 // Port returns the path of /kedge/underlay/vlans/vlan/members/member/port.
 func (p Kedge_Underlay_Vlans_Vlan_Members_MemberPath) Port() Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath{p.child(e_port)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_PortPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_Port}}
 }
 
 // State returns the path of /kedge/underlay/vlans/vlan/members/member/state.
 func (p Kedge_Underlay_Vlans_Vlan_Members_MemberPath) State() Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath{p.child(e_state)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_State}}
 }
 
 // Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath is the path of
@@ -9277,17 +9686,17 @@ func (Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) SchemaPath() string {
 
 // Device returns the path of /kedge/underlay/vlans/vlan/members/member/config/device.
 func (p Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) Device() Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath{p.child(e_device)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Device}}
 }
 
 // Port returns the path of /kedge/underlay/vlans/vlan/members/member/config/port.
 func (p Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) Port() Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath{p.child(e_port)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config_PortPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Port}}
 }
 
 // Untagged returns the path of /kedge/underlay/vlans/vlan/members/member/config/untagged.
 func (p Kedge_Underlay_Vlans_Vlan_Members_Member_ConfigPath) Untagged() Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath{p.child(e_untagged)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_Config_UntaggedPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_Config_Untagged}}
 }
 
 // Kedge_Underlay_Vlans_Vlan_Members_Member_Config_DevicePath is the path of
@@ -9376,17 +9785,17 @@ func (Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) SchemaPath() string {
 
 // Device returns the path of /kedge/underlay/vlans/vlan/members/member/state/device.
 func (p Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) Device() Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath{p.child(e_device)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Device}}
 }
 
 // Port returns the path of /kedge/underlay/vlans/vlan/members/member/state/port.
 func (p Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) Port() Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath{p.child(e_port)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_State_PortPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Port}}
 }
 
 // Untagged returns the path of /kedge/underlay/vlans/vlan/members/member/state/untagged.
 func (p Kedge_Underlay_Vlans_Vlan_Members_Member_StatePath) Untagged() Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath {
-	return Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath{p.child(e_untagged)}
+	return Kedge_Underlay_Vlans_Vlan_Members_Member_State_UntaggedPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Members_Member_State_Untagged}}
 }
 
 // Kedge_Underlay_Vlans_Vlan_Members_Member_State_DevicePath is the path of
@@ -9447,47 +9856,47 @@ func (Kedge_Underlay_Vlans_Vlan_StatePath) SchemaPath() string {
 
 // Addresses returns the path of /kedge/underlay/vlans/vlan/state/addresses.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Addresses() Kedge_Underlay_Vlans_Vlan_State_AddressesPath {
-	return Kedge_Underlay_Vlans_Vlan_State_AddressesPath{p.child(e_addresses)}
+	return Kedge_Underlay_Vlans_Vlan_State_AddressesPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State_Addresses}}
 }
 
 // Error returns the path of /kedge/underlay/vlans/vlan/state/error.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Error() Kedge_Underlay_Vlans_Vlan_State_ErrorPath {
-	return Kedge_Underlay_Vlans_Vlan_State_ErrorPath{p.child(e_error)}
+	return Kedge_Underlay_Vlans_Vlan_State_ErrorPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State_Error}}
 }
 
 // Id returns the path of /kedge/underlay/vlans/vlan/state/id.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Id() Kedge_Underlay_Vlans_Vlan_State_IdPath {
-	return Kedge_Underlay_Vlans_Vlan_State_IdPath{p.child(e_id)}
+	return Kedge_Underlay_Vlans_Vlan_State_IdPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State_Id}}
 }
 
 // Ifname returns the path of /kedge/underlay/vlans/vlan/state/ifname.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Ifname() Kedge_Underlay_Vlans_Vlan_State_IfnamePath {
-	return Kedge_Underlay_Vlans_Vlan_State_IfnamePath{p.child(e_ifname)}
+	return Kedge_Underlay_Vlans_Vlan_State_IfnamePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State_Ifname}}
 }
 
 // Kind returns the path of /kedge/underlay/vlans/vlan/state/kind.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Kind() Kedge_Underlay_Vlans_Vlan_State_KindPath {
-	return Kedge_Underlay_Vlans_Vlan_State_KindPath{p.child(e_kind)}
+	return Kedge_Underlay_Vlans_Vlan_State_KindPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State_Kind}}
 }
 
 // Monitoring returns the path of /kedge/underlay/vlans/vlan/state/monitoring.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Monitoring() Kedge_Underlay_Vlans_Vlan_State_MonitoringPath {
-	return Kedge_Underlay_Vlans_Vlan_State_MonitoringPath{p.child(e_monitoring)}
+	return Kedge_Underlay_Vlans_Vlan_State_MonitoringPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State_Monitoring}}
 }
 
 // Name returns the path of /kedge/underlay/vlans/vlan/state/name.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Name() Kedge_Underlay_Vlans_Vlan_State_NamePath {
-	return Kedge_Underlay_Vlans_Vlan_State_NamePath{p.child(e_name)}
+	return Kedge_Underlay_Vlans_Vlan_State_NamePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State_Name}}
 }
 
 // Parent returns the path of /kedge/underlay/vlans/vlan/state/parent.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Parent() Kedge_Underlay_Vlans_Vlan_State_ParentPath {
-	return Kedge_Underlay_Vlans_Vlan_State_ParentPath{p.child(e_parent)}
+	return Kedge_Underlay_Vlans_Vlan_State_ParentPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State_Parent}}
 }
 
 // Status returns the path of /kedge/underlay/vlans/vlan/state/status.
 func (p Kedge_Underlay_Vlans_Vlan_StatePath) Status() Kedge_Underlay_Vlans_Vlan_State_StatusPath {
-	return Kedge_Underlay_Vlans_Vlan_State_StatusPath{p.child(e_status)}
+	return Kedge_Underlay_Vlans_Vlan_State_StatusPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_State_Status}}
 }
 
 // Kedge_Underlay_Vlans_Vlan_State_AddressesPath is the path of
@@ -9628,12 +10037,12 @@ func (Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) SchemaPath() string {
 
 // Subinterface returns the path of the /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry with the given keys.
 func (p Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) Subinterface(device string, port string) Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{p.child(&gpb.PathElem{Name: "subinterface", Key: map[string]string{"device": device, "port": port}})}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{p.keyed(&gpb.PathElem{Name: "subinterface", Key: map[string]string{"device": device, "port": port}})}
 }
 
 // SubinterfaceAny returns the path of every /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) SubinterfaceAny() Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{p.child(&gpb.PathElem{Name: "subinterface", Key: map[string]string{"device": "*", "port": "*"}})}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{p.keyed(&gpb.PathElem{Name: "subinterface", Key: map[string]string{"device": "*", "port": "*"}})}
 }
 
 // Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath is the path of
@@ -9670,22 +10079,22 @@ func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) ParseKeys(e *gpb
 
 // Config returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) Config() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath{p.child(e_config)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config}}
 }
 
 // Device returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/device.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) Device() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath{p.child(e_device)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_DevicePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Device}}
 }
 
 // Port returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/port.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) Port() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath{p.child(e_port)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_PortPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Port}}
 }
 
 // State returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath) State() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath{p.child(e_state)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State}}
 }
 
 // Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath is the path
@@ -9700,17 +10109,17 @@ func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) SchemaPat
 
 // Addresses returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/addresses.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) Addresses() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath{p.child(e_addresses)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Addresses}}
 }
 
 // Device returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/device.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) Device() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath{p.child(e_device)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_DevicePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Device}}
 }
 
 // Port returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/config/port.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_ConfigPath) Port() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath{p.child(e_port)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_PortPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_Port}}
 }
 
 // Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_Config_AddressesPath
@@ -9807,17 +10216,17 @@ func (Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) SchemaPath
 
 // Addresses returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/addresses.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) Addresses() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath{p.child(e_addresses)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Addresses}}
 }
 
 // Device returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/device.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) Device() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath{p.child(e_device)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_DevicePath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Device}}
 }
 
 // Port returns the path of /kedge/underlay/vlans/vlan/subinterfaces/subinterface/state/port.
 func (p Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_StatePath) Port() Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath {
-	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath{p.child(e_port)}
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_PortPath{base{p.elems, r_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_Port}}
 }
 
 // Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface_State_AddressesPath is

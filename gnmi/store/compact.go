@@ -136,7 +136,7 @@ func (s *Store) compact() error {
 
 // encodeSnapshot serialises every config leaf as one record at seq.
 func encodeSnapshot(t *tree.Tree, seq uint64, ts int64) []byte {
-	e := newEncoder(seq, ts, 1<<16)
+	e := newEncoder(0, seq, ts, 1<<16)
 	_ = tree.Match{In: t.Root()}.Leaves(func(n *tree.Node) bool { return n.Config }, func(in *tree.Inst, n *tree.Node, v tree.Value) error {
 		e.add(tree.Change{Op: tree.OpUpdate, In: in.Ident(), Node: n, Val: v})
 		return nil

@@ -46,11 +46,10 @@ func benchAFTEntries(b *testing.B, asEntry bool) {
 			for _, p := range prefixes[i : i+per] {
 				e := aft.Ipv4Entries().Ipv4Entry(p)
 				c := e.Config()
-				ls := []Op{Update(c.Prefix(), p), Update(c.NextHopGroup(), 1), Update(c.Session(), "s1")}
 				if asEntry {
-					ops = append(ops, Entry(e, ls...))
+					ops = append(ops, Entry(e, Set(c.Prefix(), p), Set(c.NextHopGroup(), 1), Set(c.Session(), "s1")))
 				} else {
-					ops = append(ops, ls...)
+					ops = append(ops, Update(c.Prefix(), p), Update(c.NextHopGroup(), 1), Update(c.Session(), "s1"))
 				}
 			}
 			if _, err := s.Commit(ctx, ops); err != nil {
@@ -65,7 +64,7 @@ func benchAFTEntries(b *testing.B, asEntry bool) {
 				e := aft.Ipv4Entries().Ipv4Entry(p)
 				st := Update(e.State().Status(), kedgepath.AftStatusInstalled)
 				if asEntry {
-					st = Entry(e, st)
+					st = Entry(e, Set(e.State().Status(), kedgepath.AftStatusInstalled))
 				}
 				ops = append(ops, st)
 			}

@@ -8,6 +8,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
@@ -19,6 +20,21 @@ func (r routeEntry) Elems() []*gpb.PathElem {
 		panic(err)
 	}
 	return e
+}
+
+// lw is op (an Update, Replace or Delete with a whole path) as a leaf
+// write of Entry.
+func lw(op Op) LeafWrite {
+	return LeafWrite{keyed: op.Path, val: op.Val, del: op.Kind == OpDelete}
+}
+
+// lws is ops as leaf writes.
+func lws(ops ...Op) []LeafWrite {
+	out := make([]LeafWrite, len(ops))
+	for i, op := range ops {
+		out[i] = lw(op)
+	}
+	return out
 }
 
 func uintv(n uint64) *gpb.TypedValue {
@@ -51,9 +67,9 @@ func TestEntryCommitsAsItsLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	ca1 := mustCommit(t, a, Entry(routeEntry(r1), leaves()...), Entry(routeEntry(r2), upd(t, r2+"/config/device", str("eth1"))))
+	ca1 := mustCommit(t, a, Entry(routeEntry(r1), lws(leaves()...)...), Entry(routeEntry(r2), lw(upd(t, r2+"/config/device", str("eth1")))))
 	cb1 := mustCommit(t, b, append(leaves(), upd(t, r2+"/config/device", str("eth1")))...)
-	ca2 := mustCommit(t, a, Entry(routeEntry(r1), second()...))
+	ca2 := mustCommit(t, a, Entry(routeEntry(r1), lws(second()...)...))
 	cb2 := mustCommit(t, b, second()...)
 	for i, pair := range [][2]*Commit{{ca1, cb1}, {ca2, cb2}} {
 		ra := encodeRecord(pair[0].Seq, 1, pair[0].Changes)
@@ -67,13 +83,13 @@ func TestEntryCommitsAsItsLeaves(t *testing.T) {
 		t.Fatalf("trees differ:\nEntry:\n%s\nleaves:\n%s", want, got)
 	}
 
-	// Refused: a value out of range, a leaf outside the entry, an
-	// operation of another kind among its leaves. Nothing changes.
+	// Refused: a value out of range, a leaf outside the entry, a leaf
+	// write with no path. Nothing changes.
 	seq := a.Seq()
 	for _, bad := range []Op{
-		Entry(routeEntry(r1), upd(t, r1+"/config/device", str("eth5")), upd(t, r1+"/config/metric", uintv(5000))),
-		Entry(routeEntry(r1), upd(t, r1+"/config/device", str("eth5")), upd(t, r2+"/config/device", str("eth5"))),
-		Entry(routeEntry(r1), upd(t, r1+"/config/device", str("eth5")), Entry(routeEntry(r1)), upd(t, r1+"/config/metric", uintv(1))),
+		Entry(routeEntry(r1), lws(upd(t, r1+"/config/device", str("eth5")), upd(t, r1+"/config/metric", uintv(5000)))...),
+		Entry(routeEntry(r1), lws(upd(t, r1+"/config/device", str("eth5")), upd(t, r2+"/config/device", str("eth5")))...),
+		Entry(routeEntry(r1), lw(upd(t, r1+"/config/device", str("eth5"))), LeafWrite{}, lw(upd(t, r1+"/config/metric", uintv(1)))),
 	} {
 		_, err := a.Commit(ctx, []Op{upd(t, r2+"/config/metric", uintv(3)), bad})
 		var te *tree.Error
@@ -101,10 +117,94 @@ func TestEntryCommitsAsItsLeaves(t *testing.T) {
 		t.Fatalf("replayed seq %d, want %d", a2.Seq(), seq)
 	}
 	// And the state writer's kind of Entry on the replayed store.
-	if _, err := a2.CommitState(ctx, []Op{Entry(routeEntry(r1), upd(t, r1+"/state/status", str("installed")))}); err != nil {
+	if _, err := a2.CommitState(ctx, []Op{Entry(routeEntry(r1), lw(upd(t, r1+"/state/status", str("installed"))))}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a2.CommitState(ctx, []Op{Entry(routeEntry(route(9)), upd(t, route(9)+"/state/status", str("installed")))}); !errors.Is(err, tree.ErrNotFound) {
+	if _, err := a2.CommitState(ctx, []Op{Entry(routeEntry(route(9)), lw(upd(t, route(9)+"/state/status", str("installed"))))}); !errors.Is(err, tree.ErrNotFound) {
 		t.Fatalf("state of an absent entry: err %v, want %v", err, tree.ErrNotFound)
+	}
+}
+
+// Leaves set through typed paths of the entry path value Entry is given
+// reach the tree relative to the entry, and the others whole; either way
+// the commit and its log record are the leaf operations' own, and a bad
+// leaf changes nothing.
+func TestEntryRelativeLeavesCommitAsWhole(t *testing.T) {
+	ctx := context.Background()
+	aft := kedgepath.Root().Kedge().Aft()
+	sc := aft.Sessions().Session("s1").Config()
+	const pfx, md = "10.0.0.1/32", "bWQ="
+	// rel sets the leaves through e itself, whole through another value
+	// of the same entry path (its keyed element a different pointer).
+	rel := func() []Op {
+		e := aft.Ipv4Entries().Ipv4Entry(pfx)
+		c := e.Config()
+		return []Op{Entry(e, Set(c.Prefix(), pfx), Set(c.NextHopGroup(), 7), Set(c.Session(), "s1"), Set(c.Metadata(), md))}
+	}
+	whole := func() []Op {
+		c := aft.Ipv4Entries().Ipv4Entry(pfx).Config()
+		return []Op{Entry(aft.Ipv4Entries().Ipv4Entry(pfx), Set(c.Prefix(), pfx), Set(c.NextHopGroup(), 7),
+			Set(c.Session(), "s1"), Set(c.Metadata(), md))}
+	}
+	leaves := func() []Op {
+		c := aft.Ipv4Entries().Ipv4Entry(pfx).Config()
+		return []Op{Update(c.Prefix(), pfx), Update(c.NextHopGroup(), 7), Update(c.Session(), "s1"), Update(c.Metadata(), md)}
+	}
+	for how, want := range map[string]bool{"rel": true, "whole": false} {
+		ops := map[string]func() []Op{"rel": rel, "whole": whole}[how]()
+		for _, w := range ops[0].Leaves {
+			if w.Relative != want || want && len(w.Path) != 2 {
+				t.Fatalf("%s: leaf %v relative %v, want %v", how, w.Path, w.Relative, want)
+			}
+		}
+	}
+	e := aft.Ipv4Entries().Ipv4Entry(pfx)
+	second := []func() []Op{
+		func() []Op { return []Op{Entry(e, Set(e.Config().NextHopGroup(), 8), Unset(e.Config().Metadata()))} },
+		func() []Op {
+			o := aft.Ipv4Entries().Ipv4Entry(pfx)
+			return []Op{Entry(o, Set(e.Config().NextHopGroup(), 8), Unset(e.Config().Metadata()))}
+		},
+		func() []Op { return []Op{Update(e.Config().NextHopGroup(), 8), Delete(e.Config().Metadata())} },
+	}
+	var stores []*Store
+	var recs [][]byte
+	for i, first := range []func() []Op{rel, whole, leaves} {
+		s, err := Open(t.TempDir(), kedgeSchema(t), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		mustCommit(t, s, Update(sc.Id(), "s1"), Update(sc.Identity(), "test"))
+		c1 := mustCommit(t, s, first()...)
+		c2 := mustCommit(t, s, second[i]()...)
+		recs = append(recs, append(encodeRecord(c1.Seq, 1, c1.Changes), encodeRecord(c2.Seq, 1, c2.Changes)...))
+		stores = append(stores, s)
+	}
+	for i, name := range []string{"relative", "whole"} {
+		if !bytes.Equal(recs[i], recs[2]) {
+			t.Fatalf("Entry with %s leaves: log records differ from the leaf operations':\n%x\n%x", name, recs[i], recs[2])
+		}
+		if got, want := dump(stores[i]), dump(stores[2]); got != want {
+			t.Fatalf("Entry with %s leaves: tree\n%s\nwant\n%s", name, got, want)
+		}
+	}
+
+	// Refused, nothing changed: a key mirror differing from the key, a
+	// leaf of another entry, an empty leaf write.
+	s := stores[0]
+	want, seq := dump(s), s.Seq()
+	o := aft.Ipv4Entries().Ipv4Entry("10.0.0.2/32")
+	for _, bad := range []Op{
+		Entry(e, Set(e.Config().NextHopGroup(), 9), Set(e.Config().Prefix(), "10.0.0.2/32")),
+		Entry(e, Set(e.Config().NextHopGroup(), 9), Set(o.Config().NextHopGroup(), 9)),
+		Entry(e, Set(e.Config().NextHopGroup(), 9), LeafWrite{}),
+	} {
+		if _, err := s.Commit(ctx, []Op{bad}); err == nil {
+			t.Fatalf("bad Entry %v committed", bad.Leaves)
+		}
+		if s.Seq() != seq || dump(s) != want {
+			t.Fatalf("a refused Entry changed the store:\n%s", dump(s))
+		}
 	}
 }

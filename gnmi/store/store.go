@@ -376,7 +376,7 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 		if s.annotate != nil {
 			c.Annotation = s.annotate(ctx, changes)
 		}
-		if err := s.append(c.Seq, encodeRecord(c.Seq, c.Time.UnixNano(), changes), o.undoKey, meta, c.Annotation); err != nil {
+		if err := s.append(c.Seq, encodeCommit(c.Seq, c.Time.UnixNano(), changes, o.undoKey, meta, c.Annotation), o.undoKey, meta); err != nil {
 			tx.Rollback()
 			return nil, err
 		}
@@ -429,12 +429,13 @@ func (s *Store) runValidators(changes []tree.Change) error {
 	return errors.Join(errs...)
 }
 
-// append persists one log record, and optionally a meta change in the
-// same durable write: one write and one fdatasync of the log segment.
-func (s *Store) append(seq uint64, rec []byte, metaKey string, meta, ann []byte) error {
+// append persists one commit's log record (payload, from encodeCommit),
+// and with it the commit's meta change (metaKey, meta): one write and one
+// fdatasync of the log segment.
+func (s *Store) append(seq uint64, payload []byte, metaKey string, meta []byte) error {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	if err := s.walAppend(encodeCommitRecord(seq, rec, metaKey, meta, ann)); err != nil {
+	if err := s.walAppend(payload); err != nil {
 		return fmt.Errorf("persist commit %d: %w", seq, err)
 	}
 	id, _ := s.wl.Position()

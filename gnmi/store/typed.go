@@ -43,28 +43,78 @@ func Delete[P Path](p P) Op {
 	return Op{Kind: OpDelete, Path: p.Elems()}
 }
 
+// SplitPath is a typed path that also gives its elements in the two
+// parts gen/kedgepath holds them: up to and including its last keyed
+// element, and the keyless elements below it.
+type SplitPath interface {
+	Path
+	Parts() (keyed, rel []*gpb.PathElem)
+}
+
+// SplitLeaf is a typed leaf or leaf-list path (see SplitPath) whose
+// values are T.
+type SplitLeaf[T any] interface {
+	SplitPath
+	Val(v T) *gpb.TypedValue
+}
+
+// LeafWrite is one leaf write of an Entry operation: Set or Unset.
+type LeafWrite struct {
+	keyed, rel []*gpb.PathElem
+	val        *gpb.TypedValue
+	del        bool
+}
+
+// Set is the leaf write setting leaf p to v, as Update does.
+func Set[P SplitLeaf[T], T any](p P, v T) LeafWrite {
+	k, r := p.Parts()
+	return LeafWrite{keyed: k, rel: r, val: p.Val(v)}
+}
+
+// Unset is the leaf write removing leaf p, as Delete does.
+func Unset[P SplitPath](p P) LeafWrite {
+	k, r := p.Parts()
+	return LeafWrite{keyed: k, rel: r, del: true}
+}
+
 // Entry is the operation writing leaves of the instance p (a list entry
-// or a container), given as Update, Replace or Delete operations on
-// leaves below p: the commit is what those operations would make it,
-// leaf for leaf, with the same checks, and so is its log record, but the
-// tree finds the instance once for all of them rather than once per leaf
-// from the root. An operation of another kind among leaves fails the
-// commit, as one outside p does.
+// or a container), given as Set or Unset leaf writes below p: the commit
+// is what Update and Delete of those leaves would make it, leaf for leaf,
+// with the same checks, and so is its log record, but the tree finds the
+// instance once for all of them rather than once per leaf from the root.
+// A leaf built from the same entry path value as p (its elements up to
+// the entry are p's) is passed to the tree relative to p, so its whole
+// path is never built; any other leaf is passed whole, and one outside p
+// fails the commit.
 //
 //	e := kedgepath.Root().Kedge().Aft().Ipv4Entries().Ipv4Entry(prefix)
-//	op := store.Entry(e, store.Update(e.Config().Prefix(), prefix),
-//		store.Update(e.Config().NextHopGroup(), nhg))
-func Entry[P Path](p P, leaves ...Op) Op {
+//	op := store.Entry(e, store.Set(e.Config().Prefix(), prefix),
+//		store.Set(e.Config().NextHopGroup(), nhg))
+func Entry[P Path](p P, leaves ...LeafWrite) Op {
+	at := p.Elems()
 	ws := make([]tree.EntryWrite, len(leaves))
 	for i, l := range leaves {
-		ws[i].Path = l.Path
-		switch l.Kind {
-		case OpUpdate, OpReplace:
-			ws[i].Val = l.Val
-		case OpDelete:
-			ws[i].Delete = true
+		if len(l.rel) > 0 && sameElems(l.keyed, at) {
+			ws[i].Path, ws[i].Relative = l.rel, true
+		} else if len(l.rel) == 0 {
+			ws[i].Path = l.keyed
+		} else {
+			ws[i].Path = append(append(make([]*gpb.PathElem, 0, len(l.keyed)+len(l.rel)), l.keyed...), l.rel...)
 		}
-		// Any other kind is left with no value, which the tree refuses.
+		ws[i].Val, ws[i].Delete = l.val, l.del
 	}
-	return Op{Kind: OpEntry, Path: p.Elems(), Leaves: ws}
+	return Op{Kind: OpEntry, Path: at, Leaves: ws}
+}
+
+// sameElems reports whether a and b hold the same elements (pointers).
+func sameElems(a, b []*gpb.PathElem) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
 // The write-ahead log (package internal/wal) makes a commit durable with
@@ -33,18 +35,31 @@ const (
 	metaDel  byte = 2
 )
 
-// encodeCommitRecord frames a commit's log record with the meta change
-// stored in the same durable write.
-func encodeCommitRecord(seq uint64, rec []byte, metaKey string, meta, ann []byte) []byte {
-	b := make([]byte, 0, 1+8+4+len(rec)+4+len(ann)+2+len(metaKey)+1+4+len(meta))
-	kind := walCommit
-	if ann != nil {
-		kind = walCommitAnnotated
+// commitHead is the frame before a commit's record: its kind, sequence
+// number and the record's length.
+const commitHead = 1 + 8 + 4
+
+// encodeCommit encodes a commit's changes as its log record, framed with
+// the commit's annotation and the meta change stored in the same durable
+// write. The record is encoded in place after room left for the frame,
+// so it is neither copied nor, at a bulk load's size, grown more than
+// once: the frame is a kind byte (walCommit, or walCommitAnnotated when
+// ann is not nil), the sequence number (8 bytes) and the record's length
+// (4), the record, then with an annotation its length (4) and bytes, then
+// the meta change (appendMeta).
+func encodeCommit(seq uint64, ts int64, changes []tree.Change, metaKey string, meta, ann []byte) []byte {
+	tail := 4 + len(ann) + 2 + len(metaKey) + 1 + 4 + len(meta)
+	e := newEncoder(commitHead, seq, ts, len(changes)*changeBytes+tail)
+	for _, c := range changes {
+		e.add(c)
 	}
-	b = append(b, kind)
-	b = binary.LittleEndian.AppendUint64(b, seq)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(rec)))
-	b = append(b, rec...)
+	b := e.bytes()
+	b[0] = walCommit
+	if ann != nil {
+		b[0] = walCommitAnnotated
+	}
+	binary.LittleEndian.PutUint64(b[1:], seq)
+	binary.LittleEndian.PutUint32(b[9:], uint32(len(b)-commitHead))
 	if ann != nil {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(ann)))
 		b = append(b, ann...)

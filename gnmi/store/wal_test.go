@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/guildhouse-co/kedge/gnmi/store/internal/wal"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
 func reopen(t *testing.T, dir string) *Store {
@@ -241,4 +243,65 @@ func TestFailedSyncStopsWrites(t *testing.T) {
 		t.Fatalf("after restart:\n%s", dump(s))
 	}
 	mustCommit(t, s, upd(t, route(4)+"/config/device", str("eth4")))
+}
+
+// frameCommit is how a commit's log record was framed before encodeCommit
+// encoded it in place: the record encoded on its own, then copied after
+// the frame's head. The log's format is that framing.
+func frameCommit(seq uint64, rec []byte, metaKey string, meta, ann []byte) []byte {
+	var b []byte
+	kind := walCommit
+	if ann != nil {
+		kind = walCommitAnnotated
+	}
+	b = append(b, kind)
+	b = binary.LittleEndian.AppendUint64(b, seq)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(rec)))
+	b = append(b, rec...)
+	if ann != nil {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(ann)))
+		b = append(b, ann...)
+	}
+	return appendMeta(b, metaKey, meta)
+}
+
+// TestEncodeCommitIsTheFramedRecord: a commit's log record encoded in
+// place is byte for byte the record framed after it was encoded, with and
+// without an annotation and a meta change, for an empty commit and for
+// commits under and over the encoder's size estimate; and it decodes.
+func TestEncodeCommitIsTheFramedRecord(t *testing.T) {
+	s, err := Open(t.TempDir(), testSchema(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var commits [][]tree.Change
+	commits = append(commits, nil)
+	for _, n := range []int{1, 50, 2000} {
+		var ops []Op
+		for i := range n {
+			ops = append(ops, upd(t, route(i+len(commits)*10000)+"/config/device", str("eth"+itoa(i%3))))
+		}
+		commits = append(commits, mustCommit(t, s, ops...).Changes)
+	}
+	for i, changes := range commits {
+		for _, m := range []struct {
+			key       string
+			meta, ann []byte
+		}{
+			{}, {ann: []byte("who")}, {ann: []byte{}}, {key: "k", meta: []byte("v")}, {key: "k"},
+			{key: "k", meta: []byte("v"), ann: []byte("who")},
+		} {
+			seq := uint64(i + 7)
+			got := encodeCommit(seq, 99, changes, m.key, m.meta, m.ann)
+			want := frameCommit(seq, encodeRecord(seq, 99, changes), m.key, m.meta, m.ann)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("commit %d (%d changes), meta %q %q, annotation %q: encoded\n%x\nframed\n%x",
+					i, len(changes), m.key, m.meta, m.ann, got, want)
+			}
+			if _, err := decodeWALRecord(got); err != nil {
+				t.Fatalf("commit %d: decode: %v", i, err)
+			}
+		}
+	}
 }

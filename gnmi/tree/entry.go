@@ -7,12 +7,31 @@ import (
 )
 
 // EntryWrite is one leaf write of WriteEntry: Path is the leaf's whole
-// path, which must lie below the instance's; Delete removes the leaf,
-// else Val is written as Update writes it.
+// path, which must lie below the instance's, or with Relative its path
+// from the instance down (what lies below the instance's path), which
+// spares a writer building each leaf's whole path; Delete removes the
+// leaf, else Val is written as Update writes it.
 type EntryWrite struct {
-	Path   []*gpb.PathElem
-	Val    *gpb.TypedValue
-	Delete bool
+	Path     []*gpb.PathElem
+	Val      *gpb.TypedValue
+	Delete   bool
+	Relative bool
+}
+
+// whole returns w's whole path below at.
+func (w EntryWrite) whole(at []*gpb.PathElem) []*gpb.PathElem {
+	if !w.Relative {
+		return w.Path
+	}
+	return append(append(make([]*gpb.PathElem, 0, len(at)+len(w.Path)), at...), w.Path...)
+}
+
+// below returns w's path relative to at.
+func (w EntryWrite) below(at []*gpb.PathElem) []*gpb.PathElem {
+	if w.Relative {
+		return w.Path
+	}
+	return w.Path[len(at):]
 }
 
 // WriteEntry writes leaves of one instance (a list entry or a container)
@@ -27,8 +46,8 @@ type EntryWrite struct {
 // instance, say) is applied as Update or Delete on its whole path.
 func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 	for _, w := range writes {
-		if !below(at, w.Path) {
-			return newErr(ErrBadPath, renderElems(w.Path), "not below "+renderElems(at))
+		if w.Relative && len(w.Path) == 0 || !w.Relative && !below(at, w.Path) {
+			return newErr(ErrBadPath, renderElems(w.whole(at)), "not below "+renderElems(at))
 		}
 	}
 	// read is the instance as the transaction sees it (nil while absent);
@@ -70,7 +89,9 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 				tx.adoptOperational(open)
 			}
 		case f.ok:
-			e, err := tx.entry(tx.follow(f.steps), f.list, f.keys, true, at)
+			// find has just seen the entry absent, and nothing has been
+			// written since: created without looking it up again.
+			e, err := tx.addEntry(tx.follow(f.steps), f.list, f.keys, f.key, at)
 			if err != nil {
 				return nil, err
 			}
@@ -94,15 +115,15 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 	s := entryNode(tx.t.schema.Root, at)
 	var chain [4]*Node
 	for _, w := range writes {
-		n, cs, ok := leafBelow(s, w.Path[len(at):], chain[:0])
+		n, cs, ok := leafBelow(s, w.below(at), chain[:0])
 		if !ok {
 			// Not a plain leaf: the general path, then read the instance
 			// again, which that write may have copied.
 			var err error
 			if w.Delete {
-				err = tx.Delete(w.Path)
+				err = tx.Delete(w.whole(at))
 			} else {
-				err = tx.Update(w.Path, w.Val)
+				err = tx.Update(w.whole(at), w.Val)
 			}
 			if err != nil {
 				return err
@@ -137,11 +158,11 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 			continue
 		}
 		if w.Val == nil || w.Val.GetValue() == nil {
-			return newErr(ErrBadValue, renderElems(w.Path), "no value")
+			return newErr(ErrBadValue, renderElems(w.whole(at)), "no value")
 		}
 		v, err := decodeLeaf(n, w.Val)
 		if err != nil {
-			return newErr(ErrBadValue, renderElems(w.Path), err.Error())
+			return newErr(ErrBadValue, renderElems(w.whole(at)), err.Error())
 		}
 		if li != nil && tx.owns(n) && li.val(n.slot).Equal(v) {
 			continue // unchanged: copy nothing
@@ -170,6 +191,7 @@ type found struct {
 	steps []step
 	list  *Node
 	keys  []Value
+	key   string // keys' key string
 }
 
 // find reads the path of an instance whose ancestors are containers
@@ -204,7 +226,7 @@ func (tx *Txn) find(at []*gpb.PathElem, buf []step) found {
 			k := keyString(keys)
 			ent := in.lists()[c.slot].get(k)
 			if ent == nil {
-				return found{ok: true, steps: steps, list: c, keys: keys}
+				return found{ok: true, steps: steps, list: c, keys: keys, key: k}
 			}
 			return found{ok: true, in: ent, steps: append(steps, step{n: c, key: k})}
 		default:

@@ -2,13 +2,15 @@ package tree
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-// entryCase is a transaction written two ways: each write as Update or
-// Delete of its own path, and all of them as one WriteEntry at at.
+// entryCase is a transaction written three ways: each write as Update or
+// Delete of its own path, and all of them as one WriteEntry at at, with
+// whole paths and with paths relative to at.
 type entryCase struct {
 	name   string
 	state  bool
@@ -105,25 +107,35 @@ func TestWriteEntryIsItsLeafWrites(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			perLeaf, errLeaf := entryRun(t, c, false)
-			entry, errEntry := entryRun(t, c, true)
+			perLeaf, errLeaf := entryRun(t, c, "leaves")
 			if !errors.Is(errLeaf, c.want) || (c.want == nil) != (errLeaf == nil) {
 				t.Fatalf("leaf by leaf: err %v, want %v", errLeaf, c.want)
 			}
-			if !errors.Is(errEntry, c.want) || (c.want == nil) != (errEntry == nil) {
-				t.Fatalf("WriteEntry: err %v, want %v", errEntry, c.want)
-			}
-			if diff := cmp.Diff(perLeaf, entry); diff != "" {
-				t.Fatalf("WriteEntry's changes differ from its leaf writes' (-leaf +entry):\n%s", diff)
+			var errWhole error
+			for _, how := range []string{"whole", "relative"} {
+				entry, errEntry := entryRun(t, c, how)
+				if !errors.Is(errEntry, c.want) || (c.want == nil) != (errEntry == nil) {
+					t.Fatalf("WriteEntry, %s paths: err %v, want %v", how, errEntry, c.want)
+				}
+				if diff := cmp.Diff(perLeaf, entry); diff != "" {
+					t.Fatalf("WriteEntry's changes with %s paths differ from its leaf writes' (-leaf +entry):\n%s", how, diff)
+				}
+				// A relative path is reported as its whole path.
+				if how == "whole" {
+					errWhole = errEntry
+				} else if fmt.Sprint(errEntry) != fmt.Sprint(errWhole) {
+					t.Fatalf("WriteEntry's error with relative paths %q, with whole paths %q", errEntry, errWhole)
+				}
 			}
 		})
 	}
 }
 
-// entryRun writes c on a fresh seed, leaf by leaf or with WriteEntry, and
+// entryRun writes c on a fresh seed, leaf by leaf (how "leaves") or with
+// WriteEntry, its leaves' paths "whole" or "relative" to c.at, and
 // returns the changes (in order) and the error; after an error the tree
 // must be as it was.
-func entryRun(t *testing.T, c entryCase, asEntry bool) ([]string, error) {
+func entryRun(t *testing.T, c entryCase, how string) ([]string, error) {
 	tr := entrySeed(t)
 	if c.operational != "" {
 		tx, err := tr.Begin(true)
@@ -141,12 +153,16 @@ func entryRun(t *testing.T, c entryCase, asEntry bool) ([]string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if asEntry {
+	if how != "leaves" {
+		at := p(t, c.at)
 		ws := make([]EntryWrite, len(c.writes))
 		for i, w := range c.writes {
 			ws[i] = EntryWrite{Path: p(t, w.path), Val: w.val, Delete: w.kind == "delete"}
+			if how == "relative" {
+				ws[i].Path, ws[i].Relative = ws[i].Path[len(at):], true
+			}
 		}
-		err = tx.WriteEntry(p(t, c.at), ws)
+		err = tx.WriteEntry(at, ws)
 	} else {
 		for _, w := range c.writes {
 			if w.kind == "delete" {
@@ -190,15 +206,22 @@ func TestWriteEntryRefusesLeavesElsewhere(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = tx.WriteEntry(p(t, at), []EntryWrite{
-			{Path: p(t, entryBase+"/config/metric"), Val: uintVal(9)},
+		for _, bad := range []EntryWrite{
 			{Path: p(t, other+"/config/metric"), Val: uintVal(9)},
-		})
-		if !errors.Is(err, ErrBadPath) {
-			t.Fatalf("writes outside %s: err %v, want %v", at, err, ErrBadPath)
-		}
-		if !tx.Empty() {
-			t.Fatalf("writes outside %s: the refused transaction changed %v", at, tx.Changes())
+			{Relative: true, Val: uintVal(9)}, // the instance itself
+			{Path: p(t, at), Val: uintVal(9)},
+		} {
+			err = tx.WriteEntry(p(t, at), []EntryWrite{
+				{Path: p(t, entryBase+"/config/metric"), Val: uintVal(9)},
+				{Path: p(t, "/config/metric"), Relative: true, Val: uintVal(9)},
+				bad,
+			})
+			if !errors.Is(err, ErrBadPath) {
+				t.Fatalf("write %v below %s: err %v, want %v", bad, at, err, ErrBadPath)
+			}
+			if !tx.Empty() {
+				t.Fatalf("write %v below %s: the refused transaction changed %v", bad, at, tx.Changes())
+			}
 		}
 		tx.Rollback()
 	}

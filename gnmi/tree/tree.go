@@ -28,7 +28,16 @@ type Tree struct {
 	refs    map[*Node]map[string]int
 	tx      *Txn
 	txIDs   uint64 // ids of this tree's transactions, for Inst.mark
+	// touchBuf is the last transaction's touched list, emptied, for the
+	// next one: a bulk load's commits each make thousands of instances,
+	// and growing the list from nothing each time allocated five times
+	// its size.
+	touchBuf []touch
 }
+
+// maxTouchBuf bounds the touched list a tree keeps between transactions
+// (16 bytes an instance): a huge commit's is let go.
+const maxTouchBuf = 1 << 16
 
 // New returns an empty tree over s.
 func New(s *Schema) *Tree {

@@ -95,7 +95,8 @@ func (t *Tree) Begin(state bool) (*Txn, error) {
 		return nil, errors.New("begin transaction: another transaction is open")
 	}
 	t.txIDs++
-	tx := &Txn{t: t, id: t.txIDs, state: state, base: t.root}
+	tx := &Txn{t: t, id: t.txIDs, state: state, base: t.root, touched: t.touchBuf}
+	t.touchBuf = nil
 	t.tx = tx
 	return tx, nil
 }
@@ -192,6 +193,13 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 	if !create {
 		return nil, nil
 	}
+	return tx.addEntry(in, n, keys, k, elems)
+}
+
+// addEntry creates the entry of list n with keys (whose key string is k)
+// below in, which the transaction owns and which has no such entry,
+// filling its key leaves and their config or state mirrors.
+func (tx *Txn) addEntry(in *Inst, n *Node, keys []Value, k string, elems []*gpb.PathElem) (*Inst, error) {
 	if tx.state && n.Config && !tx.OperationalEntries {
 		return nil, newErr(ErrNotFound, whereElems(in, n, elems), "state can only be written for entries that exist in config")
 	}
@@ -373,6 +381,10 @@ func (tx *Txn) Commit() {
 }
 
 func (tx *Txn) finish() {
+	if cap(tx.touched) <= maxTouchBuf {
+		clear(tx.touched) // holds no instance of this version
+		tx.t.touchBuf = tx.touched[:0]
+	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
 	tx.touched, tx.removed, tx.old, tx.last = nil, nil, nil, nil

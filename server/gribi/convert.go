@@ -20,11 +20,13 @@ import (
 var errUnsupportedEntry = errors.New("unsupported AFT")
 
 // toOp converts a wire operation (its election and network instance
-// already checked) into a RIB operation. A malformed entry that the RIB
-// would reject anyway (a bad prefix) converts into an Op the RIB fails
-// with its reason; only entries of AFTs Kedge does not hold are errors.
-func toOp(o *spb.AFTOperation, session string) (*aft.Op, error) {
-	op := &aft.Op{ID: o.GetId()}
+// already checked) into a RIB operation, written to op (which the caller
+// allocates, a request's operations together). A malformed entry that
+// the RIB would reject anyway (a bad prefix) converts into an Op the RIB
+// fails with its reason; only entries of AFTs Kedge does not hold are
+// errors.
+func toOp(o *spb.AFTOperation, session string, op *aft.Op) error {
+	*op = aft.Op{ID: o.GetId()}
 	switch o.GetOp() {
 	case spb.AFTOperation_ADD:
 		op.Verb = aft.Add
@@ -33,7 +35,7 @@ func toOp(o *spb.AFTOperation, session string) (*aft.Op, error) {
 	case spb.AFTOperation_DELETE:
 		op.Verb = aft.Delete
 	default:
-		return nil, fmt.Errorf("convert operation %d: unsupported operation type %s", o.GetId(), o.GetOp())
+		return fmt.Errorf("convert operation %d: unsupported operation type %s", o.GetId(), o.GetOp())
 	}
 	e := &op.Entry
 	e.Meta.Session = session
@@ -57,11 +59,11 @@ func toOp(o *spb.AFTOperation, session string) (*aft.Op, error) {
 		e.Kind = aft.KindIPv6
 		e.IP = ipEntryOf(t.Ipv6.GetPrefix(), t.Ipv6.GetIpv6Entry())
 	case nil:
-		return nil, fmt.Errorf("convert operation %d: %w: no entry", o.GetId(), errUnsupportedEntry)
+		return fmt.Errorf("convert operation %d: %w: no entry", o.GetId(), errUnsupportedEntry)
 	default:
-		return nil, fmt.Errorf("convert operation %d: %w %T", o.GetId(), errUnsupportedEntry, t)
+		return fmt.Errorf("convert operation %d: %w %T", o.GetId(), errUnsupportedEntry, t)
 	}
-	return op, nil
+	return nil
 }
 
 // sortMembers orders a group's members by index (the RIB refuses a

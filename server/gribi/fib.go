@@ -18,34 +18,43 @@ import (
 // programmedPath is the schema path of /kedge/aft/state/programmed-sequence.
 var programmedPath = aftPath.State().ProgrammedSequence().SchemaPath()
 
-// fibWait is an operation of a FIB-ACK session whose FIB outcome is owed:
-// it is known once the route backend has applied a tree at least as new
-// as seq, the last commit that changed the AFT when the operation was
-// accepted (an operation that changed nothing waits for the change it
-// repeated).
+// fibWait is an operation of a FIB-ACK session whose FIB outcome is owed.
 type fibWait struct {
 	sess *session
 	id   uint64
 	key  aft.Key
 	del  bool
-	seq  uint64
+}
+
+// fibBatch is the waits of one batch of operations: their outcome is known
+// once the route backend has applied a tree at least as new as seq, the
+// last commit that changed the AFT when the batch was applied (an
+// operation that changed nothing waits for the change it repeated).
+type fibBatch struct {
+	seq   uint64
+	waits []fibWait
 }
 
 // fibWaits holds the owed FIB outcomes in the order they were accepted
-// (so by seq).
+// (so by seq), a batch's together: a bulk load's 100,000 waits are then
+// one slice per batch, each allocated once at its size, where one queue
+// grown by append was reallocated (by a quarter each time) again and again.
 type fibWaits struct {
 	mu         sync.Mutex
 	programmed uint64 // the last programmed-sequence the route backend wrote
 	lastChange uint64 // the last commit that changed /kedge/aft
-	waits      []fibWait
+	batches    []fibBatch
 }
 
 func newFIBWaits() *fibWaits { return &fibWaits{} }
 
-func (f *fibWaits) add(w fibWait) {
+// add queues the waits of one batch, which the queue owns from then on.
+func (f *fibWaits) add(ws []fibWait) {
+	if len(ws) == 0 {
+		return
+	}
 	f.mu.Lock()
-	w.seq = f.lastChange
-	f.waits = append(f.waits, w)
+	f.batches = append(f.batches, fibBatch{seq: f.lastChange, waits: ws})
 	f.mu.Unlock()
 }
 
@@ -62,26 +71,25 @@ func (f *fibWaits) observe(p uint64) bool {
 		return false
 	}
 	f.programmed = p
-	return len(f.waits) > 0 && f.waits[0].seq <= p
+	return len(f.batches) > 0 && f.batches[0].seq <= p
 }
 
-// due removes and returns the waits the route backend has caught up with.
-func (f *fibWaits) due() []fibWait {
+// due removes and returns the batches the route backend has caught up
+// with, in order.
+func (f *fibWaits) due() []fibBatch {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
-	for n < len(f.waits) && f.waits[n].seq <= f.programmed {
+	for n < len(f.batches) && f.batches[n].seq <= f.programmed {
 		n++
 	}
 	if n == 0 {
 		return nil
 	}
-	// The waits are handed out in place and the queue moves past them:
-	// add and forget write only from the new start on, and the array is
-	// dropped when append outgrows it. Copying both parts each time was
-	// a bulk load's 100,000 waits copied again at every acknowledgement.
-	out := f.waits[:n:n]
-	f.waits = f.waits[n:]
+	// Handed out in place: add and forget write only from the new start
+	// on, and the array is dropped when append outgrows it.
+	out := f.batches[:n:n]
+	f.batches = f.batches[n:]
 	return out
 }
 
@@ -89,14 +97,21 @@ func (f *fibWaits) due() []fibWait {
 func (f *fibWaits) forget(ss *session) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	kept := f.waits[:0]
-	for _, w := range f.waits {
-		if w.sess != ss {
-			kept = append(kept, w)
+	kept := f.batches[:0]
+	for _, b := range f.batches {
+		ws := b.waits[:0]
+		for _, w := range b.waits {
+			if w.sess != ss {
+				ws = append(ws, w)
+			}
+		}
+		clear(b.waits[len(ws):])
+		if len(ws) > 0 {
+			kept = append(kept, fibBatch{seq: b.seq, waits: ws})
 		}
 	}
-	clear(f.waits[len(kept):])
-	f.waits = kept
+	clear(f.batches[len(kept):])
+	f.batches = kept
 }
 
 // watchFIB follows the change feed for the route backend's progress
@@ -140,37 +155,35 @@ func (s *Service) resolveFIB() {
 	if len(due) == 0 {
 		return
 	}
-	resp := map[*session]*spb.ModifyResponse{}
-	var order []*session
+	n := 0
+	for _, b := range due {
+		n += len(b.waits)
+	}
+	ans := newAnswers(n)
 	s.cfg.Store.Read(func(t *tree.Tree) error {
-		for _, w := range due {
-			r := &spb.AFTResult{Id: w.id, Status: spb.AFTResult_FIB_PROGRAMMED}
-			// The FIB holds the RIB as of this operation or a later one: an
-			// entry a later operation removed (or added back) was
-			// superseded, and what the later operation did is what its own
-			// acknowledgement reports.
-			st, reason, exists := entryState(t, w.key)
-			if !w.del && exists && st != statusInstalled {
-				r.Status = spb.AFTResult_FIB_FAILED
-				msg := string(st)
-				if reason != "" {
-					msg += ": " + reason
+		for _, b := range due {
+			for _, w := range b.waits {
+				r := ans.add(w.sess, w.id, spb.AFTResult_FIB_PROGRAMMED)
+				// The FIB holds the RIB as of this operation or a later one: an
+				// entry a later operation removed (or added back) was
+				// superseded, and what the later operation did is what its own
+				// acknowledgement reports.
+				st, reason, exists := entryState(t, w.key)
+				if !w.del && exists && st != statusInstalled {
+					r.Status = spb.AFTResult_FIB_FAILED
+					msg := string(st)
+					if reason != "" {
+						msg += ": " + reason
+					}
+					r.ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: msg}
 				}
-				r.ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: msg}
 			}
-			m := resp[w.sess]
-			if m == nil {
-				m = &spb.ModifyResponse{}
-				resp[w.sess] = m
-				order = append(order, w.sess)
-			}
-			m.Result = append(m.Result, r)
 		}
 		return nil
 	})
-	for _, ss := range order {
-		ss.send(resp[ss])
-		ss.done(len(resp[ss].Result))
+	ans.send()
+	for _, ss := range ans.order {
+		ss.done(len(ans.resp[ss].Result))
 	}
 }
 

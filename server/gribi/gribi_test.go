@@ -3,12 +3,15 @@ package gribi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	spb "github.com/openconfig/gribi/v1/proto/service"
 
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gen/kedgetree"
@@ -110,30 +113,54 @@ func TestRestore(t *testing.T) {
 	}
 }
 
-// TestFIBWaits: a wait is due once the route backend's programmed
-// sequence reaches the last AFT change before it was added, in order.
+// TestFIBWaits: a batch's waits are due once the route backend's
+// programmed sequence reaches the last AFT change before they were added,
+// in order; a session that ends takes its waits out of every batch.
 func TestFIBWaits(t *testing.T) {
+	ids := func(due []fibBatch) []uint64 {
+		var out []uint64
+		for _, b := range due {
+			for _, w := range b.waits {
+				out = append(out, w.id)
+			}
+		}
+		return out
+	}
+	a, b := &session{id: "a"}, &session{id: "b"}
 	f := newFIBWaits()
 	f.changed(10)
-	f.add(fibWait{id: 1})
+	f.add([]fibWait{{sess: a, id: 1}, {sess: b, id: 2}})
+	f.add(nil)
 	f.changed(12)
-	f.add(fibWait{id: 2})
-	f.add(fibWait{id: 3}) // changed nothing: waits for 12 too
+	f.add([]fibWait{{sess: a, id: 3}, {sess: b, id: 4}})
+	f.add([]fibWait{{sess: b, id: 5}}) // changed nothing: waits for 12 too
+	f.changed(13)
+	f.add([]fibWait{{sess: b, id: 6}, {sess: a, id: 7}})
 	if f.observe(9) || len(f.due()) != 0 {
 		t.Error("due before the backend reached 10")
 	}
 	if !f.observe(11) {
 		t.Error("observe(11) did not report a due wait")
 	}
-	if d := f.due(); len(d) != 1 || d[0].id != 1 {
-		t.Errorf("due at 11: %+v, want wait 1", d)
+	if d := ids(f.due()); !slices.Equal(d, []uint64{1, 2}) {
+		t.Errorf("due at 11: %v, want 1 2", d)
 	}
+	f.forget(b)
 	f.observe(12)
-	if d := f.due(); len(d) != 2 || d[0].id != 2 || d[1].id != 3 {
-		t.Errorf("due at 12: %+v, want waits 2 and 3", d)
+	if d := ids(f.due()); !slices.Equal(d, []uint64{3}) {
+		t.Errorf("due at 12 after b ended: %v, want 3", d)
 	}
 	if f.observe(12) {
 		t.Error("observe of the same sequence reported progress")
+	}
+	if !f.observe(20) {
+		t.Error("observe(20) did not report a due wait")
+	}
+	if d := ids(f.due()); !slices.Equal(d, []uint64{7}) {
+		t.Errorf("due at 20: %v, want 7", d)
+	}
+	if f.observe(21) || len(f.due()) != 0 {
+		t.Error("waits left after all were due")
 	}
 }
 
@@ -211,5 +238,38 @@ func TestLockdownRule(t *testing.T) {
 	level(3)
 	if _, err := st.Commit(ctx, nh(2)); err != nil {
 		t.Errorf("add at level 3: %v", err)
+	}
+}
+
+// TestAnswers: one response per session, sessions in the order of their
+// first result, each session's results in the order they came, with
+// their own statuses and details.
+func TestAnswers(t *testing.T) {
+	a, b := &session{id: "a"}, &session{id: "b"}
+	ans := newAnswers(4)
+	ans.add(b, 1, spb.AFTResult_RIB_PROGRAMMED)
+	ans.add(a, 2, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: "no"}
+	ans.add(b, 3, spb.AFTResult_FIB_PROGRAMMED)
+	ans.add(a, 4, spb.AFTResult_RIB_PROGRAMMED)
+	ans.send()
+	got := func(ss *session) string {
+		var s []string
+		for _, m := range ss.queue {
+			var rs []string
+			for _, r := range m.GetResult() {
+				rs = append(rs, fmt.Sprintf("%d %s %s", r.GetId(), r.GetStatus(), r.GetErrorDetails().GetErrorMessage()))
+			}
+			s = append(s, strings.Join(rs, ", "))
+		}
+		return strings.Join(s, " | ")
+	}
+	if g, w := got(a), "2 FAILED no, 4 RIB_PROGRAMMED "; g != w {
+		t.Errorf("session a: %q, want %q", g, w)
+	}
+	if g, w := got(b), "1 RIB_PROGRAMMED , 3 FIB_PROGRAMMED "; g != w {
+		t.Errorf("session b: %q, want %q", g, w)
+	}
+	if len(ans.order) != 2 || ans.order[0] != b || ans.order[1] != a {
+		t.Errorf("sessions answered in order %v, want b, a", ans.order)
 	}
 }

@@ -309,7 +309,10 @@ func (s *Service) operations(ctx context.Context, ss *session, ops []*spb.AFTOpe
 		failed = append(failed, &spb.AFTResult{Id: id, Status: spb.AFTResult_FAILED,
 			ErrorDetails: &spb.AFTErrorDetails{ErrorMessage: msg}})
 	}
-	var accepted []*aft.Op
+	// The request's operations in one allocation rather than one each:
+	// they live until the writer has applied them (the RIB keeps copies).
+	slab := make([]aft.Op, len(ops))
+	accepted := make([]*aft.Op, 0, len(ops))
 	s.mu.Lock()
 	cur, master := s.elec, s.master
 	s.mu.Unlock()
@@ -348,8 +351,8 @@ func (s *Service) operations(ctx context.Context, ss *session, ops []*spb.AFTOpe
 			fail(o.GetId(), fmt.Sprintf("next-hop-group network instance %q is unknown (Kedge serves %s only)", ip, DefaultNetworkInstance))
 			continue
 		}
-		op, err := toOp(o, ss.id)
-		if err != nil {
+		op := &slab[len(accepted)]
+		if err := toOp(o, ss.id, op); err != nil {
 			fail(o.GetId(), err.Error())
 			continue
 		}

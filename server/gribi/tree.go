@@ -44,37 +44,37 @@ func (r sessionRecord) ops() []store.Op {
 // is a lookup each saved. It is one operation per entry (store.Entry),
 // so the tree finds the entry once for its leaves, not once per leaf.
 func entryOps(ops []store.Op, e *aft.Entry, existed bool) []store.Op {
-	var buf [8]store.Op
+	var buf [8]store.LeafWrite
 	ls := buf[:0]
 	switch e.Kind {
 	case aft.KindNextHop:
 		p := aftPath.NextHops().NextHop(e.NH.Index)
 		c := p.Config()
-		ls = append(ls, store.Update(c.Index(), e.NH.Index), store.Update(c.Session(), e.Meta.Session))
+		ls = append(ls, store.Set(c.Index(), e.NH.Index), store.Set(c.Session(), e.Meta.Session))
 		if e.NH.IP.IsValid() {
-			ls = append(ls, store.Update(c.IpAddress(), e.NH.IP.String()))
+			ls = append(ls, store.Set(c.IpAddress(), e.NH.IP.String()))
 		} else if existed {
-			ls = append(ls, store.Delete(c.IpAddress()))
+			ls = append(ls, store.Unset(c.IpAddress()))
 		}
 		if e.NH.Interface != "" {
-			ls = append(ls, store.Update(c.Interface(), e.NH.Interface))
+			ls = append(ls, store.Set(c.Interface(), e.NH.Interface))
 		} else if existed {
-			ls = append(ls, store.Delete(c.Interface()))
+			ls = append(ls, store.Unset(c.Interface()))
 		}
 		if e.NH.Unsupported != "" {
-			ls = append(ls, store.Update(c.Unsupported(), e.NH.Unsupported))
+			ls = append(ls, store.Set(c.Unsupported(), e.NH.Unsupported))
 		} else if existed {
-			ls = append(ls, store.Delete(c.Unsupported()))
+			ls = append(ls, store.Unset(c.Unsupported()))
 		}
 		return append(ops, store.Entry(p, ls...))
 	case aft.KindNextHopGroup:
 		g := aftPath.NextHopGroups().NextHopGroup(e.NHG.ID)
 		c := g.Config()
-		ls = append(ls, store.Update(c.Id(), e.NHG.ID), store.Update(c.Session(), e.Meta.Session))
+		ls = append(ls, store.Set(c.Id(), e.NHG.ID), store.Set(c.Session(), e.Meta.Session))
 		if e.NHG.Backup != 0 {
-			ls = append(ls, store.Update(c.BackupNextHopGroup(), e.NHG.Backup))
+			ls = append(ls, store.Set(c.BackupNextHopGroup(), e.NHG.Backup))
 		} else if existed {
-			ls = append(ls, store.Delete(c.BackupNextHopGroup()))
+			ls = append(ls, store.Unset(c.BackupNextHopGroup()))
 		}
 		ops = append(ops, store.Entry(g, ls...))
 		// The members are entries of a list of their own, written as
@@ -85,9 +85,9 @@ func entryOps(ops []store.Op, e *aft.Entry, existed bool) []store.Op {
 		for _, m := range e.NHG.Members {
 			mp := g.NextHops().NextHop(m.Index)
 			mc := mp.Config()
-			ls = append(ls[:0], store.Update(mc.Index(), m.Index))
+			ls = append(ls[:0], store.Set(mc.Index(), m.Index))
 			if m.Weight != 0 {
-				ls = append(ls, store.Update(mc.Weight(), m.Weight))
+				ls = append(ls, store.Set(mc.Weight(), m.Weight))
 			}
 			ops = append(ops, store.Entry(mp, ls...))
 		}
@@ -106,7 +106,7 @@ func entryOps(ops []store.Op, e *aft.Entry, existed bool) []store.Op {
 
 // ipConfig is the config container of an IPv4 or an IPv6 entry, whose
 // leaves have the same names and types.
-type ipConfig[P, N, M, S store.Path] interface {
+type ipConfig[P, N, M, S store.SplitPath] interface {
 	Prefix() P
 	NextHopGroup() N
 	Metadata() M
@@ -115,14 +115,14 @@ type ipConfig[P, N, M, S store.Path] interface {
 
 // ipLeaves appends the leaf operations of IP entry e (whose prefix is
 // pfx) below c.
-func ipLeaves[P store.Leaf[string], N store.Leaf[uint64], M store.Leaf[string], S store.Leaf[string]](
-	ls []store.Op, c ipConfig[P, N, M, S], pfx string, e *aft.Entry, existed bool) []store.Op {
-	ls = append(ls, store.Update(c.Prefix(), pfx), store.Update(c.NextHopGroup(), e.IP.NHG),
-		store.Update(c.Session(), e.Meta.Session))
+func ipLeaves[P store.SplitLeaf[string], N store.SplitLeaf[uint64], M store.SplitLeaf[string], S store.SplitLeaf[string]](
+	ls []store.LeafWrite, c ipConfig[P, N, M, S], pfx string, e *aft.Entry, existed bool) []store.LeafWrite {
+	ls = append(ls, store.Set(c.Prefix(), pfx), store.Set(c.NextHopGroup(), e.IP.NHG),
+		store.Set(c.Session(), e.Meta.Session))
 	if len(e.IP.Metadata) > 0 {
-		ls = append(ls, store.Update(c.Metadata(), base64.StdEncoding.EncodeToString(e.IP.Metadata)))
+		ls = append(ls, store.Set(c.Metadata(), base64.StdEncoding.EncodeToString(e.IP.Metadata)))
 	} else if existed {
-		ls = append(ls, store.Delete(c.Metadata()))
+		ls = append(ls, store.Unset(c.Metadata()))
 	}
 	return ls
 }

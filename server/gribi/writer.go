@@ -262,37 +262,34 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 		}
 	}
 	// One response per session per batch, results in the order they came.
-	resp := map[*session]*spb.ModifyResponse{}
-	var order []*session
-	for _, o := range outs {
+	ans := newAnswers(len(outs))
+	var waits []fibWait
+	for i, o := range outs {
 		ss := o.r.Op.Tag.(*session)
-		m := resp[ss]
-		if m == nil {
-			m = &spb.ModifyResponse{}
-			resp[ss] = m
-			order = append(order, ss)
-		}
 		id := o.r.Op.ID
 		switch {
 		case !o.r.OK:
-			m.Result = append(m.Result, &spb.AFTResult{Id: id, Status: spb.AFTResult_FAILED,
-				ErrorDetails: &spb.AFTErrorDetails{ErrorMessage: o.r.Err.Error()}})
+			ans.add(ss, id, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: o.r.Err.Error()}
 			ss.done(1)
 		case cerr != nil:
-			m.Result = append(m.Result, &spb.AFTResult{Id: id, Status: spb.AFTResult_FAILED,
-				ErrorDetails: &spb.AFTErrorDetails{ErrorMessage: "commit: " + cerr.Error()}})
+			ans.add(ss, id, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: "commit: " + cerr.Error()}
 			ss.done(1)
 		default:
-			m.Result = append(m.Result, &spb.AFTResult{Id: id, Status: spb.AFTResult_RIB_PROGRAMMED})
+			ans.add(ss, id, spb.AFTResult_RIB_PROGRAMMED)
 			if ss.fibAck {
-				s.fib.add(fibWait{sess: ss, id: id, key: o.key, del: o.r.Op.Verb == aft.Delete})
+				if waits == nil {
+					waits = make([]fibWait, 0, len(outs)-i)
+				}
+				waits = append(waits, fibWait{sess: ss, id: id, key: o.key, del: o.r.Op.Verb == aft.Delete})
 			} else {
 				ss.done(1)
 			}
 		}
 	}
-	for _, ss := range order {
-		ss.send(resp[ss])
-	}
+	// Answered before the waits are queued, so a FIB acknowledgement the
+	// route backend's watcher resolves at once never overtakes its RIB
+	// acknowledgement.
+	ans.send()
+	s.fib.add(waits)
 	s.resolveFIB()
 }

@@ -258,7 +258,7 @@ func (m *model) enum(e *goyang.Entry, n *node) (*enumType, error) {
 
 // reserved are the method names the generated types define themselves.
 var reserved = map[string]bool{
-	"Inst": true, "Exists": true, "Elems": true, "Path": true, "String": true,
+	"Inst": true, "Exists": true, "Elems": true, "Parts": true, "Path": true, "String": true,
 	"SchemaPath": true, "Val": true, "Len": true, "All": true, "Get": true,
 }
 

@@ -1,6 +1,7 @@
 package treegen_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,5 +138,68 @@ func TestRejectsCollisions(t *testing.T) {
 				t.Errorf("Readers error = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPathParts: a path's two parts put together are its Elems; the part
+// below the last keyed element is one slice for every path to the same
+// schema node; and building more paths from a path (siblings, keyed paths
+// below it, wildcards) never writes to the elements of one already built,
+// which share their keyless elements with every other path.
+func TestPathParts(t *testing.T) {
+	root := kedgepath.Root().Kedge()
+	render := func(es []*gpb.PathElem) string {
+		var s []string
+		for _, e := range es {
+			s = append(s, fmt.Sprintf("%p%s%v", e, e.GetName(), e.GetKey()))
+		}
+		return strings.Join(s, "/")
+	}
+	type path interface {
+		String() string
+		Elems() []*gpb.PathElem
+		Parts() (keyed, rel []*gpb.PathElem)
+	}
+	e := root.Aft().Ipv4Entries().Ipv4Entry("10.0.0.0/24")
+	vlan := root.Underlay().Vlans().Vlan(100)
+	built := []path{
+		e, e.Config(), e.Config().Prefix(), e.State().Status(), root.Aft().Ipv4Entries(),
+		vlan.Members(), vlan.Members().Member("sw1", "eth1").Config().Device(), kedgepath.Root(),
+	}
+	var before []string
+	for _, p := range built {
+		before = append(before, render(p.Elems()))
+		keyed, rel := p.Parts()
+		if got, want := render(append(append([]*gpb.PathElem(nil), keyed...), rel...)), render(p.Elems()); got != want {
+			t.Errorf("%s: parts %s, Elems %s", p, got, want)
+		}
+		for _, el := range rel {
+			if len(el.GetKey()) > 0 {
+				t.Errorf("%s: keyed element %s below the keyed part", p, el.GetName())
+			}
+		}
+		if len(keyed) > 0 && len(rel) > 0 && len(keyed[len(keyed)-1].GetKey()) == 0 {
+			t.Errorf("%s: keyed part ends with keyless %s", p, keyed[len(keyed)-1].GetName())
+		}
+	}
+	_, r1 := e.Config().Prefix().Parts()
+	_, r2 := root.Aft().Ipv4Entries().Ipv4Entry("10.0.1.0/24").Config().Prefix().Parts()
+	if len(r1) != 2 || &r1[0] != &r2[0] {
+		t.Errorf("two entries' config/prefix do not share their keyless part: %s and %s", render(r1), render(r2))
+	}
+	// More paths from the same prefixes.
+	for i := range 3 {
+		c := e.Config()
+		_, _, _ = c.Session(), c.NextHopGroup(), c.Metadata()
+		_ = e.State().Reason().Elems()
+		m := vlan.Members()
+		_ = m.Member("sw2", fmt.Sprint("eth", i)).Config().Port().Elems()
+		_ = m.MemberAny().Elems()
+		_ = root.Aft().Ipv4Entries().Ipv4Entry(fmt.Sprint("10.1.", i, ".0/24")).Config().Session().Elems()
+	}
+	for i, p := range built {
+		if got := render(p.Elems()); got != before[i] {
+			t.Errorf("%s changed after building more paths:\nbefore %s\nafter  %s", p, before[i], got)
+		}
 	}
 }
