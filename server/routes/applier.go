@@ -395,8 +395,13 @@ func (a *applier) commitState(ctx context.Context, ops []store.Op) error {
 	var live []store.Op
 	if rerr := a.st.Read(func(t *tree.Tree) error {
 		for _, op := range ops {
-			// The entry is the path without its state/leaf tail.
-			if _, ok, _ := t.Lookup(op.Path[:len(op.Path)-2]); ok {
+			// The entry is an entry operation's path, else the path
+			// without its state/leaf tail.
+			entry := op.Path
+			if op.Kind != store.OpEntry {
+				entry = op.Path[:len(op.Path)-2]
+			}
+			if _, ok, _ := t.Lookup(entry); ok {
 				live = append(live, op)
 			}
 		}
