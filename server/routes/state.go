@@ -3,6 +3,7 @@ package routes
 import (
 	"cmp"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -219,13 +220,14 @@ func (a *applier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 }
 
 // deltaStateOps is stateOps for a change set (s.Delta, st the Patch's
-// outcome): the state of the route entries it names and of every pod.
-// It is the state writer's part of the incremental route path: a
-// one-route change writes that entry's state without a look at the
-// others. The routes list's marks no longer say what the tree holds, so
-// the next whole set looks every entry up in written instead.
-func (a *applier) deltaStateOps(s intent.RouteSet, st route.Status) []store.Op {
-	w := &stateWriter{written: a.written}
+// outcome): the state of the route entries it names and of every pod,
+// appended to ops. It is the state writer's part of the incremental
+// route path: a one-route change writes that entry's state without a
+// look at the others. The routes list's marks no longer say what the
+// tree holds, so the next whole set looks every entry up in written
+// instead.
+func (a *applier) deltaStateOps(ops []store.Op, s intent.RouteSet, st route.Status) []store.Op {
+	w := &stateWriter{written: a.written, ops: slices.Grow(ops, deltaOpsHint(s))}
 	agg := a.pods.reset()
 	a.marks, a.spareMarks = nil, nil // about 90 B a route each, and stale now
 	statusKnown := len(st.Routes) == len(s.Delta.Patch.Put) && st.Patched
@@ -261,6 +263,15 @@ func (a *applier) deltaStateOps(s intent.RouteSet, st route.Status) []store.Op {
 	}
 	a.restOps(w, s, agg)
 	return w.ops
+}
+
+// deltaOpsHint is about how many operations deltaStateOps writes for s:
+// one per entry it names (a gRIBI entry's is one; a route's with a reason
+// two), and one more for the programmed sequence the applier writes
+// after them. Made room for at once, a bulk load's 100,000 operations are
+// not copied into ever bigger slices on the way.
+func deltaOpsHint(s intent.RouteSet) int {
+	return len(s.Delta.PutOrigins) + len(s.Withheld) + len(s.AFT) + len(s.Invalid) + 1
 }
 
 // restOps adds the state of s's withheld and invalid entries and of its
