@@ -71,6 +71,8 @@ type aftCached struct {
 var (
 	aftV4Path      = kedgepath.Root().Kedge().Aft().Ipv4Entries().Ipv4EntryAny().SchemaPath()
 	aftV6Path      = kedgepath.Root().Kedge().Aft().Ipv6Entries().Ipv6EntryAny().SchemaPath()
+	aftV4Below     = aftV4Path + "/"
+	aftV6Below     = aftV6Path + "/"
 	aftV4Status    = kedgepath.Root().Kedge().Aft().Ipv4Entries().Ipv4EntryAny().State().Status().SchemaPath()
 	aftV6Status    = kedgepath.Root().Kedge().Aft().Ipv6Entries().Ipv6EntryAny().State().Status().SchemaPath()
 	aftStatusPaths = [2]string{aftV4Status, aftV6Status}
@@ -80,15 +82,19 @@ var (
 )
 
 // observe marks the IP entries a commit touched: their config, or their
-// state status (the cache remembers which entries have one).
+// state status (the cache remembers which entries have one). An entry's
+// leaves come one after another in a commit's changes (three of each
+// entry a gRIBI bulk load writes), so the entry just marked is not
+// marked again.
 func (c *aftCache) observe(state bool, changes []tree.Change) {
+	var last tree.Ident
 	for _, ch := range changes {
 		p := ch.Node.Path
 		var list string
 		switch {
-		case strings.HasPrefix(p, aftV4Path+"/"):
+		case strings.HasPrefix(p, aftV4Below):
 			list = aftV4Path
-		case strings.HasPrefix(p, aftV6Path+"/"):
+		case strings.HasPrefix(p, aftV6Below):
 			list = aftV6Path
 		default:
 			if !state && (strings.HasPrefix(p, aftMetaPaths[0]) || strings.HasPrefix(p, aftMetaPaths[1]) ||
@@ -105,13 +111,15 @@ func (c *aftCache) observe(state bool, changes []tree.Change) {
 			e = e.Parent()
 		}
 		switch {
-		case e.IsZero():
+		case e.IsZero() || e == last:
 		case state:
+			last = e
 			if c.restate == nil {
 				c.restate = map[tree.Ident]struct{}{}
 			}
 			c.restate[e] = struct{}{}
 		default:
+			last = e
 			if c.dirty == nil {
 				c.dirty = map[tree.Ident]struct{}{}
 			}
@@ -155,8 +163,9 @@ func (c *aftCache) remove(e *aftCached) {
 	c.removed = append(c.removed, e)
 }
 
-// read translates an IP entry's config (nil when it has none).
-func (c *aftCache) read(in *tree.Inst, full bool) *aftCached {
+// read translates an IP entry's config (nil when it has none), into an
+// entry from al.
+func (c *aftCache) read(in *tree.Inst, full bool, al *allocator[aftCached]) *aftCached {
 	var kind AFTKind
 	var cfg *tree.Inst
 	var prefix, session string
@@ -185,7 +194,8 @@ func (c *aftCache) read(in *tree.Inst, full bool) *aftCached {
 	} else {
 		return nil
 	}
-	e := &aftCached{kind: kind, prefix: prefix, nhg: nhg, session: session, id: in.Ident(), config: cfg,
+	e := al.new()
+	*e = aftCached{kind: kind, prefix: prefix, nhg: nhg, session: session, id: in.Ident(), config: cfg,
 		stamp: cfg.Stamp(), gen: c.gen, stated: st}
 	e.dst, e.perr = netip.ParsePrefix(prefix)
 	e.dst = e.dst.Masked()
@@ -244,6 +254,7 @@ func (c *aftCache) changes(a kedgetree.Kedge_Aft) []aftChange {
 // CPU walking against 287-295 ms looking up.)
 func (c *aftCache) readDirty(a kedgetree.Kedge_Aft, full bool, fn func(old, ne *aftCached)) []*aftCached {
 	fresh := make([]*aftCached, 0, len(c.dirty))
+	al := allocator[aftCached]{left: len(c.dirty)}
 	for id := range c.dirty {
 		old := c.byID[id]
 		if old != nil {
@@ -251,7 +262,7 @@ func (c *aftCache) readDirty(a kedgetree.Kedge_Aft, full bool, fn func(old, ne *
 		}
 		var ne *aftCached
 		if in := findAFT(a, id); in != nil {
-			ne = c.read(in, full)
+			ne = c.read(in, full, &al)
 		}
 		if ne != nil {
 			c.add(ne)
@@ -381,6 +392,7 @@ func (c *aftCache) entries(a kedgetree.Kedge_Aft, incremental, full bool, fn fun
 		c.readRestate(a, func(*aftCached) {})
 	} else {
 		seen := 0
+		var al allocator[aftCached]
 		walk := func(in *tree.Inst, cfg *tree.Inst, isStated func() bool) {
 			if cfg == nil {
 				return
@@ -395,7 +407,7 @@ func (c *aftCache) entries(a kedgetree.Kedge_Aft, incremental, full bool, fn fun
 			} else if e != nil {
 				c.remove(e)
 			}
-			if ne := c.read(in, full); ne != nil {
+			if ne := c.read(in, full, &al); ne != nil {
 				c.add(ne)
 				fresh = append(fresh, ne)
 			}
