@@ -43,6 +43,12 @@ func TestStateRecord(t *testing.T) {
 	if r.routes[routeID{route1.a, 254}] != r.routes[routeID{route2.a, 254}] {
 		t.Error("two installed routes hold a value each, not the shared one")
 	}
+	r.reserveAFT(reserveMin) // room for a batch keeps every entry
+	for k, want := range set {
+		if got, ok := r.get(k); !ok || got != want {
+			t.Errorf("after reserve: get %+v = %+v %v, want %+v", k, got, ok, want)
+		}
+	}
 	r.set(aft6, stateVal{status: statusPending})
 	if r.aft[aftID{intent.AFTIPv4, aft.a}] != r.aft[aftID{intent.AFTIPv6, aft6.a}] {
 		t.Error("two pending gRIBI entries hold a value each, not the shared one")

@@ -228,6 +228,13 @@ func (a *applier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 // instead.
 func (a *applier) deltaStateOps(ops []store.Op, s intent.RouteSet, st route.Status) []store.Op {
 	w := &stateWriter{written: a.written, ops: slices.Grow(ops, deltaOpsHint(s))}
+	nAFT := 0
+	for _, o := range s.Delta.PutOrigins {
+		if o.IsAFT() {
+			nAFT++
+		}
+	}
+	w.written.reserveAFT(nAFT)
 	agg := a.pods.reset()
 	a.marks, a.spareMarks = nil, nil // about 90 B a route each, and stale now
 	statusKnown := len(st.Routes) == len(s.Delta.Patch.Put) && st.Patched

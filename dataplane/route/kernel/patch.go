@@ -135,6 +135,9 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	results, err := b.conn.Exec(ctx, plan.reqs, b.batch)
 	var errs []error
 	added := 0
+	if b.cache != nil {
+		b.cache.reserve(len(plan.sent))
+	}
 	for j, rerr := range results {
 		i := plan.idx[j]
 		switch {
