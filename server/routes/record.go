@@ -107,7 +107,9 @@ var (
 )
 
 // shareVal returns a pointer to v, shared with every entry holding the
-// same status when v has no reason. Callers never write through it.
+// same status when v has no reason. Callers never write through it. The
+// copy is made apart (new), not by taking v's address: that moved v to
+// the heap on every call, shared or not (an allocation per entry set).
 func shareVal(v stateVal) *stateVal {
 	if v.reason == "" {
 		switch v.status {
@@ -121,5 +123,7 @@ func shareVal(v stateVal) *stateVal {
 			return &plainPending
 		}
 	}
-	return &v
+	p := new(stateVal)
+	*p = v
+	return p
 }

@@ -58,3 +58,26 @@ func TestStateRecord(t *testing.T) {
 		t.Errorf("changing one route's value changed another's: %+v", got)
 	}
 }
+
+// TestStateRecordSharesWithoutAllocating: recording a status without a
+// reason for a route or gRIBI entry already recorded allocates nothing
+// (shareVal took its argument's address, which moved the argument to the
+// heap on every call, shared or not).
+func TestStateRecordSharesWithoutAllocating(t *testing.T) {
+	r := newStateRecord(1)
+	route, aft := stateKey{a: "10.0.0.0/24", table: 254}, stateKey{aft: intent.AFTIPv4, a: "10.0.1.0/24"}
+	r.set(route, stateVal{status: statusPending})
+	r.set(aft, stateVal{status: statusPending})
+	vals := []stateVal{{status: statusInstalled}, {status: statusFailed}}
+	i := 0
+	if n := testing.AllocsPerRun(100, func() {
+		r.set(route, vals[i%2])
+		r.set(aft, vals[i%2])
+		i++
+	}); n != 0 {
+		t.Errorf("%.1f allocations recording two shared values, want 0", n)
+	}
+	if got, _ := r.get(aft); got != vals[(i-1)%2] {
+		t.Errorf("recorded %+v, want %+v", got, vals[(i-1)%2])
+	}
+}
