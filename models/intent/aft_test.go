@@ -1,6 +1,8 @@
 package intent
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,5 +134,36 @@ func TestAFTRoutes(t *testing.T) {
 	}
 	if got := states(l2)["198.51.101.0/24"]; !strings.HasPrefix(got, "withheld posture level 2") {
 		t.Errorf("master's underlay entry at level 2: %q", got)
+	}
+}
+
+// TestAFTCacheReserve: the room a bulk batch makes in the AFT cache keeps
+// every live entry, and the cache answers as before.
+func TestAFTCacheReserve(t *testing.T) {
+	tr := build(t, aftTree(t))
+	a, err := accord.Default(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c RouteCache
+	before, err := c.Routes(tr, a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := maps.Clone(c.aft.byID)
+	if len(want) == 0 {
+		t.Fatal("no entries cached")
+	}
+	c.aft.reserve(aftReserveMin)
+	if !maps.Equal(c.aft.byID, want) {
+		t.Fatalf("after reserve: %d entries, want the %d cached before", len(c.aft.byID), len(want))
+	}
+	wantRoutes := slices.Clone(before.Config.Routes)
+	after, err := c.Routes(tr, a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(wantRoutes, after.Config.Routes); d != "" {
+		t.Errorf("routes after reserve differ (-before +after):\n%s", d)
 	}
 }

@@ -2,6 +2,7 @@ package intent
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -35,7 +36,7 @@ type aftCache struct {
 	// removed are entries that left byID since the last reorder.
 	removed []*aftCached
 	// dirty: entries whose config changed (or that went); restate:
-	// entries whose state status changed, to read again only that.
+	// cached entries whose state status went, to read again only that.
 	dirty, restate map[tree.Ident]struct{}
 	// metaDirty: a commit changed the config of a session, next hop or
 	// group, so the entries' resolution may have changed.
@@ -46,6 +47,9 @@ type aftCache struct {
 	// gprev and gnext), so a group's change re-resolves just those.
 	meta   aftMeta
 	groups map[uint64]*aftCached
+	// room is how many entries byID was made for or has held, whichever
+	// is more: a map keeps its room when entries leave it (see reserve).
+	room int
 }
 
 type aftCached struct {
@@ -71,6 +75,8 @@ type aftCached struct {
 var (
 	aftV4Path      = kedgepath.Root().Kedge().Aft().Ipv4Entries().Ipv4EntryAny().SchemaPath()
 	aftV6Path      = kedgepath.Root().Kedge().Aft().Ipv6Entries().Ipv6EntryAny().SchemaPath()
+	aftV4Below     = aftV4Path + "/"
+	aftV6Below     = aftV6Path + "/"
 	aftV4Status    = kedgepath.Root().Kedge().Aft().Ipv4Entries().Ipv4EntryAny().State().Status().SchemaPath()
 	aftV6Status    = kedgepath.Root().Kedge().Aft().Ipv6Entries().Ipv6EntryAny().State().Status().SchemaPath()
 	aftStatusPaths = [2]string{aftV4Status, aftV6Status}
@@ -80,15 +86,19 @@ var (
 )
 
 // observe marks the IP entries a commit touched: their config, or their
-// state status (the cache remembers which entries have one).
+// state status (the cache remembers which entries have one: see below). An entry's
+// leaves come one after another in a commit's changes (three of each
+// entry a gRIBI bulk load writes), so the entry just marked is not
+// marked again.
 func (c *aftCache) observe(state bool, changes []tree.Change) {
-	for _, ch := range changes {
+	var last tree.Ident
+	for i, ch := range changes {
 		p := ch.Node.Path
 		var list string
 		switch {
-		case strings.HasPrefix(p, aftV4Path+"/"):
+		case strings.HasPrefix(p, aftV4Below):
 			list = aftV4Path
-		case strings.HasPrefix(p, aftV6Path+"/"):
+		case strings.HasPrefix(p, aftV6Below):
 			list = aftV6Path
 		default:
 			if !state && (strings.HasPrefix(p, aftMetaPaths[0]) || strings.HasPrefix(p, aftMetaPaths[1]) ||
@@ -105,15 +115,34 @@ func (c *aftCache) observe(state bool, changes []tree.Change) {
 			e = e.Parent()
 		}
 		switch {
-		case e.IsZero():
+		case e.IsZero() || e == last:
 		case state:
+			// The change says whether the entry has a status now: a
+			// cached entry takes it at once, as RouteCache's do. Only one
+			// that lost it is marked, to be reported again (its state
+			// put back): after the applier stated a bulk load's batch,
+			// reading every entry again cost a walk of the lists (about
+			// 80 ms at 100,000 entries) and a map of the batch.
+			last = e
+			x := c.byID[e]
+			if x != nil {
+				x.stated = ch.Val.IsSet()
+			}
+			if x == nil || x.stated {
+				continue
+			}
 			if c.restate == nil {
 				c.restate = map[tree.Ident]struct{}{}
 			}
 			c.restate[e] = struct{}{}
 		default:
+			last = e
 			if c.dirty == nil {
-				c.dirty = map[tree.Ident]struct{}{}
+				// Sized for the rest of the commit being IP entries of
+				// three leaves (prefix, group, session: what gRIBI
+				// writes), so a bulk load's batch does not grow it
+				// step by step.
+				c.dirty = make(map[tree.Ident]struct{}, (len(changes)-i)/3)
 			}
 			c.dirty[e] = struct{}{}
 		}
@@ -125,9 +154,27 @@ func (c *aftCache) reset() {
 	*c = aftCache{gen: c.gen}
 }
 
+// reserve makes room for n more live entries at once when that at least
+// doubles them (a bulk load's batch: 72,000 entries into 28,000) and
+// byID never held as many. Grown an entry at a time, byID allocated about
+// twice its final size on the way and rehashed every entry at each step.
+func (c *aftCache) reserve(n int) {
+	if n < aftReserveMin || n < len(c.byID) || len(c.byID)+n <= c.room {
+		return
+	}
+	m := make(map[tree.Ident]*aftCached, len(c.byID)+n)
+	maps.Copy(m, c.byID)
+	c.byID, c.room = m, len(c.byID)+n
+}
+
+// aftReserveMin is the smallest batch reserve makes room for: below it,
+// growing costs little.
+const aftReserveMin = 1024
+
 // add makes e a live entry.
 func (c *aftCache) add(e *aftCached) {
 	c.byID[e.id] = e
+	c.room = max(c.room, len(c.byID))
 	if c.groups == nil {
 		c.groups = map[uint64]*aftCached{}
 	}
@@ -155,8 +202,9 @@ func (c *aftCache) remove(e *aftCached) {
 	c.removed = append(c.removed, e)
 }
 
-// read translates an IP entry's config (nil when it has none).
-func (c *aftCache) read(in *tree.Inst, full bool) *aftCached {
+// read translates an IP entry's config (nil when it has none), into an
+// entry from al.
+func (c *aftCache) read(in *tree.Inst, full bool, al *allocator[aftCached]) *aftCached {
 	var kind AFTKind
 	var cfg *tree.Inst
 	var prefix, session string
@@ -185,7 +233,8 @@ func (c *aftCache) read(in *tree.Inst, full bool) *aftCached {
 	} else {
 		return nil
 	}
-	e := &aftCached{kind: kind, prefix: prefix, nhg: nhg, session: session, id: in.Ident(), config: cfg,
+	e := al.new()
+	*e = aftCached{kind: kind, prefix: prefix, nhg: nhg, session: session, id: in.Ident(), config: cfg,
 		stamp: cfg.Stamp(), gen: c.gen, stated: st}
 	e.dst, e.perr = netip.ParsePrefix(prefix)
 	e.dst = e.dst.Masked()
@@ -218,7 +267,7 @@ func (c *aftCache) changes(a kedgetree.Kedge_Aft) []aftChange {
 		c.byID = map[tree.Ident]*aftCached{}
 	}
 	c.gen++
-	var out []aftChange
+	out := make([]aftChange, 0, len(c.dirty)+len(c.restate))
 	fresh := c.readDirty(a, true, func(old, ne *aftCached) {
 		if old != nil || ne != nil {
 			out = append(out, aftChange{old, ne})
@@ -244,6 +293,8 @@ func (c *aftCache) changes(a kedgetree.Kedge_Aft) []aftChange {
 // CPU walking against 287-295 ms looking up.)
 func (c *aftCache) readDirty(a kedgetree.Kedge_Aft, full bool, fn func(old, ne *aftCached)) []*aftCached {
 	fresh := make([]*aftCached, 0, len(c.dirty))
+	al := allocator[aftCached]{left: len(c.dirty)}
+	c.reserve(len(c.dirty))
 	for id := range c.dirty {
 		old := c.byID[id]
 		if old != nil {
@@ -251,7 +302,7 @@ func (c *aftCache) readDirty(a kedgetree.Kedge_Aft, full bool, fn func(old, ne *
 		}
 		var ne *aftCached
 		if in := findAFT(a, id); in != nil {
-			ne = c.read(in, full)
+			ne = c.read(in, full, &al)
 		}
 		if ne != nil {
 			c.add(ne)
@@ -271,11 +322,12 @@ var aftWalkMin = 4
 func walkAFT(k, n int) bool { return aftWalkMin > 0 && k >= 256 && k >= n/aftWalkMin }
 
 // readRestate reads again whether the entries whose state status changed
-// (and whose config did not) have one, and calls fn with each. After the
-// route applier wrote a bulk load's batch of status, that is most
-// entries: then one walk of the lists finds them (BenchmarkAFTBulkChange:
-// the status of 72,000 of 100,000 entries 79-83 ms of CPU, against
-// 141-145 ms looking each up).
+// (and whose config did not) have one, and calls fn with each. Observe
+// marks only the cached entries that lost their status (those that got
+// one take it at once), few but after the state of many entries went:
+// then one walk of the lists finds them (BenchmarkAFTBulkChange measured
+// the status of 72,000 of 100,000 entries read again at 79-83 ms of CPU
+// walking, against 141-145 ms looking each up).
 func (c *aftCache) readRestate(a kedgetree.Kedge_Aft, fn func(e *aftCached)) {
 	var slow []tree.Ident
 	n := 0
@@ -381,6 +433,7 @@ func (c *aftCache) entries(a kedgetree.Kedge_Aft, incremental, full bool, fn fun
 		c.readRestate(a, func(*aftCached) {})
 	} else {
 		seen := 0
+		var al allocator[aftCached]
 		walk := func(in *tree.Inst, cfg *tree.Inst, isStated func() bool) {
 			if cfg == nil {
 				return
@@ -395,7 +448,7 @@ func (c *aftCache) entries(a kedgetree.Kedge_Aft, incremental, full bool, fn fun
 			} else if e != nil {
 				c.remove(e)
 			}
-			if ne := c.read(in, full); ne != nil {
+			if ne := c.read(in, full, &al); ne != nil {
 				c.add(ne)
 				fresh = append(fresh, ne)
 			}

@@ -262,27 +262,28 @@ func findEntry[T any](parent *tree.Inst, id tree.Ident, as func(*tree.Inst) (T, 
 	return x
 }
 
-// alloc returns a zeroed cachedRoute from the current chunk. Entries come
-// from chunks, not one allocation each: a bulk Set of 100,000 routes
-// would otherwise make 100,000 objects for the collector to trace.
+// allocator hands out zeroed cache entries (cachedRoute, aftCached) from
+// chunks, not one allocation each: a bulk Set of 100,000 routes would
+// otherwise make 100,000 objects for the collector to trace.
 // Chunks start small and double, since a chunk lives as long as any entry
 // in it.
 // When the caller knows how many entries it will need (left), no chunk
 // is made bigger than that: a part of a bulk change reads 8,192 entries,
 // and a last chunk of 4,096 for its last entry would waste the rest.
-type allocator struct {
-	slab  []cachedRoute
+type allocator[T any] struct {
+	slab  []T
 	chunk int
 	left  int // entries still to come, when known (0: unknown)
 }
 
-func (a *allocator) new() *cachedRoute {
+// new returns a zeroed entry from the current chunk.
+func (a *allocator[T]) new() *T {
 	if len(a.slab) == 0 {
 		a.chunk = min(max(2*a.chunk, 1), 4096)
 		if a.left > 0 {
 			a.chunk = min(a.chunk, a.left)
 		}
-		a.slab = make([]cachedRoute, a.chunk)
+		a.slab = make([]T, a.chunk)
 	}
 	if a.left > 0 {
 		a.left--
@@ -294,7 +295,7 @@ func (a *allocator) new() *cachedRoute {
 
 // read translates entry's config into a new cache entry replacing old
 // (nil when the entry is gone or has no config).
-func (c *RouteCache) read(id tree.Ident, entry kedgetree.Kedge_Routes_Route, old *cachedRoute, al *allocator) *cachedRoute {
+func (c *RouteCache) read(id tree.Ident, entry kedgetree.Kedge_Routes_Route, old *cachedRoute, al *allocator[cachedRoute]) *cachedRoute {
 	if old != nil {
 		old.dropped = true
 		c.dropped = append(c.dropped, old)
@@ -318,7 +319,7 @@ func (c *RouteCache) read(id tree.Ident, entry kedgetree.Kedge_Routes_Route, old
 // Observe marked dirty are read again.
 func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, consider func(route.Route, Origin, subject)) {
 	var fresh []*cachedRoute
-	var al allocator
+	var al allocator[cachedRoute]
 	changed := false
 	if c.incremental {
 		for id := range c.dirty {

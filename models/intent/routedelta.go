@@ -351,7 +351,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	}
 	changes = slices.Grow(changes, n)
 	fresh := make([]*cachedRoute, 0, n)
-	al := allocator{left: n}
+	al := allocator[cachedRoute]{left: n}
 	take := func(id tree.Ident) {
 		n--
 		delete(c.dirty, id) // read now: a later part must not read it again

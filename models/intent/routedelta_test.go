@@ -129,11 +129,13 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 				case what < 8: // a transaction that fails and rolls back
 					c := entry(prefix(), 254) + "/config/"
 					ops = append(ops, op{path: c + "metric", val: u(7)}, op{path: c + "class", val: s("not-a-class")})
-				case what < 10: // state, which only moves Stated: written, or now and then removed; a route's or a pod's
+				case what < 10: // state, which only moves Stated: written, or now and then removed; a route's, a pod's or a gRIBI entry's
 					st := op{path: entry(prefix(), 254) + "/state/status", val: s("installed"), state: true}
 					if rng.IntN(3) == 0 {
 						st.path = fmt.Sprintf("/kedge/pods/pod[container-id=c%d][ifname=eth0]/state/status", 1+rng.IntN(5))
 						st.val = s("active")
+					} else if rng.IntN(2) == 0 {
+						st.path = aftEntry(aftPrefix()) + "/state/status"
 					}
 					if rng.IntN(3) == 0 {
 						st.val = nil

@@ -205,7 +205,7 @@ func (a *applier) patched(ctx context.Context, s intent.RouteSet, err error) err
 		return err
 	}
 	a.b.CopyStatus(&a.status)
-	ops := a.deltaStateOps(s, a.status)
+	ops := a.deltaStateOps(nil, s, a.status)
 	progress := a.progressOps(s)
 	ops = append(ops, progress...)
 	if len(ops) > 0 {
@@ -295,10 +295,15 @@ func (a *applier) pipelined(ctx context.Context, s intent.RouteSet) (*intent.Rou
 	// gRIBI service's FIB acknowledgements wait for that, and a change
 	// given up on halfway has not programmed its commit.
 	flush := func(whole bool) error {
-		var ops, progress []store.Op
+		var progress []store.Op
 		var last intent.RouteSet
+		n := 0
 		for i := range patched {
-			ops = append(ops, a.deltaStateOps(patched[i].s, patched[i].st)...)
+			n += deltaOpsHint(patched[i].s)
+		}
+		ops := make([]store.Op, 0, n)
+		for i := range patched {
+			ops = a.deltaStateOps(ops, patched[i].s, patched[i].st)
 			last = patched[i].s
 			patched[i].s.Release() // read: its lists go to the parts after
 		}
@@ -395,8 +400,13 @@ func (a *applier) commitState(ctx context.Context, ops []store.Op) error {
 	var live []store.Op
 	if rerr := a.st.Read(func(t *tree.Tree) error {
 		for _, op := range ops {
-			// The entry is the path without its state/leaf tail.
-			if _, ok, _ := t.Lookup(op.Path[:len(op.Path)-2]); ok {
+			// The entry is an entry operation's path, else the path
+			// without its state/leaf tail.
+			entry := op.Path
+			if op.Kind != store.OpEntry {
+				entry = op.Path[:len(op.Path)-2]
+			}
+			if _, ok, _ := t.Lookup(entry); ok {
 				live = append(live, op)
 			}
 		}

@@ -3,11 +3,15 @@ package routes
 import (
 	"cmp"
 	"net/netip"
+	"slices"
 	"strconv"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/intent"
 )
 
@@ -107,6 +111,7 @@ type stateWriter struct {
 	written *stateRecord
 	ops     []store.Op
 	n       int // entries put
+	aft     aftWrites
 }
 
 func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
@@ -120,7 +125,7 @@ func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
 	// entry may still hold an old one.
 	dropReason := v.reason == "" && stated && (!known || old.reason != "")
 	if k.aft != 0 {
-		w.ops = aftStateOps(w.ops, k, v, dropReason)
+		w.aftOp(k, v, dropReason)
 		return
 	}
 	if k.pod {
@@ -215,13 +220,21 @@ func (a *applier) stateOps(s intent.RouteSet, st route.Status) []store.Op {
 }
 
 // deltaStateOps is stateOps for a change set (s.Delta, st the Patch's
-// outcome): the state of the route entries it names and of every pod.
-// It is the state writer's part of the incremental route path: a
-// one-route change writes that entry's state without a look at the
-// others. The routes list's marks no longer say what the tree holds, so
-// the next whole set looks every entry up in written instead.
-func (a *applier) deltaStateOps(s intent.RouteSet, st route.Status) []store.Op {
-	w := &stateWriter{written: a.written}
+// outcome): the state of the route entries it names and of every pod,
+// appended to ops. It is the state writer's part of the incremental
+// route path: a one-route change writes that entry's state without a
+// look at the others. The routes list's marks no longer say what the
+// tree holds, so the next whole set looks every entry up in written
+// instead.
+func (a *applier) deltaStateOps(ops []store.Op, s intent.RouteSet, st route.Status) []store.Op {
+	w := &stateWriter{written: a.written, ops: slices.Grow(ops, deltaOpsHint(s))}
+	nAFT := 0
+	for _, o := range s.Delta.PutOrigins {
+		if o.IsAFT() {
+			nAFT++
+		}
+	}
+	w.written.reserveAFT(nAFT)
 	agg := a.pods.reset()
 	a.marks, a.spareMarks = nil, nil // about 90 B a route each, and stale now
 	statusKnown := len(st.Routes) == len(s.Delta.Patch.Put) && st.Patched
@@ -257,6 +270,15 @@ func (a *applier) deltaStateOps(s intent.RouteSet, st route.Status) []store.Op {
 	}
 	a.restOps(w, s, agg)
 	return w.ops
+}
+
+// deltaOpsHint is about how many operations deltaStateOps writes for s:
+// one per entry it names (a gRIBI entry's is one; a route's with a reason
+// two), and one more for the programmed sequence the applier writes
+// after them. Made room for at once, a bulk load's 100,000 operations are
+// not copied into ever bigger slices on the way.
+func deltaOpsHint(s intent.RouteSet) int {
+	return len(s.Delta.PutOrigins) + len(s.Withheld) + len(s.AFT) + len(s.Invalid) + 1
 }
 
 // restOps adds the state of s's withheld and invalid entries and of its
@@ -339,47 +361,102 @@ func podStateKey(k intent.PodKey) stateKey {
 
 func aftKey(k intent.AFTKey) stateKey { return stateKey{aft: k.Kind, a: k.Prefix, id: k.ID} }
 
-// aftStateOps writes a /kedge/aft entry's status (the routes' statuses
-// share their names with aft-status) and reason. Only the operations it
-// returns are built: a bulk load writes 100,000 entries' status, and
-// each path built is an allocation of the whole path.
-func aftStateOps(ops []store.Op, k stateKey, v stateVal, dropReason bool) []store.Op {
-	a := kedgepath.Root().Kedge().Aft()
-	status := kedgepath.AftStatus(v.status)
-	reason := v.reason != "" || dropReason
+// The /kedge/aft lists whose entries' state the writer writes, built
+// once: each entry's path is its list's and one element more.
+var (
+	aftV4Entries = kedgepath.Root().Kedge().Aft().Ipv4Entries()
+	aftV6Entries = kedgepath.Root().Kedge().Aft().Ipv6Entries()
+	aftGroups    = kedgepath.Root().Kedge().Aft().NextHopGroups()
+	aftHops      = kedgepath.Root().Kedge().Aft().NextHops()
+)
+
+// aftOp adds the operation writing a /kedge/aft entry's status (the
+// routes' statuses share their names with aft-status) and reason: one
+// store.Entry operation, so the commit finds the entry once for both
+// leaves instead of once per leaf from the root. A bulk load writes
+// 100,000 entries' status, so what each costs counts: only the paths
+// written are built, and the status values are shared (see aftWrites).
+func (w *stateWriter) aftOp(k stateKey, v stateVal, dropReason bool) {
 	switch k.aft {
 	case intent.AFTIPv4:
-		st := a.Ipv4Entries().Ipv4Entry(k.a).State()
-		ops = append(ops, store.Update(st.Status(), status))
-		if reason {
-			ops = append(ops, reasonOp(st.Reason(), v.reason))
-		}
+		e := aftV4Entries.Ipv4Entry(k.a)
+		st := e.State()
+		w.ops = append(w.ops, aftEntryOp(&w.aft, k.aft, e, st.Status(), st.Reason, v, dropReason))
 	case intent.AFTIPv6:
-		st := a.Ipv6Entries().Ipv6Entry(k.a).State()
-		ops = append(ops, store.Update(st.Status(), status))
-		if reason {
-			ops = append(ops, reasonOp(st.Reason(), v.reason))
-		}
+		e := aftV6Entries.Ipv6Entry(k.a)
+		st := e.State()
+		w.ops = append(w.ops, aftEntryOp(&w.aft, k.aft, e, st.Status(), st.Reason, v, dropReason))
 	case intent.AFTNextHopGroup:
-		st := a.NextHopGroups().NextHopGroup(k.id).State()
-		ops = append(ops, store.Update(st.Status(), status))
-		if reason {
-			ops = append(ops, reasonOp(st.Reason(), v.reason))
-		}
+		e := aftGroups.NextHopGroup(k.id)
+		st := e.State()
+		w.ops = append(w.ops, aftEntryOp(&w.aft, k.aft, e, st.Status(), st.Reason, v, dropReason))
 	default:
-		st := a.NextHops().NextHop(k.id).State()
-		ops = append(ops, store.Update(st.Status(), status))
-		if reason {
-			ops = append(ops, reasonOp(st.Reason(), v.reason))
-		}
+		e := aftHops.NextHop(k.id)
+		st := e.State()
+		w.ops = append(w.ops, aftEntryOp(&w.aft, k.aft, e, st.Status(), st.Reason, v, dropReason))
 	}
-	return ops
 }
 
-// reasonOp writes reason to p, or deletes p when there is none.
-func reasonOp[P store.Leaf[string]](p P, reason string) store.Op {
-	if reason == "" {
-		return store.Delete(p)
+// aftEntryOp is the operation on entry e writing status to its status
+// leaf and its reason (reason builds the leaf's path: only when it is
+// written or deleted). It has the effect of store.Entry(e,
+// store.Update(status, v.status), reasonOp(reason(), v.reason)), which
+// TestAFTStateEntryOps holds it to, with its leaf writes taken from aw.
+func aftEntryOp[E store.Path, S store.Leaf[kedgepath.AftStatus], R store.Leaf[string]](aw *aftWrites, kind intent.AFTKind,
+	e E, status S, reason func() R, v stateVal, dropReason bool) store.Op {
+	n := 1
+	if v.reason != "" || dropReason {
+		n = 2
 	}
-	return store.Update(p, reason)
+	ws := aw.take(n)
+	ws[0] = tree.EntryWrite{Path: status.Elems(), Val: statusVal(aw, kind, kedgepath.AftStatus(v.status), status)}
+	if n == 2 {
+		r := reason()
+		ws[1].Path = r.Elems()
+		if v.reason == "" {
+			ws[1].Delete = true
+		} else {
+			ws[1].Val = r.Val(v.reason)
+		}
+	}
+	return store.Op{Kind: store.OpEntry, Path: e.Elems(), Leaves: ws}
+}
+
+// aftWrites hands out the leaf writes of one state commit's /kedge/aft
+// entry operations from chunks rather than one allocation per entry, and
+// keeps the last status value of each list, which the entries of a bulk
+// load, nearly all of one status, share (the tree decodes a value and
+// keeps none of it).
+type aftWrites struct {
+	slab []tree.EntryWrite
+	last [5]struct {
+		status kedgepath.AftStatus
+		val    *gpb.TypedValue
+	}
+}
+
+// aftWriteChunk is how many leaf writes a chunk holds.
+const aftWriteChunk = 512
+
+// take returns n zeroed leaf writes.
+func (aw *aftWrites) take(n int) []tree.EntryWrite {
+	if len(aw.slab) < n {
+		aw.slab = make([]tree.EntryWrite, aftWriteChunk)
+	}
+	ws := aw.slab[:n:n]
+	aw.slab = aw.slab[n:]
+	return ws
+}
+
+// statusVal returns leaf p's value for status, shared with the entries of
+// the same list written before it with the same status.
+func statusVal[S store.Leaf[kedgepath.AftStatus]](aw *aftWrites, kind intent.AFTKind, status kedgepath.AftStatus, p S) *gpb.TypedValue {
+	if int(kind) >= len(aw.last) {
+		return p.Val(status)
+	}
+	l := &aw.last[kind]
+	if l.val == nil || l.status != status {
+		l.status, l.val = status, p.Val(status)
+	}
+	return l.val
 }

@@ -49,6 +49,13 @@ func TestRouteCacheRoundTrip(t *testing.T) {
 	if n != len(routes) {
 		t.Errorf("all yielded %d routes, want %d", n, len(routes))
 	}
+	// Room made for a bulk batch keeps every route.
+	c.reserve(reserveMin)
+	for _, r := range routes {
+		if got, ok := c.get(kernelKey(r)); !ok || !reflect.DeepEqual(got, r) || c.len() != len(routes) {
+			t.Errorf("after reserve: get %s = %+v %t, len %d", r.Dst, got, ok, c.len())
+		}
+	}
 	// A compact route replaced by one kept whole, and back; then deleted.
 	mp := routes[0]
 	mp.Multipath = true

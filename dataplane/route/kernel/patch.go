@@ -69,19 +69,17 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	plan := routePlan{norm: make([]route.Route, len(p.Put)), st: make([]route.RouteStatus, len(p.Put)),
 		arena: slices.Grow(sc.arena[:0], len(p.Put)*rtnl.RouteMsgSize), reqs: slices.Grow(sc.reqs[:0], len(p.Put)),
 		sent: slices.Grow(sc.sent[:0], len(p.Put)), idx: slices.Grow(sc.idx[:0], len(p.Put))}
-	puts := make(map[route.Key]struct{}, len(p.Put))
+	puts := putSet{norm: plan.norm}
 	relisted := false
 	for i, r := range p.Put {
 		n := r.Normalize()
 		if !n.Dst.IsValid() || r.Check() != nil {
 			return fmt.Errorf("patch routes: route %d: %w", i, route.ErrNoBase)
 		}
-		k := route.Key{Table: n.Table, Dst: n.Dst, Metric: n.Metric}
-		if _, dup := puts[k]; dup {
-			return fmt.Errorf("patch routes: %s twice: %w", k, route.ErrNoBase)
-		}
-		puts[k] = struct{}{}
 		plan.norm[i] = n
+		if !puts.add(i) {
+			return fmt.Errorf("patch routes: %s twice: %w", normKey(n), route.ErrNoBase)
+		}
 		if unknownDevice(n, index) != "" && !relisted {
 			// The index may be behind a name reused under another
 			// index (links.go): list the links once; a device still
@@ -107,7 +105,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	}
 	now := b.now()
 	for k, l := range b.lost {
-		_, put := puts[k]
+		put := puts.has(k)
 		_, del := dels[k]
 		switch {
 		case put || del:
@@ -125,7 +123,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	}
 	for _, r := range p.Del {
 		k := r.Key()
-		if _, kept := puts[k]; kept {
+		if puts.has(k) {
 			continue
 		}
 		if kr, ok := kernel.get(k); ok {
@@ -137,6 +135,9 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	results, err := b.conn.Exec(ctx, plan.reqs, b.batch)
 	var errs []error
 	added := 0
+	if b.cache != nil {
+		b.cache.reserve(len(plan.sent))
+	}
 	for j, rerr := range results {
 		i := plan.idx[j]
 		switch {
@@ -174,9 +175,8 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	b.base.ok = len(errs) == 0 && b.cache != nil
 	if b.base.ok {
 		for k := range b.lost {
-			_, put := puts[k]
 			_, del := dels[k]
-			if put || del {
+			if puts.has(k) || del {
 				delete(b.lost, k)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -59,9 +60,12 @@ func (e *Errno) Unwrap() error { return e.Errno }
 // Conn is an rtnetlink connection bound to one network namespace. It is not
 // safe for concurrent use; the backend serialises calls.
 type Conn struct {
-	fd    int
-	seq   uint32
-	buf   []byte
+	fd  int
+	seq uint32
+	buf []byte
+	// out is the last batch's send buffer, kept for the next: a bulk
+	// Exec sends one batch after another of the same size.
+	out   []byte
 	links *netlink.Handle // reads and link/address writes, same namespace
 	acks  *ackReader
 	mon   *monitor
@@ -237,7 +241,7 @@ func (c *Conn) execBatch(reqs []Request, errs []error) error {
 	for _, r := range reqs {
 		size += nlmsgAlign(unix.NLMSG_HDRLEN + len(r.Body))
 	}
-	out := make([]byte, 0, size)
+	out := slices.Grow(c.out[:0], size)
 	first := c.seq + 1
 	for _, r := range reqs {
 		c.seq++
@@ -248,13 +252,19 @@ func (c *Conn) execBatch(reqs []Request, errs []error) error {
 	if err := unix.Sendto(c.fd, out, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("send netlink batch: %w", err)
 	}
+	c.out = out[:0]
 	c.sent.Sends++
 	c.sent.Messages += len(reqs)
 	done := make([]bool, len(reqs))
 	pending := len(reqs)
 	var perr error
+	// The kernel acks each message in a datagram of its own: the
+	// parsed messages' slice is kept from one to the next rather than
+	// made for each (one allocation per route of a bulk batch).
+	var msgs []message
 	handle := func(b []byte) {
-		msgs, err := parseMessages(b)
+		var err error
+		msgs, err = parseMessages(msgs[:0], b)
 		if err != nil {
 			perr = err
 			return
@@ -315,7 +325,7 @@ func (c *Conn) Dump(typ uint16, body []byte, fn func(typ uint16, payload []byte)
 		if err != nil {
 			return fmt.Errorf("receive netlink dump: %w", err)
 		}
-		msgs, err := parseMessages(c.buf[:n])
+		msgs, err := parseMessages(nil, c.buf[:n])
 		if err != nil {
 			return err
 		}
@@ -347,8 +357,8 @@ type message struct {
 	data  []byte
 }
 
-func parseMessages(b []byte) ([]message, error) {
-	var msgs []message
+// parseMessages appends the netlink messages in b to msgs.
+func parseMessages(msgs []message, b []byte) ([]message, error) {
 	for len(b) >= unix.NLMSG_HDRLEN {
 		l := int(native.Uint32(b[0:4]))
 		if l < unix.NLMSG_HDRLEN || l > len(b) {

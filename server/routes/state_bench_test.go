@@ -1,0 +1,56 @@
+package routes
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/guildhouse-co/kedge/gen/kedgepath"
+	"github.com/guildhouse-co/kedge/gnmi/store"
+	"github.com/guildhouse-co/kedge/models/intent"
+	"github.com/guildhouse-co/kedge/yang"
+)
+
+// BenchmarkAFTState times the state the route applier writes after a
+// gRIBI bulk load's routes are in: 100,000 IPv4 entries' status, built
+// (stateWriter.put) and committed (CommitState) in one commit, as the
+// last part of a bulk change does; each round flips every status
+// between installed and failed (with a reason) so every entry is written.
+func BenchmarkAFTState(b *testing.B) {
+	const n = 100_000
+	schema, err := yang.Schema()
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(b.TempDir(), schema, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	keys := make([]stateKey, n)
+	ops := make([]store.Op, 0, 2*n)
+	a := netip.MustParseAddr("10.128.0.0")
+	for i := range keys {
+		p := netip.PrefixFrom(a, 32).String()
+		keys[i] = stateKey{aft: intent.AFTIPv4, a: p}
+		c := kedgepath.Root().Kedge().Aft().Ipv4Entries().Ipv4Entry(p).Config()
+		ops = append(ops, store.Update(c.Prefix(), p), store.Update(c.NextHopGroup(), 1))
+		a = a.Next()
+	}
+	if _, err := st.Commit(context.Background(), ops); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	vals := [2]stateVal{{status: statusInstalled}, {statusFailed, "no route to 192.0.2.1"}}
+	written := newStateRecord(0)
+	for i := 0; b.Loop(); i++ {
+		w := &stateWriter{written: written}
+		v := vals[i%2]
+		for _, k := range keys {
+			w.put(k, v, i > 0)
+		}
+		if _, err := st.CommitState(ctx, w.ops); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
