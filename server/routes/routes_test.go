@@ -20,7 +20,6 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/intent"
 	"github.com/guildhouse-co/kedge/server/reconcile"
-	"github.com/guildhouse-co/kedge/yang"
 )
 
 // routesRig is a store, the route applier over a recording fake and the
@@ -39,15 +38,7 @@ func newRoutesRig(t *testing.T) *routesRig { return newRoutesRigChunk(t, 0) }
 // in parts of chunk entries (0: whole).
 func newRoutesRigChunk(t *testing.T, chunk int) *routesRig {
 	t.Helper()
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	r := &routesRig{st: st, fake: routetest.New("eth0", "veth1")}
 	r.start(t, chunk)
 	return r

@@ -11,7 +11,6 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/intent"
-	"github.com/guildhouse-co/kedge/yang"
 )
 
 // leafStateOps is how the state writer wrote a /kedge/aft entry's state
@@ -56,15 +55,7 @@ func reasonOp[P store.Leaf[string]](p P, reason string) store.Op {
 // aftStore is a store holding one entry of each /kedge/aft list.
 func aftStore(t *testing.T) *store.Store {
 	t.Helper()
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	a := kedgepath.Root().Kedge().Aft()
 	v4 := a.Ipv4Entries().Ipv4Entry("198.51.100.0/24").Config()
 	v6 := a.Ipv6Entries().Ipv6Entry("2001:db8::/64").Config()
