@@ -147,7 +147,8 @@ func sameLink(l rtnl.Link, kind route.Kind, parent int, vlanID uint16) bool {
 	return l.Kind == "macvlan" && l.Mode == "bridge"
 }
 
-// setAddrs adds missing addresses before it removes extra ones.
+// setAddrs adds missing addresses before it removes extra ones, with the
+// link promoting a secondary IPv4 address when its primary goes.
 func (b *Backend) setAddrs(index int, want []netip.Prefix) error {
 	have, err := b.conn.Addrs(index)
 	if err != nil {
@@ -161,11 +162,23 @@ func (b *Backend) setAddrs(index int, want []netip.Prefix) error {
 			}
 		}
 	}
+	promoted := false
 	for _, p := range have {
-		if !slices.Contains(want, p) {
-			if err := b.conn.DelAddr(index, p); err != nil {
+		if slices.Contains(want, p) {
+			continue
+		}
+		if p.Addr().Is4() && !promoted {
+			// Deleting a primary IPv4 address deletes its secondaries
+			// unless the link promotes one: an address moving within its
+			// subnet (the new one a secondary of the old) went with it.
+			if err := b.conn.PromoteSecondaries(index); err != nil {
 				errs = append(errs, err)
+				continue
 			}
+			promoted = true
+		}
+		if err := b.conn.DelAddr(index, p); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -150,3 +150,39 @@ func TestAutoKindAndVLAN(t *testing.T) {
 		t.Errorf("vlan link %+v", got)
 	}
 }
+
+// TestAddressMovesWithinItsSubnet: an interface's address replaced by
+// another in the same IPv4 subnet ends with the new one, never with none.
+// The new address joins as a secondary of the old (primary) one, and with
+// the kernel's default (promote_secondaries off) deleting a primary
+// deletes its secondaries too: the interface lost both until the next
+// repair. The backend now has the kernel promote a secondary instead.
+func TestAddressMovesWithinItsSubnet(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n.NS)
+	ctx := context.Background()
+	name := "kdg" + randHex(4)
+	iface := route.Interface{Name: name, Parent: n.Dev, Kind: route.KindMacvlan, Up: true,
+		Addresses: []netip.Prefix{pfx("10.32.0.1/24"), pfx("10.33.0.1/24"), pfx("fd32::1/64")}}
+	if err := b.Set(ctx, route.Config{Interfaces: []route.Interface{iface}}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	for _, step := range [][]string{
+		{"10.32.0.99/24", "10.33.0.1/24", "fd32::1/64"},   // the primary of 10.32.0.0/24 replaced
+		{"10.32.0.99/24", "10.32.0.7/24", "10.33.0.1/24"}, // a secondary beside it, the IPv6 address gone
+		{"10.32.0.7/24", "10.33.0.1/24"},                  // the primary again, its secondary kept
+	} {
+		iface.Addresses = iface.Addresses[:0]
+		for _, a := range step {
+			iface.Addresses = append(iface.Addresses, pfx(a))
+		}
+		if err := b.Set(ctx, route.Config{Interfaces: []route.Interface{iface}}); err != nil {
+			t.Fatalf("set addresses %v: %v", step, err)
+		}
+		got, _ := viewLink(t, n.NS, name)
+		want := slices.Sorted(slices.Values(step))
+		if !slices.Equal(got.Addrs, want) {
+			t.Errorf("addresses %v set: the kernel holds %v", want, got.Addrs)
+		}
+	}
+}

@@ -179,6 +179,38 @@ func (c *Conn) addr(index int, p netip.Prefix, add bool) error {
 	return nil
 }
 
+// ipv4DevconfPromoteSecondaries is IPV4_DEVCONF_PROMOTE_SECONDARIES of
+// linux/ip.h, which x/sys/unix does not name.
+const ipv4DevconfPromoteSecondaries = 20
+
+// PromoteSecondaries has the kernel promote a secondary IPv4 address of
+// the link to primary when its primary is deleted, rather than delete the
+// secondaries with it (the default): replacing an address by another in
+// its subnet adds the new one as a secondary, then deletes the old one.
+// It is the link's net.ipv4.conf.<name>.promote_secondaries, set through
+// netlink (IFLA_AF_SPEC, AF_INET, IFLA_INET_CONF) so that it applies in
+// the connection's namespace, not the process's.
+func (c *Conn) PromoteSecondaries(index int) error {
+	var b []byte
+	b = append(b, unix.AF_UNSPEC, 0)
+	b = native.AppendUint16(b, 0)             // type
+	b = native.AppendUint32(b, uint32(index)) // index
+	b = native.AppendUint32(b, 0)             // flags
+	b = native.AppendUint32(b, 0)             // change
+	conf := appendAttr(nil, ipv4DevconfPromoteSecondaries, native.AppendUint32(nil, 1))
+	inet := appendAttr(nil, unix.IFLA_INET_CONF|unix.NLA_F_NESTED, conf)
+	af := appendAttr(nil, unix.AF_INET|unix.NLA_F_NESTED, inet)
+	b = appendAttr(b, unix.IFLA_AF_SPEC|unix.NLA_F_NESTED, af)
+	errs, err := c.Exec(context.Background(), []Request{{Type: unix.RTM_SETLINK, Body: b}}, 1)
+	if err == nil {
+		err = errs[0]
+	}
+	if err != nil {
+		return fmt.Errorf("promote secondary addresses of link %d: %w", index, err)
+	}
+	return nil
+}
+
 // VLANSupported reports whether the kernel can make 802.1Q links.
 func (c *Conn) VLANSupported() (bool, error) { return c.KindSupported("vlan") }
 
