@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -171,5 +173,40 @@ func TestRestartAdoptsLiveDevice(t *testing.T) {
 	}
 	if !n0.echo(t, n1.tunnel, 2*time.Second) {
 		t.Errorf("no echo after restart")
+	}
+}
+
+// TestTunnelAddressMovesWithinItsSubnet: the node's tunnel address
+// replaced by another in its subnet ends with the new one on the link.
+// The new address joins as a secondary of the old, and by the kernel's
+// default deleting a primary deletes its secondaries: the link was left
+// with no tunnel address until something else changed.
+func TestTunnelAddressMovesWithinItsSubnet(t *testing.T) {
+	l := newLab(t, 1)
+	n := l.nodes[0]
+	be, err := wgdevice.New(wgdevice.Options{Netns: n.ns, InitiatorDelay: -1})
+	must(t, "new backend", err)
+	t.Cleanup(func() { be.Close() })
+	h := handleAt(t, n.ns)
+	t.Cleanup(h.Close)
+	cfg := n.config()
+	for _, addrs := range [][]string{{"10.78.0.1/24"}, {"10.78.0.5/24"}, {"10.78.0.5/24", "10.78.0.6/24"}, {"10.78.0.6/24"}} {
+		cfg.Addresses = cfg.Addresses[:0]
+		for _, a := range addrs {
+			cfg.Addresses = append(cfg.Addresses, netip.MustParsePrefix(a))
+		}
+		must(t, "set addresses", be.Set(context.Background(), cfg))
+		link, err := h.LinkByName(n.iface)
+		must(t, "find link", err)
+		as, err := h.AddrList(link, unix.AF_INET)
+		must(t, "list addresses", err)
+		var got []string
+		for _, a := range as {
+			got = append(got, a.IPNet.String())
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, addrs) {
+			t.Errorf("addresses %v set: the link holds %v", addrs, got)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl"
 
@@ -39,6 +40,7 @@ func OpenWireGuard(t *nsthread.Thread) (*wgctrl.Client, error) {
 // Links changes link attributes in one namespace.
 type Links struct {
 	h *netlink.Handle
+	t *nsthread.Thread // the namespace's thread, for requests the handle cannot make
 }
 
 // OpenLinks opens a route netlink socket inside t's namespace.
@@ -52,7 +54,7 @@ func OpenLinks(t *nsthread.Thread) (*Links, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink handle: %w", err)
 	}
-	return &Links{h: h}, nil
+	return &Links{h: h, t: t}, nil
 }
 
 // Close releases the netlink socket.
@@ -149,11 +151,23 @@ func (l *Links) Sync(name string, mtu int, addrs []netip.Prefix) (bool, error) {
 			errs = append(errs, fmt.Errorf("add address %s to %s: %w", p, name, err))
 		}
 	}
+	promoted := false
 	for p, a := range present {
 		if want[p] {
 			continue
 		}
 		changed = true
+		if p.Addr().Is4() && !promoted {
+			// Deleting a primary IPv4 address deletes its secondaries
+			// unless the link promotes one: a tunnel address moving
+			// within its subnet (the new one a secondary of the old)
+			// went with it.
+			if err := l.promoteSecondaries(link.Attrs().Index); err != nil {
+				errs = append(errs, fmt.Errorf("keep addresses of %s: %w", name, err))
+				continue
+			}
+			promoted = true
+		}
 		if err := l.h.AddrDel(link, &a); err != nil {
 			errs = append(errs, fmt.Errorf("delete address %s from %s: %w", p, name, err))
 		}
@@ -165,6 +179,33 @@ func (l *Links) Sync(name string, mtu int, addrs []netip.Prefix) (bool, error) {
 		}
 	}
 	return changed, errors.Join(errs...)
+}
+
+// ipv4DevconfPromoteSecondaries is IPV4_DEVCONF_PROMOTE_SECONDARIES of
+// linux/ip.h, which x/sys/unix does not name.
+const ipv4DevconfPromoteSecondaries = 20
+
+// promoteSecondaries has the kernel promote a secondary IPv4 address of
+// link index to primary when its primary is deleted, rather than delete
+// the secondaries with it (the default): the link's
+// net.ipv4.conf.<name>.promote_secondaries, set through netlink
+// (IFLA_AF_SPEC, AF_INET, IFLA_INET_CONF) from the namespace's thread,
+// since /proc/sys is read-only in most containers.
+func (l *Links) promoteSecondaries(index int) error {
+	return l.t.Do(func() error {
+		req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+		msg.Index = int32(index)
+		req.AddData(msg)
+		spec := nl.NewRtAttr(unix.IFLA_AF_SPEC, nil)
+		conf := spec.AddRtAttr(unix.AF_INET, nil).AddRtAttr(unix.IFLA_INET_CONF, nil)
+		conf.AddRtAttr(ipv4DevconfPromoteSecondaries, nl.Uint32Attr(1))
+		req.AddData(spec)
+		if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+			return fmt.Errorf("promote secondary addresses of link %d: %w", index, err)
+		}
+		return nil
+	})
 }
 
 func toPrefix(a netlink.Addr) (netip.Prefix, bool) {
