@@ -8,7 +8,6 @@ import (
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/models/intent"
-	"github.com/guildhouse-co/kedge/yang"
 )
 
 // BenchmarkAFTState times the state the route applier writes after a
@@ -18,15 +17,7 @@ import (
 // between installed and failed (with a reason) so every entry is written.
 func BenchmarkAFTState(b *testing.B) {
 	const n = 100_000
-	schema, err := yang.Schema()
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := store.Open(b.TempDir(), schema, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(b)
 	keys := make([]stateKey, n)
 	ops := make([]store.Op, 0, 2*n)
 	a := netip.MustParseAddr("10.128.0.0")
