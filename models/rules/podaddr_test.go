@@ -13,7 +13,7 @@ import (
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
-	"github.com/guildhouse-co/kedge/yang"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 func podOp(t testing.TB, cid, addrs string) store.Op {
@@ -27,22 +27,14 @@ func podOp(t testing.TB, cid, addrs string) store.Op {
 }
 
 func TestUniqueAddresses(t *testing.T) {
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := yangtest.Store(t)
 	register(st)
 	ctx := context.Background()
 	if _, err := st.Commit(ctx, []store.Op{podOp(t, "a", `["10.76.0.2/32"]`), podOp(t, "b", `["10.76.0.3/32"]`)}); err != nil {
 		t.Fatalf("distinct addresses: %v", err)
 	}
 	// Same address, different prefix length, other pod: refused whole.
-	_, err = st.Commit(ctx, []store.Op{podOp(t, "c", `["10.76.0.9/32"]`), podOp(t, "d", `["10.76.0.2/24"]`)})
+	_, err := st.Commit(ctx, []store.Op{podOp(t, "c", `["10.76.0.9/32"]`), podOp(t, "d", `["10.76.0.2/24"]`)})
 	var re *tree.RuleError
 	if !errors.As(err, &re) || re.Reason != ReasonPodAddressInUse || !errors.Is(err, tree.ErrRule) {
 		t.Fatalf("duplicate address: err = %v, want a RuleError %s", err, ReasonPodAddressInUse)
@@ -67,15 +59,7 @@ func TestUniqueAddresses(t *testing.T) {
 // rule on /kedge/pods.
 func openRuled(tb testing.TB, check store.Validator) *store.Store {
 	tb.Helper()
-	schema, err := yang.Schema()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	st, err := store.Open(tb.TempDir(), schema, store.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
+	st := yangtest.Store(tb)
 	if check != nil {
 		st.AddValidator(kedgepath.Root().Kedge().Pods().SchemaPath(), check)
 	}

@@ -10,19 +10,11 @@ import (
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
-	"github.com/guildhouse-co/kedge/yang"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 func TestRoutePrefixes(t *testing.T) {
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := yangtest.Store(t)
 	register(st)
 	set := func(prefix string) error {
 		elems, err := tree.ParsePath("/kedge/routes/route[prefix=" + prefix + "][table=254]/config/device")
@@ -55,15 +47,7 @@ func register(st *store.Store) {
 }
 
 func TestAccordSessionTypes(t *testing.T) {
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := yangtest.Store(t)
 	register(st)
 	set := func(types ...string) error {
 		elems := kedgepath.Root().Kedge().Accords().Accord(3).Config().AllowedSessionTypes().Elems()
@@ -71,7 +55,7 @@ func TestAccordSessionTypes(t *testing.T) {
 		for _, s := range types {
 			vals = append(vals, &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: s}})
 		}
-		_, err = st.Commit(context.Background(), []store.Op{{Kind: store.OpUpdate, Path: elems,
+		_, err := st.Commit(context.Background(), []store.Op{{Kind: store.OpUpdate, Path: elems,
 			Val: &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: vals}}}}})
 		return err
 	}

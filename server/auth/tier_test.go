@@ -19,6 +19,7 @@ import (
 	"github.com/guildhouse-co/kedge/models/accord"
 	"github.com/guildhouse-co/kedge/models/intent"
 	"github.com/guildhouse-co/kedge/yang"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 // tierEnv is a gNMI target over a fresh store with the real Authorizer,
@@ -36,19 +37,12 @@ func newTierEnv(t testing.TB, policy *Policy) *tierEnv {
 
 func newTierEnvWith(t testing.TB, auth target.Authorizer) *tierEnv {
 	t.Helper()
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := yangtest.Store(t)
 	srv, err := target.New(st, target.Options{Auth: auth})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close(); st.Close() })
+	t.Cleanup(func() { srv.Close() }) // before the store (yangtest closes it after)
 	return &tierEnv{t: t, st: st, srv: srv}
 }
 

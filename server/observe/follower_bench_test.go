@@ -10,6 +10,7 @@ import (
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 // BenchmarkRouteCommitsFollowed100k measures what the status follower
@@ -23,7 +24,7 @@ import (
 // the read lock after its first summary (lock-held, the quantity the
 // hold-back bounds).
 func BenchmarkRouteCommitsFollowed100k(b *testing.B) {
-	st := openStore(b)
+	st := yangtest.Store(b)
 	ctx := context.Background()
 	k := kedgepath.Root().Kedge()
 	const routes = 100_000

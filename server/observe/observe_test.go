@@ -15,22 +15,8 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/models/summary"
 	"github.com/guildhouse-co/kedge/server/statuspage"
-	"github.com/guildhouse-co/kedge/yang"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
-
-func openStore(t testing.TB) *store.Store {
-	t.Helper()
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 // next waits for the follower's next summary after the one it gave with
 // changed, 10 s at most.
@@ -48,7 +34,7 @@ func next(t *testing.T, f *Follower, changed <-chan struct{}) (*summary.Node, <-
 // commits, recomputing only the sections the commits touched; it stops
 // with the store.
 func TestFollower(t *testing.T) {
-	st := openStore(t)
+	st := yangtest.Store(t)
 	var delays atomic.Int64
 	var seen atomic.Pointer[summary.Node]
 	f := NewFollower(st, FollowerOptions{OnDelay: func(time.Duration) { delays.Add(1) }, OnSummary: func(n *summary.Node) { seen.Store(n) }})
@@ -122,7 +108,7 @@ func TestFollower(t *testing.T) {
 // Processed stays behind until then. The clock is the test's: it moves
 // only when the test says, and by step at every reading.
 func TestFollowerHoldsBackCostlySections(t *testing.T) {
-	st := openStore(t)
+	st := yangtest.Store(t)
 	var base, step atomic.Int64 // nanoseconds
 	now := func() time.Time { return time.Unix(0, base.Add(step.Load())) }
 	fire := make(chan time.Time, 1)
@@ -191,7 +177,7 @@ func TestFollowerHoldsBackCostlySections(t *testing.T) {
 // page read-only, the page's event stream delivering summaries and ending
 // at Close.
 func TestServer(t *testing.T) {
-	st := openStore(t)
+	st := yangtest.Store(t)
 	f := NewFollower(st, FollowerOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

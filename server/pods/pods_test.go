@@ -9,21 +9,13 @@ import (
 	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
-	"github.com/guildhouse-co/kedge/yang"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 // TestSweepRemovesLeaks: a registration whose namespace and host veth are
 // both gone is deleted from the store; one with either left stays.
 func TestSweepRemovesLeaks(t *testing.T) {
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := yangtest.Store(t)
 	var ops []store.Op
 	for _, id := range []string{"leaked", "live-ns", "live-link"} {
 		c := kedgepath.Root().Kedge().Pods().Pod(id, "eth0").Config()

@@ -11,6 +11,7 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/models/accord"
 	"github.com/guildhouse-co/kedge/server/posture"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 // TestComponentLifecycle runs the component as the daemon does, over the
@@ -19,7 +20,7 @@ import (
 // change; the posture step applies the target accord; and a cancelled
 // parent context stops the loops, after which Close returns.
 func TestComponentLifecycle(t *testing.T) {
-	st := openStore(t)
+	st := yangtest.Store(t)
 	fake := routetest.New("eth0")
 	ready, waiting := make(chan struct{}), make(chan struct{}, 2)
 	c := New(Config{Backend: fake, Store: st, Logger: testLogger(t),
@@ -83,7 +84,7 @@ func TestComponentLifecycle(t *testing.T) {
 // had observed and applied the whole Config (at 100,000 routes, for one
 // pod).
 func TestKickedChangesArePatched(t *testing.T) {
-	st := openStore(t)
+	st := yangtest.Store(t)
 	fake := routetest.New("eth0")
 	c := New(Config{Backend: fake, Store: st, Logger: testLogger(t)})
 	r := &routesRig{st: st, fake: fake}

@@ -7,9 +7,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
-	"github.com/guildhouse-co/kedge/yang"
 )
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -51,20 +49,4 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
 	}
-}
-
-// openStore is an empty store on Kedge's schema in a temporary directory,
-// closed when the test ends.
-func openStore(t testing.TB) *store.Store {
-	t.Helper()
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/intent"
 	"github.com/guildhouse-co/kedge/server/reconcile"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 // routesRig is a store, the route applier over a recording fake and the
@@ -38,7 +39,7 @@ func newRoutesRig(t *testing.T) *routesRig { return newRoutesRigChunk(t, 0) }
 // in parts of chunk entries (0: whole).
 func newRoutesRigChunk(t *testing.T, chunk int) *routesRig {
 	t.Helper()
-	st := openStore(t)
+	st := yangtest.Store(t)
 	r := &routesRig{st: st, fake: routetest.New("eth0", "veth1")}
 	r.start(t, chunk)
 	return r

@@ -8,6 +8,7 @@ import (
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/models/intent"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 // BenchmarkAFTState times the state the route applier writes after a
@@ -17,7 +18,7 @@ import (
 // between installed and failed (with a reason) so every entry is written.
 func BenchmarkAFTState(b *testing.B) {
 	const n = 100_000
-	st := openStore(b)
+	st := yangtest.Store(b)
 	keys := make([]stateKey, n)
 	ops := make([]store.Op, 0, 2*n)
 	a := netip.MustParseAddr("10.128.0.0")

@@ -11,6 +11,7 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/intent"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 // leafStateOps is how the state writer wrote a /kedge/aft entry's state
@@ -55,7 +56,7 @@ func reasonOp[P store.Leaf[string]](p P, reason string) store.Op {
 // aftStore is a store holding one entry of each /kedge/aft list.
 func aftStore(t *testing.T) *store.Store {
 	t.Helper()
-	st := openStore(t)
+	st := yangtest.Store(t)
 	a := kedgepath.Root().Kedge().Aft()
 	v4 := a.Ipv4Entries().Ipv4Entry("198.51.100.0/24").Config()
 	v6 := a.Ipv6Entries().Ipv6Entry("2001:db8::/64").Config()

@@ -13,6 +13,7 @@ import (
 	"github.com/guildhouse-co/kedge/models/accord"
 	"github.com/guildhouse-co/kedge/models/session"
 	"github.com/guildhouse-co/kedge/server/posture"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
 func pct(ds []time.Duration, p float64) time.Duration {
@@ -91,7 +92,7 @@ func BenchmarkHandshake(b *testing.B) {
 // closed). The seed's overlay budget is 5 s; the aim is 100 ms.
 func BenchmarkStep1000Sessions(b *testing.B) {
 	const n = 1000
-	st := openStore(b)
+	st := yangtest.Store(b)
 	ts, err := NewTreeState(st)
 	if err != nil {
 		b.Fatal(err)

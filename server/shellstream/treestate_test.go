@@ -11,22 +11,8 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/store"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/session"
-	"github.com/guildhouse-co/kedge/yang"
+	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
-
-func openStore(t testing.TB) *store.Store {
-	t.Helper()
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.TempDir(), schema, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 // sessionsJSON returns /kedge/sessions as the tree encodes it, keyed by id.
 func sessionsInTree(t testing.TB, st *store.Store) map[string]map[string]string {
@@ -64,7 +50,7 @@ func sessionsInTree(t testing.TB, st *store.Store) map[string]map[string]string 
 }
 
 func TestTreeState(t *testing.T) {
-	st := openStore(t)
+	st := yangtest.Store(t)
 	ts, err := NewTreeState(st)
 	if err != nil {
 		t.Fatal(err)
