@@ -94,16 +94,32 @@ func Entry[P Path](p P, leaves ...LeafWrite) Op {
 	at := p.Elems()
 	ws := make([]tree.EntryWrite, len(leaves))
 	for i, l := range leaves {
-		if len(l.rel) > 0 && sameElems(l.keyed, at) {
-			ws[i].Path, ws[i].Relative = l.rel, true
-		} else if len(l.rel) == 0 {
-			ws[i].Path = l.keyed
-		} else {
-			ws[i].Path = append(append(make([]*gpb.PathElem, 0, len(l.keyed)+len(l.rel)), l.keyed...), l.rel...)
-		}
+		ws[i].Path, ws[i].Relative = leafPath(at, l.keyed, l.rel)
 		ws[i].Val, ws[i].Delete = l.val, l.del
 	}
 	return Op{Kind: OpEntry, Path: at, Leaves: ws}
+}
+
+// EntryLeafPath is leaf p's path for a tree.EntryWrite at the instance
+// whose elements are at, as Entry passes it: relative to the instance
+// when p was built from the same entry path value (its keyed part is at's
+// very elements), else whole. It is for writers that build Entry
+// operations' leaf writes themselves (from chunks, say).
+func EntryLeafPath[P SplitPath](at []*gpb.PathElem, p P) (path []*gpb.PathElem, relative bool) {
+	keyed, rel := p.Parts()
+	return leafPath(at, keyed, rel)
+}
+
+// leafPath is the path of the leaf whose parts are keyed and rel for an
+// entry write at at (see EntryLeafPath).
+func leafPath(at, keyed, rel []*gpb.PathElem) ([]*gpb.PathElem, bool) {
+	switch {
+	case len(rel) > 0 && sameElems(keyed, at):
+		return rel, true
+	case len(rel) == 0:
+		return keyed, false
+	}
+	return append(append(make([]*gpb.PathElem, 0, len(keyed)+len(rel)), keyed...), rel...), false
 }
 
 // sameElems reports whether a and b hold the same elements (pointers).

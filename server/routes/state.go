@@ -411,10 +411,10 @@ func aftEntryOp[E store.Path, S store.SplitLeaf[kedgepath.AftStatus], R store.Sp
 	at := e.Elems()
 	ws := aw.take(n)
 	ws[0] = tree.EntryWrite{Val: statusVal(aw, kind, kedgepath.AftStatus(v.status), status)}
-	ws[0].Path, ws[0].Relative = leafBelow(at, status)
+	ws[0].Path, ws[0].Relative = store.EntryLeafPath(at, status)
 	if n == 2 {
 		r := reason()
-		ws[1].Path, ws[1].Relative = leafBelow(at, r)
+		ws[1].Path, ws[1].Relative = store.EntryLeafPath(at, r)
 		if v.reason == "" {
 			ws[1].Delete = true
 		} else {
@@ -422,28 +422,6 @@ func aftEntryOp[E store.Path, S store.SplitLeaf[kedgepath.AftStatus], R store.Sp
 		}
 	}
 	return store.Op{Kind: store.OpEntry, Path: e.Elems(), Leaves: ws}
-}
-
-// leafBelow is leaf p's path for an entry write at the instance whose
-// elements are at: relative to it when p was built from it (its keyed
-// part is at's very elements), which spares a bulk load building each
-// entry's status path whole (the keyless rest is shared per schema node),
-// else whole.
-func leafBelow[P store.SplitPath](at []*gpb.PathElem, p P) ([]*gpb.PathElem, bool) {
-	keyed, rel := p.Parts()
-	if len(rel) > 0 && len(keyed) == len(at) {
-		same := true
-		for i := range at {
-			if keyed[i] != at[i] {
-				same = false
-				break
-			}
-		}
-		if same {
-			return rel, true
-		}
-	}
-	return p.Elems(), false
 }
 
 // aftWrites hands out the leaf writes of one state commit's /kedge/aft
