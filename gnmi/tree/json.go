@@ -9,10 +9,18 @@ import (
 )
 
 // parseJSON decodes one JSON value into the shapes encoding/json produces
-// with UseNumber (map[string]any, []any, string, json.Number, bool, nil).
-// A bulk Set of 100,000 routes is 100,000 small JSON documents; this
-// decoder is about three times faster than encoding/json's reflection
-// path for them, and stricter: invalid UTF-8 is an error, not U+FFFD.
+// with UseNumber (string, json.Number, bool, nil, []any), except that an
+// object is a *jsonObject: its members in document order. A bulk Set of
+// 100,000 routes is 200,000 small JSON objects; this decoder is about
+// three times faster than encoding/json's reflection path for them, and
+// stricter: invalid UTF-8 is an error, not U+FFFD.
+//
+// The decoded form lives only until the transaction has merged it, so it
+// is built to cost few allocations rather than to be kept: objects and
+// their members are carved from shared chunks (where a map cost two
+// allocations an object), arrays are sized once, and member names and
+// repeated short literals (a route's "table":254, its device) are decoded
+// once and shared.
 func parseJSON(b []byte) (any, error) {
 	p := &jsonParser{b: b}
 	p.space()
@@ -29,9 +37,119 @@ func parseJSON(b []byte) (any, error) {
 
 const maxJSONDepth = 64
 
+// jsonObject is a decoded JSON object. A name given twice is looked up
+// as its last member, as encoding/json keeps the last.
+type jsonObject struct{ m []jsonMember }
+
+type jsonMember struct {
+	name string
+	val  any
+}
+
+// get returns the value of member name.
+func (o *jsonObject) get(name string) (any, bool) {
+	for i := len(o.m) - 1; i >= 0; i-- {
+		if o.m[i].name == name {
+			return o.m[i].val, true
+		}
+	}
+	return nil, false
+}
+
+// getQualified returns the value of the member naming n module-qualified
+// ("module:name").
+func (o *jsonObject) getQualified(n *Node) (any, bool) {
+	for i := len(o.m) - 1; i >= 0; i-- {
+		if name := o.m[i].name; name != n.Name && nameIs(name, n) {
+			return o.m[i].val, true
+		}
+	}
+	return nil, false
+}
+
+// Len is the number of members, a name given twice counted twice.
+func (o *jsonObject) Len() int { return len(o.m) }
+
+// chunk sizes of the decoder's shared allocations; shared strings stop
+// being added past maxShared, so an input of unique strings costs no
+// more than one without sharing.
+const (
+	objChunk    = 256
+	memberChunk = 1024
+	maxShared   = 4096
+)
+
 type jsonParser struct {
 	b []byte
 	i int
+	// objs and members are chunks objects are carved from; stack holds
+	// the members (and elems the elements) of the objects and arrays
+	// being decoded, innermost last.
+	objs    []jsonObject
+	members []jsonMember
+	stack   []jsonMember
+	elems   []any
+	// names are member names decoded so far; lits, boxed short strings
+	// and numbers, so a value repeated entry after entry is one.
+	names map[string]string
+	lits  map[string]any
+}
+
+// object returns a new object holding ms, copied out of the stack.
+func (p *jsonParser) newObject(ms []jsonMember) *jsonObject {
+	if len(p.objs) == cap(p.objs) {
+		p.objs = make([]jsonObject, 0, objChunk)
+	}
+	p.objs = p.objs[:len(p.objs)+1]
+	o := &p.objs[len(p.objs)-1]
+	if len(ms) == 0 {
+		return o
+	}
+	if cap(p.members)-len(p.members) < len(ms) {
+		p.members = make([]jsonMember, 0, max(memberChunk, len(ms)))
+	}
+	n := len(p.members)
+	p.members = append(p.members, ms...)
+	o.m = p.members[n : n+len(ms) : n+len(ms)]
+	return o
+}
+
+// name returns the member name s as decoded before, or a copy of it.
+func (p *jsonParser) name(s []byte) string {
+	if n, ok := p.names[string(s)]; ok {
+		return n
+	}
+	n := string(s)
+	if len(p.names) < maxShared {
+		if p.names == nil {
+			p.names = map[string]string{}
+		}
+		p.names[n] = n
+	}
+	return n
+}
+
+// shared returns the boxed literal (a string or json.Number) of text s as
+// decoded before, or boxes mk(s). Only short texts are shared: long ones
+// are seldom repeated.
+func (p *jsonParser) shared(kind byte, s []byte, mk func(string) any) any {
+	if len(s) > 16 {
+		return mk(string(s))
+	}
+	var kb [17]byte
+	kb[0] = kind
+	k := kb[:1+copy(kb[1:], s)]
+	if v, ok := p.lits[string(k)]; ok {
+		return v
+	}
+	v := mk(string(s))
+	if len(p.lits) < maxShared {
+		if p.lits == nil {
+			p.lits = map[string]any{}
+		}
+		p.lits[string(k)] = v
+	}
+	return v
 }
 
 func (p *jsonParser) errf(format string, args ...any) error {
@@ -62,7 +180,11 @@ func (p *jsonParser) value(depth int) (any, error) {
 	case c == '[':
 		return p.array(depth)
 	case c == '"':
-		return p.str()
+		s, raw, err := p.str()
+		if raw != nil {
+			return p.shared('s', raw, func(s string) any { return s }), nil
+		}
+		return s, err
 	case c == 't':
 		return true, p.lit("true")
 	case c == 'f':
@@ -86,20 +208,23 @@ func (p *jsonParser) lit(s string) error {
 
 func (p *jsonParser) object(depth int) (any, error) {
 	p.i++ // {
-	m := map[string]any{}
+	base := len(p.stack)
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
-		return m, nil
+		return p.newObject(nil), nil
 	}
 	for {
 		p.space()
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
 			return nil, p.errf("expected a member name")
 		}
-		k, err := p.str()
+		k, raw, err := p.str()
 		if err != nil {
 			return nil, err
+		}
+		if raw != nil {
+			k = p.name(raw)
 		}
 		p.space()
 		if p.i >= len(p.b) || p.b[p.i] != ':' {
@@ -111,14 +236,17 @@ func (p *jsonParser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[k] = v
+		p.stack = append(p.stack, jsonMember{name: k, val: v})
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, p.errf("unterminated object")
 		}
 		if p.b[p.i] == '}' {
 			p.i++
-			return m, nil
+			o := p.newObject(p.stack[base:])
+			clear(p.stack[base:])
+			p.stack = p.stack[:base]
+			return o, nil
 		}
 		if p.b[p.i] != ',' {
 			return nil, p.errf("expected ',' or '}' in object")
@@ -129,11 +257,11 @@ func (p *jsonParser) object(depth int) (any, error) {
 
 func (p *jsonParser) array(depth int) (any, error) {
 	p.i++ // [
-	a := []any{}
+	base := len(p.elems)
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
-		return a, nil
+		return []any{}, nil
 	}
 	for {
 		p.space()
@@ -141,13 +269,17 @@ func (p *jsonParser) array(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		p.elems = append(p.elems, v)
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, p.errf("unterminated array")
 		}
 		if p.b[p.i] == ']' {
 			p.i++
+			a := make([]any, len(p.elems)-base)
+			copy(a, p.elems[base:])
+			clear(p.elems[base:])
+			p.elems = p.elems[:base]
 			return a, nil
 		}
 		if p.b[p.i] != ',' {
@@ -157,25 +289,27 @@ func (p *jsonParser) array(depth int) (any, error) {
 	}
 }
 
-func (p *jsonParser) str() (string, error) {
+// str decodes a string. One without escapes (most) is returned as raw,
+// its bytes in the input, for the caller to share; else as s.
+func (p *jsonParser) str() (s string, raw []byte, err error) {
 	p.i++ // opening quote
 	start := p.i
 	// Fast path: no escapes.
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		if c == '"' {
-			s := p.b[start:p.i]
+			b := p.b[start:p.i]
 			p.i++
-			if !utf8.Valid(s) {
-				return "", p.errf("invalid UTF-8 in string")
+			if !utf8.Valid(b) {
+				return "", nil, p.errf("invalid UTF-8 in string")
 			}
-			return string(s), nil
+			return "", b, nil
 		}
 		if c == '\\' {
 			break
 		}
 		if c < 0x20 {
-			return "", p.errf("control character in string")
+			return "", nil, p.errf("control character in string")
 		}
 		p.i++
 	}
@@ -186,11 +320,11 @@ func (p *jsonParser) str() (string, error) {
 		case c == '"':
 			p.i++
 			if !utf8.Valid(buf) {
-				return "", p.errf("invalid UTF-8 in string")
+				return "", nil, p.errf("invalid UTF-8 in string")
 			}
-			return string(buf), nil
+			return string(buf), nil, nil
 		case c < 0x20:
-			return "", p.errf("control character in string")
+			return "", nil, p.errf("control character in string")
 		case c != '\\':
 			buf = append(buf, c)
 			p.i++
@@ -217,7 +351,7 @@ func (p *jsonParser) str() (string, error) {
 		case 'u':
 			r, err := p.hex4()
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if utf16.IsSurrogate(r) {
 				// A high surrogate pairs with a following low one; anything
@@ -240,10 +374,10 @@ func (p *jsonParser) str() (string, error) {
 			}
 			buf = utf8.AppendRune(buf, r)
 		default:
-			return "", p.errf("invalid escape \\%c", e)
+			return "", nil, p.errf("invalid escape \\%c", e)
 		}
 	}
-	return "", p.errf("unterminated string")
+	return "", nil, p.errf("unterminated string")
 }
 
 func (p *jsonParser) hex4() (rune, error) {
@@ -291,5 +425,5 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.errf("invalid number")
 		}
 	}
-	return json.Number(p.b[start:p.i]), nil
+	return p.shared('n', p.b[start:p.i], func(s string) any { return json.Number(s) }), nil
 }

@@ -237,7 +237,7 @@ func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) err
 	if tgt.Node != nil { // a whole list
 		arr, ok := x.([]any)
 		if !ok {
-			if obj, isObj := x.(map[string]any); isObj {
+			if obj, isObj := x.(*jsonObject); isObj {
 				// Some clients wrap the list: {"route": [...]}.
 				if inner, ok2 := unwrapList(obj, tgt.Node); ok2 {
 					arr, ok = inner, true
@@ -249,25 +249,40 @@ func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) err
 		}
 		return tx.mergeList(tgt.In, tgt.Node, arr, replace)
 	}
-	obj, ok := x.(map[string]any)
+	obj, ok := x.(*jsonObject)
 	if !ok {
 		return newErr(ErrBadValue, renderElems(elems), fmt.Sprintf("%s takes a JSON object", nodeName(tgt.In.s)))
 	}
-	return tx.merge(tgt.In, obj, replace)
+	return tx.merge(tgt.In, obj, replace, nil)
 }
 
-func unwrapList(obj map[string]any, n *Node) ([]any, bool) {
-	if len(obj) != 1 {
+// unwrapList returns the entries of {"list": [...]}: an object with one
+// member (given once or more), named after list n.
+func unwrapList(obj *jsonObject, n *Node) ([]any, bool) {
+	if obj.Len() == 0 {
 		return nil, false
 	}
-	for k, v := range obj {
-		if k != n.Name && k != n.Module+":"+n.Name {
+	k := obj.m[0].name
+	for _, m := range obj.m[1:] {
+		if m.name != k {
 			return nil, false
 		}
-		arr, ok := v.([]any)
-		return arr, ok
 	}
-	return nil, false
+	if !nameIs(k, n) {
+		return nil, false
+	}
+	arr, ok := obj.m[len(obj.m)-1].val.([]any)
+	return arr, ok
+}
+
+// nameIs reports whether a JSON member name names node n, plain or
+// module-qualified.
+func nameIs(name string, n *Node) bool {
+	if name == n.Name {
+		return true
+	}
+	return len(name) == len(n.Module)+1+len(n.Name) && name[len(n.Module)] == ':' &&
+		name[:len(n.Module)] == n.Module && name[len(n.Module)+1:] == n.Name
 }
 
 func decodeJSON(val *gpb.TypedValue) (any, error) {
@@ -359,7 +374,7 @@ func decodeScalar(t *Type, val *gpb.TypedValue) (Value, error) {
 		if _, isArr := x.([]any); isArr {
 			return Value{}, fmt.Errorf("a leaf takes a scalar, not a JSON array")
 		}
-		if _, isObj := x.(map[string]any); isObj {
+		if _, isObj := x.(*jsonObject); isObj {
 			return Value{}, fmt.Errorf("a leaf takes a scalar, not a JSON object")
 		}
 		return t.ParseJSON(x)
@@ -372,8 +387,9 @@ func decodeScalar(t *Type, val *gpb.TypedValue) (Value, error) {
 // members checks a JSON object's member names against the schema,
 // rejecting unknown members and members this writer may not write, and
 // reports whether any name is module-qualified.
-func (tx *Txn) members(in *Inst, obj map[string]any) (qualified bool, err error) {
-	for name := range obj {
+func (tx *Txn) members(in *Inst, obj *jsonObject) (qualified bool, err error) {
+	for _, m := range obj.m {
+		name := m.name
 		n, err := childNode(in.s, name)
 		if err != nil {
 			return false, newErr(ErrUnknownPath, childName(in, name), err.Error())
@@ -419,16 +435,18 @@ func (tx *Txn) shared(n *Node, v Value) Value {
 }
 
 // merge applies a decoded JSON object to an instance, in schema order so
-// that changes come out deterministically.
-func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
+// that changes come out deterministically. keys, for a list entry, are
+// the entry's keys as mergeList decoded them from this same object: a
+// key leaf given in it is not decoded twice.
+func (tx *Txn) merge(in *Inst, obj *jsonObject, replace bool, keys []Value) error {
 	qualified, err := tx.members(in, obj)
 	if err != nil {
 		return err
 	}
 	for _, ch := range in.s.Children {
-		x, given := obj[ch.Name]
+		x, given := obj.get(ch.Name)
 		if !given && qualified {
-			x, given = obj[ch.Module+":"+ch.Name]
+			x, given = obj.getQualified(ch)
 		}
 		cat := childPath{in, ch}
 		switch ch.Kind {
@@ -455,6 +473,8 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 					vs = append(vs, e)
 				}
 				v, err = leafList(vs)
+			} else if k := keyIndex(in, ch, keys); k >= 0 {
+				v = keys[k] // entryKeys decoded this same member
 			} else {
 				v, err = ch.Type.ParseJSON(x)
 				v = tx.shared(ch, v)
@@ -474,11 +494,11 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 				}
 				continue
 			}
-			o, ok := x.(map[string]any)
+			o, ok := x.(*jsonObject)
 			if !ok {
 				return newErr(ErrBadValue, cat.String(), "a container takes a JSON object")
 			}
-			if err := tx.merge(tx.sub(in, ch, true), o, replace); err != nil {
+			if err := tx.merge(tx.sub(in, ch, true), o, replace, nil); err != nil {
 				return err
 			}
 		case KindList:
@@ -500,6 +520,20 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 	return nil
 }
 
+// keyIndex returns which of list entry in's keys leaf n is, when keys
+// holds them; else -1.
+func keyIndex(in *Inst, n *Node, keys []Value) int {
+	if keys == nil || in.s.Kind != KindList {
+		return -1
+	}
+	for i, k := range in.s.Keys {
+		if k == n {
+			return i
+		}
+	}
+	return -1
+}
+
 // mergeList applies a JSON array of entries to list n under in.
 func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 	at := childPath{in, n}
@@ -508,7 +542,7 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 		keep = make(map[string]bool, len(arr))
 	}
 	for i, a := range arr {
-		obj, ok := a.(map[string]any)
+		obj, ok := a.(*jsonObject)
 		if !ok {
 			return newErr(ErrBadValue, fmt.Sprintf("%s[%d]", at, i), "a list entry is a JSON object")
 		}
@@ -527,7 +561,7 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 			}
 			keep[k] = true
 		}
-		if err := tx.merge(ent, obj, replace); err != nil {
+		if err := tx.merge(ent, obj, replace, keys); err != nil {
 			return err
 		}
 	}
@@ -566,13 +600,13 @@ func (tx *Txn) emptyList(in *Inst, n *Node) {
 
 // entryKeys reads a JSON list entry's keys, from the entry's key leaves
 // or, failing that, from their config mirrors.
-func entryKeys(n *Node, obj map[string]any) ([]Value, error) {
+func entryKeys(n *Node, obj *jsonObject) ([]Value, error) {
 	keys := make([]Value, len(n.Keys))
 	for i, k := range n.Keys {
 		x, ok := lookupMember(obj, k)
 		if !ok && k.configKey != nil {
 			if sub, ok2 := lookupMember(obj, k.configKey.Parent); ok2 {
-				if so, ok3 := sub.(map[string]any); ok3 {
+				if so, ok3 := sub.(*jsonObject); ok3 {
 					x, ok = lookupMember(so, k.configKey)
 				}
 			}
@@ -589,12 +623,11 @@ func entryKeys(n *Node, obj map[string]any) ([]Value, error) {
 	return keys, nil
 }
 
-func lookupMember(obj map[string]any, n *Node) (any, bool) {
-	if x, ok := obj[n.Name]; ok {
+func lookupMember(obj *jsonObject, n *Node) (any, bool) {
+	if x, ok := obj.get(n.Name); ok {
 		return x, true
 	}
-	x, ok := obj[n.Module+":"+n.Name]
-	return x, ok
+	return obj.getQualified(n)
 }
 
 // ApplyRaw replays one logged leaf change at an instance path: a set

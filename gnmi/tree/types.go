@@ -240,6 +240,10 @@ func (t *Type) ParseJSON(x any) (Value, error) {
 		}
 	case nil:
 		return Value{}, fmt.Errorf("null is not a value of %s", b.describe())
+	case *jsonObject:
+		// Named as when objects were decoded into maps, so a client sees
+		// the message it always saw.
+		return Value{}, fmt.Errorf("map[string]interface {} is not a value of %s", b.describe())
 	}
 	return Value{}, fmt.Errorf("%T is not a value of %s", x, b.describe())
 }
