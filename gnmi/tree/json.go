@@ -18,13 +18,29 @@ import (
 // The decoded form lives only until the transaction has merged it, so it
 // is built to cost few allocations rather than to be kept: objects and
 // their members are carved from shared chunks (where a map cost two
-// allocations an object), arrays are sized once, and member names and
-// repeated short literals (a route's "table":254, its device) are decoded
-// once and shared.
+// allocations an object), arrays are sized once, member names are
+// decoded once, and a literal repeated member after member (a route's
+// "table":254, its device, a key's value again in its config mirror) is
+// boxed once and shared.
 func parseJSON(b []byte) (any, error) {
-	p := &jsonParser{b: b}
+	var p jsonParser
+	return p.parse(b)
+}
+
+// parse decodes b. A parser used again (a transaction's, for its
+// operations' values) carves on from its chunks and keeps its shared
+// names and values, so a Set of many small values does not pay for them
+// value after value.
+func (p *jsonParser) parse(b []byte) (any, error) {
+	p.b, p.i = b, 0
+	defer func() {
+		p.b = nil
+		clear(p.stack)
+		clear(p.elems)
+		p.stack, p.elems = p.stack[:0], p.elems[:0]
+	}()
 	p.space()
-	v, err := p.value(0)
+	v, err := p.value(0, "")
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +86,9 @@ func (o *jsonObject) getQualified(n *Node) (any, bool) {
 // Len is the number of members, a name given twice counted twice.
 func (o *jsonObject) Len() int { return len(o.m) }
 
-// chunk sizes of the decoder's shared allocations; shared strings stop
-// being added past maxShared, so an input of unique strings costs no
-// more than one without sharing.
+// chunk sizes of the decoder's shared allocations; names stop being
+// added past maxShared, so an input of unique names costs no more than
+// one without sharing.
 const (
 	objChunk    = 256
 	memberChunk = 1024
@@ -89,16 +105,20 @@ type jsonParser struct {
 	members []jsonMember
 	stack   []jsonMember
 	elems   []any
-	// names are member names decoded so far; lits, boxed short strings
-	// and numbers, so a value repeated entry after entry is one.
+	// share turns on sharing: names are member names decoded so far;
+	// last, the value last decoded for each (see shared). A parser used
+	// once for a small value has nothing to share.
+	share bool
 	names map[string]string
-	lits  map[string]any
+	last  map[string]any
 }
 
 // object returns a new object holding ms, copied out of the stack.
 func (p *jsonParser) newObject(ms []jsonMember) *jsonObject {
 	if len(p.objs) == cap(p.objs) {
-		p.objs = make([]jsonObject, 0, objChunk)
+		// Chunks start small and double: most values are one small
+		// object (a single route's config), a few are 200,000.
+		p.objs = make([]jsonObject, 0, min(max(4, 2*cap(p.objs)), objChunk))
 	}
 	p.objs = p.objs[:len(p.objs)+1]
 	o := &p.objs[len(p.objs)-1]
@@ -106,7 +126,7 @@ func (p *jsonParser) newObject(ms []jsonMember) *jsonObject {
 		return o
 	}
 	if cap(p.members)-len(p.members) < len(ms) {
-		p.members = make([]jsonMember, 0, max(memberChunk, len(ms)))
+		p.members = make([]jsonMember, 0, max(min(max(8, 2*cap(p.members)), memberChunk), len(ms)))
 	}
 	n := len(p.members)
 	p.members = append(p.members, ms...)
@@ -116,6 +136,9 @@ func (p *jsonParser) newObject(ms []jsonMember) *jsonObject {
 
 // name returns the member name s as decoded before, or a copy of it.
 func (p *jsonParser) name(s []byte) string {
+	if !p.share {
+		return string(s)
+	}
 	if n, ok := p.names[string(s)]; ok {
 		return n
 	}
@@ -129,25 +152,41 @@ func (p *jsonParser) name(s []byte) string {
 	return n
 }
 
-// shared returns the boxed literal (a string or json.Number) of text s as
-// decoded before, or boxes mk(s). Only short texts are shared: long ones
-// are seldom repeated.
-func (p *jsonParser) shared(kind byte, s []byte, mk func(string) any) any {
-	if len(s) > 16 {
-		return mk(string(s))
-	}
-	var kb [17]byte
-	kb[0] = kind
-	k := kb[:1+copy(kb[1:], s)]
-	if v, ok := p.lits[string(k)]; ok {
-		return v
-	}
-	v := mk(string(s))
-	if len(p.lits) < maxShared {
-		if p.lits == nil {
-			p.lits = map[string]any{}
+// shared returns the boxed string or number (json.Number) of text raw:
+// the one last decoded as the value of a member of the same name (or as
+// an array element) when it had the same text, else a new one. A bulk
+// Set repeats values member by member (every route's table and device)
+// and a key's value in its config mirror.
+func (p *jsonParser) shared(name string, number bool, raw []byte) any {
+	if !p.share {
+		if number {
+			return json.Number(raw)
 		}
-		p.lits[string(k)] = v
+		return string(raw)
+	}
+	if v, ok := p.last[name]; ok {
+		switch x := v.(type) {
+		case string:
+			if !number && x == string(raw) {
+				return v
+			}
+		case json.Number:
+			if number && string(x) == string(raw) {
+				return v
+			}
+		}
+	}
+	var v any
+	if number {
+		v = json.Number(raw)
+	} else {
+		v = string(raw)
+	}
+	if _, ok := p.last[name]; ok || len(p.last) < maxShared {
+		if p.last == nil {
+			p.last = map[string]any{}
+		}
+		p.last[name] = v
 	}
 	return v
 }
@@ -167,7 +206,8 @@ func (p *jsonParser) space() {
 	}
 }
 
-func (p *jsonParser) value(depth int) (any, error) {
+// value decodes the value of member name ("" in an array or alone).
+func (p *jsonParser) value(depth int, name string) (any, error) {
 	if depth > maxJSONDepth {
 		return nil, p.errf("nested deeper than %d", maxJSONDepth)
 	}
@@ -182,7 +222,7 @@ func (p *jsonParser) value(depth int) (any, error) {
 	case c == '"':
 		s, raw, err := p.str()
 		if raw != nil {
-			return p.shared('s', raw, func(s string) any { return s }), nil
+			return p.shared(name, false, raw), nil
 		}
 		return s, err
 	case c == 't':
@@ -192,7 +232,7 @@ func (p *jsonParser) value(depth int) (any, error) {
 	case c == 'n':
 		return nil, p.lit("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
+		return p.number(name)
 	default:
 		return nil, p.errf("unexpected character %q", c)
 	}
@@ -232,7 +272,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 		}
 		p.i++
 		p.space()
-		v, err := p.value(depth + 1)
+		v, err := p.value(depth+1, k)
 		if err != nil {
 			return nil, err
 		}
@@ -265,7 +305,7 @@ func (p *jsonParser) array(depth int) (any, error) {
 	}
 	for {
 		p.space()
-		v, err := p.value(depth + 1)
+		v, err := p.value(depth+1, "")
 		if err != nil {
 			return nil, err
 		}
@@ -392,7 +432,7 @@ func (p *jsonParser) hex4() (rune, error) {
 	return rune(n), nil
 }
 
-func (p *jsonParser) number() (any, error) {
+func (p *jsonParser) number(name string) (any, error) {
 	start := p.i
 	if p.b[p.i] == '-' {
 		p.i++
@@ -425,5 +465,5 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.errf("invalid number")
 		}
 	}
-	return p.shared('n', p.b[start:p.i], func(s string) any { return json.Number(s) }), nil
+	return p.shared(name, true, p.b[start:p.i]), nil
 }

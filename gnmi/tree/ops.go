@@ -230,7 +230,7 @@ func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) err
 		}
 		return tx.setLeaf(tgt.In, n, v)
 	}
-	x, err := decodeJSON(val)
+	x, err := tx.decodeJSON(val)
 	if err != nil {
 		return newErr(ErrBadValue, renderElems(elems), err.Error())
 	}
@@ -285,7 +285,29 @@ func nameIs(name string, n *Node) bool {
 		name[:len(n.Module)] == n.Module && name[len(n.Module)+1:] == n.Name
 }
 
+// decodeJSON decodes a container's or list's JSON value with the
+// transaction's parser, which shares names and repeated values across
+// the transaction's operations.
+func (tx *Txn) decodeJSON(val *gpb.TypedValue) (any, error) {
+	raw, err := jsonBytes(val)
+	if err != nil {
+		return nil, err
+	}
+	if tx.jp == nil {
+		tx.jp = &jsonParser{share: true}
+	}
+	return tx.jp.parse(raw)
+}
+
 func decodeJSON(val *gpb.TypedValue) (any, error) {
+	raw, err := jsonBytes(val)
+	if err != nil {
+		return nil, err
+	}
+	return parseJSON(raw)
+}
+
+func jsonBytes(val *gpb.TypedValue) ([]byte, error) {
 	var raw []byte
 	switch v := val.GetValue().(type) {
 	case *gpb.TypedValue_JsonIetfVal:
@@ -295,7 +317,7 @@ func decodeJSON(val *gpb.TypedValue) (any, error) {
 	default:
 		return nil, fmt.Errorf("a container or list takes a JSON or JSON_IETF value, not %T", val.GetValue())
 	}
-	return parseJSON(raw)
+	return raw, nil
 }
 
 // decodeLeaf converts a gNMI TypedValue into a leaf or leaf-list value.

@@ -79,6 +79,8 @@ type Txn struct {
 	lastElems []*gpb.PathElem
 	// stepBuf is WriteEntry's, reused entry after entry.
 	stepBuf []step
+	// jp decodes the operations' JSON values (see decodeJSON).
+	jp *jsonParser
 	// What the transaction changed, derived from base and the new
 	// version when asked and kept until the next write (an set).
 	changes []Change
@@ -171,12 +173,25 @@ func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
 	tx.dirty()
 	tx.writes++
 	if n.slot >= len(in.vals) {
-		// Grown in place when the array has room: it is this version's
-		// own (made by newInst or clone); an ident sharing it reads only
-		// the key slots, which are inside its length.
-		in.vals = append(in.vals, make([]Value, n.slot+1-len(in.vals))...)
+		in.vals = growVals(in.vals, n.slot+1, in.s.nvals)
 	}
 	in.vals[n.slot] = v
+}
+
+// growVals returns vals lengthened to n, in place when the array has
+// room: it is this version's own (made by newInst or clone); an ident
+// sharing it reads only the key slots, which are inside its length. A
+// new array has room for at least 4 slots (at most all) and doubles, so
+// that writing an instance's leaves one by one (a route's config: its
+// key mirrors, then its device) allocates once, not once a leaf.
+func growVals(vals []Value, n, all int) []Value {
+	if n <= cap(vals) {
+		return vals[:n]
+	}
+	c := min(max(n, 2*cap(vals), 4), max(all, n))
+	out := make([]Value, n, c)
+	copy(out, vals)
+	return out
 }
 
 // entry returns the list entry with keys ready for writing, creating it
@@ -387,7 +402,7 @@ func (tx *Txn) finish() {
 	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
-	tx.touched, tx.removed, tx.old, tx.last = nil, nil, nil, nil
+	tx.touched, tx.removed, tx.old, tx.last, tx.jp = nil, nil, nil, nil, nil
 	tx.t.tx = nil
 }
 
