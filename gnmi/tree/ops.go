@@ -563,12 +563,13 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 	if replace {
 		keep = make(map[string]bool, len(arr))
 	}
+	keys := make([]Value, len(n.Keys)) // each entry's, in turn
 	for i, a := range arr {
 		obj, ok := a.(*jsonObject)
 		if !ok {
 			return newErr(ErrBadValue, fmt.Sprintf("%s[%d]", at, i), "a list entry is a JSON object")
 		}
-		keys, err := entryKeys(n, obj)
+		err := entryKeys(n, obj, keys)
 		if err != nil {
 			return newErr(ErrBadPath, fmt.Sprintf("%s[%d]", at, i), err.Error())
 		}
@@ -620,10 +621,9 @@ func (tx *Txn) emptyList(in *Inst, n *Node) {
 	})
 }
 
-// entryKeys reads a JSON list entry's keys, from the entry's key leaves
-// or, failing that, from their config mirrors.
-func entryKeys(n *Node, obj *jsonObject) ([]Value, error) {
-	keys := make([]Value, len(n.Keys))
+// entryKeys reads a JSON list entry's keys into keys, from the entry's
+// key leaves or, failing that, from their config mirrors.
+func entryKeys(n *Node, obj *jsonObject, keys []Value) error {
 	for i, k := range n.Keys {
 		x, ok := lookupMember(obj, k)
 		if !ok && k.configKey != nil {
@@ -634,15 +634,15 @@ func entryKeys(n *Node, obj *jsonObject) ([]Value, error) {
 			}
 		}
 		if !ok {
-			return nil, fmt.Errorf("list %s entry lacks key %q", n.Name, k.Name)
+			return fmt.Errorf("list %s entry lacks key %q", n.Name, k.Name)
 		}
 		v, err := k.Type.ParseJSON(x)
 		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", k.Name, err)
+			return fmt.Errorf("key %s: %w", k.Name, err)
 		}
 		keys[i] = v
 	}
-	return keys, nil
+	return nil
 }
 
 func lookupMember(obj *jsonObject, n *Node) (any, bool) {
