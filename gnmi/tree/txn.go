@@ -173,7 +173,11 @@ func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
 	tx.dirty()
 	tx.writes++
 	if n.slot >= len(in.vals) {
-		in.vals = growVals(in.vals, n.slot+1, in.s.nvals)
+		room := 1
+		if !tx.state {
+			room = 4
+		}
+		in.vals = growVals(in.vals, n.slot+1, room, in.s.nvals)
 	}
 	in.vals[n.slot] = v
 }
@@ -181,14 +185,16 @@ func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
 // growVals returns vals lengthened to n, in place when the array has
 // room: it is this version's own (made by newInst or clone); an ident
 // sharing it reads only the key slots, which are inside its length. A
-// new array has room for at least 4 slots (at most all) and doubles, so
-// that writing an instance's leaves one by one (a route's config: its
-// key mirrors, then its device) allocates once, not once a leaf.
-func growVals(vals []Value, n, all int) []Value {
+// new array has room for at least room slots (at most all) and doubles.
+// A config writer asks for 4, so that writing a container's leaves one
+// by one (a route's config: its key mirrors, then its device) allocates
+// once, not once a leaf; a state writer for 1, since state containers
+// mostly hold their first slot or two (see assignSlots).
+func growVals(vals []Value, n, room, all int) []Value {
 	if n <= cap(vals) {
 		return vals[:n]
 	}
-	c := min(max(n, 2*cap(vals), 4), max(all, n))
+	c := min(max(n, 2*cap(vals), room), max(all, n))
 	out := make([]Value, n, c)
 	copy(out, vals)
 	return out
