@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"encoding/json"
 	"fmt"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -439,6 +440,36 @@ func childName(in *Inst, name string) string {
 	return p + "/" + name
 }
 
+// parseLeaf is n.Type.ParseJSON(x), remembered per leaf: a JSON string
+// or number equal to the one last parsed for n gives the same value
+// without checking it again (every route's device against the interface
+// name pattern, its table against the key's range).
+func (tx *Txn) parseLeaf(n *Node, x any) (Value, error) {
+	switch x.(type) {
+	case string, json.Number:
+	default:
+		return n.Type.ParseJSON(x)
+	}
+	if m, ok := tx.parsed[n]; ok && m.in == x {
+		return m.v, nil
+	}
+	v, err := n.Type.ParseJSON(x)
+	if err != nil {
+		return v, err
+	}
+	if tx.parsed == nil {
+		tx.parsed = map[*Node]parsedLeaf{}
+	}
+	tx.parsed[n] = parsedLeaf{in: x, v: v}
+	return v, nil
+}
+
+// parsedLeaf is a leaf's last JSON input and the value parsed from it.
+type parsedLeaf struct {
+	in any
+	v  Value
+}
+
 // shared returns the string value v of leaf n as the transaction last
 // merged it into n when it is the same, so that a bulk Set's 100,000
 // routes on one device hold one string; else it remembers v.
@@ -498,7 +529,7 @@ func (tx *Txn) merge(in *Inst, obj *jsonObject, replace bool, keys []Value) erro
 			} else if k := keyIndex(in, ch, keys); k >= 0 {
 				v = keys[k] // entryKeys decoded this same member
 			} else {
-				v, err = ch.Type.ParseJSON(x)
+				v, err = tx.parseLeaf(ch, x)
 				v = tx.shared(ch, v)
 			}
 			if err != nil {
@@ -569,7 +600,7 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 		if !ok {
 			return newErr(ErrBadValue, fmt.Sprintf("%s[%d]", at, i), "a list entry is a JSON object")
 		}
-		err := entryKeys(n, obj, keys)
+		err := tx.entryKeys(n, obj, keys)
 		if err != nil {
 			return newErr(ErrBadPath, fmt.Sprintf("%s[%d]", at, i), err.Error())
 		}
@@ -623,7 +654,7 @@ func (tx *Txn) emptyList(in *Inst, n *Node) {
 
 // entryKeys reads a JSON list entry's keys into keys, from the entry's
 // key leaves or, failing that, from their config mirrors.
-func entryKeys(n *Node, obj *jsonObject, keys []Value) error {
+func (tx *Txn) entryKeys(n *Node, obj *jsonObject, keys []Value) error {
 	for i, k := range n.Keys {
 		x, ok := lookupMember(obj, k)
 		if !ok && k.configKey != nil {
@@ -636,7 +667,7 @@ func entryKeys(n *Node, obj *jsonObject, keys []Value) error {
 		if !ok {
 			return fmt.Errorf("list %s entry lacks key %q", n.Name, k.Name)
 		}
-		v, err := k.Type.ParseJSON(x)
+		v, err := tx.parseLeaf(k, x)
 		if err != nil {
 			return fmt.Errorf("key %s: %w", k.Name, err)
 		}

@@ -72,7 +72,9 @@ type Txn struct {
 	// value repeated entry after entry (every route's device) is kept
 	// once, shared, instead of once per entry.
 	last map[*Node]Value
-	done bool
+	// parsed is the JSON value last parsed for each leaf (parseLeaf).
+	parsed map[*Node]parsedLeaf
+	done   bool
 	// the last path ApplyRaw parsed: a logged group replays many leaves
 	// of one instance.
 	lastPath  string
@@ -408,7 +410,7 @@ func (tx *Txn) finish() {
 	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
-	tx.touched, tx.removed, tx.old, tx.last, tx.jp = nil, nil, nil, nil, nil
+	tx.touched, tx.removed, tx.old, tx.last, tx.jp, tx.parsed = nil, nil, nil, nil, nil, nil
 	tx.t.tx = nil
 }
 
