@@ -32,11 +32,13 @@ const (
 // that a schema that gains leaves can still read old records. Only config
 // leaves are written; state is rebuilt by the reconcilers after restart.
 type encoder struct {
-	buf    []byte
-	prev   string
-	cur    tree.Ident
-	leaves []byte
-	n      int
+	buf []byte
+	// prev is the path written last; path, the one being written (their
+	// arrays swap group after group).
+	prev, path []byte
+	cur        tree.Ident
+	leaves     []byte
+	n          int
 	// paths renders each changed instance's path from its parent's.
 	paths tree.PathMemo
 }
@@ -73,13 +75,14 @@ func (e *encoder) flush() {
 	if e.n == 0 {
 		return
 	}
-	path := e.paths.Inst(e.cur)
+	path := e.paths.AppendInst(e.path[:0], e.cur)
 	common := commonPrefix(e.prev, path)
 	e.buf = binary.AppendUvarint(e.buf, uint64(common))
-	e.buf = appendString(e.buf, path[common:])
+	e.buf = binary.AppendUvarint(e.buf, uint64(len(path)-common))
+	e.buf = append(e.buf, path[common:]...)
 	e.buf = binary.AppendUvarint(e.buf, uint64(e.n))
 	e.buf = append(e.buf, e.leaves...)
-	e.prev = path
+	e.prev, e.path = path, e.prev
 	e.leaves, e.n = e.leaves[:0], 0
 }
 
@@ -102,7 +105,7 @@ func encodeRecord(seq uint64, ts int64, changes []tree.Change) []byte {
 	return e.bytes()
 }
 
-func commonPrefix(a, b string) int {
+func commonPrefix(a, b []byte) int {
 	n := min(len(a), len(b))
 	i := 0
 	for i < n && a[i] == b[i] {

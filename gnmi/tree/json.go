@@ -9,14 +9,38 @@ import (
 )
 
 // parseJSON decodes one JSON value into the shapes encoding/json produces
-// with UseNumber (map[string]any, []any, string, json.Number, bool, nil).
-// A bulk Set of 100,000 routes is 100,000 small JSON documents; this
-// decoder is about three times faster than encoding/json's reflection
-// path for them, and stricter: invalid UTF-8 is an error, not U+FFFD.
+// with UseNumber (string, json.Number, bool, nil, []any), except that an
+// object is a *jsonObject: its members in document order. A bulk Set of
+// 100,000 routes is 200,000 small JSON objects; this decoder is about
+// three times faster than encoding/json's reflection path for them, and
+// stricter: invalid UTF-8 is an error, not U+FFFD.
+//
+// The decoded form lives only until the transaction has merged it, so it
+// is built to cost few allocations rather than to be kept: objects and
+// their members are carved from shared chunks (where a map cost two
+// allocations an object), arrays are sized once, member names are
+// decoded once, and a literal repeated member after member (a route's
+// "table":254, its device, a key's value again in its config mirror) is
+// boxed once and shared.
 func parseJSON(b []byte) (any, error) {
-	p := &jsonParser{b: b}
+	var p jsonParser
+	return p.parse(b)
+}
+
+// parse decodes b. A parser used again (a transaction's, for its
+// operations' values) carves on from its chunks and keeps its shared
+// names and values, so a Set of many small values does not pay for them
+// value after value.
+func (p *jsonParser) parse(b []byte) (any, error) {
+	p.b, p.i = b, 0
+	defer func() {
+		p.b = nil
+		clear(p.stack)
+		clear(p.elems)
+		p.stack, p.elems = p.stack[:0], p.elems[:0]
+	}()
 	p.space()
-	v, err := p.value(0)
+	v, err := p.value(0, "")
 	if err != nil {
 		return nil, err
 	}
@@ -29,9 +53,142 @@ func parseJSON(b []byte) (any, error) {
 
 const maxJSONDepth = 64
 
+// jsonObject is a decoded JSON object. A name given twice is looked up
+// as its last member, as encoding/json keeps the last.
+type jsonObject struct{ m []jsonMember }
+
+type jsonMember struct {
+	name string
+	val  any
+}
+
+// get returns the value of member name.
+func (o *jsonObject) get(name string) (any, bool) {
+	for i := len(o.m) - 1; i >= 0; i-- {
+		if o.m[i].name == name {
+			return o.m[i].val, true
+		}
+	}
+	return nil, false
+}
+
+// getQualified returns the value of the member naming n module-qualified
+// ("module:name").
+func (o *jsonObject) getQualified(n *Node) (any, bool) {
+	for i := len(o.m) - 1; i >= 0; i-- {
+		if name := o.m[i].name; name != n.Name && nameIs(name, n) {
+			return o.m[i].val, true
+		}
+	}
+	return nil, false
+}
+
+// Len is the number of members, a name given twice counted twice.
+func (o *jsonObject) Len() int { return len(o.m) }
+
+// chunk sizes of the decoder's shared allocations; names stop being
+// added past maxShared, so an input of unique names costs no more than
+// one without sharing.
+const (
+	objChunk    = 256
+	memberChunk = 1024
+	maxShared   = 4096
+)
+
 type jsonParser struct {
 	b []byte
 	i int
+	// objs and members are chunks objects are carved from; stack holds
+	// the members (and elems the elements) of the objects and arrays
+	// being decoded, innermost last.
+	objs    []jsonObject
+	members []jsonMember
+	stack   []jsonMember
+	elems   []any
+	// share turns on sharing: names are member names decoded so far;
+	// last, the value last decoded for each (see shared). A parser used
+	// once for a small value has nothing to share.
+	share bool
+	names map[string]string
+	last  map[string]any
+}
+
+// object returns a new object holding ms, copied out of the stack.
+func (p *jsonParser) newObject(ms []jsonMember) *jsonObject {
+	if len(p.objs) == cap(p.objs) {
+		// Chunks start small and double: most values are one small
+		// object (a single route's config), a few are 200,000.
+		p.objs = make([]jsonObject, 0, min(max(4, 2*cap(p.objs)), objChunk))
+	}
+	p.objs = p.objs[:len(p.objs)+1]
+	o := &p.objs[len(p.objs)-1]
+	if len(ms) == 0 {
+		return o
+	}
+	if cap(p.members)-len(p.members) < len(ms) {
+		p.members = make([]jsonMember, 0, max(min(max(8, 2*cap(p.members)), memberChunk), len(ms)))
+	}
+	n := len(p.members)
+	p.members = append(p.members, ms...)
+	o.m = p.members[n : n+len(ms) : n+len(ms)]
+	return o
+}
+
+// name returns the member name s as decoded before, or a copy of it.
+func (p *jsonParser) name(s []byte) string {
+	if !p.share {
+		return string(s)
+	}
+	if n, ok := p.names[string(s)]; ok {
+		return n
+	}
+	n := string(s)
+	if len(p.names) < maxShared {
+		if p.names == nil {
+			p.names = map[string]string{}
+		}
+		p.names[n] = n
+	}
+	return n
+}
+
+// shared returns the boxed string or number (json.Number) of text raw:
+// the one last decoded as the value of a member of the same name (or as
+// an array element) when it had the same text, else a new one. A bulk
+// Set repeats values member by member (every route's table and device)
+// and a key's value in its config mirror.
+func (p *jsonParser) shared(name string, number bool, raw []byte) any {
+	if !p.share {
+		if number {
+			return json.Number(raw)
+		}
+		return string(raw)
+	}
+	if v, ok := p.last[name]; ok {
+		switch x := v.(type) {
+		case string:
+			if !number && x == string(raw) {
+				return v
+			}
+		case json.Number:
+			if number && string(x) == string(raw) {
+				return v
+			}
+		}
+	}
+	var v any
+	if number {
+		v = json.Number(raw)
+	} else {
+		v = string(raw)
+	}
+	if _, ok := p.last[name]; ok || len(p.last) < maxShared {
+		if p.last == nil {
+			p.last = map[string]any{}
+		}
+		p.last[name] = v
+	}
+	return v
 }
 
 func (p *jsonParser) errf(format string, args ...any) error {
@@ -49,7 +206,8 @@ func (p *jsonParser) space() {
 	}
 }
 
-func (p *jsonParser) value(depth int) (any, error) {
+// value decodes the value of member name ("" in an array or alone).
+func (p *jsonParser) value(depth int, name string) (any, error) {
 	if depth > maxJSONDepth {
 		return nil, p.errf("nested deeper than %d", maxJSONDepth)
 	}
@@ -62,7 +220,11 @@ func (p *jsonParser) value(depth int) (any, error) {
 	case c == '[':
 		return p.array(depth)
 	case c == '"':
-		return p.str()
+		s, raw, err := p.str()
+		if raw != nil {
+			return p.shared(name, false, raw), nil
+		}
+		return s, err
 	case c == 't':
 		return true, p.lit("true")
 	case c == 'f':
@@ -70,7 +232,7 @@ func (p *jsonParser) value(depth int) (any, error) {
 	case c == 'n':
 		return nil, p.lit("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
+		return p.number(name)
 	default:
 		return nil, p.errf("unexpected character %q", c)
 	}
@@ -86,20 +248,23 @@ func (p *jsonParser) lit(s string) error {
 
 func (p *jsonParser) object(depth int) (any, error) {
 	p.i++ // {
-	m := map[string]any{}
+	base := len(p.stack)
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
-		return m, nil
+		return p.newObject(nil), nil
 	}
 	for {
 		p.space()
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
 			return nil, p.errf("expected a member name")
 		}
-		k, err := p.str()
+		k, raw, err := p.str()
 		if err != nil {
 			return nil, err
+		}
+		if raw != nil {
+			k = p.name(raw)
 		}
 		p.space()
 		if p.i >= len(p.b) || p.b[p.i] != ':' {
@@ -107,18 +272,21 @@ func (p *jsonParser) object(depth int) (any, error) {
 		}
 		p.i++
 		p.space()
-		v, err := p.value(depth + 1)
+		v, err := p.value(depth+1, k)
 		if err != nil {
 			return nil, err
 		}
-		m[k] = v
+		p.stack = append(p.stack, jsonMember{name: k, val: v})
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, p.errf("unterminated object")
 		}
 		if p.b[p.i] == '}' {
 			p.i++
-			return m, nil
+			o := p.newObject(p.stack[base:])
+			clear(p.stack[base:])
+			p.stack = p.stack[:base]
+			return o, nil
 		}
 		if p.b[p.i] != ',' {
 			return nil, p.errf("expected ',' or '}' in object")
@@ -129,25 +297,29 @@ func (p *jsonParser) object(depth int) (any, error) {
 
 func (p *jsonParser) array(depth int) (any, error) {
 	p.i++ // [
-	a := []any{}
+	base := len(p.elems)
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
-		return a, nil
+		return []any{}, nil
 	}
 	for {
 		p.space()
-		v, err := p.value(depth + 1)
+		v, err := p.value(depth+1, "")
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		p.elems = append(p.elems, v)
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, p.errf("unterminated array")
 		}
 		if p.b[p.i] == ']' {
 			p.i++
+			a := make([]any, len(p.elems)-base)
+			copy(a, p.elems[base:])
+			clear(p.elems[base:])
+			p.elems = p.elems[:base]
 			return a, nil
 		}
 		if p.b[p.i] != ',' {
@@ -157,25 +329,27 @@ func (p *jsonParser) array(depth int) (any, error) {
 	}
 }
 
-func (p *jsonParser) str() (string, error) {
+// str decodes a string. One without escapes (most) is returned as raw,
+// its bytes in the input, for the caller to share; else as s.
+func (p *jsonParser) str() (s string, raw []byte, err error) {
 	p.i++ // opening quote
 	start := p.i
 	// Fast path: no escapes.
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		if c == '"' {
-			s := p.b[start:p.i]
+			b := p.b[start:p.i]
 			p.i++
-			if !utf8.Valid(s) {
-				return "", p.errf("invalid UTF-8 in string")
+			if !utf8.Valid(b) {
+				return "", nil, p.errf("invalid UTF-8 in string")
 			}
-			return string(s), nil
+			return "", b, nil
 		}
 		if c == '\\' {
 			break
 		}
 		if c < 0x20 {
-			return "", p.errf("control character in string")
+			return "", nil, p.errf("control character in string")
 		}
 		p.i++
 	}
@@ -186,11 +360,11 @@ func (p *jsonParser) str() (string, error) {
 		case c == '"':
 			p.i++
 			if !utf8.Valid(buf) {
-				return "", p.errf("invalid UTF-8 in string")
+				return "", nil, p.errf("invalid UTF-8 in string")
 			}
-			return string(buf), nil
+			return string(buf), nil, nil
 		case c < 0x20:
-			return "", p.errf("control character in string")
+			return "", nil, p.errf("control character in string")
 		case c != '\\':
 			buf = append(buf, c)
 			p.i++
@@ -217,7 +391,7 @@ func (p *jsonParser) str() (string, error) {
 		case 'u':
 			r, err := p.hex4()
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if utf16.IsSurrogate(r) {
 				// A high surrogate pairs with a following low one; anything
@@ -240,10 +414,10 @@ func (p *jsonParser) str() (string, error) {
 			}
 			buf = utf8.AppendRune(buf, r)
 		default:
-			return "", p.errf("invalid escape \\%c", e)
+			return "", nil, p.errf("invalid escape \\%c", e)
 		}
 	}
-	return "", p.errf("unterminated string")
+	return "", nil, p.errf("unterminated string")
 }
 
 func (p *jsonParser) hex4() (rune, error) {
@@ -258,7 +432,7 @@ func (p *jsonParser) hex4() (rune, error) {
 	return rune(n), nil
 }
 
-func (p *jsonParser) number() (any, error) {
+func (p *jsonParser) number(name string) (any, error) {
 	start := p.i
 	if p.b[p.i] == '-' {
 		p.i++
@@ -291,5 +465,5 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.errf("invalid number")
 		}
 	}
-	return json.Number(p.b[start:p.i]), nil
+	return p.shared(name, true, p.b[start:p.i]), nil
 }

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"encoding/json"
 	"fmt"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -230,14 +231,14 @@ func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) err
 		}
 		return tx.setLeaf(tgt.In, n, v)
 	}
-	x, err := decodeJSON(val)
+	x, err := tx.decodeJSON(val)
 	if err != nil {
 		return newErr(ErrBadValue, renderElems(elems), err.Error())
 	}
 	if tgt.Node != nil { // a whole list
 		arr, ok := x.([]any)
 		if !ok {
-			if obj, isObj := x.(map[string]any); isObj {
+			if obj, isObj := x.(*jsonObject); isObj {
 				// Some clients wrap the list: {"route": [...]}.
 				if inner, ok2 := unwrapList(obj, tgt.Node); ok2 {
 					arr, ok = inner, true
@@ -249,28 +250,65 @@ func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) err
 		}
 		return tx.mergeList(tgt.In, tgt.Node, arr, replace)
 	}
-	obj, ok := x.(map[string]any)
+	obj, ok := x.(*jsonObject)
 	if !ok {
 		return newErr(ErrBadValue, renderElems(elems), fmt.Sprintf("%s takes a JSON object", nodeName(tgt.In.s)))
 	}
-	return tx.merge(tgt.In, obj, replace)
+	return tx.merge(tgt.In, obj, replace, nil)
 }
 
-func unwrapList(obj map[string]any, n *Node) ([]any, bool) {
-	if len(obj) != 1 {
+// unwrapList returns the entries of {"list": [...]}: an object with one
+// member (given once or more), named after list n.
+func unwrapList(obj *jsonObject, n *Node) ([]any, bool) {
+	if obj.Len() == 0 {
 		return nil, false
 	}
-	for k, v := range obj {
-		if k != n.Name && k != n.Module+":"+n.Name {
+	k := obj.m[0].name
+	for _, m := range obj.m[1:] {
+		if m.name != k {
 			return nil, false
 		}
-		arr, ok := v.([]any)
-		return arr, ok
 	}
-	return nil, false
+	if !nameIs(k, n) {
+		return nil, false
+	}
+	arr, ok := obj.m[len(obj.m)-1].val.([]any)
+	return arr, ok
+}
+
+// nameIs reports whether a JSON member name names node n, plain or
+// module-qualified.
+func nameIs(name string, n *Node) bool {
+	if name == n.Name {
+		return true
+	}
+	return len(name) == len(n.Module)+1+len(n.Name) && name[len(n.Module)] == ':' &&
+		name[:len(n.Module)] == n.Module && name[len(n.Module)+1:] == n.Name
+}
+
+// decodeJSON decodes a container's or list's JSON value with the
+// transaction's parser, which shares names and repeated values across
+// the transaction's operations.
+func (tx *Txn) decodeJSON(val *gpb.TypedValue) (any, error) {
+	raw, err := jsonBytes(val)
+	if err != nil {
+		return nil, err
+	}
+	if tx.jp == nil {
+		tx.jp = &jsonParser{share: true}
+	}
+	return tx.jp.parse(raw)
 }
 
 func decodeJSON(val *gpb.TypedValue) (any, error) {
+	raw, err := jsonBytes(val)
+	if err != nil {
+		return nil, err
+	}
+	return parseJSON(raw)
+}
+
+func jsonBytes(val *gpb.TypedValue) ([]byte, error) {
 	var raw []byte
 	switch v := val.GetValue().(type) {
 	case *gpb.TypedValue_JsonIetfVal:
@@ -280,7 +318,7 @@ func decodeJSON(val *gpb.TypedValue) (any, error) {
 	default:
 		return nil, fmt.Errorf("a container or list takes a JSON or JSON_IETF value, not %T", val.GetValue())
 	}
-	return parseJSON(raw)
+	return raw, nil
 }
 
 // decodeLeaf converts a gNMI TypedValue into a leaf or leaf-list value.
@@ -359,7 +397,7 @@ func decodeScalar(t *Type, val *gpb.TypedValue) (Value, error) {
 		if _, isArr := x.([]any); isArr {
 			return Value{}, fmt.Errorf("a leaf takes a scalar, not a JSON array")
 		}
-		if _, isObj := x.(map[string]any); isObj {
+		if _, isObj := x.(*jsonObject); isObj {
 			return Value{}, fmt.Errorf("a leaf takes a scalar, not a JSON object")
 		}
 		return t.ParseJSON(x)
@@ -372,8 +410,9 @@ func decodeScalar(t *Type, val *gpb.TypedValue) (Value, error) {
 // members checks a JSON object's member names against the schema,
 // rejecting unknown members and members this writer may not write, and
 // reports whether any name is module-qualified.
-func (tx *Txn) members(in *Inst, obj map[string]any) (qualified bool, err error) {
-	for name := range obj {
+func (tx *Txn) members(in *Inst, obj *jsonObject) (qualified bool, err error) {
+	for _, m := range obj.m {
+		name := m.name
 		n, err := childNode(in.s, name)
 		if err != nil {
 			return false, newErr(ErrUnknownPath, childName(in, name), err.Error())
@@ -401,6 +440,36 @@ func childName(in *Inst, name string) string {
 	return p + "/" + name
 }
 
+// parseLeaf is n.Type.ParseJSON(x), remembered per leaf: a JSON string
+// or number equal to the one last parsed for n gives the same value
+// without checking it again (every route's device against the interface
+// name pattern, its table against the key's range).
+func (tx *Txn) parseLeaf(n *Node, x any) (Value, error) {
+	switch x.(type) {
+	case string, json.Number:
+	default:
+		return n.Type.ParseJSON(x)
+	}
+	if m, ok := tx.parsed[n]; ok && m.in == x {
+		return m.v, nil
+	}
+	v, err := n.Type.ParseJSON(x)
+	if err != nil {
+		return v, err
+	}
+	if tx.parsed == nil {
+		tx.parsed = map[*Node]parsedLeaf{}
+	}
+	tx.parsed[n] = parsedLeaf{in: x, v: v}
+	return v, nil
+}
+
+// parsedLeaf is a leaf's last JSON input and the value parsed from it.
+type parsedLeaf struct {
+	in any
+	v  Value
+}
+
 // shared returns the string value v of leaf n as the transaction last
 // merged it into n when it is the same, so that a bulk Set's 100,000
 // routes on one device hold one string; else it remembers v.
@@ -419,16 +488,18 @@ func (tx *Txn) shared(n *Node, v Value) Value {
 }
 
 // merge applies a decoded JSON object to an instance, in schema order so
-// that changes come out deterministically.
-func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
+// that changes come out deterministically. keys, for a list entry, are
+// the entry's keys as mergeList decoded them from this same object: a
+// key leaf given in it is not decoded twice.
+func (tx *Txn) merge(in *Inst, obj *jsonObject, replace bool, keys []Value) error {
 	qualified, err := tx.members(in, obj)
 	if err != nil {
 		return err
 	}
 	for _, ch := range in.s.Children {
-		x, given := obj[ch.Name]
+		x, given := obj.get(ch.Name)
 		if !given && qualified {
-			x, given = obj[ch.Module+":"+ch.Name]
+			x, given = obj.getQualified(ch)
 		}
 		cat := childPath{in, ch}
 		switch ch.Kind {
@@ -455,8 +526,10 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 					vs = append(vs, e)
 				}
 				v, err = leafList(vs)
+			} else if k := keyIndex(in, ch, keys); k >= 0 {
+				v = keys[k] // entryKeys decoded this same member
 			} else {
-				v, err = ch.Type.ParseJSON(x)
+				v, err = tx.parseLeaf(ch, x)
 				v = tx.shared(ch, v)
 			}
 			if err != nil {
@@ -474,11 +547,11 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 				}
 				continue
 			}
-			o, ok := x.(map[string]any)
+			o, ok := x.(*jsonObject)
 			if !ok {
 				return newErr(ErrBadValue, cat.String(), "a container takes a JSON object")
 			}
-			if err := tx.merge(tx.sub(in, ch, true), o, replace); err != nil {
+			if err := tx.merge(tx.sub(in, ch, true), o, replace, nil); err != nil {
 				return err
 			}
 		case KindList:
@@ -500,6 +573,20 @@ func (tx *Txn) merge(in *Inst, obj map[string]any, replace bool) error {
 	return nil
 }
 
+// keyIndex returns which of list entry in's keys leaf n is, when keys
+// holds them; else -1.
+func keyIndex(in *Inst, n *Node, keys []Value) int {
+	if keys == nil || in.s.Kind != KindList {
+		return -1
+	}
+	for i, k := range in.s.Keys {
+		if k == n {
+			return i
+		}
+	}
+	return -1
+}
+
 // mergeList applies a JSON array of entries to list n under in.
 func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 	at := childPath{in, n}
@@ -507,12 +594,13 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 	if replace {
 		keep = make(map[string]bool, len(arr))
 	}
+	keys := make([]Value, len(n.Keys)) // each entry's, in turn
 	for i, a := range arr {
-		obj, ok := a.(map[string]any)
+		obj, ok := a.(*jsonObject)
 		if !ok {
 			return newErr(ErrBadValue, fmt.Sprintf("%s[%d]", at, i), "a list entry is a JSON object")
 		}
-		keys, err := entryKeys(n, obj)
+		err := tx.entryKeys(n, obj, keys)
 		if err != nil {
 			return newErr(ErrBadPath, fmt.Sprintf("%s[%d]", at, i), err.Error())
 		}
@@ -527,7 +615,7 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 			}
 			keep[k] = true
 		}
-		if err := tx.merge(ent, obj, replace); err != nil {
+		if err := tx.merge(ent, obj, replace, keys); err != nil {
 			return err
 		}
 	}
@@ -564,37 +652,35 @@ func (tx *Txn) emptyList(in *Inst, n *Node) {
 	})
 }
 
-// entryKeys reads a JSON list entry's keys, from the entry's key leaves
-// or, failing that, from their config mirrors.
-func entryKeys(n *Node, obj map[string]any) ([]Value, error) {
-	keys := make([]Value, len(n.Keys))
+// entryKeys reads a JSON list entry's keys into keys, from the entry's
+// key leaves or, failing that, from their config mirrors.
+func (tx *Txn) entryKeys(n *Node, obj *jsonObject, keys []Value) error {
 	for i, k := range n.Keys {
 		x, ok := lookupMember(obj, k)
 		if !ok && k.configKey != nil {
 			if sub, ok2 := lookupMember(obj, k.configKey.Parent); ok2 {
-				if so, ok3 := sub.(map[string]any); ok3 {
+				if so, ok3 := sub.(*jsonObject); ok3 {
 					x, ok = lookupMember(so, k.configKey)
 				}
 			}
 		}
 		if !ok {
-			return nil, fmt.Errorf("list %s entry lacks key %q", n.Name, k.Name)
+			return fmt.Errorf("list %s entry lacks key %q", n.Name, k.Name)
 		}
-		v, err := k.Type.ParseJSON(x)
+		v, err := tx.parseLeaf(k, x)
 		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", k.Name, err)
+			return fmt.Errorf("key %s: %w", k.Name, err)
 		}
 		keys[i] = v
 	}
-	return keys, nil
+	return nil
 }
 
-func lookupMember(obj map[string]any, n *Node) (any, bool) {
-	if x, ok := obj[n.Name]; ok {
+func lookupMember(obj *jsonObject, n *Node) (any, bool) {
+	if x, ok := obj.get(n.Name); ok {
 		return x, true
 	}
-	x, ok := obj[n.Module+":"+n.Name]
-	return x, ok
+	return obj.getQualified(n)
 }
 
 // ApplyRaw replays one logged leaf change at an instance path: a set

@@ -12,6 +12,9 @@ import "strings"
 type PathMemo struct {
 	paths map[Ident]string
 	buf   []byte // where a path is built before it becomes a string
+	// last is the path AppendInst rendered last, of instance lastID.
+	last   []byte
+	lastID Ident
 }
 
 // maxMemoPaths bounds the memo: a bulk commit's instances come grouped
@@ -47,4 +50,25 @@ func (m *PathMemo) Leaf(x Ident, n *Node) string {
 		return "/" + n.Name
 	}
 	return p + "/" + n.Name
+}
+
+// AppendInst appends the path of instance x, as Inst returns it, to dst
+// without making a string of it or memoising it: a bulk commit's
+// innermost instances (each new route's config) are each met once. The
+// path it rendered last stands in for the memo when it is x's parent: a
+// new entry's own leaves come just before its config's.
+func (m *PathMemo) AppendInst(dst []byte, x Ident) []byte {
+	par := x.Parent()
+	if par.IsZero() {
+		return append(dst, '/')
+	}
+	start := len(dst)
+	if m.last != nil && par == m.lastID {
+		dst = append(dst, m.last...)
+	} else if pp := m.Inst(par); pp != "/" {
+		dst = append(dst, pp...)
+	}
+	dst = x.AppendElement(dst)
+	m.last, m.lastID = append(m.last[:0], dst[start:]...), x
+	return dst
 }

@@ -44,11 +44,18 @@ func TestPathMemoIsChangePath(t *testing.T) {
 	if want := 2*len(names) + 4; len(changes) < want {
 		t.Fatalf("%d changes, want at least %d", len(changes), want)
 	}
-	var m PathMemo
+	var m, am PathMemo
+	var buf []byte
 	check := func(ch Change) {
 		t.Helper()
 		if got, want := m.Leaf(ch.In, ch.Node), ch.Path(); got != want {
 			t.Fatalf("path %q, want %q", got, want)
+		}
+		// AppendInst, from its own memo, after whatever instance it
+		// rendered last (a parent, a sibling, the same).
+		buf = am.AppendInst(append(buf[:0], "x"...), ch.In)
+		if got, want := string(buf[1:]), ch.In.PathString(); got != want {
+			t.Fatalf("AppendInst %q, want %q", got, want)
 		}
 	}
 	for _, ch := range changes {
@@ -61,5 +68,8 @@ func TestPathMemoIsChangePath(t *testing.T) {
 	}
 	if got := m.Inst(tr.Root().Ident()); got != "/" {
 		t.Fatalf("root path %q, want /", got)
+	}
+	if got := string(am.AppendInst(nil, tr.Root().Ident())); got != "/" {
+		t.Fatalf("AppendInst root path %q, want /", got)
 	}
 }

@@ -128,7 +128,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"delete entry key", []op{{"delete", r1 + "/prefix", nil}}, ErrKeyLeaf, ""},
 		{"change mirror", []op{{"update", r1 + "/config/table", uintVal(7)}}, ErrKeyLeaf, "differs"},
 		{"write state", []op{{"update", r1 + "/state/status", strVal("installed")}}, ErrReadOnly, "config false"},
-		{"mandatory", []op{{"update", "/top/devices/device[name=sw2]/config/name", strVal("sw2")}}, ErrMandatory, "address"},
+		{"mandatory", []op{{"update", "/top/devices/device[name=sw2]/config/name", strVal("sw2")}}, ErrMandatory, " at /top/devices/device[name=sw2]/config/address: mandatory leaf address is not set"},
 		{"leafref dangling", []op{{"update", r1 + "/config/dev-ref", strVal("sw9")}}, ErrLeafref, "sw9"},
 		{"leafref target removed", []op{
 			{"update", r1 + "/config/dev-ref", strVal("sw1")},

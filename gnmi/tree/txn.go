@@ -72,13 +72,17 @@ type Txn struct {
 	// value repeated entry after entry (every route's device) is kept
 	// once, shared, instead of once per entry.
 	last map[*Node]Value
-	done bool
+	// parsed is the JSON value last parsed for each leaf (parseLeaf).
+	parsed map[*Node]parsedLeaf
+	done   bool
 	// the last path ApplyRaw parsed: a logged group replays many leaves
 	// of one instance.
 	lastPath  string
 	lastElems []*gpb.PathElem
 	// stepBuf is WriteEntry's, reused entry after entry.
 	stepBuf []step
+	// jp decodes the operations' JSON values (see decodeJSON).
+	jp *jsonParser
 	// What the transaction changed, derived from base and the new
 	// version when asked and kept until the next write (an set).
 	changes []Change
@@ -171,12 +175,31 @@ func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
 	tx.dirty()
 	tx.writes++
 	if n.slot >= len(in.vals) {
-		// Grown in place when the array has room: it is this version's
-		// own (made by newInst or clone); an ident sharing it reads only
-		// the key slots, which are inside its length.
-		in.vals = append(in.vals, make([]Value, n.slot+1-len(in.vals))...)
+		room := 1
+		if !tx.state {
+			room = 4
+		}
+		in.vals = growVals(in.vals, n.slot+1, room, in.s.nvals)
 	}
 	in.vals[n.slot] = v
+}
+
+// growVals returns vals lengthened to n, in place when the array has
+// room: it is this version's own (made by newInst or clone); an ident
+// sharing it reads only the key slots, which are inside its length. A
+// new array has room for at least room slots (at most all) and doubles.
+// A config writer asks for 4, so that writing a container's leaves one
+// by one (a route's config: its key mirrors, then its device) allocates
+// once, not once a leaf; a state writer for 1, since state containers
+// mostly hold their first slot or two (see assignSlots).
+func growVals(vals []Value, n, room, all int) []Value {
+	if n <= cap(vals) {
+		return vals[:n]
+	}
+	c := min(max(n, 2*cap(vals), room), max(all, n))
+	out := make([]Value, n, c)
+	copy(out, vals)
+	return out
 }
 
 // entry returns the list entry with keys ready for writing, creating it
@@ -387,7 +410,7 @@ func (tx *Txn) finish() {
 	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
-	tx.touched, tx.removed, tx.old, tx.last = nil, nil, nil, nil
+	tx.touched, tx.removed, tx.old, tx.last, tx.jp, tx.parsed = nil, nil, nil, nil, nil, nil
 	tx.t.tx = nil
 }
 

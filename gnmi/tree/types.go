@@ -214,7 +214,7 @@ func (t *Type) ParseJSON(x any) (Value, error) {
 			}
 			return Value{}, fmt.Errorf("%q is a string, want a boolean", v)
 		}
-		return t.ParseText(v)
+		return t.parseBoxed(v, x)
 	case json.Number:
 		switch b.Kind {
 		case TUint, TInt:
@@ -240,6 +240,10 @@ func (t *Type) ParseJSON(x any) (Value, error) {
 		}
 	case nil:
 		return Value{}, fmt.Errorf("null is not a value of %s", b.describe())
+	case *jsonObject:
+		// Named as when objects were decoded into maps, so a client sees
+		// the message it always saw.
+		return Value{}, fmt.Errorf("map[string]interface {} is not a value of %s", b.describe())
 	}
 	return Value{}, fmt.Errorf("%T is not a value of %s", x, b.describe())
 }
@@ -293,6 +297,14 @@ func (t *Type) CheckBool(v bool) (Value, error) {
 }
 
 func (t *Type) checkString(s string) (Value, error) {
+	if err := t.validString(s); err != nil {
+		return Value{}, err
+	}
+	return String(s), nil
+}
+
+// validString checks s against the string type's lengths and patterns.
+func (t *Type) validString(s string) error {
 	if len(t.lengths) > 0 {
 		n := uint64(len([]rune(s)))
 		ok := false
@@ -303,15 +315,37 @@ func (t *Type) checkString(s string) (Value, error) {
 			}
 		}
 		if !ok {
-			return Value{}, fmt.Errorf("%q has length %d outside %s", s, n, rangeText(t.lengths))
+			return fmt.Errorf("%q has length %d outside %s", s, n, rangeText(t.lengths))
 		}
 	}
 	for _, pt := range t.patterns {
 		if !pt.match(s) {
-			return Value{}, fmt.Errorf("%q does not match %s pattern %s", s, t.Name, pt.text)
+			return fmt.Errorf("%q does not match %s pattern %s", s, t.Name, pt.text)
 		}
 	}
-	return String(s), nil
+	return nil
+}
+
+// parseBoxed is ParseText of a JSON string s that the decoder gave as x:
+// a string value keeps x rather than boxing s again, so a bulk Set's
+// strings cost one allocation each, or none where the decoder shares a
+// repeated one (every route's device). The result and errors are
+// ParseText's.
+func (t *Type) parseBoxed(s string, x any) (Value, error) {
+	b := t.base()
+	switch b.Kind {
+	case TString:
+		if b.validString(s) == nil {
+			return Value{x: x}, nil
+		}
+	case TUnion:
+		for _, m := range b.Members {
+			if v, err := m.parseBoxed(s, x); err == nil {
+				return v, nil
+			}
+		}
+	}
+	return t.ParseText(s)
 }
 
 func (t *Type) checkUint(n uint64) (Value, error) {

@@ -42,7 +42,7 @@ func (tx *Txn) Validate() error {
 		}
 	}
 	for _, e := range an.entries {
-		tx.checkMandatory(e, e.s, func() string { return e.PathString() }, add)
+		tx.checkMandatory(e, e.s, e, add)
 	}
 	return errors.Join(errs...)
 }
@@ -127,7 +127,10 @@ func schemaContains(a, n *Node) bool {
 // the containers of list entry in, not descending into nested lists
 // (entries of their own). A container without data under an entry still
 // exists in YANG terms, so its mandatory leaves are reported missing.
-func (tx *Txn) checkMandatory(in *Inst, s *Node, at func() string, add func(error)) {
+// s is in's schema node (in is nil for a container without data), below
+// entry's, which names the path only when a leaf is missing: the check
+// runs for every new entry of a bulk Set and almost never fails.
+func (tx *Txn) checkMandatory(in *Inst, s *Node, entry *Inst, add func(error)) {
 	for _, ch := range s.Children {
 		if !ch.Config {
 			continue
@@ -135,14 +138,23 @@ func (tx *Txn) checkMandatory(in *Inst, s *Node, at func() string, add func(erro
 		switch ch.Kind {
 		case KindLeaf, KindLeafList:
 			if ch.Mandatory && (in == nil || !in.val(ch.slot).IsSet()) {
-				add(newErr(ErrMandatory, at()+"/"+ch.Name, "mandatory leaf "+ch.Name+" is not set"))
+				add(newErr(ErrMandatory, entry.PathString()+schemaBelow(entry.s, s)+"/"+ch.Name, "mandatory leaf "+ch.Name+" is not set"))
 			}
 		case KindContainer:
 			var sub *Inst
 			if in != nil {
 				sub = in.subs()[ch.slot]
 			}
-			tx.checkMandatory(sub, ch, func() string { return at() + "/" + ch.Name }, add)
+			tx.checkMandatory(sub, ch, entry, add)
 		}
 	}
+}
+
+// schemaBelow renders the schema path from top down to s, a container below
+// it ("" when s is top): "/config", "/a/b".
+func schemaBelow(top, s *Node) string {
+	if s == top || s == nil {
+		return ""
+	}
+	return schemaBelow(top, s.Parent) + "/" + s.Name
 }

@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+)
+
+// TestBulkSetBadEntryChangesNothing: a 100,000-route JSON_IETF update
+// with one bad entry, first or last, is refused with the error that
+// names it and what is wrong, and changes nothing; the same update made
+// good then commits. Malformed JSON, wrong types, unknown members, an
+// object where a value belongs and a key mirror that disagrees with the
+// entry's key each take a path of their own through the decoder and the
+// merge.
+func TestBulkSetBadEntryChangesNothing(t *testing.T) {
+	const n = 100000
+	s, err := Open(t.TempDir(), kedgeSchema(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustCommit(t, s, upd(t, "/kedge/routes/route[prefix=192.0.2.0/24][table=254]/config", js(`{"device":"eth0"}`)))
+	before, seq := dump(s), s.Seq()
+	good := string(bulkRoutesJSON(n))
+	// entry i as bulkRoutesJSON writes it, and where it starts.
+	entry := func(i int) (string, int) {
+		p := `"10.` + itoa(i/65536%256) + "." + itoa(i/256%256) + "." + itoa(i%256) + `/32"`
+		e := `{"prefix":` + p + `,"table":254,"config":{"prefix":` + p + `,"table":254,"device":"rtA"}}`
+		at := strings.Index(good, e)
+		if at < 0 {
+			t.Fatalf("entry %d not in the JSON", i)
+		}
+		return e, at
+	}
+	for _, i := range []int{0, n - 1} {
+		e, at := entry(i)
+		p := "10." + itoa(i/65536%256) + "." + itoa(i/256%256) + "." + itoa(i%256) + "/32"
+		route := "/kedge/routes/route[prefix=" + p + "][table=254]"
+		// The string left open runs to the next entry's first quote, or
+		// to the end.
+		unterminated := "invalid value at /kedge/routes: decode JSON at offset " + itoa(len(good)-1) + ": unterminated string"
+		if i < n-1 {
+			unterminated = "invalid value at /kedge/routes: decode JSON at offset " + itoa(at+len(e)-1+len(`,{"`)) + ": expected ',' or '}' in object"
+		}
+		for _, c := range []struct {
+			name, from, to, want string
+		}{
+			{"malformed", `"table":254,"config"`, `"table":254,,"config"`,
+				"invalid value at /kedge/routes: decode JSON at offset " + itoa(at+len(`{"prefix":"`+p+`","table":254,`)) + ": expected a member name"},
+			{"unterminated", `"device":"rtA"}}`, `"device":"rtA}}`, unterminated},
+			{"key of the wrong type", `"table":254,"config"`, `"table":"main","config"`,
+				"malformed path at /kedge/routes/route[" + itoa(i) + `]: key table: "main" is not a uint32`},
+			{"leaf of the wrong type", `"device":"rtA"`, `"device":7`, "invalid value at " + route + "/config/device: 7 is a number, want a string (ifname)"},
+			{"object for a leaf", `"device":"rtA"`, `"device":{"name":"rtA"}`,
+				"invalid value at " + route + "/config/device: map[string]interface {} is not a value of a string (ifname)"},
+			{"array for a container", `"config":{`, `"config":[{`, "invalid value at " + route + "/config: a container takes a JSON object"},
+			{"unknown member", `"device":"rtA"`, `"device":"rtA","colour":"red"`, "unknown path at " + route + `/config/colour: no node "colour" under /kedge/routes/route/config`},
+			{"unknown member in the entry", `"table":254,"config"`, `"table":254,"colour":"red","config"`, "unknown path at " + route + `/colour: no node "colour" under /kedge/routes/route`},
+			{"key mirror that disagrees", `"config":{"prefix":"` + p + `"`, `"config":{"prefix":"10.255.255.255/32"`,
+				"list key leaf at " + route + `/config/prefix: value 10.255.255.255/32 differs from the list key ` + p},
+			{"prefix that is no prefix", `{"prefix":"` + p + `"`, `{"prefix":"10.0.0.300/32"`, "malformed path at /kedge/routes/route[" + itoa(i) + `]: key prefix: "10.0.0.300/32" matches no member of union ip-prefix`},
+		} {
+			bad := strings.Replace(e, c.from, c.to, 1)
+			if c.name == "array for a container" {
+				bad = strings.Replace(bad, `}}`, `}]}`, 1)
+			}
+			if bad == e {
+				t.Fatalf("%s: %q not in entry %d", c.name, c.from, i)
+			}
+			val := good[:at] + bad + good[at+len(e):]
+			_, err := s.Commit(context.Background(), []Op{{Kind: OpUpdate, Path: path(t, "/kedge/routes"), Val: js(val)}})
+			if err == nil {
+				t.Fatalf("entry %d, %s: committed", i, c.name)
+			}
+			if !strings.HasPrefix(err.Error(), c.want) {
+				t.Errorf("entry %d, %s:\n got %s\nwant %s", i, c.name, err, c.want)
+			}
+			if s.Seq() != seq || dump(s) != before {
+				t.Fatalf("entry %d, %s: the refused commit changed the store", i, c.name)
+			}
+		}
+	}
+	c := mustCommit(t, s, Op{Kind: OpUpdate, Path: path(t, "/kedge/routes"), Val: js(good)})
+	if len(c.Changes) != 5*n {
+		t.Fatalf("the good update made %d changes, want %d", len(c.Changes), 5*n)
+	}
+}
+
+// TestBulkRecordBytes: the log records of a 1,000-route bulk commit, and
+// of one that changes some of those routes and deletes others, are byte
+// for byte those f7f6a79 wrote (their SHA-256), so a log written now
+// replays as before and an old one as now.
+func TestBulkRecordBytes(t *testing.T) {
+	s, err := Open(t.TempDir(), kedgeSchema(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c1 := mustCommit(t, s, Op{Kind: OpUpdate, Path: path(t, "/kedge/routes"), Val: js(string(bulkRoutesJSON(1000)))})
+	var ops []Op
+	for i := 0; i < 1000; i += 7 {
+		if i%2 == 0 {
+			ops = append(ops, del(t, kroute(i)))
+		} else {
+			ops = append(ops, upd(t, kroute(i)+"/config", js(`{"device":"eth`+itoa(i)+`","metric":`+itoa(i)+`}`)))
+		}
+	}
+	c2 := mustCommit(t, s, ops...)
+	for _, c := range []struct {
+		changes []tree.Change
+		want    string
+	}{
+		{c1.Changes, "82f95c1f3ad7aad47e30baac1475038501c21e88f3b3a729b42e0a6d841389fd"},
+		{c2.Changes, "9024f61d5c44cf9c527033472efb0f8bab577441a2b49a7dfc06b681d8eac98a"},
+	} {
+		sum := sha256.Sum256(encodeRecord(7, 1, c.changes))
+		if got := hex.EncodeToString(sum[:]); got != c.want {
+			t.Errorf("record of %d changes: sha256 %s, want %s", len(c.changes), got, c.want)
+		}
+	}
+}
