@@ -346,8 +346,12 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	}
 	clear(c.restate)
 	n := len(c.dirty)
-	if c.Chunk > 0 {
-		n = min(n, c.Chunk)
+	if c.Chunk > 0 && (c.parted || n > c.Chunk) {
+		// A change in parts starts with a small one, so that its first
+		// routes reach the backend soon after the commit, and doubles
+		// up to Chunk.
+		c.part = min(max(2*c.part, c.Chunk/firstPartDiv, 1), c.Chunk)
+		n = min(n, c.part)
 	}
 	changes = slices.Grow(changes, n)
 	fresh := make([]*cachedRoute, 0, n)
@@ -555,9 +559,10 @@ func sideHas(rs []route.Route, key sortKey) bool {
 // a bulk commit made it big: a cleared map keeps its buckets, about 46 B
 // a route after a 100,000-route Set.
 func (c *RouteCache) resetDirty() {
-	if len(c.dirty) > 4096 || c.parted {
-		c.dirty, c.parted = nil, false
+	if len(c.dirty) > 4096 || c.dirtyRoom > 4096 || c.parted {
+		c.dirty, c.dirtyRoom, c.parted = nil, 0, false
 	}
+	c.part = 0
 	if cap(c.marked) > 4096 {
 		c.marked = nil
 	}
