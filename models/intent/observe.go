@@ -142,20 +142,51 @@ func (c *RouteCache) observeRoute(state bool, ch tree.Change, left int, last *tr
 		return
 	}
 	*last = id
-	if c.dirty == nil {
+	if c.pend == nil {
 		// Sized for the rest of the commit being route entries of
 		// four leaves or more (their keys, the same in their config,
 		// a device or gateway), so a 100,000-route Set's does not grow
-		// it step by step, rehashing every entry marked so far each
-		// time.
-		room := min(left/4, 1<<20)
-		c.dirty, c.dirtyRoom = make(map[tree.Ident]struct{}, room), room
-		if cap(c.marked) < room {
-			c.marked = make([]tree.Ident, 0, room)
+		// it step by step.
+		c.pend = make([]tree.Ident, 0, min(max(left/4, 1), 1<<20))
+	}
+	c.pend = append(c.pend, id)
+}
+
+// pending is how many entries Observe noted that are not marked yet.
+func (c *RouteCache) pending() int { return len(c.pend) - c.pendAt }
+
+// absorb marks up to k of the entries Observe noted dirty (all when k <
+// 0), in the order it noted them. Noting is an append, marking a map
+// probe: a 100,000-route Set's entries are marked part by part, each by
+// the intent that reads them, pipelined with the backend programming the
+// part before, instead of all before the first part, on the commit's
+// way to the kernel.
+func (c *RouteCache) absorb(k int) {
+	if c.pending() == 0 || k == 0 {
+		return
+	}
+	if room := c.pending(); len(c.dirty) == 0 {
+		if k > 0 {
+			room = min(room, k)
+		}
+		if c.dirty == nil || room > c.dirtyRoom {
+			c.dirty, c.dirtyRoom = make(map[tree.Ident]struct{}, room), room
 		}
 	}
-	if _, ok := c.dirty[id]; !ok {
+	i := c.pendAt
+	for ; i < len(c.pend) && k != 0; i++ {
+		id := c.pend[i]
+		if _, ok := c.dirty[id]; ok {
+			continue // noted by two commits
+		}
 		c.dirty[id] = struct{}{}
-		c.marked = append(c.marked, id)
+		if c.parted {
+			c.queue = append(c.queue, id)
+		} else {
+			c.marked = append(c.marked, id)
+		}
+		k--
 	}
+	clear(c.pend[c.pendAt:i]) // keep no entry alive
+	c.pendAt = i
 }

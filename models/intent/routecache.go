@@ -53,10 +53,15 @@ type RouteCache struct {
 	// What Observe learned since the last intent: the entries whose
 	// config changed (or that went), those whose state status did, and
 	// whether the cache may rely on them (synced: the last intent and
-	// every commit since were seen, up to seq observed).
-	dirty map[tree.Ident]struct{}
-	// dirtyRoom is how many entries dirty was made for (Observe sizes
-	// it for the rest of a commit), so that a big one is dropped, not
+	// every commit since were seen, up to seq observed). The entries
+	// whose config changed are first noted in pend, in order (from
+	// pendAt on), and marked dirty by the intent that reads them
+	// (absorb, observe.go).
+	pend   []tree.Ident
+	pendAt int
+	dirty  map[tree.Ident]struct{}
+	// dirtyRoom is how many entries dirty was made for (absorb sizes
+	// it for what it marks), so that a big one is dropped, not
 	// kept cleared, even when few entries were marked.
 	dirtyRoom int
 	restate   map[tree.Ident]struct{}
@@ -183,6 +188,9 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 	}
 	c.gen++
 	c.incremental = c.synced && seq == c.observed
+	if c.incremental {
+		c.absorb(-1) // the walk reads every dirty entry
+	}
 	set, err := routes(t, a, true, c)
 	c.base.record(t, a, set)
 	// The cache now reflects the tree at seq; commits after it must be
