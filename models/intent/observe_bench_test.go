@@ -69,4 +69,31 @@ func BenchmarkObserveBulk(b *testing.B) {
 			b.ReportMetric(float64(len(s.Delta.Patch.Put)), "routes")
 		}
 	})
+	b.Run("all-parts", func(b *testing.B) {
+		// The intent's whole share of the Set: every part, read one
+		// after the other (the daemon reads each while the backend
+		// programs the one before).
+		for b.Loop() {
+			b.StopTimer()
+			c := RouteCache{Chunk: 8192}
+			if _, err := c.Routes(tree.New(schema), acc, 1); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			c.Observe(2, false, changes)
+			s, err := c.Changes(tr, acc, 2)
+			put := 0
+			for err == nil && s.Delta != nil {
+				put += len(s.Delta.Patch.Put)
+				s.Release()
+				if s.Next == nil {
+					break
+				}
+				s, err = s.Next()
+			}
+			if err != nil || put != n {
+				b.Fatalf("%d routes put, err %v", put, err)
+			}
+		}
+	})
 }

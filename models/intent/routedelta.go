@@ -436,6 +436,11 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			}
 		}
 	}
+	if len(changes) > 1 {
+		// About one put a change: grown by doubling, a part's 8,192
+		// routes (136 B each) were copied about twice over.
+		p.Put, putO = make([]route.Route, 0, len(changes)), make([]Origin, 0, len(changes))
+	}
 	kept := func(e *cachedRoute) bool {
 		if e == nil || e.err != nil {
 			return false
