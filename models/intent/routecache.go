@@ -1,7 +1,9 @@
 package intent
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
@@ -361,6 +363,22 @@ func (c *RouteCache) reorder(fresh []*cachedRoute) {
 	c.dropped = c.dropped[:0]
 	clear(c.order) // the spare buffer must not keep dropped entries alive
 	c.spare, c.order = c.order[:0], out
+}
+
+// reserve makes room for n more entries at once when a change in parts
+// brings at least as many as the cache holds (a bulk Set into an empty
+// table): grown part by part, the entries' map and the order's two
+// buffers were allocated about twice their final size on the way, and
+// the map rehashed every entry at each step.
+func (c *RouteCache) reserve(n int) {
+	if n < 1024 || n < len(c.byEntry) {
+		return
+	}
+	m := make(map[tree.Ident]*cachedRoute, len(c.byEntry)+n)
+	maps.Copy(m, c.byEntry)
+	c.byEntry = m
+	c.order = slices.Grow(c.order, n)
+	c.spare = slices.Grow(c.spare[:0], len(c.order)+n)
 }
 
 // key is the entry's place in the order. It is computed when needed, not

@@ -354,6 +354,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			// In parts, in the order the commits wrote the entries: the
 			// last route of a 100,000-route Set reaches the kernel last.
 			c.queue, c.marked, c.parted = c.marked, nil, true
+			c.reserve(len(c.dirty) + c.pending())
 		}
 		// A change in parts starts with a small one, so that its first
 		// routes reach the backend soon after the commit, and doubles
