@@ -81,6 +81,7 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 		return // the next intent walks every entry anyway
 	}
 	var lastIn, lastRoute, lastAFT tree.Ident
+	first, noted := -1, 0
 	for i, ch := range changes {
 		if !state {
 			// State changes are each looked at (whether a status was
@@ -93,79 +94,96 @@ func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
 		}
 		switch kind := c.kinds.of(ch.Node); kind {
 		case kindRoute:
-			c.observeRoute(state, ch, len(changes)-i, &lastRoute)
+			if state {
+				c.observeRouteState(ch)
+			} else if id := routeEntry(ch); !id.IsZero() && id != lastRoute {
+				lastRoute = id
+				if first < 0 {
+					first = i
+				}
+				noted++
+			}
 		case kindPod:
 			c.pods.observe(state, ch)
 		case kindAFTv4, kindAFTv6, kindAFTMeta:
 			c.aft.observe(state, ch, kind, len(changes)-i, &lastAFT)
 		}
 	}
+	if noted > 0 {
+		// The route entries are marked by the intent that reads them
+		// (absorb), from the commit's changes, which the feed holds
+		// anyway.
+		c.pend = append(c.pend, pendCommit{changes: changes, at: first})
+		c.pendN += noted
+	}
 }
 
-// observeRoute notes a change below a /kedge/routes entry; left is how
-// many changes of the commit are left, this one included, and *last the
-// entry whose config the commit's change before changed (its keys and
-// its config are two instances).
-func (c *RouteCache) observeRoute(state bool, ch tree.Change, left int, last *tree.Ident) {
-	// State never changes a translation; only the status matters,
-	// since the cache remembers which entries have one.
-	if state && ch.Node.Path != routeStatusPath {
-		return
-	}
+// pendCommit is a config commit whose route entries Observe counted and
+// absorb has not marked yet: its changes from at on, and where absorb's
+// reading of them stands (the parent and the entry of the change before,
+// as Observe's loop compares them).
+type pendCommit struct {
+	changes       []tree.Change
+	at            int
+	lastIn, entry tree.Ident
+}
+
+// routeEntry is the /kedge/routes entry a change below one is in (zero if
+// none).
+func routeEntry(ch tree.Change) tree.Ident {
 	id := ch.In
 	for !id.IsZero() && id.Schema().Path != routeListPath {
 		id = id.Parent()
 	}
+	return id
+}
+
+// observeRouteState notes a state change below a /kedge/routes entry.
+func (c *RouteCache) observeRouteState(ch tree.Change) {
+	// State never changes a translation; only the status matters,
+	// since the cache remembers which entries have one.
+	if ch.Node.Path != routeStatusPath {
+		return
+	}
+	id := routeEntry(ch)
 	if id.IsZero() {
 		return
 	}
-	if state {
-		// The change says whether the entry has a status now: a
-		// cached entry takes it at once. Only one that lost it is
-		// marked, to be reported again (its state put back); a map
-		// of every entry a bulk state write stated would stay until
-		// the next intent, 46 B a route after a 100,000-route Set.
-		e := c.byEntry[id]
-		if e != nil {
-			e.stated = ch.Val.IsSet()
-		}
-		if e == nil || e.stated {
-			return
-		}
-		if c.restate == nil {
-			c.restate = map[tree.Ident]struct{}{}
-		}
-		c.restate[id] = struct{}{}
+	// The change says whether the entry has a status now: a cached
+	// entry takes it at once. Only one that lost it is marked, to be
+	// reported again (its state put back); a map of every entry a bulk
+	// state write stated would stay until the next intent, 46 B a route
+	// after a 100,000-route Set.
+	e := c.byEntry[id]
+	if e != nil {
+		e.stated = ch.Val.IsSet()
+	}
+	if e == nil || e.stated {
 		return
 	}
-	if id == *last {
-		return
+	if c.restate == nil {
+		c.restate = map[tree.Ident]struct{}{}
 	}
-	*last = id
-	if c.pend == nil {
-		// Sized for the rest of the commit being route entries of
-		// four leaves or more (their keys, the same in their config,
-		// a device or gateway), so a 100,000-route Set's does not grow
-		// it step by step.
-		c.pend = make([]tree.Ident, 0, min(max(left/4, 1), 1<<20))
-	}
-	c.pend = append(c.pend, id)
+	c.restate[id] = struct{}{}
 }
 
-// pending is how many entries Observe noted that are not marked yet.
-func (c *RouteCache) pending() int { return len(c.pend) - c.pendAt }
+// pending is about how many entries Observe noted that are not marked
+// yet (an entry two commits changed counts twice); 0 when none are.
+func (c *RouteCache) pending() int { return c.pendN }
 
 // absorb marks up to k of the entries Observe noted dirty (all when k <
-// 0), in the order it noted them. Noting is an append, marking a map
-// probe: a 100,000-route Set's entries are marked part by part, each by
-// the intent that reads them, pipelined with the backend programming the
-// part before, instead of all before the first part, on the commit's
-// way to the kernel.
+// 0), in the order the commits changed them. Observe only counts them,
+// with no allocation and no map probe: the marking (a probe and an
+// insert per entry) is done part by part for a 100,000-route Set, each
+// by the intent that reads them, pipelined with the backend programming
+// the part before, instead of on the commit's way to the kernel, where
+// a goroutine allocating during the collection the Set's decoding
+// started also pays for the collector's marking.
 func (c *RouteCache) absorb(k int) {
-	if c.pending() == 0 || k == 0 {
+	if c.pendN == 0 || k == 0 {
 		return
 	}
-	if room := c.pending(); len(c.dirty) == 0 {
+	if room := c.pendN; len(c.dirty) == 0 {
 		if k > 0 {
 			room = min(room, k)
 		}
@@ -173,20 +191,42 @@ func (c *RouteCache) absorb(k int) {
 			c.dirty, c.dirtyRoom = make(map[tree.Ident]struct{}, room), room
 		}
 	}
-	i := c.pendAt
-	for ; i < len(c.pend) && k != 0; i++ {
-		id := c.pend[i]
-		if _, ok := c.dirty[id]; ok {
-			continue // noted by two commits
+	for len(c.pend) > 0 && k != 0 {
+		pc := &c.pend[0]
+		i := pc.at
+		for ; i < len(pc.changes) && k != 0; i++ {
+			ch := pc.changes[i]
+			if ch.In == pc.lastIn && i > 0 {
+				continue
+			}
+			pc.lastIn = ch.In
+			if c.kinds.of(ch.Node) != kindRoute {
+				continue
+			}
+			id := routeEntry(ch)
+			if id.IsZero() || id == pc.entry {
+				continue
+			}
+			pc.entry = id
+			c.pendN--
+			if _, ok := c.dirty[id]; ok {
+				continue // changed by two commits
+			}
+			c.dirty[id] = struct{}{}
+			if c.parted {
+				c.queue = append(c.queue, id)
+			} else {
+				c.marked = append(c.marked, id)
+			}
+			k--
 		}
-		c.dirty[id] = struct{}{}
-		if c.parted {
-			c.queue = append(c.queue, id)
-		} else {
-			c.marked = append(c.marked, id)
+		pc.at = i
+		if i == len(pc.changes) {
+			c.pend[0] = pendCommit{} // keep no commit alive
+			c.pend = c.pend[1:]
 		}
-		k--
 	}
-	clear(c.pend[c.pendAt:i]) // keep no entry alive
-	c.pendAt = i
+	if len(c.pend) == 0 {
+		c.pend, c.pendN = nil, 0
+	}
 }

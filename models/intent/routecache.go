@@ -56,12 +56,12 @@ type RouteCache struct {
 	// config changed (or that went), those whose state status did, and
 	// whether the cache may rely on them (synced: the last intent and
 	// every commit since were seen, up to seq observed). The entries
-	// whose config changed are first noted in pend, in order (from
-	// pendAt on), and marked dirty by the intent that reads them
-	// (absorb, observe.go).
-	pend   []tree.Ident
-	pendAt int
-	dirty  map[tree.Ident]struct{}
+	// whose config changed are first counted (pendN) in their commits
+	// (pend), and marked dirty by the intent that reads them (absorb,
+	// observe.go).
+	pend  []pendCommit
+	pendN int
+	dirty map[tree.Ident]struct{}
 	// dirtyRoom is how many entries dirty was made for (absorb sizes
 	// it for what it marks), so that a big one is dropped, not
 	// kept cleared, even when few entries were marked.

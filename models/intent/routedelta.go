@@ -354,6 +354,9 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			// In parts, in the order the commits wrote the entries: the
 			// last route of a 100,000-route Set reaches the kernel last.
 			c.queue, c.marked, c.parted = c.marked, nil, true
+		} else if c.part == max(c.Chunk/firstPartDiv, 1) {
+			// From the second part on, read while the backend
+			// programs the first: not on the commit's way to it.
 			c.reserve(len(c.dirty) + c.pending())
 		}
 		// A change in parts starts with a small one, so that its first
@@ -585,11 +588,8 @@ func (c *RouteCache) resetDirty() {
 		c.restate = nil
 	}
 	c.queue = nil
-	if cap(c.pend) > 4096 {
-		c.pend = nil
-	}
 	clear(c.pend)
-	c.pend, c.pendAt = c.pend[:0], 0
+	c.pend, c.pendN = c.pend[:0], 0
 	clear(c.dirty)
 	clear(c.restate)
 	c.aft.metaDirty = false
