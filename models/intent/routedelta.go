@@ -363,7 +363,9 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		// routes reach the backend soon after the commit, and doubles
 		// up to Chunk; each part marks only the entries it reads.
 		c.part = min(max(2*c.part, c.Chunk/firstPartDiv, 1), c.Chunk)
-		c.absorb(c.part - len(c.dirty))
+		if more := c.part - len(c.dirty); more > 0 {
+			c.absorb(more) // (absorb takes a negative count for all)
+		}
 		n = min(len(c.dirty), c.part)
 	} else {
 		c.absorb(-1)
