@@ -85,67 +85,62 @@ var (
 		kedgepath.Root().Kedge().Aft().Sessions().SchemaPath() + "/"}
 )
 
-// observe marks the IP entries a commit touched: their config, or their
-// state status (the cache remembers which entries have one: see below). An entry's
-// leaves come one after another in a commit's changes (three of each
-// entry a gRIBI bulk load writes), so the entry just marked is not
-// marked again.
-func (c *aftCache) observe(state bool, changes []tree.Change) {
-	var last tree.Ident
-	for i, ch := range changes {
-		p := ch.Node.Path
-		var list string
-		switch {
-		case strings.HasPrefix(p, aftV4Below):
-			list = aftV4Path
-		case strings.HasPrefix(p, aftV6Below):
-			list = aftV6Path
-		default:
-			if !state && (strings.HasPrefix(p, aftMetaPaths[0]) || strings.HasPrefix(p, aftMetaPaths[1]) ||
-				strings.HasPrefix(p, aftMetaPaths[2])) {
-				c.metaDirty = true
-			}
-			continue
+// observe marks the IP entry a change below one touched (kind says which
+// list), or notes that next hops, groups or sessions changed: its config,
+// or its state status (the cache remembers which entries have one: see
+// below). An entry's leaves come one after another in a commit's changes
+// (three of each entry a gRIBI bulk load writes), so the entry just
+// marked (*last, of this commit) is not marked again; left is how many
+// changes of the commit are left, this one included.
+func (c *aftCache) observe(state bool, ch tree.Change, kind changeKind, left int, last *tree.Ident) {
+	list := aftV4Path
+	switch kind {
+	case kindAFTMeta:
+		if !state {
+			c.metaDirty = true
 		}
-		if state && p != aftStatusPaths[0] && p != aftStatusPaths[1] {
-			continue
+		return
+	case kindAFTv6:
+		list = aftV6Path
+	}
+	if state && ch.Node.Path != aftStatusPaths[0] && ch.Node.Path != aftStatusPaths[1] {
+		return
+	}
+	e := ch.In
+	for !e.IsZero() && e.Schema().Path != list {
+		e = e.Parent()
+	}
+	switch {
+	case e.IsZero() || e == *last:
+	case state:
+		// The change says whether the entry has a status now: a
+		// cached entry takes it at once, as RouteCache's do. Only one
+		// that lost it is marked, to be reported again (its state
+		// put back): after the applier stated a bulk load's batch,
+		// reading every entry again cost a walk of the lists (about
+		// 80 ms at 100,000 entries) and a map of the batch.
+		*last = e
+		x := c.byID[e]
+		if x != nil {
+			x.stated = ch.Val.IsSet()
 		}
-		e := ch.In
-		for !e.IsZero() && e.Schema().Path != list {
-			e = e.Parent()
+		if x == nil || x.stated {
+			return
 		}
-		switch {
-		case e.IsZero() || e == last:
-		case state:
-			// The change says whether the entry has a status now: a
-			// cached entry takes it at once, as RouteCache's do. Only one
-			// that lost it is marked, to be reported again (its state
-			// put back): after the applier stated a bulk load's batch,
-			// reading every entry again cost a walk of the lists (about
-			// 80 ms at 100,000 entries) and a map of the batch.
-			last = e
-			x := c.byID[e]
-			if x != nil {
-				x.stated = ch.Val.IsSet()
-			}
-			if x == nil || x.stated {
-				continue
-			}
-			if c.restate == nil {
-				c.restate = map[tree.Ident]struct{}{}
-			}
-			c.restate[e] = struct{}{}
-		default:
-			last = e
-			if c.dirty == nil {
-				// Sized for the rest of the commit being IP entries of
-				// three leaves (prefix, group, session: what gRIBI
-				// writes), so a bulk load's batch does not grow it
-				// step by step.
-				c.dirty = make(map[tree.Ident]struct{}, (len(changes)-i)/3)
-			}
-			c.dirty[e] = struct{}{}
+		if c.restate == nil {
+			c.restate = map[tree.Ident]struct{}{}
 		}
+		c.restate[e] = struct{}{}
+	default:
+		*last = e
+		if c.dirty == nil {
+			// Sized for the rest of the commit being IP entries of
+			// three leaves (prefix, group, session: what gRIBI
+			// writes), so a bulk load's batch does not grow it
+			// step by step.
+			c.dirty = make(map[tree.Ident]struct{}, left/3)
+		}
+		c.dirty[e] = struct{}{}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
@@ -163,18 +162,15 @@ var (
 	podStatusPath = kedgepath.Root().Kedge().Pods().PodAny().State().Status().SchemaPath()
 )
 
-// observe notes one change of a commit the RouteCache observed, if it is
-// a pod's.
-func (pc *podCache) observe(state bool, ch tree.Change) bool {
-	if !strings.HasPrefix(ch.Node.Path, podListPath+"/") {
-		return false
-	}
+// observe notes one change of a pod's (below a /kedge/pods entry) of a
+// commit the RouteCache observed.
+func (pc *podCache) observe(state bool, ch tree.Change) {
 	id := ch.In
 	for !id.IsZero() && id.Schema().Path != podListPath {
 		id = id.Parent()
 	}
 	if id.IsZero() {
-		return true
+		return
 	}
 	if p := pc.byPod[id]; state && p != nil && p.hasConfig {
 		// State changes no translation of a pod with config, nor makes
@@ -183,13 +179,12 @@ func (pc *podCache) observe(state bool, ch tree.Change) bool {
 		if ch.Node.Path == podStatusPath {
 			p.ref.Stated = ch.Val.IsSet()
 		}
-		return true
+		return
 	}
 	if pc.dirty == nil {
 		pc.dirty = map[tree.Ident]struct{}{}
 	}
 	pc.dirty[id] = struct{}{}
-	return true
 }
 
 // sync brings the cache to pods (/kedge/pods of the version the intent

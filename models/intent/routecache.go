@@ -1,8 +1,9 @@
 package intent
 
 import (
+	"maps"
 	"net/netip"
-	"strings"
+	"slices"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
@@ -54,11 +55,20 @@ type RouteCache struct {
 	// What Observe learned since the last intent: the entries whose
 	// config changed (or that went), those whose state status did, and
 	// whether the cache may rely on them (synced: the last intent and
-	// every commit since were seen, up to seq observed).
-	dirty    map[tree.Ident]struct{}
-	restate  map[tree.Ident]struct{}
-	observed uint64
-	synced   bool
+	// every commit since were seen, up to seq observed). The entries
+	// whose config changed are first counted (pendN) in their commits
+	// (pend), and marked dirty by the intent that reads them (absorb,
+	// observe.go).
+	pend  []pendCommit
+	pendN int
+	dirty map[tree.Ident]struct{}
+	// dirtyRoom is how many entries dirty was made for (absorb sizes
+	// it for what it marks), so that a big one is dropped, not
+	// kept cleared, even when few entries were marked.
+	dirtyRoom int
+	restate   map[tree.Ident]struct{}
+	observed  uint64
+	synced    bool
 	// incremental: this intent reads only the dirty entries.
 	incremental bool
 	// base is what Changes compares against (routedelta.go).
@@ -72,6 +82,8 @@ type RouteCache struct {
 	aft aftCache
 	// pods caches the pods' routes and refs (podcache.go).
 	pods podCache
+	// kinds is what Observe made of each schema node it met (observe.go).
+	kinds nodeKinds
 	// Chunk, when positive, is how many changed route entries one
 	// Changes reads at most; the rest come from the set's Next. A bulk
 	// Set of 100,000 routes then reaches the backend part by part,
@@ -87,7 +99,16 @@ type RouteCache struct {
 	// would stay, about 46 B a route after a 100,000-route Set).
 	queue  []tree.Ident
 	parted bool
+	// part is how many entries the last part of such a change read.
+	part int
 }
+
+// firstPartDiv makes the first part of a change in parts Chunk/8 entries
+// (1,024 of the daemon's 8,192), then 2,048 and 4,096: the first part of
+// a 100,000-route Set took 27-43 ms to read at 8,192 entries, 3-4 ms at
+// 1,024 (BenchmarkObserveBulk/first-part, loaded machine), for three
+// more parts in all.
+const firstPartDiv = 8
 
 // translated is what one route entry's config says, before any accord:
 // its route, its list keys (the prefix as the tree holds it; the table is
@@ -152,69 +173,6 @@ var (
 	routeStatusPath = kedgepath.Root().Kedge().Routes().RouteAny().State().Status().SchemaPath()
 )
 
-// Observe tells the cache of one commit from the store's feed (sequence
-// number, whether it is a state commit, its changes), in feed order. A
-// caller that observes must observe every commit; Lost says it could not.
-func (c *RouteCache) Observe(seq uint64, state bool, changes []tree.Change) {
-	if seq <= c.observed {
-		return // the last intent read a tree that already had it
-	}
-	if seq != c.observed+1 {
-		c.synced = false // a commit went by unseen
-	}
-	c.observed = seq
-	if !c.synced {
-		return // the next intent walks every entry anyway
-	}
-	c.aft.observe(state, changes)
-	for _, ch := range changes {
-		if c.pods.observe(state, ch) {
-			continue
-		}
-		if !strings.HasPrefix(ch.Node.Path, routeListPath+"/") {
-			continue
-		}
-		// State never changes a translation; only the status matters,
-		// since the cache remembers which entries have one.
-		if state && ch.Node.Path != routeStatusPath {
-			continue
-		}
-		id := ch.In
-		for !id.IsZero() && id.Schema().Path != routeListPath {
-			id = id.Parent()
-		}
-		if id.IsZero() {
-			continue
-		}
-		if state {
-			// The change says whether the entry has a status now: a
-			// cached entry takes it at once. Only one that lost it is
-			// marked, to be reported again (its state put back); a map
-			// of every entry a bulk state write stated would stay until
-			// the next intent, 46 B a route after a 100,000-route Set.
-			e := c.byEntry[id]
-			if e != nil {
-				e.stated = ch.Val.IsSet()
-			}
-			if e == nil || e.stated {
-				continue
-			}
-			if c.restate == nil {
-				c.restate = map[tree.Ident]struct{}{}
-			}
-			c.restate[id] = struct{}{}
-			continue
-		}
-		if c.dirty == nil {
-			c.dirty = map[tree.Ident]struct{}{}
-		}
-		if _, ok := c.dirty[id]; !ok {
-			c.dirty[id] = struct{}{}
-			c.marked = append(c.marked, id)
-		}
-	}
-}
-
 // Lost tells the cache that commits went by unobserved (the feed was
 // lost): the next intent walks every entry.
 func (c *RouteCache) Lost() { c.synced = false }
@@ -232,6 +190,9 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 	}
 	c.gen++
 	c.incremental = c.synced && seq == c.observed
+	if c.incremental {
+		c.absorb(-1) // the walk reads every dirty entry
+	}
 	set, err := routes(t, a, true, c)
 	c.base.record(t, a, set)
 	// The cache now reflects the tree at seq; commits after it must be
@@ -402,6 +363,22 @@ func (c *RouteCache) reorder(fresh []*cachedRoute) {
 	c.dropped = c.dropped[:0]
 	clear(c.order) // the spare buffer must not keep dropped entries alive
 	c.spare, c.order = c.order[:0], out
+}
+
+// reserve makes room for n more entries at once when a change in parts
+// brings at least as many as the cache holds (a bulk Set into an empty
+// table): grown part by part, the entries' map and the order's two
+// buffers were allocated about twice their final size on the way, and
+// the map rehashed every entry at each step.
+func (c *RouteCache) reserve(n int) {
+	if n < 1024 || n < len(c.byEntry) {
+		return
+	}
+	m := make(map[tree.Ident]*cachedRoute, len(c.byEntry)+n)
+	maps.Copy(m, c.byEntry)
+	c.byEntry = m
+	c.order = slices.Grow(c.order, n)
+	c.spare = slices.Grow(c.spare[:0], len(c.order)+n)
 }
 
 // key is the entry's place in the order. It is computed when needed, not

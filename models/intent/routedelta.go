@@ -333,6 +333,9 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	// lost it, so that the state writer puts it back (in the first part
 	// of a change in parts: dirty entries are read with their status in
 	// theirs).
+	if len(c.restate) > 0 {
+		c.absorb(-1) // which entries are read again, the check needs all
+	}
 	for id := range c.restate {
 		if _, read := c.dirty[id]; read {
 			continue
@@ -345,9 +348,28 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		}
 	}
 	clear(c.restate)
-	n := len(c.dirty)
-	if c.Chunk > 0 {
-		n = min(n, c.Chunk)
+	var n int
+	if c.Chunk > 0 && (c.parted || len(c.dirty)+c.pending() > c.Chunk) {
+		if !c.parted {
+			// In parts, in the order the commits wrote the entries: the
+			// last route of a 100,000-route Set reaches the kernel last.
+			c.queue, c.marked, c.parted = c.marked, nil, true
+		} else if c.part == max(c.Chunk/firstPartDiv, 1) {
+			// From the second part on, read while the backend
+			// programs the first: not on the commit's way to it.
+			c.reserve(len(c.dirty) + c.pending())
+		}
+		// A change in parts starts with a small one, so that its first
+		// routes reach the backend soon after the commit, and doubles
+		// up to Chunk; each part marks only the entries it reads.
+		c.part = min(max(2*c.part, c.Chunk/firstPartDiv, 1), c.Chunk)
+		if more := c.part - len(c.dirty); more > 0 {
+			c.absorb(more) // (absorb takes a negative count for all)
+		}
+		n = min(len(c.dirty), c.part)
+	} else {
+		c.absorb(-1)
+		n = len(c.dirty)
 	}
 	changes = slices.Grow(changes, n)
 	fresh := make([]*cachedRoute, 0, n)
@@ -362,11 +384,6 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		}
 		changes = append(changes, change{old, ne})
 	}
-	if n < len(c.dirty) && len(c.queue) == 0 {
-		// In parts, in the order the commits wrote the entries: the
-		// last route of a 100,000-route Set reaches the kernel last.
-		c.queue, c.marked, c.parted = c.marked, nil, true
-	}
 	for n > 0 && len(c.queue) > 0 {
 		id := c.queue[0]
 		c.queue = c.queue[1:]
@@ -377,7 +394,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	if len(c.queue) == 0 {
 		c.queue = nil
 	}
-	for id := range c.dirty { // not queued: marked after the parts began
+	for id := range c.dirty { // not queued: not in parts
 		if n == 0 {
 			break
 		}
@@ -424,6 +441,11 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 				}
 			}
 		}
+	}
+	if len(changes) > 1 {
+		// About one put a change: grown by doubling, a part's 8,192
+		// routes (136 B each) were copied about twice over.
+		p.Put, putO = make([]route.Route, 0, len(changes)), make([]Origin, 0, len(changes))
 	}
 	kept := func(e *cachedRoute) bool {
 		if e == nil || e.err != nil {
@@ -518,7 +540,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	set.Delta = &RouteDelta{Patch: p, PutOrigins: putO, Installed: unchanged, bufs: bufs}
 	sp.r, sp.o, sp.k = c.base.side, c.base.sideO, c.base.sideKeys
 	c.base.side, c.base.sideO, c.base.sideKeys = sideR, sideO, sideKeys
-	if len(c.dirty) > 0 {
+	if len(c.dirty) > 0 || c.pending() > 0 {
 		// The rest in further parts, from the same version: the cache
 		// stays at seq, with the entries not read yet still dirty.
 		set.Next = func() (RouteSet, error) {
@@ -555,9 +577,10 @@ func sideHas(rs []route.Route, key sortKey) bool {
 // a bulk commit made it big: a cleared map keeps its buckets, about 46 B
 // a route after a 100,000-route Set.
 func (c *RouteCache) resetDirty() {
-	if len(c.dirty) > 4096 || c.parted {
-		c.dirty, c.parted = nil, false
+	if len(c.dirty) > 4096 || c.dirtyRoom > 4096 || c.parted {
+		c.dirty, c.dirtyRoom, c.parted = nil, 0, false
 	}
+	c.part = 0
 	if cap(c.marked) > 4096 {
 		c.marked = nil
 	}
@@ -567,6 +590,8 @@ func (c *RouteCache) resetDirty() {
 		c.restate = nil
 	}
 	c.queue = nil
+	clear(c.pend)
+	c.pend, c.pendN = c.pend[:0], 0
 	clear(c.dirty)
 	clear(c.restate)
 	c.aft.metaDirty = false

@@ -34,11 +34,14 @@ func TestRouteChangesMatchRoutes(t *testing.T) {
 		if seed%2 == 1 {
 			pool, prefill = 400, 250
 		}
-		// Half the seeds read the changes in parts of one entry, as
-		// the daemon reads a bulk Set's (RouteCache.Chunk), and apply
-		// every part before comparing.
+		// Half the seeds read the changes in parts, as the daemon
+		// reads a bulk Set's (RouteCache.Chunk), and apply every part
+		// before comparing: of one entry, or growing from one to four.
 		chunk := 0
-		if seed >= 4 {
+		switch {
+		case seed >= 6:
+			chunk = 4
+		case seed >= 4:
 			chunk = 1
 		}
 		t.Run(fmt.Sprintf("%d-pool%d-chunk%d", seed, pool, chunk), func(t *testing.T) {

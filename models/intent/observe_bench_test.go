@@ -1,0 +1,99 @@
+package intent
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/models/accord"
+	"github.com/guildhouse-co/kedge/yang"
+)
+
+// BenchmarkObserveBulk times what the route reconciler does with a
+// 100,000-route Set's commit before its first routes can reach the
+// backend: Observe of the commit's changes, then the first part of the
+// change set (the daemon's Chunk, 8,192).
+func BenchmarkObserveBulk(b *testing.B) {
+	const n = 100_000
+	schema, err := yang.Schema()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ls := make([]leaf, 0, 4*n)
+	a := netip.MustParseAddr("10.128.0.1")
+	for range n {
+		ls = append(ls, routeLeaves(a.String()+"/32", "underlay", "operator")...)
+		a = a.Next()
+	}
+	tr := tree.New(schema)
+	tx, err := tr.Begin(false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range ls {
+		p, err := tree.ParsePath(l.path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Update(p, l.val); err != nil {
+			b.Fatal(err)
+		}
+	}
+	changes := tx.Changes()
+	tx.Commit()
+	acc, _ := accord.Default(5)
+	b.Run("observe", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			c := RouteCache{Chunk: 8192}
+			if _, err := c.Routes(tree.New(schema), acc, 1); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			c.Observe(2, false, changes)
+		}
+	})
+	b.Run("first-part", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			c := RouteCache{Chunk: 8192}
+			if _, err := c.Routes(tree.New(schema), acc, 1); err != nil {
+				b.Fatal(err)
+			}
+			c.Observe(2, false, changes)
+			b.StartTimer()
+			s, err := c.Changes(tr, acc, 2)
+			if err != nil || s.Delta == nil || s.Next == nil {
+				b.Fatalf("not a first part: err %v", err)
+			}
+			b.ReportMetric(float64(len(s.Delta.Patch.Put)), "routes")
+		}
+	})
+	b.Run("all-parts", func(b *testing.B) {
+		// The intent's whole share of the Set: every part, read one
+		// after the other (the daemon reads each while the backend
+		// programs the one before).
+		for b.Loop() {
+			b.StopTimer()
+			c := RouteCache{Chunk: 8192}
+			if _, err := c.Routes(tree.New(schema), acc, 1); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			c.Observe(2, false, changes)
+			s, err := c.Changes(tr, acc, 2)
+			put := 0
+			for err == nil && s.Delta != nil {
+				put += len(s.Delta.Patch.Put)
+				s.Release()
+				if s.Next == nil {
+					break
+				}
+				s, err = s.Next()
+			}
+			if err != nil || put != n {
+				b.Fatalf("%d routes put, err %v", put, err)
+			}
+		}
+	})
+}
