@@ -113,24 +113,16 @@ func (c *aftCache) observe(state bool, ch tree.Change, kind changeKind, left int
 	switch {
 	case e.IsZero() || e == *last:
 	case state:
-		// The change says whether the entry has a status now: a
-		// cached entry takes it at once, as RouteCache's do. Only one
-		// that lost it is marked, to be reported again (its state
-		// put back): after the applier stated a bulk load's batch,
-		// reading every entry again cost a walk of the lists (about
-		// 80 ms at 100,000 entries) and a map of the batch.
+		// As RouteCache's entries do (noteStated): after the applier
+		// stated a bulk load's batch, reading every entry again cost a
+		// walk of the lists (about 80 ms at 100,000 entries) and a map
+		// of the batch.
 		*last = e
-		x := c.byID[e]
-		if x != nil {
-			x.stated = ch.Val.IsSet()
+		var stated *bool
+		if x := c.byID[e]; x != nil {
+			stated = &x.stated
 		}
-		if x == nil || x.stated {
-			return
-		}
-		if c.restate == nil {
-			c.restate = map[tree.Ident]struct{}{}
-		}
-		c.restate[e] = struct{}{}
+		noteStated(&c.restate, e, stated, ch.Val.IsSet())
 	default:
 		*last = e
 		if c.dirty == nil {

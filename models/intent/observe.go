@@ -149,22 +149,32 @@ func (c *RouteCache) observeRouteState(ch tree.Change) {
 	if id.IsZero() {
 		return
 	}
-	// The change says whether the entry has a status now: a cached
-	// entry takes it at once. Only one that lost it is marked, to be
-	// reported again (its state put back); a map of every entry a bulk
-	// state write stated would stay until the next intent, 46 B a route
-	// after a 100,000-route Set.
-	e := c.byEntry[id]
-	if e != nil {
-		e.stated = ch.Val.IsSet()
+	// A map of every entry a bulk state write stated would stay until
+	// the next intent, 46 B a route after a 100,000-route Set: only an
+	// entry that lost its status is marked.
+	var stated *bool
+	if e := c.byEntry[id]; e != nil {
+		stated = &e.stated
 	}
-	if e == nil || e.stated {
+	noteStated(&c.restate, id, stated, ch.Val.IsSet())
+}
+
+// noteStated applies a status change to a cached entry (stated is its
+// flag, nil when the entry is not cached): it takes whether the entry has
+// a status now at once, and one that lost it is put in restate, to be
+// reported again (its state put back).
+func noteStated(restate *map[tree.Ident]struct{}, id tree.Ident, stated *bool, has bool) {
+	if stated == nil {
 		return
 	}
-	if c.restate == nil {
-		c.restate = map[tree.Ident]struct{}{}
+	*stated = has
+	if has {
+		return
 	}
-	c.restate[id] = struct{}{}
+	if *restate == nil {
+		*restate = map[tree.Ident]struct{}{}
+	}
+	(*restate)[id] = struct{}{}
 }
 
 // pending is about how many entries Observe noted that are not marked
