@@ -11,7 +11,6 @@ import (
 	"github.com/guildhouse-co/kedge/dataplane/wgmesh"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/accord"
-	"github.com/guildhouse-co/kedge/yang"
 )
 
 type leaf struct {
@@ -30,29 +29,7 @@ func js(v string) *gpb.TypedValue {
 
 func build(t *testing.T, leaves []leaf) *tree.Tree {
 	t.Helper()
-	schema, err := yang.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tree.New(schema)
-	tx, err := tr.Begin(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range leaves {
-		p, err := tree.ParsePath(l.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tx.Update(p, l.val); err != nil {
-			t.Fatalf("update %s: %v", l.path, err)
-		}
-	}
-	if err := tx.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	tx.Commit()
-	return tr
+	return buildTree(t, leaves)
 }
 
 func routeLeaves(prefix, class, tier string) []leaf {

@@ -12,7 +12,8 @@ import (
 // BenchmarkObserveBulk times what the route reconciler does with a
 // 100,000-route Set's commit before its first routes can reach the
 // backend: Observe of the commit's changes, then the first part of the
-// change set (the daemon's Chunk, 8,192).
+// change set (1,024 entries with the daemon's Chunk, 8,192), and every
+// part.
 func BenchmarkObserveBulk(b *testing.B) {
 	const n = 100_000
 	schema, err := yang.Schema()
@@ -25,22 +26,7 @@ func BenchmarkObserveBulk(b *testing.B) {
 		ls = append(ls, routeLeaves(a.String()+"/32", "underlay", "operator")...)
 		a = a.Next()
 	}
-	tr := tree.New(schema)
-	tx, err := tr.Begin(false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, l := range ls {
-		p, err := tree.ParsePath(l.path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := tx.Update(p, l.val); err != nil {
-			b.Fatal(err)
-		}
-	}
-	changes := tx.Changes()
-	tx.Commit()
+	tr, changes := buildChanges(b, ls)
 	acc, _ := accord.Default(5)
 	// empty is a cache that has read an empty tree, as a daemon's has
 	// before the bulk Set.

@@ -48,6 +48,14 @@ func routeTree(b *testing.B, n int) *tree.Tree {
 // buildTree is build for benchmarks too.
 func buildTree(tb testing.TB, leaves []leaf) *tree.Tree {
 	tb.Helper()
+	tr, _ := buildChanges(tb, leaves)
+	return tr
+}
+
+// buildChanges builds a tree of leaves in one commit and returns it with
+// the commit's changes (what the store's feed would carry).
+func buildChanges(tb testing.TB, leaves []leaf) (*tree.Tree, []tree.Change) {
+	tb.Helper()
 	schema, err := yang.Schema()
 	if err != nil {
 		tb.Fatal(err)
@@ -69,8 +77,9 @@ func buildTree(tb testing.TB, leaves []leaf) *tree.Tree {
 	if err := tx.Validate(); err != nil {
 		tb.Fatal(err)
 	}
+	changes := tx.Changes()
 	tx.Commit()
-	return tr
+	return tr, changes
 }
 
 // BenchmarkRoutesOneChange times the intent a reconcile computes after a
