@@ -70,8 +70,13 @@ func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d
 
 // busyAfter is the work (instances visited plus leaves encoded) after
 // which a read is big and must hold a busy-read slot to go on. A Get of a
-// route or a peer stays far below it.
-const busyAfter = 1024
+// route or a peer stays far below it. A walk checks its budget every 256
+// instances, so a read past busyAfter takes its slot at its first check:
+// at 1,024, each of ten readers looping a big Get walked its first
+// thousand units beside the Sets, on a thread at the daemon's priority
+// and past the write gate, and in a trace those walks ran 0.6 ms of each
+// Set slower than 1 ms (BENCHMARKS.md, issue 11).
+const busyAfter = 128
 
 // readCost meters one read: it stops the read when the caller's deadline
 // passes or its connection ends, when a Get outgrows its budget, and

@@ -289,3 +289,30 @@ func TestStuckSubscriberIsBoundedThenEnded(t *testing.T) {
 		t.Fatalf("the stuck client got the whole sync (%d updates)", got)
 	}
 }
+
+// TestMidSizeReadWaitsForSlot: a read past busyAfter but far short of a
+// thousand units (100 peers' keys: about 500) waits for a busy-read slot
+// at its first budget check; at 1,024 it walked and encoded all of it
+// beside the Sets, past the write gate, while the slot was held.
+func TestMidSizeReadWaitsForSlot(t *testing.T) {
+	e := newEnvWith(t, t.TempDir(), storeOpts(), Options{Auth: allow{}, Limits: Limits{BusyReads: 1}})
+	loadPeers(t, e.st, 100)
+	get := &gpb.GetRequest{Path: []*gpb.Path{deepPath(1, "public-key")}, Encoding: gpb.Encoding_PROTO}
+	takeSlot(t, e.srv)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := e.srv.Get(ctx, get); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("Get of 100 peers' keys while the only slot is held: %v, want DeadlineExceeded (it waits for the slot)", err)
+	}
+	<-e.srv.busy
+	resp, err := e.srv.Get(context.Background(), get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.GetNotification()[0].GetUpdate()); n != 201 {
+		t.Fatalf("%d keys, want 201", n)
+	}
+	if n := len(e.srv.busy); n != 0 {
+		t.Fatalf("%d slots held after the Get returned, want 0", n)
+	}
+}

@@ -97,7 +97,9 @@ func TestUnsentResponseSlotIsBounded(t *testing.T) {
 // TestFailedGetGivesSlotBack: a big Get that fails after taking its slot
 // (over budget, deadline, canceled) gives the slot back as it returns.
 func TestFailedGetGivesSlotBack(t *testing.T) {
-	e, _ := sendEnv(t, Limits{GetLeaves: busyAfter + 100})
+	// A leaf budget the read outgrows after it took its slot (at its
+	// first budget check) and short of bigGet's 2,001 keys.
+	e, _ := sendEnv(t, Limits{GetLeaves: 1500})
 	if _, _, err := e.srv.get(context.Background(), bigGet, true); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("over budget: got %v, want RESOURCE_EXHAUSTED", err)
 	}
