@@ -5,12 +5,13 @@
 // credentials), opens the dataplane backends this machine allows and
 // starts the components over them with the posture engine, and shuts all
 // of it down in order. It holds wiring only; the pieces live in the
-// subpackages: config (settings), auth (identities, tiers), listen
-// (listeners), probe (what this machine allows the backends), posture
-// (the engine), and the components routes, mesh, system (system state)
-// and pods (the pod registry sweep), each with one lifecycle (New,
-// Start(ctx), Close) and the posture step it contributes, and gribi (the
-// gRIBI service, registered beside the gNMI target on both listeners).
+// subpackages: config (settings), gcpolicy (the collector's policy),
+// auth (identities, tiers), listen (listeners), probe (what this machine
+// allows the backends), posture (the engine), and the components routes,
+// mesh, system (system state) and pods (the pod registry sweep), each
+// with one lifecycle (New, Start(ctx), Close) and the posture step it
+// contributes, and gribi (the gRIBI service, registered beside the gNMI
+// target on both listeners).
 package server
 
 import (
@@ -81,6 +82,9 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	// Refuse plaintext off the loopback before touching anything.
 	if cfg.Listen != "" && cfg.Insecure && !listen.IsLoopback(cfg.Listen) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, listen.ErrInsecureNonLoopback)
+	}
+	if err := applyGCPolicy(cfg, log); err != nil {
+		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, errc: make(chan error, 3), strms: newStreams()}
 	defer func() {

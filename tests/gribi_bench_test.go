@@ -139,6 +139,7 @@ func benchGRIBI100k(b *testing.B, notary string) {
 			b.Fatal(err)
 		}
 		kernelDone := make(chan time.Duration, 1)
+		rss0 := resetPeakRSS(b)
 		cpu0 := processCPU(b)
 		t0 = time.Now()
 		go func() {
@@ -164,6 +165,7 @@ func benchGRIBI100k(b *testing.B, notary string) {
 		ackDur := time.Since(t0)
 		kedgeDur := <-kernelDone
 		kedgeCPU := processCPU(b) - cpu0
+		peakMB := float64(peakRSS(b)-rss0) / (1 << 20)
 		if kedgeDur == 0 {
 			b.Fatal("the last route never appeared")
 		}
@@ -183,5 +185,6 @@ func benchGRIBI100k(b *testing.B, notary string) {
 		b.ReportMetric(ipCPU.Seconds(), "ip-batch-cpu-s")
 		b.ReportMetric(kedgeCPU.Seconds(), "kedge-cpu-s")
 		b.ReportMetric(kedgeCPU.Seconds()/ipCPU.Seconds(), "cpu-kedge/ip")
+		b.ReportMetric(peakMB, "peak-rss-MB")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,7 @@ func BenchmarkRoutes100k(b *testing.B) {
 
 		ns := newNS(b, "benchkedge")
 		heap0 := heapInuse()
+		rss0 := resetPeakRSS(b)
 		c, stop := startKedge(b, daemonCfg(b, b.TempDir(), ns.name))
 		js := routesJSON(rs)
 		first, last := hostOf(rs[0]), hostOf(rs[total-1])
@@ -109,6 +111,7 @@ func BenchmarkRoutes100k(b *testing.B) {
 			return s == "installed"
 		})
 		stateDur := time.Since(t0)
+		peakMB := float64(peakRSS(b)-rss0) / (1 << 20)
 		// The daemon is in this process: its heap is what grew since
 		// before it started (the benchmark's own route list, about 0.1 KB
 		// a route, included; the change feed still holds the bulk commit).
@@ -131,6 +134,7 @@ func BenchmarkRoutes100k(b *testing.B) {
 		b.ReportMetric((kedgeDur - firstDur).Seconds(), "first-to-last-route-s")
 		b.ReportMetric(stateDur.Seconds(), "until-state-s")
 		b.ReportMetric(jsonMB, "json-MB")
+		b.ReportMetric(peakMB, "peak-rss-MB")
 	}
 }
 
@@ -161,6 +165,39 @@ func heapInuse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+// resetPeakRSS resets this process's peak resident size (proc(5),
+// clear_refs 5) and returns its resident size now, in bytes: with
+// peakRSS after, how far the daemon (in this process) grew at most, the
+// garbage its collector let pile up included.
+func resetPeakRSS(b *testing.B) uint64 {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Fatalf("reset peak resident size: %v", err)
+	}
+	return procStatusKB(b, "VmRSS:") << 10
+}
+
+// peakRSS is this process's peak resident size since resetPeakRSS, in
+// bytes.
+func peakRSS(b *testing.B) uint64 { return procStatusKB(b, "VmHWM:") << 10 }
+
+func procStatusKB(b *testing.B, field string) uint64 {
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(st)) {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				b.Fatalf("read %s %q: %v", field, v, err)
+			}
+			return n
+		}
+	}
+	b.Fatalf("no %s in /proc/self/status", field)
+	return 0
 }
 
 // setEach Sets the routes one by one, each in its own gNMI Set, and

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/guildhouse-co/kedge/server/gcpolicy"
 )
 
 // DefaultSocket is where the unix socket goes when /run/kedge is usable.
@@ -95,6 +97,13 @@ type Config struct {
 	// host:port); KubePosture names the KedgeClusterPosture to follow.
 	KubeEndpoint string `yaml:"kube-endpoint"`
 	KubePosture  string `yaml:"kube-posture"`
+	// GCPercent and MemoryLimit are the garbage collector's policy
+	// (server/gcpolicy): the heap's growth between cycles as a percent of
+	// its live size, and the soft memory limit ("auto": 90% of the
+	// cgroup's limit, if it has one; "off"; or a size such as 900Mi).
+	// GOGC and GOMEMLIMIT in the environment win over both.
+	GCPercent   int    `yaml:"gc-percent"`
+	MemoryLimit string `yaml:"memory-limit"`
 }
 
 // RouteClasses are the values of kt:route-class, which GRIBIClass must be
@@ -114,6 +123,8 @@ func Defaults() Config {
 		MeshDevice:  "embedded",
 		GRIBIClass:  "underlay",
 		Notary:      "on",
+		GCPercent:   gcpolicy.DefaultPercent,
+		MemoryLimit: "auto",
 		// 9339 is gNMI's; the next port keeps the pair easy to remember.
 		MetricsListen: "127.0.0.1:9340",
 		// The seed leaves the grace open; 30 s lets an interactive
@@ -288,6 +299,8 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.KubeEndpoint, "kube-endpoint", c.KubeEndpoint, "address peers reach this node's WireGuard device at (default: the Node's annotation or InternalIP)")
 	fs.StringVar(&c.KubePosture, "kube-posture", c.KubePosture, "name of the KedgeClusterPosture to follow (default cluster)")
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "heap growth between garbage collections, percent of the live heap (negative: only near memory-limit; GOGC wins)")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft memory limit of the Go runtime: auto (90% of the cgroup's limit, if any), off, or a size such as 900Mi (GOMEMLIMIT wins)")
 	bindNotary(fs, c)
 	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
@@ -346,6 +359,11 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 	}
 	if _, err := c.Level(); err != nil {
 		return err
+	}
+	if c.MemoryLimit != "auto" && c.MemoryLimit != "off" {
+		if _, err := gcpolicy.ParseLimit(c.MemoryLimit); err != nil {
+			return fmt.Errorf("resolve config: --memory-limit: %w", err)
+		}
 	}
 	if c.Kubeconfig != "" && c.KubeInCluster {
 		return errors.New("resolve config: --kubeconfig conflicts with --kube-in-cluster")

@@ -66,6 +66,8 @@ func TestResolve(t *testing.T) {
 		"insecure with tls": func(c *Config) { c.Insecure = true; c.TLSCA = "/ca.pem" },
 		"zero max msg":      func(c *Config) { c.MaxMsgBytes = 0 },
 		"two kube configs":  func(c *Config) { c.Kubeconfig = "/kc"; c.KubeInCluster = true },
+		"memory limit":      func(c *Config) { c.MemoryLimit = "1 GiB" },
+		"tiny memory limit": func(c *Config) { c.MemoryLimit = "1Mi" },
 	} {
 		c := Defaults()
 		mod(&c)
