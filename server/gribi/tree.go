@@ -100,12 +100,15 @@ func entryOps(lw *leafWrites, ops []store.Op, e *aft.Entry, existed bool) []stor
 	if lw == nil {
 		lw = &leafWrites{}
 	}
+	// The prefix in one allocation (Prefix.String makes two).
+	var pb [64]byte
+	pfx := string(e.IP.Prefix.AppendTo(pb[:0]))
 	switch e.Kind {
 	case aft.KindIPv4:
-		p := aftPath.Ipv4Entries().Ipv4Entry(e.IP.Prefix.String())
+		p := aftPath.Ipv4Entries().Ipv4Entry(pfx)
 		return append(ops, ipEntryOp(lw, p.Elems(), p.Config(), e, existed))
 	case aft.KindIPv6:
-		p := aftPath.Ipv6Entries().Ipv6Entry(e.IP.Prefix.String())
+		p := aftPath.Ipv6Entries().Ipv6Entry(pfx)
 		return append(ops, ipEntryOp(lw, p.Elems(), p.Config(), e, existed))
 	}
 	return ops
@@ -128,8 +131,9 @@ type ipConfig[N, M, S store.SplitPath] interface {
 // which an existing entry holds already), the leaf writes come from lw's
 // chunks, and the group and session values are shared with the entries
 // written before it (nearly all of a load's are the same).
-func ipEntryOp[N store.SplitLeaf[uint64], M store.SplitLeaf[string], S store.SplitLeaf[string]](
-	lw *leafWrites, at []*gpb.PathElem, c ipConfig[N, M, S], e *aft.Entry, existed bool) store.Op {
+// (c is a type parameter rather than an interface, so it is not boxed.)
+func ipEntryOp[C ipConfig[N, M, S], N store.SplitLeaf[uint64], M store.SplitLeaf[string], S store.SplitLeaf[string]](
+	lw *leafWrites, at []*gpb.PathElem, c C, e *aft.Entry, existed bool) store.Op {
 	n := 2
 	if len(e.IP.Metadata) > 0 || existed {
 		n = 3
@@ -137,9 +141,9 @@ func ipEntryOp[N store.SplitLeaf[uint64], M store.SplitLeaf[string], S store.Spl
 	ws := lw.take(n)
 	nhg, sess := c.NextHopGroup(), c.Session()
 	ws[0].Path, ws[0].Relative = store.EntryLeafPath(at, nhg)
-	ws[0].Val = lw.group(nhg, e.IP.NHG)
+	ws[0].Val = group(lw, nhg, e.IP.NHG)
 	ws[1].Path, ws[1].Relative = store.EntryLeafPath(at, sess)
-	ws[1].Val = lw.session(sess, e.Meta.Session)
+	ws[1].Val = sessionVal(lw, sess, e.Meta.Session)
 	if n == 3 {
 		md := c.Metadata()
 		ws[2].Path, ws[2].Relative = store.EntryLeafPath(at, md)
@@ -178,16 +182,17 @@ func (lw *leafWrites) take(n int) []tree.EntryWrite {
 }
 
 // group returns leaf p's value for group id, shared with the entry
-// written before when it named the same group.
-func (lw *leafWrites) group(p store.Leaf[uint64], id uint64) *gpb.TypedValue {
+// written before when it named the same group. (p is a type parameter,
+// not boxed, as ipEntryOp's c.)
+func group[P store.Leaf[uint64]](lw *leafWrites, p P, id uint64) *gpb.TypedValue {
 	if lw.nhgVal == nil || lw.nhg != id {
 		lw.nhg, lw.nhgVal = id, p.Val(id)
 	}
 	return lw.nhgVal
 }
 
-// session returns leaf p's value for session id, shared as group's is.
-func (lw *leafWrites) session(p store.Leaf[string], id string) *gpb.TypedValue {
+// sessionVal returns leaf p's value for session id, shared as group's is.
+func sessionVal[P store.Leaf[string]](lw *leafWrites, p P, id string) *gpb.TypedValue {
 	if lw.sessVal == nil || lw.sess != id {
 		lw.sess, lw.sessVal = id, p.Val(id)
 	}
