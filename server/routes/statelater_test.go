@@ -2,6 +2,7 @@ package routes
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ type gatedCommitter struct {
 	release chan struct{}
 	entered int
 	done    []int
+	ops     [][]store.Op // every commit's, in the order they started
 }
 
 func (g *gatedCommitter) Read(fn func(t *tree.Tree) error) error { return nil }
@@ -30,6 +32,7 @@ func (g *gatedCommitter) CommitState(ctx context.Context, ops []store.Op) (*stor
 	g.mu.Lock()
 	gated := g.gated
 	g.entered++
+	g.ops = append(g.ops, ops)
 	g.mu.Unlock()
 	if gated {
 		<-g.release
@@ -115,6 +118,73 @@ func TestDeltaStateCommittedBesideNextPatch(t *testing.T) {
 		}
 		if got := a.stats.Patches; got != 2 {
 			t.Errorf("%d changes patched in, want 2", got)
+		}
+	})
+}
+
+// TestReasonDroppedBeforeItsStateLands: a route failed in a change
+// patched in (its reason in a state commit still running) and installed
+// by the next set, whose intent was read before that commit landed (the
+// entry not stated yet), has its reason deleted by the next set's state:
+// otherwise the tree would keep "installed" with the old reason.
+func TestReasonDroppedBeforeItsStateLands(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		fake := routetest.New("eth0")
+		st := &gatedCommitter{release: make(chan struct{})}
+		a := &applier{b: fake, st: st, log: testLogger(t)}
+		dst := netip.MustParsePrefix("10.0.1.0/24")
+		r := route.Route{Dst: dst, Device: "eth0"}
+		o := intent.Origin{Prefix: dst.String()}
+		whole := intent.RouteSet{Config: route.Config{Routes: []route.Route{r}}, Origins: []intent.Origin{o}, Seq: 1}
+		if err := a.Set(ctx, whole); err != nil {
+			t.Fatalf("whole set: %v", err)
+		}
+		st.mu.Lock()
+		st.gated = true
+		st.mu.Unlock()
+		fake.FailRoute(dst, errors.New("no route to the gateway"))
+		o.Stated = true
+		change := intent.RouteSet{Seq: 2, Delta: &intent.RouteDelta{Patch: route.Patch{Put: []route.Route{r}},
+			PutOrigins: []intent.Origin{o}}}
+		if err := a.Set(ctx, change); err == nil || !itemErrorsOnly(err) {
+			t.Fatalf("failing change: %v, want the route's error", err)
+		}
+		fake.FailRoute(dst, nil)
+		o.Stated = false // read before the failure's state landed
+		again := intent.RouteSet{Config: route.Config{Routes: []route.Route{r}}, Origins: []intent.Origin{o}, Seq: 3}
+		done := make(chan error, 1)
+		go func() { done <- a.Set(ctx, again) }()
+		synctest.Wait()
+		st.release <- struct{}{} // the failure's state
+		synctest.Wait()
+		st.release <- struct{}{} // the next set's
+		if err := <-done; err != nil {
+			t.Fatalf("set again: %v", err)
+		}
+		a.wait()
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if len(st.ops) != 3 {
+			t.Fatalf("%d state commits, want 3", len(st.ops))
+		}
+		var reasons []string
+		for _, op := range st.ops[1] {
+			if n := op.Path[len(op.Path)-1].GetName(); n == "reason" && op.Kind == store.OpUpdate {
+				reasons = append(reasons, op.Val.GetStringVal())
+			}
+		}
+		if len(reasons) != 1 {
+			t.Fatalf("the failure's state wrote reasons %q, want one", reasons)
+		}
+		dropped := false
+		for _, op := range st.ops[2] {
+			if op.Path[len(op.Path)-1].GetName() == "reason" && op.Kind == store.OpDelete {
+				dropped = true
+			}
+		}
+		if !dropped {
+			t.Errorf("the set installing the route again left its reason %q in place: %d operations, none deleting it", reasons[0], len(st.ops[2]))
 		}
 	})
 }
