@@ -69,9 +69,10 @@ func (c *RouteCache) aftChanges(a kedgetree.Kedge_Aft, sideKeys []sortKey) (chs 
 		ac.meta, states = nm, nm.states
 	}
 	// Precedence: the full set decides who wins a shared destination.
+	other := ac.otherHas(len(chs))
 	for _, ch := range chs {
 		for _, e := range [2]*aftCached{ch.old, ch.new} {
-			if e != nil && e.perr == nil && (c.orderHas(e.key, nil, nil) || keysHave(sideKeys, e.key) || ac.has(e.key, ch.old, ch.new)) {
+			if e != nil && e.perr == nil && (c.orderHas(e.key, nil, nil) || keysHave(sideKeys, e.key) || other(e.key, ch.old, ch.new)) {
 				return nil, nil, true
 			}
 		}
@@ -121,7 +122,7 @@ func (c *RouteCache) aftPatch(a accord.Accord, eps []endpoint, chs []aftChange, 
 			p.Del = append(p.Del, route.Route{Dst: ch.old.dst, Table: aftTable})
 		}
 	}
-	if len(put) > 1 {
+	if len(put) > 1 && !putsSorted(put, putO) {
 		order := sortOrder(len(put), func(i int) (netip.Prefix, uint32) { return put[i].Dst, put[i].Table },
 			func(i, j int) int { return compareOrigin(putO[i], putO[j]) })
 		permute(order, func(i, j int) {
@@ -130,6 +131,24 @@ func (c *RouteCache) aftPatch(a accord.Accord, eps []endpoint, chs []aftChange, 
 		})
 	}
 	return put, putO
+}
+
+// putsSorted reports whether puts are in set order already (sortOrder's,
+// with their origins breaking ties), as the changes of a batch come
+// (aftCache.changes sorts them).
+func putsSorted(put []route.Route, putO []Origin) bool {
+	prev := keyOf(put[0].Dst, put[0].Table)
+	for i := 1; i < len(put); i++ {
+		k := keyOf(put[i].Dst, put[i].Table)
+		switch c := compareKeys(prev, k); {
+		case c > 0:
+			return false
+		case c == 0 && compareOrigin(putO[i-1], putO[i]) > 0:
+			return false
+		}
+		prev = k
+	}
+	return true
 }
 
 // keysHave reports whether sorted keys hold k.

@@ -197,6 +197,10 @@ func statusOf(t *tree.Tree, k aft.Key) kedgepath.AftStatus {
 // exists.
 func entryState(t *tree.Tree, k aft.Key) (kedgepath.AftStatus, string, bool) {
 	a := kedgetree.Of(t).Kedge().Aft()
+	// The key in one allocation at most (Prefix.String makes two): the
+	// FIB acknowledgements of a bulk load read 100,000 entries.
+	var pb [64]byte
+	pfx := func() string { return string(k.Prefix.AppendTo(pb[:0])) }
 	var st kedgepath.AftStatus
 	var reason string
 	switch k.Kind {
@@ -215,14 +219,14 @@ func entryState(t *tree.Tree, k aft.Key) (kedgepath.AftStatus, string, bool) {
 		st, _ = e.State().Status()
 		reason, _ = e.State().Reason()
 	case aft.KindIPv4:
-		e, ok := a.Ipv4Entries().Ipv4Entry().Get(k.Prefix.String())
+		e, ok := a.Ipv4Entries().Ipv4Entry().Get(pfx())
 		if !ok {
 			return "", "", false
 		}
 		st, _ = e.State().Status()
 		reason, _ = e.State().Reason()
 	case aft.KindIPv6:
-		e, ok := a.Ipv6Entries().Ipv6Entry().Get(k.Prefix.String())
+		e, ok := a.Ipv6Entries().Ipv6Entry().Get(pfx())
 		if !ok {
 			return "", "", false
 		}

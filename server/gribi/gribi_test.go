@@ -66,7 +66,7 @@ func TestRestore(t *testing.T) {
 		{Kind: aft.KindIPv4, IP: aft.IPEntry{Prefix: netip.MustParsePrefix("198.51.101.0/24"), NHG: 6}, Meta: aft.Meta{Session: "b-1"}},
 	}
 	for i := range entries {
-		ops = entryOps(ops, &entries[i], false)
+		ops = entryOps(nil, ops, &entries[i], false)
 	}
 	if _, err := st.Commit(context.Background(), ops); err != nil {
 		t.Fatal(err)
@@ -221,7 +221,7 @@ func TestLockdownRule(t *testing.T) {
 		}
 	}
 	nh := func(i uint64) []store.Op {
-		return entryOps(nil, &aft.Entry{Kind: aft.KindNextHop, NH: aft.NextHop{Index: i, IP: netip.MustParseAddr("192.0.2.1")},
+		return entryOps(nil, nil, &aft.Entry{Kind: aft.KindNextHop, NH: aft.NextHop{Index: i, IP: netip.MustParseAddr("192.0.2.1")},
 			Meta: aft.Meta{Session: "l-1"}}, false)
 	}
 	level(5)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/store"
@@ -43,7 +45,9 @@ func (r sessionRecord) ops() []store.Op {
 // then deleted. A new entry needs no deletes, which at 100,000 entries
 // is a lookup each saved. It is one operation per entry (store.Entry),
 // so the tree finds the entry once for its leaves, not once per leaf.
-func entryOps(ops []store.Op, e *aft.Entry, existed bool) []store.Op {
+// An IP entry's operation takes its leaf writes and shared values from lw
+// (nil: its own), see ipEntryOp.
+func entryOps(lw *leafWrites, ops []store.Op, e *aft.Entry, existed bool) []store.Op {
 	var buf [8]store.LeafWrite
 	ls := buf[:0]
 	switch e.Kind {
@@ -92,39 +96,107 @@ func entryOps(ops []store.Op, e *aft.Entry, existed bool) []store.Op {
 			ops = append(ops, store.Entry(mp, ls...))
 		}
 		return ops
+	}
+	if lw == nil {
+		lw = &leafWrites{}
+	}
+	// The prefix in one allocation (Prefix.String makes two).
+	var pb [64]byte
+	pfx := string(e.IP.Prefix.AppendTo(pb[:0]))
+	switch e.Kind {
 	case aft.KindIPv4:
-		pfx := e.IP.Prefix.String()
 		p := aftPath.Ipv4Entries().Ipv4Entry(pfx)
-		return append(ops, store.Entry(p, ipLeaves(ls, p.Config(), pfx, e, existed)...))
+		return append(ops, ipEntryOp(lw, p.Elems(), p.Config(), e, existed))
 	case aft.KindIPv6:
-		pfx := e.IP.Prefix.String()
 		p := aftPath.Ipv6Entries().Ipv6Entry(pfx)
-		return append(ops, store.Entry(p, ipLeaves(ls, p.Config(), pfx, e, existed)...))
+		return append(ops, ipEntryOp(lw, p.Elems(), p.Config(), e, existed))
 	}
 	return ops
 }
 
 // ipConfig is the config container of an IPv4 or an IPv6 entry, whose
 // leaves have the same names and types.
-type ipConfig[P, N, M, S store.SplitPath] interface {
-	Prefix() P
+type ipConfig[N, M, S store.SplitPath] interface {
 	NextHopGroup() N
 	Metadata() M
 	Session() S
 }
 
-// ipLeaves appends the leaf operations of IP entry e (whose prefix is
-// pfx) below c.
-func ipLeaves[P store.SplitLeaf[string], N store.SplitLeaf[uint64], M store.SplitLeaf[string], S store.SplitLeaf[string]](
-	ls []store.LeafWrite, c ipConfig[P, N, M, S], pfx string, e *aft.Entry, existed bool) []store.LeafWrite {
-	ls = append(ls, store.Set(c.Prefix(), pfx), store.Set(c.NextHopGroup(), e.IP.NHG),
-		store.Set(c.Session(), e.Meta.Session))
-	if len(e.IP.Metadata) > 0 {
-		ls = append(ls, store.Set(c.Metadata(), base64.StdEncoding.EncodeToString(e.IP.Metadata)))
-	} else if existed {
-		ls = append(ls, store.Unset(c.Metadata()))
+// ipEntryOp is the operation writing IP entry e at the entry whose path
+// elements are at (c its config container): what store.Entry(at, Set
+// group, Set session, Set or Unset metadata) is, which
+// TestIPEntryOpCommitsAsLeaves holds it to. A bulk load writes 100,000
+// of them, so what each costs counts: the prefix leaf is not written (it
+// mirrors the list key, which the tree sets when it creates the entry and
+// which an existing entry holds already), the leaf writes come from lw's
+// chunks, and the group and session values are shared with the entries
+// written before it (nearly all of a load's are the same).
+// (c is a type parameter rather than an interface, so it is not boxed.)
+func ipEntryOp[C ipConfig[N, M, S], N store.SplitLeaf[uint64], M store.SplitLeaf[string], S store.SplitLeaf[string]](
+	lw *leafWrites, at []*gpb.PathElem, c C, e *aft.Entry, existed bool) store.Op {
+	n := 2
+	if len(e.IP.Metadata) > 0 || existed {
+		n = 3
 	}
-	return ls
+	ws := lw.take(n)
+	nhg, sess := c.NextHopGroup(), c.Session()
+	ws[0].Path, ws[0].Relative = store.EntryLeafPath(at, nhg)
+	ws[0].Val = group(lw, nhg, e.IP.NHG)
+	ws[1].Path, ws[1].Relative = store.EntryLeafPath(at, sess)
+	ws[1].Val = sessionVal(lw, sess, e.Meta.Session)
+	if n == 3 {
+		md := c.Metadata()
+		ws[2].Path, ws[2].Relative = store.EntryLeafPath(at, md)
+		if len(e.IP.Metadata) > 0 {
+			ws[2].Val = md.Val(base64.StdEncoding.EncodeToString(e.IP.Metadata))
+		} else {
+			ws[2].Delete = true
+		}
+	}
+	return store.Op{Kind: store.OpEntry, Path: at, Leaves: ws}
+}
+
+// leafWrites hands out the leaf writes of one commit's IP entry
+// operations from chunks rather than one allocation per entry, and keeps
+// the last group and session values, which the entries of a bulk load
+// share (the tree decodes a value and keeps none of it).
+type leafWrites struct {
+	slab    []tree.EntryWrite
+	nhg     uint64
+	nhgVal  *gpb.TypedValue
+	sess    string
+	sessVal *gpb.TypedValue
+}
+
+// leafWriteChunk is how many leaf writes a chunk holds.
+const leafWriteChunk = 512
+
+// take returns n zeroed leaf writes.
+func (lw *leafWrites) take(n int) []tree.EntryWrite {
+	if len(lw.slab) < n {
+		lw.slab = make([]tree.EntryWrite, leafWriteChunk)
+	}
+	ws := lw.slab[:n:n]
+	lw.slab = lw.slab[n:]
+	return ws
+}
+
+// group returns leaf p's value for group id, shared with the entry
+// written before when it named the same group. (p is a type parameter,
+// not boxed, as ipEntryOp's c.)
+func group[P store.Leaf[uint64]](lw *leafWrites, p P, id uint64) *gpb.TypedValue {
+	if lw.nhgVal == nil || lw.nhg != id {
+		lw.nhg, lw.nhgVal = id, p.Val(id)
+	}
+	return lw.nhgVal
+}
+
+// sessionVal returns leaf p's value for session id, shared as group's is.
+func sessionVal[P store.Leaf[string]](lw *leafWrites, p P, id string) *gpb.TypedValue {
+	if lw.sessVal == nil || lw.sess != id {
+		lw.sess, lw.sessVal = id, p.Val(id)
+	}
+	return lw.sessVal
 }
 
 // deleteOp removes the entry k names.

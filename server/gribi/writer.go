@@ -221,6 +221,7 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 	outs := make([]outcome, 0, n)
 	ops := make([]store.Op, 0, n+8)
 	fresh := map[*session]bool{}
+	var lw leafWrites
 	for _, w := range batch {
 		for _, op := range w.ops {
 			for _, r := range s.rib.Apply(op) {
@@ -233,7 +234,7 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 						ops = append(ops, deleteOp(r.Op.Entry.Key()))
 					}
 				} else {
-					ops = entryOps(ops, &r.Op.Entry, r.Existed)
+					ops = entryOps(&lw, ops, &r.Op.Entry, r.Existed)
 					if ss := r.Op.Tag.(*session); !ss.recorded {
 						fresh[ss] = true
 					}

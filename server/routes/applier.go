@@ -66,6 +66,10 @@ type applier struct {
 	follows bool
 	// stats counts patches and whole Sets (ApplyStats).
 	stats ApplyStats
+	// pending is the state commit of the last change patched in, which
+	// runs beside the next reconcile (see commitLater); bg tracks it.
+	pending *stateCommit
+	bg      sync.WaitGroup
 }
 
 // ApplyStats count how the applier applied the reconciler's sets: a
@@ -123,6 +127,11 @@ func (a *applier) Set(ctx context.Context, s intent.RouteSet) error {
 func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if s.Delta == nil || s.Next != nil || !a.follows {
+		// Anything but a change patched in whole reads or rewrites
+		// what the last state commit wrote: it waits for it first.
+		_ = a.awaitState()
+	}
 	follows := a.follows
 	a.follows = false // until this set is wholly applied
 	if s.Delta != nil {
@@ -161,6 +170,7 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 			return fmt.Errorf("compute routes intent: %w", err)
 		}
 	}
+	_ = a.awaitState() // a change that fell back to the whole set
 	start := time.Now()
 	a.stats.WholeSets++
 	err := a.b.Set(ctx, s.Config)
@@ -199,8 +209,16 @@ func (a *applier) set(ctx context.Context, s intent.RouteSet, step bool) error {
 	return err
 }
 
-// patched records the outcome of patching in s's change (err is Patch's).
+// patched records the outcome of patching in s's change (err is Patch's):
+// its state is committed beside the next reconcile (commitLater), once
+// the state commit of the change before it is done.
 func (a *applier) patched(ctx context.Context, s intent.RouteSet, err error) error {
+	if serr := a.awaitState(); serr != nil {
+		// What the tree holds of the state is unknown: the error makes
+		// the reconciler try again, and the retry, not following, sets
+		// the whole intent and writes every entry's state.
+		return errors.Join(err, serr)
+	}
 	if ctx.Err() != nil || (err != nil && !itemErrorsOnly(err)) {
 		return err
 	}
@@ -209,19 +227,10 @@ func (a *applier) patched(ctx context.Context, s intent.RouteSet, err error) err
 	progress := a.progressOps(s)
 	ops = append(ops, progress...)
 	if len(ops) > 0 {
-		if serr := a.commitState(ctx, ops); serr != nil {
-			a.written, a.marks, a.vlans = nil, nil, nil
-			if ctx.Err() == nil {
-				a.log.Warn("write route state", "err", serr)
-			}
-			return err
-		}
-		if len(progress) > 0 {
-			a.programmed, a.hadAFT = s.Seq, s.HasAFT
-		}
+		a.commitLater(ctx, ops, len(progress) > 0, s)
 	}
 	if cap(a.status.Routes) > 4096 {
-		a.status.Routes = nil // a bulk change's outcome, written now
+		a.status.Routes = nil // a bulk change's outcome, in ops now
 	}
 	a.log.Debug("routes patched", "put", len(s.Delta.Patch.Put), "del", len(s.Delta.Patch.Del),
 		"added", a.status.Added, "removed", a.status.Removed, "state_ops", len(ops))

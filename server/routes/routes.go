@@ -143,6 +143,7 @@ func (c *Component) Close() error {
 		c.cancel()
 	}
 	c.wg.Wait()
+	c.ap.wait()
 	return c.cfg.Backend.Close()
 }
 

@@ -64,6 +64,7 @@ func (r *routesRig) start(t *testing.T, chunk int) {
 	r.stop = func() {
 		cancel()
 		<-done
+		r.ap.wait()
 	}
 	t.Cleanup(r.stop)
 }

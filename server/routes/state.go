@@ -122,8 +122,11 @@ func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
 	}
 	w.written.set(k, v)
 	// The reason leaf is written when there is one, and deleted when the
-	// entry may still hold an old one.
-	dropReason := v.reason == "" && stated && (!known || old.reason != "")
+	// entry may still hold an old one: it has state this writer does not
+	// know, or this writer wrote a reason, whether or not the intent saw
+	// that state yet (a change's state is committed beside the next
+	// reconcile, whose intent may be read before it lands: commitLater).
+	dropReason := v.reason == "" && (stated && !known || known && old.reason != "")
 	if k.aft != 0 {
 		w.aftOp(k, v, dropReason)
 		return
