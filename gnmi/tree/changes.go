@@ -163,8 +163,8 @@ func (tx *Txn) analyze() *analysis {
 	}
 	an := &analysis{targets: map[*Node]map[string]int{}, refs: map[*Node]map[string]int{}}
 	changes := make([]Change, 0, tx.writes+tx.writes/8)
-	var lastEntry *Inst
-	seen := map[*Inst]bool{}
+	tx.t.analyses++
+	mark := tx.t.analyses
 	entry := func(a, b *Inst, _ bool) {
 		if b == nil {
 			an.dead = append(an.dead, a.id)
@@ -202,12 +202,9 @@ func (tx *Txn) analyze() *analysis {
 				an.refChecks = append(an.refChecks, r)
 			}
 		}
-		if e := r.entry; !tx.state && e != nil && e != lastEntry {
-			lastEntry = e
-			if !seen[e] {
-				seen[e] = true
-				an.entries = append(an.entries, e)
-			}
+		if e := r.entry; !tx.state && e != nil && e.id.listed != mark {
+			e.id.listed = mark
+			an.entries = appendDoubling(an.entries, e)
 		}
 	}
 	tx.walkChanges(leaf, entry)

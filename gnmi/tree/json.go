@@ -309,13 +309,20 @@ func (p *jsonParser) array(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.elems = append(p.elems, v)
+		p.elems = appendDoubling(p.elems, v)
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, p.errf("unterminated array")
 		}
 		if p.b[p.i] == ']' {
 			p.i++
+			if base == 0 && len(p.elems) > objChunk {
+				// The outermost array being built, and a big one (a bulk
+				// Set's 100,000 entries): handed over rather than copied.
+				a := p.elems
+				p.elems = nil
+				return a, nil
+			}
 			a := make([]any, len(p.elems)-base)
 			copy(a, p.elems[base:])
 			clear(p.elems[base:])

@@ -33,6 +33,8 @@ type Tree struct {
 	// and growing the list from nothing each time allocated five times
 	// its size.
 	touchBuf []touch
+	// analyses numbers the transactions' analyses (see ident.listed).
+	analyses uint64
 }
 
 // maxTouchBuf bounds the touched list a tree keeps between transactions

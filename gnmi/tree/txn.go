@@ -117,15 +117,19 @@ func (tx *Txn) clone(in *Inst) *Inst {
 	tx.dirty()
 	c := &Inst{s: in.s, id: in.id, mark: tx.id,
 		vals: slices.Clone(in.vals), sub0: cloneArray(in.sub0, in.s.nsubs), list0: cloneArray(in.list0, in.s.nlists)}
-	tx.touched = append(tx.touched, touch{orig: in, cur: c})
+	tx.touched = appendDoubling(tx.touched, touch{orig: in, cur: c})
 	return c
 }
 
 // create makes a new instance in the new version.
 func (tx *Txn) create(s *Node, id *ident) *Inst {
+	return tx.made(newInst(s, id, tx.id))
+}
+
+// made records c, an instance the transaction has just made.
+func (tx *Txn) made(c *Inst) *Inst {
 	tx.dirty()
-	c := newInst(s, id, tx.id)
-	tx.touched = append(tx.touched, touch{cur: c})
+	tx.touched = appendDoubling(tx.touched, touch{cur: c})
 	return c
 }
 
@@ -229,8 +233,7 @@ func (tx *Txn) addEntry(in *Inst, n *Node, keys []Value, k string, elems []*gpb.
 	if !tx.state && !n.Config {
 		return nil, newErr(ErrReadOnly, whereElems(in, n, elems), "list "+n.Name+" is config false")
 	}
-	e := tx.create(n, nil)
-	e.id = &ident{up: in.id, vals: e.vals, born: tx.id}
+	e := tx.made(newEntry(n, in.id, tx.id))
 	in.lists()[n.slot].set(tx.id, k, e)
 	for i, kn := range n.Keys {
 		tx.setVal(e, kn, keys[i])
