@@ -101,6 +101,83 @@ func (m *entries) set(owner uint64, k string, in *Inst) {
 	}
 }
 
+// getOrAdd returns the entry with key k when there is one, else adds
+// an entry with key k and a nil instance and returns where to store its
+// instance (which the caller must do before anything else changes the
+// list): one walk down the trie where get then set took two, for a bulk
+// Set whose entries are all new.
+func (m *entries) getOrAdd(owner uint64, k string) (in *Inst, slot **Inst) {
+	root := m.root
+	if root == nil {
+		root = &hnode{owner: owner}
+	}
+	root, in, slot = root.getOrAdd(owner, 0, keyHash(k), k)
+	if slot != nil {
+		m.root = root
+		m.n++
+	}
+	return in, slot
+}
+
+// getOrAdd returns the entry with key k when n holds it; else n (or its
+// copy) with an entry for k added, and the address of its instance.
+func (n *hnode) getOrAdd(owner uint64, shift uint, h uint64, k string) (*hnode, *Inst, **Inst) {
+	if shift >= hashLimit {
+		for _, e := range n.ents {
+			if e.key == k {
+				return n, e.in, nil
+			}
+		}
+		c := n.editable(owner)
+		c.ents = append(c.ents, hentry{key: k})
+		return c, nil, &c.ents[len(c.ents)-1].in
+	}
+	bit := pos(h, shift)
+	switch {
+	case n.datamap&bit != 0:
+		i := index(n.datamap, bit)
+		e := n.ents[i]
+		if e.key == k {
+			return n, e.in, nil
+		}
+		// Two keys at one position: both move into a new child.
+		kid := pair(owner, shift+hashBits, keyHash(e.key), e, h, hentry{key: k})
+		c := n.editable(owner)
+		c.ents = slices.Delete(c.ents, i, i+1)
+		c.datamap &^= bit
+		c.kids = slices.Insert(c.kids, index(c.nodemap, bit), kid)
+		c.nodemap |= bit
+		return c, nil, kid.slot(k)
+	case n.nodemap&bit != 0:
+		j := index(n.nodemap, bit)
+		kid, in, slot := n.kids[j].getOrAdd(owner, shift+hashBits, h, k)
+		if slot == nil || kid == n.kids[j] {
+			return n, in, slot
+		}
+		c := n.editable(owner)
+		c.kids[j] = kid
+		return c, nil, slot
+	}
+	c := n.editable(owner)
+	i := index(c.datamap, bit)
+	c.ents = slices.Insert(c.ents, i, hentry{key: k})
+	c.datamap |= bit
+	return c, nil, &c.ents[i].in
+}
+
+// slot returns the address of the instance of key k in the node pair
+// has just made.
+func (n *hnode) slot(k string) **Inst {
+	for {
+		for i := range n.ents {
+			if n.ents[i].key == k {
+				return &n.ents[i].in
+			}
+		}
+		n = n.kids[0]
+	}
+}
+
 // del removes k and reports whether it was there.
 func (m *entries) del(owner uint64, k string) bool {
 	if m.root == nil {

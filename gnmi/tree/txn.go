@@ -211,6 +211,25 @@ func growVals(vals []Value, n, room, all int) []Value {
 // create is set.
 func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.PathElem) (*Inst, error) {
 	k := keyString(keys)
+	if create && tx.mayCreate(n) {
+		// Looked up and, when absent, added in one walk.
+		l := &in.lists()[n.slot]
+		e, slot := l.getOrAdd(tx.id, k)
+		if slot != nil {
+			e = tx.made(newEntry(n, in.id, tx.id))
+			*slot = e
+			tx.fillKeys(e, keys)
+			return e, nil
+		}
+		if e.mark != tx.id {
+			e = tx.clone(e)
+			l.set(tx.id, k, e)
+		}
+		if !tx.state {
+			tx.adoptOperational(e)
+		}
+		return e, nil
+	}
 	if e := tx.existing(in, n, k); e != nil {
 		if !tx.state && create {
 			tx.adoptOperational(e)
@@ -221,6 +240,15 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 		return nil, nil
 	}
 	return tx.addEntry(in, n, keys, k, elems)
+}
+
+// mayCreate reports whether the transaction's writer may create entries
+// of list n.
+func (tx *Txn) mayCreate(n *Node) bool {
+	if tx.state {
+		return !n.Config || tx.OperationalEntries
+	}
+	return n.Config
 }
 
 // addEntry creates the entry of list n with keys (whose key string is k)
@@ -235,6 +263,14 @@ func (tx *Txn) addEntry(in *Inst, n *Node, keys []Value, k string, elems []*gpb.
 	}
 	e := tx.made(newEntry(n, in.id, tx.id))
 	in.lists()[n.slot].set(tx.id, k, e)
+	tx.fillKeys(e, keys)
+	return e, nil
+}
+
+// fillKeys writes a new entry's key leaves and their config or state
+// mirrors.
+func (tx *Txn) fillKeys(e *Inst, keys []Value) {
+	n := e.s
 	for i, kn := range n.Keys {
 		tx.setVal(e, kn, keys[i])
 		m := kn.configKey
@@ -245,7 +281,6 @@ func (tx *Txn) addEntry(in *Inst, n *Node, keys []Value, k string, elems []*gpb.
 			tx.setVal(tx.sub(e, m.Parent, true), m, keys[i])
 		}
 	}
-	return e, nil
 }
 
 // deleteEntry removes a list entry of parent (which the transaction owns)
