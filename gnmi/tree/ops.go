@@ -453,6 +453,15 @@ func (tx *Txn) parseLeaf(n *Node, x any) (Value, error) {
 	if m, ok := tx.parsed[n]; ok && m.in == x {
 		return m.v, nil
 	}
+	if k := n.keyOf; k != nil {
+		// A key's config mirror given the text the key was just parsed
+		// from (a route's prefix, again in its config): the key is a
+		// leafref to this leaf, so its type parsed the text as this
+		// leaf's type does.
+		if m, ok := tx.parsed[k]; ok && m.in == x {
+			return m.v, nil
+		}
+	}
 	v, err := n.Type.ParseJSON(x)
 	if err != nil {
 		return v, err
