@@ -40,7 +40,7 @@ func (p *jsonParser) parse(b []byte) (any, error) {
 		p.stack, p.elems = p.stack[:0], p.elems[:0]
 	}()
 	p.space()
-	v, err := p.value(0, "")
+	v, err := p.value(0, p.elemName())
 	if err != nil {
 		return nil, err
 	}
@@ -105,12 +105,23 @@ type jsonParser struct {
 	members []jsonMember
 	stack   []jsonMember
 	elems   []any
-	// share turns on sharing: names are member names decoded so far;
-	// last, the value last decoded for each (see shared). A parser used
-	// once for a small value has nothing to share.
-	share bool
-	names map[string]string
-	last  map[string]any
+	// share turns on sharing: names are the member names decoded so
+	// far, each with the value last decoded for it (see shared), recent
+	// a direct-mapped cache in front of them (a bulk Set's names repeat
+	// object after object, and comparing one costs less than hashing
+	// it), elem the array elements' own. A parser used once for a small
+	// value has nothing to share.
+	share  bool
+	names  map[string]*jsonName
+	recent [64]*jsonName
+	elem   jsonName
+}
+
+// jsonName is a member name as the decoder shares it: the name, and the
+// string or number last decoded as the value of a member of that name.
+type jsonName struct {
+	s    string
+	last any
 }
 
 // object returns a new object holding ms, copied out of the stack.
@@ -134,45 +145,46 @@ func (p *jsonParser) newObject(ms []jsonMember) *jsonObject {
 	return o
 }
 
-// name returns the member name s as decoded before, or a copy of it.
-func (p *jsonParser) name(s []byte) string {
-	if !p.share {
-		return string(s)
+// name returns the shared member name s, as decoded before or new; nil
+// when the parser does not share or holds maxShared names already.
+func (p *jsonParser) name(s []byte) *jsonName {
+	if !p.share || len(s) == 0 {
+		return nil
 	}
-	if n, ok := p.names[string(s)]; ok {
+	h := (len(s)*7 + int(s[0]) + 3*int(s[len(s)-1])) & (len(p.recent) - 1)
+	if n := p.recent[h]; n != nil && n.s == string(s) {
 		return n
 	}
-	n := string(s)
-	if len(p.names) < maxShared {
-		if p.names == nil {
-			p.names = map[string]string{}
+	n, ok := p.names[string(s)]
+	if !ok {
+		if len(p.names) >= maxShared {
+			return nil
 		}
-		p.names[n] = n
+		if p.names == nil {
+			p.names = map[string]*jsonName{}
+		}
+		n = &jsonName{s: string(s)}
+		p.names[n.s] = n
 	}
+	p.recent[h] = n
 	return n
 }
 
 // shared returns the boxed string or number (json.Number) of text raw:
-// the one last decoded as the value of a member of the same name (or as
-// an array element) when it had the same text, else a new one. A bulk
-// Set repeats values member by member (every route's table and device)
-// and a key's value in its config mirror.
-func (p *jsonParser) shared(name string, number bool, raw []byte) any {
-	if !p.share {
-		if number {
-			return json.Number(raw)
-		}
-		return string(raw)
-	}
-	if v, ok := p.last[name]; ok {
-		switch x := v.(type) {
+// the one last decoded as the value of a member named nm (or as an array
+// element) when it had the same text, else a new one, which nm keeps
+// (nil: not shared). A bulk Set repeats values member by member (every
+// route's table and device) and a key's value in its config mirror.
+func (p *jsonParser) shared(nm *jsonName, number bool, raw []byte) any {
+	if nm != nil {
+		switch x := nm.last.(type) {
 		case string:
 			if !number && x == string(raw) {
-				return v
+				return nm.last
 			}
 		case json.Number:
 			if number && string(x) == string(raw) {
-				return v
+				return nm.last
 			}
 		}
 	}
@@ -182,11 +194,8 @@ func (p *jsonParser) shared(name string, number bool, raw []byte) any {
 	} else {
 		v = string(raw)
 	}
-	if _, ok := p.last[name]; ok || len(p.last) < maxShared {
-		if p.last == nil {
-			p.last = map[string]any{}
-		}
-		p.last[name] = v
+	if nm != nil {
+		nm.last = v
 	}
 	return v
 }
@@ -206,8 +215,18 @@ func (p *jsonParser) space() {
 	}
 }
 
-// value decodes the value of member name ("" in an array or alone).
-func (p *jsonParser) value(depth int, name string) (any, error) {
+// elemName is the name an array element's (or a lone value's) strings
+// and numbers are shared under: none when the parser does not share.
+func (p *jsonParser) elemName() *jsonName {
+	if !p.share {
+		return nil
+	}
+	return &p.elem
+}
+
+// value decodes the value of the member named nm (elemName in an array
+// or alone; nil shares nothing).
+func (p *jsonParser) value(depth int, nm *jsonName) (any, error) {
 	if depth > maxJSONDepth {
 		return nil, p.errf("nested deeper than %d", maxJSONDepth)
 	}
@@ -222,7 +241,7 @@ func (p *jsonParser) value(depth int, name string) (any, error) {
 	case c == '"':
 		s, raw, err := p.str()
 		if raw != nil {
-			return p.shared(name, false, raw), nil
+			return p.shared(nm, false, raw), nil
 		}
 		return s, err
 	case c == 't':
@@ -232,7 +251,7 @@ func (p *jsonParser) value(depth int, name string) (any, error) {
 	case c == 'n':
 		return nil, p.lit("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number(name)
+		return p.number(nm)
 	default:
 		return nil, p.errf("unexpected character %q", c)
 	}
@@ -263,8 +282,13 @@ func (p *jsonParser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		var nm *jsonName
 		if raw != nil {
-			k = p.name(raw)
+			if nm = p.name(raw); nm != nil {
+				k = nm.s
+			} else {
+				k = string(raw)
+			}
 		}
 		p.space()
 		if p.i >= len(p.b) || p.b[p.i] != ':' {
@@ -272,7 +296,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 		}
 		p.i++
 		p.space()
-		v, err := p.value(depth+1, k)
+		v, err := p.value(depth+1, nm)
 		if err != nil {
 			return nil, err
 		}
@@ -305,7 +329,7 @@ func (p *jsonParser) array(depth int) (any, error) {
 	}
 	for {
 		p.space()
-		v, err := p.value(depth+1, "")
+		v, err := p.value(depth+1, p.elemName())
 		if err != nil {
 			return nil, err
 		}
@@ -439,7 +463,7 @@ func (p *jsonParser) hex4() (rune, error) {
 	return rune(n), nil
 }
 
-func (p *jsonParser) number(name string) (any, error) {
+func (p *jsonParser) number(nm *jsonName) (any, error) {
 	start := p.i
 	if p.b[p.i] == '-' {
 		p.i++
@@ -472,5 +496,5 @@ func (p *jsonParser) number(name string) (any, error) {
 			return nil, p.errf("invalid number")
 		}
 	}
-	return p.shared(name, true, p.b[start:p.i]), nil
+	return p.shared(nm, true, p.b[start:p.i]), nil
 }
