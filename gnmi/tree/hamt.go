@@ -165,6 +165,54 @@ func (n *hnode) getOrAdd(owner uint64, shift uint, h uint64, k string) (*hnode, 
 	return c, nil, &c.ents[i].in
 }
 
+// ref returns where the entry with key k keeps its instance, for the
+// caller to replace it, with the nodes on its path copied for owner; nil,
+// copying nothing, when there is no such entry. A writer that copies an
+// entry into its version finds it and stores the copy in one walk, not a
+// get and then a set.
+func (m *entries) ref(owner uint64, k string) **Inst {
+	if m.root == nil {
+		return nil
+	}
+	root, slot := m.root.ref(owner, 0, keyHash(k), k)
+	if slot != nil {
+		m.root = root
+	}
+	return slot
+}
+
+func (n *hnode) ref(owner uint64, shift uint, h uint64, k string) (*hnode, **Inst) {
+	if shift >= hashLimit {
+		for i, e := range n.ents {
+			if e.key == k {
+				c := n.editable(owner)
+				return c, &c.ents[i].in
+			}
+		}
+		return n, nil
+	}
+	bit := pos(h, shift)
+	switch {
+	case n.datamap&bit != 0:
+		i := index(n.datamap, bit)
+		if n.ents[i].key != k {
+			return n, nil
+		}
+		c := n.editable(owner)
+		return c, &c.ents[i].in
+	case n.nodemap&bit != 0:
+		j := index(n.nodemap, bit)
+		kid, slot := n.kids[j].ref(owner, shift+hashBits, h, k)
+		if slot == nil || kid == n.kids[j] {
+			return n, slot
+		}
+		c := n.editable(owner)
+		c.kids[j] = kid
+		return c, slot
+	}
+	return n, nil
+}
+
 // slot returns the address of the instance of key k in the node pair
 // has just made.
 func (n *hnode) slot(k string) **Inst {

@@ -161,14 +161,14 @@ func (tx *Txn) sub(parent *Inst, n *Node, create bool) *Inst {
 // existing returns parent's entry of list n with key k ready for writing,
 // or nil.
 func (tx *Txn) existing(parent *Inst, n *Node, k string) *Inst {
-	l := &parent.lists()[n.slot]
-	e := l.get(k)
-	if e == nil || e.mark == tx.id {
-		return e
+	slot := parent.lists()[n.slot].ref(tx.id, k)
+	if slot == nil {
+		return nil
 	}
-	e = tx.clone(e)
-	l.set(tx.id, k, e)
-	return e
+	if e := *slot; e.mark != tx.id {
+		*slot = tx.clone(e)
+	}
+	return *slot
 }
 
 // setVal writes one leaf of an instance the transaction owns.
@@ -222,8 +222,7 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 			return e, nil
 		}
 		if e.mark != tx.id {
-			e = tx.clone(e)
-			l.set(tx.id, k, e)
+			e = tx.existing(in, n, k)
 		}
 		if !tx.state {
 			tx.adoptOperational(e)
