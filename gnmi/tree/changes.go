@@ -162,7 +162,12 @@ func (tx *Txn) analyze() *analysis {
 		return tx.an
 	}
 	an := &analysis{targets: map[*Node]map[string]int{}, refs: map[*Node]map[string]int{}}
-	changes := make([]Change, 0, tx.writes+tx.writes/8)
+	// The removed entries' leaves come first, their number unknown;
+	// then the kept instances' leaves, of which there are at most
+	// tx.writes (a leaf differs only where a write changed it), which
+	// sizes the rest once.
+	var changes []Change
+	sized := false
 	tx.t.analyses++
 	mark := tx.t.analyses
 	entry := func(a, b *Inst, _ bool) {
@@ -172,6 +177,12 @@ func (tx *Txn) analyze() *analysis {
 	}
 	leaf := func(r leafDiff) {
 		an.leaves++
+		if r.b != nil && !sized {
+			sized = true
+			if cap(changes)-len(changes) < tx.writes {
+				changes = append(make([]Change, 0, len(changes)+tx.writes), changes...)
+			}
+		}
 		if len(changes) == cap(changes) {
 			// Double: append grows big slices by a quarter, and a bulk
 			// commit's 600,000 changes would be copied a dozen times.

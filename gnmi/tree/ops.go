@@ -604,6 +604,10 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 		keep = make(map[string]bool, len(arr))
 	}
 	keys := make([]Value, len(n.Keys)) // each entry's, in turn
+	// An entry written makes about two instances (itself and the
+	// container its keys mirror into, where its config goes): room for
+	// them is made once rather than doubled up to.
+	tx.reserveTouched(2 * len(arr))
 	for i, a := range arr {
 		obj, ok := a.(*jsonObject)
 		if !ok {

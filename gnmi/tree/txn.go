@@ -126,6 +126,13 @@ func (tx *Txn) create(s *Node, id *ident) *Inst {
 	return tx.made(newInst(s, id, tx.id))
 }
 
+// reserveTouched makes room for n more instances in the touched list.
+func (tx *Txn) reserveTouched(n int) {
+	if cap(tx.touched)-len(tx.touched) < n {
+		tx.touched = append(make([]touch, 0, len(tx.touched)+n), tx.touched...)
+	}
+}
+
 // made records c, an instance the transaction has just made.
 func (tx *Txn) made(c *Inst) *Inst {
 	tx.dirty()
