@@ -64,23 +64,40 @@ type jsonMember struct {
 
 // get returns the value of member name.
 func (o *jsonObject) get(name string) (any, bool) {
-	for i := len(o.m) - 1; i >= 0; i-- {
-		if o.m[i].name == name {
-			return o.m[i].val, true
-		}
+	if i := o.index(name); i >= 0 {
+		return o.m[i].val, true
 	}
 	return nil, false
+}
+
+// index returns the index of member name (the last given), or -1.
+func (o *jsonObject) index(name string) int {
+	for i := len(o.m) - 1; i >= 0; i-- {
+		if o.m[i].name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // getQualified returns the value of the member naming n module-qualified
 // ("module:name").
 func (o *jsonObject) getQualified(n *Node) (any, bool) {
-	for i := len(o.m) - 1; i >= 0; i-- {
-		if name := o.m[i].name; name != n.Name && nameIs(name, n) {
-			return o.m[i].val, true
-		}
+	if i := o.indexQualified(n); i >= 0 {
+		return o.m[i].val, true
 	}
 	return nil, false
+}
+
+// indexQualified returns the index of the member naming n
+// module-qualified (the last given), or -1.
+func (o *jsonObject) indexQualified(n *Node) int {
+	for i := len(o.m) - 1; i >= 0; i-- {
+		if name := o.m[i].name; name != n.Name && nameIs(name, n) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Len is the number of members, a name given twice counted twice.

@@ -501,14 +501,16 @@ func (tx *Txn) shared(n *Node, v Value) Value {
 // the entry's keys as mergeList decoded them from this same object: a
 // key leaf given in it is not decoded twice.
 func (tx *Txn) merge(in *Inst, obj *jsonObject, replace bool, keys []Value) error {
-	qualified, err := tx.members(in, obj)
+	p, err := tx.plan(in, obj)
 	if err != nil {
 		return err
 	}
-	for _, ch := range in.s.Children {
-		x, given := obj.get(ch.Name)
-		if !given && qualified {
-			x, given = obj.getQualified(ch)
+	for i, ch := range in.s.Children {
+		var x any
+		j := p.member[i]
+		given := j >= 0
+		if given {
+			x = obj.m[j].val
 		}
 		cat := childPath{in, ch}
 		switch ch.Kind {

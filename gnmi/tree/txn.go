@@ -83,6 +83,8 @@ type Txn struct {
 	stepBuf []step
 	// jp decodes the operations' JSON values (see decodeJSON).
 	jp *jsonParser
+	// plans holds merge's last plan for each schema node (mergeplan.go).
+	plans map[*Node]*mergePlan
 	// What the transaction changed, derived from base and the new
 	// version when asked and kept until the next write (an set).
 	changes []Change
@@ -454,7 +456,7 @@ func (tx *Txn) finish() {
 	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
-	tx.touched, tx.removed, tx.old, tx.last, tx.jp, tx.parsed = nil, nil, nil, nil, nil, nil
+	tx.touched, tx.removed, tx.old, tx.last, tx.jp, tx.parsed, tx.plans = nil, nil, nil, nil, nil, nil, nil
 	tx.t.tx = nil
 }
 

@@ -1,0 +1,71 @@
+package tree
+
+// mergePlan is what merge learns of a JSON object's member names under
+// one schema node: that the members are all allowed (members found no
+// error), whether a name is module-qualified, and which member, if any,
+// gives each child. A bulk Set's entries all have the same members in
+// the same order, so the plan worked out for the first holds for the
+// rest: a member name the decoder shares is the same string object
+// after object, and comparing the names is all the next object costs
+// instead of a schema lookup of each name and a search of the members
+// for each child.
+type mergePlan struct {
+	names     []string
+	qualified bool
+	// member[i] is the index of the member that gives the i-th child of
+	// the schema node (the last of that name, as jsonObject.get reads),
+	// or -1.
+	member []int
+}
+
+// plan returns the merge plan for obj under in: the transaction's last
+// for in's schema node when obj has the same member names, else a new
+// one, after members has checked them. Whether members finds an error
+// depends only on the schema node, the names and the writer, so a plan
+// stands for the check.
+func (tx *Txn) plan(in *Inst, obj *jsonObject) (*mergePlan, error) {
+	p := tx.plans[in.s]
+	if p != nil && p.fits(obj) {
+		return p, nil
+	}
+	qualified, err := tx.members(in, obj)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		if tx.plans == nil {
+			tx.plans = map[*Node]*mergePlan{}
+		}
+		p = &mergePlan{}
+		tx.plans[in.s] = p
+	}
+	// Rewritten in place: objects of varying shapes under one node cost
+	// no allocation each once the slices have grown.
+	p.qualified = qualified
+	p.names = p.names[:0]
+	for _, m := range obj.m {
+		p.names = append(p.names, m.name)
+	}
+	p.member = p.member[:0]
+	for _, ch := range in.s.Children {
+		j := obj.index(ch.Name)
+		if j < 0 && qualified {
+			j = obj.indexQualified(ch)
+		}
+		p.member = append(p.member, j)
+	}
+	return p, nil
+}
+
+// fits reports whether obj's member names are the plan's.
+func (p *mergePlan) fits(obj *jsonObject) bool {
+	if len(obj.m) != len(p.names) {
+		return false
+	}
+	for i, m := range obj.m {
+		if m.name != p.names[i] {
+			return false
+		}
+	}
+	return true
+}
