@@ -128,7 +128,7 @@ func (n *hnode) getOrAdd(owner uint64, shift uint, h uint64, k string) (*hnode, 
 				return n, e.in, nil
 			}
 		}
-		c := n.editable(owner)
+		c := n.editableRoom(owner, 1, 0)
 		c.ents = append(c.ents, hentry{key: k})
 		return c, nil, &c.ents[len(c.ents)-1].in
 	}
@@ -142,7 +142,7 @@ func (n *hnode) getOrAdd(owner uint64, shift uint, h uint64, k string) (*hnode, 
 		}
 		// Two keys at one position: both move into a new child.
 		kid := pair(owner, shift+hashBits, keyHash(e.key), e, h, hentry{key: k})
-		c := n.editable(owner)
+		c := n.editableRoom(owner, 0, 1)
 		c.ents = slices.Delete(c.ents, i, i+1)
 		c.datamap &^= bit
 		c.kids = slices.Insert(c.kids, index(c.nodemap, bit), kid)
@@ -158,7 +158,7 @@ func (n *hnode) getOrAdd(owner uint64, shift uint, h uint64, k string) (*hnode, 
 		c.kids[j] = kid
 		return c, nil, slot
 	}
-	c := n.editable(owner)
+	c := n.editableRoom(owner, 1, 0)
 	i := index(c.datamap, bit)
 	c.ents = slices.Insert(c.ents, i, hentry{key: k})
 	c.datamap |= bit
@@ -250,12 +250,24 @@ func (m entries) each(fn func(k string, in *Inst) bool) bool {
 
 // editable returns n itself when owner may change it, else a copy that
 // owner may change.
-func (n *hnode) editable(owner uint64) *hnode {
+func (n *hnode) editable(owner uint64) *hnode { return n.editableRoom(owner, 0, 0) }
+
+// editableRoom is editable for a caller about to add ents entries and
+// kids children to the node: a copy is made with room for them, rather
+// than copied and then grown (a bulk load's commits copy a node on
+// nearly every new entry's path, and add the entry to the last).
+func (n *hnode) editableRoom(owner uint64, ents, kids int) *hnode {
 	if owner != 0 && n.owner == owner {
 		return n
 	}
-	return &hnode{owner: owner, datamap: n.datamap, nodemap: n.nodemap,
-		ents: slices.Clone(n.ents), kids: slices.Clone(n.kids)}
+	c := &hnode{owner: owner, datamap: n.datamap, nodemap: n.nodemap}
+	if len(n.ents)+ents > 0 {
+		c.ents = append(make([]hentry, 0, len(n.ents)+ents), n.ents...)
+	}
+	if len(n.kids)+kids > 0 {
+		c.kids = append(make([]*hnode, 0, len(n.kids)+kids), n.kids...)
+	}
+	return c
 }
 
 func (n *hnode) set(owner uint64, shift uint, h uint64, k string, in *Inst) (*hnode, bool) {
@@ -270,7 +282,7 @@ func (n *hnode) set(owner uint64, shift uint, h uint64, k string, in *Inst) (*hn
 				return c, false
 			}
 		}
-		c := n.editable(owner)
+		c := n.editableRoom(owner, 1, 0)
 		c.ents = append(c.ents, hentry{key: k, in: in})
 		return c, true
 	}
@@ -289,7 +301,7 @@ func (n *hnode) set(owner uint64, shift uint, h uint64, k string, in *Inst) (*hn
 		}
 		// Two keys at one position: both move into a new child.
 		kid := pair(owner, shift+hashBits, keyHash(e.key), e, h, hentry{key: k, in: in})
-		c := n.editable(owner)
+		c := n.editableRoom(owner, 0, 1)
 		c.ents = slices.Delete(c.ents, i, i+1)
 		c.datamap &^= bit
 		c.kids = slices.Insert(c.kids, index(c.nodemap, bit), kid)
@@ -305,7 +317,7 @@ func (n *hnode) set(owner uint64, shift uint, h uint64, k string, in *Inst) (*hn
 		c.kids[j] = kid
 		return c, added
 	}
-	c := n.editable(owner)
+	c := n.editableRoom(owner, 1, 0)
 	c.ents = slices.Insert(c.ents, index(c.datamap, bit), hentry{key: k, in: in})
 	c.datamap |= bit
 	return c, true
