@@ -5,12 +5,13 @@ package tree
 // error), whether a name is module-qualified, and which member, if any,
 // gives each child. A bulk Set's entries all have the same members in
 // the same order, so the plan worked out for the first holds for the
-// rest: a member name the decoder shares is the same string object
+// rest: a member name the decoder shares is the same *jsonName object
 // after object, and comparing the names is all the next object costs
 // instead of a schema lookup of each name and a search of the members
-// for each child.
+// for each child. A name the decoder did not share (escaped, past its
+// bound) is its own object, and an object with one makes a new plan.
 type mergePlan struct {
-	names     []string
+	names     []*jsonName
 	qualified bool
 	// member[i] is the index of the member that gives the i-th child of
 	// the schema node (the last of that name, as jsonObject.get reads),
@@ -44,7 +45,7 @@ func (tx *Txn) plan(in *Inst, obj *jsonObject) (*mergePlan, error) {
 	p.qualified = qualified
 	p.names = p.names[:0]
 	for _, m := range obj.m {
-		p.names = append(p.names, m.name)
+		p.names = append(p.names, m.nm)
 	}
 	p.member = p.member[:0]
 	for _, ch := range in.s.Children {
@@ -63,7 +64,7 @@ func (p *mergePlan) fits(obj *jsonObject) bool {
 		return false
 	}
 	for i, m := range obj.m {
-		if m.name != p.names[i] {
+		if m.nm != p.names[i] {
 			return false
 		}
 	}

@@ -263,9 +263,9 @@ func unwrapList(obj *jsonObject, n *Node) ([]any, bool) {
 	if obj.Len() == 0 {
 		return nil, false
 	}
-	k := obj.m[0].name
+	k := obj.m[0].name()
 	for _, m := range obj.m[1:] {
-		if m.name != k {
+		if m.name() != k {
 			return nil, false
 		}
 	}
@@ -412,7 +412,7 @@ func decodeScalar(t *Type, val *gpb.TypedValue) (Value, error) {
 // reports whether any name is module-qualified.
 func (tx *Txn) members(in *Inst, obj *jsonObject) (qualified bool, err error) {
 	for _, m := range obj.m {
-		name := m.name
+		name := m.name()
 		n, err := childNode(in.s, name)
 		if err != nil {
 			return false, newErr(ErrUnknownPath, childName(in, name), err.Error())
