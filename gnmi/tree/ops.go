@@ -12,8 +12,29 @@ import (
 // Paths for messages are rendered only on error: locate runs once per
 // operation and a bulk Set has 100,000 of them.
 func (tx *Txn) locate(elems []*gpb.PathElem) (Target, error) {
+	return tx.locateFrom(nil, elems)
+}
+
+// locateFrom is locate for a path whose first len(steps) elements
+// existingLeaf has read to existing instances (steps): it opens those
+// as locate would, without resolving their names and parsing their keys
+// again, and goes on from there. A state writer's first status write to
+// a route finds the route once, not twice, when its state container is
+// still absent.
+func (tx *Txn) locateFrom(steps []step, elems []*gpb.PathElem) (Target, error) {
 	in := tx.root()
-	for i, e := range elems {
+	for _, st := range steps {
+		if st.n.Kind == KindContainer {
+			in = tx.sub(in, st.n, false)
+			continue
+		}
+		in = tx.existing(in, st.n, st.key)
+		if !tx.state {
+			tx.adoptOperational(in) // as entry does
+		}
+	}
+	for i := len(steps); i < len(elems); i++ {
+		e := elems[i]
 		n, err := childNode(in.s, e.GetName())
 		if err != nil {
 			return Target{}, newErr(ErrUnknownPath, renderElems(elems[:i+1]), err.Error())
@@ -119,10 +140,11 @@ func (tx *Txn) Replace(elems []*gpb.PathElem, val *gpb.TypedValue) error {
 // store uses it to replay its log.
 func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
 	var buf [8]step
-	if in, n, steps, ok := tx.existingLeaf(elems, buf[:]); ok {
+	in, n, steps, ok := tx.existingLeaf(elems, buf[:])
+	if ok {
 		return tx.writeExisting(in, n, steps, v)
 	}
-	tgt, err := tx.locate(elems)
+	tgt, err := tx.locateFrom(steps, elems)
 	if err != nil {
 		return err
 	}
@@ -144,8 +166,12 @@ type step struct {
 // when the leaf's instance exists it returns it (as the transaction sees
 // it), the leaf's node and the steps from the root to the instance; ok is
 // false otherwise (a path to create, a non-leaf, an error: locate
-// handles those). Reading before writing keeps a write of an equal value
-// from copying the path, and resolves the path once for both.
+// handles those), and then steps lead as far down the path as instances
+// exist (a container or entry absent, or the path's end), for
+// locateFrom to go on from, or are empty when the path is not read so
+// far (an error, keys not given exactly). Reading before writing keeps a
+// write of an equal value from copying the path, and resolves the path
+// once for both.
 func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Node, steps []step, ok bool) {
 	in, steps = tx.t.root, buf[:0]
 	for i, e := range elems {
@@ -161,8 +187,11 @@ func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Nod
 			}
 			return in, c, steps, true
 		case KindContainer:
-			if len(e.GetKey()) > 0 || in.subs()[c.slot] == nil {
+			if len(e.GetKey()) > 0 {
 				return nil, nil, nil, false
+			}
+			if in.subs()[c.slot] == nil {
+				return nil, nil, steps, false
 			}
 			in = in.subs()[c.slot]
 			steps = append(steps, step{n: c})
@@ -174,13 +203,13 @@ func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Nod
 			k := keyString(keys)
 			ent := in.lists()[c.slot].get(k)
 			if ent == nil {
-				return nil, nil, nil, false
+				return nil, nil, steps, false
 			}
 			in = ent
 			steps = append(steps, step{n: c, key: k})
 		}
 	}
-	return nil, nil, nil, false
+	return nil, nil, steps, false
 }
 
 // follow returns the instance the steps lead to, ready for writing.
@@ -213,14 +242,15 @@ func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) err
 		return newErr(ErrBadValue, renderElems(elems), "no value")
 	}
 	var buf [8]step
-	if in, n, steps, ok := tx.existingLeaf(elems, buf[:]); ok {
+	in, n, steps, ok := tx.existingLeaf(elems, buf[:])
+	if ok {
 		v, err := decodeLeaf(n, val)
 		if err != nil {
 			return newErr(ErrBadValue, renderElems(elems), err.Error())
 		}
 		return tx.writeExisting(in, n, steps, v)
 	}
-	tgt, err := tx.locate(elems)
+	tgt, err := tx.locateFrom(steps, elems)
 	if err != nil {
 		return err
 	}
