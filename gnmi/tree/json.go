@@ -391,23 +391,27 @@ func (p *jsonParser) array(depth int) (any, error) {
 func (p *jsonParser) str() (s string, raw []byte, err error) {
 	p.i++ // opening quote
 	start := p.i
-	// Fast path: no escapes.
+	// Fast path: no escapes. One table lookup a byte finds the end (or
+	// an escape, or a control character), and the bytes' union says
+	// whether any is past ASCII and UTF-8 needs checking.
+	var union byte
 	for p.i < len(p.b) {
 		c := p.b[p.i]
-		if c == '"' {
-			b := p.b[start:p.i]
-			p.i++
-			if !utf8.Valid(b) {
-				return "", nil, p.errf("invalid UTF-8 in string")
+		if strStop[c] {
+			if c == '"' {
+				b := p.b[start:p.i]
+				p.i++
+				if union >= utf8.RuneSelf && !utf8.Valid(b) {
+					return "", nil, p.errf("invalid UTF-8 in string")
+				}
+				return "", b, nil
 			}
-			return "", b, nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
+			if c == '\\' {
+				break
+			}
 			return "", nil, p.errf("control character in string")
 		}
+		union |= c
 		p.i++
 	}
 	buf := append([]byte(nil), p.b[start:p.i]...)
@@ -476,6 +480,16 @@ func (p *jsonParser) str() (s string, raw []byte, err error) {
 	}
 	return "", nil, p.errf("unterminated string")
 }
+
+// strStop marks the bytes that end a string's fast path: the closing
+// quote, a backslash and the control characters.
+var strStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func (p *jsonParser) hex4() (rune, error) {
 	if len(p.b)-p.i < 4 {
