@@ -480,7 +480,7 @@ func (tx *Txn) parseLeaf(n *Node, x any) (Value, error) {
 	default:
 		return n.Type.ParseJSON(x)
 	}
-	if m, ok := tx.parsed[n]; ok && m.in == x {
+	if m := tx.memo(n); m.in == x {
 		return m.v, nil
 	}
 	if k := n.keyOf; k != nil {
@@ -488,7 +488,7 @@ func (tx *Txn) parseLeaf(n *Node, x any) (Value, error) {
 		// from (a route's prefix, again in its config): the key is a
 		// leafref to this leaf, so its type parsed the text as this
 		// leaf's type does.
-		if m, ok := tx.parsed[k]; ok && m.in == x {
+		if m := tx.memo(k); m.in == x {
 			return m.v, nil
 		}
 	}
@@ -496,17 +496,9 @@ func (tx *Txn) parseLeaf(n *Node, x any) (Value, error) {
 	if err != nil {
 		return v, err
 	}
-	if tx.parsed == nil {
-		tx.parsed = map[*Node]parsedLeaf{}
-	}
-	tx.parsed[n] = parsedLeaf{in: x, v: v}
+	m := tx.memo(n)
+	m.in, m.v = x, v
 	return v, nil
-}
-
-// parsedLeaf is a leaf's last JSON input and the value parsed from it.
-type parsedLeaf struct {
-	in any
-	v  Value
 }
 
 // shared returns the string value v of leaf n as the transaction last
@@ -516,13 +508,11 @@ func (tx *Txn) shared(n *Node, v Value) Value {
 	if _, ok := v.x.(string); !ok {
 		return v
 	}
-	if p, ok := tx.last[n]; ok && p.Equal(v) {
-		return p
+	m := tx.memo(n)
+	if m.last.IsSet() && m.last.Equal(v) {
+		return m.last
 	}
-	if tx.last == nil {
-		tx.last = map[*Node]Value{}
-	}
-	tx.last[n] = v
+	m.last = v
 	return v
 }
 

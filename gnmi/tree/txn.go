@@ -68,13 +68,14 @@ type Txn struct {
 	// writes counts leaf writes that changed a value: about the number
 	// of changes, which sizes their slice up front.
 	writes int
-	// last is the string value last merged into each leaf from JSON: a
-	// value repeated entry after entry (every route's device) is kept
-	// once, shared, instead of once per entry.
-	last map[*Node]Value
-	// parsed is the JSON value last parsed for each leaf (parseLeaf).
-	parsed map[*Node]parsedLeaf
-	done   bool
+	// memos holds, per leaf, the JSON value last parsed for it and the
+	// string value last merged into it (leafmemo.go): a value repeated
+	// entry after entry (every route's device) is checked once and kept
+	// once, shared; spilled holds the memos of leaves whose slot another
+	// took.
+	memos   *[memoSlots]leafMemo
+	spilled map[*Node]leafMemo
+	done    bool
 	// the last path ApplyRaw parsed: a logged group replays many leaves
 	// of one instance.
 	lastPath  string
@@ -456,7 +457,7 @@ func (tx *Txn) finish() {
 	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
-	tx.touched, tx.removed, tx.old, tx.last, tx.jp, tx.parsed, tx.plans = nil, nil, nil, nil, nil, nil, nil
+	tx.touched, tx.removed, tx.old, tx.memos, tx.spilled, tx.jp, tx.plans = nil, nil, nil, nil, nil, nil, nil
 	tx.t.tx = nil
 }
 
