@@ -25,7 +25,10 @@ const memoSlots = 64
 // the next call.
 func (tx *Txn) memo(n *Node) *leafMemo {
 	if tx.memos == nil {
-		tx.memos = new([memoSlots]leafMemo)
+		tx.memos, tx.t.memoBuf = tx.t.memoBuf, nil
+		if tx.memos == nil {
+			tx.memos = new([memoSlots]leafMemo)
+		}
 	}
 	m := &tx.memos[uintptr(unsafe.Pointer(n))*0x9E3779B97F4A7C15>>58]
 	if m.n == n {

@@ -455,6 +455,10 @@ func (tx *Txn) finish() {
 		clear(tx.touched) // holds no instance of this version
 		tx.t.touchBuf = tx.touched[:0]
 	}
+	if tx.memos != nil {
+		clear(tx.memos[:]) // nor any value
+		tx.t.memoBuf = tx.memos
+	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
 	tx.touched, tx.removed, tx.old, tx.memos, tx.spilled, tx.jp, tx.plans = nil, nil, nil, nil, nil, nil, nil
