@@ -128,16 +128,39 @@ type jsonParser struct {
 	members []jsonMember
 	stack   []jsonMember
 	elems   []any
-	// share turns on sharing: names are the member names decoded so
-	// far, each with the value last decoded for it (see shared), recent
-	// a direct-mapped cache in front of them (a bulk Set's names repeat
-	// object after object, and comparing one costs less than hashing
-	// it), elem the array elements' own. A parser used once for a small
-	// value has nothing to share.
-	share  bool
-	names  map[string]*jsonName
+	// share turns on sharing, through names. A parser used once for a
+	// small value has nothing to share.
+	share bool
+	names *jsonNames
+}
+
+// jsonNames are the member names a sharing parser has decoded, each with
+// the value last decoded for it (see shared); recent is a direct-mapped
+// cache in front of the map (a bulk Set's names repeat object after
+// object, and comparing one costs less than hashing it), elem the array
+// elements' own. A tree keeps them from one transaction to the next
+// (reset), so that a small Set does not allocate its few names again.
+type jsonNames struct {
+	m      map[string]*jsonName
 	recent [64]*jsonName
 	elem   jsonName
+}
+
+// maxKeptNames bounds the names a tree keeps between transactions; a
+// transaction that decoded more leaves them to the collector.
+const maxKeptNames = 256
+
+// reset forgets the names' last values, and reports whether the names
+// are few enough to keep.
+func (ns *jsonNames) reset() bool {
+	if len(ns.m) > maxKeptNames {
+		return false
+	}
+	for _, n := range ns.m {
+		n.last = nil
+	}
+	ns.elem.last = nil
+	return true
 }
 
 // jsonName is a member name as the decoder shares it: the name, and the
@@ -174,22 +197,23 @@ func (p *jsonParser) name(s []byte) *jsonName {
 	if !p.share || len(s) == 0 {
 		return nil
 	}
-	h := (len(s)*7 + int(s[0]) + 3*int(s[len(s)-1])) & (len(p.recent) - 1)
-	if n := p.recent[h]; n != nil && n.s == string(s) {
+	ns := p.names
+	h := (len(s)*7 + int(s[0]) + 3*int(s[len(s)-1])) & (len(ns.recent) - 1)
+	if n := ns.recent[h]; n != nil && n.s == string(s) {
 		return n
 	}
-	n, ok := p.names[string(s)]
+	n, ok := ns.m[string(s)]
 	if !ok {
-		if len(p.names) >= maxShared {
+		if len(ns.m) >= maxShared {
 			return nil
 		}
-		if p.names == nil {
-			p.names = map[string]*jsonName{}
+		if ns.m == nil {
+			ns.m = map[string]*jsonName{}
 		}
 		n = &jsonName{s: string(s)}
-		p.names[n.s] = n
+		ns.m[n.s] = n
 	}
-	p.recent[h] = n
+	ns.recent[h] = n
 	return n
 }
 
@@ -244,7 +268,7 @@ func (p *jsonParser) elemName() *jsonName {
 	if !p.share {
 		return nil
 	}
-	return &p.elem
+	return &p.names.elem
 }
 
 // value decodes the value of the member named nm (elemName in an array

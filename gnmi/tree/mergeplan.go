@@ -11,6 +11,9 @@ package tree
 // for each child. A name the decoder did not share (escaped, past its
 // bound) is its own object, and an object with one makes a new plan.
 type mergePlan struct {
+	// ok says the plan was made in this transaction (by a writer of
+	// state, or config); a plan is kept for the next, dropped.
+	ok, state bool
 	names     []*jsonName
 	qualified bool
 	// member[i] is the index of the member that gives the i-th child of
@@ -25,8 +28,8 @@ type mergePlan struct {
 // depends only on the schema node, the names and the writer, so a plan
 // stands for the check.
 func (tx *Txn) plan(in *Inst, obj *jsonObject) (*mergePlan, error) {
-	p := tx.plans[in.s]
-	if p != nil && p.fits(obj) {
+	p := tx.t.plans[in.s]
+	if p != nil && p.ok && p.state == tx.state && p.fits(obj) {
 		return p, nil
 	}
 	qualified, err := tx.members(in, obj)
@@ -34,15 +37,16 @@ func (tx *Txn) plan(in *Inst, obj *jsonObject) (*mergePlan, error) {
 		return nil, err
 	}
 	if p == nil {
-		if tx.plans == nil {
-			tx.plans = map[*Node]*mergePlan{}
+		if tx.t.plans == nil {
+			tx.t.plans = map[*Node]*mergePlan{}
 		}
 		p = &mergePlan{}
-		tx.plans[in.s] = p
+		tx.t.plans[in.s] = p
 	}
-	// Rewritten in place: objects of varying shapes under one node cost
-	// no allocation each once the slices have grown.
-	p.qualified = qualified
+	// Rewritten in place: objects of varying shapes under one node, and
+	// the next transactions' objects, cost no allocation each once the
+	// slices have grown.
+	p.ok, p.state, p.qualified = true, tx.state, qualified
 	p.names = p.names[:0]
 	for _, m := range obj.m {
 		p.names = append(p.names, m.nm)
@@ -56,6 +60,13 @@ func (tx *Txn) plan(in *Inst, obj *jsonObject) (*mergePlan, error) {
 		p.member = append(p.member, j)
 	}
 	return p, nil
+}
+
+// drop ends the plan's transaction: it holds no names, and fits nothing
+// until made again.
+func (p *mergePlan) drop() {
+	clear(p.names)
+	p.names, p.ok = p.names[:0], false
 }
 
 // fits reports whether obj's member names are the plan's.

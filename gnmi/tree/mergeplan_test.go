@@ -47,3 +47,28 @@ func TestMergePlanPerShape(t *testing.T) {
 		t.Fatalf("a refused update changed the tree:\n%s\nwant:\n%s", got, before)
 	}
 }
+
+// TestMergePlanNotAcrossWriters: a plan made while a state writer merged
+// into a config false list is not the next transaction's, by a config
+// writer, with the same member names (which the tree keeps between
+// transactions): the config writer is refused the list where the check of
+// its members refuses it, as on a tree that made no plan for those names.
+func TestMergePlanNotAcrossWriters(t *testing.T) {
+	sessions := `{"session":[{"id":"a","state":{"id":"a","peer":"x"}}]}`
+	planned, fresh := New(testSchema(t)), New(testSchema(t))
+	if _, err := apply(t, planned, true, op{"update", "/top/sessions", jsonVal(sessions)}); err != nil {
+		t.Fatal(err)
+	}
+	// The same entry written at the list: no plan for the container.
+	if _, err := apply(t, fresh, true, op{"update", "/top/sessions/session", jsonVal(`[{"id":"a","state":{"id":"a","peer":"x"}}]`)}); err != nil {
+		t.Fatal(err)
+	}
+	_, got := apply(t, planned, false, op{"update", "/top/sessions", jsonVal(sessions)})
+	_, want := apply(t, fresh, false, op{"update", "/top/sessions", jsonVal(sessions)})
+	if !errors.Is(want, ErrReadOnly) {
+		t.Fatalf("a config writer merging into a config false list: %v, want %v", want, ErrReadOnly)
+	}
+	if got == nil || got.Error() != want.Error() {
+		t.Fatalf("after a state writer's plan for the same names: %v, want %v", got, want)
+	}
+}

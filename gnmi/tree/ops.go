@@ -325,7 +325,12 @@ func (tx *Txn) decodeJSON(val *gpb.TypedValue) (any, error) {
 		return nil, err
 	}
 	if tx.jp == nil {
-		tx.jp = &jsonParser{share: true}
+		ns := tx.t.jsonNames
+		if ns == nil {
+			ns = &jsonNames{}
+			tx.t.jsonNames = ns
+		}
+		tx.jp = &jsonParser{share: true, names: ns}
 	}
 	return tx.jp.parse(raw)
 }

@@ -84,8 +84,6 @@ type Txn struct {
 	stepBuf []step
 	// jp decodes the operations' JSON values (see decodeJSON).
 	jp *jsonParser
-	// plans holds merge's last plan for each schema node (mergeplan.go).
-	plans map[*Node]*mergePlan
 	// What the transaction changed, derived from base and the new
 	// version when asked and kept until the next write (an set).
 	changes []Change
@@ -459,9 +457,17 @@ func (tx *Txn) finish() {
 		clear(tx.memos[:]) // nor any value
 		tx.t.memoBuf = tx.memos
 	}
+	if tx.jp != nil {
+		if !tx.t.jsonNames.reset() {
+			tx.t.jsonNames = nil
+		}
+		for _, p := range tx.t.plans {
+			p.drop()
+		}
+	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
-	tx.touched, tx.removed, tx.old, tx.memos, tx.spilled, tx.jp, tx.plans = nil, nil, nil, nil, nil, nil, nil
+	tx.touched, tx.removed, tx.old, tx.memos, tx.spilled, tx.jp = nil, nil, nil, nil, nil, nil
 	tx.t.tx = nil
 }
 
