@@ -196,12 +196,10 @@ func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Nod
 			in = in.subs()[c.slot]
 			steps = append(steps, step{n: c})
 		case KindList:
-			keys, exact := exactKeys(c, e.GetKey())
+			ent, k, _, exact := entryAt(in, c, e.GetKey())
 			if !exact {
 				return nil, nil, nil, false
 			}
-			k := keyString(keys)
-			ent := in.lists()[c.slot].get(k)
 			if ent == nil {
 				return nil, nil, steps, false
 			}
