@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,6 +124,55 @@ func TestBulkRecordBytes(t *testing.T) {
 		sum := sha256.Sum256(encodeRecord(7, 1, c.changes))
 		if got := hex.EncodeToString(sum[:]); got != c.want {
 			t.Errorf("record of %d changes: sha256 %s, want %s", len(c.changes), got, c.want)
+		}
+	}
+}
+
+// TestAddAllIsAdd: encoding changes as whole groups (addAll, which
+// encodeRecord and encodeCommit use) gives the bytes of adding them one
+// by one (add, which the snapshot writer uses), for config and state
+// changes of many instances in any order: groups split and joined, state
+// changes inside a group, deletes.
+func TestAddAllIsAdd(t *testing.T) {
+	s, err := Open(t.TempDir(), kedgeSchema(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c1 := mustCommit(t, s, Op{Kind: OpUpdate, Path: path(t, "/kedge/routes"), Val: js(string(bulkRoutesJSON(40)))})
+	c2 := mustCommit(t, s, del(t, kroute(3)), upd(t, kroute(5)+"/config", js(`{"device":"eth9","metric":3}`)))
+	var state []Op
+	for i := range 40 {
+		if i != 3 { // deleted
+			state = append(state, upd(t, kroute(i)+"/state/status", str("installed")))
+		}
+	}
+	c3, err := s.CommitState(context.Background(), state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := slices.Concat(c1.Changes, c2.Changes, c3.Changes)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 50 {
+		changes := slices.Clone(all)
+		if round > 0 {
+			// Runs of a few changes moved as blocks keep some groups
+			// whole and split others.
+			for i := 0; i < len(changes); i++ {
+				j := rng.IntN(len(changes))
+				n := min(1+rng.IntN(4), len(changes)-max(i, j))
+				for k := range n {
+					changes[i+k], changes[j+k] = changes[j+k], changes[i+k]
+				}
+			}
+		}
+		one := newEncoder(0, 7, 1, 0)
+		for _, c := range changes {
+			one.add(c)
+		}
+		want := one.bytes()
+		if got := encodeRecord(7, 1, changes); !bytes.Equal(got, want) {
+			t.Fatalf("round %d: addAll wrote %d bytes, add one by one %d, not the same", round, len(got), len(want))
 		}
 	}
 }

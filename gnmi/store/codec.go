@@ -53,6 +53,8 @@ func newEncoder(reserve int, seq uint64, ts int64, sizeHint int) *encoder {
 	return e
 }
 
+// add encodes one change, buffering the leaves of the instance it is at
+// until a change to another instance comes (the count goes first).
 func (e *encoder) add(c tree.Change) {
 	if !c.Node.Config {
 		return
@@ -61,29 +63,71 @@ func (e *encoder) add(c tree.Change) {
 		e.flush()
 		e.cur = c.In
 	}
-	e.leaves = appendString(e.leaves, c.Node.Name)
+	e.leaves = appendLeaf(e.leaves, c)
 	e.n++
-	if c.Op == tree.OpDelete {
-		e.leaves = append(e.leaves, leafDel)
-		return
+}
+
+// addAll encodes changes as add does one by one, but counts each group
+// (a run of config changes to one instance, state changes among them
+// skipped) before writing it, so that its leaves go straight into the
+// record instead of through a buffer of their own; the bytes are the
+// same.
+func (e *encoder) addAll(changes []tree.Change) {
+	e.flush()
+	for i := 0; i < len(changes); {
+		c := changes[i]
+		if !c.Node.Config {
+			i++
+			continue
+		}
+		n, j := 0, i
+		for ; j < len(changes); j++ {
+			if d := changes[j]; d.Node.Config {
+				if d.In != c.In {
+					break
+				}
+				n++
+			}
+		}
+		e.head(c.In, n)
+		for _, d := range changes[i:j] {
+			if d.Node.Config {
+				e.buf = appendLeaf(e.buf, d)
+			}
+		}
+		i = j
 	}
-	e.leaves = append(e.leaves, leafSet)
-	e.leaves = appendValue(e.leaves, c.Val)
+}
+
+// appendLeaf appends a change's leaf name, operation and value.
+func appendLeaf(b []byte, c tree.Change) []byte {
+	b = appendString(b, c.Node.Name)
+	if c.Op == tree.OpDelete {
+		return append(b, leafDel)
+	}
+	b = append(b, leafSet)
+	return appendValue(b, c.Val)
 }
 
 func (e *encoder) flush() {
 	if e.n == 0 {
 		return
 	}
-	path := e.paths.AppendInst(e.path[:0], e.cur)
+	e.head(e.cur, e.n)
+	e.buf = append(e.buf, e.leaves...)
+	e.leaves, e.n = e.leaves[:0], 0
+}
+
+// head writes a group's instance path, front-coded against the last
+// group's, and its number of leaves.
+func (e *encoder) head(in tree.Ident, n int) {
+	path := e.paths.AppendInst(e.path[:0], in)
 	common := commonPrefix(e.prev, path)
 	e.buf = binary.AppendUvarint(e.buf, uint64(common))
 	e.buf = binary.AppendUvarint(e.buf, uint64(len(path)-common))
 	e.buf = append(e.buf, path[common:]...)
-	e.buf = binary.AppendUvarint(e.buf, uint64(e.n))
-	e.buf = append(e.buf, e.leaves...)
+	e.buf = binary.AppendUvarint(e.buf, uint64(n))
 	e.prev, e.path = path, e.prev
-	e.leaves, e.n = e.leaves[:0], 0
 }
 
 func (e *encoder) bytes() []byte {
@@ -99,9 +143,7 @@ const changeBytes = 32
 // encodeRecord serialises one commit's changes.
 func encodeRecord(seq uint64, ts int64, changes []tree.Change) []byte {
 	e := newEncoder(0, seq, ts, len(changes)*changeBytes)
-	for _, c := range changes {
-		e.add(c)
-	}
+	e.addAll(changes)
 	return e.bytes()
 }
 

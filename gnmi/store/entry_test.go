@@ -208,3 +208,36 @@ func TestEntryRelativeLeavesCommitAsWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestEntryKeyTextNotCanonical: an Entry at a next-hop group named by a
+// key text that is not the key's canonical form ("07" for 7) writes the
+// group that exists, as Update of the same whole paths does, and one
+// named by canonical text that no group holds creates it: the single key's
+// text is looked up before it is parsed, and parsed when not found.
+func TestEntryKeyTextNotCanonical(t *testing.T) {
+	s, err := Open(t.TempDir(), kedgeSchema(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const g7, g07, g8 = "/kedge/aft/next-hop-groups/next-hop-group[id=7]", "/kedge/aft/next-hop-groups/next-hop-group[id=07]", "/kedge/aft/next-hop-groups/next-hop-group[id=8]"
+	mustCommit(t, s, upd(t, g7+"/config/id", uintv(7)))
+	c := mustCommit(t, s, Entry(routeEntry(g07), lw(upd(t, g07+"/config/backup-next-hop-group", uintv(9)))))
+	if len(c.Changes) != 1 || c.Changes[0].Path() != g7+"/config/backup-next-hop-group" {
+		t.Fatalf("Entry at %s changed %v, want group 7's backup-next-hop-group", g07, c.Changes)
+	}
+	c = mustCommit(t, s, Entry(routeEntry(g8), lw(upd(t, g8+"/config/backup-next-hop-group", uintv(9)))))
+	if len(c.Changes) != 3 { // id, config/id, backup-next-hop-group
+		t.Fatalf("Entry at %s made %d changes, want 3: %v", g8, len(c.Changes), c.Changes)
+	}
+	var n int
+	if err := s.Read(func(tr *tree.Tree) error {
+		n = tr.Root().Sub("kedge").Sub("aft").Sub("next-hop-groups").Len("next-hop-group")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("%d next-hop groups, want 2 (7 and 8)", n)
+	}
+}

@@ -29,7 +29,10 @@ func routesJSON(n int) string {
 // config, their values, the entry's identity and place in its list, its
 // prefix), not one or more per JSON member and value: 36.1 a route on
 // f7f6a79, 11.1 since the decoder builds objects as member slices, shares
-// repeated values and the tree allocates an instance with its arrays.
+// repeated values and the tree allocates an instance with its arrays, 9.1
+// since an entry's identity comes with its key array, its key string is
+// one allocation and its entry in the mandatory check's list no map's
+// (9.5 under -race, where 31bf238 takes 11.8).
 func TestBulkUpdateAllocations(t *testing.T) {
 	const n = 2000
 	tr := New(testSchema(t))
@@ -48,8 +51,8 @@ func TestBulkUpdateAllocations(t *testing.T) {
 		tx.Rollback()
 	})
 	t.Logf("%.1f allocations a route", allocs/n)
-	if per := allocs / n; per > 14 {
-		t.Fatalf("%.1f allocations a route, want at most 14", per)
+	if per := allocs / n; per > 10 {
+		t.Fatalf("%.1f allocations a route, want at most 10", per)
 	}
 }
 

@@ -162,9 +162,14 @@ func (tx *Txn) analyze() *analysis {
 		return tx.an
 	}
 	an := &analysis{targets: map[*Node]map[string]int{}, refs: map[*Node]map[string]int{}}
-	changes := make([]Change, 0, tx.writes+tx.writes/8)
-	var lastEntry *Inst
-	seen := map[*Inst]bool{}
+	// The removed entries' leaves come first, their number unknown;
+	// then the kept instances' leaves, of which there are at most
+	// tx.writes (a leaf differs only where a write changed it), which
+	// sizes the rest once.
+	var changes []Change
+	sized := false
+	tx.t.analyses++
+	mark := tx.t.analyses
 	entry := func(a, b *Inst, _ bool) {
 		if b == nil {
 			an.dead = append(an.dead, a.id)
@@ -172,6 +177,12 @@ func (tx *Txn) analyze() *analysis {
 	}
 	leaf := func(r leafDiff) {
 		an.leaves++
+		if r.b != nil && !sized {
+			sized = true
+			if cap(changes)-len(changes) < tx.writes {
+				changes = append(make([]Change, 0, len(changes)+tx.writes), changes...)
+			}
+		}
 		if len(changes) == cap(changes) {
 			// Double: append grows big slices by a quarter, and a bulk
 			// commit's 600,000 changes would be copied a dozen times.
@@ -202,12 +213,9 @@ func (tx *Txn) analyze() *analysis {
 				an.refChecks = append(an.refChecks, r)
 			}
 		}
-		if e := r.entry; !tx.state && e != nil && e != lastEntry {
-			lastEntry = e
-			if !seen[e] {
-				seen[e] = true
-				an.entries = append(an.entries, e)
-			}
+		if e := r.entry; !tx.state && e != nil && e.id.listed != mark {
+			e.id.listed = mark
+			an.entries = appendDoubling(an.entries, e)
 		}
 	}
 	tx.walkChanges(leaf, entry)

@@ -219,12 +219,10 @@ func (tx *Txn) find(at []*gpb.PathElem, buf []step) found {
 			if !last {
 				return found{}
 			}
-			keys, exact := exactKeys(c, e.GetKey())
+			ent, k, keys, exact := entryAt(in, c, e.GetKey())
 			if !exact {
 				return found{}
 			}
-			k := keyString(keys)
-			ent := in.lists()[c.slot].get(k)
 			if ent == nil {
 				return found{ok: true, steps: steps, list: c, keys: keys, key: k}
 			}

@@ -101,6 +101,131 @@ func (m *entries) set(owner uint64, k string, in *Inst) {
 	}
 }
 
+// getOrAdd returns the entry with key k when there is one, else adds
+// an entry with key k and a nil instance and returns where to store its
+// instance (which the caller must do before anything else changes the
+// list): one walk down the trie where get then set took two, for a bulk
+// Set whose entries are all new.
+func (m *entries) getOrAdd(owner uint64, k string) (in *Inst, slot **Inst) {
+	root := m.root
+	if root == nil {
+		root = &hnode{owner: owner}
+	}
+	root, in, slot = root.getOrAdd(owner, 0, keyHash(k), k)
+	if slot != nil {
+		m.root = root
+		m.n++
+	}
+	return in, slot
+}
+
+// getOrAdd returns the entry with key k when n holds it; else n (or its
+// copy) with an entry for k added, and the address of its instance.
+func (n *hnode) getOrAdd(owner uint64, shift uint, h uint64, k string) (*hnode, *Inst, **Inst) {
+	if shift >= hashLimit {
+		for _, e := range n.ents {
+			if e.key == k {
+				return n, e.in, nil
+			}
+		}
+		c := n.editableRoom(owner, 1, 0)
+		c.ents = append(c.ents, hentry{key: k})
+		return c, nil, &c.ents[len(c.ents)-1].in
+	}
+	bit := pos(h, shift)
+	switch {
+	case n.datamap&bit != 0:
+		i := index(n.datamap, bit)
+		e := n.ents[i]
+		if e.key == k {
+			return n, e.in, nil
+		}
+		// Two keys at one position: both move into a new child.
+		kid := pair(owner, shift+hashBits, keyHash(e.key), e, h, hentry{key: k})
+		c := n.editableRoom(owner, 0, 1)
+		c.ents = slices.Delete(c.ents, i, i+1)
+		c.datamap &^= bit
+		c.kids = slices.Insert(c.kids, index(c.nodemap, bit), kid)
+		c.nodemap |= bit
+		return c, nil, kid.slot(k)
+	case n.nodemap&bit != 0:
+		j := index(n.nodemap, bit)
+		kid, in, slot := n.kids[j].getOrAdd(owner, shift+hashBits, h, k)
+		if slot == nil || kid == n.kids[j] {
+			return n, in, slot
+		}
+		c := n.editable(owner)
+		c.kids[j] = kid
+		return c, nil, slot
+	}
+	c := n.editableRoom(owner, 1, 0)
+	i := index(c.datamap, bit)
+	c.ents = slices.Insert(c.ents, i, hentry{key: k})
+	c.datamap |= bit
+	return c, nil, &c.ents[i].in
+}
+
+// ref returns where the entry with key k keeps its instance, for the
+// caller to replace it, with the nodes on its path copied for owner; nil,
+// copying nothing, when there is no such entry. A writer that copies an
+// entry into its version finds it and stores the copy in one walk, not a
+// get and then a set.
+func (m *entries) ref(owner uint64, k string) **Inst {
+	if m.root == nil {
+		return nil
+	}
+	root, slot := m.root.ref(owner, 0, keyHash(k), k)
+	if slot != nil {
+		m.root = root
+	}
+	return slot
+}
+
+func (n *hnode) ref(owner uint64, shift uint, h uint64, k string) (*hnode, **Inst) {
+	if shift >= hashLimit {
+		for i, e := range n.ents {
+			if e.key == k {
+				c := n.editable(owner)
+				return c, &c.ents[i].in
+			}
+		}
+		return n, nil
+	}
+	bit := pos(h, shift)
+	switch {
+	case n.datamap&bit != 0:
+		i := index(n.datamap, bit)
+		if n.ents[i].key != k {
+			return n, nil
+		}
+		c := n.editable(owner)
+		return c, &c.ents[i].in
+	case n.nodemap&bit != 0:
+		j := index(n.nodemap, bit)
+		kid, slot := n.kids[j].ref(owner, shift+hashBits, h, k)
+		if slot == nil || kid == n.kids[j] {
+			return n, slot
+		}
+		c := n.editable(owner)
+		c.kids[j] = kid
+		return c, slot
+	}
+	return n, nil
+}
+
+// slot returns the address of the instance of key k in the node pair
+// has just made.
+func (n *hnode) slot(k string) **Inst {
+	for {
+		for i := range n.ents {
+			if n.ents[i].key == k {
+				return &n.ents[i].in
+			}
+		}
+		n = n.kids[0]
+	}
+}
+
 // del removes k and reports whether it was there.
 func (m *entries) del(owner uint64, k string) bool {
 	if m.root == nil {
@@ -125,12 +250,24 @@ func (m entries) each(fn func(k string, in *Inst) bool) bool {
 
 // editable returns n itself when owner may change it, else a copy that
 // owner may change.
-func (n *hnode) editable(owner uint64) *hnode {
+func (n *hnode) editable(owner uint64) *hnode { return n.editableRoom(owner, 0, 0) }
+
+// editableRoom is editable for a caller about to add ents entries and
+// kids children to the node: a copy is made with room for them, rather
+// than copied and then grown (a bulk load's commits copy a node on
+// nearly every new entry's path, and add the entry to the last).
+func (n *hnode) editableRoom(owner uint64, ents, kids int) *hnode {
 	if owner != 0 && n.owner == owner {
 		return n
 	}
-	return &hnode{owner: owner, datamap: n.datamap, nodemap: n.nodemap,
-		ents: slices.Clone(n.ents), kids: slices.Clone(n.kids)}
+	c := &hnode{owner: owner, datamap: n.datamap, nodemap: n.nodemap}
+	if len(n.ents)+ents > 0 {
+		c.ents = append(make([]hentry, 0, len(n.ents)+ents), n.ents...)
+	}
+	if len(n.kids)+kids > 0 {
+		c.kids = append(make([]*hnode, 0, len(n.kids)+kids), n.kids...)
+	}
+	return c
 }
 
 func (n *hnode) set(owner uint64, shift uint, h uint64, k string, in *Inst) (*hnode, bool) {
@@ -145,7 +282,7 @@ func (n *hnode) set(owner uint64, shift uint, h uint64, k string, in *Inst) (*hn
 				return c, false
 			}
 		}
-		c := n.editable(owner)
+		c := n.editableRoom(owner, 1, 0)
 		c.ents = append(c.ents, hentry{key: k, in: in})
 		return c, true
 	}
@@ -164,7 +301,7 @@ func (n *hnode) set(owner uint64, shift uint, h uint64, k string, in *Inst) (*hn
 		}
 		// Two keys at one position: both move into a new child.
 		kid := pair(owner, shift+hashBits, keyHash(e.key), e, h, hentry{key: k, in: in})
-		c := n.editable(owner)
+		c := n.editableRoom(owner, 0, 1)
 		c.ents = slices.Delete(c.ents, i, i+1)
 		c.datamap &^= bit
 		c.kids = slices.Insert(c.kids, index(c.nodemap, bit), kid)
@@ -180,7 +317,7 @@ func (n *hnode) set(owner uint64, shift uint, h uint64, k string, in *Inst) (*hn
 		c.kids[j] = kid
 		return c, added
 	}
-	c := n.editable(owner)
+	c := n.editableRoom(owner, 1, 0)
 	c.ents = slices.Insert(c.ents, index(c.datamap, bit), hentry{key: k, in: in})
 	c.datamap |= bit
 	return c, true

@@ -14,7 +14,7 @@ type version struct {
 	want map[string]*Inst
 }
 
-// TestEntriesPersistent replays random sets and deletes, grouped into
+// TestEntriesPersistent replays random sets, getOrAdds, refs and deletes, grouped into
 // transactions, and checks after every operation that the list holds
 // exactly what a Go map holds; at the end every version kept along the
 // way must still hold what it held then (no transaction wrote a node
@@ -48,13 +48,41 @@ func checkEntries(t *testing.T, rng *rand.Rand) {
 	owner := uint64(1)
 	for step := range 3000 {
 		k := fmt.Sprintf("k%d", rng.IntN(300))
-		if rng.IntN(3) == 0 {
+		switch rng.IntN(5) {
+		case 4:
+			// ref finds what is there and replaces it in place.
+			slot := m.ref(owner, k)
+			w, had := want[k]
+			if (slot != nil) != had || slot != nil && *slot != w {
+				t.Fatalf("step %d: ref %s found %v, key present %v", step, k, slot != nil, had)
+			}
+			if slot != nil {
+				in := &Inst{}
+				*slot = in
+				want[k] = in
+			}
+		case 0:
 			_, had := want[k]
 			if got := m.del(owner, k); got != had {
 				t.Fatalf("step %d: del %s reported %v, key present %v", step, k, got, had)
 			}
 			delete(want, k)
-		} else {
+		case 1:
+			// getOrAdd finds what is there, else adds where told.
+			got, slot := m.getOrAdd(owner, k)
+			if w, had := want[k]; had {
+				if got != w || slot != nil {
+					t.Fatalf("step %d: getOrAdd %s = %p, %v; want %p and no slot", step, k, got, slot != nil, w)
+				}
+				break
+			}
+			if got != nil || slot == nil {
+				t.Fatalf("step %d: getOrAdd %s of an absent key = %p, %v; want a slot", step, k, got, slot != nil)
+			}
+			in := &Inst{}
+			*slot = in
+			want[k] = in
+		default:
 			in := &Inst{}
 			m.set(owner, k, in)
 			want[k] = in

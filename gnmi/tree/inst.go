@@ -49,6 +49,11 @@ type ident struct {
 	// born and cut are the ids of the transactions that created the
 	// entry and took it out of its list; only the writer reads them.
 	born, cut uint64
+	// listed is the number of the last analysis (Tree.analyses) that
+	// listed the entry for its mandatory-leaf check: a set of 100,000
+	// entries that a map cost 4.5 MB and a hash a route to keep. The
+	// field fits the ident's size class (56 bytes in 64).
+	listed uint64
 	// dead is set when a committed transaction removes the entry.
 	dead atomic.Bool
 }
@@ -195,13 +200,64 @@ func newInst(s *Node, id *ident, mark uint64) *Inst {
 	if n := s.keySlots; n > 0 {
 		in.vals = make([]Value, n)
 	}
+	addArrays(in)
+	return in
+}
+
+// newEntry makes a new entry of list s below the entry up names (nil
+// for none), with its identity: the ident and the entry's first leaf
+// array (its key slots, which the ident reads and keeps) are one
+// allocation, one fewer a route in a bulk Set of 100,000.
+func newEntry(s *Node, up *ident, mark uint64) *Inst {
+	id := newIdent(s.keySlots)
+	id.up, id.born = up, mark
+	in := packedInst(s)
+	in.s, in.id, in.mark, in.vals = s, id, mark, id.vals
+	addArrays(in)
+	return in
+}
+
+// identWith is an ident allocated with its key array V.
+type identWith[V any] struct {
+	id   ident
+	vals V
+}
+
+// newIdent returns an ident whose vals are n slots, exactly, allocated
+// with it: setVal grows an entry's leaf array past its key slots into a
+// new array, never into the ident's.
+func newIdent(n int) *ident {
+	switch n {
+	case 0:
+		return &ident{}
+	case 1:
+		return identOf[[1]Value](n)
+	case 2:
+		return identOf[[2]Value](n)
+	case 3:
+		return identOf[[3]Value](n)
+	case 4:
+		return identOf[[4]Value](n)
+	}
+	return &ident{vals: make([]Value, n)}
+}
+
+func identOf[V any](n int) *ident {
+	b := new(identWith[V])
+	b.id.vals = unsafe.Slice((*Value)(unsafe.Pointer(&b.vals)), n)
+	return &b.id
+}
+
+// addArrays gives a new instance the container and list arrays that
+// packedInst did not.
+func addArrays(in *Inst) {
+	s := in.s
 	if in.sub0 == nil && s.nsubs > 0 {
 		in.sub0 = &make([]*Inst, s.nsubs)[0]
 	}
 	if in.list0 == nil && s.nlists > 0 {
 		in.list0 = &make([]entries, s.nlists)[0]
 	}
-	return in
 }
 
 // withArrays is an instance allocated together with its container and
@@ -251,15 +307,23 @@ func packed[S, L any](s *Node) *Inst {
 // keyString is the key of a list entry in its list: its key values' text
 // joined by NUL, which no key value contains once validated against its
 // type.
+//
+// Several keys are rendered into one buffer and copied out once (a route's
+// prefix and table: one allocation, not the table's text, the parts and
+// the joined string).
 func keyString(keys []Value) string {
 	if len(keys) == 1 {
 		return keys[0].String()
 	}
-	parts := make([]string, len(keys))
+	var buf [64]byte
+	b := buf[:0]
 	for i, k := range keys {
-		parts[i] = k.String()
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = k.appendText(b)
 	}
-	return strings.Join(parts, "\x00")
+	return string(b)
 }
 
 // Elems returns the gNMI path elements from the root to in.

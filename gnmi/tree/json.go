@@ -40,7 +40,7 @@ func (p *jsonParser) parse(b []byte) (any, error) {
 		p.stack, p.elems = p.stack[:0], p.elems[:0]
 	}()
 	p.space()
-	v, err := p.value(0, "")
+	v, err := p.value(0, p.elemName())
 	if err != nil {
 		return nil, err
 	}
@@ -57,30 +57,53 @@ const maxJSONDepth = 64
 // as its last member, as encoding/json keeps the last.
 type jsonObject struct{ m []jsonMember }
 
+// jsonMember is one member of an object. Its name is the decoder's
+// shared one (the same *jsonName object after object, which merge plans
+// compare), 24 bytes a member rather than 32 with the string.
 type jsonMember struct {
-	name string
-	val  any
+	nm  *jsonName
+	val any
 }
+
+// name returns the member's name.
+func (m jsonMember) name() string { return m.nm.s }
 
 // get returns the value of member name.
 func (o *jsonObject) get(name string) (any, bool) {
-	for i := len(o.m) - 1; i >= 0; i-- {
-		if o.m[i].name == name {
-			return o.m[i].val, true
-		}
+	if i := o.index(name); i >= 0 {
+		return o.m[i].val, true
 	}
 	return nil, false
+}
+
+// index returns the index of member name (the last given), or -1.
+func (o *jsonObject) index(name string) int {
+	for i := len(o.m) - 1; i >= 0; i-- {
+		if o.m[i].nm.s == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // getQualified returns the value of the member naming n module-qualified
 // ("module:name").
 func (o *jsonObject) getQualified(n *Node) (any, bool) {
-	for i := len(o.m) - 1; i >= 0; i-- {
-		if name := o.m[i].name; name != n.Name && nameIs(name, n) {
-			return o.m[i].val, true
-		}
+	if i := o.indexQualified(n); i >= 0 {
+		return o.m[i].val, true
 	}
 	return nil, false
+}
+
+// indexQualified returns the index of the member naming n
+// module-qualified (the last given), or -1.
+func (o *jsonObject) indexQualified(n *Node) int {
+	for i := len(o.m) - 1; i >= 0; i-- {
+		if name := o.m[i].nm.s; name != n.Name && nameIs(name, n) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Len is the number of members, a name given twice counted twice.
@@ -105,12 +128,46 @@ type jsonParser struct {
 	members []jsonMember
 	stack   []jsonMember
 	elems   []any
-	// share turns on sharing: names are member names decoded so far;
-	// last, the value last decoded for each (see shared). A parser used
-	// once for a small value has nothing to share.
+	// share turns on sharing, through names. A parser used once for a
+	// small value has nothing to share.
 	share bool
-	names map[string]string
-	last  map[string]any
+	names *jsonNames
+}
+
+// jsonNames are the member names a sharing parser has decoded, each with
+// the value last decoded for it (see shared); recent is a direct-mapped
+// cache in front of the map (a bulk Set's names repeat object after
+// object, and comparing one costs less than hashing it), elem the array
+// elements' own. A tree keeps them from one transaction to the next
+// (reset), so that a small Set does not allocate its few names again.
+type jsonNames struct {
+	m      map[string]*jsonName
+	recent [64]*jsonName
+	elem   jsonName
+}
+
+// maxKeptNames bounds the names a tree keeps between transactions; a
+// transaction that decoded more leaves them to the collector.
+const maxKeptNames = 256
+
+// reset forgets the names' last values, and reports whether the names
+// are few enough to keep.
+func (ns *jsonNames) reset() bool {
+	if len(ns.m) > maxKeptNames {
+		return false
+	}
+	for _, n := range ns.m {
+		n.last = nil
+	}
+	ns.elem.last = nil
+	return true
+}
+
+// jsonName is a member name as the decoder shares it: the name, and the
+// string or number last decoded as the value of a member of that name.
+type jsonName struct {
+	s    string
+	last any
 }
 
 // object returns a new object holding ms, copied out of the stack.
@@ -134,45 +191,47 @@ func (p *jsonParser) newObject(ms []jsonMember) *jsonObject {
 	return o
 }
 
-// name returns the member name s as decoded before, or a copy of it.
-func (p *jsonParser) name(s []byte) string {
-	if !p.share {
-		return string(s)
+// name returns the shared member name s, as decoded before or new; nil
+// when the parser does not share or holds maxShared names already.
+func (p *jsonParser) name(s []byte) *jsonName {
+	if !p.share || len(s) == 0 {
+		return nil
 	}
-	if n, ok := p.names[string(s)]; ok {
+	ns := p.names
+	h := (len(s)*7 + int(s[0]) + 3*int(s[len(s)-1])) & (len(ns.recent) - 1)
+	if n := ns.recent[h]; n != nil && n.s == string(s) {
 		return n
 	}
-	n := string(s)
-	if len(p.names) < maxShared {
-		if p.names == nil {
-			p.names = map[string]string{}
+	n, ok := ns.m[string(s)]
+	if !ok {
+		if len(ns.m) >= maxShared {
+			return nil
 		}
-		p.names[n] = n
+		if ns.m == nil {
+			ns.m = map[string]*jsonName{}
+		}
+		n = &jsonName{s: string(s)}
+		ns.m[n.s] = n
 	}
+	ns.recent[h] = n
 	return n
 }
 
 // shared returns the boxed string or number (json.Number) of text raw:
-// the one last decoded as the value of a member of the same name (or as
-// an array element) when it had the same text, else a new one. A bulk
-// Set repeats values member by member (every route's table and device)
-// and a key's value in its config mirror.
-func (p *jsonParser) shared(name string, number bool, raw []byte) any {
-	if !p.share {
-		if number {
-			return json.Number(raw)
-		}
-		return string(raw)
-	}
-	if v, ok := p.last[name]; ok {
-		switch x := v.(type) {
+// the one last decoded as the value of a member named nm (or as an array
+// element) when it had the same text, else a new one, which nm keeps
+// (nil: not shared). A bulk Set repeats values member by member (every
+// route's table and device) and a key's value in its config mirror.
+func (p *jsonParser) shared(nm *jsonName, number bool, raw []byte) any {
+	if nm != nil {
+		switch x := nm.last.(type) {
 		case string:
 			if !number && x == string(raw) {
-				return v
+				return nm.last
 			}
 		case json.Number:
 			if number && string(x) == string(raw) {
-				return v
+				return nm.last
 			}
 		}
 	}
@@ -182,11 +241,8 @@ func (p *jsonParser) shared(name string, number bool, raw []byte) any {
 	} else {
 		v = string(raw)
 	}
-	if _, ok := p.last[name]; ok || len(p.last) < maxShared {
-		if p.last == nil {
-			p.last = map[string]any{}
-		}
-		p.last[name] = v
+	if nm != nil {
+		nm.last = v
 	}
 	return v
 }
@@ -206,8 +262,18 @@ func (p *jsonParser) space() {
 	}
 }
 
-// value decodes the value of member name ("" in an array or alone).
-func (p *jsonParser) value(depth int, name string) (any, error) {
+// elemName is the name an array element's (or a lone value's) strings
+// and numbers are shared under: none when the parser does not share.
+func (p *jsonParser) elemName() *jsonName {
+	if !p.share {
+		return nil
+	}
+	return &p.names.elem
+}
+
+// value decodes the value of the member named nm (elemName in an array
+// or alone; nil shares nothing).
+func (p *jsonParser) value(depth int, nm *jsonName) (any, error) {
 	if depth > maxJSONDepth {
 		return nil, p.errf("nested deeper than %d", maxJSONDepth)
 	}
@@ -222,7 +288,7 @@ func (p *jsonParser) value(depth int, name string) (any, error) {
 	case c == '"':
 		s, raw, err := p.str()
 		if raw != nil {
-			return p.shared(name, false, raw), nil
+			return p.shared(nm, false, raw), nil
 		}
 		return s, err
 	case c == 't':
@@ -232,7 +298,7 @@ func (p *jsonParser) value(depth int, name string) (any, error) {
 	case c == 'n':
 		return nil, p.lit("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number(name)
+		return p.number(nm)
 	default:
 		return nil, p.errf("unexpected character %q", c)
 	}
@@ -263,8 +329,16 @@ func (p *jsonParser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		var nm *jsonName // shared: nil when the parser does not share
 		if raw != nil {
-			k = p.name(raw)
+			nm = p.name(raw)
+		}
+		key := nm
+		if key == nil {
+			if raw != nil {
+				k = string(raw)
+			}
+			key = &jsonName{s: k}
 		}
 		p.space()
 		if p.i >= len(p.b) || p.b[p.i] != ':' {
@@ -272,11 +346,11 @@ func (p *jsonParser) object(depth int) (any, error) {
 		}
 		p.i++
 		p.space()
-		v, err := p.value(depth+1, k)
+		v, err := p.value(depth+1, nm)
 		if err != nil {
 			return nil, err
 		}
-		p.stack = append(p.stack, jsonMember{name: k, val: v})
+		p.stack = append(p.stack, jsonMember{nm: key, val: v})
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, p.errf("unterminated object")
@@ -305,17 +379,24 @@ func (p *jsonParser) array(depth int) (any, error) {
 	}
 	for {
 		p.space()
-		v, err := p.value(depth+1, "")
+		v, err := p.value(depth+1, p.elemName())
 		if err != nil {
 			return nil, err
 		}
-		p.elems = append(p.elems, v)
+		p.elems = appendDoubling(p.elems, v)
 		p.space()
 		if p.i >= len(p.b) {
 			return nil, p.errf("unterminated array")
 		}
 		if p.b[p.i] == ']' {
 			p.i++
+			if base == 0 && len(p.elems) > objChunk {
+				// The outermost array being built, and a big one (a bulk
+				// Set's 100,000 entries): handed over rather than copied.
+				a := p.elems
+				p.elems = nil
+				return a, nil
+			}
 			a := make([]any, len(p.elems)-base)
 			copy(a, p.elems[base:])
 			clear(p.elems[base:])
@@ -334,23 +415,27 @@ func (p *jsonParser) array(depth int) (any, error) {
 func (p *jsonParser) str() (s string, raw []byte, err error) {
 	p.i++ // opening quote
 	start := p.i
-	// Fast path: no escapes.
+	// Fast path: no escapes. One table lookup a byte finds the end (or
+	// an escape, or a control character), and the bytes' union says
+	// whether any is past ASCII and UTF-8 needs checking.
+	var union byte
 	for p.i < len(p.b) {
 		c := p.b[p.i]
-		if c == '"' {
-			b := p.b[start:p.i]
-			p.i++
-			if !utf8.Valid(b) {
-				return "", nil, p.errf("invalid UTF-8 in string")
+		if strStop[c] {
+			if c == '"' {
+				b := p.b[start:p.i]
+				p.i++
+				if union >= utf8.RuneSelf && !utf8.Valid(b) {
+					return "", nil, p.errf("invalid UTF-8 in string")
+				}
+				return "", b, nil
 			}
-			return "", b, nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
+			if c == '\\' {
+				break
+			}
 			return "", nil, p.errf("control character in string")
 		}
+		union |= c
 		p.i++
 	}
 	buf := append([]byte(nil), p.b[start:p.i]...)
@@ -420,6 +505,16 @@ func (p *jsonParser) str() (s string, raw []byte, err error) {
 	return "", nil, p.errf("unterminated string")
 }
 
+// strStop marks the bytes that end a string's fast path: the closing
+// quote, a backslash and the control characters.
+var strStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 func (p *jsonParser) hex4() (rune, error) {
 	if len(p.b)-p.i < 4 {
 		return 0, p.errf("short \\u escape")
@@ -432,7 +527,7 @@ func (p *jsonParser) hex4() (rune, error) {
 	return rune(n), nil
 }
 
-func (p *jsonParser) number(name string) (any, error) {
+func (p *jsonParser) number(nm *jsonName) (any, error) {
 	start := p.i
 	if p.b[p.i] == '-' {
 		p.i++
@@ -465,5 +560,5 @@ func (p *jsonParser) number(name string) (any, error) {
 			return nil, p.errf("invalid number")
 		}
 	}
-	return p.shared(name, true, p.b[start:p.i]), nil
+	return p.shared(nm, true, p.b[start:p.i]), nil
 }

@@ -49,7 +49,7 @@ func stdShape(x any) any {
 	case *jsonObject:
 		m := make(map[string]any, v.Len())
 		for _, mb := range v.m {
-			m[mb.name] = stdShape(mb.val)
+			m[mb.name()] = stdShape(mb.val)
 		}
 		return m
 	case []any:

@@ -12,8 +12,29 @@ import (
 // Paths for messages are rendered only on error: locate runs once per
 // operation and a bulk Set has 100,000 of them.
 func (tx *Txn) locate(elems []*gpb.PathElem) (Target, error) {
+	return tx.locateFrom(nil, elems)
+}
+
+// locateFrom is locate for a path whose first len(steps) elements
+// existingLeaf has read to existing instances (steps): it opens those
+// as locate would, without resolving their names and parsing their keys
+// again, and goes on from there. A state writer's first status write to
+// a route finds the route once, not twice, when its state container is
+// still absent.
+func (tx *Txn) locateFrom(steps []step, elems []*gpb.PathElem) (Target, error) {
 	in := tx.root()
-	for i, e := range elems {
+	for _, st := range steps {
+		if st.n.Kind == KindContainer {
+			in = tx.sub(in, st.n, false)
+			continue
+		}
+		in = tx.existing(in, st.n, st.key)
+		if !tx.state {
+			tx.adoptOperational(in) // as entry does
+		}
+	}
+	for i := len(steps); i < len(elems); i++ {
+		e := elems[i]
 		n, err := childNode(in.s, e.GetName())
 		if err != nil {
 			return Target{}, newErr(ErrUnknownPath, renderElems(elems[:i+1]), err.Error())
@@ -119,10 +140,11 @@ func (tx *Txn) Replace(elems []*gpb.PathElem, val *gpb.TypedValue) error {
 // store uses it to replay its log.
 func (tx *Txn) SetValue(elems []*gpb.PathElem, v Value) error {
 	var buf [8]step
-	if in, n, steps, ok := tx.existingLeaf(elems, buf[:]); ok {
+	in, n, steps, ok := tx.existingLeaf(elems, buf[:])
+	if ok {
 		return tx.writeExisting(in, n, steps, v)
 	}
-	tgt, err := tx.locate(elems)
+	tgt, err := tx.locateFrom(steps, elems)
 	if err != nil {
 		return err
 	}
@@ -144,8 +166,12 @@ type step struct {
 // when the leaf's instance exists it returns it (as the transaction sees
 // it), the leaf's node and the steps from the root to the instance; ok is
 // false otherwise (a path to create, a non-leaf, an error: locate
-// handles those). Reading before writing keeps a write of an equal value
-// from copying the path, and resolves the path once for both.
+// handles those), and then steps lead as far down the path as instances
+// exist (a container or entry absent, or the path's end), for
+// locateFrom to go on from, or are empty when the path is not read so
+// far (an error, keys not given exactly). Reading before writing keeps a
+// write of an equal value from copying the path, and resolves the path
+// once for both.
 func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Node, steps []step, ok bool) {
 	in, steps = tx.t.root, buf[:0]
 	for i, e := range elems {
@@ -161,26 +187,27 @@ func (tx *Txn) existingLeaf(elems []*gpb.PathElem, buf []step) (in *Inst, n *Nod
 			}
 			return in, c, steps, true
 		case KindContainer:
-			if len(e.GetKey()) > 0 || in.subs()[c.slot] == nil {
+			if len(e.GetKey()) > 0 {
 				return nil, nil, nil, false
+			}
+			if in.subs()[c.slot] == nil {
+				return nil, nil, steps, false
 			}
 			in = in.subs()[c.slot]
 			steps = append(steps, step{n: c})
 		case KindList:
-			keys, exact := exactKeys(c, e.GetKey())
+			ent, k, _, exact := entryAt(in, c, e.GetKey())
 			if !exact {
 				return nil, nil, nil, false
 			}
-			k := keyString(keys)
-			ent := in.lists()[c.slot].get(k)
 			if ent == nil {
-				return nil, nil, nil, false
+				return nil, nil, steps, false
 			}
 			in = ent
 			steps = append(steps, step{n: c, key: k})
 		}
 	}
-	return nil, nil, nil, false
+	return nil, nil, steps, false
 }
 
 // follow returns the instance the steps lead to, ready for writing.
@@ -213,14 +240,15 @@ func (tx *Txn) set(elems []*gpb.PathElem, val *gpb.TypedValue, replace bool) err
 		return newErr(ErrBadValue, renderElems(elems), "no value")
 	}
 	var buf [8]step
-	if in, n, steps, ok := tx.existingLeaf(elems, buf[:]); ok {
+	in, n, steps, ok := tx.existingLeaf(elems, buf[:])
+	if ok {
 		v, err := decodeLeaf(n, val)
 		if err != nil {
 			return newErr(ErrBadValue, renderElems(elems), err.Error())
 		}
 		return tx.writeExisting(in, n, steps, v)
 	}
-	tgt, err := tx.locate(elems)
+	tgt, err := tx.locateFrom(steps, elems)
 	if err != nil {
 		return err
 	}
@@ -263,9 +291,9 @@ func unwrapList(obj *jsonObject, n *Node) ([]any, bool) {
 	if obj.Len() == 0 {
 		return nil, false
 	}
-	k := obj.m[0].name
+	k := obj.m[0].name()
 	for _, m := range obj.m[1:] {
-		if m.name != k {
+		if m.name() != k {
 			return nil, false
 		}
 	}
@@ -295,7 +323,12 @@ func (tx *Txn) decodeJSON(val *gpb.TypedValue) (any, error) {
 		return nil, err
 	}
 	if tx.jp == nil {
-		tx.jp = &jsonParser{share: true}
+		ns := tx.t.jsonNames
+		if ns == nil {
+			ns = &jsonNames{}
+			tx.t.jsonNames = ns
+		}
+		tx.jp = &jsonParser{share: true, names: ns}
 	}
 	return tx.jp.parse(raw)
 }
@@ -412,7 +445,7 @@ func decodeScalar(t *Type, val *gpb.TypedValue) (Value, error) {
 // reports whether any name is module-qualified.
 func (tx *Txn) members(in *Inst, obj *jsonObject) (qualified bool, err error) {
 	for _, m := range obj.m {
-		name := m.name
+		name := m.name()
 		n, err := childNode(in.s, name)
 		if err != nil {
 			return false, newErr(ErrUnknownPath, childName(in, name), err.Error())
@@ -450,24 +483,25 @@ func (tx *Txn) parseLeaf(n *Node, x any) (Value, error) {
 	default:
 		return n.Type.ParseJSON(x)
 	}
-	if m, ok := tx.parsed[n]; ok && m.in == x {
+	if m := tx.memo(n); m.in == x {
 		return m.v, nil
+	}
+	if k := n.keyOf; k != nil {
+		// A key's config mirror given the text the key was just parsed
+		// from (a route's prefix, again in its config): the key is a
+		// leafref to this leaf, so its type parsed the text as this
+		// leaf's type does.
+		if m := tx.memo(k); m.in == x {
+			return m.v, nil
+		}
 	}
 	v, err := n.Type.ParseJSON(x)
 	if err != nil {
 		return v, err
 	}
-	if tx.parsed == nil {
-		tx.parsed = map[*Node]parsedLeaf{}
-	}
-	tx.parsed[n] = parsedLeaf{in: x, v: v}
+	m := tx.memo(n)
+	m.in, m.v = x, v
 	return v, nil
-}
-
-// parsedLeaf is a leaf's last JSON input and the value parsed from it.
-type parsedLeaf struct {
-	in any
-	v  Value
 }
 
 // shared returns the string value v of leaf n as the transaction last
@@ -477,13 +511,11 @@ func (tx *Txn) shared(n *Node, v Value) Value {
 	if _, ok := v.x.(string); !ok {
 		return v
 	}
-	if p, ok := tx.last[n]; ok && p.Equal(v) {
-		return p
+	m := tx.memo(n)
+	if m.last.IsSet() && m.last.Equal(v) {
+		return m.last
 	}
-	if tx.last == nil {
-		tx.last = map[*Node]Value{}
-	}
-	tx.last[n] = v
+	m.last = v
 	return v
 }
 
@@ -492,14 +524,16 @@ func (tx *Txn) shared(n *Node, v Value) Value {
 // the entry's keys as mergeList decoded them from this same object: a
 // key leaf given in it is not decoded twice.
 func (tx *Txn) merge(in *Inst, obj *jsonObject, replace bool, keys []Value) error {
-	qualified, err := tx.members(in, obj)
+	p, err := tx.plan(in, obj)
 	if err != nil {
 		return err
 	}
-	for _, ch := range in.s.Children {
-		x, given := obj.get(ch.Name)
-		if !given && qualified {
-			x, given = obj.getQualified(ch)
+	for i, ch := range in.s.Children {
+		var x any
+		j := p.member[i]
+		given := j >= 0
+		if given {
+			x = obj.m[j].val
 		}
 		cat := childPath{in, ch}
 		switch ch.Kind {
@@ -595,6 +629,10 @@ func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
 		keep = make(map[string]bool, len(arr))
 	}
 	keys := make([]Value, len(n.Keys)) // each entry's, in turn
+	// An entry written makes about two instances (itself and the
+	// container its keys mirror into, where its config goes): room for
+	// them is made once rather than doubled up to.
+	tx.reserveTouched(2 * len(arr))
 	for i, a := range arr {
 		obj, ok := a.(*jsonObject)
 		if !ok {

@@ -33,6 +33,16 @@ type Tree struct {
 	// and growing the list from nothing each time allocated five times
 	// its size.
 	touchBuf []touch
+	// memoBuf is the last transaction's leaf memo cache, emptied, for the
+	// next (3.5 KB that a small Set would otherwise allocate each time).
+	memoBuf *[memoSlots]leafMemo
+	// jsonNames are the JSON member names transactions decoded, and
+	// plans merge's plans for them, kept for the next transaction (see
+	// jsonNames, mergePlan).
+	jsonNames *jsonNames
+	plans     map[*Node]*mergePlan
+	// analyses numbers the transactions' analyses (see ident.listed).
+	analyses uint64
 }
 
 // maxTouchBuf bounds the touched list a tree keeps between transactions

@@ -68,13 +68,14 @@ type Txn struct {
 	// writes counts leaf writes that changed a value: about the number
 	// of changes, which sizes their slice up front.
 	writes int
-	// last is the string value last merged into each leaf from JSON: a
-	// value repeated entry after entry (every route's device) is kept
-	// once, shared, instead of once per entry.
-	last map[*Node]Value
-	// parsed is the JSON value last parsed for each leaf (parseLeaf).
-	parsed map[*Node]parsedLeaf
-	done   bool
+	// memos holds, per leaf, the JSON value last parsed for it and the
+	// string value last merged into it (leafmemo.go): a value repeated
+	// entry after entry (every route's device) is checked once and kept
+	// once, shared; spilled holds the memos of leaves whose slot another
+	// took.
+	memos   *[memoSlots]leafMemo
+	spilled map[*Node]leafMemo
+	done    bool
 	// the last path ApplyRaw parsed: a logged group replays many leaves
 	// of one instance.
 	lastPath  string
@@ -117,15 +118,26 @@ func (tx *Txn) clone(in *Inst) *Inst {
 	tx.dirty()
 	c := &Inst{s: in.s, id: in.id, mark: tx.id,
 		vals: slices.Clone(in.vals), sub0: cloneArray(in.sub0, in.s.nsubs), list0: cloneArray(in.list0, in.s.nlists)}
-	tx.touched = append(tx.touched, touch{orig: in, cur: c})
+	tx.touched = appendDoubling(tx.touched, touch{orig: in, cur: c})
 	return c
 }
 
 // create makes a new instance in the new version.
 func (tx *Txn) create(s *Node, id *ident) *Inst {
+	return tx.made(newInst(s, id, tx.id))
+}
+
+// reserveTouched makes room for n more instances in the touched list.
+func (tx *Txn) reserveTouched(n int) {
+	if cap(tx.touched)-len(tx.touched) < n {
+		tx.touched = append(make([]touch, 0, len(tx.touched)+n), tx.touched...)
+	}
+}
+
+// made records c, an instance the transaction has just made.
+func (tx *Txn) made(c *Inst) *Inst {
 	tx.dirty()
-	c := newInst(s, id, tx.id)
-	tx.touched = append(tx.touched, touch{cur: c})
+	tx.touched = appendDoubling(tx.touched, touch{cur: c})
 	return c
 }
 
@@ -157,14 +169,14 @@ func (tx *Txn) sub(parent *Inst, n *Node, create bool) *Inst {
 // existing returns parent's entry of list n with key k ready for writing,
 // or nil.
 func (tx *Txn) existing(parent *Inst, n *Node, k string) *Inst {
-	l := &parent.lists()[n.slot]
-	e := l.get(k)
-	if e == nil || e.mark == tx.id {
-		return e
+	slot := parent.lists()[n.slot].ref(tx.id, k)
+	if slot == nil {
+		return nil
 	}
-	e = tx.clone(e)
-	l.set(tx.id, k, e)
-	return e
+	if e := *slot; e.mark != tx.id {
+		*slot = tx.clone(e)
+	}
+	return *slot
 }
 
 // setVal writes one leaf of an instance the transaction owns.
@@ -207,6 +219,24 @@ func growVals(vals []Value, n, room, all int) []Value {
 // create is set.
 func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.PathElem) (*Inst, error) {
 	k := keyString(keys)
+	if create && tx.mayCreate(n) {
+		// Looked up and, when absent, added in one walk.
+		l := &in.lists()[n.slot]
+		e, slot := l.getOrAdd(tx.id, k)
+		if slot != nil {
+			e = tx.made(newEntry(n, in.id, tx.id))
+			*slot = e
+			tx.fillKeys(e, keys)
+			return e, nil
+		}
+		if e.mark != tx.id {
+			e = tx.existing(in, n, k)
+		}
+		if !tx.state {
+			tx.adoptOperational(e)
+		}
+		return e, nil
+	}
 	if e := tx.existing(in, n, k); e != nil {
 		if !tx.state && create {
 			tx.adoptOperational(e)
@@ -219,6 +249,15 @@ func (tx *Txn) entry(in *Inst, n *Node, keys []Value, create bool, elems []*gpb.
 	return tx.addEntry(in, n, keys, k, elems)
 }
 
+// mayCreate reports whether the transaction's writer may create entries
+// of list n.
+func (tx *Txn) mayCreate(n *Node) bool {
+	if tx.state {
+		return !n.Config || tx.OperationalEntries
+	}
+	return n.Config
+}
+
 // addEntry creates the entry of list n with keys (whose key string is k)
 // below in, which the transaction owns and which has no such entry,
 // filling its key leaves and their config or state mirrors.
@@ -229,9 +268,16 @@ func (tx *Txn) addEntry(in *Inst, n *Node, keys []Value, k string, elems []*gpb.
 	if !tx.state && !n.Config {
 		return nil, newErr(ErrReadOnly, whereElems(in, n, elems), "list "+n.Name+" is config false")
 	}
-	e := tx.create(n, nil)
-	e.id = &ident{up: in.id, vals: e.vals, born: tx.id}
+	e := tx.made(newEntry(n, in.id, tx.id))
 	in.lists()[n.slot].set(tx.id, k, e)
+	tx.fillKeys(e, keys)
+	return e, nil
+}
+
+// fillKeys writes a new entry's key leaves and their config or state
+// mirrors.
+func (tx *Txn) fillKeys(e *Inst, keys []Value) {
+	n := e.s
 	for i, kn := range n.Keys {
 		tx.setVal(e, kn, keys[i])
 		m := kn.configKey
@@ -242,7 +288,6 @@ func (tx *Txn) addEntry(in *Inst, n *Node, keys []Value, k string, elems []*gpb.
 			tx.setVal(tx.sub(e, m.Parent, true), m, keys[i])
 		}
 	}
-	return e, nil
 }
 
 // deleteEntry removes a list entry of parent (which the transaction owns)
@@ -408,9 +453,21 @@ func (tx *Txn) finish() {
 		clear(tx.touched) // holds no instance of this version
 		tx.t.touchBuf = tx.touched[:0]
 	}
+	if tx.memos != nil {
+		clear(tx.memos[:]) // nor any value
+		tx.t.memoBuf = tx.memos
+	}
+	if tx.jp != nil {
+		if !tx.t.jsonNames.reset() {
+			tx.t.jsonNames = nil
+		}
+		for _, p := range tx.t.plans {
+			p.drop()
+		}
+	}
 	tx.done = true
 	tx.changes, tx.an = nil, nil
-	tx.touched, tx.removed, tx.old, tx.last, tx.jp, tx.parsed = nil, nil, nil, nil, nil, nil
+	tx.touched, tx.removed, tx.old, tx.memos, tx.spilled, tx.jp = nil, nil, nil, nil, nil, nil
 	tx.t.tx = nil
 }
 

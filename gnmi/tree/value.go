@@ -81,6 +81,21 @@ func (v Value) Equal(o Value) bool {
 	return true
 }
 
+// appendText appends v's String form to b.
+func (v Value) appendText(b []byte) []byte {
+	switch x := v.x.(type) {
+	case string:
+		return append(b, x...)
+	case uint64:
+		return strconv.AppendUint(b, x, 10)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case bool:
+		return strconv.AppendBool(b, x)
+	}
+	return append(b, v.String()...)
+}
+
 // String returns the canonical text form used in path keys and logs.
 func (v Value) String() string {
 	switch x := v.x.(type) {

@@ -453,6 +453,35 @@ func exactKeys(n *Node, given map[string]string) ([]Value, bool) {
 	return keys, true
 }
 
+// entryAt reads the entry of list n below in that a path element's keys
+// name, as exactKeys and a lookup of keyString would: exact says the keys
+// were given exactly (every key, a valid value); ent is nil when the entry
+// is absent, and keys then holds the parsed keys. A single key given as
+// the text an entry holds is looked up first without being parsed, as that
+// entry's key was when it was made (a status write to each of 100,000
+// existing gRIBI entries); its keys are not returned.
+func entryAt(in *Inst, n *Node, given map[string]string) (ent *Inst, k string, keys []Value, exact bool) {
+	l := in.lists()[n.slot]
+	raw, tried := "", false
+	if len(n.Keys) == 1 && len(given) == 1 {
+		if s, ok := given[n.Keys[0].Name]; ok && s != "*" {
+			if ent := l.get(s); ent != nil {
+				return ent, s, nil, true
+			}
+			raw, tried = s, true
+		}
+	}
+	keys, exact = exactKeys(n, given)
+	if !exact {
+		return nil, "", nil, false
+	}
+	k = keyString(keys)
+	if tried && k == raw {
+		return nil, k, keys, true // looked up already
+	}
+	return l.get(k), k, keys, true
+}
+
 func keysMatch(ent *Inst, given map[string]string) bool {
 	for i, k := range ent.s.Keys {
 		s, ok := given[k.Name]
