@@ -18,6 +18,28 @@ type EntryWrite struct {
 	Relative bool
 }
 
+// EntryWrites hands out leaf writes from chunks of entryWriteChunk, so
+// that a bulk writer (gRIBI's entries, the route state of a bulk load)
+// makes one allocation per chunk rather than one per entry. A write taken
+// is the writer's: the chunk is never reused.
+type EntryWrites struct{ slab []EntryWrite }
+
+// entryWriteChunk is how many leaf writes a chunk holds.
+const entryWriteChunk = 512
+
+// Take returns n zeroed leaf writes.
+func (w *EntryWrites) Take(n int) []EntryWrite {
+	if n > entryWriteChunk {
+		return make([]EntryWrite, n)
+	}
+	if len(w.slab) < n {
+		w.slab = make([]EntryWrite, entryWriteChunk)
+	}
+	ws := w.slab[:n:n]
+	w.slab = w.slab[n:]
+	return ws
+}
+
 // whole returns w's whole path below at.
 func (w EntryWrite) whole(at []*gpb.PathElem) []*gpb.PathElem {
 	if !w.Relative {

@@ -138,7 +138,7 @@ func ipEntryOp[C ipConfig[N, M, S], N store.SplitLeaf[uint64], M store.SplitLeaf
 	if len(e.IP.Metadata) > 0 || existed {
 		n = 3
 	}
-	ws := lw.take(n)
+	ws := lw.Take(n)
 	nhg, sess := c.NextHopGroup(), c.Session()
 	ws[0].Path, ws[0].Relative = store.EntryLeafPath(at, nhg)
 	ws[0].Val = group(lw, nhg, e.IP.NHG)
@@ -161,24 +161,11 @@ func ipEntryOp[C ipConfig[N, M, S], N store.SplitLeaf[uint64], M store.SplitLeaf
 // the last group and session values, which the entries of a bulk load
 // share (the tree decodes a value and keeps none of it).
 type leafWrites struct {
-	slab    []tree.EntryWrite
+	tree.EntryWrites
 	nhg     uint64
 	nhgVal  *gpb.TypedValue
 	sess    string
 	sessVal *gpb.TypedValue
-}
-
-// leafWriteChunk is how many leaf writes a chunk holds.
-const leafWriteChunk = 512
-
-// take returns n zeroed leaf writes.
-func (lw *leafWrites) take(n int) []tree.EntryWrite {
-	if len(lw.slab) < n {
-		lw.slab = make([]tree.EntryWrite, leafWriteChunk)
-	}
-	ws := lw.slab[:n:n]
-	lw.slab = lw.slab[n:]
-	return ws
 }
 
 // group returns leaf p's value for group id, shared with the entry

@@ -412,7 +412,7 @@ func aftEntryOp[E store.Path, S store.SplitLeaf[kedgepath.AftStatus], R store.Sp
 		n = 2
 	}
 	at := e.Elems()
-	ws := aw.take(n)
+	ws := aw.Take(n)
 	ws[0] = tree.EntryWrite{Val: statusVal(aw, kind, kedgepath.AftStatus(v.status), status)}
 	ws[0].Path, ws[0].Relative = store.EntryLeafPath(at, status)
 	if n == 2 {
@@ -433,24 +433,11 @@ func aftEntryOp[E store.Path, S store.SplitLeaf[kedgepath.AftStatus], R store.Sp
 // load, nearly all of one status, share (the tree decodes a value and
 // keeps none of it).
 type aftWrites struct {
-	slab []tree.EntryWrite
+	tree.EntryWrites
 	last [5]struct {
 		status kedgepath.AftStatus
 		val    *gpb.TypedValue
 	}
-}
-
-// aftWriteChunk is how many leaf writes a chunk holds.
-const aftWriteChunk = 512
-
-// take returns n zeroed leaf writes.
-func (aw *aftWrites) take(n int) []tree.EntryWrite {
-	if len(aw.slab) < n {
-		aw.slab = make([]tree.EntryWrite, aftWriteChunk)
-	}
-	ws := aw.slab[:n:n]
-	aw.slab = aw.slab[n:]
-	return ws
 }
 
 // statusVal returns leaf p's value for status, shared with the entries of
