@@ -1,16 +1,15 @@
 package store
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/guildhouse-co/kedge/internal/mountinfo"
 )
 
 // ErrNoSpace: a write failed because the filesystem holding the store is
@@ -124,52 +123,18 @@ func mountOf(path string) (mount, bool) {
 		return mount{}, false
 	}
 	dev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := mountinfo.Read(mountinfo.Self)
 	if err != nil {
 		return mount{}, false
 	}
-	defer f.Close()
 	var best mount
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent major:minor root point options [optional...] - type source super
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 5 || sep+2 >= len(fields) || fields[2] != dev {
+	for _, m := range ms {
+		if m.Dev != dev || !strings.HasPrefix(path, m.Point) || len(m.Point) < len(best.point) {
 			continue
 		}
-		point := unescapeMount(fields[4])
-		if !strings.HasPrefix(path, point) || len(point) < len(best.point) {
-			continue
-		}
-		best = mount{point: point, fstype: fields[sep+1], source: unescapeMount(fields[sep+2])}
+		best = mount{point: m.Point, fstype: m.FSType, source: m.Source}
 	}
 	return best, best.point != ""
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func bytesString(n uint64) string {

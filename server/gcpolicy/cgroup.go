@@ -1,8 +1,6 @@
 package gcpolicy
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/guildhouse-co/kedge/internal/mountinfo"
 )
 
 // unlimitedV1 is where cgroup v1 says "no limit": the largest page
@@ -87,53 +87,22 @@ type mounts struct {
 }
 
 // cgroupMounts finds the cgroup v2 mount and the v1 memory controller's
-// in a mountinfo file (proc(5)).
+// in a mountinfo file.
 func cgroupMounts(file string) (mounts, error) {
-	b, err := os.ReadFile(file)
+	all, err := mountinfo.Read(file)
 	if err != nil {
-		return mounts{}, fmt.Errorf("read mounts: %w", err)
+		return mounts{}, err
 	}
 	var ms mounts
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		// id parent major:minor root point options [optional...] - fstype source super-options
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		a, b := strings.Fields(pre), strings.Fields(post)
-		if len(a) < 5 || len(b) < 3 {
-			continue
-		}
-		m := &mount{root: unescapeMount(a[3]), point: unescapeMount(a[4])}
+	for _, m := range all {
 		switch {
-		case b[0] == "cgroup2" && ms.v2 == nil:
-			ms.v2 = m
-		case b[0] == "cgroup" && ms.v1memory == nil && hasController(b[2], "memory"):
-			ms.v1memory = m
+		case m.FSType == "cgroup2" && ms.v2 == nil:
+			ms.v2 = &mount{root: m.Root, point: m.Point}
+		case m.FSType == "cgroup" && ms.v1memory == nil && hasController(m.Super, "memory"):
+			ms.v1memory = &mount{root: m.Root, point: m.Point}
 		}
 	}
 	return ms, nil
-}
-
-// unescapeMount undoes mountinfo's octal escapes of space, tab, newline
-// and backslash.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var out strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				out.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		out.WriteByte(s[i])
-	}
-	return out.String()
 }
 
 // lowestLimit reads file in the cgroup at path and in each ancestor the

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/guildhouse-co/kedge/dataplane/bpfmap"
+	"github.com/guildhouse-co/kedge/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,41 +74,13 @@ func Cgroup2Mount() (string, error) {
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) >= 3 && fields[2] == "cgroup2" {
-			return unescapeMount(fields[1]), nil
+			return mountinfo.Unescape(fields[1]), nil
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return "", fmt.Errorf("read mounts: %w", err)
 	}
 	return "", fmt.Errorf("find cgroup2 mount: %w", os.ErrNotExist)
-}
-
-// unescapeMount undoes the octal escapes /proc/mounts uses for spaces etc.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range []byte(s[i+1 : i+4]) {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + c - '0'
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // CgroupID returns the kernel's id of the cgroup v2 directory at path: the

@@ -152,15 +152,3 @@ func TestPrefixKeyRoundTrip(t *testing.T) {
 		t.Error("decodePrefix accepted a 5-byte key")
 	}
 }
-
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{
-		`/sys/fs/cgroup/unified`: "/sys/fs/cgroup/unified",
-		`/mnt/with\040space`:     "/mnt/with space",
-		`/odd\09`:                `/odd\09`,
-	} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
