@@ -32,35 +32,28 @@ func TestDaemonSetsGCPolicy(t *testing.T) {
 		return logs.String(), err
 	}
 
-	logs, err := start(func(c *config.Config) { c.GCPercent, c.MemoryLimit = 137, "768Mi" })
-	if err != nil {
-		t.Fatal(err)
+	// applied checks the runtime's settings after a start and its log.
+	applied := func(mod func(c *config.Config), percent int, limit int64, log string) {
+		t.Helper()
+		logs, err := start(mod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := debug.SetGCPercent(100); got != percent {
+			t.Errorf("gc percent %d after start, want %d", got, percent)
+		}
+		if got := debug.SetMemoryLimit(-1); got != limit {
+			t.Errorf("memory limit %d after start, want %d", got, limit)
+		}
+		if !strings.Contains(logs, log) {
+			t.Errorf("start log lacks %q:\n%s", log, logs)
+		}
 	}
-	if got := debug.SetGCPercent(100); got != 137 {
-		t.Errorf("gc percent %d after start, want 137", got)
-	}
-	if got := debug.SetMemoryLimit(-1); got != 768<<20 {
-		t.Errorf("memory limit %d after start, want %d", got, 768<<20)
-	}
-	if want := "gc_percent=137 from=gc-percent memory_limit=\"768 MiB\" limit_from=memory-limit"; !strings.Contains(logs, want) {
-		t.Errorf("start log lacks %q:\n%s", want, logs)
-	}
-
+	configured := func(c *config.Config) { c.GCPercent, c.MemoryLimit = 137, "768Mi" }
+	applied(configured, 137, 768<<20, `gc_percent=137 from=gc-percent memory_limit="768 MiB" limit_from=memory-limit`)
 	t.Setenv("GOGC", "75")
 	t.Setenv("GOMEMLIMIT", "2GiB")
-	logs, err = start(func(c *config.Config) { c.GCPercent, c.MemoryLimit = 137, "768Mi" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := debug.SetGCPercent(100); got != 75 {
-		t.Errorf("gc percent %d with GOGC=75, want 75", got)
-	}
-	if got := debug.SetMemoryLimit(-1); got != 2<<30 {
-		t.Errorf("memory limit %d with GOMEMLIMIT=2GiB, want %d", got, 2<<30)
-	}
-	if want := "gc_percent=75 from=GOGC memory_limit=\"2048 MiB\" limit_from=GOMEMLIMIT"; !strings.Contains(logs, want) {
-		t.Errorf("start log lacks %q:\n%s", want, logs)
-	}
+	applied(configured, 75, 2<<30, `gc_percent=75 from=GOGC memory_limit="2048 MiB" limit_from=GOMEMLIMIT`)
 
 	t.Setenv("GOGC", "off")
 	t.Setenv("GOMEMLIMIT", "")
