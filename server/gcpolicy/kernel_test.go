@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/guildhouse-co/kedge/tests/needs"
 )
 
 // TestCgroupLimitInKernelCgroup puts a child process in a memory cgroup
@@ -18,20 +20,18 @@ func TestCgroupLimitInKernelCgroup(t *testing.T) {
 	if os.Getenv("KEDGE_GCPOLICY_CHILD") == "1" {
 		return // the child's work is in TestMain
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: creating a cgroup needs root")
-	}
+	needs.Root(t, "creates a memory cgroup and moves a process into it")
 	ms, err := cgroupMounts("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir, file := memoryCgroupDir(t, ms)
 	if dir == "" {
-		t.Skip("skipped: this machine mounts no cgroup hierarchy with the memory controller enabled for children")
+		needs.Unavailable(t, "this machine mounts no cgroup hierarchy with the memory controller enabled for children")
 	}
 	cg := filepath.Join(dir, fmt.Sprintf("kedge-gcpolicy-%d", os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
-		t.Skipf("skipped: cannot create a memory cgroup: %v", err)
+		needs.Unavailable(t, "cannot create a memory cgroup: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := os.Remove(cg); err != nil {
