@@ -79,9 +79,12 @@ type entryTarget struct {
 	// s is the instance's schema node, nil for a path Lookup rejects.
 	s *Node
 	// The keyed form's parents (the containers above the list, schema
-	// nodes in path order) and checked keys, from keyedSchema.
-	parents []*Node
-	keys    []Value
+	// nodes in path order: the first nparents) and checked keys, from
+	// keyedSchema. An array, not a slice of one, so that the target
+	// stays on the writer's stack.
+	parents  [maxKeyedDepth]*Node
+	nparents int
+	keys     []Value
 }
 
 // path returns the instance's path elements.

@@ -48,9 +48,8 @@ const maxKeyedDepth = 8
 // (an unknown name, a list below a list, other key names) is written
 // through k.Elems(), so it fails exactly as that path does.
 func (tx *Txn) WriteKeyedEntry(k *EntryKey, writes []EntryWrite) error {
-	var buf [maxKeyedDepth]*Node
 	a := &entryTarget{key: k}
-	ok, err := keyedSchema(tx.t.schema.Root, a, buf[:0])
+	ok, err := keyedSchema(tx.t.schema.Root, a)
 	if err != nil {
 		return err
 	}
@@ -61,21 +60,20 @@ func (tx *Txn) WriteKeyedEntry(k *EntryKey, writes []EntryWrite) error {
 }
 
 // keyedSchema resolves a.key in the schema below root: the list (a.s),
-// the containers above it (a.parents, appended to buf) and the checked
-// keys (a.keys). ok is false for a path it does not resolve; err is a key
-// that is not a value of its leaf's type.
-func keyedSchema(root *Node, a *entryTarget, buf []*Node) (ok bool, err error) {
+// the containers above it (a.parents) and the checked keys (a.keys). ok is false for a path it does
+// not resolve; err is a key that is not a value of its leaf's type.
+func keyedSchema(root *Node, a *entryTarget) (ok bool, err error) {
 	k := a.key
-	if len(k.Parent) > cap(buf) || len(k.Names) != len(k.Keys) {
+	if len(k.Parent) > len(a.parents) || len(k.Names) != len(k.Keys) {
 		return false, nil
 	}
 	s := root
-	for _, e := range k.Parent {
+	for i, e := range k.Parent {
 		c, err := childNode(s, e.GetName())
 		if err != nil || c.Kind != KindContainer || len(e.GetKey()) > 0 {
 			return false, nil
 		}
-		buf = append(buf, c)
+		a.parents[i] = c
 		s = c
 	}
 	list, err := childNode(s, k.List)
@@ -101,7 +99,7 @@ func keyedSchema(root *Node, a *entryTarget, buf []*Node) (ok bool, err error) {
 			keys[i] = v
 		}
 	}
-	a.s, a.parents, a.keys = list, buf, keys
+	a.s, a.nparents, a.keys = list, len(k.Parent), keys
 	return true, nil
 }
 
@@ -130,7 +128,8 @@ func checkKey(t *Type, v Value) (Value, error) {
 // container above it is absent, for Lookup and locate to handle.
 func (tx *Txn) findKeyed(a *entryTarget, buf []step) found {
 	in, steps := tx.t.root, buf[:0]
-	for _, c := range a.parents {
+	for i := range a.nparents {
+		c := a.parents[i]
 		sub := in.subs()[c.slot]
 		if sub == nil {
 			return found{}
