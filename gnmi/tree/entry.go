@@ -79,22 +79,23 @@ type entryTarget struct {
 	// s is the instance's schema node, nil for a path Lookup rejects.
 	s *Node
 	// The keyed form's parents (the containers above the list, schema
-	// nodes in path order: the first nparents) and checked keys, from
-	// keyedSchema. An array, not a slice of one, so that the target
-	// stays on the writer's stack.
+	// nodes in path order: the first nparents), from keyedSchema, and
+	// checked keys (nil until checkKeys). An array, not a slice of one,
+	// so that the target stays on the writer's stack.
 	parents  [maxKeyedDepth]*Node
 	nparents int
 	keys     []Value
 }
 
-// path returns the instance's path elements.
+// path returns the instance's path elements (none for the root).
 func (a *entryTarget) path() []*gpb.PathElem {
-	if a.elems == nil {
+	if a.elems == nil && a.key != nil {
 		a.elems = a.key.Elems()
 	}
 	return a.elems
 }
 
+// writeEntry is WriteEntry and WriteKeyedEntry at target a.
 func (tx *Txn) writeEntry(a *entryTarget, writes []EntryWrite) error {
 	for _, w := range writes {
 		if w.Relative && len(w.Path) == 0 || !w.Relative && !below(a.path(), w.Path) {
@@ -108,7 +109,10 @@ func (tx *Txn) writeEntry(a *entryTarget, writes []EntryWrite) error {
 	resolve := func() error {
 		read, open = nil, nil
 		if a.key != nil {
-			f = tx.findKeyed(a, tx.stepBuf[:0])
+			var err error
+			if f, err = tx.findKeyed(a, tx.stepBuf[:0]); err != nil {
+				return err
+			}
 		} else {
 			f = tx.find(a.elems, tx.stepBuf[:0])
 		}

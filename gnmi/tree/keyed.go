@@ -49,47 +49,55 @@ const maxKeyedDepth = 8
 // through k.Elems(), so it fails exactly as that path does.
 func (tx *Txn) WriteKeyedEntry(k *EntryKey, writes []EntryWrite) error {
 	a := &entryTarget{key: k}
-	ok, err := keyedSchema(tx.t.schema.Root, a)
-	if err != nil {
-		return err
-	}
-	if !ok {
+	if !tx.keyedSchema(a) {
 		return tx.WriteEntry(k.Elems(), writes)
 	}
 	return tx.writeEntry(a, writes)
 }
 
-// keyedSchema resolves a.key in the schema below root: the list (a.s),
-// the containers above it (a.parents) and the checked keys (a.keys). ok is false for a path it does
-// not resolve; err is a key that is not a value of its leaf's type.
-func keyedSchema(root *Node, a *entryTarget) (ok bool, err error) {
+// keyedSchema resolves a.key in the schema: the list (a.s) and the
+// containers above it (a.parents); false for a path it does not resolve.
+// The key values are checked when the entry is looked up (checkKeys).
+func (tx *Txn) keyedSchema(a *entryTarget) bool {
 	k := a.key
 	if len(k.Parent) > len(a.parents) || len(k.Names) != len(k.Keys) {
-		return false, nil
+		return false
 	}
-	s := root
+	s := tx.t.schema.Root
 	for i, e := range k.Parent {
 		c, err := childNode(s, e.GetName())
 		if err != nil || c.Kind != KindContainer || len(e.GetKey()) > 0 {
-			return false, nil
+			return false
 		}
 		a.parents[i] = c
 		s = c
 	}
 	list, err := childNode(s, k.List)
 	if err != nil || list.Kind != KindList || len(list.Keys) != len(k.Keys) {
-		return false, nil
+		return false
 	}
 	for i, kn := range list.Keys {
 		if k.Names[i] != kn.Name {
-			return false, nil
+			return false
 		}
 	}
+	a.s, a.nparents = list, len(k.Parent)
+	return true
+}
+
+// checkKeys checks a's key values against the list's key leaves, once,
+// and sets a.keys to them (a copy where a value's canonical form
+// differs).
+func (a *entryTarget) checkKeys() error {
+	if a.keys != nil {
+		return nil
+	}
+	k := a.key
 	keys := k.Keys
-	for i, kn := range list.Keys {
+	for i, kn := range a.s.Keys {
 		v, err := checkKey(kn.Type, k.Keys[i])
 		if err != nil {
-			return false, newErr(ErrBadValue, renderElems(a.path()), "key "+kn.Name+": "+err.Error())
+			return newErr(ErrBadValue, renderElems(a.path()), "key "+kn.Name+": "+err.Error())
 		}
 		if !v.Equal(keys[i]) {
 			// Canonical form differs: the entry keeps the checked value.
@@ -99,8 +107,8 @@ func keyedSchema(root *Node, a *entryTarget) (ok bool, err error) {
 			keys[i] = v
 		}
 	}
-	a.s, a.nparents, a.keys = list, len(k.Parent), keys
-	return true, nil
+	a.keys = keys
+	return nil
 }
 
 // checkKey checks key value v against its leaf's type t, as ParseText
@@ -124,23 +132,38 @@ func checkKey(t *Type, v Value) (Value, error) {
 }
 
 // findKeyed is find for the keyed entry a names (keyedSchema has resolved
-// it): the entry, or what to create when only it is absent; not ok when a
-// container above it is absent, for Lookup and locate to handle.
-func (tx *Txn) findKeyed(a *entryTarget, buf []step) found {
+// its list): the entry, or what to create when only it is absent; not ok
+// when a container above it is absent, for Lookup and locate to handle;
+// an error for a key value checkKeys refuses. A single string key is
+// looked up as given before it is checked, as entryAt does with a key's
+// text: an entry that exists has a valid key (a status write to each of
+// 100,000 existing entries checks none).
+func (tx *Txn) findKeyed(a *entryTarget, buf []step) (found, error) {
 	in, steps := tx.t.root, buf[:0]
 	for i := range a.nparents {
 		c := a.parents[i]
 		sub := in.subs()[c.slot]
 		if sub == nil {
-			return found{}
+			return found{}, a.checkKeys()
 		}
 		in = sub
 		steps = append(steps, step{n: c})
 	}
-	k := keyString(a.keys)
-	ent := in.lists()[a.s.slot].get(k)
-	if ent == nil {
-		return found{ok: true, steps: steps, list: a.s, keys: a.keys, key: k}
+	l := in.lists()[a.s.slot]
+	if a.keys == nil && len(a.key.Keys) == 1 {
+		if s, ok := a.key.Keys[0].x.(string); ok {
+			if ent := l.get(s); ent != nil {
+				return found{ok: true, in: ent, steps: append(steps, step{n: a.s, key: s})}, nil
+			}
+		}
 	}
-	return found{ok: true, in: ent, steps: append(steps, step{n: a.s, key: k})}
+	if err := a.checkKeys(); err != nil {
+		return found{}, err
+	}
+	k := keyString(a.keys)
+	ent := l.get(k)
+	if ent == nil {
+		return found{ok: true, steps: steps, list: a.s, keys: a.keys, key: k}, nil
+	}
+	return found{ok: true, in: ent, steps: append(steps, step{n: a.s, key: k})}, nil
 }

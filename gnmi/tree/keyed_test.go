@@ -3,6 +3,7 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -114,4 +115,53 @@ func TestWriteKeyedEntryCreatesContainers(t *testing.T) {
 	if fmt.Sprint(got) != "[2 1]" {
 		t.Fatalf("metrics %v, want [2 1]", got)
 	}
+}
+
+// TestWriteKeyedEntryListsInTurn: entries of two lists and a key naming
+// its list's keys wrongly, in turn in one transaction, each written or
+// refused as alone, a refusal leaving the writes before it in place.
+func TestWriteKeyedEntryListsInTurn(t *testing.T) {
+	tr := entrySeed(t)
+	tx, err := tr.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, devices := p(t, "/top/routes"), p(t, "/top/devices")
+	names := []string{"prefix", "table"}
+	metric := []EntryWrite{{Path: p(t, "/config/metric"), Relative: true, Val: uintVal(3)}}
+	address := []EntryWrite{{Path: p(t, "/config/address"), Relative: true, Val: strVal("192.0.2.9")}}
+	steps := []struct {
+		k    EntryKey
+		ws   []EntryWrite
+		want error
+	}{
+		{EntryKey{routes, "route", names, []Value{String("10.0.0.5/32"), Uint(254)}}, metric, nil},
+		{EntryKey{routes, "route", []string{"prefix", "metric"}, []Value{String("10.0.0.6/32"), Uint(254)}}, metric, ErrBadPath},
+		{EntryKey{devices, "device", []string{"name"}, []Value{String("sw9")}}, address, nil},
+		{EntryKey{routes, "route", names, []Value{String("10.0.0.6/32"), Uint(254)}}, metric, nil},
+		{EntryKey{devices, "device", []string{"name"}, []Value{String("sw9")}}, metric, ErrUnknownPath},
+	}
+	for i, s := range steps {
+		if err := tx.WriteKeyedEntry(&s.k, s.ws); !errors.Is(err, s.want) || (err == nil) != (s.want == nil) {
+			t.Fatalf("step %d: err %v, want %v", i, err, s.want)
+		}
+	}
+	var got []string
+	for _, ch := range tx.Changes() {
+		got = append(got, ch.Path())
+	}
+	want := []string{
+		"/top/devices/device[name=sw9]/config/address", "/top/devices/device[name=sw9]/config/name", "/top/devices/device[name=sw9]/name",
+		"/top/routes/route[prefix=10.0.0.5/32][table=254]/config/metric", "/top/routes/route[prefix=10.0.0.5/32][table=254]/config/prefix",
+		"/top/routes/route[prefix=10.0.0.5/32][table=254]/config/table", "/top/routes/route[prefix=10.0.0.5/32][table=254]/prefix",
+		"/top/routes/route[prefix=10.0.0.5/32][table=254]/table",
+		"/top/routes/route[prefix=10.0.0.6/32][table=254]/config/metric", "/top/routes/route[prefix=10.0.0.6/32][table=254]/config/prefix",
+		"/top/routes/route[prefix=10.0.0.6/32][table=254]/config/table", "/top/routes/route[prefix=10.0.0.6/32][table=254]/prefix",
+		"/top/routes/route[prefix=10.0.0.6/32][table=254]/table",
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("changes\n%v\nwant\n%v", got, want)
+	}
+	tx.Rollback()
 }
