@@ -119,7 +119,8 @@ func TestWriteKeyedEntryCreatesContainers(t *testing.T) {
 
 // TestWriteKeyedEntryListsInTurn: entries of two lists and a key naming
 // its list's keys wrongly, in turn in one transaction, each written or
-// refused as alone, a refusal leaving the writes before it in place.
+// refused as alone, a refusal leaving the writes before it in place; an
+// entry written again is found by its key as given.
 func TestWriteKeyedEntryListsInTurn(t *testing.T) {
 	tr := entrySeed(t)
 	tx, err := tr.Begin(false)
@@ -130,6 +131,7 @@ func TestWriteKeyedEntryListsInTurn(t *testing.T) {
 	names := []string{"prefix", "table"}
 	metric := []EntryWrite{{Path: p(t, "/config/metric"), Relative: true, Val: uintVal(3)}}
 	address := []EntryWrite{{Path: p(t, "/config/address"), Relative: true, Val: strVal("192.0.2.9")}}
+	address2 := []EntryWrite{{Path: p(t, "/config/address"), Relative: true, Val: strVal("192.0.2.10")}}
 	steps := []struct {
 		k    EntryKey
 		ws   []EntryWrite
@@ -139,6 +141,8 @@ func TestWriteKeyedEntryListsInTurn(t *testing.T) {
 		{EntryKey{routes, "route", []string{"prefix", "metric"}, []Value{String("10.0.0.6/32"), Uint(254)}}, metric, ErrBadPath},
 		{EntryKey{devices, "device", []string{"name"}, []Value{String("sw9")}}, address, nil},
 		{EntryKey{routes, "route", names, []Value{String("10.0.0.6/32"), Uint(254)}}, metric, nil},
+		// The device again: found by its key as given.
+		{EntryKey{devices, "device", []string{"name"}, []Value{String("sw9")}}, address2, nil},
 		{EntryKey{devices, "device", []string{"name"}, []Value{String("sw9")}}, metric, ErrUnknownPath},
 	}
 	for i, s := range steps {
@@ -162,6 +166,9 @@ func TestWriteKeyedEntryListsInTurn(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Fatalf("changes\n%v\nwant\n%v", got, want)
+	}
+	if tgt, ok, err := tx.t.Lookup(p(t, "/top/devices/device[name=sw9]/config/address")); !ok || err != nil || tgt.In.Leaf(tgt.Node).Str() != "192.0.2.10" {
+		t.Fatalf("sw9's address after the second write: %v %v", ok, err)
 	}
 	tx.Rollback()
 }
