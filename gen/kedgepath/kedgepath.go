@@ -95,6 +95,87 @@ func (b base) keyed(e *gpb.PathElem) base {
 	return base{elems: append(b.whole(1), e)}
 }
 
+// EntryRef names one list entry by its list and its keys' typed values,
+// without the path element and key map its path holds: what a bulk
+// writer hands gnmi/store's Keyed, which finds or creates the entry by
+// those values rather than building and parsing a key map per entry. The
+// leaves it writes are named by paths relative to the entry, from the
+// list's Below accessor. Elems builds the path the entry's path type has.
+type EntryRef struct {
+	parent []*gpb.PathElem
+	list   string
+	names  []string
+	n      int
+	keys   [maxKeys]Key
+}
+
+// KeyKind says which field of a Key holds its value.
+type KeyKind uint8
+
+// The kinds of key values.
+const (
+	KeyText KeyKind = iota // strings and enumerations: Text
+	KeyUint                // unsigned integers: Uint
+	KeyInt                 // signed integers: Int
+	KeyBool                // booleans: Uint, 1 for true
+)
+
+// Key is one key value of an EntryRef, typed as its leaf is.
+type Key struct {
+	Text string
+	Uint uint64
+	Int  int64
+	Kind KeyKind
+}
+
+// String returns the key's text, as a path's key map holds it.
+func (k Key) String() string {
+	switch k.Kind {
+	case KeyUint:
+		return strconv.FormatUint(k.Uint, 10)
+	case KeyInt:
+		return strconv.FormatInt(k.Int, 10)
+	case KeyBool:
+		return strconv.FormatBool(k.Uint == 1)
+	}
+	return k.Text
+}
+
+func keyBool(b bool) Key {
+	if b {
+		return Key{Uint: 1, Kind: KeyBool}
+	}
+	return Key{Kind: KeyBool}
+}
+
+// Parent returns the path of the entry's list's parent; callers must not
+// modify it.
+func (r *EntryRef) Parent() []*gpb.PathElem { return r.parent }
+
+// List returns the list's name.
+func (r *EntryRef) List() string { return r.list }
+
+// KeyNames returns the keys' names in the list's key order, shared by
+// every reference to the list; callers must not modify it.
+func (r *EntryRef) KeyNames() []string { return r.names }
+
+// NumKeys returns how many keys the entry has.
+func (r *EntryRef) NumKeys() int { return r.n }
+
+// Key returns key i, in the list's key order.
+func (r *EntryRef) Key(i int) Key { return r.keys[i] }
+
+// Elems returns the entry's path elements, in a new slice with a new
+// keyed element.
+func (r *EntryRef) Elems() []*gpb.PathElem {
+	m := make(map[string]string, r.n)
+	for i := 0; i < r.n; i++ {
+		m[r.names[i]] = r.keys[i].String()
+	}
+	out := make([]*gpb.PathElem, 0, len(r.parent)+1)
+	return append(append(out, r.parent...), &gpb.PathElem{Name: r.list, Key: m})
+}
+
 // The values are each one allocation, the TypedValue and its oneof
 // wrapper together: a bulk load writes 400,000 of them, and each object
 // fewer is work the collector does not do.
@@ -817,6 +898,34 @@ var (
 	e_subinterfaces              = &gpb.PathElem{Name: "subinterfaces"}
 )
 
+// The key names of each list, in key order (EntryRef.KeyNames).
+var (
+	k_Kedge_Accords_Accord                                  = []string{"level"}
+	k_Kedge_Aft_Ipv4Entries_Ipv4Entry                       = []string{"prefix"}
+	k_Kedge_Aft_Ipv6Entries_Ipv6Entry                       = []string{"prefix"}
+	k_Kedge_Aft_NextHopGroups_NextHopGroup                  = []string{"id"}
+	k_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop = []string{"index"}
+	k_Kedge_Aft_NextHops_NextHop                            = []string{"index"}
+	k_Kedge_Aft_Sessions_Session                            = []string{"id"}
+	k_Kedge_Mesh_Peers_Peer                                 = []string{"name"}
+	k_Kedge_Pods_Pod                                        = []string{"container-id", "ifname"}
+	k_Kedge_Posture_History_Transition                      = []string{"sequence"}
+	k_Kedge_Posture_State_LastTransition_Steps_Step         = []string{"index"}
+	k_Kedge_Routes_Endpoints_Endpoint                       = []string{"name"}
+	k_Kedge_Routes_Route                                    = []string{"prefix", "table"}
+	k_Kedge_Sessions_Session                                = []string{"id"}
+	k_Kedge_System_Backends_Backend                         = []string{"name"}
+	k_Kedge_Underlay_Devices_Device                         = []string{"name"}
+	k_Kedge_Underlay_Mutations_Mutation                     = []string{"id"}
+	k_Kedge_Underlay_Mutations_Mutation_Results_Result      = []string{"device"}
+	k_Kedge_Underlay_Vlans_Vlan                             = []string{"id"}
+	k_Kedge_Underlay_Vlans_Vlan_Members_Member              = []string{"device", "port"}
+	k_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface  = []string{"device", "port"}
+)
+
+// maxKeys is the most keys a list has.
+const maxKeys = 2
+
 // Element slices of the paths with no keyed list on them.
 var (
 	p_Kedge                                         = []*gpb.PathElem{e_kedge}
@@ -1345,6 +1454,17 @@ func (Kedge_AccordsPath) SchemaPath() string { return "/kedge/accords" }
 func (p Kedge_AccordsPath) Accord(level uint8) Kedge_Accords_AccordPath {
 	return Kedge_Accords_AccordPath{p.keyed(&gpb.PathElem{Name: "accord", Key: map[string]string{"level": strconv.FormatUint(uint64(level), 10)}})}
 }
+
+// AccordRef returns the /kedge/accords/accord entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_AccordsPath) AccordRef(level uint8) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "accord", names: k_Kedge_Accords_Accord, n: 1, keys: [maxKeys]Key{{Uint: uint64(level), Kind: KeyUint}}}
+}
+
+// AccordBelow returns the path of a /kedge/accords/accord entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_AccordsPath) AccordBelow() Kedge_Accords_AccordPath { return Kedge_Accords_AccordPath{} }
 
 // AccordAny returns the path of every /kedge/accords/accord entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_AccordsPath) AccordAny() Kedge_Accords_AccordPath {
@@ -2074,6 +2194,19 @@ func (p Kedge_Aft_Ipv4EntriesPath) Ipv4Entry(prefix string) Kedge_Aft_Ipv4Entrie
 	return Kedge_Aft_Ipv4Entries_Ipv4EntryPath{p.keyed(&gpb.PathElem{Name: "ipv4-entry", Key: map[string]string{"prefix": prefix}})}
 }
 
+// Ipv4EntryRef returns the /kedge/aft/ipv4-entries/ipv4-entry entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Aft_Ipv4EntriesPath) Ipv4EntryRef(prefix string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "ipv4-entry", names: k_Kedge_Aft_Ipv4Entries_Ipv4Entry, n: 1, keys: [maxKeys]Key{{Text: prefix}}}
+}
+
+// Ipv4EntryBelow returns the path of a /kedge/aft/ipv4-entries/ipv4-entry entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Aft_Ipv4EntriesPath) Ipv4EntryBelow() Kedge_Aft_Ipv4Entries_Ipv4EntryPath {
+	return Kedge_Aft_Ipv4Entries_Ipv4EntryPath{}
+}
+
 // Ipv4EntryAny returns the path of every /kedge/aft/ipv4-entries/ipv4-entry entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Aft_Ipv4EntriesPath) Ipv4EntryAny() Kedge_Aft_Ipv4Entries_Ipv4EntryPath {
 	return Kedge_Aft_Ipv4Entries_Ipv4EntryPath{p.keyed(&gpb.PathElem{Name: "ipv4-entry", Key: map[string]string{"prefix": "*"}})}
@@ -2358,6 +2491,19 @@ func (Kedge_Aft_Ipv6EntriesPath) SchemaPath() string { return "/kedge/aft/ipv6-e
 // Ipv6Entry returns the path of the /kedge/aft/ipv6-entries/ipv6-entry entry with the given keys.
 func (p Kedge_Aft_Ipv6EntriesPath) Ipv6Entry(prefix string) Kedge_Aft_Ipv6Entries_Ipv6EntryPath {
 	return Kedge_Aft_Ipv6Entries_Ipv6EntryPath{p.keyed(&gpb.PathElem{Name: "ipv6-entry", Key: map[string]string{"prefix": prefix}})}
+}
+
+// Ipv6EntryRef returns the /kedge/aft/ipv6-entries/ipv6-entry entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Aft_Ipv6EntriesPath) Ipv6EntryRef(prefix string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "ipv6-entry", names: k_Kedge_Aft_Ipv6Entries_Ipv6Entry, n: 1, keys: [maxKeys]Key{{Text: prefix}}}
+}
+
+// Ipv6EntryBelow returns the path of a /kedge/aft/ipv6-entries/ipv6-entry entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Aft_Ipv6EntriesPath) Ipv6EntryBelow() Kedge_Aft_Ipv6Entries_Ipv6EntryPath {
+	return Kedge_Aft_Ipv6Entries_Ipv6EntryPath{}
 }
 
 // Ipv6EntryAny returns the path of every /kedge/aft/ipv6-entries/ipv6-entry entry (wildcard keys), for Get and Subscribe.
@@ -2646,6 +2792,19 @@ func (p Kedge_Aft_NextHopGroupsPath) NextHopGroup(id uint64) Kedge_Aft_NextHopGr
 	return Kedge_Aft_NextHopGroups_NextHopGroupPath{p.keyed(&gpb.PathElem{Name: "next-hop-group", Key: map[string]string{"id": strconv.FormatUint(uint64(id), 10)}})}
 }
 
+// NextHopGroupRef returns the /kedge/aft/next-hop-groups/next-hop-group entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Aft_NextHopGroupsPath) NextHopGroupRef(id uint64) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "next-hop-group", names: k_Kedge_Aft_NextHopGroups_NextHopGroup, n: 1, keys: [maxKeys]Key{{Uint: uint64(id), Kind: KeyUint}}}
+}
+
+// NextHopGroupBelow returns the path of a /kedge/aft/next-hop-groups/next-hop-group entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Aft_NextHopGroupsPath) NextHopGroupBelow() Kedge_Aft_NextHopGroups_NextHopGroupPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroupPath{}
+}
+
 // NextHopGroupAny returns the path of every /kedge/aft/next-hop-groups/next-hop-group entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Aft_NextHopGroupsPath) NextHopGroupAny() Kedge_Aft_NextHopGroups_NextHopGroupPath {
 	return Kedge_Aft_NextHopGroups_NextHopGroupPath{p.keyed(&gpb.PathElem{Name: "next-hop-group", Key: map[string]string{"id": "*"}})}
@@ -2802,6 +2961,19 @@ func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) SchemaPath() string {
 // NextHop returns the path of the /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop entry with the given keys.
 func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) NextHop(index uint64) Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath {
 	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath{p.keyed(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
+}
+
+// NextHopRef returns the /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) NextHopRef(index uint64) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "next-hop", names: k_Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHop, n: 1, keys: [maxKeys]Key{{Uint: uint64(index), Kind: KeyUint}}}
+}
+
+// NextHopBelow returns the path of a /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Aft_NextHopGroups_NextHopGroup_NextHopsPath) NextHopBelow() Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath {
+	return Kedge_Aft_NextHopGroups_NextHopGroup_NextHops_NextHopPath{}
 }
 
 // NextHopAny returns the path of every /kedge/aft/next-hop-groups/next-hop-group/next-hops/next-hop entry (wildcard keys), for Get and Subscribe.
@@ -3096,6 +3268,19 @@ func (Kedge_Aft_NextHopsPath) SchemaPath() string { return "/kedge/aft/next-hops
 // NextHop returns the path of the /kedge/aft/next-hops/next-hop entry with the given keys.
 func (p Kedge_Aft_NextHopsPath) NextHop(index uint64) Kedge_Aft_NextHops_NextHopPath {
 	return Kedge_Aft_NextHops_NextHopPath{p.keyed(&gpb.PathElem{Name: "next-hop", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
+}
+
+// NextHopRef returns the /kedge/aft/next-hops/next-hop entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Aft_NextHopsPath) NextHopRef(index uint64) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "next-hop", names: k_Kedge_Aft_NextHops_NextHop, n: 1, keys: [maxKeys]Key{{Uint: uint64(index), Kind: KeyUint}}}
+}
+
+// NextHopBelow returns the path of a /kedge/aft/next-hops/next-hop entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Aft_NextHopsPath) NextHopBelow() Kedge_Aft_NextHops_NextHopPath {
+	return Kedge_Aft_NextHops_NextHopPath{}
 }
 
 // NextHopAny returns the path of every /kedge/aft/next-hops/next-hop entry (wildcard keys), for Get and Subscribe.
@@ -3414,6 +3599,19 @@ func (Kedge_Aft_SessionsPath) SchemaPath() string { return "/kedge/aft/sessions"
 // Session returns the path of the /kedge/aft/sessions/session entry with the given keys.
 func (p Kedge_Aft_SessionsPath) Session(id string) Kedge_Aft_Sessions_SessionPath {
 	return Kedge_Aft_Sessions_SessionPath{p.keyed(&gpb.PathElem{Name: "session", Key: map[string]string{"id": id}})}
+}
+
+// SessionRef returns the /kedge/aft/sessions/session entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Aft_SessionsPath) SessionRef(id string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "session", names: k_Kedge_Aft_Sessions_Session, n: 1, keys: [maxKeys]Key{{Text: id}}}
+}
+
+// SessionBelow returns the path of a /kedge/aft/sessions/session entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Aft_SessionsPath) SessionBelow() Kedge_Aft_Sessions_SessionPath {
+	return Kedge_Aft_Sessions_SessionPath{}
 }
 
 // SessionAny returns the path of every /kedge/aft/sessions/session entry (wildcard keys), for Get and Subscribe.
@@ -3812,6 +4010,17 @@ func (Kedge_Mesh_PeersPath) SchemaPath() string { return "/kedge/mesh/peers" }
 func (p Kedge_Mesh_PeersPath) Peer(name string) Kedge_Mesh_Peers_PeerPath {
 	return Kedge_Mesh_Peers_PeerPath{p.keyed(&gpb.PathElem{Name: "peer", Key: map[string]string{"name": name}})}
 }
+
+// PeerRef returns the /kedge/mesh/peers/peer entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Mesh_PeersPath) PeerRef(name string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "peer", names: k_Kedge_Mesh_Peers_Peer, n: 1, keys: [maxKeys]Key{{Text: name}}}
+}
+
+// PeerBelow returns the path of a /kedge/mesh/peers/peer entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Mesh_PeersPath) PeerBelow() Kedge_Mesh_Peers_PeerPath { return Kedge_Mesh_Peers_PeerPath{} }
 
 // PeerAny returns the path of every /kedge/mesh/peers/peer entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Mesh_PeersPath) PeerAny() Kedge_Mesh_Peers_PeerPath {
@@ -4905,6 +5114,17 @@ func (p Kedge_PodsPath) Pod(containerId string, ifname string) Kedge_Pods_PodPat
 	return Kedge_Pods_PodPath{p.keyed(&gpb.PathElem{Name: "pod", Key: map[string]string{"container-id": containerId, "ifname": ifname}})}
 }
 
+// PodRef returns the /kedge/pods/pod entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_PodsPath) PodRef(containerId string, ifname string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "pod", names: k_Kedge_Pods_Pod, n: 2, keys: [maxKeys]Key{{Text: containerId}, {Text: ifname}}}
+}
+
+// PodBelow returns the path of a /kedge/pods/pod entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_PodsPath) PodBelow() Kedge_Pods_PodPath { return Kedge_Pods_PodPath{} }
+
 // PodAny returns the path of every /kedge/pods/pod entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_PodsPath) PodAny() Kedge_Pods_PodPath {
 	return Kedge_Pods_PodPath{p.keyed(&gpb.PathElem{Name: "pod", Key: map[string]string{"container-id": "*", "ifname": "*"}})}
@@ -5656,6 +5876,19 @@ func (p Kedge_Posture_HistoryPath) Transition(sequence uint64) Kedge_Posture_His
 	return Kedge_Posture_History_TransitionPath{p.keyed(&gpb.PathElem{Name: "transition", Key: map[string]string{"sequence": strconv.FormatUint(uint64(sequence), 10)}})}
 }
 
+// TransitionRef returns the /kedge/posture/history/transition entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Posture_HistoryPath) TransitionRef(sequence uint64) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "transition", names: k_Kedge_Posture_History_Transition, n: 1, keys: [maxKeys]Key{{Uint: uint64(sequence), Kind: KeyUint}}}
+}
+
+// TransitionBelow returns the path of a /kedge/posture/history/transition entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Posture_HistoryPath) TransitionBelow() Kedge_Posture_History_TransitionPath {
+	return Kedge_Posture_History_TransitionPath{}
+}
+
 // TransitionAny returns the path of every /kedge/posture/history/transition entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Posture_HistoryPath) TransitionAny() Kedge_Posture_History_TransitionPath {
 	return Kedge_Posture_History_TransitionPath{p.keyed(&gpb.PathElem{Name: "transition", Key: map[string]string{"sequence": "*"}})}
@@ -6004,6 +6237,19 @@ func (p Kedge_Posture_State_LastTransition_StepsPath) Step(index uint8) Kedge_Po
 	return Kedge_Posture_State_LastTransition_Steps_StepPath{p.keyed(&gpb.PathElem{Name: "step", Key: map[string]string{"index": strconv.FormatUint(uint64(index), 10)}})}
 }
 
+// StepRef returns the /kedge/posture/state/last-transition/steps/step entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Posture_State_LastTransition_StepsPath) StepRef(index uint8) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "step", names: k_Kedge_Posture_State_LastTransition_Steps_Step, n: 1, keys: [maxKeys]Key{{Uint: uint64(index), Kind: KeyUint}}}
+}
+
+// StepBelow returns the path of a /kedge/posture/state/last-transition/steps/step entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Posture_State_LastTransition_StepsPath) StepBelow() Kedge_Posture_State_LastTransition_Steps_StepPath {
+	return Kedge_Posture_State_LastTransition_Steps_StepPath{}
+}
+
 // StepAny returns the path of every /kedge/posture/state/last-transition/steps/step entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Posture_State_LastTransition_StepsPath) StepAny() Kedge_Posture_State_LastTransition_Steps_StepPath {
 	return Kedge_Posture_State_LastTransition_Steps_StepPath{p.keyed(&gpb.PathElem{Name: "step", Key: map[string]string{"index": "*"}})}
@@ -6258,6 +6504,17 @@ func (p Kedge_RoutesPath) Route(prefix string, table uint32) Kedge_Routes_RouteP
 	return Kedge_Routes_RoutePath{p.keyed(&gpb.PathElem{Name: "route", Key: map[string]string{"prefix": prefix, "table": strconv.FormatUint(uint64(table), 10)}})}
 }
 
+// RouteRef returns the /kedge/routes/route entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_RoutesPath) RouteRef(prefix string, table uint32) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "route", names: k_Kedge_Routes_Route, n: 2, keys: [maxKeys]Key{{Text: prefix}, {Uint: uint64(table), Kind: KeyUint}}}
+}
+
+// RouteBelow returns the path of a /kedge/routes/route entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_RoutesPath) RouteBelow() Kedge_Routes_RoutePath { return Kedge_Routes_RoutePath{} }
+
 // RouteAny returns the path of every /kedge/routes/route entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_RoutesPath) RouteAny() Kedge_Routes_RoutePath {
 	return Kedge_Routes_RoutePath{p.keyed(&gpb.PathElem{Name: "route", Key: map[string]string{"prefix": "*", "table": "*"}})}
@@ -6273,6 +6530,19 @@ func (Kedge_Routes_EndpointsPath) SchemaPath() string { return "/kedge/routes/en
 // Endpoint returns the path of the /kedge/routes/endpoints/endpoint entry with the given keys.
 func (p Kedge_Routes_EndpointsPath) Endpoint(name string) Kedge_Routes_Endpoints_EndpointPath {
 	return Kedge_Routes_Endpoints_EndpointPath{p.keyed(&gpb.PathElem{Name: "endpoint", Key: map[string]string{"name": name}})}
+}
+
+// EndpointRef returns the /kedge/routes/endpoints/endpoint entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Routes_EndpointsPath) EndpointRef(name string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "endpoint", names: k_Kedge_Routes_Endpoints_Endpoint, n: 1, keys: [maxKeys]Key{{Text: name}}}
+}
+
+// EndpointBelow returns the path of a /kedge/routes/endpoints/endpoint entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Routes_EndpointsPath) EndpointBelow() Kedge_Routes_Endpoints_EndpointPath {
+	return Kedge_Routes_Endpoints_EndpointPath{}
 }
 
 // EndpointAny returns the path of every /kedge/routes/endpoints/endpoint entry (wildcard keys), for Get and Subscribe.
@@ -6920,6 +7190,19 @@ func (p Kedge_SessionsPath) Session(id string) Kedge_Sessions_SessionPath {
 	return Kedge_Sessions_SessionPath{p.keyed(&gpb.PathElem{Name: "session", Key: map[string]string{"id": id}})}
 }
 
+// SessionRef returns the /kedge/sessions/session entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_SessionsPath) SessionRef(id string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "session", names: k_Kedge_Sessions_Session, n: 1, keys: [maxKeys]Key{{Text: id}}}
+}
+
+// SessionBelow returns the path of a /kedge/sessions/session entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_SessionsPath) SessionBelow() Kedge_Sessions_SessionPath {
+	return Kedge_Sessions_SessionPath{}
+}
+
 // SessionAny returns the path of every /kedge/sessions/session entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_SessionsPath) SessionAny() Kedge_Sessions_SessionPath {
 	return Kedge_Sessions_SessionPath{p.keyed(&gpb.PathElem{Name: "session", Key: map[string]string{"id": "*"}})}
@@ -7434,6 +7717,19 @@ func (p Kedge_System_BackendsPath) Backend(name string) Kedge_System_Backends_Ba
 	return Kedge_System_Backends_BackendPath{p.keyed(&gpb.PathElem{Name: "backend", Key: map[string]string{"name": name}})}
 }
 
+// BackendRef returns the /kedge/system/backends/backend entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_System_BackendsPath) BackendRef(name string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "backend", names: k_Kedge_System_Backends_Backend, n: 1, keys: [maxKeys]Key{{Text: name}}}
+}
+
+// BackendBelow returns the path of a /kedge/system/backends/backend entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_System_BackendsPath) BackendBelow() Kedge_System_Backends_BackendPath {
+	return Kedge_System_Backends_BackendPath{}
+}
+
 // BackendAny returns the path of every /kedge/system/backends/backend entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_System_BackendsPath) BackendAny() Kedge_System_Backends_BackendPath {
 	return Kedge_System_Backends_BackendPath{p.keyed(&gpb.PathElem{Name: "backend", Key: map[string]string{"name": "*"}})}
@@ -7755,6 +8051,19 @@ func (Kedge_Underlay_DevicesPath) SchemaPath() string { return "/kedge/underlay/
 // Device returns the path of the /kedge/underlay/devices/device entry with the given keys.
 func (p Kedge_Underlay_DevicesPath) Device(name string) Kedge_Underlay_Devices_DevicePath {
 	return Kedge_Underlay_Devices_DevicePath{p.keyed(&gpb.PathElem{Name: "device", Key: map[string]string{"name": name}})}
+}
+
+// DeviceRef returns the /kedge/underlay/devices/device entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Underlay_DevicesPath) DeviceRef(name string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "device", names: k_Kedge_Underlay_Devices_Device, n: 1, keys: [maxKeys]Key{{Text: name}}}
+}
+
+// DeviceBelow returns the path of a /kedge/underlay/devices/device entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Underlay_DevicesPath) DeviceBelow() Kedge_Underlay_Devices_DevicePath {
+	return Kedge_Underlay_Devices_DevicePath{}
 }
 
 // DeviceAny returns the path of every /kedge/underlay/devices/device entry (wildcard keys), for Get and Subscribe.
@@ -8537,6 +8846,19 @@ func (p Kedge_Underlay_MutationsPath) Mutation(id string) Kedge_Underlay_Mutatio
 	return Kedge_Underlay_Mutations_MutationPath{p.keyed(&gpb.PathElem{Name: "mutation", Key: map[string]string{"id": id}})}
 }
 
+// MutationRef returns the /kedge/underlay/mutations/mutation entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Underlay_MutationsPath) MutationRef(id string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "mutation", names: k_Kedge_Underlay_Mutations_Mutation, n: 1, keys: [maxKeys]Key{{Text: id}}}
+}
+
+// MutationBelow returns the path of a /kedge/underlay/mutations/mutation entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Underlay_MutationsPath) MutationBelow() Kedge_Underlay_Mutations_MutationPath {
+	return Kedge_Underlay_Mutations_MutationPath{}
+}
+
 // MutationAny returns the path of every /kedge/underlay/mutations/mutation entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Underlay_MutationsPath) MutationAny() Kedge_Underlay_Mutations_MutationPath {
 	return Kedge_Underlay_Mutations_MutationPath{p.keyed(&gpb.PathElem{Name: "mutation", Key: map[string]string{"id": "*"}})}
@@ -8794,6 +9116,19 @@ func (Kedge_Underlay_Mutations_Mutation_ResultsPath) SchemaPath() string {
 // Result returns the path of the /kedge/underlay/mutations/mutation/results/result entry with the given keys.
 func (p Kedge_Underlay_Mutations_Mutation_ResultsPath) Result(device string) Kedge_Underlay_Mutations_Mutation_Results_ResultPath {
 	return Kedge_Underlay_Mutations_Mutation_Results_ResultPath{p.keyed(&gpb.PathElem{Name: "result", Key: map[string]string{"device": device}})}
+}
+
+// ResultRef returns the /kedge/underlay/mutations/mutation/results/result entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Underlay_Mutations_Mutation_ResultsPath) ResultRef(device string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "result", names: k_Kedge_Underlay_Mutations_Mutation_Results_Result, n: 1, keys: [maxKeys]Key{{Text: device}}}
+}
+
+// ResultBelow returns the path of a /kedge/underlay/mutations/mutation/results/result entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Underlay_Mutations_Mutation_ResultsPath) ResultBelow() Kedge_Underlay_Mutations_Mutation_Results_ResultPath {
+	return Kedge_Underlay_Mutations_Mutation_Results_ResultPath{}
 }
 
 // ResultAny returns the path of every /kedge/underlay/mutations/mutation/results/result entry (wildcard keys), for Get and Subscribe.
@@ -9412,6 +9747,19 @@ func (p Kedge_Underlay_VlansPath) Vlan(id uint16) Kedge_Underlay_Vlans_VlanPath 
 	return Kedge_Underlay_Vlans_VlanPath{p.keyed(&gpb.PathElem{Name: "vlan", Key: map[string]string{"id": strconv.FormatUint(uint64(id), 10)}})}
 }
 
+// VlanRef returns the /kedge/underlay/vlans/vlan entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Underlay_VlansPath) VlanRef(id uint16) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "vlan", names: k_Kedge_Underlay_Vlans_Vlan, n: 1, keys: [maxKeys]Key{{Uint: uint64(id), Kind: KeyUint}}}
+}
+
+// VlanBelow returns the path of a /kedge/underlay/vlans/vlan entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Underlay_VlansPath) VlanBelow() Kedge_Underlay_Vlans_VlanPath {
+	return Kedge_Underlay_Vlans_VlanPath{}
+}
+
 // VlanAny returns the path of every /kedge/underlay/vlans/vlan entry (wildcard keys), for Get and Subscribe.
 func (p Kedge_Underlay_VlansPath) VlanAny() Kedge_Underlay_Vlans_VlanPath {
 	return Kedge_Underlay_Vlans_VlanPath{p.keyed(&gpb.PathElem{Name: "vlan", Key: map[string]string{"id": "*"}})}
@@ -9615,6 +9963,19 @@ func (Kedge_Underlay_Vlans_Vlan_MembersPath) SchemaPath() string {
 // Member returns the path of the /kedge/underlay/vlans/vlan/members/member entry with the given keys.
 func (p Kedge_Underlay_Vlans_Vlan_MembersPath) Member(device string, port string) Kedge_Underlay_Vlans_Vlan_Members_MemberPath {
 	return Kedge_Underlay_Vlans_Vlan_Members_MemberPath{p.keyed(&gpb.PathElem{Name: "member", Key: map[string]string{"device": device, "port": port}})}
+}
+
+// MemberRef returns the /kedge/underlay/vlans/vlan/members/member entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Underlay_Vlans_Vlan_MembersPath) MemberRef(device string, port string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "member", names: k_Kedge_Underlay_Vlans_Vlan_Members_Member, n: 2, keys: [maxKeys]Key{{Text: device}, {Text: port}}}
+}
+
+// MemberBelow returns the path of a /kedge/underlay/vlans/vlan/members/member entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Underlay_Vlans_Vlan_MembersPath) MemberBelow() Kedge_Underlay_Vlans_Vlan_Members_MemberPath {
+	return Kedge_Underlay_Vlans_Vlan_Members_MemberPath{}
 }
 
 // MemberAny returns the path of every /kedge/underlay/vlans/vlan/members/member entry (wildcard keys), for Get and Subscribe.
@@ -10038,6 +10399,19 @@ func (Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) SchemaPath() string {
 // Subinterface returns the path of the /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry with the given keys.
 func (p Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) Subinterface(device string, port string) Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath {
 	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{p.keyed(&gpb.PathElem{Name: "subinterface", Key: map[string]string{"device": device, "port": port}})}
+}
+
+// SubinterfaceRef returns the /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry with the given keys as an EntryRef, for
+// writers naming it by its typed keys (gnmi/store's Keyed).
+func (p Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) SubinterfaceRef(device string, port string) EntryRef {
+	return EntryRef{parent: p.Elems(), list: "subinterface", names: k_Kedge_Underlay_Vlans_Vlan_Subinterfaces_Subinterface, n: 2, keys: [maxKeys]Key{{Text: device}, {Text: port}}}
+}
+
+// SubinterfaceBelow returns the path of a /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry relative to the entry: the
+// paths below it have no keyed part (Parts) and their elements run from
+// the entry down, as the leaf writes of an EntryRef name them.
+func (Kedge_Underlay_Vlans_Vlan_SubinterfacesPath) SubinterfaceBelow() Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath {
+	return Kedge_Underlay_Vlans_Vlan_Subinterfaces_SubinterfacePath{}
 }
 
 // SubinterfaceAny returns the path of every /kedge/underlay/vlans/vlan/subinterfaces/subinterface entry (wildcard keys), for Get and Subscribe.

@@ -12,15 +12,16 @@ import (
 // BenchmarkAFTEntries writes 100,000 /kedge/aft IPv4 entries as the gRIBI
 // writer does (three config leaves each, in commits of 1,000), then
 // their status as the route applier does (a state commit of 1,000 at a
-// time), leaf by leaf and as one Entry per entry, side by side: the CPU
-// and the bytes allocated per entry, collector included.
+// time), leaf by leaf, as one Entry per entry and as one Keyed per entry
+// (named by its typed key), side by side: the CPU and the bytes allocated
+// per entry, collector included.
 func BenchmarkAFTEntries(b *testing.B) {
-	for _, how := range []string{"leaves", "entry"} {
-		b.Run(how, func(b *testing.B) { benchAFTEntries(b, how == "entry") })
+	for _, how := range []string{"leaves", "entry", "keyed"} {
+		b.Run(how, func(b *testing.B) { benchAFTEntries(b, how) })
 	}
 }
 
-func benchAFTEntries(b *testing.B, asEntry bool) {
+func benchAFTEntries(b *testing.B, how string) {
 	const total, per = 100_000, 1_000
 	ctx := context.Background()
 	aft := kedgepath.Root().Kedge().Aft()
@@ -44,9 +45,14 @@ func benchAFTEntries(b *testing.B, asEntry bool) {
 		for i := 0; i < total; i += per {
 			ops := make([]Op, 0, 3*per)
 			for _, p := range prefixes[i : i+per] {
+				if how == "keyed" {
+					c := aft.Ipv4Entries().Ipv4EntryBelow().Config()
+					ops = append(ops, Keyed(aft.Ipv4Entries().Ipv4EntryRef(p), Set(c.Prefix(), p), Set(c.NextHopGroup(), 1), Set(c.Session(), "s1")))
+					continue
+				}
 				e := aft.Ipv4Entries().Ipv4Entry(p)
 				c := e.Config()
-				if asEntry {
+				if how == "entry" {
 					ops = append(ops, Entry(e, Set(c.Prefix(), p), Set(c.NextHopGroup(), 1), Set(c.Session(), "s1")))
 				} else {
 					ops = append(ops, Update(c.Prefix(), p), Update(c.NextHopGroup(), 1), Update(c.Session(), "s1"))
@@ -61,9 +67,14 @@ func benchAFTEntries(b *testing.B, asEntry bool) {
 		for i := 0; i < total; i += per {
 			ops := make([]Op, 0, per)
 			for _, p := range prefixes[i : i+per] {
+				if how == "keyed" {
+					st := aft.Ipv4Entries().Ipv4EntryBelow().State().Status()
+					ops = append(ops, Keyed(aft.Ipv4Entries().Ipv4EntryRef(p), Set(st, kedgepath.AftStatusInstalled)))
+					continue
+				}
 				e := aft.Ipv4Entries().Ipv4Entry(p)
 				st := Update(e.State().Status(), kedgepath.AftStatusInstalled)
-				if asEntry {
+				if how == "entry" {
 					st = Entry(e, Set(e.State().Status(), kedgepath.AftStatusInstalled))
 				}
 				ops = append(ops, st)

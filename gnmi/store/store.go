@@ -44,6 +44,9 @@ type Op struct {
 	Val  *gpb.TypedValue // nil for deletes
 	// Leaves are an OpEntry's leaf writes, below Path.
 	Leaves []tree.EntryWrite
+	// Key, when set, names an OpEntry's entry instead of Path: the tree
+	// finds it by its typed keys (see Keyed).
+	Key *tree.EntryKey
 }
 
 // Validator is a semantic rule run on every config commit that changes
@@ -402,7 +405,11 @@ func applyOps(tx *tree.Txn, ops []Op) error {
 		case OpUpdate:
 			err = tx.Update(op.Path, op.Val)
 		case OpEntry:
-			err = tx.WriteEntry(op.Path, op.Leaves)
+			if op.Key != nil {
+				err = tx.WriteKeyedEntry(op.Key, op.Leaves)
+			} else {
+				err = tx.WriteEntry(op.Path, op.Leaves)
+			}
 		default:
 			err = fmt.Errorf("apply operation: unknown kind %d", op.Kind)
 		}

@@ -67,9 +67,39 @@ func (w EntryWrite) below(at []*gpb.PathElem) []*gpb.PathElem {
 // not a leaf reached through containers below at (a list below the
 // instance, say) is applied as Update or Delete on its whole path.
 func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
+	return tx.writeEntry(&entryTarget{elems: at, s: entryNode(tx.t.schema.Root, at)}, writes)
+}
+
+// entryTarget is the instance WriteEntry or WriteKeyedEntry writes: its path,
+// or the key that names it, whose path is built only where it is needed
+// (a write through the general path, an error message).
+type entryTarget struct {
+	elems []*gpb.PathElem // nil until path builds it from key
+	key   *EntryKey
+	// s is the instance's schema node, nil for a path Lookup rejects.
+	s *Node
+	// The keyed form's parents (the containers above the list, schema
+	// nodes in path order: the first nparents), from keyedSchema, and
+	// checked keys (nil until checkKeys). An array, not a slice of one,
+	// so that the target stays on the writer's stack.
+	parents  [maxKeyedDepth]*Node
+	nparents int
+	keys     []Value
+}
+
+// path returns the instance's path elements (none for the root).
+func (a *entryTarget) path() []*gpb.PathElem {
+	if a.elems == nil && a.key != nil {
+		a.elems = a.key.Elems()
+	}
+	return a.elems
+}
+
+// writeEntry is WriteEntry and WriteKeyedEntry at target a.
+func (tx *Txn) writeEntry(a *entryTarget, writes []EntryWrite) error {
 	for _, w := range writes {
-		if w.Relative && len(w.Path) == 0 || !w.Relative && !below(at, w.Path) {
-			return newErr(ErrBadPath, renderElems(w.whole(at)), "not below "+renderElems(at))
+		if w.Relative && len(w.Path) == 0 || !w.Relative && !below(a.path(), w.Path) {
+			return newErr(ErrBadPath, renderElems(w.whole(a.path())), "not below "+renderElems(a.path()))
 		}
 	}
 	// read is the instance as the transaction sees it (nil while absent);
@@ -78,7 +108,14 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 	var f found
 	resolve := func() error {
 		read, open = nil, nil
-		f = tx.find(at, tx.stepBuf[:0])
+		if a.key != nil {
+			var err error
+			if f, err = tx.findKeyed(a, tx.stepBuf[:0]); err != nil {
+				return err
+			}
+		} else {
+			f = tx.find(a.elems, tx.stepBuf[:0])
+		}
 		if cap(f.steps) > cap(tx.stepBuf) {
 			tx.stepBuf = f.steps[:0] // kept for the next entry
 		}
@@ -86,12 +123,12 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 			read = f.in
 			return nil
 		}
-		tgt, exists, err := tx.t.Lookup(at)
+		tgt, exists, err := tx.t.Lookup(a.path())
 		if err != nil {
 			return err
 		}
 		if exists && tgt.Node != nil {
-			return newErr(ErrBadPath, renderElems(at), "not an instance")
+			return newErr(ErrBadPath, renderElems(a.path()), "not an instance")
 		}
 		if exists {
 			read = tgt.In
@@ -112,19 +149,24 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 			}
 		case f.ok:
 			// find has just seen the entry absent, and nothing has been
-			// written since: created without looking it up again.
-			e, err := tx.addEntry(tx.follow(f.steps), f.list, f.keys, f.key, at)
+			// written since: created without looking it up again. The
+			// path is built for the refusal only.
+			var elems []*gpb.PathElem
+			if a.key == nil || !tx.mayCreate(f.list) {
+				elems = a.path()
+			}
+			e, err := tx.addEntry(tx.follow(f.steps), f.list, f.keys, f.key, elems)
 			if err != nil {
 				return nil, err
 			}
 			open = e
 		default:
-			tgt, err := tx.locate(at)
+			tgt, err := tx.locate(a.path())
 			if err != nil {
 				return nil, err
 			}
 			if tgt.Node != nil {
-				return nil, newErr(ErrBadPath, renderElems(at), "not an instance")
+				return nil, newErr(ErrBadPath, renderElems(a.path()), "not an instance")
 			}
 			open = tgt.In
 		}
@@ -134,18 +176,24 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 	if err := resolve(); err != nil {
 		return err
 	}
-	s := entryNode(tx.t.schema.Root, at)
+	s := a.s
 	var chain [4]*Node
 	for _, w := range writes {
-		n, cs, ok := leafBelow(s, w.below(at), chain[:0])
+		var rel []*gpb.PathElem
+		if w.Relative {
+			rel = w.Path
+		} else {
+			rel = w.below(a.path())
+		}
+		n, cs, ok := leafBelow(s, rel, chain[:0])
 		if !ok {
 			// Not a plain leaf: the general path, then read the instance
 			// again, which that write may have copied.
 			var err error
 			if w.Delete {
-				err = tx.Delete(w.whole(at))
+				err = tx.Delete(w.whole(a.path()))
 			} else {
-				err = tx.Update(w.whole(at), w.Val)
+				err = tx.Update(w.whole(a.path()), w.Val)
 			}
 			if err != nil {
 				return err
@@ -180,11 +228,11 @@ func (tx *Txn) WriteEntry(at []*gpb.PathElem, writes []EntryWrite) error {
 			continue
 		}
 		if w.Val == nil || w.Val.GetValue() == nil {
-			return newErr(ErrBadValue, renderElems(w.whole(at)), "no value")
+			return newErr(ErrBadValue, renderElems(w.whole(a.path())), "no value")
 		}
 		v, err := decodeLeaf(n, w.Val)
 		if err != nil {
-			return newErr(ErrBadValue, renderElems(w.whole(at)), err.Error())
+			return newErr(ErrBadValue, renderElems(w.whole(a.path())), err.Error())
 		}
 		if li != nil && tx.owns(n) && li.val(n.slot).Equal(v) {
 			continue // unchanged: copy nothing

@@ -112,7 +112,10 @@ func TestWriteEntryIsItsLeafWrites(t *testing.T) {
 				t.Fatalf("leaf by leaf: err %v, want %v", errLeaf, c.want)
 			}
 			var errWhole error
-			for _, how := range []string{"whole", "relative"} {
+			for _, how := range []string{"whole", "relative", "keyed"} {
+				if how == "keyed" && len(p(t, c.at)[len(p(t, c.at))-1].GetKey()) == 0 {
+					continue // a container: no key to name it by
+				}
 				entry, errEntry := entryRun(t, c, how)
 				if !errors.Is(errEntry, c.want) || (c.want == nil) != (errEntry == nil) {
 					t.Fatalf("WriteEntry, %s paths: err %v, want %v", how, errEntry, c.want)
@@ -120,7 +123,8 @@ func TestWriteEntryIsItsLeafWrites(t *testing.T) {
 				if diff := cmp.Diff(perLeaf, entry); diff != "" {
 					t.Fatalf("WriteEntry's changes with %s paths differ from its leaf writes' (-leaf +entry):\n%s", how, diff)
 				}
-				// A relative path is reported as its whole path.
+				// A relative path, or a keyed entry, is reported as its
+				// whole path.
 				if how == "whole" {
 					errWhole = errEntry
 				} else if fmt.Sprint(errEntry) != fmt.Sprint(errWhole) {
@@ -132,7 +136,8 @@ func TestWriteEntryIsItsLeafWrites(t *testing.T) {
 }
 
 // entryRun writes c on a fresh seed, leaf by leaf (how "leaves") or with
-// WriteEntry, its leaves' paths "whole" or "relative" to c.at, and
+// WriteEntry, its leaves' paths "whole" or "relative" to c.at, or with
+// WriteKeyedEntry ("keyed", the entry named by its typed keys), and
 // returns the changes (in order) and the error; after an error the tree
 // must be as it was.
 func entryRun(t *testing.T, c entryCase, how string) ([]string, error) {
@@ -158,11 +163,15 @@ func entryRun(t *testing.T, c entryCase, how string) ([]string, error) {
 		ws := make([]EntryWrite, len(c.writes))
 		for i, w := range c.writes {
 			ws[i] = EntryWrite{Path: p(t, w.path), Val: w.val, Delete: w.kind == "delete"}
-			if how == "relative" {
+			if how != "whole" {
 				ws[i].Path, ws[i].Relative = ws[i].Path[len(at):], true
 			}
 		}
-		err = tx.WriteEntry(at, ws)
+		if how == "keyed" {
+			err = tx.WriteKeyedEntry(keyOf(t, tr.schema, at), ws)
+		} else {
+			err = tx.WriteEntry(at, ws)
+		}
 	} else {
 		for _, w := range c.writes {
 			if w.kind == "delete" {

@@ -105,14 +105,21 @@ func entryOps(lw *leafWrites, ops []store.Op, e *aft.Entry, existed bool) []stor
 	pfx := string(e.IP.Prefix.AppendTo(pb[:0]))
 	switch e.Kind {
 	case aft.KindIPv4:
-		p := aftPath.Ipv4Entries().Ipv4Entry(pfx)
-		return append(ops, ipEntryOp(lw, p.Elems(), p.Config(), e, existed))
+		r := aftPath.Ipv4Entries().Ipv4EntryRef(pfx)
+		return append(ops, ipEntryOp(lw, &r, ipv4Config, e, existed))
 	case aft.KindIPv6:
-		p := aftPath.Ipv6Entries().Ipv6Entry(pfx)
-		return append(ops, ipEntryOp(lw, p.Elems(), p.Config(), e, existed))
+		r := aftPath.Ipv6Entries().Ipv6EntryRef(pfx)
+		return append(ops, ipEntryOp(lw, &r, ipv6Config, e, existed))
 	}
 	return ops
 }
+
+// The config containers of IP entries relative to the entry, whose leaves
+// an IP entry's Keyed operation writes.
+var (
+	ipv4Config = aftPath.Ipv4Entries().Ipv4EntryBelow().Config()
+	ipv6Config = aftPath.Ipv6Entries().Ipv6EntryBelow().Config()
+)
 
 // ipConfig is the config container of an IPv4 or an IPv6 entry, whose
 // leaves have the same names and types.
@@ -122,38 +129,39 @@ type ipConfig[N, M, S store.SplitPath] interface {
 	Session() S
 }
 
-// ipEntryOp is the operation writing IP entry e at the entry whose path
-// elements are at (c its config container): what store.Entry(at, Set
+// ipEntryOp is the operation writing IP entry e at the entry r names (c
+// its config container, relative to the entry): what store.Keyed(r, Set
 // group, Set session, Set or Unset metadata) is, which
 // TestIPEntryOpCommitsAsLeaves holds it to. A bulk load writes 100,000
-// of them, so what each costs counts: the prefix leaf is not written (it
+// of them, so what each costs counts: the entry is named by its typed key,
+// not a path with a key map; the prefix leaf is not written (it
 // mirrors the list key, which the tree sets when it creates the entry and
 // which an existing entry holds already), the leaf writes come from lw's
 // chunks, and the group and session values are shared with the entries
 // written before it (nearly all of a load's are the same).
 // (c is a type parameter rather than an interface, so it is not boxed.)
 func ipEntryOp[C ipConfig[N, M, S], N store.SplitLeaf[uint64], M store.SplitLeaf[string], S store.SplitLeaf[string]](
-	lw *leafWrites, at []*gpb.PathElem, c C, e *aft.Entry, existed bool) store.Op {
+	lw *leafWrites, r *kedgepath.EntryRef, c C, e *aft.Entry, existed bool) store.Op {
 	n := 2
 	if len(e.IP.Metadata) > 0 || existed {
 		n = 3
 	}
 	ws := lw.Take(n)
 	nhg, sess := c.NextHopGroup(), c.Session()
-	ws[0].Path, ws[0].Relative = store.EntryLeafPath(at, nhg)
+	ws[0].Path, ws[0].Relative = store.KeyedLeafPath(nhg)
 	ws[0].Val = group(lw, nhg, e.IP.NHG)
-	ws[1].Path, ws[1].Relative = store.EntryLeafPath(at, sess)
+	ws[1].Path, ws[1].Relative = store.KeyedLeafPath(sess)
 	ws[1].Val = sessionVal(lw, sess, e.Meta.Session)
 	if n == 3 {
 		md := c.Metadata()
-		ws[2].Path, ws[2].Relative = store.EntryLeafPath(at, md)
+		ws[2].Path, ws[2].Relative = store.KeyedLeafPath(md)
 		if len(e.IP.Metadata) > 0 {
 			ws[2].Val = md.Val(base64.StdEncoding.EncodeToString(e.IP.Metadata))
 		} else {
 			ws[2].Delete = true
 		}
 	}
-	return store.Op{Kind: store.OpEntry, Path: at, Leaves: ws}
+	return store.Op{Kind: store.OpEntry, Key: store.EntryKeyOf(r), Leaves: ws}
 }
 
 // leafWrites hands out the leaf writes of one commit's IP entry

@@ -409,10 +409,13 @@ func (a *applier) commitState(ctx context.Context, ops []store.Op) error {
 	var live []store.Op
 	if rerr := a.st.Read(func(t *tree.Tree) error {
 		for _, op := range ops {
-			// The entry is an entry operation's path, else the path
-			// without its state/leaf tail.
+			// The entry is an entry operation's key or path, else the
+			// path without its state/leaf tail.
 			entry := op.Path
-			if op.Kind != store.OpEntry {
+			switch {
+			case op.Key != nil:
+				entry = op.Key.Elems()
+			case op.Kind != store.OpEntry:
 				entry = op.Path[:len(op.Path)-2]
 			}
 			if _, ok, _ := t.Lookup(entry); ok {

@@ -364,67 +364,71 @@ func podStateKey(k intent.PodKey) stateKey {
 
 func aftKey(k intent.AFTKey) stateKey { return stateKey{aft: k.Kind, a: k.Prefix, id: k.ID} }
 
-// The /kedge/aft lists whose entries' state the writer writes, built
-// once: each entry's path is its list's and one element more.
+// The /kedge/aft lists whose entries' state the writer writes, and their
+// entries' state containers relative to the entry, built once.
 var (
 	aftV4Entries = kedgepath.Root().Kedge().Aft().Ipv4Entries()
 	aftV6Entries = kedgepath.Root().Kedge().Aft().Ipv6Entries()
 	aftGroups    = kedgepath.Root().Kedge().Aft().NextHopGroups()
 	aftHops      = kedgepath.Root().Kedge().Aft().NextHops()
+
+	aftV4State    = aftV4Entries.Ipv4EntryBelow().State()
+	aftV6State    = aftV6Entries.Ipv6EntryBelow().State()
+	aftGroupState = aftGroups.NextHopGroupBelow().State()
+	aftHopState   = aftHops.NextHopBelow().State()
 )
 
 // aftOp adds the operation writing a /kedge/aft entry's status (the
 // routes' statuses share their names with aft-status) and reason: one
-// store.Entry operation, so the commit finds the entry once for both
-// leaves instead of once per leaf from the root. A bulk load writes
-// 100,000 entries' status, so what each costs counts: only the paths
-// written are built, and the status values are shared (see aftWrites).
+// store.Keyed operation, so the commit finds the entry once for both
+// leaves instead of once per leaf from the root, by its typed key rather
+// than a path with a key map. A bulk load writes 100,000 entries' status,
+// so what each costs counts: only the leaf paths written are used, and
+// the status values are shared (see aftWrites).
 func (w *stateWriter) aftOp(k stateKey, v stateVal, dropReason bool) {
+	var op store.Op
 	switch k.aft {
 	case intent.AFTIPv4:
-		e := aftV4Entries.Ipv4Entry(k.a)
-		st := e.State()
-		w.ops = append(w.ops, aftEntryOp(&w.aft, k.aft, e, st.Status(), st.Reason, v, dropReason))
+		r := aftV4Entries.Ipv4EntryRef(k.a)
+		op = aftEntryOp(&w.aft, k.aft, &r, aftV4State.Status(), aftV4State.Reason, v, dropReason)
 	case intent.AFTIPv6:
-		e := aftV6Entries.Ipv6Entry(k.a)
-		st := e.State()
-		w.ops = append(w.ops, aftEntryOp(&w.aft, k.aft, e, st.Status(), st.Reason, v, dropReason))
+		r := aftV6Entries.Ipv6EntryRef(k.a)
+		op = aftEntryOp(&w.aft, k.aft, &r, aftV6State.Status(), aftV6State.Reason, v, dropReason)
 	case intent.AFTNextHopGroup:
-		e := aftGroups.NextHopGroup(k.id)
-		st := e.State()
-		w.ops = append(w.ops, aftEntryOp(&w.aft, k.aft, e, st.Status(), st.Reason, v, dropReason))
+		r := aftGroups.NextHopGroupRef(k.id)
+		op = aftEntryOp(&w.aft, k.aft, &r, aftGroupState.Status(), aftGroupState.Reason, v, dropReason)
 	default:
-		e := aftHops.NextHop(k.id)
-		st := e.State()
-		w.ops = append(w.ops, aftEntryOp(&w.aft, k.aft, e, st.Status(), st.Reason, v, dropReason))
+		r := aftHops.NextHopRef(k.id)
+		op = aftEntryOp(&w.aft, k.aft, &r, aftHopState.Status(), aftHopState.Reason, v, dropReason)
 	}
+	w.ops = append(w.ops, op)
 }
 
-// aftEntryOp is the operation on entry e writing status to its status
-// leaf and its reason (reason builds the leaf's path: only when it is
-// written or deleted). It has the effect of store.Entry(e,
-// store.Update(status, v.status), reasonOp(reason(), v.reason)), which
-// TestAFTStateEntryOps holds it to, with its leaf writes taken from aw.
-func aftEntryOp[E store.Path, S store.SplitLeaf[kedgepath.AftStatus], R store.SplitLeaf[string]](aw *aftWrites, kind intent.AFTKind,
-	e E, status S, reason func() R, v stateVal, dropReason bool) store.Op {
+// aftEntryOp is the operation on the entry r names writing status to its
+// status leaf and its reason (status and reason relative to the entry;
+// reason builds the leaf's path: only when it is written or deleted). It
+// has the effect of store.Keyed(r, store.Set(status, v.status),
+// reasonOp(reason(), v.reason)), which TestAFTStateEntryOps holds it to
+// (as the per-leaf writes), with its leaf writes taken from aw.
+func aftEntryOp[S store.SplitLeaf[kedgepath.AftStatus], R store.SplitLeaf[string]](aw *aftWrites, kind intent.AFTKind,
+	r *kedgepath.EntryRef, status S, reason func() R, v stateVal, dropReason bool) store.Op {
 	n := 1
 	if v.reason != "" || dropReason {
 		n = 2
 	}
-	at := e.Elems()
 	ws := aw.Take(n)
 	ws[0] = tree.EntryWrite{Val: statusVal(aw, kind, kedgepath.AftStatus(v.status), status)}
-	ws[0].Path, ws[0].Relative = store.EntryLeafPath(at, status)
+	ws[0].Path, ws[0].Relative = store.KeyedLeafPath(status)
 	if n == 2 {
-		r := reason()
-		ws[1].Path, ws[1].Relative = store.EntryLeafPath(at, r)
+		rp := reason()
+		ws[1].Path, ws[1].Relative = store.KeyedLeafPath(rp)
 		if v.reason == "" {
 			ws[1].Delete = true
 		} else {
-			ws[1].Val = r.Val(v.reason)
+			ws[1].Val = rp.Val(v.reason)
 		}
 	}
-	return store.Op{Kind: store.OpEntry, Path: e.Elems(), Leaves: ws}
+	return store.Op{Kind: store.OpEntry, Key: store.EntryKeyOf(r), Leaves: ws}
 }
 
 // aftWrites hands out the leaf writes of one state commit's /kedge/aft

@@ -129,6 +129,87 @@ func (b base) keyed(e *gpb.PathElem) base {
 	return base{elems: append(b.whole(1), e)}
 }
 
+// EntryRef names one list entry by its list and its keys' typed values,
+// without the path element and key map its path holds: what a bulk
+// writer hands gnmi/store's Keyed, which finds or creates the entry by
+// those values rather than building and parsing a key map per entry. The
+// leaves it writes are named by paths relative to the entry, from the
+// list's Below accessor. Elems builds the path the entry's path type has.
+type EntryRef struct {
+	parent []*gpb.PathElem
+	list   string
+	names  []string
+	n      int
+	keys   [maxKeys]Key
+}
+
+// KeyKind says which field of a Key holds its value.
+type KeyKind uint8
+
+// The kinds of key values.
+const (
+	KeyText KeyKind = iota // strings and enumerations: Text
+	KeyUint                // unsigned integers: Uint
+	KeyInt                 // signed integers: Int
+	KeyBool                // booleans: Uint, 1 for true
+)
+
+// Key is one key value of an EntryRef, typed as its leaf is.
+type Key struct {
+	Text string
+	Uint uint64
+	Int  int64
+	Kind KeyKind
+}
+
+// String returns the key's text, as a path's key map holds it.
+func (k Key) String() string {
+	switch k.Kind {
+	case KeyUint:
+		return strconv.FormatUint(k.Uint, 10)
+	case KeyInt:
+		return strconv.FormatInt(k.Int, 10)
+	case KeyBool:
+		return strconv.FormatBool(k.Uint == 1)
+	}
+	return k.Text
+}
+
+func keyBool(b bool) Key {
+	if b {
+		return Key{Uint: 1, Kind: KeyBool}
+	}
+	return Key{Kind: KeyBool}
+}
+
+// Parent returns the path of the entry's list's parent; callers must not
+// modify it.
+func (r *EntryRef) Parent() []*gpb.PathElem { return r.parent }
+
+// List returns the list's name.
+func (r *EntryRef) List() string { return r.list }
+
+// KeyNames returns the keys' names in the list's key order, shared by
+// every reference to the list; callers must not modify it.
+func (r *EntryRef) KeyNames() []string { return r.names }
+
+// NumKeys returns how many keys the entry has.
+func (r *EntryRef) NumKeys() int { return r.n }
+
+// Key returns key i, in the list's key order.
+func (r *EntryRef) Key(i int) Key { return r.keys[i] }
+
+// Elems returns the entry's path elements, in a new slice with a new
+// keyed element.
+func (r *EntryRef) Elems() []*gpb.PathElem {
+	m := make(map[string]string, r.n)
+	for i := 0; i < r.n; i++ {
+		m[r.names[i]] = r.keys[i].String()
+	}
+	out := make([]*gpb.PathElem, 0, len(r.parent)+1)
+	return append(append(out, r.parent...), &gpb.PathElem{Name: r.list, Key: m})
+}
+
 // The values are each one allocation, the TypedValue and its oneof
 // wrapper together: a bulk load writes 400,000 of them, and each object
 // fewer is work the collector does not do.
@@ -207,6 +288,9 @@ func staticVar(n *node) string { return "p_" + n.typeName }
 // keyed list.
 func relVar(n *node) string { return "r_" + n.typeName }
 
+// keyNamesVar names the key names of list n.
+func keyNamesVar(n *node) string { return "k_" + n.typeName }
+
 // static reports whether n's path has no keyed list on it.
 func static(n *node) bool {
 	for p := n; p != nil; p = p.parent {
@@ -228,6 +312,21 @@ func (g *gen) elems(m *model) {
 		g.p("%s = &gpb.PathElem{Name: %q}\n", elemVar(n.name), n.name)
 	}
 	g.p(")\n\n")
+	most := 0
+	g.p("// The key names of each list, in key order (EntryRef.KeyNames).\nvar (\n")
+	for _, n := range m.nodes {
+		if n.kind != kList {
+			continue
+		}
+		var names []string
+		for _, k := range n.keys {
+			names = append(names, fmt.Sprintf("%q", k.name))
+		}
+		most = max(most, len(n.keys))
+		g.p("%s = []string{%s}\n", keyNamesVar(n), strings.Join(names, ", "))
+	}
+	g.p(")\n\n")
+	g.p("// maxKeys is the most keys a list has.\nconst maxKeys = %d\n\n", most)
 	g.p("// Element slices of the paths with no keyed list on them.\nvar (\n")
 	for _, n := range m.nodes {
 		if !static(n) {
@@ -282,6 +381,15 @@ func (g *gen) pathChild(parent string, n *node) {
 	g.p("// %s returns the path of the %s entry with the given keys.\n", n.method, n.path)
 	g.p("func (p %s) %s(%s) %s {\nreturn %s{p.keyed(&gpb.PathElem{Name: %q, Key: map[string]string{%s}})}\n}\n\n",
 		parent, n.method, strings.Join(params, ", "), typ, typ, n.name, strings.Join(keys, ", "))
+	var refKeys []string
+	for _, k := range n.keys {
+		refKeys = append(refKeys, refKey(k.leaf, paramName(k.name)))
+	}
+	g.p("// %sRef returns the %s entry with the given keys as an EntryRef, for\n// writers naming it by its typed keys (gnmi/store's Keyed).\n", n.method, n.path)
+	g.p("func (p %s) %sRef(%s) EntryRef {\nreturn EntryRef{parent: p.Elems(), list: %q, names: %s, n: %d, keys: [maxKeys]Key{%s}}\n}\n\n",
+		parent, n.method, strings.Join(params, ", "), n.name, keyNamesVar(n), len(n.keys), strings.Join(refKeys, ", "))
+	g.p("// %sBelow returns the path of a %s entry relative to the entry: the\n// paths below it have no keyed part (Parts) and their elements run from\n// the entry down, as the leaf writes of an EntryRef name them.\n", n.method, n.path)
+	g.p("func (%s) %sBelow() %s { return %s{} }\n\n", parent, n.method, typ, typ)
 	g.p("// %sAny returns the path of every %s entry (wildcard keys), for Get and Subscribe.\n", n.method, n.path)
 	g.p("func (p %s) %sAny() %s {\nreturn %s{p.keyed(&gpb.PathElem{Name: %q, Key: map[string]string{%s}})}\n}\n\n",
 		parent, n.method, typ, typ, n.name, strings.Join(anys, ", "))
@@ -300,6 +408,21 @@ func keyText(t *leafType, v string) string {
 		return fmt.Sprintf("string(%s)", v)
 	}
 	return v
+}
+
+// refKey is the Go expression of key value v of type t in an EntryRef.
+func refKey(t *leafType, v string) string {
+	switch t.base {
+	case bUint:
+		return fmt.Sprintf("{Uint: uint64(%s), Kind: KeyUint}", v)
+	case bInt:
+		return fmt.Sprintf("{Int: int64(%s), Kind: KeyInt}", v)
+	case bBool:
+		return fmt.Sprintf("keyBool(%s)", v)
+	case bEnum:
+		return fmt.Sprintf("{Text: string(%s)}", v)
+	}
+	return fmt.Sprintf("{Text: %s}", v)
 }
 
 // valExpr is the Go expression encoding one value v of type t.

@@ -203,3 +203,45 @@ func TestPathParts(t *testing.T) {
 		}
 	}
 }
+
+// TestEntryRef: an entry's EntryRef carries its list, key names and typed
+// keys, and its Elems are the entry path's (string, integer and enum-less
+// keys, a list below a keyed list); a Below path has no keyed part.
+func TestEntryRef(t *testing.T) {
+	root := kedgepath.Root().Kedge()
+	vlan := root.Underlay().Vlans().Vlan(100)
+	for _, c := range []struct {
+		ref  kedgepath.EntryRef
+		path interface{ Elems() []*gpb.PathElem }
+		keys []kedgepath.Key
+	}{
+		{root.Aft().Ipv4Entries().Ipv4EntryRef("10.0.0.0/8"), root.Aft().Ipv4Entries().Ipv4Entry("10.0.0.0/8"), []kedgepath.Key{{Text: "10.0.0.0/8"}}},
+		{root.Routes().RouteRef("10.1.0.0/16", 254), root.Routes().Route("10.1.0.0/16", 254),
+			[]kedgepath.Key{{Text: "10.1.0.0/16"}, {Uint: 254, Kind: kedgepath.KeyUint}}},
+		{vlan.Members().MemberRef("sw1", "eth1"), vlan.Members().Member("sw1", "eth1"),
+			[]kedgepath.Key{{Text: "sw1"}, {Text: "eth1"}}},
+	} {
+		want := c.path.Elems()
+		got := c.ref.Elems()
+		if len(got) != len(want) {
+			t.Fatalf("%v: %d elements, want %d", got, len(got), len(want))
+		}
+		for i := range want {
+			if !proto.Equal(got[i], want[i]) {
+				t.Errorf("element %d: %v, want %v", i, got[i], want[i])
+			}
+		}
+		if c.ref.List() != want[len(want)-1].GetName() || c.ref.NumKeys() != len(c.keys) || !proto.Equal(&gpb.Path{Elem: c.ref.Parent()}, &gpb.Path{Elem: want[:len(want)-1]}) {
+			t.Errorf("%v: list %s, %d keys, parent %v", want, c.ref.List(), c.ref.NumKeys(), c.ref.Parent())
+		}
+		for i, k := range c.keys {
+			if c.ref.Key(i) != k || c.ref.KeyNames()[i] == "" {
+				t.Errorf("%v: key %d %+v (%q), want %+v", want, i, c.ref.Key(i), c.ref.KeyNames()[i], k)
+			}
+		}
+	}
+	keyed, rel := root.Aft().Ipv4Entries().Ipv4EntryBelow().Config().NextHopGroup().Parts()
+	if len(keyed) != 0 || fmt.Sprint(rel) != fmt.Sprint(root.Aft().Ipv4Entries().Ipv4Entry("x").Config().NextHopGroup().Elems()[4:]) {
+		t.Errorf("Below: keyed part %v, relative %v", keyed, rel)
+	}
+}
