@@ -129,8 +129,9 @@ func TestBulkRecordBytes(t *testing.T) {
 }
 
 // TestAddAllIsAdd: encoding changes as whole groups (addAll, which
-// encodeRecord and encodeCommit use) gives the bytes of adding them one
-// by one (add, which the snapshot writer uses), for config and state
+// encodeRecord and encodeCommit use), and in 2 to 6 parts at once
+// (addAllSplit, a bulk commit's), gives the bytes of adding them one by
+// one (add, which the snapshot writer uses), for config and state
 // changes of many instances in any order: groups split and joined, state
 // changes inside a group, deletes.
 func TestAddAllIsAdd(t *testing.T) {
@@ -173,6 +174,13 @@ func TestAddAllIsAdd(t *testing.T) {
 		want := one.bytes()
 		if got := encodeRecord(7, 1, changes); !bytes.Equal(got, want) {
 			t.Fatalf("round %d: addAll wrote %d bytes, add one by one %d, not the same", round, len(got), len(want))
+		}
+		for parts := 2; parts <= 6; parts++ {
+			split := newEncoder(0, 7, 1, 0)
+			split.addAllSplit(changes, parts)
+			if got := split.bytes(); !bytes.Equal(got, want) {
+				t.Fatalf("round %d: %d parts wrote %d bytes, add one by one %d, not the same", round, parts, len(got), len(want))
+			}
 		}
 	}
 }

@@ -50,7 +50,7 @@ const commitHead = 1 + 8 + 4
 func encodeCommit(seq uint64, ts int64, changes []tree.Change, metaKey string, meta, ann []byte) []byte {
 	tail := 4 + len(ann) + 2 + len(metaKey) + 1 + 4 + len(meta)
 	e := newEncoder(commitHead, seq, ts, len(changes)*changeBytes+tail)
-	e.addAll(changes)
+	e.addAllSplit(changes, encodeParts(len(changes)))
 	b := e.bytes()
 	b[0] = walCommit
 	if ann != nil {
