@@ -393,7 +393,8 @@ func (p *jsonParser) array(depth int) (any, error) {
 		if s != nil {
 			if k := s.after(0, p.i); k < len(s.at) && s.at[k] == p.i {
 				a, err := p.join(s, k, p.elems)
-				p.elems, p.inSplit = nil, false
+				clear(p.elems)
+				p.elems, p.inSplit = p.elems[:0], false
 				return a, err
 			}
 		}

@@ -103,7 +103,13 @@ func (p *jsonParser) startSplit(depth, end0, start1, end1 int) *split {
 	}
 	s.parts = make([]*splitPart, len(s.at))
 	for k, at := range s.at {
-		sp := &splitPart{q: jsonParser{b: p.b, i: at, share: p.share}, next: -1, done: make(chan struct{})}
+		// Room for the part's elements if they are the size of the second.
+		end := len(p.b)
+		if k+1 < len(s.at) {
+			end = s.at[k+1]
+		}
+		room := (end - at) / max(1, end1-start1) * 9 / 8
+		sp := &splitPart{q: jsonParser{b: p.b, i: at, share: p.share}, vals: make([]any, 0, room), next: -1, done: make(chan struct{})}
 		if p.share {
 			// Names are a parser's own: the merge makes a plan again
 			// where a part begins, once.
@@ -169,19 +175,29 @@ func (s *split) after(k, i int) int {
 // part to the next it reached, to the array's end or an error.
 func (p *jsonParser) join(s *split, k int, elems []any) ([]any, error) {
 	defer s.end()
+	var chain []*splitPart
+	n := len(elems)
 	for {
 		sp := s.parts[k]
 		<-sp.done
-		elems = append(elems, sp.vals...)
+		chain = append(chain, sp)
+		n += len(sp.vals)
 		if sp.err != nil {
 			return nil, sp.err
 		}
 		if sp.next < 0 {
 			p.i = sp.end
-			return elems, nil
+			break
 		}
 		k = sp.next
 	}
+	// One copy into an array of the right size.
+	a := make([]any, 0, n)
+	a = append(a, elems...)
+	for _, sp := range chain {
+		a = append(a, sp.vals...)
+	}
+	return a, nil
 }
 
 // end stops the parts still decoding and waits for them: none reads the
