@@ -34,9 +34,12 @@ func parseJSON(b []byte) (any, error) {
 func (p *jsonParser) parse(b []byte) (any, error) {
 	p.b, p.i = b, 0
 	defer func() {
+		// The stacks are cleared once, whole, here rather than object by
+		// object (a write barrier a member while the collector marks):
+		// what they held past their length is garbage only from now on.
 		p.b = nil
-		clear(p.stack)
-		clear(p.elems)
+		clear(p.stack[:cap(p.stack)])
+		clear(p.elems[:cap(p.elems)])
 		p.stack, p.elems = p.stack[:0], p.elems[:0]
 	}()
 	p.space()
@@ -364,7 +367,6 @@ func (p *jsonParser) object(depth int) (any, error) {
 		if p.b[p.i] == '}' {
 			p.i++
 			o := p.newObject(p.stack[base:])
-			clear(p.stack[base:])
 			p.stack = p.stack[:base]
 			return o, nil
 		}
@@ -393,7 +395,6 @@ func (p *jsonParser) array(depth int) (any, error) {
 		if s != nil {
 			if k := s.after(0, p.i); k < len(s.at) && s.at[k] == p.i {
 				a, err := p.join(s, k, p.elems)
-				clear(p.elems)
 				p.elems, p.inSplit = p.elems[:0], false
 				return a, err
 			}
@@ -431,7 +432,6 @@ func (p *jsonParser) array(depth int) (any, error) {
 			}
 			a := make([]any, len(p.elems)-base)
 			copy(a, p.elems[base:])
-			clear(p.elems[base:])
 			p.elems = p.elems[:base]
 			return a, nil
 		}
