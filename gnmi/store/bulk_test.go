@@ -132,7 +132,8 @@ func TestBulkRecordBytes(t *testing.T) {
 
 // TestAddAllIsAdd: encoding changes as whole groups (addAll, which
 // encodeRecord and encodeCommit use), and in 2 to 6 parts at once
-// (addAllSplit, a bulk commit's), gives the bytes of adding them one by
+// (addAllSplit, a bulk commit's: in the buffer's room, moved together
+// after, or in buffers of their own), gives the bytes of adding them one by
 // one (add, which the snapshot writer uses), for config and state
 // changes of many instances in any order: groups split and joined, state
 // changes inside a group, deletes.
@@ -178,10 +179,15 @@ func TestAddAllIsAdd(t *testing.T) {
 			t.Fatalf("round %d: addAll wrote %d bytes, add one by one %d, not the same", round, len(got), len(want))
 		}
 		for parts := 2; parts <= 6; parts++ {
-			split := newEncoder(0, 7, 1, 0)
-			split.addAllSplit(changes, parts)
-			if got := split.bytes(); !bytes.Equal(got, want) {
-				t.Fatalf("round %d: %d parts wrote %d bytes, add one by one %d, not the same", round, parts, len(got), len(want))
+			// Parts in their own buffers, in regions some outgrow, and in
+			// regions of the room encodeCommit makes.
+			for _, room := range []int{0, 4, changeBytes} {
+				split := newEncoder(0, 7, 1, room*len(changes))
+				split.addAllSplit(changes, parts)
+				if got := split.bytes(); !bytes.Equal(got, want) {
+					t.Fatalf("round %d: %d parts, %d bytes a change, wrote %d bytes, add one by one %d, not the same",
+						round, parts, room, len(got), len(want))
+				}
 			}
 		}
 	}

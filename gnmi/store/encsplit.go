@@ -3,6 +3,7 @@ package store
 import (
 	"runtime"
 	"sync"
+	"unsafe"
 
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
@@ -30,13 +31,23 @@ func encodeParts(n int) int {
 
 // addAllSplit encodes changes as addAll does, in parts (at most; fewer
 // when groups are few) on as many goroutines, this one encoding the
-// first.
+// first, on an encoder that add has left nothing pending in.
+//
+// Each part writes into its own region of the buffer's spare room, as
+// much as changeBytes a change, and the parts are moved together after:
+// a bulk record is not allocated twice. A part that outgrows its region
+// writes into a buffer of its own, and then the parts are joined into a
+// new one.
 func (e *encoder) addAllSplit(changes []tree.Change, parts int) {
 	starts := groupStarts(changes, parts)
 	if len(starts) == 0 {
 		e.addAll(changes)
 		return
 	}
+	full := e.buf[:cap(e.buf)]
+	base := len(e.buf)
+	// region returns where the room for change i starts.
+	region := func(i int) int { return min(base+i*changeBytes, len(full)) }
 	rest := make([]*encoder, len(starts))
 	var wg sync.WaitGroup
 	for k, at := range starts {
@@ -44,7 +55,7 @@ func (e *encoder) addAllSplit(changes []tree.Change, parts int) {
 		if k+1 < len(starts) {
 			end = starts[k+1]
 		}
-		p := &encoder{buf: make([]byte, 0, (end-at)*changeBytes)}
+		p := &encoder{buf: full[region(at):region(at):region(end)]}
 		// The previous group's instance is the last config change's
 		// before the part.
 		for i := at - 1; i >= 0; i-- {
@@ -60,12 +71,38 @@ func (e *encoder) addAllSplit(changes []tree.Change, parts int) {
 			p.addAll(changes[at:end])
 		}()
 	}
+	e.buf = full[:base:region(starts[0])]
 	e.addAll(changes[:starts[0]])
 	wg.Wait()
-	for _, p := range rest {
-		e.buf = append(e.buf, p.buf...)
+	inPlace := inside(e.buf, full, 0)
+	n := len(e.buf)
+	for k, p := range rest {
+		inPlace = inPlace && inside(p.buf, full, region(starts[k]))
+		n += len(p.buf)
+	}
+	if inPlace {
+		// Each part moves down to where the one before it ends, never
+		// past where the next begins.
+		e.buf = full[:len(e.buf)]
+		for _, p := range rest {
+			e.buf = append(e.buf, p.buf...)
+		}
+	} else {
+		// With the room the caller left past the changes' estimate.
+		spare := max(0, len(full)-base-len(changes)*changeBytes)
+		out := append(make([]byte, 0, n+spare), e.buf...)
+		for _, p := range rest {
+			out = append(out, p.buf...)
+		}
+		e.buf = out
 	}
 	e.prev = append(e.prev[:0], rest[len(rest)-1].prev...)
+}
+
+// inside reports whether b is still the region of full that starts at
+// off (a part that outgrew it has another array).
+func inside(b, full []byte, off int) bool {
+	return cap(b) == 0 || unsafe.SliceData(b) == unsafe.SliceData(full[off:])
 }
 
 // groupStarts returns where parts 2 to n of changes start: the first
