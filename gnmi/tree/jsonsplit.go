@@ -37,6 +37,11 @@ const splitWindow = 64 << 10
 // maxSplitParts bounds the parts whatever the cores.
 const maxSplitParts = 8
 
+// maxSplitRoom bounds the elements a part makes room for at its start
+// (a 100,000-route Set's half is 50,000); past it the part grows by
+// doubling.
+const maxSplitRoom = 1 << 18
+
 // splitPart is one part of a split array: its decoder, and what it
 // found: its elements, then the guess it reached (next, an index into
 // split.at), or the array's end (end, past the ']'), or an error.
@@ -103,12 +108,15 @@ func (p *jsonParser) startSplit(depth, end0, start1, end1 int) *split {
 	}
 	s.parts = make([]*splitPart, len(s.at))
 	for k, at := range s.at {
-		// Room for the part's elements if they are the size of the second.
+		// Room for the part's elements if they are the size of the second,
+		// but never more than its bytes could hold (two an element, with
+		// the comma) nor than maxSplitRoom: a tiny second element must not
+		// make a big array.
 		end := len(p.b)
 		if k+1 < len(s.at) {
 			end = s.at[k+1]
 		}
-		room := (end - at) / max(1, end1-start1) * 9 / 8
+		room := min((end-at)/max(1, end1-start1)*9/8, (end-at)/2+1, maxSplitRoom)
 		sp := &splitPart{q: jsonParser{b: p.b, i: at, share: p.share}, vals: make([]any, 0, room), next: -1, done: make(chan struct{})}
 		if p.share {
 			// Names are a parser's own: the merge makes a plan again
