@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/guildhouse-co/kedge/gnmi/store/internal/wal"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
@@ -129,8 +131,10 @@ func TestBulkRecordBytes(t *testing.T) {
 }
 
 // TestAddAllIsAdd: encoding changes as whole groups (addAll, which
-// encodeRecord and encodeCommit use) gives the bytes of adding them one
-// by one (add, which the snapshot writer uses), for config and state
+// encodeRecord and encodeCommit use), and in 2 to 6 parts at once
+// (addAllSplit, a bulk commit's: in the buffer's room, moved together
+// after, or in buffers of their own), gives the bytes of adding them one by
+// one (add, which the snapshot writer uses), for config and state
 // changes of many instances in any order: groups split and joined, state
 // changes inside a group, deletes.
 func TestAddAllIsAdd(t *testing.T) {
@@ -174,5 +178,88 @@ func TestAddAllIsAdd(t *testing.T) {
 		if got := encodeRecord(7, 1, changes); !bytes.Equal(got, want) {
 			t.Fatalf("round %d: addAll wrote %d bytes, add one by one %d, not the same", round, len(got), len(want))
 		}
+		for parts := 2; parts <= 6; parts++ {
+			// Parts in their own buffers, in regions some outgrow, and in
+			// regions of the room encodeCommit makes.
+			for _, room := range []int{0, 4, changeBytes} {
+				split := newEncoder(0, 7, 1, room*len(changes))
+				split.addAllSplit(changes, parts)
+				if got := split.bytes(); !bytes.Equal(got, want) {
+					t.Fatalf("round %d: %d parts, %d bytes a change, wrote %d bytes, add one by one %d, not the same",
+						round, parts, room, len(got), len(want))
+				}
+			}
+		}
+	}
+}
+
+// TestBulkRecordEncodedAhead: a commit big enough for its changes to be
+// encoded while the validators, the check and the annotation run logs
+// the record encodeCommit makes of it, annotation and meta change
+// included, byte for byte; refused by a validator or by the check, it changes nothing and
+// logs nothing, and the store commits on.
+func TestBulkRecordEncodedAhead(t *testing.T) {
+	const n = splitEncodeMin/5 + 1000 // five changes a route
+	dir := t.TempDir()
+	s, err := Open(dir, kedgeSchema(t), Options{Annotate: annotate, KeepLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	refuse := "validator"
+	s.AddValidator("/kedge/routes", func(_ *tree.Tree, ch []tree.Change) error {
+		if refuse == "validator" {
+			return errors.New("refused by the validator")
+		}
+		return nil
+	})
+	opts := CommitOptions{
+		Check: func(p Proposed) error {
+			if refuse == "check" {
+				return errors.New("refused by the check")
+			}
+			return nil
+		},
+		UndoKey: "undo",
+		Undo:    func([]Op) ([]byte, error) { return []byte("inverse"), nil },
+	}
+	ctx := context.WithValue(context.Background(), annKey{}, "alice")
+	op := Op{Kind: OpUpdate, Path: path(t, "/kedge/routes"), Val: js(string(bulkRoutesJSON(n)))}
+	before, seq := dump(s), s.Seq()
+	for _, r := range []string{"validator", "check"} {
+		refuse = r
+		if _, err := s.CommitWith(ctx, []Op{op}, opts); err == nil || !strings.Contains(err.Error(), "refused by the "+r) {
+			t.Fatalf("refused by the %s: %v", r, err)
+		}
+		if dump(s) != before || s.Seq() != seq {
+			t.Fatalf("a commit refused by the %s changed the store", r)
+		}
+	}
+	refuse = ""
+	c, err := s.CommitWith(ctx, []Op{op}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Changes) < splitEncodeMin || len(c.Annotation) == 0 {
+		t.Fatalf("%d changes, annotation %q: not a bulk commit encoded ahead", len(c.Changes), c.Annotation)
+	}
+	want := encodeCommit(c.Seq, c.Time.UnixNano(), c.Changes, "undo", []byte("inverse"), c.Annotation)
+	var got [][]byte
+	ids, err := wal.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if err := wal.Records(dir, id, func(p []byte) error {
+			if r, err := decodeWALRecord(p); err == nil && r.seq == c.Seq && (r.kind == walCommit || r.kind == walCommitAnnotated) {
+				got = append(got, bytes.Clone(p))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 1 || !bytes.Equal(got[0], want) {
+		t.Fatalf("%d records of commit %d logged, not the one encodeCommit makes (%d bytes)", len(got), c.Seq, len(want))
 	}
 }

@@ -143,7 +143,7 @@ const changeBytes = 32
 // encodeRecord serialises one commit's changes.
 func encodeRecord(seq uint64, ts int64, changes []tree.Change) []byte {
 	e := newEncoder(0, seq, ts, len(changes)*changeBytes)
-	e.addAll(changes)
+	e.addAllSplit(changes, encodeParts(len(changes)))
 	return e.bytes()
 }
 

@@ -362,15 +362,31 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 		}
 		return &Commit{Seq: s.seq, Time: s.now(), State: state}, nil
 	}
+	// A bulk commit's changes are encoded for the log while the
+	// validators, the check and the annotation read them: none of them
+	// writes them (the feed hands the same slice to every watcher).
+	var ahead chan []byte
+	if !state && len(changes) >= splitEncodeMin {
+		ahead = make(chan []byte, 1)
+		tail := tailBytes(o.undoKey, meta, nil) + annotationRoom
+		go func() { ahead <- encodeBody(changes, tail) }()
+	}
+	// fail ends a commit refused past this point, once the encoding is
+	// done with the changes.
+	fail := func(err error) (*Commit, error) {
+		if ahead != nil {
+			<-ahead
+		}
+		tx.Rollback()
+		return nil, err
+	}
 	if !state {
 		if err := s.runValidators(changes); err != nil {
-			tx.Rollback()
-			return nil, err
+			return fail(err)
 		}
 		if o.check != nil {
 			if err := o.check(Proposed{Tree: s.t, Changes: changes, tx: tx}); err != nil {
-				tx.Rollback()
-				return nil, err
+				return fail(err)
 			}
 		}
 	}
@@ -379,9 +395,15 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 		if s.annotate != nil {
 			c.Annotation = s.annotate(ctx, changes)
 		}
-		if err := s.append(c.Seq, encodeCommit(c.Seq, c.Time.UnixNano(), changes, o.undoKey, meta, c.Annotation), o.undoKey, meta); err != nil {
-			tx.Rollback()
-			return nil, err
+		var body []byte
+		if ahead != nil {
+			body, ahead = <-ahead, nil
+		} else {
+			body = encodeBody(changes, tailBytes(o.undoKey, meta, c.Annotation))
+		}
+		rec := finishCommit(body, c.Seq, c.Time.UnixNano(), o.undoKey, meta, c.Annotation)
+		if err := s.append(c.Seq, rec, o.undoKey, meta); err != nil {
+			return fail(err)
 		}
 	}
 	tx.Commit()

@@ -48,10 +48,42 @@ const commitHead = 1 + 8 + 4
 // (4), the record, then with an annotation its length (4) and bytes, then
 // the meta change (appendMeta).
 func encodeCommit(seq uint64, ts int64, changes []tree.Change, metaKey string, meta, ann []byte) []byte {
-	tail := 4 + len(ann) + 2 + len(metaKey) + 1 + 4 + len(meta)
-	e := newEncoder(commitHead, seq, ts, len(changes)*changeBytes+tail)
-	e.addAll(changes)
-	b := e.bytes()
+	return finishCommit(encodeBody(changes, tailBytes(metaKey, meta, ann)), seq, ts, metaKey, meta, ann)
+}
+
+// bodyHead is the room encodeBody leaves before the changes: the frame
+// and the record's head (its version, sequence number and time, varints)
+// at their longest. A bulk commit's changes are encoded before its time
+// is taken (commit), and finishCommit writes the heads just before them.
+const bodyHead = commitHead + 1 + 2*binary.MaxVarintLen64
+
+// annotationRoom is room for an annotation not yet made when a bulk
+// commit's changes are encoded (a longer one grows the record once).
+const annotationRoom = 1 << 10
+
+// tailBytes is what finishCommit appends after the changes.
+func tailBytes(metaKey string, meta, ann []byte) int {
+	return 4 + len(ann) + 2 + len(metaKey) + 1 + 4 + len(meta)
+}
+
+// encodeBody encodes changes after bodyHead bytes, with room for tail
+// more after them.
+func encodeBody(changes []tree.Change, tail int) []byte {
+	e := &encoder{buf: make([]byte, bodyHead, bodyHead+len(changes)*changeBytes+tail)}
+	e.addAllSplit(changes, encodeParts(len(changes)))
+	return e.bytes()
+}
+
+// finishCommit makes the log record of a commit from its changes as
+// encodeBody encoded them: the frame and the record's head right before
+// them, the annotation and the meta change after.
+func finishCommit(body []byte, seq uint64, ts int64, metaKey string, meta, ann []byte) []byte {
+	var h [bodyHead - commitHead]byte
+	head := append(h[:0], recordVersion)
+	head = binary.AppendUvarint(head, seq)
+	head = binary.AppendVarint(head, ts)
+	b := body[bodyHead-len(head)-commitHead:]
+	copy(b[commitHead:], head)
 	b[0] = walCommit
 	if ann != nil {
 		b[0] = walCommitAnnotated

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"strconv"
 	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -138,6 +139,16 @@ func (x Ident) AppendElement(b []byte) []byte {
 		b = append(b, '[')
 		b = append(b, k.Name...)
 		b = append(b, '=')
+		// A number is appended as it is rendered, without a string of
+		// it: a bulk commit's log record has a route table key each.
+		switch n := x.key(j).x.(type) {
+		case uint64:
+			b = append(strconv.AppendUint(b, n, 10), ']')
+			continue
+		case int64:
+			b = append(strconv.AppendInt(b, n, 10), ']')
+			continue
+		}
 		v := x.key(j).String()
 		for i := 0; i < len(v); i++ {
 			if v[i] == ']' || v[i] == '\\' {

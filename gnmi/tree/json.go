@@ -34,9 +34,12 @@ func parseJSON(b []byte) (any, error) {
 func (p *jsonParser) parse(b []byte) (any, error) {
 	p.b, p.i = b, 0
 	defer func() {
+		// The stacks are cleared once, whole, here rather than object by
+		// object (a write barrier a member while the collector marks):
+		// what they held past their length is garbage only from now on.
 		p.b = nil
-		clear(p.stack)
-		clear(p.elems)
+		clear(p.stack[:cap(p.stack)])
+		clear(p.elems[:cap(p.elems)])
 		p.stack, p.elems = p.stack[:0], p.elems[:0]
 	}()
 	p.space()
@@ -132,6 +135,12 @@ type jsonParser struct {
 	// small value has nothing to share.
 	share bool
 	names *jsonNames
+	// splitMin, when not 0, is how much input must be left at an
+	// outermost array for it to be decoded in parts (jsonsplit.go), and
+	// splitParts how many (0: one a core); inSplit is set while one is.
+	splitMin   int
+	splitParts int
+	inSplit    bool
 }
 
 // jsonNames are the member names a sharing parser has decoded, each with
@@ -358,7 +367,6 @@ func (p *jsonParser) object(depth int) (any, error) {
 		if p.b[p.i] == '}' {
 			p.i++
 			o := p.newObject(p.stack[base:])
-			clear(p.stack[base:])
 			p.stack = p.stack[:base]
 			return o, nil
 		}
@@ -377,19 +385,44 @@ func (p *jsonParser) array(depth int) (any, error) {
 		p.i++
 		return []any{}, nil
 	}
+	// An outermost array with much input left may be split (jsonsplit.go)
+	// once its first two elements show what an element's start looks like.
+	var s *split
+	try := base == 0 && p.splitting()
+	var end0 int
 	for {
 		p.space()
+		if s != nil {
+			if k := s.after(0, p.i); k < len(s.at) && s.at[k] == p.i {
+				a, err := p.join(s, k, p.elems)
+				p.elems, p.inSplit = p.elems[:0], false
+				return a, err
+			}
+		}
+		start := p.i
 		v, err := p.value(depth+1, p.elemName())
 		if err != nil {
-			return nil, err
+			return nil, p.unsplit(s, err)
 		}
 		p.elems = appendDoubling(p.elems, v)
+		if try {
+			switch len(p.elems) {
+			case 1:
+				end0 = p.i
+			case 2:
+				try = false
+				if s = p.startSplit(depth, end0, start, p.i); s != nil {
+					p.inSplit = true
+				}
+			}
+		}
 		p.space()
 		if p.i >= len(p.b) {
-			return nil, p.errf("unterminated array")
+			return nil, p.unsplit(s, p.errf("unterminated array"))
 		}
 		if p.b[p.i] == ']' {
 			p.i++
+			p.unsplit(s, nil)
 			if base == 0 && len(p.elems) > objChunk {
 				// The outermost array being built, and a big one (a bulk
 				// Set's 100,000 entries): handed over rather than copied.
@@ -399,15 +432,24 @@ func (p *jsonParser) array(depth int) (any, error) {
 			}
 			a := make([]any, len(p.elems)-base)
 			copy(a, p.elems[base:])
-			clear(p.elems[base:])
 			p.elems = p.elems[:base]
 			return a, nil
 		}
 		if p.b[p.i] != ',' {
-			return nil, p.errf("expected ',' or ']' in array")
+			return nil, p.unsplit(s, p.errf("expected ',' or ']' in array"))
 		}
 		p.i++
 	}
+}
+
+// unsplit ends split s, if any (its parts' starts were not elements'
+// starts, or the array failed before them), and returns err.
+func (p *jsonParser) unsplit(s *split, err error) error {
+	if s != nil {
+		s.end()
+		p.inSplit = false
+	}
+	return err
 }
 
 // str decodes a string. One without escapes (most) is returned as raw,

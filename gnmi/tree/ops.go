@@ -328,7 +328,7 @@ func (tx *Txn) decodeJSON(val *gpb.TypedValue) (any, error) {
 			ns = &jsonNames{}
 			tx.t.jsonNames = ns
 		}
-		tx.jp = &jsonParser{share: true, names: ns}
+		tx.jp = &jsonParser{share: true, names: ns, splitMin: splitMinBytes}
 	}
 	return tx.jp.parse(raw)
 }
