@@ -29,16 +29,17 @@ func TestGatewayRouteLostWithLink(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		addr string // the gateway link's address
-		dst  string
+		dst  string // two routes through the gateway: dst and dst2
+		dst2 string
 		gw   string
 		// noLL: the link has no IPv6 link-local address, whose deletion
 		// (the link going down) made the old backend drop its cache.
 		noLL bool
 	}{
-		{"ipv4", "10.5.0.1/24", "10.99.0.0/24", "10.5.0.2", false},
-		{"ipv6", "fd05::1/64", "fd99::/64", "fd05::2", false},
-		{"ipv4-no-link-local", "10.5.0.1/24", "10.99.0.0/24", "10.5.0.2", true},
-		{"ipv6-no-link-local", "fd05::1/64", "fd99::/64", "fd05::2", true},
+		{"ipv4", "10.5.0.1/24", "10.99.0.0/24", "10.99.1.0/24", "10.5.0.2", false},
+		{"ipv6", "fd05::1/64", "fd99::/64", "fd99:1::/64", "fd05::2", false},
+		{"ipv4-no-link-local", "10.5.0.1/24", "10.99.0.0/24", "10.99.1.0/24", "10.5.0.2", true},
+		{"ipv6-no-link-local", "fd05::1/64", "fd99::/64", "fd99:1::/64", "fd05::2", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newTestNet(t)
@@ -71,17 +72,21 @@ func TestGatewayRouteLostWithLink(t *testing.T) {
 			ip(t, "-n", n.NS, "link", "set", peer, "up")
 			ip(t, "-n", n.NS, "link", "set", host, "up")
 			base := route.Route{Dst: pfx("10.97.0.0/24"), Device: n.Dev}
-			gwRoute := route.Route{Dst: pfx(tc.dst), Gateway: addr(tc.gw)}
-			cfg := route.Config{Routes: []route.Route{base, gwRoute}}
+			// The second route's device is the first's, learnt from the
+			// one echo of their run (resolve.go).
+			cfg := route.Config{Routes: []route.Route{base,
+				{Dst: pfx(tc.dst), Gateway: addr(tc.gw)}, {Dst: pfx(tc.dst2), Gateway: addr(tc.gw)}}}
 			if err := b.Set(ctx, cfg); err != nil {
 				t.Fatal(err)
 			}
-			inKernel := func() bool {
-				return strings.Contains(ip(t, "-n", n.NS, "-4", "route", "show", "table", "all"), tc.dst) ||
-					strings.Contains(ip(t, "-n", n.NS, "-6", "route", "show", "table", "all"), tc.dst)
+			inKernel := func(dst string) bool {
+				return strings.Contains(ip(t, "-n", n.NS, "-4", "route", "show", "table", "all"), dst) ||
+					strings.Contains(ip(t, "-n", n.NS, "-6", "route", "show", "table", "all"), dst)
 			}
-			if !inKernel() {
-				t.Fatalf("%s not in the kernel after the Set", tc.dst)
+			both := func() bool { return inKernel(tc.dst) && inKernel(tc.dst2) }
+			none := func() bool { return !inKernel(tc.dst) && !inKernel(tc.dst2) }
+			if !both() {
+				t.Fatalf("%s and %s not in the kernel after the Set", tc.dst, tc.dst2)
 			}
 			drain := func() {
 				for {
@@ -96,7 +101,7 @@ func TestGatewayRouteLostWithLink(t *testing.T) {
 			drain()
 
 			ip(t, "-n", n.NS, "link", "set", host, "down")
-			waitFor(t, 5*time.Second, func() bool { return !inKernel() })
+			waitFor(t, 5*time.Second, none)
 			time.Sleep(600 * time.Millisecond) // two of Watch's rounds: no drift within the grace
 			select {
 			case <-drifts:
@@ -120,8 +125,9 @@ func TestGatewayRouteLostWithLink(t *testing.T) {
 			if err := b.Set(ctx, cfg); err == nil {
 				t.Fatal("whole Set with the gateway's link down: no item error")
 			}
-			if st := b.Status(); len(st.Routes) != 2 || st.Routes[0].State != route.StateInstalled || st.Routes[1].State != route.StateFailed {
-				t.Fatalf("statuses with the link down: %+v, want installed and failed", st.Routes)
+			if st := b.Status(); len(st.Routes) != 3 || st.Routes[0].State != route.StateInstalled ||
+				st.Routes[1].State != route.StateFailed || st.Routes[2].State != route.StateFailed {
+				t.Fatalf("statuses with the link down: %+v, want installed, failed, failed", st.Routes)
 			}
 
 			time.Sleep(300 * time.Millisecond)
@@ -135,11 +141,11 @@ func TestGatewayRouteLostWithLink(t *testing.T) {
 			if err := b.Set(ctx, cfg); err != nil {
 				t.Fatalf("whole Set with the link up again: %v", err)
 			}
-			if st := b.Status(); len(st.Routes) != 2 || st.Routes[1].State != route.StateInstalled {
-				t.Fatalf("statuses with the link up again: %+v, want both installed", st.Routes)
+			if st := b.Status(); len(st.Routes) != 3 || st.Routes[1].State != route.StateInstalled || st.Routes[2].State != route.StateInstalled {
+				t.Fatalf("statuses with the link up again: %+v, want all installed", st.Routes)
 			}
-			if !inKernel() {
-				t.Fatalf("%s not in the kernel after the link came back", tc.dst)
+			if !both() {
+				t.Fatalf("%s and %s not in the kernel after the link came back", tc.dst, tc.dst2)
 			}
 		})
 	}

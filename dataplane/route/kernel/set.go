@@ -321,6 +321,7 @@ func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map
 	st, stale = p.st, p.stale
 	sc.arena, sc.reqs, sc.sent, sc.idx = p.arena, p.reqs, p.sent, p.idx
 	results, err := b.conn.ExecEcho(ctx, p.reqs, b.batch, p.learn)
+	p.spread()
 	unsent := map[int]bool{}
 	for j, rerr := range results {
 		i := p.idx[j]
@@ -374,10 +375,14 @@ type routePlan struct {
 	// ordered: the routes are in strict key order (the fast path checks it
 	// as it goes; a full plan checks it for the next Set).
 	ordered bool
+	// run is the gateways (by table) whose resolution an add echoes in
+	// the current run of gateway-only adds (resolve.go).
+	run map[gwKey]bool
 }
 
 func (p *routePlan) reset() {
 	p.arena, p.reqs, p.sent, p.idx, p.stale = p.arena[:0], p.reqs[:0], p.sent[:0], p.idx[:0], nil
+	clear(p.run)
 }
 
 // fullPlan compares every route with the kernel.
@@ -446,34 +451,12 @@ func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kerne
 		}
 		flags = rtnl.FlagReplace
 	}
-	if resolved(want) {
-		flags |= rtnl.FlagEcho // learn the device: see learn
-	}
+	flags |= p.echoFlag(want) // learn the device the kernel resolves (resolve.go)
 	var req rtnl.Request
 	p.arena, req = rtnl.AppendRoute(p.arena, want, flags)
 	p.reqs = append(p.reqs, req)
 	p.sent = append(p.sent, want)
 	p.idx = append(p.idx, i)
-}
-
-// resolved reports whether the kernel picks r's device: a single path
-// given only a gateway (every gRIBI route).
-func resolved(r rtnl.Route) bool {
-	return r.OIF == 0 && r.Gateway.IsValid() && len(r.Nexthops) == 0
-}
-
-// learn takes the device the kernel resolved for the route of request j
-// from the kernel's echo of the add, so the cache counts the route under
-// that link: when it goes down or away the kernel drops the route with it
-// (IPv4 silently), and the backend must record it lost as it does a route
-// over a named device. The kernel fixes the device when it installs the
-// route (a later address change does not move it), so each add's echo is
-// the truth for that route; asking the kernel where a gateway resolves
-// would be true only until an address or route changed.
-func (p *routePlan) learn(j int, r rtnl.Route) {
-	if j < len(p.sent) && resolved(p.sent[j]) && !r.Multipath && r.OIF != 0 {
-		p.sent[j].OIF = r.OIF
-	}
 }
 
 // grow returns s resized to n, reusing its array when it is big enough and
