@@ -378,11 +378,15 @@ type routePlan struct {
 	// run is the gateways (by table) whose resolution an add echoes in
 	// the current run of gateway-only adds (resolve.go).
 	run map[gwKey]bool
+	// last is the key of the run's last gateway-only add, if inRun.
+	last  gwKey
+	inRun bool
 }
 
 func (p *routePlan) reset() {
 	p.arena, p.reqs, p.sent, p.idx, p.stale = p.arena[:0], p.reqs[:0], p.sent[:0], p.idx[:0], nil
 	clear(p.run)
+	p.inRun = false
 }
 
 // fullPlan compares every route with the kernel.
