@@ -133,9 +133,8 @@ func (c *routeCache) onLinkCount(index int) int {
 // their source go, IPv6 ones lose it), and none has a link the kernel
 // resolved from a gateway that the cache does not know, which may be
 // that link (a gateway route's learnt device counts as a named one's).
-// A pod's veth going
-// (its IPv6 link-local address with it, after its routes) is such a
-// deletion.
+// A pod's veth going (its IPv6 link-local address with it, after its
+// routes) is such a deletion.
 func (c *routeCache) addrFree(index int) bool {
 	return c != nil && index != 0 && c.onLinkCount(index) == 0 && c.sourced == 0 && c.onLink[0] == 0
 }

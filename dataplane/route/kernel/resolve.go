@@ -27,7 +27,10 @@ import (
 // scope, so it resolves no other route's gateway (the kernel resolves a
 // gateway through link-scope routes), and the adds of one exchange
 // resolve a gateway alike until an add that could change that (a device
-// route, a multipath or link-scope one) ends the run.
+// route, a multipath or link-scope one) ends the run. (Someone else
+// changing addresses or routes during the exchange could make the rest
+// of a run resolve elsewhere; the cache would then count those routes
+// under the run's device.)
 
 // gwKey is a gateway in a table, the unit a run's echo covers.
 type gwKey struct {
