@@ -24,8 +24,11 @@ import (
 type routeCache struct {
 	m    map[cacheKey]cacheVal
 	rare map[cacheKey]rtnl.Route
-	// onLink counts the cached routes by outgoing interface index, 0
-	// for those whose link the kernel resolved (a gateway alone).
+	// onLink counts the cached routes by outgoing interface index: for
+	// a route given a gateway alone, the device the kernel resolved
+	// (learnt from its echo of the add, or from a dump). 0 counts those
+	// whose device the cache does not know: a multipath route's next hop
+	// given a gateway alone, or a route whose echo never came.
 	onLink map[int32]int32
 	// sourced counts the cached routes with a source address.
 	sourced int32
@@ -128,9 +131,10 @@ func (c *routeCache) onLinkCount(index int) int {
 // address of a link going takes its routes, as the link going down
 // does), none has a source address (IPv4 routes using the address as
 // their source go, IPv6 ones lose it), and none has a link the kernel
-// resolved from a gateway, which may be that link. A pod's veth going
-// (its IPv6 link-local address with it, after its routes) is such a
-// deletion.
+// resolved from a gateway that the cache does not know, which may be
+// that link (a gateway route's learnt device counts as a named one's).
+// A pod's veth going (its IPv6 link-local address with it, after its
+// routes) is such a deletion.
 func (c *routeCache) addrFree(index int) bool {
 	return c != nil && index != 0 && c.onLinkCount(index) == 0 && c.sourced == 0 && c.onLink[0] == 0
 }

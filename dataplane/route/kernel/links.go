@@ -28,10 +28,11 @@ func (b *Backend) dropLinks() {
 // whatever it says. A link going down or away changes the route cache
 // only when Kedge has routes over it (a new pod's veth, one another pod
 // owns or one Kedge never used changes none of its routes), and then
-// only by the routes over it (forgetLink). The index follows the link's
-// name; a name that moves to another index or goes away also moves the
-// link epoch (routes the fast path planned with it resolve differently),
-// a new name does not.
+// only by the routes over it (forgetLink), those given a gateway alone
+// among them: the cache knows the device the kernel resolved for them
+// (resolve.go). The index follows the link's name; a name that moves to
+// another index or goes away also moves the link epoch (routes the fast
+// path planned with it resolve differently), a new name does not.
 func (b *Backend) linkEvent(ev rtnl.Event) {
 	b.links = nil
 	if ev.Removal && b.cache != nil && b.cache.onLinkCount(ev.Link) > 0 {

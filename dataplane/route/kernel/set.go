@@ -320,7 +320,8 @@ func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map
 	}
 	st, stale = p.st, p.stale
 	sc.arena, sc.reqs, sc.sent, sc.idx = p.arena, p.reqs, p.sent, p.idx
-	results, err := b.conn.Exec(ctx, p.reqs, b.batch)
+	results, err := b.conn.ExecEcho(ctx, p.reqs, b.batch, p.learn)
+	p.spread()
 	unsent := map[int]bool{}
 	for j, rerr := range results {
 		i := p.idx[j]
@@ -374,10 +375,18 @@ type routePlan struct {
 	// ordered: the routes are in strict key order (the fast path checks it
 	// as it goes; a full plan checks it for the next Set).
 	ordered bool
+	// run is the gateways (by table) whose resolution an add echoes in
+	// the current run of gateway-only adds (resolve.go).
+	run map[gwKey]bool
+	// last is the key of the run's last gateway-only add, if inRun.
+	last  gwKey
+	inRun bool
 }
 
 func (p *routePlan) reset() {
 	p.arena, p.reqs, p.sent, p.idx, p.stale = p.arena[:0], p.reqs[:0], p.sent[:0], p.idx[:0], nil
+	clear(p.run)
+	p.inRun = false
 }
 
 // fullPlan compares every route with the kernel.
@@ -446,6 +455,7 @@ func (b *Backend) planRoute(i int, r, n route.Route, index map[string]int, kerne
 		}
 		flags = rtnl.FlagReplace
 	}
+	flags |= p.echoFlag(want) // learn the device the kernel resolves (resolve.go)
 	var req rtnl.Request
 	p.arena, req = rtnl.AppendRoute(p.arena, want, flags)
 	p.reqs = append(p.reqs, req)

@@ -214,6 +214,14 @@ type Request struct {
 // sendmsg and acks each. The returned error is for the socket itself.
 // Between batches it checks ctx and stops early with ctx's error.
 func (c *Conn) Exec(ctx context.Context, reqs []Request, batch int) ([]error, error) {
+	return c.ExecEcho(ctx, reqs, batch, nil)
+}
+
+// ExecEcho is Exec also calling echo with the index of each request sent
+// with FlagEcho and the route the kernel installed for it (the kernel's
+// copy of its notification, sent before the acknowledgement): a route
+// given only a gateway comes back with the device the kernel resolved.
+func (c *Conn) ExecEcho(ctx context.Context, reqs []Request, batch int, echo func(i int, r Route)) ([]error, error) {
 	if batch <= 0 {
 		batch = 512
 	}
@@ -222,7 +230,7 @@ func (c *Conn) Exec(ctx context.Context, reqs []Request, batch int) ([]error, er
 		end := min(start+batch, len(reqs))
 		err := ctx.Err()
 		if err == nil {
-			err = c.execBatch(reqs[start:end], errs[start:end])
+			err = c.execBatch(reqs[start:end], errs[start:end], echo, start)
 		}
 		if err != nil {
 			for i := start; i < len(reqs); i++ {
@@ -236,7 +244,9 @@ func (c *Conn) Exec(ctx context.Context, reqs []Request, batch int) ([]error, er
 	return errs, nil
 }
 
-func (c *Conn) execBatch(reqs []Request, errs []error) error {
+// execBatch sends reqs in one sendmsg; echo gets each echoed route with
+// its request's index plus at.
+func (c *Conn) execBatch(reqs []Request, errs []error, echo func(int, Route), at int) error {
 	size := 0
 	for _, r := range reqs {
 		size += nlmsgAlign(unix.NLMSG_HDRLEN + len(r.Body))
@@ -270,10 +280,16 @@ func (c *Conn) execBatch(reqs []Request, errs []error) error {
 			return
 		}
 		for _, m := range msgs {
+			i := m.seq - first // unsigned: survives sequence wrap-around
+			if m.typ == unix.RTM_NEWROUTE && echo != nil && i < uint32(len(reqs)) && !done[i] {
+				if r, ok, err := parseRoute(m.data); err == nil && ok {
+					echo(at+int(i), r)
+				}
+				continue
+			}
 			if m.typ != unix.NLMSG_ERROR {
 				continue
 			}
-			i := m.seq - first // unsigned: survives sequence wrap-around
 			if i >= uint32(len(reqs)) || done[i] {
 				continue // an ack from an earlier, abandoned batch
 			}

@@ -40,6 +40,9 @@ const (
 	FlagCreate = unix.NLM_F_CREATE | unix.NLM_F_EXCL
 	// FlagReplace replaces the route with the same key (one we own).
 	FlagReplace = unix.NLM_F_CREATE | unix.NLM_F_REPLACE
+	// FlagEcho, added to either, asks the kernel for a copy of the
+	// route it installed (see Conn.ExecEcho).
+	FlagEcho = unix.NLM_F_ECHO
 )
 
 func family(p netip.Prefix) uint8 {

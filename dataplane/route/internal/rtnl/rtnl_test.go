@@ -132,3 +132,56 @@ func TestParseRoundTrip(t *testing.T) {
 		t.Errorf("rule round trip: got %+v, %v; want %+v", gotRule, err, rule)
 	}
 }
+
+// TestExecEchoResolvesDevice: routes sent with FlagEcho and given only a
+// gateway come back from the kernel with the device it resolved, each
+// under its own request's index across batches; a request without the
+// flag or one the kernel refused echoes nothing.
+func TestExecEchoResolvesDevice(t *testing.T) {
+	ns := testNS(t)
+	for _, args := range [][]string{
+		{"link", "add", "eca", "type", "veth", "peer", "name", "ecb"},
+		{"addr", "add", "10.6.0.1/24", "dev", "eca"},
+		{"addr", "add", "fd06::1/64", "dev", "eca", "nodad"},
+		{"link", "set", "ecb", "up"},
+		{"link", "set", "eca", "up"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	c := openNS(t, ns)
+	links, err := c.Links()
+	if err != nil {
+		t.Fatalf("links: %v", err)
+	}
+	eca := 0
+	for _, l := range links {
+		if l.Name == "eca" {
+			eca = l.Index
+		}
+	}
+	mk := func(dst, gw string, flags uint16) Request {
+		return NewRoute(Route{Dst: netip.MustParsePrefix(dst), Gateway: netip.MustParseAddr(gw), Table: 254,
+			Protocol: 107, Type: unix.RTN_UNICAST}, flags)
+	}
+	reqs := []Request{
+		mk("10.7.0.0/24", "10.6.0.2", FlagCreate),           // no echo asked
+		mk("10.8.0.0/24", "192.0.2.1", FlagCreate|FlagEcho), // unreachable: refused
+		mk("10.9.0.0/24", "10.6.0.2", FlagCreate|FlagEcho),
+		mk("fd09::/64", "fd06::2", FlagCreate|FlagEcho),
+	}
+	got := map[int]int{}
+	errs, err := c.ExecEcho(context.Background(), reqs, 2, func(i int, r Route) {
+		if r.Dst != netip.MustParsePrefix([]string{"10.7.0.0/24", "10.8.0.0/24", "10.9.0.0/24", "fd09::/64"}[i]) {
+			t.Errorf("echo %d is of %s", i, r.Dst)
+		}
+		got[i] = r.OIF
+	})
+	if err != nil || errs[0] != nil || !errors.Is(errs[1], unix.ENETUNREACH) || errs[2] != nil || errs[3] != nil {
+		t.Fatalf("exec: %v %v", errs, err)
+	}
+	if diff := cmp.Diff(map[int]int{2: eca, 3: eca}, got); diff != "" {
+		t.Errorf("echoed devices by request (-want +got):\n%s", diff)
+	}
+}
