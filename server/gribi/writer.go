@@ -281,7 +281,7 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 				if waits == nil {
 					waits = make([]fibWait, 0, len(outs)-i)
 				}
-				waits = append(waits, fibWait{sess: ss, id: id, key: r.Op.Entry.Key(), del: r.Op.Verb == aft.Delete})
+				waits = append(waits, fibWait{sess: ss, op: r.Op})
 			} else {
 				ss.done(1)
 			}
