@@ -217,8 +217,9 @@ func (r *RIB) Get(k Key) (*Entry, bool) {
 // waiting operations it made possible (each once, in the order they
 // completed). An operation that waits for a reference has no result
 // yet. The RIB keeps op, and holds the entry it adds as op.Entry itself
-// (not a copy): the caller must not change op afterwards, and should
-// allocate each op on its own, since an entry keeps its op's allocation.
+// (not a copy): the caller must not change op afterwards (but its Tag,
+// which the RIB does not read), and should allocate each op on its own,
+// since an entry keeps its op's allocation.
 func (r *RIB) Apply(op *Op) []Result { return r.AppendApply(nil, op) }
 
 // AppendApply is Apply appending the results to out: a batch's results

@@ -268,6 +268,10 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 	for i, r := range outs {
 		ss := r.Op.Tag.(*session)
 		id := r.Op.ID
+		// The op is answered: the RIB may hold its entry for long after
+		// the session ended (a PRESERVE session's), and must not keep
+		// the session (its stream's context) alive with it.
+		r.Op.Tag = nil
 		switch {
 		case !r.OK:
 			ans.add(ss, id, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: r.Err.Error()}
