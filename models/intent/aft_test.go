@@ -167,3 +167,43 @@ func TestAFTCacheReserve(t *testing.T) {
 		t.Errorf("routes after reserve differ (-before +after):\n%s", d)
 	}
 }
+
+// TestAFTEntryMarkedTwiceReadOnce: an IP entry two commits changed
+// before one intent is read once, in the order it was first marked:
+// one change, one route put, the one of its last write.
+func TestAFTEntryMarkedTwiceReadOnce(t *testing.T) {
+	ls := aftBase()
+	ls = append(ls, aftLeaves("10.60.0.1/32", 1, "op")...)
+	tr := build(t, ls)
+	acc, _ := accord.Default(5)
+	var c RouteCache
+	if _, err := c.Routes(tr, acc, 0); err != nil {
+		t.Fatal(err)
+	}
+	for seq, nhg := range []uint64{2, 1} {
+		var ops []op
+		for _, l := range aftLeaves("10.60.0.2/32", 1, "op") {
+			ops = append(ops, op{path: l.path, val: l.val})
+		}
+		ops = append(ops, op{path: aftEntry("10.60.0.1/32") + "/config/next-hop-group", val: u(nhg)})
+		changes, ok := applyOps(t, tr, ops)
+		if !ok {
+			t.Fatal("commit refused")
+		}
+		c.Observe(uint64(seq+1), false, changes)
+	}
+	if got := len(c.aft.marked); got != 2 {
+		t.Fatalf("%d entries marked, want 2 (each once)", got)
+	}
+	set, err := c.Changes(tr, acc, 2)
+	if err != nil || set.Delta == nil {
+		t.Fatalf("no change set (err %v)", err)
+	}
+	var dsts []string
+	for _, r := range set.Delta.Patch.Put {
+		dsts = append(dsts, r.Dst.String())
+	}
+	if d := cmp.Diff([]string{"10.60.0.1/32", "10.60.0.2/32"}, dsts); d != "" {
+		t.Errorf("puts (-want +got):\n%s", d)
+	}
+}

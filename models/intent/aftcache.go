@@ -38,6 +38,11 @@ type aftCache struct {
 	// dirty: entries whose config changed (or that went); restate:
 	// cached entries whose state status went, to read again only that.
 	dirty, restate map[tree.Ident]struct{}
+	// marked is dirty in the order Observe marked the entries, the order
+	// the commits wrote them (a bulk load's: by prefix), so readDirty
+	// finds them in the lists one after another rather than in a map's
+	// random order, each lookup missing the cache.
+	marked []tree.Ident
 	// metaDirty: a commit changed the config of a session, next hop or
 	// group, so the entries' resolution may have changed.
 	metaDirty bool
@@ -134,8 +139,12 @@ func (c *aftCache) observe(state bool, ch tree.Change, kind changeKind, left int
 			// writes), so a bulk load's batch does not grow it
 			// step by step.
 			c.dirty = make(map[tree.Ident]struct{}, left/3)
+			c.marked = make([]tree.Ident, 0, left/3)
 		}
-		c.dirty[e] = struct{}{}
+		if _, ok := c.dirty[e]; !ok {
+			c.dirty[e] = struct{}{}
+			c.marked = append(c.marked, e)
+		}
 	}
 }
 
@@ -297,7 +306,7 @@ func (c *aftCache) readDirty(a kedgetree.Kedge_Aft, full bool, fn func(old, ne *
 	fresh := make([]*aftCached, 0, len(c.dirty))
 	al := allocator[aftCached]{left: len(c.dirty)}
 	c.reserve(len(c.dirty))
-	for id := range c.dirty {
+	for _, id := range c.marked {
 		old := c.byID[id]
 		if old != nil {
 			c.remove(old)
@@ -401,12 +410,14 @@ func (c *aftCache) readRestate(a kedgetree.Kedge_Aft, fn func(e *aftCached)) {
 // commit made big (a cleared map keeps its buckets).
 func (c *aftCache) clearMarks() {
 	if len(c.dirty) > 4096 {
-		c.dirty = nil
+		c.dirty, c.marked = nil, nil
 	}
 	if len(c.restate) > 4096 {
 		c.restate = nil
 	}
 	clear(c.dirty)
+	clear(c.marked) // the Idents keep their instances' identities alive
+	c.marked = c.marked[:0]
 	clear(c.restate)
 }
 

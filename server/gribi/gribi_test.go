@@ -121,7 +121,7 @@ func TestFIBWaits(t *testing.T) {
 		var out []uint64
 		for _, b := range due {
 			for _, w := range b.waits {
-				out = append(out, w.id)
+				out = append(out, w.op.ID)
 			}
 		}
 		return out
@@ -129,13 +129,13 @@ func TestFIBWaits(t *testing.T) {
 	a, b := &session{id: "a"}, &session{id: "b"}
 	f := newFIBWaits()
 	f.changed(10)
-	f.add([]fibWait{{sess: a, id: 1}, {sess: b, id: 2}})
+	f.add([]fibWait{{sess: a, op: &aft.Op{ID: 1}}, {sess: b, op: &aft.Op{ID: 2}}})
 	f.add(nil)
 	f.changed(12)
-	f.add([]fibWait{{sess: a, id: 3}, {sess: b, id: 4}})
-	f.add([]fibWait{{sess: b, id: 5}}) // changed nothing: waits for 12 too
+	f.add([]fibWait{{sess: a, op: &aft.Op{ID: 3}}, {sess: b, op: &aft.Op{ID: 4}}})
+	f.add([]fibWait{{sess: b, op: &aft.Op{ID: 5}}}) // changed nothing: waits for 12 too
 	f.changed(13)
-	f.add([]fibWait{{sess: b, id: 6}, {sess: a, id: 7}})
+	f.add([]fibWait{{sess: b, op: &aft.Op{ID: 6}}, {sess: a, op: &aft.Op{ID: 7}}})
 	if f.observe(9) || len(f.due()) != 0 {
 		t.Error("due before the backend reached 10")
 	}

@@ -309,9 +309,9 @@ func (s *Service) operations(ctx context.Context, ss *session, ops []*spb.AFTOpe
 		failed = append(failed, &spb.AFTResult{Id: id, Status: spb.AFTResult_FAILED,
 			ErrorDetails: &spb.AFTErrorDetails{ErrorMessage: msg}})
 	}
-	// The request's operations in one allocation rather than one each:
-	// they live until the writer has applied them (the RIB keeps copies).
-	slab := make([]aft.Op, len(ops))
+	// Each operation is allocated on its own: the RIB holds an added
+	// entry as its op's Entry (aft.RIB.Apply), and one slab for the
+	// request would stay alive as long as any of its entries did.
 	accepted := make([]*aft.Op, 0, len(ops))
 	s.mu.Lock()
 	cur, master := s.elec, s.master
@@ -351,7 +351,7 @@ func (s *Service) operations(ctx context.Context, ss *session, ops []*spb.AFTOpe
 			fail(o.GetId(), fmt.Sprintf("next-hop-group network instance %q is unknown (Kedge serves %s only)", ip, DefaultNetworkInstance))
 			continue
 		}
-		op := &slab[len(accepted)]
+		op := new(aft.Op)
 		if err := toOp(o, ss.id, op); err != nil {
 			fail(o.GetId(), err.Error())
 			continue

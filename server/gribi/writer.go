@@ -208,24 +208,24 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 	if len(batch) == 0 {
 		return
 	}
-	type outcome struct {
-		r   aft.Result
-		key aft.Key
-	}
 	// Room for the usual case (an IP entry is one operation): growing
-	// these by doubling was a tenth of what a bulk load allocated.
+	// these by doubling was a tenth of what a bulk load allocated. The
+	// results of all operations go into one slice (not a slice per
+	// operation), and an entry's key is taken from its op when needed.
 	n := 0
 	for _, w := range batch {
 		n += len(w.ops)
 	}
-	outs := make([]outcome, 0, n)
+	s.rib.Reserve(n)
+	outs := make([]aft.Result, 0, n)
 	ops := make([]store.Op, 0, n+8)
 	fresh := map[*session]bool{}
 	var lw leafWrites
 	for _, w := range batch {
 		for _, op := range w.ops {
-			for _, r := range s.rib.Apply(op) {
-				outs = append(outs, outcome{r: r, key: r.Op.Entry.Key()})
+			done := len(outs)
+			outs = s.rib.AppendApply(outs, op)
+			for _, r := range outs[done:] {
 				if !r.OK {
 					continue
 				}
@@ -265,12 +265,16 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 	// One response per session per batch, results in the order they came.
 	ans := newAnswers(len(outs))
 	var waits []fibWait
-	for i, o := range outs {
-		ss := o.r.Op.Tag.(*session)
-		id := o.r.Op.ID
+	for i, r := range outs {
+		ss := r.Op.Tag.(*session)
+		id := r.Op.ID
+		// The op is answered: the RIB may hold its entry for long after
+		// the session ended (a PRESERVE session's), and must not keep
+		// the session (its stream's context) alive with it.
+		r.Op.Tag = nil
 		switch {
-		case !o.r.OK:
-			ans.add(ss, id, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: o.r.Err.Error()}
+		case !r.OK:
+			ans.add(ss, id, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: r.Err.Error()}
 			ss.done(1)
 		case cerr != nil:
 			ans.add(ss, id, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: "commit: " + cerr.Error()}
@@ -281,7 +285,7 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 				if waits == nil {
 					waits = make([]fibWait, 0, len(outs)-i)
 				}
-				waits = append(waits, fibWait{sess: ss, id: id, key: o.key, del: o.r.Op.Verb == aft.Delete})
+				waits = append(waits, fibWait{sess: ss, op: r.Op})
 			} else {
 				ss.done(1)
 			}
