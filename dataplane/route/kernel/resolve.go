@@ -31,6 +31,13 @@ import (
 // changing addresses or routes during the exchange could make the rest
 // of a run resolve elsewhere; the cache would then count those routes
 // under the run's device.)
+//
+// A multipath route whose next hops name no device (a gRIBI group of
+// several next hops) is echoed too, every such add: the echo's
+// RTA_MULTIPATH carries each next hop's device, so the cache counts the
+// route under each of them and a link's going finds it (cache.go says
+// what the kernel does to it). A multipath add ends a run anyway, so it
+// has no run to share an echo with.
 
 // gwKey is a gateway in a table, the unit a run's echo covers.
 type gwKey struct {
@@ -72,14 +79,55 @@ func (p *routePlan) echoFlag(want rtnl.Route) uint16 {
 		clear(p.run)
 		p.inRun = false
 	}
+	if unknownHop(want) {
+		f = rtnl.FlagEcho
+	}
 	return f
 }
 
+// unknownHop reports whether r is multipath with a next hop whose device
+// the kernel picks.
+func unknownHop(r rtnl.Route) bool {
+	for _, h := range r.Nexthops {
+		if h.OIF == 0 && h.Gateway.IsValid() {
+			return true
+		}
+	}
+	return false
+}
+
 // learn takes the device of the route the add j installed from the
-// kernel's echo of it.
+// kernel's echo of it: a multipath route's next hops each take the
+// device of the echoed next hop with their gateway and weight (the
+// plan's next-hop slices are its own).
 func (p *routePlan) learn(j int, r rtnl.Route) {
-	if j < len(p.sent) && gatewayOnly(p.sent[j]) && !r.Multipath && r.OIF != 0 {
-		p.sent[j].OIF = r.OIF
+	if j >= len(p.sent) {
+		return
+	}
+	s := &p.sent[j]
+	if gatewayOnly(*s) && !r.Multipath && r.OIF != 0 {
+		s.OIF = r.OIF
+		return
+	}
+	if !r.Multipath || len(r.Nexthops) != len(s.Nexthops) {
+		return
+	}
+	for i := range s.Nexthops {
+		h := &s.Nexthops[i]
+		if h.OIF != 0 {
+			continue
+		}
+		// The kernel keeps the order it was given; search if not.
+		if e := r.Nexthops[i]; e.Gateway == h.Gateway && e.Hops == h.Hops {
+			h.OIF = e.OIF
+			continue
+		}
+		for _, e := range r.Nexthops {
+			if e.Gateway == h.Gateway && e.Hops == h.Hops {
+				h.OIF = e.OIF
+				break
+			}
+		}
 	}
 }
 
