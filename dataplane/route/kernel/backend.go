@@ -90,6 +90,8 @@ type Backend struct {
 	lostWoke time.Time
 	// lostDown is the devices of lost routes that are down or away.
 	lostDown map[string]bool
+	// down is the links known to be administratively down (links.go).
+	down map[int]bool
 	// links is the namespace's links as last listed, nil after any link
 	// event; index and names map device names and interface indexes
 	// both ways, kept from the monitor's link events (links.go).
