@@ -160,3 +160,50 @@ func TestMultipathGatewayHopsFollowTheirLinks(t *testing.T) {
 		})
 	}
 }
+
+// TestOutsideChangeDuringExchange: routes given only a gateway take the
+// device of their run's one echoed add (resolve.go), which holds only if
+// nobody changed addresses or routes during the exchange. When someone
+// did (here, an address added right after the adds are acked, before the
+// backend looks), the adds sent without an echo keep no device: the
+// cache then cannot tell whether an address deleted on another link
+// touches them, and drops itself (a Patch refuses) instead of trusting a
+// device the kernel never said.
+func TestOutsideChangeDuringExchange(t *testing.T) {
+	n := newTestNet(t)
+	ctx := context.Background()
+	b := newBackend(t, n.NS)
+	other := "kd" + randHex(3)
+	ip(t, "-n", n.NS, "link", "add", other, "type", "veth", "peer", "name", "p"+other)
+	ip(t, "-n", n.NS, "link", "set", other, "up")
+	for _, a := range []string{"10.57.0.1/24", "10.58.0.1/24"} {
+		ip(t, "-n", n.NS, "addr", "add", a, "dev", other)
+	}
+	via := func(dsts ...string) route.Config {
+		var cfg route.Config
+		for _, d := range dsts {
+			cfg.Routes = append(cfg.Routes, route.Route{Dst: pfx(d), Gateway: addr("10.0.0.2")})
+		}
+		return cfg
+	}
+	// Quiet: the second route takes the first one's device, so an
+	// address deleted on another link leaves the cache.
+	if err := b.Set(ctx, via("10.90.0.0/24", "10.90.1.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	ip(t, "-n", n.NS, "addr", "del", "10.57.0.1/24", "dev", other)
+	if err := b.Patch(ctx, route.Patch{}); err != nil {
+		t.Fatalf("patch after an address on another link was deleted, nothing changed during the Set: %v", err)
+	}
+	// Someone else's change during the exchange: the next run's second
+	// add keeps no device.
+	kernel.OnExchange(b, func() { ip(t, "-n", n.NS, "addr", "add", "10.59.0.1/24", "dev", other) })
+	if err := b.Set(ctx, via("10.90.0.0/24", "10.90.1.0/24", "10.90.2.0/24", "10.90.3.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	kernel.OnExchange(b, nil)
+	ip(t, "-n", n.NS, "addr", "del", "10.58.0.1/24", "dev", other)
+	if err := b.Patch(ctx, route.Patch{}); !errors.Is(err, route.ErrNoBase) {
+		t.Fatalf("patch after an address was deleted, a route's device only inferred during an outside change: %v, want ErrNoBase", err)
+	}
+}

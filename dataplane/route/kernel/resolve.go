@@ -27,10 +27,17 @@ import (
 // scope, so it resolves no other route's gateway (the kernel resolves a
 // gateway through link-scope routes), and the adds of one exchange
 // resolve a gateway alike until an add that could change that (a device
-// route, a multipath or link-scope one) ends the run. (Someone else
+// route, a multipath or link-scope one) ends the run. Someone else
 // changing addresses or routes during the exchange could make the rest
-// of a run resolve elsewhere; the cache would then count those routes
-// under the run's device.)
+// of a run resolve elsewhere, so when the monitor holds any change of
+// someone else's once the exchange is acked (the backend drained it
+// before planning, and the kernel queues a notification as it makes the
+// change), the adds sent without an echo keep no device (settle): they
+// count as unknown, as before echoes, and only the echoed ones keep
+// theirs, the kernel's own answer for them. A change made between an
+// echoed add and the adds after it is then always seen; the cost is one
+// poll an exchange, and a change that touched no gateway (a new pod's
+// veth) costs the adds their devices for no reason.
 //
 // A multipath route whose next hops name no device (a gRIBI group of
 // several next hops) is echoed too, every such add: the echo's
@@ -129,6 +136,21 @@ func (p *routePlan) learn(j int, r rtnl.Route) {
 			}
 		}
 	}
+}
+
+// settle gives the adds sent without an echo their run's device (spread)
+// unless someone else changed the namespace since the events were last
+// drained, before the plan: then, or when it cannot tell, they keep
+// none (see above).
+func (b *Backend) settle(p *routePlan) {
+	if b.exchanged != nil {
+		b.exchanged()
+	}
+	if changed, err := b.conn.WaitChanges(0); changed || err != nil {
+		b.log.Debug("gateway devices not spread: the namespace changed during the exchange", "adds", len(p.sent))
+		return
+	}
+	p.spread()
 }
 
 // spread gives each gateway-only add sent without an echo the device its

@@ -325,7 +325,7 @@ func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map
 	st, stale = p.st, p.stale
 	sc.arena, sc.reqs, sc.sent, sc.idx = p.arena, p.reqs, p.sent, p.idx
 	results, err := b.conn.ExecEcho(ctx, p.reqs, b.batch, p.learn)
-	p.spread()
+	b.settle(&p)
 	unsent := map[int]bool{}
 	for j, rerr := range results {
 		i := p.idx[j]
