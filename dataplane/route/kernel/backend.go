@@ -90,6 +90,11 @@ type Backend struct {
 	lostWoke time.Time
 	// lostDown is the devices of lost routes that are down or away.
 	lostDown map[string]bool
+	// down is the links known to be administratively down (links.go).
+	down map[int]bool
+	// exchanged, when set, is called after each exchange of adds, before
+	// settle looks for someone else's changes: tests make one there.
+	exchanged func()
 	// links is the namespace's links as last listed, nil after any link
 	// event; index and names map device names and interface indexes
 	// both ways, kept from the monitor's link events (links.go).

@@ -26,9 +26,9 @@ type routeCache struct {
 	rare map[cacheKey]rtnl.Route
 	// onLink counts the cached routes by outgoing interface index: for
 	// a route given a gateway alone, the device the kernel resolved
-	// (learnt from its echo of the add, or from a dump). 0 counts those
-	// whose device the cache does not know: a multipath route's next hop
-	// given a gateway alone, or a route whose echo never came.
+	// (learnt from its echo of the add, or from a dump), and so for each
+	// next hop of a multipath route. 0 counts those whose device the
+	// cache does not know: a route or next hop whose echo never came.
 	onLink map[int32]int32
 	// sourced counts the cached routes with a source address.
 	sourced int32
@@ -129,35 +129,84 @@ func (c *routeCache) onLinkCount(index int) int {
 // addrFree reports whether deleting an address of link index leaves
 // every cached route as it is: none is over that link (the last IPv4
 // address of a link going takes its routes, as the link going down
-// does), none has a source address (IPv4 routes using the address as
+// does) or the link is down (its routes went or were marked dead when
+// it went down, and a link being deleted goes down before its addresses
+// go), none has a source address (IPv4 routes using the address as
 // their source go, IPv6 ones lose it), and none has a link the kernel
 // resolved from a gateway that the cache does not know, which may be
-// that link (a gateway route's learnt device counts as a named one's).
-// A pod's veth going (its IPv6 link-local address with it, after its
-// routes) is such a deletion.
-func (c *routeCache) addrFree(index int) bool {
-	return c != nil && index != 0 && c.onLinkCount(index) == 0 && c.sourced == 0 && c.onLink[0] == 0
+// that link (a gateway route's or a multipath route's next hop's learnt
+// device counts as a named one's; resolve.go). A pod's veth going (its
+// IPv6 link-local address with it, after its routes) is such a
+// deletion.
+func (c *routeCache) addrFree(index int, down bool) bool {
+	return c != nil && index != 0 && (c.onLinkCount(index) == 0 || down) && c.sourced == 0 && c.onLink[0] == 0
 }
 
-// forgetLink removes the plain routes over link index, which the kernel
-// removed with it (IPv4 ones silently, IPv6 ones with a notification
-// that may come after the link's), calling gone with each one's key. It
-// reports false, having removed nothing, when a multipath route uses the
-// link: the kernel keeps such a route with the next hop dead when the
-// link goes down, drops it whole (IPv4) or drops that next hop (IPv6)
-// when the link goes away, which the cache cannot follow precisely.
-// The per-link count stops the walk once the last such route is found.
-func (c *routeCache) forgetLink(index int, gone func(route.Key)) bool {
-	for _, r := range c.rare {
-		if usesLink(r, index) {
+// forgetLink removes the routes over link index that the kernel removed
+// with it (IPv4 ones silently, IPv6 ones with a notification that may
+// come after the link's), calling gone with the key of each route it
+// removed or changed. away is the link deleted rather than set down;
+// down reports whether a link is known to be down.
+//
+// A multipath route follows what the kernel does (checked on Linux 6.18,
+// two veths, one next hop on each): set down, a next hop's link leaves
+// the route as it was, the next hop marked dead and alive again once the
+// link is up, unless every next hop's link is down, when the route goes
+// (IPv4 silently, IPv6 a deletion notification per next hop); deleted,
+// the link takes an IPv4 route whole, silently, and an IPv6 route's
+// next hops over it, each with a notification (sent before the link's,
+// see forgetRoute), leaving a route of one next hop a single path. It
+// reports false, having removed nothing, when it cannot tell: a
+// multipath route with a next hop whose device the cache does not know,
+// or another uncommon route over the link.
+func (c *routeCache) forgetLink(index int, away bool, down func(int) bool, gone func(route.Key)) bool {
+	type change struct {
+		k     cacheKey
+		r     rtnl.Route
+		whole bool
+	}
+	var changes []change
+	kept := 0 // next hops over the link that stay cached
+	for k, r := range c.rare {
+		if !usesLink(r, index) {
+			continue
+		}
+		if len(r.Nexthops) == 0 {
 			return false
 		}
+		all := true // every next hop's link is down
+		for _, h := range r.Nexthops {
+			if h.OIF == 0 {
+				return false
+			}
+			all = all && (h.OIF == index || down(h.OIF))
+		}
+		switch {
+		case all || (away && r.Dst.Addr().Is4()):
+			changes = append(changes, change{k, r, true})
+		case away:
+			changes = append(changes, change{k, r, false})
+		default:
+			for _, h := range r.Nexthops {
+				if h.OIF == index {
+					kept++
+				}
+			}
+		}
 	}
-	n := c.onLinkCount(index)
+	for _, ch := range changes {
+		if ch.whole {
+			c.uncount(ch.k)
+			delete(c.rare, ch.k)
+		} else {
+			c.dropHops(ch.k, ch.r, func(h rtnl.Nexthop) bool { return h.OIF == index })
+		}
+		gone(kernelKey(ch.r))
+	}
+	n := c.onLinkCount(index) - kept // the plain routes over the link
 	oif := int32(index)
 	if keys, ok := c.few[oif]; ok && len(keys) == n {
-		// Every route over the link is plain (no rare one uses it) and
-		// indexed: no walk.
+		// Every plain route over the link is indexed: no walk.
 		for _, k := range slices.Clone(keys) {
 			v := c.m[k]
 			c.uncount(k)
@@ -167,7 +216,7 @@ func (c *routeCache) forgetLink(index int, gone func(route.Key)) bool {
 		return true
 	}
 	for k, v := range c.m {
-		if n == 0 {
+		if n <= 0 {
 			break
 		}
 		if v.oif == oif {
@@ -180,15 +229,48 @@ func (c *routeCache) forgetLink(index int, gone func(route.Key)) bool {
 	return true
 }
 
+// dropHops caches r, cached under k, without the next hops drop picks:
+// as the kernel leaves it, a single path when one next hop is left,
+// nothing when none is.
+func (c *routeCache) dropHops(k cacheKey, r rtnl.Route, drop func(rtnl.Nexthop) bool) {
+	var rest []rtnl.Nexthop
+	for _, h := range r.Nexthops {
+		if !drop(h) {
+			rest = append(rest, h)
+		}
+	}
+	switch len(rest) {
+	case 0:
+		c.uncount(k)
+		delete(c.rare, k)
+	case 1:
+		r.Multipath, r.Nexthops, r.Gateway, r.OIF = false, nil, rest[0].Gateway, rest[0].OIF
+		c.put(r)
+	default:
+		r.Nexthops = rest
+		c.put(r)
+	}
+}
+
 // forgetRoute removes the route the kernel says it deleted (r, a
 // deletion notification). followed reports whether the cache follows it
 // precisely: it did not hold the key, or held a plain route over the
-// same link (removed). A multipath route (one next hop may have gone,
-// not the route) or one over another link is not followed.
+// same link (removed), or r is a single path of an IPv6 multipath route
+// it holds (the kernel deleting one next hop, as its link goes: that
+// next hop is removed). Anything else (a multipath notification, a
+// route over another link) is not followed.
 func (c *routeCache) forgetRoute(r rtnl.Route) (followed, removed bool) {
 	ck := keyOfRoute(kernelKey(r))
-	if _, ok := c.rare[ck]; ok {
-		return false, false
+	if old, ok := c.rare[ck]; ok {
+		if r.Multipath || len(r.Nexthops) > 0 || !r.Dst.Addr().Is6() || r.OIF == 0 {
+			return false, false
+		}
+		hop := func(h rtnl.Nexthop) bool { return h.Gateway == r.Gateway && h.OIF == r.OIF }
+		if !slices.ContainsFunc(old.Nexthops, hop) {
+			return false, false
+		}
+		c.dropHops(ck, old, hop)
+		return true, true
 	}
 	v, ok := c.m[ck]
 	if !ok {

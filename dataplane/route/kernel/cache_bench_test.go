@@ -32,7 +32,7 @@ func BenchmarkForgetPodLink(b *testing.B) {
 				}
 				b.StartTimer()
 				n := 0
-				if !c.forgetLink(7, func(route.Key) { n++ }) || n != 1 {
+				if !c.forgetLink(7, false, func(int) bool { return false }, func(route.Key) { n++ }) || n != 1 {
 					b.Fatalf("forgot %d routes", n)
 				}
 			}

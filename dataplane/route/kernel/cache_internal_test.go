@@ -128,11 +128,12 @@ func TestRouteCacheForgets(t *testing.T) {
 	for _, r := range append(on3, on4, sourced, resolved, mp) {
 		c.put(r)
 	}
-	if c.addrFree(7) {
+	if c.addrFree(7, false) {
 		t.Error("addrFree with a sourced and a resolved route")
 	}
 	var gone []netip.Prefix
-	if !c.forgetLink(3, func(k route.Key) { gone = append(gone, k.Dst) }) {
+	none := func(int) bool { return false }
+	if !c.forgetLink(3, false, none, func(k route.Key) { gone = append(gone, k.Dst) }) {
 		t.Fatal("forgetLink(3) refused")
 	}
 	slices.SortFunc(gone, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
@@ -142,8 +143,49 @@ func TestRouteCacheForgets(t *testing.T) {
 	if c.len() != 4 {
 		t.Errorf("len %d after forgetting link 3, want 4", c.len())
 	}
-	if c.forgetLink(5, func(route.Key) { t.Error("forgetLink(5) named a route") }) || !c.has(kernelKey(mp)) {
-		t.Error("forgetLink over a multipath route's next hop did not refuse")
+	// A multipath route: its next hop's link going down leaves it (the
+	// kernel marks the next hop dead) while the other's link is up, and
+	// takes it while that one is down; going away takes an IPv4 one.
+	if !c.forgetLink(5, false, none, func(route.Key) { t.Error("forgetLink(5) down named a route") }) || !c.has(kernelKey(mp)) || c.onLinkCount(5) != 1 {
+		t.Error("forgetLink(5) down with link 6 up did not keep the multipath route")
+	}
+	gone = nil
+	if !c.forgetLink(5, false, func(i int) bool { return i == 6 }, func(k route.Key) { gone = append(gone, k.Dst) }) ||
+		c.has(kernelKey(mp)) || !slices.Equal(gone, []netip.Prefix{mp.Dst}) || c.onLinkCount(6) != 0 {
+		t.Errorf("forgetLink(5) down with link 6 down named %v, want the multipath route", gone)
+	}
+	c.put(mp)
+	gone = nil
+	if !c.forgetLink(6, true, none, func(k route.Key) { gone = append(gone, k.Dst) }) || c.has(kernelKey(mp)) || !slices.Equal(gone, []netip.Prefix{mp.Dst}) {
+		t.Errorf("forgetLink(6) away named %v, want the IPv4 multipath route", gone)
+	}
+	// IPv6: going away takes the next hop over the link; one left is a
+	// single path.
+	mp6 := rtnl.Route{Dst: p("fd04::/64"), Table: 254, Priority: 1024, Nexthops: []rtnl.Nexthop{{Gateway: a("fd00::5"), OIF: 5}, {Gateway: a("fd00::6"), OIF: 6}}}
+	c.put(mp6)
+	if !c.forgetLink(5, true, none, func(route.Key) {}) {
+		t.Fatal("forgetLink(5) away refused an IPv6 multipath route")
+	}
+	if r, ok := c.get(kernelKey(mp6)); !ok || r.Gateway != a("fd00::6") || r.OIF != 6 || len(r.Nexthops) != 0 || c.onLinkCount(5) != 0 || c.onLinkCount(6) != 1 {
+		t.Errorf("IPv6 multipath route after link 5 went away: %+v (%t), counts %d, %d", r, ok, c.onLinkCount(5), c.onLinkCount(6))
+	}
+	c.del(kernelKey(mp6))
+	// A next hop whose device is unknown: the cache cannot tell.
+	unknown := rtnl.Route{Dst: p("10.4.1.0/24"), Table: 254, Nexthops: []rtnl.Nexthop{{Gateway: a("10.0.0.5"), OIF: 5}, {Gateway: a("10.0.0.9")}}}
+	c.put(unknown)
+	if c.forgetLink(5, true, none, func(route.Key) { t.Error("forgetLink(5) named a route") }) || !c.has(kernelKey(unknown)) {
+		t.Error("forgetLink over a multipath route with an unknown next hop did not refuse")
+	}
+	c.del(kernelKey(unknown))
+	c.put(mp)
+	// The kernel deleting one next hop of an IPv6 route (its link went
+	// away) is followed; a second one empties it.
+	c.put(mp6)
+	if f, r := c.forgetRoute(rtnl.Route{Dst: mp6.Dst, Table: 254, Priority: 1024, Gateway: a("fd00::5"), OIF: 5}); !f || !r {
+		t.Errorf("forgetRoute(one next hop of an IPv6 multipath route) = %t, %t; want true, true", f, r)
+	}
+	if f, r := c.forgetRoute(rtnl.Route{Dst: mp6.Dst, Table: 254, Priority: 1024, Gateway: a("fd00::6"), OIF: 6}); !f || !r || c.has(kernelKey(mp6)) {
+		t.Errorf("forgetRoute(the last next hop) = %t, %t, still cached %t; want true, true, false", f, r, c.has(kernelKey(mp6)))
 	}
 	for _, tc := range []struct {
 		r                 rtnl.Route
@@ -159,12 +201,13 @@ func TestRouteCacheForgets(t *testing.T) {
 		}
 	}
 	c.del(kernelKey(resolved))
-	if c.addrFree(3) {
+	if c.addrFree(3, false) || c.addrFree(3, true) {
 		t.Error("addrFree(3) with a sourced route over link 4")
 	}
 	c.del(kernelKey(sourced))
-	if !c.addrFree(3) || c.addrFree(5) {
-		t.Errorf("addrFree(3) %t, addrFree(5) %t with a multipath route over 5; want true, false", c.addrFree(3), c.addrFree(5))
+	if !c.addrFree(3, false) || c.addrFree(5, false) || !c.addrFree(5, true) {
+		t.Errorf("addrFree(3) %t, addrFree(5) %t, with 5 down %t with a multipath route over 5; want true, false, true",
+			c.addrFree(3, false), c.addrFree(5, false), c.addrFree(5, true))
 	}
 	c.del(kernelKey(mp))
 	if c.len() != 0 || len(c.onLink) != 0 || c.sourced != 0 {
@@ -216,22 +259,18 @@ func TestRouteCacheLinkIndex(t *testing.T) {
 			var gone []route.Key
 			_, fast := c.few[int32(link)]
 			fast = fast && len(c.few[int32(link)]) == c.onLinkCount(link)
-			ok := c.forgetLink(link, func(k route.Key) { gone = append(gone, k) })
+			// Set down, with every other link up: a multipath route
+			// goes only when all its next hops are over the link.
+			ok := c.forgetLink(link, false, func(int) bool { return false }, func(k route.Key) { gone = append(gone, k) })
 			var wantGone []route.Key
-			rare := false
 			for k, wr := range want {
-				if len(wr.Nexthops) > 0 && usesLink(wr, link) {
-					rare = true
-				}
-				if len(wr.Nexthops) == 0 && wr.OIF == link {
+				if len(wr.Nexthops) == 0 && wr.OIF == link ||
+					len(wr.Nexthops) > 0 && !slices.ContainsFunc(wr.Nexthops, func(h rtnl.Nexthop) bool { return h.OIF != link }) {
 					wantGone = append(wantGone, k)
 				}
 			}
-			if ok == rare {
-				t.Fatalf("step %d: forgetLink(%d) = %t with a route kept whole over it %t", step, link, ok, rare)
-			}
 			if !ok {
-				wantGone = nil
+				t.Fatalf("step %d: forgetLink(%d) refused", step, link)
 			}
 			cmpKeys := func(a, b route.Key) int { return a.Dst.Addr().Compare(b.Dst.Addr()) }
 			slices.SortFunc(gone, cmpKeys)

@@ -7,3 +7,11 @@ func LinksRead(b *Backend) uint64 {
 	defer b.mu.Unlock()
 	return b.linksRead
 }
+
+// OnExchange makes f run after each exchange of adds, before b looks for
+// changes made by someone else during it.
+func OnExchange(b *Backend, f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.exchanged = f
+}

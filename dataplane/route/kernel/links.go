@@ -35,6 +35,7 @@ func (b *Backend) dropLinks() {
 // path planned with it resolve differently), a new name does not.
 func (b *Backend) linkEvent(ev rtnl.Event) {
 	b.links = nil
+	b.followDown(ev)
 	if ev.Removal && b.cache != nil && b.cache.onLinkCount(ev.Link) > 0 {
 		b.forgetLink(ev)
 	}
@@ -69,6 +70,26 @@ func (b *Backend) linkEvent(ev rtnl.Event) {
 	}
 }
 
+// followDown keeps the set of links known to be administratively down
+// from a link event: a multipath route goes with the last of its next
+// hops' links to go down (routeCache.forgetLink).
+func (b *Backend) followDown(ev rtnl.Event) {
+	switch {
+	case ev.Type == unix.RTM_DELLINK || ev.Up:
+		delete(b.down, ev.Link)
+	case ev.Removal:
+		if b.down == nil {
+			b.down = map[int]bool{}
+		}
+		b.down[ev.Link] = true
+	}
+}
+
+// isDown reports whether link index is known to be down. Until the first
+// list of links (linkList) only the events since the backend opened are
+// known; a route's next hop cannot be installed over a link that is down.
+func (b *Backend) isDown(index int) bool { return b.down[index] }
+
 // linkList returns the namespace's links, listing them again when an
 // event made the last list out of date. The caller must not modify the
 // slice.
@@ -83,6 +104,15 @@ func (b *Backend) linkList() ([]rtnl.Link, error) {
 	}
 	b.links = links
 	b.linksRead++
+	clear(b.down)
+	for _, l := range links {
+		if !l.Up {
+			if b.down == nil {
+				b.down = map[int]bool{}
+			}
+			b.down[l.Index] = true
+		}
+	}
 	return links, nil
 }
 
@@ -125,15 +155,18 @@ func (b *Backend) dropCache(why string) {
 // name. The rest of the cache stays true, so a pod's DEL (its veth goes
 // first, then the Patch deleting its route) is patched, not a whole Set
 // reading every route of the kernel. A multipath route over the link
-// drops the cache as before (routeCache.forgetLink says why).
+// follows what the kernel does to it, which depends on whether its other
+// next hops' links are down (routeCache.forgetLink); one the cache
+// cannot follow drops the cache as before.
 func (b *Backend) forgetLink(ev rtnl.Event) {
 	n := b.cache.onLinkCount(ev.Link)
 	name, ok := b.names[ev.Link]
 	if !ok {
 		name = ev.Name
 	}
-	if !b.cache.forgetLink(ev.Link, func(k route.Key) { b.lose(k, name) }) {
-		b.dropCache(fmt.Sprintf("link %d, carrying %d of Kedge's routes (a multipath one among them), went down or away", ev.Link, n))
+	away := ev.Type == unix.RTM_DELLINK
+	if !b.cache.forgetLink(ev.Link, away, b.isDown, func(k route.Key) { b.lose(k, name) }) {
+		b.dropCache(fmt.Sprintf("link %d, carrying %d of Kedge's routes (one the cache cannot follow among them), went down or away", ev.Link, n))
 		return
 	}
 	b.log.Debug("routes lost with their link", "link", ev.Link, "name", name, "routes", n)

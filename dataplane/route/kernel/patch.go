@@ -133,7 +133,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	st := plan.st
 	sc.arena, sc.reqs, sc.sent, sc.idx = plan.arena, plan.reqs, plan.sent, plan.idx
 	results, err := b.conn.ExecEcho(ctx, plan.reqs, b.batch, plan.learn)
-	plan.spread()
+	b.settle(&plan)
 	var errs []error
 	added := 0
 	if b.cache != nil {

@@ -27,10 +27,24 @@ import (
 // scope, so it resolves no other route's gateway (the kernel resolves a
 // gateway through link-scope routes), and the adds of one exchange
 // resolve a gateway alike until an add that could change that (a device
-// route, a multipath or link-scope one) ends the run. (Someone else
+// route, a multipath or link-scope one) ends the run. Someone else
 // changing addresses or routes during the exchange could make the rest
-// of a run resolve elsewhere; the cache would then count those routes
-// under the run's device.)
+// of a run resolve elsewhere, so when the monitor holds any change of
+// someone else's once the exchange is acked (the backend drained it
+// before planning, and the kernel queues a notification as it makes the
+// change), the adds sent without an echo keep no device (settle): they
+// count as unknown, as before echoes, and only the echoed ones keep
+// theirs, the kernel's own answer for them. A change made between an
+// echoed add and the adds after it is then always seen; the cost is one
+// poll an exchange, and a change that touched no gateway (a new pod's
+// veth) costs the adds their devices for no reason.
+//
+// A multipath route whose next hops name no device (a gRIBI group of
+// several next hops) is echoed too, every such add: the echo's
+// RTA_MULTIPATH carries each next hop's device, so the cache counts the
+// route under each of them and a link's going finds it (cache.go says
+// what the kernel does to it). A multipath add ends a run anyway, so it
+// has no run to share an echo with.
 
 // gwKey is a gateway in a table, the unit a run's echo covers.
 type gwKey struct {
@@ -72,15 +86,71 @@ func (p *routePlan) echoFlag(want rtnl.Route) uint16 {
 		clear(p.run)
 		p.inRun = false
 	}
+	if unknownHop(want) {
+		f = rtnl.FlagEcho
+	}
 	return f
 }
 
-// learn takes the device of the route the add j installed from the
-// kernel's echo of it.
-func (p *routePlan) learn(j int, r rtnl.Route) {
-	if j < len(p.sent) && gatewayOnly(p.sent[j]) && !r.Multipath && r.OIF != 0 {
-		p.sent[j].OIF = r.OIF
+// unknownHop reports whether r is multipath with a next hop whose device
+// the kernel picks.
+func unknownHop(r rtnl.Route) bool {
+	for _, h := range r.Nexthops {
+		if h.OIF == 0 && h.Gateway.IsValid() {
+			return true
+		}
 	}
+	return false
+}
+
+// learn takes the device of the route the add j installed from the
+// kernel's echo of it: a multipath route's next hops each take the
+// device of the echoed next hop with their gateway and weight (the
+// plan's next-hop slices are its own).
+func (p *routePlan) learn(j int, r rtnl.Route) {
+	if j >= len(p.sent) {
+		return
+	}
+	s := &p.sent[j]
+	if gatewayOnly(*s) && !r.Multipath && r.OIF != 0 {
+		s.OIF = r.OIF
+		return
+	}
+	if !r.Multipath || len(r.Nexthops) != len(s.Nexthops) {
+		return
+	}
+	for i := range s.Nexthops {
+		h := &s.Nexthops[i]
+		if h.OIF != 0 {
+			continue
+		}
+		// The kernel keeps the order it was given; search if not.
+		if e := r.Nexthops[i]; e.Gateway == h.Gateway && e.Hops == h.Hops {
+			h.OIF = e.OIF
+			continue
+		}
+		for _, e := range r.Nexthops {
+			if e.Gateway == h.Gateway && e.Hops == h.Hops {
+				h.OIF = e.OIF
+				break
+			}
+		}
+	}
+}
+
+// settle gives the adds sent without an echo their run's device (spread)
+// unless someone else changed the namespace since the events were last
+// drained, before the plan: then, or when it cannot tell, they keep
+// none (see above).
+func (b *Backend) settle(p *routePlan) {
+	if b.exchanged != nil {
+		b.exchanged()
+	}
+	if changed, err := b.conn.WaitChanges(0); changed || err != nil {
+		b.log.Debug("gateway devices not spread: the namespace changed during the exchange", "adds", len(p.sent))
+		return
+	}
+	p.spread()
 }
 
 // spread gives each gateway-only add sent without an echo the device its

@@ -40,7 +40,7 @@ func TestEchoRuns(t *testing.T) {
 		{gw("fd01::/64", "fd00::1", 254), true, 21},
 		{gw("fd01:1::/64", "fd00::1", 254), false, 21},
 		{rtnl.Route{Dst: netip.MustParsePrefix("10.2.0.0/24"), Table: 254,
-			Nexthops: []rtnl.Nexthop{{Gateway: netip.MustParseAddr("10.0.0.1")}}}, false, 0},
+			Nexthops: []rtnl.Nexthop{{Gateway: netip.MustParseAddr("10.0.0.1")}, {Gateway: netip.MustParseAddr("10.0.0.3"), OIF: 4}}}, true, 0},
 		{gw("10.1.10.0/24", "10.0.0.1", 254), true, 24},
 	}
 	var p routePlan
@@ -54,9 +54,18 @@ func TestEchoRuns(t *testing.T) {
 		p.reqs, p.sent = append(p.reqs, req), append(p.sent, a.r)
 	}
 	for j, req := range p.reqs {
-		if req.Flags&rtnl.FlagEcho != 0 && j != 2 {
+		switch {
+		case req.Flags&rtnl.FlagEcho == 0 || j == 2:
+		case len(p.sent[j].Nexthops) > 0:
+			// The kernel's order differs from the request's.
+			p.learn(j, rtnl.Route{Dst: p.sent[j].Dst, Multipath: true, Nexthops: []rtnl.Nexthop{
+				{Gateway: netip.MustParseAddr("10.0.0.3"), OIF: 4}, {Gateway: netip.MustParseAddr("10.0.0.1"), OIF: 10 + j}}})
+		default:
 			p.learn(j, rtnl.Route{Dst: p.sent[j].Dst, Gateway: p.sent[j].Gateway, OIF: 10 + j})
 		}
+	}
+	if hops := p.sent[13].Nexthops; hops[0].OIF != 23 || hops[1].OIF != 4 {
+		t.Errorf("multipath add's next hops learnt devices %d and %d, want 23 and 4", hops[0].OIF, hops[1].OIF)
 	}
 	p.spread()
 	for i, a := range adds {

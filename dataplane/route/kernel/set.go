@@ -194,19 +194,23 @@ func (b *Backend) drainEvents() (drift bool) {
 				drift = true // Set reads the rules every time
 			}
 			// An address deleted changes Kedge's routes only through
-			// their link or their source address (routeCache.addrFree);
+			// their link, unless it is down already (a link being
+			// deleted goes down first), or their source address
+			// (routeCache.addrFree);
 			// when one might, the cache goes whole: which routes the
 			// kernel drops then (all of the link's when its last IPv4
 			// address goes, or only those with the address as source)
 			// is more than the event says.
-			if ev.Removal && (ev.Type != unix.RTM_DELADDR || !b.cache.addrFree(ev.AddrLink)) {
+			if ev.Removal && (ev.Type != unix.RTM_DELADDR || !b.cache.addrFree(ev.AddrLink, b.isDown(ev.AddrLink))) {
 				b.dropCache("an address was deleted or a link went down")
 				drift = true
 			}
 		case b.cache == nil:
 		case ev.Route.Protocol == b.proto && ev.Type == unix.RTM_DELROUTE:
 			// The kernel deleted a route of Kedge's (an IPv6 route whose
-			// link went down or away, or someone else's delete): the
+			// link went down or away, or the next hop of an IPv6
+			// multipath route whose link went away, or someone else's
+			// delete): the
 			// cache follows, the route is lost until put back, and a
 			// route the cache had already forgotten changes nothing.
 			switch followed, removed := b.cache.forgetRoute(ev.Route); {
@@ -321,7 +325,7 @@ func (b *Backend) addRoutes(ctx context.Context, routes []route.Route, index map
 	st, stale = p.st, p.stale
 	sc.arena, sc.reqs, sc.sent, sc.idx = p.arena, p.reqs, p.sent, p.idx
 	results, err := b.conn.ExecEcho(ctx, p.reqs, b.batch, p.learn)
-	p.spread()
+	b.settle(&p)
 	unsent := map[int]bool{}
 	for j, rerr := range results {
 		i := p.idx[j]
