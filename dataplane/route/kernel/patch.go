@@ -66,21 +66,24 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	// The buffers for what is sent are sized for every route up front: a
 	// bulk load's patches (72,000 routes of a gRIBI load's last) grew
 	// them by doubling, a tenth of what the route backend allocated.
-	plan := routePlan{norm: make([]route.Route, len(p.Put)), st: make([]route.RouteStatus, len(p.Put)),
+	// The checks keep the puts' keys, not their normalized routes: a route
+	// is normalized again when it is planned.
+	plan := routePlan{st: make([]route.RouteStatus, len(p.Put)),
 		arena: slices.Grow(sc.arena[:0], len(p.Put)*rtnl.RouteMsgSize), reqs: slices.Grow(sc.reqs[:0], len(p.Put)),
 		sent: slices.Grow(sc.sent[:0], len(p.Put)), idx: slices.Grow(sc.idx[:0], len(p.Put))}
-	puts := putSet{norm: plan.norm}
+	puts := putSet{keys: make([]route.Key, len(p.Put))}
 	relisted := false
 	for i, r := range p.Put {
-		n := r.Normalize()
-		if !n.Dst.IsValid() || r.Check() != nil {
+		k := putKey(r)
+		if !k.Dst.IsValid() || r.Check() != nil {
 			return fmt.Errorf("patch routes: route %d: %w", i, route.ErrNoBase)
 		}
-		plan.norm[i] = n
+		puts.keys[i] = k
 		if !puts.add(i) {
-			return fmt.Errorf("patch routes: %s twice: %w", normKey(n), route.ErrNoBase)
+			return fmt.Errorf("patch routes: %s twice: %w", k, route.ErrNoBase)
 		}
-		if unknownDevice(n, index) != "" && !relisted {
+		// Normalizing names no other device.
+		if unknownDevice(r, index) != "" && !relisted {
 			// The index may be behind a name reused under another
 			// index (links.go): list the links once; a device still
 			// missing fails its route, as in a Set.
@@ -119,7 +122,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	b.base.ok, b.base.patched, b.prev.ok = false, true, false // set again below if all goes well
 	before := b.conn.Counters()
 	for i, r := range p.Put {
-		b.planRoute(i, r, plan.norm[i], index, kernel, &plan)
+		b.planRoute(i, r, r.Normalize(), index, kernel, &plan)
 	}
 	for _, r := range p.Del {
 		k := r.Key()

@@ -56,11 +56,11 @@ func TestPutSet(t *testing.T) {
 			}
 			rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 		}
-		s := putSet{norm: make([]route.Route, len(keys))}
+		s := putSet{keys: make([]route.Key, len(keys))}
 		ref := map[route.Key]bool{}
 		dup, want := -1, -1
 		for i, k := range keys {
-			s.norm[i] = route.Route{Dst: k.Dst, Table: k.Table, Metric: k.Metric}
+			s.keys[i] = k
 			if want < 0 && ref[k] {
 				want = i
 			}
