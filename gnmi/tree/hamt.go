@@ -258,7 +258,17 @@ func (n *hnode) editable(owner uint64) *hnode { return n.editableRoom(owner, 0, 
 // nearly every new entry's path, and add the entry to the last).
 func (n *hnode) editableRoom(owner uint64, ents, kids int) *hnode {
 	if owner != 0 && n.owner == owner {
-		return n
+		if ents == 0 || len(n.ents)+ents <= cap(n.ents) {
+			return n
+		}
+		// Full: a new node, its entries allocated with it where few,
+		// takes n's place (the caller stores the node it is given in the
+		// parent) and n's children; growing n's entries instead would
+		// leave the array allocated with n unused and kept alive.
+		c := newHnode(owner, max(len(n.ents)+ents, 2*len(n.ents)))
+		c.datamap, c.nodemap, c.kids = n.datamap, n.nodemap, n.kids
+		c.ents = append(c.ents, n.ents...)
+		return c
 	}
 	c := newHnode(owner, len(n.ents)+ents)
 	c.datamap, c.nodemap = n.datamap, n.nodemap

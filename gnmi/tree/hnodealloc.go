@@ -12,9 +12,7 @@ type hnodeWith[E any] struct {
 }
 
 // newHnode returns an empty node of owner whose ents have room for at
-// least room entries, allocated with the node when room is small. The
-// room is rounded up to the array sizes below, which leaves a later
-// insert into the node (the same commit's next entry there) space.
+// room entries, allocated with the node when room is small.
 func newHnode(owner uint64, room int) *hnode {
 	if room <= 0 || room > len(hnodeMakers) {
 		c := &hnode{owner: owner}
@@ -26,10 +24,10 @@ func newHnode(owner uint64, room int) *hnode {
 	return hnodeMakers[room-1](owner)
 }
 
-// hnodeMakers[i] allocates a node with room for i+1 entries or more.
+// hnodeMakers[i] allocates a node with room for i+1 entries.
 var hnodeMakers = [8]func(uint64) *hnode{
 	hnodeOf[[1]hentry], hnodeOf[[2]hentry], hnodeOf[[3]hentry], hnodeOf[[4]hentry],
-	hnodeOf[[6]hentry], hnodeOf[[6]hentry], hnodeOf[[8]hentry], hnodeOf[[8]hentry],
+	hnodeOf[[5]hentry], hnodeOf[[6]hentry], hnodeOf[[7]hentry], hnodeOf[[8]hentry],
 }
 
 func hnodeOf[E any](owner uint64) *hnode {

@@ -193,12 +193,14 @@ func (in *Inst) val(i int) Value {
 
 // newInst makes an empty instance of s. Its vals start with room for
 // the list keys only, which an entry's ident shares (see ident); setVal
-// grows them. An instance with no keys, containers or lists (a route's
-// config or state container) is allocated with room for its first room
-// leaves (at most all it has), which setVal fills in place.
+// grows them. An instance with no keys, containers or lists and at most
+// room leaves (a route's config container, for a config writer) is
+// allocated with a slot for each, which setVal fills in place: the array
+// never grows, so none is left inside the allocation unused (an instance
+// of more leaves keeps growVals' arrays, which a growth frees).
 func newInst(s *Node, id *ident, mark uint64, room int) *Inst {
 	var in *Inst
-	if r := min(room, s.nvals); r > 0 && s.keySlots == 0 && s.nsubs == 0 && s.nlists == 0 && r <= len(valsMakers) {
+	if r := s.nvals; r > 0 && r <= room && s.keySlots == 0 && s.nsubs == 0 && s.nlists == 0 && r <= len(valsMakers) {
 		in = valsMakers[r-1]()
 	} else {
 		in = packedInst(s)
