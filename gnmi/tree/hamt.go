@@ -258,12 +258,21 @@ func (n *hnode) editable(owner uint64) *hnode { return n.editableRoom(owner, 0, 
 // nearly every new entry's path, and add the entry to the last).
 func (n *hnode) editableRoom(owner uint64, ents, kids int) *hnode {
 	if owner != 0 && n.owner == owner {
-		return n
+		if ents == 0 || len(n.ents)+ents <= cap(n.ents) {
+			return n
+		}
+		// Full: a new node, its entries allocated with it where few,
+		// takes n's place (the caller stores the node it is given in the
+		// parent) and n's children; growing n's entries instead would
+		// leave the array allocated with n unused and kept alive.
+		c := newHnode(owner, max(len(n.ents)+ents, 2*len(n.ents)))
+		c.datamap, c.nodemap, c.kids = n.datamap, n.nodemap, n.kids
+		c.ents = append(c.ents, n.ents...)
+		return c
 	}
-	c := &hnode{owner: owner, datamap: n.datamap, nodemap: n.nodemap}
-	if len(n.ents)+ents > 0 {
-		c.ents = append(make([]hentry, 0, len(n.ents)+ents), n.ents...)
-	}
+	c := newHnode(owner, len(n.ents)+ents)
+	c.datamap, c.nodemap = n.datamap, n.nodemap
+	c.ents = append(c.ents, n.ents...)
 	if len(n.kids)+kids > 0 {
 		c.kids = append(make([]*hnode, 0, len(n.kids)+kids), n.kids...)
 	}
@@ -327,7 +336,9 @@ func (n *hnode) set(owner uint64, shift uint, h uint64, k string, in *Inst) (*hn
 // shift.
 func pair(owner uint64, shift uint, h1 uint64, e1 hentry, h2 uint64, e2 hentry) *hnode {
 	if shift >= hashLimit {
-		return &hnode{owner: owner, ents: []hentry{e1, e2}}
+		c := newHnode(owner, 2)
+		c.ents = append(c.ents, e1, e2)
+		return c
 	}
 	b1, b2 := pos(h1, shift), pos(h2, shift)
 	if b1 == b2 {
@@ -336,7 +347,10 @@ func pair(owner uint64, shift uint, h1 uint64, e1 hentry, h2 uint64, e2 hentry) 
 	if b2 < b1 {
 		e1, e2 = e2, e1
 	}
-	return &hnode{owner: owner, datamap: b1 | b2, ents: []hentry{e1, e2}}
+	c := newHnode(owner, 2)
+	c.datamap = b1 | b2
+	c.ents = append(c.ents, e1, e2)
+	return c
 }
 
 // single reports whether n holds exactly one entry and no children: such

@@ -193,15 +193,40 @@ func (in *Inst) val(i int) Value {
 
 // newInst makes an empty instance of s. Its vals start with room for
 // the list keys only, which an entry's ident shares (see ident); setVal
-// grows them.
-func newInst(s *Node, id *ident, mark uint64) *Inst {
-	in := packedInst(s)
+// grows them. An instance with no keys, containers or lists and at most
+// room leaves (a route's config container, for a config writer) is
+// allocated with a slot for each, which setVal fills in place: the array
+// never grows, so none is left inside the allocation unused (an instance
+// of more leaves keeps growVals' arrays, which a growth frees).
+func newInst(s *Node, id *ident, mark uint64, room int) *Inst {
+	var in *Inst
+	if r := s.nvals; r > 0 && r <= room && s.keySlots == 0 && s.nsubs == 0 && s.nlists == 0 && r <= len(valsMakers) {
+		in = valsMakers[r-1]()
+	} else {
+		in = packedInst(s)
+	}
 	in.s, in.id, in.mark = s, id, mark
 	if n := s.keySlots; n > 0 {
 		in.vals = make([]Value, n)
 	}
 	addArrays(in)
 	return in
+}
+
+// withVals is an instance allocated with its leaf array V.
+type withVals[V any] struct {
+	in   Inst
+	vals V
+}
+
+// valsMakers[i] allocates an instance with room for i+1 leaves.
+var valsMakers = [4]func() *Inst{valsOf[[1]Value], valsOf[[2]Value], valsOf[[3]Value], valsOf[[4]Value]}
+
+func valsOf[V any]() *Inst {
+	b := new(withVals[V])
+	var v V
+	b.in.vals = unsafe.Slice((*Value)(unsafe.Pointer(&b.vals)), unsafe.Sizeof(v)/unsafe.Sizeof(Value{}))[:0]
+	return &b.in
 }
 
 // newEntry makes a new entry of list s below the entry up names (nil

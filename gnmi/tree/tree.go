@@ -53,7 +53,7 @@ const maxTouchBuf = 1 << 16
 func New(s *Schema) *Tree {
 	return &Tree{
 		schema:  s,
-		root:    newInst(s.Root, nil, 0),
+		root:    newInst(s.Root, nil, 0, 0),
 		targets: map[*Node]map[string]int{},
 		refs:    map[*Node]map[string]int{},
 	}

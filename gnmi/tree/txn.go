@@ -116,15 +116,35 @@ func (tx *Txn) dirty() {
 // clone copies in into the new version.
 func (tx *Txn) clone(in *Inst) *Inst {
 	tx.dirty()
-	c := &Inst{s: in.s, id: in.id, mark: tx.id,
-		vals: slices.Clone(in.vals), sub0: cloneArray(in.sub0, in.s.nsubs), list0: cloneArray(in.list0, in.s.nlists)}
+	// The copy's container and list arrays are allocated with it where
+	// packedInst can: a status written to each of 100,000 existing
+	// routes copies each route entry.
+	s := in.s
+	c := packedInst(s)
+	c.s, c.id, c.mark, c.vals = s, in.id, tx.id, slices.Clone(in.vals)
+	switch {
+	case in.sub0 == nil:
+		c.sub0 = nil
+	case c.sub0 == nil:
+		c.sub0 = cloneArray(in.sub0, s.nsubs)
+	default:
+		copy(c.subs(), in.subs())
+	}
+	switch {
+	case in.list0 == nil:
+		c.list0 = nil
+	case c.list0 == nil:
+		c.list0 = cloneArray(in.list0, s.nlists)
+	default:
+		copy(c.lists(), in.lists())
+	}
 	tx.touched = appendDoubling(tx.touched, touch{orig: in, cur: c})
 	return c
 }
 
 // create makes a new instance in the new version.
 func (tx *Txn) create(s *Node, id *ident) *Inst {
-	return tx.made(newInst(s, id, tx.id))
+	return tx.made(newInst(s, id, tx.id, tx.valRoom()))
 }
 
 // reserveTouched makes room for n more instances in the touched list.
@@ -187,13 +207,18 @@ func (tx *Txn) setVal(in *Inst, n *Node, v Value) {
 	tx.dirty()
 	tx.writes++
 	if n.slot >= len(in.vals) {
-		room := 1
-		if !tx.state {
-			room = 4
-		}
-		in.vals = growVals(in.vals, n.slot+1, room, in.s.nvals)
+		in.vals = growVals(in.vals, n.slot+1, tx.valRoom(), in.s.nvals)
 	}
 	in.vals[n.slot] = v
+}
+
+// valRoom is how many leaf slots a new leaf array has room for at
+// least: see growVals.
+func (tx *Txn) valRoom() int {
+	if tx.state {
+		return 1
+	}
+	return 4
 }
 
 // growVals returns vals lengthened to n, in place when the array has
