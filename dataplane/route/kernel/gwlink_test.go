@@ -1,15 +1,12 @@
 package kernel_test
 
 import (
-	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
-	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 )
 
 // TestGatewayRouteLostWithLink: a route given only a gateway (every gRIBI
@@ -43,20 +40,7 @@ func TestGatewayRouteLostWithLink(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newTestNet(t)
-			var mu sync.Mutex
-			now := time.Unix(1_000_000, 0)
-			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-			advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-			b, err := kernel.New(kernel.Options{NetNS: n.NS, LostGrace: time.Second, Now: clock})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
-			ctx, cancel := context.WithCancel(context.Background())
-			drifts := make(chan struct{}, 16)
-			done := make(chan error, 1)
-			go func() { done <- b.Watch(ctx, func() { drifts <- struct{}{} }) }()
-			t.Cleanup(func() { cancel(); <-done })
+			b, ctx, advance, drifts := watchedBackend(t, n)
 
 			host, peer := "kg"+randHex(3), "kh"+randHex(3)
 			ip(t, "-n", n.NS, "link", "add", host, "type", "veth", "peer", "name", peer)
@@ -88,37 +72,20 @@ func TestGatewayRouteLostWithLink(t *testing.T) {
 			if !both() {
 				t.Fatalf("%s and %s not in the kernel after the Set", tc.dst, tc.dst2)
 			}
-			drain := func() {
-				for {
-					select {
-					case <-drifts:
-					default:
-						return
-					}
-				}
-			}
 			time.Sleep(300 * time.Millisecond) // the Set's own events read
-			drain()
+			drainDrifts(drifts)
 
 			ip(t, "-n", n.NS, "link", "set", host, "down")
 			waitFor(t, 5*time.Second, none)
 			time.Sleep(600 * time.Millisecond) // two of Watch's rounds: no drift within the grace
-			select {
-			case <-drifts:
-				t.Fatal("drift reported for a gateway route lost within its grace, over a link that is down")
-			default:
-			}
+			noDrift(t, drifts, "drift reported for a gateway route lost within its grace, over a link that is down")
 			if err := b.Patch(ctx, route.Patch{}); err != nil {
 				t.Fatalf("patch within the grace: %v", err)
 			}
 
 			advance(time.Second)
-			select {
-			case <-drifts:
-			case <-time.After(5 * time.Second):
-				t.Fatal("no drift for a gateway route lost past its grace")
-			}
-			err = b.Patch(ctx, route.Patch{})
+			awaitDrift(t, drifts, "no drift for a gateway route lost past its grace")
+			err := b.Patch(ctx, route.Patch{})
 			if !errors.Is(err, route.ErrNoBase) || !strings.Contains(err.Error(), "was removed by the kernel") {
 				t.Fatalf("patch past the grace: %v, want ErrNoBase for a route removed by the kernel", err)
 			}
@@ -131,13 +98,9 @@ func TestGatewayRouteLostWithLink(t *testing.T) {
 			}
 
 			time.Sleep(300 * time.Millisecond)
-			drain()
+			drainDrifts(drifts)
 			ip(t, "-n", n.NS, "link", "set", host, "up")
-			select {
-			case <-drifts:
-			case <-time.After(5 * time.Second):
-				t.Fatal("no drift once the gateway's link is up again")
-			}
+			awaitDrift(t, drifts, "no drift once the gateway's link is up again")
 			if err := b.Set(ctx, cfg); err != nil {
 				t.Fatalf("whole Set with the link up again: %v", err)
 			}

@@ -295,3 +295,57 @@ func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
+
+// watchedBackend is a backend in n's namespace whose lost-grace (a
+// second) runs on a clock the test moves with advance, its Watch running
+// on ctx until the test ends: drifts receives each drift it reports.
+func watchedBackend(t *testing.T, n testNet) (b *kernel.Backend, ctx context.Context, advance func(time.Duration), drifts chan struct{}) {
+	t.Helper()
+	var mu sync.Mutex
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance = func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	b, err := kernel.New(kernel.Options{NetNS: n.NS, LostGrace: time.Second, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	drifts = make(chan struct{}, 16)
+	done := make(chan error, 1)
+	go func() { done <- b.Watch(ctx, func() { drifts <- struct{}{} }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return b, ctx, advance, drifts
+}
+
+// drainDrifts empties drifts of what Watch reported so far.
+func drainDrifts(drifts chan struct{}) {
+	for {
+		select {
+		case <-drifts:
+		default:
+			return
+		}
+	}
+}
+
+// awaitDrift fails the test with msg unless Watch reports a drift
+// within 5 s.
+func awaitDrift(t *testing.T, drifts chan struct{}, msg string) {
+	t.Helper()
+	select {
+	case <-drifts:
+	case <-time.After(5 * time.Second):
+		t.Fatal(msg)
+	}
+}
+
+// noDrift fails the test with msg if Watch has reported a drift.
+func noDrift(t *testing.T, drifts chan struct{}, msg string) {
+	t.Helper()
+	select {
+	case <-drifts:
+		t.Fatal(msg)
+	default:
+	}
+}

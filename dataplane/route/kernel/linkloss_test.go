@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
-	"github.com/guildhouse-co/kedge/dataplane/route/kernel"
 )
 
 // TestPatchAfterUsedLinkGoes: a link carrying Kedge's routes going away
@@ -106,20 +104,7 @@ func TestPatchAfterUsedLinkGoes(t *testing.T) {
 // kernel dropped. Within the grace a Patch leaving it alone applies.
 func TestLostRouteOverdue(t *testing.T) {
 	n := newTestNet(t)
-	var mu sync.Mutex
-	now := time.Unix(1_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	b, err := kernel.New(kernel.Options{NetNS: n.NS, LostGrace: time.Second, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	drifts := make(chan struct{}, 16)
-	done := make(chan error, 1)
-	go func() { done <- b.Watch(ctx, func() { drifts <- struct{}{} }) }()
-	t.Cleanup(func() { cancel(); <-done })
+	b, ctx, advance, drifts := watchedBackend(t, n)
 
 	host, peer := "kp"+randHex(3), "kq"+randHex(3)
 	ip(t, "-n", n.NS, "link", "add", host, "type", "veth", "peer", "name", peer)
@@ -131,17 +116,8 @@ func TestLostRouteOverdue(t *testing.T) {
 	if err := b.Set(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	drain := func() {
-		for {
-			select {
-			case <-drifts:
-			default:
-				return
-			}
-		}
-	}
 	time.Sleep(300 * time.Millisecond) // the Set's own events read
-	drain()
+	drainDrifts(drifts)
 
 	ip(t, "-n", n.NS, "link", "set", host, "down")
 	waitFor(t, 5*time.Second, func() bool { return !strings.Contains(ip(t, "-n", n.NS, "route"), "10.98.0.1") })
@@ -149,18 +125,10 @@ func TestLostRouteOverdue(t *testing.T) {
 		t.Fatalf("patch within the grace: %v", err)
 	}
 	time.Sleep(600 * time.Millisecond) // two of Watch's rounds: no drift within the grace
-	select {
-	case <-drifts:
-		t.Fatal("drift reported for a route lost within its grace, over a link that is down")
-	default:
-	}
+	noDrift(t, drifts, "drift reported for a route lost within its grace, over a link that is down")
 
 	advance(time.Second)
-	select {
-	case <-drifts:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no drift for a route lost past its grace")
-	}
+	awaitDrift(t, drifts, "no drift for a route lost past its grace")
 	if err := b.Patch(ctx, route.Patch{}); !errors.Is(err, route.ErrNoBase) {
 		t.Fatalf("patch past the grace: %v, want ErrNoBase", err)
 	}
@@ -173,12 +141,8 @@ func TestLostRouteOverdue(t *testing.T) {
 	}
 	// Asked once per grace, and not again once the Set has run.
 	time.Sleep(600 * time.Millisecond)
-	drain()
+	drainDrifts(drifts)
 	advance(time.Second)
 	time.Sleep(600 * time.Millisecond)
-	select {
-	case <-drifts:
-		t.Fatal("drift again after the whole Set recorded the lost route")
-	default:
-	}
+	noDrift(t, drifts, "drift again after the whole Set recorded the lost route")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,29 +43,7 @@ func TestMultipathGatewayHopsFollowTheirLinks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newTestNet(t)
-			var mu sync.Mutex
-			now := time.Unix(1_000_000, 0)
-			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-			advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-			b, err := kernel.New(kernel.Options{NetNS: n.NS, LostGrace: time.Second, Now: clock})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { b.Close() })
-			ctx, cancel := context.WithCancel(context.Background())
-			drifts := make(chan struct{}, 16)
-			done := make(chan error, 1)
-			go func() { done <- b.Watch(ctx, func() { drifts <- struct{}{} }) }()
-			t.Cleanup(func() { cancel(); <-done })
-			drain := func() {
-				for {
-					select {
-					case <-drifts:
-					default:
-						return
-					}
-				}
-			}
+			b, ctx, advance, drifts := watchedBackend(t, n)
 
 			id := randHex(3)
 			hostA, hostB := "ka"+id, "kb"+id
@@ -97,7 +74,7 @@ func TestMultipathGatewayHopsFollowTheirLinks(t *testing.T) {
 				t.Fatalf("kernel after the Set: %q, want %q", got, whole)
 			}
 			time.Sleep(300 * time.Millisecond) // the Set's own events read
-			drain()
+			drainDrifts(drifts)
 
 			ip(t, "-n", n.NS, "addr", "del", tc.other, "dev", n.Dev)
 			if err := b.Patch(ctx, route.Patch{}); err != nil {
@@ -107,11 +84,7 @@ func TestMultipathGatewayHopsFollowTheirLinks(t *testing.T) {
 			ip(t, "-n", n.NS, "link", "set", hostA, "down")
 			waitFor(t, 5*time.Second, func() bool { return strings.Contains(shown(), "dead") })
 			time.Sleep(600 * time.Millisecond) // two of Watch's rounds
-			select {
-			case <-drifts:
-				t.Fatal("drift reported for a multipath route one of whose links went down")
-			default:
-			}
+			noDrift(t, drifts, "drift reported for a multipath route one of whose links went down")
 			if err := b.Patch(ctx, route.Patch{}); err != nil {
 				t.Fatalf("patch with one next hop's link down: %v", err)
 			}
@@ -127,12 +100,8 @@ func TestMultipathGatewayHopsFollowTheirLinks(t *testing.T) {
 				t.Fatalf("patch within the grace: %v", err)
 			}
 			advance(time.Second)
-			select {
-			case <-drifts:
-			case <-time.After(5 * time.Second):
-				t.Fatal("no drift for a multipath route changed by its link's going, past its grace")
-			}
-			err = b.Patch(ctx, route.Patch{})
+			awaitDrift(t, drifts, "no drift for a multipath route changed by its link's going, past its grace")
+			err := b.Patch(ctx, route.Patch{})
 			if !errors.Is(err, route.ErrNoBase) || !strings.Contains(err.Error(), "was removed by the kernel") {
 				t.Fatalf("patch past the grace: %v, want ErrNoBase for a route removed by the kernel", err)
 			}
@@ -144,13 +113,9 @@ func TestMultipathGatewayHopsFollowTheirLinks(t *testing.T) {
 			}
 
 			time.Sleep(300 * time.Millisecond)
-			drain()
+			drainDrifts(drifts)
 			makeLink(hostA, tc.addrA)
-			select {
-			case <-drifts:
-			case <-time.After(5 * time.Second):
-				t.Fatal("no drift once the next hop's link is back")
-			}
+			awaitDrift(t, drifts, "no drift once the next hop's link is back")
 			if err := b.Set(ctx, cfg); err != nil {
 				t.Fatalf("whole Set with the link back: %v", err)
 			}
