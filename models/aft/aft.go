@@ -7,6 +7,8 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+
+	"github.com/guildhouse-co/kedge/internal/maproom"
 )
 
 // Kind is the AFT an entry belongs to.
@@ -181,7 +183,7 @@ type RIB struct {
 	// ipRoom is how many IP entries ips was made for or has held,
 	// whichever is more: a map keeps its room when entries leave it (see
 	// Reserve).
-	ipRoom int
+	ipRoom maproom.Room
 	// NoForwardReferences fails an operation whose reference does not
 	// resolve instead of keeping it until it does.
 	NoForwardReferences bool
@@ -238,18 +240,7 @@ func (r *RIB) AppendApply(out []Result, op *Op) []Result {
 // grown an entry at a time, the map
 // allocated about twice its final size on the way and rehashed every
 // entry at each step.
-func (r *RIB) Reserve(n int) {
-	if n < reserveMin || n < len(r.ips) || len(r.ips)+n <= r.ipRoom {
-		return
-	}
-	m := make(map[netip.Prefix]*Entry, len(r.ips)+n)
-	maps.Copy(m, r.ips)
-	r.ips, r.ipRoom = m, len(r.ips)+n
-}
-
-// reserveMin is the smallest batch Reserve makes room for: below it,
-// growing costs little.
-const reserveMin = 1024
+func (r *RIB) Reserve(n int) { r.ips = maproom.Reserve(r.ips, &r.ipRoom, n) }
 
 func (r *RIB) add(op *Op, out *[]Result) {
 	e := &op.Entry
@@ -290,7 +281,7 @@ func (r *RIB) add(op *Op, out *[]Result) {
 		r.nhgs[k.ID] = e
 	default:
 		r.ips[k.Prefix] = e
-		r.ipRoom = max(r.ipRoom, len(r.ips))
+		r.ipRoom.Held(len(r.ips))
 	}
 	*out = append(*out, Result{Op: op, OK: true, Existed: exists})
 	// Operations waiting for this entry may resolve now; each either

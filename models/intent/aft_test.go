@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/guildhouse-co/kedge/internal/maproom"
 	"github.com/guildhouse-co/kedge/models/accord"
 )
 
@@ -154,7 +155,7 @@ func TestAFTCacheReserve(t *testing.T) {
 	if len(want) == 0 {
 		t.Fatal("no entries cached")
 	}
-	c.aft.reserve(aftReserveMin)
+	c.aft.reserve(maproom.Min)
 	if !maps.Equal(c.aft.byID, want) {
 		t.Fatalf("after reserve: %d entries, want the %d cached before", len(c.aft.byID), len(want))
 	}

@@ -2,7 +2,6 @@ package intent
 
 import (
 	"cmp"
-	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
 	"github.com/guildhouse-co/kedge/gen/kedgetree"
 	"github.com/guildhouse-co/kedge/gnmi/tree"
+	"github.com/guildhouse-co/kedge/internal/maproom"
 )
 
 // aftCache is RouteCache's part for gRIBI's IP entries (/kedge/aft): the
@@ -54,7 +54,7 @@ type aftCache struct {
 	groups map[uint64]*aftCached
 	// room is how many entries byID was made for or has held, whichever
 	// is more: a map keeps its room when entries leave it (see reserve).
-	room int
+	room maproom.Room
 }
 
 type aftCached struct {
@@ -157,23 +157,12 @@ func (c *aftCache) reset() {
 // doubles them (a bulk load's batch: 72,000 entries into 28,000) and
 // byID never held as many. Grown an entry at a time, byID allocated about
 // twice its final size on the way and rehashed every entry at each step.
-func (c *aftCache) reserve(n int) {
-	if n < aftReserveMin || n < len(c.byID) || len(c.byID)+n <= c.room {
-		return
-	}
-	m := make(map[tree.Ident]*aftCached, len(c.byID)+n)
-	maps.Copy(m, c.byID)
-	c.byID, c.room = m, len(c.byID)+n
-}
-
-// aftReserveMin is the smallest batch reserve makes room for: below it,
-// growing costs little.
-const aftReserveMin = 1024
+func (c *aftCache) reserve(n int) { c.byID = maproom.Reserve(c.byID, &c.room, n) }
 
 // add makes e a live entry.
 func (c *aftCache) add(e *aftCached) {
 	c.byID[e.id] = e
-	c.room = max(c.room, len(c.byID))
+	c.room.Held(len(c.byID))
 	if c.groups == nil {
 		c.groups = map[uint64]*aftCached{}
 	}

@@ -1,8 +1,7 @@
 package routes
 
 import (
-	"maps"
-
+	"github.com/guildhouse-co/kedge/internal/maproom"
 	"github.com/guildhouse-co/kedge/models/intent"
 )
 
@@ -21,7 +20,7 @@ type stateRecord struct {
 	other  map[stateKey]stateVal
 	// aftRoom is how many entries aft was made for or has held,
 	// whichever is more (see reserveAFT).
-	aftRoom int
+	aftRoom maproom.Room
 }
 
 // routeID is a /kedge/routes entry's keys.
@@ -48,18 +47,7 @@ func (r *stateRecord) len() int { return len(r.routes) + len(r.aft) + len(r.othe
 // and the map never held as many. Grown an entry at a time, the map
 // allocated about twice its final size on the way (13 MB over a
 // 100,000-entry load) and rehashed every entry at each step.
-func (r *stateRecord) reserveAFT(n int) {
-	if n < reserveMin || n < len(r.aft) || len(r.aft)+n <= r.aftRoom {
-		return
-	}
-	m := make(map[aftID]*stateVal, len(r.aft)+n)
-	maps.Copy(m, r.aft)
-	r.aft, r.aftRoom = m, len(r.aft)+n
-}
-
-// reserveMin is the smallest batch reserveAFT makes room for: below it,
-// growing costs little.
-const reserveMin = 1024
+func (r *stateRecord) reserveAFT(n int) { r.aft = maproom.Reserve(r.aft, &r.aftRoom, n) }
 
 // isRoute reports whether k names a /kedge/routes entry.
 func isRoute(k stateKey) bool { return !k.pod && k.aft == 0 }
@@ -92,7 +80,7 @@ func (r *stateRecord) set(k stateKey, v stateVal) {
 		r.routes[routeID{k.a, k.table}] = shareVal(v)
 	case isAFTIP(k):
 		r.aft[aftID{k.aft, k.a}] = shareVal(v)
-		r.aftRoom = max(r.aftRoom, len(r.aft))
+		r.aftRoom.Held(len(r.aft))
 	default:
 		r.other[k] = v
 	}

@@ -3,6 +3,7 @@ package routes
 import (
 	"testing"
 
+	"github.com/guildhouse-co/kedge/internal/maproom"
 	"github.com/guildhouse-co/kedge/models/intent"
 )
 
@@ -43,7 +44,7 @@ func TestStateRecord(t *testing.T) {
 	if r.routes[routeID{route1.a, 254}] != r.routes[routeID{route2.a, 254}] {
 		t.Error("two installed routes hold a value each, not the shared one")
 	}
-	r.reserveAFT(reserveMin) // room for a batch keeps every entry
+	r.reserveAFT(maproom.Min) // room for a batch keeps every entry
 	for k, want := range set {
 		if got, ok := r.get(k); !ok || got != want {
 			t.Errorf("after reserve: get %+v = %+v %v, want %+v", k, got, ok, want)

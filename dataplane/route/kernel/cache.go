@@ -2,12 +2,12 @@ package kernel
 
 import (
 	"iter"
-	"maps"
 	"net/netip"
 	"slices"
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
+	"github.com/guildhouse-co/kedge/internal/maproom"
 )
 
 // routeCache is Kedge's routes in the kernel by key, stored compactly:
@@ -41,7 +41,7 @@ type routeCache struct {
 	crowded map[int32]bool
 	// room is how many routes m was made for or has held, whichever is
 	// more: a map keeps its room when routes leave it (see reserve).
-	room int
+	room maproom.Room
 }
 
 // fewPerLink bounds a link's index in few: pods have a route or two.
@@ -62,7 +62,7 @@ type cacheVal struct {
 }
 
 func newRouteCache(n int) *routeCache {
-	return &routeCache{m: make(map[cacheKey]cacheVal, n), room: n, onLink: map[int32]int32{}, few: map[int32][]cacheKey{}, crowded: map[int32]bool{}}
+	return &routeCache{m: make(map[cacheKey]cacheVal, n), room: maproom.Room(n), onLink: map[int32]int32{}, few: map[int32][]cacheKey{}, crowded: map[int32]bool{}}
 }
 
 // index adds the plain route k over link oif to few.
@@ -326,18 +326,7 @@ func (c *routeCache) len() int { return len(c.m) + len(c.rare) }
 // and the map never held as many. Grown a route at a time, the map
 // allocated about twice its final size on the way (20 MB over a
 // 100,000-entry gRIBI load) and rehashed every route at each step.
-func (c *routeCache) reserve(n int) {
-	if n < reserveMin || n < len(c.m) || len(c.m)+n <= c.room {
-		return
-	}
-	m := make(map[cacheKey]cacheVal, len(c.m)+n)
-	maps.Copy(m, c.m)
-	c.m, c.room = m, len(c.m)+n
-}
-
-// reserveMin is the smallest batch a reserve makes room for: below it,
-// growing costs little.
-const reserveMin = 1024
+func (c *routeCache) reserve(n int) { c.m = maproom.Reserve(c.m, &c.room, n) }
 
 func (c *routeCache) put(r rtnl.Route) {
 	k := keyOfRoute(kernelKey(r))
@@ -355,7 +344,7 @@ func (c *routeCache) put(r rtnl.Route) {
 	c.index(k, int32(r.OIF))
 	c.m[k] = cacheVal{gw: r.Gateway.As16(), src: r.Src.As16(), oif: int32(r.OIF), gwSet: r.Gateway.IsValid(), srcSet: r.Src.IsValid(),
 		gw6: r.Gateway.Is6(), src6: r.Src.Is6(), scope: r.Scope, protocol: r.Protocol, rtype: r.Type}
-	c.room = max(c.room, len(c.m))
+	c.room.Held(len(c.m))
 }
 
 func (c *routeCache) get(k route.Key) (rtnl.Route, bool) {

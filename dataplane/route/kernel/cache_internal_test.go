@@ -9,6 +9,7 @@ import (
 
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/internal/rtnl"
+	"github.com/guildhouse-co/kedge/internal/maproom"
 )
 
 // TestRouteCacheRoundTrip: every route the cache stores comes back
@@ -50,7 +51,7 @@ func TestRouteCacheRoundTrip(t *testing.T) {
 		t.Errorf("all yielded %d routes, want %d", n, len(routes))
 	}
 	// Room made for a bulk batch keeps every route.
-	c.reserve(reserveMin)
+	c.reserve(maproom.Min)
 	for _, r := range routes {
 		if got, ok := c.get(kernelKey(r)); !ok || !reflect.DeepEqual(got, r) || c.len() != len(routes) {
 			t.Errorf("after reserve: get %s = %+v %t, len %d", r.Dst, got, ok, c.len())
