@@ -82,6 +82,9 @@ func (p *routePlan) echoFlag(want rtnl.Route) uint16 {
 		}
 		p.last, p.inRun = k, true
 	}
+	if f == 0 && gatewayOnly(want) {
+		p.shared++
+	}
 	if !keepsRun(want) {
 		clear(p.run)
 		p.inRun = false
@@ -143,6 +146,9 @@ func (p *routePlan) learn(j int, r rtnl.Route) {
 // drained, before the plan: then, or when it cannot tell, they keep
 // none (see above).
 func (b *Backend) settle(p *routePlan) {
+	if p.shared == 0 {
+		return // every gateway-only add was echoed: the kernel's own answers
+	}
 	if b.exchanged != nil {
 		b.exchanged()
 	}

@@ -385,12 +385,16 @@ type routePlan struct {
 	// last is the key of the run's last gateway-only add, if inRun.
 	last  gwKey
 	inRun bool
+	// shared counts the gateway-only adds sent without an echo, which
+	// take their run's device (settle): none, and there is nothing to
+	// spread or to check the namespace for.
+	shared int
 }
 
 func (p *routePlan) reset() {
 	p.arena, p.reqs, p.sent, p.idx, p.stale = p.arena[:0], p.reqs[:0], p.sent[:0], p.idx[:0], nil
 	clear(p.run)
-	p.inRun = false
+	p.inRun, p.shared = false, 0
 }
 
 // fullPlan compares every route with the kernel.
