@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,31 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// profileWindow starts a CPU profile of the measured window alone when
+// KEDGE_BENCH_CPUPROFILE names a file prefix (the file is the prefix, a
+// dash and tag): -test.cpuprofile also takes the setup, the ip -batch run
+// and the count of the routes afterwards, which hide the daemon's share.
+// The function it returns stops the profile.
+func profileWindow(b *testing.B, tag string) (stop func()) {
+	prefix := os.Getenv("KEDGE_BENCH_CPUPROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(prefix + "-" + tag)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // BenchmarkGRIBI100k: 100,000 IPv4 entries (one next-hop group, one next
@@ -141,6 +167,7 @@ func benchGRIBI100k(b *testing.B, notary string) {
 		kernelDone := make(chan time.Duration, 1)
 		rss0 := resetPeakRSS(b)
 		cpu0 := processCPU(b)
+		stopProfile := profileWindow(b, "notary-"+notary)
 		t0 = time.Now()
 		go func() {
 			for !ns.present(last) {
@@ -163,6 +190,7 @@ func benchGRIBI100k(b *testing.B, notary string) {
 			b.Fatal(err)
 		}
 		ackDur := time.Since(t0)
+		stopProfile()
 		kedgeDur := <-kernelDone
 		kedgeCPU := processCPU(b) - cpu0
 		peakMB := float64(peakRSS(b)-rss0) / (1 << 20)
