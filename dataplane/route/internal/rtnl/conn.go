@@ -209,9 +209,9 @@ type Request struct {
 }
 
 // Exec sends reqs in batches of up to batch requests per sendmsg and returns
-// one error per request (nil when the kernel acknowledged it). A failing
+// one error per request (nil when the kernel applied it). A failing
 // request does not stop the others: the kernel processes every message of a
-// sendmsg and acks each. The returned error is for the socket itself.
+// sendmsg in order. The returned error is for the socket itself.
 // Between batches it checks ctx and stops early with ctx's error.
 func (c *Conn) Exec(ctx context.Context, reqs []Request, batch int) ([]error, error) {
 	return c.ExecEcho(ctx, reqs, batch, nil)
@@ -253,9 +253,20 @@ func (c *Conn) execBatch(reqs []Request, errs []error, echo func(int, Route), at
 	}
 	out := slices.Grow(c.out[:0], size)
 	first := c.seq + 1
-	for _, r := range reqs {
+	// Only the batch's last message asks for an acknowledgement. The
+	// kernel answers a failing message with an error whether it asked
+	// or not, and handles a sendmsg's messages in order on this socket,
+	// so once the last one's ack is read every error of the batch has
+	// been read before it, and a message without one was applied. An
+	// ack per message cost the kernel a datagram each (allocated,
+	// queued, copied out) and this side a read and a parse each.
+	for i, r := range reqs {
 		c.seq++
-		out = appendHeader(out, r.Type, r.Flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK, c.seq, len(r.Body))
+		flags := r.Flags | unix.NLM_F_REQUEST
+		if i == len(reqs)-1 {
+			flags |= unix.NLM_F_ACK
+		}
+		out = appendHeader(out, r.Type, flags, c.seq, len(r.Body))
 		out = append(out, r.Body...)
 		out = pad(out)
 	}
@@ -266,9 +277,9 @@ func (c *Conn) execBatch(reqs []Request, errs []error, echo func(int, Route), at
 	c.sent.Sends++
 	c.sent.Messages += len(reqs)
 	done := make([]bool, len(reqs))
-	pending := len(reqs)
+	last := uint32(len(reqs) - 1)
 	var perr error
-	// The kernel acks each message in a datagram of its own: the
+	// The kernel answers each message in a datagram of its own: the
 	// parsed messages' slice is kept from one to the next rather than
 	// made for each (one allocation per route of a bulk batch).
 	var msgs []message
@@ -294,18 +305,18 @@ func (c *Conn) execBatch(reqs []Request, errs []error, echo func(int, Route), at
 				continue // an ack from an earlier, abandoned batch
 			}
 			done[i] = true
-			pending--
 			errs[i] = parseAck(m)
 		}
 	}
-	for pending > 0 {
+	for !done[last] {
 		err := c.acks.read(c.fd, handle)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if errors.Is(err, unix.ENOBUFS) {
-			// Some acks were dropped and will never come; we cannot tell which
-			// of the pending ones succeeded.
+			// Some answers were dropped and will never come; we cannot
+			// tell which of the messages not yet answered succeeded (a
+			// success has no answer but the last's).
 			for i := range reqs {
 				if !done[i] {
 					errs[i] = ErrAckLost

@@ -114,6 +114,66 @@ func TestExecAcksMappedBySequence(t *testing.T) {
 	}
 }
 
+// TestExecErrorsAmongSuccesses sends one batch whose failing requests sit
+// between successes, first and last: only the last message asks for an
+// acknowledgement, so each failure must still land on its own request and
+// each request without an answer must be one the kernel applied.
+func TestExecErrorsAmongSuccesses(t *testing.T) {
+	ns := testNS(t)
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up: %v: %s", err, out)
+	}
+	c := openNS(t, ns)
+	mk := func(dst string) Request {
+		r := Route{Dst: netip.MustParsePrefix(dst), OIF: 1, Table: 254, Protocol: 107, Type: unix.RTN_UNICAST, Scope: unix.RT_SCOPE_LINK}
+		if dst == "10.9.0.0/24" {
+			r.Gateway, r.Scope = netip.MustParseAddr("192.0.2.1"), unix.RT_SCOPE_UNIVERSE // no connected network
+		}
+		return NewRoute(r, FlagCreate)
+	}
+	for _, tc := range []struct {
+		name string
+		dsts []string
+		want []error
+	}{
+		{"failures between successes", []string{"10.9.0.0/24", "10.1.0.0/24", "10.1.0.0/24", "10.2.0.0/24", "10.9.0.0/24", "10.3.0.0/24"},
+			[]error{unix.ENETUNREACH, nil, unix.EEXIST, nil, unix.ENETUNREACH, nil}},
+		{"the last fails too", []string{"10.4.0.0/24", "10.4.0.0/24", "10.9.0.0/24"},
+			[]error{nil, unix.EEXIST, unix.ENETUNREACH}},
+		{"every one fails", []string{"10.1.0.0/24", "10.9.0.0/24", "10.2.0.0/24"},
+			[]error{unix.EEXIST, unix.ENETUNREACH, unix.EEXIST}},
+	} {
+		reqs := make([]Request, len(tc.dsts))
+		for i, d := range tc.dsts {
+			reqs[i] = mk(d)
+		}
+		before := c.Counters()
+		errs, err := c.Exec(context.Background(), reqs, 0)
+		if err != nil {
+			t.Fatalf("%s: exec: %v", tc.name, err)
+		}
+		for i := range reqs {
+			if (tc.want[i] == nil) != (errs[i] == nil) || (tc.want[i] != nil && !errors.Is(errs[i], tc.want[i])) {
+				t.Errorf("%s: request %d (%s): got %v, want %v", tc.name, i, tc.dsts[i], errs[i], tc.want[i])
+			}
+		}
+		if got := c.Counters(); got.Sends-before.Sends != 1 {
+			t.Errorf("%s: %d sends, want the batch in one", tc.name, got.Sends-before.Sends)
+		}
+	}
+	rs, err := c.Routes(107)
+	if err != nil {
+		t.Fatalf("routes: %v", err)
+	}
+	var dsts []string
+	for _, r := range rs {
+		dsts = append(dsts, r.Dst.String())
+	}
+	if diff := cmp.Diff([]string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24", "10.4.0.0/24"}, dsts); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
+	}
+}
+
 func TestParseRoundTrip(t *testing.T) {
 	r := Route{Dst: netip.MustParsePrefix("fd00:1::/64"), Gateway: netip.MustParseAddr("fd00::2"), OIF: 7,
 		Table: 1000, Priority: 5, Src: netip.MustParseAddr("fd00::1"), Protocol: 107, Type: unix.RTN_UNICAST}
