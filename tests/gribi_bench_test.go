@@ -50,10 +50,11 @@ func processCPU(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// profileWindow starts a CPU profile of the measured window alone when
-// KEDGE_BENCH_CPUPROFILE names a file prefix (the file is the prefix, a
-// dash and tag): -test.cpuprofile also takes the setup, the ip -batch run
-// and the count of the routes afterwards, which hide the daemon's share.
+// profileWindow starts a CPU profile of a benchmark's measured window
+// alone (GRIBI100k's, Routes100k's) when KEDGE_BENCH_CPUPROFILE names a
+// file prefix (the file is the prefix, a dash and tag): -test.cpuprofile
+// also takes the setup, the ip -batch run and the count of the routes
+// afterwards, which hide the daemon's share.
 // The function it returns stops the profile.
 func profileWindow(b *testing.B, tag string) (stop func()) {
 	prefix := os.Getenv("KEDGE_BENCH_CPUPROFILE")

@@ -81,6 +81,7 @@ func BenchmarkRoutes100k(b *testing.B) {
 		js := routesJSON(rs)
 		first, last := hostOf(rs[0]), hostOf(rs[total-1])
 		cpu0 := processCPU(b)
+		stopProfile := profileWindow(b, "routes100k")
 		t0 = time.Now()
 		if _, err := c.Set(rpcCtx(b), &gpb.SetRequest{Update: []*gpb.Update{{Path: path(b, "/kedge/routes"), Val: jsonVal(js)}}}); err != nil {
 			b.Fatalf("set: %v", err)
@@ -103,6 +104,7 @@ func BenchmarkRoutes100k(b *testing.B) {
 		}
 		kedgeDur := time.Since(t0)
 		kedgeCPU := processCPU(b) - cpu0
+		stopProfile()
 		if got := ns.countKedge(b); got != total {
 			b.Fatalf("kedge installed %d routes, want %d", got, total)
 		}
