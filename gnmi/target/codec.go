@@ -27,6 +27,11 @@ type sharedCodec struct{ base encoding.CodecV2 }
 // sent.
 type wireResponse struct{ bufs mem.BufferSlice }
 
+// WireEncoded is a message another service (gRIBI's answers) wrote as
+// wire bytes itself; the codec sends them as they are. The bytes must not
+// change once handed over.
+type WireEncoded interface{ WireBytes() []byte }
+
 // WireDecoder is a message that decodes its own wire bytes (gRIBI's
 // Modify requests, read straight into the RIB's operations instead of
 // through a generated message per entry). The bytes are gRPC's buffers,
@@ -40,6 +45,8 @@ func (c sharedCodec) Marshal(v any) (mem.BufferSlice, error) {
 		return mem.BufferSlice{mem.SliceBuffer(p.b)}, nil
 	case *wireResponse:
 		return p.bufs, nil
+	case WireEncoded:
+		return mem.BufferSlice{mem.SliceBuffer(p.WireBytes())}, nil
 	}
 	return c.base.Marshal(v)
 }

@@ -62,9 +62,9 @@ type Config struct {
 	// MaxBatch bounds the operations one commit holds (default 65536).
 	MaxBatch int
 	// WireCodec says the gRPC server runs the gNMI target's codec
-	// (target.GRPCServerOption): Modify then decodes its requests from
-	// their wire bytes itself (target.WireDecoder) instead of through
-	// generated messages.
+	// (target.GRPCServerOption): Modify then decodes its requests and
+	// encodes its answers as wire bytes itself (target.WireDecoder,
+	// target.WireEncoded) instead of through generated messages.
 	WireCodec bool
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	spb "github.com/openconfig/gribi/v1/proto/service"
 
@@ -38,7 +39,7 @@ type session struct {
 	recorded bool
 
 	mu      sync.Mutex
-	queue   []*spb.ModifyResponse
+	queue   []response
 	wake    chan struct{}
 	sendErr error
 	// inflight counts operations that still owe a result (RIB or FIB).
@@ -50,8 +51,20 @@ func (ss *session) record() sessionRecord {
 	return sessionRecord{ID: ss.id, Identity: ss.who.Name, Preserve: ss.preserve, Tier: ss.who.Tier, Class: ss.svc.cfg.Class}
 }
 
+// response is a ModifyResponse to send: a generated message, or one in
+// wire form (answers).
+type response struct {
+	m   *spb.ModifyResponse
+	enc *encodedResponse
+}
+
 // send queues a response; the session's sender writes it.
-func (ss *session) send(r *spb.ModifyResponse) {
+func (ss *session) send(r *spb.ModifyResponse) { ss.queue1(response{m: r}) }
+
+// sendEncoded queues a response in wire form.
+func (ss *session) sendEncoded(r *encodedResponse) { ss.queue1(response{enc: r}) }
+
+func (ss *session) queue1(r response) {
 	ss.mu.Lock()
 	ss.queue = append(ss.queue, r)
 	ss.mu.Unlock()
@@ -100,7 +113,7 @@ func (ss *session) sender(ctx context.Context, stream spb.GRIBI_ModifyServer, st
 		ss.queue = nil
 		ss.mu.Unlock()
 		for _, r := range q {
-			if err := stream.Send(r); err != nil {
+			if err := ss.write(stream, r); err != nil {
 				ss.mu.Lock()
 				ss.sendErr = err
 				ss.mu.Unlock()
@@ -118,6 +131,23 @@ func (ss *session) sender(ctx context.Context, stream spb.GRIBI_ModifyServer, st
 			return
 		}
 	}
+}
+
+// write sends r on the stream: a response in wire form as it is when the
+// gNMI target's codec is in place, else (a server without it, in tests)
+// read back into its message.
+func (ss *session) write(stream spb.GRIBI_ModifyServer, r response) error {
+	switch {
+	case r.m != nil:
+		return stream.Send(r.m)
+	case ss.svc.cfg.WireCodec:
+		return stream.SendMsg(r.enc)
+	}
+	m := new(spb.ModifyResponse)
+	if err := proto.Unmarshal(r.enc.b, m); err != nil {
+		return fmt.Errorf("decode answers: %w", err)
+	}
+	return stream.Send(m)
 }
 
 // Modify serves one session: its parameters, elections and operations.
@@ -163,7 +193,7 @@ func (s *Service) Modify(stream spb.GRIBI_ModifyServer) error {
 		ss.queue = nil
 		ss.mu.Unlock()
 		for _, r := range q {
-			if serr := stream.Send(r); serr != nil {
+			if serr := ss.write(stream, r); serr != nil {
 				break
 			}
 		}
