@@ -16,7 +16,9 @@ import (
 // servers beside the gNMI target (newGRPC).
 func (d *Daemon) startGRIBI(ctx context.Context, policy *auth.Policy) error {
 	d.gribi = gribi.New(gribi.Config{Store: d.st, Auth: auth.Authorizer{Policy: policy},
-		Logger: d.log.With("component", "gribi"), Class: d.cfg.GRIBIClass, FIB: d.dp.routesOn})
+		Logger: d.log.With("component", "gribi"), Class: d.cfg.GRIBIClass, FIB: d.dp.routesOn,
+		// newGRPC gives every gRPC server the gNMI target's codec.
+		WireCodec: true})
 	if err := d.gribi.Start(ctx, strconv.FormatInt(time.Now().UnixNano(), 36)); err != nil {
 		return err
 	}

@@ -27,17 +27,38 @@ type sharedCodec struct{ base encoding.CodecV2 }
 // sent.
 type wireResponse struct{ bufs mem.BufferSlice }
 
+// WireEncoded is a message another service (gRIBI's answers) wrote as
+// wire bytes itself; the codec sends them as they are. The bytes must not
+// change once handed over.
+type WireEncoded interface{ WireBytes() []byte }
+
+// WireDecoder is a message that decodes its own wire bytes (gRIBI's
+// Modify requests, read straight into the RIB's operations instead of
+// through a generated message per entry). The bytes are gRPC's buffers,
+// reused once UnmarshalWire returns: it copies what it keeps. Its error
+// is the one gRPC reports, as for proto.Unmarshal's.
+type WireDecoder interface{ UnmarshalWire(b []byte) error }
+
 func (c sharedCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch p := v.(type) {
 	case *preEncoded:
 		return mem.BufferSlice{mem.SliceBuffer(p.b)}, nil
 	case *wireResponse:
 		return p.bufs, nil
+	case WireEncoded:
+		return mem.BufferSlice{mem.SliceBuffer(p.WireBytes())}, nil
 	}
 	return c.base.Marshal(v)
 }
 
-func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.base.Unmarshal(data, v) }
+func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if w, ok := v.(WireDecoder); ok {
+		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+		defer buf.Free()
+		return w.UnmarshalWire(buf.ReadOnlyData())
+	}
+	return c.base.Unmarshal(data, v)
+}
 
 func (c sharedCodec) Name() string { return c.base.Name() }
 

@@ -165,27 +165,27 @@ func (s *Service) resolveFIB() {
 	s.cfg.Store.Read(func(t *tree.Tree) error {
 		for _, b := range due {
 			for _, w := range b.waits {
-				r := ans.add(w.sess, w.op.ID, spb.AFTResult_FIB_PROGRAMMED)
 				// The FIB holds the RIB as of this operation or a later one: an
 				// entry a later operation removed (or added back) was
 				// superseded, and what the later operation did is what its own
 				// acknowledgement reports.
 				st, reason, exists := entryState(t, w.op.Entry.Key())
 				if w.op.Verb != aft.Delete && exists && st != statusInstalled {
-					r.Status = spb.AFTResult_FIB_FAILED
 					msg := string(st)
 					if reason != "" {
 						msg += ": " + reason
 					}
-					r.ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: msg}
+					ans.addDetails(w.sess, w.op.ID, spb.AFTResult_FIB_FAILED, msg)
+					continue
 				}
+				ans.add(w.sess, w.op.ID, spb.AFTResult_FIB_PROGRAMMED)
 			}
 		}
 		return nil
 	})
 	ans.send()
 	for _, ss := range ans.order {
-		ss.done(len(ans.resp[ss].Result))
+		ss.done(ans.resp[ss].results)
 	}
 }
 

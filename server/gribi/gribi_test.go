@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"net/netip"
 	"slices"
 	"strings"
@@ -248,13 +249,17 @@ func TestAnswers(t *testing.T) {
 	a, b := &session{id: "a"}, &session{id: "b"}
 	ans := newAnswers(4)
 	ans.add(b, 1, spb.AFTResult_RIB_PROGRAMMED)
-	ans.add(a, 2, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: "no"}
+	ans.addDetails(a, 2, spb.AFTResult_FAILED, "no")
 	ans.add(b, 3, spb.AFTResult_FIB_PROGRAMMED)
 	ans.add(a, 4, spb.AFTResult_RIB_PROGRAMMED)
 	ans.send()
 	got := func(ss *session) string {
 		var s []string
-		for _, m := range ss.queue {
+		for _, q := range ss.queue {
+			m := new(spb.ModifyResponse)
+			if err := proto.Unmarshal(q.enc.b, m); err != nil {
+				t.Fatalf("decode answers: %v", err)
+			}
 			var rs []string
 			for _, r := range m.GetResult() {
 				rs = append(rs, fmt.Sprintf("%d %s %s", r.GetId(), r.GetStatus(), r.GetErrorDetails().GetErrorMessage()))

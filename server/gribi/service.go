@@ -61,6 +61,11 @@ type Config struct {
 	FIB bool
 	// MaxBatch bounds the operations one commit holds (default 65536).
 	MaxBatch int
+	// WireCodec says the gRPC server runs the gNMI target's codec
+	// (target.GRPCServerOption): Modify then decodes its requests and
+	// encodes its answers as wire bytes itself (target.WireDecoder,
+	// target.WireEncoded) instead of through generated messages.
+	WireCodec bool
 }
 
 // Service is the gRIBI service. Create it with New, Register it on gRPC

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	spb "github.com/openconfig/gribi/v1/proto/service"
 
@@ -38,7 +39,7 @@ type session struct {
 	recorded bool
 
 	mu      sync.Mutex
-	queue   []*spb.ModifyResponse
+	queue   []response
 	wake    chan struct{}
 	sendErr error
 	// inflight counts operations that still owe a result (RIB or FIB).
@@ -50,8 +51,20 @@ func (ss *session) record() sessionRecord {
 	return sessionRecord{ID: ss.id, Identity: ss.who.Name, Preserve: ss.preserve, Tier: ss.who.Tier, Class: ss.svc.cfg.Class}
 }
 
+// response is a ModifyResponse to send: a generated message, or one in
+// wire form (answers).
+type response struct {
+	m   *spb.ModifyResponse
+	enc *encodedResponse
+}
+
 // send queues a response; the session's sender writes it.
-func (ss *session) send(r *spb.ModifyResponse) {
+func (ss *session) send(r *spb.ModifyResponse) { ss.queue1(response{m: r}) }
+
+// sendEncoded queues a response in wire form.
+func (ss *session) sendEncoded(r *encodedResponse) { ss.queue1(response{enc: r}) }
+
+func (ss *session) queue1(r response) {
 	ss.mu.Lock()
 	ss.queue = append(ss.queue, r)
 	ss.mu.Unlock()
@@ -100,7 +113,7 @@ func (ss *session) sender(ctx context.Context, stream spb.GRIBI_ModifyServer, st
 		ss.queue = nil
 		ss.mu.Unlock()
 		for _, r := range q {
-			if err := stream.Send(r); err != nil {
+			if err := ss.write(stream, r); err != nil {
 				ss.mu.Lock()
 				ss.sendErr = err
 				ss.mu.Unlock()
@@ -118,6 +131,23 @@ func (ss *session) sender(ctx context.Context, stream spb.GRIBI_ModifyServer, st
 			return
 		}
 	}
+}
+
+// write sends r on the stream: a response in wire form as it is when the
+// gNMI target's codec is in place, else (a server without it, in tests)
+// read back into its message.
+func (ss *session) write(stream spb.GRIBI_ModifyServer, r response) error {
+	switch {
+	case r.m != nil:
+		return stream.Send(r.m)
+	case ss.svc.cfg.WireCodec:
+		return stream.SendMsg(r.enc)
+	}
+	m := new(spb.ModifyResponse)
+	if err := proto.Unmarshal(r.enc.b, m); err != nil {
+		return fmt.Errorf("decode answers: %w", err)
+	}
+	return stream.Send(m)
 }
 
 // Modify serves one session: its parameters, elections and operations.
@@ -163,7 +193,7 @@ func (s *Service) Modify(stream spb.GRIBI_ModifyServer) error {
 		ss.queue = nil
 		ss.mu.Unlock()
 		for _, r := range q {
-			if serr := stream.Send(r); serr != nil {
+			if serr := ss.write(stream, r); serr != nil {
 				break
 			}
 		}
@@ -194,8 +224,17 @@ func (s *Service) endSession(ss *session) {
 
 func (s *Service) serve(ctx context.Context, ss *session, stream spb.GRIBI_ModifyServer) error {
 	first := true
+	req := &modifyIn{session: ss.id}
 	for {
-		req, err := stream.Recv()
+		var err error
+		if s.cfg.WireCodec {
+			err = stream.RecvMsg(req)
+		} else {
+			var r *spb.ModifyRequest
+			if r, err = stream.Recv(); err == nil {
+				req.fromProto(r)
+			}
+		}
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -209,31 +248,31 @@ func (s *Service) serve(ctx context.Context, ss *session, stream spb.GRIBI_Modif
 			return status.Errorf(codes.Unavailable, "gribi: send to client: %v", serr)
 		}
 		n := 0
-		if req.GetParams() != nil {
+		if req.params != nil {
 			n++
 		}
-		if req.GetElectionId() != nil {
+		if req.elec != nil {
 			n++
 		}
-		if len(req.GetOperation()) > 0 {
+		if len(req.ops) > 0 {
 			n++
 		}
 		switch {
 		case n > 1:
 			return status.Error(codes.InvalidArgument, "gribi: a ModifyRequest carries one of parameters, election id and operations")
-		case req.GetParams() != nil:
-			if err := s.params(ss, req.GetParams(), first); err != nil {
+		case req.params != nil:
+			if err := s.params(ss, req.params, first); err != nil {
 				return err
 			}
 			ss.send(&spb.ModifyResponse{SessionParamsResult: &spb.SessionParametersResult{Status: spb.SessionParametersResult_OK}})
-		case req.GetElectionId() != nil:
-			cur, err := s.election(ss, u128(req.GetElectionId()))
+		case req.elec != nil:
+			cur, err := s.election(ss, u128(req.elec))
 			if err != nil {
 				return err
 			}
 			ss.send(&spb.ModifyResponse{ElectionId: cur.proto()})
-		case len(req.GetOperation()) > 0:
-			if err := s.operations(ctx, ss, req.GetOperation()); err != nil {
+		case len(req.ops) > 0:
+			if err := s.operations(ctx, ss, req.ops); err != nil {
 				return err
 			}
 		}
@@ -296,7 +335,7 @@ func (s *Service) election(ss *session, id uint128) (uint128, error) {
 // operations checks a request's operations and hands those that pass to
 // the writer; the others are answered FAILED at once. A fatal error ends
 // the session.
-func (s *Service) operations(ctx context.Context, ss *session, ops []*spb.AFTOperation) error {
+func (s *Service) operations(ctx context.Context, ss *session, ops []inOp) error {
 	if err := s.postureAllowsWrite(); err != nil {
 		return err
 	}
@@ -309,55 +348,52 @@ func (s *Service) operations(ctx context.Context, ss *session, ops []*spb.AFTOpe
 		failed = append(failed, &spb.AFTResult{Id: id, Status: spb.AFTResult_FAILED,
 			ErrorDetails: &spb.AFTErrorDetails{ErrorMessage: msg}})
 	}
-	// Each operation is allocated on its own: the RIB holds an added
-	// entry as its op's Entry (aft.RIB.Apply), and one slab for the
-	// request would stay alive as long as any of its entries did.
 	accepted := make([]*aft.Op, 0, len(ops))
 	s.mu.Lock()
 	cur, master := s.elec, s.master
 	s.mu.Unlock()
-	for _, o := range ops {
-		switch ni := o.GetNetworkInstance(); {
+	for i := range ops {
+		o := &ops[i]
+		switch ni := o.ni; {
 		case ni == "":
-			fail(o.GetId(), `invalid network instance name ""`)
+			fail(o.id, `invalid network instance name ""`)
 			continue
 		case ni != DefaultNetworkInstance:
-			fail(o.GetId(), fmt.Sprintf("unknown network instance %q (Kedge serves %s only)", ni, DefaultNetworkInstance))
+			fail(o.id, fmt.Sprintf("unknown network instance %q (Kedge serves %s only)", ni, DefaultNetworkInstance))
 			continue
 		}
 		// Election: a missing id, or no id announced yet, ends the
 		// session; an operation of a session that is not primary, or
 		// whose id is not the one it announced, fails.
-		switch opID := u128(o.GetElectionId()); {
-		case o.GetElectionId() == nil:
+		switch opID := o.elec; {
+		case !o.hasElec:
 			return modifyErr(codes.FailedPrecondition, spb.ModifyRPCErrorDetails_UNKNOWN,
-				"gribi: operation %d has no election id", o.GetId())
+				"gribi: operation %d has no election id", o.id)
 		case ss.elec.isZero():
 			return modifyErr(codes.FailedPrecondition, spb.ModifyRPCErrorDetails_UNKNOWN,
-				"gribi: operation %d before the session announced an election id", o.GetId())
+				"gribi: operation %d before the session announced an election id", o.id)
 		case master != ss:
-			fail(o.GetId(), fmt.Sprintf("not the primary (the primary's election id is %s)", cur))
+			fail(o.id, fmt.Sprintf("not the primary (the primary's election id is %s)", cur))
 			continue
 		case opID != ss.elec:
-			fail(o.GetId(), fmt.Sprintf("election id %s is not the session's announced %s", opID, ss.elec))
+			fail(o.id, fmt.Sprintf("election id %s is not the session's announced %s", opID, ss.elec))
 			continue
 		case cur.less(opID):
 			return status.Errorf(codes.FailedPrecondition, "gribi: election id %s above the primary's %s", opID, cur)
 		case opID.less(cur):
-			fail(o.GetId(), fmt.Sprintf("election id %s below the primary's %s", opID, cur))
+			fail(o.id, fmt.Sprintf("election id %s below the primary's %s", opID, cur))
 			continue
 		}
-		if ip := ipNHGInstance(o); ip != "" && ip != DefaultNetworkInstance {
-			fail(o.GetId(), fmt.Sprintf("next-hop-group network instance %q is unknown (Kedge serves %s only)", ip, DefaultNetworkInstance))
+		if ip := o.nhgNI; ip != "" && ip != DefaultNetworkInstance {
+			fail(o.id, fmt.Sprintf("next-hop-group network instance %q is unknown (Kedge serves %s only)", ip, DefaultNetworkInstance))
 			continue
 		}
-		op := new(aft.Op)
-		if err := toOp(o, ss.id, op); err != nil {
-			fail(o.GetId(), err.Error())
+		if o.err != nil {
+			fail(o.id, o.err.Error())
 			continue
 		}
-		op.Tag = ss
-		accepted = append(accepted, op)
+		o.op.Tag = ss
+		accepted = append(accepted, o.op)
 	}
 	if len(failed) > 0 {
 		ss.send(&spb.ModifyResponse{Result: failed})

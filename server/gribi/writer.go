@@ -274,10 +274,10 @@ func (s *Service) apply(ctx context.Context, batch []work) {
 		r.Op.Tag = nil
 		switch {
 		case !r.OK:
-			ans.add(ss, id, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: r.Err.Error()}
+			ans.addDetails(ss, id, spb.AFTResult_FAILED, r.Err.Error())
 			ss.done(1)
 		case cerr != nil:
-			ans.add(ss, id, spb.AFTResult_FAILED).ErrorDetails = &spb.AFTErrorDetails{ErrorMessage: "commit: " + cerr.Error()}
+			ans.addDetails(ss, id, spb.AFTResult_FAILED, "commit: "+cerr.Error())
 			ss.done(1)
 		default:
 			ans.add(ss, id, spb.AFTResult_RIB_PROGRAMMED)

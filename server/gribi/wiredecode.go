@@ -1,0 +1,423 @@
+package gribi
+
+import (
+	"net/netip"
+	"unicode/utf8"
+
+	spb "github.com/openconfig/gribi/v1/proto/service"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/guildhouse-co/kedge/models/aft"
+)
+
+// Field numbers the fast decoder reads (gribi.proto, gribi_aft.proto,
+// ywrapper.proto). Any other field sends the message to proto.Unmarshal.
+const (
+	fReqOperation = 1
+
+	fOpID       = 1
+	fOpNI       = 2
+	fOpOp       = 3
+	fOpIPv4     = 4
+	fOpIPv6     = 5
+	fOpNHG      = 7
+	fOpElection = 11
+
+	fU128High = 1
+	fU128Low  = 2
+
+	fKeyPrefix = 1 // Ipv4EntryKey, Ipv6EntryKey
+	fKeyEntry  = 2
+
+	fIPv4NHG      = 497198611
+	fIPv4Metadata = 290934374
+	fIPv4NHGNI    = 32856574
+	fIPv6NHG      = 442121607
+	fIPv6Metadata = 11794282
+	fIPv6NHGNI    = 492017618
+
+	fNHGKeyID     = 1
+	fNHGKeyGroup  = 2
+	fNHGBackup    = 366506898
+	fNHGNextHop   = 211071474
+	fNHGMemberIdx = 1
+	fNHGMemberNH  = 2
+	fNHGWeight    = 202140175
+
+	fWrapperValue = 1
+)
+
+// decodeOps reads a request made of operations only. It returns false
+// when the request is anything else or is malformed: the caller then
+// unmarshals it whole.
+func (m *modifyIn) decodeOps(b []byte) bool {
+	n := 0
+	for rest := b; len(rest) > 0; {
+		num, typ, l := protowire.ConsumeTag(rest)
+		if l < 0 || num != fReqOperation || typ != protowire.BytesType {
+			return false
+		}
+		v, k := protowire.ConsumeBytes(rest[l:])
+		if k < 0 {
+			return false
+		}
+		rest = rest[l+k:]
+		n++
+		_ = v
+	}
+	if n == 0 {
+		return len(b) == 0
+	}
+	m.ops = make([]inOp, n)
+	for i := range m.ops {
+		_, _, l := protowire.ConsumeTag(b)
+		v, k := protowire.ConsumeBytes(b[l:])
+		b = b[l+k:]
+		if decodeOp(v, m.session, &m.ops[i]) {
+			continue
+		}
+		o := new(spb.AFTOperation)
+		if proto.Unmarshal(v, o) != nil {
+			m.ops = nil
+			return false
+		}
+		m.ops[i] = opOf(o, m.session)
+	}
+	return true
+}
+
+// seen records the fields an operation had, to leave a repeated singular
+// field (which proto merges) to proto.Unmarshal.
+type seen uint16
+
+func (s *seen) first(bit seen) bool {
+	if *s&bit != 0 {
+		return false
+	}
+	*s |= bit
+	return true
+}
+
+// decodeOp reads an IPv4, IPv6 or next-hop-group operation whose every
+// field it knows into in; false for anything else (next hops, other AFTs,
+// an operation type toOp refuses, no entry, unknown fields).
+func decodeOp(b []byte, session string, in *inOp) bool {
+	*in = inOp{}
+	var s seen
+	var verb aft.Verb
+	var entry []byte
+	var entryField protowire.Number
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return false
+		}
+		b = b[l:]
+		switch {
+		case num == fOpID && typ == protowire.VarintType && s.first(1):
+			v, k := protowire.ConsumeVarint(b)
+			if k < 0 {
+				return false
+			}
+			in.id, b = v, b[k:]
+		case num == fOpOp && typ == protowire.VarintType && s.first(2):
+			v, k := protowire.ConsumeVarint(b)
+			if k < 0 {
+				return false
+			}
+			switch spb.AFTOperation_Operation(int32(v)) {
+			case spb.AFTOperation_ADD:
+				verb = aft.Add
+			case spb.AFTOperation_REPLACE:
+				verb = aft.Replace
+			case spb.AFTOperation_DELETE:
+				verb = aft.Delete
+			default:
+				return false
+			}
+			b = b[k:]
+		case typ != protowire.BytesType:
+			return false
+		default:
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 {
+				return false
+			}
+			b = b[k:]
+			switch {
+			case num == fOpNI && s.first(4):
+				if !utf8.Valid(v) {
+					return false
+				}
+				in.ni = instanceName(v)
+			case num == fOpElection && s.first(8):
+				if !decodeU128(v, &in.elec) {
+					return false
+				}
+				in.hasElec = true
+			case (num == fOpIPv4 || num == fOpIPv6 || num == fOpNHG) && s.first(16):
+				entry, entryField = v, num
+			default:
+				return false
+			}
+		}
+	}
+	if s&2 == 0 || s&16 == 0 {
+		// No operation type or no entry: toOp's errors.
+		return false
+	}
+	op := &aft.Op{ID: in.id, Verb: verb}
+	op.Entry.Meta.Session = session
+	var ok bool
+	switch entryField {
+	case fOpIPv4:
+		op.Entry.Kind = aft.KindIPv4
+		ok = decodeIPKey(entry, fIPv4NHG, fIPv4Metadata, fIPv4NHGNI, &op.Entry.IP, &in.nhgNI)
+	case fOpIPv6:
+		op.Entry.Kind = aft.KindIPv6
+		ok = decodeIPKey(entry, fIPv6NHG, fIPv6Metadata, fIPv6NHGNI, &op.Entry.IP, &in.nhgNI)
+	default:
+		op.Entry.Kind = aft.KindNextHopGroup
+		ok = decodeNHGKey(entry, &op.Entry.NHG)
+	}
+	if !ok {
+		return false
+	}
+	in.op = op
+	return true
+}
+
+// instanceName is the network instance's name, the constant for the one
+// every operation names (no string per operation).
+func instanceName(b []byte) string {
+	if string(b) == DefaultNetworkInstance {
+		return DefaultNetworkInstance
+	}
+	return string(b)
+}
+
+func decodeU128(b []byte, u *uint128) bool {
+	var s seen
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 || typ != protowire.VarintType {
+			return false
+		}
+		v, k := protowire.ConsumeVarint(b[l:])
+		if k < 0 {
+			return false
+		}
+		b = b[l+k:]
+		switch {
+		case num == fU128High && s.first(1):
+			u.hi = v
+		case num == fU128Low && s.first(2):
+			u.lo = v
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// decodeIPKey reads an Ipv4EntryKey or Ipv6EntryKey (their entries
+// differ in field numbers only) as ipEntryOf does.
+func decodeIPKey(b []byte, fNHG, fMeta, fNHGNI protowire.Number, e *aft.IPEntry, nhgNI *string) bool {
+	var s seen
+	var prefix, entry []byte
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 || typ != protowire.BytesType {
+			return false
+		}
+		v, k := protowire.ConsumeBytes(b[l:])
+		if k < 0 {
+			return false
+		}
+		b = b[l+k:]
+		switch {
+		case num == fKeyPrefix && s.first(1):
+			prefix = v
+		case num == fKeyEntry && s.first(2):
+			entry = v
+		default:
+			return false
+		}
+	}
+	if !utf8.Valid(prefix) {
+		return false
+	}
+	// An unparsable prefix stays invalid; the RIB fails it.
+	e.Prefix, _ = netip.ParsePrefix(string(prefix))
+	s = 0
+	for len(entry) > 0 {
+		num, typ, l := protowire.ConsumeTag(entry)
+		if l < 0 || typ != protowire.BytesType {
+			return false
+		}
+		v, k := protowire.ConsumeBytes(entry[l:])
+		if k < 0 {
+			return false
+		}
+		entry = entry[l+k:]
+		switch {
+		case num == fNHG && s.first(1):
+			if !decodeUint(v, &e.NHG) {
+				return false
+			}
+		case num == fMeta && s.first(2):
+			md, ok := wrapperBytes(v)
+			if !ok {
+				return false
+			}
+			if len(md) > 0 {
+				e.Metadata = append([]byte(nil), md...)
+			}
+		case num == fNHGNI && s.first(4):
+			v, ok := wrapperBytes(v)
+			if !ok || !utf8.Valid(v) {
+				return false
+			}
+			*nhgNI = instanceName(v)
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// decodeNHGKey reads a NextHopGroupKey as toOp does.
+func decodeNHGKey(b []byte, g *aft.NextHopGroup) bool {
+	var s seen
+	var group []byte
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return false
+		}
+		b = b[l:]
+		switch {
+		case num == fNHGKeyID && typ == protowire.VarintType && s.first(1):
+			v, k := protowire.ConsumeVarint(b)
+			if k < 0 {
+				return false
+			}
+			g.ID, b = v, b[k:]
+		case num == fNHGKeyGroup && typ == protowire.BytesType && s.first(2):
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 {
+				return false
+			}
+			group, b = v, b[k:]
+		default:
+			return false
+		}
+	}
+	s = 0
+	for len(group) > 0 {
+		num, typ, l := protowire.ConsumeTag(group)
+		if l < 0 || typ != protowire.BytesType {
+			return false
+		}
+		v, k := protowire.ConsumeBytes(group[l:])
+		if k < 0 {
+			return false
+		}
+		group = group[l+k:]
+		switch {
+		case num == fNHGBackup && s.first(1):
+			if !decodeUint(v, &g.Backup) {
+				return false
+			}
+		case num == fNHGNextHop:
+			var m aft.Member
+			if !decodeMember(v, &m) {
+				return false
+			}
+			g.Members = append(g.Members, m)
+		default:
+			return false
+		}
+	}
+	sortMembers(g.Members)
+	return true
+}
+
+// decodeMember reads a group's NextHopKey: its index and weight.
+func decodeMember(b []byte, m *aft.Member) bool {
+	var s seen
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return false
+		}
+		b = b[l:]
+		switch {
+		case num == fNHGMemberIdx && typ == protowire.VarintType && s.first(1):
+			v, k := protowire.ConsumeVarint(b)
+			if k < 0 {
+				return false
+			}
+			m.Index, b = v, b[k:]
+		case num == fNHGMemberNH && typ == protowire.BytesType && s.first(2):
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 {
+				return false
+			}
+			b = b[k:]
+			var t seen
+			for len(v) > 0 {
+				num, typ, l := protowire.ConsumeTag(v)
+				if l < 0 || num != fNHGWeight || typ != protowire.BytesType || !t.first(1) {
+					return false
+				}
+				w, k := protowire.ConsumeBytes(v[l:])
+				if k < 0 || !decodeUint(w, &m.Weight) {
+					return false
+				}
+				v = v[l+k:]
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// decodeUint reads a ywrapper.UintValue.
+func decodeUint(b []byte, u *uint64) bool {
+	*u = 0
+	var s seen
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 || num != fWrapperValue || typ != protowire.VarintType || !s.first(1) {
+			return false
+		}
+		v, k := protowire.ConsumeVarint(b[l:])
+		if k < 0 {
+			return false
+		}
+		*u, b = v, b[l+k:]
+	}
+	return true
+}
+
+// wrapperBytes reads a ywrapper.StringValue or BytesValue (the caller
+// checks a string's UTF-8). The bytes are the input's.
+func wrapperBytes(b []byte) ([]byte, bool) {
+	var out []byte
+	var s seen
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 || num != fWrapperValue || typ != protowire.BytesType || !s.first(1) {
+			return nil, false
+		}
+		v, k := protowire.ConsumeBytes(b[l:])
+		if k < 0 {
+			return nil, false
+		}
+		out, b = v, b[l+k:]
+	}
+	return out, true
+}
