@@ -63,6 +63,11 @@ func (tx *Txn) keyedSchema(a *entryTarget) bool {
 	if len(k.Parent) > len(a.parents) || len(k.Names) != len(k.Keys) {
 		return false
 	}
+	if tx.keyed.match(k) {
+		m := &tx.keyed
+		a.s, a.nparents, a.parents = m.s, m.nparent, m.parents
+		return true
+	}
 	s := tx.t.schema.Root
 	for i, e := range k.Parent {
 		c, err := childNode(s, e.GetName())
@@ -82,6 +87,7 @@ func (tx *Txn) keyedSchema(a *entryTarget) bool {
 		}
 	}
 	a.s, a.nparents = list, len(k.Parent)
+	tx.keyed.keep(a)
 	return true
 }
 

@@ -82,6 +82,11 @@ type Txn struct {
 	lastElems []*gpb.PathElem
 	// stepBuf is WriteEntry's, reused entry after entry.
 	stepBuf []step
+	// keyed and below memoise WriteKeyedEntry's schema resolution of its
+	// list and WriteEntry's of its leaves (resolvememo.go).
+	keyed     keyedMemo
+	below     [belowMemos]belowMemo
+	belowNext int
 	// jp decodes the operations' JSON values (see decodeJSON).
 	jp *jsonParser
 	// What the transaction changed, derived from base and the new
