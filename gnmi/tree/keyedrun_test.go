@@ -177,3 +177,39 @@ func runSteps(t *testing.T, tr *Tree, state bool, steps []runStep, keyed bool) [
 	tx.Commit()
 	return out
 }
+
+// TestWriteKeyedEntryNewKeyHashedTwice: a keyed write creating an entry
+// of a list with one string key looks the key up once and inserts it
+// once (two hashes of it); the key as given was looked up a second time
+// after its check, the same string again. An existing entry is found by
+// one lookup and copied by one more.
+func TestWriteKeyedEntryNewKeyHashedTwice(t *testing.T) {
+	tr := entrySeed(t)
+	if _, err := apply(t, tr, false, op{"update", "/top/devices/device[name=sw1]/config/address", strVal("192.0.2.1")}); err != nil {
+		t.Fatal(err)
+	}
+	hashed := map[string]int{}
+	orig := keyHash
+	keyHash = func(k string) uint64 { hashed[k]++; return orig(k) }
+	defer func() { keyHash = orig }()
+	tx, err := tr.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &EntryKey{p(t, "/top/devices"), "device", []string{"name"}, []Value{String("sw7")}}
+	ws := []EntryWrite{{Path: p(t, "/config/address"), Relative: true, Val: strVal("192.0.2.7")}}
+	if err := tx.WriteKeyedEntry(k, ws); err != nil {
+		t.Fatal(err)
+	}
+	if hashed["sw7"] != 2 {
+		t.Fatalf("a new entry's key hashed %d times, want 2 (a lookup, an insertion)", hashed["sw7"])
+	}
+	ws[0].Val = strVal("192.0.2.8")
+	if err := tx.WriteKeyedEntry(k, ws); err != nil {
+		t.Fatal(err)
+	}
+	if hashed["sw7"] != 4 {
+		t.Fatalf("an existing entry's key hashed %d times in all, want 4", hashed["sw7"])
+	}
+	tx.Rollback()
+}
