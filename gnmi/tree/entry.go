@@ -185,7 +185,7 @@ func (tx *Txn) writeEntry(a *entryTarget, writes []EntryWrite) error {
 		} else {
 			rel = w.below(a.path())
 		}
-		n, cs, ok := leafBelow(s, rel, chain[:0])
+		n, cs, ok := tx.leafBelowMemo(s, rel, chain[:0])
 		if !ok {
 			// Not a plain leaf: the general path, then read the instance
 			// again, which that write may have copied.
@@ -230,7 +230,7 @@ func (tx *Txn) writeEntry(a *entryTarget, writes []EntryWrite) error {
 		if w.Val == nil || w.Val.GetValue() == nil {
 			return newErr(ErrBadValue, renderElems(w.whole(a.path())), "no value")
 		}
-		v, err := decodeLeaf(n, w.Val)
+		v, err := tx.decodeText(n, w.Val)
 		if err != nil {
 			return newErr(ErrBadValue, renderElems(w.whole(a.path())), err.Error())
 		}

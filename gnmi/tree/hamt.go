@@ -265,17 +265,25 @@ func (n *hnode) editableRoom(owner uint64, ents, kids int) *hnode {
 		// takes n's place (the caller stores the node it is given in the
 		// parent) and n's children; growing n's entries instead would
 		// leave the array allocated with n unused and kept alive.
-		c := newHnode(owner, max(len(n.ents)+ents, 2*len(n.ents)))
-		c.datamap, c.nodemap, c.kids = n.datamap, n.nodemap, n.kids
+		// Children allocated with n move into the new node's room
+		// rather than keep n alive; an array of their own is shared.
+		room := max(len(n.ents)+ents, 2*len(n.ents))
+		var c *hnode
+		if len(n.kids) >= kidsInline {
+			c = newHnodeKids(owner, room, len(n.kids))
+			c.kids = append(c.kids, n.kids...)
+		} else {
+			c = newHnode(owner, room)
+			c.kids = n.kids
+		}
+		c.datamap, c.nodemap = n.datamap, n.nodemap
 		c.ents = append(c.ents, n.ents...)
 		return c
 	}
-	c := newHnode(owner, len(n.ents)+ents)
+	c := newHnodeKids(owner, len(n.ents)+ents, len(n.kids)+kids)
 	c.datamap, c.nodemap = n.datamap, n.nodemap
 	c.ents = append(c.ents, n.ents...)
-	if len(n.kids)+kids > 0 {
-		c.kids = append(make([]*hnode, 0, len(n.kids)+kids), n.kids...)
-	}
+	c.kids = append(c.kids, n.kids...)
 	return c
 }
 

@@ -33,6 +33,33 @@ func TestNodeCopyAllocations(t *testing.T) {
 		t.Errorf("owned node, a child more: copied, want written in place")
 	}
 
+	// An inner node of many children (the trie's second level in a
+	// 100,000-entry list) is copied as one allocation too, with room
+	// for every child, and its copy's children are its own; the owner's
+	// full node of many children moves them into the new node rather
+	// than keep the old one's allocation alive.
+	in := newHnodeKids(1, 2, 20)
+	in.ents = append(in.ents, hentry{key: "a"}, hentry{key: "b"})
+	for range 20 {
+		in.kids = append(in.kids, &hnode{})
+	}
+	if got := testing.AllocsPerRun(100, func() { _ = in.editableRoom(2, 0, 1) }); got != 1 {
+		t.Errorf("copying a node of 2 entries and 20 children: %v allocations, want 1", got)
+	}
+	ic := in.editableRoom(2, 0, 1)
+	ic.kids[0] = nil
+	ic.kids = append(ic.kids, &hnode{})
+	if in.kids[0] == nil || len(in.kids) != 20 || cap(ic.kids) < 21 {
+		t.Errorf("a copy's children write through to the original's (%d of %d)", len(ic.kids), cap(ic.kids))
+	}
+	full := newHnodeKids(1, 2, 20)
+	full.ents = append(full.ents, hentry{key: "a"}, hentry{key: "b"})
+	full.kids = append(full.kids, in.kids...)
+	fc := full.editableRoom(1, 1, 0)
+	if fc == full || &fc.kids[0] == &full.kids[0] || len(fc.kids) != 20 || fc.kids[3] != in.kids[3] || len(fc.ents) != 2 {
+		t.Errorf("full owned node of 20 children: the new node shares the old one's children array or lost some")
+	}
+
 	// A list filled by one transaction through such replacements holds
 	// all it was given.
 	var m entries

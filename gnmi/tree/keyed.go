@@ -63,6 +63,11 @@ func (tx *Txn) keyedSchema(a *entryTarget) bool {
 	if len(k.Parent) > len(a.parents) || len(k.Names) != len(k.Keys) {
 		return false
 	}
+	if tx.keyed.match(k) {
+		m := &tx.keyed
+		a.s, a.nparents, a.parents = m.s, m.nparent, m.parents
+		return true
+	}
 	s := tx.t.schema.Root
 	for i, e := range k.Parent {
 		c, err := childNode(s, e.GetName())
@@ -82,6 +87,7 @@ func (tx *Txn) keyedSchema(a *entryTarget) bool {
 		}
 	}
 	a.s, a.nparents = list, len(k.Parent)
+	tx.keyed.keep(a)
 	return true
 }
 
@@ -150,18 +156,27 @@ func (tx *Txn) findKeyed(a *entryTarget, buf []step) (found, error) {
 		steps = append(steps, step{n: c})
 	}
 	l := in.lists()[a.s.slot]
+	// absent is a key string l was seen not to hold, when looked.
+	var absent string
+	looked := false
 	if a.keys == nil && len(a.key.Keys) == 1 {
 		if s, ok := a.key.Keys[0].x.(string); ok {
 			if ent := l.get(s); ent != nil {
 				return found{ok: true, in: ent, steps: append(steps, step{n: a.s, key: s})}, nil
 			}
+			absent, looked = s, true
 		}
 	}
 	if err := a.checkKeys(); err != nil {
 		return found{}, err
 	}
 	k := keyString(a.keys)
-	ent := l.get(k)
+	var ent *Inst
+	if !looked || k != absent {
+		// Not the key just looked up (the checked value's canonical
+		// text differs): a new entry's key is looked up once.
+		ent = l.get(k)
+	}
 	if ent == nil {
 		return found{ok: true, steps: steps, list: a.s, keys: a.keys, key: k}, nil
 	}

@@ -1,15 +1,46 @@
 package tree
 
-import "unsafe"
+import (
+	"unsafe"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+)
 
 // leafMemo is what a transaction merging JSON remembers of one leaf: the
 // JSON value it last parsed for it and the value parsed (parseLeaf), and
-// the string value it last merged into it (shared).
+// the string value it last merged into it (shared); and what one writing
+// entries (WriteEntry) remembers: the text it last decoded for the leaf
+// and the value decoded (decodeText).
 type leafMemo struct {
 	n    *Node
 	in   any
 	v    Value
 	last Value
+	// text decoded as textV, when textOK.
+	text   string
+	textV  Value
+	textOK bool
+}
+
+// decodeText is decodeLeaf for the leaves WriteEntry writes: a leaf's
+// string value is decoded once for a run of equal ones, entry after entry
+// (a gRIBI load's session, a status), and the value shared, which
+// spares checking it against its type and boxing a copy each time. The
+// decoded value depends on the leaf's type and the text alone.
+func (tx *Txn) decodeText(n *Node, val *gpb.TypedValue) (Value, error) {
+	sv, ok := val.GetValue().(*gpb.TypedValue_StringVal)
+	if !ok || n.Kind != KindLeaf {
+		return decodeLeaf(n, val)
+	}
+	m := tx.memo(n)
+	if m.textOK && m.text == sv.StringVal {
+		return m.textV, nil
+	}
+	v, err := decodeLeaf(n, val)
+	if err == nil {
+		m.text, m.textV, m.textOK = sv.StringVal, v, true
+	}
+	return v, err
 }
 
 // memoSlots is the size of a transaction's leaf memo cache: a bulk Set

@@ -90,3 +90,45 @@ func TestInstSize(t *testing.T) {
 		t.Fatalf("an Inst is %d bytes, want at most 64", n)
 	}
 }
+
+// TestEntryCopySharesKeys: a copy of a list entry whose leaves are its
+// keys alone (a gRIBI entry written a status: the entry is copied for its
+// new state container) shares the key array with its identity rather
+// than copying it; a key slot written with another value (as a replayed
+// log may) gets an array of its own, leaving the identity's keys and the
+// version before as they were.
+func TestEntryCopySharesKeys(t *testing.T) {
+	tr := New(testSchema(t))
+	dev := "/top/devices/device[name=sw1]"
+	if _, err := apply(t, tr, false, op{"update", dev + "/config/address", strVal("192.0.2.1")}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := lookup(t, tr, dev+"/name")
+	if !keysOnly(before) {
+		t.Fatalf("a new entry's leaf array is not its ident's")
+	}
+	if _, err := apply(t, tr, true, op{"update", dev + "/state/address", strVal("192.0.2.1")}); err != nil {
+		t.Fatal(err)
+	}
+	after, name := lookup(t, tr, dev+"/name")
+	if after == before {
+		t.Fatal("the state write did not copy the entry")
+	}
+	if !keysOnly(after) || &after.vals[0] != &before.vals[0] {
+		t.Fatal("the entry's copy has a key array of its own, want its ident's")
+	}
+
+	tx, err := tr.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tx.follow([]step{{n: tr.schema.Root.Child("top")}, {n: tr.schema.Root.Child("top").Child("devices")}, {n: after.s, key: "sw1"}})
+	if c == after || c.id != after.id {
+		t.Fatalf("follow did not copy the entry")
+	}
+	tx.setVal(c, name, String("sw2"))
+	if got := after.Ident().Keys()[0].String(); got != "sw1" || after.Leaf(name).String() != "sw1" || c.Leaf(name).String() != "sw2" {
+		t.Fatalf("a key slot written in a copy: ident key %s, committed %s, copy %s; want sw1, sw1, sw2", got, after.Leaf(name), c.Leaf(name))
+	}
+	tx.Rollback()
+}
