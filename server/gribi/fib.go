@@ -163,14 +163,13 @@ func (s *Service) resolveFIB() {
 	}
 	ans := newAnswers(n)
 	s.cfg.Store.Read(func(t *tree.Tree) error {
-		a := stateOf(t)
 		for _, b := range due {
 			for _, w := range b.waits {
 				// The FIB holds the RIB as of this operation or a later one: an
 				// entry a later operation removed (or added back) was
 				// superseded, and what the later operation did is what its own
 				// acknowledgement reports.
-				st, reason, exists := a.entry(w.op.Entry.Key())
+				st, reason, exists := entryState(t, w.op.Entry.Key())
 				if w.op.Verb != aft.Delete && exists && st != statusInstalled {
 					msg := string(st)
 					if reason != "" {
@@ -190,65 +189,46 @@ func (s *Service) resolveFIB() {
 	}
 }
 
-// aftState reads the programming state of entries from one tree, its
-// lists found once: the FIB acknowledgements of a bulk load read 100,000
-// entries, and walking from the root to the list for each was a third
-// of what reading one cost.
-type aftState struct {
-	nhs  kedgetree.Kedge_Aft_NextHops_NextHopList
-	nhgs kedgetree.Kedge_Aft_NextHopGroups_NextHopGroupList
-	v4   kedgetree.Kedge_Aft_Ipv4Entries_Ipv4EntryList
-	v6   kedgetree.Kedge_Aft_Ipv6Entries_Ipv6EntryList
-}
-
-func stateOf(t *tree.Tree) aftState {
-	a := kedgetree.Of(t).Kedge().Aft()
-	return aftState{
-		nhs:  a.NextHops().NextHop(),
-		nhgs: a.NextHopGroups().NextHopGroup(),
-		v4:   a.Ipv4Entries().Ipv4Entry(),
-		v6:   a.Ipv6Entries().Ipv6Entry(),
-	}
-}
-
-// status is an entry's programming status ("" when it has none).
-func (a *aftState) status(k aft.Key) kedgepath.AftStatus {
-	st, _, _ := a.entry(k)
+// statusOf is an entry's programming status ("" when it has none).
+func statusOf(t *tree.Tree, k aft.Key) kedgepath.AftStatus {
+	st, _, _ := entryState(t, k)
 	return st
 }
 
-// entry reads an entry's status and reason, and whether the entry
+// entryState reads an entry's status and reason, and whether the entry
 // exists.
-func (a *aftState) entry(k aft.Key) (kedgepath.AftStatus, string, bool) {
-	// The key in one allocation at most (Prefix.String makes two).
+func entryState(t *tree.Tree, k aft.Key) (kedgepath.AftStatus, string, bool) {
+	a := kedgetree.Of(t).Kedge().Aft()
+	// The key in one allocation at most (Prefix.String makes two): the
+	// FIB acknowledgements of a bulk load read 100,000 entries.
 	var pb [64]byte
 	pfx := func() string { return string(k.Prefix.AppendTo(pb[:0])) }
 	var st kedgepath.AftStatus
 	var reason string
 	switch k.Kind {
 	case aft.KindNextHop:
-		e, ok := a.nhs.Get(k.ID)
+		e, ok := a.NextHops().NextHop().Get(k.ID)
 		if !ok {
 			return "", "", false
 		}
 		st, _ = e.State().Status()
 		reason, _ = e.State().Reason()
 	case aft.KindNextHopGroup:
-		e, ok := a.nhgs.Get(k.ID)
+		e, ok := a.NextHopGroups().NextHopGroup().Get(k.ID)
 		if !ok {
 			return "", "", false
 		}
 		st, _ = e.State().Status()
 		reason, _ = e.State().Reason()
 	case aft.KindIPv4:
-		e, ok := a.v4.Get(pfx())
+		e, ok := a.Ipv4Entries().Ipv4Entry().Get(pfx())
 		if !ok {
 			return "", "", false
 		}
 		st, _ = e.State().Status()
 		reason, _ = e.State().Reason()
 	case aft.KindIPv6:
-		e, ok := a.v6.Get(pfx())
+		e, ok := a.Ipv6Entries().Ipv6Entry().Get(pfx())
 		if !ok {
 			return "", "", false
 		}

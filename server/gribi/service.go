@@ -293,9 +293,8 @@ func (s *Service) snapshot(ctx context.Context, kinds []aft.Kind) ([]*spb.AFTEnt
 // fibStatus fills each entry's FIB status from the tree's state.
 func (s *Service) fibStatus(es []*spb.AFTEntry) {
 	s.cfg.Store.Read(func(t *tree.Tree) error {
-		a := stateOf(t)
 		for _, e := range es {
-			if a.status(keyOfProto(e)) == statusInstalled {
+			if statusOf(t, keyOfProto(e)) == statusInstalled {
 				e.FibStatus = spb.AFTEntry_PROGRAMMED
 			} else {
 				e.FibStatus = spb.AFTEntry_NOT_PROGRAMMED
