@@ -39,8 +39,9 @@ func BenchmarkFIBRead(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		st.Read(func(t *tree.Tree) error {
+			var pt prefixText
 			for _, k := range keys {
-				if _, _, ok := entryState(t, k); !ok {
+				if _, _, ok := entryState(t, k, &pt); !ok {
 					b.Fatalf("%v not in the tree", k)
 				}
 			}

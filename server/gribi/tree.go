@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
@@ -210,33 +209,12 @@ func ipEntryOp[C ipConfig[N, M, S], N store.SplitLeaf[uint64], M store.SplitLeaf
 type leafWrites struct {
 	tree.EntryWrites
 	keys    []entryKey
-	pfx     strings.Builder
+	pfx     prefixText
 	nhg     uint64
 	nhgVal  *gpb.TypedValue
 	sess    string
 	sessVal *gpb.TypedValue
 }
-
-// text returns p as text, written after the prefixes before it in lw's
-// chunk of text: a string of a Builder's bytes stays as it is while the
-// Builder appends, so the text of 200 prefixes is one allocation, not
-// 200 (the tree keeps the keys, and with them the chunk, as the strings
-// it held before).
-func (lw *leafWrites) text(p netip.Prefix) string {
-	// The longest prefix text: an IPv6 address, '/' and 128.
-	const most = 39 + 4
-	if lw.pfx.Cap()-lw.pfx.Len() < most {
-		lw.pfx = strings.Builder{}
-		lw.pfx.Grow(textChunk)
-	}
-	var pb [most]byte
-	at := lw.pfx.Len()
-	lw.pfx.Write(p.AppendTo(pb[:0]))
-	return lw.pfx.String()[at:]
-}
-
-// textChunk is how many bytes of prefix text a chunk holds.
-const textChunk = 4096
 
 // entryKey is an IP entry's key with its one value.
 type entryKey struct {
@@ -256,7 +234,7 @@ func (lw *leafWrites) key(sh *ipShape, p netip.Prefix) *tree.EntryKey {
 	}
 	k := &lw.keys[0]
 	lw.keys = lw.keys[1:]
-	k.v[0] = tree.String(lw.text(p))
+	k.v[0] = tree.String(lw.pfx.text(p))
 	k.k = sh.key
 	k.k.Keys = k.v[:]
 	return &k.k
