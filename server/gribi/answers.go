@@ -14,6 +14,11 @@ type answers struct {
 	n     int // results still to come, for the first buffer's size
 	resp  map[*session]*encodedResponse
 	order []*session
+	// last is the session of the result before and lastR its response:
+	// a batch's results come in runs of one session (a bulk load's are
+	// all one), which then skip the map.
+	last  *session
+	lastR *encodedResponse
 }
 
 // encodedResponse is a ModifyResponse in wire form, and how many results
@@ -49,7 +54,10 @@ func (a *answers) addDetails(ss *session, id uint64, st spb.AFTResult_Status, ms
 }
 
 func (a *answers) of(ss *session) *encodedResponse {
-	r := a.resp[ss]
+	r := a.lastR
+	if ss != a.last || r == nil {
+		r = a.resp[ss]
+	}
 	if r == nil {
 		// Room for every result still to come: exact when the batch is
 		// one session's, as a bulk load's is.
@@ -57,6 +65,7 @@ func (a *answers) of(ss *session) *encodedResponse {
 		a.resp[ss] = r
 		a.order = append(a.order, ss)
 	}
+	a.last, a.lastR = ss, r
 	r.results++
 	a.n--
 	return r

@@ -53,3 +53,32 @@ func TestAnswersMatchMarshal(t *testing.T) {
 		t.Errorf("%d results counted, want %d", got.results, len(rs))
 	}
 }
+
+// TestAnswersSessionsApart: results of sessions interleaved (runs of one
+// session, then another, then back) each go to their own session's
+// response, in the order they came, and the sessions are answered in the
+// order they first had a result.
+func TestAnswersSessionsApart(t *testing.T) {
+	a, b := &session{id: "a"}, &session{id: "b"}
+	seq := []*session{a, a, b, a, b, b, a}
+	ans := newAnswers(len(seq))
+	want := map[*session]*spb.ModifyResponse{a: {}, b: {}}
+	for i, ss := range seq {
+		id := uint64(i + 1)
+		ans.add(ss, id, spb.AFTResult_RIB_PROGRAMMED)
+		want[ss].Result = append(want[ss].Result, &spb.AFTResult{Id: id, Status: spb.AFTResult_RIB_PROGRAMMED})
+	}
+	for _, ss := range []*session{a, b} {
+		wb, err := proto.Marshal(want[ss])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ans.resp[ss]
+		if !bytes.Equal(got.WireBytes(), wb) || got.results != len(want[ss].Result) {
+			t.Errorf("session %s: answers wrote %d results\n%x\nwant %d\n%x", ss.id, got.results, got.WireBytes(), len(want[ss].Result), wb)
+		}
+	}
+	if len(ans.order) != 2 || ans.order[0] != a || ans.order[1] != b {
+		t.Errorf("sessions answered in order %v, want a, b", ans.order)
+	}
+}

@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/guildhouse-co/kedge/gnmi/store"
+	"github.com/guildhouse-co/kedge/gnmi/tree"
 	"github.com/guildhouse-co/kedge/models/aft"
 )
 
@@ -124,4 +126,26 @@ func changeList(c *store.Commit) []string {
 		out = append(out, fmt.Sprintf("%d %s %q %q", ch.Op, ch.Path(), ch.Val.String(), ch.Old.String()))
 	}
 	return out
+}
+
+// TestEntryKeyMatchesStore: the key an IP entry's operation takes from
+// the writer's chunks (its family's shape with the prefix) is the one
+// store.EntryKeyOf makes of the entry's EntryRef, for both families and
+// past the end of a chunk.
+func TestEntryKeyMatchesStore(t *testing.T) {
+	var lw leafWrites
+	a4, a6 := netip.MustParseAddr("198.51.100.0"), netip.MustParseAddr("2001:db8::")
+	for i := range keyChunk + 2 {
+		for _, p := range []netip.Prefix{netip.PrefixFrom(a4, 24+i%9), netip.PrefixFrom(a6, 64+i%65)} {
+			p = p.Masked()
+			sh, r := &ipv4Shape, aftPath.Ipv4Entries().Ipv4EntryRef(p.String())
+			if p.Addr().Is6() {
+				sh, r = &ipv6Shape, aftPath.Ipv6Entries().Ipv6EntryRef(p.String())
+			}
+			if d := cmp.Diff(store.EntryKeyOf(&r), lw.key(sh, p), cmp.Comparer(func(x, y tree.Value) bool { return x.Equal(y) }), protocmp.Transform()); d != "" {
+				t.Fatalf("key of %s (-store +writer):\n%s", p, d)
+			}
+		}
+		a4, a6 = a4.Next(), a6.Next()
+	}
 }

@@ -29,7 +29,7 @@ func (allowAll) GRIBIWrite(context.Context) (Writer, error) {
 }
 func (allowAll) GRIBIRead(context.Context) error { return nil }
 
-func openStore(t *testing.T, dir string) *store.Store {
+func openStore(t testing.TB, dir string) *store.Store {
 	t.Helper()
 	schema, err := yang.Schema()
 	if err != nil {

@@ -3,6 +3,7 @@ package gribi
 import (
 	"net/netip"
 	"unicode/utf8"
+	"unsafe"
 
 	spb "github.com/openconfig/gribi/v1/proto/service"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -147,7 +148,9 @@ func decodeOp(b []byte, session string, in *inOp) bool {
 			b = b[k:]
 			switch {
 			case num == fOpNI && s.first(4):
-				if !utf8.Valid(v) {
+				// The name every operation of a load carries is valid
+				// UTF-8 as it is: only another is checked.
+				if string(v) != DefaultNetworkInstance && !utf8.Valid(v) {
 					return false
 				}
 				in.ni = instanceName(v)
@@ -245,11 +248,13 @@ func decodeIPKey(b []byte, fNHG, fMeta, fNHGNI protowire.Number, e *aft.IPEntry,
 			return false
 		}
 	}
-	if !utf8.Valid(prefix) {
+	// An unparsable prefix stays invalid; the RIB fails it. A prefix that
+	// parses is ASCII (ParsePrefix takes no zone), so only one that does
+	// not is checked for the UTF-8 proto.Unmarshal requires.
+	var ok bool
+	if e.Prefix, ok = parsePrefix(prefix); !ok && !utf8.Valid(prefix) {
 		return false
 	}
-	// An unparsable prefix stays invalid; the RIB fails it.
-	e.Prefix, _ = netip.ParsePrefix(string(prefix))
 	s = 0
 	for len(entry) > 0 {
 		num, typ, l := protowire.ConsumeTag(entry)
@@ -285,6 +290,16 @@ func decodeIPKey(b []byte, fNHG, fMeta, fNHGNI protowire.Number, e *aft.IPEntry,
 		}
 	}
 	return true
+}
+
+// parsePrefix parses b as netip.ParsePrefix does, without copying it
+// into a string first (an allocation for each of a load's entries, as
+// much CPU as the parse): a Prefix keeps nothing of the text it was
+// parsed from (it has no zone), and the error, which does, is dropped
+// here; b is not changed while ParsePrefix reads it.
+func parsePrefix(b []byte) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(unsafe.String(unsafe.SliceData(b), len(b)))
+	return p, err == nil
 }
 
 // decodeNHGKey reads a NextHopGroupKey as toOp does.

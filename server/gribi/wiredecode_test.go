@@ -1,6 +1,7 @@
 package gribi
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"testing"
@@ -99,6 +100,22 @@ func seedRequests(t testing.TB) [][]byte {
 		[]byte{0x0a, 0x03, 0x12, 0x01, 0xff},                                         // invalid UTF-8 network instance
 		[]byte{0x0a, 0x04, 0x08, 0x01, 0x08, 0x02},                                   // repeated id (last wins)
 	)
+	// Prefixes the fast decoder parses before it checks their UTF-8: one
+	// that is not UTF-8 (proto.Unmarshal refuses the request), one that
+	// is but does not parse (the RIB fails it), one that parses; and
+	// network instances other than the default, not UTF-8 and UTF-8. (The
+	// bytes are spliced in after marshalling, which refuses invalid UTF-8,
+	// each as long as what it replaces.)
+	for _, r := range [][2]string{{"\xff1", "DEFAULT"}, {"\u00e9", "DEFAULT"}, {"11", "DEFAULT"}, {"11", "VRF-\xffAB"}, {"11", "VRF-\u00e9A"}} {
+		b, err := proto.Marshal(&spb.ModifyRequest{Operation: []*spb.AFTOperation{{Id: 1, Op: spb.AFTOperation_ADD, NetworkInstance: "DEFAULT",
+			Entry: &spb.AFTOperation_Ipv4{Ipv4: &aftpb.Afts_Ipv4EntryKey{Prefix: "10.0.0.XX/32",
+				Ipv4Entry: &aftpb.Afts_Ipv4Entry{NextHopGroup: &wpb.UintValue{Value: 1}}}}}}})
+		if err != nil {
+			t.Fatalf("marshal request: %v", err)
+		}
+		b = bytes.Replace(b, []byte("XX"), []byte(r[0]), 1)
+		out = append(out, bytes.Replace(b, []byte("DEFAULT"), []byte(r[1]), 1))
+	}
 	return out
 }
 
