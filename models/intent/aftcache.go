@@ -35,13 +35,17 @@ type aftCache struct {
 	spare []*aftCached // the order's other buffer
 	// removed are entries that left byID since the last reorder.
 	removed []*aftCached
-	// dirty: entries whose config changed (or that went); restate:
-	// cached entries whose state status went, to read again only that.
-	dirty, restate map[tree.Ident]struct{}
-	// marked is dirty in the order Observe marked the entries, the order
-	// the commits wrote them (a bulk load's: by prefix), so readDirty
-	// finds them in the lists one after another rather than in a map's
-	// random order, each lookup missing the cache.
+	// restate: cached entries whose state status went, to read again
+	// only that.
+	restate map[tree.Ident]struct{}
+	// marked are the entries whose config changed (or that went), in the
+	// order Observe marked them, the order the commits wrote them (a bulk
+	// load's: by prefix), so readDirty finds them in the lists one after
+	// another, each lookup missing the cache less. An entry two commits
+	// changed is in it twice: readDirty reads it once (its first), by
+	// the generation its new translation carries. Kept unique with a
+	// set, a bulk load's 100,000 entries cost a map of them and an
+	// insert each (BenchmarkAFTBulkChange).
 	marked []tree.Ident
 	// metaDirty: a commit changed the config of a session, next hop or
 	// group, so the entries' resolution may have changed.
@@ -133,18 +137,14 @@ func (c *aftCache) observe(state bool, ch tree.Change, kind changeKind, left int
 		noteStated(&c.restate, e, stated, ch.Val.IsSet())
 	default:
 		*last = e
-		if c.dirty == nil {
+		if c.marked == nil {
 			// Sized for the rest of the commit being IP entries of
 			// three leaves (prefix, group, session: what gRIBI
 			// writes), so a bulk load's batch does not grow it
 			// step by step.
-			c.dirty = make(map[tree.Ident]struct{}, left/3)
 			c.marked = make([]tree.Ident, 0, left/3)
 		}
-		if _, ok := c.dirty[e]; !ok {
-			c.dirty[e] = struct{}{}
-			c.marked = append(c.marked, e)
-		}
+		c.marked = append(c.marked, e)
 	}
 }
 
@@ -255,16 +255,19 @@ func (c *aftCache) changes(a kedgetree.Kedge_Aft) []aftChange {
 		c.byID = map[tree.Ident]*aftCached{}
 	}
 	c.gen++
-	out := make([]aftChange, 0, len(c.dirty)+len(c.restate))
+	out := make([]aftChange, 0, len(c.marked)+len(c.restate))
 	fresh := c.readDirty(a, true, func(old, ne *aftCached) {
 		if old != nil || ne != nil {
 			out = append(out, aftChange{old, ne})
 		}
 	})
-	if len(out) > 1 {
+	if len(out) > 1 && !slices.IsSortedFunc(out, compareAFTChange) {
 		// Sorted once here, in the order the change set puts its routes
 		// in: aftPatch and reorder then find them sorted, where each
-		// sorted a bulk load's batch (72,000 entries) again.
+		// sorted a bulk load's batch (72,000 entries) again. A batch
+		// written in key order (a bulk load's, by prefix) is sorted
+		// already: checked, it is not sorted again (pdqsort took about
+		// 7 ms of CPU per 100,000-entry load to find that out).
 		slices.SortFunc(out, compareAFTChange)
 		fresh = fresh[:0]
 		for _, ch := range out {
@@ -285,23 +288,27 @@ func (c *aftCache) changes(a kedgetree.Kedge_Aft) []aftChange {
 	return out
 }
 
-// readDirty reads again the entries Observe marked dirty, in the version
-// a belongs to (each by its keys), calls fn with each one's old and new
-// translation (nil: none) and returns the new ones. (A walk of the lists
+// readDirty reads again the entries Observe marked, each once, in the
+// version a belongs to (each by its keys), calls fn with each one's old
+// and new translation (nil: none) and returns the new ones. (A walk of the lists
 // instead, for a batch that is most of the AFT, measured no cheaper:
 // BenchmarkAFTBulkChange, 72,000 new entries into 28,000, 253-295 ms of
 // CPU walking against 287-295 ms looking up.)
 func (c *aftCache) readDirty(a kedgetree.Kedge_Aft, full bool, fn func(old, ne *aftCached)) []*aftCached {
-	fresh := make([]*aftCached, 0, len(c.dirty))
-	al := allocator[aftCached]{left: len(c.dirty)}
-	c.reserve(len(c.dirty))
+	fresh := make([]*aftCached, 0, len(c.marked))
+	al := allocator[aftCached]{left: len(c.marked)}
+	c.reserve(len(c.marked))
+	lists := aftListsOf(a)
 	for _, id := range c.marked {
 		old := c.byID[id]
+		if c.readNow(old) {
+			continue // marked before in this pass, and read then
+		}
 		if old != nil {
 			c.remove(old)
 		}
 		var ne *aftCached
-		if in := findAFT(a, id); in != nil {
+		if in := lists.find(id); in != nil {
 			ne = c.read(in, full, &al)
 		}
 		if ne != nil {
@@ -312,6 +319,12 @@ func (c *aftCache) readDirty(a kedgetree.Kedge_Aft, full bool, fn func(old, ne *
 	}
 	return fresh
 }
+
+// readNow reports whether e, an entry of byID, was read by this pass
+// (changes or entries): its translation is of this generation. An entry
+// marked twice and gone has none the second time, and reads as none
+// again.
+func (c *aftCache) readNow(e *aftCached) bool { return e != nil && e.gen == c.gen }
 
 // aftWalkMin is the smallest share of the entries (1/aftWalkMin) whose
 // state is read again by a walk of the lists rather than by lookups; 0
@@ -341,7 +354,7 @@ func (c *aftCache) readRestate(a kedgetree.Kedge_Aft, fn func(e *aftCached)) {
 	} else {
 		want := 0
 		for id := range c.restate {
-			if _, read := c.dirty[id]; !read && c.byID[id] != nil {
+			if e := c.byID[id]; e != nil && !c.readNow(e) {
 				want++
 			}
 		}
@@ -351,10 +364,7 @@ func (c *aftCache) readRestate(a kedgetree.Kedge_Aft, fn func(e *aftCached)) {
 			if _, ok := c.restate[id]; !ok {
 				return
 			}
-			if _, read := c.dirty[id]; read {
-				return
-			}
-			if e := c.byID[id]; e != nil {
+			if e := c.byID[id]; e != nil && !c.readNow(e) {
 				e.stated = restated(in)
 				hit = append(hit, e)
 			}
@@ -382,29 +392,29 @@ func (c *aftCache) readRestate(a kedgetree.Kedge_Aft, fn func(e *aftCached)) {
 			fn(e)
 		}
 	}
+	lists := aftListsOf(a)
 	for _, id := range slow {
 		e := c.byID[id]
-		if _, read := c.dirty[id]; read || e == nil {
+		if e == nil || c.readNow(e) {
 			continue
 		}
 		e.stated = false
-		if in := findAFT(a, id); in != nil {
+		if in := lists.find(id); in != nil {
 			e.stated = restated(in)
 		}
 		fn(e)
 	}
 }
 
-// clearMarks empties what Observe marked, dropping the sets a bulk
+// clearMarks empties what Observe marked, dropping the buffers a bulk
 // commit made big (a cleared map keeps its buckets).
 func (c *aftCache) clearMarks() {
-	if len(c.dirty) > 4096 {
-		c.dirty, c.marked = nil, nil
+	if len(c.marked) > 4096 {
+		c.marked = nil
 	}
 	if len(c.restate) > 4096 {
 		c.restate = nil
 	}
-	clear(c.dirty)
 	clear(c.marked) // the Idents keep their instances' identities alive
 	c.marked = c.marked[:0]
 	clear(c.restate)
@@ -511,19 +521,28 @@ func (c *aftCache) entries(a kedgetree.Kedge_Aft, incremental, full bool, fn fun
 	}
 }
 
-// findAFT returns the IP entry id names in the version a belongs to, or
+// aftLists are the instances holding the IP entries of one version (nil:
+// none), found once for the lookups of a batch's entries rather than
+// from /kedge/aft again for each.
+type aftLists struct{ v4, v6 *tree.Inst }
+
+func aftListsOf(a kedgetree.Kedge_Aft) aftLists {
+	if !a.Exists() {
+		return aftLists{}
+	}
+	return aftLists{v4: a.Ipv4Entries().Inst(), v6: a.Ipv6Entries().Inst()}
+}
+
+// find returns the IP entry id names in the version l was found in, or
 // nil when it is not there (gone, or deleted and created again: a new
 // identity).
-func findAFT(a kedgetree.Kedge_Aft, id tree.Ident) *tree.Inst {
-	if !a.Exists() {
-		return nil
-	}
+func (l *aftLists) find(id tree.Ident) *tree.Inst {
 	var list *tree.Inst
 	switch id.Schema().Path {
 	case aftV4Path:
-		list = a.Ipv4Entries().Inst()
+		list = l.v4
 	case aftV6Path:
-		list = a.Ipv6Entries().Inst()
+		list = l.v6
 	}
 	if list == nil {
 		return nil

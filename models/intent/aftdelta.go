@@ -29,7 +29,7 @@ import (
 // too, so the whole set starts from it.
 func (c *RouteCache) aftChanges(a kedgetree.Kedge_Aft, sideKeys []sortKey) (chs []aftChange, states []AFTState, whole bool) {
 	ac := &c.aft
-	if a.Exists() || len(ac.byID) > 0 || len(ac.dirty) > 0 {
+	if a.Exists() || len(ac.byID) > 0 || len(ac.marked) > 0 {
 		chs = ac.changes(a)
 	}
 	if ac.metaDirty {

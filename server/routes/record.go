@@ -21,7 +21,19 @@ type stateRecord struct {
 	// aftRoom is how many entries aft was made for or has held,
 	// whichever is more (see reserveAFT).
 	aftRoom maproom.Room
+	// reasoned says, per map (recordRoutes, recordAFT, recordOther),
+	// whether a value with a reason was ever set in it: while none was,
+	// an entry without state is written without looking up what it
+	// had (see stateWriter.put).
+	reasoned [3]bool
 }
+
+// The maps of a stateRecord, indexing its reasoned.
+const (
+	recordRoutes = iota
+	recordAFT
+	recordOther
+)
 
 // routeID is a /kedge/routes entry's keys.
 type routeID struct {
@@ -55,6 +67,21 @@ func isRoute(k stateKey) bool { return !k.pod && k.aft == 0 }
 // isAFTIP reports whether k names a /kedge/aft IP entry.
 func isAFTIP(k stateKey) bool { return k.aft == intent.AFTIPv4 || k.aft == intent.AFTIPv6 }
 
+// mapOf returns which of r's maps holds k.
+func mapOf(k stateKey) int {
+	switch {
+	case isRoute(k):
+		return recordRoutes
+	case isAFTIP(k):
+		return recordAFT
+	}
+	return recordOther
+}
+
+// mayHaveReason reports whether what was last committed for k may have
+// a reason: false when no value with a reason was set in k's map.
+func (r *stateRecord) mayHaveReason(k stateKey) bool { return r.reasoned[mapOf(k)] }
+
 // get returns what was last committed for k, and whether anything was.
 func (r *stateRecord) get(k stateKey) (stateVal, bool) {
 	var v *stateVal
@@ -75,6 +102,9 @@ func (r *stateRecord) get(k stateKey) (stateVal, bool) {
 
 // set records v as committed for k.
 func (r *stateRecord) set(k stateKey, v stateVal) {
+	if v.reason != "" {
+		r.reasoned[mapOf(k)] = true
+	}
 	switch {
 	case isRoute(k):
 		r.routes[routeID{k.a, k.table}] = shareVal(v)

@@ -146,3 +146,42 @@ func TestLostRouteOverdue(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	noDrift(t, drifts, "drift again after the whole Set recorded the lost route")
 }
+
+// TestPatchReplacedRouteLeavesItsLink: a Patch moving a route to another
+// link (the same key: the kernel replaces it) takes it off the first
+// link in the cache, so that link going down and away costs nothing: a
+// Patch leaving the route alone applies and the whole Set after finds
+// every route where it is. (The cache adds a route a Patch created
+// without looking for one to replace; a replaced one must be put.)
+func TestPatchReplacedRouteLeavesItsLink(t *testing.T) {
+	n := newTestNet(t)
+	b := newBackend(t, n.NS)
+	ctx := context.Background()
+	base := route.Route{Dst: pfx("10.94.0.0/24"), Device: n.Dev}
+	if err := b.Set(ctx, route.Config{Routes: []route.Route{base}}); err != nil {
+		t.Fatal(err)
+	}
+	spare := "kp" + randHex(3)
+	ip(t, "-n", n.NS, "link", "add", spare, "type", "veth", "peer", "name", "kq"+randHex(3))
+	ip(t, "-n", n.NS, "link", "set", spare, "up")
+	moved := route.Route{Dst: pfx("10.94.1.1/32"), Device: spare, Scope: route.ScopeLink}
+	if err := b.Patch(ctx, route.Patch{Put: []route.Route{moved}}); err != nil {
+		t.Fatalf("patch over the spare link: %v", err)
+	}
+	moved.Device = n.Dev
+	if err := b.Patch(ctx, route.Patch{Put: []route.Route{moved}}); err != nil {
+		t.Fatalf("patch moving the route: %v", err)
+	}
+	ip(t, "-n", n.NS, "link", "set", spare, "down")
+	ip(t, "-n", n.NS, "link", "del", spare)
+	if err := b.Patch(ctx, route.Patch{}); err != nil {
+		t.Fatalf("patch after the route's old link went: %v", err)
+	}
+	checkKernel(t, n, []route.Route{base, moved})
+	if err := b.Set(ctx, route.Config{Routes: []route.Route{base, moved}}); err != nil {
+		t.Fatalf("set after the patches: %v", err)
+	}
+	if st := b.Status(); st.ReadKernel || st.Added != 0 || st.Removed != 0 {
+		t.Errorf("set after the patches read the kernel %t, added %d, removed %d; want none", st.ReadKernel, st.Added, st.Removed)
+	}
+}

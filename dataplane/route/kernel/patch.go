@@ -147,7 +147,11 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 		switch {
 		case rerr == nil:
 			added++
-			if b.cache != nil {
+			switch {
+			case b.cache == nil:
+			case created(plan.reqs[j]):
+				b.cache.add(plan.sent[j])
+			default:
 				b.cache.put(plan.sent[j])
 			}
 		case errors.Is(rerr, rtnl.ErrAckLost), err != nil && errors.Is(rerr, err):
@@ -190,6 +194,10 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	}
 	return errors.Join(errs...)
 }
+
+// created reports whether req creates its route (FlagCreate, not
+// FlagReplace): planRoute found no route of its key in the cache.
+func created(req rtnl.Request) bool { return req.Flags&rtnl.FlagReplace != rtnl.FlagReplace }
 
 // unknownDevice returns the first device n names that index lacks.
 func unknownDevice(n route.Route, index map[string]int) string {
