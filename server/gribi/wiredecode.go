@@ -54,27 +54,21 @@ const (
 // unmarshals it whole.
 func (m *modifyIn) decodeOps(b []byte) bool {
 	n := 0
-	for rest := b; len(rest) > 0; {
-		num, typ, l := protowire.ConsumeTag(rest)
-		if l < 0 || num != fReqOperation || typ != protowire.BytesType {
+	for rest := b; len(rest) > 0; n++ {
+		f, r, ok := nextField(rest)
+		if !ok || f.num != fReqOperation || f.typ != protowire.BytesType {
 			return false
 		}
-		v, k := protowire.ConsumeBytes(rest[l:])
-		if k < 0 {
-			return false
-		}
-		rest = rest[l+k:]
-		n++
-		_ = v
+		rest = r
 	}
 	if n == 0 {
 		return len(b) == 0
 	}
 	m.ops = make([]inOp, n)
 	for i := range m.ops {
-		_, _, l := protowire.ConsumeTag(b)
-		v, k := protowire.ConsumeBytes(b[l:])
-		b = b[l+k:]
+		f, rest, _ := nextField(b) // read whole above
+		v := f.b
+		b = rest
 		if decodeOp(v, m.session, &m.ops[i]) {
 			continue
 		}
@@ -91,6 +85,40 @@ func (m *modifyIn) decodeOps(b []byte) bool {
 // seen records the fields an operation had, to leave a repeated singular
 // field (which proto merges) to proto.Unmarshal.
 type seen uint16
+
+// field is one field of a protobuf message: a varint's value, or a
+// length-delimited field's bytes (the message's own, not copied).
+type field struct {
+	num protowire.Number
+	typ protowire.Type
+	u   uint64
+	b   []byte
+}
+
+// nextField reads the field b starts with and returns what follows it;
+// false for a malformed field or one of another wire type than varint or
+// length-delimited (none of the fields the decoders read has another).
+func nextField(b []byte) (f field, rest []byte, ok bool) {
+	num, typ, l := protowire.ConsumeTag(b)
+	if l < 0 {
+		return f, nil, false
+	}
+	f.num, f.typ = num, typ
+	b = b[l:]
+	var k int
+	switch typ {
+	case protowire.VarintType:
+		f.u, k = protowire.ConsumeVarint(b)
+	case protowire.BytesType:
+		f.b, k = protowire.ConsumeBytes(b)
+	default:
+		return f, nil, false
+	}
+	if k < 0 {
+		return f, nil, false
+	}
+	return f, b[k:], true
+}
 
 func (s *seen) first(bit seen) bool {
 	if *s&bit != 0 {
@@ -110,24 +138,17 @@ func decodeOp(b []byte, session string, in *inOp) bool {
 	var entry []byte
 	var entryField protowire.Number
 	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
+		f, rest, ok := nextField(b)
+		if !ok {
 			return false
 		}
-		b = b[l:]
+		b = rest
+		num, v := f.num, f.b
 		switch {
-		case num == fOpID && typ == protowire.VarintType && s.first(1):
-			v, k := protowire.ConsumeVarint(b)
-			if k < 0 {
-				return false
-			}
-			in.id, b = v, b[k:]
-		case num == fOpOp && typ == protowire.VarintType && s.first(2):
-			v, k := protowire.ConsumeVarint(b)
-			if k < 0 {
-				return false
-			}
-			switch spb.AFTOperation_Operation(int32(v)) {
+		case num == fOpID && f.typ == protowire.VarintType && s.first(1):
+			in.id = f.u
+		case num == fOpOp && f.typ == protowire.VarintType && s.first(2):
+			switch spb.AFTOperation_Operation(int32(f.u)) {
 			case spb.AFTOperation_ADD:
 				verb = aft.Add
 			case spb.AFTOperation_REPLACE:
@@ -137,33 +158,24 @@ func decodeOp(b []byte, session string, in *inOp) bool {
 			default:
 				return false
 			}
-			b = b[k:]
-		case typ != protowire.BytesType:
+		case f.typ != protowire.BytesType:
 			return false
+		case num == fOpNI && s.first(4):
+			// The name every operation of a load carries is valid UTF-8
+			// as it is: only another is checked.
+			if string(v) != DefaultNetworkInstance && !utf8.Valid(v) {
+				return false
+			}
+			in.ni = instanceName(v)
+		case num == fOpElection && s.first(8):
+			if !decodeU128(v, &in.elec) {
+				return false
+			}
+			in.hasElec = true
+		case (num == fOpIPv4 || num == fOpIPv6 || num == fOpNHG) && s.first(16):
+			entry, entryField = v, num
 		default:
-			v, k := protowire.ConsumeBytes(b)
-			if k < 0 {
-				return false
-			}
-			b = b[k:]
-			switch {
-			case num == fOpNI && s.first(4):
-				// The name every operation of a load carries is valid
-				// UTF-8 as it is: only another is checked.
-				if string(v) != DefaultNetworkInstance && !utf8.Valid(v) {
-					return false
-				}
-				in.ni = instanceName(v)
-			case num == fOpElection && s.first(8):
-				if !decodeU128(v, &in.elec) {
-					return false
-				}
-				in.hasElec = true
-			case (num == fOpIPv4 || num == fOpIPv6 || num == fOpNHG) && s.first(16):
-				entry, entryField = v, num
-			default:
-				return false
-			}
+			return false
 		}
 	}
 	if s&2 == 0 || s&16 == 0 {
@@ -203,20 +215,16 @@ func instanceName(b []byte) string {
 func decodeU128(b []byte, u *uint128) bool {
 	var s seen
 	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 || typ != protowire.VarintType {
+		f, rest, ok := nextField(b)
+		if !ok || f.typ != protowire.VarintType {
 			return false
 		}
-		v, k := protowire.ConsumeVarint(b[l:])
-		if k < 0 {
-			return false
-		}
-		b = b[l+k:]
+		b = rest
 		switch {
-		case num == fU128High && s.first(1):
-			u.hi = v
-		case num == fU128Low && s.first(2):
-			u.lo = v
+		case f.num == fU128High && s.first(1):
+			u.hi = f.u
+		case f.num == fU128Low && s.first(2):
+			u.lo = f.u
 		default:
 			return false
 		}
@@ -230,20 +238,16 @@ func decodeIPKey(b []byte, fNHG, fMeta, fNHGNI protowire.Number, e *aft.IPEntry,
 	var s seen
 	var prefix, entry []byte
 	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 || typ != protowire.BytesType {
+		f, rest, ok := nextField(b)
+		if !ok || f.typ != protowire.BytesType {
 			return false
 		}
-		v, k := protowire.ConsumeBytes(b[l:])
-		if k < 0 {
-			return false
-		}
-		b = b[l+k:]
+		b = rest
 		switch {
-		case num == fKeyPrefix && s.first(1):
-			prefix = v
-		case num == fKeyEntry && s.first(2):
-			entry = v
+		case f.num == fKeyPrefix && s.first(1):
+			prefix = f.b
+		case f.num == fKeyEntry && s.first(2):
+			entry = f.b
 		default:
 			return false
 		}
@@ -257,15 +261,12 @@ func decodeIPKey(b []byte, fNHG, fMeta, fNHGNI protowire.Number, e *aft.IPEntry,
 	}
 	s = 0
 	for len(entry) > 0 {
-		num, typ, l := protowire.ConsumeTag(entry)
-		if l < 0 || typ != protowire.BytesType {
+		f, rest, ok := nextField(entry)
+		if !ok || f.typ != protowire.BytesType {
 			return false
 		}
-		v, k := protowire.ConsumeBytes(entry[l:])
-		if k < 0 {
-			return false
-		}
-		entry = entry[l+k:]
+		entry = rest
+		num, v := f.num, f.b
 		switch {
 		case num == fNHG && s.first(1):
 			if !decodeUint(v, &e.NHG) {
@@ -307,39 +308,28 @@ func decodeNHGKey(b []byte, g *aft.NextHopGroup) bool {
 	var s seen
 	var group []byte
 	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
+		f, rest, ok := nextField(b)
+		if !ok {
 			return false
 		}
-		b = b[l:]
+		b = rest
 		switch {
-		case num == fNHGKeyID && typ == protowire.VarintType && s.first(1):
-			v, k := protowire.ConsumeVarint(b)
-			if k < 0 {
-				return false
-			}
-			g.ID, b = v, b[k:]
-		case num == fNHGKeyGroup && typ == protowire.BytesType && s.first(2):
-			v, k := protowire.ConsumeBytes(b)
-			if k < 0 {
-				return false
-			}
-			group, b = v, b[k:]
+		case f.num == fNHGKeyID && f.typ == protowire.VarintType && s.first(1):
+			g.ID = f.u
+		case f.num == fNHGKeyGroup && f.typ == protowire.BytesType && s.first(2):
+			group = f.b
 		default:
 			return false
 		}
 	}
 	s = 0
 	for len(group) > 0 {
-		num, typ, l := protowire.ConsumeTag(group)
-		if l < 0 || typ != protowire.BytesType {
+		f, rest, ok := nextField(group)
+		if !ok || f.typ != protowire.BytesType {
 			return false
 		}
-		v, k := protowire.ConsumeBytes(group[l:])
-		if k < 0 {
-			return false
-		}
-		group = group[l+k:]
+		group = rest
+		num, v := f.num, f.b
 		switch {
 		case num == fNHGBackup && s.first(1):
 			if !decodeUint(v, &g.Backup) {
@@ -363,35 +353,22 @@ func decodeNHGKey(b []byte, g *aft.NextHopGroup) bool {
 func decodeMember(b []byte, m *aft.Member) bool {
 	var s seen
 	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
+		f, rest, ok := nextField(b)
+		if !ok {
 			return false
 		}
-		b = b[l:]
+		b = rest
 		switch {
-		case num == fNHGMemberIdx && typ == protowire.VarintType && s.first(1):
-			v, k := protowire.ConsumeVarint(b)
-			if k < 0 {
-				return false
-			}
-			m.Index, b = v, b[k:]
-		case num == fNHGMemberNH && typ == protowire.BytesType && s.first(2):
-			v, k := protowire.ConsumeBytes(b)
-			if k < 0 {
-				return false
-			}
-			b = b[k:]
+		case f.num == fNHGMemberIdx && f.typ == protowire.VarintType && s.first(1):
+			m.Index = f.u
+		case f.num == fNHGMemberNH && f.typ == protowire.BytesType && s.first(2):
 			var t seen
-			for len(v) > 0 {
-				num, typ, l := protowire.ConsumeTag(v)
-				if l < 0 || num != fNHGWeight || typ != protowire.BytesType || !t.first(1) {
+			for v := f.b; len(v) > 0; {
+				w, rest, ok := nextField(v)
+				if !ok || w.num != fNHGWeight || w.typ != protowire.BytesType || !t.first(1) || !decodeUint(w.b, &m.Weight) {
 					return false
 				}
-				w, k := protowire.ConsumeBytes(v[l:])
-				if k < 0 || !decodeUint(w, &m.Weight) {
-					return false
-				}
-				v = v[l+k:]
+				v = rest
 			}
 		default:
 			return false
@@ -405,15 +382,11 @@ func decodeUint(b []byte, u *uint64) bool {
 	*u = 0
 	var s seen
 	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 || num != fWrapperValue || typ != protowire.VarintType || !s.first(1) {
+		f, rest, ok := nextField(b)
+		if !ok || f.num != fWrapperValue || f.typ != protowire.VarintType || !s.first(1) {
 			return false
 		}
-		v, k := protowire.ConsumeVarint(b[l:])
-		if k < 0 {
-			return false
-		}
-		*u, b = v, b[l+k:]
+		*u, b = f.u, rest
 	}
 	return true
 }
@@ -424,15 +397,11 @@ func wrapperBytes(b []byte) ([]byte, bool) {
 	var out []byte
 	var s seen
 	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 || num != fWrapperValue || typ != protowire.BytesType || !s.first(1) {
+		f, rest, ok := nextField(b)
+		if !ok || f.num != fWrapperValue || f.typ != protowire.BytesType || !s.first(1) {
 			return nil, false
 		}
-		v, k := protowire.ConsumeBytes(b[l:])
-		if k < 0 {
-			return nil, false
-		}
-		out, b = v, b[l+k:]
+		out, b = f.b, rest
 	}
 	return out, true
 }
