@@ -97,17 +97,7 @@ func TestExecAcksMappedBySequence(t *testing.T) {
 	if got := c.Counters(); got.Sends != 3 || got.Messages != 5 {
 		t.Errorf("counters %+v, want 5 messages in 3 sends", got)
 	}
-	rs, err := c.Routes(107)
-	if err != nil {
-		t.Fatalf("routes: %v", err)
-	}
-	var dsts []string
-	for _, r := range rs {
-		dsts = append(dsts, r.Dst.String())
-	}
-	if diff := cmp.Diff([]string{"10.1.0.0/24", "10.3.0.0/24", "10.4.0.0/24"}, dsts); diff != "" {
-		t.Errorf("routes (-want +got):\n%s", diff)
-	}
+	rs := wantRoutes(t, c, "10.1.0.0/24", "10.3.0.0/24", "10.4.0.0/24")
 	del, err := c.Exec(context.Background(), []Request{DelRoute(rs[0]), DelRoute(rs[0])}, 0)
 	if err != nil || del[0] != nil || !errors.Is(del[1], unix.ESRCH) {
 		t.Errorf("delete twice: %v %v", del, err)
@@ -161,17 +151,25 @@ func TestExecErrorsAmongSuccesses(t *testing.T) {
 			t.Errorf("%s: %d sends, want the batch in one", tc.name, got.Sends-before.Sends)
 		}
 	}
+	wantRoutes(t, c, "10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24", "10.4.0.0/24")
+}
+
+// wantRoutes checks that the namespace holds exactly the protocol-107
+// routes to dsts, and returns them.
+func wantRoutes(t *testing.T, c *Conn, dsts ...string) []Route {
+	t.Helper()
 	rs, err := c.Routes(107)
 	if err != nil {
 		t.Fatalf("routes: %v", err)
 	}
-	var dsts []string
+	var got []string
 	for _, r := range rs {
-		dsts = append(dsts, r.Dst.String())
+		got = append(got, r.Dst.String())
 	}
-	if diff := cmp.Diff([]string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24", "10.4.0.0/24"}, dsts); diff != "" {
+	if diff := cmp.Diff(dsts, got); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
 	}
+	return rs
 }
 
 func TestParseRoundTrip(t *testing.T) {
