@@ -200,8 +200,9 @@ func inNetns(path string, fn func() error) error {
 	return <-errc
 }
 
-// Request is one netlink request: type, flags (NLM_F_REQUEST and NLM_F_ACK
-// are added) and the payload after the netlink header.
+// Request is one netlink request: type, flags (NLM_F_REQUEST is added,
+// and NLM_F_ACK to a batch's last message: see execBatch) and the payload
+// after the netlink header.
 type Request struct {
 	Type  uint16
 	Flags uint16
