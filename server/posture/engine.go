@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,11 +18,11 @@ import (
 // The config the engine follows: the intended level and the accord
 // overrides (a trailing slash: their subtrees, not siblings that share a
 // name's start).
-var (
-	postureConfigPrefix = kedgepath.Root().Kedge().Posture().Config().SchemaPath() + "/"
-	clusterConfigPrefix = kedgepath.Root().Kedge().Posture().Cluster().Config().SchemaPath() + "/"
-	accordsPrefix       = kedgepath.Root().Kedge().Accords().SchemaPath() + "/"
-)
+var inputPrefixes = []string{
+	kedgepath.Root().Kedge().Posture().Config().SchemaPath() + "/",
+	kedgepath.Root().Kedge().Posture().Cluster().Config().SchemaPath() + "/",
+	kedgepath.Root().Kedge().Accords().SchemaPath() + "/",
+}
 
 // LevelSource is another writer of the posture level: the pinned BPF map
 // that the shell's eBPF programs and the governance daemon share.
@@ -250,13 +249,8 @@ func (e *Engine) drain(ctx context.Context, w *store.Watcher) (bool, *store.Watc
 		if c.State {
 			continue // our own state and other reconcilers': never an input
 		}
-		for _, ch := range c.Changes {
-			p := ch.Node.Path
-			if strings.HasPrefix(p, postureConfigPrefix) || strings.HasPrefix(p, clusterConfigPrefix) ||
-				strings.HasPrefix(p, accordsPrefix) {
-				changed = true
-				break
-			}
+		if c.Touches(inputPrefixes) {
+			changed = true
 		}
 	}
 }

@@ -15,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -230,27 +228,7 @@ func (r *Reconciler[C]) relevant(c *store.Commit) bool {
 	} else if len(prefixes) == 0 {
 		return len(c.Changes) > 0
 	}
-	// A commit's changes are a few leaves (schema nodes) over and over
-	// (a gRIBI batch: each entry's prefix, group and session): a node
-	// found irrelevant is remembered among the last few, and its next
-	// changes are not matched again. A reconciler that does not care
-	// about a 100,000-entry batch went through 300,000 changes' prefix
-	// matches for it (BenchmarkRelevantBulk).
-	var seen [4]*tree.Node
-	next := 0
-	for _, ch := range c.Changes {
-		if slices.Contains(seen[:], ch.Node) {
-			continue
-		}
-		for _, p := range prefixes {
-			if strings.HasPrefix(ch.Node.Path, p) {
-				return true
-			}
-		}
-		seen[next] = ch.Node
-		next = (next + 1) % len(seen)
-	}
-	return false
+	return c.Touches(prefixes)
 }
 
 // reconcile computes the intent from the tree and applies it. An intent

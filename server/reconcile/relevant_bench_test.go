@@ -36,8 +36,8 @@ func BenchmarkRelevantBulk(b *testing.B) {
 	}
 }
 
-// TestRelevantAfterRepeatedLeaves: the irrelevant leaves a reconciler
-// remembers while it scans a commit are those schema nodes alone: a
+// TestRelevantAfterRepeatedLeaves: the irrelevant leaves a commit's scan
+// remembers (store.Commit.Touches) are those schema nodes alone: a
 // relevant leaf of the same name after a bulk of irrelevant ones, or
 // after more distinct irrelevant leaves than it remembers, still makes
 // the commit relevant; a commit of irrelevant leaves alone does not.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/guildhouse-co/kedge/gen/kedgepath"
@@ -237,14 +236,7 @@ func (l *loop) relevant(c *store.Commit) bool {
 		}
 		prefixes = []string{statePrefix}
 	}
-	for _, ch := range c.Changes {
-		for _, p := range prefixes {
-			if strings.HasPrefix(ch.Node.Path, p) {
-				return true
-			}
-		}
-	}
-	return false
+	return c.Touches(prefixes)
 }
 
 // readTree reads the intent, the proposals and the accord, and returns a
