@@ -19,6 +19,45 @@ type MutationBuilder struct {
 	n     int // changes added
 	d     changesDigest
 	enc   []byte // the value being hashed, encoded
+	memo  *hashMemo
+}
+
+// hashMemo remembers the hashes of recent short values, each slot the
+// last value of its length and last byte: most leaves of a bulk commit's
+// routes have values the other routes share (the table, the device, the
+// class), each hashed once instead of once a route. A hit compares the
+// bytes, so it is exactly the hash the value would get.
+type hashMemo [memoSlots]struct {
+	enc []byte
+	sum [sha256.Size]byte
+}
+
+const (
+	memoSlots = 64
+	memoMax   = 64 // longer values are hashed without the memo
+	// memoFrom is the commit size from which the builder keeps a memo.
+	memoFrom = 256
+)
+
+func (m *hashMemo) sum(enc []byte) [sha256.Size]byte {
+	if len(enc) > memoMax {
+		return sha256.Sum256(enc)
+	}
+	s := &m[(len(enc)*7+int(enc[len(enc)-1]))%memoSlots]
+	if s.enc != nil && string(s.enc) == string(enc) {
+		return s.sum
+	}
+	s.enc, s.sum = append(s.enc[:0], enc...), sha256.Sum256(enc)
+	return s.sum
+}
+
+// hash is SHA-256 of a non-empty encoding, through the memo when the
+// builder keeps one.
+func (b *MutationBuilder) hash(enc []byte) [sha256.Size]byte {
+	if b.memo == nil {
+		return sha256.Sum256(enc)
+	}
+	return b.memo.sum(enc)
 }
 
 // NewMutationBuilder starts the artifact of m (its Changes ignored) that
@@ -39,6 +78,9 @@ func NewMutationBuilder(m Mutation, count int, f Fidelity) *MutationBuilder {
 	if !f.PayloadHashing {
 		b.limit = min(b.limit, MaxListedChanges)
 	}
+	if count >= memoFrom {
+		b.memo = new(hashMemo)
+	}
 	b.a.Changes = make([]*qmv1.LeafChange, 0, b.limit)
 	return b
 }
@@ -50,7 +92,7 @@ func (b *MutationBuilder) Add(path []byte, del bool, before []byte, after tree.V
 	var bh, ah [sha256.Size]byte
 	var bs, as []byte // nil for an absent value, as ValueHash
 	if len(before) > 0 {
-		bh = sha256.Sum256(before)
+		bh = b.hash(before)
 		bs = bh[:]
 	}
 	op := qmv1.LeafOperation_LEAF_OPERATION_DELETE
@@ -58,7 +100,7 @@ func (b *MutationBuilder) Add(path []byte, del bool, before []byte, after tree.V
 		op = qmv1.LeafOperation_LEAF_OPERATION_UPDATE
 		if after.IsSet() {
 			b.enc = AppendValue(b.enc[:0], after)
-			ah = sha256.Sum256(b.enc)
+			ah = b.hash(b.enc)
 			as = ah[:]
 		}
 	}
