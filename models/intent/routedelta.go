@@ -376,7 +376,6 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	al := allocator[cachedRoute]{left: n}
 	take := func(id tree.Ident) {
 		n--
-		delete(c.dirty, id) // read now: a later part must not read it again
 		old := c.byEntry[id]
 		ne := c.read(id, find(rt, id), old, &al)
 		if ne != nil {
@@ -387,7 +386,12 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	for n > 0 && len(c.queue) > 0 {
 		id := c.queue[0]
 		c.queue = c.queue[1:]
-		if _, ok := c.dirty[id]; ok {
+		// Read now, so a later part must not read it again: one delete,
+		// whose effect on the count says whether it was still dirty, in
+		// place of a probe and a delete.
+		d := len(c.dirty)
+		delete(c.dirty, id)
+		if len(c.dirty) < d {
 			take(id)
 		}
 	}
@@ -398,6 +402,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		if n == 0 {
 			break
 		}
+		delete(c.dirty, id) // read now: a later part must not read it again
 		take(id)
 	}
 	if len(fresh) > 0 || len(c.dropped) > 0 {
@@ -414,10 +419,13 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	// consistent here, so the full set starts from it. After a bulk
 	// change one pass over the order is cheaper than a search per change.
 	if bulk := len(changes) > len(c.order)/16; bulk {
-		for i := 1; i < len(c.order); i++ {
-			if compareKeys(c.order[i-1].key(), c.order[i].key()) == 0 {
+		var prev sortKey
+		for i, e := range c.order {
+			key := e.key() // each entry's key once, not once per neighbour
+			if i > 0 && compareKeys(prev, key) == 0 {
 				return c.Routes(t, a, seq)
 			}
+			prev = key
 		}
 		for _, e := range fresh {
 			if sideHas(sideR, e.key()) {
