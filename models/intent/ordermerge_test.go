@@ -3,6 +3,7 @@ package intent
 import (
 	"cmp"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 )
@@ -56,6 +57,28 @@ func TestMergeOrderMatchesSortedMerge(t *testing.T) {
 		got := mergeOrder(nil, order, fresh, removed, func(e *mergeItem) bool { return e.gone }, compare)
 		if !slices.Equal(got, want) {
 			t.Fatalf("case %d (%d in order, %d fresh, %d removed): merged order differs", i, len(order), len(fresh), len(removed))
+		}
+	}
+}
+
+// TestSameKeyIsKeyEquality: sameKey agrees with comparing the sort keys,
+// over IPv4, IPv6, IPv4-mapped and invalid destinations, tables 0 and 254.
+func TestSameKeyIsKeyEquality(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 6))
+	addrs := []string{"10.0.0.0", "10.0.0.1", "0.0.0.0", "::", "::ffff:10.0.0.0", "2001:db8::", "2001:db8::1"}
+	pick := func() *cachedRoute {
+		e := &cachedRoute{}
+		e.rt.table = []uint32{0, 254, 100}[r.IntN(3)]
+		if r.IntN(10) > 0 {
+			a := netip.MustParseAddr(addrs[r.IntN(len(addrs))])
+			e.rt.dst = netip.PrefixFrom(a, []int{0, 8, 24, 32, 64, 200}[r.IntN(6)]) // 200: invalid
+		}
+		return e
+	}
+	for range 20000 {
+		a, b := pick(), pick()
+		if got, want := sameKey(a, b), compareKeys(a.key(), b.key()) == 0; got != want {
+			t.Fatalf("sameKey(%v/%d, %v/%d) = %v, the keys say %v", a.rt.dst, a.rt.table, b.rt.dst, b.rt.table, got, want)
 		}
 	}
 }

@@ -419,13 +419,10 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	// consistent here, so the full set starts from it. After a bulk
 	// change one pass over the order is cheaper than a search per change.
 	if bulk := len(changes) > len(c.order)/16; bulk {
-		var prev sortKey
-		for i, e := range c.order {
-			key := e.key() // each entry's key once, not once per neighbour
-			if i > 0 && compareKeys(prev, key) == 0 {
+		for i := 1; i < len(c.order); i++ {
+			if sameKey(c.order[i-1], c.order[i]) {
 				return c.Routes(t, a, seq)
 			}
-			prev = key
 		}
 		for _, e := range fresh {
 			if sideHas(sideR, e.key()) {
@@ -561,6 +558,23 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	c.resetDirty()
 	c.observed = seq
 	return set, nil
+}
+
+// sameKey is compareKeys(a.key(), b.key()) == 0 without computing the
+// keys: the key is a function of the destination and the table (0 is
+// 254), and equal keys mean equal destinations (a prefix has no zone).
+// The bulk check runs it on every neighbouring pair of the order once a
+// part.
+func sameKey(a, b *cachedRoute) bool {
+	return a.rt.dst == b.rt.dst && mainTable(a.rt.table) == mainTable(b.rt.table)
+}
+
+// mainTable is the table as keyOf sorts it.
+func mainTable(t uint32) uint32 {
+	if t == 0 {
+		return 254
+	}
+	return t
 }
 
 // orderHas reports whether a live route entry other than self and its
