@@ -219,10 +219,12 @@ func (c *RouteCache) absorb(k int) {
 			}
 			pc.entry = id
 			c.pendN--
-			if _, ok := c.dirty[id]; ok {
+			// One insert, whose effect on the count says whether the
+			// entry was new, in place of a probe and an insert.
+			d := len(c.dirty)
+			if c.dirty[id] = struct{}{}; len(c.dirty) == d {
 				continue // changed by two commits
 			}
-			c.dirty[id] = struct{}{}
 			if c.parted {
 				c.queue = append(c.queue, id)
 			} else {

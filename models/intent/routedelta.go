@@ -376,7 +376,6 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	al := allocator[cachedRoute]{left: n}
 	take := func(id tree.Ident) {
 		n--
-		delete(c.dirty, id) // read now: a later part must not read it again
 		old := c.byEntry[id]
 		ne := c.read(id, find(rt, id), old, &al)
 		if ne != nil {
@@ -387,7 +386,12 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	for n > 0 && len(c.queue) > 0 {
 		id := c.queue[0]
 		c.queue = c.queue[1:]
-		if _, ok := c.dirty[id]; ok {
+		// Read now, so a later part must not read it again: one delete,
+		// whose effect on the count says whether it was still dirty, in
+		// place of a probe and a delete.
+		d := len(c.dirty)
+		delete(c.dirty, id)
+		if len(c.dirty) < d {
 			take(id)
 		}
 	}
@@ -398,6 +402,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		if n == 0 {
 			break
 		}
+		delete(c.dirty, id) // read now: a later part must not read it again
 		take(id)
 	}
 	if len(fresh) > 0 || len(c.dropped) > 0 {
@@ -415,7 +420,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	// change one pass over the order is cheaper than a search per change.
 	if bulk := len(changes) > len(c.order)/16; bulk {
 		for i := 1; i < len(c.order); i++ {
-			if compareKeys(c.order[i-1].key(), c.order[i].key()) == 0 {
+			if sameKey(c.order[i-1], c.order[i]) {
 				return c.Routes(t, a, seq)
 			}
 		}
@@ -553,6 +558,23 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	c.resetDirty()
 	c.observed = seq
 	return set, nil
+}
+
+// sameKey is compareKeys(a.key(), b.key()) == 0 without computing the
+// keys: the key is a function of the destination and the table (0 is
+// 254), and equal keys mean equal destinations (a prefix has no zone).
+// The bulk check runs it on every neighbouring pair of the order once a
+// part.
+func sameKey(a, b *cachedRoute) bool {
+	return a.rt.dst == b.rt.dst && mainTable(a.rt.table) == mainTable(b.rt.table)
+}
+
+// mainTable is the table as keyOf sorts it.
+func mainTable(t uint32) uint32 {
+	if t == 0 {
+		return 254
+	}
+	return t
 }
 
 // orderHas reports whether a live route entry other than self and its

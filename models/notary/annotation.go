@@ -48,54 +48,114 @@ var errAnnotation = errors.New("malformed commit annotation")
 
 // DecodeAnnotation is the inverse of AppendAnnotation.
 func DecodeAnnotation(b []byte) (Annotation, error) {
-	var a Annotation
-	if len(b) == 0 || b[0] != annotationVersion {
-		return a, fmt.Errorf("%w: version", errAnnotation)
+	w, level, olds, err := ReadAnnotation(b)
+	a := Annotation{Writer: w, Level: level}
+	if err != nil {
+		return a, err
 	}
-	b = b[1:]
-	next := func() ([]byte, bool) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, false
-		}
-		out := b[k : k+int(n)]
-		b = b[k+int(n):]
-		return out, true
-	}
-	var fields [3]string
-	for i := range fields {
-		s, ok := next()
-		if !ok {
-			return a, fmt.Errorf("%w: writer", errAnnotation)
-		}
-		fields[i] = string(s)
-	}
-	a.Writer = Writer{Identity: fields[0], Tier: fields[1], Method: fields[2]}
-	if len(b) < 1 {
-		return a, fmt.Errorf("%w: level", errAnnotation)
-	}
-	a.Level, b = b[0], b[1:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
-		return a, fmt.Errorf("%w: value count", errAnnotation)
-	}
-	b = b[k:]
-	a.Old = make([]tree.Value, 0, n)
-	for i := uint64(0); i < n; i++ {
-		enc, ok := next()
-		if !ok {
-			return a, fmt.Errorf("%w: value %d", errAnnotation, i)
-		}
-		v, err := ParseValue(enc)
+	a.Old = make([]tree.Value, 0, olds.Len())
+	for range olds.Len() {
+		v, err := olds.value()
 		if err != nil {
-			return a, fmt.Errorf("%w: value %d: %w", errAnnotation, i, err)
+			return a, err
 		}
 		a.Old = append(a.Old, v)
 	}
-	if len(b) != 0 {
-		return a, fmt.Errorf("%w: %d trailing bytes", errAnnotation, len(b))
+	return a, olds.End()
+}
+
+// ReadAnnotation decodes an annotation's writer and level and returns its
+// old values unread, for a reader that needs each only once (the
+// notary's recorder hashes a bulk commit's without keeping them).
+func ReadAnnotation(b []byte) (Writer, uint8, OldValues, error) {
+	if len(b) == 0 || b[0] != annotationVersion {
+		return Writer{}, 0, OldValues{}, fmt.Errorf("%w: version", errAnnotation)
 	}
-	return a, nil
+	o := OldValues{b: b[1:]}
+	var fields [3]string
+	for i := range fields {
+		s, ok := o.next()
+		if !ok {
+			return Writer{}, 0, OldValues{}, fmt.Errorf("%w: writer", errAnnotation)
+		}
+		fields[i] = string(s)
+	}
+	w := Writer{Identity: fields[0], Tier: fields[1], Method: fields[2]}
+	if len(o.b) < 1 {
+		return w, 0, OldValues{}, fmt.Errorf("%w: level", errAnnotation)
+	}
+	level := o.b[0]
+	o.b = o.b[1:]
+	n, k := binary.Uvarint(o.b)
+	if k <= 0 || n > uint64(len(o.b)) {
+		return w, level, OldValues{}, fmt.Errorf("%w: value count", errAnnotation)
+	}
+	o.b, o.n = o.b[k:], int(n)
+	return w, level, o, nil
+}
+
+// OldValues are an annotation's old values, read in order.
+type OldValues struct {
+	b    []byte
+	n, i int
+	enc  []byte // a re-encoded value
+}
+
+// Len is how many old values the annotation holds.
+func (o *OldValues) Len() int { return o.n }
+
+func (o *OldValues) next() ([]byte, bool) {
+	n, k := binary.Uvarint(o.b)
+	if k <= 0 || n > uint64(len(o.b)-k) {
+		return nil, false
+	}
+	out := o.b[k : k+int(n)]
+	o.b = o.b[k+int(n):]
+	return out, true
+}
+
+func (o *OldValues) value() (tree.Value, error) {
+	enc, ok := o.next()
+	if !ok {
+		return tree.Value{}, fmt.Errorf("%w: value %d", errAnnotation, o.i)
+	}
+	v, err := ParseValue(enc)
+	if err != nil {
+		return tree.Value{}, fmt.Errorf("%w: value %d: %w", errAnnotation, o.i, err)
+	}
+	o.i++
+	return v, nil
+}
+
+// Next returns the next old value as AppendValue encodes the value
+// DecodeAnnotation decodes (empty for an absent leaf), valid until the
+// next call. A string's encoding is its stored bytes, so it is returned
+// without being decoded.
+func (o *OldValues) Next() ([]byte, error) {
+	if o.i >= o.n {
+		return nil, fmt.Errorf("%w: value %d of %d", errAnnotation, o.i, o.n)
+	}
+	save := o.b
+	enc, ok := o.next()
+	if ok && (len(enc) == 0 || enc[0] == tagString) {
+		o.i++
+		return enc, nil
+	}
+	o.b = save
+	v, err := o.value()
+	if err != nil {
+		return nil, err
+	}
+	o.enc = AppendValue(o.enc[:0], v)
+	return o.enc, nil
+}
+
+// End reports an error when bytes follow the last old value.
+func (o *OldValues) End() error {
+	if len(o.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", errAnnotation, len(o.b))
+	}
+	return nil
 }
 
 // ParseValue decodes a value's canonical encoding (AppendValue); empty

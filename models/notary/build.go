@@ -45,35 +45,14 @@ type Mutation struct {
 // BuildMutation makes the NetworkMutationArtifact of a commit at a
 // fidelity.
 func BuildMutation(m Mutation, f Fidelity) *qmv1.NetworkMutationArtifact {
-	a := &qmv1.NetworkMutationArtifact{
-		CommitSequence: m.Seq,
-		CommitUnixNano: unixNano(m.Time),
-		Writer:         &qmv1.Writer{Identity: m.Writer.Identity, Tier: m.Writer.Tier, Method: m.Writer.Method},
-		PostureLevel:   uint32(m.Level),
-		ChangeCount:    uint32(len(m.Changes)),
-		Recovered:      m.Recovered,
-		Unannotated:    m.Unannotated,
+	b := NewMutationBuilder(m, len(m.Changes), f)
+	var path, before []byte
+	for _, c := range m.Changes {
+		path = append(path[:0], c.Path...)
+		before = AppendValue(before[:0], c.Before)
+		b.Add(path, c.Delete, before, c.After)
 	}
-	limit := len(m.Changes)
-	if !f.PayloadHashing {
-		limit = min(limit, MaxListedChanges)
-	}
-	a.Changes = make([]*qmv1.LeafChange, 0, limit)
-	d := newChangesDigest()
-	for i, c := range m.Changes {
-		before, after := ValueHash(c.Before), []byte(nil)
-		op := qmv1.LeafOperation_LEAF_OPERATION_DELETE
-		if !c.Delete {
-			after, op = ValueHash(c.After), qmv1.LeafOperation_LEAF_OPERATION_UPDATE
-		}
-		d.add(c.Path, c.Delete, before, after)
-		if i < limit {
-			a.Changes = append(a.Changes, &qmv1.LeafChange{Path: c.Path, Operation: op, BeforeSha256: before, AfterSha256: after})
-		}
-	}
-	a.ChangesTruncated = limit < len(m.Changes)
-	a.ChangesSha256 = d.sum()
-	return a
+	return b.Artifact()
 }
 
 // ChangesDigest recomputes an artifact's changes_sha256 from plain

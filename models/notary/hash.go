@@ -64,15 +64,31 @@ func ValueHash(v tree.Value) []byte {
 
 // changesDigest accumulates the digest over a commit's changes: for each,
 // the path, the operation and both value hashes, each length-prefixed.
+// Changes are encoded into buf and hashed a few kilobytes at a time: a
+// bulk commit's 600,000 changes would otherwise be as many small writes.
 type changesDigest struct {
 	h   hash.Hash
 	buf []byte
 }
 
+// digestChunk is how much encoded change the digest gathers before
+// hashing it.
+const digestChunk = 8 << 10
+
 func newChangesDigest() *changesDigest { return &changesDigest{h: sha256.New()} }
 
 func (d *changesDigest) add(path string, del bool, before, after []byte) {
-	b := d.buf[:0]
+	d.buf = appendChange(d.buf, path, del, before, after)
+	d.spill()
+}
+
+// addBytes is add with the path in a byte slice.
+func (d *changesDigest) addBytes(path []byte, del bool, before, after []byte) {
+	d.buf = appendChange(d.buf, path, del, before, after)
+	d.spill()
+}
+
+func appendChange[P string | []byte](b []byte, path P, del bool, before, after []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(path)))
 	b = append(b, path...)
 	op := byte(1)
@@ -83,9 +99,19 @@ func (d *changesDigest) add(path string, del bool, before, after []byte) {
 	b = binary.AppendUvarint(b, uint64(len(before)))
 	b = append(b, before...)
 	b = binary.AppendUvarint(b, uint64(len(after)))
-	b = append(b, after...)
-	d.h.Write(b)
-	d.buf = b
+	return append(b, after...)
 }
 
-func (d *changesDigest) sum() []byte { return d.h.Sum(nil) }
+// spill hashes the gathered encoding once it is a chunk.
+func (d *changesDigest) spill() {
+	if len(d.buf) >= digestChunk {
+		d.h.Write(d.buf)
+		d.buf = d.buf[:0]
+	}
+}
+
+func (d *changesDigest) sum() []byte {
+	d.h.Write(d.buf)
+	d.buf = d.buf[:0]
+	return d.h.Sum(nil)
+}

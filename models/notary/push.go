@@ -168,8 +168,7 @@ func DevicePushDigest(cs []ContainerChange) []byte {
 // addDevice adds one container change: the device's length and bytes,
 // then what add encodes for a leaf.
 func (d *changesDigest) addDevice(device, path string, del bool, before, after []byte) {
-	var b [binary.MaxVarintLen64]byte
-	d.h.Write(b[:binary.PutUvarint(b[:], uint64(len(device)))])
-	d.h.Write([]byte(device))
+	d.buf = binary.AppendUvarint(d.buf, uint64(len(device)))
+	d.buf = append(d.buf, device...)
 	d.add(path, del, before, after)
 }

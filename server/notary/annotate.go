@@ -80,15 +80,21 @@ func (n *Notary) annotate(m *notarymodel.Mutation, ann []byte) {
 		err = fmt.Errorf("%d old values for %d changes", len(a.Old), len(m.Changes))
 	}
 	if err != nil {
-		if n.warnedAnn.CompareAndSwap(false, true) {
-			n.log.Warn("notary: a commit without a readable annotation; its writer and old values are not recorded",
-				"seq", m.Seq, "err", err)
-		}
-		m.Writer, m.Level, m.Unannotated = notarymodel.Writer{Identity: "unknown"}, uint8(n.level.Load()), true
+		n.unannotated(m, err)
 		return
 	}
 	m.Writer, m.Level = a.Writer, a.Level
 	for i := range m.Changes {
 		m.Changes[i].Before = a.Old[i]
 	}
+}
+
+// unannotated marks a mutation whose annotation could not be read: its
+// writer and old values are unknown, its level the notary's own.
+func (n *Notary) unannotated(m *notarymodel.Mutation, err error) {
+	if n.warnedAnn.CompareAndSwap(false, true) {
+		n.log.Warn("notary: a commit without a readable annotation; its writer and old values are not recorded",
+			"seq", m.Seq, "err", err)
+	}
+	m.Writer, m.Level, m.Unannotated = notarymodel.Writer{Identity: "unknown"}, uint8(n.level.Load()), true
 }
