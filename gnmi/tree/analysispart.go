@@ -16,6 +16,11 @@ import "runtime"
 // small transactions both ways.
 var splitAnalysisMin = 8192
 
+// analysisSlack is the least room analyze leaves each run beyond its
+// guessed share of the changes; a variable so that tests make runs
+// outgrow their room.
+var analysisSlack = 64
+
 // splitTouched returns where analyze cuts touched in two runs: at a list
 // entry near the middle, so that the second run starts with its entry
 // known, or len(touched) to walk it in one.
@@ -37,10 +42,11 @@ func splitTouched(touched []touch) int {
 type analysisPart struct {
 	tx *Txn
 	an *analysis
-	// changes is sized at the first kept instance's leaf to room more.
-	changes []Change
-	room    int
-	sized   bool
+	// changes is sized at the first kept instance's leaf to room more,
+	// unless analyze sized it; grown says it outgrew that.
+	changes      []Change
+	room         int
+	sized, grown bool
 	// entries are the entries with changes of their own, in order, each
 	// once after a change of another entry: join drops the repeats.
 	entries []*Inst
@@ -67,6 +73,7 @@ func (p *analysisPart) leaf(r leafDiff) {
 		// Double: append grows big slices by a quarter, and a bulk
 		// commit's 600,000 changes would be copied a dozen times.
 		p.changes = append(make([]Change, 0, max(64, 2*cap(p.changes))), p.changes...)
+		p.grown = true
 	}
 	switch {
 	case r.nv.IsSet():
@@ -100,9 +107,10 @@ func (p *analysisPart) leaf(r leafDiff) {
 }
 
 // join ends p and the part after it (nil when there is none) into the
-// analysis and the changes, in order; mark numbers the analysis for
-// listing each entry once (see ident.listed).
-func (p *analysisPart) join(next *analysisPart, mark uint64) (*analysis, []Change) {
+// analysis and the changes, in order; buf is the array both parts' changes
+// started in, and mark numbers the analysis for listing each entry once
+// (see ident.listed).
+func (p *analysisPart) join(next *analysisPart, buf []Change, mark uint64) (*analysis, []Change) {
 	an := p.an
 	an.dead = p.dead
 	changes := p.changes
@@ -118,7 +126,12 @@ func (p *analysisPart) join(next *analysisPart, mark uint64) (*analysis, []Chang
 	if next != nil {
 		n := next.an
 		an.leaves += n.leaves
-		changes = append(changes, next.changes...)
+		if n := len(changes); !p.grown && !next.grown {
+			changes = buf[:n+len(next.changes)]
+			copy(changes[n:], next.changes) // down, within buf
+		} else {
+			changes = append(changes[:n:n], next.changes...)
+		}
 		an.refChecks = append(an.refChecks, n.refChecks...)
 		an.removed = append(an.removed, n.removed...)
 		addCounts(an.targets, n.targets)

@@ -188,12 +188,22 @@ func (tx *Txn) analyze() *analysis {
 	})
 	at := splitTouched(tx.touched)
 	var second *analysisPart
+	var buf []Change
 	if at < len(tx.touched) {
-		// The second run's share of the writes, guessed from its share
-		// of the instances, with slack: a guess short by one would
-		// double its changes.
+		// Both runs write into one array, each from its own end of
+		// it with room for its share of the writes, guessed from its
+		// share of the instances, with slack; join moves the second's
+		// down behind the first's. A run that outgrows its room
+		// grows its own, which join appends.
 		share := tx.writes * (len(tx.touched) - at) / len(tx.touched)
-		second = newAnalysisPart(tx, share+share/16+64)
+		slack := share/16 + analysisSlack
+		r := len(first.changes)
+		buf = make([]Change, r, r+tx.writes+2*slack)
+		copy(buf, first.changes)
+		start := r + tx.writes - share + slack
+		first.changes, first.sized = buf[:r:start], true
+		second = newAnalysisPart(tx, 0)
+		second.changes, second.sized = buf[start:start], true
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -204,7 +214,7 @@ func (tx *Txn) analyze() *analysis {
 	} else {
 		tx.walkTouched(tx.touched, first.leaf, nil)
 	}
-	an, changes := first.join(second, mark)
+	an, changes := first.join(second, buf, mark)
 	if cap(changes) > len(changes)+len(changes)/4+64 {
 		changes = slices.Clone(changes) // the feed keeps them: drop the slack
 	}

@@ -28,10 +28,12 @@ func TestSplitMatchesOneCore(t *testing.T) {
 	split, errs, invalid := 0, 0, 0
 	for i := range 300 {
 		c := randomSplitCase(rng)
-		one := runSplitCase(t, schema, c, math.MaxInt, math.MaxInt)
-		two := runSplitCase(t, schema, c, 4, 8)
-		if !reflect.DeepEqual(one, two) {
-			t.Fatalf("case %d %v:\none entry at a time: %+v\non both cores: %+v", i, c, one, two)
+		one := runSplitCase(t, schema, c, math.MaxInt, math.MaxInt, 64)
+		for _, slack := range []int{64, 0} { // 0: the runs outgrow their room
+			two := runSplitCase(t, schema, c, 4, 8, slack)
+			if !reflect.DeepEqual(one, two) {
+				t.Fatalf("case %d %v, slack %d:\none entry at a time: %+v\non both cores: %+v", i, c, slack, one, two)
+			}
 		}
 		switch {
 		case one.err != "":
@@ -157,11 +159,12 @@ func randomRoutes(rng *rand.Rand, n int, bad float64) string {
 }
 
 // runSplitCase commits c.before, then applies c.set in one transaction
-// with bulkMerge and analyze splitting at the given sizes.
-func runSplitCase(t *testing.T, schema *Schema, c splitCase, mergeMin, analysisMin int) splitResult {
+// with bulkMerge and analyze splitting at the given sizes, analyze's
+// runs with the given slack.
+func runSplitCase(t *testing.T, schema *Schema, c splitCase, mergeMin, analysisMin, slack int) splitResult {
 	t.Helper()
-	defer func(m, a int) { splitMergeMin, splitAnalysisMin = m, a }(splitMergeMin, splitAnalysisMin)
-	splitMergeMin, splitAnalysisMin = mergeMin, analysisMin
+	defer func(m, a, s int) { splitMergeMin, splitAnalysisMin, analysisSlack = m, a, s }(splitMergeMin, splitAnalysisMin, analysisSlack)
+	splitMergeMin, splitAnalysisMin, analysisSlack = mergeMin, analysisMin, slack
 	tr := New(schema)
 	if len(c.before) > 0 {
 		tx, err := tr.Begin(false)
