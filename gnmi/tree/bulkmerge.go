@@ -1,6 +1,9 @@
 package tree
 
-import "runtime"
+import (
+	"runtime"
+	"slices"
+)
 
 // A bulk Set's 100,000 routes are merged into a list that is empty
 // before it: half the time from the handler's start to the commit's
@@ -41,6 +44,17 @@ func (tx *Txn) bulkMerge(in *Inst, n *Node, arr []any, replace bool) bool {
 	}
 	half := len(arr) / 2
 	parts := [2]*Txn{tx.partTxn(), tx.partTxn()}
+	// The parts record the instances they make in the transaction's
+	// own array, each in a region with room for touchesGuess an entry
+	// and slack, the second's moved down behind the first's once
+	// they are done; a part that outgrows its region grows its own.
+	slack := len(arr)/32 + 16
+	at := len(tx.touched)
+	tx.reserveTouched(touchesGuess*len(arr) + 2*slack)
+	buf := tx.touched[:cap(tx.touched)]
+	start := at + touchesGuess*half + slack
+	parts[0].touched = buf[at:at:start]
+	parts[1].touched = buf[start:start]
 	var made [2][]keyedInst
 	done := make(chan struct{})
 	go func() {
@@ -50,6 +64,7 @@ func (tx *Txn) bulkMerge(in *Inst, n *Node, arr []any, replace bool) bool {
 	made[0] = parts[0].newEntries(in, n, arr[:half], replace)
 	<-done
 	if made[0] == nil || made[1] == nil {
+		clear(buf[at:]) // keeps none of the parts' instances alive
 		return false
 	}
 	empty := *l
@@ -58,18 +73,38 @@ func (tx *Txn) bulkMerge(in *Inst, n *Node, arr []any, replace bool) bool {
 			_, slot := l.getOrAdd(tx.id, x.k)
 			if slot == nil { // two entries with one key
 				*l = empty // it held no nodes: the ones added are dropped
+				clear(buf[at:])
 				return false
 			}
 			*slot = x.e
 		}
 	}
 	tx.dirty()
-	tx.reserveTouched(len(parts[0].touched) + len(parts[1].touched))
-	for _, p := range parts {
-		tx.touched = append(tx.touched, p.touched...)
-		tx.writes += p.writes
+	first, second := parts[0].touched, parts[1].touched
+	if inRegion(first, buf, at) && inRegion(second, buf, start) {
+		tx.touched = buf[:at+len(first)+len(second)]
+		copy(tx.touched[at+len(first):], second) // down, within buf
+		clear(buf[len(tx.touched):])
+	} else {
+		second = slices.Clone(second) // first may grow over its region
+		tx.touched = append(append(tx.touched, first...), second...)
+		if &tx.touched[:1][0] == &buf[0] {
+			clear(buf[len(tx.touched):])
+		}
 	}
+	tx.writes += parts[0].writes + parts[1].writes
 	return true
+}
+
+// touchesGuess is how many instances bulkMerge guesses a new entry
+// makes (a route: itself and its config container); a variable so that
+// tests make the parts outgrow their regions.
+var touchesGuess = 2
+
+// inRegion reports whether part, a part's record that started empty at
+// buf[start], is still in buf.
+func inRegion(part, buf []touch, start int) bool {
+	return cap(part) > 0 && start < len(buf) && &part[:1][0] == &buf[start]
 }
 
 // partTxn returns a part transaction of tx for bulkMerge: it writes new
@@ -87,7 +122,6 @@ func (tx *Txn) partTxn() *Txn {
 func (tx *Txn) newEntries(in *Inst, n *Node, arr []any, replace bool) []keyedInst {
 	keys := make([]Value, len(n.Keys))
 	out := make([]keyedInst, 0, len(arr))
-	tx.reserveTouched(2 * len(arr))
 	for _, a := range arr {
 		obj, ok := a.(*jsonObject)
 		if !ok || tx.entryKeys(n, obj, keys) != nil {
