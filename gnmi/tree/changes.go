@@ -196,7 +196,7 @@ func (tx *Txn) analyze() *analysis {
 		// down behind the first's. A run that outgrows its room
 		// grows its own, which join appends.
 		share := tx.writes * (len(tx.touched) - at) / len(tx.touched)
-		slack := share/16 + analysisSlack
+		slack := share/128 + analysisSlack
 		r := len(first.changes)
 		buf = make([]Change, r, r+tx.writes+2*slack)
 		copy(buf, first.changes)
