@@ -58,6 +58,12 @@ func (tx *Txn) bornIn(id *ident) bool {
 // when set, is called for every entry removed or added, before its
 // leaves; outerBorn says an added entry sits inside another added one.
 func (tx *Txn) walkChanges(leaf func(leafDiff), entry func(a, b *Inst, outerBorn bool)) {
+	tx.walkRemoved(leaf, entry)
+	tx.walkTouched(tx.touched, leaf, entry)
+}
+
+// walkRemoved is walkChanges over the entries the transaction removed.
+func (tx *Txn) walkRemoved(leaf func(leafDiff), entry func(a, b *Inst, outerBorn bool)) {
 	var old *Tree
 	for _, e := range tx.removed {
 		base := e
@@ -85,9 +91,15 @@ func (tx *Txn) walkChanges(leaf func(leafDiff), entry func(a, b *Inst, outerBorn
 			return nil
 		})
 	}
+}
+
+// walkTouched is walkChanges over touched, a run of the instances the
+// transaction made, in order. The run may start anywhere: an instance
+// whose entry is not the run's last one finds it by identity.
+func (tx *Txn) walkTouched(touched []touch, leaf func(leafDiff), entry func(a, b *Inst, outerBorn bool)) {
 	var entries map[*ident]*Inst // the kept entries the transaction made, by identity
 	var last *Inst
-	for _, t := range tx.touched {
+	for _, t := range touched {
 		a, b := t.orig, t.cur
 		if !tx.attached(b) {
 			continue
@@ -156,69 +168,53 @@ type analysis struct {
 }
 
 // analyze derives the analysis and the changes, once until the next
-// write.
+// write. The instances the transaction made are walked in two runs, one
+// on each core, when there are enough of them (see analysisPart).
 func (tx *Txn) analyze() *analysis {
 	if tx.an != nil {
 		return tx.an
 	}
-	an := &analysis{targets: map[*Node]map[string]int{}, refs: map[*Node]map[string]int{}}
+	tx.t.analyses++
+	mark := tx.t.analyses
 	// The removed entries' leaves come first, their number unknown;
 	// then the kept instances' leaves, of which there are at most
 	// tx.writes (a leaf differs only where a write changed it), which
-	// sizes the rest once.
-	var changes []Change
-	sized := false
-	tx.t.analyses++
-	mark := tx.t.analyses
-	entry := func(a, b *Inst, _ bool) {
+	// sizes the first run's changes once, with room for the second's.
+	first := newAnalysisPart(tx, tx.writes)
+	tx.walkRemoved(first.leaf, func(a, b *Inst, _ bool) {
 		if b == nil {
-			an.dead = append(an.dead, a.id)
+			first.dead = append(first.dead, a.id)
 		}
+	})
+	at := splitTouched(tx.touched)
+	var second *analysisPart
+	var buf []Change
+	if at < len(tx.touched) {
+		// Both runs write into one array, each from its own end of
+		// it with room for its share of the writes, guessed from its
+		// share of the instances, with slack; join moves the second's
+		// down behind the first's. A run that outgrows its room
+		// grows its own, which join appends.
+		share := tx.writes * (len(tx.touched) - at) / len(tx.touched)
+		slack := share/128 + analysisSlack
+		r := len(first.changes)
+		buf = make([]Change, r, r+tx.writes+2*slack)
+		copy(buf, first.changes)
+		start := r + tx.writes - share + slack
+		first.changes, first.sized = buf[:r:start], true
+		second = newAnalysisPart(tx, 0)
+		second.changes, second.sized = buf[start:start], true
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tx.walkTouched(tx.touched[at:], second.leaf, nil)
+		}()
+		tx.walkTouched(tx.touched[:at], first.leaf, nil)
+		<-done
+	} else {
+		tx.walkTouched(tx.touched, first.leaf, nil)
 	}
-	leaf := func(r leafDiff) {
-		an.leaves++
-		if r.b != nil && !sized {
-			sized = true
-			if cap(changes)-len(changes) < tx.writes {
-				changes = append(make([]Change, 0, len(changes)+tx.writes), changes...)
-			}
-		}
-		if len(changes) == cap(changes) {
-			// Double: append grows big slices by a quarter, and a bulk
-			// commit's 600,000 changes would be copied a dozen times.
-			changes = append(make([]Change, 0, max(64, 2*cap(changes))), changes...)
-		}
-		switch {
-		case r.nv.IsSet():
-			changes = append(changes, Change{Op: OpUpdate, In: r.b.Ident(), Node: r.n, Val: r.nv, Old: r.ov})
-		case r.b != nil:
-			changes = append(changes, Change{Op: OpDelete, In: r.b.Ident(), Node: r.n, Old: r.ov})
-		default:
-			changes = append(changes, Change{Op: OpDelete, In: r.a.Ident(), Node: r.n, Old: r.ov})
-		}
-		n := r.n
-		if n.indexed {
-			count(an.targets, n, r.ov, -1)
-			count(an.targets, n, r.nv, +1)
-			if r.ov.IsSet() {
-				an.removed = append(an.removed, r)
-			}
-		}
-		if t := n.Type; t != nil && t.Kind == TLeafref && t.Target != nil {
-			if !t.relative {
-				count(an.refs, t.Target, r.ov, -1)
-				count(an.refs, t.Target, r.nv, +1)
-			}
-			if n.configKey == nil && r.nv.IsSet() {
-				an.refChecks = append(an.refChecks, r)
-			}
-		}
-		if e := r.entry; !tx.state && e != nil && e.id.listed != mark {
-			e.id.listed = mark
-			an.entries = appendDoubling(an.entries, e)
-		}
-	}
-	tx.walkChanges(leaf, entry)
+	an, changes := first.join(second, buf, mark)
 	if cap(changes) > len(changes)+len(changes)/4+64 {
 		changes = slices.Clone(changes) // the feed keeps them: drop the slack
 	}

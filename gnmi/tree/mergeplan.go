@@ -28,7 +28,11 @@ type mergePlan struct {
 // depends only on the schema node, the names and the writer, so a plan
 // stands for the check.
 func (tx *Txn) plan(in *Inst, obj *jsonObject) (*mergePlan, error) {
-	p := tx.t.plans[in.s]
+	plans := &tx.t.plans
+	if tx.part {
+		plans = &tx.plans
+	}
+	p := (*plans)[in.s]
 	if p != nil && p.ok && p.state == tx.state && p.fits(obj) {
 		return p, nil
 	}
@@ -37,11 +41,11 @@ func (tx *Txn) plan(in *Inst, obj *jsonObject) (*mergePlan, error) {
 		return nil, err
 	}
 	if p == nil {
-		if tx.t.plans == nil {
-			tx.t.plans = map[*Node]*mergePlan{}
+		if *plans == nil {
+			*plans = map[*Node]*mergePlan{}
 		}
 		p = &mergePlan{}
-		tx.t.plans[in.s] = p
+		(*plans)[in.s] = p
 	}
 	// Rewritten in place: objects of varying shapes under one node, and
 	// the next transactions' objects, cost no allocation each once the

@@ -623,6 +623,9 @@ func keyIndex(in *Inst, n *Node, keys []Value) int {
 
 // mergeList applies a JSON array of entries to list n under in.
 func (tx *Txn) mergeList(in *Inst, n *Node, arr []any, replace bool) error {
+	if tx.bulkMerge(in, n, arr, replace) {
+		return nil
+	}
 	at := childPath{in, n}
 	var keep map[string]bool
 	if replace {

@@ -93,6 +93,10 @@ type Txn struct {
 	// version when asked and kept until the next write (an set).
 	changes []Change
 	an      *analysis
+	// part marks a part transaction of bulkMerge, whose merge plans
+	// are its own.
+	part  bool
+	plans map[*Node]*mergePlan
 }
 
 // Begin starts a transaction. state selects a state writer, which may
