@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,9 +256,7 @@ func (s *Store) Commit(ctx context.Context, ops []Op) (*Commit, error) {
 // actually change. It runs after schema and semantic validation and
 // before the commit is made durable, under the commit lock; an error
 // aborts the commit, changes nothing and is returned as it is. It must
-// not modify the tree, and it must be safe to run while the validators
-// and the annotation read the same commit: a bulk commit runs them at
-// once, and then the check runs even when a validator refuses. The store knows nothing of who is asking: a
+// not modify the tree. The store knows nothing of who is asking: a
 // writer that authorizes commits passes a CommitCheck closing over its caller.
 type CommitCheck func(Proposed) error
 
@@ -381,14 +380,21 @@ func (s *Store) commit(ctx context.Context, ops []Op, o commitOpts) (*Commit, er
 		tx.Rollback()
 		return nil, err
 	}
-	var ann []byte
 	if !state {
-		if ann, err = s.judge(ctx, tx, changes, o.check); err != nil {
+		if err := s.runValidators(changes); err != nil {
 			return fail(err)
 		}
+		if o.check != nil {
+			if err := o.check(Proposed{Tree: s.t, Changes: changes, tx: tx}); err != nil {
+				return fail(err)
+			}
+		}
 	}
-	c := &Commit{Seq: s.seq + 1, Time: s.now(), State: state, Changes: changes, Annotation: ann}
+	c := &Commit{Seq: s.seq + 1, Time: s.now(), State: state, Changes: changes}
 	if !state {
+		if s.annotate != nil {
+			c.Annotation = s.annotate(ctx, changes)
+		}
 		var body []byte
 		if ahead != nil {
 			body, ahead = <-ahead, nil
@@ -434,6 +440,22 @@ func applyOps(tx *tree.Txn, ops []Op) error {
 		}
 	}
 	return nil
+}
+
+func (s *Store) runValidators(changes []tree.Change) error {
+	var errs []error
+	for _, v := range s.validators {
+		hit := v.prefix == ""
+		for i := 0; !hit && i < len(changes); i++ {
+			hit = strings.HasPrefix(changes[i].Node.Path, v.prefix)
+		}
+		if hit {
+			if err := v.fn(s.t, changes); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // append persists one commit's log record (payload, from encodeCommit),

@@ -57,8 +57,7 @@ type Txn struct {
 	// default so a late state write cannot resurrect a deleted entry.
 	OperationalEntries bool
 	// base is the root of the version the transaction started from; old,
-	// a read-only tree over it, made at Begin so that readers of a
-	// proposed commit may call Before at once from several goroutines.
+	// made on first use, a read-only tree over it.
 	base *Inst
 	old  *Tree
 	// touched lists every instance the transaction made, in the order it
@@ -110,8 +109,7 @@ func (t *Tree) Begin(state bool) (*Txn, error) {
 		return nil, errors.New("begin transaction: another transaction is open")
 	}
 	t.txIDs++
-	tx := &Txn{t: t, id: t.txIDs, state: state, base: t.root, touched: t.touchBuf,
-		old: &Tree{schema: t.schema, root: t.root, snapshot: true}}
+	tx := &Txn{t: t, id: t.txIDs, state: state, base: t.root, touched: t.touchBuf}
 	t.touchBuf = nil
 	t.tx = tx
 	return tx, nil
@@ -542,6 +540,9 @@ func (tx *Txn) Changes() []Change {
 // changes, so this reads it directly; a check that authorizes a commit by
 // what it changes uses it to see what was there before.
 func (tx *Txn) Before(x Ident, n *Node) Value {
+	if tx.old == nil {
+		tx.old = &Tree{schema: tx.t.schema, root: tx.base, snapshot: true}
+	}
 	in := tx.old.Resolve(x)
 	if in == nil || n == nil || n.Parent != in.s || (n.Kind != KindLeaf && n.Kind != KindLeafList) {
 		return Value{}

@@ -9,14 +9,14 @@ import (
 	"github.com/guildhouse-co/kedge/gnmi/tree"
 )
 
-// TestJudgeRefusals: a commit of a few routes (validators, check and
-// annotation one after another) and a bulk one (all at once) decide the
+// TestBulkCommitRefusals: a commit of a few routes and a bulk one (its
+// record encoded while the validators and the check decide) decide the
 // same. Any validator's refusal refuses, the validators' errors joined
 // in the order they were added and ahead of the check's; the check's
 // refusal alone comes back as it is. A refused commit leaves the tree,
 // the log and the feed as they were; an allowed one carries the
 // annotation of its changes, and the check saw each leaf as it was.
-func TestJudgeRefusals(t *testing.T) {
+func TestBulkCommitRefusals(t *testing.T) {
 	errA, errB, errCheck := errors.New("refused by a"), errors.New("refused by b"), errors.New("refused by the check")
 	for _, n := range []int{10, splitEncodeMin/5 + 1000} {
 		dir := t.TempDir()
