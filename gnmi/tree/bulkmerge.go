@@ -12,7 +12,8 @@ import (
 // builds the first half of the entries on one core and the second half
 // on the other, each in a part transaction of its own (its own record of
 // the instances it made, its own memos and merge plans), and then adds
-// them to the list in document order. The entries come out as merging
+// them to the list as adding them in document order would (see
+// fillEmpty). The entries come out as merging
 // them one by one makes them, in the same order in the transaction's
 // record, so the changes and the log record are the same. Anything else
 // (an entry in error, two entries with one key) leaves the transaction
@@ -67,17 +68,9 @@ func (tx *Txn) bulkMerge(in *Inst, n *Node, arr []any, replace bool) bool {
 		clear(buf[at:]) // keeps none of the parts' instances alive
 		return false
 	}
-	empty := *l
-	for _, m := range made {
-		for _, x := range m {
-			_, slot := l.getOrAdd(tx.id, x.k)
-			if slot == nil { // two entries with one key
-				*l = empty // it held no nodes: the ones added are dropped
-				clear(buf[at:])
-				return false
-			}
-			*slot = x.e
-		}
+	if !l.fillEmpty(tx.id, made) { // two entries with one key
+		clear(buf[at:])
+		return false
 	}
 	tx.dirty()
 	first, second := parts[0].touched, parts[1].touched
