@@ -15,8 +15,8 @@ import (
 	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
-// A section a bulk commit touched is not recounted while bulk commits
-// keep touching it (the other sections follow at once, Processed stays
+// A section a bulk commit touched is not recounted while commits, bulk
+// or not, keep touching it (the other sections follow at once, Processed stays
 // behind); it is recounted once they pause for bulkSettle, or bulkTrail
 // after the first of them however many follow; settled, its counts are
 // the full recount's. The clock is the test's and moves only when the
@@ -43,18 +43,19 @@ func TestFollowerDefersBulkLoads(t *testing.T) {
 
 	k := kedgepath.Root().Kedge()
 	routes := 0
-	bulkLoad := func() {
+	load := func(size int) {
 		t.Helper()
 		var ops []store.Op
-		for range 4 {
+		for range size {
 			r := k.Routes().Route(fmt.Sprintf("10.0.%d.0/24", routes), 254).Config()
 			ops = append(ops, store.Update(r.Device(), "eth0"))
 			routes++
 		}
-		if c, err := st.Commit(ctx, ops); err != nil || len(c.Changes) < f.bulk {
-			t.Fatalf("bulk commit: %v (%d changes)", err, len(c.Changes))
+		if c, err := st.Commit(ctx, ops); err != nil || (len(c.Changes) >= f.bulk) != (size > 1) {
+			t.Fatalf("commit of %d routes: %v (%d changes)", size, err, len(c.Changes))
 		}
 	}
+	bulkLoad := func() { t.Helper(); load(4) }
 	level := uint8(0)
 	// sync commits a posture level and waits for its summary: the
 	// follower has read every commit before it.
@@ -86,11 +87,11 @@ func TestFollowerDefersBulkLoads(t *testing.T) {
 	if w := drainWaits(); w <= 0 || w > bulkSettle {
 		t.Errorf("bulk load held back for %v, want at most %v", w, bulkSettle)
 	}
-	// More bulk commits within bulkSettle of each other keep it held
-	// back, to bulkTrail after the first.
+	// More commits of routes, even of one route each, within bulkSettle
+	// of each other keep it held back, to bulkTrail after the first.
 	for step := time.Duration(0); step+bulkSettle/2 < bulkTrail; step += bulkSettle / 2 {
 		clock.Add(int64(bulkSettle / 2))
-		bulkLoad()
+		load(1)
 		fire <- time.Time{} // a timer set before this load fires: too early
 		if n := sync(); n.Routes.Total != 0 {
 			t.Fatalf("%v into a bulk load: recounted %d routes", step+bulkSettle/2, n.Routes.Total)
@@ -102,7 +103,13 @@ func TestFollowerDefersBulkLoads(t *testing.T) {
 	if n := sync(); n.Routes.Total != routes || f.Processed() != st.Seq() {
 		t.Fatalf("past bulkTrail: routes %d of %d, processed %d of %d", n.Routes.Total, routes, f.Processed(), st.Seq())
 	}
-	// A pause of bulkSettle recounts the next load.
+	// A small commit is counted at once; a pause of bulkSettle recounts
+	// the next load.
+	clock.Add(int64(time.Minute)) // past holdFactor
+	load(1)
+	if n := sync(); n.Routes.Total != routes {
+		t.Fatalf("a small commit after a recount: routes %d of %d", n.Routes.Total, routes)
+	}
 	drainWaits()
 	bulkLoad()
 	if n := sync(); n.Routes.Total == routes {

@@ -49,10 +49,12 @@ const holdFactor = 4
 // commits of its batches) wants both cores for the backends that program
 // it, not for a status page counting it while it lands: a section a bulk
 // commit (at least bulkChanges changes) touched is recounted only once
-// no bulk commit touched it for bulkSettle, and at most bulkTrail after
+// no commit touched it for bulkSettle, and at most bulkTrail after
 // the first one that deferred it, so the page trails a bulk load by up
 // to bulkTrail plus a recount and is never starved by a stream of them.
-// Commits smaller than bulkChanges are counted as before (holdFactor).
+// Commits smaller than bulkChanges hold back only a section a bulk
+// commit held back already; otherwise they are counted as before
+// (holdFactor).
 const (
 	bulkChanges = 4096
 	bulkSettle  = 250 * time.Millisecond
@@ -163,8 +165,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		for s := range dirty {
 			pending[s] = true
 		}
-		if len(bulk) > 0 {
-			f.holdBulk(bulk)
+		if f.holdBulk(dirty, bulk) {
 			// A timer set for an earlier time would fire early; due
 			// sets it again for whatever remains.
 			wake = nil
@@ -186,14 +187,21 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 }
 
-// holdBulk holds back the recount of the sections a bulk commit touched:
-// until bulkSettle from now, but no later than bulkTrail after the first
-// bulk commit since the section's last recount.
-func (f *Follower) holdBulk(bulk map[summary.Section]bool) {
+// holdBulk holds back the recount of the sections a bulk commit touched,
+// and of those held back already that any commit touched (a bulk Set is
+// followed by the routes reconciler's state commits, big or small, while
+// it programs the routes): until bulkSettle from now, but no later than
+// bulkTrail after the first bulk commit since the section's last
+// recount. It reports whether it held back any.
+func (f *Follower) holdBulk(dirty, bulk map[summary.Section]bool) bool {
 	now := f.o.Now()
-	for s := range bulk {
+	held := false
+	for s := range dirty {
 		since, ok := f.bulkSince[s]
 		if !ok {
+			if !bulk[s] {
+				continue
+			}
 			since = now
 			f.bulkSince[s] = now
 		}
@@ -204,7 +212,9 @@ func (f *Follower) holdBulk(bulk map[summary.Section]bool) {
 		if until.After(f.earliest[s]) {
 			f.earliest[s] = until
 		}
+		held = true
 	}
+	return held
 }
 
 // due returns the pending sections that may be recounted now, and how
