@@ -49,50 +49,47 @@ const manyNodes = 32
 
 // distinctNodes lists the distinct nodes of changes. The changes of one
 // list entry come in schema order, and each entry's in the same order, so
-// a change's node is most often the one that followed its predecessor's
-// the last time: that guess, then the list, then (past manyNodes) a map.
+// a change's node is most often that of the change one entry back: the
+// change period changes before it, where period is the distance at which
+// the last lookup found its node seen before. Only a change that is not
+// is looked up among the nodes listed (by scanning, past manyNodes in a
+// map); a 100,000-route commit costs one comparison a change.
 func distinctNodes(changes []tree.Change) []*tree.Node {
 	var out []*tree.Node
+	var last []int // last[j]: the last change looked up that was out[j]'s
 	var index map[*tree.Node]int
-	// after[i] is the index of the node that last followed out[i].
-	var after []int
-	prev := -1
-	for _, ch := range changes {
-		i := -1
-		switch {
-		case prev >= 0 && after[prev] >= 0 && out[after[prev]] == ch.Node:
-			i = after[prev]
-		case prev >= 0 && out[prev] == ch.Node:
-			i = prev
-		case index != nil:
-			if j, ok := index[ch.Node]; ok {
-				i = j
+	period := 1
+	for i, ch := range changes {
+		if i >= period && changes[i-period].Node == ch.Node {
+			continue
+		}
+		j := -1
+		if index != nil {
+			if k, ok := index[ch.Node]; ok {
+				j = k
 			}
-		default:
-			for j, n := range out {
+		} else {
+			for k, n := range out {
 				if n == ch.Node {
-					i = j
+					j = k
 					break
 				}
 			}
 		}
-		if i < 0 {
-			i = len(out)
-			out = append(out, ch.Node)
-			after = append(after, -1)
-			if index != nil {
-				index[ch.Node] = i
-			} else if len(out) > manyNodes {
-				index = make(map[*tree.Node]int, 2*len(out))
-				for j, n := range out {
-					index[n] = j
-				}
+		if j >= 0 {
+			period, last[j] = i-last[j], i
+			continue
+		}
+		out = append(out, ch.Node)
+		last = append(last, i)
+		if index != nil {
+			index[ch.Node] = len(out) - 1
+		} else if len(out) > manyNodes {
+			index = make(map[*tree.Node]int, 2*len(out))
+			for k, n := range out {
+				index[n] = k
 			}
 		}
-		if prev >= 0 {
-			after[prev] = i
-		}
-		prev = i
 	}
 	return out
 }

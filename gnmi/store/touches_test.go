@@ -80,3 +80,36 @@ func TestNodesShared(t *testing.T) {
 		t.Error("a copy with other changes got the original's nodes")
 	}
 }
+
+// BenchmarkTouchesBulk: a watcher telling that a 100,000-route commit
+// (three leaves a route) is not for it, as the first watcher to ask
+// (which lists the commit's nodes) and as each later one (which reuses
+// them): server/reconcile BenchmarkRelevantBulk is the first.
+func BenchmarkTouchesBulk(b *testing.B) {
+	base := "/kedge/routes/route/config/"
+	leaves := []*tree.Node{{Name: "prefix", Path: base + "prefix"}, {Name: "device", Path: base + "device"},
+		{Name: "class", Path: base + "class"}}
+	var changes []tree.Change
+	for range 100_000 {
+		for _, l := range leaves {
+			changes = append(changes, tree.Change{Node: l})
+		}
+	}
+	mesh := []string{"/kedge/mesh", "/kedge/accords"}
+	b.Run("first", func(b *testing.B) {
+		for b.Loop() {
+			if (&Commit{Changes: changes, nodes: &nodeSet{}}).Touches(mesh) {
+				b.Fatal("a routes commit touches the mesh")
+			}
+		}
+	})
+	b.Run("later", func(b *testing.B) {
+		c := &Commit{Changes: changes, nodes: &nodeSet{}}
+		c.Nodes()
+		for b.Loop() {
+			if c.Touches(mesh) {
+				b.Fatal("a routes commit touches the mesh")
+			}
+		}
+	})
+}
