@@ -15,12 +15,11 @@ import (
 	"github.com/guildhouse-co/kedge/yang/yangtest"
 )
 
-// A section a bulk commit touched is not recounted while commits, bulk
-// or not, keep touching it (the other sections follow at once, Processed stays
-// behind); it is recounted once they pause for bulkSettle, or bulkTrail
-// after the first of them however many follow; settled, its counts are
-// the full recount's. The clock is the test's and moves only when the
-// test moves it.
+// A section a bulk commit touched is not recounted for bulkHold, however
+// many commits, bulk or not, touch it meanwhile (the other sections
+// follow at once, Processed stays behind); then it is, loads or not, and
+// its counts are the full recount's. The clock is the test's and moves
+// only when the test moves it.
 func TestFollowerDefersBulkLoads(t *testing.T) {
 	st := yangtest.Store(t)
 	var clock atomic.Int64 // nanoseconds
@@ -84,38 +83,36 @@ func TestFollowerDefersBulkLoads(t *testing.T) {
 	if n := sync(); n.Routes.Total != 0 || f.Processed() >= st.Seq() {
 		t.Fatalf("a bulk load recounted at once: routes %d, processed %d of %d", n.Routes.Total, f.Processed(), st.Seq())
 	}
-	if w := drainWaits(); w <= 0 || w > bulkSettle {
-		t.Errorf("bulk load held back for %v, want at most %v", w, bulkSettle)
+	if w := drainWaits(); w <= 0 || w > bulkHold {
+		t.Errorf("bulk load held back for %v, want at most %v", w, bulkHold)
 	}
-	// More commits of routes, even of one route each, within bulkSettle
-	// of each other keep it held back, to bulkTrail after the first.
-	for step := time.Duration(0); step+bulkSettle/2 < bulkTrail; step += bulkSettle / 2 {
-		clock.Add(int64(bulkSettle / 2))
-		load(1)
-		fire <- time.Time{} // a timer set before this load fires: too early
+	// More commits of routes, bulk or not, do not hold it longer.
+	const step = bulkHold / 4
+	for i := 1; i < 4; i++ {
+		clock.Add(int64(step))
+		load(1 + 3*(i%2))
+		fire <- time.Time{} // a timer set before this commit fires: too early
 		if n := sync(); n.Routes.Total != 0 {
-			t.Fatalf("%v into a bulk load: recounted %d routes", step+bulkSettle/2, n.Routes.Total)
+			t.Fatalf("%v into a bulk load: recounted %d routes", time.Duration(i)*step, n.Routes.Total)
 		}
 	}
-	// Past bulkTrail the next one is recounted, loads or not.
-	clock.Add(int64(bulkSettle / 2))
-	bulkLoad()
-	if n := sync(); n.Routes.Total != routes || f.Processed() != st.Seq() {
-		t.Fatalf("past bulkTrail: routes %d of %d, processed %d of %d", n.Routes.Total, routes, f.Processed(), st.Seq())
+	// At bulkHold the timer recounts them, though loads go on.
+	clock.Add(int64(step))
+	fire <- time.Time{}
+	for n.Routes.Total != routes {
+		n, changed = next(t, f, changed)
 	}
-	// A small commit is counted at once; a pause of bulkSettle recounts
-	// the next load.
+	// A small commit is counted at once; the next bulk one is held back.
 	clock.Add(int64(time.Minute)) // past holdFactor
 	load(1)
 	if n := sync(); n.Routes.Total != routes {
 		t.Fatalf("a small commit after a recount: routes %d of %d", n.Routes.Total, routes)
 	}
-	drainWaits()
 	bulkLoad()
 	if n := sync(); n.Routes.Total == routes {
 		t.Fatal("a bulk load after a recount recounted at once")
 	}
-	clock.Add(int64(bulkSettle))
+	clock.Add(int64(bulkHold))
 	fire <- time.Time{}
 	for n.Routes.Total != routes {
 		n, changed = next(t, f, changed)

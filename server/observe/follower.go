@@ -42,23 +42,23 @@ type FollowerOptions struct {
 // takes microseconds at the sizes most nodes have; at 100,000 routes the
 // routes section takes about 100 ms (BenchmarkRoutes100k in
 // models/summary), so commits of a few routes each trail by up to 0.4 s;
-// bulk commits are held back longer (bulkSettle).
+// bulk commits are held back longer (bulkHold).
 const holdFactor = 4
 
 // A bulk load (a 100,000-route Set, then the routes reconciler's state
 // commits of its batches) wants both cores for the backends that program
 // it, not for a status page counting it while it lands: a section a bulk
-// commit (at least bulkChanges changes) touched is recounted only once
-// no commit touched it for bulkSettle, and at most bulkTrail after
-// the first one that deferred it, so the page trails a bulk load by up
-// to bulkTrail plus a recount and is never starved by a stream of them.
-// Commits smaller than bulkChanges hold back only a section a bulk
-// commit held back already; otherwise they are counted as before
-// (holdFactor).
+// commit (at least bulkChanges changes) touched is recounted bulkHold
+// after that commit, however many commits touch it meanwhile, so the page
+// trails a bulk load by up to bulkHold plus a recount, and a stream of
+// bulk commits never starves it. (A hold until the feed is quiet does not
+// do: the routes reconciler programs the kernel for 0.3-0.5 s after the
+// Set's commit before its first state commit, a runtime/trace of
+// BenchmarkRoutes100k in tests shows.) Commits smaller than bulkChanges
+// to a section not held back are counted as before (holdFactor).
 const (
 	bulkChanges = 4096
-	bulkSettle  = 250 * time.Millisecond
-	bulkTrail   = time.Second
+	bulkHold    = time.Second
 )
 
 // Follower keeps the node's summary current from the store's change feed:
@@ -77,7 +77,7 @@ type Follower struct {
 	// holdFactor); only Run's goroutine uses it.
 	earliest map[summary.Section]time.Time
 	hold     time.Duration // holdFactor (a benchmark compares 0)
-	// bulkSince is when a bulk commit first deferred each section not
+	// bulkSince is when a bulk commit held back each section not
 	// recounted since (see bulkChanges); only Run's goroutine uses it.
 	bulkSince map[summary.Section]time.Time
 	bulk      int // bulkChanges (tests set fewer)
@@ -165,7 +165,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		for s := range dirty {
 			pending[s] = true
 		}
-		if f.holdBulk(dirty, bulk) {
+		if f.holdBulk(bulk) {
 			// A timer set for an earlier time would fire early; due
 			// sets it again for whatever remains.
 			wake = nil
@@ -187,29 +187,18 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 }
 
-// holdBulk holds back the recount of the sections a bulk commit touched,
-// and of those held back already that any commit touched (a bulk Set is
-// followed by the routes reconciler's state commits, big or small, while
-// it programs the routes): until bulkSettle from now, but no later than
-// bulkTrail after the first bulk commit since the section's last
-// recount. It reports whether it held back any.
-func (f *Follower) holdBulk(dirty, bulk map[summary.Section]bool) bool {
+// holdBulk holds back the recount of the sections a bulk commit touched
+// that are not held back already, to bulkHold from now. It reports
+// whether it held back any.
+func (f *Follower) holdBulk(bulk map[summary.Section]bool) bool {
 	now := f.o.Now()
 	held := false
-	for s := range dirty {
-		since, ok := f.bulkSince[s]
-		if !ok {
-			if !bulk[s] {
-				continue
-			}
-			since = now
-			f.bulkSince[s] = now
+	for s := range bulk {
+		if _, ok := f.bulkSince[s]; ok {
+			continue
 		}
-		until := now.Add(bulkSettle)
-		if limit := since.Add(bulkTrail); until.After(limit) {
-			until = limit
-		}
-		if until.After(f.earliest[s]) {
+		f.bulkSince[s] = now
+		if until := now.Add(bulkHold); until.After(f.earliest[s]) {
 			f.earliest[s] = until
 		}
 		held = true
