@@ -21,6 +21,12 @@ type Commit struct {
 	// Annotation is what Options.Annotate returned for a config commit,
 	// stored in its log record.
 	Annotation []byte
+
+	// nodes holds the distinct schema nodes of Changes, computed once by
+	// the first watcher that asks (Nodes, touches.go); the feed sets it
+	// when it publishes the commit. A pointer, so that a Commit copied by
+	// value (tests do) copies no lock.
+	nodes *nodeSet
 }
 
 // ErrResync tells a watcher that it fell so far behind that commits it
@@ -67,6 +73,7 @@ func newFeed(next uint64, budget int) *feed {
 }
 
 func (f *feed) publish(c *Commit) {
+	c.nodes = &nodeSet{}
 	f.mu.Lock()
 	f.commits = append(f.commits, c)
 	f.next = c.Seq + 1

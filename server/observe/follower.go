@@ -41,9 +41,25 @@ type FollowerOptions struct {
 // recounts from taking the committer's core on a two-core node.) A recount
 // takes microseconds at the sizes most nodes have; at 100,000 routes the
 // routes section takes about 100 ms (BenchmarkRoutes100k in
-// models/summary), so during a bulk load its counts on the page trail by
-// up to 0.4 s.
+// models/summary), so commits of a few routes each trail by up to 0.4 s;
+// bulk commits are held back longer (bulkHold).
 const holdFactor = 4
+
+// A bulk load (a 100,000-route Set, then the routes reconciler's state
+// commits of its batches) wants both cores for the backends that program
+// it, not for a status page counting it while it lands: a section a bulk
+// commit (at least bulkChanges changes) touched is recounted bulkHold
+// after that commit, however many commits touch it meanwhile, so the page
+// trails a bulk load by up to bulkHold plus a recount, and a stream of
+// bulk commits never starves it. (A hold until the feed is quiet does not
+// do: the routes reconciler programs the kernel for 0.3-0.5 s after the
+// Set's commit before its first state commit, a runtime/trace of
+// BenchmarkRoutes100k in tests shows.) Commits smaller than bulkChanges
+// to a section not held back are counted as before (holdFactor).
+const (
+	bulkChanges = 4096
+	bulkHold    = time.Second
+)
 
 // Follower keeps the node's summary current from the store's change feed:
 // it reads every commit, notes which sections of the summary it touched,
@@ -61,6 +77,10 @@ type Follower struct {
 	// holdFactor); only Run's goroutine uses it.
 	earliest map[summary.Section]time.Time
 	hold     time.Duration // holdFactor (a benchmark compares 0)
+	// bulkSince is when a bulk commit held back each section not
+	// recounted since (see bulkChanges); only Run's goroutine uses it.
+	bulkSince map[summary.Section]time.Time
+	bulk      int // bulkChanges (tests set fewer)
 
 	mu      sync.Mutex
 	cur     *summary.Node
@@ -82,7 +102,8 @@ func NewFollower(src Source, o FollowerOptions) *Follower {
 		o.After = time.After
 	}
 	f := &Follower{src: src, o: o, log: o.Logger, sections: map[string]summary.Section{},
-		earliest: map[summary.Section]time.Time{}, hold: holdFactor, changed: make(chan struct{})}
+		earliest: map[summary.Section]time.Time{}, hold: holdFactor, changed: make(chan struct{}),
+		bulkSince: map[summary.Section]time.Time{}, bulk: bulkChanges}
 	for s, ps := range summary.Prefixes() {
 		for _, p := range ps {
 			f.sections[p] = s
@@ -127,7 +148,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		case <-wake:
 			wake = nil
 		}
-		dirty, err := f.drain(w)
+		dirty, bulk, err := f.drain(w)
 		switch {
 		case errors.Is(err, store.ErrResync):
 			f.log.Warn("status follower fell behind the change feed; re-reading the tree")
@@ -135,6 +156,7 @@ func (f *Follower) Run(ctx context.Context) error {
 				return err
 			}
 			clear(pending)
+			clear(f.bulkSince)
 			wake = nil
 			continue
 		case err != nil:
@@ -142,6 +164,11 @@ func (f *Follower) Run(ctx context.Context) error {
 		}
 		for s := range dirty {
 			pending[s] = true
+		}
+		if f.holdBulk(bulk) {
+			// A timer set for an earlier time would fire early; due
+			// sets it again for whatever remains.
+			wake = nil
 		}
 		due, wait := f.due(pending)
 		if len(due) > 0 {
@@ -158,6 +185,25 @@ func (f *Follower) Run(ctx context.Context) error {
 			wake = f.o.After(wait)
 		}
 	}
+}
+
+// holdBulk holds back the recount of the sections a bulk commit touched
+// that are not held back already, to bulkHold from now. It reports
+// whether it held back any.
+func (f *Follower) holdBulk(bulk map[summary.Section]bool) bool {
+	now := f.o.Now()
+	held := false
+	for s := range bulk {
+		if _, ok := f.bulkSince[s]; ok {
+			continue
+		}
+		f.bulkSince[s] = now
+		if until := now.Add(bulkHold); until.After(f.earliest[s]) {
+			f.earliest[s] = until
+		}
+		held = true
+	}
+	return held
 }
 
 // due returns the pending sections that may be recounted now, and how
@@ -195,23 +241,28 @@ func (f *Follower) readAll() (*store.Watcher, error) {
 }
 
 // drain reads every commit that is ready and returns the sections they
-// touched.
-func (f *Follower) drain(w *store.Watcher) (map[summary.Section]bool, error) {
-	dirty := map[summary.Section]bool{}
+// touched, and those of them a bulk commit touched. It looks at each
+// commit's distinct schema nodes (shared with the feed's other watchers),
+// not at each of its changes.
+func (f *Follower) drain(w *store.Watcher) (dirty, bulk map[summary.Section]bool, err error) {
+	dirty, bulk = map[summary.Section]bool{}, map[summary.Section]bool{}
 	for {
 		c, ok, err := w.TryNext()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !ok {
-			return dirty, nil
+			return dirty, bulk, nil
 		}
 		if f.o.OnDelay != nil {
 			f.o.OnDelay(f.o.Now().Sub(c.Time))
 		}
-		for _, ch := range c.Changes {
-			if s, ok := f.sections[topLevel(ch.Node.Path)]; ok {
+		for _, n := range c.Nodes() {
+			if s, ok := f.sections[topLevel(n.Path)]; ok {
 				dirty[s] = true
+				if len(c.Changes) >= f.bulk {
+					bulk[s] = true
+				}
 			}
 		}
 	}
@@ -243,6 +294,7 @@ func (f *Follower) refresh(dirty map[summary.Section]bool, complete bool) error 
 			summary.Fill(&next, t, s)
 			t1 := f.o.Now()
 			f.earliest[s] = t1.Add(f.hold * t1.Sub(t0))
+			delete(f.bulkSince, s)
 		}
 		next.Seq = seq
 		return nil

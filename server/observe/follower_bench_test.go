@@ -127,3 +127,58 @@ func (t timed) ReadAt(fn func(t *tree.Tree, seq uint64) error) error {
 		return fn(tr, seq)
 	})
 }
+
+// BenchmarkBulkLoadFollowed100k measures what the status follower takes
+// from a bulk load as BenchmarkRoutes100k (tests) makes it: one commit of
+// 100,000 routes, then the routes reconciler's state commits, ten of
+// 10,000 routes 50 ms apart. Reported, for the follower without the
+// bulk hold-back (as at a737688) and with it: the time it spent
+// recounting (in ReadAt) from the bulk commit until the last state
+// commit, when the backends want both cores.
+func BenchmarkBulkLoadFollowed100k(b *testing.B) {
+	ctx := context.Background()
+	k := kedgepath.Root().Kedge()
+	const routes, batches = 100_000, 10
+	ops := make([]store.Op, 0, routes)
+	for i := range routes {
+		ops = append(ops, store.Update(k.Routes().Route(prefix(i), 254).Config().Device(), "eth0"))
+	}
+	for b.Loop() {
+		for _, v := range []struct {
+			name string
+			bulk int
+		}{{"no-hold", 1 << 62}, {"bulk-hold", bulkChanges}} {
+			st := yangtest.Store(b)
+			var held time.Duration
+			f := NewFollower(timed{st, &held}, FollowerOptions{})
+			f.bulk = v.bulk
+			fctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			_, changed := f.Current()
+			go func() {
+				defer close(done)
+				if err := f.Run(fctx); err != nil {
+					b.Error(err)
+				}
+			}()
+			<-changed
+			held = 0
+			if _, err := st.Commit(ctx, ops); err != nil {
+				b.Fatal(err)
+			}
+			for j := range batches {
+				time.Sleep(50 * time.Millisecond)
+				var sops []store.Op
+				for i := j * routes / batches; i < (j+1)*routes/batches; i++ {
+					sops = append(sops, store.Update(k.Routes().Route(prefix(i), 254).State().Status(), kedgepath.RouteStatusInstalled))
+				}
+				if _, err := st.CommitState(ctx, sops); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cancel()
+			<-done
+			b.ReportMetric(float64(held.Milliseconds()), v.name+"-recount-ms")
+		}
+	}
+}

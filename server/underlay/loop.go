@@ -215,7 +215,7 @@ func (l *loop) drain(w *store.Watcher) (*store.Watcher, error) {
 // noteProposals remembers the order in which proposals appear, so
 // several read in one batch still queue in the order they were made.
 func (l *loop) noteProposals(c *store.Commit) {
-	if c.State {
+	if c.State || !hasProposalID(c) {
 		return
 	}
 	for _, ch := range c.Changes {
@@ -226,6 +226,18 @@ func (l *loop) noteProposals(c *store.Commit) {
 			l.appeared = append(l.appeared, k[0].Str())
 		}
 	}
+}
+
+// hasProposalID reports whether c writes a proposal's id, from its
+// distinct schema nodes: a commit of 100,000 routes is not gone through
+// change by change to find none.
+func hasProposalID(c *store.Commit) bool {
+	for _, n := range c.Nodes() {
+		if n.Path == proposalIDPath {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *loop) relevant(c *store.Commit) bool {
