@@ -11,15 +11,19 @@ import (
 // routesJSON makes distinct) into an empty
 // list (the merge itself runs with the timer stopped).
 // It runs as "one" (a single walk) and "two" (split on both cores).
-func BenchmarkBulkValidate(b *testing.B) {
+func BenchmarkBulkValidate(b *testing.B) { bothWays(b, &splitAnalysisMin, benchBulkValidate) }
+
+// bothWays runs fn as "one", with the split threshold *min out of reach,
+// and as "two", with it at its default.
+func bothWays(b *testing.B, min *int, fn func(*testing.B)) {
 	for _, c := range []struct {
 		name string
 		min  int
-	}{{"one", math.MaxInt}, {"two", splitAnalysisMin}} {
+	}{{"one", math.MaxInt}, {"two", *min}} {
 		b.Run(c.name, func(b *testing.B) {
-			defer func(m int) { splitAnalysisMin = m }(splitAnalysisMin)
-			splitAnalysisMin = c.min
-			benchBulkValidate(b)
+			defer func(m int) { *min = m }(*min)
+			*min = c.min
+			fn(b)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package tree
 
 import (
-	"math"
 	"runtime"
 	"testing"
 )
@@ -10,33 +9,26 @@ import (
 // empty list, decoding its JSON included, as "one" (entry by entry) and
 // "two" (bulkMerge's entries built on both cores).
 func BenchmarkBulkMerge(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		min  int
-	}{{"one", math.MaxInt}, {"two", splitMergeMin}} {
-		b.Run(c.name, func(b *testing.B) {
-			defer func(m int) { splitMergeMin = m }(splitMergeMin)
-			splitMergeMin = c.min
-			const n = 65536
-			tr := New(testSchema(b))
-			val, at := jsonVal(routesJSON(n)), p(b, "/top/routes")
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				b.StopTimer()
-				runtime.GC() // the last round's garbage is not this one's
-				tx, err := tr.Begin(false)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				if err := tx.Update(at, val); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				tx.Rollback()
-				b.StartTimer()
+	bothWays(b, &splitMergeMin, func(b *testing.B) {
+		const n = 65536
+		tr := New(testSchema(b))
+		val, at := jsonVal(routesJSON(n)), p(b, "/top/routes")
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			b.StopTimer()
+			runtime.GC() // the last round's garbage is not this one's
+			tx, err := tr.Begin(false)
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+			b.StartTimer()
+			if err := tx.Update(at, val); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			tx.Rollback()
+			b.StartTimer()
+		}
+	})
 }

@@ -50,17 +50,7 @@ func BenchmarkRouteCommitsFollowed100k(b *testing.B) {
 			if v.follow {
 				f := NewFollower(timed{st, &held}, FollowerOptions{})
 				f.hold = v.hold
-				fctx, cancel := context.WithCancel(ctx)
-				done := make(chan struct{})
-				_, changed := f.Current()
-				go func() {
-					defer close(done)
-					if err := f.Run(fctx); err != nil {
-						b.Error(err)
-					}
-				}()
-				<-changed
-				stop = func() { cancel(); <-done }
+				stop = runFollower(ctx, b, f)
 			}
 			held = 0
 			var lat []time.Duration
@@ -152,16 +142,7 @@ func BenchmarkBulkLoadFollowed100k(b *testing.B) {
 			var held time.Duration
 			f := NewFollower(timed{st, &held}, FollowerOptions{})
 			f.bulk = v.bulk
-			fctx, cancel := context.WithCancel(ctx)
-			done := make(chan struct{})
-			_, changed := f.Current()
-			go func() {
-				defer close(done)
-				if err := f.Run(fctx); err != nil {
-					b.Error(err)
-				}
-			}()
-			<-changed
+			stop := runFollower(ctx, b, f)
 			held = 0
 			if _, err := st.Commit(ctx, ops); err != nil {
 				b.Fatal(err)
@@ -176,9 +157,24 @@ func BenchmarkBulkLoadFollowed100k(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			cancel()
-			<-done
+			stop()
 			b.ReportMetric(float64(held.Milliseconds()), v.name+"-recount-ms")
 		}
 	}
+}
+
+// runFollower runs f until the function it returns is called, once f has
+// published its first summary.
+func runFollower(ctx context.Context, b *testing.B, f *Follower) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	_, changed := f.Current()
+	go func() {
+		defer close(done)
+		if err := f.Run(ctx); err != nil {
+			b.Error(err)
+		}
+	}()
+	<-changed
+	return func() { cancel(); <-done }
 }
