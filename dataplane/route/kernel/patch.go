@@ -121,19 +121,8 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	}
 	b.base.ok, b.base.patched, b.prev.ok = false, true, false // set again below if all goes well
 	before := b.conn.Counters()
-	// A bulk Patch sends each batch once planned, while it plans the next
-	// (sendlap.go); a smaller one plans everything, then sends.
-	var snd *sender
-	if len(p.Put) > b.batch {
-		snd = startSender(ctx, b.conn, b.batch, plan.sent)
-	}
-	queued := 0
 	for i, r := range p.Put {
 		b.planRoute(i, r, r.Normalize(), index, kernel, &plan)
-		if snd != nil && len(plan.reqs)-queued >= b.batch {
-			snd.send(queued, plan.reqs[queued:len(plan.reqs):len(plan.reqs)])
-			queued = len(plan.reqs)
-		}
 	}
 	for _, r := range p.Del {
 		k := r.Key()
@@ -146,13 +135,7 @@ func (b *Backend) Patch(ctx context.Context, p route.Patch) error {
 	}
 	st := plan.st
 	sc.arena, sc.reqs, sc.sent, sc.idx = plan.arena, plan.reqs, plan.sent, plan.idx
-	var results []error
-	if snd != nil {
-		snd.send(queued, plan.reqs[queued:])
-		results, err = snd.wait()
-	} else {
-		results, err = b.conn.ExecEcho(ctx, plan.reqs, b.batch, plan.learn)
-	}
+	results, err := b.conn.ExecEcho(ctx, plan.reqs, b.batch, plan.learn)
 	b.settle(&plan)
 	var errs []error
 	added := 0

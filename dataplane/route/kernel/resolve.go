@@ -114,12 +114,7 @@ func (p *routePlan) learn(j int, r rtnl.Route) {
 	if j >= len(p.sent) {
 		return
 	}
-	learnRoute(&p.sent[j], r)
-}
-
-// learnRoute gives s, an add sent, the devices of r, the kernel's echo
-// of it (see learn).
-func learnRoute(s *rtnl.Route, r rtnl.Route) {
+	s := &p.sent[j]
 	if gatewayOnly(*s) && !r.Multipath && r.OIF != 0 {
 		s.OIF = r.OIF
 		return

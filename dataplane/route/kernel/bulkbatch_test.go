@@ -12,9 +12,10 @@ import (
 )
 
 // TestPatchBulkFailuresAmongBatches puts 40 gateway-only routes in
-// batches of 8, so the Patch sends each batch while it plans the next
-// (sendlap.go), with unreachable gateways in the middle batch and in the
-// last: each failure must land on its own route and only there, the
+// batches of 8 with unreachable gateways in the middle batch and in the
+// last, the guard of any change to how a Patch's batches are planned and
+// sent (a sender overlapping the planning was tried: BENCHMARKS.md,
+// 2026-12-06): each failure must land on its own route and only there, the
 // devices the kernel echoes must reach the adds of their own batch (a
 // Set of the same routes naming the device then sends nothing), and the
 // Patch's delete must run after its puts.
