@@ -69,7 +69,16 @@ func TestFollowerDefersBulkLoads(t *testing.T) {
 		}
 		return n
 	}
+	// drainWaits returns the last timer the follower asked for. It sets
+	// its timer after it publishes the summary sync waits for, so the
+	// first is waited for.
 	drainWaits := func() (last time.Duration) {
+		t.Helper()
+		select {
+		case last = <-waits:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the follower set no timer for the section held back")
+		}
 		for {
 			select {
 			case last = <-waits:
