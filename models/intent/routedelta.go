@@ -341,7 +341,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			continue
 		}
 		if e := c.byEntry[id]; e != nil {
-			e.stated = stated(find(rt, id).State().Status())
+			e.stated = stated(c.find(rt, id).State().Status())
 			if !e.stated {
 				changes = append(changes, change{e, e})
 			}
@@ -377,7 +377,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	take := func(id tree.Ident) {
 		n--
 		old := c.byEntry[id]
-		ne := c.read(id, find(rt, id), old, &al)
+		ne := c.read(id, c.find(rt, id), old, &al)
 		if ne != nil {
 			fresh = append(fresh, ne)
 		}
