@@ -7,7 +7,7 @@ import (
 )
 
 // TestEntryFinderIsEntry compares EntryFinder.Find with Inst.Entry and an
-// identity check, over versions of a tree whose entries random commits
+// identity check, and FindAll with Find, over versions of a tree whose entries random commits
 // create, delete and create again (a new identity under the same keys),
 // for identities from every version, with the real hash and with one
 // that makes most keys collide.
@@ -56,10 +56,22 @@ func TestEntryFinderIsEntry(t *testing.T) {
 			}
 			var f EntryFinder
 			found := 0
+			all := make([]*Inst, len(idents))
 			for _, v := range versions {
 				for _, parent := range []*Inst{lists(v, "routes"), lists(v, "devices")} {
 					if parent == nil {
 						continue
+					}
+					// FindAll of a random selection, some twice.
+					var xs []Ident
+					for range rng.IntN(len(idents) + 1) {
+						xs = append(xs, idents[rng.IntN(len(idents))])
+					}
+					f.FindAll(parent, xs, all)
+					for i, x := range xs {
+						if got, want := all[i], f.Find(parent, x); got != want {
+							t.Fatalf("FindAll: %s in %s is %p, Find says %p", x.PathString(), parent.PathString(), got, want)
+						}
 					}
 					for _, x := range idents {
 						want := parent.Entry(x.Schema(), x.Keys()...)
