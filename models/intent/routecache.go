@@ -101,8 +101,13 @@ type RouteCache struct {
 	parted bool
 	// part is how many entries the last part of such a change read.
 	part int
-	// finder looks up the entries to read again (find).
-	finder tree.EntryFinder
+	// finder looks up the entries to read again (find, findAll); toRead,
+	// found and foundInsts are the buffers of a part's reading, empty
+	// between intents.
+	finder     tree.EntryFinder
+	toRead     []tree.Ident
+	found      []kedgetree.Kedge_Routes_Route
+	foundInsts []*tree.Inst
 }
 
 // firstPartDiv makes the first part of a change in parts Chunk/8 entries
@@ -214,6 +219,36 @@ func (c *RouteCache) find(rt kedgetree.Kedge_Routes, id tree.Ident) kedgetree.Ke
 	}
 	r, _ := kedgetree.AsKedge_Routes_Route(c.finder.Find(rt.Inst(), id)) // Observe kept only route entries
 	return r
+}
+
+// findAll returns the entries ids name in the version rt belongs to, as
+// find would one by one, in a buffer of the cache valid until
+// doneReading. A part of a bulk change looks up thousands of entries;
+// in the trie's order they cost about a third of what they did in the
+// commit's (EntryFinder.FindAll).
+func (c *RouteCache) findAll(rt kedgetree.Kedge_Routes, ids []tree.Ident) []kedgetree.Kedge_Routes_Route {
+	out := slices.Grow(c.found[:0], len(ids))[:len(ids)]
+	c.found = out
+	if !rt.Exists() {
+		clear(out)
+		return out
+	}
+	insts := slices.Grow(c.foundInsts[:0], len(ids))[:len(ids)]
+	c.foundInsts = insts
+	c.finder.FindAll(rt.Inst(), ids, insts)
+	for i, in := range insts {
+		out[i], _ = kedgetree.AsKedge_Routes_Route(in) // Observe kept only route entries
+	}
+	return out
+}
+
+// doneReading empties the buffers of findAll and of the entries to read,
+// which must not keep a version of the tree, or entries gone, alive.
+func (c *RouteCache) doneReading() {
+	clear(c.found)
+	clear(c.foundInsts)
+	clear(c.toRead)
+	c.found, c.foundInsts, c.toRead = c.found[:0], c.foundInsts[:0], c.toRead[:0]
 }
 
 // findEntry returns the list entry id names under parent, in the version

@@ -374,14 +374,12 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	changes = slices.Grow(changes, n)
 	fresh := make([]*cachedRoute, 0, n)
 	al := allocator[cachedRoute]{left: n}
+	// The part's entries are chosen first and then looked up together
+	// (readPart): in the trie's order, not the commits'.
+	toRead := slices.Grow(c.toRead[:0], n)
 	take := func(id tree.Ident) {
 		n--
-		old := c.byEntry[id]
-		ne := c.read(id, c.find(rt, id), old, &al)
-		if ne != nil {
-			fresh = append(fresh, ne)
-		}
-		changes = append(changes, change{old, ne})
+		toRead = append(toRead, id)
 	}
 	for n > 0 && len(c.queue) > 0 {
 		id := c.queue[0]
@@ -405,6 +403,17 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		delete(c.dirty, id) // read now: a later part must not read it again
 		take(id)
 	}
+	c.toRead = toRead
+	for i, entry := range c.findAll(rt, toRead) {
+		id := toRead[i]
+		old := c.byEntry[id]
+		ne := c.read(id, entry, old, &al)
+		if ne != nil {
+			fresh = append(fresh, ne)
+		}
+		changes = append(changes, change{old, ne})
+	}
+	c.doneReading()
 	if len(fresh) > 0 || len(c.dropped) > 0 {
 		c.reorder(fresh)
 	}
@@ -612,6 +621,10 @@ func (c *RouteCache) resetDirty() {
 		c.restate = nil
 	}
 	c.queue = nil
+	if cap(c.toRead) > 4096 {
+		// A bulk change's part buffers: about 80 B an entry of a part.
+		c.toRead, c.found, c.foundInsts, c.finder = nil, nil, nil, tree.EntryFinder{}
+	}
 	clear(c.pend)
 	c.pend, c.pendN = c.pend[:0], 0
 	clear(c.dirty)
