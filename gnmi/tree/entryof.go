@@ -32,10 +32,9 @@ func (f *EntryFinder) Find(parent *Inst, x Ident) *Inst {
 		return nil
 	}
 	f.buf = appendKey(f.buf[:0], x)
-	// The string lives only as long as the lookup, which keeps no
-	// reference to its key (entries.get), and the buffer is not written
-	// until the next call.
-	return identified(list.get(unsafe.String(unsafe.SliceData(f.buf), len(f.buf))), x)
+	// The string lives only as long as its hashing, which keeps no
+	// reference to it.
+	return list.getIdent(keyHash(unsafe.String(unsafe.SliceData(f.buf), len(f.buf))), x.id)
 }
 
 // FindAll sets out[i] to Find(parent, xs[i]) for each of xs (out is at
@@ -139,12 +138,4 @@ func appendKey(b []byte, x Ident) []byte {
 		b = x.key(i).appendText(b)
 	}
 	return b
-}
-
-// identified is e when it is x (not an entry created again under its keys).
-func identified(e *Inst, x Ident) *Inst {
-	if e == nil || e.id != x.id {
-		return nil
-	}
-	return e
 }
