@@ -99,6 +99,11 @@ type RouteCache struct {
 	// would stay, about 46 B a route after a 100,000-route Set).
 	queue  []tree.Ident
 	parted bool
+	// oneCommit: the change in parts is one commit's, its queue holds
+	// the entries not read yet and dirty none; allNew: none of them was
+	// cached before (onecommit.go). noOneCommit, set by tests, reads
+	// such a change as any other, to compare.
+	oneCommit, allNew, noOneCommit bool
 	// part is how many entries the last part of such a change read.
 	part int
 	// finder looks up the entries to read again (find, findAll); toRead,
@@ -197,6 +202,7 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 	}
 	c.gen++
 	c.incremental = c.synced && seq == c.observed
+	c.leaveOneCommit() // the walk reads the dirty set
 	if c.incremental {
 		c.absorb(-1) // the walk reads every dirty entry
 	}
