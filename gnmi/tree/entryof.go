@@ -39,10 +39,11 @@ func (f *EntryFinder) Find(parent *Inst, x Ident) *Inst {
 
 // FindAll sets out[i] to Find(parent, xs[i]) for each of xs (out is at
 // least as long). It looks the entries up in the order of their keys'
-// hashes, which is the trie's: consecutive lookups share the nodes near
-// the root, and those of a list a bulk Set filled were allocated in that
-// order (hamtbulk.go), where lookups in the Set's order each missed the
-// processor's caches on every level.
+// hashes, which is the trie's: consecutive lookups share the nodes on
+// their paths, which lookups in the Set's order each fetched from memory
+// again. In BenchmarkObserveBulk (models/intent) the lookups of a
+// 100,000-route Set's parts took about 0.65 of their time in the Set's
+// order, comparing identities (getIdent) included.
 func (f *EntryFinder) FindAll(parent *Inst, xs []Ident, out []*Inst) {
 	// Sized at once, not doubled: a part of a bulk change has thousands
 	// of keys (24 bytes is an IPv4 route's prefix and table with room).
