@@ -193,7 +193,7 @@ func (c *RouteCache) absorb(k int) {
 	if c.pendN == 0 || k == 0 {
 		return
 	}
-	if room := c.pendN; len(c.dirty) == 0 {
+	if room := c.pendN; len(c.dirty) == 0 && !c.oneCommit {
 		if k > 0 {
 			room = min(room, k)
 		}
@@ -219,6 +219,11 @@ func (c *RouteCache) absorb(k int) {
 			}
 			pc.entry = id
 			c.pendN--
+			if c.oneCommit {
+				c.queue = append(c.queue, id) // met once (onecommit.go)
+				k--
+				continue
+			}
 			// One insert, whose effect on the count says whether the
 			// entry was new, in place of a probe and an insert.
 			d := len(c.dirty)

@@ -99,8 +99,20 @@ type RouteCache struct {
 	// would stay, about 46 B a route after a 100,000-route Set).
 	queue  []tree.Ident
 	parted bool
+	// oneCommit: the change in parts is one commit's, its queue holds
+	// the entries not read yet and dirty none; allNew: none of them was
+	// cached before (onecommit.go). noOneCommit, set by tests, reads
+	// such a change as any other, to compare.
+	oneCommit, allNew, noOneCommit bool
 	// part is how many entries the last part of such a change read.
 	part int
+	// finder looks up the entries to read again (find, findAll); toRead,
+	// found and foundInsts are the buffers of a part's reading, empty
+	// between intents.
+	finder     tree.EntryFinder
+	toRead     []tree.Ident
+	found      []kedgetree.Kedge_Routes_Route
+	foundInsts []*tree.Inst
 }
 
 // firstPartDiv makes the first part of a change in parts Chunk/8 entries
@@ -190,6 +202,7 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 	}
 	c.gen++
 	c.incremental = c.synced && seq == c.observed
+	c.leaveOneCommit() // the walk reads the dirty set
 	if c.incremental {
 		c.absorb(-1) // the walk reads every dirty entry
 	}
@@ -203,12 +216,45 @@ func (c *RouteCache) Routes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSet
 }
 
 // find returns the entry id names in the version rt (/kedge/routes, not
-// existing when absent) belongs to, or none when it is gone.
-func find(rt kedgetree.Kedge_Routes, id tree.Ident) kedgetree.Kedge_Routes_Route {
+// existing when absent) belongs to, or none when it is gone. It looks
+// the entry up with the cache's finder, which allocates nothing: a bulk
+// Set's 100,000 lookups made a key slice and a key string each.
+func (c *RouteCache) find(rt kedgetree.Kedge_Routes, id tree.Ident) kedgetree.Kedge_Routes_Route {
 	if !rt.Exists() {
 		return kedgetree.Kedge_Routes_Route{}
 	}
-	return findEntry(rt.Inst(), id, kedgetree.AsKedge_Routes_Route) // Observe kept only route entries
+	r, _ := kedgetree.AsKedge_Routes_Route(c.finder.Find(rt.Inst(), id)) // Observe kept only route entries
+	return r
+}
+
+// findAll returns the entries ids name in the version rt belongs to, as
+// find would one by one, in a buffer of the cache valid until
+// doneReading. A part of a bulk change looks up thousands of entries;
+// in the trie's order they cost about a third of what they did in the
+// commit's (EntryFinder.FindAll).
+func (c *RouteCache) findAll(rt kedgetree.Kedge_Routes, ids []tree.Ident) []kedgetree.Kedge_Routes_Route {
+	out := slices.Grow(c.found[:0], len(ids))[:len(ids)]
+	c.found = out
+	if !rt.Exists() {
+		clear(out)
+		return out
+	}
+	insts := slices.Grow(c.foundInsts[:0], len(ids))[:len(ids)]
+	c.foundInsts = insts
+	c.finder.FindAll(rt.Inst(), ids, insts)
+	for i, in := range insts {
+		out[i], _ = kedgetree.AsKedge_Routes_Route(in) // Observe kept only route entries
+	}
+	return out
+}
+
+// doneReading empties the buffers of findAll and of the entries to read,
+// which must not keep a version of the tree, or entries gone, alive.
+func (c *RouteCache) doneReading() {
+	clear(c.found)
+	clear(c.foundInsts)
+	clear(c.toRead)
+	c.found, c.foundInsts, c.toRead = c.found[:0], c.foundInsts[:0], c.toRead[:0]
 }
 
 // findEntry returns the list entry id names under parent, in the version
@@ -285,7 +331,7 @@ func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, c
 	if c.incremental {
 		for id := range c.dirty {
 			old := c.byEntry[id]
-			if ne := c.read(id, find(rt, id), old, &al); ne != nil {
+			if ne := c.read(id, c.find(rt, id), old, &al); ne != nil {
 				fresh = append(fresh, ne)
 			}
 			changed = changed || old != nil
@@ -295,7 +341,7 @@ func (c *RouteCache) walk(rt kedgetree.Kedge_Routes, full bool, set *RouteSet, c
 				continue
 			}
 			if e := c.byEntry[id]; e != nil {
-				e.stated = stated(find(rt, id).State().Status())
+				e.stated = stated(c.find(rt, id).State().Status())
 			}
 		}
 	} else {

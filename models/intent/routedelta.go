@@ -341,7 +341,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 			continue
 		}
 		if e := c.byEntry[id]; e != nil {
-			e.stated = stated(find(rt, id).State().Status())
+			e.stated = stated(c.find(rt, id).State().Status())
 			if !e.stated {
 				changes = append(changes, change{e, e})
 			}
@@ -353,20 +353,20 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		if !c.parted {
 			// In parts, in the order the commits wrote the entries: the
 			// last route of a 100,000-route Set reaches the kernel last.
-			c.queue, c.marked, c.parted = c.marked, nil, true
+			c.beginParts()
 		} else if c.part == max(c.Chunk/firstPartDiv, 1) {
 			// From the second part on, read while the backend
 			// programs the first: not on the commit's way to it.
-			c.reserve(len(c.dirty) + c.pending())
+			c.reserve(c.unread() + c.pending())
 		}
 		// A change in parts starts with a small one, so that its first
 		// routes reach the backend soon after the commit, and doubles
 		// up to Chunk; each part marks only the entries it reads.
 		c.part = min(max(2*c.part, c.Chunk/firstPartDiv, 1), c.Chunk)
-		if more := c.part - len(c.dirty); more > 0 {
+		if more := c.part - c.unread(); more > 0 {
 			c.absorb(more) // (absorb takes a negative count for all)
 		}
-		n = min(len(c.dirty), c.part)
+		n = min(c.unread(), c.part)
 	} else {
 		c.absorb(-1)
 		n = len(c.dirty)
@@ -374,14 +374,16 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	changes = slices.Grow(changes, n)
 	fresh := make([]*cachedRoute, 0, n)
 	al := allocator[cachedRoute]{left: n}
+	// The part's entries are chosen first and then looked up together
+	// (readPart): in the trie's order, not the commits'.
+	toRead := slices.Grow(c.toRead[:0], n)
 	take := func(id tree.Ident) {
 		n--
-		old := c.byEntry[id]
-		ne := c.read(id, find(rt, id), old, &al)
-		if ne != nil {
-			fresh = append(fresh, ne)
-		}
-		changes = append(changes, change{old, ne})
+		toRead = append(toRead, id)
+	}
+	for n > 0 && len(c.queue) > 0 && c.oneCommit {
+		take(c.queue[0]) // no entry is queued twice (onecommit.go)
+		c.queue = c.queue[1:]
 	}
 	for n > 0 && len(c.queue) > 0 {
 		id := c.queue[0]
@@ -405,6 +407,20 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 		delete(c.dirty, id) // read now: a later part must not read it again
 		take(id)
 	}
+	c.toRead = toRead
+	for i, entry := range c.findAll(rt, toRead) {
+		id := toRead[i]
+		var old *cachedRoute
+		if !c.allNew { // else none: onecommit.go
+			old = c.byEntry[id]
+		}
+		ne := c.read(id, entry, old, &al)
+		if ne != nil {
+			fresh = append(fresh, ne)
+		}
+		changes = append(changes, change{old, ne})
+	}
+	c.doneReading()
 	if len(fresh) > 0 || len(c.dropped) > 0 {
 		c.reorder(fresh)
 	}
@@ -545,7 +561,7 @@ func (c *RouteCache) Changes(t *tree.Tree, a accord.Accord, seq uint64) (RouteSe
 	set.Delta = &RouteDelta{Patch: p, PutOrigins: putO, Installed: unchanged, bufs: bufs}
 	sp.r, sp.o, sp.k = c.base.side, c.base.sideO, c.base.sideKeys
 	c.base.side, c.base.sideO, c.base.sideKeys = sideR, sideO, sideKeys
-	if len(c.dirty) > 0 || c.pending() > 0 {
+	if c.unread() > 0 || c.pending() > 0 {
 		// The rest in further parts, from the same version: the cache
 		// stays at seq, with the entries not read yet still dirty.
 		set.Next = func() (RouteSet, error) {
@@ -599,6 +615,7 @@ func sideHas(rs []route.Route, key sortKey) bool {
 // a bulk commit made it big: a cleared map keeps its buckets, about 46 B
 // a route after a 100,000-route Set.
 func (c *RouteCache) resetDirty() {
+	c.oneCommit, c.allNew = false, false
 	if len(c.dirty) > 4096 || c.dirtyRoom > 4096 || c.parted {
 		c.dirty, c.dirtyRoom, c.parted = nil, 0, false
 	}
@@ -612,6 +629,10 @@ func (c *RouteCache) resetDirty() {
 		c.restate = nil
 	}
 	c.queue = nil
+	if cap(c.toRead) > 4096 {
+		// A bulk change's part buffers: about 80 B an entry of a part.
+		c.toRead, c.found, c.foundInsts, c.finder = nil, nil, nil, tree.EntryFinder{}
+	}
 	clear(c.pend)
 	c.pend, c.pendN = c.pend[:0], 0
 	clear(c.dirty)
