@@ -86,6 +86,7 @@ func StartContext(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *
 	if err := applyGCPolicy(cfg, log); err != nil {
 		return nil, err
 	}
+	applyTimeSlice(cfg, log)
 	d := &Daemon{cfg: cfg, log: log, errc: make(chan error, 3), strms: newStreams()}
 	defer func() {
 		if err != nil {

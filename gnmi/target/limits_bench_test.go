@@ -3,7 +3,9 @@ package target
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"github.com/guildhouse-co/kedge/internal/timeslice"
 	"io"
 	"net"
 	"os"
@@ -136,6 +138,19 @@ func p50(lat []time.Duration) time.Duration { return lat[len(lat)/2] }
 // the gated run's idle phase (prefix-idle.trace) and loaded phase
 // (prefix-loaded.trace), each Set a "set" region.
 func setUnderReaders(b *testing.B, lim Limits) (idle, loaded []time.Duration, getsPerSec float64) {
+	// The server runs with the daemon's time slice (--time-slice's
+	// default); KEDGE_TIME_SLICE sets another, 0 the kernel's default.
+	slice := timeslice.Default
+	if v := os.Getenv("KEDGE_TIME_SLICE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		slice = d
+	}
+	if _, err := timeslice.Apply(slice); err != nil {
+		b.Logf("time slice %s not set, the kernel's default stays: %v", slice, err)
+	}
 	s := newBenchServer(b, Options{Limits: lim})
 	defer s.stop()
 	loadPeers(b, s.st, abusivePeers)
@@ -225,6 +240,11 @@ func TestAbusiveReaders(t *testing.T) {
 	spec := os.Getenv("KEDGE_ABUSIVE_READERS")
 	if spec == "" {
 		t.Skip("the child process of BenchmarkSetUnderAbusiveReaders")
+	}
+	// The readers stand in for remote clients: the kernel's default
+	// slice, not the server's (a child starts with its parent's).
+	if _, err := timeslice.Apply(0); err != nil && !errors.Is(err, timeslice.ErrUnsupported) {
+		t.Fatal(err)
 	}
 	addr, count, _ := strings.Cut(spec, ",")
 	n, err := strconv.Atoi(count)

@@ -20,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/guildhouse-co/kedge/internal/timeslice"
 	"github.com/guildhouse-co/kedge/server/gcpolicy"
 )
 
@@ -104,6 +105,9 @@ type Config struct {
 	// GOGC and GOMEMLIMIT in the environment win over both.
 	GCPercent   int    `yaml:"gc-percent"`
 	MemoryLimit string `yaml:"memory-limit"`
+	// TimeSlice is the kernel time slice asked for every thread of the
+	// daemon (internal/timeslice): 0 leaves the kernel's default.
+	TimeSlice time.Duration `yaml:"time-slice"`
 }
 
 // RouteClasses are the values of kt:route-class, which GRIBIClass must be
@@ -125,6 +129,7 @@ func Defaults() Config {
 		Notary:      "on",
 		GCPercent:   gcpolicy.DefaultPercent,
 		MemoryLimit: "auto",
+		TimeSlice:   timeslice.Default,
 		// 9339 is gNMI's; the next port keeps the pair easy to remember.
 		MetricsListen: "127.0.0.1:9340",
 		// The seed leaves the grace open; 30 s lets an interactive
@@ -301,6 +306,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.EnforceCgroup, "enforce-cgroup", c.EnforceCgroup, "cgroup v2 directory whose egress the level-1 program guards (empty: not attached)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "heap growth between garbage collections, percent of the live heap (negative: only near memory-limit; GOGC wins)")
 	fs.StringVar(&c.MemoryLimit, "memory-limit", c.MemoryLimit, "soft memory limit of the Go runtime: auto (90% of the cgroup's limit, if any), off, or a size such as 900Mi (GOMEMLIMIT wins)")
+	fs.DurationVar(&c.TimeSlice, "time-slice", c.TimeSlice, "kernel time slice of the daemon's threads, 100us-100ms (Linux 6.12 or later; 0: the kernel's default)")
 	bindNotary(fs, c)
 	fs.StringVar(&c.UnderlayCredentials, "underlay-credentials", c.UnderlayCredentials, "directory of the underlay devices' credential files (default <data-dir>/underlay)")
 }
@@ -364,6 +370,9 @@ func (c *Config) Resolve(hostname func() (string, error), usableDir func(string)
 		if _, err := gcpolicy.ParseLimit(c.MemoryLimit); err != nil {
 			return fmt.Errorf("resolve config: --memory-limit: %w", err)
 		}
+	}
+	if c.TimeSlice != 0 && (c.TimeSlice < timeslice.Min || c.TimeSlice > timeslice.Max) {
+		return fmt.Errorf("resolve config: --time-slice %s: want 0 or %s to %s", c.TimeSlice, timeslice.Min, timeslice.Max)
 	}
 	if c.Kubeconfig != "" && c.KubeInCluster {
 		return errors.New("resolve config: --kubeconfig conflicts with --kube-in-cluster")

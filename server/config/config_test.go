@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -62,12 +63,15 @@ func TestResolve(t *testing.T) {
 		t.Fatalf("socket fallback %q, want /d/kedge.sock", c.Socket)
 	}
 	for name, mod := range map[string]func(*Config){
-		"bad level":         func(c *Config) { c.LogLevel = "loud" },
-		"insecure with tls": func(c *Config) { c.Insecure = true; c.TLSCA = "/ca.pem" },
-		"zero max msg":      func(c *Config) { c.MaxMsgBytes = 0 },
-		"two kube configs":  func(c *Config) { c.Kubeconfig = "/kc"; c.KubeInCluster = true },
-		"memory limit":      func(c *Config) { c.MemoryLimit = "1 GiB" },
-		"tiny memory limit": func(c *Config) { c.MemoryLimit = "1Mi" },
+		"bad level":                     func(c *Config) { c.LogLevel = "loud" },
+		"insecure with tls":             func(c *Config) { c.Insecure = true; c.TLSCA = "/ca.pem" },
+		"zero max msg":                  func(c *Config) { c.MaxMsgBytes = 0 },
+		"two kube configs":              func(c *Config) { c.Kubeconfig = "/kc"; c.KubeInCluster = true },
+		"memory limit":                  func(c *Config) { c.MemoryLimit = "1 GiB" },
+		"tiny memory limit":             func(c *Config) { c.MemoryLimit = "1Mi" },
+		"time slice below the kernel's": func(c *Config) { c.TimeSlice = 50 * time.Microsecond },
+		"time slice above the kernel's": func(c *Config) { c.TimeSlice = time.Second },
+		"negative time slice":           func(c *Config) { c.TimeSlice = -time.Millisecond },
 	} {
 		c := Defaults()
 		mod(&c)
@@ -178,6 +182,33 @@ func TestFlagsDocumented(t *testing.T) {
 	for _, k := range Keys() {
 		if fs.Lookup(k) == nil {
 			t.Errorf("config key %q has no flag", k)
+		}
+	}
+}
+
+// --time-slice takes a duration from a flag or the file; 0 keeps the
+// kernel's default.
+func TestTimeSliceSetting(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "kedge.yaml")
+	if err := os.WriteFile(file, []byte("time-slice: 250us\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 100 * time.Microsecond},
+		{[]string{"--time-slice", "0"}, 0},
+		{[]string{"--time-slice", "2ms"}, 2 * time.Millisecond},
+		{[]string{"--config", file}, 250 * time.Microsecond},
+		{[]string{"--config", file, "--time-slice", "1ms"}, time.Millisecond},
+	} {
+		c, err := Parse(tc.args)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if c.TimeSlice != tc.want {
+			t.Errorf("%v: time slice %s, want %s", tc.args, c.TimeSlice, tc.want)
 		}
 	}
 }
