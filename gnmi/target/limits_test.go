@@ -316,3 +316,39 @@ func TestMidSizeReadWaitsForSlot(t *testing.T) {
 		t.Fatalf("%d slots held after the Get returned, want 0", n)
 	}
 }
+
+// A Get walks at most GetVisits instances, all its paths together: a
+// request that repeats a path (each walk alone is bounded by the tree)
+// ends with RESOURCE_EXHAUSTED naming the limit, and the same paths fewer
+// times read fine.
+func TestGetVisitsBounded(t *testing.T) {
+	const limit = 20_000
+	e := newEnvWith(t, t.TempDir(), storeOpts(), Options{Auth: allow{}, Limits: Limits{GetVisits: limit}})
+	const peers = 1000
+	loadPeers(t, e.st, peers)
+	keys := deepPath(1, "public-key") // every peer's key: a walk over every peer
+	req := func(times int) *gpb.GetRequest {
+		r := &gpb.GetRequest{Encoding: gpb.Encoding_PROTO}
+		for range times {
+			r.Path = append(r.Path, keys)
+		}
+		return r
+	}
+	if _, err := e.get(req(1)); err != nil {
+		t.Fatalf("one walk over %d peers: %v", peers, err)
+	}
+	_, err := e.get(req(200))
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), fmt.Sprint(limit)) ||
+		!strings.Contains(err.Error(), "instances") {
+		t.Fatalf("the walk repeated 200 times: %v, want ResourceExhausted naming %d instances", err, limit)
+	}
+	// A single path past the limit, on a smaller one.
+	small := newEnvWith(t, t.TempDir(), storeOpts(), Options{Auth: allow{}, Limits: Limits{GetVisits: peers / 2}})
+	loadPeers(t, small.st, peers)
+	if _, err := small.get(req(1)); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("one walk over %d peers with a %d-instance limit: %v, want ResourceExhausted", peers, peers/2, err)
+	}
+	if _, err := small.get(&gpb.GetRequest{Path: []*gpb.Path{gp(t, "/kedge/mesh/peers/peer[name=peer7]")}, Encoding: gpb.Encoding_PROTO}); err != nil {
+		t.Fatalf("one peer with a %d-instance limit: %v", peers/2, err)
+	}
+}
