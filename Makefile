@@ -155,12 +155,13 @@ mod-tidy: ## go mod tidy (go.mod, go.sum)
 	$(GO) mod tidy
 
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck, walkcheck (no string walks of the tree) and go mod tidy -diff
+lint: ## gofmt, go vet, staticcheck, walkcheck (no string walks of the tree) and go mod tidy -diff (the pebble comparison module's too)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 	$(GO) run ./yang/cmd/walkcheck $(PKGS)
 	$(GO) mod tidy -diff
+	cd gnmi/store/internal/wal/pebblecmp && $(GO) mod tidy -diff && $(GO) vet ./...
 	@if [ -n "$(PROTOS)" ]; then $(GO) tool buf lint && $(GO) tool buf format --diff --exit-code; fi
 
 .PHONY: posture-test
