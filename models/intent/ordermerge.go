@@ -99,12 +99,14 @@ func cmpBool(a, b bool) int {
 // buffer (grown when fresh needs room) instead of a copy of it. A copy of
 // a 100,000-route order and the clearing of the buffer it left were most
 // of a one-route change while the collector marks: every pointer a copy
-// or clear writes then goes through the write barrier, 2.2-4.2 ms a
-// change against 50 µs between cycles (BenchmarkRouteSingleInto100k's
-// trace). Here only the entries after the first edit move (none for a
-// route that sorts last, none when a changed entry keeps its place), and
-// removed entries are looked up by identity as mergeOrder does; one not
-// in order is ignored.
+// or clear writes then goes through the write barrier, and the intent of
+// a one-route change took 2.2-6.4 ms instead of about 50 µs, enough for a
+// collection among BenchmarkRouteSingleInto100k's Sets to put its p99
+// past 5 ms (its KEDGE_BENCH_TRACE shows it); edited here, 15-22 µs at
+// the median during a cycle, 192 µs at most. Only the entries after the
+// first edit move (none for a route that sorts last, none when a changed
+// entry keeps its place); removed entries are looked up by identity as
+// mergeOrder does, and one not in order is ignored.
 func editOrder[T comparable](order, fresh, removed []T, compare func(a, b T) int) []T {
 	var at []int
 	for _, d := range removed {
