@@ -25,7 +25,8 @@ var processStart = time.Now()
 // setDump records every Set of setEach when KEDGE_BENCH_SETDUMP names a
 // file (appended to, one line a Set: start since the process started,
 // RPC and RPC-to-kernel times, collector cycles completed before and
-// after, and whether a mark phase was running at the start).
+// after; a Set in a cycle that ends after it shows none, so compare the
+// start with gctrace's cycles).
 type setDump struct {
 	f      *os.File
 	sample []metrics.Sample
@@ -65,8 +66,9 @@ func startTrace(b *testing.B, suffix string) func() {
 	if err != nil {
 		b.Fatalf("create trace: %v", err)
 	}
-	// CPU samples land in the trace too (with their goroutine), at a
-	// rate fine enough for a window of a few milliseconds.
+	// CPU samples land in the trace too, with their goroutine. The rate
+	// asked for before StartCPUProfile stays (it prints that it cannot
+	// set its own); the kernel's timer tick may give fewer.
 	runtime.SetCPUProfileRate(2000)
 	if err := pprof.StartCPUProfile(io.Discard); err != nil {
 		b.Fatalf("start cpu profile: %v", err)
