@@ -208,18 +208,29 @@ func procStatusKB(b *testing.B, field string) uint64 {
 // spinning lookup: the waiting must not take the CPU the daemon needs.
 func setEach(b *testing.B, c gpb.GNMIClient, m *monitor, rs []rt) (lat, rpc []time.Duration) {
 	lat, rpc = make([]time.Duration, 0, len(rs)), make([]time.Duration, 0, len(rs))
-	for _, r := range rs {
+	dump := newSetDump(b)
+	var gc0 uint64
+	for i, r := range rs {
 		addr := hostOf(r)
 		req := &gpb.SetRequest{Update: []*gpb.Update{{Path: path(b, r.path()+"/config"), Val: jsonVal([]byte(r.json()))}}}
+		if dump != nil {
+			gc0 = dump.cycles()
+		}
 		t0 := time.Now()
+		traceMark("set", i)
 		if _, err := c.Set(rpcCtx(b), req); err != nil {
 			b.Fatalf("set: %v", err)
 		}
 		rpc = append(rpc, time.Since(t0))
+		traceMark("rpc", i)
 		m.until(b, func(u netlink.RouteUpdate) bool {
 			return u.Type == unix.RTM_NEWROUTE && u.Dst != nil && u.Dst.IP.String() == addr
 		})
 		lat = append(lat, time.Since(t0))
+		traceMark("kernel", i)
+		if dump != nil {
+			dump.record(i, t0, rpc[i], lat[i], gc0, dump.cycles())
+		}
 	}
 	return lat, rpc
 }
@@ -303,7 +314,10 @@ func BenchmarkRouteSingleInto100k(b *testing.B) {
 				s, _ := entryState(b, c, all[base-1].path())
 				return s == "installed"
 			})
-			lat, rpc := setEach(b, c, ns.monitor(b), all[base:])
+			m := ns.monitor(b)
+			stopTrace := startTrace(b, fmt.Sprintf(".%d", base))
+			lat, rpc := setEach(b, c, m, all[base:])
+			stopTrace()
 			stop()
 			fs := fsyncLatency(b, dir, n)
 			b.ReportMetric(ms(percentile(rpc, 0.5)), fmt.Sprintf("table%d-set-rpc-p50-ms", base))

@@ -560,6 +560,13 @@ func (c *aftCache) reorder(fresh []*aftCached) {
 	if !slices.IsSortedFunc(fresh, compareAFTCached) {
 		slices.SortFunc(fresh, compareAFTCached)
 	}
+	if len(fresh)+len(c.removed) <= len(c.order)/16 {
+		// A few changes: edited in place, as the route cache's (editOrder).
+		c.order = editOrder(c.order, fresh, c.removed, compareAFTCached)
+		clear(c.removed)
+		c.removed = c.removed[:0]
+		return
+	}
 	out := mergeOrder(c.spare, c.order, fresh, c.removed, func(e *aftCached) bool { return e.dropped }, compareAFTCached)
 	clear(c.removed)
 	c.removed = c.removed[:0]

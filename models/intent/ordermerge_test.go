@@ -61,6 +61,59 @@ func TestMergeOrderMatchesSortedMerge(t *testing.T) {
 	}
 }
 
+// TestEditOrderMatchesMergeOrder: editOrder, which edits the order in
+// its own buffer, gives what mergeOrder gives for the same few changes:
+// fresh entries after every entry of their key, some of them sorting
+// last, removed ones (some not in the order) gone, a removed entry
+// replaced by one of its key, and the buffer past the result cleared.
+func TestEditOrderMatchesMergeOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 6))
+	compare := func(a, b *mergeItem) int { return cmp.Compare(a.key, b.key) }
+	for i := range 5000 {
+		id := 0
+		item := func(span int) *mergeItem { id++; return &mergeItem{key: r.IntN(span), id: id} }
+		span := 1 + r.IntN(300)
+		order := make([]*mergeItem, r.IntN(200), 200+r.IntN(10))
+		for j := range order {
+			order[j] = item(span)
+		}
+		slices.SortStableFunc(order, compare)
+		var fresh, removed []*mergeItem
+		for range []int{0, 1, 1, 2, r.IntN(6)}[r.IntN(5)] {
+			fresh = append(fresh, item(span+r.IntN(2)*span)) // some after every entry
+		}
+		if len(order) > 0 {
+			for range []int{0, 0, 1, 2, r.IntN(6)}[r.IntN(5)] {
+				e := order[r.IntN(len(order))]
+				if !slices.Contains(removed, e) {
+					removed = append(removed, e)
+				}
+			}
+			if len(removed) == 1 && len(fresh) == 1 && r.IntN(2) == 0 {
+				fresh[0].key = removed[0].key // a changed entry
+			}
+		}
+		if r.IntN(8) == 0 {
+			removed = append(removed, item(span)) // not in the order
+		}
+		slices.SortStableFunc(fresh, compare)
+		for _, e := range removed {
+			e.gone = true
+		}
+		want := mergeOrder(nil, order, fresh, removed, func(e *mergeItem) bool { return e.gone }, compare)
+		before := len(order)
+		got := editOrder(order, fresh, removed, compare)
+		if !slices.Equal(got, want) {
+			t.Fatalf("case %d (%d in order, %d fresh, %d removed): edited order differs", i, before, len(fresh), len(removed))
+		}
+		for _, e := range got[len(got):cap(got)][:max(0, before-len(got))] {
+			if e != nil {
+				t.Fatalf("case %d: the buffer past the order keeps an entry", i)
+			}
+		}
+	}
+}
+
 // TestSameKeyIsKeyEquality: sameKey agrees with comparing the sort keys,
 // over IPv4, IPv6, IPv4-mapped and invalid destinations, tables 0 and 254.
 func TestSameKeyIsKeyEquality(t *testing.T) {

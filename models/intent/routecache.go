@@ -404,6 +404,14 @@ func (c *RouteCache) reorder(fresh []*cachedRoute) {
 	order := sortOrder(len(fresh), func(i int) (netip.Prefix, uint32) { return fresh[i].rt.dst, fresh[i].rt.table },
 		func(i, j int) int { return compareOrigin(fresh[i].origin(), fresh[j].origin()) })
 	permute(order, func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
+	if len(fresh)+len(c.dropped) <= len(c.order)/16 {
+		// A few changes (a one-route Set): edited in place, not copied
+		// into the spare buffer, which a collection makes slow (editOrder).
+		c.order = editOrder(c.order, fresh, c.dropped, compareCached)
+		clear(c.dropped)
+		c.dropped = c.dropped[:0]
+		return
+	}
 	out := mergeOrder(c.spare, c.order, fresh, c.dropped, func(e *cachedRoute) bool { return e.dropped }, compareCached)
 	clear(c.dropped)
 	c.dropped = c.dropped[:0]
