@@ -258,14 +258,17 @@ func (c *Config) load(path string) error {
 		}
 		seen[kn.Value] = true
 		if err := vn.Decode(f.Addr().Interface()); err != nil {
-			return fmt.Errorf("parse config %s: line %d: key %q wants %s", path, vn.Line, kn.Value, kindName(f.Kind()))
+			return fmt.Errorf("parse config %s: line %d: key %q wants %s", path, vn.Line, kn.Value, kindName(f.Type()))
 		}
 	}
 	return nil
 }
 
-func kindName(k reflect.Kind) string {
-	switch k {
+func kindName(t reflect.Type) string {
+	if t == reflect.TypeFor[time.Duration]() {
+		return "a duration such as 100us, 2ms or 30s"
+	}
+	switch t.Kind() {
 	case reflect.Bool:
 		return "true or false"
 	case reflect.Int:

@@ -102,6 +102,8 @@ func TestConfigFileErrors(t *testing.T) {
 		{"unknown key", "listen: 127.0.0.1:1\nlisten-adress: x\n",
 			[]string{file, "line 2", `unknown key "listen-adress"`, "known keys: bpf-pin-dir, data-dir,"}},
 		{"wrong kind", "max-msg-bytes: lots\n", []string{file, "line 1", `key "max-msg-bytes" wants a whole number`}},
+		{"not a duration", "gc-percent: 150\ntime-slice: lots\n", []string{file, "line 2", `key "time-slice" wants a duration such as 100us`}},
+		{"not a drain duration", "shellstream-drain: [1]\n", []string{file, "line 1", `key "shellstream-drain" wants a duration`}},
 		{"bool", "insecure: maybe\n", []string{file, `key "insecure" wants true or false`}},
 		{"twice", "listen: a\nlisten: b\n", []string{file, "line 2", `key "listen" is set twice`}},
 		{"not a mapping", "- listen\n", []string{file, "line 1", "want a mapping"}},
