@@ -13,7 +13,9 @@ import (
 // 100,000-route Set's commit before its first routes can reach the
 // backend: Observe of the commit's changes, then the first part of the
 // change set (1,024 entries with the daemon's Chunk, 8,192), and every
-// part.
+// part; and after it, Observe of the reconciler's own state write that
+// follows (a status on each route), which the first Set after the load
+// waits behind.
 func BenchmarkObserveBulk(b *testing.B) {
 	const n = 100_000
 	schema, err := yang.Schema()
@@ -80,6 +82,48 @@ func BenchmarkObserveBulk(b *testing.B) {
 			if err != nil || put != n {
 				b.Fatalf("%d routes put, err %v", put, err)
 			}
+		}
+	})
+	b.Run("observe-state", func(b *testing.B) {
+		// The reconciler's own state write after the Set (a status on
+		// every route, one commit), observed by a cache that has read
+		// every part: what the first Set after a bulk load waits for.
+		// A tree of its own, so that -count runs it again.
+		tr, changes := buildChanges(b, ls)
+		c := empty(b)
+		c.Observe(2, false, changes)
+		set, err := c.Changes(tr, acc, 2)
+		for err == nil && set.Delta != nil && set.Next != nil {
+			set.Release()
+			set, err = set.Next()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		tx, err := tr.Begin(true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := netip.MustParseAddr("10.128.0.1")
+		for range n {
+			p, err := tree.ParsePath("/kedge/routes/route[prefix=" + a.String() + "/32][table=254]/state/status")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Update(p, s("installed")); err != nil {
+				b.Fatal(err)
+			}
+			a = a.Next()
+		}
+		stateChanges := tx.Changes()
+		tx.Commit()
+		if len(stateChanges) != n {
+			b.Fatalf("%d state changes, want %d", len(stateChanges), n)
+		}
+		seq := uint64(3)
+		for b.Loop() {
+			c.Observe(seq, true, stateChanges)
+			seq++
 		}
 	})
 }
