@@ -111,7 +111,7 @@ type stateWriter struct {
 	written *stateRecord
 	ops     []store.Op
 	n       int // entries put
-	aft     aftWrites
+	ew      stateWrites
 }
 
 func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
@@ -150,13 +150,7 @@ func (w *stateWriter) put(k stateKey, v stateVal, stated bool) {
 		}
 		return
 	}
-	st := kedgepath.Root().Kedge().Routes().Route(k.a, k.table).State()
-	w.ops = append(w.ops, store.Update(st.Status(), kedgepath.RouteStatus(v.status)))
-	if v.reason != "" {
-		w.ops = append(w.ops, store.Update(st.Reason(), v.reason))
-	} else if dropReason {
-		w.ops = append(w.ops, store.Delete(st.Reason()))
-	}
+	w.routeOp(k, v, dropReason)
 }
 
 // stateOps returns the state operations that bring the tree's route and
@@ -387,28 +381,45 @@ var (
 	aftHopState   = aftHops.NextHopBelow().State()
 )
 
+// The /kedge/routes list and its entries' state container relative to
+// the entry, built once.
+var (
+	routeList  = kedgepath.Root().Kedge().Routes()
+	routeState = routeList.RouteBelow().State()
+)
+
+// routeOp adds the operation writing a /kedge/routes entry's status and
+// reason, one store.Keyed operation as aftOp's are: a path with a key map
+// for each leaf cost 7 allocations a route and 0.4 KB
+// (BenchmarkRouteStateNew).
+func (w *stateWriter) routeOp(k stateKey, v stateVal, dropReason bool) {
+	r := routeList.RouteRef(k.a, k.table)
+	w.ops = append(w.ops, entryStateOp(&w.ew, w.ew.routeEntryKey(&r), w.ew.routeStatusVal(kedgepath.RouteStatus(v.status)),
+		routeState.Status(), routeState.Reason, v, dropReason))
+}
+
 // aftOp adds the operation writing a /kedge/aft entry's status (the
 // routes' statuses share their names with aft-status) and reason: one
 // store.Keyed operation, so the commit finds the entry once for both
 // leaves instead of once per leaf from the root, by its typed key rather
 // than a path with a key map. A bulk load writes 100,000 entries' status,
 // so what each costs counts: only the leaf paths written are used, and
-// the status values are shared (see aftWrites).
+// the status values are shared (see stateWrites).
 func (w *stateWriter) aftOp(k stateKey, v stateVal, dropReason bool) {
 	var op store.Op
 	switch k.aft {
 	case intent.AFTIPv4:
 		r := aftV4Entries.Ipv4EntryRef(k.a)
-		op = aftEntryOp(&w.aft, k.aft, w.aft.ipEntryKey(&r), aftV4State.Status(), aftV4State.Reason, v, dropReason)
+		op = aftEntryOp(&w.ew, k.aft, w.ew.ipEntryKey(&r), aftV4State.Status(), aftV4State.Reason, v, dropReason)
 	case intent.AFTIPv6:
 		r := aftV6Entries.Ipv6EntryRef(k.a)
-		op = aftEntryOp(&w.aft, k.aft, w.aft.ipEntryKey(&r), aftV6State.Status(), aftV6State.Reason, v, dropReason)
+		op = aftEntryOp(&w.ew, k.aft, w.ew.ipEntryKey(&r), aftV6State.Status(), aftV6State.Reason, v, dropReason)
 	case intent.AFTNextHopGroup:
 		r := aftGroups.NextHopGroupRef(k.id)
-		op = aftEntryOp(&w.aft, k.aft, store.EntryKeyOf(&r), aftGroupState.Status(), aftGroupState.Reason, v, dropReason)
+		op = aftEntryOp(&w.ew, k.aft, store.EntryKeyOf(&r), aftGroupState.Status(), aftGroupState.Reason, v, dropReason)
 	default:
 		r := aftHops.NextHopRef(k.id)
-		op = aftEntryOp(&w.aft, k.aft, store.EntryKeyOf(&r), aftHopState.Status(), aftHopState.Reason, v, dropReason)
+		op = aftEntryOp(&w.ew, k.aft, store.EntryKeyOf(&r), aftHopState.Status(), aftHopState.Reason, v, dropReason)
 	}
 	w.ops = append(w.ops, op)
 }
@@ -419,14 +430,21 @@ func (w *stateWriter) aftOp(k stateKey, v stateVal, dropReason bool) {
 // has the effect of store.Keyed(r, store.Set(status, v.status),
 // reasonOp(reason(), v.reason)), which TestAFTStateEntryOps holds it to
 // (as the per-leaf writes), with its leaf writes taken from aw.
-func aftEntryOp[S store.SplitLeaf[kedgepath.AftStatus], R store.SplitLeaf[string]](aw *aftWrites, kind intent.AFTKind,
+func aftEntryOp[S store.SplitLeaf[kedgepath.AftStatus], R store.SplitLeaf[string]](aw *stateWrites, kind intent.AFTKind,
 	key *tree.EntryKey, status S, reason func() R, v stateVal, dropReason bool) store.Op {
+	return entryStateOp(aw, key, statusVal(aw, kind, kedgepath.AftStatus(v.status), status), status, reason, v, dropReason)
+}
+
+// entryStateOp is aftEntryOp's operation for any list whose entries have
+// a status and a reason, with the status leaf's value given (val).
+func entryStateOp[S store.SplitPath, R store.SplitLeaf[string]](aw *stateWrites, key *tree.EntryKey, val *gpb.TypedValue,
+	status S, reason func() R, v stateVal, dropReason bool) store.Op {
 	n := 1
 	if v.reason != "" || dropReason {
 		n = 2
 	}
 	ws := aw.Take(n)
-	ws[0] = tree.EntryWrite{Val: statusVal(aw, kind, kedgepath.AftStatus(v.status), status)}
+	ws[0] = tree.EntryWrite{Val: val}
 	ws[0].Path, ws[0].Relative = store.KeyedLeafPath(status)
 	if n == 2 {
 		rp := reason()
@@ -440,18 +458,57 @@ func aftEntryOp[S store.SplitLeaf[kedgepath.AftStatus], R store.SplitLeaf[string
 	return store.Op{Kind: store.OpEntry, Key: key, Leaves: ws}
 }
 
-// aftWrites hands out the leaf writes of one state commit's /kedge/aft
+// stateWrites hands out the leaf writes of one state commit's /kedge/aft
 // entry operations from chunks rather than one allocation per entry, and
 // keeps the last status value of each list, which the entries of a bulk
 // load, nearly all of one status, share (the tree decodes a value and
 // keeps none of it).
-type aftWrites struct {
+type stateWrites struct {
 	tree.EntryWrites
-	keys []ipKey // the rest of the chunk ipEntryKey hands keys out of
-	last [5]struct {
+	keys      []ipKey        // the rest of the chunk ipEntryKey hands keys out of
+	routeKeys []routeTreeKey // the rest of the chunk routeEntryKey hands keys out of
+	last      [5]struct {
 		status kedgepath.AftStatus
 		val    *gpb.TypedValue
 	}
+	lastRoute struct {
+		status kedgepath.RouteStatus
+		val    *gpb.TypedValue
+	}
+}
+
+// routeTreeKey is a /kedge/routes entry's tree key and its two values.
+type routeTreeKey struct {
+	k   tree.EntryKey
+	val [2]tree.Value
+}
+
+// routeEntryKey returns the tree's key of the /kedge/routes entry r
+// names (prefix and table), the one store.EntryKeyOf returns
+// (TestRouteStateEntryOps holds the operations to the per-leaf writes),
+// from a chunk, as ipEntryKey does.
+func (aw *stateWrites) routeEntryKey(r *kedgepath.EntryRef) *tree.EntryKey {
+	if r.NumKeys() != 2 || r.Key(0).Kind != kedgepath.KeyText || r.Key(1).Kind != kedgepath.KeyUint {
+		return store.EntryKeyOf(r)
+	}
+	if len(aw.routeKeys) == 0 {
+		aw.routeKeys = make([]routeTreeKey, ipKeyChunk)
+	}
+	rk := &aw.routeKeys[0]
+	aw.routeKeys = aw.routeKeys[1:]
+	rk.val = [2]tree.Value{tree.String(r.Key(0).Text), tree.Uint(r.Key(1).Uint)}
+	rk.k = tree.EntryKey{Parent: r.Parent(), List: r.List(), Names: r.KeyNames(), Keys: rk.val[:]}
+	return &rk.k
+}
+
+// routeStatusVal is routeState's status value for status, shared with
+// the entries written before it with the same status.
+func (aw *stateWrites) routeStatusVal(status kedgepath.RouteStatus) *gpb.TypedValue {
+	l := &aw.lastRoute
+	if l.val == nil || l.status != status {
+		l.status, l.val = status, routeState.Status().Val(status)
+	}
+	return l.val
 }
 
 // ipKey is an IP entry's tree key and its one value.
@@ -468,7 +525,7 @@ const ipKeyChunk = 512
 // the per-leaf writes), from a chunk: EntryKeyOf allocates each key
 // apart, 100,000 times for a bulk load's state. An IP entry's one key is
 // its prefix, text.
-func (aw *aftWrites) ipEntryKey(r *kedgepath.EntryRef) *tree.EntryKey {
+func (aw *stateWrites) ipEntryKey(r *kedgepath.EntryRef) *tree.EntryKey {
 	if r.NumKeys() != 1 || r.Key(0).Kind != kedgepath.KeyText {
 		return store.EntryKeyOf(r)
 	}
@@ -484,7 +541,7 @@ func (aw *aftWrites) ipEntryKey(r *kedgepath.EntryRef) *tree.EntryKey {
 
 // statusVal returns leaf p's value for status, shared with the entries of
 // the same list written before it with the same status.
-func statusVal[S store.Leaf[kedgepath.AftStatus]](aw *aftWrites, kind intent.AFTKind, status kedgepath.AftStatus, p S) *gpb.TypedValue {
+func statusVal[S store.Leaf[kedgepath.AftStatus]](aw *stateWrites, kind intent.AFTKind, status kedgepath.AftStatus, p S) *gpb.TypedValue {
 	if int(kind) >= len(aw.last) {
 		return p.Val(status)
 	}

@@ -71,3 +71,59 @@ func BenchmarkAFTStateNew(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRouteState is BenchmarkAFTState for /kedge/routes: the state
+// the route applier writes after a gNMI bulk load's 100,000 routes are
+// in, built and committed in one commit, every status flipped each round.
+func BenchmarkRouteState(b *testing.B) {
+	const n = 100_000
+	st := yangtest.Store(b)
+	keys := make([]stateKey, n)
+	ops := make([]store.Op, 0, 3*n)
+	a := netip.MustParseAddr("10.128.0.0")
+	for i := range keys {
+		p := netip.PrefixFrom(a, 32).String()
+		keys[i] = stateKey{a: p, table: 254}
+		c := kedgepath.Root().Kedge().Routes().Route(p, 254).Config()
+		ops = append(ops, store.Update(c.Prefix(), p), store.Update(c.Table(), 254), store.Update(c.Device(), "eth0"))
+		a = a.Next()
+	}
+	if _, err := st.Commit(context.Background(), ops); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	vals := [2]stateVal{{status: statusInstalled}, {statusFailed, "no route to 192.0.2.1"}}
+	written := newStateRecord(0)
+	for i := 0; b.Loop(); i++ {
+		w := &stateWriter{written: written}
+		v := vals[i%2]
+		for _, k := range keys {
+			w.put(k, v, i > 0)
+		}
+		if _, err := st.CommitState(ctx, w.ops); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRouteStateNew is BenchmarkAFTStateNew for /kedge/routes: the
+// puts alone for a bulk load's 100,000 new routes.
+func BenchmarkRouteStateNew(b *testing.B) {
+	const n = 100_000
+	keys := make([]stateKey, n)
+	a := netip.MustParseAddr("10.128.0.0")
+	for i := range keys {
+		keys[i] = stateKey{a: netip.PrefixFrom(a, 32).String(), table: 254}
+		a = a.Next()
+	}
+	v := stateVal{status: statusInstalled}
+	for b.Loop() {
+		w := &stateWriter{written: newStateRecord(n), ops: make([]store.Op, 0, n)}
+		for _, k := range keys {
+			w.put(k, v, false)
+		}
+		if len(w.ops) != n {
+			b.Fatalf("%d operations, want %d", len(w.ops), n)
+		}
+	}
+}

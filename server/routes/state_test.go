@@ -198,3 +198,109 @@ func TestAFTStateEntryGone(t *testing.T) {
 		t.Errorf("next hop holds %q, want failed", got)
 	}
 }
+
+// TestRouteStateEntryOps is TestAFTStateEntryOps for /kedge/routes: the
+// writer's one entry operation a route (routeOp) changes the tree as the
+// status and reason written leaf by leaf through the routes' typed paths
+// do, for routes in two tables, the same status values shared between
+// entries, across reasons set, kept and deleted.
+func TestRouteStateEntryOps(t *testing.T) {
+	stores := [2]*store.Store{yangtest.Store(t), yangtest.Store(t)}
+	keys := []stateKey{{a: "198.51.100.0/24", table: 254}, {a: "2001:db8::/64", table: 254}, {a: "198.51.100.0/24", table: 100}}
+	for _, st := range stores {
+		var ops []store.Op
+		for _, k := range keys {
+			c := kedgepath.Root().Kedge().Routes().Route(k.a, k.table).Config()
+			ops = append(ops, store.Update(c.Prefix(), k.a), store.Update(c.Table(), k.table), store.Update(c.Device(), "eth0"))
+		}
+		if _, err := st.Commit(context.Background(), ops); err != nil {
+			t.Fatalf("commit the routes: %v", err)
+		}
+	}
+	leafSt, entrySt := stores[0], stores[1]
+	steps := []struct {
+		v    stateVal
+		drop bool
+	}{
+		{stateVal{statusPending, "not applied yet"}, false},
+		{stateVal{status: statusInstalled}, true}, // the reason deleted
+		{stateVal{status: statusInstalled}, false},
+		{stateVal{statusFailed, "no route to 192.0.2.1"}, false},
+		{stateVal{statusFailed, "another reason"}, false},
+		{stateVal{statusWithheld, "level 1"}, false},
+		{stateVal{status: statusInstalled}, true},
+		{stateVal{status: statusInstalled}, true}, // deleting what is gone
+		{stateVal{status: statusPending}, false},
+	}
+	for i, s := range steps {
+		var leafOps []store.Op
+		w := &stateWriter{written: newStateRecord(0)}
+		for _, k := range keys {
+			st := kedgepath.Root().Kedge().Routes().Route(k.a, k.table).State()
+			leafOps = append(leafOps, store.Update(st.Status(), kedgepath.RouteStatus(s.v.status)))
+			if s.v.reason != "" || s.drop {
+				leafOps = append(leafOps, reasonOp(st.Reason(), s.v.reason))
+			}
+			w.routeOp(k, s.v, s.drop)
+		}
+		if len(w.ops) != len(keys) {
+			t.Fatalf("step %d: %d operations for %d routes, want one each", i, len(w.ops), len(keys))
+		}
+		lc, err := leafSt.CommitState(context.Background(), leafOps)
+		if err != nil {
+			t.Fatalf("step %d: per-leaf state: %v", i, err)
+		}
+		ec, err := entrySt.CommitState(context.Background(), w.ops)
+		if err != nil {
+			t.Fatalf("step %d: entry state: %v", i, err)
+		}
+		if d := cmp.Diff(changeList(lc), changeList(ec)); d != "" {
+			t.Errorf("step %d (%+v): entry operations changed the tree otherwise (-per leaf +entry):\n%s", i, s, d)
+		}
+		for _, k := range keys {
+			st := kedgepath.Root().Kedge().Routes().Route(k.a, k.table).State()
+			var got [2]string
+			entrySt.Read(func(tr *tree.Tree) error {
+				for j, p := range [2]store.Path{st.Status(), st.Reason()} {
+					if tgt, ok, _ := tr.Lookup(p.Elems()); ok && tgt.Node != nil {
+						got[j] = tgt.In.Leaf(tgt.Node).Str()
+					}
+				}
+				return nil
+			})
+			if got[0] != s.v.status || s.v.reason != "" && got[1] != s.v.reason || s.drop && got[1] != "" {
+				t.Errorf("step %d: %+v holds %q, want status %q reason %q", i, k, got, s.v.status, s.v.reason)
+			}
+		}
+	}
+	// Statuses that differ from one route to the next in one commit: the
+	// shared status value follows.
+	mixed := []stateVal{{status: statusInstalled}, {statusFailed, "no such device"}, {status: statusWithheld}}
+	w := &stateWriter{written: newStateRecord(0)}
+	for i, k := range keys {
+		w.routeOp(k, mixed[i], true)
+	}
+	if _, err := entrySt.CommitState(context.Background(), w.ops); err != nil {
+		t.Fatalf("mixed state: %v", err)
+	}
+	for i, k := range keys {
+		st := kedgepath.Root().Kedge().Routes().Route(k.a, k.table).State()
+		var got string
+		entrySt.Read(func(tr *tree.Tree) error {
+			if tgt, ok, _ := tr.Lookup(st.Status().Elems()); ok && tgt.Node != nil {
+				got = tgt.In.Leaf(tgt.Node).Str()
+			}
+			return nil
+		})
+		if got != mixed[i].status {
+			t.Errorf("mixed: %+v holds status %q, want %q", k, got, mixed[i].status)
+		}
+	}
+	// A route that is not in the tree is an error, as its leaf writes
+	// were (TestRouteStateEntryGone relies on it).
+	w = &stateWriter{written: newStateRecord(0)}
+	w.routeOp(stateKey{a: "203.0.113.0/24", table: 254}, stateVal{status: statusInstalled}, false)
+	if _, err := entrySt.CommitState(context.Background(), w.ops); err == nil {
+		t.Error("state of a missing route committed")
+	}
+}

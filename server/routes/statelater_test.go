@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
 	"github.com/guildhouse-co/kedge/dataplane/route"
 	"github.com/guildhouse-co/kedge/dataplane/route/routetest"
 	"github.com/guildhouse-co/kedge/gnmi/store"
@@ -169,17 +171,17 @@ func TestReasonDroppedBeforeItsStateLands(t *testing.T) {
 			t.Fatalf("%d state commits, want 3", len(st.ops))
 		}
 		var reasons []string
-		for _, op := range st.ops[1] {
-			if n := op.Path[len(op.Path)-1].GetName(); n == "reason" && op.Kind == store.OpUpdate {
-				reasons = append(reasons, op.Val.GetStringVal())
+		for _, w := range leafWritesOf(st.ops[1]) {
+			if w.name == "reason" && !w.del {
+				reasons = append(reasons, w.val.GetStringVal())
 			}
 		}
 		if len(reasons) != 1 {
 			t.Fatalf("the failure's state wrote reasons %q, want one", reasons)
 		}
 		dropped := false
-		for _, op := range st.ops[2] {
-			if op.Path[len(op.Path)-1].GetName() == "reason" && op.Kind == store.OpDelete {
+		for _, w := range leafWritesOf(st.ops[2]) {
+			if w.name == "reason" && w.del {
 				dropped = true
 			}
 		}
@@ -187,4 +189,27 @@ func TestReasonDroppedBeforeItsStateLands(t *testing.T) {
 			t.Errorf("the set installing the route again left its reason %q in place: %d operations, none deleting it", reasons[0], len(st.ops[2]))
 		}
 	})
+}
+
+// leafWrite is one leaf an operation of a state commit writes or deletes.
+type leafWrite struct {
+	name string
+	del  bool
+	val  *gpb.TypedValue
+}
+
+// leafWritesOf lists the leaves ops write, whether each is its own
+// operation or one of an entry operation's (OpEntry).
+func leafWritesOf(ops []store.Op) []leafWrite {
+	var out []leafWrite
+	for _, op := range ops {
+		if op.Kind == store.OpEntry {
+			for _, w := range op.Leaves {
+				out = append(out, leafWrite{w.Path[len(w.Path)-1].GetName(), w.Delete, w.Val})
+			}
+			continue
+		}
+		out = append(out, leafWrite{op.Path[len(op.Path)-1].GetName(), op.Kind == store.OpDelete, op.Val})
+	}
+	return out
 }
