@@ -18,13 +18,18 @@ type EntryWrite struct {
 	Relative bool
 }
 
-// EntryWrites hands out leaf writes from chunks of entryWriteChunk, so
-// that a bulk writer (gRIBI's entries, the route state of a bulk load)
-// makes one allocation per chunk rather than one per entry. A write taken
-// is the writer's: the chunk is never reused.
-type EntryWrites struct{ slab []EntryWrite }
+// EntryWrites hands out leaf writes from chunks, so that a bulk writer
+// (gRIBI's entries, the route state of a bulk load) makes one allocation
+// per chunk rather than one per entry. The chunks start small and double
+// up to entryWriteChunk: a writer of one entry's state (a one-route Set)
+// would otherwise allocate 20 KB for its one or two writes. A write
+// taken is the writer's: the chunk is never reused.
+type EntryWrites struct {
+	slab []EntryWrite
+	size int // the last chunk's
+}
 
-// entryWriteChunk is how many leaf writes a chunk holds.
+// entryWriteChunk is how many leaf writes a chunk holds at most.
 const entryWriteChunk = 512
 
 // Take returns n zeroed leaf writes.
@@ -33,7 +38,8 @@ func (w *EntryWrites) Take(n int) []EntryWrite {
 		return make([]EntryWrite, n)
 	}
 	if len(w.slab) < n {
-		w.slab = make([]EntryWrite, entryWriteChunk)
+		w.size = min(max(2*w.size, 4, n), entryWriteChunk)
+		w.slab = make([]EntryWrite, w.size)
 	}
 	ws := w.slab[:n:n]
 	w.slab = w.slab[n:]

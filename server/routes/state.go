@@ -465,8 +465,8 @@ func entryStateOp[S store.SplitPath, R store.SplitLeaf[string]](aw *stateWrites,
 // keeps none of it).
 type stateWrites struct {
 	tree.EntryWrites
-	keys      []ipKey        // the rest of the chunk ipEntryKey hands keys out of
-	routeKeys []routeTreeKey // the rest of the chunk routeEntryKey hands keys out of
+	keys      keySlab[ipKey]        // ipEntryKey's
+	routeKeys keySlab[routeTreeKey] // routeEntryKey's
 	last      [5]struct {
 		status kedgepath.AftStatus
 		val    *gpb.TypedValue
@@ -491,11 +491,7 @@ func (aw *stateWrites) routeEntryKey(r *kedgepath.EntryRef) *tree.EntryKey {
 	if r.NumKeys() != 2 || r.Key(0).Kind != kedgepath.KeyText || r.Key(1).Kind != kedgepath.KeyUint {
 		return store.EntryKeyOf(r)
 	}
-	if len(aw.routeKeys) == 0 {
-		aw.routeKeys = make([]routeTreeKey, ipKeyChunk)
-	}
-	rk := &aw.routeKeys[0]
-	aw.routeKeys = aw.routeKeys[1:]
+	rk := aw.routeKeys.take()
 	rk.val = [2]tree.Value{tree.String(r.Key(0).Text), tree.Uint(r.Key(1).Uint)}
 	rk.k = tree.EntryKey{Parent: r.Parent(), List: r.List(), Names: r.KeyNames(), Keys: rk.val[:]}
 	return &rk.k
@@ -517,8 +513,27 @@ type ipKey struct {
 	val [1]tree.Value
 }
 
-// ipKeyChunk is how many IP entry keys a chunk holds.
-const ipKeyChunk = 512
+// keyChunk is how many entry keys a chunk holds at most.
+const keyChunk = 512
+
+// keySlab hands out entry keys from chunks that start small and double
+// up to keyChunk: a bulk load's 100,000 keys take a few hundred
+// allocations, a one-route Set's state one small one (a whole chunk was
+// 61 KB of a one-route Set's 125).
+type keySlab[T any] struct {
+	free []T
+	size int // the last chunk's
+}
+
+func (s *keySlab[T]) take() *T {
+	if len(s.free) == 0 {
+		s.size = min(max(2*s.size, 4), keyChunk)
+		s.free = make([]T, s.size)
+	}
+	p := &s.free[0]
+	s.free = s.free[1:]
+	return p
+}
 
 // ipEntryKey returns the tree's key of the IP entry r names, the one
 // store.EntryKeyOf returns (TestAFTStateEntryOps holds the operations to
@@ -529,11 +544,7 @@ func (aw *stateWrites) ipEntryKey(r *kedgepath.EntryRef) *tree.EntryKey {
 	if r.NumKeys() != 1 || r.Key(0).Kind != kedgepath.KeyText {
 		return store.EntryKeyOf(r)
 	}
-	if len(aw.keys) == 0 {
-		aw.keys = make([]ipKey, ipKeyChunk)
-	}
-	ik := &aw.keys[0]
-	aw.keys = aw.keys[1:]
+	ik := aw.keys.take()
 	ik.val[0] = tree.String(r.Key(0).Text)
 	ik.k = tree.EntryKey{Parent: r.Parent(), List: r.List(), Names: r.KeyNames(), Keys: ik.val[:]}
 	return &ik.k
