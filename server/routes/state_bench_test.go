@@ -29,22 +29,7 @@ func BenchmarkAFTState(b *testing.B) {
 		ops = append(ops, store.Update(c.Prefix(), p), store.Update(c.NextHopGroup(), 1))
 		a = a.Next()
 	}
-	if _, err := st.Commit(context.Background(), ops); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	vals := [2]stateVal{{status: statusInstalled}, {statusFailed, "no route to 192.0.2.1"}}
-	written := newStateRecord(0)
-	for i := 0; b.Loop(); i++ {
-		w := &stateWriter{written: written}
-		v := vals[i%2]
-		for _, k := range keys {
-			w.put(k, v, i > 0)
-		}
-		if _, err := st.CommitState(ctx, w.ops); err != nil {
-			b.Fatal(err)
-		}
-	}
+	flipStates(b, st, ops, keys)
 }
 
 // BenchmarkAFTStateNew times the state writer's operations for a bulk
@@ -88,22 +73,7 @@ func BenchmarkRouteState(b *testing.B) {
 		ops = append(ops, store.Update(c.Prefix(), p), store.Update(c.Table(), 254), store.Update(c.Device(), "eth0"))
 		a = a.Next()
 	}
-	if _, err := st.Commit(context.Background(), ops); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	vals := [2]stateVal{{status: statusInstalled}, {statusFailed, "no route to 192.0.2.1"}}
-	written := newStateRecord(0)
-	for i := 0; b.Loop(); i++ {
-		w := &stateWriter{written: written}
-		v := vals[i%2]
-		for _, k := range keys {
-			w.put(k, v, i > 0)
-		}
-		if _, err := st.CommitState(ctx, w.ops); err != nil {
-			b.Fatal(err)
-		}
-	}
+	flipStates(b, st, ops, keys)
 }
 
 // BenchmarkRouteStateNew is BenchmarkAFTStateNew for /kedge/routes: the
@@ -124,6 +94,28 @@ func BenchmarkRouteStateNew(b *testing.B) {
 		}
 		if len(w.ops) != n {
 			b.Fatalf("%d operations, want %d", len(w.ops), n)
+		}
+	}
+}
+
+// flipStates commits ops (the entries' config), then times writing and
+// committing every entry's state in one commit, each round flipping
+// every status between installed and failed with a reason.
+func flipStates(b *testing.B, st *store.Store, ops []store.Op, keys []stateKey) {
+	if _, err := st.Commit(context.Background(), ops); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	vals := [2]stateVal{{status: statusInstalled}, {statusFailed, "no route to 192.0.2.1"}}
+	written := newStateRecord(0)
+	for i := 0; b.Loop(); i++ {
+		w := &stateWriter{written: written}
+		v := vals[i%2]
+		for _, k := range keys {
+			w.put(k, v, i > 0)
+		}
+		if _, err := st.CommitState(ctx, w.ops); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

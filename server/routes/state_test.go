@@ -82,6 +82,23 @@ func changeList(c *store.Commit) []string {
 	return out
 }
 
+// entryOpSteps are the states the entry-operation tests write in turn:
+// reasons set, changed, kept, deleted and deleted again when gone.
+var entryOpSteps = []struct {
+	v    stateVal
+	drop bool
+}{
+	{stateVal{statusPending, "not applied yet"}, false},
+	{stateVal{status: statusInstalled}, true}, // the reason deleted
+	{stateVal{status: statusInstalled}, false},
+	{stateVal{statusFailed, "no route to 192.0.2.1"}, false},
+	{stateVal{statusFailed, "another reason"}, false},
+	{stateVal{statusWithheld, "level 1"}, false},
+	{stateVal{status: statusInstalled}, true},
+	{stateVal{status: statusInstalled}, true}, // deleting what is gone
+	{stateVal{status: statusPending}, false},
+}
+
 // TestAFTStateEntryOps: the state writer's one entry operation per
 // /kedge/aft entry commits exactly what the per-leaf writes it replaces
 // did, in the tree and in the change feed, through a sequence that sets,
@@ -95,21 +112,7 @@ func TestAFTStateEntryOps(t *testing.T) {
 		{aft: intent.AFTNextHopGroup, id: 7},
 		{aft: intent.AFTNextHop, id: 3},
 	}
-	steps := []struct {
-		v    stateVal
-		drop bool
-	}{
-		{stateVal{statusPending, "not applied yet"}, false},
-		{stateVal{status: statusInstalled}, true}, // the reason deleted
-		{stateVal{status: statusInstalled}, false},
-		{stateVal{statusFailed, "no route to 192.0.2.1"}, false},
-		{stateVal{statusFailed, "another reason"}, false},
-		{stateVal{statusWithheld, "level 1"}, false},
-		{stateVal{status: statusInstalled}, true},
-		{stateVal{status: statusInstalled}, true}, // deleting what is gone
-		{stateVal{status: statusPending}, false},
-	}
-	for i, s := range steps {
+	for i, s := range entryOpSteps {
 		// Every entry in one commit, as a batch of a bulk load writes
 		// them, which also shares the status values between entries.
 		var leafOps []store.Op
@@ -121,17 +124,7 @@ func TestAFTStateEntryOps(t *testing.T) {
 		if len(w.ops) != len(keys) {
 			t.Fatalf("step %d: %d operations for %d entries, want one each", i, len(w.ops), len(keys))
 		}
-		lc, err := leafSt.CommitState(context.Background(), leafOps)
-		if err != nil {
-			t.Fatalf("step %d: per-leaf state: %v", i, err)
-		}
-		ec, err := entrySt.CommitState(context.Background(), w.ops)
-		if err != nil {
-			t.Fatalf("step %d: entry state: %v", i, err)
-		}
-		if d := cmp.Diff(changeList(lc), changeList(ec)); d != "" {
-			t.Errorf("step %d (%+v): entry operations changed the tree otherwise (-per leaf +entry):\n%s", i, s, d)
-		}
+		sameChanges(t, fmt.Sprintf("step %d (%+v)", i, s), leafSt, leafOps, entrySt, w.ops)
 		for _, k := range keys {
 			st := aftEntryState(t, entrySt, k)
 			want := [2]string{s.v.status, s.v.reason}
@@ -219,21 +212,7 @@ func TestRouteStateEntryOps(t *testing.T) {
 		}
 	}
 	leafSt, entrySt := stores[0], stores[1]
-	steps := []struct {
-		v    stateVal
-		drop bool
-	}{
-		{stateVal{statusPending, "not applied yet"}, false},
-		{stateVal{status: statusInstalled}, true}, // the reason deleted
-		{stateVal{status: statusInstalled}, false},
-		{stateVal{statusFailed, "no route to 192.0.2.1"}, false},
-		{stateVal{statusFailed, "another reason"}, false},
-		{stateVal{statusWithheld, "level 1"}, false},
-		{stateVal{status: statusInstalled}, true},
-		{stateVal{status: statusInstalled}, true}, // deleting what is gone
-		{stateVal{status: statusPending}, false},
-	}
-	for i, s := range steps {
+	for i, s := range entryOpSteps {
 		var leafOps []store.Op
 		w := &stateWriter{written: newStateRecord(0)}
 		for _, k := range keys {
@@ -247,17 +226,7 @@ func TestRouteStateEntryOps(t *testing.T) {
 		if len(w.ops) != len(keys) {
 			t.Fatalf("step %d: %d operations for %d routes, want one each", i, len(w.ops), len(keys))
 		}
-		lc, err := leafSt.CommitState(context.Background(), leafOps)
-		if err != nil {
-			t.Fatalf("step %d: per-leaf state: %v", i, err)
-		}
-		ec, err := entrySt.CommitState(context.Background(), w.ops)
-		if err != nil {
-			t.Fatalf("step %d: entry state: %v", i, err)
-		}
-		if d := cmp.Diff(changeList(lc), changeList(ec)); d != "" {
-			t.Errorf("step %d (%+v): entry operations changed the tree otherwise (-per leaf +entry):\n%s", i, s, d)
-		}
+		sameChanges(t, fmt.Sprintf("step %d (%+v)", i, s), leafSt, leafOps, entrySt, w.ops)
 		for _, k := range keys {
 			st := kedgepath.Root().Kedge().Routes().Route(k.a, k.table).State()
 			var got [2]string
@@ -328,5 +297,23 @@ func TestOneEntryStateIsSmall(t *testing.T) {
 		if per := (sample[0].Value.Uint64() - before) / rounds; per > 2048 {
 			t.Errorf("%+v: one entry's state allocated %d bytes, want at most 2 KiB", k, per)
 		}
+	}
+}
+
+// sameChanges commits the per-leaf operations to one store and the entry
+// operations to the other, and fails unless they changed the same leaves
+// the same way.
+func sameChanges(t *testing.T, step string, leafSt *store.Store, leafOps []store.Op, entrySt *store.Store, entryOps []store.Op) {
+	t.Helper()
+	lc, err := leafSt.CommitState(context.Background(), leafOps)
+	if err != nil {
+		t.Fatalf("%s: per-leaf state: %v", step, err)
+	}
+	ec, err := entrySt.CommitState(context.Background(), entryOps)
+	if err != nil {
+		t.Fatalf("%s: entry state: %v", step, err)
+	}
+	if d := cmp.Diff(changeList(lc), changeList(ec)); d != "" {
+		t.Errorf("%s: entry operations changed the tree otherwise (-per leaf +entry):\n%s", step, d)
 	}
 }
