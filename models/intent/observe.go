@@ -163,11 +163,12 @@ func (c *RouteCache) observeRouteState(ch tree.Change, cursor *int) {
 // entryAfter is byEntry[id], tried first at the cursor's place in the
 // order: the state writer states a change's routes in the order's order,
 // and after a bulk load its state commit names all 100,000, one after
-// another. Probing the map for each, in hash order, was 7-8 ms the
-// commit (BenchmarkObserveBulk/observe-state) and 20-26 ms in the
-// daemon, which the first Set after the load waited behind; walking the
-// order beside the commit reads memory in sequence. A dropped entry is
-// not its id's (a replaced one's successor has the id too).
+// another. Probing the map for each, a cache miss or two apiece, was
+// 7-8 ms the commit (BenchmarkObserveBulk/observe-state) and up to 26 ms
+// in the daemon, which the first Set after the load waited behind;
+// walking the order beside the commit reads memory in sequence. A commit
+// in another order only falls back to the map. A dropped entry is not
+// its id's (a replaced one's successor has the id too).
 func (c *RouteCache) entryAfter(id tree.Ident, cursor *int) *cachedRoute {
 	if i := *cursor; i < len(c.order) {
 		if e := c.order[i]; e.id == id && !e.dropped {

@@ -458,11 +458,11 @@ func entryStateOp[S store.SplitPath, R store.SplitLeaf[string]](aw *stateWrites,
 	return store.Op{Kind: store.OpEntry, Key: key, Leaves: ws}
 }
 
-// stateWrites hands out the leaf writes of one state commit's /kedge/aft
-// entry operations from chunks rather than one allocation per entry, and
-// keeps the last status value of each list, which the entries of a bulk
-// load, nearly all of one status, share (the tree decodes a value and
-// keeps none of it).
+// stateWrites hands out the leaf writes and keys of one state commit's
+// /kedge/aft and /kedge/routes entry operations from chunks rather than
+// one allocation per entry, and keeps the last status value of each
+// list, which the entries of a bulk load, nearly all of one status,
+// share (the tree decodes a value and keeps none of it).
 type stateWrites struct {
 	tree.EntryWrites
 	keys      keySlab[ipKey]        // ipEntryKey's
