@@ -161,9 +161,9 @@ func (c *Conn) Changes(fn func(Event)) (overflow bool, err error) {
 // poll(2) of timeout: a goroutine blocked in a system call keeps its
 // processor until the runtime's monitor takes it back, up to 10-20 ms
 // later, and with two processors, the other busy, a one-route Set
-// waited that long for its turn (execution traces of
-// BenchmarkRouteSingleInto100k: Set RPCs of 15-25 ms with no collection
-// running, the drift watch's poll holding the second processor).
+// waited that long for its turn (BenchmarkRouteSingleInto100k's per-Set
+// dumps: Set RPCs of 15-25 ms with no collection running; a trace of
+// one: the drift watch's poll holding the second processor).
 func (c *Conn) WaitChanges(timeout time.Duration) (bool, error) {
 	m := c.mon
 	if timeout <= 0 {
